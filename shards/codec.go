@@ -1,0 +1,237 @@
+package shards
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Codec says how a record's pixels are stored. Each record carries its own
+// codec byte, so a reader handles shards written by any version and the
+// format can gain codecs without a version bump.
+type Codec uint8
+
+const (
+	// CodecZstd is zstd over the raw interleaved RGB bytes. It decodes
+	// fastest and compresses worst (1.12:1 on real photos).
+	CodecZstd Codec = 0
+	// CodecGradZstd predicts each byte from its neighbours (left + up −
+	// up-left, per channel), subtracts the green residual from the red and
+	// blue residuals, lays the residuals out as three planes and then runs
+	// zstd. Measured on 200 real ImageNet crops at 256×256 it stores 0.56
+	// of the raw bytes at zstd's fastest level (1.79:1), where plain zstd
+	// stores 0.89 and the gradient predictor alone 0.67 (FORMAT.md).
+	CodecGradZstd Codec = 1
+)
+
+func (c Codec) String() string {
+	switch c {
+	case CodecZstd:
+		return "zstd"
+	case CodecGradZstd:
+		return "grad-zstd"
+	}
+	return fmt.Sprintf("codec(%d)", uint8(c))
+}
+
+// ParseCodec is the inverse of String, for flags.
+func ParseCodec(s string) (Codec, error) {
+	switch s {
+	case "zstd":
+		return CodecZstd, nil
+	case "grad-zstd", "grad":
+		return CodecGradZstd, nil
+	}
+	return 0, fmt.Errorf("unknown codec %q (want zstd or grad-zstd)", s)
+}
+
+// Encoder compresses pixels. It holds a zstd encoder and scratch space, so
+// make one per goroutine; it is not safe for concurrent use.
+type Encoder struct {
+	codec   Codec
+	zenc    *zstd.Encoder
+	scratch []byte
+}
+
+// NewEncoder returns an Encoder for codec. zstd runs at its fastest level:
+// the predictor does the heavy lifting, and the default level costs about
+// 2.5× the encode time for 9% fewer bytes (FORMAT.md), which ingest would pay
+// on every image.
+func NewEncoder(codec Codec) (*Encoder, error) {
+	if codec != CodecZstd && codec != CodecGradZstd {
+		return nil, fmt.Errorf("shards: cannot encode with %v", codec)
+	}
+	z, err := zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderCRC(false), // records carry their own CRC-32C
+		zstd.WithLowerEncoderMem(true))
+	if err != nil {
+		return nil, err
+	}
+	return &Encoder{codec: codec, zenc: z}, nil
+}
+
+// Codec reports the codec this encoder writes.
+func (e *Encoder) Codec() Codec { return e.codec }
+
+// Encode appends the compressed form of pix (w×h interleaved RGB) to dst.
+func (e *Encoder) Encode(dst, pix []byte, w, h int) ([]byte, error) {
+	if len(pix) != w*h*3 {
+		return dst, fmt.Errorf("shards: encode %d×%d RGB needs %d bytes, have %d", w, h, w*h*3, len(pix))
+	}
+	src := pix
+	if e.codec == CodecGradZstd {
+		if cap(e.scratch) < len(pix) {
+			e.scratch = make([]byte, len(pix))
+		}
+		e.scratch = e.scratch[:len(pix)]
+		gradFilter(e.scratch, pix, w, h)
+		src = e.scratch
+	}
+	return e.zenc.EncodeAll(src, dst), nil
+}
+
+// Close releases the zstd encoder.
+func (e *Encoder) Close() error { return e.zenc.Close() }
+
+// Decoder decompresses pixels. Make one per goroutine.
+type Decoder struct {
+	zdec    *zstd.Decoder
+	scratch []byte
+}
+
+// NewDecoder returns a Decoder.
+func NewDecoder() (*Decoder, error) {
+	z, err := zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderMaxMemory(1<<28),
+		zstd.WithDecoderLowmem(false))
+	if err != nil {
+		return nil, err
+	}
+	return &Decoder{zdec: z}, nil
+}
+
+// ErrCorrupt marks pixel payloads that do not decode to the size their
+// record declares.
+var ErrCorrupt = errors.New("corrupt pixel payload")
+
+// Decode decompresses payload into dst, which must hold exactly w*h*3 bytes.
+func (d *Decoder) Decode(dst []byte, codec Codec, payload []byte, w, h int) error {
+	n := w * h * 3
+	if len(dst) != n {
+		return fmt.Errorf("shards: decode buffer holds %d bytes, need %d", len(dst), n)
+	}
+	switch codec {
+	case CodecZstd:
+		out, err := d.zdec.DecodeAll(payload, dst[:0])
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+		if len(out) != n || &out[0] != &dst[0] {
+			return fmt.Errorf("%w: %d bytes decoded, want %d", ErrCorrupt, len(out), n)
+		}
+	case CodecGradZstd:
+		if cap(d.scratch) < n {
+			d.scratch = make([]byte, 0, n)
+		}
+		out, err := d.zdec.DecodeAll(payload, d.scratch[:0])
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+		if len(out) != n {
+			return fmt.Errorf("%w: %d bytes decoded, want %d", ErrCorrupt, len(out), n)
+		}
+		d.scratch = out[:0]
+		gradUnfilter(dst, out, w, h)
+	default:
+		return fmt.Errorf("%w: unknown codec %d", ErrCorrupt, codec)
+	}
+	return nil
+}
+
+// Close releases the zstd decoder.
+func (d *Decoder) Close() { d.zdec.Close() }
+
+// gradFilter writes the residual planes of pix into res (same length):
+// plane 0 holds red minus green residuals, plane 1 green, plane 2 blue minus
+// green. A residual is the byte minus (left + up − up-left), mod 256, with
+// zeros outside the image.
+func gradFilter(res, pix []byte, w, h int) {
+	np := w * h
+	rp, gp, bp := res[:np], res[np:2*np], res[2*np:3*np]
+	stride := w * 3
+	for y := 0; y < h; y++ {
+		row := pix[y*stride : (y+1)*stride]
+		var up []byte
+		if y > 0 {
+			up = pix[(y-1)*stride : y*stride]
+		}
+		var lr, lg, lb, ulr, ulg, ulb byte
+		o := y * w
+		for x := 0; x < w; x++ {
+			i := x * 3
+			r, g, b := row[i], row[i+1], row[i+2]
+			var ur, ug, ub byte
+			if up != nil {
+				ur, ug, ub = up[i], up[i+1], up[i+2]
+			}
+			er := r - (lr + ur - ulr)
+			eg := g - (lg + ug - ulg)
+			eb := b - (lb + ub - ulb)
+			rp[o+x] = er - eg
+			gp[o+x] = eg
+			bp[o+x] = eb - eg
+			lr, lg, lb = r, g, b
+			ulr, ulg, ulb = ur, ug, ub
+		}
+	}
+}
+
+// gradUnfilter inverts gradFilter. The residual is e = d[x] − d[x−1] where
+// d is the vertical difference pix − up, so a running sum of e along the row
+// gives d (three independent carry chains, one per channel), and adding the
+// row above, eight bytes at a time, gives the pixels.
+func gradUnfilter(pix, res []byte, w, h int) {
+	np := w * h
+	stride := w * 3
+	for y := 0; y < h; y++ {
+		o := y * w
+		r := res[o : o+w]
+		g := res[np+o : np+o+w][:len(r)]
+		b := res[2*np+o : 2*np+o+w][:len(r)]
+		row := pix[y*stride : (y+1)*stride][:3*len(r)]
+		var dr, dg, db byte
+		for x := range r {
+			gg := g[x]
+			dr += r[x] + gg
+			dg += gg
+			db += b[x] + gg
+			q := row[3*x : 3*x+3 : 3*x+3]
+			q[0], q[1], q[2] = dr, dg, db
+		}
+		if y > 0 {
+			addBytes(row, pix[(y-1)*stride:y*stride])
+		}
+	}
+}
+
+// addBytes adds src to dst byte by byte, mod 256, eight lanes at a time:
+// the low seven bits of each lane add without crossing into the next lane
+// and the top bit is fixed up with an XOR.
+func addBytes(dst, src []byte) {
+	const lo7, hi1 = 0x7f7f7f7f7f7f7f7f, 0x8080808080808080
+	src = src[:len(dst)]
+	i := 0
+	for ; i+8 <= len(dst); i += 8 {
+		a := binary.LittleEndian.Uint64(dst[i:])
+		b := binary.LittleEndian.Uint64(src[i:])
+		binary.LittleEndian.PutUint64(dst[i:], ((a&lo7)+(b&lo7))^((a^b)&hi1))
+	}
+	for ; i < len(dst); i++ {
+		dst[i] += src[i]
+	}
+}

@@ -1,0 +1,139 @@
+package shards
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// MetaFile is the name of the dataset description beside the shards.
+const MetaFile = "meta.json"
+
+// Class is one class: its index (the position of its WNID in sorted order),
+// WNID and human-readable name.
+type Class struct {
+	Index int    `json:"index"`
+	WNID  string `json:"wnid"`
+	Name  string `json:"name"`
+}
+
+// Split describes the shards of one split.
+type Split struct {
+	Records int         `json:"records"`
+	Skipped int         `json:"skipped"`
+	Shards  []ShardInfo `json:"shards"`
+}
+
+// Stats are computed over every train pixel after resizing, in 0–255 units.
+// PCAEigvec is [row][col]: column j is the unit eigenvector of PCAEigval[j],
+// and the eigenvalues (variances of the covariance) are in descending order.
+type Stats struct {
+	Pixels    uint64        `json:"pixels"`
+	Mean      [3]float64    `json:"mean"`
+	Std       [3]float64    `json:"std"`
+	Cov       [3][3]float64 `json:"cov"`
+	PCAEigval [3]float64    `json:"pca_eigval"`
+	PCAEigvec [3][3]float64 `json:"pca_eigvec"`
+}
+
+// IngestParams are the settings that shaped the shards. Nothing here may
+// depend on the machine or the moment, since meta.json must come out
+// byte-identical from identical inputs.
+type IngestParams struct {
+	Size        int    `json:"size"`
+	Resize      string `json:"resize"`
+	Codec       string `json:"codec"`
+	ShardSize   int    `json:"shard_size"`
+	Seed        uint64 `json:"seed"`
+	TrainOrder  string `json:"train_order"`
+	ValOrder    string `json:"val_order"`
+	ColourSpace string `json:"colour_space"`
+}
+
+// Meta is meta.json.
+type Meta struct {
+	FormatVersion int              `json:"format_version"`
+	Ingest        IngestParams     `json:"ingest"`
+	Width         int              `json:"width"`
+	Height        int              `json:"height"`
+	Channels      int              `json:"channels"`
+	Classes       []Class          `json:"classes"`
+	Splits        map[string]Split `json:"splits"`
+	Stats         *Stats           `json:"stats,omitempty"`
+}
+
+// WriteMeta writes meta.json atomically.
+func WriteMeta(dir string, m *Meta) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(filepath.Join(dir, MetaFile), append(b, '\n'))
+}
+
+// ReadMeta reads dir/meta.json and checks that it is one this build reads.
+func ReadMeta(dir string) (*Meta, error) {
+	p := filepath.Join(dir, MetaFile)
+	f, err := os.Open(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s not found: is %s a shard directory written by ingest?", p, dir)
+		}
+		return nil, err
+	}
+	defer f.Close()
+	m, err := ParseMeta(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return m, nil
+}
+
+// ParseMeta decodes and validates a meta.json stream.
+func ParseMeta(r io.Reader) (*Meta, error) {
+	var m Meta
+	dec := json.NewDecoder(io.LimitReader(r, 256<<20))
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	if m.FormatVersion != Version {
+		return nil, fmt.Errorf("format version %d, this build reads %d", m.FormatVersion, Version)
+	}
+	if m.Width <= 0 || m.Height <= 0 || m.Channels != 3 {
+		return nil, fmt.Errorf("bad image shape %d×%d×%d", m.Width, m.Height, m.Channels)
+	}
+	for i, c := range m.Classes {
+		if c.Index != i {
+			return nil, fmt.Errorf("class %d has index %d", i, c.Index)
+		}
+	}
+	for name, s := range m.Splits {
+		n := 0
+		for _, sh := range s.Shards {
+			if sh.Records < 0 || filepath.Base(sh.File) != sh.File || sh.File == "" {
+				return nil, fmt.Errorf("split %s: bad shard entry %+v", name, sh)
+			}
+			n += sh.Records
+		}
+		if n != s.Records {
+			return nil, fmt.Errorf("split %s: shards hold %d records, split says %d", name, n, s.Records)
+		}
+	}
+	return &m, nil
+}
+
+// ShardPaths lists a split's shard files under dir, in order.
+func (m *Meta) ShardPaths(dir, split string) []string {
+	s := m.Splits[split]
+	out := make([]string, len(s.Shards))
+	for i, sh := range s.Shards {
+		out[i] = filepath.Join(dir, sh.File)
+	}
+	return out
+}
+
+// ShardName is the file name of a split's i-th shard.
+func ShardName(split string, i int) string { return fmt.Sprintf("%s-%05d.shard", split, i) }

@@ -1,0 +1,289 @@
+package shards
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Reader gives random access to a shard's records through its index.
+type Reader struct {
+	name    string
+	ra      io.ReaderAt
+	closer  io.Closer
+	size    int64
+	t       trailer
+	offsets []uint64
+}
+
+// Open opens a shard file for random access. It checks the header, the
+// trailer and the index checksum; record checksums are checked as records
+// are read.
+func Open(path string) (*Reader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	r, err := NewReader(filepath.Base(path), f, st.Size())
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	r.closer = f
+	return r, nil
+}
+
+// NewReader reads a shard of the given size from ra; name appears in errors.
+// The seam for shards that live elsewhere than a local file.
+func NewReader(name string, ra io.ReaderAt, size int64) (*Reader, error) {
+	fail := func(err error) (*Reader, error) {
+		return nil, &RecordError{Shard: name, Index: -1, Offset: -1, Err: err}
+	}
+	if size < headerSize+4+trailerSize {
+		return fail(fmt.Errorf("%w: %d bytes is too short for a shard", ErrFormat, size))
+	}
+	var hb [headerSize]byte
+	if _, err := ra.ReadAt(hb[:], 0); err != nil {
+		return fail(err)
+	}
+	if err := checkHeader(hb[:]); err != nil {
+		return fail(err)
+	}
+	var tb [trailerSize]byte
+	if _, err := ra.ReadAt(tb[:], size-trailerSize); err != nil {
+		return fail(err)
+	}
+	t, err := parseTrailer(tb[:])
+	if err != nil {
+		return fail(err)
+	}
+	idxLen := size - trailerSize - int64(t.indexOffset)
+	if t.indexOffset < headerSize+4 || idxLen < 0 || t.count > uint64(idxLen)/8 || uint64(idxLen) != 8*t.count {
+		return fail(fmt.Errorf("%w: trailer says %d records with index at %d in a %d-byte file", ErrFormat, t.count, t.indexOffset, size))
+	}
+	idx := make([]byte, idxLen)
+	if _, err := ra.ReadAt(idx, int64(t.indexOffset)); err != nil {
+		return fail(err)
+	}
+	if crc(idx) != t.indexCRC {
+		return fail(fmt.Errorf("index: %w", ErrChecksum))
+	}
+	offs := make([]uint64, t.count)
+	end := t.indexOffset - 4 // the end-of-records marker precedes the index
+	prev := uint64(headerSize)
+	for i := range offs {
+		o := binary.LittleEndian.Uint64(idx[8*i:])
+		if o != prev && i == 0 || o < prev || o+8 > end {
+			return fail(fmt.Errorf("%w: index entry %d points to offset %d outside the records", ErrFormat, i, o))
+		}
+		offs[i] = o
+		prev = o + 8
+	}
+	return &Reader{name: name, ra: ra, size: size, t: t, offsets: offs}, nil
+}
+
+// Name is the shard's name as used in errors.
+func (r *Reader) Name() string { return r.name }
+
+// Len is the number of records.
+func (r *Reader) Len() int { return len(r.offsets) }
+
+// Size is the file size in bytes.
+func (r *Reader) Size() int64 { return r.size }
+
+// FileCRC is the whole-file checksum stored in the trailer.
+func (r *Reader) FileCRC() uint32 { return r.t.fileCRC }
+
+func (r *Reader) span(i int) (off, n int64) {
+	start := r.offsets[i]
+	var end uint64
+	if i+1 < len(r.offsets) {
+		end = r.offsets[i+1]
+	} else {
+		end = r.t.indexOffset - 4
+	}
+	return int64(start), int64(end - start)
+}
+
+// ReadRecord reads record i, checking its CRC. buf is reused for the bytes
+// (rec.Payload aliases it) and returned for the next call. Safe for
+// concurrent use with distinct buffers.
+func (r *Reader) ReadRecord(i int, rec *Record, buf []byte) ([]byte, error) {
+	if i < 0 || i >= len(r.offsets) {
+		return buf, &RecordError{Shard: r.name, Index: i, Offset: -1, Err: fmt.Errorf("no such record (shard has %d)", len(r.offsets))}
+	}
+	off, n := r.span(i)
+	fail := func(err error) ([]byte, error) {
+		return buf, &RecordError{Shard: r.name, Index: i, Offset: off, Err: err}
+	}
+	if n < 4+recordFixed+4 || n > maxBody {
+		return fail(fmt.Errorf("%w: record spans %d bytes", ErrFormat, n))
+	}
+	if int64(cap(buf)) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := r.ra.ReadAt(buf, off); err != nil {
+		return fail(err)
+	}
+	bodyLen := int64(binary.LittleEndian.Uint32(buf))
+	if bodyLen != n-8 {
+		return fail(fmt.Errorf("%w: length field says %d bytes, index says %d", ErrFormat, bodyLen, n-8))
+	}
+	body := buf[4 : n-4]
+	if crc(body) != binary.LittleEndian.Uint32(buf[n-4:]) {
+		return fail(ErrChecksum)
+	}
+	if err := parseBody(body, rec); err != nil {
+		return fail(err)
+	}
+	return buf, nil
+}
+
+// Close closes the underlying file when Open opened it.
+func (r *Reader) Close() error {
+	if r.closer != nil {
+		return r.closer.Close()
+	}
+	return nil
+}
+
+// Scanner reads a shard sequentially, for streaming and verification. It
+// checks every record's CRC as it goes and, at the end, the index against
+// the offsets it saw and the whole-file CRC.
+type Scanner struct {
+	name    string
+	br      *bufio.Reader
+	fileCRC uint32
+	off     int64
+	index   int
+	offsets []uint64
+	buf     []byte
+	rec     Record
+	err     error
+	done    bool
+}
+
+// NewScanner reads a shard from r; name appears in errors.
+func NewScanner(name string, r io.Reader) *Scanner {
+	return &Scanner{name: name, br: bufio.NewReaderSize(r, 1<<20)}
+}
+
+func (s *Scanner) read(b []byte) error {
+	if _, err := io.ReadFull(s.br, b); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("%w: truncated (%v)", ErrFormat, err)
+	}
+	s.fileCRC = crc32.Update(s.fileCRC, castagnoli, b)
+	s.off += int64(len(b))
+	return nil
+}
+
+// Next returns the next record, or io.EOF after the last one once the
+// trailer has been verified. The record's Payload is valid until the next
+// call. A record whose CRC does not match returns an error, and since the
+// length field framed it, Next can go on to the following record; any other
+// error is final.
+func (s *Scanner) Next() (*Record, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	if s.done {
+		return nil, io.EOF
+	}
+	fail := func(idx int, off int64, err error) (*Record, error) {
+		s.err = &RecordError{Shard: s.name, Index: idx, Offset: off, Err: err}
+		return nil, s.err
+	}
+	if s.off == 0 {
+		var hb [headerSize]byte
+		if err := s.read(hb[:]); err != nil {
+			return fail(-1, -1, err)
+		}
+		if err := checkHeader(hb[:]); err != nil {
+			return fail(-1, -1, err)
+		}
+	}
+	start := s.off
+	var lb [4]byte
+	if err := s.read(lb[:]); err != nil {
+		return fail(s.index, start, err)
+	}
+	n := binary.LittleEndian.Uint32(lb[:])
+	if n == endOfRecords {
+		return nil, s.finish()
+	}
+	if n < recordFixed || n > maxBody {
+		return fail(s.index, start, fmt.Errorf("%w: record length %d", ErrFormat, n))
+	}
+	if cap(s.buf) < int(n)+4 {
+		s.buf = make([]byte, n+4)
+	}
+	b := s.buf[:n+4]
+	if err := s.read(b); err != nil {
+		return fail(s.index, start, err)
+	}
+	i := s.index
+	s.index++
+	s.offsets = append(s.offsets, uint64(start))
+	body := b[:n]
+	if crc(body) != binary.LittleEndian.Uint32(b[n:]) {
+		return nil, &RecordError{Shard: s.name, Index: i, Offset: start, Err: ErrChecksum}
+	}
+	if err := parseBody(body, &s.rec); err != nil {
+		return fail(i, start, err)
+	}
+	return &s.rec, nil
+}
+
+func (s *Scanner) finish() error {
+	fail := func(err error) error {
+		s.err = &RecordError{Shard: s.name, Index: -1, Offset: -1, Err: err}
+		return s.err
+	}
+	indexOff := s.off
+	idx := make([]byte, 8*len(s.offsets))
+	if err := s.read(idx); err != nil {
+		return fail(fmt.Errorf("index: %w", err))
+	}
+	var tb [trailerSize]byte
+	crcBefore := s.fileCRC
+	if _, err := io.ReadFull(s.br, tb[:]); err != nil {
+		return fail(fmt.Errorf("%w: truncated trailer", ErrFormat))
+	}
+	t, err := parseTrailer(tb[:])
+	if err != nil {
+		return fail(err)
+	}
+	if t.indexOffset != uint64(indexOff) || t.count != uint64(len(s.offsets)) {
+		return fail(fmt.Errorf("%w: trailer says %d records, index at %d; found %d, index at %d", ErrFormat, t.count, t.indexOffset, len(s.offsets), indexOff))
+	}
+	if crc(idx) != t.indexCRC {
+		return fail(fmt.Errorf("index: %w", ErrChecksum))
+	}
+	for i, o := range s.offsets {
+		if binary.LittleEndian.Uint64(idx[8*i:]) != o {
+			return fail(fmt.Errorf("%w: index entry %d is %d, record is at %d", ErrFormat, i, binary.LittleEndian.Uint64(idx[8*i:]), o))
+		}
+	}
+	if crc32.Update(crcBefore, castagnoli, tb[:20]) != t.fileCRC {
+		return fail(fmt.Errorf("file: %w", ErrChecksum))
+	}
+	if n, _ := s.br.Read(tb[:1]); n != 0 {
+		return fail(fmt.Errorf("%w: bytes after the trailer", ErrFormat))
+	}
+	s.done = true
+	return io.EOF
+}

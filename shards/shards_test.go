@@ -1,0 +1,433 @@
+package shards
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// photoLike makes a smooth image with noise, so the predictor has something
+// realistic to chew on; pure noise would not compress at all.
+func photoLike(rng *rand.Rand, w, h int) []byte {
+	p := make([]byte, w*h*3)
+	fx, fy := rng.Float64()*0.1, rng.Float64()*0.1
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			for c := 0; c < 3; c++ {
+				v := 128 + 60*float64(c+1)/3*sinApprox(fx*float64(x)+fy*float64(y)+float64(c)) + float64(rng.IntN(9)) - 4
+				p[(y*w+x)*3+c] = byte(max(0, min(255, v)))
+			}
+		}
+	}
+	return p
+}
+
+func sinApprox(x float64) float64 {
+	// A triangle wave is smooth enough and keeps the test free of math.
+	x = x - 2*float64(int(x/2))
+	if x < 0 {
+		x += 2
+	}
+	if x < 1 {
+		return 2*x - 1
+	}
+	return 3 - 2*x
+}
+
+// refGradFilter is the obvious per-channel form of the predictor that
+// gradFilter computes in one pass.
+func refGradFilter(pix []byte, w, h int) []byte {
+	at := func(x, y, c int) byte {
+		if x < 0 || y < 0 {
+			return 0
+		}
+		return pix[(y*w+x)*3+c]
+	}
+	res := make([]byte, len(pix))
+	np := w * h
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			var e [3]byte
+			for c := 0; c < 3; c++ {
+				e[c] = at(x, y, c) - (at(x-1, y, c) + at(x, y-1, c) - at(x-1, y-1, c))
+			}
+			res[y*w+x] = e[0] - e[1]
+			res[np+y*w+x] = e[1]
+			res[2*np+y*w+x] = e[2] - e[1]
+		}
+	}
+	return res
+}
+
+func TestGradFilterMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, sz := range [][2]int{{1, 1}, {1, 7}, {7, 1}, {3, 5}, {64, 48}, {256, 256}} {
+		w, h := sz[0], sz[1]
+		for _, pix := range [][]byte{photoLike(rng, w, h), randBytes(rng, w*h*3)} {
+			got := make([]byte, len(pix))
+			gradFilter(got, pix, w, h)
+			if want := refGradFilter(pix, w, h); !bytes.Equal(got, want) {
+				t.Fatalf("%dx%d: gradFilter differs from reference", w, h)
+			}
+			back := make([]byte, len(pix))
+			gradUnfilter(back, got, w, h)
+			if !bytes.Equal(back, pix) {
+				t.Fatalf("%dx%d: unfilter does not invert filter", w, h)
+			}
+		}
+	}
+}
+
+func randBytes(rng *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	dec, err := NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	for _, codec := range []Codec{CodecZstd, CodecGradZstd} {
+		enc, err := NewEncoder(codec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sz := range [][2]int{{1, 1}, {5, 3}, {256, 256}, {32, 32}} {
+			pix := photoLike(rng, sz[0], sz[1])
+			payload, err := enc.Encode(nil, pix, sz[0], sz[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, len(pix))
+			if err := dec.Decode(got, codec, payload, sz[0], sz[1]); err != nil {
+				t.Fatalf("%v %v: %v", codec, sz, err)
+			}
+			if !bytes.Equal(got, pix) {
+				t.Fatalf("%v %v: round trip differs", codec, sz)
+			}
+			// A payload for another size must be rejected, not mis-decoded.
+			if sz[0] > 1 {
+				if err := dec.Decode(make([]byte, 3*(sz[0]-1)*sz[1]), codec, payload, sz[0]-1, sz[1]); !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("%v: wrong-size decode gave %v", codec, err)
+				}
+			}
+		}
+		enc.Close()
+	}
+}
+
+func writeTestShard(t testing.TB, path string, n int, codec Codec) ([]Record, [][]byte) {
+	return writeTestShardSized(t, path, n, codec, 8, 24)
+}
+
+func writeTestShardSized(t testing.TB, path string, n int, codec Codec, minSide, spread int) ([]Record, [][]byte) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(uint64(n), 9))
+	enc, err := NewEncoder(codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	w, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []Record
+	var pixs [][]byte
+	for i := 0; i < n; i++ {
+		wd, ht := minSide+rng.IntN(spread), minSide+rng.IntN(spread)
+		pix := photoLike(rng, wd, ht)
+		payload, err := enc.Encode(nil, pix, wd, ht)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := Record{ID: uint64(1000 + i), Label: int32(i%7) - 1, Name: fmt.Sprintf("n%08d_%d.JPEG", i%7, i), Codec: codec, W: wd, H: ht, Channels: 3, Payload: payload}
+		if err := w.Append(&r); err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+		pixs = append(pixs, pix)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("shard visible before Close: %v", err)
+	}
+	info, err := w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Records != n || info.File != filepath.Base(path) {
+		t.Fatalf("info %+v", info)
+	}
+	if _, err := os.Stat(path + ".tmp"); !os.IsNotExist(err) {
+		t.Fatal("temporary file left behind")
+	}
+	return recs, pixs
+}
+
+func sameRecord(a, b *Record) bool {
+	return a.ID == b.ID && a.Label == b.Label && a.Name == b.Name && a.Codec == b.Codec && a.W == b.W && a.H == b.H && bytes.Equal(a.Payload, b.Payload)
+}
+
+func TestWriteReadScan(t *testing.T) {
+	for _, n := range []int{0, 1, 37} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "train-00000.shard")
+			want, pixs := writeTestShard(t, path, n, CodecGradZstd)
+			r, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if r.Len() != n {
+				t.Fatalf("Len %d want %d", r.Len(), n)
+			}
+			dec, _ := NewDecoder()
+			var buf []byte
+			var rec Record
+			// Random access in reverse order.
+			for i := n - 1; i >= 0; i-- {
+				if buf, err = r.ReadRecord(i, &rec, buf); err != nil {
+					t.Fatal(err)
+				}
+				if !sameRecord(&rec, &want[i]) {
+					t.Fatalf("record %d differs", i)
+				}
+				pix := make([]byte, rec.W*rec.H*3)
+				if err := dec.Decode(pix, rec.Codec, rec.Payload, rec.W, rec.H); err != nil || !bytes.Equal(pix, pixs[i]) {
+					t.Fatalf("record %d pixels: %v", i, err)
+				}
+			}
+			f, _ := os.Open(path)
+			defer f.Close()
+			sc := NewScanner("x", f)
+			for i := 0; ; i++ {
+				got, err := sc.Next()
+				if err == io.EOF {
+					if i != n {
+						t.Fatalf("scanned %d records, want %d", i, n)
+					}
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !sameRecord(got, &want[i]) {
+					t.Fatalf("scan record %d differs", i)
+				}
+			}
+			if v := Verify(path, true); len(v.Damage) != 0 || v.Records != n {
+				t.Fatalf("verify: %+v", v)
+			}
+		})
+	}
+}
+
+// Every single-byte change anywhere in a shard must be caught, and a change
+// inside a record must be pinned to that record.
+func TestVerifyCatchesEveryFlippedByte(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "val-00000.shard")
+	writeTestShardSized(t, path, 4, CodecZstd, 2, 3)
+	orig, _ := os.ReadFile(path)
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spans := make([][2]int64, r.Len())
+	for i := range spans {
+		off, n := r.span(i)
+		spans[i] = [2]int64{off, off + n}
+	}
+	r.Close()
+	bad := filepath.Join(dir, "bad.shard")
+	for pos := 0; pos < len(orig); pos++ {
+		b := bytes.Clone(orig)
+		b[pos] ^= 0x10
+		if err := os.WriteFile(bad, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		v := Verify(bad, false)
+		if len(v.Damage) == 0 {
+			t.Fatalf("flip at byte %d not detected", pos)
+		}
+		for i, sp := range spans {
+			// Bytes inside a record's body and CRC (not its length field,
+			// which breaks framing) must be attributed to that record.
+			if int64(pos) >= sp[0]+4 && int64(pos) < sp[1] {
+				want := fmt.Sprintf("record %d ", i)
+				if !strings.Contains(v.Damage[0].Error(), want) || !strings.Contains(v.Damage[0].Error(), "bad.shard") {
+					t.Fatalf("flip at %d in record %d reported as %v", pos, i, v.Damage[0])
+				}
+				// The whole-file CRC fails too; nothing else may.
+				if len(v.Damage) > 2 || v.Records != len(spans)-1 {
+					t.Fatalf("flip at %d: %d damages, %d good records", pos, len(v.Damage), v.Records)
+				}
+			}
+		}
+	}
+}
+
+func TestTruncatedShardIsRejected(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.shard")
+	writeTestShard(t, path, 3, CodecGradZstd)
+	b, _ := os.ReadFile(path)
+	for _, n := range []int{0, 10, len(b) / 2, len(b) - 1} {
+		if _, err := NewReader("t", bytes.NewReader(b[:n]), int64(n)); err == nil {
+			t.Fatalf("reader accepted %d of %d bytes", n, len(b))
+		}
+		sc := NewScanner("t", bytes.NewReader(b[:n]))
+		var err error
+		for err == nil {
+			_, err = sc.Next()
+		}
+		if err == io.EOF {
+			t.Fatalf("scanner accepted %d of %d bytes", n, len(b))
+		}
+	}
+}
+
+func TestWriterAbortLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Create(filepath.Join(dir, "a.shard"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Append(&Record{Name: "x", W: 1, H: 1, Channels: 3, Payload: []byte{1}})
+	w.Abort()
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 0 {
+		t.Fatalf("left %v", ents)
+	}
+}
+
+func TestMetaRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	m := &Meta{FormatVersion: Version, Width: 256, Height: 256, Channels: 3,
+		Classes: []Class{{0, "n01440764", "tench"}, {1, "n01443537", "goldfish"}},
+		Splits:  map[string]Split{"train": {Records: 3, Shards: []ShardInfo{{File: "train-00000.shard", Records: 3, Bytes: 10, CRC32C: "00000000"}}}},
+		Stats:   &Stats{Pixels: 5, Mean: [3]float64{1, 2, 3}}}
+	if err := WriteMeta(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadMeta(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Classes[1].Name != "goldfish" || got.Splits["train"].Records != 3 || got.Stats.Mean[2] != 3 {
+		t.Fatalf("%+v", got)
+	}
+	bad := []string{`{}`, `{"format_version":1,"width":1,"height":1,"channels":3,"classes":[{"index":3}]}`,
+		`{"format_version":1,"width":1,"height":1,"channels":3,"splits":{"train":{"records":2,"shards":[{"file":"../x","records":2}]}}}`,
+		`{"format_version":1,"width":1,"height":1,"channels":3,"splits":{"train":{"records":5,"shards":[{"file":"x","records":2}]}}}`}
+	for _, b := range bad {
+		if _, err := ParseMeta(strings.NewReader(b)); err == nil {
+			t.Errorf("accepted %s", b)
+		}
+	}
+}
+
+func FuzzReader(f *testing.F) {
+	path := filepath.Join(f.TempDir(), "seed.shard")
+	writeTestShard(f, path, 3, CodecGradZstd)
+	seed, _ := os.ReadFile(path)
+	f.Add(seed)
+	f.Add(seed[:len(seed)/2])
+	f.Add([]byte("ALXSHARD"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dec, _ := NewDecoder()
+		defer dec.Close()
+		if r, err := NewReader("fuzz", bytes.NewReader(b), int64(len(b))); err == nil {
+			var rec Record
+			var buf []byte
+			for i := 0; i < r.Len(); i++ {
+				if buf, err = r.ReadRecord(i, &rec, buf); err == nil && rec.W*rec.H <= 1<<16 {
+					dec.Decode(make([]byte, rec.W*rec.H*3), rec.Codec, rec.Payload, rec.W, rec.H)
+				}
+			}
+		}
+		sc := NewScanner("fuzz", bytes.NewReader(b))
+		for i := 0; i < 1000; i++ {
+			if _, err := sc.Next(); err != nil && !errors.Is(err, ErrChecksum) {
+				break
+			}
+		}
+	})
+}
+
+func FuzzMeta(f *testing.F) {
+	f.Add([]byte(`{"format_version":1,"width":256,"height":256,"channels":3}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ParseMeta(bytes.NewReader(b))
+	})
+}
+
+func benchImages(b *testing.B) ([][]byte, int, int) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var ims [][]byte
+	for i := 0; i < 8; i++ {
+		ims = append(ims, photoLike(rng, 256, 256))
+	}
+	return ims, 256, 256
+}
+
+func BenchmarkEncode(b *testing.B) {
+	for _, codec := range []Codec{CodecZstd, CodecGradZstd} {
+		b.Run(codec.String(), func(b *testing.B) {
+			ims, w, h := benchImages(b)
+			enc, _ := NewEncoder(codec)
+			var out []byte
+			b.SetBytes(int64(w * h * 3))
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				out, _ = enc.Encode(out[:0], ims[i%len(ims)], w, h)
+			}
+		})
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	for _, codec := range []Codec{CodecZstd, CodecGradZstd} {
+		b.Run(codec.String(), func(b *testing.B) {
+			ims, w, h := benchImages(b)
+			enc, _ := NewEncoder(codec)
+			dec, _ := NewDecoder()
+			var payloads [][]byte
+			for _, im := range ims {
+				p, _ := enc.Encode(nil, im, w, h)
+				payloads = append(payloads, p)
+			}
+			pix := make([]byte, w*h*3)
+			b.SetBytes(int64(w * h * 3))
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if err := dec.Decode(pix, codec, payloads[i%len(payloads)], w, h); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkGradUnfilter(b *testing.B) {
+	ims, w, h := benchImages(b)
+	res := make([]byte, w*h*3)
+	gradFilter(res, ims[0], w, h)
+	pix := make([]byte, len(res))
+	b.SetBytes(int64(len(res)))
+	b.ReportAllocs()
+	for b.Loop() {
+		gradUnfilter(pix, res, w, h)
+	}
+}

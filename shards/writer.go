@@ -1,0 +1,178 @@
+package shards
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+)
+
+// Writer writes one shard. Records go to a temporary file beside the
+// destination; Close seals it and renames it into place, so a reader never
+// sees a partial shard and a killed run leaves only a ".tmp" to discard.
+type Writer struct {
+	path, tmp string
+	f         *os.File
+	bw        *bufio.Writer
+	fileCRC   uint32
+	off       int64
+	offsets   []uint64
+	scratch   []byte
+	err       error
+}
+
+// Create starts a shard that will appear at path when Close succeeds.
+func Create(path string) (*Writer, error) {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	w := &Writer{path: path, tmp: tmp, f: f, bw: bufio.NewWriterSize(f, 1<<20)}
+	w.write(appendHeader(nil))
+	return w, w.err
+}
+
+func (w *Writer) write(b []byte) {
+	if w.err != nil {
+		return
+	}
+	if _, err := w.bw.Write(b); err != nil {
+		w.err = fmt.Errorf("shard %s: %w", w.path, err)
+		return
+	}
+	w.fileCRC = crc32.Update(w.fileCRC, castagnoli, b)
+	w.off += int64(len(b))
+}
+
+// Append adds a record.
+func (w *Writer) Append(r *Record) error {
+	if w.err != nil {
+		return w.err
+	}
+	if len(r.Name) > MaxNameLen {
+		return fmt.Errorf("shard %s: record name of %d bytes exceeds %d", w.path, len(r.Name), MaxNameLen)
+	}
+	if r.W <= 0 || r.H <= 0 || r.W > 0xFFFF || r.H > 0xFFFF || r.Channels != 3 {
+		return fmt.Errorf("shard %s: record %q has unsupported shape %d×%d×%d", w.path, r.Name, r.W, r.H, r.Channels)
+	}
+	// Length, body and CRC go out as one slice so the CRC covers exactly
+	// the bytes a reader will check.
+	b := w.scratch[:0]
+	b = append(b, 0, 0, 0, 0)
+	b = appendBody(b, r)
+	bodyLen := len(b) - 4
+	if bodyLen >= maxBody {
+		return fmt.Errorf("shard %s: record %q body of %d bytes exceeds %d", w.path, r.Name, bodyLen, maxBody)
+	}
+	binary.LittleEndian.PutUint32(b, uint32(bodyLen))
+	b = binary.LittleEndian.AppendUint32(b, crc(b[4:]))
+	w.offsets = append(w.offsets, uint64(w.off))
+	w.write(b)
+	w.scratch = b
+	return w.err
+}
+
+// Count is the number of records appended so far.
+func (w *Writer) Count() int { return len(w.offsets) }
+
+// ShardInfo describes a sealed shard for meta.json.
+type ShardInfo struct {
+	File    string `json:"file"`
+	Records int    `json:"records"`
+	Bytes   int64  `json:"bytes"`
+	CRC32C  string `json:"crc32c"` // whole-file checksum, as stored in the trailer
+}
+
+// Close writes the index and trailer, fsyncs, and renames the shard into
+// place (then fsyncs the directory so the rename survives a crash).
+func (w *Writer) Close() (ShardInfo, error) {
+	if w.err != nil {
+		w.Abort()
+		return ShardInfo{}, w.err
+	}
+	var marker [4]byte
+	binary.LittleEndian.PutUint32(marker[:], endOfRecords)
+	w.write(marker[:])
+	indexOff := w.off
+	idx := make([]byte, 0, 8*len(w.offsets))
+	for _, o := range w.offsets {
+		idx = binary.LittleEndian.AppendUint64(idx, o)
+	}
+	w.write(idx)
+	t := trailer{indexOffset: uint64(indexOff), count: uint64(len(w.offsets)), indexCRC: crc(idx)}
+	// The file CRC covers everything before its own field.
+	tb := t.append(nil)
+	w.fileCRC = crc32.Update(w.fileCRC, castagnoli, tb[:20])
+	t.fileCRC = w.fileCRC
+	tb = t.append(nil)
+	if w.err == nil {
+		if _, err := w.bw.Write(tb); err != nil {
+			w.err = err
+		}
+		w.off += trailerSize
+	}
+	if w.err == nil {
+		w.err = w.bw.Flush()
+	}
+	if w.err == nil {
+		w.err = w.f.Sync()
+	}
+	if cerr := w.f.Close(); w.err == nil {
+		w.err = cerr
+	}
+	if w.err == nil {
+		w.err = os.Rename(w.tmp, w.path)
+	}
+	if w.err == nil {
+		w.err = SyncDir(filepath.Dir(w.path))
+	}
+	if w.err != nil {
+		os.Remove(w.tmp)
+		return ShardInfo{}, fmt.Errorf("shard %s: %w", w.path, w.err)
+	}
+	return ShardInfo{File: filepath.Base(w.path), Records: len(w.offsets), Bytes: w.off, CRC32C: fmt.Sprintf("%08x", t.fileCRC)}, nil
+}
+
+// Abort discards the temporary file.
+func (w *Writer) Abort() {
+	w.f.Close()
+	os.Remove(w.tmp)
+}
+
+// SyncDir fsyncs a directory so that renames into it are durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// WriteFileAtomic writes data to path through a synced temporary file and a
+// rename, for meta.json and reports.
+func WriteFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return SyncDir(filepath.Dir(path))
+}
