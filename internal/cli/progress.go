@@ -1,0 +1,93 @@
+// Package cli holds what the commands share in how they talk to a person:
+// progress display (a bar on a terminal, periodic plain lines otherwise) and
+// exit codes.
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+)
+
+// Exit codes shared by the commands.
+const (
+	ExitOK      = 0
+	ExitFailure = 1 // the work could not be done
+	ExitUsage   = 2 // bad flags or arguments
+	ExitSkipped = 3 // done, but --strict and some inputs were skipped
+	ExitDamaged = 4 // verification found damage
+)
+
+// IsTerminal reports whether f is a terminal.
+func IsTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+
+// Progress shows progress of a counted task: a progressbar with rate and
+// ETA on a terminal, a plain line every interval otherwise (logs, CI).
+type Progress struct {
+	mu       sync.Mutex
+	bar      *progressbar.ProgressBar
+	w        io.Writer
+	desc     string
+	total    int
+	last     time.Time
+	start    time.Time
+	interval time.Duration
+}
+
+// NewProgress starts a display for total items on w (usually os.Stderr).
+// quiet turns it off.
+func NewProgress(w *os.File, desc string, total int, quiet bool) *Progress {
+	p := &Progress{w: w, desc: desc, total: total, start: time.Now(), last: time.Now(), interval: 10 * time.Second}
+	if quiet {
+		p.w = nil
+		return p
+	}
+	if IsTerminal(w) {
+		p.bar = progressbar.NewOptions(total,
+			progressbar.OptionSetWriter(w),
+			progressbar.OptionSetDescription(desc),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("img"),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionFullWidth(),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }))
+	}
+	return p
+}
+
+// Set reports that done items are finished.
+func (p *Progress) Set(done int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bar != nil {
+		p.bar.Set(done)
+		return
+	}
+	if p.w == nil || time.Since(p.last) < p.interval {
+		return
+	}
+	p.last = time.Now()
+	el := time.Since(p.start).Seconds()
+	rate := float64(done) / el
+	eta := "?"
+	if rate > 0 {
+		eta = (time.Duration(float64(p.total-done)/rate) * time.Second).Round(time.Second).String()
+	}
+	fmt.Fprintf(p.w, "%s: %d/%d (%.1f%%) %.1f img/s, ETA %s\n", p.desc, done, p.total, 100*float64(done)/float64(max(p.total, 1)), rate, eta)
+}
+
+// Finish closes the bar.
+func (p *Progress) Finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bar != nil {
+		p.bar.Finish()
+	}
+}

@@ -1,0 +1,523 @@
+// Package ingest owns the work behind the ingest command: it plans which
+// image goes into which shard, decodes and resizes images on a pool of
+// workers, writes the shards in a fixed order through a bounded reorder
+// window, accumulates the train statistics, resumes from the shards a killed
+// run already completed, and writes meta.json and ingest-report.json.
+//
+// Determinism: the plan depends only on the sorted item names, the seed and
+// the shard size, and records are written in plan order whatever worker
+// finished first, so the same inputs give byte-identical shards and
+// meta.json for any worker count.
+//
+// Memory: the item lists (about 150 bytes an image, ~200 MB for ImageNet's
+// 1.33M), plus a reorder window of 8 results per worker (each one
+// compressed image, ~110 KB at 256 px), plus one decode buffer per worker.
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/alexnet-repro/alexnet/pkg/imageio"
+	"github.com/alexnet-repro/alexnet/pkg/imagenet"
+	"github.com/alexnet-repro/alexnet/pkg/stats"
+	"github.com/alexnet-repro/alexnet/shards"
+)
+
+// Options are ingest's settings.
+type Options struct {
+	Out       string
+	Size      int
+	Seed      uint64
+	ShardSize int // records per shard
+	Workers   int
+	Codec     shards.Codec
+	Splits    []string       // which splits to write; default train and val
+	Progress  func(Progress) // called from the writer goroutine after every record
+}
+
+// Progress is what the progress display needs.
+type Progress struct {
+	Split       string
+	Done, Total int // images handled in this run (written or skipped), of those this run must handle
+	Skipped     int
+	ResumedDone int // images in shards already complete from an earlier run
+	Elapsed     time.Duration
+}
+
+// Skip is one file that could not be used.
+type Skip struct {
+	Split  string `json:"split"`
+	Path   string `json:"path"`
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
+}
+
+// Report is ingest-report.json.
+type Report struct {
+	Root          string         `json:"root"`
+	Layout        string         `json:"layout"`
+	Out           string         `json:"out"`
+	Decoder       string         `json:"decoder"`
+	Workers       int            `json:"workers"`
+	Warnings      []string       `json:"warnings"`
+	Images        map[string]int `json:"images"`  // per split, found in the source
+	Written       map[string]int `json:"written"` // per split, records in the shards
+	SkippedCount  map[string]int `json:"skipped_count"`
+	Skipped       []Skip         `json:"skipped"`
+	ResumedShards int            `json:"resumed_shards"`
+	ProcessedRun  int            `json:"processed_this_run"`
+	Seconds       float64        `json:"seconds"`
+	ImagesPerSec  float64        `json:"images_per_sec"`
+	BytesPerImage float64        `json:"shard_bytes_per_image"`
+	RawPerImage   int            `json:"raw_bytes_per_image"`
+}
+
+const stateDir = ".ingest-state"
+
+// shardPlan is one shard to write: which items, in which order.
+type shardPlan struct {
+	split string
+	index int
+	items []*imagenet.Item
+	ids   []uint64
+}
+
+func (p *shardPlan) file() string { return shards.ShardName(p.split, p.index) }
+
+// planKey fingerprints a shard's contents and the settings that shape its
+// bytes, so a resumed run only reuses a shard made by the same plan.
+func (p *shardPlan) planKey(o *Options) string {
+	h := fnv.New128a()
+	fmt.Fprintf(h, "v%d size=%d codec=%d\n", shards.Version, o.Size, o.Codec)
+	for i, it := range p.items {
+		fmt.Fprintf(h, "%d %s %d\n", p.ids[i], it.Name, it.Label)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+// sidecar is what a finished shard leaves in .ingest-state, so a resumed
+// run knows its skips and statistics without decoding it again.
+type sidecar struct {
+	Plan    string             `json:"plan"`
+	Info    shards.ShardInfo   `json:"info"`
+	Skipped []Skip             `json:"skipped"`
+	Stats   *stats.Accumulator `json:"stats,omitempty"`
+}
+
+// Plan splits a split's items into shards. Train records are permuted once
+// by the seed from the canonical sorted-name order, so reading shards in
+// sequence through a shuffle buffer already mixes classes; validation stays
+// in name order.
+func plan(split string, items []imagenet.Item, seed uint64, shardSize int) []*shardPlan {
+	order := make([]int, len(items))
+	for i := range order {
+		order[i] = i
+	}
+	if split == "train" {
+		rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	}
+	var out []*shardPlan
+	for start := 0; start < len(order); start += shardSize {
+		end := min(start+shardSize, len(order))
+		p := &shardPlan{split: split, index: len(out)}
+		for _, k := range order[start:end] {
+			p.items = append(p.items, &items[k])
+			p.ids = append(p.ids, uint64(k))
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// Run ingests ds into opt.Out.
+func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error) {
+	if opt.Size <= 0 || opt.Size > 4096 {
+		return nil, fmt.Errorf("size %d out of range 1..4096", opt.Size)
+	}
+	if opt.ShardSize <= 0 {
+		return nil, fmt.Errorf("shard size %d must be positive", opt.ShardSize)
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = runtime.GOMAXPROCS(0)
+	}
+	if len(opt.Splits) == 0 {
+		opt.Splits = []string{"train", "val"}
+	}
+	if err := os.MkdirAll(filepath.Join(opt.Out, stateDir), 0o755); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	rep := &Report{Root: ds.Root, Layout: string(ds.Layout), Out: opt.Out, Workers: opt.Workers,
+		Warnings: append([]string{}, ds.Warnings...), Images: map[string]int{}, Written: map[string]int{},
+		SkippedCount: map[string]int{}, Skipped: []Skip{}, RawPerImage: opt.Size * opt.Size * 3}
+	dec := imageio.NewDecoder()
+	rep.Decoder = dec.Backend()
+	dec.Close()
+
+	meta := &shards.Meta{FormatVersion: shards.Version, Width: opt.Size, Height: opt.Size, Channels: 3,
+		Splits: map[string]shards.Split{},
+		Ingest: shards.IngestParams{Size: opt.Size, Codec: opt.Codec.String(), ShardSize: opt.ShardSize, Seed: opt.Seed,
+			Resize:      "shorter side to size with antialiased bilinear (triangle filter widened by the scale), centre crop size×size",
+			TrainOrder:  "sorted names permuted by seed (PCG), cut into shards in that order",
+			ValOrder:    "sorted names",
+			ColourSpace: "sRGB, 8-bit interleaved RGB; grayscale replicated, CMYK converted"}}
+	for _, c := range ds.Classes {
+		meta.Classes = append(meta.Classes, shards.Class{Index: c.Index, WNID: c.WNID, Name: c.Name})
+	}
+
+	var trainAcc stats.Accumulator
+	for _, split := range opt.Splits {
+		var items []imagenet.Item
+		switch split {
+		case "train":
+			items = ds.Train
+		case "val":
+			items = ds.Val
+		default:
+			return nil, fmt.Errorf("unknown split %q", split)
+		}
+		rep.Images[split] = len(items)
+		if len(items) == 0 {
+			continue
+		}
+		plans := plan(split, items, opt.Seed, opt.ShardSize)
+		done, todo, err := resumable(opt, plans)
+		if err != nil {
+			return nil, err
+		}
+		rep.ResumedShards += len(done)
+		if err := runPlans(ctx, ds, opt, split, todo, done, rep); err != nil {
+			return nil, err
+		}
+		// Every shard now has a sidecar: gather them in order.
+		sp := shards.Split{}
+		for _, p := range plans {
+			sc, err := readSidecar(opt.Out, p)
+			if err != nil {
+				return nil, err
+			}
+			sp.Shards = append(sp.Shards, sc.Info)
+			sp.Records += sc.Info.Records
+			sp.Skipped += len(sc.Skipped)
+			rep.Skipped = append(rep.Skipped, sc.Skipped...)
+			if sc.Stats != nil && split == "train" {
+				trainAcc.Merge(sc.Stats)
+			}
+		}
+		meta.Splits[split] = sp
+		rep.Written[split] = sp.Records
+		rep.SkippedCount[split] = sp.Skipped
+	}
+	if trainAcc.Count() > 0 {
+		st, err := trainAcc.Stats()
+		if err != nil {
+			return nil, err
+		}
+		meta.Stats = &shards.Stats{Pixels: st.Pixels, Mean: st.Mean, Std: st.Std, Cov: st.Cov, PCAEigval: st.EigVal, PCAEigvec: st.EigVec}
+	}
+	if err := shards.WriteMeta(opt.Out, meta); err != nil {
+		return nil, err
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	if rep.Seconds > 0 {
+		rep.ImagesPerSec = float64(rep.ProcessedRun) / rep.Seconds
+	}
+	var bytes int64
+	var recs int
+	for _, sp := range meta.Splits {
+		for _, sh := range sp.Shards {
+			bytes += sh.Bytes
+			recs += sh.Records
+		}
+	}
+	if recs > 0 {
+		rep.BytesPerImage = float64(bytes) / float64(recs)
+	}
+	b, _ := json.MarshalIndent(rep, "", "  ")
+	if err := shards.WriteFileAtomic(filepath.Join(opt.Out, "ingest-report.json"), append(b, '\n')); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+func sidecarPath(out string, p *shardPlan) string {
+	return filepath.Join(out, stateDir, p.file()+".json")
+}
+
+func readSidecar(out string, p *shardPlan) (*sidecar, error) {
+	b, err := os.ReadFile(sidecarPath(out, p))
+	if err != nil {
+		return nil, err
+	}
+	var sc sidecar
+	if err := json.Unmarshal(b, &sc); err != nil {
+		return nil, fmt.Errorf("%s: %w", sidecarPath(out, p), err)
+	}
+	return &sc, nil
+}
+
+// resumable separates shards a previous run finished (shard present, intact
+// trailer, sidecar from the same plan) from those still to write. Leftover
+// temporary files are removed.
+func resumable(opt Options, plans []*shardPlan) (done, todo []*shardPlan, err error) {
+	tmps, _ := filepath.Glob(filepath.Join(opt.Out, "*.tmp"))
+	for _, t := range tmps {
+		os.Remove(t)
+	}
+	for _, p := range plans {
+		sc, err := readSidecar(opt.Out, p)
+		ok := err == nil && sc.Plan == p.planKey(&opt)
+		if ok {
+			r, err := shards.Open(filepath.Join(opt.Out, p.file()))
+			ok = err == nil && r.Len() == sc.Info.Records && fmt.Sprintf("%08x", r.FileCRC()) == sc.Info.CRC32C
+			if r != nil {
+				r.Close()
+			}
+		}
+		if ok {
+			done = append(done, p)
+		} else {
+			todo = append(todo, p)
+		}
+	}
+	return done, todo, nil
+}
+
+type job struct {
+	seq  int
+	plan *shardPlan
+	pos  int
+}
+
+type result struct {
+	seq     int
+	rec     shards.Record
+	skip    *Skip
+	acc     stats.Accumulator
+	payload []byte
+}
+
+// runPlans writes the shards in todo. Workers decode in any order; the
+// writer takes results strictly in sequence, and a semaphore of window
+// tokens keeps the dispatcher from running more than window results ahead
+// of the writer, which bounds memory.
+func runPlans(ctx context.Context, ds *imagenet.Dataset, opt Options, split string, todo, done []*shardPlan, rep *Report) error {
+	total := 0
+	for _, p := range todo {
+		total += len(p.items)
+	}
+	resumed := 0
+	for _, p := range done {
+		resumed += len(p.items)
+	}
+	if opt.Progress != nil {
+		opt.Progress(Progress{Split: split, Total: total, ResumedDone: resumed})
+	}
+	if total == 0 && len(todo) == 0 {
+		return nil
+	}
+	window := 8 * opt.Workers
+	g, ctx := errgroup.WithContext(ctx)
+	jobs := make(chan job, opt.Workers)
+	results := make(chan *result, window)
+	tokens := make(chan struct{}, window)
+
+	g.Go(func() error {
+		defer close(jobs)
+		seq := 0
+		for _, p := range todo {
+			for i := range p.items {
+				select {
+				case tokens <- struct{}{}:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				select {
+				case jobs <- job{seq: seq, plan: p, pos: i}:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				seq++
+			}
+		}
+		return nil
+	})
+	workers, wctx := errgroup.WithContext(ctx)
+	for w := 0; w < opt.Workers; w++ {
+		workers.Go(func() error { return work(wctx, ds, opt, jobs, results) })
+	}
+	g.Go(func() error {
+		err := workers.Wait()
+		close(results)
+		return err
+	})
+	g.Go(func() error {
+		return write(ctx, opt, split, todo, results, tokens, total, resumed, rep)
+	})
+	return g.Wait()
+}
+
+func work(ctx context.Context, ds *imagenet.Dataset, opt Options, jobs <-chan job, results chan<- *result) error {
+	dec := imageio.NewDecoder()
+	defer dec.Close()
+	enc, err := shards.NewEncoder(opt.Codec)
+	if err != nil {
+		return err
+	}
+	defer enc.Close()
+	pix := make([]byte, opt.Size*opt.Size*3)
+	var buf []byte
+	for j := range jobs {
+		it := j.plan.items[j.pos]
+		r := &result{seq: j.seq}
+		var err error
+		buf, err = ds.ReadItem(it, buf)
+		if err != nil {
+			r.skip = &Skip{Split: j.plan.split, Path: it.Path, Name: it.Name, Reason: "read: " + err.Error()}
+		} else if err = dec.Preprocess(buf, opt.Size, pix); err != nil {
+			var fe *imageio.FormatError
+			var ue *imageio.UnsupportedError
+			if !errors.As(err, &fe) && !errors.As(err, &ue) {
+				// Not a property of the file: stop rather than skip.
+				return fmt.Errorf("%s: %w", it.Path, err)
+			}
+			r.skip = &Skip{Split: j.plan.split, Path: it.Path, Name: it.Name, Reason: err.Error()}
+		} else {
+			if j.plan.split == "train" {
+				r.acc.Add(pix)
+			}
+			r.payload, err = enc.Encode(nil, pix, opt.Size, opt.Size)
+			if err != nil {
+				return err
+			}
+			r.rec = shards.Record{ID: j.plan.ids[j.pos], Label: int32(it.Label), Name: it.Name, Codec: opt.Codec,
+				W: opt.Size, H: opt.Size, Channels: 3, Payload: r.payload}
+		}
+		select {
+		case results <- r:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func write(ctx context.Context, opt Options, split string, todo []*shardPlan, results <-chan *result, tokens <-chan struct{}, total, resumed int, rep *Report) error {
+	pending := map[int]*result{}
+	next := 0
+	pi, pos := 0, 0
+	var w *shards.Writer
+	var sc *sidecar
+	start := time.Now()
+	handled, skipped := 0, 0
+	defer func() {
+		if w != nil {
+			w.Abort()
+		}
+	}()
+	open := func(p *shardPlan) error {
+		if w != nil {
+			return nil
+		}
+		var err error
+		if w, err = shards.Create(filepath.Join(opt.Out, p.file())); err != nil {
+			return err
+		}
+		sc = &sidecar{Plan: p.planKey(&opt), Skipped: []Skip{}}
+		if split == "train" {
+			sc.Stats = &stats.Accumulator{}
+		}
+		return nil
+	}
+	// A shard is sealed as soon as its last item is handled; one whose
+	// items were all skipped is sealed empty, keeping the numbering fixed.
+	advance := func() error {
+		for pi < len(todo) && pos == len(todo[pi].items) {
+			p := todo[pi]
+			if err := open(p); err != nil {
+				return err
+			}
+			info, err := w.Close()
+			w = nil
+			if err != nil {
+				return err
+			}
+			sc.Info = info
+			b, _ := json.Marshal(sc)
+			if err := shards.WriteFileAtomic(sidecarPath(opt.Out, p), b); err != nil {
+				return err
+			}
+			pi, pos = pi+1, 0
+		}
+		return nil
+	}
+	if err := advance(); err != nil {
+		return err
+	}
+	for r := range results {
+		pending[r.seq] = r
+		for {
+			r, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			next++
+			p := todo[pi]
+			if err := open(p); err != nil {
+				return err
+			}
+			if r.skip != nil {
+				sc.Skipped = append(sc.Skipped, *r.skip)
+				skipped++
+			} else {
+				if err := w.Append(&r.rec); err != nil {
+					return err
+				}
+				if sc.Stats != nil {
+					sc.Stats.Merge(&r.acc)
+				}
+			}
+			handled++
+			rep.ProcessedRun++
+			<-tokens
+			pos++
+			if err := advance(); err != nil {
+				return err
+			}
+			if opt.Progress != nil {
+				opt.Progress(Progress{Split: split, Done: handled, Total: total, Skipped: skipped, ResumedDone: resumed, Elapsed: time.Since(start)})
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if pi != len(todo) {
+		return fmt.Errorf("ingest: %s stopped after %d of %d shards", split, pi, len(todo))
+	}
+	return nil
+}
+
+// SortSkips orders skips by split then path, for stable reports.
+func SortSkips(s []Skip) {
+	sort.Slice(s, func(i, j int) bool {
+		if s[i].Split != s[j].Split {
+			return s[i].Split < s[j].Split
+		}
+		return s[i].Path < s[j].Path
+	})
+}

@@ -1,0 +1,320 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/alexnet-repro/alexnet/internal/testdata"
+	"github.com/alexnet-repro/alexnet/pkg/imagenet"
+	"github.com/alexnet-repro/alexnet/shards"
+)
+
+var wnids = []string{"n01440764", "n01443537", "n01484850"}
+
+func jpegBytes(t testing.TB, w, h int, seed int, gray bool) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	var img image.Image
+	if gray {
+		g := image.NewGray(image.Rect(0, 0, w, h))
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				g.SetGray(x, y, color.Gray{uint8(x*3 + y + seed*17)})
+			}
+		}
+		img = g
+	} else {
+		m := image.NewRGBA(image.Rect(0, 0, w, h))
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				m.SetRGBA(x, y, color.RGBA{uint8(x*2 + seed*31), uint8(y*2 + seed*7), uint8((x + y) * seed), 255})
+			}
+		}
+		img = m
+	}
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// makeTree writes a small ILSVRC2012 tree with the kinds of bad file that
+// ImageNet really has: PNG bytes named .JPEG, grayscale, truncated, empty.
+func makeTree(t testing.TB, perClass int) (root string, bad int) {
+	t.Helper()
+	root = t.TempDir()
+	for ci, w := range wnids {
+		dir := filepath.Join(root, "train", w)
+		os.MkdirAll(dir, 0o755)
+		for k := 0; k < perClass; k++ {
+			data := jpegBytes(t, 40+7*k%23, 30+5*k%17, ci*100+k, k%5 == 1)
+			os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s_%d.JPEG", w, k)), data, 0o644)
+		}
+	}
+	// PNG content under a .JPEG name, as n02105855_2933.JPEG is: decodes.
+	var pb bytes.Buffer
+	png.Encode(&pb, image.NewRGBA(image.Rect(0, 0, 20, 30)))
+	os.WriteFile(filepath.Join(root, "train", wnids[0], wnids[0]+"_png.JPEG"), pb.Bytes(), 0o644)
+	full := jpegBytes(t, 64, 64, 3, false)
+	os.WriteFile(filepath.Join(root, "train", wnids[1], wnids[1]+"_truncated.JPEG"), full[:len(full)/3], 0o644)
+	os.WriteFile(filepath.Join(root, "train", wnids[2], wnids[2]+"_empty.JPEG"), nil, 0o644)
+	val := filepath.Join(root, "val")
+	os.MkdirAll(val, 0o755)
+	var sol strings.Builder
+	sol.WriteString("ImageId,PredictionString\n")
+	for i := 1; i <= 7; i++ {
+		id := fmt.Sprintf("ILSVRC2012_val_%08d", i)
+		os.WriteFile(filepath.Join(val, id+".JPEG"), jpegBytes(t, 50, 40, 500+i, false), 0o644)
+		fmt.Fprintf(&sol, "%s,%s 1 2 3 4\n", id, wnids[i%3])
+	}
+	os.WriteFile(filepath.Join(root, "LOC_val_solution.csv"), []byte(sol.String()), 0o644)
+	return root, 2
+}
+
+func ingestDir(t testing.TB, root, out string, workers int, ctx context.Context, progress func(Progress)) (*Report, error) {
+	t.Helper()
+	ds, err := imagenet.Open(root, imagenet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ds.Close()
+	return Run(ctx, ds, Options{Out: out, Size: 24, Seed: 7, ShardSize: 5, Workers: workers, Codec: shards.CodecGradZstd, Progress: progress})
+}
+
+// outputFiles maps every file ingest leaves (but the report, which holds
+// timings) to its bytes.
+func outputFiles(t testing.TB, dir string) map[string][]byte {
+	t.Helper()
+	m := map[string][]byte{}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if e.IsDir() || e.Name() == "ingest-report.json" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[e.Name()] = b
+	}
+	return m
+}
+
+func sameOutput(t *testing.T, a, b map[string][]byte) {
+	t.Helper()
+	if len(a) != len(b) {
+		t.Fatalf("%d files vs %d", len(a), len(b))
+	}
+	for k, v := range a {
+		if !bytes.Equal(v, b[k]) {
+			t.Fatalf("%s differs", k)
+		}
+	}
+}
+
+func TestIngestTree(t *testing.T) {
+	root, bad := makeTree(t, 12)
+	out := t.TempDir()
+	rep, err := ingestDir(t, root, out, 2, context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Images["train"] != 3*12+3 || rep.Written["train"] != 3*12+3-bad || rep.Written["val"] != 7 {
+		t.Fatalf("counts: %+v %+v", rep.Images, rep.Written)
+	}
+	reasons := map[string]string{}
+	for _, s := range rep.Skipped {
+		reasons[s.Name] = s.Reason
+		if !strings.Contains(s.Path, s.Name) {
+			t.Errorf("skip path %q does not name the file", s.Path)
+		}
+	}
+	if len(reasons) != bad || reasons[wnids[1]+"_truncated.JPEG"] == "" || reasons[wnids[2]+"_empty.JPEG"] == "" {
+		t.Fatalf("skips: %+v", rep.Skipped)
+	}
+	m, err := shards.ReadMeta(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Classes) != 3 || m.Classes[2].WNID != wnids[2] || m.Stats == nil || m.Splits["train"].Skipped != bad {
+		t.Fatalf("meta: %+v", m)
+	}
+	// Every shard verifies, train labels are in range, val keeps name order
+	// and its labels come from the solution file.
+	seen := map[uint64]bool{}
+	for _, split := range []string{"train", "val"} {
+		var prev string
+		for _, p := range m.ShardPaths(out, split) {
+			if v := shards.Verify(p, true); len(v.Damage) > 0 {
+				t.Fatal(v.Damage)
+			}
+			r, _ := shards.Open(p)
+			var rec shards.Record
+			var buf []byte
+			for i := 0; i < r.Len(); i++ {
+				buf, _ = r.ReadRecord(i, &rec, buf)
+				if rec.W != 24 || rec.H != 24 {
+					t.Fatalf("%s: %dx%d", rec.Name, rec.W, rec.H)
+				}
+				if split == "train" {
+					if seen[rec.ID] || rec.Label < 0 || rec.Label > 2 || !strings.HasPrefix(rec.Name, wnids[rec.Label]) {
+						t.Fatalf("train record %+v", rec.Name)
+					}
+					seen[rec.ID] = true
+				} else {
+					if rec.Name <= prev {
+						t.Fatalf("val out of order: %s after %s", rec.Name, prev)
+					}
+					prev = rec.Name
+					var n int
+					fmt.Sscanf(rec.Name, "ILSVRC2012_val_%d.JPEG", &n)
+					if int(rec.Label) != n%3 {
+						t.Fatalf("%s label %d want %d", rec.Name, rec.Label, n%3)
+					}
+				}
+			}
+			r.Close()
+		}
+	}
+	// The train shuffle must mix classes across shards: the first shard is
+	// not one class.
+	r, _ := shards.Open(m.ShardPaths(out, "train")[0])
+	labels := map[int32]bool{}
+	var rec shards.Record
+	for i := 0; i < r.Len(); i++ {
+		r.ReadRecord(i, &rec, nil)
+		labels[rec.Label] = true
+	}
+	r.Close()
+	if len(labels) < 2 {
+		t.Fatalf("first train shard holds one class: shuffle missing")
+	}
+}
+
+func TestDeterministicAcrossWorkers(t *testing.T) {
+	root, _ := makeTree(t, 10)
+	a, b := t.TempDir(), t.TempDir()
+	if _, err := ingestDir(t, root, a, 1, context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ingestDir(t, root, b, 4, context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	sameOutput(t, outputFiles(t, a), outputFiles(t, b))
+}
+
+// A run stopped part-way (here: cancelled after some records, with a stale
+// temporary file as a kill would leave) and started again ends
+// byte-identical to an uninterrupted run, and reuses the finished shards.
+func TestResumeAfterInterruption(t *testing.T) {
+	root, _ := makeTree(t, 10)
+	want := t.TempDir()
+	if _, err := ingestDir(t, root, want, 2, context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err := ingestDir(t, root, out, 2, ctx, func(p Progress) {
+		if p.Split == "train" && p.Done == 17 {
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run returned %v", err)
+	}
+	os.WriteFile(filepath.Join(out, "train-00007.shard.tmp"), []byte("partial"), 0o644)
+	rep, err := ingestDir(t, root, out, 3, context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.ResumedShards < 2 {
+		t.Fatalf("resumed %d shards, want the ones finished before the interruption", rep.ResumedShards)
+	}
+	sameOutput(t, outputFiles(t, want), outputFiles(t, out))
+	// A second run over a complete output is a no-op that changes nothing.
+	rep, err = ingestDir(t, root, out, 1, context.Background(), nil)
+	if err != nil || rep.ProcessedRun != 0 {
+		t.Fatalf("rerun processed %d images (%v)", rep.ProcessedRun, err)
+	}
+	sameOutput(t, outputFiles(t, want), outputFiles(t, out))
+}
+
+// A shard damaged after a run is not trusted on resume: it is rewritten.
+func TestResumeRewritesDamagedShard(t *testing.T) {
+	root, _ := makeTree(t, 6)
+	out := t.TempDir()
+	if _, err := ingestDir(t, root, out, 2, context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	want := outputFiles(t, out)
+	p := filepath.Join(out, "train-00001.shard")
+	b, _ := os.ReadFile(p)
+	b[len(b)-40] ^= 1
+	os.WriteFile(p, b, 0o644)
+	rep, err := ingestDir(t, root, out, 2, context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.ProcessedRun != 5 {
+		t.Fatalf("rewrote %d images, want one shard's 5", rep.ProcessedRun)
+	}
+	sameOutput(t, want, outputFiles(t, out))
+}
+
+func TestIngestRealSample(t *testing.T) {
+	files := testdata.ImageNetSample(t)
+	if testing.Short() {
+		files = files[:40]
+	}
+	root := t.TempDir()
+	for _, f := range files {
+		wnid, _, _ := strings.Cut(filepath.Base(f), "_")
+		dir := filepath.Join(root, "train", wnid)
+		os.MkdirAll(dir, 0o755)
+		if err := os.Symlink(f, filepath.Join(dir, filepath.Base(f))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds, err := imagenet.Open(root, imagenet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ds.Close()
+	out := t.TempDir()
+	rep, err := Run(context.Background(), ds, Options{Out: out, Size: 256, Seed: 1, ShardSize: 64, Workers: 2, Codec: shards.CodecGradZstd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Written["train"] != len(files) || len(rep.Skipped) != 0 {
+		t.Fatalf("wrote %d of %d, skipped %+v", rep.Written["train"], len(files), rep.Skipped)
+	}
+	if ratio := rep.BytesPerImage / float64(rep.RawPerImage); ratio > 0.6 {
+		t.Errorf("shards hold %.3f of raw bytes, goal ≤ 0.6", ratio)
+	}
+	m, _ := shards.ReadMeta(out)
+	st := m.Stats
+	// Real photos: the mean sits near cuda-convnet2's ImageNet figures
+	// (127, 120, 105) and the top principal component is the brightness
+	// axis, all three weights of one sign.
+	for c, want := range []float64{127.3, 119.7, 104.9} {
+		if math.Abs(st.Mean[c]-want) > 15 {
+			t.Errorf("mean[%d] = %.1f, far from ImageNet's %.1f", c, st.Mean[c], want)
+		}
+	}
+	v := st.PCAEigvec
+	if v[0][0]*v[1][0] <= 0 || v[0][0]*v[2][0] <= 0 || st.PCAEigval[0] < st.PCAEigval[1] || st.PCAEigval[1] < st.PCAEigval[2] {
+		t.Errorf("PCA looks wrong: %+v", st)
+	}
+	t.Logf("200 real JPEGs: %.0f B/image (%.3f of raw), mean %.1f, std %.1f, eigval %.0f", rep.BytesPerImage, rep.BytesPerImage/float64(rep.RawPerImage), st.Mean, st.Std, st.PCAEigval)
+}

@@ -1,0 +1,365 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/png"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+
+	"golang.org/x/image/font"
+	"golang.org/x/image/font/basicfont"
+	"golang.org/x/image/math/fixed"
+
+	"github.com/alexnet-repro/alexnet/internal/cli"
+	"github.com/alexnet-repro/alexnet/shards"
+)
+
+// parseArgs lets flags come before or after the positional arguments, as
+// `shardtool grid DIR --n 64` reads naturally.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func newFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("shardtool "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: shardtool %s\n\nFlags:\n", usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return cli.ExitOK
+	}
+	return cli.ExitUsage
+}
+
+type shardCheck struct {
+	Split   string   `json:"split"`
+	Shard   string   `json:"shard"`
+	Records int      `json:"records_ok"`
+	Damage  []string `json:"damage,omitempty"`
+}
+
+func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("verify", "verify DIR [--decode] [--json]\n\nRe-reads every shard listed in DIR/meta.json, checking record CRCs, the index,\nthe whole-file CRC and the sizes and checksums meta.json recorded.", stderr)
+	decode := fs.Bool("decode", false, "also decompress every record's pixels")
+	asJSON := fs.Bool("json", false, "print results as JSON")
+	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "shards checked in parallel")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return flagExit(err)
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return cli.ExitUsage
+	}
+	dir := pos[0]
+	m, err := shards.ReadMeta(dir)
+	if err != nil {
+		fmt.Fprintln(stderr, "shardtool verify:", err)
+		return cli.ExitFailure
+	}
+	type task struct {
+		split string
+		info  shards.ShardInfo
+	}
+	var tasks []task
+	for _, split := range sortedSplits(m) {
+		for _, sh := range m.Splits[split].Shards {
+			tasks = append(tasks, task{split, sh})
+		}
+	}
+	results := make([]shardCheck, len(tasks))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < max(1, *workers); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				t := tasks[i]
+				path := filepath.Join(dir, t.info.File)
+				res := shards.Verify(path, *decode)
+				c := shardCheck{Split: t.split, Shard: t.info.File, Records: res.Records}
+				for _, d := range res.Damage {
+					c.Damage = append(c.Damage, d.Error())
+				}
+				if st, err := os.Stat(path); err == nil && st.Size() != t.info.Bytes {
+					c.Damage = append(c.Damage, fmt.Sprintf("shard %s: %d bytes, meta.json says %d", t.info.File, st.Size(), t.info.Bytes))
+				}
+				if r, err := shards.Open(path); err == nil {
+					if got := fmt.Sprintf("%08x", r.FileCRC()); got != t.info.CRC32C {
+						c.Damage = append(c.Damage, fmt.Sprintf("shard %s: file CRC %s, meta.json says %s", t.info.File, got, t.info.CRC32C))
+					}
+					r.Close()
+				}
+				if res.Records != t.info.Records && len(c.Damage) == 0 {
+					c.Damage = append(c.Damage, fmt.Sprintf("shard %s: %d records, meta.json says %d", t.info.File, res.Records, t.info.Records))
+				}
+				results[i] = c
+			}
+		}()
+	}
+	for i := range tasks {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if ctx.Err() != nil {
+		fmt.Fprintln(stderr, "shardtool verify: interrupted")
+		return cli.ExitFailure
+	}
+	bad, records := 0, 0
+	for _, c := range results {
+		records += c.Records
+		if len(c.Damage) > 0 {
+			bad++
+			if !*asJSON {
+				for _, d := range c.Damage {
+					fmt.Fprintln(stdout, "DAMAGED", d)
+				}
+			}
+		}
+	}
+	if *asJSON {
+		json.NewEncoder(stdout).Encode(map[string]any{"shards": len(results), "damaged": bad, "records_ok": records, "results": results})
+	} else {
+		fmt.Fprintf(stdout, "verified %d shards, %d records ok, %d damaged shards\n", len(results), records, bad)
+	}
+	if bad > 0 {
+		return cli.ExitDamaged
+	}
+	return cli.ExitOK
+}
+
+func sortedSplits(m *shards.Meta) []string {
+	var s []string
+	for k := range m.Splits {
+		s = append(s, k)
+	}
+	sort.Strings(s)
+	return s
+}
+
+func inspect(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("inspect", "inspect DIR [--json]", stderr)
+	asJSON := fs.Bool("json", false, "print meta.json's summary as JSON")
+	classes := fs.Int("classes", 10, "classes to list (0: all)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return flagExit(err)
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return cli.ExitUsage
+	}
+	m, err := shards.ReadMeta(pos[0])
+	if err != nil {
+		fmt.Fprintln(stderr, "shardtool inspect:", err)
+		return cli.ExitFailure
+	}
+	type splitSum struct {
+		Records       int     `json:"records"`
+		Skipped       int     `json:"skipped"`
+		Shards        int     `json:"shards"`
+		Bytes         int64   `json:"bytes"`
+		BytesPerImage float64 `json:"bytes_per_image"`
+		RatioToRaw    float64 `json:"ratio_to_raw"`
+	}
+	sum := map[string]splitSum{}
+	raw := float64(m.Width * m.Height * m.Channels)
+	for name, sp := range m.Splits {
+		s := splitSum{Records: sp.Records, Skipped: sp.Skipped, Shards: len(sp.Shards)}
+		for _, sh := range sp.Shards {
+			s.Bytes += sh.Bytes
+		}
+		if s.Records > 0 {
+			s.BytesPerImage = float64(s.Bytes) / float64(s.Records)
+			s.RatioToRaw = s.BytesPerImage / raw
+		}
+		sum[name] = s
+	}
+	if *asJSON {
+		out := map[string]any{"dir": pos[0], "format_version": m.FormatVersion, "width": m.Width, "height": m.Height,
+			"classes": len(m.Classes), "class_list": m.Classes, "splits": sum, "stats": m.Stats, "ingest": m.Ingest}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(out)
+		return cli.ExitOK
+	}
+	fmt.Fprintf(stdout, "%s: format v%d, %d×%d RGB, codec %s, %d classes\n", pos[0], m.FormatVersion, m.Width, m.Height, m.Ingest.Codec, len(m.Classes))
+	for _, name := range sortedSplits(m) {
+		s := sum[name]
+		fmt.Fprintf(stdout, "  %-5s %8d records in %4d shards, %6.1f MB, %8.0f B/image (%.3f of raw), %d skipped\n",
+			name, s.Records, s.Shards, float64(s.Bytes)/1e6, s.BytesPerImage, s.RatioToRaw, s.Skipped)
+	}
+	if st := m.Stats; st != nil {
+		fmt.Fprintf(stdout, "  train pixel stats over %d pixels (0-255 units):\n", st.Pixels)
+		fmt.Fprintf(stdout, "    mean RGB    %7.2f %7.2f %7.2f\n", st.Mean[0], st.Mean[1], st.Mean[2])
+		fmt.Fprintf(stdout, "    std RGB     %7.2f %7.2f %7.2f\n", st.Std[0], st.Std[1], st.Std[2])
+		fmt.Fprintf(stdout, "    PCA eigval  %9.2f %9.2f %9.2f  (sqrt: %.2f %.2f %.2f)\n", st.PCAEigval[0], st.PCAEigval[1], st.PCAEigval[2], math.Sqrt(st.PCAEigval[0]), math.Sqrt(st.PCAEigval[1]), math.Sqrt(st.PCAEigval[2]))
+		for r := 0; r < 3; r++ {
+			fmt.Fprintf(stdout, "    PCA eigvec  %7.3f %7.3f %7.3f\n", st.PCAEigvec[r][0], st.PCAEigvec[r][1], st.PCAEigvec[r][2])
+		}
+	}
+	n := len(m.Classes)
+	if *classes > 0 {
+		n = min(n, *classes)
+	}
+	fmt.Fprintf(stdout, "  classes (%d of %d):\n", n, len(m.Classes))
+	for _, c := range m.Classes[:n] {
+		fmt.Fprintf(stdout, "    %4d %s %s\n", c.Index, c.WNID, c.Name)
+	}
+	return cli.ExitOK
+}
+
+func grid(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("grid", "grid DIR [--n 64] [--out grid.png] [--split train]", stderr)
+	n := fs.Int("n", 64, "records to draw")
+	out := fs.String("out", "grid.png", "PNG to write")
+	split := fs.String("split", "train", "split to draw from")
+	tile := fs.Int("tile", 128, "tile side in pixels (records are scaled to fit)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return flagExit(err)
+	}
+	if len(pos) != 1 || *n <= 0 || *tile < 16 {
+		fs.Usage()
+		return cli.ExitUsage
+	}
+	dir := pos[0]
+	m, err := shards.ReadMeta(dir)
+	if err != nil {
+		fmt.Fprintln(stderr, "shardtool grid:", err)
+		return cli.ExitFailure
+	}
+	img, drawn, err := contactSheet(dir, m, *split, *n, *tile)
+	if err != nil {
+		fmt.Fprintln(stderr, "shardtool grid:", err)
+		return cli.ExitFailure
+	}
+	f, err := os.Create(*out + ".tmp")
+	if err == nil {
+		err = png.Encode(f, img)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err == nil {
+		err = os.Rename(*out+".tmp", *out)
+	}
+	if err != nil {
+		os.Remove(*out + ".tmp")
+		fmt.Fprintln(stderr, "shardtool grid:", err)
+		return cli.ExitFailure
+	}
+	fmt.Fprintf(stdout, "wrote %s: %d %s records\n", *out, drawn, *split)
+	return cli.ExitOK
+}
+
+// contactSheet draws the first n records of a split, each scaled to a
+// tile with its label and class name underneath.
+func contactSheet(dir string, m *shards.Meta, split string, n, tile int) (*image.RGBA, int, error) {
+	paths := m.ShardPaths(dir, split)
+	if len(paths) == 0 {
+		return nil, 0, fmt.Errorf("split %q has no shards in %s", split, dir)
+	}
+	n = min(n, m.Splits[split].Records)
+	if n == 0 {
+		return nil, 0, fmt.Errorf("split %q has no records", split)
+	}
+	cols := 1
+	for cols*cols < n {
+		cols++
+	}
+	rows := (n + cols - 1) / cols
+	const label = 14
+	sheet := image.NewRGBA(image.Rect(0, 0, cols*tile, rows*(tile+label)))
+	draw.Draw(sheet, sheet.Bounds(), image.NewUniform(color.RGBA{32, 32, 32, 255}), image.Point{}, draw.Src)
+	dec, err := shards.NewDecoder()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer dec.Close()
+	face := basicfont.Face7x13
+	drawn := 0
+	var rec shards.Record
+	var buf, pix []byte
+	for _, p := range paths {
+		if drawn == n {
+			break
+		}
+		r, err := shards.Open(p)
+		if err != nil {
+			return nil, 0, err
+		}
+		for i := 0; i < r.Len() && drawn < n; i++ {
+			if buf, err = r.ReadRecord(i, &rec, buf); err != nil {
+				r.Close()
+				return nil, 0, err
+			}
+			pix = append(pix[:0], make([]byte, rec.W*rec.H*3)...)
+			if err := dec.Decode(pix, rec.Codec, rec.Payload, rec.W, rec.H); err != nil {
+				r.Close()
+				return nil, 0, fmt.Errorf("shard %s record %d: %w", r.Name(), i, err)
+			}
+			x0, y0 := (drawn%cols)*tile, (drawn/cols)*(tile+label)
+			// Nearest-neighbour is enough for a sheet meant for eyes.
+			for y := 0; y < tile; y++ {
+				sy := y * rec.H / tile
+				for x := 0; x < tile; x++ {
+					sx := x * rec.W / tile
+					o := (sy*rec.W + sx) * 3
+					sheet.SetRGBA(x0+x, y0+y, color.RGBA{pix[o], pix[o+1], pix[o+2], 255})
+				}
+			}
+			name := "?"
+			if int(rec.Label) >= 0 && int(rec.Label) < len(m.Classes) {
+				name = m.Classes[rec.Label].Name
+				if name == "" {
+					name = m.Classes[rec.Label].WNID
+				}
+			}
+			text := fmt.Sprintf("%d %s", rec.Label, name)
+			if max := tile / 7; len(text) > max {
+				text = text[:max]
+			}
+			d := font.Drawer{Dst: sheet, Src: image.NewUniform(color.White), Face: face,
+				Dot: fixed.P(x0+2, y0+tile+label-3)}
+			d.DrawString(strings.ToValidUTF8(text, "?"))
+			drawn++
+		}
+		r.Close()
+	}
+	return sheet, drawn, nil
+}

@@ -1,0 +1,55 @@
+// Command shardtool inspects and checks shard directories written by
+// ingest: `verify` re-reads every byte and names any damage, `inspect`
+// summarises meta.json, and `grid` draws a contact sheet of records with
+// their class names.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const topUsage = `Usage: shardtool COMMAND [flags] DIR
+
+Commands:
+  verify DIR [--decode] [--json]   re-read every record and check every checksum;
+                                   exit 4 naming the shard and record of any damage
+  inspect DIR [--json]             counts, classes, sizes and pixel statistics
+  grid DIR [--n 64] [--out grid.png] [--split train]
+                                   a contact sheet of records with class names
+
+Example:
+  shardtool verify ./shards
+  shardtool grid ./shards --n 64 --out grid.png
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, topUsage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	switch args[0] {
+	case "verify":
+		return verify(ctx, args[1:], stdout, stderr)
+	case "inspect":
+		return inspect(args[1:], stdout, stderr)
+	case "grid":
+		return grid(args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "shardtool: unknown command %q\n\n%s", args[0], topUsage)
+	return 2
+}
