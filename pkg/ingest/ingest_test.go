@@ -5,81 +5,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"image"
-	"image/color"
-	"image/jpeg"
-	"image/png"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/alexnet-repro/alexnet/internal/fixtures"
 	"github.com/alexnet-repro/alexnet/internal/testdata"
 	"github.com/alexnet-repro/alexnet/pkg/imagenet"
 	"github.com/alexnet-repro/alexnet/shards"
 )
 
-var wnids = []string{"n01440764", "n01443537", "n01484850"}
+var wnids = fixtures.WNIDs
 
-func jpegBytes(t testing.TB, w, h int, seed int, gray bool) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	var img image.Image
-	if gray {
-		g := image.NewGray(image.Rect(0, 0, w, h))
-		for y := 0; y < h; y++ {
-			for x := 0; x < w; x++ {
-				g.SetGray(x, y, color.Gray{uint8(x*3 + y + seed*17)})
-			}
-		}
-		img = g
-	} else {
-		m := image.NewRGBA(image.Rect(0, 0, w, h))
-		for y := 0; y < h; y++ {
-			for x := 0; x < w; x++ {
-				m.SetRGBA(x, y, color.RGBA{uint8(x*2 + seed*31), uint8(y*2 + seed*7), uint8((x + y) * seed), 255})
-			}
-		}
-		img = m
-	}
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-// makeTree writes a small ILSVRC2012 tree with the kinds of bad file that
-// ImageNet really has: PNG bytes named .JPEG, grayscale, truncated, empty.
 func makeTree(t testing.TB, perClass int) (root string, bad int) {
-	t.Helper()
 	root = t.TempDir()
-	for ci, w := range wnids {
-		dir := filepath.Join(root, "train", w)
-		os.MkdirAll(dir, 0o755)
-		for k := 0; k < perClass; k++ {
-			data := jpegBytes(t, 40+7*k%23, 30+5*k%17, ci*100+k, k%5 == 1)
-			os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s_%d.JPEG", w, k)), data, 0o644)
-		}
-	}
-	// PNG content under a .JPEG name, as n02105855_2933.JPEG is: decodes.
-	var pb bytes.Buffer
-	png.Encode(&pb, image.NewRGBA(image.Rect(0, 0, 20, 30)))
-	os.WriteFile(filepath.Join(root, "train", wnids[0], wnids[0]+"_png.JPEG"), pb.Bytes(), 0o644)
-	full := jpegBytes(t, 64, 64, 3, false)
-	os.WriteFile(filepath.Join(root, "train", wnids[1], wnids[1]+"_truncated.JPEG"), full[:len(full)/3], 0o644)
-	os.WriteFile(filepath.Join(root, "train", wnids[2], wnids[2]+"_empty.JPEG"), nil, 0o644)
-	val := filepath.Join(root, "val")
-	os.MkdirAll(val, 0o755)
-	var sol strings.Builder
-	sol.WriteString("ImageId,PredictionString\n")
-	for i := 1; i <= 7; i++ {
-		id := fmt.Sprintf("ILSVRC2012_val_%08d", i)
-		os.WriteFile(filepath.Join(val, id+".JPEG"), jpegBytes(t, 50, 40, 500+i, false), 0o644)
-		fmt.Fprintf(&sol, "%s,%s 1 2 3 4\n", id, wnids[i%3])
-	}
-	os.WriteFile(filepath.Join(root, "LOC_val_solution.csv"), []byte(sol.String()), 0o644)
-	return root, 2
+	return root, fixtures.Tree(t, root, perClass, 7)
 }
 
 func ingestDir(t testing.TB, root, out string, workers int, ctx context.Context, progress func(Progress)) (*Report, error) {

@@ -29,10 +29,18 @@ func (a *Accumulator) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
+	// N ≤ MaxPixels keeps 255²·N from overflowing, so the bounds below
+	// are exact.
+	if j.N > MaxPixels {
+		return errors.New("stats: accumulator pixel count exceeds MaxPixels")
+	}
 	for c := 0; c < 3; c++ {
 		if j.S[c] > 255*j.N || j.Sq[c] > 255*255*j.N {
 			return errors.New("stats: accumulator sums exceed what its pixel count allows")
 		}
+	}
+	if j.RG > 255*255*j.N || j.RB > 255*255*j.N || j.GB > 255*255*j.N {
+		return errors.New("stats: accumulator cross products exceed what its pixel count allows")
 	}
 	*a = Accumulator{n: j.N, s: j.S, sq: j.Sq, rg: j.RG, rb: j.RB, gb: j.GB, bad: j.Bad}
 	return nil

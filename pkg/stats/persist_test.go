@@ -29,3 +29,14 @@ func TestAccumulatorJSONRoundTrip(t *testing.T) {
 		t.Fatal("accepted impossible sums")
 	}
 }
+
+func FuzzAccumulatorJSON(f *testing.F) {
+	f.Add([]byte(`{"n":2,"s":[3,4,5],"sq":[9,16,25],"rg":12,"rb":15,"gb":20}`))
+	f.Add([]byte(`{"n":18446744073709551615}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var a Accumulator
+		if json.Unmarshal(b, &a) == nil && a.Count() > 0 {
+			a.Stats() // must not panic on any accepted state
+		}
+	})
+}

@@ -1,0 +1,371 @@
+// Command mkdemo publishes Fashion-MNIST as a small ILSVRC2012 look-alike,
+// a tree of grayscale JPEGs with Kaggle-style synset and validation files,
+// so that the real ingest, pipeline and trainer can be run end to end on a
+// laptop in minutes. It owns only the conversion; the reading of the IDX
+// files lives in pkg/fashionmnist, along with the label-to-WNID mapping.
+//
+// The output is
+//
+//	DIR/train/<wnid>/<wnid>_<k>.JPEG   k = 1-based index in train-images
+//	DIR/val/ILSVRC2012_val_%08d.JPEG   1-based index in t10k-images
+//	DIR/LOC_synset_mapping.txt         "<wnid> <name>", label order
+//	DIR/LOC_val_solution.csv           "ImageId,PredictionString"
+//	DIR/.complete                      the parameters, written last
+//
+// The tree is built in a sibling temporary directory and renamed into
+// place, so DIR is either absent, the previous complete tree, or the new
+// complete tree. A re-run with the same parameters finds .complete and
+// returns at once.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/disintegration/imaging"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/alexnet-repro/alexnet/pkg/fashionmnist"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "mkdemo: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// config is the parsed command line. The fields that shape the output are
+// also the .complete marker, so a change to any of them rebuilds the tree.
+type config struct {
+	Format  int    `json:"format"` // bump when the layout changes
+	Src     string `json:"src"`
+	Train   int    `json:"train"`
+	Val     int    `json:"val"`
+	Size    int    `json:"size"`
+	Quality int    `json:"quality"`
+
+	out     string
+	workers int
+}
+
+// markerFormat versions the tree layout recorded in .complete.
+const markerFormat = 1
+
+const (
+	markerName   = ".complete"
+	mappingName  = "LOC_synset_mapping.txt"
+	solutionName = "LOC_val_solution.csv"
+)
+
+const usageText = `Usage: mkdemo --out DIR [flags]
+
+Writes Fashion-MNIST as an ILSVRC2012-layout tree of grayscale JPEGs
+(train/<wnid>/*.JPEG, flat val/, LOC_synset_mapping.txt,
+LOC_val_solution.csv) that ingest reads like ImageNet. Classes are
+n99000000..n99000009 in Fashion-MNIST label order. Re-running with the
+same flags is a no-op.
+
+Example:
+  mkdemo --out data/fashion-demo
+  mkdemo --out /tmp/tiny --train 2000 --val 500 --size 64
+
+Flags:
+`
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	c := config{Format: markerFormat}
+	fs := flag.NewFlagSet("mkdemo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.out, "out", "", "output directory (required)")
+	fs.StringVar(&c.Src, "src", "/usr/share/datasets/fashion-mnist", "directory holding the Fashion-MNIST {train,t10k}-*-ubyte[.gz] files")
+	fs.IntVar(&c.Train, "train", 60000, "write the first `N` training images")
+	fs.IntVar(&c.Val, "val", 10000, "write the first `N` test images as the validation set")
+	fs.IntVar(&c.Size, "size", 28, "side of the written images in pixels; other than 28 resamples with Lanczos")
+	fs.IntVar(&c.Quality, "quality", 95, "JPEG quality, 1..100")
+	fs.IntVar(&c.workers, "workers", runtime.GOMAXPROCS(0), "parallel encoders")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageText)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return c, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	case c.out == "":
+		return c, errors.New("--out is required (see --help)")
+	case c.Train < 0 || c.Val < 0:
+		return c, fmt.Errorf("--train %d / --val %d: counts cannot be negative", c.Train, c.Val)
+	case c.Size < 1 || c.Size > 4096:
+		return c, fmt.Errorf("--size %d: want 1..4096", c.Size)
+	case c.Quality < 1 || c.Quality > 100:
+		return c, fmt.Errorf("--quality %d: want 1..100", c.Quality)
+	case c.workers < 1:
+		return c, fmt.Errorf("--workers %d: want at least 1", c.workers)
+	}
+	if abs, err := filepath.Abs(c.Src); err == nil {
+		c.Src = abs
+	}
+	c.out = filepath.Clean(c.out)
+	return c, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	marker, _ := json.Marshal(c)
+	act, err := checkOut(c.out, marker)
+	if err != nil {
+		return err
+	}
+	if act == upToDate {
+		fmt.Fprintf(stdout, "mkdemo: %s is up to date (%d train, %d val)\n", c.out, c.Train, c.Val)
+		return nil
+	}
+
+	train, val, err := loadSource(c)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	tmp, err := os.MkdirTemp(filepath.Dir(c.out), filepath.Base(c.out)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("creating work directory: %w", err)
+	}
+	defer os.RemoveAll(tmp) // a no-op once renamed into place
+	bytesOut, err := writeTree(ctx, c, tmp, train, val, stderr)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, markerName), append(marker, '\n'), 0o644); err != nil {
+		return fmt.Errorf("writing marker: %w", err)
+	}
+	if err := publish(tmp, c.out, act == replace); err != nil {
+		return err
+	}
+	el := time.Since(start)
+	n := c.Train + c.Val
+	fmt.Fprintf(stdout, "mkdemo: wrote %d train + %d val JPEGs (%d classes, %dx%d, %.1f MB) to %s in %.1fs (%.0f img/s)\n",
+		c.Train, c.Val, fashionmnist.NumClasses, c.Size, c.Size, float64(bytesOut)/1e6, c.out,
+		el.Seconds(), float64(n)/max(el.Seconds(), 1e-9))
+	return nil
+}
+
+// action is what checkOut decided to do with --out.
+type action int
+
+const (
+	create   action = iota // DIR does not exist
+	upToDate               // DIR holds a tree built with the same parameters
+	replace                // DIR is ours with other parameters, or empty
+)
+
+// checkOut decides what to do with an existing DIR. It refuses to replace a
+// non-empty directory without mkdemo's marker, because removing a tree
+// mkdemo did not write could destroy someone's data.
+func checkOut(out string, marker []byte) (action, error) {
+	fi, err := os.Stat(out)
+	if errors.Is(err, os.ErrNotExist) {
+		return create, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("--out %s: %w", out, err)
+	}
+	if !fi.IsDir() {
+		return 0, fmt.Errorf("--out %s exists and is not a directory", out)
+	}
+	old, err := os.ReadFile(filepath.Join(out, markerName))
+	if err == nil {
+		if bytes.Equal(bytes.TrimSpace(old), marker) {
+			return upToDate, nil
+		}
+		return replace, nil
+	}
+	ents, _ := os.ReadDir(out)
+	if len(ents) == 0 {
+		return replace, nil
+	}
+	return 0, fmt.Errorf("refusing to replace %s: it exists, is not empty and has no %s from mkdemo; remove it or choose another --out", out, markerName)
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// loadSource reads both splits, turning a missing dataset into advice.
+func loadSource(c config) (train, val *fashionmnist.Set, err error) {
+	for _, split := range []string{"train", "t10k"} {
+		img, lab := fashionmnist.Files(c.Src, split)
+		for _, p := range []string{img, lab} {
+			if !exists(p) && !exists(strings.TrimSuffix(p, ".gz")) {
+				return nil, nil, fmt.Errorf("Fashion-MNIST not found: %s is missing; run `just setup` or `apt-get install dataset-fashion-mnist`, or point --src at a directory holding the {train,t10k}-{images-idx3,labels-idx1}-ubyte.gz files", p)
+			}
+		}
+	}
+	var g errgroup.Group
+	g.Go(func() (err error) { train, err = fashionmnist.Load(c.Src, "train"); return err })
+	g.Go(func() (err error) { val, err = fashionmnist.Load(c.Src, "t10k"); return err })
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	if c.Train > train.N {
+		return nil, nil, fmt.Errorf("--train %d: the source has only %d training images", c.Train, train.N)
+	}
+	if c.Val > val.N {
+		return nil, nil, fmt.Errorf("--val %d: the source has only %d test images", c.Val, val.N)
+	}
+	return train, val, nil
+}
+
+// publish moves the finished tree into place. When replacing, the old tree
+// is first renamed aside, so DIR is never a half-written mixture; the gap
+// between the two renames is the only moment DIR is absent.
+func publish(tmp, out string, replaceOld bool) error {
+	var old string
+	if replaceOld {
+		old = tmp + ".old"
+		if err := os.Rename(out, old); err != nil {
+			return fmt.Errorf("moving the previous %s aside: %w", out, err)
+		}
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		if old != "" {
+			os.Rename(old, out)
+		}
+		return fmt.Errorf("renaming %s to %s: %w", tmp, out, err)
+	}
+	if old != "" {
+		if err := os.RemoveAll(old); err != nil {
+			return fmt.Errorf("removing the previous tree %s: %w", old, err)
+		}
+	}
+	return nil
+}
+
+// writeTree writes the index files and all JPEGs under root and returns the
+// JPEG bytes written.
+func writeTree(ctx context.Context, c config, root string, train, val *fashionmnist.Set, stderr io.Writer) (int64, error) {
+	var mapping strings.Builder
+	for l := range fashionmnist.NumClasses {
+		wnid := fashionmnist.WNID(l)
+		fmt.Fprintf(&mapping, "%s %s\n", wnid, fashionmnist.ClassNames[l])
+		// Every class gets its directory even if --train leaves it empty,
+		// so class indices never depend on N.
+		if err := os.MkdirAll(filepath.Join(root, "train", wnid), 0o755); err != nil {
+			return 0, fmt.Errorf("creating class directory: %w", err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(root, "val"), 0o755); err != nil {
+		return 0, fmt.Errorf("creating val directory: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(root, mappingName), []byte(mapping.String()), 0o644); err != nil {
+		return 0, fmt.Errorf("writing %s: %w", mappingName, err)
+	}
+	var sol strings.Builder
+	sol.WriteString("ImageId,PredictionString\n")
+	for i := range c.Val {
+		fmt.Fprintf(&sol, "%s,%s 0 0 %d %d\n", valID(i), fashionmnist.WNID(int(val.Labels[i])), c.Size-1, c.Size-1)
+	}
+	if err := os.WriteFile(filepath.Join(root, solutionName), []byte(sol.String()), 0o644); err != nil {
+		return 0, fmt.Errorf("writing %s: %w", solutionName, err)
+	}
+
+	total := c.Train + c.Val
+	var next, done, written atomic.Int64
+	prog := startProgress(stderr, total, &done)
+	defer prog.stop()
+	g, ctx := errgroup.WithContext(ctx)
+	for range c.workers {
+		g.Go(func() error {
+			var buf bytes.Buffer
+			// Workers claim small chunks so the shared counter is touched
+			// once per chunk, not once per file.
+			const chunk = 64
+			for {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				lo := int(next.Add(chunk)) - chunk
+				if lo >= total {
+					return nil
+				}
+				for i := lo; i < min(lo+chunk, total); i++ {
+					set, k, path := train, i, ""
+					if i < c.Train {
+						path = filepath.Join(root, "train", trainName(int(train.Labels[k]), k))
+					} else {
+						set, k = val, i-c.Train
+						path = filepath.Join(root, "val", valName(k))
+					}
+					buf.Reset()
+					if err := encode(&buf, set, k, c); err != nil {
+						return fmt.Errorf("%s: encoding: %w", path, err)
+					}
+					if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+						return fmt.Errorf("writing image: %w", err)
+					}
+					written.Add(int64(buf.Len()))
+				}
+				done.Add(int64(min(chunk, total-lo)))
+			}
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return 0, err
+	}
+	prog.stop()
+	return written.Load(), nil
+}
+
+// trainName is "<wnid>/<wnid>_<k>.JPEG" with k 1-based in the source file,
+// so a file can be traced back to its Fashion-MNIST record.
+func trainName(label, i int) string {
+	w := fashionmnist.WNID(label)
+	return fmt.Sprintf("%s/%s_%d.JPEG", w, w, i+1)
+}
+
+// valID is the validation image id as LOC_val_solution.csv spells it,
+// without the extension.
+func valID(i int) string { return fmt.Sprintf("ILSVRC2012_val_%08d", i+1) }
+
+func valName(i int) string { return valID(i) + ".JPEG" }
+
+// encode writes image i of set as a single-channel JPEG, resampled when
+// --size differs from the source.
+func encode(w io.Writer, set *fashionmnist.Set, i int, c config) error {
+	img := &image.Gray{Pix: set.Image(i), Stride: set.Cols, Rect: image.Rect(0, 0, set.Cols, set.Rows)}
+	if c.Size != set.Cols || c.Size != set.Rows {
+		rgba := imaging.Resize(img, c.Size, c.Size, imaging.Lanczos)
+		g := image.NewGray(rgba.Rect)
+		for p := range g.Pix {
+			g.Pix[p] = rgba.Pix[4*p] // R = G = B for a grey source
+		}
+		img = g
+	}
+	return jpeg.Encode(w, img, &jpeg.Options{Quality: c.Quality})
+}

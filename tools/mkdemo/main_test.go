@@ -1,0 +1,344 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alexnet-repro/alexnet/internal/testdata"
+	"github.com/alexnet-repro/alexnet/pkg/fashionmnist"
+)
+
+// fakeSource writes a tiny Fashion-MNIST look-alike (gzipped IDX files) so
+// the command is tested without the real dataset: image i is filled with
+// grey level 10·(i%25) and has label i%10.
+func fakeSource(t *testing.T, nTrain, nVal int) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, s := range []struct {
+		split string
+		n     int
+	}{{"train", nTrain}, {"t10k", nVal}} {
+		img, lab := fashionmnist.Files(dir, s.split)
+		pix := make([]byte, s.n*28*28)
+		labels := make([]byte, s.n)
+		for i := range s.n {
+			labels[i] = byte(i % 10)
+			for p := range 28 * 28 {
+				pix[i*784+p] = byte(10 * (i % 25))
+			}
+		}
+		writeIDX(t, img, []uint32{uint32(s.n), 28, 28}, pix)
+		writeIDX(t, lab, []uint32{uint32(s.n)}, labels)
+	}
+	return dir
+}
+
+func writeIDX(t *testing.T, path string, dims []uint32, data []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	z := gzip.NewWriter(&buf)
+	z.Write([]byte{0, 0, 8, byte(len(dims))})
+	for _, d := range dims {
+		binary.Write(z, binary.BigEndian, d)
+	}
+	z.Write(data)
+	z.Close()
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func runOK(t *testing.T, args ...string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), args, &stdout, &stderr); err != nil {
+		t.Fatalf("run %v: %v\nstderr: %s", args, err, stderr.String())
+	}
+	return stdout.String()
+}
+
+// checkTree verifies the layout against the source set and returns the
+// decoded first validation image.
+func checkTree(t *testing.T, out string, train, val *fashionmnist.Set, nTrain, nVal, size int) image.Image {
+	t.Helper()
+	mapping, err := os.ReadFile(filepath.Join(out, mappingName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(mapping)), "\n")
+	if len(lines) != 10 || lines[0] != "n99000000 T-shirt/top" || lines[9] != "n99000009 Ankle boot" {
+		t.Fatalf("mapping:\n%s", mapping)
+	}
+	if !sort.StringsAreSorted(lines) {
+		t.Error("mapping lines are not in WNID order")
+	}
+
+	// Every train file sits in its label's class directory and no other
+	// files exist.
+	var files int
+	for l := range 10 {
+		w := fashionmnist.WNID(l)
+		ents, err := os.ReadDir(filepath.Join(out, "train", w))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			var k int
+			if _, err := fmt.Sscanf(e.Name(), w+"_%d.JPEG", &k); err != nil || k < 1 || k > nTrain {
+				t.Fatalf("unexpected train file %s/%s", w, e.Name())
+			}
+			if int(train.Labels[k-1]) != l {
+				t.Errorf("%s holds record %d whose label is %d", w, k, train.Labels[k-1])
+			}
+			files++
+		}
+	}
+	if files != nTrain {
+		t.Errorf("%d train files, want %d", files, nTrain)
+	}
+	ents, err := os.ReadDir(filepath.Join(out, "val"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != nVal || ents[0].Name() != "ILSVRC2012_val_00000001.JPEG" ||
+		ents[nVal-1].Name() != fmt.Sprintf("ILSVRC2012_val_%08d.JPEG", nVal) {
+		t.Errorf("val holds %d files, first %s", len(ents), ents[0].Name())
+	}
+
+	f, err := os.Open(filepath.Join(out, solutionName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Scan()
+	if sc.Text() != "ImageId,PredictionString" {
+		t.Errorf("solution header %q", sc.Text())
+	}
+	var rows int
+	for sc.Scan() {
+		want := fmt.Sprintf("ILSVRC2012_val_%08d,%s 0 0 %d %d", rows+1, fashionmnist.WNID(int(val.Labels[rows])), size-1, size-1)
+		if sc.Text() != want {
+			t.Fatalf("solution row %d = %q, want %q", rows+1, sc.Text(), want)
+		}
+		rows++
+	}
+	if rows != nVal {
+		t.Errorf("solution has %d rows, want %d", rows, nVal)
+	}
+
+	jf, err := os.Open(filepath.Join(out, "val", "ILSVRC2012_val_00000001.JPEG"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jf.Close()
+	img, err := jpeg.Decode(jf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := img.(*image.Gray); !ok {
+		t.Errorf("JPEG decodes as %T, want a single-channel *image.Gray", img)
+	}
+	if b := img.Bounds(); b.Dx() != size || b.Dy() != size {
+		t.Errorf("JPEG is %v, want %dx%d", b, size, size)
+	}
+	return img
+}
+
+func TestRunFakeSource(t *testing.T) {
+	src := fakeSource(t, 300, 60)
+	train, _ := fashionmnist.Load(src, "train")
+	val, _ := fashionmnist.Load(src, "t10k")
+	out := filepath.Join(t.TempDir(), "demo")
+
+	msg := runOK(t, "--out", out, "--src", src, "--train", "200", "--val", "50", "--workers", "3")
+	if !strings.Contains(msg, "wrote 200 train + 50 val") {
+		t.Errorf("summary %q", msg)
+	}
+	img := checkTree(t, out, train, val, 200, 50, 28)
+	// Val image 1 is a flat grey 0, so JPEG should keep it near exactly.
+	if y := img.(*image.Gray).GrayAt(5, 5).Y; y > 2 {
+		t.Errorf("flat black image decoded with level %d", y)
+	}
+
+	// Same flags: a no-op that leaves files untouched.
+	stamp := mtime(t, filepath.Join(out, markerName))
+	if msg := runOK(t, "--out", out, "--src", src, "--train", "200", "--val", "50"); !strings.Contains(msg, "up to date") {
+		t.Errorf("re-run said %q", msg)
+	}
+	if mtime(t, filepath.Join(out, markerName)) != stamp {
+		t.Error("re-run rewrote the tree")
+	}
+
+	// Other flags: the tree is replaced, not merged with the old one.
+	runOK(t, "--out", out, "--src", src, "--train", "30", "--val", "10", "--size", "40")
+	checkTree(t, out, train, val, 30, 10, 40)
+	if left, _ := filepath.Glob(out + ".tmp-*"); len(left) != 0 {
+		t.Errorf("temporary directories left behind: %v", left)
+	}
+}
+
+func mtime(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.ModTime().UnixNano()
+}
+
+func TestRunRealFashionMNIST(t *testing.T) {
+	src := testdata.FashionMNIST(t)
+	train, err := fashionmnist.Load(src, "train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	val, err := fashionmnist.Load(src, "t10k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "demo")
+	runOK(t, "--out", out, "--src", src, "--train", "200", "--val", "50")
+	img := checkTree(t, out, train, val, 200, 50, 28).(*image.Gray)
+	// JPEG at quality 95 stays close to the source pixels.
+	var sum int
+	for i, v := range val.Image(0) {
+		// The decoder may pad its buffer to whole 8×8 blocks; go
+		// through GrayAt rather than Pix.
+		d := int(img.GrayAt(i%28, i/28).Y) - int(v)
+		sum += max(d, -d)
+	}
+	mean := float64(sum) / 784
+	t.Logf("mean absolute JPEG error %.2f grey levels", mean)
+	if mean > 4 {
+		t.Errorf("mean absolute JPEG error %.2f grey levels, want ≤ 4", mean)
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	src := fakeSource(t, 20, 5)
+	notOurs := t.TempDir()
+	os.WriteFile(filepath.Join(notOurs, "precious.txt"), []byte("x"), 0o644)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no out", []string{"--src", src}, "--out is required"},
+		{"missing source", []string{"--out", filepath.Join(t.TempDir(), "d"), "--src", t.TempDir()}, "just setup"},
+		{"too many train", []string{"--out", filepath.Join(t.TempDir(), "d"), "--src", src, "--train", "21"}, "only 20 training"},
+		{"too many val", []string{"--out", filepath.Join(t.TempDir(), "d"), "--src", src, "--train", "20", "--val", "6"}, "only 5 test"},
+		{"negative", []string{"--out", "x", "--train", "-1"}, "negative"},
+		{"bad size", []string{"--out", "x", "--size", "0"}, "--size"},
+		{"bad quality", []string{"--out", "x", "--quality", "101"}, "--quality"},
+		{"stray argument", []string{"--out", "x", "extra"}, "unexpected argument"},
+		{"foreign directory", []string{"--out", notOurs, "--src", src, "--train", "20", "--val", "5"}, "refusing to replace"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), tc.args, &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(notOurs, "precious.txt")); err != nil {
+		t.Errorf("foreign directory was touched: %v", err)
+	}
+}
+
+func TestHelpShowsExample(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"--help"}, &stdout, &stderr)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("err = %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{"Example:", "mkdemo --out", "-train", "-src"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("help lacks %q:\n%s", want, stderr.String())
+		}
+	}
+}
+
+func TestCancel(t *testing.T) {
+	src := fakeSource(t, 500, 10)
+	out := filepath.Join(t.TempDir(), "demo")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	if err := run(ctx, []string{"--out", out, "--src", src, "--train", "500", "--val", "10"}, &stdout, &stderr); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a cancelled run left %s behind: %v", out, err)
+	}
+	if left, _ := filepath.Glob(out + ".tmp-*"); len(left) != 0 {
+		t.Errorf("temporary directories left behind: %v", left)
+	}
+}
+
+func BenchmarkEncode(b *testing.B) {
+	set := &fashionmnist.Set{N: 1, Rows: 28, Cols: 28, Pixels: make([]byte, 784), Labels: []byte{0}}
+	for i := range set.Pixels {
+		set.Pixels[i] = byte(i * 13)
+	}
+	c := config{Size: 28, Quality: 95}
+	var buf bytes.Buffer
+	b.SetBytes(784)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		if err := encode(&buf, set, 0, c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestPlainProgress(t *testing.T) {
+	defer func(d time.Duration) { plainEvery = d }(plainEvery)
+	plainEvery = 5 * time.Millisecond
+	var done atomic.Int64
+	done.Store(5)
+	var out syncBuffer
+	p := startProgress(&out, 10, &done)
+	time.Sleep(50 * time.Millisecond)
+	p.stop()
+	p.stop() // idempotent
+	if !strings.Contains(out.String(), "mkdemo: 5/10 images (50%)") {
+		t.Errorf("progress output %q", out.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while the reporter writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
