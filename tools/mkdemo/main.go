@@ -152,6 +152,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	start := time.Now()
+	if err := os.MkdirAll(filepath.Dir(c.out), 0o755); err != nil {
+		return fmt.Errorf("creating parent of %s: %w", c.out, err)
+	}
 	tmp, err := os.MkdirTemp(filepath.Dir(c.out), filepath.Base(c.out)+".tmp-")
 	if err != nil {
 		return fmt.Errorf("creating work directory: %w", err)

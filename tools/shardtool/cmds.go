@@ -351,7 +351,7 @@ func contactSheet(dir string, m *shards.Meta, split string, n, tile int) (*image
 				}
 			}
 			text := fmt.Sprintf("%d %s", rec.Label, name)
-			if max := tile / 7; len(text) > max {
+			if max := (tile - 4) / 7; len(text) > max {
 				text = text[:max]
 			}
 			d := font.Drawer{Dst: sheet, Src: image.NewUniform(color.White), Face: face,
