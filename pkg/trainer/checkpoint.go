@@ -1,0 +1,177 @@
+package trainer
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+	"os"
+
+	"github.com/alexnet-repro/alexnet/shards"
+)
+
+// Position is where the data pipeline stands: the epoch, and how many of
+// its batches have been consumed.
+type Position struct {
+	Epoch int `json:"epoch"`
+	Batch int `json:"batch"`
+}
+
+// Tensor is one parameter with its momentum buffer.
+type Tensor struct {
+	Name  string    `json:"name"`
+	Shape []int     `json:"shape"`
+	W     []float32 `json:"-"`
+	V     []float32 `json:"-"`
+}
+
+func (t *Tensor) size() int {
+	n := 1
+	for _, d := range t.Shape {
+		n *= d
+	}
+	return n
+}
+
+// Checkpoint is everything needed to continue a run exactly: parameters,
+// momentum, counters, the pipeline position, the seed from which every
+// random draw is derived (so no generator state needs saving), and the
+// schedule's state. The same file format serves every device.
+type Checkpoint struct {
+	Model    string   `json:"model"`
+	Classes  int      `json:"classes"`
+	InputHW  int      `json:"input_hw"`
+	Init     string   `json:"init"`
+	Seed     uint64   `json:"seed"`
+	Step     int64    `json:"step"`
+	Epoch    int      `json:"epoch"`
+	Position Position `json:"position"`
+	Schedule Schedule `json:"schedule"`
+	// Mean and Std are the normalisation the model was trained with, so
+	// that evaluation and predict need nothing else.
+	Mean    [3]float32 `json:"mean"`
+	Std     [3]float32 `json:"std"`
+	Tensors []Tensor   `json:"tensors"`
+}
+
+var ckptMagic = [8]byte{'A', 'L', 'X', 'C', 'K', 'P', 'T', '1'}
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// Encode writes the checkpoint: magic, a length-prefixed JSON header, every
+// tensor's weights then momentum as little-endian float32, and a CRC-32C of
+// all of it. Encoding is deterministic, so equal states give equal bytes.
+func (c *Checkpoint) Encode(w io.Writer) error {
+	hdr, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	h := crc32.New(crcTable)
+	mw := io.MultiWriter(w, h)
+	var b bytes.Buffer
+	b.Write(ckptMagic[:])
+	binary.Write(&b, binary.LittleEndian, uint32(len(hdr)))
+	b.Write(hdr)
+	if _, err := mw.Write(b.Bytes()); err != nil {
+		return err
+	}
+	buf := make([]byte, 0, 1<<16)
+	flush := func() error {
+		_, err := mw.Write(buf)
+		buf = buf[:0]
+		return err
+	}
+	for i := range c.Tensors {
+		t := &c.Tensors[i]
+		if len(t.W) != t.size() || len(t.V) != t.size() {
+			return fmt.Errorf("checkpoint: tensor %s has %d weights and %d momenta, shape %v needs %d", t.Name, len(t.W), len(t.V), t.Shape, t.size())
+		}
+		for _, s := range [][]float32{t.W, t.V} {
+			for _, v := range s {
+				buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+				if len(buf) == cap(buf) {
+					if err := flush(); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	return binary.Write(w, binary.LittleEndian, h.Sum32())
+}
+
+// Save writes the checkpoint atomically (temporary file, fsync, rename), so
+// a crash never leaves a torn checkpoint where a good one was.
+func (c *Checkpoint) Save(path string) error {
+	var b bytes.Buffer
+	if err := c.Encode(&b); err != nil {
+		return err
+	}
+	return shards.WriteFileAtomic(path, b.Bytes())
+}
+
+// ErrCheckpoint marks a file that is not an intact checkpoint.
+var ErrCheckpoint = errors.New("not an intact checkpoint")
+
+// Decode reads a checkpoint, checking its CRC before trusting anything.
+func Decode(b []byte) (*Checkpoint, error) {
+	if len(b) < 16 || [8]byte(b[:8]) != ckptMagic {
+		return nil, fmt.Errorf("%w: bad magic", ErrCheckpoint)
+	}
+	body := b[:len(b)-4]
+	if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
+		return nil, fmt.Errorf("%w: checksum mismatch", ErrCheckpoint)
+	}
+	n := int(binary.LittleEndian.Uint32(b[8:]))
+	if n > len(body)-12 {
+		return nil, fmt.Errorf("%w: header length %d", ErrCheckpoint, n)
+	}
+	var c Checkpoint
+	if err := json.Unmarshal(body[12:12+n], &c); err != nil {
+		return nil, fmt.Errorf("%w: header: %v", ErrCheckpoint, err)
+	}
+	data := body[12+n:]
+	for i := range c.Tensors {
+		t := &c.Tensors[i]
+		sz := 1
+		for _, d := range t.Shape {
+			if d <= 0 || d > 1<<30 || sz > (1<<31)/d {
+				return nil, fmt.Errorf("%w: tensor %s has shape %v", ErrCheckpoint, t.Name, t.Shape)
+			}
+			sz *= d
+		}
+		if len(data) < 8*sz {
+			return nil, fmt.Errorf("%w: tensor %s truncated", ErrCheckpoint, t.Name)
+		}
+		t.W, t.V = make([]float32, sz), make([]float32, sz)
+		for j := 0; j < sz; j++ {
+			t.W[j] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*j:]))
+			t.V[j] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*(sz+j):]))
+		}
+		data = data[8*sz:]
+	}
+	if len(data) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the last tensor", ErrCheckpoint, len(data))
+	}
+	return &c, nil
+}
+
+// Load reads a checkpoint file.
+func Load(path string) (*Checkpoint, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}

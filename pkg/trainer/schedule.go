@@ -1,0 +1,68 @@
+package trainer
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Schedule is the learning-rate schedule and its state, saved in
+// checkpoints so a resumed run continues it exactly.
+//
+// "plateau" is the paper's: divide by 10 when the validation error has not
+// improved for Patience epochs, at most MaxDrops times. "step:N" divides by
+// 10 every N epochs.
+type Schedule struct {
+	Kind       string  `json:"kind"`
+	StepEpochs int     `json:"step_epochs,omitempty"`
+	Patience   int     `json:"patience"`
+	MaxDrops   int     `json:"max_drops"`
+	LR         float64 `json:"lr"`
+	Best       float64 `json:"best_val_error"`
+	BadEpochs  int     `json:"bad_epochs"`
+	Drops      int     `json:"drops"`
+}
+
+// ParseSchedule reads --schedule.
+func ParseSchedule(s string, lr float64, patience int) (Schedule, error) {
+	sc := Schedule{LR: lr, Patience: patience, MaxDrops: 3, Best: 2}
+	switch {
+	case s == "plateau":
+		sc.Kind = "plateau"
+	case strings.HasPrefix(s, "step:"):
+		n, err := strconv.Atoi(s[5:])
+		if err != nil || n <= 0 {
+			return sc, fmt.Errorf("schedule %q: want step:N with N a positive number of epochs", s)
+		}
+		sc.Kind, sc.StepEpochs = "step", n
+	default:
+		return sc, fmt.Errorf("unknown schedule %q (want plateau or step:N)", s)
+	}
+	return sc, nil
+}
+
+// EndEpoch updates the schedule after epoch (1-based count of finished
+// epochs) with that epoch's validation error; it reports whether lr fell.
+func (s *Schedule) EndEpoch(epoch int, valErr float64) bool {
+	switch s.Kind {
+	case "step":
+		if epoch%s.StepEpochs == 0 {
+			s.LR /= 10
+			s.Drops++
+			return true
+		}
+	case "plateau":
+		if valErr < s.Best {
+			s.Best, s.BadEpochs = valErr, 0
+			return false
+		}
+		s.BadEpochs++
+		if s.BadEpochs >= s.Patience && s.Drops < s.MaxDrops {
+			s.LR /= 10
+			s.Drops++
+			s.BadEpochs = 0
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,83 @@
+package trainer
+
+import (
+	"bytes"
+	"errors"
+	"path/filepath"
+	"testing"
+)
+
+func TestCheckpointRoundTripAndDamage(t *testing.T) {
+	c := &Checkpoint{Model: "small", Classes: 10, InputHW: 28, Seed: 3, Step: 17, Epoch: 2, Position: Position{2, 5},
+		Schedule: Schedule{Kind: "plateau", LR: 0.01, Patience: 2, MaxDrops: 3, Best: 0.3},
+		Mean:     [3]float32{1, 2, 3}, Std: [3]float32{4, 5, 6},
+		Tensors: []Tensor{{Name: "a", Shape: []int{2, 3}, W: []float32{1, 2, 3, 4, 5, 6}, V: []float32{-1, 0, 1, 2, 3, 4}},
+			{Name: "b", Shape: []int{1}, W: []float32{7}, V: []float32{8}}}}
+	path := filepath.Join(t.TempDir(), "c.ckpt")
+	if err := c.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b bytes.Buffer
+	c.Encode(&a)
+	got.Encode(&b)
+	if !bytes.Equal(a.Bytes(), b.Bytes()) || got.Tensors[0].V[0] != -1 || got.Position.Batch != 5 {
+		t.Fatalf("round trip changed the checkpoint: %+v", got)
+	}
+	raw := a.Bytes()
+	for _, pos := range []int{0, 9, 20, len(raw) - 10, len(raw) - 1} {
+		bad := bytes.Clone(raw)
+		bad[pos] ^= 4
+		if _, err := Decode(bad); !errors.Is(err, ErrCheckpoint) {
+			t.Fatalf("flip at %d: %v", pos, err)
+		}
+	}
+	if _, err := Decode(raw[:len(raw)/2]); err == nil {
+		t.Fatal("truncated checkpoint accepted")
+	}
+}
+
+func TestPlateauSchedule(t *testing.T) {
+	s, err := ParseSchedule("plateau", 0.01, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := []float64{0.5, 0.4, 0.41, 0.42, 0.39, 0.39, 0.39, 0.39, 0.39, 0.39, 0.39, 0.39}
+	var lrs []float64
+	for i, e := range errs {
+		s.EndEpoch(i+1, e)
+		lrs = append(lrs, s.LR)
+	}
+	// Drops after two epochs without improvement, at most three times.
+	want := []float64{0.01, 0.01, 0.01, 0.001, 0.001, 0.001, 0.0001, 0.0001, 0.00001, 0.00001, 0.00001, 0.00001}
+	for i := range want {
+		if d := lrs[i] - want[i]; d > 1e-12 || d < -1e-12 {
+			t.Fatalf("epoch %d lr %g want %g (all %v)", i+1, lrs[i], want[i], lrs)
+		}
+	}
+	st, _ := ParseSchedule("step:3", 0.1, 0)
+	for i := 1; i <= 6; i++ {
+		st.EndEpoch(i, 0)
+	}
+	if st.LR > 0.0011 || st.LR < 0.0009 {
+		t.Fatalf("step:3 after 6 epochs: %g", st.LR)
+	}
+	for _, bad := range []string{"step:0", "step:x", "cosine"} {
+		if _, err := ParseSchedule(bad, 0.1, 1); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}
+
+func FuzzCheckpoint(f *testing.F) {
+	c := &Checkpoint{Model: "m", Tensors: []Tensor{{Name: "a", Shape: []int{2}, W: []float32{1, 2}, V: []float32{3, 4}}}}
+	var b bytes.Buffer
+	c.Encode(&b)
+	f.Add(b.Bytes())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		Decode(data)
+	})
+}
