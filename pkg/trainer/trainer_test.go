@@ -3,6 +3,7 @@ package trainer
 import (
 	"bytes"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -80,4 +81,47 @@ func FuzzCheckpoint(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		Decode(data)
 	})
+}
+
+func TestMetricsResumeAndPlots(t *testing.T) {
+	dir := t.TempDir()
+	l, err := OpenMetrics(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s := int64(1); s <= 10; s++ {
+		l.Add(Metric{Kind: "step", Step: s, Loss: 2.3 / float64(s), LR: 0.01})
+		if s%5 == 0 {
+			l.Add(Metric{Kind: "epoch", Step: s, Epoch: int(s / 5), Top1Err: 0.5 / float64(s), Top5Err: 0.1, ValLoss: 1})
+		}
+	}
+	l.Close()
+	// Resuming from step 5 drops what came after it.
+	l, err = OpenMetrics(dir, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(l.All()); n != 6 {
+		t.Fatalf("kept %d lines, want 6", n)
+	}
+	l.Close()
+	if err := WritePlots(dir, l.All()); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"loss.png", "error.png"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() < 1000 {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	w := make([]float32, 4*3*5*5)
+	for i := range w {
+		w[i] = float32(i%7) - 3
+	}
+	p := filepath.Join(dir, "f.png")
+	if err := WriteFilters(p, w, []int{4, 3, 5, 5}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFilters(p, w, []int{4, 1, 5, 5}); err == nil {
+		t.Fatal("accepted a non-RGB filter bank")
+	}
 }

@@ -1,0 +1,204 @@
+package trainer
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+
+	"github.com/alexnet-repro/alexnet/shards"
+)
+
+// Metric is one line of metrics.jsonl.
+type Metric struct {
+	Kind     string  `json:"kind"` // "step" or "epoch"
+	Step     int64   `json:"step"`
+	Epoch    int     `json:"epoch"`
+	Loss     float64 `json:"loss,omitempty"`
+	LR       float64 `json:"lr"`
+	ImgPerS  float64 `json:"img_per_s,omitempty"`
+	DataWait float64 `json:"data_wait,omitempty"` // fraction of the step spent waiting for the pipeline
+	Top1Err  float64 `json:"top1_err,omitempty"`
+	Top5Err  float64 `json:"top5_err,omitempty"`
+	ValLoss  float64 `json:"val_loss,omitempty"`
+	TrainErr float64 `json:"train_top1_err,omitempty"`
+	Seconds  float64 `json:"seconds"`
+}
+
+// MetricsLog appends to metrics.jsonl.
+type MetricsLog struct {
+	path string
+	f    *os.File
+	all  []Metric
+}
+
+// OpenMetrics opens dir/metrics.jsonl. A resumed run keeps only the lines
+// up to the checkpoint's step, so the log reads as one uninterrupted run.
+func OpenMetrics(dir string, keepUpTo int64) (*MetricsLog, error) {
+	path := filepath.Join(dir, "metrics.jsonl")
+	var kept []Metric
+	if b, err := os.ReadFile(path); err == nil {
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			var m Metric
+			if json.Unmarshal(sc.Bytes(), &m) == nil && m.Step <= keepUpTo {
+				kept = append(kept, m)
+			}
+		}
+	}
+	var buf bytes.Buffer
+	for _, m := range kept {
+		line, _ := json.Marshal(m)
+		buf.Write(append(line, '\n'))
+	}
+	if err := shards.WriteFileAtomic(path, buf.Bytes()); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &MetricsLog{path: path, f: f, all: kept}, nil
+}
+
+// Add appends one line.
+func (l *MetricsLog) Add(m Metric) error {
+	l.all = append(l.all, m)
+	b, _ := json.Marshal(m)
+	_, err := l.f.Write(append(b, '\n'))
+	return err
+}
+
+// All is every metric so far, including those kept from before a resume.
+func (l *MetricsLog) All() []Metric { return l.all }
+
+// Close closes the file.
+func (l *MetricsLog) Close() error { return l.f.Close() }
+
+// WritePlots draws loss.png (training loss by step, and validation loss by
+// epoch) and error.png (top-1 and top-5 validation error by epoch).
+func WritePlots(dir string, ms []Metric) error {
+	var loss, vloss, top1, top5, train1 plotter.XYs
+	for _, m := range ms {
+		switch m.Kind {
+		case "step":
+			if !math.IsNaN(m.Loss) && !math.IsInf(m.Loss, 0) {
+				loss = append(loss, plotter.XY{X: float64(m.Step), Y: m.Loss})
+			}
+		case "epoch":
+			vloss = append(vloss, plotter.XY{X: float64(m.Step), Y: m.ValLoss})
+			top1 = append(top1, plotter.XY{X: float64(m.Epoch), Y: 100 * m.Top1Err})
+			top5 = append(top5, plotter.XY{X: float64(m.Epoch), Y: 100 * m.Top5Err})
+			train1 = append(train1, plotter.XY{X: float64(m.Epoch), Y: 100 * m.TrainErr})
+		}
+	}
+	if len(loss) > 0 {
+		p := plot.New()
+		p.Title.Text = "Training loss"
+		p.X.Label.Text = "step"
+		p.Y.Label.Text = "cross-entropy"
+		if err := addLines(p, "train (per logged step)", loss, "validation (per epoch)", vloss); err != nil {
+			return err
+		}
+		if err := p.Save(16*vg.Centimeter, 10*vg.Centimeter, filepath.Join(dir, "loss.png")); err != nil {
+			return err
+		}
+	}
+	if len(top1) > 0 {
+		p := plot.New()
+		p.Title.Text = "Error"
+		p.X.Label.Text = "epoch"
+		p.Y.Label.Text = "error (%)"
+		if err := addLines(p, "validation top-1", top1, "validation top-5", top5, "train top-1 (running)", train1); err != nil {
+			return err
+		}
+		if err := p.Save(16*vg.Centimeter, 10*vg.Centimeter, filepath.Join(dir, "error.png")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func addLines(p *plot.Plot, args ...any) error {
+	for i := 0; i+1 < len(args); i += 2 {
+		xy := args[i+1].(plotter.XYs)
+		if len(xy) == 0 {
+			continue
+		}
+		l, err := plotter.NewLine(xy)
+		if err != nil {
+			return err
+		}
+		l.Color = plotColors[(i/2)%len(plotColors)]
+		l.Width = vg.Points(1.5)
+		p.Add(l)
+		p.Legend.Add(args[i].(string), l)
+		if len(xy) < 40 {
+			s, _ := plotter.NewScatter(xy)
+			s.Color = l.Color
+			p.Add(s)
+		}
+	}
+	p.Legend.Top = true
+	p.Add(plotter.NewGrid())
+	return nil
+}
+
+var plotColors = []color.Color{
+	color.RGBA{31, 119, 180, 255}, color.RGBA{214, 39, 40, 255}, color.RGBA{44, 160, 44, 255}, color.RGBA{148, 103, 189, 255},
+}
+
+// WriteFilters draws first-layer filters (shape [O, C, K, K], C = 3) as a
+// grid of colour patches, each scaled to its own min..max, like the paper's
+// Figure 3, and writes it as PNG.
+func WriteFilters(path string, w []float32, shape []int) error {
+	if len(shape) != 4 || shape[1] != 3 || shape[2] != shape[3] {
+		return fmt.Errorf("filters: want [O,3,K,K], have %v", shape)
+	}
+	o, k := shape[0], shape[2]
+	cols := int(math.Ceil(math.Sqrt(float64(o) * 2)))
+	if cols > o {
+		cols = o
+	}
+	rows := (o + cols - 1) / cols
+	scale := max(1, 48/k)
+	cell := k*scale + 2
+	img := image.NewRGBA(image.Rect(0, 0, cols*cell, rows*cell))
+	for i := range img.Pix {
+		img.Pix[i] = 255
+	}
+	per := 3 * k * k
+	for f := 0; f < o; f++ {
+		ws := w[f*per : (f+1)*per]
+		lo, hi := float32(math.Inf(1)), float32(math.Inf(-1))
+		for _, v := range ws {
+			lo, hi = min(lo, v), max(hi, v)
+		}
+		span := hi - lo
+		if span == 0 {
+			span = 1
+		}
+		x0, y0 := (f%cols)*cell+1, (f/cols)*cell+1
+		for y := 0; y < k*scale; y++ {
+			for x := 0; x < k*scale; x++ {
+				px := func(c int) uint8 { return uint8(255 * (ws[c*k*k+(y/scale)*k+x/scale] - lo) / span) }
+				img.SetRGBA(x0+x, y0+y, color.RGBA{px(0), px(1), px(2), 255})
+			}
+		}
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		return err
+	}
+	return shards.WriteFileAtomic(path, b.Bytes())
+}
