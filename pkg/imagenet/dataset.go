@@ -1,0 +1,317 @@
+package imagenet
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Layout names how a dataset is stored on disk.
+type Layout string
+
+// The layouts Open recognises; Layouts describes them.
+const (
+	LayoutTars   Layout = "tars"
+	LayoutTree   Layout = "tree"
+	LayoutKaggle Layout = "kaggle"
+)
+
+// File names of the official release and of Kaggle's copy.
+const (
+	trainTarName      = "ILSVRC2012_img_train.tar"
+	valTarName        = "ILSVRC2012_img_val.tar"
+	devkitTarGzName   = "ILSVRC2012_devkit_t12.tar.gz"
+	devkitDirName     = "ILSVRC2012_devkit_t12"
+	valSolutionName   = "LOC_val_solution.csv"
+	synsetMappingName = "LOC_synset_mapping.txt"
+	kaggleDataDir     = "ILSVRC/Data/CLS-LOC"
+)
+
+// Class is one ImageNet class. Index is its position in sorted-WNID order.
+type Class struct {
+	Index int    `json:"index"`
+	WNID  string `json:"wnid"`
+	Name  string `json:"name"`
+}
+
+// Item is one image of a split. Records downstream are named by Name, which
+// is the same whatever the layout.
+type Item struct {
+	// Name is the file's base name, e.g. "n01440764_10026.JPEG" or
+	// "ILSVRC2012_val_00000001.JPEG".
+	Name string
+	// Path says where the image came from, for reports: a path relative to
+	// Dataset.Root ("train/n01440764/n01440764_10026.JPEG"), or inside
+	// archives "ILSVRC2012_img_train.tar:n01440764.tar:n01440764_10026.JPEG".
+	Path string
+	// Label is the class index, or -1 when unknown.
+	Label int
+
+	arc  int32  // 1 + index into Dataset.archives; 0 for a plain file
+	file string // plain file: path relative to Dataset.Root (shares Path's bytes)
+	off  int64  // archive member: where its bytes start
+	size int64  // archive member: how many bytes
+}
+
+// Size is the image's size in bytes when it is known without a stat (an
+// archive member), else -1.
+func (it *Item) Size() int64 {
+	if it.arc == 0 {
+		return -1
+	}
+	return it.size
+}
+
+// Dataset is an ImageNet dataset found on disk.
+type Dataset struct {
+	Root   string // the directory the dataset was found in; Item paths are relative to it
+	Layout Layout
+	// Classes are sorted by WNID; Index is the position.
+	Classes []Class
+	// Train and Val are each sorted by Name.
+	Train, Val []Item
+	// Warnings are problems that did not stop Open, one line each, e.g.
+	// "val: 12 images without labels (label -1)".
+	Warnings []string
+	// ValLabelSource is the file the validation labels came from, "folders"
+	// when they came from val/<wnid>/ folders, or "" when there are none.
+	ValLabelSource string
+	// ClassNameSource is the file the class names came from, or "".
+	ClassNameSource string
+
+	archives []*os.File
+}
+
+// Options adjust Open.
+type Options struct {
+	// ValLabels is a file of validation labels that overrides every other
+	// source (the --val-labels flag); Layouts describes the formats.
+	ValLabels string
+	// Layout forces a layout instead of detecting one.
+	Layout Layout
+	// Progress, when set, is called as listing advances: what is being
+	// listed (an archive or split), and done out of total (bytes of an
+	// archive, or class folders).
+	Progress func(what string, done, total int64)
+}
+
+// PathError is a problem with one file of a dataset. Path is a file path,
+// or for a member of an archive
+// "/data/ILSVRC2012_img_train.tar:n01440764.tar:n01440764_10026.JPEG".
+type PathError struct {
+	Path string
+	Err  error
+}
+
+func (e *PathError) Error() string { return e.Path + ": " + e.Err.Error() }
+func (e *PathError) Unwrap() error { return e.Err }
+
+// pathErr wraps err with path unless it already names a path.
+func pathErr(path string, err error) error {
+	var pe *PathError
+	if errors.As(err, &pe) {
+		return err
+	}
+	var oe *fs.PathError
+	if errors.As(err, &oe) {
+		return err // os errors already name the file
+	}
+	return &PathError{Path: path, Err: err}
+}
+
+// Layouts describes the layouts Open recognises and the label files it
+// reads, for --help.
+func Layouts() string {
+	return `Dataset layouts (detected under the root directory):
+  tars    the official archives, read in place (never extracted):
+            ILSVRC2012_img_train.tar   1000 <wnid>.tar, each of <wnid>_<n>.JPEG
+            ILSVRC2012_img_val.tar     ILSVRC2012_val_<8 digits>.JPEG
+          either may be missing (that split is then empty). The root may
+          also be the path of one of the tars.
+  tree    train/<wnid>/*.JPEG, and val/ either flat (ILSVRC2012_val_*.JPEG)
+          or as val/<wnid>/*.JPEG (labels from the folders).
+  kaggle  Kaggle's copy: ILSVRC/Data/CLS-LOC/{train/<wnid>/, val/} with
+          LOC_val_solution.csv and LOC_synset_mapping.txt beside ILSVRC/.
+          The root may also be the CLS-LOC folder itself.
+  Images are .JPEG, .jpg, .jpeg or .png in any case; hidden files are ignored.
+
+Classes: the WNIDs of the training folders or member tars, sorted; the class
+index is the position (as torchvision, Caffe and FFCV). Without a training
+split, the 1000 classes of LOC_synset_mapping.txt or the devkit's meta.mat.
+Names from LOC_synset_mapping.txt, else meta.mat.
+
+Validation labels, first found in the root (or, for kaggle, beside ILSVRC/):
+  LOC_val_solution.csv            ImageId,PredictionString (first WNID)
+  ILSVRC2012_devkit_t12.tar.gz    or the extracted ILSVRC2012_devkit_t12/:
+                                  data/ILSVRC2012_validation_ground_truth.txt,
+                                  mapped to WNIDs through data/meta.mat
+  --val-labels FILE overrides them; its format is recognised by content:
+    LOC_val_solution.csv rows   ILSVRC2012_val_00000001,n01751748 ...
+    one image per line          ILSVRC2012_val_00000001.JPEG 65
+                                (whitespace or comma separated; the label is
+                                a WNID or a 0-based index in sorted-WNID
+                                order, as Caffe's val.txt)
+    one number per line         the devkit's ground truth (ILSVRC2012_IDs;
+                                needs the devkit's meta.mat to be found)
+  Validation images without a label get label -1 and a warning.
+`
+}
+
+// plan is what detection found: where each part of the dataset lies.
+type plan struct {
+	layout           Layout
+	root             string
+	trainTar, valTar string   // file names in root; "" when absent
+	trainDir, valDir string   // relative to root; "" when absent
+	metaDirs         []string // searched, in order, for label and synset files
+	alsoFound        []Layout // other layouts present, for a warning
+}
+
+// Open finds the dataset under root, lists both splits, and resolves
+// classes and labels. Its error lists the layouts it looked for when none
+// matched.
+func Open(root string, opt Options) (*Dataset, error) {
+	p, err := detect(root, opt.Layout)
+	if err != nil {
+		return nil, err
+	}
+	d := &Dataset{Root: p.root, Layout: p.layout}
+	ok := false
+	defer func() {
+		if !ok {
+			d.Close()
+		}
+	}()
+	for _, l := range p.alsoFound {
+		d.warn("%s also holds a %s layout; using %s (choose with the layout option)", p.root, l, p.layout)
+	}
+
+	train := newSplit("train")
+	val := newSplit("val")
+	switch p.layout {
+	case LayoutTars:
+		if p.trainTar != "" {
+			err = d.listTrainTar(train, p.trainTar, opt.Progress)
+		}
+		if err == nil && p.valTar != "" {
+			err = d.listValTar(val, p.valTar, opt.Progress)
+		}
+	default:
+		if p.trainDir != "" {
+			err = d.listTree(train, p.trainDir, false, opt.Progress)
+		}
+		if err == nil && p.valDir != "" {
+			err = d.listTree(val, p.valDir, true, opt.Progress)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(train.items) == 0 && len(val.items) == 0 {
+		return nil, fmt.Errorf("%s: %s layout found, but no images in it", p.root, p.layout)
+	}
+	for _, s := range []*split{train, val} {
+		if s.notImage > 0 {
+			d.warn("%s: skipped %d files that are not images (want .JPEG, .jpg, .jpeg or .png)", s.name, s.notImage)
+		}
+		if s.stray > 0 {
+			d.warn("%s: skipped %d entries outside class folders or archives", s.name, s.stray)
+		}
+	}
+
+	m := &metaFiles{dirs: p.metaDirs}
+	if err := d.resolveClasses(train, val, m); err != nil {
+		return nil, err
+	}
+	if err := d.labelVal(val, m, opt.ValLabels); err != nil {
+		return nil, err
+	}
+	d.Train, d.Val = train.items, val.items
+	for _, items := range [][]Item{d.Train, d.Val} {
+		slices.SortFunc(items, func(a, b Item) int { return strings.Compare(a.Name, b.Name) })
+		for i := 1; i < len(items); i++ {
+			if items[i].Name == items[i-1].Name {
+				return nil, &PathError{Path: d.describe(&items[i]), Err: fmt.Errorf("name %s also at %s; names must be unique within a split", items[i].Name, d.describe(&items[i-1]))}
+			}
+		}
+	}
+	ok = true
+	return d, nil
+}
+
+// Close closes the archives. Items can no longer be read afterwards.
+func (d *Dataset) Close() error {
+	var errs []error
+	for _, f := range d.archives {
+		errs = append(errs, f.Close())
+	}
+	d.archives = nil
+	return errors.Join(errs...)
+}
+
+func (d *Dataset) warn(format string, args ...any) {
+	d.Warnings = append(d.Warnings, fmt.Sprintf(format, args...))
+}
+
+// describe is an item's full location, for errors.
+func (d *Dataset) describe(it *Item) string {
+	return filepath.Join(d.Root, it.Path)
+}
+
+// ReadItem appends the item's bytes to buf[:0] and returns the result, so
+// a caller can reuse one buffer. It is safe for concurrent use.
+func (d *Dataset) ReadItem(it *Item, buf []byte) ([]byte, error) {
+	buf = buf[:0]
+	if it.arc == 0 {
+		if it.file == "" {
+			return buf, fmt.Errorf("imagenet: item %q was not listed by Open", it.Name)
+		}
+		return readFile(filepath.Join(d.Root, it.file), buf)
+	}
+	if int(it.arc) > len(d.archives) {
+		return buf, &PathError{Path: d.describe(it), Err: errors.New("archive not open (dataset closed, or item from another dataset)")}
+	}
+	if it.size > 1<<31 {
+		return buf, &PathError{Path: d.describe(it), Err: fmt.Errorf("%d bytes: too large for an image", it.size)}
+	}
+	buf = slices.Grow(buf, int(it.size))[:it.size]
+	n, err := d.archives[it.arc-1].ReadAt(buf, it.off)
+	if n == len(buf) {
+		return buf, nil
+	}
+	if err == io.EOF {
+		err = fmt.Errorf("archive ends %d bytes into the member's %d (changed since it was listed?): %w", n, it.size, io.ErrUnexpectedEOF)
+	}
+	return buf[:n], &PathError{Path: d.describe(it), Err: err}
+}
+
+// readFile appends a whole file to buf, which has length 0.
+func readFile(path string, buf []byte) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return buf, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > 0 && fi.Size() < 1<<31 {
+		// One byte beyond the size lets the read that sees EOF need no growth.
+		buf = slices.Grow(buf, int(fi.Size())+1)
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}

@@ -1,0 +1,636 @@
+package imagenet
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestLayoutsAgree writes one fixture in every layout and label source and
+// checks that each lists the same (Name, Label) pairs and classes, and
+// reads back every image's bytes.
+func TestLayoutsAgree(t *testing.T) {
+	f := newFixture()
+	for _, tc := range []struct {
+		name      string
+		layout    Layout
+		write     func(t *testing.T, root string) string // returns the root to open
+		valSource string                                 // file name the labels must come from
+		noNames   bool
+	}{
+		{"tars ustar devkit", LayoutTars, func(t *testing.T, root string) string {
+			f.writeTars(t, root, tar.FormatUSTAR)
+			return root
+		}, devkitTarGzName + ":" + devkitDirName + "/data/" + groundTruthName, false},
+		{"tars pax csv", LayoutTars, func(t *testing.T, root string) string {
+			writeFile(t, filepath.Join(root, trainTarName), f.trainTar(t, tar.FormatPAX))
+			writeFile(t, filepath.Join(root, valTarName), f.valTar(t, tar.FormatPAX))
+			writeFile(t, filepath.Join(root, valSolutionName), f.valSolutionCSV())
+			writeFile(t, filepath.Join(root, synsetMappingName), f.synsetMapping())
+			return root
+		}, valSolutionName, false},
+		{"tars gnu, root is the train tar", LayoutTars, func(t *testing.T, root string) string {
+			writeFile(t, filepath.Join(root, trainTarName), f.trainTar(t, tar.FormatGNU))
+			writeFile(t, filepath.Join(root, valTarName), f.valTar(t, tar.FormatGNU))
+			f.writeDevkitDir(t, root)
+			return filepath.Join(root, trainTarName)
+		}, groundTruthName, false},
+		{"tree flat val csv", LayoutTree, func(t *testing.T, root string) string {
+			f.writeTree(t, root, false)
+			writeFile(t, filepath.Join(root, valSolutionName), f.valSolutionCSV())
+			return root
+		}, valSolutionName, true},
+		{"tree flat val devkit dir", LayoutTree, func(t *testing.T, root string) string {
+			f.writeTree(t, root, false)
+			f.writeDevkitDir(t, root)
+			return root
+		}, groundTruthName, false},
+		{"tree val folders", LayoutTree, func(t *testing.T, root string) string {
+			f.writeTree(t, root, true)
+			writeFile(t, filepath.Join(root, synsetMappingName), f.synsetMapping())
+			return root
+		}, "folders", false},
+		{"kaggle", LayoutKaggle, func(t *testing.T, root string) string {
+			f.writeKaggle(t, root)
+			return root
+		}, valSolutionName, false},
+		{"kaggle rooted at CLS-LOC", LayoutKaggle, func(t *testing.T, root string) string {
+			f.writeKaggle(t, root)
+			return filepath.Join(root, "ILSVRC", "Data", "CLS-LOC")
+		}, valSolutionName, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := tc.write(t, t.TempDir())
+			d, err := Open(root, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			if d.Layout != tc.layout {
+				t.Errorf("layout %s, want %s", d.Layout, tc.layout)
+			}
+			wantClasses := f.classes()
+			if tc.noNames {
+				for i := range wantClasses {
+					wantClasses[i].Name = ""
+				}
+				if !hasWarning(d, "names not found") {
+					t.Errorf("no warning about missing names in %q", d.Warnings)
+				}
+			}
+			if !reflect.DeepEqual(d.Classes, wantClasses) {
+				t.Errorf("classes\n got %+v\nwant %+v", d.Classes, wantClasses)
+			}
+			if got, want := listing(d.Train), f.want(f.train); !reflect.DeepEqual(got, want) {
+				t.Errorf("train\n got %v\nwant %v", got, want)
+			}
+			if got, want := listing(d.Val), f.want(f.val); !reflect.DeepEqual(got, want) {
+				t.Errorf("val\n got %v\nwant %v", got, want)
+			}
+			if !strings.HasSuffix(d.ValLabelSource, tc.valSource) {
+				t.Errorf("val labels from %q, want %q", d.ValLabelSource, tc.valSource)
+			}
+			if hasWarning(d, "without labels") {
+				t.Errorf("unexpected warnings %q", d.Warnings)
+			}
+			checkContents(t, d, f.contents())
+		})
+	}
+}
+
+func hasWarning(d *Dataset, sub string) bool {
+	for _, w := range d.Warnings {
+		if strings.Contains(w, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkContents reads every item, reusing one buffer, and compares bytes.
+func checkContents(t *testing.T, d *Dataset, want map[string][]byte) {
+	t.Helper()
+	var buf []byte
+	var err error
+	for _, items := range [][]Item{d.Train, d.Val} {
+		for i := range items {
+			it := &items[i]
+			buf, err = d.ReadItem(it, buf)
+			if err != nil {
+				t.Fatalf("%s: %v", it.Path, err)
+			}
+			if !bytes.Equal(buf, want[it.Name]) {
+				t.Fatalf("%s: read %d bytes that differ from the %d written", it.Path, len(buf), len(want[it.Name]))
+			}
+			if it.Size() >= 0 && it.Size() != int64(len(buf)) {
+				t.Errorf("%s: Size %d, read %d", it.Path, it.Size(), len(buf))
+			}
+		}
+	}
+}
+
+func TestItemPaths(t *testing.T) {
+	f := newFixture()
+	root := t.TempDir()
+	f.writeTars(t, root, tar.FormatUSTAR)
+	d, err := Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if got, want := d.Train[0].Path, trainTarName+":n01000001.tar:n01000001_1.JPEG"; got != want {
+		t.Errorf("train path %q, want %q", got, want)
+	}
+	if got, want := d.Val[0].Path, valTarName+":ILSVRC2012_val_00000001.JPEG"; got != want {
+		t.Errorf("val path %q, want %q", got, want)
+	}
+
+	root = t.TempDir()
+	f.writeTree(t, root, false)
+	d, err = Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := d.Train[0].Path, filepath.Join("train", "n01000001", "n01000001_1.JPEG"); got != want {
+		t.Errorf("tree path %q, want %q", got, want)
+	}
+	if d.Train[0].Size() != -1 {
+		t.Errorf("a plain file's Size is %d, want -1", d.Train[0].Size())
+	}
+}
+
+// TestDevkitIDOrder pins the classic bug: the ground truth holds
+// ILSVRC2012_IDs in meta.mat order, and using them as sorted-WNID indices
+// (or off by one) mislabels nearly every image.
+func TestDevkitIDOrder(t *testing.T) {
+	f := newFixture()
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, valTarName), f.valTar(t, tar.FormatUSTAR))
+	writeFile(t, filepath.Join(root, devkitTarGzName), f.devkitTarGz(t))
+	d, err := Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	// Without a training split the classes come from meta.mat's leaves.
+	if !reflect.DeepEqual(d.Classes, f.classes()) {
+		t.Fatalf("classes %+v, want %+v", d.Classes, f.classes())
+	}
+	// Image 1 has ILSVRC2012_ID 1, which is n04000004: sorted index 3.
+	if d.Val[0].Name != "ILSVRC2012_val_00000001.JPEG" || d.Val[0].Label != 3 {
+		t.Errorf("first val image %s label %d, want ILSVRC2012_val_00000001.JPEG label 3", d.Val[0].Name, d.Val[0].Label)
+	}
+	if got, want := listing(d.Val), f.want(f.val); !reflect.DeepEqual(got, want) {
+		t.Errorf("val\n got %v\nwant %v", got, want)
+	}
+	if len(d.Train) != 0 {
+		t.Errorf("%d training items without a training tar", len(d.Train))
+	}
+}
+
+func TestValLabelsOverride(t *testing.T) {
+	f := newFixture()
+	classes := f.classes()
+	caffe := func(sep string, asWNID bool) []byte {
+		var b bytes.Buffer
+		for _, im := range f.val {
+			label := im.wnid
+			if !asWNID {
+				label = strconv.Itoa(f.index(im.wnid))
+			}
+			b.WriteString(im.name + sep + label + "\n")
+		}
+		return b.Bytes()
+	}
+	for _, tc := range []struct {
+		name    string
+		file    []byte
+		folders bool // val in class folders, all labelled wrongly by the file
+		devkit  bool
+		want    func() []named
+		warn    string
+		errSub  string
+	}{
+		{name: "LOC csv", file: f.valSolutionCSV()},
+		{name: "caffe val.txt", file: caffe(" ", false)},
+		{name: "comma separated wnids", file: caffe(",", true)},
+		{name: "tab separated", file: caffe("\t", false)},
+		{name: "ground truth with devkit", file: f.groundTruth(), devkit: true},
+		{name: "ground truth without devkit", file: f.groundTruth(), errSub: "need the devkit"},
+		{name: "index out of range", file: []byte("ILSVRC2012_val_00000001.JPEG 5\n"), errSub: "class index 5, but there are 5 classes"},
+		{name: "not a label file", file: []byte("hello world again\n"), errSub: "want \"<image> <wnid or class index>\""},
+		{name: "partial", file: []byte("ILSVRC2012_val_00000002 0\n"), want: func() []named {
+			w := f.want(f.val)
+			for i := range w {
+				w[i].Label = -1
+			}
+			w[1].Label = 0
+			return w
+		}, warn: "val: 9 images without labels (label -1)"},
+		{name: "overrides folders", folders: true, file: []byte("ILSVRC2012_val_00000001 n01000001\n"), want: func() []named {
+			w := f.want(f.val)
+			w[0].Label = 0
+			return w
+		}, warn: "disagrees with the folders for 1 images"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			f.writeTree(t, root, tc.folders)
+			// A wrong CSV beside the data must lose to the override.
+			writeFile(t, filepath.Join(root, valSolutionName), []byte("ImageId,PredictionString\nILSVRC2012_val_00000001,n05000005 1 1 2 2\n"))
+			if tc.devkit {
+				f.writeDevkitDir(t, root)
+			}
+			labels := filepath.Join(t.TempDir(), "labels.txt")
+			writeFile(t, labels, tc.file)
+			d, err := Open(root, Options{ValLabels: labels})
+			if tc.errSub != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.errSub) || !strings.Contains(err.Error(), labels) {
+					t.Fatalf("err = %v, want one naming %s and containing %q", err, labels, tc.errSub)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := f.want(f.val)
+			if tc.want != nil {
+				want = tc.want()
+			}
+			if got := listing(d.Val); !reflect.DeepEqual(got, want) {
+				t.Errorf("val\n got %v\nwant %v", got, want)
+			}
+			if tc.warn != "" && !hasWarning(d, tc.warn) {
+				t.Errorf("warnings %q, want one containing %q", d.Warnings, tc.warn)
+			}
+			if d.ValLabelSource != labels {
+				t.Errorf("ValLabelSource %q, want %q", d.ValLabelSource, labels)
+			}
+			if !reflect.DeepEqual(d.Classes[0].WNID, classes[0].WNID) {
+				t.Errorf("classes changed: %+v", d.Classes)
+			}
+		})
+	}
+}
+
+func TestUnlabelledVal(t *testing.T) {
+	f := newFixture()
+	root := t.TempDir()
+	f.writeTree(t, root, false)
+	d, err := Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range d.Val {
+		if it.Label != -1 {
+			t.Fatalf("%s has label %d without a label source", it.Name, it.Label)
+		}
+	}
+	if !hasWarning(d, "val: 10 images without labels (label -1)") || !hasWarning(d, "--val-labels") {
+		t.Errorf("warnings %q", d.Warnings)
+	}
+	if d.ValLabelSource != "" {
+		t.Errorf("ValLabelSource %q, want empty", d.ValLabelSource)
+	}
+}
+
+// TestSubsetLabels: a training subset with full-size label files keeps the
+// subset's classes and marks the other validation images -1.
+func TestSubsetLabels(t *testing.T) {
+	f := newFixture()
+	root := t.TempDir()
+	f.writeKaggle(t, root)
+	if err := os.RemoveAll(filepath.Join(root, "ILSVRC", "Data", "CLS-LOC", "train", "n05000005")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Classes) != 4 {
+		t.Fatalf("%d classes, want 4", len(d.Classes))
+	}
+	n := 0
+	for _, it := range d.Val {
+		if it.Label == -1 {
+			n++
+		}
+	}
+	if n != 2 || !hasWarning(d, "val: 2 images labelled with classes that have no training images") {
+		t.Errorf("%d unlabelled, warnings %q", n, d.Warnings)
+	}
+}
+
+func TestSkippedFiles(t *testing.T) {
+	f := newFixture()
+	root := t.TempDir()
+	f.writeTree(t, root, false)
+	writeFile(t, filepath.Join(root, "train", "n01000001", "README.txt"), []byte("x"))
+	writeFile(t, filepath.Join(root, "train", "stray.JPEG"), []byte("x"))
+	writeFile(t, filepath.Join(root, "train", "n01000001", ".hidden.JPEG"), []byte("x"))
+	elsewhere := t.TempDir()
+	writeFile(t, filepath.Join(elsewhere, "n06000006_1.jpeg"), []byte("linked"))
+	if err := os.Symlink(elsewhere, filepath.Join(root, "train", "n06000006")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasWarning(d, "train: skipped 1 files that are not images") || !hasWarning(d, "train: skipped 1 entries outside class folders") {
+		t.Errorf("warnings %q", d.Warnings)
+	}
+	// The symlinked folder is a class like the others.
+	last := d.Train[len(d.Train)-1]
+	if len(d.Classes) != 6 || d.Classes[5].WNID != "n06000006" || last.Name != "n06000006_1.jpeg" || last.Label != 5 {
+		t.Errorf("symlinked class: classes %+v, last item %+v", d.Classes, last)
+	}
+}
+
+func TestDuplicateNames(t *testing.T) {
+	f := newFixture()
+	root := t.TempDir()
+	f.writeTree(t, root, true)
+	if f.val[0].wnid == "n01000001" {
+		t.Fatal("fixture changed: val[0] must not be in n01000001")
+	}
+	writeFile(t, filepath.Join(root, "val", "n01000001", f.val[0].name), []byte("again"))
+	_, err := Open(root, Options{})
+	if err == nil || !strings.Contains(err.Error(), "names must be unique") || !strings.Contains(err.Error(), f.val[0].name) {
+		t.Fatalf("err = %v, want a duplicate-name error", err)
+	}
+}
+
+func TestSymlinkedTree(t *testing.T) {
+	f := newFixture()
+	real := t.TempDir()
+	f.writeTree(t, real, false)
+	root := t.TempDir()
+	if err := os.Symlink(filepath.Join(real, "train"), filepath.Join(root, "train")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "val"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, im := range f.val {
+		if err := os.Symlink(filepath.Join(real, "val", im.name), filepath.Join(root, "val", im.name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Train) != len(f.train) || len(d.Val) != len(f.val) {
+		t.Fatalf("%d train, %d val; want %d, %d", len(d.Train), len(d.Val), len(f.train), len(f.val))
+	}
+	checkContents(t, d, f.contents())
+}
+
+func TestDetect(t *testing.T) {
+	f := newFixture()
+	empty := t.TempDir()
+	_, err := Open(empty, Options{})
+	for _, want := range []string{"no ImageNet dataset found", "tars:", "tree:", "kaggle:", trainTarName, kaggleDataDir} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want one containing %q", err, want)
+		}
+	}
+	if _, err := Open(filepath.Join(empty, "missing"), Options{}); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing root: err = %v", err)
+	}
+
+	both := t.TempDir()
+	f.writeTree(t, both, true)
+	f.writeTars(t, both, tar.FormatUSTAR)
+	d, err := Open(both, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Layout != LayoutTree || !hasWarning(d, "also holds a tars layout") {
+		t.Errorf("layout %s, warnings %q", d.Layout, d.Warnings)
+	}
+	d, err = Open(both, Options{Layout: LayoutTars})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Layout != LayoutTars || len(d.Train) != len(f.train) {
+		t.Errorf("forced tars: layout %s, %d train", d.Layout, len(d.Train))
+	}
+	d.Close()
+	if _, err := Open(both, Options{Layout: LayoutKaggle}); err == nil || !strings.Contains(err.Error(), "no kaggle layout") {
+		t.Errorf("forced kaggle: err = %v", err)
+	}
+	if _, err := Open(both, Options{Layout: "zip"}); err == nil || !strings.Contains(err.Error(), "unknown layout") {
+		t.Errorf("unknown layout: err = %v", err)
+	}
+
+	noImages := t.TempDir()
+	writeFile(t, filepath.Join(noImages, "train", "n01000001", "notes.txt"), []byte("x"))
+	if _, err := Open(noImages, Options{}); err == nil || !strings.Contains(err.Error(), "no images") {
+		t.Errorf("no images: err = %v", err)
+	}
+
+	noClasses := t.TempDir()
+	writeFile(t, filepath.Join(noClasses, "val", f.val[0].name), []byte("x"))
+	if _, err := Open(noClasses, Options{}); err == nil || !strings.Contains(err.Error(), "no class list") {
+		t.Errorf("no classes: err = %v", err)
+	}
+}
+
+// TestCorruptInputs checks that each broken file fails Open with an error
+// naming it, down to the member inside an archive.
+func TestCorruptInputs(t *testing.T) {
+	f := newFixture()
+	train := f.trainTar(t, tar.FormatUSTAR)
+	// Garble the header of the first image inside the first class tar
+	// (the last class, n02000002): outer header (512) + inner header
+	// checksum field.
+	badInner := bytes.Clone(train)
+	copy(badInner[512+148:], "garbage!")
+	// Garble meta.mat inside the devkit.
+	badMeta := func() []byte {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		writeTar(t, zw, tar.FormatUSTAR, []tarFile{{name: devkitDirName + "/data/meta.mat", data: []byte("not a mat file")}})
+		zw.Close()
+		return b.Bytes()
+	}()
+	for _, tc := range []struct {
+		name  string
+		files map[string][]byte
+		want  string // the path the error must name
+	}{
+		{"truncated train tar", map[string][]byte{trainTarName: train[:len(train)-2000]}, trainTarName},
+		{"bad inner tar", map[string][]byte{trainTarName: badInner}, trainTarName + ":n02000002.tar"},
+		{"bad val tar", map[string][]byte{valTarName: []byte(strings.Repeat("x", 1024))}, valTarName},
+		{"bad meta.mat", map[string][]byte{valTarName: f.valTar(t, tar.FormatUSTAR), devkitTarGzName: badMeta}, devkitTarGzName + ":" + devkitDirName + "/data/meta.mat"},
+		{"not gzip", map[string][]byte{valTarName: f.valTar(t, tar.FormatUSTAR), devkitTarGzName: []byte("plain")}, devkitTarGzName},
+		{"bad csv", map[string][]byte{valTarName: f.valTar(t, tar.FormatUSTAR), synsetMappingName: f.synsetMapping(), valSolutionName: []byte("ImageId,PredictionString\nILSVRC2012_val_00000001,1 2 3 4\n")}, valSolutionName},
+		{"bad mapping", map[string][]byte{valTarName: f.valTar(t, tar.FormatUSTAR), synsetMappingName: []byte("tench\n")}, synsetMappingName},
+		{"bad ground truth", map[string][]byte{trainTarName: train, valTarName: f.valTar(t, tar.FormatUSTAR), filepath.Join(devkitDirName, "data", "meta.mat"): f.metaMat(), filepath.Join(devkitDirName, "data", groundTruthName): []byte("1\nx\n")}, filepath.Join(devkitDirName, "data", groundTruthName)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			for name, b := range tc.files {
+				writeFile(t, filepath.Join(root, name), b)
+			}
+			_, err := Open(root, Options{})
+			if err == nil || !strings.Contains(err.Error(), filepath.Join(root, tc.want)) {
+				t.Fatalf("err = %v, want one naming %s", err, filepath.Join(root, tc.want))
+			}
+			t.Log(err)
+		})
+	}
+}
+
+func TestReadItemErrors(t *testing.T) {
+	f := newFixture()
+	root := t.TempDir()
+	f.writeTars(t, root, tar.FormatUSTAR)
+	d, err := Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.ReadItem(&Item{Name: "x"}, nil); err == nil {
+		t.Error("reading a zero Item succeeded")
+	}
+	// An archive cut short after listing: the error names the member.
+	it := d.Train[len(d.Train)-1]
+	if err := os.Truncate(filepath.Join(root, trainTarName), it.off+1); err != nil {
+		t.Fatal(err)
+	}
+	_, err = d.ReadItem(&it, nil)
+	if it.size > 1 && (err == nil || !strings.Contains(err.Error(), filepath.Join(root, it.Path))) {
+		t.Errorf("truncated archive: err = %v, want one naming %s", err, it.Path)
+	}
+	d.Close()
+	if _, err := d.ReadItem(&d.Val[0], nil); err == nil || !strings.Contains(err.Error(), "not open") {
+		t.Errorf("after Close: err = %v", err)
+	}
+
+	root = t.TempDir()
+	f.writeTree(t, root, false)
+	d, err = Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(root, d.Train[0].Path))
+	if _, err := d.ReadItem(&d.Train[0], nil); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), d.Train[0].Path) {
+		t.Errorf("removed file: err = %v", err)
+	}
+}
+
+// TestConcurrentReadItem reads all items in shuffled order from many
+// goroutines, each reusing its buffer, as ingest does.
+func TestConcurrentReadItem(t *testing.T) {
+	f := newFixture()
+	want := f.contents()
+	for _, layout := range []string{"tars", "tree"} {
+		t.Run(layout, func(t *testing.T) {
+			root := t.TempDir()
+			if layout == "tars" {
+				f.writeTars(t, root, tar.FormatPAX)
+			} else {
+				f.writeTree(t, root, true)
+			}
+			d, err := Open(root, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			var items []*Item
+			for range 20 {
+				for i := range d.Train {
+					items = append(items, &d.Train[i])
+				}
+				for i := range d.Val {
+					items = append(items, &d.Val[i])
+				}
+			}
+			rand.New(rand.NewPCG(3, 4)).Shuffle(len(items), func(i, j int) { items[i], items[j] = items[j], items[i] })
+			var wg sync.WaitGroup
+			errs := make(chan error, 8)
+			for w := range 8 {
+				wg.Go(func() {
+					var buf []byte
+					for i := w; i < len(items); i += 8 {
+						var err error
+						buf, err = d.ReadItem(items[i], buf)
+						if err != nil {
+							errs <- err
+							return
+						}
+						if !bytes.Equal(buf, want[items[i].Name]) {
+							errs <- errors.New(items[i].Path + ": wrong bytes")
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func TestProgress(t *testing.T) {
+	f := newFixture()
+	for _, tc := range []struct {
+		name  string
+		write func(root string)
+		want  []string // what, in the order first reported
+	}{
+		{"tars", func(root string) { f.writeTars(t, root, tar.FormatUSTAR) }, []string{trainTarName, valTarName}},
+		{"tree", func(root string) { f.writeTree(t, root, true) }, []string{"train", "val"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			tc.write(root)
+			var order []string
+			last := map[string][2]int64{}
+			d, err := Open(root, Options{Progress: func(what string, done, total int64) {
+				if _, ok := last[what]; !ok {
+					order = append(order, what)
+				}
+				if prev := last[what]; done < prev[0] || done > total {
+					t.Errorf("%s: progress %d/%d after %d", what, done, total, prev[0])
+				}
+				last[what] = [2]int64{done, total}
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.Close()
+			if !reflect.DeepEqual(order, tc.want) {
+				t.Errorf("progress reported for %v, want %v", order, tc.want)
+			}
+			for what, p := range last {
+				if p[0] != p[1] {
+					t.Errorf("%s: progress ended at %d of %d", what, p[0], p[1])
+				}
+			}
+		})
+	}
+}
+
+func TestLayoutsHelp(t *testing.T) {
+	s := Layouts()
+	for _, want := range []string{"tars", "tree", "kaggle", trainTarName, valTarName, devkitTarGzName, valSolutionName, synsetMappingName, "--val-labels", "0-based"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("Layouts() does not mention %q", want)
+		}
+	}
+}

@@ -1,0 +1,435 @@
+package imagenet
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+const (
+	groundTruthName = "ILSVRC2012_validation_ground_truth.txt"
+	// Label and metadata files are at most a few megabytes.
+	maxMetaFile = 64 << 20
+)
+
+// metaFiles finds and caches the class and label files beside a dataset.
+type metaFiles struct {
+	dirs []string
+
+	mappingDone bool
+	mapping     []synsetEntry
+	mappingPath string
+	mappingErr  error
+
+	devkitDone bool
+	dk         *devkit
+	dkErr      error
+}
+
+// devkit is what this package needs from ILSVRC2012_devkit_t12.
+type devkit struct {
+	metaPath  string // for messages, e.g. "/d/ILSVRC2012_devkit_t12.tar.gz:ILSVRC2012_devkit_t12/data/meta.mat"
+	synsets   []synset
+	truthPath string
+	truth     []int // nil when the devkit has no ground truth
+}
+
+// find returns the first existing file among dirs/rel, or "".
+func (m *metaFiles) find(rel string) string {
+	for _, d := range m.dirs {
+		if p := filepath.Join(d, rel); isFile(p) {
+			return p
+		}
+	}
+	return ""
+}
+
+// where lists the searched folders, for messages.
+func (m *metaFiles) where() string {
+	return strings.Join(m.dirs, ", ")
+}
+
+// synsetMapping loads LOC_synset_mapping.txt if there is one.
+func (m *metaFiles) synsetMapping() ([]synsetEntry, string, error) {
+	if !m.mappingDone {
+		m.mappingDone = true
+		if p := m.find(synsetMappingName); p != "" {
+			m.mappingPath = p
+			b, err := readFileLimit(p)
+			if err == nil {
+				m.mapping, err = parseSynsetMapping(b)
+			}
+			if err != nil {
+				m.mappingErr = pathErr(p, err)
+			}
+		}
+	}
+	return m.mapping, m.mappingPath, m.mappingErr
+}
+
+// devkit loads the devkit, from its tar.gz or an extracted copy, if there
+// is one.
+func (m *metaFiles) devkit() (*devkit, error) {
+	if !m.devkitDone {
+		m.devkitDone = true
+		if p := m.find(devkitTarGzName); p != "" {
+			m.dk, m.dkErr = loadDevkitTarGz(p)
+		} else if p := m.find(filepath.Join(devkitDirName, "data", "meta.mat")); p != "" {
+			m.dk, m.dkErr = loadDevkitDir(filepath.Dir(p))
+		}
+	}
+	return m.dk, m.dkErr
+}
+
+func readFileLimit(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readAllLimit(f, maxMetaFile)
+}
+
+// loadDevkitTarGz reads meta.mat and the ground truth out of the devkit's
+// gzipped tar, wherever in it they are, as long as they sit in data/.
+func loadDevkitTarGz(p string) (*devkit, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, &PathError{Path: p, Err: fmt.Errorf("opening the gzip stream: %w", err)}
+	}
+	dk := &devkit{}
+	tr := tar.NewReader(zr)
+	for dk.synsets == nil || dk.truth == nil {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, pathErr(p, err)
+		}
+		if !h.FileInfo().Mode().IsRegular() || path.Base(path.Dir(h.Name)) != "data" {
+			continue
+		}
+		member := p + ":" + h.Name
+		switch path.Base(h.Name) {
+		case "meta.mat":
+			b, err := readAllLimit(tr, maxMetaFile)
+			if err == nil {
+				dk.synsets, err = metaSynsets(b)
+			}
+			if err != nil {
+				return nil, pathErr(member, err)
+			}
+			dk.metaPath = member
+		case groundTruthName:
+			b, err := readAllLimit(tr, maxMetaFile)
+			if err == nil {
+				dk.truth, err = parseGroundTruth(b)
+			}
+			if err != nil {
+				return nil, pathErr(member, err)
+			}
+			dk.truthPath = member
+		}
+	}
+	if dk.synsets == nil {
+		return nil, &PathError{Path: p, Err: fmt.Errorf("no data/meta.mat in it")}
+	}
+	return dk, nil
+}
+
+// loadDevkitDir reads an extracted devkit's data folder.
+func loadDevkitDir(data string) (*devkit, error) {
+	dk := &devkit{metaPath: filepath.Join(data, "meta.mat")}
+	b, err := readFileLimit(dk.metaPath)
+	if err == nil {
+		dk.synsets, err = metaSynsets(b)
+	}
+	if err != nil {
+		return nil, pathErr(dk.metaPath, err)
+	}
+	if p := filepath.Join(data, groundTruthName); isFile(p) {
+		b, err := readFileLimit(p)
+		if err == nil {
+			dk.truth, err = parseGroundTruth(b)
+		}
+		if err != nil {
+			return nil, pathErr(p, err)
+		}
+		dk.truthPath = p
+	}
+	return dk, nil
+}
+
+// leaves are the synsets that are classes: those without children, or,
+// should the field be missing, ILSVRC2012_IDs 1..1000.
+func (dk *devkit) leaves() []synset {
+	var out []synset
+	for _, s := range dk.synsets {
+		if s.numChildren == 0 || (s.numChildren < 0 && s.id <= 1000) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// resolveClasses fixes the class list, renumbers the provisional labels of
+// both splits to class indices, and names the classes.
+func (d *Dataset) resolveClasses(train, val *split, m *metaFiles) error {
+	var wnids []string
+	if len(train.wnids) > 0 {
+		wnids = slices.Clone(train.wnids)
+	} else {
+		mapping, _, err := m.synsetMapping()
+		if err != nil {
+			return err
+		}
+		if mapping != nil {
+			for _, e := range mapping {
+				wnids = append(wnids, e.wnid)
+			}
+		} else {
+			dk, err := m.devkit()
+			if err != nil {
+				return err
+			}
+			switch {
+			case dk != nil:
+				for _, s := range dk.leaves() {
+					wnids = append(wnids, s.wnid)
+				}
+			case len(val.wnids) > 0:
+				wnids = slices.Clone(val.wnids)
+				d.warn("classes: no training split and no %s or devkit in %s; the classes are the val folders", synsetMappingName, m.where())
+			default:
+				return fmt.Errorf("%s: no class list: no training split, and no %s or devkit (%s or %s/) in %s",
+					d.Root, synsetMappingName, devkitTarGzName, devkitDirName, m.where())
+			}
+		}
+	}
+	slices.Sort(wnids)
+	index := make(map[string]int, len(wnids))
+	d.Classes = make([]Class, len(wnids))
+	for i, w := range wnids {
+		index[w] = i
+		d.Classes[i] = Class{Index: i, WNID: w}
+	}
+
+	for _, s := range []*split{train, val} {
+		outside := 0
+		for i := range s.items {
+			it := &s.items[i]
+			if it.Label < 0 {
+				continue
+			}
+			if c, ok := index[s.wnids[it.Label]]; ok {
+				it.Label = c
+			} else {
+				it.Label = -1
+				outside++
+			}
+		}
+		if outside > 0 {
+			d.warn("%s: %d images in folders of classes that have no training images (label -1)", s.name, outside)
+		}
+	}
+	return d.nameClasses(m)
+}
+
+// nameClasses fills in class names from the synset mapping, else meta.mat.
+func (d *Dataset) nameClasses(m *metaFiles) error {
+	names := make(map[string]string)
+	mapping, p, err := m.synsetMapping()
+	if err != nil {
+		return err
+	}
+	if mapping != nil {
+		for _, e := range mapping {
+			names[e.wnid] = e.name
+		}
+	} else {
+		dk, err := m.devkit()
+		if err != nil {
+			return err
+		}
+		if dk == nil {
+			d.warn("classes: names not found (no %s or devkit in %s)", synsetMappingName, m.where())
+			return nil
+		}
+		for _, s := range dk.synsets {
+			names[s.wnid] = s.words
+		}
+		p = dk.metaPath
+	}
+	d.ClassNameSource = p
+	missing := 0
+	for i := range d.Classes {
+		n, ok := names[d.Classes[i].WNID]
+		if !ok {
+			missing++
+		}
+		d.Classes[i].Name = n
+	}
+	if missing > 0 {
+		d.warn("classes: %d of %d have no name in %s", missing, len(d.Classes), p)
+	}
+	return nil
+}
+
+// labelVal labels the validation images. A --val-labels file overrides
+// every label; otherwise the first label file found fills in the images
+// that no folder labelled.
+func (d *Dataset) labelVal(val *split, m *metaFiles, override string) error {
+	folders := false
+	unlabelled := 0
+	for i := range val.items {
+		if val.items[i].Label >= 0 {
+			folders = true
+		} else {
+			unlabelled++
+		}
+	}
+	if folders {
+		d.ValLabelSource = "folders"
+	}
+
+	var src *valLabels
+	var srcPath string
+	switch {
+	case override != "":
+		b, err := readFileLimit(override)
+		if err == nil {
+			src, err = parseValLabelsFile(b)
+		}
+		if err != nil {
+			return pathErr(override, err)
+		}
+		srcPath = override
+	case unlabelled > 0:
+		if p := m.find(valSolutionName); p != "" {
+			b, err := readFileLimit(p)
+			if err == nil {
+				src, err = parseValSolution(b)
+			}
+			if err != nil {
+				return pathErr(p, err)
+			}
+			srcPath = p
+		} else {
+			dk, err := m.devkit()
+			if err != nil {
+				return err
+			}
+			if dk != nil && dk.truth != nil {
+				src, srcPath = groundTruthLabels(dk.truth), dk.truthPath
+			}
+		}
+	}
+
+	if src != nil {
+		if err := d.applyValLabels(val, src, srcPath, override != "", m); err != nil {
+			return err
+		}
+		if folders && override == "" {
+			d.ValLabelSource = "folders, then " + srcPath
+		} else {
+			d.ValLabelSource = srcPath
+		}
+	}
+
+	unlabelled = 0
+	for i := range val.items {
+		if val.items[i].Label < 0 {
+			unlabelled++
+		}
+	}
+	if unlabelled > 0 {
+		msg := fmt.Sprintf("val: %d images without labels (label -1)", unlabelled)
+		if src == nil {
+			msg += fmt.Sprintf("; no %s or devkit ground truth in %s (see --val-labels)", valSolutionName, m.where())
+		}
+		d.Warnings = append(d.Warnings, msg)
+	}
+	return nil
+}
+
+// applyValLabels sets the labels src gives, to every image it names when
+// overriding, else only to unlabelled ones.
+func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, override bool, m *metaFiles) error {
+	index := make(map[string]int, len(d.Classes))
+	for _, c := range d.Classes {
+		index[c.WNID] = c.Index
+	}
+	var idWNID map[int]string
+	if src.numbers == ilsvrcID {
+		dk, err := m.devkit()
+		if err != nil {
+			return err
+		}
+		if dk == nil {
+			return &PathError{Path: srcPath, Err: fmt.Errorf("holds ILSVRC2012_IDs, which need the devkit's meta.mat to map to WNIDs, and there is no %s or %s/ in %s", devkitTarGzName, devkitDirName, m.where())}
+		}
+		idWNID = make(map[int]string, len(dk.synsets))
+		for _, s := range dk.synsets {
+			idWNID[s.id] = s.wnid
+		}
+	}
+
+	outside, changed := 0, 0
+	for i := range val.items {
+		it := &val.items[i]
+		if it.Label >= 0 && !override {
+			continue
+		}
+		ref, ok := src.refs[imageKey(it.Name)]
+		if !ok {
+			continue
+		}
+		label := -1
+		switch {
+		case ref.wnid != "":
+			if c, ok := index[ref.wnid]; ok {
+				label = c
+			} else {
+				outside++
+			}
+		case src.numbers == classIndex:
+			if ref.n >= len(d.Classes) {
+				return &PathError{Path: srcPath, Err: fmt.Errorf("image %s: class index %d, but there are %d classes (indices are 0-based)", it.Name, ref.n, len(d.Classes))}
+			}
+			label = ref.n
+		default:
+			w, ok := idWNID[ref.n]
+			if !ok {
+				return &PathError{Path: srcPath, Err: fmt.Errorf("image %s: ILSVRC2012_ID %d is not in %s", it.Name, ref.n, m.dk.metaPath)}
+			}
+			if c, ok := index[w]; ok {
+				label = c
+			} else {
+				outside++
+			}
+		}
+		if it.Label >= 0 && it.Label != label {
+			changed++
+		}
+		it.Label = label
+	}
+	if outside > 0 {
+		d.warn("val: %d images labelled with classes that have no training images in %s (label -1)", outside, srcPath)
+	}
+	if changed > 0 {
+		d.warn("val: %s disagrees with the folders for %d images; using the file", srcPath, changed)
+	}
+	return nil
+}
