@@ -25,11 +25,16 @@ lint:
 test: lint
     go test -count=1 ./...
 
-# Fuzz every parser of outside bytes for a while each (FUZZTIME=30s by default).
+# Fuzz every parser of outside bytes (every Fuzz* test in the repo) for FUZZTIME each.
 fuzz FUZZTIME="30s":
-    go test ./shards -run '^$' -fuzz '^FuzzReader$' -fuzztime {{FUZZTIME}}
-    go test ./shards -run '^$' -fuzz '^FuzzMeta$' -fuzztime {{FUZZTIME}}
-    go test ./pkg/imageio -run '^$' -fuzz '^FuzzDecode$' -fuzztime {{FUZZTIME}}
+    #!/usr/bin/env bash
+    set -euo pipefail
+    for pkg in $(go list ./...); do
+      for f in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+        echo "== $pkg $f"
+        go test "$pkg" -run '^$' -fuzz "^$f\$" -fuzztime {{FUZZTIME}} -fuzzminimizetime 1s
+      done
+    done
 
 # Fashion-MNIST as an ILSVRC2012 tree, ingested into shards, then inspected.
 demo: setup build
