@@ -1,0 +1,90 @@
+package trainer
+
+import (
+	"fmt"
+
+	"github.com/alexnet-repro/alexnet/pkg/alexnet"
+	"github.com/alexnet-repro/alexnet/pkg/nn/cpu"
+	"github.com/alexnet-repro/alexnet/pkg/pipeline"
+)
+
+// Backend is what the loop needs from a device. Batches arrive as the
+// pipeline's slots (uint8 NHWC plus lighting offsets); a backend
+// normalises them itself, on the CPU in Go and on a GPU in a kernel.
+type Backend interface {
+	// Step runs forward, backward and the SGD update on a full batch and
+	// returns the mean loss and the number of top-1 hits.
+	Step(s *pipeline.Slot, lr, momentum, weightDecay float32) (loss float64, correct1 int, err error)
+	// Logits returns [s.N, classes] logits, dropout off, no lighting.
+	Logits(s *pipeline.Slot) ([]float32, error)
+	// Tensors returns the parameters and momenta, live, in spec order.
+	Tensors() []Tensor
+	// SetStep sets the step counter, from which dropout masks derive.
+	SetStep(step uint64)
+	Describe() string
+	Close() error
+}
+
+// cpuBackend adapts pkg/nn/cpu's Net.
+type cpuBackend struct {
+	net       *cpu.Net
+	mean, std [3]float32
+	x         []float32
+	one       *pipeline.Slot // a view of part of a slot, for chunked evaluation
+}
+
+// NewCPU builds the CPU backend for spec at batch size batch, with the
+// given initial parameters.
+func NewCPU(spec alexnet.Spec, batch int, params map[string][]float32, seed uint64, mean, std [3]float32) (Backend, error) {
+	net, err := cpu.New(spec, batch, params, seed)
+	if err != nil {
+		return nil, err
+	}
+	return &cpuBackend{net: net, mean: mean, std: std}, nil
+}
+
+func (b *cpuBackend) normalize(s *pipeline.Slot) []float32 {
+	b.x = s.Normalize(b.x, b.mean, b.std)
+	return b.x
+}
+
+func (b *cpuBackend) Step(s *pipeline.Slot, lr, momentum, wd float32) (float64, int, error) {
+	if s.N != b.net.Batch() {
+		return 0, 0, fmt.Errorf("cpu backend: batch of %d, graph built for %d", s.N, b.net.Batch())
+	}
+	loss, c1, _, err := b.net.TrainStep(b.normalize(s), s.Labels[:s.N])
+	if err != nil {
+		return 0, 0, err
+	}
+	b.net.Update(lr, momentum, wd)
+	return loss, c1, nil
+}
+
+func (b *cpuBackend) Logits(s *pipeline.Slot) ([]float32, error) {
+	x := b.normalize(s)
+	per := s.Crop * s.Crop * 3
+	bs := b.net.Batch()
+	var out []float32
+	for lo := 0; lo < s.N; lo += bs {
+		n := min(bs, s.N-lo)
+		l, err := b.net.Eval(x[lo*per:(lo+n)*per], n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l...)
+	}
+	return out, nil
+}
+
+func (b *cpuBackend) Tensors() []Tensor {
+	ps := b.net.Params()
+	out := make([]Tensor, len(ps))
+	for i, p := range ps {
+		out[i] = Tensor{Name: p.Name, Shape: p.Shape, W: p.W, V: p.V}
+	}
+	return out
+}
+
+func (b *cpuBackend) SetStep(step uint64) { b.net.SetStep(step) }
+func (b *cpuBackend) Describe() string    { return "cpu: " + b.net.Backend() }
+func (b *cpuBackend) Close() error        { return b.net.Close() }

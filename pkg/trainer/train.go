@@ -1,0 +1,415 @@
+package trainer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/alexnet-repro/alexnet/pkg/alexnet"
+	"github.com/alexnet-repro/alexnet/pkg/pipeline"
+	"github.com/alexnet-repro/alexnet/shards"
+)
+
+// Config is a training run's settings; the train command's flags.
+type Config struct {
+	Shards       string
+	Model        string
+	Init         string // "paper" (default) or "he"
+	Epochs       int
+	Batch        int
+	Crop         int // 0: 7/8 of the shards' side, as 224 of 256
+	LR           float64
+	Momentum     float64
+	WeightDecay  float64
+	Schedule     string // "plateau" or "step:N"
+	Patience     int
+	Out          string
+	Resume       bool
+	Seed         uint64
+	MaxSteps     int64 // stop (with a checkpoint) after this many steps in all; 0: no limit
+	LogEvery     int
+	CkptEvery    int // steps between checkpoints, besides every epoch's end; 0: epochs only
+	Workers      int // pipeline decoders; 0: GOMAXPROCS
+	Sigma        float32
+	EvalBatch    int
+	ShuffleBuf   int
+	MaxValImages int // evaluate on at most this many validation images each epoch; 0: all
+}
+
+// CheckpointFile is the run directory's latest checkpoint.
+const CheckpointFile = "checkpoint.ckpt"
+
+// Result summarises a run.
+type Result struct {
+	Steps      int64
+	Epoch      int
+	Top1Err    float64
+	Top5Err    float64
+	Seconds    float64
+	Checkpoint string
+	Stopped    string // why the run ended: "epochs", "max-steps"
+}
+
+// ErrNonFinite marks a loss that became NaN or infinite.
+var ErrNonFinite = errors.New("not finite")
+
+func cropFor(meta *shards.Meta, crop int) int {
+	if crop > 0 {
+		return crop
+	}
+	return meta.Width * 7 / 8
+}
+
+// Train runs (or, with cfg.Resume, continues) a training run, logging to
+// log. The CPU backend is used; the GPU backend plugs in through Backend.
+func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
+	start := time.Now()
+	meta, err := shards.ReadMeta(cfg.Shards)
+	if err != nil {
+		return nil, err
+	}
+	if meta.Stats == nil {
+		return nil, fmt.Errorf("%s/meta.json has no train statistics: was the train split ingested?", cfg.Shards)
+	}
+	crop := cropFor(meta, cfg.Crop)
+	spec, err := alexnet.Build(cfg.Model, len(meta.Classes), crop)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return nil, err
+	}
+	sched, err := ParseSchedule(cfg.Schedule, cfg.LR, cfg.Patience)
+	if err != nil {
+		return nil, err
+	}
+	var mean, std [3]float32
+	for c := 0; c < 3; c++ {
+		mean[c], std[c] = float32(meta.Stats.Mean[c]), float32(meta.Stats.Std[c])
+	}
+	ckPath := filepath.Join(cfg.Out, CheckpointFile)
+	var ck *Checkpoint
+	var params map[string][]float32
+	if cfg.Resume {
+		if ck, err = Load(ckPath); err != nil {
+			return nil, fmt.Errorf("--resume: %w", err)
+		}
+		if ck.Model != cfg.Model || ck.Classes != len(meta.Classes) || ck.InputHW != crop || ck.Seed != cfg.Seed {
+			return nil, fmt.Errorf("--resume: %s is a %s/%d classes/%d px/seed %d run; these flags ask for %s/%d/%d/%d",
+				ckPath, ck.Model, ck.Classes, ck.InputHW, ck.Seed, cfg.Model, len(meta.Classes), crop, cfg.Seed)
+		}
+		sched = ck.Schedule
+		params = map[string][]float32{}
+		for _, t := range ck.Tensors {
+			params[t.Name] = t.W
+		}
+	} else {
+		if params, err = alexnet.InitParams(spec, cfg.Init, cfg.Seed); err != nil {
+			return nil, err
+		}
+	}
+	be, err := NewCPU(spec, cfg.Batch, params, cfg.Seed, mean, std)
+	if err != nil {
+		return nil, err
+	}
+	defer be.Close()
+	step := int64(0)
+	pos := pipeline.Position{}
+	if ck != nil {
+		live := be.Tensors()
+		if len(live) != len(ck.Tensors) {
+			return nil, fmt.Errorf("--resume: checkpoint has %d tensors, model %d", len(ck.Tensors), len(live))
+		}
+		for i := range live {
+			copy(live[i].V, ck.Tensors[i].V)
+		}
+		step = ck.Step
+		pos = pipeline.Position{Epoch: ck.Position.Epoch, Batch: ck.Position.Batch}
+	}
+	be.SetStep(uint64(step))
+	fmt.Fprintf(log, "train: %s, %d parameters, input %dx%dx3, %d classes; %s\n", spec.Name, spec.NumParams(), crop, crop, len(meta.Classes), be.Describe())
+	if ck != nil {
+		fmt.Fprintf(log, "train: resuming %s at step %d, %v, lr %g\n", ckPath, step, pos, sched.LR)
+	}
+	mlog, err := OpenMetrics(cfg.Out, step)
+	if err != nil {
+		return nil, err
+	}
+	defer mlog.Close()
+
+	save := func(epoch int, at pipeline.Position) error {
+		// A finite loss can still leave non-finite weights behind (the
+		// update that follows it overflows); such a state must not replace
+		// the last good checkpoint.
+		for _, t := range be.Tensors() {
+			for i, v := range t.W {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					return fmt.Errorf("step %d (%v): parameter %s[%d] is %v: %w; the last good checkpoint, %s, is left as it was", step, at, t.Name, i, v, ErrNonFinite, ckPath)
+				}
+			}
+		}
+		c := &Checkpoint{Model: cfg.Model, Classes: len(meta.Classes), InputHW: crop, Init: cfg.Init, Seed: cfg.Seed,
+			Step: step, Epoch: epoch, Position: Position{Epoch: at.Epoch, Batch: at.Batch}, Schedule: sched,
+			Mean: mean, Std: std, Tensors: be.Tensors()}
+		return c.Save(ckPath)
+	}
+	pl, err := pipeline.New(ctx, cfg.Shards, pipeline.Options{Mode: pipeline.Train, Batch: cfg.Batch, Crop: crop, Seed: cfg.Seed,
+		Start: pos, Epochs: cfg.Epochs, Decoders: cfg.Workers, Sigma: cfg.Sigma, ShuffleBuffer: cfg.ShuffleBuf})
+	if err != nil {
+		return nil, err
+	}
+	defer pl.Close()
+	if pl.BatchesPerEpoch() == 0 {
+		return nil, fmt.Errorf("train split has fewer images than one batch of %d", cfg.Batch)
+	}
+	res := &Result{Checkpoint: ckPath, Stopped: "epochs"}
+	var waited, computed time.Duration
+	var lossSum float64
+	var hits, seen, logged int
+	epochStart := time.Now()
+	for {
+		t0 := time.Now()
+		s, err := pl.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		t1 := time.Now()
+		loss, c1, err := be.Step(s, float32(sched.LR), float32(cfg.Momentum), float32(cfg.WeightDecay))
+		if err != nil {
+			s.Release()
+			return nil, fmt.Errorf("step %d: %w", step+1, err)
+		}
+		at, resume := s.Pos, s.Resume
+		s.Release()
+		if math.IsNaN(loss) || math.IsInf(loss, 0) {
+			return nil, fmt.Errorf("step %d (%v): %w (%v); the last good checkpoint, %s, is left as it was", step+1, at, ErrNonFinite, loss, ckPath)
+		}
+		step++
+		t2 := time.Now()
+		waited += t1.Sub(t0)
+		computed += t2.Sub(t1)
+		lossSum += loss
+		hits += c1
+		seen += cfg.Batch
+		logged++
+		if cfg.LogEvery > 0 && step%int64(cfg.LogEvery) == 0 {
+			el := waited + computed
+			m := Metric{Kind: "step", Step: step, Epoch: at.Epoch, Loss: lossSum / float64(logged), LR: sched.LR,
+				ImgPerS: float64(logged*cfg.Batch) / el.Seconds(), DataWait: waited.Seconds() / el.Seconds(), Seconds: time.Since(start).Seconds()}
+			fmt.Fprintf(log, "step %6d  epoch %3d  batch %5d/%d  loss %.4f  lr %.2g  %.1f img/s  data wait %.1f%%\n",
+				step, at.Epoch, at.Batch+1, pl.BatchesPerEpoch(), m.Loss, sched.LR, m.ImgPerS, 100*m.DataWait)
+			if err := mlog.Add(m); err != nil {
+				return nil, err
+			}
+			waited, computed, lossSum, logged = 0, 0, 0, 0
+		}
+		endOfEpoch := resume.Epoch != at.Epoch
+		if endOfEpoch {
+			ev, err := evaluate(ctx, be, cfg.Shards, crop, cfg.EvalBatch, pipeline.Center, cfg.MaxValImages)
+			if err != nil {
+				return nil, fmt.Errorf("validation after epoch %d: %w", at.Epoch, err)
+			}
+			trainErr := 1 - float64(hits)/float64(max(seen, 1))
+			verr := ev.Top1Err
+			if ev.Images == 0 {
+				verr = trainErr // no validation split: steer by the training error
+			}
+			dropped := sched.EndEpoch(at.Epoch+1, verr)
+			fmt.Fprintf(log, "epoch %3d done in %s: train top-1 err %.2f%%, val top-1 err %.2f%%, top-5 err %.2f%%, val loss %.4f (%d images)%s\n",
+				at.Epoch, time.Since(epochStart).Round(time.Second), 100*trainErr, 100*ev.Top1Err, 100*ev.Top5Err, ev.Loss, ev.Images,
+				map[bool]string{true: fmt.Sprintf("; lr -> %g", sched.LR), false: ""}[dropped])
+			res.Top1Err, res.Top5Err, res.Epoch = ev.Top1Err, ev.Top5Err, at.Epoch+1
+			if err := mlog.Add(Metric{Kind: "epoch", Step: step, Epoch: at.Epoch, LR: sched.LR, Top1Err: ev.Top1Err, Top5Err: ev.Top5Err,
+				ValLoss: ev.Loss, TrainErr: trainErr, Seconds: time.Since(start).Seconds()}); err != nil {
+				return nil, err
+			}
+			if err := WritePlots(cfg.Out, mlog.All()); err != nil {
+				return nil, err
+			}
+			if err := writeConv1(cfg.Out, be); err != nil {
+				return nil, err
+			}
+			hits, seen = 0, 0
+			epochStart = time.Now()
+		}
+		if endOfEpoch || (cfg.CkptEvery > 0 && step%int64(cfg.CkptEvery) == 0) {
+			if err := save(resume.Epoch, resume); err != nil {
+				return nil, err
+			}
+		}
+		if cfg.MaxSteps > 0 && step >= cfg.MaxSteps {
+			if err := save(resume.Epoch, resume); err != nil {
+				return nil, err
+			}
+			res.Stopped = "max-steps"
+			break
+		}
+	}
+	res.Steps = step
+	res.Seconds = time.Since(start).Seconds()
+	return res, nil
+}
+
+func writeConv1(dir string, be Backend) error {
+	for _, t := range be.Tensors() {
+		if t.Name == "conv1.weight" {
+			return WriteFilters(filepath.Join(dir, "conv1-filters.png"), t.W, t.Shape)
+		}
+	}
+	return nil
+}
+
+// EvalResult is a validation pass's outcome. Errors are fractions.
+type EvalResult struct {
+	Images  int
+	Top1Err float64
+	Top5Err float64
+	Loss    float64
+}
+
+// evaluate runs the val split through be in mode (Center or TenCrop; ten
+// crops average their softmax probabilities, as the paper did).
+func evaluate(ctx context.Context, be Backend, dir string, crop, batch int, mode pipeline.Mode, maxImages int) (EvalResult, error) {
+	meta, err := shards.ReadMeta(dir)
+	if err != nil {
+		return EvalResult{}, err
+	}
+	if meta.Splits["val"].Records == 0 {
+		return EvalResult{}, nil
+	}
+	pl, err := pipeline.New(ctx, dir, pipeline.Options{Mode: mode, Split: "val", Batch: batch, Crop: crop, Epochs: 1})
+	if err != nil {
+		return EvalResult{}, err
+	}
+	defer pl.Close()
+	var r EvalResult
+	var lossSum float64
+	var top1, top5 int
+	classes := len(meta.Classes)
+	probs := make([]float64, classes)
+	for {
+		s, err := pl.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return r, err
+		}
+		logits, err := be.Logits(s)
+		if err != nil {
+			s.Release()
+			return r, err
+		}
+		for img := 0; img < s.N/s.Views; img++ {
+			label := int(s.Labels[img*s.Views])
+			clear(probs)
+			for v := 0; v < s.Views; v++ {
+				softmaxAdd(probs, logits[(img*s.Views+v)*classes:(img*s.Views+v+1)*classes], 1/float64(s.Views))
+			}
+			if label < 0 {
+				continue // unlabelled: not scored
+			}
+			rank := 0
+			for c, p := range probs {
+				if p > probs[label] || (p == probs[label] && c < label) {
+					rank++
+				}
+			}
+			if rank == 0 {
+				top1++
+			}
+			if rank < 5 {
+				top5++
+			}
+			lossSum -= math.Log(math.Max(probs[label], 1e-30))
+			r.Images++
+			if maxImages > 0 && r.Images >= maxImages {
+				break
+			}
+		}
+		s.Release()
+		if maxImages > 0 && r.Images >= maxImages {
+			break
+		}
+	}
+	if r.Images > 0 {
+		r.Top1Err = 1 - float64(top1)/float64(r.Images)
+		r.Top5Err = 1 - float64(top5)/float64(r.Images)
+		r.Loss = lossSum / float64(r.Images)
+	}
+	return r, nil
+}
+
+func softmaxAdd(dst []float64, logits []float32, weight float64) {
+	m := math.Inf(-1)
+	for _, v := range logits {
+		m = math.Max(m, float64(v))
+	}
+	var sum float64
+	for _, v := range logits {
+		sum += math.Exp(float64(v) - m)
+	}
+	for i, v := range logits {
+		dst[i] += weight * math.Exp(float64(v)-m) / sum
+	}
+}
+
+// EvaluateCheckpoint loads a checkpoint and reports its validation error on
+// the shards in dir, centre crop or the paper's ten crops.
+func EvaluateCheckpoint(ctx context.Context, path, dir string, tenCrop bool, batch int) (EvalResult, *Checkpoint, error) {
+	ck, err := Load(path)
+	if err != nil {
+		return EvalResult{}, nil, err
+	}
+	be, err := BackendFromCheckpoint(ck, batch)
+	if err != nil {
+		return EvalResult{}, nil, err
+	}
+	defer be.Close()
+	mode := pipeline.Center
+	if tenCrop {
+		mode = pipeline.TenCrop
+	}
+	r, err := evaluate(ctx, be, dir, ck.InputHW, batch, mode, 0)
+	return r, ck, err
+}
+
+// BackendFromCheckpoint builds a CPU backend holding a checkpoint's weights.
+func BackendFromCheckpoint(ck *Checkpoint, batch int) (Backend, error) {
+	spec, err := alexnet.Build(ck.Model, ck.Classes, ck.InputHW)
+	if err != nil {
+		return nil, err
+	}
+	params := map[string][]float32{}
+	for _, t := range ck.Tensors {
+		params[t.Name] = t.W
+	}
+	return NewCPU(spec, batch, params, ck.Seed, ck.Mean, ck.Std)
+}
+
+// TopK returns the k best classes of one row of logits with their softmax
+// probabilities, best first.
+func TopK(logits []float32, k int) ([]int, []float64) {
+	p := make([]float64, len(logits))
+	softmaxAdd(p, logits, 1)
+	idx := make([]int, len(p))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return p[idx[a]] > p[idx[b]] })
+	k = min(k, len(idx))
+	out := make([]float64, k)
+	for i := 0; i < k; i++ {
+		out[i] = p[idx[i]]
+	}
+	return idx[:k], out
+}

@@ -1,0 +1,123 @@
+// Command predict classifies image files with a checkpoint: each file gets
+// the same preprocessing as ingest (shorter side to the shards' size,
+// centre crop), then the centre crop the model was trained at, and the top
+// five classes are printed with their names and probabilities.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/alexnet-repro/alexnet/augment"
+	"github.com/alexnet-repro/alexnet/internal/cli"
+	"github.com/alexnet-repro/alexnet/pkg/imageio"
+	"github.com/alexnet-repro/alexnet/pkg/pipeline"
+	"github.com/alexnet-repro/alexnet/pkg/trainer"
+	"github.com/alexnet-repro/alexnet/shards"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+type prediction struct {
+	File    string    `json:"file"`
+	Error   string    `json:"error,omitempty"`
+	Classes []string  `json:"classes,omitempty"`
+	Indices []int     `json:"indices,omitempty"`
+	Probs   []float64 `json:"probs,omitempty"`
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("predict", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	ckpt := fs.String("checkpoint", "", "checkpoint written by train (required)")
+	shardDir := fs.String("shards", "", "shard directory whose meta.json names the classes and gives the ingest size (required)")
+	k := fs.Int("k", 5, "classes to print per image")
+	asJSON := fs.Bool("json", false, "JSON lines on stdout")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: predict --checkpoint FILE --shards DIR [--k 5] [--json] IMAGE...\n\nExample:\n  predict --checkpoint runs/demo/checkpoint.ckpt --shards demo/shards demo/fashion-mnist/val/ILSVRC2012_val_00000001.JPEG\n\nExit codes: 0 all classified, 1 some file failed, 2 usage.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cli.ExitOK
+		}
+		return cli.ExitUsage
+	}
+	if *ckpt == "" || *shardDir == "" || fs.NArg() == 0 {
+		fs.Usage()
+		return cli.ExitUsage
+	}
+	meta, err := shards.ReadMeta(*shardDir)
+	if err != nil {
+		fmt.Fprintln(stderr, "predict:", err)
+		return cli.ExitFailure
+	}
+	ck, err := trainer.Load(*ckpt)
+	if err != nil {
+		fmt.Fprintln(stderr, "predict:", err)
+		return cli.ExitFailure
+	}
+	if ck.Classes != len(meta.Classes) {
+		fmt.Fprintf(stderr, "predict: checkpoint has %d classes, %s/meta.json %d\n", ck.Classes, *shardDir, len(meta.Classes))
+		return cli.ExitFailure
+	}
+	be, err := trainer.BackendFromCheckpoint(ck, 1)
+	if err != nil {
+		fmt.Fprintln(stderr, "predict:", err)
+		return cli.ExitFailure
+	}
+	defer be.Close()
+	dec := imageio.NewDecoder()
+	defer dec.Close()
+	size := meta.Width
+	full := make([]byte, size*size*3)
+	slot := pipeline.NewSlot(1, 1, ck.InputHW)
+	slot.N, slot.Crop, slot.Views = 1, ck.InputHW, 1
+	failed := 0
+	enc := json.NewEncoder(stdout)
+	for _, f := range fs.Args() {
+		p := prediction{File: f}
+		data, err := os.ReadFile(f)
+		if err == nil {
+			err = dec.Preprocess(data, size, full)
+		}
+		if err == nil {
+			augment.CenterCrop(slot.Pixels, full, size, size, ck.InputHW)
+			var logits []float32
+			if logits, err = be.Logits(slot); err == nil {
+				p.Indices, p.Probs = trainer.TopK(logits, *k)
+				for _, i := range p.Indices {
+					name := meta.Classes[i].Name
+					if name == "" {
+						name = meta.Classes[i].WNID
+					}
+					p.Classes = append(p.Classes, name)
+				}
+			}
+		}
+		if err != nil {
+			p.Error = err.Error()
+			failed++
+		}
+		if *asJSON {
+			enc.Encode(p)
+			continue
+		}
+		if p.Error != "" {
+			fmt.Fprintf(stdout, "%s: error: %s\n", f, p.Error)
+			continue
+		}
+		fmt.Fprintf(stdout, "%s\n", f)
+		for i := range p.Indices {
+			fmt.Fprintf(stdout, "  %5.1f%%  %4d %s %s\n", 100*p.Probs[i], p.Indices[i], meta.Classes[p.Indices[i]].WNID, p.Classes[i])
+		}
+	}
+	if failed > 0 {
+		return cli.ExitFailure
+	}
+	return cli.ExitOK
+}

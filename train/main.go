@@ -1,0 +1,155 @@
+// Command train trains AlexNet on shards written by ingest, as the paper
+// did (SGD with momentum 0.9, weight decay 5e-4, lr 0.01 divided by 10 on
+// validation plateaus, batch 128, random 224 crops with flips and PCA
+// lighting), checkpoints and resumes exactly, and evaluates with the
+// centre crop or the paper's ten crops.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/alexnet-repro/alexnet/internal/cli"
+	"github.com/alexnet-repro/alexnet/pkg/alexnet"
+	"github.com/alexnet-repro/alexnet/pkg/cuda"
+	"github.com/alexnet-repro/alexnet/pkg/trainer"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usageHead = `Usage: train --shards DIR [flags]
+
+Trains AlexNet on shards written by ingest. Defaults are the paper's.
+
+Examples:
+  train --shards ./shards --out runs/alexnet
+  train --shards demo/shards --model small --init he --epochs 3 --batch 64 --lr 0.01 --out runs/demo
+  train --shards ./shards --out runs/alexnet --resume
+  train --shards ./shards --eval-only --checkpoint runs/alexnet/checkpoint.ckpt --ten-crop
+
+Output in --out: checkpoint.ckpt (every --checkpoint-every steps and every
+epoch), metrics.jsonl, loss.png, error.png, conv1-filters.png.
+
+Exit codes: 0 done, 1 failed, 2 usage.
+
+Flags:
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c trainer.Config
+	fs.StringVar(&c.Shards, "shards", "", "shard directory written by ingest (required)")
+	fs.StringVar(&c.Model, "model", "alexnet", "model: "+strings.Join(alexnet.Variants(), ", "))
+	fs.StringVar(&c.Init, "init", "", "initialisation: paper (N(0,0.01), biases 1 in conv2/4/5, fc6/7) or he; default: the model's (paper for alexnet, he for small)")
+	fs.IntVar(&c.Epochs, "epochs", 90, "epochs")
+	fs.IntVar(&c.Batch, "batch", 128, "batch size")
+	fs.IntVar(&c.Crop, "crop", 0, "crop side (default 7/8 of the shards' side: 224 from 256)")
+	fs.Float64Var(&c.LR, "lr", 0.01, "initial learning rate")
+	fs.Float64Var(&c.Momentum, "momentum", 0.9, "momentum")
+	fs.Float64Var(&c.WeightDecay, "weight-decay", 5e-4, "weight decay")
+	fs.StringVar(&c.Schedule, "schedule", "plateau", "lr schedule: plateau (÷10 when val error stalls, at most 3 times) or step:N (÷10 every N epochs)")
+	fs.IntVar(&c.Patience, "patience", 1, "plateau: epochs without improvement before lr falls")
+	device := fs.String("device", "auto", "auto, cpu or cuda")
+	fs.StringVar(&c.Out, "out", "runs/alexnet", "run directory")
+	fs.BoolVar(&c.Resume, "resume", false, "continue from --out's checkpoint")
+	fs.Uint64Var(&c.Seed, "seed", 1, "seed of initialisation, shuffling, augmentation and dropout")
+	fs.Int64Var(&c.MaxSteps, "max-steps", 0, "stop after this many steps in all, with a checkpoint (0: no limit)")
+	fs.IntVar(&c.LogEvery, "log-every", 50, "steps between log lines")
+	fs.IntVar(&c.CkptEvery, "checkpoint-every", 1000, "steps between checkpoints (they are also written every epoch)")
+	fs.IntVar(&c.Workers, "workers", 0, "pipeline decode workers (0: all cores)")
+	sigma := fs.Float64("lighting", 0.1, "PCA lighting σ (0 turns it off)")
+	fs.IntVar(&c.EvalBatch, "eval-batch", 0, "validation batch (default: --batch)")
+	fs.IntVar(&c.MaxValImages, "max-val-images", 0, "validate on at most this many images each epoch (0: all)")
+	evalOnly := fs.Bool("eval-only", false, "evaluate --checkpoint on the val split and exit")
+	ckpt := fs.String("checkpoint", "", "checkpoint for --eval-only")
+	tenCrop := fs.Bool("ten-crop", false, "--eval-only: average the paper's ten crops")
+	asJSON := fs.Bool("json", false, "print the result as JSON on stdout")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageHead)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cli.ExitOK
+		}
+		return cli.ExitUsage
+	}
+	if c.Shards == "" || fs.NArg() != 0 {
+		fmt.Fprintln(stderr, "train: --shards DIR is required, and no positional arguments are taken (see --help)")
+		return cli.ExitUsage
+	}
+	c.Sigma = float32(*sigma)
+	if *sigma == 0 {
+		c.Sigma = -1 // the pipeline reads 0 as "default"
+	}
+	if c.EvalBatch == 0 {
+		c.EvalBatch = c.Batch
+	}
+	switch *device {
+	case "cpu", "auto":
+	case "cuda":
+		fmt.Fprintln(stderr, "train:", cudaUnavailable())
+		return cli.ExitFailure
+	default:
+		fmt.Fprintf(stderr, "train: unknown --device %q (want auto, cpu or cuda)\n", *device)
+		return cli.ExitUsage
+	}
+	if *evalOnly {
+		if *ckpt == "" {
+			fmt.Fprintln(stderr, "train: --eval-only needs --checkpoint FILE")
+			return cli.ExitUsage
+		}
+		r, ck, err := trainer.EvaluateCheckpoint(ctx, *ckpt, c.Shards, *tenCrop, c.EvalBatch)
+		if err != nil {
+			fmt.Fprintln(stderr, "train:", err)
+			return cli.ExitFailure
+		}
+		views := "centre crop"
+		if *tenCrop {
+			views = "10 crops"
+		}
+		if *asJSON {
+			json.NewEncoder(stdout).Encode(map[string]any{"checkpoint": *ckpt, "model": ck.Model, "step": ck.Step, "views": views,
+				"images": r.Images, "top1_err": r.Top1Err, "top5_err": r.Top5Err, "loss": r.Loss})
+			return cli.ExitOK
+		}
+		fmt.Fprintf(stdout, "| model | checkpoint step | views | images | top-1 error | top-5 error |\n|---|---|---|---|---|---|\n")
+		fmt.Fprintf(stdout, "| %s | %d | %s | %d | %.2f%% | %.2f%% |\n", ck.Model, ck.Step, views, r.Images, 100*r.Top1Err, 100*r.Top5Err)
+		return cli.ExitOK
+	}
+	res, err := trainer.Train(ctx, c, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "train:", err)
+		return cli.ExitFailure
+	}
+	if *asJSON {
+		json.NewEncoder(stdout).Encode(res)
+	}
+	fmt.Fprintf(stderr, "train: done (%s): %d steps, %d epochs in %.0fs; val top-1 error %.2f%% (accuracy %.2f%%), top-5 error %.2f%%; checkpoint %s; plots in %s\n",
+		res.Stopped, res.Steps, res.Epoch, res.Seconds, 100*res.Top1Err, 100*(1-res.Top1Err), 100*res.Top5Err, res.Checkpoint, c.Out)
+	return cli.ExitOK
+}
+
+// cudaUnavailable explains why --device cuda cannot run in this build: the
+// driver may be missing (named, with where it was looked for), and even
+// with one, the GPU training backend is not part of this build yet.
+func cudaUnavailable() string {
+	if _, err := cuda.Init(); err != nil {
+		return fmt.Sprintf("--device cuda: %v", err)
+	}
+	return "--device cuda: a CUDA driver loaded, but this build has no GPU training backend yet (pkg/nn/gpu); use --device cpu"
+}
