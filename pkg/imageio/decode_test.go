@@ -1,0 +1,696 @@
+package imageio
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"golang.org/x/image/bmp"
+
+	"github.com/alexnet-repro/alexnet/internal/testdata"
+)
+
+// backends returns the decoders every behavioural test runs against: the
+// default one (libjpeg-turbo here, stdlib where it is missing) and the
+// forced stdlib one.
+func backends(t testing.TB) []*Decoder {
+	ds := []*Decoder{NewDecoder(), NewDecoderStdlib()}
+	t.Cleanup(func() {
+		for _, d := range ds {
+			d.Close()
+		}
+	})
+	if ds[0].lib == nil {
+		t.Logf("libjpeg-turbo not loaded (%s): both runs use the stdlib decoder", Backend())
+	}
+	return ds
+}
+
+func backendName(d *Decoder) string {
+	if d.lib != nil {
+		return "turbo"
+	}
+	return "stdlib"
+}
+
+// gradient is a synthetic photo-like image.
+func gradient(w, h int) *image.NRGBA {
+	m := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			m.SetNRGBA(x, y, color.NRGBA{uint8(x * 255 / max(w-1, 1)), uint8(y * 255 / max(h-1, 1)), uint8((x + y) * 255 / max(w+h-2, 1)), 255})
+		}
+	}
+	return m
+}
+
+func encodeJPEG(t testing.TB, m image.Image, q int) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, m, &jpeg.Options{Quality: q}); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func encodePNG(t testing.TB, m image.Image) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := png.Encode(&b, m); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func sampleBytes(t testing.TB, name string) []byte {
+	t.Helper()
+	for _, p := range testdata.ImageNetSample(t) {
+		if strings.Contains(filepath.Base(p), name) {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return data
+		}
+	}
+	t.Fatalf("sample image %q not found", name)
+	return nil
+}
+
+func TestSniff(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Format
+	}{
+		{"\xff\xd8\xff\xe0", FormatJPEG},
+		{"\x89PNG\r\n\x1a\n....", FormatPNG},
+		{"GIF89a...", FormatGIF},
+		{"GIF87a...", FormatGIF},
+		{"BM" + strings.Repeat("\x00", 20), FormatBMP},
+		{"BM", FormatUnknown}, // too short to be a BMP header
+		{"RIFF\x00\x00\x00\x00WEBPVP8 ", FormatWebP},
+		{"RIFF\x00\x00\x00\x00WAVEfmt ", FormatUnknown},
+		{"II*\x00", FormatTIFF},
+		{"MM\x00*", FormatTIFF},
+		{"<!DOCTYPE html>", FormatUnknown},
+		{"\xff\xd8", FormatUnknown},
+		{"", FormatUnknown},
+	} {
+		if got := Sniff([]byte(tc.in)); got != tc.want {
+			t.Errorf("Sniff(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// withDims patches the frame header of a JPEG to claim w x h.
+func withJPEGDims(t testing.TB, data []byte, w, h int) []byte {
+	t.Helper()
+	out := bytes.Clone(data)
+	hdr, err := scanJPEGHeader(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i+9 < hdr.sosOffset; i++ {
+		if out[i] == 0xFF && out[i+1] >= 0xC0 && out[i+1] <= 0xC2 {
+			binary.BigEndian.PutUint16(out[i+5:], uint16(h))
+			binary.BigEndian.PutUint16(out[i+7:], uint16(w))
+			return out
+		}
+	}
+	t.Fatal("no SOF marker")
+	return nil
+}
+
+// withPNGDims patches IHDR, keeping its CRC valid so the claim is believed.
+func withPNGDims(data []byte, w, h int) []byte {
+	out := bytes.Clone(data)
+	binary.BigEndian.PutUint32(out[16:], uint32(w))
+	binary.BigEndian.PutUint32(out[20:], uint32(h))
+	binary.BigEndian.PutUint32(out[29:], crc32.ChecksumIEEE(out[12:29]))
+	return out
+}
+
+// TestDecodeErrors pins the classification and wording ingest reports for
+// each kind of bad input, on both backends.
+func TestDecodeErrors(t *testing.T) {
+	photo := sampleBytes(t, "n01440764_tench")
+	small := encodeJPEG(t, gradient(64, 48), 90)
+	pngData := encodePNG(t, gradient(64, 48))
+	random := make([]byte, 5000)
+	rng := rand.New(rand.NewPCG(7, 7))
+	for i := range random {
+		random[i] = byte(rng.Uint32())
+	}
+	type want struct {
+		unsupported bool   // *UnsupportedError rather than *FormatError
+		truncated   bool   // errors.Is(err, ErrTruncated)
+		contains    string // substring of Error()
+	}
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want want
+	}{
+		{"empty", nil, want{contains: "empty file"}},
+		{"random bytes", random, want{contains: "not an image: unknown signature " + fmt.Sprintf("%x", random[:8])}},
+		{"html", []byte("<!DOCTYPE html><html>404</html>"), want{contains: "unknown signature 3c21444f43545950"}},
+		{"jpeg cut at half", photo[:len(photo)/2], want{truncated: true, contains: "truncated JPEG"}},
+		{"jpeg cut in header", photo[:200], want{truncated: true, contains: "truncated JPEG (file ends inside the header)"}},
+		{"jpeg SOI only", []byte{0xFF, 0xD8, 0xFF}, want{truncated: true, contains: "truncated JPEG"}},
+		{"jpeg no scan", []byte{0xFF, 0xD8, 0xFF, 0xD9}, want{contains: "jpeg: "}},
+		{"jpeg short frame header", []byte("\xff\xd8\xff\xc0\x00\x04\x08\x00\xff\xd9" + strings.Repeat("\x00", 64)), want{contains: "jpeg: "}},
+		{"jpeg too wide", withJPEGDims(t, small, 20000, 48), want{unsupported: true, contains: "dimensions 20000x48 exceed the limit"}},
+		{"jpeg too many pixels", withJPEGDims(t, small, 16000, 16000), want{unsupported: true, contains: "exceed the limit"}},
+		{"png cut", pngData[:len(pngData)/2], want{truncated: true, contains: "truncated PNG"}},
+		{"png too large", withPNGDims(pngData, 1<<15, 10), want{unsupported: true, contains: "dimensions 32768x10 exceed"}},
+		{"gif header only", []byte("GIF89a\x01\x00"), want{truncated: true, contains: "truncated GIF"}},
+	} {
+		for _, d := range backends(t) {
+			t.Run(tc.name+"/"+backendName(d), func(t *testing.T) {
+				img, err := d.DecodeFull(tc.in)
+				if err == nil {
+					t.Fatalf("decoded %dx%d, want an error", img.W, img.H)
+				}
+				var fe *FormatError
+				var ue *UnsupportedError
+				switch {
+				case tc.want.unsupported && !errors.As(err, &ue):
+					t.Errorf("error %q (%T) is not an *UnsupportedError", err, err)
+				case !tc.want.unsupported && !errors.As(err, &fe):
+					t.Errorf("error %q (%T) is not a *FormatError", err, err)
+				}
+				if got := errors.Is(err, ErrTruncated); got != tc.want.truncated {
+					t.Errorf("errors.Is(%q, ErrTruncated) = %v, want %v", err, got, tc.want.truncated)
+				}
+				if !strings.Contains(err.Error(), tc.want.contains) {
+					t.Errorf("error %q does not contain %q", err, tc.want.contains)
+				}
+				// Preprocess must report the same failure.
+				if perr := d.Preprocess(tc.in, 32, make([]uint8, 32*32*3)); perr == nil || perr.Error() != err.Error() {
+					t.Errorf("Preprocess error %v, DecodeFull error %v", perr, err)
+				}
+			})
+		}
+	}
+	if !errors.Is(&FormatError{Reason: "empty file", Err: ErrEmpty}, ErrEmpty) {
+		t.Error("ErrEmpty not wrapped")
+	}
+}
+
+// TestDecodeFormats decodes each supported container and pixel layout and
+// checks the pixels against the source image they were encoded from.
+func TestDecodeFormats(t *testing.T) {
+	src := gradient(64, 48)
+	opaque := image.NewRGBA(src.Bounds())
+	copy(opaque.Pix, src.Pix)
+	translucent := image.NewNRGBA(src.Bounds())
+	copy(translucent.Pix, src.Pix)
+	for i := 3; i < len(translucent.Pix); i += 4 {
+		translucent.Pix[i] = uint8(i) // alpha must be dropped, not composited
+	}
+	gray16 := image.NewGray16(src.Bounds())
+	for i := range gray16.Pix {
+		gray16.Pix[i] = uint8(i * 13)
+	}
+	pal := image.NewPaletted(src.Bounds(), color.Palette{color.NRGBA{255, 0, 0, 255}, color.NRGBA{0, 0, 255, 0}, color.NRGBA{10, 200, 30, 128}})
+	for i := range pal.Pix {
+		pal.Pix[i] = uint8(i % 3)
+	}
+	rgba64 := image.NewNRGBA64(src.Bounds())
+	for y := range 48 {
+		for x := range 64 {
+			c := src.NRGBAAt(x, y)
+			rgba64.SetNRGBA64(x, y, color.NRGBA64{uint16(c.R)<<8 | 0x7F, uint16(c.G)<<8 | 0xFF, uint16(c.B) << 8, 0x8000})
+		}
+	}
+	// GIF palettes are opaque RGB.
+	gifPal := image.NewPaletted(src.Bounds(), color.Palette{color.RGBA{255, 0, 0, 255}, color.RGBA{0, 0, 255, 255}, color.RGBA{10, 200, 30, 255}})
+	copy(gifPal.Pix, pal.Pix)
+	var gifBuf, bmpBuf bytes.Buffer
+	if err := gif.Encode(&gifBuf, gifPal, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := bmp.Encode(&bmpBuf, opaque); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		data      []byte
+		want      image.Image
+		tolerance float64 // mean absolute difference allowed
+	}{
+		{"png rgb", encodePNG(t, opaque), opaque, 0},
+		{"png rgba drops alpha", encodePNG(t, translucent), translucent, 0},
+		{"png gray16 keeps high byte", encodePNG(t, gray16), gray16, 0},
+		{"png 16-bit rgba", encodePNG(t, rgba64), src, 0},
+		{"png paletted with transparency", encodePNG(t, pal), pal, 0},
+		{"gif", gifBuf.Bytes(), gifPal, 0},
+		{"bmp", bmpBuf.Bytes(), opaque, 0},
+		{"jpeg", encodeJPEG(t, src, 95), src, 3},
+		{"jpeg gray", encodeJPEG(t, toGray(src), 95), toGray(src), 1.5},
+	} {
+		for _, d := range backends(t) {
+			t.Run(tc.name+"/"+backendName(d), func(t *testing.T) {
+				img, err := d.DecodeFull(tc.data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := expectRGB(tc.want)
+				if img.W != 64 || img.H != 48 {
+					t.Fatalf("decoded %dx%d, want 64x48", img.W, img.H)
+				}
+				if s := compareRGB(img.Pix, want); s.mad > tc.tolerance {
+					t.Errorf("MAD %.3f (max %d) > %.1f", s.mad, s.maxDiff, tc.tolerance)
+				}
+			})
+		}
+	}
+}
+
+// expectRGB is the reference conversion: Pillow's convert("RGB") drops
+// alpha from non-premultiplied colour and keeps 16-bit samples' high byte.
+func expectRGB(m image.Image) []uint8 {
+	b := m.Bounds()
+	out := make([]uint8, 0, b.Dx()*b.Dy()*3)
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			switch c := m.At(x, y).(type) {
+			case color.NRGBA:
+				out = append(out, c.R, c.G, c.B)
+			case color.NRGBA64:
+				out = append(out, uint8(c.R>>8), uint8(c.G>>8), uint8(c.B>>8))
+			case color.Gray16:
+				out = append(out, uint8(c.Y>>8), uint8(c.Y>>8), uint8(c.Y>>8))
+			default:
+				r, g, bb, _ := c.RGBA()
+				out = append(out, uint8(r>>8), uint8(g>>8), uint8(bb>>8))
+			}
+		}
+	}
+	return out
+}
+
+func toGray(m image.Image) *image.Gray {
+	g := image.NewGray(m.Bounds())
+	for y := m.Bounds().Min.Y; y < m.Bounds().Max.Y; y++ {
+		for x := m.Bounds().Min.X; x < m.Bounds().Max.X; x++ {
+			g.Set(x, y, m.At(x, y))
+		}
+	}
+	return g
+}
+
+// TestPNGNamedJPEG is ILSVRC2012's n02105855_2933.JPEG: PNG bytes behind a
+// .JPEG name must decode, on both backends.
+func TestPNGNamedJPEG(t *testing.T) {
+	data := encodePNG(t, gradient(300, 200))
+	path := filepath.Join(t.TempDir(), "n02105855_2933.JPEG")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	read, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range backends(t) {
+		dst := make([]uint8, 256*256*3)
+		if err := d.Preprocess(read, 256, dst); err != nil {
+			t.Errorf("%s: %v", backendName(d), err)
+		}
+	}
+}
+
+// TestCMYKFixtures decodes the committed Adobe CMYK and YCCK fixtures
+// (testdata/README.md says how they were made): quadrants of red, green,
+// blue and light gray. An inverted-ink mistake turns red into cyan.
+func TestCMYKFixtures(t *testing.T) {
+	want := [4][3]int{{255, 0, 0}, {0, 255, 0}, {0, 0, 255}, {191, 191, 191}}
+	at := [4][2]int{{8, 6}, {24, 6}, {8, 18}, {24, 18}}
+	for _, name := range []string{"cmyk_adobe_32x24.jpg", "ycck_adobe_32x24.jpg"} {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range backends(t) {
+			img, err := d.DecodeFull(data)
+			if err != nil {
+				t.Fatalf("%s/%s: %v", name, backendName(d), err)
+			}
+			if img.W != 32 || img.H != 24 {
+				t.Fatalf("%s/%s: %dx%d", name, backendName(d), img.W, img.H)
+			}
+			for q, p := range at {
+				i := (p[1]*img.W + p[0]) * 3
+				for c := range 3 {
+					if diff := int(img.Pix[i+c]) - want[q][c]; diff < -6 || diff > 6 {
+						t.Errorf("%s/%s: pixel %v = %v, want about %v", name, backendName(d), p, img.Pix[i:i+3], want[q])
+						break
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestCMYKMatchesPIL re-encodes a real photo as an Adobe CMYK JPEG with
+// Pillow and decodes it both ways: libjpeg-turbo plus our CMYK conversion
+// must equal Pillow's decode exactly.
+func TestCMYKMatchesPIL(t *testing.T) {
+	paths := testdata.ImageNetSample(t)
+	dir := t.TempDir()
+	for _, tc := range []struct{ mode, opts string }{{"CMYK", ""}, {"RGB", "progressive"}, {"L", "progressive"}} {
+		t.Run(tc.mode+"_"+tc.opts, func(t *testing.T) {
+			out := filepath.Join(dir, tc.mode+tc.opts+".jpg")
+			runPIL(t, "save", out, "90", paths[3], tc.mode, tc.opts+" ")
+			runPIL(t, "decoded", out+".", "256", out)
+			data, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := os.ReadFile(out + ".0.full")
+			if err != nil {
+				t.Fatal(err)
+			}
+			nl := bytes.IndexByte(raw, '\n')
+			want := raw[nl+1:]
+			hdr, err := scanJPEGHeader(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := hdr.progressive; got != (tc.opts == "progressive") {
+				t.Fatalf("fixture progressive = %v", got)
+			}
+			for _, d := range backends(t) {
+				img, err := d.DecodeFull(data)
+				if err != nil {
+					t.Fatalf("%s: %v", backendName(d), err)
+				}
+				s := compareRGB(img.Pix, want)
+				t.Logf("%s: MAD %.3f max %d vs Pillow", backendName(d), s.mad, s.maxDiff)
+				if d.lib != nil && !s.equal {
+					t.Errorf("libjpeg-turbo decode differs from Pillow: MAD %.3f max %d", s.mad, s.maxDiff)
+				}
+				if s.mad > 1.5 {
+					t.Errorf("%s: MAD %.3f vs Pillow", backendName(d), s.mad)
+				}
+			}
+		})
+	}
+}
+
+// TestGrayscaleSamples: the sample's grayscale JPEGs come out as RGB with
+// three equal channels.
+func TestGrayscaleSamples(t *testing.T) {
+	for _, name := range []string{"airship", "pencil_sharpener", "soccer_ball"} {
+		data := sampleBytes(t, name)
+		hdr, err := scanJPEGHeader(data)
+		if err != nil || hdr.components != 1 {
+			t.Fatalf("%s: components %d, %v", name, hdr.components, err)
+		}
+		for _, d := range backends(t) {
+			img, err := d.DecodeFull(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if img.W != hdr.width || img.H != hdr.height {
+				t.Errorf("%s: %dx%d, header says %dx%d", name, img.W, img.H, hdr.width, hdr.height)
+			}
+			for i := 0; i < len(img.Pix); i += 3 {
+				if img.Pix[i] != img.Pix[i+1] || img.Pix[i] != img.Pix[i+2] {
+					t.Fatalf("%s/%s: pixel %d is %v, not gray", name, backendName(d), i/3, img.Pix[i:i+3])
+				}
+			}
+		}
+	}
+}
+
+// TestSmallImagesUpscale: images below the output size are enlarged, not
+// rejected or padded.
+func TestSmallImagesUpscale(t *testing.T) {
+	for _, sz := range [][2]int{{50, 40}, {40, 50}, {1, 1}, {255, 300}, {3, 200}} {
+		data := encodeJPEG(t, gradient(sz[0], sz[1]), 95)
+		for _, d := range backends(t) {
+			dst := make([]uint8, 256*256*3)
+			if err := d.Preprocess(data, 256, dst); err != nil {
+				t.Fatalf("%v/%s: %v", sz, backendName(d), err)
+			}
+			img, err := d.DecodeFull(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := compareRGB(dst, refResize(img, 256)); !s.equal {
+				t.Errorf("%v/%s: Preprocess differs from decode + reference resize", sz, backendName(d))
+			}
+		}
+	}
+}
+
+// TestDCTScaling checks which scale DecodeForSize picks and that the
+// stdlib path, which cannot scale, ignores the hint.
+func TestDCTScaling(t *testing.T) {
+	big := sampleBytes(t, "Shih-Tzu")  // 1280x1024
+	typical := sampleBytes(t, "tench") // 500x375
+	d := NewDecoder()
+	defer d.Close()
+	if d.lib == nil {
+		t.Skip("libjpeg-turbo not loaded: " + Backend())
+	}
+	for _, tc := range []struct {
+		data         []byte
+		minShort     int
+		wantW, wantH int
+	}{
+		{big, 0, 1280, 1024},
+		{big, 1024, 1280, 1024},
+		{big, 1000, 1280, 1024}, // 1/2 would give 512 < 1000
+		{big, 512, 640, 512},
+		{big, 300, 640, 512},
+		{big, 256, 320, 256},
+		{big, 128, 160, 128},
+		{big, 1, 160, 128}, // 1/8 is the smallest factor
+		{typical, 256, 500, 375},
+		{typical, 187, 250, 188}, // ceil(375/2)
+		{typical, 188, 250, 188},
+		{typical, 189, 500, 375},
+	} {
+		img, err := d.DecodeForSize(tc.data, tc.minShort)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img.W != tc.wantW || img.H != tc.wantH {
+			t.Errorf("DecodeForSize(%dx%d, %d) = %dx%d, want %dx%d", tc.wantW, tc.wantH, tc.minShort, img.W, img.H, tc.wantW, tc.wantH)
+		}
+	}
+	s := NewDecoderStdlib()
+	if img, err := s.DecodeForSize(big, 256); err != nil || img.W != 1280 {
+		t.Errorf("stdlib DecodeForSize(big, 256) = %dx%d, %v; want full size", img.W, img.H, err)
+	}
+	// Preprocess scales only to twice the output: 1280x1024 at 256 decodes
+	// at 640x512.
+	dst := make([]uint8, 256*256*3)
+	if err := d.Preprocess(big, 256, dst); err != nil {
+		t.Fatal(err)
+	}
+	img, _ := d.DecodeForSize(big, 512)
+	if s := compareRGB(dst, refResize(img, 256)); !s.equal {
+		t.Error("Preprocess(big, 256) is not the 640x512 decode resized")
+	}
+}
+
+// TestBackendsAgree decodes every sample with both backends at full size:
+// the decoders differ (image/jpeg's chroma is not smoothly upsampled, its
+// IDCT is another) but only slightly; after resizing to 256 the stdlib
+// path stays within 0.4 of Pillow (TestPreprocessMatchesPIL).
+func TestBackendsAgree(t *testing.T) {
+	d := NewDecoder()
+	defer d.Close()
+	if d.lib == nil {
+		t.Skip("libjpeg-turbo not loaded: " + Backend())
+	}
+	s := NewDecoderStdlib()
+	worst, worstName := 0.0, ""
+	paths := testdata.ImageNetSample(t)
+	if testing.Short() {
+		paths = paths[:20]
+	}
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := d.DecodeFull(data)
+		if err != nil {
+			t.Fatalf("%s: turbo: %v", p, err)
+		}
+		b, err := s.DecodeFull(data)
+		if err != nil {
+			t.Fatalf("%s: stdlib: %v", p, err)
+		}
+		if a.W != b.W || a.H != b.H {
+			t.Fatalf("%s: %dx%d vs %dx%d", p, a.W, a.H, b.W, b.H)
+		}
+		st := compareRGB(a.Pix, b.Pix)
+		if st.mad > worst {
+			worst, worstName = st.mad, filepath.Base(p)
+		}
+	}
+	t.Logf("%d images: worst mean absolute difference libjpeg-turbo vs image/jpeg %.3f (%s)", len(paths), worst, worstName)
+	if worst > 2.5 {
+		t.Errorf("worst MAD %.3f > 2.5", worst)
+	}
+}
+
+// TestWarningAccepted: junk between two header segments is a recoverable
+// defect ("Corrupt JPEG data: 3 extraneous bytes before marker 0xda" from
+// libjpeg, silently skipped by image/jpeg) that must not reject the file.
+func TestWarningAccepted(t *testing.T) {
+	data := encodeJPEG(t, gradient(64, 48), 90)
+	hdr, err := scanJPEGHeader(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := slices.Concat(data[:hdr.sosOffset], []byte{0x12, 0x34, 0x56}, data[hdr.sosOffset:])
+	for _, d := range backends(t) {
+		img, err := d.DecodeFull(bad)
+		if err != nil {
+			t.Fatalf("%s: %v", backendName(d), err)
+		}
+		got := bytes.Clone(img.Pix)
+		if d.lib != nil && !strings.Contains(d.Warning(), "3 extraneous bytes before marker 0xda") {
+			t.Errorf("Warning() = %q, want libjpeg's extraneous-bytes warning", d.Warning())
+		}
+		good, err := d.DecodeFull(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if firstDiff(got, good.Pix) >= 0 {
+			t.Errorf("%s: pixels changed by the junk", backendName(d))
+		}
+		if d.Warning() != "" {
+			t.Errorf("warning %q survived into the next decode", d.Warning())
+		}
+	}
+}
+
+func TestBackendReport(t *testing.T) {
+	b := Backend()
+	if !strings.HasPrefix(b, "libjpeg-turbo (") && !strings.HasPrefix(b, "stdlib image/jpeg (") {
+		t.Errorf("Backend() = %q", b)
+	}
+	t.Log(b)
+	d := NewDecoder()
+	if err := d.Close(); err != nil {
+		t.Error(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	// A closed Decoder falls back to the stdlib decoder rather than using a
+	// freed handle.
+	if _, err := d.DecodeFull(encodeJPEG(t, gradient(8, 8), 90)); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestFromImage(t *testing.T) {
+	src := gradient(5, 3)
+	img := FromImage(src)
+	if img.W != 5 || img.H != 3 || firstDiff(img.Pix, expectRGB(src)) >= 0 {
+		t.Errorf("FromImage = %+v", img)
+	}
+}
+
+// TestConcurrentDecoders runs one Decoder per goroutine, as ingest does,
+// over good and bad files, and expects exactly the serial results. It
+// would catch state shared between Decoders, and error text read from the
+// wrong thread (TurboJPEG keeps it thread-local).
+func TestConcurrentDecoders(t *testing.T) {
+	paths := testdata.ImageNetSample(t)[:24]
+	var inputs [][]byte
+	for i, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%3 == 2 {
+			data = data[:len(data)*2/3] // truncated: its error text must survive
+		}
+		inputs = append(inputs, data)
+	}
+	type result struct {
+		sum uint64
+		err string
+	}
+	run := func(d *Decoder, data []byte) result {
+		dst := make([]uint8, 64*64*3)
+		if err := d.Preprocess(data, 64, dst); err != nil {
+			return result{err: err.Error()}
+		}
+		var h uint64 = 14695981039346656037
+		for _, v := range dst {
+			h = (h ^ uint64(v)) * 1099511628211
+		}
+		return result{sum: h}
+	}
+	serial := make([]result, len(inputs))
+	d := NewDecoder()
+	defer d.Close()
+	for i, data := range inputs {
+		serial[i] = run(d, data)
+	}
+	const workers = 4
+	got := make([][]result, workers)
+	done := make(chan int)
+	for w := range workers {
+		go func() {
+			d := NewDecoder()
+			defer d.Close()
+			for range 3 {
+				for i := range inputs {
+					j := (i + w*5) % len(inputs)
+					got[w] = append(got[w], run(d, inputs[j]))
+				}
+			}
+			done <- w
+		}()
+	}
+	for range workers {
+		<-done
+	}
+	for w := range workers {
+		for k, r := range got[w] {
+			j := (k%len(inputs) + w*5) % len(inputs)
+			if r != serial[j] {
+				t.Errorf("worker %d, input %d: %+v, serial %+v", w, j, r, serial[j])
+			}
+		}
+	}
+}
+
+// TestMissingLibrary: a machine without libturbojpeg gets an ordinary
+// error naming what was tried, which Backend reports, not a crash.
+func TestMissingLibrary(t *testing.T) {
+	saved := turboLibNames
+	defer func() { turboLibNames = saved }()
+	turboLibNames = []string{"libturbojpeg-does-not-exist.so.9"}
+	lib, err := openTurbo()
+	if err == nil || lib != nil {
+		t.Fatalf("openTurbo() = %v, %v; want an error", lib, err)
+	}
+	if !strings.Contains(err.Error(), "libturbojpeg-does-not-exist.so.9") {
+		t.Errorf("error %q does not name the library", err)
+	}
+}

@@ -1,0 +1,70 @@
+package imageio
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrTruncated is wrapped by the *FormatError returned for input that ends
+// before the image does, so callers can count truncated files separately:
+// errors.Is(err, ErrTruncated).
+var ErrTruncated = errors.New("truncated")
+
+// ErrEmpty is wrapped by the *FormatError returned for a zero-length input.
+var ErrEmpty = errors.New("empty file")
+
+// FormatError reports input that is not a valid image: empty, truncated,
+// corrupt, or not an image format at all. Ingest skips such files and records
+// Error() as the reason, so the message names the format and the defect.
+type FormatError struct {
+	Format string // "jpeg", "png", ... or "" when the content was not recognised
+	Reason string // what is wrong, e.g. "truncated JPEG (Premature end of JPEG file)"
+	Err    error  // ErrTruncated, ErrEmpty, or the underlying decoder's error; may be nil
+}
+
+func (e *FormatError) Error() string {
+	if e.Format == "" {
+		return e.Reason
+	}
+	return e.Format + ": " + e.Reason
+}
+
+func (e *FormatError) Unwrap() error { return e.Err }
+
+// UnsupportedError reports a valid image this package will not decode: a
+// feature the decoders lack (12-bit or lossless JPEG, a 4-component JPEG
+// without Adobe metadata on the stdlib path) or dimensions beyond MaxSide or
+// MaxPixels, which are refused before any pixel memory is allocated.
+type UnsupportedError struct {
+	Format string
+	Reason string
+	Err    error // the underlying decoder's error, if any
+}
+
+func (e *UnsupportedError) Error() string {
+	if e.Format == "" {
+		return "unsupported: " + e.Reason
+	}
+	return e.Format + ": unsupported: " + e.Reason
+}
+
+func (e *UnsupportedError) Unwrap() error { return e.Err }
+
+// Limits on decoded dimensions. A hostile or broken header can claim
+// 65535x65535 pixels (12 GB as RGB); no ImageNet image comes near these.
+const (
+	MaxSide   = 1 << 14     // pixels per side
+	MaxPixels = 100_000_000 // width*height
+)
+
+// checkDims refuses dimensions before anything is allocated for them.
+func checkDims(format string, w, h int) error {
+	if w <= 0 || h <= 0 {
+		return &FormatError{Format: format, Reason: fmt.Sprintf("invalid dimensions %dx%d", w, h)}
+	}
+	if w > MaxSide || h > MaxSide || w*h > MaxPixels {
+		return &UnsupportedError{Format: format,
+			Reason: fmt.Sprintf("dimensions %dx%d exceed the limit (%d per side, %d pixels)", w, h, MaxSide, MaxPixels)}
+	}
+	return nil
+}

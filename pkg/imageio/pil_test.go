@@ -1,0 +1,214 @@
+package imageio
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/alexnet-repro/alexnet/internal/testdata"
+)
+
+// These tests compare with Pillow, the library a user of the paper's
+// preprocessing would script with. Debian's python3 carries Pillow 9.4
+// linked against the same libjpeg-turbo that Backend loads; the python3
+// first on PATH may not have PIL at all, so the path is fixed.
+const pilPython = "/usr/bin/python3"
+
+// pilScript is shared by the tests below. Each command reads file paths from
+// argv and writes raw RGB next to the given output prefix.
+const pilScript = `
+import sys
+from PIL import Image
+
+def crop(im, size):
+    w, h = im.size
+    # The rule ResizedSize documents: shorter side to size, longer side
+    # long*size//short.
+    if w <= h:
+        nw, nh = size, max(size, h * size // w)
+    else:
+        nw, nh = max(size, w * size // h), size
+    im = im.resize((nw, nh), Image.BILINEAR)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return im.crop((left, top, left + size, top + size))
+
+cmd, out, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+paths = sys.argv[4:]
+if cmd == "preprocess":
+    # Image.open().convert("RGB"), no draft(): the full-size decode a
+    # user gets by default.
+    for i, p in enumerate(paths):
+        im = Image.open(p).convert("RGB")
+        open("%s%d.rgb" % (out, i), "wb").write(crop(im, size).tobytes())
+elif cmd == "decoded":
+    # The full-size decode plus Pillow's resize of those very pixels.
+    for i, p in enumerate(paths):
+        im = Image.open(p).convert("RGB")
+        open("%s%d.full" % (out, i), "wb").write(("%d %d\n" % im.size).encode() + im.tobytes())
+        open("%s%d.rgb" % (out, i), "wb").write(crop(im, size).tobytes())
+elif cmd == "save":
+    # save <out> <quality> <src> <mode> <kwargs>: re-encode a photo as a
+    # fixture: mode CMYK, L, or RGB; "progressive" in kwargs.
+    src, mode, opts = paths[0], paths[1], paths[2]
+    im = Image.open(src).convert(mode)
+    im.save(out, "JPEG", quality=size, progressive="progressive" in opts)
+`
+
+// runPIL runs pilScript or skips t when Debian's Pillow is not there.
+func runPIL(t testing.TB, args ...string) {
+	t.Helper()
+	if _, err := os.Stat(pilPython); err != nil {
+		t.Skipf("%s not found: the Pillow comparison needs Debian's python3-pil", pilPython)
+	}
+	if out, err := exec.Command(pilPython, "-c", "import PIL.Image").CombinedOutput(); err != nil {
+		t.Skipf("%s has no PIL (%v): %s", pilPython, err, out)
+	}
+	cmd := exec.Command(pilPython, append([]string{"-c", pilScript}, args...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("Pillow script %s failed: %v\n%s", args[0], err, out)
+	}
+}
+
+// pilSubset picks sample images covering the cases that matter: every one
+// large enough for DCT scaling at 256, the grayscale ones, and the first
+// few ordinary ones.
+func pilSubset(t testing.TB, paths []string) []string {
+	var out []string
+	ordinary := 0
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := scanJPEGHeader(data)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		switch {
+		case min(h.width, h.height) >= 512, h.components == 1:
+			out = append(out, p)
+		case ordinary < 12 && len(paths) > 0:
+			out = append(out, p)
+			ordinary++
+		}
+	}
+	return out
+}
+
+type diffStats struct {
+	mad     float64 // mean absolute difference per channel value
+	maxDiff int
+	equal   bool
+}
+
+func compareRGB(got, want []uint8) diffStats {
+	var s diffStats
+	sum := 0
+	for i := range got {
+		d := int(got[i]) - int(want[i])
+		if d < 0 {
+			d = -d
+		}
+		sum += d
+		s.maxDiff = max(s.maxDiff, d)
+	}
+	s.mad = float64(sum) / float64(len(got))
+	s.equal = s.maxDiff == 0
+	return s
+}
+
+// TestPreprocessMatchesPIL is the acceptance test for ingest's pixels:
+// Preprocess against Pillow's open/convert/resize(BILINEAR)/crop on real
+// photos. Unscaled decodes must be bit-identical (same libjpeg-turbo, same
+// resampling arithmetic); DCT-scaled ones must stay within a mean absolute
+// difference of 2 levels.
+func TestPreprocessMatchesPIL(t *testing.T) {
+	paths := pilSubset(t, testdata.ImageNetSample(t))
+	const size = 256
+	dir := t.TempDir()
+	runPIL(t, append([]string{"preprocess", dir + "/", fmt.Sprint(size)}, paths...)...)
+	for _, backend := range []struct {
+		name string
+		dec  *Decoder
+	}{{"default", NewDecoder()}, {"stdlib", NewDecoderStdlib()}} {
+		t.Run(backend.name, func(t *testing.T) {
+			d := backend.dec
+			defer d.Close()
+			dst := make([]uint8, size*size*3)
+			worst, worstName := 0.0, ""
+			exact := 0
+			for i, p := range paths {
+				data, err := os.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := os.ReadFile(fmt.Sprintf("%s/%d.rgb", dir, i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := d.Preprocess(data, size, dst); err != nil {
+					t.Fatalf("%s: %v", p, err)
+				}
+				s := compareRGB(dst, want)
+				img, _ := d.DecodeForSize(data, dctScaleMargin*size)
+				t.Logf("%-45s decoded %4dx%-4d MAD %.3f max %3d", filepath.Base(p), img.W, img.H, s.mad, s.maxDiff)
+				if s.mad > worst {
+					worst, worstName = s.mad, filepath.Base(p)
+				}
+				if s.equal {
+					exact++
+				}
+				if s.mad > 2 {
+					t.Errorf("%s: mean absolute difference %.3f > 2", p, s.mad)
+				}
+				if d.lib != nil {
+					hdr, _ := scanJPEGHeader(data)
+					if scaledDecode := img.W != hdr.width; !scaledDecode && !s.equal {
+						t.Errorf("%s: full-size libjpeg-turbo decode differs from Pillow (max %d): the resize no longer matches Pillow's arithmetic", p, s.maxDiff)
+					}
+				}
+			}
+			t.Logf("%s: %d images, %d bit-identical to Pillow, worst MAD %.3f (%s)", d.Backend(), len(paths), exact, worst, worstName)
+		})
+	}
+}
+
+// TestResizeMatchesPILExactly feeds Pillow's own decoded pixels to
+// ResizeShortCrop, isolating the resampler from the decoder: every byte
+// must equal Pillow's resize and crop, for downscales and upscales.
+func TestResizeMatchesPILExactly(t *testing.T) {
+	paths := testdata.ImageNetSample(t)
+	picks := []string{paths[0], paths[1], paths[7]}
+	for _, p := range paths {
+		if strings.Contains(p, "Shih-Tzu") || strings.Contains(p, "airship") {
+			picks = append(picks, p) // 1280x1024, and a 350x156 grayscale
+		}
+	}
+	dir := t.TempDir()
+	for _, size := range []int{256, 224, 97, 700} { // 700 upscales every sample
+		runPIL(t, append([]string{"decoded", fmt.Sprintf("%s/%d_", dir, size), fmt.Sprint(size)}, picks...)...)
+		for i, p := range picks {
+			raw, err := os.ReadFile(fmt.Sprintf("%s/%d_%d.full", dir, size, i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var w, h int
+			nl := strings.IndexByte(string(raw), '\n')
+			if _, err := fmt.Sscanf(string(raw[:nl]), "%d %d", &w, &h); err != nil {
+				t.Fatal(err)
+			}
+			want, err := os.ReadFile(fmt.Sprintf("%s/%d_%d.rgb", dir, size, i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make([]uint8, size*size*3)
+			ResizeShortCrop(Image{W: w, H: h, Pix: raw[nl+1:]}, size, got)
+			if s := compareRGB(got, want); !s.equal {
+				t.Errorf("%s at %d: differs from Pillow: MAD %.4f, max %d", filepath.Base(p), size, s.mad, s.maxDiff)
+			}
+		}
+	}
+}

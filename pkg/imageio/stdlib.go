@@ -1,0 +1,267 @@
+package imageio
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"io"
+	"strings"
+
+	"golang.org/x/image/bmp"
+	"golang.org/x/image/tiff"
+	"golang.org/x/image/webp"
+)
+
+type stdCodec struct {
+	config func(io.Reader) (image.Config, error)
+	decode func(io.Reader) (image.Image, error)
+}
+
+var stdCodecs = map[Format]stdCodec{
+	FormatJPEG: {jpeg.DecodeConfig, jpeg.Decode},
+	FormatPNG:  {png.DecodeConfig, png.Decode},
+	FormatGIF:  {gif.DecodeConfig, gif.Decode},
+	FormatBMP:  {bmp.DecodeConfig, bmp.Decode},
+	FormatWebP: {webp.DecodeConfig, webp.Decode},
+	FormatTIFF: {tiff.DecodeConfig, tiff.Decode},
+}
+
+// decodeStdlib decodes with the Go decoders: the JPEG fallback and the only
+// path for the other formats. Dimensions are checked from the header before
+// the decoder allocates, and a panicking decoder becomes a FormatError.
+func (d *Decoder) decodeStdlib(f Format, data []byte) (img Image, err error) {
+	name := f.String()
+	defer func() {
+		if r := recover(); r != nil {
+			img, err = Image{}, &FormatError{Format: name, Reason: fmt.Sprintf("decoder panic: %v", r)}
+		}
+	}()
+	codec, ok := stdCodecs[f]
+	if !ok {
+		return Image{}, &UnsupportedError{Format: name, Reason: "no decoder"}
+	}
+	cfg, err := codec.config(bytes.NewReader(data))
+	if err != nil {
+		return Image{}, stdError(f, data, err)
+	}
+	if err := checkDims(name, cfg.Width, cfg.Height); err != nil {
+		return Image{}, err
+	}
+	m, err := codec.decode(bytes.NewReader(data))
+	if err != nil {
+		return Image{}, stdError(f, data, err)
+	}
+	b := m.Bounds()
+	if err := checkDims(name, b.Dx(), b.Dy()); err != nil {
+		return Image{}, err
+	}
+	d.buf = fitBytes(d.buf, b.Dx()*b.Dy()*3)
+	toRGB(m, d.buf)
+	return Image{W: b.Dx(), H: b.Dy(), Pix: d.buf[:b.Dx()*b.Dy()*3]}, nil
+}
+
+// stdError maps the Go decoders' errors onto this package's types, with
+// the packages' own "jpeg: " style prefixes removed (FormatError adds one).
+func stdError(f Format, data []byte, err error) error {
+	name := f.String()
+	msg := strings.TrimPrefix(err.Error(), name+": ")
+	truncated := errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		strings.HasSuffix(msg, "unexpected EOF") // gif wraps with %v
+	switch f {
+	case FormatJPEG:
+		// image/jpeg words a short file as "short Huffman data" or an
+		// unexpected EOF depending on where it ends; the markers decide, as
+		// on the libjpeg-turbo path.
+		if _, herr := scanJPEGHeader(data); herr != nil {
+			return herr
+		}
+		truncated = truncated || !hasEOIAfterScan(data)
+	case FormatPNG:
+		// A cut IDAT reads as "not enough pixel data"; a PNG always ends
+		// with an IEND chunk.
+		truncated = truncated || !bytes.Contains(data, []byte("IEND"))
+	}
+	if truncated {
+		return &FormatError{Format: name, Reason: "truncated " + strings.ToUpper(name) + " (" + msg + ")", Err: ErrTruncated}
+	}
+	var (
+		ju jpeg.UnsupportedError
+		pu png.UnsupportedError
+		tu tiff.UnsupportedError
+	)
+	if errors.As(err, &ju) || errors.As(err, &pu) || errors.As(err, &tu) || errors.Is(err, bmp.ErrUnsupported) {
+		return &UnsupportedError{Format: name, Reason: msg, Err: err}
+	}
+	return &FormatError{Format: name, Reason: msg, Err: err}
+}
+
+// FromImage converts any image.Image to RGB the way DecodeForSize does,
+// into a new buffer.
+func FromImage(m image.Image) Image {
+	b := m.Bounds()
+	pix := make([]uint8, b.Dx()*b.Dy()*3)
+	toRGB(m, pix)
+	return Image{W: b.Dx(), H: b.Dy(), Pix: pix}
+}
+
+// toRGB writes m as interleaved RGB into dst (len >= 3*pixels). The common
+// decoder output types have direct loops; anything else goes through
+// color.NRGBAModel, which drops alpha without darkening, like Pillow.
+func toRGB(m image.Image, dst []uint8) {
+	b := m.Bounds()
+	w, h := b.Dx(), b.Dy()
+	switch m := m.(type) {
+	case *image.YCbCr:
+		if ycbcrToRGB(m, dst) {
+			return
+		}
+	case *image.Gray:
+		for y := range h {
+			row := m.Pix[y*m.Stride : y*m.Stride+w]
+			o := dst[y*w*3 : (y+1)*w*3]
+			for x, v := range row {
+				o[3*x], o[3*x+1], o[3*x+2] = v, v, v
+			}
+		}
+		return
+	case *image.Gray16:
+		for y := range h {
+			row := m.Pix[y*m.Stride : y*m.Stride+2*w]
+			o := dst[y*w*3 : (y+1)*w*3]
+			for x := range w {
+				v := row[2*x] // big-endian: the high byte
+				o[3*x], o[3*x+1], o[3*x+2] = v, v, v
+			}
+		}
+		return
+	case *image.NRGBA:
+		copyDropAlpha(m.Pix, m.Stride, w, h, 4, 1, dst)
+		return
+	case *image.RGBA:
+		// Go's decoders produce RGBA only for opaque images, where
+		// premultiplication is a no-op.
+		copyDropAlpha(m.Pix, m.Stride, w, h, 4, 1, dst)
+		return
+	case *image.NRGBA64:
+		copyDropAlpha(m.Pix, m.Stride, w, h, 8, 2, dst)
+		return
+	case *image.CMYK:
+		// image.CMYK holds ink amounts (the decoder already undid Adobe's
+		// inversion).
+		for y := range h {
+			row := m.Pix[y*m.Stride : y*m.Stride+4*w]
+			o := dst[y*w*3 : (y+1)*w*3]
+			for x := range w {
+				q := row[4*x : 4*x+4 : 4*x+4]
+				nk := 255 - int32(q[3])
+				o[3*x] = uint8(nk - muldiv255(int32(q[0]), nk))
+				o[3*x+1] = uint8(nk - muldiv255(int32(q[1]), nk))
+				o[3*x+2] = uint8(nk - muldiv255(int32(q[2]), nk))
+			}
+		}
+		return
+	case *image.Paletted:
+		var pal [256][3]uint8
+		for i, c := range m.Palette {
+			if i >= len(pal) {
+				break
+			}
+			n := color.NRGBAModel.Convert(c).(color.NRGBA)
+			pal[i] = [3]uint8{n.R, n.G, n.B}
+		}
+		for y := range h {
+			row := m.Pix[y*m.Stride : y*m.Stride+w]
+			o := dst[y*w*3 : (y+1)*w*3]
+			for x, v := range row {
+				p := pal[v]
+				o[3*x], o[3*x+1], o[3*x+2] = p[0], p[1], p[2]
+			}
+		}
+		return
+	}
+	i := 0
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			c := color.NRGBAModel.Convert(m.At(x, y)).(color.NRGBA)
+			dst[i], dst[i+1], dst[i+2] = c.R, c.G, c.B
+			i += 3
+		}
+	}
+}
+
+// copyDropAlpha copies the first sample's high byte of channels 0..2 from
+// rows of bpp-byte pixels (sample bytes per channel, big-endian).
+func copyDropAlpha(pix []uint8, stride, w, h, bpp, sample int, dst []uint8) {
+	for y := range h {
+		row := pix[y*stride : y*stride+w*bpp]
+		o := dst[y*w*3 : (y+1)*w*3]
+		for x := range w {
+			p := row[x*bpp:]
+			o[3*x], o[3*x+1], o[3*x+2] = p[0], p[sample], p[2*sample]
+		}
+	}
+}
+
+// ycbcrToRGB converts with the JFIF equations in 16.16 fixed point,
+// rounded as libjpeg's tables are (color.YCbCrToRGB biases by up to one
+// level instead), and nearest-neighbour chroma, which is what image/jpeg's
+// planes give; libjpeg's smooth chroma upsampling is the main
+// difference between the two backends. It reports false for layouts it does
+// not handle, which then take the generic path.
+func ycbcrToRGB(m *image.YCbCr, dst []uint8) bool {
+	var hs, vs int
+	switch m.SubsampleRatio {
+	case image.YCbCrSubsampleRatio444:
+		hs, vs = 0, 0
+	case image.YCbCrSubsampleRatio422:
+		hs, vs = 1, 0
+	case image.YCbCrSubsampleRatio420:
+		hs, vs = 1, 1
+	case image.YCbCrSubsampleRatio440:
+		hs, vs = 0, 1
+	case image.YCbCrSubsampleRatio411:
+		hs, vs = 2, 0
+	case image.YCbCrSubsampleRatio410:
+		hs, vs = 2, 1
+	default:
+		return false
+	}
+	if m.Rect.Min != (image.Point{}) {
+		return false
+	}
+	w, h := m.Rect.Dx(), m.Rect.Dy()
+	cw := (w + (1 << hs) - 1) >> hs
+	for y := range h {
+		yrow := m.Y[y*m.YStride : y*m.YStride+w]
+		co := (y >> vs) * m.CStride
+		cb := m.Cb[co : co+cw]
+		cr := m.Cr[co : co+cw]
+		o := dst[y*w*3 : (y+1)*w*3]
+		for x, yv := range yrow {
+			r, g, b := ycc(yv, cb[x>>hs], cr[x>>hs])
+			q := o[3*x : 3*x+3 : 3*x+3]
+			q[0], q[1], q[2] = r, g, b
+		}
+	}
+	return true
+}
+
+func ycc(y, cb, cr uint8) (uint8, uint8, uint8) {
+	yy := int32(y)<<16 + 1<<15
+	b1 := int32(cb) - 128
+	r1 := int32(cr) - 128
+	// 1.402, 0.344136, 0.714136, 1.772 in 16.16.
+	return clampFix(yy + 91881*r1), clampFix(yy - 22554*b1 - 46802*r1), clampFix(yy + 116130*b1)
+}
+
+func clampFix(v int32) uint8 {
+	if uint32(v)&0xff000000 == 0 {
+		return uint8(v >> 16)
+	}
+	return uint8(^(v >> 31))
+}

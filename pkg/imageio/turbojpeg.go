@@ -1,0 +1,166 @@
+package imageio
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/ebitengine/purego"
+)
+
+// TurboJPEG 2.x constants (turbojpeg.h). The 2.x API is what Debian 12
+// ships (2.1.5); the 3.x library still exports these functions.
+const (
+	tjpfRGB  = 0
+	tjpfCMYK = 11
+
+	tjcsCMYK = 3
+	tjcsYCCK = 4
+
+	tjerrWarning = 0
+
+	// tjflagLimitScans makes libjpeg-turbo refuse progressive files with more
+	// than 500 scans, which otherwise take minutes to decode (a known
+	// denial-of-service shape in fuzzed input).
+	tjflagLimitScans = 32768
+)
+
+// turboLibNames are tried in order; the unversioned name exists only where
+// the -dev package is installed.
+var turboLibNames = []string{"libturbojpeg.so.0", "libturbojpeg.so", "libturbojpeg.dylib"}
+
+type scalingFactor struct{ num, denom int32 }
+
+// turboLib holds the resolved entry points. Function values are bound once
+// per process; handles are per Decoder.
+type turboLib struct {
+	path              string
+	initDecompress    func() uintptr
+	decompressHeader3 func(h uintptr, buf unsafe.Pointer, size uint64, w, ht, subsamp, colorspace *int32) int32
+	getScalingFactors func(n *int32) unsafe.Pointer
+	decompress2       func(h uintptr, buf unsafe.Pointer, size uint64, dst unsafe.Pointer, w, pitch, ht, pf, flags int32) int32
+	getErrorStr2      func(h uintptr) string
+	getErrorCode      func(h uintptr) int32
+	destroy           func(h uintptr) int32
+	// downscales are the library's scaling factors with num < denom,
+	// largest first (e.g. 7/8 ... 1/8).
+	downscales []scalingFactor
+}
+
+var (
+	turboOnce sync.Once
+	turbo     *turboLib
+	turboErr  error
+)
+
+// loadTurbo dlopens libturbojpeg once per process. A missing library or
+// symbol is an ordinary error: the caller falls back to the stdlib decoder.
+func loadTurbo() (*turboLib, error) {
+	turboOnce.Do(func() { turbo, turboErr = openTurbo() })
+	return turbo, turboErr
+}
+
+func openTurbo() (lib *turboLib, err error) {
+	// purego panics on malformed registrations; a broken library must not
+	// take the process down with it.
+	defer func() {
+		if r := recover(); r != nil {
+			lib, err = nil, fmt.Errorf("binding libturbojpeg: %v", r)
+		}
+	}()
+	var handle uintptr
+	var errs []string
+	for _, name := range turboLibNames {
+		h, err := dlopen(name)
+		if err == nil {
+			handle = h
+			lib = &turboLib{path: name}
+			break
+		}
+		errs = append(errs, err.Error())
+	}
+	if handle == 0 {
+		return nil, errors.New(strings.Join(errs, "; "))
+	}
+	bind := func(fptr any, name string) error {
+		sym, err := dlsym(handle, name)
+		if err != nil {
+			return fmt.Errorf("%s: symbol %s: %w", lib.path, name, err)
+		}
+		purego.RegisterFunc(fptr, sym)
+		return nil
+	}
+	for _, b := range []struct {
+		fptr any
+		name string
+	}{
+		{&lib.initDecompress, "tjInitDecompress"},
+		{&lib.decompressHeader3, "tjDecompressHeader3"},
+		{&lib.getScalingFactors, "tjGetScalingFactors"},
+		{&lib.decompress2, "tjDecompress2"},
+		{&lib.getErrorStr2, "tjGetErrorStr2"},
+		{&lib.getErrorCode, "tjGetErrorCode"}, // 2.0+: without it warnings and errors are indistinguishable
+		{&lib.destroy, "tjDestroy"},
+	} {
+		if err := bind(b.fptr, b.name); err != nil {
+			return nil, err
+		}
+	}
+	if p, ok := dlPath(); ok {
+		lib.path = p
+	}
+	var n int32
+	p := lib.getScalingFactors(&n)
+	if p == nil || n <= 0 || n > 64 {
+		return nil, fmt.Errorf("%s: tjGetScalingFactors returned %d factors", lib.path, n)
+	}
+	for _, f := range unsafe.Slice((*scalingFactor)(p), int(n)) {
+		if f.num > 0 && f.num < f.denom {
+			lib.downscales = append(lib.downscales, f)
+		}
+	}
+	// Largest factor first, so the search for the smallest acceptable one
+	// can stop at the first failure.
+	slices.SortFunc(lib.downscales, func(a, b scalingFactor) int {
+		return cmp.Compare(int64(b.num)*int64(a.denom), int64(a.num)*int64(b.denom))
+	})
+	return lib, nil
+}
+
+// scaled is TJSCALED: libjpeg rounds scaled dimensions up.
+func scaled(dim int, f scalingFactor) int {
+	return (dim*int(f.num) + int(f.denom) - 1) / int(f.denom)
+}
+
+// dlPath finds the file the dynamic loader actually mapped, for Backend's
+// report, in /proc/self/maps. It is best effort: elsewhere the soname that
+// dlopen accepted is reported.
+func dlPath() (string, bool) {
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return "", false
+	}
+	for line := range strings.Lines(string(maps)) {
+		i := strings.Index(line, "/")
+		if i >= 0 && strings.Contains(line[i:], "libturbojpeg") {
+			return strings.TrimSpace(line[i:]), true
+		}
+	}
+	return "", false
+}
+
+// Backend reports the decoder NewDecoder will use and why, e.g.
+// "libjpeg-turbo (/usr/lib/x86_64-linux-gnu/libturbojpeg.so.0)" or
+// "stdlib image/jpeg (libturbojpeg not loaded: <reason>)".
+func Backend() string {
+	lib, err := loadTurbo()
+	if err != nil {
+		return "stdlib image/jpeg (libturbojpeg not loaded: " + err.Error() + ")"
+	}
+	return "libjpeg-turbo (" + lib.path + ")"
+}
