@@ -58,6 +58,22 @@ func NewDecoder() *Decoder {
 	return d
 }
 
+// renewHandle replaces the TurboJPEG handle with a fresh one.
+func (d *Decoder) renewHandle() {
+	if d.handle == 0 {
+		return
+	}
+	lib := d.lib
+	d.cleanup.Stop()
+	lib.destroy(d.handle)
+	d.handle = lib.initDecompress()
+	if d.handle == 0 {
+		d.lib = nil // fall back to the Go decoders rather than use no handle
+		return
+	}
+	d.cleanup = runtime.AddCleanup(d, func(h uintptr) { lib.destroy(h) }, d.handle)
+}
+
 // NewDecoderStdlib returns a decoder that never uses libjpeg-turbo. It is
 // the fallback NewDecoder gives when the library is missing; tests and
 // benchmarks use it to compare the two paths on one machine.
@@ -142,11 +158,19 @@ func (d *Decoder) Preprocess(data []byte, size int, dst []uint8) error {
 // decodeTurbo decodes a JPEG with libjpeg-turbo. A file libjpeg-turbo
 // rejects is reported, not retried with image/jpeg, so the two backends
 // fail on the same files for the same reasons.
-func (d *Decoder) decodeTurbo(data []byte, minShort int) (Image, error) {
+func (d *Decoder) decodeTurbo(data []byte, minShort int) (img Image, err error) {
 	// TurboJPEG keeps its error text in thread-local storage, so the call
 	// and the read of its message must happen on one OS thread.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	// A handle that failed part-way keeps state that breaks the next file
+	// (seen: a valid JPEG then fails with "missing SOS marker" after a
+	// file truncated in its header). A fresh handle costs microseconds.
+	defer func() {
+		if err != nil {
+			d.renewHandle()
+		}
+	}()
 	lib := d.lib
 	src := unsafe.Pointer(unsafe.SliceData(data))
 	d.hdr = [4]int32{}
