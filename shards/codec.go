@@ -84,12 +84,13 @@ func (e *Encoder) Encode(dst, pix []byte, w, h int) ([]byte, error) {
 	}
 	src := pix
 	if e.codec == CodecGradZstd {
-		if cap(e.scratch) < len(pix) {
-			e.scratch = make([]byte, len(pix))
+		need := len(pix) + 6*w
+		if cap(e.scratch) < need {
+			e.scratch = make([]byte, need)
 		}
-		e.scratch = e.scratch[:len(pix)]
-		gradFilter(e.scratch, pix, w, h)
-		src = e.scratch
+		e.scratch = e.scratch[:need]
+		gradFilter(e.scratch[:len(pix)], pix, w, h, e.scratch[len(pix):])
+		src = e.scratch[:len(pix)]
 	}
 	return e.zenc.EncodeAll(src, dst), nil
 }
@@ -159,35 +160,53 @@ func (d *Decoder) Close() { d.zdec.Close() }
 // gradFilter writes the residual planes of pix into res (same length):
 // plane 0 holds red minus green residuals, plane 1 green, plane 2 blue minus
 // green. A residual is the byte minus (left + up − up-left), mod 256, with
-// zeros outside the image.
-func gradFilter(res, pix []byte, w, h int) {
+// zeros outside the image. The gradient is separable: with v = pix − up
+// (vertical difference), the residual is v[i] − v[i−3], so both
+// differences run eight lanes at a time and only the split into planes
+// goes byte by byte. scratch holds one row (3·w bytes).
+func gradFilter(res, pix []byte, w, h int, scratch []byte) {
 	np := w * h
-	rp, gp, bp := res[:np], res[np:2*np], res[2*np:3*np]
 	stride := w * 3
+	v := scratch[:stride]
+	e := scratch[stride : 2*stride]
 	for y := 0; y < h; y++ {
 		row := pix[y*stride : (y+1)*stride]
-		var up []byte
-		if y > 0 {
-			up = pix[(y-1)*stride : y*stride]
+		if y == 0 {
+			copy(v, row)
+		} else {
+			subBytes(v, row, pix[(y-1)*stride:y*stride])
 		}
-		var lr, lg, lb, ulr, ulg, ulb byte
+		copy(e[:3], v[:3])
+		subBytes(e[3:], v[3:], v[:stride-3])
 		o := y * w
-		for x := 0; x < w; x++ {
-			i := x * 3
-			r, g, b := row[i], row[i+1], row[i+2]
-			var ur, ug, ub byte
-			if up != nil {
-				ur, ug, ub = up[i], up[i+1], up[i+2]
-			}
-			er := r - (lr + ur - ulr)
-			eg := g - (lg + ug - ulg)
-			eb := b - (lb + ub - ulb)
-			rp[o+x] = er - eg
-			gp[o+x] = eg
-			bp[o+x] = eb - eg
-			lr, lg, lb = r, g, b
-			ulr, ulg, ulb = ur, ug, ub
+		rp := res[o : o+w]
+		gp := res[np+o : np+o+w][:len(rp)]
+		bp := res[2*np+o : 2*np+o+w][:len(rp)]
+		ee := e[:3*len(rp)]
+		for x := range rp {
+			q := ee[3*x : 3*x+3 : 3*x+3]
+			g := q[1]
+			rp[x] = q[0] - g
+			gp[x] = g
+			bp[x] = q[2] - g
 		}
+	}
+}
+
+// subBytes sets dst = a − b byte by byte, mod 256, eight lanes at a time:
+// setting each lane's top bit of a and clearing it in b keeps borrows
+// inside the lane, and an XOR restores the top bit.
+func subBytes(dst, a, b []byte) {
+	const lo7, hi1 = 0x7f7f7f7f7f7f7f7f, 0x8080808080808080
+	a, b = a[:len(dst)], b[:len(dst)]
+	i := 0
+	for ; i+8 <= len(dst); i += 8 {
+		x := binary.LittleEndian.Uint64(a[i:])
+		y := binary.LittleEndian.Uint64(b[i:])
+		binary.LittleEndian.PutUint64(dst[i:], ((x|hi1)-(y&lo7))^((x^^y)&hi1))
+	}
+	for ; i < len(dst); i++ {
+		dst[i] = a[i] - b[i]
 	}
 }
 

@@ -71,7 +71,7 @@ func TestGradFilterMatchesReference(t *testing.T) {
 		w, h := sz[0], sz[1]
 		for _, pix := range [][]byte{photoLike(rng, w, h), randBytes(rng, w*h*3)} {
 			got := make([]byte, len(pix))
-			gradFilter(got, pix, w, h)
+			gradFilter(got, pix, w, h, make([]byte, 6*w))
 			if want := refGradFilter(pix, w, h); !bytes.Equal(got, want) {
 				t.Fatalf("%dx%d: gradFilter differs from reference", w, h)
 			}
@@ -420,10 +420,21 @@ func BenchmarkDecode(b *testing.B) {
 	}
 }
 
+func BenchmarkGradFilter(b *testing.B) {
+	ims, w, h := benchImages(b)
+	res := make([]byte, w*h*3)
+	scratch := make([]byte, 6*w)
+	b.SetBytes(int64(len(res)))
+	b.ReportAllocs()
+	for b.Loop() {
+		gradFilter(res, ims[0], w, h, scratch)
+	}
+}
+
 func BenchmarkGradUnfilter(b *testing.B) {
 	ims, w, h := benchImages(b)
 	res := make([]byte, w*h*3)
-	gradFilter(res, ims[0], w, h)
+	gradFilter(res, ims[0], w, h, make([]byte, 6*w))
 	pix := make([]byte, len(res))
 	b.SetBytes(int64(len(res)))
 	b.ReportAllocs()
