@@ -57,7 +57,8 @@ learn: setup build
 
 # CPU training speed: img/s for alexnet (batch 32, 224) and small (batch 128, 32), and GFLOP/s against SGEMM measured in the same run.
 bench-train-cpu:
-    go test ./pkg/nn/cpu -run '^$' -bench 'TrainStep(Small|AlexNet)$' -benchtime 3x -timeout 30m
+    go test ./pkg/nn/cpu -run '^$' -bench 'TrainStepSmall$' -benchtime 20x
+    go test ./pkg/nn/cpu -run '^$' -bench 'TrainStepAlexNet$' -benchtime 3x -timeout 30m
 
 # Ingest speed per core against PIL + zstd (same core, interleaved), decode-only ceiling, all cores.
 bench-ingest *ARGS: setup build

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/alexnet-repro/alexnet/internal/fixtures"
+	"github.com/alexnet-repro/alexnet/pkg/alexnet"
+	"github.com/alexnet-repro/alexnet/pkg/trainer"
+	"github.com/alexnet-repro/alexnet/shards"
+)
+
+func TestPredict(t *testing.T) {
+	dir := t.TempDir()
+	meta := &shards.Meta{FormatVersion: shards.Version, Width: 24, Height: 24, Channels: 3, Splits: map[string]shards.Split{}}
+	for i, w := range []string{"n01", "n02", "n03", "n04"} {
+		meta.Classes = append(meta.Classes, shards.Class{Index: i, WNID: w, Name: "class " + w})
+	}
+	if err := shards.WriteMeta(dir, meta); err != nil {
+		t.Fatal(err)
+	}
+	spec, _ := alexnet.Build("small", 4, 20)
+	params, _ := alexnet.InitParams(spec, "", 3)
+	ck := &trainer.Checkpoint{Model: "small", Classes: 4, InputHW: 20, Seed: 3, Mean: [3]float32{120, 120, 120}, Std: [3]float32{60, 60, 60}}
+	for _, p := range spec.Params() {
+		ck.Tensors = append(ck.Tensors, trainer.Tensor{Name: p.Name, Shape: p.Shape, W: params[p.Name], V: make([]float32, len(params[p.Name]))})
+	}
+	ckPath := filepath.Join(dir, "c.ckpt")
+	if err := ck.Save(ckPath); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "a.JPEG")
+	os.WriteFile(img, fixtures.JPEG(t, 50, 40, 1, false), 0o644)
+	bad := filepath.Join(dir, "bad.JPEG")
+	os.WriteFile(bad, []byte("not an image"), 0o644)
+
+	var so, se bytes.Buffer
+	if code := run([]string{"--checkpoint", ckPath, "--shards", dir, "--k", "3", img}, &so, &se); code != 0 {
+		t.Fatalf("exit %d: %s", code, se.String())
+	}
+	if n := strings.Count(so.String(), "class n0"); n != 3 {
+		t.Fatalf("want 3 classes listed:\n%s", so.String())
+	}
+	so.Reset()
+	if code := run([]string{"--checkpoint", ckPath, "--shards", dir, "--json", img, bad}, &so, &se); code != 1 {
+		t.Fatalf("a bad file must make the exit code 1, got %d", code)
+	}
+	lines := strings.Split(strings.TrimSpace(so.String()), "\n")
+	var p prediction
+	if err := json.Unmarshal([]byte(lines[0]), &p); err != nil || len(p.Probs) != 4 {
+		t.Fatalf("%v %s", err, lines[0])
+	}
+	sum := 0.0
+	for i, pr := range p.Probs {
+		sum += pr
+		if i > 0 && pr > p.Probs[i-1] {
+			t.Fatal("not sorted best first")
+		}
+	}
+	if sum < 0.999 || sum > 1.001 {
+		t.Fatalf("probabilities sum to %v", sum)
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &p); err != nil || p.Error == "" {
+		t.Fatalf("bad file not reported: %s", lines[1])
+	}
+}
