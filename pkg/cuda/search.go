@@ -1,0 +1,435 @@
+package cuda
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/ebitengine/purego"
+)
+
+// NotFoundError says a shared library could not be opened anywhere, and
+// lists every place tried with the reason it failed there.
+type NotFoundError struct {
+	Lib   string   // the library wanted, "libcuda.so.1"
+	Tried []string // "place: why it failed", in search order
+}
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("cuda: %s not found (set ALEXNET_CUDA_LIB to its directory); tried:\n  %s",
+		e.Lib, strings.Join(e.Tried, "\n  "))
+}
+
+// libSpec describes one library family: the sonames to try, newest first,
+// and what must be opened from the same directory before it.
+type libSpec struct {
+	name    string   // for messages: the preferred soname
+	sonames []string // tried in this order in every directory
+	// pip: also look in Python site-packages nvidia/*/lib folders, where
+	// NVIDIA's wheels put cuBLAS, cuDNN and NVRTC (nvidia/cu13/lib for the
+	// CUDA 13 wheels, nvidia/<component>/lib for CUDA 12 and cuDNN).
+	pip bool
+	// companions lists files in dir to open before dir/soname. When a
+	// library is opened by absolute path from a folder the loader does not
+	// search, its own dlopen-by-soname of sibling libraries (cuBLASLt for
+	// cuBLAS, nvrtc-builtins for NVRTC, cuDNN 9's sub-libraries) would
+	// fail; glibc satisfies those lookups from already-loaded objects with
+	// the same soname, so opening them first, by path, makes them work.
+	companions func(dir, soname string) []string
+}
+
+var (
+	specDriver = libSpec{
+		name: "libcuda.so.1",
+		// Never the toolkit's stubs/libcuda.so: it loads and then fails
+		// every call with CUDA_ERROR_STUB_LIBRARY.
+		sonames: []string{"libcuda.so.1", "libcuda.so"},
+	}
+	specCUBLAS = libSpec{
+		name:       "libcublas.so.13",
+		sonames:    []string{"libcublas.so.13", "libcublas.so.12", "libcublas.so"},
+		pip:        true,
+		companions: cublasCompanions,
+	}
+	specNVRTC = libSpec{
+		name:       "libnvrtc.so.13",
+		sonames:    []string{"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"},
+		pip:        true,
+		companions: nvrtcCompanions,
+	}
+	specCUDNN = libSpec{
+		name:       "libcudnn.so.9",
+		sonames:    []string{"libcudnn.so.9"},
+		pip:        true,
+		companions: cudnnCompanions,
+	}
+)
+
+// sonameSuffix returns what follows ".so" in a soname: "13" for
+// libcublas.so.13, "" for libcublas.so.
+func sonameSuffix(soname string) string {
+	_, after, _ := strings.Cut(soname, ".so")
+	return strings.TrimPrefix(after, ".")
+}
+
+// cublasCompanions: cuBLAS needs cuBLASLt of the same major version.
+func cublasCompanions(dir, soname string) []string {
+	lt := "libcublasLt.so"
+	if v := sonameSuffix(soname); v != "" {
+		lt += "." + v
+	}
+	return existing(filepath.Join(dir, lt))
+}
+
+// nvrtcCompanions: NVRTC dlopens libnvrtc-builtins.so.<major>.<minor> when
+// it compiles; the exact minor is unknown, so take whatever matches.
+func nvrtcCompanions(dir, soname string) []string {
+	pat := "libnvrtc-builtins.so*"
+	if v := sonameSuffix(soname); v != "" {
+		pat = "libnvrtc-builtins.so." + v + "*"
+	}
+	m, _ := filepath.Glob(filepath.Join(dir, pat))
+	slices.Sort(m)
+	return m
+}
+
+// cudnnSubLibraries is cuDNN 9's split, in dependency order: graph is
+// needed by all, ops by cnn, and adv by nothing we use (it is loaded so
+// the shim finds it if it asks).
+var cudnnSubLibraries = []string{
+	"libcudnn_graph.so.9",
+	"libcudnn_engines_precompiled.so.9",
+	"libcudnn_engines_runtime_compiled.so.9",
+	"libcudnn_heuristic.so.9",
+	"libcudnn_ops.so.9",
+	"libcudnn_cnn.so.9",
+	"libcudnn_adv.so.9",
+}
+
+// cudnnCompanions: libcudnn.so.9 is a thin shim that dlopens its
+// sub-libraries by soname on first use. Known ones go first in dependency
+// order, then any others a newer cuDNN ships.
+func cudnnCompanions(dir, _ string) []string {
+	var out []string
+	for _, n := range cudnnSubLibraries {
+		out = append(out, existing(filepath.Join(dir, n))...)
+	}
+	more, _ := filepath.Glob(filepath.Join(dir, "libcudnn_*.so.9"))
+	slices.Sort(more)
+	for _, m := range more {
+		if !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func existing(paths ...string) []string {
+	var out []string
+	for _, p := range paths {
+		if _, err := os.Stat(p); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// searchDir is one place to look. An empty path means the system loader:
+// dlopen of the bare soname, which honours LD_LIBRARY_PATH, the
+// executable's RUNPATH, ld.so.cache and the default directories.
+type searchDir struct {
+	path   string
+	origin string // why it is searched: "ALEXNET_CUDA_LIB", "CUDA_HOME", ...
+}
+
+// searchEnv is what the search reads from the process, so tests can give
+// it fake trees: getenv for the variables, root as a prefix for the fixed
+// system paths ("" in production).
+type searchEnv struct {
+	getenv func(string) string
+	root   string
+	home   string
+	cwd    string
+}
+
+func processEnv() searchEnv {
+	home, _ := os.UserHomeDir()
+	cwd, _ := os.Getwd()
+	return searchEnv{getenv: os.Getenv, home: home, cwd: cwd}
+}
+
+// multiarchDir is Debian's per-architecture library folder.
+func multiarchDir() string {
+	if runtime.GOARCH == "arm64" {
+		return "/usr/lib/aarch64-linux-gnu"
+	}
+	return "/usr/lib/x86_64-linux-gnu"
+}
+
+// dirs lists the places to search for spec, in order, without duplicates:
+// the user's explicit choice first, then what the loader would do anyway,
+// then the places CUDA installs usually live.
+func (e searchEnv) dirs(spec libSpec) []searchDir {
+	var out []searchDir
+	seen := map[string]bool{}
+	add := func(path, origin string) {
+		if path != "" {
+			path = filepath.Clean(path)
+		}
+		if seen[path] {
+			return
+		}
+		seen[path] = true
+		out = append(out, searchDir{path: path, origin: origin})
+	}
+	for _, p := range filepath.SplitList(e.getenv("ALEXNET_CUDA_LIB")) {
+		if p != "" {
+			add(p, "ALEXNET_CUDA_LIB")
+		}
+	}
+	for _, p := range filepath.SplitList(e.getenv("LD_LIBRARY_PATH")) {
+		if p != "" {
+			add(p, "LD_LIBRARY_PATH")
+		}
+	}
+	add("", "system loader")
+	for _, v := range []string{"CUDA_HOME", "CUDA_PATH"} {
+		if p := e.getenv(v); p != "" {
+			add(filepath.Join(p, "lib64"), v)
+		}
+	}
+	for _, p := range []string{
+		"/usr/local/cuda/lib64",
+		multiarchDir(),
+		"/usr/lib64",
+		"/usr/local/nvidia/lib64", // where container runtimes mount the driver
+		"/usr/lib/wsl/lib",        // the driver under WSL2
+	} {
+		add(e.root+p, "system")
+	}
+	if spec.pip {
+		for _, d := range e.pythonLibDirs() {
+			add(d, "python")
+		}
+	}
+	return out
+}
+
+// siteRoots returns the glob patterns of Python package directories that
+// may hold NVIDIA's wheels. Running python to ask (site.getsitepackages)
+// would be exact but costs a subprocess and fails where there is none.
+func (e searchEnv) siteRoots() []string {
+	var pats []string
+	for _, v := range []string{"VIRTUAL_ENV", "CONDA_PREFIX"} {
+		if p := e.getenv(v); p != "" {
+			pats = append(pats, filepath.Join(p, "lib/python3*/site-packages"))
+		}
+	}
+	for _, p := range filepath.SplitList(e.getenv("PYTHONPATH")) {
+		if p != "" {
+			pats = append(pats, p)
+		}
+	}
+	if e.cwd != "" {
+		// A project-local environment, as uv and "python -m venv .venv"
+		// make, found without activating it.
+		pats = append(pats,
+			filepath.Join(e.cwd, ".venv/lib/python3*/site-packages"),
+			filepath.Join(e.cwd, "venv/lib/python3*/site-packages"))
+	}
+	if e.home != "" {
+		pats = append(pats,
+			filepath.Join(e.home, ".local/lib/python3*/site-packages"),
+			filepath.Join(e.home, ".venv/lib/python3*/site-packages"))
+	}
+	for _, p := range []string{
+		"/usr/local/lib/python3*/dist-packages",
+		"/usr/local/lib/python3*/site-packages",
+		"/usr/lib/python3/dist-packages",
+		"/usr/lib/python3*/site-packages",
+		"/usr/lib/python3*/dist-packages",
+		"/opt/conda/lib/python3*/site-packages",
+		"/opt/*/lib/python3*/site-packages", // venvs in images: /opt/venv, /opt/pytorch
+	} {
+		pats = append(pats, e.root+p)
+	}
+	return pats
+}
+
+// pythonLibDirs expands siteRoots to the nvidia/*/lib folders that exist.
+// Within one site directory the order is lexical, so nvidia/cu13/lib (the
+// CUDA 13 wheels) comes before nvidia/cublas/lib (CUDA 12's).
+func (e searchEnv) pythonLibDirs() []string {
+	var out []string
+	for _, pat := range e.siteRoots() {
+		sites, _ := filepath.Glob(pat)
+		slices.Sort(sites)
+		for _, s := range sites {
+			libs, _ := filepath.Glob(filepath.Join(s, "nvidia/*/lib"))
+			slices.Sort(libs)
+			out = append(out, libs...)
+		}
+	}
+	return out
+}
+
+// opener opens a shared library; dlopen in production, a fake in tests.
+type opener func(path string) (uintptr, error)
+
+func dlopen(path string) (uintptr, error) {
+	// RTLD_GLOBAL so that libraries opened here satisfy the soname lookups
+	// of those opened later (cuBLASLt for cuBLAS, sub-libraries for cuDNN).
+	return purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+}
+
+// located is the outcome of a search.
+type located struct {
+	path      string   // what was opened: an absolute path or a bare soname
+	handle    uintptr  // dlopen handle
+	preloaded []string // companions opened first
+	tried     []string // every failure before success, with reasons
+}
+
+// locate walks dirs in order and, in each, the sonames in order, and
+// returns the first that opens. Directories that do not exist and files
+// that are absent cost one stat and are listed as such, so the error
+// explains the whole search.
+func locate(spec libSpec, dirs []searchDir, open opener) (located, error) {
+	var res located
+	pipSeen := false
+	for _, d := range dirs {
+		if d.path == "" {
+			for _, so := range spec.sonames {
+				h, err := open(so)
+				if err == nil {
+					res.path, res.handle = so, h
+					return res, nil
+				}
+				res.tried = append(res.tried, fmt.Sprintf("%s via %s: %v", so, d.origin, err))
+			}
+			continue
+		}
+		if d.origin == "python" {
+			pipSeen = true
+		}
+		if fi, err := os.Stat(d.path); err != nil || !fi.IsDir() {
+			res.tried = append(res.tried, fmt.Sprintf("%s (%s): no such directory", d.path, d.origin))
+			continue
+		}
+		for _, so := range spec.sonames {
+			p := filepath.Join(d.path, so)
+			if _, err := os.Stat(p); err != nil {
+				res.tried = append(res.tried, fmt.Sprintf("%s (%s): no such file", p, d.origin))
+				continue
+			}
+			var pre []string
+			if spec.companions != nil {
+				pre = openCompanions(spec.companions(d.path, so), open, &res.tried)
+			}
+			h, err := open(p)
+			if err == nil {
+				res.path, res.handle, res.preloaded = p, h, pre
+				return res, nil
+			}
+			res.tried = append(res.tried, fmt.Sprintf("%s (%s): %v", p, d.origin, err))
+		}
+	}
+	if spec.pip && !pipSeen {
+		res.tried = append(res.tried, "python site-packages: no nvidia/*/lib folder found (VIRTUAL_ENV, CONDA_PREFIX, PYTHONPATH, ./.venv, ./venv, ~/.local, ~/.venv, /usr/lib/python3*, /usr/local/lib/python3*, /opt/conda, /opt/*)")
+	}
+	return res, &NotFoundError{Lib: spec.name, Tried: res.tried}
+}
+
+// openCompanions opens paths, retrying those that fail until a pass makes
+// no progress, since a sub-library may need one listed after it. Failures
+// are noted, not fatal: the main library may not need that companion.
+func openCompanions(paths []string, open opener, tried *[]string) []string {
+	var done []string
+	pending := paths
+	errs := map[string]error{}
+	for len(pending) > 0 {
+		var next []string
+		for _, p := range pending {
+			if _, err := open(p); err != nil {
+				errs[p] = err
+				next = append(next, p)
+				continue
+			}
+			done = append(done, p)
+		}
+		if len(next) == len(pending) {
+			for _, p := range next {
+				*tried = append(*tried, fmt.Sprintf("%s (companion, not fatal): %v", p, errs[p]))
+			}
+			break
+		}
+		pending = next
+	}
+	return done
+}
+
+// loadedLib is a library this process has searched for, once.
+type loadedLib struct {
+	spec libSpec
+	once sync.Once
+	res  located
+	err  error
+}
+
+var (
+	libDriver = &loadedLib{spec: specDriver}
+	libCUBLAS = &loadedLib{spec: specCUBLAS}
+	libNVRTC  = &loadedLib{spec: specNVRTC}
+	libCUDNN  = &loadedLib{spec: specCUDNN}
+)
+
+func (l *loadedLib) load() (located, error) {
+	l.once.Do(func() {
+		l.res, l.err = locate(l.spec, processEnv().dirs(l.spec), dlopen)
+	})
+	return l.res, l.err
+}
+
+// loadedPath is where l was found, resolved through /proc/self/maps when
+// the system loader chose; "" if it is not loaded.
+func loadedPath(l *loadedLib) string {
+	if l.res.handle == 0 {
+		return ""
+	}
+	if filepath.IsAbs(l.res.path) {
+		return l.res.path
+	}
+	if p := mappedPath(l.res.path); p != "" {
+		return l.res.path + " => " + p
+	}
+	return l.res.path
+}
+
+// mappedPath finds the file the loader chose for a bare soname by reading
+// /proc/self/maps (there is no dladdr without cgo). libcuda.so.1 is
+// usually a symlink to libcuda.so.<driver version>, so it matches the
+// soname's stem.
+func mappedPath(soname string) string {
+	b, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return ""
+	}
+	stem, _, _ := strings.Cut(soname, ".so")
+	stem += ".so"
+	for _, line := range strings.Split(string(b), "\n") {
+		i := strings.IndexByte(line, '/')
+		if i < 0 {
+			continue
+		}
+		p := line[i:]
+		base := filepath.Base(p)
+		if base == stem || strings.HasPrefix(base, stem+".") {
+			return p
+		}
+	}
+	return ""
+}

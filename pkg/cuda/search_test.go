@@ -1,0 +1,378 @@
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// fakeTree creates files (and their folders) under root; a file whose
+// path ends in "!broken" is created without the suffix and marked so that
+// the fake opener fails on it, like a library with a missing dependency.
+func fakeTree(t *testing.T, root string, files ...string) map[string]bool {
+	t.Helper()
+	broken := map[string]bool{}
+	for _, f := range files {
+		bad := strings.HasSuffix(f, "!broken")
+		f = strings.TrimSuffix(f, "!broken")
+		p := filepath.Join(root, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("ELF"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if bad {
+			broken[p] = true
+		}
+	}
+	return broken
+}
+
+// fakeOpener opens existing, unbroken absolute paths and the bare sonames
+// in loader (what ld.so would find), and records the order of opens.
+type fakeOpener struct {
+	broken map[string]bool
+	loader map[string]bool
+	opened []string
+}
+
+func (f *fakeOpener) open(path string) (uintptr, error) {
+	if !filepath.IsAbs(path) {
+		if f.loader[path] {
+			f.opened = append(f.opened, path)
+			return 1, nil
+		}
+		return 0, fmt.Errorf("%s: cannot open shared object file: No such file or directory", path)
+	}
+	if f.broken[path] {
+		return 0, fmt.Errorf("%s: undefined symbol: something", path)
+	}
+	if _, err := os.Stat(path); err != nil {
+		return 0, err
+	}
+	f.opened = append(f.opened, path)
+	return 1, nil
+}
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestSearchDirsOrder(t *testing.T) {
+	root := t.TempDir()
+	env := searchEnv{
+		root: root,
+		home: filepath.Join(root, "home"),
+		getenv: envOf(map[string]string{
+			"ALEXNET_CUDA_LIB": "/opt/a:/opt/b:",
+			"LD_LIBRARY_PATH":  "/opt/b:/opt/c",
+			"CUDA_HOME":        "/opt/cuda-13",
+			"VIRTUAL_ENV":      filepath.Join(root, "venv"),
+		}),
+	}
+	fakeTree(t, root,
+		"venv/lib/python3.12/site-packages/nvidia/cu13/lib/libcublas.so.13",
+		"venv/lib/python3.12/site-packages/nvidia/cudnn/lib/libcudnn.so.9",
+		"usr/lib/python3/dist-packages/nvidia/cublas/lib/libcublas.so.12",
+		"proj/.venv/lib/python3.13/site-packages/nvidia/cu13/lib/libnvrtc.so.13",
+	)
+	env.cwd = filepath.Join(root, "proj")
+	got := env.dirs(specCUBLAS)
+	var paths, origins []string
+	for _, d := range got {
+		p := d.path
+		if p == "" {
+			p = "<loader>"
+		}
+		paths = append(paths, strings.TrimPrefix(p, root))
+		origins = append(origins, d.origin)
+	}
+	want := []string{
+		"/opt/a", "/opt/b", // ALEXNET_CUDA_LIB, in order, empty entry dropped
+		"/opt/c", // LD_LIBRARY_PATH, /opt/b not repeated
+		"<loader>",
+		"/opt/cuda-13/lib64",
+		"/usr/local/cuda/lib64", multiarchDir(), "/usr/lib64", "/usr/local/nvidia/lib64", "/usr/lib/wsl/lib",
+		"/venv/lib/python3.12/site-packages/nvidia/cu13/lib",
+		"/venv/lib/python3.12/site-packages/nvidia/cudnn/lib",
+		"/proj/.venv/lib/python3.13/site-packages/nvidia/cu13/lib",
+		"/usr/lib/python3/dist-packages/nvidia/cublas/lib",
+	}
+	if !slices.Equal(paths, want) {
+		t.Errorf("search order:\n got %q\nwant %q", paths, want)
+	}
+	if origins[0] != "ALEXNET_CUDA_LIB" || origins[2] != "LD_LIBRARY_PATH" || origins[3] != "system loader" || origins[len(origins)-1] != "python" {
+		t.Errorf("origins = %q", origins)
+	}
+	// The driver is never in a wheel: no python folders for it.
+	for _, d := range env.dirs(specDriver) {
+		if d.origin == "python" {
+			t.Errorf("driver search includes python folder %s", d.path)
+		}
+	}
+}
+
+func TestLocate(t *testing.T) {
+	tests := []struct {
+		name      string
+		spec      libSpec
+		files     []string
+		env       map[string]string // values may use $ROOT
+		loader    []string
+		want      string // path relative to root, or a bare soname
+		preloaded []string
+		wantErr   bool
+	}{
+		{
+			name:  "explicit folder wins over the loader",
+			spec:  specDriver,
+			files: []string{"drv/libcuda.so.1"},
+			env:   map[string]string{"ALEXNET_CUDA_LIB": "$ROOT/drv"},
+			// The loader would also find it, but the user's folder is first.
+			loader: []string{"libcuda.so.1"},
+			want:   "/drv/libcuda.so.1",
+		},
+		{
+			name:   "system loader",
+			spec:   specDriver,
+			loader: []string{"libcuda.so.1"},
+			want:   "libcuda.so.1",
+		},
+		{
+			name:  "container driver mount",
+			spec:  specDriver,
+			files: []string{"usr/local/nvidia/lib64/libcuda.so.1"},
+			want:  "/usr/local/nvidia/lib64/libcuda.so.1",
+		},
+		{
+			name:      "newest soname within a folder, with its cuBLASLt",
+			spec:      specCUBLAS,
+			files:     []string{"cuda/lib64/libcublas.so.12", "cuda/lib64/libcublas.so.13", "cuda/lib64/libcublasLt.so.13", "cuda/lib64/libcublasLt.so.12"},
+			env:       map[string]string{"CUDA_HOME": "$ROOT/cuda"},
+			want:      "/cuda/lib64/libcublas.so.13",
+			preloaded: []string{"/cuda/lib64/libcublasLt.so.13"},
+		},
+		{
+			name:  "earlier folder wins even with an older version",
+			spec:  specCUBLAS,
+			files: []string{"a/libcublas.so.12", "usr/local/cuda/lib64/libcublas.so.13"},
+			env:   map[string]string{"LD_LIBRARY_PATH": "$ROOT/a"},
+			want:  "/a/libcublas.so.12",
+		},
+		{
+			name:      "CUDA 13 wheel layout",
+			spec:      specCUBLAS,
+			files:     []string{"venv/lib/python3.12/site-packages/nvidia/cu13/lib/libcublas.so.13", "venv/lib/python3.12/site-packages/nvidia/cu13/lib/libcublasLt.so.13"},
+			env:       map[string]string{"VIRTUAL_ENV": "$ROOT/venv"},
+			want:      "/venv/lib/python3.12/site-packages/nvidia/cu13/lib/libcublas.so.13",
+			preloaded: []string{"/venv/lib/python3.12/site-packages/nvidia/cu13/lib/libcublasLt.so.13"},
+		},
+		{
+			name:  "CUDA 12 wheel layout in the system dist-packages",
+			spec:  specCUBLAS,
+			files: []string{"usr/lib/python3/dist-packages/nvidia/cublas/lib/libcublas.so.12"},
+			want:  "/usr/lib/python3/dist-packages/nvidia/cublas/lib/libcublas.so.12",
+		},
+		{
+			name:  "PYTHONPATH entry is a site folder",
+			spec:  specNVRTC,
+			files: []string{"pp/nvidia/cuda_nvrtc/lib/libnvrtc.so.12", "pp/nvidia/cuda_nvrtc/lib/libnvrtc-builtins.so.12.8", "pp/nvidia/cuda_nvrtc/lib/libnvrtc-builtins.so.13.0"},
+			env:   map[string]string{"PYTHONPATH": "$ROOT/pp"},
+			want:  "/pp/nvidia/cuda_nvrtc/lib/libnvrtc.so.12",
+			// Only the builtins of the same major version.
+			preloaded: []string{"/pp/nvidia/cuda_nvrtc/lib/libnvrtc-builtins.so.12.8"},
+		},
+		{
+			name:  "a broken file falls through to the next place",
+			spec:  specNVRTC,
+			files: []string{"a/libnvrtc.so.13!broken", "home/.local/lib/python3.11/site-packages/nvidia/cu13/lib/libnvrtc.so.13"},
+			env:   map[string]string{"ALEXNET_CUDA_LIB": "$ROOT/a"},
+			want:  "/home/.local/lib/python3.11/site-packages/nvidia/cu13/lib/libnvrtc.so.13",
+		},
+		{
+			name: "cuDNN sub-libraries first, in dependency order",
+			spec: specCUDNN,
+			files: []string{
+				"c/nvidia/cudnn/lib/libcudnn.so.9",
+				"c/nvidia/cudnn/lib/libcudnn_cnn.so.9",
+				"c/nvidia/cudnn/lib/libcudnn_ops.so.9",
+				"c/nvidia/cudnn/lib/libcudnn_graph.so.9",
+				"c/nvidia/cudnn/lib/libcudnn_future.so.9",
+			},
+			env:  map[string]string{"PYTHONPATH": "$ROOT/c"},
+			want: "/c/nvidia/cudnn/lib/libcudnn.so.9",
+			preloaded: []string{
+				"/c/nvidia/cudnn/lib/libcudnn_graph.so.9",
+				"/c/nvidia/cudnn/lib/libcudnn_ops.so.9",
+				"/c/nvidia/cudnn/lib/libcudnn_cnn.so.9",
+				"/c/nvidia/cudnn/lib/libcudnn_future.so.9",
+			},
+		},
+		{
+			name:    "nowhere",
+			spec:    specCUDNN,
+			wantErr: true,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			broken := fakeTree(t, root, tc.files...)
+			env := map[string]string{}
+			for k, v := range tc.env {
+				env[k] = strings.ReplaceAll(v, "$ROOT", root)
+			}
+			se := searchEnv{getenv: envOf(env), root: root, home: filepath.Join(root, "home")}
+			op := &fakeOpener{broken: broken, loader: map[string]bool{}}
+			for _, l := range tc.loader {
+				op.loader[l] = true
+			}
+			res, err := locate(tc.spec, se.dirs(tc.spec), op.open)
+			if tc.wantErr {
+				var nf *NotFoundError
+				if !errors.As(err, &nf) {
+					t.Fatalf("err = %v, want *NotFoundError", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.TrimPrefix(res.path, root)
+			if got != tc.want {
+				t.Errorf("found %q, want %q\ntried:\n%s", got, tc.want, strings.Join(res.tried, "\n"))
+			}
+			var pre []string
+			for _, p := range res.preloaded {
+				pre = append(pre, strings.TrimPrefix(p, root))
+			}
+			if !slices.Equal(pre, tc.preloaded) {
+				t.Errorf("preloaded %q, want %q", pre, tc.preloaded)
+			}
+			// Companions are opened before the library that needs them.
+			if len(res.preloaded) > 0 && op.opened[len(op.opened)-1] != res.path {
+				t.Errorf("open order %q: library not last", op.opened)
+			}
+		})
+	}
+}
+
+func TestNotFoundErrorListsEverywhere(t *testing.T) {
+	root := t.TempDir()
+	fakeTree(t, root, "empty/README")
+	se := searchEnv{
+		root: root, home: filepath.Join(root, "home"),
+		getenv: envOf(map[string]string{"ALEXNET_CUDA_LIB": filepath.Join(root, "empty"), "CUDA_HOME": filepath.Join(root, "nocuda")}),
+	}
+	op := &fakeOpener{loader: map[string]bool{}}
+	_, err := locate(specDriver, se.dirs(specDriver), op.open)
+	var nf *NotFoundError
+	if !errors.As(err, &nf) {
+		t.Fatalf("err = %v, want *NotFoundError", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"libcuda.so.1 not found",
+		"ALEXNET_CUDA_LIB",
+		filepath.Join(root, "empty", "libcuda.so.1") + " (ALEXNET_CUDA_LIB): no such file",
+		"libcuda.so.1 via system loader: ",
+		filepath.Join(root, "nocuda", "lib64") + " (CUDA_HOME): no such directory",
+		filepath.Join(root, "usr/local/cuda/lib64"),
+		filepath.Join(root, "usr/local/nvidia/lib64"),
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	// The pip-only libraries say where Python packages were looked for.
+	_, err = locate(specCUDNN, se.dirs(specCUDNN), op.open)
+	if !strings.Contains(err.Error(), "python site-packages: no nvidia/*/lib folder found") {
+		t.Errorf("cuDNN error does not mention the Python search:\n%v", err)
+	}
+}
+
+func TestOpenCompanionsRetriesOutOfOrder(t *testing.T) {
+	// b needs a; listed first, it fails until a is open.
+	open := map[string]bool{}
+	opener := func(p string) (uintptr, error) {
+		if p == "b" && !open["a"] {
+			return 0, errors.New("b: needs a")
+		}
+		if p == "bad" {
+			return 0, errors.New("bad: broken")
+		}
+		open[p] = true
+		return 1, nil
+	}
+	var tried []string
+	got := openCompanions([]string{"b", "a", "bad"}, opener, &tried)
+	if want := []string{"a", "b"}; !slices.Equal(got, want) {
+		t.Errorf("opened %q, want %q", got, want)
+	}
+	if len(tried) != 1 || !strings.Contains(tried[0], "bad (companion, not fatal): bad: broken") {
+		t.Errorf("tried = %q", tried)
+	}
+}
+
+func TestSonameSuffix(t *testing.T) {
+	for in, want := range map[string]string{
+		"libcublas.so.13": "13", "libcublas.so": "", "libnvrtc.so.12": "12", "libcudnn.so.9": "9",
+	} {
+		if got := sonameSuffix(in); got != want {
+			t.Errorf("sonameSuffix(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestMappedPathFindsLoadedLibc(t *testing.T) {
+	// A CGO_ENABLED=0 binary that uses purego is linked against libc, so
+	// libc appears in /proc/self/maps under its real file name.
+	p := mappedPath("libc.so.6")
+	if p == "" {
+		t.Skip("libc not mapped in this process (static binary?)")
+	}
+	if !strings.HasPrefix(filepath.Base(p), "libc.so") && !strings.HasPrefix(filepath.Base(p), "libc-") {
+		t.Errorf("mappedPath(libc.so.6) = %q", p)
+	}
+	if got := mappedPath("libdoesnotexist.so.1"); got != "" {
+		t.Errorf("mappedPath of an unloaded library = %q", got)
+	}
+}
+
+// TestInitWithoutDriver pins what a CPU machine sees: Init fails with an
+// error that names libcuda.so.1 and the places searched. On a GPU machine
+// it is skipped.
+func TestInitWithoutDriver(t *testing.T) {
+	_, err := Init()
+	if err == nil {
+		t.Skip("a CUDA driver and GPU are present")
+	}
+	var nf *NotFoundError
+	if !errors.As(err, &nf) {
+		t.Skipf("driver present but unusable: %v", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{"libcuda.so.1", "/usr/local/cuda/lib64", "system loader", "ALEXNET_CUDA_LIB"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	// Every entry point that needs the driver fails the same way, without
+	// panicking.
+	if _, err := InitDevice(3); err == nil {
+		t.Error("InitDevice succeeded without a driver")
+	}
+}
+
+func TestInitBadDeviceVariable(t *testing.T) {
+	t.Setenv("ALEXNET_CUDA_DEVICE", "gpu0")
+	_, err := Init()
+	if err == nil || !strings.Contains(err.Error(), `ALEXNET_CUDA_DEVICE="gpu0"`) {
+		t.Errorf("err = %v", err)
+	}
+}
