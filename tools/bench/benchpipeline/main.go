@@ -1,0 +1,460 @@
+// Command benchpipeline is `just bench-pipeline`: it measures the input
+// pipeline (shards → augmented uint8 batches) on one core and on all
+// cores, shows where each stage spends its time, compares the one-core
+// rate with what zstd decompression and memcpy alone could do with the
+// same records, checks that both runs deliver the same batches (by
+// digest), and prints the shuffle buffer's quality on a simulated
+// ImageNet-sized split beside a true global shuffle.
+//
+// With no --shards it builds its input: the real ImageNet sample, ingested
+// at 256 px into a temporary directory, when present; otherwise the demo
+// shards (demo/shards, from `just demo`).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alexnet-repro/alexnet/internal/testdata"
+	"github.com/alexnet-repro/alexnet/pkg/imagenet"
+	"github.com/alexnet-repro/alexnet/pkg/ingest"
+	"github.com/alexnet-repro/alexnet/pkg/pipeline"
+	"github.com/alexnet-repro/alexnet/shards"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Goals the report checks against.
+const (
+	goalPerCore      = 3000 // augmented crops/s on one core
+	goalOfCeiling    = 0.80 // of the zstd-only rate
+	goalScalingShare = 0.80 // of linear, taken as "near-linear"
+)
+
+type runResult struct {
+	Label        string                  `json:"label"`
+	Decoders     int                     `json:"decoders"`
+	Readers      int                     `json:"readers"`
+	Procs        int                     `json:"gomaxprocs"`
+	Batches      int                     `json:"batches_timed"`
+	Images       int                     `json:"images_timed"`
+	Seconds      float64                 `json:"seconds"`
+	CPUSeconds   float64                 `json:"cpu_seconds"`
+	ImgPerSec    float64                 `json:"img_per_s"`
+	ImgPerCPUSec float64                 `json:"img_per_cpu_s"`
+	CoresUsed    float64                 `json:"cores_used"` // CPU seconds per second: below Procs when other work shares the machine
+	PeakRSSMB    float64                 `json:"peak_rss_mb"`
+	Stages       []pipeline.StageMetrics `json:"stages"`
+	OpenShards   int                     `json:"open_shards"`
+	metrics      pipeline.Metrics
+}
+
+type ceilings struct {
+	ZstdOnly   float64 `json:"zstd_only_img_per_s"`
+	FullDecode float64 `json:"record_decode_img_per_s"`
+	Memcpy     float64 `json:"memcpy_img_per_s"`
+}
+
+type goal struct {
+	Goal string  `json:"goal"`
+	Got  float64 `json:"got"`
+	Want float64 `json:"want"`
+	Met  bool    `json:"met"`
+}
+
+type report struct {
+	Input          string    `json:"input"`
+	Codec          string    `json:"codec"`
+	Dir            string    `json:"dir"`
+	Records        int       `json:"records"`
+	Shards         int       `json:"shards"`
+	Width          int       `json:"width"`
+	Height         int       `json:"height"`
+	BytesPerRecord float64   `json:"bytes_per_record"`
+	Batch          int       `json:"batch"`
+	Crop           int       `json:"crop"`
+	Batches        int       `json:"batches"`
+	Cores          int       `json:"cores"`
+	LoadAvg        string    `json:"load_average_before"`
+	One            runResult `json:"one_core"`
+	All            runResult `json:"all_cores"`
+	Scaling        float64   `json:"scaling_of_linear"`
+	// ScalingPerCPU is the all-cores run's images per CPU-second over the
+	// one-core run's: 1 means no cost from parallelism, whatever share of
+	// the machine the runs got.
+	ScalingPerCPU float64      `json:"scaling_per_cpu_second"`
+	Ceilings      ceilings     `json:"ceilings_one_core"`
+	OfZstdCeiling float64      `json:"ours_over_zstd_ceiling"`
+	OfDecode      float64      `json:"ours_over_record_decode"`
+	Digest        string       `json:"digest"`
+	DigestAll     string       `json:"digest_all_cores"`
+	DigestsMatch  bool         `json:"digests_match"`
+	Goals         []goal       `json:"goals"`
+	Quality       []qualityRow `json:"shuffle_quality"`
+}
+
+// profileStop ends the CPU profile, when there is one, after the timed runs.
+var profileStop = func() {}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("benchpipeline", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("shards", "", "shard directory (with meta.json) to read; default: ingest the ImageNet sample, else demo/shards")
+	batches := fs.Int("batches", 60, "batches per run (the sample's 200 images make 2 an epoch, so runs span many epochs)")
+	batch := fs.Int("batch", 128, "images per batch")
+	crop := fs.Int("crop", 0, "crop side; 0 is 7/8 of the shards' side (224 from 256)")
+	workers := fs.Int("workers", runtime.NumCPU(), "decode workers (and GOMAXPROCS) for the all-cores run")
+	seed := fs.Uint64("seed", 1, "pipeline seed")
+	codecName := fs.String("codec", "grad-zstd", "codec for the input this tool ingests (not for --shards): grad-zstd or zstd")
+	minTime := fs.Duration("ceiling-time", time.Second, "how long each single-core ceiling loop runs")
+	quality := fs.Bool("quality", true, "print the shuffle quality of a simulated ImageNet-sized split")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed runs to this file")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: benchpipeline [flags]\n\nExamples:\n  just bench-pipeline\n  just bench-pipeline --shards demo/shards --batches 200 --json\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *batches < 2 || *batch <= 0 || *workers <= 0 {
+		fmt.Fprintln(stderr, "benchpipeline: --batches must be at least 2 (the first is a warm-up), --batch and --workers positive")
+		return 2
+	}
+	log := func(format string, a ...any) { fmt.Fprintf(stderr, "benchpipeline: "+format+"\n", a...) }
+	codec, err := shards.ParseCodec(*codecName)
+	if err != nil {
+		log("%v", err)
+		return 2
+	}
+	rep := report{Batches: *batches, Batch: *batch, Cores: runtime.NumCPU(), LoadAvg: loadAvg()}
+
+	if *dir == "" {
+		tmp, err := os.MkdirTemp("", "benchpipeline")
+		if err != nil {
+			log("%v", err)
+			return 1
+		}
+		defer os.RemoveAll(tmp)
+		d, what, err := buildInput(tmp, codec, log)
+		if err != nil {
+			log("%v", err)
+			return 1
+		}
+		*dir, rep.Input = d, what
+	} else {
+		rep.Input = "--shards " + *dir
+	}
+	rep.Dir = *dir
+	meta, err := shards.ReadMeta(*dir)
+	if err == nil {
+		rep.Codec = meta.Ingest.Codec
+	}
+	if err != nil {
+		log("%v", err)
+		return 1
+	}
+	split := meta.Splits["train"]
+	if split.Records == 0 {
+		log("%s has no train split", *dir)
+		return 1
+	}
+	rep.Records, rep.Shards, rep.Width, rep.Height = split.Records, len(split.Shards), meta.Width, meta.Height
+	var bytes int64
+	for _, sh := range split.Shards {
+		bytes += sh.Bytes
+	}
+	rep.BytesPerRecord = float64(bytes) / float64(split.Records)
+	log("input: %s: %d records in %d shards, %d×%d, %.0f KB a record (%.2f of raw)", rep.Input, rep.Records, rep.Shards,
+		rep.Width, rep.Height, rep.BytesPerRecord/1e3, rep.BytesPerRecord/float64(rep.Width*rep.Height*3))
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log("%v", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log("%v", err)
+			return 1
+		}
+		stop := pprof.StopCPUProfile
+		defer func() { stop() }()
+		profileStop = func() { stop(); stop = func() {} }
+	}
+
+	base := pipeline.Options{Batch: *batch, Crop: *crop, Seed: *seed, Partial: pipeline.PartialKeep}
+	oneCore := base
+	oneCore.Decoders, oneCore.Readers = 1, 1
+	allCores := base
+	allCores.Decoders = *workers
+
+	log("timing %d batches with 1 decode worker on 1 core", *batches)
+	if rep.One, err = timedRun(*dir, oneCore, *batches, 1); err != nil {
+		log("%v", err)
+		return 1
+	}
+	rep.One.Label = "1 worker, 1 core"
+	log("ceilings on one core, %v each", *minTime)
+	if rep.Ceilings, err = measureCeilings(*dir, meta, *minTime); err != nil {
+		log("%v", err)
+		return 1
+	}
+	log("timing %d batches with %d decode workers on %d cores", *batches, *workers, *workers)
+	if rep.All, err = timedRun(*dir, allCores, *batches, *workers); err != nil {
+		log("%v", err)
+		return 1
+	}
+	rep.All.Label = fmt.Sprintf("%d workers, %d cores", *workers, *workers)
+	rep.Scaling = rep.All.ImgPerSec / (rep.One.ImgPerSec * float64(*workers))
+	rep.ScalingPerCPU = rep.All.ImgPerCPUSec / rep.One.ImgPerCPUSec
+
+	profileStop()
+	log("digesting the batch sequence of both runs (untimed: the digest costs the consumer CPU)")
+	var cropUsed int
+	if rep.Digest, cropUsed, err = digestRun(*dir, oneCore, *batches, 1); err != nil {
+		log("%v", err)
+		return 1
+	}
+	if rep.DigestAll, _, err = digestRun(*dir, allCores, *batches, *workers); err != nil {
+		log("%v", err)
+		return 1
+	}
+	rep.Crop = cropUsed
+	rep.DigestsMatch = rep.Digest == rep.DigestAll
+
+	rep.OfZstdCeiling = rep.One.ImgPerCPUSec / rep.Ceilings.ZstdOnly
+	rep.OfDecode = rep.One.ImgPerCPUSec / rep.Ceilings.FullDecode
+	rep.Goals = []goal{
+		{"augmented crops/s per core", rep.One.ImgPerCPUSec, goalPerCore, rep.One.ImgPerCPUSec >= goalPerCore},
+		{"share of the zstd-only ceiling", rep.OfZstdCeiling, goalOfCeiling, rep.OfZstdCeiling >= goalOfCeiling},
+		{"scaling, share of linear", rep.Scaling, goalScalingShare, rep.Scaling >= goalScalingShare},
+	}
+	if *quality {
+		log("shuffle quality of a simulated ImageNet train split")
+		rep.Quality = simulatedQuality(*seed, *batch)
+	}
+
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			log("%v", err)
+			return 1
+		}
+	} else {
+		printReport(stdout, &rep)
+	}
+	if !rep.DigestsMatch {
+		log("the runs delivered different batches: the pipeline is not deterministic")
+		return 1
+	}
+	return 0
+}
+
+// buildInput ingests the ImageNet sample into tmp, or falls back to the
+// demo shards, and says which.
+func buildInput(tmp string, codec shards.Codec, log func(string, ...any)) (dir, what string, err error) {
+	sample := testdata.ImageNetSampleDir()
+	files, _ := filepath.Glob(filepath.Join(sample, "*.JPEG"))
+	if len(files) > 0 {
+		tree := filepath.Join(tmp, "tree")
+		for _, f := range files {
+			wnid, _, ok := strings.Cut(filepath.Base(f), "_")
+			if !ok {
+				continue
+			}
+			d := filepath.Join(tree, "train", wnid)
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return "", "", err
+			}
+			if err := os.Symlink(f, filepath.Join(d, filepath.Base(f))); err != nil {
+				return "", "", err
+			}
+		}
+		ds, err := imagenet.Open(tree, imagenet.Options{})
+		if err != nil {
+			return "", "", err
+		}
+		defer ds.Close()
+		out := filepath.Join(tmp, "shards")
+		log("ingesting the ImageNet sample (%d JPEGs in %s) at 256 px", len(files), sample)
+		// Shards of 50 give the sample's 200 records 4 shards, so the
+		// shard cache and permutation have something to do.
+		if _, err := ingest.Run(context.Background(), ds, ingest.Options{Out: out, Size: 256, Seed: 1, ShardSize: 50,
+			Workers: runtime.NumCPU(), Codec: codec, Splits: []string{"train"}}); err != nil {
+			return "", "", err
+		}
+		return out, fmt.Sprintf("the real ImageNet sample (%d photos, ingested at 256 px with %v)", len(files), codec), nil
+	}
+	demo := filepath.Join(testdata.RepoRoot(), "demo", "shards")
+	if _, err := os.Stat(filepath.Join(demo, shards.MetaFile)); err == nil {
+		return demo, "the demo shards (Fashion-MNIST: small, flat synthetic-looking images that compress and decode unlike photos)", nil
+	}
+	return "", "", fmt.Errorf("no input: the ImageNet sample is not at %s (set IMAGENET_SAMPLE) and %s does not exist (run `just demo`); or pass --shards DIR", sample, demo)
+}
+
+// timedRun runs the pipeline for n batches under GOMAXPROCS procs, timing
+// all but the first (a warm-up that grows buffers and opens shards).
+func timedRun(dir string, opt pipeline.Options, n, procs int) (runResult, error) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+	runtime.GC()
+	debug.FreeOSMemory()
+	resetPeakRSS()
+	p, err := pipeline.New(context.Background(), dir, opt)
+	if err != nil {
+		return runResult{}, err
+	}
+	defer p.Close()
+	res := runResult{Decoders: p.Options().Decoders, Readers: p.Options().Readers, Procs: procs}
+	s, err := p.Next()
+	if err != nil {
+		return res, err
+	}
+	s.Release()
+	t0, c0 := time.Now(), cpuTime()
+	for range n - 1 {
+		s, err := p.Next()
+		if err != nil {
+			return res, err
+		}
+		res.Images += s.N
+		res.Batches++
+		s.Release()
+	}
+	res.Seconds = time.Since(t0).Seconds()
+	res.CPUSeconds = (cpuTime() - c0).Seconds()
+	res.ImgPerSec = float64(res.Images) / res.Seconds
+	res.ImgPerCPUSec = float64(res.Images) / res.CPUSeconds
+	res.CoresUsed = res.CPUSeconds / res.Seconds
+	res.metrics = p.Metrics()
+	res.Stages, res.OpenShards = res.metrics.Stages, res.metrics.OpenShards
+	res.PeakRSSMB = peakRSS() / 1e6
+	return res, p.Close()
+}
+
+// digestRun runs the same batches again and returns their digest and the
+// crop side used.
+func digestRun(dir string, opt pipeline.Options, n, procs int) (string, int, error) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+	p, err := pipeline.New(context.Background(), dir, opt)
+	if err != nil {
+		return "", 0, err
+	}
+	defer p.Close()
+	d := pipeline.NewDigest()
+	for range n {
+		s, err := p.Next()
+		if err != nil {
+			return "", 0, err
+		}
+		d.Add(s)
+		s.Release()
+	}
+	return d.Sum(), p.Crop(), p.Close()
+}
+
+// cpuTime is the process's user + system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// resetPeakRSS makes VmHWM start again from the current RSS (Linux ≥ 4.0),
+// so each run reports its own peak rather than ingest's.
+func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// peakRSS is VmHWM in bytes, or 0 where /proc is missing.
+func peakRSS() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(rest), "%f", &kb)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func printReport(w io.Writer, r *report) {
+	fmt.Fprintf(w, "input: %s\n  codec %s, %d records in %d shards at %d×%d, %.0f KB a record; batches of %d crops of %d, %d batches a run (first untimed)\n",
+		r.Input, r.Codec, r.Records, r.Shards, r.Width, r.Height, r.BytesPerRecord/1e3, r.Batch, r.Crop, r.Batches)
+	fmt.Fprintf(w, "  load average before: %s on %d cores (other work on the machine makes the figures noisy)\n\n", r.LoadAvg, r.Cores)
+	fmt.Fprintf(w, "%-22s %10s %12s %12s %11s %10s\n", "run", "img/s", "img/CPU-s", "img/s/core", "cores used", "peak RSS")
+	for _, x := range []runResult{r.One, r.All} {
+		fmt.Fprintf(w, "%-22s %10.0f %12.0f %12.0f %11.2f %7.0f MB\n", x.Label, x.ImgPerSec, x.ImgPerCPUSec, x.ImgPerSec/float64(x.Procs), x.CoresUsed, x.PeakRSSMB)
+	}
+	fmt.Fprintf(w, "scaling: %.2f× on %d cores, %.0f%% of linear; per CPU-second %.0f%% of the one-core run's\n",
+		r.All.ImgPerSec/r.One.ImgPerSec, r.All.Procs, 100*r.Scaling, 100*r.ScalingPerCPU)
+	if r.All.CoresUsed < 0.9*float64(r.All.Procs) {
+		fmt.Fprintf(w, "  (the all-cores run got %.2f of %d cores: other work shares the machine, so wall-clock scaling understates)\n", r.All.CoresUsed, r.All.Procs)
+	}
+	for _, x := range []runResult{r.One, r.All} {
+		fmt.Fprintf(w, "\nstages, %s (busy / waiting for input / waiting on output, as shares of each stage's worker-time):\n", x.Label)
+		x.metrics.Print(w)
+	}
+	c := r.Ceilings
+	fmt.Fprintf(w, "\nceilings on one core, the same records, per CPU-second (measured right after the one-core run):\n")
+	fmt.Fprintf(w, "  %-52s %8.0f img/CPU-s\n", "zstd decompression alone (DecodeAll, no unfilter)", c.ZstdOnly)
+	fmt.Fprintf(w, "  %-52s %8.0f img/CPU-s\n", "record decode (zstd + unfilter, shards.Decoder)", c.FullDecode)
+	fmt.Fprintf(w, "  %-52s %8.0f img/CPU-s\n", fmt.Sprintf("memcpy of the %d×%d×3 raw bytes", r.Width, r.Height), c.Memcpy)
+	fmt.Fprintf(w, "  ours (1 core, per CPU-second) / zstd alone: %.0f%%; / record decode: %.0f%%\n", 100*r.OfZstdCeiling, 100*r.OfDecode)
+	fmt.Fprintf(w, "\ngoals:\n")
+	for _, g := range r.Goals {
+		mark := "MISSED"
+		if g.Met {
+			mark = "met"
+		}
+		if g.Want < 2 {
+			fmt.Fprintf(w, "  %-34s %6.0f%%  (goal ≥ %.0f%%)  %s\n", g.Goal, 100*g.Got, 100*g.Want, mark)
+		} else {
+			fmt.Fprintf(w, "  %-34s %7.0f  (goal ≥ %.0f)  %s\n", g.Goal, g.Got, g.Want, mark)
+		}
+	}
+	same := "the same: deterministic"
+	if !r.DigestsMatch {
+		same = "DIFFERENT"
+	}
+	fmt.Fprintf(w, "\ndigest of the %d batches: 1 worker %s\n", r.Batches, r.Digest)
+	fmt.Fprintf(w, "                           %d workers %s  (%s)\n", r.All.Decoders, r.DigestAll, same)
+	if len(r.Quality) > 0 {
+		printQuality(w, r.Quality)
+	}
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/alexnet-repro/alexnet/shards"
+)
+
+// writeShards makes a small train split: n records of w×h noise in
+// shards of per, labels cycling through 4 classes.
+func writeShards(t *testing.T, n, per, w, h int) string {
+	t.Helper()
+	dir := t.TempDir()
+	enc, err := shards.NewEncoder(shards.CodecGradZstd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	m := &shards.Meta{FormatVersion: shards.Version, Width: w, Height: h, Channels: 3, Splits: map[string]shards.Split{},
+		Stats: &shards.Stats{Mean: [3]float64{120, 115, 100}, Std: [3]float64{60, 58, 57}, PCAEigval: [3]float64{3, 2, 1},
+			PCAEigvec: [3][3]float64{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}}}
+	for c := range 4 {
+		m.Classes = append(m.Classes, shards.Class{Index: c, WNID: fmt.Sprintf("n%08d", c)})
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	split := shards.Split{Records: n}
+	for s := 0; s*per < n; s++ {
+		wr, err := shards.Create(filepath.Join(dir, shards.ShardName("train", s)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id := s * per; id < min(n, (s+1)*per); id++ {
+			pix := make([]byte, w*h*3)
+			for i := range pix {
+				pix[i] = byte(rng.IntN(64) + i%97)
+			}
+			payload, err := enc.Encode(nil, pix, w, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := shards.Record{ID: uint64(id), Label: int32(id % 4), Name: fmt.Sprint(id), Codec: shards.CodecGradZstd, W: w, H: h, Channels: 3, Payload: payload}
+			if err := wr.Append(&rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		info, err := wr.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		split.Shards = append(split.Shards, info)
+	}
+	m.Splits["train"] = split
+	if err := shards.WriteMeta(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestRunJSON(t *testing.T) {
+	dir := writeShards(t, 30, 8, 40, 36)
+	var out, errs bytes.Buffer
+	code := run([]string{"--shards", dir, "--batches", "7", "--batch", "8", "--workers", "3", "--ceiling-time", "20ms", "--quality=false", "--json"}, &out, &errs)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs.String())
+	}
+	var rep report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("%v in %s", err, out.String())
+	}
+	if !rep.DigestsMatch || len(rep.Digest) != 64 || rep.Digest != rep.DigestAll {
+		t.Errorf("digests %q and %q", rep.Digest, rep.DigestAll)
+	}
+	if rep.Crop != 36*7/8 || rep.Records != 30 || rep.Shards != 4 {
+		t.Errorf("crop %d, %d records in %d shards", rep.Crop, rep.Records, rep.Shards)
+	}
+	for _, r := range []runResult{rep.One, rep.All} {
+		// 6 timed batches of 8 from 30 records, the last of each epoch
+		// short: 8 8 8 6 | 8 8 8 6 | ..., warm-up batch first.
+		if r.Batches != 6 || r.Images != 8+8+6+8+8+8 || r.ImgPerSec <= 0 || len(r.Stages) != 4 {
+			t.Errorf("%s: %d batches, %d images, %.0f img/s, %d stages", r.Label, r.Batches, r.Images, r.ImgPerSec, len(r.Stages))
+		}
+	}
+	if rep.All.Decoders != 3 || rep.One.Decoders != 1 {
+		t.Errorf("decoders %d and %d", rep.One.Decoders, rep.All.Decoders)
+	}
+	c := rep.Ceilings
+	if c.ZstdOnly <= 0 || c.FullDecode <= 0 || c.Memcpy <= c.FullDecode || len(rep.Goals) != 3 {
+		t.Errorf("ceilings %+v, goals %+v", c, rep.Goals)
+	}
+}
+
+func TestRunText(t *testing.T) {
+	dir := writeShards(t, 20, 10, 32, 32)
+	var out, errs bytes.Buffer
+	if code := run([]string{"--shards", dir, "--batches", "3", "--batch", "4", "--workers", "2", "--ceiling-time", "10ms"}, &out, &errs); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs.String())
+	}
+	for _, want := range []string{"1 worker, 1 core", "2 workers, 2 cores", "zstd decompression alone", "goals:", "the same: deterministic",
+		"stage    workers", "decode", "class-sorted", "global"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestSimulatedQuality(t *testing.T) {
+	rows := simulatedQuality(1, 128)
+	if len(rows) != 6 {
+		t.Fatalf("%d rows", len(rows))
+	}
+	get := func(layout, buffer string) float64 {
+		for _, r := range rows {
+			if strings.HasPrefix(r.Layout, layout) && strings.HasPrefix(r.Buffer, buffer) {
+				return r.Q.ClassesPerBatch
+			}
+		}
+		t.Fatalf("no row %s/%s", layout, buffer)
+		return 0
+	}
+	// 128 draws from 1000 equal classes show 1000·(1 − 0.999¹²⁸) ≈ 120.2.
+	for _, c := range []struct {
+		layout, buffer string
+		lo, hi         float64
+	}{
+		{"ingest", "none", 119, 121.5}, {"ingest", "global", 119, 121.5}, {"class-sorted", "global", 119, 121.5},
+		{"class-sorted", "none", 1, 2}, {"class-sorted", "4096", 5, 60},
+	} {
+		if got := get(c.layout, c.buffer); got < c.lo || got > c.hi {
+			t.Errorf("%s/%s: %.1f classes per batch, want %.1f..%.1f", c.layout, c.buffer, got, c.lo, c.hi)
+		}
+	}
+}
+
+func TestFlags(t *testing.T) {
+	for _, args := range [][]string{{"--batches", "1"}, {"--batch", "0"}, {"--nonsense"}} {
+		var out, errs bytes.Buffer
+		if code := run(args, &out, &errs); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+	var out, errs bytes.Buffer
+	if code := run([]string{"--help"}, &out, &errs); code != 0 || !strings.Contains(errs.String(), "Example") {
+		t.Errorf("--help: exit %d, %s", code, errs.String())
+	}
+}
