@@ -14,7 +14,7 @@ setup:
 # Build every command into bin/.
 build:
     @mkdir -p bin
-    go build -o bin/ ./ingest ./train ./tools/shardtool ./tools/mkdemo ./tools/predict ./tools/bench/benchingest
+    go build -o bin/ ./ingest ./train ./tools/shardtool ./tools/mkdemo ./tools/predict ./tools/bench/benchingest ./tools/bench/benchpipeline
 
 # gofmt and go vet.
 lint:
@@ -63,3 +63,7 @@ bench-train-cpu:
 # Ingest speed per core against PIL + zstd (same core, interleaved), decode-only ceiling, all cores.
 bench-ingest *ARGS: setup build
     bin/benchingest {{ARGS}}
+
+# Pipeline speed: augmented 224 crops/s on 1 core and all cores, per-stage breakdown, RSS, zstd-only and memcpy ceilings, batch digest.
+bench-pipeline *ARGS: setup build
+    bin/benchpipeline {{ARGS}}
