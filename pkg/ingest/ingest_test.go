@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -259,4 +260,72 @@ func TestIngestRealSample(t *testing.T) {
 		t.Errorf("PCA looks wrong: %+v", st)
 	}
 	t.Logf("200 real JPEGs: %.0f B/image (%.3f of raw), mean %.1f, std %.1f, eigval %.0f", rep.BytesPerImage, rep.BytesPerImage/float64(rep.RawPerImage), st.Mean, st.Std, st.PCAEigval)
+}
+
+// tarDir writes every regular file under dir into a tar at path, names
+// relative to dir, sorted.
+func tarDir(t *testing.T, path, dir string, files []string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(f)
+	for _, name := range files {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg})
+		tw.Write(b)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}
+
+// The same images give byte-identical shards whether they come from the
+// extracted tree or from the official archives, read in place.
+func TestTreeAndTarsGiveIdenticalShards(t *testing.T) {
+	root, _ := makeTree(t, 6)
+	tars := t.TempDir()
+	staging := t.TempDir()
+	var classTars []string
+	for _, w := range wnids {
+		ents, _ := os.ReadDir(filepath.Join(root, "train", w))
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		tarDir(t, filepath.Join(staging, w+".tar"), filepath.Join(root, "train", w), names)
+		classTars = append(classTars, w+".tar")
+	}
+	tarDir(t, filepath.Join(tars, "ILSVRC2012_img_train.tar"), staging, classTars)
+	ents, _ := os.ReadDir(filepath.Join(root, "val"))
+	var vals []string
+	for _, e := range ents {
+		vals = append(vals, e.Name())
+	}
+	tarDir(t, filepath.Join(tars, "ILSVRC2012_img_val.tar"), filepath.Join(root, "val"), vals)
+	sol, _ := os.ReadFile(filepath.Join(root, "LOC_val_solution.csv"))
+	os.WriteFile(filepath.Join(tars, "LOC_val_solution.csv"), sol, 0o644)
+
+	a, b := t.TempDir(), t.TempDir()
+	if _, err := ingestDir(t, root, a, 2, context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := ingestDir(t, tars, b, 2, context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Layout != "tars" {
+		t.Fatalf("layout %s", rep.Layout)
+	}
+	for _, s := range rep.Skipped {
+		if !strings.Contains(s.Path, "ILSVRC2012_img_train.tar:") {
+			t.Errorf("skip inside an archive must name the archive path: %q", s.Path)
+		}
+	}
+	sameOutput(t, outputFiles(t, a), outputFiles(t, b))
 }
