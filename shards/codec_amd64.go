@@ -1,0 +1,30 @@
+package shards
+
+import "golang.org/x/sys/cpu"
+
+// useAVX2 selects the assembly kernels for the grad-zstd filter. Tests turn
+// it off to check them against the pure-Go loops.
+var useAVX2 = cpu.X86.HasAVX2
+
+// unfilterRowsAVX2 decodes pixels [0, npx) of rows [y0, y1) of a w×h
+// grad-zstd image, 32 pixels at a time; npx is a multiple of 32. Row y
+// reads npx bytes of each residual plane from res[y*w:] and writes 3*npx
+// bytes to pix[3*y*w:], adding the 3*npx bytes of pix above them when
+// y > 0. npx may exceed w: the surplus reads the following row and writes
+// garbage over the start of the following rows, which a later row then
+// overwrites; the caller keeps every access inside both buffers (see
+// avx2Rows). Rows are done in order, so row y−1 is final when row y reads it.
+//
+//go:noescape
+func unfilterRowsAVX2(pix, res []byte, w, h, y0, y1, npx int)
+
+// filterRowsAVX2 is the inverse of unfilterRowsAVX2: it writes the residuals
+// of pixels [0, npx) of rows [y0, y1) into the three planes of res, reading
+// 3*npx bytes of pix per row (and of the row above). Surplus pixels past w
+// write garbage into the next row of each plane, as above.
+//
+//go:noescape
+func filterRowsAVX2(res, pix []byte, w, h, y0, y1, npx int)
+
+// setAVX2 is for tests: it switches between the assembly and Go kernels.
+func setAVX2(on bool) { useAVX2 = on && cpu.X86.HasAVX2 }

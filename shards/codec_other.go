@@ -1,0 +1,11 @@
+//go:build !amd64
+
+package shards
+
+var useAVX2 = false
+
+func unfilterRowsAVX2(pix, res []byte, w, h, y0, y1, npx int) { panic("unreachable") }
+
+func filterRowsAVX2(res, pix []byte, w, h, y0, y1, npx int) { panic("unreachable") }
+
+func setAVX2(bool) {}
