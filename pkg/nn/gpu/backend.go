@@ -1,0 +1,120 @@
+package gpu
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/alexnet-repro/alexnet/pkg/alexnet"
+	"github.com/alexnet-repro/alexnet/pkg/cuda"
+	"github.com/alexnet-repro/alexnet/pkg/pipeline"
+	"github.com/alexnet-repro/alexnet/pkg/trainer"
+)
+
+// Backend adapts a Net to trainer.Backend: the training loop's view of a
+// device. It takes batches as pipeline slots in any memory and copies
+// them itself, without overlap; a loop that wants the copy hidden behind
+// the previous step drives the Net through pkg/feed instead (see
+// Net.StepLoaded).
+type Backend struct {
+	net *Net
+}
+
+var _ trainer.Backend = (*Backend)(nil)
+
+// NewBackend builds the GPU backend for spec at batch size batch, with the
+// given initial parameters, dropout seed and input statistics, in
+// precision "tf32" (the default, for "") or "fp32". It has trainer.NewCPU's
+// arguments plus the precision. On a machine without CUDA it fails at
+// once with the missing library and where it was looked for.
+func NewBackend(spec alexnet.Spec, batch int, params map[string][]float32, seed uint64, mean, std [3]float32, precision string) (*Backend, error) {
+	p, err := ParsePrecision(precision)
+	if err != nil {
+		return nil, err
+	}
+	n, err := New(spec, batch, params, Options{Precision: p, Seed: seed, Mean: mean, Std: std})
+	if err != nil {
+		return nil, err
+	}
+	return &Backend{net: n}, nil
+}
+
+// Net is the network behind the backend.
+func (b *Backend) Net() *Net { return b.net }
+
+// Step runs forward, backward and the update on a full batch. All of it
+// is queued before the one wait, for the loss.
+func (b *Backend) Step(s *pipeline.Slot, lr, momentum, weightDecay float32) (float64, int, error) {
+	n := b.net
+	if s.N != n.batch {
+		return 0, 0, fmt.Errorf("gpu backend: batch of %d, built for %d", s.N, n.batch)
+	}
+	db, err := n.Stage(s)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := n.Load(db); err != nil {
+		return 0, 0, err
+	}
+	p, err := n.StepLoaded(lr, momentum, weightDecay)
+	if err != nil {
+		return 0, 0, err
+	}
+	return p.Wait()
+}
+
+// Logits returns [s.N, classes] logits with dropout off.
+func (b *Backend) Logits(s *pipeline.Slot) ([]float32, error) { return b.net.Eval(s) }
+
+// Tensors returns the parameters and momenta in spec order, as host
+// mirrors that the device reads back before its next use, so writes to
+// them (a resumed run's momenta) take effect as they do on the CPU. The
+// interface has no error: a device that cannot be read is a dead CUDA
+// context, and an empty result would let a checkpoint with no tensors
+// replace a good one, so that panics.
+func (b *Backend) Tensors() []trainer.Tensor {
+	ps, err := b.net.Params()
+	if err != nil {
+		panic(fmt.Sprintf("gpu backend: reading the parameters from the device: %v", err))
+	}
+	out := make([]trainer.Tensor, len(ps))
+	for i, p := range ps {
+		out[i] = trainer.Tensor{Name: p.Name, Shape: p.Shape, W: p.W, V: p.V}
+	}
+	return out
+}
+
+// SetStep sets the step counter, from which dropout masks derive.
+func (b *Backend) SetStep(step uint64) { b.net.SetStep(step) }
+
+// Describe names the device, the precision and the libraries.
+func (b *Backend) Describe() string { return b.net.Describe() }
+
+// Close frees the device memory and handles.
+func (b *Backend) Close() error { return b.net.Close() }
+
+// Describe is one line: device, precision, libraries, memory.
+func (n *Net) Describe() string {
+	var parts []string
+	if d := n.Device(); d != nil {
+		parts = append(parts, fmt.Sprintf("cuda: %s (cc %v, %d SMs)", d.Name, d.ComputeCapability, d.SMs))
+	}
+	parts = append(parts, n.opt.Precision.String())
+	if v, err := cuda.CUDNNVersion(); err == nil {
+		parts = append(parts, fmt.Sprintf("cuDNN %d.%d.%d", v/10000, v%10000/100, v%100))
+	}
+	if v, err := cuda.CUBLASVersion(); err == nil {
+		parts = append(parts, fmt.Sprintf("cuBLAS %d.%d.%d", v[0], v[1], v[2]))
+	}
+	if n.eng != nil {
+		parts = append(parts, strings.SplitN(n.eng.describe(), "\n", 2)[0])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Report is Describe plus the convolution algorithms cuDNN chose.
+func (n *Net) Report() string {
+	if n.eng == nil {
+		return ""
+	}
+	return n.Describe() + "\n" + n.eng.describe()
+}

@@ -1,0 +1,411 @@
+package gpu
+
+import (
+	"context"
+	"io"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/alexnet-repro/alexnet/pkg/alexnet"
+	"github.com/alexnet-repro/alexnet/pkg/cuda"
+	"github.com/alexnet-repro/alexnet/pkg/feed"
+	"github.com/alexnet-repro/alexnet/pkg/nn/cpu"
+	"github.com/alexnet-repro/alexnet/pkg/pipeline"
+)
+
+// miniAlexNet has every feature of the paper's net at a size the naive
+// host layers handle in a blink: grouped convolutions, LRN (strong
+// enough to matter), overlapping max pools, dropout before fc layers,
+// and ReLUs fused into conv and fc layers.
+func miniAlexNet(classes int) alexnet.Spec {
+	lrn := alexnet.LRNParams{Size: 5, Alpha: 0.5, Beta: 0.75, K: 2}
+	return alexnet.Spec{
+		Name: "mini-alexnet", Input: [3]int{3, 31, 31}, Classes: classes, InitScheme: "he",
+		Layers: []alexnet.Layer{
+			{Kind: alexnet.Conv, Name: "conv1", Out: 8, K: 5, Stride: 2, Pad: 2}, {Kind: alexnet.ReLU, Name: "relu1"},
+			{Kind: alexnet.LRN, Name: "norm1", LRN: lrn}, {Kind: alexnet.MaxPool, Name: "pool1", K: 3, Stride: 2},
+			{Kind: alexnet.Conv, Name: "conv2", Out: 8, K: 3, Stride: 1, Pad: 1, Groups: 2, BiasInit: 1}, {Kind: alexnet.ReLU, Name: "relu2"},
+			{Kind: alexnet.LRN, Name: "norm2", LRN: lrn}, {Kind: alexnet.MaxPool, Name: "pool2", K: 3, Stride: 2},
+			{Kind: alexnet.Conv, Name: "conv3", Out: 12, K: 3, Stride: 1, Pad: 1}, {Kind: alexnet.ReLU, Name: "relu3"},
+			{Kind: alexnet.Conv, Name: "conv4", Out: 12, K: 3, Stride: 1, Pad: 1, Groups: 2}, {Kind: alexnet.ReLU, Name: "relu4"},
+			{Kind: alexnet.Conv, Name: "conv5", Out: 8, K: 3, Stride: 1, Pad: 1, Groups: 2}, {Kind: alexnet.ReLU, Name: "relu5"},
+			{Kind: alexnet.MaxPool, Name: "pool5", K: 3, Stride: 2},
+			{Kind: alexnet.Flatten, Name: "flatten"},
+			{Kind: alexnet.Dropout, Name: "drop6", P: 0.5}, {Kind: alexnet.FC, Name: "fc6", Out: 16}, {Kind: alexnet.ReLU, Name: "relu6"},
+			{Kind: alexnet.Dropout, Name: "drop7", P: 0.5}, {Kind: alexnet.FC, Name: "fc7", Out: 16}, {Kind: alexnet.ReLU, Name: "relu7"},
+			{Kind: alexnet.FC, Name: "fc8", Out: classes},
+		},
+	}
+}
+
+var (
+	testMean = [3]float32{120, 115, 100}
+	testStd  = [3]float32{60, 58, 57}
+)
+
+// testSlot is a batch of n random crops with labels and lighting offsets.
+func testSlot(spec alexnet.Spec, n int, seed uint64) *pipeline.Slot {
+	crop := spec.Input[1]
+	s := pipeline.NewSlot(n, 1, crop)
+	rng := rand.New(rand.NewPCG(seed, 11))
+	for i := range s.Pixels {
+		s.Pixels[i] = uint8(rng.IntN(256))
+	}
+	for i := range n {
+		s.Labels[i] = int32(rng.IntN(spec.Classes))
+		for c := range 3 {
+			s.Offsets[i][c] = float32(rng.NormFloat64() * 7)
+		}
+	}
+	s.N, s.Crop, s.Views = n, crop, 1
+	return s
+}
+
+// relErr is the largest difference relative to the reference's largest
+// magnitude: a norm-wise error, steady where elements are near zero.
+func relErr(got, want []float32) float64 {
+	var d, m float64
+	for i := range want {
+		d = max(d, math.Abs(float64(got[i])-float64(want[i])))
+		m = max(m, math.Abs(float64(want[i])))
+	}
+	if m == 0 {
+		return d
+	}
+	return d / m
+}
+
+func TestNetMatchesCPU(t *testing.T) {
+	em := needEmulator(t)
+	small, err := alexnet.Build("small", 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		spec  alexnet.Spec
+		batch int
+	}{
+		{miniAlexNet(5), 3},
+		{small, 2},
+	} {
+		t.Run(tc.spec.Name, func(t *testing.T) {
+			const seed = 77
+			B := tc.batch
+			params, err := alexnet.InitParams(tc.spec, "he", seed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref, err := cpu.New(tc.spec, B, params, seed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ref.Close()
+			net, err := newNet(newHostEngine(em), tc.spec, B, params, Options{Seed: seed, Mean: testMean, Std: testStd})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer net.Close()
+			const tol = 1e-4
+			lr, momentum, wd := float32(0.05), float32(0.9), float32(0.0005)
+			for step := range 3 {
+				s := testSlot(tc.spec, B, uint64(step))
+				x := s.Normalize(nil, testMean, testStd)
+				wantLoss, want1, _, err := ref.TrainStep(x, s.Labels[:B])
+				if err != nil {
+					t.Fatal(err)
+				}
+				loss, hits, err := net.TrainStep(s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				in, err := net.Input()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e := relErr(in, x); e != 0 {
+					t.Errorf("step %d: normalised input differs from the CPU's (rel err %g)", step, e)
+				}
+				if math.Abs(loss-wantLoss) > tol*math.Abs(wantLoss) || hits != want1 {
+					t.Errorf("step %d: loss %.7f, %d hits; CPU %.7f, %d", step, loss, hits, wantLoss, want1)
+				}
+				masks, err := net.DropoutMasks()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, l := range tc.spec.Layers {
+					if l.Kind != alexnet.Dropout {
+						continue
+					}
+					m := masks[l.Name]
+					for j, keep := range cpuDropoutMask(dropoutSeed(seed, i), uint64(step), l.P, len(m)) {
+						if (m[j] == 1) != keep {
+							t.Fatalf("step %d %s: unit %d's mask differs from the CPU's", step, l.Name, j)
+						}
+					}
+				}
+				grads, err := net.Grads()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for name, want := range ref.Grads() {
+					if e := relErr(grads[name], want); e > tol {
+						t.Errorf("step %d: gradient of %s: rel err %.2g", step, name, e)
+					}
+				}
+				if err := net.Update(lr, momentum, wd); err != nil {
+					t.Fatal(err)
+				}
+				ref.Update(lr, momentum, wd)
+				got, err := net.Params()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, p := range ref.Params() {
+					if got[i].Name != p.Name {
+						t.Fatalf("parameter %d is %s, the CPU's %s", i, got[i].Name, p.Name)
+					}
+					if e, ev := relErr(got[i].W, p.W), relErr(got[i].V, p.V); e > tol || ev > tol {
+						t.Errorf("step %d: after the update, %s: rel err %.2g (weights), %.2g (momenta)", step, p.Name, e, ev)
+					}
+				}
+				if step == 0 {
+					// A resumed run writes momenta into the mirrors
+					// Tensors hands out; the next step must use them.
+					for i, p := range ref.Params() {
+						for j := range p.V {
+							p.V[j] = float32(j%5) * 1e-3
+							got[i].V[j] = p.V[j]
+						}
+						copy(got[i].W, p.W)
+					}
+				}
+			}
+			// Evaluation: dropout off, in chunks of the batch size.
+			s := testSlot(tc.spec, 2*B-1, 9)
+			x := s.Normalize(nil, testMean, testStd)
+			got, err := net.Eval(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			per := len(x) / s.N
+			for lo := 0; lo < s.N; lo += B {
+				cnt := min(B, s.N-lo)
+				want, err := ref.Eval(x[lo*per:(lo+cnt)*per], cnt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e := relErr(got[lo*tc.spec.Classes:(lo+cnt)*tc.spec.Classes], want); e > tol {
+					t.Errorf("eval logits of crops %d..%d: rel err %.2g", lo, lo+cnt, e)
+				}
+			}
+		})
+	}
+}
+
+func TestNetRejects(t *testing.T) {
+	em := needEmulator(t)
+	spec := miniAlexNet(5)
+	params, _ := alexnet.InitParams(spec, "he", 1)
+	if _, err := newNet(newHostEngine(em), spec, 2, params, Options{Mean: testMean}); err == nil || !strings.Contains(err.Error(), "std") {
+		t.Errorf("zero std accepted: %v", err)
+	}
+	delete(params, "fc7.bias")
+	if _, err := newNet(newHostEngine(em), spec, 2, params, Options{Mean: testMean, Std: testStd}); err == nil || !strings.Contains(err.Error(), "fc7.bias") {
+		t.Errorf("missing parameter: %v", err)
+	}
+	params, _ = alexnet.InitParams(spec, "he", 1)
+	net, err := newNet(newHostEngine(em), spec, 2, params, Options{Mean: testMean, Std: testStd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Close()
+	s := testSlot(spec, 2, 1)
+	s.Labels[1] = 5
+	if _, _, err := net.TrainStep(s); err == nil || !strings.Contains(err.Error(), "label 5") {
+		t.Errorf("label out of range: %v", err)
+	}
+	if _, _, err := net.TrainStep(testSlot(spec, 1, 1)); err == nil {
+		t.Error("a short batch accepted for training")
+	}
+	for _, tc := range []struct {
+		in   string
+		want Precision
+		err  bool
+	}{{"", TF32, false}, {"tf32", TF32, false}, {"fp32", FP32, false}, {"fp16", 0, true}} {
+		p, err := ParsePrecision(tc.in)
+		if (err != nil) != tc.err || (!tc.err && p != tc.want) {
+			t.Errorf("ParsePrecision(%q) = %v, %v", tc.in, p, err)
+		}
+	}
+}
+
+func TestWorkspaceBudget(t *testing.T) {
+	for _, tc := range []struct{ free, limit, want int64 }{
+		{80 << 30, 0, 4 << 30},
+		{8 << 30, 0, 2 << 30},
+		{100 << 20, 0, 64 << 20},
+		{80 << 30, 1 << 20, 1 << 20},
+	} {
+		if got := workspaceBudget(tc.free, tc.limit); got != tc.want {
+			t.Errorf("workspaceBudget(%d, %d) = %d, want %d", tc.free, tc.limit, got, tc.want)
+		}
+	}
+}
+
+// TestCrossCheckOnHost runs CrossCheck's own logic (the mask and error
+// bookkeeping) with the host engine standing in for the GPU: everything
+// must come out exact or within float32 noise.
+func TestCrossCheckOnHost(t *testing.T) {
+	em := needEmulator(t)
+	spec := miniAlexNet(5)
+	spec.InitScheme = "he"
+	rs, err := crossCheck(spec, 3, 8, []Precision{FP32}, func(params map[string][]float32, opt Options) (*Net, error) {
+		return newNet(newHostEngine(em), spec, 3, params, opt)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rs[0]
+	t.Log(r.String())
+	if !r.OK() || r.Worst() > 1e-4 || len(r.Grads) != 16 || len(r.Params) != 16 {
+		t.Errorf("host cross-check: %s", r.String())
+	}
+	if RelErr([]float32{1, 2}, []float32{1, 2, 3}) != math.Inf(1) || RelErr([]float32{0, 1.5}, []float32{0, 2}) != 0.25 {
+		t.Error("RelErr")
+	}
+}
+
+// hostFeedDevice is feed.Device on the host engine's memory: copies are
+// immediate and the streams are the caller's order, so only the feed's
+// bookkeeping and the Net's use of device batches are exercised.
+type hostFeedDevice struct {
+	mem  *hostMem
+	l    feed.Layout
+	bufs []cuda.DevicePtr
+}
+
+func (d *hostFeedDevice) Buffers() int { return len(d.bufs) }
+func (d *hostFeedDevice) Batch(buf, n int) feed.DeviceBatch {
+	return feed.DeviceBatch{Base: d.bufs[buf], Layout: d.l, N: n}
+}
+func (d *hostFeedDevice) Upload(seq int64, buf int, s *pipeline.Slot) error {
+	block, err := d.l.Block(s)
+	if err != nil {
+		return err
+	}
+	n := d.l.CopyBytes(s.N)
+	copy(d.mem.bytes(d.bufs[buf], n), block[:n])
+	return nil
+}
+func (d *hostFeedDevice) Uploaded(int) error     { return nil }
+func (d *hostFeedDevice) Begin(int64, int) error { return nil }
+func (d *hostFeedDevice) Free(int) error         { return nil }
+func (d *hostFeedDevice) End(int64) error        { return nil }
+func (d *hostFeedDevice) Timing(seq int64) (feed.StepTiming, error) {
+	return feed.StepTiming{Seq: seq}, nil
+}
+
+// TestStepFeedOnHost trains through the real pipeline and pkg/feed with
+// StepFeed, and without the feed (slots straight into TrainStep) from the
+// same pipeline run: the losses must be identical, bit for bit.
+func TestStepFeedOnHost(t *testing.T) {
+	em := needEmulator(t)
+	dir := t.TempDir()
+	const side, crop, batch, classes = 24, 20, 4, 10
+	writeTestShards(t, dir, 24, side, classes)
+	spec, err := alexnet.Build("small", classes, crop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params, err := alexnet.InitParams(spec, "", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := Options{Seed: 2, Mean: [3]float32{120, 115, 100}, Std: [3]float32{60, 58, 57}}
+	newPL := func(slots []*pipeline.Slot) *pipeline.Pipeline {
+		pl, err := pipeline.New(context.Background(), dir, pipeline.Options{Mode: pipeline.Train, Batch: batch, Crop: crop, Seed: 3,
+			Epochs: 2, Decoders: 2, Slots: slots})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pl
+	}
+
+	ref, err := newNet(newHostEngine(em), spec, batch, params, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	var want []float64
+	pl := newPL(nil)
+	for {
+		s, err := pl.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		loss, _, err := ref.TrainStep(s)
+		s.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ref.Update(0.01, 0.9, 0.0005); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, loss)
+	}
+	pl.Close()
+
+	eng := newHostEngine(em)
+	net, err := newNet(eng, spec, batch, params, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Close()
+	l := net.InputLayout()
+	var slots []*pipeline.Slot
+	for range 3 {
+		s, err := l.Slot(make([]byte, l.Bytes()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		slots = append(slots, s)
+	}
+	pl = newPL(slots)
+	defer pl.Close()
+	dev := &hostFeedDevice{mem: eng.mem, l: l, bufs: []cuda.DevicePtr{eng.mem.alloc(l.Bytes()), eng.mem.alloc(l.Bytes())}}
+	f, err := feed.New(pl, dev, feed.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []float64
+	for {
+		_, p, err := net.StepFeed(f, 0.01, 0.9, 0.0005)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		loss, _, err := p.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, loss)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) || len(want) != 12 {
+		t.Fatalf("%d steps through the feed, %d without; want 12", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("step %d: loss %.9f through the feed, %.9f without", i, got[i], want[i])
+		}
+	}
+}

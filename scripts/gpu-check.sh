@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Prepares the GPU check (`just gpu-check`): builds, on this machine and
+# with CGO_ENABLED=0, everything the GPU machine runs, into gpu/
+# (git-ignored), which must stay under the device tool's 64 MiB carry
+# limit:
+#
+#   gpu/bin.tar.xz   train, ingest, gpucheck, and the test binaries of
+#                    pkg/cuda and pkg/nn/gpu, stripped and compressed
+#   gpu/images/      a handful of ImageNet sample JPEGs (for ingest there)
+#   gpu/run.sh       the driver (tools/gpucheck/run.sh)
+#   gpu/torch_*.py   the PyTorch baseline and oracle (tools/gpucheck)
+#
+# Then, on the GPU machine, from the repository root: bash gpu/run.sh
+# (see docs/gpu-check.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CGO_ENABLED=0
+G=gpu
+IMAGES=${GPUCHECK_IMAGES:-48}
+SAMPLE=${GPUCHECK_SAMPLE:-../shared/data/imagenet-sample}
+LIMIT=$((64 << 20))
+
+rm -rf "$G"
+mkdir -p "$G/stage" "$G/images"
+echo "gpu-check: building into $G/ (CGO_ENABLED=0)"
+flags=(-trimpath -ldflags=-s\ -w)
+go build "${flags[@]}" -o "$G/stage/" ./train ./ingest ./tools/gpucheck
+go test -c "${flags[@]}" -o "$G/stage/cuda.test" ./pkg/cuda
+go test -c "${flags[@]}" -o "$G/stage/gpu.test" ./pkg/nn/gpu
+ls -l "$G/stage" | tail -n +2 | awk '{printf "  %-10s %6.1f MiB\n", $9, $5/1048576}'
+tar -C "$G/stage" -cf - . | xz -6 -T0 >"$G/bin.tar.xz"
+rm -rf "$G/stage"
+
+cp tools/gpucheck/run.sh tools/gpucheck/torch_bench.py tools/gpucheck/torch_oracle.py tools/gpucheck/torch_model.py "$G/"
+if [[ -d $SAMPLE ]]; then
+	# The first IMAGES by name: the same set every time.
+	find "$SAMPLE" -maxdepth 1 -name 'n*.JPEG' | sort | head -n "$IMAGES" | xargs -r cp -t "$G/images/"
+else
+	echo "gpu-check: warning: no $SAMPLE; the real-pipeline step will be skipped on the GPU machine"
+fi
+
+size=$(du -sb "$G" | cut -f1)
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+echo "gpu-check: $G is $(mib "$size") MiB (bin.tar.xz $(mib "$(stat -c %s $G/bin.tar.xz)") MiB, $(ls $G/images | wc -l) images $(mib "$(du -sb $G/images | cut -f1)") MiB); the carry limit is 64 MiB"
+if ((size > LIMIT)); then
+	echo "gpu-check: $G is over 64 MiB: lower GPUCHECK_IMAGES" >&2
+	exit 1
+fi
+cat <<EOF
+gpu-check: ready. On the GPU machine, from the repository root (device tool: carry ["gpu"], timeout 600):
+  bash gpu/run.sh
+EOF

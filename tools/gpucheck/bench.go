@@ -1,0 +1,163 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/alexnet-repro/alexnet/pkg/alexnet"
+	"github.com/alexnet-repro/alexnet/pkg/cuda"
+	"github.com/alexnet-repro/alexnet/pkg/nn/gpu"
+)
+
+// BenchResult is one bench run: training steps on one synthetic uint8
+// batch staged on the device once and normalised every step, as PyTorch's
+// baseline keeps its (already float) batch on the device.
+type BenchResult struct {
+	Kind      string  `json:"kind"` // "bench"
+	Model     string  `json:"model"`
+	Precision string  `json:"precision"`
+	Batch     int     `json:"batch"`
+	Steps     int     `json:"steps"`
+	ImgS      float64 `json:"img_s"`        // steps queued back to back, CUDA events around them
+	ImgSSync  float64 `json:"img_s_synced"` // waiting for each step's loss, as trainer.Backend's Step does
+	StepMs    float64 `json:"step_ms"`
+	TFLOPs    float64 `json:"tflops"` // achieved, from spec.TrainFLOPs
+	PlanS     float64 `json:"plan_s"` // building the net, cudnnFind included
+	NetMiB    float64 `json:"net_mib"`
+	UsedMiB   float64 `json:"used_mib"` // device memory in use by the process (context and libraries included)
+	LossFirst float64 `json:"loss_first"`
+	LossLast  float64 `json:"loss_last"`
+	Device    string  `json:"device"`
+}
+
+func runBench(args []string, stdout io.Writer) error {
+	fs := newFlags("bench", "gpucheck bench --model alexnet --precision tf32 --json results/bench.jsonl", stdout)
+	model := fs.String("model", "alexnet-owt", "alexnet, alexnet-owt or small")
+	prec := fs.String("precision", "tf32", "tf32 or fp32")
+	batch := fs.Int("batch", 128, "images per step")
+	classes := fs.Int("classes", 1000, "classes")
+	warmup := fs.Int("warmup", 20, "untimed steps first")
+	steps := fs.Int("steps", 50, "timed steps")
+	heuristic := fs.Bool("heuristic", false, "choose convolution algorithms by cuDNN's heuristics instead of timing them")
+	jsonOut := fs.String("json", "", "append the result to this JSON-lines file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	p, err := gpu.ParsePrecision(*prec)
+	if err != nil {
+		return err
+	}
+	dev, err := cuda.Init()
+	if err != nil {
+		return err
+	}
+	spec, err := alexnet.Build(*model, *classes, 0)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	net, err := gpu.New(spec, *batch, nil, gpu.Options{Precision: p, Seed: 1, Heuristic: *heuristic, Device: dev,
+		Mean: [3]float32{123.68, 116.78, 103.94}, Std: [3]float32{58.4, 57.1, 57.4}})
+	if err != nil {
+		return err
+	}
+	defer net.Close()
+	r := BenchResult{Kind: "bench", Model: *model, Precision: p.String(), Batch: *batch, Steps: *steps,
+		PlanS: time.Since(t0).Seconds(), Device: dev.Name}
+	fmt.Fprintf(stdout, "bench %s %s batch %d: built in %.2fs\n%s\n", *model, p, *batch, r.PlanS, net.Report())
+	db, err := net.Stage(gpu.CrossCheckBatch(spec, *batch, 1))
+	if err != nil {
+		return err
+	}
+	step := func() (*gpu.Pending, error) {
+		if err := net.Load(db); err != nil {
+			return nil, err
+		}
+		return net.StepLoaded(0.01, 0.9, 0.0005)
+	}
+	for i := range *warmup {
+		pd, err := step()
+		if err != nil {
+			return err
+		}
+		loss, _, err := pd.Wait()
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			r.LossFirst = loss
+		}
+	}
+
+	// Queued: the host runs ahead (at most a few steps, bounded by the
+	// Net's result ring), as PyTorch's eager loop does.
+	start, end, err := events(dev)
+	if err != nil {
+		return err
+	}
+	defer start.Destroy()
+	defer end.Destroy()
+	if err := start.Record(net.Stream()); err != nil {
+		return err
+	}
+	var last *gpu.Pending
+	for range *steps {
+		if last, err = step(); err != nil {
+			return err
+		}
+	}
+	if err := end.Record(net.Stream()); err != nil {
+		return err
+	}
+	if err := end.Synchronize(); err != nil {
+		return err
+	}
+	ms, err := cuda.ElapsedMs(start, end)
+	if err != nil {
+		return err
+	}
+	if r.LossLast, _, err = last.Wait(); err != nil {
+		return err
+	}
+	r.ImgS = float64(*steps**batch) / (float64(ms) / 1000)
+	r.StepMs = float64(ms) / float64(*steps)
+	r.TFLOPs = r.ImgS * float64(spec.TrainFLOPs()) / 1e12
+
+	// Synced: the loss of every step read before the next is queued.
+	t1 := time.Now()
+	for range *steps {
+		pd, err := step()
+		if err != nil {
+			return err
+		}
+		if _, _, err := pd.Wait(); err != nil {
+			return err
+		}
+	}
+	r.ImgSSync = float64(*steps**batch) / time.Since(t1).Seconds()
+	free, total, err := dev.MemGetInfo()
+	if err != nil {
+		return err
+	}
+	r.UsedMiB = float64(total-free) / (1 << 20)
+	r.NetMiB = net.AllocatedMiB()
+	if math.IsNaN(r.LossLast) || math.IsInf(r.LossLast, 0) {
+		return fmt.Errorf("loss became %v", r.LossLast)
+	}
+	fmt.Fprintf(stdout, "bench %s %s batch %d: %.0f img/s queued (%.2f ms/step, %.1f TFLOP/s), %.0f img/s synced per step; loss %.4f -> %.4f; %.0f MiB in use\n",
+		*model, p, *batch, r.ImgS, r.StepMs, r.TFLOPs, r.ImgSSync, r.LossFirst, r.LossLast, r.UsedMiB)
+	return appendJSON(*jsonOut, r)
+}
+
+func events(dev *cuda.Device) (start, end *cuda.Event, err error) {
+	if start, err = dev.NewEvent(true); err != nil {
+		return nil, nil, err
+	}
+	if end, err = dev.NewEvent(true); err != nil {
+		start.Destroy()
+		return nil, nil, err
+	}
+	return start, end, nil
+}

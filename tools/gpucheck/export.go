@@ -1,0 +1,161 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/alexnet-repro/alexnet/pkg/alexnet"
+	"github.com/alexnet-repro/alexnet/pkg/cuda"
+	"github.com/alexnet-repro/alexnet/pkg/nn/gpu"
+)
+
+func runSpec(args []string, stdout io.Writer) error {
+	fs := newFlags("spec", "gpucheck spec --model alexnet > alexnet.json", stdout)
+	model := fs.String("model", "alexnet", "alexnet, alexnet-owt or small")
+	classes := fs.Int("classes", 1000, "classes")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	spec, err := alexnet.Build(*model, *classes, 0)
+	if err != nil {
+		return err
+	}
+	js, err := gpu.NewSpecJSON(spec)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", " ")
+	return enc.Encode(js)
+}
+
+// CrossCheckRecord is one gpu.CrossCheckResult, for the table.
+type CrossCheckRecord struct {
+	Kind       string  `json:"kind"` // "crosscheck"
+	Model      string  `json:"model"`
+	Precision  string  `json:"precision"`
+	Batch      int     `json:"batch"`
+	Worst      float64 `json:"worst"`
+	WorstWhat  string  `json:"worst_what"`
+	Tolerance  float64 `json:"tolerance"`
+	OK         bool    `json:"ok"`
+	InputExact bool    `json:"input_exact"`
+	MasksEqual bool    `json:"masks_equal"`
+	Logits     float64 `json:"logits"`
+	LossErr    float64 `json:"loss_err"`
+}
+
+func runCrossCheck(args []string, stdout io.Writer) error {
+	fs := newFlags("crosscheck", "gpucheck crosscheck --models small,alexnet-owt,alexnet --batch 8", stdout)
+	models := fs.String("models", "small,alexnet-owt,alexnet", "comma-separated models")
+	batch := fs.Int("batch", 8, "images (small uses twice as many)")
+	precs := fs.String("precisions", "fp32,tf32", "comma-separated precisions")
+	seed := fs.Uint64("seed", 3, "weights, batch and dropout seed")
+	jsonOut := fs.String("json", "", "append the results to this JSON-lines file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var ps []gpu.Precision
+	for _, s := range splitList(*precs) {
+		p, err := gpu.ParsePrecision(s)
+		if err != nil {
+			return err
+		}
+		ps = append(ps, p)
+	}
+	dev, err := cuda.Init()
+	if err != nil {
+		return err
+	}
+	var failed []string
+	for _, m := range strings.Split(*models, ",") {
+		classes, b := 1000, *batch
+		if m == "small" {
+			classes, b = 10, 2**batch
+		}
+		spec, err := alexnet.Build(m, classes, 0)
+		if err != nil {
+			return err
+		}
+		rs, err := gpu.CrossCheck(spec, b, *seed, ps, dev)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			fmt.Fprint(stdout, r.String())
+			rec := CrossCheckRecord{Kind: "crosscheck", Model: m, Precision: r.Precision.String(), Batch: b, Worst: r.Worst(),
+				Tolerance: r.Tolerance, OK: r.OK(), InputExact: r.InputExact, MasksEqual: r.MasksEqual, Logits: r.Logits, LossErr: r.LossErr}
+			rec.WorstWhat = "logits"
+			w := r.Logits
+			if r.LossErr > w {
+				w, rec.WorstWhat = r.LossErr, "loss"
+			}
+			for _, g := range r.Grads {
+				if g.RelErr > w {
+					w, rec.WorstWhat = g.RelErr, "grad "+g.Name
+				}
+			}
+			for _, g := range r.Params {
+				if g.RelErr > w {
+					w, rec.WorstWhat = g.RelErr, "step "+g.Name
+				}
+			}
+			if err := appendJSON(*jsonOut, rec); err != nil {
+				return err
+			}
+			if !r.OK() {
+				failed = append(failed, m+" "+r.Precision.String())
+			}
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("outside tolerance: %s", strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+func runExport(args []string, stdout io.Writer) error {
+	fs := newFlags("export", "gpucheck export --model alexnet --batch 16 --out gpu/work/oracle-alexnet", stdout)
+	model := fs.String("model", "alexnet", "alexnet, alexnet-owt or small")
+	batch := fs.Int("batch", 16, "images")
+	prec := fs.String("precision", "fp32", "tf32 or fp32")
+	out := fs.String("out", "", "folder to write (created)")
+	seed := fs.Uint64("seed", 5, "weights, batch and dropout seed")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return errors.New("--out is required")
+	}
+	p, err := gpu.ParsePrecision(*prec)
+	if err != nil {
+		return err
+	}
+	classes := 1000
+	if *model == "small" {
+		classes = 10
+	}
+	spec, err := alexnet.Build(*model, classes, 0)
+	if err != nil {
+		return err
+	}
+	params, err := alexnet.InitParams(spec, "", *seed)
+	if err != nil {
+		return err
+	}
+	net, err := gpu.New(spec, *batch, params, gpu.Options{Precision: p, Seed: *seed,
+		Mean: [3]float32{123.68, 116.78, 103.94}, Std: [3]float32{58.4, 57.1, 57.4}})
+	if err != nil {
+		return err
+	}
+	defer net.Close()
+	m, err := gpu.WriteOracle(*out, net, params, gpu.CrossCheckBatch(spec, *batch, *seed), 0.01, 0.9, 0.0005)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "export %s %s batch %d: loss %.6f, %d tensors -> %s\n", *model, p, *batch, m.Loss, len(m.Tensors), *out)
+	return nil
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"time"
+
+	"github.com/alexnet-repro/alexnet/pkg/alexnet"
+	"github.com/alexnet-repro/alexnet/pkg/cuda"
+	"github.com/alexnet-repro/alexnet/pkg/feed"
+	"github.com/alexnet-repro/alexnet/pkg/nn/gpu"
+	"github.com/alexnet-repro/alexnet/pkg/pipeline"
+	"github.com/alexnet-repro/alexnet/shards"
+)
+
+// PipelineResult is one training run fed by the real pipeline.
+type PipelineResult struct {
+	Kind       string  `json:"kind"` // "pipeline"
+	Model      string  `json:"model"`
+	Precision  string  `json:"precision"`
+	Batch      int     `json:"batch"`
+	Classes    int     `json:"classes"`
+	Steps      int     `json:"steps"` // measured, after the warm-up
+	Records    int     `json:"records"`
+	Decoders   int     `json:"decoders"`
+	ImgS       float64 `json:"img_s"`        // wall clock over the measured steps
+	DataWait   float64 `json:"data_wait"`    // fraction of the compute stream's time spent waiting for data
+	MaxWait    float64 `json:"max_wait"`     // worst single step
+	Overlap    float64 `json:"overlap"`      // fraction of steps whose copy started before the previous step ended
+	CopyMs     float64 `json:"copy_ms"`      // mean H2D copy time per batch
+	HostWaitMs float64 `json:"host_wait_ms"` // mean host time to queue a step (Feed.Next included)
+	LossFirst  float64 `json:"loss_first"`
+	LossLast   float64 `json:"loss_last"`
+}
+
+func runPipeline(args []string, stdout io.Writer) error {
+	fs := newFlags("pipeline", "gpucheck pipeline --shards gpu/work/shards --model alexnet-owt --steps 200", stdout)
+	dir := fs.String("shards", "", "shard directory (ingest's --out)")
+	model := fs.String("model", "alexnet-owt", "alexnet, alexnet-owt or small")
+	prec := fs.String("precision", "tf32", "tf32 or fp32")
+	batch := fs.Int("batch", 128, "images per step")
+	warmup := fs.Int("warmup", 20, "steps before the measurement starts")
+	steps := fs.Int("steps", 200, "measured steps")
+	decoders := fs.Int("workers", 0, "pipeline decode workers (0: GOMAXPROCS)")
+	slots := fs.Int("slots", 6, "pinned host slots")
+	logEvery := fs.Int("log-every", 25, "log the data wait every N steps")
+	jsonOut := fs.String("json", "", "append the result to this JSON-lines file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return errors.New("--shards is required")
+	}
+	p, err := gpu.ParsePrecision(*prec)
+	if err != nil {
+		return err
+	}
+	meta, err := shards.ReadMeta(*dir)
+	if err != nil {
+		return err
+	}
+	if meta.Stats == nil {
+		return fmt.Errorf("%s/meta.json has no train statistics", *dir)
+	}
+	crop := meta.Width * 7 / 8
+	spec, err := alexnet.Build(*model, len(meta.Classes), crop)
+	if err != nil {
+		return err
+	}
+	var mean, std [3]float32
+	for c := range 3 {
+		mean[c], std[c] = float32(meta.Stats.Mean[c]), float32(meta.Stats.Std[c])
+	}
+	dev, err := cuda.Init()
+	if err != nil {
+		return err
+	}
+	net, err := gpu.New(spec, *batch, nil, gpu.Options{Precision: p, Seed: 1, Mean: mean, Std: std, Device: dev})
+	if err != nil {
+		return err
+	}
+	defer net.Close()
+	layout := net.InputLayout()
+	pinned, freePinned, err := feed.PinnedSlots(dev, *slots, layout)
+	if err != nil {
+		return err
+	}
+	defer freePinned()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pl, err := pipeline.New(ctx, *dir, pipeline.Options{Mode: pipeline.Train, Batch: *batch, Crop: crop, Seed: 1, Decoders: *decoders, Slots: pinned})
+	if err != nil {
+		return err
+	}
+	defer pl.Close()
+	fd, err := feed.NewCUDADevice(dev, net.Stream(), layout, 2)
+	if err != nil {
+		return err
+	}
+	defer fd.Close()
+	r := PipelineResult{Kind: "pipeline", Model: *model, Precision: p.String(), Batch: *batch, Classes: len(meta.Classes),
+		Steps: *steps, Records: meta.Splits["train"].Records, Decoders: pl.Options().Decoders}
+	var waited, total, copyTime time.Duration
+	var overlapped, timed int
+	var prevEnd time.Duration
+	f, err := feed.New(pl, fd, feed.Options{Log: stdout, LogEvery: *logEvery, OnTiming: func(t feed.StepTiming) {
+		if t.Seq >= int64(*warmup) {
+			waited += t.Wait()
+			total += t.Total()
+			copyTime += t.CopyEnd - t.CopyStart
+			if t.CopyStart < prevEnd {
+				overlapped++
+			}
+			timed++
+		}
+		prevEnd = t.End
+	}})
+	if err != nil {
+		return err
+	}
+	// Stop the copier before the device buffers go (deferred calls run
+	// last first); Close is idempotent.
+	defer f.Close()
+	fmt.Fprintf(stdout, "pipeline %s %s batch %d: %d records, %d classes, crop %d, %d decoders, %d CPUs\n",
+		*model, p, *batch, r.Records, r.Classes, crop, r.Decoders, runtime.NumCPU())
+	var prev *gpu.Pending
+	var hostWait time.Duration
+	var t0 time.Time
+	for i := range *warmup + *steps {
+		if i == *warmup {
+			t0 = time.Now()
+		}
+		tn := time.Now()
+		_, pd, err := net.StepFeed(f, 0.01, 0.9, 0.0005)
+		if err != nil {
+			return fmt.Errorf("step %d: %w", i, err)
+		}
+		if i >= *warmup {
+			// Queueing a step costs the host little; what it waits for
+			// here is the pipeline (Feed.Next) and a full result ring.
+			hostWait += time.Since(tn)
+		}
+		// Read the previous step's loss while this one runs: the loop
+		// stays one step ahead of the GPU and still sees every loss.
+		if prev != nil {
+			loss, _, err := prev.Wait()
+			if err != nil {
+				return err
+			}
+			if math.IsNaN(loss) || math.IsInf(loss, 0) {
+				return fmt.Errorf("step %d: loss %v", i-1, loss)
+			}
+			if i == 1 {
+				r.LossFirst = loss
+			}
+			r.LossLast = loss
+		}
+		prev = pd
+	}
+	if _, _, err := prev.Wait(); err != nil {
+		return err
+	}
+	el := time.Since(t0)
+	if err := f.Close(); err != nil {
+		return err
+	}
+	r.ImgS = float64(*steps**batch) / el.Seconds()
+	if total > 0 {
+		r.DataWait = float64(waited) / float64(total)
+	}
+	r.MaxWait = f.Stats().MaxWait
+	if timed > 0 {
+		r.Overlap = float64(overlapped) / float64(timed)
+		r.CopyMs = float64(copyTime) / float64(timed) / 1e6
+	}
+	r.HostWaitMs = float64(hostWait) / float64(*steps) / 1e6
+	fmt.Fprintf(stdout, "pipeline %s %s: %.0f img/s, data wait %.2f%% (worst step %.1f%%), copy %.2f ms/batch overlapping %.0f%% of steps, host wait %.3f ms/step, loss %.4f -> %.4f\n",
+		*model, p, r.ImgS, 100*r.DataWait, 100*r.MaxWait, r.CopyMs, 100*r.Overlap, r.HostWaitMs, r.LossFirst, r.LossLast)
+	m := pl.Metrics()
+	fmt.Fprintf(stdout, "pipeline metrics: %+v\n", m)
+	return appendJSON(*jsonOut, r)
+}

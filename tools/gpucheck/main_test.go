@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestTable(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"bench.jsonl": `{"kind":"bench","model":"alexnet-owt","precision":"tf32","batch":128,"img_s":11000,"img_s_synced":10800,"tflops":25.1,"used_mib":3000,"net_mib":2100}
+{"kind":"bench","model":"alexnet","precision":"tf32","batch":128,"img_s":8000,"img_s_synced":7900,"tflops":20,"used_mib":3500,"net_mib":2600}
+{"kind":"bench","model":"alexnet-owt","precision":"fp32","img_s":5000`, // a line cut short by a timeout
+		"torch.jsonl": `{"kind":"torch_bench","model":"torchvision","precision":"tf32","img_s":10000,"max_reserved_mib":4100}
+{"kind":"torch_bench","model":"alexnet","precision":"tf32","img_s":8500,"max_reserved_mib":4500}
+`,
+		"pipeline.jsonl": `{"kind":"pipeline","model":"alexnet-owt","precision":"tf32","img_s":10900,"data_wait":0.005,"max_wait":0.031,"overlap":0.99,"copy_ms":1.6}
+{"kind":"pipeline","model":"alexnet","precision":"tf32","img_s":7000,"data_wait":0.03,"max_wait":0.2,"overlap":0.9,"copy_ms":1.6}
+`,
+		"crosscheck.jsonl": `{"kind":"crosscheck","model":"alexnet","precision":"fp32","worst":2.5e-6,"worst_what":"grad conv1.weight","ok":true}
+{"kind":"crosscheck","model":"alexnet","precision":"tf32","worst":0.03,"worst_what":"grad fc8.bias","ok":false,"input_exact":true,"masks_equal":true}
+`,
+		"oracle.jsonl": `{"kind":"oracle","model":"alexnet","logits_maxdiff":1e-6,"loss_diff":2e-7,"worst_grad":"conv1.weight","worst_grad_rel":3e-6,"worst_after_rel":1e-7,"ok":true}
+`,
+		"tests.jsonl":    `{"kind":"test","binary":"cuda.test","verdict":"PASS","pass":14,"fail":0,"skip":0}` + "\n",
+		"machine.jsonl":  `{"kind":"machine","date":"2026-11-30T10:00Z","seconds":312,"python":"/usr/bin/python3","nvcc":"not found","cores":16,"torch_info":{"torch":"2.9.0","torch_cuda":"13.0","torch_cudnn":91000}}` + "\n",
+		"nvidia-smi.txt": "NVIDIA H100 80GB HBM3, 580.65, 81559 MiB",
+		"probe.md":       "| component | version | path |",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	if code := run([]string{"table", "--dir", dir}, &out, &out); code != 0 {
+		t.Fatalf("exit %d: %s", code, out.String())
+	}
+	got := out.String()
+	for _, want := range []string{
+		"| ours, img/s, tf32, batch 128: queued · loss read every step | 11000 · 10800 (25.1 TFLOP/s) | 8000 · 7900 (20.0 TFLOP/s) |  |",
+		"| ratio ours/PyTorch, tf32 | **1.10×** (met) | **0.94×** (NOT met) | ≥ 1.0× |",
+		"| data wait, GPU clock: mean · worst step | **0.50%** · 3.1% | **3.00%** (NOT met) · 20.0% | < 2% |",
+		"| GPU memory, tf32: ours in use · ours allocated · PyTorch max reserved (MiB) | 3000 · 2100 · 4100 |",
+		"2.5e-06 (grad conv1.weight)",
+		"3.0e-02 (grad fc8.bias) NOT OK",
+		"cuda.test: PASS (14 passed, 0 failed, 0 skipped)",
+		"PyTorch 2.9.0 (CUDA 13.0, cuDNN 91000)",
+		"PyTorch AlexNet (torchvision), batch 128, tf32, synthetic data on the device: 10000 img/s",
+		"| ours, img/s, fp32, batch 128: queued · loss read every step | — · — (— TFLOP/s) |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+	if i, j := strings.Index(got, "## GPU machine"), strings.Index(got, "## gpu-check results"); i < 0 || j < i {
+		t.Errorf("the machine facts must come first and the table last:\n%s", got)
+	}
+	if t.Failed() {
+		t.Log(got)
+	}
+}
+
+func TestCommands(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "Commands:"},
+		{[]string{"help"}, 0, "Commands:"},
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{[]string{"bench", "--help"}, 0, "Example:"},
+		{[]string{"bench", "--precision", "fp16"}, 1, "fp16"},
+		{[]string{"pipeline"}, 1, "--shards is required"},
+		{[]string{"export"}, 1, "--out is required"},
+	} {
+		var out bytes.Buffer
+		code := run(tc.args, &out, &out)
+		if code != tc.code || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("gpucheck %v: exit %d, output %q; want %d and %q", tc.args, code, out.String(), tc.code, tc.want)
+		}
+	}
+	var out bytes.Buffer
+	if code := run([]string{"spec", "--model", "alexnet"}, &out, &out); code != 0 || !strings.Contains(out.String(), `"out_shape"`) {
+		t.Errorf("spec: exit %d: %s", code, out.String())
+	}
+}

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# The GPU check, on the GPU machine, in one go. scripts/gpu-check.sh
+# (`just gpu-check`) builds everything into gpu/ on the development machine
+# and copies this script there; on the GPU machine, from the repository
+# root:
+#
+#     bash gpu/run.sh
+#
+# No Go is needed there: the binaries are prebuilt (CGO_ENABLED=0) and load
+# CUDA at run time; PyTorch comes from whichever python3 imports torch.
+# Every step has a timeout and the whole run a soft budget (GPUCHECK_BUDGET
+# seconds, default 450): a step that fails or is skipped leaves "—" in the
+# table, never stops the run. The last thing printed is the machine facts
+# (for docs/gpu-machine.md) and the one results table.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+G=gpu
+R=$G/results
+W=$G/work
+BUDGET=${GPUCHECK_BUDGET:-450}
+START=$(date +%s)
+rm -rf "$R" "$W"
+mkdir -p "$R" "$W"
+LOG=$R/run.log
+
+elapsed() { echo $(( $(date +%s) - START )); }
+say() { echo "== [$(elapsed)s] $*" | tee -a "$LOG"; }
+# step NAME TIMEOUT CMD...: runs CMD with its output in $R/NAME.log (and a
+# short tail on the terminal), unless the budget is spent.
+step() {
+	local name=$1 limit=$2
+	shift 2
+	if (( $(elapsed) + 10 > BUDGET )); then
+		say "SKIP $name: budget of ${BUDGET}s spent"
+		return 99
+	fi
+	say "$name (timeout ${limit}s)"
+	timeout --kill-after=10 "$limit" "$@" >"$R/$name.log" 2>&1
+	local rc=$?
+	tail -n 4 "$R/$name.log" | sed 's/^/   | /'
+	(( rc == 124 || rc == 137 )) && say "TIMEOUT $name"
+	(( rc != 0 && rc != 124 && rc != 137 )) && say "FAILED $name (exit $rc)"
+	return $rc
+}
+
+# --- binaries -------------------------------------------------------------
+# Unpacked into the work folder, which every run starts afresh, so gpu/
+# itself keeps only what scripts/gpu-check.sh put there.
+B=$W/bin
+mkdir -p $B
+tar -xJf $G/bin.tar.xz -C $B 2>/dev/null ||
+	python3 -c "import tarfile,sys; tarfile.open(sys.argv[1]).extractall(sys.argv[2])" $G/bin.tar.xz $B ||
+	{ echo "cannot unpack $G/bin.tar.xz (no xz, no python3)"; exit 1; }
+export ALEXNET_REQUIRE_GPU=1
+export ALEXNET_PTX_CACHE=$W/ptx-cache
+
+# --- the machine ------------------------------------------------------------
+say "nvidia-smi"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit,pcie.link.gen.max --format=csv,noheader \
+	| head -1 | tee "$R/nvidia-smi.txt"
+nvidia-smi >"$R/nvidia-smi-full.txt" 2>&1
+PY=""
+for c in python3 python /opt/conda/bin/python /usr/local/bin/python3 /usr/bin/python3; do
+	if command -v "$c" >/dev/null 2>&1 && "$c" -c "import torch" >/dev/null 2>&1; then
+		PY=$(command -v "$c")
+		break
+	fi
+done
+say "python with torch: ${PY:-none}"
+NVLIBS=""
+if [[ -n $PY ]]; then
+	NVLIBS=$("$PY" -c "import site,glob; print(':'.join(sorted(d for p in site.getsitepackages()+[site.getusersitepackages()] for d in glob.glob(p+'/nvidia/*/lib'))))" 2>/dev/null)
+fi
+$B/gpucheck probe >"$R/probe.md" 2>&1
+# pkg/cuda searches Python's site folders itself; if that missed cuDNN,
+# name the wheel folders explicitly (and say so in the facts).
+SEARCH="found by pkg/cuda's own search"
+if grep -q '| cuDNN | missing\|| cuBLAS | missing\|| NVRTC | missing' "$R/probe.md" && [[ -n $NVLIBS ]]; then
+	export ALEXNET_CUDA_LIB=$NVLIBS
+	SEARCH="needed ALEXNET_CUDA_LIB=$NVLIBS"
+	$B/gpucheck probe >"$R/probe.md" 2>&1
+fi
+say "libraries: $SEARCH"
+cat "$R/probe.md" | head -8
+
+# --- ours, synthetic data on the device ------------------------------------
+for m in alexnet-owt alexnet; do
+	step "bench-$m-tf32" 120 $B/gpucheck bench --model $m --precision tf32 --json $R/bench.jsonl
+done
+
+# --- PyTorch, the same terms ------------------------------------------------
+if [[ -n $PY ]]; then
+	for m in alexnet alexnet-owt; do $B/gpucheck spec --model $m >"$R/spec-$m.json"; done
+	step torch-bench-tf32 240 "$PY" $G/torch_bench.py --specs $R --models torchvision,alexnet,alexnet-owt --precisions tf32 --json $R/torch.jsonl
+fi
+
+# --- the test binaries ------------------------------------------------------
+record_test() { # binary logfile rc
+	local p f s verdict=PASS
+	p=$(grep -c '^--- PASS' "$2")
+	f=$(grep -c '^--- FAIL' "$2")
+	s=$(grep -c '^--- SKIP' "$2")
+	(( $3 != 0 )) && verdict=FAIL
+	(( $3 == 124 || $3 == 137 )) && verdict=TIMEOUT
+	(( $3 == 99 )) && verdict=SKIPPED
+	printf '{"kind":"test","binary":"%s","verdict":"%s","pass":%d,"fail":%d,"skip":%d,"rc":%d}\n' "$1" "$verdict" "$p" "$f" "$s" "$3" >>$R/tests.jsonl
+}
+step cuda-test 180 $B/cuda.test -test.v -test.run 'GPU|Probe' -test.bench GPU -test.benchtime 2000x
+record_test cuda.test $R/cuda-test.log $?
+# TestGPUCrossCheck's work is done (and recorded) by `gpucheck crosscheck`.
+step gpu-test 180 $B/gpu.test -test.v -test.run GPU -test.skip CrossCheck
+record_test gpu.test $R/gpu-test.log $?
+
+# --- ours, fed by the real pipeline from shards -----------------------------
+# A tree of 1000 classes (so fc8 is ImageNet's): the carried JPEGs, copied
+# into their own class folders many times over, the rest of the classes
+# empty. ingest then writes 256-px shards as it would for ImageNet.
+if [[ -d $G/images ]]; then
+	T=$W/imagenet/train
+	mkdir -p "$T"
+	n=0
+	for f in $G/images/*.JPEG; do
+		wnid=$(basename "$f" | cut -d_ -f1)
+		mkdir -p "$T/$wnid"
+		for k in $(seq 1 ${GPUCHECK_COPIES:-60}); do cp "$f" "$T/$wnid/${wnid}_$n$k.JPEG"; done
+		n=$((n + 1))
+	done
+	have=$(ls "$T" | wc -l)
+	for i in $(seq 1 $((1000 - have))); do mkdir -p "$T/n9$(printf '%07d' "$i")"; done
+	if step ingest 150 $B/ingest --out $W/shards --splits train --quiet $W/imagenet; then
+		for m in alexnet-owt alexnet; do
+			step "pipeline-$m" 150 $B/gpucheck pipeline --shards $W/shards --model $m --precision tf32 --steps 200 --json $R/pipeline.jsonl
+		done
+	fi
+fi
+
+# --- cross-checks: CPU backend, and PyTorch as an outside oracle -------------
+step crosscheck 300 $B/gpucheck crosscheck --models small,alexnet-owt,alexnet --batch 8 --json $R/crosscheck.jsonl
+if [[ -n $PY ]]; then
+	for m in alexnet alexnet-owt; do
+		step "export-$m" 120 $B/gpucheck export --model $m --batch 16 --precision fp32 --out $W/oracle-$m &&
+			step "oracle-$m" 120 "$PY" $G/torch_oracle.py --json $R/oracle.jsonl $W/oracle-$m
+	done
+fi
+
+# --- fp32, last: the least needed -----------------------------------------
+for m in alexnet-owt alexnet; do
+	step "bench-$m-fp32" 120 $B/gpucheck bench --model $m --precision fp32 --json $R/bench.jsonl
+done
+if [[ -n $PY ]]; then
+	step torch-bench-fp32 240 "$PY" $G/torch_bench.py --specs $R --models torchvision,alexnet-owt,alexnet --precisions fp32 --json $R/torch.jsonl
+fi
+
+# --- facts and the table ----------------------------------------------------
+NVCC=$(command -v nvcc || ls /usr/local/cuda*/bin/nvcc 2>/dev/null | head -1)
+TORCHINFO='{}'
+if [[ -n $PY ]]; then
+	TORCHINFO=$("$PY" -c "
+import json, torch
+try:
+    import torchvision; tv = torchvision.__version__
+except Exception:
+    tv = ''
+print(json.dumps({'torch': torch.__version__, 'torch_cuda': torch.version.cuda or '', 'torch_cudnn': torch.backends.cudnn.version(), 'torchvision': tv}))" 2>/dev/null || echo '{}')
+fi
+CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//; s/"//g')
+MEM=$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)
+printf '{"kind":"machine","date":"%s","seconds":%d,"python":"%s","nvcc":"%s","nvidia_libs":"%s","library_search":"%s","cpu":"%s","cores":%d,"mem":"%s","torch_info":%s}\n' \
+	"$(date -u +%Y-%m-%dT%H:%MZ)" "$(elapsed)" "${PY:-none}" "${NVCC:-not found}" "$NVLIBS" "$SEARCH" "$CPU" "$(nproc)" "$MEM" "$TORCHINFO" >>$R/machine.jsonl
+say "done; logs in $R"
+$B/gpucheck table --dir $R >"$R/table.md" 2>&1
+# The device tool brings back what is under $OUT: the logs and results
+# (small), not the work folder (shards, exports).
+if [[ -n ${OUT:-} && -d ${OUT:-} ]]; then
+	cp -r "$R" "$OUT/gpu-results"
+fi
+cat "$R/table.md"

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// results is everything run.sh left in its results folder, by kind.
+type results struct {
+	dir     string
+	records map[string][]map[string]any
+}
+
+func loadResults(dir string) (*results, error) {
+	r := &results{dir: dir, records: map[string][]map[string]any{}}
+	files, err := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(fh)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) != nil {
+				continue // a half-written line from a killed step
+			}
+			k, _ := m["kind"].(string)
+			r.records[k] = append(r.records[k], m)
+		}
+		fh.Close()
+	}
+	return r, nil
+}
+
+// find returns the last record of kind whose fields equal want.
+func (r *results) find(kind string, want map[string]string) map[string]any {
+	recs := r.records[kind]
+	for i := len(recs) - 1; i >= 0; i-- {
+		ok := true
+		for k, v := range want {
+			if fmt.Sprint(recs[i][k]) != v {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return recs[i]
+		}
+	}
+	return nil
+}
+
+// torch finds PyTorch's result for a model; torchvision's AlexNet falls
+// back to our one-tower layers (the same net) where torchvision is
+// missing.
+func (r *results) torch(model, prec string) map[string]any {
+	t := r.find("torch_bench", map[string]string{"model": model, "precision": prec})
+	if t == nil && model == "torchvision" {
+		t = r.find("torch_bench", map[string]string{"model": "alexnet-owt", "precision": prec})
+	}
+	return t
+}
+
+func (r *results) text(name string) string {
+	b, err := os.ReadFile(filepath.Join(r.dir, name))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func num(m map[string]any, key string) (float64, bool) {
+	if m == nil {
+		return 0, false
+	}
+	v, ok := m[key].(float64)
+	return v, ok
+}
+
+func str(m map[string]any, key string) string {
+	if m == nil {
+		return ""
+	}
+	s, _ := m[key].(string)
+	return s
+}
+
+const none = "—"
+
+func fmtNum(m map[string]any, key, format string) string {
+	if v, ok := num(m, key); ok {
+		return fmt.Sprintf(format, v)
+	}
+	return none
+}
+
+func ratio(ours, theirs map[string]any) string {
+	a, ok1 := num(ours, "img_s")
+	b, ok2 := num(theirs, "img_s")
+	if !ok1 || !ok2 || b == 0 {
+		return none
+	}
+	mark := "met"
+	if a < b {
+		mark = "NOT met"
+	}
+	return fmt.Sprintf("**%.2f×** (%s)", a/b, mark)
+}
+
+func runTable(args []string, stdout io.Writer) error {
+	fs := newFlags("table", "gpucheck table --dir gpu/results", stdout)
+	dir := fs.String("dir", "gpu/results", "results folder written by gpu/run.sh")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	r, err := loadResults(*dir)
+	if err != nil {
+		return err
+	}
+	writeMachine(stdout, r)
+	writeTable(stdout, r)
+	return nil
+}
+
+// writeMachine prints what the run learnt about the machine, as a
+// section for docs/gpu-machine.md.
+func writeMachine(w io.Writer, r *results) {
+	mach := r.find("machine", nil)
+	fmt.Fprintf(w, "\n## GPU machine (measured by `just gpu-check`, %s)\n\n", orNone(str(mach, "date")))
+	fmt.Fprintf(w, "- GPU (nvidia-smi): %s\n", orNone(r.text("nvidia-smi.txt")))
+	fmt.Fprintf(w, "- CPU: %s, %s cores; memory %s\n", orNone(str(mach, "cpu")), orNone(fmt.Sprint(mach["cores"])), orNone(str(mach, "mem")))
+	fmt.Fprintf(w, "- nvcc: %s\n", orNone(str(mach, "nvcc")))
+	ti, _ := mach["torch_info"].(map[string]any)
+	cudnn := none
+	if v, ok := num(ti, "torch_cudnn"); ok {
+		cudnn = fmt.Sprintf("%.0f", v)
+	}
+	fmt.Fprintf(w, "- Python: `%s`; PyTorch %s (CUDA %s, cuDNN %s), torchvision %s\n", orNone(str(mach, "python")),
+		orNone(str(ti, "torch")), orNone(str(ti, "torch_cuda")), cudnn, orNone(str(ti, "torchvision")))
+	fmt.Fprintf(w, "- nvidia wheels' library folders: `%s`\n", orNone(str(mach, "nvidia_libs")))
+	fmt.Fprintf(w, "- CUDA libraries: %s\n", orNone(str(mach, "library_search")))
+	for _, prec := range []string{"tf32", "fp32"} {
+		t := r.torch("torchvision", prec)
+		fmt.Fprintf(w, "- PyTorch AlexNet (%s), batch 128, %s, synthetic data on the device: %s img/s\n", orNone(str(t, "model")), prec, fmtNum(t, "img_s", "%.0f"))
+	}
+	fmt.Fprintf(w, "\nLibraries as pkg/cuda found them (cuda.Probe):\n\n%s\n", orNone(r.text("probe.md")))
+}
+
+func orNone(s string) string {
+	if s == "" || s == "<nil>" {
+		return none
+	}
+	return s
+}
+
+// writeTable prints the one results table: speed against PyTorch, the
+// pipeline's data wait, memory, the cross-checks and the tests.
+func writeTable(w io.Writer, r *results) {
+	models := []string{"alexnet-owt", "alexnet"}
+	torchName := map[string]string{"alexnet-owt": "torchvision", "alexnet": "alexnet"}
+	row := func(label string, cell func(model string) string, goal string) {
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", label, cell(models[0]), cell(models[1]), goal)
+	}
+	fmt.Fprintf(w, "\n## gpu-check results\n\n| check | alexnet-owt | alexnet | goal |\n|---|---|---|---|\n")
+	for _, prec := range []string{"tf32", "fp32"} {
+		ours := func(m string) map[string]any {
+			return r.find("bench", map[string]string{"model": m, "precision": prec})
+		}
+		theirs := func(m string) map[string]any { return r.torch(torchName[m], prec) }
+		row(fmt.Sprintf("ours, img/s, %s, batch 128: queued · loss read every step", prec), func(m string) string {
+			o := ours(m)
+			return fmtNum(o, "img_s", "%.0f") + " · " + fmtNum(o, "img_s_synced", "%.0f") + " (" + fmtNum(o, "tflops", "%.1f") + " TFLOP/s)"
+		}, "")
+		row(fmt.Sprintf("PyTorch, img/s, %s (owt: torchvision; alexnet: our layers)", prec), func(m string) string {
+			return fmtNum(theirs(m), "img_s", "%.0f")
+		}, "")
+		row(fmt.Sprintf("ratio ours/PyTorch, %s", prec), func(m string) string { return ratio(ours(m), theirs(m)) }, "≥ 1.0×")
+	}
+	row("GPU memory, tf32: ours in use · ours allocated · PyTorch max reserved (MiB)", func(m string) string {
+		o := r.find("bench", map[string]string{"model": m, "precision": "tf32"})
+		t := r.torch(torchName[m], "tf32")
+		return fmtNum(o, "used_mib", "%.0f") + " · " + fmtNum(o, "net_mib", "%.0f") + " · " + fmtNum(t, "max_reserved_mib", "%.0f")
+	}, "")
+	pipe := func(m string) map[string]any {
+		return r.find("pipeline", map[string]string{"model": m, "precision": "tf32"})
+	}
+	row("real pipeline → pkg/feed, tf32: img/s (vs queued bench)", func(m string) string {
+		p := pipe(m)
+		b := r.find("bench", map[string]string{"model": m, "precision": "tf32"})
+		s := fmtNum(p, "img_s", "%.0f")
+		if pv, ok := num(p, "img_s"); ok {
+			if bv, ok := num(b, "img_s"); ok && bv > 0 {
+				s += fmt.Sprintf(" (%.0f%%)", 100*pv/bv)
+			}
+		}
+		return s
+	}, "")
+	row("data wait, GPU clock: mean · worst step", func(m string) string {
+		p := pipe(m)
+		s := fmtNum(p, "data_wait", "%.4f")
+		if v, ok := num(p, "data_wait"); ok {
+			s = fmt.Sprintf("**%.2f%%**", 100*v)
+			if v >= 0.02 {
+				s += " (NOT met)"
+			}
+		}
+		if v, ok := num(p, "max_wait"); ok {
+			s += fmt.Sprintf(" · %.1f%%", 100*v)
+		}
+		return s
+	}, "< 2%")
+	row("copy: ms per batch · steps overlapped by the next copy", func(m string) string {
+		p := pipe(m)
+		s := fmtNum(p, "copy_ms", "%.2f") + " · "
+		if v, ok := num(p, "overlap"); ok {
+			return s + fmt.Sprintf("%.0f%%", 100*v)
+		}
+		return s + none
+	}, "")
+	for _, prec := range []string{"fp32", "tf32"} {
+		goal := "≤ 1e-3"
+		if prec == "tf32" {
+			goal = "≤ 1e-2"
+		}
+		row(fmt.Sprintf("cross-check vs CPU, %s: worst rel err (where)", prec), func(m string) string {
+			return crossCell(r.find("crosscheck", map[string]string{"model": m, "precision": prec}))
+		}, goal+"; input, masks exact")
+	}
+	fmt.Fprintf(w, "| cross-check vs CPU, small: fp32 · tf32 | %s · %s |  | |\n",
+		crossCell(r.find("crosscheck", map[string]string{"model": "small", "precision": "fp32"})),
+		crossCell(r.find("crosscheck", map[string]string{"model": "small", "precision": "tf32"})))
+	row("PyTorch oracle, fp32: max abs diff logits · loss · worst grad rel · after step rel", func(m string) string {
+		o := r.find("oracle", map[string]string{"model": m})
+		if o == nil {
+			return none
+		}
+		s := fmtNum(o, "logits_maxdiff", "%.1e") + " · " + fmtNum(o, "loss_diff", "%.1e") + " · " + fmtNum(o, "worst_grad_rel", "%.1e") +
+			" (" + str(o, "worst_grad") + ") · " + fmtNum(o, "worst_after_rel", "%.1e")
+		if ok, _ := o["ok"].(bool); !ok {
+			s += " NOT OK"
+		}
+		return s
+	}, "≤ 1e-3 rel")
+	var tests []string
+	for _, t := range r.records["test"] {
+		tests = append(tests, fmt.Sprintf("%s: %s (%v passed, %v failed, %v skipped)", str(t, "binary"), str(t, "verdict"), t["pass"], t["fail"], t["skip"]))
+	}
+	fmt.Fprintf(w, "| test binaries | %s | | all pass |\n", orNone(strings.Join(tests, "; ")))
+	if mach := r.find("machine", nil); mach != nil {
+		fmt.Fprintf(w, "| run | %s, %vs in all | | ≤ 480 s |\n", orNone(r.text("nvidia-smi.txt")), mach["seconds"])
+	}
+}
+
+func crossCell(c map[string]any) string {
+	if c == nil {
+		return none
+	}
+	s := fmt.Sprintf("%.1e (%s)", c["worst"], str(c, "worst_what"))
+	if ok, _ := c["ok"].(bool); !ok {
+		s += fmt.Sprintf(" NOT OK: input exact %v, masks %v", c["input_exact"], c["masks_equal"])
+	}
+	return s
+}

@@ -1,0 +1,81 @@
+"""Our alexnet.Spec as a PyTorch module, for the GPU check.
+
+`gpucheck spec --model NAME` (or an export's manifest) gives the layer list
+with each layer's output shape; build() turns it into an nn.Sequential
+with the same parameter names (conv1.weight, fc6.bias, ...) and layouts
+(OIHW with I = in/groups, Linear [out, in]), so our weights load as a
+state dict. LRN: torch.nn.LocalResponseNorm divides alpha by size, as
+cuDNN and our spec do, so our Alpha passes through unchanged.
+
+No numpy: tensors travel as raw little-endian files.
+"""
+
+import torch
+import torch.nn as nn
+
+
+class FixedDropout(nn.Module):
+    """Dropout with a given mask: y = x * (kept ? float32(1/(1-p)) : 0),
+    exactly our kernel's arithmetic, so the oracle sees our units dropped."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.scale = torch.tensor(1.0 / (1.0 - p), dtype=torch.float32).item()
+        self.mask = None
+
+    def forward(self, x):
+        if not self.training or self.mask is None:
+            return x
+        m = self.mask.to(x.device).reshape(x.shape).to(torch.float32) * self.scale
+        return x * m
+
+
+class Net(nn.Module):
+    def __init__(self, spec, fixed_dropout=False):
+        super().__init__()
+        self.names = []
+        in_c = spec["input"][0]
+        prev_shape = spec["input"]
+        for layer in spec["layers"]:
+            kind, name = layer["Kind"], layer["Name"]
+            if kind == "conv":
+                m = nn.Conv2d(in_c, layer["Out"], layer["K"], stride=layer["Stride"], padding=layer["Pad"],
+                              groups=max(1, layer["Groups"]), bias=True)
+                in_c = layer["Out"]
+            elif kind == "relu":
+                m = nn.ReLU(inplace=True)
+            elif kind == "lrn":
+                p = layer["LRN"]
+                m = nn.LocalResponseNorm(p["Size"], alpha=p["Alpha"], beta=p["Beta"], k=p["K"])
+            elif kind == "maxpool":
+                m = nn.MaxPool2d(layer["K"], stride=layer["Stride"], padding=layer["Pad"])
+            elif kind == "dropout":
+                m = FixedDropout(layer["P"]) if fixed_dropout else nn.Dropout(layer["P"])
+            elif kind == "flatten":
+                m = nn.Flatten(1)
+            elif kind == "fc":
+                n_in = prev_shape[0] * prev_shape[1] * prev_shape[2]
+                m = nn.Linear(n_in, layer["Out"])
+            else:
+                raise ValueError("layer %s: kind %s" % (name, kind))
+            self.add_module(name, m)
+            self.names.append(name)
+            prev_shape = layer["out_shape"]
+
+    def forward(self, x):
+        for name in self.names:
+            x = getattr(self, name)(x)
+        return x
+
+
+def build(spec, fixed_dropout=False):
+    return Net(spec, fixed_dropout)
+
+
+def read_tensor(folder, entry):
+    """Reads a raw little-endian tensor written by `gpucheck export`."""
+    import os
+    dtype = {"float32": torch.float32, "int32": torch.int32, "uint8": torch.uint8}[entry["dtype"]]
+    with open(os.path.join(folder, entry["file"]), "rb") as f:
+        data = bytearray(f.read())
+    return torch.frombuffer(data, dtype=dtype).reshape(entry["shape"])
