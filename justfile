@@ -67,3 +67,7 @@ bench-ingest *ARGS: setup build
 # Pipeline speed: augmented 224 crops/s on 1 core and all cores, per-stage breakdown, RSS, zstd-only and memcpy ceilings, batch digest.
 bench-pipeline *ARGS: setup build
     bin/benchpipeline {{ARGS}}
+
+# Build the GPU check into gpu/ (git-ignored); on a GPU machine run `bash gpu/run.sh` (docs/gpu-check.md).
+gpu-check:
+    bash scripts/gpu-check.sh

@@ -20,6 +20,7 @@ import (
 	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
 	"github.com/alexnet-repro/alexnet/pkg/cuda"
+	"github.com/alexnet-repro/alexnet/pkg/nn/gpu"
 	"github.com/alexnet-repro/alexnet/pkg/trainer"
 )
 
@@ -63,7 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&c.WeightDecay, "weight-decay", 5e-4, "weight decay")
 	fs.StringVar(&c.Schedule, "schedule", "plateau", "lr schedule: plateau (÷10 when val error stalls, at most 3 times) or step:N (÷10 every N epochs)")
 	fs.IntVar(&c.Patience, "patience", 1, "plateau: epochs without improvement before lr falls")
-	device := fs.String("device", "auto", "auto, cpu or cuda")
+	device := fs.String("device", "auto", "auto (cuda when a GPU and its libraries load, else cpu), cpu or cuda")
+	precision := fs.String("precision", "tf32", "GPU math: tf32 or fp32")
 	fs.StringVar(&c.Out, "out", "runs/alexnet", "run directory")
 	fs.BoolVar(&c.Resume, "resume", false, "continue from --out's checkpoint")
 	fs.Uint64Var(&c.Seed, "seed", 1, "seed of initialisation, shuffling, augmentation and dropout")
@@ -100,10 +102,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		c.EvalBatch = c.Batch
 	}
 	switch *device {
-	case "cpu", "auto":
-	case "cuda":
-		fmt.Fprintln(stderr, "train:", cudaUnavailable())
-		return cli.ExitFailure
+	case "cpu":
+	case "auto", "cuda":
+		if _, err := cuda.Init(); err != nil {
+			if *device == "cuda" {
+				fmt.Fprintf(stderr, "train: --device cuda: %v\n", err)
+				return cli.ExitFailure
+			}
+			fmt.Fprintln(stderr, "train: no usable GPU, training on the CPU")
+			break
+		}
+		if _, err := gpu.ParsePrecision(*precision); err != nil {
+			fmt.Fprintln(stderr, "train:", err)
+			return cli.ExitUsage
+		}
+		c.NewBackend = func(spec alexnet.Spec, batch int, params map[string][]float32, seed uint64, mean, std [3]float32) (trainer.Backend, error) {
+			return gpu.NewBackend(spec, batch, params, seed, mean, std, *precision)
+		}
 	default:
 		fmt.Fprintf(stderr, "train: unknown --device %q (want auto, cpu or cuda)\n", *device)
 		return cli.ExitUsage
@@ -113,7 +128,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "train: --eval-only needs --checkpoint FILE")
 			return cli.ExitUsage
 		}
-		r, ck, err := trainer.EvaluateCheckpoint(ctx, *ckpt, c.Shards, *tenCrop, c.EvalBatch)
+		r, ck, err := trainer.EvaluateCheckpoint(ctx, *ckpt, c.Shards, *tenCrop, c.EvalBatch, c.NewBackend)
 		if err != nil {
 			fmt.Fprintln(stderr, "train:", err)
 			return cli.ExitFailure
@@ -142,14 +157,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "train: done (%s): %d steps, %d epochs in %.0fs; val top-1 error %.2f%% (accuracy %.2f%%), top-5 error %.2f%%; checkpoint %s; plots in %s\n",
 		res.Stopped, res.Steps, res.Epoch, res.Seconds, 100*res.Top1Err, 100*(1-res.Top1Err), 100*res.Top5Err, res.Checkpoint, c.Out)
 	return cli.ExitOK
-}
-
-// cudaUnavailable explains why --device cuda cannot run in this build: the
-// driver may be missing (named, with where it was looked for), and even
-// with one, the GPU training backend is not part of this build yet.
-func cudaUnavailable() string {
-	if _, err := cuda.Init(); err != nil {
-		return fmt.Sprintf("--device cuda: %v", err)
-	}
-	return "--device cuda: a CUDA driver loaded, but this build has no GPU training backend yet (pkg/nn/gpu); use --device cpu"
 }

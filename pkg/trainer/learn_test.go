@@ -142,7 +142,7 @@ func TestResumeIsByteIdentical(t *testing.T) {
 	}
 	// And the checkpoint evaluates on its own, centre and ten crops.
 	for _, ten := range []bool{false, true} {
-		r, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(part, CheckpointFile), shardDir, ten, 8)
+		r, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(part, CheckpointFile), shardDir, ten, 8, nil)
 		if err != nil || r.Images != 40 {
 			t.Fatalf("eval ten=%v: %+v %v", ten, r, err)
 		}

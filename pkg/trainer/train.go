@@ -40,7 +40,13 @@ type Config struct {
 	EvalBatch    int
 	ShuffleBuf   int
 	MaxValImages int // evaluate on at most this many validation images each epoch; 0: all
+	// NewBackend builds the device backend; nil means the CPU's (NewCPU).
+	NewBackend BackendFactory
 }
+
+// BackendFactory builds a backend for spec at a batch size with initial
+// parameters; NewCPU is one, and the GPU backend provides another.
+type BackendFactory func(spec alexnet.Spec, batch int, params map[string][]float32, seed uint64, mean, std [3]float32) (Backend, error)
 
 // CheckpointFile is the run directory's latest checkpoint.
 const CheckpointFile = "checkpoint.ckpt"
@@ -114,7 +120,11 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			return nil, err
 		}
 	}
-	be, err := NewCPU(spec, cfg.Batch, params, cfg.Seed, mean, std)
+	newBackend := cfg.NewBackend
+	if newBackend == nil {
+		newBackend = NewCPU
+	}
+	be, err := newBackend(spec, cfg.Batch, params, cfg.Seed, mean, std)
 	if err != nil {
 		return nil, err
 	}
@@ -365,12 +375,12 @@ func softmaxAdd(dst []float64, logits []float32, weight float64) {
 
 // EvaluateCheckpoint loads a checkpoint and reports its validation error on
 // the shards in dir, centre crop or the paper's ten crops.
-func EvaluateCheckpoint(ctx context.Context, path, dir string, tenCrop bool, batch int) (EvalResult, *Checkpoint, error) {
+func EvaluateCheckpoint(ctx context.Context, path, dir string, tenCrop bool, batch int, newBackend BackendFactory) (EvalResult, *Checkpoint, error) {
 	ck, err := Load(path)
 	if err != nil {
 		return EvalResult{}, nil, err
 	}
-	be, err := BackendFromCheckpoint(ck, batch)
+	be, err := BackendFromCheckpoint(ck, batch, newBackend)
 	if err != nil {
 		return EvalResult{}, nil, err
 	}
@@ -383,8 +393,9 @@ func EvaluateCheckpoint(ctx context.Context, path, dir string, tenCrop bool, bat
 	return r, ck, err
 }
 
-// BackendFromCheckpoint builds a CPU backend holding a checkpoint's weights.
-func BackendFromCheckpoint(ck *Checkpoint, batch int) (Backend, error) {
+// BackendFromCheckpoint builds a backend (the CPU's when newBackend is nil)
+// holding a checkpoint's weights.
+func BackendFromCheckpoint(ck *Checkpoint, batch int, newBackend BackendFactory) (Backend, error) {
 	spec, err := alexnet.Build(ck.Model, ck.Classes, ck.InputHW)
 	if err != nil {
 		return nil, err
@@ -393,7 +404,10 @@ func BackendFromCheckpoint(ck *Checkpoint, batch int) (Backend, error) {
 	for _, t := range ck.Tensors {
 		params[t.Name] = t.W
 	}
-	return NewCPU(spec, batch, params, ck.Seed, ck.Mean, ck.Std)
+	if newBackend == nil {
+		newBackend = NewCPU
+	}
+	return newBackend(spec, batch, params, ck.Seed, ck.Mean, ck.Std)
 }
 
 // TopK returns the k best classes of one row of logits with their softmax

@@ -65,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "predict: checkpoint has %d classes, %s/meta.json %d\n", ck.Classes, *shardDir, len(meta.Classes))
 		return cli.ExitFailure
 	}
-	be, err := trainer.BackendFromCheckpoint(ck, 1)
+	be, err := trainer.BackendFromCheckpoint(ck, 1, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "predict:", err)
 		return cli.ExitFailure
