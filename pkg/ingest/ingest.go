@@ -24,7 +24,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -510,14 +509,4 @@ func write(ctx context.Context, opt Options, split string, todo []*shardPlan, re
 		return fmt.Errorf("ingest: %s stopped after %d of %d shards", split, pi, len(todo))
 	}
 	return nil
-}
-
-// SortSkips orders skips by split then path, for stable reports.
-func SortSkips(s []Skip) {
-	sort.Slice(s, func(i, j int) bool {
-		if s[i].Split != s[j].Split {
-			return s[i].Split < s[j].Split
-		}
-		return s[i].Path < s[j].Path
-	})
 }
