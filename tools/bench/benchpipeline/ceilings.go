@@ -62,7 +62,9 @@ func measureCeilings(dir string, meta *shards.Meta, minTime time.Duration) (ceil
 	}
 
 	var c ceilings
-	zd, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<28))
+	// The same decoder settings as shards.Decoder, so the ceiling is the
+	// fastest zstd alone, not a slower configuration of it.
+	zd, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<28), zstd.WithDecoderLowmem(false))
 	if err != nil {
 		return c, err
 	}
