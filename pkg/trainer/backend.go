@@ -30,7 +30,6 @@ type cpuBackend struct {
 	net       *cpu.Net
 	mean, std [3]float32
 	x         []float32
-	one       *pipeline.Slot // a view of part of a slot, for chunked evaluation
 }
 
 // NewCPU builds the CPU backend for spec at batch size batch, with the

@@ -191,11 +191,3 @@ func to64(v []float32) []float64 {
 	}
 	return out
 }
-
-func to32(v []float64) []float32 {
-	out := make([]float32, len(v))
-	for i, x := range v {
-		out[i] = float32(x)
-	}
-	return out
-}
