@@ -411,23 +411,7 @@ func (o *convOp) Do(in ...G.Value) (G.Value, error) {
 }
 func (o *convOp) DiffWRT(int) []bool { return []bool{o.l.needDx, true, true} }
 func (o *convOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	back, err := G.ApplyOp(&convBackOp{opBase: newBase(o.name + "_back"), l: o.l}, in[0], in[1], grad)
-	if err != nil {
-		return nil, err
-	}
-	dw, err := G.ApplyOp(newPick(o.name+"_dw", o.l.dw), back)
-	if err != nil {
-		return nil, err
-	}
-	db, err := G.ApplyOp(newPick(o.name+"_db", o.l.db), back)
-	if err != nil {
-		return nil, err
-	}
-	dx := back
-	if !o.l.needDx {
-		dx = nil
-	}
-	return G.Nodes{dx, dw, db}, nil
+	return weightedGrads(o.name, &convBackOp{opBase: newBase(o.name + "_back"), l: o.l}, in, grad, o.l.dw, o.l.db, o.l.needDx)
 }
 
 // convBackOp is the backward node: (x, w, dy) → dx, with dw and db left in

@@ -109,23 +109,7 @@ func (l *fcLayer) inputs(name string, in []G.Value, thirdLen int) (x, w, third [
 
 func (o *fcOp) DiffWRT(int) []bool { return []bool{o.l.needDx, true, true} }
 func (o *fcOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	back, err := G.ApplyOp(&fcBackOp{opBase: newBase(o.name + "_back"), l: o.l}, in[0], in[1], grad)
-	if err != nil {
-		return nil, err
-	}
-	dw, err := G.ApplyOp(newPick(o.name+"_dw", o.l.dw), back)
-	if err != nil {
-		return nil, err
-	}
-	db, err := G.ApplyOp(newPick(o.name+"_db", o.l.db), back)
-	if err != nil {
-		return nil, err
-	}
-	dx := back
-	if !o.l.needDx {
-		dx = nil
-	}
-	return G.Nodes{dx, dw, db}, nil
+	return weightedGrads(o.name, &fcBackOp{opBase: newBase(o.name + "_back"), l: o.l}, in, grad, o.l.dw, o.l.db, o.l.needDx)
 }
 
 // fcBackOp: (x, w, dy) → dx, leaving dw and db in the layer.

@@ -167,3 +167,27 @@ func parallel(n int, fn func(lo, hi int)) {
 	}
 	wg.Wait()
 }
+
+// weightedGrads wires the backward of a layer with weights and biases: one
+// node runs back (x, w, dy → dx) and leaves dw and db in the layer's
+// buffers, and pick nodes hand those to the graph. dx is nil when the
+// layer's input needs no gradient (the network's input).
+func weightedGrads(name string, back G.Op, in G.Nodes, grad *G.Node, dwBuf, dbBuf buf, needDx bool) (G.Nodes, error) {
+	b, err := G.ApplyOp(back, in[0], in[1], grad)
+	if err != nil {
+		return nil, err
+	}
+	dw, err := G.ApplyOp(newPick(name+"_dw", dwBuf), b)
+	if err != nil {
+		return nil, err
+	}
+	db, err := G.ApplyOp(newPick(name+"_db", dbBuf), b)
+	if err != nil {
+		return nil, err
+	}
+	dx := b
+	if !needDx {
+		dx = nil
+	}
+	return G.Nodes{dx, dw, db}, nil
+}
