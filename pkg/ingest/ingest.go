@@ -162,9 +162,7 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 	rep := &Report{Root: ds.Root, Layout: string(ds.Layout), Out: opt.Out, Workers: opt.Workers,
 		Warnings: append([]string{}, ds.Warnings...), Images: map[string]int{}, Written: map[string]int{},
 		SkippedCount: map[string]int{}, Skipped: []Skip{}, RawPerImage: opt.Size * opt.Size * 3}
-	dec := imageio.NewDecoder()
-	rep.Decoder = dec.Backend()
-	dec.Close()
+	rep.Decoder = imageio.Backend()
 
 	meta := &shards.Meta{FormatVersion: shards.Version, Width: opt.Size, Height: opt.Size, Channels: 3,
 		Splits: map[string]shards.Split{},
