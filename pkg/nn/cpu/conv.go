@@ -382,6 +382,21 @@ func (l *convLayer) backward(x, w, dy []float32) {
 }
 
 // convOp is the forward node: (x, w, b) → y.
+// inputs unpacks (x, w, third) for the forward (third: the bias) and
+// backward (third: dy) ops, naming what is wrong.
+func (l *convLayer) inputs(name string, in []G.Value, third string, thirdLen int) (x, w, t []float32, err error) {
+	if x, err = f32s(in[0], l.n*l.g.inSize()); err != nil {
+		return nil, nil, nil, fmt.Errorf("%s input: %w", name, err)
+	}
+	if w, err = f32s(in[1], len(l.dw.data)); err != nil {
+		return nil, nil, nil, fmt.Errorf("%s weight: %w", name, err)
+	}
+	if t, err = f32s(in[2], thirdLen); err != nil {
+		return nil, nil, nil, fmt.Errorf("%s %s: %w", name, third, err)
+	}
+	return x, w, t, nil
+}
+
 type convOp struct {
 	opBase
 	l *convLayer
@@ -393,18 +408,9 @@ func (o *convOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return o.l.y.t.Shape().Clone(), nil
 }
 func (o *convOp) Do(in ...G.Value) (G.Value, error) {
-	g := o.l.g
-	x, err := f32s(in[0], o.l.n*g.inSize())
+	x, w, b, err := o.l.inputs(o.name, in, "bias", o.l.g.O)
 	if err != nil {
-		return nil, fmt.Errorf("%s input: %w", o.name, err)
-	}
-	w, err := f32s(in[1], len(o.l.dw.data))
-	if err != nil {
-		return nil, fmt.Errorf("%s weight: %w", o.name, err)
-	}
-	b, err := f32s(in[2], g.O)
-	if err != nil {
-		return nil, fmt.Errorf("%s bias: %w", o.name, err)
+		return nil, err
 	}
 	o.l.forward(x, w, b)
 	return o.l.y.t, nil
@@ -427,18 +433,9 @@ func (o *convBackOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return o.l.dx.t.Shape().Clone(), nil
 }
 func (o *convBackOp) Do(in ...G.Value) (G.Value, error) {
-	g := o.l.g
-	x, err := f32s(in[0], o.l.n*g.inSize())
+	x, w, dy, err := o.l.inputs(o.name, in, "output gradient", len(o.l.y.data))
 	if err != nil {
-		return nil, fmt.Errorf("%s input: %w", o.name, err)
-	}
-	w, err := f32s(in[1], len(o.l.dw.data))
-	if err != nil {
-		return nil, fmt.Errorf("%s weight: %w", o.name, err)
-	}
-	dy, err := f32s(in[2], len(o.l.y.data))
-	if err != nil {
-		return nil, fmt.Errorf("%s output gradient: %w", o.name, err)
+		return nil, err
 	}
 	o.l.backward(x, w, dy)
 	return o.l.dx.t, nil
