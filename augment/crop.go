@@ -13,16 +13,25 @@ func Crop(dst, src []uint8, srcW, srcH, x, y, cw, ch int, flip bool) {
 	checkWindow("Crop", len(dst), len(src), srcW, srcH, x, y, cw, ch)
 	stride := srcW * 3
 	rowLen := cw * 3
-	s := src[y*stride+x*3:]
-	if !flip {
-		for r := range ch {
-			copy(dst[r*rowLen:(r+1)*rowLen], s[r*stride:r*stride+rowLen])
-		}
+	for r := range ch {
+		CropRow(dst[r*rowLen:(r+1)*rowLen], src[(y+r)*stride:(y+r+1)*stride], x, cw, flip)
+	}
+}
+
+// CropRow copies the cw pixels of row (RGB) that start at pixel x into dst,
+// mirrored when flip: one row of Crop, for decoders that deliver an image
+// row by row (shards.Decoder.DecodeRows), so that a crop is written
+// straight from a cache-hot row to its batch slot.
+func CropRow(dst, row []uint8, x, cw int, flip bool) {
+	if x < 0 || cw < 0 || 3*(x+cw) > len(row) || len(dst) < 3*cw {
+		panic(fmt.Sprintf("augment: CropRow: %d pixels at %d from a %d-byte row into %d bytes", cw, x, len(row), len(dst)))
+	}
+	s := row[3*x : 3*(x+cw)]
+	if flip {
+		flipRow(dst[:len(s)], s)
 		return
 	}
-	for r := range ch {
-		flipRow(dst[r*rowLen:(r+1)*rowLen], s[r*stride:r*stride+rowLen])
-	}
+	copy(dst, s)
 }
 
 // RandomCrop copies the crop×crop window that p, from Draw, chose.

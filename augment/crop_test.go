@@ -191,6 +191,50 @@ func TestCropPanics(t *testing.T) {
 	}
 }
 
+// TestCropRow checks each row against the reference crop, over widths and
+// offsets that exercise flipRow's pair loop and its tail, and that it
+// writes nothing past its cw pixels.
+func TestCropRow(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	for _, w := range []int{1, 2, 3, 9, 17, 33, 256} {
+		row := randomImage(rng, w, 1)
+		for x := 0; x < w; x += max(1, w/5) {
+			for _, cw := range []int{0, 1, w - x} {
+				for _, flip := range []bool{false, true} {
+					dst, all := withGuard(3 * cw)
+					CropRow(dst, row, x, cw, flip)
+					checkGuard(t, all, 3*cw)
+					if cw == 0 {
+						continue
+					}
+					if want := refCrop(row, w, x, 0, cw, 1, flip); !bytes.Equal(dst, want) {
+						t.Fatalf("w %d x %d cw %d flip %v: differs at %d", w, x, cw, flip, firstDiff(dst, want))
+					}
+				}
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name     string
+		dst, row int // lengths
+		x, cw    int
+	}{
+		{"past the end", 30, 30, 5, 6},
+		{"negative x", 30, 30, -1, 2},
+		{"negative width", 30, 30, 0, -1},
+		{"short destination", 5, 30, 0, 2},
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", tc.name)
+				}
+			}()
+			CropRow(make([]uint8, tc.dst), make([]uint8, tc.row), tc.x, tc.cw, false)
+		}()
+	}
+}
+
 func firstDiff(a, b []uint8) int {
 	for i := range min(len(a), len(b)) {
 		if a[i] != b[i] {

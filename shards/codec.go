@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -102,6 +103,22 @@ func (e *Encoder) Close() error { return e.zenc.Close() }
 type Decoder struct {
 	zdec    *zstd.Decoder
 	scratch []byte
+	ring    []byte // DecodeRows's two grad-zstd rows
+	mirror  []byte // DecodeRows's mirrored row, where no kernel mirrors
+	zstdNs  int64  // time spent in zstd decompression, for InflateTime
+}
+
+// InflateTime is the time this decoder has spent in zstd decompression,
+// the part of decoding that no filter work can shorten: the pipeline
+// reports it beside its total, as the ceiling measured in the same run.
+func (d *Decoder) InflateTime() time.Duration { return time.Duration(d.zstdNs) }
+
+// decodeAll is zstd's DecodeAll, timed.
+func (d *Decoder) decodeAll(payload, dst []byte) ([]byte, error) {
+	t0 := time.Now()
+	out, err := d.zdec.DecodeAll(payload, dst)
+	d.zstdNs += int64(time.Since(t0))
+	return out, err
 }
 
 // NewDecoder returns a Decoder.
@@ -120,6 +137,27 @@ func NewDecoder() (*Decoder, error) {
 // record declares.
 var ErrCorrupt = errors.New("corrupt pixel payload")
 
+// rowPad is how far an AVX2 row block reads past the last residual: a
+// block is 32 pixels, and the last row's reaches at most 31 past the end.
+const rowPad = 32
+
+// inflate decompresses payload into the decoder's scratch, with room for
+// rowPad more bytes, and checks that it holds exactly n bytes.
+func (d *Decoder) inflate(payload []byte, n int) ([]byte, error) {
+	if cap(d.scratch) < n+rowPad {
+		d.scratch = make([]byte, 0, n+rowPad)
+	}
+	out, err := d.decodeAll(payload, d.scratch[:0])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if len(out) != n {
+		return nil, fmt.Errorf("%w: %d bytes decoded, want %d", ErrCorrupt, len(out), n)
+	}
+	d.scratch = out[:0]
+	return out, nil
+}
+
 // Decode decompresses payload into dst, which must hold exactly w*h*3 bytes.
 func (d *Decoder) Decode(dst []byte, codec Codec, payload []byte, w, h int) error {
 	n := w * h * 3
@@ -128,7 +166,7 @@ func (d *Decoder) Decode(dst []byte, codec Codec, payload []byte, w, h int) erro
 	}
 	switch codec {
 	case CodecZstd:
-		out, err := d.zdec.DecodeAll(payload, dst[:0])
+		out, err := d.decodeAll(payload, dst[:0])
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}
@@ -136,18 +174,81 @@ func (d *Decoder) Decode(dst []byte, codec Codec, payload []byte, w, h int) erro
 			return fmt.Errorf("%w: %d bytes decoded, want %d", ErrCorrupt, len(out), n)
 		}
 	case CodecGradZstd:
-		if cap(d.scratch) < n {
-			d.scratch = make([]byte, 0, n)
-		}
-		out, err := d.zdec.DecodeAll(payload, d.scratch[:0])
+		res, err := d.inflate(payload, n)
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrCorrupt, err)
+			return err
 		}
-		if len(out) != n {
-			return fmt.Errorf("%w: %d bytes decoded, want %d", ErrCorrupt, len(out), n)
+		gradUnfilter(dst, res, w, h)
+	default:
+		return fmt.Errorf("%w: unknown codec %d", ErrCorrupt, codec)
+	}
+	return nil
+}
+
+// DecodeRows decodes the top rows rows of a w×h image and calls fn(y, row)
+// for y = 0 … rows−1 in order, row being the 3·w bytes of row y, valid only
+// during the call, mirrored left to right when mirror is set. A crop needs
+// no whole image: grad-zstd rows are decoded into a two-row ring that stays
+// in L1, so the crop's bytes are written once, straight to their
+// destination, and the rows below the crop are never decoded. The AVX2
+// kernel mirrors as it decodes, at no cost, where mirroring a crop after
+// the fact cost about 5% of the pipeline's time. This is the pipeline's
+// training path.
+func (d *Decoder) DecodeRows(codec Codec, payload []byte, w, h, rows int, mirror bool, fn func(y int, row []byte)) error {
+	if w < 1 || h < 1 || rows < 0 || rows > h {
+		return fmt.Errorf("shards: decode %d rows of a %d×%d image", rows, w, h)
+	}
+	n := w * h * 3
+	rowLen := 3 * w
+	switch codec {
+	case CodecZstd:
+		pix, err := d.inflate(payload, n)
+		if err != nil {
+			return err
 		}
-		d.scratch = out[:0]
-		gradUnfilter(dst, out, w, h)
+		for y := range rows {
+			fn(y, d.maybeMirror(pix[y*rowLen:(y+1)*rowLen], mirror))
+		}
+	case CodecGradZstd:
+		res, err := d.inflate(payload, n)
+		if err != nil {
+			return err
+		}
+		np := w * h
+		// With AVX2 each ring row has room for whole 32-pixel blocks,
+		// whose surplus columns hold garbage that only other surplus
+		// columns read.
+		full := w
+		if useAVX2 {
+			full = (w + 31) &^ 31
+		}
+		stride := 3 * full
+		if cap(d.ring) < 2*stride {
+			d.ring = make([]byte, 2*stride)
+		}
+		ring := d.ring[:2*stride]
+		for y := range rows {
+			out := ring[(y&1)*stride : (y&1+1)*stride]
+			var up []byte
+			if y > 0 {
+				up = ring[((y-1)&1)*stride : ((y-1)&1+1)*stride]
+			}
+			o := y * w
+			switch {
+			case useAVX2 && mirror:
+				// Mirrored, the surplus columns come first.
+				unfilterRowMirrorAVX2(out, up, res[o:n+rowPad], np, full)
+				fn(y, out[stride-rowLen:])
+			case useAVX2:
+				// The block reads res[o+2·np+full−1] ≤ n+30: inside the
+				// rowPad that inflate leaves.
+				unfilterRowAVX2(out, up, res[o:n+rowPad], np, full)
+				fn(y, out[:rowLen])
+			default:
+				unfilterSpan(out, up, res[o:o+w], res[np+o:np+o+w], res[2*np+o:2*np+o+w], 0, 0, 0)
+				fn(y, d.maybeMirror(out[:rowLen], mirror))
+			}
+		}
 	default:
 		return fmt.Errorf("%w: unknown codec %d", ErrCorrupt, codec)
 	}
@@ -307,16 +408,32 @@ func gradUnfilterGo(pix, res []byte, w, h int) {
 	}
 }
 
+// maybeMirror returns row, or when mirror is set a mirrored copy of it in
+// the decoder's buffer: the path for plain zstd and for machines without
+// AVX2.
+func (d *Decoder) maybeMirror(row []byte, mirror bool) []byte {
+	if !mirror {
+		return row
+	}
+	if cap(d.mirror) < len(row) {
+		d.mirror = make([]byte, len(row))
+	}
+	m := d.mirror[:len(row)]
+	n := len(row) / 3
+	for x := range n {
+		s := row[3*(n-1-x) : 3*(n-x) : 3*(n-x)]
+		q := m[3*x : 3*x+3 : 3*x+3]
+		q[0], q[1], q[2] = s[0], s[1], s[2]
+	}
+	return m
+}
+
 // unfilterRow decodes pixels x0..w−1 of row y, given the rows above and the
 // pixels before x0.
 func unfilterRow(pix, res []byte, w, h, y, x0 int) {
 	np := w * h
 	stride := w * 3
 	o := y * w
-	r := res[o+x0 : o+w]
-	g := res[np+o+x0 : np+o+w][:len(r)]
-	b := res[2*np+o+x0 : 2*np+o+w][:len(r)]
-	row := pix[y*stride+3*x0 : (y+1)*stride][:3*len(r)]
 	var dr, dg, db byte
 	if x0 > 0 {
 		// The running sums so far are the last decoded pixel minus the
@@ -328,7 +445,20 @@ func unfilterRow(pix, res []byte, w, h, y, x0 int) {
 			dr, dg, db = dr-u[0], dg-u[1], db-u[2]
 		}
 	}
-	if y == 0 {
+	var up []byte
+	if y > 0 {
+		up = pix[(y-1)*stride+3*x0 : y*stride]
+	}
+	unfilterSpan(pix[y*stride+3*x0:(y+1)*stride], up, res[o+x0:o+w], res[np+o+x0:np+o+w], res[2*np+o+x0:2*np+o+w], dr, dg, db)
+}
+
+// unfilterSpan decodes len(r) pixels into out from the residual planes r,
+// g, b, continuing the running sums dr, dg, db (the pixel before the span
+// minus the one above it), and adds the pixels of up unless it is empty.
+func unfilterSpan(out, up, r, g, b []byte, dr, dg, db byte) {
+	g, b = g[:len(r)], b[:len(r)]
+	row := out[:3*len(r)]
+	if len(up) == 0 {
 		for x := range r {
 			gg := g[x]
 			dr += r[x] + gg
@@ -339,7 +469,7 @@ func unfilterRow(pix, res []byte, w, h, y, x0 int) {
 		}
 		return
 	}
-	up := pix[(y-1)*stride+3*x0 : y*stride][:len(row)]
+	up = up[:len(row)]
 	for x := range r {
 		gg := g[x]
 		dr += r[x] + gg

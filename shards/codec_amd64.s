@@ -80,18 +80,21 @@ GLOBL last15<>(SB), RODATA|NOPTR, $32
 	VPERM2I128 $0x11, U, U, C
 
 // UNFILTER32 decodes 32 pixels: residual planes at (BX), (BX)(R9*1),
-// (BX)(R9*2); output at (DX); ADDUP adds the row above at (R14). After the
-// colour transform and the running sums, each plane is spread so that the
+// (BX)(R9*2); output at (DX); ADDUP adds the row above at (R14); REV, run
+// on the three planes after the running sums, can reverse the pixels'
+// order. After the colour transform and the running sums, each plane is
+// spread so that the
 // byte X, Y or Z needs from it is in place; two VPBLENDVBs per output then
 // pick the plane by position mod 3 (Y10: i%3 == 1, Y11: i%3 == 2), and
 // VPERM2I128 reassembles A, B, C.
-#define UNFILTER32(ADDUP) \
+#define UNFILTER32(ADDUP, REV) \
 	VMOVDQU    (BX)(R9*1), Y1; \
 	VPADDB     (BX), Y1, Y0; \
 	VPADDB     (BX)(R9*2), Y1, Y2; \
 	PREFIX(Y0, Y12, Y3, Y4); \
 	PREFIX(Y1, Y13, Y5, Y6); \
 	PREFIX(Y2, Y14, Y7, Y8); \
+	REV; \
 	VPSHUFB    spread<>+0(SB), Y0, Y0; \
 	VPSHUFB    spread<>+32(SB), Y1, Y1; \
 	VPSHUFB    spread<>+64(SB), Y2, Y2; \
@@ -115,6 +118,22 @@ GLOBL last15<>(SB), RODATA|NOPTR, $32
 	VPADDB 64(R14), Y8, Y8
 
 #define NOTHING
+
+// REVERSE3 reverses the 32 bytes of each plane register: bytes within
+// each lane (Y9 holds rev16), then the two lanes.
+#define REVERSE3 \
+	VPSHUFB Y9, Y0, Y0; \
+	VPSHUFB Y9, Y1, Y1; \
+	VPSHUFB Y9, Y2, Y2; \
+	VPERMQ  $0x4e, Y0, Y0; \
+	VPERMQ  $0x4e, Y1, Y1; \
+	VPERMQ  $0x4e, Y2, Y2
+
+DATA rev16<>+0(SB)/8, $0x08090a0b0c0d0e0f
+DATA rev16<>+8(SB)/8, $0x0001020304050607
+DATA rev16<>+16(SB)/8, $0x08090a0b0c0d0e0f
+DATA rev16<>+24(SB)/8, $0x0001020304050607
+GLOBL rev16<>(SB), RODATA|NOPTR, $32
 
 // func unfilterRowsAVX2(pix, res []byte, w, h, y0, y1, npx int)
 TEXT ·unfilterRowsAVX2(SB), NOSPLIT, $0-88
@@ -151,7 +170,7 @@ urow:
 	JZ    ufirst
 
 uloop:
-	UNFILTER32(ADDUP3)
+	UNFILTER32(ADDUP3, NOTHING)
 	ADDQ $32, BX
 	ADDQ $96, DX
 	ADDQ $96, R14
@@ -160,7 +179,7 @@ uloop:
 	JMP  unext
 
 ufirst:
-	UNFILTER32(NOTHING)
+	UNFILTER32(NOTHING, NOTHING)
 	ADDQ $32, BX
 	ADDQ $96, DX
 	DECQ CX
@@ -274,5 +293,91 @@ fnext:
 	JLT  frow
 
 fdone:
+	VZEROUPPER
+	RET
+
+// func unfilterRowAVX2(out, up, res []byte, plane, npx int)
+TEXT ·unfilterRowAVX2(SB), NOSPLIT, $0-88
+	MOVQ out_base+0(FP), DX
+	MOVQ up_base+24(FP), R14
+	MOVQ up_len+32(FP), AX
+	MOVQ res_base+48(FP), BX
+	MOVQ plane+72(FP), R9
+	MOVQ npx+80(FP), CX
+	SHRQ $5, CX
+	JZ   rdone
+	VMOVDQU last15<>(SB), Y15
+	VMOVDQU mod3<>+0(SB), Y10
+	VMOVDQU mod3<>+32(SB), Y11
+	VPXOR   Y12, Y12, Y12
+	VPXOR   Y13, Y13, Y13
+	VPXOR   Y14, Y14, Y14
+	TESTQ   AX, AX
+	JZ      rfirst
+
+rloop:
+	UNFILTER32(ADDUP3, NOTHING)
+	ADDQ $32, BX
+	ADDQ $96, DX
+	ADDQ $96, R14
+	DECQ CX
+	JNZ  rloop
+	JMP  rdone
+
+rfirst:
+	UNFILTER32(NOTHING, NOTHING)
+	ADDQ $32, BX
+	ADDQ $96, DX
+	DECQ CX
+	JNZ  rfirst
+
+rdone:
+	VZEROUPPER
+	RET
+
+// func unfilterRowMirrorAVX2(out, up, res []byte, plane, npx int)
+TEXT ·unfilterRowMirrorAVX2(SB), NOSPLIT, $0-88
+	MOVQ out_base+0(FP), DX
+	MOVQ up_base+24(FP), R14
+	MOVQ up_len+32(FP), AX
+	MOVQ res_base+48(FP), BX
+	MOVQ plane+72(FP), R9
+	MOVQ npx+80(FP), CX
+	SHRQ $5, CX
+	JZ   mdone
+	// Block k of the row goes, mirrored, to block nblk-1-k of out (and
+	// reads the same block of up, which is mirrored alike).
+	LEAQ (CX)(CX*2), R8
+	SHLQ $5, R8
+	SUBQ $96, R8
+	ADDQ R8, DX
+	ADDQ R8, R14
+	VMOVDQU last15<>(SB), Y15
+	VMOVDQU mod3<>+0(SB), Y10
+	VMOVDQU mod3<>+32(SB), Y11
+	VMOVDQU rev16<>(SB), Y9
+	VPXOR   Y12, Y12, Y12
+	VPXOR   Y13, Y13, Y13
+	VPXOR   Y14, Y14, Y14
+	TESTQ   AX, AX
+	JZ      mfirst
+
+mloop:
+	UNFILTER32(ADDUP3, REVERSE3)
+	ADDQ $32, BX
+	SUBQ $96, DX
+	SUBQ $96, R14
+	DECQ CX
+	JNZ  mloop
+	JMP  mdone
+
+mfirst:
+	UNFILTER32(NOTHING, REVERSE3)
+	ADDQ $32, BX
+	SUBQ $96, DX
+	DECQ CX
+	JNZ  mfirst
+
+mdone:
 	VZEROUPPER
 	RET

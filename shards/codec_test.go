@@ -2,6 +2,7 @@ package shards
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -198,5 +199,154 @@ func BenchmarkDecodeReal(b *testing.B) {
 				}
 			}
 		})
+	})
+}
+
+// TestDecodeRows checks the row-streaming decoder against Decode for both
+// codecs and every kernel, on widths around the AVX2 block size, for every
+// prefix length a crop can ask for, and that it reads nothing it should not.
+func TestDecodeRows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	dec, err := NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	for _, codec := range []Codec{CodecZstd, CodecGradZstd} {
+		enc, err := NewEncoder(codec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sz := range [][2]int{{1, 1}, {1, 9}, {5, 3}, {31, 4}, {32, 32}, {33, 7}, {64, 2}, {70, 70}, {97, 13}, {256, 256}} {
+			w, h := sz[0], sz[1]
+			pix := photoLike(rng, w, h)
+			payload, err := enc.Encode(nil, pix, w, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gradImpls(t, func(impl string) {
+				for _, rows := range []int{0, 1, h / 2, h} {
+					for _, mirror := range []bool{false, true} {
+						name := fmt.Sprintf("%v %s %dx%d rows %d mirror %v", codec, impl, w, h, rows, mirror)
+						next := 0
+						err := dec.DecodeRows(codec, payload, w, h, rows, mirror, func(y int, row []byte) {
+							if y != next {
+								t.Fatalf("%s: row %d came when %d was due", name, y, next)
+							}
+							next++
+							want := pix[y*3*w : (y+1)*3*w]
+							if mirror {
+								want = refMirror(want)
+							}
+							if !bytes.Equal(row, want) {
+								t.Fatalf("%s: row %d differs at byte %d", name, y, firstDiff(row, want))
+							}
+						})
+						if err != nil {
+							t.Fatalf("%s: %v", name, err)
+						}
+						if next != rows {
+							t.Fatalf("%s: %d rows delivered", name, next)
+						}
+					}
+				}
+			})
+		}
+		enc.Close()
+	}
+}
+
+// refMirror is a row of RGB pixels in reverse order, the obvious way.
+func refMirror(row []byte) []byte {
+	out := make([]byte, 0, len(row))
+	for x := len(row)/3 - 1; x >= 0; x-- {
+		out = append(out, row[3*x:3*x+3]...)
+	}
+	return out
+}
+
+func TestDecodeRowsErrors(t *testing.T) {
+	dec, err := NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	enc, err := NewEncoder(CodecGradZstd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	pix := photoLike(rand.New(rand.NewPCG(1, 2)), 40, 30)
+	payload, err := enc.Encode(nil, pix, 40, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	never := func(int, []byte) { t.Fatal("a row was delivered from a payload that does not decode") }
+	for _, tc := range []struct {
+		name        string
+		codec       Codec
+		payload     []byte
+		w, h, rows  int
+		wantCorrupt bool
+	}{
+		{"truncated", CodecGradZstd, payload[:len(payload)/2], 40, 30, 30, true},
+		{"wrong size", CodecGradZstd, payload, 40, 29, 29, true},
+		{"unknown codec", Codec(9), payload, 40, 30, 30, true},
+		{"garbage", CodecZstd, []byte("not zstd at all"), 40, 30, 1, true},
+		{"rows past the image", CodecGradZstd, payload, 40, 30, 31, false},
+		{"negative rows", CodecGradZstd, payload, 40, 30, -1, false},
+		{"empty image", CodecGradZstd, payload, 0, 30, 0, false},
+	} {
+		err := dec.DecodeRows(tc.codec, tc.payload, tc.w, tc.h, tc.rows, false, never)
+		if err == nil {
+			t.Errorf("%s: no error", tc.name)
+		} else if errors.Is(err, ErrCorrupt) != tc.wantCorrupt {
+			t.Errorf("%s: %v, ErrCorrupt %v, want %v", tc.name, err, errors.Is(err, ErrCorrupt), tc.wantCorrupt)
+		}
+	}
+}
+
+// BenchmarkCropReal compares the two ways to a 224 crop of a 256 real
+// photo: decoding the whole image and copying the window out, and
+// DecodeRows copying each row of the window as it is decoded (the
+// pipeline's path). The window sits at the mean offset, (16, 16).
+func BenchmarkCropReal(b *testing.B) {
+	ims, w, h := realImages(b)
+	const crop, x0, y0 = 224, 16, 16
+	enc, _ := NewEncoder(CodecGradZstd)
+	var payloads [][]byte
+	for _, im := range ims {
+		p, _ := enc.Encode(nil, im, w, h)
+		payloads = append(payloads, p)
+	}
+	dec, _ := NewDecoder()
+	pix := make([]byte, w*h*3)
+	dst := make([]byte, crop*crop*3)
+	rowLen := 3 * crop
+	b.Run("whole+copy", func(b *testing.B) {
+		b.SetBytes(int64(len(dst)))
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if err := dec.Decode(pix, CodecGradZstd, payloads[i%len(payloads)], w, h); err != nil {
+				b.Fatal(err)
+			}
+			for r := range crop {
+				copy(dst[r*rowLen:], pix[(y0+r)*3*w+3*x0:][:rowLen])
+			}
+		}
+	})
+	b.Run("rows", func(b *testing.B) {
+		b.SetBytes(int64(len(dst)))
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			err := dec.DecodeRows(CodecGradZstd, payloads[i%len(payloads)], w, h, y0+crop, i%2 == 1, func(y int, row []byte) {
+				if y >= y0 {
+					copy(dst[(y-y0)*rowLen:], row[3*x0:][:rowLen])
+				}
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
 	})
 }

@@ -119,6 +119,7 @@ type Pipeline struct {
 	start       time.Time
 	lastNext    time.Time // consumer side only
 	stages      [4]stageCounters
+	inflate     atomic.Int64 // nanoseconds in zstd, summed over decode workers
 	closeOnce   sync.Once
 	closeErr    error
 }
@@ -405,6 +406,7 @@ func (p *Pipeline) Close() error {
 func (p *Pipeline) Metrics() Metrics {
 	return Metrics{
 		Elapsed: time.Since(p.start),
+		Inflate: time.Duration(p.inflate.Load()),
 		Stages: []StageMetrics{
 			p.stages[stPlan].snapshot(len(p.free), cap(p.free)),
 			p.stages[stRead].snapshot(len(p.tasks), cap(p.tasks)),
@@ -560,7 +562,9 @@ func (p *Pipeline) decode() error {
 		c.sampleDepth(len(p.readq))
 		t1 := time.Now()
 		t := it.t
+		z0 := dec.InflateTime()
 		err := w.image(t, &it.rec)
+		p.inflate.Add(int64(dec.InflateTime() - z0))
 		p.bufs <- it // room for every item: never blocks
 		if err != nil {
 			return p.fail(t, err)
@@ -598,29 +602,33 @@ func (w *decodeWorker) image(t task, rec *shards.Record) error {
 	if rec.W < crop || rec.H < crop {
 		return fmt.Errorf("%d×%d image is smaller than the %d crop", rec.W, rec.H, crop)
 	}
-	n := rec.W * rec.H * 3
-	if cap(w.img) < n {
-		w.img = make([]byte, n)
-	}
-	img := w.img[:n]
-	if err := w.dec.Decode(img, rec.Codec, rec.Payload, rec.W, rec.H); err != nil {
-		return err
-	}
 	s, i := t.slot, int(t.i)
 	switch p.opt.Mode {
 	case Train:
 		w.pcg.Seed(augment.RecordSeed(p.opt.Seed, s.Pos.Epoch, rec.ID))
 		par := augment.Draw(w.rng, rec.W, rec.H, crop, p.sigma)
-		augment.RandomCrop(s.Image(i), img, rec.W, rec.H, crop, par)
+		if err := w.crop(s.Image(i), rec, par.X, par.Y, crop, par.Flip); err != nil {
+			return err
+		}
 		var off [3]float32
 		if p.sigma > 0 {
 			off = augment.LightingOffset(p.eigval, p.eigvec, par.Alpha)
 		}
 		s.Labels[i], s.IDs[i], s.Offsets[i] = rec.Label, rec.ID, off
 	case Center:
-		augment.CenterCrop(s.Image(i), img, rec.W, rec.H, crop)
+		if err := w.crop(s.Image(i), rec, (rec.W-crop)/2, (rec.H-crop)/2, crop, false); err != nil {
+			return err
+		}
 		s.Labels[i], s.IDs[i], s.Offsets[i] = rec.Label, rec.ID, [3]float32{}
 	case TenCrop:
+		n := rec.W * rec.H * 3
+		if cap(w.img) < n {
+			w.img = make([]byte, n)
+		}
+		img := w.img[:n]
+		if err := w.dec.Decode(img, rec.Codec, rec.Payload, rec.W, rec.H); err != nil {
+			return err
+		}
 		var dsts [10][]uint8
 		for v := range dsts {
 			j := i*10 + v
@@ -630,4 +638,20 @@ func (w *decodeWorker) image(t task, rec *shards.Record) error {
 		augment.TenCrop(dsts, img, rec.W, rec.H, crop)
 	}
 	return nil
+}
+
+// crop decodes the rows of rec down to the crop×crop window at (x, y) and
+// copies the window into dst as they come (CenterCrop and RandomCrop's
+// result, without a whole decoded image in between). A flipped crop comes
+// from rows the decoder mirrors, in which the window starts at w−x−crop.
+func (w *decodeWorker) crop(dst []uint8, rec *shards.Record, x, y, crop int, flip bool) error {
+	rowLen := 3 * crop
+	if flip {
+		x = rec.W - x - crop
+	}
+	return w.dec.DecodeRows(rec.Codec, rec.Payload, rec.W, rec.H, y+crop, flip, func(r int, row []byte) {
+		if r >= y {
+			augment.CropRow(dst[(r-y)*rowLen:(r-y+1)*rowLen], row, x, crop, false)
+		}
+	})
 }
