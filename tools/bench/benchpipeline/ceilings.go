@@ -10,39 +10,87 @@ import (
 	"github.com/alexnet-repro/alexnet/shards"
 )
 
-// measureCeilings times, on one goroutine under GOMAXPROCS 1 and in
-// images per CPU-second, what the
-// pipeline's hardest steps cost alone on the input's train records: zstd
-// decompression of the payloads (the codec's unfilter skipped), the full
-// record decode, and copying the raw pixels.
-func measureCeilings(dir string, meta *shards.Meta, minTime time.Duration) (ceilings, error) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	var recs []shards.Record
+// ceilingBench times, on one goroutine under GOMAXPROCS 1 and in images
+// per CPU-second, what the pipeline's hardest steps cost alone on the
+// input's train records: zstd decompression of the payloads (the codec's
+// unfilter skipped), the full record decode, and copying the raw pixels.
+// It loads the records once, so that each round of the benchmark can
+// measure them again right beside its pipeline runs.
+type ceilingBench struct {
+	recs []shards.Record
+	raw  [][]byte // each record decoded, for the memcpy ceiling
+	img  []byte
+	zd   *zstd.Decoder
+	dec  *shards.Decoder
+}
+
+func newCeilingBench(dir string, meta *shards.Meta) (*ceilingBench, error) {
+	c := &ceilingBench{}
 	var buf []byte
 	for _, path := range meta.ShardPaths(dir, "train") {
 		r, err := shards.Open(path)
 		if err != nil {
-			return ceilings{}, err
+			return nil, err
 		}
 		for i := range r.Len() {
 			var rec shards.Record
 			if buf, err = r.ReadRecord(i, &rec, buf); err != nil {
 				r.Close()
-				return ceilings{}, err
+				return nil, err
 			}
 			rec.Payload = append([]byte(nil), rec.Payload...)
-			recs = append(recs, rec)
+			c.recs = append(c.recs, rec)
 		}
 		r.Close()
 	}
-	if len(recs) == 0 {
-		return ceilings{}, fmt.Errorf("%s: no train records", dir)
+	if len(c.recs) == 0 {
+		return nil, fmt.Errorf("%s: no train records", dir)
 	}
+	var err error
+	// The same decoder settings as shards.Decoder, so the ceiling is the
+	// fastest zstd alone, not a slower configuration of it.
+	if c.zd, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<28), zstd.WithDecoderLowmem(false)); err != nil {
+		return nil, err
+	}
+	if c.dec, err = shards.NewDecoder(); err != nil {
+		c.zd.Close()
+		return nil, err
+	}
+	// Decode every record once into its own buffer: the memcpy ceiling
+	// then reads distinct memory per image, as the pipeline would.
 	maxRaw := 0
-	for _, r := range recs {
+	c.raw = make([][]byte, len(c.recs))
+	for i := range c.recs {
+		r := &c.recs[i]
 		maxRaw = max(maxRaw, r.W*r.H*3)
+		c.raw[i] = make([]byte, r.W*r.H*3)
+		if err := c.dec.Decode(c.raw[i], r.Codec, r.Payload, r.W, r.H); err != nil {
+			c.Close()
+			return nil, err
+		}
 	}
+	c.img = make([]byte, maxRaw)
+	return c, nil
+}
 
+func (c *ceilingBench) Close() {
+	c.zd.Close()
+	c.dec.Close()
+}
+
+// measureCeilings loads the records, measures them once and lets them go.
+func measureCeilings(dir string, meta *shards.Meta, minTime time.Duration) (ceilings, error) {
+	cb, err := newCeilingBench(dir, meta)
+	if err != nil {
+		return ceilings{}, err
+	}
+	defer cb.Close()
+	return cb.measure(minTime)
+}
+
+// measure runs each ceiling loop for at least minTime.
+func (c *ceilingBench) measure(minTime time.Duration) (ceilings, error) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	// loop runs f over the records, round after round, for at least
 	// minTime, and returns images per CPU-second, the measure the
 	// pipeline's one-core rate is compared in: on a shared machine wall
@@ -51,59 +99,34 @@ func measureCeilings(dir string, meta *shards.Meta, minTime time.Duration) (ceil
 		n := 0
 		t0, c0 := time.Now(), cpuTime()
 		for time.Since(t0) < minTime {
-			for i := range recs {
-				if err := f(&recs[i], i); err != nil {
+			for i := range c.recs {
+				if err := f(&c.recs[i], i); err != nil {
 					return 0, err
 				}
 			}
-			n += len(recs)
+			n += len(c.recs)
 		}
 		return float64(n) / (cpuTime() - c0).Seconds(), nil
 	}
-
-	var c ceilings
-	// The same decoder settings as shards.Decoder, so the ceiling is the
-	// fastest zstd alone, not a slower configuration of it.
-	zd, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<28), zstd.WithDecoderLowmem(false))
-	if err != nil {
-		return c, err
-	}
-	defer zd.Close()
-	dst := make([]byte, 0, maxRaw)
-	if c.ZstdOnly, err = loop(func(r *shards.Record, _ int) error {
-		out, err := zd.DecodeAll(r.Payload, dst[:0])
-		if err == nil && len(out) != r.W*r.H*3 {
-			err = fmt.Errorf("record %s decompressed to %d bytes", r.Name, len(out))
+	var out ceilings
+	var err error
+	if out.ZstdOnly, err = loop(func(r *shards.Record, _ int) error {
+		got, err := c.zd.DecodeAll(r.Payload, c.img[:0])
+		if err == nil && len(got) != r.W*r.H*3 {
+			err = fmt.Errorf("record %s decompressed to %d bytes", r.Name, len(got))
 		}
 		return err
 	}); err != nil {
-		return c, err
+		return out, err
 	}
-
-	dec, err := shards.NewDecoder()
-	if err != nil {
-		return c, err
-	}
-	defer dec.Close()
-	// Decode every record once into its own buffer: the memcpy ceiling
-	// then reads distinct memory per image, as the pipeline would.
-	raw := make([][]byte, len(recs))
-	for i := range recs {
-		r := &recs[i]
-		raw[i] = make([]byte, r.W*r.H*3)
-		if err := dec.Decode(raw[i], r.Codec, r.Payload, r.W, r.H); err != nil {
-			return c, err
-		}
-	}
-	img := make([]byte, maxRaw)
-	if c.FullDecode, err = loop(func(r *shards.Record, _ int) error {
-		return dec.Decode(img[:r.W*r.H*3], r.Codec, r.Payload, r.W, r.H)
+	if out.FullDecode, err = loop(func(r *shards.Record, _ int) error {
+		return c.dec.Decode(c.img[:r.W*r.H*3], r.Codec, r.Payload, r.W, r.H)
 	}); err != nil {
-		return c, err
+		return out, err
 	}
-	c.Memcpy, err = loop(func(_ *shards.Record, i int) error {
-		copy(img, raw[i])
+	out.Memcpy, err = loop(func(_ *shards.Record, i int) error {
+		copy(c.img, c.raw[i])
 		return nil
 	})
-	return c, err
+	return out, err
 }

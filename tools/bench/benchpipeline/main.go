@@ -12,6 +12,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +24,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -46,27 +48,42 @@ const (
 )
 
 type runResult struct {
-	Label        string                  `json:"label"`
-	Decoders     int                     `json:"decoders"`
-	Readers      int                     `json:"readers"`
-	Procs        int                     `json:"gomaxprocs"`
-	Batches      int                     `json:"batches_timed"`
-	Images       int                     `json:"images_timed"`
-	Seconds      float64                 `json:"seconds"`
-	CPUSeconds   float64                 `json:"cpu_seconds"`
-	ImgPerSec    float64                 `json:"img_per_s"`
-	ImgPerCPUSec float64                 `json:"img_per_cpu_s"`
-	CoresUsed    float64                 `json:"cores_used"` // CPU seconds per second: below Procs when other work shares the machine
-	PeakRSSMB    float64                 `json:"peak_rss_mb"`
-	Stages       []pipeline.StageMetrics `json:"stages"`
-	OpenShards   int                     `json:"open_shards"`
-	metrics      pipeline.Metrics
+	Label        string  `json:"label"`
+	Decoders     int     `json:"decoders"`
+	Readers      int     `json:"readers"`
+	Procs        int     `json:"gomaxprocs"`
+	Batches      int     `json:"batches_timed"`
+	Images       int     `json:"images_timed"`
+	Seconds      float64 `json:"seconds"`
+	CPUSeconds   float64 `json:"cpu_seconds"`
+	ImgPerSec    float64 `json:"img_per_s"`
+	ImgPerCPUSec float64 `json:"img_per_cpu_s"`
+	CoresUsed    float64 `json:"cores_used"` // CPU seconds per second: below Procs when other work shares the machine
+	PeakRSSMB    float64 `json:"peak_rss_mb"`
+	// InflateSeconds is the decode workers' time in zstd decompression
+	// during the timed batches, and ZstdShare that over CPUSeconds: the
+	// decompress-only ceiling measured inside the run itself, immune to
+	// the machine's speed drifting between two measurements.
+	InflateSeconds float64                 `json:"inflate_s"`
+	ZstdShare      float64                 `json:"zstd_share_of_cpu"`
+	Stages         []pipeline.StageMetrics `json:"stages"`
+	OpenShards     int                     `json:"open_shards"`
+	metrics        pipeline.Metrics
 }
 
 type ceilings struct {
 	ZstdOnly   float64 `json:"zstd_only_img_per_s"`
 	FullDecode float64 `json:"record_decode_img_per_s"`
 	Memcpy     float64 `json:"memcpy_img_per_s"`
+}
+
+type roundFigures struct {
+	OneImgPerCPUSec float64  `json:"one_core_img_per_cpu_s"`
+	AllImgPerSec    float64  `json:"all_cores_img_per_s"`
+	Ceilings        ceilings `json:"ceilings_one_core"`
+	OfZstdCeiling   float64  `json:"ours_over_zstd_ceiling"`
+	ZstdShare       float64  `json:"zstd_share_of_cpu"`
+	Scaling         float64  `json:"scaling_of_linear"`
 }
 
 type goal struct {
@@ -96,15 +113,19 @@ type report struct {
 	// ScalingPerCPU is the all-cores run's images per CPU-second over the
 	// one-core run's: 1 means no cost from parallelism, whatever share of
 	// the machine the runs got.
-	ScalingPerCPU float64      `json:"scaling_per_cpu_second"`
-	Ceilings      ceilings     `json:"ceilings_one_core"`
-	OfZstdCeiling float64      `json:"ours_over_zstd_ceiling"`
-	OfDecode      float64      `json:"ours_over_record_decode"`
-	Digest        string       `json:"digest"`
-	DigestAll     string       `json:"digest_all_cores"`
-	DigestsMatch  bool         `json:"digests_match"`
-	Goals         []goal       `json:"goals"`
-	Quality       []qualityRow `json:"shuffle_quality"`
+	ScalingPerCPU float64  `json:"scaling_per_cpu_second"`
+	Ceilings      ceilings `json:"ceilings_one_core"`
+	OfZstdCeiling float64  `json:"ours_over_zstd_ceiling"`
+	OfDecode      float64  `json:"ours_over_record_decode"`
+	Digest        string   `json:"digest"`
+	DigestAll     string   `json:"digest_all_cores"`
+	DigestsMatch  bool     `json:"digests_match"`
+	Goals         []goal   `json:"goals"`
+	// Rounds holds each round's figures; the ones above are medians over
+	// rounds, each ratio taken within its round, so that the slow drifts
+	// of a shared machine fall on both sides of it.
+	Rounds  []roundFigures `json:"rounds"`
+	Quality []qualityRow   `json:"shuffle_quality"`
 }
 
 // profileStop ends the CPU profile, when there is one, after the timed runs.
@@ -114,15 +135,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("benchpipeline", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("shards", "", "shard directory (with meta.json) to read; default: ingest the ImageNet sample, else demo/shards")
-	batches := fs.Int("batches", 60, "batches per run (the sample's 200 images make 2 an epoch, so runs span many epochs)")
+	batches := fs.Int("batches", 30, "batches per run (the sample's 200 images make 2 an epoch, so runs span many epochs)")
+	rounds := fs.Int("rounds", 5, "rounds of (one-core run, ceilings, all-cores run); the report gives medians")
 	batch := fs.Int("batch", 128, "images per batch")
 	crop := fs.Int("crop", 0, "crop side; 0 is 7/8 of the shards' side (224 from 256)")
 	workers := fs.Int("workers", runtime.NumCPU(), "decode workers (and GOMAXPROCS) for the all-cores run")
 	seed := fs.Uint64("seed", 1, "pipeline seed")
 	codecName := fs.String("codec", "grad-zstd", "codec for the input this tool ingests (not for --shards): grad-zstd or zstd")
-	minTime := fs.Duration("ceiling-time", time.Second, "how long each single-core ceiling loop runs")
+	minTime := fs.Duration("ceiling-time", 500*time.Millisecond, "how long each single-core ceiling loop runs, per round")
 	quality := fs.Bool("quality", true, "print the shuffle quality of a simulated ImageNet-sized split")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	pin := fs.Int("pin", runtime.NumCPU()-1, "CPU to pin the one-core runs and ceilings to; -1 leaves them unpinned")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed runs to this file")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: benchpipeline [flags]\n\nExamples:\n  just bench-pipeline\n  just bench-pipeline --shards demo/shards --batches 200 --json\n\nFlags:\n")
@@ -134,8 +157,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if *batches < 2 || *batch <= 0 || *workers <= 0 {
-		fmt.Fprintln(stderr, "benchpipeline: --batches must be at least 2 (the first is a warm-up), --batch and --workers positive")
+	if *batches < 2 || *batch <= 0 || *workers <= 0 || *rounds < 1 {
+		fmt.Fprintln(stderr, "benchpipeline: --batches must be at least 2 (the first is a warm-up), --batch, --workers and --rounds positive")
 		return 2
 	}
 	log := func(format string, a ...any) { fmt.Fprintf(stderr, "benchpipeline: "+format+"\n", a...) }
@@ -207,24 +230,61 @@ func run(args []string, stdout, stderr io.Writer) int {
 	allCores := base
 	allCores.Decoders = *workers
 
-	log("timing %d batches with 1 decode worker on 1 core", *batches)
-	if rep.One, err = timedRun(*dir, oneCore, *batches, 1); err != nil {
-		log("%v", err)
-		return 1
+	var ones, alls []runResult
+	for r := range *rounds {
+		log("round %d of %d: %d batches with 1 decode worker on 1 core, the ceilings (%v each), %d batches with %d workers on %d cores",
+			r+1, *rounds, *batches, *minTime, *batches, *workers, *workers)
+		restore := func() {}
+		if *pin >= 0 {
+			if restore, err = pinTo(*pin); err != nil {
+				log("cannot pin to CPU %d (%v): the one-core figures may mix two cores' speeds", *pin, err)
+			}
+		}
+		one, err := timedRun(*dir, oneCore, *batches, 1)
+		if err != nil {
+			log("%v", err)
+			return 1
+		}
+		// The ceilings' records are loaded afresh each round and dropped
+		// before the next run, so that no run's peak RSS counts them.
+		c, err := measureCeilings(*dir, meta, *minTime)
+		restore()
+		if err != nil {
+			log("%v", err)
+			return 1
+		}
+		all, err := timedRun(*dir, allCores, *batches, *workers)
+		if err != nil {
+			log("%v", err)
+			return 1
+		}
+		ones, alls = append(ones, one), append(alls, all)
+		rep.Rounds = append(rep.Rounds, roundFigures{
+			OneImgPerCPUSec: one.ImgPerCPUSec, AllImgPerSec: all.ImgPerSec, Ceilings: c,
+			OfZstdCeiling: one.ImgPerCPUSec / c.ZstdOnly,
+			ZstdShare:     one.ZstdShare,
+			Scaling:       all.ImgPerSec / (one.ImgPerSec * float64(*workers)),
+		})
 	}
+	rep.One = medianRun(ones, func(r runResult) float64 { return r.ImgPerCPUSec })
 	rep.One.Label = "1 worker, 1 core"
-	log("ceilings on one core, %v each", *minTime)
-	if rep.Ceilings, err = measureCeilings(*dir, meta, *minTime); err != nil {
-		log("%v", err)
-		return 1
-	}
-	log("timing %d batches with %d decode workers on %d cores", *batches, *workers, *workers)
-	if rep.All, err = timedRun(*dir, allCores, *batches, *workers); err != nil {
-		log("%v", err)
-		return 1
-	}
+	rep.All = medianRun(alls, func(r runResult) float64 { return r.ImgPerSec })
 	rep.All.Label = fmt.Sprintf("%d workers, %d cores", *workers, *workers)
-	rep.Scaling = rep.All.ImgPerSec / (rep.One.ImgPerSec * float64(*workers))
+	med := func(f func(roundFigures) float64) float64 {
+		v := make([]float64, len(rep.Rounds))
+		for i, r := range rep.Rounds {
+			v[i] = f(r)
+		}
+		return median(v)
+	}
+	rep.Ceilings = ceilings{
+		ZstdOnly:   med(func(r roundFigures) float64 { return r.Ceilings.ZstdOnly }),
+		FullDecode: med(func(r roundFigures) float64 { return r.Ceilings.FullDecode }),
+		Memcpy:     med(func(r roundFigures) float64 { return r.Ceilings.Memcpy }),
+	}
+	rep.OfZstdCeiling = med(func(r roundFigures) float64 { return r.OfZstdCeiling })
+	rep.OfDecode = med(func(r roundFigures) float64 { return r.OneImgPerCPUSec / r.Ceilings.FullDecode })
+	rep.Scaling = med(func(r roundFigures) float64 { return r.Scaling })
 	rep.ScalingPerCPU = rep.All.ImgPerCPUSec / rep.One.ImgPerCPUSec
 
 	profileStop()
@@ -241,8 +301,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	rep.Crop = cropUsed
 	rep.DigestsMatch = rep.Digest == rep.DigestAll
 
-	rep.OfZstdCeiling = rep.One.ImgPerCPUSec / rep.Ceilings.ZstdOnly
-	rep.OfDecode = rep.One.ImgPerCPUSec / rep.Ceilings.FullDecode
 	rep.Goals = []goal{
 		{"augmented crops/s per core", rep.One.ImgPerCPUSec, goalPerCore, rep.One.ImgPerCPUSec >= goalPerCore},
 		{"share of the zstd-only ceiling", rep.OfZstdCeiling, goalOfCeiling, rep.OfZstdCeiling >= goalOfCeiling},
@@ -312,6 +370,31 @@ func buildInput(tmp string, codec shards.Codec, log func(string, ...any)) (dir, 
 	return "", "", fmt.Errorf("no input: the ImageNet sample is not at %s (set IMAGENET_SAMPLE) and %s does not exist (run `just demo`); or pass --shards DIR", sample, demo)
 }
 
+// median is the middle value of v (the mean of the middle two when even).
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// medianRun is the run whose key is the median (the lower middle one when
+// the count is even), so that its stage metrics are a real run's.
+func medianRun(runs []runResult, key func(runResult) float64) runResult {
+	idx := make([]int, len(runs))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(key(runs[a]), key(runs[b])) })
+	return runs[idx[(len(idx)-1)/2]]
+}
+
 // timedRun runs the pipeline for n batches under GOMAXPROCS procs, timing
 // all but the first (a warm-up that grows buffers and opens shards).
 func timedRun(dir string, opt pipeline.Options, n, procs int) (runResult, error) {
@@ -330,6 +413,7 @@ func timedRun(dir string, opt pipeline.Options, n, procs int) (runResult, error)
 		return res, err
 	}
 	s.Release()
+	m0 := p.Metrics()
 	t0, c0 := time.Now(), cpuTime()
 	for range n - 1 {
 		s, err := p.Next()
@@ -346,6 +430,8 @@ func timedRun(dir string, opt pipeline.Options, n, procs int) (runResult, error)
 	res.ImgPerCPUSec = float64(res.Images) / res.CPUSeconds
 	res.CoresUsed = res.CPUSeconds / res.Seconds
 	res.metrics = p.Metrics()
+	res.InflateSeconds = (res.metrics.Inflate - m0.Inflate).Seconds()
+	res.ZstdShare = res.InflateSeconds / res.CPUSeconds
 	res.Stages, res.OpenShards = res.metrics.Stages, res.metrics.OpenShards
 	res.PeakRSSMB = peakRSS() / 1e6
 	return res, p.Close()
@@ -416,13 +502,14 @@ func loadAvg() string {
 func printReport(w io.Writer, r *report) {
 	fmt.Fprintf(w, "input: %s\n  codec %s, %d records in %d shards at %d×%d, %.0f KB a record; batches of %d crops of %d, %d batches a run (first untimed)\n",
 		r.Input, r.Codec, r.Records, r.Shards, r.Width, r.Height, r.BytesPerRecord/1e3, r.Batch, r.Crop, r.Batches)
+	fmt.Fprintf(w, "  %d rounds, each a one-core run, the one-core ceilings and an all-cores run; figures are medians over rounds\n", len(r.Rounds))
 	fmt.Fprintf(w, "  load average before: %s on %d cores (other work on the machine makes the figures noisy)\n\n", r.LoadAvg, r.Cores)
 	fmt.Fprintf(w, "%-22s %10s %12s %12s %11s %10s\n", "run", "img/s", "img/CPU-s", "img/s/core", "cores used", "peak RSS")
 	for _, x := range []runResult{r.One, r.All} {
 		fmt.Fprintf(w, "%-22s %10.0f %12.0f %12.0f %11.2f %7.0f MB\n", x.Label, x.ImgPerSec, x.ImgPerCPUSec, x.ImgPerSec/float64(x.Procs), x.CoresUsed, x.PeakRSSMB)
 	}
-	fmt.Fprintf(w, "scaling: %.2f× on %d cores, %.0f%% of linear; per CPU-second %.0f%% of the one-core run's\n",
-		r.All.ImgPerSec/r.One.ImgPerSec, r.All.Procs, 100*r.Scaling, 100*r.ScalingPerCPU)
+	fmt.Fprintf(w, "scaling: %.0f%% of linear (median of the rounds); per CPU-second %.0f%% of the one-core run's\n",
+		100*r.Scaling, 100*r.ScalingPerCPU)
 	if r.All.CoresUsed < 0.9*float64(r.All.Procs) {
 		fmt.Fprintf(w, "  (the all-cores run got %.2f of %d cores: other work shares the machine, so wall-clock scaling understates)\n", r.All.CoresUsed, r.All.Procs)
 	}
@@ -431,11 +518,17 @@ func printReport(w io.Writer, r *report) {
 		x.metrics.Print(w)
 	}
 	c := r.Ceilings
-	fmt.Fprintf(w, "\nceilings on one core, the same records, per CPU-second (measured right after the one-core run):\n")
+	fmt.Fprintf(w, "\nper round: one core img/CPU-s (ours / zstd-only ceiling measured right after it), all cores img/s:\n")
+	for i, x := range r.Rounds {
+		fmt.Fprintf(w, "  round %d: %6.0f  (%3.0f%% of %4.0f; zstd in-run %3.0f%% of CPU)   %6.0f\n", i+1, x.OneImgPerCPUSec, 100*x.OfZstdCeiling, x.Ceilings.ZstdOnly, 100*x.ZstdShare, x.AllImgPerSec)
+	}
+	fmt.Fprintf(w, "\nceilings on one core, the same records, per CPU-second (medians over rounds):\n")
 	fmt.Fprintf(w, "  %-52s %8.0f img/CPU-s\n", "zstd decompression alone (DecodeAll, no unfilter)", c.ZstdOnly)
 	fmt.Fprintf(w, "  %-52s %8.0f img/CPU-s\n", "record decode (zstd + unfilter, shards.Decoder)", c.FullDecode)
 	fmt.Fprintf(w, "  %-52s %8.0f img/CPU-s\n", fmt.Sprintf("memcpy of the %d×%d×3 raw bytes", r.Width, r.Height), c.Memcpy)
-	fmt.Fprintf(w, "  ours (1 core, per CPU-second) / zstd alone: %.0f%%; / record decode: %.0f%%\n", 100*r.OfZstdCeiling, 100*r.OfDecode)
+	fmt.Fprintf(w, "  ours (1 core, per CPU-second) / zstd alone: %.0f%%; / record decode: %.0f%% (medians of the rounds' ratios)\n", 100*r.OfZstdCeiling, 100*r.OfDecode)
+	fmt.Fprintf(w, "  zstd's share of the one-core run's own CPU time: %.0f%% (timed inside the run, where the read stage has\n", 100*r.One.ZstdShare)
+	fmt.Fprintf(w, "  just brought each payload into cache; the ceiling above reads payloads from memory)\n")
 	fmt.Fprintf(w, "\ngoals:\n")
 	for _, g := range r.Goals {
 		mark := "MISSED"

@@ -65,7 +65,7 @@ func writeShards(t *testing.T, n, per, w, h int) string {
 func TestRunJSON(t *testing.T) {
 	dir := writeShards(t, 30, 8, 40, 36)
 	var out, errs bytes.Buffer
-	code := run([]string{"--shards", dir, "--batches", "7", "--batch", "8", "--workers", "3", "--ceiling-time", "20ms", "--quality=false", "--json"}, &out, &errs)
+	code := run([]string{"--shards", dir, "--batches", "7", "--batch", "8", "--workers", "3", "--ceiling-time", "20ms", "--rounds", "2", "--quality=false", "--json"}, &out, &errs)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs.String())
 	}
@@ -75,6 +75,9 @@ func TestRunJSON(t *testing.T) {
 	}
 	if !rep.DigestsMatch || len(rep.Digest) != 64 || rep.Digest != rep.DigestAll {
 		t.Errorf("digests %q and %q", rep.Digest, rep.DigestAll)
+	}
+	if len(rep.Rounds) != 2 || rep.Rounds[0].Ceilings.ZstdOnly <= 0 || rep.Rounds[1].OfZstdCeiling <= 0 {
+		t.Errorf("rounds %+v", rep.Rounds)
 	}
 	if rep.Crop != 36*7/8 || rep.Records != 30 || rep.Shards != 4 {
 		t.Errorf("crop %d, %d records in %d shards", rep.Crop, rep.Records, rep.Shards)
