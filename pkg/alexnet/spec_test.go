@@ -37,6 +37,10 @@ func TestBuildShapes(t *testing.T) {
 			"pool2": {32, 7, 7}, "conv3": {64, 7, 7}, "pool3": {64, 3, 3}, "flatten": {576, 1, 1}, "fc4": {10, 1, 1},
 		}},
 		{"small", 10, 24, map[string]Shape{"pool1": {32, 11, 11}, "pool2": {32, 5, 5}, "pool3": {64, 2, 2}}},
+		{"small-fc", 10, 0, map[string]Shape{
+			"pool2": {32, 7, 7}, "conv3": {64, 7, 7}, "flatten": {3136, 1, 1}, "drop4": {3136, 1, 1},
+			"fc4": {256, 1, 1}, "fc5": {10, 1, 1},
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.variant, func(t *testing.T) {
@@ -97,6 +101,7 @@ func TestNumParams(t *testing.T) {
 		{"alexnet-owt", 1000, 61_100_840}, // torchvision's count
 		{"alexnet", 10, 60_965_224 - 990*4097},
 		{"small", 10, 2432 + 25632 + 51264 + 5770},
+		{"small-fc", 10, 2432 + 25632 + 51264 + 3136*256 + 256 + 2570},
 	}
 	for _, tc := range cases {
 		if got := mustBuild(t, tc.variant, tc.classes, 0).NumParams(); got != tc.want {
@@ -149,6 +154,8 @@ func TestFLOPs(t *testing.T) {
 		{"alexnet", 1000, 1_448_813_632, 4_135_610_496},
 		{"alexnet-owt", 1000, 1_428_376_960, 4_144_577_280},
 		{"small", 10, 21_464_320, 59_477_760},
+		// small's convolutions plus fc4 (3136·256) and fc5 (256·10).
+		{"small-fc", 10, 21_464_320 - 2*5760 + 2*(3136*256+2560), 3*(21_464_320-2*5760+2*(3136*256+2560)) - 2*2_457_600},
 	}
 	for _, tc := range cases {
 		s := mustBuild(t, tc.variant, tc.classes, 0)

@@ -179,11 +179,11 @@ func TestUpdateMatchesScalarReference(t *testing.T) {
 // batches and requires bit-identical parameters. One of them also runs
 // Eval between steps, which must not disturb training.
 func TestDeterministic(t *testing.T) {
-	for _, name := range []string{"tiny", "small"} {
+	for _, name := range []string{"tiny", "small", "small-fc"} {
 		t.Run(name, func(t *testing.T) {
 			s := tinySpec()
-			if name == "small" {
-				s, _ = alexnet.Build("small", 10, 0)
+			if name != "tiny" {
+				s, _ = alexnet.Build(name, 10, 0)
 			}
 			const batch, steps = 8, 4
 			a, b := mustNet(t, s, batch, nil, 11), mustNet(t, s, batch, nil, 11)
