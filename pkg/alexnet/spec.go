@@ -389,4 +389,3 @@ func (s Spec) TrainFLOPs() int64 {
 	}
 	return t
 }
-
