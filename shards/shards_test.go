@@ -353,7 +353,24 @@ func FuzzReader(f *testing.F) {
 			var buf []byte
 			for i := 0; i < r.Len(); i++ {
 				if buf, err = r.ReadRecord(i, &rec, buf); err == nil && rec.W*rec.H <= 1<<16 {
-					dec.Decode(make([]byte, rec.W*rec.H*3), rec.Codec, rec.Payload, rec.W, rec.H)
+					pix := make([]byte, rec.W*rec.H*3)
+					whole := dec.Decode(pix, rec.Codec, rec.Payload, rec.W, rec.H)
+					// The row decoder agrees with the whole-image one on
+					// whatever the record holds, mirrored or not.
+					for _, mirror := range []bool{false, true} {
+						rows := dec.DecodeRows(rec.Codec, rec.Payload, rec.W, rec.H, rec.H, mirror, func(y int, row []byte) {
+							want := pix[y*3*rec.W : (y+1)*3*rec.W]
+							if mirror {
+								want = refMirror(want)
+							}
+							if !bytes.Equal(row, want) {
+								t.Fatalf("record %d row %d: DecodeRows (mirror %v) differs from Decode", i, y, mirror)
+							}
+						})
+						if (rows == nil) != (whole == nil) {
+							t.Fatalf("record %d: Decode says %v, DecodeRows %v", i, whole, rows)
+						}
+					}
 				}
 			}
 		}
