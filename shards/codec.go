@@ -104,7 +104,6 @@ type Decoder struct {
 	zdec    *zstd.Decoder
 	scratch []byte
 	ring    []byte // DecodeRows's two grad-zstd rows
-	mirror  []byte // DecodeRows's mirrored row, where no kernel mirrors
 	zstdNs  int64  // time spent in zstd decompression, for InflateTime
 }
 
@@ -185,16 +184,20 @@ func (d *Decoder) Decode(dst []byte, codec Codec, payload []byte, w, h int) erro
 	return nil
 }
 
-// DecodeRows decodes the top rows rows of a w×h image and calls fn(y, row)
-// for y = 0 … rows−1 in order, row being the 3·w bytes of row y, valid only
-// during the call, mirrored left to right when mirror is set. A crop needs
-// no whole image: grad-zstd rows are decoded into a two-row ring that stays
-// in L1, so the crop's bytes are written once, straight to their
-// destination, and the rows below the crop are never decoded. The AVX2
-// kernel mirrors as it decodes, at no cost, where mirroring a crop after
-// the fact cost about 5% of the pipeline's time. This is the pipeline's
-// training path.
-func (d *Decoder) DecodeRows(codec Codec, payload []byte, w, h, rows int, mirror bool, fn func(y int, row []byte)) error {
+// DecodeRows decodes the top rows rows of a w×h image and calls
+// fn(y, row, mirrored) for y = 0 … rows−1 in order, row being the 3·w
+// bytes of row y, valid only during the call. A crop needs no whole image:
+// grad-zstd rows are decoded into a two-row ring that stays in L1, so the
+// crop's bytes are written once, straight to their destination, and the
+// rows below the crop are never decoded. This is the pipeline's training
+// path.
+//
+// With mirror set, the AVX2 grad-zstd kernel delivers the rows mirrored
+// left to right, which costs it nothing, where mirroring a crop afterwards
+// cost about 5% of the pipeline's time; mirrored reports whether it did.
+// Other paths deliver rows as they are, since a separate mirroring pass
+// would cost more than flipping while copying the crop.
+func (d *Decoder) DecodeRows(codec Codec, payload []byte, w, h, rows int, mirror bool, fn func(y int, row []byte, mirrored bool)) error {
 	if w < 1 || h < 1 || rows < 0 || rows > h {
 		return fmt.Errorf("shards: decode %d rows of a %d×%d image", rows, w, h)
 	}
@@ -207,7 +210,7 @@ func (d *Decoder) DecodeRows(codec Codec, payload []byte, w, h, rows int, mirror
 			return err
 		}
 		for y := range rows {
-			fn(y, d.maybeMirror(pix[y*rowLen:(y+1)*rowLen], mirror))
+			fn(y, pix[y*rowLen:(y+1)*rowLen], false)
 		}
 	case CodecGradZstd:
 		res, err := d.inflate(payload, n)
@@ -238,15 +241,15 @@ func (d *Decoder) DecodeRows(codec Codec, payload []byte, w, h, rows int, mirror
 			case useAVX2 && mirror:
 				// Mirrored, the surplus columns come first.
 				unfilterRowMirrorAVX2(out, up, res[o:n+rowPad], np, full)
-				fn(y, out[stride-rowLen:])
+				fn(y, out[stride-rowLen:], true)
 			case useAVX2:
 				// The block reads res[o+2·np+full−1] ≤ n+30: inside the
 				// rowPad that inflate leaves.
 				unfilterRowAVX2(out, up, res[o:n+rowPad], np, full)
-				fn(y, out[:rowLen])
+				fn(y, out[:rowLen], false)
 			default:
 				unfilterSpan(out, up, res[o:o+w], res[np+o:np+o+w], res[2*np+o:2*np+o+w], 0, 0, 0)
-				fn(y, d.maybeMirror(out[:rowLen], mirror))
+				fn(y, out[:rowLen], false)
 			}
 		}
 	default:
@@ -406,26 +409,6 @@ func gradUnfilterGo(pix, res []byte, w, h int) {
 	for y := 0; y < h; y++ {
 		unfilterRow(pix, res, w, h, y, 0)
 	}
-}
-
-// maybeMirror returns row, or when mirror is set a mirrored copy of it in
-// the decoder's buffer: the path for plain zstd and for machines without
-// AVX2.
-func (d *Decoder) maybeMirror(row []byte, mirror bool) []byte {
-	if !mirror {
-		return row
-	}
-	if cap(d.mirror) < len(row) {
-		d.mirror = make([]byte, len(row))
-	}
-	m := d.mirror[:len(row)]
-	n := len(row) / 3
-	for x := range n {
-		s := row[3*(n-1-x) : 3*(n-x) : 3*(n-x)]
-		q := m[3*x : 3*x+3 : 3*x+3]
-		q[0], q[1], q[2] = s[0], s[1], s[2]
-	}
-	return m
 }
 
 // unfilterRow decodes pixels x0..w−1 of row y, given the rows above and the

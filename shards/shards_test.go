@@ -358,9 +358,9 @@ func FuzzReader(f *testing.F) {
 					// The row decoder agrees with the whole-image one on
 					// whatever the record holds, mirrored or not.
 					for _, mirror := range []bool{false, true} {
-						rows := dec.DecodeRows(rec.Codec, rec.Payload, rec.W, rec.H, rec.H, mirror, func(y int, row []byte) {
+						rows := dec.DecodeRows(rec.Codec, rec.Payload, rec.W, rec.H, rec.H, mirror, func(y int, row []byte, mirrored bool) {
 							want := pix[y*3*rec.W : (y+1)*3*rec.W]
-							if mirror {
+							if mirrored {
 								want = refMirror(want)
 							}
 							if !bytes.Equal(row, want) {

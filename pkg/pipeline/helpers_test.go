@@ -25,6 +25,7 @@ type fixture struct {
 	classes int
 	sorted  bool // train shards hold IDs in order (class-sorted), else permuted as ingest does
 	val     []int
+	plain   bool // records in plain zstd rather than grad-zstd
 }
 
 // small is the layout most tests use: 12 train shards of 40 and one of 27
@@ -66,7 +67,11 @@ func pixelsOf(id uint64, w, h int) []byte {
 // writeTo writes the shards and meta.json into dir.
 func (f fixture) writeTo(t testing.TB, dir string) {
 	t.Helper()
-	enc, err := shards.NewEncoder(shards.CodecGradZstd)
+	codec := shards.CodecGradZstd
+	if f.plain {
+		codec = shards.CodecZstd
+	}
+	enc, err := shards.NewEncoder(codec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +111,7 @@ func (f fixture) writeTo(t testing.TB, dir string) {
 					t.Fatal(err)
 				}
 				rec := shards.Record{ID: id, Label: f.label(id, n), Name: fmt.Sprintf("img_%06d.JPEG", id),
-					Codec: shards.CodecGradZstd, W: f.w, H: f.h, Channels: 3, Payload: payload}
+					Codec: codec, W: f.w, H: f.h, Channels: 3, Payload: payload}
 				if err := w.Append(&rec); err != nil {
 					t.Fatal(err)
 				}

@@ -642,16 +642,20 @@ func (w *decodeWorker) image(t task, rec *shards.Record) error {
 
 // crop decodes the rows of rec down to the crop×crop window at (x, y) and
 // copies the window into dst as they come (CenterCrop and RandomCrop's
-// result, without a whole decoded image in between). A flipped crop comes
-// from rows the decoder mirrors, in which the window starts at w−x−crop.
+// result, without a whole decoded image in between). For a flipped crop it
+// asks for mirrored rows, in which the window starts at w−x−crop, and
+// flips while copying when the decoder could not mirror.
 func (w *decodeWorker) crop(dst []uint8, rec *shards.Record, x, y, crop int, flip bool) error {
 	rowLen := 3 * crop
-	if flip {
-		x = rec.W - x - crop
-	}
-	return w.dec.DecodeRows(rec.Codec, rec.Payload, rec.W, rec.H, y+crop, flip, func(r int, row []byte) {
-		if r >= y {
-			augment.CropRow(dst[(r-y)*rowLen:(r-y+1)*rowLen], row, x, crop, false)
+	return w.dec.DecodeRows(rec.Codec, rec.Payload, rec.W, rec.H, y+crop, flip, func(r int, row []byte, mirrored bool) {
+		if r < y {
+			return
+		}
+		d := dst[(r-y)*rowLen : (r-y+1)*rowLen]
+		if mirrored {
+			augment.CropRow(d, row, rec.W-x-crop, crop, false)
+		} else {
+			augment.CropRow(d, row, x, crop, flip)
 		}
 	})
 }
