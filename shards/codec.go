@@ -153,6 +153,12 @@ func (d *Decoder) inflate(payload []byte, n int) ([]byte, error) {
 	if len(out) != n {
 		return nil, fmt.Errorf("%w: %d bytes decoded, want %d", ErrCorrupt, len(out), n)
 	}
+	if cap(out) < n+rowPad {
+		// zstd grew its own buffer (a frame can claim any size): the AVX2
+		// rows need the padding, so the bytes go back into ours.
+		d.scratch = append(make([]byte, 0, n+rowPad), out...)
+		return d.scratch, nil
+	}
 	d.scratch = out[:0]
 	return out, nil
 }
