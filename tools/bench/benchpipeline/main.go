@@ -77,13 +77,23 @@ type ceilings struct {
 	Memcpy     float64 `json:"memcpy_img_per_s"`
 }
 
-type roundFigures struct {
+// oneCoreFigures is one one-core run and the ceilings measured right
+// after it on the same CPU.
+type oneCoreFigures struct {
+	Round           int      `json:"round"`
+	CPU             int      `json:"cpu"` // -1: not pinned
 	OneImgPerCPUSec float64  `json:"one_core_img_per_cpu_s"`
-	AllImgPerSec    float64  `json:"all_cores_img_per_s"`
 	Ceilings        ceilings `json:"ceilings_one_core"`
 	OfZstdCeiling   float64  `json:"ours_over_zstd_ceiling"`
 	ZstdShare       float64  `json:"zstd_share_of_cpu"`
-	Scaling         float64  `json:"scaling_of_linear"`
+}
+
+// allCoresFigures is a round's all-cores run, and its rate over the sum
+// of what the round's one-core runs did on each core.
+type allCoresFigures struct {
+	Round        int     `json:"round"`
+	AllImgPerSec float64 `json:"all_cores_img_per_s"`
+	Scaling      float64 `json:"scaling_of_linear"`
 }
 
 type goal struct {
@@ -121,11 +131,13 @@ type report struct {
 	DigestAll     string   `json:"digest_all_cores"`
 	DigestsMatch  bool     `json:"digests_match"`
 	Goals         []goal   `json:"goals"`
-	// Rounds holds each round's figures; the ones above are medians over
-	// rounds, each ratio taken within its round, so that the slow drifts
-	// of a shared machine fall on both sides of it.
-	Rounds  []roundFigures `json:"rounds"`
-	Quality []qualityRow   `json:"shuffle_quality"`
+	// OneCore and AllCores hold every run's figures; the ones above are
+	// medians of them, each ratio taken between measurements made back to
+	// back on the same CPU, so that the drifts of a shared machine fall on
+	// both sides of it.
+	OneCore  []oneCoreFigures  `json:"one_core_runs"`
+	AllCores []allCoresFigures `json:"all_cores_runs"`
+	Quality  []qualityRow      `json:"shuffle_quality"`
 }
 
 // profileStop ends the CPU profile, when there is one, after the timed runs.
@@ -145,7 +157,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	minTime := fs.Duration("ceiling-time", 500*time.Millisecond, "how long each single-core ceiling loop runs, per round")
 	quality := fs.Bool("quality", true, "print the shuffle quality of a simulated ImageNet-sized split")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	pin := fs.Int("pin", runtime.NumCPU()-1, "CPU to pin the one-core runs and ceilings to; -1 leaves them unpinned")
+	pin := fs.Bool("pin", true, "pin each one-core run and its ceilings to one CPU, taking up to 4 CPUs in turn each round")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed runs to this file")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: benchpipeline [flags]\n\nExamples:\n  just bench-pipeline\n  just bench-pipeline --shards demo/shards --batches 200 --json\n\nFlags:\n")
@@ -231,60 +243,76 @@ func run(args []string, stdout, stderr io.Writer) int {
 	allCores.Decoders = *workers
 
 	var ones, alls []runResult
+	// A shared VM's vCPUs can run at different speeds: each round measures
+	// the one-core rate on several of them (all, up to 4), and linear
+	// scaling is the sum of those rates.
+	cpus := []int{-1}
+	if *pin {
+		cpus = spread(runtime.NumCPU(), 4)
+	}
 	for r := range *rounds {
-		log("round %d of %d: %d batches with 1 decode worker on 1 core, the ceilings (%v each), %d batches with %d workers on %d cores",
-			r+1, *rounds, *batches, *minTime, *batches, *workers, *workers)
-		restore := func() {}
-		if *pin >= 0 {
-			if restore, err = pinTo(*pin); err != nil {
-				log("cannot pin to CPU %d (%v): the one-core figures may mix two cores' speeds", *pin, err)
+		log("round %d of %d: on each of CPUs %v %d batches with 1 decode worker and the ceilings (%v each); then %d batches with %d workers on %d cores",
+			r+1, *rounds, cpus, *batches, *minTime, *batches, *workers, *workers)
+		sum := 0.0
+		for _, cpu := range cpus {
+			restore := func() {}
+			if cpu >= 0 {
+				if restore, err = pinTo(cpu); err != nil {
+					log("cannot pin to CPU %d (%v): the one-core figures may mix two cores' speeds", cpu, err)
+				}
 			}
-		}
-		one, err := timedRun(*dir, oneCore, *batches, 1)
-		if err != nil {
-			log("%v", err)
-			return 1
-		}
-		// The ceilings' records are loaded afresh each round and dropped
-		// before the next run, so that no run's peak RSS counts them.
-		c, err := measureCeilings(*dir, meta, *minTime)
-		restore()
-		if err != nil {
-			log("%v", err)
-			return 1
+			one, err := timedRun(*dir, oneCore, *batches, 1)
+			if err != nil {
+				restore()
+				log("%v", err)
+				return 1
+			}
+			// The ceilings' records are loaded afresh each time and
+			// dropped before the next run, so that no run's peak RSS
+			// counts them.
+			c, err := measureCeilings(*dir, meta, *minTime)
+			restore()
+			if err != nil {
+				log("%v", err)
+				return 1
+			}
+			ones = append(ones, one)
+			sum += one.ImgPerSec
+			rep.OneCore = append(rep.OneCore, oneCoreFigures{Round: r + 1, CPU: cpu,
+				OneImgPerCPUSec: one.ImgPerCPUSec, Ceilings: c, OfZstdCeiling: one.ImgPerCPUSec / c.ZstdOnly, ZstdShare: one.ZstdShare})
 		}
 		all, err := timedRun(*dir, allCores, *batches, *workers)
 		if err != nil {
 			log("%v", err)
 			return 1
 		}
-		ones, alls = append(ones, one), append(alls, all)
-		rep.Rounds = append(rep.Rounds, roundFigures{
-			OneImgPerCPUSec: one.ImgPerCPUSec, AllImgPerSec: all.ImgPerSec, Ceilings: c,
-			OfZstdCeiling: one.ImgPerCPUSec / c.ZstdOnly,
-			ZstdShare:     one.ZstdShare,
-			Scaling:       all.ImgPerSec / (one.ImgPerSec * float64(*workers)),
-		})
+		alls = append(alls, all)
+		rep.AllCores = append(rep.AllCores, allCoresFigures{Round: r + 1, AllImgPerSec: all.ImgPerSec,
+			Scaling: all.ImgPerSec / (sum / float64(len(cpus)) * float64(*workers))})
 	}
 	rep.One = medianRun(ones, func(r runResult) float64 { return r.ImgPerCPUSec })
 	rep.One.Label = "1 worker, 1 core"
 	rep.All = medianRun(alls, func(r runResult) float64 { return r.ImgPerSec })
 	rep.All.Label = fmt.Sprintf("%d workers, %d cores", *workers, *workers)
-	med := func(f func(roundFigures) float64) float64 {
-		v := make([]float64, len(rep.Rounds))
-		for i, r := range rep.Rounds {
+	med := func(f func(oneCoreFigures) float64) float64 {
+		v := make([]float64, len(rep.OneCore))
+		for i, r := range rep.OneCore {
 			v[i] = f(r)
 		}
 		return median(v)
 	}
 	rep.Ceilings = ceilings{
-		ZstdOnly:   med(func(r roundFigures) float64 { return r.Ceilings.ZstdOnly }),
-		FullDecode: med(func(r roundFigures) float64 { return r.Ceilings.FullDecode }),
-		Memcpy:     med(func(r roundFigures) float64 { return r.Ceilings.Memcpy }),
+		ZstdOnly:   med(func(r oneCoreFigures) float64 { return r.Ceilings.ZstdOnly }),
+		FullDecode: med(func(r oneCoreFigures) float64 { return r.Ceilings.FullDecode }),
+		Memcpy:     med(func(r oneCoreFigures) float64 { return r.Ceilings.Memcpy }),
 	}
-	rep.OfZstdCeiling = med(func(r roundFigures) float64 { return r.OfZstdCeiling })
-	rep.OfDecode = med(func(r roundFigures) float64 { return r.OneImgPerCPUSec / r.Ceilings.FullDecode })
-	rep.Scaling = med(func(r roundFigures) float64 { return r.Scaling })
+	rep.OfZstdCeiling = med(func(r oneCoreFigures) float64 { return r.OfZstdCeiling })
+	rep.OfDecode = med(func(r oneCoreFigures) float64 { return r.OneImgPerCPUSec / r.Ceilings.FullDecode })
+	scal := make([]float64, len(rep.AllCores))
+	for i, a := range rep.AllCores {
+		scal[i] = a.Scaling
+	}
+	rep.Scaling = median(scal)
 	rep.ScalingPerCPU = rep.All.ImgPerCPUSec / rep.One.ImgPerCPUSec
 
 	profileStop()
@@ -368,6 +396,16 @@ func buildInput(tmp string, codec shards.Codec, log func(string, ...any)) (dir, 
 		return demo, "the demo shards (Fashion-MNIST: small, flat synthetic-looking images that compress and decode unlike photos)", nil
 	}
 	return "", "", fmt.Errorf("no input: the ImageNet sample is not at %s (set IMAGENET_SAMPLE) and %s does not exist (run `just demo`); or pass --shards DIR", sample, demo)
+}
+
+// spread picks up to k of CPUs 0..n−1, evenly spaced, the last always in.
+func spread(n, k int) []int {
+	k = min(n, k)
+	out := make([]int, k)
+	for i := range out {
+		out[i] = n - 1 - i*n/k
+	}
+	return out
 }
 
 // median is the middle value of v (the mean of the middle two when even).
@@ -502,13 +540,13 @@ func loadAvg() string {
 func printReport(w io.Writer, r *report) {
 	fmt.Fprintf(w, "input: %s\n  codec %s, %d records in %d shards at %d×%d, %.0f KB a record; batches of %d crops of %d, %d batches a run (first untimed)\n",
 		r.Input, r.Codec, r.Records, r.Shards, r.Width, r.Height, r.BytesPerRecord/1e3, r.Batch, r.Crop, r.Batches)
-	fmt.Fprintf(w, "  %d rounds, each a one-core run, the one-core ceilings and an all-cores run; figures are medians over rounds\n", len(r.Rounds))
+	fmt.Fprintf(w, "  %d rounds, each a one-core run and the one-core ceilings per CPU, then an all-cores run; figures are medians\n", len(r.AllCores))
 	fmt.Fprintf(w, "  load average before: %s on %d cores (other work on the machine makes the figures noisy)\n\n", r.LoadAvg, r.Cores)
 	fmt.Fprintf(w, "%-22s %10s %12s %12s %11s %10s\n", "run", "img/s", "img/CPU-s", "img/s/core", "cores used", "peak RSS")
 	for _, x := range []runResult{r.One, r.All} {
 		fmt.Fprintf(w, "%-22s %10.0f %12.0f %12.0f %11.2f %7.0f MB\n", x.Label, x.ImgPerSec, x.ImgPerCPUSec, x.ImgPerSec/float64(x.Procs), x.CoresUsed, x.PeakRSSMB)
 	}
-	fmt.Fprintf(w, "scaling: %.0f%% of linear (median of the rounds); per CPU-second %.0f%% of the one-core run's\n",
+	fmt.Fprintf(w, "scaling: %.0f%% of linear (median of the rounds, linear being the sum of each core's one-core rate); per CPU-second %.0f%% of the one-core run's\n",
 		100*r.Scaling, 100*r.ScalingPerCPU)
 	if r.All.CoresUsed < 0.9*float64(r.All.Procs) {
 		fmt.Fprintf(w, "  (the all-cores run got %.2f of %d cores: other work shares the machine, so wall-clock scaling understates)\n", r.All.CoresUsed, r.All.Procs)
@@ -518,11 +556,15 @@ func printReport(w io.Writer, r *report) {
 		x.metrics.Print(w)
 	}
 	c := r.Ceilings
-	fmt.Fprintf(w, "\nper round: one core img/CPU-s (ours / zstd-only ceiling measured right after it), all cores img/s:\n")
-	for i, x := range r.Rounds {
-		fmt.Fprintf(w, "  round %d: %6.0f  (%3.0f%% of %4.0f; zstd in-run %3.0f%% of CPU)   %6.0f\n", i+1, x.OneImgPerCPUSec, 100*x.OfZstdCeiling, x.Ceilings.ZstdOnly, 100*x.ZstdShare, x.AllImgPerSec)
+	fmt.Fprintf(w, "\none-core runs: img/CPU-s (ours / zstd-only ceiling measured right after it on the same CPU):\n")
+	for _, x := range r.OneCore {
+		fmt.Fprintf(w, "  round %d, CPU %2d: %6.0f  (%3.0f%% of %4.0f; zstd in-run %3.0f%% of CPU)\n", x.Round, x.CPU, x.OneImgPerCPUSec, 100*x.OfZstdCeiling, x.Ceilings.ZstdOnly, 100*x.ZstdShare)
 	}
-	fmt.Fprintf(w, "\nceilings on one core, the same records, per CPU-second (medians over rounds):\n")
+	fmt.Fprintf(w, "all-cores runs: img/s (share of the round's one-core rates summed over the cores):\n")
+	for _, x := range r.AllCores {
+		fmt.Fprintf(w, "  round %d: %6.0f  (%3.0f%%)\n", x.Round, x.AllImgPerSec, 100*x.Scaling)
+	}
+	fmt.Fprintf(w, "\nceilings on one core, the same records, per CPU-second (medians):\n")
 	fmt.Fprintf(w, "  %-52s %8.0f img/CPU-s\n", "zstd decompression alone (DecodeAll, no unfilter)", c.ZstdOnly)
 	fmt.Fprintf(w, "  %-52s %8.0f img/CPU-s\n", "record decode (zstd + unfilter, shards.Decoder)", c.FullDecode)
 	fmt.Fprintf(w, "  %-52s %8.0f img/CPU-s\n", fmt.Sprintf("memcpy of the %d×%d×3 raw bytes", r.Width, r.Height), c.Memcpy)

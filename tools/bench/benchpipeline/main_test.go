@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -76,8 +78,16 @@ func TestRunJSON(t *testing.T) {
 	if !rep.DigestsMatch || len(rep.Digest) != 64 || rep.Digest != rep.DigestAll {
 		t.Errorf("digests %q and %q", rep.Digest, rep.DigestAll)
 	}
-	if len(rep.Rounds) != 2 || rep.Rounds[0].Ceilings.ZstdOnly <= 0 || rep.Rounds[1].OfZstdCeiling <= 0 {
-		t.Errorf("rounds %+v", rep.Rounds)
+	if want := 2 * len(spread(runtime.NumCPU(), 4)); len(rep.OneCore) != want || len(rep.AllCores) != 2 {
+		t.Errorf("%d one-core runs (want %d), %d all-cores runs", len(rep.OneCore), want, len(rep.AllCores))
+	}
+	for _, r := range rep.OneCore {
+		if r.Ceilings.ZstdOnly <= 0 || r.OfZstdCeiling <= 0 || r.CPU < 0 {
+			t.Errorf("one-core run %+v", r)
+		}
+	}
+	if rep.AllCores[1].Scaling <= 0 {
+		t.Errorf("all-cores runs %+v", rep.AllCores)
 	}
 	if rep.Crop != 36*7/8 || rep.Records != 30 || rep.Shards != 4 {
 		t.Errorf("crop %d, %d records in %d shards", rep.Crop, rep.Records, rep.Shards)
@@ -150,5 +160,22 @@ func TestFlags(t *testing.T) {
 	var out, errs bytes.Buffer
 	if code := run([]string{"--help"}, &out, &errs); code != 0 || !strings.Contains(errs.String(), "Example") {
 		t.Errorf("--help: exit %d, %s", code, errs.String())
+	}
+}
+
+func TestSpread(t *testing.T) {
+	for _, tc := range []struct {
+		n, k int
+		want []int
+	}{
+		{1, 4, []int{0}},
+		{2, 4, []int{1, 0}},
+		{4, 4, []int{3, 2, 1, 0}},
+		{16, 4, []int{15, 11, 7, 3}},
+		{6, 4, []int{5, 4, 2, 1}},
+	} {
+		if got := spread(tc.n, tc.k); !slices.Equal(got, tc.want) {
+			t.Errorf("spread(%d, %d) = %v, want %v", tc.n, tc.k, got, tc.want)
+		}
 	}
 }
