@@ -55,9 +55,9 @@ learn: setup build
     bin/train --shards demo/shards --model small-fc --crop 32 --epochs 16 --batch 128 --lr 0.01 --weight-decay 5e-5 --schedule step:8 --lighting 0 --log-every 200 --out runs/learn
     bin/train --shards demo/shards --eval-only --checkpoint runs/learn/checkpoint.ckpt
 
-# CPU training speed: img/s for alexnet (batch 32, 224) and small (batch 128, 32), and GFLOP/s against SGEMM measured in the same run.
+# CPU training speed: img/s for alexnet (batch 32, 224), small and small-fc (batch 128, 32), and GFLOP/s against SGEMM measured in the same run.
 bench-train-cpu:
-    go test ./pkg/nn/cpu -run '^$' -bench 'TrainStepSmall$' -benchtime 20x
+    go test ./pkg/nn/cpu -run '^$' -bench 'TrainStepSmall(FC)?$' -benchtime 20x
     go test ./pkg/nn/cpu -run '^$' -bench 'TrainStepAlexNet$' -benchtime 3x -timeout 30m
 
 # Ingest speed per core against PIL + zstd (same core, interleaved), decode-only ceiling, all cores.

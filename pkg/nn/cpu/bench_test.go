@@ -70,6 +70,8 @@ func benchTrainStep(b *testing.B, variant string, classes, batch int) {
 
 func BenchmarkTrainStepSmall(b *testing.B) { benchTrainStep(b, "small", 10, 128) }
 
+func BenchmarkTrainStepSmallFC(b *testing.B) { benchTrainStep(b, "small-fc", 10, 128) }
+
 func BenchmarkTrainStepAlexNet(b *testing.B) {
 	if testing.Short() {
 		b.Skip("a step takes seconds and 1.5 GB")
