@@ -244,15 +244,16 @@ func (d *Decoder) DecodeRows(codec Codec, payload []byte, w, h, rows int, mirror
 			}
 			o := y * w
 			switch {
-			case useAVX2 && mirror:
-				// Mirrored, the surplus columns come first.
-				unfilterRowMirrorAVX2(out, up, res[o:n+rowPad], np, full)
-				fn(y, out[stride-rowLen:], true)
 			case useAVX2:
 				// The block reads res[o+2·np+full−1] ≤ n+30: inside the
 				// rowPad that inflate leaves.
-				unfilterRowAVX2(out, up, res[o:n+rowPad], np, full)
-				fn(y, out[:rowLen], false)
+				unfilterRowAVX2(out, up, res[o:n+rowPad], np, full, mirror)
+				if mirror {
+					// Mirrored, the surplus columns come first.
+					fn(y, out[stride-rowLen:], true)
+				} else {
+					fn(y, out[:rowLen], false)
+				}
 			default:
 				unfilterSpan(out, up, res[o:o+w], res[np+o:np+o+w], res[2*np+o:2*np+o+w], 0, 0, 0)
 				fn(y, out[:rowLen], false)

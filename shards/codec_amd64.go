@@ -21,16 +21,12 @@ func unfilterRowsAVX2(pix, res []byte, w, h, y0, y1, npx int)
 // unfilterRowAVX2 decodes npx pixels (a multiple of 32) of one row into
 // out, reading npx bytes of each residual plane at res[0:], res[plane:] and
 // res[2*plane:], and adding the 3*npx bytes of up unless up is empty (the
-// first row). It does no bounds checks: unfilterRow is the safe caller.
+// first row). With mirror, pixel x goes to out[3*(npx-1-x):] instead, and
+// up must be mirrored alike. It does no bounds checks: DecodeRows is the
+// safe caller.
 //
 //go:noescape
-func unfilterRowAVX2(out, up, res []byte, plane, npx int)
-
-// unfilterRowMirrorAVX2 is unfilterRowAVX2 writing the row mirrored: pixel
-// x of the npx goes to out[3*(npx-1-x):], and up must be mirrored alike.
-//
-//go:noescape
-func unfilterRowMirrorAVX2(out, up, res []byte, plane, npx int)
+func unfilterRowAVX2(out, up, res []byte, plane, npx int, mirror bool)
 
 // filterRowsAVX2 is the inverse of unfilterRowsAVX2: it writes the residuals
 // of pixels [0, npx) of rows [y0, y1) into the three planes of res, reading

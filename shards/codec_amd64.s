@@ -296,22 +296,25 @@ fdone:
 	VZEROUPPER
 	RET
 
-// func unfilterRowAVX2(out, up, res []byte, plane, npx int)
-TEXT ·unfilterRowAVX2(SB), NOSPLIT, $0-88
-	MOVQ out_base+0(FP), DX
-	MOVQ up_base+24(FP), R14
-	MOVQ up_len+32(FP), AX
-	MOVQ res_base+48(FP), BX
-	MOVQ plane+72(FP), R9
-	MOVQ npx+80(FP), CX
-	SHRQ $5, CX
-	JZ   rdone
+// func unfilterRowAVX2(out, up, res []byte, plane, npx int, mirror bool)
+TEXT ·unfilterRowAVX2(SB), NOSPLIT, $0-89
+	MOVQ    out_base+0(FP), DX
+	MOVQ    up_base+24(FP), R14
+	MOVQ    up_len+32(FP), AX
+	MOVQ    res_base+48(FP), BX
+	MOVQ    plane+72(FP), R9
+	MOVQ    npx+80(FP), CX
+	MOVBQZX mirror+88(FP), SI
+	SHRQ    $5, CX
+	JZ      rdone
 	VMOVDQU last15<>(SB), Y15
 	VMOVDQU mod3<>+0(SB), Y10
 	VMOVDQU mod3<>+32(SB), Y11
 	VPXOR   Y12, Y12, Y12
 	VPXOR   Y13, Y13, Y13
 	VPXOR   Y14, Y14, Y14
+	TESTQ   SI, SI
+	JNZ     rmirror
 	TESTQ   AX, AX
 	JZ      rfirst
 
@@ -330,35 +333,17 @@ rfirst:
 	ADDQ $96, DX
 	DECQ CX
 	JNZ  rfirst
+	JMP  rdone
 
-rdone:
-	VZEROUPPER
-	RET
-
-// func unfilterRowMirrorAVX2(out, up, res []byte, plane, npx int)
-TEXT ·unfilterRowMirrorAVX2(SB), NOSPLIT, $0-88
-	MOVQ out_base+0(FP), DX
-	MOVQ up_base+24(FP), R14
-	MOVQ up_len+32(FP), AX
-	MOVQ res_base+48(FP), BX
-	MOVQ plane+72(FP), R9
-	MOVQ npx+80(FP), CX
-	SHRQ $5, CX
-	JZ   mdone
+rmirror:
 	// Block k of the row goes, mirrored, to block nblk-1-k of out (and
 	// reads the same block of up, which is mirrored alike).
-	LEAQ (CX)(CX*2), R8
-	SHLQ $5, R8
-	SUBQ $96, R8
-	ADDQ R8, DX
-	ADDQ R8, R14
-	VMOVDQU last15<>(SB), Y15
-	VMOVDQU mod3<>+0(SB), Y10
-	VMOVDQU mod3<>+32(SB), Y11
+	LEAQ    (CX)(CX*2), R8
+	SHLQ    $5, R8
+	SUBQ    $96, R8
+	ADDQ    R8, DX
+	ADDQ    R8, R14
 	VMOVDQU rev16<>(SB), Y9
-	VPXOR   Y12, Y12, Y12
-	VPXOR   Y13, Y13, Y13
-	VPXOR   Y14, Y14, Y14
 	TESTQ   AX, AX
 	JZ      mfirst
 
@@ -369,7 +354,7 @@ mloop:
 	SUBQ $96, R14
 	DECQ CX
 	JNZ  mloop
-	JMP  mdone
+	JMP  rdone
 
 mfirst:
 	UNFILTER32(NOTHING, REVERSE3)
@@ -378,6 +363,6 @@ mfirst:
 	DECQ CX
 	JNZ  mfirst
 
-mdone:
+rdone:
 	VZEROUPPER
 	RET

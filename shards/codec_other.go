@@ -6,9 +6,7 @@ var useAVX2 = false
 
 func unfilterRowsAVX2(pix, res []byte, w, h, y0, y1, npx int) { panic("unreachable") }
 
-func unfilterRowAVX2(out, up, res []byte, plane, npx int) { panic("unreachable") }
-
-func unfilterRowMirrorAVX2(out, up, res []byte, plane, npx int) { panic("unreachable") }
+func unfilterRowAVX2(out, up, res []byte, plane, npx int, mirror bool) { panic("unreachable") }
 
 func filterRowsAVX2(res, pix []byte, w, h, y0, y1, npx int) { panic("unreachable") }
 
