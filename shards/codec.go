@@ -407,6 +407,23 @@ func gradUnfilter(pix, res []byte, w, h int) {
 	}
 }
 
+// unfilterRowsAVX2 decodes pixels [0, npx) of rows [y0, y1) of a w×h
+// image in place with the row kernel, npx a multiple of 32. npx may exceed
+// w: the surplus reads the following row and writes garbage over the start
+// of the following rows, which a later row then overwrites; the caller
+// keeps every access inside both buffers (see avx2Rows). Rows are done in
+// order, so row y−1 is final when row y reads it.
+func unfilterRowsAVX2(pix, res []byte, w, h, y0, y1, npx int) {
+	np, stride := w*h, 3*w
+	for y := y0; y < y1; y++ {
+		var up []byte
+		if y > 0 {
+			up = pix[(y-1)*stride:]
+		}
+		unfilterRowAVX2(pix[y*stride:], up, res[y*w:], np, npx, false)
+	}
+}
+
 // gradUnfilterGo is gradUnfilter in Go, the reference for the assembly.
 // The residual is e = d[x] − d[x−1] where d is the vertical difference
 // pix − up, so a running sum of e along the row gives d (three independent

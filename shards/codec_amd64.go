@@ -6,18 +6,6 @@ import "golang.org/x/sys/cpu"
 // it off to check them against the pure-Go loops.
 var useAVX2 = cpu.X86.HasAVX2
 
-// unfilterRowsAVX2 decodes pixels [0, npx) of rows [y0, y1) of a w×h
-// grad-zstd image, 32 pixels at a time; npx is a multiple of 32. Row y
-// reads npx bytes of each residual plane from res[y*w:] and writes 3*npx
-// bytes to pix[3*y*w:], adding the 3*npx bytes of pix above them when
-// y > 0. npx may exceed w: the surplus reads the following row and writes
-// garbage over the start of the following rows, which a later row then
-// overwrites; the caller keeps every access inside both buffers (see
-// avx2Rows). Rows are done in order, so row y−1 is final when row y reads it.
-//
-//go:noescape
-func unfilterRowsAVX2(pix, res []byte, w, h, y0, y1, npx int)
-
 // unfilterRowAVX2 decodes npx pixels (a multiple of 32) of one row into
 // out, reading npx bytes of each residual plane at res[0:], res[plane:] and
 // res[2*plane:], and adding the 3*npx bytes of up unless up is empty (the

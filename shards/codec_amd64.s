@@ -135,65 +135,6 @@ DATA rev16<>+16(SB)/8, $0x08090a0b0c0d0e0f
 DATA rev16<>+24(SB)/8, $0x0001020304050607
 GLOBL rev16<>(SB), RODATA|NOPTR, $32
 
-// func unfilterRowsAVX2(pix, res []byte, w, h, y0, y1, npx int)
-TEXT ·unfilterRowsAVX2(SB), NOSPLIT, $0-88
-	MOVQ pix_base+0(FP), DI
-	MOVQ res_base+24(FP), SI
-	MOVQ w+48(FP), R8
-	MOVQ h+56(FP), R9
-	MOVQ y0+64(FP), R10
-	MOVQ y1+72(FP), R11
-	MOVQ npx+80(FP), R12
-	SHRQ $5, R12
-	JZ   udone
-	CMPQ R10, R11
-	JGE  udone
-	IMULQ R8, R9            // R9 = plane size
-	LEAQ (R8)(R8*2), R13    // R13 = 3w, the pixel row stride
-	VMOVDQU last15<>(SB), Y15
-	VMOVDQU mod3<>+0(SB), Y10
-	VMOVDQU mod3<>+32(SB), Y11
-
-urow:
-	MOVQ  R10, AX
-	IMULQ R8, AX
-	LEAQ  (SI)(AX*1), BX    // residuals of row y, plane 0
-	LEAQ  (AX)(AX*2), AX
-	LEAQ  (DI)(AX*1), DX    // pixels of row y
-	MOVQ  DX, R14
-	SUBQ  R13, R14          // pixels of row y-1
-	MOVQ  R12, CX
-	VPXOR Y12, Y12, Y12
-	VPXOR Y13, Y13, Y13
-	VPXOR Y14, Y14, Y14
-	TESTQ R10, R10
-	JZ    ufirst
-
-uloop:
-	UNFILTER32(ADDUP3, NOTHING)
-	ADDQ $32, BX
-	ADDQ $96, DX
-	ADDQ $96, R14
-	DECQ CX
-	JNZ  uloop
-	JMP  unext
-
-ufirst:
-	UNFILTER32(NOTHING, NOTHING)
-	ADDQ $32, BX
-	ADDQ $96, DX
-	DECQ CX
-	JNZ  ufirst
-
-unext:
-	INCQ R10
-	CMPQ R10, R11
-	JLT  urow
-
-udone:
-	VZEROUPPER
-	RET
-
 // DIFF sets X to X minus X shifted one byte up (the byte before X's first
 // being P's last) and P to the old X. T is scratch.
 #define DIFF(X, P, T) \

@@ -4,8 +4,6 @@ package shards
 
 var useAVX2 = false
 
-func unfilterRowsAVX2(pix, res []byte, w, h, y0, y1, npx int) { panic("unreachable") }
-
 func unfilterRowAVX2(out, up, res []byte, plane, npx int, mirror bool) { panic("unreachable") }
 
 func filterRowsAVX2(res, pix []byte, w, h, y0, y1, npx int) { panic("unreachable") }
