@@ -178,15 +178,28 @@ func BenchmarkGradKernels(b *testing.B) {
 	}
 }
 
+// encodeAll compresses each of ims with codec.
+func encodeAll(b *testing.B, codec Codec, ims [][]byte, w, h int) [][]byte {
+	enc, err := NewEncoder(codec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer enc.Close()
+	var payloads [][]byte
+	for _, im := range ims {
+		p, err := enc.Encode(nil, im, w, h)
+		if err != nil {
+			b.Fatal(err)
+		}
+		payloads = append(payloads, p)
+	}
+	return payloads
+}
+
 // BenchmarkDecodeReal decodes the real-photo sample with each kernel.
 func BenchmarkDecodeReal(b *testing.B) {
 	ims, w, h := realImages(b)
-	enc, _ := NewEncoder(CodecGradZstd)
-	var payloads [][]byte
-	for _, im := range ims {
-		p, _ := enc.Encode(nil, im, w, h)
-		payloads = append(payloads, p)
-	}
+	payloads := encodeAll(b, CodecGradZstd, ims, w, h)
 	dec, _ := NewDecoder()
 	pix := make([]byte, w*h*3)
 	gradImpls(b, func(impl string) {
@@ -317,12 +330,7 @@ func TestDecodeRowsErrors(t *testing.T) {
 func BenchmarkCropReal(b *testing.B) {
 	ims, w, h := realImages(b)
 	const crop, x0, y0 = 224, 16, 16
-	enc, _ := NewEncoder(CodecGradZstd)
-	var payloads [][]byte
-	for _, im := range ims {
-		p, _ := enc.Encode(nil, im, w, h)
-		payloads = append(payloads, p)
-	}
+	payloads := encodeAll(b, CodecGradZstd, ims, w, h)
 	dec, _ := NewDecoder()
 	pix := make([]byte, w*h*3)
 	dst := make([]byte, crop*crop*3)

@@ -418,13 +418,8 @@ func BenchmarkDecode(b *testing.B) {
 	for _, codec := range []Codec{CodecZstd, CodecGradZstd} {
 		b.Run(codec.String(), func(b *testing.B) {
 			ims, w, h := benchImages(b)
-			enc, _ := NewEncoder(codec)
 			dec, _ := NewDecoder()
-			var payloads [][]byte
-			for _, im := range ims {
-				p, _ := enc.Encode(nil, im, w, h)
-				payloads = append(payloads, p)
-			}
+			payloads := encodeAll(b, codec, ims, w, h)
 			pix := make([]byte, w*h*3)
 			b.SetBytes(int64(w * h * 3))
 			b.ReportAllocs()
