@@ -99,7 +99,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dec.Close()
-	for _, codec := range []Codec{CodecZstd, CodecGradZstd} {
+	for _, codec := range []Codec{CodecZstd, CodecGradZstd, CodecGradHuff} {
 		enc, err := NewEncoder(codec)
 		if err != nil {
 			t.Fatal(err)
@@ -344,6 +344,10 @@ func FuzzReader(f *testing.F) {
 	seed, _ := os.ReadFile(path)
 	f.Add(seed)
 	f.Add(seed[:len(seed)/2])
+	path = filepath.Join(f.TempDir(), "huff.shard")
+	writeTestShard(f, path, 3, CodecGradHuff)
+	seed, _ = os.ReadFile(path)
+	f.Add(seed)
 	f.Add([]byte("ALXSHARD"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		dec, _ := NewDecoder()
@@ -400,7 +404,7 @@ func benchImages(b *testing.B) ([][]byte, int, int) {
 }
 
 func BenchmarkEncode(b *testing.B) {
-	for _, codec := range []Codec{CodecZstd, CodecGradZstd} {
+	for _, codec := range []Codec{CodecZstd, CodecGradZstd, CodecGradHuff} {
 		b.Run(codec.String(), func(b *testing.B) {
 			ims, w, h := benchImages(b)
 			enc, _ := NewEncoder(codec)
@@ -415,7 +419,7 @@ func BenchmarkEncode(b *testing.B) {
 }
 
 func BenchmarkDecode(b *testing.B) {
-	for _, codec := range []Codec{CodecZstd, CodecGradZstd} {
+	for _, codec := range []Codec{CodecZstd, CodecGradZstd, CodecGradHuff} {
 		b.Run(codec.String(), func(b *testing.B) {
 			ims, w, h := benchImages(b)
 			dec, _ := NewDecoder()

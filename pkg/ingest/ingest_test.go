@@ -235,15 +235,17 @@ func TestIngestRealSample(t *testing.T) {
 	}
 	defer ds.Close()
 	out := t.TempDir()
-	rep, err := Run(context.Background(), ds, Options{Out: out, Size: 256, Seed: 1, ShardSize: 64, Workers: 2, Codec: shards.CodecGradZstd})
+	rep, err := Run(context.Background(), ds, Options{Out: out, Size: 256, Seed: 1, ShardSize: 64, Workers: 2, Codec: shards.CodecGradHuff})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rep.Written["train"] != len(files) || len(rep.Skipped) != 0 {
 		t.Fatalf("wrote %d of %d, skipped %+v", rep.Written["train"], len(files), rep.Skipped)
 	}
-	if ratio := rep.BytesPerImage / float64(rep.RawPerImage); ratio > 0.6 {
-		t.Errorf("shards hold %.3f of raw bytes, goal ≤ 0.6", ratio)
+	// The goal is 0.6; grad-huff measured 0.47 on these photos (FORMAT.md),
+	// so a regression past 0.5 fails here before it reaches the goal.
+	if ratio := rep.BytesPerImage / float64(rep.RawPerImage); ratio > 0.5 {
+		t.Errorf("shards hold %.3f of raw bytes, want ≤ 0.5", ratio)
 	}
 	m, _ := shards.ReadMeta(out)
 	st := m.Stats

@@ -13,7 +13,7 @@
 //	    │                 ▼ tasks    chan, Batch deep
 //	    │               read ×R      shard Reader cache; ReadAt + CRC into a pooled buffer
 //	    │                 ▼ readq    chan, ReadAhead deep
-//	    │               decode ×D    zstd + unfilter; draw; crop/flip straight into the
+//	    │               decode ×D    entropy decode + unfilter; draw; crop/flip into the
 //	    │                 │          slot at the image's index; lighting offset
 //	    │                 ▼          the worker finishing a slot's last image signals it
 //	Release ◄────────── Next         the consumer: slots in batch order, each once complete
@@ -52,7 +52,7 @@
 // GPU, or NewSlot's); the pipeline writes a slot only between taking it
 // from the free pool and delivering it, and the consumer owns it from Next
 // until Release. Every other buffer belongs to one goroutine: each decode
-// worker keeps its own zstd decoder and image buffer, and record buffers
+// worker keeps its own shards.Decoder and image buffer, and record buffers
 // cycle through a fixed pool between readers and decoders, so a record
 // costs no allocation in steady state beyond the name string that
 // shards.ReadRecord makes.
@@ -71,9 +71,9 @@
 //   - the slots: len(Slots) × Batch × Views × (Crop²×3 + 32) bytes, the
 //     caller's (4 × 19.3 MB by default at 128 × 224²);
 //   - record buffers: (Readers + ReadAhead + Decoders) × the largest
-//     record (about 110 KB at 256 px with grad-zstd);
+//     record (about 92 KB at 256 px with grad-huff, 110 KB with grad-zstd);
 //   - per decode worker: the decoded image and the codec's scratch, 2 ×
-//     W×H×3 (2 × 196 KB at 256 px), plus the zstd decoder's state;
+//     W×H×3 (2 × 196 KB at 256 px), plus the zstd and Huffman decoders' state;
 //   - the epoch plan: 8 bytes a record (10 MB for ImageNet's train split),
 //     and while it is computed the shuffle buffer, 8 bytes an entry;
 //   - open shards: up to MaxOpenShards file descriptors and indexes (8

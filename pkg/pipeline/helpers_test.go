@@ -25,7 +25,7 @@ type fixture struct {
 	classes int
 	sorted  bool // train shards hold IDs in order (class-sorted), else permuted as ingest does
 	val     []int
-	plain   bool // records in plain zstd rather than grad-zstd
+	codec   string // the records' codec; "" is ingest's default, grad-huff
 }
 
 // small is the layout most tests use: 12 train shards of 40 and one of 27
@@ -67,9 +67,12 @@ func pixelsOf(id uint64, w, h int) []byte {
 // writeTo writes the shards and meta.json into dir.
 func (f fixture) writeTo(t testing.TB, dir string) {
 	t.Helper()
-	codec := shards.CodecGradZstd
-	if f.plain {
-		codec = shards.CodecZstd
+	codec := shards.CodecGradHuff
+	if f.codec != "" {
+		var err error
+		if codec, err = shards.ParseCodec(f.codec); err != nil {
+			t.Fatal(err)
+		}
 	}
 	enc, err := shards.NewEncoder(codec)
 	if err != nil {

@@ -32,7 +32,8 @@ type StageMetrics struct {
 // for delivery, complete or not.
 type Metrics struct {
 	Elapsed time.Duration
-	// Inflate is the decode workers' time inside zstd decompression, part
+	// Inflate is the decode workers' time in the codec's entropy stage (zstd,
+	// or Huffman for grad-huff), part
 	// of decode's Busy: the decompress-only cost of the same records,
 	// measured in the same run.
 	Inflate    time.Duration

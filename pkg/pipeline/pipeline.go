@@ -119,7 +119,7 @@ type Pipeline struct {
 	start       time.Time
 	lastNext    time.Time // consumer side only
 	stages      [4]stageCounters
-	inflate     atomic.Int64 // nanoseconds in zstd, summed over decode workers
+	inflate     atomic.Int64 // nanoseconds entropy-decoding, summed over decode workers
 	closeOnce   sync.Once
 	closeErr    error
 }

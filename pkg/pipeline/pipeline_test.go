@@ -88,16 +88,19 @@ func TestExactEpochs(t *testing.T) {
 }
 
 // TestCrops checks every delivered crop against augment applied to the
-// record's source image, independently regenerated, for both codecs (the
-// decoder mirrors flipped grad-zstd rows itself, and leaves plain zstd
-// rows to be flipped while copying).
+// record's source image, independently regenerated, for every codec (the
+// decoder mirrors flipped grad-huff and grad-zstd rows itself, and leaves
+// plain zstd rows to be flipped while copying).
 func TestCrops(t *testing.T) {
-	plain := small
-	plain.plain = true
-	plainDir := t.TempDir()
-	plain.writeTo(t, plainDir)
-	for _, dir := range []string{smallShards(t), plainDir} {
-		testCrops(t, dir)
+	t.Run("grad-huff", func(t *testing.T) { testCrops(t, smallShards(t)) })
+	for _, codec := range []string{"grad-zstd", "zstd"} {
+		t.Run(codec, func(t *testing.T) {
+			f := small
+			f.codec = codec
+			dir := t.TempDir()
+			f.writeTo(t, dir)
+			testCrops(t, dir)
+		})
 	}
 }
 
@@ -451,7 +454,7 @@ func TestErrors(t *testing.T) {
 			return id
 		}, shards.ErrChecksum, "checksum mismatch"},
 		{"payload that does not decode", func(t *testing.T, dir string) uint64 {
-			return rewrite(t, dir, shard, rec, func(r *shards.Record) { r.Payload = []byte("not zstd at all") })
+			return rewrite(t, dir, shard, rec, func(r *shards.Record) { r.Payload = []byte("not a payload at all") })
 		}, shards.ErrCorrupt, "corrupt pixel payload"},
 		{"label out of range", func(t *testing.T, dir string) uint64 {
 			return rewrite(t, dir, shard, rec, func(r *shards.Record) { r.Label = 10 })
@@ -465,7 +468,7 @@ func TestErrors(t *testing.T) {
 		}, nil, "ID 507"},
 		{"image smaller than the crop", func(t *testing.T, dir string) uint64 {
 			return rewrite(t, dir, shard, rec, func(r *shards.Record) {
-				enc, _ := shards.NewEncoder(shards.CodecGradZstd)
+				enc, _ := shards.NewEncoder(r.Codec)
 				defer enc.Close()
 				r.W, r.H = 16, 16
 				r.Payload, _ = enc.Encode(nil, make([]byte, 16*16*3), 16, 16)

@@ -19,7 +19,7 @@ import (
 func writeShards(t *testing.T, n, per, w, h int) string {
 	t.Helper()
 	dir := t.TempDir()
-	enc, err := shards.NewEncoder(shards.CodecGradZstd)
+	enc, err := shards.NewEncoder(shards.CodecGradHuff)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func writeShards(t *testing.T, n, per, w, h int) string {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rec := shards.Record{ID: uint64(id), Label: int32(id % 4), Name: fmt.Sprint(id), Codec: shards.CodecGradZstd, W: w, H: h, Channels: 3, Payload: payload}
+			rec := shards.Record{ID: uint64(id), Label: int32(id % 4), Name: fmt.Sprint(id), Codec: shards.CodecGradHuff, W: w, H: h, Channels: 3, Payload: payload}
 			if err := wr.Append(&rec); err != nil {
 				t.Fatal(err)
 			}
@@ -82,7 +82,7 @@ func TestRunJSON(t *testing.T) {
 		t.Errorf("%d one-core runs (want %d), %d all-cores runs", len(rep.OneCore), want, len(rep.AllCores))
 	}
 	for _, r := range rep.OneCore {
-		if r.Ceilings.ZstdOnly <= 0 || r.OfZstdCeiling <= 0 || r.CPU < 0 {
+		if r.Ceilings.InflateOnly <= 0 || r.OfInflateCeiling <= 0 || r.CPU < 0 {
 			t.Errorf("one-core run %+v", r)
 		}
 	}
@@ -103,7 +103,7 @@ func TestRunJSON(t *testing.T) {
 		t.Errorf("decoders %d and %d", rep.One.Decoders, rep.All.Decoders)
 	}
 	c := rep.Ceilings
-	if c.ZstdOnly <= 0 || c.FullDecode <= 0 || c.Memcpy <= c.FullDecode || len(rep.Goals) != 3 {
+	if c.InflateOnly <= 0 || c.FullDecode <= 0 || c.Memcpy <= c.FullDecode || len(rep.Goals) != 3 {
 		t.Errorf("ceilings %+v, goals %+v", c, rep.Goals)
 	}
 }
@@ -114,7 +114,7 @@ func TestRunText(t *testing.T) {
 	if code := run([]string{"--shards", dir, "--batches", "3", "--batch", "4", "--workers", "2", "--ceiling-time", "10ms"}, &out, &errs); code != 0 {
 		t.Fatalf("exit %d: %s", code, errs.String())
 	}
-	for _, want := range []string{"1 worker, 1 core", "2 workers, 2 cores", "zstd decompression alone", "goals:", "the same: deterministic",
+	for _, want := range []string{"1 worker, 1 core", "2 workers, 2 cores", "Huffman decoding alone", "goals:", "the same: deterministic",
 		"stage    workers", "decode", "class-sorted", "global"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
