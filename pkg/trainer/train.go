@@ -169,8 +169,25 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			Mean: mean, Std: std, Tensors: be.Tensors()}
 		return c.Save(ckPath)
 	}
-	pl, err := pipeline.New(ctx, cfg.Shards, pipeline.Options{Mode: pipeline.Train, Batch: cfg.Batch, Crop: crop, Seed: cfg.Seed,
-		Start: pos, Epochs: cfg.Epochs, Decoders: cfg.Workers, Sigma: cfg.Sigma, ShuffleBuffer: cfg.ShuffleBuf})
+	popt := pipeline.Options{Mode: pipeline.Train, Batch: cfg.Batch, Crop: crop, Seed: cfg.Seed,
+		Start: pos, Epochs: cfg.Epochs, Decoders: cfg.Workers, Sigma: cfg.Sigma, ShuffleBuffer: cfg.ShuffleBuf}
+	streamer, streaming := be.(Streamer)
+	if streaming {
+		// Slots: the pipeline's default count, in the backend's memory.
+		slots, free, err := streamer.Slots(4, cfg.Batch, crop)
+		if err != nil {
+			return nil, err
+		}
+		// Deferred first, so it runs last: after the stream and the
+		// pipeline below have stopped touching the slots.
+		defer func() {
+			if err := free(); err != nil {
+				fmt.Fprintf(log, "train: freeing the batch slots: %v\n", err)
+			}
+		}()
+		popt.Slots = slots
+	}
+	pl, err := pipeline.New(ctx, cfg.Shards, popt)
 	if err != nil {
 		return nil, err
 	}
@@ -178,55 +195,51 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	if pl.BatchesPerEpoch() == 0 {
 		return nil, fmt.Errorf("train split has fewer images than one batch of %d", cfg.Batch)
 	}
-	res := &Result{Checkpoint: ckPath, Stopped: "epochs"}
-	var waited, computed time.Duration
-	var lossSum float64
-	var hits, seen, logged int
-	epochStart := time.Now()
-	for {
-		t0 := time.Now()
-		s, err := pl.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
+	var st Stream = &syncStream{be: be, pl: pl}
+	if streaming {
+		if st, err = streamer.Stream(pl); err != nil {
 			return nil, err
 		}
-		t1 := time.Now()
-		loss, c1, err := be.Step(s, float32(sched.LR), float32(cfg.Momentum), float32(cfg.WeightDecay))
+		fmt.Fprintf(log, "train: batches stream to the device one step ahead of the loop\n")
+	}
+	defer st.Close()
+	res := &Result{Checkpoint: ckPath, Stopped: "epochs"}
+	var lossSum float64
+	var hits, seen, logged int
+	epochStart, logStart := time.Now(), time.Now()
+	// finish does a step's bookkeeping once its result is in: the loss
+	// check, the log, and at a boundary the evaluation, schedule and
+	// checkpoint. n is the step's number (1-based), so step counts n.
+	finish := func(q QueuedStep, n int64) (stop bool, err error) {
+		loss, c1, err := q.Wait()
 		if err != nil {
-			s.Release()
-			return nil, fmt.Errorf("step %d: %w", step+1, err)
+			return false, fmt.Errorf("step %d: %w", n, err)
 		}
-		at, resume := s.Pos, s.Resume
-		s.Release()
+		at, resume := q.Pos, q.Resume
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
-			return nil, fmt.Errorf("step %d (%v): %w (%v); the last good checkpoint, %s, is left as it was", step+1, at, ErrNonFinite, loss, ckPath)
+			return false, fmt.Errorf("step %d (%v): %w (%v); the last good checkpoint, %s, is left as it was", n, at, ErrNonFinite, loss, ckPath)
 		}
-		step++
-		t2 := time.Now()
-		waited += t1.Sub(t0)
-		computed += t2.Sub(t1)
+		step = n
 		lossSum += loss
 		hits += c1
 		seen += cfg.Batch
 		logged++
 		if cfg.LogEvery > 0 && step%int64(cfg.LogEvery) == 0 {
-			el := waited + computed
+			wait, total := st.DataWait()
 			m := Metric{Kind: "step", Step: step, Epoch: at.Epoch, Loss: lossSum / float64(logged), LR: sched.LR,
-				ImgPerS: float64(logged*cfg.Batch) / el.Seconds(), DataWait: waited.Seconds() / el.Seconds(), Seconds: time.Since(start).Seconds()}
+				ImgPerS: float64(logged*cfg.Batch) / time.Since(logStart).Seconds(), DataWait: frac(wait, total), Seconds: time.Since(start).Seconds()}
 			fmt.Fprintf(log, "step %6d  epoch %3d  batch %5d/%d  loss %.4f  lr %.2g  %.1f img/s  data wait %.1f%%\n",
 				step, at.Epoch, at.Batch+1, pl.BatchesPerEpoch(), m.Loss, sched.LR, m.ImgPerS, 100*m.DataWait)
 			if err := mlog.Add(m); err != nil {
-				return nil, err
+				return false, err
 			}
-			waited, computed, lossSum, logged = 0, 0, 0, 0
+			lossSum, logged, logStart = 0, 0, time.Now()
 		}
 		endOfEpoch := resume.Epoch != at.Epoch
 		if endOfEpoch {
 			ev, err := evaluate(ctx, be, cfg.Shards, crop, cfg.EvalBatch, pipeline.Center, cfg.MaxValImages)
 			if err != nil {
-				return nil, fmt.Errorf("validation after epoch %d: %w", at.Epoch, err)
+				return false, fmt.Errorf("validation after epoch %d: %w", at.Epoch, err)
 			}
 			trainErr := 1 - float64(hits)/float64(max(seen, 1))
 			verr := ev.Top1Err
@@ -240,33 +253,92 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			res.Top1Err, res.Top5Err, res.Epoch = ev.Top1Err, ev.Top5Err, at.Epoch+1
 			if err := mlog.Add(Metric{Kind: "epoch", Step: step, Epoch: at.Epoch, LR: sched.LR, Top1Err: ev.Top1Err, Top5Err: ev.Top5Err,
 				ValLoss: ev.Loss, TrainErr: trainErr, Seconds: time.Since(start).Seconds()}); err != nil {
-				return nil, err
+				return false, err
 			}
 			if err := WritePlots(cfg.Out, mlog.All()); err != nil {
-				return nil, err
+				return false, err
 			}
 			if err := writeConv1(cfg.Out, be); err != nil {
-				return nil, err
+				return false, err
 			}
 			hits, seen = 0, 0
 			epochStart = time.Now()
 		}
 		if endOfEpoch || (cfg.CkptEvery > 0 && step%int64(cfg.CkptEvery) == 0) {
 			if err := save(resume.Epoch, resume); err != nil {
-				return nil, err
+				return false, err
 			}
 		}
 		if cfg.MaxSteps > 0 && step >= cfg.MaxSteps {
 			if err := save(resume.Epoch, resume); err != nil {
-				return nil, err
+				return false, err
 			}
 			res.Stopped = "max-steps"
+			return true, nil
+		}
+		if endOfEpoch {
+			// Evaluation and the checkpoint are not training time.
+			st.DataWait()
+			logStart = time.Now()
+		}
+		return false, nil
+	}
+	// boundary says whether step n, batch q, needs the loop to stop
+	// running ahead: its bookkeeping reads or changes the parameters or
+	// the learning rate, so nothing may be queued after it first.
+	boundary := func(q QueuedStep, n int64) bool {
+		return q.Resume.Epoch != q.Pos.Epoch || (cfg.CkptEvery > 0 && n%int64(cfg.CkptEvery) == 0) ||
+			(cfg.MaxSteps > 0 && n >= cfg.MaxSteps)
+	}
+	queued := step
+	var pending *QueuedStep
+	for {
+		q, err := st.Queue(float32(sched.LR), float32(cfg.Momentum), float32(cfg.WeightDecay))
+		if err == io.EOF {
 			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		queued++
+		// The previous step's result is read while this one runs.
+		if pending != nil {
+			if _, err := finish(*pending, queued-1); err != nil {
+				return nil, err
+			}
+			pending = nil
+		}
+		// Only a streaming backend gains from running ahead; the
+		// synchronous loop finishes each step at once, and so is the
+		// reference the streamed loop is tested against.
+		if streaming && !boundary(q, queued) {
+			pending = &q
+			continue
+		}
+		stop, err := finish(q, queued)
+		if err != nil {
+			return nil, err
+		}
+		if stop {
+			break
+		}
+	}
+	if pending != nil {
+		if _, err := finish(*pending, queued); err != nil {
+			return nil, err
 		}
 	}
 	res.Steps = step
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
+}
+
+// frac is a/b, or 0 when b is not positive.
+func frac(a, b time.Duration) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
 }
 
 func writeConv1(dir string, be Backend) error {

@@ -131,6 +131,10 @@ if [[ -d $G/images ]]; then
 		for m in alexnet-owt alexnet; do
 			step "pipeline-$m" 150 $B/gpucheck pipeline --shards $W/shards --model $m --precision tf32 --steps 200 --json $R/pipeline.jsonl
 		done
+		# The train command itself: trainer.Train streaming through
+		# pkg/feed (its log says "one step ahead" and each line's data wait).
+		step train-cuda 150 $B/train --device cuda --shards $W/shards --model alexnet-owt --batch 128 --epochs 1 --max-steps 60 \
+			--log-every 20 --out $W/run
 	fi
 fi
 

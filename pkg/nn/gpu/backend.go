@@ -6,17 +6,22 @@ import (
 
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
 	"github.com/alexnet-repro/alexnet/pkg/cuda"
+	"github.com/alexnet-repro/alexnet/pkg/feed"
 	"github.com/alexnet-repro/alexnet/pkg/pipeline"
 	"github.com/alexnet-repro/alexnet/pkg/trainer"
 )
 
 // Backend adapts a Net to trainer.Backend: the training loop's view of a
-// device. It takes batches as pipeline slots in any memory and copies
-// them itself, without overlap; a loop that wants the copy hidden behind
-// the previous step drives the Net through pkg/feed instead (see
-// Net.StepLoaded).
+// device. Step takes a batch as a pipeline slot in any memory and copies
+// it itself, without overlap; as a trainer.Streamer (stream.go) it drives
+// the Net through pkg/feed, which hides each batch's copy behind the
+// previous step, and that is the path trainer.Train takes.
 type Backend struct {
 	net *Net
+	// Tests on the host engine stand in for the CUDA feed device and the
+	// page-locked slots; nil means the real ones.
+	feedDevice func(l feed.Layout) (feed.Device, func() error, error)
+	slots      func(n int, l feed.Layout) ([]*pipeline.Slot, func() error, error)
 }
 
 var _ trainer.Backend = (*Backend)(nil)

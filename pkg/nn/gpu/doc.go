@@ -44,8 +44,9 @@
 // Batches reach the device in two ways. Backend.Step (trainer.Backend)
 // copies a slot itself, after the previous step: simple, no overlap.
 // pkg/feed's double buffer copies batch n+1 on its own stream while step
-// n runs; the Net then only Loads the device batch (see StepLoaded for
-// the loop).
+// n runs; the Net then only Loads the device batch (see StepFeed). The
+// Backend is a trainer.Streamer, so trainer.Train takes the second way:
+// page-locked slots, the feed, and one step queued ahead of the loop.
 //
 // # Testing without a GPU
 //
