@@ -33,8 +33,9 @@ rm -rf "$G/stage"
 
 cp tools/gpucheck/run.sh tools/gpucheck/torch_bench.py tools/gpucheck/torch_oracle.py tools/gpucheck/torch_model.py "$G/"
 if [[ -d $SAMPLE ]]; then
-	# The first IMAGES by name: the same set every time.
-	find "$SAMPLE" -maxdepth 1 -name 'n*.JPEG' | sort | head -n "$IMAGES" | xargs -r cp -t "$G/images/"
+	# The first IMAGES by name: the same set every time (sed, not head,
+	# which can close the pipe early and fail it under pipefail).
+	find "$SAMPLE" -maxdepth 1 -name 'n*.JPEG' | sort | sed -n "1,${IMAGES}p" | xargs -r cp -t "$G/images/"
 else
 	echo "gpu-check: warning: no $SAMPLE; the real-pipeline step will be skipped on the GPU machine"
 fi
