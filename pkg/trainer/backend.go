@@ -17,8 +17,10 @@ type Backend interface {
 	Step(s *pipeline.Slot, lr, momentum, weightDecay float32) (loss float64, correct1 int, err error)
 	// Logits returns [s.N, classes] logits, dropout off, no lighting.
 	Logits(s *pipeline.Slot) ([]float32, error)
-	// Tensors returns the parameters and momenta, live, in spec order.
-	Tensors() []Tensor
+	// Tensors returns the parameters and momenta, live, in spec order. A
+	// device that cannot be read gives an error, never a partial list, so
+	// no checkpoint is written from it.
+	Tensors() ([]Tensor, error)
 	// SetStep sets the step counter, from which dropout masks derive.
 	SetStep(step uint64)
 	Describe() string
@@ -75,13 +77,13 @@ func (b *cpuBackend) Logits(s *pipeline.Slot) ([]float32, error) {
 	return out, nil
 }
 
-func (b *cpuBackend) Tensors() []Tensor {
+func (b *cpuBackend) Tensors() ([]Tensor, error) {
 	ps := b.net.Params()
 	out := make([]Tensor, len(ps))
 	for i, p := range ps {
 		out[i] = Tensor{Name: p.Name, Shape: p.Shape, W: p.W, V: p.V}
 	}
-	return out
+	return out, nil
 }
 
 func (b *cpuBackend) SetStep(step uint64) { b.net.SetStep(step) }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -67,7 +68,7 @@ func (b *lagBackend) read() {
 	b.drain()
 }
 
-func (b *lagBackend) Tensors() []Tensor { b.read(); return b.Backend.Tensors() }
+func (b *lagBackend) Tensors() ([]Tensor, error) { b.read(); return b.Backend.Tensors() }
 
 func (b *lagBackend) Logits(s *pipeline.Slot) ([]float32, error) {
 	b.read()
@@ -243,5 +244,34 @@ func TestStreamedNonFiniteStops(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(filepath.Join(out, CheckpointFile)); !bytes.Equal(good, after) {
 		t.Fatal("the last good checkpoint was overwritten")
+	}
+}
+
+// deadDevice is a backend whose parameters cannot be read back.
+type deadDevice struct{ Backend }
+
+func (deadDevice) Tensors() ([]Tensor, error) { return nil, errors.New("device lost") }
+
+// TestUnreadableParametersWriteNoCheckpoint: a backend that cannot read
+// its parameters back stops the run with that error, and no checkpoint
+// (an empty one would load as a model with no weights) is written.
+func TestUnreadableParametersWriteNoCheckpoint(t *testing.T) {
+	shardDir := t.TempDir()
+	tr, tl := synthetic(64, 24, 1)
+	va, vl := synthetic(16, 24, 2)
+	writeShards(t, shardDir, 24, tr, va, tl, vl, 4)
+	out := t.TempDir()
+	cfg := smallConfig(shardDir, out)
+	cfg.CkptEvery = 2
+	cfg.NewBackend = func(spec alexnet.Spec, batch int, params map[string][]float32, seed uint64, mean, std [3]float32) (Backend, error) {
+		be, err := NewCPU(spec, batch, params, seed, mean, std)
+		return deadDevice{be}, err
+	}
+	_, err := Train(context.Background(), cfg, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "device lost") || !strings.Contains(err.Error(), "step 2") {
+		t.Fatalf("want the device's error at step 2, got %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, CheckpointFile)); !os.IsNotExist(err) {
+		t.Fatalf("a checkpoint was written: %v", err)
 	}
 }

@@ -132,7 +132,10 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	step := int64(0)
 	pos := pipeline.Position{}
 	if ck != nil {
-		live := be.Tensors()
+		live, err := be.Tensors()
+		if err != nil {
+			return nil, fmt.Errorf("--resume: %w", err)
+		}
 		if len(live) != len(ck.Tensors) {
 			return nil, fmt.Errorf("--resume: checkpoint has %d tensors, model %d", len(ck.Tensors), len(live))
 		}
@@ -157,7 +160,11 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		// A finite loss can still leave non-finite weights behind (the
 		// update that follows it overflows); such a state must not replace
 		// the last good checkpoint.
-		for _, t := range be.Tensors() {
+		ts, err := be.Tensors()
+		if err != nil {
+			return fmt.Errorf("step %d (%v): %w; the last good checkpoint, %s, is left as it was", step, at, err, ckPath)
+		}
+		for _, t := range ts {
 			for i, v := range t.W {
 				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 					return fmt.Errorf("step %d (%v): parameter %s[%d] is %v: %w; the last good checkpoint, %s, is left as it was", step, at, t.Name, i, v, ErrNonFinite, ckPath)
@@ -166,7 +173,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 		c := &Checkpoint{Model: cfg.Model, Classes: len(meta.Classes), InputHW: crop, Init: cfg.Init, Seed: cfg.Seed,
 			Step: step, Epoch: epoch, Position: Position{Epoch: at.Epoch, Batch: at.Batch}, Schedule: sched,
-			Mean: mean, Std: std, Tensors: be.Tensors()}
+			Mean: mean, Std: std, Tensors: ts}
 		return c.Save(ckPath)
 	}
 	popt := pipeline.Options{Mode: pipeline.Train, Batch: cfg.Batch, Crop: crop, Seed: cfg.Seed,
@@ -342,7 +349,11 @@ func frac(a, b time.Duration) float64 {
 }
 
 func writeConv1(dir string, be Backend) error {
-	for _, t := range be.Tensors() {
+	ts, err := be.Tensors()
+	if err != nil {
+		return err
+	}
+	for _, t := range ts {
 		if t.Name == "conv1.weight" {
 			return WriteFilters(filepath.Join(dir, "conv1-filters.png"), t.W, t.Shape)
 		}

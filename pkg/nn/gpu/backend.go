@@ -72,20 +72,19 @@ func (b *Backend) Logits(s *pipeline.Slot) ([]float32, error) { return b.net.Eva
 
 // Tensors returns the parameters and momenta in spec order, as host
 // mirrors that the device reads back before its next use, so writes to
-// them (a resumed run's momenta) take effect as they do on the CPU. The
-// interface has no error: a device that cannot be read is a dead CUDA
-// context, and an empty result would let a checkpoint with no tensors
-// replace a good one, so that panics.
-func (b *Backend) Tensors() []trainer.Tensor {
+// them (a resumed run's momenta) take effect as they do on the CPU. A
+// device that cannot be read (a dead CUDA context) gives an error, and the
+// trainer then writes no checkpoint.
+func (b *Backend) Tensors() ([]trainer.Tensor, error) {
 	ps, err := b.net.Params()
 	if err != nil {
-		panic(fmt.Sprintf("gpu backend: reading the parameters from the device: %v", err))
+		return nil, fmt.Errorf("gpu backend: reading the parameters from the device: %w", err)
 	}
 	out := make([]trainer.Tensor, len(ps))
 	for i, p := range ps {
 		out[i] = trainer.Tensor{Name: p.Name, Shape: p.Shape, W: p.W, V: p.V}
 	}
-	return out
+	return out, nil
 }
 
 // SetStep sets the step counter, from which dropout masks derive.

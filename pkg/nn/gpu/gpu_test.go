@@ -166,7 +166,11 @@ func TestGPUCheckpointAcrossDevices(t *testing.T) {
 		}
 	}
 	trained := map[string][]float32{}
-	for _, tn := range gb.Tensors() {
+	gts, err := gb.Tensors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range gts {
 		trained[tn.Name] = tn.W
 	}
 	cb, err := trainer.NewCPU(spec, batch, trained, 4, mean, std)
@@ -196,7 +200,11 @@ func TestGPUCheckpointAcrossDevices(t *testing.T) {
 		}
 	}
 	cpuTrained := map[string][]float32{}
-	for _, tn := range cb.Tensors() {
+	cts, err := cb.Tensors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range cts {
 		cpuTrained[tn.Name] = tn.W
 	}
 	gb2, err := NewBackend(spec, batch, cpuTrained, 4, mean, std, "fp32")
