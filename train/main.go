@@ -154,7 +154,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *asJSON {
 		json.NewEncoder(stdout).Encode(res)
 	}
-	fmt.Fprintf(stderr, "train: done (%s): %d steps, %d epochs in %.0fs; val top-1 error %.2f%% (accuracy %.2f%%), top-5 error %.2f%%; checkpoint %s; plots in %s\n",
-		res.Stopped, res.Steps, res.Epoch, res.Seconds, 100*res.Top1Err, 100*(1-res.Top1Err), 100*res.Top5Err, res.Checkpoint, c.Out)
+	val := "no validation pass in this run"
+	if res.Evaluated {
+		val = fmt.Sprintf("val top-1 error %.2f%% (accuracy %.2f%%), top-5 error %.2f%%", 100*res.Top1Err, 100*(1-res.Top1Err), 100*res.Top5Err)
+	}
+	fmt.Fprintf(stderr, "train: done (%s): %d steps, %d epochs in %.0fs; %s; checkpoint %s; plots in %s\n",
+		res.Stopped, res.Steps, res.Epoch, res.Seconds, val, res.Checkpoint, c.Out)
 	return cli.ExitOK
 }

@@ -113,7 +113,8 @@ func TestResumeIsByteIdentical(t *testing.T) {
 	cfg := smallConfig(shardDir, part)
 	cfg.MaxSteps = 7 // mid-way through the first epoch of 10 batches
 	res, err := Train(context.Background(), cfg, io.Discard)
-	if err != nil || res.Stopped != "max-steps" || res.Steps != 7 {
+	// Stopped before the first epoch ended: no validation figures to report.
+	if err != nil || res.Stopped != "max-steps" || res.Steps != 7 || res.Evaluated {
 		t.Fatalf("first leg: %+v %v", res, err)
 	}
 	cfg.MaxSteps, cfg.Resume = 0, true
@@ -251,6 +252,9 @@ func TestSmallModelLearnsFashionMNIST(t *testing.T) {
 	t.Logf("%d steps: last logged train loss %.3f, val top-1 error %.1f%%\n%s", res.Steps, last.Loss, 100*res.Top1Err, log.String())
 	if last.Loss > 0.5*math.Log(10) {
 		t.Errorf("train loss %.3f did not fall well below chance (%.3f)", last.Loss, math.Log(10))
+	}
+	if !res.Evaluated {
+		t.Fatal("no validation pass reported")
 	}
 	if acc := 1 - res.Top1Err; acc < 0.6 {
 		t.Errorf("val accuracy %.1f%%, want well above chance (10%%)", 100*acc)

@@ -53,11 +53,15 @@ const CheckpointFile = "checkpoint.ckpt"
 
 // Result summarises a run.
 type Result struct {
-	Steps      int64
-	Epoch      int
-	Top1Err    float64
-	Top5Err    float64
-	Seconds    float64
+	Steps   int64
+	Epoch   int
+	Top1Err float64
+	Top5Err float64
+	Seconds float64
+	// Evaluated says whether Top1Err and Top5Err hold a validation pass
+	// of this run: false when it stopped before its first epoch ended or
+	// the shards have no validation split.
+	Evaluated  bool
 	Checkpoint string
 	Stopped    string // why the run ended: "epochs", "max-steps"
 }
@@ -257,7 +261,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			fmt.Fprintf(log, "epoch %3d done in %s: train top-1 err %.2f%%, val top-1 err %.2f%%, top-5 err %.2f%%, val loss %.4f (%d images)%s\n",
 				at.Epoch, time.Since(epochStart).Round(time.Second), 100*trainErr, 100*ev.Top1Err, 100*ev.Top5Err, ev.Loss, ev.Images,
 				map[bool]string{true: fmt.Sprintf("; lr -> %g", sched.LR), false: ""}[dropped])
-			res.Top1Err, res.Top5Err, res.Epoch = ev.Top1Err, ev.Top5Err, at.Epoch+1
+			res.Top1Err, res.Top5Err, res.Epoch, res.Evaluated = ev.Top1Err, ev.Top5Err, at.Epoch+1, ev.Images > 0
 			if err := mlog.Add(Metric{Kind: "epoch", Step: step, Epoch: at.Epoch, LR: sched.LR, Top1Err: ev.Top1Err, Top5Err: ev.Top5Err,
 				ValLoss: ev.Loss, TrainErr: trainErr, Seconds: time.Since(start).Seconds()}); err != nil {
 				return false, err
