@@ -92,6 +92,16 @@ func synthetic(n, side int, seed uint64) ([][]byte, []int32) {
 	return ims, labels
 }
 
+// syntheticShards writes train and val synthetic 24-px images of 4
+// classes into a temporary directory and returns it.
+func syntheticShards(t *testing.T, train, val int) string {
+	dir := t.TempDir()
+	tr, tl := synthetic(train, 24, 1)
+	va, vl := synthetic(val, 24, 2)
+	writeShards(t, dir, 24, tr, va, tl, vl, 4)
+	return dir
+}
+
 func smallConfig(shardDir, out string) Config {
 	return Config{Shards: shardDir, Model: "small", Epochs: 2, Batch: 16, Crop: 20, LR: 0.01, Momentum: 0.9, WeightDecay: 5e-4,
 		Schedule: "plateau", Patience: 1, Out: out, Seed: 5, LogEvery: 5, EvalBatch: 16, Workers: 2}
@@ -100,10 +110,7 @@ func smallConfig(shardDir, out string) Config {
 // A run stopped part-way (--max-steps) and continued with --resume ends
 // with a checkpoint byte-identical to an uninterrupted run's.
 func TestResumeIsByteIdentical(t *testing.T) {
-	shardDir := t.TempDir()
-	tr, tl := synthetic(160, 24, 1)
-	va, vl := synthetic(40, 24, 2)
-	writeShards(t, shardDir, 24, tr, va, tl, vl, 4)
+	shardDir := syntheticShards(t, 160, 40)
 
 	full := t.TempDir()
 	if _, err := Train(context.Background(), smallConfig(shardDir, full), io.Discard); err != nil {
@@ -151,15 +158,26 @@ func TestResumeIsByteIdentical(t *testing.T) {
 }
 
 // NaN in the loss stops the run naming the step, and leaves the last good
-// checkpoint as it was.
+// checkpoint as it was: in the synchronous loop, and in the streamed one
+// (lagBackend), which has already queued the step after the bad one.
 func TestNonFiniteLossStops(t *testing.T) {
-	shardDir := t.TempDir()
-	tr, tl := synthetic(64, 24, 1)
-	va, vl := synthetic(16, 24, 2)
-	writeShards(t, shardDir, 24, tr, va, tl, vl, 4)
+	for _, tc := range []struct {
+		name    string
+		backend func(t *testing.T) BackendFactory
+	}{
+		{"sync", func(*testing.T) BackendFactory { return nil }},
+		{"streamed", func(t *testing.T) BackendFactory { return lagFactory(t, nil) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testNonFiniteLossStops(t, tc.backend(t)) })
+	}
+}
+
+func testNonFiniteLossStops(t *testing.T, backend BackendFactory) {
+	shardDir := syntheticShards(t, 64, 16)
 	out := t.TempDir()
 	cfg := smallConfig(shardDir, out)
 	cfg.Epochs = 1
+	cfg.NewBackend = backend
 	if _, err := Train(context.Background(), cfg, io.Discard); err != nil {
 		t.Fatal(err)
 	}

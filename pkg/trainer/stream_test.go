@@ -142,10 +142,7 @@ func trainingRecord(t *testing.T, dir string) []Metric {
 // steps) and a --max-steps stop and resume must all come out the same,
 // byte for byte.
 func TestStreamedLoopMatchesSync(t *testing.T) {
-	shardDir := t.TempDir()
-	tr, tl := synthetic(160, 24, 1)
-	va, vl := synthetic(40, 24, 2)
-	writeShards(t, shardDir, 24, tr, va, tl, vl, 4)
+	shardDir := syntheticShards(t, 160, 40)
 
 	sync := t.TempDir()
 	cfg := smallConfig(shardDir, sync)
@@ -213,40 +210,6 @@ func compareRuns(t *testing.T, want, got string, stepMeans bool) {
 	}
 }
 
-// TestStreamedNonFiniteStops: a loss that overflows stops the streamed
-// loop too, naming its step, with the last good checkpoint untouched,
-// though the loop had already queued the step after it.
-func TestStreamedNonFiniteStops(t *testing.T) {
-	shardDir := t.TempDir()
-	tr, tl := synthetic(64, 24, 1)
-	va, vl := synthetic(16, 24, 2)
-	writeShards(t, shardDir, 24, tr, va, tl, vl, 4)
-	out := t.TempDir()
-	cfg := smallConfig(shardDir, out)
-	cfg.Epochs = 1
-	cfg.NewBackend = lagFactory(t, nil)
-	if _, err := Train(context.Background(), cfg, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	ck, err := Load(filepath.Join(out, CheckpointFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ck.Schedule.LR = 1e30
-	if err := ck.Save(filepath.Join(out, CheckpointFile)); err != nil {
-		t.Fatal(err)
-	}
-	good, _ := os.ReadFile(filepath.Join(out, CheckpointFile))
-	cfg.Resume, cfg.Epochs = true, 3
-	_, err = Train(context.Background(), cfg, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "not finite") || !strings.Contains(err.Error(), "step ") {
-		t.Fatalf("want a non-finite loss error naming the step, got %v", err)
-	}
-	if after, _ := os.ReadFile(filepath.Join(out, CheckpointFile)); !bytes.Equal(good, after) {
-		t.Fatal("the last good checkpoint was overwritten")
-	}
-}
-
 // deadDevice is a backend whose parameters cannot be read back.
 type deadDevice struct{ Backend }
 
@@ -256,10 +219,7 @@ func (deadDevice) Tensors() ([]Tensor, error) { return nil, errors.New("device l
 // its parameters back stops the run with that error, and no checkpoint
 // (an empty one would load as a model with no weights) is written.
 func TestUnreadableParametersWriteNoCheckpoint(t *testing.T) {
-	shardDir := t.TempDir()
-	tr, tl := synthetic(64, 24, 1)
-	va, vl := synthetic(16, 24, 2)
-	writeShards(t, shardDir, 24, tr, va, tl, vl, 4)
+	shardDir := syntheticShards(t, 64, 16)
 	out := t.TempDir()
 	cfg := smallConfig(shardDir, out)
 	cfg.CkptEvery = 2
