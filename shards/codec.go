@@ -138,7 +138,7 @@ const (
 const huffMinBlock = 256
 
 // huffBandRows is how many rows of a plane share one Huffman block: as many
-// as fit in 64 KiB, so one 256-pixel-wide plane is one block, and a block
+// as fit in 64 KiB, so a 256×256 image's plane is one block, and a block
 // of residuals stays in L2 while it is unfiltered.
 func huffBandRows(w int) int { return max(1, 65536/w) }
 
@@ -251,6 +251,9 @@ func (d *Decoder) inflate(payload []byte, n int) ([]byte, error) {
 // grad-huff. It returns the raw pixels or the residual planes, valid until
 // the decoder's next call. Benchmarks use it as the decoding ceiling.
 func (d *Decoder) Inflate(codec Codec, payload []byte, w, h int) ([]byte, error) {
+	if err := checkSize(w, h); err != nil {
+		return nil, err
+	}
 	switch codec {
 	case CodecZstd:
 		return d.inflate(payload, w*h*3)
@@ -258,6 +261,15 @@ func (d *Decoder) Inflate(codec Codec, payload []byte, w, h int) ([]byte, error)
 		return d.residuals(codec, payload, w, h)
 	}
 	return nil, fmt.Errorf("%w: unknown codec %d", ErrCorrupt, codec)
+}
+
+// checkSize rejects sizes no record can have (FORMAT.md: 16-bit sides, at
+// least 1), before any buffer is sized from them.
+func checkSize(w, h int) error {
+	if w < 1 || h < 1 || w > 0xFFFF || h > 0xFFFF {
+		return fmt.Errorf("%w: a %d×%d image", ErrCorrupt, w, h)
+	}
+	return nil
 }
 
 // residuals returns the three residual planes of a grad-zstd or grad-huff
@@ -328,7 +340,7 @@ func (d *Decoder) huffBlock(blk, p []byte) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("huffman block: %v", err)
 		}
-		if len(out) != len(blk) {
+		if len(out) != len(blk) || &out[0] != &blk[0] {
 			return nil, fmt.Errorf("huffman block holds %d bytes, want %d", len(out), len(blk))
 		}
 		return p[l:], nil
@@ -338,6 +350,9 @@ func (d *Decoder) huffBlock(blk, p []byte) ([]byte, error) {
 
 // Decode decompresses payload into dst, which must hold exactly w*h*3 bytes.
 func (d *Decoder) Decode(dst []byte, codec Codec, payload []byte, w, h int) error {
+	if err := checkSize(w, h); err != nil {
+		return err
+	}
 	n := w * h * 3
 	if len(dst) != n {
 		return fmt.Errorf("shards: decode buffer holds %d bytes, need %d", len(dst), n)
@@ -366,18 +381,18 @@ func (d *Decoder) Decode(dst []byte, codec Codec, payload []byte, w, h int) erro
 // DecodeRows decodes the top rows rows of a w×h image and calls
 // fn(y, row, mirrored) for y = 0 … rows−1 in order, row being the 3·w
 // bytes of row y, valid only during the call. A crop needs no whole image:
-// grad-zstd rows are decoded into a two-row ring that stays in L1, so the
+// grad-huff and grad-zstd rows are decoded into a two-row ring that stays in L1, so the
 // crop's bytes are written once, straight to their destination, and the
 // rows below the crop are never decoded. This is the pipeline's training
 // path.
 //
-// With mirror set, the AVX2 grad-zstd kernel delivers the rows mirrored
+// With mirror set, the AVX2 unfilter kernel delivers the rows mirrored
 // left to right, which costs it nothing, where mirroring a crop afterwards
 // cost about 5% of the pipeline's time; mirrored reports whether it did.
 // Other paths deliver rows as they are, since a separate mirroring pass
 // would cost more than flipping while copying the crop.
 func (d *Decoder) DecodeRows(codec Codec, payload []byte, w, h, rows int, mirror bool, fn func(y int, row []byte, mirrored bool)) error {
-	if w < 1 || h < 1 || rows < 0 || rows > h {
+	if w < 1 || h < 1 || w > 0xFFFF || h > 0xFFFF || rows < 0 || rows > h {
 		return fmt.Errorf("shards: decode %d rows of a %d×%d image", rows, w, h)
 	}
 	n := w * h * 3
@@ -419,7 +434,7 @@ func (d *Decoder) DecodeRows(codec Codec, payload []byte, w, h, rows int, mirror
 			switch {
 			case useAVX2:
 				// The block reads res[o+2·np+full−1] ≤ n+30: inside the
-				// rowPad that inflate leaves.
+				// rowPad that buffer leaves.
 				unfilterRowAVX2(out, up, res[o:n+rowPad], np, full, mirror)
 				if mirror {
 					// Mirrored, the surplus columns come first.

@@ -579,3 +579,22 @@ func FuzzGradHuff(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeImpossibleSizes: sizes no record can have are errors, never a
+// division by zero or a buffer sized from them.
+func TestDecodeImpossibleSizes(t *testing.T) {
+	dec, _ := NewDecoder()
+	for _, codec := range []Codec{CodecZstd, CodecGradZstd, CodecGradHuff} {
+		for _, wh := range [][2]int{{0, 5}, {5, 0}, {-1, 5}, {1 << 16, 1}, {1, 1 << 16}} {
+			if _, err := dec.Inflate(codec, []byte{1, 2, 3}, wh[0], wh[1]); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("%v Inflate %v: %v", codec, wh, err)
+			}
+			if err := dec.Decode(nil, codec, []byte{1, 2, 3}, wh[0], wh[1]); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("%v Decode %v: %v", codec, wh, err)
+			}
+			if err := dec.DecodeRows(codec, []byte{1, 2, 3}, wh[0], wh[1], 0, false, nil); err == nil {
+				t.Errorf("%v DecodeRows %v: no error", codec, wh)
+			}
+		}
+	}
+}

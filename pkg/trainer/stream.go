@@ -39,6 +39,10 @@ type Stream interface {
 	// DataWait returns, summed over the steps timed since the last call,
 	// how long the device waited for data and its total step time.
 	DataWait() (wait, total time.Duration)
+	// Idle says the loop has just kept the device idle on purpose
+	// (evaluation, a checkpoint): the wait before the next step queued is
+	// not data wait, and is not counted as such.
+	Idle()
 	// Close stops taking batches. It does not close the source.
 	Close() error
 }
@@ -81,5 +85,8 @@ func (s *syncStream) DataWait() (time.Duration, time.Duration) {
 	s.waited, s.worked = 0, 0
 	return w, t
 }
+
+// Idle does nothing: the synchronous loop times only Next and Step.
+func (s *syncStream) Idle() {}
 
 func (s *syncStream) Close() error { return nil }

@@ -113,6 +113,7 @@ func (s *lagStream) DataWait() (time.Duration, time.Duration) {
 	return time.Millisecond, 10 * time.Millisecond
 }
 func (s *lagStream) Close() error { return nil }
+func (s *lagStream) Idle()        {}
 
 // trainingRecord is what two runs must agree on: the metrics log without
 // its timings.

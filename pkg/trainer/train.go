@@ -189,8 +189,9 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		// Deferred first, so it runs last: after the stream and the
-		// pipeline below have stopped touching the slots.
+		// Deferred before the pipeline and the stream, so it runs after
+		// they have stopped touching the slots (and before the backend
+		// closes, which the slots' memory may belong to).
 		defer func() {
 			if err := free(); err != nil {
 				fmt.Fprintf(log, "train: freeing the batch slots: %v\n", err)
@@ -213,7 +214,11 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 		fmt.Fprintf(log, "train: batches stream to the device one step ahead of the loop\n")
 	}
-	defer st.Close()
+	defer func() {
+		if err := st.Close(); err != nil {
+			fmt.Fprintf(log, "train: closing the batch stream: %v\n", err)
+		}
+	}()
 	res := &Result{Checkpoint: ckPath, Stopped: "epochs"}
 	var lossSum float64
 	var hits, seen, logged int
@@ -247,6 +252,8 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			lossSum, logged, logStart = 0, 0, time.Now()
 		}
 		endOfEpoch := resume.Epoch != at.Epoch
+		saving := endOfEpoch || (cfg.CkptEvery > 0 && step%int64(cfg.CkptEvery) == 0)
+		paused := time.Now()
 		if endOfEpoch {
 			ev, err := evaluate(ctx, be, cfg.Shards, crop, cfg.EvalBatch, pipeline.Center, cfg.MaxValImages)
 			if err != nil {
@@ -275,7 +282,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			hits, seen = 0, 0
 			epochStart = time.Now()
 		}
-		if endOfEpoch || (cfg.CkptEvery > 0 && step%int64(cfg.CkptEvery) == 0) {
+		if saving {
 			if err := save(resume.Epoch, resume); err != nil {
 				return false, err
 			}
@@ -287,10 +294,12 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			res.Stopped = "max-steps"
 			return true, nil
 		}
-		if endOfEpoch {
-			// Evaluation and the checkpoint are not training time.
-			st.DataWait()
-			logStart = time.Now()
+		if saving {
+			// Evaluation and checkpoints are not training time: the log's
+			// img/s leaves them out, and the device's idle time across
+			// them is not data wait.
+			logStart = logStart.Add(time.Since(paused))
+			st.Idle()
 		}
 		return false, nil
 	}
@@ -309,7 +318,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			break
 		}
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("step %d: %w", queued+1, err)
 		}
 		queued++
 		// The previous step's result is read while this one runs.

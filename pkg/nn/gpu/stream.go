@@ -53,7 +53,7 @@ func (b *Backend) Stream(src feed.Source) (trainer.Stream, error) {
 		}
 		fd, closeDev = cd, cd.Close
 	}
-	s := &stream{net: b.net, closeDev: closeDev}
+	s := &stream{net: b.net, closeDev: closeDev, skip: map[int64]bool{}}
 	var err error
 	if s.feed, err = feed.New(src, fd, feed.Options{OnTiming: s.timing}); err != nil {
 		closeDev()
@@ -67,26 +67,38 @@ type stream struct {
 	net         *Net
 	feed        *feed.Feed
 	closeDev    func() error
+	closed      bool
+	queued      int64          // steps queued: the feed's Seq of the next one
+	skip        map[int64]bool // steps whose wait is the loop's own (Idle)
 	wait, total time.Duration
 }
 
 // timing runs on the training loop's goroutine (feed.Options.OnTiming).
-// The first step's wait runs from the device's origin mark and so holds
-// start-up, not data wait: it is left out.
+// A step's wait runs from the previous step's end mark. For the first
+// step that is the device's origin (start-up), and after Idle it spans
+// the loop's evaluation or checkpoint: neither is data wait, so those
+// steps are left out.
 func (s *stream) timing(t feed.StepTiming) {
-	if t.Seq > 0 {
-		s.wait += t.Wait()
-		s.total += t.Total()
+	if t.Seq == 0 || s.skip[t.Seq] {
+		delete(s.skip, t.Seq)
+		return
 	}
+	s.wait += t.Wait()
+	s.total += t.Total()
 }
 
 func (s *stream) Queue(lr, momentum, weightDecay float32) (trainer.QueuedStep, error) {
 	b, p, err := s.net.StepFeed(s.feed, lr, momentum, weightDecay)
 	if err != nil {
+		// A step StepFeed queued before failing (its End mark) is
+		// dropped with its result; Close synchronises both streams.
 		return trainer.QueuedStep{}, err
 	}
+	s.queued++
 	return trainer.QueuedStep{Pos: b.Pos, Resume: b.Resume, Wait: p.Wait}, nil
 }
+
+func (s *stream) Idle() { s.skip[s.queued] = true }
 
 func (s *stream) DataWait() (time.Duration, time.Duration) {
 	w, t := s.wait, s.total
@@ -94,5 +106,12 @@ func (s *stream) DataWait() (time.Duration, time.Duration) {
 	return w, t
 }
 
-// Close stops the copier before the device buffers go.
-func (s *stream) Close() error { return errors.Join(s.feed.Close(), s.closeDev()) }
+// Close stops the copier before the device buffers go. Only the first
+// call does anything: the buffers must be freed once.
+func (s *stream) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return errors.Join(s.feed.Close(), s.closeDev())
+}

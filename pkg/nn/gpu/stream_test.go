@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
 	"github.com/alexnet-repro/alexnet/pkg/cuda"
@@ -111,4 +112,32 @@ func metricsWithoutTimes(t *testing.T, dir string) string {
 		out.Write(append(line, '\n'))
 	}
 	return out.String()
+}
+
+// TestStreamDataWaitSkipsIdle: the data wait leaves out step 0 (start-up)
+// and the step after each Idle (the loop's evaluation or checkpoint), and
+// counts every other step's wait and total.
+func TestStreamDataWaitSkipsIdle(t *testing.T) {
+	s := &stream{skip: map[int64]bool{}}
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	step := func(seq int64, wait, total int) {
+		// Timings arrive a few steps late, as from the device.
+		s.timing(feed.StepTiming{Seq: seq, PrevEnd: ms(100 * int(seq)), DataReady: ms(100*int(seq) + wait), End: ms(100*int(seq) + total)})
+	}
+	s.queued = 3
+	s.Idle() // after step 2: step 3 follows an evaluation
+	for seq := range int64(5) {
+		wait := 1
+		if seq == 0 || seq == 3 {
+			wait = 50
+		}
+		step(seq, wait, 60)
+	}
+	w, tot := s.DataWait()
+	if w != ms(3) || tot != ms(180) {
+		t.Fatalf("data wait %v of %v, want 3ms of 180ms (steps 1, 2 and 4)", w, tot)
+	}
+	if len(s.skip) != 0 {
+		t.Errorf("skips left over: %v", s.skip)
+	}
 }
