@@ -99,7 +99,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dec.Close()
-	for _, codec := range []Codec{CodecZstd, CodecGradZstd, CodecGradHuff} {
+	for _, codec := range allCodecs {
 		enc, err := NewEncoder(codec)
 		if err != nil {
 			t.Fatal(err)
@@ -404,7 +404,7 @@ func benchImages(b *testing.B) ([][]byte, int, int) {
 }
 
 func BenchmarkEncode(b *testing.B) {
-	for _, codec := range []Codec{CodecZstd, CodecGradZstd, CodecGradHuff} {
+	for _, codec := range allCodecs {
 		b.Run(codec.String(), func(b *testing.B) {
 			ims, w, h := benchImages(b)
 			enc, _ := NewEncoder(codec)
@@ -419,7 +419,7 @@ func BenchmarkEncode(b *testing.B) {
 }
 
 func BenchmarkDecode(b *testing.B) {
-	for _, codec := range []Codec{CodecZstd, CodecGradZstd, CodecGradHuff} {
+	for _, codec := range allCodecs {
 		b.Run(codec.String(), func(b *testing.B) {
 			ims, w, h := benchImages(b)
 			dec, _ := NewDecoder()
