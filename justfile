@@ -68,6 +68,17 @@ bench-ingest *ARGS: setup build
 bench-pipeline *ARGS: setup build
     bin/benchpipeline {{ARGS}}
 
+# Without a GPU: NVRTC compiles kernels.cu for sm_80/sm_90, ptxas assembles it, the real libcuda binds (NVIDIA's GPU-less parts from Debian non-free, into .cache/).
+cuda-cpu-check:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    vars=$(bash scripts/cuda-cpu-libs.sh)
+    if [ -z "$vars" ]; then echo "cuda-cpu-check: skipped, the libraries could not be fetched"; exit 0; fi
+    export $vars
+    # With the libraries here, a skip would hide a loading bug: make it fail.
+    ALEXNET_REQUIRE_GPU=1 go test -count=1 -v -run '^(TestNVRTCCompile|TestNVRTCKernels|TestInitWithoutDriver)$' ./pkg/cuda ./pkg/nn/gpu \
+      | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|nvrtc_test|gpu_test|search_test'
+
 # Build the GPU check into gpu/ (git-ignored); on a GPU machine run `bash gpu/run.sh` (docs/gpu-check.md).
 gpu-check:
     bash scripts/gpu-check.sh

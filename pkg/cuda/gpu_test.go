@@ -316,16 +316,24 @@ func TestGPUNVRTCSaxpy(t *testing.T) {
 	}
 }
 
-func TestGPUNVRTCErrorsAndCache(t *testing.T) {
-	d := gpu(t)
-	if _, _, err := NVRTCVersion(); err != nil {
+// TestNVRTCCompile needs NVRTC but no GPU (`just cuda-cpu-libs` fetches
+// one for a CPU machine): compile errors carry the log, unknown options
+// fail, the test kernels (clock64, the bit-cast intrinsics) compile, and
+// the PTX cache misses once, then hits with the same PTX.
+func TestNVRTCCompile(t *testing.T) {
+	maj, mnr, err := NVRTCVersion()
+	if err != nil {
 		skipOrFail(t, "no NVRTC: %v", err)
 	}
-	maj, mnr, _ := NVRTCVersion()
 	archs, _ := SupportedArchs()
-	t.Logf("NVRTC %d.%d, targets %v, device arch %s", maj, mnr, archs, Arch(d))
+	arch := archFor(ComputeCapability{Major: 9, Minor: 0}, archs)
+	t.Logf("NVRTC %d.%d, targets %v, compiling for %s", maj, mnr, archs, arch)
+	checkNVRTC(t, arch)
+}
 
-	_, log, err := Compile("extern \"C\" __global__ void k() { undefined_thing(); }", "bad.cu", []string{"--gpu-architecture=" + Arch(d)})
+func checkNVRTC(t *testing.T, arch string) {
+	t.Helper()
+	_, log, err := Compile("extern \"C\" __global__ void k() { undefined_thing(); }", "bad.cu", []string{"--gpu-architecture=" + arch})
 	var ce *CompileError
 	if !errors.As(err, &ce) || !strings.Contains(log, "undefined_thing") || !strings.Contains(err.Error(), "NVRTC_ERROR_COMPILATION") {
 		t.Errorf("bad source: err %v, log %q", err, log)
@@ -335,15 +343,31 @@ func TestGPUNVRTCErrorsAndCache(t *testing.T) {
 	}
 
 	c := &PTXCache{Dir: t.TempDir()}
-	p1, _, hit1, err := c.Compile(testKernels, "test_kernels.cu", Arch(d), nil)
+	p1, _, hit1, err := c.Compile(testKernels, "test_kernels.cu", arch, nil)
 	must(t, err)
-	p2, _, hit2, err := c.Compile(testKernels, "test_kernels.cu", Arch(d), nil)
+	p2, _, hit2, err := c.Compile(testKernels, "test_kernels.cu", arch, nil)
 	must(t, err)
-	if hit1 || !hit2 || p1 != p2 || !strings.Contains(p1, ".entry saxpy") {
+	if hit1 || !hit2 || p1 != p2 {
 		t.Errorf("cache: first hit %v, second hit %v, equal %v", hit1, hit2, p1 == p2)
 	}
+	for _, k := range []string{"saxpy", "argcheck", "spin", "empty"} {
+		if !strings.Contains(p1, ".entry "+k+"(") {
+			t.Errorf("PTX has no .entry %s", k)
+		}
+	}
+}
 
-	_, err = d.LoadPTX("this is not PTX")
+func TestGPUNVRTCErrorsAndCache(t *testing.T) {
+	d := gpu(t)
+	if _, _, err := NVRTCVersion(); err != nil {
+		skipOrFail(t, "no NVRTC: %v", err)
+	}
+	maj, mnr, _ := NVRTCVersion()
+	archs, _ := SupportedArchs()
+	t.Logf("NVRTC %d.%d, targets %v, device arch %s", maj, mnr, archs, Arch(d))
+	checkNVRTC(t, Arch(d))
+
+	_, err := d.LoadPTX("this is not PTX")
 	var e *Error
 	if !errors.As(err, &e) || e.API != APIDriver {
 		t.Errorf("LoadPTX(garbage) = %v", err)

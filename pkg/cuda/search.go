@@ -51,13 +51,13 @@ var (
 	}
 	specCUBLAS = libSpec{
 		name:       "libcublas.so.13",
-		sonames:    []string{"libcublas.so.13", "libcublas.so.12", "libcublas.so"},
+		sonames:    []string{"libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"},
 		pip:        true,
 		companions: cublasCompanions,
 	}
 	specNVRTC = libSpec{
 		name:       "libnvrtc.so.13",
-		sonames:    []string{"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"},
+		sonames:    []string{"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2", "libnvrtc.so"},
 		pip:        true,
 		companions: nvrtcCompanions,
 	}
@@ -86,13 +86,19 @@ func cublasCompanions(dir, soname string) []string {
 }
 
 // nvrtcCompanions: NVRTC dlopens libnvrtc-builtins.so.<major>.<minor> when
-// it compiles; the exact minor is unknown, so take whatever matches.
+// it compiles; the exact minor is unknown (CUDA 11's libnvrtc.so.11.2 goes
+// with libnvrtc-builtins.so.11.8), so take whatever has the same major.
 func nvrtcCompanions(dir, soname string) []string {
-	pat := "libnvrtc-builtins.so*"
+	pats := []string{"libnvrtc-builtins.so*"}
 	if v := sonameSuffix(soname); v != "" {
-		pat = "libnvrtc-builtins.so." + v + "*"
+		major, _, _ := strings.Cut(v, ".")
+		pats = []string{"libnvrtc-builtins.so." + major, "libnvrtc-builtins.so." + major + ".*"}
 	}
-	m, _ := filepath.Glob(filepath.Join(dir, pat))
+	var m []string
+	for _, p := range pats {
+		g, _ := filepath.Glob(filepath.Join(dir, p))
+		m = append(m, g...)
+	}
 	slices.Sort(m)
 	return m
 }

@@ -188,6 +188,14 @@ func TestLocate(t *testing.T) {
 			preloaded: []string{"/pp/nvidia/cuda_nvrtc/lib/libnvrtc-builtins.so.12.8"},
 		},
 		{
+			name:      "CUDA 11's NVRTC soname keeps the minor of its first release",
+			spec:      specNVRTC,
+			files:     []string{"cuda11/libnvrtc.so.11.2", "cuda11/libnvrtc-builtins.so.11.8", "cuda11/libnvrtc-builtins.so.118", "cuda11/libnvrtc-builtins.so.12.0"},
+			env:       map[string]string{"ALEXNET_CUDA_LIB": "$ROOT/cuda11"},
+			want:      "/cuda11/libnvrtc.so.11.2",
+			preloaded: []string{"/cuda11/libnvrtc-builtins.so.11.8"},
+		},
+		{
 			name:  "a broken file falls through to the next place",
 			spec:  specNVRTC,
 			files: []string{"a/libnvrtc.so.13!broken", "home/.local/lib/python3.11/site-packages/nvidia/cu13/lib/libnvrtc.so.13"},
@@ -352,11 +360,23 @@ func TestInitWithoutDriver(t *testing.T) {
 	if err == nil {
 		t.Skip("a CUDA driver and GPU are present")
 	}
+	msg := err.Error()
 	var nf *NotFoundError
 	if !errors.As(err, &nf) {
-		t.Skipf("driver present but unusable: %v", err)
+		// A real libcuda without a GPU (a CPU machine after `just
+		// cuda-cpu-libs`): every symbol bound, and cuInit's failure is
+		// named by the driver's own strings, with the library's path.
+		var e *Error
+		if !errors.As(err, &e) || e.API != APIDriver || !strings.HasPrefix(e.Name, "CUDA_ERROR_") || e.Desc == "" ||
+			!strings.Contains(msg, "cuInit") || !strings.Contains(msg, "libcuda.so") {
+			t.Errorf("driver present but unusable, and the error does not say why: %v", err)
+		}
+		if _, err2 := InitDevice(3); err2 == nil || err2.Error() != msg {
+			t.Errorf("InitDevice after a failed cuInit: %v, want the same error", err2)
+		}
+		t.Logf("driver present, no GPU: %v", err)
+		return
 	}
-	msg := err.Error()
 	for _, want := range []string{"libcuda.so.1", "/usr/local/cuda/lib64", "system loader", "ALEXNET_CUDA_LIB"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q:\n%s", want, msg)

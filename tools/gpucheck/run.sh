@@ -105,10 +105,10 @@ record_test() { # binary logfile rc
 	(( $3 == 99 )) && verdict=SKIPPED
 	printf '{"kind":"test","binary":"%s","verdict":"%s","pass":%d,"fail":%d,"skip":%d,"rc":%d}\n' "$1" "$verdict" "$p" "$f" "$s" "$3" >>$R/tests.jsonl
 }
-step cuda-test 180 $B/cuda.test -test.v -test.run 'GPU|Probe' -test.bench GPU -test.benchtime 2000x
+step cuda-test 180 $B/cuda.test -test.v -test.run 'GPU|Probe|NVRTC' -test.bench GPU -test.benchtime 2000x
 record_test cuda.test $R/cuda-test.log $?
 # TestGPUCrossCheck's work is done (and recorded) by `gpucheck crosscheck`.
-step gpu-test 180 $B/gpu.test -test.v -test.run GPU -test.skip CrossCheck
+step gpu-test 180 $B/gpu.test -test.v -test.run 'GPU|NVRTC' -test.skip CrossCheck
 record_test gpu.test $R/gpu-test.log $?
 
 # --- ours, fed by the real pipeline from shards -----------------------------
