@@ -105,7 +105,13 @@ record_test() { # binary logfile rc
 	(( $3 == 99 )) && verdict=SKIPPED
 	printf '{"kind":"test","binary":"%s","verdict":"%s","pass":%d,"fail":%d,"skip":%d,"rc":%d}\n' "$1" "$verdict" "$p" "$f" "$s" "$3" >>$R/tests.jsonl
 }
-step cuda-test 180 $B/cuda.test -test.v -test.run 'GPU|Probe|NVRTC' -test.bench GPU -test.benchtime 2000x
+# With a C++ compiler here, TestBindingsAgainstHeaders also checks every
+# binding and constant against the wheels' own CUDA 13 and cuDNN headers.
+if [[ -n $PY ]]; then
+	NVINC=$("$PY" -c "import site,glob; print(':'.join(sorted(d for p in site.getsitepackages()+[site.getusersitepackages()] for d in glob.glob(p+'/nvidia/*/include'))))" 2>/dev/null)
+	[[ -n $NVINC ]] && export ALEXNET_CUDA_INCLUDE=$NVINC
+fi
+step cuda-test 180 $B/cuda.test -test.v -test.run 'GPU|Probe|NVRTC|Headers' -test.bench GPU -test.benchtime 2000x
 record_test cuda.test $R/cuda-test.log $?
 # TestGPUCrossCheck's work is done (and recorded) by `gpucheck crosscheck`.
 step gpu-test 180 $B/gpu.test -test.v -test.run 'GPU|NVRTC' -test.skip CrossCheck
