@@ -28,12 +28,15 @@ import (
 	"image"
 	"image/jpeg"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/disintegration/imaging"
@@ -155,14 +158,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(filepath.Dir(c.out), 0o755); err != nil {
 		return fmt.Errorf("creating parent of %s: %w", c.out, err)
 	}
+	for _, d := range sweepStale(c.out, processAlive, time.Now()) {
+		fmt.Fprintf(stderr, "mkdemo: removed %s, left by a run that was killed\n", d)
+	}
 	tmp, err := os.MkdirTemp(filepath.Dir(c.out), filepath.Base(c.out)+".tmp-")
 	if err != nil {
 		return fmt.Errorf("creating work directory: %w", err)
 	}
 	defer os.RemoveAll(tmp) // a no-op once renamed into place
+	owner := filepath.Join(tmp, ownerName)
+	if err := os.WriteFile(owner, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", owner, err)
+	}
 	bytesOut, err := writeTree(ctx, c, tmp, train, val, stderr)
 	if err != nil {
 		return err
+	}
+	if err := os.Remove(owner); err != nil {
+		return fmt.Errorf("removing %s: %w", owner, err)
 	}
 	if err := os.WriteFile(filepath.Join(tmp, markerName), append(marker, '\n'), 0o644); err != nil {
 		return fmt.Errorf("writing marker: %w", err)
@@ -243,6 +256,55 @@ func loadSource(c config) (train, val *fashionmnist.Set, err error) {
 		return nil, nil, fmt.Errorf("--val %d: the source has only %d test images", c.Val, val.N)
 	}
 	return train, val, nil
+}
+
+// ownerName is the file, inside a work directory, that holds the pid of
+// the mkdemo writing it, so a later run can tell a killed run's leftovers
+// (tens of thousands of JPEGs) from a run still in progress.
+const ownerName = ".mkdemo-owner"
+
+// sweepStale removes the work directories of out (out.tmp-*, and the
+// previous tree a replace had moved aside, out.tmp-*.old) whose owner
+// process is gone. One without an owner file (killed before writing it) is
+// removed once it is an hour old. It returns what it removed.
+func sweepStale(out string, alive func(pid int) bool, now time.Time) []string {
+	dirs, _ := filepath.Glob(out + ".tmp-*")
+	var removed []string
+	for _, d := range dirs {
+		base := strings.TrimSuffix(d, ".old")
+		stale := false
+		if b, err := os.ReadFile(filepath.Join(base, ownerName)); err == nil {
+			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+			stale = err != nil || !alive(pid)
+		} else if fi, err := os.Stat(d); err == nil {
+			stale = now.Sub(fi.ModTime()) > time.Hour
+		}
+		if base != d {
+			// A moved-aside tree belongs to its work directory's run; with
+			// that directory gone the run either finished or died.
+			if _, err := os.Stat(base); errors.Is(err, fs.ErrNotExist) {
+				stale = true
+			}
+		}
+		if stale && os.RemoveAll(d) == nil {
+			removed = append(removed, d)
+		}
+	}
+	return removed
+}
+
+// processAlive reports whether pid is a running process. Anything but a
+// clear "no such process" counts as alive, so a live run is never swept.
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return false
+	}
+	err = p.Signal(syscall.Signal(0))
+	return !(errors.Is(err, os.ErrProcessDone) || errors.Is(err, syscall.ESRCH))
 }
 
 // publish moves the finished tree into place. When replacing, the old tree

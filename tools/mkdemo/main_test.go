@@ -12,8 +12,11 @@ import (
 	"image"
 	"image/jpeg"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -341,4 +344,71 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestSweepStale: a killed run's work directories are removed by the next
+// run; a live run's, and a fresh one without an owner yet, are kept.
+func TestSweepStale(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "fm")
+	mk := func(name, owner string, age time.Duration) string {
+		d := filepath.Join(dir, name)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if owner != "" {
+			if err := os.WriteFile(filepath.Join(d, ownerName), []byte(owner), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		old := time.Now().Add(-age)
+		if err := os.Chtimes(d, old, old); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	const live, dead = 1111, 2222
+	alive := func(pid int) bool { return pid == live }
+	dead1 := mk("fm.tmp-1", strconv.Itoa(dead), 0)
+	live1 := mk("fm.tmp-2", strconv.Itoa(live), 0)
+	fresh := mk("fm.tmp-3", "", time.Minute)
+	orphan := mk("fm.tmp-4", "", 2*time.Hour)
+	garbled := mk("fm.tmp-5", "not a pid", 0)
+	aside := mk("fm.tmp-6.old", "", 0) // its work directory fm.tmp-6 is gone
+	liveAside := mk("fm.tmp-2.old", "", 0)
+	other := mk("fmx.tmp-7", strconv.Itoa(dead), 0) // another tree's
+
+	got := sweepStale(out, alive, time.Now())
+	slices.Sort(got)
+	want := []string{dead1, orphan, garbled, aside}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("removed %v, want %v", got, want)
+	}
+	for _, d := range []string{live1, fresh, liveAside, other} {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("%s was removed: %v", d, err)
+		}
+	}
+	for _, d := range want {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("%s is still there", d)
+		}
+	}
+}
+
+func TestProcessAlive(t *testing.T) {
+	if !processAlive(os.Getpid()) {
+		t.Error("this process reads as dead")
+	}
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Skip("no `true` to start:", err)
+	}
+	if processAlive(cmd.Process.Pid) {
+		t.Errorf("pid %d of a finished child reads as alive", cmd.Process.Pid)
+	}
+	if processAlive(0) || processAlive(-1) {
+		t.Error("pids 0 and -1 read as alive")
+	}
 }
