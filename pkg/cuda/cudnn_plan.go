@@ -253,6 +253,10 @@ func chooseAlgo(d convDirection, perfs []AlgoPerf, r algoRules) (AlgoPerf, error
 			why = append(why, fmt.Sprintf("%s: needs %d bytes, budget %d", p.Name, p.Memory, r.budget))
 		case r.strictFP32 && (p.MathType == dnnTensorOpMath || p.MathType == dnnTensorOpConvert):
 			why = append(why, fmt.Sprintf("%s: tensor-op math under fp32", p.Name))
+		case p.MathType == dnnTensorOpConvert:
+			// ALLOW_CONVERSION lets cuDNN round float32 data to fp16,
+			// far below TF32's precision: never, in either mode.
+			why = append(why, fmt.Sprintf("%s: converts to fp16", p.Name))
 		case r.deterministic && !p.Deterministic:
 			why = append(why, fmt.Sprintf("%s: non-deterministic", p.Name))
 		default:

@@ -164,6 +164,12 @@ func TestChooseAlgo(t *testing.T) {
 			t.Errorf("%s: chose %s, want %s", tc.name, got.Name, tc.want)
 		}
 	}
+	// An algorithm that would round float32 to fp16 is never taken, even
+	// under TF32 and even when fastest.
+	convert := append([]AlgoPerf{{Algo: 7, Name: "WINOGRAD_NONFUSED", TimeMs: 0.05, Memory: 0, Deterministic: true, MathType: dnnTensorOpConvert}}, perfs...)
+	if got, err := chooseAlgo(dirForward, convert, algoRules{budget: 1 << 20, byTime: true}); err != nil || got.Name != "GEMM" {
+		t.Errorf("with an fp16-converting algorithm offered: chose %s, %v; want GEMM", got.Name, err)
+	}
 	_, err := chooseAlgo(dirBackwardFilter, perfs[3:4], algoRules{budget: 1 << 30, byTime: true})
 	if err == nil || !strings.Contains(err.Error(), "no usable backward-filter algorithm") || !strings.Contains(err.Error(), "WINOGRAD: CUDNN_STATUS_NOT_SUPPORTED") {
 		t.Errorf("err = %v", err)

@@ -497,8 +497,10 @@ func (d *Device) MemcpyDtoH(dst []byte, src DevicePtr) error {
 // MemcpyHtoDAsync queues a copy of src to dst on s (nil: the legacy
 // default stream). When src is from HostAlloc the call returns at once and
 // src must stay untouched until the stream passes the copy. When src is Go
-// memory the driver stages it before returning, so the slice may be
-// reused immediately, but the copy is slow and does not overlap.
+// memory, current drivers stage it before returning, but CUDA only says
+// such a copy "might be synchronous": callers that reuse or drop src at
+// once should synchronize the stream first (pkg/nn/gpu does). Either way
+// the copy is slow and does not overlap.
 func (d *Device) MemcpyHtoDAsync(dst DevicePtr, src []byte, s *Stream) error {
 	if len(src) == 0 {
 		return nil

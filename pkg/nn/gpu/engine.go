@@ -144,9 +144,18 @@ func (e *cudaEngine) alloc(bytes int) (cuda.DevicePtr, error) {
 }
 
 func (e *cudaEngine) upload(dst cuda.DevicePtr, src []byte) error {
-	// From Go memory the driver stages the bytes before returning, so src
-	// may be reused at once; the copy is still ordered on the stream.
-	return e.dev.MemcpyHtoDAsync(dst, src, e.stream)
+	// The copy is ordered on the stream, after the work already queued.
+	// The interface promises src may be reused on return: from pageable
+	// Go memory current drivers do stage the bytes before returning, but
+	// CUDA does not document that, and from a pinned slot the copy is
+	// truly still running. So wait for it. Uploads happen at build, after
+	// Tensors handed the parameters out, and on the synchronous Step path
+	// (which reads every loss anyway); the fast path, StepFeed, copies
+	// through pkg/feed and never comes here.
+	if err := e.dev.MemcpyHtoDAsync(dst, src, e.stream); err != nil {
+		return err
+	}
+	return e.stream.Synchronize()
 }
 
 func (e *cudaEngine) download(dst []byte, src cuda.DevicePtr) error {

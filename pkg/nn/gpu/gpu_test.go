@@ -108,9 +108,11 @@ func TestGPUKernels(t *testing.T) {
 // relative error; the normalised input and the dropout masks exactly.
 func TestGPUCrossCheck(t *testing.T) {
 	dev := needGPU(t)
-	if _, err := dev.NewDNN(); err != nil {
+	dnn, err := dev.NewDNN()
+	if err != nil {
 		skipOrFail(t, "no cuDNN: %v", err)
 	}
+	dnn.Close()
 	models := []struct {
 		name    string
 		classes int

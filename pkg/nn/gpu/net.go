@@ -696,8 +696,16 @@ func (n *Net) Params() ([]Param, error) {
 // Close frees everything on the device.
 func (n *Net) Close() error {
 	var err error
+	// A step queued and never waited for (an error path, or direct use
+	// of StepLoaded/StepFeed) may still be copying its result into the
+	// pinned buffer freed below: let the stream drain first.
+	if n.eng != nil {
+		err = n.eng.sync()
+	}
 	if n.results != nil {
-		err = n.results.close()
+		if rerr := n.results.close(); err == nil {
+			err = rerr
+		}
 		n.results = nil
 	}
 	if n.eng != nil {

@@ -169,7 +169,8 @@ func (n *Net) Device() *cuda.Device {
 func (n *Net) InputLayout() feed.Layout { return n.stageLay }
 
 // Stage copies a slot's crops (any memory) into the Net's own staging
-// buffer and returns that as a device batch. Benchmarks stage one
+// buffer and returns that as a device batch; the copy has finished when
+// it returns, so the slot may be reused at once. Benchmarks stage one
 // synthetic batch and Load it every step: data already on the device.
 // The staging buffer is also what TrainStep and Eval use, so a staged
 // batch lasts until the next of those calls.
