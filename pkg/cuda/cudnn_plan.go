@@ -327,6 +327,14 @@ type ConvPlan struct {
 	wsPerPass [3]int64
 }
 
+// WorkspaceWithoutBackwardData is the workspace the forward and
+// backward-filter passes need: all a network's first convolution runs,
+// since its input needs no gradient. RunBackwardData refuses a smaller
+// buffer than its own pass needs, so sizing by this is safe.
+func (pl *ConvPlan) WorkspaceWithoutBackwardData() int64 {
+	return max(pl.wsPerPass[dirForward], pl.wsPerPass[dirBackwardFilter])
+}
+
 // Plan returns the plan for shape under math, searching on first use.
 // Searching runs convolutions on the handle's stream and synchronises it.
 func (p *ConvPlanner) Plan(shape ConvShape, math ConvMath) (*ConvPlan, error) {

@@ -255,3 +255,20 @@ func TestLRNConventions(t *testing.T) {
 		t.Errorf("Caffe's alpha should differ visibly from the paper at these magnitudes (diff %g)", maxCaffe)
 	}
 }
+
+func TestWorkspaceWithoutBackwardData(t *testing.T) {
+	pl := &ConvPlan{Workspace: 3 << 30}
+	pl.wsPerPass[dirForward], pl.wsPerPass[dirBackwardData], pl.wsPerPass[dirBackwardFilter] = 5<<20, 3<<30, 9<<20
+	if got := pl.WorkspaceWithoutBackwardData(); got != 9<<20 {
+		t.Errorf("got %d, want the backward-filter pass's %d", got, 9<<20)
+	}
+	// The smaller buffer serves the passes that run and is refused by the
+	// one that does not.
+	ws := Buffer{Bytes: 9 << 20}
+	if err := pl.checkWorkspace(dirForward, ws); err != nil {
+		t.Error(err)
+	}
+	if err := pl.checkWorkspace(dirBackwardData, ws); err == nil {
+		t.Error("backward data accepted a workspace smaller than its pass needs")
+	}
+}

@@ -25,7 +25,7 @@ type engine interface {
 	// gemm computes C = op(A)·op(B) + beta·C on row-major float32
 	// matrices: C is m×n, op(A) m×k, op(B) k×n.
 	gemm(transA, transB bool, m, n, k int, a cuda.DevicePtr, lda int, b cuda.DevicePtr, ldb int, beta float32, c cuda.DevicePtr, ldc int) error
-	conv(s cuda.ConvShape) (convRun, error)
+	conv(s cuda.ConvShape, needDx bool) (convRun, error) // needDx: backwardData will run
 	lrn(in shape4, p alexnet.LRNParams) (lrnRun, error)
 	pool(in, out shape4, k, stride, pad int) (poolRun, error)
 	// prepare runs after every alloc and layer, before the first step:
@@ -182,16 +182,17 @@ func (e *cudaEngine) sync() error { return e.stream.Synchronize() }
 // cudaConv is a convolution whose plan is made in prepare, once the
 // workspace budget is known.
 type cudaConv struct {
-	e     *cudaEngine
-	shape cuda.ConvShape
-	plan  *cuda.ConvPlan
+	e      *cudaEngine
+	shape  cuda.ConvShape
+	needDx bool
+	plan   *cuda.ConvPlan
 }
 
-func (e *cudaEngine) conv(s cuda.ConvShape) (convRun, error) {
+func (e *cudaEngine) conv(s cuda.ConvShape, needDx bool) (convRun, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	c := &cudaConv{e: e, shape: s}
+	c := &cudaConv{e: e, shape: s, needDx: needDx}
 	e.convs = append(e.convs, c)
 	return c, nil
 }
@@ -312,7 +313,14 @@ func (e *cudaEngine) prepare() error {
 		if c.plan, err = e.planner.Plan(c.shape, e.math); err != nil {
 			return err
 		}
-		need = max(need, c.plan.Workspace)
+		// conv1's backward-data pass never runs (the image needs no
+		// gradient), and its algorithms can want far more workspace
+		// than the passes that do run: do not size the buffer for it.
+		if c.needDx {
+			need = max(need, c.plan.Workspace)
+		} else {
+			need = max(need, c.plan.WorkspaceWithoutBackwardData())
+		}
 	}
 	if need > 0 {
 		if e.ws, err = e.dev.MemAlloc(int(need)); err != nil {

@@ -92,17 +92,18 @@ type hostConv struct {
 	h          *hostEngine
 	s          cuda.ConvShape
 	p, q, g    int
-	cg, kg     int // channels per group in and out
-	xs, ws, ys int // element counts
+	cg, kg     int  // channels per group in and out
+	needDx     bool // as declared: the CUDA engine sizes the workspace by it
+	xs, ws, ys int  // element counts
 }
 
-func (h *hostEngine) conv(s cuda.ConvShape) (convRun, error) {
+func (h *hostEngine) conv(s cuda.ConvShape, needDx bool) (convRun, error) {
 	_, _, p, q, err := s.Output()
 	if err != nil {
 		return nil, err
 	}
 	g := max(1, s.Groups)
-	c := &hostConv{h: h, s: s, p: p, q: q, g: g, cg: s.C / g, kg: s.K / g}
+	c := &hostConv{h: h, s: s, p: p, q: q, g: g, cg: s.C / g, kg: s.K / g, needDx: needDx}
 	c.xs, c.ws, c.ys = s.N*s.C*s.H*s.W, s.K*c.cg*s.R*s.S, s.N*s.K*p*q
 	return c, nil
 }
@@ -152,6 +153,9 @@ func (c *hostConv) forward(x, w, y cuda.DevicePtr) error {
 }
 
 func (c *hostConv) backwardData(w, dy, dx cuda.DevicePtr) error {
+	if !c.needDx {
+		return fmt.Errorf("host engine: backwardData on %v, declared as not needing it", c.s)
+	}
 	W, DY, DX := c.h.mem.f32(w, c.ws), c.h.mem.f32(dy, c.ys), c.h.mem.f32(dx, c.xs)
 	acc := make([]float64, c.xs)
 	c.each(func(xi, wi, yi int) { acc[xi] += float64(DY[yi]) * float64(W[wi]) })

@@ -262,7 +262,7 @@ func (n *Net) build(params map[string][]float32) error {
 		switch l.Kind {
 		case alexnet.Conv:
 			nd.conv, err = e.conv(cuda.ConvShape{N: cur.N, C: cur.C, H: cur.H, W: cur.W, K: l.Out, R: l.K, S: l.K,
-				PadH: l.Pad, PadW: l.Pad, StrideH: l.Stride, StrideW: l.Stride, Groups: max(1, l.Groups)})
+				PadH: l.Pad, PadW: l.Pad, StrideH: l.Stride, StrideW: l.Stride, Groups: max(1, l.Groups)}, dx != 0)
 			nd.w, nd.b = byName[l.Name+".weight"], byName[l.Name+".bias"]
 		case alexnet.FC:
 			nd.w, nd.b = byName[l.Name+".weight"], byName[l.Name+".bias"]
