@@ -493,8 +493,14 @@ func TestFeedOrderWithRealPipeline(t *testing.T) {
 				}
 			}
 			st := f.Stats()
-			if tc.buffers >= 2 && early != n-1 {
-				t.Errorf("batch n+1's copy was issued before step n ended for %d of %d steps", early, n-1)
+			// A feed that waited for step n before copying batch n+1 would
+			// score 0 here. On a loaded machine (CI runs packages side by
+			// side on 2 cores) the pipeline itself is sometimes starved
+			// for longer than a copy-bound step, and batch n+1 is then
+			// simply not there to copy yet: allow a tenth of the steps
+			// for that.
+			if tc.buffers >= 2 && early < (n-1)*9/10 {
+				t.Errorf("batch n+1's copy was issued before step n ended for only %d of %d steps", early, n-1)
 			}
 			// With one buffer the next copy still starts before the step
 			// ends, because the buffer is freed right after it has been
