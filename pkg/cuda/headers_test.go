@@ -78,8 +78,7 @@ func TestBindingsAgainstHeaders(t *testing.T) {
 	for _, h := range []string{"cuda.h", "nvrtc.h", "cublas_v2.h", "cudnn.h"} {
 		line := "#include <" + h + ">\n"
 		if _, msg, err := preprocess(line); err != nil {
-			first, _, _ := strings.Cut(strings.TrimSpace(msg), "\n")
-			t.Logf("%s: not usable here: %s", h, first)
+			t.Logf("%s: not usable here: %s", h, firstLine(strings.TrimSpace(msg)))
 			continue
 		}
 		header += line
