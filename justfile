@@ -64,8 +64,9 @@ bench-train-cpu:
 bench-ingest *ARGS: setup build
     bin/benchingest {{ARGS}}
 
-# Pipeline speed: augmented 224 crops/s on 1 core and all cores, per-stage breakdown, RSS, zstd-only and memcpy ceilings, batch digest.
+# Pipeline speed: augmented 224 crops/s on 1 core and all cores beside PyTorch's DataLoader, per-stage breakdown, RSS, entropy-only and memcpy ceilings, batch digest.
 bench-pipeline *ARGS: setup build
+    @bash scripts/setup.sh torch
     bin/benchpipeline {{ARGS}}
 
 # Without a GPU: NVRTC compiles kernels.cu for sm_80/sm_90, ptxas assembles it, the real libcuda binds (NVIDIA's GPU-less parts from Debian non-free, into .cache/).

@@ -2,6 +2,10 @@
 # Installs the Debian packages the project uses at run time and in its
 # reference benchmarks. Idempotent: a fast no-op when all are present.
 # Without root it prints the command to run instead.
+#
+#   setup.sh          what the commands, tests and demo use
+#   setup.sh torch    also python3-torch, the reference of bench-pipeline
+#                     (PyTorch's DataLoader; libtorch and its libraries, a large install)
 set -euo pipefail
 pkgs=(
   libturbojpeg0        # JPEG decoding at native speed (pure-Go fallback without it)
@@ -10,6 +14,12 @@ pkgs=(
   python3-zstandard    # reference for bench-ingest
   dataset-fashion-mnist  # the demo's and the learning tests' real dataset
 )
+for group in "$@"; do
+  case "$group" in
+    torch) pkgs+=(python3-torch) ;;  # bench-pipeline's DataLoader reference; the GPU oracle test on the CPU
+    *) echo "setup: unknown group $group (known: torch)" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -140,6 +140,8 @@ type report struct {
 	OneCore  []oneCoreFigures  `json:"one_core_runs"`
 	AllCores []allCoresFigures `json:"all_cores_runs"`
 	Quality  []qualityRow      `json:"shuffle_quality"`
+	// Reference is PyTorch's DataLoader doing the same job from JPEGs.
+	Reference *reference `json:"pytorch_dataloader,omitempty"`
 }
 
 // profileStop ends the CPU profile, when there is one, after the timed runs.
@@ -161,6 +163,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	pin := fs.Bool("pin", true, "pin each one-core run and its ceilings to one CPU, taking up to 4 CPUs in turn each round")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed runs to this file")
+	refOn := fs.Bool("reference", true, "run PyTorch's DataLoader over the same images as JPEGs in every round, beside ours")
+	python := fs.String("python", "/usr/bin/python3", "Python for the reference (torch, PIL and numpy: Debian's python3-torch, python3-pil)")
+	refImages := fs.String("reference-images", "", "JPEGs (<wnid>_<name>.JPEG) for the reference; default: the ImageNet sample when this tool ingests it")
+	refBatches := fs.Int("reference-batches", 20, "timed reference batches from resized JPEGs (from the original JPEGs: 3/10 of it)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: benchpipeline [flags]\n\nExamples:\n  just bench-pipeline\n  just bench-pipeline --shards demo/shards --batches 200 --json\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -171,8 +177,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if *batches < 2 || *batch <= 0 || *workers <= 0 || *rounds < 1 {
-		fmt.Fprintln(stderr, "benchpipeline: --batches must be at least 2 (the first is a warm-up), --batch, --workers and --rounds positive")
+	if *batches < 2 || *batch <= 0 || *workers <= 0 || *rounds < 1 || *refBatches < 1 {
+		fmt.Fprintln(stderr, "benchpipeline: --batches must be at least 2 (the first is a warm-up), --batch, --workers, --rounds and --reference-batches positive")
 		return 2
 	}
 	log := func(format string, a ...any) { fmt.Fprintf(stderr, "benchpipeline: "+format+"\n", a...) }
@@ -183,6 +189,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	rep := report{Batches: *batches, Batch: *batch, Cores: runtime.NumCPU(), LoadAvg: loadAvg()}
 
+	fromSample := false
 	if *dir == "" {
 		tmp, err := os.MkdirTemp("", "benchpipeline")
 		if err != nil {
@@ -196,6 +203,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		*dir, rep.Input = d, what
+		fromSample = d != filepath.Join(testdata.RepoRoot(), "demo", "shards")
 	} else {
 		rep.Input = "--shards " + *dir
 	}
@@ -222,6 +230,46 @@ func run(args []string, stdout, stderr io.Writer) int {
 	rep.BytesPerRecord = float64(bytes) / float64(split.Records)
 	log("input: %s: %d records in %d shards, %d×%d, %.0f KB a record (%.2f of raw)", rep.Input, rep.Records, rep.Shards,
 		rep.Width, rep.Height, rep.BytesPerRecord/1e3, rep.BytesPerRecord/float64(rep.Width*rep.Height*3))
+
+	cropSide := *crop
+	if cropSide == 0 {
+		cropSide = rep.Width * 7 / 8
+	}
+	var refCfg *refConfig
+	if *refOn {
+		rep.Reference = &reference{Python: *python}
+		images := *refImages
+		if images == "" && fromSample {
+			images = testdata.ImageNetSampleDir()
+		}
+		switch {
+		case images == "":
+			rep.Reference.Skipped = "it needs the JPEGs the shards were made from: the ImageNet sample (when this tool ingests it) or --reference-images DIR"
+		case rep.Width != rep.Height:
+			rep.Reference.Skipped = fmt.Sprintf("the shards are %d×%d, not square", rep.Width, rep.Height)
+		default:
+			rep.Reference.Skipped = refAvailable(*python)
+		}
+		if rep.Reference.Skipped != "" {
+			log("PyTorch DataLoader reference skipped: %s", rep.Reference.Skipped)
+		} else {
+			cache, err := os.MkdirTemp("", "benchpipeline-ref")
+			if err != nil {
+				log("%v", err)
+				return 1
+			}
+			defer os.RemoveAll(cache)
+			refCfg = &refConfig{Python: *python, Script: refScript(), Images: images, Meta: filepath.Join(*dir, shards.MetaFile),
+				Cache: cache, Batch: *batch, Size: rep.Width, Crop: cropSide, Seed: *seed,
+				Batches: map[string]int{refResized: *refBatches, refOriginal: max(1, *refBatches*3/10)}}
+		}
+	}
+	// refFailed stops the reference after an error, which the report shows
+	// instead of its figures: ours are still measured.
+	refFailed := func(err error) {
+		log("PyTorch DataLoader reference failed: %v", err)
+		rep.Reference.Skipped, rep.Reference.Runs, refCfg = "failed: "+err.Error(), nil, nil
+	}
 
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -284,10 +332,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 			rep.OneCore = append(rep.OneCore, oneCoreFigures{Round: r + 1, CPU: cpu,
 				OneImgPerCPUSec: one.ImgPerCPUSec, Ceilings: c, OfInflateCeiling: one.ImgPerCPUSec / c.InflateOnly, InflateShare: one.InflateShare})
 		}
+		if refCfg != nil {
+			// Beside the round's first one-core run, on its CPU.
+			if err := measureRef(*refCfg, rep.Reference, r+1, 0, cpus[0], ones[len(ones)-len(cpus)].ImgPerCPUSec); err != nil {
+				refFailed(err)
+			}
+		}
 		all, err := timedRun(*dir, allCores, *batches, *workers)
 		if err != nil {
 			log("%v", err)
 			return 1
+		}
+		if refCfg != nil {
+			if err := measureRef(*refCfg, rep.Reference, r+1, *workers, -1, all.ImgPerSec); err != nil {
+				refFailed(err)
+			}
 		}
 		alls = append(alls, all)
 		rep.AllCores = append(rep.AllCores, allCoresFigures{Round: r + 1, AllImgPerSec: all.ImgPerSec,
@@ -317,6 +376,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	rep.Scaling = median(scal)
 	rep.ScalingPerCPU = rep.All.ImgPerCPUSec / rep.One.ImgPerCPUSec
+	if rep.Reference != nil {
+		rep.Reference.summarise()
+	}
 
 	profileStop()
 	log("digesting the batch sequence of both runs (untimed: the digest costs the consumer CPU)")
@@ -584,6 +646,7 @@ func printReport(w io.Writer, r *report) {
 	if r.All.CoresUsed < 0.9*float64(r.All.Procs) {
 		fmt.Fprintf(w, "  (the all-cores run got %.2f of %d cores: other work shares the machine, so wall-clock scaling understates)\n", r.All.CoresUsed, r.All.Procs)
 	}
+	printRef(w, r)
 	for _, x := range []runResult{r.One, r.All} {
 		fmt.Fprintf(w, "\nstages, %s (busy / waiting for input / waiting on output, as shares of each stage's worker-time):\n", x.Label)
 		x.metrics.Print(w)

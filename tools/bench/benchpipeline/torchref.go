@@ -1,0 +1,199 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/alexnet-repro/alexnet/internal/testdata"
+)
+
+// The reference loaders: PyTorch's DataLoader over JPEGs, as most users
+// feed a model (tools/bench/torch_loader.py says exactly what it does).
+const (
+	refResized  = "resized"  // 256-px JPEGs made once, quality 90
+	refOriginal = "original" // the original JPEGs, resized at every read
+)
+
+// refConfig is how the reference runs are made.
+type refConfig struct {
+	Python  string // a python3 that imports torch, PIL and numpy
+	Script  string // torch_loader.py
+	Images  string // folder of <wnid>_<name>.JPEG
+	Meta    string // the shards' meta.json (PCA lighting)
+	Cache   string // where the resized JPEGs go
+	Batch   int
+	Size    int
+	Crop    int
+	Seed    uint64
+	Batches map[string]int // timed batches per mode
+}
+
+// refRun is one reference run beside the run of ours it is compared with:
+// for one core, ours and the reference are images per CPU-second on the
+// same pinned CPU in the same round; for all cores, images per second.
+type refRun struct {
+	Round      int     `json:"round"`
+	Mode       string  `json:"mode"`
+	Workers    int     `json:"workers"` // DataLoader num_workers: 0 is the main process alone
+	CPU        int     `json:"cpu"`     // -1: not pinned
+	Images     int     `json:"images"`
+	Seconds    float64 `json:"seconds"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+	Rate       float64 `json:"img_per_s_or_cpu_s"`
+	Ours       float64 `json:"ours"`
+	Ratio      float64 `json:"ours_over_reference"`
+}
+
+// refRow is the median of one mode's runs at one width.
+type refRow struct {
+	Mode    string  `json:"mode"`
+	AllCore bool    `json:"all_cores"`
+	Rate    float64 `json:"img_per_s_or_cpu_s"`
+	Ratio   float64 `json:"ours_over_reference"`
+}
+
+type reference struct {
+	Python  string   `json:"python,omitempty"`
+	Torch   string   `json:"torch,omitempty"`
+	PIL     string   `json:"pil,omitempty"`
+	Skipped string   `json:"skipped,omitempty"`
+	Runs    []refRun `json:"runs,omitempty"`
+	Rows    []refRow `json:"medians,omitempty"`
+}
+
+// refScript is torch_loader.py in this checkout.
+func refScript() string {
+	return filepath.Join(testdata.RepoRoot(), "tools", "bench", "torch_loader.py")
+}
+
+// refAvailable says why the reference cannot run, or "" when it can.
+func refAvailable(python string) string {
+	out, err := exec.Command(python, "-c", "import torch, PIL, numpy").CombinedOutput()
+	if err != nil {
+		msg := strings.TrimSpace(string(out))
+		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
+			msg = msg[i+1:]
+		}
+		if msg == "" {
+			msg = err.Error()
+		}
+		return fmt.Sprintf("%s cannot import torch, PIL and numpy (%s): install python3-torch and python3-pil (`bash scripts/setup.sh torch`), or pass --python", python, msg)
+	}
+	return ""
+}
+
+type refOutput struct {
+	Images     int     `json:"images"`
+	Seconds    float64 `json:"seconds"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+	Torch      string  `json:"torch"`
+	PIL        string  `json:"pil"`
+}
+
+// runRef runs the reference once: workers 0 pinned to cpu for the one-core
+// figure (the rate is then per CPU-second), or workers N unpinned.
+func runRef(c refConfig, mode string, workers, cpu int) (refOutput, error) {
+	args := []string{c.Script, "--images", c.Images, "--mode", mode, "--cache", c.Cache,
+		"--workers", strconv.Itoa(workers), "--batches", strconv.Itoa(c.Batches[mode]),
+		"--batch", strconv.Itoa(c.Batch), "--size", strconv.Itoa(c.Size), "--crop", strconv.Itoa(c.Crop),
+		"--seed", strconv.FormatUint(c.Seed, 10)}
+	if c.Meta != "" {
+		args = append(args, "--meta", c.Meta)
+	}
+	if cpu >= 0 {
+		args = append(args, "--cpus", strconv.Itoa(cpu))
+	}
+	cmd := exec.Command(c.Python, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return refOutput{}, fmt.Errorf("%s %s --workers %d: %v: %s", filepath.Base(c.Script), mode, workers, err, strings.TrimSpace(stderr.String()))
+	}
+	var o refOutput
+	if err := json.Unmarshal(out, &o); err != nil || o.Images == 0 || o.Seconds <= 0 || o.CPUSeconds <= 0 {
+		return refOutput{}, fmt.Errorf("%s %s: unreadable result %q (%v)", filepath.Base(c.Script), mode, strings.TrimSpace(string(out)), err)
+	}
+	return o, nil
+}
+
+// measureRef runs each mode once and appends the runs, each compared with
+// ours (the rate of ours measured the same way in the same round).
+func measureRef(c refConfig, ref *reference, round, workers, cpu int, ours float64) error {
+	for _, mode := range []string{refResized, refOriginal} {
+		o, err := runRef(c, mode, workers, cpu)
+		if err != nil {
+			return err
+		}
+		ref.Torch, ref.PIL = o.Torch, o.PIL
+		r := refRun{Round: round, Mode: mode, Workers: workers, CPU: cpu, Images: o.Images, Seconds: o.Seconds,
+			CPUSeconds: o.CPUSeconds, Ours: ours}
+		if workers == 0 {
+			r.Rate = float64(o.Images) / o.CPUSeconds
+		} else {
+			r.Rate = float64(o.Images) / o.Seconds
+		}
+		r.Ratio = ours / r.Rate
+		ref.Runs = append(ref.Runs, r)
+	}
+	return nil
+}
+
+// summarise fills ref.Rows with each mode's medians, one-core then all-cores.
+func (ref *reference) summarise() {
+	ref.Rows = nil
+	for _, all := range []bool{false, true} {
+		for _, mode := range []string{refResized, refOriginal} {
+			var rates, ratios []float64
+			for _, r := range ref.Runs {
+				if r.Mode == mode && (r.Workers > 0) == all {
+					rates, ratios = append(rates, r.Rate), append(ratios, r.Ratio)
+				}
+			}
+			if len(rates) > 0 {
+				ref.Rows = append(ref.Rows, refRow{Mode: mode, AllCore: all, Rate: median(rates), Ratio: median(ratios)})
+			}
+		}
+	}
+}
+
+func refLabel(mode string, size int) string {
+	if mode == refResized {
+		return fmt.Sprintf("DataLoader + PIL, %d-px JPEGs (q90)", size)
+	}
+	return "DataLoader + PIL, original JPEGs"
+}
+
+func printRef(w io.Writer, r *report) {
+	ref := r.Reference
+	if ref == nil {
+		return
+	}
+	if ref.Skipped != "" {
+		fmt.Fprintf(w, "\nPyTorch DataLoader reference: skipped: %s\n", ref.Skipped)
+		return
+	}
+	fmt.Fprintf(w, "\nagainst PyTorch's DataLoader (torch %s, PIL %s, %s): the same random crops, flips and lighting\n", ref.Torch, ref.PIL, ref.Python)
+	fmt.Fprintf(w, "offsets as uint8 batches of %d; one core: num_workers=0 pinned beside ours, img/CPU-s; all cores:\n", r.Batch)
+	fmt.Fprintf(w, "num_workers=%d, img/s; medians of the rounds, ratios taken within each round:\n", r.All.Decoders)
+	fmt.Fprintf(w, "  %-40s %13s %8s %13s %8s\n", "loader", "1 core", "ours ×", fmt.Sprintf("%d cores", r.All.Procs), "ours ×")
+	fmt.Fprintf(w, "  %-40s %13.0f %8s %13.0f %8s\n", "ours, "+r.Codec+" shards", r.One.ImgPerCPUSec, "", r.All.ImgPerSec, "")
+	for _, mode := range []string{refResized, refOriginal} {
+		fmt.Fprintf(w, "  %-40s", refLabel(mode, r.Width))
+		for _, all := range []bool{false, true} {
+			cell := fmt.Sprintf(" %13s %8s", "—", "")
+			for _, row := range ref.Rows {
+				if row.Mode == mode && row.AllCore == all {
+					cell = fmt.Sprintf(" %13.0f %7.1f×", row.Rate, row.Ratio)
+				}
+			}
+			fmt.Fprint(w, cell)
+		}
+		fmt.Fprintln(w)
+	}
+}
