@@ -14,7 +14,7 @@ setup:
 # Build every command into bin/.
 build:
     @mkdir -p bin
-    go build -o bin/ ./ingest ./train ./tools/shardtool ./tools/mkdemo ./tools/predict ./tools/bench/benchingest ./tools/bench/benchpipeline
+    go build -o bin/ ./ingest ./train ./tools/shardtool ./tools/mkdemo ./tools/predict ./tools/bench/benchingest ./tools/bench/benchpipeline ./tools/bench/benchtraincpu
 
 # gofmt and go vet.
 lint:
@@ -55,10 +55,10 @@ learn: setup build
     bin/train --shards demo/shards --model small-fc --crop 32 --epochs 16 --batch 128 --lr 0.01 --weight-decay 5e-5 --schedule step:8 --lighting 0 --log-every 200 --out runs/learn
     bin/train --shards demo/shards --eval-only --checkpoint runs/learn/checkpoint.ckpt
 
-# CPU training speed: img/s for alexnet (batch 32, 224), small and small-fc (batch 128, 32), and GFLOP/s against SGEMM measured in the same run.
-bench-train-cpu:
-    go test ./pkg/nn/cpu -run '^$' -bench 'TrainStepSmall(FC)?$' -benchtime 20x
-    go test ./pkg/nn/cpu -run '^$' -bench 'TrainStepAlexNet$' -benchtime 3x -timeout 30m
+# CPU training speed beside PyTorch training the same network on the same cores: img/s for small and small-fc (batch 128, 32 px) and alexnet (batch 32, 224), and GFLOP/s against SGEMM, in the same rounds.
+bench-train-cpu *ARGS: setup build
+    @bash scripts/setup.sh torch
+    bin/benchtraincpu {{ARGS}}
 
 # Ingest speed per core against PIL + zstd (same core, interleaved), decode-only ceiling, all cores.
 bench-ingest *ARGS: setup build

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runJSON(t *testing.T, args ...string) report {
+	t.Helper()
+	var out, errs bytes.Buffer
+	if code := run(append(args, "--json"), &out, &errs); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs.String())
+	}
+	var rep report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("%v in %s", err, out.String())
+	}
+	return rep
+}
+
+// TestWithoutPyTorch: ours is measured and reported, and the reference
+// says why it is missing.
+func TestWithoutPyTorch(t *testing.T) {
+	rep := runJSON(t, "--models", "small", "--rounds", "2", "--steps", "1", "--batch", "4", "--python", filepath.Join(t.TempDir(), "none"))
+	if !strings.Contains(rep.Skipped, "python3-torch") {
+		t.Errorf("skipped %q", rep.Skipped)
+	}
+	if len(rep.Rounds) != 2 || len(rep.Rows) != 1 {
+		t.Fatalf("%d rounds, %d rows", len(rep.Rounds), len(rep.Rows))
+	}
+	r := rep.Rows[0]
+	if r.Name != "small" || r.Batch != 4 || r.Steps != 1 || r.Ours <= 0 || r.OurGFLOPS <= 0 || r.OfSGEMM <= 0 || r.Ratio != 0 {
+		t.Errorf("row %+v", r)
+	}
+	for _, x := range rep.Rounds {
+		if x.Ours.Images != 4 || x.Torch.Images != 0 || x.SGEMM <= 0 {
+			t.Errorf("round %+v", x)
+		}
+	}
+}
+
+// TestAgainstPyTorch runs the reference for real when a Python with torch
+// is here: every round has both measurements and their ratio.
+func TestAgainstPyTorch(t *testing.T) {
+	py := "/usr/bin/python3"
+	if p := os.Getenv("ALEXNET_TORCH_PYTHON"); p != "" {
+		py = p
+	}
+	if err := exec.Command(py, "-c", "import torch").Run(); err != nil {
+		t.Skipf("%s cannot import torch (%v): the PyTorch reference is not testable here", py, err)
+	}
+	rep := runJSON(t, "--models", "small,small-fc", "--rounds", "1", "--steps", "1", "--batch", "8", "--python", py)
+	if rep.Skipped != "" || rep.Torch == "" || rep.TorchBLAS == "" {
+		t.Fatalf("reference: %+v", rep)
+	}
+	if len(rep.Rows) != 2 {
+		t.Fatalf("rows %+v", rep.Rows)
+	}
+	for _, x := range rep.Rounds {
+		if x.Ours.Images != 8 || x.Torch.Images != 8 || x.Ratio <= 0 || x.Ratio != x.Ours.rate()/x.Torch.rate() {
+			t.Errorf("round %+v", x)
+		}
+	}
+
+	var out bytes.Buffer
+	printReport(&out, &rep)
+	for _, want := range []string{"PyTorch " + rep.Torch, "small-fc", "ours ×", "every run:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestFlags(t *testing.T) {
+	for _, args := range [][]string{{"--models", "vgg"}, {"--rounds", "0"}, {"--steps", "-1"}, {"--bogus"}} {
+		var out, errs bytes.Buffer
+		if code := run(args, &out, &errs); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+	var out, errs bytes.Buffer
+	if code := run([]string{"--help"}, &out, &errs); code != 0 || !strings.Contains(errs.String(), "Examples") {
+		t.Errorf("--help: exit %d: %s", code, errs.String())
+	}
+}
