@@ -78,3 +78,16 @@ func BenchmarkTrainStepAlexNet(b *testing.B) {
 	}
 	benchTrainStep(b, "alexnet", 1000, 32)
 }
+
+// BenchmarkPoolForward is max pooling 3/2 over small's pool1 input
+// (batch 128 × 32 channels × 32×32) of post-convolution-like data.
+func BenchmarkPoolForward(b *testing.B) {
+	const n, c, h, w = 128, 32, 32, 32
+	l := newPoolLayer(n, c, h, w, 3, 2, 0)
+	x, _ := batchData(alexnet.Spec{Input: [3]int{c, h, w}, Classes: 1}, n, 1)
+	b.SetBytes(int64(len(x) * 4))
+	b.ReportAllocs()
+	for b.Loop() {
+		l.forward(x)
+	}
+}

@@ -226,6 +226,45 @@ func TestPoolMatchesReference(t *testing.T) {
 	}
 }
 
+// TestPoolTies: with many equal values (and both zeros, which compare
+// equal), each output is the first maximum of its window in scan order,
+// bit for bit, and its gradient goes there; the order of negative values,
+// infinities and subnormals is the floats' order.
+func TestPoolTies(t *testing.T) {
+	vals := []float32{-2, -1, float32(math.Copysign(0, -1)), 0, 1, 2, float32(math.Inf(-1)), float32(math.Inf(1)),
+		math.SmallestNonzeroFloat32, -math.SmallestNonzeroFloat32, -math.MaxFloat32, math.MaxFloat32}
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range []struct{ h, w, k, s int }{{32, 32, 3, 2}, {13, 13, 3, 2}, {7, 8, 2, 2}, {9, 9, 3, 1}} {
+		for _, spread := range []int{2, 4, len(vals)} { // few distinct values: many ties
+			n, c := 2, 3
+			l := newPoolLayer(n, c, tc.h, tc.w, tc.k, tc.s, 0)
+			x := make([]float32, n*c*tc.h*tc.w)
+			for i := range x {
+				x[i] = vals[r.IntN(spread)]
+			}
+			l.forward(x)
+			for pl := 0; pl < n*c; pl++ {
+				for oy := 0; oy < l.oh; oy++ {
+					for ox := 0; ox < l.ow; ox++ {
+						bi := -1
+						for iy := oy * tc.s; iy < oy*tc.s+tc.k; iy++ {
+							for ix := ox * tc.s; ix < ox*tc.s+tc.k; ix++ {
+								if i := (pl*tc.h+iy)*tc.w + ix; bi < 0 || x[i] > x[bi] {
+									bi = i
+								}
+							}
+						}
+						o := (pl*l.oh+oy)*l.ow + ox
+						if got := pl*tc.h*tc.w + int(l.argmax[o]); got != bi || math.Float32bits(l.y.data[o]) != math.Float32bits(x[bi]) {
+							t.Fatalf("%+v spread %d: output %d is x[%d] = %g, want x[%d] = %g", tc, spread, o, got, l.y.data[o], bi, x[bi])
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestDropoutScaling(t *testing.T) {
 	for _, p := range []float64{0.2, 0.5, 0.8} {
 		t.Run(fmt.Sprint(p), func(t *testing.T) {

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -33,11 +34,15 @@ func newPoolLayer(n, c, h, w, k, s, p int) *poolLayer {
 func (l *poolLayer) forward(x []float32) {
 	in, out := l.h*l.w, l.oh*l.ow
 	parallel(l.n*l.c, func(lo, hi int) {
+		var col []int64
+		if l.p == 0 {
+			col = make([]int64, l.w)
+		}
 		for pl := lo; pl < hi; pl++ {
 			xs := x[pl*in : (pl+1)*in]
 			ys, am := l.y.data[pl*out:(pl+1)*out], l.argmax[pl*out:(pl+1)*out]
 			if l.p == 0 {
-				l.planeUnpadded(xs, ys, am)
+				l.planeUnpadded(xs, ys, am, col)
 			} else {
 				l.planePadded(xs, ys, am)
 			}
@@ -46,24 +51,85 @@ func (l *poolLayer) forward(x []float32) {
 }
 
 // planeUnpadded pools one plane when every window lies inside it (no
-// padding), which spares the clipping of planePadded.
-func (l *poolLayer) planeUnpadded(xs, ys []float32, am []int32) {
+// padding), which spares the clipping of planePadded. The running maximum
+// is kept as a rankKey, so that finding it is integer max (a conditional
+// move) instead of a float compare whose branch, on a network's
+// activations, goes either way unpredictably; and it goes row by row: a
+// column maximum over the window's K rows for every input column, then the
+// maximum of K neighbouring columns, which shares the column work between
+// overlapping windows. col is scratch of at least l.w.
+func (l *poolLayer) planeUnpadded(xs, ys []float32, am []int32, col []int64) {
+	span := (l.ow-1)*l.s + l.k // input columns any window reads
+	col = col[:span]
 	for oy := 0; oy < l.oh; oy++ {
-		for ox := 0; ox < l.ow; ox++ {
-			at := oy*l.s*l.w + ox*l.s
-			best, bi := xs[at], at
-			for ky := 0; ky < l.k; ky++ {
-				r := at + ky*l.w
-				for kx, v := range xs[r : r+l.k] {
-					if v > best {
-						best, bi = v, r+kx
-					}
-				}
+		r0 := oy * l.s * l.w
+		keysRow(col, xs[r0:r0+span], r0)
+		for ky := 1; ky < l.k; ky++ {
+			r := r0 + ky*l.w
+			maxKeysRow(col, xs[r:r+span], r)
+		}
+		yr, ar := ys[oy*l.ow:(oy+1)*l.ow], am[oy*l.ow:(oy+1)*l.ow]
+		if l.k == 3 {
+			windows3(yr, ar, col, xs, l.s)
+			continue
+		}
+		for ox := range yr {
+			w := col[ox*l.s : ox*l.s+l.k]
+			best := w[0]
+			for _, k := range w[1:] {
+				best = max(best, k)
 			}
-			ys[oy*l.ow+ox], am[oy*l.ow+ox] = best, int32(bi)
+			bi := keyIndex(best)
+			yr[ox], ar[ox] = xs[bi], int32(bi)
 		}
 	}
 }
+
+// The row loops are small functions of their own: in one function with
+// the window loops, the compiler spilled their variables to the stack.
+
+// keysRow sets dst[x] to src[x]'s rankKey, its index base+x.
+func keysRow(dst []int64, src []float32, base int) {
+	src = src[:len(dst)]
+	for x, v := range src {
+		dst[x] = rankKey(v, base+x)
+	}
+}
+
+// maxKeysRow raises dst[x] to src[x]'s rankKey where that is larger.
+func maxKeysRow(dst []int64, src []float32, base int) {
+	src = src[:len(dst)]
+	for x, v := range src {
+		dst[x] = max(dst[x], rankKey(v, base+x))
+	}
+}
+
+// windows3 takes the maximum of each 3 neighbouring column keys, stride s.
+func windows3(ys []float32, am []int32, col []int64, xs []float32, s int) {
+	am = am[:len(ys)]
+	for ox := range ys {
+		w := col[ox*s : ox*s+3]
+		bi := keyIndex(max(w[0], w[1], w[2]))
+		ys[ox], am[ox] = xs[bi], int32(bi)
+	}
+}
+
+// rankKey packs a value and its index into one integer whose order is the
+// pooling's: a larger value first, then, between equal values, the
+// earlier index (the first maximum in scan order, as a strict > keeps).
+// The high half is the float's bits made monotonic as a signed integer,
+// with −0 and +0 equal, as they compare; the low half is the complement of
+// the index. A NaN ranks above every number (a strict > would let one win
+// only from the window's first cell): training stops at a NaN loss anyway.
+func rankKey(v float32, i int) int64 {
+	b := int32(math.Float32bits(v))
+	s := b >> 31 // −1 for negative values, else 0
+	ord := (b ^ (s & 0x7fffffff)) - s
+	return int64(ord)<<32 | int64(^uint32(i))
+}
+
+// keyIndex is the index packed into a rankKey.
+func keyIndex(k int64) int { return int(^uint32(k)) }
 
 // planePadded pools one plane, clipping windows to the input: padded cells
 // never win.
