@@ -4,11 +4,13 @@
 # (git-ignored), which must stay under the device tool's 64 MiB carry
 # limit:
 #
-#   gpu/bin.tar.xz   train, ingest, gpucheck, and the test binaries of
-#                    pkg/cuda and pkg/nn/gpu, stripped and compressed
+#   gpu/bin.tar.xz   train, ingest, gpucheck, benchpipeline, and the test
+#                    binaries of pkg/cuda and pkg/nn/gpu, stripped and
+#                    compressed
 #   gpu/images/      a handful of ImageNet sample JPEGs (for ingest there)
 #   gpu/run.sh       the driver (tools/gpucheck/run.sh)
-#   gpu/torch_*.py   the PyTorch baseline and oracle (tools/gpucheck)
+#   gpu/torch_*.py   the PyTorch baseline and oracle (tools/gpucheck), and
+#                    the DataLoader reference of bench-pipeline
 #
 # Then, on the GPU machine, from the repository root: bash gpu/run.sh
 # (see docs/gpu-check.md).
@@ -24,14 +26,15 @@ rm -rf "$G"
 mkdir -p "$G/stage" "$G/images"
 echo "gpu-check: building into $G/ (CGO_ENABLED=0)"
 flags=(-trimpath -ldflags=-s\ -w)
-go build "${flags[@]}" -o "$G/stage/" ./train ./ingest ./tools/gpucheck
+go build "${flags[@]}" -o "$G/stage/" ./train ./ingest ./tools/gpucheck ./tools/bench/benchpipeline
 go test -c "${flags[@]}" -o "$G/stage/cuda.test" ./pkg/cuda
 go test -c "${flags[@]}" -o "$G/stage/gpu.test" ./pkg/nn/gpu
 ls -l "$G/stage" | tail -n +2 | awk '{printf "  %-10s %6.1f MiB\n", $9, $5/1048576}'
 tar -C "$G/stage" -cf - . | xz -6 -T0 >"$G/bin.tar.xz"
 rm -rf "$G/stage"
 
-cp tools/gpucheck/run.sh tools/gpucheck/torch_bench.py tools/gpucheck/torch_oracle.py tools/gpucheck/torch_model.py "$G/"
+cp tools/gpucheck/run.sh tools/gpucheck/torch_bench.py tools/gpucheck/torch_oracle.py tools/gpucheck/torch_model.py \
+	tools/bench/torch_loader.py "$G/"
 if [[ -d $SAMPLE ]]; then
 	# The first IMAGES by name: the same set every time (sed, not head,
 	# which can close the pipe early and fail it under pipefail).

@@ -161,6 +161,16 @@ if [[ -n $PY ]]; then
 	step torch-bench-fp32 240 "$PY" $G/torch_bench.py --specs $R --models torchvision,alexnet-owt,alexnet --precisions fp32 --json $R/torch.jsonl
 fi
 
+# --- the input pipeline on this machine's cores, beside PyTorch's DataLoader --
+# Last, as the least needed: no GPU, just the many cores a GPU machine has
+# (the development machine has 2). The shards are the real-pipeline step's.
+if [[ -d $W/shards ]]; then
+	refargs=(--reference=false)
+	[[ -n $PY ]] && refargs=(--python "$PY" --reference-images $G/images --reference-script $G/torch_loader.py --reference-batches 40)
+	step pipeline-cpu 150 bash -c '"$@" >'"$R/pipeline-cpu.json" _ \
+		$B/benchpipeline --shards $W/shards --rounds 1 --batches 100 --quality=false --json "${refargs[@]}"
+fi
+
 # --- facts and the table ----------------------------------------------------
 NVCC=$(command -v nvcc || ls /usr/local/cuda*/bin/nvcc 2>/dev/null | head -1)
 TORCHINFO='{}'

@@ -253,6 +253,7 @@ func writeTable(w io.Writer, r *results) {
 		}
 		return s
 	}, "≤ 1e-3 rel")
+	writePipelineCPU(w, r)
 	var tests []string
 	for _, t := range r.records["test"] {
 		tests = append(tests, fmt.Sprintf("%s: %s (%v passed, %v failed, %v skipped)", str(t, "binary"), str(t, "verdict"), t["pass"], t["fail"], t["skip"]))
@@ -272,4 +273,57 @@ func crossCell(c map[string]any) string {
 		s += fmt.Sprintf(" NOT OK: input exact %v, masks %v", c["input_exact"], c["masks_equal"])
 	}
 	return s
+}
+
+// pipelineCPU is the part of benchpipeline's JSON report the table shows.
+type pipelineCPU struct {
+	Cores int `json:"cores"`
+	One   struct {
+		ImgPerCPUSec float64 `json:"img_per_cpu_s"`
+	} `json:"one_core"`
+	All struct {
+		ImgPerSec float64 `json:"img_per_s"`
+		Decoders  int     `json:"decoders"`
+	} `json:"all_cores"`
+	Scaling   float64 `json:"scaling_of_linear"`
+	Same      bool    `json:"digests_match"`
+	Reference *struct {
+		Skipped string `json:"skipped"`
+		Rows    []struct {
+			Mode  string  `json:"mode"`
+			All   bool    `json:"all_cores"`
+			Rate  float64 `json:"img_per_s_or_cpu_s"`
+			Ratio float64 `json:"ours_over_reference"`
+		} `json:"medians"`
+	} `json:"pytorch_dataloader"`
+}
+
+// writePipelineCPU adds the row for the input pipeline on the GPU
+// machine's cores (bench-pipeline's report, pipeline-cpu.json), beside
+// PyTorch's DataLoader over the same images as 256-px JPEGs.
+func writePipelineCPU(w io.Writer, r *results) {
+	ours, ref := none, none
+	var p pipelineCPU
+	if b := r.text("pipeline-cpu.json"); b != "" && json.Unmarshal([]byte(b), &p) == nil && p.All.ImgPerSec > 0 {
+		ours = fmt.Sprintf("%.0f img/CPU-s · %.0f img/s on %d (%.0f%% of linear)", p.One.ImgPerCPUSec, p.All.ImgPerSec, p.All.Decoders, 100*p.Scaling)
+		if !p.Same {
+			ours += " NOT deterministic"
+		}
+		switch {
+		case p.Reference == nil:
+		case p.Reference.Skipped != "":
+			ref = "skipped: " + p.Reference.Skipped
+		default:
+			var cells []string
+			for _, all := range []bool{false, true} {
+				for _, row := range p.Reference.Rows {
+					if row.Mode == "resized" && row.All == all {
+						cells = append(cells, fmt.Sprintf("%.0f (ours **%.1f×**)", row.Rate, row.Ratio))
+					}
+				}
+			}
+			ref = orNone(strings.Join(cells, " · "))
+		}
+	}
+	fmt.Fprintf(w, "| input pipeline on this machine's CPUs (bench-pipeline): ours 1 core · all cores | %s | DataLoader + PIL, 256-px JPEGs, 1 core · all: %s | near-linear |\n", ours, ref)
 }

@@ -166,6 +166,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	refOn := fs.Bool("reference", true, "run PyTorch's DataLoader over the same images as JPEGs in every round, beside ours")
 	python := fs.String("python", "/usr/bin/python3", "Python for the reference (torch, PIL and numpy: Debian's python3-torch, python3-pil)")
 	refImages := fs.String("reference-images", "", "JPEGs (<wnid>_<name>.JPEG) for the reference; default: the ImageNet sample when this tool ingests it")
+	refScriptPath := fs.String("reference-script", refScript(), "tools/bench/torch_loader.py (the default is this checkout's)")
 	refBatches := fs.Int("reference-batches", 20, "timed reference batches from resized JPEGs (from the original JPEGs: 3/10 of it)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: benchpipeline [flags]\n\nExamples:\n  just bench-pipeline\n  just bench-pipeline --shards demo/shards --batches 200 --json\n\nFlags:\n")
@@ -259,7 +260,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 				return 1
 			}
 			defer os.RemoveAll(cache)
-			refCfg = &refConfig{Python: *python, Script: refScript(), Images: images, Meta: filepath.Join(*dir, shards.MetaFile),
+			refCfg = &refConfig{Python: *python, Script: *refScriptPath, Images: images, Meta: filepath.Join(*dir, shards.MetaFile),
 				Cache: cache, Batch: *batch, Size: rep.Width, Crop: cropSide, Seed: *seed,
 				Batches: map[string]int{refResized: *refBatches, refOriginal: max(1, *refBatches*3/10)}}
 		}

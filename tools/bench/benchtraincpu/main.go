@@ -107,6 +107,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	steps := fs.Int("steps", 0, "timed steps per run; 0: 10 for the small models, 3 for the AlexNets")
 	batch := fs.Int("batch", 0, "batch; 0: 128 for the small models, 32 for the AlexNets")
 	python := fs.String("python", "/usr/bin/python3", "Python with torch for the reference (Debian's python3-torch); empty: no reference")
+	script := fs.String("script", filepath.Join(testdata.RepoRoot(), "tools", "bench", "torch_train_cpu.py"), "tools/bench/torch_train_cpu.py (the default is this checkout's)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: benchtraincpu [flags]\n\nExamples:\n  just bench-train-cpu\n  just bench-train-cpu --models small --rounds 5 --json\n\nFlags:\n")
@@ -148,7 +149,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	defer os.RemoveAll(tmp)
 	rep := report{Cores: runtime.NumCPU(), Python: *python, SGEMMShape: sgemmShape}
-	script := filepath.Join(testdata.RepoRoot(), "tools", "bench", "torch_train_cpu.py")
 	if *python == "" {
 		rep.Skipped = "--python is empty"
 	} else if out, err := exec.Command(*python, "-c", "import torch").CombinedOutput(); err != nil {
@@ -188,7 +188,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			rep.OurBLAS = blas.Backend()
 			if rep.Skipped == "" {
-				t, err := timeTorch(*python, script, filepath.Join(tmp, m.Name+".json"), m)
+				t, err := timeTorch(*python, *script, filepath.Join(tmp, m.Name+".json"), m)
 				if err != nil {
 					// Ours is still worth reporting: the reference says why it is missing.
 					log("PyTorch reference failed: %v", err)
