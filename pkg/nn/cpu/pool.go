@@ -119,8 +119,9 @@ func windows3(ys []float32, am []int32, col []int64, xs []float32, s int) {
 // earlier index (the first maximum in scan order, as a strict > keeps).
 // The high half is the float's bits made monotonic as a signed integer,
 // with −0 and +0 equal, as they compare; the low half is the complement of
-// the index. A NaN ranks above every number (a strict > would let one win
-// only from the window's first cell): training stops at a NaN loss anyway.
+// the index. A NaN ranks by its sign bit, above every number or below
+// (a strict > would let one win only from the window's first cell):
+// training stops at a NaN loss anyway.
 func rankKey(v float32, i int) int64 {
 	b := int32(math.Float32bits(v))
 	s := b >> 31 // −1 for negative values, else 0
