@@ -21,6 +21,7 @@ import (
 
 	"github.com/alexnet-repro/alexnet/internal/testdata"
 	"github.com/alexnet-repro/alexnet/pkg/imageio"
+	"github.com/alexnet-repro/alexnet/tools/bench/internal/benchstat"
 )
 
 func main() {
@@ -153,7 +154,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		res.RefRounds = append(res.RefRounds, float64(ref.Images)/ref.Seconds)
 		fmt.Fprintf(stderr, "  round %d: ours %.1f img/s, PIL+zstd %.1f img/s\n", r+1, rep.rate, float64(ref.Images)/ref.Seconds)
 	}
-	res.OursPerCore, res.RefPerCore = median(res.OursRounds), median(res.RefRounds)
+	res.OursPerCore, res.RefPerCore = benchstat.Median(res.OursRounds), benchstat.Median(res.RefRounds)
 	res.Ratio = res.OursPerCore / res.RefPerCore
 	res.BytesPerImage = oursBytes
 	res.RawRatio = oursBytes / float64(*size**size*3)
@@ -222,16 +223,4 @@ func decodeOnly(files []string, stdout io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%f\n", float64(len(data))/time.Since(start).Seconds())
 	return 0
-}
-
-func median(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

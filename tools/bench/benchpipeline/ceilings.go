@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/alexnet-repro/alexnet/shards"
+	"github.com/alexnet-repro/alexnet/tools/bench/internal/benchstat"
 )
 
 // ceilingBench times, on one goroutine under GOMAXPROCS 1 and in images
@@ -86,7 +87,7 @@ func (c *ceilingBench) measure(minTime time.Duration) (ceilings, error) {
 	// time would count the moments other processes held the core.
 	loop := func(f func(r *shards.Record, i int) error) (float64, error) {
 		n := 0
-		t0, c0 := time.Now(), cpuTime()
+		t0, c0 := time.Now(), benchstat.CPUTime()
 		for time.Since(t0) < minTime {
 			for i := range c.recs {
 				if err := f(&c.recs[i], i); err != nil {
@@ -95,7 +96,7 @@ func (c *ceilingBench) measure(minTime time.Duration) (ceilings, error) {
 			}
 			n += len(c.recs)
 		}
-		return float64(n) / (cpuTime() - c0).Seconds(), nil
+		return float64(n) / (benchstat.CPUTime() - c0).Seconds(), nil
 	}
 	var out ceilings
 	var err error

@@ -27,7 +27,6 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/alexnet-repro/alexnet/internal/testdata"
@@ -35,6 +34,7 @@ import (
 	"github.com/alexnet-repro/alexnet/pkg/ingest"
 	"github.com/alexnet-repro/alexnet/pkg/pipeline"
 	"github.com/alexnet-repro/alexnet/shards"
+	"github.com/alexnet-repro/alexnet/tools/bench/internal/benchstat"
 )
 
 func main() {
@@ -362,7 +362,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		for i, r := range rep.OneCore {
 			v[i] = f(r)
 		}
-		return median(v)
+		return benchstat.Median(v)
 	}
 	rep.Ceilings = ceilings{
 		InflateOnly: med(func(r oneCoreFigures) float64 { return r.Ceilings.InflateOnly }),
@@ -375,7 +375,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for i, a := range rep.AllCores {
 		scal[i] = a.Scaling
 	}
-	rep.Scaling = median(scal)
+	rep.Scaling = benchstat.Median(scal)
 	rep.ScalingPerCPU = rep.All.ImgPerCPUSec / rep.One.ImgPerCPUSec
 	if rep.Reference != nil {
 		rep.Reference.summarise()
@@ -504,20 +504,6 @@ func spread(n, k int) []int {
 	return out
 }
 
-// median is the middle value of v (the mean of the middle two when even).
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	n := len(s)
-	if n == 0 {
-		return 0
-	}
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
 // medianRun is the run whose key is the median (the lower middle one when
 // the count is even), so that its stage metrics are a real run's.
 func medianRun(runs []runResult, key func(runResult) float64) runResult {
@@ -548,7 +534,7 @@ func timedRun(dir string, opt pipeline.Options, n, procs int) (runResult, error)
 	}
 	s.Release()
 	m0 := p.Metrics()
-	t0, c0 := time.Now(), cpuTime()
+	t0, c0 := time.Now(), benchstat.CPUTime()
 	for range n - 1 {
 		s, err := p.Next()
 		if err != nil {
@@ -559,7 +545,7 @@ func timedRun(dir string, opt pipeline.Options, n, procs int) (runResult, error)
 		s.Release()
 	}
 	res.Seconds = time.Since(t0).Seconds()
-	res.CPUSeconds = (cpuTime() - c0).Seconds()
+	res.CPUSeconds = (benchstat.CPUTime() - c0).Seconds()
 	res.ImgPerSec = float64(res.Images) / res.Seconds
 	res.ImgPerCPUSec = float64(res.Images) / res.CPUSeconds
 	res.CoresUsed = res.CPUSeconds / res.Seconds
@@ -590,15 +576,6 @@ func digestRun(dir string, opt pipeline.Options, n, procs int) (string, int, err
 		s.Release()
 	}
 	return d.Sum(), p.Crop(), p.Close()
-}
-
-// cpuTime is the process's user + system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // resetPeakRSS makes VmHWM start again from the current RSS (Linux ≥ 4.0),

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/alexnet-repro/alexnet/internal/testdata"
+	"github.com/alexnet-repro/alexnet/tools/bench/internal/benchstat"
 )
 
 // The reference loaders: PyTorch's DataLoader over JPEGs, as most users
@@ -156,7 +157,7 @@ func (ref *reference) summarise() {
 				}
 			}
 			if len(rates) > 0 {
-				ref.Rows = append(ref.Rows, refRow{Mode: mode, AllCore: all, Rate: median(rates), Ratio: median(ratios)})
+				ref.Rows = append(ref.Rows, refRow{Mode: mode, AllCore: all, Rate: benchstat.Median(rates), Ratio: benchstat.Median(ratios)})
 			}
 		}
 	}

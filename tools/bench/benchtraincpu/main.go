@@ -22,7 +22,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/alexnet-repro/alexnet/internal/testdata"
@@ -30,6 +29,7 @@ import (
 	"github.com/alexnet-repro/alexnet/pkg/blas"
 	"github.com/alexnet-repro/alexnet/pkg/nn/cpu"
 	"github.com/alexnet-repro/alexnet/pkg/nn/gpu"
+	"github.com/alexnet-repro/alexnet/tools/bench/internal/benchstat"
 )
 
 func main() {
@@ -224,7 +224,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		rep.Rows = append(rep.Rows, row{model: m, TrainGFLOPPerImage: float64(specs[m.Name].TrainFLOPs()) / 1e9,
-			Ours: median(ours), OurGFLOPS: median(gf), OfSGEMM: median(of), Torch: median(torch), Ratio: median(ratio)})
+			Ours: benchstat.Median(ours), OurGFLOPS: benchstat.Median(gf), OfSGEMM: benchstat.Median(of), Torch: benchstat.Median(torch), Ratio: benchstat.Median(ratio)})
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -266,13 +266,13 @@ func timeOurs(s alexnet.Spec, m model) (measure, error) {
 	if err := step(); err != nil {
 		return measure{}, err
 	}
-	t0, c0 := time.Now(), cpuSeconds()
+	t0, c0 := time.Now(), benchstat.CPUTime().Seconds()
 	for range m.Steps {
 		if err := step(); err != nil {
 			return measure{}, err
 		}
 	}
-	return measure{Images: m.Batch * m.Steps, Seconds: time.Since(t0).Seconds(), CPUSeconds: cpuSeconds() - c0}, nil
+	return measure{Images: m.Batch * m.Steps, Seconds: time.Since(t0).Seconds(), CPUSeconds: benchstat.CPUTime().Seconds() - c0}, nil
 }
 
 type torchResult struct {
@@ -323,24 +323,4 @@ func printReport(w io.Writer, r *report) {
 		}
 		fmt.Fprintf(w, "  SGEMM %.1f GFLOP/s\n", x.SGEMM)
 	}
-}
-
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
