@@ -25,8 +25,9 @@ on one core: no inter-process copies); --workers N starts N loader
 processes. --cpus pins this process (and so its workers) to those CPUs.
 
 Prints one JSON line: images and seconds over the timed batches (after
---warmup batches, which include the workers' start-up), and the CPU seconds
-of this process and its workers over the same span.
+--warmup batches, at least two per worker: the workers' start-up and the
+DataLoader's first prefetch wave), and the CPU seconds of this process and
+its workers over the same span.
 """
 import argparse
 import json
@@ -142,20 +143,24 @@ def main():
 
     random.seed(a.seed)
     torch.manual_seed(a.seed)
-    n = (a.warmup + a.batches) * a.batch
+    # With workers, iter() sends out prefetch_factor (2) batches per worker
+    # at once, and the first wave all finish together: timing from inside
+    # it would count finished batches as free. Warm up past it.
+    warmup = max(a.warmup, 2 * a.workers)
+    n = (warmup + a.batches) * a.batch
     ds = Items(files, labels, n, a.size, a.crop, eigval, eigvec, resize=a.mode == "original")
     loader = torch.utils.data.DataLoader(ds, batch_size=a.batch, shuffle=True, num_workers=a.workers,
                                          drop_last=True)
     it = iter(loader)
     pids = [w.pid for w in getattr(it, "_workers", [])]
     images = 0
-    for b in range(a.warmup + a.batches):
-        if b == a.warmup:
+    for b in range(warmup + a.batches):
+        if b == warmup:
             t0, c0 = time.perf_counter(), time.process_time() + sum(cpu_seconds(p) for p in pids)
         px, lab, off = next(it)
         if px.shape != (a.batch, a.crop, a.crop, 3) or px.dtype != torch.uint8 or off.shape != (a.batch, 3):
             sys.exit(f"torch_loader: unexpected batch {tuple(px.shape)} {px.dtype}, offsets {tuple(off.shape)}")
-        if b >= a.warmup:
+        if b >= warmup:
             images += px.shape[0]
     dt = time.perf_counter() - t0
     cpu = time.process_time() + sum(cpu_seconds(p) for p in pids) - c0

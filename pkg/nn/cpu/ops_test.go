@@ -234,10 +234,10 @@ func TestPoolTies(t *testing.T) {
 	vals := []float32{-2, -1, float32(math.Copysign(0, -1)), 0, 1, 2, float32(math.Inf(-1)), float32(math.Inf(1)),
 		math.SmallestNonzeroFloat32, -math.SmallestNonzeroFloat32, -math.MaxFloat32, math.MaxFloat32}
 	r := rand.New(rand.NewPCG(3, 4))
-	for _, tc := range []struct{ h, w, k, s int }{{32, 32, 3, 2}, {13, 13, 3, 2}, {7, 8, 2, 2}, {9, 9, 3, 1}} {
+	for _, tc := range []struct{ h, w, k, s, p int }{{32, 32, 3, 2, 0}, {13, 13, 3, 2, 0}, {7, 8, 2, 2, 0}, {9, 9, 3, 1, 0}, {9, 9, 3, 2, 1}} {
 		for _, spread := range []int{2, 4, len(vals)} { // few distinct values: many ties
 			n, c := 2, 3
-			l := newPoolLayer(n, c, tc.h, tc.w, tc.k, tc.s, 0)
+			l := newPoolLayer(n, c, tc.h, tc.w, tc.k, tc.s, tc.p)
 			x := make([]float32, n*c*tc.h*tc.w)
 			for i := range x {
 				x[i] = vals[r.IntN(spread)]
@@ -247,8 +247,8 @@ func TestPoolTies(t *testing.T) {
 				for oy := 0; oy < l.oh; oy++ {
 					for ox := 0; ox < l.ow; ox++ {
 						bi := -1
-						for iy := oy * tc.s; iy < oy*tc.s+tc.k; iy++ {
-							for ix := ox * tc.s; ix < ox*tc.s+tc.k; ix++ {
+						for iy := max(0, oy*tc.s-tc.p); iy < min(tc.h, oy*tc.s-tc.p+tc.k); iy++ {
+							for ix := max(0, ox*tc.s-tc.p); ix < min(tc.w, ox*tc.s-tc.p+tc.k); ix++ {
 								if i := (pl*tc.h+iy)*tc.w + ix; bi < 0 || x[i] > x[bi] {
 									bi = i
 								}
@@ -259,6 +259,33 @@ func TestPoolTies(t *testing.T) {
 							t.Fatalf("%+v spread %d: output %d is x[%d] = %g, want x[%d] = %g", tc, spread, o, got, l.y.data[o], bi, x[bi])
 						}
 					}
+				}
+			}
+		}
+	}
+}
+
+// TestPoolNaN: padded and unpadded pooling order NaNs alike, by sign: a
+// window holding a NaN with the sign bit clear outputs it, one with the
+// sign bit set (what x86 makes of 0/0) never wins over a number.
+func TestPoolNaN(t *testing.T) {
+	posNaN := math.Float32frombits(0x7fc00000)
+	negNaN := math.Float32frombits(0xffc00000)
+	for _, p := range []int{0, 1} {
+		const h, w = 7, 7
+		l := newPoolLayer(1, 1, h, w, 3, 2, p)
+		x := make([]float32, h*w)
+		for i := range x {
+			x[i] = float32(i)
+		}
+		x[0], x[h*w-1] = posNaN, negNaN // top-left and bottom-right corners
+		l.forward(x)
+		for oy := 0; oy < l.oh; oy++ {
+			for ox := 0; ox < l.ow; ox++ {
+				y := l.y.data[oy*l.ow+ox]
+				first := oy == 0 && ox == 0 // the only window holding x[0]
+				if nan := y != y; nan != first || (nan && math.Float32bits(y) != 0x7fc00000) {
+					t.Errorf("pad %d: output (%d,%d) = %v (bits %#x)", p, oy, ox, y, math.Float32bits(y))
 				}
 			}
 		}

@@ -139,15 +139,16 @@ func (l *poolLayer) planePadded(xs, ys []float32, am []int32) {
 		y0, y1 := max(0, oy*l.s-l.p), min(l.h, oy*l.s-l.p+l.k)
 		for ox := 0; ox < l.ow; ox++ {
 			x0, x1 := max(0, ox*l.s-l.p), min(l.w, ox*l.s-l.p+l.k)
-			best, bi := xs[y0*l.w+x0], y0*l.w+x0
+			// rankKeys, as planeUnpadded, so that both paths order
+			// every value, NaNs included, the same way.
+			best := rankKey(xs[y0*l.w+x0], y0*l.w+x0)
 			for iy := y0; iy < y1; iy++ {
 				for ix := x0; ix < x1; ix++ {
-					if v := xs[iy*l.w+ix]; v > best {
-						best, bi = v, iy*l.w+ix
-					}
+					best = max(best, rankKey(xs[iy*l.w+ix], iy*l.w+ix))
 				}
 			}
-			ys[oy*l.ow+ox], am[oy*l.ow+ox] = best, int32(bi)
+			bi := keyIndex(best)
+			ys[oy*l.ow+ox], am[oy*l.ow+ox] = xs[bi], int32(bi)
 		}
 	}
 }

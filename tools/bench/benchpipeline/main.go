@@ -328,16 +328,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 				log("%v", err)
 				return 1
 			}
+			if refCfg != nil && cpu == cpus[0] {
+				// On the same CPU, right after ours and its ceilings.
+				if err := measureRef(*refCfg, rep.Reference, r+1, 0, cpu, one.ImgPerCPUSec); err != nil {
+					refFailed(err)
+				}
+			}
 			ones = append(ones, one)
 			sum += one.ImgPerSec
 			rep.OneCore = append(rep.OneCore, oneCoreFigures{Round: r + 1, CPU: cpu,
 				OneImgPerCPUSec: one.ImgPerCPUSec, Ceilings: c, OfInflateCeiling: one.ImgPerCPUSec / c.InflateOnly, InflateShare: one.InflateShare})
-		}
-		if refCfg != nil {
-			// Beside the round's first one-core run, on its CPU.
-			if err := measureRef(*refCfg, rep.Reference, r+1, 0, cpus[0], ones[len(ones)-len(cpus)].ImgPerCPUSec); err != nil {
-				refFailed(err)
-			}
 		}
 		all, err := timedRun(*dir, allCores, *batches, *workers)
 		if err != nil {
