@@ -84,7 +84,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	refScript := filepath.Join(testdata.RepoRoot(), "tools", "bench", "pil_ingest.py")
-	if _, err := exec.Command(*py, "-c", "import PIL, zstandard").CombinedOutput(); err != nil {
+	if benchstat.PythonCannotImport(*py, "PIL", "zstandard") != "" {
 		fmt.Fprintf(stderr, "benchingest: %s lacks PIL or zstandard: run `just setup` (python3-pil, python3-zstandard)\n", *py)
 		return 1
 	}

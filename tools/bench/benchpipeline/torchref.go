@@ -1,13 +1,10 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/alexnet-repro/alexnet/internal/testdata"
 	"github.com/alexnet-repro/alexnet/tools/bench/internal/benchstat"
@@ -75,15 +72,7 @@ func refScript() string {
 
 // refAvailable says why the reference cannot run, or "" when it can.
 func refAvailable(python string) string {
-	out, err := exec.Command(python, "-c", "import torch, PIL, numpy").CombinedOutput()
-	if err != nil {
-		msg := strings.TrimSpace(string(out))
-		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
-			msg = msg[i+1:]
-		}
-		if msg == "" {
-			msg = err.Error()
-		}
+	if msg := benchstat.PythonCannotImport(python, "torch", "PIL", "numpy"); msg != "" {
 		return fmt.Sprintf("%s cannot import torch, PIL and numpy (%s): install python3-torch and python3-pil (`bash scripts/setup.sh torch`), or pass --python", python, msg)
 	}
 	return ""
@@ -116,16 +105,12 @@ func runRef(c refConfig, mode string, workers, cpu int) (refOutput, error) {
 	if cpu >= 0 {
 		args = append(args, "--cpus", strconv.Itoa(cpu))
 	}
-	cmd := exec.Command(c.Python, args...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return refOutput{}, fmt.Errorf("%s %s --workers %d: %v: %s", filepath.Base(c.Script), mode, workers, err, strings.TrimSpace(stderr.String()))
-	}
 	var o refOutput
-	if err := json.Unmarshal(out, &o); err != nil || o.Images == 0 || o.Seconds <= 0 || o.CPUSeconds <= 0 {
-		return refOutput{}, fmt.Errorf("%s %s: unreadable result %q (%v)", filepath.Base(c.Script), mode, strings.TrimSpace(string(out)), err)
+	if err := benchstat.RunJSON(c.Python, args, &o); err != nil {
+		return refOutput{}, fmt.Errorf("%s --workers %d: %w", mode, workers, err)
+	}
+	if o.Images == 0 || o.Seconds <= 0 || o.CPUSeconds <= 0 {
+		return refOutput{}, fmt.Errorf("%s %s: no images timed: %+v", filepath.Base(c.Script), mode, o)
 	}
 	return o, nil
 }

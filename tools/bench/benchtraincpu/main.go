@@ -16,7 +16,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -151,9 +150,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	rep := report{Cores: runtime.NumCPU(), Python: *python, SGEMMShape: sgemmShape}
 	if *python == "" {
 		rep.Skipped = "--python is empty"
-	} else if out, err := exec.Command(*python, "-c", "import torch").CombinedOutput(); err != nil {
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		rep.Skipped = fmt.Sprintf("%s cannot import torch (%s): install python3-torch (`bash scripts/setup.sh torch`) or pass --python", *python, lines[len(lines)-1])
+	} else if msg := benchstat.PythonCannotImport(*python, "torch"); msg != "" {
+		rep.Skipped = fmt.Sprintf("%s cannot import torch (%s): install python3-torch (`bash scripts/setup.sh torch`) or pass --python", *python, msg)
 	}
 	if rep.Skipped != "" {
 		log("PyTorch reference skipped: %s", rep.Skipped)
@@ -283,17 +281,14 @@ type torchResult struct {
 }
 
 func timeTorch(python, script, spec string, m model) (torchResult, error) {
-	cmd := exec.Command(python, script, "--spec", spec, "--batch", strconv.Itoa(m.Batch), "--steps", strconv.Itoa(m.Steps),
-		"--threads", strconv.Itoa(runtime.NumCPU()))
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return torchResult{}, fmt.Errorf("%s %s: %v: %s", filepath.Base(script), m.Name, err, strings.TrimSpace(stderr.String()))
-	}
+	args := []string{script, "--spec", spec, "--batch", strconv.Itoa(m.Batch), "--steps", strconv.Itoa(m.Steps),
+		"--threads", strconv.Itoa(runtime.NumCPU())}
 	var t torchResult
-	if err := json.Unmarshal(out, &t); err != nil || t.Images != m.Batch*m.Steps || t.Seconds <= 0 {
-		return torchResult{}, fmt.Errorf("%s %s: unreadable result %q (%v)", filepath.Base(script), m.Name, strings.TrimSpace(string(out)), err)
+	if err := benchstat.RunJSON(python, args, &t); err != nil {
+		return torchResult{}, fmt.Errorf("%s: %w", m.Name, err)
+	}
+	if t.Images != m.Batch*m.Steps || t.Seconds <= 0 {
+		return torchResult{}, fmt.Errorf("%s %s: %d images in %gs, want %d", filepath.Base(script), m.Name, t.Images, t.Seconds, m.Batch*m.Steps)
 	}
 	return t, nil
 }

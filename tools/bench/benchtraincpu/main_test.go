@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/alexnet-repro/alexnet/tools/bench/internal/benchstat"
 )
 
 func runJSON(t *testing.T, args ...string) report {
@@ -51,8 +52,8 @@ func TestAgainstPyTorch(t *testing.T) {
 	if p := os.Getenv("ALEXNET_TORCH_PYTHON"); p != "" {
 		py = p
 	}
-	if err := exec.Command(py, "-c", "import torch").Run(); err != nil {
-		t.Skipf("%s cannot import torch (%v): the PyTorch reference is not testable here", py, err)
+	if msg := benchstat.PythonCannotImport(py, "torch"); msg != "" {
+		t.Skipf("%s cannot import torch (%s): the PyTorch reference is not testable here", py, msg)
 	}
 	rep := runJSON(t, "--models", "small-fc", "--rounds", "1", "--steps", "1", "--batch", "8", "--python", py)
 	if rep.Skipped != "" || rep.Torch == "" || rep.TorchBLAS == "" {

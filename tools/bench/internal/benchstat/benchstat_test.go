@@ -1,6 +1,10 @@
 package benchstat
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -35,5 +39,42 @@ func TestCPUTimeAdvances(t *testing.T) {
 	}
 	if c1 := CPUTime(); c1 <= c0 || x == 0 {
 		t.Errorf("CPU time %v then %v across 20 ms of spinning", c0, c1)
+	}
+}
+
+func TestPythonHelpers(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("no python3 on PATH")
+	}
+	if msg := PythonCannotImport(filepath.Join(t.TempDir(), "none"), "sys"); msg == "" {
+		t.Error("a missing interpreter imports")
+	}
+	if msg := PythonCannotImport(py, "sys", "json"); msg != "" {
+		t.Errorf("python3 cannot import sys: %s", msg)
+	}
+	if msg := PythonCannotImport(py, "no_such_module_here"); !strings.Contains(msg, "no_such_module_here") {
+		t.Errorf("missing module reported as %q", msg)
+	}
+
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var got struct{ Images int }
+	if err := RunJSON(py, []string{write("ok.py", `import json; print(json.dumps({"Images": 7}))`)}, &got); err != nil || got.Images != 7 {
+		t.Errorf("RunJSON: %+v, %v", got, err)
+	}
+	err = RunJSON(py, []string{write("fails.py", "import sys; sys.exit('bad input here')")}, &got)
+	if err == nil || !strings.Contains(err.Error(), "fails.py") || !strings.Contains(err.Error(), "bad input here") {
+		t.Errorf("failing script: %v", err)
+	}
+	err = RunJSON(py, []string{write("garbage.py", "print('not json')")}, &got)
+	if err == nil || !strings.Contains(err.Error(), "not json") {
+		t.Errorf("unreadable output: %v", err)
 	}
 }
