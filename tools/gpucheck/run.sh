@@ -12,12 +12,21 @@
 # seconds, default 450): a step that fails or is skipped leaves "—" in the
 # table, never stops the run. The last thing printed is the machine facts
 # (for docs/gpu-machine.md) and the one results table.
+#
+# A rerun after a fix need not repeat everything: GPUCHECK_ONLY is an
+# extended regular expression matched against the start of step names
+# (bench-alexnet-tf32, torch-bench-tf32, cuda-test, gpu-test, ingest,
+# pipeline-alexnet, train-cuda, crosscheck, export-alexnet, oracle-alexnet,
+# pipeline-cpu, …), and only the steps it matches run. A step that another
+# needs runs too: ingest for the shard readers, export for the oracle.
+# Example: GPUCHECK_ONLY='crosscheck|oracle'.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 G=gpu
 R=$G/results
 W=$G/work
 BUDGET=${GPUCHECK_BUDGET:-450}
+ONLY=${GPUCHECK_ONLY:-}
 START=$(date +%s)
 rm -rf "$R" "$W"
 mkdir -p "$R" "$W"
@@ -25,11 +34,28 @@ LOG=$R/run.log
 
 elapsed() { echo $(( $(date +%s) - START )); }
 say() { echo "== [$(elapsed)s] $*" | tee -a "$LOG"; }
+# selected NAME: whether GPUCHECK_ONLY (when set) picks the step.
+selected() { [[ -z $ONLY ]] || grep -qE "^($ONLY)" <<<"$1"; }
+# forced CMD...: runs CMD (a step another selected step needs) whatever
+# GPUCHECK_ONLY says.
+forced() {
+	local saved=$ONLY rc
+	ONLY=""
+	"$@"
+	rc=$?
+	ONLY=$saved
+	return $rc
+}
 # step NAME TIMEOUT CMD...: runs CMD with its output in $R/NAME.log (and a
-# short tail on the terminal), unless the budget is spent.
+# short tail on the terminal), unless the budget is spent or GPUCHECK_ONLY
+# leaves it out.
 step() {
 	local name=$1 limit=$2
 	shift 2
+	if ! selected "$name"; then
+		say "SKIP $name: not in GPUCHECK_ONLY=$ONLY"
+		return 98
+	fi
 	if (( $(elapsed) + 10 > BUDGET )); then
 		say "SKIP $name: budget of ${BUDGET}s spent"
 		return 99
@@ -97,13 +123,14 @@ fi
 # --- the test binaries ------------------------------------------------------
 record_test() { # binary logfile rc
 	local p f s verdict=PASS
-	p=$(grep -c '^--- PASS' "$2")
-	f=$(grep -c '^--- FAIL' "$2")
-	s=$(grep -c '^--- SKIP' "$2")
+	(( $3 == 98 )) && return # not selected: nothing ran, nothing to report
+	p=$(grep -sc '^--- PASS' "$2")
+	f=$(grep -sc '^--- FAIL' "$2")
+	s=$(grep -sc '^--- SKIP' "$2")
 	(( $3 != 0 )) && verdict=FAIL
 	(( $3 == 124 || $3 == 137 )) && verdict=TIMEOUT
 	(( $3 == 99 )) && verdict=SKIPPED
-	printf '{"kind":"test","binary":"%s","verdict":"%s","pass":%d,"fail":%d,"skip":%d,"rc":%d}\n' "$1" "$verdict" "$p" "$f" "$s" "$3" >>$R/tests.jsonl
+	printf '{"kind":"test","binary":"%s","verdict":"%s","pass":%d,"fail":%d,"skip":%d,"rc":%d}\n' "$1" "$verdict" "${p:-0}" "${f:-0}" "${s:-0}" "$3" >>$R/tests.jsonl
 }
 # With a C++ compiler here, TestBindingsAgainstHeaders also checks every
 # binding and constant against the wheels' own CUDA 13 and cuDNN headers.
@@ -121,7 +148,11 @@ record_test gpu.test $R/gpu-test.log $?
 # A tree of 1000 classes (so fc8 is ImageNet's): the carried JPEGs, copied
 # into their own class folders many times over, the rest of the classes
 # empty. ingest then writes 256-px shards as it would for ImageNet.
-if [[ -d $G/images ]]; then
+shardsteps=""
+for m in alexnet-owt alexnet; do selected "pipeline-$m" && shardsteps+=" pipeline-$m"; done
+selected train-cuda && shardsteps+=" train-cuda"
+selected pipeline-cpu && shardsteps+=" pipeline-cpu"
+if [[ -d $G/images ]] && { [[ -n $shardsteps ]] || selected ingest; }; then
 	T=$W/imagenet/train
 	mkdir -p "$T"
 	n=0
@@ -133,7 +164,13 @@ if [[ -d $G/images ]]; then
 	done
 	have=$(ls "$T" | wc -l)
 	for i in $(seq 1 $((1000 - have))); do mkdir -p "$T/n9$(printf '%07d' "$i")"; done
-	if step ingest 150 $B/ingest --out $W/shards --splits train --quiet $W/imagenet; then
+	if [[ -n $shardsteps ]]; then
+		forced step ingest 150 $B/ingest --out $W/shards --splits train --quiet $W/imagenet
+	else
+		step ingest 150 $B/ingest --out $W/shards --splits train --quiet $W/imagenet
+	fi
+	ingested=$?
+	if (( ingested == 0 )); then
 		for m in alexnet-owt alexnet; do
 			step "pipeline-$m" 150 $B/gpucheck pipeline --shards $W/shards --model $m --precision tf32 --steps 200 --json $R/pipeline.jsonl
 		done
@@ -148,7 +185,9 @@ fi
 step crosscheck 300 $B/gpucheck crosscheck --models small,alexnet-owt,alexnet --batch 8 --json $R/crosscheck.jsonl
 if [[ -n $PY ]]; then
 	for m in alexnet alexnet-owt; do
-		step "export-$m" 120 $B/gpucheck export --model $m --batch 16 --precision fp32 --out $W/oracle-$m &&
+		exp=step
+		selected "oracle-$m" && exp="forced step"
+		$exp "export-$m" 120 $B/gpucheck export --model $m --batch 16 --precision fp32 --out $W/oracle-$m &&
 			step "oracle-$m" 120 "$PY" $G/torch_oracle.py --json $R/oracle.jsonl $W/oracle-$m
 	done
 fi
