@@ -309,8 +309,11 @@ func (l *convLayer) forward(x, w, b []float32) {
 
 // backward computes db, dw and (when needed) dx from dy. Per chunk: gather
 // dy into [O, samples·OH·OW] (one-sample chunks use dy in place), recompute
-// the columns (cheaper than keeping every layer's), add dy·colsᵀ to the
-// group's partial dw, then cols = wᵀ·dy and col2im into dx.
+// the columns, add dy·colsᵀ to the group's partial dw, then cols = wᵀ·dy
+// and col2im into dx. Recomputing into the worker's cache-warm scratch
+// beats keeping forward's: keeping all of small's columns (170 MB at batch
+// 128) made its step 2–11% slower on the 2-core VM (measured 2026-11-28),
+// because they make a round trip through memory.
 func (l *convLayer) backward(x, w, dy []float32) {
 	g := l.g
 	og, kg := g.O/g.Groups, g.rows()/g.Groups
