@@ -7,8 +7,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -29,9 +27,9 @@ func main() {
 	os.Exit(code)
 }
 
-func usage(fs *flag.FlagSet, w io.Writer) func() {
-	return func() {
-		fmt.Fprintf(w, `Usage: ingest [flags] DATASET_DIR
+// usage is --help's text; the flags' defaults follow it.
+func usage() string {
+	return fmt.Sprintf(`Usage: ingest [flags] DATASET_DIR
 
 Turns ImageNet (ILSVRC2012) JPEGs into shards for training: each image is
 decoded, converted to RGB, its shorter side resized to --size with an
@@ -53,13 +51,10 @@ and --strict was given.
 
 Flags:
 `, imagenet.Layouts())
-		fs.PrintDefaults()
-	}
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlags("ingest", stderr, usage())
 	out := fs.String("out", "./shards", "output directory")
 	size := fs.Int("size", 256, "output side in pixels (the paper uses 256)")
 	seed := fs.Uint64("seed", 1, "seed of the train shuffle across shards")
@@ -71,12 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	strict := fs.Bool("strict", false, "exit with code 3 if any file was skipped")
 	quiet := fs.Bool("quiet", false, "no progress display")
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
-	fs.Usage = usage(fs, stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cli.ExitOK
-		}
-		return cli.ExitUsage
+	if code, ok := cli.ParseFlags(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "ingest: want exactly one dataset directory (see --help)")

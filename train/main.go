@@ -8,8 +8,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -50,8 +48,7 @@ Flags:
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("train", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlags("train", stderr, usageHead)
 	var c trainer.Config
 	fs.StringVar(&c.Shards, "shards", "", "shard directory written by ingest (required)")
 	fs.StringVar(&c.Model, "model", "alexnet", "model: "+strings.Join(alexnet.Variants(), ", "))
@@ -80,15 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	ckpt := fs.String("checkpoint", "", "checkpoint for --eval-only")
 	tenCrop := fs.Bool("ten-crop", false, "--eval-only: average the paper's ten crops")
 	asJSON := fs.Bool("json", false, "print the result as JSON on stdout")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usageHead)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cli.ExitOK
-		}
-		return cli.ExitUsage
+	if code, ok := cli.ParseFlags(fs, args); !ok {
+		return code
 	}
 	if c.Shards == "" || fs.NArg() != 0 {
 		fmt.Fprintln(stderr, "train: --shards DIR is required, and no positional arguments are taken (see --help)")

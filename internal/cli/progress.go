@@ -1,6 +1,6 @@
 // Package cli holds what the commands share in how they talk to a person:
-// progress display (a bar on a terminal, periodic plain lines otherwise) and
-// exit codes.
+// progress display (a bar on a terminal, periodic plain lines otherwise),
+// exit codes, and flag sets whose --help and bad flags end in those codes.
 package cli
 
 import (

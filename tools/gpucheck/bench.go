@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
 	"github.com/alexnet-repro/alexnet/pkg/cuda"
 	"github.com/alexnet-repro/alexnet/pkg/nn/gpu"
@@ -42,7 +43,7 @@ func runBench(args []string, stdout io.Writer) error {
 	steps := fs.Int("steps", 50, "timed steps")
 	heuristic := fs.Bool("heuristic", false, "choose convolution algorithms by cuDNN's heuristics instead of timing them")
 	jsonOut := fs.String("json", "", "append the result to this JSON-lines file")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	p, err := gpu.ParsePrecision(*prec)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
 	"github.com/alexnet-repro/alexnet/pkg/cuda"
 	"github.com/alexnet-repro/alexnet/pkg/nn/gpu"
@@ -16,7 +17,7 @@ func runSpec(args []string, stdout io.Writer) error {
 	fs := newFlags("spec", "gpucheck spec --model alexnet > alexnet.json", stdout)
 	model := fs.String("model", "alexnet", "alexnet, alexnet-owt or small")
 	classes := fs.Int("classes", 1000, "classes")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	spec, err := alexnet.Build(*model, *classes, 0)
@@ -55,7 +56,7 @@ func runCrossCheck(args []string, stdout io.Writer) error {
 	precs := fs.String("precisions", "fp32,tf32", "comma-separated precisions")
 	seed := fs.Uint64("seed", 3, "weights, batch and dropout seed")
 	jsonOut := fs.String("json", "", "append the results to this JSON-lines file")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	var ps []gpu.Precision
@@ -124,7 +125,7 @@ func runExport(args []string, stdout io.Writer) error {
 	prec := fs.String("precision", "fp32", "tf32 or fp32")
 	out := fs.String("out", "", "folder to write (created)")
 	seed := fs.Uint64("seed", 5, "weights, batch and dropout seed")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if *out == "" {

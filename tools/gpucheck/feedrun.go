@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
 	"github.com/alexnet-repro/alexnet/pkg/cuda"
 	"github.com/alexnet-repro/alexnet/pkg/feed"
@@ -49,7 +50,7 @@ func runPipeline(args []string, stdout io.Writer) error {
 	slots := fs.Int("slots", 6, "pinned host slots")
 	logEvery := fs.Int("log-every", 25, "log the data wait every N steps")
 	jsonOut := fs.String("json", "", "append the result to this JSON-lines file")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if *dir == "" {

@@ -18,7 +18,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,6 +25,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/pkg/cuda"
 )
 
@@ -68,14 +68,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
-			if err := c.run(args[1:], stdout); err != nil {
-				if errors.Is(err, flag.ErrHelp) {
-					return 0
-				}
+			err := c.run(args[1:], stdout)
+			code := cli.ExitCode(err)
+			if code == cli.ExitFailure {
 				fmt.Fprintf(stderr, "gpucheck %s: %v\n", c.name, err)
-				return 1
 			}
-			return 0
+			return code
 		}
 	}
 	fmt.Fprintf(stderr, "gpucheck: unknown command %q\n\n", args[0])
@@ -84,13 +82,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func newFlags(name, example string, w io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("gpucheck "+name, flag.ContinueOnError)
-	fs.SetOutput(w)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: gpucheck %s [flags]\n\nExample:\n  %s\n\nFlags:\n", name, example)
-		fs.PrintDefaults()
-	}
-	return fs
+	return cli.NewFlags("gpucheck "+name, w, fmt.Sprintf("Usage: gpucheck %s [flags]\n\nExample:\n  %s\n\nFlags:\n", name, example))
 }
 
 // appendJSON adds one result object as a line to path ("" does nothing).
@@ -115,7 +107,7 @@ func appendJSON(path string, v any) error {
 
 func runProbe(args []string, stdout io.Writer) error {
 	fs := newFlags("probe", "gpucheck probe > probe.md", stdout)
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	fmt.Fprint(stdout, cuda.Probe().Markdown())

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/alexnet-repro/alexnet/internal/cli"
 )
 
 // results is everything run.sh left in its results folder, by kind.
@@ -122,7 +124,7 @@ func ratio(ours, theirs map[string]any) string {
 func runTable(args []string, stdout io.Writer) error {
 	fs := newFlags("table", "gpucheck table --dir gpu/results", stdout)
 	dir := fs.String("dir", "gpu/results", "results folder written by gpu/run.sh")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	r, err := loadResults(*dir)

@@ -42,6 +42,7 @@ import (
 	"github.com/disintegration/imaging"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/pkg/fashionmnist"
 )
 
@@ -49,13 +50,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
-	case err != nil:
+	code := cli.ExitCode(err)
+	if code != cli.ExitOK {
 		fmt.Fprintf(os.Stderr, "mkdemo: %v\n", err)
-		os.Exit(1)
 	}
+	os.Exit(code)
 }
 
 // config is the parsed command line. The fields that shape the output are
@@ -98,8 +97,7 @@ Flags:
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	c := config{Format: markerFormat}
-	fs := flag.NewFlagSet("mkdemo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlags("mkdemo", stderr, usageText)
 	fs.StringVar(&c.out, "out", "", "output directory (required)")
 	fs.StringVar(&c.Src, "src", "/usr/share/datasets/fashion-mnist", "directory holding the Fashion-MNIST {train,t10k}-*-ubyte[.gz] files")
 	fs.IntVar(&c.Train, "train", 60000, "write the first `N` training images")
@@ -107,11 +105,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.Size, "size", 28, "side of the written images in pixels; other than 28 resamples with Lanczos")
 	fs.IntVar(&c.Quality, "quality", 95, "JPEG quality, 1..100")
 	fs.IntVar(&c.workers, "workers", runtime.GOMAXPROCS(0), "parallel encoders")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usageText)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return c, err
 	}
 	switch {
@@ -137,8 +131,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c, err := parseFlags(args, stderr)
-	if err != nil {
+	if errors.Is(err, flag.ErrHelp) {
 		return err
+	}
+	if err != nil {
+		return cli.UsageError{Err: err} // every error parseFlags returns is a usage error
 	}
 	marker, _ := json.Marshal(c)
 	act, err := checkOut(c.out, marker)

@@ -6,8 +6,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -31,21 +29,13 @@ type prediction struct {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("predict", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlags("predict", stderr, "Usage: predict --checkpoint FILE --shards DIR [--k 5] [--json] IMAGE...\n\nExample:\n  predict --checkpoint runs/demo/checkpoint.ckpt --shards demo/shards demo/fashion-mnist/val/ILSVRC2012_val_00000001.JPEG\n\nExit codes: 0 all classified, 1 some file failed, 2 usage.\n\nFlags:\n")
 	ckpt := fs.String("checkpoint", "", "checkpoint written by train (required)")
 	shardDir := fs.String("shards", "", "shard directory whose meta.json names the classes and gives the ingest size (required)")
 	k := fs.Int("k", 5, "classes to print per image")
 	asJSON := fs.Bool("json", false, "JSON lines on stdout")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: predict --checkpoint FILE --shards DIR [--k 5] [--json] IMAGE...\n\nExample:\n  predict --checkpoint runs/demo/checkpoint.ckpt --shards demo/shards demo/fashion-mnist/val/ILSVRC2012_val_00000001.JPEG\n\nExit codes: 0 all classified, 1 some file failed, 2 usage.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cli.ExitOK
-		}
-		return cli.ExitUsage
+	if code, ok := cli.ParseFlags(fs, args); !ok {
+		return code
 	}
 	if *ckpt == "" || *shardDir == "" || fs.NArg() == 0 {
 		fs.Usage()

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"image"
@@ -32,7 +31,7 @@ import (
 func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := cli.Parse(fs, args); err != nil {
 			return nil, err
 		}
 		if fs.NArg() == 0 {
@@ -44,20 +43,7 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func newFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("shardtool "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: shardtool %s\n\nFlags:\n", usage)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-func flagExit(err error) int {
-	if errors.Is(err, flag.ErrHelp) {
-		return cli.ExitOK
-	}
-	return cli.ExitUsage
+	return cli.NewFlags("shardtool "+name, stderr, "Usage: shardtool "+usage+"\n\nFlags:\n")
 }
 
 type shardCheck struct {
@@ -74,7 +60,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "shards checked in parallel")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
-		return flagExit(err)
+		return cli.ExitCode(err)
 	}
 	if len(pos) != 1 {
 		fs.Usage()
@@ -177,7 +163,7 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 	classes := fs.Int("classes", 10, "classes to list (0: all)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
-		return flagExit(err)
+		return cli.ExitCode(err)
 	}
 	if len(pos) != 1 {
 		fs.Usage()
@@ -251,7 +237,7 @@ func grid(args []string, stdout, stderr io.Writer) int {
 	tile := fs.Int("tile", 128, "tile side in pixels (records are scaled to fit)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
-		return flagExit(err)
+		return cli.ExitCode(err)
 	}
 	if len(pos) != 1 || *n <= 0 || *tile < 16 {
 		fs.Usage()

@@ -8,7 +8,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/testdata"
 	"github.com/alexnet-repro/alexnet/pkg/imageio"
 	"github.com/alexnet-repro/alexnet/tools/bench/internal/benchstat"
@@ -47,8 +47,7 @@ type result struct {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("benchingest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlags("benchingest", stderr, "Usage: benchingest [flags]\n\nExample:\n  just bench-ingest --rounds 5\n\nFlags:\n")
 	images := fs.String("images", testdata.ImageNetSampleDir(), "folder of real JPEGs named <wnid>_*.JPEG")
 	reps := fs.Int("reps", 5, "times each image is listed (as distinct files), so runs are long enough to time")
 	rounds := fs.Int("rounds", 3, "interleaved rounds; the median is reported")
@@ -57,15 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	py := fs.String("python", "/usr/bin/python3", "Python with PIL and zstandard (Debian's python3-pil, python3-zstandard)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	mode := fs.String("mode", "", "internal: 'decode' runs the decode-only loop on the files given as arguments")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: benchingest [flags]\n\nExample:\n  just bench-ingest --rounds 5\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
+	if code, ok := cli.ParseFlags(fs, args); !ok {
+		return code
 	}
 	if *mode == "decode" {
 		return decodeOnly(fs.Args(), stdout)

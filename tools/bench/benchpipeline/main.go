@@ -16,8 +16,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -29,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/testdata"
 	"github.com/alexnet-repro/alexnet/pkg/imagenet"
 	"github.com/alexnet-repro/alexnet/pkg/ingest"
@@ -148,8 +147,7 @@ type report struct {
 var profileStop = func() {}
 
 func run(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("benchpipeline", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlags("benchpipeline", stderr, "Usage: benchpipeline [flags]\n\nExamples:\n  just bench-pipeline\n  just bench-pipeline --shards demo/shards --batches 200 --json\n\nFlags:\n")
 	dir := fs.String("shards", "", "shard directory (with meta.json) to read; default: ingest the ImageNet sample, else demo/shards")
 	batches := fs.Int("batches", 30, "batches per run (the sample's 200 images make 2 an epoch, so runs span many epochs)")
 	rounds := fs.Int("rounds", 5, "rounds of (one-core run, ceilings, all-cores run); the report gives medians")
@@ -168,15 +166,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	refImages := fs.String("reference-images", "", "JPEGs (<wnid>_<name>.JPEG) for the reference; default: the ImageNet sample when this tool ingests it")
 	refScriptPath := fs.String("reference-script", refScript(), "tools/bench/torch_loader.py (the default is this checkout's)")
 	refBatches := fs.Int("reference-batches", 20, "timed reference batches from resized JPEGs (from the original JPEGs: 3/10 of it)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: benchpipeline [flags]\n\nExamples:\n  just bench-pipeline\n  just bench-pipeline --shards demo/shards --batches 200 --json\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := cli.ParseFlags(fs, args); !ok {
+		return code
 	}
 	if *batches < 2 || *batch <= 0 || *workers <= 0 || *rounds < 1 || *refBatches < 1 {
 		fmt.Fprintln(stderr, "benchpipeline: --batches must be at least 2 (the first is a warm-up), --batch, --workers, --rounds and --reference-batches positive")

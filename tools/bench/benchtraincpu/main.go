@@ -10,8 +10,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -23,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/testdata"
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
 	"github.com/alexnet-repro/alexnet/pkg/blas"
@@ -99,8 +98,7 @@ type report struct {
 var sgemmShape = [3]int{384, 1352, 2304}
 
 func run(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("benchtraincpu", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlags("benchtraincpu", stderr, "Usage: benchtraincpu [flags]\n\nExamples:\n  just bench-train-cpu\n  just bench-train-cpu --models small --rounds 5 --json\n\nFlags:\n")
 	models := fs.String("models", "small,small-fc,alexnet", "comma-separated models (small, small-fc, alexnet, alexnet-owt)")
 	rounds := fs.Int("rounds", 3, "rounds; the report gives medians")
 	steps := fs.Int("steps", 0, "timed steps per run; 0: 10 for the small models, 3 for the AlexNets")
@@ -108,15 +106,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	python := fs.String("python", "/usr/bin/python3", "Python with torch for the reference (Debian's python3-torch); empty: no reference")
 	script := fs.String("script", filepath.Join(testdata.RepoRoot(), "tools", "bench", "torch_train_cpu.py"), "tools/bench/torch_train_cpu.py (the default is this checkout's)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: benchtraincpu [flags]\n\nExamples:\n  just bench-train-cpu\n  just bench-train-cpu --models small --rounds 5 --json\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := cli.ParseFlags(fs, args); !ok {
+		return code
 	}
 	log := func(format string, a ...any) { fmt.Fprintf(stderr, "benchtraincpu: "+format+"\n", a...) }
 	if *rounds < 1 || *steps < 0 || *batch < 0 {

@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestParseFlags(t *testing.T) {
+	cases := []struct {
+		name     string
+		args     []string
+		code     int
+		ok       bool
+		out      []string // what the output must contain
+		n        int
+		nonFlags int
+	}{
+		{"flags and arguments", []string{"--n", "3", "a", "b"}, ExitOK, true, nil, 3, 2},
+		{"help", []string{"--help"}, ExitOK, false, []string{"Usage: demo [flags] ARG", "Flags:", "-n int", "how many (default 1)"}, 1, 0},
+		{"-h", []string{"-h"}, ExitOK, false, []string{"Usage: demo"}, 1, 0},
+		{"unknown flag", []string{"--bogus"}, ExitUsage, false, []string{"flag provided but not defined: -bogus", "Usage: demo"}, 1, 0},
+		{"bad value", []string{"--n", "x"}, ExitUsage, false, []string{`invalid value "x" for flag -n`}, 1, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var out strings.Builder
+			fs := NewFlags("demo", &out, "Usage: demo [flags] ARG\n\nFlags:\n")
+			n := fs.Int("n", 1, "how many")
+			code, ok := ParseFlags(fs, tc.args)
+			if code != tc.code || ok != tc.ok {
+				t.Fatalf("ParseFlags = %d, %v; want %d, %v", code, ok, tc.code, tc.ok)
+			}
+			for _, s := range tc.out {
+				if !strings.Contains(out.String(), s) {
+					t.Errorf("output lacks %q:\n%s", s, out.String())
+				}
+			}
+			if tc.ok && (out.Len() != 0 || *n != tc.n || fs.NArg() != tc.nonFlags) {
+				t.Errorf("n = %d, %d arguments, output %q", *n, fs.NArg(), out.String())
+			}
+		})
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	cases := []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"nil", nil, ExitOK},
+		{"help", flag.ErrHelp, ExitOK},
+		{"wrapped help", fmt.Errorf("bench: %w", flag.ErrHelp), ExitOK},
+		{"usage", UsageError{errors.New("--out is required")}, ExitUsage},
+		{"wrapped usage", fmt.Errorf("mkdemo: %w", UsageError{errors.New("x")}), ExitUsage},
+		{"failure", errors.New("disk full"), ExitFailure},
+	}
+	for _, tc := range cases {
+		if got := ExitCode(tc.err); got != tc.want {
+			t.Errorf("%s: ExitCode = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	if err := Parse(NewFlags("x", io.Discard, ""), []string{"--nope"}); ExitCode(err) != ExitUsage || err.Error() != "flag provided but not defined: -nope" {
+		t.Errorf("Parse(--nope) = %v", err)
+	}
+}
