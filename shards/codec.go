@@ -178,7 +178,8 @@ func (e *Encoder) Close() error { return e.zenc.Close() }
 // Decoder decompresses pixels. Make one per goroutine.
 type Decoder struct {
 	zdec      *zstd.Decoder
-	huff      huff0.Scratch
+	huff      huff0.Scratch // huff0's decoder: the reference, when huffPairs is off
+	hx        huffDecoder
 	scratch   []byte
 	ring      []byte // DecodeRows's two grad rows
 	entropyNs int64  // time spent in zstd or Huffman decoding, for InflateTime
@@ -331,6 +332,16 @@ func (d *Decoder) huffBlock(blk, p []byte) ([]byte, error) {
 		p = p[4:]
 		if uint64(l) > uint64(len(p)) {
 			return nil, fmt.Errorf("huffman block of %d bytes has %d", l, len(p))
+		}
+		if huffPairs {
+			body, err := d.hx.readTable(p[:l])
+			if err != nil {
+				return nil, fmt.Errorf("huffman table: %v", err)
+			}
+			if err := d.hx.decode4X(blk, body); err != nil {
+				return nil, fmt.Errorf("huffman block: %v", err)
+			}
+			return p[l:], nil
 		}
 		s, body, err := huff0.ReadTable(p[:l], &d.huff)
 		if err != nil {

@@ -143,7 +143,7 @@ func FuzzGradRoundTrip(f *testing.F) {
 // realImages is the real-photo sample as ingest stores it: each JPEG in
 // ../shared/data/imagenet-sample decoded, resized and centre-cropped to
 // 256×256 RGB. It skips when the sample is absent.
-func realImages(b *testing.B) ([][]byte, int, int) {
+func realImages(b testing.TB) ([][]byte, int, int) {
 	const side = 256
 	if realCache == nil {
 		dec := imageio.NewDecoder()
@@ -199,7 +199,7 @@ func BenchmarkGradKernels(b *testing.B) {
 }
 
 // encodeAll compresses each of ims with codec.
-func encodeAll(b *testing.B, codec Codec, ims [][]byte, w, h int) [][]byte {
+func encodeAll(b testing.TB, codec Codec, ims [][]byte, w, h int) [][]byte {
 	enc, err := NewEncoder(codec)
 	if err != nil {
 		b.Fatal(err)

@@ -1,0 +1,263 @@
+package shards
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/klauspost/compress/huff0"
+)
+
+// huffCase draws n symbols whose distribution is skewed by skew (0: uniform
+// over alphabet symbols; larger: geometric, as residuals are), so that the
+// tables range from 1-bit codes to huff0's 11-bit limit.
+func huffCase(r *rand.Rand, n, alphabet int, skew float64) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		var s int
+		if skew == 0 {
+			s = r.IntN(alphabet)
+		} else {
+			s = int(r.ExpFloat64()*skew) % alphabet
+		}
+		b[i] = byte(s)
+	}
+	return b
+}
+
+// huffReference decodes a block with huff0, the decoder the format is
+// defined by.
+func huffReference(comp []byte, n int) ([]byte, error) {
+	var sc huff0.Scratch
+	s, body, err := huff0.ReadTable(comp, &sc)
+	if err != nil {
+		return nil, err
+	}
+	return s.Decoder().Decompress4X(make([]byte, 0, n), body)
+}
+
+// huffOurs decodes a block with huffDecoder.
+func huffOurs(h *huffDecoder, comp []byte, n int) ([]byte, error) {
+	body, err := h.readTable(comp)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, n)
+	return out, h.decode4X(out, body)
+}
+
+// TestHuffMatchesHuff0 decodes what huff0 encodes, over sizes from a few
+// bytes (every stream under the fast loop's 8 bytes) to beyond a band, and
+// code lengths from 1 bit to 11, and requires huff0's output.
+func TestHuffMatchesHuff0(t *testing.T) {
+	defer setHuffAsm(true)
+	for _, asm := range []bool{true, false} {
+		setHuffAsm(asm)
+		t.Run(fmt.Sprintf("asm=%v", useHuffAsm), testHuffMatchesHuff0)
+	}
+}
+
+func testHuffMatchesHuff0(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var h huffDecoder
+	logs := map[uint8]int{}
+	sizes := []int{20, 33, 64, 100, 257, 1000, 4097, 65536, 65537, 200000}
+	for _, n := range sizes {
+		for _, alphabet := range []int{2, 3, 5, 17, 64, 256} {
+			for _, skew := range []float64{0, 0.3, 1, 2.5, 6, 30} {
+				src := huffCase(r, n, alphabet, skew)
+				var sc huff0.Scratch
+				comp, _, err := huff0.Compress4X(src, &sc)
+				if errors.Is(err, huff0.ErrIncompressible) || errors.Is(err, huff0.ErrUseRLE) {
+					continue
+				}
+				if err != nil {
+					t.Fatalf("n=%d alphabet=%d skew=%g: Compress4X: %v", n, alphabet, skew, err)
+				}
+				got, err := huffOurs(&h, comp, n)
+				if err != nil {
+					t.Fatalf("n=%d alphabet=%d skew=%g (log %d): %v", n, alphabet, skew, h.log, err)
+				}
+				if !bytes.Equal(got, src) {
+					i := 0
+					for got[i] == src[i] {
+						i++
+					}
+					t.Fatalf("n=%d alphabet=%d skew=%g (log %d): byte %d is %d, want %d", n, alphabet, skew, h.log, i, got[i], src[i])
+				}
+				logs[h.log]++
+			}
+		}
+	}
+	for l := uint8(1); l <= huffMaxLog; l++ {
+		if l >= 2 && logs[l] == 0 {
+			t.Errorf("no case had table log %d (%v)", l, logs)
+		}
+	}
+}
+
+// TestHuffDamage: on damaged blocks (bits flipped, bytes cut or added)
+// the two decoders agree on failing, and where both succeed, on the bytes.
+// A prefix code reads one symbol sequence from any bits, so they must.
+func TestHuffDamage(t *testing.T) {
+	defer setHuffAsm(true)
+	for _, asm := range []bool{true, false} {
+		setHuffAsm(asm)
+		t.Run(fmt.Sprintf("asm=%v", useHuffAsm), testHuffDamage)
+	}
+}
+
+func testHuffDamage(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var h huffDecoder
+	for trial := range 3000 {
+		n := []int{40, 300, 5000}[trial%3]
+		src := huffCase(r, n, 256, 1+r.Float64()*8)
+		var sc huff0.Scratch
+		comp, _, err := huff0.Compress4X(src, &sc)
+		if err != nil {
+			continue
+		}
+		bad := append([]byte(nil), comp...)
+		switch trial % 4 {
+		case 0, 1:
+			for range 1 + trial%3 {
+				i := r.IntN(len(bad))
+				bad[i] ^= 1 << r.IntN(8)
+			}
+		case 2:
+			bad = bad[:r.IntN(len(bad))]
+		case 3:
+			bad = append(bad, byte(r.IntN(256)))
+		}
+		want, werr := huffReference(bad, n)
+		got, gerr := huffOurs(&h, bad, n)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("trial %d: huff0 says %v, ours %v", trial, werr, gerr)
+		}
+		if werr == nil && !bytes.Equal(got, want) {
+			t.Fatalf("trial %d: both decode, to different bytes", trial)
+		}
+	}
+}
+
+// TestHuffRealBands decodes every band of the real sample's grad-huff
+// payloads with both decoders and compares the residual planes.
+func TestHuffRealBands(t *testing.T) {
+	ims, w, hgt := realImages(t)
+	payloads := encodeAll(t, CodecGradHuff, ims, w, hgt)
+	dec, err := NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { huffPairs = true }()
+	for i, p := range payloads {
+		huffPairs = false
+		want, err := dec.residuals(CodecGradHuff, p, w, hgt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append([]byte(nil), want...)
+		huffPairs = true
+		got, err := dec.residuals(CodecGradHuff, p, w, hgt)
+		if err != nil {
+			t.Fatalf("image %d: %v", i, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("image %d: residuals differ", i)
+		}
+	}
+}
+
+// FuzzHuff holds the decoder to huff0 on arbitrary blocks: the same
+// verdict, and the same bytes when both decode.
+func FuzzHuff(f *testing.F) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{30, 500, 3000} {
+		src := huffCase(r, n, 64, 3)
+		var sc huff0.Scratch
+		if comp, _, err := huff0.Compress4X(src, &sc); err == nil {
+			f.Add(comp, uint16(n))
+		}
+	}
+	var h huffDecoder
+	f.Fuzz(func(t *testing.T, comp []byte, size uint16) {
+		n := int(size%8192) + 1
+		want, werr := huffReference(comp, n)
+		got, gerr := huffOurs(&h, comp, n)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("huff0 says %v, ours %v", werr, gerr)
+		}
+		if werr == nil && !bytes.Equal(got, want) {
+			t.Fatal("both decode, to different bytes")
+		}
+	})
+}
+
+// BenchmarkHuffDecode times huff0's decoder and ours on the real sample's
+// bands, in one run.
+func BenchmarkHuffDecode(b *testing.B) {
+	ims, w, h := realImages(b)
+	payloads := encodeAll(b, CodecGradHuff, ims, w, h)
+	dec, _ := NewDecoder()
+	defer func() { huffPairs = true }()
+	for _, pairs := range []bool{false, true} {
+		name := map[bool]string{false: "huff0", true: "pairs"}[pairs]
+		b.Run(name, func(b *testing.B) {
+			huffPairs = pairs
+			b.SetBytes(int64(w * h * 3))
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if _, err := dec.residuals(CodecGradHuff, payloads[i%len(payloads)], w, h); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestHuffFastLoopBounds: decode4X lets a round of the fast loops start
+// at pos ≤ end − huffRoundBytes. Five lookups store at most ten bytes. With a
+// table whose every lookup yields two symbols, and input to spare (the
+// input bound usually stops the loops first), the single-stream loop is
+// run to each limit: it must write up to lim+9 and never beyond.
+func TestHuffFastLoopBounds(t *testing.T) {
+	if !useHuffAsm {
+		t.Skip("no BMI2: the fast loops do not run here")
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	var h huffDecoder
+	var sc huff0.Scratch
+	comp, _, err := huff0.Compress4X(huffCase(r, 4000, 2, 0), &sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.readTable(comp); err != nil || h.log != 1 {
+		t.Fatalf("want a 1-bit code, got log %d (%v)", h.log, err)
+	}
+	in := make([]byte, 4096)
+	for i := range in {
+		in[i] = byte(r.IntN(256))
+	}
+	for lim := 0; lim < 40; lim++ {
+		out := make([]byte, 128)
+		for i := range out {
+			out[i] = 0xAA
+		}
+		c := huffLoop{src: &in[0], out: &out[0], tbl: &h.double[0]}
+		c.off[0], c.used[0], c.pos[0], c.lim[0], c.low[0] = int64(len(in)-8), 0, 0, int64(lim), 8
+		huffLoop1BMI2(&c)
+		hi := len(out) - 1 // the last byte written: symbols are 0 or 1
+		for hi >= 0 && out[hi] == 0xAA {
+			hi--
+		}
+		if c.pos[0] <= int64(lim) || hi > lim+huffRoundBytes-1 {
+			t.Fatalf("lim %d: stopped at pos %d, wrote up to %d (at most %d allowed)", lim, c.pos[0], hi, lim+huffRoundBytes-1)
+		}
+		if lim%10 == 0 && hi != lim+9 {
+			t.Errorf("lim %d: wrote up to %d, want exactly %d (every lookup two symbols)", lim, hi, lim+9)
+		}
+	}
+}
