@@ -23,6 +23,8 @@ var useHuffAsm = false
 
 func huffLoop4BMI2(*huffLoop) { panic("unreachable") }
 
+func huffLoop2BMI2(*huffLoop) { panic("unreachable") }
+
 func huffLoop1BMI2(*huffLoop) { panic("unreachable") }
 
 func setHuffAsm(bool) {}

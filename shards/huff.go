@@ -11,18 +11,18 @@ import (
 
 // grad-huff bands are huff0 Compress4X blocks: zstd's Huffman literals
 // format (RFC 8878 §4.2.1). huff0's decoder yields one symbol per table
-// lookup; this one looks up 11 bits and yields two symbols whenever both
-// codes fit in them, which for residuals of about 3.7 bits a pixel is
-// most lookups. The bytes written are the same, so the format is unchanged;
+// lookup; this one looks up 11 bits and yields as many symbols, up to
+// three, as have their codes in them: residual codes average about 3.7
+// bits. The bytes written are the same, so the format is unchanged;
 // TestHuffMatchesHuff0 and FuzzHuff hold the two decoders to the same
 // output.
 
 const huffMaxLog = 11 // zstd's limit on Huffman code lengths
 
 // huffRoundBytes is the most a round of the fast loops stores: five
-// lookups of two bytes each. A round starts only this far from the end of
-// its stream's quarter.
-const huffRoundBytes = 10
+// lookups advance three bytes at most, and the last stores four. A round
+// starts only this far from the end of its stream's quarter.
+const huffRoundBytes = 16
 
 // huffPairs selects this decoder over huff0's where its fast loops run;
 // tests and benchmarks switch it to compare the two.
@@ -30,11 +30,12 @@ var huffPairs = useHuffAsm
 
 // huffDecoder holds the tables of the last block's Huffman code.
 type huffDecoder struct {
-	log    uint8
-	single [1 << huffMaxLog]uint16 // symbol | nbits<<8, indexed by the next log bits
-	// double packs nbits | sym1<<8 | sym2<<16 | count<<24: the next 11
-	// bits decode to count (1 or 2) symbols using nbits of them.
-	double  [1 << huffMaxLog]uint32
+	log uint8
+	// multi packs sym1 | sym2<<8 | sym3<<16 | (nbits | count<<6)<<24:
+	// the next 11 bits decode to count (1 to 3) symbols using nbits.
+	multi   [1 << huffMaxLog]uint32
+	ext     [1 << huffMaxLog]uint32 // nbits | symbol<<8: one code, by the next 11 bits
+	fit     [huffMaxLog + 1]int
 	weights [256]uint8
 	fse     fse.Scratch
 }
@@ -114,42 +115,70 @@ func (h *huffDecoder) readTable(in []byte) ([]byte, error) {
 	}
 	h.log = uint8(log)
 
-	// Symbols of weight w take 2^(w−1) consecutive slots, lighter weights
-	// (longer codes) first, and by symbol within a weight.
+	// At log bits, symbols of weight w take 2^(w−1) consecutive slots,
+	// lighter weights (longer codes) first, and by symbol within a weight.
+	// ext is that table looked up by 11 bits (each slot 2^(11−log) times):
+	// nbits | symbol<<8.
 	var start [16]uint32
 	next := uint32(0)
 	for w := 1; w <= log; w++ {
 		start[w] = next
 		next += rank[w] << (w - 1)
 	}
+	shift := huffMaxLog - log
+	// Codes shorten as the index grows: fit[r] is the first 11-bit index
+	// whose code has at most r bits, the weight log+1−r.
+	for r := range h.fit {
+		switch w := log + 1 - r; {
+		case w > log:
+			h.fit[r] = 1 << huffMaxLog
+		case w <= 1:
+			h.fit[r] = 0
+		default:
+			h.fit[r] = int(start[w]) << shift
+		}
+	}
 	for s, w := range h.weights[:n] {
 		if w == 0 {
 			continue
 		}
-		e := uint16(s) | uint16(uint8(log)+1-w)<<8
-		slots := h.single[start[w] : start[w]+1<<(w-1)]
-		for i := range slots {
-			slots[i] = e
+		x := uint32(uint8(log)+1-w) | uint32(s)<<8
+		ext := h.ext[start[w]<<shift : (start[w]+1<<(w-1))<<shift]
+		for i := range ext {
+			ext[i] = x
 		}
 		start[w] += 1 << (w - 1)
 	}
-	// The fast loops look up 11 bits whatever the code's log, so the
-	// double table has 2^11 slots: a slot decodes a second symbol when the
-	// first code leaves enough of the 11 bits for the second's code.
-	shift := huffMaxLog - log
-	for i := range 1 << huffMaxLog {
-		e1 := h.single[i>>shift]
-		n1 := int(e1 >> 8)
-		d := uint32(n1) | uint32(e1&0xff)<<8 | 1<<24
-		if n1 < huffMaxLog {
-			e2 := h.single[((i<<n1)&(1<<huffMaxLog-1))>>shift]
-			if n2 := int(e2 >> 8); n1+n2 <= huffMaxLog {
-				d = uint32(n1+n2) | uint32(e1&0xff)<<8 | uint32(e2&0xff)<<16 | 2<<24
-			}
-		}
-		h.double[i] = d
-	}
+	h.fill(0, 1<<huffMaxLog, 0, 0, 0)
 	return in, nil
+}
+
+// fill writes slots [base, base+size) of the multi-symbol table, where k
+// symbols (packed in syms) using m bits are decoded already, and the rest
+// of the 11 bits, shifted up by m, index the next code. That code fits in
+// them from one slot of the range on: before it the entry stops at k
+// symbols, after it each code's run of slots recurses, up to three.
+func (h *huffDecoder) fill(base, size int, syms, m, k uint32) {
+	rem := huffMaxLog - m
+	j0 := min(size, (h.fit[rem]+1<<m-1)>>m)
+	blk := h.multi[base : base+size]
+	e := syms | (m|k<<6)<<24
+	for j := range blk[:j0] {
+		blk[j] = e
+	}
+	if k == 2 { // the third and last symbol: slot by slot, no recursion
+		for j := j0; j < size; j++ {
+			x := h.ext[(j<<m)&(1<<huffMaxLog-1)]
+			blk[j] = e + (x>>8)<<16 + (x&0xff+1<<6)<<24
+		}
+		return
+	}
+	for j := j0; j < size; {
+		x := h.ext[j<<m]
+		run := 1 << (rem - x&0xff)
+		h.fill(base+j, run, syms|(x>>8)<<(8*k), m+x&0xff, k+1)
+		j += run
+	}
 }
 
 // huffStream is a window on one backward bitstream: the 8 bytes at
@@ -205,7 +234,7 @@ func (h *huffDecoder) decode4X(dst, src []byte) error {
 		}
 	}
 	if fast {
-		c := huffLoop{src: &src[0], out: &dst[0], tbl: &h.double[0]}
+		c := huffLoop{src: &src[0], out: &dst[0], tbl: &h.multi[0]}
 		for i := range st {
 			b := starts[i+1]
 			c.off[i] = int64(b - 8)
@@ -216,12 +245,31 @@ func (h *huffDecoder) decode4X(dst, src []byte) error {
 		}
 		huffLoop4BMI2(&c)
 		// The four stop together when the first runs out of room; streams
-		// of longer codes are behind it. Each goes on alone.
-		for i := range st {
-			one := huffLoop{src: c.src, out: c.out, tbl: c.tbl}
-			one.off[0], one.used[0], one.pos[0], one.lim[0], one.low[0] = c.off[i], c.used[i], c.pos[i], c.lim[i], c.low[i]
-			huffLoop1BMI2(&one)
-			c.off[i], c.used[i], c.pos[i] = one.off[0], one.used[0], one.pos[0]
+		// of longer codes are behind it. They go on in pairs while two
+		// have room, then alone.
+		for {
+			var room [4]int
+			left := room[:0]
+			for i := range st {
+				if c.pos[i] <= c.lim[i] && c.off[i] >= c.low[i] {
+					left = append(left, i)
+				}
+			}
+			if len(left) == 0 {
+				break
+			}
+			sub := huffLoop{src: c.src, out: c.out, tbl: c.tbl}
+			for k, i := range left[:min(2, len(left))] {
+				sub.off[k], sub.used[k], sub.pos[k], sub.lim[k], sub.low[k] = c.off[i], c.used[i], c.pos[i], c.lim[i], c.low[i]
+			}
+			if len(left) >= 2 {
+				huffLoop2BMI2(&sub)
+			} else {
+				huffLoop1BMI2(&sub)
+			}
+			for k, i := range left[:min(2, len(left))] {
+				c.off[i], c.used[i], c.pos[i] = sub.off[k], sub.used[k], sub.pos[k]
+			}
 		}
 		// Back to a window for the careful loop, moved down by the whole
 		// bytes read but never below the stream's first byte: the bytes
@@ -249,7 +297,6 @@ func (h *huffDecoder) decode4X(dst, src []byte) error {
 // bytes src[start:s.off]. With marker set the window is empty and the
 // stream's last byte begins with the end marker, to be skipped.
 func (h *huffDecoder) tail(dst, src []byte, s huffStream, p, start, end int, marker bool) (int, error) {
-	log := h.log
 	val := s.val
 	if s.used >= 64 {
 		val = 0
@@ -271,15 +318,15 @@ func (h *huffDecoder) tail(dst, src []byte, s huffStream, p, start, end int, mar
 	}
 	for have > 0 || off > start {
 		fill()
-		e := h.single[val>>(64-log)]
-		n := int(e >> 8)
+		e := h.ext[val>>(64-huffMaxLog)]
+		n := int(e & 0xff)
 		if n > have {
 			return p, errors.New("corruption detected: a code runs past the stream")
 		}
 		if p >= end {
 			return p, errors.New("corruption detected: the stream codes more than its quarter")
 		}
-		dst[p] = uint8(e)
+		dst[p] = uint8(e >> 8)
 		p++
 		val <<= uint(n)
 		have -= n

@@ -1,190 +1,202 @@
 #include "textflag.h"
 
-// huffDecoder's fast loops (huff_amd64.go). A stream's state lives in the
-// context between rounds: off (its window is the 8 bytes at src+off), used
-// (bits of the window already read, from the top) and pos (next output
-// byte). A round refills a window and makes five lookups in an 11-bit
-// table, each storing two symbols and consuming one or two codes (at most
-// 11 bits, so 5 lookups fit in the 57 bits a refill leaves). Streams go
-// two at a time with their instructions interleaved, so that the core
-// overlaps the two chains of shift → load → shift.
+// huffDecoder's fast loops (huff_amd64.go). Between calls a stream's state
+// is in the context: off (its window is the 8 bytes at src+off), used
+// (bits of the window read, from the top) and pos (next output byte).
+// Within a call it is in registers: the window, shifted left by the bits
+// read, with a marker bit just below the unread ones, so that TZCNT gives
+// the bits read and no counter is kept; the input pointer; the output
+// pointer.
+//
+// A round refills each window (at least 56 unread bits after it) and makes
+// five lookups of 11 bits, each storing four bytes (up to three symbols)
+// and consuming at most 11 bits, so the marker is never reached. The four
+// streams' lookups are interleaved: four independent chains of shift →
+// load → shift.
 //
 // Context (huffLoop): src 0, out 8, tbl 16, off 24+8i, used 56+8i,
-// pos 88+8i, lim 120+8i, low 152+8i.
+// pos 88+8i, lim 120+8i, low 152+8i. Table entries: three symbol bytes,
+// then nbits | count<<6.
 //
-// Table entries: bits used (low byte, which is all SHLX reads of it),
-// first symbol, second symbol, symbol count.
-
-// LOAD refills stream i's window into VAL, with USED and POS.
-#define LOAD(i, VAL, USED, POS) \
-	MOVQ  (24+8*i)(DX), AX; \
-	MOVQ  (56+8*i)(DX), USED; \
-	MOVQ  (88+8*i)(DX), POS; \
-	MOVQ  USED, BX; \
-	SHRQ  $3, BX; \
-	SUBQ  BX, AX; \
-	MOVQ  AX, (24+8*i)(DX); \
-	ANDQ  $7, USED; \
-	MOVQ  (SI)(AX*1), VAL; \
-	SHLXQ USED, VAL, VAL
-
-#define STORE(i, USED, POS) \
-	MOVQ USED, (56+8*i)(DX); \
-	MOVQ POS, (88+8*i)(DX)
-
-// STEP is one lookup: the window's top 11 bits index the table.
-#define STEP(VAL, USED, POS, T1, T2) \
-	MOVQ    VAL, T1; \
-	SHRQ    $53, T1; \
-	MOVL    (R8)(T1*4), T1; \
-	SHLXQ   T1, VAL, VAL; \
-	MOVBQZX T1, T2; \
-	ADDQ    T2, USED; \
-	MOVL    T1, T2; \
-	SHRL    $8, T2; \
-	MOVW    T2, (DI)(POS*1); \
-	SHRL    $24, T1; \
-	ADDQ    T1, POS
-
-// A round may start while pos ≤ lim and off ≥ low.
-#define CHECK(i) \
-	MOVQ (88+8*i)(DX), AX; \
-	CMPQ AX, (120+8*i)(DX); \
-	JGT  done; \
-	MOVQ (24+8*i)(DX), AX; \
-	CMPQ AX, (152+8*i)(DX); \
-	JLT  done
-
-#define SETUP \
-	MOVQ c+0(FP), DX; \
-	MOVQ 0(DX), SI; \
-	MOVQ 8(DX), DI; \
-	MOVQ 16(DX), R8
-
-// The four-stream loop keeps every stream's window, bits used and output
-// pointer in registers, and its input pointer and limits in its frame
-// (in 0+8i, lim 32+8i, low 64+8i, all absolute): stream i's window is the
-// 8 bytes at in, a round may start while out ≤ lim and in ≥ low.
 //   stream   0    1    2    3
 //   window   R10  R11  R12  R13
-//   used     BX   CX   DX   R9
+//   in       BX   CX   DX   R9
 //   out      DI   SI   R14  R15
-// AX is the one scratch register: each lookup uses it alone, so the
-// renamer gives every stream its own copy.
+//
+// R8 is the table, AX the one scratch register (each lookup uses it alone,
+// so the renamer gives every stream its own copy). The frame holds each
+// stream's limits as pointers: a round may start while out ≤ lim and
+// in ≥ low.
 
-#define IN(i) (0+8*i)(SP)
-#define LIM(i) (32+8*i)(SP)
-#define LOW(i) (64+8*i)(SP)
+#define LIM(i) (0+8*i)(SP)
+#define LOW(i) (32+8*i)(SP)
 
-// STEP4 is one lookup of one stream; the bits-used count stays under 256,
-// so adding the entry's low byte to its low byte is exact.
-#define STEP4(VAL, USED, OUT) \
+// STEP is one lookup.
+#define STEP(VAL, OUT) \
 	MOVQ  VAL, AX; \
 	SHRQ  $53, AX; \
 	MOVL  (R8)(AX*4), AX; \
+	MOVL  AX, (OUT); \
+	SHRL  $24, AX; \
 	SHLXQ AX, VAL, VAL; \
-	ADDB  AX, USED; \
-	SHRL  $8, AX; \
-	MOVW  AX, (OUT); \
-	SHRL  $16, AX; \
+	SHRL  $6, AX; \
 	ADDQ  AX, OUT
 
-#define REFILL4(i, VAL, USED) \
-	MOVQ  USED, AX; \
-	SHRQ  $3, AX; \
-	NEGQ  AX; \
-	ADDQ  IN(i), AX; \
-	MOVQ  AX, IN(i); \
-	ANDQ  $7, USED; \
-	MOVQ  (AX), VAL; \
-	SHLXQ USED, VAL, VAL
+// REFILL moves the window down by the whole bytes read and reloads it,
+// with the marker below the bits still unread.
+#define REFILL(IN, VAL) \
+	TZCNTQ VAL, AX; \
+	SHRQ   $3, AX; \
+	SUBQ   AX, IN; \
+	TZCNTQ VAL, AX; \
+	ANDQ   $7, AX; \
+	MOVQ   (IN), VAL; \
+	LEAQ   1(VAL)(VAL*1), VAL; \
+	SHLXQ  AX, VAL, VAL
 
-#define CHECK4(i, OUT) \
+#define CHECK(i, IN, OUT) \
 	CMPQ OUT, LIM(i); \
 	JHI  done; \
-	MOVQ IN(i), AX; \
-	CMPQ AX, LOW(i); \
+	CMPQ IN, LOW(i); \
 	JCS  done
 
-// SETUP4 converts stream i's offsets to pointers (R10: src, R11: out).
-#define SETUP4(i, USED, OUT) \
-	MOVQ (24+8*i)(AX), R12; \
-	ADDQ R10, R12; \
-	MOVQ R12, IN(i); \
-	MOVQ (152+8*i)(AX), R12; \
-	ADDQ R10, R12; \
-	MOVQ R12, LOW(i); \
-	MOVQ (120+8*i)(AX), R12; \
-	ADDQ R11, R12; \
-	MOVQ R12, LIM(i); \
+// SETUP_PTRS loads stream i's limits into the frame and its pointers
+// (AX: context; R12, R13: src, out).
+#define SETUP_PTRS(i, IN, OUT) \
+	MOVQ (152+8*i)(AX), IN; \
+	ADDQ R12, IN; \
+	MOVQ IN, LOW(i); \
+	MOVQ (120+8*i)(AX), IN; \
+	ADDQ R13, IN; \
+	MOVQ IN, LIM(i); \
 	MOVQ (88+8*i)(AX), OUT; \
-	ADDQ R11, OUT; \
-	MOVQ (56+8*i)(AX), USED
+	ADDQ R13, OUT; \
+	MOVQ (24+8*i)(AX), IN; \
+	ADDQ R12, IN
 
-// FINISH4 stores stream i's state back into the context as offsets.
-#define FINISH4(i, USED, OUT) \
-	MOVQ IN(i), R10; \
-	SUBQ 0(AX), R10; \
-	MOVQ R10, (24+8*i)(AX); \
-	MOVQ USED, (56+8*i)(AX); \
-	SUBQ 8(AX), OUT; \
-	MOVQ OUT, (88+8*i)(AX)
+// SETUP_VAL gives stream i a window holding only the marker, under the
+// bits already read; the first REFILL loads the bytes. It leaves the
+// context in AX.
+#define SETUP_VAL(i, VAL) \
+	MOVQ  c+0(FP), AX; \
+	MOVQ  (56+8*i)(AX), AX; \
+	DECQ  AX; \
+	MOVQ  $1, VAL; \
+	SHLXQ AX, VAL, VAL; \
+	MOVQ  c+0(FP), AX
 
-#define LOOKUPS4 \
-	STEP4(R10, BX, DI); \
-	STEP4(R11, CX, SI); \
-	STEP4(R12, DX, R14); \
-	STEP4(R13, R9, R15)
+// FINISH stores stream i back as offsets (AX: context).
+#define FINISH(i, VAL, IN, OUT) \
+	TZCNTQ VAL, VAL; \
+	INCQ   VAL; \
+	MOVQ   VAL, (56+8*i)(AX); \
+	SUBQ   0(AX), IN; \
+	MOVQ   IN, (24+8*i)(AX); \
+	SUBQ   8(AX), OUT; \
+	MOVQ   OUT, (88+8*i)(AX)
+
+#define LOOKUPS \
+	STEP(R10, DI); \
+	STEP(R11, SI); \
+	STEP(R12, R14); \
+	STEP(R13, R15)
+
+#define ROUND1 \
+	REFILL(BX, R10); \
+	STEP(R10, DI); \
+	STEP(R10, DI); \
+	STEP(R10, DI); \
+	STEP(R10, DI); \
+	STEP(R10, DI)
 
 // func huffLoop4BMI2(c *huffLoop): all four streams, while each has room.
-TEXT ·huffLoop4BMI2(SB), NOSPLIT, $96-8
+TEXT ·huffLoop4BMI2(SB), NOSPLIT, $64-8
 	MOVQ c+0(FP), AX
 	MOVQ 16(AX), R8
-	MOVQ 0(AX), R10
-	MOVQ 8(AX), R11
-	SETUP4(0, BX, DI)
-	SETUP4(1, CX, SI)
-	SETUP4(2, DX, R14)
-	SETUP4(3, R9, R15)
+	MOVQ 0(AX), R12
+	MOVQ 8(AX), R13
+	SETUP_PTRS(0, BX, DI)
+	SETUP_PTRS(1, CX, SI)
+	SETUP_PTRS(2, DX, R14)
+	SETUP_PTRS(3, R9, R15)
+	SETUP_VAL(0, R10)
+	SETUP_VAL(1, R11)
+	SETUP_VAL(2, R12)
+	SETUP_VAL(3, R13)
 
-loop:
-	CHECK4(0, DI)
-	CHECK4(1, SI)
-	CHECK4(2, R14)
-	CHECK4(3, R15)
-	REFILL4(0, R10, BX)
-	REFILL4(1, R11, CX)
-	REFILL4(2, R12, DX)
-	REFILL4(3, R13, R9)
-	LOOKUPS4
-	LOOKUPS4
-	LOOKUPS4
-	LOOKUPS4
-	LOOKUPS4
-	JMP loop
+loop4:
+	CHECK(0, BX, DI)
+	CHECK(1, CX, SI)
+	CHECK(2, DX, R14)
+	CHECK(3, R9, R15)
+	REFILL(BX, R10)
+	REFILL(CX, R11)
+	REFILL(DX, R12)
+	REFILL(R9, R13)
+	LOOKUPS
+	LOOKUPS
+	LOOKUPS
+	LOOKUPS
+	LOOKUPS
+	JMP loop4
 
 done:
 	MOVQ c+0(FP), AX
-	FINISH4(0, BX, DI)
-	FINISH4(1, CX, SI)
-	FINISH4(2, DX, R14)
-	FINISH4(3, R9, R15)
+	FINISH(0, R10, BX, DI)
+	FINISH(1, R11, CX, SI)
+	FINISH(2, R12, DX, R14)
+	FINISH(3, R13, R9, R15)
 	RET
 
 // func huffLoop1BMI2(c *huffLoop): stream 0 alone, while it has room.
-TEXT ·huffLoop1BMI2(SB), NOSPLIT, $0-8
-	SETUP
+TEXT ·huffLoop1BMI2(SB), NOSPLIT, $64-8
+	MOVQ c+0(FP), AX
+	MOVQ 16(AX), R8
+	MOVQ 0(AX), R12
+	MOVQ 8(AX), R13
+	SETUP_PTRS(0, BX, DI)
+	SETUP_VAL(0, R10)
 
-loop:
-	CHECK(0)
-	LOAD(0, R10, R11, R12)
-	STEP(R10, R11, R12, AX, BX)
-	STEP(R10, R11, R12, AX, BX)
-	STEP(R10, R11, R12, AX, BX)
-	STEP(R10, R11, R12, AX, BX)
-	STEP(R10, R11, R12, AX, BX)
-	STORE(0, R11, R12)
-	JMP loop
+loop1:
+	CHECK(0, BX, DI)
+	ROUND1
+	JMP loop1
 
 done:
+	MOVQ c+0(FP), AX
+	FINISH(0, R10, BX, DI)
+	RET
+
+// func huffLoop2BMI2(c *huffLoop): streams 0 and 1, while both have room.
+TEXT ·huffLoop2BMI2(SB), NOSPLIT, $64-8
+	MOVQ c+0(FP), AX
+	MOVQ 16(AX), R8
+	MOVQ 0(AX), R12
+	MOVQ 8(AX), R13
+	SETUP_PTRS(0, BX, DI)
+	SETUP_PTRS(1, CX, SI)
+	SETUP_VAL(0, R10)
+	SETUP_VAL(1, R11)
+
+loop2:
+	CHECK(0, BX, DI)
+	CHECK(1, CX, SI)
+	REFILL(BX, R10)
+	REFILL(CX, R11)
+	STEP(R10, DI)
+	STEP(R11, SI)
+	STEP(R10, DI)
+	STEP(R11, SI)
+	STEP(R10, DI)
+	STEP(R11, SI)
+	STEP(R10, DI)
+	STEP(R11, SI)
+	STEP(R10, DI)
+	STEP(R11, SI)
+	JMP loop2
+
+done:
+	MOVQ c+0(FP), AX
+	FINISH(0, R10, BX, DI)
+	FINISH(1, R11, CX, SI)
 	RET

@@ -219,13 +219,14 @@ func BenchmarkHuffDecode(b *testing.B) {
 }
 
 // TestHuffFastLoopBounds: decode4X lets a round of the fast loops start
-// at pos ≤ end − huffRoundBytes. Five lookups store at most ten bytes. With a
-// table whose every lookup yields two symbols, and input to spare (the
-// input bound usually stops the loops first), the single-stream loop is
-// run to each limit: it must write up to lim+9 and never beyond.
+// at pos ≤ end − huffRoundBytes. Five lookups advance 15 bytes at most and
+// the last stores 4. With a table whose every lookup yields three symbols,
+// and input to spare (the input bound usually stops the loops first), the
+// single-stream loop is run to each limit: it must write up to lim+15 and
+// never beyond.
 func TestHuffFastLoopBounds(t *testing.T) {
 	if !useHuffAsm {
-		t.Skip("no BMI2: the fast loops do not run here")
+		t.Skip("no BMI1 and BMI2: the fast loops do not run here")
 	}
 	r := rand.New(rand.NewPCG(7, 8))
 	var h huffDecoder
@@ -246,7 +247,7 @@ func TestHuffFastLoopBounds(t *testing.T) {
 		for i := range out {
 			out[i] = 0xAA
 		}
-		c := huffLoop{src: &in[0], out: &out[0], tbl: &h.double[0]}
+		c := huffLoop{src: &in[0], out: &out[0], tbl: &h.multi[0]}
 		c.off[0], c.used[0], c.pos[0], c.lim[0], c.low[0] = int64(len(in)-8), 0, 0, int64(lim), 8
 		huffLoop1BMI2(&c)
 		hi := len(out) - 1 // the last byte written: symbols are 0 or 1
@@ -256,8 +257,39 @@ func TestHuffFastLoopBounds(t *testing.T) {
 		if c.pos[0] <= int64(lim) || hi > lim+huffRoundBytes-1 {
 			t.Fatalf("lim %d: stopped at pos %d, wrote up to %d (at most %d allowed)", lim, c.pos[0], hi, lim+huffRoundBytes-1)
 		}
-		if lim%10 == 0 && hi != lim+9 {
-			t.Errorf("lim %d: wrote up to %d, want exactly %d (every lookup two symbols)", lim, hi, lim+9)
+		if lim%15 == 0 && hi != lim+15 {
+			t.Errorf("lim %d: wrote up to %d, want exactly %d (every lookup three symbols)", lim, hi, lim+15)
+		}
+	}
+}
+
+// BenchmarkHuffTable times readTable (parse and both tables) on the real
+// sample's band tables: three a 256×256 image.
+func BenchmarkHuffTable(b *testing.B) {
+	ims, w, hgt := realImages(b)
+	enc, err := NewEncoder(CodecGradHuff)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer enc.Close()
+	var tables [][]byte
+	for _, im := range ims[:20] {
+		res := make([]byte, 3*w*hgt)
+		gradFilter(res, im, w, hgt, nil)
+		for p := range 3 {
+			var sc huff0.Scratch
+			comp, _, err := huff0.Compress4X(res[p*w*hgt:(p+1)*w*hgt], &sc)
+			if err != nil {
+				b.Fatal(err)
+			}
+			tables = append(tables, comp)
+		}
+	}
+	var h huffDecoder
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := h.readTable(tables[i%len(tables)]); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
