@@ -178,7 +178,7 @@ func (e *Encoder) Close() error { return e.zenc.Close() }
 // Decoder decompresses pixels. Make one per goroutine.
 type Decoder struct {
 	zdec      *zstd.Decoder
-	huff      huff0.Scratch // huff0's decoder: the reference, when huffPairs is off
+	huff      huff0.Scratch // huff0's decoder: the reference, when huffOwn is off
 	hx        huffDecoder
 	scratch   []byte
 	ring      []byte // DecodeRows's two grad rows
@@ -333,7 +333,7 @@ func (d *Decoder) huffBlock(blk, p []byte) ([]byte, error) {
 		if uint64(l) > uint64(len(p)) {
 			return nil, fmt.Errorf("huffman block of %d bytes has %d", l, len(p))
 		}
-		if huffPairs {
+		if huffOwn {
 			body, err := d.hx.readTable(p[:l])
 			if err != nil {
 				return nil, fmt.Errorf("huffman table: %v", err)

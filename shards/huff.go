@@ -24,9 +24,9 @@ const huffMaxLog = 11 // zstd's limit on Huffman code lengths
 // starts only this far from the end of its stream's quarter.
 const huffRoundBytes = 16
 
-// huffPairs selects this decoder over huff0's where its fast loops run;
+// huffOwn selects this decoder over huff0's where its fast loops run;
 // tests and benchmarks switch it to compare the two.
-var huffPairs = useHuffAsm
+var huffOwn = useHuffAsm
 
 // huffDecoder holds the tables of the last block's Huffman code.
 type huffDecoder struct {
@@ -149,35 +149,45 @@ func (h *huffDecoder) readTable(in []byte) ([]byte, error) {
 		}
 		start[w] += 1 << (w - 1)
 	}
-	h.fill(0, 1<<huffMaxLog, 0, 0, 0)
+	h.fill()
 	return in, nil
 }
 
-// fill writes slots [base, base+size) of the multi-symbol table, where k
-// symbols (packed in syms) using m bits are decoded already, and the rest
-// of the 11 bits, shifted up by m, index the next code. That code fits in
-// them from one slot of the range on: before it the entry stops at k
-// symbols, after it each code's run of slots recurses, up to three.
-func (h *huffDecoder) fill(base, size int, syms, m, k uint32) {
-	rem := huffMaxLog - m
-	j0 := min(size, (h.fit[rem]+1<<m-1)>>m)
-	blk := h.multi[base : base+size]
-	e := syms | (m|k<<6)<<24
-	for j := range blk[:j0] {
-		blk[j] = e
-	}
-	if k == 2 { // the third and last symbol: slot by slot, no recursion
-		for j := j0; j < size; j++ {
-			x := h.ext[(j<<m)&(1<<huffMaxLog-1)]
-			blk[j] = e + (x>>8)<<16 + (x&0xff+1<<6)<<24
+// fill writes the multi-symbol table from ext. The 11 bits of an index
+// hold a first code of n1 bits, then bits that, shifted up by n1, index
+// the second code, and so on. Codes shorten as an index grows (fit), so in
+// any run of slots that share their first k codes the next code fits from
+// one slot on: before it the entries stop at k symbols.
+func (h *huffDecoder) fill() {
+	const all = 1<<huffMaxLog - 1
+	multi := &h.multi
+	for i := 0; i <= all; {
+		x1 := h.ext[i]
+		m1 := x1 & 0xff
+		size := 1 << (huffMaxLog - m1) // the slots of this first code
+		blk := multi[i : i+size]
+		e1 := x1>>8 | (m1|1<<6)<<24
+		j := min(size, (h.fit[huffMaxLog-m1]+1<<m1-1)>>m1)
+		for k := range blk[:j] {
+			blk[k] = e1
 		}
-		return
-	}
-	for j := j0; j < size; {
-		x := h.ext[j<<m]
-		run := 1 << (rem - x&0xff)
-		h.fill(base+j, run, syms|(x>>8)<<(8*k), m+x&0xff, k+1)
-		j += run
+		for j < size { // second codes
+			x2 := h.ext[j<<m1]
+			m2 := m1 + x2&0xff
+			run := 1 << (huffMaxLog - m2)
+			sub := blk[j : j+run]
+			e2 := e1 + (x2>>8)<<8 + (x2&0xff+1<<6)<<24
+			t := min(run, (h.fit[huffMaxLog-m2]+1<<m2-1)>>m2)
+			for k := range sub[:t] {
+				sub[k] = e2
+			}
+			for ; t < run; t++ { // third codes
+				x3 := h.ext[(t<<m2)&all]
+				sub[t] = e2 + (x3>>8)<<16 + (x3&0xff+1<<6)<<24
+			}
+			j += run
+		}
+		i += size
 	}
 }
 

@@ -152,15 +152,15 @@ func TestHuffRealBands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { huffPairs = true }()
+	defer func() { huffOwn = true }()
 	for i, p := range payloads {
-		huffPairs = false
+		huffOwn = false
 		want, err := dec.residuals(CodecGradHuff, p, w, hgt)
 		if err != nil {
 			t.Fatal(err)
 		}
 		want = append([]byte(nil), want...)
-		huffPairs = true
+		huffOwn = true
 		got, err := dec.residuals(CodecGradHuff, p, w, hgt)
 		if err != nil {
 			t.Fatalf("image %d: %v", i, err)
@@ -202,11 +202,11 @@ func BenchmarkHuffDecode(b *testing.B) {
 	ims, w, h := realImages(b)
 	payloads := encodeAll(b, CodecGradHuff, ims, w, h)
 	dec, _ := NewDecoder()
-	defer func() { huffPairs = true }()
+	defer func() { huffOwn = true }()
 	for _, pairs := range []bool{false, true} {
-		name := map[bool]string{false: "huff0", true: "pairs"}[pairs]
+		name := map[bool]string{false: "huff0", true: "ours"}[pairs]
 		b.Run(name, func(b *testing.B) {
-			huffPairs = pairs
+			huffOwn = pairs
 			b.SetBytes(int64(w * h * 3))
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
