@@ -228,7 +228,7 @@ func (h *huffDecoder) decode4X(dst, src []byte) error {
 
 	var st [4]huffStream
 	var pos [4]int
-	fast := useHuffAsm
+	fast := useHuffAsm && len(dst) > 0
 	for i := range st {
 		a, b := starts[i], starts[i+1]
 		if b <= a || src[b-1] == 0 {

@@ -7,7 +7,7 @@ type huffLoop struct {
 	src, out *byte
 	tbl      *uint32   // huffDecoder.multi
 	off      [4]int64  // the window is the 8 bytes at src[off:] …
-	used     [4]uint64 // … of which the top used bits are read
+	used     [4]uint64 // … of which the top used bits are read: 1 to 63 (the end marker is one)
 	pos      [4]int64  // next output byte
 	lim      [4]int64  // a round may start while pos ≤ lim …
 	low      [4]int64  // … and off ≥ low

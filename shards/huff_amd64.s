@@ -95,26 +95,30 @@
 	SUBQ   8(AX), OUT; \
 	MOVQ   OUT, (88+8*i)(AX)
 
-#define LOOKUPS \
+// ENTER loads the table and, for SETUP_PTRS, the two bases.
+#define ENTER \
+	MOVQ c+0(FP), AX; \
+	MOVQ 16(AX), R8; \
+	MOVQ 0(AX), R12; \
+	MOVQ 8(AX), R13
+
+#define LOOKUPS1 STEP(R10, DI)
+
+#define LOOKUPS2 \
 	STEP(R10, DI); \
-	STEP(R11, SI); \
+	STEP(R11, SI)
+
+#define LOOKUPS4 \
+	LOOKUPS2; \
 	STEP(R12, R14); \
 	STEP(R13, R15)
 
-#define ROUND1 \
-	REFILL(BX, R10); \
-	STEP(R10, DI); \
-	STEP(R10, DI); \
-	STEP(R10, DI); \
-	STEP(R10, DI); \
-	STEP(R10, DI)
+// The three loops differ only in how many streams they carry: 4, 2
+// (streams 0 and 1) or 1 (stream 0).
 
 // func huffLoop4BMI2(c *huffLoop): all four streams, while each has room.
 TEXT ·huffLoop4BMI2(SB), NOSPLIT, $64-8
-	MOVQ c+0(FP), AX
-	MOVQ 16(AX), R8
-	MOVQ 0(AX), R12
-	MOVQ 8(AX), R13
+	ENTER
 	SETUP_PTRS(0, BX, DI)
 	SETUP_PTRS(1, CX, SI)
 	SETUP_PTRS(2, DX, R14)
@@ -124,7 +128,7 @@ TEXT ·huffLoop4BMI2(SB), NOSPLIT, $64-8
 	SETUP_VAL(2, R12)
 	SETUP_VAL(3, R13)
 
-loop4:
+loop:
 	CHECK(0, BX, DI)
 	CHECK(1, CX, SI)
 	CHECK(2, DX, R14)
@@ -133,12 +137,12 @@ loop4:
 	REFILL(CX, R11)
 	REFILL(DX, R12)
 	REFILL(R9, R13)
-	LOOKUPS
-	LOOKUPS
-	LOOKUPS
-	LOOKUPS
-	LOOKUPS
-	JMP loop4
+	LOOKUPS4
+	LOOKUPS4
+	LOOKUPS4
+	LOOKUPS4
+	LOOKUPS4
+	JMP loop
 
 done:
 	MOVQ c+0(FP), AX
@@ -148,55 +152,49 @@ done:
 	FINISH(3, R13, R9, R15)
 	RET
 
-// func huffLoop1BMI2(c *huffLoop): stream 0 alone, while it has room.
-TEXT ·huffLoop1BMI2(SB), NOSPLIT, $64-8
-	MOVQ c+0(FP), AX
-	MOVQ 16(AX), R8
-	MOVQ 0(AX), R12
-	MOVQ 8(AX), R13
-	SETUP_PTRS(0, BX, DI)
-	SETUP_VAL(0, R10)
-
-loop1:
-	CHECK(0, BX, DI)
-	ROUND1
-	JMP loop1
-
-done:
-	MOVQ c+0(FP), AX
-	FINISH(0, R10, BX, DI)
-	RET
-
 // func huffLoop2BMI2(c *huffLoop): streams 0 and 1, while both have room.
 TEXT ·huffLoop2BMI2(SB), NOSPLIT, $64-8
-	MOVQ c+0(FP), AX
-	MOVQ 16(AX), R8
-	MOVQ 0(AX), R12
-	MOVQ 8(AX), R13
+	ENTER
 	SETUP_PTRS(0, BX, DI)
 	SETUP_PTRS(1, CX, SI)
 	SETUP_VAL(0, R10)
 	SETUP_VAL(1, R11)
 
-loop2:
+loop:
 	CHECK(0, BX, DI)
 	CHECK(1, CX, SI)
 	REFILL(BX, R10)
 	REFILL(CX, R11)
-	STEP(R10, DI)
-	STEP(R11, SI)
-	STEP(R10, DI)
-	STEP(R11, SI)
-	STEP(R10, DI)
-	STEP(R11, SI)
-	STEP(R10, DI)
-	STEP(R11, SI)
-	STEP(R10, DI)
-	STEP(R11, SI)
-	JMP loop2
+	LOOKUPS2
+	LOOKUPS2
+	LOOKUPS2
+	LOOKUPS2
+	LOOKUPS2
+	JMP loop
 
 done:
 	MOVQ c+0(FP), AX
 	FINISH(0, R10, BX, DI)
 	FINISH(1, R11, CX, SI)
+	RET
+
+// func huffLoop1BMI2(c *huffLoop): stream 0 alone, while it has room.
+TEXT ·huffLoop1BMI2(SB), NOSPLIT, $64-8
+	ENTER
+	SETUP_PTRS(0, BX, DI)
+	SETUP_VAL(0, R10)
+
+loop:
+	CHECK(0, BX, DI)
+	REFILL(BX, R10)
+	LOOKUPS1
+	LOOKUPS1
+	LOOKUPS1
+	LOOKUPS1
+	LOOKUPS1
+	JMP loop
+
+done:
+	MOVQ c+0(FP), AX
+	FINISH(0, R10, BX, DI)
 	RET

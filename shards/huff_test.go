@@ -51,11 +51,15 @@ func huffOurs(h *huffDecoder, comp []byte, n int) ([]byte, error) {
 // TestHuffMatchesHuff0 decodes what huff0 encodes, over sizes from a few
 // bytes (every stream under the fast loop's 8 bytes) to beyond a band, and
 // code lengths from 1 bit to 11, and requires huff0's output.
-func TestHuffMatchesHuff0(t *testing.T) {
+func TestHuffMatchesHuff0(t *testing.T) { huffLoops(t, testHuffMatchesHuff0) }
+
+// huffLoops runs f with the fast loops, where this machine has them, and
+// without (every symbol through the careful loop).
+func huffLoops(t *testing.T, f func(*testing.T)) {
 	defer setHuffAsm(true)
 	for _, asm := range []bool{true, false} {
 		setHuffAsm(asm)
-		t.Run(fmt.Sprintf("asm=%v", useHuffAsm), testHuffMatchesHuff0)
+		t.Run(fmt.Sprintf("asm=%v", useHuffAsm), f)
 	}
 }
 
@@ -101,13 +105,7 @@ func testHuffMatchesHuff0(t *testing.T) {
 // TestHuffDamage: on damaged blocks (bits flipped, bytes cut or added)
 // the two decoders agree on failing, and where both succeed, on the bytes.
 // A prefix code reads one symbol sequence from any bits, so they must.
-func TestHuffDamage(t *testing.T) {
-	defer setHuffAsm(true)
-	for _, asm := range []bool{true, false} {
-		setHuffAsm(asm)
-		t.Run(fmt.Sprintf("asm=%v", useHuffAsm), testHuffDamage)
-	}
-}
+func TestHuffDamage(t *testing.T) { huffLoops(t, testHuffDamage) }
 
 func testHuffDamage(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
@@ -169,6 +167,64 @@ func TestHuffRealBands(t *testing.T) {
 			t.Fatalf("image %d: residuals differ", i)
 		}
 	}
+}
+
+// TestHuffEmptyBlock: a body of four valid streams decoded into nothing
+// is an error, not a panic (huffBlock never asks for it; a direct caller
+// may).
+func TestHuffEmptyBlock(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	var sc huff0.Scratch
+	comp, _, err := huff0.Compress4X(huffCase(r, 4000, 64, 3), &sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	huffLoops(t, func(t *testing.T) {
+		var h huffDecoder
+		body, err := h.readTable(comp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.decode4X(nil, body); err == nil {
+			t.Fatal("4,000 symbols decoded into an empty block without an error")
+		}
+	})
+}
+
+// FuzzHuffStreams fuzzes what huff0 encodes: the symbols (so the fuzzer
+// explores code shapes and stream lengths that reach every loop), then
+// optionally one damaged byte of the block. Undamaged, the decoder must
+// return the symbols; damaged, agree with huff0.
+func FuzzHuffStreams(f *testing.F) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, n := range []int{40, 700, 5000} {
+		f.Add(huffCase(r, n, 32, 2), uint16(0), uint8(0))
+		f.Add(huffCase(r, n, 200, 9), uint16(n/3), uint8(0x10))
+	}
+	var h huffDecoder
+	f.Fuzz(func(t *testing.T, src []byte, at uint16, flip uint8) {
+		var sc huff0.Scratch
+		comp, _, err := huff0.Compress4X(src, &sc)
+		if err != nil {
+			return // incompressible, a run, too short or too long: not a Huffman block
+		}
+		if flip == 0 {
+			got, err := huffOurs(&h, comp, len(src))
+			if err != nil || !bytes.Equal(got, src) {
+				t.Fatalf("a valid block of %d symbols: %v", len(src), err)
+			}
+			return
+		}
+		comp[int(at)%len(comp)] ^= flip
+		want, werr := huffReference(comp, len(src))
+		got, gerr := huffOurs(&h, comp, len(src))
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("huff0 says %v, ours %v", werr, gerr)
+		}
+		if werr == nil && !bytes.Equal(got, want) {
+			t.Fatal("both decode, to different bytes")
+		}
+	})
 }
 
 // FuzzHuff holds the decoder to huff0 on arbitrary blocks: the same
@@ -248,7 +304,9 @@ func TestHuffFastLoopBounds(t *testing.T) {
 			out[i] = 0xAA
 		}
 		c := huffLoop{src: &in[0], out: &out[0], tbl: &h.multi[0]}
-		c.off[0], c.used[0], c.pos[0], c.lim[0], c.low[0] = int64(len(in)-8), 0, 0, int64(lim), 8
+		// used 1: the entry state of a stream whose last byte is 0x80 (the
+		// end marker, and no zero bits above it).
+		c.off[0], c.used[0], c.pos[0], c.lim[0], c.low[0] = int64(len(in)-8), 1, 0, int64(lim), 8
 		huffLoop1BMI2(&c)
 		hi := len(out) - 1 // the last byte written: symbols are 0 or 1
 		for hi >= 0 && out[hi] == 0xAA {
