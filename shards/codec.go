@@ -276,6 +276,16 @@ func checkSize(w, h int) error {
 // residuals returns the three residual planes of a grad-zstd or grad-huff
 // payload, in the decoder's scratch with rowPad bytes of room after them.
 func (d *Decoder) residuals(codec Codec, payload []byte, w, h int) ([]byte, error) {
+	return d.residualRows(codec, payload, w, h, h)
+}
+
+// residualRows is residuals where only each plane's first rows rows will
+// be read: grad-huff leaves the Huffman streams that code only later rows
+// undecoded, and stops the one that codes both at the last row wanted. A
+// crop ends, on average, 16 rows above the bottom of a 256-row image, a
+// quarter of the last stream. The record's CRC has vouched for the bytes
+// left unread.
+func (d *Decoder) residualRows(codec Codec, payload []byte, w, h, rows int) ([]byte, error) {
 	n := w * h * 3
 	if codec == CodecGradZstd {
 		return d.inflate(payload, n)
@@ -288,8 +298,9 @@ func (d *Decoder) residuals(codec Codec, payload []byte, w, h int) ([]byte, erro
 	for pl := range 3 {
 		for y := 0; y < h; y += band {
 			blk := res[pl*np+y*w : pl*np+min(y+band, h)*w]
+			need := min(len(blk), max(0, (rows-y)*w))
 			var err error
-			if p, err = d.huffBlock(blk, p); err != nil {
+			if p, err = d.huffBlock(blk, p, need); err != nil {
 				return nil, fmt.Errorf("%w: plane %d, rows from %d: %v", ErrCorrupt, pl, y, err)
 			}
 		}
@@ -301,8 +312,9 @@ func (d *Decoder) residuals(codec Codec, payload []byte, w, h int) ([]byte, erro
 }
 
 // huffBlock decodes one grad-huff block from the front of p into blk and
-// returns the rest of p.
-func (d *Decoder) huffBlock(blk, p []byte) ([]byte, error) {
+// returns the rest of p. Only blk[:need] must be decoded (see
+// residualRows); need < len(blk) lets the decoder stop short.
+func (d *Decoder) huffBlock(blk, p []byte, need int) ([]byte, error) {
 	if len(p) < 1 {
 		return nil, errors.New("payload ends before the block")
 	}
@@ -334,11 +346,14 @@ func (d *Decoder) huffBlock(blk, p []byte) ([]byte, error) {
 			return nil, fmt.Errorf("huffman block of %d bytes has %d", l, len(p))
 		}
 		if huffOwn {
+			if need == 0 {
+				return p[l:], nil
+			}
 			body, err := d.hx.readTable(p[:l])
 			if err != nil {
 				return nil, fmt.Errorf("huffman table: %v", err)
 			}
-			if err := d.hx.decode4X(blk, body); err != nil {
+			if err := d.hx.decode4X(blk, body, need); err != nil {
 				return nil, fmt.Errorf("huffman block: %v", err)
 			}
 			return p[l:], nil
@@ -418,7 +433,7 @@ func (d *Decoder) DecodeRows(codec Codec, payload []byte, w, h, rows int, mirror
 			fn(y, pix[y*rowLen:(y+1)*rowLen], false)
 		}
 	case CodecGradZstd, CodecGradHuff:
-		res, err := d.residuals(codec, payload, w, h)
+		res, err := d.residualRows(codec, payload, w, h, rows)
 		if err != nil {
 			return err
 		}

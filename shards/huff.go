@@ -203,8 +203,10 @@ type huffStream struct {
 // decode4X decodes a 4-stream body (6-byte jump table, then four streams
 // coding dst's four quarters) into dst, which must be exactly the block's
 // size. Any stream that does not end exactly at its quarter's end, with
-// every bit read, is corrupt.
-func (h *huffDecoder) decode4X(dst, src []byte) error {
+// every bit read, is corrupt. With need < len(dst), only dst[:need] is
+// wanted: streams of later quarters are left unread, and the one that
+// codes byte need−1 stops after it.
+func (h *huffDecoder) decode4X(dst, src []byte, need int) error {
 	if h.log == 0 {
 		return errors.New("no table loaded")
 	}
@@ -227,14 +229,20 @@ func (h *huffDecoder) decode4X(dst, src []byte) error {
 	}
 
 	var st [4]huffStream
-	var pos [4]int
+	var pos, stop [4]int
 	fast := useHuffAsm && len(dst) > 0
 	for i := range st {
+		pos[i], stop[i] = i*every, ends[i]
+		if need < len(dst) {
+			stop[i] = min(ends[i], max(need, pos[i]))
+			if stop[i] == pos[i] {
+				continue // not wanted: left unread
+			}
+		}
 		a, b := starts[i], starts[i+1]
 		if b <= a || src[b-1] == 0 {
 			return errors.New("corrupt stream, did not find end of stream")
 		}
-		pos[i] = i * every
 		// The window: the stream's last 8 bytes, less the zero bits above
 		// the end marker and the marker. A shorter stream starts empty and
 		// the careful loop skips the marker itself.
@@ -250,7 +258,7 @@ func (h *huffDecoder) decode4X(dst, src []byte) error {
 			c.off[i] = int64(b - 8)
 			c.used[i] = uint64(8 - (bits.Len8(src[b-1]) - 1))
 			c.pos[i] = int64(pos[i])
-			c.lim[i] = int64(ends[i] - huffRoundBytes)
+			c.lim[i] = int64(min(ends[i]-huffRoundBytes, stop[i]-1))
 			c.low[i] = int64(starts[i] + 8)
 		}
 		huffLoop4BMI2(&c)
@@ -285,6 +293,9 @@ func (h *huffDecoder) decode4X(dst, src []byte) error {
 		// bytes read but never below the stream's first byte: the bytes
 		// under it are another stream's.
 		for i := range st {
+			if stop[i] == pos[i] {
+				continue
+			}
 			off, used := int(c.off[i]), uint(c.used[i])
 			k := min(int(used>>3), off-starts[i])
 			off -= k
@@ -294,8 +305,11 @@ func (h *huffDecoder) decode4X(dst, src []byte) error {
 		}
 	}
 	for i := range st {
+		if stop[i] == pos[i] && need < len(dst) {
+			continue
+		}
 		var err error
-		if pos[i], err = h.tail(dst, src, st[i], pos[i], starts[i], ends[i], !fast); err != nil {
+		if pos[i], err = h.tail(dst, src, st[i], pos[i], starts[i], ends[i], stop[i], !fast); err != nil {
 			return fmt.Errorf("stream %d: %w", i, err)
 		}
 	}
@@ -305,8 +319,9 @@ func (h *huffDecoder) decode4X(dst, src []byte) error {
 // tail finishes one stream a symbol at a time with bounds checks, from a
 // window s: the top 64−s.used bits of s.val are unread, and so are the
 // bytes src[start:s.off]. With marker set the window is empty and the
-// stream's last byte begins with the end marker, to be skipped.
-func (h *huffDecoder) tail(dst, src []byte, s huffStream, p, start, end int, marker bool) (int, error) {
+// stream's last byte begins with the end marker, to be skipped. With
+// stop < end it returns at stop, the rest of the stream unread.
+func (h *huffDecoder) tail(dst, src []byte, s huffStream, p, start, end, stop int, marker bool) (int, error) {
 	val := s.val
 	if s.used >= 64 {
 		val = 0
@@ -333,7 +348,10 @@ func (h *huffDecoder) tail(dst, src []byte, s huffStream, p, start, end int, mar
 		if n > have {
 			return p, errors.New("corruption detected: a code runs past the stream")
 		}
-		if p >= end {
+		if p >= stop {
+			if stop < end {
+				return p, nil
+			}
 			return p, errors.New("corruption detected: the stream codes more than its quarter")
 		}
 		dst[p] = uint8(e >> 8)
@@ -341,7 +359,7 @@ func (h *huffDecoder) tail(dst, src []byte, s huffStream, p, start, end int, mar
 		val <<= uint(n)
 		have -= n
 	}
-	if p != end {
+	if p != stop {
 		return p, fmt.Errorf("corruption detected: the stream ends %d bytes short of its quarter", end-p)
 	}
 	return p, nil

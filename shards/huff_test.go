@@ -45,7 +45,7 @@ func huffOurs(h *huffDecoder, comp []byte, n int) ([]byte, error) {
 		return nil, err
 	}
 	out := make([]byte, n)
-	return out, h.decode4X(out, body)
+	return out, h.decode4X(out, body, n)
 }
 
 // TestHuffMatchesHuff0 decodes what huff0 encodes, over sizes from a few
@@ -169,6 +169,46 @@ func TestHuffRealBands(t *testing.T) {
 	}
 }
 
+// TestHuffPartial: asked for a prefix of the block, the decoder delivers
+// it exactly, for prefixes that end in every quarter and on their edges,
+// and never fails on a valid block.
+func TestHuffPartial(t *testing.T) { huffLoops(t, testHuffPartial) }
+
+func testHuffPartial(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	var h huffDecoder
+	for _, n := range []int{64, 1000, 4099, 65536} {
+		src := huffCase(r, n, 64, 3)
+		var sc huff0.Scratch
+		comp, _, err := huff0.Compress4X(src, &sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		every := (n + 3) / 4
+		var needs []int
+		for q := range 4 {
+			needs = append(needs, q*every-1, q*every, q*every+1, q*every+every/2)
+		}
+		needs = append(needs, n-1, n)
+		for _, need := range needs {
+			if need < 0 || need > n {
+				continue
+			}
+			body, err := h.readTable(comp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dst := make([]byte, n)
+			if err := h.decode4X(dst, body, need); err != nil {
+				t.Fatalf("n=%d need=%d: %v", n, need, err)
+			}
+			if !bytes.Equal(dst[:need], src[:need]) {
+				t.Fatalf("n=%d need=%d: the prefix differs", n, need)
+			}
+		}
+	}
+}
+
 // TestHuffEmptyBlock: a body of four valid streams decoded into nothing
 // is an error, not a panic (huffBlock never asks for it; a direct caller
 // may).
@@ -185,7 +225,7 @@ func TestHuffEmptyBlock(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := h.decode4X(nil, body); err == nil {
+		if err := h.decode4X(nil, body, 0); err == nil {
 			t.Fatal("4,000 symbols decoded into an empty block without an error")
 		}
 	})
