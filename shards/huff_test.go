@@ -234,11 +234,12 @@ func TestHuffEmptyBlock(t *testing.T) {
 // FuzzHuffStreams fuzzes what huff0 encodes: the symbols (so the fuzzer
 // explores code shapes and stream lengths that reach every loop), then
 // optionally one damaged byte of the block. Undamaged, the decoder must
-// return the symbols; damaged, agree with huff0.
+// return the symbols, and any prefix of them when asked for one; damaged,
+// agree with huff0.
 func FuzzHuffStreams(f *testing.F) {
 	r := rand.New(rand.NewPCG(11, 12))
 	for _, n := range []int{40, 700, 5000} {
-		f.Add(huffCase(r, n, 32, 2), uint16(0), uint8(0))
+		f.Add(huffCase(r, n, 32, 2), uint16(n*3/4), uint8(0))
 		f.Add(huffCase(r, n, 200, 9), uint16(n/3), uint8(0x10))
 	}
 	var h huffDecoder
@@ -252,6 +253,13 @@ func FuzzHuffStreams(f *testing.F) {
 			got, err := huffOurs(&h, comp, len(src))
 			if err != nil || !bytes.Equal(got, src) {
 				t.Fatalf("a valid block of %d symbols: %v", len(src), err)
+			}
+			// And a prefix of it, as a crop asks (at picks the length).
+			need := int(at) % (len(src) + 1)
+			body, _ := h.readTable(comp)
+			part := make([]byte, len(src))
+			if err := h.decode4X(part, body, need); err != nil || !bytes.Equal(part[:need], src[:need]) {
+				t.Fatalf("the first %d of %d symbols: %v", need, len(src), err)
 			}
 			return
 		}
