@@ -312,8 +312,8 @@ func (l *convLayer) forward(x, w, b []float32) {
 // the columns, add dy·colsᵀ to the group's partial dw, then cols = wᵀ·dy
 // and col2im into dx. Recomputing into the worker's cache-warm scratch
 // beats keeping forward's: keeping all of small's columns (170 MB at batch
-// 128) made its step 2–11% slower on the 2-core VM (measured 2026-11-28),
-// because they make a round trip through memory.
+// 128) made its step about 10% slower on the 2-core VM (median of 4
+// interleaved pairs, 2026-11-28), as they make a round trip through memory.
 func (l *convLayer) backward(x, w, dy []float32) {
 	g := l.g
 	og, kg := g.O/g.Groups, g.rows()/g.Groups
