@@ -230,13 +230,14 @@ func (h *huffDecoder) decode4X(dst, src []byte, need int) error {
 
 	var st [4]huffStream
 	var pos, stop [4]int
+	var unread [4]bool // codes only bytes past need
 	fast := useHuffAsm && len(dst) > 0
 	for i := range st {
 		pos[i], stop[i] = i*every, ends[i]
 		if need < len(dst) {
 			stop[i] = min(ends[i], max(need, pos[i]))
-			if stop[i] == pos[i] {
-				continue // not wanted: left unread
+			if unread[i] = stop[i] == pos[i]; unread[i] {
+				continue
 			}
 		}
 		a, b := starts[i], starts[i+1]
@@ -293,7 +294,7 @@ func (h *huffDecoder) decode4X(dst, src []byte, need int) error {
 		// bytes read but never below the stream's first byte: the bytes
 		// under it are another stream's.
 		for i := range st {
-			if stop[i] == pos[i] {
+			if unread[i] {
 				continue
 			}
 			off, used := int(c.off[i]), uint(c.used[i])
@@ -305,7 +306,7 @@ func (h *huffDecoder) decode4X(dst, src []byte, need int) error {
 		}
 	}
 	for i := range st {
-		if stop[i] == pos[i] && need < len(dst) {
+		if unread[i] {
 			continue
 		}
 		var err error
