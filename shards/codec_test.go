@@ -271,21 +271,34 @@ func BenchmarkEncodeReal(b *testing.B) {
 }
 
 // BenchmarkInflateReal is the entropy stage alone, the pipeline's ceiling:
-// zstd for grad-zstd, Huffman for grad-huff.
+// zstd for grad-zstd, Huffman for grad-huff, and for comparison in the
+// same run, grad-huff through huff0's decoder where ours is the default.
 func BenchmarkInflateReal(b *testing.B) {
 	ims, w, h := realImages(b)
 	dec, _ := NewDecoder()
 	for _, codec := range gradCodecs {
 		payloads := encodeAll(b, codec, ims, w, h)
-		b.Run(codec.String(), func(b *testing.B) {
-			b.SetBytes(int64(w * h * 3))
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				if _, err := dec.residuals(codec, payloads[i%len(payloads)], w, h); err != nil {
-					b.Fatal(err)
+		for _, huff0 := range []bool{false, true} {
+			name := codec.String()
+			if huff0 {
+				if codec != CodecGradHuff || !huffOwn {
+					continue
 				}
+				name += "-huff0"
 			}
-		})
+			b.Run(name, func(b *testing.B) {
+				own := huffOwn
+				huffOwn = own && !huff0
+				defer func() { huffOwn = own }()
+				b.SetBytes(int64(w * h * 3))
+				b.ReportAllocs()
+				for i := 0; b.Loop(); i++ {
+					if _, err := dec.residuals(codec, payloads[i%len(payloads)], w, h); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
 
