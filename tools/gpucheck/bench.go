@@ -31,6 +31,11 @@ type BenchResult struct {
 	LossFirst float64 `json:"loss_first"`
 	LossLast  float64 `json:"loss_last"`
 	Device    string  `json:"device"`
+	// Layers is where a step's time goes (--profile-steps), beside the
+	// same split of PyTorch's step in the table.
+	Layers       []gpu.LayerTime `json:"layers,omitempty"`
+	ProfileSteps int             `json:"profile_steps,omitempty"`
+	ProfileError string          `json:"profile_error,omitempty"`
 }
 
 func runBench(args []string, stdout io.Writer) error {
@@ -42,6 +47,7 @@ func runBench(args []string, stdout io.Writer) error {
 	warmup := fs.Int("warmup", 20, "untimed steps first")
 	steps := fs.Int("steps", 50, "timed steps")
 	heuristic := fs.Bool("heuristic", false, "choose convolution algorithms by cuDNN's heuristics instead of timing them")
+	profileSteps := fs.Int("profile-steps", 0, "then time every layer's forward and backward pass over this many synced steps (0: not)")
 	jsonOut := fs.String("json", "", "append the result to this JSON-lines file")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
@@ -138,6 +144,16 @@ func runBench(args []string, stdout io.Writer) error {
 		}
 	}
 	r.ImgSSync = float64(*steps**batch) / time.Since(t1).Seconds()
+	if *profileSteps > 0 {
+		// A failed profile loses only itself: the throughput stands.
+		r.ProfileSteps = *profileSteps
+		if r.Layers, err = net.Profile(db, *profileSteps, 0.01, 0.9, 0.0005); err != nil {
+			r.ProfileError = err.Error()
+			fmt.Fprintf(stdout, "bench %s %s: profile: %v\n", *model, p, err)
+		} else {
+			printLayers(stdout, r.Layers)
+		}
+	}
 	free, total, err := dev.MemGetInfo()
 	if err != nil {
 		return err
@@ -161,4 +177,20 @@ func events(dev *cuda.Device) (start, end *cuda.Event, err error) {
 		return nil, nil, err
 	}
 	return start, end, nil
+}
+
+// printLayers writes a profile as the log's record of it.
+func printLayers(w io.Writer, parts []gpu.LayerTime) {
+	var total float64
+	for _, p := range parts {
+		total += p.Ms
+	}
+	for _, p := range parts {
+		name := p.Layer
+		if p.ReLU {
+			name += "+relu"
+		}
+		fmt.Fprintf(w, "  %-12s %-8s %8.3f ms %5.1f%%\n", name, p.Pass, p.Ms, 100*p.Ms/total)
+	}
+	fmt.Fprintf(w, "  %-21s %8.3f ms per profiled step\n", "total", total)
 }

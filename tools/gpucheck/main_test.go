@@ -97,3 +97,69 @@ func TestCommands(t *testing.T) {
 		t.Errorf("spec: exit %d: %s", code, out.String())
 	}
 }
+
+// TestLayersTable lines up a profile of ours with PyTorch's: PyTorch's
+// ReLU after a conv joins it, as ours is fused; a module only PyTorch has
+// (flatten) keeps its own row; a model without profiles gets no section.
+func TestLayersTable(t *testing.T) {
+	dir := t.TempDir()
+	bench := `{"kind":"bench","model":"alexnet-owt","precision":"tf32","img_s":11000,"profile_steps":10,"layers":[
+{"layer":"input","kind":"input","pass":"","ms":0.05},
+{"layer":"conv1","kind":"conv","pass":"forward","relu":true,"ms":1.0},
+{"layer":"pool1","kind":"maxpool","pass":"forward","ms":0.25},
+{"layer":"fc8","kind":"fc","pass":"forward","ms":0.5},
+{"layer":"loss","kind":"loss","pass":"","ms":0.02},
+{"layer":"fc8","kind":"fc","pass":"backward","ms":1.0},
+{"layer":"pool1","kind":"maxpool","pass":"backward","ms":0.5},
+{"layer":"conv1","kind":"conv","pass":"backward","relu":true,"ms":2.0},
+{"layer":"update","kind":"update","pass":"","ms":0.4}]}`
+	torch := `{"kind":"torch_bench","model":"alexnet-owt","precision":"tf32","img_s":10000,"profile_steps":10,"layers":[
+{"layer":"conv1","kind":"conv","pass":"forward","ms":0.8},
+{"layer":"relu1","kind":"relu","pass":"forward","ms":0.1},
+{"layer":"pool1","kind":"maxpool","pass":"forward","ms":0.25},
+{"layer":"flatten","kind":"flatten","pass":"forward","ms":0.01},
+{"layer":"fc8","kind":"fc","pass":"forward","ms":0.5},
+{"layer":"loss","kind":"loss","pass":"","ms":0.04},
+{"layer":"fc8","kind":"fc","pass":"backward","ms":1.0},
+{"layer":"flatten","kind":"flatten","pass":"backward","ms":0.02},
+{"layer":"pool1","kind":"maxpool","pass":"backward","ms":0.5},
+{"layer":"relu1","kind":"relu","pass":"backward","ms":0.2},
+{"layer":"conv1","kind":"conv","pass":"backward","ms":1.5},
+{"layer":"update","kind":"update","pass":"","ms":0.5}]}`
+	for name, body := range map[string]string{"bench.jsonl": strings.ReplaceAll(bench, "\n", "") + "\n",
+		"torch.jsonl": strings.ReplaceAll(torch, "\n", "") + "\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	if code := run([]string{"table", "--dir", dir}, &out, &out); code != 0 {
+		t.Fatalf("exit %d: %s", code, out.String())
+	}
+	got := out.String()
+	for _, want := range []string{
+		"### Where a step's time goes: alexnet-owt, tf32, batch 128",
+		"means of 10 synced steps",
+		"| input: uint8 → normalised float32 (PyTorch is handed floats) | 0.050 | — | | | |",
+		"| conv1 + ReLU | 1.000 | 0.900 | 2.000 | 1.700 | **1.15** (slower) |",
+		"| pool1 | 0.250 | 0.250 | 0.500 | 0.500 | 1.00 |",
+		"| flatten | — | 0.010 | — | 0.020 | — |",
+		"| fc8 | 0.500 | 0.500 | 1.000 | 1.000 | 1.00 |",
+		"| loss: softmax cross-entropy and its gradient | 0.020 | 0.040 | | | 0.50 |",
+		"| update: SGD with momentum and weight decay | 0.400 | 0.500 | | | 0.80 |",
+		"| total: the whole profiled step | **5.72** | **5.42** | | | 1.06 |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+	if i, j := strings.Index(got, "| conv1 + ReLU"), strings.Index(got, "| pool1 |"); i < 0 || j < i {
+		t.Error("layers out of forward order")
+	}
+	if strings.Contains(got, "time goes: alexnet,") {
+		t.Error("a section for a model without profiles")
+	}
+	if t.Failed() {
+		t.Log(got)
+	}
+}

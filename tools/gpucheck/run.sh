@@ -111,13 +111,13 @@ cat "$R/probe.md" | head -8
 
 # --- ours, synthetic data on the device ------------------------------------
 for m in alexnet-owt alexnet; do
-	step "bench-$m-tf32" 120 $B/gpucheck bench --model $m --precision tf32 --json $R/bench.jsonl
+	step "bench-$m-tf32" 120 $B/gpucheck bench --model $m --precision tf32 --profile-steps 10 --json $R/bench.jsonl
 done
 
 # --- PyTorch, the same terms ------------------------------------------------
 if [[ -n $PY ]]; then
 	for m in alexnet alexnet-owt; do $B/gpucheck spec --model $m >"$R/spec-$m.json"; done
-	step torch-bench-tf32 240 "$PY" $G/torch_bench.py --specs $R --models torchvision,alexnet,alexnet-owt --precisions tf32 --json $R/torch.jsonl
+	step torch-bench-tf32 240 "$PY" $G/torch_bench.py --specs $R --models torchvision,alexnet,alexnet-owt --precisions tf32 --profile-steps 10 --json $R/torch.jsonl
 fi
 
 # --- the test binaries ------------------------------------------------------

@@ -7,10 +7,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
+	"github.com/alexnet-repro/alexnet/pkg/nn/gpu"
 )
 
 // results is everything run.sh left in its results folder, by kind.
@@ -132,6 +134,9 @@ func runTable(args []string, stdout io.Writer) error {
 		return err
 	}
 	writeMachine(stdout, r)
+	// The split comes before the table, so the table is what a
+	// truncated log's tail still shows.
+	writeLayers(stdout, r)
 	writeTable(stdout, r)
 	return nil
 }
@@ -332,4 +337,183 @@ func writePipelineCPU(w io.Writer, r *results) {
 		}
 	}
 	fmt.Fprintf(w, "| input pipeline on this machine's CPUs (bench-pipeline): ours 1 core · all cores | %s | DataLoader + PIL, 256-px JPEGs: %s | near-linear |\n", ours, ref)
+}
+
+// layersOf reads a bench record's profile (ours or PyTorch's: both write
+// gpu.LayerTime's fields).
+func layersOf(m map[string]any) []gpu.LayerTime {
+	if m == nil || m["layers"] == nil {
+		return nil
+	}
+	b, err := json.Marshal(m["layers"])
+	if err != nil {
+		return nil
+	}
+	var out []gpu.LayerTime
+	if json.Unmarshal(b, &out) != nil {
+		return nil
+	}
+	return out
+}
+
+// stepSplit is one side's profile keyed by part: forward and backward
+// per layer, and the parts outside the layers.
+type stepSplit struct {
+	order []string // layers in forward order
+	fwd   map[string]float64
+	bwd   map[string]float64
+	other map[string]float64 // input, loss, update
+	relu  map[string]bool    // ours: the layer's ReLU is fused into it
+	total float64
+}
+
+// splitOf keys a profile by part. fold adds each ReLU that directly
+// follows a conv or fc layer into that layer, as our Net fuses them, so
+// PyTorch's separate ReLU modules line up with our fused layers.
+func splitOf(parts []gpu.LayerTime, fold bool) *stepSplit {
+	if parts == nil {
+		return nil
+	}
+	s := &stepSplit{fwd: map[string]float64{}, bwd: map[string]float64{}, other: map[string]float64{}, relu: map[string]bool{}}
+	into := map[string]string{} // a folded ReLU → the layer it joins
+	prev, prevKind := "", ""
+	for _, p := range parts {
+		s.total += p.Ms
+		if p.Pass != "forward" {
+			continue
+		}
+		if fold && p.Kind == "relu" && (prevKind == "conv" || prevKind == "fc") {
+			into[p.Layer] = prev
+			s.relu[prev] = true
+			continue
+		}
+		s.order = append(s.order, p.Layer)
+		prev, prevKind = p.Layer, p.Kind
+	}
+	for _, p := range parts {
+		layer := p.Layer
+		if to, ok := into[layer]; ok {
+			layer = to
+		}
+		switch p.Pass {
+		case "forward":
+			s.fwd[layer] += p.Ms
+		case "backward":
+			s.bwd[layer] += p.Ms
+		default:
+			s.other[layer] += p.Ms
+		}
+		if p.ReLU {
+			s.relu[layer] = true
+		}
+	}
+	return s
+}
+
+func (s *stepSplit) cell(m map[string]float64, key string) string {
+	if s == nil {
+		return none
+	}
+	v, ok := m[key]
+	if !ok {
+		return none
+	}
+	return fmt.Sprintf("%.3f", v)
+}
+
+// writeLayers prints, per model, where a tf32 training step's time goes:
+// ours per layer beside PyTorch's modules (our spec built in PyTorch), so
+// a ratio below 1.0× points at the layers to work on.
+func writeLayers(w io.Writer, r *results) {
+	for _, model := range []string{"alexnet-owt", "alexnet"} {
+		o := r.find("bench", map[string]string{"model": model, "precision": "tf32"})
+		t := r.find("torch_bench", map[string]string{"model": model, "precision": "tf32"})
+		ours, theirs := splitOf(layersOf(o), false), splitOf(layersOf(t), true)
+		if ours == nil && theirs == nil {
+			continue
+		}
+		steps := fmtNum(o, "profile_steps", "%.0f")
+		fmt.Fprintf(w, "\n### Where a step's time goes: %s, tf32, batch 128\n\n", model)
+		fmt.Fprintf(w, "ms per step, means of %s synced steps with a CUDA event after every layer (PyTorch: our layers as modules, its ReLUs added to the conv or fc layer they follow, as ours are fused). Profiled steps add up to more than a bench step; read the shares.\n\n", steps)
+		fmt.Fprintf(w, "| part | ours: forward (or whole part) | PyTorch: forward (or whole part) | ours: backward | PyTorch: backward | ours ÷ PyTorch, both passes |\n|---|---|---|---|---|---|\n")
+		order := []string{}
+		if theirs != nil {
+			order = append(order, theirs.order...)
+		}
+		if ours != nil {
+			for _, l := range ours.order {
+				if !slices.Contains(order, l) {
+					order = append(order, l)
+				}
+			}
+		}
+		rowRatio := func(a, b float64, okA, okB bool) string {
+			if !okA || !okB || b <= 0 {
+				return none
+			}
+			s := fmt.Sprintf("%.2f", a/b)
+			if a/b > 1.1 {
+				s = "**" + s + "** (slower)"
+			}
+			return s
+		}
+		sum := func(s *stepSplit, l string) (float64, bool) {
+			if s == nil {
+				return 0, false
+			}
+			f, ok1 := s.fwd[l]
+			b, ok2 := s.bwd[l]
+			return f + b, ok1 || ok2
+		}
+		for _, l := range []string{"input"} {
+			v, ok := 0.0, false
+			if ours != nil {
+				v, ok = ours.other[l]
+			}
+			if ok {
+				fmt.Fprintf(w, "| input: uint8 → normalised float32 (PyTorch is handed floats) | %.3f | %s | | | |\n", v, none)
+			}
+		}
+		for _, l := range order {
+			name := l
+			if (ours != nil && ours.relu[l]) || (theirs != nil && theirs.relu[l]) {
+				name += " + ReLU"
+			}
+			a, okA := sum(ours, l)
+			b, okB := sum(theirs, l)
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", name, ours.cell(ours.fwd, l), theirs.cell(theirs.fwd, l),
+				ours.cell(ours.bwd, l), theirs.cell(theirs.bwd, l), rowRatio(a, b, okA, okB))
+		}
+		for _, l := range []string{"loss", "update"} {
+			var a, b float64
+			var okA, okB bool
+			if ours != nil {
+				a, okA = ours.other[l]
+			}
+			if theirs != nil {
+				b, okB = theirs.other[l]
+			}
+			label := map[string]string{"loss": "loss: softmax cross-entropy and its gradient", "update": "update: SGD with momentum and weight decay"}[l]
+			fmt.Fprintf(w, "| %s | %s | %s | | | %s |\n", label, ours.cell(ours.other, l), theirs.cell(theirs.other, l), rowRatio(a, b, okA, okB))
+		}
+		tot := func(s *stepSplit) string {
+			if s == nil {
+				return none
+			}
+			return fmt.Sprintf("**%.2f**", s.total)
+		}
+		var a, b float64
+		if ours != nil {
+			a = ours.total
+		}
+		if theirs != nil {
+			b = theirs.total
+		}
+		fmt.Fprintf(w, "| total: the whole profiled step | %s | %s | | | %s |\n", tot(ours), tot(theirs), rowRatio(a, b, ours != nil, theirs != nil))
+		for _, m := range []map[string]any{o, t} {
+			if e := str(m, "profile_error"); e != "" {
+				fmt.Fprintf(w, "\n%s's profile failed: %s\n", str(m, "kind"), e)
+			}
+		}
+	}
 }

@@ -34,6 +34,8 @@ class Net(nn.Module):
     def __init__(self, spec, fixed_dropout=False):
         super().__init__()
         self.names = []
+        self.input = list(spec["input"])  # C, H, W
+        self.classes = spec["classes"]
         in_c = spec["input"][0]
         prev_shape = spec["input"]
         for layer in spec["layers"]:

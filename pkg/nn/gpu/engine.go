@@ -32,6 +32,8 @@ type engine interface {
 	// the GPU engine chooses convolution algorithms here, under a
 	// workspace budget taken from the memory left.
 	prepare() error
+	// newTimer makes a timer of points points for Profile.
+	newTimer(points int) (stepTimer, error)
 	sync() error
 	describe() string
 	close() error

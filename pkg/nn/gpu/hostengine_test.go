@@ -3,6 +3,7 @@ package gpu
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
 	"github.com/alexnet-repro/alexnet/pkg/cuda"
@@ -311,7 +312,22 @@ func (p *hostPool) backward(y, dy, x, dx cuda.DevicePtr) error {
 	return nil
 }
 
-func (h *hostEngine) prepare() error   { return nil }
-func (h *hostEngine) sync() error      { return nil }
-func (h *hostEngine) describe() string { return "host engine (emulated kernels, naive layers)" }
-func (h *hostEngine) close() error     { h.mem.free(); return nil }
+func (h *hostEngine) newTimer(points int) (stepTimer, error) { return newWallTimer(points), nil }
+func (h *hostEngine) prepare() error                         { return nil }
+func (h *hostEngine) sync() error                            { return nil }
+func (h *hostEngine) describe() string                       { return "host engine (emulated kernels, naive layers)" }
+func (h *hostEngine) close() error                           { h.mem.free(); return nil }
+
+// wallTimer stamps with the host's clock, for engines whose calls have
+// done their work when they return.
+type wallTimer struct{ at []time.Time }
+
+func newWallTimer(points int) *wallTimer { return &wallTimer{at: make([]time.Time, points)} }
+
+func (t *wallTimer) stamp(i int) error { t.at[i] = time.Now(); return nil }
+
+func (t *wallTimer) elapsedMs(i, j int) (float64, error) {
+	return float64(t.at[j].Sub(t.at[i])) / float64(time.Millisecond), nil
+}
+
+func (t *wallTimer) close() error { return nil }

@@ -131,6 +131,7 @@ type Net struct {
 	dirty        bool
 
 	results *resultRing
+	prof    *profiler // set while Profile runs
 }
 
 // New builds spec for batches of batch crops on a GPU. params maps every
@@ -445,6 +446,9 @@ func (n *Net) queueTrain() error {
 	if err := launchXent(n.eng, n.logits, n.labels, n.dlogits, n.rowLoss, n.rowHit, n.result, n.batch, n.classes); err != nil {
 		return fmt.Errorf("gpu: step %d: loss: %w", n.step, err)
 	}
+	if err := n.mark("loss", "loss", "", false); err != nil {
+		return err
+	}
 	if err := n.backward(); err != nil {
 		return fmt.Errorf("gpu: step %d: %w", n.step, err)
 	}
@@ -512,6 +516,9 @@ func (n *Net) forward(training bool) error {
 				err = e.copyDtoD(nd.y, nd.x, int(nd.out.elems()*4))
 			}
 		}
+		if err == nil {
+			err = n.mark(nd.l.Name, string(nd.l.Kind), "forward", nd.relu)
+		}
 		if err != nil {
 			return fmt.Errorf("%s forward: %w", nd.l.Name, err)
 		}
@@ -576,6 +583,9 @@ func (n *Net) backward() error {
 					err = e.copyDtoD(nd.dx, nd.dy, int(nd.out.elems()*4))
 				}
 			}
+		}
+		if err == nil {
+			err = n.mark(nd.l.Name, string(nd.l.Kind), "backward", nd.relu)
 		}
 		if err != nil {
 			return fmt.Errorf("%s backward: %w", nd.l.Name, err)
