@@ -385,3 +385,31 @@ func BenchmarkGPUStep(b *testing.B) {
 	}
 	b.ReportMetric(float64(128*b.N)/time.Since(t0).Seconds(), "img/s")
 }
+
+// TestGPUProfile runs Net.Profile on the device: events on the compute
+// stream, one part per layer and pass in queue order, and real steps.
+func TestGPUProfile(t *testing.T) {
+	dev := needGPU(t)
+	spec := miniAlexNet(5)
+	params, err := alexnet.InitParams(spec, "he", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := New(spec, 4, params, Options{Precision: FP32, Seed: 5, Mean: testMean, Std: testStd, Device: dev})
+	if err != nil {
+		skipOrFail(t, "GPU net: %v", err)
+	}
+	defer net.Close()
+	db, err := net.Stage(testSlot(spec, 4, 9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := net.Profile(db, 3, 0.05, 0.9, 5e-4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkParts(t, parts)
+	if net.Step() != 3 {
+		t.Errorf("Step() = %d after 3 profiled steps", net.Step())
+	}
+}

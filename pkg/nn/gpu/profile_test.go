@@ -63,46 +63,7 @@ func TestProfileOnHost(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The order written out from the spec: ReLUs after conv and fc are
-	// fused into them, Flatten has no work, and the backward pass is the
-	// forward pass reversed.
-	fwd := []string{"conv1+", "norm1", "pool1", "conv2+", "norm2", "pool2", "conv3+", "conv4+", "conv5+",
-		"pool5", "drop6", "fc6+", "drop7", "fc7+", "fc8"}
-	want := []string{"input"}
-	for _, l := range fwd {
-		want = append(want, l+" forward")
-	}
-	want = append(want, "loss")
-	for _, l := range slices.Backward(fwd) {
-		want = append(want, l+" backward")
-	}
-	want = append(want, "update")
-	var got []string
-	var total float64
-	for _, p := range parts {
-		name := p.Layer
-		if p.ReLU {
-			name += "+"
-		}
-		if p.Pass != "" {
-			name += " " + p.Pass
-		}
-		got = append(got, name)
-		if p.Ms < 0 {
-			t.Errorf("%s: %g ms", name, p.Ms)
-		}
-		total += p.Ms
-		if k := alexnet.Kind(p.Kind); p.Pass != "" && k != alexnet.Conv && k != alexnet.FC && k != alexnet.LRN &&
-			k != alexnet.MaxPool && k != alexnet.Dropout {
-			t.Errorf("%s: kind %q", name, p.Kind)
-		}
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("parts:\n got %s\nwant %s", strings.Join(got, ", "), strings.Join(want, ", "))
-	}
-	if total <= 0 {
-		t.Errorf("the parts add up to %g ms", total)
-	}
+	checkParts(t, parts)
 	if profiled.Step() != steps {
 		t.Errorf("Step() = %d after %d profiled steps", profiled.Step(), steps)
 	}
@@ -127,6 +88,55 @@ func TestProfileOnHost(t *testing.T) {
 	}
 	if _, err := profiled.StepLoaded(0.05, 0.9, 5e-4); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// miniParts is Profile's order for miniAlexNet, written out from the
+// spec: ReLUs after conv and fc are fused into them (+), Flatten has no
+// work, and the backward pass is the forward pass reversed.
+var miniParts = func() []string {
+	fwd := []string{"conv1+", "norm1", "pool1", "conv2+", "norm2", "pool2", "conv3+", "conv4+", "conv5+",
+		"pool5", "drop6", "fc6+", "drop7", "fc7+", "fc8"}
+	want := []string{"input"}
+	for _, l := range fwd {
+		want = append(want, l+" forward")
+	}
+	want = append(want, "loss")
+	for _, l := range slices.Backward(fwd) {
+		want = append(want, l+" backward")
+	}
+	return append(want, "update")
+}()
+
+// checkParts holds a profile of miniAlexNet to miniParts, with kinds that
+// are layers' and times that add up.
+func checkParts(t *testing.T, parts []LayerTime) {
+	t.Helper()
+	var got []string
+	var total float64
+	for _, p := range parts {
+		name := p.Layer
+		if p.ReLU {
+			name += "+"
+		}
+		if p.Pass != "" {
+			name += " " + p.Pass
+		}
+		got = append(got, name)
+		if p.Ms < 0 {
+			t.Errorf("%s: %g ms", name, p.Ms)
+		}
+		total += p.Ms
+		if k := alexnet.Kind(p.Kind); p.Pass != "" && k != alexnet.Conv && k != alexnet.FC && k != alexnet.LRN &&
+			k != alexnet.MaxPool && k != alexnet.Dropout {
+			t.Errorf("%s: kind %q", name, p.Kind)
+		}
+	}
+	if !slices.Equal(got, miniParts) {
+		t.Errorf("parts:\n got %s\nwant %s", strings.Join(got, ", "), strings.Join(miniParts, ", "))
+	}
+	if total <= 0 {
+		t.Errorf("the parts add up to %g ms", total)
 	}
 }
 
