@@ -43,7 +43,7 @@ demo: setup build
     bin/shardtool verify demo/shards
     bin/shardtool inspect demo/shards
     bin/shardtool grid demo/shards --n 64 --tile 64 --out demo/grid.png
-    bin/train --shards demo/shards --model small --crop 32 --epochs 3 --batch 128 --lr 0.01 --weight-decay 5e-5 --lighting 0 --log-every 100 --out runs/demo
+    bin/train --shards demo/shards --model small --crop 32 --epochs 3 --batch 128 --lr 0.01 --weight-decay 5e-5 --lighting 0 --log-every 100 --overwrite --out runs/demo
     bin/train --shards demo/shards --eval-only --checkpoint runs/demo/checkpoint.ckpt
     bin/predict --checkpoint runs/demo/checkpoint.ckpt --shards demo/shards demo/fashion-mnist/val/ILSVRC2012_val_00000001.JPEG demo/fashion-mnist/val/ILSVRC2012_val_00000002.JPEG
     @echo "demo: plots in runs/demo (loss.png, error.png, conv1-filters.png), contact sheet demo/grid.png"
@@ -52,7 +52,7 @@ demo: setup build
 learn: setup build
     bin/mkdemo --out demo/fashion-mnist
     bin/ingest --size 32 --shard-size 4096 --out demo/shards demo/fashion-mnist
-    bin/train --shards demo/shards --model small-fc --crop 32 --epochs 16 --batch 128 --lr 0.01 --weight-decay 5e-5 --schedule step:8 --lighting 0 --log-every 200 --out runs/learn
+    bin/train --shards demo/shards --model small-fc --crop 32 --epochs 16 --batch 128 --lr 0.01 --weight-decay 5e-5 --schedule step:8 --lighting 0 --log-every 200 --overwrite --out runs/learn
     bin/train --shards demo/shards --eval-only --checkpoint runs/learn/checkpoint.ckpt
 
 # CPU training speed beside PyTorch training the same network on the same cores: img/s for small and small-fc (batch 128, 32 px) and alexnet (batch 32, 224), and GFLOP/s against SGEMM, in the same rounds.

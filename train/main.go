@@ -8,10 +8,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -37,12 +41,15 @@ Examples:
   train --shards ./shards --out runs/alexnet
   train --shards demo/shards --model small --init he --epochs 3 --batch 64 --lr 0.01 --out runs/demo
   train --shards ./shards --out runs/alexnet --resume
+  train --shards ./shards --out runs/alexnet --overwrite
   train --shards ./shards --eval-only --checkpoint runs/alexnet/checkpoint.ckpt --ten-crop
 
 Output in --out: checkpoint.ckpt (every --checkpoint-every steps and every
 epoch), metrics.jsonl, loss.png, error.png, conv1-filters.png.
 
-Exit codes: 0 done, 1 failed, 2 usage.
+Exit codes: 0 done, 1 failed, 2 usage: a bad flag, --out already holding a
+run without --resume or --overwrite, or --resume with flags or shards that
+do not continue the checkpoint's run.
 
 Flags:
 `
@@ -64,14 +71,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	device := fs.String("device", "auto", "auto (cuda when a GPU and its libraries load, else cpu), cpu or cuda")
 	precision := fs.String("precision", "tf32", "GPU math: tf32 or fp32")
 	fs.StringVar(&c.Out, "out", "runs/alexnet", "run directory")
-	fs.BoolVar(&c.Resume, "resume", false, "continue from --out's checkpoint")
+	fs.BoolVar(&c.Resume, "resume", false, "continue from --out's checkpoint (its learning-rate schedule included)")
+	fs.BoolVar(&c.Overwrite, "overwrite", false, "start a new run even where --out already holds one (its checkpoint is replaced)")
 	fs.Uint64Var(&c.Seed, "seed", 1, "seed of initialisation, shuffling, augmentation and dropout")
 	fs.Int64Var(&c.MaxSteps, "max-steps", 0, "stop after this many steps in all, with a checkpoint (0: no limit)")
-	fs.IntVar(&c.LogEvery, "log-every", 50, "steps between log lines")
-	fs.IntVar(&c.CkptEvery, "checkpoint-every", 1000, "steps between checkpoints (they are also written every epoch)")
+	fs.IntVar(&c.LogEvery, "log-every", 50, "steps between log lines (0: epoch lines only)")
+	fs.IntVar(&c.CkptEvery, "checkpoint-every", 1000, "steps between checkpoints, which are also written every epoch (0: every epoch only)")
 	fs.IntVar(&c.Workers, "workers", 0, "pipeline decode workers (0: all cores)")
 	sigma := fs.Float64("lighting", 0.1, "PCA lighting σ (0 turns it off)")
-	fs.IntVar(&c.EvalBatch, "eval-batch", 0, "validation batch (default: --batch)")
+	fs.IntVar(&c.EvalBatch, "eval-batch", 0, "validation batch (0: --batch)")
 	fs.IntVar(&c.MaxValImages, "max-val-images", 0, "validate on at most this many images each epoch (0: all)")
 	evalOnly := fs.Bool("eval-only", false, "evaluate --checkpoint on the val split and exit")
 	ckpt := fs.String("checkpoint", "", "checkpoint for --eval-only")
@@ -83,6 +91,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if c.Shards == "" || fs.NArg() != 0 {
 		fmt.Fprintln(stderr, "train: --shards DIR is required, and no positional arguments are taken (see --help)")
 		return cli.ExitUsage
+	}
+	if err := check(c, *sigma, *precision, *evalOnly, *tenCrop); err != nil {
+		fmt.Fprintln(stderr, "train:", err)
+		return cli.ExitUsage
+	}
+	if c.Resume {
+		// The schedule, its learning rate included, continues from the
+		// checkpoint; say so rather than let a changed flag look obeyed.
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "lr", "schedule", "patience", "init":
+				fmt.Fprintf(stderr, "train: --%s is ignored with --resume: the run continues with the checkpoint's\n", f.Name)
+			}
+		})
 	}
 	c.Sigma = float32(*sigma)
 	if *sigma == 0 {
@@ -102,10 +124,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "train: no usable GPU, training on the CPU")
 			break
 		}
-		if _, err := gpu.ParsePrecision(*precision); err != nil {
-			fmt.Fprintln(stderr, "train:", err)
-			return cli.ExitUsage
-		}
 		c.NewBackend = func(spec alexnet.Spec, batch int, params map[string][]float32, seed uint64, mean, std [3]float32) (trainer.Backend, error) {
 			return gpu.NewBackend(spec, batch, params, seed, mean, std, *precision)
 		}
@@ -121,6 +139,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		r, ck, err := trainer.EvaluateCheckpoint(ctx, *ckpt, c.Shards, *tenCrop, c.EvalBatch, c.NewBackend)
 		if err != nil {
 			fmt.Fprintln(stderr, "train:", err)
+			return cli.ExitFailure
+		}
+		if r.Images == 0 {
+			fmt.Fprintf(stderr, "train: %s has no labelled validation images to evaluate on\n", c.Shards)
 			return cli.ExitFailure
 		}
 		views := "centre crop"
@@ -139,6 +161,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	res, err := trainer.Train(ctx, c, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "train:", err)
+		if errors.Is(err, trainer.ErrRunExists) || errors.Is(err, trainer.ErrResumeMismatch) {
+			return cli.ExitUsage
+		}
 		return cli.ExitFailure
 	}
 	if *asJSON {
@@ -151,4 +176,50 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "train: done (%s): %d steps, %d epochs in %.0fs; %s; checkpoint %s; plots in %s\n",
 		res.Stopped, res.Steps, res.Epoch, res.Seconds, val, res.Checkpoint, c.Out)
 	return cli.ExitOK
+}
+
+// check rejects flag values that cannot mean a run, before any work: a
+// mistyped value must not train for hours at a default, or loop forever.
+func check(c trainer.Config, sigma float64, precision string, evalOnly, tenCrop bool) error {
+	if !slices.Contains(alexnet.Variants(), c.Model) {
+		return fmt.Errorf("unknown --model %q (want %s)", c.Model, strings.Join(alexnet.Variants(), ", "))
+	}
+	if _, err := gpu.ParsePrecision(precision); err != nil {
+		return err
+	}
+	if _, err := trainer.ParseSchedule(c.Schedule, c.LR, c.Patience); err != nil {
+		return err
+	}
+	if tenCrop && !evalOnly {
+		return errors.New("--ten-crop is for --eval-only (validation during training uses the centre crop)")
+	}
+	if c.Resume && c.Overwrite {
+		return errors.New("--resume and --overwrite contradict each other")
+	}
+	for _, f := range []struct {
+		name string
+		bad  bool
+		want string
+	}{
+		{"init", c.Init != "" && c.Init != "paper" && c.Init != "he", "paper or he"},
+		{"epochs", c.Epochs < 1, "at least 1"},
+		{"batch", c.Batch < 1, "at least 1"},
+		{"eval-batch", c.EvalBatch < 0, "0 (--batch) or more"},
+		{"crop", c.Crop < 0, "0 (7/8 of the shards' side) or more"},
+		{"lr", !(c.LR > 0) || math.IsInf(c.LR, 0), "a positive number"},
+		{"momentum", !(c.Momentum >= 0 && c.Momentum < 1), "in [0, 1)"},
+		{"weight-decay", !(c.WeightDecay >= 0) || math.IsInf(c.WeightDecay, 0), "0 or more"},
+		{"patience", c.Patience < 1, "at least 1"},
+		{"max-steps", c.MaxSteps < 0, "0 (no limit) or more"},
+		{"log-every", c.LogEvery < 0, "0 (epoch lines only) or more"},
+		{"checkpoint-every", c.CkptEvery < 0, "0 (every epoch only) or more"},
+		{"workers", c.Workers < 0, "0 (all cores) or more"},
+		{"lighting", !(sigma >= 0) || math.IsInf(sigma, 0), "0 (off) or more"},
+		{"max-val-images", c.MaxValImages < 0, "0 (all) or more"},
+	} {
+		if f.bad {
+			return fmt.Errorf("--%s: want %s", f.name, f.want)
+		}
+	}
+	return nil
 }

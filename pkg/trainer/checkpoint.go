@@ -42,15 +42,20 @@ func (t *Tensor) size() int {
 // random draw is derived (so no generator state needs saving), and the
 // schedule's state. The same file format serves every device.
 type Checkpoint struct {
-	Model    string   `json:"model"`
-	Classes  int      `json:"classes"`
-	InputHW  int      `json:"input_hw"`
-	Init     string   `json:"init"`
-	Seed     uint64   `json:"seed"`
-	Step     int64    `json:"step"`
-	Epoch    int      `json:"epoch"`
-	Position Position `json:"position"`
-	Schedule Schedule `json:"schedule"`
+	Model   string `json:"model"`
+	Classes int    `json:"classes"`
+	// ClassList is ClassListID of the shards' classes, and Batch the
+	// training batch; both are empty in checkpoints written before they
+	// were kept.
+	ClassList string   `json:"class_list,omitempty"`
+	InputHW   int      `json:"input_hw"`
+	Batch     int      `json:"batch,omitempty"`
+	Init      string   `json:"init"`
+	Seed      uint64   `json:"seed"`
+	Step      int64    `json:"step"`
+	Epoch     int      `json:"epoch"`
+	Position  Position `json:"position"`
+	Schedule  Schedule `json:"schedule"`
 	// Mean and Std are the normalisation the model was trained with, so
 	// that evaluation and predict need nothing else.
 	Mean    [3]float32 `json:"mean"`
@@ -174,4 +179,18 @@ func Load(path string) (*Checkpoint, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
+}
+
+// MatchesClasses says whether the checkpoint's outputs mean the classes of
+// the shards in dir (meta): the same number, and, where the checkpoint
+// keeps its class list, the same WNIDs in the same order. Otherwise its
+// scores would be reported under the wrong names.
+func (c *Checkpoint) MatchesClasses(meta *shards.Meta, dir string) error {
+	if c.Classes != len(meta.Classes) {
+		return fmt.Errorf("the checkpoint has %d classes, %s/meta.json %d", c.Classes, dir, len(meta.Classes))
+	}
+	if c.ClassList != "" && c.ClassList != ClassListID(meta.Classes) {
+		return fmt.Errorf("the checkpoint was trained on another class list than %s/meta.json's (other WNIDs, or another order)", dir)
+	}
+	return nil
 }

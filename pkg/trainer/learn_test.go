@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -280,3 +281,118 @@ func TestSmallModelLearnsFashionMNIST(t *testing.T) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// A new run where a run already is must be asked for (--overwrite), and a
+// resume must continue the same run: same batch, same classes.
+func TestRunDirectoryGuards(t *testing.T) {
+	shardDir := syntheticShards(t, 64, 16)
+	out := t.TempDir()
+	cfg := smallConfig(shardDir, out)
+	cfg.MaxSteps = 2
+	if _, err := Train(context.Background(), cfg, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(out, CheckpointFile))
+	if _, err := Train(context.Background(), cfg, io.Discard); !errors.Is(err, ErrRunExists) || !strings.Contains(err.Error(), "--overwrite") {
+		t.Fatalf("a second run into the same --out: %v", err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(out, CheckpointFile)); !bytes.Equal(before, after) {
+		t.Fatal("the refused run touched the checkpoint")
+	}
+	ck, err := Load(filepath.Join(out, CheckpointFile))
+	if err != nil || ck.Batch != cfg.Batch || ck.ClassList == "" {
+		t.Fatalf("checkpoint keeps batch %d and class list %q: %v", ck.Batch, ck.ClassList, err)
+	}
+
+	res := cfg
+	res.Resume, res.MaxSteps, res.Batch = true, 4, 8
+	if _, err := Train(context.Background(), res, io.Discard); !errors.Is(err, ErrResumeMismatch) || !strings.Contains(err.Error(), "--batch 16") {
+		t.Fatalf("resume with another batch: %v", err)
+	}
+	// The same shards with the classes in another order mean other
+	// outputs: refused too.
+	other := t.TempDir()
+	tr, tl := synthetic(64, 24, 1)
+	va, vl := synthetic(16, 24, 2)
+	writeShards(t, other, 24, tr, va, tl, vl, 4)
+	meta, err := shards.ReadMeta(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta.Classes[0].WNID, meta.Classes[1].WNID = meta.Classes[1].WNID, meta.Classes[0].WNID
+	if err := shards.WriteMeta(other, meta); err != nil {
+		t.Fatal(err)
+	}
+	res = cfg
+	res.Resume, res.MaxSteps, res.Shards = true, 4, other
+	if _, err := Train(context.Background(), res, io.Discard); !errors.Is(err, ErrResumeMismatch) || !strings.Contains(err.Error(), "class list") {
+		t.Fatalf("resume on another class list: %v", err)
+	}
+
+	res = cfg
+	res.Resume, res.MaxSteps = true, 4
+	if r, err := Train(context.Background(), res, io.Discard); err != nil || r.Steps != 4 {
+		t.Fatalf("a matching resume: %+v %v", r, err)
+	}
+	fresh := cfg
+	fresh.Overwrite = true
+	if r, err := Train(context.Background(), fresh, io.Discard); err != nil || r.Steps != 2 {
+		t.Fatalf("--overwrite: %+v %v", r, err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(out, CheckpointFile)); !bytes.Equal(before, after) {
+		t.Fatal("an overwritten run's checkpoint differs from the same run's first checkpoint")
+	}
+}
+
+// Without labelled validation images an epoch reports no validation
+// figures (not 0% error), the plots leave them out, and loss.png is drawn
+// from the epoch means even when no step line was logged.
+func TestNoValidationSplit(t *testing.T) {
+	dir := t.TempDir()
+	tr, tl := synthetic(64, 24, 1)
+	writeShards(t, dir, 24, tr, nil, tl, nil, 4)
+	out := t.TempDir()
+	cfg := smallConfig(dir, out)
+	cfg.LogEvery = 0
+	var log bytes.Buffer
+	r, err := Train(context.Background(), cfg, &log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Evaluated {
+		t.Error("Evaluated without validation images")
+	}
+	for _, want := range []string{"has no validation split: the plateau schedule follows each epoch's training error", "no labelled validation images"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log.String())
+		}
+	}
+	if strings.Contains(log.String(), "val top-1 err") {
+		t.Errorf("log reports a validation error:\n%s", log.String())
+	}
+	b, err := os.ReadFile(filepath.Join(out, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var epochs int
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var m Metric
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatal(err)
+		}
+		if m.Kind == "epoch" {
+			epochs++
+			if !m.NoVal || !(m.TrainLoss > 0) {
+				t.Errorf("epoch record %s: want no_val and a train loss", line)
+			}
+		}
+	}
+	if epochs != cfg.Epochs {
+		t.Errorf("%d epoch records, want %d", epochs, cfg.Epochs)
+	}
+	for _, f := range []string{"loss.png", "error.png"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -31,8 +31,12 @@ type Metric struct {
 	Top1Err  float64 `json:"top1_err,omitempty"`
 	Top5Err  float64 `json:"top5_err,omitempty"`
 	ValLoss  float64 `json:"val_loss,omitempty"`
-	TrainErr float64 `json:"train_top1_err,omitempty"`
-	Seconds  float64 `json:"seconds"`
+	// NoVal marks an epoch without labelled validation images: its
+	// Top1Err, Top5Err and ValLoss are not measurements.
+	NoVal     bool    `json:"no_val,omitempty"`
+	TrainErr  float64 `json:"train_top1_err,omitempty"`
+	TrainLoss float64 `json:"train_loss,omitempty"` // the epoch's mean training loss
+	Seconds   float64 `json:"seconds"`
 }
 
 // MetricsLog appends to metrics.jsonl.
@@ -85,10 +89,12 @@ func (l *MetricsLog) All() []Metric { return l.all }
 // Close closes the file.
 func (l *MetricsLog) Close() error { return l.f.Close() }
 
-// WritePlots draws loss.png (training loss by step, and validation loss by
-// epoch) and error.png (top-1 and top-5 validation error by epoch).
+// WritePlots draws loss.png (training loss by logged step and by epoch,
+// and validation loss by epoch) and error.png (top-1 and top-5 validation
+// error and the running training error, by epoch). Epochs without
+// labelled validation images add no validation points.
 func WritePlots(dir string, ms []Metric) error {
-	var loss, vloss, top1, top5, train1 plotter.XYs
+	var loss, eloss, vloss, top1, top5, train1 plotter.XYs
 	for _, m := range ms {
 		switch m.Kind {
 		case "step":
@@ -96,25 +102,33 @@ func WritePlots(dir string, ms []Metric) error {
 				loss = append(loss, plotter.XY{X: float64(m.Step), Y: m.Loss})
 			}
 		case "epoch":
+			if m.TrainLoss > 0 {
+				eloss = append(eloss, plotter.XY{X: float64(m.Step), Y: m.TrainLoss})
+			}
+			train1 = append(train1, plotter.XY{X: float64(m.Epoch), Y: 100 * m.TrainErr})
+			if m.NoVal {
+				continue
+			}
 			vloss = append(vloss, plotter.XY{X: float64(m.Step), Y: m.ValLoss})
 			top1 = append(top1, plotter.XY{X: float64(m.Epoch), Y: 100 * m.Top1Err})
 			top5 = append(top5, plotter.XY{X: float64(m.Epoch), Y: 100 * m.Top5Err})
-			train1 = append(train1, plotter.XY{X: float64(m.Epoch), Y: 100 * m.TrainErr})
 		}
 	}
-	if len(loss) > 0 {
+	// An epoch's mean training loss gives loss.png a line even when
+	// --log-every is longer than the run's epochs.
+	if len(loss) > 0 || len(eloss) > 0 {
 		p := plot.New()
 		p.Title.Text = "Training loss"
 		p.X.Label.Text = "step"
 		p.Y.Label.Text = "cross-entropy"
-		if err := addLines(p, "train (per logged step)", loss, "validation (per epoch)", vloss); err != nil {
+		if err := addLines(p, "train (per logged step)", loss, "train (epoch mean)", eloss, "validation (per epoch)", vloss); err != nil {
 			return err
 		}
 		if err := p.Save(16*vg.Centimeter, 10*vg.Centimeter, filepath.Join(dir, "loss.png")); err != nil {
 			return err
 		}
 	}
-	if len(top1) > 0 {
+	if len(top1) > 0 || len(train1) > 0 {
 		p := plot.New()
 		p.Title.Text = "Error"
 		p.X.Label.Text = "epoch"

@@ -184,8 +184,8 @@ func TestStreamedLoopMatchesSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A resumed run's first logged loss mean and its first epoch's
-	// training error cover only the steps since the resume: those are
-	// left out of the comparison.
+	// training error and loss cover only the steps since the resume:
+	// those are left out of the comparison.
 	compareRuns(t, sync, resumed, false)
 }
 
@@ -204,6 +204,7 @@ func compareRuns(t *testing.T, want, got string, stepMeans bool) {
 		if !stepMeans {
 			ma[i].Loss, mb[i].Loss = 0, 0
 			ma[i].TrainErr, mb[i].TrainErr = 0, 0
+			ma[i].TrainLoss, mb[i].TrainLoss = 0, 0
 		}
 		if ma[i] != mb[i] {
 			t.Fatalf("metric %d: %+v, want %+v", i, mb[i], ma[i])

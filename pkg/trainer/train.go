@@ -2,6 +2,8 @@ package trainer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +33,7 @@ type Config struct {
 	Patience     int
 	Out          string
 	Resume       bool
+	Overwrite    bool // start afresh even where Out already holds a run's checkpoint
 	Seed         uint64
 	MaxSteps     int64 // stop (with a checkpoint) after this many steps in all; 0: no limit
 	LogEvery     int
@@ -69,6 +72,26 @@ type Result struct {
 // ErrNonFinite marks a loss that became NaN or infinite.
 var ErrNonFinite = errors.New("not finite")
 
+// ErrRunExists marks a new run asked for where a run's checkpoint already
+// is: the flags must say whether to continue it or to replace it, since a
+// forgotten --resume would otherwise lose days of training.
+var ErrRunExists = errors.New("the run directory already holds a run")
+
+// ErrResumeMismatch marks a --resume whose flags or shards differ from the
+// checkpoint's in a way that would not continue the same run.
+var ErrResumeMismatch = errors.New("does not match the checkpoint")
+
+// ClassListID names a class list by the hash of its WNIDs in order, so a
+// checkpoint knows the classes its outputs mean.
+func ClassListID(classes []shards.Class) string {
+	h := sha256.New()
+	for _, c := range classes {
+		io.WriteString(h, c.WNID)
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
 func cropFor(meta *shards.Meta, crop int) int {
 	if crop > 0 {
 		return crop
@@ -104,15 +127,31 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		mean[c], std[c] = float32(meta.Stats.Mean[c]), float32(meta.Stats.Std[c])
 	}
 	ckPath := filepath.Join(cfg.Out, CheckpointFile)
+	classList := ClassListID(meta.Classes)
 	var ck *Checkpoint
 	var params map[string][]float32
+	if !cfg.Resume && !cfg.Overwrite {
+		if _, err := os.Stat(ckPath); err == nil {
+			return nil, fmt.Errorf("%w: %s exists; --resume continues that run, --overwrite starts a new one in its place", ErrRunExists, ckPath)
+		}
+	}
 	if cfg.Resume {
 		if ck, err = Load(ckPath); err != nil {
 			return nil, fmt.Errorf("--resume: %w", err)
 		}
 		if ck.Model != cfg.Model || ck.Classes != len(meta.Classes) || ck.InputHW != crop || ck.Seed != cfg.Seed {
-			return nil, fmt.Errorf("--resume: %s is a %s/%d classes/%d px/seed %d run; these flags ask for %s/%d/%d/%d",
-				ckPath, ck.Model, ck.Classes, ck.InputHW, ck.Seed, cfg.Model, len(meta.Classes), crop, cfg.Seed)
+			return nil, fmt.Errorf("--resume: %s is a %s/%d classes/%d px/seed %d run; these flags ask for %s/%d/%d/%d: %w",
+				ckPath, ck.Model, ck.Classes, ck.InputHW, ck.Seed, cfg.Model, len(meta.Classes), crop, cfg.Seed, ErrResumeMismatch)
+		}
+		// The checkpoint's position counts batches of its own size, and
+		// its outputs mean its own classes; checkpoints from before these
+		// fields were kept leave them empty and cannot be checked.
+		if ck.Batch != 0 && ck.Batch != cfg.Batch {
+			return nil, fmt.Errorf("--resume: %s was trained with --batch %d, not %d; its epoch position counts batches of %d: %w",
+				ckPath, ck.Batch, cfg.Batch, ck.Batch, ErrResumeMismatch)
+		}
+		if ck.ClassList != "" && ck.ClassList != classList {
+			return nil, fmt.Errorf("--resume: %s was trained on another class list than %s/meta.json's: %w", ckPath, cfg.Shards, ErrResumeMismatch)
 		}
 		sched = ck.Schedule
 		params = map[string][]float32{}
@@ -175,8 +214,8 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 				}
 			}
 		}
-		c := &Checkpoint{Model: cfg.Model, Classes: len(meta.Classes), InputHW: crop, Init: cfg.Init, Seed: cfg.Seed,
-			Step: step, Epoch: epoch, Position: Position{Epoch: at.Epoch, Batch: at.Batch}, Schedule: sched,
+		c := &Checkpoint{Model: cfg.Model, Classes: len(meta.Classes), ClassList: classList, InputHW: crop, Batch: cfg.Batch,
+			Init: cfg.Init, Seed: cfg.Seed, Step: step, Epoch: epoch, Position: Position{Epoch: at.Epoch, Batch: at.Batch}, Schedule: sched,
 			Mean: mean, Std: std, Tensors: ts}
 		return c.Save(ckPath)
 	}
@@ -220,8 +259,11 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 	}()
 	res := &Result{Checkpoint: ckPath, Stopped: "epochs"}
-	var lossSum float64
-	var hits, seen, logged int
+	if meta.Splits["val"].Records == 0 && sched.Kind == "plateau" {
+		fmt.Fprintf(log, "train: %s has no validation split: the plateau schedule follows each epoch's training error instead (--schedule step:N fixes when lr falls)\n", cfg.Shards)
+	}
+	var lossSum, epochLoss float64
+	var hits, seen, logged, epochSteps int
 	epochStart, logStart := time.Now(), time.Now()
 	// finish does a step's bookkeeping once its result is in: the loss
 	// check, the log, and at a boundary the evaluation, schedule and
@@ -237,6 +279,8 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 		step = n
 		lossSum += loss
+		epochLoss += loss
+		epochSteps++
 		hits += c1
 		seen += cfg.Batch
 		logged++
@@ -260,17 +304,26 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 				return false, fmt.Errorf("validation after epoch %d: %w", at.Epoch, err)
 			}
 			trainErr := 1 - float64(hits)/float64(max(seen, 1))
+			trainLoss := epochLoss / float64(max(epochSteps, 1))
 			verr := ev.Top1Err
+			val := fmt.Sprintf("val top-1 err %.2f%%, top-5 err %.2f%%, val loss %.4f (%d images)", 100*ev.Top1Err, 100*ev.Top5Err, ev.Loss, ev.Images)
 			if ev.Images == 0 {
-				verr = trainErr // no validation split: steer by the training error
+				// No labelled validation image: there is no validation
+				// error to report, and the schedule follows the training
+				// error instead.
+				verr = trainErr
+				val = "no labelled validation images"
+				if sched.Kind == "plateau" {
+					val += " (lr follows the training error)"
+				}
 			}
 			dropped := sched.EndEpoch(at.Epoch+1, verr)
-			fmt.Fprintf(log, "epoch %3d done in %s: train top-1 err %.2f%%, val top-1 err %.2f%%, top-5 err %.2f%%, val loss %.4f (%d images)%s\n",
-				at.Epoch, time.Since(epochStart).Round(time.Second), 100*trainErr, 100*ev.Top1Err, 100*ev.Top5Err, ev.Loss, ev.Images,
+			fmt.Fprintf(log, "epoch %3d done in %s: train loss %.4f, train top-1 err %.2f%%, %s%s\n",
+				at.Epoch, time.Since(epochStart).Round(time.Second), trainLoss, 100*trainErr, val,
 				map[bool]string{true: fmt.Sprintf("; lr -> %g", sched.LR), false: ""}[dropped])
 			res.Top1Err, res.Top5Err, res.Epoch, res.Evaluated = ev.Top1Err, ev.Top5Err, at.Epoch+1, ev.Images > 0
 			if err := mlog.Add(Metric{Kind: "epoch", Step: step, Epoch: at.Epoch, LR: sched.LR, Top1Err: ev.Top1Err, Top5Err: ev.Top5Err,
-				ValLoss: ev.Loss, TrainErr: trainErr, Seconds: time.Since(start).Seconds()}); err != nil {
+				ValLoss: ev.Loss, NoVal: ev.Images == 0, TrainErr: trainErr, TrainLoss: trainLoss, Seconds: time.Since(start).Seconds()}); err != nil {
 				return false, err
 			}
 			if err := WritePlots(cfg.Out, mlog.All()); err != nil {
@@ -279,7 +332,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			if err := writeConv1(cfg.Out, be); err != nil {
 				return false, err
 			}
-			hits, seen = 0, 0
+			hits, seen, epochLoss, epochSteps = 0, 0, 0, 0
 			epochStart = time.Now()
 		}
 		if saving {
@@ -474,6 +527,13 @@ func softmaxAdd(dst []float64, logits []float32, weight float64) {
 func EvaluateCheckpoint(ctx context.Context, path, dir string, tenCrop bool, batch int, newBackend BackendFactory) (EvalResult, *Checkpoint, error) {
 	ck, err := Load(path)
 	if err != nil {
+		return EvalResult{}, nil, err
+	}
+	meta, err := shards.ReadMeta(dir)
+	if err != nil {
+		return EvalResult{}, nil, err
+	}
+	if err := ck.MatchesClasses(meta, dir); err != nil {
 		return EvalResult{}, nil, err
 	}
 	be, err := BackendFromCheckpoint(ck, batch, newBackend)

@@ -41,6 +41,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return cli.ExitUsage
 	}
+	if *k < 1 {
+		fmt.Fprintf(stderr, "predict: --k %d: want at least 1 class per image\n", *k)
+		return cli.ExitUsage
+	}
 	meta, err := shards.ReadMeta(*shardDir)
 	if err != nil {
 		fmt.Fprintln(stderr, "predict:", err)
@@ -51,8 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "predict:", err)
 		return cli.ExitFailure
 	}
-	if ck.Classes != len(meta.Classes) {
-		fmt.Fprintf(stderr, "predict: checkpoint has %d classes, %s/meta.json %d\n", ck.Classes, *shardDir, len(meta.Classes))
+	if err := ck.MatchesClasses(meta, *shardDir); err != nil {
+		fmt.Fprintln(stderr, "predict:", err)
 		return cli.ExitFailure
 	}
 	be, err := trainer.BackendFromCheckpoint(ck, 1, nil)

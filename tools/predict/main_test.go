@@ -67,4 +67,31 @@ func TestPredict(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[1]), &p); err != nil || p.Error == "" {
 		t.Fatalf("bad file not reported: %s", lines[1])
 	}
+
+	for _, k := range []string{"0", "-3"} {
+		se.Reset()
+		if code := run([]string{"--checkpoint", ckPath, "--shards", dir, "--k", k, img}, &so, &se); code != 2 || !strings.Contains(se.String(), "--k") {
+			t.Errorf("--k %s: exit %d, %s", k, code, se.String())
+		}
+	}
+	// A checkpoint that keeps its class list is refused for shards whose
+	// classes are the same number but another list.
+	other := append([]shards.Class(nil), meta.Classes...)
+	other[0], other[1] = other[1], other[0]
+	ck.ClassList = trainer.ClassListID(other)
+	if err := ck.Save(ckPath); err != nil {
+		t.Fatal(err)
+	}
+	se.Reset()
+	if code := run([]string{"--checkpoint", ckPath, "--shards", dir, img}, &so, &se); code != 1 || !strings.Contains(se.String(), "another class list") {
+		t.Errorf("another class list: exit %d, %s", code, se.String())
+	}
+	ck.ClassList = trainer.ClassListID(meta.Classes)
+	if err := ck.Save(ckPath); err != nil {
+		t.Fatal(err)
+	}
+	so.Reset()
+	if code := run([]string{"--checkpoint", ckPath, "--shards", dir, img}, &so, &se); code != 0 {
+		t.Errorf("the same class list: exit %d, %s", code, se.String())
+	}
 }
