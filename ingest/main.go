@@ -7,11 +7,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
@@ -39,15 +39,16 @@ Example:
   ingest --out ./shards ./ILSVRC2012
   ingest --size 32 --workers 2 --out demo/shards demo/fashion-mnist
 
-Layouts (detected automatically):
 %s
 Output (in --out): train-NNNNN.shard, val-NNNNN.shard, meta.json,
 ingest-report.json. A killed run, started again with the same arguments,
 resumes from the shards already complete; the result is byte-identical to
-an uninterrupted run.
+an uninterrupted run. So does one stopped by Ctrl-C or SIGTERM (exit 1). A
+run with other settings rewrites the shards and removes those of the
+earlier run that meta.json no longer lists.
 
-Exit codes: 0 done, 1 failed, 2 usage, 3 done but files were skipped
-and --strict was given.
+Exit codes: 0 done, 1 failed or interrupted, 2 usage, 3 done but files
+were skipped and --strict was given.
 
 Flags:
 `, imagenet.Layouts())
@@ -59,7 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	size := fs.Int("size", 256, "output side in pixels (the paper uses 256)")
 	seed := fs.Uint64("seed", 1, "seed of the train shuffle across shards")
 	shardSize := fs.Int("shard-size", 1024, "records per shard (1024 × ~92 KB ≈ 94 MB at 256 px)")
-	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "decode workers")
+	workers := fs.Int("workers", 0, "decode workers; 0 means one per CPU (GOMAXPROCS)")
 	codec := fs.String("codec", "grad-huff", "pixel codec: grad-huff (0.47× raw on photos), grad-zstd (0.56×) or zstd (0.89×)")
 	valLabels := fs.String("val-labels", "", "validation labels file (LOC_val_solution.csv, or lines of `name label`), overriding what is found")
 	splits := fs.String("splits", "train,val", "splits to write")
@@ -78,28 +79,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ingest:", err)
 		return cli.ExitUsage
 	}
-	var splitList []string
-	for _, s := range splitFields(*splits) {
-		if s != "train" && s != "val" {
-			fmt.Fprintf(stderr, "ingest: unknown split %q in --splits\n", s)
-			return cli.ExitUsage
-		}
-		splitList = append(splitList, s)
-	}
-	ds, err := imagenet.Open(fs.Arg(0), imagenet.Options{ValLabels: *valLabels})
-	if err != nil {
-		fmt.Fprintln(stderr, "ingest:", err)
-		return cli.ExitFailure
-	}
-	defer ds.Close()
-	for _, w := range ds.Warnings {
-		fmt.Fprintln(stderr, "ingest: warning:", w)
-	}
-	fmt.Fprintf(stderr, "ingest: %s layout at %s: %d classes, %d train and %d val images\n", ds.Layout, ds.Root, len(ds.Classes), len(ds.Train), len(ds.Val))
-
 	var bar *cli.Progress
 	var barSplit string
-	opt := ingest.Options{Out: *out, Size: *size, Seed: *seed, ShardSize: *shardSize, Workers: *workers, Codec: c, Splits: splitList,
+	opt := ingest.Options{Out: *out, Size: *size, Seed: *seed, ShardSize: *shardSize, Workers: *workers, Codec: c, Splits: splitFields(*splits),
 		Progress: func(p ingest.Progress) {
 			if p.Split != barSplit {
 				if bar != nil {
@@ -113,13 +95,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 			bar.Set(p.Done)
 		}}
+	// Before the listing, which takes minutes on ImageNet.
+	if err := opt.Validate(); err != nil {
+		fmt.Fprintf(stderr, "ingest: %v (see --help)\n", err)
+		return cli.ExitUsage
+	}
+	ds, err := imagenet.Open(fs.Arg(0), imagenet.Options{ValLabels: *valLabels})
+	if err != nil {
+		fmt.Fprintln(stderr, "ingest:", err)
+		return cli.ExitFailure
+	}
+	defer ds.Close()
+	for _, w := range ds.Warnings {
+		fmt.Fprintln(stderr, "ingest: warning:", w)
+	}
+	fmt.Fprintf(stderr, "ingest: %s layout at %s: %d classes, %d train and %d val images\n", ds.Layout, ds.Root, len(ds.Classes), len(ds.Train), len(ds.Val))
+
 	rep, err := ingest.Run(ctx, ds, opt)
 	if bar != nil {
 		bar.Finish()
 	}
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		fmt.Fprintf(stderr, "ingest: interrupted; the complete shards in %s are kept: run the same command again to resume\n", *out)
+		return cli.ExitFailure
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "ingest:", err)
 		return cli.ExitFailure
+	}
+	if n := len(rep.Removed); n > 0 {
+		fmt.Fprintf(stderr, "ingest: removed %d stale shards of an earlier run that meta.json no longer lists: %s\n", n, firstFew(rep.Removed, 5))
 	}
 	skipped := len(rep.Skipped)
 	for _, s := range rep.Skipped {

@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -92,27 +94,52 @@ func TestKill9ThenResume(t *testing.T) {
 func TestExitCodes(t *testing.T) {
 	root := t.TempDir()
 	fixtures.Tree(t, root, 3, 2)
+	// Range errors must come before the listing: the dataset is missing.
+	nope := filepath.Join(root, "nope")
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
 	cases := []struct {
-		name string
-		args []string
-		code int
-		say  string
+		name      string
+		args      []string
+		code      int
+		say       string
+		lacks     string
+		cancelled bool
 	}{
-		{"help", []string{"--help"}, cli.ExitOK, "Example"},
-		{"no dataset", []string{}, cli.ExitUsage, "exactly one dataset"},
-		{"bad codec", []string{"--codec", "jpeg", root}, cli.ExitUsage, "unknown codec"},
-		{"missing dir", []string{filepath.Join(root, "nope")}, cli.ExitFailure, "nope"},
-		{"skips are fine", []string{"--quiet", "--size", "16", "--out", t.TempDir(), root}, cli.ExitOK, "skipped"},
-		{"strict", []string{"--quiet", "--strict", "--size", "16", "--out", t.TempDir(), root}, cli.ExitSkipped, "--strict"},
+		{name: "help", args: []string{"--help"}, code: cli.ExitOK, say: "Example", lacks: "Layouts (detected"},
+		{name: "no dataset", args: []string{}, code: cli.ExitUsage, say: "exactly one dataset"},
+		{name: "bad codec", args: []string{"--codec", "jpeg", root}, code: cli.ExitUsage, say: "unknown codec"},
+		{name: "bad split", args: []string{"--splits", "bogus", nope}, code: cli.ExitUsage, say: `unknown split "bogus"`},
+		{name: "size 0", args: []string{"--size", "0", nope}, code: cli.ExitUsage, say: "size 0 out of range 1..4096"},
+		{name: "size -5", args: []string{"--size", "-5", nope}, code: cli.ExitUsage, say: "size -5 out of range"},
+		{name: "size too large", args: []string{"--size", "100000", nope}, code: cli.ExitUsage, say: "size 100000 out of range"},
+		{name: "shard size 0", args: []string{"--shard-size", "0", nope}, code: cli.ExitUsage, say: "shard size 0 must be positive"},
+		{name: "shard size -1", args: []string{"--shard-size", "-1", nope}, code: cli.ExitUsage, say: "shard size -1 must be positive"},
+		{name: "workers -1", args: []string{"--workers", "-1", nope}, code: cli.ExitUsage, say: "workers -1 must be 0 (one per CPU) or more"},
+		{name: "workers 0", args: []string{"--quiet", "--workers", "0", "--size", "16", "--out", t.TempDir(), root}, code: cli.ExitOK,
+			say: fmt.Sprintf("%d workers", runtime.GOMAXPROCS(0))},
+		{name: "missing dir", args: []string{nope}, code: cli.ExitFailure, say: "nope"},
+		{name: "skips are fine", args: []string{"--quiet", "--size", "16", "--out", t.TempDir(), root}, code: cli.ExitOK, say: "skipped"},
+		{name: "strict", args: []string{"--quiet", "--strict", "--size", "16", "--out", t.TempDir(), root}, code: cli.ExitSkipped, say: "--strict"},
+		{name: "interrupted", args: []string{"--quiet", "--size", "16", "--out", t.TempDir(), root}, cancelled: true, code: cli.ExitFailure,
+			say: "interrupted; the complete shards in ", lacks: "context canceled"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			if c.cancelled {
+				ctx = cancelled
+			}
 			var so, se bytes.Buffer
-			if code := run(context.Background(), c.args, &so, &se); code != c.code {
+			if code := run(ctx, c.args, &so, &se); code != c.code {
 				t.Fatalf("exit %d want %d: %s", code, c.code, se.String())
 			}
-			if !strings.Contains(se.String()+so.String(), c.say) {
-				t.Fatalf("output lacks %q:\n%s", c.say, se.String())
+			all := se.String() + so.String()
+			if !strings.Contains(all, c.say) {
+				t.Fatalf("output lacks %q:\n%s", c.say, all)
+			}
+			if c.lacks != "" && strings.Contains(all, c.lacks) {
+				t.Fatalf("output holds %q:\n%s", c.lacks, all)
 			}
 		})
 	}

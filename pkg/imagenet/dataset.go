@@ -78,6 +78,10 @@ type Dataset struct {
 	// Warnings are problems that did not stop Open, one line each, e.g.
 	// "val: 12 images without labels (label -1)".
 	Warnings []string
+	// Skipped are the entries named as images that are not readable files
+	// (a dangling symbolic link, a directory), in listing order; they are
+	// in neither Train nor Val.
+	Skipped []Skipped
 	// ValLabelSource is the file the validation labels came from, "folders"
 	// when they came from val/<wnid>/ folders, or "" when there are none.
 	ValLabelSource string
@@ -85,6 +89,15 @@ type Dataset struct {
 	ClassNameSource string
 
 	archives []*os.File
+}
+
+// Skipped is a directory entry named as an image that Open could not list
+// as one.
+type Skipped struct {
+	Split  string // "train" or "val"
+	Path   string // relative to Dataset.Root, as Item.Path
+	Name   string // base name
+	Reason string // e.g. "dangling symbolic link to /gone/x.JPEG"
 }
 
 // Options adjust Open.
@@ -217,11 +230,21 @@ func Open(root string, opt Options) (*Dataset, error) {
 	}
 	for _, s := range []*split{train, val} {
 		if s.notImage > 0 {
-			d.warn("%s: skipped %d files that are not images (want .JPEG, .jpg, .jpeg or .png)", s.name, s.notImage)
+			d.warn("%s: skipped %d entries that are not images (want .JPEG, .jpg, .jpeg or .png)", s.name, s.notImage)
 		}
 		if s.stray > 0 {
 			d.warn("%s: skipped %d entries outside class folders or archives", s.name, s.stray)
 		}
+		d.Skipped = append(d.Skipped, s.skipped...)
+	}
+	// An empty class folder still takes a class index, so that the other
+	// classes keep theirs; it is most likely a copy that went wrong, though.
+	if n := len(train.empty); n > 0 {
+		noun := "class folder"
+		if p.layout == LayoutTars {
+			noun = "class archive"
+		}
+		d.warn("train: %d %s%s with no images, kept as %s without records so that no class index shifts: %s", n, noun, plural(n, "", "s"), plural(n, "a class", "classes"), firstFew(train.empty, 5))
 	}
 
 	m := &metaFiles{dirs: p.metaDirs}
@@ -252,6 +275,21 @@ func (d *Dataset) Close() error {
 	}
 	d.archives = nil
 	return errors.Join(errs...)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// firstFew joins up to n names, and says how many more there are.
+func firstFew(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
 }
 
 func (d *Dataset) warn(format string, args ...any) {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -346,13 +347,117 @@ func TestSkippedFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !hasWarning(d, "train: skipped 1 files that are not images") || !hasWarning(d, "train: skipped 1 entries outside class folders") {
+	if !hasWarning(d, "train: skipped 1 entries that are not images") || !hasWarning(d, "train: skipped 1 entries outside class folders") {
 		t.Errorf("warnings %q", d.Warnings)
 	}
 	// The symlinked folder is a class like the others.
 	last := d.Train[len(d.Train)-1]
 	if len(d.Classes) != 6 || d.Classes[5].WNID != "n06000006" || last.Name != "n06000006_1.jpeg" || last.Label != 5 {
 		t.Errorf("symlinked class: classes %+v, last item %+v", d.Classes, last)
+	}
+}
+
+// An entry named as an image that is not a readable file is skipped with
+// its path and reason, and the rest lists as before; only an unreadable
+// entry that may be a class folder stops Open.
+func TestUnusableEntries(t *testing.T) {
+	link := func(target, name string) func(t *testing.T, root string) {
+		return func(t *testing.T, root string) {
+			if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	mkdir := func(name string) func(t *testing.T, root string) {
+		return func(t *testing.T, root string) {
+			if err := os.MkdirAll(filepath.Join(root, name), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cases := []struct {
+		name    string
+		setup   func(t *testing.T, root string)
+		skip    *Skipped // Reason is a substring
+		openErr string
+		warning string
+		classes int
+	}{
+		{name: "dangling link in a class folder", setup: link("/nonexistent/foo.JPEG", "train/n01000001/gone.JPEG"),
+			skip: &Skipped{"train", "train/n01000001/gone.JPEG", "gone.JPEG", "dangling symbolic link to /nonexistent/foo.JPEG"}},
+		{name: "link loop in a class folder", setup: link("loop.JPEG", "train/n01000001/loop.JPEG"),
+			skip: &Skipped{"train", "train/n01000001/loop.JPEG", "loop.JPEG", "too many levels of symbolic links"}},
+		{name: "directory named as an image", setup: mkdir("train/n01000001/x.JPEG"),
+			skip: &Skipped{"train", "train/n01000001/x.JPEG", "x.JPEG", "a directory, not a file"}},
+		{name: "dangling link in flat val", setup: link("/nonexistent/v.JPEG", "val/ILSVRC2012_val_09999999.JPEG"),
+			skip: &Skipped{"val", "val/ILSVRC2012_val_09999999.JPEG", "ILSVRC2012_val_09999999.JPEG", "dangling symbolic link"}},
+		{name: "dangling link without an image name", setup: link("/nonexistent/notes", "train/n01000001/notes"),
+			warning: "train: skipped 1 entries that are not images"},
+		{name: "dangling link that may be a class folder", setup: link("/nonexistent/n09000009", "train/n09000009"),
+			openErr: "train/n09000009: dangling symbolic link to /nonexistent/n09000009, so whether it is a class folder cannot be told"},
+		{name: "empty class folder", setup: mkdir("train/n09000009"), classes: 1,
+			warning: "train: 1 class folder with no images, kept as a class without records so that no class index shifts: train/n09000009"},
+		{name: "empty class folders", setup: func(t *testing.T, root string) {
+			for i := 1; i <= 7; i++ {
+				mkdir(fmt.Sprintf("train/n0900000%d", i))(t, root)
+			}
+		}, classes: 7, warning: "train: 7 class folders with no images, kept as classes without records so that no class index shifts: " +
+			"train/n09000001, train/n09000002, train/n09000003, train/n09000004, train/n09000005 and 2 more"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture()
+			root := t.TempDir()
+			f.writeTree(t, root, false)
+			tc.setup(t, root)
+			d, err := Open(root, Options{})
+			if tc.openErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.openErr) {
+					t.Fatalf("Open: err = %v, want one containing %q", err, tc.openErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			if len(d.Train) != len(f.train) || len(d.Val) != len(f.val) || len(d.Classes) != len(f.classes())+tc.classes {
+				t.Errorf("%d train, %d val, %d classes; want %d, %d, %d", len(d.Train), len(d.Val), len(d.Classes), len(f.train), len(f.val), len(f.classes())+tc.classes)
+			}
+			var want []Skipped
+			if tc.skip != nil {
+				want = []Skipped{*tc.skip}
+			}
+			if len(d.Skipped) != len(want) {
+				t.Fatalf("skipped %+v, want %+v", d.Skipped, want)
+			}
+			for i, w := range want {
+				g := d.Skipped[i]
+				if g.Split != w.Split || g.Path != w.Path || g.Name != w.Name || !strings.Contains(g.Reason, w.Reason) {
+					t.Errorf("skipped %+v, want %+v", g, w)
+				}
+			}
+			if tc.warning != "" && !hasWarning(d, tc.warning) {
+				t.Errorf("warnings %q lack %q", d.Warnings, tc.warning)
+			}
+		})
+	}
+
+	// The same warning for a class archive with no images in it.
+	f := newFixture()
+	root := t.TempDir()
+	im := f.train[0]
+	writeFile(t, filepath.Join(root, trainTarName), tarBytes(t, tar.FormatPAX, []tarFile{
+		{name: im.wnid + ".tar", data: tarBytes(t, tar.FormatPAX, []tarFile{{name: im.name, data: im.data}})},
+		{name: "n09000009.tar", data: tarBytes(t, tar.FormatPAX, []tarFile{{name: "README.txt", data: []byte("x")}})},
+	}))
+	d, err := Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if len(d.Classes) != 2 || !hasWarning(d, "train: 1 class archive with no images, kept as a class without records so that no class index shifts: "+trainTarName+":n09000009.tar") {
+		t.Errorf("classes %+v, warnings %q", d.Classes, d.Warnings)
 	}
 }
 

@@ -1,6 +1,8 @@
 package imagenet
 
 import (
+	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path"
@@ -16,8 +18,10 @@ type split struct {
 	items    []Item
 	wnids    []string
 	wnidIdx  map[string]int
-	notImage int // files skipped for their extension
-	stray    int // entries outside class folders or archives
+	notImage int       // entries skipped for their name
+	stray    int       // entries outside class folders or archives
+	skipped  []Skipped // entries named as images that cannot be read as files
+	empty    []string  // class folders or member tars without images
 }
 
 func newSplit(name string) *split {
@@ -54,6 +58,12 @@ func (s *split) wantImage(name string) bool {
 
 // listTree lists dir (relative to d.Root): class folders of images, and,
 // when flat is set, images directly in dir (unlabelled until labelVal).
+//
+// An entry named as an image that is not a readable file (a dangling
+// symbolic link, a directory, a device) is skipped with its reason rather
+// than failing the listing, as a file that cannot be decoded is skipped
+// later. Only an entry that may be a class folder fails it: leaving a
+// class out would renumber every label after it.
 func (d *Dataset) listTree(s *split, dir string, flat bool, progress func(string, int64, int64)) error {
 	full := filepath.Join(d.Root, dir)
 	ents, err := os.ReadDir(full)
@@ -66,44 +76,55 @@ func (d *Dataset) listTree(s *split, dir string, flat bool, progress func(string
 		if isHidden(name) {
 			continue
 		}
+		rel := filepath.Join(dir, name)
 		typ, err := entryType(full, e)
-		if err != nil {
-			return err
-		}
+		image := isImageExt(path.Ext(name))
 		switch {
+		case err != nil && !image:
+			return &PathError{Path: filepath.Join(d.Root, rel), Err: fmt.Errorf("%s, so whether it is a class folder cannot be told", unusable(full, name, err))}
+		case err != nil && flat:
+			s.skip(rel, name, unusable(full, name, err))
+		case err != nil:
+			s.stray++
 		case typ.IsDir():
 			classes = append(classes, name)
-		case !typ.IsRegular():
-			s.stray++
 		case !flat:
 			s.stray++ // a training image must sit in its class folder
-		case s.wantImage(name):
-			s.add(filepath.Join(dir, name), len(name), -1)
+		case !s.wantImage(name): // counted there
+		case !typ.IsRegular():
+			s.skip(rel, name, notRegular(typ))
+		default:
+			s.add(rel, len(name), -1)
 		}
 	}
 	for i, c := range classes {
 		label := s.class(c)
 		cdir := filepath.Join(dir, c)
-		ents, err := os.ReadDir(filepath.Join(d.Root, cdir))
+		cfull := filepath.Join(d.Root, cdir)
+		ents, err := os.ReadDir(cfull)
 		if err != nil {
 			return err
 		}
+		n := len(s.items)
 		for _, e := range ents {
 			name := e.Name()
-			if isHidden(name) {
+			// The name decides first, so only image-named links cost a stat.
+			if !s.wantImage(name) {
 				continue
 			}
-			typ, err := entryType(filepath.Join(d.Root, cdir), e)
-			if err != nil {
-				return err
+			rel := filepath.Join(cdir, name)
+			typ, err := entryType(cfull, e)
+			switch {
+			case err != nil:
+				s.skip(rel, name, unusable(cfull, name, err))
+			case !typ.IsRegular():
+				s.skip(rel, name, notRegular(typ))
+			default:
+				s.add(rel, len(name), label)
 			}
-			if !typ.IsRegular() {
-				s.stray++
-				continue
-			}
-			if s.wantImage(name) {
-				s.add(filepath.Join(cdir, name), len(name), label)
-			}
+		}
+		if len(s.items) == n {
+			s.empty = append(s.empty, cdir)
 		}
 		if progress != nil {
 			progress(s.name, int64(i+1), int64(len(classes)))
@@ -123,6 +144,32 @@ func entryType(dir string, e fs.DirEntry) (fs.FileMode, error) {
 		return 0, err
 	}
 	return fi.Mode().Type(), nil
+}
+
+// unusable says why entryType failed, without the path the report already
+// gives beside it.
+func unusable(dir, name string, err error) string {
+	if errors.Is(err, fs.ErrNotExist) {
+		if target, lerr := os.Readlink(filepath.Join(dir, name)); lerr == nil {
+			return "dangling symbolic link to " + target
+		}
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Op + ": " + pe.Err.Error()
+	}
+	return err.Error()
+}
+
+func notRegular(typ fs.FileMode) string {
+	if typ.IsDir() {
+		return "a directory, not a file"
+	}
+	return fmt.Sprintf("not a regular file (mode %s)", typ)
+}
+
+func (s *split) skip(rel, name, reason string) {
+	s.skipped = append(s.skipped, Skipped{Split: s.name, Path: rel, Name: name, Reason: reason})
 }
 
 // add appends a plain-file item; its Name is the last nameLen bytes of rel.
@@ -166,6 +213,7 @@ func (d *Dataset) listTrainTar(s *split, name string, progress func(string, int6
 		}
 		label := s.class(base[:len(base)-len(".tar")])
 		prefix := name + ":" + m.name + ":"
+		n := len(s.items)
 		_, err := walkTar(f, m.off, m.size, full+":"+m.name, func(im tarMember) error {
 			b := path.Base(im.name)
 			if s.wantImage(b) {
@@ -175,6 +223,9 @@ func (d *Dataset) listTrainTar(s *split, name string, progress func(string, int6
 		})
 		if err != nil {
 			return err
+		}
+		if len(s.items) == n {
+			s.empty = append(s.empty, name+":"+m.name)
 		}
 		if progress != nil {
 			progress(name, m.off+m.size, size)

@@ -24,6 +24,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -40,7 +42,7 @@ type Options struct {
 	Size      int
 	Seed      uint64
 	ShardSize int // records per shard
-	Workers   int
+	Workers   int // 0: one per CPU (GOMAXPROCS)
 	Codec     shards.Codec
 	Splits    []string       // which splits to write; default train and val
 	Progress  func(Progress) // called from the writer goroutine after every record
@@ -76,11 +78,14 @@ type Report struct {
 	SkippedCount  map[string]int `json:"skipped_count"`
 	Skipped       []Skip         `json:"skipped"`
 	ResumedShards int            `json:"resumed_shards"`
-	ProcessedRun  int            `json:"processed_this_run"`
-	Seconds       float64        `json:"seconds"`
-	ImagesPerSec  float64        `json:"images_per_sec"`
-	BytesPerImage float64        `json:"shard_bytes_per_image"`
-	RawPerImage   int            `json:"raw_bytes_per_image"`
+	// Removed are shard files of an earlier run with other settings (and
+	// their state in .ingest-state) that meta.json no longer lists.
+	Removed       []string `json:"removed_stale"`
+	ProcessedRun  int      `json:"processed_this_run"`
+	Seconds       float64  `json:"seconds"`
+	ImagesPerSec  float64  `json:"images_per_sec"`
+	BytesPerImage float64  `json:"shard_bytes_per_image"`
+	RawPerImage   int      `json:"raw_bytes_per_image"`
 }
 
 const stateDir = ".ingest-state"
@@ -141,15 +146,36 @@ func plan(split string, items []imagenet.Item, seed uint64, shardSize int) []*sh
 	return out
 }
 
+// MaxSize is the largest --size: one 4096² image is 48 MiB of pixels per
+// worker, and nothing trains at more.
+const MaxSize = 4096
+
+// Validate checks the settings that do not depend on the dataset, so a
+// command can reject them before listing it.
+func (o *Options) Validate() error {
+	if o.Size <= 0 || o.Size > MaxSize {
+		return fmt.Errorf("size %d out of range 1..%d", o.Size, MaxSize)
+	}
+	if o.ShardSize <= 0 {
+		return fmt.Errorf("shard size %d must be positive", o.ShardSize)
+	}
+	if o.Workers < 0 {
+		return fmt.Errorf("workers %d must be 0 (one per CPU) or more", o.Workers)
+	}
+	for _, s := range o.Splits {
+		if s != "train" && s != "val" {
+			return fmt.Errorf("unknown split %q", s)
+		}
+	}
+	return nil
+}
+
 // Run ingests ds into opt.Out.
 func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error) {
-	if opt.Size <= 0 || opt.Size > 4096 {
-		return nil, fmt.Errorf("size %d out of range 1..4096", opt.Size)
+	if err := opt.Validate(); err != nil {
+		return nil, err
 	}
-	if opt.ShardSize <= 0 {
-		return nil, fmt.Errorf("shard size %d must be positive", opt.ShardSize)
-	}
-	if opt.Workers <= 0 {
+	if opt.Workers == 0 {
 		opt.Workers = runtime.GOMAXPROCS(0)
 	}
 	if len(opt.Splits) == 0 {
@@ -161,7 +187,7 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 	start := time.Now()
 	rep := &Report{Root: ds.Root, Layout: string(ds.Layout), Out: opt.Out, Workers: opt.Workers,
 		Warnings: append([]string{}, ds.Warnings...), Images: map[string]int{}, Written: map[string]int{},
-		SkippedCount: map[string]int{}, Skipped: []Skip{}, RawPerImage: opt.Size * opt.Size * 3}
+		SkippedCount: map[string]int{}, Skipped: []Skip{}, Removed: []string{}, RawPerImage: opt.Size * opt.Size * 3}
 	rep.Decoder = imageio.Backend()
 
 	meta := &shards.Meta{FormatVersion: shards.Version, Width: opt.Size, Height: opt.Size, Channels: 3,
@@ -183,10 +209,18 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 			items = ds.Train
 		case "val":
 			items = ds.Val
-		default:
-			return nil, fmt.Errorf("unknown split %q", split)
 		}
-		rep.Images[split] = len(items)
+		// Entries the listing already rejected come first, in listing order,
+		// and count as found and skipped, as an undecodable file does.
+		sp := shards.Split{}
+		for _, e := range ds.Skipped {
+			if e.Split == split {
+				rep.Skipped = append(rep.Skipped, Skip{Split: split, Path: e.Path, Name: e.Name, Reason: e.Reason})
+				sp.Skipped++
+			}
+		}
+		rep.Images[split] = len(items) + sp.Skipped
+		rep.SkippedCount[split] = sp.Skipped
 		if len(items) == 0 {
 			continue
 		}
@@ -200,7 +234,6 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 			return nil, err
 		}
 		// Every shard now has a sidecar: gather them in order.
-		sp := shards.Split{}
 		for _, p := range plans {
 			sc, err := readSidecar(opt.Out, p)
 			if err != nil {
@@ -228,6 +261,13 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 	if err := shards.WriteMeta(opt.Out, meta); err != nil {
 		return nil, err
 	}
+	// Only now that meta.json no longer lists them may stale shards go: a
+	// run killed before this point leaves the old meta.json's shards whole.
+	removed, err := removeStale(opt.Out, opt.Splits, meta)
+	rep.Removed = append(rep.Removed, removed...)
+	if err != nil {
+		return nil, err
+	}
 	rep.Seconds = time.Since(start).Seconds()
 	if rep.Seconds > 0 {
 		rep.ImagesPerSec = float64(rep.ProcessedRun) / rep.Seconds
@@ -248,6 +288,62 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 		return nil, err
 	}
 	return rep, nil
+}
+
+// removeStale removes, from out and its state folder, the shards of the
+// written splits that meta does not list: those of an earlier run with a
+// larger shard count, which would otherwise lie beside the new ones looking
+// current. Only names ShardName gives are touched, and only regular files.
+// The other splits' shards are left alone: a --splits val run must not cost
+// the train shards of an earlier one. It returns the names removed.
+func removeStale(out string, splits []string, meta *shards.Meta) ([]string, error) {
+	listed := map[string]bool{}
+	for _, sp := range meta.Splits {
+		for _, sh := range sp.Shards {
+			listed[sh.File] = true
+		}
+	}
+	ours := func(name string) bool {
+		for _, split := range splits {
+			num, ok := strings.CutPrefix(name, split+"-")
+			if !ok {
+				continue
+			}
+			num, ok = strings.CutSuffix(num, ".shard")
+			i, err := strconv.Atoi(num)
+			if ok && err == nil && i >= 0 && shards.ShardName(split, i) == name {
+				return true
+			}
+		}
+		return false
+	}
+	var removed []string
+	for _, dir := range []string{out, filepath.Join(out, stateDir)} {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return removed, err
+		}
+		for _, e := range ents {
+			shard := e.Name()
+			if dir != out {
+				shard = strings.TrimSuffix(shard, ".json")
+				if shard == e.Name() {
+					continue
+				}
+			}
+			if !e.Type().IsRegular() || !ours(shard) || listed[shard] {
+				continue
+			}
+			p := filepath.Join(dir, e.Name())
+			if err := os.Remove(p); err != nil {
+				return removed, fmt.Errorf("removing a stale shard: %w", err)
+			}
+			if dir == out {
+				removed = append(removed, shard)
+			}
+		}
+	}
+	return removed, nil
 }
 
 func sidecarPath(out string, p *shardPlan) string {

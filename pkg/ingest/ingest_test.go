@@ -331,3 +331,130 @@ func TestTreeAndTarsGiveIdenticalShards(t *testing.T) {
 	}
 	sameOutput(t, outputFiles(t, a), outputFiles(t, b))
 }
+
+// Entries the listing rejects (a dangling link, a directory named as an
+// image) are reported with path and reason, counted as found and skipped,
+// and an interrupted run over them resumes to the same bytes.
+func TestUnusableEntriesSkipped(t *testing.T) {
+	root, bad := makeTree(t, 10)
+	cls := filepath.Join(root, "train", wnids[0])
+	if err := os.Symlink("/nonexistent/foo.JPEG", filepath.Join(cls, "dangling.JPEG")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(cls, "x.JPEG"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := t.TempDir()
+	rep, err := ingestDir(t, root, want, 2, context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]string{}
+	for _, s := range rep.Skipped {
+		reasons[s.Path] = s.Reason
+	}
+	rel := filepath.Join("train", wnids[0])
+	if reasons[filepath.Join(rel, "dangling.JPEG")] != "dangling symbolic link to /nonexistent/foo.JPEG" ||
+		reasons[filepath.Join(rel, "x.JPEG")] != "a directory, not a file" || len(rep.Skipped) != bad+2 {
+		t.Fatalf("skipped %+v", rep.Skipped)
+	}
+	if rep.Images["train"] != rep.Written["train"]+rep.SkippedCount["train"] || rep.SkippedCount["train"] != bad+2 {
+		t.Fatalf("images %v, written %v, skipped %v", rep.Images, rep.Written, rep.SkippedCount)
+	}
+	if m, err := shards.ReadMeta(want); err != nil || m.Splits["train"].Skipped != bad+2 {
+		t.Fatalf("meta: %v %+v", err, m)
+	}
+
+	out := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err = ingestDir(t, root, out, 2, ctx, func(p Progress) {
+		if p.Split == "train" && p.Done == 17 {
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run returned %v", err)
+	}
+	if _, err := ingestDir(t, root, out, 1, context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	sameOutput(t, outputFiles(t, want), outputFiles(t, out))
+}
+
+// A run with other settings leaves exactly the shards its meta.json lists,
+// of the splits it wrote, and touches nothing named otherwise.
+func TestStaleShardsRemoved(t *testing.T) {
+	root, _ := makeTree(t, 10)
+	out := t.TempDir()
+	run := func(shardSize int, splits ...string) *Report {
+		t.Helper()
+		ds, err := imagenet.Open(root, imagenet.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ds.Close()
+		rep, err := Run(context.Background(), ds, Options{Out: out, Size: 24, Seed: 7, ShardSize: shardSize, Workers: 2, Codec: shards.CodecGradZstd, Splits: splits})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	// 33 train images: shards 0..6 at 5 a shard, 0..1 at 20; 7 val: 0..1 at 5.
+	if rep := run(5); len(rep.Removed) != 0 {
+		t.Fatalf("a first run removed %v", rep.Removed)
+	}
+	decoys := []struct {
+		name string
+		dir  bool
+	}{
+		{"train-1.shard", false},         // not ShardName's width
+		{"train-000099.shard", false},    // nor its zero padding
+		{"train-00050.shard.bak", false}, // nor its suffix
+		{"Train-00050.shard", false},
+		{"train-00050.shard", true}, // the name, but a folder
+		{"notes.txt", false},
+		{filepath.Join(".ingest-state", "train-1.shard.json"), false},
+	}
+	for _, d := range decoys {
+		p := filepath.Join(out, d.name)
+		if d.dir {
+			os.Mkdir(p, 0o755)
+		} else {
+			os.WriteFile(p, []byte("keep"), 0o644)
+		}
+	}
+	rep := run(20, "train")
+	wantRemoved := []string{"train-00002.shard", "train-00003.shard", "train-00004.shard", "train-00005.shard", "train-00006.shard"}
+	if fmt.Sprint(rep.Removed) != fmt.Sprint(wantRemoved) {
+		t.Errorf("removed %v, want %v", rep.Removed, wantRemoved)
+	}
+	var left, state []string
+	ents, _ := os.ReadDir(out)
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	ents, _ = os.ReadDir(filepath.Join(out, ".ingest-state"))
+	for _, e := range ents {
+		state = append(state, e.Name())
+	}
+	// val was not written this time: its shards stay, though meta.json
+	// no longer lists them.
+	wantLeft := "[.ingest-state Train-00050.shard ingest-report.json meta.json notes.txt train-00000.shard train-00001.shard " +
+		"train-000099.shard train-00050.shard train-00050.shard.bak train-1.shard val-00000.shard val-00001.shard]"
+	if fmt.Sprint(left) != wantLeft {
+		t.Errorf("left in --out:\n%v\nwant\n%v", left, wantLeft)
+	}
+	wantState := "[train-00000.shard.json train-00001.shard.json train-1.shard.json val-00000.shard.json val-00001.shard.json]"
+	if fmt.Sprint(state) != wantState {
+		t.Errorf("left in .ingest-state: %v, want %v", state, wantState)
+	}
+	b, _ := os.ReadFile(filepath.Join(out, "ingest-report.json"))
+	if !strings.Contains(string(b), `"removed_stale": [
+    "train-00002.shard",`) {
+		t.Errorf("ingest-report.json does not list the removed shards:\n%s", b)
+	}
+	// With val written again at the new size, its second shard goes too.
+	if rep := run(20); fmt.Sprint(rep.Removed) != "[val-00001.shard]" {
+		t.Errorf("val rewritten: removed %v, want [val-00001.shard]", rep.Removed)
+	}
+}
