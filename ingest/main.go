@@ -123,6 +123,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ingest:", err)
 		return cli.ExitFailure
 	}
+	for _, w := range rep.Warnings[len(ds.Warnings):] { // the listing's were printed above
+		fmt.Fprintln(stderr, "ingest: warning:", w)
+	}
 	if n := len(rep.Removed); n > 0 {
 		fmt.Fprintf(stderr, "ingest: removed %d stale shards of an earlier run that meta.json no longer lists: %s\n", n, firstFew(rep.Removed, 5))
 	}

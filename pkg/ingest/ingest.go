@@ -24,6 +24,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -258,6 +260,9 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 		}
 		meta.Stats = &shards.Stats{Pixels: st.Pixels, Mean: st.Mean, Std: st.Std, Cov: st.Cov, PCAEigval: st.EigVal, PCAEigvec: st.EigVec}
 	}
+	if w := carryOver(opt.Out, opt.Splits, meta); w != "" {
+		rep.Warnings = append(rep.Warnings, w)
+	}
 	if err := shards.WriteMeta(opt.Out, meta); err != nil {
 		return nil, err
 	}
@@ -288,6 +293,43 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 		return nil, err
 	}
 	return rep, nil
+}
+
+// carryOver keeps in meta the splits of the meta.json already in out that
+// this run did not write, with the train statistics when train is one of
+// them: ingesting val after train, into the same folder, must not unlist
+// the train shards. They are kept only when they were written with the
+// same settings and classes, so that meta.json stays true of every shard
+// it lists; otherwise the returned warning says what is no longer listed.
+func carryOver(out string, written []string, meta *shards.Meta) string {
+	old, err := shards.ReadMeta(out)
+	if err != nil {
+		return "" // none, or unreadable: nothing to keep
+	}
+	var others []string
+	for name, sp := range old.Splits {
+		if !slices.Contains(written, name) && sp.Records > 0 {
+			others = append(others, name)
+		}
+	}
+	if len(others) == 0 {
+		return ""
+	}
+	sort.Strings(others)
+	same := old.FormatVersion == meta.FormatVersion && old.Width == meta.Width && old.Height == meta.Height &&
+		old.Channels == meta.Channels && old.Ingest.Size == meta.Ingest.Size && old.Ingest.Codec == meta.Ingest.Codec &&
+		old.Ingest.ShardSize == meta.Ingest.ShardSize && old.Ingest.Seed == meta.Ingest.Seed &&
+		slices.EqualFunc(old.Classes, meta.Classes, func(a, b shards.Class) bool { return a.WNID == b.WNID && a.Index == b.Index })
+	if !same {
+		return fmt.Sprintf("meta.json no longer lists the %s split of an earlier run with other settings or classes; its shards are left in place", strings.Join(others, " and "))
+	}
+	for _, name := range others {
+		meta.Splits[name] = old.Splits[name]
+		if name == "train" && meta.Stats == nil {
+			meta.Stats = old.Stats
+		}
+	}
+	return ""
 }
 
 // removeStale removes, from out and its state folder, the shards of the

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -456,5 +457,64 @@ func TestStaleShardsRemoved(t *testing.T) {
 	// With val written again at the new size, its second shard goes too.
 	if rep := run(20); fmt.Sprint(rep.Removed) != "[val-00001.shard]" {
 		t.Errorf("val rewritten: removed %v, want [val-00001.shard]", rep.Removed)
+	}
+}
+
+// Writing one split into a folder that holds the other keeps the other
+// listed (and the train statistics) when the settings match, and says it
+// is no longer listed when they do not.
+func TestLaterSplitKeepsEarlier(t *testing.T) {
+	root, _ := makeTree(t, 10)
+	run := func(out string, size int, splits ...string) *Report {
+		t.Helper()
+		ds, err := imagenet.Open(root, imagenet.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ds.Close()
+		rep, err := Run(context.Background(), ds, Options{Out: out, Size: size, Seed: 7, ShardSize: 5, Workers: 2, Codec: shards.CodecGradZstd, Splits: splits})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	both := t.TempDir()
+	run(both, 24)
+	want, err := shards.ReadMeta(both)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	split := t.TempDir()
+	run(split, 24, "train")
+	if rep := run(split, 24, "val"); strings.Contains(fmt.Sprint(rep.Warnings), "no longer lists") {
+		t.Errorf("warnings: %v", rep.Warnings)
+	}
+	got, err := shards.ReadMeta(split)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("train then val gives another meta.json than both at once:\n%+v\nwant\n%+v", got, want)
+	}
+	for _, sp := range got.Splits {
+		for _, sh := range sp.Shards {
+			if v := shards.Verify(filepath.Join(split, sh.File), false); len(v.Damage) != 0 {
+				t.Errorf("verify %s: %v", sh.File, v.Damage)
+			}
+		}
+	}
+
+	// Another size: the train shards no longer belong with the new val.
+	rep := run(split, 20, "val")
+	got, err = shards.ReadMeta(split)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got.Splits["train"]; ok || got.Stats != nil {
+		t.Error("train shards of another size kept in meta.json")
+	}
+	if !strings.Contains(fmt.Sprint(rep.Warnings), "no longer lists the train split") {
+		t.Errorf("warnings: %v", rep.Warnings)
 	}
 }
