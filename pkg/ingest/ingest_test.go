@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/alexnet-repro/alexnet/internal/fixtures"
 	"github.com/alexnet-repro/alexnet/internal/testdata"
 	"github.com/alexnet-repro/alexnet/pkg/imagenet"
+	"github.com/alexnet-repro/alexnet/pkg/pipeline"
 	"github.com/alexnet-repro/alexnet/shards"
 )
 
@@ -516,5 +518,45 @@ func TestLaterSplitKeepsEarlier(t *testing.T) {
 	}
 	if !strings.Contains(fmt.Sprint(rep.Warnings), "no longer lists the train split") {
 		t.Errorf("warnings: %v", rep.Warnings)
+	}
+}
+
+// Shards with skipped images feed the pipeline whole: record IDs number
+// the listed images, skipped ones included, so they run past Records.
+func TestPipelineReadsShardsWithSkips(t *testing.T) {
+	root, bad := makeTree(t, 6)
+	if bad == 0 {
+		t.Fatal("the fixture tree has no undecodable file")
+	}
+	out := t.TempDir()
+	rep, err := ingestDir(t, root, out, 2, context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.SkippedCount["train"] == 0 {
+		t.Fatalf("no train image skipped: %+v", rep.SkippedCount)
+	}
+	for _, mode := range []pipeline.Mode{pipeline.Train, pipeline.Center} {
+		split := map[pipeline.Mode]string{pipeline.Train: "train", pipeline.Center: "val"}[mode]
+		pl, err := pipeline.New(context.Background(), out, pipeline.Options{Mode: mode, Split: split, Batch: 1, Crop: 20, Epochs: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for {
+			s, err := pl.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("%s record %d: %v", split, n, err)
+			}
+			n += s.N
+			s.Release()
+		}
+		pl.Close()
+		if n != rep.Written[split] {
+			t.Errorf("%s: %d records read, %d written", split, n, rep.Written[split])
+		}
 	}
 }

@@ -95,7 +95,7 @@ type Pipeline struct {
 	lo, hi   int // this rank's share of each epoch's sequence
 	perEpoch int // batches per epoch for this rank
 	views    int
-	records  uint64 // records in the split: IDs lie below
+	records  uint64 // images listed in the split, skipped ones included: IDs lie below
 	classes  int
 
 	sigma     float32 // 0: no lighting
@@ -162,7 +162,9 @@ func New(ctx context.Context, dir string, opt Options) (*Pipeline, error) {
 	}
 	p.opt = opt
 	sp := meta.Splits[opt.Split]
-	p.records = uint64(sp.Records)
+	// Records are numbered among all the images listed, skipped ones
+	// included, so IDs lie below that count, not below Records.
+	p.records = uint64(sp.Records + sp.Skipped)
 	p.classes = len(meta.Classes)
 	p.cache = newReaderCache(meta.ShardPaths(dir, opt.Split), p.order.Counts, opt.MaxOpenShards)
 
