@@ -1,12 +1,14 @@
 package shards
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // MetaFile is the name of the dataset description beside the shards.
@@ -74,7 +76,24 @@ func WriteMeta(dir string, m *Meta) error {
 	return WriteFileAtomic(filepath.Join(dir, MetaFile), append(b, '\n'))
 }
 
+// maxMetaBytes bounds what is read of meta.json: ImageNet's is a few
+// hundred kilobytes, and a damaged or foreign file must not fill memory.
+const maxMetaBytes = 256 << 20
+
+// MetaError is a meta.json that exists and was read but cannot be used:
+// damaged, or not one this build reads. It is kept apart from a missing or
+// unreadable file because only this kind says the dataset itself is damaged.
+type MetaError struct {
+	Path string
+	Err  error
+}
+
+func (e *MetaError) Error() string { return e.Path + ": " + e.Err.Error() }
+
+func (e *MetaError) Unwrap() error { return e.Err }
+
 // ReadMeta reads dir/meta.json and checks that it is one this build reads.
+// A file that is there but unusable gives a *MetaError.
 func ReadMeta(dir string) (*Meta, error) {
 	p := filepath.Join(dir, MetaFile)
 	f, err := os.Open(p)
@@ -85,9 +104,16 @@ func ReadMeta(dir string) (*Meta, error) {
 		return nil, err
 	}
 	defer f.Close()
-	m, err := ParseMeta(f)
+	b, err := io.ReadAll(io.LimitReader(f, maxMetaBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	if len(b) > maxMetaBytes {
+		return nil, &MetaError{Path: p, Err: fmt.Errorf("larger than %d MiB", maxMetaBytes>>20)}
+	}
+	m, err := ParseMeta(bytes.NewReader(b))
+	if err != nil {
+		return nil, &MetaError{Path: p, Err: err}
 	}
 	return m, nil
 }
@@ -95,9 +121,14 @@ func ReadMeta(dir string) (*Meta, error) {
 // ParseMeta decodes and validates a meta.json stream.
 func ParseMeta(r io.Reader) (*Meta, error) {
 	var m Meta
-	dec := json.NewDecoder(io.LimitReader(r, 256<<20))
+	dec := json.NewDecoder(io.LimitReader(r, maxMetaBytes))
 	if err := dec.Decode(&m); err != nil {
-		return nil, err
+		return nil, jsonProblem(err)
+	}
+	// Decode stops after the first value, so bytes appended to a good
+	// file would otherwise pass unnoticed.
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("data after the JSON document, from byte %d", dec.InputOffset())
 	}
 	if m.FormatVersion != Version {
 		return nil, fmt.Errorf("format version %d, this build reads %d", m.FormatVersion, Version)
@@ -123,6 +154,48 @@ func ParseMeta(r io.Reader) (*Meta, error) {
 		}
 	}
 	return &m, nil
+}
+
+// jsonProblem words encoding/json's errors for a damaged file: its bare
+// "EOF" for an empty one tells nobody what is wrong.
+func jsonProblem(err error) error {
+	var se *json.SyntaxError
+	switch {
+	case err == io.EOF:
+		return errors.New("empty (no JSON in it)")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("truncated: the JSON ends mid-document (%w)", err)
+	case errors.As(err, &se):
+		return fmt.Errorf("invalid JSON at byte %d: %w", se.Offset, err)
+	}
+	return err
+}
+
+// CheckRecord reports what in a record's header contradicts meta.json. The
+// CRCs only say the bytes are as written; a writer's bug or a crafted
+// record can carry a label or shape that training would reject only when it
+// reaches it, and a shape that would make a decoder allocate gigabytes.
+// Train records need a label; other splits may carry -1, which ingest
+// writes for a validation image it has no label for.
+func (m *Meta) CheckRecord(split string, rec *Record) error {
+	var bad []string
+	if rec.W != m.Width || rec.H != m.Height || rec.Channels != m.Channels {
+		bad = append(bad, fmt.Sprintf("%d×%d×%d image, meta.json says the shards hold %d×%d×%d",
+			rec.W, rec.H, rec.Channels, m.Width, m.Height, m.Channels))
+	}
+	switch {
+	case rec.Label == -1 && split == "train":
+		bad = append(bad, "train record without a label (-1)")
+	case rec.Label < -1 || int64(rec.Label) >= int64(len(m.Classes)):
+		bad = append(bad, fmt.Sprintf("label %d outside the %d classes in meta.json", rec.Label, len(m.Classes)))
+	}
+	if rec.Codec > CodecGradHuff {
+		bad = append(bad, fmt.Sprintf("codec %d, which this build cannot decode", rec.Codec))
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(bad, "; "))
 }
 
 // ShardPaths lists a split's shard files under dir, in order.

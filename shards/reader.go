@@ -2,6 +2,7 @@ package shards
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -63,13 +64,21 @@ func NewReader(name string, ra io.ReaderAt, size int64) (*Reader, error) {
 	if _, err := ra.ReadAt(tb[:], size-trailerSize); err != nil {
 		return fail(err)
 	}
+	// Whatever makes the end not a trailer, bytes appended after a whole
+	// shard are the likelier story when a real trailer sits just before.
+	noTrailer := func(err error) (*Reader, error) {
+		if n := bytesAfterTrailer(ra, size); n > 0 {
+			err = fmt.Errorf("%w: %d bytes after the trailer", ErrFormat, n)
+		}
+		return fail(err)
+	}
 	t, err := parseTrailer(tb[:])
 	if err != nil {
-		return fail(err)
+		return noTrailer(err)
 	}
 	idxLen := size - trailerSize - int64(t.indexOffset)
 	if t.indexOffset < headerSize+4 || idxLen < 0 || t.count > uint64(idxLen)/8 || uint64(idxLen) != 8*t.count {
-		return fail(fmt.Errorf("%w: trailer says %d records with index at %d in a %d-byte file", ErrFormat, t.count, t.indexOffset, size))
+		return noTrailer(fmt.Errorf("%w: trailer says %d records with index at %d in a %d-byte file", ErrFormat, t.count, t.indexOffset, size))
 	}
 	idx := make([]byte, idxLen)
 	if _, err := ra.ReadAt(idx, int64(t.indexOffset)); err != nil {
@@ -90,6 +99,40 @@ func NewReader(name string, ra io.ReaderAt, size int64) (*Reader, error) {
 		prev = o + 8
 	}
 	return &Reader{name: name, ra: ra, size: size, t: t, offsets: offs}, nil
+}
+
+// trailerSearch is how far from the end bytesAfterTrailer looks.
+const trailerSearch = 1 << 20
+
+// bytesAfterTrailer finds a trailer near the end of a shard that does not
+// end in one, and says how many bytes follow it: 0 when there is none.
+// "No trailer (incomplete)" would send whoever reads it after a truncation
+// when the shard is whole and something was appended to it. Only trailers
+// whose index ends where they begin count, so stray magic bytes in a
+// payload are not taken for one.
+func bytesAfterTrailer(ra io.ReaderAt, size int64) int64 {
+	n := min(size, trailerSearch)
+	b := make([]byte, n)
+	if k, _ := ra.ReadAt(b, size-n); int64(k) != n {
+		return 0
+	}
+	base := size - n
+	for end := len(b); ; {
+		i := bytes.LastIndex(b[:end], trailerMagic[:])
+		if i < 0 {
+			return 0
+		}
+		end = i
+		start := i + 8 - trailerSize
+		if start < 0 {
+			continue
+		}
+		t, err := parseTrailer(b[start : i+8])
+		tEnd := uint64(base) + uint64(i) + 8
+		if err == nil && t.indexOffset < tEnd && t.count <= tEnd/8 && t.indexOffset+8*t.count+trailerSize == tEnd {
+			return size - int64(tEnd)
+		}
+	}
 }
 
 // Name is the shard's name as used in errors.
@@ -281,8 +324,8 @@ func (s *Scanner) finish() error {
 	if crc32.Update(crcBefore, castagnoli, tb[:20]) != t.fileCRC {
 		return fail(fmt.Errorf("file: %w", ErrChecksum))
 	}
-	if n, _ := s.br.Read(tb[:1]); n != 0 {
-		return fail(fmt.Errorf("%w: bytes after the trailer", ErrFormat))
+	if n, _ := io.Copy(io.Discard, s.br); n != 0 {
+		return fail(fmt.Errorf("%w: %d bytes after the trailer", ErrFormat, n))
 	}
 	s.done = true
 	return io.EOF

@@ -21,6 +21,14 @@ type VerifyResult struct {
 // one by one and name each damaged one. With decode, every payload is also
 // decompressed to its declared size.
 func Verify(path string, decode bool) VerifyResult {
+	return VerifyWith(path, decode, nil)
+}
+
+// VerifyWith is Verify with want run on every record whose bytes are intact
+// (Meta.CheckRecord is meant for it): what it returns is that record's
+// damage, and such a record is not decoded, since its header cannot be
+// trusted to size the decode.
+func VerifyWith(path string, decode bool, want func(*Record) error) VerifyResult {
 	name := filepath.Base(path)
 	res := VerifyResult{Shard: name}
 	f, err := os.Open(path)
@@ -36,6 +44,12 @@ func Verify(path string, decode bool) VerifyResult {
 		defer dec.Close()
 	}
 	check := func(i int, rec *Record) bool {
+		if want != nil {
+			if err := want(rec); err != nil {
+				res.Damage = append(res.Damage, &RecordError{Shard: name, Index: i, Offset: -1, Err: err})
+				return false
+			}
+		}
 		if dec == nil {
 			return true
 		}
@@ -51,6 +65,7 @@ func Verify(path string, decode bool) VerifyResult {
 	}
 	sc := NewScanner(name, f)
 	seen := 0
+	var final error
 	for {
 		rec, err := sc.Next()
 		if err == io.EOF {
@@ -63,6 +78,7 @@ func Verify(path string, decode bool) VerifyResult {
 				seen++
 				continue // framing held: go on with the next record
 			}
+			final = err
 			break
 		}
 		if check(seen, rec) {
@@ -73,7 +89,13 @@ func Verify(path string, decode bool) VerifyResult {
 	// Framing broke at record `seen` or in the trailer: fall back to the index.
 	r, err := NewReader(name, f, fileSize(f))
 	if err != nil {
-		res.Damage = append(res.Damage, err)
+		// A fault in the file's own framing (bad magic, bytes after the
+		// trailer) that the pass already named stops the index too; naming
+		// it again reads as a second fault.
+		var re *RecordError
+		if !errors.As(final, &re) || re.Index >= 0 {
+			res.Damage = append(res.Damage, err)
+		}
 		return res
 	}
 	var rec Record

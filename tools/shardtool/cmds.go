@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"image"
@@ -54,7 +55,7 @@ type shardCheck struct {
 }
 
 func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("verify", "verify DIR [--decode] [--json]\n\nRe-reads every shard listed in DIR/meta.json, checking record CRCs, the index,\nthe whole-file CRC and the sizes and checksums meta.json recorded.", stderr)
+	fs := newFlags("verify", "verify DIR [--decode] [--json]\n\nRe-reads every shard listed in DIR/meta.json, checking record CRCs, the index,\nthe whole-file CRC, the sizes and checksums meta.json recorded, and each\nrecord's label, size and codec against meta.json. Exit 4 on any damage.", stderr)
 	decode := fs.Bool("decode", false, "also decompress every record's pixels")
 	asJSON := fs.Bool("json", false, "print results as JSON")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "shards checked in parallel")
@@ -69,8 +70,15 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	dir := pos[0]
 	m, err := shards.ReadMeta(dir)
 	if err != nil {
-		fmt.Fprintln(stderr, "shardtool verify:", err)
-		return cli.ExitFailure
+		var me *shards.MetaError
+		if !errors.As(err, &me) {
+			fmt.Fprintln(stderr, "shardtool verify:", err)
+			return cli.ExitFailure
+		}
+		// A meta.json that is there but unusable is damage like a shard's,
+		// and a --json consumer needs its report to say so.
+		metaCheck := []shardCheck{{Shard: shards.MetaFile, Damage: []string{err.Error()}}}
+		return verifyReport(metaCheck, 0, *asJSON, stdout)
 	}
 	type task struct {
 		split string
@@ -92,7 +100,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			for i := range next {
 				t := tasks[i]
 				path := filepath.Join(dir, t.info.File)
-				res := shards.Verify(path, *decode)
+				res := shards.VerifyWith(path, *decode, func(rec *shards.Record) error { return m.CheckRecord(t.split, rec) })
 				c := shardCheck{Split: t.split, Shard: t.info.File, Records: res.Records}
 				for _, d := range res.Damage {
 					c.Damage = append(c.Damage, d.Error())
@@ -125,21 +133,31 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "shardtool verify: interrupted")
 		return cli.ExitFailure
 	}
+	return verifyReport(results, len(results), *asJSON, stdout)
+}
+
+// verifyReport prints the checks of nShards shards (and of meta.json, when
+// it is damaged, which leaves no shard list to check) and gives the exit
+// code.
+func verifyReport(results []shardCheck, nShards int, asJSON bool, stdout io.Writer) int {
 	bad, records := 0, 0
 	for _, c := range results {
 		records += c.Records
 		if len(c.Damage) > 0 {
 			bad++
-			if !*asJSON {
+			if !asJSON {
 				for _, d := range c.Damage {
 					fmt.Fprintln(stdout, "DAMAGED", d)
 				}
 			}
 		}
 	}
-	if *asJSON {
-		json.NewEncoder(stdout).Encode(map[string]any{"shards": len(results), "damaged": bad, "records_ok": records, "results": results})
-	} else {
+	switch {
+	case asJSON:
+		json.NewEncoder(stdout).Encode(map[string]any{"shards": nShards, "damaged": bad, "records_ok": records, "results": results})
+	case nShards < len(results):
+		fmt.Fprintf(stdout, "%s is damaged, so there is no list of shards to verify\n", shards.MetaFile)
+	default:
 		fmt.Fprintf(stdout, "verified %d shards, %d records ok, %d damaged shards\n", len(results), records, bad)
 	}
 	if bad > 0 {

@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
+	"hash/crc32"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -103,5 +106,152 @@ func TestInspectAndGrid(t *testing.T) {
 	}
 	if code, _, _ := runTool("frobnicate"); code != cli.ExitUsage {
 		t.Fatal("unknown command accepted")
+	}
+}
+
+// copyShards gives a test case its own copy of a shard directory, so one
+// ingest serves a whole table.
+func copyShards(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			b, err := os.ReadFile(filepath.Join(src, e.Name()))
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return dst
+}
+
+// rewriteRecord edits the body of record i of a shard in place and then
+// fixes every checksum (the record's, the whole file's and meta.json's),
+// as a writer with a bug would leave it: only checks of what the header
+// says can catch it.
+func rewriteRecord(t *testing.T, dir, shard string, i int, edit func(body []byte)) {
+	t.Helper()
+	p := filepath.Join(dir, shard)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	castagnoli := crc32.MakeTable(crc32.Castagnoli)
+	off := 16 // the header
+	for k := 0; k < i; k++ {
+		off += 4 + int(binary.LittleEndian.Uint32(b[off:])) + 4
+	}
+	n := int(binary.LittleEndian.Uint32(b[off:]))
+	body := b[off+4 : off+4+n]
+	edit(body)
+	binary.LittleEndian.PutUint32(b[off+4+n:], crc32.Checksum(body, castagnoli))
+	// The file CRC covers every byte before its own field, 12 from the end.
+	fileCRC := crc32.Checksum(b[:len(b)-12], castagnoli)
+	binary.LittleEndian.PutUint32(b[len(b)-12:], fileCRC)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := shards.ReadMeta(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sp := range m.Splits {
+		for j := range sp.Shards {
+			if sp.Shards[j].File == shard {
+				sp.Shards[j].CRC32C = fmt.Sprintf("%08x", fileCRC)
+			}
+		}
+	}
+	if err := shards.WriteMeta(dir, m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Labels and shapes that contradict meta.json pass every CRC; plain verify
+// must still name them, where train would fail only on reaching them.
+func TestVerifyChecksRecordHeaders(t *testing.T) {
+	clean := makeShards(t)
+	label := func(l int32) func([]byte) {
+		return func(b []byte) { binary.LittleEndian.PutUint32(b[8:], uint32(l)) }
+	}
+	size := func(w, h uint16) func([]byte) {
+		return func(b []byte) { binary.LittleEndian.PutUint16(b[2:], w); binary.LittleEndian.PutUint16(b[4:], h) }
+	}
+	for _, c := range []struct {
+		name, shard string
+		edit        func([]byte)
+		want        string // "" for a record verify must accept
+	}{
+		{"label past the classes", "train-00001.shard", label(999), "shard train-00001.shard record 2: label 999 outside the 3 classes in meta.json"},
+		{"unlabelled train record", "train-00001.shard", label(-1), "shard train-00001.shard record 2: train record without a label (-1)"},
+		{"negative val label", "val-00000.shard", label(-5), "shard val-00000.shard record 2: label -5 outside the 3 classes"},
+		// ingest writes -1 for a validation image it has no label for.
+		{"unlabelled val record", "val-00000.shard", label(-1), ""},
+		{"huge image", "train-00000.shard", size(65535, 65535), "shard train-00000.shard record 2: 65535×65535×3 image, meta.json says the shards hold 32×32×3"},
+		{"small image", "val-00000.shard", size(16, 16), "shard val-00000.shard record 2: 16×16×3 image"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := copyShards(t, clean)
+			rewriteRecord(t, dir, c.shard, 2, c.edit)
+			code, out, errs := runTool("verify", dir)
+			if c.want == "" {
+				if code != cli.ExitOK {
+					t.Fatalf("exit %d\n%s%s", code, out, errs)
+				}
+				return
+			}
+			if code != cli.ExitDamaged || !strings.Contains(out, "DAMAGED "+c.want) || strings.Count(out, "DAMAGED") != 1 {
+				t.Fatalf("exit %d, want %d naming %q\n%s%s", code, cli.ExitDamaged, c.want, out, errs)
+			}
+		})
+	}
+}
+
+// A meta.json that is there but unusable is damage: exit 4, and --json
+// still reports, naming meta.json and why.
+func TestVerifyDamagedMeta(t *testing.T) {
+	clean := makeShards(t)
+	whole, err := os.ReadFile(filepath.Join(clean, shards.MetaFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, content, want string
+	}{
+		{"empty", "", "meta.json: empty (no JSON in it)"},
+		{"truncated", string(whole[:len(whole)/2]), "meta.json: truncated"},
+		{"invalid", "{nope", "meta.json: invalid JSON at byte 2"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := copyShards(t, clean)
+			if err := os.WriteFile(filepath.Join(dir, shards.MetaFile), []byte(c.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errs := runTool("verify", dir)
+			if code != cli.ExitDamaged || !strings.Contains(out, "DAMAGED "+filepath.Join(dir, c.want)) {
+				t.Fatalf("exit %d, want %d naming %q\n%s%s", code, cli.ExitDamaged, c.want, out, errs)
+			}
+			code, out, errs = runTool("verify", dir, "--json")
+			var res struct {
+				Damaged int
+				Results []shardCheck
+			}
+			if err := json.Unmarshal([]byte(out), &res); err != nil || code != cli.ExitDamaged || res.Damaged != 1 ||
+				len(res.Results) != 1 || res.Results[0].Shard != shards.MetaFile || len(res.Results[0].Damage) != 1 ||
+				!strings.Contains(res.Results[0].Damage[0], c.want) {
+				t.Fatalf("--json: exit %d, %v\n%s%s", code, err, out, errs)
+			}
+		})
+	}
+	// Not there at all is the wrong directory rather than damage.
+	if code, _, _ := runTool("verify", t.TempDir()); code != cli.ExitFailure {
+		t.Fatalf("no meta.json: exit %d", code)
 	}
 }

@@ -1,0 +1,148 @@
+package shards
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCheckRecord(t *testing.T) {
+	m := &Meta{Width: 8, Height: 8, Channels: 3, Classes: []Class{{0, "a", ""}, {1, "b", ""}, {2, "c", ""}}}
+	ok := Record{W: 8, H: 8, Channels: 3, Label: 2, Codec: CodecGradHuff}
+	for _, c := range []struct {
+		name, split string
+		edit        func(*Record)
+		want        string // "" when the record is fine
+	}{
+		{"good train record", "train", func(*Record) {}, ""},
+		{"unlabelled val record", "val", func(r *Record) { r.Label = -1 }, ""},
+		{"label past the classes", "train", func(r *Record) { r.Label = 999 }, "label 999 outside the 3 classes"},
+		{"label just past the classes", "val", func(r *Record) { r.Label = 3 }, "label 3 outside the 3 classes"},
+		{"unlabelled train record", "train", func(r *Record) { r.Label = -1 }, "train record without a label (-1)"},
+		{"negative label in val", "val", func(r *Record) { r.Label = -5 }, "label -5 outside"},
+		{"huge image", "train", func(r *Record) { r.W, r.H = 65535, 65535 }, "65535×65535×3 image, meta.json says the shards hold 8×8×3"},
+		{"smaller image", "val", func(r *Record) { r.H = 4 }, "8×4×3 image"},
+		{"unknown codec", "train", func(r *Record) { r.Codec = 9 }, "codec 9"},
+		{"two faults", "train", func(r *Record) { r.W, r.Label = 7, 5 }, "7×8×3 image, meta.json says the shards hold 8×8×3; label 5 outside"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := ok
+			c.edit(&r)
+			err := m.CheckRecord(c.split, &r)
+			if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+				t.Fatalf("got %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+// A record whose header contradicts meta.json is damage that names it, and
+// is not decoded: a 65535² header would have the decoder allocate 12 GB.
+func TestVerifyWithChecksHeaders(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "train-00000.shard")
+	recs, _ := writeTestShardSized(t, path, 6, CodecGradHuff, 8, 1)
+	m := &Meta{Width: 8, Height: 8, Channels: 3, Classes: make([]Class, 7)}
+	for _, decode := range []bool{false, true} {
+		if v := VerifyWith(path, decode, func(r *Record) error { return m.CheckRecord("val", r) }); len(v.Damage) != 0 || v.Records != 6 {
+			t.Fatalf("clean shard, decode %v: %+v", decode, v)
+		}
+	}
+	w, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs[1].Label = 999
+	recs[4].W, recs[4].H = 65535, 65535
+	for i := range recs {
+		if err := w.Append(&recs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, decode := range []bool{false, true} {
+		v := VerifyWith(path, decode, func(r *Record) error { return m.CheckRecord("val", r) })
+		if len(v.Damage) != 2 || v.Records != 4 ||
+			v.Damage[0].Error() != "shard train-00000.shard record 1: label 999 outside the 7 classes in meta.json" ||
+			v.Damage[1].Error() != "shard train-00000.shard record 4: 65535×65535×3 image, meta.json says the shards hold 8×8×3" {
+			t.Fatalf("decode %v: %d records ok, damage %v", decode, v.Records, v.Damage)
+		}
+	}
+}
+
+// A fault in the file's framing is one fault: Verify names it once, and
+// the reader that training opens shards with gives the same reason.
+func TestVerifyNamesFramingFaultOnce(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.shard")
+	writeTestShard(t, path, 3, CodecGradHuff)
+	orig, _ := os.ReadFile(path)
+	for _, c := range []struct {
+		name   string
+		mutate func([]byte) []byte
+		verify string // Verify's one damage
+		reader string // NewReader's error
+	}{
+		{"bytes appended", func(b []byte) []byte { return append(b, "15 stray bytes!"...) },
+			"15 bytes after the trailer", "15 bytes after the trailer"},
+		{"appended bytes holding trailer magic", func(b []byte) []byte {
+			return append(b, append(make([]byte, 40), trailerMagic[:]...)...)
+		}, "48 bytes after the trailer", "48 bytes after the trailer"},
+		{"bad magic", func(b []byte) []byte { b[0] = 'X'; return b },
+			"bad magic", "bad magic"},
+		{"trailer cut short", func(b []byte) []byte { return b[:len(b)-10] },
+			"truncated trailer", "no trailer (incomplete or not a shard)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := c.mutate(bytes.Clone(orig))
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			v := Verify(path, false)
+			if len(v.Damage) != 1 || !strings.Contains(v.Damage[0].Error(), c.verify) {
+				t.Errorf("Verify: %v, want one damage saying %q", v.Damage, c.verify)
+			}
+			if _, err := NewReader("s.shard", bytes.NewReader(b), int64(len(b))); err == nil || !strings.Contains(err.Error(), c.reader) {
+				t.Errorf("NewReader: %v, want %q", err, c.reader)
+			}
+		})
+	}
+}
+
+func TestReadMetaNamesDamage(t *testing.T) {
+	dir := t.TempDir()
+	good := &Meta{FormatVersion: Version, Width: 4, Height: 4, Channels: 3, Classes: []Class{{0, "n0", "zero"}}}
+	if err := WriteMeta(dir, good); err != nil {
+		t.Fatal(err)
+	}
+	whole, _ := os.ReadFile(filepath.Join(dir, MetaFile))
+	for _, c := range []struct {
+		name, content, want string
+	}{
+		{"empty", "", "meta.json: empty (no JSON in it)"},
+		{"only whitespace", " \n", "empty"},
+		{"truncated", string(whole[:len(whole)/2]), "truncated: the JSON ends mid-document"},
+		{"invalid", `{"format_version": ?}`, "invalid JSON at byte 20: invalid character '?'"},
+		{"data after the document", string(whole) + "}garbage", "data after the JSON document"},
+		{"wrong shape", `{"format_version":1,"width":4,"height":4,"channels":1}`, "bad image shape"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := os.WriteFile(filepath.Join(dir, MetaFile), []byte(c.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := ReadMeta(dir)
+			var me *MetaError
+			if !errors.As(err, &me) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v (%T), want a *MetaError saying %q", err, err, c.want)
+			}
+		})
+	}
+	// Not there at all is a wrong directory, not a damaged dataset.
+	if _, err := ReadMeta(t.TempDir()); err == nil || errors.As(err, new(*MetaError)) {
+		t.Fatalf("missing meta.json: %v", err)
+	}
+}
