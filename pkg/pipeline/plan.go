@@ -20,7 +20,10 @@ type Position struct {
 	Batch int `json:"batch"`
 }
 
-func (p Position) String() string { return fmt.Sprintf("epoch %d batch %d", p.Epoch, p.Batch) }
+// String counts the batch from 1 and the epoch from 0, as train's log
+// lines do ("epoch 0 … batch 8/37"), so an error's position and the log
+// line before it name the same batch.
+func (p Position) String() string { return fmt.Sprintf("epoch %d batch %d", p.Epoch, p.Batch+1) }
 
 // Order decides every epoch's sequence of records from the shards' record
 // counts alone, reading no data, so the sequence is known before the first

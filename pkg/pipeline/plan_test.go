@@ -192,3 +192,10 @@ func TestBatchCount(t *testing.T) {
 		}
 	}
 }
+
+// Positions print as train's log lines count: epochs from 0, batches from 1.
+func TestPositionString(t *testing.T) {
+	if got := (Position{Epoch: 0, Batch: 7}).String(); got != "epoch 0 batch 8" {
+		t.Errorf("Position{0, 7} = %q", got)
+	}
+}
