@@ -163,3 +163,46 @@ func TestLayersTable(t *testing.T) {
 		t.Log(got)
 	}
 }
+
+// TestLayersTableOneSided: a profile on one side only (PyTorch absent,
+// cut by the budget, or failed) still renders, with "—" for the other,
+// and a failed profile is named even when neither side has one.
+func TestLayersTableOneSided(t *testing.T) {
+	for _, tc := range []struct {
+		name, bench, torch string
+		want               []string
+	}{
+		{"ours only",
+			`{"kind":"bench","model":"alexnet-owt","precision":"tf32","profile_steps":10,"layers":[{"layer":"conv1","kind":"conv","pass":"forward","relu":true,"ms":1.0},{"layer":"update","kind":"update","pass":"","ms":0.4}]}`,
+			"",
+			[]string{"| conv1 + ReLU | 1.000 | — | — | — | — |", "| total: the whole profiled step | **1.40** | — | | | — |"}},
+		{"PyTorch only, ours failed",
+			`{"kind":"bench","model":"alexnet","precision":"tf32","profile_steps":10,"profile_error":"cuEventRecord: boom"}`,
+			`{"kind":"torch_bench","model":"alexnet","precision":"tf32","profile_steps":10,"layers":[{"layer":"conv1","kind":"conv","pass":"forward","ms":0.8},{"layer":"relu1","kind":"relu","pass":"forward","ms":0.1}]}`,
+			[]string{"time goes: alexnet,", "means of 10 synced steps", "| conv1 + ReLU | — | 0.900 | — | — | — |", "alexnet, tf32: ours profile failed: cuEventRecord: boom"}},
+		{"both failed",
+			`{"kind":"bench","model":"alexnet","precision":"tf32","profile_error":"ours broke"}`,
+			`{"kind":"torch_bench","model":"alexnet","precision":"tf32","profile_error":"theirs broke"}`,
+			[]string{"alexnet, tf32: ours profile failed: ours broke", "alexnet, tf32: PyTorch's profile failed: theirs broke"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.WriteFile(filepath.Join(dir, "bench.jsonl"), []byte(tc.bench+"\n"), 0o644)
+			if tc.torch != "" {
+				os.WriteFile(filepath.Join(dir, "torch.jsonl"), []byte(tc.torch+"\n"), 0o644)
+			}
+			var out bytes.Buffer
+			if code := run([]string{"table", "--dir", dir}, &out, &out); code != 0 {
+				t.Fatalf("exit %d: %s", code, out.String())
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("table lacks %q:\n%s", want, out.String())
+				}
+			}
+			if !strings.Contains(out.String(), "## gpu-check results") {
+				t.Error("the results table is missing")
+			}
+		})
+	}
+}

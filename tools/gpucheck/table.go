@@ -135,8 +135,16 @@ func runTable(args []string, stdout io.Writer) error {
 	}
 	writeMachine(stdout, r)
 	// The split comes before the table, so the table is what a
-	// truncated log's tail still shows.
-	writeLayers(stdout, r)
+	// truncated log's tail still shows. A GPU session is rare: whatever
+	// goes wrong drawing the split must not cost the table after it.
+	func() {
+		defer func() {
+			if v := recover(); v != nil {
+				fmt.Fprintf(stdout, "\n(the per-layer split could not be drawn: %v)\n", v)
+			}
+		}()
+		writeLayers(stdout, r)
+	}()
 	writeTable(stdout, r)
 	return nil
 }
@@ -410,11 +418,14 @@ func splitOf(parts []gpu.LayerTime, fold bool) *stepSplit {
 	return s
 }
 
-func (s *stepSplit) cell(m map[string]float64, key string) string {
+// cell formats one part of one side: fwd, bwd or other; "—" where that
+// side has no profile (s nil: not run, failed, or cut by the budget) or no
+// such part.
+func (s *stepSplit) cell(part, key string) string {
 	if s == nil {
 		return none
 	}
-	v, ok := m[key]
+	v, ok := map[string]map[string]float64{"fwd": s.fwd, "bwd": s.bwd, "other": s.other}[part][key]
 	if !ok {
 		return none
 	}
@@ -429,10 +440,22 @@ func writeLayers(w io.Writer, r *results) {
 		o := r.find("bench", map[string]string{"model": model, "precision": "tf32"})
 		t := r.find("torch_bench", map[string]string{"model": model, "precision": "tf32"})
 		ours, theirs := splitOf(layersOf(o), false), splitOf(layersOf(t), true)
+		failed := func() {
+			for _, m := range []map[string]any{o, t} {
+				if e := str(m, "profile_error"); e != "" {
+					who := map[string]string{"bench": "ours", "torch_bench": "PyTorch's"}[str(m, "kind")]
+					fmt.Fprintf(w, "\n%s, %s: %s profile failed: %s\n", model, "tf32", who, e)
+				}
+			}
+		}
 		if ours == nil && theirs == nil {
+			failed()
 			continue
 		}
 		steps := fmtNum(o, "profile_steps", "%.0f")
+		if ours == nil {
+			steps = fmtNum(t, "profile_steps", "%.0f")
+		}
 		fmt.Fprintf(w, "\n### Where a step's time goes: %s, tf32, batch 128\n\n", model)
 		fmt.Fprintf(w, "ms per step, means of %s synced steps with a CUDA event after every layer (PyTorch: our layers as modules, its ReLUs added to the conv or fc layer they follow, as ours are fused). Profiled steps add up to more than a bench step; read the shares.\n\n", steps)
 		fmt.Fprintf(w, "| part | ours: forward (or whole part) | PyTorch: forward (or whole part) | ours: backward | PyTorch: backward | ours ÷ PyTorch, both passes |\n|---|---|---|---|---|---|\n")
@@ -481,8 +504,8 @@ func writeLayers(w io.Writer, r *results) {
 			}
 			a, okA := sum(ours, l)
 			b, okB := sum(theirs, l)
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", name, ours.cell(ours.fwd, l), theirs.cell(theirs.fwd, l),
-				ours.cell(ours.bwd, l), theirs.cell(theirs.bwd, l), rowRatio(a, b, okA, okB))
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", name, ours.cell("fwd", l), theirs.cell("fwd", l),
+				ours.cell("bwd", l), theirs.cell("bwd", l), rowRatio(a, b, okA, okB))
 		}
 		for _, l := range []string{"loss", "update"} {
 			var a, b float64
@@ -494,7 +517,7 @@ func writeLayers(w io.Writer, r *results) {
 				b, okB = theirs.other[l]
 			}
 			label := map[string]string{"loss": "loss: softmax cross-entropy and its gradient", "update": "update: SGD with momentum and weight decay"}[l]
-			fmt.Fprintf(w, "| %s | %s | %s | | | %s |\n", label, ours.cell(ours.other, l), theirs.cell(theirs.other, l), rowRatio(a, b, okA, okB))
+			fmt.Fprintf(w, "| %s | %s | %s | | | %s |\n", label, ours.cell("other", l), theirs.cell("other", l), rowRatio(a, b, okA, okB))
 		}
 		tot := func(s *stepSplit) string {
 			if s == nil {
@@ -510,10 +533,6 @@ func writeLayers(w io.Writer, r *results) {
 			b = theirs.total
 		}
 		fmt.Fprintf(w, "| total: the whole profiled step | %s | %s | | | %s |\n", tot(ours), tot(theirs), rowRatio(a, b, ours != nil, theirs != nil))
-		for _, m := range []map[string]any{o, t} {
-			if e := str(m, "profile_error"); e != "" {
-				fmt.Fprintf(w, "\n%s's profile failed: %s\n", str(m, "kind"), e)
-			}
-		}
+		failed()
 	}
 }
