@@ -204,6 +204,11 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 	}
 
 	var trainAcc stats.Accumulator
+	// written lists the splits this run wrote shards for. A requested split
+	// with no images in this dataset is not one of them: its shards from an
+	// earlier run, of another copy of the dataset, say, are kept, never
+	// taken for stale ones.
+	var written []string
 	for _, split := range opt.Splits {
 		var items []imagenet.Item
 		switch split {
@@ -250,6 +255,7 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 			}
 		}
 		meta.Splits[split] = sp
+		written = append(written, split)
 		rep.Written[split] = sp.Records
 		rep.SkippedCount[split] = sp.Skipped
 	}
@@ -260,7 +266,7 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 		}
 		meta.Stats = &shards.Stats{Pixels: st.Pixels, Mean: st.Mean, Std: st.Std, Cov: st.Cov, PCAEigval: st.EigVal, PCAEigvec: st.EigVec}
 	}
-	if w := carryOver(opt.Out, opt.Splits, meta); w != "" {
+	if w := carryOver(opt.Out, written, meta); w != "" {
 		rep.Warnings = append(rep.Warnings, w)
 	}
 	if err := shards.WriteMeta(opt.Out, meta); err != nil {
@@ -268,7 +274,7 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 	}
 	// Only now that meta.json no longer lists them may stale shards go: a
 	// run killed before this point leaves the old meta.json's shards whole.
-	removed, err := removeStale(opt.Out, opt.Splits, meta)
+	removed, err := removeStale(opt.Out, written, meta)
 	rep.Removed = append(rep.Removed, removed...)
 	if err != nil {
 		return nil, err
@@ -302,9 +308,12 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 // same settings and classes, so that meta.json stays true of every shard
 // it lists; otherwise the returned warning says what is no longer listed.
 func carryOver(out string, written []string, meta *shards.Meta) string {
+	if _, err := os.Stat(filepath.Join(out, shards.MetaFile)); errors.Is(err, os.ErrNotExist) {
+		return "" // a first run: nothing to keep
+	}
 	old, err := shards.ReadMeta(out)
 	if err != nil {
-		return "" // none, or unreadable: nothing to keep
+		return fmt.Sprintf("the earlier meta.json could not be read (%v): splits this run did not write are no longer listed; their shards are left in place", err)
 	}
 	var others []string
 	for name, sp := range old.Splits {

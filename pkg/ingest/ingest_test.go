@@ -560,3 +560,60 @@ func TestPipelineReadsShardsWithSkips(t *testing.T) {
 		}
 	}
 }
+
+// A requested split that this copy of the dataset lacks is not rewritten:
+// its shards from an earlier run stay, and stay listed.
+func TestMissingSplitKeepsShards(t *testing.T) {
+	root, _ := makeTree(t, 10)
+	out := t.TempDir()
+	if _, err := ingestDir(t, root, out, 2, context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	before := outputFiles(t, out)
+	want, err := shards.ReadMeta(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same dataset without its train images (the class list comes
+	// from the val labels and synset mapping the fixture writes).
+	if err := os.RemoveAll(filepath.Join(root, "train")); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range wnids {
+		os.MkdirAll(filepath.Join(root, "train", c), 0o755)
+	}
+	rep, err := ingestDir(t, root, out, 2, context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Removed) != 0 {
+		t.Errorf("removed %v", rep.Removed)
+	}
+	got, err := shards.ReadMeta(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Splits, want.Splits) || !reflect.DeepEqual(got.Stats, want.Stats) {
+		t.Errorf("meta.json changed: %+v, want %+v", got.Splits, want.Splits)
+	}
+	after := outputFiles(t, out)
+	for name, b := range before {
+		if strings.HasSuffix(name, ".shard") && !bytes.Equal(after[name], b) {
+			t.Errorf("%s was removed or changed", name)
+		}
+	}
+
+	// A damaged meta.json cannot vouch for the other split: it is no
+	// longer listed, with a warning, and its shards stay on disk.
+	os.WriteFile(filepath.Join(out, shards.MetaFile), []byte("{"), 0o644)
+	rep, err = ingestDir(t, root, out, 2, context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(fmt.Sprint(rep.Warnings), "could not be read") {
+		t.Errorf("warnings: %v", rep.Warnings)
+	}
+	if _, err := os.Stat(filepath.Join(out, "train-00000.shard")); err != nil {
+		t.Error(err)
+	}
+}
