@@ -226,14 +226,14 @@ func (f *Feed) copier() {
 			if werr := f.dev.Uploaded(buf); werr == nil {
 				f.release(s)
 			}
-			f.out <- item{err: fmt.Errorf("feed: batch %d (%v): %w", seq, s.Pos, err)}
+			f.out <- item{err: fmt.Errorf("feed: copying %v: %w", s.Pos, err)}
 			return
 		}
 		f.out <- item{b: &Batch{Seq: seq, Dev: f.dev.Batch(buf, s.N), N: s.N, Crop: s.Crop, Views: s.Views,
 			Pos: s.Pos, Resume: s.Resume, buf: buf}}
 		if err := f.dev.Uploaded(buf); err != nil {
 			// The slot may still be read by a copy in flight: keep it.
-			f.out <- item{err: fmt.Errorf("feed: batch %d (%v): waiting for its copy: %w", seq, s.Pos, err)}
+			f.out <- item{err: fmt.Errorf("feed: %v: waiting for its copy: %w", s.Pos, err)}
 			return
 		}
 		f.release(s)

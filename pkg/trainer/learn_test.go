@@ -288,7 +288,7 @@ func TestRunDirectoryGuards(t *testing.T) {
 	shardDir := syntheticShards(t, 64, 16)
 	out := t.TempDir()
 	cfg := smallConfig(shardDir, out)
-	cfg.MaxSteps = 2
+	cfg.MaxSteps, cfg.Init = 2, "he"
 	if _, err := Train(context.Background(), cfg, io.Discard); err != nil {
 		t.Fatal(err)
 	}
@@ -330,9 +330,24 @@ func TestRunDirectoryGuards(t *testing.T) {
 	}
 
 	res = cfg
-	res.Resume, res.MaxSteps = true, 4
+	res.Resume, res.MaxSteps, res.Init = true, 4, "" // --init is the run's own on resume
 	if r, err := Train(context.Background(), res, io.Discard); err != nil || r.Steps != 4 {
 		t.Fatalf("a matching resume: %+v %v", r, err)
+	}
+	if ck, err := Load(filepath.Join(out, CheckpointFile)); err != nil || ck.Init != "he" {
+		t.Fatalf("the resumed checkpoint says init %q: %v", ck.Init, err)
+	}
+	// An --overwrite run stopped before its first checkpoint leaves no
+	// old checkpoint for a later --resume to take for its own.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	stopped := cfg
+	stopped.Overwrite = true
+	if _, err := Train(ctx, stopped, io.Discard); err == nil {
+		t.Fatal("a cancelled run succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(out, CheckpointFile)); !os.IsNotExist(err) {
+		t.Fatalf("the old checkpoint outlived --overwrite: %v", err)
 	}
 	fresh := cfg
 	fresh.Overwrite = true

@@ -154,6 +154,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			return nil, fmt.Errorf("--resume: %s was trained on another class list than %s/meta.json's: %w", ckPath, cfg.Shards, ErrResumeMismatch)
 		}
 		sched = ck.Schedule
+		cfg.Init = ck.Init // the run's own, whatever --init says now
 		params = map[string][]float32{}
 		for _, t := range ck.Tensors {
 			params[t.Name] = t.W
@@ -193,13 +194,26 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	if ck != nil {
 		fmt.Fprintf(log, "train: resuming %s at step %d, %v, lr %g\n", ckPath, step, pos, sched.LR)
 	}
+	if cfg.Overwrite && ck == nil {
+		// The old run's checkpoint and plots go now, not at the new run's
+		// first checkpoint: a new run stopped before that must not leave
+		// the old checkpoint beside the new run's metrics, for a later
+		// --resume to continue the wrong run.
+		for _, f := range []string{CheckpointFile, "loss.png", "error.png", "conv1-filters.png"} {
+			if err := os.Remove(filepath.Join(cfg.Out, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("--overwrite: %w", err)
+			}
+		}
+	}
 	mlog, err := OpenMetrics(cfg.Out, step)
 	if err != nil {
 		return nil, err
 	}
 	defer mlog.Close()
 
-	save := func(epoch int, at pipeline.Position) error {
+	// save checkpoints the state after the step that ran batch at; next is
+	// where the run goes on from, which the checkpoint keeps.
+	save := func(at, next pipeline.Position) error {
 		// A finite loss can still leave non-finite weights behind (the
 		// update that follows it overflows); such a state must not replace
 		// the last good checkpoint.
@@ -215,7 +229,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			}
 		}
 		c := &Checkpoint{Model: cfg.Model, Classes: len(meta.Classes), ClassList: classList, InputHW: crop, Batch: cfg.Batch,
-			Init: cfg.Init, Seed: cfg.Seed, Step: step, Epoch: epoch, Position: Position{Epoch: at.Epoch, Batch: at.Batch}, Schedule: sched,
+			Init: cfg.Init, Seed: cfg.Seed, Step: step, Epoch: next.Epoch, Position: Position{Epoch: next.Epoch, Batch: next.Batch}, Schedule: sched,
 			Mean: mean, Std: std, Tensors: ts}
 		return c.Save(ckPath)
 	}
@@ -336,12 +350,12 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			epochStart = time.Now()
 		}
 		if saving {
-			if err := save(resume.Epoch, resume); err != nil {
+			if err := save(at, resume); err != nil {
 				return false, err
 			}
 		}
 		if cfg.MaxSteps > 0 && step >= cfg.MaxSteps {
-			if err := save(resume.Epoch, resume); err != nil {
+			if err := save(at, resume); err != nil {
 				return false, err
 			}
 			res.Stopped = "max-steps"
