@@ -80,9 +80,14 @@ func WriteMeta(dir string, m *Meta) error {
 // hundred kilobytes, and a damaged or foreign file must not fill memory.
 const maxMetaBytes = 256 << 20
 
+// ErrMetaVersion marks a whole meta.json of a format version this build
+// does not read: another build's, not a damaged one.
+var ErrMetaVersion = errors.New("meta.json of another format")
+
 // MetaError is a meta.json that exists and was read but cannot be used:
-// damaged, or not one this build reads. It is kept apart from a missing or
-// unreadable file because only this kind says the dataset itself is damaged.
+// damaged. It is kept apart from a missing or unreadable file, and from one
+// of another format version (ErrMetaVersion), because only this kind says
+// the dataset itself is damaged.
 type MetaError struct {
 	Path string
 	Err  error
@@ -112,6 +117,9 @@ func ReadMeta(dir string) (*Meta, error) {
 		return nil, &MetaError{Path: p, Err: fmt.Errorf("larger than %d MiB", maxMetaBytes>>20)}
 	}
 	m, err := ParseMeta(bytes.NewReader(b))
+	if errors.Is(err, ErrMetaVersion) {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
 	if err != nil {
 		return nil, &MetaError{Path: p, Err: err}
 	}
@@ -131,7 +139,7 @@ func ParseMeta(r io.Reader) (*Meta, error) {
 		return nil, fmt.Errorf("data after the JSON document, from byte %d", dec.InputOffset())
 	}
 	if m.FormatVersion != Version {
-		return nil, fmt.Errorf("format version %d, this build reads %d", m.FormatVersion, Version)
+		return nil, fmt.Errorf("%w: format version %d, this build reads %d", ErrMetaVersion, m.FormatVersion, Version)
 	}
 	if m.Width <= 0 || m.Height <= 0 || m.Channels != 3 {
 		return nil, fmt.Errorf("bad image shape %d×%d×%d", m.Width, m.Height, m.Channels)

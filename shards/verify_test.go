@@ -3,6 +3,7 @@ package shards
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -141,8 +142,17 @@ func TestReadMetaNamesDamage(t *testing.T) {
 			}
 		})
 	}
-	// Not there at all is a wrong directory, not a damaged dataset.
+	// Not there at all is a wrong directory, not a damaged dataset; a
+	// whole file of another format version is another build's.
 	if _, err := ReadMeta(t.TempDir()); err == nil || errors.As(err, new(*MetaError)) {
 		t.Fatalf("missing meta.json: %v", err)
+	}
+	other := strings.Replace(string(whole), fmt.Sprintf(`"format_version": %d`, Version), `"format_version": 99`, 1)
+	if other == string(whole) {
+		t.Fatal("the test could not change the format version")
+	}
+	os.WriteFile(filepath.Join(dir, MetaFile), []byte(other), 0o644)
+	if _, err := ReadMeta(dir); !errors.Is(err, ErrMetaVersion) || errors.As(err, new(*MetaError)) || !strings.Contains(err.Error(), "format version 99") {
+		t.Fatalf("another format version: %v", err)
 	}
 }
