@@ -273,7 +273,9 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 		return nil, err
 	}
 	// Only now that meta.json no longer lists them may stale shards go: a
-	// run killed before this point leaves the old meta.json's shards whole.
+	// run killed before this point leaves every file the old meta.json
+	// lists in place (those rewritten under the same names already hold
+	// the new run's records, and the next run resumes them).
 	removed, err := removeStale(opt.Out, written, meta)
 	rep.Removed = append(rep.Removed, removed...)
 	if err != nil {
