@@ -67,6 +67,21 @@ func (it *Item) Size() int64 {
 	return it.size
 }
 
+// ItemSize is the item's size in bytes now: the archive member's, or the
+// file's by a stat (-1 when it cannot be had). Resuming compares it with
+// what a finished shard was made from, so a file replaced since (a fixed
+// truncated image, say) is read again.
+func (d *Dataset) ItemSize(it *Item) int64 {
+	if it.arc != 0 {
+		return it.size
+	}
+	fi, err := os.Stat(filepath.Join(d.Root, it.file))
+	if err != nil {
+		return -1
+	}
+	return fi.Size()
+}
+
 // Dataset is an ImageNet dataset found on disk.
 type Dataset struct {
 	Root   string // the directory the dataset was found in; Item paths are relative to it

@@ -103,12 +103,15 @@ type shardPlan struct {
 func (p *shardPlan) file() string { return shards.ShardName(p.split, p.index) }
 
 // planKey fingerprints a shard's contents and the settings that shape its
-// bytes, so a resumed run only reuses a shard made by the same plan.
-func (p *shardPlan) planKey(o *Options) string {
+// bytes, so a resumed run only reuses a shard made by the same plan. Each
+// image's size is in it: a file replaced since the shard was made (the
+// truncated image a report listed, fixed) changes it, and the shard is
+// made again rather than keeping the old pixels or the old skip.
+func (p *shardPlan) planKey(ds *imagenet.Dataset, o *Options) string {
 	h := fnv.New128a()
 	fmt.Fprintf(h, "v%d size=%d codec=%d\n", shards.Version, o.Size, o.Codec)
 	for i, it := range p.items {
-		fmt.Fprintf(h, "%d %s %d\n", p.ids[i], it.Name, it.Label)
+		fmt.Fprintf(h, "%d %s %d %d\n", p.ids[i], it.Name, it.Label, ds.ItemSize(it))
 	}
 	return fmt.Sprintf("%x", h.Sum(nil))
 }
@@ -232,7 +235,7 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 			continue
 		}
 		plans := plan(split, items, opt.Seed, opt.ShardSize)
-		done, todo, err := resumable(opt, plans)
+		done, todo, err := resumable(ds, opt, plans)
 		if err != nil {
 			return nil, err
 		}
@@ -418,14 +421,14 @@ func readSidecar(out string, p *shardPlan) (*sidecar, error) {
 // resumable separates shards a previous run finished (shard present, intact
 // trailer, sidecar from the same plan) from those still to write. Leftover
 // temporary files are removed.
-func resumable(opt Options, plans []*shardPlan) (done, todo []*shardPlan, err error) {
+func resumable(ds *imagenet.Dataset, opt Options, plans []*shardPlan) (done, todo []*shardPlan, err error) {
 	tmps, _ := filepath.Glob(filepath.Join(opt.Out, "*.tmp"))
 	for _, t := range tmps {
 		os.Remove(t)
 	}
 	for _, p := range plans {
 		sc, err := readSidecar(opt.Out, p)
-		ok := err == nil && sc.Plan == p.planKey(&opt)
+		ok := err == nil && sc.Plan == p.planKey(ds, &opt)
 		if ok {
 			r, err := shards.Open(filepath.Join(opt.Out, p.file()))
 			ok = err == nil && r.Len() == sc.Info.Records && fmt.Sprintf("%08x", r.FileCRC()) == sc.Info.CRC32C
@@ -511,7 +514,7 @@ func runPlans(ctx context.Context, ds *imagenet.Dataset, opt Options, split stri
 		return err
 	})
 	g.Go(func() error {
-		return write(ctx, opt, split, todo, results, tokens, total, resumed, rep)
+		return write(ctx, ds, opt, split, todo, results, tokens, total, resumed, rep)
 	})
 	return g.Wait()
 }
@@ -561,7 +564,7 @@ func work(ctx context.Context, ds *imagenet.Dataset, opt Options, jobs <-chan jo
 	return nil
 }
 
-func write(ctx context.Context, opt Options, split string, todo []*shardPlan, results <-chan *result, tokens <-chan struct{}, total, resumed int, rep *Report) error {
+func write(ctx context.Context, ds *imagenet.Dataset, opt Options, split string, todo []*shardPlan, results <-chan *result, tokens <-chan struct{}, total, resumed int, rep *Report) error {
 	pending := map[int]*result{}
 	next := 0
 	pi, pos := 0, 0
@@ -582,7 +585,7 @@ func write(ctx context.Context, opt Options, split string, todo []*shardPlan, re
 		if w, err = shards.Create(filepath.Join(opt.Out, p.file())); err != nil {
 			return err
 		}
-		sc = &sidecar{Plan: p.planKey(&opt), Skipped: []Skip{}}
+		sc = &sidecar{Plan: p.planKey(ds, &opt), Skipped: []Skip{}}
 		if split == "train" {
 			sc.Stats = &stats.Accumulator{}
 		}

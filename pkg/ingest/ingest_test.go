@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -616,4 +617,43 @@ func TestMissingSplitKeepsShards(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "train-00000.shard")); err != nil {
 		t.Error(err)
 	}
+}
+
+// Fixing a file the report listed and running the same command again
+// reads the fixed file: the shard that held its skip is made again, and
+// the output equals a fresh run over the fixed tree.
+func TestResumeRereadsReplacedFile(t *testing.T) {
+	root, _ := makeTree(t, 6)
+	out := t.TempDir()
+	rep, err := ingestDir(t, root, out, 2, context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fixed []string
+	for _, s := range rep.Skipped {
+		if s.Split == "train" {
+			// A valid JPEG where the broken one was: another size.
+			if err := os.WriteFile(filepath.Join(root, s.Path), fixtures.JPEG(t, 40, 30, 3, false), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			fixed = append(fixed, s.Path)
+		}
+	}
+	if len(fixed) == 0 {
+		t.Fatal("the fixture has no broken train image")
+	}
+	rep, err = ingestDir(t, root, out, 2, context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range rep.Skipped {
+		if slices.Contains(fixed, s.Path) {
+			t.Errorf("%s still skipped after it was fixed: %s", s.Path, s.Reason)
+		}
+	}
+	fresh := t.TempDir()
+	if _, err := ingestDir(t, root, fresh, 2, context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	sameOutput(t, outputFiles(t, fresh), outputFiles(t, out))
 }
