@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -195,6 +196,8 @@ type tarFile struct {
 	data    []byte
 	dir     bool
 	symlink bool
+	typ     byte   // another entry type without data (tar.TypeLink, tar.TypeFifo, ...)
+	link    string // typ's link target
 }
 
 func writeTar(t testing.TB, w interface{ Write([]byte) (int, error) }, format tar.Format, files []tarFile) {
@@ -207,6 +210,8 @@ func writeTar(t testing.TB, w interface{ Write([]byte) (int, error) }, format ta
 			h.Typeflag, h.Size, h.Mode = tar.TypeDir, 0, 0o755
 		case f.symlink:
 			h.Typeflag, h.Size, h.Linkname = tar.TypeSymlink, 0, "elsewhere.JPEG"
+		case f.typ != 0:
+			h.Typeflag, h.Size, h.Linkname = f.typ, 0, f.link
 		}
 		if err := tw.WriteHeader(h); err != nil {
 			t.Fatal(err)
@@ -224,6 +229,55 @@ func tarBytes(t testing.TB, format tar.Format, files []tarFile) []byte {
 	var b bytes.Buffer
 	writeTar(t, &b, format, files)
 	return b.Bytes()
+}
+
+// patchHeader rewrites the header block of the member named name, for
+// entries Go's writer will not write (sparse members, PAX headers of
+// GNU's own records), and fixes its checksum.
+func patchHeader(t testing.TB, b []byte, name string, patch func(h []byte)) []byte {
+	t.Helper()
+	b = bytes.Clone(b)
+	for off := 0; off+512 <= len(b); off += 512 {
+		h := b[off : off+512]
+		if string(bytes.TrimRight(h[:100], "\x00")) != name || (h[156] != tar.TypeReg && h[156] != tar.TypeSymlink) {
+			continue
+		}
+		patch(h)
+		copy(h[148:156], "        ")
+		sum := 0
+		for _, c := range h {
+			sum += int(c)
+		}
+		copy(h[148:156], fmt.Sprintf("%06o\x00 ", sum))
+		return b
+	}
+	t.Fatalf("no header for %s", name)
+	return nil
+}
+
+// gnuSparse makes the member named name of a GNU-format tar an old GNU
+// sparse member ('S', as GNU tar -S writes) of one extent holding it all.
+func gnuSparse(t testing.TB, b []byte, name string) []byte {
+	return patchHeader(t, b, name, func(h []byte) {
+		h[156] = tar.TypeGNUSparse
+		copy(h[386:398], "00000000000\x00") // the extent's offset
+		copy(h[398:410], h[124:136])        // its length: all of the data
+		copy(h[483:495], h[124:136])        // the real size
+	})
+}
+
+// paxSparse returns a PAX tar whose member name is a GNU sparse file of
+// format 0.1 (GNU tar -S --format=pax), one extent holding data.
+func paxSparse(t testing.TB, name string, data []byte) []byte {
+	rec := func(k, v string) string {
+		n := len(k) + len(v) + 3
+		n += len(strconv.Itoa(n + len(strconv.Itoa(n))))
+		return fmt.Sprintf("%d %s=%s\n", n, k, v)
+	}
+	pax := rec("GNU.sparse.size", strconv.Itoa(len(data))) + rec("GNU.sparse.numblocks", "1") +
+		rec("GNU.sparse.map", "0,"+strconv.Itoa(len(data)))
+	b := tarBytes(t, tar.FormatUSTAR, []tarFile{{name: "PaxHeaders/" + name, data: []byte(pax)}, {name: name, data: data}})
+	return patchHeader(t, b, "PaxHeaders/"+name, func(h []byte) { h[156] = tar.TypeXHeader })
 }
 
 func writeFile(t testing.TB, path string, data []byte) {

@@ -196,30 +196,50 @@ func (d *Dataset) openArchive(name string) (int32, string, int64, error) {
 
 // listTrainTar lists ILSVRC2012_img_train.tar: a tar of <wnid>.tar, each a
 // tar of that class's images. Only headers are read.
+//
+// A member named as a class archive that cannot be read as one stops the
+// listing, as a class folder does in the tree: leaving the class out would
+// renumber every label after it. So do two archives for one class, since
+// which one holds it is ambiguous.
 func (d *Dataset) listTrainTar(s *split, name string, progress func(string, int64, int64)) error {
 	arc, full, size, err := d.openArchive(name)
 	if err != nil {
 		return err
 	}
 	f := d.archives[arc-1]
-	_, err = walkTar(f, 0, size, full, func(m tarMember) error {
+	classAt := make(map[string]tarMember)
+	var notFiles []string // the first few, for the warning
+	nNotFiles := 0
+	err = walkTar(f, 0, size, full, func(m tarMember) error {
 		base := path.Base(m.name)
 		if isHidden(base) {
 			return nil
 		}
 		if !strings.HasSuffix(strings.ToLower(base), ".tar") {
-			s.stray++
-			return nil
-		}
-		label := s.class(base[:len(base)-len(".tar")])
-		prefix := name + ":" + m.name + ":"
-		n := len(s.items)
-		_, err := walkTar(f, m.off, m.size, full+":"+m.name, func(im tarMember) error {
-			b := path.Base(im.name)
-			if s.wantImage(b) {
-				s.items = append(s.items, tarItem(prefix+im.name, len(b), label, arc, im))
+			switch {
+			case m.file:
+				s.stray++
+			case !m.dir: // a directory is only structure
+				if nNotFiles++; len(notFiles) < 5 {
+					notFiles = append(notFiles, fmt.Sprintf("%s:%s (%s)", name, m.name, m.why))
+				}
 			}
 			return nil
+		}
+		if !m.file {
+			return &PathError{Path: full + ":" + m.name, Err: fmt.Errorf("%s; it is named as a class archive, and leaving the class out would renumber the labels after it", m.why)}
+		}
+		wnid := base[:len(base)-len(".tar")]
+		if prev, ok := classAt[wnid]; ok {
+			return &PathError{Path: full, Err: fmt.Errorf("two class archives for %s: %s %s and %s %s; which one holds the class is ambiguous", wnid, prev.name, atOffset(prev.at), m.name, atOffset(m.at))}
+		}
+		classAt[wnid] = m
+		label := s.class(wnid)
+		where := full + ":" + m.name
+		prefix := name + ":" + m.name + ":"
+		n := len(s.items)
+		err := walkTar(f, m.off, m.size, where, func(im tarMember) error {
+			return s.addTarMember(where, prefix, im, func(string) int { return label }, arc)
 		})
 		if err != nil {
 			return err
@@ -227,15 +247,58 @@ func (d *Dataset) listTrainTar(s *split, name string, progress func(string, int6
 		if len(s.items) == n {
 			s.empty = append(s.empty, name+":"+m.name)
 		}
-		if progress != nil {
+		if progress != nil && m.link == "" { // a hard link's bytes lie before it
 			progress(name, m.off+m.size, size)
 		}
 		return nil
 	})
-	if err == nil && progress != nil {
+	if err != nil {
+		return err
+	}
+	if n := nNotFiles; n > 0 {
+		more := ""
+		if n > len(notFiles) {
+			more = fmt.Sprintf(" and %d more", n-len(notFiles))
+		}
+		d.warn("%s: skipped %d %s of %s that %s: %s%s", s.name, n, plural(n, "entry", "entries"), name, plural(n, "is not a file", "are not files"), strings.Join(notFiles, ", "), more)
+	}
+	if progress != nil {
 		progress(name, size, size) // the end-of-archive blocks follow the last member
 	}
-	return err
+	return nil
+}
+
+// addTarMember lists one entry of a tar of images, where is the tar's full
+// path for errors and prefix its path for items; label gives an image's
+// label from its member name. An entry named as an image
+// that is not a file is skipped with its reason, as in the tree; a
+// directory otherwise is only structure.
+func (s *split) addTarMember(where, prefix string, m tarMember, label func(string) int, arc int32) error {
+	b := path.Base(m.name)
+	if m.dir && !isImageExt(path.Ext(b)) {
+		return nil
+	}
+	if !s.wantImage(b) {
+		return nil
+	}
+	if m.dup {
+		// Open's check for names met twice would name the same path twice.
+		return &PathError{Path: where, Err: fmt.Errorf("two members named %s, %s and %s; names must be unique", m.name, atOffset(m.dupAt), atOffset(m.at))}
+	}
+	if !m.file {
+		s.skip(prefix+m.name, b, m.why)
+		return nil
+	}
+	s.items = append(s.items, tarItem(prefix+m.name, len(b), label(m.name), arc, m))
+	return nil
+}
+
+// atOffset says where a tar entry begins, when that is known.
+func atOffset(at int64) string {
+	if at < 0 {
+		return "at an unknown offset"
+	}
+	return fmt.Sprintf("at offset %d", at)
 }
 
 // listValTar lists ILSVRC2012_img_val.tar: images, flat. Should a
@@ -247,16 +310,20 @@ func (d *Dataset) listValTar(s *split, name string, progress func(string, int64,
 	}
 	prefix := name + ":"
 	n := 0
-	_, err = walkTar(d.archives[arc-1], 0, size, full, func(m tarMember) error {
-		b := path.Base(m.name)
-		if !s.wantImage(b) {
+	label := func(member string) int {
+		if dir := path.Base(path.Dir(member)); validWNID(dir) {
+			return s.class(dir)
+		}
+		return -1
+	}
+	err = walkTar(d.archives[arc-1], 0, size, full, func(m tarMember) error {
+		if err := s.addTarMember(full, prefix, m, label, arc); err != nil {
+			return err
+		}
+		// A hard link's bytes lie before it, so it would move progress back.
+		if !m.file || m.link != "" {
 			return nil
 		}
-		label := -1
-		if dir := path.Base(path.Dir(m.name)); validWNID(dir) {
-			label = s.class(dir)
-		}
-		s.items = append(s.items, tarItem(prefix+m.name, len(b), label, arc, m))
 		if n++; progress != nil && n%1000 == 0 {
 			progress(name, m.off+m.size, size)
 		}

@@ -3,8 +3,10 @@ package imagenet
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -30,8 +32,34 @@ func TestWalkTar(t *testing.T) {
 		{name: "dir/link.JPEG", symlink: true},
 		{name: "empty.JPEG"},
 		{name: "block.JPEG", data: bytes.Repeat([]byte{7}, 512)},
+		{name: "hard.JPEG", typ: tar.TypeLink, link: "./dir/a.JPEG"},
 		{name: "big.JPEG", data: big},
+		{name: "pipe.JPEG", typ: tar.TypeFifo},
+		{name: "hard2.JPEG", typ: tar.TypeLink, link: "hard.JPEG"}, // a link to a link
+		{name: "later.JPEG", typ: tar.TypeLink, link: "long.JPEG"},
+		{name: "hard3.JPEG", typ: tar.TypeLink, link: "dir"},
 		{name: long, data: []byte("long name")},
+	}
+	// What each entry must be: its data, or why it is not a file.
+	want := map[string]struct {
+		data []byte
+		why  string
+	}{
+		"dir/":          {why: "a directory, not a file"},
+		"dir/link.JPEG": {why: "symbolic link to elsewhere.JPEG, not followed inside an archive"},
+		"hard.JPEG":     {data: []byte("alpha")},
+		"hard2.JPEG":    {data: []byte("alpha")},
+		"pipe.JPEG":     {why: "a named pipe, not a file"},
+		"later.JPEG":    {why: "hard link to long.JPEG, which is not in this archive"},
+		"hard3.JPEG":    {why: "hard link to dir, which is not a file: a directory, not a file"},
+	}
+	for _, f := range files {
+		if f.typ == 0 && !f.dir && !f.symlink {
+			want[f.name] = struct {
+				data []byte
+				why  string
+			}{data: f.data}
+		}
 	}
 	for _, tc := range []struct {
 		format tar.Format
@@ -52,35 +80,152 @@ func TestWalkTar(t *testing.T) {
 			file := append(append(bytes.Repeat([]byte("x"), 1000), b...), "trailing"...)
 			r := &countingReaderAt{r: bytes.NewReader(file)}
 			var got []tarMember
-			skipped, err := walkTar(r, 1000, int64(len(b)), "t.tar", func(m tarMember) error {
+			err := walkTar(r, 1000, int64(len(b)), "t.tar", func(m tarMember) error {
 				got = append(got, m)
 				return nil
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if skipped != 2 {
-				t.Errorf("skipped %d entries, want 2 (the directory and the symlink)", skipped)
-			}
-			var want []tarFile
-			for _, f := range fs {
-				if !f.dir && !f.symlink {
-					want = append(want, f)
-				}
-			}
-			if len(got) != len(want) {
-				t.Fatalf("%d members, want %d", len(got), len(want))
+			if len(got) != len(fs) {
+				t.Fatalf("%d entries, want %d", len(got), len(fs))
 			}
 			for i, m := range got {
-				if m.name != want[i].name {
-					t.Errorf("member %d named %q, want %q", i, m.name, want[i].name)
+				if m.name != fs[i].name {
+					t.Errorf("entry %d named %q, want %q", i, m.name, fs[i].name)
 				}
-				if data := file[m.off : m.off+m.size]; !bytes.Equal(data, want[i].data) {
+				w := want[m.name]
+				if m.file != (w.why == "") || m.why != w.why || m.dir != fs[i].dir {
+					t.Errorf("%s: file %v, dir %v, why %q; want why %q", m.name, m.file, m.dir, m.why, w.why)
+				}
+				if m.file && !bytes.Equal(file[m.off:m.off+m.size], w.data) {
 					t.Errorf("%s: bytes at offset %d differ", m.name, m.off)
+				}
+				if m.dup {
+					t.Errorf("%s: a duplicate", m.name)
+				}
+				// Each entry's headers start where the tar reader finds it.
+				if _, err := tar.NewReader(bytes.NewReader(b[m.at:])).Next(); err != nil {
+					t.Errorf("%s: no entry at offset %d: %v", m.name, m.at, err)
 				}
 			}
 			if r.n > int64(len(b))/2 {
 				t.Errorf("listing read %d of %d bytes; it should read headers only", r.n, len(b))
+			}
+		})
+	}
+}
+
+// A sparse member's stored bytes are not the file, so it is not one; the
+// entries after it are still found, and the end still checked.
+func TestWalkTarSparse(t *testing.T) {
+	data := []byte("sparse data")
+	gnu := tarBytes(t, tar.FormatGNU, []tarFile{{name: "a.JPEG", data: []byte("a")}, {name: "s.JPEG", data: data}, {name: "b.JPEG", data: []byte("b")}})
+	gnu = gnuSparse(t, gnu, "s.JPEG")
+	pax := paxSparse(t, "s.JPEG", data)
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want []string // the names of the files
+	}{
+		{"GNU", gnu, []string{"a.JPEG", "b.JPEG"}},
+		{"PAX", pax, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var files []string
+			sparse := 0
+			err := walkTar(bytes.NewReader(tc.b), 0, int64(len(tc.b)), "t.tar", func(m tarMember) error {
+				switch {
+				case m.file:
+					files = append(files, m.name)
+				case m.name == "s.JPEG" && m.why == "sparse member, not supported":
+					sparse++
+				default:
+					t.Errorf("%s: %q", m.name, m.why)
+				}
+				return nil
+			})
+			if err != nil || sparse != 1 || !slices.Equal(files, tc.want) {
+				t.Errorf("files %q, %d sparse, err %v; want %q and the sparse one", files, sparse, err, tc.want)
+			}
+			// Cut where the end blocks start: after the sparse member the
+			// end is found by its zero blocks alone.
+			cut := tc.b[:len(tc.b)-1024]
+			err = walkTar(bytes.NewReader(cut), 0, int64(len(cut)), "t.tar", func(tarMember) error { return nil })
+			if err == nil || !strings.Contains(err.Error(), "looks truncated") {
+				t.Errorf("cut before the end blocks: err = %v", err)
+			}
+		})
+	}
+}
+
+// A tar cut at a member boundary parses; only its missing end-of-archive
+// blocks tell. Tars as GNU tar and Python write them, padded to a 10240-byte
+// record, must still pass.
+func TestWalkTarEnd(t *testing.T) {
+	b := tarBytes(t, tar.FormatUSTAR, []tarFile{
+		{name: "a.JPEG", data: bytes.Repeat([]byte{1}, 600)},
+		{name: "d/", dir: true},
+		{name: "b.JPEG", data: bytes.Repeat([]byte{2}, 1000)},
+	})
+	body := len(b) - 1024 // where the end blocks start
+	record := append(bytes.Clone(b), make([]byte, 10240-len(b)%10240)...)
+	empty := tarBytes(t, tar.FormatUSTAR, nil)
+	// git archive starts with a global header: metadata, not an entry.
+	var global bytes.Buffer
+	tw := tar.NewWriter(&global)
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeXGlobalHeader, PAXRecords: map[string]string{"comment": strings.Repeat("c", 600)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: "a.JPEG", Mode: 0o644, Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write([]byte("a"))
+	tw.Close()
+	// Some writers give links a size; tar readers ignore it, as no data
+	// follows.
+	sizedLink := patchHeader(t, tarBytes(t, tar.FormatUSTAR, []tarFile{{name: "l.JPEG", symlink: true}, {name: "a.JPEG", data: []byte("a")}}), "l.JPEG", func(h []byte) {
+		copy(h[124:136], "00000001000\x00")
+	})
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want string // "" when it must pass
+	}{
+		{"as Go writes it", b, ""},
+		{"padded to a record", record, ""},
+		{"no members", empty, ""},
+		{"a link with a size", sizedLink, ""},
+		{"a global header", global.Bytes(), ""},
+		{"no members, padded", make([]byte, 10240), ""},
+		{"a lone zero block", b[:body+512], ""},
+		{"cut before the end blocks", b[:body], "t.tar: ends without tar's end-of-archive blocks, after member b.JPEG: it looks truncated"},
+		{"cut in the last padding", b[:body-1], "t.tar: ends without tar's end-of-archive blocks, after member b.JPEG: it looks truncated"},
+		{"cut before a member", b[:512+1024+512], "t.tar: ends without tar's end-of-archive blocks, after member d/: it looks truncated"},
+		{"cut before a directory", b[:512+1024], "after member a.JPEG: it looks truncated"},
+		{"empty file", nil, "t.tar: empty (0 bytes), without even tar's end-of-archive blocks: it looks truncated"},
+		{"cut in the end blocks", b[:body+100], "ends inside the entry at offset 3584, after member b.JPEG: truncated"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := 0
+			err := walkTar(bytes.NewReader(tc.in), 0, int64(len(tc.in)), "t.tar", func(m tarMember) error {
+				n++
+				if !m.file && !m.dir && m.why != "symbolic link to elsewhere.JPEG, not followed inside an archive" {
+					t.Errorf("%s: %s", m.name, m.why)
+				}
+				if h, err := tar.NewReader(bytes.NewReader(tc.in[m.at:])).Next(); err != nil || h.Name != m.name {
+					t.Errorf("%s: at offset %d, the tar reader finds %v, %v", m.name, m.at, h, err)
+				}
+				return nil
+			})
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v (%d entries), want one containing %q", err, n, tc.want)
 			}
 		})
 	}
@@ -93,6 +238,13 @@ func TestWalkTarErrors(t *testing.T) {
 	})
 	corrupt := bytes.Clone(b)
 	corrupt[1536+148] ^= 0xFF // the second header's checksum
+	gz := func(b []byte) []byte {
+		var out bytes.Buffer
+		zw := gzip.NewWriter(&out)
+		zw.Write(b)
+		zw.Close()
+		return out.Bytes()
+	}
 	for _, tc := range []struct {
 		name string
 		in   []byte
@@ -100,19 +252,46 @@ func TestWalkTarErrors(t *testing.T) {
 	}{
 		// Cut inside the last member: Next does not notice, walkTar must.
 		{"truncated last member", b[:512+1024+512+100], "t.tar:b.JPEG: 3000 bytes at offset 2048 run past the end"},
-		{"truncated header", b[:512+1024+200], "t.tar: unexpected EOF"},
-		{"bad checksum", corrupt, "t.tar: archive/tar: invalid tar header"},
+		{"truncated header", b[:512+1024+200], "t.tar: the archive (1736 bytes) ends inside the entry at offset 1536, after member a.JPEG: truncated"},
+		{"truncated first header", b[:200], "t.tar: the archive (200 bytes) ends inside the first entry: truncated"},
+		{"bad checksum", corrupt, "t.tar: the entry at offset 1536, after member a.JPEG: archive/tar: invalid tar header"},
+		{"gzip", gz(b), "t.tar: gzip-compressed, not a plain tar: decompress it first"},
+		{"gzip, short", gz(nil)[:10], "t.tar: gzip-compressed"},
+		{"xz", []byte("\xfd7zXZ\x00\x00\x04\xe6\xd6\xb4\x46"), "t.tar: xz-compressed"},
+		{"zstd", append([]byte{0x28, 0xb5, 0x2f, 0xfd}, make([]byte, 600)...), "t.tar: zstd-compressed"},
+		{"bzip2", append([]byte("BZh91AY&SY"), make([]byte, 600)...), "t.tar: bzip2-compressed"},
+		{"not a tar", bytes.Repeat([]byte("x"), 1024), "t.tar: the first entry: archive/tar: invalid tar header"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := walkTar(bytes.NewReader(tc.in), 0, int64(len(tc.in)), "t.tar", func(tarMember) error { return nil })
+			err := walkTar(bytes.NewReader(tc.in), 0, int64(len(tc.in)), "t.tar", func(tarMember) error { return nil })
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want one containing %q", err, tc.want)
 			}
 		})
 	}
 	stop := fmt.Errorf("stop")
-	if _, err := walkTar(bytes.NewReader(b), 0, int64(len(b)), "t.tar", func(tarMember) error { return stop }); err != stop {
+	if err := walkTar(bytes.NewReader(b), 0, int64(len(b)), "t.tar", func(tarMember) error { return stop }); err != stop {
 		t.Errorf("callback error %v not passed through", err)
+	}
+}
+
+// Two entries of one name: both offsets are given, so that the error can
+// tell them apart.
+func TestWalkTarDuplicates(t *testing.T) {
+	b := tarBytes(t, tar.FormatUSTAR, []tarFile{
+		{name: "a.JPEG", data: []byte("1")},
+		{name: "b.JPEG", data: []byte("2")},
+		{name: "./a.JPEG", data: []byte("3")},
+	})
+	var got []tarMember
+	if err := walkTar(bytes.NewReader(b), 0, int64(len(b)), "t.tar", func(m tarMember) error {
+		got = append(got, m)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got[0].dup || got[1].dup || !got[2].dup || got[2].dupAt != 0 || got[2].at != 2048 {
+		t.Errorf("entries %+v; want the third a duplicate of the first, at 2048 and 0", got)
 	}
 }
 
@@ -121,14 +300,25 @@ func FuzzTarWalk(f *testing.F) {
 	f.Add(tarBytes(f, tar.FormatPAX, []tarFile{{name: strings.Repeat("p", 150) + ".JPEG", data: []byte("pax")}}))
 	f.Add(tarBytes(f, tar.FormatGNU, []tarFile{{name: strings.Repeat("g", 150) + ".JPEG", data: bytes.Repeat([]byte("g"), 700)}}))
 	f.Add(newFixture().trainTar(f, tar.FormatUSTAR)[:3000])
+	f.Add(gnuSparse(f, tarBytes(f, tar.FormatGNU, []tarFile{{name: "s.JPEG", data: []byte("sparse")}, {name: "h.JPEG", typ: tar.TypeLink, link: "s.JPEG"}}), "s.JPEG"))
+	f.Add(tarBytes(f, tar.FormatPAX, []tarFile{{name: "a.JPEG", data: []byte("a")}, {name: "./h.JPEG", typ: tar.TypeLink, link: "a.JPEG"}, {name: "a.JPEG", data: []byte("again")}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// Nested as the training tar is: every member is walked again.
 		n := int64(len(b))
-		_, _ = walkTar(bytes.NewReader(b), 0, n, "f.tar", func(m tarMember) error {
+		_ = walkTar(bytes.NewReader(b), 0, n, "f.tar", func(m tarMember) error {
+			if m.at < -1 || m.at+blockSize > n {
+				t.Fatalf("member %q at offset %d, which holds no header of the %d-byte archive", m.name, m.at, n)
+			}
+			if !m.file {
+				return nil
+			}
 			if m.off < 0 || m.size < 0 || m.off+m.size > n {
 				t.Fatalf("member %q at %d+%d outside the %d-byte archive", m.name, m.off, m.size, n)
 			}
-			_, err := walkTar(bytes.NewReader(b), m.off, m.size, "f.tar:"+m.name, func(im tarMember) error {
+			err := walkTar(bytes.NewReader(b), m.off, m.size, "f.tar:"+m.name, func(im tarMember) error {
+				if !im.file {
+					return nil
+				}
 				if im.off < m.off || im.off+im.size > m.off+m.size {
 					t.Fatalf("inner member %q at %d+%d outside its tar at %d+%d", im.name, im.off, im.size, m.off, m.size)
 				}
@@ -157,8 +347,8 @@ func BenchmarkWalkTar(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		n := 0
-		_, err := walkTar(r, 0, int64(len(data)), "bench.tar", func(m tarMember) error {
-			_, err := walkTar(r, m.off, m.size, "bench.tar:"+m.name, func(tarMember) error { n++; return nil })
+		err := walkTar(r, 0, int64(len(data)), "bench.tar", func(m tarMember) error {
+			err := walkTar(r, m.off, m.size, "bench.tar:"+m.name, func(tarMember) error { n++; return nil })
 			return err
 		})
 		if err != nil || n != classes*perClass {
