@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -737,5 +738,43 @@ func TestLayoutsHelp(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("Layouts() does not mention %q", want)
 		}
+	}
+}
+
+// TestNASMetadataAndUnknownFolders: a NAS's metadata folders (@eaDir) in
+// the train tree are not classes, and class folders the synset mapping
+// does not know are kept but named in a warning.
+func TestNASMetadataAndUnknownFolders(t *testing.T) {
+	f := newFixture()
+	root := t.TempDir()
+	f.writeKaggle(t, root)
+	train := filepath.Join(root, "ILSVRC", "Data", "CLS-LOC", "train")
+	ents, err := os.ReadDir(filepath.Join(train, "n05000005"))
+	if err != nil || len(ents) == 0 {
+		t.Fatal(ents, err)
+	}
+	img, err := os.ReadFile(filepath.Join(train, "n05000005", ents[0].Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"@eaDir/n05000005_0.JPEG", "n09999999/n09999999_0.JPEG"} {
+		os.MkdirAll(filepath.Join(train, filepath.Dir(p)), 0o755)
+		if err := os.WriteFile(filepath.Join(train, p), img, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wnids []string
+	for _, c := range d.Classes {
+		wnids = append(wnids, c.WNID)
+	}
+	if slices.Contains(wnids, "@eaDir") || !slices.Contains(wnids, "n09999999") || wnids[0] == "@eaDir" {
+		t.Errorf("classes %v", wnids)
+	}
+	if !hasWarning(d, "train: 1 class folder not in") || !hasWarning(d, "n09999999") {
+		t.Errorf("warnings %q", d.Warnings)
 	}
 }

@@ -38,9 +38,12 @@ func (s *split) class(wnid string) int {
 	return len(s.wnids) - 1
 }
 
-// isHidden reports whether a base name is hidden (".DS_Store", "._x.JPEG").
+// isHidden reports whether a base name is hidden (".DS_Store", "._x.JPEG")
+// or a NAS's metadata folder ("@eaDir" on Synology, "@Recycle" on QNAP),
+// which a dataset copied onto such a share holds in every folder: taken
+// for a class folder, it would become class 0 and shift every label.
 func isHidden(name string) bool {
-	return strings.HasPrefix(name, ".")
+	return strings.HasPrefix(name, ".") || strings.HasPrefix(name, "@")
 }
 
 // wantImage filters a base name: hidden names are ignored silently, other

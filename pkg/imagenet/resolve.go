@@ -190,6 +190,24 @@ func (d *Dataset) resolveClasses(train, val *split, m *metaFiles) error {
 	var wnids []string
 	if len(train.wnids) > 0 {
 		wnids = slices.Clone(train.wnids)
+		// The folders are the classes; a mapping that does not know some
+		// of them says the tree is not what it claims to be.
+		if mapping, p, err := m.synsetMapping(); err == nil && mapping != nil {
+			known := make(map[string]bool, len(mapping))
+			for _, e := range mapping {
+				known[e.wnid] = true
+			}
+			var unknown []string
+			for _, w := range wnids {
+				if !known[w] {
+					unknown = append(unknown, w)
+				}
+			}
+			if n := len(unknown); n > 0 {
+				slices.Sort(unknown)
+				d.warn("train: %d class %s not in %s, kept as %s: %s", n, plural(n, "folder", "folders"), p, plural(n, "a class", "classes"), firstFew(unknown, 5))
+			}
+		}
 	} else {
 		mapping, _, err := m.synsetMapping()
 		if err != nil {
