@@ -238,6 +238,13 @@ func TestValLabelsOverride(t *testing.T) {
 			w[1].Label = 0
 			return w
 		}, warn: "val: 9 images without labels (label -1)"},
+		{name: "another dataset's file", file: []byte("other_image_1.JPEG 0\nother_image_2.JPEG 1\n"), want: func() []named {
+			w := f.want(f.val)
+			for i := range w {
+				w[i].Label = -1
+			}
+			return w
+		}, warn: "names none of the 10 val images"},
 		{name: "overrides folders", folders: true, file: []byte("ILSVRC2012_val_00000001 n01000001\n"), want: func() []named {
 			w := f.want(f.val)
 			w[0].Label = 0
@@ -776,5 +783,17 @@ func TestNASMetadataAndUnknownFolders(t *testing.T) {
 	}
 	if !hasWarning(d, "train: 1 class folder not in") || !hasWarning(d, "n09999999") {
 		t.Errorf("warnings %q", d.Warnings)
+	}
+}
+
+// An empty LOC_synset_mapping.txt is an error naming it, not "not found".
+func TestEmptySynsetMapping(t *testing.T) {
+	f := newFixture()
+	root := t.TempDir()
+	f.writeKaggle(t, root)
+	writeFile(t, filepath.Join(root, synsetMappingName), nil)
+	_, err := Open(root, Options{})
+	if err == nil || !strings.Contains(err.Error(), synsetMappingName) || !strings.Contains(err.Error(), "empty") {
+		t.Fatalf("err = %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package imagenet
 import (
 	"archive/tar"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -64,6 +65,11 @@ func (m *metaFiles) synsetMapping() ([]synsetEntry, string, error) {
 			b, err := readFileLimit(p)
 			if err == nil {
 				m.mapping, err = parseSynsetMapping(b)
+			}
+			if err == nil && len(m.mapping) == 0 {
+				// Taken for "no mapping", it would only warn that the
+				// file was not found.
+				err = errors.New("empty: no synsets in it")
 			}
 			if err != nil {
 				m.mappingErr = pathErr(p, err)
@@ -404,7 +410,7 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 		}
 	}
 
-	outside, changed := 0, 0
+	outside, changed, matched := 0, 0, 0
 	for i := range val.items {
 		it := &val.items[i]
 		if it.Label >= 0 && !override {
@@ -414,6 +420,7 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 		if !ok {
 			continue
 		}
+		matched++
 		label := -1
 		switch {
 		case ref.wnid != "":
@@ -442,6 +449,9 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 			changed++
 		}
 		it.Label = label
+	}
+	if override && matched == 0 && len(val.items) > 0 {
+		d.warn("val: --val-labels %s names none of the %d val images (first: %s): is it this dataset's?", srcPath, len(val.items), val.items[0].Name)
 	}
 	if outside > 0 {
 		d.warn("val: %d images labelled with classes that have no training images in %s (label -1)", outside, srcPath)
