@@ -29,14 +29,30 @@ func makeTree(t testing.TB, perClass int) (root string, bad int) {
 	return root, fixtures.Tree(t, root, perClass, 7)
 }
 
-func ingestDir(t testing.TB, root, out string, workers int, ctx context.Context, progress func(Progress)) (*Report, error) {
+// ingestWith lists root and ingests it with opt.
+func ingestWith(t testing.TB, ctx context.Context, root string, opt Options) (*Report, error) {
 	t.Helper()
 	ds, err := imagenet.Open(root, imagenet.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ds.Close()
-	return Run(ctx, ds, Options{Out: out, Size: 24, Seed: 7, ShardSize: 5, Workers: workers, Codec: shards.CodecGradZstd, Progress: progress})
+	return Run(ctx, ds, opt)
+}
+
+// mustIngest is ingestWith for runs that must succeed.
+func mustIngest(t testing.TB, root string, opt Options) *Report {
+	t.Helper()
+	rep, err := ingestWith(t, context.Background(), root, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func ingestDir(t testing.TB, root, out string, workers int, ctx context.Context, progress func(Progress)) (*Report, error) {
+	t.Helper()
+	return ingestWith(t, ctx, root, Options{Out: out, Size: 24, Seed: 7, ShardSize: 5, Workers: workers, Codec: shards.CodecGradZstd, Progress: progress})
 }
 
 // outputFiles maps every file ingest leaves (but the report, which holds
@@ -392,16 +408,7 @@ func TestStaleShardsRemoved(t *testing.T) {
 	out := t.TempDir()
 	run := func(shardSize int, splits ...string) *Report {
 		t.Helper()
-		ds, err := imagenet.Open(root, imagenet.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ds.Close()
-		rep, err := Run(context.Background(), ds, Options{Out: out, Size: 24, Seed: 7, ShardSize: shardSize, Workers: 2, Codec: shards.CodecGradZstd, Splits: splits})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rep
+		return mustIngest(t, root, Options{Out: out, Size: 24, Seed: 7, ShardSize: shardSize, Workers: 2, Codec: shards.CodecGradZstd, Splits: splits})
 	}
 	// 33 train images: shards 0..6 at 5 a shard, 0..1 at 20; 7 val: 0..1 at 5.
 	if rep := run(5); len(rep.Removed) != 0 {
@@ -470,16 +477,7 @@ func TestLaterSplitKeepsEarlier(t *testing.T) {
 	root, _ := makeTree(t, 10)
 	run := func(out string, size int, splits ...string) *Report {
 		t.Helper()
-		ds, err := imagenet.Open(root, imagenet.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ds.Close()
-		rep, err := Run(context.Background(), ds, Options{Out: out, Size: size, Seed: 7, ShardSize: 5, Workers: 2, Codec: shards.CodecGradZstd, Splits: splits})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rep
+		return mustIngest(t, root, Options{Out: out, Size: size, Seed: 7, ShardSize: 5, Workers: 2, Codec: shards.CodecGradZstd, Splits: splits})
 	}
 	both := t.TempDir()
 	run(both, 24)

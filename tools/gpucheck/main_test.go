@@ -9,7 +9,6 @@ import (
 )
 
 func TestTable(t *testing.T) {
-	dir := t.TempDir()
 	files := map[string]string{
 		"bench.jsonl": `{"kind":"bench","model":"alexnet-owt","precision":"tf32","batch":128,"img_s":11000,"img_s_synced":10800,"tflops":25.1,"used_mib":3000,"net_mib":2100}
 {"kind":"bench","model":"alexnet","precision":"tf32","batch":128,"img_s":8000,"img_s_synced":7900,"tflops":20,"used_mib":3500,"net_mib":2600}
@@ -37,16 +36,7 @@ func TestTable(t *testing.T) {
     {"mode": "original", "all_cores": false, "img_per_s_or_cpu_s": 250, "ours_over_reference": 16.8},
     {"mode": "resized", "all_cores": true, "img_per_s_or_cpu_s": 15000, "ours_over_reference": 4.08}]}}`,
 	}
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var out bytes.Buffer
-	if code := run([]string{"table", "--dir", dir}, &out, &out); code != 0 {
-		t.Fatalf("exit %d: %s", code, out.String())
-	}
-	got := out.String()
+	got := renderTable(t, files)
 	for _, want := range []string{
 		"| ours, img/s, tf32, batch 128: queued · loss read every step | 11000 · 10800 (25.1 TFLOP/s) | 8000 · 7900 (20.0 TFLOP/s) |  |",
 		"| ratio ours/PyTorch, tf32 | **1.10×** (met) | **0.94×** (NOT met) | ≥ 1.0× |",
@@ -70,6 +60,23 @@ func TestTable(t *testing.T) {
 	if t.Failed() {
 		t.Log(got)
 	}
+}
+
+// renderTable writes files into a results folder and returns what
+// `gpucheck table` prints for it.
+func renderTable(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	if code := run([]string{"table", "--dir", dir}, &out, &out); code != 0 {
+		t.Fatalf("exit %d: %s", code, out.String())
+	}
+	return out.String()
 }
 
 func TestCommands(t *testing.T) {
@@ -102,7 +109,6 @@ func TestCommands(t *testing.T) {
 // ReLU after a conv joins it, as ours is fused; a module only PyTorch has
 // (flatten) keeps its own row; a model without profiles gets no section.
 func TestLayersTable(t *testing.T) {
-	dir := t.TempDir()
 	bench := `{"kind":"bench","model":"alexnet-owt","precision":"tf32","img_s":11000,"profile_steps":10,"layers":[
 {"layer":"input","kind":"input","pass":"","ms":0.05},
 {"layer":"conv1","kind":"conv","pass":"forward","relu":true,"ms":1.0},
@@ -126,17 +132,8 @@ func TestLayersTable(t *testing.T) {
 {"layer":"relu1","kind":"relu","pass":"backward","ms":0.2},
 {"layer":"conv1","kind":"conv","pass":"backward","ms":1.5},
 {"layer":"update","kind":"update","pass":"","ms":0.5}]}`
-	for name, body := range map[string]string{"bench.jsonl": strings.ReplaceAll(bench, "\n", "") + "\n",
-		"torch.jsonl": strings.ReplaceAll(torch, "\n", "") + "\n"} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var out bytes.Buffer
-	if code := run([]string{"table", "--dir", dir}, &out, &out); code != 0 {
-		t.Fatalf("exit %d: %s", code, out.String())
-	}
-	got := out.String()
+	got := renderTable(t, map[string]string{"bench.jsonl": strings.ReplaceAll(bench, "\n", "") + "\n",
+		"torch.jsonl": strings.ReplaceAll(torch, "\n", "") + "\n"})
 	for _, want := range []string{
 		"### Where a step's time goes: alexnet-owt, tf32, batch 128",
 		"means of 10 synced steps",
@@ -186,21 +183,17 @@ func TestLayersTableOneSided(t *testing.T) {
 			[]string{"alexnet, tf32: ours profile failed: ours broke", "alexnet, tf32: PyTorch's profile failed: theirs broke"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			os.WriteFile(filepath.Join(dir, "bench.jsonl"), []byte(tc.bench+"\n"), 0o644)
+			files := map[string]string{"bench.jsonl": tc.bench + "\n"}
 			if tc.torch != "" {
-				os.WriteFile(filepath.Join(dir, "torch.jsonl"), []byte(tc.torch+"\n"), 0o644)
+				files["torch.jsonl"] = tc.torch + "\n"
 			}
-			var out bytes.Buffer
-			if code := run([]string{"table", "--dir", dir}, &out, &out); code != 0 {
-				t.Fatalf("exit %d: %s", code, out.String())
-			}
+			got := renderTable(t, files)
 			for _, want := range tc.want {
-				if !strings.Contains(out.String(), want) {
-					t.Errorf("table lacks %q:\n%s", want, out.String())
+				if !strings.Contains(got, want) {
+					t.Errorf("table lacks %q:\n%s", want, got)
 				}
 			}
-			if !strings.Contains(out.String(), "## gpu-check results") {
+			if !strings.Contains(got, "## gpu-check results") {
 				t.Error("the results table is missing")
 			}
 		})
