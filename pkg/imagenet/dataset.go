@@ -248,7 +248,11 @@ func Open(root string, opt Options) (*Dataset, error) {
 			d.warn("%s: skipped %d entries that are not images (want .JPEG, .jpg, .jpeg or .png)", s.name, s.notImage)
 		}
 		if s.stray > 0 {
-			d.warn("%s: skipped %d entries outside class folders or archives", s.name, s.stray)
+			more := ""
+			if n := s.stray - len(s.strays); n > 0 {
+				more = fmt.Sprintf(" and %d more", n)
+			}
+			d.warn("%s: skipped %d entries outside class folders or archives: %s%s", s.name, s.stray, strings.Join(s.strays, ", "), more)
 		}
 		d.Skipped = append(d.Skipped, s.skipped...)
 	}

@@ -20,6 +20,7 @@ type split struct {
 	wnidIdx  map[string]int
 	notImage int       // entries skipped for their name
 	stray    int       // entries outside class folders or archives
+	strays   []string  // the first few of them, for the warning
 	skipped  []Skipped // entries named as images that cannot be read as files
 	empty    []string  // class folders or member tars without images
 }
@@ -36,6 +37,14 @@ func (s *split) class(wnid string) int {
 	s.wnidIdx[wnid] = len(s.wnids)
 	s.wnids = append(s.wnids, wnid)
 	return len(s.wnids) - 1
+}
+
+// addStray counts an entry outside class folders or archives, keeping the
+// first few names so that the warning can say which.
+func (s *split) addStray(rel string) {
+	if s.stray++; len(s.strays) < 5 {
+		s.strays = append(s.strays, rel)
+	}
 }
 
 // isHidden reports whether a base name is hidden (".DS_Store", "._x.JPEG")
@@ -88,11 +97,11 @@ func (d *Dataset) listTree(s *split, dir string, flat bool, progress func(string
 		case err != nil && flat:
 			s.skip(rel, name, unusable(full, name, err))
 		case err != nil:
-			s.stray++
+			s.addStray(rel)
 		case typ.IsDir():
 			classes = append(classes, name)
 		case !flat:
-			s.stray++ // a training image must sit in its class folder
+			s.addStray(rel) // a training image must sit in its class folder
 		case !s.wantImage(name): // counted there
 		case !typ.IsRegular():
 			s.skip(rel, name, notRegular(typ))
@@ -221,7 +230,7 @@ func (d *Dataset) listTrainTar(s *split, name string, progress func(string, int6
 		if !strings.HasSuffix(strings.ToLower(base), ".tar") {
 			switch {
 			case m.file:
-				s.stray++
+				s.addStray(name + ":" + m.name)
 			case !m.dir: // a directory is only structure
 				if nNotFiles++; len(notFiles) < 5 {
 					notFiles = append(notFiles, fmt.Sprintf("%s:%s (%s)", name, m.name, m.why))

@@ -149,7 +149,7 @@ func TestTarEntries(t *testing.T) {
 			openErr: trainTarName + ":n09000009.tar/: a directory, not a file; it is named as a class archive"},
 		{name: "class archive as a hard link", tars: tarsWith{outer: []tarFile{{name: "spare", data: n09}, {name: "n09000009.tar", typ: tar.TypeLink, link: "spare"}}},
 			items: []item{{trainTarName + ":n09000009.tar:n09000009_1.JPEG", []byte("n09")}}, classes: 1,
-			warning: "train: skipped 1 entries outside class folders or archives"},
+			warning: "train: skipped 1 entries outside class folders or archives: " + trainTarName + ":spare"},
 		{name: "class archive as a hard link to nothing", tars: tarsWith{outer: []tarFile{{name: "n09000009.tar", typ: tar.TypeLink, link: "n08000008.tar"}}},
 			openErr: trainTarName + ":n09000009.tar: hard link to n08000008.tar, which is not in this archive; it is named as a class archive"},
 		{name: "two class archives for a class", tars: tarsWith{outer: []tarFile{{name: "more/" + first + ".tar", data: n09}}},
