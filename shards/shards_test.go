@@ -458,3 +458,35 @@ func BenchmarkGradUnfilter(b *testing.B) {
 		gradUnfilter(pix, res, w, h)
 	}
 }
+
+// WriteFileAtomic writes through a symbolic link and refuses to replace
+// what is not a regular file (a folder here; a device or pipe alike).
+func TestWriteFileAtomicTargets(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target.png")
+	link := filepath.Join(dir, "link.png")
+	if err := os.WriteFile(target, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("target.png", link); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAtomic(link, []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v %v", fi, err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "new" {
+		t.Errorf("target holds %q", b)
+	}
+	if err := WriteFileAtomic(dir, []byte("x")); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("a folder: %v", err)
+	}
+	if err := os.Symlink("missing.png", filepath.Join(dir, "dangling.png")); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAtomic(filepath.Join(dir, "dangling.png"), []byte("x")); err == nil {
+		t.Error("a dangling link accepted")
+	}
+}

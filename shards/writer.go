@@ -155,6 +155,25 @@ func SyncDir(dir string) error {
 // WriteFileAtomic writes data to path through a synced temporary file and a
 // rename, for meta.json and reports.
 func WriteFileAtomic(path string, data []byte) error {
+	// The rename replaces whatever the name is. A symbolic link is written
+	// through, so the link stays and its target gets the bytes; anything
+	// else that is not a regular file (/dev/full, a pipe, a folder) is
+	// refused rather than silently replaced by a file.
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSymlink != 0 {
+			real, err := filepath.EvalSymlinks(path)
+			if err != nil {
+				return fmt.Errorf("%s: a symbolic link that does not resolve: %w", path, err)
+			}
+			path = real
+			if fi, err = os.Stat(path); err != nil {
+				return err
+			}
+		}
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("%s is not a regular file (%v): not replacing it", path, fi.Mode().Type())
+		}
+	}
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {

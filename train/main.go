@@ -161,7 +161,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	res, err := trainer.Train(ctx, c, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "train:", err)
-		if errors.Is(err, trainer.ErrRunExists) || errors.Is(err, trainer.ErrResumeMismatch) {
+		if errors.Is(err, trainer.ErrRunExists) || errors.Is(err, trainer.ErrResumeMismatch) || errors.Is(err, trainer.ErrConfig) {
 			return cli.ExitUsage
 		}
 		return cli.ExitFailure

@@ -337,6 +337,24 @@ func TestRunDirectoryGuards(t *testing.T) {
 	if ck, err := Load(filepath.Join(out, CheckpointFile)); err != nil || ck.Init != "he" {
 		t.Fatalf("the resumed checkpoint says init %q: %v", ck.Init, err)
 	}
+	// An --overwrite run that cannot start (a crop larger than the
+	// shards' images, a batch larger than the split) leaves the old run
+	// as it was.
+	kept, _ := os.ReadFile(filepath.Join(out, CheckpointFile))
+	for _, bad := range []func(*Config){func(c *Config) { c.Crop = 40 }, func(c *Config) { c.Batch = 1000 }} {
+		c := cfg
+		c.Overwrite = true
+		bad(&c)
+		if _, err := Train(context.Background(), c, io.Discard); !errors.Is(err, ErrConfig) {
+			t.Fatalf("an impossible --overwrite run: %v", err)
+		}
+		if after, _ := os.ReadFile(filepath.Join(out, CheckpointFile)); len(kept) == 0 || !bytes.Equal(kept, after) {
+			t.Fatal("an --overwrite run that could not start removed the old checkpoint")
+		}
+		if b, _ := os.ReadFile(filepath.Join(out, "metrics.jsonl")); len(b) == 0 {
+			t.Fatal("an --overwrite run that could not start emptied metrics.jsonl")
+		}
+	}
 	// An --overwrite run stopped before its first checkpoint leaves no
 	// old checkpoint for a later --resume to take for its own.
 	ctx, cancel := context.WithCancel(context.Background())

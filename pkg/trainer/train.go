@@ -77,6 +77,11 @@ var ErrNonFinite = errors.New("not finite")
 // forgotten --resume would otherwise lose days of training.
 var ErrRunExists = errors.New("the run directory already holds a run")
 
+// ErrConfig marks settings that cannot make a run on these shards (a crop
+// larger than their images, a batch larger than the split): found before
+// anything in the run directory is touched.
+var ErrConfig = errors.New("settings do not fit the shards")
+
 // ErrResumeMismatch marks a --resume whose flags or shards differ from the
 // checkpoint's in a way that would not continue the same run.
 var ErrResumeMismatch = errors.New("does not match the checkpoint")
@@ -111,6 +116,12 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		return nil, fmt.Errorf("%s/meta.json has no train statistics: was the train split ingested?", cfg.Shards)
 	}
 	crop := cropFor(meta, cfg.Crop)
+	if crop > meta.Width || crop > meta.Height {
+		return nil, fmt.Errorf("%w: --crop %d is larger than the shards' %d×%d images", ErrConfig, crop, meta.Width, meta.Height)
+	}
+	if n := meta.Splits["train"].Records; cfg.Batch > n {
+		return nil, fmt.Errorf("%w: --batch %d is larger than the train split's %d images", ErrConfig, cfg.Batch, n)
+	}
 	spec, err := alexnet.Build(cfg.Model, len(meta.Classes), crop)
 	if err != nil {
 		return nil, err
@@ -194,22 +205,6 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	if ck != nil {
 		fmt.Fprintf(log, "train: resuming %s at step %d, %v, lr %g\n", ckPath, step, pos, sched.LR)
 	}
-	if cfg.Overwrite && ck == nil {
-		// The old run's checkpoint and plots go now, not at the new run's
-		// first checkpoint: a new run stopped before that must not leave
-		// the old checkpoint beside the new run's metrics, for a later
-		// --resume to continue the wrong run.
-		for _, f := range []string{CheckpointFile, "loss.png", "error.png", "conv1-filters.png"} {
-			if err := os.Remove(filepath.Join(cfg.Out, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return nil, fmt.Errorf("--overwrite: %w", err)
-			}
-		}
-	}
-	mlog, err := OpenMetrics(cfg.Out, step)
-	if err != nil {
-		return nil, err
-	}
-	defer mlog.Close()
 
 	// save checkpoints the state after the step that ran batch at; next is
 	// where the run goes on from, which the checkpoint keeps.
@@ -258,8 +253,27 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	}
 	defer pl.Close()
 	if pl.BatchesPerEpoch() == 0 {
-		return nil, fmt.Errorf("train split has fewer images than one batch of %d", cfg.Batch)
+		return nil, fmt.Errorf("%w: the train split has fewer images than one batch of %d", ErrConfig, cfg.Batch)
 	}
+	// Only now that the run can start may an --overwrite remove the old
+	// one, and the metrics log be rewritten.
+	if cfg.Overwrite && ck == nil {
+		// The old run's checkpoint and plots go now, not at the new run's
+		// first checkpoint: a new run stopped before that must not leave
+		// the old checkpoint beside the new run's metrics, for a later
+		// --resume to continue the wrong run.
+		for _, f := range []string{CheckpointFile, "loss.png", "error.png", "conv1-filters.png"} {
+			if err := os.Remove(filepath.Join(cfg.Out, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("--overwrite: %w", err)
+			}
+		}
+	}
+	mlog, err := OpenMetrics(cfg.Out, step)
+	if err != nil {
+		return nil, err
+	}
+	defer mlog.Close()
+
 	var st Stream = &syncStream{be: be, pl: pl}
 	if streaming {
 		if st, err = streamer.Stream(pl); err != nil {

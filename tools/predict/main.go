@@ -59,6 +59,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "predict:", err)
 		return cli.ExitFailure
 	}
+	if ck.InputHW > meta.Width || ck.InputHW > meta.Height {
+		fmt.Fprintf(stderr, "predict: the checkpoint's %d-px crop does not fit %s's %d×%d images: use the shards it was trained on\n", ck.InputHW, *shardDir, meta.Width, meta.Height)
+		return cli.ExitFailure
+	}
 	be, err := trainer.BackendFromCheckpoint(ck, 1, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "predict:", err)

@@ -94,4 +94,14 @@ func TestPredict(t *testing.T) {
 	if code := run([]string{"--checkpoint", ckPath, "--shards", dir, img}, &so, &se); code != 0 {
 		t.Errorf("the same class list: exit %d, %s", code, se.String())
 	}
+
+	// A checkpoint whose crop is larger than these shards' images.
+	ck.InputHW = 28
+	if err := ck.Save(ckPath); err != nil {
+		t.Fatal(err)
+	}
+	se.Reset()
+	if code := run([]string{"--checkpoint", ckPath, "--shards", dir, img}, &so, &se); code != 1 || !strings.Contains(se.String(), "does not fit") {
+		t.Errorf("a crop larger than the images: exit %d, %s", code, se.String())
+	}
 }

@@ -257,8 +257,22 @@ func grid(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return cli.ExitCode(err)
 	}
-	if len(pos) != 1 || *n <= 0 || *tile < 16 {
+	if len(pos) != 1 {
 		fs.Usage()
+		return cli.ExitUsage
+	}
+	// The sheet is one image in memory: bound it (4096 tiles of 128 px
+	// are 256 MB) rather than let the runtime die out of memory.
+	const maxTile, maxPixels = 1024, 1 << 26
+	switch {
+	case *n <= 0:
+		fmt.Fprintf(stderr, "shardtool grid: --n %d: want at least 1 record\n", *n)
+		return cli.ExitUsage
+	case *tile < 16 || *tile > maxTile:
+		fmt.Fprintf(stderr, "shardtool grid: --tile %d: want 16 to %d pixels\n", *tile, maxTile)
+		return cli.ExitUsage
+	case int64(*n)*int64(*tile)*int64(*tile) > maxPixels:
+		fmt.Fprintf(stderr, "shardtool grid: --n %d at --tile %d is a sheet of more than %d megapixels: draw fewer or smaller tiles\n", *n, *tile, maxPixels>>20)
 		return cli.ExitUsage
 	}
 	dir := pos[0]

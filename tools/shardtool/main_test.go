@@ -104,6 +104,20 @@ func TestInspectAndGrid(t *testing.T) {
 	if code, _, _ := runTool("grid", t.TempDir()); code != cli.ExitFailure {
 		t.Fatalf("grid on an empty dir: exit %d", code)
 	}
+	for _, bad := range []struct {
+		args []string
+		say  string
+	}{
+		{[]string{"--n", "0"}, "--n 0"},
+		{[]string{"--tile", "8"}, "--tile 8"},
+		{[]string{"--tile", "100000"}, "--tile 100000"},
+		{[]string{"--n", "100000", "--tile", "1024"}, "megapixels"},
+	} {
+		code, _, errs := runTool(append([]string{"grid", dir}, bad.args...)...)
+		if code != cli.ExitUsage || !strings.Contains(errs, bad.say) {
+			t.Errorf("grid %v: exit %d, %q", bad.args, code, errs)
+		}
+	}
 	if code, _, _ := runTool("frobnicate"); code != cli.ExitUsage {
 		t.Fatal("unknown command accepted")
 	}
