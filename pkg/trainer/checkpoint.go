@@ -58,9 +58,25 @@ type Checkpoint struct {
 	Schedule  Schedule `json:"schedule"`
 	// Mean and Std are the normalisation the model was trained with, so
 	// that evaluation and predict need nothing else.
-	Mean    [3]float32 `json:"mean"`
-	Std     [3]float32 `json:"std"`
-	Tensors []Tensor   `json:"tensors"`
+	Mean [3]float32 `json:"mean"`
+	Std  [3]float32 `json:"std"`
+	// Running is what the run had summed toward its next log line and
+	// its epoch's training figures; absent when nothing was (and in
+	// checkpoints written before it was kept).
+	Running *Running `json:"running,omitempty"`
+	Tensors []Tensor `json:"tensors"`
+}
+
+// Running is a run's sums since its last log line and since its epoch
+// began. JSON keeps float64s exactly, so a resumed run's figures are the
+// uninterrupted run's, bit for bit.
+type Running struct {
+	LogLoss    float64 `json:"log_loss"`
+	LogSteps   int     `json:"log_steps"`
+	EpochLoss  float64 `json:"epoch_loss"`
+	EpochSteps int     `json:"epoch_steps"`
+	Hits       int     `json:"hits"` // top-1 hits in the epoch's training batches
+	Seen       int     `json:"seen"` // images in them
 }
 
 var ckptMagic = [8]byte{'A', 'L', 'X', 'C', 'K', 'P', 'T', '1'}

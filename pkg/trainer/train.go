@@ -186,6 +186,10 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	defer be.Close()
 	step := int64(0)
 	pos := pipeline.Position{}
+	// run is what the log line and the epoch's figures have summed so far;
+	// a checkpoint keeps it, so a resumed run reports what an
+	// uninterrupted one would.
+	var run Running
 	if ck != nil {
 		live, err := be.Tensors()
 		if err != nil {
@@ -199,6 +203,9 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 		step = ck.Step
 		pos = pipeline.Position{Epoch: ck.Position.Epoch, Batch: ck.Position.Batch}
+		if ck.Running != nil {
+			run = *ck.Running
+		}
 	}
 	be.SetStep(uint64(step))
 	fmt.Fprintf(log, "train: %s, %d parameters, input %dx%dx3, %d classes; %s\n", spec.Name, spec.NumParams(), crop, crop, len(meta.Classes), be.Describe())
@@ -226,6 +233,10 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		c := &Checkpoint{Model: cfg.Model, Classes: len(meta.Classes), ClassList: classList, InputHW: crop, Batch: cfg.Batch,
 			Init: cfg.Init, Seed: cfg.Seed, Step: step, Epoch: next.Epoch, Position: Position{Epoch: next.Epoch, Batch: next.Batch}, Schedule: sched,
 			Mean: mean, Std: std, Tensors: ts}
+		if run != (Running{}) {
+			r := run
+			c.Running = &r
+		}
 		return c.Save(ckPath)
 	}
 	popt := pipeline.Options{Mode: pipeline.Train, Batch: cfg.Batch, Crop: crop, Seed: cfg.Seed,
@@ -290,8 +301,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	if meta.Splits["val"].Records == 0 && sched.Kind == "plateau" {
 		fmt.Fprintf(log, "train: %s has no validation split: the plateau schedule follows each epoch's training error instead (--schedule step:N fixes when lr falls)\n", cfg.Shards)
 	}
-	var lossSum, epochLoss float64
-	var hits, seen, logged, epochSteps int
+	timed := 0 // steps since logStart in this process, for img/s
 	epochStart, logStart := time.Now(), time.Now()
 	// finish does a step's bookkeeping once its result is in: the loss
 	// check, the log, and at a boundary the evaluation, schedule and
@@ -306,22 +316,23 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			return false, fmt.Errorf("step %d (%v): %w (%v); the last good checkpoint, %s, is left as it was", n, at, ErrNonFinite, loss, ckPath)
 		}
 		step = n
-		lossSum += loss
-		epochLoss += loss
-		epochSteps++
-		hits += c1
-		seen += cfg.Batch
-		logged++
+		run.LogLoss += loss
+		run.LogSteps++
+		run.EpochLoss += loss
+		run.EpochSteps++
+		run.Hits += c1
+		run.Seen += cfg.Batch
+		timed++
 		if cfg.LogEvery > 0 && step%int64(cfg.LogEvery) == 0 {
 			wait, total := st.DataWait()
-			m := Metric{Kind: "step", Step: step, Epoch: at.Epoch, Loss: lossSum / float64(logged), LR: sched.LR,
-				ImgPerS: float64(logged*cfg.Batch) / time.Since(logStart).Seconds(), DataWait: frac(wait, total), Seconds: time.Since(start).Seconds()}
+			m := Metric{Kind: "step", Step: step, Epoch: at.Epoch, Loss: run.LogLoss / float64(run.LogSteps), LR: sched.LR,
+				ImgPerS: float64(timed*cfg.Batch) / time.Since(logStart).Seconds(), DataWait: frac(wait, total), Seconds: time.Since(start).Seconds()}
 			fmt.Fprintf(log, "step %6d  epoch %3d  batch %5d/%d  loss %.4f  lr %.2g  %.1f img/s  data wait %.1f%%\n",
 				step, at.Epoch, at.Batch+1, pl.BatchesPerEpoch(), m.Loss, sched.LR, m.ImgPerS, 100*m.DataWait)
 			if err := mlog.Add(m); err != nil {
 				return false, err
 			}
-			lossSum, logged, logStart = 0, 0, time.Now()
+			run.LogLoss, run.LogSteps, timed, logStart = 0, 0, 0, time.Now()
 		}
 		endOfEpoch := resume.Epoch != at.Epoch
 		saving := endOfEpoch || (cfg.CkptEvery > 0 && step%int64(cfg.CkptEvery) == 0)
@@ -331,8 +342,8 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			if err != nil {
 				return false, fmt.Errorf("validation after epoch %d: %w", at.Epoch, err)
 			}
-			trainErr := 1 - float64(hits)/float64(max(seen, 1))
-			trainLoss := epochLoss / float64(max(epochSteps, 1))
+			trainErr := 1 - float64(run.Hits)/float64(max(run.Seen, 1))
+			trainLoss := run.EpochLoss / float64(max(run.EpochSteps, 1))
 			verr := ev.Top1Err
 			val := fmt.Sprintf("val top-1 err %.2f%%, top-5 err %.2f%%, val loss %.4f (%d images)", 100*ev.Top1Err, 100*ev.Top5Err, ev.Loss, ev.Images)
 			if ev.Images == 0 {
@@ -360,7 +371,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			if err := writeConv1(cfg.Out, be); err != nil {
 				return false, err
 			}
-			hits, seen, epochLoss, epochSteps = 0, 0, 0, 0
+			run.Hits, run.Seen, run.EpochLoss, run.EpochSteps = 0, 0, 0, 0
 			epochStart = time.Now()
 		}
 		if saving {
