@@ -338,7 +338,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		saving := endOfEpoch || (cfg.CkptEvery > 0 && step%int64(cfg.CkptEvery) == 0)
 		paused := time.Now()
 		if endOfEpoch {
-			ev, err := evaluate(ctx, be, cfg.Shards, crop, cfg.EvalBatch, pipeline.Center, cfg.MaxValImages)
+			ev, err := evaluate(ctx, be, cfg.Shards, meta, crop, cfg.EvalBatch, pipeline.Center, cfg.MaxValImages)
 			if err != nil {
 				return false, fmt.Errorf("validation after epoch %d: %w", at.Epoch, err)
 			}
@@ -476,11 +476,8 @@ type EvalResult struct {
 
 // evaluate runs the val split through be in mode (Center or TenCrop; ten
 // crops average their softmax probabilities, as the paper did).
-func evaluate(ctx context.Context, be Backend, dir string, crop, batch int, mode pipeline.Mode, maxImages int) (EvalResult, error) {
-	meta, err := shards.ReadMeta(dir)
-	if err != nil {
-		return EvalResult{}, err
-	}
+// meta is dir's meta.json, which every caller has already read.
+func evaluate(ctx context.Context, be Backend, dir string, meta *shards.Meta, crop, batch int, mode pipeline.Mode, maxImages int) (EvalResult, error) {
 	if meta.Splits["val"].Records == 0 {
 		return EvalResult{}, nil
 	}
@@ -584,7 +581,7 @@ func EvaluateCheckpoint(ctx context.Context, path, dir string, tenCrop bool, bat
 	if tenCrop {
 		mode = pipeline.TenCrop
 	}
-	r, err := evaluate(ctx, be, dir, ck.InputHW, batch, mode, 0)
+	r, err := evaluate(ctx, be, dir, meta, ck.InputHW, batch, mode, 0)
 	return r, ck, err
 }
 

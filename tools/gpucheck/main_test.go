@@ -37,7 +37,7 @@ func TestTable(t *testing.T) {
     {"mode": "resized", "all_cores": true, "img_per_s_or_cpu_s": 15000, "ours_over_reference": 4.08}]}}`,
 	}
 	got := renderTable(t, files)
-	for _, want := range []string{
+	wantInTable(t, got,
 		"| ours, img/s, tf32, batch 128: queued · loss read every step | 11000 · 10800 (25.1 TFLOP/s) | 8000 · 7900 (20.0 TFLOP/s) |  |",
 		"| ratio ours/PyTorch, tf32 | **1.10×** (met) | **0.94×** (NOT met) | ≥ 1.0× |",
 		"| data wait, GPU clock: mean · worst step | **0.50%** · 3.1% | **3.00%** (NOT met) · 20.0% | < 2% |",
@@ -49,16 +49,22 @@ func TestTable(t *testing.T) {
 		"PyTorch AlexNet (torchvision), batch 128, tf32, synthetic data on the device: 10000 img/s",
 		"| ours, img/s, fp32, batch 128: queued · loss read every step | — · — (— TFLOP/s) |",
 		"| 4210 img/CPU-s · 61234 img/s on 16 (93% of linear) | DataLoader + PIL, 256-px JPEGs: 1 core 1400 (ours **3.0×**) · all 15000 (ours **4.1×**) | near-linear |",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("table lacks %q", want)
-		}
-	}
+	)
 	if i, j := strings.Index(got, "## GPU machine"), strings.Index(got, "## gpu-check results"); i < 0 || j < i {
 		t.Errorf("the machine facts must come first and the table last:\n%s", got)
 	}
 	if t.Failed() {
 		t.Log(got)
+	}
+}
+
+// wantInTable checks that the table holds every line or cell of want.
+func wantInTable(t *testing.T, got string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("table lacks %q", w)
+		}
 	}
 }
 
@@ -134,7 +140,7 @@ func TestLayersTable(t *testing.T) {
 {"layer":"update","kind":"update","pass":"","ms":0.5}]}`
 	got := renderTable(t, map[string]string{"bench.jsonl": strings.ReplaceAll(bench, "\n", "") + "\n",
 		"torch.jsonl": strings.ReplaceAll(torch, "\n", "") + "\n"})
-	for _, want := range []string{
+	wantInTable(t, got,
 		"### Where a step's time goes: alexnet-owt, tf32, batch 128",
 		"means of 10 synced steps",
 		"| input: uint8 → normalised float32 (PyTorch is handed floats) | 0.050 | — | | | |",
@@ -145,11 +151,7 @@ func TestLayersTable(t *testing.T) {
 		"| loss: softmax cross-entropy and its gradient | 0.020 | 0.040 | | | 0.50 |",
 		"| update: SGD with momentum and weight decay | 0.400 | 0.500 | | | 0.80 |",
 		"| total: the whole profiled step | **5.72** | **5.42** | | | 1.06 |",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("table lacks %q", want)
-		}
-	}
+	)
 	if i, j := strings.Index(got, "| conv1 + ReLU"), strings.Index(got, "| pool1 |"); i < 0 || j < i {
 		t.Error("layers out of forward order")
 	}
@@ -188,10 +190,9 @@ func TestLayersTableOneSided(t *testing.T) {
 				files["torch.jsonl"] = tc.torch + "\n"
 			}
 			got := renderTable(t, files)
-			for _, want := range tc.want {
-				if !strings.Contains(got, want) {
-					t.Errorf("table lacks %q:\n%s", want, got)
-				}
+			wantInTable(t, got, tc.want...)
+			if t.Failed() {
+				t.Log(got)
 			}
 			if !strings.Contains(got, "## gpu-check results") {
 				t.Error("the results table is missing")
