@@ -32,6 +32,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/alexnet-repro/alexnet/internal/dirlock"
 	"github.com/alexnet-repro/alexnet/pkg/imageio"
 	"github.com/alexnet-repro/alexnet/pkg/imagenet"
 	"github.com/alexnet-repro/alexnet/pkg/stats"
@@ -189,6 +190,13 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 	if err := os.MkdirAll(filepath.Join(opt.Out, stateDir), 0o755); err != nil {
 		return nil, err
 	}
+	// Two ingests into one folder would write the same shards' temporary
+	// files and each remove the other's as stale.
+	lock, err := dirlock.Acquire(opt.Out, "ingest")
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
 	start := time.Now()
 	rep := &Report{Root: ds.Root, Layout: string(ds.Layout), Out: opt.Out, Workers: opt.Workers,
 		Warnings: append([]string{}, ds.Warnings...), Images: map[string]int{}, Written: map[string]int{},

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/alexnet-repro/alexnet/internal/dirlock"
 	"github.com/alexnet-repro/alexnet/internal/fixtures"
 	"github.com/alexnet-repro/alexnet/internal/testdata"
 	"github.com/alexnet-repro/alexnet/pkg/imagenet"
@@ -62,7 +63,7 @@ func outputFiles(t testing.TB, dir string) map[string][]byte {
 	m := map[string][]byte{}
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
-		if e.IsDir() || e.Name() == "ingest-report.json" {
+		if e.IsDir() || e.Name() == "ingest-report.json" || e.Name() == dirlock.File {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
@@ -450,7 +451,7 @@ func TestStaleShardsRemoved(t *testing.T) {
 	}
 	// val was not written this time: its shards stay, though meta.json
 	// no longer lists them.
-	wantLeft := "[.ingest-state Train-00050.shard ingest-report.json meta.json notes.txt train-00000.shard train-00001.shard " +
+	wantLeft := "[.ingest-state .lock Train-00050.shard ingest-report.json meta.json notes.txt train-00000.shard train-00001.shard " +
 		"train-000099.shard train-00050.shard train-00050.shard.bak train-1.shard val-00000.shard val-00001.shard]"
 	if fmt.Sprint(left) != wantLeft {
 		t.Errorf("left in --out:\n%v\nwant\n%v", left, wantLeft)
@@ -654,4 +655,24 @@ func TestResumeRereadsReplacedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameOutput(t, outputFiles(t, fresh), outputFiles(t, out))
+}
+
+// Two ingests into one folder would remove each other's temporary files as
+// stale: the second is refused, naming the first, and touches nothing.
+func TestConcurrentIngestRefused(t *testing.T) {
+	root, _ := makeTree(t, 3)
+	out := t.TempDir()
+	mustIngest(t, root, Options{Out: out, Size: 24, Seed: 7, ShardSize: 5, Codec: shards.CodecGradZstd})
+	before := outputFiles(t, out)
+	held, err := dirlock.Acquire(out, "ingest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ingestWith(t, context.Background(), root, Options{Out: out, Size: 32, Seed: 7, ShardSize: 5, Codec: shards.CodecGradZstd})
+	if !errors.Is(err, dirlock.ErrBusy) || !strings.Contains(err.Error(), "(ingest, pid ") {
+		t.Fatalf("an ingest while another holds %s: %v", out, err)
+	}
+	sameOutput(t, before, outputFiles(t, out))
+	held.Release()
+	mustIngest(t, root, Options{Out: out, Size: 32, Seed: 7, ShardSize: 5, Codec: shards.CodecGradZstd})
 }

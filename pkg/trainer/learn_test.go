@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/alexnet-repro/alexnet/internal/dirlock"
 	"github.com/alexnet-repro/alexnet/internal/testdata"
 	"github.com/alexnet-repro/alexnet/pkg/fashionmnist"
 	"github.com/alexnet-repro/alexnet/pkg/stats"
@@ -293,6 +294,20 @@ func TestRunDirectoryGuards(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, _ := os.ReadFile(filepath.Join(out, CheckpointFile))
+	// While another run holds the folder, not even a resume may start.
+	held, err := dirlock.Acquire(out, "train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := cfg
+	busy.Resume = true
+	if _, err := Train(context.Background(), busy, io.Discard); !errors.Is(err, dirlock.ErrBusy) || !strings.Contains(err.Error(), out) {
+		t.Fatalf("a resume while another run holds %s: %v", out, err)
+	}
+	held.Release()
+	if after, _ := os.ReadFile(filepath.Join(out, CheckpointFile)); !bytes.Equal(before, after) {
+		t.Fatal("the refused run touched the checkpoint")
+	}
 	if _, err := Train(context.Background(), cfg, io.Discard); !errors.Is(err, ErrRunExists) || !strings.Contains(err.Error(), "--overwrite") {
 		t.Fatalf("a second run into the same --out: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/alexnet-repro/alexnet/internal/dirlock"
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
 	"github.com/alexnet-repro/alexnet/pkg/pipeline"
 	"github.com/alexnet-repro/alexnet/shards"
@@ -129,6 +130,13 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return nil, err
 	}
+	// Two runs in one folder would write one checkpoint through one
+	// temporary name and interleave metrics.jsonl.
+	lock, err := dirlock.Acquire(cfg.Out, "train")
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
 	sched, err := ParseSchedule(cfg.Schedule, cfg.LR, cfg.Patience)
 	if err != nil {
 		return nil, err

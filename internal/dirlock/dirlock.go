@@ -1,0 +1,81 @@
+// Package dirlock owns the advisory lock that keeps two runs of a command
+// from writing into one output folder at once (two `train` runs sharing a
+// checkpoint's temporary name, two `ingest` runs rewriting one shard).
+//
+// The lock is flock(2) on a file in the folder, so the kernel drops it when
+// its process dies: a run killed with -9 leaves a file but never a lock,
+// and the next run starts without anyone deleting anything.
+package dirlock
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// File is the lock file's name inside the locked folder.
+const File = ".lock"
+
+// ErrBusy marks a folder another live process holds.
+var ErrBusy = errors.New("in use by another run")
+
+// Lock is a held lock; Release lets go of it.
+type Lock struct {
+	f *os.File
+}
+
+// Acquire takes dir's lock for what (a command name, for the message the
+// other run gets), without waiting. When another process holds it the error
+// wraps ErrBusy and names that process's pid and command.
+func Acquire(dir, what string) (*Lock, error) {
+	path := filepath.Join(dir, File)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("locking %s: %w", dir, err)
+	}
+	held, err := tryLock(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", dir, err)
+	}
+	if !held {
+		owner := describeOwner(path)
+		f.Close()
+		return nil, fmt.Errorf("%s is %w%s: wait for it to end, or use another folder", dir, ErrBusy, owner)
+	}
+	// Who holds it, for the message another run prints; the lock itself
+	// is the flock, not these bytes.
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(fmt.Sprintf("%d %s\n", os.Getpid(), what)), 0)
+	}
+	return &Lock{f: f}, nil
+}
+
+// Release lets go of the lock. The file stays: removing it would let a
+// third run lock a new file while a second still waits on the old one.
+func (l *Lock) Release() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	err := unlock(l.f)
+	if cerr := l.f.Close(); err == nil {
+		err = cerr
+	}
+	l.f = nil
+	return err
+}
+
+func describeOwner(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	pid, what, ok := strings.Cut(strings.TrimSpace(string(b)), " ")
+	if _, err := strconv.Atoi(pid); !ok || err != nil || what == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (%s, pid %s)", what, pid)
+}

@@ -1,0 +1,90 @@
+//go:build unix
+
+package dirlock
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestAcquireExcludes(t *testing.T) {
+	dir := t.TempDir()
+	a, err := Acquire(dir, "train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// flock locks belong to the open file, so a second open in this
+	// process contends exactly as another process would.
+	_, err = Acquire(dir, "train")
+	if !errors.Is(err, ErrBusy) {
+		t.Fatalf("second Acquire: %v, want ErrBusy", err)
+	}
+	want := "(train, pid " + itoa(os.Getpid()) + ")"
+	if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), dir) {
+		t.Errorf("message %q does not name %s and %q", err, dir, want)
+	}
+	if err := a.Release(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Acquire(dir, "ingest")
+	if err != nil {
+		t.Fatalf("after Release: %v", err)
+	}
+	defer b.Release()
+	if err := a.Release(); err != nil {
+		t.Errorf("second Release: %v", err)
+	}
+}
+
+// TestKilledHolderFreesLock: a run killed with -9 must not leave the folder
+// locked, or every kill would need a person to delete a file.
+func TestKilledHolderFreesLock(t *testing.T) {
+	if os.Getenv("DIRLOCK_HOLD") != "" {
+		if _, err := Acquire(os.Getenv("DIRLOCK_HOLD"), "holder"); err != nil {
+			os.Stdout.WriteString("error " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Stdout.WriteString("held\n")
+		select {}
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestKilledHolderFreesLock$")
+	cmd.Env = append(os.Environ(), "DIRLOCK_HOLD="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if line != "held\n" {
+		cmd.Process.Kill()
+		t.Fatalf("holder said %q", line)
+	}
+	_, err = Acquire(dir, "train")
+	if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "(holder, pid "+itoa(cmd.Process.Pid)+")") {
+		t.Errorf("while another process holds it: %v", err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	l, err := Acquire(dir, "train")
+	if err != nil {
+		t.Fatalf("after the holder was killed: %v", err)
+	}
+	l.Release()
+}
+
+func TestAcquireMissingDir(t *testing.T) {
+	_, err := Acquire(t.TempDir()+"/absent", "train")
+	if err == nil || errors.Is(err, ErrBusy) {
+		t.Fatalf("got %v, want an open error", err)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
