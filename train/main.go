@@ -96,6 +96,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "train:", err)
 		return cli.ExitUsage
 	}
+	if *evalOnly {
+		// The checkpoint fixes the network; a flag that looks obeyed but
+		// is not would mislead.
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "model", "crop", "init", "seed":
+				fmt.Fprintf(stderr, "train: --%s is ignored with --eval-only: the checkpoint's is used\n", f.Name)
+			}
+		})
+	}
 	if c.Resume {
 		// The schedule, its learning rate included, continues from the
 		// checkpoint; say so rather than let a changed flag look obeyed.
@@ -141,6 +151,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "train:", err)
 			return cli.ExitFailure
 		}
+		if r.Note != "" {
+			fmt.Fprintln(stderr, "train: note:", r.Note)
+		}
 		if r.Images == 0 {
 			fmt.Fprintf(stderr, "train: %s has no labelled validation images to evaluate on\n", c.Shards)
 			return cli.ExitFailure
@@ -151,7 +164,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		if *asJSON {
 			json.NewEncoder(stdout).Encode(map[string]any{"checkpoint": *ckpt, "model": ck.Model, "step": ck.Step, "views": views,
-				"images": r.Images, "top1_err": r.Top1Err, "top5_err": r.Top5Err, "loss": r.Loss})
+				"images": r.Images, "top1_err": r.Top1Err, "top5_err": r.Top5Err, "loss": r.Loss, "note": r.Note})
 			return cli.ExitOK
 		}
 		fmt.Fprintf(stdout, "| model | checkpoint step | views | images | top-1 error | top-5 error |\n|---|---|---|---|---|---|\n")

@@ -23,6 +23,7 @@ func TestUsageAndDeviceErrors(t *testing.T) {
 		{"cuda without a GPU", []string{"--shards", "x", "--device", "cuda"}, cli.ExitFailure, "libcuda.so.1"},
 		{"missing shards", []string{"--shards", t.TempDir(), "--device", "cpu"}, cli.ExitFailure, "meta.json not found"},
 		{"eval without checkpoint", []string{"--shards", "x", "--eval-only"}, cli.ExitUsage, "--checkpoint"},
+		{"eval ignores the model", []string{"--shards", "x", "--device", "cpu", "--eval-only", "--checkpoint", "absent.ckpt", "--model", "small"}, cli.ExitFailure, "--model is ignored with --eval-only"},
 		{"bad schedule", []string{"--shards", "x", "--schedule", "cosine"}, cli.ExitUsage, "unknown schedule"},
 		{"bad step schedule", []string{"--shards", "x", "--schedule", "step:0"}, cli.ExitUsage, "step:N"},
 		{"bad model", []string{"--shards", "x", "--model", "vgg"}, cli.ExitUsage, "unknown --model"},

@@ -47,15 +47,19 @@ type Checkpoint struct {
 	// ClassList is ClassListID of the shards' classes, and Batch the
 	// training batch; both are empty in checkpoints written before they
 	// were kept.
-	ClassList string   `json:"class_list,omitempty"`
-	InputHW   int      `json:"input_hw"`
-	Batch     int      `json:"batch,omitempty"`
-	Init      string   `json:"init"`
-	Seed      uint64   `json:"seed"`
-	Step      int64    `json:"step"`
-	Epoch     int      `json:"epoch"`
-	Position  Position `json:"position"`
-	Schedule  Schedule `json:"schedule"`
+	ClassList string `json:"class_list,omitempty"`
+	InputHW   int    `json:"input_hw"`
+	// ImageHW is the side of the shards' images the crops were taken
+	// from (256 for the paper), so evaluation and predict can see a scale
+	// the model never trained at; 0 in checkpoints from before it was kept.
+	ImageHW  int      `json:"image_hw,omitempty"`
+	Batch    int      `json:"batch,omitempty"`
+	Init     string   `json:"init"`
+	Seed     uint64   `json:"seed"`
+	Step     int64    `json:"step"`
+	Epoch    int      `json:"epoch"`
+	Position Position `json:"position"`
+	Schedule Schedule `json:"schedule"`
 	// Mean and Std are the normalisation the model was trained with, so
 	// that evaluation and predict need nothing else.
 	Mean [3]float32 `json:"mean"`
@@ -209,4 +213,17 @@ func (c *Checkpoint) MatchesClasses(meta *shards.Meta, dir string) error {
 		return fmt.Errorf("the checkpoint was trained on another class list than %s/meta.json's (other WNIDs, or another order)", dir)
 	}
 	return nil
+}
+
+// ScaleNote says, when the shards in dir hold images of another side than
+// the ones the checkpoint trained on, that objects will appear at another
+// scale than in training; "" when they match or the checkpoint does not
+// know. It is a note, not a refusal: testing at another scale can be
+// what the user wants.
+func (c *Checkpoint) ScaleNote(meta *shards.Meta, dir string) string {
+	if c.ImageHW == 0 || c.ImageHW == meta.Width {
+		return ""
+	}
+	return fmt.Sprintf("the checkpoint trained on %d-px crops of %d-px images, %s holds %d-px images: objects appear %.2f× their training size",
+		c.InputHW, c.ImageHW, dir, meta.Width, float64(c.ImageHW)/float64(meta.Width))
 }

@@ -319,6 +319,25 @@ func TestRunDirectoryGuards(t *testing.T) {
 		t.Fatalf("checkpoint keeps batch %d and class list %q: %v", ck.Batch, ck.ClassList, err)
 	}
 
+	// Shards of another image size are another scale: a resume is
+	// refused, an evaluation says so.
+	bigger := t.TempDir()
+	tr32, tl32 := synthetic(64, 32, 1)
+	va32, vl32 := synthetic(16, 32, 2)
+	writeShards(t, bigger, 32, tr32, va32, tl32, vl32, 4)
+	scaled := cfg
+	scaled.Shards, scaled.Resume, scaled.MaxSteps = bigger, true, 4
+	if _, err := Train(context.Background(), scaled, io.Discard); !errors.Is(err, ErrResumeMismatch) || !strings.Contains(err.Error(), "24-px images") {
+		t.Fatalf("resume on shards of another size: %v", err)
+	}
+	r, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(out, CheckpointFile), bigger, false, 16, nil)
+	if err != nil || !strings.Contains(r.Note, "0.75×") {
+		t.Fatalf("evaluating on 32-px shards: note %q, %v", r.Note, err)
+	}
+	if r, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(out, CheckpointFile), shardDir, false, 16, nil); err != nil || r.Note != "" {
+		t.Fatalf("evaluating on its own shards: note %q, %v", r.Note, err)
+	}
+
 	res := cfg
 	res.Resume, res.MaxSteps, res.Batch = true, 4, 8
 	if _, err := Train(context.Background(), res, io.Discard); !errors.Is(err, ErrResumeMismatch) || !strings.Contains(err.Error(), "--batch 16") {

@@ -169,6 +169,9 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			return nil, fmt.Errorf("--resume: %s was trained with --batch %d, not %d; its epoch position counts batches of %d: %w",
 				ckPath, ck.Batch, cfg.Batch, ck.Batch, ErrResumeMismatch)
 		}
+		if ck.ImageHW != 0 && ck.ImageHW != meta.Width {
+			return nil, fmt.Errorf("--resume: %s was trained on %d-px images, %s holds %d-px ones: %w", ckPath, ck.ImageHW, cfg.Shards, meta.Width, ErrResumeMismatch)
+		}
 		if ck.ClassList != "" && ck.ClassList != classList {
 			return nil, fmt.Errorf("--resume: %s was trained on another class list than %s/meta.json's: %w", ckPath, cfg.Shards, ErrResumeMismatch)
 		}
@@ -238,7 +241,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 				}
 			}
 		}
-		c := &Checkpoint{Model: cfg.Model, Classes: len(meta.Classes), ClassList: classList, InputHW: crop, Batch: cfg.Batch,
+		c := &Checkpoint{Model: cfg.Model, Classes: len(meta.Classes), ClassList: classList, InputHW: crop, ImageHW: meta.Width, Batch: cfg.Batch,
 			Init: cfg.Init, Seed: cfg.Seed, Step: step, Epoch: next.Epoch, Position: Position{Epoch: next.Epoch, Batch: next.Batch}, Schedule: sched,
 			Mean: mean, Std: std, Tensors: ts}
 		if run != (Running{}) {
@@ -480,6 +483,9 @@ type EvalResult struct {
 	Top1Err float64
 	Top5Err float64
 	Loss    float64
+	// Note is Checkpoint.ScaleNote for EvaluateCheckpoint: set when the
+	// shards' images are not the size the model trained on.
+	Note string
 }
 
 // evaluate runs the val split through be in mode (Center or TenCrop; ten
@@ -590,6 +596,7 @@ func EvaluateCheckpoint(ctx context.Context, path, dir string, tenCrop bool, bat
 		mode = pipeline.TenCrop
 	}
 	r, err := evaluate(ctx, be, dir, meta, ck.InputHW, batch, mode, 0)
+	r.Note = ck.ScaleNote(meta, dir)
 	return r, ck, err
 }
 

@@ -31,7 +31,7 @@ type prediction struct {
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := cli.NewFlags("predict", stderr, "Usage: predict --checkpoint FILE --shards DIR [--k 5] [--json] IMAGE...\n\nExample:\n  predict --checkpoint runs/demo/checkpoint.ckpt --shards demo/shards demo/fashion-mnist/val/ILSVRC2012_val_00000001.JPEG\n\nExit codes: 0 all classified, 1 some file failed, 2 usage.\n\nFlags:\n")
 	ckpt := fs.String("checkpoint", "", "checkpoint written by train (required)")
-	shardDir := fs.String("shards", "", "shard directory whose meta.json names the classes and gives the ingest size (required)")
+	shardDir := fs.String("shards", "", "shard directory whose meta.json names the classes (and gives the image size for checkpoints that do not record it) (required)")
 	k := fs.Int("k", 5, "classes to print per image")
 	asJSON := fs.Bool("json", false, "JSON lines on stdout")
 	if code, ok := cli.ParseFlags(fs, args); !ok {
@@ -59,7 +59,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "predict:", err)
 		return cli.ExitFailure
 	}
-	if ck.InputHW > meta.Width || ck.InputHW > meta.Height {
+	// Images are resized to the side the model's crops were taken from;
+	// checkpoints that do not record it take the shards'.
+	size := meta.Width
+	if ck.ImageHW != 0 {
+		size = ck.ImageHW
+	} else if ck.InputHW > meta.Width || ck.InputHW > meta.Height {
 		fmt.Fprintf(stderr, "predict: the checkpoint's %d-px crop does not fit %s's %d×%d images: use the shards it was trained on\n", ck.InputHW, *shardDir, meta.Width, meta.Height)
 		return cli.ExitFailure
 	}
@@ -71,7 +76,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer be.Close()
 	dec := imageio.NewDecoder()
 	defer dec.Close()
-	size := meta.Width
 	full := make([]byte, size*size*3)
 	slot := pipeline.NewSlot(1, 1, ck.InputHW)
 	slot.N, slot.Crop, slot.Views = 1, ck.InputHW, 1

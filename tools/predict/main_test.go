@@ -95,6 +95,22 @@ func TestPredict(t *testing.T) {
 		t.Errorf("the same class list: exit %d, %s", code, se.String())
 	}
 
+	// A checkpoint that records the image side it trained on is fed at
+	// that side, whatever the shards' (24 here): a 64-px resize then a
+	// 20-px centre crop sees another part of the image than 24-px does.
+	so.Reset()
+	run([]string{"--checkpoint", ckPath, "--shards", dir, "--json", img}, &so, &se)
+	at24 := so.String()
+	ck.ImageHW = 64
+	if err := ck.Save(ckPath); err != nil {
+		t.Fatal(err)
+	}
+	so.Reset()
+	if code := run([]string{"--checkpoint", ckPath, "--shards", dir, "--json", img}, &so, &se); code != 0 || so.String() == at24 {
+		t.Errorf("a checkpoint trained on 64-px images: exit %d, same output as at 24 px: %v (%s)", code, so.String() == at24, se.String())
+	}
+	ck.ImageHW = 0
+
 	// A checkpoint whose crop is larger than these shards' images.
 	ck.InputHW = 28
 	if err := ck.Save(ckPath); err != nil {
