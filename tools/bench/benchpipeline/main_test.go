@@ -75,6 +75,9 @@ func TestRunJSON(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("%v in %s", err, out.String())
 	}
+	if !strings.Contains(rep.Warning, "--batches 7") {
+		t.Errorf("a 7-batch run carries no warning: %q", rep.Warning)
+	}
 	if !rep.DigestsMatch || len(rep.Digest) != 64 || rep.Digest != rep.DigestAll {
 		t.Errorf("digests %q and %q", rep.Digest, rep.DigestAll)
 	}
@@ -120,7 +123,7 @@ func TestRunText(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errs.String())
 	}
 	for _, want := range []string{"1 worker, 1 core", "2 workers, 2 cores", "Huffman decoding alone", "goals:", "the same: deterministic",
-		"stage    workers", "decode", "class-sorted", "global"} {
+		"stage    workers", "decode", "class-sorted", "global", "WARNING: --batches 3 is too few"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
