@@ -163,6 +163,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("creating work directory: %w", err)
 	}
 	defer os.RemoveAll(tmp) // a no-op once renamed into place
+	// MkdirTemp makes it 0700; the tree it becomes is ordinary data.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
 	owner := filepath.Join(tmp, ownerName)
 	if err := os.WriteFile(owner, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", owner, err)

@@ -175,6 +175,10 @@ func TestRunFakeSource(t *testing.T) {
 		t.Errorf("summary %q", msg)
 	}
 	img := checkTree(t, out, train, val, 200, 50, 28)
+	// The tree is ordinary data others may read, not a private temp folder.
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("%s: mode %v, %v; want 0755", out, fi.Mode(), err)
+	}
 	// Val image 1 is a flat grey 0, so JPEG should keep it near exactly.
 	if y := img.(*image.Gray).GrayAt(5, 5).Y; y > 2 {
 		t.Errorf("flat black image decoded with level %d", y)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -281,23 +282,21 @@ func grid(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "shardtool grid:", err)
 		return cli.ExitFailure
 	}
+	if _, ok := m.Splits[*split]; !ok && *split != "train" && *split != "val" {
+		fmt.Fprintf(stderr, "shardtool grid: --split %q: want train or val\n", *split)
+		return cli.ExitUsage
+	}
 	img, drawn, err := contactSheet(dir, m, *split, *n, *tile)
 	if err != nil {
 		fmt.Fprintln(stderr, "shardtool grid:", err)
 		return cli.ExitFailure
 	}
-	f, err := os.Create(*out + ".tmp")
+	var buf bytes.Buffer
+	err = png.Encode(&buf, img)
 	if err == nil {
-		err = png.Encode(f, img)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err == nil {
-		err = os.Rename(*out+".tmp", *out)
+		err = shards.WriteFileAtomic(*out, buf.Bytes())
 	}
 	if err != nil {
-		os.Remove(*out + ".tmp")
 		fmt.Fprintln(stderr, "shardtool grid:", err)
 		return cli.ExitFailure
 	}

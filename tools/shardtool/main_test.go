@@ -101,6 +101,14 @@ func TestInspectAndGrid(t *testing.T) {
 	if err != nil || img.Bounds().Dx() != 4*32 {
 		t.Fatalf("grid png: %v %v", err, img.Bounds())
 	}
+	// --out naming a folder: refused, the folder left as it was.
+	folder := t.TempDir()
+	if code, _, errs := runTool("grid", dir, "--n", "4", "--tile", "32", "--out", folder); code != cli.ExitFailure || !strings.Contains(errs, folder) {
+		t.Errorf("grid --out FOLDER: exit %d, %q", code, errs)
+	}
+	if fi, err := os.Stat(folder); err != nil || !fi.IsDir() {
+		t.Errorf("grid replaced the folder %s: %v", folder, err)
+	}
 	if code, _, _ := runTool("grid", t.TempDir()); code != cli.ExitFailure {
 		t.Fatalf("grid on an empty dir: exit %d", code)
 	}
@@ -112,6 +120,7 @@ func TestInspectAndGrid(t *testing.T) {
 		{[]string{"--tile", "8"}, "--tile 8"},
 		{[]string{"--tile", "100000"}, "--tile 100000"},
 		{[]string{"--n", "100000", "--tile", "1024"}, "megapixels"},
+		{[]string{"--split", "bogus"}, "--split \"bogus\""},
 	} {
 		code, _, errs := runTool(append([]string{"grid", dir}, bad.args...)...)
 		if code != cli.ExitUsage || !strings.Contains(errs, bad.say) {
