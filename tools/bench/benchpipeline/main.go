@@ -105,25 +105,25 @@ type goal struct {
 }
 
 type report struct {
-	Input          string    `json:"input"`
-	Codec          string    `json:"codec"`
-	Dir            string    `json:"dir"`
-	Records        int       `json:"records"`
-	Shards         int       `json:"shards"`
-	Width          int       `json:"width"`
-	Height         int       `json:"height"`
-	BytesPerRecord float64   `json:"bytes_per_record"`
-	Batch          int       `json:"batch"`
-	Crop           int       `json:"crop"`
-	Batches        int       `json:"batches"`
-	Cores          int       `json:"cores"`
+	Input          string  `json:"input"`
+	Codec          string  `json:"codec"`
+	Dir            string  `json:"dir"`
+	Records        int     `json:"records"`
+	Shards         int     `json:"shards"`
+	Width          int     `json:"width"`
+	Height         int     `json:"height"`
+	BytesPerRecord float64 `json:"bytes_per_record"`
+	Batch          int     `json:"batch"`
+	Crop           int     `json:"crop"`
+	Batches        int     `json:"batches"`
+	Cores          int     `json:"cores"`
 	// Warning is set when the run was too short for its figures to mean
 	// much (work done before the timer started weighs in).
-	Warning string `json:"warning,omitempty"`
-	LoadAvg        string    `json:"load_average_before"`
-	One            runResult `json:"one_core"`
-	All            runResult `json:"all_cores"`
-	Scaling        float64   `json:"scaling_of_linear"`
+	Warning string    `json:"warning,omitempty"`
+	LoadAvg string    `json:"load_average_before"`
+	One     runResult `json:"one_core"`
+	All     runResult `json:"all_cores"`
+	Scaling float64   `json:"scaling_of_linear"`
 	// ScalingPerCPU is the all-cores run's images per CPU-second over the
 	// one-core run's: 1 means no cost from parallelism, whatever share of
 	// the machine the runs got.
