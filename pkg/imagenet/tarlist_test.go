@@ -120,7 +120,7 @@ func TestTarEntries(t *testing.T) {
 	}{
 		// Inside a class archive.
 		{name: "symbolic link", tars: tarsWith{inner: []tarFile{{name: "s.JPEG", typ: tar.TypeSymlink, link: "/gone/s.JPEG"}}},
-			skipped: []Skipped{{"train", inner + "s.JPEG", "s.JPEG", "symbolic link to /gone/s.JPEG, not followed inside an archive"}}},
+			skipped: []Skipped{{"train", inner + "s.JPEG", "s.JPEG", "symbolic link to /gone/s.JPEG, outside the archive"}}},
 		{name: "directory named as an image", tars: tarsWith{inner: []tarFile{{name: "d.JPEG/", dir: true}}},
 			skipped: []Skipped{{"train", inner + "d.JPEG/", "d.JPEG", "a directory, not a file"}}},
 		{name: "directory", tars: tarsWith{inner: []tarFile{{name: "sub/", dir: true}}}},
@@ -131,6 +131,8 @@ func TestTarEntries(t *testing.T) {
 			skipped: []Skipped{{"train", inner + "sp.JPEG", "sp.JPEG", "sparse member, not supported"}}},
 		{name: "hard link", tars: tarsWith{inner: []tarFile{{name: first + "_9.JPEG", typ: tar.TypeLink, link: img.name}}},
 			items: []item{{inner + first + "_9.JPEG", img.data}}},
+		{name: "symbolic link to an earlier image", tars: tarsWith{inner: []tarFile{{name: first + "_8.JPEG", typ: tar.TypeSymlink, link: "./" + img.name}}},
+			items: []item{{inner + first + "_8.JPEG", img.data}}},
 		{name: "hard link to nothing", tars: tarsWith{inner: []tarFile{{name: "h.JPEG", typ: tar.TypeLink, link: "gone.JPEG"}}},
 			skipped: []Skipped{{"train", inner + "h.JPEG", "h.JPEG", "hard link to gone.JPEG, which is not in this archive"}}},
 		{name: "link without an image name", tars: tarsWith{inner: []tarFile{{name: "notes", typ: tar.TypeSymlink, link: "x"}}},
@@ -144,10 +146,13 @@ func TestTarEntries(t *testing.T) {
 
 		// At the top of the training tar.
 		{name: "class archive as a symbolic link", tars: tarsWith{outer: []tarFile{{name: "n09000009.tar", typ: tar.TypeSymlink, link: "../n09000009.tar"}}},
-			openErr: trainTarName + ":n09000009.tar: symbolic link to ../n09000009.tar, not followed inside an archive; it is named as a class archive, and leaving the class out would renumber the labels after it"},
+			openErr: trainTarName + ":n09000009.tar: symbolic link to ../n09000009.tar, outside the archive; it is named as a class archive, and leaving the class out would renumber the labels after it"},
 		{name: "class archive as a directory", tars: tarsWith{outer: []tarFile{{name: "n09000009.tar/", dir: true}}},
 			openErr: trainTarName + ":n09000009.tar/: a directory, not a file; it is named as a class archive"},
 		{name: "class archive as a hard link", tars: tarsWith{outer: []tarFile{{name: "spare", data: n09}, {name: "n09000009.tar", typ: tar.TypeLink, link: "spare"}}},
+			items: []item{{trainTarName + ":n09000009.tar:n09000009_1.JPEG", []byte("n09")}}, classes: 1,
+			warning: "train: skipped 1 entries outside class folders or archives: " + trainTarName + ":spare"},
+		{name: "class archive as a symbolic link to an earlier member", tars: tarsWith{outer: []tarFile{{name: "spare", data: n09}, {name: "n09000009.tar", typ: tar.TypeSymlink, link: "spare"}}},
 			items: []item{{trainTarName + ":n09000009.tar:n09000009_1.JPEG", []byte("n09")}}, classes: 1,
 			warning: "train: skipped 1 entries outside class folders or archives: " + trainTarName + ":spare"},
 		{name: "class archive as a hard link to nothing", tars: tarsWith{outer: []tarFile{{name: "n09000009.tar", typ: tar.TypeLink, link: "n08000008.tar"}}},
@@ -155,7 +160,7 @@ func TestTarEntries(t *testing.T) {
 		{name: "two class archives for a class", tars: tarsWith{outer: []tarFile{{name: "more/" + first + ".tar", data: n09}}},
 			openErr: fmt.Sprintf("%s: two class archives for %s: %s.tar at offset 0 and more/%s.tar at offset", trainTarName, first, first, first)},
 		{name: "other entries", tars: tarsWith{outer: []tarFile{{name: "README", typ: tar.TypeSymlink, link: "docs/README"}, {name: "docs/", dir: true}, {name: "._n01000001.tar", typ: tar.TypeSymlink, link: "x"}}},
-			warning: "train: skipped 1 entry of " + trainTarName + " that is not a file: " + trainTarName + ":README (symbolic link to docs/README, not followed inside an archive)"},
+			warning: "train: skipped 1 entry of " + trainTarName + " that is not a file: " + trainTarName + ":README (symbolic link to docs/README, which is not an earlier member of this archive)"},
 		{name: "many other entries", tars: tarsWith{outer: []tarFile{{name: "a", typ: tar.TypeFifo}, {name: "b", typ: tar.TypeFifo}, {name: "c", typ: tar.TypeFifo},
 			{name: "d", typ: tar.TypeFifo}, {name: "e", typ: tar.TypeFifo}, {name: "f", typ: tar.TypeFifo}, {name: "g", typ: tar.TypeFifo}}},
 			warning: "train: skipped 7 entries of " + trainTarName + " that are not files: " + trainTarName + ":a (a named pipe, not a file), " + trainTarName + ":b (a named pipe, not a file), " +

@@ -132,8 +132,23 @@ func classify(m *tarMember, h *tar.Header, off int64, seen map[string]tarMember)
 			m.file, m.off, m.size = true, t.off, t.size
 		}
 	case h.Typeflag == tar.TypeSymlink:
+		// Followed like the tree layout follows them, where the target
+		// is an earlier file of the same archive: GNU tar of a symlinked
+		// tree stores links, and dropping them would give fewer images
+		// than the tree. Only earlier members can be read in one pass.
 		m.link = h.Linkname
-		m.why = "symbolic link to " + h.Linkname + ", not followed inside an archive"
+		target := path.Join(path.Dir(path.Clean(h.Name)), h.Linkname)
+		t, ok := seen[target]
+		switch {
+		case path.IsAbs(h.Linkname) || target == ".." || strings.HasPrefix(target, "../"):
+			m.why = "symbolic link to " + h.Linkname + ", outside the archive"
+		case !ok:
+			m.why = "symbolic link to " + h.Linkname + ", which is not an earlier member of this archive"
+		case !t.file:
+			m.why = "symbolic link to " + h.Linkname + ", which is not a file: " + t.why
+		default:
+			m.file, m.off, m.size = true, t.off, t.size
+		}
 	case h.Typeflag == tar.TypeDir:
 		m.dir = true
 		m.why = "a directory, not a file"

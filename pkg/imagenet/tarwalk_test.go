@@ -38,6 +38,13 @@ func TestWalkTar(t *testing.T) {
 		{name: "hard2.JPEG", typ: tar.TypeLink, link: "hard.JPEG"}, // a link to a link
 		{name: "later.JPEG", typ: tar.TypeLink, link: "long.JPEG"},
 		{name: "hard3.JPEG", typ: tar.TypeLink, link: "dir"},
+		{name: "sym.JPEG", typ: tar.TypeSymlink, link: "dir/a.JPEG"},
+		{name: "dir/sym2.JPEG", typ: tar.TypeSymlink, link: "../hard2.JPEG"}, // relative to its folder, to a link
+		{name: "dir/up.JPEG", typ: tar.TypeSymlink, link: "../../a.JPEG"},
+		{name: "abs.JPEG", typ: tar.TypeSymlink, link: "/etc/passwd"},
+		{name: "symdir.JPEG", typ: tar.TypeSymlink, link: "dir"},
+		{name: "symlater.JPEG", typ: tar.TypeSymlink, link: "zz.JPEG"},
+		{name: "zz.JPEG", data: []byte("later")},
 		{name: long, data: []byte("long name")},
 	}
 	// What each entry must be: its data, or why it is not a file.
@@ -46,7 +53,13 @@ func TestWalkTar(t *testing.T) {
 		why  string
 	}{
 		"dir/":          {why: "a directory, not a file"},
-		"dir/link.JPEG": {why: "symbolic link to elsewhere.JPEG, not followed inside an archive"},
+		"dir/link.JPEG": {why: "symbolic link to elsewhere.JPEG, which is not an earlier member of this archive"},
+		"sym.JPEG":      {data: []byte("alpha")},
+		"dir/sym2.JPEG": {data: []byte("alpha")},
+		"dir/up.JPEG":   {why: "symbolic link to ../../a.JPEG, outside the archive"},
+		"abs.JPEG":      {why: "symbolic link to /etc/passwd, outside the archive"},
+		"symdir.JPEG":   {why: "symbolic link to dir, which is not a file: a directory, not a file"},
+		"symlater.JPEG": {why: "symbolic link to zz.JPEG, which is not an earlier member of this archive"},
 		"hard.JPEG":     {data: []byte("alpha")},
 		"hard2.JPEG":    {data: []byte("alpha")},
 		"pipe.JPEG":     {why: "a named pipe, not a file"},
@@ -210,7 +223,7 @@ func TestWalkTarEnd(t *testing.T) {
 			n := 0
 			err := walkTar(bytes.NewReader(tc.in), 0, int64(len(tc.in)), "t.tar", func(m tarMember) error {
 				n++
-				if !m.file && !m.dir && m.why != "symbolic link to elsewhere.JPEG, not followed inside an archive" {
+				if !m.file && !m.dir && m.why != "symbolic link to elsewhere.JPEG, which is not an earlier member of this archive" {
 					t.Errorf("%s: %s", m.name, m.why)
 				}
 				if h, err := tar.NewReader(bytes.NewReader(tc.in[m.at:])).Next(); err != nil || h.Name != m.name {
