@@ -26,6 +26,10 @@ G=gpu
 R=$G/results
 W=$G/work
 BUDGET=${GPUCHECK_BUDGET:-450}
+# A step may overrun the budget by at most GRACE seconds (its timeout is
+# cut to fit), so the whole run ends inside the device call's limit
+# (timeout_s 540 for the default budget, 260 for a budget of 200).
+GRACE=${GPUCHECK_GRACE:-20}
 ONLY=${GPUCHECK_ONLY:-}
 START=$(date +%s)
 rm -rf "$R" "$W"
@@ -46,11 +50,27 @@ forced() {
 	ONLY=$saved
 	return $rc
 }
+# save_out puts the results where the device tool brings them back. It
+# returns at most 8 files from $OUT, none deeper than $OUT/a/b/, so the
+# results folder (some 35 files) travels as one archive, with the run log
+# and the table beside it. It runs after every step: a run killed at the
+# device call's limit still returns everything up to its last step.
+save_out() {
+	[[ -n ${OUT:-} && -d ${OUT:-} ]] || return 0
+	if tar -C "$G" -czf "$W/gpu-results.tar.gz" results 2>/dev/null ||
+		python3 -c "import tarfile,sys; t=tarfile.open(sys.argv[1],'w:gz'); t.add(sys.argv[2],'results'); t.close()" \
+			"$W/gpu-results.tar.gz" "$R" 2>/dev/null; then
+		cp -f "$W/gpu-results.tar.gz" "$OUT/gpu-results.tar.gz"
+	fi
+	cp -f "$LOG" "$OUT/run.log" 2>/dev/null
+	[[ -f $R/table.md ]] && cp -f "$R/table.md" "$OUT/table.md"
+	return 0
+}
 # step NAME TIMEOUT CMD...: runs CMD with its output in $R/NAME.log (and a
 # short tail on the terminal), unless the budget is spent or GPUCHECK_ONLY
-# leaves it out.
+# leaves it out. The timeout is cut so that the step ends by BUDGET+GRACE.
 step() {
-	local name=$1 limit=$2
+	local name=$1 limit=$2 left
 	shift 2
 	if ! selected "$name"; then
 		say "SKIP $name: not in GPUCHECK_ONLY=$ONLY"
@@ -60,12 +80,15 @@ step() {
 		say "SKIP $name: budget of ${BUDGET}s spent"
 		return 99
 	fi
+	left=$(( BUDGET + GRACE - $(elapsed) ))
+	(( limit > left )) && limit=$left
 	say "$name (timeout ${limit}s)"
 	timeout --kill-after=10 "$limit" "$@" >"$R/$name.log" 2>&1
 	local rc=$?
 	tail -n 4 "$R/$name.log" | sed 's/^/   | /'
 	(( rc == 124 || rc == 137 )) && say "TIMEOUT $name"
 	(( rc != 0 && rc != 124 && rc != 137 )) && say "FAILED $name (exit $rc)"
+	save_out
 	return $rc
 }
 
@@ -97,17 +120,18 @@ NVLIBS=""
 if [[ -n $PY ]]; then
 	NVLIBS=$("$PY" -c "import site,glob; print(':'.join(sorted(d for p in site.getsitepackages()+[site.getusersitepackages()] for d in glob.glob(p+'/nvidia/*/lib'))))" 2>/dev/null)
 fi
-$B/gpucheck probe >"$R/probe.md" 2>&1
+timeout 60 $B/gpucheck probe >"$R/probe.md" 2>&1
 # pkg/cuda searches Python's site folders itself; if that missed cuDNN,
 # name the wheel folders explicitly (and say so in the facts).
 SEARCH="found by pkg/cuda's own search"
 if grep -q '| cuDNN | missing\|| cuBLAS | missing\|| NVRTC | missing' "$R/probe.md" && [[ -n $NVLIBS ]]; then
 	export ALEXNET_CUDA_LIB=$NVLIBS
 	SEARCH="needed ALEXNET_CUDA_LIB=$NVLIBS"
-	$B/gpucheck probe >"$R/probe.md" 2>&1
+	timeout 60 $B/gpucheck probe >"$R/probe.md" 2>&1
 fi
 say "libraries: $SEARCH"
 cat "$R/probe.md" | head -8
+save_out
 
 # --- ours, synthetic data on the device ------------------------------------
 for m in alexnet-owt alexnet; do
@@ -159,7 +183,8 @@ if [[ -d $G/images ]] && { [[ -n $shardsteps ]] || selected ingest; }; then
 	for f in $G/images/*.JPEG; do
 		wnid=$(basename "$f" | cut -d_ -f1)
 		mkdir -p "$T/$wnid"
-		for k in $(seq 1 ${GPUCHECK_COPIES:-60}); do cp "$f" "$T/$wnid/${wnid}_$n$k.JPEG"; done
+		# n_k, not nk: image 1's copy 11 and image 11's copy 1 must differ.
+		for k in $(seq 1 ${GPUCHECK_COPIES:-60}); do cp "$f" "$T/$wnid/${wnid}_${n}_$k.JPEG"; done
 		n=$((n + 1))
 	done
 	have=$(ls "$T" | wc -l)
@@ -234,7 +259,5 @@ say "done; logs in $R"
 $B/gpucheck table --dir $R >"$R/table.md" 2>&1
 # The device tool brings back what is under $OUT: the logs and results
 # (small), not the work folder (shards, exports).
-if [[ -n ${OUT:-} && -d ${OUT:-} ]]; then
-	cp -r "$R" "$OUT/gpu-results"
-fi
+save_out
 cat "$R/table.md"

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRunScriptOut runs run.sh on this machine (no GPU) with stub
+// binaries, a tight budget and a device tool's $OUT, and checks the two
+// things the device call depends on: every step's timeout is cut to the
+// budget, so one slow step cannot push the run past the call's limit (a
+// stub bench sleeps 300 s under a 12 s budget), and what lands in $OUT
+// fits what the tool brings back: at most 8 files, no deeper than
+// $OUT/a/b/file, plain names, with the whole results folder in one
+// archive.
+func TestRunScriptOut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs run.sh for about 20 s")
+	}
+	for _, tool := range []string{"bash", "tar", "xz", "timeout"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("no %s: %v", tool, err)
+		}
+	}
+	root := t.TempDir()
+	g := filepath.Join(root, "gpu")
+	stage := filepath.Join(root, "stage")
+	for _, d := range []string{g, stage} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, err := os.ReadFile("run.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(g, "run.sh"), src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stubs := map[string]string{
+		// bench never returns on its own; table prints a table.
+		"gpucheck":  `case $1 in bench) sleep 300;; table) echo "| table |";; probe) echo "| cuDNN | 9 |";; *) exit 1;; esac`,
+		"cuda.test": "exit 1", "gpu.test": "exit 1", "ingest": "exit 1", "train": "exit 1", "benchpipeline": "exit 1",
+	}
+	for name, body := range stubs {
+		if err := os.WriteFile(filepath.Join(stage, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pack := exec.Command("bash", "-c", `tar -C "$1" -cf - . | xz -0 >"$2"`, "_", stage, filepath.Join(g, "bin.tar.xz"))
+	if b, err := pack.CombinedOutput(); err != nil {
+		t.Fatalf("packing the stubs: %v\n%s", err, b)
+	}
+	out := filepath.Join(root, "out")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", filepath.Join(g, "run.sh"))
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "OUT="+out, "GPUCHECK_BUDGET=12", "GPUCHECK_GRACE=2")
+	t0 := time.Now()
+	b, err := cmd.CombinedOutput()
+	took := time.Since(t0)
+	if err != nil {
+		t.Fatalf("run.sh: %v\n%s", err, b)
+	}
+	if took > 60*time.Second {
+		t.Errorf("run.sh took %v under a 15 s budget: a step's timeout was not cut to it\n%s", took, b)
+	}
+	if !strings.Contains(string(b), "TIMEOUT bench-alexnet-owt-tf32") {
+		t.Errorf("the sleeping bench was not stopped at the budget:\n%s", b)
+	}
+
+	// The device tool's limits on what comes back from $OUT.
+	name := regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+	files := 0
+	err = filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
+		if err != nil || p == out {
+			return err
+		}
+		rel, _ := filepath.Rel(out, p)
+		parts := strings.Split(rel, string(filepath.Separator))
+		for _, part := range parts {
+			if !name.MatchString(part) {
+				t.Errorf("$OUT/%s: name the device tool does not bring back", rel)
+			}
+		}
+		if !d.IsDir() {
+			files++
+			if len(parts) > 3 {
+				t.Errorf("$OUT/%s is more than two folders down", rel)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files == 0 || files > 8 {
+		t.Errorf("%d files in $OUT; the device tool brings back 1 to 8", files)
+	}
+	for _, f := range []string{"run.log", "table.md"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("$OUT/%s: %v", f, err)
+		}
+	}
+	in := map[string]bool{}
+	f, err := os.Open(filepath.Join(out, "gpu-results.tar.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		in[strings.TrimPrefix(h.Name, "./")] = true
+	}
+	for _, want := range []string{"results/run.log", "results/table.md", "results/probe.md", "results/bench-alexnet-owt-tf32.log", "results/machine.jsonl"} {
+		if !in[want] {
+			t.Errorf("gpu-results.tar.gz lacks %s (has %v)", want, in)
+		}
+	}
+}
