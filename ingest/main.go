@@ -67,6 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	strict := fs.Bool("strict", false, "exit with code 3 if any file was skipped")
 	quiet := fs.Bool("quiet", false, "no progress display")
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
+	layout := fs.String("layout", "auto", "dataset layout: auto (detect; kaggle, then tree, then tars), tars, tree or kaggle")
 	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
 	}
@@ -100,7 +101,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ingest: %v (see --help)\n", err)
 		return cli.ExitUsage
 	}
-	ds, err := imagenet.Open(fs.Arg(0), imagenet.Options{ValLabels: *valLabels})
+	var force imagenet.Layout
+	switch l := imagenet.Layout(*layout); l {
+	case "auto":
+	case imagenet.LayoutTars, imagenet.LayoutTree, imagenet.LayoutKaggle:
+		force = l
+	default:
+		fmt.Fprintf(stderr, "ingest: unknown --layout %q (want auto, tars, tree or kaggle)\n", *layout)
+		return cli.ExitUsage
+	}
+	ds, err := imagenet.Open(fs.Arg(0), imagenet.Options{ValLabels: *valLabels, Layout: force})
 	if err != nil {
 		fmt.Fprintln(stderr, "ingest:", err)
 		return cli.ExitFailure

@@ -118,6 +118,7 @@ func TestExitCodes(t *testing.T) {
 		{name: "workers -1", args: []string{"--workers", "-1", nope}, code: cli.ExitUsage, say: "workers -1 must be 0 (one per CPU) or more"},
 		{name: "workers 0", args: []string{"--quiet", "--workers", "0", "--size", "16", "--out", t.TempDir(), root}, code: cli.ExitOK,
 			say: fmt.Sprintf("%d workers", runtime.GOMAXPROCS(0))},
+		{name: "bad layout", args: []string{"--layout", "zip", nope}, code: cli.ExitUsage, say: `unknown --layout "zip"`},
 		{name: "missing dir", args: []string{nope}, code: cli.ExitFailure, say: "nope"},
 		{name: "skips are fine", args: []string{"--quiet", "--size", "16", "--out", t.TempDir(), root}, code: cli.ExitOK, say: "skipped"},
 		{name: "strict", args: []string{"--quiet", "--strict", "--size", "16", "--out", t.TempDir(), root}, code: cli.ExitSkipped, say: "--strict"},
@@ -140,6 +141,35 @@ func TestExitCodes(t *testing.T) {
 			}
 			if c.lacks != "" && strings.Contains(all, c.lacks) {
 				t.Fatalf("output holds %q:\n%s", c.lacks, all)
+			}
+		})
+	}
+}
+
+// A root holding two layouts uses the one detection prefers; when that one
+// is empty (a Kaggle folder made but not yet filled), the error names the
+// other, and --layout picks it.
+func TestLayoutFlag(t *testing.T) {
+	root := t.TempDir()
+	fixtures.Tree(t, root, 3, 2)
+	if err := os.MkdirAll(filepath.Join(root, "ILSVRC", "Data", "CLS-LOC", "train"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+		say  string
+	}{
+		{"detected, empty", nil, cli.ExitFailure, "kaggle layout found, but no images in it; it also holds a tree layout (--layout tree)"},
+		{"forced tree", []string{"--layout", "tree"}, cli.ExitOK, "tree layout at"},
+		{"forced tars, none there", []string{"--layout", "tars"}, cli.ExitFailure, "no tars layout found"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := append([]string{"--quiet", "--size", "16", "--out", t.TempDir()}, c.args...)
+			var so, se bytes.Buffer
+			if code := run(context.Background(), append(args, root), &so, &se); code != c.code || !strings.Contains(se.String(), c.say) {
+				t.Fatalf("exit %d want %d, output lacks %q:\n%s", code, c.code, c.say, se.String())
 			}
 		})
 	}

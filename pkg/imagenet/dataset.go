@@ -216,7 +216,7 @@ func Open(root string, opt Options) (*Dataset, error) {
 		}
 	}()
 	for _, l := range p.alsoFound {
-		d.warn("%s also holds a %s layout; using %s (choose with the layout option)", p.root, l, p.layout)
+		d.warn("%s also holds a %s layout; using %s (choose with --layout)", p.root, l, p.layout)
 	}
 
 	train := newSplit("train")
@@ -241,7 +241,13 @@ func Open(root string, opt Options) (*Dataset, error) {
 		return nil, err
 	}
 	if len(train.items) == 0 && len(val.items) == 0 {
-		return nil, fmt.Errorf("%s: %s layout found, but no images in it", p.root, p.layout)
+		// An empty tree beside the tars (an extraction not yet done) is
+		// taken first; say what else is there rather than only fail.
+		also := ""
+		for _, l := range p.alsoFound {
+			also += fmt.Sprintf("; it also holds a %s layout (--layout %s)", l, l)
+		}
+		return nil, fmt.Errorf("%s: %s layout found, but no images in it%s", p.root, p.layout, also)
 	}
 	for _, s := range []*split{train, val} {
 		if s.notImage > 0 {

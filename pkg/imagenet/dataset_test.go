@@ -578,11 +578,25 @@ func TestCorruptInputs(t *testing.T) {
 		zw.Close()
 		return b.Bytes()
 	}()
+	// A devkit whose ground truth is empty: taken for "no ground truth",
+	// the warning would say there is none beside the dataset.
+	emptyTruth := func() []byte {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		writeTar(t, zw, tar.FormatUSTAR, []tarFile{
+			{name: devkitDirName + "/data/meta.mat", data: f.metaMat()},
+			{name: devkitDirName + "/data/" + groundTruthName, data: []byte("\r\n\n")},
+		})
+		zw.Close()
+		return b.Bytes()
+	}()
 	for _, tc := range []struct {
 		name  string
 		files map[string][]byte
 		want  string // the path the error must name
 	}{
+		{"empty ground truth", map[string][]byte{trainTarName: train, valTarName: f.valTar(t, tar.FormatUSTAR), filepath.Join(devkitDirName, "data", "meta.mat"): f.metaMat(), filepath.Join(devkitDirName, "data", groundTruthName): nil}, filepath.Join(devkitDirName, "data", groundTruthName) + ": empty"},
+		{"empty ground truth in the tar.gz", map[string][]byte{trainTarName: train, valTarName: f.valTar(t, tar.FormatUSTAR), devkitTarGzName: emptyTruth}, devkitTarGzName + ":" + devkitDirName + "/data/" + groundTruthName + ": empty"},
 		{"truncated train tar", map[string][]byte{trainTarName: train[:len(train)-2000]}, trainTarName},
 		{"bad inner tar", map[string][]byte{trainTarName: badInner}, trainTarName + ":n02000002.tar"},
 		{"bad val tar", map[string][]byte{valTarName: []byte(strings.Repeat("x", 1024))}, valTarName},

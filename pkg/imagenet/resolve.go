@@ -102,6 +102,11 @@ func readFileLimit(p string) ([]byte, error) {
 	return readAllLimit(f, maxMetaFile)
 }
 
+// errEmptyTruth is a ground-truth file without IDs: taken for "no ground
+// truth", it would leave every validation image unlabelled under a warning
+// that there is no devkit ground truth at all.
+var errEmptyTruth = errors.New("empty: no ILSVRC2012_IDs in it")
+
 // loadDevkitTarGz reads meta.mat and the ground truth out of the devkit's
 // gzipped tar, wherever in it they are, as long as they sit in data/.
 func loadDevkitTarGz(p string) (*devkit, error) {
@@ -143,6 +148,9 @@ func loadDevkitTarGz(p string) (*devkit, error) {
 			if err == nil {
 				dk.truth, err = parseGroundTruth(b)
 			}
+			if err == nil && len(dk.truth) == 0 {
+				err = errEmptyTruth
+			}
 			if err != nil {
 				return nil, pathErr(member, err)
 			}
@@ -169,6 +177,9 @@ func loadDevkitDir(data string) (*devkit, error) {
 		b, err := readFileLimit(p)
 		if err == nil {
 			dk.truth, err = parseGroundTruth(b)
+		}
+		if err == nil && len(dk.truth) == 0 {
+			err = errEmptyTruth
 		}
 		if err != nil {
 			return nil, pathErr(p, err)

@@ -39,6 +39,49 @@ type Metric struct {
 	Seconds   float64 `json:"seconds"`
 }
 
+// MarshalJSON writes every figure a line of its kind measures, zeros
+// included: a step's loss, rate and data wait; an epoch's training error
+// and loss, and its validation figures unless NoVal. The omitempty tags
+// alone would drop a measured 0 (a top-5 error of 0 on a small validation
+// set), leaving a reader to take the field for missing.
+func (m Metric) MarshalJSON() ([]byte, error) {
+	// Metric's fields in its order; a nil pointer is a figure the line's
+	// kind does not measure.
+	line := struct {
+		Kind      string   `json:"kind"`
+		Step      int64    `json:"step"`
+		Epoch     int      `json:"epoch"`
+		Loss      *float64 `json:"loss,omitempty"`
+		LR        float64  `json:"lr"`
+		ImgPerS   *float64 `json:"img_per_s,omitempty"`
+		DataWait  *float64 `json:"data_wait,omitempty"`
+		Top1Err   *float64 `json:"top1_err,omitempty"`
+		Top5Err   *float64 `json:"top5_err,omitempty"`
+		ValLoss   *float64 `json:"val_loss,omitempty"`
+		NoVal     bool     `json:"no_val,omitempty"`
+		TrainErr  *float64 `json:"train_top1_err,omitempty"`
+		TrainLoss *float64 `json:"train_loss,omitempty"`
+		Seconds   float64  `json:"seconds"`
+	}{Kind: m.Kind, Step: m.Step, Epoch: m.Epoch, LR: m.LR, NoVal: m.NoVal, Seconds: m.Seconds}
+	// always: the figures this kind measures; otherwise (another kind),
+	// those that are set, as the omitempty tags had it.
+	set := func(dst **float64, v float64, always bool) {
+		if always || v != 0 {
+			*dst = &v
+		}
+	}
+	step, epoch := m.Kind == "step", m.Kind == "epoch"
+	set(&line.Loss, m.Loss, step)
+	set(&line.ImgPerS, m.ImgPerS, step)
+	set(&line.DataWait, m.DataWait, step)
+	set(&line.Top1Err, m.Top1Err, epoch && !m.NoVal)
+	set(&line.Top5Err, m.Top5Err, epoch && !m.NoVal)
+	set(&line.ValLoss, m.ValLoss, epoch && !m.NoVal)
+	set(&line.TrainErr, m.TrainErr, epoch)
+	set(&line.TrainLoss, m.TrainLoss, epoch)
+	return json.Marshal(line)
+}
+
 // MetricsLog appends to metrics.jsonl.
 type MetricsLog struct {
 	path string

@@ -125,7 +125,9 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	}
 	spec, err := alexnet.Build(cfg.Model, len(meta.Classes), crop)
 	if err != nil {
-		return nil, err
+		// A model whose layers do not fit the crop is a flag that cannot
+		// mean a run, as a crop larger than the images is.
+		return nil, fmt.Errorf("%w: --model %s at a %d-px crop: %v", ErrConfig, cfg.Model, crop, err)
 	}
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return nil, err
@@ -222,6 +224,12 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	fmt.Fprintf(log, "train: %s, %d parameters, input %dx%dx3, %d classes; %s\n", spec.Name, spec.NumParams(), crop, crop, len(meta.Classes), be.Describe())
 	if ck != nil {
 		fmt.Fprintf(log, "train: resuming %s at step %d, %v, lr %g\n", ckPath, step, pos, sched.LR)
+		// --max-steps counts steps in all: a checkpoint already there
+		// must not take another step (each resume would add one).
+		if cfg.MaxSteps > 0 && step >= cfg.MaxSteps {
+			fmt.Fprintf(log, "train: the checkpoint is already at step %d, --max-steps %d: nothing to train\n", step, cfg.MaxSteps)
+			return &Result{Steps: step, Epoch: pos.Epoch, Checkpoint: ckPath, Stopped: "max-steps", Seconds: time.Since(start).Seconds()}, nil
+		}
 	}
 
 	// save checkpoints the state after the step that ran batch at; next is
@@ -308,7 +316,8 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			fmt.Fprintf(log, "train: closing the batch stream: %v\n", err)
 		}
 	}()
-	res := &Result{Checkpoint: ckPath, Stopped: "epochs"}
+	// Epoch counts the epochs done, those of the run resumed included.
+	res := &Result{Checkpoint: ckPath, Stopped: "epochs", Epoch: pos.Epoch}
 	if meta.Splits["val"].Records == 0 && sched.Kind == "plateau" {
 		fmt.Fprintf(log, "train: %s has no validation split: the plateau schedule follows each epoch's training error instead (--schedule step:N fixes when lr falls)\n", cfg.Shards)
 	}

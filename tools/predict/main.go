@@ -104,13 +104,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			p.Error = err.Error()
 			failed++
+			// On stderr in both modes; --json also keeps it in the file's
+			// line, so that stdout has one line per file.
+			fmt.Fprintf(stderr, "predict: %s: %s\n", f, p.Error)
 		}
 		if *asJSON {
 			enc.Encode(p)
 			continue
 		}
 		if p.Error != "" {
-			fmt.Fprintf(stdout, "%s: error: %s\n", f, p.Error)
 			continue
 		}
 		fmt.Fprintf(stdout, "%s\n", f)

@@ -67,6 +67,19 @@ func TestPredict(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[1]), &p); err != nil || p.Error == "" {
 		t.Fatalf("bad file not reported: %s", lines[1])
 	}
+	// A file that fails is named on stderr, in both modes; stdout keeps
+	// only results.
+	for _, args := range [][]string{{img, bad}, {"--json", img, bad}} {
+		so.Reset()
+		se.Reset()
+		code := run(append([]string{"--checkpoint", ckPath, "--shards", dir}, args...), &so, &se)
+		if code != 1 || !strings.Contains(se.String(), "predict: "+bad+": ") {
+			t.Errorf("%v: exit %d, stderr %q: want exit 1 and the bad file named", args, code, se.String())
+		}
+		if args[0] == img && strings.Contains(so.String(), bad) {
+			t.Errorf("%v: the error went to stdout: %q", args, so.String())
+		}
+	}
 
 	for _, k := range []string{"0", "-3"} {
 		se.Reset()

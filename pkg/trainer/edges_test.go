@@ -1,0 +1,106 @@
+package trainer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A figure a line measures is written even when it is 0: a top-5 error of
+// 0 on a small validation set must not read as a missing field.
+func TestMetricZerosAreWritten(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		m    Metric
+		want []string // keys that must be present
+		not  []string // keys that must be absent
+	}{
+		{"epoch with perfect top-5", Metric{Kind: "epoch", Step: 9, Top1Err: 0.5, Top5Err: 0, ValLoss: 0.7, TrainErr: 0, TrainLoss: 0.3},
+			[]string{"top1_err", "top5_err", "val_loss", "train_top1_err", "train_loss", "lr", "seconds"}, []string{"loss", "img_per_s", "data_wait", "no_val"}},
+		{"epoch without validation", Metric{Kind: "epoch", Step: 9, NoVal: true, TrainErr: 0.25, TrainLoss: 0.3},
+			[]string{"no_val", "train_top1_err", "train_loss"}, []string{"top1_err", "top5_err", "val_loss"}},
+		{"step with no data wait", Metric{Kind: "step", Step: 5, Loss: 1.5, ImgPerS: 100, DataWait: 0},
+			[]string{"loss", "img_per_s", "data_wait"}, []string{"top1_err", "top5_err", "val_loss", "train_top1_err", "train_loss"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := json.Marshal(tc.m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]any
+			if err := json.Unmarshal(b, &got); err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range tc.want {
+				if _, ok := got[k]; !ok {
+					t.Errorf("%s: no %q", b, k)
+				}
+			}
+			for _, k := range tc.not {
+				if _, ok := got[k]; ok {
+					t.Errorf("%s: has %q", b, k)
+				}
+			}
+			var back Metric
+			if err := json.Unmarshal(b, &back); err != nil || back != tc.m {
+				t.Errorf("round trip: %+v, want %+v (%v)", back, tc.m, err)
+			}
+		})
+	}
+}
+
+// --max-steps counts steps in all: resuming a checkpoint already at or
+// past it trains nothing and leaves the checkpoint as it was; the result
+// counts the checkpoint's epochs.
+func TestResumeAtMaxStepsTrainsNothing(t *testing.T) {
+	shardDir := syntheticShards(t, 64, 16) // 4 steps an epoch at batch 16
+	out := t.TempDir()
+	cfg := smallConfig(shardDir, out)
+	cfg.MaxSteps = 5
+	if r, err := Train(context.Background(), cfg, io.Discard); err != nil || r.Steps != 5 {
+		t.Fatalf("first run: %+v %v", r, err)
+	}
+	ckPath := filepath.Join(out, CheckpointFile)
+	before, _ := os.ReadFile(ckPath)
+	for _, max := range []int64{5, 3} {
+		res := cfg
+		res.Resume, res.MaxSteps = true, max
+		r, err := Train(context.Background(), res, io.Discard)
+		if err != nil || r.Steps != 5 || r.Stopped != "max-steps" || r.Epoch != 1 {
+			t.Fatalf("--resume --max-steps %d: %+v %v, want 5 steps, 1 epoch done", max, r, err)
+		}
+		if after, _ := os.ReadFile(ckPath); string(after) != string(before) {
+			t.Fatalf("--resume --max-steps %d changed the checkpoint", max)
+		}
+	}
+	// A finished run resumed reports its epochs, not 0.
+	res := cfg
+	res.Resume, res.MaxSteps = true, 0
+	if r, err := Train(context.Background(), res, io.Discard); err != nil || r.Steps != 8 || r.Epoch != 2 {
+		t.Fatalf("finishing: %+v %v", r, err)
+	}
+	if r, err := Train(context.Background(), res, io.Discard); err != nil || r.Steps != 8 || r.Epoch != 2 {
+		t.Fatalf("resuming a finished run: %+v %v, want 8 steps, 2 epochs", r, err)
+	}
+}
+
+// A model whose layers do not fit the crop is a setting that cannot make
+// a run (exit 2), found before the run directory is touched.
+func TestModelThatDoesNotFitTheCrop(t *testing.T) {
+	shardDir := syntheticShards(t, 32, 8)
+	out := filepath.Join(t.TempDir(), "run")
+	cfg := smallConfig(shardDir, out)
+	cfg.Model = "alexnet"
+	_, err := Train(context.Background(), cfg, io.Discard)
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "alexnet") {
+		t.Fatalf("alexnet at 20 px: %v, want ErrConfig", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("the run directory was made: %v", err)
+	}
+}
