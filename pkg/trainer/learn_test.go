@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -461,5 +462,66 @@ func TestNoValidationSplit(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// cancelAt is a log that cancels the run's context once a step line for
+// step n has been written: Ctrl-C arriving while that step's result is in.
+type cancelAt struct {
+	prefix string
+	cancel context.CancelFunc
+	buf    bytes.Buffer
+}
+
+func (c *cancelAt) Write(p []byte) (int, error) {
+	c.buf.Write(p)
+	if strings.Contains(c.buf.String(), c.prefix) {
+		c.cancel()
+	}
+	return len(p), nil
+}
+
+// Ctrl-C between checkpoints saves the state after the last finished
+// step, and --resume from it ends byte-identical to an uninterrupted run:
+// in the synchronous loop and in the streamed one, which has a step queued
+// when the interrupt lands.
+func TestInterruptSavesAndResumes(t *testing.T) {
+	shardDir := syntheticShards(t, 160, 40)
+	full := t.TempDir()
+	if _, err := Train(context.Background(), smallConfig(shardDir, full), io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(filepath.Join(full, CheckpointFile))
+	for _, tc := range []struct {
+		name    string
+		backend func(t *testing.T) BackendFactory
+	}{
+		{"sync", func(*testing.T) BackendFactory { return nil }},
+		{"streamed", func(t *testing.T) BackendFactory { return lagFactory(t, nil) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := t.TempDir()
+			cfg := smallConfig(shardDir, out)
+			cfg.NewBackend = tc.backend(t)
+			cfg.LogEvery = 1
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			log := &cancelAt{prefix: "step      4 ", cancel: cancel}
+			_, err := Train(ctx, cfg, log)
+			if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "--resume continues it") {
+				t.Fatalf("interrupted run: %v\n%s", err, log.buf.String())
+			}
+			ck, lerr := Load(filepath.Join(out, CheckpointFile))
+			if lerr != nil || ck.Step < 4 || ck.Step > 6 || !strings.Contains(err.Error(), fmt.Sprintf("after step %d,", ck.Step)) {
+				t.Fatalf("checkpoint after the interrupt: step %v (%v); error %v", ck, lerr, err)
+			}
+			cfg.Resume = true
+			if _, err := Train(context.Background(), cfg, io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := os.ReadFile(filepath.Join(out, CheckpointFile)); !bytes.Equal(got, want) {
+				t.Fatal("the run resumed after the interrupt ends with another checkpoint than the uninterrupted run")
+			}
+		})
 	}
 }

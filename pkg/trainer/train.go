@@ -232,6 +232,14 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 	}
 
+	// savedStep is the step of the last checkpoint this process wrote, and
+	// last the positions of the last step whose bookkeeping is done: what
+	// an interrupted run saves, unless it saved it already.
+	savedStep := int64(-1)
+	var last struct {
+		at, resume pipeline.Position
+		ok         bool
+	}
 	// save checkpoints the state after the step that ran batch at; next is
 	// where the run goes on from, which the checkpoint keeps.
 	save := func(at, next pipeline.Position) error {
@@ -256,7 +264,11 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			r := run
 			c.Running = &r
 		}
-		return c.Save(ckPath)
+		if err := c.Save(ckPath); err != nil {
+			return err
+		}
+		savedStep = step
+		return nil
 	}
 	popt := pipeline.Options{Mode: pipeline.Train, Batch: cfg.Batch, Crop: crop, Seed: cfg.Seed,
 		Start: pos, Epochs: cfg.Epochs, Decoders: cfg.Workers, Sigma: cfg.Sigma, ShuffleBuffer: cfg.ShuffleBuf}
@@ -406,6 +418,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			res.Stopped = "max-steps"
 			return true, nil
 		}
+		last.at, last.resume, last.ok = at, resume, true
 		if saving {
 			// Evaluation and checkpoints are not training time: the log's
 			// img/s leaves them out, and the device's idle time across
@@ -422,12 +435,39 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		return q.Resume.Epoch != q.Pos.Epoch || (cfg.CkptEvery > 0 && n%int64(cfg.CkptEvery) == 0) ||
 			(cfg.MaxSteps > 0 && n >= cfg.MaxSteps)
 	}
-	queued := step
+	// interrupted ends a run stopped by Ctrl-C or SIGTERM between steps:
+	// the step already queued is finished and the state after it saved,
+	// as --max-steps would have, so --resume continues it exactly and
+	// loses no step. A stop inside a step's bookkeeping (an evaluation)
+	// saves nothing: that state is not one a resume can continue from.
 	var pending *QueuedStep
+	interrupted := func(n int64, cause error) error {
+		if pending != nil {
+			if _, err := finish(*pending, n-1); err != nil {
+				return fmt.Errorf("interrupted (%v), and finishing step %d: %w", cause, n-1, err)
+			}
+			pending = nil
+		}
+		switch {
+		case !last.ok && ck == nil:
+			return fmt.Errorf("interrupted (%w) before the run's first step: nothing to save", cause)
+		case !last.ok:
+			return fmt.Errorf("interrupted (%w) before step %d; %s is as it was, and --resume continues from it", cause, n, ckPath)
+		case savedStep != step:
+			if err := save(last.at, last.resume); err != nil {
+				return fmt.Errorf("interrupted (%w) after step %d, and saving it failed: %w", cause, step, err)
+			}
+		}
+		return fmt.Errorf("interrupted (%w) after step %d, saved in %s; --resume continues it", cause, step, ckPath)
+	}
+	queued := step
 	for {
 		q, err := st.Queue(float32(sched.LR), float32(cfg.Momentum), float32(cfg.WeightDecay))
 		if err == io.EOF {
 			break
+		}
+		if err != nil && ctx.Err() != nil {
+			return nil, interrupted(queued+1, err)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("step %d: %w", queued+1, err)
