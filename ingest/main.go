@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
+	"github.com/alexnet-repro/alexnet/internal/dirlock"
 	"github.com/alexnet-repro/alexnet/pkg/imagenet"
 	"github.com/alexnet-repro/alexnet/pkg/ingest"
 	"github.com/alexnet-repro/alexnet/shards"
@@ -109,6 +110,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	default:
 		fmt.Fprintf(stderr, "ingest: unknown --layout %q (want auto, tars, tree or kaggle)\n", *layout)
 		return cli.ExitUsage
+	}
+	// A folder another ingest is writing is refused now, not after the
+	// listing; one that does not exist yet is locked by Run.
+	if fi, err := os.Stat(*out); err == nil && fi.IsDir() {
+		lock, err := dirlock.Acquire(*out, "ingest")
+		if err != nil {
+			fmt.Fprintln(stderr, "ingest:", err)
+			return cli.ExitFailure
+		}
+		defer lock.Release()
+		opt.Locked = true
 	}
 	ds, err := imagenet.Open(fs.Arg(0), imagenet.Options{ValLabels: *valLabels, Layout: force})
 	if err != nil {

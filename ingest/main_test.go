@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
+	"github.com/alexnet-repro/alexnet/internal/dirlock"
 	"github.com/alexnet-repro/alexnet/internal/fixtures"
 )
 
@@ -172,5 +173,29 @@ func TestLayoutFlag(t *testing.T) {
 				t.Fatalf("exit %d want %d, output lacks %q:\n%s", code, c.code, c.say, se.String())
 			}
 		})
+	}
+}
+
+// A --out another ingest holds is refused before the listing (minutes on
+// ImageNet): here the dataset does not even exist, and the lock is what
+// the run reports.
+func TestBusyOutBeforeListing(t *testing.T) {
+	out := t.TempDir()
+	held, err := dirlock.Acquire(out, "ingest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release()
+	var so, se bytes.Buffer
+	if code := run(context.Background(), []string{"--quiet", "--out", out, filepath.Join(out, "nope")}, &so, &se); code != cli.ExitFailure ||
+		!strings.Contains(se.String(), "in use by another run (ingest, pid") {
+		t.Fatalf("exit %d: %s", code, se.String())
+	}
+	held.Release()
+	// Free again, the same command gets as far as the listing.
+	se.Reset()
+	if code := run(context.Background(), []string{"--quiet", "--out", out, filepath.Join(out, "nope")}, &so, &se); code != cli.ExitFailure ||
+		strings.Contains(se.String(), "in use") {
+		t.Fatalf("after release: exit %d: %s", code, se.String())
 	}
 }

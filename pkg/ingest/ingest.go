@@ -49,6 +49,9 @@ type Options struct {
 	Codec     shards.Codec
 	Splits    []string       // which splits to write; default train and val
 	Progress  func(Progress) // called from the writer goroutine after every record
+	// Locked says the caller holds Out's dirlock already (taken before
+	// the listing, which takes minutes on ImageNet); Run takes it otherwise.
+	Locked bool
 }
 
 // Progress is what the progress display needs.
@@ -192,11 +195,13 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 	}
 	// Two ingests into one folder would write the same shards' temporary
 	// files and each remove the other's as stale.
-	lock, err := dirlock.Acquire(opt.Out, "ingest")
-	if err != nil {
-		return nil, err
+	if !opt.Locked {
+		lock, err := dirlock.Acquire(opt.Out, "ingest")
+		if err != nil {
+			return nil, err
+		}
+		defer lock.Release()
 	}
-	defer lock.Release()
 	start := time.Now()
 	rep := &Report{Root: ds.Root, Layout: string(ds.Layout), Out: opt.Out, Workers: opt.Workers,
 		Warnings: append([]string{}, ds.Warnings...), Images: map[string]int{}, Written: map[string]int{},
