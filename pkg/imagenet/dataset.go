@@ -251,7 +251,11 @@ func Open(root string, opt Options) (*Dataset, error) {
 	}
 	for _, s := range []*split{train, val} {
 		if s.notImage > 0 {
-			d.warn("%s: skipped %d entries that are not images (want .JPEG, .jpg, .jpeg or .png)", s.name, s.notImage)
+			more := ""
+			if n := s.notImage - len(s.notImages); n > 0 {
+				more = fmt.Sprintf(" and %d more", n)
+			}
+			d.warn("%s: skipped %d entries that are not images (want .JPEG, .jpg, .jpeg or .png): %s%s", s.name, s.notImage, strings.Join(s.notImages, ", "), more)
 		}
 		if s.stray > 0 {
 			more := ""

@@ -14,15 +14,16 @@ import (
 // known, an item's Label indexes wnids (the folders or member tars in the
 // order met), or is -1.
 type split struct {
-	name     string
-	items    []Item
-	wnids    []string
-	wnidIdx  map[string]int
-	notImage int       // entries skipped for their name
-	stray    int       // entries outside class folders or archives
-	strays   []string  // the first few of them, for the warning
-	skipped  []Skipped // entries named as images that cannot be read as files
-	empty    []string  // class folders or member tars without images
+	name      string
+	items     []Item
+	wnids     []string
+	wnidIdx   map[string]int
+	notImage  int       // entries skipped for their name
+	notImages []string  // the first few of them, for the warning
+	stray     int       // entries outside class folders or archives
+	strays    []string  // the first few of them, for the warning
+	skipped   []Skipped // entries named as images that cannot be read as files
+	empty     []string  // class folders or member tars without images
 }
 
 func newSplit(name string) *split {
@@ -56,13 +57,15 @@ func isHidden(name string) bool {
 }
 
 // wantImage filters a base name: hidden names are ignored silently, other
-// non-images are counted.
-func (s *split) wantImage(name string) bool {
+// non-images are counted, the first few by rel, their path for the warning.
+func (s *split) wantImage(name, rel string) bool {
 	if isHidden(name) || name == "" {
 		return false
 	}
 	if !isImageExt(path.Ext(name)) {
-		s.notImage++
+		if s.notImage++; len(s.notImages) < 5 {
+			s.notImages = append(s.notImages, rel)
+		}
 		return false
 	}
 	return true
@@ -102,7 +105,7 @@ func (d *Dataset) listTree(s *split, dir string, flat bool, progress func(string
 			classes = append(classes, name)
 		case !flat:
 			s.addStray(rel) // a training image must sit in its class folder
-		case !s.wantImage(name): // counted there
+		case !s.wantImage(name, rel): // counted there
 		case !typ.IsRegular():
 			s.skip(rel, name, notRegular(typ))
 		default:
@@ -121,10 +124,10 @@ func (d *Dataset) listTree(s *split, dir string, flat bool, progress func(string
 		for _, e := range ents {
 			name := e.Name()
 			// The name decides first, so only image-named links cost a stat.
-			if !s.wantImage(name) {
+			rel := filepath.Join(cdir, name)
+			if !s.wantImage(name, rel) {
 				continue
 			}
-			rel := filepath.Join(cdir, name)
 			typ, err := entryType(cfull, e)
 			switch {
 			case err != nil:
@@ -290,7 +293,7 @@ func (s *split) addTarMember(where, prefix string, m tarMember, label func(strin
 	if m.dir && !isImageExt(path.Ext(b)) {
 		return nil
 	}
-	if !s.wantImage(b) {
+	if !s.wantImage(b, prefix+m.name) {
 		return nil
 	}
 	if m.dup {
