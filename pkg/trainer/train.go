@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -68,6 +69,27 @@ type Result struct {
 	Evaluated  bool
 	Checkpoint string
 	Stopped    string // why the run ended: "epochs", "max-steps"
+}
+
+// MarshalJSON writes a Result as `train --json` prints it: snake_case keys,
+// as `--eval-only --json` and metrics.jsonl use, and the validation errors
+// only when a validation pass measured them (a 0 there would read as a
+// perfect model).
+func (r Result) MarshalJSON() ([]byte, error) {
+	out := struct {
+		Stopped    string   `json:"stopped"`
+		Steps      int64    `json:"steps"`
+		Epochs     int      `json:"epochs"`
+		Seconds    float64  `json:"seconds"`
+		Evaluated  bool     `json:"evaluated"`
+		Top1Err    *float64 `json:"top1_err,omitempty"`
+		Top5Err    *float64 `json:"top5_err,omitempty"`
+		Checkpoint string   `json:"checkpoint"`
+	}{Stopped: r.Stopped, Steps: r.Steps, Epochs: r.Epoch, Seconds: r.Seconds, Evaluated: r.Evaluated, Checkpoint: r.Checkpoint}
+	if r.Evaluated {
+		out.Top1Err, out.Top5Err = &r.Top1Err, &r.Top5Err
+	}
+	return json.Marshal(out)
 }
 
 // ErrNonFinite marks a loss that became NaN or infinite.

@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -123,5 +124,24 @@ func TestMetricsResumeAndPlots(t *testing.T) {
 	}
 	if err := WriteFilters(p, w, []int{4, 1, 5, 5}); err == nil {
 		t.Fatal("accepted a non-RGB filter bank")
+	}
+}
+
+// train --json: snake_case keys like --eval-only's, and no error rates
+// for a run that measured none.
+func TestResultJSON(t *testing.T) {
+	for _, tc := range []struct {
+		r    Result
+		want string
+	}{
+		{Result{Steps: 7, Epoch: 0, Seconds: 1.5, Checkpoint: "c", Stopped: "max-steps"},
+			`{"stopped":"max-steps","steps":7,"epochs":0,"seconds":1.5,"evaluated":false,"checkpoint":"c"}`},
+		{Result{Steps: 90, Epoch: 3, Top1Err: 0.25, Top5Err: 0, Seconds: 2, Evaluated: true, Checkpoint: "c", Stopped: "epochs"},
+			`{"stopped":"epochs","steps":90,"epochs":3,"seconds":2,"evaluated":true,"top1_err":0.25,"top5_err":0,"checkpoint":"c"}`},
+	} {
+		b, err := json.Marshal(tc.r)
+		if err != nil || string(b) != tc.want {
+			t.Errorf("got %s (%v)\nwant %s", b, err, tc.want)
+		}
 	}
 }
