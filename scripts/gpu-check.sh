@@ -51,6 +51,6 @@ if ((size > LIMIT)); then
 	exit 1
 fi
 cat <<EOF
-gpu-check: ready. On the GPU machine, from the repository root (device tool: carry ["gpu"], timeout 600):
+gpu-check: ready. On the GPU machine, from the repository root (device tool: carry ["gpu"], timeout_s 540):
   bash gpu/run.sh
 EOF
