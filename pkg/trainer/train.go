@@ -381,8 +381,9 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			wait, total := st.DataWait()
 			m := Metric{Kind: "step", Step: step, Epoch: at.Epoch, Loss: run.LogLoss / float64(run.LogSteps), LR: sched.LR,
 				ImgPerS: float64(timed*cfg.Batch) / time.Since(logStart).Seconds(), DataWait: frac(wait, total), Seconds: time.Since(start).Seconds()}
-			fmt.Fprintf(log, "step %6d  epoch %3d  batch %5d/%d  loss %.4f  lr %.2g  %.1f img/s  data wait %.1f%%\n",
-				step, at.Epoch, at.Batch+1, pl.BatchesPerEpoch(), m.Loss, sched.LR, m.ImgPerS, 100*m.DataWait)
+			fmt.Fprintf(log, "step %6d  epoch %3d  batch %5d/%d  loss %.4f  lr %.2g  %.1f img/s  data wait %.1f%%  epoch ends in %s\n",
+				step, at.Epoch, at.Batch+1, pl.BatchesPerEpoch(), m.Loss, sched.LR, m.ImgPerS, 100*m.DataWait,
+				epochLeft(pl.BatchesPerEpoch()-at.Batch-1, cfg.Batch, m.ImgPerS))
 			if err := mlog.Add(m); err != nil {
 				return false, err
 			}
@@ -525,6 +526,19 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	res.Steps = step
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
+}
+
+// epochLeft estimates the training time left in an epoch of which batches
+// remain, at the last log line's rate; validation comes on top.
+func epochLeft(batches, batch int, imgPerS float64) string {
+	if imgPerS <= 0 || math.IsInf(imgPerS, 0) || math.IsNaN(imgPerS) {
+		return "?"
+	}
+	d := time.Duration(float64(batches*batch) / imgPerS * float64(time.Second))
+	if d >= time.Minute {
+		return d.Round(time.Second).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
 }
 
 // frac is a/b, or 0 when b is not positive.

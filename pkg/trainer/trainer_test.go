@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -142,6 +143,25 @@ func TestResultJSON(t *testing.T) {
 		b, err := json.Marshal(tc.r)
 		if err != nil || string(b) != tc.want {
 			t.Errorf("got %s (%v)\nwant %s", b, err, tc.want)
+		}
+	}
+}
+
+func TestEpochLeft(t *testing.T) {
+	for _, tc := range []struct {
+		batches, batch int
+		rate           float64
+		want           string
+	}{
+		{10008, 128, 3000, "7m7s"}, // ImageNet's rest of an epoch on a GPU
+		{100, 128, 640, "20s"},     // 12,800 images at 640 img/s
+		{3, 128, 1000, "400ms"},    // under a minute: tenths
+		{0, 128, 1000, "0s"},       // the epoch's last batch
+		{5, 128, 0, "?"},           // no rate yet
+		{5, 128, math.Inf(1), "?"}, // a log line with no elapsed time
+	} {
+		if got := epochLeft(tc.batches, tc.batch, tc.rate); got != tc.want {
+			t.Errorf("epochLeft(%d, %d, %g) = %q, want %q", tc.batches, tc.batch, tc.rate, got, tc.want)
 		}
 	}
 }
