@@ -120,32 +120,27 @@ func classify(m *tarMember, h *tar.Header, off int64, seen map[string]tarMember)
 		m.why = "sparse member, not supported"
 	case h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeCont:
 		m.file, m.off, m.size = true, off, h.Size
-	case h.Typeflag == tar.TypeLink:
+	case h.Typeflag == tar.TypeLink || h.Typeflag == tar.TypeSymlink:
+		// A hard link names an earlier member, as tar extracts it. A
+		// symbolic link is followed as the tree layout follows them, where
+		// its target is an earlier file of the same archive: GNU tar of a
+		// symlinked tree stores links, and dropping them would give fewer
+		// images than the tree. Only earlier members can be read in one pass.
 		m.link = h.Linkname
-		t, ok := seen[path.Clean(h.Linkname)]
-		switch {
-		case !ok:
-			m.why = "hard link to " + h.Linkname + ", which is not in this archive"
-		case !t.file:
-			m.why = "hard link to " + h.Linkname + ", which is not a file: " + t.why
-		default:
-			m.file, m.off, m.size = true, t.off, t.size
+		kind, target, missing, outside := "hard link", path.Clean(h.Linkname), "which is not in this archive", false
+		if h.Typeflag == tar.TypeSymlink {
+			kind, missing = "symbolic link", "which is not an earlier member of this archive"
+			target = path.Join(path.Dir(path.Clean(h.Name)), h.Linkname)
+			outside = path.IsAbs(h.Linkname) || target == ".." || strings.HasPrefix(target, "../")
 		}
-	case h.Typeflag == tar.TypeSymlink:
-		// Followed like the tree layout follows them, where the target
-		// is an earlier file of the same archive: GNU tar of a symlinked
-		// tree stores links, and dropping them would give fewer images
-		// than the tree. Only earlier members can be read in one pass.
-		m.link = h.Linkname
-		target := path.Join(path.Dir(path.Clean(h.Name)), h.Linkname)
 		t, ok := seen[target]
 		switch {
-		case path.IsAbs(h.Linkname) || target == ".." || strings.HasPrefix(target, "../"):
-			m.why = "symbolic link to " + h.Linkname + ", outside the archive"
+		case outside:
+			m.why = kind + " to " + h.Linkname + ", outside the archive"
 		case !ok:
-			m.why = "symbolic link to " + h.Linkname + ", which is not an earlier member of this archive"
+			m.why = kind + " to " + h.Linkname + ", " + missing
 		case !t.file:
-			m.why = "symbolic link to " + h.Linkname + ", which is not a file: " + t.why
+			m.why = kind + " to " + h.Linkname + ", which is not a file: " + t.why
 		default:
 			m.file, m.off, m.size = true, t.off, t.size
 		}
