@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Layout names how a dataset is stored on disk.
@@ -276,6 +277,16 @@ func Open(root string, opt Options) (*Dataset, error) {
 		d.warn("train: %d %s%s with no images, kept as %s without records so that no class index shifts: %s", n, noun, plural(n, "", "s"), plural(n, "a class", "classes"), firstFew(train.empty, 5))
 	}
 
+	// meta.json is JSON, whose strings are UTF-8: a class named otherwise
+	// would be written with U+FFFD for its bytes, and two such folders
+	// (n01\xfe, n01\xff) would become two classes of one WNID.
+	for _, s := range []*split{train, val} {
+		for _, w := range s.wnids {
+			if !utf8.ValidString(w) {
+				return nil, &PathError{Path: p.root, Err: fmt.Errorf("%s class %q (a folder or archive name) is not valid UTF-8, which meta.json cannot record; rename it", s.name, w)}
+			}
+		}
+	}
 	m := &metaFiles{dirs: p.metaDirs}
 	if err := d.resolveClasses(train, val, m); err != nil {
 		return nil, err

@@ -811,3 +811,37 @@ func TestEmptySynsetMapping(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A class folder whose name is not UTF-8 cannot be written into meta.json
+// as it is: encoding/json would put U+FFFD for its bytes, and two such
+// folders would become two classes of one WNID. Open must stop, naming it
+// with its bytes escaped.
+func TestNonUTF8ClassNames(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		folders []string // extra class folders under train/ (or val/ when val is set)
+		val     bool
+		says    string
+	}{
+		{"one train folder", []string{"n01\xff629819"}, false, `train class "n01\xff629819"`},
+		{"two that differ only in invalid bytes", []string{"n01\xfea", "n01\xffa"}, false, `"n01\xfea"`},
+		{"val folder", []string{"n01\xff000001"}, true, `val class "n01\xff000001"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture()
+			root := t.TempDir()
+			f.writeTree(t, root, true)
+			split := "train"
+			if tc.val {
+				split = "val"
+			}
+			for i, dir := range tc.folders {
+				writeFile(t, filepath.Join(root, split, dir, fmt.Sprintf("odd_%d.JPEG", i)), []byte("bytes"))
+			}
+			_, err := Open(root, Options{})
+			if err == nil || !strings.Contains(err.Error(), tc.says) || !strings.Contains(err.Error(), "UTF-8") {
+				t.Fatalf("err = %v, want an error naming %s", err, tc.says)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/alexnet-repro/alexnet/shards"
@@ -16,9 +17,9 @@ import (
 // cheap per shard. The shuffle buffer reads a handful of shards at a time,
 // so least-recently-used eviction rarely closes a shard still in play.
 type readerCache struct {
-	paths  []string
-	counts []int // records each shard must hold, from meta.json
-	max    int
+	paths []string
+	infos []shards.ShardInfo // what meta.json says each shard is
+	max   int
 
 	mu    sync.Mutex
 	ents  []cacheEntry
@@ -32,8 +33,8 @@ type cacheEntry struct {
 	used uint64
 }
 
-func newReaderCache(paths []string, counts []int, max int) *readerCache {
-	return &readerCache{paths: paths, counts: counts, max: max, ents: make([]cacheEntry, len(paths))}
+func newReaderCache(paths []string, infos []shards.ShardInfo, max int) *readerCache {
+	return &readerCache{paths: paths, infos: infos, max: max, ents: make([]cacheEntry, len(paths))}
 }
 
 // name is shard i's file name, as errors give it.
@@ -55,10 +56,9 @@ func (c *readerCache) acquire(i int) (*shards.Reader, error) {
 		if err != nil {
 			return nil, err
 		}
-		if r.Len() != c.counts[i] {
+		if err := checkShard(r, c.infos[i]); err != nil {
 			r.Close()
-			return nil, &shards.RecordError{Shard: c.name(i), Index: -1, Offset: -1,
-				Err: fmt.Errorf("holds %d records, meta.json says %d", r.Len(), c.counts[i])}
+			return nil, &shards.RecordError{Shard: c.name(i), Index: -1, Offset: -1, Err: err}
 		}
 		e.r = r
 		c.open++
@@ -66,6 +66,29 @@ func (c *readerCache) acquire(i int) (*shards.Reader, error) {
 	e.refs++
 	e.used = c.clock
 	return e.r, nil
+}
+
+// checkShard says how an opened shard differs from its meta.json entry.
+// The record CRCs only say the bytes are as written: a shard from another
+// ingest (other seed, size or settings), copied over this one's, passes
+// them all. Its size and the whole-file CRC in its trailer, both already
+// read, tell it apart at no cost. An entry without them (written by hand)
+// is checked on its record count alone.
+func checkShard(r *shards.Reader, info shards.ShardInfo) error {
+	if r.Len() != info.Records {
+		return fmt.Errorf("holds %d records, meta.json says %d", r.Len(), info.Records)
+	}
+	var bad []string
+	if info.Bytes > 0 && r.Size() != info.Bytes {
+		bad = append(bad, fmt.Sprintf("%d bytes, meta.json says %d", r.Size(), info.Bytes))
+	}
+	if got := fmt.Sprintf("%08x", r.FileCRC()); info.CRC32C != "" && got != info.CRC32C {
+		bad = append(bad, fmt.Sprintf("file CRC %s, meta.json says %s", got, info.CRC32C))
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("not the shard meta.json lists (%s): replaced or rewritten since; run ingest again, or shardtool verify", strings.Join(bad, "; "))
 }
 
 func (c *readerCache) release(i int) {
@@ -110,4 +133,30 @@ func (c *readerCache) close() error {
 	}
 	c.open = 0
 	return errors.Join(errs...)
+}
+
+// CheckShards opens every shard of split listed in meta (read from dir)
+// and checks it against its entry: there, whole (header, trailer, index),
+// with the records, size and file CRC that meta.json gives. It reads no
+// record, so it costs a few syscalls and an index read a shard. A run that
+// must not start on shards it would fail on later (train's --overwrite
+// removes the old run before the first step) calls it first; the pipeline
+// checks each shard the same way when it opens it.
+func CheckShards(dir string, meta *shards.Meta, split string) error {
+	for _, sh := range meta.Splits[split].Shards {
+		r, err := shards.Open(filepath.Join(dir, sh.File))
+		if err != nil {
+			var re *shards.RecordError
+			if errors.As(err, &re) {
+				return err
+			}
+			return &shards.RecordError{Shard: sh.File, Index: -1, Offset: -1, Err: err}
+		}
+		err = checkShard(r, sh)
+		r.Close()
+		if err != nil {
+			return &shards.RecordError{Shard: sh.File, Index: -1, Offset: -1, Err: err}
+		}
+	}
+	return nil
 }

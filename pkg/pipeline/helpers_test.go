@@ -223,6 +223,9 @@ func truncateShard(t testing.TB, dir string, shard, keep int) {
 	writeShard(t, dir, shard, readShard(t, dir, shard)[:keep])
 }
 
+// writeShard rewrites a train shard and gives meta.json its new size and
+// file CRC (not its record count): the records are what is wrong, as a
+// writer's bug or a crafted file would make them, not which file is there.
 func writeShard(t testing.TB, dir string, shard int, recs []shards.Record) {
 	t.Helper()
 	w, err := shards.Create(filepath.Join(dir, shards.ShardName("train", shard)))
@@ -234,7 +237,18 @@ func writeShard(t testing.TB, dir string, shard int, recs []shards.Record) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := w.Close(); err != nil {
+	info, err := w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := shards.ReadMeta(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := m.Splits["train"].Shards[shard]
+	sh.Bytes, sh.CRC32C = info.Bytes, info.CRC32C
+	m.Splits["train"].Shards[shard] = sh
+	if err := shards.WriteMeta(dir, m); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -166,7 +166,7 @@ func New(ctx context.Context, dir string, opt Options) (*Pipeline, error) {
 	// included, so IDs lie below that count, not below Records.
 	p.records = uint64(sp.Records + sp.Skipped)
 	p.classes = len(meta.Classes)
-	p.cache = newReaderCache(meta.ShardPaths(dir, opt.Split), p.order.Counts, opt.MaxOpenShards)
+	p.cache = newReaderCache(meta.ShardPaths(dir, opt.Split), sp.Shards, opt.MaxOpenShards)
 
 	p.free = make(chan *Slot, len(opt.Slots))
 	p.ready = make(chan *Slot, len(opt.Slots))
@@ -601,6 +601,9 @@ func (w *decodeWorker) image(t task, rec *shards.Record) error {
 		return fmt.Errorf("ID %d, but the split has %d records", rec.ID, p.records)
 	}
 	crop := p.opt.Crop
+	if m := p.meta; rec.W != m.Width || rec.H != m.Height || rec.Channels != m.Channels {
+		return fmt.Errorf("%d×%d×%d image, meta.json says the shards hold %d×%d×%d", rec.W, rec.H, rec.Channels, m.Width, m.Height, m.Channels)
+	}
 	if rec.W < crop || rec.H < crop {
 		return fmt.Errorf("%d×%d image is smaller than the %d crop", rec.W, rec.H, crop)
 	}

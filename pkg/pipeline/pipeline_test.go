@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -466,14 +467,22 @@ func TestErrors(t *testing.T) {
 			rewrite(t, dir, shard, rec, func(r *shards.Record) { r.ID = 507 })
 			return 507
 		}, nil, "ID 507"},
-		{"image smaller than the crop", func(t *testing.T, dir string) uint64 {
+		{"image smaller than meta.json's size", func(t *testing.T, dir string) uint64 {
 			return rewrite(t, dir, shard, rec, func(r *shards.Record) {
 				enc, _ := shards.NewEncoder(r.Codec)
 				defer enc.Close()
 				r.W, r.H = 16, 16
 				r.Payload, _ = enc.Encode(nil, make([]byte, 16*16*3), 16, 16)
 			})
-		}, nil, "smaller than the 24 crop"},
+		}, nil, "16×16×3 image, meta.json says the shards hold 32×28×3"},
+		{"image larger than meta.json's size", func(t *testing.T, dir string) uint64 {
+			return rewrite(t, dir, shard, rec, func(r *shards.Record) {
+				enc, _ := shards.NewEncoder(r.Codec)
+				defer enc.Close()
+				r.W, r.H = 64, 64
+				r.Payload, _ = enc.Encode(nil, make([]byte, 64*64*3), 64, 64)
+			})
+		}, nil, "64×64×3 image, meta.json says the shards hold 32×28×3"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -497,6 +506,53 @@ func TestErrors(t *testing.T) {
 				if slices.Contains(b.ids, id) {
 					t.Fatalf("batch %v holding the damaged record was delivered", b.pos)
 				}
+			}
+		})
+	}
+	// A shard file that is whole but not the one meta.json lists: every
+	// record CRC holds, so only its size and file CRC can tell.
+	for _, tc := range []struct {
+		name    string
+		replace func(t *testing.T, d string)
+		says    string
+	}{
+		{"shard from another ingest, same record count", func(t *testing.T, d string) {
+			other := t.TempDir()
+			f := small
+			f.sorted = !f.sorted // other record order: other bytes, same counts and shape
+			f.writeTo(t, other)
+			b, err := os.ReadFile(filepath.Join(other, shardFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(d, shardFile), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "file CRC"},
+		{"meta.json from another ingest", func(t *testing.T, d string) {
+			other := t.TempDir()
+			f := small
+			f.sorted = !f.sorted
+			f.writeTo(t, other)
+			b, err := os.ReadFile(filepath.Join(other, shards.MetaFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(d, shards.MetaFile), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "not the shard meta.json lists"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := copyShards(t, dir)
+			tc.replace(t, d)
+			batches, _, err := collect(t, d, Options{Batch: 16, Crop: 24, Epochs: 1}, 0)
+			if err == nil {
+				t.Fatalf("trained %d batches on a shard meta.json does not list", len(batches))
+			}
+			var re *shards.RecordError
+			if !errors.As(err, &re) || !strings.HasPrefix(re.Shard, "train-") || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("error %q does not name the shard and say %q", err, tc.says)
 			}
 		})
 	}

@@ -104,3 +104,80 @@ func TestModelThatDoesNotFitTheCrop(t *testing.T) {
 		t.Fatalf("the run directory was made: %v", err)
 	}
 }
+
+// Shards changed since ingest wrote meta.json (one deleted, cut short, or
+// replaced by another ingest's) are found before --out is touched: an
+// --overwrite on them must stop with the shard's name and leave the old
+// run's checkpoint as it was, not remove it and fail at the first batch.
+func TestOverwriteOnAlteredShardsKeepsOldRun(t *testing.T) {
+	good := syntheticShards(t, 64, 16)
+	out := t.TempDir()
+	cfg := smallConfig(good, out)
+	cfg.Epochs = 1
+	if _, err := Train(context.Background(), cfg, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	ckPath := filepath.Join(out, CheckpointFile)
+	before, err := os.ReadFile(ckPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another ingest of other images: same counts, shapes and classes.
+	other := t.TempDir()
+	tr, tl := synthetic(64, 24, 7)
+	va, vl := synthetic(16, 24, 8)
+	// Flat top rows: other payload sizes. (Same-size records with their
+	// own CRCs leave the whole-file CRC unchanged, so sizes must differ
+	// for the shard to be told apart; shards/FORMAT.md's trailer.)
+	for _, im := range append(tr, va...) {
+		clear(im[:24*3*6])
+	}
+	writeShards(t, other, 24, tr, va, tl, vl, 4)
+	copyFile := func(from, to string) {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		alter func(dir string)
+		says  string
+	}{
+		{"train shard deleted", func(dir string) { os.Remove(filepath.Join(dir, "train-00000.shard")) }, "train-00000.shard"},
+		{"train shard cut short", func(dir string) { os.Truncate(filepath.Join(dir, "train-00000.shard"), 100) }, "train-00000.shard"},
+		{"train shard from another ingest", func(dir string) {
+			copyFile(filepath.Join(other, "train-00000.shard"), filepath.Join(dir, "train-00000.shard"))
+		}, "not the shard meta.json lists"},
+		{"val shard from another ingest", func(dir string) {
+			copyFile(filepath.Join(other, "val-00000.shard"), filepath.Join(dir, "val-00000.shard"))
+		}, "val-00000.shard"},
+		{"meta.json from another ingest", func(dir string) {
+			copyFile(filepath.Join(other, "meta.json"), filepath.Join(dir, "meta.json"))
+		}, "not the shard meta.json lists"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ents, err := os.ReadDir(good)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range ents {
+				copyFile(filepath.Join(good, e.Name()), filepath.Join(dir, e.Name()))
+			}
+			tc.alter(dir)
+			c := smallConfig(dir, out)
+			c.Epochs, c.Overwrite = 1, true
+			_, err = Train(context.Background(), c, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("--overwrite on altered shards: %v, want an error saying %q", err, tc.says)
+			}
+			if after, err := os.ReadFile(ckPath); err != nil || string(after) != string(before) {
+				t.Fatalf("the old run's checkpoint was not left as it was (%v)", err)
+			}
+		})
+	}
+}

@@ -151,6 +151,14 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		// mean a run, as a crop larger than the images is.
 		return nil, fmt.Errorf("%w: --model %s at a %d-px crop: %v", ErrConfig, cfg.Model, crop, err)
 	}
+	// A shard missing, cut short or from another ingest would stop the run
+	// at the first batch or validation that reads it: after an --overwrite
+	// has removed the old run. Each is found here, before --out is touched.
+	for _, split := range []string{"train", "val"} {
+		if err := pipeline.CheckShards(cfg.Shards, meta, split); err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.Shards, err)
+		}
+	}
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return nil, err
 	}

@@ -62,12 +62,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *mode == "decode" {
 		return decodeOnly(fs.Args(), stdout)
 	}
-	src, err := filepath.Glob(filepath.Join(*images, "*.JPEG"))
+	src, err := realJPEGs(*images)
 	if err != nil || len(src) == 0 {
 		fmt.Fprintf(stderr, "benchingest: no real JPEGs in %s (the ImageNet sample is not in this clone); pass --images DIR with <wnid>_*.JPEG files\n", *images)
 		return 1
 	}
-	sort.Strings(src)
 	self, _ := os.Executable()
 	bin := filepath.Dir(self)
 	ingestBin := filepath.Join(bin, "ingest")
@@ -87,23 +86,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	defer os.RemoveAll(tmp)
 	tree := filepath.Join(tmp, "tree")
-	var files []string
-	for _, f := range src {
-		base := filepath.Base(f)
-		wnid, _, ok := strings.Cut(base, "_")
-		if !ok {
-			continue
-		}
-		dir := filepath.Join(tree, "train", wnid)
-		os.MkdirAll(dir, 0o755)
-		for r := 0; r < *reps; r++ {
-			link := filepath.Join(dir, fmt.Sprintf("%s_r%d.JPEG", strings.TrimSuffix(base, ".JPEG"), r))
-			if err := os.Symlink(f, link); err != nil {
-				fmt.Fprintln(stderr, "benchingest:", err)
-				return 1
-			}
-			files = append(files, link)
-		}
+	files, err := linkTree(src, *reps, tree)
+	if err != nil {
+		fmt.Fprintln(stderr, "benchingest:", err)
+		return 1
 	}
 	res := result{Images: len(files), Core: *core, Cores: runtime.NumCPU(), Decoder: imageio.Backend()}
 	pin := func(name string, a ...string) *exec.Cmd {
@@ -215,4 +201,43 @@ func decodeOnly(files []string, stdout io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%f\n", float64(len(data))/time.Since(start).Seconds())
 	return 0
+}
+
+// realJPEGs lists the .JPEG files in dir, sorted, as absolute paths: the
+// tree links to them from a temporary directory, where a relative target
+// (--images sample) would name nothing and every link dangle.
+func realJPEGs(dir string) ([]string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	src, err := filepath.Glob(filepath.Join(abs, "*.JPEG"))
+	sort.Strings(src)
+	return src, err
+}
+
+// linkTree makes tree/train/<wnid>/ of symbolic links to src's files
+// (<wnid>_*.JPEG), each listed reps times under its own name, and returns
+// the links.
+func linkTree(src []string, reps int, tree string) ([]string, error) {
+	var files []string
+	for _, f := range src {
+		base := filepath.Base(f)
+		wnid, _, ok := strings.Cut(base, "_")
+		if !ok {
+			continue
+		}
+		dir := filepath.Join(tree, "train", wnid)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		for r := 0; r < reps; r++ {
+			link := filepath.Join(dir, fmt.Sprintf("%s_r%d.JPEG", strings.TrimSuffix(base, ".JPEG"), r))
+			if err := os.Symlink(f, link); err != nil {
+				return nil, err
+			}
+			files = append(files, link)
+		}
+	}
+	return files, nil
 }
