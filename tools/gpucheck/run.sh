@@ -108,13 +108,17 @@ say "nvidia-smi"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit,pcie.link.gen.max --format=csv,noheader \
 	| head -1 | tee "$R/nvidia-smi.txt"
 nvidia-smi >"$R/nvidia-smi-full.txt" 2>&1
-PY=""
-for c in python3 python /opt/conda/bin/python /usr/local/bin/python3 /usr/bin/python3; do
-	if command -v "$c" >/dev/null 2>&1 && "$c" -c "import torch" >/dev/null 2>&1; then
-		PY=$(command -v "$c")
-		break
-	fi
-done
+# GPUCHECK_PYTHON, when set (even empty: none), skips the search, which
+# imports torch with each candidate.
+PY=${GPUCHECK_PYTHON-}
+if [[ -z ${GPUCHECK_PYTHON+set} ]]; then
+	for c in python3 python /opt/conda/bin/python /usr/local/bin/python3 /usr/bin/python3; do
+		if command -v "$c" >/dev/null 2>&1 && "$c" -c "import torch" >/dev/null 2>&1; then
+			PY=$(command -v "$c")
+			break
+		fi
+	done
+fi
 say "python with torch: ${PY:-none}"
 NVLIBS=""
 if [[ -n $PY ]]; then

@@ -17,7 +17,7 @@ import (
 // binaries, a tight budget and a device tool's $OUT, and checks the two
 // things the device call depends on: every step's timeout is cut to the
 // budget, so one slow step cannot push the run past the call's limit (a
-// stub bench sleeps 300 s under a 12 s budget), and what lands in $OUT
+// stub bench sleeps 300 s under a 15 s budget), and what lands in $OUT
 // fits what the tool brings back: at most 8 files, no deeper than
 // $OUT/a/b/file, plain names, with the whole results folder in one
 // archive.
@@ -65,7 +65,7 @@ func TestRunScriptOut(t *testing.T) {
 	}
 	cmd := exec.Command("bash", filepath.Join(g, "run.sh"))
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "OUT="+out, "GPUCHECK_BUDGET=12", "GPUCHECK_GRACE=2")
+	cmd.Env = append(os.Environ(), "OUT="+out, "GPUCHECK_BUDGET=15", "GPUCHECK_GRACE=3", "GPUCHECK_PYTHON=")
 	t0 := time.Now()
 	b, err := cmd.CombinedOutput()
 	took := time.Since(t0)
