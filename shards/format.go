@@ -7,8 +7,16 @@ import (
 	"hash/crc32"
 )
 
-// Version is the shard format version written in every header.
-const Version = 1
+// Version is the shard format version written in every header; readers
+// take MinVersion to Version. Version 2 leaves each record's CRC field out
+// of the whole-file CRC: fed through it, as version 1 does, a CRC-32C
+// followed by its own checksum cancels its bytes (the residue property),
+// so version 1's file CRC does not depend on what the records hold, only
+// on their lengths, and cannot tell two shards of equal lengths apart.
+const (
+	Version    = 2
+	MinVersion = 1
+)
 
 const (
 	headerSize  = 16
@@ -148,12 +156,15 @@ func appendHeader(dst []byte) []byte {
 	return append(dst, b[:]...)
 }
 
-func checkHeader(b []byte) error {
+// checkHeader returns the version a header gives, or why it is not one
+// this build reads.
+func checkHeader(b []byte) (int, error) {
 	if len(b) < headerSize || [8]byte(b[:8]) != headerMagic {
-		return fmt.Errorf("%w: bad magic (not a shard file)", ErrFormat)
+		return 0, fmt.Errorf("%w: bad magic (not a shard file)", ErrFormat)
 	}
-	if v := binary.LittleEndian.Uint16(b[8:]); v != Version {
-		return fmt.Errorf("%w: format version %d, this build reads %d", ErrFormat, v, Version)
+	v := int(binary.LittleEndian.Uint16(b[8:]))
+	if v < MinVersion || v > Version {
+		return 0, fmt.Errorf("%w: format version %d, this build reads %d to %d", ErrFormat, v, MinVersion, Version)
 	}
-	return nil
+	return v, nil
 }

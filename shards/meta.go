@@ -138,8 +138,10 @@ func ParseMeta(r io.Reader) (*Meta, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("data after the JSON document, from byte %d", dec.InputOffset())
 	}
-	if m.FormatVersion != Version {
-		return nil, fmt.Errorf("%w: format version %d, this build reads %d", ErrMetaVersion, m.FormatVersion, Version)
+	// meta.json itself is the same in every version so far; its number is
+	// that of the shards the ingest wrote beside it.
+	if m.FormatVersion < MinVersion || m.FormatVersion > Version {
+		return nil, fmt.Errorf("%w: format version %d, this build reads %d to %d", ErrMetaVersion, m.FormatVersion, MinVersion, Version)
 	}
 	if m.Width <= 0 || m.Height <= 0 || m.Channels != 3 {
 		return nil, fmt.Errorf("bad image shape %d×%d×%d", m.Width, m.Height, m.Channels)

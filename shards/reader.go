@@ -57,7 +57,7 @@ func NewReader(name string, ra io.ReaderAt, size int64) (*Reader, error) {
 	if _, err := ra.ReadAt(hb[:], 0); err != nil {
 		return fail(err)
 	}
-	if err := checkHeader(hb[:]); err != nil {
+	if _, err := checkHeader(hb[:]); err != nil {
 		return fail(err)
 	}
 	var tb [trailerSize]byte
@@ -207,6 +207,7 @@ func (r *Reader) Close() error {
 type Scanner struct {
 	name    string
 	br      *bufio.Reader
+	version int // the header's
 	fileCRC uint32
 	off     int64
 	index   int
@@ -234,6 +235,17 @@ func (s *Scanner) read(b []byte) error {
 	return nil
 }
 
+// readCRC reads a record's CRC field, into the file CRC only when inFile.
+func (s *Scanner) readCRC(b []byte, inFile bool) error {
+	if inFile {
+		return s.read(b)
+	}
+	saved := s.fileCRC
+	err := s.read(b)
+	s.fileCRC = saved
+	return err
+}
+
 // Next returns the next record, or io.EOF after the last one once the
 // trailer has been verified. The record's Payload is valid until the next
 // call. A record whose CRC does not match returns an error, and since the
@@ -255,9 +267,11 @@ func (s *Scanner) Next() (*Record, error) {
 		if err := s.read(hb[:]); err != nil {
 			return fail(-1, -1, err)
 		}
-		if err := checkHeader(hb[:]); err != nil {
+		v, err := checkHeader(hb[:])
+		if err != nil {
 			return fail(-1, -1, err)
 		}
+		s.version = v
 	}
 	start := s.off
 	var lb [4]byte
@@ -275,7 +289,12 @@ func (s *Scanner) Next() (*Record, error) {
 		s.buf = make([]byte, n+4)
 	}
 	b := s.buf[:n+4]
-	if err := s.read(b); err != nil {
+	err := s.read(b[:n])
+	if err == nil {
+		// From version 2 on, the file CRC leaves the record's own out.
+		err = s.readCRC(b[n:], s.version < 2)
+	}
+	if err != nil {
 		return fail(s.index, start, err)
 	}
 	i := s.index

@@ -70,7 +70,12 @@ func (w *Writer) Append(r *Record) error {
 	binary.LittleEndian.PutUint32(b, uint32(bodyLen))
 	b = binary.LittleEndian.AppendUint32(b, crc(b[4:]))
 	w.offsets = append(w.offsets, uint64(w.off))
-	w.write(b)
+	// The record's CRC field stays out of the file CRC (format version 2):
+	// in it, it would cancel the body it follows.
+	w.write(b[:len(b)-4])
+	saved := w.fileCRC
+	w.write(b[len(b)-4:])
+	w.fileCRC = saved
 	w.scratch = b
 	return w.err
 }

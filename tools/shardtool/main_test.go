@@ -175,8 +175,17 @@ func rewriteRecord(t *testing.T, dir, shard string, i int, edit func(body []byte
 	body := b[off+4 : off+4+n]
 	edit(body)
 	binary.LittleEndian.PutUint32(b[off+4+n:], crc32.Checksum(body, castagnoli))
-	// The file CRC covers every byte before its own field, 12 from the end.
-	fileCRC := crc32.Checksum(b[:len(b)-12], castagnoli)
+	// The file CRC covers every byte before its own field, 12 from the
+	// end, but the records' CRC fields (format version 2).
+	var fileCRC uint32
+	at := 16
+	fileCRC = crc32.Update(fileCRC, castagnoli, b[:at])
+	for binary.LittleEndian.Uint32(b[at:]) != 0xFFFFFFFF {
+		l := int(binary.LittleEndian.Uint32(b[at:]))
+		fileCRC = crc32.Update(fileCRC, castagnoli, b[at:at+4+l])
+		at += 4 + l + 4
+	}
+	fileCRC = crc32.Update(fileCRC, castagnoli, b[at:len(b)-12])
 	binary.LittleEndian.PutUint32(b[len(b)-12:], fileCRC)
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
