@@ -181,3 +181,19 @@ func TestOverwriteOnAlteredShardsKeepsOldRun(t *testing.T) {
 		})
 	}
 }
+
+// A checkpoint that cannot be written (a full disk; here its temporary
+// name is taken by a folder) names the step and says what is left.
+func TestCheckpointWriteFailureSaysWhatIsLeft(t *testing.T) {
+	shardDir := syntheticShards(t, 64, 16)
+	out := t.TempDir()
+	cfg := smallConfig(shardDir, out)
+	cfg.MaxSteps = 2
+	if err := os.Mkdir(filepath.Join(out, CheckpointFile+".tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Train(context.Background(), cfg, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "step 2 (") || !strings.Contains(err.Error(), "there is no earlier checkpoint") {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -295,7 +295,13 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			c.Running = &r
 		}
 		if err := c.Save(ckPath); err != nil {
-			return err
+			// Save writes a temporary file and renames it: a failure (a
+			// full disk) leaves the last checkpoint whole.
+			last := "there is no earlier checkpoint"
+			if savedStep >= 0 || ck != nil {
+				last = "the last checkpoint is as it was"
+			}
+			return fmt.Errorf("step %d (%v): saving %s: %w; %s", step, at, ckPath, err, last)
 		}
 		savedStep = step
 		return nil

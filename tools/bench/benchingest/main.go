@@ -113,9 +113,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		oursBytes = rep.bytesPerImage
 		refOut := filepath.Join(tmp, "ref.bin")
 		cmd := pin(*py, append([]string{refScript, refOut, fmt.Sprint(*size)}, files...)...)
+		var refErr strings.Builder
+		cmd.Stderr = &refErr
 		b, err := cmd.Output()
 		if err != nil {
-			fmt.Fprintln(stderr, "benchingest: reference:", err)
+			// The script's own words (a file PIL cannot open, a missing
+			// module) say more than its exit status.
+			fmt.Fprintf(stderr, "benchingest: reference %s: %v\n%s", refScript, err, lastLines(refErr.String(), 5))
 			return 1
 		}
 		var ref struct {
@@ -240,4 +244,20 @@ func linkTree(src []string, reps int, tree string) ([]string, error) {
 		}
 	}
 	return files, nil
+}
+
+// lastLines returns the last n lines of s, each indented, for quoting a
+// child's stderr.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		if l != "" {
+			b.WriteString("  | " + l + "\n")
+		}
+	}
+	return b.String()
 }

@@ -48,3 +48,20 @@ func TestLinkTreeResolves(t *testing.T) {
 		})
 	}
 }
+
+func TestLastLines(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"", 5, ""},
+		{"one\n", 5, "  | one\n"},
+		{"a\nb\nc\nd\n", 2, "  | c\n  | d\n"},
+		{"Traceback:\n  x\nOSError: cannot identify image file 'j.JPEG'", 1, "  | OSError: cannot identify image file 'j.JPEG'\n"},
+	} {
+		if got := lastLines(tc.in, tc.n); got != tc.want {
+			t.Errorf("lastLines(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}

@@ -225,6 +225,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	rep.Records, rep.Shards, rep.Width, rep.Height = split.Records, len(split.Shards), meta.Width, meta.Height
+	if split.Records < *batch {
+		w := fmt.Sprintf("the train split has %d records, fewer than one --batch of %d: every batch is short, so per-batch figures are not those of %d-image batches", split.Records, *batch, *batch)
+		rep.Warning = strings.TrimPrefix(rep.Warning+"; "+w, "; ")
+		log("%s", w)
+	}
 	var bytes int64
 	for _, sh := range split.Shards {
 		bytes += sh.Bytes

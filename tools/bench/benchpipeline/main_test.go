@@ -187,3 +187,19 @@ func TestSpread(t *testing.T) {
 		}
 	}
 }
+
+// A split smaller than one batch makes every batch short: said, not hidden.
+func TestShortSplitWarns(t *testing.T) {
+	dir := writeShards(t, 20, 10, 32, 32)
+	var out, errs bytes.Buffer
+	if code := run([]string{"--shards", dir, "--batches", "10", "--batch", "64", "--workers", "2", "--ceiling-time", "10ms", "--rounds", "1", "--quality=false", "--json"}, &out, &errs); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs.String())
+	}
+	var rep report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(rep.Warning, "fewer than one --batch of 64") {
+		t.Errorf("warning %q", rep.Warning)
+	}
+}
