@@ -153,7 +153,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	skipped := len(rep.Skipped)
 	for _, s := range rep.Skipped {
-		fmt.Fprintf(stderr, "ingest: skipped %s: %s\n", s.Path, s.Reason)
+		fmt.Fprintf(stderr, "ingest: skipped %s: %s\n", cli.Name(s.Path), s.Reason)
 	}
 	if *asJSON {
 		if err := writeJSON(stdout, rep); err != nil {

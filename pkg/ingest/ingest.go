@@ -29,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sync/errgroup"
 
@@ -69,6 +70,21 @@ type Skip struct {
 	Path   string `json:"path"`
 	Name   string `json:"name"`
 	Reason string `json:"reason"`
+}
+
+// MarshalJSON adds path_quoted, the path Go-quoted, when the path is not
+// UTF-8: JSON would carry it with U+FFFD for those bytes, naming a file
+// that does not exist.
+func (s Skip) MarshalJSON() ([]byte, error) {
+	type plain Skip
+	out := struct {
+		plain
+		PathQuoted string `json:"path_quoted,omitempty"`
+	}{plain: plain(s)}
+	if !utf8.ValidString(s.Path) {
+		out.PathQuoted = strconv.Quote(s.Path)
+	}
+	return json.Marshal(out)
 }
 
 // Report is ingest-report.json.

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -675,4 +676,20 @@ func TestConcurrentIngestRefused(t *testing.T) {
 	sameOutput(t, before, outputFiles(t, out))
 	held.Release()
 	mustIngest(t, root, Options{Out: out, Size: 32, Seed: 7, ShardSize: 5, Codec: shards.CodecGradZstd})
+}
+
+// A skipped file whose name is not UTF-8 keeps its real name in the report,
+// quoted, besides the JSON path (which carries U+FFFD for those bytes).
+func TestSkipJSONQuotesNonUTF8(t *testing.T) {
+	for _, tc := range []struct {
+		path, want string
+	}{
+		{"train/n01/a.JPEG", `{"split":"train","path":"train/n01/a.JPEG","name":"a.JPEG","reason":"r"}`},
+		{"train/n01/b\xff.JPEG", `{"split":"train","path":"train/n01/b\ufffd.JPEG","name":"a.JPEG","reason":"r","path_quoted":"\"train/n01/b\\xff.JPEG\""}`},
+	} {
+		b, err := json.Marshal(Skip{Split: "train", Path: tc.path, Name: "a.JPEG", Reason: "r"})
+		if err != nil || string(b) != tc.want {
+			t.Errorf("got %s (%v)\nwant %s", b, err, tc.want)
+		}
+	}
 }
