@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	shardSize := fs.Int("shard-size", 1024, "records per shard (1024 × ~92 KB ≈ 94 MB at 256 px)")
 	workers := fs.Int("workers", 0, "decode workers; 0 means one per CPU (GOMAXPROCS)")
 	codec := fs.String("codec", "grad-huff", "pixel codec: grad-huff (0.47× raw on photos), grad-zstd (0.56×) or zstd (0.89×)")
-	valLabels := fs.String("val-labels", "", "validation labels file (LOC_val_solution.csv, or lines of `name label`), overriding what is found")
+	valLabels := fs.String("val-labels", "", "validation labels `FILE` (LOC_val_solution.csv, or lines of 'name label'), overriding what is found")
 	splits := fs.String("splits", "train,val", "splits to write")
 	strict := fs.Bool("strict", false, "exit with code 3 if any file was skipped")
 	quiet := fs.Bool("quiet", false, "no progress display")

@@ -310,6 +310,10 @@ func (s *Scanner) Next() (*Record, error) {
 	return &s.rec, nil
 }
 
+// errFileChecksum is the whole-file CRC's mismatch: a record whose bytes
+// changed fails it as well as its own CRC.
+var errFileChecksum = fmt.Errorf("file: %w", ErrChecksum)
+
 func (s *Scanner) finish() error {
 	fail := func(err error) error {
 		s.err = &RecordError{Shard: s.name, Index: -1, Offset: -1, Err: err}
@@ -341,7 +345,7 @@ func (s *Scanner) finish() error {
 		}
 	}
 	if crc32.Update(crcBefore, castagnoli, tb[:20]) != t.fileCRC {
-		return fail(fmt.Errorf("file: %w", ErrChecksum))
+		return fail(errFileChecksum)
 	}
 	if n, _ := io.Copy(io.Discard, s.br); n != 0 {
 		return fail(fmt.Errorf("%w: %d bytes after the trailer", ErrFormat, n))

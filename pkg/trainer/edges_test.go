@@ -193,7 +193,7 @@ func TestCheckpointWriteFailureSaysWhatIsLeft(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := Train(context.Background(), cfg, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "step 2 (") || !strings.Contains(err.Error(), "there is no earlier checkpoint") {
+	if err == nil || !strings.Contains(err.Error(), "step 2 (") || !strings.Contains(err.Error(), "this run has written no checkpoint yet") {
 		t.Fatalf("got %v", err)
 	}
 }

@@ -146,6 +146,24 @@ func TestResumeIsByteIdentical(t *testing.T) {
 	if strings.Count(string(ma), "\n") != strings.Count(string(mb), "\n") {
 		t.Fatalf("metrics: %d lines vs %d", strings.Count(string(ma), "\n"), strings.Count(string(mb), "\n"))
 	}
+	// And the same figures, line by line, but for the timings.
+	la, lb := strings.Split(strings.TrimSpace(string(ma)), "\n"), strings.Split(strings.TrimSpace(string(mb)), "\n")
+	for i := range la {
+		var x, y map[string]any
+		if err := json.Unmarshal([]byte(la[i]), &x); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(lb[i]), &y); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"seconds", "img_per_s", "data_wait"} {
+			delete(x, k)
+			delete(y, k)
+		}
+		if fmt.Sprint(x) != fmt.Sprint(y) {
+			t.Fatalf("metrics line %d differs after resume:\n%s\n%s", i+1, la[i], lb[i])
+		}
+	}
 	for _, f := range []string{"loss.png", "error.png", "conv1-filters.png"} {
 		if _, err := os.Stat(filepath.Join(part, f)); err != nil {
 			t.Error(err)
@@ -172,6 +190,25 @@ func TestNonFiniteLossStops(t *testing.T) {
 		{"streamed", func(t *testing.T) BackendFactory { return lagFactory(t, nil) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) { testNonFiniteLossStops(t, tc.backend(t)) })
+	}
+}
+
+// A fresh run that blows up before its first checkpoint names no "last
+// good checkpoint": there is none to resume from.
+func TestNonFiniteBeforeFirstCheckpoint(t *testing.T) {
+	shardDir := syntheticShards(t, 64, 16)
+	out := t.TempDir()
+	cfg := smallConfig(shardDir, out)
+	cfg.LR = 1e30
+	_, err := Train(context.Background(), cfg, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "not finite") {
+		t.Fatalf("want a non-finite error, got %v", err)
+	}
+	if _, serr := os.Stat(filepath.Join(out, CheckpointFile)); serr == nil {
+		t.Fatal("a checkpoint was written")
+	}
+	if strings.Contains(err.Error(), "last good checkpoint") || !strings.Contains(err.Error(), "no checkpoint yet") {
+		t.Fatalf("the error names a checkpoint that does not exist: %v", err)
 	}
 }
 

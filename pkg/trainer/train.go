@@ -266,6 +266,14 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	// last the positions of the last step whose bookkeeping is done: what
 	// an interrupted run saves, unless it saved it already.
 	savedStep := int64(-1)
+	// kept says what a run that stops on a non-finite number leaves: a
+	// fresh run that has saved nothing yet has no good checkpoint to name.
+	kept := func() string {
+		if savedStep >= 0 || ck != nil {
+			return fmt.Sprintf("the last good checkpoint, %s, is left as it was", ckPath)
+		}
+		return "this run has written no checkpoint yet"
+	}
 	var last struct {
 		at, resume pipeline.Position
 		ok         bool
@@ -278,12 +286,12 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		// the last good checkpoint.
 		ts, err := be.Tensors()
 		if err != nil {
-			return fmt.Errorf("step %d (%v): %w; the last good checkpoint, %s, is left as it was", step, at, err, ckPath)
+			return fmt.Errorf("step %d (%v): %w; %s", step, at, err, kept())
 		}
 		for _, t := range ts {
 			for i, v := range t.W {
 				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-					return fmt.Errorf("step %d (%v): parameter %s[%d] is %v: %w; the last good checkpoint, %s, is left as it was", step, at, t.Name, i, v, ErrNonFinite, ckPath)
+					return fmt.Errorf("step %d (%v): parameter %s[%d] is %v: %w; %s", step, at, t.Name, i, v, ErrNonFinite, kept())
 				}
 			}
 		}
@@ -297,11 +305,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		if err := c.Save(ckPath); err != nil {
 			// Save writes a temporary file and renames it: a failure (a
 			// full disk) leaves the last checkpoint whole.
-			last := "there is no earlier checkpoint"
-			if savedStep >= 0 || ck != nil {
-				last = "the last checkpoint is as it was"
-			}
-			return fmt.Errorf("step %d (%v): saving %s: %w; %s", step, at, ckPath, err, last)
+			return fmt.Errorf("step %d (%v): saving %s: %w; %s", step, at, ckPath, err, kept())
 		}
 		savedStep = step
 		return nil
@@ -381,7 +385,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 		at, resume := q.Pos, q.Resume
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
-			return false, fmt.Errorf("step %d (%v): %w (%v); the last good checkpoint, %s, is left as it was", n, at, ErrNonFinite, loss, ckPath)
+			return false, fmt.Errorf("step %d (%v): %w (%v); %s", n, at, ErrNonFinite, loss, kept())
 		}
 		step = n
 		run.LogLoss += loss

@@ -249,7 +249,7 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 }
 
 func grid(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("grid", "grid DIR [--n 64] [--out grid.png] [--split train]", stderr)
+	fs := newFlags("grid", "grid DIR [--n 64] [--out grid.png] [--split train] [--tile 128]", stderr)
 	n := fs.Int("n", 64, "records to draw")
 	out := fs.String("out", "grid.png", "PNG to write")
 	split := fs.String("split", "train", "split to draw from")

@@ -26,7 +26,7 @@ Commands:
   verify DIR [--decode] [--json]   re-read every record and check every checksum;
                                    exit 4 naming the shard and record of any damage
   inspect DIR [--json]             counts, classes, sizes and pixel statistics
-  grid DIR [--n 64] [--out grid.png] [--split train]
+  grid DIR [--n 64] [--out grid.png] [--split train] [--tile 128]
                                    a contact sheet of records with class names
 
 Example:

@@ -70,6 +70,10 @@ func TestVerifyNamesDamage(t *testing.T) {
 	if !regexp.MustCompile(`shard train-00001.shard record 2 .*checksum mismatch`).MatchString(out) {
 		t.Fatalf("damage not named by shard and record:\n%s", out)
 	}
+	// One flipped bit is one fault: not again as the whole-file CRC.
+	if n := strings.Count(out, "DAMAGED"); n != 1 {
+		t.Fatalf("one flipped bit reported %d times:\n%s", n, out)
+	}
 	code, out, _ = runTool("verify", "--json", dir)
 	var res struct{ Damaged int }
 	if json.Unmarshal([]byte(out), &res); code != cli.ExitDamaged || res.Damaged != 1 {
