@@ -468,20 +468,10 @@ func TestErrors(t *testing.T) {
 			return 507
 		}, nil, "ID 507"},
 		{"image smaller than meta.json's size", func(t *testing.T, dir string) uint64 {
-			return rewrite(t, dir, shard, rec, func(r *shards.Record) {
-				enc, _ := shards.NewEncoder(r.Codec)
-				defer enc.Close()
-				r.W, r.H = 16, 16
-				r.Payload, _ = enc.Encode(nil, make([]byte, 16*16*3), 16, 16)
-			})
+			return rewrite(t, dir, shard, rec, resized(16))
 		}, nil, "16×16×3 image, meta.json says the shards hold 32×28×3"},
 		{"image larger than meta.json's size", func(t *testing.T, dir string) uint64 {
-			return rewrite(t, dir, shard, rec, func(r *shards.Record) {
-				enc, _ := shards.NewEncoder(r.Codec)
-				defer enc.Close()
-				r.W, r.H = 64, 64
-				r.Payload, _ = enc.Encode(nil, make([]byte, 64*64*3), 64, 64)
-			})
+			return rewrite(t, dir, shard, rec, resized(64))
 		}, nil, "64×64×3 image, meta.json says the shards hold 32×28×3"},
 	}
 	for _, tc := range tests {
@@ -810,5 +800,15 @@ func TestSteadyStateAllocs(t *testing.T) {
 	t.Logf("%.2f allocations per record", perRecord)
 	if perRecord > 1.2 {
 		t.Errorf("%.2f allocations per record in steady state, want at most the name's 1", perRecord)
+	}
+}
+
+// resized makes a record a side×side black image in its own codec.
+func resized(side int) func(*shards.Record) {
+	return func(r *shards.Record) {
+		enc, _ := shards.NewEncoder(r.Codec)
+		defer enc.Close()
+		r.W, r.H = side, side
+		r.Payload, _ = enc.Encode(nil, make([]byte, side*side*3), side, side)
 	}
 }
