@@ -359,7 +359,9 @@ func carryOver(out string, written []string, meta *shards.Meta) string {
 		return ""
 	}
 	sort.Strings(others)
-	same := old.FormatVersion == meta.FormatVersion && old.Width == meta.Width && old.Height == meta.Height &&
+	// Any format version ReadMeta took is one this build reads: each
+	// shard's header gives its own, so an earlier build's split stays.
+	same := old.Width == meta.Width && old.Height == meta.Height &&
 		old.Channels == meta.Channels && old.Ingest.Size == meta.Ingest.Size && old.Ingest.Codec == meta.Ingest.Codec &&
 		old.Ingest.ShardSize == meta.Ingest.ShardSize && old.Ingest.Seed == meta.Ingest.Seed &&
 		slices.EqualFunc(old.Classes, meta.Classes, func(a, b shards.Class) bool { return a.WNID == b.WNID && a.Index == b.Index })

@@ -508,6 +508,23 @@ func TestLaterSplitKeepsEarlier(t *testing.T) {
 		}
 	}
 
+	// An earlier build's meta.json (format version 1) keeps its split too:
+	// this build reads its shards, whose headers give their own version.
+	old := t.TempDir()
+	run(old, 24, "train")
+	m, err := shards.ReadMeta(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.FormatVersion = shards.MinVersion
+	if err := shards.WriteMeta(old, m); err != nil {
+		t.Fatal(err)
+	}
+	run(old, 24, "val")
+	if got, err := shards.ReadMeta(old); err != nil || got.Splits["train"].Records != want.Splits["train"].Records || got.Stats == nil {
+		t.Errorf("an earlier format's train split is not kept: %v", err)
+	}
+
 	// Another size: the train shards no longer belong with the new val.
 	rep := run(split, 20, "val")
 	got, err = shards.ReadMeta(split)
