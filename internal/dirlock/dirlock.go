@@ -32,7 +32,9 @@ type Lock struct {
 // wraps ErrBusy and names that process's pid and command.
 func Acquire(dir, what string) (*Lock, error) {
 	path := filepath.Join(dir, File)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	// noFollow: a .lock that is a symlink must not lead the truncate and
+	// pid write below into whatever file it names.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|noFollow, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("locking %s: %w", dir, err)
 	}

@@ -88,3 +88,24 @@ func TestAcquireMissingDir(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestSymlinkLockFileRefused: a .lock that is a symlink must not have the
+// file it points at truncated and overwritten with the holder's pid.
+func TestSymlinkLockFileRefused(t *testing.T) {
+	dir := t.TempDir()
+	victim := dir + "/victim"
+	if err := os.WriteFile(victim, []byte("precious\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, dir+"/"+File); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Acquire(dir, "train")
+	if err == nil {
+		l.Release()
+		t.Errorf("Acquire through a symlinked %s succeeded", File)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "precious\n" {
+		t.Errorf("the symlink's target now holds %q", b)
+	}
+}

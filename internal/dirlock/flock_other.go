@@ -4,6 +4,8 @@ package dirlock
 
 import "os"
 
+const noFollow = 0
+
 // Elsewhere the folder is not guarded: the commands run as before the lock.
 func tryLock(*os.File) (bool, error) { return true, nil }
 
