@@ -562,3 +562,40 @@ func TestInterruptSavesAndResumes(t *testing.T) {
 		})
 	}
 }
+
+// Ctrl-C during the epoch's validation pass saves nothing (that state is
+// not one to continue from) and says where --resume goes on from; the
+// resumed run still ends byte-identical.
+func TestInterruptDuringValidation(t *testing.T) {
+	shardDir := syntheticShards(t, 160, 40)
+	full := t.TempDir()
+	ref := smallConfig(shardDir, full)
+	ref.CkptEvery = 4
+	if _, err := Train(context.Background(), ref, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(filepath.Join(full, CheckpointFile))
+
+	out := t.TempDir()
+	cfg := smallConfig(shardDir, out)
+	cfg.CkptEvery, cfg.LogEvery = 4, 1
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Step 10 ends epoch 0 (160 images, batches of 16): its line comes
+	// just before the validation pass.
+	log := &cancelAt{prefix: "step     10 ", cancel: cancel}
+	_, err := Train(ctx, cfg, log)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "validation after epoch 0") || !strings.Contains(err.Error(), "--resume continues from") {
+		t.Fatalf("interrupted in validation: %v", err)
+	}
+	if ck, err := Load(filepath.Join(out, CheckpointFile)); err != nil || ck.Step != 8 {
+		t.Fatalf("the checkpoint left is not step 8's: %v", err)
+	}
+	cfg.Resume = true
+	if _, err := Train(context.Background(), cfg, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(out, CheckpointFile)); !bytes.Equal(got, want) {
+		t.Fatal("the run resumed after an interrupt in validation ends with another checkpoint")
+	}
+}

@@ -501,6 +501,18 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 		return fmt.Errorf("interrupted (%w) after step %d, saved in %s; --resume continues it", cause, step, ckPath)
 	}
+	// stoppedInside words an interrupt that landed inside a step's
+	// bookkeeping (an evaluation): nothing is saved there, and the user
+	// must know where --resume goes on from.
+	stoppedInside := func(err error) error {
+		if ctx.Err() == nil {
+			return err
+		}
+		if savedStep < 0 && ck == nil {
+			return fmt.Errorf("%w; interrupted before this run wrote a checkpoint: nothing to resume", err)
+		}
+		return fmt.Errorf("%w; interrupted there, nothing more was saved: --resume continues from %s, as it was before", err, ckPath)
+	}
 	queued := step
 	for {
 		q, err := st.Queue(float32(sched.LR), float32(cfg.Momentum), float32(cfg.WeightDecay))
@@ -517,7 +529,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		// The previous step's result is read while this one runs.
 		if pending != nil {
 			if _, err := finish(*pending, queued-1); err != nil {
-				return nil, err
+				return nil, stoppedInside(err)
 			}
 			pending = nil
 		}
@@ -530,7 +542,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 		stop, err := finish(q, queued)
 		if err != nil {
-			return nil, err
+			return nil, stoppedInside(err)
 		}
 		if stop {
 			break
