@@ -266,10 +266,13 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	// last the positions of the last step whose bookkeeping is done: what
 	// an interrupted run saves, unless it saved it already.
 	savedStep := int64(-1)
+	// haveCheckpoint says whether ckPath holds this run's state: one it
+	// resumed from or one it wrote.
+	haveCheckpoint := func() bool { return savedStep >= 0 || ck != nil }
 	// kept says what a run that stops on a non-finite number leaves: a
 	// fresh run that has saved nothing yet has no good checkpoint to name.
 	kept := func() string {
-		if savedStep >= 0 || ck != nil {
+		if haveCheckpoint() {
 			return fmt.Sprintf("the last good checkpoint, %s, is left as it was", ckPath)
 		}
 		return "this run has written no checkpoint yet"
@@ -490,7 +493,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			pending = nil
 		}
 		switch {
-		case !last.ok && ck == nil:
+		case !last.ok && !haveCheckpoint():
 			return fmt.Errorf("interrupted (%w) before the run's first step: nothing to save", cause)
 		case !last.ok:
 			return fmt.Errorf("interrupted (%w) before step %d; %s is as it was, and --resume continues from it", cause, n, ckPath)
@@ -508,7 +511,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		if ctx.Err() == nil {
 			return err
 		}
-		if savedStep < 0 && ck == nil {
+		if !haveCheckpoint() {
 			return fmt.Errorf("%w; interrupted before this run wrote a checkpoint: nothing to resume", err)
 		}
 		return fmt.Errorf("%w; interrupted there, nothing more was saved: --resume continues from %s, as it was before", err, ckPath)
