@@ -114,9 +114,7 @@ func TestOverwriteOnAlteredShardsKeepsOldRun(t *testing.T) {
 	out := t.TempDir()
 	cfg := smallConfig(good, out)
 	cfg.Epochs = 1
-	if _, err := Train(context.Background(), cfg, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	mustTrain(t, cfg)
 	ckPath := filepath.Join(out, CheckpointFile)
 	before, err := os.ReadFile(ckPath)
 	if err != nil {

@@ -105,6 +105,14 @@ func syntheticShards(t *testing.T, train, val int) string {
 	return dir
 }
 
+// mustTrain runs cfg to its end, quietly, failing the test on an error.
+func mustTrain(t *testing.T, cfg Config) {
+	t.Helper()
+	if _, err := Train(context.Background(), cfg, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func smallConfig(shardDir, out string) Config {
 	return Config{Shards: shardDir, Model: "small", Epochs: 2, Batch: 16, Crop: 20, LR: 0.01, Momentum: 0.9, WeightDecay: 5e-4,
 		Schedule: "plateau", Patience: 1, Out: out, Seed: 5, LogEvery: 5, EvalBatch: 16, Workers: 2}
@@ -116,9 +124,7 @@ func TestResumeIsByteIdentical(t *testing.T) {
 	shardDir := syntheticShards(t, 160, 40)
 
 	full := t.TempDir()
-	if _, err := Train(context.Background(), smallConfig(shardDir, full), io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	mustTrain(t, smallConfig(shardDir, full))
 	part := t.TempDir()
 	cfg := smallConfig(shardDir, part)
 	cfg.MaxSteps = 7 // mid-way through the first epoch of 10 batches
@@ -218,9 +224,7 @@ func testNonFiniteLossStops(t *testing.T, backend BackendFactory) {
 	cfg := smallConfig(shardDir, out)
 	cfg.Epochs = 1
 	cfg.NewBackend = backend
-	if _, err := Train(context.Background(), cfg, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	mustTrain(t, cfg)
 	// Resume with the checkpoint's learning rate (it carries the
 	// schedule) blown up, so the next steps overflow.
 	ck, err := Load(filepath.Join(out, CheckpointFile))
@@ -328,9 +332,7 @@ func TestRunDirectoryGuards(t *testing.T) {
 	out := t.TempDir()
 	cfg := smallConfig(shardDir, out)
 	cfg.MaxSteps, cfg.Init = 2, "he"
-	if _, err := Train(context.Background(), cfg, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	mustTrain(t, cfg)
 	before, _ := os.ReadFile(filepath.Join(out, CheckpointFile))
 	// While another run holds the folder, not even a resume may start.
 	held, err := dirlock.Acquire(out, "train")
@@ -525,9 +527,7 @@ func (c *cancelAt) Write(p []byte) (int, error) {
 func TestInterruptSavesAndResumes(t *testing.T) {
 	shardDir := syntheticShards(t, 160, 40)
 	full := t.TempDir()
-	if _, err := Train(context.Background(), smallConfig(shardDir, full), io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	mustTrain(t, smallConfig(shardDir, full))
 	want, _ := os.ReadFile(filepath.Join(full, CheckpointFile))
 	for _, tc := range []struct {
 		name    string
@@ -553,9 +553,7 @@ func TestInterruptSavesAndResumes(t *testing.T) {
 				t.Fatalf("checkpoint after the interrupt: step %v (%v); error %v", ck, lerr, err)
 			}
 			cfg.Resume = true
-			if _, err := Train(context.Background(), cfg, io.Discard); err != nil {
-				t.Fatal(err)
-			}
+			mustTrain(t, cfg)
 			if got, _ := os.ReadFile(filepath.Join(out, CheckpointFile)); !bytes.Equal(got, want) {
 				t.Fatal("the run resumed after the interrupt ends with another checkpoint than the uninterrupted run")
 			}
@@ -571,9 +569,7 @@ func TestInterruptDuringValidation(t *testing.T) {
 	full := t.TempDir()
 	ref := smallConfig(shardDir, full)
 	ref.CkptEvery = 4
-	if _, err := Train(context.Background(), ref, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	mustTrain(t, ref)
 	want, _ := os.ReadFile(filepath.Join(full, CheckpointFile))
 
 	out := t.TempDir()
@@ -592,9 +588,7 @@ func TestInterruptDuringValidation(t *testing.T) {
 		t.Fatalf("the checkpoint left is not step 8's: %v", err)
 	}
 	cfg.Resume = true
-	if _, err := Train(context.Background(), cfg, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	mustTrain(t, cfg)
 	if got, _ := os.ReadFile(filepath.Join(out, CheckpointFile)); !bytes.Equal(got, want) {
 		t.Fatal("the run resumed after an interrupt in validation ends with another checkpoint")
 	}

@@ -148,9 +148,7 @@ func TestStreamedLoopMatchesSync(t *testing.T) {
 	sync := t.TempDir()
 	cfg := smallConfig(shardDir, sync)
 	cfg.CkptEvery = 3
-	if _, err := Train(context.Background(), cfg, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	mustTrain(t, cfg)
 
 	streamed := t.TempDir()
 	cfg = smallConfig(shardDir, streamed)
@@ -180,9 +178,7 @@ func TestStreamedLoopMatchesSync(t *testing.T) {
 		t.Fatalf("first leg: %+v %v", res, err)
 	}
 	cfg.MaxSteps, cfg.Resume = 0, true
-	if _, err := Train(context.Background(), cfg, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	mustTrain(t, cfg)
 	// The checkpoint keeps the sums toward the next log line and the
 	// epoch's training figures, so even those match an uninterrupted run.
 	compareRuns(t, sync, resumed)
