@@ -70,6 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.Patience, "patience", 1, "plateau: epochs without improvement before lr falls")
 	device := fs.String("device", "auto", "auto (cuda when a GPU and its libraries load, else cpu), cpu or cuda")
 	precision := fs.String("precision", "tf32", "GPU math: tf32 or fp32")
+	deterministic := fs.Bool("deterministic", false, "GPU: only deterministic cuDNN algorithms and pooling, so a rerun repeats bit for bit (may be slower); CPU runs always do")
 	fs.StringVar(&c.Out, "out", "runs/alexnet", "run directory")
 	fs.BoolVar(&c.Resume, "resume", false, "continue from --out's checkpoint (its learning-rate schedule included)")
 	fs.BoolVar(&c.Overwrite, "overwrite", false, "start a new run even where --out already holds one (its checkpoint is replaced)")
@@ -135,7 +136,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			break
 		}
 		c.NewBackend = func(spec alexnet.Spec, batch int, params map[string][]float32, seed uint64, mean, std [3]float32) (trainer.Backend, error) {
-			return gpu.NewBackend(spec, batch, params, seed, mean, std, *precision)
+			p, err := gpu.ParsePrecision(*precision) // check has accepted it
+			if err != nil {
+				return nil, err
+			}
+			return gpu.NewBackend(spec, batch, params, gpu.Options{
+				Precision: p, Seed: seed, Mean: mean, Std: std, Deterministic: *deterministic,
+			})
 		}
 	default:
 		fmt.Fprintf(stderr, "train: unknown --device %q (want auto, cpu or cuda)\n", *device)

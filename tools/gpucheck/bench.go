@@ -16,7 +16,7 @@ import (
 // batch staged on the device once and normalised every step, as PyTorch's
 // baseline keeps its (already float) batch on the device.
 type BenchResult struct {
-	Kind      string  `json:"kind"` // "bench"
+	Kind      string  `json:"kind"` // "bench", or "bench_deterministic" under --deterministic
 	Model     string  `json:"model"`
 	Precision string  `json:"precision"`
 	Batch     int     `json:"batch"`
@@ -47,6 +47,7 @@ func runBench(args []string, stdout io.Writer) error {
 	warmup := fs.Int("warmup", 20, "untimed steps first")
 	steps := fs.Int("steps", 50, "timed steps")
 	heuristic := fs.Bool("heuristic", false, "choose convolution algorithms by cuDNN's heuristics instead of timing them")
+	deterministic := fs.Bool("deterministic", false, "only deterministic cuDNN algorithms and pooling, as train --deterministic (recorded as kind bench_deterministic)")
 	profileSteps := fs.Int("profile-steps", 0, "then time every layer's forward and backward pass over this many synced steps (0: not)")
 	jsonOut := fs.String("json", "", "append the result to this JSON-lines file")
 	if err := cli.Parse(fs, args); err != nil {
@@ -65,13 +66,17 @@ func runBench(args []string, stdout io.Writer) error {
 		return err
 	}
 	t0 := time.Now()
-	net, err := gpu.New(spec, *batch, nil, gpu.Options{Precision: p, Seed: 1, Heuristic: *heuristic, Device: dev,
+	net, err := gpu.New(spec, *batch, nil, gpu.Options{Precision: p, Seed: 1, Heuristic: *heuristic, Deterministic: *deterministic, Device: dev,
 		Mean: [3]float32{123.68, 116.78, 103.94}, Std: [3]float32{58.4, 57.1, 57.4}})
 	if err != nil {
 		return err
 	}
 	defer net.Close()
-	r := BenchResult{Kind: "bench", Model: *model, Precision: p.String(), Batch: *batch, Steps: *steps,
+	kind := "bench"
+	if *deterministic {
+		kind = "bench_deterministic"
+	}
+	r := BenchResult{Kind: kind, Model: *model, Precision: p.String(), Batch: *batch, Steps: *steps,
 		PlanS: time.Since(t0).Seconds(), Device: dev.Name}
 	fmt.Fprintf(stdout, "bench %s %s batch %d: built in %.2fs\n%s\n", *model, p, *batch, r.PlanS, net.Report())
 	db, err := net.Stage(gpu.CrossCheckBatch(spec, *batch, 1))

@@ -12,6 +12,7 @@ func TestTable(t *testing.T) {
 	files := map[string]string{
 		"bench.jsonl": `{"kind":"bench","model":"alexnet-owt","precision":"tf32","batch":128,"img_s":11000,"img_s_synced":10800,"tflops":25.1,"used_mib":3000,"net_mib":2100}
 {"kind":"bench","model":"alexnet","precision":"tf32","batch":128,"img_s":8000,"img_s_synced":7900,"tflops":20,"used_mib":3500,"net_mib":2600}
+{"kind":"bench_deterministic","model":"alexnet-owt","precision":"tf32","batch":128,"img_s":9900,"img_s_synced":9800,"tflops":22}
 {"kind":"bench","model":"alexnet-owt","precision":"fp32","img_s":5000`, // a line cut short by a timeout
 		"torch.jsonl": `{"kind":"torch_bench","model":"torchvision","precision":"tf32","img_s":10000,"max_reserved_mib":4100}
 {"kind":"torch_bench","model":"alexnet","precision":"tf32","img_s":8500,"max_reserved_mib":4500}
@@ -39,6 +40,8 @@ func TestTable(t *testing.T) {
 	got := renderTable(t, files)
 	wantInTable(t, got,
 		"| ours, img/s, tf32, batch 128: queued · loss read every step | 11000 · 10800 (25.1 TFLOP/s) | 8000 · 7900 (20.0 TFLOP/s) |  |",
+		// The deterministic bench, written after the default one, is its own row.
+		"| ours with --deterministic, tf32: img/s (share of the default's) | 9900 (90%) | — |",
 		"| ratio ours/PyTorch, tf32 | **1.10×** (met) | **0.94×** (NOT met) | ≥ 1.0× |",
 		"| data wait, GPU clock: mean · worst step | **0.50%** · 3.1% | **3.00%** (NOT met) · 20.0% | < 2% |",
 		"| GPU memory, tf32: ours in use · ours allocated · PyTorch max reserved (MiB) | 3000 · 2100 · 4100 |",

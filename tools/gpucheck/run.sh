@@ -229,6 +229,13 @@ if [[ -n $PY ]]; then
 	step torch-bench-fp32 240 "$PY" $G/torch_bench.py --specs $R --models torchvision,alexnet-owt,alexnet --precisions fp32 --json $R/torch.jsonl
 fi
 
+# --- what train --deterministic costs: the tf32 bench again, deterministic
+# cuDNN algorithms and pooling only (TestGPUDeterministic checks that it
+# repeats bit for bit) ----------------------------------------------------
+for m in alexnet-owt alexnet; do
+	step "bench-$m-tf32-det" 120 $B/gpucheck bench --model $m --precision tf32 --deterministic --json $R/bench.jsonl
+done
+
 # --- the input pipeline on this machine's cores, beside PyTorch's DataLoader --
 # Last, as the least needed: no GPU, just the many cores a GPU machine has
 # (the development machine has 2). The shards are the real-pipeline step's.

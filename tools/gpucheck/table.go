@@ -203,6 +203,16 @@ func writeTable(w io.Writer, r *results) {
 		}, "")
 		row(fmt.Sprintf("ratio ours/PyTorch, %s", prec), func(m string) string { return ratio(ours(m), theirs(m)) }, "≥ 1.0×")
 	}
+	row("ours with --deterministic, tf32: img/s (share of the default's)", func(m string) string {
+		d := r.find("bench_deterministic", map[string]string{"model": m, "precision": "tf32"})
+		s := fmtNum(d, "img_s", "%.0f")
+		if dv, ok := num(d, "img_s"); ok {
+			if bv, ok := num(r.find("bench", map[string]string{"model": m, "precision": "tf32"}), "img_s"); ok && bv > 0 {
+				s += fmt.Sprintf(" (%.0f%%)", 100*dv/bv)
+			}
+		}
+		return s
+	}, "")
 	row("GPU memory, tf32: ours in use · ours allocated · PyTorch max reserved (MiB)", func(m string) string {
 		o := r.find("bench", map[string]string{"model": m, "precision": "tf32"})
 		t := r.torch(torchName[m], "tf32")

@@ -27,16 +27,11 @@ type Backend struct {
 var _ trainer.Backend = (*Backend)(nil)
 
 // NewBackend builds the GPU backend for spec at batch size batch, with the
-// given initial parameters, dropout seed and input statistics, in
-// precision "tf32" (the default, for "") or "fp32". It has trainer.NewCPU's
-// arguments plus the precision. On a machine without CUDA it fails at
-// once with the missing library and where it was looked for.
-func NewBackend(spec alexnet.Spec, batch int, params map[string][]float32, seed uint64, mean, std [3]float32, precision string) (*Backend, error) {
-	p, err := ParsePrecision(precision)
-	if err != nil {
-		return nil, err
-	}
-	n, err := New(spec, batch, params, Options{Precision: p, Seed: seed, Mean: mean, Std: std})
+// given initial parameters (nil: drawn from opt.Seed, as New does). On a
+// machine without CUDA it fails at once with the missing library and
+// where it was looked for.
+func NewBackend(spec alexnet.Spec, batch int, params map[string][]float32, opt Options) (*Backend, error) {
+	n, err := New(spec, batch, params, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +98,9 @@ func (n *Net) Describe() string {
 		parts = append(parts, fmt.Sprintf("cuda: %s (cc %v, %d SMs)", d.Name, d.ComputeCapability, d.SMs))
 	}
 	parts = append(parts, n.opt.Precision.String())
+	if n.opt.Deterministic {
+		parts = append(parts, "deterministic")
+	}
 	if v, err := cuda.CUDNNVersion(); err == nil {
 		parts = append(parts, fmt.Sprintf("cuDNN %d.%d.%d", v/10000, v%10000/100, v%100))
 	}

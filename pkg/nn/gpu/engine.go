@@ -77,6 +77,7 @@ type cudaEngine struct {
 	math      cuda.ConvMath
 	search    cuda.AlgoSearch
 	wsLimit   int64
+	det       bool // Options.Deterministic
 	planner   *cuda.ConvPlanner
 	convs     []*cudaConv
 	ws        cuda.Buffer
@@ -85,8 +86,8 @@ type cudaEngine struct {
 	closers   []func() error
 }
 
-func newCUDAEngine(dev *cuda.Device, p Precision, search cuda.AlgoSearch, wsLimit int64) (e *cudaEngine, err error) {
-	e = &cudaEngine{dev: dev, fns: map[string]*cuda.Function{}, search: search, wsLimit: wsLimit, math: cuda.ConvFP32}
+func newCUDAEngine(dev *cuda.Device, p Precision, search cuda.AlgoSearch, wsLimit int64, deterministic bool) (e *cudaEngine, err error) {
+	e = &cudaEngine{dev: dev, fns: map[string]*cuda.Function{}, search: search, wsLimit: wsLimit, det: deterministic, math: cuda.ConvFP32}
 	defer func() {
 		if err != nil {
 			e.close()
@@ -260,7 +261,7 @@ func (e *cudaEngine) pool(in, out shape4, k, stride, pad int) (poolRun, error) {
 		return nil, err
 	}
 	e.closers = append(e.closers, yd.Close)
-	p, err := e.dnn.NewPool(cuda.PoolMax, k, stride, pad)
+	p, err := e.dnn.NewPool(poolMode(e.det), k, stride, pad)
 	if err != nil {
 		return nil, err
 	}
@@ -275,6 +276,16 @@ func (e *cudaEngine) pool(in, out shape4, k, stride, pad int) (poolRun, error) {
 		return nil, fmt.Errorf("cuDNN pools %v to %v, the spec says %v", in, got, out)
 	}
 	return &cudaPool{e: e, xd: xd, yd: yd, p: p}, nil
+}
+
+// poolMode is the cuDNN max pooling for Options.Deterministic. Both pick
+// the same maximum; they differ in how backward routes gradients where
+// overlapping windows share an input.
+func poolMode(deterministic bool) cuda.PoolMode {
+	if deterministic {
+		return cuda.PoolMaxDeterministic
+	}
+	return cuda.PoolMax
 }
 
 func (r *cudaPool) forward(x, y cuda.DevicePtr) error {
@@ -309,7 +320,9 @@ func (e *cudaEngine) prepare() error {
 	if err != nil {
 		return err
 	}
-	e.planner = e.dnn.NewConvPlanner(cuda.ConvPlannerOptions{WorkspaceBudget: workspaceBudget(free, e.wsLimit), Search: e.search})
+	e.planner = e.dnn.NewConvPlanner(cuda.ConvPlannerOptions{
+		WorkspaceBudget: workspaceBudget(free, e.wsLimit), Search: e.search, Deterministic: e.det,
+	})
 	var need int64
 	for _, c := range e.convs {
 		if c.plan, err = e.planner.Plan(c.shape, e.math); err != nil {

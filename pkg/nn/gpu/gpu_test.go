@@ -49,7 +49,7 @@ type gpuHost struct {
 
 func newGPUHost(t testing.TB) *gpuHost {
 	d := needGPU(t)
-	e, err := newCUDAEngine(d, FP32, cuda.SearchHeuristic, 0)
+	e, err := newCUDAEngine(d, FP32, cuda.SearchHeuristic, 0, false)
 	if err != nil {
 		skipOrFail(t, "GPU engine: %v", err)
 	}
@@ -142,6 +142,65 @@ func TestGPUCrossCheck(t *testing.T) {
 	}
 }
 
+// TestGPUDeterministic: with Options.Deterministic, two runs of the same
+// steps from the same seed end with bit-identical weights and momenta, in both
+// precisions, on the paper's model (grouped convolutions, overlapping
+// pooling, dropout). The default mode's repeatability is only logged:
+// cuDNN does not promise it.
+func TestGPUDeterministic(t *testing.T) {
+	needGPU(t)
+	spec, err := alexnet.Build("alexnet", 1000, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const batch, steps = 16, 4
+	mean, std := [3]float32{120, 115, 100}, [3]float32{60, 58, 57}
+	train := func(p Precision, det bool) []trainer.Tensor {
+		b, err := NewBackend(spec, batch, nil, Options{Precision: p, Seed: 7, Mean: mean, Std: std, Deterministic: det})
+		if err != nil {
+			skipOrFail(t, "GPU backend: %v", err)
+		}
+		defer b.Close()
+		for i := range steps {
+			if _, _, err := b.Step(CrossCheckBatch(spec, batch, uint64(i)), 0.01, 0.9, 0.0005); err != nil {
+				t.Fatalf("%v step %d: %v", p, i, err)
+			}
+		}
+		ts, err := b.Tensors()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ts
+	}
+	differing := func(a, b []trainer.Tensor) []string {
+		var names []string
+		same := func(x, y []float32) bool {
+			for j := range x {
+				if math.Float32bits(x[j]) != math.Float32bits(y[j]) {
+					return false
+				}
+			}
+			return len(x) == len(y)
+		}
+		for i := range a {
+			if !same(a[i].W, b[i].W) || !same(a[i].V, b[i].V) {
+				names = append(names, a[i].Name)
+			}
+		}
+		return names
+	}
+	for _, p := range []Precision{FP32, TF32} {
+		if d := differing(train(p, true), train(p, true)); len(d) > 0 {
+			t.Errorf("%v, deterministic: two runs differ in %v", p, d)
+		}
+	}
+	if d := differing(train(TF32, false), train(TF32, false)); len(d) > 0 {
+		t.Logf("tf32, default algorithms: two runs differ in %v (expected possible)", d)
+	} else {
+		t.Logf("tf32, default algorithms: two runs happened to agree")
+	}
+}
+
 // TestGPUCheckpointAcrossDevices: a model trained on the GPU evaluates
 // the same on the CPU from its Tensors, and the reverse.
 func TestGPUCheckpointAcrossDevices(t *testing.T) {
@@ -156,7 +215,7 @@ func TestGPUCheckpointAcrossDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	mean, std := [3]float32{120, 115, 100}, [3]float32{60, 58, 57}
-	gb, err := NewBackend(spec, batch, params, 4, mean, std, "fp32")
+	gb, err := NewBackend(spec, batch, params, Options{Precision: FP32, Seed: 4, Mean: mean, Std: std})
 	if err != nil {
 		skipOrFail(t, "GPU backend: %v", err)
 	}
@@ -209,7 +268,7 @@ func TestGPUCheckpointAcrossDevices(t *testing.T) {
 	for _, tn := range cts {
 		cpuTrained[tn.Name] = tn.W
 	}
-	gb2, err := NewBackend(spec, batch, cpuTrained, 4, mean, std, "fp32")
+	gb2, err := NewBackend(spec, batch, cpuTrained, Options{Precision: FP32, Seed: 4, Mean: mean, Std: std})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,6 +57,16 @@ type Options struct {
 	// Heuristic picks convolution algorithms by cuDNN's heuristics
 	// instead of timing them all (faster start, maybe slower steps).
 	Heuristic bool
+	// Deterministic makes training bit-reproducible on one GPU: only
+	// convolution algorithms cuDNN reports as deterministic (some
+	// backward-filter and backward-data ones accumulate with atomics, in
+	// an order that varies run to run), and max pooling whose backward
+	// pass routes each gradient without atomics
+	// (CUDNN_POOLING_MAX_DETERMINISTIC): the overlapping 3×3 stride-2
+	// windows share inputs. Everything else the step runs is already
+	// deterministic: cuBLAS on one stream, LRN, softmax and our kernels,
+	// which use no atomics. It can cost speed; gpucheck bench measures it.
+	Deterministic bool
 	// Device is the GPU to use; nil opens the default one (cuda.Init).
 	Device *cuda.Device
 }
@@ -149,7 +159,7 @@ func New(spec alexnet.Spec, batch int, params map[string][]float32, opt Options)
 	if opt.Heuristic {
 		search = cuda.SearchHeuristic
 	}
-	e, err := newCUDAEngine(dev, opt.Precision, search, opt.WorkspaceLimit)
+	e, err := newCUDAEngine(dev, opt.Precision, search, opt.WorkspaceLimit, opt.Deterministic)
 	if err != nil {
 		return nil, fmt.Errorf("gpu: %w", err)
 	}
