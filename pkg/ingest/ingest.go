@@ -72,19 +72,53 @@ type Skip struct {
 	Reason string `json:"reason"`
 }
 
-// MarshalJSON adds path_quoted, the path Go-quoted, when the path is not
-// UTF-8: JSON would carry it with U+FFFD for those bytes, naming a file
-// that does not exist.
+// MarshalJSON adds path_quoted and name_quoted, the path and name
+// Go-quoted, when they are not UTF-8: JSON would carry them with U+FFFD
+// for those bytes, naming a file that does not exist.
 func (s Skip) MarshalJSON() ([]byte, error) {
 	type plain Skip
 	out := struct {
 		plain
 		PathQuoted string `json:"path_quoted,omitempty"`
+		NameQuoted string `json:"name_quoted,omitempty"`
 	}{plain: plain(s)}
 	if !utf8.ValidString(s.Path) {
 		out.PathQuoted = strconv.Quote(s.Path)
 	}
+	if !utf8.ValidString(s.Name) {
+		out.NameQuoted = strconv.Quote(s.Name)
+	}
 	return json.Marshal(out)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes, the quoted forms taking
+// precedence, so a resumed ingest (which reads finished shards' skips
+// back from .ingest-state) reports the same bytes a fresh one does.
+func (s *Skip) UnmarshalJSON(b []byte) error {
+	type plain Skip
+	var in struct {
+		plain
+		PathQuoted string `json:"path_quoted"`
+		NameQuoted string `json:"name_quoted"`
+	}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	*s = Skip(in.plain)
+	for _, q := range []struct {
+		quoted string
+		dst    *string
+	}{{in.PathQuoted, &s.Path}, {in.NameQuoted, &s.Name}} {
+		if q.quoted == "" {
+			continue
+		}
+		v, err := strconv.Unquote(q.quoted)
+		if err != nil {
+			return fmt.Errorf("skip entry: bad quoted name %s: %w", q.quoted, err)
+		}
+		*q.dst = v
+	}
+	return nil
 }
 
 // Report is ingest-report.json.

@@ -366,6 +366,12 @@ func TestUnusableEntriesSkipped(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(cls, "x.JPEG"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// Not UTF-8 (Latin-1 é) and not a JPEG: the report keeps its bytes.
+	latin := filepath.Join("train", wnids[0], "caf\xe9.JPEG")
+	if err := os.WriteFile(filepath.Join(root, latin), []byte("not an image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bad++
 	want := t.TempDir()
 	rep, err := ingestDir(t, root, want, 2, context.Background(), nil)
 	if err != nil {
@@ -401,6 +407,18 @@ func TestUnusableEntriesSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameOutput(t, outputFiles(t, want), outputFiles(t, out))
+	if _, ok := reasons[latin]; !ok {
+		t.Errorf("the non-UTF-8 name is not among the skipped as its bytes: %+q", rep.Skipped)
+	}
+	// A run over the finished output reads every skip back from the
+	// shards' sidecars: the same entries, bytes and all.
+	again, err := ingestDir(t, root, out, 1, context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(again.Skipped, rep.Skipped) {
+		t.Errorf("skips read back from .ingest-state differ:\n%+q\nwant\n%+q", again.Skipped, rep.Skipped)
+	}
 }
 
 // A run with other settings leaves exactly the shards its meta.json lists,
@@ -696,17 +714,33 @@ func TestConcurrentIngestRefused(t *testing.T) {
 }
 
 // A skipped file whose name is not UTF-8 keeps its real name in the report,
-// quoted, besides the JSON path (which carries U+FFFD for those bytes).
+// quoted, besides the JSON path (which carries U+FFFD for those bytes), and
+// reading the JSON back (as a resumed ingest reads .ingest-state) gives the
+// original bytes.
 func TestSkipJSONQuotesNonUTF8(t *testing.T) {
 	for _, tc := range []struct {
-		path, want string
+		path, name, want string
 	}{
-		{"train/n01/a.JPEG", `{"split":"train","path":"train/n01/a.JPEG","name":"a.JPEG","reason":"r"}`},
-		{"train/n01/b\xff.JPEG", `{"split":"train","path":"train/n01/b\ufffd.JPEG","name":"a.JPEG","reason":"r","path_quoted":"\"train/n01/b\\xff.JPEG\""}`},
+		{"train/n01/a.JPEG", "a.JPEG", `{"split":"train","path":"train/n01/a.JPEG","name":"a.JPEG","reason":"r"}`},
+		{"train/n01/b\xff.JPEG", "a.JPEG", `{"split":"train","path":"train/n01/b\ufffd.JPEG","name":"a.JPEG","reason":"r","path_quoted":"\"train/n01/b\\xff.JPEG\""}`},
+		{"x.tar/c\xfe.JPEG", "c\xfe.JPEG", `{"split":"val","path":"x.tar/c\ufffd.JPEG","name":"c\ufffd.JPEG","reason":"r","path_quoted":"\"x.tar/c\\xfe.JPEG\"","name_quoted":"\"c\\xfe.JPEG\""}`},
 	} {
-		b, err := json.Marshal(Skip{Split: "train", Path: tc.path, Name: "a.JPEG", Reason: "r"})
+		split := "train"
+		if strings.HasPrefix(tc.path, "x.tar") {
+			split = "val"
+		}
+		in := Skip{Split: split, Path: tc.path, Name: tc.name, Reason: "r"}
+		b, err := json.Marshal(in)
 		if err != nil || string(b) != tc.want {
 			t.Errorf("got %s (%v)\nwant %s", b, err, tc.want)
 		}
+		var back Skip
+		if err := json.Unmarshal(b, &back); err != nil || back != in {
+			t.Errorf("read back %+q (%v), want %+q", back, err, in)
+		}
+	}
+	var s Skip
+	if err := json.Unmarshal([]byte(`{"path":"a","path_quoted":"\"unterminated"}`), &s); err == nil {
+		t.Errorf("a path_quoted that is not a Go string was accepted: %+q", s)
 	}
 }
