@@ -15,6 +15,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -81,7 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.Workers, "workers", 0, "pipeline decode workers (0: all cores)")
 	sigma := fs.Float64("lighting", 0.1, "PCA lighting σ (0 turns it off)")
 	fs.IntVar(&c.EvalBatch, "eval-batch", 0, "validation batch (0: --batch)")
-	fs.IntVar(&c.MaxValImages, "max-val-images", 0, "validate on at most this many images each epoch (0: all)")
+	fs.IntVar(&c.MaxValImages, "max-val-images", 0, "validate on at most this many images each epoch, or with --eval-only (0: all)")
 	evalOnly := fs.Bool("eval-only", false, "evaluate --checkpoint on the val split and exit")
 	ckpt := fs.String("checkpoint", "", "checkpoint for --eval-only")
 	tenCrop := fs.Bool("ten-crop", false, "--eval-only: average the paper's ten crops")
@@ -104,6 +105,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			switch f.Name {
 			case "model", "crop", "init", "seed":
 				fmt.Fprintf(stderr, "train: --%s is ignored with --eval-only: the checkpoint's is used\n", f.Name)
+			case "epochs", "lr", "momentum", "weight-decay", "schedule", "patience", "resume", "overwrite", "out",
+				"max-steps", "log-every", "checkpoint-every", "lighting":
+				fmt.Fprintf(stderr, "train: --%s is ignored with --eval-only: nothing is trained\n", f.Name)
 			}
 		})
 	}
@@ -153,10 +157,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "train: --eval-only needs --checkpoint FILE")
 			return cli.ExitUsage
 		}
-		r, ck, err := trainer.EvaluateCheckpoint(ctx, *ckpt, c.Shards, *tenCrop, c.EvalBatch, c.NewBackend)
+		r, ck, err := trainer.EvaluateCheckpoint(ctx, *ckpt, c.Shards, *tenCrop, c.EvalBatch, c.MaxValImages, c.NewBackend)
 		if err != nil {
 			fmt.Fprintln(stderr, "train:", err)
 			return cli.ExitFailure
+		}
+		if r.Unlabelled > 0 {
+			note := fmt.Sprintf("%d validation images have no label and were not scored", r.Unlabelled)
+			r.Note = strings.TrimPrefix(r.Note+"; "+note, "; ")
 		}
 		if r.Note != "" {
 			fmt.Fprintln(stderr, "train: note:", r.Note)
@@ -171,7 +179,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		if *asJSON {
 			json.NewEncoder(stdout).Encode(map[string]any{"checkpoint": *ckpt, "model": ck.Model, "step": ck.Step, "views": views,
-				"images": r.Images, "top1_err": r.Top1Err, "top5_err": r.Top5Err, "loss": r.Loss, "note": r.Note})
+				"images": r.Images, "unlabelled": r.Unlabelled, "top1_err": r.Top1Err, "top5_err": r.Top5Err, "loss": r.Loss, "note": r.Note})
 			return cli.ExitOK
 		}
 		fmt.Fprintf(stdout, "| model | checkpoint step | views | images | top-1 error | top-5 error |\n|---|---|---|---|---|---|\n")
@@ -193,8 +201,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if res.Evaluated {
 		val = fmt.Sprintf("val top-1 error %.2f%% (accuracy %.2f%%), top-5 error %.2f%%", 100*res.Top1Err, 100*(1-res.Top1Err), 100*res.Top5Err)
 	}
-	fmt.Fprintf(stderr, "train: done (%s): %d steps, %d epochs in %.0fs; %s; checkpoint %s; plots in %s\n",
-		res.Stopped, res.Steps, res.Epoch, res.Seconds, val, res.Checkpoint, c.Out)
+	var plots []string
+	for _, f := range []string{"loss.png", "error.png", "conv1-filters.png"} {
+		if _, err := os.Stat(filepath.Join(c.Out, f)); err == nil {
+			plots = append(plots, f)
+		}
+	}
+	plotsAt := "no plots"
+	if len(plots) > 0 {
+		plotsAt = fmt.Sprintf("%s in %s", strings.Join(plots, ", "), c.Out)
+	}
+	fmt.Fprintf(stderr, "train: done (%s): %d steps, %d epochs in %.0fs; %s; checkpoint %s; %s\n",
+		res.Stopped, res.Steps, res.Epoch, res.Seconds, val, res.Checkpoint, plotsAt)
 	return cli.ExitOK
 }
 

@@ -24,6 +24,7 @@ func TestUsageAndDeviceErrors(t *testing.T) {
 		{"missing shards", []string{"--shards", t.TempDir(), "--device", "cpu"}, cli.ExitFailure, "meta.json not found"},
 		{"eval without checkpoint", []string{"--shards", "x", "--eval-only"}, cli.ExitUsage, "--checkpoint"},
 		{"eval ignores the model", []string{"--shards", "x", "--device", "cpu", "--eval-only", "--checkpoint", "absent.ckpt", "--model", "small"}, cli.ExitFailure, "--model is ignored with --eval-only"},
+		{"eval ignores training flags", []string{"--shards", "x", "--device", "cpu", "--eval-only", "--checkpoint", "absent.ckpt", "--epochs", "3"}, cli.ExitFailure, "--epochs is ignored with --eval-only: nothing is trained"},
 		{"bad schedule", []string{"--shards", "x", "--schedule", "cosine"}, cli.ExitUsage, "unknown schedule"},
 		{"bad step schedule", []string{"--shards", "x", "--schedule", "step:0"}, cli.ExitUsage, "step:N"},
 		{"bad model", []string{"--shards", "x", "--model", "vgg"}, cli.ExitUsage, "unknown --model"},

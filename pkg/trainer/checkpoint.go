@@ -225,5 +225,5 @@ func (c *Checkpoint) ScaleNote(meta *shards.Meta, dir string) string {
 		return ""
 	}
 	return fmt.Sprintf("the checkpoint trained on %d-px crops of %d-px images, %s holds %d-px images: objects appear %.2f× their training size",
-		c.InputHW, c.ImageHW, dir, meta.Width, float64(c.ImageHW)/float64(meta.Width))
+		c.InputHW, c.ImageHW, dir, meta.Width, float64(meta.Width)/float64(c.ImageHW))
 }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/alexnet-repro/alexnet/shards"
 )
 
 // A figure a line measures is written even when it is 0: a top-5 error of
@@ -193,5 +195,24 @@ func TestCheckpointWriteFailureSaysWhatIsLeft(t *testing.T) {
 	_, err := Train(context.Background(), cfg, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "step 2 (") || !strings.Contains(err.Error(), "this run has written no checkpoint yet") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// Larger images than the checkpoint trained on make objects larger in the
+// crop: the note's factor is the shards' side over the training side.
+func TestScaleNote(t *testing.T) {
+	ck := &Checkpoint{ImageHW: 32, InputHW: 28}
+	for _, tc := range []struct {
+		side int
+		want string
+	}{
+		{64, "objects appear 2.00× their training size"},
+		{16, "objects appear 0.50× their training size"},
+		{32, ""},
+	} {
+		got := ck.ScaleNote(&shards.Meta{Width: tc.side, Height: tc.side}, "sh")
+		if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
+			t.Errorf("%d-px shards: note %q, want %q", tc.side, got, tc.want)
+		}
 	}
 }

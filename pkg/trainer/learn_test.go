@@ -177,7 +177,7 @@ func TestResumeIsByteIdentical(t *testing.T) {
 	}
 	// And the checkpoint evaluates on its own, centre and ten crops.
 	for _, ten := range []bool{false, true} {
-		r, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(part, CheckpointFile), shardDir, ten, 8, nil)
+		r, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(part, CheckpointFile), shardDir, ten, 8, 0, nil)
 		if err != nil || r.Images != 40 {
 			t.Fatalf("eval ten=%v: %+v %v", ten, r, err)
 		}
@@ -333,6 +333,10 @@ func TestRunDirectoryGuards(t *testing.T) {
 	cfg := smallConfig(shardDir, out)
 	cfg.MaxSteps, cfg.Init = 2, "he"
 	mustTrain(t, cfg)
+	// Stopped by --max-steps inside the first epoch, it still leaves plots.
+	if _, err := os.Stat(filepath.Join(out, "conv1-filters.png")); err != nil {
+		t.Errorf("a run stopped at --max-steps left no plots: %v", err)
+	}
 	before, _ := os.ReadFile(filepath.Join(out, CheckpointFile))
 	// While another run holds the folder, not even a resume may start.
 	held, err := dirlock.Acquire(out, "train")
@@ -370,11 +374,35 @@ func TestRunDirectoryGuards(t *testing.T) {
 	if _, err := Train(context.Background(), scaled, io.Discard); !errors.Is(err, ErrResumeMismatch) || !strings.Contains(err.Error(), "24-px images") {
 		t.Fatalf("resume on shards of another size: %v", err)
 	}
-	r, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(out, CheckpointFile), bigger, false, 16, nil)
-	if err != nil || !strings.Contains(r.Note, "0.75×") {
+	r, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(out, CheckpointFile), bigger, false, 16, 0, nil)
+	// Objects fill 32/24 as many pixels as in training.
+	if err != nil || !strings.Contains(r.Note, "1.33×") {
 		t.Fatalf("evaluating on 32-px shards: note %q, %v", r.Note, err)
 	}
-	if r, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(out, CheckpointFile), shardDir, false, 16, nil); err != nil || r.Note != "" {
+	if r, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(out, CheckpointFile), bigger, false, 16, 5, nil); err != nil || r.Images != 5 {
+		t.Fatalf("evaluating at most 5 images: %d, %v", r.Images, err)
+	}
+	// A val split labelled in part: the rest is counted, not scored.
+	partial := t.TempDir()
+	trP, tlP := synthetic(64, 24, 1)
+	vaP, vlP := synthetic(16, 24, 2)
+	for i := range 4 {
+		vlP[i] = -1
+	}
+	writeShards(t, partial, 24, trP, vaP, tlP, vlP, 4)
+	if r, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(out, CheckpointFile), partial, false, 16, 0, nil); err != nil || r.Images != 12 || r.Unlabelled != 4 {
+		t.Fatalf("a val split with 4 of 16 unlabelled: scored %d, unlabelled %d, %v", r.Images, r.Unlabelled, err)
+	}
+	// Images smaller than the model's crop: said plainly, before any batch.
+	smaller := t.TempDir()
+	tr16, tl16 := synthetic(64, 16, 1)
+	va16, vl16 := synthetic(16, 16, 2)
+	writeShards(t, smaller, 16, tr16, va16, tl16, vl16, 4)
+	if _, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(out, CheckpointFile), smaller, false, 16, 0, nil); err == nil ||
+		!strings.Contains(err.Error(), "larger than") || !strings.Contains(err.Error(), "--size 24") {
+		t.Fatalf("evaluating on 16-px shards: %v", err)
+	}
+	if r, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(out, CheckpointFile), shardDir, false, 16, 0, nil); err != nil || r.Note != "" {
 		t.Fatalf("evaluating on its own shards: note %q, %v", r.Note, err)
 	}
 

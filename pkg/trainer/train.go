@@ -459,6 +459,13 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			if err := save(at, resume); err != nil {
 				return false, err
 			}
+			// A run stopped inside an epoch has plots of what it did.
+			if err := WritePlots(cfg.Out, mlog.All()); err != nil {
+				return false, err
+			}
+			if err := writeConv1(cfg.Out, be); err != nil {
+				return false, err
+			}
 			res.Stopped = "max-steps"
 			return true, nil
 		}
@@ -604,6 +611,9 @@ type EvalResult struct {
 	// Note is Checkpoint.ScaleNote for EvaluateCheckpoint: set when the
 	// shards' images are not the size the model trained on.
 	Note string
+	// Unlabelled counts the images passed over for want of a label (a
+	// --val-labels file that covers only part of the split).
+	Unlabelled int
 }
 
 // evaluate runs the val split through be in mode (Center or TenCrop; ten
@@ -643,7 +653,8 @@ func evaluate(ctx context.Context, be Backend, dir string, meta *shards.Meta, cr
 				softmaxAdd(probs, logits[(img*s.Views+v)*classes:(img*s.Views+v+1)*classes], 1/float64(s.Views))
 			}
 			if label < 0 {
-				continue // unlabelled: not scored
+				r.Unlabelled++ // not scored
+				continue
 			}
 			rank := 0
 			for c, p := range probs {
@@ -691,8 +702,9 @@ func softmaxAdd(dst []float64, logits []float32, weight float64) {
 }
 
 // EvaluateCheckpoint loads a checkpoint and reports its validation error on
-// the shards in dir, centre crop or the paper's ten crops.
-func EvaluateCheckpoint(ctx context.Context, path, dir string, tenCrop bool, batch int, newBackend BackendFactory) (EvalResult, *Checkpoint, error) {
+// the shards in dir, centre crop or the paper's ten crops, over at most
+// maxImages labelled images (0: all).
+func EvaluateCheckpoint(ctx context.Context, path, dir string, tenCrop bool, batch, maxImages int, newBackend BackendFactory) (EvalResult, *Checkpoint, error) {
 	ck, err := Load(path)
 	if err != nil {
 		return EvalResult{}, nil, err
@@ -704,6 +716,14 @@ func EvaluateCheckpoint(ctx context.Context, path, dir string, tenCrop bool, bat
 	if err := ck.MatchesClasses(meta, dir); err != nil {
 		return EvalResult{}, nil, err
 	}
+	if ck.InputHW > meta.Width || ck.InputHW > meta.Height {
+		size := ck.ImageHW // what it trained on, where the checkpoint says
+		if size == 0 {
+			size = ck.InputHW
+		}
+		return EvalResult{}, nil, fmt.Errorf("the checkpoint's model takes %d-px crops, larger than %s's %d×%d images: ingest them at --size %d",
+			ck.InputHW, dir, meta.Width, meta.Height, size)
+	}
 	be, err := BackendFromCheckpoint(ck, batch, newBackend)
 	if err != nil {
 		return EvalResult{}, nil, err
@@ -713,7 +733,7 @@ func EvaluateCheckpoint(ctx context.Context, path, dir string, tenCrop bool, bat
 	if tenCrop {
 		mode = pipeline.TenCrop
 	}
-	r, err := evaluate(ctx, be, dir, meta, ck.InputHW, batch, mode, 0)
+	r, err := evaluate(ctx, be, dir, meta, ck.InputHW, batch, mode, maxImages)
 	r.Note = ck.ScaleNote(meta, dir)
 	return r, ck, err
 }
