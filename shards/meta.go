@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,18 +141,35 @@ func ParseMeta(r io.Reader) (*Meta, error) {
 	}
 	// meta.json itself is the same in every version so far; its number is
 	// that of the shards the ingest wrote beside it.
+	if m.FormatVersion == 0 {
+		// ingest always writes one: this is no meta.json of any build.
+		return nil, errors.New("no format_version: not a meta.json that ingest wrote")
+	}
 	if m.FormatVersion < MinVersion || m.FormatVersion > Version {
 		return nil, fmt.Errorf("%w: format version %d, this build reads %d to %d", ErrMetaVersion, m.FormatVersion, MinVersion, Version)
 	}
-	if m.Width <= 0 || m.Height <= 0 || m.Channels != 3 {
+	if m.Width <= 0 || m.Height <= 0 || m.Channels != 3 || m.Width > maxSide || m.Height > maxSide {
 		return nil, fmt.Errorf("bad image shape %d×%d×%d", m.Width, m.Height, m.Channels)
 	}
+	// An index is the WNID's position in sorted order: WNIDs out of order
+	// or repeated would put scores under other classes' names.
 	for i, c := range m.Classes {
-		if c.Index != i {
+		switch {
+		case c.Index != i:
 			return nil, fmt.Errorf("class %d has index %d", i, c.Index)
+		case c.WNID == "":
+			return nil, fmt.Errorf("class %d has no WNID", i)
+		case i > 0 && c.WNID <= m.Classes[i-1].WNID:
+			return nil, fmt.Errorf("class %d's WNID %q does not sort after class %d's %q: the classes are not in sorted order", i, c.WNID, i-1, m.Classes[i-1].WNID)
 		}
 	}
+	if err := m.Stats.check(); err != nil {
+		return nil, err
+	}
 	for name, s := range m.Splits {
+		if s.Skipped < 0 {
+			return nil, fmt.Errorf("split %s: %d skipped", name, s.Skipped)
+		}
 		n := 0
 		for _, sh := range s.Shards {
 			if sh.Records < 0 || filepath.Base(sh.File) != sh.File || sh.File == "" {
@@ -164,6 +182,38 @@ func ParseMeta(r io.Reader) (*Meta, error) {
 		}
 	}
 	return &m, nil
+}
+
+// maxSide bounds meta.json's image side: JPEG's own limit, far above any
+// shard ingest writes, so that a damaged number cannot size a buffer.
+const maxSide = 65535
+
+// check rejects statistics no pixels could have: not finite, a mean
+// outside 0–255, a negative spread. The pipeline normalises and lights
+// every image with them.
+func (st *Stats) check() error {
+	if st == nil {
+		return nil
+	}
+	var all []float64
+	all = append(all, st.Mean[:]...)
+	all = append(all, st.Std[:]...)
+	all = append(all, st.PCAEigval[:]...)
+	for i := range 3 {
+		all = append(all, st.Cov[i][:]...)
+		all = append(all, st.PCAEigvec[i][:]...)
+	}
+	for _, v := range all {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return errors.New("stats: a value that is not a finite number")
+		}
+	}
+	for c := range 3 {
+		if st.Mean[c] < 0 || st.Mean[c] > 255 || st.Std[c] < 0 || st.Std[c] > 255 {
+			return fmt.Errorf("stats: channel %d has mean %g and std %g, outside 0–255", c, st.Mean[c], st.Std[c])
+		}
+	}
+	return nil
 }
 
 // jsonProblem words encoding/json's errors for a damaged file: its bare

@@ -130,6 +130,17 @@ func TestReadMetaNamesDamage(t *testing.T) {
 		{"invalid", `{"format_version": ?}`, "invalid JSON at byte 20: invalid character '?'"},
 		{"data after the document", string(whole) + "}garbage", "data after the JSON document"},
 		{"wrong shape", `{"format_version":1,"width":4,"height":4,"channels":1}`, "bad image shape"},
+		{"absurd side", `{"format_version":2,"width":4611686018427387904,"height":4,"channels":3}`, "bad image shape"},
+		{"no version", `{}`, "no format_version"},
+		{"null", `null`, "no format_version"},
+		{"classes out of order", `{"format_version":2,"width":4,"height":4,"channels":3,"classes":[{"index":0,"wnid":"n2"},{"index":1,"wnid":"n1"}]}`,
+			`class 1's WNID "n1" does not sort after class 0's "n2"`},
+		{"a WNID twice", `{"format_version":2,"width":4,"height":4,"channels":3,"classes":[{"index":0,"wnid":"n1"},{"index":1,"wnid":"n1"}]}`,
+			"not in sorted order"},
+		{"no WNID", `{"format_version":2,"width":4,"height":4,"channels":3,"classes":[{"index":0,"wnid":""}]}`, "class 0 has no WNID"},
+		{"negative skipped", `{"format_version":2,"width":4,"height":4,"channels":3,"splits":{"val":{"records":0,"skipped":-4,"shards":[]}}}`, "-4 skipped"},
+		{"mean outside 0-255", `{"format_version":2,"width":4,"height":4,"channels":3,"stats":{"mean":[300,1,1],"std":[1,1,1]}}`, "channel 0 has mean 300"},
+		{"negative std", `{"format_version":2,"width":4,"height":4,"channels":3,"stats":{"mean":[1,1,1],"std":[1,-1,1]}}`, "channel 1 has mean 1 and std -1"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, MetaFile), []byte(c.content), 0o644); err != nil {
