@@ -148,7 +148,7 @@ func ParseMeta(r io.Reader) (*Meta, error) {
 	if m.FormatVersion < MinVersion || m.FormatVersion > Version {
 		return nil, fmt.Errorf("%w: format version %d, this build reads %d to %d", ErrMetaVersion, m.FormatVersion, MinVersion, Version)
 	}
-	if m.Width <= 0 || m.Height <= 0 || m.Channels != 3 || m.Width > maxSide || m.Height > maxSide {
+	if m.Width <= 0 || m.Height <= 0 || m.Channels != 3 || m.Width > MaxSide || m.Height > MaxSide {
 		return nil, fmt.Errorf("bad image shape %d×%d×%d", m.Width, m.Height, m.Channels)
 	}
 	// An index is the WNID's position in sorted order: WNIDs out of order
@@ -184,9 +184,9 @@ func ParseMeta(r io.Reader) (*Meta, error) {
 	return &m, nil
 }
 
-// maxSide bounds meta.json's image side: JPEG's own limit, far above any
+// MaxSide bounds meta.json's image side: JPEG's own limit, far above any
 // shard ingest writes, so that a damaged number cannot size a buffer.
-const maxSide = 65535
+const MaxSide = 65535
 
 // check rejects statistics no pixels could have: not finite, a mean
 // outside 0–255, a negative spread. The pipeline normalises and lights

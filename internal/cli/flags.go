@@ -37,6 +37,31 @@ func Parse(fs *flag.FlagSet, args []string) error {
 	return UsageError{err}
 }
 
+// ParseInterspersed is Parse that lets flags come before or after the
+// positional arguments (`shardtool grid DIR --n 64`, `predict ... a.JPEG
+// --json`), returning the positional ones in order. Everything after a
+// "--" is positional, so a file named like a flag can still be given.
+func ParseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for i, a := range args {
+		if a == "--" {
+			args, rest = args[:i], args[i+1:]
+			break
+		}
+	}
+	var pos []string
+	for {
+		if err := Parse(fs, args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
 // ParseFlags is Parse for commands that return exit codes: when ok is
 // false the command returns code at once (ExitOK after --help).
 func ParseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {

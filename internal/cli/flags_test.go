@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -66,5 +67,32 @@ func TestExitCode(t *testing.T) {
 	}
 	if err := Parse(NewFlags("x", io.Discard, ""), []string{"--nope"}); ExitCode(err) != ExitUsage || err.Error() != "flag provided but not defined: -nope" {
 		t.Errorf("Parse(--nope) = %v", err)
+	}
+}
+
+func TestParseInterspersed(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		pos  []string
+		k    int
+		json bool
+	}{
+		{[]string{"a", "b"}, []string{"a", "b"}, 5, false},
+		{[]string{"--k", "2", "a", "--json", "b"}, []string{"a", "b"}, 2, true},
+		{[]string{"a", "--json", "--", "--k", "-b"}, []string{"a", "--k", "-b"}, 5, true},
+		{[]string{"--", "--json"}, []string{"--json"}, 5, false},
+		{nil, nil, 5, false},
+	} {
+		fs := NewFlags("t", io.Discard, "")
+		k := fs.Int("k", 5, "")
+		j := fs.Bool("json", false, "")
+		pos, err := ParseInterspersed(fs, tc.args)
+		if err != nil || !slices.Equal(pos, tc.pos) || *k != tc.k || *j != tc.json {
+			t.Errorf("%q: positional %q, k %d, json %v, %v; want %q, %d, %v", tc.args, pos, *k, *j, err, tc.pos, tc.k, tc.json)
+		}
+	}
+	fs := NewFlags("t", io.Discard, "")
+	if _, err := ParseInterspersed(fs, []string{"a", "--nope"}); ExitCode(err) != ExitUsage {
+		t.Errorf("an unknown flag after a positional argument: %v", err)
 	}
 }

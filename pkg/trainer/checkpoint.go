@@ -162,6 +162,19 @@ func Decode(b []byte) (*Checkpoint, error) {
 	if err := json.Unmarshal(body[12:12+n], &c); err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrCheckpoint, err)
 	}
+	// A header with a valid CRC can still be hand-made: numbers that size
+	// buffers or divide pixels must make sense before anything uses them.
+	switch {
+	case c.InputHW <= 0 || c.InputHW > shards.MaxSide:
+		return nil, fmt.Errorf("%w: input side %d", ErrCheckpoint, c.InputHW)
+	case c.ImageHW != 0 && (c.ImageHW < c.InputHW || c.ImageHW > shards.MaxSide):
+		return nil, fmt.Errorf("%w: image side %d for %d-px crops", ErrCheckpoint, c.ImageHW, c.InputHW)
+	}
+	for ch := range 3 {
+		if m, sd := float64(c.Mean[ch]), float64(c.Std[ch]); !(m >= 0 && m <= 255 && sd > 0 && sd <= 255) {
+			return nil, fmt.Errorf("%w: channel %d normalised by mean %g and std %g", ErrCheckpoint, ch, m, sd)
+		}
+	}
 	data := body[12+n:]
 	for i := range c.Tensors {
 		t := &c.Tensors[i]

@@ -138,6 +138,11 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	if meta.Stats == nil {
 		return nil, fmt.Errorf("%s/meta.json has no train statistics: was the train split ingested?", cfg.Shards)
 	}
+	for c, sd := range meta.Stats.Std {
+		if sd <= 0 {
+			return nil, fmt.Errorf("%s/meta.json: channel %d of the train images has standard deviation %g: every pixel the same, and normalising would divide by zero", cfg.Shards, c, sd)
+		}
+	}
 	crop := cropFor(meta, cfg.Crop)
 	if crop > meta.Width || crop > meta.Height {
 		return nil, fmt.Errorf("%w: --crop %d is larger than the shards' %d×%d images", ErrConfig, crop, meta.Width, meta.Height)

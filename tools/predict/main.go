@@ -6,9 +6,13 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strconv"
+	"unicode/utf8"
 
 	"github.com/alexnet-repro/alexnet/augment"
 	"github.com/alexnet-repro/alexnet/internal/cli"
@@ -21,11 +25,14 @@ import (
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 type prediction struct {
-	File    string    `json:"file"`
-	Error   string    `json:"error,omitempty"`
-	Classes []string  `json:"classes,omitempty"`
-	Indices []int     `json:"indices,omitempty"`
-	Probs   []float64 `json:"probs,omitempty"`
+	File string `json:"file"`
+	// FileQuoted is File Go-quoted when it is not UTF-8, which JSON
+	// would carry with U+FFFD in place of the bytes that name the file.
+	FileQuoted string    `json:"file_quoted,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	Classes    []string  `json:"classes,omitempty"`
+	Indices    []int     `json:"indices,omitempty"`
+	Probs      []float64 `json:"probs,omitempty"`
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -34,10 +41,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	shardDir := fs.String("shards", "", "shard directory whose meta.json names the classes (and gives the image size for checkpoints that do not record it) (required)")
 	k := fs.Int("k", 5, "classes to print per image")
 	asJSON := fs.Bool("json", false, "JSON lines on stdout")
-	if code, ok := cli.ParseFlags(fs, args); !ok {
-		return code
+	// Flags may follow the images too: `predict ... a.JPEG --json` must
+	// not read "--json" as a file.
+	images, err := cli.ParseInterspersed(fs, args)
+	if err != nil {
+		return cli.ExitCode(err)
 	}
-	if *ckpt == "" || *shardDir == "" || fs.NArg() == 0 {
+	if *ckpt == "" || *shardDir == "" || len(images) == 0 {
 		fs.Usage()
 		return cli.ExitUsage
 	}
@@ -81,7 +91,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	slot.N, slot.Crop, slot.Views = 1, ck.InputHW, 1
 	failed := 0
 	enc := json.NewEncoder(stdout)
-	for _, f := range fs.Args() {
+	for _, f := range images {
 		p := prediction{File: f}
 		data, err := os.ReadFile(f)
 		if err == nil {
@@ -90,7 +100,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err == nil {
 			augment.CenterCrop(slot.Pixels, full, size, size, ck.InputHW)
 			var logits []float32
-			if logits, err = be.Logits(slot); err == nil {
+			if logits, err = be.Logits(slot); err == nil && slices.ContainsFunc(logits, isNaN) {
+				err = errors.New("the model's outputs are not numbers (NaN): its weights are, so the checkpoint is not a usable model")
+			}
+			if err == nil {
 				p.Indices, p.Probs = trainer.TopK(logits, *k)
 				for _, i := range p.Indices {
 					name := meta.Classes[i].Name
@@ -106,16 +119,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 			failed++
 			// On stderr in both modes; --json also keeps it in the file's
 			// line, so that stdout has one line per file.
-			fmt.Fprintf(stderr, "predict: %s: %s\n", f, p.Error)
+			fmt.Fprintf(stderr, "predict: %s: %s\n", cli.Name(f), p.Error)
 		}
 		if *asJSON {
-			enc.Encode(p)
+			if !utf8.ValidString(f) {
+				p.FileQuoted = strconv.Quote(f)
+			}
+			if err := enc.Encode(p); err != nil {
+				fmt.Fprintf(stderr, "predict: %s: writing its JSON line: %v\n", cli.Name(f), err)
+				return cli.ExitFailure
+			}
 			continue
 		}
 		if p.Error != "" {
 			continue
 		}
-		fmt.Fprintf(stdout, "%s\n", f)
+		fmt.Fprintf(stdout, "%s\n", cli.Name(f))
 		for i := range p.Indices {
 			fmt.Fprintf(stdout, "  %5.1f%%  %4d %s %s\n", 100*p.Probs[i], p.Indices[i], meta.Classes[p.Indices[i]].WNID, p.Classes[i])
 		}
@@ -125,3 +144,5 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	return cli.ExitOK
 }
+
+func isNaN(v float32) bool { return v != v }

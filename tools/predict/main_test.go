@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -81,6 +83,32 @@ func TestPredict(t *testing.T) {
 		}
 	}
 
+	// Flags after the images are flags; after "--" everything is a file.
+	so.Reset()
+	se.Reset()
+	if code := run([]string{"--checkpoint", ckPath, "--shards", dir, img, "--json", "--k", "2"}, &so, &se); code != 0 ||
+		json.Unmarshal(so.Bytes(), &p) != nil || len(p.Probs) != 2 {
+		t.Errorf("flags after the image: exit %d, stdout %q, stderr %q", code, so.String(), se.String())
+	}
+	so.Reset()
+	if code := run([]string{"--checkpoint", ckPath, "--shards", dir, "--json", "--", "-x.JPEG"}, &so, &se); code != 1 || !strings.Contains(so.String(), `"file":"-x.JPEG"`) {
+		// Not in the working directory: not found, but tried as a file.
+		t.Errorf("a file after --: exit %d, %q", code, so.String())
+	}
+	// A name that is not UTF-8 keeps its bytes: quoted in --json, and
+	// Go-quoted on the text output's line.
+	latin := filepath.Join(dir, "caf\xe9.JPEG")
+	os.WriteFile(latin, fixtures.JPEG(t, 30, 30, 3, false), 0o644)
+	so.Reset()
+	if code := run([]string{"--checkpoint", ckPath, "--shards", dir, "--json", latin}, &so, &se); code != 0 ||
+		json.Unmarshal(so.Bytes(), &p) != nil || p.FileQuoted != strconv.Quote(latin) {
+		t.Errorf("a non-UTF-8 name: exit %d, %s", code, so.String())
+	}
+	so.Reset()
+	if code := run([]string{"--checkpoint", ckPath, "--shards", dir, latin}, &so, &se); code != 0 || !strings.HasPrefix(so.String(), strconv.Quote(latin)+"\n") {
+		t.Errorf("a non-UTF-8 name in text: exit %d, %q", code, so.String())
+	}
+
 	for _, k := range []string{"0", "-3"} {
 		se.Reset()
 		if code := run([]string{"--checkpoint", ckPath, "--shards", dir, "--k", k, img}, &so, &se); code != 2 || !strings.Contains(se.String(), "--k") {
@@ -123,6 +151,40 @@ func TestPredict(t *testing.T) {
 		t.Errorf("a checkpoint trained on 64-px images: exit %d, same output as at 24 px: %v (%s)", code, so.String() == at24, se.String())
 	}
 	ck.ImageHW = 0
+
+	// Weights that are NaN give no probabilities: an error for each file,
+	// and --json still writes a line for it.
+	w0 := ck.Tensors[0].W[0]
+	ck.Tensors[0].W[0] = float32(math.NaN())
+	if err := ck.Save(ckPath); err != nil {
+		t.Fatal(err)
+	}
+	so.Reset()
+	se.Reset()
+	if code := run([]string{"--checkpoint", ckPath, "--shards", dir, "--json", img}, &so, &se); code != 1 || !strings.Contains(so.String(), "NaN") {
+		t.Errorf("NaN weights: exit %d, stdout %q, stderr %q", code, so.String(), se.String())
+	}
+	ck.Tensors[0].W[0] = w0
+
+	// Header values with a valid CRC that no run writes are refused.
+	for _, tc := range []struct {
+		name string
+		edit func(c *trainer.Checkpoint)
+	}{
+		{"image side below the crop", func(c *trainer.Checkpoint) { c.ImageHW = 4 }},
+		{"absurd image side", func(c *trainer.Checkpoint) { c.ImageHW = 100000 }},
+		{"zero std", func(c *trainer.Checkpoint) { c.Std = [3]float32{} }},
+	} {
+		bad := *ck
+		tc.edit(&bad)
+		if err := bad.Save(ckPath); err != nil {
+			t.Fatal(err)
+		}
+		se.Reset()
+		if code := run([]string{"--checkpoint", ckPath, "--shards", dir, img}, &so, &se); code != 1 || !strings.Contains(se.String(), "not an intact checkpoint") {
+			t.Errorf("%s: exit %d, %s", tc.name, code, se.String())
+		}
+	}
 
 	// A checkpoint whose crop is larger than these shards' images.
 	ck.InputHW = 28

@@ -28,22 +28,6 @@ import (
 	"github.com/alexnet-repro/alexnet/shards"
 )
 
-// parseArgs lets flags come before or after the positional arguments, as
-// `shardtool grid DIR --n 64` reads naturally.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := cli.Parse(fs, args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
-
 func newFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
 	return cli.NewFlags("shardtool "+name, stderr, "Usage: shardtool "+usage+"\n\nFlags:\n")
 }
@@ -60,7 +44,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	decode := fs.Bool("decode", false, "also decompress every record's pixels")
 	asJSON := fs.Bool("json", false, "print results as JSON")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "shards checked in parallel")
-	pos, err := parseArgs(fs, args)
+	pos, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
 		return cli.ExitCode(err)
 	}
@@ -180,7 +164,7 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("inspect", "inspect DIR [--json]", stderr)
 	asJSON := fs.Bool("json", false, "print meta.json's summary as JSON")
 	classes := fs.Int("classes", 10, "classes to list (0: all)")
-	pos, err := parseArgs(fs, args)
+	pos, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
 		return cli.ExitCode(err)
 	}
@@ -254,7 +238,7 @@ func grid(args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "grid.png", "PNG to write")
 	split := fs.String("split", "train", "split to draw from")
 	tile := fs.Int("tile", 128, "tile side in pixels (records are scaled to fit)")
-	pos, err := parseArgs(fs, args)
+	pos, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
 		return cli.ExitCode(err)
 	}
