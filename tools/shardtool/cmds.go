@@ -76,6 +76,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	results := make([]shardCheck, len(tasks))
+	ids := make([][]recordID, len(tasks)) // each shard's intact records, for the split-wide check
 	var wg sync.WaitGroup
 	next := make(chan int)
 	for w := 0; w < max(1, *workers); w++ {
@@ -85,7 +86,13 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			for i := range next {
 				t := tasks[i]
 				path := filepath.Join(dir, t.info.File)
-				res := shards.VerifyWith(path, *decode, func(rec *shards.Record) error { return m.CheckRecord(t.split, rec) })
+				res := shards.VerifyWith(path, *decode, func(rec *shards.Record) error {
+					if err := m.CheckRecord(t.split, rec); err != nil {
+						return err
+					}
+					ids[i] = append(ids[i], recordID{rec.ID, rec.Name})
+					return nil
+				})
 				c := shardCheck{Split: t.split, Shard: t.info.File, Records: res.Records}
 				for _, d := range res.Damage {
 					c.Damage = append(c.Damage, d.Error())
@@ -118,7 +125,64 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "shardtool verify: interrupted")
 		return cli.ExitFailure
 	}
+	// Every shard can be intact and the split still wrong: a shard copied
+	// over another (and its meta.json entry edited to match) repeats
+	// images and loses others. IDs are unique within a split.
+	owner := map[string]map[uint64]string{}
+	for i, t := range tasks {
+		if owner[t.split] == nil {
+			owner[t.split] = map[uint64]string{}
+		}
+		dup, first := 0, ""
+		for _, r := range ids[i] {
+			if prev, ok := owner[t.split][r.id]; ok {
+				if dup == 0 {
+					first = fmt.Sprintf("ID %d (%s) also in %s", r.id, cli.Name(r.name), prev)
+				}
+				dup++
+				continue
+			}
+			owner[t.split][r.id] = t.info.File
+		}
+		if dup > 0 {
+			results[i].Damage = append(results[i].Damage, fmt.Sprintf("shard %s: %d records repeat IDs of earlier shards of split %s (first: %s): a shard copied over another?", t.info.File, dup, t.split, first))
+		}
+	}
+	if extra := unlistedShards(dir, m); len(extra) > 0 {
+		fmt.Fprintf(stderr, "shardtool verify: note: %d shard files in %s are not listed in meta.json, so not verified: %s\n", len(extra), dir, strings.Join(extra, ", "))
+	}
 	return verifyReport(results, len(results), *asJSON, stdout)
+}
+
+type recordID struct {
+	id   uint64
+	name string
+}
+
+// unlistedShards names the *.shard files in dir that meta.json does not
+// list (at most 10, then a count): ingest removes the ones it no longer
+// lists, so these come from elsewhere, or from an edited meta.json.
+func unlistedShards(dir string, m *shards.Meta) []string {
+	listed := map[string]bool{}
+	for _, sp := range m.Splits {
+		for _, sh := range sp.Shards {
+			listed[sh.File] = true
+		}
+	}
+	ents, _ := os.ReadDir(dir)
+	var out []string
+	n := 0
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".shard") && !listed[e.Name()] {
+			if n++; n <= 10 {
+				out = append(out, cli.Name(e.Name()))
+			}
+		}
+	}
+	if n > 10 {
+		out = append(out, fmt.Sprintf("and %d more", n-10))
+	}
+	return out
 }
 
 // verifyReport prints the checks of nShards shards (and of meta.json, when

@@ -291,3 +291,41 @@ func TestVerifyDamagedMeta(t *testing.T) {
 		t.Fatalf("no meta.json: exit %d", code)
 	}
 }
+
+// Shards can each be intact while the split is not: one copied over
+// another, its meta.json entry edited to match, repeats images and loses
+// others. Shard files meta.json does not list are named, not verified.
+func TestVerifySplitWide(t *testing.T) {
+	src := makeShards(t)
+	dir := copyShards(t, src)
+	m, err := shards.ReadMeta(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := m.Splits["train"]
+	if len(tr.Shards) < 2 {
+		t.Fatalf("want 2 train shards, have %d", len(tr.Shards))
+	}
+	a, b := tr.Shards[0], tr.Shards[1]
+	body, _ := os.ReadFile(filepath.Join(dir, a.File))
+	if err := os.WriteFile(filepath.Join(dir, b.File), body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tr.Records += a.Records - b.Records
+	tr.Shards[1] = shards.ShardInfo{File: b.File, Records: a.Records, Bytes: a.Bytes, CRC32C: a.CRC32C}
+	m.Splits["train"] = tr
+	if err := shards.WriteMeta(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runTool("verify", dir)
+	if code != cli.ExitDamaged || !strings.Contains(out, "repeat IDs of earlier shards of split train") || !strings.Contains(out, "also in "+a.File) {
+		t.Errorf("a shard copied over another: exit %d\n%s%s", code, out, errs)
+	}
+
+	clean := copyShards(t, src)
+	os.WriteFile(filepath.Join(clean, "train-09999.shard"), body, 0o644)
+	code, out, errs = runTool("verify", clean)
+	if code != cli.ExitOK || !strings.Contains(errs, "1 shard files in "+clean+" are not listed in meta.json, so not verified: train-09999.shard") {
+		t.Errorf("an unlisted shard file: exit %d\n%s%s", code, out, errs)
+	}
+}
