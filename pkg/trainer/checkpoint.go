@@ -228,6 +228,20 @@ func (c *Checkpoint) MatchesClasses(meta *shards.Meta, dir string) error {
 	return nil
 }
 
+// CropFits says whether the model's crop fits the images of the shards in
+// dir (meta), and if not, the --size to ingest them at.
+func (c *Checkpoint) CropFits(meta *shards.Meta, dir string) error {
+	if c.InputHW <= meta.Width && c.InputHW <= meta.Height {
+		return nil
+	}
+	size := c.ImageHW // what it trained on, where the checkpoint says
+	if size == 0 {
+		size = c.InputHW
+	}
+	return fmt.Errorf("the checkpoint's %d-px crop does not fit %s's %d×%d images (it is larger than them): ingest them at --size %d",
+		c.InputHW, dir, meta.Width, meta.Height, size)
+}
+
 // ScaleNote says, when the shards in dir hold images of another side than
 // the ones the checkpoint trained on, that objects will appear at another
 // scale than in training; "" when they match or the checkpoint does not

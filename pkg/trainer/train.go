@@ -721,13 +721,8 @@ func EvaluateCheckpoint(ctx context.Context, path, dir string, tenCrop bool, bat
 	if err := ck.MatchesClasses(meta, dir); err != nil {
 		return EvalResult{}, nil, err
 	}
-	if ck.InputHW > meta.Width || ck.InputHW > meta.Height {
-		size := ck.ImageHW // what it trained on, where the checkpoint says
-		if size == 0 {
-			size = ck.InputHW
-		}
-		return EvalResult{}, nil, fmt.Errorf("the checkpoint's model takes %d-px crops, larger than %s's %d×%d images: ingest them at --size %d",
-			ck.InputHW, dir, meta.Width, meta.Height, size)
+	if err := ck.CropFits(meta, dir); err != nil {
+		return EvalResult{}, nil, err
 	}
 	be, err := BackendFromCheckpoint(ck, batch, newBackend)
 	if err != nil {

@@ -74,8 +74,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	size := meta.Width
 	if ck.ImageHW != 0 {
 		size = ck.ImageHW
-	} else if ck.InputHW > meta.Width || ck.InputHW > meta.Height {
-		fmt.Fprintf(stderr, "predict: the checkpoint's %d-px crop does not fit %s's %d×%d images: use the shards it was trained on\n", ck.InputHW, *shardDir, meta.Width, meta.Height)
+	} else if err := ck.CropFits(meta, *shardDir); err != nil {
+		fmt.Fprintln(stderr, "predict:", err)
 		return cli.ExitFailure
 	}
 	be, err := trainer.BackendFromCheckpoint(ck, 1, nil)
