@@ -480,7 +480,7 @@ func TestWriteFileAtomicTargets(t *testing.T) {
 	if b, _ := os.ReadFile(target); string(b) != "new" {
 		t.Errorf("target holds %q", b)
 	}
-	if err := WriteFileAtomic(dir, []byte("x")); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	if err := WriteFileAtomic(dir, []byte("x")); err == nil || !strings.Contains(err.Error(), "is a directory, not a regular file") {
 		t.Errorf("a folder: %v", err)
 	}
 	if err := os.Symlink("missing.png", filepath.Join(dir, "dangling.png")); err != nil {

@@ -428,7 +428,8 @@ func (p *Pipeline) fail(t task, err error) error {
 	if !errors.As(err, &re) {
 		err = &shards.RecordError{Shard: p.cache.name(int(t.ref.Shard)), Index: int(t.ref.Record), Offset: -1, Err: err}
 	}
-	return fmt.Errorf("pipeline: %v image %d (rank position %d): %w", t.slot.Pos, t.i, t.pos, err)
+	// Batches and the images in them count from 1, as a person reads them.
+	return fmt.Errorf("pipeline: %v image %d (rank position %d): %w", t.slot.Pos, t.i+1, t.pos, err)
 }
 
 // plan is the single goroutine that walks the epochs: it computes each

@@ -499,6 +499,13 @@ func TestErrors(t *testing.T) {
 			}
 		})
 	}
+	// Batches and images count from 1: with one image a batch, the
+	// damaged one is image 1 of its batch.
+	one := copyShards(t, dir)
+	corrupt(t, filepath.Join(one, shardFile), rec)
+	if _, _, err := collect(t, one, Options{Batch: 1, Crop: 24, Epochs: 1, Decoders: 3}, 0); err == nil || !strings.Contains(err.Error(), " image 1 (rank position") {
+		t.Errorf("batch of 1: %v, want the damaged record named as image 1 of its batch", err)
+	}
 	// A shard file that is whole but not the one meta.json lists: every
 	// record CRC holds, so only its size and file CRC can tell.
 	for _, tc := range []struct {
