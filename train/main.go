@@ -163,7 +163,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return cli.ExitFailure
 		}
 		if r.Unlabelled > 0 {
-			note := fmt.Sprintf("%d validation images have no label and were not scored", r.Unlabelled)
+			note := fmt.Sprintf("%d of the validation images read have no label and were not scored", r.Unlabelled)
 			r.Note = strings.TrimPrefix(r.Note+"; "+note, "; ")
 		}
 		if r.Note != "" {

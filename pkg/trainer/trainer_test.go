@@ -76,10 +76,15 @@ func TestPlateauSchedule(t *testing.T) {
 }
 
 func FuzzCheckpoint(f *testing.F) {
-	c := &Checkpoint{Model: "m", Tensors: []Tensor{{Name: "a", Shape: []int{2}, W: []float32{1, 2}, V: []float32{3, 4}}}}
-	var b bytes.Buffer
-	c.Encode(&b)
-	f.Add(b.Bytes())
+	// A header Decode accepts, so that mutations reach the tensors.
+	c := &Checkpoint{Model: "m", InputHW: 8, Mean: [3]float32{1, 2, 3}, Std: [3]float32{4, 5, 6},
+		Tensors: []Tensor{{Name: "a", Shape: []int{2}, W: []float32{1, 2}, V: []float32{3, 4}}}}
+	var seed bytes.Buffer
+	c.Encode(&seed)
+	if _, err := Decode(seed.Bytes()); err != nil {
+		f.Fatalf("the seed is refused: %v", err)
+	}
+	f.Add(seed.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		Decode(data)
 	})

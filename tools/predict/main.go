@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -100,8 +101,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err == nil {
 			augment.CenterCrop(slot.Pixels, full, size, size, ck.InputHW)
 			var logits []float32
-			if logits, err = be.Logits(slot); err == nil && slices.ContainsFunc(logits, isNaN) {
-				err = errors.New("the model's outputs are not numbers (NaN): its weights are, so the checkpoint is not a usable model")
+			if logits, err = be.Logits(slot); err == nil && slices.ContainsFunc(logits, notFinite) {
+				err = errors.New("the model's outputs are not finite numbers (NaN or ±Inf): the checkpoint is not a usable model")
 			}
 			if err == nil {
 				p.Indices, p.Probs = trainer.TopK(logits, *k)
@@ -145,4 +146,4 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return cli.ExitOK
 }
 
-func isNaN(v float32) bool { return v != v }
+func notFinite(v float32) bool { return math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) }

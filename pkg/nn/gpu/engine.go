@@ -278,9 +278,10 @@ func (e *cudaEngine) pool(in, out shape4, k, stride, pad int) (poolRun, error) {
 	return &cudaPool{e: e, xd: xd, yd: yd, p: p}, nil
 }
 
-// poolMode is the cuDNN max pooling for Options.Deterministic. Both pick
-// the same maximum; they differ in how backward routes gradients where
-// overlapping windows share an input.
+// poolMode is the cuDNN max pooling for Options.Deterministic: where
+// overlapping windows share an input, CUDNN_POOLING_MAX's backward pass
+// accumulates their gradients with atomics, in an order that varies;
+// the deterministic mode does not.
 func poolMode(deterministic bool) cuda.PoolMode {
 	if deterministic {
 		return cuda.PoolMaxDeterministic
@@ -296,10 +297,12 @@ func (r *cudaPool) backward(y, dy, x, dx cuda.DevicePtr) error {
 	return r.e.dnn.PoolingBackward(r.p, 1, r.yd, y, r.yd, dy, r.xd, x, 0, r.xd, dx)
 }
 
-// Workspace budget bounds, per convolution.
+// Workspace budget bounds, per convolution, and the fixed budget of
+// Options.Deterministic.
 const (
 	minWorkspace = 64 << 20
 	maxWorkspace = 4 << 30
+	detWorkspace = 512 << 20
 )
 
 // workspaceBudget is the most workspace one convolution may use: a
@@ -320,8 +323,14 @@ func (e *cudaEngine) prepare() error {
 	if err != nil {
 		return err
 	}
+	budget := workspaceBudget(free, e.wsLimit)
+	if e.det && e.wsLimit == 0 {
+		// Free memory differs run to run, and with it which algorithms
+		// fit: a deterministic run must not depend on it.
+		budget = detWorkspace
+	}
 	e.planner = e.dnn.NewConvPlanner(cuda.ConvPlannerOptions{
-		WorkspaceBudget: workspaceBudget(free, e.wsLimit), Search: e.search, Deterministic: e.det,
+		WorkspaceBudget: budget, Search: e.search, Deterministic: e.det,
 	})
 	var need int64
 	for _, c := range e.convs {

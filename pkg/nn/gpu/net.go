@@ -65,7 +65,11 @@ type Options struct {
 	// (CUDNN_POOLING_MAX_DETERMINISTIC): the overlapping 3×3 stride-2
 	// windows share inputs. Everything else the step runs is already
 	// deterministic: cuBLAS on one stream, LRN, softmax and our kernels,
-	// which use no atomics. It can cost speed; gpucheck bench measures it.
+	// which use no atomics. The algorithms are also chosen the same way
+	// every run: by cuDNN's heuristics (timing them would pick among
+	// near-equal ones by noise), under a workspace budget that does not
+	// depend on free memory (WorkspaceLimit, else detWorkspace). It can
+	// cost speed; gpucheck bench measures it.
 	Deterministic bool
 	// Device is the GPU to use; nil opens the default one (cuda.Init).
 	Device *cuda.Device
@@ -156,7 +160,9 @@ func New(spec alexnet.Spec, batch int, params map[string][]float32, opt Options)
 		}
 	}
 	search := cuda.SearchBenchmark
-	if opt.Heuristic {
+	// Timing picks among near-equal algorithms by noise, so two runs may
+	// choose differently: a deterministic run takes cuDNN's ranking.
+	if opt.Heuristic || opt.Deterministic {
 		search = cuda.SearchHeuristic
 	}
 	e, err := newCUDAEngine(dev, opt.Precision, search, opt.WorkspaceLimit, opt.Deterministic)
