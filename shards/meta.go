@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math"
 	"os"
@@ -58,23 +59,59 @@ type IngestParams struct {
 
 // Meta is meta.json.
 type Meta struct {
-	FormatVersion int              `json:"format_version"`
-	Ingest        IngestParams     `json:"ingest"`
-	Width         int              `json:"width"`
-	Height        int              `json:"height"`
-	Channels      int              `json:"channels"`
-	Classes       []Class          `json:"classes"`
-	Splits        map[string]Split `json:"splits"`
-	Stats         *Stats           `json:"stats,omitempty"`
+	FormatVersion int `json:"format_version"`
+	// Checksum is the CRC-32C of the file as written with this value's 8
+	// hex digits as zeros (FORMAT.md): a digit flipped in a WNID, a count
+	// or a statistic that leaves the file consistent is still caught.
+	// WriteMeta sets it in the file; meta.json from earlier builds, or
+	// with the field removed after a deliberate edit, has none.
+	Checksum string           `json:"checksum,omitempty"`
+	Ingest   IngestParams     `json:"ingest"`
+	Width    int              `json:"width"`
+	Height   int              `json:"height"`
+	Channels int              `json:"channels"`
+	Classes  []Class          `json:"classes"`
+	Splits   map[string]Split `json:"splits"`
+	Stats    *Stats           `json:"stats,omitempty"`
 }
 
-// WriteMeta writes meta.json atomically.
+// WriteMeta writes meta.json atomically, with its checksum.
 func WriteMeta(dir string, m *Meta) error {
-	b, err := json.MarshalIndent(m, "", "  ")
+	c := *m
+	c.Checksum = zeroChecksum
+	b, err := json.MarshalIndent(&c, "", "  ")
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(filepath.Join(dir, MetaFile), append(b, '\n'))
+	b = append(b, '\n')
+	i := bytes.Index(b, checksumKey) + len(checksumKey)
+	copy(b[i:], fmt.Sprintf("%08x", crc32.Checksum(b, castagnoli)))
+	return WriteFileAtomic(filepath.Join(dir, MetaFile), b)
+}
+
+// The checksum field as MarshalIndent writes it, and its value while the
+// checksum is taken.
+var (
+	checksumKey  = []byte(`"checksum": "`)
+	zeroChecksum = "00000000"
+)
+
+// checkChecksum compares m.Checksum, read from the file b, with the
+// CRC-32C of b with that value zeroed.
+func checkChecksum(b []byte, m *Meta) error {
+	if m.Checksum == "" {
+		return nil
+	}
+	i := bytes.Index(b, checksumKey)
+	if i < 0 || len(m.Checksum) != len(zeroChecksum) || !bytes.HasPrefix(b[i+len(checksumKey):], []byte(m.Checksum+`"`)) {
+		return errors.New(`the checksum field is not as ingest writes it: the file was reformatted since; remove "checksum" if that was deliberate`)
+	}
+	z := bytes.Clone(b)
+	copy(z[i+len(checksumKey):], zeroChecksum)
+	if got := fmt.Sprintf("%08x", crc32.Checksum(z, castagnoli)); got != m.Checksum {
+		return fmt.Errorf(`checksum %s, the file's bytes give %s: changed since ingest wrote it (a flipped bit, or an edit; remove "checksum" if the edit was deliberate)`, m.Checksum, got)
+	}
+	return nil
 }
 
 // maxMetaBytes bounds what is read of meta.json: ImageNet's is a few
@@ -129,8 +166,16 @@ func ReadMeta(dir string) (*Meta, error) {
 
 // ParseMeta decodes and validates a meta.json stream.
 func ParseMeta(r io.Reader) (*Meta, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxMetaBytes))
+	if err != nil {
+		return nil, err
+	}
 	var m Meta
-	dec := json.NewDecoder(io.LimitReader(r, maxMetaBytes))
+	dec := json.NewDecoder(bytes.NewReader(b))
+	// No field has ever been dropped from meta.json, so an unknown one is
+	// damage: a bit flipped in "checksum" would otherwise hide the
+	// checksum itself.
+	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
 		return nil, jsonProblem(err)
 	}
@@ -147,6 +192,9 @@ func ParseMeta(r io.Reader) (*Meta, error) {
 	}
 	if m.FormatVersion < MinVersion || m.FormatVersion > Version {
 		return nil, fmt.Errorf("%w: format version %d, this build reads %d to %d", ErrMetaVersion, m.FormatVersion, MinVersion, Version)
+	}
+	if err := checkChecksum(b, &m); err != nil {
+		return nil, err
 	}
 	if m.Width <= 0 || m.Height <= 0 || m.Channels != 3 || m.Width > MaxSide || m.Height > MaxSide {
 		return nil, fmt.Errorf("bad image shape %d×%d×%d", m.Width, m.Height, m.Channels)

@@ -188,3 +188,63 @@ func TestVerifyLengthFlipBlamesOnlyItsRecord(t *testing.T) {
 		}
 	}
 }
+
+// meta.json's checksum catches what its consistency checks cannot: a
+// WNID or a statistic changed to another plausible value. Every single
+// bit flipped anywhere in the file is refused; removing the field (after
+// a deliberate edit) is accepted.
+func TestMetaChecksum(t *testing.T) {
+	dir := t.TempDir()
+	m := &Meta{FormatVersion: Version, Width: 4, Height: 4, Channels: 3,
+		Classes: []Class{{0, "n01440764", "tench"}, {1, "n01443537", "goldfish"}},
+		Splits:  map[string]Split{"val": {Records: 3, Shards: []ShardInfo{{File: "val-00000.shard", Records: 3, Bytes: 99, CRC32C: "0badf00d"}}}},
+		Stats:   &Stats{Pixels: 48, Mean: [3]float64{120.5, 110.25, 100}, Std: [3]float64{60, 58, 57}}}
+	if err := WriteMeta(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, MetaFile)
+	good, _ := os.ReadFile(path)
+	got, err := ReadMeta(dir)
+	if err != nil || len(got.Checksum) != 8 || got.Checksum == zeroChecksum {
+		t.Fatalf("a written meta.json: checksum %q, %v", got.Checksum, err)
+	}
+	accepted := 0
+	for i := range good {
+		for _, bit := range []byte{0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80} {
+			b := bytes.Clone(good)
+			b[i] ^= bit
+			if _, err := ParseMeta(bytes.NewReader(b)); err == nil {
+				accepted++
+				if accepted <= 5 {
+					t.Errorf("byte %d ^ %#x accepted: %q", i, bit, b[max(0, i-20):min(len(b), i+20)])
+				}
+			}
+		}
+	}
+	if accepted > 0 {
+		t.Errorf("%d of %d single-bit flips accepted", accepted, 8*len(good))
+	}
+	for _, tc := range []struct {
+		name, from, to, want string
+	}{
+		{"a WNID still in order", "n01443537", "n01443538", "changed since ingest wrote it"},
+		{"a mean still in range", "120.5", "121.5", "changed since ingest wrote it"},
+		{"reformatted", `"checksum": "`, `"checksum":"`, "not as ingest writes it"},
+	} {
+		b := bytes.Replace(good, []byte(tc.from), []byte(tc.to), 1)
+		if _, err := ParseMeta(bytes.NewReader(b)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	// An edit made on purpose, with the checksum line removed, is read.
+	var lines []string
+	for _, l := range strings.Split(string(good), "\n") {
+		if !strings.Contains(l, `"checksum"`) {
+			lines = append(lines, l)
+		}
+	}
+	edited := strings.Replace(strings.Join(lines, "\n"), `"goldfish"`, `"goldfish (Carassius auratus)"`, 1)
+	if m, err := ParseMeta(strings.NewReader(edited)); err != nil || m.Classes[1].Name != "goldfish (Carassius auratus)" {
+		t.Errorf("an edit without the checksum: %v", err)
+	}
+}
