@@ -215,6 +215,9 @@ func ParseMeta(r io.Reader) (*Meta, error) {
 		return nil, err
 	}
 	for name, s := range m.Splits {
+		if name != "train" && name != "val" {
+			return nil, fmt.Errorf("split %q: ingest writes only train and val", name)
+		}
 		if s.Skipped < 0 {
 			return nil, fmt.Errorf("split %s: %d skipped", name, s.Skipped)
 		}
