@@ -228,7 +228,7 @@ func (s *Scanner) read(b []byte) error {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return fmt.Errorf("%w: truncated (%v)", ErrFormat, err)
+		return fmt.Errorf("%w: truncated (%w)", ErrFormat, err)
 	}
 	s.fileCRC = crc32.Update(s.fileCRC, castagnoli, b)
 	s.off += int64(len(b))

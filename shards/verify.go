@@ -105,8 +105,11 @@ func VerifyWith(path string, decode bool, want func(*Record) error) VerifyResult
 		// A fault in the file's own framing (bad magic, bytes after the
 		// trailer) that the pass already named stops the index too; naming
 		// it again reads as a second fault.
+		// So does a file that ends inside the records: the missing
+		// trailer is the same cut.
 		var re *RecordError
-		if !errors.As(final, &re) || re.Index >= 0 {
+		fileLevel := errors.As(final, &re) && re.Index < 0
+		if !fileLevel && !errors.Is(final, io.ErrUnexpectedEOF) {
 			res.Damage = append(res.Damage, err)
 		}
 		return res

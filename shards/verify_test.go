@@ -97,6 +97,12 @@ func TestVerifyNamesFramingFaultOnce(t *testing.T) {
 			"bad magic", "bad magic"},
 		{"trailer cut short", func(b []byte) []byte { return b[:len(b)-10] },
 			"truncated trailer", "no trailer (incomplete or not a shard)"},
+		// The cut ends the file inside the records: the missing trailer
+		// is the same fault, not a second one.
+		{"cut inside record 1", func(b []byte) []byte { return b[:len(b)/2] },
+			"record 1 (offset", "no trailer (incomplete or not a shard)"},
+		{"cut inside record 0", func(b []byte) []byte { return b[:20] },
+			"record 0 (offset 16): malformed shard: truncated", "too short"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := c.mutate(bytes.Clone(orig))
