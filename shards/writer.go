@@ -7,6 +7,8 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+
+	"github.com/alexnet-repro/alexnet/internal/cli"
 )
 
 // Writer writes one shard. Records go to a temporary file beside the
@@ -157,24 +159,6 @@ func SyncDir(dir string) error {
 	return d.Sync()
 }
 
-// fileKind names a mode's file type in words ("d---------" read as
-// permissions).
-func fileKind(m os.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&os.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&os.ModeSocket != 0:
-		return "a socket"
-	case m&os.ModeCharDevice != 0:
-		return "a character device"
-	case m&os.ModeDevice != 0:
-		return "a device"
-	}
-	return fmt.Sprintf("of type %v", m.Type())
-}
-
 // WriteFileAtomic writes data to path through a synced temporary file and a
 // rename, for meta.json and reports.
 func WriteFileAtomic(path string, data []byte) error {
@@ -194,7 +178,7 @@ func WriteFileAtomic(path string, data []byte) error {
 			}
 		}
 		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("%s is %s, not a regular file: not replacing it", path, fileKind(fi.Mode()))
+			return fmt.Errorf("%s is %s, not a regular file: not replacing it", path, cli.FileKind(fi.Mode()))
 		}
 	}
 	tmp := path + ".tmp"

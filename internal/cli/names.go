@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"fmt"
+	"io/fs"
 	"strconv"
 	"unicode"
 	"unicode/utf8"
@@ -20,4 +22,25 @@ func Name(p string) string {
 		}
 	}
 	return p
+}
+
+// FileKind names a file type in words, for messages about a path that is
+// not the regular file expected there ("d---------" reads as
+// permissions).
+func FileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return fmt.Sprintf("of type %v", m.Type())
 }

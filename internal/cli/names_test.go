@@ -1,6 +1,9 @@
 package cli
 
-import "testing"
+import (
+	"io/fs"
+	"testing"
+)
 
 func TestName(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
@@ -13,6 +16,25 @@ func TestName(t *testing.T) {
 	} {
 		if got := Name(tc.in); got != tc.want {
 			t.Errorf("Name(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestFileKind(t *testing.T) {
+	for _, tc := range []struct {
+		m    fs.FileMode
+		want string
+	}{
+		{fs.ModeDir | 0o755, "a directory"},
+		{fs.ModeSymlink, "a symbolic link"},
+		{fs.ModeNamedPipe, "a named pipe"},
+		{fs.ModeSocket, "a socket"},
+		{fs.ModeDevice | fs.ModeCharDevice, "a character device"},
+		{fs.ModeDevice, "a device"},
+		{fs.ModeIrregular, "of type ?---------"},
+	} {
+		if got := FileKind(tc.m); got != tc.want {
+			t.Errorf("FileKind(%v) = %q, want %q", tc.m, got, tc.want)
 		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/alexnet-repro/alexnet/internal/cli"
 )
 
 // split collects one split's items while listing. Until the class list is
@@ -176,12 +178,7 @@ func unusable(dir, name string, err error) string {
 	return err.Error()
 }
 
-func notRegular(typ fs.FileMode) string {
-	if typ.IsDir() {
-		return "a directory, not a file"
-	}
-	return fmt.Sprintf("not a regular file (mode %s)", typ)
-}
+func notRegular(typ fs.FileMode) string { return cli.FileKind(typ) + ", not a file" }
 
 func (s *split) skip(rel, name, reason string) {
 	s.skipped = append(s.skipped, Skipped{Split: s.name, Path: rel, Name: name, Reason: reason})
