@@ -35,7 +35,7 @@ func runSpec(args []string, stdout io.Writer) error {
 
 // CrossCheckRecord is one gpu.CrossCheckResult, for the table.
 type CrossCheckRecord struct {
-	Kind       string  `json:"kind"` // "crosscheck"
+	Kind       string  `json:"kind"` // "crosscheck", or "crosscheck_deterministic" with --deterministic
 	Model      string  `json:"model"`
 	Precision  string  `json:"precision"`
 	Batch      int     `json:"batch"`
@@ -55,9 +55,14 @@ func runCrossCheck(args []string, stdout io.Writer) error {
 	batch := fs.Int("batch", 8, "images (small uses twice as many)")
 	precs := fs.String("precisions", "fp32,tf32", "comma-separated precisions")
 	seed := fs.Uint64("seed", 3, "weights, batch and dropout seed")
+	det := fs.Bool("deterministic", false, "run the GPU as train --deterministic does (records kind crosscheck_deterministic)")
 	jsonOut := fs.String("json", "", "append the results to this JSON-lines file")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
+	}
+	kind := "crosscheck"
+	if *det {
+		kind = "crosscheck_deterministic"
 	}
 	var ps []gpu.Precision
 	for _, s := range splitList(*precs) {
@@ -81,13 +86,13 @@ func runCrossCheck(args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		rs, err := gpu.CrossCheck(spec, b, *seed, ps, dev)
+		rs, err := gpu.CrossCheck(spec, b, *seed, ps, *det, dev)
 		if err != nil {
 			return err
 		}
 		for _, r := range rs {
 			fmt.Fprint(stdout, r.String())
-			rec := CrossCheckRecord{Kind: "crosscheck", Model: m, Precision: r.Precision.String(), Batch: b, Worst: r.Worst(),
+			rec := CrossCheckRecord{Kind: kind, Model: m, Precision: r.Precision.String(), Batch: b, Worst: r.Worst(),
 				Tolerance: r.Tolerance, OK: r.OK(), InputExact: r.InputExact, MasksEqual: r.MasksEqual, Logits: r.Logits, LossErr: r.LossErr}
 			rec.WorstWhat = "logits"
 			w := r.Logits

@@ -22,6 +22,8 @@ func TestTable(t *testing.T) {
 `,
 		"crosscheck.jsonl": `{"kind":"crosscheck","model":"alexnet","precision":"fp32","worst":2.5e-6,"worst_what":"grad conv1.weight","ok":true}
 {"kind":"crosscheck","model":"alexnet","precision":"tf32","worst":0.03,"worst_what":"grad fc8.bias","ok":false,"input_exact":true,"masks_equal":true}
+{"kind":"crosscheck_deterministic","model":"alexnet-owt","precision":"fp32","worst":3e-6,"worst_what":"grad fc6.weight","ok":true}
+{"kind":"crosscheck_deterministic","model":"alexnet-owt","precision":"tf32","worst":4e-3,"worst_what":"logits","ok":true}
 `,
 		"oracle.jsonl": `{"kind":"oracle","model":"alexnet","logits_maxdiff":1e-6,"loss_diff":2e-7,"worst_grad":"conv1.weight","worst_grad_rel":3e-6,"worst_after_rel":1e-7,"ok":true}
 `,
@@ -47,6 +49,9 @@ func TestTable(t *testing.T) {
 		"| GPU memory, tf32: ours in use · ours allocated · PyTorch max reserved (MiB) | 3000 · 2100 · 4100 |",
 		"2.5e-06 (grad conv1.weight)",
 		"3.0e-02 (grad fc8.bias) NOT OK",
+		// The deterministic cross-check has its own row; the default rows do not pick it up.
+		"| cross-check vs CPU with --deterministic: fp32 · tf32 | 3.0e-06 (grad fc6.weight) · 4.0e-03 (logits) | — · — | as above |",
+		"| cross-check vs CPU, fp32: worst rel err (where) | — | 2.5e-06 (grad conv1.weight) |",
 		"cuda.test: PASS (14 passed, 0 failed, 0 skipped)",
 		"PyTorch 2.9.0 (CUDA 13.0, cuDNN 91000)",
 		"PyTorch AlexNet (torchvision), batch 128, tf32, synthetic data on the device: 10000 img/s",

@@ -16,8 +16,8 @@
 # A rerun after a fix need not repeat everything: GPUCHECK_ONLY is an
 # extended regular expression matched against the start of step names
 # (bench-alexnet-tf32, torch-bench-tf32, cuda-test, gpu-test, ingest,
-# pipeline-alexnet, train-cuda, crosscheck, export-alexnet, oracle-alexnet,
-# pipeline-cpu, …), and only the steps it matches run. A step that another
+# pipeline-alexnet, train-cuda, crosscheck, crosscheck-det, export-alexnet,
+# oracle-alexnet, pipeline-cpu, …), and only the steps it matches run. A step that another
 # needs runs too: ingest for the shard readers, export for the oracle.
 # Example: GPUCHECK_ONLY='crosscheck|oracle'.
 set -uo pipefail
@@ -220,6 +220,10 @@ if [[ -n $PY ]]; then
 			step "oracle-$m" 120 "$PY" $G/torch_oracle.py --json $R/oracle.jsonl $W/oracle-$m
 	done
 fi
+
+# train --deterministic's algorithms and pooling against the same CPU figures:
+# the paper's model (grouped convolutions, LRN, overlapping pooling)
+step crosscheck-det 120 $B/gpucheck crosscheck --deterministic --models alexnet --batch 8 --json $R/crosscheck.jsonl
 
 # --- fp32, last: the least needed -----------------------------------------
 for m in alexnet-owt alexnet; do

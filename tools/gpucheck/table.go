@@ -263,6 +263,12 @@ func writeTable(w io.Writer, r *results) {
 			return crossCell(r.find("crosscheck", map[string]string{"model": m, "precision": prec}))
 		}, goal+"; input, masks exact")
 	}
+	row("cross-check vs CPU with --deterministic: fp32 · tf32", func(m string) string {
+		det := func(prec string) string {
+			return crossCell(r.find("crosscheck_deterministic", map[string]string{"model": m, "precision": prec}))
+		}
+		return det("fp32") + " · " + det("tf32")
+	}, "as above")
 	fmt.Fprintf(w, "| cross-check vs CPU, small: fp32 · tf32 | %s · %s |  | |\n",
 		crossCell(r.find("crosscheck", map[string]string{"model": "small", "precision": "fp32"})),
 		crossCell(r.find("crosscheck", map[string]string{"model": "small", "precision": "tf32"})))

@@ -59,10 +59,11 @@ type TensorErr struct {
 // training step (dropout on, same masks): its loss, every gradient, and
 // every weight and momentum after the SGD update.
 type CrossCheckResult struct {
-	Model     string
-	Precision Precision
-	Batch     int
-	Tolerance float64
+	Model         string
+	Precision     Precision
+	Deterministic bool // the GPU ran with Options.Deterministic
+	Batch         int
+	Tolerance     float64
 
 	InputExact bool // the normalised input equals the CPU's bit for bit
 	MasksEqual bool // every dropout mask equals the CPU's
@@ -96,8 +97,12 @@ func (r CrossCheckResult) String() string {
 	if !r.OK() {
 		verdict = "FAILED"
 	}
-	fmt.Fprintf(&b, "cross-check %s %s batch %d: %s (worst rel err %.2e, tolerance %.0e; input exact %v, masks equal %v; GPU step %v)\n",
-		r.Model, r.Precision, r.Batch, verdict, r.Worst(), r.Tolerance, r.InputExact, r.MasksEqual, r.GPUTime.Round(time.Microsecond))
+	mode := ""
+	if r.Deterministic {
+		mode = " deterministic"
+	}
+	fmt.Fprintf(&b, "cross-check %s %s%s batch %d: %s (worst rel err %.2e, tolerance %.0e; input exact %v, masks equal %v; GPU step %v)\n",
+		r.Model, r.Precision, mode, r.Batch, verdict, r.Worst(), r.Tolerance, r.InputExact, r.MasksEqual, r.GPUTime.Round(time.Microsecond))
 	fmt.Fprintf(&b, "  logits          rel err %.2e\n  loss            %.7f vs CPU %.7f (rel err %.2e)\n", r.Logits, r.Loss, r.CPULoss, r.LossErr)
 	for _, g := range r.Grads {
 		fmt.Fprintf(&b, "  grad %-14s rel err %.2e\n", g.Name, g.RelErr)
@@ -130,8 +135,10 @@ func CrossCheckBatch(spec alexnet.Spec, n int, seed uint64) *pipeline.Slot {
 // CrossCheck runs spec on the CPU backend and on the GPU in each
 // precision, from the same initial weights (the spec's scheme, seed), on
 // the same batch, and reports the differences. dev may be nil (cuda.Init).
-func CrossCheck(spec alexnet.Spec, batch int, seed uint64, precisions []Precision, dev *cuda.Device) ([]CrossCheckResult, error) {
-	return crossCheck(spec, batch, seed, precisions, func(params map[string][]float32, opt Options) (*Net, error) {
+// deterministic runs the GPU as train --deterministic does: its own
+// algorithm choices and max pooling, checked against the same CPU figures.
+func CrossCheck(spec alexnet.Spec, batch int, seed uint64, precisions []Precision, deterministic bool, dev *cuda.Device) ([]CrossCheckResult, error) {
+	return crossCheck(spec, batch, seed, precisions, deterministic, func(params map[string][]float32, opt Options) (*Net, error) {
 		opt.Device = dev
 		return New(spec, batch, params, opt)
 	})
@@ -139,7 +146,7 @@ func CrossCheck(spec alexnet.Spec, batch int, seed uint64, precisions []Precisio
 
 // crossCheck is CrossCheck with the way to build the GPU net left open,
 // so the tests can run it on the host engine.
-func crossCheck(spec alexnet.Spec, batch int, seed uint64, precisions []Precision,
+func crossCheck(spec alexnet.Spec, batch int, seed uint64, precisions []Precision, deterministic bool,
 	build func(params map[string][]float32, opt Options) (*Net, error)) ([]CrossCheckResult, error) {
 	params, err := alexnet.InitParams(spec, "", seed)
 	if err != nil {
@@ -169,7 +176,7 @@ func crossCheck(spec alexnet.Spec, batch int, seed uint64, precisions []Precisio
 
 	var out []CrossCheckResult
 	for _, p := range precisions {
-		r, err := crossCheckGPU(spec, batch, seed, p, build, params, s, x, mean, std, lr, momentum, wd, refLogits, refLoss, refGrads, refParams)
+		r, err := crossCheckGPU(spec, batch, seed, p, deterministic, build, params, s, x, mean, std, lr, momentum, wd, refLogits, refLoss, refGrads, refParams)
 		if err != nil {
 			return out, fmt.Errorf("gpu: cross-check %s %s: %w", spec.Name, p, err)
 		}
@@ -178,12 +185,12 @@ func crossCheck(spec alexnet.Spec, batch int, seed uint64, precisions []Precisio
 	return out, nil
 }
 
-func crossCheckGPU(spec alexnet.Spec, batch int, seed uint64, p Precision,
+func crossCheckGPU(spec alexnet.Spec, batch int, seed uint64, p Precision, deterministic bool,
 	build func(params map[string][]float32, opt Options) (*Net, error), params map[string][]float32,
 	s *pipeline.Slot, x []float32, mean, std [3]float32, lr, momentum, wd float32,
 	refLogits []float32, refLoss float64, refGrads map[string][]float32, refParams []cpu.Param) (CrossCheckResult, error) {
-	r := CrossCheckResult{Model: spec.Name, Precision: p, Batch: batch, Tolerance: Tolerance(p), CPULoss: refLoss}
-	net, err := build(params, Options{Precision: p, Seed: seed, Mean: mean, Std: std})
+	r := CrossCheckResult{Model: spec.Name, Precision: p, Deterministic: deterministic, Batch: batch, Tolerance: Tolerance(p), CPULoss: refLoss}
+	net, err := build(params, Options{Precision: p, Seed: seed, Mean: mean, Std: std, Deterministic: deterministic})
 	if err != nil {
 		return r, err
 	}

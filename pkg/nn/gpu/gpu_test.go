@@ -127,7 +127,7 @@ func TestGPUCrossCheck(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rs, err := CrossCheck(spec, m.batch, 3, []Precision{FP32, TF32}, dev)
+			rs, err := CrossCheck(spec, m.batch, 3, []Precision{FP32, TF32}, false, dev)
 			if err != nil {
 				t.Fatal(err)
 			}

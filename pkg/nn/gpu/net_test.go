@@ -261,16 +261,23 @@ func TestCrossCheckOnHost(t *testing.T) {
 	em := needEmulator(t)
 	spec := miniAlexNet(5)
 	spec.InitScheme = "he"
-	rs, err := crossCheck(spec, 3, 8, []Precision{FP32}, func(params map[string][]float32, opt Options) (*Net, error) {
-		return newNet(newHostEngine(em), spec, 3, params, opt)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := rs[0]
-	t.Log(r.String())
-	if !r.OK() || r.Worst() > 1e-4 || len(r.Grads) != 16 || len(r.Params) != 16 {
-		t.Errorf("host cross-check: %s", r.String())
+	for _, det := range []bool{false, true} {
+		var built Options
+		rs, err := crossCheck(spec, 3, 8, []Precision{FP32}, det, func(params map[string][]float32, opt Options) (*Net, error) {
+			built = opt
+			return newNet(newHostEngine(em), spec, 3, params, opt)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rs[0]
+		t.Log(r.String())
+		if !r.OK() || r.Worst() > 1e-4 || len(r.Grads) != 16 || len(r.Params) != 16 {
+			t.Errorf("host cross-check: %s", r.String())
+		}
+		if built.Deterministic != det || r.Deterministic != det || strings.Contains(r.String(), "deterministic") != det {
+			t.Errorf("deterministic %v: the net was built with %v, the result says %v: %q", det, built.Deterministic, r.Deterministic, r.String())
+		}
 	}
 	if RelErr([]float32{1, 2}, []float32{1, 2, 3}) != math.Inf(1) || RelErr([]float32{0, 1.5}, []float32{0, 2}) != 0.25 {
 		t.Error("RelErr")
