@@ -216,3 +216,15 @@ func TestScaleNote(t *testing.T) {
 		}
 	}
 }
+
+func TestErrorRate(t *testing.T) {
+	for _, tc := range []struct {
+		hits, n int
+		want    string
+	}{{19, 20, "0.05"}, {7, 10, "0.3"}, {0, 0, "0"}, {3, 3, "0"}, {0, 4, "1"}} {
+		b, _ := json.Marshal(errorRate(tc.hits, tc.n))
+		if string(b) != tc.want {
+			t.Errorf("errorRate(%d, %d) = %s, want %s", tc.hits, tc.n, b, tc.want)
+		}
+	}
+}

@@ -423,7 +423,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			if err != nil {
 				return false, fmt.Errorf("validation after epoch %d: %w", at.Epoch, err)
 			}
-			trainErr := 1 - float64(run.Hits)/float64(max(run.Seen, 1))
+			trainErr := errorRate(run.Hits, run.Seen)
 			trainLoss := run.EpochLoss / float64(max(run.EpochSteps, 1))
 			verr := ev.Top1Err
 			val := fmt.Sprintf("val top-1 err %.2f%%, top-5 err %.2f%%, val loss %.4f (%d images)", 100*ev.Top1Err, 100*ev.Top5Err, ev.Loss, ev.Images)
@@ -685,8 +685,8 @@ func evaluate(ctx context.Context, be Backend, dir string, meta *shards.Meta, cr
 		}
 	}
 	if r.Images > 0 {
-		r.Top1Err = 1 - float64(top1)/float64(r.Images)
-		r.Top5Err = 1 - float64(top5)/float64(r.Images)
+		r.Top1Err = errorRate(top1, r.Images)
+		r.Top5Err = errorRate(top5, r.Images)
 		r.Loss = lossSum / float64(r.Images)
 	}
 	return r, nil
@@ -771,4 +771,14 @@ func TopK(logits []float32, k int) ([]int, []float64) {
 		out[i] = p[idx[i]]
 	}
 	return idx[:k], out
+}
+
+// errorRate is the share of n images that were not hits, 0 for none.
+// Misses over n, not 1 − hits/n: the same value without the float noise
+// that --json printed as 0.050000000000000044.
+func errorRate(hits, n int) float64 {
+	if n <= 0 {
+		return 0
+	}
+	return float64(n-hits) / float64(n)
 }
