@@ -34,14 +34,20 @@ func newFCLayer(n, in, out int, inShape []int, needDx bool) *fcLayer {
 	return l
 }
 
-// fcBlock is the width of one GEMM task: every product here is split into
+// fcBlock is the width of one GEMM call: every product here is split into
 // blocks of output columns (or dw rows), each a disjoint part of the
 // result, so goroutines share the work without changing any sum.
 const fcBlock = 256
 
+// blocks calls fn once per fcBlock-wide block of [0, n). Each block is its
+// own GEMM even where one goroutine takes several in a row: OpenBLAS's
+// rounding depends on a call's width, and handing fn a goroutine's whole
+// range made the bits depend on GOMAXPROCS (small-fc's fc4 backward).
 func blocks(n int, fn func(lo, hi int)) {
 	parallel((n+fcBlock-1)/fcBlock, func(lo, hi int) {
-		fn(lo*fcBlock, min(hi*fcBlock, n))
+		for b := lo; b < hi; b++ {
+			fn(b*fcBlock, min((b+1)*fcBlock, n))
+		}
 	})
 }
 
