@@ -178,8 +178,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			views = "10 crops"
 		}
 		if *asJSON {
-			json.NewEncoder(stdout).Encode(map[string]any{"checkpoint": *ckpt, "model": ck.Model, "step": ck.Step, "views": views,
-				"images": r.Images, "unlabelled": r.Unlabelled, "top1_err": r.Top1Err, "top5_err": r.Top5Err, "loss": r.Loss, "note": r.Note})
+			if err := json.NewEncoder(stdout).Encode(map[string]any{"checkpoint": *ckpt, "model": ck.Model, "step": ck.Step, "views": views,
+				"images": r.Images, "unlabelled": r.Unlabelled, "top1_err": r.Top1Err, "top5_err": r.Top5Err, "loss": r.Loss, "note": r.Note}); err != nil {
+				fmt.Fprintln(stderr, "train: --json:", err)
+				return cli.ExitFailure
+			}
 			return cli.ExitOK
 		}
 		fmt.Fprintf(stdout, "| model | checkpoint step | views | images | top-1 error | top-5 error |\n|---|---|---|---|---|---|\n")
@@ -195,7 +198,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cli.ExitFailure
 	}
 	if *asJSON {
-		json.NewEncoder(stdout).Encode(res)
+		if err := json.NewEncoder(stdout).Encode(res); err != nil {
+			fmt.Fprintln(stderr, "train: --json:", err)
+			return cli.ExitFailure
+		}
 	}
 	val := "no validation pass in this run"
 	if res.Evaluated {

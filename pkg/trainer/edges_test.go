@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/alexnet-repro/alexnet/pkg/alexnet"
+	"github.com/alexnet-repro/alexnet/pkg/pipeline"
 	"github.com/alexnet-repro/alexnet/shards"
 )
 
@@ -226,5 +229,47 @@ func TestErrorRate(t *testing.T) {
 		if string(b) != tc.want {
 			t.Errorf("errorRate(%d, %d) = %s, want %s", tc.hits, tc.n, b, tc.want)
 		}
+	}
+}
+
+// overflowBackend is the CPU backend with validation logits that
+// overflowed (+Inf and NaN in the third image of every batch, at 4 classes).
+type overflowBackend struct{ Backend }
+
+func (b overflowBackend) Logits(s *pipeline.Slot) ([]float32, error) {
+	l, err := b.Backend.Logits(s)
+	if err == nil && len(l) > 12 {
+		l[11], l[12] = float32(math.Inf(1)), float32(math.NaN())
+	}
+	return l, err
+}
+
+// A model whose outputs overflow is not scored: ranking NaN probabilities
+// counted every image a top-1 hit, so such a model scored 0% error, and
+// --json then lost its NaN loss. Training stops on it naming the step, as
+// it does for a non-finite loss, and --eval-only reports it.
+func TestNonFiniteLogitsAreNotScored(t *testing.T) {
+	shardDir := syntheticShards(t, 64, 16)
+	overflow := func(spec alexnet.Spec, batch int, params map[string][]float32, seed uint64, mean, std [3]float32) (Backend, error) {
+		b, err := NewCPU(spec, batch, params, seed, mean, std)
+		return overflowBackend{b}, err
+	}
+	out := t.TempDir()
+	cfg := smallConfig(shardDir, out)
+	cfg.Epochs, cfg.NewBackend = 1, overflow
+	_, err := Train(context.Background(), cfg, io.Discard)
+	if !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "step 4 (") ||
+		!strings.Contains(err.Error(), "validation image 3: output 3 is +Inf") {
+		t.Fatalf("training: got %v", err)
+	}
+	// The same weights, finite: --eval-only scores them; overflowing: an error.
+	cfg.NewBackend, cfg.Overwrite = nil, true
+	mustTrain(t, cfg)
+	ck := filepath.Join(out, CheckpointFile)
+	if _, _, err := EvaluateCheckpoint(context.Background(), ck, shardDir, false, 16, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := EvaluateCheckpoint(context.Background(), ck, shardDir, false, 16, 0, overflow); !errors.Is(err, ErrNonFinite) {
+		t.Fatalf("--eval-only: got %v", err)
 	}
 }

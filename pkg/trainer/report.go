@@ -120,9 +120,12 @@ func OpenMetrics(dir string, keepUpTo int64) (*MetricsLog, error) {
 
 // Add appends one line.
 func (l *MetricsLog) Add(m Metric) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("metrics.jsonl: %s step %d: %w", m.Kind, m.Step, err)
+	}
 	l.all = append(l.all, m)
-	b, _ := json.Marshal(m)
-	_, err := l.f.Write(append(b, '\n'))
+	_, err = l.f.Write(append(b, '\n'))
 	return err
 }
 

@@ -421,7 +421,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		if endOfEpoch {
 			ev, err := evaluate(ctx, be, cfg.Shards, meta, crop, cfg.EvalBatch, pipeline.Center, cfg.MaxValImages)
 			if err != nil {
-				return false, fmt.Errorf("validation after epoch %d: %w", at.Epoch, err)
+				return false, fmt.Errorf("step %d (%v): validation after epoch %d: %w; %s", step, at, at.Epoch, err, kept())
 			}
 			trainErr := errorRate(run.Hits, run.Seen)
 			trainLoss := run.EpochLoss / float64(max(run.EpochSteps, 1))
@@ -447,7 +447,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 				return false, err
 			}
 			if err := WritePlots(cfg.Out, mlog.All()); err != nil {
-				return false, err
+				return false, fmt.Errorf("step %d (%v): plots: %w", step, at, err)
 			}
 			if err := writeConv1(cfg.Out, be); err != nil {
 				return false, err
@@ -466,7 +466,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			}
 			// A run stopped inside an epoch has plots of what it did.
 			if err := WritePlots(cfg.Out, mlog.All()); err != nil {
-				return false, err
+				return false, fmt.Errorf("step %d (%v): plots: %w", step, at, err)
 			}
 			if err := writeConv1(cfg.Out, be); err != nil {
 				return false, err
@@ -650,6 +650,15 @@ func evaluate(ctx context.Context, be Backend, dir string, meta *shards.Meta, cr
 		if err != nil {
 			s.Release()
 			return r, err
+		}
+		// Ranking NaN probabilities would count every image a hit: a
+		// model that overflowed would score 0% error.
+		for i, v := range logits[:s.N*classes] {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				s.Release()
+				return r, fmt.Errorf("validation image %d: output %d is %v: the model's outputs are %w",
+					r.Images+r.Unlabelled+i/(classes*s.Views)+1, i%classes, v, ErrNonFinite)
+			}
 		}
 		for img := 0; img < s.N/s.Views; img++ {
 			label := int(s.Labels[img*s.Views])
