@@ -121,10 +121,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		})
 	}
-	c.Sigma = float32(*sigma)
-	if *sigma == 0 {
-		c.Sigma = -1 // the pipeline reads 0 as "default"
-	}
+	c.Sigma = sigmaOption(*sigma)
 	if c.EvalBatch == 0 {
 		c.EvalBatch = c.Batch
 	}
@@ -192,7 +189,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	res, err := trainer.Train(ctx, c, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "train:", err)
-		if errors.Is(err, trainer.ErrRunExists) || errors.Is(err, trainer.ErrResumeMismatch) || errors.Is(err, trainer.ErrConfig) {
+		if errors.Is(err, trainer.ErrRunExists) || errors.Is(err, trainer.ErrResumeMismatch) || errors.Is(err, trainer.ErrConfig) ||
+			errors.Is(err, trainer.ErrNoRun) {
 			return cli.ExitUsage
 		}
 		return cli.ExitFailure
@@ -250,15 +248,17 @@ func check(c trainer.Config, sigma float64, precision string, evalOnly, tenCrop 
 		{"batch", c.Batch < 1, "at least 1"},
 		{"eval-batch", c.EvalBatch < 0, "0 (--batch) or more"},
 		{"crop", c.Crop < 0, "0 (7/8 of the shards' side) or more"},
-		{"lr", !(c.LR > 0) || math.IsInf(c.LR, 0), "a positive number"},
-		{"momentum", !(c.Momentum >= 0 && c.Momentum < 1), "in [0, 1)"},
-		{"weight-decay", !(c.WeightDecay >= 0) || math.IsInf(c.WeightDecay, 0), "0 or more"},
+		// The updates and the pipeline take float32s: a value must still be
+		// what was asked for once converted (1e39 is +Inf there, 1e-46 is 0).
+		{"lr", !(float32(c.LR) > 0) || !finite32(c.LR), "a positive number a float32 holds"},
+		{"momentum", !(c.Momentum >= 0 && float32(c.Momentum) < 1), "in [0, 1)"},
+		{"weight-decay", !(c.WeightDecay >= 0) || !finite32(c.WeightDecay), "0 or more, as a float32 holds"},
 		{"patience", c.Patience < 1, "at least 1"},
 		{"max-steps", c.MaxSteps < 0, "0 (no limit) or more"},
 		{"log-every", c.LogEvery < 0, "0 (epoch lines only) or more"},
 		{"checkpoint-every", c.CkptEvery < 0, "0 (every epoch only) or more"},
 		{"workers", c.Workers < 0, "0 (all cores) or more"},
-		{"lighting", !(sigma >= 0) || math.IsInf(sigma, 0), "0 (off) or more"},
+		{"lighting", !(sigma >= 0) || !finite32(sigma), "0 (off) or more, as a float32 holds"},
 		{"max-val-images", c.MaxValImages < 0, "0 (all) or more"},
 	} {
 		if f.bad {
@@ -266,4 +266,20 @@ func check(c trainer.Config, sigma float64, precision string, evalOnly, tenCrop 
 		}
 	}
 	return nil
+}
+
+// sigmaOption is --lighting as trainer.Config.Sigma: 0 is off there
+// only when negative, as the pipeline reads 0 as its default, and a value
+// that rounds to 0 in float32 (1e-46) is off as well.
+func sigmaOption(flag float64) float32 {
+	if float32(flag) == 0 {
+		return -1
+	}
+	return float32(flag)
+}
+
+// finite32 says whether v is finite once it is a float32.
+func finite32(v float64) bool {
+	f := float64(float32(v))
+	return !math.IsNaN(f) && !math.IsInf(f, 0)
 }

@@ -36,6 +36,13 @@ func TestUsageAndDeviceErrors(t *testing.T) {
 		{"negative crop", []string{"--shards", "x", "--crop", "-4"}, cli.ExitUsage, "--crop"},
 		{"negative lr", []string{"--shards", "x", "--lr", "-1"}, cli.ExitUsage, "--lr"},
 		{"NaN lr", []string{"--shards", "x", "--lr", "NaN"}, cli.ExitUsage, "--lr"},
+		// float32 is what the updates and the pipeline use: 1e39 overflows
+		// it, 1e-46 is 0 there.
+		{"lr beyond float32", []string{"--shards", "x", "--lr", "1e39"}, cli.ExitUsage, "--lr"},
+		{"lr that rounds to 0", []string{"--shards", "x", "--lr", "1e-46"}, cli.ExitUsage, "--lr"},
+		{"weight decay beyond float32", []string{"--shards", "x", "--weight-decay", "1e39"}, cli.ExitUsage, "--weight-decay"},
+		{"lighting beyond float32", []string{"--shards", "x", "--lighting", "1e39"}, cli.ExitUsage, "--lighting"},
+		{"momentum that rounds to 1", []string{"--shards", "x", "--momentum", "0.99999999999"}, cli.ExitUsage, "--momentum"},
 		{"momentum 2", []string{"--shards", "x", "--momentum", "2"}, cli.ExitUsage, "--momentum"},
 		{"negative weight decay", []string{"--shards", "x", "--weight-decay", "-1e-4"}, cli.ExitUsage, "--weight-decay"},
 		{"zero patience", []string{"--shards", "x", "--patience", "0"}, cli.ExitUsage, "--patience"},
@@ -56,5 +63,16 @@ func TestUsageAndDeviceErrors(t *testing.T) {
 				t.Fatalf("exit %d (want %d), output:\n%s%s", code, c.code, so.String(), se.String())
 			}
 		})
+	}
+}
+
+func TestSigmaOption(t *testing.T) {
+	for _, tc := range []struct {
+		flag float64
+		want float32
+	}{{0, -1}, {1e-46, -1}, {0.1, 0.1}, {2, 2}} {
+		if got := sigmaOption(tc.flag); got != tc.want {
+			t.Errorf("--lighting %g: Sigma %g, want %g", tc.flag, got, tc.want)
+		}
 	}
 }

@@ -51,7 +51,8 @@
 // from anywhere. The caller owns the slots' memory (pinned memory for the
 // GPU, or NewSlot's); the pipeline writes a slot only between taking it
 // from the free pool and delivering it, and the consumer owns it from Next
-// until Release. Every other buffer belongs to one goroutine: each decode
+// until Release (so a consumer that holds every slot and calls Next again
+// waits for a Release that only it could make). Every other buffer belongs to one goroutine: each decode
 // worker keeps its own shards.Decoder and image buffer, and record buffers
 // cycle through a fixed pool between readers and decoders, so a record
 // costs no allocation in steady state beyond the name string that

@@ -231,6 +231,9 @@ func (p *Pipeline) resolve(opt *Options) error {
 	if opt.Crop == 0 {
 		opt.Crop = side * 7 / 8
 	}
+	if opt.Epochs < 0 {
+		return fmt.Errorf("epochs %d: want 0 (until cancelled) or more", opt.Epochs)
+	}
 	if opt.Batch < 0 || opt.Crop <= 0 || opt.Crop > side {
 		return fmt.Errorf("batch %d or crop %d out of range for %d×%d images", opt.Batch, opt.Crop, m.Width, m.Height)
 	}
@@ -257,11 +260,19 @@ func (p *Pipeline) resolve(opt *Options) error {
 	if p.perEpoch == 0 {
 		return fmt.Errorf("rank %d's share of %d %s records (%d) makes no full batch of %d", opt.Rank, sp.Records, opt.Split, p.hi-p.lo, opt.Batch)
 	}
+	if keep && opt.Batch > p.hi-p.lo {
+		// One batch holds the whole share: slots sized for the request
+		// would only waste memory (--eval-batch 1000000000 on 200 images
+		// ran out of it). The batches are the same.
+		opt.Batch = p.hi - p.lo
+	}
 	if opt.Start.Batch == p.perEpoch {
 		opt.Start = Position{opt.Start.Epoch + 1, 0}
 	}
 	if opt.Start.Epoch < 0 || opt.Start.Batch < 0 || opt.Start.Batch > p.perEpoch {
-		return fmt.Errorf("start %v: an epoch has %d batches", opt.Start, p.perEpoch)
+		// The fields as the caller set them (Position.String counts
+		// batches from 1, as logs do).
+		return fmt.Errorf("start {Epoch: %d, Batch: %d}: an epoch has %d batches, numbered from 0", opt.Start.Epoch, opt.Start.Batch, p.perEpoch)
 	}
 
 	if st := m.Stats; st != nil {
@@ -348,7 +359,10 @@ func (p *Pipeline) after(pos Position) Position {
 }
 
 // Next returns the next batch, in order. The caller owns the slot until it
-// calls Release. Next returns io.EOF after the last epoch; once a stage
+// calls Release, and Next waits for a released slot to fill: a caller that
+// holds every slot itself, with no other goroutine to release one, waits
+// forever. Hold at most len(Options.Slots)−1 (3 with the default slots)
+// while calling Next. Next returns io.EOF after the last epoch; once a stage
 // has failed or the context is cancelled it returns the first stage error
 // or the context's cause, and no more batches, even complete ones. It
 // belongs to one goroutine.

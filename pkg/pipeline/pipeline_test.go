@@ -819,3 +819,50 @@ func resized(side int) func(*shards.Record) {
 		r.Payload, _ = enc.Encode(nil, make([]byte, side*side*3), side, side)
 	}
 }
+
+// TestOptionLimits: a validation batch larger than the split is one batch
+// of the whole split, in slots sized for it, not for the request (an
+// --eval-batch of 1e9 ran out of memory); a negative epoch count and a
+// start past the epoch are errors that name the fields as set.
+func TestOptionLimits(t *testing.T) {
+	dir := smallShards(t)
+	digest := func(opt Options) (string, int) {
+		p, err := New(context.Background(), dir, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		d := NewDigest()
+		for {
+			s, err := p.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.Add(s)
+			s.Release()
+		}
+		return d.Sum(), cap(p.slots[0].Labels)
+	}
+	for _, mode := range []Mode{Center, TenCrop} {
+		want, _ := digest(Options{Mode: mode, Batch: 73, Crop: 24, Epochs: 1})
+		got, capacity := digest(Options{Mode: mode, Batch: 1 << 30, Crop: 24, Epochs: 1})
+		views := map[Mode]int{Center: 1, TenCrop: 10}[mode]
+		if got != want || capacity != 73*views {
+			t.Errorf("mode %d: batch 1<<30 gave digest %s in slots of %d labels; batch 73 gave %s", mode, got, capacity, want)
+		}
+	}
+	for _, tc := range []struct {
+		opt  Options
+		says string
+	}{
+		{Options{Batch: 10, Crop: 24, Epochs: -1}, "epochs -1"},
+		{Options{Batch: 10, Crop: 24, Start: Position{0, 51}}, "start {Epoch: 0, Batch: 51}: an epoch has 50 batches, numbered from 0"},
+	} {
+		if _, err := New(context.Background(), dir, tc.opt); err == nil || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%+v: got %v, want %q", tc.opt, err, tc.says)
+		}
+	}
+}

@@ -68,7 +68,20 @@ type Checkpoint struct {
 	// its epoch's training figures; absent when nothing was (and in
 	// checkpoints written before it was kept).
 	Running *Running `json:"running,omitempty"`
+	// Hyper is the run's SGD and lighting settings, which --resume keeps;
+	// nil in checkpoints written before they were kept.
+	Hyper   *Hyper   `json:"hyper,omitempty"`
 	Tensors []Tensor `json:"tensors"`
+}
+
+// Hyper is what a run's updates and augmentation use besides the
+// schedule's learning rate.
+type Hyper struct {
+	Momentum    float64 `json:"momentum"`
+	WeightDecay float64 `json:"weight_decay"`
+	// Lighting is the PCA lighting σ the pipeline used: 0 when it was off,
+	// the default resolved to its value.
+	Lighting float32 `json:"lighting"`
 }
 
 // Running is a run's sums since its last log line and since its epoch
@@ -169,6 +182,10 @@ func Decode(b []byte) (*Checkpoint, error) {
 		return nil, fmt.Errorf("%w: input side %d", ErrCheckpoint, c.InputHW)
 	case c.ImageHW != 0 && (c.ImageHW < c.InputHW || c.ImageHW > shards.MaxSide):
 		return nil, fmt.Errorf("%w: image side %d for %d-px crops", ErrCheckpoint, c.ImageHW, c.InputHW)
+	}
+	if h := c.Hyper; h != nil && !(h.Momentum >= 0 && h.Momentum < 1 && h.WeightDecay >= 0 && !math.IsInf(h.WeightDecay, 0) &&
+		h.Lighting >= 0 && !math.IsInf(float64(h.Lighting), 0)) {
+		return nil, fmt.Errorf("%w: momentum %g, weight decay %g, lighting %g", ErrCheckpoint, h.Momentum, h.WeightDecay, h.Lighting)
 	}
 	for ch := range 3 {
 		if m, sd := float64(c.Mean[ch]), float64(c.Std[ch]); !(m >= 0 && m <= 255 && sd > 0 && sd <= 255) {

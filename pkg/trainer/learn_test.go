@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -119,7 +120,9 @@ func smallConfig(shardDir, out string) Config {
 }
 
 // A run stopped part-way (--max-steps) and continued with --resume ends
-// with a checkpoint byte-identical to an uninterrupted run's.
+// with a checkpoint byte-identical to an uninterrupted run's, even when the
+// resume's momentum, weight decay and lighting flags differ: the run keeps
+// its own, and the log names each ignored flag.
 func TestResumeIsByteIdentical(t *testing.T) {
 	shardDir := syntheticShards(t, 160, 40)
 
@@ -134,12 +137,16 @@ func TestResumeIsByteIdentical(t *testing.T) {
 		t.Fatalf("first leg: %+v %v", res, err)
 	}
 	cfg.MaxSteps, cfg.Resume = 0, true
+	cfg.Momentum, cfg.WeightDecay, cfg.Sigma = 0.5, 0, -1
 	var log bytes.Buffer
 	if _, err := Train(context.Background(), cfg, &log); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(log.String(), "resuming") {
-		t.Fatalf("no resume in log:\n%s", log.String())
+	for _, want := range []string{"resuming", "--momentum 0.5 is ignored with --resume: the run continues with the checkpoint's 0.9",
+		"--weight-decay 0 is ignored", "--lighting 0 is ignored with --resume: the run continues with the checkpoint's 0.1"} {
+		if !strings.Contains(log.String(), want) {
+			t.Fatalf("log lacks %q:\n%s", want, log.String())
+		}
 	}
 	a, _ := os.ReadFile(filepath.Join(full, CheckpointFile))
 	b, _ := os.ReadFile(filepath.Join(part, CheckpointFile))
@@ -620,5 +627,21 @@ func TestInterruptDuringValidation(t *testing.T) {
 	mustTrain(t, cfg)
 	if got, _ := os.ReadFile(filepath.Join(out, CheckpointFile)); !bytes.Equal(got, want) {
 		t.Fatal("the run resumed after an interrupt in validation ends with another checkpoint")
+	}
+}
+
+// --resume where --out holds no run is a usage error that creates nothing:
+// a mistyped --out must not be left behind as an empty run directory.
+func TestResumeWithoutRun(t *testing.T) {
+	shardDir := syntheticShards(t, 64, 16)
+	out := filepath.Join(t.TempDir(), "typo")
+	cfg := smallConfig(shardDir, out)
+	cfg.Resume = true
+	_, err := Train(context.Background(), cfg, io.Discard)
+	if !errors.Is(err, ErrNoRun) {
+		t.Fatalf("got %v, want ErrNoRun", err)
+	}
+	if _, serr := os.Stat(out); !errors.Is(serr, fs.ErrNotExist) {
+		t.Fatalf("--out was created: %v", serr)
 	}
 }

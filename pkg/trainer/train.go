@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"time"
 
+	"github.com/alexnet-repro/alexnet/augment"
 	"github.com/alexnet-repro/alexnet/internal/dirlock"
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
 	"github.com/alexnet-repro/alexnet/pkg/pipeline"
@@ -109,6 +111,9 @@ var ErrConfig = errors.New("settings do not fit the shards")
 // checkpoint's in a way that would not continue the same run.
 var ErrResumeMismatch = errors.New("does not match the checkpoint")
 
+// ErrNoRun marks a --resume where --out holds no checkpoint to continue.
+var ErrNoRun = errors.New("no run to resume")
+
 // ClassListID names a class list by the hash of its WNIDs in order, so a
 // checkpoint knows the classes its outputs mean.
 func ClassListID(classes []shards.Class) string {
@@ -164,6 +169,14 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			return nil, fmt.Errorf("%s: %w", cfg.Shards, err)
 		}
 	}
+	ckPath := filepath.Join(cfg.Out, CheckpointFile)
+	if cfg.Resume {
+		// Before the folder and its lock exist: a mistyped --out must not
+		// be left behind as an empty run directory.
+		if _, err := os.Stat(ckPath); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("--resume: %s: %w (leave out --resume to start a run there)", ckPath, ErrNoRun)
+		}
+	}
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return nil, err
 	}
@@ -182,7 +195,6 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	for c := 0; c < 3; c++ {
 		mean[c], std[c] = float32(meta.Stats.Mean[c]), float32(meta.Stats.Std[c])
 	}
-	ckPath := filepath.Join(cfg.Out, CheckpointFile)
 	classList := ClassListID(meta.Classes)
 	var ck *Checkpoint
 	var params map[string][]float32
@@ -214,6 +226,23 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 		sched = ck.Schedule
 		cfg.Init = ck.Init // the run's own, whatever --init says now
+		if h := ck.Hyper; h != nil {
+			// Like the learning rate, these continue as the run had them;
+			// a changed flag is named rather than silently obeyed or dropped.
+			now := cfg.hyper()
+			for _, d := range []struct {
+				flag      string
+				was, want float64
+			}{{"momentum", h.Momentum, now.Momentum}, {"weight-decay", h.WeightDecay, now.WeightDecay}, {"lighting", float64(h.Lighting), float64(now.Lighting)}} {
+				if d.was != d.want {
+					fmt.Fprintf(log, "train: note: --%s %g is ignored with --resume: the run continues with the checkpoint's %g\n", d.flag, d.want, d.was)
+				}
+			}
+			cfg.Momentum, cfg.WeightDecay, cfg.Sigma = h.Momentum, h.WeightDecay, h.Lighting
+			if h.Lighting == 0 {
+				cfg.Sigma = -1
+			}
+		}
 		params = map[string][]float32{}
 		for _, t := range ck.Tensors {
 			params[t.Name] = t.W
@@ -306,6 +335,8 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		c := &Checkpoint{Model: cfg.Model, Classes: len(meta.Classes), ClassList: classList, InputHW: crop, ImageHW: meta.Width, Batch: cfg.Batch,
 			Init: cfg.Init, Seed: cfg.Seed, Step: step, Epoch: next.Epoch, Position: Position{Epoch: next.Epoch, Batch: next.Batch}, Schedule: sched,
 			Mean: mean, Std: std, Tensors: ts}
+		hyper := cfg.hyper()
+		c.Hyper = &hyper
 		if run != (Running{}) {
 			r := run
 			c.Running = &r
@@ -790,4 +821,17 @@ func errorRate(hits, n int) float64 {
 		return 0
 	}
 	return float64(n-hits) / float64(n)
+}
+
+// hyper is what a checkpoint keeps of cfg's momentum, weight decay and
+// lighting, the lighting resolved as the pipeline resolves it.
+func (cfg *Config) hyper() Hyper {
+	h := Hyper{Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay, Lighting: cfg.Sigma}
+	switch {
+	case cfg.Sigma < 0:
+		h.Lighting = 0
+	case cfg.Sigma == 0:
+		h.Lighting = augment.DefaultSigma
+	}
+	return h
 }

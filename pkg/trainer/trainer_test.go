@@ -13,7 +13,7 @@ import (
 func TestCheckpointRoundTripAndDamage(t *testing.T) {
 	c := &Checkpoint{Model: "small", Classes: 10, InputHW: 28, Seed: 3, Step: 17, Epoch: 2, Position: Position{2, 5},
 		Schedule: Schedule{Kind: "plateau", LR: 0.01, Patience: 2, MaxDrops: 3, Best: 0.3},
-		Mean:     [3]float32{1, 2, 3}, Std: [3]float32{4, 5, 6},
+		Mean:     [3]float32{1, 2, 3}, Std: [3]float32{4, 5, 6}, Hyper: &Hyper{Momentum: 0.9, WeightDecay: 5e-4, Lighting: 0.1},
 		Tensors: []Tensor{{Name: "a", Shape: []int{2, 3}, W: []float32{1, 2, 3, 4, 5, 6}, V: []float32{-1, 0, 1, 2, 3, 4}},
 			{Name: "b", Shape: []int{1}, W: []float32{7}, V: []float32{8}}}}
 	path := filepath.Join(t.TempDir(), "c.ckpt")
@@ -40,6 +40,19 @@ func TestCheckpointRoundTripAndDamage(t *testing.T) {
 	}
 	if _, err := Decode(raw[:len(raw)/2]); err == nil {
 		t.Fatal("truncated checkpoint accepted")
+	}
+	// Settings no run can have, under a valid CRC, are damage too.
+	for _, h := range []Hyper{{Momentum: 1}, {Momentum: -0.1}, {WeightDecay: -1}, {WeightDecay: math.Inf(1)}, {Lighting: -1},
+		{Lighting: float32(math.Inf(1))}, {Momentum: math.NaN()}} {
+		bad := *c
+		bad.Hyper = &h
+		var b bytes.Buffer
+		if err := bad.Encode(&b); err != nil {
+			continue // NaN cannot even be written as JSON
+		}
+		if _, err := Decode(b.Bytes()); !errors.Is(err, ErrCheckpoint) {
+			t.Errorf("hyper %+v: %v", h, err)
+		}
 	}
 }
 
