@@ -17,6 +17,7 @@ import (
 	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/dirlock"
 	"github.com/alexnet-repro/alexnet/pkg/imagenet"
+	"github.com/alexnet-repro/alexnet/pkg/imageio"
 	"github.com/alexnet-repro/alexnet/pkg/ingest"
 	"github.com/alexnet-repro/alexnet/shards"
 )
@@ -131,7 +132,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, w := range ds.Warnings {
 		fmt.Fprintln(stderr, "ingest: warning:", w)
 	}
-	fmt.Fprintf(stderr, "ingest: %s layout at %s: %d classes, %d train and %d val images\n", ds.Layout, ds.Root, len(ds.Classes), len(ds.Train), len(ds.Val))
+	fmt.Fprintf(stderr, "ingest: %s layout at %s: %d classes, %d train and %d val images; decoder %s\n", ds.Layout, ds.Root, len(ds.Classes), len(ds.Train), len(ds.Val), imageio.Backend())
 
 	rep, err := ingest.Run(ctx, ds, opt)
 	if bar != nil {

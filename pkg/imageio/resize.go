@@ -209,7 +209,11 @@ func (r *resizer) resizeShortCrop(src Image, size int, dst []uint8) {
 	if len(dst) < size*size*3 {
 		panic(fmt.Sprintf("imageio: ResizeShortCrop destination has %d bytes, need %d", len(dst), size*size*3))
 	}
-	rw, rh := ResizedSize(src.W, src.H, size)
+	// The geometry is the file's: the rounded-up size of a DCT-scaled
+	// decode gave other sizes (32×47 where PIL resizes to 32×48) and moved
+	// the crop by a pixel.
+	sw, sh := src.srcSize()
+	rw, rh := ResizedSize(sw, sh, size)
 	left, top := (rw-size)/2, (rh-size)/2
 	stride := src.W * 3
 	outStride := size * 3

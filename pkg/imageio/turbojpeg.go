@@ -157,6 +157,22 @@ func dlPath() (string, bool) {
 // Backend reports the decoder NewDecoder will use and why, e.g.
 // "libjpeg-turbo (/usr/lib/x86_64-linux-gnu/libturbojpeg.so.0)" or
 // "stdlib image/jpeg (libturbojpeg not loaded: <reason>)".
+// BackendKind is Backend without the path: "libjpeg-turbo" or "stdlib".
+// The two decode the same JPEG to slightly different pixels, and skip
+// different files, so ingest's resume keys shards by it.
+func BackendKind() string {
+	if _, err := loadTurbo(); err != nil {
+		return "stdlib"
+	}
+	return "libjpeg-turbo"
+}
+
+// PixelsVersion numbers Preprocess's output rules: it changes whenever the
+// same file and size can give other pixels (2: DCT-scaled JPEGs take their
+// resize and crop from the file's own size), so ingest redoes shards made
+// under other rules rather than mix them.
+const PixelsVersion = 2
+
 func Backend() string {
 	lib, err := loadTurbo()
 	if err != nil {
