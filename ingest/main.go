@@ -16,8 +16,8 @@ import (
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/dirlock"
-	"github.com/alexnet-repro/alexnet/pkg/imagenet"
 	"github.com/alexnet-repro/alexnet/pkg/imageio"
+	"github.com/alexnet-repro/alexnet/pkg/imagenet"
 	"github.com/alexnet-repro/alexnet/pkg/ingest"
 	"github.com/alexnet-repro/alexnet/shards"
 )
@@ -50,7 +50,7 @@ run with other settings rewrites the shards and removes those of the
 earlier run that meta.json no longer lists.
 
 Exit codes: 0 done, 1 failed or interrupted, 2 usage, 3 done but files
-were skipped and --strict was given.
+were skipped (or kept though decoded past damage) and --strict was given.
 
 Flags:
 `, imagenet.Layouts())
@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	codec := fs.String("codec", "grad-huff", "pixel codec: grad-huff (0.47× raw on photos), grad-zstd (0.56×) or zstd (0.89×)")
 	valLabels := fs.String("val-labels", "", "validation labels `FILE` (LOC_val_solution.csv, or lines of 'name label'), overriding what is found")
 	splits := fs.String("splits", "train,val", "splits to write")
-	strict := fs.Bool("strict", false, "exit with code 3 if any file was skipped")
+	strict := fs.Bool("strict", false, "exit with code 3 if any file was skipped, or kept although decoded past damage")
 	quiet := fs.Bool("quiet", false, "no progress display")
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
 	layout := fs.String("layout", "auto", "dataset layout: auto (detect; kaggle, then tree, then tars), tars, tree or kaggle")
@@ -156,6 +156,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, s := range rep.Skipped {
 		fmt.Fprintf(stderr, "ingest: skipped %s: %s\n", cli.Name(s.Path), s.Reason)
 	}
+	for _, s := range rep.Damaged {
+		fmt.Fprintf(stderr, "ingest: kept %s, %s\n", cli.Name(s.Path), s.Reason)
+	}
 	if *asJSON {
 		if err := writeJSON(stdout, rep); err != nil {
 			return cli.ExitFailure
@@ -164,8 +167,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "ingest: done: %d train + %d val records, %d skipped, %d resumed shards, %d images in %.1fs (%.1f img/s, %d workers), %.0f B/image (%.3f of raw) -> %s\n",
 		rep.Written["train"], rep.Written["val"], skipped, rep.ResumedShards, rep.ProcessedRun, rep.Seconds, rep.ImagesPerSec, rep.Workers,
 		rep.BytesPerImage, rep.BytesPerImage/float64(rep.RawPerImage), *out)
-	if *strict && skipped > 0 {
-		fmt.Fprintf(stderr, "ingest: --strict: %d files were skipped (listed in %s/ingest-report.json)\n", skipped, *out)
+	if *strict && skipped+len(rep.Damaged) > 0 {
+		fmt.Fprintf(stderr, "ingest: --strict: %d files were skipped and %d kept decoded past damage (listed in %s/ingest-report.json)\n",
+			skipped, len(rep.Damaged), *out)
 		return cli.ExitSkipped
 	}
 	return cli.ExitOK

@@ -123,17 +123,21 @@ func (s *Skip) UnmarshalJSON(b []byte) error {
 
 // Report is ingest-report.json.
 type Report struct {
-	Root          string         `json:"root"`
-	Layout        string         `json:"layout"`
-	Out           string         `json:"out"`
-	Decoder       string         `json:"decoder"`
-	Workers       int            `json:"workers"`
-	Warnings      []string       `json:"warnings"`
-	Images        map[string]int `json:"images"`  // per split, found in the source
-	Written       map[string]int `json:"written"` // per split, records in the shards
-	SkippedCount  map[string]int `json:"skipped_count"`
-	Skipped       []Skip         `json:"skipped"`
-	ResumedShards int            `json:"resumed_shards"`
+	Root         string         `json:"root"`
+	Layout       string         `json:"layout"`
+	Out          string         `json:"out"`
+	Decoder      string         `json:"decoder"`
+	Workers      int            `json:"workers"`
+	Warnings     []string       `json:"warnings"`
+	Images       map[string]int `json:"images"`  // per split, found in the source
+	Written      map[string]int `json:"written"` // per split, records in the shards
+	SkippedCount map[string]int `json:"skipped_count"`
+	Skipped      []Skip         `json:"skipped"`
+	// Damaged lists the images kept although the decoder recovered from
+	// damage in them (libjpeg's "Corrupt JPEG data…": rows past the
+	// damage may be flat grey); Reason holds its message.
+	Damaged       []Skip `json:"damaged"`
+	ResumedShards int    `json:"resumed_shards"`
 	// Removed are shard files of an earlier run with other settings (and
 	// their state in .ingest-state) that meta.json no longer lists.
 	Removed       []string `json:"removed_stale"`
@@ -178,6 +182,7 @@ type sidecar struct {
 	Plan    string             `json:"plan"`
 	Info    shards.ShardInfo   `json:"info"`
 	Skipped []Skip             `json:"skipped"`
+	Damaged []Skip             `json:"damaged,omitempty"`
 	Stats   *stats.Accumulator `json:"stats,omitempty"`
 }
 
@@ -257,7 +262,7 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 	start := time.Now()
 	rep := &Report{Root: ds.Root, Layout: string(ds.Layout), Out: opt.Out, Workers: opt.Workers,
 		Warnings: append([]string{}, ds.Warnings...), Images: map[string]int{}, Written: map[string]int{},
-		SkippedCount: map[string]int{}, Skipped: []Skip{}, Removed: []string{}, RawPerImage: opt.Size * opt.Size * 3}
+		SkippedCount: map[string]int{}, Skipped: []Skip{}, Damaged: []Skip{}, Removed: []string{}, RawPerImage: opt.Size * opt.Size * 3}
 	rep.Decoder = imageio.Backend()
 
 	meta := &shards.Meta{FormatVersion: shards.Version, Width: opt.Size, Height: opt.Size, Channels: 3,
@@ -318,6 +323,7 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 			sp.Records += sc.Info.Records
 			sp.Skipped += len(sc.Skipped)
 			rep.Skipped = append(rep.Skipped, sc.Skipped...)
+			rep.Damaged = append(rep.Damaged, sc.Damaged...)
 			if sc.Stats != nil && split == "train" {
 				trainAcc.Merge(sc.Stats)
 			}
@@ -522,6 +528,7 @@ type result struct {
 	seq     int
 	rec     shards.Record
 	skip    *Skip
+	damaged *Skip // kept, with the decoder's warning
 	acc     stats.Accumulator
 	payload []byte
 }
@@ -612,6 +619,9 @@ func work(ctx context.Context, ds *imagenet.Dataset, opt Options, jobs <-chan jo
 			}
 			r.skip = &Skip{Split: j.plan.split, Path: it.Path, Name: it.Name, Reason: err.Error()}
 		} else {
+			if w := dec.Warning(); w != "" {
+				r.damaged = &Skip{Split: j.plan.split, Path: it.Path, Name: it.Name, Reason: "decoded past damage: " + w}
+			}
 			if j.plan.split == "train" {
 				r.acc.Add(pix)
 			}
@@ -700,6 +710,9 @@ func write(ctx context.Context, ds *imagenet.Dataset, opt Options, split string,
 				sc.Skipped = append(sc.Skipped, *r.skip)
 				skipped++
 			} else {
+				if r.damaged != nil {
+					sc.Damaged = append(sc.Damaged, *r.damaged)
+				}
 				if err := w.Append(&r.rec); err != nil {
 					return err
 				}

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
+	"image/jpeg"
 	"io"
 	"math"
 	"os"
@@ -20,6 +22,7 @@ import (
 	"github.com/alexnet-repro/alexnet/internal/fixtures"
 	"github.com/alexnet-repro/alexnet/internal/testdata"
 	"github.com/alexnet-repro/alexnet/pkg/imagenet"
+	"github.com/alexnet-repro/alexnet/pkg/imageio"
 	"github.com/alexnet-repro/alexnet/pkg/pipeline"
 	"github.com/alexnet-repro/alexnet/shards"
 )
@@ -742,5 +745,39 @@ func TestSkipJSONQuotesNonUTF8(t *testing.T) {
 	var s Skip
 	if err := json.Unmarshal([]byte(`{"path":"a","path_quoted":"\"unterminated"}`), &s); err == nil {
 		t.Errorf("a path_quoted that is not a Go string was accepted: %+q", s)
+	}
+}
+
+// A JPEG damaged mid-scan that libjpeg decodes past (with a "Corrupt JPEG
+// data" warning, the rows after the damage flat grey) is kept, but listed
+// in the report's damaged list with the warning; image/jpeg rejects the
+// same file, so without libjpeg-turbo it is skipped instead.
+func TestDamagedJPEGReported(t *testing.T) {
+	root, bad := makeTree(t, 3)
+	img := image.NewRGBA(image.Rect(0, 0, 160, 120))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i*7 + i/640*13)
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	data := b.Bytes()
+	data[len(data)*2/3], data[len(data)*2/3+1] = 0xff, 0xd3 // a restart marker where none belongs
+	path := filepath.Join("train", wnids[1], "damaged.JPEG")
+	if err := os.WriteFile(filepath.Join(root, path), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := mustIngest(t, root, Options{Out: t.TempDir(), Size: 24, Seed: 7, ShardSize: 5, Workers: 2})
+	t.Logf("decoder %s; damaged %+v; skipped %d", rep.Decoder, rep.Damaged, len(rep.Skipped))
+	if imageio.BackendKind() == "stdlib" {
+		if len(rep.Skipped) != bad+1 || len(rep.Damaged) != 0 {
+			t.Fatalf("image/jpeg: %d skipped (want %d), %d damaged", len(rep.Skipped), bad+1, len(rep.Damaged))
+		}
+		return
+	}
+	if len(rep.Skipped) != bad || len(rep.Damaged) != 1 || rep.Damaged[0].Path != path ||
+		!strings.Contains(rep.Damaged[0].Reason, "Corrupt JPEG data") {
+		t.Fatalf("libjpeg-turbo: %d skipped (want %d), damaged %+v", len(rep.Skipped), bad, rep.Damaged)
 	}
 }
