@@ -55,6 +55,13 @@ elif cmd == "save":
     src, mode, opts = paths[0], paths[1], paths[2]
     im = Image.open(src).convert(mode)
     im.save(out, "JPEG", quality=size, progressive="progressive" in opts)
+elif cmd == "webp":
+    # webp <out> <quality>: a colourful synthetic image as lossy WebP at
+    # out, and Pillow's decode of that file at out.rgb.
+    g = Image.linear_gradient("L")
+    im = Image.merge("RGB", [g, g.rotate(90), Image.radial_gradient("L")])
+    im.save(out, "WEBP", quality=size)
+    open(out + ".rgb", "wb").write(Image.open(out).convert("RGB").tobytes())
 `
 
 // runPIL runs pilScript or skips t when Debian's Pillow is not there.
@@ -219,5 +226,30 @@ func TestResizeMatchesPILExactly(t *testing.T) {
 				t.Errorf("%s at %d: differs from Pillow: MAD %.4f, max %d", filepath.Base(p), size, s.mad, s.maxDiff)
 			}
 		}
+	}
+}
+
+// TestWebPMatchesPIL: lossy WebP (common under .jpg names in scraped
+// data) is video-range YCbCr; read as full range its contrast was 219/255
+// of Pillow's (4.4 levels mean, 24 max).
+func TestWebPMatchesPIL(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "x.webp")
+	runPIL(t, "webp", out, "90")
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(out + ".rgb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := NewDecoderStdlib().DecodeFull(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := compareRGB(img.Pix, want)
+	t.Logf("%dx%d lossy WebP against Pillow: MAD %.3f, max %d", img.W, img.H, s.mad, s.maxDiff)
+	if s.mad > 1 {
+		t.Errorf("MAD %.3f > 1", s.mad)
 	}
 }

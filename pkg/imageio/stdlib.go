@@ -61,6 +61,17 @@ func (d *Decoder) decodeStdlib(f Format, data []byte) (img Image, err error) {
 		return Image{}, err
 	}
 	d.buf = fitBytes(d.buf, b.Dx()*b.Dy()*3)
+	if f == FormatWebP {
+		// VP8's YCbCr is video range (BT.601, Y in 16–235); image/jpeg's
+		// is JFIF's full range, which toRGB assumes.
+		switch y := m.(type) {
+		case *image.NYCbCrA:
+			m = &y.YCbCr
+		}
+		if y, ok := m.(*image.YCbCr); ok && videoYCbCrToRGB(y, d.buf) {
+			return Image{W: b.Dx(), H: b.Dy(), Pix: d.buf[:b.Dx()*b.Dy()*3]}, nil
+		}
+	}
 	toRGB(m, d.buf)
 	return Image{W: b.Dx(), H: b.Dy(), Pix: d.buf[:b.Dx()*b.Dy()*3]}, nil
 }
@@ -264,4 +275,51 @@ func clampFix(v int32) uint8 {
 		return uint8(v >> 16)
 	}
 	return uint8(^(v >> 31))
+}
+
+// videoYCbCrToRGB converts video-range (BT.601) YCbCr, as lossy WebP
+// stores it, with the standard equations R = 1.164(Y−16) + 1.596(Cr−128),
+// G = 1.164(Y−16) − 0.392(Cb−128) − 0.813(Cr−128), B = 1.164(Y−16) +
+// 2.017(Cb−128), in 16.16 fixed point, and nearest-neighbour chroma (libwebp
+// upsamples chroma smoothly, so the two differ slightly at colour edges).
+// Read as full range, the contrast was 219/255 of PIL's (4.4 levels mean).
+// It reports false for layouts it does not handle.
+func videoYCbCrToRGB(m *image.YCbCr, dst []uint8) bool {
+	var hs, vs int
+	switch m.SubsampleRatio {
+	case image.YCbCrSubsampleRatio444:
+	case image.YCbCrSubsampleRatio420:
+		hs, vs = 1, 1
+	default:
+		return false
+	}
+	if m.Rect.Min != (image.Point{}) {
+		return false
+	}
+	const (
+		ky  = 76284  // 1.164 × 65536
+		krv = 104595 // 1.596
+		kgu = 25690  // 0.392
+		kgv = 53281  // 0.813
+		kbu = 132186 // 2.017
+	)
+	clip := func(v int32) uint8 {
+		v = (v + 1<<15) >> 16
+		return uint8(min(max(v, 0), 255))
+	}
+	w, h := m.Rect.Dx(), m.Rect.Dy()
+	for y := range h {
+		yrow := m.Y[y*m.YStride : y*m.YStride+w]
+		crow := (y >> vs) * m.CStride
+		o := dst[y*w*3 : (y+1)*w*3]
+		for x, yv := range yrow {
+			ci := crow + x>>hs
+			yy := ky * (int32(yv) - 16)
+			cb, cr := int32(m.Cb[ci])-128, int32(m.Cr[ci])-128
+			o[3*x] = clip(yy + krv*cr)
+			o[3*x+1] = clip(yy - kgu*cb - kgv*cr)
+			o[3*x+2] = clip(yy + kbu*cb)
+		}
+	}
+	return true
 }

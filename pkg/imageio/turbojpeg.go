@@ -169,8 +169,9 @@ func BackendKind() string {
 
 // PixelsVersion numbers Preprocess's output rules: it changes whenever the
 // same file and size can give other pixels (2: DCT-scaled JPEGs take their
-// resize and crop from the file's own size), so ingest redoes shards made
-// under other rules rather than mix them.
+// resize and crop from the file's own size, and lossy WebP is read as video
+// range), so ingest redoes shards made under other rules rather than mix
+// them.
 const PixelsVersion = 2
 
 func Backend() string {
