@@ -237,7 +237,16 @@ func TestValLabelsOverride(t *testing.T) {
 			}
 			w[1].Label = 0
 			return w
-		}, warn: "val: 9 images without labels (label -1)"},
+		}, warn: "val: 9 images without labels (label -1; first: ILSVRC2012_val_00000001.JPEG)"},
+		// A row for an image that is not there: a partial extraction.
+		{name: "rows for absent images", file: []byte("ILSVRC2012_val_00000002 0\nILSVRC2012_val_00000099 1\n"), want: func() []named {
+			w := f.want(f.val)
+			for i := range w {
+				w[i].Label = -1
+			}
+			w[1].Label = 0
+			return w
+		}, warn: "labels 1 images that are not in the val split (first: ILSVRC2012_val_00000099)"},
 		{name: "another dataset's file", file: []byte("other_image_1.JPEG 0\nother_image_2.JPEG 1\n"), want: func() []named {
 			w := f.want(f.val)
 			for i := range w {
@@ -304,7 +313,7 @@ func TestUnlabelledVal(t *testing.T) {
 			t.Fatalf("%s has label %d without a label source", it.Name, it.Label)
 		}
 	}
-	if !hasWarning(d, "val: 10 images without labels (label -1)") || !hasWarning(d, "--val-labels") {
+	if !hasWarning(d, "val: 10 images without labels (label -1; first: ILSVRC2012_val_00000001.JPEG)") || !hasWarning(d, "--val-labels") {
 		t.Errorf("warnings %q", d.Warnings)
 	}
 	if d.ValLabelSource != "" {

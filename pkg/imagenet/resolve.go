@@ -384,13 +384,17 @@ func (d *Dataset) labelVal(val *split, m *metaFiles, override string) error {
 	}
 
 	unlabelled = 0
+	first := ""
 	for i := range val.items {
 		if val.items[i].Label < 0 {
+			if unlabelled == 0 {
+				first = val.items[i].Name
+			}
 			unlabelled++
 		}
 	}
 	if unlabelled > 0 {
-		msg := fmt.Sprintf("val: %d images without labels (label -1)", unlabelled)
+		msg := fmt.Sprintf("val: %d images without labels (label -1; first: %s)", unlabelled, first)
 		if src == nil {
 			msg += fmt.Sprintf("; no %s or devkit ground truth in %s (see --val-labels)", valSolutionName, m.where())
 		}
@@ -460,6 +464,22 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 			changed++
 		}
 		it.Label = label
+	}
+	// Rows naming no image here: a partial extraction (49,000 of 50,000
+	// val images) would otherwise pass without a word.
+	present := make(map[string]bool, len(val.items))
+	for i := range val.items {
+		present[imageKey(val.items[i].Name)] = true
+	}
+	var absent []string
+	for k := range src.refs {
+		if !present[k] {
+			absent = append(absent, k)
+		}
+	}
+	if len(absent) > 0 && len(val.items) > 0 {
+		slices.Sort(absent)
+		d.warn("val: %s labels %d images that are not in the val split (first: %s): is the extraction complete?", srcPath, len(absent), absent[0])
 	}
 	if override && matched == 0 && len(val.items) > 0 {
 		d.warn("val: --val-labels %s names none of the %d val images (first: %s): is it this dataset's?", srcPath, len(val.items), val.items[0].Name)
