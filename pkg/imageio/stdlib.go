@@ -225,24 +225,8 @@ func copyDropAlpha(pix []uint8, stride, w, h, bpp, sample int, dst []uint8) {
 // difference between the two backends. It reports false for layouts it does
 // not handle, which then take the generic path.
 func ycbcrToRGB(m *image.YCbCr, dst []uint8) bool {
-	var hs, vs int
-	switch m.SubsampleRatio {
-	case image.YCbCrSubsampleRatio444:
-		hs, vs = 0, 0
-	case image.YCbCrSubsampleRatio422:
-		hs, vs = 1, 0
-	case image.YCbCrSubsampleRatio420:
-		hs, vs = 1, 1
-	case image.YCbCrSubsampleRatio440:
-		hs, vs = 0, 1
-	case image.YCbCrSubsampleRatio411:
-		hs, vs = 2, 0
-	case image.YCbCrSubsampleRatio410:
-		hs, vs = 2, 1
-	default:
-		return false
-	}
-	if m.Rect.Min != (image.Point{}) {
+	hs, vs, ok := chromaShifts(m)
+	if !ok {
 		return false
 	}
 	w, h := m.Rect.Dx(), m.Rect.Dy()
@@ -285,15 +269,8 @@ func clampFix(v int32) uint8 {
 // Read as full range, the contrast was 219/255 of PIL's (4.4 levels mean).
 // It reports false for layouts it does not handle.
 func videoYCbCrToRGB(m *image.YCbCr, dst []uint8) bool {
-	var hs, vs int
-	switch m.SubsampleRatio {
-	case image.YCbCrSubsampleRatio444:
-	case image.YCbCrSubsampleRatio420:
-		hs, vs = 1, 1
-	default:
-		return false
-	}
-	if m.Rect.Min != (image.Point{}) {
+	hs, vs, ok := chromaShifts(m)
+	if !ok {
 		return false
 	}
 	const (
@@ -322,4 +299,28 @@ func videoYCbCrToRGB(m *image.YCbCr, dst []uint8) bool {
 		}
 	}
 	return true
+}
+
+// chromaShifts gives the right shifts from a pixel's coordinates to its
+// chroma sample's, for the layouts the direct conversions handle: a known
+// subsampling, and planes that start at the origin.
+func chromaShifts(m *image.YCbCr) (hs, vs int, ok bool) {
+	if m.Rect.Min != (image.Point{}) {
+		return 0, 0, false
+	}
+	switch m.SubsampleRatio {
+	case image.YCbCrSubsampleRatio444:
+		return 0, 0, true
+	case image.YCbCrSubsampleRatio422:
+		return 1, 0, true
+	case image.YCbCrSubsampleRatio420:
+		return 1, 1, true
+	case image.YCbCrSubsampleRatio440:
+		return 0, 1, true
+	case image.YCbCrSubsampleRatio411:
+		return 2, 0, true
+	case image.YCbCrSubsampleRatio410:
+		return 2, 1, true
+	}
+	return 0, 0, false
 }

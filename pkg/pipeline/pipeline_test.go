@@ -826,25 +826,18 @@ func resized(side int) func(*shards.Record) {
 // start past the epoch are errors that name the fields as set.
 func TestOptionLimits(t *testing.T) {
 	dir := smallShards(t)
+	// The digest of a whole run, and the capacity of the slots it gets.
 	digest := func(opt Options) (string, int) {
+		_, sum, err := collect(t, dir, opt, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
 		p, err := New(context.Background(), dir, opt)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer p.Close()
-		d := NewDigest()
-		for {
-			s, err := p.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			d.Add(s)
-			s.Release()
-		}
-		return d.Sum(), cap(p.slots[0].Labels)
+		return sum, cap(p.slots[0].Labels)
 	}
 	for _, mode := range []Mode{Center, TenCrop} {
 		want, _ := digest(Options{Mode: mode, Batch: 73, Crop: 24, Epochs: 1})
