@@ -165,8 +165,8 @@ func (d *Decoder) DecodeForSize(data []byte, minShort int) (img Image, err error
 
 // Preprocess is the ingest hot path: decode data and ResizeShortCrop it to
 // size x size into dst, which needs size*size*3 bytes. JPEGs are DCT-scaled
-// only down to twice size on the shorter side (dctScaleMargin), which keeps
-// the result within a level or two of Pillow's full-size decode.
+// only down to twice size, and 256, on the shorter side (dctMinShort), which
+// keeps the result within a level or two of Pillow's full-size decode.
 func (d *Decoder) Preprocess(data []byte, size int, dst []uint8) error {
 	if size < 1 || len(dst) < size*size*3 {
 		return fmt.Errorf("imageio: Preprocess: size %d needs a %d-byte destination, got %d", size, max(size, 0)*max(size, 0)*3, len(dst))

@@ -55,7 +55,11 @@
 // power-of-two factors are used: at 256 that scales images whose shorter
 // side is 1024 or more (1 of the 200 samples), the ones whose full-size
 // decode costs most (1280x1024: 6.5 ms full, 4.7 ms at 1/4 scale; entropy
-// decoding, which scaling cannot skip, is the rest).
+// decoding, which scaling cannot skip, is the rest). Below 128 px the
+// shorter side kept is at least 256 (dctScaleFloor): twice a 32-px output
+// was a block average too coarse for Pillow's wide triangle (3.0 levels at
+// worst; 0.57 with the floor). Either way the resize and crop are computed
+// from the file's own size (Image.SrcW, SrcH), not the scaled one.
 //
 // The stdlib path's image/jpeg differs from libjpeg-turbo in chroma
 // upsampling and IDCT: up to 1.9 levels mean difference at full size, and
