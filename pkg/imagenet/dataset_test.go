@@ -213,6 +213,16 @@ func TestValLabelsOverride(t *testing.T) {
 		}
 		return b.Bytes()
 	}
+	// onlySecondLabelled is the listing when a label file names only the
+	// second val image (label 0).
+	onlySecondLabelled := func() []named {
+		w := f.want(f.val)
+		for i := range w {
+			w[i].Label = -1
+		}
+		w[1].Label = 0
+		return w
+	}
 	for _, tc := range []struct {
 		name    string
 		file    []byte
@@ -230,23 +240,9 @@ func TestValLabelsOverride(t *testing.T) {
 		{name: "ground truth without devkit", file: f.groundTruth(), errSub: "need the devkit"},
 		{name: "index out of range", file: []byte("ILSVRC2012_val_00000001.JPEG 5\n"), errSub: "class index 5, but there are 5 classes"},
 		{name: "not a label file", file: []byte("hello world again\n"), errSub: "want \"<image> <wnid or class index>\""},
-		{name: "partial", file: []byte("ILSVRC2012_val_00000002 0\n"), want: func() []named {
-			w := f.want(f.val)
-			for i := range w {
-				w[i].Label = -1
-			}
-			w[1].Label = 0
-			return w
-		}, warn: "val: 9 images without labels (label -1; first: ILSVRC2012_val_00000001.JPEG)"},
+		{name: "partial", file: []byte("ILSVRC2012_val_00000002 0\n"), want: onlySecondLabelled, warn: "val: 9 images without labels (label -1; first: ILSVRC2012_val_00000001.JPEG)"},
 		// A row for an image that is not there: a partial extraction.
-		{name: "rows for absent images", file: []byte("ILSVRC2012_val_00000002 0\nILSVRC2012_val_00000099 1\n"), want: func() []named {
-			w := f.want(f.val)
-			for i := range w {
-				w[i].Label = -1
-			}
-			w[1].Label = 0
-			return w
-		}, warn: "labels 1 images that are not in the val split (first: ILSVRC2012_val_00000099)"},
+		{name: "rows for absent images", file: []byte("ILSVRC2012_val_00000002 0\nILSVRC2012_val_00000099 1\n"), want: onlySecondLabelled, warn: "labels 1 images that are not in the val split (first: ILSVRC2012_val_00000099)"},
 		{name: "another dataset's file", file: []byte("other_image_1.JPEG 0\nother_image_2.JPEG 1\n"), want: func() []named {
 			w := f.want(f.val)
 			for i := range w {
