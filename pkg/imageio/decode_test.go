@@ -246,6 +246,7 @@ func TestDecodeFormats(t *testing.T) {
 	if err := bmp.Encode(&bmpBuf, opaque); err != nil {
 		t.Fatal(err)
 	}
+	transparentGIF := gifWithTransparentIndex(t, gifPal, 0)
 	for _, tc := range []struct {
 		name      string
 		data      []byte
@@ -258,6 +259,7 @@ func TestDecodeFormats(t *testing.T) {
 		{"png 16-bit rgba", encodePNG(t, rgba64), src, 0},
 		{"png paletted with transparency", encodePNG(t, pal), pal, 0},
 		{"gif", gifBuf.Bytes(), gifPal, 0},
+		{"gif transparent index keeps its colour", transparentGIF, gifPal, 0},
 		{"bmp", bmpBuf.Bytes(), opaque, 0},
 		{"jpeg", encodeJPEG(t, src, 95), src, 3},
 		{"jpeg gray", encodeJPEG(t, toGray(src), 95), toGray(src), 1.5},
@@ -692,5 +694,83 @@ func TestMissingLibrary(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "libturbojpeg-does-not-exist.so.9") {
 		t.Errorf("error %q does not name the library", err)
+	}
+}
+
+// gifWithTransparentIndex encodes m as a GIF whose first frame's Graphic
+// Control Extension marks palette entry idx transparent, with the entry's
+// colour kept in the colour table (image/gif's encoder writes a
+// transparent entry as black, so the flag is set by hand).
+func gifWithTransparentIndex(t *testing.T, m *image.Paletted, idx uint8) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	// A delay makes the encoder write a Graphic Control Extension.
+	if err := gif.EncodeAll(&buf, &gif.GIF{Image: []*image.Paletted{m}, Delay: []int{1}}); err != nil {
+		t.Fatal(err)
+	}
+	data := buf.Bytes()
+	i := bytes.Index(data, []byte{0x21, 0xF9, 0x04})
+	if i < 0 {
+		t.Fatal("no graphic control extension written")
+	}
+	data[i+3] |= 1  // transparent colour flag
+	data[i+6] = idx // transparent colour index
+	return data
+}
+
+func TestGIFOpaque(t *testing.T) {
+	pal := image.NewPaletted(image.Rect(0, 0, 4, 3), color.Palette{color.RGBA{255, 0, 0, 255}, color.RGBA{0, 9, 0, 255}})
+	withFlag := gifWithTransparentIndex(t, pal, 1)
+	var plain bytes.Buffer
+	if err := gif.Encode(&plain, pal, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A comment extension before the control extension must be stepped over.
+	gct := 13
+	if withFlag[10]&0x80 != 0 {
+		gct += 3 << (withFlag[10]&7 + 1)
+	}
+	withComment := append(append(append([]byte(nil), withFlag[:gct]...), 0x21, 0xFE, 3, 'a', 'b', 'c', 2, 'd', 'e', 0), withFlag[gct:]...)
+	for _, tc := range []struct {
+		name    string
+		in      []byte
+		cleared bool // a copy with the flag cleared, else in itself
+	}{
+		{"transparent index", withFlag, true},
+		{"comment first", withComment, true},
+		{"no control extension", plain.Bytes(), false},
+		{"cut inside the extension", withFlag[:gct+4], false},
+		{"cut inside the colour table", withFlag[:20], false},
+		{"header only", withFlag[:13], false},
+		{"empty", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			orig := append([]byte(nil), tc.in...)
+			out := gifOpaque(tc.in)
+			if !bytes.Equal(tc.in, orig) {
+				t.Fatal("input modified")
+			}
+			diff := 0
+			for i := range min(len(out), len(orig)) {
+				if out[i] != orig[i] {
+					diff++
+					if out[i] != orig[i]&^1 {
+						t.Errorf("byte %d: %#x, want the flag cleared from %#x", i, out[i], orig[i])
+					}
+				}
+			}
+			if len(out) != len(orig) || (diff == 1) != tc.cleared || diff > 1 {
+				t.Errorf("%d bytes changed, len %d of %d; cleared=%v expected", diff, len(out), len(orig), tc.cleared)
+			}
+			if tc.cleared {
+				m, err := gif.Decode(bytes.NewReader(out))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, _, _, a := m.(*image.Paletted).Palette[1].RGBA(); a == 0 {
+					t.Error("palette entry 1 still transparent")
+				}
+			}
+		})
 	}
 }

@@ -17,7 +17,8 @@
 // ResizedSize, Sniff and Backend are safe for concurrent use.
 //
 // Colour: grayscale is replicated to RGB; alpha is dropped (Pillow's
-// convert("RGB")); 16-bit samples keep their high byte; CMYK and YCCK
+// convert("RGB")), and a GIF's transparent index keeps its palette colour
+// as it does there; 16-bit samples keep their high byte; CMYK and YCCK
 // JPEGs are taken, as Pillow and Photoshop do, to store inverted ink and
 // are converted with Pillow's formula, because libjpeg cannot convert them
 // to RGB itself. EXIF orientation is ignored, as it is by Image.open.

@@ -21,15 +21,20 @@ func FuzzDecode(f *testing.F) {
 	src := gradient(24, 17)
 	jpg := encodeJPEG(f, src, 80)
 	pngData := encodePNG(f, src)
-	var gifBuf, bmpBuf bytes.Buffer
+	var gifBuf, gifAnim, bmpBuf bytes.Buffer
 	pal := image.NewPaletted(src.Bounds(), color.Palette{color.Black, color.White})
 	if err := gif.Encode(&gifBuf, pal, nil); err != nil {
+		f.Fatal(err)
+	}
+	// With a Graphic Control Extension, whose transparency flag the
+	// decoder clears (gifOpaque).
+	if err := gif.EncodeAll(&gifAnim, &gif.GIF{Image: []*image.Paletted{pal, pal}, Delay: []int{1, 2}}); err != nil {
 		f.Fatal(err)
 	}
 	if err := bmp.Encode(&bmpBuf, src); err != nil {
 		f.Fatal(err)
 	}
-	seeds := [][]byte{nil, jpg, jpg[:len(jpg)/2], jpg[:40], pngData, pngData[:60], gifBuf.Bytes(), bmpBuf.Bytes(),
+	seeds := [][]byte{nil, jpg, jpg[:len(jpg)/2], jpg[:40], pngData, pngData[:60], gifBuf.Bytes(), gifAnim.Bytes(), bmpBuf.Bytes(),
 		[]byte("\xff\xd8\xff\xc0\x00\x11\x08\x40\x00\x40\x00\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01\xff\xd9")}
 	for _, name := range []string{"cmyk_adobe_32x24.jpg", "ycck_adobe_32x24.jpg"} {
 		data, err := os.ReadFile(filepath.Join("testdata", name))

@@ -62,6 +62,17 @@ elif cmd == "webp":
     im = Image.merge("RGB", [g, g.rotate(90), Image.radial_gradient("L")])
     im.save(out, "WEBP", quality=size)
     open(out + ".rgb", "wb").write(Image.open(out).convert("RGB").tobytes())
+elif cmd == "gif":
+    # gif <out> <side>: a paletted GIF whose transparent index has a
+    # colour (red) of its own, with a comment block before the frame, at
+    # out, and Pillow's decode of that file at out.rgb.
+    im = Image.new("P", (size, size), 0)
+    im.putpalette([255, 0, 0, 0, 255, 0, 20, 40, 200] + [0] * 759)
+    for y in range(size):
+        for x in range(size):
+            im.putpixel((x, y), (x + 2 * y) % 3)
+    im.save(out, "GIF", transparency=0, comment=b"made for a test")
+    open(out + ".rgb", "wb").write(Image.open(out).convert("RGB").tobytes())
 `
 
 // runPIL runs pilScript or skips t when Debian's Pillow is not there.
@@ -251,5 +262,28 @@ func TestWebPMatchesPIL(t *testing.T) {
 	t.Logf("%dx%d lossy WebP against Pillow: MAD %.3f, max %d", img.W, img.H, s.mad, s.maxDiff)
 	if s.mad > 1 {
 		t.Errorf("MAD %.3f > 1", s.mad)
+	}
+}
+
+// TestGIFMatchesPIL: a GIF's transparent pixels take their palette colour,
+// as in Pillow's convert("RGB"), not the transparent black image/gif
+// gives them.
+func TestGIFMatchesPIL(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "x.gif")
+	runPIL(t, "gif", out, "17")
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(out + ".rgb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := NewDecoderStdlib().DecodeFull(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := compareRGB(img.Pix, want); s.maxDiff != 0 {
+		t.Errorf("transparent GIF against Pillow: MAD %.3f, max %d; want identical (first pixel %v, Pillow %v)", s.mad, s.maxDiff, img.Pix[:3], want[:3])
 	}
 }

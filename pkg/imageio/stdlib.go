@@ -45,6 +45,9 @@ func (d *Decoder) decodeStdlib(f Format, data []byte) (img Image, err error) {
 	if !ok {
 		return Image{}, &UnsupportedError{Format: name, Reason: "no decoder"}
 	}
+	if f == FormatGIF {
+		data = gifOpaque(data)
+	}
 	cfg, err := codec.config(bytes.NewReader(data))
 	if err != nil {
 		return Image{}, stdError(f, data, err)

@@ -170,9 +170,9 @@ func BackendKind() string {
 // PixelsVersion numbers Preprocess's output rules: it changes whenever the
 // same file and size can give other pixels (2: DCT-scaled JPEGs take their
 // resize and crop from the file's own size, and lossy WebP is read as video
-// range), so ingest redoes shards made under other rules rather than mix
-// them.
-const PixelsVersion = 2
+// range; 3: a GIF's transparent pixels keep their palette colour), so
+// ingest redoes shards made under other rules rather than mix them.
+const PixelsVersion = 3
 
 func Backend() string {
 	lib, err := loadTurbo()
