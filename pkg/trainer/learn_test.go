@@ -142,8 +142,8 @@ func TestResumeIsByteIdentical(t *testing.T) {
 	if _, err := Train(context.Background(), cfg, &log); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"resuming", "--momentum 0.5 is ignored with --resume: the run continues with the checkpoint's 0.9",
-		"--weight-decay 0 is ignored", "--lighting 0 is ignored with --resume: the run continues with the checkpoint's 0.1"} {
+	for _, want := range []string{"resuming", "--resume continues with the checkpoint's --momentum 0.9, not 0.5",
+		"the checkpoint's --weight-decay 0.0005, not 0", "--resume continues with the checkpoint's --lighting 0.1, not 0"} {
 		if !strings.Contains(log.String(), want) {
 			t.Fatalf("log lacks %q:\n%s", want, log.String())
 		}

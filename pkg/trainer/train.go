@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/alexnet-repro/alexnet/augment"
@@ -228,14 +229,19 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		cfg.Init = ck.Init // the run's own, whatever --init says now
 		if h := ck.Hyper; h != nil {
 			// Like the learning rate, these continue as the run had them;
-			// a changed flag is named rather than silently obeyed or dropped.
+			// a changed value is named rather than silently obeyed or
+			// dropped. The note does not say the flag was given: a default
+			// can differ from what the run was started with.
 			now := cfg.hyper()
 			for _, d := range []struct {
 				flag      string
 				was, want float64
 			}{{"momentum", h.Momentum, now.Momentum}, {"weight-decay", h.WeightDecay, now.WeightDecay}, {"lighting", float64(h.Lighting), float64(now.Lighting)}} {
 				if d.was != d.want {
-					fmt.Fprintf(log, "train: note: --%s %g is ignored with --resume: the run continues with the checkpoint's %g\n", d.flag, d.want, d.was)
+					// All three become float32s; their shortest float32 form
+					// is what a user typed (0.1, not 0.10000000149011612).
+					fmt.Fprintf(log, "train: note: --resume continues with the checkpoint's --%s %s, not %s\n", d.flag,
+						strconv.FormatFloat(d.was, 'g', -1, 32), strconv.FormatFloat(d.want, 'g', -1, 32))
 				}
 			}
 			cfg.Momentum, cfg.WeightDecay, cfg.Sigma = h.Momentum, h.WeightDecay, h.Lighting
