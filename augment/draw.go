@@ -9,6 +9,19 @@ import (
 // coefficients αᵢ.
 const DefaultSigma = 0.1
 
+// SigmaFor reads a lighting option the way the pipeline's Options.Sigma
+// and train's --lighting are given: 0 means DefaultSigma, a negative value
+// turns lighting off (0 is returned), anything else is the σ itself.
+func SigmaFor(opt float32) float32 {
+	switch {
+	case opt < 0:
+		return 0
+	case opt == 0:
+		return DefaultSigma
+	}
+	return opt
+}
+
 // Params is one training record's augmentation: the crop origin, whether
 // to mirror, and the lighting coefficients for LightingOffset.
 type Params struct {

@@ -223,3 +223,17 @@ func TestMix64Bijective(t *testing.T) {
 		}
 	}
 }
+
+func TestSigmaFor(t *testing.T) {
+	for _, tc := range []struct{ opt, want float32 }{
+		{0, DefaultSigma},
+		{-1, 0},
+		{-1e-30, 0},
+		{0.25, 0.25},
+		{1e-45, 1e-45}, // the smallest float32 is a σ of its own, not the default
+	} {
+		if got := SigmaFor(tc.opt); got != tc.want {
+			t.Errorf("SigmaFor(%g) = %g, want %g", tc.opt, got, tc.want)
+		}
+	}
+}

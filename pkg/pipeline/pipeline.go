@@ -285,13 +285,8 @@ func (p *Pipeline) resolve(opt *Options) error {
 			}
 		}
 	}
-	switch {
-	case !train || opt.Sigma < 0:
-		p.sigma = 0
-	case opt.Sigma == 0:
-		p.sigma = augment.DefaultSigma
-	default:
-		p.sigma = opt.Sigma
+	if train {
+		p.sigma = augment.SigmaFor(opt.Sigma)
 	}
 	if p.sigma > 0 && !p.hasStats {
 		return errors.New("PCA lighting needs the train statistics, and meta.json has none (set Sigma < 0 to train without lighting)")

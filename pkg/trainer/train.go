@@ -832,12 +832,5 @@ func errorRate(hits, n int) float64 {
 // hyper is what a checkpoint keeps of cfg's momentum, weight decay and
 // lighting, the lighting resolved as the pipeline resolves it.
 func (cfg *Config) hyper() Hyper {
-	h := Hyper{Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay, Lighting: cfg.Sigma}
-	switch {
-	case cfg.Sigma < 0:
-		h.Lighting = 0
-	case cfg.Sigma == 0:
-		h.Lighting = augment.DefaultSigma
-	}
-	return h
+	return Hyper{Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay, Lighting: augment.SigmaFor(cfg.Sigma)}
 }
