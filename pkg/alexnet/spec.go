@@ -26,6 +26,12 @@
 //   - The paper's 224×224 input gives conv1 a 55×55 output only with
 //     padding: we use 224 with conv1 padding 2, which yields exactly the
 //     shapes of Caffe's unpadded 227 input.
+//   - Inputs are (pixel + lighting − mean)/std per channel, except for a
+//     MeanOnly spec, whose std is 1: the paper trained on "(centered) raw
+//     RGB values", and its other constants (LRN's k and α, the N(0, 0.01)
+//     initialisation, the learning rate) are set for that scale. Divided
+//     by a std of about 58, LRN's sum would be 58² times smaller against k,
+//     leaving norm1 and norm2 a fixed scale of 2^−0.75.
 package alexnet
 
 import (
@@ -92,6 +98,26 @@ type Spec struct {
 	// InitScheme is the initialisation this variant is meant to train
 	// with (see Schemes); InitParams uses it when asked for "".
 	InitScheme string
+	// MeanOnly: inputs are centred, not divided by the std (see the
+	// package comment).
+	MeanOnly bool
+}
+
+// ImageNetMean and ImageNetStd are ILSVRC2012's usual per-channel train
+// statistics in 0–255 units, for checks and benchmarks that have no
+// meta.json to read them from.
+var (
+	ImageNetMean = [3]float32{123.68, 116.78, 103.94}
+	ImageNetStd  = [3]float32{58.4, 57.1, 57.4}
+)
+
+// InputStd is the divisor this spec's inputs take, given the train
+// images' per-channel std: std itself, or 1 for a MeanOnly spec.
+func (s Spec) InputStd(std [3]float32) [3]float32 {
+	if s.MeanOnly {
+		return [3]float32{1, 1, 1}
+	}
+	return std
 }
 
 // Shape is the per-sample size of a layer's output. Flatten and FC
@@ -177,9 +203,13 @@ func fc(name string, out int, bias float64) Layer {
 	return Layer{Kind: FC, Name: name, Out: out, BiasInit: bias}
 }
 
+// paper drops the outputs of fc6 and fc7, "the first two fully-connected
+// layers" (as cuda-convnet2's fc4096a/b and Caffe's bvlc_alexnet do);
+// torchvision's layout, kept in oneTower, drops pool5's features and fc6's
+// outputs instead. Its inputs are centred raw RGB (MeanOnly).
 func paper(classes int) Spec {
 	return Spec{
-		Name: "alexnet", Input: [3]int{3, 224, 224}, Classes: classes, InitScheme: "paper",
+		Name: "alexnet", Input: [3]int{3, 224, 224}, Classes: classes, InitScheme: "paper", MeanOnly: true,
 		Layers: []Layer{
 			conv("conv1", 96, 11, 4, 2, 1, 0), relu("relu1"), lrn("norm1", paperLRN), pool("pool1"),
 			conv("conv2", 256, 5, 1, 2, 2, 1), relu("relu2"), lrn("norm2", paperLRN), pool("pool2"),
@@ -187,8 +217,8 @@ func paper(classes int) Spec {
 			conv("conv4", 384, 3, 1, 1, 2, 1), relu("relu4"),
 			conv("conv5", 256, 3, 1, 1, 2, 1), relu("relu5"), pool("pool5"),
 			{Kind: Flatten, Name: "flatten"},
-			drop("drop6"), fc("fc6", 4096, 1), relu("relu6"),
-			drop("drop7"), fc("fc7", 4096, 1), relu("relu7"),
+			fc("fc6", 4096, 1), relu("relu6"), drop("drop6"),
+			fc("fc7", 4096, 1), relu("relu7"), drop("drop7"),
 			fc("fc8", classes, 0),
 		},
 	}

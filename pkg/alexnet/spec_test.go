@@ -63,14 +63,14 @@ func TestBuildShapes(t *testing.T) {
 }
 
 // TestPaperLayerOrder pins the paper's sequence, so a reordering (LRN after
-// pooling, dropout after fc) is caught.
+// pooling, dropout on pool5 as torchvision has it) is caught.
 func TestPaperLayerOrder(t *testing.T) {
 	s := mustBuild(t, "alexnet", 1000, 0)
 	var names []string
 	for _, l := range s.Layers {
 		names = append(names, l.Name)
 	}
-	want := "conv1 relu1 norm1 pool1 conv2 relu2 norm2 pool2 conv3 relu3 conv4 relu4 conv5 relu5 pool5 flatten drop6 fc6 relu6 drop7 fc7 relu7 fc8"
+	want := "conv1 relu1 norm1 pool1 conv2 relu2 norm2 pool2 conv3 relu3 conv4 relu4 conv5 relu5 pool5 flatten fc6 relu6 drop6 fc7 relu7 drop7 fc8"
 	if got := strings.Join(names, " "); got != want {
 		t.Fatalf("layers\n got %s\nwant %s", got, want)
 	}
@@ -88,6 +88,17 @@ func TestPaperLayerOrder(t *testing.T) {
 	}
 	if want := map[string]int{"conv1": 1, "conv2": 2, "conv3": 1, "conv4": 2, "conv5": 2}; !reflect.DeepEqual(groups, want) {
 		t.Errorf("groups %v, want %v", groups, want)
+	}
+	// The paper trained on centred raw RGB; torchvision's net and the
+	// small ones on standardised inputs.
+	std := [3]float32{58, 57, 57.5}
+	for _, tc := range []struct {
+		variant string
+		want    [3]float32
+	}{{"alexnet", [3]float32{1, 1, 1}}, {"alexnet-owt", std}, {"small", std}, {"small-fc", std}} {
+		if got := mustBuild(t, tc.variant, 10, 0).InputStd(std); got != tc.want {
+			t.Errorf("%s: InputStd %v, want %v", tc.variant, got, tc.want)
+		}
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/alexnet-repro/alexnet/internal/dirlock"
 	"github.com/alexnet-repro/alexnet/internal/testdata"
+	"github.com/alexnet-repro/alexnet/pkg/alexnet"
 	"github.com/alexnet-repro/alexnet/pkg/fashionmnist"
 	"github.com/alexnet-repro/alexnet/pkg/stats"
 	"github.com/alexnet-repro/alexnet/shards"
@@ -643,5 +644,67 @@ func TestResumeWithoutRun(t *testing.T) {
 	}
 	if _, serr := os.Stat(out); !errors.Is(serr, fs.ErrNotExist) {
 		t.Fatalf("--out was created: %v", serr)
+	}
+}
+
+// TestInputNormalisationPerModel: the paper's net gets centred raw pixels
+// (std 1), the others standardised ones, and a resumed run keeps the
+// normalisation its checkpoint was trained with.
+func TestInputNormalisationPerModel(t *testing.T) {
+	dir := t.TempDir()
+	tr, tl := synthetic(16, 72, 1)
+	va, vl := synthetic(8, 72, 2)
+	writeShards(t, dir, 72, tr, va, tl, vl, 4)
+	meta, err := shards.ReadMeta(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var metaStd [3]float32
+	for c := range 3 {
+		metaStd[c] = float32(meta.Stats.Std[c])
+	}
+	errStop := errors.New("recorded")
+	record := func(got *[3]float32) BackendFactory {
+		return func(_ alexnet.Spec, _ int, _ map[string][]float32, _ uint64, _, std [3]float32) (Backend, error) {
+			*got = std
+			return nil, errStop
+		}
+	}
+	for _, tc := range []struct {
+		model string
+		want  [3]float32
+	}{{"alexnet", [3]float32{1, 1, 1}}, {"alexnet-owt", metaStd}, {"small", metaStd}} {
+		var got [3]float32
+		cfg := Config{Shards: dir, Model: tc.model, Epochs: 1, Batch: 4, Crop: 67, LR: 0.01, Schedule: "plateau", Patience: 1, Out: t.TempDir(), Seed: 1, EvalBatch: 4, Workers: 1,
+			NewBackend: record(&got)}
+		if _, err := Train(context.Background(), cfg, io.Discard); !errors.Is(err, errStop) {
+			t.Fatalf("%s: %v", tc.model, err)
+		}
+		if got != tc.want {
+			t.Errorf("%s: std %v passed to the backend, want %v", tc.model, got, tc.want)
+		}
+	}
+
+	// A checkpoint trained on another scale keeps it on --resume.
+	out := t.TempDir()
+	cfg := Config{Shards: dir, Model: "small", Epochs: 1, Batch: 4, Crop: 67, LR: 0.01, Schedule: "plateau", Patience: 1, Out: out, Seed: 1, EvalBatch: 4, Workers: 1, MaxSteps: 1}
+	mustTrain(t, cfg)
+	ckPath := filepath.Join(out, CheckpointFile)
+	ck, err := Load(ckPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck.Std = [3]float32{1, 1, 1}
+	if err := ck.Save(ckPath); err != nil {
+		t.Fatal(err)
+	}
+	var got [3]float32
+	cfg.Resume, cfg.MaxSteps, cfg.NewBackend = true, 0, record(&got)
+	var log bytes.Buffer
+	if _, err := Train(context.Background(), cfg, &log); !errors.Is(err, errStop) {
+		t.Fatal(err)
+	}
+	if got != ck.Std || !strings.Contains(log.String(), "continues with the checkpoint's input normalisation") {
+		t.Errorf("resume passed std %v, want the checkpoint's %v; log:\n%s", got, ck.Std, log.String())
 	}
 }

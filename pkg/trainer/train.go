@@ -196,6 +196,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	for c := 0; c < 3; c++ {
 		mean[c], std[c] = float32(meta.Stats.Mean[c]), float32(meta.Stats.Std[c])
 	}
+	std = spec.InputStd(std)
 	classList := ClassListID(meta.Classes)
 	var ck *Checkpoint
 	var params map[string][]float32
@@ -227,6 +228,15 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 		sched = ck.Schedule
 		cfg.Init = ck.Init // the run's own, whatever --init says now
+		if ck.Mean != mean || ck.Std != std {
+			// The weights were learnt on the checkpoint's input scale
+			// (a run from before the paper's net was MeanOnly divides
+			// by the std); it stays, as the checkpoint is what predict
+			// and --eval-only read.
+			fmt.Fprintf(log, "train: note: --resume continues with the checkpoint's input normalisation (mean %v, std %v), not %v, %v\n",
+				ck.Mean, ck.Std, mean, std)
+			mean, std = ck.Mean, ck.Std
+		}
 		if h := ck.Hyper; h != nil {
 			// Like the learning rate, these continue as the run had them;
 			// a changed value is named rather than silently obeyed or

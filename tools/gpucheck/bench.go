@@ -67,7 +67,7 @@ func runBench(args []string, stdout io.Writer) error {
 	}
 	t0 := time.Now()
 	net, err := gpu.New(spec, *batch, nil, gpu.Options{Precision: p, Seed: 1, Heuristic: *heuristic, Deterministic: *deterministic, Device: dev,
-		Mean: [3]float32{123.68, 116.78, 103.94}, Std: [3]float32{58.4, 57.1, 57.4}})
+		Mean: alexnet.ImageNetMean, Std: spec.InputStd(alexnet.ImageNetStd)})
 	if err != nil {
 		return err
 	}

@@ -153,7 +153,7 @@ func runExport(args []string, stdout io.Writer) error {
 		return err
 	}
 	net, err := gpu.New(spec, *batch, params, gpu.Options{Precision: p, Seed: *seed,
-		Mean: [3]float32{123.68, 116.78, 103.94}, Std: [3]float32{58.4, 57.1, 57.4}})
+		Mean: alexnet.ImageNetMean, Std: spec.InputStd(alexnet.ImageNetStd)})
 	if err != nil {
 		return err
 	}

@@ -76,6 +76,7 @@ func runPipeline(args []string, stdout io.Writer) error {
 	for c := range 3 {
 		mean[c], std[c] = float32(meta.Stats.Mean[c]), float32(meta.Stats.Std[c])
 	}
+	std = spec.InputStd(std)
 	dev, err := cuda.Init()
 	if err != nil {
 		return err

@@ -152,7 +152,7 @@ func crossCheck(spec alexnet.Spec, batch int, seed uint64, precisions []Precisio
 	if err != nil {
 		return nil, err
 	}
-	mean, std := [3]float32{123.68, 116.78, 103.94}, [3]float32{58.4, 57.1, 57.4}
+	mean, std := alexnet.ImageNetMean, spec.InputStd(alexnet.ImageNetStd)
 	s := CrossCheckBatch(spec, batch, seed)
 	x := s.Normalize(nil, mean, std)
 	lr, momentum, wd := float32(0.01), float32(0.9), float32(0.0005)
