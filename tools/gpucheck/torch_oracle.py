@@ -50,7 +50,7 @@ def check(folder, tol, out, device):
     model.load_state_dict({n: read("param/" + n) for n in man["params"]}, strict=True)
     model = model.to(dev).train()
     for layer in man["spec"]["layers"]:
-        if layer["Kind"] == "dropout":
+        if layer["Kind"] == "dropout" and layer["P"] > 0:  # P = 0 has no mask: identity
             getattr(model, layer["Name"]).mask = read("mask/" + layer["Name"]).to(dev)
     x = read("input").to(dev)
     labels = read("labels").to(dev).long()

@@ -289,7 +289,11 @@ func (n *Net) build(params map[string][]float32) error {
 			nd.pool, err = e.pool(cur, out, l.K, l.Stride, l.Pad)
 		case alexnet.Dropout:
 			nd.dropSeed = dropoutSeed(n.opt.Seed, i)
-			nd.mask, err = n.alloc(cur.elems())
+			if l.P > 0 {
+				// P = 0 is a copy, and a mask never written would tell
+				// DropoutMasks (and the oracle) that every unit was dropped.
+				nd.mask, err = n.alloc(cur.elems())
+			}
 		case alexnet.ReLU:
 		default:
 			err = fmt.Errorf("kind %q not supported", l.Kind)
@@ -670,7 +674,8 @@ func (n *Net) Grads() (map[string][]float32, error) {
 }
 
 // DropoutMasks returns each dropout layer's mask of the last training
-// step, one byte per unit (1 kept, 0 dropped), by layer name.
+// step, one byte per unit (1 kept, 0 dropped), by layer name. Layers with
+// P = 0 drop nothing and have none.
 func (n *Net) DropoutMasks() (map[string][]byte, error) {
 	out := map[string][]byte{}
 	for _, nd := range n.nodes {

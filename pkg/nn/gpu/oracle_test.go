@@ -37,7 +37,25 @@ const gpucheckDir = "../../../tools/gpucheck"
 // them.
 func TestOracleAgainstPyTorch(t *testing.T) {
 	em := needEmulator(t)
-	spec := miniAlexNet(5)
+	// A dropout layer with P = 0 is a copy with no mask: the export has
+	// none for it, and the oracle's module keeps it the identity.
+	p0 := miniAlexNet(5)
+	for i, l := range p0.Layers {
+		if l.Kind == alexnet.Dropout {
+			p0.Layers[i].P = 0
+			break
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		spec  alexnet.Spec
+		masks int
+	}{{"two masks", miniAlexNet(5), 2}, {"drop6 p=0", p0, 1}} {
+		t.Run(tc.name, func(t *testing.T) { oracleAgainstPyTorch(t, em, tc.spec, tc.masks) })
+	}
+}
+
+func oracleAgainstPyTorch(t *testing.T, em *emulator, spec alexnet.Spec, masks int) {
 	params, err := alexnet.InitParams(spec, "he", 6)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +70,7 @@ func TestOracleAgainstPyTorch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.Params) != 16 || len(m.Tensors) != 3+2+4*16 {
+	if len(m.Params) != 16 || len(m.Tensors) != 3+masks+4*16 {
 		t.Fatalf("manifest lists %d params and %d tensors", len(m.Params), len(m.Tensors))
 	}
 	for name, f := range m.Tensors {
