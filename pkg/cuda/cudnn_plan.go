@@ -266,6 +266,16 @@ func chooseAlgo(d convDirection, perfs []AlgoPerf, r algoRules) (AlgoPerf, error
 	if len(ok) == 0 {
 		return AlgoPerf{}, fmt.Errorf("no usable %s algorithm (%s)", d, strings.Join(why, "; "))
 	}
+	if r.strictFP32 {
+		// Find also tries CUDNN_DEFAULT_MATH, which may run TF32 on
+		// sm_80 and later: such a result's time need not be what the
+		// plan's FMA descriptor will run at. FMA results come first;
+		// DEFAULT ones only when there are none (the descriptor keeps
+		// the arithmetic fp32 either way).
+		if fma := slices.DeleteFunc(slices.Clone(ok), func(p AlgoPerf) bool { return p.MathType != dnnFMAMath }); len(fma) > 0 {
+			ok = fma
+		}
+	}
 	if !r.byTime {
 		return ok[0], nil
 	}
