@@ -16,21 +16,21 @@ import (
 // batch staged on the device once and normalised every step, as PyTorch's
 // baseline keeps its (already float) batch on the device.
 type BenchResult struct {
-	Kind      string  `json:"kind"` // "bench", or "bench_deterministic" under --deterministic
-	Model     string  `json:"model"`
-	Precision string  `json:"precision"`
-	Batch     int     `json:"batch"`
-	Steps     int     `json:"steps"`
-	ImgS      float64 `json:"img_s"`        // steps queued back to back, CUDA events around them
-	ImgSSync  float64 `json:"img_s_synced"` // waiting for each step's loss, as trainer.Backend's Step does
-	StepMs    float64 `json:"step_ms"`
-	TFLOPs    float64 `json:"tflops"` // achieved, from spec.TrainFLOPs
-	PlanS     float64 `json:"plan_s"` // building the net, cudnnFind included
-	NetMiB    float64 `json:"net_mib"`
-	UsedMiB   float64 `json:"used_mib"` // device memory in use by the process (context and libraries included)
-	LossFirst float64 `json:"loss_first"`
-	LossLast  float64 `json:"loss_last"`
-	Device    string  `json:"device"`
+	Kind      string        `json:"kind"` // "bench", or "bench_deterministic" under --deterministic
+	Model     string        `json:"model"`
+	Precision string        `json:"precision"`
+	Batch     int           `json:"batch"`
+	Steps     int           `json:"steps"`
+	ImgS      float64       `json:"img_s"`        // steps queued back to back, CUDA events around them
+	ImgSSync  float64       `json:"img_s_synced"` // waiting for each step's loss, as trainer.Backend's Step does
+	StepMs    float64       `json:"step_ms"`
+	TFLOPs    float64       `json:"tflops"` // achieved, from spec.TrainFLOPs
+	PlanS     float64       `json:"plan_s"` // building the net, cudnnFind included
+	NetMiB    float64       `json:"net_mib"`
+	UsedMiB   float64       `json:"used_mib"`   // device memory in use by the process (context and libraries included)
+	LossFirst gpu.JSONFloat `json:"loss_first"` // a string when not finite
+	LossLast  gpu.JSONFloat `json:"loss_last"`
+	Device    string        `json:"device"`
 	// Layers is where a step's time goes (--profile-steps), beside the
 	// same split of PyTorch's step in the table.
 	Layers       []gpu.LayerTime `json:"layers,omitempty"`
@@ -99,7 +99,7 @@ func runBench(args []string, stdout io.Writer) error {
 			return err
 		}
 		if i == 0 {
-			r.LossFirst = loss
+			r.LossFirst = gpu.JSONFloat(loss)
 		}
 	}
 
@@ -130,9 +130,11 @@ func runBench(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if r.LossLast, _, err = last.Wait(); err != nil {
+	lossLast, _, err := last.Wait()
+	if err != nil {
 		return err
 	}
+	r.LossLast = gpu.JSONFloat(lossLast)
 	r.ImgS = float64(*steps**batch) / (float64(ms) / 1000)
 	r.StepMs = float64(ms) / float64(*steps)
 	r.TFLOPs = r.ImgS * float64(spec.TrainFLOPs()) / 1e12
@@ -165,12 +167,17 @@ func runBench(args []string, stdout io.Writer) error {
 	}
 	r.UsedMiB = float64(total-free) / (1 << 20)
 	r.NetMiB = net.AllocatedMiB()
-	if math.IsNaN(r.LossLast) || math.IsInf(r.LossLast, 0) {
-		return fmt.Errorf("loss became %v", r.LossLast)
-	}
 	fmt.Fprintf(stdout, "bench %s %s batch %d: %.0f img/s queued (%.2f ms/step, %.1f TFLOP/s), %.0f img/s synced per step; loss %.4f -> %.4f; %.0f MiB in use\n",
-		*model, p, *batch, r.ImgS, r.StepMs, r.TFLOPs, r.ImgSSync, r.LossFirst, r.LossLast, r.UsedMiB)
-	return appendJSON(*jsonOut, r)
+		*model, p, *batch, r.ImgS, r.StepMs, r.TFLOPs, r.ImgSSync, float64(r.LossFirst), float64(r.LossLast), r.UsedMiB)
+	// The timing stands whatever the loss did; the record keeps both, and
+	// a loss that is not finite still fails the step.
+	if err := appendJSON(*jsonOut, r); err != nil {
+		return err
+	}
+	if l := float64(r.LossLast); math.IsNaN(l) || math.IsInf(l, 0) {
+		return fmt.Errorf("loss became %v", l)
+	}
+	return nil
 }
 
 func events(dev *cuda.Device) (start, end *cuda.Event, err error) {

@@ -35,18 +35,18 @@ func runSpec(args []string, stdout io.Writer) error {
 
 // CrossCheckRecord is one gpu.CrossCheckResult, for the table.
 type CrossCheckRecord struct {
-	Kind       string  `json:"kind"` // "crosscheck", or "crosscheck_deterministic" with --deterministic
-	Model      string  `json:"model"`
-	Precision  string  `json:"precision"`
-	Batch      int     `json:"batch"`
-	Worst      float64 `json:"worst"`
-	WorstWhat  string  `json:"worst_what"`
-	Tolerance  float64 `json:"tolerance"`
-	OK         bool    `json:"ok"`
-	InputExact bool    `json:"input_exact"`
-	MasksEqual bool    `json:"masks_equal"`
-	Logits     float64 `json:"logits"`
-	LossErr    float64 `json:"loss_err"`
+	Kind       string        `json:"kind"` // "crosscheck", or "crosscheck_deterministic" with --deterministic
+	Model      string        `json:"model"`
+	Precision  string        `json:"precision"`
+	Batch      int           `json:"batch"`
+	Worst      gpu.JSONFloat `json:"worst"` // "NaN" when a compared value was not finite
+	WorstWhat  string        `json:"worst_what"`
+	Tolerance  float64       `json:"tolerance"`
+	OK         bool          `json:"ok"`
+	InputExact bool          `json:"input_exact"`
+	MasksEqual bool          `json:"masks_equal"`
+	Logits     gpu.JSONFloat `json:"logits"`
+	LossErr    gpu.JSONFloat `json:"loss_err"`
 }
 
 func runCrossCheck(args []string, stdout io.Writer) error {
@@ -88,12 +88,16 @@ func runCrossCheck(args []string, stdout io.Writer) error {
 		}
 		rs, err := gpu.CrossCheck(spec, b, *seed, ps, *det, dev)
 		if err != nil {
-			return err
+			// The other models still get their records: one failing
+			// model must not blank the whole row of the table.
+			fmt.Fprintf(stdout, "crosscheck %s: %v\n", m, err)
+			failed = append(failed, fmt.Sprintf("%s (%v)", m, err))
+			continue
 		}
 		for _, r := range rs {
 			fmt.Fprint(stdout, r.String())
-			rec := CrossCheckRecord{Kind: kind, Model: m, Precision: r.Precision.String(), Batch: b, Worst: r.Worst(),
-				Tolerance: r.Tolerance, OK: r.OK(), InputExact: r.InputExact, MasksEqual: r.MasksEqual, Logits: r.Logits, LossErr: r.LossErr}
+			rec := CrossCheckRecord{Kind: kind, Model: m, Precision: r.Precision.String(), Batch: b, Worst: gpu.JSONFloat(r.Worst()),
+				Tolerance: r.Tolerance, OK: r.OK(), InputExact: r.InputExact, MasksEqual: r.MasksEqual, Logits: gpu.JSONFloat(r.Logits), LossErr: gpu.JSONFloat(r.LossErr)}
 			rec.WorstWhat = "logits"
 			w := r.Logits
 			if r.LossErr > w {

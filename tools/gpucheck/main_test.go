@@ -22,6 +22,7 @@ func TestTable(t *testing.T) {
 `,
 		"crosscheck.jsonl": `{"kind":"crosscheck","model":"alexnet","precision":"fp32","worst":2.5e-6,"worst_what":"grad conv1.weight","ok":true}
 {"kind":"crosscheck","model":"alexnet","precision":"tf32","worst":0.03,"worst_what":"grad fc8.bias","ok":false,"input_exact":true,"masks_equal":true}
+{"kind":"crosscheck","model":"alexnet-owt","precision":"fp32","worst":"NaN","worst_what":"logits","ok":false,"input_exact":true,"masks_equal":true,"logits":"NaN","loss_err":"+Inf"}
 {"kind":"crosscheck_deterministic","model":"alexnet-owt","precision":"fp32","worst":3e-6,"worst_what":"grad fc6.weight","ok":true}
 {"kind":"crosscheck_deterministic","model":"alexnet-owt","precision":"tf32","worst":4e-3,"worst_what":"logits","ok":true}
 `,
@@ -30,6 +31,9 @@ func TestTable(t *testing.T) {
 		"tests.jsonl":    `{"kind":"test","binary":"cuda.test","verdict":"PASS","pass":14,"fail":0,"skip":0}` + "\n",
 		"machine.jsonl":  `{"kind":"machine","date":"2026-11-30T10:00Z","seconds":312,"python":"/usr/bin/python3","nvcc":"not found","cores":16,"torch_info":{"torch":"2.9.0","torch_cuda":"13.0","torch_cudnn":91000}}` + "\n",
 		"nvidia-smi.txt": "NVIDIA H100 80GB HBM3, 580.65, 81559 MiB",
+		// run.sh's verdicts on steps that left no record.
+		"run.log": "== [0s] nvidia-smi\n== [200s] TIMEOUT bench-alexnet-fp32\n== [210s] FAILED torch-bench-fp32 (exit 1)\n" +
+			"== [300s] SKIP export-alexnet-owt: budget of 450s spent\n== [301s] SKIP oracle-alexnet-owt: budget of 450s spent\n",
 		"probe.md":       "| component | version | path |",
 		// As benchpipeline --json writes it (abridged).
 		"pipeline-cpu.json": `{"cores": 16, "one_core": {"label": "1 worker, 1 core", "img_per_cpu_s": 4210.4},
@@ -51,11 +55,16 @@ func TestTable(t *testing.T) {
 		"3.0e-02 (grad fc8.bias) NOT OK",
 		// The deterministic cross-check has its own row; the default rows do not pick it up.
 		"| cross-check vs CPU with --deterministic: fp32 · tf32 | 3.0e-06 (grad fc6.weight) · 4.0e-03 (logits) | — · — | as above |",
-		"| cross-check vs CPU, fp32: worst rel err (where) | — | 2.5e-06 (grad conv1.weight) |",
+		"2.5e-06 (grad conv1.weight) | ≤ 1e-3",
 		"cuda.test: PASS (14 passed, 0 failed, 0 skipped)",
 		"PyTorch 2.9.0 (CUDA 13.0, cuDNN 91000)",
 		"PyTorch AlexNet (torchvision), batch 128, tf32, synthetic data on the device: 10000 img/s",
-		"| ours, img/s, fp32, batch 128: queued · loss read every step | — · — (— TFLOP/s) |",
+		// A step's verdict stands in for the result it did not write; a
+		// value that is not finite shows as such, not as a dash.
+		"| ours, img/s, fp32, batch 128: queued · loss read every step | — | timed out: bench-alexnet-fp32 |",
+		"| PyTorch, img/s, fp32 (owt: torchvision; alexnet: our layers) | failed: torch-bench-fp32 (exit 1) | failed: torch-bench-fp32 (exit 1) |",
+		"| cross-check vs CPU, fp32: worst rel err (where) | NaN (logits) NOT OK: input exact true, masks true |",
+		"| PyTorch oracle, fp32: max abs diff logits · loss · worst grad rel · after step rel | skipped: export-alexnet-owt (budget of 450s spent) |",
 		"| 4210 img/CPU-s · 61234 img/s on 16 (93% of linear) | DataLoader + PIL, 256-px JPEGs: 1 core 1400 (ours **3.0×**) · all 15000 (ours **4.1×**) | near-linear |",
 	)
 	if i, j := strings.Index(got, "## GPU machine"), strings.Index(got, "## gpu-check results"); i < 0 || j < i {

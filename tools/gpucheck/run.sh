@@ -13,6 +13,12 @@
 # table, never stops the run. The last thing printed is the machine facts
 # (for docs/gpu-machine.md) and the one results table.
 #
+# The order is the issue's priorities: our speed and PyTorch's (tf32), the
+# cross-checks against the CPU and the PyTorch oracle, then the test
+# binaries, the real pipeline, and last what is least needed. Timeouts are
+# a few times each step's expected length, so one hang in code that has
+# never run on a GPU cannot spend the budget of the steps after it.
+#
 # A rerun after a fix need not repeat everything: GPUCHECK_ONLY is an
 # extended regular expression matched against the start of step names
 # (bench-alexnet-tf32, torch-bench-tf32, cuda-test, gpu-test, ingest,
@@ -63,6 +69,9 @@ save_out() {
 		cp -f "$W/gpu-results.tar.gz" "$OUT/gpu-results.tar.gz"
 	fi
 	cp -f "$LOG" "$OUT/run.log" 2>/dev/null
+	# The table as it stands (milliseconds), so a run killed at the call's
+	# limit still brings one back.
+	[[ -x ${B:-}/gpucheck ]] && "$B/gpucheck" table --dir "$R" >"$R/table.md" 2>&1
 	[[ -f $R/table.md ]] && cp -f "$R/table.md" "$OUT/table.md"
 	return 0
 }
@@ -105,47 +114,95 @@ export ALEXNET_PTX_CACHE=$W/ptx-cache
 
 # --- the machine ------------------------------------------------------------
 say "nvidia-smi"
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit,pcie.link.gen.max --format=csv,noheader \
+timeout 30 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit,pcie.link.gen.max --format=csv,noheader \
 	| head -1 | tee "$R/nvidia-smi.txt"
-nvidia-smi >"$R/nvidia-smi-full.txt" 2>&1
+timeout 30 nvidia-smi >"$R/nvidia-smi-full.txt" 2>&1
+[[ -f $G/BUILD ]] && say "build: $(cat $G/BUILD)"
 # GPUCHECK_PYTHON, when set (even empty: none), skips the search, which
 # imports torch with each candidate.
 PY=${GPUCHECK_PYTHON-}
 if [[ -z ${GPUCHECK_PYTHON+set} ]]; then
-	for c in python3 python /opt/conda/bin/python /usr/local/bin/python3 /usr/bin/python3; do
-		if command -v "$c" >/dev/null 2>&1 && "$c" -c "import torch" >/dev/null 2>&1; then
-			PY=$(command -v "$c")
-			break
-		fi
+	# The first whose torch sees a GPU; failing that, the first with torch
+	# at all (its CPU-only torch still runs the oracle's module checks).
+	cpu_py=""
+	for c in python3 python /opt/torch/.venv/bin/python3 /opt/conda/bin/python /usr/local/bin/python3 /usr/bin/python3; do
+		command -v "$c" >/dev/null 2>&1 || continue
+		timeout 90 "$c" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 3)" >/dev/null 2>&1
+		case $? in
+		0) PY=$(command -v "$c"); break ;;
+		3) [[ -z $cpu_py ]] && cpu_py=$(command -v "$c") ;;
+		esac
 	done
+	[[ -z $PY ]] && PY=$cpu_py
 fi
 say "python with torch: ${PY:-none}"
 NVLIBS=""
 if [[ -n $PY ]]; then
 	NVLIBS=$("$PY" -c "import site,glob; print(':'.join(sorted(d for p in site.getsitepackages()+[site.getusersitepackages()] for d in glob.glob(p+'/nvidia/*/lib'))))" 2>/dev/null)
 fi
-timeout 60 $B/gpucheck probe >"$R/probe.md" 2>&1
-# pkg/cuda searches Python's site folders itself; if that missed cuDNN,
-# name the wheel folders explicitly (and say so in the facts).
+# Ours loads the same cuBLAS, cuDNN and NVRTC as PyTorch (its wheels'
+# folders first), so the comparison is like for like; if they do not all
+# load from there, pkg/cuda's own search (toolkit, system) is used.
+broken() { grep -q '| \(cuDNN\|cuBLAS\|NVRTC\|driver\) | \(missing\|unusable\)' "$1"; }
 SEARCH="found by pkg/cuda's own search"
-if grep -q '| cuDNN | missing\|| cuBLAS | missing\|| NVRTC | missing' "$R/probe.md" && [[ -n $NVLIBS ]]; then
+if [[ -n $NVLIBS ]]; then
 	export ALEXNET_CUDA_LIB=$NVLIBS
-	SEARCH="needed ALEXNET_CUDA_LIB=$NVLIBS"
+	SEARCH="PyTorch's wheels first (ALEXNET_CUDA_LIB=$NVLIBS)"
 	timeout 60 $B/gpucheck probe >"$R/probe.md" 2>&1
+	if broken "$R/probe.md"; then
+		unset ALEXNET_CUDA_LIB
+		SEARCH="found by pkg/cuda's own search (PyTorch's wheels did not all load)"
+	fi
 fi
+[[ -z ${ALEXNET_CUDA_LIB:-} ]] && timeout 60 $B/gpucheck probe >"$R/probe.md" 2>&1
 say "libraries: $SEARCH"
 cat "$R/probe.md" | head -8
+# machine_facts appends the machine record; it is written once the
+# libraries are known and again at the end (with the run's length), so a
+# run killed at the call's limit still has its facts.
+torchinfo=""
+machine_facts() {
+	local nvcc cpu mem build=""
+	nvcc=$(command -v nvcc || ls /usr/local/cuda*/bin/nvcc 2>/dev/null | head -1)
+	if [[ -z $torchinfo && -n $PY ]]; then # once: importing torch takes seconds
+		torchinfo=$(timeout 90 "$PY" -c "
+import json, torch
+try:
+    import torchvision; tv = torchvision.__version__
+except Exception:
+    tv = ''
+print(json.dumps({'torch': torch.__version__, 'torch_cuda': torch.version.cuda or '', 'torch_cudnn': torch.backends.cudnn.version(), 'torchvision': tv}))" 2>/dev/null || echo '{}')
+	fi
+	[[ -z $torchinfo ]] && torchinfo='{}'
+	cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//; s/"//g')
+	mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)
+	[[ -f $G/BUILD ]] && build=$(tr -d '"\\' <"$G/BUILD")
+	printf '{"kind":"machine","date":"%s","seconds":%d,"python":"%s","nvcc":"%s","nvidia_libs":"%s","library_search":"%s","cpu":"%s","cores":%d,"mem":"%s","build":"%s","torch_info":%s}\n' \
+		"$(date -u +%Y-%m-%dT%H:%MZ)" "$(elapsed)" "${PY:-none}" "${nvcc:-not found}" "$NVLIBS" "$SEARCH" "$cpu" "$(nproc)" "$mem" "$build" "$torchinfo" >>$R/machine.jsonl
+}
+machine_facts
 save_out
 
 # --- ours, synthetic data on the device ------------------------------------
 for m in alexnet-owt alexnet; do
-	step "bench-$m-tf32" 120 $B/gpucheck bench --model $m --precision tf32 --profile-steps 10 --json $R/bench.jsonl
+	step "bench-$m-tf32" 90 $B/gpucheck bench --model $m --precision tf32 --profile-steps 10 --json $R/bench.jsonl
 done
 
 # --- PyTorch, the same terms ------------------------------------------------
 if [[ -n $PY ]]; then
 	for m in alexnet alexnet-owt; do $B/gpucheck spec --model $m >"$R/spec-$m.json"; done
-	step torch-bench-tf32 240 "$PY" $G/torch_bench.py --specs $R --models torchvision,alexnet,alexnet-owt --precisions tf32 --profile-steps 10 --json $R/torch.jsonl
+	step torch-bench-tf32 180 "$PY" $G/torch_bench.py --specs $R --models torchvision,alexnet,alexnet-owt --precisions tf32 --profile-steps 10 --json $R/torch.jsonl
+fi
+
+# --- cross-checks: CPU backend, and PyTorch as an outside oracle -------------
+step crosscheck 180 $B/gpucheck crosscheck --models small,alexnet-owt,alexnet --batch 8 --json $R/crosscheck.jsonl
+if [[ -n $PY ]]; then
+	for m in alexnet alexnet-owt; do
+		exp=step
+		selected "oracle-$m" && exp="forced step"
+		$exp "export-$m" 90 $B/gpucheck export --model $m --batch 16 --precision fp32 --out $W/oracle-$m &&
+			step "oracle-$m" 90 "$PY" $G/torch_oracle.py --json $R/oracle.jsonl $W/oracle-$m
+	done
 fi
 
 # --- the test binaries ------------------------------------------------------
@@ -166,10 +223,10 @@ if [[ -n $PY ]]; then
 	NVINC=$("$PY" -c "import site,glob; print(':'.join(sorted(d for p in site.getsitepackages()+[site.getusersitepackages()] for d in glob.glob(p+'/nvidia/*/include'))))" 2>/dev/null)
 	[[ -n $NVINC ]] && export ALEXNET_CUDA_INCLUDE=$NVINC
 fi
-step cuda-test 180 $B/cuda.test -test.v -test.run 'GPU|Probe|NVRTC|Headers' -test.bench GPU -test.benchtime 2000x
+step cuda-test 120 $B/cuda.test -test.timeout 110s -test.v -test.run 'GPU|Probe|NVRTC|Headers' -test.bench GPU -test.benchtime 2000x
 record_test cuda.test $R/cuda-test.log $?
 # TestGPUCrossCheck's work is done (and recorded) by `gpucheck crosscheck`.
-step gpu-test 180 $B/gpu.test -test.v -test.run 'GPU|NVRTC' -test.skip CrossCheck
+step gpu-test 120 $B/gpu.test -test.timeout 110s -test.v -test.run 'GPU|NVRTC' -test.skip CrossCheck
 record_test gpu.test $R/gpu-test.log $?
 
 # --- ours, fed by the real pipeline from shards -----------------------------
@@ -180,7 +237,9 @@ shardsteps=""
 for m in alexnet-owt alexnet; do selected "pipeline-$m" && shardsteps+=" pipeline-$m"; done
 selected train-cuda && shardsteps+=" train-cuda"
 selected pipeline-cpu && shardsteps+=" pipeline-cpu"
-if [[ -d $G/images ]] && { [[ -n $shardsteps ]] || selected ingest; }; then
+if ! compgen -G "$G/images/*.JPEG" >/dev/null; then
+	say "SKIP ingest: no JPEGs in $G/images (just gpu-check found no sample)"
+elif [[ -n $shardsteps ]] || selected ingest; then
 	T=$W/imagenet/train
 	mkdir -p "$T"
 	n=0
@@ -194,31 +253,33 @@ if [[ -d $G/images ]] && { [[ -n $shardsteps ]] || selected ingest; }; then
 	have=$(ls "$T" | wc -l)
 	for i in $(seq 1 $((1000 - have))); do mkdir -p "$T/n9$(printf '%07d' "$i")"; done
 	if [[ -n $shardsteps ]]; then
-		forced step ingest 150 $B/ingest --out $W/shards --splits train --quiet $W/imagenet
+		forced step ingest 120 $B/ingest --out $W/shards --splits train --quiet $W/imagenet
 	else
-		step ingest 150 $B/ingest --out $W/shards --splits train --quiet $W/imagenet
+		step ingest 120 $B/ingest --out $W/shards --splits train --quiet $W/imagenet
 	fi
 	ingested=$?
 	if (( ingested == 0 )); then
+		# The feed's steps share pkg/feed's copier and events: after one
+		# hangs, the others would too, each costing its whole timeout.
+		hung=""
+		feedstep() {
+			if [[ -n $hung ]]; then
+				say "SKIP $1: $hung timed out, and it runs the same feed"
+				return 99
+			fi
+			step "$@"
+			local rc=$?
+			(( rc == 124 || rc == 137 )) && hung=$1
+			return $rc
+		}
 		for m in alexnet-owt alexnet; do
-			step "pipeline-$m" 150 $B/gpucheck pipeline --shards $W/shards --model $m --precision tf32 --steps 200 --json $R/pipeline.jsonl
+			feedstep "pipeline-$m" 90 $B/gpucheck pipeline --shards $W/shards --model $m --precision tf32 --steps 200 --json $R/pipeline.jsonl
 		done
 		# The train command itself: trainer.Train streaming through
 		# pkg/feed (its log says "one step ahead" and each line's data wait).
-		step train-cuda 150 $B/train --device cuda --shards $W/shards --model alexnet-owt --batch 128 --epochs 1 --max-steps 60 \
+		feedstep train-cuda 90 $B/train --device cuda --shards $W/shards --model alexnet-owt --batch 128 --epochs 1 --max-steps 60 \
 			--log-every 20 --out $W/run
 	fi
-fi
-
-# --- cross-checks: CPU backend, and PyTorch as an outside oracle -------------
-step crosscheck 300 $B/gpucheck crosscheck --models small,alexnet-owt,alexnet --batch 8 --json $R/crosscheck.jsonl
-if [[ -n $PY ]]; then
-	for m in alexnet alexnet-owt; do
-		exp=step
-		selected "oracle-$m" && exp="forced step"
-		$exp "export-$m" 120 $B/gpucheck export --model $m --batch 16 --precision fp32 --out $W/oracle-$m &&
-			step "oracle-$m" 120 "$PY" $G/torch_oracle.py --json $R/oracle.jsonl $W/oracle-$m
-	done
 fi
 
 # train --deterministic's algorithms and pooling against the same CPU figures:
@@ -227,17 +288,17 @@ step crosscheck-det 120 $B/gpucheck crosscheck --deterministic --models alexnet 
 
 # --- fp32, last: the least needed -----------------------------------------
 for m in alexnet-owt alexnet; do
-	step "bench-$m-fp32" 120 $B/gpucheck bench --model $m --precision fp32 --json $R/bench.jsonl
+	step "bench-$m-fp32" 90 $B/gpucheck bench --model $m --precision fp32 --json $R/bench.jsonl
 done
 if [[ -n $PY ]]; then
-	step torch-bench-fp32 240 "$PY" $G/torch_bench.py --specs $R --models torchvision,alexnet-owt,alexnet --precisions fp32 --json $R/torch.jsonl
+	step torch-bench-fp32 180 "$PY" $G/torch_bench.py --specs $R --models torchvision,alexnet-owt,alexnet --precisions fp32 --json $R/torch.jsonl
 fi
 
 # --- what train --deterministic costs: the tf32 bench again, deterministic
 # cuDNN algorithms and pooling only (TestGPUDeterministic checks that it
 # repeats bit for bit) ----------------------------------------------------
 for m in alexnet-owt alexnet; do
-	step "bench-$m-tf32-det" 120 $B/gpucheck bench --model $m --precision tf32 --deterministic --json $R/bench.jsonl
+	step "bench-$m-tf32-det" 90 $B/gpucheck bench --model $m --precision tf32 --deterministic --json $R/bench.jsonl
 done
 
 # --- the input pipeline on this machine's cores, beside PyTorch's DataLoader --
@@ -254,25 +315,11 @@ elif [[ -d $W/shards ]]; then
 	say "SKIP pipeline-cpu: under 120 s of the ${BUDGET}s budget left"
 fi
 
-# --- facts and the table ----------------------------------------------------
-NVCC=$(command -v nvcc || ls /usr/local/cuda*/bin/nvcc 2>/dev/null | head -1)
-TORCHINFO='{}'
-if [[ -n $PY ]]; then
-	TORCHINFO=$("$PY" -c "
-import json, torch
-try:
-    import torchvision; tv = torchvision.__version__
-except Exception:
-    tv = ''
-print(json.dumps({'torch': torch.__version__, 'torch_cuda': torch.version.cuda or '', 'torch_cudnn': torch.backends.cudnn.version(), 'torchvision': tv}))" 2>/dev/null || echo '{}')
-fi
-CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//; s/"//g')
-MEM=$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)
-printf '{"kind":"machine","date":"%s","seconds":%d,"python":"%s","nvcc":"%s","nvidia_libs":"%s","library_search":"%s","cpu":"%s","cores":%d,"mem":"%s","torch_info":%s}\n' \
-	"$(date -u +%Y-%m-%dT%H:%MZ)" "$(elapsed)" "${PY:-none}" "${NVCC:-not found}" "$NVLIBS" "$SEARCH" "$CPU" "$(nproc)" "$MEM" "$TORCHINFO" >>$R/machine.jsonl
+machine_facts
 say "done; logs in $R"
-$B/gpucheck table --dir $R >"$R/table.md" 2>&1
 # The device tool brings back what is under $OUT: the logs and results
-# (small), not the work folder (shards, exports).
+# (small), not the work folder (shards, exports), which goes, so a dry run
+# on the development machine leaves gpu/ small enough to carry.
 save_out
+rm -rf "$W"
 cat "$R/table.md"

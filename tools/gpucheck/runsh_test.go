@@ -78,6 +78,24 @@ func TestRunScriptOut(t *testing.T) {
 	if !strings.Contains(string(b), "TIMEOUT bench-alexnet-owt-tf32") {
 		t.Errorf("the sleeping bench was not stopped at the budget:\n%s", b)
 	}
+	// The issue's required rows come before the test binaries and the
+	// real pipeline, whose never-run code could hang: the order is the
+	// priority when the budget runs out.
+	order := []string{"bench-alexnet-owt-tf32", "torch-bench-tf32", "crosscheck", "cuda-test", "gpu-test", "crosscheck-det", "bench-alexnet-fp32"}
+	last := -1
+	for _, st := range order {
+		i := strings.Index(string(b), " "+st+" ")
+		if i < 0 {
+			i = strings.Index(string(b), " "+st+":")
+		}
+		if i < 0 {
+			continue // not reached (torch steps need a python)
+		}
+		if i < last {
+			t.Errorf("%s comes before a step listed ahead of it (%v):\n%s", st, order, b)
+		}
+		last = i
+	}
 
 	// The device tool's limits on what comes back from $OUT.
 	name := regexp.MustCompile(`^[A-Za-z0-9._-]+$`)

@@ -7,8 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
@@ -19,10 +21,50 @@ import (
 type results struct {
 	dir     string
 	records map[string][]map[string]any
+	steps   map[string]string // run.log's verdict on a step that left no record
+}
+
+// stepLine is run.log's line for a step that failed, timed out or was
+// skipped (run.sh's say).
+var stepLine = regexp.MustCompile(`^== \[\d+s\] (FAILED|TIMEOUT|SKIP) ([^ :]+)(.*)$`)
+
+// readSteps collects run.log's verdicts, so a cell without a result says
+// why ("failed", "timed out", "skipped") rather than a bare dash.
+func (r *results) readSteps() {
+	b, err := os.ReadFile(filepath.Join(r.dir, "run.log"))
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		m := stepLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		detail := strings.TrimSpace(strings.TrimPrefix(m[3], ":"))
+		switch m[1] {
+		case "FAILED":
+			r.steps[m[2]] = "failed: " + m[2] + " " + detail
+		case "TIMEOUT":
+			r.steps[m[2]] = "timed out: " + m[2]
+		case "SKIP":
+			r.steps[m[2]] = "skipped: " + m[2] + " (" + detail + ")"
+		}
+	}
+}
+
+// why is the first verdict run.log gives for steps, or a dash.
+func (r *results) why(steps ...string) string {
+	for _, st := range steps {
+		if v, ok := r.steps[st]; ok {
+			return v
+		}
+	}
+	return none
 }
 
 func loadResults(dir string) (*results, error) {
-	r := &results{dir: dir, records: map[string][]map[string]any{}}
+	r := &results{dir: dir, records: map[string][]map[string]any{}, steps: map[string]string{}}
+	r.readSteps()
 	files, err := filepath.Glob(filepath.Join(dir, "*.jsonl"))
 	if err != nil {
 		return nil, err
@@ -85,12 +127,20 @@ func (r *results) text(name string) string {
 	return strings.TrimSpace(string(b))
 }
 
+// num reads a number, or the string gpu.JSONFloat and the Python scripts
+// write for one that is not finite ("NaN", "+Inf", "-Inf").
 func num(m map[string]any, key string) (float64, bool) {
 	if m == nil {
 		return 0, false
 	}
-	v, ok := m[key].(float64)
-	return v, ok
+	switch v := m[key].(type) {
+	case float64:
+		return v, true
+	case string:
+		f, err := strconv.ParseFloat(v, 64)
+		return f, err == nil
+	}
+	return 0, false
 }
 
 func str(m map[string]any, key string) string {
@@ -166,6 +216,7 @@ func writeMachine(w io.Writer, r *results) {
 		orNone(str(ti, "torch")), orNone(str(ti, "torch_cuda")), cudnn, orNone(str(ti, "torchvision")))
 	fmt.Fprintf(w, "- nvidia wheels' library folders: `%s`\n", orNone(str(mach, "nvidia_libs")))
 	fmt.Fprintf(w, "- CUDA libraries: %s\n", orNone(str(mach, "library_search")))
+	fmt.Fprintf(w, "- Build measured: %s\n", orNone(str(mach, "build")))
 	for _, prec := range []string{"tf32", "fp32"} {
 		t := r.torch("torchvision", prec)
 		fmt.Fprintf(w, "- PyTorch AlexNet (%s), batch 128, %s, synthetic data on the device: %s img/s\n", orNone(str(t, "model")), prec, fmtNum(t, "img_s", "%.0f"))
@@ -196,9 +247,15 @@ func writeTable(w io.Writer, r *results) {
 		theirs := func(m string) map[string]any { return r.torch(torchName[m], prec) }
 		row(fmt.Sprintf("ours, img/s, %s, batch 128: queued · loss read every step", prec), func(m string) string {
 			o := ours(m)
+			if o == nil {
+				return r.why("bench-" + m + "-" + prec)
+			}
 			return fmtNum(o, "img_s", "%.0f") + " · " + fmtNum(o, "img_s_synced", "%.0f") + " (" + fmtNum(o, "tflops", "%.1f") + " TFLOP/s)"
 		}, "")
 		row(fmt.Sprintf("PyTorch, img/s, %s (owt: torchvision; alexnet: our layers)", prec), func(m string) string {
+			if theirs(m) == nil {
+				return r.why("torch-bench-" + prec)
+			}
 			return fmtNum(theirs(m), "img_s", "%.0f")
 		}, "")
 		row(fmt.Sprintf("ratio ours/PyTorch, %s", prec), func(m string) string { return ratio(ours(m), theirs(m)) }, "≥ 1.0×")
@@ -223,6 +280,9 @@ func writeTable(w io.Writer, r *results) {
 	}
 	row("real pipeline → pkg/feed, tf32: img/s (vs queued bench)", func(m string) string {
 		p := pipe(m)
+		if p == nil {
+			return r.why("ingest", "pipeline-"+m)
+		}
 		b := r.find("bench", map[string]string{"model": m, "precision": "tf32"})
 		s := fmtNum(p, "img_s", "%.0f")
 		if pv, ok := num(p, "img_s"); ok {
@@ -260,22 +320,22 @@ func writeTable(w io.Writer, r *results) {
 			goal = "≤ 1e-2"
 		}
 		row(fmt.Sprintf("cross-check vs CPU, %s: worst rel err (where)", prec), func(m string) string {
-			return crossCell(r.find("crosscheck", map[string]string{"model": m, "precision": prec}))
+			return crossCell(r.find("crosscheck", map[string]string{"model": m, "precision": prec}), r.why("crosscheck"))
 		}, goal+"; input, masks exact")
 	}
 	row("cross-check vs CPU with --deterministic: fp32 · tf32", func(m string) string {
 		det := func(prec string) string {
-			return crossCell(r.find("crosscheck_deterministic", map[string]string{"model": m, "precision": prec}))
+			return crossCell(r.find("crosscheck_deterministic", map[string]string{"model": m, "precision": prec}), r.why("crosscheck-det"))
 		}
 		return det("fp32") + " · " + det("tf32")
 	}, "as above")
 	fmt.Fprintf(w, "| cross-check vs CPU, small: fp32 · tf32 | %s · %s |  | |\n",
-		crossCell(r.find("crosscheck", map[string]string{"model": "small", "precision": "fp32"})),
-		crossCell(r.find("crosscheck", map[string]string{"model": "small", "precision": "tf32"})))
+		crossCell(r.find("crosscheck", map[string]string{"model": "small", "precision": "fp32"}), r.why("crosscheck")),
+		crossCell(r.find("crosscheck", map[string]string{"model": "small", "precision": "tf32"}), r.why("crosscheck")))
 	row("PyTorch oracle, fp32: max abs diff logits · loss · worst grad rel · after step rel", func(m string) string {
 		o := r.find("oracle", map[string]string{"model": m})
 		if o == nil {
-			return none
+			return r.why("export-"+m, "oracle-"+m)
 		}
 		s := fmtNum(o, "logits_maxdiff", "%.1e") + " · " + fmtNum(o, "loss_diff", "%.1e") + " · " + fmtNum(o, "worst_grad_rel", "%.1e") +
 			" (" + str(o, "worst_grad") + ") · " + fmtNum(o, "worst_after_rel", "%.1e")
@@ -295,11 +355,12 @@ func writeTable(w io.Writer, r *results) {
 	}
 }
 
-func crossCell(c map[string]any) string {
+// crossCell shows a cross-check record, or why there is none.
+func crossCell(c map[string]any, why string) string {
 	if c == nil {
-		return none
+		return why
 	}
-	s := fmt.Sprintf("%.1e (%s)", c["worst"], str(c, "worst_what"))
+	s := fmtNum(c, "worst", "%.1e") + " (" + str(c, "worst_what") + ")"
 	if ok, _ := c["ok"].(bool); !ok {
 		s += fmt.Sprintf(" NOT OK: input exact %v, masks %v", c["input_exact"], c["masks_equal"])
 	}

@@ -196,6 +196,7 @@ def main():
                     help="then time each module's forward and backward over this many synced steps (spec models)")
     ap.add_argument("--device", default="cuda", help="cuda, or cpu to check this script without a GPU")
     a = ap.parse_args()
+    failed = []
     for prec in a.precisions.split(","):
         for name in a.models.split(","):
             set_precision(prec)
@@ -204,9 +205,10 @@ def main():
                 r = bench(make(name, a.specs), a.batch, a.warmup, a.steps, a.profile_steps, torch.device(a.device))
             except Exception as e:  # one model failing must not lose the others
                 print("torch_bench %s %s: %s" % (name, prec, e), flush=True)
+                failed.append("%s %s" % (name, prec))
                 continue
             r.update(kind="torch_bench", model=name, precision=prec, batch=a.batch, steps=a.steps,
-                     torch=torch.__version__, seconds=time.time() - t0)
+                     torch=torch.__version__, seconds=time.time() - t0, tf32=torch_model.tf32_settings())
             print("torch_bench %s %s batch %d: %.0f img/s (%.2f ms/step), max reserved %.0f MiB" %
                   (name, prec, a.batch, r["img_s"], r["step_ms"], r.get("max_reserved_mib", 0)), flush=True)
             if "profile_error" in r:
@@ -215,9 +217,13 @@ def main():
                 print("  %-12s %-8s %8.3f ms" % (p["layer"], p["pass"], p["ms"]), flush=True)
             if a.json:
                 with open(a.json, "a") as f:
-                    f.write(json.dumps(r) + "\n")
+                    f.write(json.dumps(torch_model.json_safe(r)) + "\n")
             if a.device == "cuda":
                 torch.cuda.empty_cache()
+    if failed:
+        # run.log's FAILED line, and the table's "failed" cell, need it.
+        print("torch_bench: failed: %s" % ", ".join(failed), flush=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

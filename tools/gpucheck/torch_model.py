@@ -81,3 +81,33 @@ def read_tensor(folder, entry):
     with open(os.path.join(folder, entry["file"]), "rb") as f:
         data = bytearray(f.read())
     return torch.frombuffer(data, dtype=dtype).reshape(entry["shape"])
+
+
+def json_safe(obj):
+    """obj with every float that is not finite as the string Go's
+    gpu.JSONFloat reads ("NaN", "+Inf", "-Inf"): json.dumps would write a
+    bare NaN, which is not JSON, and the results table would drop the very
+    record that shows a run went wrong."""
+    if isinstance(obj, float) and obj != obj:
+        return "NaN"
+    if isinstance(obj, float) and obj in (float("inf"), float("-inf")):
+        return "+Inf" if obj > 0 else "-Inf"
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def tf32_settings():
+    """The TF32 switches as torch reports them, so a record shows what ran
+    (the allow_tf32 flags are deprecated from torch 2.9 on)."""
+    out = {}
+    for name, get in (("matmul_allow_tf32", lambda: torch.backends.cuda.matmul.allow_tf32),
+                      ("cudnn_allow_tf32", lambda: torch.backends.cudnn.allow_tf32),
+                      ("float32_matmul_precision", torch.get_float32_matmul_precision)):
+        try:
+            out[name] = get()
+        except Exception as e:  # a record must not fail for a flag's sake
+            out[name] = "unreadable: %s" % e
+    return out

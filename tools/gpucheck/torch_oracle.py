@@ -70,6 +70,7 @@ def check(folder, tol, out, device):
         return d, rel
 
     logits_d, logits_rel = report("logits", read("logits"), logits.detach())
+    man["loss"] = float(man["loss"])  # a string ("NaN") when ours was not finite
     loss_diff = abs(man["loss"] - loss.item())
     loss_ok = loss_diff <= tol * abs(loss.item())
     ok = ok and loss_ok
@@ -97,10 +98,10 @@ def check(folder, tol, out, device):
     print("oracle %s %s batch %d: %s (tolerance %.0e)" % (man["model"], man["precision"], man["batch"], verdict, tol), flush=True)
     if out:
         with open(out, "a") as f:
-            f.write(json.dumps({"kind": "oracle", "model": man["model"], "precision": man["precision"], "batch": man["batch"],
+            f.write(json.dumps(torch_model.json_safe({"kind": "oracle", "model": man["model"], "precision": man["precision"], "batch": man["batch"],
                                 "logits_maxdiff": logits_d, "logits_rel": logits_rel, "loss_diff": loss_diff,
                                 "worst_grad": worst_grad, "worst_grad_rel": worst_grad_rel, "worst_after_rel": worst_after,
-                                "ok": ok, "torch": torch.__version__}) + "\n")
+                                "ok": ok, "torch": torch.__version__, "tf32": torch_model.tf32_settings()})) + "\n")
     return ok
 
 

@@ -53,7 +53,7 @@ type OracleManifest struct {
 	LR          float32               `json:"lr"`
 	Momentum    float32               `json:"momentum"`
 	WeightDecay float32               `json:"weight_decay"`
-	Loss        float64               `json:"loss"`
+	Loss        JSONFloat             `json:"loss"` // a string when not finite
 	Spec        SpecJSON              `json:"spec"`
 	Params      []string              `json:"params"` // in spec order
 	Tensors     map[string]OracleFile `json:"tensors"`
@@ -80,9 +80,11 @@ func WriteOracle(dir string, net *Net, params map[string][]float32, s *pipeline.
 	if m.Spec, err = NewSpecJSON(spec); err != nil {
 		return nil, err
 	}
-	if m.Loss, _, err = net.TrainStep(s); err != nil {
+	loss, _, err := net.TrainStep(s)
+	if err != nil {
 		return nil, err
 	}
+	m.Loss = JSONFloat(loss)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
