@@ -34,7 +34,7 @@ func TestTable(t *testing.T) {
 		// run.sh's verdicts on steps that left no record.
 		"run.log": "== [0s] nvidia-smi\n== [200s] TIMEOUT bench-alexnet-fp32\n== [210s] FAILED torch-bench-fp32 (exit 1)\n" +
 			"== [300s] SKIP export-alexnet-owt: budget of 450s spent\n== [301s] SKIP oracle-alexnet-owt: budget of 450s spent\n",
-		"probe.md":       "| component | version | path |",
+		"probe.md": "| component | version | path |",
 		// As benchpipeline --json writes it (abridged).
 		"pipeline-cpu.json": `{"cores": 16, "one_core": {"label": "1 worker, 1 core", "img_per_cpu_s": 4210.4},
   "all_cores": {"decoders": 16, "img_per_s": 61234.4}, "scaling_of_linear": 0.93, "digests_match": true,
