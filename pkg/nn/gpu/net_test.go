@@ -40,6 +40,30 @@ func miniAlexNet(classes int) alexnet.Spec {
 	}
 }
 
+// miniPaper is miniAlexNet laid out as the paper's net is: dropout on
+// the outputs of fc6 and fc7 (after their fused ReLUs), and centred raw
+// pixels (MeanOnly) for input.
+func miniPaper(classes int) alexnet.Spec {
+	s := miniAlexNet(classes)
+	s.Name, s.MeanOnly = "mini-paper", true
+	var ls []alexnet.Layer
+	var pending *alexnet.Layer
+	for _, l := range s.Layers {
+		switch {
+		case l.Kind == alexnet.Dropout:
+			pending = &l
+			continue
+		case l.Kind == alexnet.ReLU && pending != nil:
+			ls = append(ls, l, *pending)
+			pending = nil
+			continue
+		}
+		ls = append(ls, l)
+	}
+	s.Layers = ls
+	return s
+}
+
 var (
 	testMean = [3]float32{120, 115, 100}
 	testStd  = [3]float32{60, 58, 57}
@@ -259,9 +283,15 @@ func TestWorkspaceBudget(t *testing.T) {
 // must come out exact or within float32 noise.
 func TestCrossCheckOnHost(t *testing.T) {
 	em := needEmulator(t)
-	spec := miniAlexNet(5)
-	spec.InitScheme = "he"
-	for _, det := range []bool{false, true} {
+	paper := miniPaper(5)
+	if got := layerNames(paper); got != "conv1 relu1 norm1 pool1 conv2 relu2 norm2 pool2 conv3 relu3 conv4 relu4 conv5 relu5 pool5 flatten fc6 relu6 drop6 fc7 relu7 drop7 fc8" {
+		t.Fatalf("miniPaper's layers: %s", got)
+	}
+	for _, tc := range []struct {
+		spec alexnet.Spec
+		det  bool
+	}{{miniAlexNet(5), false}, {miniAlexNet(5), true}, {paper, false}} {
+		spec, det := tc.spec, tc.det
 		var built Options
 		rs, err := crossCheck(spec, 3, 8, []Precision{FP32}, det, func(params map[string][]float32, opt Options) (*Net, error) {
 			built = opt
@@ -271,7 +301,7 @@ func TestCrossCheckOnHost(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := rs[0]
-		t.Log(r.String())
+		t.Log(spec.Name, r.String())
 		if !r.OK() || r.Worst() > 1e-4 || len(r.Grads) != 16 || len(r.Params) != 16 {
 			t.Errorf("host cross-check: %s", r.String())
 		}
@@ -415,4 +445,12 @@ func TestStepFeedOnHost(t *testing.T) {
 			t.Errorf("step %d: loss %.9f through the feed, %.9f without", i, got[i], want[i])
 		}
 	}
+}
+
+func layerNames(s alexnet.Spec) string {
+	var names []string
+	for _, l := range s.Layers {
+		names = append(names, l.Name)
+	}
+	return strings.Join(names, " ")
 }

@@ -50,7 +50,7 @@ func TestOracleAgainstPyTorch(t *testing.T) {
 		name  string
 		spec  alexnet.Spec
 		masks int
-	}{{"two masks", miniAlexNet(5), 2}, {"drop6 p=0", p0, 1}} {
+	}{{"two masks", miniAlexNet(5), 2}, {"drop6 p=0", p0, 1}, {"paper layout", miniPaper(5), 2}} {
 		t.Run(tc.name, func(t *testing.T) { oracleAgainstPyTorch(t, em, tc.spec, tc.masks) })
 	}
 }
