@@ -244,20 +244,7 @@ func TestResizeMatchesPILExactly(t *testing.T) {
 // data) is video-range YCbCr; read as full range its contrast was 219/255
 // of Pillow's (4.4 levels mean, 24 max).
 func TestWebPMatchesPIL(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "x.webp")
-	runPIL(t, "webp", out, "90")
-	data, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := os.ReadFile(out + ".rgb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := NewDecoderStdlib().DecodeFull(data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img, want := decodedBesidePIL(t, "webp", "x.webp", "90")
 	s := compareRGB(img.Pix, want)
 	t.Logf("%dx%d lossy WebP against Pillow: MAD %.3f, max %d", img.W, img.H, s.mad, s.maxDiff)
 	if s.mad > 1 {
@@ -269,8 +256,19 @@ func TestWebPMatchesPIL(t *testing.T) {
 // as in Pillow's convert("RGB"), not the transparent black image/gif
 // gives them.
 func TestGIFMatchesPIL(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "x.gif")
-	runPIL(t, "gif", out, "17")
+	img, want := decodedBesidePIL(t, "gif", "x.gif", "17")
+	if s := compareRGB(img.Pix, want); s.maxDiff != 0 {
+		t.Errorf("transparent GIF against Pillow: MAD %.3f, max %d; want identical (first pixel %v, Pillow %v)", s.mad, s.maxDiff, img.Pix[:3], want[:3])
+	}
+}
+
+// decodedBesidePIL has pilScript's cmd write a file named name (with arg)
+// and Pillow's RGB decode of it, and returns our Go decoders' image of
+// that file beside Pillow's pixels.
+func decodedBesidePIL(t *testing.T, cmd, name, arg string) (Image, []byte) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), name)
+	runPIL(t, cmd, out, arg)
 	data, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
@@ -283,7 +281,5 @@ func TestGIFMatchesPIL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := compareRGB(img.Pix, want); s.maxDiff != 0 {
-		t.Errorf("transparent GIF against Pillow: MAD %.3f, max %d; want identical (first pixel %v, Pillow %v)", s.mad, s.maxDiff, img.Pix[:3], want[:3])
-	}
+	return img, want
 }

@@ -100,10 +100,15 @@ func synthetic(n, side int, seed uint64) ([][]byte, []int32) {
 // syntheticShards writes train and val synthetic 24-px images of 4
 // classes into a temporary directory and returns it.
 func syntheticShards(t *testing.T, train, val int) string {
+	return syntheticShardsOfSide(t, train, val, 24)
+}
+
+// syntheticShardsOfSide is syntheticShards with side-px images.
+func syntheticShardsOfSide(t *testing.T, train, val, side int) string {
 	dir := t.TempDir()
-	tr, tl := synthetic(train, 24, 1)
-	va, vl := synthetic(val, 24, 2)
-	writeShards(t, dir, 24, tr, va, tl, vl, 4)
+	tr, tl := synthetic(train, side, 1)
+	va, vl := synthetic(val, side, 2)
+	writeShards(t, dir, side, tr, va, tl, vl, 4)
 	return dir
 }
 
@@ -422,10 +427,7 @@ func TestRunDirectoryGuards(t *testing.T) {
 	// The same shards under another class list (sorted, as ingest writes
 	// it; one WNID differs) mean other outputs: refused too. A list out of
 	// order is refused by shards.ParseMeta itself.
-	other := t.TempDir()
-	tr, tl := synthetic(64, 24, 1)
-	va, vl := synthetic(16, 24, 2)
-	writeShards(t, other, 24, tr, va, tl, vl, 4)
+	other := syntheticShards(t, 64, 16)
 	meta, err := shards.ReadMeta(other)
 	if err != nil {
 		t.Fatal(err)
@@ -651,10 +653,7 @@ func TestResumeWithoutRun(t *testing.T) {
 // (std 1), the others standardised ones, and a resumed run keeps the
 // normalisation its checkpoint was trained with.
 func TestInputNormalisationPerModel(t *testing.T) {
-	dir := t.TempDir()
-	tr, tl := synthetic(16, 72, 1)
-	va, vl := synthetic(8, 72, 2)
-	writeShards(t, dir, 72, tr, va, tl, vl, 4)
+	dir := syntheticShardsOfSide(t, 16, 8, 72)
 	meta, err := shards.ReadMeta(dir)
 	if err != nil {
 		t.Fatal(err)
