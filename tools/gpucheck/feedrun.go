@@ -115,9 +115,7 @@ func runPipeline(args []string, stdout io.Writer) error {
 			total += t.Total()
 			// The worst step over the measured ones, as the mean is:
 			// the first steps after the pipeline starts wait the most.
-			if t.Total() > 0 {
-				r.MaxWait = max(r.MaxWait, float64(t.Wait())/float64(t.Total()))
-			}
+			r.MaxWait = max(r.MaxWait, t.WaitFraction())
 			copyTime += t.CopyEnd - t.CopyStart
 			if t.CopyStart < prevEnd {
 				overlapped++
