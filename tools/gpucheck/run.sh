@@ -143,7 +143,7 @@ fi
 # Ours loads the same cuBLAS, cuDNN and NVRTC as PyTorch (its wheels'
 # folders first), so the comparison is like for like; if they do not all
 # load from there, pkg/cuda's own search (toolkit, system) is used.
-broken() { grep -q '| \(cuDNN\|cuBLAS\|NVRTC\|driver\) | \(missing\|unusable\)' "$1"; }
+broken() { grep -q '| \(cuDNN\|cuBLAS\|NVRTC\|CUDA driver\) | \(missing\|unusable\)' "$1"; }
 SEARCH="found by pkg/cuda's own search"
 if [[ -n $NVLIBS ]]; then
 	export ALEXNET_CUDA_LIB=$NVLIBS
