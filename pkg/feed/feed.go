@@ -121,8 +121,8 @@ type Feed struct {
 	stop context.CancelFunc
 	done chan struct{} // closed when the copier has exited
 
-	// release hands a slot back to its pipeline; a field so that tests
-	// can watch the order of releases.
+	// release hands a slot back to its pipeline (newFeed's, so that tests
+	// can watch the order of releases).
 	release func(*pipeline.Slot)
 
 	// Consumer state.
@@ -176,6 +176,13 @@ const (
 // each into a free device buffer and gives the slot back to the pipeline
 // as soon as its copy has landed. Close stops it.
 func New(src Source, dev Device, opt Options) (*Feed, error) {
+	return newFeed(src, dev, opt, (*pipeline.Slot).Release)
+}
+
+// newFeed is New with the way slots go back to their pipeline left open,
+// so the tests can watch the releases; it is set before the copier
+// starts, as anything the copier reads must be.
+func newFeed(src Source, dev Device, opt Options, release func(*pipeline.Slot)) (*Feed, error) {
 	n := dev.Buffers()
 	if n < 1 || n > 4 {
 		return nil, fmt.Errorf("feed: %d device buffers; want 1 to 4", n)
@@ -191,7 +198,7 @@ func New(src Source, dev Device, opt Options) (*Feed, error) {
 		ctx:     ctx,
 		stop:    stop,
 		done:    make(chan struct{}),
-		release: func(s *pipeline.Slot) { s.Release() },
+		release: release,
 	}
 	for b := range n {
 		f.free <- b

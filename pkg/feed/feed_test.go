@@ -448,11 +448,10 @@ func TestFeedOrderWithRealPipeline(t *testing.T) {
 			d := newFakeDevice(t, tc.buffers, tc.copyTime)
 			var timings []StepTiming
 			var log strings.Builder
-			f, err := New(pl, d, Options{OnTiming: func(s StepTiming) { timings = append(timings, s) }, Log: &log, LogEvery: 10})
+			f, err := newFeed(pl, d, Options{OnTiming: func(s StepTiming) { timings = append(timings, s) }, Log: &log, LogEvery: 10}, d.checkRelease)
 			if err != nil {
 				t.Fatal(err)
 			}
-			f.release = d.checkRelease
 			n, err := consume(t, f, d, -1, tc.stepTime)
 			if err != io.EOF {
 				t.Fatalf("after %d steps: %v, want io.EOF", n, err)
@@ -547,11 +546,10 @@ func TestFeedErrorsAndClose(t *testing.T) {
 		pl := newPipeline(t, dir, 0)
 		defer pl.Close()
 		d := newFakeDevice(t, 2, 0)
-		f, err := New(&failingSource{Source: pl, good: 5}, d, Options{})
+		f, err := newFeed(&failingSource{Source: pl, good: 5}, d, Options{}, d.checkRelease)
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.release = d.checkRelease
 		n, err := consume(t, f, d, -1, 0)
 		if n != 5 || err == nil || !strings.Contains(err.Error(), "crc mismatch") {
 			t.Fatalf("%d steps then %v; want 5 then the crc error", n, err)
@@ -566,11 +564,10 @@ func TestFeedErrorsAndClose(t *testing.T) {
 	t.Run("close mid-stream", func(t *testing.T) {
 		pl := newPipeline(t, dir, 0) // endless
 		d := newFakeDevice(t, 2, 100*time.Microsecond)
-		f, err := New(pl, d, Options{})
+		f, err := newFeed(pl, d, Options{}, d.checkRelease)
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.release = d.checkRelease
 		if n, err := consume(t, f, d, 7, 100*time.Microsecond); err != nil || n != 7 {
 			t.Fatalf("%d steps: %v", n, err)
 		}

@@ -79,7 +79,11 @@ func (l Layout) Block(s *pipeline.Slot) ([]byte, error) {
 		return nil, fmt.Errorf("feed: slot too small for %d crops of %d²", l.Crops, l.Crop)
 	}
 	base := unsafe.Pointer(&s.Labels[0])
-	if unsafe.Pointer(&s.Offsets[0]) != unsafe.Add(base, l.OffsetsAt()) || unsafe.Pointer(&s.Pixels[0]) != unsafe.Add(base, l.PixelsAt()) {
+	// Addresses compared as integers: for a slot not made by Layout.Slot,
+	// base+offset points past the labels' own allocation, which
+	// unsafe.Add may not produce (checkptr, under -race, aborts on it).
+	at := uintptr(base)
+	if uintptr(unsafe.Pointer(&s.Offsets[0])) != at+uintptr(l.OffsetsAt()) || uintptr(unsafe.Pointer(&s.Pixels[0])) != at+uintptr(l.PixelsAt()) {
 		return nil, fmt.Errorf("feed: slot is not laid out as %+v (not made by Layout.Slot)", l)
 	}
 	return unsafe.Slice((*byte)(base), l.Bytes()), nil

@@ -384,6 +384,10 @@ func TestGPUFeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// On a t.Fatal the copier must stop before fd's buffers go (deferred
+	// calls run last first), or it panics and takes the binary's other
+	// GPU tests with it. Close is idempotent.
+	defer f.Close()
 	steps, want := 0, 3*pl.BatchesPerEpoch()
 	var pos pipeline.Position
 	for {
