@@ -658,18 +658,35 @@ type Event struct {
 }
 
 // CUevent_flags.
-const eventDisableTiming = 0x2
+const (
+	eventBlockingSync  = 0x1
+	eventDisableTiming = 0x2
+)
 
 // NewEvent creates an event. Events without timing are cheaper to record
-// and wait on; use timing only where ElapsedMs will be asked.
-func (d *Device) NewEvent(timing bool) (*Event, error) {
+// and wait on; use timing only where ElapsedMs will be asked. A host
+// thread waiting on it (Synchronize) spins on its core, which is the
+// lowest latency; see NewBlockingEvent.
+func (d *Device) NewEvent(timing bool) (*Event, error) { return d.newEvent(timing, false) }
+
+// NewBlockingEvent is NewEvent for events a host thread waits on for long
+// (a whole training step): Synchronize sleeps in the kernel until the
+// event completes (CU_EVENT_BLOCKING_SYNC) instead of spinning a core the
+// data pipeline's decoders could use. The wake-up costs tens of
+// microseconds, so use it where the waiter is ahead of the GPU anyway.
+func (d *Device) NewBlockingEvent(timing bool) (*Event, error) { return d.newEvent(timing, true) }
+
+func (d *Device) newEvent(timing, blocking bool) (*Event, error) {
 	if err := d.enter(); err != nil {
 		return nil, err
 	}
 	defer d.leave()
 	var flags uint32
 	if !timing {
-		flags = eventDisableTiming
+		flags |= eventDisableTiming
+	}
+	if blocking {
+		flags |= eventBlockingSync
 	}
 	e := &Event{dev: d, timing: timing}
 	if r := d.api.cuEventCreate(&e.h, flags); r != 0 {

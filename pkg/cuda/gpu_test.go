@@ -201,7 +201,8 @@ func TestGPUCopyRoundTrip(t *testing.T) {
 	mid, err := d.NewEvent(true)
 	must(t, err)
 	defer mid.Destroy()
-	end, err := d.NewEvent(true)
+	// Blocking-sync with timing, as pkg/feed's step-end marks are.
+	end, err := d.NewBlockingEvent(true)
 	must(t, err)
 	defer end.Destroy()
 
@@ -231,6 +232,15 @@ func TestGPUCopyRoundTrip(t *testing.T) {
 		t.Errorf("elapsed h2d %.3f ms, total %.3f ms", h2d, total)
 	}
 	t.Logf("pinned H2D %d MiB in %.3f ms = %.1f GB/s; round trip %.3f ms", n>>20, h2d, float64(n)/float64(h2d)/1e6, total)
+	// pkg/feed's clock reads spans in either order; it copes with a
+	// driver that signs a reversed span or one that clamps it to zero,
+	// and this says which this one does.
+	back, err := ElapsedMs(mid, start)
+	must(t, err)
+	if back != 0 && math.Abs(float64(back+h2d)) > 1e-3 {
+		t.Errorf("reversed span %.4f ms for a forward span of %.4f ms: neither signed nor clamped", back, h2d)
+	}
+	t.Logf("reversed span: %.4f ms (negative: signed; 0: clamped)", back)
 
 	// Memsets, read back through pageable Go memory (the synchronous path).
 	must(t, d.MemsetD32Async(a.Ptr, math.Float32bits(2.5), 1000, s))

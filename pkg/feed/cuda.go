@@ -3,7 +3,6 @@ package feed
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/alexnet-repro/alexnet/pkg/cuda"
 	"github.com/alexnet-repro/alexnet/pkg/pipeline"
@@ -50,7 +49,10 @@ const timingRing = 8
 // CUDADevice is Device on a GPU: its own non-blocking copy stream, the
 // caller's compute stream, Buffers device buffers in Layout, and the
 // events that order them. Timing marks are CUDA timing events, so the
-// data wait it reports is the compute stream's own idle time.
+// data wait it reports is the compute stream's own idle time. The two
+// events host threads wait on (a buffer's copy landed, a step ended) are
+// blocking-sync events: the copier and the consumer sleep through a step
+// rather than each spinning a core the pipeline's decoders need.
 type CUDADevice struct {
 	dev     *cuda.Device
 	copy    *cuda.Stream
@@ -63,6 +65,7 @@ type CUDADevice struct {
 
 	origin                              *cuda.Event
 	copyStart, copyEnd, dataReady, ends [timingRing]*cuda.Event
+	clock                               *markClock[*cuda.Event]
 }
 
 // NewCUDADevice allocates buffers device buffers for batches in layout
@@ -87,25 +90,32 @@ func NewCUDADevice(dev *cuda.Device, compute *cuda.Stream, l Layout, buffers int
 			return nil, fmt.Errorf("feed: device buffer: %w", err)
 		}
 		d.bufs = append(d.bufs, b)
-		for _, evs := range []*[]*cuda.Event{&d.ready, &d.free} {
-			e, err := dev.NewEvent(false)
-			if err != nil {
-				return nil, err
-			}
-			*evs = append(*evs, e)
+		ready, err := dev.NewBlockingEvent(false)
+		if err != nil {
+			return nil, err
 		}
+		d.ready = append(d.ready, ready)
+		free, err := dev.NewEvent(false)
+		if err != nil {
+			return nil, err
+		}
+		d.free = append(d.free, free)
 		d.freeRecorded = append(d.freeRecorded, false)
 	}
 	if d.origin, err = dev.NewEvent(true); err != nil {
 		return nil, err
 	}
 	for i := range timingRing {
-		for _, e := range []**cuda.Event{&d.copyStart[i], &d.copyEnd[i], &d.dataReady[i], &d.ends[i]} {
+		for _, e := range []**cuda.Event{&d.copyStart[i], &d.copyEnd[i], &d.dataReady[i]} {
 			if *e, err = dev.NewEvent(true); err != nil {
 				return nil, err
 			}
 		}
+		if d.ends[i], err = dev.NewBlockingEvent(true); err != nil {
+			return nil, err
+		}
 	}
+	d.clock = newMarkClock(d.origin, cuda.ElapsedMs)
 	if err := d.origin.Record(compute); err != nil {
 		return nil, err
 	}
@@ -171,35 +181,17 @@ func (d *CUDADevice) Free(buf int) error {
 // End records step seq's end mark.
 func (d *CUDADevice) End(seq int64) error { return d.ends[seq%timingRing].Record(d.compute) }
 
-// Timing waits for step seq's end and reads its marks against the origin.
+// Timing waits for step seq's end and reads its marks (see markClock).
 func (d *CUDADevice) Timing(seq int64) (StepTiming, error) {
 	r := seq % timingRing
 	if err := d.ends[r].Synchronize(); err != nil {
 		return StepTiming{}, err
 	}
-	at := func(e *cuda.Event) (time.Duration, error) {
-		ms, err := cuda.ElapsedMs(d.origin, e)
-		return time.Duration(float64(ms) * float64(time.Millisecond)), err
-	}
-	t := StepTiming{Seq: seq}
-	marks := []struct {
-		dst *time.Duration
-		e   *cuda.Event
-	}{{&t.DataReady, d.dataReady[r]}, {&t.End, d.ends[r]}, {&t.CopyStart, d.copyStart[r]}, {&t.CopyEnd, d.copyEnd[r]}}
-	if seq > 0 {
-		marks = append(marks, struct {
-			dst *time.Duration
-			e   *cuda.Event
-		}{&t.PrevEnd, d.ends[(seq-1)%timingRing]})
-	}
-	for _, m := range marks {
-		v, err := at(m.e)
-		if err != nil {
-			return StepTiming{}, err
-		}
-		*m.dst = v
-	}
-	return t, nil
+	return d.clock.timing(seq, stepMarks[*cuda.Event]{
+		prevEnd:   d.ends[(seq+timingRing-1)%timingRing],
+		dataReady: d.dataReady[r], end: d.ends[r],
+		copyStart: d.copyStart[r], copyEnd: d.copyEnd[r],
+	})
 }
 
 // Close waits for both streams, then frees the buffers, events and the

@@ -32,7 +32,8 @@ func newResultRing(e *cudaEngine) (*resultRing, error) {
 		return nil, err
 	}
 	for i := range r.events {
-		if r.events[i], err = e.dev.NewEvent(false); err != nil {
+		// Blocking: the host waits here for a whole step when it runs ahead.
+		if r.events[i], err = e.dev.NewBlockingEvent(false); err != nil {
 			r.close()
 			return nil, err
 		}
