@@ -36,21 +36,30 @@ func cublas() (*cublasAPI, error) {
 }
 
 func loadCUBLAS() (*cublasAPI, error) {
-	loc, err := libCUBLAS.load()
+	var a *cublasAPI
+	_, err := libCUBLAS.load(func(path string, h uintptr) error {
+		c := &cublasAPI{}
+		if _, err := bindSyms(path, h, cublasSyms(c)); err != nil {
+			return err
+		}
+		for i := range c.version {
+			var v int32
+			if r := c.getProperty(int32(i), &v); r != 0 { // MAJOR_VERSION, MINOR_VERSION, PATCH_LEVEL
+				return c.err(r, "cublasGetProperty(%d)", i)
+			}
+			c.version[i] = int(v)
+		}
+		// cuBLAS's major is the CUDA major it ships with.
+		if err := checkCUDAMajor(fmt.Sprintf("cuBLAS %d.%d", c.version[0], c.version[1]), c.version[0], driverCUDA()); err != nil {
+			return err
+		}
+		a = c
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	a := &cublasAPI{path: loadedPath(libCUBLAS)}
-	if _, err := bindSyms(loc.path, loc.handle, cublasSyms(a)); err != nil {
-		return nil, err
-	}
-	for i := range a.version {
-		var v int32
-		if r := a.getProperty(int32(i), &v); r != 0 { // MAJOR_VERSION, MINOR_VERSION, PATCH_LEVEL
-			return nil, a.err(r, "cublasGetProperty(%d)", i)
-		}
-		a.version[i] = int(v)
-	}
+	a.path = loadedPath(libCUBLAS)
 	return a, nil
 }
 

@@ -77,6 +77,7 @@ type cudnnAPI struct {
 
 	path    string
 	version int // cudnnGetVersion: major·10000 + minor·100 + patch for cuDNN 9
+	cudart  int // cudnnGetCudartVersion: the CUDA it was built for, 12090 for 12.9; 0 if unknown
 }
 
 var (
@@ -97,18 +98,29 @@ func loadCUDNN() (*cudnnAPI, error) {
 	// not fatal here: cuDNN will report what it misses.
 	_, _ = cublas()
 	_, _ = nvrtc()
-	loc, err := libCUDNN.load()
+	var a *cudnnAPI
+	_, err := libCUDNN.load(func(path string, h uintptr) error {
+		c := &cudnnAPI{}
+		if _, err := bindSyms(path, h, cudnnSyms(c)); err != nil {
+			return err
+		}
+		c.version = int(c.getVersion())
+		if c.version/10000 != 9 {
+			return fmt.Errorf("reports cuDNN version %d: this package needs cuDNN 9", c.version)
+		}
+		if c.getCudartVersion != nil {
+			c.cudart = int(c.getCudartVersion())
+			if err := checkCUDAMajor("cuDNN "+cudnnVersionString(c.version)+" (CUDA "+VersionString(c.cudart)+" build)", c.cudart/1000, driverCUDA()); err != nil {
+				return err
+			}
+		}
+		a = c
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	a := &cudnnAPI{path: loadedPath(libCUDNN)}
-	if _, err := bindSyms(loc.path, loc.handle, cudnnSyms(a)); err != nil {
-		return nil, err
-	}
-	a.version = int(a.getVersion())
-	if a.version/10000 != 9 {
-		return nil, fmt.Errorf("cuda: %s reports cuDNN version %d: this package needs cuDNN 9", a.path, a.version)
-	}
+	a.path = loadedPath(libCUDNN)
 	return a, nil
 }
 

@@ -21,8 +21,11 @@
 // 13, nvidia/cudnn/lib, ...). A library found by path in a folder the
 // loader does not search has its siblings (cuBLASLt, nvrtc-builtins,
 // cuDNN 9's sub-libraries) opened first from the same folder, so its own
-// dlopen calls succeed without LD_LIBRARY_PATH. Probe reports what was
-// found.
+// dlopen calls succeed without LD_LIBRARY_PATH. A library that opens is
+// vetted before it is taken (its symbols bind, and it is built for a CUDA
+// major the driver runs); one refused is closed with its siblings and the
+// search goes on. A toolkit's stubs folder is never searched. Probe
+// reports what was found.
 //
 // # Threads and contexts
 //

@@ -78,20 +78,37 @@ func driver() (*driverAPI, error) {
 	return drv, drvErr
 }
 
+// cuErrorStubLibrary is CUDA_ERROR_STUB_LIBRARY: cuInit's answer from a
+// toolkit's link-time stub libcuda.
+const cuErrorStubLibrary = 34
+
 func loadDriver() (*driverAPI, error) {
-	loc, err := libDriver.load()
+	var a *driverAPI
+	var initResult cuResult
+	_, err := libDriver.load(func(path string, h uintptr) error {
+		c := &driverAPI{}
+		var err error
+		if c.symbols, err = bindSyms(path, h, driverSyms(c)); err != nil {
+			return err
+		}
+		r := c.cuInit(0)
+		if r == cuErrorStubLibrary {
+			// A stub found by the loader (LD_LIBRARY_PATH at a toolkit's
+			// lib64/stubs): go on looking for the real driver.
+			return c.err(r, "cuInit(0)")
+		}
+		c.ctxSetCurrentAddr, _ = purego.Dlsym(h, "cuCtxSetCurrent")
+		a, initResult = c, r
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	a := &driverAPI{path: loadedPath(libDriver)}
-	if a.symbols, err = bindSyms(loc.path, loc.handle, driverSyms(a)); err != nil {
-		return nil, err
-	}
-	a.ctxSetCurrentAddr, _ = purego.Dlsym(loc.handle, "cuCtxSetCurrent")
-	if r := a.cuInit(0); r != 0 {
+	a.path = loadedPath(libDriver)
+	if initResult != 0 {
 		// cuInit's failure is the common "no GPU here" answer; keep the
 		// bindings so error names still resolve, but report it.
-		a.initErr = a.err(r, "cuInit(0) [%s]", a.path)
+		a.initErr = a.err(initResult, "cuInit(0) [%s]", a.path)
 		return a, a.initErr
 	}
 	var v, n int32

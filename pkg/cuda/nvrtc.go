@@ -46,19 +46,31 @@ func nvrtc() (*nvrtcAPI, error) {
 }
 
 func loadNVRTC() (*nvrtcAPI, error) {
-	loc, err := libNVRTC.load()
+	var a *nvrtcAPI
+	_, err := libNVRTC.load(func(path string, h uintptr) error {
+		c := &nvrtcAPI{}
+		if _, err := bindSyms(path, h, nvrtcSyms(c)); err != nil {
+			return err
+		}
+		var maj, mnr int32
+		if r := c.version(&maj, &mnr); r != 0 {
+			return c.err(r, "nvrtcVersion")
+		}
+		c.major, c.minor = int(maj), int(mnr)
+		// Its PTX carries an ISA version no driver of an older major
+		// loads. (A newer minor than the driver's fails too, at LoadPTX,
+		// whose error says so; the search does not refuse it, as a build
+		// with several NVRTCs of one major is rare.)
+		if err := checkCUDAMajor(fmt.Sprintf("NVRTC %d.%d", c.major, c.minor), c.major, driverCUDA()); err != nil {
+			return err
+		}
+		a = c
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	a := &nvrtcAPI{path: loadedPath(libNVRTC)}
-	if _, err := bindSyms(loc.path, loc.handle, nvrtcSyms(a)); err != nil {
-		return nil, err
-	}
-	var maj, mnr int32
-	if r := a.version(&maj, &mnr); r != 0 {
-		return nil, a.err(r, "nvrtcVersion")
-	}
-	a.major, a.minor = int(maj), int(mnr)
+	a.path = loadedPath(libNVRTC)
 	if a.getNumArchs != nil && a.getArchs != nil {
 		var n int32
 		if a.getNumArchs(&n) == 0 && n > 0 && n < 1024 {

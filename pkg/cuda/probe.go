@@ -92,6 +92,9 @@ func fillLib(rep *LibraryReport, l *loadedLib, err error) {
 		var nf *NotFoundError
 		if errors.As(err, &nf) {
 			rep.Err = nf.Lib + " not found"
+			if u := nf.Unusable(); u != "" {
+				rep.Err = "no usable " + nf.Lib + ": " + u
+			}
 			rep.Tried = nf.Tried
 		}
 	}
@@ -113,6 +116,8 @@ func (r ProbeReport) Markdown() string {
 		switch {
 		case l.Err != "" && l.Path != "":
 			v, p = "unusable", l.Path+": "+firstLine(l.Err)
+		case strings.HasPrefix(l.Err, "no usable "):
+			v, p = "unusable", l.Err
 		case l.Err != "":
 			v, p = "missing", l.Err
 		}

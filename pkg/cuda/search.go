@@ -20,8 +20,23 @@ type NotFoundError struct {
 }
 
 func (e *NotFoundError) Error() string {
-	return fmt.Sprintf("cuda: %s not found (set ALEXNET_CUDA_LIB to its directory); tried:\n  %s",
-		e.Lib, strings.Join(e.Tried, "\n  "))
+	what := e.Lib + " not found"
+	if e.Unusable() != "" {
+		what = "no usable " + e.Lib + " found"
+	}
+	return fmt.Sprintf("cuda: %s (set ALEXNET_CUDA_LIB to its directory); tried:\n  %s",
+		what, strings.Join(e.Tried, "\n  "))
+}
+
+// Unusable is the first place where the library opened but was refused
+// (too old, or built for a newer CUDA than the driver's), or "".
+func (e *NotFoundError) Unusable() string {
+	for _, t := range e.Tried {
+		if strings.Contains(t, ": unusable: ") {
+			return t
+		}
+	}
+	return ""
 }
 
 // libSpec describes one library family: the sonames to try, newest first,
@@ -29,6 +44,10 @@ func (e *NotFoundError) Error() string {
 type libSpec struct {
 	name    string   // for messages: the preferred soname
 	sonames []string // tried in this order in every directory
+	// sonameFirst: search every folder for one soname before any folder
+	// for the next, so that libcuda.so.1 anywhere wins over a bare
+	// libcuda.so (a development symlink, or a stub) in an earlier folder.
+	sonameFirst bool
 	// pip: also look in Python site-packages nvidia/*/lib folders, where
 	// NVIDIA's wheels put cuBLAS, cuDNN and NVRTC (nvidia/cu13/lib for the
 	// CUDA 13 wheels, nvidia/<component>/lib for CUDA 12 and cuDNN).
@@ -47,7 +66,8 @@ var (
 		name: "libcuda.so.1",
 		// Never the toolkit's stubs/libcuda.so: it loads and then fails
 		// every call with CUDA_ERROR_STUB_LIBRARY.
-		sonames: []string{"libcuda.so.1", "libcuda.so"},
+		sonames:     []string{"libcuda.so.1", "libcuda.so"},
+		sonameFirst: true,
 	}
 	specCUBLAS = libSpec{
 		name:       "libcublas.so.13",
@@ -283,14 +303,29 @@ func (e searchEnv) pythonLibDirs() []string {
 	return out
 }
 
-// opener opens a shared library; dlopen in production, a fake in tests.
-type opener func(path string) (uintptr, error)
+// loader opens and closes shared libraries: dlopen and dlclose in
+// production, a fake in tests.
+type loader interface {
+	open(path string) (uintptr, error)
+	close(handle uintptr) error
+}
 
-func dlopen(path string) (uintptr, error) {
+type dl struct{}
+
+func (dl) open(path string) (uintptr, error) {
 	// RTLD_GLOBAL so that libraries opened here satisfy the soname lookups
 	// of those opened later (cuBLASLt for cuBLAS, sub-libraries for cuDNN).
 	return purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_GLOBAL)
 }
+
+func (dl) close(h uintptr) error { return purego.Dlclose(h) }
+
+// acceptFunc vets a library that opened: it binds what the package needs
+// and checks its version against the driver. An error makes the search
+// close it and go on to the next place, as for a file that did not open,
+// so an old or mismatched copy early in the path does not hide a good one
+// later. nil accepts anything.
+type acceptFunc func(path string, handle uintptr) error
 
 // located is the outcome of a search.
 type located struct {
@@ -300,48 +335,96 @@ type located struct {
 	tried     []string // every failure before success, with reasons
 }
 
+// isStubDir reports a CUDA toolkit's stubs folder (lib64/stubs): its
+// libcuda.so and friends exist for linking, load, and fail every call
+// (CUDA_ERROR_STUB_LIBRARY), so a build environment's LD_LIBRARY_PATH
+// pointing there must not shadow the real driver.
+func isStubDir(dir string) bool { return filepath.Base(dir) == "stubs" }
+
 // locate walks dirs in order and, in each, the sonames in order, and
-// returns the first that opens. Directories that do not exist and files
-// that are absent cost one stat and are listed as such, so the error
-// explains the whole search.
-func locate(spec libSpec, dirs []searchDir, open opener) (located, error) {
+// returns the first that opens and that accept takes. With
+// spec.sonameFirst the sonames are the outer loop instead: every folder is
+// searched for the first soname before any for the next. Directories that
+// do not exist and files that are absent cost one stat and are listed as
+// such, so the error explains the whole search. A candidate that fails is
+// closed with the companions opened for it, so nothing from a rejected
+// folder stays loaded to satisfy a later library's lookups.
+func locate(spec libSpec, dirs []searchDir, ld loader, accept acceptFunc) (located, error) {
 	var res located
 	pipSeen := false
-	for _, d := range dirs {
-		if d.path == "" {
-			for _, so := range spec.sonames {
-				h, err := open(so)
-				if err == nil {
-					res.path, res.handle = so, h
-					return res, nil
-				}
-				res.tried = append(res.tried, fmt.Sprintf("%s via %s: %v", so, d.origin, err))
-			}
-			continue
-		}
-		if d.origin == "python" {
-			pipSeen = true
-		}
-		if fi, err := os.Stat(d.path); err != nil || !fi.IsDir() {
-			res.tried = append(res.tried, fmt.Sprintf("%s (%s): no such directory", d.path, d.origin))
-			continue
-		}
+	passes := [][]string{spec.sonames}
+	if spec.sonameFirst {
+		passes = passes[:0]
 		for _, so := range spec.sonames {
-			p := filepath.Join(d.path, so)
-			if _, err := os.Stat(p); err != nil {
-				res.tried = append(res.tried, fmt.Sprintf("%s (%s): no such file", p, d.origin))
+			passes = append(passes, []string{so})
+		}
+	}
+	noted := map[string]bool{} // folders already reported missing or skipped
+	note := func(key, msg string) {
+		if !noted[key] {
+			noted[key] = true
+			res.tried = append(res.tried, msg)
+		}
+	}
+	vet := func(path string, h uintptr) error {
+		if accept == nil {
+			return nil
+		}
+		if err := accept(path, h); err != nil {
+			ld.close(h)
+			return fmt.Errorf("unusable: %w", err)
+		}
+		return nil
+	}
+	for _, sonames := range passes {
+		for _, d := range dirs {
+			if d.path == "" {
+				for _, so := range sonames {
+					h, err := ld.open(so)
+					if err == nil {
+						if err = vet(so, h); err == nil {
+							res.path, res.handle = so, h
+							return res, nil
+						}
+					}
+					res.tried = append(res.tried, fmt.Sprintf("%s via %s: %v", so, d.origin, err))
+				}
 				continue
 			}
-			var pre []string
-			if spec.companions != nil {
-				pre = openCompanions(spec.companions(d.path, so), open, &res.tried)
+			if d.origin == "python" {
+				pipSeen = true
 			}
-			h, err := open(p)
-			if err == nil {
-				res.path, res.handle, res.preloaded = p, h, pre
-				return res, nil
+			if isStubDir(d.path) {
+				note(d.path, fmt.Sprintf("%s (%s): a CUDA toolkit's link-time stubs, skipped", d.path, d.origin))
+				continue
 			}
-			res.tried = append(res.tried, fmt.Sprintf("%s (%s): %v", p, d.origin, err))
+			if fi, err := os.Stat(d.path); err != nil || !fi.IsDir() {
+				note(d.path, fmt.Sprintf("%s (%s): no such directory", d.path, d.origin))
+				continue
+			}
+			for _, so := range sonames {
+				p := filepath.Join(d.path, so)
+				if _, err := os.Stat(p); err != nil {
+					res.tried = append(res.tried, fmt.Sprintf("%s (%s): no such file", p, d.origin))
+					continue
+				}
+				var pre []openedLib
+				if spec.companions != nil {
+					pre = openCompanions(spec.companions(d.path, so), ld, &res.tried)
+				}
+				h, err := ld.open(p)
+				if err == nil {
+					if err = vet(p, h); err == nil {
+						res.path, res.handle = p, h
+						for _, c := range pre {
+							res.preloaded = append(res.preloaded, c.path)
+						}
+						return res, nil
+					}
+				}
+				closeAll(ld, pre)
+				res.tried = append(res.tried, fmt.Sprintf("%s (%s): %v", p, d.origin, err))
+			}
 		}
 	}
 	if spec.pip && !pipSeen {
@@ -350,22 +433,38 @@ func locate(spec libSpec, dirs []searchDir, open opener) (located, error) {
 	return res, &NotFoundError{Lib: spec.name, Tried: res.tried}
 }
 
+// openedLib is a companion the search opened, to close if its main
+// library is not taken.
+type openedLib struct {
+	path   string
+	handle uintptr
+}
+
+// closeAll closes libraries in the reverse of the order they were opened,
+// so none is closed while one opened after it may still refer to it.
+func closeAll(ld loader, libs []openedLib) {
+	for i := len(libs) - 1; i >= 0; i-- {
+		ld.close(libs[i].handle)
+	}
+}
+
 // openCompanions opens paths, retrying those that fail until a pass makes
 // no progress, since a sub-library may need one listed after it. Failures
 // are noted, not fatal: the main library may not need that companion.
-func openCompanions(paths []string, open opener, tried *[]string) []string {
-	var done []string
+func openCompanions(paths []string, ld loader, tried *[]string) []openedLib {
+	var done []openedLib
 	pending := paths
 	errs := map[string]error{}
 	for len(pending) > 0 {
 		var next []string
 		for _, p := range pending {
-			if _, err := open(p); err != nil {
+			h, err := ld.open(p)
+			if err != nil {
 				errs[p] = err
 				next = append(next, p)
 				continue
 			}
-			done = append(done, p)
+			done = append(done, openedLib{p, h})
 		}
 		if len(next) == len(pending) {
 			for _, p := range next {
@@ -393,11 +492,37 @@ var (
 	libCUDNN  = &loadedLib{spec: specCUDNN}
 )
 
-func (l *loadedLib) load() (located, error) {
+// load searches for l once per process; accept vets each candidate (it is
+// used only by the first call).
+func (l *loadedLib) load(accept acceptFunc) (located, error) {
 	l.once.Do(func() {
-		l.res, l.err = locate(l.spec, processEnv().dirs(l.spec), dlopen)
+		l.res, l.err = locate(l.spec, processEnv().dirs(l.spec), dl{}, accept)
 	})
 	return l.res, l.err
+}
+
+// driverCUDA is the CUDA version the loaded driver supports (13000 for
+// 13.0), or 0 when no driver answered: a library's version is then not
+// held against it, as nothing will run anyway and the driver's own error
+// says why.
+func driverCUDA() int {
+	a, _ := driver()
+	if a == nil {
+		return 0
+	}
+	return a.driverVersion
+}
+
+// checkCUDAMajor refuses a library built for a newer CUDA major than the
+// driver runs. CUDA's minor-version compatibility lets a 13.x library run
+// on any 13 driver, never on a 12 one, where it would fail on first use
+// with an error that does not name the mismatch.
+func checkCUDAMajor(lib string, libMajor, driverVersion int) error {
+	if driverVersion <= 0 || libMajor <= driverVersion/1000 {
+		return nil
+	}
+	return fmt.Errorf("%s is built for CUDA %d, and the driver supports CUDA %s: use libraries for CUDA %d (ALEXNET_CUDA_LIB names their folder) or a newer driver",
+		lib, libMajor, VersionString(driverVersion), driverVersion/1000)
 }
 
 // loadedPath is where l was found, resolved through /proc/self/maps when

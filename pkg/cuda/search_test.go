@@ -34,18 +34,20 @@ func fakeTree(t *testing.T, root string, files ...string) map[string]bool {
 }
 
 // fakeOpener opens existing, unbroken absolute paths and the bare sonames
-// in loader (what ld.so would find), and records the order of opens.
+// in loader (what ld.so would find), records the order of opens, and
+// hands out a distinct handle per open so closes can be traced.
 type fakeOpener struct {
-	broken map[string]bool
-	loader map[string]bool
-	opened []string
+	broken  map[string]bool
+	loader  map[string]bool
+	opened  []string
+	closed  []string
+	handles map[uintptr]string
 }
 
 func (f *fakeOpener) open(path string) (uintptr, error) {
 	if !filepath.IsAbs(path) {
 		if f.loader[path] {
-			f.opened = append(f.opened, path)
-			return 1, nil
+			return f.give(path), nil
 		}
 		return 0, fmt.Errorf("%s: cannot open shared object file: No such file or directory", path)
 	}
@@ -55,8 +57,37 @@ func (f *fakeOpener) open(path string) (uintptr, error) {
 	if _, err := os.Stat(path); err != nil {
 		return 0, err
 	}
+	return f.give(path), nil
+}
+
+func (f *fakeOpener) give(path string) uintptr {
+	if f.handles == nil {
+		f.handles = map[uintptr]string{}
+	}
 	f.opened = append(f.opened, path)
-	return 1, nil
+	h := uintptr(len(f.opened))
+	f.handles[h] = path
+	return h
+}
+
+func (f *fakeOpener) close(h uintptr) error {
+	p, ok := f.handles[h]
+	if !ok {
+		return fmt.Errorf("close of unknown handle %d", h)
+	}
+	delete(f.handles, h)
+	f.closed = append(f.closed, p)
+	return nil
+}
+
+// still lists what is open, sorted.
+func (f *fakeOpener) still() []string {
+	var out []string
+	for _, p := range f.handles {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func envOf(m map[string]string) func(string) string {
@@ -127,6 +158,10 @@ func TestLocate(t *testing.T) {
 		want      string // path relative to root, or a bare soname
 		preloaded []string
 		wantErr   bool
+		// reject refuses candidates whose path contains it, as a version
+		// check would; closed lists what must be closed again, in order.
+		reject string
+		closed []string
 	}{
 		{
 			name:  "explicit folder wins over the loader",
@@ -222,6 +257,68 @@ func TestLocate(t *testing.T) {
 			},
 		},
 		{
+			name:   "a stubs folder on LD_LIBRARY_PATH never shadows the driver",
+			spec:   specDriver,
+			files:  []string{"cuda/lib64/stubs/libcuda.so"},
+			env:    map[string]string{"LD_LIBRARY_PATH": "$ROOT/cuda/lib64/stubs"},
+			loader: []string{"libcuda.so.1"},
+			want:   "libcuda.so.1",
+		},
+		{
+			name:  "a stubs folder is skipped even when nothing better is earlier",
+			spec:  specDriver,
+			files: []string{"cuda/lib64/stubs/libcuda.so", "dev/libcuda.so"},
+			env:   map[string]string{"LD_LIBRARY_PATH": "$ROOT/cuda/lib64/stubs:$ROOT/dev"},
+			want:  "/dev/libcuda.so",
+		},
+		{
+			name:  "libcuda.so.1 in a later folder beats a bare libcuda.so in an earlier one",
+			spec:  specDriver,
+			files: []string{"dev/libcuda.so", "usr/local/nvidia/lib64/libcuda.so.1"},
+			env:   map[string]string{"ALEXNET_CUDA_LIB": "$ROOT/dev"},
+			want:  "/usr/local/nvidia/lib64/libcuda.so.1",
+		},
+		{
+			name:  "a bare libcuda.so is the last resort",
+			spec:  specDriver,
+			files: []string{"dev/libcuda.so"},
+			env:   map[string]string{"ALEXNET_CUDA_LIB": "$ROOT/dev"},
+			want:  "/dev/libcuda.so",
+		},
+		{
+			name: "a refused library and its companions are closed, and the search goes on",
+			spec: specCUBLAS,
+			files: []string{
+				"new/libcublas.so.13", "new/libcublasLt.so.13",
+				"old/libcublas.so.12", "old/libcublasLt.so.12",
+			},
+			env:       map[string]string{"LD_LIBRARY_PATH": "$ROOT/new:$ROOT/old"},
+			reject:    ".so.13",
+			want:      "/old/libcublas.so.12",
+			preloaded: []string{"/old/libcublasLt.so.12"},
+			closed:    []string{"/new/libcublas.so.13", "/new/libcublasLt.so.13"},
+		},
+		{
+			name: "companions of a library that fails to open are closed",
+			spec: specCUDNN,
+			files: []string{
+				"a/libcudnn.so.9!broken", "a/libcudnn_graph.so.9", "a/libcudnn_ops.so.9",
+				"b/libcudnn.so.9",
+			},
+			env:    map[string]string{"ALEXNET_CUDA_LIB": "$ROOT/a:$ROOT/b"},
+			want:   "/b/libcudnn.so.9",
+			closed: []string{"/a/libcudnn_ops.so.9", "/a/libcudnn_graph.so.9"},
+		},
+		{
+			name:   "a refused library from the system loader is closed",
+			spec:   specCUBLAS,
+			files:  []string{"usr/local/cuda/lib64/libcublas.so.12"},
+			loader: []string{"libcublas.so.13"},
+			reject: ".so.13",
+			want:   "/usr/local/cuda/lib64/libcublas.so.12",
+			closed: []string{"libcublas.so.13"},
+		},
+		{
 			name:    "nowhere",
 			spec:    specCUDNN,
 			wantErr: true,
@@ -240,7 +337,16 @@ func TestLocate(t *testing.T) {
 			for _, l := range tc.loader {
 				op.loader[l] = true
 			}
-			res, err := locate(tc.spec, se.dirs(tc.spec), op.open)
+			var accept acceptFunc
+			if tc.reject != "" {
+				accept = func(path string, _ uintptr) error {
+					if strings.Contains(path, tc.reject) {
+						return errors.New("built for CUDA 13, driver supports 12.8")
+					}
+					return nil
+				}
+			}
+			res, err := locate(tc.spec, se.dirs(tc.spec), op, accept)
 			if tc.wantErr {
 				var nf *NotFoundError
 				if !errors.As(err, &nf) {
@@ -266,6 +372,22 @@ func TestLocate(t *testing.T) {
 			if len(res.preloaded) > 0 && op.opened[len(op.opened)-1] != res.path {
 				t.Errorf("open order %q: library not last", op.opened)
 			}
+			var closed []string
+			for _, p := range op.closed {
+				closed = append(closed, strings.TrimPrefix(p, root))
+			}
+			if !slices.Equal(closed, tc.closed) {
+				t.Errorf("closed %q, want %q", closed, tc.closed)
+			}
+			// Nothing stays open but the library and its companions.
+			want := append([]string{res.path}, res.preloaded...)
+			slices.Sort(want)
+			if got := op.still(); !slices.Equal(got, want) {
+				t.Errorf("left open %q, want %q", got, want)
+			}
+			if tc.reject != "" && !strings.Contains(strings.Join(res.tried, "\n"), "unusable: built for CUDA 13") {
+				t.Errorf("the refusal is not in the search log:\n%s", strings.Join(res.tried, "\n"))
+			}
 		})
 	}
 }
@@ -278,7 +400,7 @@ func TestNotFoundErrorListsEverywhere(t *testing.T) {
 		getenv: envOf(map[string]string{"ALEXNET_CUDA_LIB": filepath.Join(root, "empty"), "CUDA_HOME": filepath.Join(root, "nocuda")}),
 	}
 	op := &fakeOpener{loader: map[string]bool{}}
-	_, err := locate(specDriver, se.dirs(specDriver), op.open)
+	_, err := locate(specDriver, se.dirs(specDriver), op, nil)
 	var nf *NotFoundError
 	if !errors.As(err, &nf) {
 		t.Fatalf("err = %v, want *NotFoundError", err)
@@ -298,32 +420,71 @@ func TestNotFoundErrorListsEverywhere(t *testing.T) {
 		}
 	}
 	// The pip-only libraries say where Python packages were looked for.
-	_, err = locate(specCUDNN, se.dirs(specCUDNN), op.open)
+	_, err = locate(specCUDNN, se.dirs(specCUDNN), op, nil)
 	if !strings.Contains(err.Error(), "python site-packages: no nvidia/*/lib folder found") {
 		t.Errorf("cuDNN error does not mention the Python search:\n%v", err)
 	}
 }
 
-func TestOpenCompanionsRetriesOutOfOrder(t *testing.T) {
-	// b needs a; listed first, it fails until a is open.
-	open := map[string]bool{}
-	opener := func(p string) (uintptr, error) {
-		if p == "b" && !open["a"] {
-			return 0, errors.New("b: needs a")
-		}
-		if p == "bad" {
-			return 0, errors.New("bad: broken")
-		}
-		open[p] = true
-		return 1, nil
+// orderedLoader opens "b" only once "a" is open, and never "bad".
+type orderedLoader struct{ open_ map[string]bool }
+
+func (l *orderedLoader) open(p string) (uintptr, error) {
+	if p == "b" && !l.open_["a"] {
+		return 0, errors.New("b: needs a")
 	}
+	if p == "bad" {
+		return 0, errors.New("bad: broken")
+	}
+	l.open_[p] = true
+	return uintptr(len(l.open_)), nil
+}
+
+func (l *orderedLoader) close(uintptr) error { return nil }
+
+func TestOpenCompanionsRetriesOutOfOrder(t *testing.T) {
 	var tried []string
-	got := openCompanions([]string{"b", "a", "bad"}, opener, &tried)
+	var got []string
+	for _, c := range openCompanions([]string{"b", "a", "bad"}, &orderedLoader{map[string]bool{}}, &tried) {
+		got = append(got, c.path)
+	}
 	if want := []string{"a", "b"}; !slices.Equal(got, want) {
 		t.Errorf("opened %q, want %q", got, want)
 	}
 	if len(tried) != 1 || !strings.Contains(tried[0], "bad (companion, not fatal): bad: broken") {
 		t.Errorf("tried = %q", tried)
+	}
+}
+
+func TestCheckCUDAMajor(t *testing.T) {
+	for _, tc := range []struct {
+		lib     int
+		driver  int
+		refused bool
+	}{
+		{13, 13000, false},
+		{12, 13000, false}, // an older library on a newer driver
+		{12, 12080, false},
+		{13, 12080, true}, // CUDA 13 wheels on a 12.8 driver
+		{13, 0, false},    // no driver: nothing to hold it against
+	} {
+		err := checkCUDAMajor("cuBLAS", tc.lib, tc.driver)
+		if (err != nil) != tc.refused {
+			t.Errorf("library CUDA %d, driver %d: %v", tc.lib, tc.driver, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "cuBLAS is built for CUDA 13, and the driver supports CUDA 12.8") {
+			t.Errorf("message: %v", err)
+		}
+	}
+	// The refusal reads as such in the error and the probe table.
+	nf := &NotFoundError{Lib: "libcublas.so.13", Tried: []string{"/x/libcublas.so.13 (python): unusable: cuBLAS is built for CUDA 13"}}
+	if !strings.HasPrefix(nf.Error(), "cuda: no usable libcublas.so.13 found") {
+		t.Errorf("error: %v", nf)
+	}
+	r := ProbeReport{CUBLAS: LibraryReport{Name: "cuBLAS"}}
+	fillLib(&r.CUBLAS, &loadedLib{}, nf)
+	if md := r.Markdown(); !strings.Contains(md, "| cuBLAS | unusable | `no usable libcublas.so.13: /x/libcublas.so.13 (python): unusable: cuBLAS is built for CUDA 13` |") {
+		t.Errorf("probe table:\n%s", md)
 	}
 }
 
