@@ -819,9 +819,38 @@ func (d *Device) LoadPTX(ptx string) (*Module, error) {
 	if r != 0 {
 		e := d.api.err(r, "cuModuleLoadDataEx(%d bytes of PTX)", len(ptx)).(*Error)
 		e.Detail = strings.TrimSpace(goString(&logBuf[0]))
+		if r == cuErrorUnsupportedPTXVersion {
+			nv := ""
+			if a, err := nvrtc(); err == nil {
+				nv = fmt.Sprintf("%d.%d", a.major, a.minor)
+			}
+			e.Detail = strings.TrimSpace(e.Detail + " " + ptxVersionHint(ptx, nv, d.api.driverVersion))
+		}
 		return nil, e
 	}
 	return m, nil
+}
+
+// cuErrorUnsupportedPTXVersion is CUDA_ERROR_UNSUPPORTED_PTX_VERSION.
+const cuErrorUnsupportedPTXVersion = 222
+
+// ptxVersionHint explains CUDA_ERROR_UNSUPPORTED_PTX_VERSION: the PTX's
+// ISA version (its ".version" line) is newer than the driver's JIT knows,
+// because NVRTC is newer than the driver. nvrtcVersion is "" if unknown.
+func ptxVersionHint(ptx, nvrtcVersion string, driverVersion int) string {
+	isa := "?"
+	for _, line := range strings.SplitN(ptx, "\n", 64) {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == ".version" {
+			isa = f[1]
+			break
+		}
+	}
+	from := "NVRTC"
+	if nvrtcVersion != "" {
+		from += " " + nvrtcVersion
+	}
+	return fmt.Sprintf("PTX ISA %s from %s; the driver supports CUDA %s: use an NVRTC no newer than the driver (ALEXNET_CUDA_LIB names its folder) or update the driver",
+		isa, from, VersionString(driverVersion))
 }
 
 // Function looks up a kernel by its (extern "C") name.

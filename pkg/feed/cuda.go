@@ -161,6 +161,9 @@ func (d *CUDADevice) Upload(seq int64, buf int, s *pipeline.Slot) error {
 // Uploaded waits on the host for buf's copy.
 func (d *CUDADevice) Uploaded(buf int) error { return d.ready[buf].Synchronize() }
 
+// Drain waits on the host for everything queued on the copy stream.
+func (d *CUDADevice) Drain() error { return d.copy.Synchronize() }
+
 // Begin makes the compute stream wait for buf's copy.
 func (d *CUDADevice) Begin(seq int64, buf int) error {
 	if err := d.compute.WaitEvent(d.ready[buf]); err != nil {

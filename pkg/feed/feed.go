@@ -34,6 +34,11 @@ type Device interface {
 	Upload(seq int64, buf int, s *pipeline.Slot) error
 	// Uploaded blocks until buf's last queued copy has completed.
 	Uploaded(buf int) error
+	// Drain blocks until everything queued on the copy stream has
+	// completed. After a failed Upload, which may have queued the copy
+	// before failing (and so before buf's ready mark that Uploaded waits
+	// on), it is the only way to know no copy still reads the slot.
+	Drain() error
 	// Begin queues on the compute stream a wait for buf's ready event,
 	// followed by step seq's "data arrived" timing mark.
 	Begin(seq int64, buf int) error
@@ -214,24 +219,40 @@ func newFeed(src Source, dev Device, opt Options, release func(*pipeline.Slot)) 
 func (f *Feed) copier() {
 	defer close(f.done)
 	for seq := int64(0); ; seq++ {
+		// Closed is checked before each batch is asked for, and before a
+		// free buffer: select picks at random among ready cases, so with
+		// free buffers in hand a closed feed could otherwise go on
+		// pulling batches, each a pipeline batch's wait, until they ran
+		// out.
+		if f.ctx.Err() != nil {
+			f.out <- item{err: errClosed}
+			return
+		}
 		s, err := f.src.Next()
 		if err != nil {
 			f.out <- item{err: err}
 			return
 		}
 		var buf int
-		select {
-		case buf = <-f.free:
-		case <-f.ctx.Done():
+		if f.ctx.Err() == nil {
+			select {
+			case buf = <-f.free:
+			case <-f.ctx.Done():
+			}
+		}
+		if f.ctx.Err() != nil {
 			f.release(s)
 			f.out <- item{err: errClosed}
 			return
 		}
 		if err := f.dev.Upload(seq, buf, s); err != nil {
-			// Whether a copy was queued is unknown: release the slot only
-			// once the buffer's copies have drained.
-			if werr := f.dev.Uploaded(buf); werr == nil {
+			// The copy may have been queued before the failure: the slot
+			// goes back only once the copy stream has drained, and is
+			// kept (leaked to this feed) if even that fails.
+			if werr := f.dev.Drain(); werr == nil {
 				f.release(s)
+			} else {
+				err = errors.Join(err, fmt.Errorf("the slot is kept, its copy may be in flight: %w", werr))
 			}
 			f.out <- item{err: fmt.Errorf("feed: copying %v: %w", s.Pos, err)}
 			return

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -223,13 +224,18 @@ type fakeDevice struct {
 	hashAtIssue   map[int64]uint64
 	consumerSaw   map[int64]uint64
 	waitTimingFor []int64
+	// failUploadAt makes Upload of that batch queue its copy and then
+	// fail before recording the buffer's ready mark, as a failed
+	// cuEventRecord after cuMemcpyHtoDAsync would; -1 never.
+	failUploadAt int64
 }
 
 func newFakeDevice(t testing.TB, buffers int, copyTime time.Duration) *fakeDevice {
 	d := &fakeDevice{t: t, start: time.Now(), copyTime: copyTime, copy: newFakeStream(), compute: newFakeStream(),
 		issued: map[int64]time.Duration{}, copyTimes: map[int64][2]time.Duration{}, dataReady: map[int64]time.Duration{},
 		ends: map[int64]time.Duration{}, endEv: map[int64]*fakeEvent{}, landed: map[*pipeline.Slot]int64{},
-		queuedFrom: map[*pipeline.Slot]int64{}, hashAtIssue: map[int64]uint64{}, consumerSaw: map[int64]uint64{}}
+		queuedFrom: map[*pipeline.Slot]int64{}, hashAtIssue: map[int64]uint64{}, consumerSaw: map[int64]uint64{},
+		failUploadAt: -1}
 	for range buffers {
 		d.bufs = append(d.bufs, make([]byte, testLayout.Bytes()))
 		d.ready = append(d.ready, newFakeEvent())
@@ -276,6 +282,15 @@ func (d *fakeDevice) Upload(seq int64, buf int, s *pipeline.Slot) error {
 		ev := d.free[buf]
 		d.copy.q <- func() { ev.wait(target) }
 	}
+	if seq == d.failUploadAt {
+		d.copy.q <- func() {
+			time.Sleep(d.copyTime)
+			d.mu.Lock()
+			d.landed[s] = seq
+			d.mu.Unlock()
+		}
+		return errors.New("fake: cuEventRecord failed after the copy was queued")
+	}
 	n := d.ready[buf].queueRecord()
 	d.copy.q <- func() {
 		t0 := d.now()
@@ -304,6 +319,13 @@ func (d *fakeDevice) Upload(seq int64, buf int, s *pipeline.Slot) error {
 
 func (d *fakeDevice) Uploaded(buf int) error {
 	d.ready[buf].wait(d.ready[buf].target())
+	return nil
+}
+
+func (d *fakeDevice) Drain() error {
+	done := make(chan struct{})
+	d.copy.q <- func() { close(done) }
+	<-done
 	return nil
 }
 
@@ -388,6 +410,19 @@ func (d *fakeDevice) Timing(seq int64) (StepTiming, error) {
 // consume runs steps through the feed like a training loop: Begin, a
 // "normalise" kernel that reads the buffer, Free, the rest of the step,
 // End, and a host wait for the step's result.
+// countingSource counts the batches asked of a pipeline.
+type countingSource struct {
+	inner *pipeline.Pipeline
+	delay time.Duration // a slow pipeline: each batch takes this long
+	calls atomic.Int64
+}
+
+func (c *countingSource) Next() (*pipeline.Slot, error) {
+	c.calls.Add(1)
+	time.Sleep(c.delay)
+	return c.inner.Next()
+}
+
 func consume(t *testing.T, f *Feed, d *fakeDevice, steps int, stepTime time.Duration) (int, error) {
 	t.Helper()
 	n := 0
@@ -588,6 +623,52 @@ func TestFeedErrorsAndClose(t *testing.T) {
 		defer d.mu.Unlock()
 		for _, p := range d.problems {
 			t.Error(p)
+		}
+	})
+	t.Run("failed upload keeps the slot until its copy lands", func(t *testing.T) {
+		pl := newPipeline(t, dir, 0)
+		d := newFakeDevice(t, 2, 20*time.Millisecond)
+		d.failUploadAt = 3
+		f, err := newFeed(pl, d, Options{}, d.checkRelease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := consume(t, f, d, -1, 100*time.Microsecond)
+		if n != 3 || err == nil || !strings.Contains(err.Error(), "cuEventRecord failed") {
+			t.Errorf("%d steps, then %v; want 3 and the upload's error", n, err)
+		}
+		f.Close()
+		pl.Close()
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		for _, p := range d.problems {
+			t.Error(p)
+		}
+	})
+	t.Run("close does not pull more batches", func(t *testing.T) {
+		// The pipeline is slower than the steps, so when Close comes the
+		// copier is waiting in Next with both buffers free: it must stop
+		// at the batch in hand rather than take a free buffer for it
+		// (select picks at random) and ask for more.
+		for range 20 {
+			src := &countingSource{inner: newPipeline(t, dir, 0), delay: 3 * time.Millisecond}
+			d := newFakeDevice(t, 2, 0)
+			f, err := newFeed(src, d, Options{}, d.checkRelease)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := consume(t, f, d, 4, 0); err != nil {
+				t.Fatal(err)
+			}
+			before := src.calls.Load()
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// The Next in progress was counted before Close.
+			if extra := src.calls.Load() - before; extra > 0 {
+				t.Fatalf("Close let the copier take %d more batches", extra)
+			}
+			src.inner.Close()
 		}
 	})
 	t.Run("misuse", func(t *testing.T) {
