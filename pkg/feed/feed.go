@@ -248,13 +248,15 @@ func (f *Feed) copier() {
 		if err := f.dev.Upload(seq, buf, s); err != nil {
 			// The copy may have been queued before the failure: the slot
 			// goes back only once the copy stream has drained, and is
-			// kept (leaked to this feed) if even that fails.
+			// kept (leaked to this feed) if even that fails. Its position
+			// is read first: a released slot is the pipeline's to refill.
+			err = fmt.Errorf("feed: copying %v: %w", s.Pos, err)
 			if werr := f.dev.Drain(); werr == nil {
 				f.release(s)
 			} else {
 				err = errors.Join(err, fmt.Errorf("the slot is kept, its copy may be in flight: %w", werr))
 			}
-			f.out <- item{err: fmt.Errorf("feed: copying %v: %w", s.Pos, err)}
+			f.out <- item{err: err}
 			return
 		}
 		f.out <- item{b: &Batch{Seq: seq, Dev: f.dev.Batch(buf, s.N), N: s.N, Crop: s.Crop, Views: s.Views,

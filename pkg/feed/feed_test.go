@@ -664,8 +664,9 @@ func TestFeedErrorsAndClose(t *testing.T) {
 			if err := f.Close(); err != nil {
 				t.Fatal(err)
 			}
-			// The Next in progress was counted before Close.
-			if extra := src.calls.Load() - before; extra > 0 {
+			// At most one: the copier may have started its next Next
+			// between the last step and Close.
+			if extra := src.calls.Load() - before; extra > 1 {
 				t.Fatalf("Close let the copier take %d more batches", extra)
 			}
 			src.inner.Close()

@@ -337,6 +337,7 @@ func (d *hostFeedDevice) Upload(seq int64, buf int, s *pipeline.Slot) error {
 	return nil
 }
 func (d *hostFeedDevice) Uploaded(int) error     { return nil }
+func (d *hostFeedDevice) Drain() error           { return nil }
 func (d *hostFeedDevice) Begin(int64, int) error { return nil }
 func (d *hostFeedDevice) Free(int) error         { return nil }
 func (d *hostFeedDevice) End(int64) error        { return nil }
