@@ -78,9 +78,16 @@ func driver() (*driverAPI, error) {
 	return drv, drvErr
 }
 
-// cuErrorStubLibrary is CUDA_ERROR_STUB_LIBRARY: cuInit's answer from a
-// toolkit's link-time stub libcuda.
-const cuErrorStubLibrary = 34
+// cuInit's answers that mean "this libcuda, not this machine": a
+// toolkit's link-time stub, and a user-space driver (a forward-
+// compatibility package, or one mounted into a container) that does not
+// match the kernel driver or the GPU. The search goes on past them to the
+// system's own libcuda.
+const (
+	cuErrorStubLibrary             = 34  // CUDA_ERROR_STUB_LIBRARY
+	cuErrorSystemDriverMismatch    = 803 // CUDA_ERROR_SYSTEM_DRIVER_MISMATCH
+	cuErrorCompatNotSupportedOnGPU = 804 // CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE
+)
 
 func loadDriver() (*driverAPI, error) {
 	var a *driverAPI
@@ -92,9 +99,11 @@ func loadDriver() (*driverAPI, error) {
 			return err
 		}
 		r := c.cuInit(0)
-		if r == cuErrorStubLibrary {
+		switch r {
+		case cuErrorStubLibrary, cuErrorSystemDriverMismatch, cuErrorCompatNotSupportedOnGPU:
 			// A stub found by the loader (LD_LIBRARY_PATH at a toolkit's
-			// lib64/stubs): go on looking for the real driver.
+			// lib64/stubs), or a user-space driver that is not this
+			// machine's: go on looking for the real one.
 			return c.err(r, "cuInit(0)")
 		}
 		c.ctxSetCurrentAddr, _ = purego.Dlsym(h, "cuCtxSetCurrent")
@@ -821,8 +830,12 @@ func (d *Device) LoadPTX(ptx string) (*Module, error) {
 		e.Detail = strings.TrimSpace(goString(&logBuf[0]))
 		if r == cuErrorUnsupportedPTXVersion {
 			nv := ""
-			if a, err := nvrtc(); err == nil {
-				nv = fmt.Sprintf("%d.%d", a.major, a.minor)
+			// Only an NVRTC already loaded: a search from this error
+			// path (hand-written PTX) would be a side effect.
+			if nvrtcLoaded.Load() {
+				if a, err := nvrtc(); err == nil {
+					nv = fmt.Sprintf("%d.%d", a.major, a.minor)
+				}
 			}
 			e.Detail = strings.TrimSpace(e.Detail + " " + ptxVersionHint(ptx, nv, d.api.driverVersion))
 		}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -40,8 +41,14 @@ var (
 	nvrtcErr  error
 )
 
+// nvrtcLoaded is set once the search for NVRTC has run.
+var nvrtcLoaded atomic.Bool
+
 func nvrtc() (*nvrtcAPI, error) {
-	nvrtcOnce.Do(func() { nvrtcLib, nvrtcErr = loadNVRTC() })
+	nvrtcOnce.Do(func() {
+		nvrtcLib, nvrtcErr = loadNVRTC()
+		nvrtcLoaded.Store(true)
+	})
 	return nvrtcLib, nvrtcErr
 }
 

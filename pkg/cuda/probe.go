@@ -16,6 +16,7 @@ type LibraryReport struct {
 	Preloaded []string // companions opened first from the same folder
 	Err       string   // why it is unavailable; empty if it loaded
 	Tried     []string // the search, when it failed
+	Skipped   []string // copies that opened but were refused, with why, even when another was taken
 }
 
 // ProbeReport describes this machine's CUDA stack, for docs/gpu-machine.md
@@ -87,13 +88,18 @@ func Probe() ProbeReport {
 func fillLib(rep *LibraryReport, l *loadedLib, err error) {
 	rep.Path = loadedPath(l)
 	rep.Preloaded = l.res.preloaded
+	rep.Skipped = l.res.skipped
 	if err != nil {
 		rep.Err = err.Error()
 		var nf *NotFoundError
+		var re *ResidentError
+		if errors.As(err, &re) {
+			rep.Err = "no usable " + rep.Name + ": " + err.Error()
+		}
 		if errors.As(err, &nf) {
 			rep.Err = nf.Lib + " not found"
 			if u := nf.Unusable(); u != "" {
-				rep.Err = "no usable " + nf.Lib + ": " + u
+				rep.Err = "no usable " + rep.Name + ": " + u
 			}
 			rep.Tried = nf.Tried
 		}
@@ -139,6 +145,12 @@ func (r ProbeReport) Markdown() string {
 		fmt.Fprintf(&b, "\nNVRTC targets: %v\n", r.NVRTCArchs)
 	}
 	for _, l := range []LibraryReport{r.Driver, r.CUBLAS, r.CUDNN, r.NVRTC} {
+		if len(l.Skipped) > 0 && l.Err == "" { // on a failure the search below lists them
+			fmt.Fprintf(&b, "\n%s: passed over (opened, then refused):\n", l.Name)
+			for _, t := range l.Skipped {
+				fmt.Fprintf(&b, "- %s\n", t)
+			}
+		}
 		if len(l.Preloaded) > 0 {
 			fmt.Fprintf(&b, "\n%s: opened first from its folder: %s\n", l.Name, strings.Join(l.Preloaded, ", "))
 		}

@@ -15,14 +15,20 @@ import (
 // NotFoundError says a shared library could not be opened anywhere, and
 // lists every place tried with the reason it failed there.
 type NotFoundError struct {
-	Lib   string   // the library wanted, "libcuda.so.1"
-	Tried []string // "place: why it failed", in search order
+	Lib    string   // the library wanted, "libcuda.so.1"
+	Family string   // what it is, "cuBLAS"; "" reads as Lib
+	Tried  []string // "place: why it failed", in search order
 }
 
 func (e *NotFoundError) Error() string {
 	what := e.Lib + " not found"
 	if e.Unusable() != "" {
-		what = "no usable " + e.Lib + " found"
+		// Not the preferred soname: it may be the very one refused.
+		fam := e.Family
+		if fam == "" {
+			fam = e.Lib
+		}
+		what = "no usable " + fam + " found"
 	}
 	return fmt.Sprintf("cuda: %s (set ALEXNET_CUDA_LIB to its directory); tried:\n  %s",
 		what, strings.Join(e.Tried, "\n  "))
@@ -42,6 +48,7 @@ func (e *NotFoundError) Unusable() string {
 // libSpec describes one library family: the sonames to try, newest first,
 // and what must be opened from the same directory before it.
 type libSpec struct {
+	family  string   // for messages: "cuBLAS"
 	name    string   // for messages: the preferred soname
 	sonames []string // tried in this order in every directory
 	// sonameFirst: search every folder for one soname before any folder
@@ -63,25 +70,29 @@ type libSpec struct {
 
 var (
 	specDriver = libSpec{
-		name: "libcuda.so.1",
+		family: "CUDA driver",
+		name:   "libcuda.so.1",
 		// Never the toolkit's stubs/libcuda.so: it loads and then fails
 		// every call with CUDA_ERROR_STUB_LIBRARY.
 		sonames:     []string{"libcuda.so.1", "libcuda.so"},
 		sonameFirst: true,
 	}
 	specCUBLAS = libSpec{
+		family:     "cuBLAS",
 		name:       "libcublas.so.13",
 		sonames:    []string{"libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"},
 		pip:        true,
 		companions: cublasCompanions,
 	}
 	specNVRTC = libSpec{
+		family:     "NVRTC",
 		name:       "libnvrtc.so.13",
 		sonames:    []string{"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2", "libnvrtc.so"},
 		pip:        true,
 		companions: nvrtcCompanions,
 	}
 	specCUDNN = libSpec{
+		family:     "cuDNN",
 		name:       "libcudnn.so.9",
 		sonames:    []string{"libcudnn.so.9"},
 		pip:        true,
@@ -308,9 +319,41 @@ func (e searchEnv) pythonLibDirs() []string {
 type loader interface {
 	open(path string) (uintptr, error)
 	close(handle uintptr) error
+	// resident lists which of files (paths as opened) are still mapped
+	// into the process.
+	resident(files []string) []string
 }
 
 type dl struct{}
+
+// resident reads /proc/self/maps. A file opened by a bare soname is
+// looked up by its stem, as mappedPath does; one opened by path is
+// matched by the file it resolves to, as the kernel names mappings.
+func (dl) resident(files []string) []string {
+	b, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return nil
+	}
+	mapped := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if i := strings.IndexByte(line, '/'); i >= 0 {
+			mapped[line[i:]] = true
+		}
+	}
+	var out []string
+	for _, f := range files {
+		if !filepath.IsAbs(f) {
+			if mappedPath(f) != "" {
+				out = append(out, f)
+			}
+			continue
+		}
+		if r, err := filepath.EvalSymlinks(f); err == nil && mapped[r] || mapped[f] {
+			out = append(out, f)
+		}
+	}
+	return out
+}
 
 func (dl) open(path string) (uintptr, error) {
 	// RTLD_GLOBAL so that libraries opened here satisfy the soname lookups
@@ -333,6 +376,24 @@ type located struct {
 	handle    uintptr  // dlopen handle
 	preloaded []string // companions opened first
 	tried     []string // every failure before success, with reasons
+	skipped   []string // the libraries that opened but were refused, with reasons
+}
+
+// ResidentError stops a search: a refused library, or a sibling opened
+// for it, is still loaded after dlclose (a library may refuse to unload,
+// or another may hold it). Every library here is opened RTLD_GLOBAL, and
+// the loader answers a later lookup of the same soname with the copy
+// already loaded, so going on could mix the refused build into the one
+// taken, which fails later with errors that do not say why.
+type ResidentError struct {
+	Lib      string
+	Refused  string   // the candidate refused, and why
+	Resident []string // what stayed loaded
+}
+
+func (e *ResidentError) Error() string {
+	return fmt.Sprintf("cuda: %s was refused (%s) but %s stayed loaded, so no other copy can be used safely in this process: set ALEXNET_CUDA_LIB to the folder of a usable one",
+		e.Lib, e.Refused, strings.Join(e.Resident, ", "))
 }
 
 // isStubDir reports a CUDA toolkit's stubs folder (lib64/stubs): its
@@ -366,15 +427,35 @@ func locate(spec libSpec, dirs []searchDir, ld loader, accept acceptFunc) (locat
 			res.tried = append(res.tried, msg)
 		}
 	}
-	vet := func(path string, h uintptr) error {
+	// vet runs accept on a candidate that opened; on a refusal it closes
+	// it and the companions opened for it, and fails the whole search
+	// (a *ResidentError) if any of them is still loaded.
+	vet := func(path string, h uintptr, pre []openedLib) (err, stop error) {
 		if accept == nil {
-			return nil
+			return nil, nil
 		}
-		if err := accept(path, h); err != nil {
-			ld.close(h)
-			return fmt.Errorf("unusable: %w", err)
+		aerr := accept(path, h)
+		if aerr == nil {
+			return nil, nil
 		}
-		return nil
+		files := []string{path}
+		if !filepath.IsAbs(path) {
+			// The loader chose the file: name it while it is mapped.
+			if m := mappedPath(path); m != "" {
+				files[0] = m
+			}
+		}
+		ld.close(h)
+		closeAll(ld, pre)
+		for _, c := range pre {
+			files = append(files, c.path)
+		}
+		err = fmt.Errorf("unusable: %w", aerr)
+		res.skipped = append(res.skipped, fmt.Sprintf("%s: %v", path, err))
+		if left := ld.resident(files); len(left) > 0 {
+			return err, &ResidentError{Lib: spec.family, Refused: fmt.Sprintf("%s: %v", path, aerr), Resident: left}
+		}
+		return err, nil
 	}
 	for _, sonames := range passes {
 		for _, d := range dirs {
@@ -382,7 +463,11 @@ func locate(spec libSpec, dirs []searchDir, ld loader, accept acceptFunc) (locat
 				for _, so := range sonames {
 					h, err := ld.open(so)
 					if err == nil {
-						if err = vet(so, h); err == nil {
+						var stop error
+						if err, stop = vet(so, h, nil); stop != nil {
+							return res, stop
+						}
+						if err == nil {
 							res.path, res.handle = so, h
 							return res, nil
 						}
@@ -413,8 +498,14 @@ func locate(spec libSpec, dirs []searchDir, ld loader, accept acceptFunc) (locat
 					pre = openCompanions(spec.companions(d.path, so), ld, &res.tried)
 				}
 				h, err := ld.open(p)
-				if err == nil {
-					if err = vet(p, h); err == nil {
+				if err != nil {
+					closeAll(ld, pre)
+				} else {
+					var stop error
+					if err, stop = vet(p, h, pre); stop != nil {
+						return res, stop
+					}
+					if err == nil {
 						res.path, res.handle = p, h
 						for _, c := range pre {
 							res.preloaded = append(res.preloaded, c.path)
@@ -422,7 +513,6 @@ func locate(spec libSpec, dirs []searchDir, ld loader, accept acceptFunc) (locat
 						return res, nil
 					}
 				}
-				closeAll(ld, pre)
 				res.tried = append(res.tried, fmt.Sprintf("%s (%s): %v", p, d.origin, err))
 			}
 		}
@@ -430,7 +520,7 @@ func locate(spec libSpec, dirs []searchDir, ld loader, accept acceptFunc) (locat
 	if spec.pip && !pipSeen {
 		res.tried = append(res.tried, "python site-packages: no nvidia/*/lib folder found (VIRTUAL_ENV, CONDA_PREFIX, PYTHONPATH, ./.venv, ./venv, ~/.local, ~/.venv, /usr/lib/python3*, /usr/local/lib/python3*, /opt/conda, /opt/*)")
 	}
-	return res, &NotFoundError{Lib: spec.name, Tried: res.tried}
+	return res, &NotFoundError{Lib: spec.name, Family: spec.family, Tried: res.tried}
 }
 
 // openedLib is a companion the search opened, to close if its main

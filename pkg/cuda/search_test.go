@@ -39,9 +39,20 @@ func fakeTree(t *testing.T, root string, files ...string) map[string]bool {
 type fakeOpener struct {
 	broken  map[string]bool
 	loader  map[string]bool
+	sticky  map[string]bool // stay loaded after close, as a NODELETE library does
 	opened  []string
 	closed  []string
 	handles map[uintptr]string
+}
+
+func (f *fakeOpener) resident(files []string) []string {
+	var out []string
+	for _, p := range files {
+		if f.sticky[p] || slices.Contains(f.still(), p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func (f *fakeOpener) open(path string) (uintptr, error) {
@@ -162,6 +173,9 @@ func TestLocate(t *testing.T) {
 		// check would; closed lists what must be closed again, in order.
 		reject string
 		closed []string
+		sticky string // a file that stays loaded after close
+		// resident: the search must stop with a *ResidentError naming it.
+		resident string
 	}{
 		{
 			name:  "explicit folder wins over the loader",
@@ -319,6 +333,18 @@ func TestLocate(t *testing.T) {
 			closed: []string{"libcublas.so.13"},
 		},
 		{
+			name: "a refused library whose sibling stays loaded stops the search",
+			spec: specCUBLAS,
+			files: []string{
+				"new/libcublas.so.13", "new/libcublasLt.so.13",
+				"old/libcublas.so.12", "old/libcublasLt.so.12",
+			},
+			env:      map[string]string{"LD_LIBRARY_PATH": "$ROOT/new:$ROOT/old"},
+			reject:   ".so.13",
+			sticky:   "new/libcublasLt.so.13",
+			resident: "/new/libcublasLt.so.13",
+		},
+		{
 			name:    "nowhere",
 			spec:    specCUDNN,
 			wantErr: true,
@@ -333,7 +359,10 @@ func TestLocate(t *testing.T) {
 				env[k] = strings.ReplaceAll(v, "$ROOT", root)
 			}
 			se := searchEnv{getenv: envOf(env), root: root, home: filepath.Join(root, "home")}
-			op := &fakeOpener{broken: broken, loader: map[string]bool{}}
+			op := &fakeOpener{broken: broken, loader: map[string]bool{}, sticky: map[string]bool{}}
+			if tc.sticky != "" {
+				op.sticky[filepath.Join(root, tc.sticky)] = true
+			}
 			for _, l := range tc.loader {
 				op.loader[l] = true
 			}
@@ -347,6 +376,16 @@ func TestLocate(t *testing.T) {
 				}
 			}
 			res, err := locate(tc.spec, se.dirs(tc.spec), op, accept)
+			if tc.resident != "" {
+				var re *ResidentError
+				if !errors.As(err, &re) || len(re.Resident) != 1 || strings.TrimPrefix(re.Resident[0], root) != tc.resident {
+					t.Fatalf("err = %v, want a *ResidentError naming %s", err, tc.resident)
+				}
+				if !strings.Contains(err.Error(), "cuBLAS was refused") || !strings.Contains(err.Error(), "ALEXNET_CUDA_LIB") {
+					t.Errorf("message: %v", err)
+				}
+				return
+			}
 			if tc.wantErr {
 				var nf *NotFoundError
 				if !errors.As(err, &nf) {
@@ -387,6 +426,10 @@ func TestLocate(t *testing.T) {
 			}
 			if tc.reject != "" && !strings.Contains(strings.Join(res.tried, "\n"), "unusable: built for CUDA 13") {
 				t.Errorf("the refusal is not in the search log:\n%s", strings.Join(res.tried, "\n"))
+			}
+			// A refusal is kept even though another copy was taken.
+			if tc.reject != "" && (len(res.skipped) != 1 || !strings.Contains(res.skipped[0], "unusable: built for CUDA 13")) {
+				t.Errorf("skipped = %q", res.skipped)
 			}
 		})
 	}
@@ -442,6 +485,8 @@ func (l *orderedLoader) open(p string) (uintptr, error) {
 
 func (l *orderedLoader) close(uintptr) error { return nil }
 
+func (l *orderedLoader) resident([]string) []string { return nil }
+
 func TestOpenCompanionsRetriesOutOfOrder(t *testing.T) {
 	var tried []string
 	var got []string
@@ -477,14 +522,28 @@ func TestCheckCUDAMajor(t *testing.T) {
 		}
 	}
 	// The refusal reads as such in the error and the probe table.
-	nf := &NotFoundError{Lib: "libcublas.so.13", Tried: []string{"/x/libcublas.so.13 (python): unusable: cuBLAS is built for CUDA 13"}}
-	if !strings.HasPrefix(nf.Error(), "cuda: no usable libcublas.so.13 found") {
+	// It names the family, not the preferred soname, which may be the
+	// very one the driver cannot run.
+	nf := &NotFoundError{Lib: "libcublas.so.13", Family: "cuBLAS", Tried: []string{"/x/libcublas.so.13 (python): unusable: cuBLAS is built for CUDA 13"}}
+	if !strings.HasPrefix(nf.Error(), "cuda: no usable cuBLAS found") {
 		t.Errorf("error: %v", nf)
 	}
 	r := ProbeReport{CUBLAS: LibraryReport{Name: "cuBLAS"}}
 	fillLib(&r.CUBLAS, &loadedLib{}, nf)
-	if md := r.Markdown(); !strings.Contains(md, "| cuBLAS | unusable | `no usable libcublas.so.13: /x/libcublas.so.13 (python): unusable: cuBLAS is built for CUDA 13` |") {
+	if md := r.Markdown(); !strings.Contains(md, "| cuBLAS | unusable | `no usable cuBLAS: /x/libcublas.so.13 (python): unusable: cuBLAS is built for CUDA 13` |") {
 		t.Errorf("probe table:\n%s", md)
+	}
+	// A copy passed over for another is listed even on success.
+	ok := ProbeReport{CUBLAS: LibraryReport{Name: "cuBLAS"}}
+	fillLib(&ok.CUBLAS, &loadedLib{res: located{path: "/y/libcublas.so.12", handle: 1, skipped: []string{"/x/libcublas.so.13: unusable: cuBLAS is built for CUDA 13"}}}, nil)
+	if md := ok.Markdown(); !strings.Contains(md, "cuBLAS: passed over (opened, then refused):\n- /x/libcublas.so.13: unusable") {
+		t.Errorf("probe table after a skip:\n%s", md)
+	}
+	// A refused copy that stayed loaded reads as unusable too.
+	bad := ProbeReport{CUBLAS: LibraryReport{Name: "cuBLAS"}}
+	fillLib(&bad.CUBLAS, &loadedLib{}, &ResidentError{Lib: "cuBLAS", Refused: "/x/libcublas.so.13: CUDA 13", Resident: []string{"/x/libcublasLt.so.13"}})
+	if md := bad.Markdown(); !strings.Contains(md, "| cuBLAS | unusable | `no usable cuBLAS: cuda: cuBLAS was refused") {
+		t.Errorf("probe table after a resident refusal:\n%s", md)
 	}
 }
 
@@ -555,5 +614,41 @@ func TestInitBadDeviceVariable(t *testing.T) {
 	_, err := Init()
 	if err == nil || !strings.Contains(err.Error(), `ALEXNET_CUDA_DEVICE="gpu0"`) {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// TestResidentWithRealLoader: dl.resident sees a library opened by a
+// symlinked path or a bare soname, and no longer sees it once closed. It
+// uses whichever small system library is there, and skips when none is.
+func TestResidentWithRealLoader(t *testing.T) {
+	var path string
+	for _, p := range []string{"/usr/lib/x86_64-linux-gnu/libbz2.so.1.0", "/usr/lib/aarch64-linux-gnu/libbz2.so.1.0", "/lib64/libbz2.so.1"} {
+		if _, err := os.Stat(p); err == nil {
+			path = p
+			break
+		}
+	}
+	if path == "" {
+		t.Skip("no libbz2 on this machine to load and unload")
+	}
+	var ld dl
+	if got := ld.resident([]string{path}); len(got) != 0 {
+		t.Skipf("%s is already loaded in this process", path)
+	}
+	h, err := ld.open(path)
+	if err != nil {
+		t.Skipf("dlopen %s: %v", path, err)
+	}
+	if got := ld.resident([]string{path, "/nonexistent/libx.so"}); !slices.Equal(got, []string{path}) {
+		t.Errorf("after open: resident = %q", got)
+	}
+	if got := ld.resident([]string{"libbz2.so.1.0"}); len(got) != 1 {
+		t.Errorf("by soname: resident = %q", got)
+	}
+	if err := ld.close(h); err != nil {
+		t.Fatal(err)
+	}
+	if got := ld.resident([]string{path}); len(got) != 0 {
+		t.Errorf("after close: resident = %q", got)
 	}
 }

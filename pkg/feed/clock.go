@@ -1,11 +1,15 @@
 package feed
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // markClock turns CUDA timing events into StepTiming offsets without
 // losing precision on long runs. cuEventElapsedTime answers in float32
-// milliseconds: measured from one origin, its step drops to about 1 ms
-// after three hours (2^23 ms), which is all of a data wait. So each step's
+// milliseconds: measured from one origin, its step is 0.5 ms from 2^22 ms
+// (70 minutes) and 1 ms from 2^23 ms (2.3 hours), which is all of a data
+// wait. So each step's
 // marks are measured from the previous step's end mark, a span of a few
 // steps that float32 holds to nanoseconds, and the origin-relative times
 // are kept as exact integer sums (time.Duration) of those spans.
@@ -33,13 +37,13 @@ type stepMarks[E any] struct {
 // offset is the signed time from one mark to another. A batch's copy
 // often starts before the previous step ends, so spans can be negative;
 // should a driver clamp those to zero rather than sign them, the reverse
-// span gives the value.
+// span gives the value (a signing driver's negative answer stands).
 func (c *markClock[E]) offset(from, to E) (time.Duration, error) {
 	ms, err := c.elapsed(from, to)
 	if err != nil {
 		return 0, err
 	}
-	if ms <= 0 {
+	if ms == 0 {
 		back, err := c.elapsed(to, from)
 		if err != nil {
 			return 0, err
@@ -48,7 +52,9 @@ func (c *markClock[E]) offset(from, to E) (time.Duration, error) {
 			ms = -back
 		}
 	}
-	return time.Duration(float64(ms) * float64(time.Millisecond)), nil
+	// Rounded, not truncated: the origin-relative times are sums of
+	// these, and truncation would bias each by up to a nanosecond.
+	return time.Duration(math.Round(float64(ms) * float64(time.Millisecond))), nil
 }
 
 // timing reads step seq's marks. Steps are read in order; after a gap

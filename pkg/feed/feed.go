@@ -22,7 +22,7 @@ type Source interface {
 // CUDADevice implements it with pkg/cuda; the tests implement it with
 // goroutines standing in for streams.
 //
-// Upload and Uploaded are called from the copier goroutine only; Begin,
+// Upload, Uploaded and Drain are called from the copier goroutine only; Begin,
 // Free, End and Timing from the consumer's goroutine only.
 type Device interface {
 	// Buffers is the number of device buffers.

@@ -407,9 +407,6 @@ func (d *fakeDevice) Timing(seq int64) (StepTiming, error) {
 	return t, nil
 }
 
-// consume runs steps through the feed like a training loop: Begin, a
-// "normalise" kernel that reads the buffer, Free, the rest of the step,
-// End, and a host wait for the step's result.
 // countingSource counts the batches asked of a pipeline.
 type countingSource struct {
 	inner *pipeline.Pipeline
@@ -423,6 +420,9 @@ func (c *countingSource) Next() (*pipeline.Slot, error) {
 	return c.inner.Next()
 }
 
+// consume runs steps through the feed like a training loop: Begin, a
+// "normalise" kernel that reads the buffer, Free, the rest of the step,
+// End, and a host wait for the step's result.
 func consume(t *testing.T, f *Feed, d *fakeDevice, steps int, stepTime time.Duration) (int, error) {
 	t.Helper()
 	n := 0

@@ -155,6 +155,12 @@ if [[ -n $NVLIBS ]]; then
 	fi
 fi
 [[ -z ${ALEXNET_CUDA_LIB:-} ]] && timeout 60 $B/gpucheck probe >"$R/probe.md" 2>&1
+# The search goes past a copy it refuses (a CUDA major the driver cannot
+# run) to the next: then not every library is PyTorch's, and the
+# comparison must say so.
+if grep -q 'passed over (opened, then refused)' "$R/probe.md"; then
+	SEARCH="$SEARCH; some copies were passed over, so not all are PyTorch's: see the probe"
+fi
 say "libraries: $SEARCH"
 cat "$R/probe.md" | head -8
 # machine_facts appends the machine record; it is written once the
