@@ -79,6 +79,8 @@ cuda-cpu-check:
     # With the libraries here, a skip would hide a loading bug: make it fail.
     ALEXNET_REQUIRE_GPU=1 go test -count=1 -v -run '^(TestNVRTCCompile|TestNVRTCKernels|TestInitWithoutDriver)$' ./pkg/cuda ./pkg/nn/gpu \
       | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|nvrtc_test|gpu_test|search_test'
+    # On its own, before anything has loaded NVRTC: a refused copy must unload.
+    go test -count=1 -v -run '^TestRefusedRealLibraryUnloads$' ./pkg/cuda | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|search_test'
 
 # Build the GPU check into gpu/ (git-ignored); on a GPU machine run `bash gpu/run.sh` (docs/gpu-check.md).
 gpu-check:

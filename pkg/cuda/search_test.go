@@ -652,3 +652,97 @@ func TestResidentWithRealLoader(t *testing.T) {
 		t.Errorf("after close: resident = %q", got)
 	}
 }
+
+// TestRefusedRealLibraryUnloads runs the search over the real NVRTC and
+// libcuda that `just cuda-cpu-check` fetches (and cuBLAS and cuDNN where
+// `gpu/run.sh` finds PyTorch's wheels), refusing every copy, and
+// checks that each refused copy and its siblings were unloaded again: the
+// search ends "not found", not with a *ResidentError, and nothing of the
+// library is left in /proc/self/maps. Skips without such a library, or
+// when it is already loaded in this process (run it on its own).
+func TestRefusedRealLibraryUnloads(t *testing.T) {
+	if os.Getenv("ALEXNET_CUDA_LIB") == "" {
+		t.Skip("ALEXNET_CUDA_LIB is not set (just cuda-cpu-check and gpu/run.sh set it)")
+	}
+	// Each copy is vetted as the real search does (its symbols bound, its
+	// version asked, which in cuDNN's shim could load sub-libraries of
+	// its own), then refused.
+	for _, tc := range []struct {
+		spec libSpec
+		stem string
+		vet  func(path string, h uintptr) error
+	}{
+		{specNVRTC, "libnvrtc", func(path string, h uintptr) error {
+			a := &nvrtcAPI{}
+			if _, err := bindSyms(path, h, nvrtcSyms(a)); err != nil {
+				return err
+			}
+			var maj, mnr int32
+			a.version(&maj, &mnr)
+			return nil
+		}},
+		{specDriver, "libcuda.so", nil},
+		{specCUBLAS, "libcublas", func(path string, h uintptr) error {
+			a := &cublasAPI{}
+			if _, err := bindSyms(path, h, cublasSyms(a)); err != nil {
+				return err
+			}
+			var v int32
+			a.getProperty(0, &v)
+			return nil
+		}},
+		{specCUDNN, "libcudnn", func(path string, h uintptr) error {
+			a := &cudnnAPI{}
+			if _, err := bindSyms(path, h, cudnnSyms(a)); err != nil {
+				return err
+			}
+			a.getVersion()
+			if a.getCudartVersion != nil {
+				a.getCudartVersion()
+			}
+			return nil
+		}},
+	} {
+		t.Run(tc.spec.family, func(t *testing.T) {
+			if p := mappedWithPrefix(tc.stem); p != "" {
+				t.Skipf("already loaded (%s): run this test on its own", p)
+			}
+			var refused []string
+			_, err := locate(tc.spec, processEnv().dirs(tc.spec), dl{}, func(path string, h uintptr) error {
+				refused = append(refused, path)
+				if tc.vet != nil {
+					if err := tc.vet(path, h); err != nil {
+						return err
+					}
+				}
+				return errors.New("refused by the test")
+			})
+			if len(refused) == 0 {
+				t.Skip("no copy found to refuse")
+			}
+			var nf *NotFoundError
+			if !errors.As(err, &nf) {
+				t.Fatalf("err = %v, want *NotFoundError after refusing %q", err, refused)
+			}
+			if p := mappedWithPrefix(tc.stem); p != "" {
+				t.Errorf("%s still mapped after refusing %q", p, refused)
+			}
+			t.Logf("refused and unloaded %q", refused)
+		})
+	}
+}
+
+// mappedWithPrefix is the first file in /proc/self/maps whose name starts
+// with prefix ("libcudnn" also finds cuDNN's sub-libraries), or "".
+func mappedWithPrefix(prefix string) string {
+	b, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if i := strings.IndexByte(line, '/'); i >= 0 && strings.HasPrefix(filepath.Base(line[i:]), prefix) {
+			return line[i:]
+		}
+	}
+	return ""
+}

@@ -229,6 +229,11 @@ if [[ -n $PY ]]; then
 	NVINC=$("$PY" -c "import site,glob; print(':'.join(sorted(d for p in site.getsitepackages()+[site.getusersitepackages()] for d in glob.glob(p+'/nvidia/*/include'))))" 2>/dev/null)
 	[[ -n $NVINC ]] && export ALEXNET_CUDA_INCLUDE=$NVINC
 fi
+# On its own, before anything has loaded them: a copy of cuBLAS, cuDNN,
+# NVRTC or libcuda refused by the search (here: every one) must unload,
+# with the sub-libraries cuDNN's shim may load when asked its version.
+step unload-test 30 $B/cuda.test -test.timeout 25s -test.v -test.run '^TestRefusedRealLibraryUnloads$'
+record_test cuda.test-unload $R/unload-test.log $?
 step cuda-test 120 $B/cuda.test -test.timeout 110s -test.v -test.run 'GPU|Probe|NVRTC|Headers' -test.bench GPU -test.benchtime 2000x
 record_test cuda.test $R/cuda-test.log $?
 # TestGPUCrossCheck's work is done (and recorded) by `gpucheck crosscheck`.
