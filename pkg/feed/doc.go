@@ -29,6 +29,8 @@
 // streams are on the device (cuStreamWaitEvent): the host never blocks to
 // order the GPU, and the only host waits are the copier's (the copy must
 // land before its slot is reused) and the consumer's own result reads.
+// Both sleep rather than spin (CUDADevice's events are blocking-sync), so
+// they leave the CPU to the pipeline's decoders.
 //
 // # Ownership and goroutines
 //
@@ -46,7 +48,16 @@
 // previous step to the moment the compute stream has the batch. It
 // includes the pipeline being late, the copy being late, and the
 // consumer queueing the step late; Options.Log prints it per step, and
-// Stats sums it. CUDADevice implements the marks with timing events.
+// Stats sums it. CUDADevice implements the marks with timing events, each
+// read against the previous step's end rather than one origin, so a
+// float32 millisecond count keeps nanoseconds however long the run.
+//
+// # Failure and close
+//
+// An Upload that fails may already have queued its copy: the copier
+// drains the copy stream (Device.Drain) before the slot goes back, and
+// keeps the slot if even that fails. Close stops the copier at the batch
+// it holds; it waits for a source Next already under way, never for more.
 //
 // # Layout
 //
