@@ -191,6 +191,12 @@ func ParseMeta(r io.Reader) (*Meta, error) {
 		return nil, errors.New("no format_version: not a meta.json that ingest wrote")
 	}
 	if m.FormatVersion < MinVersion || m.FormatVersion > Version {
+		// A flipped bit in the version digit reads as another build's
+		// file; the checksum, the same in every version so far, tells
+		// the two apart.
+		if err := checkChecksum(b, &m); err != nil {
+			return nil, fmt.Errorf("format version %d, which this build (%d to %d) does not read, and %w", m.FormatVersion, MinVersion, Version, err)
+		}
 		return nil, fmt.Errorf("%w: format version %d, this build reads %d to %d", ErrMetaVersion, m.FormatVersion, MinVersion, Version)
 	}
 	if err := checkChecksum(b, &m); err != nil {

@@ -165,13 +165,33 @@ func TestReadMetaNamesDamage(t *testing.T) {
 	if _, err := ReadMeta(t.TempDir()); err == nil || errors.As(err, new(*MetaError)) {
 		t.Fatalf("missing meta.json: %v", err)
 	}
-	other := strings.Replace(string(whole), fmt.Sprintf(`"format_version": %d`, Version), `"format_version": 99`, 1)
-	if other == string(whole) {
-		t.Fatal("the test could not change the format version")
+	// Another build's file has its own valid checksum: written, not edited.
+	m, err := ParseMeta(bytes.NewReader(whole))
+	if err != nil {
+		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(dir, MetaFile), []byte(other), 0o644)
+	m.FormatVersion = 99
+	if err := WriteMeta(dir, m); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := ReadMeta(dir); !errors.Is(err, ErrMetaVersion) || errors.As(err, new(*MetaError)) || !strings.Contains(err.Error(), "format version 99") {
 		t.Fatalf("another format version: %v", err)
+	}
+	// The same number reached by a flipped bit in ingest's own file is
+	// damage: the checksum no longer matches.
+	for _, flip := range []string{`"format_version": 3`, `"format_version": 0`, `"format_version": 9`} {
+		if flip == fmt.Sprintf(`"format_version": %d`, Version) || flip == fmt.Sprintf(`"format_version": %d`, MinVersion) {
+			continue
+		}
+		flipped := strings.Replace(string(whole), fmt.Sprintf(`"format_version": %d`, Version), flip, 1)
+		if flipped == string(whole) {
+			t.Fatal("the test could not change the format version")
+		}
+		os.WriteFile(filepath.Join(dir, MetaFile), []byte(flipped), 0o644)
+		var me *MetaError
+		if _, err := ReadMeta(dir); !errors.As(err, &me) || errors.Is(err, ErrMetaVersion) {
+			t.Errorf("%s by a flipped bit: %v, want a *MetaError (damage)", flip, err)
+		}
 	}
 }
 
