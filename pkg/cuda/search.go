@@ -326,19 +326,21 @@ type loader interface {
 
 type dl struct{}
 
+func (dl) open(path string) (uintptr, error) {
+	// RTLD_GLOBAL so that libraries opened here satisfy the soname lookups
+	// of those opened later (cuBLASLt for cuBLAS, sub-libraries for cuDNN).
+	return purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+}
+
+func (dl) close(h uintptr) error { return purego.Dlclose(h) }
+
 // resident reads /proc/self/maps. A file opened by a bare soname is
 // looked up by its stem, as mappedPath does; one opened by path is
 // matched by the file it resolves to, as the kernel names mappings.
 func (dl) resident(files []string) []string {
-	b, err := os.ReadFile("/proc/self/maps")
-	if err != nil {
-		return nil
-	}
 	mapped := map[string]bool{}
-	for _, line := range strings.Split(string(b), "\n") {
-		if i := strings.IndexByte(line, '/'); i >= 0 {
-			mapped[line[i:]] = true
-		}
+	for _, p := range mappedFiles() {
+		mapped[p] = true
 	}
 	var out []string
 	for _, f := range files {
@@ -354,14 +356,6 @@ func (dl) resident(files []string) []string {
 	}
 	return out
 }
-
-func (dl) open(path string) (uintptr, error) {
-	// RTLD_GLOBAL so that libraries opened here satisfy the soname lookups
-	// of those opened later (cuBLASLt for cuBLAS, sub-libraries for cuDNN).
-	return purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_GLOBAL)
-}
-
-func (dl) close(h uintptr) error { return purego.Dlclose(h) }
 
 // acceptFunc vets a library that opened: it binds what the package needs
 // and checks its version against the driver. An error makes the search
@@ -635,22 +629,30 @@ func loadedPath(l *loadedLib) string {
 // usually a symlink to libcuda.so.<driver version>, so it matches the
 // soname's stem.
 func mappedPath(soname string) string {
-	b, err := os.ReadFile("/proc/self/maps")
-	if err != nil {
-		return ""
-	}
 	stem, _, _ := strings.Cut(soname, ".so")
 	stem += ".so"
-	for _, line := range strings.Split(string(b), "\n") {
-		i := strings.IndexByte(line, '/')
-		if i < 0 {
-			continue
-		}
-		p := line[i:]
+	for _, p := range mappedFiles() {
 		base := filepath.Base(p)
 		if base == stem || strings.HasPrefix(base, stem+".") {
 			return p
 		}
 	}
 	return ""
+}
+
+// mappedFiles lists the files mapped into this process, as the kernel
+// names them in /proc/self/maps (resolved, absolute), in map order; nil
+// where there is no /proc.
+func mappedFiles() []string {
+	b, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if i := strings.IndexByte(line, '/'); i >= 0 {
+			out = append(out, line[i:])
+		}
+	}
+	return out
 }

@@ -735,13 +735,9 @@ func TestRefusedRealLibraryUnloads(t *testing.T) {
 // mappedWithPrefix is the first file in /proc/self/maps whose name starts
 // with prefix ("libcudnn" also finds cuDNN's sub-libraries), or "".
 func mappedWithPrefix(prefix string) string {
-	b, err := os.ReadFile("/proc/self/maps")
-	if err != nil {
-		return ""
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if i := strings.IndexByte(line, '/'); i >= 0 && strings.HasPrefix(filepath.Base(line[i:]), prefix) {
-			return line[i:]
+	for _, p := range mappedFiles() {
+		if strings.HasPrefix(filepath.Base(p), prefix) {
+			return p
 		}
 	}
 	return ""
