@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/alexnet-repro/alexnet/internal/cli"
+	"github.com/alexnet-repro/alexnet/internal/fixtures"
+	"github.com/alexnet-repro/alexnet/pkg/imagenet"
+	"github.com/alexnet-repro/alexnet/pkg/ingest"
+	"github.com/alexnet-repro/alexnet/pkg/trainer"
+)
+
+// The test binary doubles as the train command when this variable is set:
+// main itself runs, with its signal handling.
+func TestMain(m *testing.M) {
+	if os.Getenv("TRAIN_AS_MAIN") == "1" {
+		main()
+	}
+	os.Exit(m.Run())
+}
+
+// A real Ctrl-C (SIGINT to a real train process, not a cancelled context)
+// finishes the step in flight, saves it and exits 1 saying --resume
+// continues it; the resumed run then goes on from that step.
+func TestCtrlCSavesAndResumes(t *testing.T) {
+	root := t.TempDir()
+	fixtures.Tree(t, root, 40, 6)
+	ds, err := imagenet.Open(root, imagenet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shardDir := t.TempDir()
+	if _, err := ingest.Run(context.Background(), ds, ingest.Options{Out: shardDir, Size: 36, ShardSize: 32, Workers: 1}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "run")
+	args := []string{"--shards", shardDir, "--out", out, "--device", "cpu", "--model", "small", "--crop", "32",
+		"--batch", "8", "--epochs", "1000", "--log-every", "1", "--checkpoint-every", "0", "--workers", "1"}
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "TRAIN_AS_MAIN=1")
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	sc := bufio.NewScanner(pipe)
+	sent := false
+	for sc.Scan() {
+		log.WriteString(sc.Text() + "\n")
+		if !sent && strings.HasPrefix(sc.Text(), "step      3 ") {
+			cmd.Process.Signal(os.Interrupt)
+			sent = true
+		}
+	}
+	io.Copy(io.Discard, pipe)
+	err = cmd.Wait()
+	if !sent {
+		t.Fatalf("no step 3 line to interrupt at (%v):\n%s", err, log.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != cli.ExitFailure {
+		t.Fatalf("after SIGINT: %v, want exit %d\n%s", err, cli.ExitFailure, log.String())
+	}
+	if !strings.Contains(log.String(), "--resume continues it") {
+		t.Fatalf("no line saying the run was saved:\n%s", log.String())
+	}
+	ck, err := trainer.Load(filepath.Join(out, trainer.CheckpointFile))
+	if err != nil || ck.Step < 3 {
+		t.Fatalf("checkpoint after the interrupt: %v, %v", ck, err)
+	}
+	// It resumes from there; --max-steps bounds the rest.
+	var so, se strings.Builder
+	if code := run(context.Background(), append(args, "--resume", "--max-steps", strconv.FormatInt(ck.Step+2, 10)), &so, &se); code != cli.ExitOK {
+		t.Fatalf("resume: exit %d\n%s", code, se.String())
+	}
+	after, err := trainer.Load(filepath.Join(out, trainer.CheckpointFile))
+	if err != nil || after.Step != ck.Step+2 {
+		t.Fatalf("resumed to step %v (%v), want %d", after, err, ck.Step+2)
+	}
+}
