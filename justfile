@@ -14,7 +14,7 @@ setup:
 # Build every command into bin/.
 build:
     @mkdir -p bin
-    go build -o bin/ ./ingest ./train ./tools/shardtool ./tools/mkdemo ./tools/predict ./tools/bench/benchingest ./tools/bench/benchpipeline ./tools/bench/benchtraincpu
+    go build -o bin/ ./ingest ./train ./tools/shardtool ./tools/mkdemo ./tools/predict ./tools/gpucheck ./tools/bench/benchingest ./tools/bench/benchpipeline ./tools/bench/benchtraincpu
 
 # gofmt and go vet.
 lint:
