@@ -27,7 +27,7 @@ type BenchResult struct {
 	TFLOPs    float64       `json:"tflops"` // achieved, from spec.TrainFLOPs
 	PlanS     float64       `json:"plan_s"` // building the net, cudnnFind included
 	NetMiB    float64       `json:"net_mib"`
-	UsedMiB   float64       `json:"used_mib"`   // device memory in use by the process (context and libraries included)
+	UsedMiB   float64       `json:"used_mib"`   // device memory in use (cuMemGetInfo total − free: our context and libraries, and any other process)
 	LossFirst gpu.JSONFloat `json:"loss_first"` // a string when not finite
 	LossLast  gpu.JSONFloat `json:"loss_last"`
 	Device    string        `json:"device"`

@@ -50,7 +50,7 @@ func TestTable(t *testing.T) {
 		"| ours with --deterministic, tf32: img/s (share of the default's) | 9900 (90%) | — |",
 		"| ratio ours/PyTorch, tf32 | **1.10×** (met) | **0.94×** (NOT met) | ≥ 1.0× |",
 		"| data wait, GPU clock: mean · worst step | **0.50%** · 3.1% | **3.00%** (NOT met) · 20.0% | < 2% |",
-		"| GPU memory, tf32: ours in use · ours allocated · PyTorch max reserved (MiB) | 3000 · 2100 · 4100 |",
+		"| GPU memory, tf32: device in use during ours (context included) · ours allocated · PyTorch max reserved (MiB) | 3000 · 2100 · 4100 |",
 		"2.5e-06 (grad conv1.weight)",
 		"3.0e-02 (grad fc8.bias) NOT OK",
 		// The deterministic cross-check has its own row; the default rows do not pick it up.

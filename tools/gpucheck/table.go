@@ -270,7 +270,7 @@ func writeTable(w io.Writer, r *results) {
 		}
 		return s
 	}, "")
-	row("GPU memory, tf32: ours in use · ours allocated · PyTorch max reserved (MiB)", func(m string) string {
+	row("GPU memory, tf32: device in use during ours (context included) · ours allocated · PyTorch max reserved (MiB)", func(m string) string {
 		o := r.find("bench", map[string]string{"model": m, "precision": "tf32"})
 		t := r.torch(torchName[m], "tf32")
 		return fmtNum(o, "used_mib", "%.0f") + " · " + fmtNum(o, "net_mib", "%.0f") + " · " + fmtNum(t, "max_reserved_mib", "%.0f")
