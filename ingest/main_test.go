@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +30,28 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// signalMidRun starts this test binary as a real ingest with args, sends
+// sig once out holds shards train shards (or after 20 s), and returns
+// Wait's result; the process's stderr goes to stderr.
+func signalMidRun(t *testing.T, args []string, out string, shards int, sig os.Signal, stderr io.Writer) error {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "INGEST_AS_MAIN=1")
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if m, _ := filepath.Glob(filepath.Join(out, "train-*.shard")); len(m) >= shards {
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	cmd.Process.Signal(sig)
+	return cmd.Wait()
+}
+
 // A real SIGTERM (not a cancelled context) stops a real ingest with exit 1
 // and the line saying the complete shards are kept; the same command then
 // finishes the job.
@@ -37,22 +60,8 @@ func TestSIGTERMStopsAndResumes(t *testing.T) {
 	fixtures.Tree(t, root, 70, 20)
 	out := t.TempDir()
 	args := []string{"--quiet", "--size", "48", "--shard-size", "8", "--workers", "1", "--out", out, root}
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "INGEST_AS_MAIN=1")
 	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if m, _ := filepath.Glob(filepath.Join(out, "train-*.shard")); len(m) >= 2 {
-			break
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	err := cmd.Wait()
+	err := signalMidRun(t, args, out, 2, syscall.SIGTERM, &stderr)
 	if _, serr := os.Stat(filepath.Join(out, "meta.json")); serr == nil {
 		t.Skip("the run finished before the signal landed")
 	}
@@ -98,21 +107,8 @@ func TestKill9ThenResume(t *testing.T) {
 		t.Fatalf("uninterrupted run: exit %d: %s", code, se.String())
 	}
 	out := t.TempDir()
-	cmd := exec.Command(os.Args[0], args(out)...)
-	cmd.Env = append(os.Environ(), "INGEST_AS_MAIN=1")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	// Kill once a few shards exist, so the kill lands mid-run.
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if m, _ := filepath.Glob(filepath.Join(out, "train-*.shard")); len(m) >= 3 {
-			break
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
+	signalMidRun(t, args(out), out, 3, syscall.SIGKILL, io.Discard)
 	if _, err := os.Stat(filepath.Join(out, "meta.json")); err == nil {
 		t.Skip("the run finished before the kill landed; nothing to resume")
 	}
