@@ -214,6 +214,9 @@ type AlgoPerf struct {
 }
 
 func (p AlgoPerf) String() string {
+	if p.Algo < 0 {
+		return "not planned"
+	}
 	return fmt.Sprintf("%s %.3fms ws=%d math=%d det=%v", p.Name, p.TimeMs, p.Memory, p.MathType, p.Deterministic)
 }
 
@@ -308,6 +311,7 @@ type ConvPlanner struct {
 type convKey struct {
 	shape ConvShape
 	math  ConvMath
+	noDx  bool
 }
 
 // NewConvPlanner makes a planner that runs searches on n.
@@ -328,34 +332,41 @@ type ConvPlan struct {
 	W          *FilterDesc
 
 	Forward, BackwardData, BackwardFilter AlgoPerf
-	// Workspace is the largest of the three passes' needs: one buffer of
-	// this size serves them all.
+	// Workspace is the largest of the planned passes' needs: one buffer
+	// of this size serves them all.
 	Workspace int64
+	// NoBackwardData marks a plan made by PlanWithoutBackwardData: its
+	// BackwardData is not chosen and RunBackwardData refuses to run.
+	NoBackwardData bool
 
 	dnn       *DNN
 	convs     [3]*convDesc // one per pass: each pass's math type is set from its own search
 	wsPerPass [3]int64
 }
 
-// WorkspaceWithoutBackwardData is the workspace the forward and
-// backward-filter passes need: all a network's first convolution runs,
-// since its input needs no gradient. RunBackwardData refuses a smaller
-// buffer than its own pass needs, so sizing by this is safe.
-func (pl *ConvPlan) WorkspaceWithoutBackwardData() int64 {
-	return max(pl.wsPerPass[dirForward], pl.wsPerPass[dirBackwardFilter])
-}
-
 // Plan returns the plan for shape under math, searching on first use.
 // Searching runs convolutions on the handle's stream and synchronises it.
 func (p *ConvPlanner) Plan(shape ConvShape, math ConvMath) (*ConvPlan, error) {
-	shape = shape.normalized()
-	key := convKey{shape, math}
+	return p.plan(convKey{shape.normalized(), math, false})
+}
+
+// PlanWithoutBackwardData plans only the forward and backward-filter
+// passes: all a network's first convolution runs, since the image needs
+// no gradient. Skipping the third search saves its benchmark time, and
+// its algorithms, which can want far more workspace than the passes that
+// run, no longer size the workspace.
+func (p *ConvPlanner) PlanWithoutBackwardData(shape ConvShape, math ConvMath) (*ConvPlan, error) {
+	return p.plan(convKey{shape.normalized(), math, true})
+}
+
+func (p *ConvPlanner) plan(key convKey) (*ConvPlan, error) {
+	shape, math := key.shape, key.math
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if pl := p.plans[key]; pl != nil {
 		return pl, nil
 	}
-	pl, err := p.build(shape, math)
+	pl, err := p.build(shape, math, key.noDx)
 	if err != nil {
 		return nil, fmt.Errorf("cuda: conv plan %v (%v): %w", shape, math, err)
 	}
@@ -389,13 +400,13 @@ func (p *ConvPlanner) Close() error {
 	return first
 }
 
-func (p *ConvPlanner) build(s ConvShape, math ConvMath) (pl *ConvPlan, err error) {
+func (p *ConvPlanner) build(s ConvShape, math ConvMath, noDx bool) (pl *ConvPlan, err error) {
 	n, k, pp, q, err := s.Output()
 	if err != nil {
 		return nil, err
 	}
 	dnn := p.dnn
-	pl = &ConvPlan{Shape: s, Math: math, P: pp, Q: q, dnn: dnn}
+	pl = &ConvPlan{Shape: s, Math: math, P: pp, Q: q, dnn: dnn, NoBackwardData: noDx}
 	defer func() {
 		if err != nil {
 			pl.close()
@@ -432,6 +443,10 @@ func (p *ConvPlanner) build(s ConvShape, math ConvMath) (pl *ConvPlan, err error
 	}
 	rules := algoRules{budget: p.opts.WorkspaceBudget, strictFP32: math == ConvFP32, deterministic: p.opts.Deterministic, byTime: p.opts.Search == SearchBenchmark}
 	for _, d := range []convDirection{dirForward, dirBackwardData, dirBackwardFilter} {
+		if d == dirBackwardData && noDx {
+			pl.BackwardData = AlgoPerf{Algo: -1, Name: "not planned", TimeMs: -1}
+			continue
+		}
 		perfs, err := pl.search(d, p.opts.Search)
 		if err != nil {
 			return nil, err
@@ -549,6 +564,9 @@ func (pl *ConvPlan) RunForward(alpha float32, x, w DevicePtr, beta float32, y De
 
 // RunBackwardData computes dx = alpha·∂/∂x + beta·dx from dy and w.
 func (pl *ConvPlan) RunBackwardData(alpha float32, w, dy DevicePtr, beta float32, dx DevicePtr, ws Buffer) error {
+	if pl.NoBackwardData {
+		return fmt.Errorf("cuda: conv %v: backward-data was not planned (PlanWithoutBackwardData)", pl.Shape)
+	}
 	if err := pl.checkWorkspace(dirBackwardData, ws); err != nil {
 		return err
 	}

@@ -261,19 +261,26 @@ func TestLRNConventions(t *testing.T) {
 	}
 }
 
-func TestWorkspaceWithoutBackwardData(t *testing.T) {
-	pl := &ConvPlan{Workspace: 3 << 30}
-	pl.wsPerPass[dirForward], pl.wsPerPass[dirBackwardData], pl.wsPerPass[dirBackwardFilter] = 5<<20, 3<<30, 9<<20
-	if got := pl.WorkspaceWithoutBackwardData(); got != 9<<20 {
-		t.Errorf("got %d, want the backward-filter pass's %d", got, 9<<20)
+func TestPlanWithoutBackwardDataRefusesThatPass(t *testing.T) {
+	// The workspace buffer of such a plan is sized for the passes that
+	// run; the pass that was never planned must refuse rather than hand
+	// cuDNN algorithm -1 or a buffer it did not size.
+	pl := &ConvPlan{Workspace: 9 << 20, NoBackwardData: true, BackwardData: AlgoPerf{Algo: -1, Name: "not planned"}}
+	pl.wsPerPass[dirForward], pl.wsPerPass[dirBackwardFilter] = 5<<20, 9<<20
+	err := pl.RunBackwardData(1, 0, 0, 0, 0, Buffer{Bytes: 1 << 30})
+	if err == nil || !strings.Contains(err.Error(), "not planned") {
+		t.Errorf("RunBackwardData on a plan without it: %v", err)
 	}
-	// The smaller buffer serves the passes that run and is refused by the
-	// one that does not.
-	ws := Buffer{Bytes: 9 << 20}
-	if err := pl.checkWorkspace(dirForward, ws); err != nil {
-		t.Error(err)
+	if got := pl.BackwardData.String(); got != "not planned" {
+		t.Errorf("the skipped pass reads %q in reports", got)
 	}
-	if err := pl.checkWorkspace(dirBackwardData, ws); err == nil {
-		t.Error("backward data accepted a workspace smaller than its pass needs")
+	ws := Buffer{Bytes: int(pl.Workspace)}
+	for _, d := range []convDirection{dirForward, dirBackwardFilter} {
+		if err := pl.checkWorkspace(d, ws); err != nil {
+			t.Error(err)
+		}
+	}
+	if err := pl.checkWorkspace(dirForward, Buffer{Bytes: 4 << 20}); err == nil {
+		t.Error("forward accepted a workspace smaller than its pass needs")
 	}
 }

@@ -586,6 +586,33 @@ func TestGPUConvolution(t *testing.T) {
 					t.Error("ran with no workspace")
 				}
 			}
+
+			// A first layer's plan: a separate cache entry, never more
+			// workspace, and the passes it has still right.
+			noDx, err := pl.PlanWithoutBackwardData(s, tc.math)
+			must(t, err)
+			if noDx == plan || !noDx.NoBackwardData {
+				t.Fatal("PlanWithoutBackwardData returned the full plan")
+			}
+			if noDx.Workspace > plan.Workspace {
+				t.Errorf("without backward-data the workspace grew: %d > %d", noDx.Workspace, plan.Workspace)
+			}
+			if err := noDx.RunBackwardData(1, dW.Ptr, dDy.Ptr, 0, dDx.Ptr, ws); err == nil {
+				t.Error("a plan without backward-data ran it")
+			}
+			must(t, noDx.RunForward(1, dX.Ptr, dW.Ptr, 0, dY.Ptr, ws))
+			must(t, noDx.RunBackwardFilter(1, dX.Ptr, dDy.Ptr, 0, dDw.Ptr, ws))
+			for _, c := range []struct {
+				what      string
+				got, want []float32
+			}{
+				{"forward (no-dx plan)", download(t, d, dY), wantY},
+				{"backward filter (no-dx plan)", download(t, d, dDw), wantDw},
+			} {
+				if e := maxRelErr(c.got, c.want); e > tc.tol {
+					t.Errorf("%s: max relative error %.2e > %.0e", c.what, e, tc.tol)
+				}
+			}
 		})
 	}
 }

@@ -334,17 +334,18 @@ func (e *cudaEngine) prepare() error {
 	})
 	var need int64
 	for _, c := range e.convs {
-		if c.plan, err = e.planner.Plan(c.shape, e.math); err != nil {
+		if c.needDx {
+			c.plan, err = e.planner.Plan(c.shape, e.math)
+		} else {
+			// conv1's backward-data pass never runs (the image needs
+			// no gradient): neither search for it nor size the
+			// workspace by its algorithms.
+			c.plan, err = e.planner.PlanWithoutBackwardData(c.shape, e.math)
+		}
+		if err != nil {
 			return err
 		}
-		// conv1's backward-data pass never runs (the image needs no
-		// gradient), and its algorithms can want far more workspace
-		// than the passes that do run: do not size the buffer for it.
-		if c.needDx {
-			need = max(need, c.plan.Workspace)
-		} else {
-			need = max(need, c.plan.WorkspaceWithoutBackwardData())
-		}
+		need = max(need, c.plan.Workspace)
 	}
 	if need > 0 {
 		if e.ws, err = e.dev.MemAlloc(int(need)); err != nil {
