@@ -52,7 +52,11 @@ type Checkpoint struct {
 	// ImageHW is the side of the shards' images the crops were taken
 	// from (256 for the paper), so evaluation and predict can see a scale
 	// the model never trained at; 0 in checkpoints from before it was kept.
-	ImageHW  int      `json:"image_hw,omitempty"`
+	ImageHW int `json:"image_hw,omitempty"`
+	// TrainSet is TrainSetID of the shards the run trained on: the
+	// position and the shuffle order it keeps index those shards and no
+	// others. Empty in checkpoints from before it was kept.
+	TrainSet string   `json:"train_set,omitempty"`
 	Batch    int      `json:"batch,omitempty"`
 	Init     string   `json:"init"`
 	Seed     uint64   `json:"seed"`
@@ -186,6 +190,9 @@ func Decode(b []byte) (*Checkpoint, error) {
 	if h := c.Hyper; h != nil && !(h.Momentum >= 0 && h.Momentum < 1 && h.WeightDecay >= 0 && !math.IsInf(h.WeightDecay, 0) &&
 		h.Lighting >= 0 && !math.IsInf(float64(h.Lighting), 0)) {
 		return nil, fmt.Errorf("%w: momentum %g, weight decay %g, lighting %g", ErrCheckpoint, h.Momentum, h.WeightDecay, h.Lighting)
+	}
+	if c.Step < 0 || c.Epoch < 0 || c.Position.Epoch < 0 || c.Position.Batch < 0 || c.Batch < 0 {
+		return nil, fmt.Errorf("%w: step %d, epoch %d, position %+v, batch %d", ErrCheckpoint, c.Step, c.Epoch, c.Position, c.Batch)
 	}
 	for ch := range 3 {
 		if m, sd := float64(c.Mean[ch]), float64(c.Std[ch]); !(m >= 0 && m <= 255 && sd > 0 && sd <= 255) {

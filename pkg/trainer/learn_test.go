@@ -707,3 +707,149 @@ func TestInputNormalisationPerModel(t *testing.T) {
 		t.Errorf("resume passed std %v, want the checkpoint's %v; log:\n%s", got, ck.Std, log.String())
 	}
 }
+
+// A checkpoint's position and shuffle order index the shards it trained
+// on: other train shards of the same classes and size (other images, or
+// the same ones cut into other shards) are refused by a resume, and a
+// byte-identical copy elsewhere is accepted.
+func TestResumeRefusesOtherTrainShards(t *testing.T) {
+	shardDir := syntheticShards(t, 64, 16)
+	out := t.TempDir()
+	cfg := smallConfig(shardDir, out)
+	cfg.MaxSteps = 2
+	mustTrain(t, cfg)
+
+	other := t.TempDir()
+	tr, tl := synthetic(64, 24, 9) // other noise, same classes and side
+	va, vl := synthetic(16, 24, 2)
+	writeShards(t, other, 24, tr, va, tl, vl, 4)
+	moved := t.TempDir()
+	entries, err := os.ReadDir(shardDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(shardDir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(moved, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _ := os.ReadFile(filepath.Join(out, CheckpointFile))
+	resume := cfg
+	resume.Resume, resume.MaxSteps, resume.Shards = true, 3, other
+	if _, err := Train(context.Background(), resume, io.Discard); !errors.Is(err, ErrResumeMismatch) || !strings.Contains(err.Error(), "other train shards") {
+		t.Fatalf("resume on other train shards: %v", err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(out, CheckpointFile)); !bytes.Equal(before, after) {
+		t.Fatal("the refused resume touched the checkpoint")
+	}
+	resume.Shards = moved
+	if _, err := Train(context.Background(), resume, io.Discard); err != nil {
+		t.Fatalf("resume on a copy of the same shards: %v", err)
+	}
+}
+
+// A schedule a run could not have made (a hand-made checkpoint, its CRC
+// valid) is refused when resumed, not an epoch later by a division by zero.
+func TestResumeRefusesImpossibleSchedule(t *testing.T) {
+	shardDir := syntheticShards(t, 64, 16)
+	cfg := smallConfig(shardDir, t.TempDir())
+	cfg.MaxSteps = 1
+	mustTrain(t, cfg)
+	path := filepath.Join(cfg.Out, CheckpointFile)
+	for _, tc := range []struct {
+		name string
+		edit func(*Schedule)
+	}{
+		{"step of 0 epochs", func(s *Schedule) { s.Kind, s.StepEpochs = "step", 0 }},
+		{"unknown kind", func(s *Schedule) { s.Kind = "cosine" }},
+		{"lr 0", func(s *Schedule) { s.LR = 0 }},
+		{"negative drops", func(s *Schedule) { s.Drops = -1 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ck, err := Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			good := ck.Schedule
+			tc.edit(&ck.Schedule)
+			if err := ck.Save(path); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				ck.Schedule = good
+				if err := ck.Save(path); err != nil {
+					t.Fatal(err)
+				}
+			}()
+			resume := cfg
+			resume.Resume, resume.MaxSteps = true, 2
+			if _, err := Train(context.Background(), resume, io.Discard); !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), "schedule") {
+				t.Fatalf("resume with %s: %v", tc.name, err)
+			}
+		})
+	}
+}
+
+// metrics.jsonl's clock runs on across a resume (it is the run's time,
+// not the process's), and an epoch's line carries the learning rate the
+// epoch trained at, not the one the schedule drops to after it.
+func TestMetricsClockAndEpochLR(t *testing.T) {
+	shardDir := syntheticShards(t, 64, 16)
+	cfg := smallConfig(shardDir, t.TempDir())
+	cfg.Schedule, cfg.Epochs, cfg.LogEvery = "step:1", 2, 1
+	cfg.MaxSteps = 6 // inside epoch 1 (4 batches an epoch)
+	mustTrain(t, cfg)
+	// Pretend the first leg took an hour: the resumed lines must count on
+	// from there.
+	mpath := filepath.Join(cfg.Out, "metrics.jsonl")
+	first, err := os.ReadFile(mpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shifted bytes.Buffer
+	for _, line := range strings.Split(strings.TrimSpace(string(first)), "\n") {
+		var m Metric
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatal(err)
+		}
+		m.Seconds += 3600
+		b, _ := json.Marshal(m)
+		shifted.Write(append(b, '\n'))
+	}
+	if err := os.WriteFile(mpath, shifted.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Resume, cfg.MaxSteps = true, 0
+	mustTrain(t, cfg)
+	b, err := os.ReadFile(mpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stepLR := map[int]float64{}
+	var epochs int
+	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var m Metric
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatal(err)
+		}
+		if m.Step > 6 && m.Seconds < 3600 {
+			t.Errorf("line %d (step %d) after the resume: seconds %g, want the run's clock (over 3600)", i+1, m.Step, m.Seconds)
+		}
+		switch m.Kind {
+		case "step":
+			stepLR[m.Epoch] = m.LR
+		case "epoch":
+			epochs++
+			if m.LR != stepLR[m.Epoch] || m.LR != cfg.LR/math.Pow(10, float64(m.Epoch)) {
+				t.Errorf("epoch %d's line has lr %g; its steps trained at %g", m.Epoch, m.LR, stepLR[m.Epoch])
+			}
+		}
+	}
+	if epochs != 2 {
+		t.Fatalf("%d epoch lines, want 2", epochs)
+	}
+}

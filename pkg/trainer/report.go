@@ -36,7 +36,9 @@ type Metric struct {
 	NoVal     bool    `json:"no_val,omitempty"`
 	TrainErr  float64 `json:"train_top1_err,omitempty"`
 	TrainLoss float64 `json:"train_loss,omitempty"` // the epoch's mean training loss
-	Seconds   float64 `json:"seconds"`
+	// Seconds is the run's wall time at this line, counted on across
+	// resumes (the time between a stop and its resume left out).
+	Seconds float64 `json:"seconds"`
 }
 
 // MarshalJSON writes every figure a line of its kind measures, zeros
@@ -127,6 +129,14 @@ func (l *MetricsLog) Add(m Metric) error {
 	l.all = append(l.all, m)
 	_, err = l.f.Write(append(b, '\n'))
 	return err
+}
+
+// Sync flushes the lines written so far to disk.
+func (l *MetricsLog) Sync() error {
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("metrics.jsonl: %w", err)
+	}
+	return nil
 }
 
 // All is every metric so far, including those kept from before a resume.

@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -39,6 +40,25 @@ func ParseSchedule(s string, lr float64, patience int) (Schedule, error) {
 		return sc, fmt.Errorf("unknown schedule %q (want plateau or step:N)", s)
 	}
 	return sc, nil
+}
+
+// check refuses a schedule that ParseSchedule and EndEpoch could not
+// have made: one read from a hand-made checkpoint, whose CRC is valid.
+// Without it a step schedule of 0 epochs divides by zero an epoch later.
+func (s Schedule) check() error {
+	switch {
+	case s.Kind != "plateau" && s.Kind != "step":
+		return fmt.Errorf("unknown kind %q", s.Kind)
+	case s.Kind == "step" && s.StepEpochs < 1:
+		return fmt.Errorf("step schedule every %d epochs", s.StepEpochs)
+	case !(s.LR > 0) || math.IsInf(s.LR, 0):
+		return fmt.Errorf("learning rate %g", s.LR)
+	case s.Patience < 0 || s.MaxDrops < 0 || s.BadEpochs < 0 || s.Drops < 0:
+		return fmt.Errorf("patience %d, max drops %d, bad epochs %d, drops %d", s.Patience, s.MaxDrops, s.BadEpochs, s.Drops)
+	case math.IsNaN(s.Best):
+		return fmt.Errorf("best validation error %g", s.Best)
+	}
+	return nil
 }
 
 // EndEpoch updates the schedule after epoch (1-based count of finished

@@ -126,6 +126,19 @@ func ClassListID(classes []shards.Class) string {
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
+// TrainSetID names the train split's shards by their files, record
+// counts and checksums: what a checkpoint's epoch position and shuffle
+// order index. The same images re-ingested byte-identically (ingest is
+// deterministic) keep it; other images, or the same ones cut into other
+// shards, change it.
+func TrainSetID(sp shards.Split) string {
+	h := sha256.New()
+	for _, s := range sp.Shards {
+		fmt.Fprintf(h, "%s\x00%d\x00%s\n", s.File, s.Records, s.CRC32C)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
 func cropFor(meta *shards.Meta, crop int) int {
 	if crop > 0 {
 		return crop
@@ -198,6 +211,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	}
 	std = spec.InputStd(std)
 	classList := ClassListID(meta.Classes)
+	trainSet := TrainSetID(meta.Splits["train"])
 	var ck *Checkpoint
 	var params map[string][]float32
 	if !cfg.Resume && !cfg.Overwrite {
@@ -208,6 +222,11 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	if cfg.Resume {
 		if ck, err = Load(ckPath); err != nil {
 			return nil, fmt.Errorf("--resume: %w", err)
+		}
+		// Only a resume reads the schedule (evaluation and predict do
+		// not): a hand-made one is refused here, not an epoch later.
+		if err := ck.Schedule.check(); err != nil {
+			return nil, fmt.Errorf("--resume: %s: %w: schedule: %v", ckPath, ErrCheckpoint, err)
 		}
 		if ck.Model != cfg.Model || ck.Classes != len(meta.Classes) || ck.InputHW != crop || ck.Seed != cfg.Seed {
 			return nil, fmt.Errorf("--resume: %s is a %s/%d classes/%d px/seed %d run; these flags ask for %s/%d/%d/%d: %w",
@@ -225,6 +244,13 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 		if ck.ClassList != "" && ck.ClassList != classList {
 			return nil, fmt.Errorf("--resume: %s was trained on another class list than %s/meta.json's: %w", ckPath, cfg.Shards, ErrResumeMismatch)
+		}
+		if ck.TrainSet != "" && ck.TrainSet != trainSet {
+			// The same classes and image size, but other shards: the
+			// checkpoint's position would skip or repeat images.
+			tr := meta.Splits["train"]
+			return nil, fmt.Errorf("--resume: %s was trained on other train shards than %s holds (%d shards, %d images; their files, record counts or checksums differ), and its epoch position and shuffle order index those: resume with the shards it was trained on, or start a new run (--overwrite, or another --out): %w",
+				ckPath, cfg.Shards, len(tr.Shards), tr.Records, ErrResumeMismatch)
 		}
 		sched = ck.Schedule
 		cfg.Init = ck.Init // the run's own, whatever --init says now
@@ -312,6 +338,15 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 	}
 
+	// elapsed is the run's wall time: this process's, on top of the clock
+	// of the last metrics line a resume keeps. (Not in the checkpoint: a
+	// time there would make a resumed run's checkpoint differ from an
+	// uninterrupted one's. The time between that line and the checkpoint
+	// is not counted.)
+	var before float64
+	elapsed := func() float64 { return before + time.Since(start).Seconds() }
+	// mlog is opened once the run can start (below); save syncs it.
+	var mlog *MetricsLog
 	// savedStep is the step of the last checkpoint this process wrote, and
 	// last the positions of the last step whose bookkeeping is done: what
 	// an interrupted run saves, unless it saved it already.
@@ -348,9 +383,17 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 				}
 			}
 		}
-		c := &Checkpoint{Model: cfg.Model, Classes: len(meta.Classes), ClassList: classList, InputHW: crop, ImageHW: meta.Width, Batch: cfg.Batch,
-			Init: cfg.Init, Seed: cfg.Seed, Step: step, Epoch: next.Epoch, Position: Position{Epoch: next.Epoch, Batch: next.Batch}, Schedule: sched,
-			Mean: mean, Std: std, Tensors: ts}
+		// The log's lines up to this step must be on disk before the
+		// checkpoint is: a resume keeps the lines up to its step and
+		// never writes them again.
+		if mlog != nil {
+			if err := mlog.Sync(); err != nil {
+				return fmt.Errorf("step %d (%v): %w; %s", step, at, err, kept())
+			}
+		}
+		c := &Checkpoint{Model: cfg.Model, Classes: len(meta.Classes), ClassList: classList, InputHW: crop, ImageHW: meta.Width,
+			TrainSet: trainSet, Batch: cfg.Batch, Init: cfg.Init, Seed: cfg.Seed, Step: step, Epoch: next.Epoch,
+			Position: Position{Epoch: next.Epoch, Batch: next.Batch}, Schedule: sched, Mean: mean, Std: std, Tensors: ts}
 		hyper := cfg.hyper()
 		c.Hyper = &hyper
 		if run != (Running{}) {
@@ -405,9 +448,14 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			}
 		}
 	}
-	mlog, err := OpenMetrics(cfg.Out, step)
+	mlog, err = OpenMetrics(cfg.Out, step)
 	if err != nil {
 		return nil, err
+	}
+	if ck != nil {
+		for _, m := range mlog.All() {
+			before = max(before, m.Seconds)
+		}
 	}
 	defer mlog.Close()
 
@@ -453,7 +501,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		if cfg.LogEvery > 0 && step%int64(cfg.LogEvery) == 0 {
 			wait, total := st.DataWait()
 			m := Metric{Kind: "step", Step: step, Epoch: at.Epoch, Loss: run.LogLoss / float64(run.LogSteps), LR: sched.LR,
-				ImgPerS: float64(timed*cfg.Batch) / time.Since(logStart).Seconds(), DataWait: frac(wait, total), Seconds: time.Since(start).Seconds()}
+				ImgPerS: float64(timed*cfg.Batch) / time.Since(logStart).Seconds(), DataWait: frac(wait, total), Seconds: elapsed()}
 			fmt.Fprintf(log, "step %6d  epoch %3d  batch %5d/%d  loss %.4f  lr %.2g  %.1f img/s  data wait %.1f%%  epoch ends in %s\n",
 				step, at.Epoch, at.Batch+1, pl.BatchesPerEpoch(), m.Loss, sched.LR, m.ImgPerS, 100*m.DataWait,
 				epochLeft(pl.BatchesPerEpoch()-at.Batch-1, cfg.Batch, m.ImgPerS))
@@ -484,13 +532,16 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 					val += " (lr follows the training error)"
 				}
 			}
+			// The epoch's line carries the rate it trained at; a drop
+			// shows in the next one (and in the log's "lr ->").
+			epochLR := sched.LR
 			dropped := sched.EndEpoch(at.Epoch+1, verr)
 			fmt.Fprintf(log, "epoch %3d done in %s: train loss %.4f, train top-1 err %.2f%%, %s%s\n",
 				at.Epoch, time.Since(epochStart).Round(time.Second), trainLoss, 100*trainErr, val,
 				map[bool]string{true: fmt.Sprintf("; lr -> %g", sched.LR), false: ""}[dropped])
 			res.Top1Err, res.Top5Err, res.Epoch, res.Evaluated = ev.Top1Err, ev.Top5Err, at.Epoch+1, ev.Images > 0
-			if err := mlog.Add(Metric{Kind: "epoch", Step: step, Epoch: at.Epoch, LR: sched.LR, Top1Err: ev.Top1Err, Top5Err: ev.Top5Err,
-				ValLoss: ev.Loss, NoVal: ev.Images == 0, TrainErr: trainErr, TrainLoss: trainLoss, Seconds: time.Since(start).Seconds()}); err != nil {
+			if err := mlog.Add(Metric{Kind: "epoch", Step: step, Epoch: at.Epoch, LR: epochLR, Top1Err: ev.Top1Err, Top5Err: ev.Top5Err,
+				ValLoss: ev.Loss, NoVal: ev.Images == 0, TrainErr: trainErr, TrainLoss: trainLoss, Seconds: elapsed()}); err != nil {
 				return false, err
 			}
 			if err := WritePlots(cfg.Out, mlog.All()); err != nil {
