@@ -47,10 +47,13 @@ ingest-report.json. A killed run, started again with the same arguments,
 resumes from the shards already complete; the result is byte-identical to
 an uninterrupted run. So does one stopped by Ctrl-C or SIGTERM (exit 1). A
 run with other settings rewrites the shards and removes those of the
-earlier run that meta.json no longer lists.
+earlier run that meta.json no longer lists; shards of another dataset
+(another class list) are only replaced with --overwrite.
 
-Exit codes: 0 done, 1 failed or interrupted, 2 usage, 3 done but files
-were skipped (or kept though decoded past damage) and --strict was given.
+Exit codes: 0 done, 1 failed, interrupted, or every image of a split
+skipped, 2 usage or an --out holding another dataset's shards, 3 done but
+files were skipped (or kept though decoded past damage) and --strict was
+given.
 
 Flags:
 `, imagenet.Layouts())
@@ -69,6 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	strict := fs.Bool("strict", false, "exit with code 3 if any file was skipped, or kept although decoded past damage")
 	quiet := fs.Bool("quiet", false, "no progress display")
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
+	overwrite := fs.Bool("overwrite", false, "replace the shards of another dataset (another class list) found in --out")
 	layout := fs.String("layout", "auto", "dataset layout: auto (detect; kaggle, then tree, then tars), tars, tree or kaggle")
 	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
@@ -84,7 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var bar *cli.Progress
 	var barSplit string
-	opt := ingest.Options{Out: *out, Size: *size, Seed: *seed, ShardSize: *shardSize, Workers: *workers, Codec: c, Splits: splitFields(*splits),
+	opt := ingest.Options{Out: *out, Size: *size, Seed: *seed, ShardSize: *shardSize, Workers: *workers, Codec: c, Splits: splitFields(*splits), Overwrite: *overwrite,
 		Progress: func(p ingest.Progress) {
 			if p.Split != barSplit {
 				if bar != nil {
@@ -123,7 +127,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer lock.Release()
 		opt.Locked = true
 	}
-	ds, err := imagenet.Open(fs.Arg(0), imagenet.Options{ValLabels: *valLabels, Layout: force})
+	ds, err := imagenet.OpenContext(ctx, fs.Arg(0), imagenet.Options{ValLabels: *valLabels, Layout: force})
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		fmt.Fprintf(stderr, "ingest: interrupted while listing the dataset; nothing was written\n")
+		return cli.ExitFailure
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "ingest:", err)
 		return cli.ExitFailure
@@ -141,6 +149,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		fmt.Fprintf(stderr, "ingest: interrupted; the complete shards in %s are kept: run the same command again to resume\n", *out)
 		return cli.ExitFailure
+	}
+	if errors.Is(err, ingest.ErrOtherDataset) {
+		fmt.Fprintln(stderr, "ingest:", err)
+		return cli.ExitUsage
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "ingest:", err)
@@ -167,6 +179,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "ingest: done: %d train + %d val records, %d skipped, %d resumed shards, %d images in %.1fs (%.1f img/s, %d workers), %.0f B/image (%.3f of raw) -> %s\n",
 		rep.Written["train"], rep.Written["val"], skipped, rep.ResumedShards, rep.ProcessedRun, rep.Seconds, rep.ImagesPerSec, rep.Workers,
 		rep.BytesPerImage, rep.BytesPerImage/float64(rep.RawPerImage), *out)
+	// Shards without a record are not a dataset: every image of a split
+	// failing is a failure of the run, --strict or not.
+	for _, split := range []string{"train", "val"} {
+		if n := rep.Images[split]; n > 0 && rep.Written[split] == 0 {
+			fmt.Fprintf(stderr, "ingest: all %d %s images were skipped (reasons above and in %s/ingest-report.json): the %s split has no records\n",
+				n, split, *out, split)
+			return cli.ExitFailure
+		}
+	}
 	if *strict && skipped+len(rep.Damaged) > 0 {
 		fmt.Fprintf(stderr, "ingest: --strict: %d files were skipped and %d kept decoded past damage (listed in %s/ingest-report.json)\n",
 			skipped, len(rep.Damaged), *out)

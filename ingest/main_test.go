@@ -137,6 +137,22 @@ func TestExitCodes(t *testing.T) {
 	nope := filepath.Join(root, "nope")
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
+	// A split whose every file fails: a text file and an empty one.
+	allBad := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(allBad, "train", "n00000001"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"a.JPEG": []byte("hello\n"), "b.JPEG": nil} {
+		if err := os.WriteFile(filepath.Join(allBad, "train", "n00000001", name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An --out holding root's shards, for a run over another dataset.
+	full := t.TempDir()
+	var so, se bytes.Buffer
+	if code := run(context.Background(), []string{"--quiet", "--size", "16", "--out", full, root}, &so, &se); code != cli.ExitOK {
+		t.Fatalf("setup: exit %d: %s", code, se.String())
+	}
 	cases := []struct {
 		name      string
 		args      []string
@@ -161,8 +177,14 @@ func TestExitCodes(t *testing.T) {
 		{name: "missing dir", args: []string{nope}, code: cli.ExitFailure, say: "nope"},
 		{name: "skips are fine", args: []string{"--quiet", "--size", "16", "--out", t.TempDir(), root}, code: cli.ExitOK, say: "skipped"},
 		{name: "strict", args: []string{"--quiet", "--strict", "--size", "16", "--out", t.TempDir(), root}, code: cli.ExitSkipped, say: "--strict"},
+		// Cancelled from the start, it stops in the listing (a signal
+		// mid-run is TestSIGTERMStopsAndResumes's).
 		{name: "interrupted", args: []string{"--quiet", "--size", "16", "--out", t.TempDir(), root}, cancelled: true, code: cli.ExitFailure,
-			say: "interrupted; the complete shards in ", lacks: "context canceled"},
+			say: "interrupted while listing the dataset; nothing was written", lacks: "context canceled"},
+		{name: "another dataset", args: []string{"--quiet", "--size", "16", "--out", full, allBad}, code: cli.ExitUsage,
+			say: "holds the shards of another dataset"},
+		{name: "all skipped", args: []string{"--quiet", "--size", "16", "--out", t.TempDir(), allBad}, code: cli.ExitFailure,
+			say: "all 2 train images were skipped"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -94,6 +94,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "train: --shards DIR is required, and no positional arguments are taken (see --help)")
 		return cli.ExitUsage
 	}
+	if *ckpt != "" && !*evalOnly {
+		// Read by a user of other frameworks as "start from these
+		// weights"; training would silently start from scratch.
+		fmt.Fprintln(stderr, "train: --checkpoint is for --eval-only; to continue a run use --resume with its --out (starting a new run from a checkpoint's weights is not supported)")
+		return cli.ExitUsage
+	}
 	if err := check(c, *sigma, *precision, *evalOnly, *tenCrop); err != nil {
 		fmt.Fprintln(stderr, "train:", err)
 		return cli.ExitUsage

@@ -53,6 +53,7 @@ func TestUsageAndDeviceErrors(t *testing.T) {
 		{"negative lighting", []string{"--shards", "x", "--lighting", "-0.1"}, cli.ExitUsage, "--lighting"},
 		{"negative max val images", []string{"--shards", "x", "--max-val-images", "-3"}, cli.ExitUsage, "--max-val-images"},
 		{"ten crop while training", []string{"--shards", "x", "--ten-crop"}, cli.ExitUsage, "--ten-crop"},
+		{"checkpoint while training", []string{"--shards", "x", "--checkpoint", "run/checkpoint.ckpt"}, cli.ExitUsage, "--checkpoint is for --eval-only"},
 		{"resume and overwrite", []string{"--shards", "x", "--resume", "--overwrite"}, cli.ExitUsage, "contradict"},
 	}
 	for _, c := range cases {

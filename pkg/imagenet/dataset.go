@@ -1,6 +1,7 @@
 package imagenet
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -105,6 +106,16 @@ type Dataset struct {
 	ClassNameSource string
 
 	archives []*os.File
+	ctx      context.Context // Open's, checked as listing goes
+}
+
+// stopped is ctx's error once it is cancelled: listing ImageNet takes
+// minutes, and Ctrl-C must not wait for it.
+func (d *Dataset) stopped() error {
+	if err := d.ctx.Err(); err != nil {
+		return fmt.Errorf("listing %s: %w", d.Root, err)
+	}
+	return nil
 }
 
 // Skipped is a directory entry named as an image that Open could not list
@@ -205,11 +216,17 @@ type plan struct {
 // classes and labels. Its error lists the layouts it looked for when none
 // matched.
 func Open(root string, opt Options) (*Dataset, error) {
+	return OpenContext(context.Background(), root, opt)
+}
+
+// OpenContext is Open, stopped early with ctx's error when ctx is
+// cancelled during the listing.
+func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error) {
 	p, err := detect(root, opt.Layout)
 	if err != nil {
 		return nil, err
 	}
-	d := &Dataset{Root: p.root, Layout: p.layout}
+	d := &Dataset{Root: p.root, Layout: p.layout, ctx: ctx}
 	ok := false
 	defer func() {
 		if !ok {

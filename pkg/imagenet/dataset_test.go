@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -846,6 +847,74 @@ func TestNonUTF8ClassNames(t *testing.T) {
 			_, err := Open(root, Options{})
 			if err == nil || !strings.Contains(err.Error(), tc.says) || !strings.Contains(err.Error(), "UTF-8") {
 				t.Fatalf("err = %v, want an error naming %s", err, tc.says)
+			}
+		})
+	}
+}
+
+// An --out put inside train/ (or val/) holds meta.json and shards after the
+// first run: the next listing must not make it a class, which would shift
+// every label after it, nor list its files.
+func TestIngestOutputInsideTreeIsNotAClass(t *testing.T) {
+	f := newFixture()
+	root := t.TempDir()
+	f.writeTree(t, root, true)
+	want, err := Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, marker := range []string{"meta.json", ".ingest-state/train-00000.json"} {
+		t.Run(marker, func(t *testing.T) {
+			for _, sp := range []string{"train", "val"} {
+				out := filepath.Join(root, sp, "aaa-shards") // sorts before every WNID
+				writeFile(t, filepath.Join(out, marker), []byte("{}"))
+				writeFile(t, filepath.Join(out, "shard.JPEG"), []byte("not an image"))
+				defer os.RemoveAll(out)
+			}
+			d, err := Open(root, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(d.Classes, want.Classes) || !slices.Equal(listing(d.Train), listing(want.Train)) || !slices.Equal(listing(d.Val), listing(want.Val)) {
+				t.Fatalf("the output folder changed the listing: %d classes (want %d), %d train, %d val", len(d.Classes), len(want.Classes), len(d.Train), len(d.Val))
+			}
+			for _, sp := range []string{"train", "val"} {
+				if !hasWarning(d, sp+": skipped "+filepath.Join(sp, "aaa-shards")+": it holds ingest's output") {
+					t.Errorf("no warning for %s's output folder: %q", sp, d.Warnings)
+				}
+			}
+		})
+	}
+}
+
+// A cancelled context stops the listing, in every layout, with its error.
+func TestOpenContextCancelled(t *testing.T) {
+	f := newFixture()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name  string
+		write func(t *testing.T, root string)
+	}{
+		{"tree", func(t *testing.T, root string) { f.writeTree(t, root, false) }},
+		{"kaggle", func(t *testing.T, root string) { f.writeKaggle(t, root) }},
+		{"tars", func(t *testing.T, root string) { f.writeTars(t, root, tar.FormatPAX) }},
+		{"train tar only", func(t *testing.T, root string) {
+			writeFile(t, filepath.Join(root, trainTarName), f.trainTar(t, tar.FormatPAX))
+		}},
+		{"val tar only", func(t *testing.T, root string) {
+			writeFile(t, filepath.Join(root, valTarName), f.valTar(t, tar.FormatPAX))
+			writeFile(t, filepath.Join(root, synsetMappingName), f.synsetMapping())
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			tc.write(t, root)
+			if _, err := OpenContext(ctx, root, Options{}); !errors.Is(err, context.Canceled) {
+				t.Fatalf("cancelled listing: %v", err)
+			}
+			if _, err := OpenContext(context.Background(), root, Options{}); err != nil {
+				t.Fatalf("the same listing, not cancelled: %v", err)
 			}
 		})
 	}

@@ -115,9 +115,19 @@ func (d *Dataset) listTree(s *split, dir string, flat bool, progress func(string
 		}
 	}
 	for i, c := range classes {
-		label := s.class(c)
+		if err := d.stopped(); err != nil {
+			return err
+		}
 		cdir := filepath.Join(dir, c)
 		cfull := filepath.Join(d.Root, cdir)
+		if marker := ingestOutput(cfull); marker != "" {
+			// An --out put inside the dataset: its shards are not
+			// images, and its folder must not become a class that
+			// shifts every label after it on the next run.
+			d.warn("%s: skipped %s: it holds ingest's output (%s), not a class; keep --out outside the dataset", s.name, cdir, marker)
+			continue
+		}
+		label := s.class(c)
 		ents, err := os.ReadDir(cfull)
 		if err != nil {
 			return err
@@ -148,6 +158,17 @@ func (d *Dataset) listTree(s *split, dir string, flat bool, progress func(string
 		}
 	}
 	return nil
+}
+
+// ingestOutput names the file that marks dir as ingest's output folder
+// (its meta.json, or the state a run in progress keeps), or "".
+func ingestOutput(dir string) string {
+	for _, f := range []string{"meta.json", ".ingest-state"} {
+		if _, err := os.Lstat(filepath.Join(dir, f)); err == nil {
+			return f
+		}
+	}
+	return ""
 }
 
 // entryType resolves symbolic links, which trees built from other trees
@@ -223,6 +244,9 @@ func (d *Dataset) listTrainTar(s *split, name string, progress func(string, int6
 	var notFiles []string // the first few, for the warning
 	nNotFiles := 0
 	err = walkTar(f, 0, size, full, func(m tarMember) error {
+		if err := d.stopped(); err != nil {
+			return err
+		}
 		base := path.Base(m.name)
 		if isHidden(base) {
 			return nil
@@ -329,6 +353,9 @@ func (d *Dataset) listValTar(s *split, name string, progress func(string, int64,
 		return -1
 	}
 	err = walkTar(d.archives[arc-1], 0, size, full, func(m tarMember) error {
+		if err := d.stopped(); err != nil {
+			return err
+		}
 		if err := s.addTarMember(full, prefix, m, label, arc); err != nil {
 			return err
 		}

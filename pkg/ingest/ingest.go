@@ -53,7 +53,14 @@ type Options struct {
 	// Locked says the caller holds Out's dirlock already (taken before
 	// the listing, which takes minutes on ImageNet); Run takes it otherwise.
 	Locked bool
+	// Overwrite lets Run replace shards of another dataset (another class
+	// list) found in Out; without it Run refuses with ErrOtherDataset.
+	Overwrite bool
 }
+
+// ErrOtherDataset marks an Out that holds the shards of a dataset with
+// another class list: a mistyped --out must not cost them.
+var ErrOtherDataset = errors.New("holds the shards of another dataset")
 
 // Progress is what the progress display needs.
 type Progress struct {
@@ -259,6 +266,11 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 		}
 		defer lock.Release()
 	}
+	if !opt.Overwrite {
+		if err := sameDataset(opt.Out, ds.Classes); err != nil {
+			return nil, err
+		}
+	}
 	start := time.Now()
 	rep := &Report{Root: ds.Root, Layout: string(ds.Layout), Out: opt.Out, Workers: opt.Workers,
 		Warnings: append([]string{}, ds.Warnings...), Images: map[string]int{}, Written: map[string]int{},
@@ -301,6 +313,7 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 		}
 		rep.Images[split] = len(items) + sp.Skipped
 		rep.SkippedCount[split] = sp.Skipped
+		rep.Written[split] = 0 // every split asked for has a figure in the report
 		if len(items) == 0 {
 			continue
 		}
@@ -375,6 +388,44 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 		return nil, err
 	}
 	return rep, nil
+}
+
+// sameDataset refuses an out whose meta.json lists records under another
+// class list than classes. Other settings (size, codec, shard size) are
+// a re-ingest of the same images, which resume and removeStale handle; a
+// meta.json that cannot be read is carryOver's to report.
+func sameDataset(out string, classes []imagenet.Class) error {
+	old, err := shards.ReadMeta(out)
+	if err != nil {
+		return nil
+	}
+	records := 0
+	for _, sp := range old.Splits {
+		records += sp.Records
+	}
+	if records == 0 || slices.EqualFunc(old.Classes, classes, func(a shards.Class, b imagenet.Class) bool { return a.WNID == b.WNID }) {
+		return nil
+	}
+	var was, now []string
+	for _, c := range old.Classes {
+		was = append(was, c.WNID)
+	}
+	for _, c := range classes {
+		now = append(now, c.WNID)
+	}
+	return fmt.Errorf("%s %w (%d records; %s), not of this one (%s): ingest would replace them; choose another --out, or pass --overwrite to replace them",
+		out, ErrOtherDataset, records, classSpan(was), classSpan(now))
+}
+
+// classSpan describes a class list by its size and ends.
+func classSpan(wnids []string) string {
+	switch len(wnids) {
+	case 0:
+		return "no classes"
+	case 1:
+		return "1 class, " + wnids[0]
+	}
+	return fmt.Sprintf("%d classes, %s … %s", len(wnids), wnids[0], wnids[len(wnids)-1])
 }
 
 // carryOver keeps in meta the splits of the meta.json already in out that

@@ -10,6 +10,7 @@ import (
 	"image"
 	"image/jpeg"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -780,4 +781,59 @@ func TestDamagedJPEGReported(t *testing.T) {
 		!strings.Contains(rep.Damaged[0].Reason, "Corrupt JPEG data") {
 		t.Fatalf("libjpeg-turbo: %d skipped (want %d), damaged %+v", len(rep.Skipped), bad, rep.Damaged)
 	}
+}
+
+// An --out holding another dataset's shards (another class list) is not
+// replaced without Overwrite: a mistyped --out must not cost them.
+func TestRefusesToReplaceAnotherDataset(t *testing.T) {
+	root, _ := makeTree(t, 3)
+	out := t.TempDir()
+	opt := Options{Out: out, Size: 16, Seed: 7, ShardSize: 5, Workers: 2, Codec: shards.CodecGradZstd}
+	mustIngest(t, root, opt)
+	before := readDir(t, out)
+
+	// The same dataset without its last class is another class list.
+	other := t.TempDir()
+	if err := os.CopyFS(other, os.DirFS(root)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(other, "train", wnids[len(wnids)-1])); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ingestWith(t, context.Background(), other, opt)
+	if !errors.Is(err, ErrOtherDataset) || !strings.Contains(err.Error(), "--overwrite") {
+		t.Fatalf("ingesting another dataset into %s: %v", out, err)
+	}
+	if after := readDir(t, out); !maps.EqualFunc(before, after, bytes.Equal) {
+		t.Fatal("the refused run changed the other dataset's shards")
+	}
+	// Other settings of the same dataset are a re-ingest, not refused.
+	resized := opt
+	resized.Size = 20
+	mustIngest(t, root, resized)
+	opt.Overwrite = true
+	if rep := mustIngest(t, other, opt); rep.Written["train"] == 0 {
+		t.Fatal("--overwrite wrote nothing")
+	}
+}
+
+// readDir reads every regular file directly in dir.
+func readDir(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string][]byte{}
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[e.Name()] = b
+	}
+	return m
 }

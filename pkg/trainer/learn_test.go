@@ -647,6 +647,19 @@ func TestResumeWithoutRun(t *testing.T) {
 	if _, serr := os.Stat(out); !errors.Is(serr, fs.ErrNotExist) {
 		t.Fatalf("--out was created: %v", serr)
 	}
+	// A run there that has not saved its first checkpoint yet holds the
+	// folder: the resume names it rather than advise leaving out --resume.
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	held, err := dirlock.Acquire(out, "train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release()
+	if _, err := Train(context.Background(), cfg, io.Discard); !errors.Is(err, dirlock.ErrBusy) || errors.Is(err, ErrNoRun) {
+		t.Fatalf("a resume while a run without a checkpoint holds %s: %v", out, err)
+	}
 }
 
 // TestInputNormalisationPerModel: the paper's net gets centred raw pixels
