@@ -94,6 +94,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "train: --shards DIR is required, and no positional arguments are taken (see --help)")
 		return cli.ExitUsage
 	}
+	if c.Resume {
+		resumeDefaults(fs, &c, stderr)
+	}
 	if *ckpt != "" && !*evalOnly {
 		// Read by a user of other frameworks as "start from these
 		// weights"; training would silently start from scratch.
@@ -228,6 +231,42 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // check rejects flag values that cannot mean a run, before any work: a
 // mistyped value must not train for hours at a default, or loop forever.
+// resumeDefaults takes the run's --model, --batch, --crop and --seed from
+// --out's checkpoint where the command line leaves them out, so that
+// `train --shards S --out R --resume` continues any run. A flag given
+// stays, and Train refuses it if it differs from the run's; a checkpoint
+// that cannot be read is left to Train to report.
+func resumeDefaults(fs *flag.FlagSet, c *trainer.Config, stderr io.Writer) {
+	h, err := trainer.ReadHeader(filepath.Join(c.Out, trainer.CheckpointFile))
+	if err != nil {
+		return
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var took []string
+	take := func(flag string, v any, assign func()) {
+		if set[flag] {
+			return
+		}
+		assign()
+		if fs.Lookup(flag).DefValue != fmt.Sprint(v) {
+			took = append(took, fmt.Sprintf("--%s %v", flag, v))
+		}
+	}
+	take("model", h.Model, func() { c.Model = h.Model })
+	if h.Batch > 0 { // kept since checkpoints hold it
+		take("batch", h.Batch, func() { c.Batch = h.Batch })
+	}
+	take("crop", h.InputHW, func() { c.Crop = h.InputHW })
+	if h.ImageHW*7/8 == h.InputHW && len(took) > 0 && took[len(took)-1] == fmt.Sprintf("--crop %d", h.InputHW) {
+		took = took[:len(took)-1] // what --crop's default gives on the run's shards
+	}
+	take("seed", h.Seed, func() { c.Seed = h.Seed })
+	if len(took) > 0 {
+		fmt.Fprintf(stderr, "train: --resume: the run's %s, from its checkpoint\n", strings.Join(took, ", "))
+	}
+}
+
 func check(c trainer.Config, sigma float64, precision string, evalOnly, tenCrop bool) error {
 	if !slices.Contains(alexnet.Variants(), c.Model) {
 		return fmt.Errorf("unknown --model %q (want %s)", c.Model, strings.Join(alexnet.Variants(), ", "))

@@ -80,10 +80,21 @@ func TestCtrlCSavesAndResumes(t *testing.T) {
 	if err != nil || ck.Step < 3 {
 		t.Fatalf("checkpoint after the interrupt: %v, %v", ck, err)
 	}
-	// It resumes from there; --max-steps bounds the rest.
+	// It resumes from there; --max-steps bounds the rest. The run's
+	// model, batch and crop come from its checkpoint when left out, and
+	// one given that differs is refused naming it.
 	var so, se strings.Builder
-	if code := run(context.Background(), append(args, "--resume", "--max-steps", strconv.FormatInt(ck.Step+2, 10)), &so, &se); code != cli.ExitOK {
+	short := []string{"--shards", shardDir, "--out", out, "--device", "cpu", "--workers", "1", "--resume"}
+	if code := run(context.Background(), append(short, "--model", "small-fc"), &so, &se); code != cli.ExitUsage ||
+		!strings.Contains(se.String(), "--model small, not small-fc (leave those flags out") {
+		t.Fatalf("resume with another --model: exit %d\n%s", code, se.String())
+	}
+	se.Reset()
+	if code := run(context.Background(), append(short, "--max-steps", strconv.FormatInt(ck.Step+2, 10)), &so, &se); code != cli.ExitOK {
 		t.Fatalf("resume: exit %d\n%s", code, se.String())
+	}
+	if !strings.Contains(se.String(), "the run's --model small, --batch 8, --crop 32, from its checkpoint") {
+		t.Errorf("the resume did not say what it took from the checkpoint:\n%s", se.String())
 	}
 	after, err := trainer.Load(filepath.Join(out, trainer.CheckpointFile))
 	if err != nil || after.Step != ck.Step+2 {

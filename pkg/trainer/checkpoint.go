@@ -225,6 +225,35 @@ func Decode(b []byte) (*Checkpoint, error) {
 	return &c, nil
 }
 
+// ReadHeader reads only a checkpoint file's header (model, classes, crop,
+// batch, seed, step, …; the tensors' names and shapes, without their
+// values), without checking the CRC, which covers the whole file: enough
+// to take a resume's defaults from, before Load reads and checks it all.
+func ReadHeader(path string) (*Checkpoint, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var pre [12]byte
+	if _, err := io.ReadFull(f, pre[:]); err != nil || [8]byte(pre[:8]) != ckptMagic {
+		return nil, fmt.Errorf("%s: %w: bad magic", path, ErrCheckpoint)
+	}
+	n := int64(binary.LittleEndian.Uint32(pre[8:]))
+	hdr, err := io.ReadAll(io.LimitReader(f, n))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(hdr)) != n {
+		return nil, fmt.Errorf("%s: %w: header length %d", path, ErrCheckpoint, n)
+	}
+	var c Checkpoint
+	if err := json.Unmarshal(hdr, &c); err != nil {
+		return nil, fmt.Errorf("%s: %w: header: %v", path, ErrCheckpoint, err)
+	}
+	return &c, nil
+}
+
 // Load reads a checkpoint file.
 func Load(path string) (*Checkpoint, error) {
 	b, err := os.ReadFile(path)

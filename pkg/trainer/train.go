@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/alexnet-repro/alexnet/augment"
@@ -238,9 +239,22 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		if err := ck.Schedule.check(); err != nil {
 			return nil, fmt.Errorf("--resume: %s: %w: schedule: %v", ckPath, ErrCheckpoint, err)
 		}
-		if ck.Model != cfg.Model || ck.Classes != len(meta.Classes) || ck.InputHW != crop || ck.Seed != cfg.Seed {
-			return nil, fmt.Errorf("--resume: %s is a %s/%d classes/%d px/seed %d run; these flags ask for %s/%d/%d/%d: %w",
-				ckPath, ck.Model, ck.Classes, ck.InputHW, ck.Seed, cfg.Model, len(meta.Classes), crop, cfg.Seed, ErrResumeMismatch)
+		var differ []string
+		if ck.Model != cfg.Model {
+			differ = append(differ, fmt.Sprintf("--model %s, not %s", ck.Model, cfg.Model))
+		}
+		if ck.InputHW != crop {
+			differ = append(differ, fmt.Sprintf("--crop %d, not %d", ck.InputHW, crop))
+		}
+		if ck.Seed != cfg.Seed {
+			differ = append(differ, fmt.Sprintf("--seed %d, not %d", ck.Seed, cfg.Seed))
+		}
+		if ck.Classes != len(meta.Classes) {
+			differ = append(differ, fmt.Sprintf("%d classes, not the %d of %s", ck.Classes, len(meta.Classes), cfg.Shards))
+		}
+		if len(differ) > 0 {
+			return nil, fmt.Errorf("--resume: %s is a run with %s (leave those flags out and --resume takes the run's): %w",
+				ckPath, strings.Join(differ, "; "), ErrResumeMismatch)
 		}
 		// The checkpoint's position counts batches of its own size, and
 		// its outputs mean its own classes; checkpoints from before these
