@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
@@ -74,11 +75,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
 	overwrite := fs.Bool("overwrite", false, "replace the shards of another dataset (another class list) found in --out")
 	layout := fs.String("layout", "auto", "dataset layout: auto (detect; kaggle, then tree, then tars), tars, tree or kaggle")
-	if code, ok := cli.ParseFlags(fs, args); !ok {
-		return code
+	// Flags may follow the dataset too (`ingest ./ILSVRC2012 --size 32`),
+	// as predict's and shardtool's may.
+	pos, err := cli.ParseInterspersed(fs, args)
+	if err != nil {
+		return cli.ExitCode(err)
 	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "ingest: want exactly one dataset directory (see --help)")
+	if len(pos) != 1 {
+		fmt.Fprintf(stderr, "ingest: want exactly one dataset directory, got %d (see --help)\n", len(pos))
 		return cli.ExitUsage
 	}
 	c, err := shards.ParseCodec(*codec)
@@ -116,6 +120,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ingest: unknown --layout %q (want auto, tars, tree or kaggle)\n", *layout)
 		return cli.ExitUsage
 	}
+	// An --out that cannot be a folder is refused now, not after the
+	// listing: the file itself, or a file where a parent folder should be.
+	for p := filepath.Clean(*out); ; p = filepath.Dir(p) {
+		if fi, err := os.Stat(p); err == nil {
+			if !fi.IsDir() {
+				fmt.Fprintf(stderr, "ingest: --out %s: %s is a file, not a folder\n", *out, p)
+				return cli.ExitUsage
+			}
+			break
+		}
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
 	// A folder another ingest is writing is refused now, not after the
 	// listing; one that does not exist yet is locked by Run.
 	if fi, err := os.Stat(*out); err == nil && fi.IsDir() {
@@ -127,7 +145,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer lock.Release()
 		opt.Locked = true
 	}
-	ds, err := imagenet.OpenContext(ctx, fs.Arg(0), imagenet.Options{ValLabels: *valLabels, Layout: force})
+	ds, err := imagenet.OpenContext(ctx, pos[0], imagenet.Options{ValLabels: *valLabels, Layout: force})
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		fmt.Fprintf(stderr, "ingest: interrupted while listing the dataset; nothing was written\n")
 		return cli.ExitFailure

@@ -181,6 +181,9 @@ func TestExitCodes(t *testing.T) {
 		// mid-run is TestSIGTERMStopsAndResumes's).
 		{name: "interrupted", args: []string{"--quiet", "--size", "16", "--out", t.TempDir(), root}, cancelled: true, code: cli.ExitFailure,
 			say: "interrupted while listing the dataset; nothing was written", lacks: "context canceled"},
+		{name: "flags after the dataset", args: []string{root, "--quiet", "--size", "16", "--out", t.TempDir()}, code: cli.ExitOK, say: "done:"},
+		{name: "out is a file", args: []string{"--out", filepath.Join(root, "LOC_val_solution.csv"), root}, code: cli.ExitUsage, say: "is a file, not a folder"},
+		{name: "out under a file", args: []string{"--out", filepath.Join(root, "LOC_val_solution.csv", "shards"), root}, code: cli.ExitUsage, say: "is a file, not a folder"},
 		{name: "another dataset", args: []string{"--quiet", "--size", "16", "--out", full, allBad}, code: cli.ExitUsage,
 			say: "holds the shards of another dataset"},
 		{name: "all skipped", args: []string{"--quiet", "--size", "16", "--out", t.TempDir(), allBad}, code: cli.ExitFailure,

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/alexnet-repro/alexnet/augment"
@@ -29,11 +31,16 @@ type prediction struct {
 	File string `json:"file"`
 	// FileQuoted is File Go-quoted when it is not UTF-8, which JSON
 	// would carry with U+FFFD in place of the bytes that name the file.
-	FileQuoted string    `json:"file_quoted,omitempty"`
-	Error      string    `json:"error,omitempty"`
-	Classes    []string  `json:"classes,omitempty"`
-	Indices    []int     `json:"indices,omitempty"`
-	Probs      []float64 `json:"probs,omitempty"`
+	FileQuoted string `json:"file_quoted,omitempty"`
+	Error      string `json:"error,omitempty"`
+	// Classes is each class's name, or its WNID where meta.json has no
+	// name (a display label); WNIDs and Names are the two apart, Names
+	// "" where there is none.
+	Classes []string  `json:"classes,omitempty"`
+	WNIDs   []string  `json:"wnids,omitempty"`
+	Names   []string  `json:"names,omitempty"`
+	Indices []int     `json:"indices,omitempty"`
+	Probs   []float64 `json:"probs,omitempty"`
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -107,11 +114,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			if err == nil {
 				p.Indices, p.Probs = trainer.TopK(logits, *k)
 				for _, i := range p.Indices {
-					name := meta.Classes[i].Name
-					if name == "" {
-						name = meta.Classes[i].WNID
-					}
-					p.Classes = append(p.Classes, name)
+					c := meta.Classes[i]
+					p.WNIDs = append(p.WNIDs, c.WNID)
+					p.Names = append(p.Names, c.Name)
+					p.Classes = append(p.Classes, cmp.Or(c.Name, c.WNID))
 				}
 			}
 		}
@@ -137,7 +143,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%s\n", cli.Name(f))
 		for i := range p.Indices {
-			fmt.Fprintf(stdout, "  %5.1f%%  %4d %s %s\n", 100*p.Probs[i], p.Indices[i], meta.Classes[p.Indices[i]].WNID, p.Classes[i])
+			// A class without a name is its WNID alone, not printed twice.
+			fmt.Fprintf(stdout, "  %5.1f%%  %4d %s\n", 100*p.Probs[i], p.Indices[i], strings.TrimSpace(p.WNIDs[i]+" "+p.Names[i]))
 		}
 	}
 	if failed > 0 {

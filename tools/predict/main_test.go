@@ -56,6 +56,11 @@ func TestPredict(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &p); err != nil || len(p.Probs) != 4 {
 		t.Fatalf("%v %s", err, lines[0])
 	}
+	for i, c := range p.Indices {
+		if p.WNIDs[i] != meta.Classes[c].WNID || p.Names[i] != meta.Classes[c].Name || p.Classes[i] != meta.Classes[c].Name {
+			t.Fatalf("class %d: wnid %q, name %q, label %q; meta.json has %+v", c, p.WNIDs[i], p.Names[i], p.Classes[i], meta.Classes[c])
+		}
+	}
 	sum := 0.0
 	for i, pr := range p.Probs {
 		sum += pr

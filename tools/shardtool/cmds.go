@@ -43,7 +43,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("verify", "verify DIR [--decode] [--json]\n\nRe-reads every shard listed in DIR/meta.json, checking record CRCs, the index,\nthe whole-file CRC, the sizes and checksums meta.json recorded, and each\nrecord's label, size and codec against meta.json. Exit 4 on any damage.", stderr)
 	decode := fs.Bool("decode", false, "also decompress every record's pixels")
 	asJSON := fs.Bool("json", false, "print results as JSON")
-	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "shards checked in parallel")
+	workers := fs.Int("workers", 0, "shards checked in parallel (0: all cores)")
 	pos, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
 		return cli.ExitCode(err)
@@ -51,6 +51,13 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(pos) != 1 {
 		fs.Usage()
 		return cli.ExitUsage
+	}
+	if *workers < 0 {
+		fmt.Fprintf(stderr, "shardtool verify: --workers %d: want 0 (all cores) or more\n", *workers)
+		return cli.ExitUsage
+	}
+	if *workers == 0 {
+		*workers = runtime.GOMAXPROCS(0)
 	}
 	dir := pos[0]
 	m, err := shards.ReadMeta(dir)

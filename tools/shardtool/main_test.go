@@ -131,6 +131,9 @@ func TestInspectAndGrid(t *testing.T) {
 			t.Errorf("grid %v: exit %d, %q", bad.args, code, errs)
 		}
 	}
+	if code, _, errs := runTool("verify", dir, "--workers", "-1"); code != cli.ExitUsage || !strings.Contains(errs, "--workers -1") {
+		t.Errorf("verify --workers -1: exit %d, %q", code, errs)
+	}
 	if code, _, _ := runTool("frobnicate"); code != cli.ExitUsage {
 		t.Fatal("unknown command accepted")
 	}
