@@ -120,6 +120,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ingest: unknown --layout %q (want auto, tars, tree or kaggle)\n", *layout)
 		return cli.ExitUsage
 	}
+	// The paths given are checked before the listing, naming their flag.
+	if *valLabels != "" {
+		if _, err := os.Stat(*valLabels); err != nil {
+			fmt.Fprintf(stderr, "ingest: --val-labels %s: %v\n", *valLabels, errors.Unwrap(err))
+			return cli.ExitUsage
+		}
+	}
 	// An --out that cannot be a folder is refused now, not after the
 	// listing: the file itself, or a file where a parent folder should be.
 	for p := filepath.Clean(*out); ; p = filepath.Dir(p) {
@@ -144,6 +151,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		defer lock.Release()
 		opt.Locked = true
+	}
+	if _, err := os.Stat(pos[0]); err != nil {
+		fmt.Fprintf(stderr, "ingest: the dataset %s: %v\n", pos[0], errors.Unwrap(err))
+		return cli.ExitFailure
 	}
 	ds, err := imagenet.OpenContext(ctx, pos[0], imagenet.Options{ValLabels: *valLabels, Layout: force})
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {

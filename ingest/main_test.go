@@ -174,7 +174,8 @@ func TestExitCodes(t *testing.T) {
 		{name: "workers 0", args: []string{"--quiet", "--workers", "0", "--size", "16", "--out", t.TempDir(), root}, code: cli.ExitOK,
 			say: fmt.Sprintf("%d workers", runtime.GOMAXPROCS(0))},
 		{name: "bad layout", args: []string{"--layout", "zip", nope}, code: cli.ExitUsage, say: `unknown --layout "zip"`},
-		{name: "missing dir", args: []string{nope}, code: cli.ExitFailure, say: "nope"},
+		{name: "missing dir", args: []string{nope}, code: cli.ExitFailure, say: "the dataset " + nope + ": no such file or directory"},
+		{name: "missing val labels", args: []string{"--val-labels", nope, root}, code: cli.ExitUsage, say: "--val-labels " + nope + ": no such file"},
 		{name: "skips are fine", args: []string{"--quiet", "--size", "16", "--out", t.TempDir(), root}, code: cli.ExitOK, say: "skipped"},
 		{name: "strict", args: []string{"--quiet", "--strict", "--size", "16", "--out", t.TempDir(), root}, code: cli.ExitSkipped, say: "--strict"},
 		// Cancelled from the start, it stops in the listing (a signal

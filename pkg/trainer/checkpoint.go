@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 
 	"github.com/alexnet-repro/alexnet/shards"
 )
@@ -254,8 +255,12 @@ func ReadHeader(path string) (*Checkpoint, error) {
 	return &c, nil
 }
 
-// Load reads a checkpoint file.
+// Load reads a checkpoint file. A run folder (train's --out) stands for
+// the checkpoint in it.
 func Load(path string) (*Checkpoint, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		path = filepath.Join(path, CheckpointFile)
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err

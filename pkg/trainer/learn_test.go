@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -374,6 +375,10 @@ func TestRunDirectoryGuards(t *testing.T) {
 	ck, err := Load(filepath.Join(out, CheckpointFile))
 	if err != nil || ck.Batch != cfg.Batch || ck.ClassList == "" {
 		t.Fatalf("checkpoint keeps batch %d and class list %q: %v", ck.Batch, ck.ClassList, err)
+	}
+	// The run folder stands for its checkpoint (--eval-only, predict).
+	if byDir, err := Load(out); err != nil || !reflect.DeepEqual(byDir, ck) {
+		t.Fatalf("Load of the run folder: %v", err)
 	}
 
 	// Shards of another image size are another scale: a resume is
