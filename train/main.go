@@ -97,6 +97,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if c.Resume {
 		resumeDefaults(fs, &c, stderr)
 	}
+	// Usage errors come before the device probe, whose "no usable GPU"
+	// line would be noise in front of them.
+	if *evalOnly && *ckpt == "" {
+		fmt.Fprintln(stderr, "train: --eval-only needs --checkpoint FILE (or a run folder)")
+		return cli.ExitUsage
+	}
 	if *ckpt != "" && !*evalOnly {
 		// Read by a user of other frameworks as "start from these
 		// weights"; training would silently start from scratch.
@@ -159,10 +165,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cli.ExitUsage
 	}
 	if *evalOnly {
-		if *ckpt == "" {
-			fmt.Fprintln(stderr, "train: --eval-only needs --checkpoint FILE")
-			return cli.ExitUsage
-		}
 		r, ck, err := trainer.EvaluateCheckpoint(ctx, *ckpt, c.Shards, *tenCrop, c.EvalBatch, c.MaxValImages, c.NewBackend)
 		if err != nil {
 			fmt.Fprintln(stderr, "train:", err)

@@ -172,7 +172,8 @@ func Layouts() string {
             ILSVRC2012_img_train.tar   1000 <wnid>.tar, each of <wnid>_<n>.JPEG
             ILSVRC2012_img_val.tar     ILSVRC2012_val_<8 digits>.JPEG
           either may be missing (that split is then empty). The root may
-          also be the path of one of the tars.
+          also be the path of one of the tars, which stands for its
+          folder: the other tar beside it is read too (--splits picks).
   tree    train/<wnid>/*.JPEG, and val/ either flat (ILSVRC2012_val_*.JPEG)
           or as val/<wnid>/*.JPEG (labels from the folders).
   kaggle  Kaggle's copy: ILSVRC/Data/CLS-LOC/{train/<wnid>/, val/} with

@@ -92,6 +92,17 @@ func TestResumeAtMaxStepsTrainsNothing(t *testing.T) {
 	if r, err := Train(context.Background(), res, io.Discard); err != nil || r.Steps != 8 || r.Epoch != 2 {
 		t.Fatalf("resuming a finished run: %+v %v, want 8 steps, 2 epochs", r, err)
 	}
+	// --epochs counts epochs in all: fewer than done trains nothing, and
+	// says so.
+	before, _ = os.ReadFile(ckPath)
+	res.Epochs = 1
+	var log strings.Builder
+	if r, err := Train(context.Background(), res, &log); err != nil || r.Steps != 8 || r.Epoch != 2 || !strings.Contains(log.String(), "has done 2 epochs, --epochs 1: nothing to train") {
+		t.Fatalf("resume --epochs 1 of a 2-epoch run: %+v %v\n%s", r, err, log.String())
+	}
+	if after, _ := os.ReadFile(ckPath); string(after) != string(before) {
+		t.Fatal("--resume --epochs 1 changed the checkpoint")
+	}
 }
 
 // A model whose layers do not fit the crop is a setting that cannot make

@@ -360,6 +360,11 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			fmt.Fprintf(log, "train: the checkpoint is already at step %d, --max-steps %d: nothing to train\n", step, cfg.MaxSteps)
 			return &Result{Steps: step, Epoch: pos.Epoch, Checkpoint: ckPath, Stopped: "max-steps", Seconds: time.Since(start).Seconds()}, nil
 		}
+		// Likewise --epochs counts epochs in all.
+		if pos.Epoch >= cfg.Epochs {
+			fmt.Fprintf(log, "train: the checkpoint has done %d epochs, --epochs %d: nothing to train\n", pos.Epoch, cfg.Epochs)
+			return &Result{Steps: step, Epoch: pos.Epoch, Checkpoint: ckPath, Stopped: "epochs", Seconds: time.Since(start).Seconds()}, nil
+		}
 	}
 
 	// elapsed is the run's wall time: this process's, on top of the clock

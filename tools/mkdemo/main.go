@@ -115,6 +115,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("--out is required (see --help)")
 	case c.Train < 0 || c.Val < 0:
 		return c, fmt.Errorf("--train %d / --val %d: counts cannot be negative", c.Train, c.Val)
+	case c.Train == 0 && c.Val == 0:
+		return c, errors.New("--train 0 and --val 0 write no image: ingest would refuse the empty tree")
 	case c.Size < 1 || c.Size > 4096:
 		return c, fmt.Errorf("--size %d: want 1..4096", c.Size)
 	case c.Quality < 1 || c.Quality > 100:

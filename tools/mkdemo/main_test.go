@@ -252,6 +252,7 @@ func TestRunErrors(t *testing.T) {
 		{"too many train", []string{"--out", filepath.Join(t.TempDir(), "d"), "--src", src, "--train", "21"}, "only 20 training"},
 		{"too many val", []string{"--out", filepath.Join(t.TempDir(), "d"), "--src", src, "--train", "20", "--val", "6"}, "only 5 test"},
 		{"negative", []string{"--out", "x", "--train", "-1"}, "negative"},
+		{"nothing to write", []string{"--out", "x", "--train", "0", "--val", "0"}, "write no image"},
 		{"bad size", []string{"--out", "x", "--size", "0"}, "--size"},
 		{"bad quality", []string{"--out", "x", "--quality", "101"}, "--quality"},
 		{"stray argument", []string{"--out", "x", "extra"}, "unexpected argument"},

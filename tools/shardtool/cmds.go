@@ -321,6 +321,9 @@ func grid(args []string, stdout, stderr io.Writer) int {
 	// are 256 MB) rather than let the runtime die out of memory.
 	const maxTile, maxPixels = 1024, 1 << 26
 	switch {
+	case !strings.EqualFold(filepath.Ext(*out), ".png"):
+		fmt.Fprintf(stderr, "shardtool grid: --out %s: the sheet is a PNG; name it .png\n", *out)
+		return cli.ExitUsage
 	case *n <= 0:
 		fmt.Fprintf(stderr, "shardtool grid: --n %d: want at least 1 record\n", *n)
 		return cli.ExitUsage

@@ -106,7 +106,10 @@ func TestInspectAndGrid(t *testing.T) {
 		t.Fatalf("grid png: %v %v", err, img.Bounds())
 	}
 	// --out naming a folder: refused, the folder left as it was.
-	folder := t.TempDir()
+	folder := filepath.Join(t.TempDir(), "sheet.png")
+	if err := os.Mkdir(folder, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if code, _, errs := runTool("grid", dir, "--n", "4", "--tile", "32", "--out", folder); code != cli.ExitFailure || !strings.Contains(errs, folder) {
 		t.Errorf("grid --out FOLDER: exit %d, %q", code, errs)
 	}
@@ -125,6 +128,7 @@ func TestInspectAndGrid(t *testing.T) {
 		{[]string{"--tile", "100000"}, "--tile 100000"},
 		{[]string{"--n", "100000", "--tile", "1024"}, "megapixels"},
 		{[]string{"--split", "bogus"}, "--split \"bogus\""},
+		{[]string{"--out", "sheet.jpg"}, "name it .png"},
 	} {
 		code, _, errs := runTool(append([]string{"grid", dir}, bad.args...)...)
 		if code != cli.ExitUsage || !strings.Contains(errs, bad.say) {
