@@ -156,7 +156,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ingest: the dataset %s: %v\n", pos[0], errors.Unwrap(err))
 		return cli.ExitFailure
 	}
-	ds, err := imagenet.OpenContext(ctx, pos[0], imagenet.Options{ValLabels: *valLabels, Layout: force})
+	ds, err := imagenet.OpenContext(ctx, pos[0], imagenet.Options{ValLabels: *valLabels, Layout: force, Exclude: []string{*out}})
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		fmt.Fprintf(stderr, "ingest: interrupted while listing the dataset; nothing was written\n")
 		return cli.ExitFailure
@@ -212,7 +212,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// failing is a failure of the run, --strict or not.
 	for _, split := range []string{"train", "val"} {
 		if n := rep.Images[split]; n > 0 && rep.Written[split] == 0 {
-			fmt.Fprintf(stderr, "ingest: all %d %s images were skipped (reasons above and in %s/ingest-report.json): the %s split has no records\n",
+			fmt.Fprintf(stderr, "ingest: all %d %s images were skipped (reasons above and in %s/ingest-report.json): no %s records were written\n",
 				n, split, *out, split)
 			return cli.ExitFailure
 		}

@@ -94,7 +94,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "train: --shards DIR is required, and no positional arguments are taken (see --help)")
 		return cli.ExitUsage
 	}
-	if c.Resume {
+	if c.Resume && !*evalOnly {
 		resumeDefaults(fs, &c, stderr)
 	}
 	// Usage errors come before the device probe, whose "no usable GPU"
@@ -231,8 +231,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return cli.ExitOK
 }
 
-// check rejects flag values that cannot mean a run, before any work: a
-// mistyped value must not train for hours at a default, or loop forever.
 // resumeDefaults takes the run's --model, --batch, --crop and --seed from
 // --out's checkpoint where the command line leaves them out, so that
 // `train --shards S --out R --resume` continues any run. A flag given
@@ -259,7 +257,12 @@ func resumeDefaults(fs *flag.FlagSet, c *trainer.Config, stderr io.Writer) {
 	if h.Batch > 0 { // kept since checkpoints hold it
 		take("batch", h.Batch, func() { c.Batch = h.Batch })
 	}
-	take("crop", h.InputHW, func() { c.Crop = h.InputHW })
+	// Checkpoints from before the image side was kept cannot tell shards
+	// of another size; their crop stays --crop's default, which Train
+	// compares with the run's.
+	if h.ImageHW != 0 {
+		take("crop", h.InputHW, func() { c.Crop = h.InputHW })
+	}
 	if h.ImageHW*7/8 == h.InputHW && len(took) > 0 && took[len(took)-1] == fmt.Sprintf("--crop %d", h.InputHW) {
 		took = took[:len(took)-1] // what --crop's default gives on the run's shards
 	}
@@ -269,6 +272,8 @@ func resumeDefaults(fs *flag.FlagSet, c *trainer.Config, stderr io.Writer) {
 	}
 }
 
+// check rejects flag values that cannot mean a run, before any work: a
+// mistyped value must not train for hours at a default, or loop forever.
 func check(c trainer.Config, sigma float64, precision string, evalOnly, tenCrop bool) error {
 	if !slices.Contains(alexnet.Variants(), c.Model) {
 		return fmt.Errorf("unknown --model %q (want %s)", c.Model, strings.Join(alexnet.Variants(), ", "))

@@ -56,6 +56,26 @@ func Acquire(dir, what string) (*Lock, error) {
 	return &Lock{f: f}, nil
 }
 
+// Probe reports, without creating or writing anything, whether another
+// process holds dir's lock: an error wrapping ErrBusy (naming it) if so,
+// nil if not, or if dir has no lock file or it cannot be opened.
+func Probe(dir string) error {
+	path := filepath.Join(dir, File)
+	f, err := os.OpenFile(path, os.O_RDONLY|noFollow, 0)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	held, err := tryLock(f)
+	if err != nil || held {
+		if held {
+			unlock(f)
+		}
+		return nil
+	}
+	return fmt.Errorf("%s is %w%s: wait for it to end, or use another folder", dir, ErrBusy, describeOwner(path))
+}
+
 // Release lets go of the lock. The file stays: removing it would let a
 // third run lock a new file while a second still waits on the old one.
 func (l *Lock) Release() error {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -108,4 +109,36 @@ func TestSymlinkLockFileRefused(t *testing.T) {
 	if b, _ := os.ReadFile(victim); string(b) != "precious\n" {
 		t.Errorf("the symlink's target now holds %q", b)
 	}
+}
+
+// Probe tells a held lock from a free or absent one, and writes nothing.
+func TestProbe(t *testing.T) {
+	dir := t.TempDir()
+	if err := Probe(dir); err != nil {
+		t.Fatalf("no lock file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, File)); !os.IsNotExist(err) {
+		t.Fatalf("Probe created the lock file: %v", err)
+	}
+	l, err := Acquire(dir, "ingest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, File))
+	if err := Probe(dir); !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "(ingest, pid") {
+		t.Fatalf("held lock: %v", err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, File)); string(after) != string(before) {
+		t.Fatal("Probe rewrote the lock file")
+	}
+	l.Release()
+	if err := Probe(dir); err != nil {
+		t.Fatalf("released lock: %v", err)
+	}
+	// Probing leaves the lock free for the next run.
+	l2, err := Acquire(dir, "train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2.Release()
 }

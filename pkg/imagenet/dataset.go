@@ -107,6 +107,7 @@ type Dataset struct {
 
 	archives []*os.File
 	ctx      context.Context // Open's, checked as listing goes
+	exclude  []os.FileInfo   // Options.Exclude's folders that exist
 }
 
 // stopped is ctx's error once it is cancelled: listing ImageNet takes
@@ -134,6 +135,10 @@ type Options struct {
 	ValLabels string
 	// Layout forces a layout instead of detecting one.
 	Layout Layout
+	// Exclude names folders that are never a class or part of one: the
+	// ingest's own --out, which may lie inside train/ or val/ (compared
+	// by identity, so another spelling of the path is the same folder).
+	Exclude []string
 	// Progress, when set, is called as listing advances: what is being
 	// listed (an archive or split), and done out of total (bytes of an
 	// archive, or class folders).
@@ -228,6 +233,11 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 		return nil, err
 	}
 	d := &Dataset{Root: p.root, Layout: p.layout, ctx: ctx}
+	for _, x := range opt.Exclude {
+		if fi, err := os.Stat(x); err == nil {
+			d.exclude = append(d.exclude, fi)
+		}
+	}
 	ok := false
 	defer func() {
 		if !ok {

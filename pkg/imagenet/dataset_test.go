@@ -863,15 +863,30 @@ func TestIngestOutputInsideTreeIsNotAClass(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, marker := range []string{"meta.json", ".ingest-state/train-00000.json"} {
-		t.Run(marker, func(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string
+		data       []byte
+		exclude    bool // the folder is this run's --out
+		why        string
+	}{
+		{"meta.json", "meta.json", []byte("{\n  \"format_version\": 1,\n  \"checksum\": \"00000000\"\n}\n"), false, "it holds an earlier ingest's output (meta.json)"},
+		{"state folder", ".ingest-state/train-00000.json", []byte("{}"), false, "it holds an earlier ingest's output (.ingest-state/)"},
+		// Locked before the listing, this run's --out holds only .lock.
+		{"this run's --out", ".lock", []byte("1 ingest\n"), true, "it is this run's --out"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var exclude []string
 			for _, sp := range []string{"train", "val"} {
 				out := filepath.Join(root, sp, "aaa-shards") // sorts before every WNID
-				writeFile(t, filepath.Join(out, marker), []byte("{}"))
+				writeFile(t, filepath.Join(out, tc.file), tc.data)
 				writeFile(t, filepath.Join(out, "shard.JPEG"), []byte("not an image"))
 				defer os.RemoveAll(out)
+				if tc.exclude {
+					// Another spelling of the same folder.
+					exclude = append(exclude, filepath.Join(root, sp, ".", "aaa-shards"))
+				}
 			}
-			d, err := Open(root, Options{})
+			d, err := Open(root, Options{Exclude: exclude})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -879,11 +894,23 @@ func TestIngestOutputInsideTreeIsNotAClass(t *testing.T) {
 				t.Fatalf("the output folder changed the listing: %d classes (want %d), %d train, %d val", len(d.Classes), len(want.Classes), len(d.Train), len(d.Val))
 			}
 			for _, sp := range []string{"train", "val"} {
-				if !hasWarning(d, sp+": skipped "+filepath.Join(sp, "aaa-shards")+": it holds ingest's output") {
+				if !hasWarning(d, sp+": skipped "+filepath.Join(sp, "aaa-shards")+": "+tc.why) {
 					t.Errorf("no warning for %s's output folder: %q", sp, d.Warnings)
 				}
 			}
 		})
+	}
+	// A class folder holding some other meta.json (custom datasets keep
+	// notes there) stays a class.
+	other := filepath.Join(root, "train", f.train[0].wnid, "meta.json")
+	writeFile(t, other, []byte(`{"source": "camera 3"}`))
+	defer os.Remove(other)
+	d, err := Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(d.Classes, want.Classes) {
+		t.Fatalf("a class folder with its own meta.json was dropped: %d classes, want %d", len(d.Classes), len(want.Classes))
 	}
 }
 

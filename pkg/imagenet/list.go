@@ -1,8 +1,10 @@
 package imagenet
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -120,11 +122,11 @@ func (d *Dataset) listTree(s *split, dir string, flat bool, progress func(string
 		}
 		cdir := filepath.Join(dir, c)
 		cfull := filepath.Join(d.Root, cdir)
-		if marker := ingestOutput(cfull); marker != "" {
+		if why := d.outputFolder(cfull); why != "" {
 			// An --out put inside the dataset: its shards are not
 			// images, and its folder must not become a class that
-			// shifts every label after it on the next run.
-			d.warn("%s: skipped %s: it holds ingest's output (%s), not a class; keep --out outside the dataset", s.name, cdir, marker)
+			// shifts every label after it.
+			d.warn("%s: skipped %s: %s, not a class; keep --out outside the dataset", s.name, cdir, why)
 			continue
 		}
 		label := s.class(c)
@@ -160,12 +162,31 @@ func (d *Dataset) listTree(s *split, dir string, flat bool, progress func(string
 	return nil
 }
 
-// ingestOutput names the file that marks dir as ingest's output folder
-// (its meta.json, or the state a run in progress keeps), or "".
-func ingestOutput(dir string) string {
-	for _, f := range []string{"meta.json", ".ingest-state"} {
-		if _, err := os.Lstat(filepath.Join(dir, f)); err == nil {
-			return f
+// outputFolder says why dir is an ingest output folder rather than a
+// class, or "": it is this run's --out (Options.Exclude), or an earlier
+// run's, which keeps its state in an .ingest-state folder and writes a
+// meta.json that opens with its format version. A class folder that only
+// holds some other meta.json stays a class.
+func (d *Dataset) outputFolder(dir string) string {
+	if len(d.exclude) > 0 {
+		if fi, err := os.Stat(dir); err == nil {
+			for _, x := range d.exclude {
+				if os.SameFile(fi, x) {
+					return "it is this run's --out"
+				}
+			}
+		}
+	}
+	if fi, err := os.Lstat(filepath.Join(dir, ".ingest-state")); err == nil && fi.IsDir() {
+		return "it holds an earlier ingest's output (.ingest-state/)"
+	}
+	if f, err := os.Open(filepath.Join(dir, "meta.json")); err == nil {
+		var head [64]byte
+		n, _ := io.ReadFull(f, head[:])
+		f.Close()
+		if b := bytes.TrimLeft(head[:n], " \t\r\n"); bytes.HasPrefix(b, []byte("{")) &&
+			bytes.HasPrefix(bytes.TrimLeft(b[1:], " \t\r\n"), []byte(`"format_version"`)) {
+			return "it holds an earlier ingest's output (meta.json)"
 		}
 	}
 	return ""

@@ -226,27 +226,47 @@ func Decode(b []byte) (*Checkpoint, error) {
 	return &c, nil
 }
 
-// ReadHeader reads only a checkpoint file's header (model, classes, crop,
+// ReadHeader reads a checkpoint file's header (model, classes, crop,
 // batch, seed, step, …; the tensors' names and shapes, without their
-// values), without checking the CRC, which covers the whole file: enough
-// to take a resume's defaults from, before Load reads and checks it all.
+// values), after checking the whole file's CRC as it streams past: a
+// resume's defaults come from it before Load reads the file into memory,
+// and a damaged header must not pass for flags.
 func ReadHeader(path string) (*Checkpoint, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var pre [12]byte
-	if _, err := io.ReadFull(f, pre[:]); err != nil || [8]byte(pre[:8]) != ckptMagic {
-		return nil, fmt.Errorf("%s: %w: bad magic", path, ErrCheckpoint)
-	}
-	n := int64(binary.LittleEndian.Uint32(pre[8:]))
-	hdr, err := io.ReadAll(io.LimitReader(f, n))
+	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
-	if int64(len(hdr)) != n {
+	if fi.Size() < 16 {
+		return nil, fmt.Errorf("%s: %w: %d bytes", path, ErrCheckpoint, fi.Size())
+	}
+	h := crc32.New(crcTable)
+	r := io.TeeReader(io.LimitReader(f, fi.Size()-4), h)
+	var pre [12]byte
+	if _, err := io.ReadFull(r, pre[:]); err != nil || [8]byte(pre[:8]) != ckptMagic {
+		return nil, fmt.Errorf("%s: %w: bad magic", path, ErrCheckpoint)
+	}
+	n := int64(binary.LittleEndian.Uint32(pre[8:]))
+	if n > fi.Size()-16 {
 		return nil, fmt.Errorf("%s: %w: header length %d", path, ErrCheckpoint, n)
+	}
+	hdr := make([]byte, n)
+	if _, err := io.ReadFull(r, hdr); err != nil {
+		return nil, err
+	}
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return nil, err
+	}
+	var sum [4]byte
+	if _, err := io.ReadFull(f, sum[:]); err != nil {
+		return nil, err
+	}
+	if h.Sum32() != binary.LittleEndian.Uint32(sum[:]) {
+		return nil, fmt.Errorf("%s: %w: checksum mismatch", path, ErrCheckpoint)
 	}
 	var c Checkpoint
 	if err := json.Unmarshal(hdr, &c); err != nil {

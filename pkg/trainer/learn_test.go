@@ -652,11 +652,19 @@ func TestResumeWithoutRun(t *testing.T) {
 	if _, serr := os.Stat(out); !errors.Is(serr, fs.ErrNotExist) {
 		t.Fatalf("--out was created: %v", serr)
 	}
-	// A run there that has not saved its first checkpoint yet holds the
-	// folder: the resume names it rather than advise leaving out --resume.
+	// An existing folder with no run in it: still "no run", and nothing
+	// is created there (not even a lock file).
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := Train(context.Background(), cfg, io.Discard); !errors.Is(err, ErrNoRun) {
+		t.Fatalf("resume into an empty folder: %v, want ErrNoRun", err)
+	}
+	if ents, _ := os.ReadDir(out); len(ents) != 0 {
+		t.Fatalf("the refused resume left %v in %s", ents, out)
+	}
+	// A run there that has not saved its first checkpoint yet holds the
+	// folder: the resume names it rather than advise leaving out --resume.
 	held, err := dirlock.Acquire(out, "train")
 	if err != nil {
 		t.Fatal(err)

@@ -192,12 +192,8 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			// A run there that has not saved yet is the likelier story
 			// than a run that never was: say so, not "leave out --resume"
 			// (which that run's lock would then refuse).
-			if fi, err := os.Stat(cfg.Out); err == nil && fi.IsDir() {
-				lock, err := dirlock.Acquire(cfg.Out, "train")
-				if err != nil {
-					return nil, fmt.Errorf("--resume: %s has no checkpoint yet, and %w", ckPath, err)
-				}
-				lock.Release()
+			if err := dirlock.Probe(cfg.Out); err != nil {
+				return nil, fmt.Errorf("--resume: %s holds no checkpoint yet, and %w", cfg.Out, err)
 			}
 			return nil, fmt.Errorf("--resume: %s: %w (leave out --resume to start a run there)", ckPath, ErrNoRun)
 		}

@@ -31,15 +31,31 @@ func TestCheckpointRoundTripAndDamage(t *testing.T) {
 		t.Fatalf("round trip changed the checkpoint: %+v", got)
 	}
 	raw := a.Bytes()
+	if h, err := ReadHeader(path); err != nil || h.Model != "small" || h.Step != 17 || len(h.Tensors) != 2 || h.Tensors[0].W != nil {
+		t.Fatalf("ReadHeader: %+v, %v", h, err)
+	}
+	// ReadHeader checks the CRC too: a flip anywhere, the tensors
+	// included, is damage, not a header to take flags from.
+	badPath := filepath.Join(t.TempDir(), "bad.ckpt")
 	for _, pos := range []int{0, 9, 20, len(raw) - 10, len(raw) - 1} {
 		bad := bytes.Clone(raw)
 		bad[pos] ^= 4
 		if _, err := Decode(bad); !errors.Is(err, ErrCheckpoint) {
 			t.Fatalf("flip at %d: %v", pos, err)
 		}
+		if err := os.WriteFile(badPath, bad, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadHeader(badPath); !errors.Is(err, ErrCheckpoint) {
+			t.Fatalf("ReadHeader, flip at %d: %v", pos, err)
+		}
 	}
 	if _, err := Decode(raw[:len(raw)/2]); err == nil {
 		t.Fatal("truncated checkpoint accepted")
+	}
+	os.WriteFile(badPath, raw[:len(raw)/2], 0o644)
+	if _, err := ReadHeader(badPath); err == nil {
+		t.Fatal("ReadHeader accepted a truncated checkpoint")
 	}
 	// Settings no run can have, under a valid CRC, are damage too.
 	for _, h := range []Hyper{{Momentum: 1}, {Momentum: -0.1}, {WeightDecay: -1}, {WeightDecay: math.Inf(1)}, {Lighting: -1},
