@@ -16,7 +16,10 @@ pkgs=(
 )
 for group in "$@"; do
   case "$group" in
-    torch) pkgs+=(python3-torch) ;;  # bench-pipeline's DataLoader reference; the GPU oracle test on the CPU
+    # bench-pipeline's DataLoader and bench-train-cpu's references (the GPU
+    # oracle test on the CPU too); jemalloc is the allocator PyTorch's CPU
+    # tuning guide gives them, without which they lose time to page faults.
+    torch) pkgs+=(python3-torch libjemalloc2) ;;
     *) echo "setup: unknown group $group (known: torch)" >&2; exit 2 ;;
   esac
 done

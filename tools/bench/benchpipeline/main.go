@@ -168,6 +168,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	python := fs.String("python", "/usr/bin/python3", "Python for the reference (torch, PIL and numpy: Debian's python3-torch, python3-pil)")
 	refImages := fs.String("reference-images", "", "JPEGs (<wnid>_<name>.JPEG) for the reference; default: the ImageNet sample when this tool ingests it")
 	refScriptPath := fs.String("reference-script", refScript(), "tools/bench/torch_loader.py (the default is this checkout's)")
+	allocChoice := fs.String("reference-alloc", "jemalloc", "the reference's allocator: jemalloc (PyTorch's CPU tuning advice; on glibc's malloc its batches cost page faults) or system")
 	refBatches := fs.Int("reference-batches", 20, "timed reference batches from resized JPEGs (from the original JPEGs: 3/10 of it)")
 	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
@@ -244,7 +245,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	var refCfg *refConfig
 	if *refOn {
-		rep.Reference = &reference{Python: *python}
+		alloc, note, err := benchstat.ReferenceAllocator(*allocChoice)
+		if err != nil {
+			log("--reference-alloc: %v", err)
+			return 2
+		}
+		if note != "" {
+			log("warning: %s", note)
+		}
+		rep.Reference = &reference{Python: *python, Allocator: alloc.Name, AllocNote: note}
 		images := *refImages
 		if images == "" && fromSample {
 			images = testdata.ImageNetSampleDir()
@@ -266,7 +275,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 				return 1
 			}
 			defer os.RemoveAll(cache)
-			refCfg = &refConfig{Python: *python, Script: *refScriptPath, Images: images, Meta: filepath.Join(*dir, shards.MetaFile),
+			refCfg = &refConfig{Python: *python, Alloc: alloc, Script: *refScriptPath, Images: images, Meta: filepath.Join(*dir, shards.MetaFile),
 				Cache: cache, Batch: *batch, Size: rep.Width, Crop: cropSide, Seed: *seed,
 				Batches: map[string]int{refResized: *refBatches, refOriginal: max(1, *refBatches*3/10)}}
 		}

@@ -20,6 +20,7 @@ const (
 // refConfig is how the reference runs are made.
 type refConfig struct {
 	Python  string // a python3 that imports torch, PIL and numpy
+	Alloc   benchstat.Allocator
 	Script  string // torch_loader.py
 	Images  string // folder of <wnid>_<name>.JPEG
 	Meta    string // the shards' meta.json (PCA lighting)
@@ -57,12 +58,17 @@ type refRow struct {
 }
 
 type reference struct {
-	Python  string   `json:"python,omitempty"`
-	Torch   string   `json:"torch,omitempty"`
-	PIL     string   `json:"pil,omitempty"`
-	Skipped string   `json:"skipped,omitempty"`
-	Runs    []refRun `json:"runs,omitempty"`
-	Rows    []refRow `json:"medians,omitempty"`
+	Python string `json:"python,omitempty"`
+	// Allocator is the reference's (jemalloc by default: on glibc's
+	// malloc its per-batch buffers cost page faults); AllocNote says why
+	// it is not the one asked for.
+	Allocator string   `json:"allocator,omitempty"`
+	AllocNote string   `json:"allocator_note,omitempty"`
+	Torch     string   `json:"torch,omitempty"`
+	PIL       string   `json:"pil,omitempty"`
+	Skipped   string   `json:"skipped,omitempty"`
+	Runs      []refRun `json:"runs,omitempty"`
+	Rows      []refRow `json:"medians,omitempty"`
 }
 
 // refScript is torch_loader.py in this checkout.
@@ -106,7 +112,7 @@ func runRef(c refConfig, mode string, workers, cpu int) (refOutput, error) {
 		args = append(args, "--cpus", strconv.Itoa(cpu))
 	}
 	var o refOutput
-	if err := benchstat.RunJSON(c.Python, args, &o); err != nil {
+	if err := benchstat.RunJSON(c.Python, c.Alloc, args, &o); err != nil {
 		return refOutput{}, fmt.Errorf("%s --workers %d: %w", mode, workers, err)
 	}
 	if o.Images == 0 || o.Seconds <= 0 || o.CPUSeconds <= 0 {
@@ -172,7 +178,10 @@ func printRef(w io.Writer, r *report) {
 		fmt.Fprintf(w, "\nPyTorch DataLoader reference: skipped: %s\n", ref.Skipped)
 		return
 	}
-	fmt.Fprintf(w, "\nagainst PyTorch's DataLoader (torch %s, PIL %s, %s): the same random crops, flips and lighting\n", ref.Torch, ref.PIL, ref.Python)
+	fmt.Fprintf(w, "\nagainst PyTorch's DataLoader (torch %s, PIL %s, %s, allocator %s): the same random crops, flips and lighting\n", ref.Torch, ref.PIL, ref.Python, ref.Allocator)
+	if ref.AllocNote != "" {
+		fmt.Fprintf(w, "note: %s\n", ref.AllocNote)
+	}
 	fmt.Fprintf(w, "offsets as uint8 batches of %d; one core: num_workers=0 pinned to the CPU of the round's first one-core\n", r.Batch)
 	fmt.Fprintf(w, "run of ours, right after it, img/CPU-s; all cores: num_workers=%d after our all-cores run, img/s; medians of the\n", r.All.Decoders)
 	fmt.Fprintf(w, "rounds, ratios taken within each round (ours: the runs the ratios pair with):\n")

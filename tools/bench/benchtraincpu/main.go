@@ -87,6 +87,8 @@ type report struct {
 	Torch      string        `json:"torch,omitempty"`
 	TorchBLAS  string        `json:"pytorch_blas,omitempty"`
 	TorchDNNL  bool          `json:"pytorch_mkldnn"`
+	TorchAlloc string        `json:"pytorch_allocator,omitempty"`
+	AllocNote  string        `json:"pytorch_allocator_note,omitempty"`
 	Skipped    string        `json:"pytorch_skipped,omitempty"`
 	SGEMMShape [3]int        `json:"sgemm_mnk"`
 	Rounds     []roundResult `json:"rounds"`
@@ -99,17 +101,26 @@ var sgemmShape = [3]int{384, 1352, 2304}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := cli.NewFlags("benchtraincpu", stderr, "Usage: benchtraincpu [flags]\n\nExamples:\n  just bench-train-cpu\n  just bench-train-cpu --models small --rounds 5 --json\n\nFlags:\n")
-	models := fs.String("models", "small,small-fc,alexnet", "comma-separated models (small, small-fc, alexnet, alexnet-owt)")
+	models := fs.String("models", "small,small-fc,alexnet-owt,alexnet", "comma-separated models (small, small-fc, alexnet-owt, alexnet)")
 	rounds := fs.Int("rounds", 3, "rounds; the report gives medians")
 	steps := fs.Int("steps", 0, "timed steps per run; 0: 10 for the small models, 3 for the AlexNets")
 	batch := fs.Int("batch", 0, "batch; 0: 128 for the small models, 32 for the AlexNets")
 	python := fs.String("python", "/usr/bin/python3", "Python with torch for the reference (Debian's python3-torch); empty: no reference")
 	script := fs.String("script", filepath.Join(testdata.RepoRoot(), "tools", "bench", "torch_train_cpu.py"), "tools/bench/torch_train_cpu.py (the default is this checkout's)")
+	allocChoice := fs.String("reference-alloc", "jemalloc", "the PyTorch reference's allocator: jemalloc (PyTorch's CPU tuning advice; without it the reference loses time to page faults) or system")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
 	}
 	log := func(format string, a ...any) { fmt.Fprintf(stderr, "benchtraincpu: "+format+"\n", a...) }
+	alloc, allocNote, err := benchstat.ReferenceAllocator(*allocChoice)
+	if err != nil {
+		log("--reference-alloc: %v", err)
+		return 2
+	}
+	if allocNote != "" {
+		log("warning: %s", allocNote)
+	}
 	if *rounds < 1 || *steps < 0 || *batch < 0 {
 		log("--rounds must be positive, --steps and --batch not negative")
 		return 2
@@ -138,7 +149,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
-	rep := report{Cores: runtime.NumCPU(), Python: *python, SGEMMShape: sgemmShape}
+	rep := report{Cores: runtime.NumCPU(), Python: *python, SGEMMShape: sgemmShape, TorchAlloc: alloc.Name, AllocNote: allocNote}
 	if *python == "" {
 		rep.Skipped = "--python is empty"
 	} else if msg := benchstat.PythonCannotImport(*python, "torch"); msg != "" {
@@ -177,7 +188,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			rep.OurBLAS = blas.Backend()
 			if rep.Skipped == "" {
-				t, err := timeTorch(*python, *script, filepath.Join(tmp, m.Name+".json"), m)
+				t, err := timeTorch(*python, alloc, *script, filepath.Join(tmp, m.Name+".json"), m)
 				if err != nil {
 					// Ours is still worth reporting: the reference says why it is missing.
 					log("PyTorch reference failed: %v", err)
@@ -271,11 +282,11 @@ type torchResult struct {
 	MKLDNN bool   `json:"mkldnn"`
 }
 
-func timeTorch(python, script, spec string, m model) (torchResult, error) {
+func timeTorch(python string, alloc benchstat.Allocator, script, spec string, m model) (torchResult, error) {
 	args := []string{script, "--spec", spec, "--batch", strconv.Itoa(m.Batch), "--steps", strconv.Itoa(m.Steps),
 		"--threads", strconv.Itoa(runtime.NumCPU())}
 	var t torchResult
-	if err := benchstat.RunJSON(python, args, &t); err != nil {
+	if err := benchstat.RunJSON(python, alloc, args, &t); err != nil {
 		return torchResult{}, fmt.Errorf("%s: %w", m.Name, err)
 	}
 	if t.Images != m.Batch*m.Steps || t.Seconds <= 0 {
@@ -291,7 +302,10 @@ func printReport(w io.Writer, r *report) {
 	if r.Skipped != "" {
 		fmt.Fprintf(w, "  PyTorch: skipped: %s\n", r.Skipped)
 	} else {
-		fmt.Fprintf(w, "  PyTorch %s (%s), oneDNN %v, BLAS %s; our spec as a PyTorch module\n", r.Torch, r.Python, r.TorchDNNL, r.TorchBLAS)
+		fmt.Fprintf(w, "  PyTorch %s (%s), oneDNN %v, BLAS %s, allocator %s; our spec as a PyTorch module\n", r.Torch, r.Python, r.TorchDNNL, r.TorchBLAS, r.TorchAlloc)
+		if r.AllocNote != "" {
+			fmt.Fprintf(w, "  note: %s\n", r.AllocNote)
+		}
 	}
 	fmt.Fprintf(w, "\n%-10s %6s %11s %10s %9s %14s %9s\n", "model", "batch", "ours img/s", "GFLOP/s", "of SGEMM", "PyTorch img/s", "ours ×")
 	for _, x := range r.Rows {

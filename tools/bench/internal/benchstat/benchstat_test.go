@@ -66,15 +66,34 @@ func TestPythonHelpers(t *testing.T) {
 		return p
 	}
 	var got struct{ Images int }
-	if err := RunJSON(py, []string{write("ok.py", `import json; print(json.dumps({"Images": 7}))`)}, &got); err != nil || got.Images != 7 {
+	if err := RunJSON(py, Allocator{}, []string{write("ok.py", `import json; print(json.dumps({"Images": 7}))`)}, &got); err != nil || got.Images != 7 {
 		t.Errorf("RunJSON: %+v, %v", got, err)
 	}
-	err = RunJSON(py, []string{write("fails.py", "import sys; sys.exit('bad input here')")}, &got)
+	err = RunJSON(py, Allocator{}, []string{write("fails.py", "import sys; sys.exit('bad input here')")}, &got)
 	if err == nil || !strings.Contains(err.Error(), "fails.py") || !strings.Contains(err.Error(), "bad input here") {
 		t.Errorf("failing script: %v", err)
 	}
-	err = RunJSON(py, []string{write("garbage.py", "print('not json')")}, &got)
+	err = RunJSON(py, Allocator{}, []string{write("garbage.py", "print('not json')")}, &got)
 	if err == nil || !strings.Contains(err.Error(), "not json") {
 		t.Errorf("unreadable output: %v", err)
+	}
+	// The allocator's environment reaches the script, and with jemalloc
+	// installed it is what the script runs on.
+	env := write("env.py", `import json, os; print(json.dumps({"Preload": os.environ.get("LD_PRELOAD", ""), "Maps": open("/proc/self/maps").read()}))`)
+	var seen struct{ Preload, Maps string }
+	if err := RunJSON(py, Allocator{Env: []string{"LD_PRELOAD="}}, []string{env}, &seen); err != nil || seen.Preload != "" {
+		t.Errorf("env: %+v %v", seen.Preload, err)
+	}
+	alloc, warn, err := ReferenceAllocator("jemalloc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if warn != "" {
+		t.Logf("%s", warn)
+	} else if err := RunJSON(py, alloc, []string{env}, &seen); err != nil || !strings.Contains(seen.Maps, "libjemalloc") {
+		t.Errorf("%s: the reference does not map jemalloc (%v)", alloc.Name, err)
+	}
+	if _, _, err := ReferenceAllocator("tcmalloc"); err == nil {
+		t.Error("an unknown allocator was accepted")
 	}
 }
