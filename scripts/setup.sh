@@ -17,8 +17,8 @@ pkgs=(
 for group in "$@"; do
   case "$group" in
     # bench-pipeline's DataLoader and bench-train-cpu's references (the GPU
-    # oracle test on the CPU too); jemalloc is the allocator PyTorch's CPU
-    # tuning guide gives them, without which they lose time to page faults.
+    # oracle test on the CPU too); jemalloc with purging off is their best
+    # allocator: on glibc's malloc they lose time to page faults.
     torch) pkgs+=(python3-torch libjemalloc2) ;;
     *) echo "setup: unknown group $group (known: torch)" >&2; exit 2 ;;
   esac

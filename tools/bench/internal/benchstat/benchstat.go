@@ -73,14 +73,16 @@ var jemallocPaths = []string{
 }
 
 // ReferenceAllocator chooses the PyTorch references' allocator: "jemalloc"
-// (preloaded, with the settings PyTorch's CPU performance tuning guide
-// gives) or "system" (glibc's malloc). glibc returns every block above its
-// mmap threshold (at most 32 MiB) to the kernel on free, and PyTorch
-// allocates a step's activations afresh, so on glibc the reference pays a
-// page fault per 4 KiB of every large activation, every step: AlexNet at
-// batch 32 on 2 cores ran at 10 img/s on glibc, 30 on jemalloc. A
-// comparison against that would flatter us. With jemalloc asked for and
-// not installed, it falls back to the system allocator and says so.
+// (preloaded, with page purging off) or "system" (glibc's malloc). glibc
+// returns every block above its mmap threshold (at most 32 MiB) to the
+// kernel on free, and PyTorch allocates a step's activations afresh, so
+// on glibc the reference pays a page fault per 4 KiB of every large
+// activation, every step; jemalloc purges freed pages by default too.
+// AlexNet at batch 32 on 2 cores (torch 1.13): glibc 10.7 img/s, jemalloc
+// as it comes 5.7, with the settings of PyTorch's CPU tuning guide 5.9,
+// with purging off (dirty_decay_ms and muzzy_decay_ms -1) 32–34. The last
+// is the reference's best, and the one to compare against. With jemalloc
+// asked for and not installed, it falls back to glibc and says so.
 func ReferenceAllocator(choice string) (Allocator, string, error) {
 	switch choice {
 	case "system":
@@ -88,9 +90,9 @@ func ReferenceAllocator(choice string) (Allocator, string, error) {
 	case "jemalloc":
 		for _, p := range jemallocPaths {
 			if _, err := os.Stat(p); err == nil {
-				return Allocator{Name: "jemalloc (" + p + ")", Env: []string{
+				return Allocator{Name: "jemalloc, purging off (" + p + ")", Env: []string{
 					"LD_PRELOAD=" + p,
-					"MALLOC_CONF=oversize_threshold:1,background_thread:true,metadata_thp:auto,dirty_decay_ms:9000000000,muzzy_decay_ms:9000000000",
+					"MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1",
 				}}, "", nil
 			}
 		}
