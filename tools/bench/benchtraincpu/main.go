@@ -88,6 +88,7 @@ type report struct {
 	TorchBLAS  string        `json:"pytorch_blas,omitempty"`
 	TorchDNNL  bool          `json:"pytorch_mkldnn"`
 	TorchAlloc string        `json:"pytorch_allocator,omitempty"`
+	CoreType   string        `json:"openblas_coretype,omitempty"` // OPENBLAS_CORETYPE, when the environment sets it
 	AllocNote  string        `json:"pytorch_allocator_note,omitempty"`
 	Skipped    string        `json:"pytorch_skipped,omitempty"`
 	SGEMMShape [3]int        `json:"sgemm_mnk"`
@@ -149,7 +150,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
-	rep := report{Cores: runtime.NumCPU(), Python: *python, SGEMMShape: sgemmShape, TorchAlloc: alloc.Name, AllocNote: allocNote}
+	rep := report{Cores: runtime.NumCPU(), Python: *python, SGEMMShape: sgemmShape, TorchAlloc: alloc.Name, AllocNote: allocNote, CoreType: os.Getenv("OPENBLAS_CORETYPE")}
 	if *python == "" {
 		rep.Skipped = "--python is empty"
 	} else if msg := benchstat.PythonCannotImport(*python, "torch"); msg != "" {
@@ -299,6 +300,11 @@ func printReport(w io.Writer, r *report) {
 	fmt.Fprintf(w, "CPU training step (forward, backward, SGD with momentum and weight decay) on %d cores, random data;\n", r.Cores)
 	fmt.Fprintf(w, "medians of %d round(s), ratios taken within each round\n", len(r.Rounds)/max(1, len(r.Rows)))
 	fmt.Fprintf(w, "  ours: %s; SGEMM yardstick %d×%d×%d on all cores through the same library\n", r.OurBLAS, r.SGEMMShape[0], r.SGEMMShape[1], r.SGEMMShape[2])
+	if r.CoreType != "" {
+		// It overrides OpenBLAS's choice of kernels for ours and for the
+		// reference's GEMMs, not for its oneDNN convolutions.
+		fmt.Fprintf(w, "  note: OPENBLAS_CORETYPE=%s is set: OpenBLAS runs that core's kernels, not those it would choose for this CPU\n", r.CoreType)
+	}
 	if r.Skipped != "" {
 		fmt.Fprintf(w, "  PyTorch: skipped: %s\n", r.Skipped)
 	} else {
