@@ -168,7 +168,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	python := fs.String("python", "/usr/bin/python3", "Python for the reference (torch, PIL and numpy: Debian's python3-torch, python3-pil)")
 	refImages := fs.String("reference-images", "", "JPEGs (<wnid>_<name>.JPEG) for the reference; default: the ImageNet sample when this tool ingests it")
 	refScriptPath := fs.String("reference-script", refScript(), "tools/bench/torch_loader.py (the default is this checkout's)")
-	allocChoice := fs.String("reference-alloc", "jemalloc", "the reference's allocator: jemalloc with purging off (its best; on glibc its batches cost page faults) or system")
+	allocChoice := fs.String("reference-alloc", "glibc-thp", "the reference's allocator: glibc-thp (glibc on huge pages, its best here), system (glibc as it comes) or jemalloc (purging off)")
 	refBatches := fs.Int("reference-batches", 20, "timed reference batches from resized JPEGs (from the original JPEGs: 3/10 of it)")
 	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code

@@ -108,7 +108,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	batch := fs.Int("batch", 0, "batch; 0: 128 for the small models, 32 for the AlexNets")
 	python := fs.String("python", "/usr/bin/python3", "Python with torch for the reference (Debian's python3-torch); empty: no reference")
 	script := fs.String("script", filepath.Join(testdata.RepoRoot(), "tools", "bench", "torch_train_cpu.py"), "tools/bench/torch_train_cpu.py (the default is this checkout's)")
-	allocChoice := fs.String("reference-alloc", "jemalloc", "the PyTorch reference's allocator: jemalloc with purging off (its best here; on glibc, or jemalloc's defaults, it loses time to page faults) or system")
+	allocChoice := fs.String("reference-alloc", "jemalloc", "the PyTorch reference's allocator: jemalloc (purging off: its best here; on glibc, or jemalloc's defaults, it loses time to page faults), glibc-thp (glibc on huge pages) or system")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code

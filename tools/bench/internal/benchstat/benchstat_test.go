@@ -93,6 +93,9 @@ func TestPythonHelpers(t *testing.T) {
 	} else if err := RunJSON(py, alloc, []string{env}, &seen); err != nil || !strings.Contains(seen.Maps, "libjemalloc") {
 		t.Errorf("%s: the reference does not map jemalloc (%v)", alloc.Name, err)
 	}
+	if a, _, err := ReferenceAllocator("glibc-thp"); err != nil || RunJSON(py, a, []string{write("tun.py", `import json, os; print(json.dumps({"Preload": os.environ.get("GLIBC_TUNABLES", "")}))`)}, &seen) != nil || seen.Preload != "glibc.malloc.hugetlb=1" {
+		t.Errorf("glibc-thp: %+v %v", seen, err)
+	}
 	if _, _, err := ReferenceAllocator("tcmalloc"); err == nil {
 		t.Error("an unknown allocator was accepted")
 	}
