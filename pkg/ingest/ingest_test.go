@@ -790,7 +790,7 @@ func TestRefusesToReplaceAnotherDataset(t *testing.T) {
 	out := t.TempDir()
 	opt := Options{Out: out, Size: 16, Seed: 7, ShardSize: 5, Workers: 2, Codec: shards.CodecGradZstd}
 	mustIngest(t, root, opt)
-	before := readDir(t, out)
+	before := outputFiles(t, out)
 
 	// The same dataset without its last class is another class list.
 	other := t.TempDir()
@@ -804,7 +804,7 @@ func TestRefusesToReplaceAnotherDataset(t *testing.T) {
 	if !errors.Is(err, ErrOtherDataset) || !strings.Contains(err.Error(), "--overwrite") {
 		t.Fatalf("ingesting another dataset into %s: %v", out, err)
 	}
-	if after := readDir(t, out); !maps.EqualFunc(before, after, bytes.Equal) {
+	if after := outputFiles(t, out); !maps.EqualFunc(before, after, bytes.Equal) {
 		t.Fatal("the refused run changed the other dataset's shards")
 	}
 	// Other settings of the same dataset are a re-ingest, not refused.
@@ -815,25 +815,4 @@ func TestRefusesToReplaceAnotherDataset(t *testing.T) {
 	if rep := mustIngest(t, other, opt); rep.Written["train"] == 0 {
 		t.Fatal("--overwrite wrote nothing")
 	}
-}
-
-// readDir reads every regular file directly in dir.
-func readDir(t *testing.T, dir string) map[string][]byte {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string][]byte{}
-	for _, e := range ents {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m[e.Name()] = b
-	}
-	return m
 }

@@ -750,18 +750,8 @@ func TestResumeRefusesOtherTrainShards(t *testing.T) {
 	va, vl := synthetic(16, 24, 2)
 	writeShards(t, other, 24, tr, va, tl, vl, 4)
 	moved := t.TempDir()
-	entries, err := os.ReadDir(shardDir)
-	if err != nil {
+	if err := os.CopyFS(moved, os.DirFS(shardDir)); err != nil {
 		t.Fatal(err)
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(shardDir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(moved, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
 	}
 	before, _ := os.ReadFile(filepath.Join(out, CheckpointFile))
 	resume := cfg
