@@ -244,29 +244,29 @@ func resumeDefaults(fs *flag.FlagSet, c *trainer.Config, stderr io.Writer) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var took []string
-	take := func(flag string, v any, assign func()) {
+	// take assigns a flag left out from the run's value, and names it on
+	// stderr unless it is what the flag would have given anyway (usual).
+	take := func(flag string, v any, usual string, assign func()) {
 		if set[flag] {
 			return
 		}
 		assign()
-		if fs.Lookup(flag).DefValue != fmt.Sprint(v) {
+		if fmt.Sprint(v) != usual {
 			took = append(took, fmt.Sprintf("--%s %v", flag, v))
 		}
 	}
-	take("model", h.Model, func() { c.Model = h.Model })
+	def := func(flag string) string { return fs.Lookup(flag).DefValue }
+	take("model", h.Model, def("model"), func() { c.Model = h.Model })
 	if h.Batch > 0 { // kept since checkpoints hold it
-		take("batch", h.Batch, func() { c.Batch = h.Batch })
+		take("batch", h.Batch, def("batch"), func() { c.Batch = h.Batch })
 	}
 	// Checkpoints from before the image side was kept cannot tell shards
 	// of another size; their crop stays --crop's default, which Train
-	// compares with the run's.
+	// compares with the run's. That default is 7/8 of the shards' side.
 	if h.ImageHW != 0 {
-		take("crop", h.InputHW, func() { c.Crop = h.InputHW })
+		take("crop", h.InputHW, fmt.Sprint(h.ImageHW*7/8), func() { c.Crop = h.InputHW })
 	}
-	if h.ImageHW*7/8 == h.InputHW && len(took) > 0 && took[len(took)-1] == fmt.Sprintf("--crop %d", h.InputHW) {
-		took = took[:len(took)-1] // what --crop's default gives on the run's shards
-	}
-	take("seed", h.Seed, func() { c.Seed = h.Seed })
+	take("seed", h.Seed, def("seed"), func() { c.Seed = h.Seed })
 	if len(took) > 0 {
 		fmt.Fprintf(stderr, "train: --resume: the run's %s, from its checkpoint\n", strings.Join(took, ", "))
 	}
