@@ -69,19 +69,30 @@ func (it *Item) Size() int64 {
 	return it.size
 }
 
-// ItemSize is the item's size in bytes now: the archive member's, or the
-// file's by a stat (-1 when it cannot be had). Resuming compares it with
-// what a finished shard was made from, so a file replaced since (a fixed
-// truncated image, say) is read again.
-func (d *Dataset) ItemSize(it *Item) int64 {
+// ItemStamp says which bytes the item holds now, without reading them:
+// a plain file's size and modification time, or an archive member's size
+// and place with the archive's modification time ("?" when a stat
+// fails). Resuming compares it with what a finished shard was made from,
+// so a file replaced since, a fixed truncated image, say, is read again,
+// even when the repair left its length as it was. A copy of the dataset
+// that does not keep times makes a resume decode everything again: slow,
+// never wrong.
+func (d *Dataset) ItemStamp(it *Item) string {
 	if it.arc != 0 {
-		return it.size
+		if int(it.arc) > len(d.archives) {
+			return "?"
+		}
+		fi, err := d.archives[it.arc-1].Stat()
+		if err != nil {
+			return "?"
+		}
+		return fmt.Sprintf("%d@%d %d", it.size, it.off, fi.ModTime().UnixNano())
 	}
 	fi, err := os.Stat(filepath.Join(d.Root, it.file))
 	if err != nil {
-		return -1
+		return "?"
 	}
-	return fi.Size()
+	return fmt.Sprintf("%d %d", fi.Size(), fi.ModTime().UnixNano())
 }
 
 // Dataset is an ImageNet dataset found on disk.

@@ -169,16 +169,17 @@ func (p *shardPlan) file() string { return shards.ShardName(p.split, p.index) }
 
 // planKey fingerprints a shard's contents and the settings that shape its
 // bytes, so a resumed run only reuses a shard made by the same plan. Each
-// image's size is in it: a file replaced since the shard was made (the
-// truncated image a report listed, fixed) changes it, and the shard is
-// made again rather than keeping the old pixels or the old skip. So does
+// image's stamp (size and modification time) is in it: a file replaced
+// since the shard was made (the truncated image a report listed, fixed)
+// changes it, and the shard is made again rather than keeping the old
+// pixels or the old skip. So does
 // a resume on the other JPEG decoder, or under other resize rules: their
 // pixels differ, and a mix would match neither run.
 func (p *shardPlan) planKey(ds *imagenet.Dataset, o *Options) string {
 	h := fnv.New128a()
 	fmt.Fprintf(h, "v%d size=%d codec=%d pixels=%d decoder=%s\n", shards.Version, o.Size, o.Codec, imageio.PixelsVersion, imageio.BackendKind())
 	for i, it := range p.items {
-		fmt.Fprintf(h, "%d %s %d %d\n", p.ids[i], it.Name, it.Label, ds.ItemSize(it))
+		fmt.Fprintf(h, "%d %s %d %s\n", p.ids[i], it.Name, it.Label, ds.ItemStamp(it))
 	}
 	return fmt.Sprintf("%x", h.Sum(nil))
 }

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/alexnet-repro/alexnet/internal/dirlock"
 	"github.com/alexnet-repro/alexnet/internal/fixtures"
@@ -689,6 +690,65 @@ func TestResumeRereadsReplacedFile(t *testing.T) {
 		if slices.Contains(fixed, s.Path) {
 			t.Errorf("%s still skipped after it was fixed: %s", s.Path, s.Reason)
 		}
+	}
+	fresh := t.TempDir()
+	if _, err := ingestDir(t, root, fresh, 2, context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	sameOutput(t, outputFiles(t, fresh), outputFiles(t, out))
+}
+
+// A repair that leaves the file's length as it was (an image re-saved
+// over a damaged copy, padded to the same size) is still seen by its
+// modification time: the shard holding it is made again.
+func TestResumeRereadsSameLengthReplacement(t *testing.T) {
+	root, _ := makeTree(t, 6)
+	out := t.TempDir()
+	rep, err := ingestDir(t, root, out, 2, context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first train image that decoded: whichever file is not skipped.
+	var target string
+	matches, _ := filepath.Glob(filepath.Join(root, "train", "*", "*.JPEG"))
+	for _, m := range matches {
+		rel, _ := filepath.Rel(root, m)
+		if !slices.ContainsFunc(rep.Skipped, func(s Skip) bool { return s.Path == rel }) {
+			target = m
+			break
+		}
+	}
+	if target == "" {
+		t.Fatal("the fixture has no good train image")
+	}
+	old, err := os.ReadFile(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Other pixels, padded after the end-of-image marker to the old length.
+	repl := fixtures.JPEG(t, 8, 8, 99, false)
+	if len(repl) > len(old) {
+		t.Fatalf("replacement is %d bytes, the original only %d", len(repl), len(old))
+	}
+	repl = append(repl, make([]byte, len(old)-len(repl))...)
+	if err := os.WriteFile(target, repl, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	later := fi.ModTime().Add(time.Second)
+	if err := os.Chtimes(target, later, later); err != nil {
+		t.Fatal(err)
+	}
+	rep2, err := ingestDir(t, root, out, 2, context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _ := filepath.Glob(filepath.Join(out, "*.shard"))
+	if rep.ResumedShards != 0 || rep2.ResumedShards != len(all)-1 {
+		t.Errorf("resumed %d, then %d shards of %d: want none, then all but the one holding the replaced file", rep.ResumedShards, rep2.ResumedShards, len(all))
 	}
 	fresh := t.TempDir()
 	if _, err := ingestDir(t, root, fresh, 2, context.Background(), nil); err != nil {
