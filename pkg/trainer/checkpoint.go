@@ -176,8 +176,31 @@ func Decode(b []byte) (*Checkpoint, error) {
 	if n > len(body)-12 {
 		return nil, fmt.Errorf("%w: header length %d", ErrCheckpoint, n)
 	}
+	c, err := parseHeader(body[12:12+n], int64(len(body)-12-n))
+	if err != nil {
+		return nil, err
+	}
+	data := body[12+n:]
+	for i := range c.Tensors {
+		t := &c.Tensors[i]
+		sz := t.size()
+		t.W, t.V = make([]float32, sz), make([]float32, sz)
+		for j := 0; j < sz; j++ {
+			t.W[j] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*j:]))
+			t.V[j] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*(sz+j):]))
+		}
+		data = data[8*sz:]
+	}
+	return c, nil
+}
+
+// parseHeader decodes a checkpoint's JSON header, whose CRC the caller has
+// checked, and refuses values nothing may be sized or divided by, and
+// tensor shapes that do not fill the payload bytes after the header
+// exactly (weights and momenta, 8 bytes an element).
+func parseHeader(hdr []byte, payload int64) (*Checkpoint, error) {
 	var c Checkpoint
-	if err := json.Unmarshal(body[12:12+n], &c); err != nil {
+	if err := json.Unmarshal(hdr, &c); err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrCheckpoint, err)
 	}
 	// A header with a valid CRC can still be hand-made: numbers that size
@@ -200,28 +223,22 @@ func Decode(b []byte) (*Checkpoint, error) {
 			return nil, fmt.Errorf("%w: channel %d normalised by mean %g and std %g", ErrCheckpoint, ch, m, sd)
 		}
 	}
-	data := body[12+n:]
 	for i := range c.Tensors {
 		t := &c.Tensors[i]
-		sz := 1
+		sz := int64(1)
 		for _, d := range t.Shape {
-			if d <= 0 || d > 1<<30 || sz > (1<<31)/d {
+			if d <= 0 || d > 1<<30 || sz > (1<<31)/int64(d) {
 				return nil, fmt.Errorf("%w: tensor %s has shape %v", ErrCheckpoint, t.Name, t.Shape)
 			}
-			sz *= d
+			sz *= int64(d)
 		}
-		if len(data) < 8*sz {
+		if payload < 8*sz {
 			return nil, fmt.Errorf("%w: tensor %s truncated", ErrCheckpoint, t.Name)
 		}
-		t.W, t.V = make([]float32, sz), make([]float32, sz)
-		for j := 0; j < sz; j++ {
-			t.W[j] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*j:]))
-			t.V[j] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*(sz+j):]))
-		}
-		data = data[8*sz:]
+		payload -= 8 * sz
 	}
-	if len(data) != 0 {
-		return nil, fmt.Errorf("%w: %d bytes after the last tensor", ErrCheckpoint, len(data))
+	if payload != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the last tensor", ErrCheckpoint, payload)
 	}
 	return &c, nil
 }
@@ -268,11 +285,11 @@ func ReadHeader(path string) (*Checkpoint, error) {
 	if h.Sum32() != binary.LittleEndian.Uint32(sum[:]) {
 		return nil, fmt.Errorf("%s: %w: checksum mismatch", path, ErrCheckpoint)
 	}
-	var c Checkpoint
-	if err := json.Unmarshal(hdr, &c); err != nil {
-		return nil, fmt.Errorf("%s: %w: header: %v", path, ErrCheckpoint, err)
+	c, err := parseHeader(hdr, fi.Size()-16-n)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &c, nil
+	return c, nil
 }
 
 // Load reads a checkpoint file. A run folder (train's --out) stands for

@@ -2,11 +2,15 @@ package trainer
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"hash/crc32"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -69,6 +73,39 @@ func TestCheckpointRoundTripAndDamage(t *testing.T) {
 		if _, err := Decode(b.Bytes()); !errors.Is(err, ErrCheckpoint) {
 			t.Errorf("hyper %+v: %v", h, err)
 		}
+		if err := os.WriteFile(badPath, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadHeader(badPath); !errors.Is(err, ErrCheckpoint) {
+			t.Errorf("ReadHeader, hyper %+v: %v", h, err)
+		}
+	}
+	// Shapes that do not fill the tensor bytes exactly, under a valid CRC:
+	// both readers refuse them, ReadHeader without reading any value.
+	payload := raw[12+int(binary.LittleEndian.Uint32(raw[8:])) : len(raw)-4]
+	for _, tc := range []struct {
+		shape []int
+		want  string
+	}{{[]int{7}, "tensor b truncated"}, {[]int{2, 2}, "16 bytes after the last tensor"}, {[]int{2, -3}, "has shape"}} {
+		bad := *c
+		bad.Tensors = slices.Clone(c.Tensors)
+		bad.Tensors[0].Shape = tc.shape
+		hdr, err := json.Marshal(&bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := binary.LittleEndian.AppendUint32(append([]byte{}, ckptMagic[:]...), uint32(len(hdr)))
+		b = append(append(b, hdr...), payload...)
+		b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
+		if _, err := Decode(b); !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("shape %v: Decode: %v, want %q", tc.shape, err, tc.want)
+		}
+		if err := os.WriteFile(badPath, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadHeader(badPath); !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("shape %v: ReadHeader: %v, want %q", tc.shape, err, tc.want)
+		}
 	}
 }
 
@@ -117,15 +154,19 @@ func FuzzCheckpoint(f *testing.F) {
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		full, err := Decode(data)
-		// ReadHeader reads the same header without the CRC: whatever
-		// Decode accepts, it reads alike, and it never panics on the rest.
+		// ReadHeader streams the file instead of holding it, and checks
+		// the same CRC, header and shapes: it takes exactly what Decode
+		// takes, reads it alike, and never panics on the rest.
 		path := filepath.Join(dir, "ck")
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		h, herr := ReadHeader(path)
-		if err == nil && (herr != nil || h.Model != full.Model || h.InputHW != full.InputHW || len(h.Tensors) != len(full.Tensors)) {
-			t.Fatalf("Decode took it, ReadHeader gives %+v, %v", h, herr)
+		if (err == nil) != (herr == nil) {
+			t.Fatalf("Decode: %v; ReadHeader: %v", err, herr)
+		}
+		if err == nil && (h.Model != full.Model || h.InputHW != full.InputHW || len(h.Tensors) != len(full.Tensors)) {
+			t.Fatalf("Decode took it, ReadHeader gives %+v", h)
 		}
 	})
 }
