@@ -95,7 +95,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cli.ExitUsage
 	}
 	if c.Resume && !*evalOnly {
-		resumeDefaults(fs, &c, stderr)
+		if err := resumeDefaults(fs, &c, stderr); err != nil {
+			fmt.Fprintln(stderr, "train: --resume:", err)
+			return cli.ExitFailure
+		}
 	}
 	// Usage errors come before the device probe, whose "no usable GPU"
 	// line would be noise in front of them.
@@ -234,12 +237,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // resumeDefaults takes the run's --model, --batch, --crop and --seed from
 // --out's checkpoint where the command line leaves them out, so that
 // `train --shards S --out R --resume` continues any run. A flag given
-// stays, and Train refuses it if it differs from the run's; a checkpoint
-// that cannot be read is left to Train to report.
-func resumeDefaults(fs *flag.FlagSet, c *trainer.Config, stderr io.Writer) {
-	h, err := trainer.ReadHeader(filepath.Join(c.Out, trainer.CheckpointFile))
+// stays, and Train refuses it if it differs from the run's. A damaged
+// checkpoint is the error returned, before any flag is judged at its
+// default; one that is missing or cannot be opened is left to Train to
+// report.
+func resumeDefaults(fs *flag.FlagSet, c *trainer.Config, stderr io.Writer) error {
+	h, err := trainer.ReadRunHeader(c.Out)
+	if errors.Is(err, trainer.ErrCheckpoint) {
+		return err
+	}
 	if err != nil {
-		return
+		return nil
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -270,6 +278,7 @@ func resumeDefaults(fs *flag.FlagSet, c *trainer.Config, stderr io.Writer) {
 	if len(took) > 0 {
 		fmt.Fprintf(stderr, "train: --resume: the run's %s, from its checkpoint\n", strings.Join(took, ", "))
 	}
+	return nil
 }
 
 // check rejects flag values that cannot mean a run, before any work: a

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -99,5 +100,21 @@ func TestCtrlCSavesAndResumes(t *testing.T) {
 	after, err := trainer.Load(filepath.Join(out, trainer.CheckpointFile))
 	if err != nil || after.Step != ck.Step+2 {
 		t.Fatalf("resumed to step %v (%v), want %d", after, err, ck.Step+2)
+	}
+	// A flipped bit in the checkpoint is named as damage (exit 1), before
+	// any flag left out is judged at its default, with the intact previous
+	// checkpoint (the interrupt's) offered to go on from.
+	b, err := os.ReadFile(filepath.Join(out, trainer.CheckpointFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/3] ^= 0x10
+	if err := os.WriteFile(filepath.Join(out, trainer.CheckpointFile), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	se.Reset()
+	want := fmt.Sprintf("checksum mismatch; the checkpoint before it, %s (step %d;", filepath.Join(out, trainer.PrevCheckpointFile), ck.Step)
+	if code := run(context.Background(), short, &so, &se); code != cli.ExitFailure || !strings.Contains(se.String(), want) {
+		t.Fatalf("resume from a damaged checkpoint: exit %d, want %d saying %q\n%s", code, cli.ExitFailure, want, se.String())
 	}
 }

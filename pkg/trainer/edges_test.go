@@ -196,6 +196,64 @@ func TestOverwriteOnAlteredShardsKeepsOldRun(t *testing.T) {
 	}
 }
 
+// Each checkpoint keeps the one before it. When the latest is damaged, a
+// resume refuses it, naming the previous one, intact, and what to do; moved
+// into place, that one resumes. A new run where only the previous one is
+// left is refused like any run, and --overwrite removes both.
+func TestDamagedCheckpointOffersPrevious(t *testing.T) {
+	shardDir := syntheticShards(t, 64, 16) // 4 steps an epoch at batch 16
+	out := t.TempDir()
+	cfg := smallConfig(shardDir, out)
+	cfg.MaxSteps, cfg.CkptEvery = 6, 2
+	if _, err := Train(context.Background(), cfg, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	ckPath, prevPath := filepath.Join(out, CheckpointFile), filepath.Join(out, PrevCheckpointFile)
+	latest, err := ReadHeader(ckPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, err := ReadHeader(prevPath)
+	if err != nil || prev.Step != 4 || latest.Step != 6 {
+		t.Fatalf("previous checkpoint: %+v, %v; latest at step %d: want steps 4 and 6", prev, err, latest.Step)
+	}
+	b, _ := os.ReadFile(ckPath)
+	b[len(b)/2] ^= 1
+	if err := os.WriteFile(ckPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := cfg
+	res.Resume, res.MaxSteps = true, 8
+	_, err = Train(context.Background(), res, io.Discard)
+	if !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), PrevCheckpointFile+" (step 4; epochs done: 1), is intact: move it to") {
+		t.Fatalf("resume from a damaged checkpoint: %v", err)
+	}
+	if err := os.Rename(prevPath, ckPath); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := Train(context.Background(), res, io.Discard); err != nil || r.Steps != 8 {
+		t.Fatalf("resume from the previous checkpoint: %+v, %v", r, err)
+	}
+	// Only the previous one left: a run all the same.
+	if err := os.Remove(ckPath); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Train(context.Background(), cfg, io.Discard); !errors.Is(err, ErrRunExists) || !strings.Contains(err.Error(), PrevCheckpointFile) {
+		t.Fatalf("new run beside a previous checkpoint: %v", err)
+	}
+	if _, err := Train(context.Background(), res, io.Discard); !errors.Is(err, ErrNoRun) || !strings.Contains(err.Error(), "is intact: move it to") {
+		t.Fatalf("resume with only the previous checkpoint: %v", err)
+	}
+	fresh := cfg
+	fresh.Overwrite, fresh.MaxSteps = true, 1
+	if _, err := Train(context.Background(), fresh, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(prevPath); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("--overwrite left the old run's previous checkpoint: %v", err)
+	}
+}
+
 // A checkpoint that cannot be written (a full disk; here its temporary
 // name is taken by a folder) names the step and says what is left.
 func TestCheckpointWriteFailureSaysWhatIsLeft(t *testing.T) {

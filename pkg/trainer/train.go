@@ -60,6 +60,12 @@ type BackendFactory func(spec alexnet.Spec, batch int, params map[string][]float
 // CheckpointFile is the run directory's latest checkpoint.
 const CheckpointFile = "checkpoint.ckpt"
 
+// PrevCheckpointFile is the checkpoint before the latest, kept (as a hard
+// link, so no copy is written) each time a new one replaces it: when the
+// latest is found damaged, a resume can go on from this one instead of
+// from the start.
+const PrevCheckpointFile = "checkpoint.prev.ckpt"
+
 // Result summarises a run.
 type Result struct {
 	Steps   int64
@@ -185,6 +191,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 	}
 	ckPath := filepath.Join(cfg.Out, CheckpointFile)
+	prevPath := filepath.Join(cfg.Out, PrevCheckpointFile)
 	if cfg.Resume {
 		// Before the folder and its lock exist: a mistyped --out must not
 		// be left behind as an empty run directory.
@@ -194,6 +201,9 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			// (which that run's lock would then refuse).
 			if err := dirlock.Probe(cfg.Out); err != nil {
 				return nil, fmt.Errorf("--resume: %s holds no checkpoint yet, and %w", cfg.Out, err)
+			}
+			if h := previousIntact(cfg.Out); h != "" {
+				return nil, fmt.Errorf("--resume: %s: %w, but %s", ckPath, ErrNoRun, h)
 			}
 			return nil, fmt.Errorf("--resume: %s: %w (leave out --resume to start a run there)", ckPath, ErrNoRun)
 		}
@@ -222,13 +232,18 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	var ck *Checkpoint
 	var params map[string][]float32
 	if !cfg.Resume && !cfg.Overwrite {
-		if _, err := os.Stat(ckPath); err == nil {
-			return nil, fmt.Errorf("%w: %s exists; --resume continues that run, --overwrite starts a new one in its place", ErrRunExists, ckPath)
+		// The previous checkpoint alone is a run too: a new run must not
+		// leave it beside its own checkpoints, for a later damage report
+		// to offer.
+		for _, p := range []string{ckPath, prevPath} {
+			if _, err := os.Stat(p); err == nil {
+				return nil, fmt.Errorf("%w: %s exists; --resume continues that run, --overwrite starts a new one in its place", ErrRunExists, p)
+			}
 		}
 	}
 	if cfg.Resume {
 		if ck, err = Load(ckPath); err != nil {
-			return nil, fmt.Errorf("--resume: %w", err)
+			return nil, fmt.Errorf("--resume: %w", withPrevious(err, cfg.Out))
 		}
 		// Only a resume reads the schedule (evaluation and predict do
 		// not): a hand-made one is refused here, not an epoch later.
@@ -391,6 +406,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		at, resume pipeline.Position
 		ok         bool
 	}
+	prevNoted := false // the log has said that no previous checkpoint is kept
 	// save checkpoints the state after the step that ran batch at; next is
 	// where the run goes on from, which the checkpoint keeps.
 	save := func(at, next pipeline.Position) error {
@@ -424,6 +440,12 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		if run != (Running{}) {
 			r := run
 			c.Running = &r
+		}
+		if haveCheckpoint() {
+			if err := keepPrevious(ckPath, prevPath); err != nil && !prevNoted {
+				prevNoted = true
+				fmt.Fprintf(log, "train: note: cannot keep the previous checkpoint beside the latest (%v); only the latest is kept\n", err)
+			}
 		}
 		if err := c.Save(ckPath); err != nil {
 			// Save writes a temporary file and renames it: a failure (a
@@ -467,7 +489,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		// first checkpoint: a new run stopped before that must not leave
 		// the old checkpoint beside the new run's metrics, for a later
 		// --resume to continue the wrong run.
-		for _, f := range []string{CheckpointFile, "loss.png", "error.png", "conv1-filters.png"} {
+		for _, f := range []string{CheckpointFile, PrevCheckpointFile, "loss.png", "error.png", "conv1-filters.png"} {
 			if err := os.Remove(filepath.Join(cfg.Out, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return nil, fmt.Errorf("--overwrite: %w", err)
 			}
@@ -584,8 +606,12 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			}
 		}
 		if cfg.MaxSteps > 0 && step >= cfg.MaxSteps {
-			if err := save(at, resume); err != nil {
-				return false, err
+			// Saved just above, the same state would be written again and
+			// push out the previous checkpoint.
+			if savedStep != step {
+				if err := save(at, resume); err != nil {
+					return false, err
+				}
 			}
 			// A run stopped inside an epoch has plots of what it did.
 			if err := WritePlots(cfg.Out, mlog.All()); err != nil {
@@ -919,4 +945,46 @@ func errorRate(hits, n int) float64 {
 // lighting, the lighting resolved as the pipeline resolves it.
 func (cfg *Config) hyper() Hyper {
 	return Hyper{Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay, Lighting: augment.SigmaFor(cfg.Sigma)}
+}
+
+// keepPrevious links the latest checkpoint to the previous one's name
+// before a new one replaces it. A crash at any point leaves a whole latest
+// checkpoint; at worst the previous one is missing, or equals the latest.
+// An error (a file system without hard links) leaves only the latest.
+func keepPrevious(latest, prev string) error {
+	if err := os.Remove(prev); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return os.Link(latest, prev)
+}
+
+// ReadRunHeader is ReadHeader of the run directory's checkpoint; when that
+// one is damaged, the error says whether the previous one is intact, and
+// how to go on from it.
+func ReadRunHeader(dir string) (*Checkpoint, error) {
+	h, err := ReadHeader(filepath.Join(dir, CheckpointFile))
+	return h, withPrevious(err, dir)
+}
+
+// withPrevious adds previousIntact's advice to a damaged checkpoint's error.
+func withPrevious(err error, dir string) error {
+	if errors.Is(err, ErrCheckpoint) {
+		if h := previousIntact(dir); h != "" {
+			return fmt.Errorf("%w; %s", err, h)
+		}
+	}
+	return err
+}
+
+// previousIntact describes the run's previous checkpoint when it is whole,
+// as what to do instead of starting over; "" when there is none or it is
+// damaged too.
+func previousIntact(dir string) string {
+	prev := filepath.Join(dir, PrevCheckpointFile)
+	h, err := ReadHeader(prev)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("the checkpoint before it, %s (step %d; epochs done: %d), is intact: move it to %s and --resume again to go on from there",
+		prev, h.Step, h.Position.Epoch, filepath.Join(dir, CheckpointFile))
 }
