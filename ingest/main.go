@@ -49,7 +49,9 @@ resumes from the shards already complete; the result is byte-identical to
 an uninterrupted run. So does one stopped by Ctrl-C or SIGTERM (exit 1). A
 run with other settings rewrites the shards and removes those of the
 earlier run that meta.json no longer lists; shards of another dataset
-(another class list) are only replaced with --overwrite.
+(another class list) are only replaced with --overwrite. So are a split's
+records when the first shard to write had every image skipped (a source
+gone bad): the run stops before it replaces anything (exit 1).
 
 Exit codes: 0 done, 1 failed, interrupted, or every image of a split
 skipped, 2 usage or an --out holding another dataset's shards, 3 done but
@@ -73,7 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	strict := fs.Bool("strict", false, "exit with code 3 if any file was skipped, or kept although decoded past damage")
 	quiet := fs.Bool("quiet", false, "no progress display")
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
-	overwrite := fs.Bool("overwrite", false, "replace the shards of another dataset (another class list) found in --out")
+	overwrite := fs.Bool("overwrite", false, "replace the shards of another dataset (another class list) found in --out, or a split's records even when every image of the first shard to write was skipped")
 	layout := fs.String("layout", "auto", "dataset layout: auto (detect; kaggle, then tree, then tars), tars, tree or kaggle")
 	// Flags may follow the dataset too (`ingest ./ILSVRC2012 --size 32`),
 	// as predict's and shardtool's may.

@@ -54,9 +54,18 @@ type Options struct {
 	// the listing, which takes minutes on ImageNet); Run takes it otherwise.
 	Locked bool
 	// Overwrite lets Run replace shards of another dataset (another class
-	// list) found in Out; without it Run refuses with ErrOtherDataset.
+	// list) found in Out; without it Run refuses with ErrOtherDataset. It
+	// also lets a split's earlier records be replaced by a shard whose
+	// every image was skipped (ErrAllSkipped).
 	Overwrite bool
 }
+
+// ErrAllSkipped marks a run stopped before it replaced a split's earlier
+// records: the first shard it was about to write had every image skipped.
+// A source gone bad (files truncated to zero, Git LFS pointers, a decoder
+// that refuses them all) must not cost the shards made from it when it
+// was good.
+var ErrAllSkipped = errors.New("every image of the first shard to write was skipped")
 
 // ErrOtherDataset marks an Out that holds the shards of a dataset with
 // another class list: a mistyped --out must not cost them.
@@ -324,7 +333,13 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 			return nil, err
 		}
 		rep.ResumedShards += len(done)
-		if err := runPlans(ctx, ds, opt, split, todo, done, rep); err != nil {
+		guard := 0 // records of this split in an earlier run's meta.json, to keep from an all-skipped shard
+		if !opt.Overwrite {
+			if old, err := shards.ReadMeta(opt.Out); err == nil {
+				guard = old.Splits[split].Records
+			}
+		}
+		if err := runPlans(ctx, ds, opt, split, todo, done, guard, rep); err != nil {
 			return nil, err
 		}
 		// Every shard now has a sidecar: gather them in order.
@@ -589,7 +604,7 @@ type result struct {
 // writer takes results strictly in sequence, and a semaphore of window
 // tokens keeps the dispatcher from running more than window results ahead
 // of the writer, which bounds memory.
-func runPlans(ctx context.Context, ds *imagenet.Dataset, opt Options, split string, todo, done []*shardPlan, rep *Report) error {
+func runPlans(ctx context.Context, ds *imagenet.Dataset, opt Options, split string, todo, done []*shardPlan, guard int, rep *Report) error {
 	total := 0
 	for _, p := range todo {
 		total += len(p.items)
@@ -640,7 +655,7 @@ func runPlans(ctx context.Context, ds *imagenet.Dataset, opt Options, split stri
 		return err
 	})
 	g.Go(func() error {
-		return write(ctx, ds, opt, split, todo, results, tokens, total, resumed, rep)
+		return write(ctx, ds, opt, split, todo, results, tokens, total, resumed, guard, rep)
 	})
 	return g.Wait()
 }
@@ -693,7 +708,11 @@ func work(ctx context.Context, ds *imagenet.Dataset, opt Options, jobs <-chan jo
 	return nil
 }
 
-func write(ctx context.Context, ds *imagenet.Dataset, opt Options, split string, todo []*shardPlan, results <-chan *result, tokens <-chan struct{}, total, resumed int, rep *Report) error {
+// write seals the shards of todo in order from the workers' results. With
+// guard > 0 (the split's records already in Out), a first shard whose
+// every image was skipped is not sealed: the run stops with ErrAllSkipped
+// before it replaces anything.
+func write(ctx context.Context, ds *imagenet.Dataset, opt Options, split string, todo []*shardPlan, results <-chan *result, tokens <-chan struct{}, total, resumed, guard int, rep *Report) error {
 	pending := map[int]*result{}
 	next := 0
 	pi, pos := 0, 0
@@ -727,6 +746,11 @@ func write(ctx context.Context, ds *imagenet.Dataset, opt Options, split string,
 			p := todo[pi]
 			if err := open(p); err != nil {
 				return err
+			}
+			if pi == 0 && guard > 0 && len(p.items) > 0 && len(sc.Skipped) == len(p.items) {
+				s := sc.Skipped[0]
+				return fmt.Errorf("%w: all %d images of %s (%s: %s%s); stopped before replacing any of the %d %s records already in %s: look at the source, or pass --overwrite to replace them anyway",
+					ErrAllSkipped, len(p.items), p.file(), s.Path, s.Reason, map[bool]string{true: ", …", false: ""}[len(p.items) > 1], guard, split, opt.Out)
 			}
 			info, err := w.Close()
 			w = nil

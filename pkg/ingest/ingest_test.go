@@ -757,6 +757,37 @@ func TestResumeRereadsSameLengthReplacement(t *testing.T) {
 	sameOutput(t, outputFiles(t, fresh), outputFiles(t, out))
 }
 
+// A source gone bad (every train file truncated) does not replace the
+// shards made when it was good: the run stops at the first shard to write,
+// with everything in out as it was, until --overwrite says to go ahead.
+func TestAllSkippedShardKeepsEarlierRecords(t *testing.T) {
+	root, _ := makeTree(t, 6)
+	out := t.TempDir()
+	if _, err := ingestDir(t, root, out, 2, context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	before := outputFiles(t, out)
+	matches, _ := filepath.Glob(filepath.Join(root, "train", "*", "*.JPEG"))
+	for _, m := range matches {
+		if err := os.WriteFile(m, []byte("version https://git-lfs"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := ingestDir(t, root, out, 2, context.Background(), nil)
+	if !errors.Is(err, ErrAllSkipped) || !strings.Contains(err.Error(), "--overwrite") || !strings.Contains(err.Error(), "train records already in") {
+		t.Fatalf("re-ingest of an all-broken train split: %v", err)
+	}
+	sameOutput(t, before, outputFiles(t, out))
+	if tmps, _ := filepath.Glob(filepath.Join(out, "*.tmp")); len(tmps) > 0 {
+		t.Errorf("left %v", tmps)
+	}
+	rep, err := ingestWith(t, context.Background(), root, Options{Out: out, Size: 24, Seed: 7, ShardSize: 5, Workers: 2,
+		Codec: shards.CodecGradZstd, Overwrite: true})
+	if err != nil || rep.Written["train"] != 0 || rep.Written["val"] == 0 {
+		t.Fatalf("with Overwrite: %v, written %v", err, rep.Written)
+	}
+}
+
 // Two ingests into one folder would remove each other's temporary files as
 // stale: the second is refused, naming the first, and touches nothing.
 func TestConcurrentIngestRefused(t *testing.T) {
