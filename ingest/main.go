@@ -63,7 +63,7 @@ Flags:
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := cli.NewFlags("ingest", stderr, usage())
+	fs := cli.NewFlags("ingest", stdout, stderr, usage())
 	out := fs.String("out", "./shards", "output directory")
 	size := fs.Int("size", 256, "output side in pixels (the paper uses 256)")
 	seed := fs.Uint64("seed", 1, "seed of the train shuffle across shards")

@@ -56,7 +56,7 @@ Flags:
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := cli.NewFlags("train", stderr, usageHead)
+	fs := cli.NewFlags("train", stdout, stderr, usageHead)
 	var c trainer.Config
 	fs.StringVar(&c.Shards, "shards", "", "shard directory written by ingest (required)")
 	fs.StringVar(&c.Model, "model", "alexnet", "model: "+strings.Join(alexnet.Variants(), ", "))

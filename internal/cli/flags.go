@@ -1,23 +1,60 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 )
 
-// NewFlags returns the flag set of command name: its errors and usage go
-// to w, and the usage is usage (ending in a "Flags:" line) followed by the
-// defaults of every flag defined on the set.
-func NewFlags(name string, w io.Writer, usage string) *flag.FlagSet {
+// NewFlags returns the flag set of command name. The usage is usage
+// (ending in a "Flags:" line) followed by the defaults of every flag
+// defined on the set. Asked for with --help or -h, it goes to stdout, so
+// `train --help | less` works; after a mistake in the flags it follows the
+// complaint to stderr, where everything else the set prints goes too.
+func NewFlags(name string, stdout, stderr io.Writer, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(w)
+	out := &usageOutput{stdout: stdout, stderr: stderr}
+	fs.SetOutput(out)
 	fs.Usage = func() {
-		fmt.Fprint(w, usage)
+		fmt.Fprint(out, usage)
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// usageOutput is a flag set's output. While Parse runs it holds what the
+// set prints, until the outcome says whether that was the help asked for
+// (stdout) or a complaint (stderr); at other times it writes to stderr.
+type usageOutput struct {
+	stdout, stderr io.Writer
+	held           *bytes.Buffer
+}
+
+func (u *usageOutput) Write(p []byte) (int, error) {
+	if u.held != nil {
+		return u.held.Write(p)
+	}
+	return u.stderr.Write(p)
+}
+
+// parse runs fs.Parse, sending what it printed where its outcome says.
+func parse(fs *flag.FlagSet, args []string) error {
+	u, ok := fs.Output().(*usageOutput)
+	if !ok {
+		return fs.Parse(args)
+	}
+	u.held = &bytes.Buffer{}
+	err := fs.Parse(args)
+	held := u.held
+	u.held = nil
+	w := u.stderr
+	if errors.Is(err, flag.ErrHelp) {
+		w = u.stdout
+	}
+	w.Write(held.Bytes())
+	return err
 }
 
 // UsageError marks the user's mistake in flags or arguments, for commands
@@ -30,7 +67,7 @@ func (e UsageError) Unwrap() error { return e.Err }
 // Parse parses args into fs. It returns nil, flag.ErrHelp after --help,
 // or a UsageError (fs has already printed the complaint and the usage).
 func Parse(fs *flag.FlagSet, args []string) error {
-	err := fs.Parse(args)
+	err := parse(fs, args)
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return err
 	}

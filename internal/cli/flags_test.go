@@ -16,32 +16,50 @@ func TestParseFlags(t *testing.T) {
 		args     []string
 		code     int
 		ok       bool
-		out      []string // what the output must contain
+		stdout   []string // what stdout must contain: the help asked for
+		stderr   []string // what stderr must contain: complaints, with the usage
 		n        int
 		nonFlags int
 	}{
-		{"flags and arguments", []string{"--n", "3", "a", "b"}, ExitOK, true, nil, 3, 2},
-		{"help", []string{"--help"}, ExitOK, false, []string{"Usage: demo [flags] ARG", "Flags:", "-n int", "how many (default 1)"}, 1, 0},
-		{"-h", []string{"-h"}, ExitOK, false, []string{"Usage: demo"}, 1, 0},
-		{"unknown flag", []string{"--bogus"}, ExitUsage, false, []string{"flag provided but not defined: -bogus", "Usage: demo"}, 1, 0},
-		{"bad value", []string{"--n", "x"}, ExitUsage, false, []string{`invalid value "x" for flag -n`}, 1, 0},
+		{"flags and arguments", []string{"--n", "3", "a", "b"}, ExitOK, true, nil, nil, 3, 2},
+		{"help", []string{"--help"}, ExitOK, false, []string{"Usage: demo [flags] ARG", "Flags:", "-n int", "how many (default 1)"}, nil, 1, 0},
+		{"-h", []string{"-h"}, ExitOK, false, []string{"Usage: demo"}, nil, 1, 0},
+		{"help after a flag", []string{"--n", "2", "-help"}, ExitOK, false, []string{"Usage: demo"}, nil, 2, 0},
+		{"unknown flag", []string{"--bogus"}, ExitUsage, false, nil, []string{"flag provided but not defined: -bogus", "Usage: demo"}, 1, 0},
+		{"bad value", []string{"--n", "x"}, ExitUsage, false, nil, []string{`invalid value "x" for flag -n`}, 1, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var out strings.Builder
-			fs := NewFlags("demo", &out, "Usage: demo [flags] ARG\n\nFlags:\n")
+			var stdout, stderr strings.Builder
+			fs := NewFlags("demo", &stdout, &stderr, "Usage: demo [flags] ARG\n\nFlags:\n")
 			n := fs.Int("n", 1, "how many")
 			code, ok := ParseFlags(fs, tc.args)
 			if code != tc.code || ok != tc.ok {
 				t.Fatalf("ParseFlags = %d, %v; want %d, %v", code, ok, tc.code, tc.ok)
 			}
-			for _, s := range tc.out {
-				if !strings.Contains(out.String(), s) {
-					t.Errorf("output lacks %q:\n%s", s, out.String())
+			for _, c := range []struct {
+				name string
+				got  string
+				want []string
+			}{{"stdout", stdout.String(), tc.stdout}, {"stderr", stderr.String(), tc.stderr}} {
+				for _, s := range c.want {
+					if !strings.Contains(c.got, s) {
+						t.Errorf("%s lacks %q:\n%s", c.name, s, c.got)
+					}
+				}
+				if len(c.want) == 0 && c.got != "" {
+					t.Errorf("%s should be empty: %q", c.name, c.got)
 				}
 			}
-			if tc.ok && (out.Len() != 0 || *n != tc.n || fs.NArg() != tc.nonFlags) {
-				t.Errorf("n = %d, %d arguments, output %q", *n, fs.NArg(), out.String())
+			if tc.ok && (*n != tc.n || fs.NArg() != tc.nonFlags) {
+				t.Errorf("n = %d, %d arguments", *n, fs.NArg())
+			}
+			// After Parse, what the set prints (a command's own usage
+			// complaint) goes to stderr.
+			stderr.Reset()
+			fs.Usage()
+			if !strings.Contains(stderr.String(), "Usage: demo") {
+				t.Errorf("fs.Usage after Parse wrote %q to stderr", stderr.String())
 			}
 		})
 	}
@@ -65,7 +83,7 @@ func TestExitCode(t *testing.T) {
 			t.Errorf("%s: ExitCode = %d, want %d", tc.name, got, tc.want)
 		}
 	}
-	if err := Parse(NewFlags("x", io.Discard, ""), []string{"--nope"}); ExitCode(err) != ExitUsage || err.Error() != "flag provided but not defined: -nope" {
+	if err := Parse(NewFlags("x", io.Discard, io.Discard, ""), []string{"--nope"}); ExitCode(err) != ExitUsage || err.Error() != "flag provided but not defined: -nope" {
 		t.Errorf("Parse(--nope) = %v", err)
 	}
 }
@@ -83,7 +101,7 @@ func TestParseInterspersed(t *testing.T) {
 		{[]string{"--", "--json"}, []string{"--json"}, 5, false},
 		{nil, nil, 5, false},
 	} {
-		fs := NewFlags("t", io.Discard, "")
+		fs := NewFlags("t", io.Discard, io.Discard, "")
 		k := fs.Int("k", 5, "")
 		j := fs.Bool("json", false, "")
 		pos, err := ParseInterspersed(fs, tc.args)
@@ -91,7 +109,7 @@ func TestParseInterspersed(t *testing.T) {
 			t.Errorf("%q: positional %q, k %d, json %v, %v; want %q, %d, %v", tc.args, pos, *k, *j, err, tc.pos, tc.k, tc.json)
 		}
 	}
-	fs := NewFlags("t", io.Discard, "")
+	fs := NewFlags("t", io.Discard, io.Discard, "")
 	if _, err := ParseInterspersed(fs, []string{"a", "--nope"}); ExitCode(err) != ExitUsage {
 		t.Errorf("an unknown flag after a positional argument: %v", err)
 	}

@@ -59,11 +59,12 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr)
-		if len(args) == 0 {
-			return 2
-		}
+		return 2
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help" {
+		usage(stdout) // asked for: stdout, as every command's --help
 		return 0
 	}
 	for _, c := range commands() {
@@ -82,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func newFlags(name, example string, w io.Writer) *flag.FlagSet {
-	return cli.NewFlags("gpucheck "+name, w, fmt.Sprintf("Usage: gpucheck %s [flags]\n\nExample:\n  %s\n\nFlags:\n", name, example))
+	return cli.NewFlags("gpucheck "+name, w, w, fmt.Sprintf("Usage: gpucheck %s [flags]\n\nExample:\n  %s\n\nFlags:\n", name, example))
 }
 
 // appendJSON adds one result object as a line to path ("" does nothing).

@@ -95,9 +95,9 @@ Example:
 Flags:
 `
 
-func parseFlags(args []string, stderr io.Writer) (config, error) {
+func parseFlags(args []string, stdout, stderr io.Writer) (config, error) {
 	c := config{Format: markerFormat}
-	fs := cli.NewFlags("mkdemo", stderr, usageText)
+	fs := cli.NewFlags("mkdemo", stdout, stderr, usageText)
 	fs.StringVar(&c.out, "out", "", "output directory (required)")
 	fs.StringVar(&c.Src, "src", "/usr/share/datasets/fashion-mnist", "directory holding the Fashion-MNIST {train,t10k}-*-ubyte[.gz] files")
 	fs.IntVar(&c.Train, "train", 60000, "write the first `N` training images")
@@ -132,7 +132,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c, err := parseFlags(args, stderr)
+	c, err := parseFlags(args, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return err
 	}

@@ -278,8 +278,8 @@ func TestHelpShowsExample(t *testing.T) {
 		t.Fatalf("err = %v, want flag.ErrHelp", err)
 	}
 	for _, want := range []string{"Example:", "mkdemo --out", "-train", "-src"} {
-		if !strings.Contains(stderr.String(), want) {
-			t.Errorf("help lacks %q:\n%s", want, stderr.String())
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("help on stdout lacks %q:\n%s", want, stdout.String())
 		}
 	}
 }

@@ -336,3 +336,20 @@ func TestVerifySplitWide(t *testing.T) {
 		t.Errorf("an unlisted shard file: exit %d\n%s%s", code, out, errs)
 	}
 }
+
+// Help asked for goes to stdout (exit 0), for the tool and each command;
+// a usage mistake goes to stderr (exit 2).
+func TestHelpGoesToStdout(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"help"}, {"verify", "--help"}, {"inspect", "-h"}, {"grid", "--help"}} {
+		code, out, errs := runTool(args...)
+		if code != cli.ExitOK || !strings.Contains(out, "Usage: shardtool") || errs != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errs)
+		}
+	}
+	for _, args := range [][]string{{}, {"verify", "--bogus"}} {
+		code, out, errs := runTool(args...)
+		if code != cli.ExitUsage || !strings.Contains(errs, "Usage: shardtool") || out != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errs)
+		}
+	}
+}

@@ -150,7 +150,7 @@ type report struct {
 var profileStop = func() {}
 
 func run(args []string, stdout, stderr io.Writer) int {
-	fs := cli.NewFlags("benchpipeline", stderr, "Usage: benchpipeline [flags]\n\nExamples:\n  just bench-pipeline\n  just bench-pipeline --shards demo/shards --batches 200 --json\n\nFlags:\n")
+	fs := cli.NewFlags("benchpipeline", stdout, stderr, "Usage: benchpipeline [flags]\n\nExamples:\n  just bench-pipeline\n  just bench-pipeline --shards demo/shards --batches 200 --json\n\nFlags:\n")
 	dir := fs.String("shards", "", "shard directory (with meta.json) to read; default: ingest the ImageNet sample, else demo/shards")
 	batches := fs.Int("batches", 30, "batches per run (the sample's 200 images make 2 an epoch, so runs span many epochs)")
 	rounds := fs.Int("rounds", 5, "rounds of (one-core run, ceilings, all-cores run); the report gives medians")

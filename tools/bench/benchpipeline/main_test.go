@@ -166,8 +166,8 @@ func TestFlags(t *testing.T) {
 		}
 	}
 	var out, errs bytes.Buffer
-	if code := run([]string{"--help"}, &out, &errs); code != 0 || !strings.Contains(errs.String(), "Example") {
-		t.Errorf("--help: exit %d, %s", code, errs.String())
+	if code := run([]string{"--help"}, &out, &errs); code != 0 || !strings.Contains(out.String(), "Example") || errs.Len() != 0 {
+		t.Errorf("--help: exit %d, stdout %q, stderr %q: want the usage on stdout", code, out.String(), errs.String())
 	}
 }
 
