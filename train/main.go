@@ -84,7 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.EvalBatch, "eval-batch", 0, "validation batch (0: --batch)")
 	fs.IntVar(&c.MaxValImages, "max-val-images", 0, "validate on at most this many images each epoch, or with --eval-only (0: all)")
 	evalOnly := fs.Bool("eval-only", false, "evaluate --checkpoint on the val split and exit")
-	ckpt := fs.String("checkpoint", "", "checkpoint for --eval-only")
+	ckpt := fs.String("checkpoint", "", "checkpoint file, or a run folder (train's --out), for --eval-only")
 	tenCrop := fs.Bool("ten-crop", false, "--eval-only: average the paper's ten crops")
 	asJSON := fs.Bool("json", false, "print the result as JSON on stdout")
 	if code, ok := cli.ParseFlags(fs, args); !ok {
@@ -234,10 +234,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return cli.ExitOK
 }
 
-// resumeDefaults takes the run's --model, --batch, --crop and --seed from
-// --out's checkpoint where the command line leaves them out, so that
-// `train --shards S --out R --resume` continues any run. A flag given
-// stays, and Train refuses it if it differs from the run's. A damaged
+// resumeDefaults takes the run's --model, --batch, --crop, --seed and
+// --epochs from --out's checkpoint where the command line leaves them
+// out, so that `train --shards S --out R --resume` continues any run to
+// its end. A flag given stays: Train refuses any but --epochs (which may
+// extend the run) if it differs from the run's. A damaged
 // checkpoint is the error returned, before any flag is judged at its
 // default; one that is missing or cannot be opened is left to Train to
 // report.
@@ -275,6 +276,9 @@ func resumeDefaults(fs *flag.FlagSet, c *trainer.Config, stderr io.Writer) error
 		take("crop", h.InputHW, fmt.Sprint(h.ImageHW*7/8), func() { c.Crop = h.InputHW })
 	}
 	take("seed", h.Seed, def("seed"), func() { c.Seed = h.Seed })
+	if h.Epochs > 0 { // kept since checkpoints hold it
+		take("epochs", h.Epochs, def("epochs"), func() { c.Epochs = h.Epochs })
+	}
 	if len(took) > 0 {
 		fmt.Fprintf(stderr, "train: --resume: the run's %s, from its checkpoint\n", strings.Join(took, ", "))
 	}

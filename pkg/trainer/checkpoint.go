@@ -57,12 +57,16 @@ type Checkpoint struct {
 	// TrainSet is TrainSetID of the shards the run trained on: the
 	// position and the shuffle order it keeps index those shards and no
 	// others. Empty in checkpoints from before it was kept.
-	TrainSet string   `json:"train_set,omitempty"`
-	Batch    int      `json:"batch,omitempty"`
-	Init     string   `json:"init"`
-	Seed     uint64   `json:"seed"`
-	Step     int64    `json:"step"`
-	Epoch    int      `json:"epoch"`
+	TrainSet string `json:"train_set,omitempty"`
+	Batch    int    `json:"batch,omitempty"`
+	Init     string `json:"init"`
+	Seed     uint64 `json:"seed"`
+	Step     int64  `json:"step"`
+	Epoch    int    `json:"epoch"`
+	// Epochs is the run's --epochs, the epochs it trains in all, which a
+	// --resume that leaves the flag out goes on to; 0 in checkpoints from
+	// before it was kept.
+	Epochs   int      `json:"epochs,omitempty"`
 	Position Position `json:"position"`
 	Schedule Schedule `json:"schedule"`
 	// Mean and Std are the normalisation the model was trained with, so
@@ -215,8 +219,8 @@ func parseHeader(hdr []byte, payload int64) (*Checkpoint, error) {
 		h.Lighting >= 0 && !math.IsInf(float64(h.Lighting), 0)) {
 		return nil, fmt.Errorf("%w: momentum %g, weight decay %g, lighting %g", ErrCheckpoint, h.Momentum, h.WeightDecay, h.Lighting)
 	}
-	if c.Step < 0 || c.Epoch < 0 || c.Position.Epoch < 0 || c.Position.Batch < 0 || c.Batch < 0 {
-		return nil, fmt.Errorf("%w: step %d, epoch %d, position %+v, batch %d", ErrCheckpoint, c.Step, c.Epoch, c.Position, c.Batch)
+	if c.Step < 0 || c.Epoch < 0 || c.Epochs < 0 || c.Position.Epoch < 0 || c.Position.Batch < 0 || c.Batch < 0 {
+		return nil, fmt.Errorf("%w: step %d, epoch %d of %d, position %+v, batch %d", ErrCheckpoint, c.Step, c.Epoch, c.Epochs, c.Position, c.Batch)
 	}
 	for ch := range 3 {
 		if m, sd := float64(c.Mean[ch]), float64(c.Std[ch]); !(m >= 0 && m <= 255 && sd > 0 && sd <= 255) {

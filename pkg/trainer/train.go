@@ -433,7 +433,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			}
 		}
 		c := &Checkpoint{Model: cfg.Model, Classes: len(meta.Classes), ClassList: classList, InputHW: crop, ImageHW: meta.Width,
-			TrainSet: trainSet, Batch: cfg.Batch, Init: cfg.Init, Seed: cfg.Seed, Step: step, Epoch: next.Epoch,
+			TrainSet: trainSet, Batch: cfg.Batch, Init: cfg.Init, Seed: cfg.Seed, Step: step, Epoch: next.Epoch, Epochs: cfg.Epochs,
 			Position: Position{Epoch: next.Epoch, Batch: next.Batch}, Schedule: sched, Mean: mean, Std: std, Tensors: ts}
 		hyper := cfg.hyper()
 		c.Hyper = &hyper

@@ -139,6 +139,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return cli.UsageError{Err: err} // every error parseFlags returns is a usage error
 	}
+	// Before the up-to-date check: a run that finds the tree complete
+	// still clears what a killed run left beside it.
+	for _, d := range sweepStale(c.out, processAlive, time.Now()) {
+		fmt.Fprintf(stderr, "mkdemo: removed %s, left by a run that was killed\n", d)
+	}
 	marker, _ := json.Marshal(c)
 	act, err := checkOut(c.out, marker)
 	if err != nil {
@@ -156,9 +161,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	start := time.Now()
 	if err := os.MkdirAll(filepath.Dir(c.out), 0o755); err != nil {
 		return fmt.Errorf("creating parent of %s: %w", c.out, err)
-	}
-	for _, d := range sweepStale(c.out, processAlive, time.Now()) {
-		fmt.Fprintf(stderr, "mkdemo: removed %s, left by a run that was killed\n", d)
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(c.out), filepath.Base(c.out)+".tmp-")
 	if err != nil {

@@ -184,13 +184,24 @@ func TestRunFakeSource(t *testing.T) {
 		t.Errorf("flat black image decoded with level %d", y)
 	}
 
-	// Same flags: a no-op that leaves files untouched.
+	// Same flags: a no-op that leaves files untouched, and still clears
+	// the work directory a killed run left beside the tree.
 	stamp := mtime(t, filepath.Join(out, markerName))
+	killed := out + ".tmp-killed"
+	if err := os.MkdirAll(killed, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(killed, ownerName), []byte("999999999"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if msg := runOK(t, "--out", out, "--src", src, "--train", "200", "--val", "50"); !strings.Contains(msg, "up to date") {
 		t.Errorf("re-run said %q", msg)
 	}
 	if mtime(t, filepath.Join(out, markerName)) != stamp {
 		t.Error("re-run rewrote the tree")
+	}
+	if _, err := os.Stat(killed); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an up-to-date run left the killed run's %s: %v", killed, err)
 	}
 
 	// Other flags: the tree is replaced, not merged with the old one.

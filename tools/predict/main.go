@@ -44,8 +44,8 @@ type prediction struct {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	fs := cli.NewFlags("predict", stdout, stderr, "Usage: predict --checkpoint FILE --shards DIR [--k 5] [--json] IMAGE...\n\nExample:\n  predict --checkpoint runs/demo/checkpoint.ckpt --shards demo/shards demo/fashion-mnist/val/ILSVRC2012_val_00000001.JPEG\n\nExit codes: 0 all classified, 1 some file failed, 2 usage.\n\nFlags:\n")
-	ckpt := fs.String("checkpoint", "", "checkpoint written by train (required)")
+	fs := cli.NewFlags("predict", stdout, stderr, "Usage: predict --checkpoint FILE|RUN_DIR --shards DIR [--k 5] [--json] IMAGE...\n\nExample:\n  predict --checkpoint runs/demo/checkpoint.ckpt --shards demo/shards demo/fashion-mnist/val/ILSVRC2012_val_00000001.JPEG\n\nExit codes: 0 all classified, 1 some file failed, 2 usage.\n\nFlags:\n")
+	ckpt := fs.String("checkpoint", "", "checkpoint written by train, or its run folder (train's --out) (required)")
 	shardDir := fs.String("shards", "", "shard directory whose meta.json names the classes (and gives the image size for checkpoints that do not record it) (required)")
 	k := fs.Int("k", 5, "classes to print per image")
 	asJSON := fs.Bool("json", false, "JSON lines on stdout")

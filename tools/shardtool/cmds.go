@@ -40,7 +40,7 @@ type shardCheck struct {
 }
 
 func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("verify", "verify DIR [--decode] [--json]\n\nRe-reads every shard listed in DIR/meta.json, checking record CRCs, the index,\nthe whole-file CRC, the sizes and checksums meta.json recorded, and each\nrecord's label, size and codec against meta.json. Exit 4 on any damage.", stdout, stderr)
+	fs := newFlags("verify", "verify DIR [--decode] [--json] [--workers 0]\n\nRe-reads every shard listed in DIR/meta.json, checking record CRCs, the index,\nthe whole-file CRC, the sizes and checksums meta.json recorded, and each\nrecord's label, size and codec against meta.json. Exit 4 on any damage.", stdout, stderr)
 	decode := fs.Bool("decode", false, "also decompress every record's pixels")
 	asJSON := fs.Bool("json", false, "print results as JSON")
 	workers := fs.Int("workers", 0, "shards checked in parallel (0: all cores)")
@@ -232,7 +232,7 @@ func sortedSplits(m *shards.Meta) []string {
 }
 
 func inspect(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("inspect", "inspect DIR [--json]", stdout, stderr)
+	fs := newFlags("inspect", "inspect DIR [--json] [--classes 10]", stdout, stderr)
 	asJSON := fs.Bool("json", false, "print meta.json's summary as JSON")
 	classes := fs.Int("classes", 10, "classes to list (0: all)")
 	pos, err := cli.ParseInterspersed(fs, args)

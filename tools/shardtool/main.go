@@ -23,9 +23,11 @@ func main() {
 const topUsage = `Usage: shardtool COMMAND [flags] DIR
 
 Commands:
-  verify DIR [--decode] [--json]   re-read every record and check every checksum;
+  verify DIR [--decode] [--json] [--workers 0]
+                                   re-read every record and check every checksum;
                                    exit 4 naming the shard and record of any damage
-  inspect DIR [--json]             counts, classes, sizes and pixel statistics
+  inspect DIR [--json] [--classes 10]
+                                   counts, classes, sizes and pixel statistics
   grid DIR [--n 64] [--out grid.png] [--split train] [--tile 128]
                                    a contact sheet of records with class names
 
