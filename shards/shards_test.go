@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -170,8 +171,8 @@ func writeTestShardSized(t testing.TB, path string, n int, codec Codec, minSide,
 	if info.Records != n || info.File != filepath.Base(path) {
 		t.Fatalf("info %+v", info)
 	}
-	if _, err := os.Stat(path + ".tmp"); !os.IsNotExist(err) {
-		t.Fatal("temporary file left behind")
+	if left, _ := filepath.Glob(TempPattern(path)); len(left) > 0 {
+		t.Fatalf("temporary files left behind: %v", left)
 	}
 	return recs, pixs
 }
@@ -488,5 +489,62 @@ func TestWriteFileAtomicTargets(t *testing.T) {
 	}
 	if err := WriteFileAtomic(filepath.Join(dir, "dangling.png"), []byte("x")); err == nil {
 		t.Error("a dangling link accepted")
+	}
+}
+
+// The temporary file is always new: a symbolic link planted where an
+// earlier build put it (path.tmp) is neither written through nor renamed
+// into place, and writers to one path at once never share a temporary
+// file, so the result is always one writer's whole bytes.
+func TestWriteFileAtomicTempIsNew(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim.txt")
+	if err := os.WriteFile(victim, []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "v.png")
+	if err := os.Symlink(victim, out+".tmp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAtomic(out, []byte("png")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "mine" {
+		t.Errorf("the planted link's target now holds %q", b)
+	}
+	if fi, err := os.Lstat(out); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("%s: %v, %v; want a regular file", out, fi, err)
+	}
+	w, err := Create(filepath.Join(dir, "a.shard"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.tmp == filepath.Join(dir, "a.shard.tmp") || !strings.HasSuffix(w.tmp, ".tmp") {
+		t.Errorf("shard temporary %s", w.tmp)
+	}
+	w.Abort()
+
+	same := filepath.Join(dir, "same.json")
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			data := bytes.Repeat([]byte{byte('a' + g)}, 1<<16)
+			for range 20 {
+				if err := WriteFileAtomic(same, data); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b, err := os.ReadFile(same)
+	if err != nil || len(b) != 1<<16 || !bytes.Equal(b, bytes.Repeat(b[:1], 1<<16)) {
+		t.Errorf("after concurrent writes: %d bytes, %v: not one writer's whole bytes", len(b), err)
+	}
+	if left, _ := filepath.Glob(TempPattern(same)); len(left) > 0 {
+		t.Errorf("left %v", left)
 	}
 }

@@ -3,8 +3,11 @@ package shards
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
+	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 
@@ -13,7 +16,8 @@ import (
 
 // Writer writes one shard. Records go to a temporary file beside the
 // destination; Close seals it and renames it into place, so a reader never
-// sees a partial shard and a killed run leaves only a ".tmp" to discard.
+// sees a partial shard and a killed run leaves only a ".tmp" to discard
+// (TempName's).
 type Writer struct {
 	path, tmp string
 	f         *os.File
@@ -27,8 +31,7 @@ type Writer struct {
 
 // Create starts a shard that will appear at path when Close succeeds.
 func Create(path string) (*Writer, error) {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	f, tmp, err := createTemp(path)
 	if err != nil {
 		return nil, err
 	}
@@ -149,6 +152,27 @@ func (w *Writer) Abort() {
 	os.Remove(w.tmp)
 }
 
+// TempPattern is the glob of the temporary files that Create and
+// WriteFileAtomic write beside path, for a caller that holds the folder
+// (under its lock) to clear what a killed run left.
+func TempPattern(path string) string { return path + ".*.tmp" }
+
+// createTemp creates a new, empty temporary file beside path, under a name
+// no one else uses: O_EXCL never opens what is already there, so neither
+// a symbolic link planted at the name (its target would get the bytes,
+// and the link be renamed into place) nor another writer's file can be.
+func createTemp(path string) (*os.File, string, error) {
+	for range 100 {
+		tmp := fmt.Sprintf("%s.%08x.tmp", path, rand.Uint32())
+		f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return f, tmp, err
+	}
+	return nil, "", fmt.Errorf("%s: no unused temporary name beside it", path)
+}
+
 // SyncDir fsyncs a directory so that renames into it are durable.
 func SyncDir(dir string) error {
 	d, err := os.Open(dir)
@@ -181,8 +205,7 @@ func WriteFileAtomic(path string, data []byte) error {
 			return fmt.Errorf("%s is %s, not a regular file: not replacing it", path, cli.FileKind(fi.Mode()))
 		}
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	f, tmp, err := createTemp(path)
 	if err != nil {
 		return err
 	}

@@ -254,19 +254,44 @@ func TestDamagedCheckpointOffersPrevious(t *testing.T) {
 	}
 }
 
-// A checkpoint that cannot be written (a full disk; here its temporary
-// name is taken by a folder) names the step and says what is left.
+// A checkpoint that cannot be written (a full disk, which saveCheckpoint
+// plays here) names the step and says what is left.
 func TestCheckpointWriteFailureSaysWhatIsLeft(t *testing.T) {
 	shardDir := syntheticShards(t, 64, 16)
 	out := t.TempDir()
 	cfg := smallConfig(shardDir, out)
 	cfg.MaxSteps = 2
-	if err := os.Mkdir(filepath.Join(out, CheckpointFile+".tmp"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	saveCheckpoint = func(*Checkpoint, string) error { return errors.New("no space left on device") }
+	t.Cleanup(func() { saveCheckpoint = (*Checkpoint).Save })
 	_, err := Train(context.Background(), cfg, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "step 2 (") || !strings.Contains(err.Error(), "this run has written no checkpoint yet") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// A run clears the temporary files a killed run left in its directory
+// (its own names only: a user's file that ends in .tmp stays).
+func TestRunClearsStaleTemps(t *testing.T) {
+	shardDir := syntheticShards(t, 64, 16)
+	out := t.TempDir()
+	stale := []string{CheckpointFile + ".0badf00d.tmp", CheckpointFile + ".tmp", "loss.png.12345678.tmp"}
+	for _, f := range append(stale, "notes.tmp") {
+		if err := os.WriteFile(filepath.Join(out, f), []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := smallConfig(shardDir, out)
+	cfg.MaxSteps = 1
+	if _, err := Train(context.Background(), cfg, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range stale {
+		if _, err := os.Stat(filepath.Join(out, f)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left: %v", f, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "notes.tmp")); err != nil {
+		t.Errorf("the user's notes.tmp: %v", err)
 	}
 }
 

@@ -180,7 +180,7 @@ func WritePlots(dir string, ms []Metric) error {
 		if err := addLines(p, "train (per logged step)", loss, "train (epoch mean)", eloss, "validation (per epoch)", vloss); err != nil {
 			return err
 		}
-		if err := p.Save(16*vg.Centimeter, 10*vg.Centimeter, filepath.Join(dir, "loss.png")); err != nil {
+		if err := savePlot(p, filepath.Join(dir, "loss.png")); err != nil {
 			return err
 		}
 	}
@@ -192,7 +192,7 @@ func WritePlots(dir string, ms []Metric) error {
 		if err := addLines(p, "validation top-1", top1, "validation top-5", top5, "train top-1 (running)", train1); err != nil {
 			return err
 		}
-		if err := p.Save(16*vg.Centimeter, 10*vg.Centimeter, filepath.Join(dir, "error.png")); err != nil {
+		if err := savePlot(p, filepath.Join(dir, "error.png")); err != nil {
 			return err
 		}
 	}
@@ -271,4 +271,18 @@ func WriteFilters(path string, w []float32, shape []int) error {
 		return err
 	}
 	return shards.WriteFileAtomic(path, b.Bytes())
+}
+
+// savePlot renders p as a 16×10 cm PNG and writes it atomically: a run
+// killed while plotting leaves the last whole plot, never a torn one.
+func savePlot(p *plot.Plot, path string) error {
+	w, err := p.WriterTo(16*vg.Centimeter, 10*vg.Centimeter, "png")
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if _, err := w.WriteTo(&buf); err != nil {
+		return err
+	}
+	return shards.WriteFileAtomic(path, buf.Bytes())
 }

@@ -218,6 +218,9 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		return nil, err
 	}
 	defer lock.Release()
+	// Under the lock, no other run is writing here: temporary files are
+	// what a killed run left (a checkpoint's can be hundreds of MB).
+	clearTemps(cfg.Out)
 	sched, err := ParseSchedule(cfg.Schedule, cfg.LR, cfg.Patience)
 	if err != nil {
 		return nil, err
@@ -447,7 +450,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 				fmt.Fprintf(log, "train: note: cannot keep the previous checkpoint beside the latest (%v); only the latest is kept\n", err)
 			}
 		}
-		if err := c.Save(ckPath); err != nil {
+		if err := saveCheckpoint(c, ckPath); err != nil {
 			// Save writes a temporary file and renames it: a failure (a
 			// full disk) leaves the last checkpoint whole.
 			return fmt.Errorf("step %d (%v): saving %s: %w; %s", step, at, ckPath, err, kept())
@@ -987,4 +990,25 @@ func previousIntact(dir string) string {
 	}
 	return fmt.Sprintf("the checkpoint before it, %s (step %d; epochs done: %d), is intact: move it to %s and --resume again to go on from there",
 		prev, h.Step, h.Position.Epoch, filepath.Join(dir, CheckpointFile))
+}
+
+// saveCheckpoint is Checkpoint.Save; a test makes it fail as a full disk
+// would.
+var saveCheckpoint = (*Checkpoint).Save
+
+// runFiles are the files train writes atomically in its run directory.
+var runFiles = []string{CheckpointFile, PrevCheckpointFile, "metrics.jsonl", "loss.png", "error.png", "conv1-filters.png"}
+
+// clearTemps removes the temporary files of runFiles in dir, and those of
+// builds that used one fixed name (name.tmp).
+func clearTemps(dir string) {
+	for _, f := range runFiles {
+		p := filepath.Join(dir, f)
+		left, _ := filepath.Glob(shards.TempPattern(p))
+		for _, t := range append(left, p+".tmp") {
+			if fi, err := os.Lstat(t); err == nil && fi.Mode().IsRegular() {
+				os.Remove(t)
+			}
+		}
+	}
 }
