@@ -33,6 +33,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -44,14 +45,18 @@ import (
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/pkg/fashionmnist"
+	"github.com/alexnet-repro/alexnet/shards"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	code := cli.ExitCode(err)
-	if code != cli.ExitOK {
+	switch {
+	case code != cli.ExitOK && ctx.Err() != nil && errors.Is(err, context.Canceled):
+		fmt.Fprintln(os.Stderr, "mkdemo: interrupted; the existing tree, if any, is as it was")
+	case code != cli.ExitOK:
 		fmt.Fprintf(os.Stderr, "mkdemo: %v\n", err)
 	}
 	os.Exit(code)
@@ -86,7 +91,10 @@ Writes Fashion-MNIST as an ILSVRC2012-layout tree of grayscale JPEGs
 (train/<wnid>/*.JPEG, flat val/, LOC_synset_mapping.txt,
 LOC_val_solution.csv) that ingest reads like ImageNet. Classes are
 n99000000..n99000009 in Fashion-MNIST label order. Re-running with the
-same flags is a no-op.
+same flags is a no-op; with other flags the tree is replaced, unless DIR
+holds anything mkdemo did not write.
+
+Exit codes: 0 written or up to date, 1 failed or interrupted, 2 usage.
 
 Example:
   mkdemo --out data/fashion-demo
@@ -128,6 +136,15 @@ func parseFlags(args []string, stdout, stderr io.Writer) (config, error) {
 		c.Src = abs
 	}
 	c.out = filepath.Clean(c.out)
+	// The work folder is made beside --out and renamed over it: the
+	// current folder, or one holding it, cannot be renamed.
+	if abs, err := filepath.Abs(c.out); err == nil {
+		if wd, err := os.Getwd(); err == nil {
+			if rel, err := filepath.Rel(abs, wd); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+				return c, fmt.Errorf("--out %s is the current folder or holds it: name a folder for the tree, e.g. --out fashion-demo", c.out)
+			}
+		}
+	}
 	return c, nil
 }
 
@@ -185,8 +202,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := os.WriteFile(filepath.Join(tmp, markerName), append(marker, '\n'), 0o644); err != nil {
 		return fmt.Errorf("writing marker: %w", err)
 	}
+	// Durable before it is in place: after a crash, a tree with its marker
+	// has all its JPEGs, or it is still a work folder the next run sweeps.
+	if err := syncTree(tmp); err != nil {
+		return fmt.Errorf("syncing %s: %w", tmp, err)
+	}
 	if err := publish(tmp, c.out, act == replace); err != nil {
 		return err
+	}
+	if err := shards.SyncDir(filepath.Dir(c.out)); err != nil {
+		return fmt.Errorf("syncing the folder of %s: %w", c.out, err)
 	}
 	el := time.Since(start)
 	n := c.Train + c.Val
@@ -224,6 +249,12 @@ func checkOut(out string, marker []byte) (action, error) {
 		if bytes.Equal(bytes.TrimSpace(old), marker) {
 			return upToDate, nil
 		}
+		// The whole folder is replaced: anything put there since (shards
+		// ingested into it, notes) would go with it.
+		if foreign := foreignEntries(out); len(foreign) > 0 {
+			return 0, fmt.Errorf("refusing to replace %s: besides mkdemo's tree it holds %s, which mkdemo did not write; move them out, or choose another --out",
+				out, strings.Join(foreign, ", "))
+		}
 		return replace, nil
 	}
 	ents, _ := os.ReadDir(out)
@@ -231,6 +262,25 @@ func checkOut(out string, marker []byte) (action, error) {
 		return replace, nil
 	}
 	return 0, fmt.Errorf("refusing to replace %s: it exists, is not empty and has no %s from mkdemo; remove it or choose another --out", out, markerName)
+}
+
+// treeEntries are the names mkdemo writes at the top of a tree.
+var treeEntries = []string{"train", "val", mappingName, solutionName, markerName, ownerName}
+
+// foreignEntries lists what dir holds at its top besides treeEntries (all
+// of it when dir cannot be read).
+func foreignEntries(dir string) []string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return []string{fmt.Sprintf("entries that cannot be listed (%v)", err)}
+	}
+	var foreign []string
+	for _, e := range ents {
+		if !slices.Contains(treeEntries, e.Name()) {
+			foreign = append(foreign, cli.Name(e.Name()))
+		}
+	}
+	return foreign
 }
 
 func exists(path string) bool {
@@ -273,16 +323,29 @@ const ownerName = ".mkdemo-owner"
 // process is gone. One without an owner file (killed before writing it) is
 // removed once it is an hour old. It returns what it removed.
 func sweepStale(out string, alive func(pid int) bool, now time.Time) []string {
-	dirs, _ := filepath.Glob(out + ".tmp-*")
+	// Only names of MkdirTemp's form (digits after ".tmp-"), listed rather
+	// than globbed, so that --out is never read as a pattern.
+	parent, prefix := filepath.Dir(out), filepath.Base(out)+".tmp-"
+	ents, _ := os.ReadDir(parent)
 	var removed []string
-	for _, d := range dirs {
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		if digits := strings.TrimSuffix(rest, ".old"); digits == "" || strings.Trim(digits, "0123456789") != "" {
+			continue
+		}
+		d := filepath.Join(parent, e.Name())
 		base := strings.TrimSuffix(d, ".old")
 		stale := false
 		if b, err := os.ReadFile(filepath.Join(base, ownerName)); err == nil {
 			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 			stale = err != nil || !alive(pid)
 		} else if fi, err := os.Stat(d); err == nil {
-			stale = now.Sub(fi.ModTime()) > time.Hour
+			// No owner: killed before it wrote one, or not mkdemo's at
+			// all. Only an old folder holding nothing but a tree's parts.
+			stale = now.Sub(fi.ModTime()) > time.Hour && len(foreignEntries(d)) == 0
 		}
 		if base != d {
 			// A moved-aside tree belongs to its work directory's run; with

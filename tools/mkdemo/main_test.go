@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/testdata"
 	"github.com/alexnet-repro/alexnet/pkg/fashionmnist"
 )
@@ -187,7 +188,7 @@ func TestRunFakeSource(t *testing.T) {
 	// Same flags: a no-op that leaves files untouched, and still clears
 	// the work directory a killed run left beside the tree.
 	stamp := mtime(t, filepath.Join(out, markerName))
-	killed := out + ".tmp-killed"
+	killed := out + ".tmp-123456"
 	if err := os.MkdirAll(killed, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -393,6 +394,14 @@ func TestSweepStale(t *testing.T) {
 	aside := mk("fm.tmp-6.old", "", 0) // its work directory fm.tmp-6 is gone
 	liveAside := mk("fm.tmp-2.old", "", 0)
 	other := mk("fmx.tmp-7", strconv.Itoa(dead), 0) // another tree's
+	// Not MkdirTemp's form, or not only a tree's parts: someone's data.
+	backup := mk("fm.tmp-mybackup", "", 2*time.Hour)
+	notes := mk("fm.tmp-8", "", 2*time.Hour)
+	if err := os.WriteFile(filepath.Join(notes, "notes.txt"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(notes, old, old)
 
 	got := sweepStale(out, alive, time.Now())
 	slices.Sort(got)
@@ -401,7 +410,7 @@ func TestSweepStale(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("removed %v, want %v", got, want)
 	}
-	for _, d := range []string{live1, fresh, liveAside, other} {
+	for _, d := range []string{live1, fresh, liveAside, other, backup, notes} {
 		if _, err := os.Stat(d); err != nil {
 			t.Errorf("%s was removed: %v", d, err)
 		}
@@ -426,5 +435,39 @@ func TestProcessAlive(t *testing.T) {
 	}
 	if processAlive(0) || processAlive(-1) {
 		t.Error("pids 0 and -1 read as alive")
+	}
+}
+
+// A tree mkdemo wrote is replaced whole by a run with other flags, so one
+// that has gained other entries since (shards ingested into it, notes) is
+// refused, naming them, and left as it was.
+func TestReplaceRefusesForeignEntries(t *testing.T) {
+	src := fakeSource(t, 40, 10)
+	out := filepath.Join(t.TempDir(), "demo")
+	runOK(t, "--out", out, "--src", src, "--train", "20", "--val", "5")
+	if err := os.MkdirAll(filepath.Join(out, "shards"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var so, se bytes.Buffer
+	err := run(context.Background(), []string{"--out", out, "--src", src, "--train", "10", "--val", "5"}, &so, &se)
+	if err == nil || !strings.Contains(err.Error(), "besides mkdemo's tree it holds shards") {
+		t.Fatalf("replacing a tree with shards in it: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "shards")); err != nil {
+		t.Errorf("the user's folder: %v", err)
+	}
+}
+
+// --out naming the current folder (or one holding it) cannot be renamed
+// into place: refused before any work, as a usage error.
+func TestOutCannotHoldTheWorkingFolder(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, out := range []string{".", "..", dir} {
+		var so, se bytes.Buffer
+		err := run(context.Background(), []string{"--out", out, "--src", "/nonexistent"}, &so, &se)
+		if cli.ExitCode(err) != cli.ExitUsage || !strings.Contains(err.Error(), "is the current folder or holds it") {
+			t.Errorf("--out %s: %v", out, err)
+		}
 	}
 }
