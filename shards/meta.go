@@ -245,6 +245,11 @@ func ParseMeta(r io.Reader) (*Meta, error) {
 // shard ingest writes, so that a damaged number cannot size a buffer.
 const MaxSide = 65535
 
+// MaxWrittenSide is the largest image side ingest writes (its --size
+// limit): one 4096² image is 48 MiB of pixels per worker, and nothing
+// trains at more. A checkpoint's sides are bounded by it.
+const MaxWrittenSide = 4096
+
 // check rejects statistics no pixels could have: not finite, a mean
 // outside 0–255, a negative spread. The pipeline normalises and lights
 // every image with them.

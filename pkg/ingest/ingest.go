@@ -229,9 +229,8 @@ func plan(split string, items []imagenet.Item, seed uint64, shardSize int) []*sh
 	return out
 }
 
-// MaxSize is the largest --size: one 4096² image is 48 MiB of pixels per
-// worker, and nothing trains at more.
-const MaxSize = 4096
+// MaxSize is the largest --size (shards.MaxWrittenSide).
+const MaxSize = shards.MaxWrittenSide
 
 // Validate checks the settings that do not depend on the dataset, so a
 // command can reject them before listing it.

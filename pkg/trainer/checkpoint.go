@@ -11,7 +11,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 
+	"github.com/alexnet-repro/alexnet/internal/cli"
+	"github.com/alexnet-repro/alexnet/pkg/alexnet"
 	"github.com/alexnet-repro/alexnet/shards"
 )
 
@@ -210,9 +213,9 @@ func parseHeader(hdr []byte, payload int64) (*Checkpoint, error) {
 	// A header with a valid CRC can still be hand-made: numbers that size
 	// buffers or divide pixels must make sense before anything uses them.
 	switch {
-	case c.InputHW <= 0 || c.InputHW > shards.MaxSide:
+	case c.InputHW <= 0 || c.InputHW > shards.MaxWrittenSide:
 		return nil, fmt.Errorf("%w: input side %d", ErrCheckpoint, c.InputHW)
-	case c.ImageHW != 0 && (c.ImageHW < c.InputHW || c.ImageHW > shards.MaxSide):
+	case c.ImageHW != 0 && (c.ImageHW < c.InputHW || c.ImageHW > shards.MaxWrittenSide):
 		return nil, fmt.Errorf("%w: image side %d for %d-px crops", ErrCheckpoint, c.ImageHW, c.InputHW)
 	}
 	if h := c.Hyper; h != nil && !(h.Momentum >= 0 && h.Momentum < 1 && h.WeightDecay >= 0 && !math.IsInf(h.WeightDecay, 0) &&
@@ -253,6 +256,9 @@ func parseHeader(hdr []byte, payload int64) (*Checkpoint, error) {
 // resume's defaults come from it before Load reads the file into memory,
 // and a damaged header must not pass for flags.
 func ReadHeader(path string) (*Checkpoint, error) {
+	if err := regularFile(path); err != nil {
+		return nil, err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -296,13 +302,65 @@ func ReadHeader(path string) (*Checkpoint, error) {
 	return c, nil
 }
 
+// regularFile refuses, before anything opens it, a path that is not a
+// regular file: opening a named pipe would wait for a writer, and a device
+// would be read without end.
+func regularFile(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is %s, not a checkpoint file", path, cli.FileKind(fi.Mode()))
+	}
+	return nil
+}
+
+// readCheckpointFile reads a whole checkpoint file, once its first bytes
+// say it is one: anything else given for a checkpoint (an 8 GB tar, a
+// device, a pipe) is refused after at most 12 bytes, not read into memory.
+func readCheckpointFile(path string) ([]byte, error) {
+	if err := regularFile(path); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := fi.Size()
+	if size < 16 {
+		return nil, fmt.Errorf("%s: %w: %d bytes", path, ErrCheckpoint, size)
+	}
+	var pre [12]byte
+	if _, err := io.ReadFull(f, pre[:]); err != nil || [8]byte(pre[:8]) != ckptMagic {
+		return nil, fmt.Errorf("%s: %w: bad magic", path, ErrCheckpoint)
+	}
+	if n := int64(binary.LittleEndian.Uint32(pre[8:])); n > size-16 {
+		return nil, fmt.Errorf("%s: %w: header length %d", path, ErrCheckpoint, n)
+	}
+	if int64(int(size)) != size {
+		return nil, fmt.Errorf("%s: %w: %d bytes", path, ErrCheckpoint, size)
+	}
+	b := make([]byte, size)
+	copy(b, pre[:])
+	if _, err := io.ReadFull(f, b[12:]); err != nil {
+		return nil, fmt.Errorf("%s: %w: %v (changed while read?)", path, ErrCheckpoint, err)
+	}
+	return b, nil
+}
+
 // Load reads a checkpoint file. A run folder (train's --out) stands for
 // the checkpoint in it.
 func Load(path string) (*Checkpoint, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		path = filepath.Join(path, CheckpointFile)
 	}
-	b, err := os.ReadFile(path)
+	b, err := readCheckpointFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -311,6 +369,28 @@ func Load(path string) (*Checkpoint, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
+}
+
+// Params gives the checkpoint's weights by name for spec, its model as this
+// build defines it, after checking that the tensors are exactly spec's
+// parameters, in order and shape: an element count alone would let a
+// layout changed between builds (an fc input flattened another way, say)
+// load and predict wrongly without a word.
+func (c *Checkpoint) Params(spec alexnet.Spec) (map[string][]float32, error) {
+	want := spec.Params()
+	if len(c.Tensors) != len(want) {
+		return nil, fmt.Errorf("it holds %d tensors, and %s at %d px with %d classes has %d parameters as this build defines it: a checkpoint from another model definition?",
+			len(c.Tensors), c.Model, c.InputHW, c.Classes, len(want))
+	}
+	params := make(map[string][]float32, len(want))
+	for i, t := range c.Tensors {
+		if w := want[i]; t.Name != w.Name || !slices.Equal(t.Shape, w.Shape) {
+			return nil, fmt.Errorf("tensor %d is %s %v, and %s as this build defines it has %s %v there: a checkpoint from another model definition?",
+				i, t.Name, t.Shape, c.Model, w.Name, w.Shape)
+		}
+		params[t.Name] = t.W
+	}
+	return params, nil
 }
 
 // MatchesClasses says whether the checkpoint's outputs mean the classes of

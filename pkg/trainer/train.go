@@ -323,9 +323,8 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 				cfg.Sigma = -1
 			}
 		}
-		params = map[string][]float32{}
-		for _, t := range ck.Tensors {
-			params[t.Name] = t.W
+		if params, err = ck.Params(spec); err != nil {
+			return nil, fmt.Errorf("--resume: %s: %w", ckPath, err)
 		}
 	} else {
 		if params, err = alexnet.InitParams(spec, cfg.Init, cfg.Seed); err != nil {
@@ -906,9 +905,9 @@ func BackendFromCheckpoint(ck *Checkpoint, batch int, newBackend BackendFactory)
 	if err != nil {
 		return nil, err
 	}
-	params := map[string][]float32{}
-	for _, t := range ck.Tensors {
-		params[t.Name] = t.W
+	params, err := ck.Params(spec)
+	if err != nil {
+		return nil, err
 	}
 	if newBackend == nil {
 		newBackend = NewCPU

@@ -11,7 +11,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/alexnet-repro/alexnet/pkg/alexnet"
 )
 
 func TestCheckpointRoundTripAndDamage(t *testing.T) {
@@ -248,6 +252,89 @@ func TestEpochLeft(t *testing.T) {
 	} {
 		if got := epochLeft(tc.batches, tc.batch, tc.rate); got != tc.want {
 			t.Errorf("epochLeft(%d, %d, %g) = %q, want %q", tc.batches, tc.batch, tc.rate, got, tc.want)
+		}
+	}
+}
+
+// What is not a checkpoint is refused from its first bytes, or before it
+// is opened: a huge file is not read into memory, a device not read
+// without end, a named pipe not waited on.
+func TestLoadRefusesNonCheckpointsEarly(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.tar")
+	if err := os.WriteFile(big, []byte("ustar not a checkpoint"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, 8<<30); err != nil { // sparse: no blocks written
+		t.Skipf("sparse file: %v", err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{big, "bad magic"},
+		{"/dev/zero", "not a checkpoint file"},
+		{fifo, "not a checkpoint file"},
+		{dir + "/missing", "no such file"},
+	} {
+		done := make(chan error, 2)
+		go func() {
+			_, err := Load(tc.path)
+			done <- err
+			_, err = ReadHeader(tc.path)
+			done <- err
+		}()
+		for _, fn := range []string{"Load", "ReadHeader"} {
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("%s(%s): %v, want %q", fn, tc.path, err, tc.want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s(%s) did not return", fn, tc.path)
+			}
+		}
+	}
+}
+
+// A checkpoint's tensors must be its model's parameters as this build
+// defines them, in order and shape: the same element count in another
+// shape, an extra tensor or a renamed one is refused, naming the tensor.
+func TestCheckpointParamsMatchSpec(t *testing.T) {
+	spec, err := alexnet.Build("small", 4, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var good []Tensor
+	for _, p := range spec.Params() {
+		good = append(good, Tensor{Name: p.Name, Shape: p.Shape, W: make([]float32, p.Size()), V: make([]float32, p.Size())})
+	}
+	ck := &Checkpoint{Model: "small", Classes: 4, InputHW: 20, Tensors: good}
+	if params, err := ck.Params(spec); err != nil || len(params) != len(good) {
+		t.Fatalf("the spec's own tensors: %v", err)
+	}
+	reversed := slices.Clone(good[0].Shape)
+	slices.Reverse(reversed)
+	for _, tc := range []struct {
+		name string
+		edit func([]Tensor) []Tensor
+		want string
+	}{
+		{"same count, other shape", func(ts []Tensor) []Tensor { ts[0].Shape = reversed; return ts }, "tensor 0 is conv1.weight"},
+		{"renamed", func(ts []Tensor) []Tensor { ts[1].Name = "conv1.weight"; return ts }, "tensor 1 is conv1.weight"},
+		{"extra", func(ts []Tensor) []Tensor { return append(ts, Tensor{Name: "extra", Shape: []int{1}}) }, "holds 9 tensors"},
+		{"missing", func(ts []Tensor) []Tensor { return ts[:len(ts)-1] }, "holds 7 tensors"},
+	} {
+		bad := *ck
+		ts := make([]Tensor, len(good))
+		for i, g := range good {
+			ts[i] = g
+			ts[i].Shape = slices.Clone(g.Shape)
+		}
+		bad.Tensors = tc.edit(ts)
+		if _, err := bad.Params(spec); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "another model definition") {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
 	}
 }

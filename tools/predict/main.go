@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"slices"
@@ -55,7 +56,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return cli.ExitCode(err)
 	}
-	if *ckpt == "" || *shardDir == "" || len(images) == 0 {
+	var missing []string
+	for _, m := range []struct {
+		lack bool
+		what string
+	}{{*ckpt == "", "--checkpoint"}, {*shardDir == "", "--shards"}, {len(images) == 0, "an IMAGE"}} {
+		if m.lack {
+			missing = append(missing, m.what)
+		}
+	}
+	if len(missing) > 0 {
+		fmt.Fprintf(stderr, "predict: missing %s\n", strings.Join(missing, ", "))
 		fs.Usage()
 		return cli.ExitUsage
 	}
@@ -88,7 +99,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	be, err := trainer.BackendFromCheckpoint(ck, 1, nil)
 	if err != nil {
-		fmt.Fprintln(stderr, "predict:", err)
+		fmt.Fprintf(stderr, "predict: %s: %v\n", cli.Name(*ckpt), err)
 		return cli.ExitFailure
 	}
 	defer be.Close()
@@ -101,7 +112,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	enc := json.NewEncoder(stdout)
 	for _, f := range images {
 		p := prediction{File: f}
-		data, err := os.ReadFile(f)
+		data, err := readImage(f)
 		if err == nil {
 			err = dec.Preprocess(data, size, full)
 		}
@@ -141,10 +152,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if p.Error != "" {
 			continue
 		}
-		fmt.Fprintf(stdout, "%s\n", cli.Name(f))
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s\n", cli.Name(f))
 		for i := range p.Indices {
 			// A class without a name is its WNID alone, not printed twice.
-			fmt.Fprintf(stdout, "  %5.1f%%  %4d %s\n", 100*p.Probs[i], p.Indices[i], strings.TrimSpace(p.WNIDs[i]+" "+p.Names[i]))
+			fmt.Fprintf(&b, "  %5.1f%%  %4d %s\n", 100*p.Probs[i], p.Indices[i], strings.TrimSpace(p.WNIDs[i]+" "+p.Names[i]))
+		}
+		if _, err := io.WriteString(stdout, b.String()); err != nil {
+			fmt.Fprintf(stderr, "predict: writing the result: %v\n", err)
+			return cli.ExitFailure
 		}
 	}
 	if failed > 0 {
@@ -154,3 +170,34 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func notFinite(v float32) bool { return math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) }
+
+// maxImageBytes bounds an image file read whole: far above any photo
+// (ImageNet's largest JPEG is a few MB), far below a disk image given by
+// mistake.
+const maxImageBytes = 1 << 30
+
+// readImage reads an image file whole. Anything but a regular file is
+// refused before it is opened (a named pipe would wait for a writer, a
+// device be read without end), and so is one over maxImageBytes. Errors
+// do not repeat the path, which the caller prints.
+func readImage(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, pe.Err
+		}
+		return nil, err
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("%s, not an image file", cli.FileKind(fi.Mode()))
+	case fi.Size() > maxImageBytes:
+		return nil, fmt.Errorf("%d bytes: larger than any image (limit %d)", fi.Size(), maxImageBytes)
+	}
+	b, err := os.ReadFile(path)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return nil, fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return b, err
+}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/alexnet-repro/alexnet/internal/fixtures"
@@ -47,6 +48,34 @@ func TestPredict(t *testing.T) {
 	if n := strings.Count(so.String(), "class n0"); n != 3 {
 		t.Fatalf("want 3 classes listed:\n%s", so.String())
 	}
+	// What is not an image file is refused per file without opening it (a
+	// pipe would wait for a writer), the path printed once.
+	fifo := filepath.Join(dir, "fifo.JPEG")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ file, want string }{
+		{fifo, ": a named pipe, not an image file\n"},
+		{dir, ": a directory, not an image file\n"},
+		{filepath.Join(dir, "missing.JPEG"), "missing.JPEG: no such file or directory\n"},
+	} {
+		se.Reset()
+		if code := run([]string{"--checkpoint", ckPath, "--shards", dir, tc.file}, &so, &se); code != 1 || !strings.HasSuffix(se.String(), tc.want) ||
+			strings.Count(se.String(), filepath.Base(tc.file)) != 1 {
+			t.Errorf("%s: exit %d, stderr %q, want it to end %q", tc.file, code, se.String(), tc.want)
+		}
+	}
+	// A result that cannot be written (a full disk) is a failure.
+	se.Reset()
+	if code := run([]string{"--checkpoint", ckPath, "--shards", dir, img}, failWriter{}, &se); code != 1 || !strings.Contains(se.String(), "writing the result") {
+		t.Errorf("stdout failing: exit %d, stderr %q", code, se.String())
+	}
+	// Usage mistakes say what is missing.
+	se.Reset()
+	if code := run([]string{"--shards", dir}, &so, &se); code != 2 || !strings.Contains(se.String(), "missing --checkpoint, an IMAGE") {
+		t.Errorf("no checkpoint or image: exit %d, stderr %q", code, se.String())
+	}
+	so.Reset()
 	so.Reset()
 	if code := run([]string{"--checkpoint", ckPath, "--shards", dir, "--json", img, bad}, &so, &se); code != 1 {
 		t.Fatalf("a bad file must make the exit code 1, got %d", code)
@@ -201,3 +230,8 @@ func TestPredict(t *testing.T) {
 		t.Errorf("a crop larger than the images: exit %d, %s", code, se.String())
 	}
 }
+
+// failWriter fails every write, as a full disk does.
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, syscall.ENOSPC }
