@@ -49,6 +49,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cli.ExitCode(err)
 	}
 	if len(pos) != 1 {
+		fmt.Fprintf(stderr, "shardtool verify: want one DIR, got %d\n", len(pos))
 		fs.Usage()
 		return cli.ExitUsage
 	}
@@ -70,7 +71,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		// A meta.json that is there but unusable is damage like a shard's,
 		// and a --json consumer needs its report to say so.
 		metaCheck := []shardCheck{{Shard: shards.MetaFile, Damage: []string{err.Error()}}}
-		return verifyReport(metaCheck, 0, *asJSON, stdout)
+		return verifyReport(metaCheck, 0, *asJSON, stdout, stderr)
 	}
 	type task struct {
 		split string
@@ -82,17 +83,25 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			tasks = append(tasks, task{split, sh})
 		}
 	}
+	// More workers than shards would only idle (and a huge --workers
+	// would spend memory and time starting them).
+	*workers = max(1, min(*workers, len(tasks)))
 	results := make([]shardCheck, len(tasks))
 	ids := make([][]recordID, len(tasks)) // each shard's intact records, for the split-wide check
 	var wg sync.WaitGroup
 	next := make(chan int)
-	for w := 0; w < max(1, *workers); w++ {
+	for w := 0; w < *workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
 				t := tasks[i]
 				path := filepath.Join(dir, t.info.File)
+				if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+					results[i] = shardCheck{Split: t.split, Shard: t.info.File,
+						Damage: []string{fmt.Sprintf("shard %s is %s, not a shard file", t.info.File, cli.FileKind(st.Mode()))}}
+					continue
+				}
 				res := shards.VerifyWith(path, *decode, func(rec *shards.Record) error {
 					if err := m.CheckRecord(t.split, rec); err != nil {
 						return err
@@ -158,7 +167,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if extra := unlistedShards(dir, m); len(extra) > 0 {
 		fmt.Fprintf(stderr, "shardtool verify: note: %d shard files in %s are not listed in meta.json, so not verified: %s\n", len(extra), dir, strings.Join(extra, ", "))
 	}
-	return verifyReport(results, len(results), *asJSON, stdout)
+	return verifyReport(results, len(results), *asJSON, stdout, stderr)
 }
 
 type recordID struct {
@@ -195,26 +204,33 @@ func unlistedShards(dir string, m *shards.Meta) []string {
 // verifyReport prints the checks of nShards shards (and of meta.json, when
 // it is damaged, which leaves no shard list to check) and gives the exit
 // code.
-func verifyReport(results []shardCheck, nShards int, asJSON bool, stdout io.Writer) int {
+func verifyReport(results []shardCheck, nShards int, asJSON bool, stdout, stderr io.Writer) int {
 	bad, records := 0, 0
+	var out bytes.Buffer
 	for _, c := range results {
 		records += c.Records
 		if len(c.Damage) > 0 {
 			bad++
 			if !asJSON {
 				for _, d := range c.Damage {
-					fmt.Fprintln(stdout, "DAMAGED", d)
+					fmt.Fprintln(&out, "DAMAGED", d)
 				}
 			}
 		}
 	}
 	switch {
 	case asJSON:
-		json.NewEncoder(stdout).Encode(map[string]any{"shards": nShards, "damaged": bad, "records_ok": records, "results": results})
+		json.NewEncoder(&out).Encode(map[string]any{"shards": nShards, "damaged": bad, "records_ok": records, "results": results})
 	case nShards < len(results):
-		fmt.Fprintf(stdout, "%s is damaged, so there is no list of shards to verify\n", shards.MetaFile)
+		fmt.Fprintf(&out, "%s is damaged, so there is no list of shards to verify\n", shards.MetaFile)
 	default:
-		fmt.Fprintf(stdout, "verified %d shards, %d records ok, %d damaged shards\n", len(results), records, bad)
+		fmt.Fprintf(&out, "verified %d shards, %d records ok, %d damaged shards\n", len(results), records, bad)
+	}
+	// A report that cannot be written (a full disk) must not pass for a
+	// clean one: a script reads the exit code.
+	if _, err := stdout.Write(out.Bytes()); err != nil {
+		fmt.Fprintln(stderr, "shardtool verify: writing the report:", err)
+		return cli.ExitFailure
 	}
 	if bad > 0 {
 		return cli.ExitDamaged
@@ -240,9 +256,27 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 		return cli.ExitCode(err)
 	}
 	if len(pos) != 1 {
+		fmt.Fprintf(stderr, "shardtool inspect: want one DIR, got %d\n", len(pos))
 		fs.Usage()
 		return cli.ExitUsage
 	}
+	if *classes < 0 {
+		fmt.Fprintf(stderr, "shardtool inspect: --classes %d: want 0 (all) or more\n", *classes)
+		return cli.ExitUsage
+	}
+	var out bytes.Buffer
+	code := inspectTo(&out, pos[0], *asJSON, *classes, stderr)
+	if _, err := stdout.Write(out.Bytes()); err != nil {
+		fmt.Fprintln(stderr, "shardtool inspect: writing the summary:", err)
+		return cli.ExitFailure
+	}
+	return code
+}
+
+// inspectTo writes inspect's summary of dir to stdout, which the caller
+// writes on at once.
+func inspectTo(stdout *bytes.Buffer, dir string, asJSON bool, classes int, stderr io.Writer) int {
+	pos := []string{dir}
 	m, err := shards.ReadMeta(pos[0])
 	if err != nil {
 		fmt.Fprintln(stderr, "shardtool inspect:", err)
@@ -269,7 +303,7 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 		}
 		sum[name] = s
 	}
-	if *asJSON {
+	if asJSON {
 		out := map[string]any{"dir": pos[0], "format_version": m.FormatVersion, "width": m.Width, "height": m.Height,
 			"classes": len(m.Classes), "class_list": m.Classes, "splits": sum, "stats": m.Stats, "ingest": m.Ingest}
 		enc := json.NewEncoder(stdout)
@@ -293,8 +327,8 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	n := len(m.Classes)
-	if *classes > 0 {
-		n = min(n, *classes)
+	if classes > 0 {
+		n = min(n, classes)
 	}
 	fmt.Fprintf(stdout, "  classes (%d of %d):\n", n, len(m.Classes))
 	for _, c := range m.Classes[:n] {
@@ -303,7 +337,7 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 	return cli.ExitOK
 }
 
-func grid(args []string, stdout, stderr io.Writer) int {
+func grid(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("grid", "grid DIR [--n 64] [--out grid.png] [--split train] [--tile 128]", stdout, stderr)
 	n := fs.Int("n", 64, "records to draw")
 	out := fs.String("out", "grid.png", "PNG to write")
@@ -314,6 +348,7 @@ func grid(args []string, stdout, stderr io.Writer) int {
 		return cli.ExitCode(err)
 	}
 	if len(pos) != 1 {
+		fmt.Fprintf(stderr, "shardtool grid: want one DIR, got %d\n", len(pos))
 		fs.Usage()
 		return cli.ExitUsage
 	}
@@ -334,6 +369,12 @@ func grid(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "shardtool grid: --n %d at --tile %d is a sheet of more than %d megapixels: draw fewer or smaller tiles\n", *n, *tile, maxPixels>>20)
 		return cli.ExitUsage
 	}
+	// Before the drawing, which can take a while: a sheet with nowhere
+	// to go is known now.
+	if fi, err := os.Stat(filepath.Dir(*out)); err != nil || !fi.IsDir() {
+		fmt.Fprintf(stderr, "shardtool grid: --out %s: its folder %s is not there, or not a folder\n", *out, filepath.Dir(*out))
+		return cli.ExitFailure
+	}
 	dir := pos[0]
 	m, err := shards.ReadMeta(dir)
 	if err != nil {
@@ -344,18 +385,22 @@ func grid(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "shardtool grid: --split %q: want train or val\n", *split)
 		return cli.ExitUsage
 	}
-	img, drawn, err := contactSheet(dir, m, *split, *n, *tile)
+	img, drawn, err := contactSheet(ctx, dir, m, *split, *n, *tile)
+	if ctx.Err() != nil {
+		fmt.Fprintf(stderr, "shardtool grid: interrupted; %s not written\n", *out)
+		return cli.ExitFailure
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "shardtool grid:", err)
 		return cli.ExitFailure
 	}
 	var buf bytes.Buffer
-	err = png.Encode(&buf, img)
-	if err == nil {
-		err = shards.WriteFileAtomic(*out, buf.Bytes())
-	}
-	if err != nil {
+	if err := png.Encode(&buf, img); err != nil {
 		fmt.Fprintln(stderr, "shardtool grid:", err)
+		return cli.ExitFailure
+	}
+	if err := shards.WriteFileAtomic(*out, buf.Bytes()); err != nil {
+		fmt.Fprintf(stderr, "shardtool grid: --out %s: %v\n", *out, err)
 		return cli.ExitFailure
 	}
 	fmt.Fprintf(stdout, "wrote %s: %d %s records\n", *out, drawn, *split)
@@ -364,7 +409,7 @@ func grid(args []string, stdout, stderr io.Writer) int {
 
 // contactSheet draws the first n records of a split, each scaled to a
 // tile with its label and class name underneath.
-func contactSheet(dir string, m *shards.Meta, split string, n, tile int) (*image.RGBA, int, error) {
+func contactSheet(ctx context.Context, dir string, m *shards.Meta, split string, n, tile int) (*image.RGBA, int, error) {
 	paths := m.ShardPaths(dir, split)
 	if len(paths) == 0 {
 		return nil, 0, fmt.Errorf("split %q has no shards in %s", split, dir)
@@ -399,6 +444,10 @@ func contactSheet(dir string, m *shards.Meta, split string, n, tile int) (*image
 			return nil, 0, err
 		}
 		for i := 0; i < r.Len() && drawn < n; i++ {
+			if err := ctx.Err(); err != nil {
+				r.Close()
+				return nil, 0, err
+			}
 			if buf, err = r.ReadRecord(i, &rec, buf); err != nil {
 				r.Close()
 				return nil, 0, err

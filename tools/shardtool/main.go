@@ -31,6 +31,9 @@ Commands:
   grid DIR [--n 64] [--out grid.png] [--split train] [--tile 128]
                                    a contact sheet of records with class names
 
+Exit codes: 0 done (verify: no damage), 1 failed or interrupted, 2 usage,
+4 verify found damage.
+
 Example:
   shardtool verify ./shards
   shardtool grid ./shards --n 64 --out grid.png
@@ -51,7 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "inspect":
 		return inspect(args[1:], stdout, stderr)
 	case "grid":
-		return grid(args[1:], stdout, stderr)
+		return grid(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "shardtool: unknown command %q\n\n%s", args[0], topUsage)
 	return 2

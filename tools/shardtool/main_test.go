@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"image/png"
@@ -353,3 +354,63 @@ func TestHelpGoesToStdout(t *testing.T) {
 		}
 	}
 }
+
+// Edges from an adversarial review: each is refused or reported plainly.
+func TestEdgesReportedPlainly(t *testing.T) {
+	dir := makeShards(t)
+	// A huge --workers is capped at the shard count, not started.
+	if code, out, errs := runTool("verify", dir, "--workers", "100000000"); code != cli.ExitOK || !strings.Contains(out, "0 damaged") {
+		t.Errorf("--workers 1e8: exit %d\n%s%s", code, out, errs)
+	}
+	// A report that cannot be written is a failure, not a clean pass.
+	for _, args := range [][]string{{"verify", dir}, {"verify", dir, "--json"}, {"inspect", dir}, {"inspect", dir, "--json"}} {
+		var se bytes.Buffer
+		if code := run(context.Background(), args, failWriter{}, &se); code != cli.ExitFailure || !strings.Contains(se.String(), "writing the") {
+			t.Errorf("%v into a full disk: exit %d, stderr %q", args, code, se.String())
+		}
+	}
+	// Usage mistakes say what is wrong.
+	if code, _, errs := runTool("inspect", dir, "--classes", "-3"); code != cli.ExitUsage || !strings.Contains(errs, "--classes -3") {
+		t.Errorf("--classes -3: exit %d, %q", code, errs)
+	}
+	if code, _, errs := runTool("verify"); code != cli.ExitUsage || !strings.Contains(errs, "want one DIR, got 0") {
+		t.Errorf("verify without DIR: exit %d, %q", code, errs)
+	}
+	// grid: a missing --out folder is known before drawing, named as the
+	// user typed it; an interrupt writes nothing.
+	out := filepath.Join(t.TempDir(), "nodir", "g.png")
+	if code, _, errs := runTool("grid", dir, "--out", out); code != cli.ExitFailure || !strings.Contains(errs, "--out "+out+": its folder") {
+		t.Errorf("grid into a missing folder: exit %d, %q", code, errs)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	sheet := filepath.Join(t.TempDir(), "g.png")
+	var so, se bytes.Buffer
+	if code := run(ctx, []string{"grid", dir, "--out", sheet}, &so, &se); code != cli.ExitFailure || !strings.Contains(se.String(), "interrupted") {
+		t.Errorf("grid interrupted: exit %d, %q", code, se.String())
+	}
+	if _, err := os.Stat(sheet); !os.IsNotExist(err) {
+		t.Errorf("an interrupted grid wrote %s", sheet)
+	}
+	// A folder where a shard should be is named as such, once.
+	m, err := shards.ReadMeta(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(dir, m.Splits["train"].Shards[0].File)
+	if err := os.Remove(victim); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(victim, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, outText, _ := runTool("verify", dir)
+	if code != cli.ExitDamaged || strings.Count(outText, "DAMAGED") != 1 || !strings.Contains(outText, "is a directory, not a shard file") {
+		t.Errorf("a folder for a shard: exit %d\n%s", code, outText)
+	}
+}
+
+// failWriter fails every write, as a full disk does.
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
