@@ -196,8 +196,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 			return cli.ExitOK
 		}
-		fmt.Fprintf(stdout, "| model | checkpoint step | views | images | top-1 error | top-5 error |\n|---|---|---|---|---|---|\n")
-		fmt.Fprintf(stdout, "| %s | %d | %s | %d | %.2f%% | %.2f%% |\n", ck.Model, ck.Step, views, r.Images, 100*r.Top1Err, 100*r.Top5Err)
+		table := fmt.Sprintf("| model | checkpoint step | views | images | top-1 error | top-5 error |\n|---|---|---|---|---|---|\n"+
+			"| %s | %d | %s | %d | %.2f%% | %.2f%% |\n", ck.Model, ck.Step, views, r.Images, 100*r.Top1Err, 100*r.Top5Err)
+		if _, err := io.WriteString(stdout, table); err != nil {
+			fmt.Fprintln(stderr, "train: writing the result:", err)
+			return cli.ExitFailure
+		}
 		return cli.ExitOK
 	}
 	res, err := trainer.Train(ctx, c, stderr)
