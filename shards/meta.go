@@ -138,6 +138,10 @@ func (e *MetaError) Unwrap() error { return e.Err }
 // ReadMeta reads dir/meta.json and checks that it is one this build reads.
 // A file that is there but unusable gives a *MetaError.
 func ReadMeta(dir string) (*Meta, error) {
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		// A checkpoint or a shard file given for the folder, say.
+		return nil, fmt.Errorf("%s is a file, not a shard directory (the folder ingest wrote, holding meta.json)", dir)
+	}
 	p := filepath.Join(dir, MetaFile)
 	f, err := os.Open(p)
 	if err != nil {

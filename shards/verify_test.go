@@ -165,6 +165,12 @@ func TestReadMetaNamesDamage(t *testing.T) {
 	if _, err := ReadMeta(t.TempDir()); err == nil || errors.As(err, new(*MetaError)) {
 		t.Fatalf("missing meta.json: %v", err)
 	}
+	// A file given for the directory (a checkpoint, say) is named as such.
+	file := filepath.Join(t.TempDir(), "checkpoint.ckpt")
+	os.WriteFile(file, []byte("ALXCKPT1"), 0o644)
+	if _, err := ReadMeta(file); err == nil || !strings.Contains(err.Error(), "is a file, not a shard directory") {
+		t.Fatalf("a file for the directory: %v", err)
+	}
 	// Another build's file has its own valid checksum: written, not edited.
 	m, err := ParseMeta(bytes.NewReader(whole))
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -358,7 +359,14 @@ func readCheckpointFile(path string) ([]byte, error) {
 // the checkpoint in it.
 func Load(path string) (*Checkpoint, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		path = filepath.Join(path, CheckpointFile)
+		dir := path
+		path = filepath.Join(dir, CheckpointFile)
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			if _, err := os.Stat(filepath.Join(dir, shards.MetaFile)); err == nil {
+				return nil, fmt.Errorf("%s is a shard directory (it holds %s), not a run folder or a checkpoint", dir, shards.MetaFile)
+			}
+			return nil, fmt.Errorf("%s holds no %s: not a run folder (train's --out)", dir, CheckpointFile)
+		}
 	}
 	b, err := readCheckpointFile(path)
 	if err != nil {

@@ -272,11 +272,18 @@ func TestLoadRefusesNonCheckpointsEarly(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct{ path, want string }{
-		{big, "bad magic"},
-		{"/dev/zero", "not a checkpoint file"},
-		{fifo, "not a checkpoint file"},
-		{dir + "/missing", "no such file"},
+	shardDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(shardDir, "meta.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, want, wantHeader string }{
+		{big, "bad magic", ""},
+		{"/dev/zero", "not a checkpoint file", ""},
+		{fifo, "not a checkpoint file", ""},
+		{dir + "/missing", "no such file", ""},
+		// Load takes a run folder; ReadHeader a file only.
+		{shardDir, "is a shard directory (it holds meta.json), not a run folder or a checkpoint", "is a directory, not a checkpoint file"},
+		{t.TempDir(), "holds no checkpoint.ckpt: not a run folder", "is a directory, not a checkpoint file"},
 	} {
 		done := make(chan error, 2)
 		go func() {
@@ -286,10 +293,14 @@ func TestLoadRefusesNonCheckpointsEarly(t *testing.T) {
 			done <- err
 		}()
 		for _, fn := range []string{"Load", "ReadHeader"} {
+			want := tc.want
+			if fn == "ReadHeader" && tc.wantHeader != "" {
+				want = tc.wantHeader
+			}
 			select {
 			case err := <-done:
-				if err == nil || !strings.Contains(err.Error(), tc.want) {
-					t.Errorf("%s(%s): %v, want %q", fn, tc.path, err, tc.want)
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("%s(%s): %v, want %q", fn, tc.path, err, want)
 				}
 			case <-time.After(10 * time.Second):
 				t.Fatalf("%s(%s) did not return", fn, tc.path)
