@@ -28,7 +28,7 @@ for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "setup: all packages present (${pkgs[*]})"
+  echo "setup: all packages present (${pkgs[*]})" >&2
   exit 0
 fi
 if ! command -v apt-get >/dev/null; then
@@ -41,8 +41,8 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "setup: run: sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
   exit 0
 fi
-echo "setup: installing ${missing[*]}"
+echo "setup: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
+apt-get update -qq >&2
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "setup: done"
+echo "setup: done" >&2
