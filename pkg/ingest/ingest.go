@@ -181,9 +181,9 @@ func (p *shardPlan) file() string { return shards.ShardName(p.split, p.index) }
 // image's stamp (size and modification time) is in it: a file replaced
 // since the shard was made (the truncated image a report listed, fixed)
 // changes it, and the shard is made again rather than keeping the old
-// pixels or the old skip. So does
-// a resume on the other JPEG decoder, or under other resize rules: their
-// pixels differ, and a mix would match neither run.
+// pixels or the old skip. So does a resume on the other JPEG decoder, or
+// under other resize rules: their pixels differ, and a mix would match
+// neither run.
 func (p *shardPlan) planKey(ds *imagenet.Dataset, o *Options) string {
 	h := fnv.New128a()
 	fmt.Fprintf(h, "v%d size=%d codec=%d pixels=%d decoder=%s\n", shards.Version, o.Size, o.Codec, imageio.PixelsVersion, imageio.BackendKind())
