@@ -29,6 +29,7 @@ flags=(-trimpath -ldflags=-s\ -w)
 go build "${flags[@]}" -o "$G/stage/" ./train ./ingest ./tools/gpucheck ./tools/bench/benchpipeline
 go test -c "${flags[@]}" -o "$G/stage/cuda.test" ./pkg/cuda
 go test -c "${flags[@]}" -o "$G/stage/gpu.test" ./pkg/nn/gpu
+go test -c "${flags[@]}" -o "$G/stage/feed.test" ./pkg/feed
 ls -l "$G/stage" | tail -n +2 | awk '{printf "  %-10s %6.1f MiB\n", $9, $5/1048576}'
 tar -C "$G/stage" -cf - . | xz -6 -T0 >"$G/bin.tar.xz"
 rm -rf "$G/stage"

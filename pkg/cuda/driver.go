@@ -207,6 +207,9 @@ func (a *driverAPI) err(r cuResult, format string, args ...any) error {
 	if desc != "" {
 		e.Desc = desc
 	}
+	if stickyCodes[int(r)] && e.Detail == "" {
+		e.Detail = stickyHint
+	}
 	return e
 }
 

@@ -63,7 +63,20 @@ var (
 	ErrOutOfMemory = errors.New("cuda: out of memory")
 	// ErrNotReady: the queried work has not finished (CUDA_ERROR_NOT_READY).
 	ErrNotReady = errors.New("cuda: not ready")
+	// ErrContextLost: a fault in device code (an illegal address, a failed
+	// launch, uncorrectable ECC) has made the context unusable; every later
+	// call on any thread fails with it.
+	ErrContextLost = errors.New("cuda: context lost to a device fault")
 )
+
+// stickyCodes are the driver statuses that poison the context. The work
+// that caused one ran earlier and asynchronously, so the call that reports
+// it is usually not the culprit.
+var stickyCodes = map[int]bool{214: true, 700: true, 702: true, 714: true, 715: true, 716: true, 717: true, 718: true, 719: true}
+
+// stickyHint goes with a sticky status, which otherwise points at
+// whichever call happened to see it first (often the feed's copy wait).
+const stickyHint = "the CUDA context is unusable; the fault may come from any earlier asynchronous work, an earlier kernel most likely: rerun with CUDA_LAUNCH_BLOCKING=1, or under compute-sanitizer, to find it"
 
 // Is lets errors.Is(err, ErrOutOfMemory) work whichever library ran out.
 func (e *Error) Is(target error) bool {
@@ -81,6 +94,8 @@ func (e *Error) Is(target error) bool {
 		}
 	case ErrNotReady:
 		return e.API == APIDriver && e.Code == 600
+	case ErrContextLost:
+		return e.API == APIDriver && stickyCodes[e.Code]
 	}
 	return false
 }

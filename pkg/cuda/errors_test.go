@@ -3,6 +3,7 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -135,6 +136,25 @@ func TestErrorIs(t *testing.T) {
 		var e *Error
 		if !errors.As(err, &e) || e.Code != tc.code || e.API != tc.api {
 			t.Errorf("errors.As lost the status: %+v", e)
+		}
+	}
+	// A fault in device code poisons the context: whichever call sees it
+	// first says so, and that the culprit ran earlier. Other codes, and
+	// the same numbers from other libraries, do not.
+	for _, tc := range []struct {
+		api  API
+		code int
+		lost bool
+	}{{APIDriver, 700, true}, {APIDriver, 719, true}, {APIDriver, 214, true}, {APIDriver, 2, false}, {APIDriver, 600, false}, {APICUDNN, 700, false}} {
+		var e error = newError(tc.api, tc.code, "", "", "f")
+		if tc.api == APIDriver {
+			e = (*driverAPI)(nil).err(cuResult(tc.code), "cuEventSynchronize")
+		}
+		if got := errors.Is(e, ErrContextLost); got != tc.lost {
+			t.Errorf("%v %d: Is(ErrContextLost) = %v", tc.api, tc.code, got)
+		}
+		if hint := strings.Contains(e.Error(), "CUDA_LAUNCH_BLOCKING=1"); hint != tc.lost {
+			t.Errorf("%v %d: %q: the hint is there: %v", tc.api, tc.code, e, hint)
 		}
 	}
 }

@@ -64,11 +64,11 @@ func loadNVRTC() (*nvrtcAPI, error) {
 			return c.err(r, "nvrtcVersion")
 		}
 		c.major, c.minor = int(maj), int(mnr)
-		// Its PTX carries an ISA version no driver of an older major
-		// loads. (A newer minor than the driver's fails too, at LoadPTX,
-		// whose error says so; the search does not refuse it, as a build
-		// with several NVRTCs of one major is rare.)
-		if err := checkCUDAMajor(fmt.Sprintf("NVRTC %d.%d", c.major, c.minor), c.major, driverCUDA()); err != nil {
+		// Its PTX carries the ISA version of its own CUDA release, which
+		// an older driver's JIT refuses, minor releases included: the
+		// search goes on to an NVRTC the driver can take (a toolkit's
+		// beside newer pip wheels, say).
+		if err := checkNVRTCVersion(c.major, c.minor, driverCUDA()); err != nil {
 			return err
 		}
 		a = c

@@ -609,6 +609,20 @@ func checkCUDAMajor(lib string, libMajor, driverVersion int) error {
 		lib, libMajor, VersionString(driverVersion), driverVersion/1000)
 }
 
+// checkNVRTCVersion refuses an NVRTC newer than the driver, major or
+// minor: the PTX it writes declares its release's ISA version (CUDA 13.1
+// writes 9.1), and a driver's JIT loads no PTX newer than its own release
+// (CUDA_ERROR_UNSUPPORTED_PTX_VERSION), whatever the code uses. Libraries
+// that ship machine code (cuBLAS, cuDNN) run on an older minor driver;
+// NVRTC's PTX does not.
+func checkNVRTCVersion(major, minor, driverVersion int) error {
+	if driverVersion <= 0 || major*1000+minor*10 <= driverVersion {
+		return nil
+	}
+	return fmt.Errorf("NVRTC %d.%d writes PTX that the driver, which supports CUDA %s, cannot load: use an NVRTC no newer than %s (a toolkit's, in /usr/local/cuda/lib64; ALEXNET_CUDA_LIB names its folder) or a newer driver",
+		major, minor, VersionString(driverVersion), VersionString(driverVersion))
+}
+
 // loadedPath is where l was found, resolved through /proc/self/maps when
 // the system loader chose; "" if it is not loaded.
 func loadedPath(l *loadedLib) string {

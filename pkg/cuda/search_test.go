@@ -521,6 +521,27 @@ func TestCheckCUDAMajor(t *testing.T) {
 			t.Errorf("message: %v", err)
 		}
 	}
+	// NVRTC's PTX needs a driver of its own release or newer, minor too.
+	for _, tc := range []struct {
+		major, minor, driver int
+		refused              bool
+	}{
+		{13, 0, 13000, false},
+		{12, 8, 13000, false},
+		{13, 1, 13000, true}, // newer pip wheels beside a 13.0 driver
+		{13, 0, 13020, false},
+		{13, 2, 13020, false},
+		{13, 0, 12080, true},
+		{13, 1, 0, false}, // no driver: nothing to hold it against
+	} {
+		err := checkNVRTCVersion(tc.major, tc.minor, tc.driver)
+		if (err != nil) != tc.refused {
+			t.Errorf("NVRTC %d.%d, driver %d: %v", tc.major, tc.minor, tc.driver, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), fmt.Sprintf("NVRTC %d.%d writes PTX that the driver", tc.major, tc.minor)) {
+			t.Errorf("message: %v", err)
+		}
+	}
 	// The refusal reads as such in the error and the probe table.
 	// It names the family, not the preferred soname, which may be the
 	// very one the driver cannot run.

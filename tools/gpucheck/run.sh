@@ -21,7 +21,7 @@
 #
 # A rerun after a fix need not repeat everything: GPUCHECK_ONLY is an
 # extended regular expression matched against the start of step names
-# (bench-alexnet-tf32, torch-bench-tf32, cuda-test, gpu-test, ingest,
+# (bench-alexnet-tf32, torch-bench-tf32, cuda-test, gpu-test, feed-test, ingest,
 # pipeline-alexnet, train-cuda, crosscheck, crosscheck-det, export-alexnet,
 # oracle-alexnet, pipeline-cpu, …), and only the steps it matches run. A step that another
 # needs runs too: ingest for the shard readers, export for the oracle.
@@ -239,6 +239,10 @@ record_test cuda.test $R/cuda-test.log $?
 # TestGPUCrossCheck's work is done (and recorded) by `gpucheck crosscheck`.
 step gpu-test 120 $B/gpu.test -test.timeout 110s -test.v -test.run 'GPU|NVRTC' -test.skip CrossCheck
 record_test gpu.test $R/gpu-test.log $?
+# The feed's bytes on the device: slots poisoned when released, steps held
+# back by a spin kernel, for 1, 2 and 4 buffers (a second or two).
+step feed-test 45 $B/feed.test -test.timeout 40s -test.v -test.run '^TestGPUFeedBytes$'
+record_test feed.test $R/feed-test.log $?
 
 # --- ours, fed by the real pipeline from shards -----------------------------
 # A tree of 1000 classes (so fc8 is ImageNet's): the carried JPEGs, copied

@@ -48,7 +48,7 @@ func TestRunScriptOut(t *testing.T) {
 	stubs := map[string]string{
 		// bench never returns on its own; table prints a table.
 		"gpucheck":  `case $1 in bench) sleep 300;; table) echo "| table |";; probe) echo "| cuDNN | 9 |";; *) exit 1;; esac`,
-		"cuda.test": "exit 1", "gpu.test": "exit 1", "ingest": "exit 1", "train": "exit 1", "benchpipeline": "exit 1",
+		"cuda.test": "exit 1", "gpu.test": "exit 1", "feed.test": "exit 1", "ingest": "exit 1", "train": "exit 1", "benchpipeline": "exit 1",
 	}
 	for name, body := range stubs {
 		if err := os.WriteFile(filepath.Join(stage, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
