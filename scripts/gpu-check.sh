@@ -36,7 +36,10 @@ rm -rf "$G/stage"
 # What was built, for run.log and the machine facts: a run must never
 # measure stale binaries without saying so.
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-git diff --quiet HEAD 2>/dev/null || commit+="+uncommitted changes"
+# Untracked files count too: a new test file is in the binaries as well.
+if ! git diff --quiet HEAD 2>/dev/null || [[ -n $(git ls-files --others --exclude-standard 2>/dev/null) ]]; then
+	commit+="+uncommitted changes"
+fi
 echo "$commit, built $(date -u +%Y-%m-%dT%H:%MZ)" >"$G/BUILD"
 
 cp tools/gpucheck/run.sh tools/gpucheck/torch_bench.py tools/gpucheck/torch_oracle.py tools/gpucheck/torch_model.py \

@@ -35,6 +35,7 @@ func TestTable(t *testing.T) {
 		"run.log": "== [0s] nvidia-smi\n== [200s] TIMEOUT bench-alexnet-fp32\n== [210s] FAILED torch-bench-fp32 (exit 1)\n" +
 			"== [300s] SKIP export-alexnet-owt: budget of 450s spent\n== [301s] SKIP oracle-alexnet-owt: budget of 450s spent\n",
 		"probe.md": "| component | version | path |",
+		"train-cuda.log": "train: alexnet-owt, ...\nstep 60 ...\ntrain: done (max-steps): 60 steps, 2 epochs in 14s; no validation pass in this run; checkpoint x\n",
 		// As benchpipeline --json writes it (abridged).
 		"pipeline-cpu.json": `{"cores": 16, "one_core": {"label": "1 worker, 1 core", "img_per_cpu_s": 4210.4},
   "all_cores": {"decoders": 16, "img_per_s": 61234.4}, "scaling_of_linear": 0.93, "digests_match": true,
@@ -65,6 +66,7 @@ func TestTable(t *testing.T) {
 		"| PyTorch, img/s, fp32 (owt: torchvision; alexnet: our layers) | failed: torch-bench-fp32 (exit 1) | failed: torch-bench-fp32 (exit 1) |",
 		"| cross-check vs CPU, fp32: worst rel err (where) | NaN (logits) NOT OK: input exact true, masks true |",
 		"| PyTorch oracle, fp32: max abs diff logits · loss · worst grad rel · after step rel | skipped: export-alexnet-owt (budget of 450s spent) |",
+		"| `train --device cuda` (alexnet-owt, real pipeline, 60 steps) | train: done (max-steps): 60 steps, 2 epochs in 14s; no validation pass in this run; checkpoint x |",
 		"| 4210 img/CPU-s · 61234 img/s on 16 (93% of linear) | DataLoader + PIL, 256-px JPEGs: 1 core 1400 (ours **3.0×**) · all 15000 (ours **4.1×**) | near-linear |",
 	)
 	if i, j := strings.Index(got, "## GPU machine"), strings.Index(got, "## gpu-check results"); i < 0 || j < i {

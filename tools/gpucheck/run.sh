@@ -62,17 +62,19 @@ forced() {
 # and the table beside it. It runs after every step: a run killed at the
 # device call's limit still returns everything up to its last step.
 save_out() {
+	# The table as it stands (milliseconds), so a run killed at the call's
+	# limit still brings one back (and a run without $OUT has one to show).
+	[[ -x ${B:-}/gpucheck ]] && "$B/gpucheck" table --dir "$R" >"$R/table.md" 2>&1
 	[[ -n ${OUT:-} && -d ${OUT:-} ]] || return 0
+	# Each copy lands under a temporary name and is renamed: a run killed
+	# mid-copy leaves the last whole archive, never a torn one.
 	if tar -C "$G" -czf "$W/gpu-results.tar.gz" results 2>/dev/null ||
 		python3 -c "import tarfile,sys; t=tarfile.open(sys.argv[1],'w:gz'); t.add(sys.argv[2],'results'); t.close()" \
 			"$W/gpu-results.tar.gz" "$R" 2>/dev/null; then
-		cp -f "$W/gpu-results.tar.gz" "$OUT/gpu-results.tar.gz"
+		cp -f "$W/gpu-results.tar.gz" "$OUT/.gpu-results.tar.gz.part" && mv -f "$OUT/.gpu-results.tar.gz.part" "$OUT/gpu-results.tar.gz"
 	fi
-	cp -f "$LOG" "$OUT/run.log" 2>/dev/null
-	# The table as it stands (milliseconds), so a run killed at the call's
-	# limit still brings one back.
-	[[ -x ${B:-}/gpucheck ]] && "$B/gpucheck" table --dir "$R" >"$R/table.md" 2>&1
-	[[ -f $R/table.md ]] && cp -f "$R/table.md" "$OUT/table.md"
+	cp -f "$LOG" "$OUT/.run.log.part" 2>/dev/null && mv -f "$OUT/.run.log.part" "$OUT/run.log"
+	[[ -f $R/table.md ]] && cp -f "$R/table.md" "$OUT/.table.md.part" && mv -f "$OUT/.table.md.part" "$OUT/table.md"
 	return 0
 }
 # step NAME TIMEOUT CMD...: runs CMD with its output in $R/NAME.log (and a
@@ -92,12 +94,33 @@ step() {
 	left=$(( BUDGET + GRACE - $(elapsed) ))
 	(( limit > left )) && limit=$left
 	say "$name (timeout ${limit}s)"
-	timeout --kill-after=10 "$limit" "$@" >"$R/$name.log" 2>&1
+	# SIGQUIT, not SIGTERM: a Go binary then prints every goroutine's
+	# stack into the step's log, which says where a hang was.
+	timeout -s QUIT --kill-after=10 "$limit" "$@" >"$R/$name.log" 2>&1
 	local rc=$?
 	tail -n 4 "$R/$name.log" | sed 's/^/   | /'
 	(( rc == 124 || rc == 137 )) && say "TIMEOUT $name"
 	(( rc != 0 && rc != 124 && rc != 137 )) && say "FAILED $name (exit $rc)"
 	save_out
+	return $rc
+}
+
+# netstep NAME TIMEOUT CMD...: step for commands that build our network
+# (bench, crosscheck, export, the pipeline and train steps). They share
+# its code, so after one of them hangs the others are likely to: each
+# later one gets at most 30 s, and the budget goes to the test binaries,
+# which say where.
+nethung=""
+netstep() {
+	local name=$1 limit=$2
+	shift 2
+	if [[ -n $nethung ]] && (( limit > 30 )); then
+		say "$name: timeout cut to 30 s, as $nethung hung"
+		limit=30
+	fi
+	step "$name" "$limit" "$@"
+	local rc=$?
+	(( rc == 124 || rc == 137 )) && [[ -z $nethung ]] && nethung=$name
 	return $rc
 }
 
@@ -191,7 +214,7 @@ save_out
 
 # --- ours, synthetic data on the device ------------------------------------
 for m in alexnet-owt alexnet; do
-	step "bench-$m-tf32" 90 $B/gpucheck bench --model $m --precision tf32 --profile-steps 10 --json $R/bench.jsonl
+	netstep "bench-$m-tf32" 90 $B/gpucheck bench --model $m --precision tf32 --profile-steps 10 --json $R/bench.jsonl
 done
 
 # --- PyTorch, the same terms ------------------------------------------------
@@ -200,18 +223,9 @@ if [[ -n $PY ]]; then
 	step torch-bench-tf32 180 "$PY" $G/torch_bench.py --specs $R --models torchvision,alexnet,alexnet-owt --precisions tf32 --profile-steps 10 --json $R/torch.jsonl
 fi
 
-# --- cross-checks: CPU backend, and PyTorch as an outside oracle -------------
-step crosscheck 180 $B/gpucheck crosscheck --models small,alexnet-owt,alexnet --batch 8 --json $R/crosscheck.jsonl
-if [[ -n $PY ]]; then
-	for m in alexnet alexnet-owt; do
-		exp=step
-		selected "oracle-$m" && exp="forced step"
-		$exp "export-$m" 90 $B/gpucheck export --model $m --batch 16 --precision fp32 --out $W/oracle-$m &&
-			step "oracle-$m" 90 "$PY" $G/torch_oracle.py --json $R/oracle.jsonl $W/oracle-$m
-	done
-fi
-
 # --- the test binaries ------------------------------------------------------
+# pkg/cuda's first (no network code): before the steps that build the
+# network, so a hang there cannot spend the time they need to say why.
 record_test() { # binary logfile rc
 	local p f s verdict=PASS
 	(( $3 == 98 )) && return # not selected: nothing ran, nothing to report
@@ -221,6 +235,8 @@ record_test() { # binary logfile rc
 	(( $3 != 0 )) && verdict=FAIL
 	(( $3 == 124 || $3 == 137 )) && verdict=TIMEOUT
 	(( $3 == 99 )) && verdict=SKIPPED
+	# Every test skipped (no library, say) is not a pass.
+	(( $3 == 0 && ${p:-0} + ${f:-0} == 0 )) && verdict=SKIPPED
 	printf '{"kind":"test","binary":"%s","verdict":"%s","pass":%d,"fail":%d,"skip":%d,"rc":%d}\n' "$1" "$verdict" "${p:-0}" "${f:-0}" "${s:-0}" "$3" >>$R/tests.jsonl
 }
 # With a C++ compiler here, TestBindingsAgainstHeaders also checks every
@@ -229,13 +245,33 @@ if [[ -n $PY ]]; then
 	NVINC=$("$PY" -c "import site,glob; print(':'.join(sorted(d for p in site.getsitepackages()+[site.getusersitepackages()] for d in glob.glob(p+'/nvidia/*/include'))))" 2>/dev/null)
 	[[ -n $NVINC ]] && export ALEXNET_CUDA_INCLUDE=$NVINC
 fi
+# The toolkit's headers after the wheels': the wheels may lack cuda.h, and
+# then the driver bindings would go unchecked.
+if [[ -f /usr/local/cuda/include/cuda.h ]]; then
+	export ALEXNET_CUDA_INCLUDE=${ALEXNET_CUDA_INCLUDE:+$ALEXNET_CUDA_INCLUDE:}/usr/local/cuda/include
+fi
 # On its own, before anything has loaded them: a copy of cuBLAS, cuDNN,
 # NVRTC or libcuda refused by the search (here: every one) must unload,
 # with the sub-libraries cuDNN's shim may load when asked its version.
 step unload-test 30 $B/cuda.test -test.timeout 25s -test.v -test.run '^TestRefusedRealLibraryUnloads$'
 record_test cuda.test-unload $R/unload-test.log $?
-step cuda-test 120 $B/cuda.test -test.timeout 110s -test.v -test.run 'GPU|Probe|NVRTC|Headers' -test.bench GPU -test.benchtime 2000x
+step cuda-test 120 $B/cuda.test -test.timeout 110s -test.v -test.run 'GPU|Probe|NVRTC|Headers'
 record_test cuda.test $R/cuda-test.log $?
+# Apart: Go runs a binary's benchmarks only when every one of its tests
+# passed, and these are the host-overhead figures (launch, context entry).
+step cuda-bench 60 $B/cuda.test -test.timeout 50s -test.run '^$' -test.bench GPU -test.benchtime 2000x
+
+# --- cross-checks: CPU backend, and PyTorch as an outside oracle -------------
+netstep crosscheck 180 $B/gpucheck crosscheck --models small,alexnet-owt,alexnet --batch 8 --json $R/crosscheck.jsonl
+if [[ -n $PY ]]; then
+	for m in alexnet alexnet-owt; do
+		exp=netstep
+		selected "oracle-$m" && exp="forced netstep"
+		$exp "export-$m" 90 $B/gpucheck export --model $m --batch 16 --precision fp32 --out $W/oracle-$m &&
+			step "oracle-$m" 90 "$PY" $G/torch_oracle.py --json $R/oracle.jsonl $W/oracle-$m
+	done
+fi
+
 # TestGPUCrossCheck's work is done (and recorded) by `gpucheck crosscheck`.
 step gpu-test 120 $B/gpu.test -test.timeout 110s -test.v -test.run 'GPU|NVRTC' -test.skip CrossCheck
 record_test gpu.test $R/gpu-test.log $?
@@ -256,17 +292,24 @@ if ! compgen -G "$G/images/*.JPEG" >/dev/null; then
 	say "SKIP ingest: no JPEGs in $G/images (just gpu-check found no sample)"
 elif [[ -n $shardsteps ]] || selected ingest; then
 	T=$W/imagenet/train
-	mkdir -p "$T"
-	n=0
-	for f in $G/images/*.JPEG; do
-		wnid=$(basename "$f" | cut -d_ -f1)
-		mkdir -p "$T/$wnid"
-		# n_k, not nk: image 1's copy 11 and image 11's copy 1 must differ.
-		for k in $(seq 1 ${GPUCHECK_COPIES:-60}); do cp "$f" "$T/$wnid/${wnid}_${n}_$k.JPEG"; done
-		n=$((n + 1))
-	done
-	have=$(ls "$T" | wc -l)
-	for i in $(seq 1 $((1000 - have))); do mkdir -p "$T/n9$(printf '%07d' "$i")"; done
+	# A step like the others (thousands of links and folders: a timeout
+	# and a log). Hard links: ingest only reads them.
+	forced step tree 60 bash -c '
+		set -e
+		G=$1 T=$2 copies=$3
+		mkdir -p "$T"
+		n=0
+		for f in "$G"/images/*.JPEG; do
+			wnid=$(basename "$f" | cut -d_ -f1)
+			mkdir -p "$T/$wnid"
+			# n_k, not nk: image 1s copy 11 and image 11s copy 1 must differ.
+			for k in $(seq 1 "$copies"); do ln -f "$f" "$T/$wnid/${wnid}_${n}_$k.JPEG" 2>/dev/null || cp -f "$f" "$T/$wnid/${wnid}_${n}_$k.JPEG"; done
+			n=$((n + 1))
+		done
+		have=$(ls "$T" | wc -l)
+		for i in $(seq 1 $((1000 - have))); do mkdir -p "$T/n9$(printf "%07d" "$i")"; done
+		echo "$(find "$T" -name "*.JPEG" | wc -l) images in $(ls "$T" | wc -l) classes"
+	' _ "$G" "$T" "${GPUCHECK_COPIES:-60}"
 	if [[ -n $shardsteps ]]; then
 		forced step ingest 120 $B/ingest --out $W/shards --splits train --quiet $W/imagenet
 	else
@@ -282,7 +325,7 @@ elif [[ -n $shardsteps ]] || selected ingest; then
 				say "SKIP $1: $hung timed out, and it runs the same feed"
 				return 99
 			fi
-			step "$@"
+			netstep "$@"
 			local rc=$?
 			(( rc == 124 || rc == 137 )) && hung=$1
 			return $rc
@@ -292,18 +335,18 @@ elif [[ -n $shardsteps ]] || selected ingest; then
 		done
 		# The train command itself: trainer.Train streaming through
 		# pkg/feed (its log says "one step ahead" and each line's data wait).
-		feedstep train-cuda 90 $B/train --device cuda --shards $W/shards --model alexnet-owt --batch 128 --epochs 1 --max-steps 60 \
+		feedstep train-cuda 90 $B/train --device cuda --shards $W/shards --model alexnet-owt --batch 128 --epochs 3 --max-steps 60 \
 			--log-every 20 --out $W/run
 	fi
 fi
 
 # train --deterministic's algorithms and pooling against the same CPU figures:
 # the paper's model (grouped convolutions, LRN, overlapping pooling)
-step crosscheck-det 120 $B/gpucheck crosscheck --deterministic --models alexnet --batch 8 --json $R/crosscheck.jsonl
+netstep crosscheck-det 120 $B/gpucheck crosscheck --deterministic --models alexnet --batch 8 --json $R/crosscheck.jsonl
 
 # --- fp32, last: the least needed -----------------------------------------
 for m in alexnet-owt alexnet; do
-	step "bench-$m-fp32" 90 $B/gpucheck bench --model $m --precision fp32 --json $R/bench.jsonl
+	netstep "bench-$m-fp32" 90 $B/gpucheck bench --model $m --precision fp32 --json $R/bench.jsonl
 done
 if [[ -n $PY ]]; then
 	step torch-bench-fp32 180 "$PY" $G/torch_bench.py --specs $R --models torchvision,alexnet-owt,alexnet --precisions fp32 --json $R/torch.jsonl
@@ -313,7 +356,7 @@ fi
 # cuDNN algorithms and pooling only (TestGPUDeterministic checks that it
 # repeats bit for bit) ----------------------------------------------------
 for m in alexnet-owt alexnet; do
-	step "bench-$m-tf32-det" 90 $B/gpucheck bench --model $m --precision tf32 --deterministic --json $R/bench.jsonl
+	netstep "bench-$m-tf32-det" 90 $B/gpucheck bench --model $m --precision tf32 --deterministic --json $R/bench.jsonl
 done
 
 # --- the input pipeline on this machine's cores, beside PyTorch's DataLoader --

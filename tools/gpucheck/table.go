@@ -345,6 +345,7 @@ func writeTable(w io.Writer, r *results) {
 		return s
 	}, "≤ 1e-3 rel")
 	writePipelineCPU(w, r)
+	writeTrainCUDA(w, r)
 	var tests []string
 	for _, t := range r.records["test"] {
 		tests = append(tests, fmt.Sprintf("%s: %s (%v passed, %v failed, %v skipped)", str(t, "binary"), str(t, "verdict"), t["pass"], t["fail"], t["skip"]))
@@ -394,7 +395,7 @@ type pipelineCPU struct {
 // machine's cores (bench-pipeline's report, pipeline-cpu.json), beside
 // PyTorch's DataLoader over the same images as 256-px JPEGs.
 func writePipelineCPU(w io.Writer, r *results) {
-	ours, ref := none, none
+	ours, ref := r.why("ingest", "pipeline-cpu"), none
 	var p pipelineCPU
 	if b := r.text("pipeline-cpu.json"); b != "" && json.Unmarshal([]byte(b), &p) == nil && p.All.ImgPerSec > 0 {
 		ours = fmt.Sprintf("%.0f img/CPU-s · %.0f img/s on %d (%.0f%% of linear)", p.One.ImgPerCPUSec, p.All.ImgPerSec, p.All.Decoders, 100*p.Scaling)
@@ -422,6 +423,26 @@ func writePipelineCPU(w io.Writer, r *results) {
 		}
 	}
 	fmt.Fprintf(w, "| input pipeline on this machine's CPUs (bench-pipeline): ours 1 core · all cores | %s | DataLoader + PIL, 256-px JPEGs: %s | near-linear |\n", ours, ref)
+}
+
+// writeTrainCUDA adds the row for the train command itself on the GPU:
+// its last line, which says how the run ended, or why it did not run.
+func writeTrainCUDA(w io.Writer, r *results) {
+	cell := r.why("ingest", "train-cuda")
+	if log := r.text("train-cuda.log"); log != "" {
+		lines := strings.Split(log, "\n")
+		cell = strings.TrimSpace(lines[len(lines)-1])
+		for _, l := range lines {
+			if strings.HasPrefix(l, "train: done") {
+				cell = strings.TrimSpace(l)
+			}
+		}
+		if v := r.why("train-cuda"); v != none {
+			cell = v + ": " + cell
+		}
+		cell = strings.ReplaceAll(cell, "|", "/")
+	}
+	fmt.Fprintf(w, "| `train --device cuda` (alexnet-owt, real pipeline, 60 steps) | %s | | runs to the end |\n", cell)
 }
 
 // layersOf reads a bench record's profile (ours or PyTorch's: both write
