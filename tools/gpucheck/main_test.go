@@ -34,7 +34,7 @@ func TestTable(t *testing.T) {
 		// run.sh's verdicts on steps that left no record.
 		"run.log": "== [0s] nvidia-smi\n== [200s] TIMEOUT bench-alexnet-fp32\n== [210s] FAILED torch-bench-fp32 (exit 1)\n" +
 			"== [300s] SKIP export-alexnet-owt: budget of 450s spent\n== [301s] SKIP oracle-alexnet-owt: budget of 450s spent\n",
-		"probe.md": "| component | version | path |",
+		"probe.md":       "| component | version | path |",
 		"train-cuda.log": "train: alexnet-owt, ...\nstep 60 ...\ntrain: done (max-steps): 60 steps, 2 epochs in 14s; no validation pass in this run; checkpoint x\n",
 		// As benchpipeline --json writes it (abridged).
 		"pipeline-cpu.json": `{"cores": 16, "one_core": {"label": "1 worker, 1 core", "img_per_cpu_s": 4210.4},
