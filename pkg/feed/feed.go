@@ -72,6 +72,30 @@ type StepTiming struct {
 // copy, and the consumer's own lateness in queueing the step).
 func (t StepTiming) Wait() time.Duration { return max(0, t.DataReady-t.PrevEnd) }
 
+// WaitParts splits Wait by what the compute stream was waiting on, on the
+// device clock alone:
+//   - input: the batch's copy had not begun (the pipeline or the copier
+//     was late, or every device buffer was still in use);
+//   - copy: the copy was running;
+//   - host: the batch had landed, but the step was queued late (the
+//     training loop's own time between steps).
+//
+// The three add up to Wait. A goal on the data wait is the first two;
+// the third is the loop's, not the feed's.
+func (t StepTiming) WaitParts() (input, copy, host time.Duration) {
+	w := t.Wait()
+	if w <= 0 {
+		return 0, 0, 0
+	}
+	end := t.PrevEnd + w                             // DataReady, clamped as Wait is
+	clip := func(a, b time.Duration) time.Duration { // the part of [a, b] inside [PrevEnd, end]
+		return max(0, min(b, end)-max(a, t.PrevEnd))
+	}
+	input = clip(t.PrevEnd, t.CopyStart)
+	copy = clip(t.CopyStart, t.CopyEnd)
+	return input, copy, w - input - copy
+}
+
 // Total is the step's wall time on the compute stream, wait included.
 func (t StepTiming) Total() time.Duration { return max(0, t.End-t.PrevEnd) }
 
@@ -90,8 +114,11 @@ type Stats struct {
 	Wait     time.Duration // compute stream waiting for data
 	Total    time.Duration // compute stream wall time
 	HostWait time.Duration // consumer blocked in Next
-	MaxWait  float64       // largest single-step WaitFraction
-	Overlap  int           // steps during which the next batch's copy started before the step ended
+	// Wait split by StepTiming.WaitParts: the batch's copy not begun,
+	// running, or landed with the step queued late.
+	InputWait, CopyWait, LoopWait time.Duration
+	MaxWait                       float64 // largest single-step WaitFraction
+	Overlap                       int     // steps during which the next batch's copy started before the step ended
 }
 
 // WaitFraction is the data-wait share of the compute stream's time.
@@ -375,6 +402,10 @@ func (f *Feed) account(t StepTiming) {
 		s.Wait += t.Wait()
 		s.Total += t.Total()
 		s.HostWait += t.HostWait
+		in, cp, host := t.WaitParts()
+		s.InputWait += in
+		s.CopyWait += cp
+		s.LoopWait += host
 		s.MaxWait = max(s.MaxWait, t.WaitFraction())
 	}
 	// Overlap: this step's batch started copying before the previous
@@ -388,8 +419,9 @@ func (f *Feed) account(t StepTiming) {
 		f.opt.OnTiming(t)
 	}
 	if f.opt.Log != nil && (f.opt.LogEvery <= 1 || t.Seq%int64(f.opt.LogEvery) == 0) {
-		fmt.Fprintf(f.opt.Log, "feed: step %d data wait %.3f ms of %.3f ms (%.2f%%), copy %.3f ms, host wait %.3f ms\n",
-			t.Seq, ms(t.Wait()), ms(t.Total()), 100*t.WaitFraction(), ms(t.CopyEnd-t.CopyStart), ms(t.HostWait))
+		in, cp, host := t.WaitParts()
+		fmt.Fprintf(f.opt.Log, "feed: step %d data wait %.3f ms of %.3f ms (%.2f%%: input %.3f, copy %.3f, loop %.3f), copy %.3f ms, host wait %.3f ms\n",
+			t.Seq, ms(t.Wait()), ms(t.Total()), 100*t.WaitFraction(), ms(in), ms(cp), ms(host), ms(t.CopyEnd-t.CopyStart), ms(t.HostWait))
 	}
 }
 

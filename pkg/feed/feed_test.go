@@ -787,4 +787,22 @@ func TestStepTiming(t *testing.T) {
 	if (Stats{}).WaitFraction() != 0 || (Stats{Wait: ms, Total: 4 * ms}).WaitFraction() != 0.25 {
 		t.Error("Stats.WaitFraction")
 	}
+	// The wait's parts: before the copy began, during it, after it landed.
+	for _, tc := range []struct {
+		name            string
+		t               StepTiming
+		input, cp, host time.Duration
+	}{
+		{"no wait", StepTiming{PrevEnd: 10 * ms, DataReady: 10 * ms, CopyStart: 2 * ms, CopyEnd: 4 * ms}, 0, 0, 0},
+		{"copy late to start", StepTiming{PrevEnd: 10 * ms, DataReady: 16 * ms, CopyStart: 13 * ms, CopyEnd: 16 * ms}, 3 * ms, 3 * ms, 0},
+		{"copy running at the step's end", StepTiming{PrevEnd: 10 * ms, DataReady: 12 * ms, CopyStart: 9 * ms, CopyEnd: 12 * ms}, 0, 2 * ms, 0},
+		{"loop late, batch there", StepTiming{PrevEnd: 10 * ms, DataReady: 13 * ms, CopyStart: 5 * ms, CopyEnd: 7 * ms}, 0, 0, 3 * ms},
+		{"all three", StepTiming{PrevEnd: 10 * ms, DataReady: 20 * ms, CopyStart: 12 * ms, CopyEnd: 15 * ms}, 2 * ms, 3 * ms, 5 * ms},
+		{"clock noise", StepTiming{PrevEnd: 10 * ms, DataReady: 9 * ms, CopyStart: 12 * ms, CopyEnd: 15 * ms}, 0, 0, 0},
+	} {
+		in, cp, host := tc.t.WaitParts()
+		if in != tc.input || cp != tc.cp || host != tc.host || in+cp+host != tc.t.Wait() {
+			t.Errorf("%s: input %v copy %v host %v (wait %v); want %v %v %v", tc.name, in, cp, host, tc.t.Wait(), tc.input, tc.cp, tc.host)
+		}
+	}
 }

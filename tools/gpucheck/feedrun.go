@@ -20,17 +20,23 @@ import (
 
 // PipelineResult is one training run fed by the real pipeline.
 type PipelineResult struct {
-	Kind       string  `json:"kind"` // "pipeline"
-	Model      string  `json:"model"`
-	Precision  string  `json:"precision"`
-	Batch      int     `json:"batch"`
-	Classes    int     `json:"classes"`
-	Steps      int     `json:"steps"` // measured, after the warm-up
-	Records    int     `json:"records"`
-	Decoders   int     `json:"decoders"`
-	ImgS       float64 `json:"img_s"`        // wall clock over the measured steps
-	DataWait   float64 `json:"data_wait"`    // fraction of the compute stream's time spent waiting for data
-	MaxWait    float64 `json:"max_wait"`     // worst single step after the warm-up
+	Kind      string  `json:"kind"` // "pipeline"
+	Model     string  `json:"model"`
+	Precision string  `json:"precision"`
+	Batch     int     `json:"batch"`
+	Classes   int     `json:"classes"`
+	Steps     int     `json:"steps"` // measured, after the warm-up
+	Records   int     `json:"records"`
+	Decoders  int     `json:"decoders"`
+	ImgS      float64 `json:"img_s"`     // wall clock over the measured steps
+	DataWait  float64 `json:"data_wait"` // fraction of the compute stream's time spent waiting for data
+	MaxWait   float64 `json:"max_wait"`  // worst single step after the warm-up
+	// DataWait split by feed.StepTiming.WaitParts, as fractions of the
+	// same time: the copy not begun (pipeline or copier late), running,
+	// or landed with the step queued late (the loop's own time).
+	InputWait  float64 `json:"input_wait"`
+	CopyWait   float64 `json:"copy_wait"`
+	LoopWait   float64 `json:"loop_wait"`
 	Overlap    float64 `json:"overlap"`      // fraction of steps whose copy started before the previous step ended
 	CopyMs     float64 `json:"copy_ms"`      // mean H2D copy time per batch
 	HostWaitMs float64 `json:"host_wait_ms"` // mean host time to queue a step (Feed.Next included)
@@ -106,13 +112,17 @@ func runPipeline(args []string, stdout io.Writer) error {
 	defer fd.Close()
 	r := PipelineResult{Kind: "pipeline", Model: *model, Precision: p.String(), Batch: *batch, Classes: len(meta.Classes),
 		Steps: *steps, Records: meta.Splits["train"].Records, Decoders: pl.Options().Decoders}
-	var waited, total, copyTime time.Duration
+	var waited, total, copyTime, inWait, cpWait, loopWait time.Duration
 	var overlapped, timed int
 	var prevEnd time.Duration
 	f, err := feed.New(pl, fd, feed.Options{Log: stdout, LogEvery: *logEvery, OnTiming: func(t feed.StepTiming) {
 		if t.Seq >= int64(*warmup) {
 			waited += t.Wait()
 			total += t.Total()
+			in, cp, host := t.WaitParts()
+			inWait += in
+			cpWait += cp
+			loopWait += host
 			// The worst step over the measured ones, as the mean is:
 			// the first steps after the pipeline starts wait the most.
 			r.MaxWait = max(r.MaxWait, t.WaitFraction())
@@ -176,12 +186,14 @@ func runPipeline(args []string, stdout io.Writer) error {
 	r.ImgS = float64(*steps**batch) / el.Seconds()
 	if total > 0 {
 		r.DataWait = float64(waited) / float64(total)
+		r.InputWait, r.CopyWait, r.LoopWait = float64(inWait)/float64(total), float64(cpWait)/float64(total), float64(loopWait)/float64(total)
 	}
 	if timed > 0 {
 		r.Overlap = float64(overlapped) / float64(timed)
 		r.CopyMs = float64(copyTime) / float64(timed) / 1e6
 	}
 	r.HostWaitMs = float64(hostWait) / float64(*steps) / 1e6
+	fmt.Fprintf(stdout, "pipeline %s %s: data wait split: input %.2f%%, copy %.2f%%, loop %.2f%%\n", *model, p, 100*r.InputWait, 100*r.CopyWait, 100*r.LoopWait)
 	fmt.Fprintf(stdout, "pipeline %s %s: %.0f img/s, data wait %.2f%% (worst step %.1f%%), copy %.2f ms/batch overlapping %.0f%% of steps, host wait %.3f ms/step, loss %.4f -> %.4f\n",
 		*model, p, r.ImgS, 100*r.DataWait, 100*r.MaxWait, r.CopyMs, 100*r.Overlap, r.HostWaitMs, r.LossFirst, r.LossLast)
 	m := pl.Metrics()

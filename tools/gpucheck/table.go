@@ -304,6 +304,14 @@ func writeTable(w io.Writer, r *results) {
 		if v, ok := num(p, "max_wait"); ok {
 			s += fmt.Sprintf(" · %.1f%%", 100*v)
 		}
+		// What the GPU waited on: a miss that is the loop's own time is
+		// not the feed's.
+		in, ok1 := num(p, "input_wait")
+		cp, ok2 := num(p, "copy_wait")
+		lp, ok3 := num(p, "loop_wait")
+		if ok1 && ok2 && ok3 {
+			s += fmt.Sprintf(" (input %.2f%%, copy %.2f%%, loop %.2f%%)", 100*in, 100*cp, 100*lp)
+		}
 		return s
 	}, "< 2%")
 	row("copy: ms per batch · steps overlapped by the next copy", func(m string) string {
