@@ -51,7 +51,8 @@ run with other settings rewrites the shards and removes those of the
 earlier run that meta.json no longer lists; shards of another dataset
 (another class list) are only replaced with --overwrite. So are a split's
 records when the first shard to write had every image skipped (a source
-gone bad): the run stops before it replaces anything (exit 1).
+gone bad): the run stops before it replaces any of them (exit 1); the
+splits it wrote before are listed in meta.json.
 
 Exit codes: 0 done, 1 failed, interrupted, or every image of a split
 skipped, 2 usage or an --out holding another dataset's shards, 3 done but

@@ -548,3 +548,33 @@ func TestWriteFileAtomicTempIsNew(t *testing.T) {
 		t.Errorf("left %v", left)
 	}
 }
+
+// IsTempOf matches exactly the temporary names made for a file, never a
+// user's file that merely ends in .tmp.
+func TestIsTempOf(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want bool
+	}{
+		{"checkpoint.ckpt.0badf00d.tmp", true},
+		{"checkpoint.ckpt.tmp", true},
+		{"checkpoint.ckpt.old.tmp", false},
+		{"checkpoint.ckpt.0BADF00D.tmp", false},
+		{"checkpoint.ckpt.0badf00d1.tmp", false},
+		{"checkpoint.ckpt", false},
+		{"xcheckpoint.ckpt.0badf00d.tmp", false},
+	} {
+		if got := IsTempOf(tc.name, "checkpoint.ckpt"); got != tc.want {
+			t.Errorf("IsTempOf(%q) = %v", tc.name, got)
+		}
+	}
+	// What createTemp makes, it matches.
+	f, tmp, err := createTemp(filepath.Join(t.TempDir(), "checkpoint.ckpt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if !IsTempOf(filepath.Base(tmp), "checkpoint.ckpt") {
+		t.Errorf("createTemp's %s is not matched", tmp)
+	}
+}

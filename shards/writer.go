@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
 )
@@ -153,9 +154,38 @@ func (w *Writer) Abort() {
 }
 
 // TempPattern is the glob of the temporary files that Create and
-// WriteFileAtomic write beside path, for a caller that holds the folder
-// (under its lock) to clear what a killed run left.
+// WriteFileAtomic write beside path, for tests and a person's shell; code
+// that removes files matches names with IsTempOf, as path's own folder
+// may hold pattern characters.
 func TempPattern(path string) string { return path + ".*.tmp" }
+
+// IsTempOf says whether name (a base name) is a temporary file Create or
+// WriteFileAtomic made for base, or one of the fixed name earlier builds
+// used (base.tmp): what a killed run leaves, for a caller holding the
+// folder's lock to clear by exact name, never by a pattern a folder's own
+// name could widen.
+func IsTempOf(name, base string) bool {
+	if name == base+".tmp" {
+		return true
+	}
+	mid, ok := strings.CutPrefix(name, base+".")
+	if !ok {
+		return false
+	}
+	mid, ok = strings.CutSuffix(mid, ".tmp")
+	return ok && len(mid) == 8 && strings.Trim(mid, "0123456789abcdef") == ""
+}
+
+// RemoveTemps removes the regular files in dir whose names end in ".tmp":
+// for a folder only its owner writes in (ingest's --out, under its lock).
+func RemoveTemps(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".tmp") {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
 
 // createTemp creates a new, empty temporary file beside path, under a name
 // no one else uses: O_EXCL never opens what is already there, so neither

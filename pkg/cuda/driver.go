@@ -208,7 +208,7 @@ func (a *driverAPI) err(r cuResult, format string, args ...any) error {
 		e.Desc = desc
 	}
 	if stickyCodes[int(r)] && e.Detail == "" {
-		e.Detail = stickyHint
+		e.Detail = stickyHint(int(r))
 	}
 	return e
 }

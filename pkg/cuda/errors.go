@@ -76,7 +76,13 @@ var stickyCodes = map[int]bool{214: true, 700: true, 702: true, 714: true, 715: 
 
 // stickyHint goes with a sticky status, which otherwise points at
 // whichever call happened to see it first (often the feed's copy wait).
-const stickyHint = "the CUDA context is unusable; the fault may come from any earlier asynchronous work, an earlier kernel most likely: rerun with CUDA_LAUNCH_BLOCKING=1, or under compute-sanitizer, to find it"
+// An uncorrectable ECC error is the memory's, not a kernel's.
+func stickyHint(code int) string {
+	if code == 214 {
+		return "the CUDA context is unusable: the GPU's memory reported an uncorrectable error (a hardware fault; nvidia-smi -q -d ECC says more), not a fault of this program"
+	}
+	return "the CUDA context is unusable; the fault may come from any earlier asynchronous work, an earlier kernel most likely: rerun with CUDA_LAUNCH_BLOCKING=1, or under compute-sanitizer, to find it"
+}
 
 // Is lets errors.Is(err, ErrOutOfMemory) work whichever library ran out.
 func (e *Error) Is(target error) bool {

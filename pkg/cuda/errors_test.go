@@ -153,7 +153,7 @@ func TestErrorIs(t *testing.T) {
 		if got := errors.Is(e, ErrContextLost); got != tc.lost {
 			t.Errorf("%v %d: Is(ErrContextLost) = %v", tc.api, tc.code, got)
 		}
-		if hint := strings.Contains(e.Error(), "CUDA_LAUNCH_BLOCKING=1"); hint != tc.lost {
+		if hint := strings.Contains(e.Error(), "the CUDA context is unusable"); hint != tc.lost {
 			t.Errorf("%v %d: %q: the hint is there: %v", tc.api, tc.code, e, hint)
 		}
 	}

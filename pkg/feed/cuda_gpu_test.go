@@ -51,7 +51,12 @@ func TestGPUFeedBytes(t *testing.T) {
 	want := referenceHashes(t, dir, gpuFeedEpochs)
 	mod, err := dev.CompileModule(spinSource, "feedtest.cu", nil)
 	if err != nil {
-		t.Fatalf("NVRTC: %v", err)
+		// As the other GPU tests: no usable NVRTC is a skip that names
+		// it, a failure only where a GPU is required.
+		if os.Getenv("ALEXNET_REQUIRE_GPU") == "1" {
+			t.Fatalf("NVRTC: %v", err)
+		}
+		t.Skipf("NVRTC: %v", err)
 	}
 	defer mod.Unload()
 	spin, err := mod.Function("spin")

@@ -303,6 +303,10 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 	// earlier run, of another copy of the dataset, say, are kept, never
 	// taken for stale ones.
 	var written []string
+	// stop is an ErrAllSkipped that ended the splits early: the splits
+	// written before it still get a meta.json that lists them, or their
+	// new shards would sit under the old run's listing.
+	var stop error
 	for _, split := range opt.Splits {
 		var items []imagenet.Item
 		switch split {
@@ -339,6 +343,10 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 			}
 		}
 		if err := runPlans(ctx, ds, opt, split, todo, done, guard, rep); err != nil {
+			if errors.Is(err, ErrAllSkipped) {
+				stop = err
+				break
+			}
 			return nil, err
 		}
 		// Every shard now has a sidecar: gather them in order.
@@ -360,6 +368,9 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 		written = append(written, split)
 		rep.Written[split] = sp.Records
 		rep.SkippedCount[split] = sp.Skipped
+	}
+	if stop != nil && len(written) == 0 {
+		return nil, stop // nothing written: everything in out is as it was
 	}
 	if trainAcc.Count() > 0 {
 		st, err := trainAcc.Stats()
@@ -401,6 +412,9 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 	b, _ := json.MarshalIndent(rep, "", "  ")
 	if err := shards.WriteFileAtomic(filepath.Join(opt.Out, "ingest-report.json"), append(b, '\n')); err != nil {
 		return nil, err
+	}
+	if stop != nil {
+		return rep, fmt.Errorf("%w; the splits before it (%s) are written, and meta.json lists them", stop, strings.Join(written, ", "))
 	}
 	return rep, nil
 }
@@ -561,10 +575,10 @@ func readSidecar(out string, p *shardPlan) (*sidecar, error) {
 // trailer, sidecar from the same plan) from those still to write. Leftover
 // temporary files are removed.
 func resumable(ds *imagenet.Dataset, opt Options, plans []*shardPlan) (done, todo []*shardPlan, err error) {
-	tmps, _ := filepath.Glob(filepath.Join(opt.Out, "*.tmp"))
-	for _, t := range tmps {
-		os.Remove(t)
-	}
+	// Under the lock, temporary files are a killed run's: shards, meta.json
+	// and the report in out, sidecars in its state folder.
+	shards.RemoveTemps(opt.Out)
+	shards.RemoveTemps(filepath.Join(opt.Out, stateDir))
 	for _, p := range plans {
 		sc, err := readSidecar(opt.Out, p)
 		ok := err == nil && sc.Plan == p.planKey(ds, &opt)

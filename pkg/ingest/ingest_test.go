@@ -788,6 +788,48 @@ func TestAllSkippedShardKeepsEarlierRecords(t *testing.T) {
 	}
 }
 
+// When a later split trips the guard, the splits written before it are
+// rewritten already: meta.json must list their new shards, not the old
+// run's, so the folder stays a dataset train can read.
+func TestAllSkippedLaterSplitKeepsMetaTrue(t *testing.T) {
+	root, _ := makeTree(t, 6)
+	out := t.TempDir()
+	if _, err := ingestDir(t, root, out, 2, context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	vals, _ := filepath.Glob(filepath.Join(root, "val", "*.JPEG"))
+	if len(vals) == 0 {
+		t.Fatal("the fixture has no val images")
+	}
+	for _, v := range vals {
+		if err := os.WriteFile(v, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Other settings, so every train shard is rewritten.
+	_, err := ingestWith(t, context.Background(), root, Options{Out: out, Size: 20, Seed: 7, ShardSize: 5, Workers: 2, Codec: shards.CodecGradZstd})
+	if !errors.Is(err, ErrAllSkipped) || !strings.Contains(err.Error(), "the splits before it (train) are written") {
+		t.Fatalf("val all broken after train: %v", err)
+	}
+	m, err := shards.ReadMeta(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Width != 20 || m.Splits["train"].Records == 0 {
+		t.Fatalf("meta.json after the stop: %d px, train %+v", m.Width, m.Splits["train"])
+	}
+	for _, sh := range m.Splits["train"].Shards {
+		r, err := shards.Open(filepath.Join(out, sh.File))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprintf("%08x", r.FileCRC()); got != sh.CRC32C || r.Len() != sh.Records {
+			t.Errorf("%s: CRC %s, %d records; meta.json says %s, %d", sh.File, got, r.Len(), sh.CRC32C, sh.Records)
+		}
+		r.Close()
+	}
+}
+
 // Two ingests into one folder would remove each other's temporary files as
 // stale: the second is refused, naming the first, and touches nothing.
 func TestConcurrentIngestRefused(t *testing.T) {

@@ -269,13 +269,51 @@ func TestCheckpointWriteFailureSaysWhatIsLeft(t *testing.T) {
 	}
 }
 
+// A save that fails (a full disk) leaves both checkpoints as they were:
+// the previous one is replaced only once the new one is written.
+func TestFailedSaveKeepsBothCheckpoints(t *testing.T) {
+	shardDir := syntheticShards(t, 64, 16)
+	out := t.TempDir()
+	cfg := smallConfig(shardDir, out)
+	cfg.MaxSteps, cfg.CkptEvery = 6, 2
+	if _, err := Train(context.Background(), cfg, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	saveCheckpoint = func(*Checkpoint, string) error { return errors.New("no space left on device") }
+	t.Cleanup(func() { saveCheckpoint = (*Checkpoint).Save })
+	res := cfg
+	res.Resume, res.MaxSteps = true, 8
+	if _, err := Train(context.Background(), res, io.Discard); err == nil || !strings.Contains(err.Error(), "no space left") {
+		t.Fatalf("resume with saves failing: %v", err)
+	}
+	for f, step := range map[string]int64{CheckpointFile: 6, PrevCheckpointFile: 4} {
+		if h, err := ReadHeader(filepath.Join(out, f)); err != nil || h.Step != step {
+			t.Errorf("%s after the failed save: %+v, %v; want step %d", f, h, err, step)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(out, "*.tmp")); len(left) > 0 {
+		t.Errorf("left %v", left)
+	}
+}
+
 // A run clears the temporary files a killed run left in its directory
 // (its own names only: a user's file that ends in .tmp stays).
 func TestRunClearsStaleTemps(t *testing.T) {
 	shardDir := syntheticShards(t, 64, 16)
-	out := t.TempDir()
+	// A folder named like a pattern must not widen what is removed: run1's
+	// temporary files, beside it, are another run's.
+	parent := t.TempDir()
+	out, other := filepath.Join(parent, "run[1]"), filepath.Join(parent, "run1")
+	for _, d := range []string{out, other} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(other, CheckpointFile+".0badf00d.tmp"), []byte("partial"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	stale := []string{CheckpointFile + ".0badf00d.tmp", CheckpointFile + ".tmp", "loss.png.12345678.tmp"}
-	for _, f := range append(stale, "notes.tmp") {
+	for _, f := range append(stale, "notes.tmp", "loss.png.old.tmp") {
 		if err := os.WriteFile(filepath.Join(out, f), []byte("partial"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -290,8 +328,10 @@ func TestRunClearsStaleTemps(t *testing.T) {
 			t.Errorf("%s left: %v", f, err)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(out, "notes.tmp")); err != nil {
-		t.Errorf("the user's notes.tmp: %v", err)
+	for _, f := range []string{filepath.Join(out, "notes.tmp"), filepath.Join(out, "loss.png.old.tmp"), filepath.Join(other, CheckpointFile+".0badf00d.tmp")} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("%s, not this run's temporary file: %v", f, err)
+		}
 	}
 }
 

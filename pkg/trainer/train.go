@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -238,10 +239,12 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		// The previous checkpoint alone is a run too: a new run must not
 		// leave it beside its own checkpoints, for a later damage report
 		// to offer.
-		for _, p := range []string{ckPath, prevPath} {
-			if _, err := os.Stat(p); err == nil {
-				return nil, fmt.Errorf("%w: %s exists; --resume continues that run, --overwrite starts a new one in its place", ErrRunExists, p)
-			}
+		if _, err := os.Stat(ckPath); err == nil {
+			return nil, fmt.Errorf("%w: %s exists; --resume continues that run, --overwrite starts a new one in its place", ErrRunExists, ckPath)
+		}
+		if _, err := os.Stat(prevPath); err == nil {
+			return nil, fmt.Errorf("%w: %s exists (a run's previous checkpoint, without its latest): move it to %s and --resume to continue that run, or --overwrite to start a new one in its place",
+				ErrRunExists, prevPath, ckPath)
 		}
 	}
 	if cfg.Resume {
@@ -443,16 +446,33 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			r := run
 			c.Running = &r
 		}
+		// The latest is linked under a temporary name first and becomes
+		// the previous one only once the new one is saved: a failed save
+		// leaves both as they were.
+		var prevTmp string
 		if haveCheckpoint() {
-			if err := keepPrevious(ckPath, prevPath); err != nil && !prevNoted {
+			var err error
+			if prevTmp, err = linkTemp(ckPath, prevPath); err != nil && !prevNoted {
 				prevNoted = true
 				fmt.Fprintf(log, "train: note: cannot keep the previous checkpoint beside the latest (%v); only the latest is kept\n", err)
 			}
 		}
 		if err := saveCheckpoint(c, ckPath); err != nil {
+			if prevTmp != "" {
+				os.Remove(prevTmp)
+			}
 			// Save writes a temporary file and renames it: a failure (a
 			// full disk) leaves the last checkpoint whole.
 			return fmt.Errorf("step %d (%v): saving %s: %w; %s", step, at, ckPath, err, kept())
+		}
+		if prevTmp != "" {
+			if err := os.Rename(prevTmp, prevPath); err != nil {
+				os.Remove(prevTmp)
+				if !prevNoted {
+					prevNoted = true
+					fmt.Fprintf(log, "train: note: cannot keep the previous checkpoint beside the latest (%v); only the latest is kept\n", err)
+				}
+			}
 		}
 		savedStep = step
 		return nil
@@ -491,7 +511,9 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		// first checkpoint: a new run stopped before that must not leave
 		// the old checkpoint beside the new run's metrics, for a later
 		// --resume to continue the wrong run.
-		for _, f := range []string{CheckpointFile, PrevCheckpointFile, "loss.png", "error.png", "conv1-filters.png"} {
+		// The previous checkpoint first: a run killed in between leaves the
+		// latest, a whole run, not a previous one alone.
+		for _, f := range []string{PrevCheckpointFile, CheckpointFile, "loss.png", "error.png", "conv1-filters.png"} {
 			if err := os.Remove(filepath.Join(cfg.Out, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return nil, fmt.Errorf("--overwrite: %w", err)
 			}
@@ -949,15 +971,30 @@ func (cfg *Config) hyper() Hyper {
 	return Hyper{Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay, Lighting: augment.SigmaFor(cfg.Sigma)}
 }
 
-// keepPrevious links the latest checkpoint to the previous one's name
-// before a new one replaces it. A crash at any point leaves a whole latest
-// checkpoint; at worst the previous one is missing, or equals the latest.
-// An error (a file system without hard links) leaves only the latest.
-func keepPrevious(latest, prev string) error {
-	if err := os.Remove(prev); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+// linkTemp hard-links the latest checkpoint (through a symbolic link, to
+// the file itself) under a new temporary name beside prev, and returns
+// that name: renamed to prev once the new checkpoint is saved, it keeps
+// the state before it without a second write. A crash at any point leaves
+// a whole latest checkpoint, and at worst a temporary file the next run
+// clears. An error (a file system without hard links) keeps only the
+// latest.
+func linkTemp(latest, prev string) (string, error) {
+	src, err := filepath.EvalSymlinks(latest)
+	if err != nil {
+		return "", err
 	}
-	return os.Link(latest, prev)
+	for range 100 {
+		tmp := fmt.Sprintf("%s.%08x.tmp", prev, rand.Uint32())
+		err := os.Link(src, tmp)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return tmp, nil
+	}
+	return "", fmt.Errorf("%s: no unused temporary name beside it", prev)
 }
 
 // ReadRunHeader is ReadHeader of the run directory's checkpoint; when that
@@ -998,15 +1035,19 @@ var saveCheckpoint = (*Checkpoint).Save
 // runFiles are the files train writes atomically in its run directory.
 var runFiles = []string{CheckpointFile, PrevCheckpointFile, "metrics.jsonl", "loss.png", "error.png", "conv1-filters.png"}
 
-// clearTemps removes the temporary files of runFiles in dir, and those of
-// builds that used one fixed name (name.tmp).
+// clearTemps removes the temporary files of runFiles in dir (and those of
+// builds that used one fixed name, name.tmp), matched by exact name: dir
+// is the user's, and may hold other files, or be named like a pattern.
 func clearTemps(dir string) {
-	for _, f := range runFiles {
-		p := filepath.Join(dir, f)
-		left, _ := filepath.Glob(shards.TempPattern(p))
-		for _, t := range append(left, p+".tmp") {
-			if fi, err := os.Lstat(t); err == nil && fi.Mode().IsRegular() {
-				os.Remove(t)
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		for _, f := range runFiles {
+			if shards.IsTempOf(e.Name(), f) {
+				os.Remove(filepath.Join(dir, e.Name()))
+				break
 			}
 		}
 	}

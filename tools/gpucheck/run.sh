@@ -9,15 +9,18 @@
 # No Go is needed there: the binaries are prebuilt (CGO_ENABLED=0) and load
 # CUDA at run time; PyTorch comes from whichever python3 imports torch.
 # Every step has a timeout and the whole run a soft budget (GPUCHECK_BUDGET
-# seconds, default 450): a step that fails or is skipped leaves "—" in the
-# table, never stops the run. The last thing printed is the machine facts
-# (for docs/gpu-machine.md) and the one results table.
+# seconds, default 450): a step that fails, times out or is skipped leaves
+# "failed: …", "timed out: …" or "skipped: …" in the table, and never
+# stops the run. The last thing printed is the machine facts (for
+# docs/gpu-machine.md) and the one results table.
 #
-# The order is the issue's priorities: our speed and PyTorch's (tf32), the
-# cross-checks against the CPU and the PyTorch oracle, then the test
-# binaries, the real pipeline, and last what is least needed. Timeouts are
-# a few times each step's expected length, so one hang in code that has
-# never run on a GPU cannot spend the budget of the steps after it.
+# The order is the issue's priorities: our speed and PyTorch's (tf32),
+# pkg/cuda's tests (no network code), the cross-checks against the CPU and
+# the PyTorch oracle, the other test binaries, the real pipeline, and last
+# what is least needed. Timeouts are a few times each step's expected
+# length, and after one step that builds the network hangs the others get
+# 30 s, so one hang in code that has never run on a GPU cannot spend the
+# budget of the steps after it.
 #
 # A rerun after a fix need not repeat everything: GPUCHECK_ONLY is an
 # extended regular expression matched against the start of step names
@@ -28,6 +31,8 @@
 # Example: GPUCHECK_ONLY='crosscheck|oracle'.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# No core files from a step killed at its timeout: the disk is 64 GiB.
+ulimit -c 0 2>/dev/null
 G=gpu
 R=$G/results
 W=$G/work
@@ -94,9 +99,12 @@ step() {
 	left=$(( BUDGET + GRACE - $(elapsed) ))
 	(( limit > left )) && limit=$left
 	say "$name (timeout ${limit}s)"
-	# SIGQUIT, not SIGTERM: a Go binary then prints every goroutine's
-	# stack into the step's log, which says where a hang was.
-	timeout -s QUIT --kill-after=10 "$limit" "$@" >"$R/$name.log" 2>&1
+	# Our Go binaries get SIGQUIT, not SIGTERM: they then print every
+	# goroutine's stack into the step's log, which says where a hang was.
+	# Others (python, bash, which ignores QUIT) get SIGTERM.
+	local sig=TERM
+	[[ $1 == "$B"/* ]] && sig=QUIT
+	timeout -s $sig --kill-after=10 "$limit" "$@" >"$R/$name.log" 2>&1
 	local rc=$?
 	tail -n 4 "$R/$name.log" | sed 's/^/   | /'
 	(( rc == 124 || rc == 137 )) && say "TIMEOUT $name"

@@ -61,7 +61,7 @@ func TestPredict(t *testing.T) {
 	} {
 		se.Reset()
 		if code := run([]string{"--checkpoint", ckPath, "--shards", dir, tc.file}, &so, &se); code != 1 || !strings.HasSuffix(se.String(), tc.want) ||
-			strings.Count(se.String(), filepath.Base(tc.file)) != 1 {
+			strings.Count(se.String(), tc.file) != 1 {
 			t.Errorf("%s: exit %d, stderr %q, want it to end %q", tc.file, code, se.String(), tc.want)
 		}
 	}
