@@ -33,6 +33,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/dirlock"
 	"github.com/alexnet-repro/alexnet/pkg/imageio"
 	"github.com/alexnet-repro/alexnet/pkg/imagenet"
@@ -555,6 +556,14 @@ func removeStale(out string, splits []string, meta *shards.Meta) ([]string, erro
 	return removed, nil
 }
 
+// wasEmpty says whether the earlier run's shard of p's name had no record
+// either (its sidecar says so): then an all-skipped shard is no sign of a
+// source gone bad, only the same bad files again.
+func wasEmpty(out string, p *shardPlan) bool {
+	sc, err := readSidecar(out, p)
+	return err == nil && sc.Info.Records == 0
+}
+
 func sidecarPath(out string, p *shardPlan) string {
 	return filepath.Join(out, stateDir, p.file()+".json")
 }
@@ -760,10 +769,10 @@ func write(ctx context.Context, ds *imagenet.Dataset, opt Options, split string,
 			if err := open(p); err != nil {
 				return err
 			}
-			if pi == 0 && guard > 0 && len(p.items) > 0 && len(sc.Skipped) == len(p.items) {
+			if pi == 0 && guard > 0 && len(p.items) > 0 && len(sc.Skipped) == len(p.items) && !wasEmpty(opt.Out, p) {
 				s := sc.Skipped[0]
 				return fmt.Errorf("%w: all %d images of %s (%s: %s%s); stopped before replacing any of the %d %s records already in %s: look at the source, or pass --overwrite to replace them anyway",
-					ErrAllSkipped, len(p.items), p.file(), s.Path, s.Reason, map[bool]string{true: ", …", false: ""}[len(p.items) > 1], guard, split, opt.Out)
+					ErrAllSkipped, len(p.items), p.file(), cli.Name(s.Path), s.Reason, map[bool]string{true: ", …", false: ""}[len(p.items) > 1], guard, split, opt.Out)
 			}
 			info, err := w.Close()
 			w = nil

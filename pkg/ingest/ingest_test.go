@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -827,6 +828,30 @@ func TestAllSkippedLaterSplitKeepsMetaTrue(t *testing.T) {
 			t.Errorf("%s: CRC %s, %d records; meta.json says %s, %d", sh.File, got, r.Len(), sh.CRC32C, sh.Records)
 		}
 		r.Close()
+	}
+}
+
+// A first shard that was all skipped in the earlier run too (the same bad
+// files, not a source gone bad) does not stop a re-ingest.
+func TestAllSkippedAgainIsNoAlarm(t *testing.T) {
+	root, _ := makeTree(t, 6)
+	vals, _ := filepath.Glob(filepath.Join(root, "val", "*.JPEG"))
+	sort.Strings(vals)
+	if len(vals) < 6 {
+		t.Skipf("the fixture has %d val images, want 6", len(vals))
+	}
+	for _, v := range vals[:5] { // val is cut in name order: shard 0 is these
+		if err := os.WriteFile(v, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := t.TempDir()
+	rep, err := ingestDir(t, root, out, 2, context.Background(), nil)
+	if err != nil || rep.Written["val"] == 0 {
+		t.Fatalf("first run: %v, written %v", err, rep.Written)
+	}
+	if _, err := ingestWith(t, context.Background(), root, Options{Out: out, Size: 20, Seed: 7, ShardSize: 5, Workers: 2, Codec: shards.CodecGradZstd}); err != nil {
+		t.Fatalf("re-ingest at another size: %v", err)
 	}
 }
 
