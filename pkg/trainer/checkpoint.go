@@ -257,31 +257,14 @@ func parseHeader(hdr []byte, payload int64) (*Checkpoint, error) {
 // resume's defaults come from it before Load reads the file into memory,
 // and a damaged header must not pass for flags.
 func ReadHeader(path string) (*Checkpoint, error) {
-	if err := regularFile(path); err != nil {
-		return nil, err
-	}
-	f, err := os.Open(path)
+	f, size, pre, n, err := openCheckpoint(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() < 16 {
-		return nil, fmt.Errorf("%s: %w: %d bytes", path, ErrCheckpoint, fi.Size())
-	}
 	h := crc32.New(crcTable)
-	r := io.TeeReader(io.LimitReader(f, fi.Size()-4), h)
-	var pre [12]byte
-	if _, err := io.ReadFull(r, pre[:]); err != nil || [8]byte(pre[:8]) != ckptMagic {
-		return nil, fmt.Errorf("%s: %w: bad magic", path, ErrCheckpoint)
-	}
-	n := int64(binary.LittleEndian.Uint32(pre[8:]))
-	if n > fi.Size()-16 {
-		return nil, fmt.Errorf("%s: %w: header length %d", path, ErrCheckpoint, n)
-	}
+	h.Write(pre[:])
+	r := io.TeeReader(io.LimitReader(f, size-4-int64(len(pre))), h)
 	hdr := make([]byte, n)
 	if _, err := io.ReadFull(r, hdr); err != nil {
 		return nil, err
@@ -296,11 +279,43 @@ func ReadHeader(path string) (*Checkpoint, error) {
 	if h.Sum32() != binary.LittleEndian.Uint32(sum[:]) {
 		return nil, fmt.Errorf("%s: %w: checksum mismatch", path, ErrCheckpoint)
 	}
-	c, err := parseHeader(hdr, fi.Size()-16-n)
+	c, err := parseHeader(hdr, size-16-n)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
+}
+
+// openCheckpoint opens a checkpoint file and reads its 12-byte prefix,
+// the magic and the header's length, which it checks against the file's
+// size: anything else given for a checkpoint (an 8 GB tar, say) is
+// refused after those 12 bytes, and a device or a pipe before it is
+// opened. The file is left just after the prefix.
+func openCheckpoint(path string) (f *os.File, size int64, pre [12]byte, hdrLen int64, err error) {
+	if err := regularFile(path); err != nil {
+		return nil, 0, pre, 0, err
+	}
+	if f, err = os.Open(path); err != nil {
+		return nil, 0, pre, 0, err
+	}
+	fail := func(err error) (*os.File, int64, [12]byte, int64, error) {
+		f.Close()
+		return nil, 0, pre, 0, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return fail(err)
+	}
+	if size = fi.Size(); size < 16 {
+		return fail(fmt.Errorf("%s: %w: %d bytes", path, ErrCheckpoint, size))
+	}
+	if _, err := io.ReadFull(f, pre[:]); err != nil || [8]byte(pre[:8]) != ckptMagic {
+		return fail(fmt.Errorf("%s: %w: bad magic", path, ErrCheckpoint))
+	}
+	if hdrLen = int64(binary.LittleEndian.Uint32(pre[8:])); hdrLen > size-16 {
+		return fail(fmt.Errorf("%s: %w: header length %d", path, ErrCheckpoint, hdrLen))
+	}
+	return f, size, pre, hdrLen, nil
 }
 
 // regularFile refuses, before anything opens it, a path that is not a
@@ -318,38 +333,19 @@ func regularFile(path string) error {
 }
 
 // readCheckpointFile reads a whole checkpoint file, once its first bytes
-// say it is one: anything else given for a checkpoint (an 8 GB tar, a
-// device, a pipe) is refused after at most 12 bytes, not read into memory.
+// say it is one (openCheckpoint).
 func readCheckpointFile(path string) ([]byte, error) {
-	if err := regularFile(path); err != nil {
-		return nil, err
-	}
-	f, err := os.Open(path)
+	f, size, pre, _, err := openCheckpoint(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	size := fi.Size()
-	if size < 16 {
-		return nil, fmt.Errorf("%s: %w: %d bytes", path, ErrCheckpoint, size)
-	}
-	var pre [12]byte
-	if _, err := io.ReadFull(f, pre[:]); err != nil || [8]byte(pre[:8]) != ckptMagic {
-		return nil, fmt.Errorf("%s: %w: bad magic", path, ErrCheckpoint)
-	}
-	if n := int64(binary.LittleEndian.Uint32(pre[8:])); n > size-16 {
-		return nil, fmt.Errorf("%s: %w: header length %d", path, ErrCheckpoint, n)
-	}
 	if int64(int(size)) != size {
 		return nil, fmt.Errorf("%s: %w: %d bytes", path, ErrCheckpoint, size)
 	}
 	b := make([]byte, size)
 	copy(b, pre[:])
-	if _, err := io.ReadFull(f, b[12:]); err != nil {
+	if _, err := io.ReadFull(f, b[len(pre):]); err != nil {
 		return nil, fmt.Errorf("%s: %w: %v (changed while read?)", path, ErrCheckpoint, err)
 	}
 	return b, nil
