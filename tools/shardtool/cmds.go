@@ -273,11 +273,10 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-// inspectTo writes inspect's summary of dir to stdout, which the caller
-// writes on at once.
+// inspectTo writes inspect's summary of dir into a buffer, which the
+// caller writes out at once and so can tell a failed write.
 func inspectTo(stdout *bytes.Buffer, dir string, asJSON bool, classes int, stderr io.Writer) int {
-	pos := []string{dir}
-	m, err := shards.ReadMeta(pos[0])
+	m, err := shards.ReadMeta(dir)
 	if err != nil {
 		fmt.Fprintln(stderr, "shardtool inspect:", err)
 		return cli.ExitFailure
@@ -304,14 +303,14 @@ func inspectTo(stdout *bytes.Buffer, dir string, asJSON bool, classes int, stder
 		sum[name] = s
 	}
 	if asJSON {
-		out := map[string]any{"dir": pos[0], "format_version": m.FormatVersion, "width": m.Width, "height": m.Height,
+		out := map[string]any{"dir": dir, "format_version": m.FormatVersion, "width": m.Width, "height": m.Height,
 			"classes": len(m.Classes), "class_list": m.Classes, "splits": sum, "stats": m.Stats, "ingest": m.Ingest}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(out)
 		return cli.ExitOK
 	}
-	fmt.Fprintf(stdout, "%s: format v%d, %d×%d RGB, codec %s, %d classes\n", pos[0], m.FormatVersion, m.Width, m.Height, m.Ingest.Codec, len(m.Classes))
+	fmt.Fprintf(stdout, "%s: format v%d, %d×%d RGB, codec %s, %d classes\n", dir, m.FormatVersion, m.Width, m.Height, m.Ingest.Codec, len(m.Classes))
 	for _, name := range sortedSplits(m) {
 		s := sum[name]
 		fmt.Fprintf(stdout, "  %-5s %8d records in %4d shards, %6.1f MB, %8.0f B/image (%.3f of raw), %d skipped\n",
