@@ -306,7 +306,15 @@ func (p *Pipeline) resolve(opt *Options) error {
 		opt.MaxOpenShards = 128
 	}
 	if opt.Slots == nil {
-		opt.Slots = NewSlots(4, opt.Batch, p.views, opt.Crop)
+		// Four, or as many as the run has batches: NewSlot maps its pages
+		// at once, and a slot no batch fills would be memory for nothing
+		// (ten-crop slots of 128 images are 190 MB).
+		n := 4
+		if opt.Epochs > 0 {
+			left := (opt.Epochs-opt.Start.Epoch)*p.perEpoch - opt.Start.Batch
+			n = max(1, min(n, left))
+		}
+		opt.Slots = NewSlots(n, opt.Batch, p.views, opt.Crop)
 	}
 	if len(opt.Slots) == 0 {
 		return errors.New("no slots")

@@ -859,3 +859,30 @@ func TestOptionLimits(t *testing.T) {
 		}
 	}
 }
+
+// Default slots are mapped at once, so a run with fewer batches than the
+// default four gets only as many: a ten-crop evaluation of one batch must
+// not map four 190 MB slots.
+func TestDefaultSlotsFitTheRun(t *testing.T) {
+	dir := t.TempDir()
+	fixture{counts: []int{20}, w: 16, h: 16, classes: 2}.writeTo(t, dir)
+	for _, tc := range []struct {
+		epochs int
+		start  Position
+		want   int
+	}{
+		{1, Position{}, 2},                   // 20 records, batches of 10: 2 batches
+		{3, Position{}, 4},                   // 6 batches: the default
+		{0, Position{}, 4},                   // until cancelled
+		{2, Position{Epoch: 1, Batch: 1}, 1}, // resumed at the last batch
+	} {
+		p, err := New(context.Background(), dir, Options{Batch: 10, Crop: 12, Epochs: tc.epochs, Start: tc.start})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Metrics().Slots; got != tc.want {
+			t.Errorf("%d epochs from %v: %d slots, want %d", tc.epochs, tc.start, got, tc.want)
+		}
+		p.Close()
+	}
+}
