@@ -165,6 +165,9 @@ func (b *BLAS) Close() error {
 
 // SetStream makes later calls queue on s (nil: legacy default stream).
 func (b *BLAS) SetStream(s *Stream) error {
+	if err := s.live(); err != nil {
+		return err
+	}
 	if err := b.dev.enter(); err != nil {
 		return err
 	}

@@ -272,6 +272,9 @@ func (n *DNN) Close() error {
 
 // SetStream makes later calls queue on s (nil: legacy default stream).
 func (n *DNN) SetStream(s *Stream) error {
+	if err := s.live(); err != nil {
+		return err
+	}
 	return n.do(func() int32 { return n.api.setStream(n.h, s.handle()) }, "cudnnSetStream")
 }
 

@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -531,6 +532,9 @@ func (d *Device) MemcpyDtoH(dst []byte, src DevicePtr) error {
 // once should synchronize the stream first (pkg/nn/gpu does). Either way
 // the copy is slow and does not overlap.
 func (d *Device) MemcpyHtoDAsync(dst DevicePtr, src []byte, s *Stream) error {
+	if err := s.live(); err != nil {
+		return err
+	}
 	if len(src) == 0 {
 		return nil
 	}
@@ -546,6 +550,9 @@ func (d *Device) MemcpyHtoDAsync(dst DevicePtr, src []byte, s *Stream) error {
 // dst should come from HostAlloc; into Go memory the call is synchronous.
 // Read dst only after the stream (or an event after the copy) completes.
 func (d *Device) MemcpyDtoHAsync(dst []byte, src DevicePtr, s *Stream) error {
+	if err := s.live(); err != nil {
+		return err
+	}
 	if len(dst) == 0 {
 		return nil
 	}
@@ -559,6 +566,9 @@ func (d *Device) MemcpyDtoHAsync(dst []byte, src DevicePtr, s *Stream) error {
 
 // MemcpyDtoDAsync queues a device-to-device copy of n bytes on s.
 func (d *Device) MemcpyDtoDAsync(dst, src DevicePtr, n int, s *Stream) error {
+	if err := s.live(); err != nil {
+		return err
+	}
 	if n == 0 {
 		return nil
 	}
@@ -571,6 +581,9 @@ func (d *Device) MemcpyDtoDAsync(dst, src DevicePtr, n int, s *Stream) error {
 
 // MemsetD8Async sets n bytes at dst to v, on s.
 func (d *Device) MemsetD8Async(dst DevicePtr, v byte, n int, s *Stream) error {
+	if err := s.live(); err != nil {
+		return err
+	}
 	if n == 0 {
 		return nil
 	}
@@ -584,6 +597,9 @@ func (d *Device) MemsetD8Async(dst DevicePtr, v byte, n int, s *Stream) error {
 // MemsetD32Async sets n 32-bit words at dst (4-byte aligned) to v, on s.
 // math.Float32bits(x) fills float32 memory with x; 0 clears.
 func (d *Device) MemsetD32Async(dst DevicePtr, v uint32, n int, s *Stream) error {
+	if err := s.live(); err != nil {
+		return err
+	}
 	if n == 0 {
 		return nil
 	}
@@ -599,6 +615,22 @@ func (d *Device) MemsetD32Async(dst DevicePtr, v uint32, n int, s *Stream) error
 type Stream struct {
 	dev *Device
 	h   uintptr
+	// destroyed: Destroy ran. Its handle is then 0, which CUDA reads as
+	// the legacy default stream: work queued there would lose its order
+	// with the non-blocking streams without a word, so it is refused.
+	destroyed bool
+}
+
+// errStreamDestroyed is what a destroyed stream's use returns.
+var errStreamDestroyed = errors.New("cuda: stream used after Destroy (its handle would mean the legacy default stream)")
+
+// live refuses a stream that was destroyed; nil, the legacy default
+// stream by choice, is fine.
+func (s *Stream) live() error {
+	if s != nil && s.destroyed {
+		return errStreamDestroyed
+	}
+	return nil
 }
 
 // streamNonBlocking (CU_STREAM_NON_BLOCKING): the stream does not
@@ -631,6 +663,9 @@ func (s *Stream) handle() uintptr {
 
 // Synchronize waits until all work queued on s has finished.
 func (s *Stream) Synchronize() error {
+	if err := s.live(); err != nil {
+		return err
+	}
 	if err := s.dev.enter(); err != nil {
 		return err
 	}
@@ -640,6 +675,9 @@ func (s *Stream) Synchronize() error {
 
 // Query reports whether all work queued on s has finished, without waiting.
 func (s *Stream) Query() (bool, error) {
+	if err := s.live(); err != nil {
+		return false, err
+	}
 	if err := s.dev.enter(); err != nil {
 		return false, err
 	}
@@ -657,6 +695,9 @@ func (s *Stream) Query() (bool, error) {
 // WaitEvent makes later work on s wait until e has completed; the host
 // does not wait.
 func (s *Stream) WaitEvent(e *Event) error {
+	if err := s.live(); err != nil {
+		return err
+	}
 	if err := s.dev.enter(); err != nil {
 		return err
 	}
@@ -674,7 +715,7 @@ func (s *Stream) Destroy() error {
 	}
 	defer s.dev.leave()
 	err := s.dev.api.err(s.dev.api.cuStreamDestroy(s.h), "cuStreamDestroy_v2")
-	s.h = 0
+	s.h, s.destroyed = 0, true
 	return err
 }
 
@@ -726,6 +767,9 @@ func (d *Device) newEvent(timing, blocking bool) (*Event, error) {
 
 // Record marks the current end of stream s (nil: legacy default stream).
 func (e *Event) Record(s *Stream) error {
+	if err := s.live(); err != nil {
+		return err
+	}
 	if err := e.dev.enter(); err != nil {
 		return err
 	}
@@ -910,6 +954,9 @@ type Function struct {
 // C parameter's type and size exactly: a Go int is refused because C's
 // int is 32 bits and a silent mismatch shifts every later argument.
 func (f *Function) Launch(grid, block [3]uint32, sharedMem uint32, s *Stream, args ...any) error {
+	if err := s.live(); err != nil {
+		return fmt.Errorf("cuda: launch %s: %w", f.Name, err)
+	}
 	if err := checkLaunchDims(grid, block); err != nil {
 		return fmt.Errorf("cuda: launch %s: %w", f.Name, err)
 	}

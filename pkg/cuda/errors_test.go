@@ -158,3 +158,34 @@ func TestErrorIs(t *testing.T) {
 		}
 	}
 }
+
+// A destroyed stream's handle is 0, the legacy default stream, which does
+// not order with the non-blocking streams: every use is refused, before
+// any library is called, rather than queued there.
+func TestDestroyedStreamRefused(t *testing.T) {
+	s := &Stream{destroyed: true}
+	var nilStream *Stream
+	if nilStream.live() != nil {
+		t.Error("nil (the legacy stream by choice) refused")
+	}
+	for name, err := range map[string]error{
+		"Synchronize":     s.Synchronize(),
+		"WaitEvent":       s.WaitEvent(&Event{}),
+		"Record":          (&Event{}).Record(s),
+		"MemcpyHtoDAsync": (&Device{}).MemcpyHtoDAsync(0, []byte{1}, s),
+		"MemcpyDtoHAsync": (&Device{}).MemcpyDtoHAsync([]byte{1}, 0, s),
+		"MemcpyDtoDAsync": (&Device{}).MemcpyDtoDAsync(0, 0, 1, s),
+		"MemsetD8Async":   (&Device{}).MemsetD8Async(0, 0, 1, s),
+		"MemsetD32Async":  (&Device{}).MemsetD32Async(0, 0, 1, s),
+		"Launch":          (&Function{Name: "k"}).Launch([3]uint32{1, 1, 1}, [3]uint32{1, 1, 1}, 0, s),
+		"BLAS.SetStream":  (&BLAS{}).SetStream(s),
+		"DNN.SetStream":   (&DNN{}).SetStream(s),
+	} {
+		if !errors.Is(err, errStreamDestroyed) {
+			t.Errorf("%s on a destroyed stream: %v", name, err)
+		}
+	}
+	if _, err := s.Query(); !errors.Is(err, errStreamDestroyed) {
+		t.Errorf("Query: %v", err)
+	}
+}

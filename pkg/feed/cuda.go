@@ -75,6 +75,11 @@ func NewCUDADevice(dev *cuda.Device, compute *cuda.Stream, l Layout, buffers int
 	if err := l.Validate(); err != nil {
 		return nil, err
 	}
+	if compute == nil {
+		// nil means the legacy default stream, which does not order with
+		// the non-blocking copy stream: the events would order nothing.
+		return nil, errors.New("feed: no compute stream (the legacy default stream does not order with the copy stream)")
+	}
 	d := &CUDADevice{dev: dev, compute: compute, layout: l}
 	defer func() {
 		if err != nil {
