@@ -103,11 +103,18 @@ def tf32_settings():
     """The TF32 switches as torch reports them, so a record shows what ran
     (the allow_tf32 flags are deprecated from torch 2.9 on)."""
     out = {}
+    # torch >= 2.9 also has per-backend fp32_precision settings, which the
+    # old flags set: read them where they exist, so the record shows the
+    # new API's view too ("tf32" or "ieee"; absent on older torch).
     for name, get in (("matmul_allow_tf32", lambda: torch.backends.cuda.matmul.allow_tf32),
                       ("cudnn_allow_tf32", lambda: torch.backends.cudnn.allow_tf32),
-                      ("float32_matmul_precision", torch.get_float32_matmul_precision)):
+                      ("float32_matmul_precision", torch.get_float32_matmul_precision),
+                      ("matmul_fp32_precision", lambda: torch.backends.cuda.matmul.fp32_precision),
+                      ("cudnn_conv_fp32_precision", lambda: torch.backends.cudnn.conv.fp32_precision)):
         try:
             out[name] = get()
         except Exception as e:  # a record must not fail for a flag's sake
+            if name.endswith("fp32_precision"):
+                continue  # an older torch, without the new API
             out[name] = "unreadable: %s" % e
     return out
