@@ -22,7 +22,8 @@
 //     writes the sum multiplied by α = 1e-4 directly, without /n, so the
 //     paper's layer is Alpha = Size·1e-4 = 5e-4 here. Caffe's bvlc_alexnet
 //     passes alpha 1e-4 into the /n form, a 5× weaker normalisation than the
-//     paper as printed; we follow the paper.
+//     paper as printed, and so, most likely, did the authors' cuda-convnet,
+//     which divides its scale by the size; we follow the paper as printed.
 //   - The paper's 224×224 input gives conv1 a 55×55 output only with
 //     padding: we use 224 with conv1 padding 2, which yields exactly the
 //     shapes of Caffe's unpadded 227 input.
