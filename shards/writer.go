@@ -187,20 +187,36 @@ func RemoveTemps(dir string) {
 	}
 }
 
+// MakeTemp makes a new file beside path under an unused temporary name
+// (path.XXXXXXXX.tmp, which IsTempOf matches) and returns the name. create
+// must create the file there and fail with fs.ErrExist if the name is
+// taken, as O_EXCL and link(2) do: then another name is tried.
+func MakeTemp(path string, create func(tmp string) error) (string, error) {
+	for range 100 {
+		tmp := fmt.Sprintf("%s.%08x.tmp", path, rand.Uint32())
+		err := create(tmp)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return tmp, nil
+	}
+	return "", fmt.Errorf("%s: no unused temporary name beside it", path)
+}
+
 // createTemp creates a new, empty temporary file beside path, under a name
 // no one else uses: O_EXCL never opens what is already there, so neither
 // a symbolic link planted at the name (its target would get the bytes,
 // and the link be renamed into place) nor another writer's file can be.
 func createTemp(path string) (*os.File, string, error) {
-	for range 100 {
-		tmp := fmt.Sprintf("%s.%08x.tmp", path, rand.Uint32())
-		f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		return f, tmp, err
-	}
-	return nil, "", fmt.Errorf("%s: no unused temporary name beside it", path)
+	var f *os.File
+	tmp, err := MakeTemp(path, func(tmp string) (err error) {
+		f, err = os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		return err
+	})
+	return f, tmp, err
 }
 
 // SyncDir fsyncs a directory so that renames into it are durable.

@@ -94,6 +94,16 @@ func sameOutput(t *testing.T, a, b map[string][]byte) {
 	}
 }
 
+// sameAsFresh checks that out equals a fresh ingestDir run over root.
+func sameAsFresh(t *testing.T, root, out string) {
+	t.Helper()
+	fresh := t.TempDir()
+	if _, err := ingestDir(t, root, fresh, 2, context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	sameOutput(t, outputFiles(t, fresh), outputFiles(t, out))
+}
+
 func TestIngestTree(t *testing.T) {
 	root, bad := makeTree(t, 12)
 	out := t.TempDir()
@@ -692,11 +702,7 @@ func TestResumeRereadsReplacedFile(t *testing.T) {
 			t.Errorf("%s still skipped after it was fixed: %s", s.Path, s.Reason)
 		}
 	}
-	fresh := t.TempDir()
-	if _, err := ingestDir(t, root, fresh, 2, context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
-	sameOutput(t, outputFiles(t, fresh), outputFiles(t, out))
+	sameAsFresh(t, root, out)
 }
 
 // A repair that leaves the file's length as it was (an image re-saved
@@ -751,11 +757,7 @@ func TestResumeRereadsSameLengthReplacement(t *testing.T) {
 	if rep.ResumedShards != 0 || rep2.ResumedShards != len(all)-1 {
 		t.Errorf("resumed %d, then %d shards of %d: want none, then all but the one holding the replaced file", rep.ResumedShards, rep2.ResumedShards, len(all))
 	}
-	fresh := t.TempDir()
-	if _, err := ingestDir(t, root, fresh, 2, context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
-	sameOutput(t, outputFiles(t, fresh), outputFiles(t, out))
+	sameAsFresh(t, root, out)
 }
 
 // A source gone bad (every train file truncated) does not replace the

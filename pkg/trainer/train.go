@@ -10,7 +10,6 @@ import (
 	"io"
 	"io/fs"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -983,18 +982,7 @@ func linkTemp(latest, prev string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for range 100 {
-		tmp := fmt.Sprintf("%s.%08x.tmp", prev, rand.Uint32())
-		err := os.Link(src, tmp)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		if err != nil {
-			return "", err
-		}
-		return tmp, nil
-	}
-	return "", fmt.Errorf("%s: no unused temporary name beside it", prev)
+	return shards.MakeTemp(prev, func(tmp string) error { return os.Link(src, tmp) })
 }
 
 // ReadRunHeader is ReadHeader of the run directory's checkpoint; when that
