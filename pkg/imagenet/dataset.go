@@ -71,22 +71,20 @@ func (it *Item) Size() int64 {
 
 // ItemStamp says which bytes the item holds now, without reading them:
 // a plain file's size and modification time, or an archive member's size
-// and place with the archive's modification time ("?" when a stat
-// fails). Resuming compares it with what a finished shard was made from,
+// and place with the archive's modification time when it was listed ("?"
+// when a stat fails). Resuming compares it with what a finished shard was made from,
 // so a file replaced since, a fixed truncated image, say, is read again,
 // even when the repair left its length as it was. A copy of the dataset
 // that does not keep times makes a resume decode everything again: slow,
 // never wrong.
 func (d *Dataset) ItemStamp(it *Item) string {
 	if it.arc != 0 {
-		if int(it.arc) > len(d.archives) {
+		// The time when the archive was listed, as the offsets are: one
+		// stat per archive, not one per member of a 1.28M-image tar.
+		if int(it.arc) > len(d.archTime) {
 			return "?"
 		}
-		fi, err := d.archives[it.arc-1].Stat()
-		if err != nil {
-			return "?"
-		}
-		return fmt.Sprintf("%d@%d %d", it.size, it.off, fi.ModTime().UnixNano())
+		return fmt.Sprintf("%d@%d %d", it.size, it.off, d.archTime[it.arc-1])
 	}
 	fi, err := os.Stat(filepath.Join(d.Root, it.file))
 	if err != nil {
@@ -117,6 +115,7 @@ type Dataset struct {
 	ClassNameSource string
 
 	archives []*os.File
+	archTime []int64         // each archive's modification time (ns) when opened, for ItemStamp
 	ctx      context.Context // Open's, checked as listing goes
 	exclude  []os.FileInfo   // Options.Exclude's folders that exist
 }

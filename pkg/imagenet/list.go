@@ -245,6 +245,7 @@ func (d *Dataset) openArchive(name string) (int32, string, int64, error) {
 		return 0, full, 0, err
 	}
 	d.archives = append(d.archives, f)
+	d.archTime = append(d.archTime, fi.ModTime().UnixNano())
 	return int32(len(d.archives)), full, fi.Size(), nil
 }
 
