@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/alexnet-repro/alexnet/internal/cli"
 )
 
 // Reader gives random access to a shard's records through its index.
@@ -26,13 +28,8 @@ type Reader struct {
 // trailer and the index checksum; record checksums are checked as records
 // are read.
 func Open(path string) (*Reader, error) {
-	f, err := os.Open(path)
+	f, st, err := openFile(path)
 	if err != nil {
-		return nil, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
 		return nil, err
 	}
 	r, err := NewReader(filepath.Base(path), f, st.Size())
@@ -42,6 +39,32 @@ func Open(path string) (*Reader, error) {
 	}
 	r.closer = f
 	return r, nil
+}
+
+// openFile opens a shard file for reading. Anything but a regular file in
+// a shard's place is refused before it is opened, naming what it is: a
+// named pipe would block the open until a writer came, and a folder would
+// fail later as an unexplained read error.
+func openFile(path string) (*os.File, os.FileInfo, error) {
+	name := filepath.Base(path)
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return nil, nil, &RecordError{Shard: name, Index: -1, Offset: -1,
+			Err: fmt.Errorf("%s, not a shard file", cli.FileKind(st.Mode()))}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := f.Stat()
+	if err == nil && !st.Mode().IsRegular() { // replaced between the two looks
+		err = &RecordError{Shard: name, Index: -1, Offset: -1,
+			Err: fmt.Errorf("%s, not a shard file", cli.FileKind(st.Mode()))}
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, st, nil
 }
 
 // NewReader reads a shard of the given size from ra; name appears in errors.

@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // photoLike makes a smooth image with noise, so the predictor has something
@@ -295,6 +297,44 @@ func TestTruncatedShardIsRejected(t *testing.T) {
 		}
 		if err == io.EOF {
 			t.Fatalf("scanner accepted %d of %d bytes", n, len(b))
+		}
+	}
+}
+
+// A folder or a named pipe where a shard should be is refused by name,
+// before it is opened: a pipe would otherwise block Open (and a training
+// run) until some writer came.
+func TestOpenRefusesNonRegular(t *testing.T) {
+	dir := t.TempDir()
+	folder := filepath.Join(dir, "folder.shard")
+	if err := os.Mkdir(folder, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ path, want string }{{folder, "a directory, not a shard file"}}
+	pipe := filepath.Join(dir, "pipe.shard")
+	if err := syscall.Mkfifo(pipe, 0o644); err == nil {
+		cases = append(cases, struct{ path, want string }{pipe, "a named pipe, not a shard file"})
+	} else {
+		t.Logf("no named pipe here (%v): only the folder is tried", err)
+	}
+	for _, c := range cases {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			r, err := Open(c.path)
+			var re *RecordError
+			if err == nil || !errors.As(err, &re) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), filepath.Base(c.path)) {
+				t.Errorf("Open(%s) = %v, %v; want a RecordError saying %q", filepath.Base(c.path), r, err, c.want)
+			}
+			v := Verify(c.path, true)
+			if len(v.Damage) != 1 || !strings.Contains(v.Damage[0].Error(), c.want) {
+				t.Errorf("Verify(%s) = %v; want one damage saying %q", filepath.Base(c.path), v.Damage, c.want)
+			}
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Open(%s) still blocked after 10 s", filepath.Base(c.path))
 		}
 	}
 }

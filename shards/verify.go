@@ -31,9 +31,13 @@ func Verify(path string, decode bool) VerifyResult {
 func VerifyWith(path string, decode bool, want func(*Record) error) VerifyResult {
 	name := filepath.Base(path)
 	res := VerifyResult{Shard: name}
-	f, err := os.Open(path)
+	f, _, err := openFile(path)
 	if err != nil {
-		res.Damage = append(res.Damage, &RecordError{Shard: name, Index: -1, Offset: -1, Err: err})
+		var re *RecordError
+		if !errors.As(err, &re) {
+			err = &RecordError{Shard: name, Index: -1, Offset: -1, Err: err}
+		}
+		res.Damage = append(res.Damage, err)
 		return res
 	}
 	defer f.Close()

@@ -405,7 +405,7 @@ func TestEdgesReportedPlainly(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, outText, _ := runTool("verify", dir)
-	if code != cli.ExitDamaged || strings.Count(outText, "DAMAGED") != 1 || !strings.Contains(outText, "is a directory, not a shard file") {
+	if code != cli.ExitDamaged || strings.Count(outText, "DAMAGED") != 1 || !strings.Contains(outText, "a directory, not a shard file") {
 		t.Errorf("a folder for a shard: exit %d\n%s", code, outText)
 	}
 }
