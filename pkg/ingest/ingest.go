@@ -173,6 +173,12 @@ type shardPlan struct {
 	index int
 	items []*imagenet.Item
 	ids   []uint64
+	// key is planKey, taken once and before any of the shard's images is
+	// read: by resumable where a sidecar is there to compare, else by the
+	// dispatcher before the shard's first job. A file changed while it was
+	// being decoded then no longer matches the stamp its shard records,
+	// and the next run reads it again.
+	key string
 }
 
 func (p *shardPlan) file() string { return shards.ShardName(p.split, p.index) }
@@ -189,10 +195,13 @@ func (p *shardPlan) planKey(ds *imagenet.Dataset, o *Options) string {
 	h := fnv.New128a()
 	fmt.Fprintf(h, "v%d size=%d codec=%d pixels=%d decoder=%s\n", shards.Version, o.Size, o.Codec, imageio.PixelsVersion, imageio.BackendKind())
 	for i, it := range p.items {
-		fmt.Fprintf(h, "%d %s %d %s\n", p.ids[i], it.Name, it.Label, ds.ItemStamp(it))
+		fmt.Fprintf(h, "%d %s %d %s\n", p.ids[i], it.Name, it.Label, itemStamp(ds, it))
 	}
 	return fmt.Sprintf("%x", h.Sum(nil))
 }
+
+// itemStamp is the seam through which tests see when stamps are taken.
+var itemStamp = (*imagenet.Dataset).ItemStamp
 
 // sidecar is what a finished shard leaves in .ingest-state, so a resumed
 // run knows its skips and statistics without decoding it again.
@@ -590,7 +599,10 @@ func resumable(ds *imagenet.Dataset, opt Options, plans []*shardPlan) (done, tod
 	shards.RemoveTemps(filepath.Join(opt.Out, stateDir))
 	for _, p := range plans {
 		sc, err := readSidecar(opt.Out, p)
-		ok := err == nil && sc.Plan == p.planKey(ds, &opt)
+		if err == nil {
+			p.key = p.planKey(ds, &opt)
+		}
+		ok := err == nil && sc.Plan == p.key
 		if ok {
 			r, err := shards.Open(filepath.Join(opt.Out, p.file()))
 			ok = err == nil && r.Len() == sc.Info.Records && fmt.Sprintf("%08x", r.FileCRC()) == sc.Info.CRC32C
@@ -651,6 +663,9 @@ func runPlans(ctx context.Context, ds *imagenet.Dataset, opt Options, split stri
 		defer close(jobs)
 		seq := 0
 		for _, p := range todo {
+			if p.key == "" {
+				p.key = p.planKey(ds, &opt) // the writer reads it after a result of p
+			}
 			for i := range p.items {
 				select {
 				case tokens <- struct{}{}:
@@ -755,7 +770,13 @@ func write(ctx context.Context, ds *imagenet.Dataset, opt Options, split string,
 		if w, err = shards.Create(filepath.Join(opt.Out, p.file())); err != nil {
 			return err
 		}
-		sc = &sidecar{Plan: p.planKey(ds, &opt), Skipped: []Skip{}}
+		key := p.key
+		if len(p.items) == 0 {
+			// No result of p orders this read after the dispatcher's
+			// write; a plan without items has no stamps to take.
+			key = p.planKey(ds, &opt)
+		}
+		sc = &sidecar{Plan: key, Skipped: []Skip{}}
 		if split == "train" {
 			sc.Stats = &stats.Accumulator{}
 		}

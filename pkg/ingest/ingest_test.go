@@ -705,6 +705,51 @@ func TestResumeRereadsReplacedFile(t *testing.T) {
 	sameAsFresh(t, root, out)
 }
 
+// Each image is stamped once a run, before it is read: a file replaced
+// just as its shard's stamps were taken is read in its new form, or its
+// changed stamp makes the next run read it again. Stamping after the decode
+// (as the writer once did) would record the new stamp beside the old
+// pixels, and the resume would keep them.
+func TestStampTakenOnceBeforeRead(t *testing.T) {
+	root, _ := makeTree(t, 6)
+	out := t.TempDir()
+	calls := map[string]int{}
+	var replaced string
+	itemStamp = func(ds *imagenet.Dataset, it *imagenet.Item) string {
+		calls[it.Path]++ // the dispatcher and resumable stamp from one goroutine at a time
+		if replaced == "" && strings.HasPrefix(it.Path, "train/") {
+			replaced = it.Path
+			if err := os.WriteFile(filepath.Join(root, it.Path), fixtures.JPEG(t, 44, 28, 5, false), 0o644); err != nil {
+				t.Error(err)
+			}
+		}
+		return ds.ItemStamp(it)
+	}
+	t.Cleanup(func() { itemStamp = (*imagenet.Dataset).ItemStamp })
+	check := func(run string) {
+		t.Helper()
+		if len(calls) == 0 {
+			t.Fatalf("%s: no stamp taken", run)
+		}
+		for p, n := range calls {
+			if n != 1 {
+				t.Errorf("%s: %s stamped %d times, want once", run, p, n)
+			}
+		}
+		clear(calls)
+	}
+	if _, err := ingestDir(t, root, out, 2, context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	check("first run")
+	if _, err := ingestDir(t, root, out, 2, context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	check("resume")
+	itemStamp = (*imagenet.Dataset).ItemStamp
+	sameAsFresh(t, root, out)
+}
+
 // A repair that leaves the file's length as it was (an image re-saved
 // over a damaged copy, padded to the same size) is still seen by its
 // modification time: the shard holding it is made again.
