@@ -63,7 +63,10 @@ Flags:
 `, imagenet.Layouts())
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
+	o := cli.NewOutcome("ingest", args, stdout, stderr)
+	defer func() { code = o.Finish(code) }()
+	stdout = o.Stdout()
 	fs := cli.NewFlags("ingest", stdout, stderr, usage())
 	out := fs.String("out", "./shards", "output directory")
 	size := fs.Int("size", 256, "output side in pixels (the paper uses 256)")
@@ -82,16 +85,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// as predict's and shardtool's may.
 	pos, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
-		return cli.ExitCode(err)
+		return o.Failed(cli.ExitCode(err), err.Error())
 	}
+	o.JSON = *asJSON
 	if len(pos) != 1 {
-		fmt.Fprintf(stderr, "ingest: want exactly one dataset directory, got %d (see --help)\n", len(pos))
-		return cli.ExitUsage
+		return o.Failf(cli.ExitUsage, "want exactly one dataset directory, got %d (see --help)", len(pos))
 	}
 	c, err := shards.ParseCodec(*codec)
 	if err != nil {
-		fmt.Fprintln(stderr, "ingest:", err)
-		return cli.ExitUsage
+		return o.Fail(cli.ExitUsage, err)
 	}
 	var bar *cli.Progress
 	var barSplit string
@@ -111,8 +113,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}}
 	// Before the listing, which takes minutes on ImageNet.
 	if err := opt.Validate(); err != nil {
-		fmt.Fprintf(stderr, "ingest: %v (see --help)\n", err)
-		return cli.ExitUsage
+		return o.Failf(cli.ExitUsage, "%v (see --help)", err)
 	}
 	var force imagenet.Layout
 	switch l := imagenet.Layout(*layout); l {
@@ -120,14 +121,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case imagenet.LayoutTars, imagenet.LayoutTree, imagenet.LayoutKaggle:
 		force = l
 	default:
-		fmt.Fprintf(stderr, "ingest: unknown --layout %q (want auto, tars, tree or kaggle)\n", *layout)
-		return cli.ExitUsage
+		return o.Failf(cli.ExitUsage, "unknown --layout %q (want auto, tars, tree or kaggle)", *layout)
 	}
 	// The paths given are checked before the listing, naming their flag.
 	if *valLabels != "" {
 		if _, err := os.Stat(*valLabels); err != nil {
-			fmt.Fprintf(stderr, "ingest: --val-labels %s: %v\n", *valLabels, errors.Unwrap(err))
-			return cli.ExitUsage
+			return o.Failf(cli.ExitUsage, "--val-labels %s: %v", *valLabels, errors.Unwrap(err))
 		}
 	}
 	// An --out that cannot be a folder is refused now, not after the
@@ -135,8 +134,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for p := filepath.Clean(*out); ; p = filepath.Dir(p) {
 		if fi, err := os.Stat(p); err == nil {
 			if !fi.IsDir() {
-				fmt.Fprintf(stderr, "ingest: --out %s: %s is a file, not a folder\n", *out, p)
-				return cli.ExitUsage
+				return o.Failf(cli.ExitUsage, "--out %s: %s is a file, not a folder", *out, p)
 			}
 			break
 		}
@@ -149,24 +147,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if fi, err := os.Stat(*out); err == nil && fi.IsDir() {
 		lock, err := dirlock.Acquire(*out, "ingest")
 		if err != nil {
-			fmt.Fprintln(stderr, "ingest:", err)
-			return cli.ExitFailure
+			return o.Fail(cli.ExitFailure, err)
 		}
 		defer lock.Release()
 		opt.Locked = true
 	}
 	if _, err := os.Stat(pos[0]); err != nil {
-		fmt.Fprintf(stderr, "ingest: the dataset %s: %v\n", pos[0], errors.Unwrap(err))
-		return cli.ExitFailure
+		return o.Failf(cli.ExitFailure, "the dataset %s: %v", pos[0], errors.Unwrap(err))
 	}
 	ds, err := imagenet.OpenContext(ctx, pos[0], imagenet.Options{ValLabels: *valLabels, Layout: force, Exclude: []string{*out}})
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		fmt.Fprintf(stderr, "ingest: interrupted while listing the dataset; nothing was written\n")
-		return cli.ExitFailure
+		return o.Failf(cli.ExitFailure, "interrupted while listing the dataset; nothing was written")
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "ingest:", err)
-		return cli.ExitFailure
+		return o.Fail(cli.ExitFailure, err)
 	}
 	defer ds.Close()
 	for _, w := range ds.Warnings {
@@ -179,16 +173,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		bar.Finish()
 	}
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		fmt.Fprintf(stderr, "ingest: interrupted; the complete shards in %s are kept: run the same command again to resume\n", *out)
-		return cli.ExitFailure
+		return o.Failf(cli.ExitFailure, "interrupted; the complete shards in %s are kept: run the same command again to resume", *out)
 	}
 	if errors.Is(err, ingest.ErrOtherDataset) {
-		fmt.Fprintln(stderr, "ingest:", err)
-		return cli.ExitUsage
+		return o.Fail(cli.ExitUsage, err)
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "ingest:", err)
-		return cli.ExitFailure
+		return o.Fail(cli.ExitFailure, err)
 	}
 	for _, w := range rep.Warnings[len(ds.Warnings):] { // the listing's were printed above
 		fmt.Fprintln(stderr, "ingest: warning:", w)
@@ -203,27 +194,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, s := range rep.Damaged {
 		fmt.Fprintf(stderr, "ingest: kept %s, %s\n", cli.Name(s.Path), s.Reason)
 	}
-	if *asJSON {
-		if err := writeJSON(stdout, rep); err != nil {
-			return cli.ExitFailure
-		}
-	}
 	fmt.Fprintf(stderr, "ingest: done: %d train + %d val records, %d skipped, %d resumed shards, %d images in %.1fs (%.1f img/s, %d workers), %.0f B/image (%.3f of raw) -> %s\n",
 		rep.Written["train"], rep.Written["val"], skipped, rep.ResumedShards, rep.ProcessedRun, rep.Seconds, rep.ImagesPerSec, rep.Workers,
 		rep.BytesPerImage, rep.BytesPerImage/float64(rep.RawPerImage), *out)
+	code = cli.ExitOK
 	// Shards without a record are not a dataset: every image of a split
 	// failing is a failure of the run, --strict or not.
 	for _, split := range []string{"train", "val"} {
-		if n := rep.Images[split]; n > 0 && rep.Written[split] == 0 {
-			fmt.Fprintf(stderr, "ingest: all %d %s images were skipped (reasons above and in %s/ingest-report.json): no %s records were written\n",
+		if n := rep.Images[split]; n > 0 && rep.Written[split] == 0 && code == cli.ExitOK {
+			code = o.Failf(cli.ExitFailure, "all %d %s images were skipped (reasons above and in %s/ingest-report.json): no %s records were written",
 				n, split, *out, split)
-			return cli.ExitFailure
 		}
 	}
-	if *strict && skipped+len(rep.Damaged) > 0 {
-		fmt.Fprintf(stderr, "ingest: --strict: %d files were skipped and %d kept decoded past damage (listed in %s/ingest-report.json)\n",
+	if *strict && skipped+len(rep.Damaged) > 0 && code == cli.ExitOK {
+		code = o.Failf(cli.ExitSkipped, "--strict: %d files were skipped and %d kept decoded past damage (listed in %s/ingest-report.json)",
 			skipped, len(rep.Damaged), *out)
-		return cli.ExitSkipped
 	}
-	return cli.ExitOK
+	if *asJSON {
+		// The report is the one JSON document, a failure found in it too.
+		type withOutcome struct {
+			*ingest.Report
+			Error    string `json:"error,omitempty"`
+			ExitCode int    `json:"exit_code"`
+		}
+		if err := writeJSON(stdout, withOutcome{rep, o.Reason(code), code}); err != nil {
+			return o.Fail(cli.ExitFailure, "--json:", err)
+		}
+	}
+	return code
 }

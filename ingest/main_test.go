@@ -10,12 +10,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
+	"github.com/alexnet-repro/alexnet/internal/cli/clitest"
 	"github.com/alexnet-repro/alexnet/internal/dirlock"
 	"github.com/alexnet-repro/alexnet/internal/fixtures"
 )
@@ -206,6 +208,29 @@ func TestExitCodes(t *testing.T) {
 			}
 			if c.lacks != "" && strings.Contains(all, c.lacks) {
 				t.Fatalf("output holds %q:\n%s", c.lacks, all)
+			}
+			if c.code == cli.ExitOK {
+				return
+			}
+			// Under --json stdout holds one JSON document either way:
+			// the report, or the error alone when there is none, each
+			// with the reason stderr gives and the exit code.
+			so.Reset()
+			se.Reset()
+			args := append(slices.Clone(c.args), "--json")
+			if i := slices.Index(args, "--out"); i >= 0 && c.name != "another dataset" && !strings.HasPrefix(c.name, "out ") {
+				args[i+1] = t.TempDir()
+			}
+			if code := run(ctx, args, &so, &se); code != c.code {
+				t.Fatalf("--json: exit %d want %d: %s", code, c.code, se.String())
+			}
+			obj := clitest.JSONFailure(t, so.Bytes(), c.code)
+			if msg := obj["error"].(string); !strings.Contains(se.String(), msg) || !strings.Contains(msg, c.say) {
+				t.Fatalf("--json: error %q is not stderr's, or lacks %q:\n%s", msg, c.say, se.String())
+			}
+			// Failures found after the run keep the report around them.
+			if _, report := obj["written"]; report != (c.name == "strict" || c.name == "all skipped") {
+				t.Fatalf("--json: the report is there: %v, want it only after a run:\n%s", report, so.String())
 			}
 		})
 	}

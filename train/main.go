@@ -55,7 +55,10 @@ do not continue the checkpoint's run.
 Flags:
 `
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
+	o := cli.NewOutcome("train", args, stdout, stderr)
+	defer func() { code = o.Finish(code) }()
+	stdout = o.Stdout()
 	fs := cli.NewFlags("train", stdout, stderr, usageHead)
 	var c trainer.Config
 	fs.StringVar(&c.Shards, "shards", "", "shard directory written by ingest (required)")
@@ -87,34 +90,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	ckpt := fs.String("checkpoint", "", "checkpoint file, or a run folder (train's --out), for --eval-only")
 	tenCrop := fs.Bool("ten-crop", false, "--eval-only: average the paper's ten crops")
 	asJSON := fs.Bool("json", false, "print the result as JSON on stdout")
-	if code, ok := cli.ParseFlags(fs, args); !ok {
-		return code
+	if err := cli.Parse(fs, args); err != nil {
+		return o.Failed(cli.ExitCode(err), err.Error())
 	}
+	o.JSON = *asJSON
 	if c.Shards == "" || fs.NArg() != 0 {
-		fmt.Fprintln(stderr, "train: --shards DIR is required, and no positional arguments are taken (see --help)")
-		return cli.ExitUsage
+		return o.Fail(cli.ExitUsage, "--shards DIR is required, and no positional arguments are taken (see --help)")
 	}
 	if c.Resume && !*evalOnly {
 		if err := resumeDefaults(fs, &c, stderr); err != nil {
-			fmt.Fprintln(stderr, "train: --resume:", err)
-			return cli.ExitFailure
+			return o.Fail(cli.ExitFailure, "--resume:", err)
 		}
 	}
 	// Usage errors come before the device probe, whose "no usable GPU"
 	// line would be noise in front of them.
 	if *evalOnly && *ckpt == "" {
-		fmt.Fprintln(stderr, "train: --eval-only needs --checkpoint FILE (or a run folder)")
-		return cli.ExitUsage
+		return o.Fail(cli.ExitUsage, "--eval-only needs --checkpoint FILE (or a run folder)")
 	}
 	if *ckpt != "" && !*evalOnly {
 		// Read by a user of other frameworks as "start from these
 		// weights"; training would silently start from scratch.
-		fmt.Fprintln(stderr, "train: --checkpoint is for --eval-only; to continue a run use --resume with its --out (starting a new run from a checkpoint's weights is not supported)")
-		return cli.ExitUsage
+		return o.Fail(cli.ExitUsage, "--checkpoint is for --eval-only; to continue a run use --resume with its --out (starting a new run from a checkpoint's weights is not supported)")
 	}
 	if err := check(c, *sigma, *precision, *evalOnly, *tenCrop); err != nil {
-		fmt.Fprintln(stderr, "train:", err)
-		return cli.ExitUsage
+		return o.Fail(cli.ExitUsage, err)
 	}
 	if *evalOnly {
 		// The checkpoint fixes the network; a flag that looks obeyed but
@@ -148,8 +147,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "auto", "cuda":
 		if _, err := cuda.Init(); err != nil {
 			if *device == "cuda" {
-				fmt.Fprintf(stderr, "train: --device cuda: %v\n", err)
-				return cli.ExitFailure
+				return o.Failf(cli.ExitFailure, "--device cuda: %v", err)
 			}
 			fmt.Fprintln(stderr, "train: no usable GPU, training on the CPU")
 			break
@@ -164,14 +162,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			})
 		}
 	default:
-		fmt.Fprintf(stderr, "train: unknown --device %q (want auto, cpu or cuda)\n", *device)
-		return cli.ExitUsage
+		return o.Failf(cli.ExitUsage, "unknown --device %q (want auto, cpu or cuda)", *device)
 	}
 	if *evalOnly {
 		r, ck, err := trainer.EvaluateCheckpoint(ctx, *ckpt, c.Shards, *tenCrop, c.EvalBatch, c.MaxValImages, c.NewBackend)
 		if err != nil {
-			fmt.Fprintln(stderr, "train:", err)
-			return cli.ExitFailure
+			return o.Fail(cli.ExitFailure, err)
 		}
 		if r.Unlabelled > 0 {
 			note := fmt.Sprintf("%d of the validation images read have no label and were not scored", r.Unlabelled)
@@ -181,8 +177,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "train: note:", r.Note)
 		}
 		if r.Images == 0 {
-			fmt.Fprintf(stderr, "train: %s has no labelled validation images to evaluate on\n", c.Shards)
-			return cli.ExitFailure
+			return o.Failf(cli.ExitFailure, "%s has no labelled validation images to evaluate on", c.Shards)
 		}
 		views := "centre crop"
 		if *tenCrop {
@@ -191,32 +186,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if *asJSON {
 			if err := json.NewEncoder(stdout).Encode(map[string]any{"checkpoint": *ckpt, "model": ck.Model, "step": ck.Step, "views": views,
 				"images": r.Images, "unlabelled": r.Unlabelled, "top1_err": r.Top1Err, "top5_err": r.Top5Err, "loss": r.Loss, "note": r.Note}); err != nil {
-				fmt.Fprintln(stderr, "train: --json:", err)
-				return cli.ExitFailure
+				return o.Fail(cli.ExitFailure, "--json:", err)
 			}
 			return cli.ExitOK
 		}
 		table := fmt.Sprintf("| model | checkpoint step | views | images | top-1 error | top-5 error |\n|---|---|---|---|---|---|\n"+
 			"| %s | %d | %s | %d | %.2f%% | %.2f%% |\n", ck.Model, ck.Step, views, r.Images, 100*r.Top1Err, 100*r.Top5Err)
 		if _, err := io.WriteString(stdout, table); err != nil {
-			fmt.Fprintln(stderr, "train: writing the result:", err)
-			return cli.ExitFailure
+			return o.Fail(cli.ExitFailure, "writing the result:", err)
 		}
 		return cli.ExitOK
 	}
 	res, err := trainer.Train(ctx, c, stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, "train:", err)
+		code := cli.ExitFailure
 		if errors.Is(err, trainer.ErrRunExists) || errors.Is(err, trainer.ErrResumeMismatch) || errors.Is(err, trainer.ErrConfig) ||
 			errors.Is(err, trainer.ErrNoRun) {
-			return cli.ExitUsage
+			code = cli.ExitUsage
 		}
-		return cli.ExitFailure
+		return o.Fail(code, err)
 	}
 	if *asJSON {
 		if err := json.NewEncoder(stdout).Encode(res); err != nil {
-			fmt.Fprintln(stderr, "train: --json:", err)
-			return cli.ExitFailure
+			return o.Fail(cli.ExitFailure, "--json:", err)
 		}
 	}
 	val := "no validation pass in this run"

@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
+	"github.com/alexnet-repro/alexnet/internal/cli/clitest"
 )
 
 func TestUsageAndDeviceErrors(t *testing.T) {
@@ -55,6 +57,8 @@ func TestUsageAndDeviceErrors(t *testing.T) {
 		{"ten crop while training", []string{"--shards", "x", "--ten-crop"}, cli.ExitUsage, "--ten-crop"},
 		{"checkpoint while training", []string{"--shards", "x", "--checkpoint", "run/checkpoint.ckpt"}, cli.ExitUsage, "--checkpoint is for --eval-only"},
 		{"resume and overwrite", []string{"--shards", "x", "--resume", "--overwrite"}, cli.ExitUsage, "contradict"},
+		{"unknown flag", []string{"--shards", "x", "--learning-rate", "0.1"}, cli.ExitUsage, "flag provided but not defined: -learning-rate"},
+		{"bad flag value", []string{"--shards", "x", "--epochs", "ten"}, cli.ExitUsage, "invalid value \"ten\" for flag -epochs"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -62,6 +66,18 @@ func TestUsageAndDeviceErrors(t *testing.T) {
 			code := run(context.Background(), c.args, &so, &se)
 			if code != c.code || !strings.Contains(se.String()+so.String(), c.say) {
 				t.Fatalf("exit %d (want %d), output:\n%s%s", code, c.code, so.String(), se.String())
+			}
+			if c.code == cli.ExitOK {
+				return
+			}
+			// Under --json the same failure is a JSON object on stdout,
+			// carrying the reason stderr gives.
+			so.Reset()
+			se.Reset()
+			code = run(context.Background(), append(slices.Clone(c.args), "--json"), &so, &se)
+			obj := clitest.JSONFailure(t, so.Bytes(), c.code)
+			if code != c.code || !strings.Contains(se.String(), obj["error"].(string)) || obj["command"] != "train" {
+				t.Fatalf("--json: exit %d (want %d), stdout %s, stderr:\n%s", code, c.code, so.String(), se.String())
 			}
 		})
 	}

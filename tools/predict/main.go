@@ -44,7 +44,10 @@ type prediction struct {
 	Probs   []float64 `json:"probs,omitempty"`
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer) (code int) {
+	o := cli.NewOutcome("predict", args, stdout, stderr)
+	defer func() { code = o.Finish(code) }()
+	stdout = o.Stdout()
 	fs := cli.NewFlags("predict", stdout, stderr, "Usage: predict --checkpoint FILE|RUN_DIR --shards DIR [--k 5] [--json] IMAGE...\n\nExample:\n  predict --checkpoint runs/demo/checkpoint.ckpt --shards demo/shards demo/fashion-mnist/val/ILSVRC2012_val_00000001.JPEG\n\nExit codes: 0 all classified, 1 some file failed, 2 usage.\n\nFlags:\n")
 	ckpt := fs.String("checkpoint", "", "checkpoint written by train, or its run folder (train's --out) (required)")
 	shardDir := fs.String("shards", "", "shard directory whose meta.json names the classes (and gives the image size for checkpoints that do not record it) (required)")
@@ -54,8 +57,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// not read "--json" as a file.
 	images, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
-		return cli.ExitCode(err)
+		return o.Failed(cli.ExitCode(err), err.Error())
 	}
+	o.JSON = *asJSON
 	var missing []string
 	for _, m := range []struct {
 		lack bool
@@ -66,27 +70,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if len(missing) > 0 {
-		fmt.Fprintf(stderr, "predict: missing %s\n", strings.Join(missing, ", "))
+		code := o.Failf(cli.ExitUsage, "missing %s", strings.Join(missing, ", "))
 		fs.Usage()
-		return cli.ExitUsage
+		return code
 	}
 	if *k < 1 {
-		fmt.Fprintf(stderr, "predict: --k %d: want at least 1 class per image\n", *k)
-		return cli.ExitUsage
+		return o.Failf(cli.ExitUsage, "--k %d: want at least 1 class per image", *k)
 	}
 	meta, err := shards.ReadMeta(*shardDir)
 	if err != nil {
-		fmt.Fprintln(stderr, "predict:", err)
-		return cli.ExitFailure
+		return o.Fail(cli.ExitFailure, err)
 	}
 	ck, err := trainer.Load(*ckpt)
 	if err != nil {
-		fmt.Fprintln(stderr, "predict:", err)
-		return cli.ExitFailure
+		return o.Fail(cli.ExitFailure, err)
 	}
 	if err := ck.MatchesClasses(meta, *shardDir); err != nil {
-		fmt.Fprintln(stderr, "predict:", err)
-		return cli.ExitFailure
+		return o.Fail(cli.ExitFailure, err)
 	}
 	// Images are resized to the side the model's crops were taken from;
 	// checkpoints that do not record it take the shards'.
@@ -94,13 +94,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if ck.ImageHW != 0 {
 		size = ck.ImageHW
 	} else if err := ck.CropFits(meta, *shardDir); err != nil {
-		fmt.Fprintln(stderr, "predict:", err)
-		return cli.ExitFailure
+		return o.Fail(cli.ExitFailure, err)
 	}
 	be, err := trainer.BackendFromCheckpoint(ck, 1, nil)
 	if err != nil {
-		fmt.Fprintf(stderr, "predict: %s: %v\n", cli.Name(*ckpt), err)
-		return cli.ExitFailure
+		return o.Failf(cli.ExitFailure, "%s: %v", cli.Name(*ckpt), err)
 	}
 	defer be.Close()
 	dec := imageio.NewDecoder()
@@ -144,8 +142,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 				p.FileQuoted = strconv.Quote(f)
 			}
 			if err := enc.Encode(p); err != nil {
-				fmt.Fprintf(stderr, "predict: %s: writing its JSON line: %v\n", cli.Name(f), err)
-				return cli.ExitFailure
+				return o.Failf(cli.ExitFailure, "%s: writing its JSON line: %v", cli.Name(f), err)
 			}
 			continue
 		}
@@ -159,8 +156,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(&b, "  %5.1f%%  %4d %s\n", 100*p.Probs[i], p.Indices[i], strings.TrimSpace(p.WNIDs[i]+" "+p.Names[i]))
 		}
 		if _, err := io.WriteString(stdout, b.String()); err != nil {
-			fmt.Fprintf(stderr, "predict: writing the result: %v\n", err)
-			return cli.ExitFailure
+			return o.Failf(cli.ExitFailure, "writing the result: %v", err)
 		}
 	}
 	if failed > 0 {

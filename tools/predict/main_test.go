@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/alexnet-repro/alexnet/internal/cli/clitest"
 	"github.com/alexnet-repro/alexnet/internal/fixtures"
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
 	"github.com/alexnet-repro/alexnet/pkg/trainer"
@@ -160,6 +161,13 @@ func TestPredict(t *testing.T) {
 	se.Reset()
 	if code := run([]string{"--checkpoint", ckPath, "--shards", dir, img}, &so, &se); code != 1 || !strings.Contains(se.String(), "another class list") {
 		t.Errorf("another class list: exit %d, %s", code, se.String())
+	}
+	// Under --json, a failure before any image is one JSON object.
+	so.Reset()
+	se.Reset()
+	code := run([]string{"--checkpoint", ckPath, "--shards", dir, "--json", img}, &so, &se)
+	if obj := clitest.JSONFailure(t, so.Bytes(), 1); code != 1 || !strings.Contains(obj["error"].(string), "another class list") {
+		t.Errorf("another class list, --json: exit %d, %s", code, so.String())
 	}
 	ck.ClassList = trainer.ClassListID(meta.Classes)
 	if err := ck.Save(ckPath); err != nil {

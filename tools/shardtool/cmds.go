@@ -39,23 +39,26 @@ type shardCheck struct {
 	Damage  []string `json:"damage,omitempty"`
 }
 
-func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
+	o := cli.NewOutcome("shardtool verify", args, stdout, stderr)
+	defer func() { code = o.Finish(code) }()
+	stdout = o.Stdout()
 	fs := newFlags("verify", "verify DIR [--decode] [--json] [--workers 0]\n\nRe-reads every shard listed in DIR/meta.json, checking record CRCs, the index,\nthe whole-file CRC, the sizes and checksums meta.json recorded, and each\nrecord's label, size and codec against meta.json. Exit 4 on any damage.", stdout, stderr)
 	decode := fs.Bool("decode", false, "also decompress every record's pixels")
 	asJSON := fs.Bool("json", false, "print results as JSON")
 	workers := fs.Int("workers", 0, "shards checked in parallel (0: all cores)")
 	pos, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
-		return cli.ExitCode(err)
+		return o.Failed(cli.ExitCode(err), err.Error())
 	}
+	o.JSON = *asJSON
 	if len(pos) != 1 {
-		fmt.Fprintf(stderr, "shardtool verify: want one DIR, got %d\n", len(pos))
+		code := o.Failf(cli.ExitUsage, "want one DIR, got %d", len(pos))
 		fs.Usage()
-		return cli.ExitUsage
+		return code
 	}
 	if *workers < 0 {
-		fmt.Fprintf(stderr, "shardtool verify: --workers %d: want 0 (all cores) or more\n", *workers)
-		return cli.ExitUsage
+		return o.Failf(cli.ExitUsage, "--workers %d: want 0 (all cores) or more", *workers)
 	}
 	if *workers == 0 {
 		*workers = runtime.GOMAXPROCS(0)
@@ -65,8 +68,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		var me *shards.MetaError
 		if !errors.As(err, &me) {
-			fmt.Fprintln(stderr, "shardtool verify:", err)
-			return cli.ExitFailure
+			return o.Fail(cli.ExitFailure, err)
 		}
 		// A meta.json that is there but unusable is damage like a shard's,
 		// and a --json consumer needs its report to say so.
@@ -133,8 +135,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	close(next)
 	wg.Wait()
 	if ctx.Err() != nil {
-		fmt.Fprintln(stderr, "shardtool verify: interrupted")
-		return cli.ExitFailure
+		return o.Fail(cli.ExitFailure, "interrupted")
 	}
 	// Every shard can be intact and the split still wrong: a shard copied
 	// over another (and its meta.json entry edited to match) repeats
@@ -242,39 +243,40 @@ func sortedSplits(m *shards.Meta) []string {
 	return s
 }
 
-func inspect(args []string, stdout, stderr io.Writer) int {
+func inspect(args []string, stdout, stderr io.Writer) (code int) {
+	o := cli.NewOutcome("shardtool inspect", args, stdout, stderr)
+	defer func() { code = o.Finish(code) }()
+	stdout = o.Stdout()
 	fs := newFlags("inspect", "inspect DIR [--json] [--classes 10]", stdout, stderr)
 	asJSON := fs.Bool("json", false, "print meta.json's summary as JSON")
 	classes := fs.Int("classes", 10, "classes to list (0: all)")
 	pos, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
-		return cli.ExitCode(err)
+		return o.Failed(cli.ExitCode(err), err.Error())
 	}
+	o.JSON = *asJSON
 	if len(pos) != 1 {
-		fmt.Fprintf(stderr, "shardtool inspect: want one DIR, got %d\n", len(pos))
+		code := o.Failf(cli.ExitUsage, "want one DIR, got %d", len(pos))
 		fs.Usage()
-		return cli.ExitUsage
+		return code
 	}
 	if *classes < 0 {
-		fmt.Fprintf(stderr, "shardtool inspect: --classes %d: want 0 (all) or more\n", *classes)
-		return cli.ExitUsage
+		return o.Failf(cli.ExitUsage, "--classes %d: want 0 (all) or more", *classes)
 	}
 	var out bytes.Buffer
-	code := inspectTo(&out, pos[0], *asJSON, *classes, stderr)
+	code = inspectTo(&out, pos[0], *asJSON, *classes, o)
 	if _, err := stdout.Write(out.Bytes()); err != nil {
-		fmt.Fprintln(stderr, "shardtool inspect: writing the summary:", err)
-		return cli.ExitFailure
+		return o.Fail(cli.ExitFailure, "writing the summary:", err)
 	}
 	return code
 }
 
 // inspectTo writes inspect's summary of dir into a buffer, which the
 // caller writes out at once and so can tell a failed write.
-func inspectTo(stdout *bytes.Buffer, dir string, asJSON bool, classes int, stderr io.Writer) int {
+func inspectTo(stdout *bytes.Buffer, dir string, asJSON bool, classes int, o *cli.Outcome) int {
 	m, err := shards.ReadMeta(dir)
 	if err != nil {
-		fmt.Fprintln(stderr, "shardtool inspect:", err)
-		return cli.ExitFailure
+		return o.Fail(cli.ExitFailure, err)
 	}
 	type splitSum struct {
 		Records       int     `json:"records"`

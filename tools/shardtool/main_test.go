@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
+	"github.com/alexnet-repro/alexnet/internal/cli/clitest"
 	"github.com/alexnet-repro/alexnet/internal/fixtures"
 	"github.com/alexnet-repro/alexnet/pkg/imagenet"
 	"github.com/alexnet-repro/alexnet/pkg/ingest"
@@ -375,6 +376,24 @@ func TestEdgesReportedPlainly(t *testing.T) {
 	}
 	if code, _, errs := runTool("verify"); code != cli.ExitUsage || !strings.Contains(errs, "want one DIR, got 0") {
 		t.Errorf("verify without DIR: exit %d, %q", code, errs)
+	}
+	// Under --json a failure with no report is a JSON object on stdout.
+	for _, c := range []struct {
+		args []string
+		code int
+		say  string
+	}{
+		{[]string{"verify", "--json"}, cli.ExitUsage, "want one DIR, got 0"},
+		{[]string{"verify", "--json", "--workers", "x", dir}, cli.ExitUsage, `invalid value "x"`},
+		{[]string{"verify", "--json", filepath.Join(dir, "absent")}, cli.ExitFailure, "absent"},
+		{[]string{"inspect", "--json", dir, "--classes", "-3"}, cli.ExitUsage, "--classes -3"},
+		{[]string{"inspect", "--json", filepath.Join(dir, "absent")}, cli.ExitFailure, "absent"},
+	} {
+		code, out, errs := runTool(c.args...)
+		obj := clitest.JSONFailure(t, []byte(out), c.code)
+		if msg := obj["error"].(string); code != c.code || !strings.Contains(msg, c.say) || !strings.Contains(errs, msg) || obj["command"] != "shardtool "+c.args[0] {
+			t.Errorf("%q: exit %d, stdout %s, stderr %s", c.args, code, out, errs)
+		}
 	}
 	// grid: a missing --out folder is known before drawing, named as the
 	// user typed it; an interrupt writes nothing.
