@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -113,8 +114,17 @@ func TestCtrlCSavesAndResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	se.Reset()
-	want := fmt.Sprintf("checksum mismatch; the checkpoint before it, %s (step %d;", filepath.Join(out, trainer.PrevCheckpointFile), ck.Step)
-	if code := run(context.Background(), short, &so, &se); code != cli.ExitFailure || !strings.Contains(se.String(), want) {
+	// The damage is located: the tensor whose bytes hold the flipped one.
+	prev := regexp.QuoteMeta(fmt.Sprintf("; the checkpoint before it, %s (step %d;", filepath.Join(out, trainer.PrevCheckpointFile), ck.Step))
+	want := regexp.MustCompile(`checksum mismatch, in tensor (\S+) \(bytes (\d+)–(\d+)\); the other (\d+) tensors are intact` + prev)
+	code := run(context.Background(), short, &so, &se)
+	m := want.FindStringSubmatch(se.String())
+	if code != cli.ExitFailure || m == nil {
 		t.Fatalf("resume from a damaged checkpoint: exit %d, want %d saying %q\n%s", code, cli.ExitFailure, want, se.String())
+	}
+	from, _ := strconv.Atoi(m[2])
+	to, _ := strconv.Atoi(m[3])
+	if others, _ := strconv.Atoi(m[4]); from > len(b)/3 || len(b)/3 > to || others != len(ck.Tensors)-1 {
+		t.Fatalf("the flipped byte %d is not where the message says: %s", len(b)/3, m[0])
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
@@ -28,10 +29,16 @@ type Position struct {
 
 // Tensor is one parameter with its momentum buffer.
 type Tensor struct {
-	Name  string    `json:"name"`
-	Shape []int     `json:"shape"`
-	W     []float32 `json:"-"`
-	V     []float32 `json:"-"`
+	Name  string `json:"name"`
+	Shape []int  `json:"shape"`
+	// CRC is the CRC-32C of the tensor's stored bytes (weights then
+	// momenta), which Encode fills in: when the file's checksum fails it
+	// says which tensor holds the damage, or that they are all intact and
+	// the header is where it lies. Absent in checkpoints written before
+	// it was kept.
+	CRC uint32    `json:"crc32c,omitempty"`
+	W   []float32 `json:"-"`
+	V   []float32 `json:"-"`
 }
 
 func (t *Tensor) size() int {
@@ -117,7 +124,18 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // tensor's weights then momentum as little-endian float32, and a CRC-32C of
 // all of it. Encoding is deterministic, so equal states give equal bytes.
 func (c *Checkpoint) Encode(w io.Writer) error {
-	hdr, err := json.Marshal(c)
+	// The header carries each tensor's CRC, so the values are hashed once
+	// before it is written; c itself is left as it was.
+	withCRCs := *c
+	withCRCs.Tensors = slices.Clone(c.Tensors)
+	for i := range withCRCs.Tensors {
+		t := &withCRCs.Tensors[i]
+		if len(t.W) != t.size() || len(t.V) != t.size() {
+			return fmt.Errorf("checkpoint: tensor %s has %d weights and %d momenta, shape %v needs %d", t.Name, len(t.W), len(t.V), t.Shape, t.size())
+		}
+		t.CRC = tensorCRC(t)
+	}
+	hdr, err := json.Marshal(&withCRCs)
 	if err != nil {
 		return err
 	}
@@ -138,9 +156,6 @@ func (c *Checkpoint) Encode(w io.Writer) error {
 	}
 	for i := range c.Tensors {
 		t := &c.Tensors[i]
-		if len(t.W) != t.size() || len(t.V) != t.size() {
-			return fmt.Errorf("checkpoint: tensor %s has %d weights and %d momenta, shape %v needs %d", t.Name, len(t.W), len(t.V), t.Shape, t.size())
-		}
 		for _, s := range [][]float32{t.W, t.V} {
 			for _, v := range s {
 				buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
@@ -156,6 +171,21 @@ func (c *Checkpoint) Encode(w io.Writer) error {
 		return err
 	}
 	return binary.Write(w, binary.LittleEndian, h.Sum32())
+}
+
+// tensorCRC is the CRC-32C of t's values as Encode stores them.
+func tensorCRC(t *Tensor) uint32 {
+	var buf [4096]byte
+	crc, n := uint32(0), 0
+	for _, s := range [][]float32{t.W, t.V} {
+		for _, v := range s {
+			binary.LittleEndian.PutUint32(buf[n:], math.Float32bits(v))
+			if n += 4; n == len(buf) {
+				crc, n = crc32.Update(crc, crcTable, buf[:]), 0
+			}
+		}
+	}
+	return crc32.Update(crc, crcTable, buf[:n])
 }
 
 // Save writes the checkpoint atomically (temporary file, fsync, rename), so
@@ -178,7 +208,7 @@ func Decode(b []byte) (*Checkpoint, error) {
 	}
 	body := b[:len(b)-4]
 	if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
-		return nil, fmt.Errorf("%w: checksum mismatch", ErrCheckpoint)
+		return nil, fmt.Errorf("%w: checksum mismatch%s", ErrCheckpoint, locateDamage(body))
 	}
 	n := int(binary.LittleEndian.Uint32(b[8:]))
 	if n > len(body)-12 {
@@ -200,6 +230,41 @@ func Decode(b []byte) (*Checkpoint, error) {
 		data = data[8*sz:]
 	}
 	return c, nil
+}
+
+// locateDamage says where in a checkpoint whose checksum failed the damage
+// lies, from the tensors' own CRCs: ", in tensor conv3.w (bytes …)", or
+// ", in the header or the checksum" when every tensor is intact. It says
+// nothing when the header cannot be trusted to find the tensors, or was
+// written before tensors had CRCs.
+func locateDamage(body []byte) string {
+	n := int(binary.LittleEndian.Uint32(body[8:]))
+	if n > len(body)-12 {
+		return ""
+	}
+	c, err := parseHeader(body[12:12+n], int64(len(body)-12-n))
+	if err != nil {
+		return ", in the header (" + strings.TrimPrefix(err.Error(), ErrCheckpoint.Error()+": ") + ")"
+	}
+	off := 12 + n
+	var bad []string
+	for _, t := range c.Tensors {
+		end := off + 8*t.size()
+		if t.CRC == 0 {
+			return "" // an older checkpoint's: nothing to compare with
+		}
+		if crc32.Checksum(body[off:end], crcTable) != t.CRC {
+			bad = append(bad, fmt.Sprintf("tensor %s (bytes %d–%d)", t.Name, off, end-1))
+		}
+		off = end
+	}
+	switch {
+	case len(bad) == 0:
+		return ", in the header or the checksum (every tensor is intact)"
+	case len(bad) > 3:
+		return fmt.Sprintf(", in %d of the %d tensors: %s, …", len(bad), len(c.Tensors), strings.Join(bad[:3], ", "))
+	}
+	return fmt.Sprintf(", in %s; the other %d tensors are intact", strings.Join(bad, " and "), len(c.Tensors)-len(bad))
 }
 
 // parseHeader decodes a checkpoint's JSON header, whose CRC the caller has
@@ -277,7 +342,12 @@ func ReadHeader(path string) (*Checkpoint, error) {
 		return nil, err
 	}
 	if h.Sum32() != binary.LittleEndian.Uint32(sum[:]) {
-		return nil, fmt.Errorf("%s: %w: checksum mismatch", path, ErrCheckpoint)
+		// Rare, so the file is read again whole to say where the damage is.
+		where := ""
+		if b, err := readCheckpointFile(path); err == nil {
+			where = locateDamage(b[:len(b)-4])
+		}
+		return nil, fmt.Errorf("%s: %w: checksum mismatch%s", path, ErrCheckpoint, where)
 	}
 	c, err := parseHeader(hdr, size-16-n)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"math"
 	"os"
@@ -312,6 +313,72 @@ func TestLoadRefusesNonCheckpointsEarly(t *testing.T) {
 // A checkpoint's tensors must be its model's parameters as this build
 // defines them, in order and shape: the same element count in another
 // shape, an extra tensor or a renamed one is refused, naming the tensor.
+// A checkpoint whose checksum fails says where: which tensor's bytes hold
+// the damage (by its own CRC, kept in the header), or that every tensor is
+// intact and the header or the checksum is what changed. One written before
+// tensors had CRCs says only that it is damaged.
+func TestCheckpointDamageLocated(t *testing.T) {
+	c := &Checkpoint{Model: "small", Classes: 10, InputHW: 28, Mean: [3]float32{1, 2, 3}, Std: [3]float32{4, 5, 6},
+		Tensors: []Tensor{{Name: "conv1.weight", Shape: []int{4}, W: []float32{1, 2, 3, 4}, V: []float32{5, 6, 7, 8}},
+			{Name: "conv1.bias", Shape: []int{1}, W: []float32{9}, V: []float32{10}},
+			{Name: "fc.weight", Shape: []int{2, 2}, W: []float32{11, 12, 13, 14}, V: []float32{15, 16, 17, 18}}}}
+	var enc bytes.Buffer
+	if err := c.Encode(&enc); err != nil {
+		t.Fatal(err)
+	}
+	if c.Tensors[0].CRC != 0 {
+		t.Fatal("Encode changed the checkpoint it was given")
+	}
+	raw := enc.Bytes()
+	n := int(binary.LittleEndian.Uint32(raw[8:]))
+	data := 12 + n // where the tensors begin: 32, 8 and 32 bytes
+	key := bytes.Index(raw, []byte(`"input_hw":28`)) + len(`"input_hw":2`)
+	old := func() []byte { // the same checkpoint as written before tensor CRCs
+		hdr, _ := json.Marshal(c)
+		var b bytes.Buffer
+		b.Write(ckptMagic[:])
+		binary.Write(&b, binary.LittleEndian, uint32(len(hdr)))
+		b.Write(hdr)
+		b.Write(raw[data : len(raw)-4])
+		binary.Write(&b, binary.LittleEndian, crc32.Checksum(b.Bytes(), crcTable))
+		return b.Bytes()
+	}()
+	if _, err := Decode(old); err != nil {
+		t.Fatalf("a checkpoint without tensor CRCs: %v", err)
+	}
+	for _, c := range []struct {
+		name string
+		raw  []byte
+		at   []int
+		want string
+	}{
+		{"first tensor", raw, []int{data + 5}, fmt.Sprintf("checksum mismatch, in tensor conv1.weight (bytes %d–%d); the other 2 tensors are intact", data, data+31)},
+		{"last byte of the last tensor", raw, []int{len(raw) - 5}, fmt.Sprintf("in tensor fc.weight (bytes %d–%d); the other 2", data+40, data+71)},
+		{"two tensors", raw, []int{data + 32, data + 45}, "in tensor conv1.bias (bytes " + fmt.Sprint(data+32) + "–" + fmt.Sprint(data+39) + ") and tensor fc.weight"},
+		{"the header, still JSON", raw, []int{key}, "checksum mismatch, in the header or the checksum (every tensor is intact)"},
+		{"the header, no longer JSON", raw, []int{12}, "checksum mismatch, in the header (header: "},
+		{"the checksum", raw, []int{len(raw) - 2}, "in the header or the checksum (every tensor is intact)"},
+		{"an older checkpoint", old, []int{len(old) - 20}, "checksum mismatch"},
+	} {
+		bad := bytes.Clone(c.raw)
+		for _, at := range c.at {
+			bad[at] ^= 0x01 // 28 becomes 29: the header still reads
+		}
+		_, err := Decode(bad)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+		if c.name == "an older checkpoint" && strings.Contains(err.Error(), ", in ") {
+			t.Errorf("%s: located without CRCs to go by: %v", c.name, err)
+		}
+		path := filepath.Join(t.TempDir(), "c.ckpt")
+		os.WriteFile(path, bad, 0o644)
+		if _, err := ReadHeader(path); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s, ReadHeader: %v, want %q", c.name, err, c.want)
+		}
+	}
+}
+
 func TestCheckpointParamsMatchSpec(t *testing.T) {
 	spec, err := alexnet.Build("small", 4, 20)
 	if err != nil {
