@@ -43,7 +43,8 @@ func PinnedSlots(dev *cuda.Device, n int, l Layout) (slots []*pipeline.Slot, rel
 }
 
 // timingRing is how many steps' timing marks CUDADevice keeps; Device's
-// contract (Timing before step seq+4 begins) keeps use within it.
+// contract (Timing before step seq+4 begins) keeps use within it, and the
+// tests' fake device checks each mark recorded against the timings read.
 const timingRing = 8
 
 // CUDADevice is Device on a GPU: its own non-blocking copy stream, the

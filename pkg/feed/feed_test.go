@@ -224,6 +224,7 @@ type fakeDevice struct {
 	hashAtIssue   map[int64]uint64
 	consumerSaw   map[int64]uint64
 	waitTimingFor []int64
+	timingRead    map[int64]bool
 	// failUploadAt makes Upload of that batch queue its copy and then
 	// fail before recording the buffer's ready mark, as a failed
 	// cuEventRecord after cuMemcpyHtoDAsync would; -1 never.
@@ -235,7 +236,7 @@ func newFakeDevice(t testing.TB, buffers int, copyTime time.Duration) *fakeDevic
 		issued: map[int64]time.Duration{}, copyTimes: map[int64][2]time.Duration{}, dataReady: map[int64]time.Duration{},
 		ends: map[int64]time.Duration{}, endEv: map[int64]*fakeEvent{}, landed: map[*pipeline.Slot]int64{},
 		queuedFrom: map[*pipeline.Slot]int64{}, hashAtIssue: map[int64]uint64{}, consumerSaw: map[int64]uint64{},
-		failUploadAt: -1}
+		timingRead: map[int64]bool{}, failUploadAt: -1}
 	for range buffers {
 		d.bufs = append(d.bufs, make([]byte, testLayout.Bytes()))
 		d.ready = append(d.ready, newFakeEvent())
@@ -258,6 +259,18 @@ func (d *fakeDevice) problem(format string, a ...any) {
 
 func (d *fakeDevice) Buffers() int { return len(d.bufs) }
 
+// ringUse checks, as a mark of step seq is recorded, that CUDADevice's
+// ring of timingRing marks would still hold what Timing has yet to read:
+// step seq−timingRing's marks share seq's places, and an end mark is
+// also read as the next step's PrevEnd, one step later.
+func (d *fakeDevice) ringUse(seq int64, what string, back int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p := seq - back; p >= 0 && !d.timingRead[p] {
+		d.problems = append(d.problems, fmt.Sprintf("step %d's %s mark reuses the ring place of step %d, whose timing was not read yet", seq, what, p))
+	}
+}
+
 func (d *fakeDevice) Batch(buf, n int) DeviceBatch {
 	return DeviceBatch{Base: cuda.DevicePtr(0x1000 * (1 + buf)), Layout: testLayout, N: n}
 }
@@ -268,6 +281,7 @@ func (d *fakeDevice) Upload(seq int64, buf int, s *pipeline.Slot) error {
 		return err
 	}
 	block = block[:testLayout.CopyBytes(s.N)]
+	d.ringUse(seq, "copy", timingRing)
 	d.mu.Lock()
 	d.issued[seq] = d.now()
 	d.hashAtIssue[seq] = hashBytes(block)
@@ -341,6 +355,7 @@ func (d *fakeDevice) checkRelease(s *pipeline.Slot) {
 }
 
 func (d *fakeDevice) Begin(seq int64, buf int) error {
+	d.ringUse(seq, "data-ready", timingRing)
 	target := d.ready[buf].target()
 	ev := d.ready[buf]
 	d.compute.q <- func() {
@@ -375,6 +390,7 @@ func (d *fakeDevice) Free(buf int) error {
 }
 
 func (d *fakeDevice) End(seq int64) error {
+	d.ringUse(seq, "end", timingRing-1)
 	ev := newFakeEvent()
 	n := ev.queueRecord()
 	d.mu.Lock()
@@ -393,6 +409,7 @@ func (d *fakeDevice) Timing(seq int64) (StepTiming, error) {
 	d.mu.Lock()
 	ev := d.endEv[seq]
 	d.waitTimingFor = append(d.waitTimingFor, seq)
+	d.timingRead[seq] = true
 	d.mu.Unlock()
 	if ev == nil {
 		return StepTiming{}, fmt.Errorf("timing of step %d, which never ended", seq)
