@@ -31,9 +31,7 @@ import torch_model  # noqa: E402
 
 
 def set_precision(p):
-    tf32 = p == "tf32"
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.backends.cudnn.allow_tf32 = tf32
+    torch_model.set_tf32(p == "tf32")
     torch.backends.cudnn.benchmark = True
 
 

@@ -99,22 +99,48 @@ def json_safe(obj):
     return obj
 
 
+def new_tf32_api():
+    """Whether this torch has the per-backend fp32_precision settings
+    (2.9 on), which replace the allow_tf32 flags. The two APIs must not be
+    mixed there: a read through one of what the other set can raise
+    "you have used mix of the legacy and new APIs"."""
+    b = torch.backends
+    return (hasattr(b.cuda.matmul, "fp32_precision") and hasattr(b.cudnn, "conv")
+            and hasattr(b.cudnn.conv, "fp32_precision"))
+
+
+def set_tf32(on):
+    """TF32 on or off for cuBLAS matmuls and cuDNN convolutions, through
+    the API this torch has; returns which one it used."""
+    b = torch.backends
+    if new_tf32_api():
+        p = "tf32" if on else "ieee"
+        b.cuda.matmul.fp32_precision = p
+        b.cudnn.conv.fp32_precision = p
+        # cuDNN-wide reads (no operator named) raise when conv and rnn
+        # differ, so rnn follows conv although no layer here is one.
+        if hasattr(b.cudnn, "rnn"):
+            b.cudnn.rnn.fp32_precision = p
+        return "fp32_precision"
+    b.cuda.matmul.allow_tf32 = on
+    b.cudnn.allow_tf32 = on
+    return "allow_tf32"
+
+
 def tf32_settings():
-    """The TF32 switches as torch reports them, so a record shows what ran
-    (the allow_tf32 flags are deprecated from torch 2.9 on)."""
+    """The TF32 switches as torch reports them, so a record shows what ran,
+    read through the API set_tf32 used (reading the other can raise)."""
     out = {}
-    # torch >= 2.9 also has per-backend fp32_precision settings, which the
-    # old flags set: read them where they exist, so the record shows the
-    # new API's view too ("tf32" or "ieee"; absent on older torch).
-    for name, get in (("matmul_allow_tf32", lambda: torch.backends.cuda.matmul.allow_tf32),
-                      ("cudnn_allow_tf32", lambda: torch.backends.cudnn.allow_tf32),
-                      ("float32_matmul_precision", torch.get_float32_matmul_precision),
-                      ("matmul_fp32_precision", lambda: torch.backends.cuda.matmul.fp32_precision),
-                      ("cudnn_conv_fp32_precision", lambda: torch.backends.cudnn.conv.fp32_precision)):
+    if new_tf32_api():
+        names = (("matmul_fp32_precision", lambda: torch.backends.cuda.matmul.fp32_precision),
+                 ("cudnn_conv_fp32_precision", lambda: torch.backends.cudnn.conv.fp32_precision))
+    else:
+        names = (("matmul_allow_tf32", lambda: torch.backends.cuda.matmul.allow_tf32),
+                 ("cudnn_allow_tf32", lambda: torch.backends.cudnn.allow_tf32),
+                 ("float32_matmul_precision", torch.get_float32_matmul_precision))
+    for name, get in names:
         try:
             out[name] = get()
         except Exception as e:  # a record must not fail for a flag's sake
-            if name.endswith("fp32_precision"):
-                continue  # an older torch, without the new API
             out[name] = "unreadable: %s" % e
     return out

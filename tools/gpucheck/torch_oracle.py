@@ -42,8 +42,7 @@ def check(folder, tol, out, device):
     def read(name):
         return torch_model.read_tensor(folder, t[name])
 
-    torch.backends.cuda.matmul.allow_tf32 = man["precision"] == "tf32"
-    torch.backends.cudnn.allow_tf32 = man["precision"] == "tf32"
+    torch_model.set_tf32(man["precision"] == "tf32")
     torch.backends.cudnn.benchmark = False
     dev = torch.device(device)
     model = torch_model.build(man["spec"], fixed_dropout=True)
