@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
 )
@@ -51,7 +52,9 @@ func openFile(path string) (*os.File, os.FileInfo, error) {
 		return nil, nil, &RecordError{Shard: name, Index: -1, Offset: -1,
 			Err: fmt.Errorf("%s, not a shard file", cli.FileKind(st.Mode()))}
 	}
-	f, err := os.Open(path)
+	// Non-blocking, so a pipe put there after the look above cannot hold
+	// the open up either; a regular file reads as ever.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, nil, err
 	}

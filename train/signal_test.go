@@ -116,7 +116,7 @@ func TestCtrlCSavesAndResumes(t *testing.T) {
 	se.Reset()
 	// The damage is located: the tensor whose bytes hold the flipped one.
 	prev := regexp.QuoteMeta(fmt.Sprintf("; the checkpoint before it, %s (step %d;", filepath.Join(out, trainer.PrevCheckpointFile), ck.Step))
-	want := regexp.MustCompile(`checksum mismatch, in tensor (\S+) \(bytes (\d+)–(\d+)\); the other (\d+) tensors are intact` + prev)
+	want := regexp.MustCompile(`checksum mismatch, in tensor (\S+) \(bytes (\d+)–(\d+), or its CRC in the header\); the other (\d+) tensors are intact` + prev)
 	code := run(context.Background(), short, &so, &se)
 	m := want.FindStringSubmatch(se.String())
 	if code != cli.ExitFailure || m == nil {

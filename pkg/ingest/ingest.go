@@ -663,7 +663,7 @@ func runPlans(ctx context.Context, ds *imagenet.Dataset, opt Options, split stri
 		defer close(jobs)
 		seq := 0
 		for _, p := range todo {
-			if p.key == "" {
+			if p.key == "" && len(p.items) > 0 {
 				p.key = p.planKey(ds, &opt) // the writer reads it after a result of p
 			}
 			for i := range p.items {
@@ -770,11 +770,14 @@ func write(ctx context.Context, ds *imagenet.Dataset, opt Options, split string,
 		if w, err = shards.Create(filepath.Join(opt.Out, p.file())); err != nil {
 			return err
 		}
-		key := p.key
+		// A plan with items is read after one of its results, so after
+		// the dispatcher's write; one without has no result to order the
+		// read (nor a stamp to take), and the dispatcher leaves its key.
+		var key string
 		if len(p.items) == 0 {
-			// No result of p orders this read after the dispatcher's
-			// write; a plan without items has no stamps to take.
 			key = p.planKey(ds, &opt)
+		} else {
+			key = p.key
 		}
 		sc = &sidecar{Plan: key, Skipped: []Skip{}}
 		if split == "train" {

@@ -750,6 +750,35 @@ func TestStampTakenOnceBeforeRead(t *testing.T) {
 	sameAsFresh(t, root, out)
 }
 
+// A plan without items (none is made today) is sealed as an empty shard,
+// its key taken by the writer alone: the dispatcher leaves it, so that
+// nothing races on it (run with -race to see the ordering checked).
+func TestEmptyPlanSealedWithoutRace(t *testing.T) {
+	root, _ := makeTree(t, 3)
+	ds, err := imagenet.Open(root, imagenet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ds.Close()
+	out := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(out, stateDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	opt := Options{Out: out, Size: 24, Seed: 7, ShardSize: 5, Workers: 2, Codec: shards.CodecGradZstd}
+	todo := append([]*shardPlan{{split: "train"}}, plan("train", ds.Train, opt.Seed, opt.ShardSize)...)
+	for i, p := range todo {
+		p.index = i
+	}
+	rep := &Report{Images: map[string]int{}, Written: map[string]int{}, SkippedCount: map[string]int{}}
+	if err := runPlans(context.Background(), ds, opt, "train", todo, nil, 0, rep); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := readSidecar(out, todo[0])
+	if err != nil || sc.Info.Records != 0 || sc.Plan != todo[0].planKey(ds, &opt) {
+		t.Fatalf("the empty plan's sidecar: %+v, %v", sc, err)
+	}
+}
+
 // A repair that leaves the file's length as it was (an image re-saved
 // over a damaged copy, padded to the same size) is still seen by its
 // modification time: the shard holding it is made again.

@@ -298,37 +298,75 @@ func Decode(b []byte) (*Checkpoint, error) {
 
 // locateDamage says where in a checkpoint whose checksum failed the damage
 // lies, from the tensors' own CRCs: ", in tensor conv3.w (bytes …)", or
-// ", in the header or the checksum" when every tensor is intact. It says
-// nothing when the header cannot be trusted to find the tensors, or was
-// written before tensors had CRCs.
+// ", in the header or the checksum" when every tensor is intact; or that
+// the file's length does not fit its header (a torn or appended copy). It
+// says nothing when the header was written before tensors had CRCs.
 func locateDamage(body []byte) string {
 	n := int(binary.LittleEndian.Uint32(body[8:]))
 	if n > len(body)-12 {
 		return ""
 	}
-	c, err := parseHeader(body[12:12+n], int64(len(body)-12-n))
+	payload := int64(len(body) - 12 - n)
+	var shapes Checkpoint
+	if err := json.Unmarshal(body[12:12+n], &shapes); err != nil {
+		return fmt.Sprintf(", in the header (%v)", err)
+	}
+	need := int64(0)
+	for i := range shapes.Tensors {
+		sz := int64(1)
+		for _, d := range shapes.Tensors[i].Shape {
+			sz *= int64(max(d, 0))
+			if sz > 1<<40 {
+				break
+			}
+		}
+		need += 8 * sz
+		if need > 1<<44 {
+			break
+		}
+	}
+	if need != payload {
+		return fmt.Sprintf(", in the file's length: its header's tensors take %d bytes and the file holds %d for them (a torn or appended copy, or a damaged header)", need, payload)
+	}
+	c, err := parseHeader(body[12:12+n], payload)
 	if err != nil {
 		return ", in the header (" + strings.TrimPrefix(err.Error(), ErrCheckpoint.Error()+": ") + ")"
 	}
 	off := 12 + n
-	var bad []string
+	type span struct {
+		name     string
+		from, to int
+	}
+	var bad []span
 	for _, t := range c.Tensors {
 		end := off + 8*t.size()
 		if t.CRC == 0 {
 			return "" // an older checkpoint's: nothing to compare with
 		}
 		if crcOf(body[off:end]) != t.CRC {
-			bad = append(bad, fmt.Sprintf("tensor %s (bytes %d–%d)", t.Name, off, end-1))
+			bad = append(bad, span{t.Name, off, end - 1})
 		}
 		off = end
 	}
-	switch {
+	// The header has no checksum of its own: a tensor that fails its CRC
+	// may be intact under a damaged CRC, which the message allows for
+	// (the CRCs are 4 bytes a tensor, the values most of the file).
+	var names []string
+	for _, b := range bad {
+		names = append(names, fmt.Sprintf("tensor %s (bytes %d–%d, or its CRC in the header)", b.name, b.from, b.to))
+	}
+	switch others := len(c.Tensors) - len(bad); {
 	case len(bad) == 0:
 		return ", in the header or the checksum (every tensor is intact)"
 	case len(bad) > 3:
-		return fmt.Sprintf(", in %d of the %d tensors: %s, …", len(bad), len(c.Tensors), strings.Join(bad[:3], ", "))
+		return fmt.Sprintf(", in %d of the %d tensors: %s, …", len(bad), len(c.Tensors), strings.Join(names[:3], ", "))
+	case others == 0:
+		return ", in " + strings.Join(names, " and ")
+	case others == 1:
+		return ", in " + strings.Join(names, " and ") + "; the other tensor is intact"
+	default:
+		return fmt.Sprintf(", in %s; the other %d tensors are intact", strings.Join(names, " and "), others)
 	}
-	return fmt.Sprintf(", in %s; the other %d tensors are intact", strings.Join(bad, " and "), len(c.Tensors)-len(bad))
 }
 
 // parseHeader decodes a checkpoint's JSON header, whose CRC the caller has

@@ -311,9 +311,6 @@ func TestLoadRefusesNonCheckpointsEarly(t *testing.T) {
 	}
 }
 
-// A checkpoint's tensors must be its model's parameters as this build
-// defines them, in order and shape: the same element count in another
-// shape, an extra tensor or a renamed one is refused, naming the tensor.
 // A checkpoint whose checksum fails says where: which tensor's bytes hold
 // the damage (by its own CRC, kept in the header), or that every tensor is
 // intact and the header or the checksum is what changed. One written before
@@ -353,13 +350,15 @@ func TestCheckpointDamageLocated(t *testing.T) {
 		at   []int
 		want string
 	}{
-		{"first tensor", raw, []int{data + 5}, fmt.Sprintf("checksum mismatch, in tensor conv1.weight (bytes %d–%d); the other 2 tensors are intact", data, data+31)},
-		{"last byte of the last tensor", raw, []int{len(raw) - 5}, fmt.Sprintf("in tensor fc.weight (bytes %d–%d); the other 2", data+40, data+71)},
-		{"two tensors", raw, []int{data + 32, data + 45}, "in tensor conv1.bias (bytes " + fmt.Sprint(data+32) + "–" + fmt.Sprint(data+39) + ") and tensor fc.weight"},
+		{"first tensor", raw, []int{data + 5}, fmt.Sprintf("checksum mismatch, in tensor conv1.weight (bytes %d–%d, or its CRC in the header); the other 2 tensors are intact", data, data+31)},
+		{"last byte of the last tensor", raw, []int{len(raw) - 5}, fmt.Sprintf("in tensor fc.weight (bytes %d–%d, or its CRC in the header); the other 2", data+40, data+71)},
+		{"two tensors", raw, []int{data + 32, data + 45}, "in tensor conv1.bias (bytes " + fmt.Sprint(data+32) + "–" + fmt.Sprint(data+39) + ", or its CRC in the header) and tensor fc.weight (bytes " + fmt.Sprint(data+40) + "–" + fmt.Sprint(data+71) + ", or its CRC in the header); the other tensor is intact"},
 		{"the header, still JSON", raw, []int{key}, "checksum mismatch, in the header or the checksum (every tensor is intact)"},
-		{"the header, no longer JSON", raw, []int{12}, "checksum mismatch, in the header (header: "},
+		{"the header, no longer JSON", raw, []int{12}, "checksum mismatch, in the header (invalid character"},
 		{"the checksum", raw, []int{len(raw) - 2}, "in the header or the checksum (every tensor is intact)"},
 		{"an older checkpoint", old, []int{len(old) - 20}, "checksum mismatch"},
+		{"cut short", raw[:len(raw)-9], nil, "checksum mismatch, in the file's length: its header's tensors take 72 bytes and the file holds 63 for them (a torn or appended copy, or a damaged header)"},
+		{"appended to", append(bytes.Clone(raw), 1, 2, 3, 4), nil, "in the file's length: its header's tensors take 72 bytes and the file holds 76 for them"},
 	} {
 		bad := bytes.Clone(c.raw)
 		for _, at := range c.at {
@@ -384,7 +383,7 @@ func TestCheckpointDamageLocated(t *testing.T) {
 // reads as the file's little-endian bytes; the converting path, which a
 // big-endian machine takes, gives the same bytes and the same values.
 func TestCheckpointBytesEitherEndian(t *testing.T) {
-	n := 40000 // over one 64 KiB conversion block
+	n := 800000 // over 3 of the 1 MiB chunks, and many 64 KiB conversion blocks
 	w, v := make([]float32, n), make([]float32, n)
 	for i := range w {
 		w[i], v[i] = float32(i)*0.37-5, float32(-i)/3
@@ -461,6 +460,9 @@ func bigCheckpoint() *Checkpoint {
 		Tensors: []Tensor{{Name: "all", Shape: []int{n}, W: w, V: v}}}
 }
 
+// A checkpoint's tensors must be its model's parameters as this build
+// defines them, in order and shape: the same element count in another
+// shape, an extra tensor or a renamed one is refused, naming the tensor.
 func TestCheckpointParamsMatchSpec(t *testing.T) {
 	spec, err := alexnet.Build("small", 4, 20)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/alexnet-repro/alexnet/internal/cli"
 )
 
 func main() {
@@ -42,7 +44,7 @@ Example:
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, topUsage)
-		return 2
+		return cli.ExitUsage
 	}
 	if args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help" {
 		fmt.Fprint(stdout, topUsage) // asked for: stdout, as every command's --help
@@ -56,6 +58,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "grid":
 		return grid(ctx, args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "shardtool: unknown command %q\n\n%s", args[0], topUsage)
-	return 2
+	// Flags before the command (`shardtool --json verify DIR`) or a
+	// misspelt command: under --json, the usage error is JSON too.
+	o := cli.NewOutcome("shardtool", args, stdout, stderr)
+	code := o.Failf(cli.ExitUsage, "unknown command %q (want verify, inspect or grid, before any flag)", args[0])
+	fmt.Fprintf(stderr, "\n%s", topUsage)
+	return o.Finish(code)
 }
