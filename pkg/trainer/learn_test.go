@@ -663,6 +663,14 @@ func TestResumeWithoutRun(t *testing.T) {
 	if ents, _ := os.ReadDir(out); len(ents) != 0 {
 		t.Fatalf("the refused resume left %v in %s", ents, out)
 	}
+	// The model and crop a resume leaves out are the run's: with no run,
+	// the defaults (alexnet, which 64-px shards cannot take) must not be
+	// what the error is about.
+	def := cfg
+	def.Model, def.Crop = "alexnet", 0
+	if _, err := Train(context.Background(), def, io.Discard); !errors.Is(err, ErrNoRun) {
+		t.Fatalf("resume at the defaults with no run: %v, want ErrNoRun", err)
+	}
 	// A run there that has not saved its first checkpoint yet holds the
 	// folder: the resume names it rather than advise leaving out --resume.
 	held, err := dirlock.Acquire(out, "train")

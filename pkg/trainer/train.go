@@ -157,6 +157,27 @@ func cropFor(meta *shards.Meta, crop int) int {
 // log. The CPU backend is used; the GPU backend plugs in through Backend.
 func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	start := time.Now()
+	ckPath := filepath.Join(cfg.Out, CheckpointFile)
+	prevPath := filepath.Join(cfg.Out, PrevCheckpointFile)
+	if cfg.Resume {
+		// Before the folder and its lock exist: a mistyped --out must not
+		// be left behind as an empty run directory. And before the flags
+		// are judged against the shards: the model and crop a resume
+		// leaves out are the run's, and with no run there the defaults'
+		// failings would hide that.
+		if _, err := os.Stat(ckPath); errors.Is(err, fs.ErrNotExist) {
+			// A run there that has not saved yet is the likelier story
+			// than a run that never was: say so, not "leave out --resume"
+			// (which that run's lock would then refuse).
+			if err := dirlock.Probe(cfg.Out); err != nil {
+				return nil, fmt.Errorf("--resume: %s holds no checkpoint yet, and %w", cfg.Out, err)
+			}
+			if h := previousIntact(cfg.Out); h != "" {
+				return nil, fmt.Errorf("--resume: %s: %w, but %s", ckPath, ErrNoRun, h)
+			}
+			return nil, fmt.Errorf("--resume: %s: %w (leave out --resume to start a run there)", ckPath, ErrNoRun)
+		}
+	}
 	meta, err := shards.ReadMeta(cfg.Shards)
 	if err != nil {
 		return nil, err
@@ -188,24 +209,6 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	for _, split := range []string{"train", "val"} {
 		if err := pipeline.CheckShards(cfg.Shards, meta, split); err != nil {
 			return nil, fmt.Errorf("%s: %w", cfg.Shards, err)
-		}
-	}
-	ckPath := filepath.Join(cfg.Out, CheckpointFile)
-	prevPath := filepath.Join(cfg.Out, PrevCheckpointFile)
-	if cfg.Resume {
-		// Before the folder and its lock exist: a mistyped --out must not
-		// be left behind as an empty run directory.
-		if _, err := os.Stat(ckPath); errors.Is(err, fs.ErrNotExist) {
-			// A run there that has not saved yet is the likelier story
-			// than a run that never was: say so, not "leave out --resume"
-			// (which that run's lock would then refuse).
-			if err := dirlock.Probe(cfg.Out); err != nil {
-				return nil, fmt.Errorf("--resume: %s holds no checkpoint yet, and %w", cfg.Out, err)
-			}
-			if h := previousIntact(cfg.Out); h != "" {
-				return nil, fmt.Errorf("--resume: %s: %w, but %s", ckPath, ErrNoRun, h)
-			}
-			return nil, fmt.Errorf("--resume: %s: %w (leave out --resume to start a run there)", ckPath, ErrNoRun)
 		}
 	}
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
