@@ -70,6 +70,19 @@ func openFile(path string) (*os.File, os.FileInfo, error) {
 	return f, st, nil
 }
 
+// IsShardFile says whether path is a regular file that begins as a shard
+// does (its header's magic): what ingest may take for one of its own.
+func IsShardFile(path string) bool {
+	f, _, err := openFile(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var b [8]byte
+	_, err = io.ReadFull(f, b[:])
+	return err == nil && b == headerMagic
+}
+
 // NewReader reads a shard of the given size from ra; name appears in errors.
 // The seam for shards that live elsewhere than a local file.
 func NewReader(name string, ra io.ReaderAt, size int64) (*Reader, error) {

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -290,6 +291,9 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 			return nil, err
 		}
 	}
+	if err := markDataset(opt.Out, ds.Classes); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	rep := &Report{Root: ds.Root, Layout: string(ds.Layout), Out: opt.Out, Workers: opt.Workers,
 		Warnings: append([]string{}, ds.Warnings...), Images: map[string]int{}, Written: map[string]int{},
@@ -429,14 +433,64 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 	return rep, nil
 }
 
-// sameDataset refuses an out whose meta.json lists records under another
-// class list than classes. Other settings (size, codec, shard size) are
-// a re-ingest of the same images, which resume and removeStale handle; a
-// meta.json that cannot be read is carryOver's to report.
+// datasetFile, in the state folder, names the dataset the last run into
+// out was of (its class list), written before that run's first shard: so
+// the shards an interrupted run leaves without a meta.json, or those under
+// a meta.json since damaged, still say whose they are.
+const datasetFile = "dataset.json"
+
+type datasetMark struct {
+	ClassList string `json:"class_list"` // classListID
+	Classes   int    `json:"classes"`
+	Span      string `json:"span"` // classSpan, for messages
+}
+
+// classListID fingerprints a class list by its WNIDs, in order.
+func classListID(wnids []string) string {
+	h := fnv.New128a()
+	for _, w := range wnids {
+		fmt.Fprintf(h, "%s\n", w)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+// sameDataset refuses an out holding another dataset's shards: one whose
+// state folder names another class list as the last run's, or (without
+// that mark, written by builds before it) whose meta.json lists records
+// under another class list, or that holds shard files while no readable
+// meta.json or mark says whose they are. Other settings (size, codec,
+// shard size) are a re-ingest of the same images, which resume and
+// removeStale handle.
 func sameDataset(out string, classes []imagenet.Class) error {
+	var now []string
+	for _, c := range classes {
+		now = append(now, c.WNID)
+	}
+	refuse := func(what string) error {
+		return fmt.Errorf("%s %w (%s), not of this one (%s): ingest would replace them; choose another --out, or pass --overwrite to replace them",
+			out, ErrOtherDataset, what, classSpan(now))
+	}
+	if b, err := os.ReadFile(filepath.Join(out, stateDir, datasetFile)); err == nil {
+		var m datasetMark
+		if json.Unmarshal(b, &m) == nil && m.ClassList != "" {
+			if m.ClassList == classListID(now) {
+				return nil
+			}
+			return refuse(fmt.Sprintf("the last ingest there was of %s", m.Span))
+		}
+	}
 	old, err := shards.ReadMeta(out)
 	if err != nil {
-		return nil
+		files := shardFiles(out)
+		if len(files) == 0 {
+			return nil
+		}
+		why := "there is no meta.json"
+		if _, serr := os.Stat(filepath.Join(out, shards.MetaFile)); !errors.Is(serr, fs.ErrNotExist) {
+			why = fmt.Sprintf("its meta.json cannot be read (%v)", err)
+		}
+		return unknownShards{fmt.Sprintf("%s holds shard files (%s), and %s to say whose they are: ingest would replace them, and they may be another dataset's; choose another --out, or pass --overwrite to go ahead",
+			out, firstFewNames(files, 3), why)}
 	}
 	records := 0
 	for _, sp := range old.Splits {
@@ -445,15 +499,78 @@ func sameDataset(out string, classes []imagenet.Class) error {
 	if records == 0 || slices.EqualFunc(old.Classes, classes, func(a shards.Class, b imagenet.Class) bool { return a.WNID == b.WNID }) {
 		return nil
 	}
-	var was, now []string
+	var was []string
 	for _, c := range old.Classes {
 		was = append(was, c.WNID)
 	}
+	return refuse(fmt.Sprintf("%d records; %s", records, classSpan(was)))
+}
+
+// unknownShards is ErrOtherDataset where nothing says whose the shards are.
+type unknownShards struct{ msg string }
+
+func (e unknownShards) Error() string        { return e.msg }
+func (e unknownShards) Is(target error) bool { return target == ErrOtherDataset }
+
+// markDataset records in out's state folder that its shards are now the
+// dataset of classes (datasetFile).
+func markDataset(out string, classes []imagenet.Class) error {
+	var wnids []string
 	for _, c := range classes {
-		now = append(now, c.WNID)
+		wnids = append(wnids, c.WNID)
 	}
-	return fmt.Errorf("%s %w (%d records; %s), not of this one (%s): ingest would replace them; choose another --out, or pass --overwrite to replace them",
-		out, ErrOtherDataset, records, classSpan(was), classSpan(now))
+	b, _ := json.Marshal(datasetMark{ClassList: classListID(wnids), Classes: len(wnids), Span: classSpan(wnids)})
+	return shards.WriteFileAtomic(filepath.Join(out, stateDir, datasetFile), b)
+}
+
+// shardFiles lists the files in out named as ingest names shards, and
+// the sidecars of its state folder.
+func shardFiles(out string) []string {
+	var found []string
+	for _, dir := range []string{out, filepath.Join(out, stateDir)} {
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			name := e.Name()
+			if dir != out {
+				if name = strings.TrimSuffix(name, ".json"); name == e.Name() {
+					continue
+				}
+			}
+			if _, _, ok := shardNumber(name, []string{"train", "val"}); ok && e.Type().IsRegular() {
+				found = append(found, filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	return found
+}
+
+// shardNumber reads a shard file name ingest gives (train-00012.shard)
+// for one of splits.
+func shardNumber(name string, splits []string) (split string, i int, ok bool) {
+	for _, split := range splits {
+		num, ok := strings.CutPrefix(name, split+"-")
+		if !ok {
+			continue
+		}
+		num, ok = strings.CutSuffix(num, ".shard")
+		i, err := strconv.Atoi(num)
+		if ok && err == nil && i >= 0 && shards.ShardName(split, i) == name {
+			return split, i, true
+		}
+	}
+	return "", 0, false
+}
+
+// firstFewNames is firstFew of paths' base names.
+func firstFewNames(paths []string, n int) string {
+	var names []string
+	for _, p := range paths {
+		names = append(names, filepath.Base(p))
+	}
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
 }
 
 // classSpan describes a class list by its size and ends.
@@ -523,18 +640,8 @@ func removeStale(out string, splits []string, meta *shards.Meta) ([]string, erro
 		}
 	}
 	ours := func(name string) bool {
-		for _, split := range splits {
-			num, ok := strings.CutPrefix(name, split+"-")
-			if !ok {
-				continue
-			}
-			num, ok = strings.CutSuffix(num, ".shard")
-			i, err := strconv.Atoi(num)
-			if ok && err == nil && i >= 0 && shards.ShardName(split, i) == name {
-				return true
-			}
-		}
-		return false
+		_, _, ok := shardNumber(name, splits)
+		return ok
 	}
 	var removed []string
 	for _, dir := range []string{out, filepath.Join(out, stateDir)} {
@@ -551,6 +658,11 @@ func removeStale(out string, splits []string, meta *shards.Meta) ([]string, erro
 				}
 			}
 			if !e.Type().IsRegular() || !ours(shard) || listed[shard] {
+				continue
+			}
+			// Named as a shard is not enough in the user's folder: a file
+			// that does not begin as one is not ingest's to remove.
+			if dir == out && !shards.IsShardFile(filepath.Join(dir, e.Name())) {
 				continue
 			}
 			p := filepath.Join(dir, e.Name())

@@ -10,6 +10,7 @@ import (
 	"image"
 	"image/jpeg"
 	"io"
+	"io/fs"
 	"maps"
 	"math"
 	"os"
@@ -458,7 +459,8 @@ func TestStaleShardsRemoved(t *testing.T) {
 		{"train-000099.shard", false},    // nor its zero padding
 		{"train-00050.shard.bak", false}, // nor its suffix
 		{"Train-00050.shard", false},
-		{"train-00050.shard", true}, // the name, but a folder
+		{"train-00050.shard", true},  // the name, but a folder
+		{"train-00040.shard", false}, // the name, but not a shard's bytes
 		{"notes.txt", false},
 		{filepath.Join(".ingest-state", "train-1.shard.json"), false},
 	}
@@ -487,11 +489,11 @@ func TestStaleShardsRemoved(t *testing.T) {
 	// val was not written this time: its shards stay, though meta.json
 	// no longer lists them.
 	wantLeft := "[.ingest-state .lock Train-00050.shard ingest-report.json meta.json notes.txt train-00000.shard train-00001.shard " +
-		"train-000099.shard train-00050.shard train-00050.shard.bak train-1.shard val-00000.shard val-00001.shard]"
+		"train-000099.shard train-00040.shard train-00050.shard train-00050.shard.bak train-1.shard val-00000.shard val-00001.shard]"
 	if fmt.Sprint(left) != wantLeft {
 		t.Errorf("left in --out:\n%v\nwant\n%v", left, wantLeft)
 	}
-	wantState := "[train-00000.shard.json train-00001.shard.json train-1.shard.json val-00000.shard.json val-00001.shard.json]"
+	wantState := "[dataset.json train-00000.shard.json train-00001.shard.json train-1.shard.json val-00000.shard.json val-00001.shard.json]"
 	if fmt.Sprint(state) != wantState {
 		t.Errorf("left in .ingest-state: %v, want %v", state, wantState)
 	}
@@ -1045,6 +1047,82 @@ func TestRefusesToReplaceAnotherDataset(t *testing.T) {
 	resized := opt
 	resized.Size = 20
 	mustIngest(t, root, resized)
+	opt.Overwrite = true
+	if rep := mustIngest(t, other, opt); rep.Written["train"] == 0 {
+		t.Fatal("--overwrite wrote nothing")
+	}
+}
+
+// The guard holds where meta.json cannot say whose the shards are: an
+// interrupted run leaves shards and no meta.json, and a meta.json can be
+// damaged. The state folder's mark names the last run's dataset; without
+// it (an older build's output), shard files under no readable meta.json
+// are refused too, and --overwrite goes ahead.
+func TestAnotherDatasetRefusedWithoutMeta(t *testing.T) {
+	root, _ := makeTree(t, 6)
+	other := t.TempDir()
+	if err := os.CopyFS(other, os.DirFS(root)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(other, "train", wnids[len(wnids)-1])); err != nil {
+		t.Fatal(err)
+	}
+	opt := Options{Out: t.TempDir(), Size: 16, Seed: 7, ShardSize: 5, Workers: 2, Codec: shards.CodecGradZstd}
+	ctx, cancel := context.WithCancel(context.Background())
+	o := opt
+	o.Progress = func(p Progress) {
+		if p.Split == "train" && p.Done == 12 {
+			cancel()
+		}
+	}
+	if _, err := ingestWith(t, ctx, root, o); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the interrupted run: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(opt.Out, shards.MetaFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the interrupted run left a meta.json: %v", err)
+	}
+	refused := func(what, say string) {
+		t.Helper()
+		before := outputFiles(t, opt.Out)
+		_, err := ingestWith(t, context.Background(), other, opt)
+		if !errors.Is(err, ErrOtherDataset) || !strings.Contains(err.Error(), say) {
+			t.Fatalf("%s: %v, want ErrOtherDataset saying %q", what, err, say)
+		}
+		if after := outputFiles(t, opt.Out); !maps.EqualFunc(before, after, bytes.Equal) {
+			t.Fatalf("%s: the refused run changed the shards", what)
+		}
+	}
+	refused("after an interrupted run", "the last ingest there was of")
+	// An older build's output: no mark. Shards and no meta.json.
+	mark := filepath.Join(opt.Out, stateDir, datasetFile)
+	if err := os.Remove(mark); err != nil {
+		t.Fatal(err)
+	}
+	refused("without a mark or meta.json", "holds shard files (train-00000.shard, train-00001.shard")
+	refused("without a mark or meta.json", "and there is no meta.json to say whose they are")
+	// Nothing can tell the same dataset either: --overwrite goes ahead,
+	// and still resumes the shards that match (it only lifts the guard).
+	ow := opt
+	ow.Overwrite = true
+	if rep := mustIngest(t, root, ow); rep.ResumedShards == 0 {
+		t.Fatal("--overwrite over the same dataset's interrupted run resumed nothing")
+	}
+	// Its meta.json is then damaged: the mark lets a rerun (which
+	// rewrites it) go ahead.
+	if err := os.WriteFile(filepath.Join(opt.Out, shards.MetaFile), []byte(`{"format_version": 2, "cla`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustIngest(t, root, opt)
+	fresh := opt
+	fresh.Out = t.TempDir()
+	mustIngest(t, root, fresh)
+	sameOutput(t, outputFiles(t, fresh.Out), outputFiles(t, opt.Out))
+	// Damaged again, and no mark: another dataset is refused, naming why.
+	if err := os.WriteFile(filepath.Join(opt.Out, shards.MetaFile), []byte(`{"a":1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(mark)
+	refused("under a damaged meta.json", "its meta.json cannot be read")
 	opt.Overwrite = true
 	if rep := mustIngest(t, other, opt); rep.Written["train"] == 0 {
 		t.Fatal("--overwrite wrote nothing")
