@@ -25,6 +25,7 @@ import (
 	"github.com/alexnet-repro/alexnet/pkg/cuda"
 	"github.com/alexnet-repro/alexnet/pkg/nn/gpu"
 	"github.com/alexnet-repro/alexnet/pkg/trainer"
+	"github.com/alexnet-repro/alexnet/shards"
 )
 
 func main() {
@@ -167,7 +168,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if *evalOnly {
 		r, ck, err := trainer.EvaluateCheckpoint(ctx, *ckpt, c.Shards, *tenCrop, c.EvalBatch, c.MaxValImages, c.NewBackend)
 		if err != nil {
-			return o.Fail(cli.ExitFailure, err)
+			return o.Failf(cli.ExitFailure, "%v%s", err, repairHint(err, c.Shards, ""))
 		}
 		if r.Unlabelled > 0 {
 			note := fmt.Sprintf("%d of the validation images read have no label and were not scored", r.Unlabelled)
@@ -204,7 +205,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			errors.Is(err, trainer.ErrNoRun) {
 			code = cli.ExitUsage
 		}
-		return o.Fail(code, err)
+		return o.Failf(code, "%v%s", err, repairHint(err, c.Shards, "; then --resume this run"))
 	}
 	if *asJSON {
 		if err := json.NewEncoder(stdout).Encode(res); err != nil {
@@ -228,6 +229,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	fmt.Fprintf(stderr, "train: done (%s): %d steps, %d epochs in %.0fs; %s; checkpoint %s; %s\n",
 		res.Stopped, res.Steps, res.Epoch, res.Seconds, val, res.Checkpoint, plotsAt)
 	return cli.ExitOK
+}
+
+// repairHint says how to repair damaged shards when err is damage in
+// one, "" otherwise. Rerunning ingest keeps a shard whose sources are
+// unchanged, so the repair takes deleting the damaged ones first.
+func repairHint(err error, dir, then string) string {
+	if !errors.Is(err, shards.ErrChecksum) && !errors.Is(err, shards.ErrFormat) {
+		return ""
+	}
+	return fmt.Sprintf("\n(`shardtool verify %s` names every damaged shard: delete those and run the same ingest command again, which remakes only them%s)", dir, then)
 }
 
 // resumeDefaults takes the run's --model, --batch, --crop, --seed and

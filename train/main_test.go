@@ -3,12 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/cli/clitest"
+	"github.com/alexnet-repro/alexnet/internal/fixtures"
+	"github.com/alexnet-repro/alexnet/pkg/imagenet"
+	"github.com/alexnet-repro/alexnet/pkg/ingest"
 )
 
 func TestUsageAndDeviceErrors(t *testing.T) {
@@ -90,6 +95,41 @@ func TestSigmaOption(t *testing.T) {
 	}{{0, -1}, {1e-46, -1}, {0.1, 0.1}, {2, 2}} {
 		if got := sigmaOption(tc.flag); got != tc.want {
 			t.Errorf("--lighting %g: Sigma %g, want %g", tc.flag, got, tc.want)
+		}
+	}
+}
+
+// A damaged shard stops the run naming shard and record, and says how to
+// repair it: a rerun of ingest alone keeps the shard, its sources being
+// unchanged.
+func TestDamagedShardSaysHowToRepair(t *testing.T) {
+	root := t.TempDir()
+	fixtures.Tree(t, root, 12, 4)
+	ds, err := imagenet.Open(root, imagenet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shardDir := t.TempDir()
+	if _, err := ingest.Run(context.Background(), ds, ingest.Options{Out: shardDir, Size: 36, ShardSize: 16, Workers: 1}); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(shardDir, "train-00000.shard")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x40 // inside the records, past the header, before the index
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var so, se bytes.Buffer
+	code := run(context.Background(), []string{"--shards", shardDir, "--out", filepath.Join(t.TempDir(), "run"), "--device", "cpu",
+		"--model", "small", "--crop", "32", "--batch", "8", "--epochs", "1", "--workers", "1", "--json"}, &so, &se)
+	obj := clitest.JSONFailure(t, so.Bytes(), cli.ExitFailure)
+	msg := obj["error"].(string)
+	for _, want := range []string{"train-00000.shard record", "checksum mismatch", "shardtool verify " + shardDir, "run the same ingest command again"} {
+		if code != cli.ExitFailure || !strings.Contains(msg, want) {
+			t.Fatalf("exit %d, error %q lacks %q\n%s", code, msg, want, se.String())
 		}
 	}
 }

@@ -222,6 +222,10 @@ func verifyReport(results []shardCheck, nShards int, asJSON bool, stdout, stderr
 	default:
 		fmt.Fprintf(&out, "verified %d shards, %d records ok, %d damaged shards\n", len(results), records, bad)
 	}
+	if bad > 0 && nShards == len(results) {
+		// A rerun of ingest keeps a shard whose sources are unchanged.
+		fmt.Fprintln(stderr, "shardtool verify: to repair, delete the damaged shards and run the same ingest command again: it remakes only them, byte for byte")
+	}
 	// A report that cannot be written (a full disk) must not pass for a
 	// clean one: a script reads the exit code.
 	if _, err := stdout.Write(out.Bytes()); err != nil {

@@ -65,9 +65,12 @@ func TestVerifyNamesDamage(t *testing.T) {
 	pos := bytes.Index(b, rec.Payload[:8]) + 5
 	b[pos] ^= 0x01
 	os.WriteFile(p, b, 0o644)
-	code, out, _ := runTool("verify", dir, "--decode")
+	code, out, errs := runTool("verify", dir, "--decode")
 	if code != cli.ExitDamaged {
 		t.Fatalf("damaged verify: exit %d\n%s", code, out)
+	}
+	if !strings.Contains(errs, "delete the damaged shards and run the same ingest command again") {
+		t.Errorf("no word on how to repair:\n%s", errs)
 	}
 	if !regexp.MustCompile(`shard train-00001.shard record 2 .*checksum mismatch`).MatchString(out) {
 		t.Fatalf("damage not named by shard and record:\n%s", out)
