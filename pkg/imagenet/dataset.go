@@ -333,16 +333,44 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 		return nil, err
 	}
 	d.Train, d.Val = train.items, val.items
-	for _, items := range [][]Item{d.Train, d.Val} {
+	for _, s := range []struct {
+		name  string
+		items []Item
+	}{{"train", d.Train}, {"val", d.Val}} {
+		items := s.items
 		slices.SortFunc(items, func(a, b Item) int { return strings.Compare(a.Name, b.Name) })
-		for i := 1; i < len(items); i++ {
-			if items[i].Name == items[i-1].Name {
-				return nil, &PathError{Path: d.describe(&items[i]), Err: fmt.Errorf("name %s also at %s; names must be unique within a split", items[i].Name, d.describe(&items[i-1]))}
+		// ImageNet's names are unique in a split (n01440764_10026.JPEG),
+		// and they name the records. Class folders of other datasets
+		// often repeat names (cat/000.jpg, dog/000.jpg): then every
+		// labelled record of the split is named class/file, which is
+		// unique, and is the same whatever order the files were listed.
+		if i := repeatedName(items); i > 0 {
+			d.warn("%s: file names repeat across class folders (%s at %s and %s), so this split's records are named class/file (%s/%s)",
+				s.name, items[i].Name, d.describe(&items[i-1]), d.describe(&items[i]), d.Classes[max(items[i].Label, 0)].WNID, items[i].Name)
+			for j := range items {
+				if l := items[j].Label; l >= 0 {
+					items[j].Name = d.Classes[l].WNID + "/" + items[j].Name
+				}
 			}
+			slices.SortFunc(items, func(a, b Item) int { return strings.Compare(a.Name, b.Name) })
+		}
+		if i := repeatedName(items); i > 0 {
+			return nil, &PathError{Path: d.describe(&items[i]), Err: fmt.Errorf("name %s also at %s; names must be unique within a class folder (and unlabelled images' within the split)", items[i].Name, d.describe(&items[i-1]))}
 		}
 	}
 	ok = true
 	return d, nil
+}
+
+// repeatedName is the index of the first item of sorted items whose name
+// the one before it has too, or 0 when every name is unique.
+func repeatedName(items []Item) int {
+	for i := 1; i < len(items); i++ {
+		if items[i].Name == items[i-1].Name {
+			return i
+		}
+	}
+	return 0
 }
 
 // Close closes the archives. Items can no longer be read afterwards.

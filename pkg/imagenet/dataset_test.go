@@ -475,18 +475,73 @@ func TestUnusableEntries(t *testing.T) {
 	}
 }
 
+// Names that repeat across class folders (cat/000.jpg, dog/000.jpg, as
+// ImageFolder-style datasets have them) make every labelled record of
+// that split class/file, with a warning; a name that repeats within one
+// class (an archive holding a member twice) is still an error.
 func TestDuplicateNames(t *testing.T) {
 	f := newFixture()
-	root := t.TempDir()
-	f.writeTree(t, root, true)
 	if f.val[0].wnid == "n01000001" {
 		t.Fatal("fixture changed: val[0] must not be in n01000001")
 	}
-	writeFile(t, filepath.Join(root, "val", "n01000001", f.val[0].name), []byte("again"))
-	_, err := Open(root, Options{})
-	if err == nil || !strings.Contains(err.Error(), "names must be unique") || !strings.Contains(err.Error(), f.val[0].name) {
-		t.Fatalf("err = %v, want a duplicate-name error", err)
-	}
+	jpeg := []byte{0xFF, 0xD8, 1, 2}
+	t.Run("val across class folders", func(t *testing.T) {
+		root := t.TempDir()
+		f.writeTree(t, root, true)
+		writeFile(t, filepath.Join(root, "val", "n01000001", f.val[0].name), []byte("again"))
+		d, err := Open(root, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		want := map[string]bool{"n01000001/" + f.val[0].name: true, f.val[0].wnid + "/" + f.val[0].name: true}
+		for _, it := range d.Val {
+			delete(want, it.Name)
+		}
+		if len(want) != 0 || !hasWarning(d, "val: file names repeat across class folders ("+f.val[0].name) {
+			t.Errorf("names %v not found, warnings %q", want, d.Warnings)
+		}
+		for _, it := range d.Train { // train's names did not repeat: left as they were
+			if strings.Contains(it.Name, "/") {
+				t.Fatalf("train record named %s", it.Name)
+			}
+		}
+	})
+	t.Run("train across class folders", func(t *testing.T) {
+		root := t.TempDir()
+		for _, c := range []string{"cat", "dog", "hot dog"} {
+			for _, n := range []string{"000.jpg", "001.jpg"} {
+				writeFile(t, filepath.Join(root, "train", c, n), jpeg)
+			}
+		}
+		writeFile(t, filepath.Join(root, "train", "dog", "002.jpg"), jpeg)
+		d, err := Open(root, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		var names []string
+		for _, it := range d.Train {
+			if got := d.Classes[it.Label].WNID + "/" + filepath.Base(it.Path); got != it.Name {
+				t.Errorf("%s named %s, want %s", it.Path, it.Name, got)
+			}
+			names = append(names, it.Name)
+		}
+		if !slices.IsSorted(names) || len(names) != 7 {
+			t.Errorf("names %q", names)
+		}
+	})
+	t.Run("within a class", func(t *testing.T) {
+		root := t.TempDir()
+		writeFile(t, filepath.Join(root, trainTarName), tarBytes(t, tar.FormatPAX, []tarFile{
+			{name: "n01000001.tar", data: tarBytes(t, tar.FormatPAX, []tarFile{{name: "a.JPEG", data: jpeg}, {name: "a.JPEG", data: jpeg}})},
+			{name: "n01000002.tar", data: tarBytes(t, tar.FormatPAX, []tarFile{{name: "a.JPEG", data: jpeg}})},
+		}))
+		_, err := Open(root, Options{})
+		if err == nil || !strings.Contains(err.Error(), "n01000001.tar: two members named a.JPEG") {
+			t.Fatalf("err = %v, want a duplicate-name error", err)
+		}
+	})
 }
 
 func TestSymlinkedTree(t *testing.T) {
