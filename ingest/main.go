@@ -91,6 +91,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if len(pos) != 1 {
 		return o.Failf(cli.ExitUsage, "want exactly one dataset directory, got %d (see --help)", len(pos))
 	}
+	if len(splitFields(*splits)) == 0 {
+		return o.Failf(cli.ExitUsage, "--splits %q names no split (want train, val or train,val)", *splits)
+	}
 	c, err := shards.ParseCodec(*codec)
 	if err != nil {
 		return o.Fail(cli.ExitUsage, err)

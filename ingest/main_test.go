@@ -167,6 +167,8 @@ func TestExitCodes(t *testing.T) {
 		{name: "no dataset", args: []string{}, code: cli.ExitUsage, say: "exactly one dataset"},
 		{name: "bad codec", args: []string{"--codec", "jpeg", root}, code: cli.ExitUsage, say: "unknown codec"},
 		{name: "bad split", args: []string{"--splits", "bogus", nope}, code: cli.ExitUsage, say: `unknown split "bogus"`},
+		{name: "split twice", args: []string{"--splits", "train,train", nope}, code: cli.ExitUsage, say: `split "train" given twice`},
+		{name: "no split", args: []string{"--splits", " , ", nope}, code: cli.ExitUsage, say: `--splits " , " names no split`},
 		{name: "size 0", args: []string{"--size", "0", nope}, code: cli.ExitUsage, say: "size 0 out of range 1..4096"},
 		{name: "size -5", args: []string{"--size", "-5", nope}, code: cli.ExitUsage, say: "size -5 out of range"},
 		{name: "size too large", args: []string{"--size", "100000", nope}, code: cli.ExitUsage, say: "size 100000 out of range"},

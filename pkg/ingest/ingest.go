@@ -255,9 +255,13 @@ func (o *Options) Validate() error {
 	if o.Workers < 0 {
 		return fmt.Errorf("workers %d must be 0 (one per CPU) or more", o.Workers)
 	}
-	for _, s := range o.Splits {
+	for i, s := range o.Splits {
 		if s != "train" && s != "val" {
 			return fmt.Errorf("unknown split %q", s)
+		}
+		if slices.Contains(o.Splits[:i], s) {
+			// The second pass would only resume the first.
+			return fmt.Errorf("split %q given twice", s)
 		}
 	}
 	return nil

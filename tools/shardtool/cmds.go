@@ -73,7 +73,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 		// A meta.json that is there but unusable is damage like a shard's,
 		// and a --json consumer needs its report to say so.
 		metaCheck := []shardCheck{{Shard: shards.MetaFile, Damage: []string{err.Error()}}}
-		return verifyReport(metaCheck, 0, *asJSON, stdout, stderr)
+		return verifyReport(metaCheck, 0, nil, *asJSON, stdout, stderr)
 	}
 	type task struct {
 		split string
@@ -160,10 +160,11 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 			results[i].Damage = append(results[i].Damage, fmt.Sprintf("shard %s: %d records repeat IDs of earlier shards of split %s (first: %s): a shard copied over another?", t.info.File, dup, t.split, first))
 		}
 	}
-	if extra := unlistedShards(dir, m); len(extra) > 0 {
+	extra := unlistedShards(dir, m)
+	if len(extra) > 0 {
 		fmt.Fprintf(stderr, "shardtool verify: note: %d shard files in %s are not listed in meta.json, so not verified: %s\n", len(extra), dir, strings.Join(extra, ", "))
 	}
-	return verifyReport(results, len(results), *asJSON, stdout, stderr)
+	return verifyReport(results, len(results), extra, *asJSON, stdout, stderr)
 }
 
 type recordID struct {
@@ -200,7 +201,7 @@ func unlistedShards(dir string, m *shards.Meta) []string {
 // verifyReport prints the checks of nShards shards (and of meta.json, when
 // it is damaged, which leaves no shard list to check) and gives the exit
 // code.
-func verifyReport(results []shardCheck, nShards int, asJSON bool, stdout, stderr io.Writer) int {
+func verifyReport(results []shardCheck, nShards int, unlisted []string, asJSON bool, stdout, stderr io.Writer) int {
 	bad, records := 0, 0
 	var out bytes.Buffer
 	for _, c := range results {
@@ -216,7 +217,8 @@ func verifyReport(results []shardCheck, nShards int, asJSON bool, stdout, stderr
 	}
 	switch {
 	case asJSON:
-		json.NewEncoder(&out).Encode(map[string]any{"shards": nShards, "damaged": bad, "records_ok": records, "results": results})
+		json.NewEncoder(&out).Encode(map[string]any{"shards": nShards, "damaged": bad, "records_ok": records, "results": results,
+			"unlisted": append([]string{}, unlisted...)}) // shard files meta.json does not list, not verified
 	case nShards < len(results):
 		fmt.Fprintf(&out, "%s is damaged, so there is no list of shards to verify\n", shards.MetaFile)
 	default:

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
@@ -49,6 +50,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help" {
 		fmt.Fprint(stdout, topUsage) // asked for: stdout, as every command's --help
 		return 0
+	}
+	// Flags before the command (`shardtool --json verify DIR`), as many
+	// tools take them: the command is the first argument that names one.
+	if strings.HasPrefix(args[0], "-") {
+		for i, a := range args {
+			if a == "--" {
+				break
+			}
+			if a == "verify" || a == "inspect" || a == "grid" {
+				args = append(append([]string{a}, args[:i]...), args[i+1:]...)
+				break
+			}
+		}
 	}
 	switch args[0] {
 	case "verify":

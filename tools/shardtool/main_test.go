@@ -340,6 +340,11 @@ func TestVerifySplitWide(t *testing.T) {
 	if code != cli.ExitOK || !strings.Contains(errs, "1 shard files in "+clean+" are not listed in meta.json, so not verified: train-09999.shard") {
 		t.Errorf("an unlisted shard file: exit %d\n%s%s", code, out, errs)
 	}
+	code, out, _ = runTool("verify", clean, "--json")
+	var rep struct{ Unlisted []string }
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != cli.ExitOK || fmt.Sprint(rep.Unlisted) != "[train-09999.shard]" {
+		t.Errorf("an unlisted shard file, --json: exit %d, %v\n%s", code, err, out)
+	}
 }
 
 // Help asked for goes to stdout (exit 0), for the tool and each command;
@@ -380,6 +385,10 @@ func TestEdgesReportedPlainly(t *testing.T) {
 	if code, _, errs := runTool("verify"); code != cli.ExitUsage || !strings.Contains(errs, "want one DIR, got 0") {
 		t.Errorf("verify without DIR: exit %d, %q", code, errs)
 	}
+	// Flags may come before the command too.
+	if code, out, errs := runTool("--json", "verify", dir); code != cli.ExitOK || !json.Valid([]byte(out)) || !strings.Contains(out, `"damaged":0`) {
+		t.Errorf("--json before verify: exit %d, %s%s", code, out, errs)
+	}
 	// Under --json a failure with no report is a JSON object on stdout.
 	for _, c := range []struct {
 		args []string
@@ -391,7 +400,7 @@ func TestEdgesReportedPlainly(t *testing.T) {
 		{[]string{"verify", "--json", filepath.Join(dir, "absent")}, cli.ExitFailure, "absent"},
 		{[]string{"inspect", "--json", dir, "--classes", "-3"}, cli.ExitUsage, "--classes -3"},
 		{[]string{"inspect", "--json", filepath.Join(dir, "absent")}, cli.ExitFailure, "absent"},
-		{[]string{"--json", "verify", dir}, cli.ExitUsage, `unknown command "--json"`},
+		{[]string{"--json", "--bogus"}, cli.ExitUsage, `unknown command "--json"`},
 		{[]string{"veriffy", dir, "--json"}, cli.ExitUsage, `unknown command "veriffy"`},
 	} {
 		code, out, errs := runTool(c.args...)
