@@ -45,6 +45,12 @@ func Acquire(dir, what string) (*Lock, error) {
 	}
 	if !held {
 		owner := describeOwner(path)
+		if shared, _ := tryLockShared(f); shared {
+			// Readers hold it (AcquireShared), who write no name: the
+			// file's is the last writer's, not theirs.
+			unlock(f)
+			owner = " (being read: a train run or shardtool verify)"
+		}
 		f.Close()
 		return nil, fmt.Errorf("%s is %w%s: wait for it to end, or use another folder", dir, ErrBusy, owner)
 	}
@@ -52,6 +58,34 @@ func Acquire(dir, what string) (*Lock, error) {
 	// is the flock, not these bytes.
 	if err := f.Truncate(0); err == nil {
 		f.WriteAt([]byte(fmt.Sprintf("%d %s\n", os.Getpid(), what)), 0)
+	}
+	return &Lock{f: f}, nil
+}
+
+// AcquireShared takes dir's lock as one of its readers: any number of
+// them at once, and none while a writer (Acquire) holds it, so a run that
+// reads a folder for hours (train over shards) and an ingest rewriting it
+// refuse each other rather than the reader failing mid-run. A folder the
+// lock file cannot be made in (read-only, another user's) is read
+// unguarded: nothing can write there either.
+func AcquireShared(dir, what string) (*Lock, error) {
+	path := filepath.Join(dir, File)
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|noFollow, 0o644)
+	if err != nil {
+		f, err = os.OpenFile(path, os.O_RDONLY|noFollow, 0)
+	}
+	if err != nil {
+		return &Lock{}, nil
+	}
+	held, err := tryLockShared(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s to read it: %w", dir, err)
+	}
+	if !held {
+		owner := describeOwner(path)
+		f.Close()
+		return nil, fmt.Errorf("%s is %w%s, which is writing it: wait for it to end before %s reads it", dir, ErrBusy, owner, what)
 	}
 	return &Lock{f: f}, nil
 }

@@ -42,6 +42,44 @@ func TestAcquireExcludes(t *testing.T) {
 	}
 }
 
+// Readers share a folder; a writer excludes them and they it, each
+// refusal naming what holds the folder.
+func TestSharedReaders(t *testing.T) {
+	dir := t.TempDir()
+	r1, err := AcquireShared(dir, "train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := AcquireShared(dir, "shardtool verify")
+	if err != nil {
+		t.Fatalf("a second reader: %v", err)
+	}
+	_, err = Acquire(dir, "ingest")
+	if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "being read") {
+		t.Fatalf("a writer while two read: %v, want ErrBusy saying it is being read", err)
+	}
+	r1.Release()
+	if _, err := Acquire(dir, "ingest"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a writer while one reads: %v, want ErrBusy", err)
+	}
+	r2.Release()
+	w, err := Acquire(dir, "ingest")
+	if err != nil {
+		t.Fatalf("a writer once the readers are gone: %v", err)
+	}
+	_, err = AcquireShared(dir, "train")
+	if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "(ingest, pid "+itoa(os.Getpid())+"), which is writing it") {
+		t.Fatalf("a reader while ingest writes: %v", err)
+	}
+	w.Release()
+	// A folder the lock file cannot be made in is read unguarded.
+	ro := filepath.Join(t.TempDir(), "absent", "shards")
+	l, err := AcquireShared(ro, "train")
+	if err != nil || l.Release() != nil {
+		t.Fatalf("a folder without a lock file to make: %v", err)
+	}
+}
+
 // TestKilledHolderFreesLock: a run killed with -9 must not leave the folder
 // locked, or every kill would need a person to delete a file.
 func TestKilledHolderFreesLock(t *testing.T) {

@@ -11,9 +11,13 @@ import (
 // noFollow makes opening a lock file that is a symlink fail (ELOOP).
 const noFollow = syscall.O_NOFOLLOW
 
-func tryLock(f *os.File) (bool, error) {
+func tryLock(f *os.File) (bool, error) { return flock(f, syscall.LOCK_EX) }
+
+func tryLockShared(f *os.File) (bool, error) { return flock(f, syscall.LOCK_SH) }
+
+func flock(f *os.File, how int) (bool, error) {
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
 		switch {
 		case err == nil:
 			return true, nil

@@ -950,6 +950,17 @@ func TestConcurrentIngestRefused(t *testing.T) {
 	}
 	sameOutput(t, before, outputFiles(t, out))
 	held.Release()
+	// A training run reading the shards holds them too.
+	reader, err := dirlock.AcquireShared(out, "train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ingestWith(t, context.Background(), root, Options{Out: out, Size: 32, Seed: 7, ShardSize: 5, Codec: shards.CodecGradZstd})
+	if !errors.Is(err, dirlock.ErrBusy) || !strings.Contains(err.Error(), "being read") {
+		t.Fatalf("an ingest while a run reads %s: %v", out, err)
+	}
+	sameOutput(t, before, outputFiles(t, out))
+	reader.Release()
 	mustIngest(t, root, Options{Out: out, Size: 32, Seed: 7, ShardSize: 5, Codec: shards.CodecGradZstd})
 }
 

@@ -638,6 +638,33 @@ func TestInterruptDuringValidation(t *testing.T) {
 	}
 }
 
+// Training and an ingest rewriting its shards refuse each other: train
+// reads the shards under a shared lock, ingest writes under its own.
+func TestTrainRefusesShardsBeingWritten(t *testing.T) {
+	shardDir := syntheticShards(t, 64, 16)
+	w, err := dirlock.Acquire(shardDir, "ingest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := smallConfig(shardDir, filepath.Join(t.TempDir(), "run"))
+	if _, err := Train(context.Background(), cfg, io.Discard); !errors.Is(err, dirlock.ErrBusy) || !strings.Contains(err.Error(), "which is writing it") {
+		t.Fatalf("training on shards being written: %v, want ErrBusy", err)
+	}
+	w.Release()
+	if _, err := os.Stat(cfg.Out); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the refused run made its --out: %v", err)
+	}
+	cfg.MaxSteps = 1
+	mustTrain(t, cfg)
+	if w, err = dirlock.Acquire(shardDir, "ingest"); err != nil {
+		t.Fatalf("the shards stay locked after the run: %v", err)
+	}
+	defer w.Release()
+	if _, _, err := EvaluateCheckpoint(context.Background(), cfg.Out, shardDir, false, 8, 0, nil); !errors.Is(err, dirlock.ErrBusy) {
+		t.Fatalf("evaluating on shards being written: %v, want ErrBusy", err)
+	}
+}
+
 // --resume where --out holds no run is a usage error that creates nothing:
 // a mistyped --out must not be left behind as an empty run directory.
 func TestResumeWithoutRun(t *testing.T) {

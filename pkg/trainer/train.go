@@ -178,6 +178,13 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			return nil, fmt.Errorf("--resume: %s: %w (leave out --resume to start a run there)", ckPath, ErrNoRun)
 		}
 	}
+	// An ingest rewriting the shards mid-run would stop it at the first
+	// record that changed: the two refuse each other instead.
+	shardLock, err := dirlock.AcquireShared(cfg.Shards, "train")
+	if err != nil {
+		return nil, err
+	}
+	defer shardLock.Release()
 	meta, err := shards.ReadMeta(cfg.Shards)
 	if err != nil {
 		return nil, err
@@ -898,6 +905,11 @@ func EvaluateCheckpoint(ctx context.Context, path, dir string, tenCrop bool, bat
 	if err != nil {
 		return EvalResult{}, nil, err
 	}
+	shardLock, err := dirlock.AcquireShared(dir, "train --eval-only")
+	if err != nil {
+		return EvalResult{}, nil, err
+	}
+	defer shardLock.Release()
 	meta, err := shards.ReadMeta(dir)
 	if err != nil {
 		return EvalResult{}, nil, err

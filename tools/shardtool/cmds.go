@@ -25,6 +25,7 @@ import (
 	"golang.org/x/image/math/fixed"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
+	"github.com/alexnet-repro/alexnet/internal/dirlock"
 	"github.com/alexnet-repro/alexnet/shards"
 )
 
@@ -64,6 +65,12 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 		*workers = runtime.GOMAXPROCS(0)
 	}
 	dir := pos[0]
+	// An ingest rewriting the folder would show as damage.
+	lock, err := dirlock.AcquireShared(dir, "shardtool verify")
+	if err != nil {
+		return o.Fail(cli.ExitFailure, err)
+	}
+	defer lock.Release()
 	m, err := shards.ReadMeta(dir)
 	if err != nil {
 		var me *shards.MetaError
