@@ -116,6 +116,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if err := check(c, *sigma, *precision, *evalOnly, *tenCrop); err != nil {
 		return o.Fail(cli.ExitUsage, err)
 	}
+	// An --out that cannot be a folder is a mistake in the flags, as
+	// ingest's is, and is named as one before any work.
+	if !*evalOnly {
+		for p := filepath.Clean(c.Out); ; p = filepath.Dir(p) {
+			if fi, err := os.Stat(p); err == nil {
+				if !fi.IsDir() {
+					return o.Failf(cli.ExitUsage, "--out %s: %s is a file, not a folder", c.Out, p)
+				}
+				break
+			}
+			if filepath.Dir(p) == p {
+				break
+			}
+		}
+	}
 	if *evalOnly {
 		// The checkpoint fixes the network; a flag that looks obeyed but
 		// is not would mislead.
@@ -150,7 +165,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			if *device == "cuda" {
 				return o.Failf(cli.ExitFailure, "--device cuda: %v", err)
 			}
-			fmt.Fprintln(stderr, "train: no usable GPU, training on the CPU")
+			if *evalOnly {
+				fmt.Fprintln(stderr, "train: no usable GPU, evaluating on the CPU")
+			} else {
+				fmt.Fprintln(stderr, "train: no usable GPU, training on the CPU")
+			}
 			break
 		}
 		c.NewBackend = func(spec alexnet.Spec, batch int, params map[string][]float32, seed uint64, mean, std [3]float32) (trainer.Backend, error) {

@@ -270,7 +270,7 @@ var ErrCheckpoint = errors.New("not an intact checkpoint")
 // Decode reads a checkpoint, checking its CRC before trusting anything.
 func Decode(b []byte) (*Checkpoint, error) {
 	if len(b) < 16 || [8]byte(b[:8]) != ckptMagic {
-		return nil, fmt.Errorf("%w: bad magic", ErrCheckpoint)
+		return nil, fmt.Errorf("%w: it does not begin as one (a file train did not write?)", ErrCheckpoint)
 	}
 	body := b[:len(b)-4]
 	if crcOf(body) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
@@ -482,7 +482,7 @@ func openCheckpoint(path string) (f *os.File, size int64, pre [12]byte, hdrLen i
 		return fail(fmt.Errorf("%s: %w: %d bytes", path, ErrCheckpoint, size))
 	}
 	if _, err := io.ReadFull(f, pre[:]); err != nil || [8]byte(pre[:8]) != ckptMagic {
-		return fail(fmt.Errorf("%s: %w: bad magic", path, ErrCheckpoint))
+		return fail(fmt.Errorf("%s: %w: it does not begin as one (a file train did not write?)", path, ErrCheckpoint))
 	}
 	if hdrLen = int64(binary.LittleEndian.Uint32(pre[8:])); hdrLen > size-16 {
 		return fail(fmt.Errorf("%s: %w: header length %d", path, ErrCheckpoint, hdrLen))
@@ -495,6 +495,10 @@ func openCheckpoint(path string) (f *os.File, size int64, pre [12]byte, hdrLen i
 // would be read without end.
 func regularFile(path string) error {
 	fi, err := os.Stat(path)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", path, pe.Err) // "stat" is not the user's word
+	}
 	if err != nil {
 		return err
 	}

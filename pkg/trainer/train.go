@@ -568,7 +568,8 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 		at, resume := q.Pos, q.Resume
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
-			return false, fmt.Errorf("step %d (%v): %w (%v); %s", n, at, ErrNonFinite, loss, kept())
+			// The usual cause is a learning rate too high for the run.
+			return false, fmt.Errorf("step %d (%v): the loss is %w (%v): the run diverged (too high a learning rate, --lr, for it?); %s", n, at, ErrNonFinite, loss, kept())
 		}
 		step = n
 		run.LogLoss += loss

@@ -279,7 +279,7 @@ func TestLoadRefusesNonCheckpointsEarly(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ path, want, wantHeader string }{
-		{big, "bad magic", ""},
+		{big, "it does not begin as one", ""},
 		{"/dev/zero", "not a checkpoint file", ""},
 		{fifo, "not a checkpoint file", ""},
 		{dir + "/missing", "no such file", ""},
