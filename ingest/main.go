@@ -139,6 +139,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			if !fi.IsDir() {
 				return o.Failf(cli.ExitUsage, "--out %s: %s is a file, not a folder", *out, p)
 			}
+			// Nor would one ingest cannot write in (another user's, a
+			// read-only mount) be found only after the listing.
+			if err := writableDir(p); err != nil {
+				return o.Failf(cli.ExitFailure, "--out %s: cannot write in %s: %v", *out, p, err)
+			}
 			break
 		}
 		if filepath.Dir(p) == p {

@@ -290,3 +290,24 @@ func TestBusyOutBeforeListing(t *testing.T) {
 		t.Fatalf("after release: exit %d: %s", code, se.String())
 	}
 }
+
+// An --out ingest cannot write in is refused before the listing, which
+// takes minutes on ImageNet. Permissions do not bind root, so this runs
+// only as another user.
+func TestUnwritableOutBeforeListing(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("running as root, whom no permission stops")
+	}
+	locked := t.TempDir()
+	if err := os.Chmod(locked, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(locked, 0o755) })
+	var so, se bytes.Buffer
+	// The dataset is absent: a refusal naming it would mean the listing
+	// came first.
+	code := run(context.Background(), []string{"--quiet", "--out", filepath.Join(locked, "shards"), filepath.Join(locked, "absent")}, &so, &se)
+	if code != cli.ExitFailure || !strings.Contains(se.String(), "cannot write in "+locked) {
+		t.Fatalf("exit %d: %s", code, se.String())
+	}
+}
