@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -218,14 +219,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		code = o.Failf(cli.ExitSkipped, "--strict: %d files were skipped and %d kept decoded past damage (listed in %s/ingest-report.json)",
 			skipped, len(rep.Damaged), *out)
 	}
-	if *asJSON {
-		// The report is the one JSON document, a failure found in it too.
-		type withOutcome struct {
-			*ingest.Report
-			Error    string `json:"error,omitempty"`
-			ExitCode int    `json:"exit_code"`
+	// The report is the one JSON document, a failure found in it too; so
+	// is the copy on disk, which a later reader otherwise takes for a
+	// success.
+	type withOutcome struct {
+		*ingest.Report
+		Error    string `json:"error,omitempty"`
+		ExitCode int    `json:"exit_code"`
+	}
+	full := withOutcome{rep, o.Reason(code), code}
+	if code != cli.ExitOK {
+		b, _ := json.MarshalIndent(full, "", "  ")
+		if err := shards.WriteFileAtomic(filepath.Join(*out, "ingest-report.json"), append(b, '\n')); err != nil {
+			fmt.Fprintln(stderr, "ingest: recording the failure in ingest-report.json:", err)
 		}
-		if err := writeJSON(stdout, withOutcome{rep, o.Reason(code), code}); err != nil {
+	}
+	if *asJSON {
+		if err := writeJSON(stdout, full); err != nil {
 			return o.Fail(cli.ExitFailure, "--json:", err)
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -230,9 +231,19 @@ func TestExitCodes(t *testing.T) {
 			if msg := obj["error"].(string); !strings.Contains(se.String(), msg) || !strings.Contains(msg, c.say) {
 				t.Fatalf("--json: error %q is not stderr's, or lacks %q:\n%s", msg, c.say, se.String())
 			}
-			// Failures found after the run keep the report around them.
+			// Failures found after the run keep the report around them,
+			// and so does the copy on disk.
 			if _, report := obj["written"]; report != (c.name == "strict" || c.name == "all skipped") {
 				t.Fatalf("--json: the report is there: %v, want it only after a run:\n%s", report, so.String())
+			} else if report {
+				var disk struct {
+					Error    string `json:"error"`
+					ExitCode int    `json:"exit_code"`
+				}
+				b, err := os.ReadFile(filepath.Join(args[slices.Index(args, "--out")+1], "ingest-report.json"))
+				if err != nil || json.Unmarshal(b, &disk) != nil || disk.ExitCode != c.code || disk.Error != obj["error"] {
+					t.Fatalf("ingest-report.json does not record the failure (%v):\n%s", err, b)
+				}
 			}
 		})
 	}
