@@ -34,6 +34,9 @@ type prediction struct {
 	// would carry with U+FFFD in place of the bytes that name the file.
 	FileQuoted string `json:"file_quoted,omitempty"`
 	Error      string `json:"error,omitempty"`
+	// Warning is the decoder's, for an image decoded past damage (rows
+	// after it may be flat grey): classified, but not on the whole image.
+	Warning string `json:"warning,omitempty"`
 	// Classes is each class's name, or its WNID where meta.json has no
 	// name (a display label); WNIDs and Names are the two apart, Names
 	// "" where there is none.
@@ -113,6 +116,10 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		data, err := readImage(f)
 		if err == nil {
 			err = dec.Preprocess(data, size, full)
+			if w := dec.Warning(); err == nil && w != "" {
+				p.Warning = "decoded past damage: " + w
+				fmt.Fprintf(stderr, "predict: %s: %s\n", cli.Name(f), p.Warning)
+			}
 		}
 		if err == nil {
 			augment.CenterCrop(slot.Pixels, full, size, size, ck.InputHW)

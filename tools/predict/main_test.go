@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"image"
+	"image/jpeg"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,13 +16,17 @@ import (
 	"github.com/alexnet-repro/alexnet/internal/cli/clitest"
 	"github.com/alexnet-repro/alexnet/internal/fixtures"
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
+	"github.com/alexnet-repro/alexnet/pkg/imageio"
 	"github.com/alexnet-repro/alexnet/pkg/trainer"
 	"github.com/alexnet-repro/alexnet/shards"
 )
 
-func TestPredict(t *testing.T) {
-	dir := t.TempDir()
-	meta := &shards.Meta{FormatVersion: shards.Version, Width: 24, Height: 24, Channels: 3, Splits: map[string]shards.Split{}}
+// fixture writes a 4-class meta.json and a small model's checkpoint into a
+// new folder.
+func fixture(t *testing.T) (dir string, meta *shards.Meta, ck *trainer.Checkpoint, ckPath string) {
+	t.Helper()
+	dir = t.TempDir()
+	meta = &shards.Meta{FormatVersion: shards.Version, Width: 24, Height: 24, Channels: 3, Splits: map[string]shards.Split{}}
 	for i, w := range []string{"n01", "n02", "n03", "n04"} {
 		meta.Classes = append(meta.Classes, shards.Class{Index: i, WNID: w, Name: "class " + w})
 	}
@@ -29,14 +35,49 @@ func TestPredict(t *testing.T) {
 	}
 	spec, _ := alexnet.Build("small", 4, 20)
 	params, _ := alexnet.InitParams(spec, "", 3)
-	ck := &trainer.Checkpoint{Model: "small", Classes: 4, InputHW: 20, Seed: 3, Mean: [3]float32{120, 120, 120}, Std: [3]float32{60, 60, 60}}
+	ck = &trainer.Checkpoint{Model: "small", Classes: 4, InputHW: 20, Seed: 3, Mean: [3]float32{120, 120, 120}, Std: [3]float32{60, 60, 60}}
 	for _, p := range spec.Params() {
 		ck.Tensors = append(ck.Tensors, trainer.Tensor{Name: p.Name, Shape: p.Shape, W: params[p.Name], V: make([]float32, len(params[p.Name]))})
 	}
-	ckPath := filepath.Join(dir, "c.ckpt")
+	ckPath = filepath.Join(dir, "c.ckpt")
 	if err := ck.Save(ckPath); err != nil {
 		t.Fatal(err)
 	}
+	return dir, meta, ck, ckPath
+}
+
+// An image decoded past damage (libjpeg's "Corrupt JPEG data") is
+// classified with a warning, as ingest keeps such an image and says so.
+func TestPredictWarnsOfDamage(t *testing.T) {
+	if imageio.BackendKind() == "stdlib" {
+		t.Skip("image/jpeg refuses what libjpeg-turbo decodes past damage: no warning to give")
+	}
+	dir, _, _, ckPath := fixture(t)
+	img := image.NewRGBA(image.Rect(0, 0, 160, 120))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i*7 + i/640*13)
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	data := b.Bytes()
+	data[len(data)*2/3], data[len(data)*2/3+1] = 0xff, 0xd3 // a restart marker where none belongs
+	path := filepath.Join(dir, "damaged.JPEG")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var so, se bytes.Buffer
+	code := run([]string{"--checkpoint", ckPath, "--shards", dir, "--json", path}, &so, &se)
+	var p prediction
+	if err := json.Unmarshal(so.Bytes(), &p); err != nil || code != 0 || len(p.Probs) == 0 ||
+		!strings.Contains(p.Warning, "decoded past damage: Corrupt JPEG data") || !strings.Contains(se.String(), "damaged.JPEG: decoded past damage") {
+		t.Fatalf("exit %d, %+v (%v), stderr %q", code, p, err, se.String())
+	}
+}
+
+func TestPredict(t *testing.T) {
+	dir, meta, ck, ckPath := fixture(t)
 	img := filepath.Join(dir, "a.JPEG")
 	os.WriteFile(img, fixtures.JPEG(t, 50, 40, 1, false), 0o644)
 	bad := filepath.Join(dir, "bad.JPEG")
