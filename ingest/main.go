@@ -194,7 +194,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		fmt.Fprintln(stderr, "ingest: warning:", w)
 	}
 	if n := len(rep.Removed); n > 0 {
-		fmt.Fprintf(stderr, "ingest: removed %d stale shards of an earlier run that meta.json no longer lists: %s\n", n, firstFew(rep.Removed, 5))
+		fmt.Fprintf(stderr, "ingest: removed %s of an earlier run that meta.json no longer lists: %s\n", cli.Count(n, "stale shard", "stale shards"), firstFew(rep.Removed, 5))
 	}
 	skipped := len(rep.Skipped)
 	for _, s := range rep.Skipped {
@@ -203,8 +203,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	for _, s := range rep.Damaged {
 		fmt.Fprintf(stderr, "ingest: kept %s, %s\n", cli.Name(s.Path), s.Reason)
 	}
-	fmt.Fprintf(stderr, "ingest: done: %d train + %d val records, %d skipped, %d resumed shards, %d images in %.1fs (%.1f img/s, %d workers), %.0f B/image (%.3f of raw) -> %s\n",
-		rep.Written["train"], rep.Written["val"], skipped, rep.ResumedShards, rep.ProcessedRun, rep.Seconds, rep.ImagesPerSec, rep.Workers,
+	fmt.Fprintf(stderr, "ingest: done: %d train + %d val records, %d skipped, %s, %s in %.1fs (%.1f img/s, %s), %.0f B/image (%.3f of raw) -> %s\n",
+		rep.Written["train"], rep.Written["val"], skipped, cli.Count(rep.ResumedShards, "resumed shard", "resumed shards"),
+		cli.Count(rep.ProcessedRun, "image", "images"), rep.Seconds, rep.ImagesPerSec, cli.Count(rep.Workers, "worker", "workers"),
 		rep.BytesPerImage, rep.BytesPerImage/float64(rep.RawPerImage), *out)
 	code = cli.ExitOK
 	// Shards without a record are not a dataset: every image of a split
@@ -216,8 +217,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		}
 	}
 	if *strict && skipped+len(rep.Damaged) > 0 && code == cli.ExitOK {
-		code = o.Failf(cli.ExitSkipped, "--strict: %d files were skipped and %d kept decoded past damage (listed in %s/ingest-report.json)",
-			skipped, len(rep.Damaged), *out)
+		code = o.Failf(cli.ExitSkipped, "--strict: %s skipped and %s kept decoded past damage (listed in %s/ingest-report.json)",
+			cli.Count(skipped, "file was", "files were"), cli.Count(len(rep.Damaged), "file", "files"), *out)
 	}
 	// The report is the one JSON document, a failure found in it too; so
 	// is the copy on disk, which a later reader otherwise takes for a

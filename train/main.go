@@ -245,8 +245,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if len(plots) > 0 {
 		plotsAt = fmt.Sprintf("%s in %s", strings.Join(plots, ", "), c.Out)
 	}
-	fmt.Fprintf(stderr, "train: done (%s): %d steps, %d epochs in %.0fs; %s; checkpoint %s; %s\n",
-		res.Stopped, res.Steps, res.Epoch, res.Seconds, val, res.Checkpoint, plotsAt)
+	fmt.Fprintf(stderr, "train: done (%s): %s, %s in %.0fs; %s; checkpoint %s; %s\n",
+		res.Stopped, cli.Count(int(res.Steps), "step", "steps"), cli.Count(res.Epoch, "epoch", "epochs"), res.Seconds, val, res.Checkpoint, plotsAt)
 	return cli.ExitOK
 }
 

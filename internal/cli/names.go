@@ -44,3 +44,11 @@ func FileKind(m fs.FileMode) string {
 	}
 	return fmt.Sprintf("of type %v", m.Type())
 }
+
+// Count is n and its noun, singular for 1: "1 shard", "3 shards".
+func Count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}

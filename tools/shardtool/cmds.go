@@ -169,7 +169,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 	}
 	extra := unlistedShards(dir, m)
 	if len(extra) > 0 {
-		fmt.Fprintf(stderr, "shardtool verify: note: %d shard files in %s are not listed in meta.json, so not verified: %s\n", len(extra), dir, strings.Join(extra, ", "))
+		fmt.Fprintf(stderr, "shardtool verify: note: %s in %s not listed in meta.json, so not verified: %s\n", cli.Count(len(extra), "shard file is", "shard files are"), dir, strings.Join(extra, ", "))
 	}
 	return verifyReport(results, len(results), extra, *asJSON, stdout, stderr)
 }
@@ -229,7 +229,7 @@ func verifyReport(results []shardCheck, nShards int, unlisted []string, asJSON b
 	case nShards < len(results):
 		fmt.Fprintf(&out, "%s is damaged, so there is no list of shards to verify\n", shards.MetaFile)
 	default:
-		fmt.Fprintf(&out, "verified %d shards, %d records ok, %d damaged shards\n", len(results), records, bad)
+		fmt.Fprintf(&out, "verified %s, %s ok, %s\n", cli.Count(len(results), "shard", "shards"), cli.Count(records, "record", "records"), cli.Count(bad, "damaged shard", "damaged shards"))
 	}
 	if bad > 0 && nShards == len(results) {
 		// A rerun of ingest keeps a shard whose sources are unchanged.

@@ -337,7 +337,7 @@ func TestVerifySplitWide(t *testing.T) {
 	clean := copyShards(t, src)
 	os.WriteFile(filepath.Join(clean, "train-09999.shard"), body, 0o644)
 	code, out, errs = runTool("verify", clean)
-	if code != cli.ExitOK || !strings.Contains(errs, "1 shard files in "+clean+" are not listed in meta.json, so not verified: train-09999.shard") {
+	if code != cli.ExitOK || !strings.Contains(errs, "1 shard file is in "+clean+" not listed in meta.json, so not verified: train-09999.shard") {
 		t.Errorf("an unlisted shard file: exit %d\n%s%s", code, out, errs)
 	}
 	code, out, _ = runTool("verify", clean, "--json")
