@@ -541,14 +541,21 @@ func Load(path string) (*Checkpoint, error) {
 		}
 	}
 	b, err := readCheckpointFile(path)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		var c *Checkpoint
+		if c, err = Decode(b); err == nil {
+			return c, nil
+		}
+		err = fmt.Errorf("%s: %w", path, err)
 	}
-	c, err := Decode(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	// A run's damaged checkpoint: its previous one may be whole, and can
+	// be given instead.
+	if dir := filepath.Dir(path); errors.Is(err, ErrCheckpoint) && filepath.Base(path) == CheckpointFile {
+		if h, herr := ReadHeader(filepath.Join(dir, PrevCheckpointFile)); herr == nil {
+			err = fmt.Errorf("%w; the checkpoint before it, %s (step %d), is intact: give that one instead", err, filepath.Join(dir, PrevCheckpointFile), h.Step)
+		}
 	}
-	return c, nil
+	return nil, err
 }
 
 // Params gives the checkpoint's weights by name for spec, its model as this

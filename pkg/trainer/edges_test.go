@@ -228,6 +228,13 @@ func TestDamagedCheckpointOffersPrevious(t *testing.T) {
 	if !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), PrevCheckpointFile+" (step 4; epochs done: 1), is intact: move it to") {
 		t.Fatalf("resume from a damaged checkpoint: %v", err)
 	}
+	// Evaluation and predict (Load, of the file or the run folder) name
+	// the previous checkpoint too.
+	for _, p := range []string{ckPath, out} {
+		if _, err := Load(p); !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), prevPath+" (step 4), is intact: give that one instead") {
+			t.Fatalf("Load(%s) of a damaged checkpoint: %v", p, err)
+		}
+	}
 	if err := os.Rename(prevPath, ckPath); err != nil {
 		t.Fatal(err)
 	}

@@ -187,6 +187,11 @@ func readImage(path string) ([]byte, error) {
 	fi, err := os.Stat(path)
 	switch {
 	case err != nil:
+		// A link whose target is gone reads as the file missing; say
+		// which it is, as ingest does.
+		if target, lerr := os.Readlink(path); lerr == nil && errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("dangling symbolic link to %s", cli.Name(target))
+		}
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
 			return nil, pe.Err

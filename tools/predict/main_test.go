@@ -92,6 +92,10 @@ func TestPredict(t *testing.T) {
 	}
 	// What is not an image file is refused per file without opening it (a
 	// pipe would wait for a writer), the path printed once.
+	dangling := filepath.Join(dir, "link.JPEG")
+	if err := os.Symlink("/nonexistent/target.JPEG", dangling); err != nil {
+		t.Fatal(err)
+	}
 	fifo := filepath.Join(dir, "fifo.JPEG")
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
@@ -100,6 +104,7 @@ func TestPredict(t *testing.T) {
 		{fifo, ": a named pipe, not an image file\n"},
 		{dir, ": a directory, not an image file\n"},
 		{filepath.Join(dir, "missing.JPEG"), "missing.JPEG: no such file or directory\n"},
+		{dangling, ": dangling symbolic link to /nonexistent/target.JPEG\n"},
 	} {
 		se.Reset()
 		if code := run([]string{"--checkpoint", ckPath, "--shards", dir, tc.file}, &so, &se); code != 1 || !strings.HasSuffix(se.String(), tc.want) ||
