@@ -12,8 +12,15 @@ import types
 
 
 class Legacy:
+    """A backend of torch before 2.9: an unknown attribute raises
+    AssertionError, as torch.backends.cuda.matmul does (not
+    AttributeError, so hasattr does not catch it)."""
+
     def __init__(self):
         self.allow_tf32 = None
+
+    def __getattr__(self, name):
+        raise AssertionError("Unknown attribute " + name)
 
 
 class Guarded:

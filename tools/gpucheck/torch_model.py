@@ -105,8 +105,14 @@ def new_tf32_api():
     mixed there: a read through one of what the other set can raise
     "you have used mix of the legacy and new APIs"."""
     b = torch.backends
-    return (hasattr(b.cuda.matmul, "fp32_precision") and hasattr(b.cudnn, "conv")
-            and hasattr(b.cudnn.conv, "fp32_precision"))
+    # Not hasattr: older torch's cuda.matmul raises AssertionError
+    # ("Unknown attribute"), which hasattr lets through.
+    try:
+        b.cuda.matmul.fp32_precision
+        b.cudnn.conv.fp32_precision
+        return True
+    except Exception:
+        return False
 
 
 def set_tf32(on):
