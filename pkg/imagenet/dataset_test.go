@@ -582,6 +582,18 @@ func TestDetect(t *testing.T) {
 	if _, err := Open(filepath.Join(empty, "missing"), Options{}); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing root: err = %v", err)
 	}
+	// What is there instead is named: another layout than the one asked
+	// for, or a split's folder given for the dataset's.
+	tree := t.TempDir()
+	f.writeTree(t, tree, false)
+	if _, err := Open(tree, Options{Layout: LayoutKaggle}); err == nil || !strings.Contains(err.Error(), "no kaggle layout found") ||
+		!strings.Contains(err.Error(), tree+" holds the tree layout: leave out --layout, or give --layout tree") {
+		t.Errorf("--layout kaggle over a tree: %v", err)
+	}
+	if _, err := Open(filepath.Join(tree, "train"), Options{}); err == nil ||
+		!strings.Contains(err.Error(), "looks like a dataset's train/ folder: give the folder that holds it, "+tree) {
+		t.Errorf("the train/ folder for the dataset: %v", err)
+	}
 
 	both := t.TempDir()
 	f.writeTree(t, both, true)

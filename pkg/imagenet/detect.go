@@ -29,10 +29,12 @@ func detect(root string, force Layout) (*plan, error) {
 		return nil, &PathError{Path: root, Err: fmt.Errorf("not a directory")}
 	}
 
-	var found []*plan
+	var found, other []*plan
 	for _, try := range []func(string) *plan{detectKaggle, detectTree, detectTars} {
 		if p := try(root); p != nil && (force == "" || p.layout == force) {
 			found = append(found, p)
+		} else if p != nil {
+			other = append(other, p)
 		}
 	}
 	if len(found) == 0 {
@@ -44,11 +46,20 @@ func detect(root string, force Layout) (*plan, error) {
 		default:
 			return nil, fmt.Errorf("unknown layout %q (want tars, tree or kaggle)", force)
 		}
+		// Say what is there instead: another layout than --layout's, or
+		// a split's own folder given for the dataset's.
+		hint := ""
+		switch base := filepath.Base(root); {
+		case len(other) > 0:
+			hint = fmt.Sprintf("\n%s holds the %s layout: leave out --layout, or give --layout %s", root, other[0].layout, other[0].layout)
+		case base == "train" || base == "val":
+			hint = fmt.Sprintf("\n%s looks like a dataset's %s/ folder: give the folder that holds it, %s", root, base, filepath.Dir(root))
+		}
 		return nil, fmt.Errorf("%s found in %s; looked for:\n"+
 			"  tars:   %s and/or %s\n"+
 			"  tree:   train/<wnid>/*.JPEG and/or val/\n"+
-			"  kaggle: %s/{train,val}",
-			what, root, trainTarName, valTarName, kaggleDataDir)
+			"  kaggle: %s/{train,val}%s",
+			what, root, trainTarName, valTarName, kaggleDataDir, hint)
 	}
 	p := found[0]
 	for _, q := range found[1:] {
