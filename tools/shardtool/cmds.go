@@ -260,7 +260,7 @@ func inspect(args []string, stdout, stderr io.Writer) (code int) {
 	o := cli.NewOutcome("shardtool inspect", args, stdout, stderr)
 	defer func() { code = o.Finish(code) }()
 	stdout = o.Stdout()
-	fs := newFlags("inspect", "inspect DIR [--json] [--classes 10]", stdout, stderr)
+	fs := newFlags("inspect", "inspect DIR [--json] [--classes 10]\n\nSummarises DIR/meta.json: the format, image size and codec, each split's\nrecords, shards, bytes and skips, the train pixel mean, std and PCA, and\nthe first classes.\n\nExample:\n  shardtool inspect ./shards --classes 0\n\nExit codes: 0 done, 1 no readable meta.json, 2 usage.", stdout, stderr)
 	asJSON := fs.Bool("json", false, "print meta.json's summary as JSON")
 	classes := fs.Int("classes", 10, "classes to list (0: all)")
 	pos, err := cli.ParseInterspersed(fs, args)
@@ -347,7 +347,7 @@ func inspectTo(stdout *bytes.Buffer, dir string, asJSON bool, classes int, o *cl
 }
 
 func grid(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("grid", "grid DIR [--n 64] [--out grid.png] [--split train] [--tile 128]", stdout, stderr)
+	fs := newFlags("grid", "grid DIR [--n 64] [--out grid.png] [--split train] [--tile 128]\n\nDraws a contact sheet: the first N records of a split, each tile captioned\nwith its label and class name, so a person can see that pixels and labels agree.\n\nExample:\n  shardtool grid ./shards --n 64 --out grid.png\n\nExit codes: 0 written, 1 failed or interrupted, 2 usage.", stdout, stderr)
 	n := fs.Int("n", 64, "records to draw")
 	out := fs.String("out", "grid.png", "PNG to write")
 	split := fs.String("split", "train", "split to draw from")
