@@ -345,6 +345,24 @@ func TestSubsetLabels(t *testing.T) {
 	}
 }
 
+// A val folder of a class the train split lacks is named in the warning
+// that its images are unlabelled.
+func TestValFolderOfUnknownClass(t *testing.T) {
+	f := newFixture()
+	root := t.TempDir()
+	f.writeTree(t, root, true)
+	writeFile(t, filepath.Join(root, "val", "n09999999", "x.JPEG"), []byte{0xFF, 0xD8, 1})
+	d, err := Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if !hasWarning(d, "val: 1 image in the folder of a class with no training images (label -1): n09999999") ||
+		hasWarning(d, "devkit ground truth") {
+		t.Errorf("warnings %q", d.Warnings)
+	}
+}
+
 func TestSkippedFiles(t *testing.T) {
 	f := newFixture()
 	root := t.TempDir()

@@ -28,6 +28,7 @@ type split struct {
 	strays    []string  // the first few of them, for the warning
 	skipped   []Skipped // entries named as images that cannot be read as files
 	empty     []string  // class folders or member tars without images
+	outside   int       // images in folders of classes the train split lacks (warned of apart)
 }
 
 func newSplit(name string) *split {

@@ -263,6 +263,7 @@ func (d *Dataset) resolveClasses(train, val *split, m *metaFiles) error {
 
 	for _, s := range []*split{train, val} {
 		outside := 0
+		var folders []string
 		for i := range s.items {
 			it := &s.items[i]
 			if it.Label < 0 {
@@ -271,12 +272,18 @@ func (d *Dataset) resolveClasses(train, val *split, m *metaFiles) error {
 			if c, ok := index[s.wnids[it.Label]]; ok {
 				it.Label = c
 			} else {
+				if w := s.wnids[it.Label]; !slices.Contains(folders, w) {
+					folders = append(folders, w)
+				}
 				it.Label = -1
 				outside++
 			}
 		}
+		s.outside = outside
 		if outside > 0 {
-			d.warn("%s: %d images in folders of classes that have no training images (label -1)", s.name, outside)
+			slices.Sort(folders)
+			d.warn("%s: %d %s in %s with no training images (label -1): %s", s.name, outside, plural(outside, "image", "images"),
+				plural(len(folders), "the folder of a class", "folders of classes"), firstFew(folders, 5))
 		}
 	}
 	return d.nameClasses(m)
@@ -395,7 +402,9 @@ func (d *Dataset) labelVal(val *split, m *metaFiles, override string) error {
 	}
 	if unlabelled > 0 {
 		msg := fmt.Sprintf("val: %d images without labels (label -1; first: %s)", unlabelled, first)
-		if src == nil {
+		// Images of a folder whose class train lacks have their warning;
+		// the missing label file explains only the others.
+		if src == nil && unlabelled > val.outside {
 			msg += fmt.Sprintf("; no %s or devkit ground truth in %s (see --val-labels)", valSolutionName, m.where())
 		}
 		d.Warnings = append(d.Warnings, msg)
