@@ -60,6 +60,8 @@ type Options struct {
 	// also lets a split's earlier records be replaced by a shard whose
 	// every image was skipped (ErrAllSkipped).
 	Overwrite bool
+
+	mark func() error // records the dataset in out before the first change
 }
 
 // ErrAllSkipped marks a run stopped before it replaced a split's earlier
@@ -295,8 +297,13 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 			return nil, err
 		}
 	}
-	if err := markDataset(opt.Out, ds.Classes); err != nil {
-		return nil, err
+	marked := false
+	mark := func() error {
+		if marked {
+			return nil
+		}
+		marked = true
+		return markDataset(opt.Out, ds.Classes)
 	}
 	start := time.Now()
 	rep := &Report{Root: ds.Root, Layout: string(ds.Layout), Out: opt.Out, Workers: opt.Workers,
@@ -360,6 +367,7 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 				guard = old.Splits[split].Records
 			}
 		}
+		opt.mark = mark
 		if err := runPlans(ctx, ds, opt, split, todo, done, guard, rep); err != nil {
 			if errors.Is(err, ErrAllSkipped) {
 				stop = err
@@ -400,6 +408,9 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 	if w := carryOver(opt.Out, written, meta); w != "" {
 		rep.Warnings = append(rep.Warnings, w)
 	}
+	if err := mark(); err != nil {
+		return nil, err
+	}
 	if err := shards.WriteMeta(opt.Out, meta); err != nil {
 		return nil, err
 	}
@@ -438,9 +449,11 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 }
 
 // datasetFile, in the state folder, names the dataset the last run into
-// out was of (its class list), written before that run's first shard: so
-// the shards an interrupted run leaves without a meta.json, or those under
-// a meta.json since damaged, still say whose they are.
+// out was of (its class list), written just before that run's first
+// change to out (its first shard, or its meta.json): so the shards an
+// interrupted run leaves without a meta.json, or those under a meta.json
+// since damaged, still say whose they are, and a run stopped before it
+// changed anything leaves the mark as it was.
 const datasetFile = "dataset.json"
 
 type datasetMark struct {
@@ -459,10 +472,10 @@ func classListID(wnids []string) string {
 }
 
 // sameDataset refuses an out holding another dataset's shards: one whose
-// state folder names another class list as the last run's, or (without
-// that mark, written by builds before it) whose meta.json lists records
-// under another class list, or that holds shard files while no readable
-// meta.json or mark says whose they are. Other settings (size, codec,
+// state folder names another class list as the last run's while shards
+// are there to lose, or (without that mark, written by builds before it)
+// whose meta.json lists records under another class list, or that holds
+// shard files while no readable meta.json or mark says whose they are. Other settings (size, codec,
 // shard size) are a re-ingest of the same images, which resume and
 // removeStale handle.
 func sameDataset(out string, classes []imagenet.Class) error {
@@ -477,7 +490,7 @@ func sameDataset(out string, classes []imagenet.Class) error {
 	if b, err := os.ReadFile(filepath.Join(out, stateDir, datasetFile)); err == nil {
 		var m datasetMark
 		if json.Unmarshal(b, &m) == nil && m.ClassList != "" {
-			if m.ClassList == classListID(now) {
+			if m.ClassList == classListID(now) || len(shardFiles(out)) == 0 {
 				return nil
 			}
 			return refuse(fmt.Sprintf("the last ingest there was of %s", m.Span))
@@ -527,22 +540,15 @@ func markDataset(out string, classes []imagenet.Class) error {
 	return shards.WriteFileAtomic(filepath.Join(out, stateDir, datasetFile), b)
 }
 
-// shardFiles lists the files in out named as ingest names shards, and
-// the sidecars of its state folder.
+// shardFiles lists the files in out named as ingest names shards that
+// begin as shards do: what a run into out could cost.
 func shardFiles(out string) []string {
 	var found []string
-	for _, dir := range []string{out, filepath.Join(out, stateDir)} {
-		ents, _ := os.ReadDir(dir)
-		for _, e := range ents {
-			name := e.Name()
-			if dir != out {
-				if name = strings.TrimSuffix(name, ".json"); name == e.Name() {
-					continue
-				}
-			}
-			if _, _, ok := shardNumber(name, []string{"train", "val"}); ok && e.Type().IsRegular() {
-				found = append(found, filepath.Join(dir, e.Name()))
-			}
+	ents, _ := os.ReadDir(out)
+	for _, e := range ents {
+		p := filepath.Join(out, e.Name())
+		if _, _, ok := shardNumber(e.Name(), []string{"train", "val"}); ok && e.Type().IsRegular() && shards.IsShardFile(p) {
+			found = append(found, p)
 		}
 	}
 	return found
@@ -883,6 +889,11 @@ func write(ctx context.Context, ds *imagenet.Dataset, opt Options, split string,
 			return nil
 		}
 		var err error
+		if opt.mark != nil {
+			if err := opt.mark(); err != nil {
+				return err
+			}
+		}
 		if w, err = shards.Create(filepath.Join(opt.Out, p.file())); err != nil {
 			return err
 		}

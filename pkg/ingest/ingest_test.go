@@ -1139,3 +1139,57 @@ func TestAnotherDatasetRefusedWithoutMeta(t *testing.T) {
 		t.Fatal("--overwrite wrote nothing")
 	}
 }
+
+// The mark is written before a run's first change to --out, and a mark of
+// another dataset refuses only where shards it could cost are there: a run
+// stopped before its first shard, an --out emptied by hand, and an
+// --overwrite stopped before its first shard all leave the right dataset
+// free to go on.
+func TestMarkRefusesOnlyWithShards(t *testing.T) {
+	root, _ := makeTree(t, 6)
+	other := t.TempDir()
+	if err := os.CopyFS(other, os.DirFS(root)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(other, "train", wnids[len(wnids)-1])); err != nil {
+		t.Fatal(err)
+	}
+	opt := Options{Out: t.TempDir(), Size: 16, Seed: 7, ShardSize: 5, Workers: 2, Codec: shards.CodecGradZstd}
+	stopAtStart := func(src string, o Options) {
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		o.Progress = func(Progress) { cancel() } // the first call comes before any record
+		if _, err := ingestWith(t, ctx, src, o); !errors.Is(err, context.Canceled) {
+			t.Fatalf("the stopped run: %v", err)
+		}
+	}
+	// Stopped before its first shard: no mark, no shards.
+	stopAtStart(other, opt)
+	if _, err := os.Stat(filepath.Join(opt.Out, stateDir, datasetFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a run stopped before its first shard left a mark: %v", err)
+	}
+	mustIngest(t, root, opt)
+	// Emptied by hand (the hidden state folder stays), then another dataset.
+	ents, _ := os.ReadDir(opt.Out)
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), ".") {
+			os.RemoveAll(filepath.Join(opt.Out, e.Name()))
+		}
+	}
+	mustIngest(t, other, opt)
+	// An --overwrite back to root stopped before its first shard: the mark
+	// still names other, whose shards are intact, and other goes on.
+	ow := opt
+	ow.Overwrite = true
+	stopAtStart(root, ow)
+	before := outputFiles(t, opt.Out)
+	rep := mustIngest(t, other, opt)
+	if rep.ProcessedRun != 0 {
+		t.Fatalf("the rerun over intact shards decoded %d images", rep.ProcessedRun)
+	}
+	sameOutput(t, before, outputFiles(t, opt.Out))
+	// And root without --overwrite is still refused.
+	if _, err := ingestWith(t, context.Background(), root, opt); !errors.Is(err, ErrOtherDataset) {
+		t.Fatalf("root over other's shards: %v, want ErrOtherDataset", err)
+	}
+}
