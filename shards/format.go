@@ -50,7 +50,7 @@ var ErrFormat = errors.New("malformed shard")
 type Record struct {
 	ID       uint64 // position of the image in its split's canonical (sorted-name) order
 	Label    int32  // class index, -1 when unknown
-	Name     string // the source file's base name
+	Name     string // the source file's base name (class/base where a split's base names repeat across classes)
 	Codec    Codec
 	W, H     int
 	Channels int

@@ -224,7 +224,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			errors.Is(err, trainer.ErrNoRun) {
 			code = cli.ExitUsage
 		}
-		return o.Failf(code, "%v%s", err, repairHint(err, c.Shards, "; then --resume this run"))
+		then := "" // a run that stopped before its first checkpoint starts again
+		if _, serr := os.Stat(filepath.Join(c.Out, trainer.CheckpointFile)); serr == nil {
+			then = "; then --resume this run"
+		}
+		return o.Failf(code, "%v%s", err, repairHint(err, c.Shards, then))
 	}
 	if *asJSON {
 		if err := json.NewEncoder(stdout).Encode(res); err != nil {

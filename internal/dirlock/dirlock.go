@@ -10,6 +10,7 @@ package dirlock
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -35,6 +36,11 @@ func Acquire(dir, what string) (*Lock, error) {
 	// noFollow: a .lock that is a symlink must not lead the truncate and
 	// pid write below into whatever file it names.
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|noFollow, 0o644)
+	if errors.Is(err, fs.ErrPermission) {
+		// Another user's .lock (a reader made it, mode 0644): flock needs
+		// no write access, only the owner's name goes unwritten.
+		f, err = os.OpenFile(path, os.O_RDONLY|noFollow, 0)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("locking %s: %w", dir, err)
 	}

@@ -80,6 +80,27 @@ func TestSharedReaders(t *testing.T) {
 	}
 }
 
+// A lock file the user cannot write (another user's reader made it) still
+// locks: flock needs no write access. Permissions do not bind root, so
+// this runs only as another user.
+func TestReadOnlyLockFileStillLocks(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("running as root, whom no permission stops")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, File), nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	w, err := Acquire(dir, "ingest")
+	if err != nil {
+		t.Fatalf("a read-only lock file: %v", err)
+	}
+	if _, err := AcquireShared(dir, "train"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a reader while the writer holds the read-only file: %v, want ErrBusy", err)
+	}
+	w.Release()
+}
+
 // TestKilledHolderFreesLock: a run killed with -9 must not leave the folder
 // locked, or every kill would need a person to delete a file.
 func TestKilledHolderFreesLock(t *testing.T) {

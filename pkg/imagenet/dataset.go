@@ -1,6 +1,7 @@
 package imagenet
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,7 +46,8 @@ type Class struct {
 // is the same whatever the layout.
 type Item struct {
 	// Name is the file's base name, e.g. "n01440764_10026.JPEG" or
-	// "ILSVRC2012_val_00000001.JPEG".
+	// "ILSVRC2012_val_00000001.JPEG"; class/base ("cat/000.jpg") for the
+	// labelled items of a split whose base names repeat across classes.
 	Name string
 	// Path says where the image came from, for reports: a path relative to
 	// Dataset.Root ("train/n01440764/n01440764_10026.JPEG"), or inside
@@ -338,15 +340,19 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 		items []Item
 	}{{"train", d.Train}, {"val", d.Val}} {
 		items := s.items
-		slices.SortFunc(items, func(a, b Item) int { return strings.Compare(a.Name, b.Name) })
+		// Stable, and by path among equal names: the warning below names
+		// the same pair whatever order the listing found them in.
+		slices.SortStableFunc(items, func(a, b Item) int {
+			return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Path, b.Path))
+		})
 		// ImageNet's names are unique in a split (n01440764_10026.JPEG),
 		// and they name the records. Class folders of other datasets
 		// often repeat names (cat/000.jpg, dog/000.jpg): then every
 		// labelled record of the split is named class/file, which is
 		// unique, and is the same whatever order the files were listed.
 		if i := repeatedName(items); i > 0 {
-			d.warn("%s: file names repeat across class folders (%s at %s and %s), so this split's records are named class/file (%s/%s)",
-				s.name, items[i].Name, d.describe(&items[i-1]), d.describe(&items[i]), d.Classes[max(items[i].Label, 0)].WNID, items[i].Name)
+			d.warn("%s: file names repeat across class folders (%s at %s and %s), so this split's labelled records are named class/file",
+				s.name, items[i].Name, d.describe(&items[i-1]), d.describe(&items[i]))
 			for j := range items {
 				if l := items[j].Label; l >= 0 {
 					items[j].Name = d.Classes[l].WNID + "/" + items[j].Name

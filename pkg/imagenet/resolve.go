@@ -401,7 +401,7 @@ func (d *Dataset) labelVal(val *split, m *metaFiles, override string) error {
 		}
 	}
 	if unlabelled > 0 {
-		msg := fmt.Sprintf("val: %d images without labels (label -1; first: %s)", unlabelled, first)
+		msg := fmt.Sprintf("val: %d %s without labels (label -1; first: %s)", unlabelled, plural(unlabelled, "image", "images"), first)
 		// Images of a folder whose class train lacks have their warning;
 		// the missing label file explains only the others.
 		if src == nil && unlabelled > val.outside {

@@ -180,7 +180,7 @@ func TestTarEntries(t *testing.T) {
 		{name: "val: sparse member", tars: tarsWith{postVal: func(t testing.TB, b []byte) []byte { return gnuSparse(t, b, f.val[1].name) }},
 			skipped: []Skipped{{"val", val + f.val[1].name, f.val[1].name, "sparse member, not supported"}}, lost: 1},
 		{name: "val: hard link", tars: tarsWith{val: []tarFile{{name: "ILSVRC2012_val_00000099.JPEG", typ: tar.TypeLink, link: f.val[0].name}}},
-			items: []item{{val + "ILSVRC2012_val_00000099.JPEG", f.val[0].data}}, warning: "val: 1 images without labels"},
+			items: []item{{val + "ILSVRC2012_val_00000099.JPEG", f.val[0].data}}, warning: "val: 1 image without labels"},
 		{name: "val: two members of one name", tars: tarsWith{val: []tarFile{{name: f.val[0].name, data: []byte("x")}}},
 			openErr: valTarName + ": two members named " + f.val[0].name + ", at offset 0 and at offset"},
 		{name: "val: cut at a member", tars: tarsWith{postVal: cutBefore},

@@ -671,9 +671,12 @@ func removeStale(out string, splits []string, meta *shards.Meta) ([]string, erro
 				continue
 			}
 			// Named as a shard is not enough in the user's folder: a file
-			// that does not begin as one is not ingest's to remove.
+			// is ingest's to remove when it begins as a shard, or when its
+			// sidecar says ingest made it (its header since damaged).
 			if dir == out && !shards.IsShardFile(filepath.Join(dir, e.Name())) {
-				continue
+				if _, err := os.Stat(filepath.Join(out, stateDir, shard+".json")); err != nil {
+					continue
+				}
 			}
 			p := filepath.Join(dir, e.Name())
 			if err := os.Remove(p); err != nil {

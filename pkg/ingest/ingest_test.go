@@ -472,6 +472,14 @@ func TestStaleShardsRemoved(t *testing.T) {
 			os.WriteFile(p, []byte("keep"), 0o644)
 		}
 	}
+	// A stale shard whose header was damaged since is still known as
+	// ingest's by its sidecar.
+	f, err := os.OpenFile(filepath.Join(out, "train-00006.shard"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("XXXX"), 0)
+	f.Close()
 	rep := run(20, "train")
 	wantRemoved := []string{"train-00002.shard", "train-00003.shard", "train-00004.shard", "train-00005.shard", "train-00006.shard"}
 	if fmt.Sprint(rep.Removed) != fmt.Sprint(wantRemoved) {

@@ -180,11 +180,15 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	}
 	// An ingest rewriting the shards mid-run would stop it at the first
 	// record that changed: the two refuse each other instead.
-	shardLock, err := dirlock.AcquireShared(cfg.Shards, "train")
-	if err != nil {
-		return nil, err
+	// A run kept in its shards folder (--out = --shards) is guarded by
+	// its own lock on that folder, which a shared one would contend with.
+	if !sameDir(cfg.Shards, cfg.Out) {
+		shardLock, err := dirlock.AcquireShared(cfg.Shards, "train")
+		if err != nil {
+			return nil, err
+		}
+		defer shardLock.Release()
 	}
-	defer shardLock.Release()
 	meta, err := shards.ReadMeta(cfg.Shards)
 	if err != nil {
 		return nil, err
@@ -999,6 +1003,16 @@ func linkTemp(latest, prev string) (string, error) {
 		return "", err
 	}
 	return shards.MakeTemp(prev, func(tmp string) error { return os.Link(src, tmp) })
+}
+
+// sameDir says whether a and b are one existing folder, however spelt.
+func sameDir(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
 }
 
 // ReadRunHeader is ReadHeader of the run directory's checkpoint; when that
