@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	var c trainer.Config
 	fs.StringVar(&c.Shards, "shards", "", "shard directory written by ingest (required)")
 	fs.StringVar(&c.Model, "model", "alexnet", "model: "+strings.Join(alexnet.Variants(), ", "))
-	fs.StringVar(&c.Init, "init", "", "initialisation: paper (N(0,0.01), biases 1 in conv2/4/5, fc6/7) or he; default: the model's (paper for alexnet, he for small)")
+	fs.StringVar(&c.Init, "init", "", "initialisation: paper (N(0,0.01), biases 1 in conv2/4/5, fc6/7) or he; default: the model's ("+modelInits()+")")
 	fs.IntVar(&c.Epochs, "epochs", 90, "epochs")
 	fs.IntVar(&c.Batch, "batch", 128, "batch size")
 	fs.IntVar(&c.Crop, "crop", 0, "crop side (default 7/8 of the shards' side: 224 from 256)")
@@ -252,6 +252,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	fmt.Fprintf(stderr, "train: done (%s): %s, %s in %.0fs; %s; checkpoint %s; %s\n",
 		res.Stopped, cli.Count(int(res.Steps), "step", "steps"), cli.Count(res.Epoch, "epoch", "epochs"), res.Seconds, val, res.Checkpoint, plotsAt)
 	return cli.ExitOK
+}
+
+// modelInits says which initialisation each model defaults to, from the
+// specs themselves: "paper for alexnet and alexnet-owt, he for small and
+// small-fc".
+func modelInits() string {
+	var order []string
+	by := map[string][]string{}
+	for _, v := range alexnet.Variants() {
+		spec, err := alexnet.Build(v, 10, 0)
+		if err != nil {
+			continue
+		}
+		if by[spec.InitScheme] == nil {
+			order = append(order, spec.InitScheme)
+		}
+		by[spec.InitScheme] = append(by[spec.InitScheme], v)
+	}
+	var parts []string
+	for _, scheme := range order {
+		models := by[scheme]
+		list := models[0]
+		if n := len(models); n > 1 {
+			list = strings.Join(models[:n-1], ", ") + " and " + models[n-1]
+		}
+		parts = append(parts, scheme+" for "+list)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // repairHint says how to repair damaged shards when err is damage in

@@ -212,7 +212,9 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	if err != nil {
 		// A model whose layers do not fit the crop is a flag that cannot
 		// mean a run, as a crop larger than the images is.
-		return nil, fmt.Errorf("%w: --model %s at a %d-px crop: %v", ErrConfig, cfg.Model, crop, err)
+		// The package's prefix reads as the model's name ("alexnet: small
+		// at 8x8: ...").
+		return nil, fmt.Errorf("%w: --model %s at a %d-px crop: %s", ErrConfig, cfg.Model, crop, strings.TrimPrefix(err.Error(), "alexnet: "))
 	}
 	// A shard missing, cut short or from another ingest would stop the run
 	// at the first batch or validation that reads it: after an --overwrite
