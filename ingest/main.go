@@ -135,20 +135,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	}
 	// An --out that cannot be a folder is refused now, not after the
 	// listing: the file itself, or a file where a parent folder should be.
-	for p := filepath.Clean(*out); ; p = filepath.Dir(p) {
-		if fi, err := os.Stat(p); err == nil {
-			if !fi.IsDir() {
-				return o.Failf(cli.ExitUsage, "--out %s: %s is a file, not a folder", *out, p)
-			}
-			// Nor would one ingest cannot write in (another user's, a
-			// read-only mount) be found only after the listing.
-			if err := writableDir(p); err != nil {
-				return o.Failf(cli.ExitFailure, "--out %s: cannot write in %s: %v", *out, p, err)
-			}
-			break
-		}
-		if filepath.Dir(p) == p {
-			break
+	folder, file := cli.NearestFolder(*out)
+	if file != "" {
+		return o.Failf(cli.ExitUsage, "--out %s: %s is a file, not a folder", *out, file)
+	}
+	// Nor would one ingest cannot write in (another user's, a read-only
+	// mount) be found only after the listing.
+	if folder != "" {
+		if err := writableDir(folder); err != nil {
+			return o.Failf(cli.ExitFailure, "--out %s: cannot write in %s: %v", *out, folder, err)
 		}
 	}
 	// A folder another ingest is writing is refused now, not after the

@@ -47,10 +47,11 @@ func Open(path string) (*Reader, error) {
 // named pipe would block the open until a writer came, and a folder would
 // fail later as an unexplained read error.
 func openFile(path string) (*os.File, os.FileInfo, error) {
-	name := filepath.Base(path)
+	notShard := func(st os.FileInfo) error {
+		return &RecordError{Shard: filepath.Base(path), Index: -1, Offset: -1, Err: fmt.Errorf("%s, not a shard file", cli.FileKind(st.Mode()))}
+	}
 	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
-		return nil, nil, &RecordError{Shard: name, Index: -1, Offset: -1,
-			Err: fmt.Errorf("%s, not a shard file", cli.FileKind(st.Mode()))}
+		return nil, nil, notShard(st)
 	}
 	// Non-blocking, so a pipe put there after the look above cannot hold
 	// the open up either; a regular file reads as ever.
@@ -60,8 +61,7 @@ func openFile(path string) (*os.File, os.FileInfo, error) {
 	}
 	st, err := f.Stat()
 	if err == nil && !st.Mode().IsRegular() { // replaced between the two looks
-		err = &RecordError{Shard: name, Index: -1, Offset: -1,
-			Err: fmt.Errorf("%s, not a shard file", cli.FileKind(st.Mode()))}
+		err = notShard(st)
 	}
 	if err != nil {
 		f.Close()

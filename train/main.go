@@ -118,18 +118,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	}
 	// An --out that cannot be a folder is a mistake in the flags, as
 	// ingest's is, and is named as one before any work.
-	if !*evalOnly {
-		for p := filepath.Clean(c.Out); ; p = filepath.Dir(p) {
-			if fi, err := os.Stat(p); err == nil {
-				if !fi.IsDir() {
-					return o.Failf(cli.ExitUsage, "--out %s: %s is a file, not a folder", c.Out, p)
-				}
-				break
-			}
-			if filepath.Dir(p) == p {
-				break
-			}
-		}
+	if _, p := cli.NearestFolder(c.Out); p != "" && !*evalOnly {
+		return o.Failf(cli.ExitUsage, "--out %s: %s is a file, not a folder", c.Out, p)
 	}
 	if *evalOnly {
 		// The checkpoint fixes the network; a flag that looks obeyed but

@@ -105,16 +105,7 @@ func TestSigmaOption(t *testing.T) {
 // repair it: a rerun of ingest alone keeps the shard, its sources being
 // unchanged.
 func TestDamagedShardSaysHowToRepair(t *testing.T) {
-	root := t.TempDir()
-	fixtures.Tree(t, root, 12, 4)
-	ds, err := imagenet.Open(root, imagenet.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	shardDir := t.TempDir()
-	if _, err := ingest.Run(context.Background(), ds, ingest.Options{Out: shardDir, Size: 36, ShardSize: 16, Workers: 1}); err != nil {
-		t.Fatal(err)
-	}
+	shardDir := fixtureShards(t, 12, 4, 16)
 	p := filepath.Join(shardDir, "train-00000.shard")
 	b, err := os.ReadFile(p)
 	if err != nil {
@@ -134,4 +125,22 @@ func TestDamagedShardSaysHowToRepair(t *testing.T) {
 			t.Fatalf("exit %d, error %q lacks %q\n%s", code, msg, want, se.String())
 		}
 	}
+}
+
+// fixtureShards ingests a fixtures.Tree of perClass train and nVal val
+// images at 36 px into a new folder, shardSize records a shard.
+func fixtureShards(t *testing.T, perClass, nVal, shardSize int) string {
+	t.Helper()
+	root := t.TempDir()
+	fixtures.Tree(t, root, perClass, nVal)
+	ds, err := imagenet.Open(root, imagenet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ds.Close()
+	dir := t.TempDir()
+	if _, err := ingest.Run(context.Background(), ds, ingest.Options{Out: dir, Size: 36, ShardSize: shardSize, Workers: 1}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

@@ -15,9 +15,6 @@ import (
 	"testing"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
-	"github.com/alexnet-repro/alexnet/internal/fixtures"
-	"github.com/alexnet-repro/alexnet/pkg/imagenet"
-	"github.com/alexnet-repro/alexnet/pkg/ingest"
 	"github.com/alexnet-repro/alexnet/pkg/trainer"
 )
 
@@ -34,16 +31,7 @@ func TestMain(m *testing.M) {
 // finishes the step in flight, saves it and exits 1 saying --resume
 // continues it; the resumed run then goes on from that step.
 func TestCtrlCSavesAndResumes(t *testing.T) {
-	root := t.TempDir()
-	fixtures.Tree(t, root, 40, 6)
-	ds, err := imagenet.Open(root, imagenet.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	shardDir := t.TempDir()
-	if _, err := ingest.Run(context.Background(), ds, ingest.Options{Out: shardDir, Size: 36, ShardSize: 32, Workers: 1}); err != nil {
-		t.Fatal(err)
-	}
+	shardDir := fixtureShards(t, 40, 6, 32)
 	out := filepath.Join(t.TempDir(), "run")
 	args := []string{"--shards", shardDir, "--out", out, "--device", "cpu", "--model", "small", "--crop", "32",
 		"--batch", "8", "--epochs", "1000", "--log-every", "1", "--checkpoint-every", "0", "--workers", "1"}

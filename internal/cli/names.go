@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"strconv"
 	"unicode"
 	"unicode/utf8"
@@ -51,4 +53,23 @@ func Count(n int, one, many string) string {
 		return "1 " + one
 	}
 	return fmt.Sprintf("%d %s", n, many)
+}
+
+// NearestFolder walks up from dir to the first path that exists: the
+// folder an output folder dir would be made in (dir itself when it is
+// one), or the file that keeps dir from being a folder (dir itself, or a
+// file where one of its parent folders should be). Commands check their
+// output folder with it before any work, and name what is in the way.
+func NearestFolder(dir string) (folder, file string) {
+	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
+		if fi, err := os.Stat(p); err == nil {
+			if !fi.IsDir() {
+				return "", p
+			}
+			return p, ""
+		}
+		if filepath.Dir(p) == p {
+			return "", ""
+		}
+	}
 }

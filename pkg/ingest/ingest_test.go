@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
-	"image/jpeg"
 	"io"
 	"io/fs"
 	"maps"
@@ -93,6 +91,20 @@ func sameOutput(t *testing.T, a, b map[string][]byte) {
 			t.Fatalf("%s differs", k)
 		}
 	}
+}
+
+// withoutLastClass copies the tree at root without its last class: the
+// same images, another class list.
+func withoutLastClass(t *testing.T, root string) string {
+	t.Helper()
+	other := t.TempDir()
+	if err := os.CopyFS(other, os.DirFS(root)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(other, "train", wnids[len(wnids)-1])); err != nil {
+		t.Fatal(err)
+	}
+	return other
 }
 
 // sameAsFresh checks that out equals a fresh ingestDir run over root.
@@ -1010,18 +1022,8 @@ func TestSkipJSONQuotesNonUTF8(t *testing.T) {
 // same file, so without libjpeg-turbo it is skipped instead.
 func TestDamagedJPEGReported(t *testing.T) {
 	root, bad := makeTree(t, 3)
-	img := image.NewRGBA(image.Rect(0, 0, 160, 120))
-	for i := range img.Pix {
-		img.Pix[i] = uint8(i*7 + i/640*13)
-	}
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 90}); err != nil {
-		t.Fatal(err)
-	}
-	data := b.Bytes()
-	data[len(data)*2/3], data[len(data)*2/3+1] = 0xff, 0xd3 // a restart marker where none belongs
 	path := filepath.Join("train", wnids[1], "damaged.JPEG")
-	if err := os.WriteFile(filepath.Join(root, path), data, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(root, path), fixtures.DamagedJPEG(t), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	rep := mustIngest(t, root, Options{Out: t.TempDir(), Size: 24, Seed: 7, ShardSize: 5, Workers: 2})
@@ -1048,13 +1050,7 @@ func TestRefusesToReplaceAnotherDataset(t *testing.T) {
 	before := outputFiles(t, out)
 
 	// The same dataset without its last class is another class list.
-	other := t.TempDir()
-	if err := os.CopyFS(other, os.DirFS(root)); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.RemoveAll(filepath.Join(other, "train", wnids[len(wnids)-1])); err != nil {
-		t.Fatal(err)
-	}
+	other := withoutLastClass(t, root)
 	_, err := ingestWith(t, context.Background(), other, opt)
 	if !errors.Is(err, ErrOtherDataset) || !strings.Contains(err.Error(), "--overwrite") {
 		t.Fatalf("ingesting another dataset into %s: %v", out, err)
@@ -1079,13 +1075,7 @@ func TestRefusesToReplaceAnotherDataset(t *testing.T) {
 // are refused too, and --overwrite goes ahead.
 func TestAnotherDatasetRefusedWithoutMeta(t *testing.T) {
 	root, _ := makeTree(t, 6)
-	other := t.TempDir()
-	if err := os.CopyFS(other, os.DirFS(root)); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.RemoveAll(filepath.Join(other, "train", wnids[len(wnids)-1])); err != nil {
-		t.Fatal(err)
-	}
+	other := withoutLastClass(t, root)
 	opt := Options{Out: t.TempDir(), Size: 16, Seed: 7, ShardSize: 5, Workers: 2, Codec: shards.CodecGradZstd}
 	ctx, cancel := context.WithCancel(context.Background())
 	o := opt
@@ -1155,13 +1145,7 @@ func TestAnotherDatasetRefusedWithoutMeta(t *testing.T) {
 // free to go on.
 func TestMarkRefusesOnlyWithShards(t *testing.T) {
 	root, _ := makeTree(t, 6)
-	other := t.TempDir()
-	if err := os.CopyFS(other, os.DirFS(root)); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.RemoveAll(filepath.Join(other, "train", wnids[len(wnids)-1])); err != nil {
-		t.Fatal(err)
-	}
+	other := withoutLastClass(t, root)
 	opt := Options{Out: t.TempDir(), Size: 16, Seed: 7, ShardSize: 5, Workers: 2, Codec: shards.CodecGradZstd}
 	stopAtStart := func(src string, o Options) {
 		ctx, cancel := context.WithCancel(context.Background())

@@ -550,9 +550,9 @@ func Load(path string) (*Checkpoint, error) {
 	}
 	// A run's damaged checkpoint: its previous one may be whole, and can
 	// be given instead.
-	if dir := filepath.Dir(path); errors.Is(err, ErrCheckpoint) && filepath.Base(path) == CheckpointFile {
-		if h, herr := ReadHeader(filepath.Join(dir, PrevCheckpointFile)); herr == nil {
-			err = fmt.Errorf("%w; the checkpoint before it, %s (step %d), is intact: give that one instead", err, filepath.Join(dir, PrevCheckpointFile), h.Step)
+	if errors.Is(err, ErrCheckpoint) && filepath.Base(path) == CheckpointFile {
+		if note := previousNote(filepath.Dir(path), "give that one instead"); note != "" {
+			err = fmt.Errorf("%w; %s", err, note)
 		}
 	}
 	return nil, err

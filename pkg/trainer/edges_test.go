@@ -231,7 +231,7 @@ func TestDamagedCheckpointOffersPrevious(t *testing.T) {
 	// Evaluation and predict (Load, of the file or the run folder) name
 	// the previous checkpoint too.
 	for _, p := range []string{ckPath, out} {
-		if _, err := Load(p); !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), prevPath+" (step 4), is intact: give that one instead") {
+		if _, err := Load(p); !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), prevPath+" (step 4; epochs done: 1), is intact: give that one instead") {
 			t.Fatalf("Load(%s) of a damaged checkpoint: %v", p, err)
 		}
 	}

@@ -1039,13 +1039,18 @@ func withPrevious(err error, dir string) error {
 // as what to do instead of starting over; "" when there is none or it is
 // damaged too.
 func previousIntact(dir string) string {
+	return previousNote(dir, fmt.Sprintf("move it to %s and --resume again to go on from there", filepath.Join(dir, CheckpointFile)))
+}
+
+// previousNote says that the run's previous checkpoint is intact, and
+// then what to do with it; "" when there is none or it is damaged too.
+func previousNote(dir, advice string) string {
 	prev := filepath.Join(dir, PrevCheckpointFile)
 	h, err := ReadHeader(prev)
 	if err != nil {
 		return ""
 	}
-	return fmt.Sprintf("the checkpoint before it, %s (step %d; epochs done: %d), is intact: move it to %s and --resume again to go on from there",
-		prev, h.Step, h.Position.Epoch, filepath.Join(dir, CheckpointFile))
+	return fmt.Sprintf("the checkpoint before it, %s (step %d; epochs done: %d), is intact: %s", prev, h.Step, h.Position.Epoch, advice)
 }
 
 // saveCheckpoint is Checkpoint.Save; a test makes it fail as a full disk

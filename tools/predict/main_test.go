@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"image"
-	"image/jpeg"
 	"math"
 	"os"
 	"path/filepath"
@@ -53,18 +51,8 @@ func TestPredictWarnsOfDamage(t *testing.T) {
 		t.Skip("image/jpeg refuses what libjpeg-turbo decodes past damage: no warning to give")
 	}
 	dir, _, _, ckPath := fixture(t)
-	img := image.NewRGBA(image.Rect(0, 0, 160, 120))
-	for i := range img.Pix {
-		img.Pix[i] = uint8(i*7 + i/640*13)
-	}
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 90}); err != nil {
-		t.Fatal(err)
-	}
-	data := b.Bytes()
-	data[len(data)*2/3], data[len(data)*2/3+1] = 0xff, 0xd3 // a restart marker where none belongs
 	path := filepath.Join(dir, "damaged.JPEG")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
+	if err := os.WriteFile(path, fixtures.DamagedJPEG(t), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var so, se bytes.Buffer
