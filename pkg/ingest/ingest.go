@@ -475,9 +475,9 @@ func classListID(wnids []string) string {
 // state folder names another class list as the last run's while shards
 // are there to lose, or (without that mark, written by builds before it)
 // whose meta.json lists records under another class list, or that holds
-// shard files while no readable meta.json or mark says whose they are. Other settings (size, codec,
-// shard size) are a re-ingest of the same images, which resume and
-// removeStale handle.
+// shard files while no readable meta.json or mark says whose they are.
+// Other settings (size, codec, shard size) are a re-ingest of the same
+// images, which resume and removeStale handle.
 func sameDataset(out string, classes []imagenet.Class) error {
 	var now []string
 	for _, c := range classes {
