@@ -891,12 +891,17 @@ func write(ctx context.Context, ds *imagenet.Dataset, opt Options, split string,
 		if w != nil {
 			return nil
 		}
-		var err error
+		// A stopped run begins no shard (nor its mark): the workers may
+		// still hand in results decoded after the stop.
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if opt.mark != nil {
 			if err := opt.mark(); err != nil {
 				return err
 			}
 		}
+		var err error
 		if w, err = shards.Create(filepath.Join(opt.Out, p.file())); err != nil {
 			return err
 		}
