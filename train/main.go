@@ -194,7 +194,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			views = "10 crops"
 		}
 		if *asJSON {
-			if err := json.NewEncoder(stdout).Encode(map[string]any{"checkpoint": *ckpt, "model": ck.Model, "step": ck.Step, "views": views,
+			file := *ckpt // the file read, where a run folder was given
+			if fi, err := os.Stat(file); err == nil && fi.IsDir() {
+				file = filepath.Join(file, trainer.CheckpointFile)
+			}
+			if err := json.NewEncoder(stdout).Encode(map[string]any{"checkpoint": file, "model": ck.Model, "step": ck.Step, "views": views,
 				"images": r.Images, "unlabelled": r.Unlabelled, "top1_err": r.Top1Err, "top5_err": r.Top5Err, "loss": r.Loss, "note": r.Note}); err != nil {
 				return o.Fail(cli.ExitFailure, "--json:", err)
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -143,4 +144,27 @@ func fixtureShards(t *testing.T, perClass, nVal, shardSize int) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// --eval-only --json names the checkpoint file it read, also when given
+// the run folder.
+func TestEvalOnlyJSONNamesTheFile(t *testing.T) {
+	shardDir := fixtureShards(t, 12, 4, 16)
+	out := filepath.Join(t.TempDir(), "run")
+	var so, se bytes.Buffer
+	if code := run(context.Background(), []string{"--shards", shardDir, "--out", out, "--device", "cpu", "--model", "small", "--crop", "32",
+		"--batch", "8", "--max-steps", "2", "--workers", "1"}, &so, &se); code != cli.ExitOK {
+		t.Fatalf("training: exit %d\n%s", code, se.String())
+	}
+	so.Reset()
+	if code := run(context.Background(), []string{"--shards", shardDir, "--device", "cpu", "--eval-only", "--checkpoint", out, "--json"}, &so, &se); code != cli.ExitOK {
+		t.Fatalf("--eval-only: exit %d\n%s", code, se.String())
+	}
+	var res struct {
+		Checkpoint string `json:"checkpoint"`
+		Step       int    `json:"step"`
+	}
+	if err := json.Unmarshal(so.Bytes(), &res); err != nil || res.Checkpoint != filepath.Join(out, "checkpoint.ckpt") || res.Step != 2 {
+		t.Fatalf("%+v (%v): %s", res, err, so.String())
+	}
 }
