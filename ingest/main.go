@@ -214,7 +214,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	// failing is a failure of the run, --strict or not.
 	for _, split := range []string{"train", "val"} {
 		if n := rep.Images[split]; n > 0 && rep.Written[split] == 0 && code == cli.ExitOK {
-			code = o.Failf(cli.ExitFailure, "all %d %s images were skipped (reasons above and in %s/ingest-report.json): no %s records were written",
+			code = o.Failf(cli.ExitFailure, "all %d %s images were skipped (the reasons are listed on stderr and in %s/ingest-report.json): no %s records were written",
 				n, split, *out, split)
 		}
 	}
