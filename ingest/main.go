@@ -196,7 +196,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		fmt.Fprintln(stderr, "ingest: warning:", w)
 	}
 	if n := len(rep.Removed); n > 0 {
-		fmt.Fprintf(stderr, "ingest: removed %s of an earlier run that meta.json no longer lists: %s\n", cli.Count(n, "stale shard", "stale shards"), firstFew(rep.Removed, 5))
+		fmt.Fprintf(stderr, "ingest: removed %s of an earlier run that meta.json no longer lists: %s\n", cli.Count(n, "stale shard", "stale shards"), cli.FirstFew(rep.Removed, 5))
 	}
 	skipped := len(rep.Skipped)
 	for _, s := range rep.Skipped {

@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -72,4 +74,26 @@ func NearestFolder(dir string) (folder, file string) {
 			return "", ""
 		}
 	}
+}
+
+// FirstFew joins up to n names, and says how many more there are.
+func FirstFew(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
+}
+
+// DanglingLink says "dangling symbolic link to TARGET" when path is a
+// symbolic link whose target is gone (a stat of it fails as not found),
+// "" otherwise.
+func DanglingLink(path string) string {
+	target, err := os.Readlink(path)
+	if err != nil {
+		return ""
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	return "dangling symbolic link to " + Name(target)
 }

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/alexnet-repro/alexnet/internal/cli"
 )
 
 // Layout names how a dataset is stored on disk.
@@ -314,7 +316,7 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 		if p.layout == LayoutTars {
 			noun = "class archive"
 		}
-		d.warn("train: %d %s%s with no images, kept as %s without records so that no class index shifts: %s", n, noun, plural(n, "", "s"), plural(n, "a class", "classes"), firstFew(train.empty, 5))
+		d.warn("train: %d %s%s with no images, kept as %s without records so that no class index shifts: %s", n, noun, plural(n, "", "s"), plural(n, "a class", "classes"), cli.FirstFew(train.empty, 5))
 	}
 
 	// meta.json is JSON, whose strings are UTF-8: a class named otherwise
@@ -394,14 +396,6 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
-}
-
-// firstFew joins up to n names, and says how many more there are.
-func firstFew(names []string, n int) string {
-	if len(names) <= n {
-		return strings.Join(names, ", ")
-	}
-	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
 }
 
 func (d *Dataset) warn(format string, args ...any) {

@@ -209,10 +209,8 @@ func entryType(dir string, e fs.DirEntry) (fs.FileMode, error) {
 // unusable says why entryType failed, without the path the report already
 // gives beside it.
 func unusable(dir, name string, err error) string {
-	if errors.Is(err, fs.ErrNotExist) {
-		if target, lerr := os.Readlink(filepath.Join(dir, name)); lerr == nil {
-			return "dangling symbolic link to " + target
-		}
+	if d := cli.DanglingLink(filepath.Join(dir, name)); d != "" && errors.Is(err, fs.ErrNotExist) {
+		return d
 	}
 	var pe *fs.PathError
 	if errors.As(err, &pe) {

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/alexnet-repro/alexnet/internal/cli"
 )
 
 const (
@@ -222,7 +224,7 @@ func (d *Dataset) resolveClasses(train, val *split, m *metaFiles) error {
 			}
 			if n := len(unknown); n > 0 {
 				slices.Sort(unknown)
-				d.warn("train: %d class %s not in %s, kept as %s: %s", n, plural(n, "folder", "folders"), p, plural(n, "a class", "classes"), firstFew(unknown, 5))
+				d.warn("train: %d class %s not in %s, kept as %s: %s", n, plural(n, "folder", "folders"), p, plural(n, "a class", "classes"), cli.FirstFew(unknown, 5))
 			}
 		}
 	} else {
@@ -283,7 +285,7 @@ func (d *Dataset) resolveClasses(train, val *split, m *metaFiles) error {
 		if outside > 0 {
 			slices.Sort(folders)
 			d.warn("%s: %d %s in %s with no training images (label -1): %s", s.name, outside, plural(outside, "image", "images"),
-				plural(len(folders), "the folder of a class", "folders of classes"), firstFew(folders, 5))
+				plural(len(folders), "the folder of a class", "folders of classes"), cli.FirstFew(folders, 5))
 		}
 	}
 	return d.nameClasses(m)

@@ -571,16 +571,13 @@ func shardNumber(name string, splits []string) (split string, i int, ok bool) {
 	return "", 0, false
 }
 
-// firstFewNames is firstFew of paths' base names.
+// firstFewNames is cli.FirstFew of paths' base names.
 func firstFewNames(paths []string, n int) string {
 	var names []string
 	for _, p := range paths {
 		names = append(names, filepath.Base(p))
 	}
-	if len(names) <= n {
-		return strings.Join(names, ", ")
-	}
-	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
+	return cli.FirstFew(names, n)
 }
 
 // classSpan describes a class list by its size and ends.

@@ -189,8 +189,8 @@ func readImage(path string) ([]byte, error) {
 	case err != nil:
 		// A link whose target is gone reads as the file missing; say
 		// which it is, as ingest does.
-		if target, lerr := os.Readlink(path); lerr == nil && errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("dangling symbolic link to %s", cli.Name(target))
+		if d := cli.DanglingLink(path); d != "" {
+			return nil, errors.New(d)
 		}
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
