@@ -86,7 +86,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	// as predict's and shardtool's may.
 	pos, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
-		return o.Failed(cli.ExitCode(err), err.Error())
+		return o.ParseFailed(fs, args, err)
 	}
 	o.JSON = *asJSON
 	if len(pos) != 1 {

@@ -92,7 +92,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	tenCrop := fs.Bool("ten-crop", false, "--eval-only: average the paper's ten crops")
 	asJSON := fs.Bool("json", false, "print the result as JSON on stdout")
 	if err := cli.Parse(fs, args); err != nil {
-		return o.Failed(cli.ExitCode(err), err.Error())
+		return o.ParseFailed(fs, args, err)
 	}
 	o.JSON = *asJSON
 	if c.Shards == "" || fs.NArg() != 0 {

@@ -91,6 +91,32 @@ func TestUsageAndDeviceErrors(t *testing.T) {
 	}
 }
 
+// A flag mistake where "--json" is another flag's value is answered as
+// flag.Parse reads it: --json was not asked for, so stdout stays empty.
+func TestFlagValueNamedJSON(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		json bool
+	}{
+		{[]string{"--out", "--json", "--bogus"}, false},
+		{[]string{"--out", "--json", "--json", "--bogus"}, true},
+		{[]string{"--resume", "--json", "--bogus"}, true},
+	} {
+		var so, se bytes.Buffer
+		code := run(context.Background(), c.args, &so, &se)
+		if code != cli.ExitUsage || !strings.Contains(se.String(), "-bogus") {
+			t.Fatalf("%q: exit %d, stderr:\n%s", c.args, code, se.String())
+		}
+		if !c.json {
+			if so.Len() != 0 {
+				t.Errorf("%q: stdout %q, want nothing", c.args, so.String())
+			}
+			continue
+		}
+		clitest.JSONFailure(t, so.Bytes(), cli.ExitUsage)
+	}
+}
+
 func TestSigmaOption(t *testing.T) {
 	for _, tc := range []struct {
 		flag float64

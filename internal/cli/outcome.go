@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -92,14 +93,28 @@ func (o *Outcome) Finish(code int) int {
 
 // JSONAsked says whether args turn --json on (the last of -json, --json,
 // --json=BOOL before any "--" decides), without parsing the other flags.
-func JSONAsked(args []string) bool {
+// It cannot tell a value from a flag (`--out --json` names a folder
+// "--json"); ParseFailed asks again knowing the flags.
+func JSONAsked(args []string) bool { return jsonAsked(nil, args) }
+
+// jsonAsked is JSONAsked that, given fs, skips the value of each flag fs
+// defines with one, as fs.Parse would, and reads flags after positional
+// arguments too, as ParseInterspersed does.
+func jsonAsked(fs *flag.FlagSet, args []string) bool {
 	on := false
-	for _, a := range args {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
 		if a == "--" {
 			break
 		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			continue
+		}
 		name, val, hasVal := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
-		if !strings.HasPrefix(a, "-") || name != "json" {
+		if name != "json" {
+			if fs != nil && !hasVal && takesValue(fs, name) {
+				i++
+			}
 			continue
 		}
 		if !hasVal {
@@ -111,6 +126,26 @@ func JSONAsked(args []string) bool {
 		}
 	}
 	return on
+}
+
+// takesValue says whether flag name of fs reads the next argument as its
+// value: any flag fs defines that is not a boolean.
+func takesValue(fs *flag.FlagSet, name string) bool {
+	f := fs.Lookup(name)
+	if f == nil {
+		return false
+	}
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return !ok || !b.IsBoolFlag()
+}
+
+// ParseFailed ends a command whose flags did not parse (err from Parse or
+// ParseInterspersed, already printed by the flag set): it decides --json
+// again knowing which flags take values, keeps err as the reason, and
+// returns its exit code.
+func (o *Outcome) ParseFailed(fs *flag.FlagSet, args []string, err error) int {
+	o.JSON = jsonAsked(fs, args)
+	return o.Failed(ExitCode(err), err.Error())
 }
 
 type countingWriter struct {

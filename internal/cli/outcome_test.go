@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"testing"
 )
 
@@ -27,6 +28,34 @@ func TestJSONAsked(t *testing.T) {
 	} {
 		if got := JSONAsked(c.args); got != c.want {
 			t.Errorf("JSONAsked(%q) = %v, want %v", c.args, got, c.want)
+		}
+	}
+}
+
+// TestJSONAskedKnowingFlags: with the flag set, a flag's value that reads
+// like --json is a value, as fs.Parse takes it.
+func TestJSONAskedKnowingFlags(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.String("out", "", "")
+	fs.Int("n", 0, "")
+	fs.Bool("quiet", false, "")
+	fs.Bool("json", false, "")
+	for _, c := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"--out", "--json"}, false},
+		{[]string{"--out", "--json", "--json"}, true},
+		{[]string{"--out=x", "--json"}, true},
+		{[]string{"--quiet", "--json"}, true},
+		{[]string{"--n", "3", "--json", "--bogus"}, true},
+		{[]string{"--bogus", "--json"}, true}, // an unknown flag takes no value
+		{[]string{"DIR", "--out", "--json"}, false},
+		{[]string{"DIR", "--json", "--n"}, true},
+		{[]string{"-", "--json"}, true},
+	} {
+		if got := jsonAsked(fs, c.args); got != c.want {
+			t.Errorf("jsonAsked(fs, %q) = %v, want %v", c.args, got, c.want)
 		}
 	}
 }

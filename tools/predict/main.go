@@ -60,7 +60,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	// not read "--json" as a file.
 	images, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
-		return o.Failed(cli.ExitCode(err), err.Error())
+		return o.ParseFailed(fs, args, err)
 	}
 	o.JSON = *asJSON
 	var missing []string

@@ -50,7 +50,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 	workers := fs.Int("workers", 0, "shards checked in parallel (0: all cores)")
 	pos, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
-		return o.Failed(cli.ExitCode(err), err.Error())
+		return o.ParseFailed(fs, args, err)
 	}
 	o.JSON = *asJSON
 	if len(pos) != 1 {
@@ -265,7 +265,7 @@ func inspect(args []string, stdout, stderr io.Writer) (code int) {
 	classes := fs.Int("classes", 10, "classes to list (0: all)")
 	pos, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
-		return o.Failed(cli.ExitCode(err), err.Error())
+		return o.ParseFailed(fs, args, err)
 	}
 	o.JSON = *asJSON
 	if len(pos) != 1 {
