@@ -48,18 +48,24 @@ func NewProgress(w *os.File, desc string, total int, quiet bool) *Progress {
 		return p
 	}
 	if IsTerminal(w) {
-		p.bar = progressbar.NewOptions(total,
-			progressbar.OptionSetWriter(w),
-			progressbar.OptionSetDescription(desc),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("img"),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionFullWidth(),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }))
+		p.bar = newBar(w, desc, total)
 	}
 	return p
+}
+
+// newBar is the terminal display: count, rate and ETA, redrawn at most
+// every 100 ms.
+func newBar(w io.Writer, desc string, total int) *progressbar.ProgressBar {
+	return progressbar.NewOptions(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("img"),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionFullWidth(),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }))
 }
 
 // Set reports that done items are finished.
@@ -67,7 +73,11 @@ func (p *Progress) Set(done int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.bar != nil {
-		p.bar.Set(done)
+		// Drawn at 0 done, the bar has no rate yet and shows "0 img/hr";
+		// it appears with the first item instead, milliseconds later.
+		if done > 0 {
+			p.bar.Set(done)
+		}
 		return
 	}
 	if p.w == nil || time.Since(p.last) < p.interval {

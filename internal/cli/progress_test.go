@@ -1,0 +1,25 @@
+package cli
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The terminal bar is not drawn before the first item: drawn at 0 it has
+// no rate and reads "0 img/hr".
+func TestProgressBarWaitsForTheFirstItem(t *testing.T) {
+	var b bytes.Buffer
+	p := &Progress{bar: newBar(&b, "ingest train", 100)}
+	p.Set(0)
+	if b.Len() != 0 {
+		t.Fatalf("drawn at 0 done: %q", b.String())
+	}
+	time.Sleep(5 * time.Millisecond)
+	p.Set(1)
+	out := b.String()
+	if !strings.Contains(out, "ingest train") || !strings.Contains(out, "(1/100, ") || strings.Contains(out, "img/hr") {
+		t.Fatalf("after the first item: %q", out)
+	}
+}
