@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -177,6 +178,8 @@ func WritePlots(dir string, ms []Metric) error {
 		p.Title.Text = "Training loss"
 		p.X.Label.Text = "step"
 		p.Y.Label.Text = "cross-entropy"
+		p.X.Tick.Marker = readableTicks{}
+		p.Y.Tick.Marker = readableTicks{}
 		if err := addLines(p, "train (per logged step)", loss, "train (epoch mean)", eloss, "validation (per epoch)", vloss); err != nil {
 			return err
 		}
@@ -189,6 +192,8 @@ func WritePlots(dir string, ms []Metric) error {
 		p.Title.Text = "Error"
 		p.X.Label.Text = "epoch"
 		p.Y.Label.Text = "error (%)"
+		p.X.Tick.Marker = readableTicks{whole: true}
+		p.Y.Tick.Marker = readableTicks{}
 		if err := addLines(p, "validation top-1", top1, "validation top-5", top5, "train top-1 (running)", train1); err != nil {
 			return err
 		}
@@ -197,6 +202,48 @@ func WritePlots(dir string, ms []Metric) error {
 		}
 	}
 	return nil
+}
+
+// readableTicks labels five to ten round values along an axis (steps of
+// 1, 2, 2.5 or 5 times a power of ten), where plot's default gives two or
+// three: a reader of loss.png should not have to guess which step a bend
+// is at. whole keeps the labels whole numbers (epochs).
+type readableTicks struct{ whole bool }
+
+func (r readableTicks) Ticks(lo, hi float64) []plot.Tick {
+	if !(hi > lo) || math.IsInf(hi-lo, 0) {
+		return nil // plot widens a flat axis before asking; nothing else reaches here
+	}
+	raw := (hi - lo) / 10
+	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	step := 10 * mag
+	for _, f := range []float64{1, 2, 2.5, 5} {
+		if f*mag >= raw {
+			step = f * mag
+			break
+		}
+	}
+	if r.whole {
+		step = math.Max(1, math.Round(step))
+	}
+	// Decimals enough for the step (2.5 needs one more than 2 does), so
+	// that 0.1+0.2 prints as 0.3.
+	dec := max(0, -int(math.Floor(math.Log10(step)+1e-9)))
+	if math.Abs(step/math.Pow(10, -float64(dec))-math.Round(step/math.Pow(10, -float64(dec)))) > 1e-9 {
+		dec++
+	}
+	var ts []plot.Tick
+	for i := math.Ceil(lo/step - 1e-9); i*step <= hi+step*1e-9; i++ {
+		v := i * step
+		if v == 0 {
+			v = 0 // not -0, which prints as "-0"
+		}
+		ts = append(ts, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', dec, 64)})
+		if len(ts) > 100 {
+			break
+		}
+	}
+	return ts
 }
 
 func addLines(p *plot.Plot, args ...any) error {

@@ -500,3 +500,38 @@ func TestCheckpointParamsMatchSpec(t *testing.T) {
 		}
 	}
 }
+
+func TestReadableTicks(t *testing.T) {
+	for _, c := range []struct {
+		lo, hi float64
+		whole  bool
+		want   string
+	}{
+		{100, 1404, false, "200 400 600 800 1000 1200 1400"},
+		{0.33, 1.15, false, "0.4 0.5 0.6 0.7 0.8 0.9 1.0 1.1"},
+		{-0.02, 2.3, false, "0.00 0.25 0.50 0.75 1.00 1.25 1.50 1.75 2.00 2.25"},
+		{0, 2, true, "0 1 2"},
+		{0, 89, true, "0 10 20 30 40 50 60 70 80"},
+		{0, 90, true, "0 10 20 30 40 50 60 70 80 90"},
+		{0.57, 22.3, false, "2.5 5.0 7.5 10.0 12.5 15.0 17.5 20.0"},
+		{0.57, 19.3, false, "2 4 6 8 10 12 14 16 18"},
+		{-3, 3, false, "-3 -2 -1 0 1 2 3"},
+	} {
+		var got []string
+		for _, tk := range (readableTicks{whole: c.whole}).Ticks(c.lo, c.hi) {
+			if tk.Value < c.lo-1e-9 || tk.Value > c.hi+1e-9 {
+				t.Errorf("%g..%g: tick %g outside the range", c.lo, c.hi, tk.Value)
+			}
+			got = append(got, tk.Label)
+		}
+		if g := strings.Join(got, " "); g != c.want {
+			t.Errorf("%g..%g (whole %v): ticks %q, want %q", c.lo, c.hi, c.whole, g, c.want)
+		}
+	}
+	// A flat or unbounded axis gets no ticks rather than a loop.
+	for _, r := range [][2]float64{{1, 1}, {0, math.Inf(1)}, {math.NaN(), 1}} {
+		if ts := (readableTicks{}).Ticks(r[0], r[1]); len(ts) != 0 {
+			t.Errorf("%g..%g: ticks %v", r[0], r[1], ts)
+		}
+	}
+}
