@@ -49,11 +49,20 @@ func parse(fs *flag.FlagSet, args []string) error {
 	err := fs.Parse(args)
 	held := u.held
 	u.held = nil
-	w := u.stderr
 	if errors.Is(err, flag.ErrHelp) {
-		w = u.stdout
+		u.stdout.Write(held.Bytes())
+		return err
 	}
-	w.Write(held.Bytes())
+	// The flag package's complaint comes first; it gets the command's
+	// name, as every other error line of the commands does, and a blank
+	// line parts it from the usage.
+	b := held.Bytes()
+	if err != nil {
+		if line, rest, ok := bytes.Cut(b, []byte("\n")); ok && string(line) == err.Error() {
+			b = append([]byte(fs.Name()+": "+string(line)+"\n\n"), rest...)
+		}
+	}
+	u.stderr.Write(b)
 	return err
 }
 

@@ -25,8 +25,8 @@ func TestParseFlags(t *testing.T) {
 		{"help", []string{"--help"}, ExitOK, false, []string{"Usage: demo [flags] ARG", "Flags:", "-n int", "how many (default 1)"}, nil, 1, 0},
 		{"-h", []string{"-h"}, ExitOK, false, []string{"Usage: demo"}, nil, 1, 0},
 		{"help after a flag", []string{"--n", "2", "-help"}, ExitOK, false, []string{"Usage: demo"}, nil, 2, 0},
-		{"unknown flag", []string{"--bogus"}, ExitUsage, false, nil, []string{"flag provided but not defined: -bogus", "Usage: demo"}, 1, 0},
-		{"bad value", []string{"--n", "x"}, ExitUsage, false, nil, []string{`invalid value "x" for flag -n`}, 1, 0},
+		{"unknown flag", []string{"--bogus"}, ExitUsage, false, nil, []string{"demo: flag provided but not defined: -bogus\n\nUsage: demo"}, 1, 0},
+		{"bad value", []string{"--n", "x"}, ExitUsage, false, nil, []string{"demo: invalid value \"x\" for flag -n: parse error\n\nUsage: demo"}, 1, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
