@@ -233,7 +233,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	full := withOutcome{rep, o.Reason(code), code}
 	if code != cli.ExitOK {
 		b, _ := json.MarshalIndent(full, "", "  ")
-		if err := shards.WriteFileAtomic(filepath.Join(*out, "ingest-report.json"), append(b, '\n')); err != nil {
+		if err := shards.WriteFileAtomic(filepath.Join(*out, ingest.ReportFile), append(b, '\n')); err != nil {
 			fmt.Fprintln(stderr, "ingest: recording the failure in ingest-report.json:", err)
 		}
 	}

@@ -589,6 +589,30 @@ func TestWriteFileAtomicTempIsNew(t *testing.T) {
 	}
 }
 
+func TestTempBase(t *testing.T) {
+	for _, tc := range []struct {
+		name, base string
+		ok         bool
+	}{
+		{"checkpoint.ckpt.0badf00d.tmp", "checkpoint.ckpt", true},
+		{"checkpoint.ckpt.tmp", "checkpoint.ckpt", true},
+		{"checkpoint.ckpt.old.tmp", "checkpoint.ckpt.old", true},
+		{"checkpoint.ckpt.0BADF00D.tmp", "checkpoint.ckpt.0BADF00D", true},
+		{".0badf00d.tmp", ".0badf00d", true},
+		{"a.0badf00d.tmp", "a", true},
+		{".tmp", "", false},
+		{"notes.txt", "", false},
+	} {
+		base, ok := TempBase(tc.name)
+		if base != tc.base || ok != tc.ok {
+			t.Errorf("TempBase(%q) = %q, %v; want %q, %v", tc.name, base, ok, tc.base, tc.ok)
+		}
+		if ok && !IsTempOf(tc.name, base) {
+			t.Errorf("TempBase(%q) = %q, which IsTempOf does not match", tc.name, base)
+		}
+	}
+}
+
 // IsTempOf matches exactly the temporary names made for a file, never a
 // user's file that merely ends in .tmp.
 func TestIsTempOf(t *testing.T) {

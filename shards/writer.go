@@ -176,12 +176,27 @@ func IsTempOf(name, base string) bool {
 	return ok && len(mid) == 8 && strings.Trim(mid, "0123456789abcdef") == ""
 }
 
-// RemoveTemps removes the regular files in dir whose names end in ".tmp":
-// for a folder only its owner writes in (ingest's --out, under its lock).
-func RemoveTemps(dir string) {
+// TempBase is IsTempOf the other way round: the base a temporary file
+// name was made for, and whether name is one.
+func TempBase(name string) (base string, ok bool) {
+	rest, ok := strings.CutSuffix(name, ".tmp")
+	if !ok || rest == "" {
+		return "", false
+	}
+	if i := len(rest) - 9; i > 0 && rest[i] == '.' && IsTempOf(name, rest[:i]) {
+		return rest[:i], true
+	}
+	return rest, true
+}
+
+// RemoveTemps removes the regular files in dir that are temporary files
+// made for a base ours claims: what a killed run of the folder's owner
+// left (ingest's --out, under its lock). Other files ending in .tmp are
+// the user's, and stay.
+func RemoveTemps(dir string, ours func(base string) bool) {
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
-		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".tmp") {
+		if base, ok := TempBase(e.Name()); ok && e.Type().IsRegular() && ours(base) {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}

@@ -439,7 +439,7 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 		rep.BytesPerImage = float64(bytes) / float64(recs)
 	}
 	b, _ := json.MarshalIndent(rep, "", "  ")
-	if err := shards.WriteFileAtomic(filepath.Join(opt.Out, "ingest-report.json"), append(b, '\n')); err != nil {
+	if err := shards.WriteFileAtomic(filepath.Join(opt.Out, ReportFile), append(b, '\n')); err != nil {
 		return nil, err
 	}
 	if stop != nil {
@@ -455,6 +455,9 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 // since damaged, still say whose they are, and a run stopped before it
 // changed anything leaves the mark as it was.
 const datasetFile = "dataset.json"
+
+// ReportFile is the report Run writes in out beside meta.json.
+const ReportFile = "ingest-report.json"
 
 type datasetMark struct {
 	ClassList string `json:"class_list"` // classListID
@@ -715,10 +718,18 @@ func readSidecar(out string, p *shardPlan) (*sidecar, error) {
 // trailer, sidecar from the same plan) from those still to write. Leftover
 // temporary files are removed.
 func resumable(ds *imagenet.Dataset, opt Options, plans []*shardPlan) (done, todo []*shardPlan, err error) {
-	// Under the lock, temporary files are a killed run's: shards, meta.json
-	// and the report in out, sidecars in its state folder.
-	shards.RemoveTemps(opt.Out)
-	shards.RemoveTemps(filepath.Join(opt.Out, stateDir))
+	// Under the lock, temporary files of ingest's names are a killed
+	// run's: shards, meta.json and the report in out; sidecars and the
+	// dataset mark in its state folder. Other .tmp files are the user's.
+	shards.RemoveTemps(opt.Out, func(base string) bool {
+		_, _, shard := shardNumber(base, []string{"train", "val"})
+		return shard || base == shards.MetaFile || base == ReportFile
+	})
+	shards.RemoveTemps(filepath.Join(opt.Out, stateDir), func(base string) bool {
+		shard, ok := strings.CutSuffix(base, ".json")
+		_, _, named := shardNumber(shard, []string{"train", "val"})
+		return base == datasetFile || ok && named
+	})
 	for _, p := range plans {
 		sc, err := readSidecar(opt.Out, p)
 		if err == nil {

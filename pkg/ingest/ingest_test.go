@@ -244,6 +244,51 @@ func TestResumeAfterInterruption(t *testing.T) {
 	sameOutput(t, outputFiles(t, want), outputFiles(t, out))
 }
 
+// A rerun clears the temporary files a killed run of ingest left, by
+// ingest's own names, and leaves the user's other .tmp files in --out.
+func TestResumeClearsOnlyIngestTemps(t *testing.T) {
+	root, _ := makeTree(t, 6)
+	out := t.TempDir()
+	if _, err := ingestDir(t, root, out, 2, context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(out, stateDir)
+	ingests := []string{
+		filepath.Join(out, "train-00007.shard.tmp"), // an earlier build's fixed name
+		filepath.Join(out, "train-00001.shard.0badf00d.tmp"),
+		filepath.Join(out, "meta.json.12345678.tmp"),
+		filepath.Join(out, ReportFile+".tmp"),
+		filepath.Join(state, "val-00000.shard.json.abcdef01.tmp"),
+		filepath.Join(state, datasetFile+".tmp"),
+	}
+	users := []string{
+		filepath.Join(out, "notes.tmp"),
+		filepath.Join(out, "download.0badf00d.tmp"),
+		filepath.Join(out, "train-7.shard.tmp"),
+		filepath.Join(out, "meta.json.old.tmp"),
+		filepath.Join(out, ".tmp"),
+		filepath.Join(state, "mine.json.tmp"),
+	}
+	for _, p := range append(slices.Clone(ingests), users...) {
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ingestDir(t, root, out, 2, context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ingests {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s: a killed run's temporary file was kept", p)
+		}
+	}
+	for _, p := range users {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s: the user's file was removed (%v)", p, err)
+		}
+	}
+}
+
 // A shard damaged after a run is not trusted on resume: it is rewritten.
 func TestResumeRewritesDamagedShard(t *testing.T) {
 	root, _ := makeTree(t, 6)
