@@ -189,7 +189,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if errors.Is(err, ingest.ErrOtherDataset) {
 		return o.Fail(cli.ExitUsage, err)
 	}
-	if err != nil {
+	// A split stopped by its all-skipped first shard, after others were
+	// written, still has a report: it is printed and recorded as the
+	// failures found after a run are.
+	stopped := err != nil && rep != nil && errors.Is(err, ingest.ErrAllSkipped)
+	if err != nil && !stopped {
 		return o.Fail(cli.ExitFailure, err)
 	}
 	for _, w := range rep.Warnings[len(ds.Warnings):] { // the listing's were printed above
@@ -205,11 +209,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	for _, s := range rep.Damaged {
 		fmt.Fprintf(stderr, "ingest: kept %s, %s\n", cli.Name(s.Path), s.Reason)
 	}
-	fmt.Fprintf(stderr, "ingest: done: %d train + %d val records, %d skipped, %s, %s in %.1fs (%.1f img/s, %s), %.0f B/image (%.3f of raw) -> %s\n",
-		rep.Written["train"], rep.Written["val"], skipped, cli.Count(rep.ResumedShards, "resumed shard", "resumed shards"),
+	fmt.Fprintf(stderr, "ingest: %s: %d train + %d val records, %d skipped, %s, %s in %.1fs (%.1f img/s, %s), %.0f B/image (%.3f of raw) -> %s\n",
+		map[bool]string{true: "stopped", false: "done"}[stopped], rep.Written["train"], rep.Written["val"], skipped, cli.Count(rep.ResumedShards, "resumed shard", "resumed shards"),
 		cli.Count(rep.ProcessedRun, "image", "images"), rep.Seconds, rep.ImagesPerSec, cli.Count(rep.Workers, "worker", "workers"),
 		rep.BytesPerImage, rep.BytesPerImage/float64(rep.RawPerImage), *out)
 	code = cli.ExitOK
+	if stopped {
+		code = o.Fail(cli.ExitFailure, err)
+	}
 	// Shards without a record are not a dataset: every image of a split
 	// failing is a failure of the run, --strict or not.
 	for _, split := range []string{"train", "val"} {
@@ -232,8 +239,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	}
 	full := withOutcome{rep, o.Reason(code), code}
 	if code != cli.ExitOK {
-		b, _ := json.MarshalIndent(full, "", "  ")
-		if err := shards.WriteFileAtomic(filepath.Join(*out, ingest.ReportFile), append(b, '\n')); err != nil {
+		if err := recordFailure(*out, opt.Locked, full); err != nil {
 			fmt.Fprintln(stderr, "ingest: recording the failure in ingest-report.json:", err)
 		}
 	}
@@ -243,4 +249,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		}
 	}
 	return code
+}
+
+// recordFailure rewrites out's ingest-report.json as report, which carries
+// the failure. An --out that did not exist before the run was locked by
+// Run alone, and is locked again for this write: another ingest may have
+// begun there since.
+func recordFailure(out string, locked bool, report any) error {
+	if !locked {
+		lock, err := dirlock.Acquire(out, "ingest")
+		if err != nil {
+			return err
+		}
+		defer lock.Release()
+	}
+	b, _ := json.MarshalIndent(report, "", "  ")
+	return shards.WriteFileAtomic(filepath.Join(out, ingest.ReportFile), append(b, '\n'))
 }

@@ -248,6 +248,64 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
+// A later split stopped by its all-skipped first shard, at new settings:
+// the run reports what it wrote and why it stopped (on stderr, in --json
+// and on disk), says that meta.json no longer lists the split, and the
+// same command again keeps the records the stop kept.
+func TestLaterSplitAllSkipped(t *testing.T) {
+	root := t.TempDir()
+	fixtures.Tree(t, root, 6, 7)
+	out := t.TempDir()
+	var so, se bytes.Buffer
+	if code := run(context.Background(), []string{"--quiet", "--size", "16", "--shard-size", "5", "--out", out, root}, &so, &se); code != cli.ExitOK {
+		t.Fatalf("setup: exit %d: %s", code, se.String())
+	}
+	vals, _ := filepath.Glob(filepath.Join(root, "val", "*.JPEG"))
+	for _, v := range vals {
+		if err := os.WriteFile(v, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	valShard := filepath.Join(out, "val-00000.shard")
+	kept, err := os.ReadFile(valShard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--quiet", "--json", "--size", "20", "--shard-size", "5", "--out", out, root}
+	for i := range 2 {
+		so.Reset()
+		se.Reset()
+		code := run(context.Background(), args, &so, &se)
+		obj := clitest.JSONFailure(t, so.Bytes(), cli.ExitFailure)
+		msg, _ := obj["error"].(string)
+		if code != cli.ExitFailure || !strings.Contains(msg, "stopped before replacing any of the 7 val records") {
+			t.Fatalf("run %d: exit %d, error %q:\n%s", i+1, code, msg, se.String())
+		}
+		if _, report := obj["written"]; !report {
+			t.Fatalf("run %d: --json gave the error without the report: %s", i+1, so.String())
+		}
+		for _, want := range []string{"no longer lists the val split", "ingest: stopped: "} {
+			if i == 1 && want != "ingest: stopped: " {
+				continue // the second run's meta.json did not list val to begin with
+			}
+			if !strings.Contains(se.String(), want) {
+				t.Errorf("run %d: stderr lacks %q:\n%s", i+1, want, se.String())
+			}
+		}
+		var disk struct {
+			Error    string `json:"error"`
+			ExitCode int    `json:"exit_code"`
+		}
+		b, err := os.ReadFile(filepath.Join(out, "ingest-report.json"))
+		if err != nil || json.Unmarshal(b, &disk) != nil || disk.ExitCode != cli.ExitFailure || disk.Error != msg {
+			t.Fatalf("run %d: ingest-report.json does not record the failure (%v):\n%s", i+1, err, b)
+		}
+		if now, err := os.ReadFile(valShard); err != nil || !bytes.Equal(now, kept) {
+			t.Fatalf("run %d replaced %s without --overwrite (%v)", i+1, valShard, err)
+		}
+	}
+}
+
 // A root holding two layouts uses the one detection prefers; when that one
 // is empty (a Kaggle folder made but not yet filled), the error names the
 // other, and --layout picks it.

@@ -361,11 +361,16 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 			return nil, err
 		}
 		rep.ResumedShards += len(done)
-		guard := 0 // records of this split in an earlier run's meta.json, to keep from an all-skipped shard
+		guard := 0 // records of this split already in out, to keep from an all-skipped shard
 		if !opt.Overwrite {
 			if old, err := shards.ReadMeta(opt.Out); err == nil {
 				guard = old.Splits[split].Records
 			}
+			// A run stopped by an all-skipped shard may have left a
+			// meta.json that no longer lists the split (written with other
+			// settings), while its shards stay: the next run must still
+			// keep them.
+			guard = max(guard, recordsOnDisk(opt.Out, split))
 		}
 		opt.mark = mark
 		if err := runPlans(ctx, ds, opt, split, todo, done, guard, rep); err != nil {
@@ -688,6 +693,27 @@ func removeStale(out string, splits []string, meta *shards.Meta) ([]string, erro
 		}
 	}
 	return removed, nil
+}
+
+// recordsOnDisk counts the records of split's shards in out as their
+// sidecars give them, for the shards still there: what an earlier run
+// wrote, listed in meta.json or not.
+func recordsOnDisk(out, split string) int {
+	ents, _ := os.ReadDir(filepath.Join(out, stateDir))
+	n := 0
+	for _, e := range ents {
+		shard, ok := strings.CutSuffix(e.Name(), ".json")
+		if _, _, named := shardNumber(shard, []string{split}); !ok || !named || !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(out, stateDir, e.Name()))
+		var sc sidecar
+		if err != nil || json.Unmarshal(b, &sc) != nil || sc.Info.Records <= 0 || !shards.IsShardFile(filepath.Join(out, shard)) {
+			continue
+		}
+		n += sc.Info.Records
+	}
+	return n
 }
 
 // wasEmpty says whether the earlier run's shard of p's name had no record
