@@ -211,6 +211,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		}
 		return cli.ExitOK
 	}
+	// Which checkpoint --out held before the run, so that a damaged-shard
+	// hint offers --resume only for this run's own: under --overwrite the
+	// shards are read before the old run's checkpoint is replaced.
+	ckptPath := filepath.Join(c.Out, trainer.CheckpointFile)
+	before, _ := os.Stat(ckptPath)
 	res, err := trainer.Train(ctx, c, stderr)
 	if err != nil {
 		code := cli.ExitFailure
@@ -219,8 +224,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			code = cli.ExitUsage
 		}
 		then := "" // a run that stopped before its first checkpoint starts again
-		if _, serr := os.Stat(filepath.Join(c.Out, trainer.CheckpointFile)); serr == nil {
-			then = "; then --resume this run"
+		if after, serr := os.Stat(ckptPath); serr == nil {
+			switch {
+			case !c.Overwrite:
+				then = "; then --resume this run"
+			case before == nil || !os.SameFile(before, after) || !before.ModTime().Equal(after.ModTime()):
+				then = "; then --resume this run" // this run's own, written before the damage was met
+			default:
+				then = "; then run the same train command again" // --out still holds the run --overwrite replaces
+			}
 		}
 		return o.Failf(code, "%v%s", err, repairHint(err, c.Shards, then))
 	}

@@ -117,6 +117,35 @@ func TestFlagValueNamedJSON(t *testing.T) {
 	}
 }
 
+// Under --overwrite the shards are read before the old run's checkpoint
+// is replaced: the repair hint must not offer to --resume that run.
+func TestDamagedShardUnderOverwrite(t *testing.T) {
+	shardDir := fixtureShards(t, 12, 4, 16)
+	out := filepath.Join(t.TempDir(), "run")
+	args := []string{"--shards", shardDir, "--out", out, "--device", "cpu", "--model", "small", "--crop", "16",
+		"--batch", "8", "--epochs", "1", "--workers", "1", "--log-every", "0"}
+	var so, se bytes.Buffer
+	if code := run(context.Background(), args, &so, &se); code != cli.ExitOK {
+		t.Fatalf("first run: exit %d:\n%s", code, se.String())
+	}
+	p := filepath.Join(shardDir, "train-00000.shard")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-40] ^= 0x40 // the index: found when the shards are opened, before --out is touched
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	so.Reset()
+	se.Reset()
+	code := run(context.Background(), append(slices.Clone(args), "--overwrite"), &so, &se)
+	msg := se.String()
+	if code != cli.ExitFailure || !strings.Contains(msg, "then run the same train command again") || strings.Contains(msg, "--resume") {
+		t.Fatalf("exit %d, stderr:\n%s", code, msg)
+	}
+}
+
 func TestSigmaOption(t *testing.T) {
 	for _, tc := range []struct {
 		flag float64
