@@ -528,8 +528,13 @@ func readCheckpointFile(path string) ([]byte, error) {
 }
 
 // Load reads a checkpoint file. A run folder (train's --out) stands for
-// the checkpoint in it.
-func Load(path string) (*Checkpoint, error) {
+// the checkpoint in it. A run's damaged checkpoint is an error that offers
+// the previous one, when that is whole, to be given instead.
+func Load(path string) (*Checkpoint, error) { return load(path, "give that one instead") }
+
+// load is Load whose error offers the run's intact previous checkpoint
+// with advice ("" offers nothing: a caller with advice of its own).
+func load(path, advice string) (*Checkpoint, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		dir := path
 		path = filepath.Join(dir, CheckpointFile)
@@ -550,8 +555,8 @@ func Load(path string) (*Checkpoint, error) {
 	}
 	// A run's damaged checkpoint: its previous one may be whole, and can
 	// be given instead.
-	if errors.Is(err, ErrCheckpoint) && filepath.Base(path) == CheckpointFile {
-		if note := previousNote(filepath.Dir(path), "give that one instead"); note != "" {
+	if errors.Is(err, ErrCheckpoint) && filepath.Base(path) == CheckpointFile && advice != "" {
+		if note := previousNote(filepath.Dir(path), advice); note != "" {
 			err = fmt.Errorf("%w; %s", err, note)
 		}
 	}

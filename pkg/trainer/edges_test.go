@@ -225,8 +225,9 @@ func TestDamagedCheckpointOffersPrevious(t *testing.T) {
 	res := cfg
 	res.Resume, res.MaxSteps = true, 8
 	_, err = Train(context.Background(), res, io.Discard)
-	if !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), PrevCheckpointFile+" (step 4; epochs done: 1), is intact: move it to") {
-		t.Fatalf("resume from a damaged checkpoint: %v", err)
+	if !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), PrevCheckpointFile+" (step 4; epochs done: 1), is intact: move it to") ||
+		strings.Count(err.Error(), "is intact") != 1 {
+		t.Fatalf("resume from a damaged checkpoint: want the previous one offered once, to move and resume: %v", err)
 	}
 	// Evaluation and predict (Load, of the file or the run folder) name
 	// the previous checkpoint too.

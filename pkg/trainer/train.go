@@ -263,7 +263,9 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 	}
 	if cfg.Resume {
-		if ck, err = Load(ckPath); err != nil {
+		// Its own advice for the previous checkpoint: moved into place
+		// and resumed, not given instead.
+		if ck, err = load(ckPath, ""); err != nil {
 			return nil, fmt.Errorf("--resume: %w", withPrevious(err, cfg.Out))
 		}
 		// Only a resume reads the schedule (evaluation and predict do
