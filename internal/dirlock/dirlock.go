@@ -71,17 +71,23 @@ func Acquire(dir, what string) (*Lock, error) {
 // AcquireShared takes dir's lock as one of its readers: any number of
 // them at once, and none while a writer (Acquire) holds it, so a run that
 // reads a folder for hours (train over shards) and an ingest rewriting it
-// refuse each other rather than the reader failing mid-run. A folder the
-// lock file cannot be made in (read-only, another user's) is read
-// unguarded: nothing can write there either.
+// refuse each other rather than the reader failing mid-run. In a folder
+// this user cannot create the lock file in (read-only, another user's), a
+// lock file already there still locks; with none there, the folder is
+// read unguarded, and an ingest its owner starts meanwhile would not be
+// refused. A folder that does not exist is left for the read to report.
+// A lock file that is a symbolic link is refused, as Acquire refuses it.
 func AcquireShared(dir, what string) (*Lock, error) {
 	path := filepath.Join(dir, File)
 	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|noFollow, 0o644)
-	if err != nil {
+	if errors.Is(err, fs.ErrPermission) || readOnlyFS(err) {
 		f, err = os.OpenFile(path, os.O_RDONLY|noFollow, 0)
 	}
-	if err != nil {
+	if errors.Is(err, fs.ErrNotExist) {
 		return &Lock{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("locking %s to read it: %w", dir, err)
 	}
 	held, err := tryLockShared(f)
 	if err != nil {

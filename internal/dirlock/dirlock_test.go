@@ -168,6 +168,12 @@ func TestSymlinkLockFileRefused(t *testing.T) {
 	if b, _ := os.ReadFile(victim); string(b) != "precious\n" {
 		t.Errorf("the symlink's target now holds %q", b)
 	}
+	// A reader is refused too, not let in unguarded: a writer could not
+	// lock the folder either.
+	if l, err := AcquireShared(dir, "train"); err == nil || !strings.Contains(err.Error(), "locking "+dir+" to read it") {
+		l.Release()
+		t.Errorf("AcquireShared through a symlinked %s: %v, want it refused", File, err)
+	}
 }
 
 // Probe tells a held lock from a free or absent one, and writes nothing.

@@ -38,3 +38,6 @@ func flock(f *os.File, how int) (bool, error) {
 func unlock(f *os.File) error {
 	return syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 }
+
+// readOnlyFS says whether err is a read-only file system's refusal.
+func readOnlyFS(err error) bool { return errors.Is(err, syscall.EROFS) }
