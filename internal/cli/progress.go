@@ -34,6 +34,7 @@ type Progress struct {
 	w        io.Writer
 	desc     string
 	total    int
+	done     int // the last count Set was given
 	last     time.Time
 	start    time.Time
 	interval time.Duration
@@ -72,6 +73,7 @@ func newBar(w io.Writer, desc string, total int) *progressbar.ProgressBar {
 func (p *Progress) Set(done int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.done = done
 	if p.bar != nil {
 		// Drawn at 0 done, the bar has no rate yet and shows "0 img/hr";
 		// it appears with the first item instead, milliseconds later.
@@ -93,11 +95,16 @@ func (p *Progress) Set(done int) {
 	fmt.Fprintf(p.w, "%s: %d/%d (%.1f%%) %.1f img/s, ETA %s\n", p.desc, done, p.total, 100*float64(done)/float64(max(p.total, 1)), rate, eta)
 }
 
-// Finish closes the bar.
+// Finish closes the bar. A task that stopped short (interrupted, failed)
+// keeps its count on the bar: progressbar's own Finish would fill it.
 func (p *Progress) Finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.bar != nil {
+	switch {
+	case p.bar == nil:
+	case p.done >= p.total:
 		p.bar.Finish()
+	case p.done > 0:
+		p.bar.Exit()
 	}
 }

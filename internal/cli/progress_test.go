@@ -23,3 +23,28 @@ func TestProgressBarWaitsForTheFirstItem(t *testing.T) {
 		t.Fatalf("after the first item: %q", out)
 	}
 }
+
+// A task stopped short keeps its count on the bar when it closes; one done
+// fills it.
+func TestProgressFinish(t *testing.T) {
+	for _, c := range []struct {
+		done      int
+		want, not string
+	}{
+		{4, "(4/100, ", "100/100"},
+		{100, "(100/100, ", ""},
+		{0, "", "100"}, // never drawn: nothing to close
+	} {
+		var b bytes.Buffer
+		p := &Progress{bar: newBar(&b, "ingest train", 100), total: 100}
+		p.Set(c.done)
+		p.Finish()
+		out := b.String()
+		if !strings.Contains(out, c.want) || c.not != "" && strings.Contains(out, c.not) {
+			t.Errorf("done %d: %q", c.done, out)
+		}
+		if c.done == 0 && out != "" {
+			t.Errorf("done 0: closed a bar never drawn: %q", out)
+		}
+	}
+}
