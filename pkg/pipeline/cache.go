@@ -25,6 +25,9 @@ type readerCache struct {
 	ents  []cacheEntry
 	open  int
 	clock uint64
+	// opens counts every open and peak is the most open at once: what a
+	// test needs to see that the bound holds and eviction happened.
+	opens, peak int
 }
 
 type cacheEntry struct {
@@ -52,7 +55,7 @@ func (c *readerCache) acquire(i int) (*shards.Reader, error) {
 		if c.open >= c.max {
 			c.evict()
 		}
-		r, err := shards.Open(c.paths[i])
+		r, err := openShard(c.paths[i], c.name(i))
 		if err != nil {
 			return nil, err
 		}
@@ -62,6 +65,8 @@ func (c *readerCache) acquire(i int) (*shards.Reader, error) {
 		}
 		e.r = r
 		c.open++
+		c.opens++
+		c.peak = max(c.peak, c.open)
 	}
 	e.refs++
 	e.used = c.clock
@@ -135,6 +140,20 @@ func (c *readerCache) close() error {
 	return errors.Join(errs...)
 }
 
+// openShard opens the shard at path, an error naming it (as name) and no
+// record: a shard that is missing or cannot be read is no record's fault.
+func openShard(path, name string) (*shards.Reader, error) {
+	r, err := shards.Open(path)
+	if err != nil {
+		var re *shards.RecordError
+		if !errors.As(err, &re) {
+			err = &shards.RecordError{Shard: name, Index: -1, Offset: -1, Err: err}
+		}
+		return nil, err
+	}
+	return r, nil
+}
+
 // CheckShards opens every shard of split listed in meta (read from dir)
 // and checks it against its entry: there, whole (header, trailer, index),
 // with the records, size and file CRC that meta.json gives. It reads no
@@ -144,13 +163,9 @@ func (c *readerCache) close() error {
 // checks each shard the same way when it opens it.
 func CheckShards(dir string, meta *shards.Meta, split string) error {
 	for _, sh := range meta.Splits[split].Shards {
-		r, err := shards.Open(filepath.Join(dir, sh.File))
+		r, err := openShard(filepath.Join(dir, sh.File), sh.File)
 		if err != nil {
-			var re *shards.RecordError
-			if errors.As(err, &re) {
-				return err
-			}
-			return &shards.RecordError{Shard: sh.File, Index: -1, Offset: -1, Err: err}
+			return err
 		}
 		err = checkShard(r, sh)
 		r.Close()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"sync"
@@ -233,6 +234,11 @@ func (p *Pipeline) resolve(opt *Options) error {
 	}
 	if opt.Epochs < 0 {
 		return fmt.Errorf("epochs %d: want 0 (until cancelled) or more", opt.Epochs)
+	}
+	// A NaN σ would panic in a decode goroutine at the first record, and
+	// an infinite one give NaN and infinite lighting offsets.
+	if s := float64(opt.Sigma); math.IsNaN(s) || math.IsInf(s, 0) {
+		return fmt.Errorf("sigma %g: want a finite number (0: the paper's %g, negative: no lighting)", s, augment.DefaultSigma)
 	}
 	if opt.Batch < 0 || opt.Crop <= 0 || opt.Crop > side {
 		return fmt.Errorf("batch %d or crop %d out of range for %d×%d images", opt.Batch, opt.Crop, m.Width, m.Height)

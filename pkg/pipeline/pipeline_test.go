@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -499,6 +501,16 @@ func TestErrors(t *testing.T) {
 			}
 		})
 	}
+	// A shard that cannot be opened is named, and no record of it blamed.
+	gone := copyShards(t, dir)
+	if err := os.Remove(filepath.Join(gone, shardFile)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := collect(t, gone, Options{Batch: 16, Crop: 24, Epochs: 1, Decoders: 3}, 0)
+	var re *shards.RecordError
+	if !errors.As(err, &re) || re.Shard != shardFile || re.Index != -1 || !errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), " record ") {
+		t.Errorf("a missing shard: %v, want it named without a record", err)
+	}
 	// Batches and images count from 1: with one image a batch, the
 	// damaged one is image 1 of its batch.
 	one := copyShards(t, dir)
@@ -766,9 +778,28 @@ func TestReaderCacheBound(t *testing.T) {
 	if err != nil || got != want {
 		t.Fatalf("with 2 open shards: digest %s, err %v; want %s", got, err, want)
 	}
-	c := newReaderCache(nil, nil, 2)
-	if c.openCount() != 0 {
-		t.Fatal("empty cache has open shards")
+	// The bound holds throughout, and is met by closing shards, not by
+	// reading fewer of them.
+	p, err := New(context.Background(), dir, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		s, err := p.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Release()
+	}
+	p.cache.mu.Lock()
+	opens, peak, shardCount := p.cache.opens, p.cache.peak, len(p.cache.ents)
+	p.cache.mu.Unlock()
+	p.Close()
+	if peak > 2 || opens <= 2 || opens < shardCount {
+		t.Fatalf("%d opens of %d shards, at most %d open at once: want every shard opened, never more than 2 at once", opens, shardCount, peak)
 	}
 }
 
@@ -852,6 +883,9 @@ func TestOptionLimits(t *testing.T) {
 		says string
 	}{
 		{Options{Batch: 10, Crop: 24, Epochs: -1}, "epochs -1"},
+		{Options{Batch: 10, Crop: 24, Sigma: float32(math.NaN())}, "sigma NaN: want a finite number"},
+		{Options{Batch: 10, Crop: 24, Sigma: float32(math.Inf(1))}, "sigma +Inf: want a finite number"},
+		{Options{Batch: 10, Crop: 24, Sigma: float32(math.Inf(-1))}, "sigma -Inf: want a finite number"},
 		{Options{Batch: 10, Crop: 24, Start: Position{0, 51}}, "start {Epoch: 0, Batch: 51}: an epoch has 50 batches, numbered from 0"},
 	} {
 		if _, err := New(context.Background(), dir, tc.opt); err == nil || !strings.Contains(err.Error(), tc.says) {
