@@ -119,12 +119,19 @@ func NewReader(name string, ra io.ReaderAt, size int64) (*Reader, error) {
 	if t.indexOffset < headerSize+4 || idxLen < 0 || t.count > uint64(idxLen)/8 || uint64(idxLen) != 8*t.count {
 		return noTrailer(fmt.Errorf("%w: trailer says %d records with index at %d in a %d-byte file", ErrFormat, t.count, t.indexOffset, size))
 	}
-	idx := make([]byte, idxLen)
-	if _, err := ra.ReadAt(idx, int64(t.indexOffset)); err != nil {
+	// The end-of-records marker comes with the index in one read: no
+	// CRC covers it, and a bit flipped there would otherwise pass every
+	// read a training run makes.
+	buf := make([]byte, 4+idxLen)
+	if _, err := ra.ReadAt(buf, int64(t.indexOffset)-4); err != nil {
 		return fail(err)
 	}
+	idx := buf[4:]
 	if crc(idx) != t.indexCRC {
 		return fail(fmt.Errorf("index: %w", ErrChecksum))
+	}
+	if m := binary.LittleEndian.Uint32(buf); m != endOfRecords {
+		return fail(fmt.Errorf("%w: the end-of-records marker before the index reads %#08x, not %#08x", ErrFormat, m, uint32(endOfRecords)))
 	}
 	offs := make([]uint64, t.count)
 	end := t.indexOffset - 4 // the end-of-records marker precedes the index

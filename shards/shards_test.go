@@ -282,6 +282,38 @@ func TestVerifyCatchesEveryFlippedByte(t *testing.T) {
 	}
 }
 
+// TestReaderCatchesEveryFlippedByte: the training read path (Open, then
+// ReadRecord of each record) finds a flipped byte anywhere in a shard but
+// two places. The header's flags and reserved bytes are ignored by design
+// (FORMAT.md), and the trailer's file CRC is not recomputed by a reader:
+// Verify finds both, and the pipeline compares the file CRC with
+// meta.json's when it opens a shard.
+func TestReaderCatchesEveryFlippedByte(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "val-00000.shard")
+	writeTestShardSized(t, path, 4, CodecGradHuff, 2, 3)
+	orig, _ := os.ReadFile(path)
+	var rec Record
+	var buf []byte
+	for pos := 0; pos < len(orig); pos++ {
+		if pos >= 10 && pos < headerSize || pos >= len(orig)-trailerSize+20 && pos < len(orig)-trailerSize+24 {
+			continue
+		}
+		b := bytes.Clone(orig)
+		b[pos] ^= 0x04
+		r, err := NewReader("bad.shard", bytes.NewReader(b), int64(len(b)))
+		for i := 0; err == nil && i < r.Len(); i++ {
+			buf, err = r.ReadRecord(i, &rec, buf)
+		}
+		if err == nil {
+			t.Fatalf("flip at byte %d of %d passed Open and every ReadRecord", pos, len(b))
+		}
+		if !strings.Contains(err.Error(), "bad.shard") {
+			t.Fatalf("flip at byte %d: %v does not name the shard", pos, err)
+		}
+	}
+}
+
 func TestTruncatedShardIsRejected(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "t.shard")
 	writeTestShard(t, path, 3, CodecGradZstd)
