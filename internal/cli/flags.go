@@ -6,13 +6,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // NewFlags returns the flag set of command name. The usage is usage
 // (ending in a "Flags:" line) followed by the defaults of every flag
 // defined on the set. Asked for with --help or -h, it goes to stdout, so
-// `train --help | less` works; after a mistake in the flags it follows the
-// complaint to stderr, where everything else the set prints goes too.
+// `train --help | less` works; a mistake in the flags is one line on
+// stderr that points to --help (parse). Usage called by the command itself
+// prints to stderr.
 func NewFlags(name string, stdout, stderr io.Writer, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	out := &usageOutput{stdout: stdout, stderr: stderr}
@@ -26,7 +28,8 @@ func NewFlags(name string, stdout, stderr io.Writer, usage string) *flag.FlagSet
 
 // usageOutput is a flag set's output. While Parse runs it holds what the
 // set prints, until the outcome says whether that was the help asked for
-// (stdout) or a complaint (stderr); at other times it writes to stderr.
+// (stdout) or a complaint (replaced by parse's one line); at other times
+// it writes to stderr.
 type usageOutput struct {
 	stdout, stderr io.Writer
 	held           *bytes.Buffer
@@ -39,7 +42,11 @@ func (u *usageOutput) Write(p []byte) (int, error) {
 	return u.stderr.Write(p)
 }
 
-// parse runs fs.Parse, sending what it printed where its outcome says.
+// parse runs fs.Parse. The help asked for goes to stdout. A mistake is
+// one line on stderr, named like every other error line of the commands,
+// with the flag meant when an unknown one is a typo of it: the usage the
+// flag package prints after it would push the line out of sight (80 lines
+// for train), so it is pointed to instead.
 func parse(fs *flag.FlagSet, args []string) error {
 	u, ok := fs.Output().(*usageOutput)
 	if !ok {
@@ -53,17 +60,69 @@ func parse(fs *flag.FlagSet, args []string) error {
 		u.stdout.Write(held.Bytes())
 		return err
 	}
-	// The flag package's complaint comes first; it gets the command's
-	// name, as every other error line of the commands does, and a blank
-	// line parts it from the usage.
-	b := held.Bytes()
 	if err != nil {
-		if line, rest, ok := bytes.Cut(b, []byte("\n")); ok && string(line) == err.Error() {
-			b = append([]byte(fs.Name()+": "+string(line)+"\n\n"), rest...)
+		hint := ""
+		if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {
+			if near := nearestFlag(fs, name); near != "" {
+				hint = "; did you mean --" + near + "?"
+			}
+		}
+		err = fmt.Errorf("%w%s (see --help)", err, hint)
+		fmt.Fprintf(u.stderr, "%s: %v\n", fs.Name(), err)
+	}
+	return err
+}
+
+// nearestFlag is the flag of fs a mistyped name most likely meant: the
+// one closest by edit distance, within 1 for names of up to 4 letters and
+// 2 for longer ones, when no other is as close.
+func nearestFlag(fs *flag.FlagSet, name string) string {
+	best, bestD, tie := "", 1<<30, false
+	fs.VisitAll(func(f *flag.Flag) {
+		d := editDistance(name, f.Name)
+		switch {
+		case d < bestD:
+			best, bestD, tie = f.Name, d, false
+		case d == bestD:
+			tie = true
+		}
+	})
+	limit := 2
+	if len(name) <= 4 {
+		limit = 1
+	}
+	if tie || bestD > limit {
+		return ""
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b, counting a
+// swap of two neighbouring letters (epohcs for epochs) as one edit.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	// d[i][j]: distance between ra[:i] and rb[:j].
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
 		}
 	}
-	u.stderr.Write(b)
-	return err
+	return d[len(ra)][len(rb)]
 }
 
 // UsageError marks the user's mistake in flags or arguments, for commands

@@ -25,14 +25,17 @@ func TestParseFlags(t *testing.T) {
 		{"help", []string{"--help"}, ExitOK, false, []string{"Usage: demo [flags] ARG", "Flags:", "-n int", "how many (default 1)"}, nil, 1, 0},
 		{"-h", []string{"-h"}, ExitOK, false, []string{"Usage: demo"}, nil, 1, 0},
 		{"help after a flag", []string{"--n", "2", "-help"}, ExitOK, false, []string{"Usage: demo"}, nil, 2, 0},
-		{"unknown flag", []string{"--bogus"}, ExitUsage, false, nil, []string{"demo: flag provided but not defined: -bogus\n\nUsage: demo"}, 1, 0},
-		{"bad value", []string{"--n", "x"}, ExitUsage, false, nil, []string{"demo: invalid value \"x\" for flag -n: parse error\n\nUsage: demo"}, 1, 0},
+		{"unknown flag", []string{"--bogus"}, ExitUsage, false, nil, []string{"demo: flag provided but not defined: -bogus (see --help)\n"}, 1, 0},
+		{"a typo of a flag", []string{"--cuont", "3"}, ExitUsage, false, nil, []string{"demo: flag provided but not defined: -cuont; did you mean --count? (see --help)\n"}, 1, 0},
+		{"bad value", []string{"--n", "x"}, ExitUsage, false, nil, []string{"demo: invalid value \"x\" for flag -n: parse error (see --help)\n"}, 1, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr strings.Builder
 			fs := NewFlags("demo", &stdout, &stderr, "Usage: demo [flags] ARG\n\nFlags:\n")
 			n := fs.Int("n", 1, "how many")
+			fs.Int("count", 0, "a count")
+			fs.Int("counts", 0, "counts")
 			code, ok := ParseFlags(fs, tc.args)
 			if code != tc.code || ok != tc.ok {
 				t.Fatalf("ParseFlags = %d, %v; want %d, %v", code, ok, tc.code, tc.ok)
@@ -54,6 +57,10 @@ func TestParseFlags(t *testing.T) {
 			if tc.ok && (*n != tc.n || fs.NArg() != tc.nonFlags) {
 				t.Errorf("n = %d, %d arguments", *n, fs.NArg())
 			}
+			// A mistake is one line: the usage would push it out of sight.
+			if tc.code == ExitUsage && strings.Count(stderr.String(), "\n") != 1 {
+				t.Errorf("a mistake printed more than its line:\n%s", stderr.String())
+			}
 			// After Parse, what the set prints (a command's own usage
 			// complaint) goes to stderr.
 			stderr.Reset()
@@ -62,6 +69,20 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("fs.Usage after Parse wrote %q to stderr", stderr.String())
 			}
 		})
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"epochs", "epochs", 0}, {"epohcs", "epochs", 1}, {"epoch", "epochs", 1},
+		{"lerning-rate", "lr", 10}, {"szie", "size", 1}, {"", "abc", 3}, {"ab", "ba", 1}, {"workrs", "workers", 1},
+	} {
+		if got := editDistance(tc.a, tc.b); got != tc.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
 	}
 }
 
@@ -83,7 +104,7 @@ func TestExitCode(t *testing.T) {
 			t.Errorf("%s: ExitCode = %d, want %d", tc.name, got, tc.want)
 		}
 	}
-	if err := Parse(NewFlags("x", io.Discard, io.Discard, ""), []string{"--nope"}); ExitCode(err) != ExitUsage || err.Error() != "flag provided but not defined: -nope" {
+	if err := Parse(NewFlags("x", io.Discard, io.Discard, ""), []string{"--nope"}); ExitCode(err) != ExitUsage || err.Error() != "flag provided but not defined: -nope (see --help)" {
 		t.Errorf("Parse(--nope) = %v", err)
 	}
 }

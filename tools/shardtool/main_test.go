@@ -356,10 +356,13 @@ func TestHelpGoesToStdout(t *testing.T) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errs)
 		}
 	}
-	for _, args := range [][]string{{}, {"verify", "--bogus"}} {
-		code, out, errs := runTool(args...)
-		if code != cli.ExitUsage || !strings.Contains(errs, "Usage: shardtool") || out != "" {
-			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errs)
+	for _, c := range []struct {
+		args []string
+		says string
+	}{{nil, "Usage: shardtool"}, {[]string{"verify", "--bogus"}, "shardtool verify: flag provided but not defined: -bogus (see --help)"}} {
+		code, out, errs := runTool(c.args...)
+		if code != cli.ExitUsage || !strings.Contains(errs, c.says) || out != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", c.args, code, out, errs)
 		}
 	}
 }
