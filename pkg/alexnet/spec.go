@@ -277,6 +277,18 @@ func smallFC(classes int) Spec {
 	return s
 }
 
+// MinInput is the smallest input side variant's layers fit (every window
+// no larger than its padded input), or 0 for an unknown variant. Larger
+// sides always fit, so a model fails on a crop exactly when it is smaller.
+func MinInput(variant string) int {
+	for side := 1; side <= 4096; side++ {
+		if _, err := Build(variant, 1, side); err == nil {
+			return side
+		}
+	}
+	return 0
+}
+
 // outSize is the floor convention shared by convolution and pooling.
 func outSize(in, k, stride, pad int) int {
 	return (in+2*pad-k)/stride + 1

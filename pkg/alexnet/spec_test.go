@@ -336,3 +336,26 @@ func BenchmarkInitParamsAlexNet(b *testing.B) {
 		}
 	}
 }
+
+// MinInput is the exact edge: the variant builds at it and not one pixel
+// below.
+func TestMinInput(t *testing.T) {
+	for _, v := range Variants() {
+		m := MinInput(v)
+		if m < 2 {
+			t.Fatalf("%s: MinInput %d", v, m)
+		}
+		if _, err := Build(v, 10, m); err != nil {
+			t.Errorf("%s at its MinInput %d: %v", v, m, err)
+		}
+		if _, err := Build(v, 10, m-1); err == nil {
+			t.Errorf("%s builds at %d, below its MinInput %d", v, m-1, m)
+		}
+	}
+	if m := MinInput("alexnet"); m != 63 {
+		t.Errorf("alexnet's MinInput %d, want 63 (conv1 11/4 pad 2, three 3/2 pools)", m)
+	}
+	if m := MinInput("vgg"); m != 0 {
+		t.Errorf("an unknown variant's MinInput %d, want 0", m)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -113,8 +114,10 @@ func TestModelThatDoesNotFitTheCrop(t *testing.T) {
 	cfg := smallConfig(shardDir, out)
 	cfg.Model = "alexnet"
 	_, err := Train(context.Background(), cfg, io.Discard)
-	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "alexnet") {
-		t.Fatalf("alexnet at 20 px: %v, want ErrConfig", err)
+	want := fmt.Sprintf("alexnet needs crops of at least %d px: ingest at --size %d or more; on these %d-px shards, --model small or small-fc",
+		alexnet.MinInput("alexnet"), (alexnet.MinInput("alexnet")*8+6)/7, 24)
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("alexnet at 20 px: %v, want ErrConfig saying %q", err, want)
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Fatalf("the run directory was made: %v", err)

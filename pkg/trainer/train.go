@@ -153,6 +153,33 @@ func cropFor(meta *shards.Meta, crop int) int {
 	return meta.Width * 7 / 8
 }
 
+// tooSmallHint says, for a model that does not fit a crop, the smallest
+// crop it takes and the images that gives it, and the models that do fit
+// the shards' side.
+func tooSmallHint(model string, crop, side int) string {
+	need := alexnet.MinInput(model)
+	if need == 0 || crop >= need {
+		return ""
+	}
+	hint := fmt.Sprintf(". %s needs crops of at least %d px", model, need)
+	if need <= side {
+		hint += fmt.Sprintf(" (--crop %d or more)", need)
+	} else {
+		// The default crop is 7/8 of the side.
+		hint += fmt.Sprintf(": ingest at --size %d or more", (need*8+6)/7)
+	}
+	var fit []string
+	for _, v := range alexnet.Variants() {
+		if m := alexnet.MinInput(v); v != model && m > 0 && m <= side*7/8 {
+			fit = append(fit, v)
+		}
+	}
+	if len(fit) > 0 {
+		hint += fmt.Sprintf("; on these %d-px shards, --model %s", side, strings.Join(fit, " or "))
+	}
+	return hint
+}
+
 // Train runs (or, with cfg.Resume, continues) a training run, logging to
 // log. The CPU backend is used; the GPU backend plugs in through Backend.
 func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
@@ -214,7 +241,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		// mean a run, as a crop larger than the images is.
 		// The package's prefix reads as the model's name ("alexnet: small
 		// at 8x8: ...").
-		return nil, fmt.Errorf("%w: --model %s at a %d-px crop: %s", ErrConfig, cfg.Model, crop, strings.TrimPrefix(err.Error(), "alexnet: "))
+		return nil, fmt.Errorf("%w: --model %s at a %d-px crop: %s%s", ErrConfig, cfg.Model, crop, strings.TrimPrefix(err.Error(), "alexnet: "), tooSmallHint(cfg.Model, crop, meta.Width))
 	}
 	// A shard missing, cut short or from another ingest would stop the run
 	// at the first batch or validation that reads it: after an --overwrite
