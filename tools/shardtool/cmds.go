@@ -330,9 +330,12 @@ func inspectTo(stdout *bytes.Buffer, dir string, asJSON bool, classes int, o *cl
 		fmt.Fprintf(stdout, "  train pixel stats over %d pixels (0-255 units):\n", st.Pixels)
 		fmt.Fprintf(stdout, "    mean RGB    %7.2f %7.2f %7.2f\n", st.Mean[0], st.Mean[1], st.Mean[2])
 		fmt.Fprintf(stdout, "    std RGB     %7.2f %7.2f %7.2f\n", st.Std[0], st.Std[1], st.Std[2])
-		fmt.Fprintf(stdout, "    PCA eigval  %9.2f %9.2f %9.2f  (sqrt: %.2f %.2f %.2f)\n", st.PCAEigval[0], st.PCAEigval[1], st.PCAEigval[2], math.Sqrt(st.PCAEigval[0]), math.Sqrt(st.PCAEigval[1]), math.Sqrt(st.PCAEigval[2]))
-		for r := 0; r < 3; r++ {
-			fmt.Fprintf(stdout, "    PCA eigvec  %7.3f %7.3f %7.3f\n", st.PCAEigvec[r][0], st.PCAEigvec[r][1], st.PCAEigvec[r][2])
+		// One line a component: its eigenvalue beside its eigenvector,
+		// which meta.json stores as a column of pca_eigvec (read as rows,
+		// the matrix would show three vectors that are not eigenvectors).
+		fmt.Fprintf(stdout, "    PCA (eigenvalue, sqrt, unit eigenvector in RGB):\n")
+		for j := 0; j < 3; j++ {
+			fmt.Fprintf(stdout, "      %9.2f  %7.2f   (%6.3f %6.3f %6.3f)\n", st.PCAEigval[j], math.Sqrt(st.PCAEigval[j]), st.PCAEigvec[0][j], st.PCAEigvec[1][j], st.PCAEigvec[2][j])
 		}
 	}
 	n := len(m.Classes)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -91,6 +92,19 @@ func TestInspectAndGrid(t *testing.T) {
 	code, out, errs := runTool("inspect", dir)
 	if code != 0 || !strings.Contains(out, "train") || !strings.Contains(out, "mean RGB") || !strings.Contains(out, "n01440764") {
 		t.Fatalf("inspect: exit %d\n%s%s", code, out, errs)
+	}
+	// Each PCA line pairs an eigenvalue with its eigenvector: a column
+	// of meta.json's pca_eigvec, not a row.
+	m, err := shards.ReadMeta(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := m.Stats
+	for j := range 3 {
+		want := fmt.Sprintf("%9.2f  %7.2f   (%6.3f %6.3f %6.3f)", st.PCAEigval[j], math.Sqrt(st.PCAEigval[j]), st.PCAEigvec[0][j], st.PCAEigvec[1][j], st.PCAEigvec[2][j])
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect lacks component %d as %q:\n%s", j, want, out)
+		}
 	}
 	code, out, _ = runTool("inspect", dir, "--json")
 	var js struct {
