@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
@@ -255,8 +256,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if len(plots) > 0 {
 		plotsAt = fmt.Sprintf("%s in %s", strings.Join(plots, ", "), c.Out)
 	}
-	fmt.Fprintf(stderr, "train: done (%s): %s, %s in %.0fs; %s; checkpoint %s; %s\n",
-		res.Stopped, cli.Count(int(res.Steps), "step", "steps"), cli.Count(res.Epoch, "epoch", "epochs"), res.Seconds, val, res.Checkpoint, plotsAt)
+	took := fmt.Sprintf("in %s", (time.Duration(res.Seconds) * time.Second).String())
+	if res.RunSeconds >= res.Seconds+1 {
+		took = fmt.Sprintf("in %s (the run %s in all, across resumes)", (time.Duration(res.Seconds) * time.Second).String(), (time.Duration(res.RunSeconds) * time.Second).String())
+	}
+	fmt.Fprintf(stderr, "train: done (%s): %s, %s %s; %s; checkpoint %s; %s\n",
+		res.Stopped, cli.Count(int(res.Steps), "step", "steps"), cli.Count(res.Epoch, "epoch", "epochs"), took, val, res.Checkpoint, plotsAt)
 	return cli.ExitOK
 }
 

@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -72,7 +73,10 @@ type Result struct {
 	Epoch   int
 	Top1Err float64
 	Top5Err float64
-	Seconds float64
+	Seconds float64 // this process's time
+	// RunSeconds is the run's wall time across resumes, as metrics.jsonl
+	// counts it (the time between a stop and its resume left out).
+	RunSeconds float64
 	// Evaluated says whether Top1Err and Top5Err hold a validation pass
 	// of this run: false when it stopped before its first epoch ended or
 	// the shards have no validation split.
@@ -91,11 +95,12 @@ func (r Result) MarshalJSON() ([]byte, error) {
 		Steps      int64    `json:"steps"`
 		Epochs     int      `json:"epochs"`
 		Seconds    float64  `json:"seconds"`
+		RunSeconds float64  `json:"run_seconds"`
 		Evaluated  bool     `json:"evaluated"`
 		Top1Err    *float64 `json:"top1_err,omitempty"`
 		Top5Err    *float64 `json:"top5_err,omitempty"`
 		Checkpoint string   `json:"checkpoint"`
-	}{Stopped: r.Stopped, Steps: r.Steps, Epochs: r.Epoch, Seconds: r.Seconds, Evaluated: r.Evaluated, Checkpoint: r.Checkpoint}
+	}{Stopped: r.Stopped, Steps: r.Steps, Epochs: r.Epoch, Seconds: r.Seconds, RunSeconds: r.RunSeconds, Evaluated: r.Evaluated, Checkpoint: r.Checkpoint}
 	if r.Evaluated {
 		out.Top1Err, out.Top5Err = &r.Top1Err, &r.Top5Err
 	}
@@ -418,12 +423,14 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		// must not take another step (each resume would add one).
 		if cfg.MaxSteps > 0 && step >= cfg.MaxSteps {
 			fmt.Fprintf(log, "train: the checkpoint is already at step %d, --max-steps %d: nothing to train\n", step, cfg.MaxSteps)
-			return &Result{Steps: step, Epoch: pos.Epoch, Checkpoint: ckPath, Stopped: "max-steps", Seconds: time.Since(start).Seconds()}, nil
+			sec := time.Since(start).Seconds()
+			return &Result{Steps: step, Epoch: pos.Epoch, Checkpoint: ckPath, Stopped: "max-steps", Seconds: sec, RunSeconds: priorSeconds(cfg.Out, step) + sec}, nil
 		}
 		// Likewise --epochs counts epochs in all.
 		if pos.Epoch >= cfg.Epochs {
 			fmt.Fprintf(log, "train: the checkpoint has done %d epochs, --epochs %d: nothing to train\n", pos.Epoch, cfg.Epochs)
-			return &Result{Steps: step, Epoch: pos.Epoch, Checkpoint: ckPath, Stopped: "epochs", Seconds: time.Since(start).Seconds()}, nil
+			sec := time.Since(start).Seconds()
+			return &Result{Steps: step, Epoch: pos.Epoch, Checkpoint: ckPath, Stopped: "epochs", Seconds: sec, RunSeconds: priorSeconds(cfg.Out, step) + sec}, nil
 		}
 	}
 
@@ -788,7 +795,25 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	}
 	res.Steps = step
 	res.Seconds = time.Since(start).Seconds()
+	res.RunSeconds = before + res.Seconds
 	return res, nil
+}
+
+// priorSeconds is the run's wall time before this process: the clock of
+// the last line of dir's metrics.jsonl up to step, as a resume keeps it.
+func priorSeconds(dir string, step int64) float64 {
+	b, err := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
+	if err != nil {
+		return 0
+	}
+	var sec float64
+	for line := range bytes.Lines(b) {
+		var m Metric
+		if json.Unmarshal(line, &m) == nil && m.Step <= step {
+			sec = max(sec, m.Seconds)
+		}
+	}
+	return sec
 }
 
 // epochLeft estimates the training time left in an epoch of which batches
