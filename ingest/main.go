@@ -163,6 +163,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return o.Failf(cli.ExitFailure, "interrupted while listing the dataset; nothing was written")
 	}
+	if errors.Is(err, imagenet.ErrOtherLayout) {
+		return o.Fail(cli.ExitUsage, err)
+	}
 	if err != nil {
 		return o.Fail(cli.ExitFailure, err)
 	}

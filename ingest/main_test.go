@@ -166,7 +166,7 @@ func TestExitCodes(t *testing.T) {
 		{name: "help", args: []string{"--help"}, code: cli.ExitOK, say: "Example", lacks: "Layouts (detected"},
 		{name: "no dataset", args: []string{}, code: cli.ExitUsage, say: "exactly one dataset"},
 		{name: "bad codec", args: []string{"--codec", "jpeg", root}, code: cli.ExitUsage, say: "unknown codec"},
-		{name: "bad split", args: []string{"--splits", "bogus", nope}, code: cli.ExitUsage, say: `unknown split "bogus"`},
+		{name: "bad split", args: []string{"--splits", "bogus", nope}, code: cli.ExitUsage, say: `unknown split "bogus" (want train, val or train,val)`},
 		{name: "split twice", args: []string{"--splits", "train,train", nope}, code: cli.ExitUsage, say: `split "train" given twice`},
 		{name: "no split", args: []string{"--splits", " , ", nope}, code: cli.ExitUsage, say: `--splits " , " names no split`},
 		{name: "size 0", args: []string{"--size", "0", nope}, code: cli.ExitUsage, say: "size 0 out of range 1..4096"},
@@ -323,7 +323,7 @@ func TestLayoutFlag(t *testing.T) {
 	}{
 		{"detected, empty", nil, cli.ExitFailure, "kaggle layout found, but no images in it; it also holds a tree layout (--layout tree)"},
 		{"forced tree", []string{"--layout", "tree"}, cli.ExitOK, "tree layout at"},
-		{"forced tars, none there", []string{"--layout", "tars"}, cli.ExitFailure, "no tars layout found"},
+		{"forced tars, none there", []string{"--layout", "tars"}, cli.ExitUsage, "no tars layout found"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			args := append([]string{"--quiet", "--size", "16", "--out", t.TempDir()}, c.args...)

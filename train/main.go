@@ -68,7 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	fs.StringVar(&c.Init, "init", "", "initialisation: paper (N(0,0.01), biases 1 in conv2/4/5, fc6/7) or he; default: the model's ("+modelInits()+")")
 	fs.IntVar(&c.Epochs, "epochs", 90, "epochs")
 	fs.IntVar(&c.Batch, "batch", 128, "batch size")
-	fs.IntVar(&c.Crop, "crop", 0, "crop side (default 7/8 of the shards' side: 224 from 256)")
+	fs.IntVar(&c.Crop, "crop", 0, "crop side (0: 7/8 of the shards' side, 224 from 256)")
 	fs.Float64Var(&c.LR, "lr", 0.01, "initial learning rate")
 	fs.Float64Var(&c.Momentum, "momentum", 0.9, "momentum")
 	fs.Float64Var(&c.WeightDecay, "weight-decay", 5e-4, "weight decay")
@@ -92,12 +92,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	ckpt := fs.String("checkpoint", "", "checkpoint file, or a run folder (train's --out), for --eval-only")
 	tenCrop := fs.Bool("ten-crop", false, "--eval-only: average the paper's ten crops")
 	asJSON := fs.Bool("json", false, "print the result as JSON on stdout")
-	if err := cli.Parse(fs, args); err != nil {
+	// Interspersed, so that flags after a stray argument (--json among
+	// them) are still read, and the argument named.
+	pos, err := cli.ParseInterspersed(fs, args)
+	if err != nil {
 		return o.ParseFailed(fs, args, err)
 	}
 	o.JSON = *asJSON
-	if c.Shards == "" || fs.NArg() != 0 {
-		return o.Fail(cli.ExitUsage, "--shards DIR is required, and no positional arguments are taken (see --help)")
+	if len(pos) != 0 {
+		return o.Failf(cli.ExitUsage, "unexpected argument %q: train takes flags only, the shards as --shards DIR (see --help)", pos[0])
+	}
+	if c.Shards == "" {
+		return o.Fail(cli.ExitUsage, "--shards DIR is required (see --help)")
 	}
 	if c.Resume && !*evalOnly {
 		if err := resumeDefaults(fs, &c, stderr); err != nil {

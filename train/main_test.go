@@ -26,6 +26,7 @@ func TestUsageAndDeviceErrors(t *testing.T) {
 	}{
 		{"help", []string{"--help"}, cli.ExitOK, "Examples"},
 		{"no shards", []string{}, cli.ExitUsage, "--shards DIR is required"},
+		{"shards as an argument", []string{"--shards", "x", "y"}, cli.ExitUsage, `unexpected argument "y": train takes flags only`},
 		{"bad device", []string{"--shards", "x", "--device", "tpu"}, cli.ExitUsage, "unknown --device"},
 		// No GPU here: the message names the library it could not load.
 		{"cuda without a GPU", []string{"--shards", "x", "--device", "cuda"}, cli.ExitFailure, "libcuda.so.1"},

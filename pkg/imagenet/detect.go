@@ -1,6 +1,7 @@
 package imagenet
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -55,11 +56,15 @@ func detect(root string, force Layout) (*plan, error) {
 		case base == "train" || base == "val":
 			hint = fmt.Sprintf("\n%s looks like a dataset's %s/ folder: give the folder that holds it, %s", root, base, filepath.Dir(root))
 		}
-		return nil, fmt.Errorf("%s found in %s; looked for:\n"+
+		err := fmt.Errorf("%s found in %s; looked for:\n"+
 			"  tars:   %s and/or %s\n"+
 			"  tree:   train/<wnid>/*.JPEG and/or val/\n"+
 			"  kaggle: %s/{train,val}%s",
 			what, root, trainTarName, valTarName, kaggleDataDir, hint)
+		if force != "" && len(other) > 0 {
+			return nil, markedError{err, ErrOtherLayout}
+		}
+		return nil, err
 	}
 	p := found[0]
 	for _, q := range found[1:] {
@@ -144,3 +149,13 @@ func isFile(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.Mode().IsRegular()
 }
+
+// ErrOtherLayout marks a dataset folder that holds another layout than
+// --layout names: the flag is the mistake, not the data.
+var ErrOtherLayout = errors.New("the dataset holds another layout than the one asked for")
+
+// markedError is err, which says it all, that is also mark for errors.Is.
+type markedError struct{ err, mark error }
+
+func (e markedError) Error() string   { return e.err.Error() }
+func (e markedError) Unwrap() []error { return []error{e.err, e.mark} }

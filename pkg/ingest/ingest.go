@@ -259,7 +259,7 @@ func (o *Options) Validate() error {
 	}
 	for i, s := range o.Splits {
 		if s != "train" && s != "val" {
-			return fmt.Errorf("unknown split %q", s)
+			return fmt.Errorf("unknown split %q (want train, val or train,val)", s)
 		}
 		if slices.Contains(o.Splits[:i], s) {
 			// The second pass would only resume the first.
