@@ -418,3 +418,19 @@ func TestNonFiniteLogitsAreNotScored(t *testing.T) {
 		t.Fatalf("--eval-only: got %v", err)
 	}
 }
+
+// An interrupt during the first validation, before any checkpoint, says
+// once that there is nothing to resume.
+func TestInterruptDuringFirstValidation(t *testing.T) {
+	shardDir := syntheticShards(t, 64, 16) // 4 steps an epoch at batch 16
+	cfg := smallConfig(shardDir, t.TempDir())
+	cfg.LogEvery = 4 // the epoch's last step logs, then validation starts
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := Train(ctx, cfg, &cancelAt{prefix: "step      4 ", cancel: cancel})
+	msg := fmt.Sprint(err)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(msg, "validation after epoch 0") ||
+		strings.Count(msg, "checkpoint") != 1 || !strings.Contains(msg, "interrupted before this run wrote a checkpoint: nothing to resume") {
+		t.Fatalf("interrupted in validation: %v", err)
+	}
+}

@@ -635,8 +635,9 @@ func TestInterruptDuringValidation(t *testing.T) {
 	// just before the validation pass.
 	log := &cancelAt{prefix: "step     10 ", cancel: cancel}
 	_, err := Train(ctx, cfg, log)
-	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "validation after epoch 0") || !strings.Contains(err.Error(), "--resume continues from") {
-		t.Fatalf("interrupted in validation: %v", err)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "validation after epoch 0") || !strings.Contains(err.Error(), "--resume continues from") ||
+		strings.Count(err.Error(), CheckpointFile) != 1 {
+		t.Fatalf("interrupted in validation: want the checkpoint named once, to resume from: %v", err)
 	}
 	if ck, err := Load(filepath.Join(out, CheckpointFile)); err != nil || ck.Step != 8 {
 		t.Fatalf("the checkpoint left is not step 8's: %v", err)

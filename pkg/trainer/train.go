@@ -639,7 +639,11 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		if endOfEpoch {
 			ev, err := evaluate(ctx, be, cfg.Shards, meta, crop, cfg.EvalBatch, pipeline.Center, cfg.MaxValImages)
 			if err != nil {
-				return false, fmt.Errorf("step %d (%v): validation after epoch %d: %w; %s", step, at, at.Epoch, err, kept())
+				err = fmt.Errorf("step %d (%v): validation after epoch %d: %w", step, at, at.Epoch, err)
+				if ctx.Err() != nil {
+					return false, err // an interrupt: stoppedInside says what is kept
+				}
+				return false, fmt.Errorf("%w; %s", err, kept())
 			}
 			trainErr := errorRate(run.Hits, run.Seen)
 			trainLoss := run.EpochLoss / float64(max(run.EpochSteps, 1))
