@@ -124,6 +124,18 @@ var ErrConfig = errors.New("settings do not fit the shards")
 // checkpoint's in a way that would not continue the same run.
 var ErrResumeMismatch = errors.New("does not match the checkpoint")
 
+// mismatch is a --resume refusal: the message says what differs, and
+// errors.Is finds ErrResumeMismatch in it without its text repeating that.
+func mismatch(format string, a ...any) error {
+	return markedError{fmt.Errorf(format, a...), ErrResumeMismatch}
+}
+
+// markedError reads as err and is also mark, for errors.Is.
+type markedError struct{ err, mark error }
+
+func (e markedError) Error() string   { return e.err.Error() }
+func (e markedError) Unwrap() []error { return []error{e.err, e.mark} }
+
 // ErrNoRun marks a --resume where --out holds no checkpoint to continue.
 var ErrNoRun = errors.New("no run to resume")
 
@@ -319,28 +331,28 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			differ = append(differ, fmt.Sprintf("%d classes, not the %d of %s", ck.Classes, len(meta.Classes), cfg.Shards))
 		}
 		if len(differ) > 0 {
-			return nil, fmt.Errorf("--resume: %s is a run with %s (leave those flags out and --resume takes the run's): %w",
-				ckPath, strings.Join(differ, "; "), ErrResumeMismatch)
+			return nil, mismatch("--resume: %s is a run with %s (leave those flags out and --resume takes the run's)",
+				ckPath, strings.Join(differ, "; "))
 		}
 		// The checkpoint's position counts batches of its own size, and
 		// its outputs mean its own classes; checkpoints from before these
 		// fields were kept leave them empty and cannot be checked.
 		if ck.Batch != 0 && ck.Batch != cfg.Batch {
-			return nil, fmt.Errorf("--resume: %s was trained with --batch %d, not %d; its epoch position counts batches of %d: %w",
-				ckPath, ck.Batch, cfg.Batch, ck.Batch, ErrResumeMismatch)
+			return nil, mismatch("--resume: %s was trained with --batch %d, not %d, and its epoch position counts batches of %d (leave --batch out and --resume takes the run's)",
+				ckPath, ck.Batch, cfg.Batch, ck.Batch)
 		}
 		if ck.ImageHW != 0 && ck.ImageHW != meta.Width {
-			return nil, fmt.Errorf("--resume: %s was trained on %d-px images, %s holds %d-px ones: %w", ckPath, ck.ImageHW, cfg.Shards, meta.Width, ErrResumeMismatch)
+			return nil, mismatch("--resume: %s was trained on %d-px images, %s holds %d-px ones", ckPath, ck.ImageHW, cfg.Shards, meta.Width)
 		}
 		if ck.ClassList != "" && ck.ClassList != classList {
-			return nil, fmt.Errorf("--resume: %s was trained on another class list than %s/meta.json's: %w", ckPath, cfg.Shards, ErrResumeMismatch)
+			return nil, mismatch("--resume: %s was trained on another class list than %s/meta.json's", ckPath, cfg.Shards)
 		}
 		if ck.TrainSet != "" && ck.TrainSet != trainSet {
 			// The same classes and image size, but other shards: the
 			// checkpoint's position would skip or repeat images.
 			tr := meta.Splits["train"]
-			return nil, fmt.Errorf("--resume: %s was trained on other train shards than %s holds (%d shards, %d images; their files, record counts or checksums differ), and its epoch position and shuffle order index those: resume with the shards it was trained on, or start a new run (--overwrite, or another --out): %w",
-				ckPath, cfg.Shards, len(tr.Shards), tr.Records, ErrResumeMismatch)
+			return nil, mismatch("--resume: %s was trained on other train shards than %s holds (%d shards, %d images; their files, record counts or checksums differ), and its epoch position and shuffle order index those: resume with the shards it was trained on, or start a new run (--overwrite, or another --out)",
+				ckPath, cfg.Shards, len(tr.Shards), tr.Records)
 		}
 		sched = ck.Schedule
 		cfg.Init = ck.Init // the run's own, whatever --init says now
