@@ -105,6 +105,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if c.Shards == "" {
 		return o.Fail(cli.ExitUsage, "--shards DIR is required (see --help)")
 	}
+	// Before resumeDefaults, whose notes would read as if the resume
+	// were going ahead.
+	if c.Resume && c.Overwrite {
+		return o.Fail(cli.ExitUsage, "--resume and --overwrite contradict each other")
+	}
 	if c.Resume && !*evalOnly {
 		if err := resumeDefaults(fs, &c, stderr); err != nil {
 			return o.Fail(cli.ExitFailure, "--resume:", err)
@@ -374,9 +379,6 @@ func check(c trainer.Config, sigma float64, precision string, evalOnly, tenCrop 
 	}
 	if tenCrop && !evalOnly {
 		return errors.New("--ten-crop is for --eval-only (validation during training uses the centre crop)")
-	}
-	if c.Resume && c.Overwrite {
-		return errors.New("--resume and --overwrite contradict each other")
 	}
 	for _, f := range []struct {
 		name string

@@ -129,6 +129,13 @@ func TestDamagedShardUnderOverwrite(t *testing.T) {
 	if code := run(context.Background(), args, &so, &se); code != cli.ExitOK {
 		t.Fatalf("first run: exit %d:\n%s", code, se.String())
 	}
+	// --resume with --overwrite is refused before a note on what the
+	// resume would take from the run.
+	se.Reset()
+	if code := run(context.Background(), append(slices.Clone(args), "--resume", "--overwrite", "--batch", "4"), &so, &se); code != cli.ExitUsage ||
+		se.String() != "train: --resume and --overwrite contradict each other\n" {
+		t.Fatalf("--resume --overwrite: exit %d, stderr:\n%s", code, se.String())
+	}
 	p := filepath.Join(shardDir, "train-00000.shard")
 	b, err := os.ReadFile(p)
 	if err != nil {
