@@ -188,13 +188,8 @@ func WritePlots(dir string, ms []Metric) error {
 		}
 	}
 	if len(top1) > 0 || len(train1) > 0 {
-		p := plot.New()
-		p.Title.Text = "Error"
-		p.X.Label.Text = "epoch"
-		p.Y.Label.Text = "error (%)"
-		p.X.Tick.Marker = readableTicks{whole: true}
-		p.Y.Tick.Marker = readableTicks{}
-		if err := addLines(p, "validation top-1", top1, "validation top-5", top5, "train top-1 (running)", train1); err != nil {
+		p, err := errorPlot(top1, top5, train1)
+		if err != nil {
 			return err
 		}
 		if err := savePlot(p, filepath.Join(dir, "error.png")); err != nil {
@@ -202,6 +197,24 @@ func WritePlots(dir string, ms []Metric) error {
 		}
 	}
 	return nil
+}
+
+// errorPlot is error.png: top-1 and top-5 validation error and the
+// running training error, by epoch.
+func errorPlot(top1, top5, train1 plotter.XYs) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = "Error"
+	p.X.Label.Text = "epoch"
+	p.Y.Label.Text = "error (%)"
+	p.X.Tick.Marker = readableTicks{whole: true}
+	p.Y.Tick.Marker = readableTicks{}
+	if err := addLines(p, "validation top-1", top1, "validation top-5", top5, "train top-1 (running)", train1); err != nil {
+		return nil, err
+	}
+	// One epoch is one x: plot would widen it to -1..1, and a negative
+	// epoch means nothing.
+	p.X.Max = max(p.X.Max, p.X.Min+1)
+	return p, nil
 }
 
 // readableTicks labels five to ten round values along an axis (steps of

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gonum.org/v1/plot/plotter"
 	"hash/crc32"
 	"io"
 	"math"
@@ -533,5 +534,21 @@ func TestReadableTicks(t *testing.T) {
 		if ts := (readableTicks{}).Ticks(r[0], r[1]); len(ts) != 0 {
 			t.Errorf("%g..%g: ticks %v", r[0], r[1], ts)
 		}
+	}
+}
+
+// A one-epoch run's error.png spans epochs 0 to 1, not -1 to 1.
+func TestErrorPlotOfOneEpoch(t *testing.T) {
+	pt := plotter.XYs{{X: 0, Y: 12}}
+	p, err := errorPlot(pt, pt, pt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var labels []string
+	for _, tk := range p.X.Tick.Marker.Ticks(p.X.Min, p.X.Max) {
+		labels = append(labels, tk.Label)
+	}
+	if p.X.Min != 0 || p.X.Max != 1 || strings.Join(labels, " ") != "0 1" {
+		t.Fatalf("epoch axis %g..%g, ticks %v", p.X.Min, p.X.Max, labels)
 	}
 }
