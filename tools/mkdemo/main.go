@@ -112,7 +112,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.Val, "val", 10000, "write the first `N` test images as the validation set")
 	fs.IntVar(&c.Size, "size", 28, "side of the written images in pixels; other than 28 resamples with Lanczos")
 	fs.IntVar(&c.Quality, "quality", 95, "JPEG quality, 1..100")
-	fs.IntVar(&c.workers, "workers", runtime.GOMAXPROCS(0), "parallel encoders")
+	fs.IntVar(&c.workers, "workers", 0, "parallel encoders (0: one per CPU)")
 	if err := cli.Parse(fs, args); err != nil {
 		return c, err
 	}
@@ -129,8 +129,11 @@ func parseFlags(args []string, stdout, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("--size %d: want 1..4096", c.Size)
 	case c.Quality < 1 || c.Quality > 100:
 		return c, fmt.Errorf("--quality %d: want 1..100", c.Quality)
-	case c.workers < 1:
-		return c, fmt.Errorf("--workers %d: want at least 1", c.workers)
+	case c.workers < 0:
+		return c, fmt.Errorf("--workers %d: want 0 (one per CPU) or more", c.workers)
+	}
+	if c.workers == 0 {
+		c.workers = runtime.GOMAXPROCS(0)
 	}
 	if abs, err := filepath.Abs(c.Src); err == nil {
 		c.Src = abs
