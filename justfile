@@ -42,7 +42,7 @@ demo: setup build
     bin/ingest --size 32 --shard-size 4096 --out demo/shards demo/fashion-mnist
     bin/shardtool verify demo/shards
     bin/shardtool inspect demo/shards
-    bin/shardtool grid demo/shards --n 64 --tile 64 --out demo/grid.png
+    bin/shardtool grid demo/shards --n 64 --tile 96 --out demo/grid.png
     bin/train --shards demo/shards --model small --crop 32 --epochs 3 --batch 128 --lr 0.01 --weight-decay 5e-5 --lighting 0 --log-every 100 --overwrite --out runs/demo
     bin/train --shards demo/shards --eval-only --checkpoint runs/demo/checkpoint.ckpt
     bin/predict --checkpoint runs/demo/checkpoint.ckpt --shards demo/shards demo/fashion-mnist/val/ILSVRC2012_val_00000001.JPEG demo/fashion-mnist/val/ILSVRC2012_val_00000002.JPEG
