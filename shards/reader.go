@@ -281,6 +281,31 @@ func (s *Scanner) read(b []byte) error {
 	return nil
 }
 
+// readBody reads a record body of n bytes into s.buf, returned with room
+// for its 4-byte CRC after it. The buffer grows as the bytes arrive, at
+// most doubling what was read: a damaged length field (up to maxBody, 1
+// GiB) must not allocate that much before the read finds the file short.
+func (s *Scanner) readBody(n int) ([]byte, error) {
+	if cap(s.buf) >= n+4 {
+		b := s.buf[:n+4]
+		return b, s.read(b[:n])
+	}
+	b := s.buf[:0]
+	for len(b) < n {
+		step := min(n-len(b), max(len(b), 1<<20))
+		if cap(b) < len(b)+step+4 {
+			b = append(b[:cap(b)], make([]byte, len(b)+step+4-cap(b))...)[:len(b)]
+		}
+		if err := s.read(b[len(b) : len(b)+step]); err != nil {
+			s.buf = b
+			return nil, err
+		}
+		b = b[:len(b)+step]
+	}
+	s.buf = b
+	return b[:n+4], nil
+}
+
 // readCRC reads a record's CRC field, into the file CRC only when inFile.
 func (s *Scanner) readCRC(b []byte, inFile bool) error {
 	if inFile {
@@ -331,11 +356,7 @@ func (s *Scanner) Next() (*Record, error) {
 	if n < recordFixed || n > maxBody {
 		return fail(s.index, start, fmt.Errorf("%w: record length %d", ErrFormat, n))
 	}
-	if cap(s.buf) < int(n)+4 {
-		s.buf = make([]byte, n+4)
-	}
-	b := s.buf[:n+4]
-	err := s.read(b[:n])
+	b, err := s.readBody(int(n))
 	if err == nil {
 		// From version 2 on, the file CRC leaves the record's own out.
 		err = s.readCRC(b[n:], s.version < 2)

@@ -2,12 +2,14 @@ package shards
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -311,6 +313,27 @@ func TestReaderCatchesEveryFlippedByte(t *testing.T) {
 		if !strings.Contains(err.Error(), "bad.shard") {
 			t.Fatalf("flip at byte %d: %v does not name the shard", pos, err)
 		}
+	}
+}
+
+// A record length damaged to near maxBody in a short file costs the
+// Scanner what the file holds, not the gigabyte the length claims
+// (shardtool verify runs one Scanner a worker).
+func TestScannerDoesNotTrustTheLength(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.shard")
+	writeTestShard(t, path, 3, CodecGradHuff)
+	b, _ := os.ReadFile(path)
+	binary.LittleEndian.PutUint32(b[headerSize:], maxBody-1) // the first record's length field
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	sc := NewScanner("t", bytes.NewReader(b))
+	_, err := sc.Next()
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "truncated") {
+		t.Fatalf("a length past the file's end: %v", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 8<<20 {
+		t.Fatalf("the Scanner allocated %d MB for a %d-byte file", got>>20, len(b))
 	}
 }
 
