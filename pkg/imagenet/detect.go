@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/alexnet-repro/alexnet/internal/errs"
 )
 
 // detect works out which layout lies under root. When several do, kaggle
@@ -62,7 +64,7 @@ func detect(root string, force Layout) (*plan, error) {
 			"  kaggle: %s/{train,val}%s",
 			what, root, trainTarName, valTarName, kaggleDataDir, hint)
 		if force != "" && len(other) > 0 {
-			return nil, markedError{err, ErrOtherLayout}
+			return nil, errs.Mark(err, ErrOtherLayout)
 		}
 		return nil, err
 	}
@@ -153,9 +155,3 @@ func isFile(path string) bool {
 // ErrOtherLayout marks a dataset folder that holds another layout than
 // --layout names: the flag is the mistake, not the data.
 var ErrOtherLayout = errors.New("the dataset holds another layout than the one asked for")
-
-// markedError is err, which says it all, that is also mark for errors.Is.
-type markedError struct{ err, mark error }
-
-func (e markedError) Error() string   { return e.err.Error() }
-func (e markedError) Unwrap() []error { return []error{e.err, e.mark} }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/alexnet-repro/alexnet/augment"
 	"github.com/alexnet-repro/alexnet/internal/dirlock"
+	"github.com/alexnet-repro/alexnet/internal/errs"
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
 	"github.com/alexnet-repro/alexnet/pkg/pipeline"
 	"github.com/alexnet-repro/alexnet/shards"
@@ -127,14 +128,8 @@ var ErrResumeMismatch = errors.New("does not match the checkpoint")
 // mismatch is a --resume refusal: the message says what differs, and
 // errors.Is finds ErrResumeMismatch in it without its text repeating that.
 func mismatch(format string, a ...any) error {
-	return markedError{fmt.Errorf(format, a...), ErrResumeMismatch}
+	return errs.Mark(fmt.Errorf(format, a...), ErrResumeMismatch)
 }
-
-// markedError reads as err and is also mark, for errors.Is.
-type markedError struct{ err, mark error }
-
-func (e markedError) Error() string   { return e.err.Error() }
-func (e markedError) Unwrap() []error { return []error{e.err, e.mark} }
 
 // ErrNoRun marks a --resume where --out holds no checkpoint to continue.
 var ErrNoRun = errors.New("no run to resume")

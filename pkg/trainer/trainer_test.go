@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"gonum.org/v1/plot/plotter"
 	"hash/crc32"
 	"io"
 	"math"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
+	"gonum.org/v1/plot/plotter"
 )
 
 func TestCheckpointRoundTripAndDamage(t *testing.T) {
