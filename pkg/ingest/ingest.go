@@ -170,6 +170,9 @@ type Report struct {
 
 const stateDir = ".ingest-state"
 
+// splitNames are the splits ingest writes, in the order it writes them.
+var splitNames = []string{"train", "val"}
+
 // shardPlan is one shard to write: which items, in which order.
 type shardPlan struct {
 	split string
@@ -258,7 +261,7 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("workers %d must be 0 (one per CPU) or more", o.Workers)
 	}
 	for i, s := range o.Splits {
-		if s != "train" && s != "val" {
+		if !slices.Contains(splitNames, s) {
 			return fmt.Errorf("unknown split %q (want train, val or train,val)", s)
 		}
 		if slices.Contains(o.Splits[:i], s) {
@@ -278,7 +281,7 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 		opt.Workers = runtime.GOMAXPROCS(0)
 	}
 	if len(opt.Splits) == 0 {
-		opt.Splits = []string{"train", "val"}
+		opt.Splits = slices.Clone(splitNames)
 	}
 	if err := os.MkdirAll(filepath.Join(opt.Out, stateDir), 0o755); err != nil {
 		return nil, err
@@ -555,7 +558,7 @@ func shardFiles(out string) []string {
 	ents, _ := os.ReadDir(out)
 	for _, e := range ents {
 		p := filepath.Join(out, e.Name())
-		if _, _, ok := shardNumber(e.Name(), []string{"train", "val"}); ok && e.Type().IsRegular() && shards.IsShardFile(p) {
+		if _, _, ok := shardNumber(e.Name(), splitNames); ok && e.Type().IsRegular() && shards.IsShardFile(p) {
 			found = append(found, p)
 		}
 	}
@@ -748,12 +751,12 @@ func resumable(ds *imagenet.Dataset, opt Options, plans []*shardPlan) (done, tod
 	// run's: shards, meta.json and the report in out; sidecars and the
 	// dataset mark in its state folder. Other .tmp files are the user's.
 	shards.RemoveTemps(opt.Out, func(base string) bool {
-		_, _, shard := shardNumber(base, []string{"train", "val"})
+		_, _, shard := shardNumber(base, splitNames)
 		return shard || base == shards.MetaFile || base == ReportFile
 	})
 	shards.RemoveTemps(filepath.Join(opt.Out, stateDir), func(base string) bool {
 		shard, ok := strings.CutSuffix(base, ".json")
-		_, _, named := shardNumber(shard, []string{"train", "val"})
+		_, _, named := shardNumber(shard, splitNames)
 		return base == datasetFile || ok && named
 	})
 	for _, p := range plans {
