@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
@@ -293,9 +294,7 @@ func (s *Scanner) readBody(n int) ([]byte, error) {
 	b := s.buf[:0]
 	for len(b) < n {
 		step := min(n-len(b), max(len(b), 1<<20))
-		if cap(b) < len(b)+step+4 {
-			b = append(b[:cap(b)], make([]byte, len(b)+step+4-cap(b))...)[:len(b)]
-		}
+		b = slices.Grow(b, step+4)
 		if err := s.read(b[len(b) : len(b)+step]); err != nil {
 			s.buf = b
 			return nil, err

@@ -1,7 +1,6 @@
 package trainer
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -96,16 +95,7 @@ type MetricsLog struct {
 // up to the checkpoint's step, so the log reads as one uninterrupted run.
 func OpenMetrics(dir string, keepUpTo int64) (*MetricsLog, error) {
 	path := filepath.Join(dir, "metrics.jsonl")
-	var kept []Metric
-	if b, err := os.ReadFile(path); err == nil {
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		for sc.Scan() {
-			var m Metric
-			if json.Unmarshal(sc.Bytes(), &m) == nil && m.Step <= keepUpTo {
-				kept = append(kept, m)
-			}
-		}
-	}
+	kept := readMetrics(dir, keepUpTo)
 	var buf bytes.Buffer
 	for _, m := range kept {
 		line, _ := json.Marshal(m)
@@ -119,6 +109,23 @@ func OpenMetrics(dir string, keepUpTo int64) (*MetricsLog, error) {
 		return nil, err
 	}
 	return &MetricsLog{path: path, f: f, all: kept}, nil
+}
+
+// readMetrics returns the lines of dir's metrics.jsonl up to step upTo;
+// lines that do not parse (a torn last line) are left out.
+func readMetrics(dir string, upTo int64) []Metric {
+	b, err := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
+	if err != nil {
+		return nil
+	}
+	var ms []Metric
+	for line := range bytes.Lines(b) {
+		var m Metric
+		if json.Unmarshal(line, &m) == nil && m.Step <= upTo {
+			ms = append(ms, m)
+		}
+	}
+	return ms
 }
 
 // Add appends one line.

@@ -1,7 +1,6 @@
 package trainer
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -582,9 +581,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		return nil, err
 	}
 	if ck != nil {
-		for _, m := range mlog.All() {
-			before = max(before, m.Seconds)
-		}
+		before = lastSeconds(mlog.All())
 	}
 	defer mlog.Close()
 
@@ -813,16 +810,14 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 // priorSeconds is the run's wall time before this process: the clock of
 // the last line of dir's metrics.jsonl up to step, as a resume keeps it.
 func priorSeconds(dir string, step int64) float64 {
-	b, err := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
-	if err != nil {
-		return 0
-	}
+	return lastSeconds(readMetrics(dir, step))
+}
+
+// lastSeconds is the latest clock among ms.
+func lastSeconds(ms []Metric) float64 {
 	var sec float64
-	for line := range bytes.Lines(b) {
-		var m Metric
-		if json.Unmarshal(line, &m) == nil && m.Step <= step {
-			sec = max(sec, m.Seconds)
-		}
+	for _, m := range ms {
+		sec = max(sec, m.Seconds)
 	}
 	return sec
 }
