@@ -237,13 +237,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		}
 		then := "" // a run that stopped before its first checkpoint starts again
 		if after, serr := os.Stat(ckptPath); serr == nil {
-			switch {
-			case !c.Overwrite:
+			// Under --overwrite, a checkpoint unchanged since the start is
+			// the run being replaced; a new one is this run's own.
+			if c.Overwrite && before != nil && os.SameFile(before, after) && before.ModTime().Equal(after.ModTime()) {
+				then = "; then run the same train command again"
+			} else {
 				then = "; then --resume this run"
-			case before == nil || !os.SameFile(before, after) || !before.ModTime().Equal(after.ModTime()):
-				then = "; then --resume this run" // this run's own, written before the damage was met
-			default:
-				then = "; then run the same train command again" // --out still holds the run --overwrite replaces
 			}
 		}
 		return o.Failf(code, "%v%s", err, repairHint(err, c.Shards, then))
@@ -267,9 +266,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if len(plots) > 0 {
 		plotsAt = fmt.Sprintf("%s in %s", strings.Join(plots, ", "), c.Out)
 	}
-	took := fmt.Sprintf("in %s", (time.Duration(res.Seconds) * time.Second).String())
+	secs := func(s float64) time.Duration { return time.Duration(s) * time.Second }
+	took := fmt.Sprintf("in %s", secs(res.Seconds))
 	if res.RunSeconds >= res.Seconds+1 {
-		took = fmt.Sprintf("in %s (the run %s in all, across resumes)", (time.Duration(res.Seconds) * time.Second).String(), (time.Duration(res.RunSeconds) * time.Second).String())
+		took += fmt.Sprintf(" (the run %s in all, across resumes)", secs(res.RunSeconds))
 	}
 	fmt.Fprintf(stderr, "train: done (%s): %s, %s %s; %s; checkpoint %s; %s\n",
 		res.Stopped, cli.Count(int(res.Steps), "step", "steps"), cli.Count(res.Epoch, "epoch", "epochs"), took, val, res.Checkpoint, plotsAt)
