@@ -1031,3 +1031,49 @@ func TestOpenContextCancelled(t *testing.T) {
 		})
 	}
 }
+
+// Caffe-style class indices count in the sorted WNIDs of the whole class
+// list: with train/ holding only some classes, the synset mapping says
+// which WNID an index is; without one, the train folders are the list.
+func TestValClassIndicesOverASubset(t *testing.T) {
+	all := []string{"n01440764", "n01443537", "n01484850", "n01491361"}
+	for _, tc := range []struct {
+		name    string
+		mapping bool
+		index   int
+		want    string // the WNID labelled, "" for none
+	}{
+		{"mapping, a class train holds", true, 1, "n01443537"},
+		{"mapping, another", true, 3, "n01491361"},
+		{"mapping, a class train lacks", true, 0, ""},
+		{"no mapping: the train folders", false, 1, "n01491361"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			if tc.mapping {
+				var m string
+				for _, w := range all {
+					m += w + " the " + w + "\n"
+				}
+				writeFile(t, filepath.Join(root, "LOC_synset_mapping.txt"), []byte(m))
+			}
+			for _, w := range []string{all[1], all[3]} {
+				writeFile(t, filepath.Join(root, "train", w, w+"_1.JPEG"), []byte("x"))
+			}
+			writeFile(t, filepath.Join(root, "val", "ILSVRC2012_val_00000001.JPEG"), []byte("x"))
+			lab := filepath.Join(root, "val.txt")
+			writeFile(t, lab, []byte(fmt.Sprintf("ILSVRC2012_val_00000001.JPEG %d\n", tc.index)))
+			d, err := Open(root, Options{ValLabels: lab})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			if l := d.Val[0].Label; l >= 0 {
+				got = d.Classes[l].WNID
+			}
+			if got != tc.want {
+				t.Fatalf("index %d labelled %q, want %q (classes %v, warnings %q)", tc.index, got, tc.want, d.Classes, d.Warnings)
+			}
+		})
+	}
+}

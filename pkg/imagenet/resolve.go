@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
@@ -189,6 +190,23 @@ func loadDevkitDir(data string) (*devkit, error) {
 		dk.truthPath = p
 	}
 	return dk, nil
+}
+
+// fullWNIDs is the whole class list's WNIDs, sorted, from the synset
+// mapping or else the devkit: nil when neither is there or loads.
+func (m *metaFiles) fullWNIDs() []string {
+	var w []string
+	if mapping, _, err := m.synsetMapping(); err == nil && len(mapping) > 0 {
+		for _, e := range mapping {
+			w = append(w, e.wnid)
+		}
+	} else if dk, err := m.devkit(); err == nil && dk != nil {
+		for _, s := range dk.leaves() {
+			w = append(w, s.wnid)
+		}
+	}
+	sort.Strings(w)
+	return w
 }
 
 // leaves are the synsets that are classes: those without children, or,
@@ -436,6 +454,19 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 		}
 	}
 
+	// Class indices count in the sorted WNIDs of the whole class list
+	// (Caffe's val.txt indexes ImageNet's 1000), which the train folders
+	// give only when they hold every class: a mapping or the devkit, when
+	// there is one, says which WNID an index is.
+	var byIndex []string
+	if src.numbers == classIndex {
+		if byIndex = m.fullWNIDs(); byIndex == nil {
+			for _, c := range d.Classes {
+				byIndex = append(byIndex, c.WNID)
+			}
+		}
+	}
+
 	outside, changed, matched := 0, 0, 0
 	for i := range val.items {
 		it := &val.items[i]
@@ -456,10 +487,14 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 				outside++
 			}
 		case src.numbers == classIndex:
-			if ref.n >= len(d.Classes) {
-				return &PathError{Path: srcPath, Err: fmt.Errorf("image %s: class index %d, but there are %d classes (indices are 0-based)", it.Name, ref.n, len(d.Classes))}
+			if ref.n >= len(byIndex) {
+				return &PathError{Path: srcPath, Err: fmt.Errorf("image %s: class index %d, but there are %d classes (indices are 0-based)", it.Name, ref.n, len(byIndex))}
 			}
-			label = ref.n
+			if c, ok := index[byIndex[ref.n]]; ok {
+				label = c
+			} else {
+				outside++
+			}
 		default:
 			w, ok := idWNID[ref.n]
 			if !ok {
