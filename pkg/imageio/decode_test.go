@@ -14,6 +14,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -770,6 +772,53 @@ func TestGIFOpaque(t *testing.T) {
 				if _, _, _, a := m.(*image.Paletted).Palette[1].RGBA(); a == 0 {
 					t.Error("palette entry 1 still transparent")
 				}
+			}
+		})
+	}
+}
+
+// webpVP8X is an extended WebP: a VP8X canvas of cw×ch holding a lossless
+// frame whose header states fw×fh, its pixel data left out.
+func webpVP8X(cw, ch, fw, fh int) []byte {
+	le24 := func(v int) []byte { return []byte{byte(v), byte(v >> 8), byte(v >> 16)} }
+	vp8x := append([]byte{0, 0, 0, 0}, append(le24(cw-1), le24(ch-1)...)...)
+	bits := uint32(fw-1) | uint32(fh-1)<<14
+	vp8l := []byte{0x2f, byte(bits), byte(bits >> 8), byte(bits >> 16), byte(bits >> 24), 0, 0, 0}
+	chunk := func(fourcc string, body []byte) []byte {
+		n := len(body)
+		return append(append([]byte(fourcc), byte(n), byte(n>>8), byte(n>>16), byte(n>>24)), body...)
+	}
+	body := append([]byte("WEBP"), append(chunk("VP8X", vp8x), chunk("VP8L", vp8l)...)...)
+	n := len(body)
+	return append([]byte{'R', 'I', 'F', 'F', byte(n), byte(n >> 8), byte(n >> 16), byte(n >> 24)}, body...)
+}
+
+// A WebP frame is held to the limits and to its canvas before it is
+// decoded: a 50-byte file claiming a 10000² frame on a 1×1 canvas cost
+// 667 MB and decoded.
+func TestWebPFrameBeyondItsCanvas(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want any
+		says string
+	}{
+		{"frame larger than the canvas", webpVP8X(1, 1, 10000, 10000), &FormatError{}, "frame is 10000x10000, its canvas 1x1"},
+		{"frame beyond the limits", webpVP8X(1, 1, 16384, 16384), &UnsupportedError{}, "exceed the limit"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if w, h, ok := webpFrameDims(tc.data); !ok || w < 10000 || h < 10000 {
+				t.Fatalf("webpFrameDims = %d, %d, %v", w, h, ok)
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := NewDecoder().DecodeForSize(tc.data, 0)
+			runtime.ReadMemStats(&after)
+			if err == nil || !strings.Contains(err.Error(), tc.says) || reflect.TypeOf(err) != reflect.TypeOf(tc.want) {
+				t.Fatalf("got %T %v, want %T saying %q", err, err, tc.want, tc.says)
+			}
+			if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+				t.Errorf("refused after allocating %d bytes", got)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package imageio
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
@@ -54,6 +55,19 @@ func (d *Decoder) decodeStdlib(f Format, data []byte) (img Image, err error) {
 	}
 	if err := checkDims(name, cfg.Width, cfg.Height); err != nil {
 		return Image{}, err
+	}
+	if f == FormatWebP {
+		// An extended (VP8X) file's config is its canvas; the frame in
+		// it states its own size, which x/image/webp decodes at: a
+		// 50-byte file could claim a 16384² frame on a 1×1 canvas.
+		if w, h, ok := webpFrameDims(data); ok {
+			if err := checkDims(name, w, h); err != nil {
+				return Image{}, err
+			}
+			if w != cfg.Width || h != cfg.Height {
+				return Image{}, &FormatError{Format: name, Reason: fmt.Sprintf("the image's frame is %dx%d, its canvas %dx%d", w, h, cfg.Width, cfg.Height)}
+			}
+		}
 	}
 	m, err := codec.decode(bytes.NewReader(data))
 	if err != nil {
@@ -324,6 +338,40 @@ func chromaShifts(m *image.YCbCr) (hs, vs int, ok bool) {
 		return 2, 0, true
 	case image.YCbCrSubsampleRatio410:
 		return 2, 1, true
+	}
+	return 0, 0, false
+}
+
+// webpFrameDims reads the size the first VP8 or VP8L chunk of a WebP file
+// states for its frame, walking the RIFF chunks; ok is false when there is
+// none to read.
+func webpFrameDims(data []byte) (w, h int, ok bool) {
+	if len(data) < 12 || string(data[:4]) != "RIFF" || string(data[8:12]) != "WEBP" {
+		return 0, 0, false
+	}
+	for p := 12; p+8 <= len(data); {
+		fourcc, size := string(data[p:p+4]), int(binary.LittleEndian.Uint32(data[p+4:]))
+		body := data[p+8:]
+		if size < len(body) {
+			body = body[:size]
+		}
+		switch fourcc {
+		case "VP8L":
+			if len(body) < 5 || body[0] != 0x2f {
+				return 0, 0, false
+			}
+			v := binary.LittleEndian.Uint32(body[1:])
+			return int(v&0x3fff) + 1, int(v>>14&0x3fff) + 1, true
+		case "VP8 ":
+			if len(body) < 10 || body[3] != 0x9d || body[4] != 0x01 || body[5] != 0x2a {
+				return 0, 0, false
+			}
+			return int(binary.LittleEndian.Uint16(body[6:]) & 0x3fff), int(binary.LittleEndian.Uint16(body[8:]) & 0x3fff), true
+		}
+		if size > len(data) {
+			return 0, 0, false
+		}
+		p += 8 + size + size&1 // chunks are padded to an even length
 	}
 	return 0, 0, false
 }
