@@ -420,7 +420,7 @@ func (d *Dataset) ReadItem(it *Item, buf []byte) ([]byte, error) {
 	if int(it.arc) > len(d.archives) {
 		return buf, &PathError{Path: d.describe(it), Err: errors.New("archive not open (dataset closed, or item from another dataset)")}
 	}
-	if it.size > 1<<31 {
+	if it.size > maxItemBytes {
 		return buf, &PathError{Path: d.describe(it), Err: fmt.Errorf("%d bytes: too large for an image", it.size)}
 	}
 	buf = slices.Grow(buf, int(it.size))[:it.size]
@@ -434,6 +434,11 @@ func (d *Dataset) ReadItem(it *Item, buf []byte) ([]byte, error) {
 	return buf[:n], &PathError{Path: d.describe(it), Err: err}
 }
 
+// maxItemBytes bounds the bytes read for one image, in a tar or a folder:
+// a 100-megapixel PNG (the decoders' limit) stores well under it, and a
+// file of gigabytes named .JPEG must not be read whole by every worker.
+const maxItemBytes = 1 << 30
+
 // readFile appends a whole file to buf, which has length 0.
 func readFile(path string, buf []byte) ([]byte, error) {
 	f, err := os.Open(path)
@@ -441,11 +446,16 @@ func readFile(path string, buf []byte) ([]byte, error) {
 		return buf, err
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Size() > 0 && fi.Size() < 1<<31 {
+	if fi, err := f.Stat(); err == nil && fi.Size() > maxItemBytes {
+		return buf, fmt.Errorf("%d bytes: too large for an image", fi.Size())
+	} else if err == nil && fi.Size() > 0 {
 		// One byte beyond the size lets the read that sees EOF need no growth.
 		buf = slices.Grow(buf, int(fi.Size())+1)
 	}
 	for {
+		if len(buf) > maxItemBytes {
+			return buf[:0], fmt.Errorf("more than %d bytes (grown while read?): too large for an image", maxItemBytes)
+		}
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}

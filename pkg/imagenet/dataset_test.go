@@ -1077,3 +1077,23 @@ func TestValClassIndicesOverASubset(t *testing.T) {
 		})
 	}
 }
+
+// A file of gigabytes named as an image is refused by its size, not read
+// whole (each worker would hold it).
+func TestReadItemRefusesHugeFile(t *testing.T) {
+	root := t.TempDir()
+	p := filepath.Join(root, "train", "n01440764", "huge.JPEG")
+	writeFile(t, p, nil)
+	if err := os.Truncate(p, maxItemBytes+1); err != nil { // sparse: no disk used
+		t.Skip("cannot make a sparse file here:", err)
+	}
+	d, err := Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	b, err := d.ReadItem(&d.Train[0], nil)
+	if err == nil || !strings.Contains(err.Error(), "too large for an image") || cap(b) > 1<<20 {
+		t.Fatalf("ReadItem of a %d-byte file: %v, a %d-byte buffer", maxItemBytes+1, err, cap(b))
+	}
+}
