@@ -823,3 +823,38 @@ func TestWebPFrameBeyondItsCanvas(t *testing.T) {
 		})
 	}
 }
+
+// Valid JPEGs one decoder cannot take are Unsupported on it, named for
+// what they are: arithmetic coding (libjpeg-turbo decodes it, image/jpeg
+// said "unknown marker"), and a sampling TurboJPEG 2.1 has no name for
+// (it read as a corrupt file there, unsupported on the other backend).
+func TestJPEGFeaturesABackendLacks(t *testing.T) {
+	for _, tc := range []struct {
+		file        string
+		turboDecode bool   // libjpeg-turbo decodes it
+		says        string // the Unsupported reason where a backend does not
+	}{
+		{"arithmetic_32x24.jpg", true, "arithmetic-coded JPEG"},
+		{"sampling_2x1_1x2_32x24.jpg", false, "subsampling ratio"},
+	} {
+		data, err := os.ReadFile(filepath.Join("testdata", tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range backends(t) {
+			img, err := d.DecodeFull(data)
+			if d.lib != nil && tc.turboDecode {
+				if err != nil || img.W != 32 || img.H != 24 || img.Pix[(6*32+8)*3] < 240 {
+					t.Errorf("%s/%s: %v (%dx%d)", tc.file, backendName(d), err, img.W, img.H)
+				}
+				continue
+			}
+			var u *UnsupportedError
+			if !errors.As(err, &u) {
+				t.Errorf("%s/%s: %T %v, want an UnsupportedError", tc.file, backendName(d), err, err)
+			} else if d.lib == nil && !strings.Contains(err.Error(), tc.says) {
+				t.Errorf("%s/%s: %v, want it to say %q", tc.file, backendName(d), err, tc.says)
+			}
+		}
+	}
+}

@@ -291,7 +291,10 @@ func (d *Decoder) turboFatal(data []byte, msg, stage string) error {
 	if strings.HasPrefix(msg, "Premature end of JPEG file") || !hasEOIAfterScan(data) {
 		return &FormatError{Format: "jpeg", Reason: "truncated JPEG (" + msg + ")", Err: ErrTruncated}
 	}
-	if strings.Contains(msg, "Unsupported") || strings.Contains(msg, "not supported") {
+	// TurboJPEG 2.1 refuses, in its header call, a sampling it has no
+	// name for (2x1 luma with 1x2 chroma, say): a valid file it cannot
+	// take, as image/jpeg says of the same file.
+	if strings.Contains(msg, "Unsupported") || strings.Contains(msg, "not supported") || strings.Contains(msg, "Could not determine subsampling type") {
 		return &UnsupportedError{Format: "jpeg", Reason: msg + " (libjpeg-turbo, " + stage + ")"}
 	}
 	return &FormatError{Format: "jpeg", Reason: msg + " (libjpeg-turbo, " + stage + ")"}

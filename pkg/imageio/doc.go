@@ -18,7 +18,8 @@
 //
 // Colour: grayscale is replicated to RGB; alpha is dropped (Pillow's
 // convert("RGB")), and a GIF's transparent index keeps its palette colour
-// as it does there; 16-bit samples keep their high byte; CMYK and YCCK
+// as it does there; 16-bit samples keep their high byte (Pillow 9.4 clips
+// a 16-bit grayscale PNG's values to 255 instead, nearly all white); CMYK and YCCK
 // JPEGs are taken, as Pillow and Photoshop do, to store inverted ink and
 // are converted with Pillow's formula, because libjpeg cannot convert them
 // to RGB itself. EXIF orientation is ignored, as it is by Image.open.
@@ -83,6 +84,14 @@
 // before marker 0xda") describe damage libjpeg recovers from; Pillow
 // accepts those files, and so does this package, keeping the text in
 // Decoder.Warning for reports.
+//
+// Where the backends still differ, libjpeg-turbo's is the one that agrees
+// with Pillow: it decodes arithmetic-coded JPEGs, CMYK JPEGs without an
+// Adobe marker, and scans libjpeg recovers from with a warning (a segment
+// cut short inside the file, "Corrupt JPEG data: premature end of data
+// segment", its lost part grey; a lost restart marker), all of which
+// image/jpeg refuses. A valid sampling TurboJPEG 2.1 has no name for
+// (2x1 luma, 1x2 chroma) is unsupported on both.
 //
 // # Speed
 //

@@ -65,6 +65,7 @@ type jpegHeader struct {
 	width, height int
 	components    int
 	progressive   bool
+	arithmetic    bool // SOF9–SOF15: arithmetic entropy coding
 	adobe         bool // APP14 "Adobe" segment present
 	adobeXform    uint8
 	sosOffset     int // offset of the first SOS marker
@@ -135,6 +136,7 @@ func scanJPEGHeader(data []byte) (jpegHeader, error) {
 			h.width = int(seg[3])<<8 | int(seg[4])
 			h.components = int(seg[5])
 			h.progressive = m == 0xC2 || m == 0xC6 || m == 0xCA || m == 0xCE
+			h.arithmetic = m >= 0xC9
 			sawSOF = true
 		case m == 0xEE && len(seg) >= 12 && bytes.HasPrefix(seg, []byte("Adobe")):
 			h.adobe = true

@@ -105,8 +105,13 @@ func stdError(f Format, data []byte, err error) error {
 		// image/jpeg words a short file as "short Huffman data" or an
 		// unexpected EOF depending on where it ends; the markers decide, as
 		// on the libjpeg-turbo path.
-		if _, herr := scanJPEGHeader(data); herr != nil {
+		h, herr := scanJPEGHeader(data)
+		if herr != nil {
 			return herr
+		}
+		if h.arithmetic {
+			// image/jpeg says only "unknown marker".
+			return &UnsupportedError{Format: name, Reason: "arithmetic-coded JPEG, which Go's image/jpeg does not decode (libjpeg-turbo does: install libturbojpeg0)", Err: err}
 		}
 		truncated = truncated || !hasEOIAfterScan(data)
 	case FormatPNG:
