@@ -136,7 +136,7 @@ func (d *Decoder) Warning() string { return d.warning }
 func (d *Decoder) DecodeFull(data []byte) (Image, error) { return d.DecodeForSize(data, 0) }
 
 // DecodeForSize decodes data, recognised by content and not by name (JPEG
-// baseline, progressive or arithmetic; grayscale, YCbCr, RGB, CMYK, YCCK; PNG,
+// baseline, progressive, or arithmetic with libjpeg-turbo; grayscale, YCbCr, RGB, CMYK, YCCK; PNG,
 // GIF's first frame, BMP, WebP, TIFF), into RGB. Grayscale is replicated,
 // alpha is dropped as Pillow's convert("RGB") does, 16-bit samples keep
 // their high byte, and CMYK is converted with Pillow's formula.
