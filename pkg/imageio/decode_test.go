@@ -858,3 +858,32 @@ func TestJPEGFeaturesABackendLacks(t *testing.T) {
 		}
 	}
 }
+
+// A GIF's first frame smaller than its screen is shown on the screen, the
+// rest in the background colour, as Pillow's convert("RGB") shows it
+// (image/gif gives the frame alone).
+func TestGIFFrameOnItsScreen(t *testing.T) {
+	pal := color.Palette{color.RGBA{0, 255, 0, 255}, color.RGBA{200, 10, 30, 255}}
+	frame := image.NewPaletted(image.Rect(10, 5, 30, 15), pal)
+	for i := range frame.Pix {
+		frame.Pix[i] = 1
+	}
+	var b bytes.Buffer
+	if err := gif.EncodeAll(&b, &gif.GIF{Image: []*image.Paletted{frame}, Delay: []int{0},
+		Config: image.Config{ColorModel: pal, Width: 40, Height: 30}, BackgroundIndex: 0}); err != nil {
+		t.Fatal(err)
+	}
+	img, err := NewDecoderStdlib().DecodeFull(b.Bytes())
+	if err != nil || img.W != 40 || img.H != 30 {
+		t.Fatalf("%dx%d, %v: want the 40x30 screen", img.W, img.H, err)
+	}
+	for _, c := range []struct {
+		x, y int
+		want [3]uint8
+	}{{0, 0, [3]uint8{0, 255, 0}}, {39, 29, [3]uint8{0, 255, 0}}, {15, 8, [3]uint8{200, 10, 30}}, {29, 14, [3]uint8{200, 10, 30}}, {30, 15, [3]uint8{0, 255, 0}}} {
+		i := (c.y*img.W + c.x) * 3
+		if got := [3]uint8(img.Pix[i : i+3]); got != c.want {
+			t.Errorf("pixel (%d,%d) = %v, want %v", c.x, c.y, got, c.want)
+		}
+	}
+}

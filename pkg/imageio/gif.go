@@ -1,5 +1,11 @@
 package imageio
 
+import (
+	"image"
+	"image/color"
+	"image/draw"
+)
+
 // gifOpaque returns data with the transparency flag of the first frame's
 // Graphic Control Extension cleared, on a copy, or data itself when that
 // frame declares no transparent colour. image/gif replaces the transparent
@@ -38,4 +44,23 @@ func gifOpaque(data []byte) []byte {
 		}
 	}
 	return data
+}
+
+// gifOnScreen places a first frame that does not cover the logical screen
+// (w×h) on it, the rest in the background colour: the background index of
+// the screen descriptor, in the frame's palette, as Pillow shows the frame
+// (image/gif gives the frame alone, at its own size and offset).
+func gifOnScreen(m image.Image, data []byte, w, h int) image.Image {
+	b := m.Bounds()
+	if b == image.Rect(0, 0, w, h) {
+		return m
+	}
+	bg := color.Color(color.Black)
+	if p, ok := m.(*image.Paletted); ok && len(data) > 11 && int(data[11]) < len(p.Palette) {
+		bg = p.Palette[data[11]]
+	}
+	screen := image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.Draw(screen, screen.Bounds(), image.NewUniform(bg), image.Point{}, draw.Src)
+	draw.Draw(screen, b, m, b.Min, draw.Src)
+	return screen
 }

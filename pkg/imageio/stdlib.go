@@ -73,6 +73,9 @@ func (d *Decoder) decodeStdlib(f Format, data []byte) (img Image, err error) {
 	if err != nil {
 		return Image{}, stdError(f, data, err)
 	}
+	if f == FormatGIF {
+		m = gifOnScreen(m, data, cfg.Width, cfg.Height)
+	}
 	b := m.Bounds()
 	if err := checkDims(name, b.Dx(), b.Dy()); err != nil {
 		return Image{}, err
