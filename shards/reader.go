@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
@@ -353,7 +354,13 @@ func (s *Scanner) Next() (*Record, error) {
 		return nil, s.finish()
 	}
 	if n < recordFixed || n > maxBody {
-		return fail(s.index, start, fmt.Errorf("%w: record length %d", ErrFormat, n))
+		what := ""
+		if bits.OnesCount32(n^endOfRecords) <= 2 {
+			// A bit or two off 0xFFFFFFFF: more likely the end of the
+			// records, damaged, than a record.
+			what = fmt.Sprintf(", or the end-of-records marker %#08x damaged", uint32(endOfRecords))
+		}
+		return fail(s.index, start, fmt.Errorf("%w: record length %d%s", ErrFormat, n, what))
 	}
 	b, err := s.readBody(int(n))
 	if err == nil {

@@ -337,6 +337,31 @@ func TestScannerDoesNotTrustTheLength(t *testing.T) {
 	}
 }
 
+// A bit flipped in the end-of-records marker reads, to a sequential
+// reader, as a record of absurd length: the error says what it more
+// likely is.
+func TestScannerNamesADamagedEndMarker(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "t.shard")
+	writeTestShard(t, path, 3, CodecGradHuff)
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := int(r.t.indexOffset) - 4
+	r.Close()
+	b, _ := os.ReadFile(path)
+	b[marker+1] ^= 0x08
+	bad := filepath.Join(dir, "bad.shard")
+	if err := os.WriteFile(bad, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v := Verify(bad, false)
+	if len(v.Damage) == 0 || !strings.Contains(v.Damage[0].Error(), "or the end-of-records marker 0xffffffff damaged") {
+		t.Fatalf("a damaged end marker: %v", v.Damage)
+	}
+}
+
 func TestTruncatedShardIsRejected(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "t.shard")
 	writeTestShard(t, path, 3, CodecGradZstd)
