@@ -167,6 +167,7 @@ type Feed struct {
 	mu       sync.Mutex // guards stats for Stats() from other goroutines
 	closed   bool
 	err      error // the terminal error once Next has returned it
+	lateErr  error // a terminal error End met after its step was queued: Close returns it too
 }
 
 type item struct {
@@ -360,18 +361,33 @@ func (f *Feed) Free(b *Batch) error {
 }
 
 // End marks the end of b's step on the compute stream, for timing, and
-// collects the timing of steps that have finished.
+// collects the timing of steps that have finished. b's step is queued by
+// then, update and all: a failure to mark or time it does not undo it, so
+// End keeps that error for the next Next and for Close, and the caller
+// counts the step (a checkpoint taken now must hold it). Only a misuse is
+// End's own error.
 func (f *Feed) End(b *Batch) error {
 	if b.state != freed || f.open[0] != b {
 		return fmt.Errorf("feed: End of batch %d before Free, or out of order", b.Seq)
 	}
-	if err := f.dev.End(b.Seq); err != nil {
-		return fmt.Errorf("feed: batch %d: %w", b.Seq, err)
-	}
 	b.state = ended
 	f.open = f.open[1:]
+	if err := f.dev.End(b.Seq); err != nil {
+		f.late(fmt.Errorf("feed: batch %d: %w", b.Seq, err))
+		return nil
+	}
 	f.unharv = append(f.unharv, b.Seq)
-	return f.harvest(b.Seq - 2)
+	f.late(f.harvest(b.Seq - 2))
+	return nil
+}
+
+// late keeps err, met after a step was queued, as the feed's terminal
+// error: Next and Close return it.
+func (f *Feed) late(err error) {
+	if err != nil && f.err == nil {
+		f.err = err
+		f.lateErr = err
+	}
 }
 
 // harvest reads the timings of ended steps up to seq, in order.
@@ -446,7 +462,7 @@ func (f *Feed) Close() error {
 	}
 	f.closed = true
 	f.stop()
-	var err error
+	err := f.lateErr
 	if f.err == nil || f.err == io.EOF {
 		err = f.harvest(f.next)
 	}

@@ -229,6 +229,9 @@ type fakeDevice struct {
 	// fail before recording the buffer's ready mark, as a failed
 	// cuEventRecord after cuMemcpyHtoDAsync would; -1 never.
 	failUploadAt int64
+	// failTimingAt makes Timing of that step fail, as a failed
+	// cuEventElapsedTime would; -1 never.
+	failTimingAt int64
 }
 
 func newFakeDevice(t testing.TB, buffers int, copyTime time.Duration) *fakeDevice {
@@ -236,7 +239,7 @@ func newFakeDevice(t testing.TB, buffers int, copyTime time.Duration) *fakeDevic
 		issued: map[int64]time.Duration{}, copyTimes: map[int64][2]time.Duration{}, dataReady: map[int64]time.Duration{},
 		ends: map[int64]time.Duration{}, endEv: map[int64]*fakeEvent{}, landed: map[*pipeline.Slot]int64{},
 		queuedFrom: map[*pipeline.Slot]int64{}, hashAtIssue: map[int64]uint64{}, consumerSaw: map[int64]uint64{},
-		timingRead: map[int64]bool{}, failUploadAt: -1}
+		timingRead: map[int64]bool{}, failUploadAt: -1, failTimingAt: -1}
 	for range buffers {
 		d.bufs = append(d.bufs, make([]byte, testLayout.Bytes()))
 		d.ready = append(d.ready, newFakeEvent())
@@ -413,6 +416,9 @@ func (d *fakeDevice) Timing(seq int64) (StepTiming, error) {
 	d.mu.Unlock()
 	if ev == nil {
 		return StepTiming{}, fmt.Errorf("timing of step %d, which never ended", seq)
+	}
+	if seq == d.failTimingAt {
+		return StepTiming{}, errors.New("CUDA_ERROR_INVALID_HANDLE (a fake)")
 	}
 	ev.wait(1)
 	d.mu.Lock()
@@ -611,6 +617,26 @@ func TestFeedErrorsAndClose(t *testing.T) {
 		}
 		if err := f.Close(); err != nil {
 			t.Errorf("Close: %v", err)
+		}
+	})
+	// A step's timing read fails after later steps were queued: End
+	// reports nothing (its step is queued, update and all, and must be
+	// counted), and the error ends the feed at the next Next and Close.
+	t.Run("timing error after the step was queued", func(t *testing.T) {
+		pl := newPipeline(t, dir, 0)
+		defer pl.Close()
+		d := newFakeDevice(t, 2, 0)
+		d.failTimingAt = 3
+		f, err := newFeed(pl, d, Options{}, d.checkRelease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := consume(t, f, d, 20, 0)
+		if n != 6 || err == nil || !strings.Contains(err.Error(), "timing of step 3") {
+			t.Fatalf("%d steps counted, then %v; want 6 (step 3's timing is read as step 5 ends), then the timing error", n, err)
+		}
+		if err2 := f.Close(); err2 != err {
+			t.Errorf("Close: %v, want the same error", err2)
 		}
 	})
 	t.Run("close mid-stream", func(t *testing.T) {

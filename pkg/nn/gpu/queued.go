@@ -94,6 +94,9 @@ func (p *Pending) Wait() (float64, int, error) {
 		return p.loss, p.hits, p.err
 	}
 	r := p.ring
+	if r.host == nil {
+		return 0, 0, errors.New("gpu: Wait for a step of a Net already closed")
+	}
 	if r.gen[p.slot] != p.gen {
 		return 0, 0, fmt.Errorf("gpu: step result overwritten: wait for a step before queueing %d more", resultSlots)
 	}

@@ -141,3 +141,12 @@ func TestStreamDataWaitSkipsIdle(t *testing.T) {
 		t.Errorf("skips left over: %v", s.skip)
 	}
 }
+
+// A step's result waited for after its Net closed (its pinned buffer
+// freed) is an error, not a panic.
+func TestPendingWaitAfterClose(t *testing.T) {
+	p := &Pending{ring: &resultRing{}} // what close leaves: no host buffer
+	if _, _, err := p.Wait(); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Fatalf("Wait after close: %v", err)
+	}
+}
