@@ -10,7 +10,6 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
@@ -192,21 +191,28 @@ func loadDevkitDir(data string) (*devkit, error) {
 	return dk, nil
 }
 
-// fullWNIDs is the whole class list's WNIDs, sorted, from the synset
-// mapping or else the devkit: nil when neither is there or loads.
-func (m *metaFiles) fullWNIDs() []string {
+// fullWNIDs is the whole class list's WNIDs, in file order, from the
+// synset mapping or else the devkit: nil when there is neither.
+func (m *metaFiles) fullWNIDs() ([]string, error) {
+	mapping, _, err := m.synsetMapping()
+	if err != nil {
+		return nil, err
+	}
 	var w []string
-	if mapping, _, err := m.synsetMapping(); err == nil && len(mapping) > 0 {
+	if mapping != nil {
 		for _, e := range mapping {
 			w = append(w, e.wnid)
 		}
-	} else if dk, err := m.devkit(); err == nil && dk != nil {
-		for _, s := range dk.leaves() {
-			w = append(w, s.wnid)
-		}
+		return w, nil
 	}
-	sort.Strings(w)
-	return w
+	dk, err := m.devkit()
+	if err != nil || dk == nil {
+		return nil, err
+	}
+	for _, s := range dk.leaves() {
+		w = append(w, s.wnid)
+	}
+	return w, nil
 }
 
 // leaves are the synsets that are classes: those without children, or,
@@ -246,31 +252,18 @@ func (d *Dataset) resolveClasses(train, val *split, m *metaFiles) error {
 			}
 		}
 	} else {
-		mapping, _, err := m.synsetMapping()
-		if err != nil {
+		full, err := m.fullWNIDs()
+		switch {
+		case err != nil:
 			return err
-		}
-		if mapping != nil {
-			for _, e := range mapping {
-				wnids = append(wnids, e.wnid)
-			}
-		} else {
-			dk, err := m.devkit()
-			if err != nil {
-				return err
-			}
-			switch {
-			case dk != nil:
-				for _, s := range dk.leaves() {
-					wnids = append(wnids, s.wnid)
-				}
-			case len(val.wnids) > 0:
-				wnids = slices.Clone(val.wnids)
-				d.warn("classes: no training split and no %s or devkit in %s; the classes are the val folders", synsetMappingName, m.where())
-			default:
-				return fmt.Errorf("%s: no class list: no training split, and no %s or devkit (%s or %s/) in %s",
-					d.Root, synsetMappingName, devkitTarGzName, devkitDirName, m.where())
-			}
+		case full != nil:
+			wnids = full
+		case len(val.wnids) > 0:
+			wnids = slices.Clone(val.wnids)
+			d.warn("classes: no training split and no %s or devkit in %s; the classes are the val folders", synsetMappingName, m.where())
+		default:
+			return fmt.Errorf("%s: no class list: no training split, and no %s or devkit (%s or %s/) in %s",
+				d.Root, synsetMappingName, devkitTarGzName, devkitDirName, m.where())
 		}
 	}
 	slices.Sort(wnids)
@@ -460,7 +453,9 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 	// there is one, says which WNID an index is.
 	var byIndex []string
 	if src.numbers == classIndex {
-		if byIndex = m.fullWNIDs(); byIndex == nil {
+		if full, err := m.fullWNIDs(); err == nil && full != nil {
+			byIndex = slices.Sorted(slices.Values(full))
+		} else {
 			for _, c := range d.Classes {
 				byIndex = append(byIndex, c.WNID)
 			}

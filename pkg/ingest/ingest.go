@@ -709,9 +709,8 @@ func recordsOnDisk(out, split string) int {
 		if _, _, named := shardNumber(shard, []string{split}); !ok || !named || !e.Type().IsRegular() {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(out, stateDir, e.Name()))
-		var sc sidecar
-		if err != nil || json.Unmarshal(b, &sc) != nil || sc.Info.Records <= 0 || !shards.IsShardFile(filepath.Join(out, shard)) {
+		sc, err := readSidecarFile(filepath.Join(out, stateDir, e.Name()))
+		if err != nil || sc.Info.Records <= 0 || !shards.IsShardFile(filepath.Join(out, shard)) {
 			continue
 		}
 		n += sc.Info.Records
@@ -732,13 +731,17 @@ func sidecarPath(out string, p *shardPlan) string {
 }
 
 func readSidecar(out string, p *shardPlan) (*sidecar, error) {
-	b, err := os.ReadFile(sidecarPath(out, p))
+	return readSidecarFile(sidecarPath(out, p))
+}
+
+func readSidecarFile(path string) (*sidecar, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	var sc sidecar
 	if err := json.Unmarshal(b, &sc); err != nil {
-		return nil, fmt.Errorf("%s: %w", sidecarPath(out, p), err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &sc, nil
 }
