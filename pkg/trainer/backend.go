@@ -17,10 +17,16 @@ type Backend interface {
 	Step(s *pipeline.Slot, lr, momentum, weightDecay float32) (loss float64, correct1 int, err error)
 	// Logits returns [s.N, classes] logits, dropout off, no lighting.
 	Logits(s *pipeline.Slot) ([]float32, error)
-	// Tensors returns the parameters and momenta, live, in spec order. A
-	// device that cannot be read gives an error, never a partial list, so
-	// no checkpoint is written from it.
+	// Tensors returns the parameters and momenta in spec order, for
+	// reading: the slices may be the backend's own (the CPU's live
+	// tensors, a GPU's reused host mirrors), valid until the next step or
+	// call, and writes to them need not reach the device. A device that
+	// cannot be read gives an error, never a partial list, so no
+	// checkpoint is written from it.
 	Tensors() ([]Tensor, error)
+	// SetMomenta sets the momenta from ts (a checkpoint's tensors, in
+	// spec order); names and sizes must match the model's.
+	SetMomenta(ts []Tensor) error
 	// SetStep sets the step counter, from which dropout masks derive.
 	SetStep(step uint64)
 	Describe() string
@@ -84,6 +90,22 @@ func (b *cpuBackend) Tensors() ([]Tensor, error) {
 		out[i] = Tensor{Name: p.Name, Shape: p.Shape, W: p.W, V: p.V}
 	}
 	return out, nil
+}
+
+func (b *cpuBackend) SetMomenta(ts []Tensor) error {
+	ps := b.net.Params()
+	if len(ts) != len(ps) {
+		return fmt.Errorf("cpu backend: %d tensors given, the model has %d", len(ts), len(ps))
+	}
+	for i, p := range ps {
+		if ts[i].Name != p.Name || len(ts[i].V) != len(p.V) {
+			return fmt.Errorf("cpu backend: tensor %d is %s (%d values), given %s (%d)", i, p.Name, len(p.V), ts[i].Name, len(ts[i].V))
+		}
+	}
+	for i, p := range ps {
+		copy(p.V, ts[i].V)
+	}
+	return nil
 }
 
 func (b *cpuBackend) SetStep(step uint64) { b.net.SetStep(step) }

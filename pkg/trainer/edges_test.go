@@ -434,3 +434,62 @@ func TestInterruptDuringFirstValidation(t *testing.T) {
 		t.Fatalf("interrupted in validation: %v", err)
 	}
 }
+
+// SetMomenta takes a checkpoint's tensors in spec order, and refuses a
+// list that does not match the model rather than copying what fits.
+func TestCPUSetMomenta(t *testing.T) {
+	spec, err := alexnet.Build("small", 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be, err := NewCPU(spec, 2, nil, 1, [3]float32{}, [3]float32{1, 1, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	live, err := be.Tensors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := func() []Tensor {
+		ts := make([]Tensor, len(live))
+		for i, l := range live {
+			ts[i] = Tensor{Name: l.Name, V: make([]float32, len(l.V))}
+			for j := range ts[i].V {
+				ts[i].V[j] = float32(i) + 0.5
+			}
+		}
+		return ts
+	}
+	for _, tc := range []struct {
+		name string
+		edit func([]Tensor) []Tensor
+	}{
+		{"count", func(ts []Tensor) []Tensor { return ts[1:] }},
+		{"name", func(ts []Tensor) []Tensor { ts[2].Name = "nope"; return ts }},
+		{"size", func(ts []Tensor) []Tensor { ts[3].V = ts[3].V[1:]; return ts }},
+	} {
+		if err := be.SetMomenta(tc.edit(set())); err == nil {
+			t.Errorf("%s: a mismatched list was accepted", tc.name)
+		}
+	}
+	for _, l := range live {
+		for _, v := range l.V {
+			if v != 0 {
+				t.Fatalf("a refused SetMomenta changed %s", l.Name)
+			}
+		}
+	}
+	if err := be.SetMomenta(set()); err != nil {
+		t.Fatal(err)
+	}
+	now, err := be.Tensors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range now {
+		if l.V[len(l.V)-1] != float32(i)+0.5 {
+			t.Fatalf("%s: momentum %v, want %v", l.Name, l.V[len(l.V)-1], float32(i)+0.5)
+		}
+	}
+}

@@ -405,15 +405,8 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	// uninterrupted one would.
 	var run Running
 	if ck != nil {
-		live, err := be.Tensors()
-		if err != nil {
+		if err := be.SetMomenta(ck.Tensors); err != nil {
 			return nil, fmt.Errorf("--resume: %w", err)
-		}
-		if len(live) != len(ck.Tensors) {
-			return nil, fmt.Errorf("--resume: checkpoint has %d tensors, model %d", len(ck.Tensors), len(live))
-		}
-		for i := range live {
-			copy(live[i].V, ck.Tensors[i].V)
 		}
 		step = ck.Step
 		pos = pipeline.Position{Epoch: ck.Position.Epoch, Batch: ck.Position.Batch}

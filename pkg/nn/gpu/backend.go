@@ -65,11 +65,10 @@ func (b *Backend) Step(s *pipeline.Slot, lr, momentum, weightDecay float32) (flo
 // Logits returns [s.N, classes] logits with dropout off.
 func (b *Backend) Logits(s *pipeline.Slot) ([]float32, error) { return b.net.Eval(s) }
 
-// Tensors returns the parameters and momenta in spec order, as host
-// mirrors that the device reads back before its next use, so writes to
-// them (a resumed run's momenta) take effect as they do on the CPU. A
-// device that cannot be read (a dead CUDA context) gives an error, and the
-// trainer then writes no checkpoint.
+// Tensors returns the parameters and momenta in spec order, read back
+// from the device, for reading: a checkpoint, a plot. A device that cannot
+// be read (a dead CUDA context) gives an error, and the trainer then
+// writes no checkpoint.
 func (b *Backend) Tensors() ([]trainer.Tensor, error) {
 	ps, err := b.net.Params()
 	if err != nil {
@@ -80,6 +79,18 @@ func (b *Backend) Tensors() ([]trainer.Tensor, error) {
 		out[i] = trainer.Tensor{Name: p.Name, Shape: p.Shape, W: p.W, V: p.V}
 	}
 	return out, nil
+}
+
+// SetMomenta uploads a resumed run's momenta.
+func (b *Backend) SetMomenta(ts []trainer.Tensor) error {
+	ps := make([]Param, len(ts))
+	for i, t := range ts {
+		ps[i] = Param{Name: t.Name, V: t.V}
+	}
+	if err := b.net.SetParams(ps); err != nil {
+		return fmt.Errorf("gpu backend: %w", err)
+	}
+	return nil
 }
 
 // SetStep sets the step counter, from which dropout masks derive.

@@ -138,11 +138,11 @@ type Net struct {
 	step   uint64
 	loaded int // crops normalised into input since the last step (0: none)
 
-	// Host mirrors for Tensors: the packed weights and momenta. dirty
-	// means the mirrors were handed out and may have been written; they
-	// are uploaded before the device uses the parameters again.
+	// Host mirrors for Params, the packed weights and momenta: kept so
+	// that a checkpoint reuses them rather than allocating twice the
+	// model's size each time. Only Params writes them, and nothing reads
+	// them back to the device: SetParams uploads what it is given.
 	hostW, hostV []float32
-	dirty        bool
 
 	results *resultRing
 	prof    *profiler // set while Profile runs
@@ -358,21 +358,6 @@ func (n *Net) Step() uint64 { return n.step }
 // uninterrupted run would have.
 func (n *Net) SetStep(t uint64) { n.step = t }
 
-// syncParams uploads the host mirrors if Tensors handed them out.
-func (n *Net) syncParams() error {
-	if !n.dirty {
-		return nil
-	}
-	if err := n.eng.upload(n.w, cuda.Bytes(n.hostW)); err != nil {
-		return err
-	}
-	if err := n.eng.upload(n.v, cuda.Bytes(n.hostV)); err != nil {
-		return err
-	}
-	n.dirty = false
-	return nil
-}
-
 // Load queues the normalisation of a device batch into the input and a
 // copy of its labels, so that the batch's buffer may be reused as soon as
 // this work has run (feed.Free). b.N crops, at most the batch size; its
@@ -457,9 +442,6 @@ func (n *Net) queueTrain() error {
 	if n.loaded != n.batch {
 		return fmt.Errorf("gpu: step %d: %d crops loaded, the net has batch %d", n.step, n.loaded, n.batch)
 	}
-	if err := n.syncParams(); err != nil {
-		return err
-	}
 	if err := n.forward(true); err != nil {
 		return fmt.Errorf("gpu: step %d: %w", n.step, err)
 	}
@@ -496,9 +478,6 @@ func decodeResult(b []byte) (float64, int, error) {
 //
 //	v ← momentum·v − weightDecay·lr·w − lr·∂L/∂w;  w ← w + v
 func (n *Net) Update(lr, momentum, weightDecay float32) error {
-	if err := n.syncParams(); err != nil {
-		return err
-	}
 	if err := launchSGD(n.eng, n.w, n.v, n.g, int64(n.packed), lr, momentum, weightDecay); err != nil {
 		return fmt.Errorf("gpu: update: %w", err)
 	}
@@ -618,9 +597,6 @@ func (n *Net) backward() error {
 // with dropout off, normalised with the slot's offsets (zero outside
 // training), in chunks of the batch size.
 func (n *Net) Eval(s *pipeline.Slot) ([]float32, error) {
-	if err := n.syncParams(); err != nil {
-		return nil, err
-	}
 	out := make([]float32, s.N*n.classes)
 	for lo := 0; lo < s.N; lo += n.batch {
 		cnt := min(n.batch, s.N-lo)
@@ -699,29 +675,60 @@ type Param struct {
 	W, V  []float32
 }
 
-// Params returns the parameters and momenta in spec order. The slices are
-// the Net's host mirrors, read from the device now unless mirrors handed
-// out earlier may hold writes not yet uploaded: writes to them reach the
-// device before it next uses the parameters (a checkpoint's momenta, say).
+// Params returns the parameters and momenta in spec order, read from the
+// device after the work queued so far. The slices are host mirrors the
+// Net reuses: they hold these values until the next call of Params, and
+// writing to them changes nothing on the device (SetParams does). A
+// checkpoint therefore costs one download and no upload: the next step
+// goes on from the device's own copy.
 func (n *Net) Params() ([]Param, error) {
-	if !n.dirty {
-		if n.hostW == nil {
-			n.hostW, n.hostV = make([]float32, n.packed), make([]float32, n.packed)
-		}
-		if err := n.eng.download(cuda.Bytes(n.hostW), n.w); err != nil {
-			return nil, err
-		}
-		if err := n.eng.download(cuda.Bytes(n.hostV), n.v); err != nil {
-			return nil, err
-		}
+	if n.hostW == nil {
+		n.hostW, n.hostV = make([]float32, n.packed), make([]float32, n.packed)
 	}
-	n.dirty = true
+	if err := n.eng.download(cuda.Bytes(n.hostW), n.w); err != nil {
+		return nil, err
+	}
+	if err := n.eng.download(cuda.Bytes(n.hostV), n.v); err != nil {
+		return nil, err
+	}
 	out := make([]Param, len(n.params))
 	for i, p := range n.params {
 		out[i] = Param{Name: p.name, Shape: p.shape, W: n.hostW[p.off : p.off+p.size : p.off+p.size],
 			V: n.hostV[p.off : p.off+p.size : p.off+p.size]}
 	}
 	return out, nil
+}
+
+// SetParams uploads parameters and momenta, ordered after the work
+// queued so far: ps[i] is the i-th parameter in spec order, and a nil W
+// or V leaves that half as it is (a resumed run sets only momenta, the
+// weights having been given to New). Names and sizes must match.
+func (n *Net) SetParams(ps []Param) error {
+	if len(ps) != len(n.params) {
+		return fmt.Errorf("gpu: %d parameters given, the net has %d", len(ps), len(n.params))
+	}
+	for i, p := range n.params {
+		g := ps[i]
+		if g.Name != p.name {
+			return fmt.Errorf("gpu: parameter %d is %s, given %s", i, p.name, g.Name)
+		}
+		for _, half := range []struct {
+			what string
+			src  []float32
+			dst  cuda.DevicePtr
+		}{{"weights", g.W, n.w}, {"momenta", g.V, n.v}} {
+			if half.src == nil {
+				continue
+			}
+			if len(half.src) != p.size {
+				return fmt.Errorf("gpu: %s of %s: %d values, want %d", half.what, p.name, len(half.src), p.size)
+			}
+			if err := n.eng.upload(half.dst.Add(p.off*4), cuda.Bytes(half.src)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Close frees everything on the device.

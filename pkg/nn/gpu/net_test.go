@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -195,14 +196,18 @@ func TestNetMatchesCPU(t *testing.T) {
 					}
 				}
 				if step == 0 {
-					// A resumed run writes momenta into the mirrors
-					// Tensors hands out; the next step must use them.
+					// A resumed run sets momenta (SetParams); the next
+					// step must use them. The weights are set too, to
+					// the CPU's, so the drift so far starts again from 0.
+					set := make([]Param, len(got))
 					for i, p := range ref.Params() {
 						for j := range p.V {
 							p.V[j] = float32(j%5) * 1e-3
-							got[i].V[j] = p.V[j]
 						}
-						copy(got[i].W, p.W)
+						set[i] = Param{Name: p.Name, W: slices.Clone(p.W), V: slices.Clone(p.V)}
+					}
+					if err := net.SetParams(set); err != nil {
+						t.Fatal(err)
 					}
 				}
 			}
@@ -454,4 +459,112 @@ func layerNames(s alexnet.Spec) string {
 		names = append(names, l.Name)
 	}
 	return strings.Join(names, " ")
+}
+
+// uploadCounter is a hostEngine that records where each upload went.
+type uploadCounter struct {
+	*hostEngine
+	dsts []cuda.DevicePtr
+}
+
+func (u *uploadCounter) upload(dst cuda.DevicePtr, src []byte) error {
+	u.dsts = append(u.dsts, dst)
+	return u.hostEngine.upload(dst, src)
+}
+
+// TestParamsAreReadOnly: reading the parameters (a checkpoint) costs no
+// upload of them later, writing to what Params returned changes nothing
+// on the device, and SetParams does, half by half.
+func TestParamsAreReadOnly(t *testing.T) {
+	em := needEmulator(t)
+	spec := miniAlexNet(5)
+	const B, seed = 3, 11
+	params, err := alexnet.InitParams(spec, "he", seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := &uploadCounter{hostEngine: newHostEngine(em)}
+	net, err := newNet(eng, spec, B, params, Options{Seed: seed, Mean: testMean, Std: testStd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Close()
+	inParams := func(p cuda.DevicePtr) bool {
+		end := int(net.packed) * 4
+		return (p >= net.w && p < net.w.Add(end)) || (p >= net.v && p < net.v.Add(end))
+	}
+	step := func(i int) {
+		t.Helper()
+		if _, _, err := net.TrainStep(testSlot(spec, B, uint64(i))); err != nil {
+			t.Fatal(err)
+		}
+		if err := net.Update(0.05, 0.9, 0.0005); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step(0)
+	ps, err := net.Params()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w0, v0 := ps[0].W[0], ps[0].V[0]
+	ps[0].W[0], ps[0].V[0] = 1234, 5678
+	eng.dsts = nil
+	step(1)
+	for _, d := range eng.dsts {
+		if inParams(d) {
+			t.Fatalf("a step after Params uploaded parameters (to %#x)", d)
+		}
+	}
+	if len(eng.dsts) == 0 {
+		t.Fatal("no upload seen at all: the counter is not in the path")
+	}
+	ps, err = net.Params()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps[0].W[0] == 1234 || ps[0].V[0] == 5678 {
+		t.Fatalf("a write to Params' slices reached the device: %v, %v", ps[0].W[0], ps[0].V[0])
+	}
+	if ps[0].W[0] == w0 && ps[0].V[0] == v0 {
+		t.Fatal("a step changed neither the weight nor the momentum")
+	}
+
+	// SetParams: momenta only, then the weights of one tensor.
+	set := make([]Param, len(ps))
+	for i, p := range ps {
+		set[i] = Param{Name: p.Name, V: make([]float32, len(p.V))}
+		for j := range set[i].V {
+			set[i].V[j] = float32(i+j%7) * 1e-3
+		}
+	}
+	wantW := slices.Clone(ps[0].W)
+	if err := net.SetParams(set); err != nil {
+		t.Fatal(err)
+	}
+	got, err := net.Params()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range set {
+		if !slices.Equal(got[i].V, set[i].V) {
+			t.Fatalf("%s: momenta not set", got[i].Name)
+		}
+	}
+	if !slices.Equal(got[0].W, wantW) {
+		t.Fatal("SetParams with nil weights changed the weights")
+	}
+	for _, tc := range []struct {
+		name string
+		edit func([]Param) []Param
+		want string
+	}{
+		{"count", func(p []Param) []Param { return p[:len(p)-1] }, "given"},
+		{"name", func(p []Param) []Param { p[0].Name = "nope"; return p }, "given nope"},
+		{"size", func(p []Param) []Param { p[1].V = p[1].V[:1]; return p }, "1 values"},
+	} {
+		if err := net.SetParams(tc.edit(slices.Clone(set))); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: SetParams error %v, want one containing %q", tc.name, err, tc.want)
+		}
+	}
 }
