@@ -254,8 +254,15 @@ func chooseAlgo(d convDirection, perfs []AlgoPerf, r algoRules) (AlgoPerf, error
 			why = append(why, fmt.Sprintf("%s: %s", p.Name, StatusName(APICUDNN, p.Status)))
 		case p.Memory > r.budget:
 			why = append(why, fmt.Sprintf("%s: needs %d bytes, budget %d", p.Name, p.Memory, r.budget))
-		case r.strictFP32 && (p.MathType == dnnTensorOpMath || p.MathType == dnnTensorOpConvert):
-			why = append(why, fmt.Sprintf("%s: tensor-op math under fp32", p.Name))
+		case r.strictFP32 && p.MathType != dnnFMAMath:
+			// The plan's descriptor is FMA under fp32, and runs every
+			// pass with it. A result measured under another math type
+			// (DEFAULT may run TF32 on sm_80 and later) is not what
+			// that descriptor would run, and may be unsupported by it:
+			// PyTorch asserts the same invariant (FMA results only when
+			// TF32 is off), so a breach is named here, at plan time,
+			// rather than met as NOT_SUPPORTED at the first step.
+			why = append(why, fmt.Sprintf("%s: math type %d under fp32, which plans FMA (%d) only", p.Name, p.MathType, dnnFMAMath))
 		case p.MathType == dnnTensorOpConvert:
 			// ALLOW_CONVERSION lets cuDNN round float32 data to fp16,
 			// far below TF32's precision: never, in either mode.
@@ -268,16 +275,6 @@ func chooseAlgo(d convDirection, perfs []AlgoPerf, r algoRules) (AlgoPerf, error
 	}
 	if len(ok) == 0 {
 		return AlgoPerf{}, fmt.Errorf("no usable %s algorithm (%s)", d, strings.Join(why, "; "))
-	}
-	if r.strictFP32 {
-		// Find also tries CUDNN_DEFAULT_MATH, which may run TF32 on
-		// sm_80 and later: such a result's time need not be what the
-		// plan's FMA descriptor will run at. FMA results come first;
-		// DEFAULT ones only when there are none (the descriptor keeps
-		// the arithmetic fp32 either way).
-		if fma := slices.DeleteFunc(slices.Clone(ok), func(p AlgoPerf) bool { return p.MathType != dnnFMAMath }); len(fma) > 0 {
-			ok = fma
-		}
 	}
 	if !r.byTime {
 		return ok[0], nil

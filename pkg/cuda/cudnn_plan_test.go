@@ -148,7 +148,7 @@ func TestChooseAlgo(t *testing.T) {
 	}{
 		{"fastest that fits", algoRules{budget: 1 << 20, byTime: true}, "GEMM", ""}, // 1.0ms ties: less memory, then lower id (GEMM 2 < DIRECT 3)
 		{"bigger budget", algoRules{budget: 1 << 30, byTime: true}, "FFT", ""},      // failed WINOGRAD never chosen
-		{"strict fp32 takes FMA results first", algoRules{budget: 1 << 20, strictFP32: true, byTime: true}, "IMPLICIT_GEMM", ""},
+		{"strict fp32 takes FMA results only", algoRules{budget: 1 << 20, strictFP32: true, byTime: true}, "IMPLICIT_GEMM", ""},
 		{"deterministic", algoRules{budget: 1 << 10, deterministic: true, byTime: true}, "GEMM", ""},
 		{"no workspace", algoRules{budget: 0, byTime: true}, "IMPLICIT_GEMM", ""},
 		{"heuristic keeps cuDNN's order", algoRules{budget: 1 << 20}, "IMPLICIT_GEMM", ""},
@@ -164,10 +164,11 @@ func TestChooseAlgo(t *testing.T) {
 			t.Errorf("%s: chose %s, want %s", tc.name, got.Name, tc.want)
 		}
 	}
-	// With no FMA result, strict fp32 takes a DEFAULT-math one: the plan's
-	// FMA descriptor keeps its arithmetic fp32.
-	if got, err := chooseAlgo(dirForward, perfs[4:], algoRules{budget: 1 << 20, strictFP32: true, byTime: true}); err != nil || got.Name != "GEMM" {
-		t.Errorf("strict fp32 with only DEFAULT-math results: chose %s, %v; want GEMM", got.Name, err)
+	// With no FMA result, strict fp32 refuses the DEFAULT-math ones,
+	// which its FMA descriptor would not run as measured, naming why.
+	if got, err := chooseAlgo(dirForward, perfs[4:], algoRules{budget: 1 << 20, strictFP32: true, byTime: true}); err == nil ||
+		!strings.Contains(err.Error(), "GEMM: math type 0 under fp32") {
+		t.Errorf("strict fp32 with only DEFAULT-math results: chose %s, %v; want an error naming the math type", got.Name, err)
 	}
 	// An algorithm that would round float32 to fp16 is never taken, even
 	// under TF32 and even when fastest.
