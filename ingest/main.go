@@ -139,6 +139,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if file != "" {
 		return o.Failf(cli.ExitUsage, "--out %s: %s is a file, not a folder", *out, file)
 	}
+	// Shards written among Go sources are a mess to clean: the default
+	// ./shards, run from this repository's root, is its shards package.
+	if src := goSources(*out); src != "" {
+		return o.Failf(cli.ExitUsage, "--out %s holds Go source (%s), not shards: run from elsewhere or give --out a data folder (the default ./shards is this repository's shards package when run from its root)", *out, src)
+	}
 	// Nor would one ingest cannot write in (another user's, a read-only
 	// mount) be found only after the listing.
 	if folder != "" {

@@ -155,6 +155,11 @@ func TestExitCodes(t *testing.T) {
 	if code := run(context.Background(), []string{"--quiet", "--size", "16", "--out", full, root}, &so, &se); code != cli.ExitOK {
 		t.Fatalf("setup: exit %d: %s", code, se.String())
 	}
+	// A folder of Go source, as ./shards is in the repository's root.
+	goPkg := t.TempDir()
+	if err := os.WriteFile(filepath.Join(goPkg, "shards.go"), []byte("package shards\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name      string
 		args      []string
@@ -189,6 +194,7 @@ func TestExitCodes(t *testing.T) {
 		{name: "flags after the dataset", args: []string{root, "--quiet", "--size", "16", "--out", t.TempDir()}, code: cli.ExitOK, say: "done:"},
 		{name: "out is a file", args: []string{"--out", filepath.Join(root, "LOC_val_solution.csv"), root}, code: cli.ExitUsage, say: "is a file, not a folder"},
 		{name: "out under a file", args: []string{"--out", filepath.Join(root, "LOC_val_solution.csv", "shards"), root}, code: cli.ExitUsage, say: "is a file, not a folder"},
+		{name: "out holds Go source", args: []string{"--out", goPkg, root}, code: cli.ExitUsage, say: "holds Go source (shards.go), not shards"},
 		{name: "another dataset", args: []string{"--quiet", "--size", "16", "--out", full, allBad}, code: cli.ExitUsage,
 			say: "holds the shards of another dataset"},
 		{name: "all skipped", args: []string{"--quiet", "--size", "16", "--out", t.TempDir(), allBad}, code: cli.ExitFailure,
