@@ -252,6 +252,24 @@ func TestExitCodes(t *testing.T) {
 			}
 		})
 	}
+	// A success's report on disk says so too, and names its folders
+	// absolutely, whatever directory the command was run from.
+	out := t.TempDir()
+	t.Chdir(filepath.Dir(root))
+	if code := run(context.Background(), []string{"--quiet", "--size", "16", "--out", out, filepath.Base(root)}, &so, &se); code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, se.String())
+	}
+	var disk map[string]any
+	b, err := os.ReadFile(filepath.Join(out, "ingest-report.json"))
+	if err != nil || json.Unmarshal(b, &disk) != nil {
+		t.Fatalf("ingest-report.json: %v\n%s", err, b)
+	}
+	if code, ok := disk["exit_code"].(float64); !ok || code != 0 {
+		t.Errorf("a success's report has exit_code %v, want 0", disk["exit_code"])
+	}
+	if disk["root"] != root || disk["out"] != out {
+		t.Errorf("report names root %v and out %v, want %s and %s", disk["root"], disk["out"], root, out)
+	}
 }
 
 // A later split stopped by its all-skipped first shard, at new settings:

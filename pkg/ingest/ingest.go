@@ -166,6 +166,19 @@ type Report struct {
 	ImagesPerSec  float64  `json:"images_per_sec"`
 	BytesPerImage float64  `json:"shard_bytes_per_image"`
 	RawPerImage   int      `json:"raw_bytes_per_image"`
+	// ExitCode is 0 as Run writes the report; the ingest command rewrites
+	// the file with its own exit code (and the error) when that is not 0,
+	// so a reader of the file needs no default for it.
+	ExitCode int `json:"exit_code"`
+}
+
+// absPath makes the report's paths absolute, so the file names the same
+// folders whichever directory it is read from.
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }
 
 const stateDir = ".ingest-state"
@@ -309,7 +322,7 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 		return markDataset(opt.Out, ds.Classes)
 	}
 	start := time.Now()
-	rep := &Report{Root: ds.Root, Layout: string(ds.Layout), Out: opt.Out, Workers: opt.Workers,
+	rep := &Report{Root: absPath(ds.Root), Layout: string(ds.Layout), Out: absPath(opt.Out), Workers: opt.Workers,
 		Warnings: append([]string{}, ds.Warnings...), Images: map[string]int{}, Written: map[string]int{},
 		SkippedCount: map[string]int{}, Skipped: []Skip{}, Damaged: []Skip{}, Removed: []string{}, RawPerImage: opt.Size * opt.Size * 3}
 	rep.Decoder = imageio.Backend()

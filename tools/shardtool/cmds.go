@@ -224,7 +224,9 @@ func verifyReport(results []shardCheck, nShards int, unlisted []string, asJSON b
 	}
 	switch {
 	case asJSON:
-		json.NewEncoder(&out).Encode(map[string]any{"shards": nShards, "damaged": bad, "records_ok": records, "results": results,
+		enc := json.NewEncoder(&out)
+		enc.SetIndent("", "  ") // as the other commands' --json
+		enc.Encode(map[string]any{"shards": nShards, "damaged": bad, "records_ok": records, "results": results,
 			"unlisted": append([]string{}, unlisted...)}) // shard files meta.json does not list, not verified
 	case nShards < len(results):
 		fmt.Fprintf(&out, "%s is damaged, so there is no list of shards to verify\n", shards.MetaFile)

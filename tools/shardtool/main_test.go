@@ -403,7 +403,7 @@ func TestEdgesReportedPlainly(t *testing.T) {
 		t.Errorf("verify without DIR: exit %d, %q", code, errs)
 	}
 	// Flags may come before the command too.
-	if code, out, errs := runTool("--json", "verify", dir); code != cli.ExitOK || !json.Valid([]byte(out)) || !strings.Contains(out, `"damaged":0`) {
+	if code, out, errs := runTool("--json", "verify", dir); code != cli.ExitOK || !json.Valid([]byte(out)) || !strings.Contains(out, `"damaged": 0`) {
 		t.Errorf("--json before verify: exit %d, %s%s", code, out, errs)
 	}
 	// Under --json a failure with no report is a JSON object on stdout.
