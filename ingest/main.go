@@ -81,6 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	quiet := fs.Bool("quiet", false, "no progress display")
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
 	overwrite := fs.Bool("overwrite", false, "replace the shards of another dataset (another class list) found in --out, or a split's records even when every image of the first shard to write was skipped")
+	decodeMem := fs.Int64("decode-memory", imageio.DefaultDecodeBudget>>20, "`MiB` the decodes of large images (tens of megapixels) may hold at once, all workers together; a larger image waits, then decodes alone (0: no bound)")
 	layout := fs.String("layout", "auto", "dataset layout: auto (detect; kaggle, then tree, then tars), tars, tree or kaggle")
 	// Flags may follow the dataset too (`ingest ./ILSVRC2012 --size 32`),
 	// as predict's and shardtool's may.
@@ -95,6 +96,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if len(splitFields(*splits)) == 0 {
 		return o.Failf(cli.ExitUsage, "--splits %q names no split (want train, val or train,val)", *splits)
 	}
+	if *decodeMem < 0 {
+		return o.Failf(cli.ExitUsage, "--decode-memory %d must be 0 (no bound) or more MiB", *decodeMem)
+	}
+	imageio.SetDecodeBudget(*decodeMem << 20)
 	c, err := shards.ParseCodec(*codec)
 	if err != nil {
 		return o.Fail(cli.ExitUsage, err)

@@ -182,6 +182,7 @@ func TestExitCodes(t *testing.T) {
 		{name: "workers -1", args: []string{"--workers", "-1", nope}, code: cli.ExitUsage, say: "workers -1 must be 0 (one per CPU) or more"},
 		{name: "workers 0", args: []string{"--quiet", "--workers", "0", "--size", "16", "--out", t.TempDir(), root}, code: cli.ExitOK,
 			say: cli.Count(runtime.GOMAXPROCS(0), "worker", "workers")},
+		{name: "decode memory -1", args: []string{"--decode-memory", "-1", nope}, code: cli.ExitUsage, say: "--decode-memory -1 must be 0"},
 		{name: "bad layout", args: []string{"--layout", "zip", nope}, code: cli.ExitUsage, say: `unknown --layout "zip"`},
 		{name: "missing dir", args: []string{nope}, code: cli.ExitFailure, say: "the dataset " + nope + ": no such file or directory"},
 		{name: "missing val labels", args: []string{"--val-labels", nope, root}, code: cli.ExitUsage, say: "--val-labels " + nope + ": no such file"},

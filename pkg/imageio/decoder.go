@@ -41,6 +41,7 @@ type Decoder struct {
 	buf     []uint8
 	rs      resizer
 	warning string
+	res     reservation // the decode budget this call holds
 }
 
 // dctScaleMargin: Preprocess lets DCT scaling go only as far as leaves the
@@ -151,7 +152,27 @@ func (d *Decoder) DecodeFull(data []byte) (Image, error) { return d.DecodeForSiz
 // The returned Image aliases the Decoder's buffer and is valid until the next
 // call. Errors are *FormatError (empty, truncated, corrupt, unknown content)
 // or *UnsupportedError; ingest reports and skips both.
-func (d *Decoder) DecodeForSize(data []byte, minShort int) (img Image, err error) {
+func (d *Decoder) DecodeForSize(data []byte, minShort int) (Image, error) {
+	img, err := d.decode(data, minShort)
+	d.endDecode()
+	return img, err
+}
+
+// endDecode gives back the decode budget a large decode reserved, and
+// with it the decode buffer: kept for the next image, it would hold
+// hundreds of megabytes outside the budget while other workers decode
+// (a returned Image that aliases it stays valid: the caller's reference
+// keeps it).
+func (d *Decoder) endDecode() {
+	if d.res.n > 0 && cap(d.buf) >= smallDecode {
+		d.buf = nil
+	}
+	d.res.release()
+}
+
+// decode is DecodeForSize leaving the decode budget reserved (d.res), for
+// Preprocess to hold through the resize that reads the pixels.
+func (d *Decoder) decode(data []byte, minShort int) (img Image, err error) {
 	d.warning = ""
 	f := Sniff(data)
 	switch {
@@ -171,7 +192,8 @@ func (d *Decoder) Preprocess(data []byte, size int, dst []uint8) error {
 	if size < 1 || len(dst) < size*size*3 {
 		return fmt.Errorf("imageio: Preprocess: size %d needs a %d-byte destination, got %d", size, max(size, 0)*max(size, 0)*3, len(dst))
 	}
-	img, err := d.DecodeForSize(data, dctMinShort(size))
+	img, err := d.decode(data, dctMinShort(size))
+	defer d.endDecode()
 	if err != nil {
 		return err
 	}
@@ -230,6 +252,7 @@ func (d *Decoder) decodeTurbo(data []byte, minShort int) (img Image, err error) 
 		// libjpeg cannot convert CMYK to RGB; take the inks and convert here.
 		pf, bpp = tjpfCMYK, 4
 	}
+	d.res = budget.Load().reserve(turboEstimate(data, w, h, sw, sh, bpp))
 	d.buf = fitBytes(d.buf, sw*sh*bpp)
 	rc = lib.decompress2(d.handle, src, uint64(len(data)), unsafe.Pointer(unsafe.SliceData(d.buf)),
 		int32(sw), 0, int32(sh), pf, tjflagLimitScans)
@@ -252,6 +275,23 @@ func (d *Decoder) decodeTurbo(data []byte, minShort int) (img Image, err error) 
 		img.SrcW, img.SrcH = w, h
 	}
 	return img, nil
+}
+
+// turboEstimate is what libjpeg-turbo holds to decode a w×h JPEG into an
+// sw×sh buffer of bpp bytes a pixel: that buffer, and for a progressive
+// file (or an arithmetic-coded one, which may be multi-scan too) the whole
+// image's DCT coefficients at full size (2 bytes a sample, at most one
+// sample a pixel per component), which DCT scaling does not shrink: a
+// 10,000² progressive JPEG holds about 600 MB.
+func turboEstimate(data []byte, w, h, sw, sh, bpp int) int64 {
+	est := int64(sw) * int64(sh) * int64(bpp)
+	if int64(w)*int64(h)*6 < smallDecode {
+		return est // too small to matter whatever its kind: skip the scan
+	}
+	if hd, err := scanJPEGHeader(data); err == nil && (hd.progressive || hd.arithmetic) {
+		est += int64(w) * int64(h) * int64(max(hd.components, 1)) * 2
+	}
+	return est
 }
 
 // libjpegWarnings are the starts of libjpeg's warning messages (JWRN_* in

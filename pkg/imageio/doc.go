@@ -76,6 +76,14 @@
 // allocated). ingest reports and skips both; neither decoder panics or
 // crashes on any input (FuzzDecode).
 //
+// # Memory
+//
+// Large decodes (an estimate from the header of 32 MB or more) share a
+// process-wide budget, SetDecodeBudget, 2 GiB by default: each waits its
+// turn for its estimate and gives it back when the caller is done with
+// the pixels, so many workers meeting many huge images hold the budget,
+// not each a gigabyte.
+//
 // A truncated file is an error wrapping ErrTruncated, on both backends
 // alike: libjpeg's "Premature end of JPEG file", a JPEG without an EOI
 // marker after its scan data, a header that runs off the end, or a PNG

@@ -69,6 +69,7 @@ func (d *Decoder) decodeStdlib(f Format, data []byte) (img Image, err error) {
 			}
 		}
 	}
+	d.res = budget.Load().reserve(int64(cfg.Width) * int64(cfg.Height) * stdBytesPerPixel(cfg.ColorModel))
 	m, err := codec.decode(bytes.NewReader(data))
 	if err != nil {
 		return Image{}, stdError(f, data, err)
