@@ -218,6 +218,26 @@ func TestGPUDeterministic(t *testing.T) {
 
 // TestGPUCheckpointAcrossDevices: a model trained on the GPU evaluates
 // the same on the CPU from its Tensors, and the reverse.
+// TestGPUResumeMatches: a run resumed as train --resume --deterministic
+// resumes it (weights, SetMomenta, SetStep) ends bit for bit where the
+// uninterrupted run does, on the paper's model in train's default TF32
+// (TestGPUDeterministic has shown both precisions repeat bit for bit).
+func TestGPUResumeMatches(t *testing.T) {
+	needGPU(t)
+	spec, err := alexnet.Build("alexnet", 1000, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mean, std := [3]float32{120, 115, 100}, [3]float32{60, 58, 57}
+	resumeMatches(t, spec, 16, func(params map[string][]float32) trainer.Backend {
+		b, err := NewBackend(spec, 16, params, Options{Precision: TF32, Seed: 7, Mean: mean, Std: std, Deterministic: true})
+		if err != nil {
+			skipOrFail(t, "GPU backend: %v", err)
+		}
+		return b
+	})
+}
+
 func TestGPUCheckpointAcrossDevices(t *testing.T) {
 	needGPU(t)
 	spec, err := alexnet.Build("small", 10, 0)

@@ -14,6 +14,7 @@ import (
 	"github.com/alexnet-repro/alexnet/pkg/feed"
 	"github.com/alexnet-repro/alexnet/pkg/nn/cpu"
 	"github.com/alexnet-repro/alexnet/pkg/pipeline"
+	"github.com/alexnet-repro/alexnet/pkg/trainer"
 )
 
 // miniAlexNet has every feature of the paper's net at a size the naive
@@ -567,4 +568,77 @@ func TestParamsAreReadOnly(t *testing.T) {
 			t.Errorf("%s: SetParams error %v, want one containing %q", tc.name, err, tc.want)
 		}
 	}
+}
+
+// resumeMatches trains 4 steps in one go, and 2 steps then 2 more in a
+// backend built as trainer.Train's --resume builds it (the checkpoint's
+// weights to the constructor, its momenta through SetMomenta, its step
+// through SetStep), and wants the same weights and momenta, bit for bit:
+// the dropout masks, the momenta and the step count all carry over.
+func resumeMatches(t *testing.T, spec alexnet.Spec, batch int, mk func(params map[string][]float32) trainer.Backend) {
+	t.Helper()
+	params, err := alexnet.InitParams(spec, "he", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	train := func(b trainer.Backend, from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			if _, _, err := b.Step(CrossCheckBatch(spec, batch, uint64(i)), 0.01, 0.9, 0.0005); err != nil {
+				t.Fatalf("step %d: %v", i, err)
+			}
+		}
+	}
+	snapshot := func(b trainer.Backend) []trainer.Tensor {
+		t.Helper()
+		ts, err := b.Tensors()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]trainer.Tensor, len(ts))
+		for i, x := range ts {
+			out[i] = trainer.Tensor{Name: x.Name, Shape: x.Shape, W: slices.Clone(x.W), V: slices.Clone(x.V)}
+		}
+		return out
+	}
+	whole := mk(params)
+	defer whole.Close()
+	train(whole, 0, 4)
+	want := snapshot(whole)
+
+	first := mk(params)
+	defer first.Close()
+	train(first, 0, 2)
+	ck := snapshot(first)
+	weights := map[string][]float32{}
+	for _, x := range ck {
+		weights[x.Name] = x.W
+	}
+	resumed := mk(weights)
+	defer resumed.Close()
+	if err := resumed.SetMomenta(ck); err != nil {
+		t.Fatal(err)
+	}
+	resumed.SetStep(2)
+	train(resumed, 2, 4)
+	got := snapshot(resumed)
+	for i := range want {
+		if !slices.Equal(got[i].W, want[i].W) || !slices.Equal(got[i].V, want[i].V) {
+			t.Errorf("%s: the resumed run's weights or momenta differ from the uninterrupted run's", want[i].Name)
+		}
+	}
+}
+
+// TestResumeMatches is resumeMatches on the host engine, whose arithmetic
+// repeats exactly; TestGPUResumeMatches is the same on a GPU.
+func TestResumeMatches(t *testing.T) {
+	em := needEmulator(t)
+	spec := miniAlexNet(5)
+	resumeMatches(t, spec, 3, func(params map[string][]float32) trainer.Backend {
+		n, err := newNet(newHostEngine(em), spec, 3, params, Options{Seed: 9, Mean: testMean, Std: testStd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &Backend{net: n}
+	})
 }
