@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -40,7 +41,7 @@ decoded, converted to RGB, its shorter side resized to --size with an
 antialiased bilinear filter, and centre-cropped to size×size.
 
 Example:
-  ingest --out ./shards ./ILSVRC2012
+  ingest --out /data/shards ./ILSVRC2012
   ingest --size 32 --workers 2 --out demo/shards demo/fashion-mnist
 
 %s
@@ -56,7 +57,8 @@ gone bad): the run stops before it replaces any of them (exit 1); the
 splits it wrote before are listed in meta.json.
 
 Exit codes: 0 done, 1 failed, interrupted, or every image of a split
-skipped, 2 usage or an --out holding another dataset's shards, 3 done but
+skipped, 2 usage or an --out holding another dataset's shards (or Go
+source), 3 done but
 files were skipped (or kept though decoded past damage) and --strict was
 given.
 
@@ -96,8 +98,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if len(splitFields(*splits)) == 0 {
 		return o.Failf(cli.ExitUsage, "--splits %q names no split (want train, val or train,val)", *splits)
 	}
-	if *decodeMem < 0 {
-		return o.Failf(cli.ExitUsage, "--decode-memory %d must be 0 (no bound) or more MiB", *decodeMem)
+	if *decodeMem < 0 || *decodeMem > math.MaxInt64>>20 {
+		return o.Failf(cli.ExitUsage, "--decode-memory %d must be 0 (no bound) or more MiB, and at most %d", *decodeMem, int64(math.MaxInt64>>20))
 	}
 	imageio.SetDecodeBudget(*decodeMem << 20)
 	c, err := shards.ParseCodec(*codec)

@@ -20,6 +20,7 @@ import (
 	"github.com/alexnet-repro/alexnet/internal/cli/clitest"
 	"github.com/alexnet-repro/alexnet/internal/dirlock"
 	"github.com/alexnet-repro/alexnet/internal/fixtures"
+	"github.com/alexnet-repro/alexnet/pkg/imageio"
 )
 
 // The test binary doubles as the ingest command when this variable is set,
@@ -402,5 +403,28 @@ func TestUnwritableOutBeforeListing(t *testing.T) {
 	code := run(context.Background(), []string{"--quiet", "--out", filepath.Join(locked, "shards"), filepath.Join(locked, "absent")}, &so, &se)
 	if code != cli.ExitFailure || !strings.Contains(se.String(), "cannot write in "+locked) {
 		t.Fatalf("exit %d: %s", code, se.String())
+	}
+}
+
+// --decode-memory sets the process's decode budget, in MiB; 0 removes it.
+func TestDecodeMemoryFlag(t *testing.T) {
+	root := t.TempDir()
+	fixtures.Tree(t, root, 2, 1)
+	t.Cleanup(func() { imageio.SetDecodeBudget(imageio.DefaultDecodeBudget) })
+	for _, tc := range []struct {
+		arg  string
+		want int64
+	}{{"800", 800 << 20}, {"0", 0}} {
+		var so, se bytes.Buffer
+		if code := run(context.Background(), []string{"--quiet", "--size", "16", "--decode-memory", tc.arg, "--out", t.TempDir(), root}, &so, &se); code != cli.ExitOK {
+			t.Fatalf("--decode-memory %s: exit %d: %s", tc.arg, code, se.String())
+		}
+		if got := imageio.DecodeBudget(); got != tc.want {
+			t.Errorf("--decode-memory %s: budget %d, want %d", tc.arg, got, tc.want)
+		}
+	}
+	var so, se bytes.Buffer
+	if code := run(context.Background(), []string{"--decode-memory", "9223372036854775807", root}, &so, &se); code != cli.ExitUsage || !strings.Contains(se.String(), "at most") {
+		t.Errorf("an overflowing --decode-memory: exit %d, %s", code, se.String())
 	}
 }

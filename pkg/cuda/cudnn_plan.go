@@ -274,7 +274,11 @@ func chooseAlgo(d convDirection, perfs []AlgoPerf, r algoRules) (AlgoPerf, error
 		}
 	}
 	if len(ok) == 0 {
-		return AlgoPerf{}, fmt.Errorf("no usable %s algorithm (%s)", d, strings.Join(why, "; "))
+		hint := ""
+		if r.strictFP32 {
+			hint = "; --precision tf32 allows tensor-op math"
+		}
+		return AlgoPerf{}, fmt.Errorf("no usable %s algorithm (%s)%s", d, strings.Join(why, "; "), hint)
 	}
 	if !r.byTime {
 		return ok[0], nil

@@ -66,33 +66,41 @@ func DecodeBudget() int64 { return max(budget.Load().size, 0) }
 type reservation struct {
 	b *decodeBudget
 	n int64
+	// goHeap is the part of the estimate on the Go heap (not libjpeg's
+	// own memory), uncapped: what a collection can give back.
+	goHeap int64
 }
 
-func (b *decodeBudget) reserve(n int64) reservation {
+// reserve waits its turn for n bytes, goHeap of them on the Go heap. It
+// gives up with ctx's error when ctx ends first, holding nothing.
+func (b *decodeBudget) reserve(ctx context.Context, n, goHeap int64) (reservation, error) {
 	if n < smallDecode || b.sem == nil {
-		return reservation{}
+		return reservation{}, nil
 	}
 	n = min(n, b.size) // larger than the budget: wait until alone
-	b.sem.Acquire(context.Background(), n)
+	if err := b.sem.Acquire(ctx, n); err != nil {
+		return reservation{}, err
+	}
 	b.mu.Lock()
 	b.used += n
 	b.peak = max(b.peak, b.used)
 	b.mu.Unlock()
-	return reservation{b: b, n: n}
+	return reservation{b: b, n: n, goHeap: goHeap}, nil
 }
 
 func (r *reservation) release() {
 	if r.b == nil {
 		return
 	}
-	if r.n >= collectAfter {
+	if r.goHeap >= collectAfter {
 		// The decoded image is garbage now, but the collector would let
 		// the heap grow to twice what is live before reclaiming it, so
 		// the next large decode would sit beside it. Collecting costs
-		// milliseconds beside a decode of seconds, and comes before the
-		// budget is handed on: collected after, while the next decode
-		// allocated, 2 workers decoding 10,000² PNGs one at a time
-		// peaked at 1.4 GB of RSS.
+		// tens of milliseconds (25 ms beside an ImageNet-sized listing)
+		// against a decode of seconds, and comes before the budget is
+		// handed on: collected after, while the next decode allocated,
+		// 2 workers decoding 10,000² PNGs one at a time peaked at 1.4 GB
+		// of RSS.
 		runtime.GC()
 	}
 	r.b.mu.Lock()
@@ -102,8 +110,37 @@ func (r *reservation) release() {
 	*r = reservation{}
 }
 
-// collectAfter is the reservation from which giving it back collects.
+// collectAfter is the Go-heap part of a reservation from which giving it
+// back collects.
 const collectAfter = 128 << 20
+
+// stdEstimate is what the Go decoders hold to decode data (format f,
+// w×h, model m): the decoded image and its RGB copy, and what some kinds
+// hold besides: image/jpeg keeps a progressive file's coefficients at
+// full size (4 bytes a sample, at most one sample a pixel per component),
+// and image/png decodes an interlaced file's seven passes into images of
+// their own before composing them (about one image more).
+func stdEstimate(f Format, data []byte, w, h int, m color.Model) int64 {
+	px := int64(w) * int64(h)
+	est := px * stdBytesPerPixel(m)
+	if px*stdBytesPerPixel(m) < smallDecode/4 {
+		return est // far too small to matter whatever its kind
+	}
+	switch f {
+	case FormatJPEG:
+		if hd, err := scanJPEGHeader(data); err == nil && hd.progressive {
+			est += px * int64(max(hd.components, 1)) * 4
+		}
+	case FormatPNG:
+		// IHDR's interlace method, after the signature (8), the chunk's
+		// length and type (8), width, height, depth, colour type,
+		// compression and filter (10).
+		if len(data) > 28 && data[28] == 1 {
+			est += px * (stdBytesPerPixel(m) - 3)
+		}
+	}
+	return est
+}
 
 // stdBytesPerPixel estimates what the Go decoders hold per pixel for an
 // image of model m: the decoded image, plus the RGB copy made from it.

@@ -2,6 +2,8 @@ package imageio
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -9,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 // bigPNG is a w×h NRGBA PNG with a pattern, small on disk and large
@@ -81,7 +84,7 @@ func TestDecodeBudget(t *testing.T) {
 					}
 				})
 			}
-			wg.Wait()
+			waitOrFail(t, &wg)
 			for i := range 4 {
 				if errs[i] != nil {
 					t.Fatal(errs[i])
@@ -140,6 +143,95 @@ func TestDecodeBudgetTurbo(t *testing.T) {
 	}
 	if b.peak != 0 {
 		t.Errorf("a DCT-scaled decode reserved %d bytes", b.peak)
+	}
+}
+
+// waitOrFail fails the test, rather than hanging it, when a reservation
+// is never given back and a decode waits for it for ever.
+func waitOrFail(t *testing.T, wg *sync.WaitGroup) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("decodes still waiting after a minute: a reservation was not given back")
+	}
+}
+
+// A decode waiting its turn gives up when its context ends, holding
+// nothing, with an error that wraps the context's.
+func TestDecodeBudgetWaitIsCancellable(t *testing.T) {
+	big := bigPNG(t, 2400, 2000)
+	b := withBudget(t, 64<<20)
+	// Hold the whole budget, as another worker's huge decode would.
+	held, err := b.reserve(context.Background(), 64<<20, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- NewDecoderStdlib().PreprocessContext(ctx, big, 64, make([]byte, 64*64*3)) }()
+	select {
+	case err := <-errc:
+		t.Fatalf("the decode did not wait for the budget: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled wait: %v, want an error wrapping context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cancelled decode is still waiting")
+	}
+	held.release()
+	if b.used != 0 {
+		t.Errorf("%d bytes reserved after the cancelled wait and the release", b.used)
+	}
+	// The budget is whole again: the same decode now runs.
+	if err := NewDecoderStdlib().PreprocessContext(context.Background(), big, 64, make([]byte, 64*64*3)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The Go decoders' estimate counts what some kinds hold besides the
+// image and its copy: a progressive JPEG's coefficients, an interlaced
+// PNG's passes.
+func TestStdEstimate(t *testing.T) {
+	jpegHeader := func(sof byte) []byte {
+		return []byte{0xFF, 0xD8,
+			0xFF, sof, 0, 17, 8, 0x0B, 0xB8, 0x0F, 0xA0, 3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1, // 4000×3000
+			0xFF, 0xDA, 0, 12, 3, 1, 0, 2, 0x11, 3, 0x11, 0, 63, 0, 0xFF, 0xD9}
+	}
+	png := func(interlace byte) []byte {
+		b := make([]byte, 33)
+		copy(b, "\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR")
+		b[28] = interlace
+		return b
+	}
+	const px = 4000 * 3000
+	for _, tc := range []struct {
+		name string
+		f    Format
+		data []byte
+		m    color.Model
+		want int64
+	}{
+		{"baseline JPEG", FormatJPEG, jpegHeader(0xC0), color.YCbCrModel, px * 7},
+		{"progressive JPEG", FormatJPEG, jpegHeader(0xC2), color.YCbCrModel, px*7 + px*3*4},
+		{"PNG", FormatPNG, png(0), color.RGBAModel, px * 7},
+		{"interlaced PNG", FormatPNG, png(1), color.RGBAModel, px*7 + px*4},
+		{"interlaced 16-bit PNG", FormatPNG, png(1), color.RGBA64Model, px*11 + px*8},
+	} {
+		if got := stdEstimate(tc.f, tc.data, 4000, 3000, tc.m); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	// A small progressive JPEG skips the header scan: its extra is noise.
+	if got := stdEstimate(FormatJPEG, jpegHeader(0xC2), 400, 300, color.YCbCrModel); got != 400*300*7 {
+		t.Errorf("small progressive JPEG: %d", got)
 	}
 }
 

@@ -1,6 +1,7 @@
 package imageio
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"strings"
@@ -41,7 +42,8 @@ type Decoder struct {
 	buf     []uint8
 	rs      resizer
 	warning string
-	res     reservation // the decode budget this call holds
+	res     reservation     // the decode budget this call holds
+	ctx     context.Context // what a wait for the budget gives up on; nil: never
 }
 
 // dctScaleMargin: Preprocess lets DCT scaling go only as far as leaves the
@@ -153,9 +155,8 @@ func (d *Decoder) DecodeFull(data []byte) (Image, error) { return d.DecodeForSiz
 // call. Errors are *FormatError (empty, truncated, corrupt, unknown content)
 // or *UnsupportedError; ingest reports and skips both.
 func (d *Decoder) DecodeForSize(data []byte, minShort int) (Image, error) {
-	img, err := d.decode(data, minShort)
-	d.endDecode()
-	return img, err
+	defer d.endDecode()
+	return d.decode(data, minShort)
 }
 
 // endDecode gives back the decode budget a large decode reserved, and
@@ -189,15 +190,40 @@ func (d *Decoder) decode(data []byte, minShort int) (img Image, err error) {
 // only down to twice size, and 256, on the shorter side (dctMinShort), which
 // keeps the result within a level or two of Pillow's full-size decode.
 func (d *Decoder) Preprocess(data []byte, size int, dst []uint8) error {
+	return d.PreprocessContext(context.Background(), data, size, dst)
+}
+
+// PreprocessContext is Preprocess whose wait for the decode budget (a
+// large image while others hold it: SetDecodeBudget) gives up when ctx
+// ends, returning an error that wraps ctx's.
+func (d *Decoder) PreprocessContext(ctx context.Context, data []byte, size int, dst []uint8) error {
 	if size < 1 || len(dst) < size*size*3 {
 		return fmt.Errorf("imageio: Preprocess: size %d needs a %d-byte destination, got %d", size, max(size, 0)*max(size, 0)*3, len(dst))
 	}
-	img, err := d.decode(data, dctMinShort(size))
+	d.ctx = ctx
+	defer func() { d.ctx = nil }()
+	// Registered first: a panic anywhere below must not keep the budget.
 	defer d.endDecode()
+	img, err := d.decode(data, dctMinShort(size))
 	if err != nil {
 		return err
 	}
 	d.rs.resizeShortCrop(img, size, dst)
+	return nil
+}
+
+// reserve takes the decode budget for an estimate of n bytes, goHeap of
+// them Go memory, into d.res.
+func (d *Decoder) reserve(n, goHeap int64) error {
+	ctx := d.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	r, err := budget.Load().reserve(ctx, n, goHeap)
+	if err != nil {
+		return fmt.Errorf("imageio: waiting for the decode budget: %w", err)
+	}
+	d.res = r
 	return nil
 }
 
@@ -252,7 +278,14 @@ func (d *Decoder) decodeTurbo(data []byte, minShort int) (img Image, err error) 
 		// libjpeg cannot convert CMYK to RGB; take the inks and convert here.
 		pf, bpp = tjpfCMYK, 4
 	}
-	d.res = budget.Load().reserve(turboEstimate(data, w, h, sw, sh, bpp))
+	// A wait for the budget must not hold this OS thread: the locked
+	// part is only each TurboJPEG call and the read of its message.
+	runtime.UnlockOSThread()
+	err = d.reserve(turboEstimate(data, w, h, sw, sh, bpp), int64(sw)*int64(sh)*int64(bpp))
+	runtime.LockOSThread()
+	if err != nil {
+		return Image{}, err
+	}
 	d.buf = fitBytes(d.buf, sw*sh*bpp)
 	rc = lib.decompress2(d.handle, src, uint64(len(data)), unsafe.Pointer(unsafe.SliceData(d.buf)),
 		int32(sw), 0, int32(sh), pf, tjflagLimitScans)

@@ -69,7 +69,10 @@ func (d *Decoder) decodeStdlib(f Format, data []byte) (img Image, err error) {
 			}
 		}
 	}
-	d.res = budget.Load().reserve(int64(cfg.Width) * int64(cfg.Height) * stdBytesPerPixel(cfg.ColorModel))
+	est := stdEstimate(f, data, cfg.Width, cfg.Height, cfg.ColorModel)
+	if err := d.reserve(est, est); err != nil {
+		return Image{}, err
+	}
 	m, err := codec.decode(bytes.NewReader(data))
 	if err != nil {
 		return Image{}, stdError(f, data, err)

@@ -166,9 +166,10 @@ type Report struct {
 	ImagesPerSec  float64  `json:"images_per_sec"`
 	BytesPerImage float64  `json:"shard_bytes_per_image"`
 	RawPerImage   int      `json:"raw_bytes_per_image"`
-	// ExitCode is 0 as Run writes the report; the ingest command rewrites
-	// the file with its own exit code (and the error) when that is not 0,
-	// so a reader of the file needs no default for it.
+	// ExitCode is 0 as Run writes the report of a finished run, 1 for one
+	// stopped by a split's all-skipped first shard; the ingest command
+	// rewrites the file with its own exit code and error when that is not
+	// 0, so a reader of the file needs no default for it.
 	ExitCode int `json:"exit_code"`
 }
 
@@ -458,6 +459,11 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 	}
 	if recs > 0 {
 		rep.BytesPerImage = float64(bytes) / float64(recs)
+	}
+	if stop != nil {
+		// A stopped run is a failure on disk too, even before (or
+		// without) the ingest command's rewrite with its error.
+		rep.ExitCode = 1
 	}
 	b, _ := json.MarshalIndent(rep, "", "  ")
 	if err := shards.WriteFileAtomic(filepath.Join(opt.Out, ReportFile), append(b, '\n')); err != nil {
@@ -875,6 +881,10 @@ func runPlans(ctx context.Context, ds *imagenet.Dataset, opt Options, split stri
 	return g.Wait()
 }
 
+// bigFile is the size from which a worker gives back its read buffer
+// after the file instead of keeping it for the next one.
+const bigFile = 32 << 20
+
 func work(ctx context.Context, ds *imagenet.Dataset, opt Options, jobs <-chan job, results chan<- *result) error {
 	dec := imageio.NewDecoder()
 	defer dec.Close()
@@ -892,7 +902,7 @@ func work(ctx context.Context, ds *imagenet.Dataset, opt Options, jobs <-chan jo
 		buf, err = ds.ReadItem(it, buf)
 		if err != nil {
 			r.skip = &Skip{Split: j.plan.split, Path: it.Path, Name: it.Name, Reason: "read: " + err.Error()}
-		} else if err = dec.Preprocess(buf, opt.Size, pix); err != nil {
+		} else if err = dec.PreprocessContext(ctx, buf, opt.Size, pix); err != nil {
 			var fe *imageio.FormatError
 			var ue *imageio.UnsupportedError
 			if !errors.As(err, &fe) && !errors.As(err, &ue) {
@@ -913,6 +923,11 @@ func work(ctx context.Context, ds *imagenet.Dataset, opt Options, jobs <-chan jo
 			}
 			r.rec = shards.Record{ID: j.plan.ids[j.pos], Label: int32(it.Label), Name: it.Name, Codec: opt.Codec,
 				W: opt.Size, H: opt.Size, Channels: 3, Payload: r.payload}
+		}
+		if cap(buf) >= bigFile {
+			// A 300 MB BMP's bytes, kept for the next file, would sit
+			// outside the decode budget for the rest of the run.
+			buf = nil
 		}
 		select {
 		case results <- r:

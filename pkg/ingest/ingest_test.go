@@ -955,6 +955,11 @@ func TestAllSkippedLaterSplitKeepsMetaTrue(t *testing.T) {
 	if !errors.Is(err, ErrAllSkipped) || !strings.Contains(err.Error(), "the splits before it (train) are written") {
 		t.Fatalf("val all broken after train: %v", err)
 	}
+	// Its report on disk is a failure's, before any command rewrites it.
+	var rep Report
+	if b, err := os.ReadFile(filepath.Join(out, ReportFile)); err != nil || json.Unmarshal(b, &rep) != nil || rep.ExitCode != 1 {
+		t.Errorf("the stopped run's %s: exit_code %d (%v), want 1", ReportFile, rep.ExitCode, err)
+	}
 	m, err := shards.ReadMeta(out)
 	if err != nil {
 		t.Fatal(err)

@@ -85,6 +85,11 @@ func (b *Backend) Tensors() ([]trainer.Tensor, error) {
 func (b *Backend) SetMomenta(ts []trainer.Tensor) error {
 	ps := make([]Param, len(ts))
 	for i, t := range ts {
+		if t.V == nil {
+			// SetParams would leave these momenta as they are; the
+			// CPU backend refuses the list, and so does this one.
+			return fmt.Errorf("gpu backend: tensor %d (%s) has no momenta", i, t.Name)
+		}
 		ps[i] = Param{Name: t.Name, V: t.V}
 	}
 	if err := b.net.SetParams(ps); err != nil {

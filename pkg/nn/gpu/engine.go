@@ -151,8 +151,8 @@ func (e *cudaEngine) upload(dst cuda.DevicePtr, src []byte) error {
 	// The interface promises src may be reused on return: from pageable
 	// Go memory current drivers do stage the bytes before returning, but
 	// CUDA does not document that, and from a pinned slot the copy is
-	// truly still running. So wait for it. Uploads happen at build, after
-	// Tensors handed the parameters out, and on the synchronous Step path
+	// truly still running. So wait for it. Uploads happen at build, in
+	// SetParams (a resume's momenta), and on the synchronous Step path
 	// (which reads every loss anyway); the fast path, StepFeed, copies
 	// through pkg/feed and never comes here.
 	if err := e.dev.MemcpyHtoDAsync(dst, src, e.stream); err != nil {

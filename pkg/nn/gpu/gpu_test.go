@@ -216,8 +216,6 @@ func TestGPUDeterministic(t *testing.T) {
 	}
 }
 
-// TestGPUCheckpointAcrossDevices: a model trained on the GPU evaluates
-// the same on the CPU from its Tensors, and the reverse.
 // TestGPUResumeMatches: a run resumed as train --resume --deterministic
 // resumes it (weights, SetMomenta, SetStep) ends bit for bit where the
 // uninterrupted run does, on the paper's model in train's default TF32
@@ -238,6 +236,8 @@ func TestGPUResumeMatches(t *testing.T) {
 	})
 }
 
+// TestGPUCheckpointAcrossDevices: a model trained on the GPU evaluates
+// the same on the CPU from its Tensors, and the reverse.
 func TestGPUCheckpointAcrossDevices(t *testing.T) {
 	needGPU(t)
 	spec, err := alexnet.Build("small", 10, 0)

@@ -707,6 +707,7 @@ func (n *Net) SetParams(ps []Param) error {
 	if len(ps) != len(n.params) {
 		return fmt.Errorf("gpu: %d parameters given, the net has %d", len(ps), len(n.params))
 	}
+	// All checked before any upload: a list refused is not half applied.
 	for i, p := range n.params {
 		g := ps[i]
 		if g.Name != p.name {
@@ -715,13 +716,19 @@ func (n *Net) SetParams(ps []Param) error {
 		for _, half := range []struct {
 			what string
 			src  []float32
-			dst  cuda.DevicePtr
-		}{{"weights", g.W, n.w}, {"momenta", g.V, n.v}} {
+		}{{"weights", g.W}, {"momenta", g.V}} {
+			if half.src != nil && len(half.src) != p.size {
+				return fmt.Errorf("gpu: %s of %s: %d values, want %d", half.what, p.name, len(half.src), p.size)
+			}
+		}
+	}
+	for i, p := range n.params {
+		for _, half := range []struct {
+			src []float32
+			dst cuda.DevicePtr
+		}{{ps[i].W, n.w}, {ps[i].V, n.v}} {
 			if half.src == nil {
 				continue
-			}
-			if len(half.src) != p.size {
-				return fmt.Errorf("gpu: %s of %s: %d values, want %d", half.what, p.name, len(half.src), p.size)
 			}
 			if err := n.eng.upload(half.dst.Add(p.off*4), cuda.Bytes(half.src)); err != nil {
 				return err

@@ -524,8 +524,11 @@ func TestParamsAreReadOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// (The upload check above is the guard; these values only show that
+	// Params read the device afresh rather than returning the mirrors as
+	// they were written.)
 	if ps[0].W[0] == 1234 || ps[0].V[0] == 5678 {
-		t.Fatalf("a write to Params' slices reached the device: %v, %v", ps[0].W[0], ps[0].V[0])
+		t.Fatalf("Params returned the written mirrors, not the device's values: %v, %v", ps[0].W[0], ps[0].V[0])
 	}
 	if ps[0].W[0] == w0 && ps[0].V[0] == v0 {
 		t.Fatal("a step changed neither the weight nor the momentum")
