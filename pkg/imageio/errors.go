@@ -51,9 +51,12 @@ func (e *UnsupportedError) Error() string {
 func (e *UnsupportedError) Unwrap() error { return e.Err }
 
 // Limits on decoded dimensions. A hostile or broken header can claim
-// 65535x65535 pixels (12 GB as RGB); no ImageNet image comes near these.
+// 65535x65535 pixels (12 GB as RGB); MaxPixels refuses that from the
+// header, and no ImageNet image comes near it. A side may be as long as
+// JPEG allows, so panoramas (a 20,000×600 strip is 12 megapixels) decode:
+// the resize computes only the crop window, whatever the width.
 const (
-	MaxSide   = 1 << 14     // pixels per side
+	MaxSide   = 65535       // pixels per side: JPEG's own limit
 	MaxPixels = 100_000_000 // width*height
 )
 

@@ -62,6 +62,19 @@ elif cmd == "webp":
     im = Image.merge("RGB", [g, g.rotate(90), Image.radial_gradient("L")])
     im.save(out, "WEBP", quality=size)
     open(out + ".rgb", "wb").write(Image.open(out).convert("RGB").tobytes())
+elif cmd == "panorama":
+    # panorama <out> <size> <width> <height>: a wide strip with detail
+    # across its length, as a JPEG (quality 90) at out.jpg and a PNG at
+    # out.png, and Pillow's preprocessing of each at out.jpg.rgb and
+    # out.png.rgb.
+    w, h = int(paths[0]), int(paths[1])
+    g = Image.linear_gradient("L").resize((w, h))
+    r = Image.radial_gradient("L").resize((w // 40, h)).resize((w, h))
+    im = Image.merge("RGB", [g, r, g.transpose(Image.FLIP_LEFT_RIGHT)])
+    for ext, kw in (("jpg", {"quality": 90}), ("png", {})):
+        im.save(out + "." + ext, **kw)
+        rgb = crop(Image.open(out + "." + ext).convert("RGB"), size).tobytes()
+        open(out + "." + ext + ".rgb", "wb").write(rgb)
 elif cmd == "gif":
     # gif <out> <side>: a paletted GIF whose transparent index has a
     # colour (red) of its own, with a comment block before the frame, at
@@ -282,4 +295,35 @@ func decodedBesidePIL(t *testing.T, cmd, name, arg string) (Image, []byte) {
 		t.Fatal(err)
 	}
 	return img, want
+}
+
+// TestPanoramaMatchesPIL: a 20,000×600 strip, wider than the 16,384 px a
+// side once allowed, decodes on both backends, as JPEG and PNG, and its
+// centre crop matches Pillow's as the photos' do.
+func TestPanoramaMatchesPIL(t *testing.T) {
+	const size, w, h = 256, 20000, 600
+	out := filepath.Join(t.TempDir(), "pano")
+	runPIL(t, "panorama", out, fmt.Sprint(size), fmt.Sprint(w), fmt.Sprint(h))
+	for _, ext := range []string{"jpg", "png"} {
+		data, err := os.ReadFile(out + "." + ext)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(out + "." + ext + ".rgb")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []*Decoder{NewDecoder(), NewDecoderStdlib()} {
+			dst := make([]uint8, size*size*3)
+			if err := d.Preprocess(data, size, dst); err != nil {
+				t.Fatalf("%s, %s: %v", ext, d.Backend(), err)
+			}
+			s := compareRGB(dst, want)
+			t.Logf("%dx%d %s, %s: MAD %.3f, max %d", w, h, ext, d.Backend(), s.mad, s.maxDiff)
+			if s.mad > 2 {
+				t.Errorf("%s, %s: mean absolute difference %.3f > 2", ext, d.Backend(), s.mad)
+			}
+			d.Close()
+		}
+	}
 }
