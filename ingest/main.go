@@ -83,7 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	quiet := fs.Bool("quiet", false, "no progress display")
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
 	overwrite := fs.Bool("overwrite", false, "replace the shards of another dataset (another class list) found in --out, or a split's records even when every image of the first shard to write was skipped")
-	decodeMem := fs.Int64("decode-memory", imageio.DefaultDecodeBudget>>20, "`MiB` the decodes of large images (tens of megapixels) may hold at once, all workers together; a larger image waits, then decodes alone (0: no bound)")
+	decodeMem := fs.Int64("decode-memory", imageio.DefaultDecodeBudget>>20, "`MiB` the decodes of large images (tens of megapixels) may hold at once, all workers together; one needing more than this waits for the others, then decodes alone (0: no bound)")
 	layout := fs.String("layout", "auto", "dataset layout: auto (detect; kaggle, then tree, then tars), tars, tree or kaggle")
 	// Flags may follow the dataset too (`ingest ./ILSVRC2012 --size 32`),
 	// as predict's and shardtool's may.
