@@ -24,7 +24,8 @@
 //     parameters bit for bit;
 //   - parameters have the names, shapes and order of spec.Params(), and
 //     Backend.Tensors reads them back for checkpoints, which are the same
-//     file on both devices.
+//     file on both devices; reading them costs one download and nothing
+//     afterwards, and a resume uploads its momenta with SetMomenta.
 //
 // Precision is TF32 by default (cuDNN's default math and cuBLAS's TF32
 // mode, as PyTorch does for convolutions) or strict FP32.
