@@ -14,7 +14,7 @@ setup:
 # Build every command into bin/.
 build:
     @mkdir -p bin
-    go build -o bin/ ./ingest ./train ./tools/shardtool ./tools/mkdemo ./tools/predict ./tools/gpucheck ./tools/bench/benchingest ./tools/bench/benchpipeline ./tools/bench/benchtraincpu
+    go build -o bin/ ./ingest ./train ./tools/shardtool ./tools/mkdemo ./tools/predict ./tools/gpucheck ./tools/bench/benchingest ./tools/bench/benchpipeline ./tools/bench/benchtraincpu ./tools/bench/benchdecodemem
 
 # gofmt and go vet.
 lint:
@@ -63,6 +63,10 @@ bench-train-cpu *ARGS: setup build
 # Ingest speed per core against PIL + zstd (same core, interleaved), decode-only ceiling, all cores.
 bench-ingest *ARGS: setup build
     bin/benchingest {{ARGS}}
+
+# Ingest's decode budget: peak RSS and time over huge PNGs under several --decode-memory values, beside the unbounded run.
+bench-decode-memory *ARGS: build
+    bin/benchdecodemem {{ARGS}}
 
 # Pipeline speed: augmented 224 crops/s on 1 core and all cores beside PyTorch's DataLoader, per-stage breakdown, RSS, entropy-only and memcpy ceilings, batch digest.
 bench-pipeline *ARGS: setup build
