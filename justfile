@@ -27,14 +27,7 @@ test: lint
 
 # Fuzz every parser of outside bytes (every Fuzz* test in the repo) for FUZZTIME each.
 fuzz FUZZTIME="30s":
-    #!/usr/bin/env bash
-    set -euo pipefail
-    for pkg in $(go list ./...); do
-      for f in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
-        echo "== $pkg $f"
-        go test "$pkg" -run '^$' -fuzz "^$f\$" -fuzztime {{FUZZTIME}} -fuzzminimizetime 1s
-      done
-    done
+    bash scripts/fuzz.sh {{FUZZTIME}}
 
 # Fashion-MNIST end to end on the CPU: ILSVRC2012 tree -> shards -> verify -> train the small model -> evaluate -> predict.
 demo: setup build
