@@ -147,10 +147,7 @@ func (g convGeom) col2im(col []float32, ld, off int, dx []float32, c int) {
 				}
 				shift := (ki-g.P)*g.W + kj - g.P
 				a, b := oy0*g.W+lo, (oy1-1)*g.W+hi
-				d, s := dc[a+shift:b+shift], src[a:b]
-				for i := range s {
-					d[i] += s[i]
-				}
+				addTo(dc[a+shift:b+shift], src[a:b])
 				continue
 			}
 			for oy := 0; oy < g.OH; oy++ {
@@ -162,10 +159,7 @@ func (g convGeom) col2im(col []float32, ld, off int, dx []float32, c int) {
 				dst := dc[iy*g.W : (iy+1)*g.W]
 				base := kj - g.P
 				if g.S == 1 {
-					d, s := dst[lo+base:hi+base], row[lo:hi]
-					for i := range d {
-						d[i] += s[i]
-					}
+					addTo(dst[lo+base:hi+base], row[lo:hi])
 				} else {
 					for ox := lo; ox < hi; ox++ {
 						dst[ox*g.S+base] += row[ox]
