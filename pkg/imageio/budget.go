@@ -123,7 +123,7 @@ const collectAfter = 128 << 20
 func stdEstimate(f Format, data []byte, w, h int, m color.Model) int64 {
 	px := int64(w) * int64(h)
 	est := px * stdBytesPerPixel(m)
-	if px*stdBytesPerPixel(m) < smallDecode/4 {
+	if est < smallDecode/4 {
 		return est // far too small to matter whatever its kind
 	}
 	switch f {

@@ -42,8 +42,7 @@ type Decoder struct {
 	buf     []uint8
 	rs      resizer
 	warning string
-	res     reservation     // the decode budget this call holds
-	ctx     context.Context // what a wait for the budget gives up on; nil: never
+	res     reservation // the decode budget this call holds
 }
 
 // dctScaleMargin: Preprocess lets DCT scaling go only as far as leaves the
@@ -156,7 +155,7 @@ func (d *Decoder) DecodeFull(data []byte) (Image, error) { return d.DecodeForSiz
 // or *UnsupportedError; ingest reports and skips both.
 func (d *Decoder) DecodeForSize(data []byte, minShort int) (Image, error) {
 	defer d.endDecode()
-	return d.decode(data, minShort)
+	return d.decode(context.Background(), data, minShort)
 }
 
 // endDecode gives back the decode budget a large decode reserved, and
@@ -172,17 +171,18 @@ func (d *Decoder) endDecode() {
 }
 
 // decode is DecodeForSize leaving the decode budget reserved (d.res), for
-// Preprocess to hold through the resize that reads the pixels.
-func (d *Decoder) decode(data []byte, minShort int) (img Image, err error) {
+// Preprocess to hold through the resize that reads the pixels; a wait for
+// the budget gives up when ctx ends.
+func (d *Decoder) decode(ctx context.Context, data []byte, minShort int) (img Image, err error) {
 	d.warning = ""
 	f := Sniff(data)
 	switch {
 	case f == FormatJPEG && d.handle != 0:
-		return d.decodeTurbo(data, minShort)
+		return d.decodeTurbo(ctx, data, minShort)
 	case f == FormatUnknown:
 		return Image{}, unknownFormatError(data)
 	}
-	return d.decodeStdlib(f, data)
+	return d.decodeStdlib(ctx, f, data)
 }
 
 // Preprocess is the ingest hot path: decode data and ResizeShortCrop it to
@@ -200,11 +200,9 @@ func (d *Decoder) PreprocessContext(ctx context.Context, data []byte, size int, 
 	if size < 1 || len(dst) < size*size*3 {
 		return fmt.Errorf("imageio: Preprocess: size %d needs a %d-byte destination, got %d", size, max(size, 0)*max(size, 0)*3, len(dst))
 	}
-	d.ctx = ctx
-	defer func() { d.ctx = nil }()
 	// Registered first: a panic anywhere below must not keep the budget.
 	defer d.endDecode()
-	img, err := d.decode(data, dctMinShort(size))
+	img, err := d.decode(ctx, data, dctMinShort(size))
 	if err != nil {
 		return err
 	}
@@ -214,11 +212,7 @@ func (d *Decoder) PreprocessContext(ctx context.Context, data []byte, size int, 
 
 // reserve takes the decode budget for an estimate of n bytes, goHeap of
 // them Go memory, into d.res.
-func (d *Decoder) reserve(n, goHeap int64) error {
-	ctx := d.ctx
-	if ctx == nil {
-		ctx = context.Background()
-	}
+func (d *Decoder) reserve(ctx context.Context, n, goHeap int64) error {
 	r, err := budget.Load().reserve(ctx, n, goHeap)
 	if err != nil {
 		return fmt.Errorf("imageio: waiting for the decode budget: %w", err)
@@ -230,7 +224,7 @@ func (d *Decoder) reserve(n, goHeap int64) error {
 // decodeTurbo decodes a JPEG with libjpeg-turbo. A file libjpeg-turbo
 // rejects is reported, not retried with image/jpeg, so the two backends
 // fail on the same files for the same reasons.
-func (d *Decoder) decodeTurbo(data []byte, minShort int) (img Image, err error) {
+func (d *Decoder) decodeTurbo(ctx context.Context, data []byte, minShort int) (img Image, err error) {
 	// TurboJPEG keeps its error text in thread-local storage, so the call
 	// and the read of its message must happen on one OS thread.
 	runtime.LockOSThread()
@@ -281,7 +275,7 @@ func (d *Decoder) decodeTurbo(data []byte, minShort int) (img Image, err error) 
 	// A wait for the budget must not hold this OS thread: the locked
 	// part is only each TurboJPEG call and the read of its message.
 	runtime.UnlockOSThread()
-	err = d.reserve(turboEstimate(data, w, h, sw, sh, bpp), int64(sw)*int64(sh)*int64(bpp))
+	err = d.reserve(ctx, turboEstimate(data, w, h, sw, sh, bpp), int64(sw)*int64(sh)*int64(bpp))
 	runtime.LockOSThread()
 	if err != nil {
 		return Image{}, err

@@ -2,6 +2,7 @@ package imageio
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -35,7 +36,7 @@ var stdCodecs = map[Format]stdCodec{
 // decodeStdlib decodes with the Go decoders: the JPEG fallback and the only
 // path for the other formats. Dimensions are checked from the header before
 // the decoder allocates, and a panicking decoder becomes a FormatError.
-func (d *Decoder) decodeStdlib(f Format, data []byte) (img Image, err error) {
+func (d *Decoder) decodeStdlib(ctx context.Context, f Format, data []byte) (img Image, err error) {
 	name := f.String()
 	defer func() {
 		if r := recover(); r != nil {
@@ -70,7 +71,7 @@ func (d *Decoder) decodeStdlib(f Format, data []byte) (img Image, err error) {
 		}
 	}
 	est := stdEstimate(f, data, cfg.Width, cfg.Height, cfg.ColorModel)
-	if err := d.reserve(est, est); err != nil {
+	if err := d.reserve(ctx, est, est); err != nil {
 		return Image{}, err
 	}
 	m, err := codec.decode(bytes.NewReader(data))
