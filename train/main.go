@@ -277,7 +277,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 }
 
 // modelInits says which initialisation each model defaults to, from the
-// specs themselves: "paper for alexnet and alexnet-owt, he for small and
+// specs themselves: "paper for alexnet, alexnet-convnet and alexnet-owt, he for small and
 // small-fc".
 func modelInits() string {
 	var order []string

@@ -22,8 +22,9 @@
 //     writes the sum multiplied by α = 1e-4 directly, without /n, so the
 //     paper's layer is Alpha = Size·1e-4 = 5e-4 here. Caffe's bvlc_alexnet
 //     passes alpha 1e-4 into the /n form, a 5× weaker normalisation than the
-//     paper as printed, and so, most likely, did the authors' cuda-convnet,
-//     which divides its scale by the size; we follow the paper as printed.
+//     paper as printed, and so did the authors' cuda-convnet, which divides
+//     a cross-map norm's scale by its size. "alexnet" follows the paper as
+//     printed, "alexnet-convnet" the code.
 //   - The paper's 224×224 input gives conv1 a 55×55 output only with
 //     padding: we use 224 with conv1 padding 2, which yields exactly the
 //     shapes of Caffe's unpadded 227 input.
@@ -131,7 +132,9 @@ func (s Shape) Size() int { return s.C * s.H * s.W }
 func (s Shape) String() string { return fmt.Sprintf("%dx%dx%d", s.C, s.H, s.W) }
 
 // Variants lists the names Build accepts.
-func Variants() []string { return []string{"alexnet", "alexnet-owt", "small", "small-fc"} }
+func Variants() []string {
+	return []string{"alexnet", "alexnet-convnet", "alexnet-owt", "small", "small-fc"}
+}
 
 // Build returns the named variant with the given number of classes and
 // square input size. inputHW 0 picks the variant's natural size: 224 for
@@ -139,6 +142,14 @@ func Variants() []string { return []string{"alexnet", "alexnet-owt", "small", "s
 //
 //   - "alexnet": the paper's two-tower net (groups 2 in conv2, conv4, conv5),
 //     with LRN after conv1 and conv2, 60,965,224 parameters at 1000 classes.
+//   - "alexnet-convnet": "alexnet" with LRN's α as the authors' code
+//     applied it: cuda-convnet's layer parser divides a cross-map norm's
+//     scale by its size, so the paper's α = 1e-4 multiplied the mean of the
+//     squares, not their sum (Alpha = 1e-4 here, 5× weaker than the print;
+//     Caffe's bvlc_alexnet does the same). Everything else is "alexnet"'s,
+//     parameters and checkpoint layout included; only the two LRN layers'
+//     strength differs, and the checkpoint's model name keeps which one a
+//     run trained.
 //   - "alexnet-owt": torchvision's one-tower variant ("one weird trick"):
 //     64-192-384-256-256 channels, no LRN, no groups, 61,100,840 parameters.
 //     torchvision's AdaptiveAvgPool2d((6,6)) before the classifier is the
@@ -167,6 +178,8 @@ func Build(variant string, classes, inputHW int) (Spec, error) {
 	switch variant {
 	case "alexnet":
 		s = paper(classes)
+	case "alexnet-convnet":
+		s = paperConvnetLRN(classes)
 	case "alexnet-owt":
 		s = oneTower(classes)
 	case "small":
@@ -187,6 +200,11 @@ func Build(variant string, classes, inputHW int) (Spec, error) {
 
 // paperLRN is the paper's k=2, n=5, α=1e-4, β=0.75 in cuDNN's convention.
 var paperLRN = LRNParams{Size: 5, Alpha: 5 * 1e-4, Beta: 0.75, K: 2}
+
+// convnetLRN is the same layer as cuda-convnet computed it from the
+// paper's constants: scale 1e-4 divided by the size, which is cuDNN's
+// convention with Alpha 1e-4.
+var convnetLRN = LRNParams{Size: 5, Alpha: 1e-4, Beta: 0.75, K: 2}
 
 func conv(name string, out, k, stride, pad, groups int, bias float64) Layer {
 	return Layer{Kind: Conv, Name: name, Out: out, K: k, Stride: stride, Pad: pad, Groups: groups, BiasInit: bias}
@@ -223,6 +241,18 @@ func paper(classes int) Spec {
 			fc("fc8", classes, 0),
 		},
 	}
+}
+
+// paperConvnetLRN is paper with convnetLRN in norm1 and norm2.
+func paperConvnetLRN(classes int) Spec {
+	s := paper(classes)
+	s.Name = "alexnet-convnet"
+	for i := range s.Layers {
+		if s.Layers[i].Kind == LRN {
+			s.Layers[i].LRN = convnetLRN
+		}
+	}
+	return s
 }
 
 // oneTower keeps the paper's bias-one positions (conv2, conv4, conv5, fc6,

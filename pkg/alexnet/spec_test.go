@@ -359,3 +359,42 @@ func TestMinInput(t *testing.T) {
 		t.Errorf("an unknown variant's MinInput %d, want 0", m)
 	}
 }
+
+// alexnet-convnet is alexnet but for the strength of its two LRN layers:
+// the printed α = 1e-4 on the sum of squares is 5e-4 on their mean
+// (cuDNN's form), cuda-convnet's is 1e-4 on the mean.
+func TestConvnetLRN(t *testing.T) {
+	paper, cc := mustBuild(t, "alexnet", 1000, 0), mustBuild(t, "alexnet-convnet", 1000, 0)
+	if cc.Name != "alexnet-convnet" {
+		t.Errorf("Name %q", cc.Name)
+	}
+	if len(paper.Layers) != len(cc.Layers) {
+		t.Fatalf("%d layers against alexnet's %d", len(cc.Layers), len(paper.Layers))
+	}
+	lrns := 0
+	for i, l := range cc.Layers {
+		p := paper.Layers[i]
+		if l.Kind == LRN {
+			lrns++
+			if want := (LRNParams{Size: 5, Alpha: 1e-4, Beta: 0.75, K: 2}); l.LRN != want {
+				t.Errorf("%s: %+v, want %+v", l.Name, l.LRN, want)
+			}
+			if p.LRN.Alpha != 5*l.LRN.Alpha {
+				t.Errorf("%s: alexnet's α %g is not 5× alexnet-convnet's %g", l.Name, p.LRN.Alpha, l.LRN.Alpha)
+			}
+			p.LRN = l.LRN
+		}
+		if !reflect.DeepEqual(l, p) {
+			t.Errorf("layer %d: %+v, alexnet has %+v", i, l, p)
+		}
+	}
+	if lrns != 2 {
+		t.Errorf("%d LRN layers, want 2", lrns)
+	}
+	if cc.NumParams() != paper.NumParams() || cc.TrainFLOPs() != paper.TrainFLOPs() || cc.MeanOnly != paper.MeanOnly || cc.InitScheme != paper.InitScheme {
+		t.Error("alexnet-convnet differs from alexnet beyond LRN")
+	}
+	if !reflect.DeepEqual(cc.Params(), paper.Params()) {
+		t.Error("parameter names or shapes differ: checkpoints would not be interchangeable")
+	}
+}

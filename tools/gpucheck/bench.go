@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
@@ -40,7 +41,7 @@ type BenchResult struct {
 
 func runBench(args []string, stdout io.Writer) error {
 	fs := newFlags("bench", "gpucheck bench --model alexnet --precision tf32 --json results/bench.jsonl", stdout)
-	model := fs.String("model", "alexnet-owt", "alexnet, alexnet-owt or small")
+	model := fs.String("model", "alexnet-owt", "model: "+strings.Join(alexnet.Variants(), ", "))
 	prec := fs.String("precision", "tf32", "tf32 or fp32")
 	batch := fs.Int("batch", 128, "images per step")
 	classes := fs.Int("classes", 1000, "classes")

@@ -15,7 +15,7 @@ import (
 
 func runSpec(args []string, stdout io.Writer) error {
 	fs := newFlags("spec", "gpucheck spec --model alexnet > alexnet.json", stdout)
-	model := fs.String("model", "alexnet", "alexnet, alexnet-owt or small")
+	model := fs.String("model", "alexnet", "model: "+strings.Join(alexnet.Variants(), ", "))
 	classes := fs.Int("classes", 1000, "classes")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
@@ -129,7 +129,7 @@ func runCrossCheck(args []string, stdout io.Writer) error {
 
 func runExport(args []string, stdout io.Writer) error {
 	fs := newFlags("export", "gpucheck export --model alexnet --batch 16 --out gpu/work/oracle-alexnet", stdout)
-	model := fs.String("model", "alexnet", "alexnet, alexnet-owt or small")
+	model := fs.String("model", "alexnet", "model: "+strings.Join(alexnet.Variants(), ", "))
 	batch := fs.Int("batch", 16, "images")
 	prec := fs.String("precision", "fp32", "tf32 or fp32")
 	out := fs.String("out", "", "folder to write (created)")

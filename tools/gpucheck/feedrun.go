@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
@@ -47,7 +48,7 @@ type PipelineResult struct {
 func runPipeline(args []string, stdout io.Writer) error {
 	fs := newFlags("pipeline", "gpucheck pipeline --shards gpu/work/shards --model alexnet-owt --steps 200", stdout)
 	dir := fs.String("shards", "", "shard directory (ingest's --out)")
-	model := fs.String("model", "alexnet-owt", "alexnet, alexnet-owt or small")
+	model := fs.String("model", "alexnet-owt", "model: "+strings.Join(alexnet.Variants(), ", "))
 	prec := fs.String("precision", "tf32", "tf32 or fp32")
 	batch := fs.Int("batch", 128, "images per step")
 	warmup := fs.Int("warmup", 20, "steps before the measurement starts")
