@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"bytes"
 	"math"
 	"os"
 	"os/exec"
@@ -129,6 +130,10 @@ int nvrtcGetProgramLogSize(void* prog, size_t* n) { *n = strlen(fake_log) + 1; r
 int nvrtcGetProgramLog(void* prog, char* buf) { strcpy(buf, fake_log); return 0; }
 int nvrtcGetPTXSize(void* prog, size_t* n) { *n = strlen(fake_ptx) + 1; return 0; }
 int nvrtcGetPTX(void* prog, char* buf) { strcpy(buf, fake_ptx); return 0; }
+/* Machine code holds NULs: the size, not a terminator, bounds it. */
+static const unsigned char fake_cubin[] = { 0x7f, 'E', 'L', 'F', 0, 2, 0, 0xff };
+int nvrtcGetCUBINSize(void* prog, size_t* n) { *n = sizeof fake_cubin; return 0; }
+int nvrtcGetCUBIN(void* prog, char* buf) { memcpy(buf, fake_cubin, sizeof fake_cubin); return 0; }
 int nvrtcDestroyProgram(void** prog) { *prog = 0; return 0; }
 `
 
@@ -360,11 +365,12 @@ func TestABIThroughFakeLibrary(t *testing.T) {
 	t.Run("NVRTC", func(t *testing.T) {
 		api := &nvrtcAPI{}
 		bindFake(t, h, nvrtcSyms(api))
-		ptx, log, err := api.compile("__global__ void k(){}", "k.cu", []string{"--gpu-architecture=compute_90", "-default-device"})
+		ptx, log, err := api.compile("__global__ void k(){}", "k.cu", []string{"--gpu-architecture=compute_90", "-default-device"}, false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ptx != "// fake ptx\n.version 9.0\n" || log != "warning: fake" {
+		// PTX comes back NUL-terminated, as NVRTC sizes it.
+		if string(ptx) != "// fake ptx\n.version 9.0\n\x00" || log != "warning: fake" {
 			t.Errorf("ptx %q log %q", ptx, log)
 		}
 		ints, _, str := rec.read()
@@ -372,8 +378,15 @@ func TestABIThroughFakeLibrary(t *testing.T) {
 		if want := "--gpu-architecture=compute_90|-default-device|__global__ void k(){}"; str != want {
 			t.Errorf("options and source seen: %q, want %q", str, want)
 		}
-		if _, _, err := api.compile("x", "k.cu", nil); err != nil {
+		if _, _, err := api.compile("x", "k.cu", nil, false); err != nil {
 			t.Errorf("no options: %v", err)
+		}
+		if api.getCUBIN == nil || api.getCUBINSize == nil {
+			t.Fatal("nvrtcGetCUBIN and its size are not bound")
+		}
+		cubin, _, err := api.compile("x", "k.cu", []string{"--gpu-architecture=sm_90"}, true)
+		if want := []byte{0x7f, 'E', 'L', 'F', 0, 2, 0, 0xff}; err != nil || !bytes.Equal(cubin, want) {
+			t.Errorf("cubin % x, %v; want % x", cubin, err, want)
 		}
 	})
 }

@@ -856,11 +856,26 @@ const (
 // PTX line; CUDA_ERROR_UNSUPPORTED_PTX_VERSION means NVRTC is newer than
 // the driver.
 func (d *Device) LoadPTX(ptx string) (*Module, error) {
+	return d.loadImage(cBytes(ptx), "PTX", ptx)
+}
+
+// LoadCUBIN loads machine code (from CompileCUBIN) into the device's
+// context. CUDA_ERROR_NO_BINARY_FOR_GPU means it was made for another
+// architecture.
+func (d *Device) LoadCUBIN(cubin []byte) (*Module, error) {
+	if len(cubin) == 0 {
+		return nil, errors.New("cuda: LoadCUBIN of an empty image")
+	}
+	return d.loadImage(cubin, "CUBIN", "")
+}
+
+// loadImage loads a module image, what it is ("PTX", "CUBIN") naming it in
+// errors; ptx is the PTX text for the hint an unsupported version gets.
+func (d *Device) loadImage(image []byte, what, ptx string) (*Module, error) {
 	if err := d.enter(); err != nil {
 		return nil, err
 	}
 	defer d.leave()
-	image := cBytes(ptx)
 	logBuf := make([]byte, 8192)
 	var pin runtime.Pinner
 	pin.Pin(&logBuf[0])
@@ -873,9 +888,9 @@ func (d *Device) LoadPTX(ptx string) (*Module, error) {
 	m := &Module{dev: d}
 	r := d.api.cuModuleLoadDataEx(&m.h, unsafe.Pointer(&image[0]), uint32(len(opts)), &opts[0], &vals[0])
 	if r != 0 {
-		e := d.api.err(r, "cuModuleLoadDataEx(%d bytes of PTX)", len(ptx)).(*Error)
+		e := d.api.err(r, "cuModuleLoadDataEx(%d bytes of %s)", len(image), what).(*Error)
 		e.Detail = strings.TrimSpace(goString(&logBuf[0]))
-		if r == cuErrorUnsupportedPTXVersion {
+		if r == cuErrorUnsupportedPTXVersion && what == "PTX" {
 			nv := ""
 			// Only an NVRTC already loaded: a search from this error
 			// path (hand-written PTX) would be a side effect.

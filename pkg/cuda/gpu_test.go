@@ -1,11 +1,14 @@
 package cuda
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -365,6 +368,46 @@ func checkNVRTC(t *testing.T, arch string) {
 			t.Errorf("PTX has no .entry %s", k)
 		}
 	}
+	checkCUBIN(t, c, arch)
+}
+
+// checkCUBIN compiles the test kernels to machine code for arch's real
+// architecture (compute_90 → sm_90) through the cache: an ELF image with
+// every kernel's name in its symbols, a miss then a hit, a cached file
+// that is not ELF compiled again, and a virtual architecture refused.
+func checkCUBIN(t *testing.T, c *PTXCache, arch string) {
+	t.Helper()
+	if _, _, err := CompileCUBIN("", "x.cu", []string{"--gpu-architecture=" + arch}); err == nil {
+		t.Errorf("a CUBIN for the virtual %s", arch)
+	} else if strings.Contains(err.Error(), "has no nvrtcGetCUBIN") {
+		t.Skipf("CUBIN: %v", err)
+	}
+	sm := "sm_" + strings.TrimPrefix(arch, "compute_")
+	b1, _, hit1, err := c.CompileCUBIN(testKernels, "test_kernels.cu", sm, nil)
+	must(t, err)
+	b2, _, hit2, err := c.CompileCUBIN(testKernels, "test_kernels.cu", sm, nil)
+	must(t, err)
+	if hit1 || !hit2 || !bytes.Equal(b1, b2) {
+		t.Errorf("CUBIN cache: first hit %v, second hit %v, equal %v", hit1, hit2, bytes.Equal(b1, b2))
+	}
+	if !bytes.HasPrefix(b1, []byte("\x7fELF")) {
+		t.Fatalf("CUBIN for %s starts % x, not ELF", sm, b1[:min(8, len(b1))])
+	}
+	for _, k := range []string{"saxpy", "argcheck", "spin", "empty"} {
+		if !bytes.Contains(b1, []byte(k+"\x00")) {
+			t.Errorf("CUBIN has no symbol %s", k)
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(c.Dir, "*.cubin"))
+	if len(files) != 1 {
+		t.Fatalf("cache holds %v, want one .cubin", files)
+	}
+	must(t, os.WriteFile(files[0], []byte("not machine code"), 0o644))
+	b3, _, hit3, err := c.CompileCUBIN(testKernels, "test_kernels.cu", sm, nil)
+	if err != nil || hit3 || !bytes.Equal(b3, b1) {
+		t.Errorf("after the entry was spoilt: hit %v, same CUBIN %v, %v", hit3, bytes.Equal(b3, b1), err)
+	}
+	t.Logf("CUBIN for %s: %d bytes", sm, len(b1))
 }
 
 func TestGPUNVRTCErrorsAndCache(t *testing.T) {
@@ -383,6 +426,66 @@ func TestGPUNVRTCErrorsAndCache(t *testing.T) {
 		t.Errorf("LoadPTX(garbage) = %v", err)
 	}
 	t.Logf("garbage PTX: %v", err)
+	_, err = d.LoadCUBIN([]byte("\x7fELF but not machine code"))
+	if !errors.As(err, &e) || e.API != APIDriver || !strings.Contains(err.Error(), "bytes of CUBIN") {
+		t.Errorf("LoadCUBIN(garbage) = %v", err)
+	}
+	t.Logf("garbage CUBIN: %v", err)
+}
+
+// TestGPUCUBIN: the kernels compiled to the device's machine code load
+// and run; machine code for another architecture is refused by the
+// driver; CompileModule, the path the backend takes, gives a module
+// whose kernel runs.
+func TestGPUCUBIN(t *testing.T) {
+	d := gpu(t)
+	if _, _, err := NVRTCVersion(); err != nil {
+		skipOrFail(t, "no NVRTC: %v", err)
+	}
+	arch, ok := CUBINArch(d)
+	archs, _ := SupportedArchs()
+	t.Logf("device %v, NVRTC targets %v: CUBINArch %q, %v", d.ComputeCapability, archs, arch, ok)
+	saxpyRuns := func(m *Module) {
+		t.Helper()
+		f, err := m.Function("saxpy")
+		must(t, err)
+		x, y := []float32{1, 2, 3}, []float32{10, 20, 30}
+		dx, dy := upload(t, d, x), upload(t, d, y)
+		must(t, f.Launch([3]uint32{1, 1, 1}, [3]uint32{32, 1, 1}, 0, nil, int32(3), float32(2), dx.Ptr, dy))
+		if got := download(t, d, dy); got[0] != 12 || got[1] != 24 || got[2] != 36 {
+			t.Errorf("saxpy gave %v, want [12 24 36]", got)
+		}
+	}
+	if ok {
+		cubin, _, err := CompileCUBIN(testKernels, "test_kernels.cu", []string{"--gpu-architecture=" + arch})
+		must(t, err)
+		m, err := d.LoadCUBIN(cubin)
+		must(t, err)
+		defer m.Unload()
+		saxpyRuns(m)
+		// Machine code is for one architecture family: Ampere's does not
+		// load on Hopper, and the reverse.
+		other := "sm_80"
+		if d.ComputeCapability.Major == 8 {
+			other = "sm_90"
+		}
+		if slices.Contains(archs, int(other[3]-'0')*10) {
+			foreign, _, err := CompileCUBIN(testKernels, "test_kernels.cu", []string{"--gpu-architecture=" + other})
+			must(t, err)
+			if m, err := d.LoadCUBIN(foreign); err == nil {
+				m.Unload()
+				t.Errorf("a CUBIN for %s loaded on a %v device", other, d.ComputeCapability)
+			} else {
+				t.Logf("CUBIN for %s refused: %v", other, err)
+			}
+		}
+	} else if d.ComputeCapability.Major == 9 {
+		t.Errorf("no CUBIN for a compute capability %v device (NVRTC targets %v)", d.ComputeCapability, archs)
+	}
+	m, err := d.CompileModule(testKernels, "test_kernels.cu", nil)
+	must(t, err)
+	defer m.Unload()
+	saxpyRuns(m)
 }
 
 func TestGPUSgemm(t *testing.T) {

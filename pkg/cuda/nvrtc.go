@@ -1,12 +1,15 @@
 package cuda
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +32,10 @@ type nvrtcAPI struct {
 	getErrorString    func(r int32) string
 	getNumArchs       func(n *int32) int32
 	getArchs          func(archs *int32) int32
+	// CUBIN (nvrtcGetCUBIN, CUDA 11.1 on) is machine code for one real
+	// architecture; nil where this NVRTC lacks it.
+	getCUBINSize func(prog uintptr, size *uintptr) int32
+	getCUBIN     func(prog uintptr, buf *byte) int32
 
 	path         string
 	major, minor int
@@ -65,10 +72,12 @@ func loadNVRTC() (*nvrtcAPI, error) {
 		}
 		c.major, c.minor = int(maj), int(mnr)
 		// Its PTX carries the ISA version of its own CUDA release, which
-		// an older driver's JIT refuses, minor releases included: the
-		// search goes on to an NVRTC the driver can take (a toolkit's
-		// beside newer pip wheels, say).
-		if err := checkNVRTCVersion(c.major, c.minor, driverCUDA()); err != nil {
+		// an older driver's JIT refuses, minor releases included; its
+		// CUBIN needs no JIT, and loads on any driver of the same major
+		// (CUDA's minor version compatibility). The search goes on past
+		// an NVRTC the driver can take neither way (to a toolkit's beside
+		// newer pip wheels, say).
+		if err := checkNVRTCVersion(c.major, c.minor, driverCUDA(), c.getCUBIN != nil && c.getCUBINSize != nil); err != nil {
 			return err
 		}
 		a = c
@@ -105,6 +114,8 @@ func nvrtcSyms(a *nvrtcAPI) []sym {
 		{fptr: &a.getErrorString, names: []string{"nvrtcGetErrorString"}},
 		{fptr: &a.getNumArchs, names: []string{"nvrtcGetNumSupportedArchs"}, optional: true},
 		{fptr: &a.getArchs, names: []string{"nvrtcGetSupportedArchs"}, optional: true},
+		{fptr: &a.getCUBINSize, names: []string{"nvrtcGetCUBINSize"}, optional: true},
+		{fptr: &a.getCUBIN, names: []string{"nvrtcGetCUBIN"}, optional: true},
 	}
 }
 
@@ -152,10 +163,28 @@ func Compile(src, name string, opts []string) (ptx, log string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	return a.compile(src, name, opts)
+	out, log, err := a.compile(src, name, opts, false)
+	return strings.TrimRight(string(out), "\x00"), log, err
 }
 
-func (a *nvrtcAPI) compile(src, name string, opts []string) (ptx, log string, err error) {
+// CompileCUBIN is Compile to machine code: opts must name a real
+// architecture ("--gpu-architecture=sm_90", see CUBINArch). The driver
+// loads a CUBIN without its JIT, so it runs where the driver is older than
+// NVRTC within one CUDA major, which PTX does not.
+func CompileCUBIN(src, name string, opts []string) (cubin []byte, log string, err error) {
+	a, err := nvrtc()
+	if err != nil {
+		return nil, "", err
+	}
+	if a.getCUBIN == nil || a.getCUBINSize == nil {
+		return nil, "", fmt.Errorf("cuda: NVRTC %d.%d at %s has no nvrtcGetCUBIN (CUDA 11.1 or newer has)", a.major, a.minor, a.path)
+	}
+	return a.compile(src, name, opts, true)
+}
+
+// compile runs NVRTC on src and returns its PTX (NUL-terminated, as NVRTC
+// writes it) or, with cubin, its CUBIN.
+func (a *nvrtcAPI) compile(src, name string, opts []string, cubin bool) (out []byte, log string, err error) {
 	// NVRTC may keep the source and name beyond nvrtcCreateProgram, so
 	// they live in buffers held until the program is destroyed.
 	srcC, nameC := cBytes(src), cBytes(name)
@@ -163,7 +192,7 @@ func (a *nvrtcAPI) compile(src, name string, opts []string) (ptx, log string, er
 	defer runtime.KeepAlive(nameC)
 	var prog uintptr
 	if r := a.createProgram(&prog, &srcC[0], &nameC[0], 0, nil, nil); r != 0 {
-		return "", "", a.err(r, "nvrtcCreateProgram(%s)", name)
+		return nil, "", a.err(r, "nvrtcCreateProgram(%s)", name)
 	}
 	defer a.destroyProgram(&prog)
 
@@ -184,20 +213,26 @@ func (a *nvrtcAPI) compile(src, name string, opts []string) (ptx, log string, er
 		}
 	}
 	if rc != 0 {
-		return "", log, &CompileError{Name: name, Log: log, Err: a.err(rc, "nvrtcCompileProgram(%s, %q)", name, opts)}
+		return nil, log, &CompileError{Name: name, Log: log, Err: a.err(rc, "nvrtcCompileProgram(%s, %q)", name, opts)}
+	}
+	getSize, get, what := a.getPTXSize, a.getPTX, "PTX"
+	if cubin {
+		getSize, get, what = a.getCUBINSize, a.getCUBIN, "CUBIN"
 	}
 	var size uintptr
-	if r := a.getPTXSize(prog, &size); r != 0 {
-		return "", log, a.err(r, "nvrtcGetPTXSize(%s)", name)
+	if r := getSize(prog, &size); r != 0 {
+		return nil, log, a.err(r, "nvrtcGet%sSize(%s)", what, name)
 	}
 	if size == 0 {
-		return "", log, fmt.Errorf("cuda: nvrtcGetPTXSize(%s): empty PTX", name)
+		// NVRTC gives an empty CUBIN when opts named a virtual
+		// architecture (compute_90): it only had PTX to make.
+		return nil, log, fmt.Errorf("cuda: nvrtcGet%sSize(%s, %q): empty %s", what, name, opts, what)
 	}
 	buf := make([]byte, size)
-	if r := a.getPTX(prog, &buf[0]); r != 0 {
-		return "", log, a.err(r, "nvrtcGetPTX(%s)", name)
+	if r := get(prog, &buf[0]); r != 0 {
+		return nil, log, a.err(r, "nvrtcGet%s(%s)", what, name)
 	}
-	return strings.TrimRight(string(buf), "\x00"), log, nil
+	return buf, log, nil
 }
 
 // SupportedArchs lists the compute capabilities the loaded NVRTC can
@@ -241,7 +276,28 @@ func archFor(cc ComputeCapability, supported []int) string {
 	return "compute_" + strconv.Itoa(best)
 }
 
-// PTXCache keeps compiled PTX on disk, one file per distinct (source,
+// CUBINArch returns the real architecture to compile d's machine code
+// for, "sm_<major><minor>", and whether the loaded NVRTC can: it must list
+// d's compute capability among its targets (an NVRTC older than the GPU
+// does not, and PTX for an older architecture is then the way) and have
+// nvrtcGetCUBIN.
+func CUBINArch(d *Device) (string, bool) {
+	a, err := nvrtc()
+	if err != nil || a.getCUBIN == nil || a.getCUBINSize == nil {
+		return "", false
+	}
+	return cubinArchFor(d.ComputeCapability, a.archs)
+}
+
+func cubinArchFor(cc ComputeCapability, supported []int) (string, bool) {
+	want := cc.Major*10 + cc.Minor
+	if !slices.Contains(supported, want) {
+		return "", false
+	}
+	return "sm_" + strconv.Itoa(want), true
+}
+
+// PTXCache keeps compiled PTX (and CUBIN) on disk, one file per distinct (source,
 // name, architecture, options, NVRTC version), so a training run does not
 // pay NVRTC's start-up (tens to hundreds of milliseconds per kernel) again.
 // Files are written atomically (temporary file, then rename), so
@@ -307,26 +363,49 @@ func ptxCacheKey(src, name, arch string, opts []string, nvrtcVersion string) str
 // A nil cache compiles every time. A cache that cannot be written is not
 // an error: the PTX is still returned.
 func (c *PTXCache) Compile(src, name, arch string, opts []string) (ptx, log string, hit bool, err error) {
+	out, log, hit, err := c.build(src, name, arch, opts, ".ptx", nil, func(all []string) ([]byte, string, error) {
+		ptx, log, err := Compile(src, name, all)
+		return []byte(ptx), log, err
+	})
+	return string(out), log, hit, err
+}
+
+// elfMagic starts every CUBIN: a cached file without it is not one (and
+// is compiled again).
+var elfMagic = []byte("\x7fELF")
+
+// CompileCUBIN is Compile for machine code: arch is a real architecture
+// ("sm_90", see CUBINArch), and the entry is the CUBIN NVRTC wrote.
+func (c *PTXCache) CompileCUBIN(src, name, arch string, opts []string) (cubin []byte, log string, hit bool, err error) {
+	return c.build(src, name, arch, opts, ".cubin", elfMagic, func(all []string) ([]byte, string, error) {
+		return CompileCUBIN(src, name, all)
+	})
+}
+
+// build returns the cached entry for (src, name, arch, opts) under ext if
+// there is one starting with magic, else compiles it and stores it.
+func (c *PTXCache) build(src, name, arch string, opts []string, ext string, magic []byte,
+	compile func(all []string) ([]byte, string, error)) (out []byte, log string, hit bool, err error) {
 	all := append([]string{"--gpu-architecture=" + arch}, opts...)
 	if c == nil {
-		ptx, log, err = Compile(src, name, all)
-		return ptx, log, false, err
+		out, log, err = compile(all)
+		return out, log, false, err
 	}
 	major, minor, err := NVRTCVersion()
 	if err != nil {
-		return "", "", false, err
+		return nil, "", false, err
 	}
 	key := ptxCacheKey(src, name, arch, opts, fmt.Sprintf("%d.%d", major, minor))
-	path := filepath.Join(c.Dir, key+".ptx")
-	if b, rerr := os.ReadFile(path); rerr == nil && len(b) > 0 {
-		return string(b), "", true, nil
+	path := filepath.Join(c.Dir, key+ext)
+	if b, rerr := os.ReadFile(path); rerr == nil && len(b) > 0 && bytes.HasPrefix(b, magic) {
+		return b, "", true, nil
 	}
-	ptx, log, err = Compile(src, name, all)
+	out, log, err = compile(all)
 	if err != nil {
-		return "", log, false, err
+		return nil, log, false, err
 	}
-	_ = writeFileAtomic(path, []byte(ptx))
-	return ptx, log, false, nil
+	_ = writeFileAtomic(path, out)
+	return out, log, false, nil
 }
 
 // writeFileAtomic writes data to path so that readers see either the old
@@ -362,11 +441,35 @@ func writeFileAtomic(path string, data []byte) (err error) {
 }
 
 // CompileModule compiles src for this device (through DefaultPTXCache)
-// and loads it.
+// and loads it: as machine code for the device's own architecture when
+// NVRTC can make it (CUBINArch), as PyTorch's NVRTC kernels are, since
+// the driver loads that without its JIT whatever NVRTC's minor release;
+// else, or if the driver refuses the CUBIN, as PTX. A compilation error
+// is the source's and is returned at once.
 func (d *Device) CompileModule(src, name string, opts []string) (*Module, error) {
-	ptx, _, _, err := DefaultPTXCache().Compile(src, name, Arch(d), opts)
-	if err != nil {
-		return nil, err
+	cache := DefaultPTXCache()
+	var cubinErr error
+	arch, cubin := CUBINArch(d)
+	if cubin {
+		img, _, _, err := cache.CompileCUBIN(src, name, arch, opts)
+		if err == nil {
+			var m *Module
+			if m, err = d.LoadCUBIN(img); err == nil {
+				return m, nil
+			}
+		}
+		if _, ok := errors.AsType[*CompileError](err); ok {
+			return nil, err
+		}
+		cubinErr = err
 	}
-	return d.LoadPTX(ptx)
+	ptx, _, _, err := cache.Compile(src, name, Arch(d), opts)
+	var m *Module
+	if err == nil {
+		m, err = d.LoadPTX(ptx)
+	}
+	if err != nil && cubinErr != nil {
+		return nil, fmt.Errorf("%w (as machine code for %s, before: %v)", err, arch, cubinErr)
+	}
+	return m, err
 }

@@ -30,6 +30,7 @@ type ProbeReport struct {
 	CUDNN        LibraryReport
 	NVRTC        LibraryReport
 	NVRTCArchs   []int
+	NVRTCCUBIN   bool // nvrtcGetCUBIN is there: kernels can be machine code
 	Devices      []DeviceInfo
 	DeviceErr    string
 }
@@ -74,6 +75,7 @@ func Probe() ProbeReport {
 	if c != nil {
 		r.NVRTC.Version = fmt.Sprintf("%d.%d", c.major, c.minor)
 		r.NVRTCArchs = append(r.NVRTCArchs, c.archs...)
+		r.NVRTCCUBIN = c.getCUBIN != nil && c.getCUBINSize != nil
 	}
 
 	r.CUDNN = LibraryReport{Name: "cuDNN"}
@@ -83,6 +85,17 @@ func Probe() ProbeReport {
 		r.CUDNN.Version = cudnnVersionString(d.version)
 	}
 	return r
+}
+
+// kernelTarget says what Device.CompileModule builds for a device of
+// compute capability cc with this NVRTC.
+func (r ProbeReport) kernelTarget(cc ComputeCapability) string {
+	if r.NVRTCCUBIN {
+		if sm, ok := cubinArchFor(cc, r.NVRTCArchs); ok {
+			return "machine code (CUBIN) for " + sm
+		}
+	}
+	return "PTX for " + archFor(cc, r.NVRTCArchs) + ", compiled by the driver's JIT"
 }
 
 func fillLib(rep *LibraryReport, l *loadedLib, err error) {
@@ -143,6 +156,11 @@ func (r ProbeReport) Markdown() string {
 	}
 	if len(r.NVRTCArchs) > 0 {
 		fmt.Fprintf(&b, "\nNVRTC targets: %v\n", r.NVRTCArchs)
+	}
+	if r.NVRTC.Version != "" {
+		for _, d := range r.Devices {
+			fmt.Fprintf(&b, "\nKernels for GPU %d: %s\n", d.Ordinal, r.kernelTarget(d.ComputeCapability))
+		}
 	}
 	for _, l := range []LibraryReport{r.Driver, r.CUBLAS, r.CUDNN, r.NVRTC} {
 		if len(l.Skipped) > 0 && l.Err == "" { // on a failure the search below lists them

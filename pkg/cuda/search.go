@@ -609,17 +609,26 @@ func checkCUDAMajor(lib string, libMajor, driverVersion int) error {
 		lib, libMajor, VersionString(driverVersion), driverVersion/1000)
 }
 
-// checkNVRTCVersion refuses an NVRTC newer than the driver, major or
-// minor: the PTX it writes declares its release's ISA version (CUDA 13.1
+// checkNVRTCVersion refuses an NVRTC the driver cannot take kernels from.
+// The PTX NVRTC writes declares its release's ISA version (CUDA 13.1
 // writes 9.1), and a driver's JIT loads no PTX newer than its own release
-// (CUDA_ERROR_UNSUPPORTED_PTX_VERSION), whatever the code uses. Libraries
-// that ship machine code (cuBLAS, cuDNN) run on an older minor driver;
-// NVRTC's PTX does not.
-func checkNVRTCVersion(major, minor, driverVersion int) error {
+// (CUDA_ERROR_UNSUPPORTED_PTX_VERSION), whatever the code uses. Machine
+// code (CUBIN) needs no JIT and, as cuBLAS's and cuDNN's does, runs on an
+// older driver of the same major; so with cubin (nvrtcGetCUBIN bound) a
+// newer minor is taken, and Device.CompileModule makes CUBINs. A newer
+// major is refused either way.
+func checkNVRTCVersion(major, minor, driverVersion int, cubin bool) error {
 	if driverVersion <= 0 || major*1000+minor*10 <= driverVersion {
 		return nil
 	}
-	return fmt.Errorf("NVRTC %d.%d writes PTX that the driver, which supports CUDA %s, cannot load: use an NVRTC no newer than %s (a toolkit's, in /usr/local/cuda/lib64; ALEXNET_CUDA_LIB names its folder) or a newer driver",
+	if cubin && major == driverVersion/1000 {
+		return nil
+	}
+	if major > driverVersion/1000 {
+		return fmt.Errorf("NVRTC %d.%d is for CUDA %d, and the driver supports CUDA %s: use an NVRTC of CUDA %d (a toolkit's, in /usr/local/cuda/lib64; ALEXNET_CUDA_LIB names its folder) or a newer driver",
+			major, minor, major, VersionString(driverVersion), driverVersion/1000)
+	}
+	return fmt.Errorf("NVRTC %d.%d writes PTX that the driver, which supports CUDA %s, cannot load, and cannot write machine code (no nvrtcGetCUBIN): use an NVRTC no newer than %s (a toolkit's, in /usr/local/cuda/lib64; ALEXNET_CUDA_LIB names its folder) or a newer driver",
 		major, minor, VersionString(driverVersion), VersionString(driverVersion))
 }
 

@@ -521,25 +521,30 @@ func TestCheckCUDAMajor(t *testing.T) {
 			t.Errorf("message: %v", err)
 		}
 	}
-	// NVRTC's PTX needs a driver of its own release or newer, minor too.
+	// NVRTC's PTX needs a driver of its own release or newer, minor too;
+	// its CUBIN a driver of the same major.
 	for _, tc := range []struct {
 		major, minor, driver int
-		refused              bool
+		cubin                bool
+		refused              string // what the refusal says; "" if taken
 	}{
-		{13, 0, 13000, false},
-		{12, 8, 13000, false},
-		{13, 1, 13000, true}, // newer pip wheels beside a 13.0 driver
-		{13, 0, 13020, false},
-		{13, 2, 13020, false},
-		{13, 0, 12080, true},
-		{13, 1, 0, false}, // no driver: nothing to hold it against
+		{13, 0, 13000, false, ""},
+		{12, 8, 13000, false, ""},
+		{13, 1, 13000, false, "NVRTC 13.1 writes PTX that the driver"}, // newer pip wheels beside a 13.0 driver
+		{13, 1, 13000, true, ""},                                       // the same, writing CUBINs
+		{13, 0, 13020, false, ""},
+		{13, 2, 13020, false, ""},
+		{13, 0, 12080, false, "NVRTC 13.0 is for CUDA 13, and the driver supports CUDA 12.8"},
+		{13, 0, 12080, true, "NVRTC 13.0 is for CUDA 13, and the driver supports CUDA 12.8"},
+		{12, 9, 12040, true, ""},
+		{13, 1, 0, false, ""}, // no driver: nothing to hold it against
 	} {
-		err := checkNVRTCVersion(tc.major, tc.minor, tc.driver)
-		if (err != nil) != tc.refused {
-			t.Errorf("NVRTC %d.%d, driver %d: %v", tc.major, tc.minor, tc.driver, err)
+		err := checkNVRTCVersion(tc.major, tc.minor, tc.driver, tc.cubin)
+		if (err != nil) != (tc.refused != "") {
+			t.Errorf("NVRTC %d.%d (cubin %v), driver %d: %v", tc.major, tc.minor, tc.cubin, tc.driver, err)
 		}
-		if err != nil && !strings.Contains(err.Error(), fmt.Sprintf("NVRTC %d.%d writes PTX that the driver", tc.major, tc.minor)) {
-			t.Errorf("message: %v", err)
+		if err != nil && !strings.Contains(err.Error(), tc.refused) {
+			t.Errorf("message: %v, want %q", err, tc.refused)
 		}
 	}
 	// The refusal reads as such in the error and the probe table.
