@@ -76,27 +76,28 @@ func (l *lrnLayer) windowSums(src []float32, base, p0, p1 int, sq bool, acc []fl
 	a := acc[:p1-p0]
 	clear(a)
 	h := l.size / 2
-	add := func(j int, sign float32) {
+	add := func(j int, neg bool) {
 		if j < 0 || j >= l.c {
 			return
 		}
 		v := src[base+j*l.plane+p0 : base+j*l.plane+p1]
-		if sq {
-			for i, x := range v {
-				a[i] += sign * x * x
-			}
-		} else {
-			for i, x := range v {
-				a[i] += sign * x
-			}
+		switch {
+		case sq && neg:
+			sqSubRow(a, v)
+		case sq:
+			sqAddRow(a, v)
+		case neg:
+			subRow(a, v)
+		default:
+			addTo(a, v)
 		}
 	}
 	for j := 0; j < h; j++ {
-		add(j, 1)
+		add(j, false)
 	}
 	for c := 0; c < l.c; c++ {
-		add(c+h, 1)
-		add(c-h-1, -1)
+		add(c+h, false)
+		add(c-h-1, true)
 		emit(c, a)
 	}
 }
@@ -108,6 +109,10 @@ func (l *lrnLayer) forward(x []float32) {
 			off := base + c*l.plane + p0
 			xs, ys := x[off:off+len(sum)], l.y.data[off:off+len(sum)]
 			inv, pw := l.inv[off:off+len(sum)], l.pw[off:off+len(sum)]
+			if l.beta == 0.75 {
+				lrnFwdRow(sum, xs, ys, inv, pw, l.k, l.alpha)
+				return
+			}
 			for i, v := range sum {
 				s := l.k + l.alpha*max(v, 0) // the sliding sum can dip below 0 by rounding
 				p := l.powNegBeta(s)
@@ -126,19 +131,73 @@ func (l *lrnLayer) backward(x, dy []float32) {
 		base := n * l.c * l.plane
 		for c := 0; c < l.c; c++ {
 			off := base + c*l.plane
-			t, d, y, inv := l.t[off+p0:off+p1], dy[off+p0:off+p1], l.y.data[off+p0:off+p1], l.inv[off+p0:off+p1]
-			for i := range t {
-				t[i] = d[i] * y[i] * inv[i]
-			}
+			mul3Row(l.t[off+p0:off+p1], dy[off+p0:off+p1], l.y.data[off+p0:off+p1], l.inv[off+p0:off+p1])
 		}
 		l.windowSums(l.t, base, p0, p1, false, acc, func(c int, sum []float32) {
 			off := base + c*l.plane + p0
 			xs, ds, pw, gs := x[off:off+len(sum)], dy[off:off+len(sum)], l.pw[off:off+len(sum)], l.dx.data[off:off+len(sum)]
-			for i, v := range sum {
-				gs[i] = ds[i]*pw[i] - coef*xs[i]*v
-			}
+			lrnBwdRow(gs, ds, pw, xs, sum, coef)
 		})
 	})
+}
+
+// The row kernels below are LRN's loops, in Go; on amd64 with AVX2 the
+// dispatchers (lrn_amd64.go) run their bulk in assembly that does the same
+// float operations in the same order, so results are identical bit for
+// bit. The conversions to float32 stop a compiler from fusing a multiply
+// and an add (Go allows it; amd64 at GOAMD64=v3 may), which the
+// assembly does not do.
+
+// sqAddGo: a[i] += x[i]²; sqSubGo: a[i] −= x[i]²; subGo: a[i] −= x[i].
+func sqAddGo(a, x []float32) {
+	a = a[:len(x)]
+	for i, v := range x {
+		a[i] += float32(v * v)
+	}
+}
+
+func sqSubGo(a, x []float32) {
+	a = a[:len(x)]
+	for i, v := range x {
+		a[i] -= float32(v * v)
+	}
+}
+
+func subGo(a, x []float32) {
+	a = a[:len(x)]
+	for i, v := range x {
+		a[i] -= v
+	}
+}
+
+// lrnFwdGo is forward's β = 0.75 loop: s = k + α·max(sum, 0) (the
+// sliding sum can dip below 0 by rounding), inv = 1/s, pw = s^−0.75 by
+// two float64 square roots, y = x·pw.
+func lrnFwdGo(sum, x, y, inv, pw []float32, k, alpha float32) {
+	x, y, inv, pw = x[:len(sum)], y[:len(sum)], inv[:len(sum)], pw[:len(sum)]
+	for i, v := range sum {
+		s := k + float32(alpha*max(v, 0))
+		r := math.Sqrt(float64(s))
+		p := float32(1 / float64(r*math.Sqrt(r)))
+		inv[i], pw[i] = 1/s, p
+		y[i] = x[i] * p
+	}
+}
+
+// mul3Go: t = d·y·inv, left to right.
+func mul3Go(t, d, y, inv []float32) {
+	d, y, inv = d[:len(t)], y[:len(t)], inv[:len(t)]
+	for i := range t {
+		t[i] = float32(d[i]*y[i]) * inv[i]
+	}
+}
+
+// lrnBwdGo: g = d·pw − (coef·x)·sum.
+func lrnBwdGo(g, d, pw, x, sum []float32, coef float32) {
+	d, pw, x, sum = d[:len(g)], pw[:len(g)], x[:len(g)], sum[:len(g)]
+	for i := range g {
+		g[i] = float32(d[i]*pw[i]) - float32(float32(coef*x[i])*sum[i])
+	}
 }
 
 type lrnOp struct {
