@@ -35,7 +35,8 @@ func (o *reluOp) Type() hm.Type { return hm.NewFnType(tt(o.dims), tt(o.dims)) }
 func (o *reluOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return o.y.t.Shape().Clone(), nil
 }
-func (o *reluOp) Do(in ...G.Value) (G.Value, error) {
+func (o *reluOp) Do(in ...G.Value) (_ G.Value, err error) {
+	defer recoverOp(o.name, &err)
 	x, err := f32s(in[0], len(o.y.data))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.name, err)
@@ -70,7 +71,8 @@ func (o *reluBackOp) Type() hm.Type {
 func (o *reluBackOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return o.f.dx.t.Shape().Clone(), nil
 }
-func (o *reluBackOp) Do(in ...G.Value) (G.Value, error) {
+func (o *reluBackOp) Do(in ...G.Value) (_ G.Value, err error) {
+	defer recoverOp(o.name, &err)
 	y, err := f32s(in[0], len(o.f.y.data))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.name, err)
@@ -133,7 +135,8 @@ func (o *dropoutOp) Type() hm.Type { return hm.NewFnType(tt(o.dims), tt(o.dims))
 func (o *dropoutOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return o.y.t.Shape().Clone(), nil
 }
-func (o *dropoutOp) Do(in ...G.Value) (G.Value, error) {
+func (o *dropoutOp) Do(in ...G.Value) (_ G.Value, err error) {
+	defer recoverOp(o.name, &err)
 	x, err := f32s(in[0], len(o.y.data))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.name, err)
@@ -173,7 +176,8 @@ func (o *dropoutBackOp) Type() hm.Type {
 func (o *dropoutBackOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return o.f.dx.t.Shape().Clone(), nil
 }
-func (o *dropoutBackOp) Do(in ...G.Value) (G.Value, error) {
+func (o *dropoutBackOp) Do(in ...G.Value) (_ G.Value, err error) {
+	defer recoverOp(o.name, &err)
 	dy, err := f32s(in[1], len(o.f.y.data))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.name, err)

@@ -83,7 +83,9 @@ func (g convGeom) im2col(x []float32, c int, col []float32, ld, off int) {
 				zeroOutside(row, lo, hi)
 				base := kj - g.P
 				if g.S == 1 {
-					copy(row[lo:hi], src[lo+base:hi+base])
+					if lo < hi { // else lo+base may be below 0: a tap wholly in the padding
+						copy(row[lo:hi], src[lo+base:hi+base])
+					}
 				} else {
 					for ox := lo; ox < hi; ox++ {
 						row[ox] = src[ox*g.S+base]
@@ -112,11 +114,15 @@ func zeroOutside(row []float32, lo, hi int) {
 func (g convGeom) shiftPlane(xc, dst []float32, ki, kj, lo, hi int) {
 	w := g.W
 	oy0, oy1 := g.tapRows(ki)
-	clear(dst[:oy0*w])
-	clear(dst[oy1*w:])
-	if oy1 == oy0 {
+	if oy1 == oy0 || lo >= hi {
+		// The tap reads only padding (on a map narrower than the
+		// kernel's reach, a 1×1 map say): the shifted copy would start
+		// before the plane.
+		clear(dst)
 		return
 	}
+	clear(dst[:oy0*w])
+	clear(dst[oy1*w:])
 	shift := (ki-g.P)*w + kj - g.P
 	a, b := oy0*w+lo, (oy1-1)*w+hi
 	copy(dst[a:b], xc[a+shift:b+shift])
@@ -139,8 +145,8 @@ func (g convGeom) col2im(col []float32, ld, off int, dx []float32, c int) {
 			lo, hi := validRange(kj, g.S, g.P, g.W, g.OW)
 			if g.same() {
 				oy0, oy1 := g.tapRows(ki)
-				if oy1 == oy0 {
-					continue
+				if oy1 == oy0 || lo >= hi {
+					continue // only padding: nothing flows back
 				}
 				for oy := oy0; oy < oy1; oy++ {
 					zeroOutside(src[oy*g.W:(oy+1)*g.W], lo, hi)
@@ -159,7 +165,9 @@ func (g convGeom) col2im(col []float32, ld, off int, dx []float32, c int) {
 				dst := dc[iy*g.W : (iy+1)*g.W]
 				base := kj - g.P
 				if g.S == 1 {
-					addTo(dst[lo+base:hi+base], row[lo:hi])
+					if lo < hi {
+						addTo(dst[lo+base:hi+base], row[lo:hi])
+					}
 				} else {
 					for ox := lo; ox < hi; ox++ {
 						dst[ox*g.S+base] += row[ox]
@@ -404,7 +412,8 @@ func (o *convOp) Type() hm.Type { return hm.NewFnType(tt(4), tt(4), tt(1), tt(4)
 func (o *convOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return o.l.y.t.Shape().Clone(), nil
 }
-func (o *convOp) Do(in ...G.Value) (G.Value, error) {
+func (o *convOp) Do(in ...G.Value) (_ G.Value, err error) {
+	defer recoverOp(o.name, &err)
 	x, w, b, err := o.l.inputs(o.name, in, "bias", o.l.g.O)
 	if err != nil {
 		return nil, err
@@ -429,7 +438,8 @@ func (o *convBackOp) Type() hm.Type { return hm.NewFnType(tt(4), tt(4), tt(4), t
 func (o *convBackOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return o.l.dx.t.Shape().Clone(), nil
 }
-func (o *convBackOp) Do(in ...G.Value) (G.Value, error) {
+func (o *convBackOp) Do(in ...G.Value) (_ G.Value, err error) {
+	defer recoverOp(o.name, &err)
 	x, w, dy, err := o.l.inputs(o.name, in, "output gradient", len(o.l.y.data))
 	if err != nil {
 		return nil, err

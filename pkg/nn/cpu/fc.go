@@ -89,7 +89,8 @@ func (o *fcOp) Type() hm.Type { return hm.NewFnType(tt(o.l.inDims), tt(2), tt(1)
 func (o *fcOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape{o.l.n, o.l.out}, nil
 }
-func (o *fcOp) Do(in ...G.Value) (G.Value, error) {
+func (o *fcOp) Do(in ...G.Value) (_ G.Value, err error) {
+	defer recoverOp(o.name, &err)
 	x, w, b, err := o.l.inputs(o.name, in, o.l.out)
 	if err != nil {
 		return nil, err
@@ -131,7 +132,8 @@ func (o *fcBackOp) Type() hm.Type {
 func (o *fcBackOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return o.l.dx.t.Shape().Clone(), nil
 }
-func (o *fcBackOp) Do(in ...G.Value) (G.Value, error) {
+func (o *fcBackOp) Do(in ...G.Value) (_ G.Value, err error) {
+	defer recoverOp(o.name, &err)
 	x, w, dy, err := o.l.inputs(o.name, in, o.l.n*o.l.out)
 	if err != nil {
 		return nil, err

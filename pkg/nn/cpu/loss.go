@@ -31,7 +31,8 @@ func (o *lossOp) Type() hm.Type { return hm.NewFnType(tt(2), G.Float32) }
 func (o *lossOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return tensor.ScalarShape(), nil
 }
-func (o *lossOp) Do(in ...G.Value) (G.Value, error) {
+func (o *lossOp) Do(in ...G.Value) (_ G.Value, err error) {
+	defer recoverOp(o.name, &err)
 	z, err := f32s(in[0], o.n*o.k)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.name, err)
@@ -84,7 +85,8 @@ func (o *lossBackOp) Type() hm.Type { return hm.NewFnType(G.Float32, G.Float32, 
 func (o *lossBackOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return o.f.dx.t.Shape().Clone(), nil
 }
-func (o *lossBackOp) Do(in ...G.Value) (G.Value, error) {
+func (o *lossBackOp) Do(in ...G.Value) (_ G.Value, err error) {
+	defer recoverOp(o.name, &err)
 	g := 1.0
 	if s, ok := in[1].(*G.F32); ok {
 		g = float64(*s)

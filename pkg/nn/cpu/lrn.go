@@ -210,7 +210,8 @@ func (o *lrnOp) Type() hm.Type { return hm.NewFnType(tt(4), tt(4)) }
 func (o *lrnOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return o.l.y.t.Shape().Clone(), nil
 }
-func (o *lrnOp) Do(in ...G.Value) (G.Value, error) {
+func (o *lrnOp) Do(in ...G.Value) (_ G.Value, err error) {
+	defer recoverOp(o.name, &err)
 	x, err := f32s(in[0], len(o.l.y.data))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.name, err)
@@ -240,7 +241,8 @@ func (o *lrnBackOp) Type() hm.Type { return hm.NewFnType(tt(4), tt(4), tt(4), tt
 func (o *lrnBackOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return o.l.dx.t.Shape().Clone(), nil
 }
-func (o *lrnBackOp) Do(in ...G.Value) (G.Value, error) {
+func (o *lrnBackOp) Do(in ...G.Value) (_ G.Value, err error) {
+	defer recoverOp(o.name, &err)
 	x, err := f32s(in[0], len(o.l.y.data))
 	if err != nil {
 		return nil, fmt.Errorf("%s input: %w", o.name, err)

@@ -430,3 +430,30 @@ func TestWorksWithGonumBLAS(t *testing.T) {
 		t.Fatalf("child run with gonum: %v\n%s", err, out)
 	}
 }
+
+// Every small model trains and evaluates at each crop from its MinInput
+// up to where its maps stop being tiny: at small-fc's 7 to 10 px, conv3
+// sees a 1×1 map whose outer taps read only padding, which once crashed
+// im2col. (The AlexNets' 60M parameters make this too heavy for them;
+// their layers' small maps are TestConvMatchesReference's cases.)
+func TestSmallModelsTrainFromMinInput(t *testing.T) {
+	for _, v := range []string{"small", "small-fc"} {
+		lo := alexnet.MinInput(v)
+		for hw := lo; hw <= lo+4; hw++ {
+			s, err := alexnet.Build(v, 3, hw)
+			if err != nil {
+				t.Fatalf("%s at %d: %v", v, hw, err)
+			}
+			n := mustNet(t, s, 2, nil, 1)
+			x, labels := batchData(s, 2, 1)
+			loss, _, _, err := n.TrainStep(x, labels)
+			if err != nil || math.IsNaN(float64(loss)) {
+				t.Fatalf("%s at %d px: loss %v, %v", v, hw, loss, err)
+			}
+			n.Update(0.01, 0.9, 0)
+			if _, err := n.Eval(x, 2); err != nil {
+				t.Fatalf("%s at %d px: eval: %v", v, hw, err)
+			}
+		}
+	}
+}

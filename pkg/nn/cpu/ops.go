@@ -5,6 +5,7 @@ import (
 	"hash"
 	"hash/fnv"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -117,10 +118,12 @@ func forEach(workers, n int, fn func(worker, task int)) {
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	var failed atomic.Pointer[opPanic]
 	wg.Add(workers)
 	for w := range workers {
 		go func() {
 			defer wg.Done()
+			defer catchWorker(&failed, &next, n)
 			for {
 				t := int(next.Add(1)) - 1
 				if t >= n {
@@ -131,6 +134,45 @@ func forEach(workers, n int, fn func(worker, task int)) {
 		}()
 	}
 	wg.Wait()
+	if p := failed.Load(); p != nil {
+		panic(*p)
+	}
+}
+
+// opPanic carries a panic out of a worker goroutine of forEach or
+// parallel into the goroutine that called them, with the worker's stack.
+type opPanic struct {
+	val   any
+	stack []byte
+}
+
+// catchWorker, deferred in a worker, keeps its panic (the first, if
+// several) for the caller to raise again, and hands out no more tasks:
+// a panic in a goroutine of its own would end the process, and no one
+// could turn it into an error.
+func catchWorker(failed *atomic.Pointer[opPanic], next *atomic.Int64, n int) {
+	if r := recover(); r != nil {
+		failed.CompareAndSwap(nil, &opPanic{val: r, stack: debug.Stack()})
+		next.Store(int64(n))
+	}
+}
+
+// recoverOp, deferred in every op's Do, turns a panic there (a bug here:
+// a shape this package gets wrong) into the op's error, naming the op and
+// keeping the stack. gorgonia runs the ops in a goroutine of its own, so a
+// panic would otherwise end the process with Go's exit code 2 (which
+// reads as a usage error) and no JSON, where the step can instead fail
+// as a run does: a message and exit 1.
+func recoverOp(name string, err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	stack := debug.Stack()
+	if p, ok := r.(opPanic); ok {
+		r, stack = p.val, p.stack
+	}
+	*err = fmt.Errorf("%s: internal error, please report it: %v\n%s", name, r, stack)
 }
 
 // parallel calls fn on consecutive blocks covering [0, n), from up to
@@ -152,10 +194,12 @@ func parallel(n int, fn func(lo, hi int)) {
 	blocks := min(n, 4*workers)
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	var failed atomic.Pointer[opPanic]
 	wg.Add(workers)
 	for range workers {
 		go func() {
 			defer wg.Done()
+			defer catchWorker(&failed, &next, blocks)
 			for {
 				b := int(next.Add(1)) - 1
 				if b >= blocks {
@@ -166,6 +210,9 @@ func parallel(n int, fn func(lo, hi int)) {
 		}()
 	}
 	wg.Wait()
+	if p := failed.Load(); p != nil {
+		panic(*p)
+	}
 }
 
 // weightedGrads wires the backward of a layer with weights and biases: one

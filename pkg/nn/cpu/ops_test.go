@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -52,6 +53,12 @@ func TestConvMatchesReference(t *testing.T) {
 		{"stride 1 under-padded", convGeom{C: 2, H: 8, W: 6, O: 3, K: 5, S: 1, P: 1, Groups: 1}, 2, 0, true},
 		{"1x1", convGeom{C: 5, H: 4, W: 4, O: 3, K: 1, S: 1, P: 0, Groups: 1}, 2, 0, true},
 		{"kernel wider than input", convGeom{C: 2, H: 3, W: 4, O: 2, K: 5, S: 1, P: 2, Groups: 1}, 2, 0, true},
+		// small-fc's conv3 at crops 7-10: taps that read only padding.
+		{"1x1 map, 5x5 pad2", convGeom{C: 3, H: 1, W: 1, O: 2, K: 5, S: 1, P: 2, Groups: 1}, 2, 0, true},
+		{"2x1 map, 5x5 pad2", convGeom{C: 2, H: 2, W: 1, O: 2, K: 5, S: 1, P: 2, Groups: 1}, 2, 0, true},
+		{"1x2 map, 5x5 pad2", convGeom{C: 2, H: 1, W: 2, O: 2, K: 5, S: 1, P: 2, Groups: 1}, 2, 0, true},
+		{"1x1 map, 3x3 stride2 pad1", convGeom{C: 2, H: 1, W: 1, O: 2, K: 3, S: 2, P: 1, Groups: 1}, 2, 0, true},
+		{"2x2 map, 6x6 pad2 (not same)", convGeom{C: 2, H: 2, W: 2, O: 2, K: 6, S: 1, P: 2, Groups: 1}, 2, 0, true},
 		{"chunks of 1", convGeom{C: 4, H: 6, W: 6, O: 4, K: 3, S: 1, P: 1, Groups: 2}, 3, 1, true},
 		{"partial last chunk", convGeom{C: 4, H: 6, W: 6, O: 4, K: 3, S: 1, P: 1, Groups: 4}, 5, 2, true},
 	}
@@ -438,3 +445,51 @@ func TestLossMatchesReference(t *testing.T) {
 }
 
 func f32(v float64) *G.F32 { return G.NewF32(float32(v)) }
+
+// A panic in a worker of parallel or forEach reaches the op's Do as an
+// error naming the op, the panic and the worker's stack, rather than
+// ending the process from a goroutine no one can recover.
+func TestOpPanicBecomesError(t *testing.T) {
+	boom := func(i int) {
+		if i == 5 {
+			var s []int
+			_ = s[i] // an index out of range, as a shape bug gives
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		run  func()
+	}{
+		{"parallel", func() {
+			parallel(64, func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					boom(i)
+				}
+			})
+		}},
+		{"forEach", func() { forEach(2, 64, func(_, task int) { boom(task) }) }},
+		{"forEach, one worker", func() { forEach(1, 64, func(_, task int) { boom(task) }) }},
+		{"in the op's goroutine", func() { boom(5) }},
+	} {
+		do := func() (err error) {
+			defer recoverOp("conv9", &err)
+			tc.run()
+			return nil
+		}
+		err := do()
+		if err == nil {
+			t.Fatalf("%s: no error", tc.name)
+		}
+		msg := err.Error()
+		for _, want := range []string{"conv9: internal error", "index out of range [5]", "TestOpPanicBecomesError"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("%s: %q lacks %q", tc.name, firstLines(msg, 3), want)
+			}
+		}
+	}
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.SplitN(s, "\n", n+1)
+	return strings.Join(lines[:min(n, len(lines))], "\n")
+}

@@ -176,7 +176,8 @@ func (o *poolOp) Type() hm.Type { return hm.NewFnType(tt(4), tt(4)) }
 func (o *poolOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return o.l.y.t.Shape().Clone(), nil
 }
-func (o *poolOp) Do(in ...G.Value) (G.Value, error) {
+func (o *poolOp) Do(in ...G.Value) (_ G.Value, err error) {
+	defer recoverOp(o.name, &err)
 	x, err := f32s(in[0], len(o.l.dx.data))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.name, err)
@@ -205,7 +206,8 @@ func (o *poolBackOp) Type() hm.Type { return hm.NewFnType(tt(4), tt(4), tt(4)) }
 func (o *poolBackOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return o.l.dx.t.Shape().Clone(), nil
 }
-func (o *poolBackOp) Do(in ...G.Value) (G.Value, error) {
+func (o *poolBackOp) Do(in ...G.Value) (_ G.Value, err error) {
+	defer recoverOp(o.name, &err)
 	dy, err := f32s(in[1], len(o.l.y.data))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.name, err)
