@@ -204,9 +204,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if errors.Is(err, ingest.ErrOtherDataset) {
 		return o.Fail(cli.ExitUsage, err)
 	}
-	// A split stopped by its all-skipped first shard, after others were
-	// written, still has a report: it is printed and recorded as the
-	// failures found after a run are.
+	// A split stopped by its all-skipped first shard still has a report
+	// (with nothing written, or the splits before it): it is printed and
+	// recorded as the failures found after a run are.
 	stopped := err != nil && rep != nil && errors.Is(err, ingest.ErrAllSkipped)
 	if err != nil && !stopped {
 		return o.Fail(cli.ExitFailure, err)
@@ -247,12 +247,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	// The report is the one JSON document, a failure found in it too; so
 	// is the copy on disk, which a later reader otherwise takes for a
 	// success.
-	type withOutcome struct {
-		*ingest.Report
-		Error    string `json:"error,omitempty"`
-		ExitCode int    `json:"exit_code"`
-	}
-	full := withOutcome{rep, o.Reason(code), code}
+	rep.Error, rep.ExitCode = o.Reason(code), code
+	full := rep
 	if code != cli.ExitOK {
 		if err := recordFailure(*out, opt.Locked, full); err != nil {
 			fmt.Fprintln(stderr, "ingest: recording the failure in ingest-report.json:", err)

@@ -332,6 +332,49 @@ func TestLaterSplitAllSkipped(t *testing.T) {
 	}
 }
 
+// The first split stopped by its all-skipped first shard writes nothing:
+// the run still prints its report with the failure (--json too), every
+// skipped file is listed, and ingest-report.json, which said the last run
+// succeeded, now says this one failed.
+func TestFirstSplitAllSkipped(t *testing.T) {
+	root := t.TempDir()
+	fixtures.Tree(t, root, 6, 7)
+	out := t.TempDir()
+	var so, se bytes.Buffer
+	if code := run(context.Background(), []string{"--quiet", "--size", "16", "--shard-size", "5", "--out", out, root}, &so, &se); code != cli.ExitOK {
+		t.Fatalf("setup: exit %d: %s", code, se.String())
+	}
+	trains, _ := filepath.Glob(filepath.Join(root, "train", "*", "*.JPEG"))
+	for _, f := range trains {
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	so.Reset()
+	se.Reset()
+	code := run(context.Background(), []string{"--quiet", "--json", "--size", "16", "--shard-size", "5", "--out", out, root}, &so, &se)
+	obj := clitest.JSONFailure(t, so.Bytes(), cli.ExitFailure)
+	msg, _ := obj["error"].(string)
+	if code != cli.ExitFailure || !strings.Contains(msg, "every image of the first shard to write was skipped") {
+		t.Fatalf("exit %d, error %q:\n%s", code, msg, se.String())
+	}
+	skipped, _ := obj["skipped"].([]any)
+	if _, report := obj["written"]; !report || len(skipped) != 5 {
+		t.Fatalf("--json: want the report with the 5 skipped files of the stopping shard: %s", so.String())
+	}
+	if n := strings.Count(se.String(), "ingest: skipped "); n != 5 || !strings.Contains(se.String(), "ingest: stopped: 0 train + 0 val records, 5 skipped") {
+		t.Errorf("stderr names %d skipped files, want 5, and the stopped line:\n%s", n, se.String())
+	}
+	var disk struct {
+		Error    string `json:"error"`
+		ExitCode int    `json:"exit_code"`
+	}
+	b, err := os.ReadFile(filepath.Join(out, "ingest-report.json"))
+	if err != nil || json.Unmarshal(b, &disk) != nil || disk.ExitCode != cli.ExitFailure || disk.Error != msg {
+		t.Fatalf("ingest-report.json does not record the failure (%v):\n%s", err, b)
+	}
+}
+
 // A root holding two layouts uses the one detection prefers; when that one
 // is empty (a Kaggle folder made but not yet filled), the error names the
 // other, and --layout picks it.

@@ -71,6 +71,16 @@ type Options struct {
 // was good.
 var ErrAllSkipped = errors.New("every image of the first shard to write was skipped")
 
+// allSkippedError is the ErrAllSkipped a split stopped with, carrying the
+// skips of the shard that stopped it for the report.
+type allSkippedError struct {
+	msg     string
+	skipped []Skip
+}
+
+func (e *allSkippedError) Error() string        { return e.msg }
+func (e *allSkippedError) Is(target error) bool { return target == ErrAllSkipped }
+
 // ErrOtherDataset marks an Out that holds the shards of a dataset with
 // another class list: a mistyped --out must not cost them.
 var ErrOtherDataset = errors.New("holds the shards of another dataset")
@@ -167,10 +177,19 @@ type Report struct {
 	BytesPerImage float64  `json:"shard_bytes_per_image"`
 	RawPerImage   int      `json:"raw_bytes_per_image"`
 	// ExitCode is 0 as Run writes the report of a finished run, 1 for one
-	// stopped by a split's all-skipped first shard; the ingest command
-	// rewrites the file with its own exit code and error when that is not
-	// 0, so a reader of the file needs no default for it.
-	ExitCode int `json:"exit_code"`
+	// stopped by a split's all-skipped first shard, and 1 in the report
+	// Run writes before its first change to out, which stays there if it
+	// never ends; the ingest command rewrites the file with its own exit
+	// code and error when that is not 0, so a reader of the file needs no
+	// default for it. Error says why it is not 0.
+	ExitCode int    `json:"exit_code"`
+	Error    string `json:"error,omitempty"`
+}
+
+// writeReport writes rep as out's ReportFile, atomically.
+func writeReport(out string, rep *Report) error {
+	b, _ := json.MarshalIndent(rep, "", "  ")
+	return shards.WriteFileAtomic(filepath.Join(out, ReportFile), append(b, '\n'))
 }
 
 // absPath makes the report's paths absolute, so the file names the same
@@ -314,19 +333,29 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 			return nil, err
 		}
 	}
+	start := time.Now()
+	rep := &Report{Root: absPath(ds.Root), Layout: string(ds.Layout), Out: absPath(opt.Out), Workers: opt.Workers,
+		Warnings: append([]string{}, ds.Warnings...), Images: map[string]int{}, Written: map[string]int{},
+		SkippedCount: map[string]int{}, Skipped: []Skip{}, Damaged: []Skip{}, Removed: []string{}, RawPerImage: opt.Size * opt.Size * 3}
+	rep.Decoder = imageio.Backend()
 	marked := false
 	mark := func() error {
 		if marked {
 			return nil
 		}
 		marked = true
-		return markDataset(opt.Out, ds.Classes)
+		if err := markDataset(opt.Out, ds.Classes); err != nil {
+			return err
+		}
+		// From here on out changes: until the end rewrites it, the
+		// report on disk says this run has not finished, so that a run
+		// killed midway does not leave the last run's success there.
+		unfinished := *rep
+		unfinished.ExitCode = 1
+		unfinished.Error = fmt.Sprintf("unfinished: the run started %s (pid %d) was stopped before it ended, or is still running; the same command resumes it",
+			start.UTC().Format(time.RFC3339), os.Getpid())
+		return writeReport(opt.Out, &unfinished)
 	}
-	start := time.Now()
-	rep := &Report{Root: absPath(ds.Root), Layout: string(ds.Layout), Out: absPath(opt.Out), Workers: opt.Workers,
-		Warnings: append([]string{}, ds.Warnings...), Images: map[string]int{}, Written: map[string]int{},
-		SkippedCount: map[string]int{}, Skipped: []Skip{}, Damaged: []Skip{}, Removed: []string{}, RawPerImage: opt.Size * opt.Size * 3}
-	rep.Decoder = imageio.Backend()
 
 	meta := &shards.Meta{FormatVersion: shards.Version, Width: opt.Size, Height: opt.Size, Channels: 3,
 		Splits: map[string]shards.Split{},
@@ -391,7 +420,11 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 		}
 		opt.mark = mark
 		if err := runPlans(ctx, ds, opt, split, todo, done, guard, rep); err != nil {
-			if errors.Is(err, ErrAllSkipped) {
+			if as, ok := errors.AsType[*allSkippedError](err); ok {
+				// The stopping shard's skips are this run's too: the
+				// report lists them, not only the first in the error.
+				rep.Skipped = append(rep.Skipped, as.skipped...)
+				rep.SkippedCount[split] += len(as.skipped)
 				stop = err
 				break
 			}
@@ -418,7 +451,16 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 		rep.SkippedCount[split] = sp.Skipped
 	}
 	if stop != nil && len(written) == 0 {
-		return nil, stop // nothing written: everything in out is as it was
+		// Nothing written: the shards and meta.json in out are as they
+		// were, and the report says why this run stopped, as a stopped
+		// run's does.
+		rep.Seconds = time.Since(start).Seconds()
+		rep.ExitCode = 1
+		rep.Error = stop.Error()
+		if err := writeReport(opt.Out, rep); err != nil {
+			return nil, err
+		}
+		return rep, stop
 	}
 	if trainAcc.Count() > 0 {
 		st, err := trainAcc.Stats()
@@ -464,9 +506,11 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 		// A stopped run is a failure on disk too, even before (or
 		// without) the ingest command's rewrite with its error.
 		rep.ExitCode = 1
+		rep.Error = stop.Error()
+	} else {
+		rep.ExitCode, rep.Error = 0, ""
 	}
-	b, _ := json.MarshalIndent(rep, "", "  ")
-	if err := shards.WriteFileAtomic(filepath.Join(opt.Out, ReportFile), append(b, '\n')); err != nil {
+	if err := writeReport(opt.Out, rep); err != nil {
 		return nil, err
 	}
 	if stop != nil {
@@ -998,8 +1042,8 @@ func write(ctx context.Context, ds *imagenet.Dataset, opt Options, split string,
 			}
 			if pi == 0 && guard > 0 && len(p.items) > 0 && len(sc.Skipped) == len(p.items) && !wasEmpty(opt.Out, p) {
 				s := sc.Skipped[0]
-				return fmt.Errorf("%w: all %d images of %s (%s: %s%s); stopped before replacing any of the %d %s records already in %s: look at the source, or pass --overwrite to replace them anyway",
-					ErrAllSkipped, len(p.items), p.file(), cli.Name(s.Path), s.Reason, map[bool]string{true: ", …", false: ""}[len(p.items) > 1], guard, split, opt.Out)
+				return &allSkippedError{skipped: slices.Clone(sc.Skipped), msg: fmt.Sprintf("%v: all %d images of %s (%s: %s%s); stopped before replacing any of the %d %s records already in %s: look at the source, or pass --overwrite to replace them anyway",
+					ErrAllSkipped, len(p.items), p.file(), cli.Name(s.Path), s.Reason, map[bool]string{true: ", …", false: ""}[len(p.items) > 1], guard, split, opt.Out)}
 			}
 			info, err := w.Close()
 			w = nil

@@ -64,6 +64,20 @@ func ingestDir(t testing.TB, root, out string, workers int, ctx context.Context,
 
 // outputFiles maps every file ingest leaves (but the report, which holds
 // timings) to its bytes.
+// readReport reads dir's ReportFile.
+func readReport(t testing.TB, dir string) Report {
+	t.Helper()
+	var r Report
+	b, err := os.ReadFile(filepath.Join(dir, ReportFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("%s: %v", ReportFile, err)
+	}
+	return r
+}
+
 func outputFiles(t testing.TB, dir string) map[string][]byte {
 	t.Helper()
 	m := map[string][]byte{}
@@ -227,10 +241,18 @@ func TestResumeAfterInterruption(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted run returned %v", err)
 	}
+	// The report on disk says the run did not finish; the next run's
+	// end replaces it with its own.
+	if r := readReport(t, out); r.ExitCode != 1 || !strings.HasPrefix(r.Error, "unfinished: the run started") {
+		t.Errorf("the interrupted run's report: exit_code %d, error %q", r.ExitCode, r.Error)
+	}
 	os.WriteFile(filepath.Join(out, "train-00007.shard.tmp"), []byte("partial"), 0o644)
 	rep, err := ingestDir(t, root, out, 3, context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if r := readReport(t, out); r.ExitCode != 0 || r.Error != "" || r.ResumedShards != rep.ResumedShards {
+		t.Errorf("the finished run's report: exit_code %d, error %q, %d resumed shards (want %d)", r.ExitCode, r.Error, r.ResumedShards, rep.ResumedShards)
 	}
 	if rep.ResumedShards < 2 {
 		t.Fatalf("resumed %d shards, want the ones finished before the interruption", rep.ResumedShards)
@@ -917,11 +939,25 @@ func TestAllSkippedShardKeepsEarlierRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, err := ingestDir(t, root, out, 2, context.Background(), nil)
+	stopped, err := ingestDir(t, root, out, 2, context.Background(), nil)
 	if !errors.Is(err, ErrAllSkipped) || !strings.Contains(err.Error(), "--overwrite") || !strings.Contains(err.Error(), "train records already in") {
 		t.Fatalf("re-ingest of an all-broken train split: %v", err)
 	}
 	sameOutput(t, before, outputFiles(t, out))
+	// Its report, returned and on disk, is a failure's, and lists every
+	// file of the shard that stopped it (ShardSize 5), not only the first.
+	if stopped == nil {
+		t.Fatal("no report for the stopped run")
+	}
+	r := readReport(t, out)
+	if r.ExitCode != 1 || !strings.Contains(r.Error, "every image of the first shard to write was skipped") {
+		t.Errorf("%s: exit_code %d, error %q", ReportFile, r.ExitCode, r.Error)
+	}
+	for _, got := range []Report{*stopped, r} {
+		if len(got.Skipped) != 5 || got.SkippedCount["train"] != 5 || got.Written["train"] != 0 {
+			t.Errorf("report: %d skipped (%v), count %v, written %v; want the shard's 5", len(got.Skipped), got.Skipped, got.SkippedCount, got.Written)
+		}
+	}
 	if tmps, _ := filepath.Glob(filepath.Join(out, "*.tmp")); len(tmps) > 0 {
 		t.Errorf("left %v", tmps)
 	}
@@ -955,10 +991,20 @@ func TestAllSkippedLaterSplitKeepsMetaTrue(t *testing.T) {
 	if !errors.Is(err, ErrAllSkipped) || !strings.Contains(err.Error(), "the splits before it (train) are written") {
 		t.Fatalf("val all broken after train: %v", err)
 	}
-	// Its report on disk is a failure's, before any command rewrites it.
-	var rep Report
-	if b, err := os.ReadFile(filepath.Join(out, ReportFile)); err != nil || json.Unmarshal(b, &rep) != nil || rep.ExitCode != 1 {
-		t.Errorf("the stopped run's %s: exit_code %d (%v), want 1", ReportFile, rep.ExitCode, err)
+	// Its report on disk is a failure's, before any command rewrites it,
+	// and lists the stopping shard's skips.
+	rep := readReport(t, out)
+	if rep.ExitCode != 1 || rep.Error == "" {
+		t.Errorf("the stopped run's %s: exit_code %d, error %q, want 1 and why", ReportFile, rep.ExitCode, rep.Error)
+	}
+	valSkips := 0
+	for _, sk := range rep.Skipped {
+		if sk.Split == "val" {
+			valSkips++
+		}
+	}
+	if n := min(len(vals), 5); rep.SkippedCount["val"] != n || valSkips != n {
+		t.Errorf("the stopped run's report: %d val skips listed, count %v; want the val shard's %d", valSkips, rep.SkippedCount, n)
 	}
 	m, err := shards.ReadMeta(out)
 	if err != nil {
