@@ -69,8 +69,21 @@ func parse(fs *flag.FlagSet, args []string) error {
 		}
 		err = fmt.Errorf("%w%s (see --help)", err, hint)
 		fmt.Fprintf(u.stderr, "%s: %v\n", fs.Name(), err)
+		err = reportedError{err}
 	}
 	return err
+}
+
+// reportedError is a parse error parse has printed already.
+type reportedError struct{ error }
+
+func (e reportedError) Unwrap() error { return e.error }
+
+// Reported says whether err is a flag mistake that was printed on stderr
+// as it was found, which a command's own error line must not repeat.
+func Reported(err error) bool {
+	_, ok := errors.AsType[reportedError](err)
+	return ok
 }
 
 // nearestFlag is the flag of fs a mistyped name most likely meant: the

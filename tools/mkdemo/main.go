@@ -52,14 +52,20 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	os.Exit(finish(ctx, err, os.Stderr))
+}
+
+// finish prints the error run ended with, once (a flag mistake was printed
+// as it was parsed), and returns the exit code.
+func finish(ctx context.Context, err error, stderr io.Writer) int {
 	code := cli.ExitCode(err)
 	switch {
 	case code != cli.ExitOK && ctx.Err() != nil && errors.Is(err, context.Canceled):
-		fmt.Fprintln(os.Stderr, "mkdemo: interrupted; the existing tree, if any, is as it was")
-	case code != cli.ExitOK:
-		fmt.Fprintf(os.Stderr, "mkdemo: %v\n", err)
+		fmt.Fprintln(stderr, "mkdemo: interrupted; the existing tree, if any, is as it was")
+	case code != cli.ExitOK && !cli.Reported(err):
+		fmt.Fprintf(stderr, "mkdemo: %v\n", err)
 	}
-	os.Exit(code)
+	return code
 }
 
 // config is the parsed command line. The fields that shape the output are

@@ -279,6 +279,21 @@ func TestRunErrors(t *testing.T) {
 			}
 		})
 	}
+	// A flag mistake is one line on stderr: the parser's, with the hint,
+	// not repeated by the error line main prints.
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"--out", "x", "--trian", "5"}, &stdout, &stderr)
+	if code := finish(context.Background(), err, &stderr); code != cli.ExitUsage {
+		t.Errorf("typo: exit %d, want %d", code, cli.ExitUsage)
+	}
+	if got, want := stderr.String(), "mkdemo: flag provided but not defined: -trian; did you mean --train? (see --help)\n"; got != want {
+		t.Errorf("typo: stderr\n%q\nwant\n%q", got, want)
+	}
+	stderr.Reset()
+	err = run(context.Background(), []string{"--out", "x", "--train", "-1"}, &stdout, &stderr)
+	if finish(context.Background(), err, &stderr); strings.Count(stderr.String(), "negative") != 1 {
+		t.Errorf("a check's error is printed %d times, want once:\n%s", strings.Count(stderr.String(), "negative"), stderr.String())
+	}
 	if _, err := os.Stat(filepath.Join(notOurs, "precious.txt")); err != nil {
 		t.Errorf("foreign directory was touched: %v", err)
 	}

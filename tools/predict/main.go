@@ -73,9 +73,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		}
 	}
 	if len(missing) > 0 {
-		code := o.Failf(cli.ExitUsage, "missing %s", strings.Join(missing, ", "))
-		fs.Usage()
-		return code
+		return o.Failf(cli.ExitUsage, "missing %s (see --help)", strings.Join(missing, ", "))
 	}
 	if *k < 1 {
 		return o.Failf(cli.ExitUsage, "--k %d: want at least 1 class per image", *k)

@@ -107,7 +107,7 @@ func TestPredict(t *testing.T) {
 	}
 	// Usage mistakes say what is missing.
 	se.Reset()
-	if code := run([]string{"--shards", dir}, &so, &se); code != 2 || !strings.Contains(se.String(), "missing --checkpoint, an IMAGE") {
+	if code := run([]string{"--shards", dir}, &so, &se); code != 2 || se.String() != "predict: missing --checkpoint, an IMAGE (see --help)\n" {
 		t.Errorf("no checkpoint or image: exit %d, stderr %q", code, se.String())
 	}
 	so.Reset()

@@ -54,9 +54,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 	}
 	o.JSON = *asJSON
 	if len(pos) != 1 {
-		code := o.Failf(cli.ExitUsage, "want one DIR, got %d", len(pos))
-		fs.Usage()
-		return code
+		return o.Failf(cli.ExitUsage, "want one DIR, got %d (see --help)", len(pos))
 	}
 	if *workers < 0 {
 		return o.Failf(cli.ExitUsage, "--workers %d: want 0 (all cores) or more", *workers)
@@ -271,9 +269,7 @@ func inspect(args []string, stdout, stderr io.Writer) (code int) {
 	}
 	o.JSON = *asJSON
 	if len(pos) != 1 {
-		code := o.Failf(cli.ExitUsage, "want one DIR, got %d", len(pos))
-		fs.Usage()
-		return code
+		return o.Failf(cli.ExitUsage, "want one DIR, got %d (see --help)", len(pos))
 	}
 	if *classes < 0 {
 		return o.Failf(cli.ExitUsage, "--classes %d: want 0 (all) or more", *classes)
@@ -362,8 +358,7 @@ func grid(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cli.ExitCode(err)
 	}
 	if len(pos) != 1 {
-		fmt.Fprintf(stderr, "shardtool grid: want one DIR, got %d\n", len(pos))
-		fs.Usage()
+		fmt.Fprintf(stderr, "shardtool grid: want one DIR, got %d (see --help)\n", len(pos))
 		return cli.ExitUsage
 	}
 	// The sheet is one image in memory: bound it (4096 tiles of 128 px

@@ -75,7 +75,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Flags before the command (`shardtool --json verify DIR`) or a
 	// misspelt command: under --json, the usage error is JSON too.
 	o := cli.NewOutcome("shardtool", args, stdout, stderr)
-	code := o.Failf(cli.ExitUsage, "unknown command %q (want verify, inspect or grid, before any flag)", args[0])
-	fmt.Fprintf(stderr, "\n%s", topUsage)
-	return o.Finish(code)
+	return o.Finish(o.Failf(cli.ExitUsage, "unknown command %q (want verify, inspect or grid, before any flag; see --help)", args[0]))
 }

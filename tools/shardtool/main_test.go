@@ -399,6 +399,14 @@ func TestEdgesReportedPlainly(t *testing.T) {
 	if code, _, errs := runTool("inspect", dir, "--classes", "-3"); code != cli.ExitUsage || !strings.Contains(errs, "--classes -3") {
 		t.Errorf("--classes -3: exit %d, %q", code, errs)
 	}
+	// Each is one line on stderr, pointing to --help rather than
+	// printing the usage after it.
+	for _, args := range [][]string{{"verify"}, {"inspect", dir, dir}, {"grid"}, {"frobnicate"}} {
+		code, _, errs := runTool(args...)
+		if code != cli.ExitUsage || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, "see --help)") {
+			t.Errorf("%v: exit %d, stderr %q; want one line pointing to --help", args, code, errs)
+		}
+	}
 	if code, _, errs := runTool("verify"); code != cli.ExitUsage || !strings.Contains(errs, "want one DIR, got 0") {
 		t.Errorf("verify without DIR: exit %d, %q", code, errs)
 	}
