@@ -85,6 +85,31 @@ func TestVerifyNamesDamage(t *testing.T) {
 	if json.Unmarshal([]byte(out), &res); code != cli.ExitDamaged || res.Damaged != 1 {
 		t.Fatalf("json verify: exit %d %s", code, out)
 	}
+
+	// Nor is a shard cut short named again for its size against
+	// meta.json, or a flipped bit in the trailer's whole-file CRC again
+	// as a CRC differing from meta.json's.
+	for _, tc := range []struct {
+		name  string
+		spoil func([]byte) []byte
+	}{
+		{"cut short", func(b []byte) []byte { return b[:len(b)-100] }},
+		{"whole-file CRC field", func(b []byte) []byte { b[len(b)-12+1] ^= 0x10; return b }},
+	} {
+		d := makeShards(t)
+		p := filepath.Join(d, "train-00000.shard")
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, tc.spoil(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, out, _ := runTool("verify", d)
+		if n := strings.Count(out, "DAMAGED"); code != cli.ExitDamaged || n != 1 {
+			t.Errorf("%s: exit %d, %d DAMAGED lines, want one:\n%s", tc.name, code, n, out)
+		}
+	}
 }
 
 func TestInspectAndGrid(t *testing.T) {
