@@ -146,7 +146,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			}
 		})
 	}
-	if c.Resume {
+	if c.Resume && !*evalOnly {
 		// The schedule, its learning rate included, continues from the
 		// checkpoint; say so rather than let a changed flag look obeyed.
 		fs.Visit(func(f *flag.Flag) {
@@ -170,7 +170,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			if *evalOnly {
 				fmt.Fprintln(stderr, "train: no usable GPU, evaluating on the CPU")
 			} else {
-				fmt.Fprintln(stderr, "train: no usable GPU, training on the CPU")
+				// Said once Train has checked the settings against the
+				// shards and --out, after which it is news.
+				c.Note = "no usable GPU, training on the CPU"
 			}
 			break
 		}
@@ -187,7 +189,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		return o.Failf(cli.ExitUsage, "unknown --device %q (want auto, cpu or cuda)", *device)
 	}
 	if *evalOnly {
-		r, ck, err := trainer.EvaluateCheckpoint(ctx, *ckpt, c.Shards, *tenCrop, c.EvalBatch, c.MaxValImages, c.NewBackend)
+		r, ck, err := trainer.EvaluateCheckpoint(ctx, *ckpt, c.Shards, *tenCrop, c.EvalBatch, c.MaxValImages, c.Workers, c.NewBackend)
 		if err != nil {
 			return o.Failf(cli.ExitFailure, "%v%s", err, repairHint(err, c.Shards, ""))
 		}
@@ -349,12 +351,14 @@ func resumeDefaults(fs *flag.FlagSet, c *trainer.Config, stderr io.Writer) error
 	if h.Batch > 0 { // kept since checkpoints hold it
 		take("batch", h.Batch, def("batch"), func() { c.Batch = h.Batch })
 	}
-	// Checkpoints from before the image side was kept cannot tell shards
-	// of another size; their crop stays --crop's default, which Train
-	// compares with the run's. That default is 7/8 of the shards' side.
+	// The crop is the model's input side, which every checkpoint holds.
+	// It is named unless it is --crop's default, 7/8 of the image side,
+	// which checkpoints from before that side was kept cannot tell.
+	usualCrop := ""
 	if h.ImageHW != 0 {
-		take("crop", h.InputHW, fmt.Sprint(h.ImageHW*7/8), func() { c.Crop = h.InputHW })
+		usualCrop = fmt.Sprint(h.ImageHW * 7 / 8)
 	}
+	take("crop", h.InputHW, usualCrop, func() { c.Crop = h.InputHW })
 	take("seed", h.Seed, def("seed"), func() { c.Seed = h.Seed })
 	if h.Epochs > 0 { // kept since checkpoints hold it
 		take("epochs", h.Epochs, def("epochs"), func() { c.Epochs = h.Epochs })
@@ -368,17 +372,37 @@ func resumeDefaults(fs *flag.FlagSet, c *trainer.Config, stderr io.Writer) error
 // check rejects flag values that cannot mean a run, before any work: a
 // mistyped value must not train for hours at a default, or loop forever.
 func check(c trainer.Config, sigma float64, precision string, evalOnly, tenCrop bool) error {
-	if !slices.Contains(alexnet.Variants(), c.Model) {
-		return fmt.Errorf("unknown --model %q (want %s)", c.Model, strings.Join(alexnet.Variants(), ", "))
-	}
 	if _, err := gpu.ParsePrecision(precision); err != nil {
-		return err
-	}
-	if _, err := trainer.ParseSchedule(c.Schedule, c.LR, c.Patience); err != nil {
 		return err
 	}
 	if tenCrop && !evalOnly {
 		return errors.New("--ten-crop is for --eval-only (validation during training uses the centre crop)")
+	}
+	// What evaluation uses is checked either way; what only training
+	// uses, and the checkpoint's own settings (model, crop, init), only
+	// for training: --eval-only ignores them with a note.
+	for _, f := range []struct {
+		name string
+		bad  bool
+		want string
+	}{
+		{"batch", c.Batch < 1, "at least 1"},
+		{"eval-batch", c.EvalBatch < 0, "0 (--batch) or more"},
+		{"workers", c.Workers < 0, "0 (all cores) or more"},
+		{"max-val-images", c.MaxValImages < 0, "0 (all) or more"},
+	} {
+		if f.bad {
+			return fmt.Errorf("--%s: want %s", f.name, f.want)
+		}
+	}
+	if evalOnly {
+		return nil
+	}
+	if !slices.Contains(alexnet.Variants(), c.Model) {
+		return fmt.Errorf("unknown --model %q (want %s)", c.Model, strings.Join(alexnet.Variants(), ", "))
+	}
+	if _, err := trainer.ParseSchedule(c.Schedule, c.LR, c.Patience); err != nil {
+		return err
 	}
 	for _, f := range []struct {
 		name string
@@ -387,8 +411,6 @@ func check(c trainer.Config, sigma float64, precision string, evalOnly, tenCrop 
 	}{
 		{"init", c.Init != "" && c.Init != "paper" && c.Init != "he", "paper or he"},
 		{"epochs", c.Epochs < 1, "at least 1"},
-		{"batch", c.Batch < 1, "at least 1"},
-		{"eval-batch", c.EvalBatch < 0, "0 (--batch) or more"},
 		{"crop", c.Crop < 0, "0 (7/8 of the shards' side) or more"},
 		// The updates and the pipeline take float32s: a value must still be
 		// what was asked for once converted (1e39 is +Inf there, 1e-46 is 0).
@@ -399,9 +421,7 @@ func check(c trainer.Config, sigma float64, precision string, evalOnly, tenCrop 
 		{"max-steps", c.MaxSteps < 0, "0 (no limit) or more"},
 		{"log-every", c.LogEvery < 0, "0 (epoch lines only) or more"},
 		{"checkpoint-every", c.CkptEvery < 0, "0 (every epoch only) or more"},
-		{"workers", c.Workers < 0, "0 (all cores) or more"},
 		{"lighting", !(sigma >= 0) || !finite32(sigma), "0 (off) or more, as a float32 holds"},
-		{"max-val-images", c.MaxValImages < 0, "0 (all) or more"},
 	} {
 		if f.bad {
 			return fmt.Errorf("--%s: want %s", f.name, f.want)

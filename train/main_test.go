@@ -15,6 +15,7 @@ import (
 	"github.com/alexnet-repro/alexnet/internal/fixtures"
 	"github.com/alexnet-repro/alexnet/pkg/imagenet"
 	"github.com/alexnet-repro/alexnet/pkg/ingest"
+	"github.com/alexnet-repro/alexnet/pkg/trainer"
 )
 
 func TestUsageAndDeviceErrors(t *testing.T) {
@@ -34,6 +35,8 @@ func TestUsageAndDeviceErrors(t *testing.T) {
 		{"eval without checkpoint", []string{"--shards", "x", "--eval-only"}, cli.ExitUsage, "--checkpoint"},
 		{"eval ignores the model", []string{"--shards", "x", "--device", "cpu", "--eval-only", "--checkpoint", "absent.ckpt", "--model", "small"}, cli.ExitFailure, "--model is ignored with --eval-only"},
 		{"eval ignores training flags", []string{"--shards", "x", "--device", "cpu", "--eval-only", "--checkpoint", "absent.ckpt", "--epochs", "3"}, cli.ExitFailure, "--epochs is ignored with --eval-only: nothing is trained"},
+		{"eval ignores training flags' values", []string{"--shards", "x", "--device", "cpu", "--eval-only", "--checkpoint", "absent.ckpt", "--epochs", "0", "--lr", "-1"}, cli.ExitFailure, "--epochs is ignored with --eval-only: nothing is trained"},
+		{"eval checks its own flags", []string{"--shards", "x", "--device", "cpu", "--eval-only", "--checkpoint", "absent.ckpt", "--workers", "-1"}, cli.ExitUsage, "--workers"},
 		{"bad schedule", []string{"--shards", "x", "--schedule", "cosine"}, cli.ExitUsage, "unknown schedule"},
 		{"bad step schedule", []string{"--shards", "x", "--schedule", "step:0"}, cli.ExitUsage, "step:N"},
 		{"bad model", []string{"--shards", "x", "--model", "vgg"}, cli.ExitUsage, "unknown --model"},
@@ -89,6 +92,16 @@ func TestUsageAndDeviceErrors(t *testing.T) {
 				t.Fatalf("--json: exit %d (want %d), stdout %s, stderr:\n%s", code, c.code, so.String(), se.String())
 			}
 		})
+	}
+}
+
+// --eval-only with --resume: each ignored flag gets one note, the
+// evaluation's, not also the resume's.
+func TestEvalOnlyNotesOnce(t *testing.T) {
+	var so, se bytes.Buffer
+	run(context.Background(), []string{"--shards", "x", "--device", "cpu", "--eval-only", "--checkpoint", "absent.ckpt", "--resume", "--lr", "0.5"}, &so, &se)
+	if n := strings.Count(se.String(), "--lr is ignored"); n != 1 {
+		t.Errorf("%d notes on --lr, want 1:\n%s", n, se.String())
 	}
 }
 
@@ -151,6 +164,63 @@ func TestDamagedShardUnderOverwrite(t *testing.T) {
 	msg := se.String()
 	if code != cli.ExitFailure || !strings.Contains(msg, "then run the same train command again") || strings.Contains(msg, "--resume") {
 		t.Fatalf("exit %d, stderr:\n%s", code, msg)
+	}
+}
+
+// A mistake in the settings that Train finds against the shards (a crop
+// larger than the images, a model too big for them) is one line on
+// stderr under the default --device auto too: on a machine without a
+// GPU, the "training on the CPU" note comes only once the settings pass.
+func TestSettingsMistakeIsOneLine(t *testing.T) {
+	shardDir := fixtureShards(t, 12, 4, 16)
+	for _, args := range [][]string{
+		{"--crop", "64", "--model", "small"},
+		{"--crop", "14", "--model", "small"},
+		{"--batch", "100000", "--model", "small"},
+	} {
+		var so, se bytes.Buffer
+		all := append([]string{"--shards", shardDir, "--out", filepath.Join(t.TempDir(), "run")}, args...)
+		if code := run(context.Background(), all, &so, &se); code != cli.ExitUsage || strings.Count(se.String(), "\n") != 1 {
+			t.Errorf("%v: exit %d, stderr:\n%s", args, code, se.String())
+		}
+	}
+	// Once they pass, the note is there (where no GPU is), before the
+	// model's line.
+	var so, se bytes.Buffer
+	args := []string{"--shards", shardDir, "--out", filepath.Join(t.TempDir(), "run"), "--model", "small", "--crop", "16",
+		"--batch", "8", "--max-steps", "1", "--workers", "1", "--log-every", "0"}
+	if code := run(context.Background(), args, &so, &se); code != cli.ExitOK {
+		t.Fatalf("exit %d:\n%s", code, se.String())
+	}
+	if note := "train: no usable GPU, training on the CPU\ntrain: small, "; strings.Contains(se.String(), "no usable GPU") && !strings.Contains(se.String(), note) {
+		t.Errorf("stderr lacks %q:\n%s", note, se.String())
+	}
+}
+
+// A checkpoint from before the image side was kept still gives --resume
+// its crop: the model's input side, which every checkpoint holds.
+func TestResumeTakesCropFromOldCheckpoint(t *testing.T) {
+	shardDir := fixtureShards(t, 12, 4, 16)
+	out := filepath.Join(t.TempDir(), "run")
+	args := []string{"--shards", shardDir, "--out", out, "--device", "cpu", "--model", "small", "--crop", "15",
+		"--batch", "8", "--max-steps", "1", "--workers", "1", "--log-every", "0"}
+	var so, se bytes.Buffer
+	if code := run(context.Background(), args, &so, &se); code != cli.ExitOK {
+		t.Fatalf("first run: exit %d:\n%s", code, se.String())
+	}
+	path := filepath.Join(out, trainer.CheckpointFile)
+	ck, err := trainer.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck.ImageHW = 0 // as older builds wrote it
+	if err := ck.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	se.Reset()
+	resume := []string{"--shards", shardDir, "--out", out, "--device", "cpu", "--resume", "--max-steps", "2", "--workers", "1", "--log-every", "0"}
+	if code := run(context.Background(), resume, &so, &se); code != cli.ExitOK || !strings.Contains(se.String(), "--crop 15") {
+		t.Fatalf("--resume of a checkpoint without image_hw: exit %d:\n%s", code, se.String())
 	}
 }
 

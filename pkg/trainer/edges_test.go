@@ -411,10 +411,10 @@ func TestNonFiniteLogitsAreNotScored(t *testing.T) {
 	cfg.NewBackend, cfg.Overwrite = nil, true
 	mustTrain(t, cfg)
 	ck := filepath.Join(out, CheckpointFile)
-	if _, _, err := EvaluateCheckpoint(context.Background(), ck, shardDir, false, 16, 0, nil); err != nil {
+	if _, _, err := EvaluateCheckpoint(context.Background(), ck, shardDir, false, 16, 0, 0, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := EvaluateCheckpoint(context.Background(), ck, shardDir, false, 16, 0, overflow); !errors.Is(err, ErrNonFinite) {
+	if _, _, err := EvaluateCheckpoint(context.Background(), ck, shardDir, false, 16, 0, 0, overflow); !errors.Is(err, ErrNonFinite) {
 		t.Fatalf("--eval-only: got %v", err)
 	}
 }

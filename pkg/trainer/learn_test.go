@@ -201,7 +201,7 @@ func TestResumeIsByteIdentical(t *testing.T) {
 	}
 	// And the checkpoint evaluates on its own, centre and ten crops.
 	for _, ten := range []bool{false, true} {
-		r, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(part, CheckpointFile), shardDir, ten, 8, 0, nil)
+		r, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(part, CheckpointFile), shardDir, ten, 8, 0, 0, nil)
 		if err != nil || r.Images != 40 {
 			t.Fatalf("eval ten=%v: %+v %v", ten, r, err)
 		}
@@ -402,12 +402,12 @@ func TestRunDirectoryGuards(t *testing.T) {
 	if _, err := Train(context.Background(), scaled, io.Discard); !errors.Is(err, ErrResumeMismatch) || !strings.Contains(err.Error(), "24-px images") {
 		t.Fatalf("resume on shards of another size: %v", err)
 	}
-	r, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(out, CheckpointFile), bigger, false, 16, 0, nil)
+	r, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(out, CheckpointFile), bigger, false, 16, 0, 0, nil)
 	// Objects fill 32/24 as many pixels as in training.
 	if err != nil || !strings.Contains(r.Note, "1.33×") {
 		t.Fatalf("evaluating on 32-px shards: note %q, %v", r.Note, err)
 	}
-	if r, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(out, CheckpointFile), bigger, false, 16, 5, nil); err != nil || r.Images != 5 {
+	if r, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(out, CheckpointFile), bigger, false, 16, 5, 0, nil); err != nil || r.Images != 5 {
 		t.Fatalf("evaluating at most 5 images: %d, %v", r.Images, err)
 	}
 	// A val split labelled in part: the rest is counted, not scored.
@@ -418,7 +418,7 @@ func TestRunDirectoryGuards(t *testing.T) {
 		vlP[i] = -1
 	}
 	writeShards(t, partial, 24, trP, vaP, tlP, vlP, 4)
-	if r, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(out, CheckpointFile), partial, false, 16, 0, nil); err != nil || r.Images != 12 || r.Unlabelled != 4 {
+	if r, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(out, CheckpointFile), partial, false, 16, 0, 0, nil); err != nil || r.Images != 12 || r.Unlabelled != 4 {
 		t.Fatalf("a val split with 4 of 16 unlabelled: scored %d, unlabelled %d, %v", r.Images, r.Unlabelled, err)
 	}
 	// Images smaller than the model's crop: said plainly, before any batch.
@@ -426,11 +426,11 @@ func TestRunDirectoryGuards(t *testing.T) {
 	tr16, tl16 := synthetic(64, 16, 1)
 	va16, vl16 := synthetic(16, 16, 2)
 	writeShards(t, smaller, 16, tr16, va16, tl16, vl16, 4)
-	if _, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(out, CheckpointFile), smaller, false, 16, 0, nil); err == nil ||
+	if _, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(out, CheckpointFile), smaller, false, 16, 0, 0, nil); err == nil ||
 		!strings.Contains(err.Error(), "larger than") || !strings.Contains(err.Error(), "--size 24") {
 		t.Fatalf("evaluating on 16-px shards: %v", err)
 	}
-	if r, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(out, CheckpointFile), shardDir, false, 16, 0, nil); err != nil || r.Note != "" {
+	if r, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(out, CheckpointFile), shardDir, false, 16, 0, 0, nil); err != nil || r.Note != "" {
 		t.Fatalf("evaluating on its own shards: note %q, %v", r.Note, err)
 	}
 
@@ -670,7 +670,7 @@ func TestTrainRefusesShardsBeingWritten(t *testing.T) {
 	if w, err = dirlock.Acquire(shardDir, "ingest"); err != nil {
 		t.Fatalf("the shards stay locked after the run: %v", err)
 	}
-	if _, _, err := EvaluateCheckpoint(context.Background(), cfg.Out, shardDir, false, 8, 0, nil); !errors.Is(err, dirlock.ErrBusy) {
+	if _, _, err := EvaluateCheckpoint(context.Background(), cfg.Out, shardDir, false, 8, 0, 0, nil); !errors.Is(err, dirlock.ErrBusy) {
 		t.Fatalf("evaluating on shards being written: %v, want ErrBusy", err)
 	}
 	w.Release()

@@ -52,6 +52,11 @@ type Config struct {
 	MaxValImages int // evaluate on at most this many validation images each epoch; 0: all
 	// NewBackend builds the device backend; nil means the CPU's (NewCPU).
 	NewBackend BackendFactory
+	// Note is a line for the log once the settings have passed their
+	// checks, before the model is built (the command's "no usable GPU,
+	// training on the CPU"): in front of a mistake in the flags it would
+	// be noise.
+	Note string
 }
 
 // BackendFactory builds a backend for spec at a batch size with initial
@@ -393,6 +398,9 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	if newBackend == nil {
 		newBackend = NewCPU
 	}
+	if cfg.Note != "" {
+		fmt.Fprintf(log, "train: %s\n", cfg.Note)
+	}
 	be, err := newBackend(spec, cfg.Batch, params, cfg.Seed, mean, std)
 	if err != nil {
 		return nil, err
@@ -634,7 +642,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		saving := endOfEpoch || (cfg.CkptEvery > 0 && step%int64(cfg.CkptEvery) == 0)
 		paused := time.Now()
 		if endOfEpoch {
-			ev, err := evaluate(ctx, be, cfg.Shards, meta, crop, cfg.EvalBatch, pipeline.Center, cfg.MaxValImages)
+			ev, err := evaluate(ctx, be, cfg.Shards, meta, crop, cfg.EvalBatch, pipeline.Center, cfg.MaxValImages, cfg.Workers)
 			if err != nil {
 				err = fmt.Errorf("step %d (%v): validation after epoch %d: %w", step, at, at.Epoch, err)
 				if ctx.Err() != nil {
@@ -866,11 +874,11 @@ type EvalResult struct {
 // evaluate runs the val split through be in mode (Center or TenCrop; ten
 // crops average their softmax probabilities, as the paper did).
 // meta is dir's meta.json, which every caller has already read.
-func evaluate(ctx context.Context, be Backend, dir string, meta *shards.Meta, crop, batch int, mode pipeline.Mode, maxImages int) (EvalResult, error) {
+func evaluate(ctx context.Context, be Backend, dir string, meta *shards.Meta, crop, batch int, mode pipeline.Mode, maxImages, workers int) (EvalResult, error) {
 	if meta.Splits["val"].Records == 0 {
 		return EvalResult{}, nil
 	}
-	pl, err := pipeline.New(ctx, dir, pipeline.Options{Mode: mode, Split: "val", Batch: batch, Crop: crop, Epochs: 1})
+	pl, err := pipeline.New(ctx, dir, pipeline.Options{Mode: mode, Split: "val", Batch: batch, Crop: crop, Epochs: 1, Decoders: workers})
 	if err != nil {
 		return EvalResult{}, err
 	}
@@ -959,8 +967,9 @@ func softmaxAdd(dst []float64, logits []float32, weight float64) {
 
 // EvaluateCheckpoint loads a checkpoint and reports its validation error on
 // the shards in dir, centre crop or the paper's ten crops, over at most
-// maxImages labelled images (0: all).
-func EvaluateCheckpoint(ctx context.Context, path, dir string, tenCrop bool, batch, maxImages int, newBackend BackendFactory) (EvalResult, *Checkpoint, error) {
+// maxImages labelled images (0: all), decoded by workers goroutines (0:
+// GOMAXPROCS).
+func EvaluateCheckpoint(ctx context.Context, path, dir string, tenCrop bool, batch, maxImages, workers int, newBackend BackendFactory) (EvalResult, *Checkpoint, error) {
 	ck, err := Load(path)
 	if err != nil {
 		return EvalResult{}, nil, err
@@ -989,7 +998,7 @@ func EvaluateCheckpoint(ctx context.Context, path, dir string, tenCrop bool, bat
 	if tenCrop {
 		mode = pipeline.TenCrop
 	}
-	r, err := evaluate(ctx, be, dir, meta, ck.InputHW, batch, mode, maxImages)
+	r, err := evaluate(ctx, be, dir, meta, ck.InputHW, batch, mode, maxImages, workers)
 	r.Note = ck.ScaleNote(meta, dir)
 	return r, ck, err
 }
