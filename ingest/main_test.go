@@ -375,6 +375,27 @@ func TestFirstSplitAllSkipped(t *testing.T) {
 	}
 }
 
+// Splits asked for that the dataset has no image of are a run with
+// nothing to do: exit 1 naming them, nothing made in --out. One empty
+// split beside another is left alone as before.
+func TestNothingToWrite(t *testing.T) {
+	root := t.TempDir()
+	fixtures.Tree(t, root, 3, 0)
+	out := filepath.Join(t.TempDir(), "shards")
+	var so, se bytes.Buffer
+	code := run(context.Background(), []string{"--quiet", "--size", "16", "--splits", "val", "--out", out, root}, &so, &se)
+	if code != cli.ExitFailure || !strings.Contains(se.String(), "has no images for --splits val: nothing to write") {
+		t.Fatalf("--splits val without val images: exit %d:\n%s", code, se.String())
+	}
+	if _, err := os.Stat(filepath.Join(out, "meta.json")); err == nil {
+		t.Error("a meta.json was written")
+	}
+	se.Reset()
+	if code := run(context.Background(), []string{"--quiet", "--size", "16", "--out", out, root}, &so, &se); code != cli.ExitOK {
+		t.Fatalf("train,val without val images: exit %d:\n%s", code, se.String())
+	}
+}
+
 // A root holding two layouts uses the one detection prefers; when that one
 // is empty (a Kaggle folder made but not yet filled), the error names the
 // other, and --layout picks it.
