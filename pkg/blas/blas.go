@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -74,7 +75,11 @@ func load() {
 }
 
 func open(path string) (*library, error) {
+	// On one thread: purego reads dlerror (kept per thread) in a call of
+	// its own after dlopen's.
+	runtime.LockOSThread()
 	h, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+	runtime.UnlockOSThread()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}

@@ -327,6 +327,10 @@ type loader interface {
 type dl struct{}
 
 func (dl) open(path string) (uintptr, error) {
+	// purego reads dlerror in a call of its own, and glibc keeps its text
+	// per thread: on another thread the reason would be empty.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	// RTLD_GLOBAL so that libraries opened here satisfy the soname lookups
 	// of those opened later (cuBLASLt for cuBLAS, sub-libraries for cuDNN).
 	return purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_GLOBAL)

@@ -82,7 +82,11 @@ func openTurbo() (lib *turboLib, err error) {
 			lib = &turboLib{path: name}
 			break
 		}
-		errs = append(errs, err.Error())
+		msg := err.Error()
+		if !strings.Contains(msg, name) { // the loader's text names it, when there is one
+			msg = strings.TrimSuffix(name+": "+msg, ": ")
+		}
+		errs = append(errs, msg)
 	}
 	if handle == 0 {
 		return nil, errors.New(strings.Join(errs, "; "))
