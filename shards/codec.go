@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/klauspost/compress/huff0"
@@ -191,8 +192,15 @@ type Decoder struct {
 // measured in the same run.
 func (d *Decoder) InflateTime() time.Duration { return time.Duration(d.entropyNs) }
 
-// decodeAll is zstd's DecodeAll, timed.
+// decodeAll is zstd's DecodeAll of a payload that must be one frame, as
+// FORMAT.md says (DecodeAll alone would go on through any frames after
+// it), timed.
 func (d *Decoder) decodeAll(payload, dst []byte) ([]byte, error) {
+	if end, err := zstdFrameLen(payload); err != nil {
+		return nil, err
+	} else if end != len(payload) {
+		return nil, fmt.Errorf("%d bytes after the zstd frame (of %d), which must be the whole payload", len(payload)-end, end)
+	}
 	t0 := time.Now()
 	out, err := d.zdec.DecodeAll(payload, dst)
 	d.entropyNs += int64(time.Since(t0))
@@ -225,6 +233,49 @@ func (d *Decoder) buffer(n int) []byte {
 		d.scratch = make([]byte, 0, n+rowPad)
 	}
 	return d.scratch[:0]
+}
+
+// zstdFrameLen is the length of the zstd frame at the front of p (RFC
+// 8878 §3.1.1): its header, its blocks as their headers size them, and
+// the content checksum when the header says there is one. A skippable
+// frame is not a pixel frame and is refused.
+func zstdFrameLen(p []byte) (int, error) {
+	var h zstd.Header
+	if err := h.Decode(p); err != nil {
+		return 0, err
+	}
+	if h.Skippable {
+		return 0, errors.New("a skippable frame")
+	}
+	i := h.HeaderSize
+	for {
+		if len(p)-i < 3 {
+			return 0, fmt.Errorf("block header at byte %d: %w", i, io.ErrUnexpectedEOF)
+		}
+		bh := uint32(p[i]) | uint32(p[i+1])<<8 | uint32(p[i+2])<<16
+		i += 3
+		size := int(bh >> 3)
+		switch typ := bh >> 1 & 3; typ {
+		case 1: // RLE: one byte, repeated size times
+			size = 1
+		case 3:
+			return 0, fmt.Errorf("block at byte %d: reserved block type", i-3)
+		}
+		if len(p)-i < size {
+			return 0, fmt.Errorf("block at byte %d: %d bytes, %d left: %w", i-3, size, len(p)-i, io.ErrUnexpectedEOF)
+		}
+		i += size
+		if bh&1 == 1 { // the frame's last block
+			break
+		}
+	}
+	if h.HasCheckSum {
+		if len(p)-i < 4 {
+			return 0, fmt.Errorf("content checksum: %w", io.ErrUnexpectedEOF)
+		}
+		i += 4
+	}
+	return i, nil
 }
 
 // inflate decompresses a zstd payload into the decoder's scratch, with room

@@ -9,6 +9,8 @@ import (
 	"os"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/alexnet-repro/alexnet/internal/testdata"
 	"github.com/alexnet-repro/alexnet/pkg/imageio"
 )
@@ -617,4 +619,83 @@ func TestDecodeImpossibleSizes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A zstd codec's payload is exactly one frame. The writer's, and one
+// another encoder writes with a content checksum, decode; a second frame
+// (which zstd's DecodeAll would go on into), a skippable frame, bytes
+// after the frame or a frame cut short are ErrCorrupt, for both codecs,
+// in Decode and DecodeRows alike.
+func TestZstdPayloadIsOneFrame(t *testing.T) {
+	const w, h = 40, 30
+	img := photoLike(rand.New(rand.NewPCG(4, 4)), w, h)
+	dec, _ := NewDecoder()
+	for _, codec := range []Codec{CodecZstd, CodecGradZstd} {
+		enc, _ := NewEncoder(codec)
+		good, err := enc.Encode(nil, img, w, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := zstdFrameLen(good)
+		if err != nil || n != len(good) {
+			t.Fatalf("%v: the writer's payload measures %d of %d bytes (%v)", codec, n, len(good), err)
+		}
+		// The same content in a frame with a checksum, from another encoder.
+		raw, err := dec.decodeAll(good, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ck, _ := zstd.NewWriter(nil, zstd.WithEncoderCRC(true))
+		withSum := ck.EncodeAll(raw, nil)
+		// Two frames: the content split in two, each compressed alone.
+		two := append(ck.EncodeAll(raw[:len(raw)/2], nil), ck.EncodeAll(raw[len(raw)/2:], nil)...)
+		ck.Close()
+		skippable := append([]byte{0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4}, good...)
+
+		out := make([]byte, w*h*3)
+		if err := dec.Decode(out, codec, withSum, w, h); err != nil {
+			t.Errorf("%v: a frame with a content checksum: %v", codec, err)
+		} else if want := decodeOrFail(t, dec, codec, good, w, h); !bytes.Equal(out, want) {
+			t.Errorf("%v: the checksummed frame decodes to other pixels", codec)
+		}
+		for name, p := range map[string][]byte{
+			"two frames":        two,
+			"skippable first":   skippable,
+			"a byte after":      append(append([]byte(nil), good...), 0),
+			"cut in its blocks": good[:len(good)-3],
+			"cut in its header": good[:5],
+		} {
+			if err := dec.Decode(out, codec, p, w, h); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("%v, %s: Decode gave %v, want ErrCorrupt", codec, name, err)
+			}
+			if err := dec.DecodeRows(codec, p, w, h, h, false, func(int, []byte, bool) {}); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("%v, %s: DecodeRows gave %v, want ErrCorrupt", codec, name, err)
+			}
+		}
+	}
+}
+
+func decodeOrFail(t *testing.T, dec *Decoder, codec Codec, p []byte, w, h int) []byte {
+	t.Helper()
+	out := make([]byte, w*h*3)
+	if err := dec.Decode(out, codec, p, w, h); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// FuzzZstdFrameLen: measuring a frame never panics, and a length it gives
+// lies within the bytes given.
+func FuzzZstdFrameLen(f *testing.F) {
+	enc, _ := NewEncoder(CodecZstd)
+	p, _ := enc.Encode(nil, photoLike(rand.New(rand.NewPCG(5, 5)), 20, 10), 20, 10)
+	f.Add(p)
+	f.Add(p[:7])
+	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd, 0, 0, 1, 0, 0})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		n, err := zstdFrameLen(p)
+		if err == nil && (n <= 0 || n > len(p)) {
+			t.Fatalf("length %d of %d bytes", n, len(p))
+		}
+	})
 }
