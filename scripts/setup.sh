@@ -11,7 +11,8 @@ pkgs=(
   libturbojpeg0        # JPEG decoding at native speed (pure-Go fallback without it)
   libopenblas0         # SGEMM for the CPU trainer (gonum fallback without it)
   python3-pil          # reference for bench-ingest and the resize-accuracy test
-  python3-zstandard    # reference for bench-ingest
+  python3-zstandard    # reference for bench-ingest; the independent shard reader
+  python3-numpy        # the independent shard reader (shards/testdata/read_shards.py)
   dataset-fashion-mnist  # the demo's and the learning tests' real dataset
 )
 for group in "$@"; do
