@@ -53,14 +53,17 @@ else
 	rmdir "$G/images"
 fi
 
-# The carry is gpu/ plus the tracked tree, which travels with it.
-size=$(($(du -sb "$G" | cut -f1) + $(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)))
+# The carry is gpu/ plus the working tree that travels with it: tracked
+# files and untracked ones git does not ignore. Summed in one awk, since
+# xargs may split the list and du -c totals each part alone.
+size=$(( $(du -sb "$G" | cut -f1) + $( { git ls-files -z; git ls-files -z --others --exclude-standard; } |
+	xargs -0 stat -c %s 2>/dev/null | awk '{ s += $1 } END { print s + 0 }') ))
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 nimg=0
 [[ -d $G/images ]] && nimg=$(ls $G/images | wc -l)
-echo "gpu-check: $G and the tracked tree are $(mib "$size") MiB (bin.tar.xz $(mib "$(stat -c %s $G/bin.tar.xz)") MiB, $nimg images); the carry limit is 64 MiB"
+echo "gpu-check: $G and the working tree are $(mib "$size") MiB (bin.tar.xz $(mib "$(stat -c %s $G/bin.tar.xz)") MiB, $nimg images); the carry limit is 64 MiB"
 if ((size > LIMIT)); then
-	echo "gpu-check: over 64 MiB with the tracked tree: lower GPUCHECK_IMAGES" >&2
+	echo "gpu-check: over 64 MiB with the working tree: lower GPUCHECK_IMAGES" >&2
 	exit 1
 fi
 cat <<EOF

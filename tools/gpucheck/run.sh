@@ -35,7 +35,11 @@ cd "$(dirname "$0")/.."
 ulimit -c 0 2>/dev/null
 G=gpu
 R=$G/results
-W=$G/work
+# The work folder (unpacked binaries, shards, exports: hundreds of MB) is
+# outside gpu/, so that a dry run stopped on the development machine
+# cannot leave it there to push the next carry past its 64 MiB.
+W=$(mktemp -d "${TMPDIR:-/tmp}/gpucheck.XXXXXX") || { echo "cannot make a work folder"; exit 1; }
+trap 'rm -rf "$W"; [[ -n ${SMI_PID:-} ]] && kill "$SMI_PID" 2>/dev/null' EXIT
 BUDGET=${GPUCHECK_BUDGET:-450}
 # A step may overrun the budget by at most GRACE seconds (its timeout is
 # cut to fit), so the whole run ends inside the device call's limit
@@ -43,8 +47,8 @@ BUDGET=${GPUCHECK_BUDGET:-450}
 GRACE=${GPUCHECK_GRACE:-20}
 ONLY=${GPUCHECK_ONLY:-}
 START=$(date +%s)
-rm -rf "$R" "$W"
-mkdir -p "$R" "$W"
+rm -rf "$R" "$G/work" # gpu/work: where builds before this one kept it
+mkdir -p "$R"
 LOG=$R/run.log
 
 elapsed() { echo $(( $(date +%s) - START )); }
@@ -101,9 +105,12 @@ step() {
 	say "$name (timeout ${limit}s)"
 	# Our Go binaries get SIGQUIT, not SIGTERM: they then print every
 	# goroutine's stack into the step's log, which says where a hang was.
-	# Others (python, bash, which ignores QUIT) get SIGTERM.
+	# Python gets SIGABRT, on which its faulthandler (PYTHONFAULTHANDLER,
+	# exported below) prints every thread's traceback. Others (bash, which
+	# ignores QUIT) get SIGTERM.
 	local sig=TERM
 	[[ $1 == "$B"/* ]] && sig=QUIT
+	[[ -n ${PY:-} && $1 == "$PY" ]] && sig=ABRT
 	timeout -s $sig --kill-after=10 "$limit" "$@" >"$R/$name.log" 2>&1
 	local rc=$?
 	tail -n 4 "$R/$name.log" | sed 's/^/   | /'
@@ -116,20 +123,52 @@ step() {
 # netstep NAME TIMEOUT CMD...: step for commands that build our network
 # (bench, crosscheck, export, the pipeline and train steps). They share
 # its code, so after one of them hangs the others are likely to: each
-# later one gets at most 30 s, and the budget goes to the test binaries,
-# which say where.
+# later one gets at most 20 s, the exports for the oracle are skipped, and
+# the test binaries that say where it hangs run at once (diagnose).
 nethung=""
 netstep() {
 	local name=$1 limit=$2
 	shift 2
-	if [[ -n $nethung ]] && (( limit > 30 )); then
-		say "$name: timeout cut to 30 s, as $nethung hung"
-		limit=30
+	if [[ -n $nethung ]] && (( limit > 20 )); then
+		say "$name: timeout cut to 20 s, as $nethung hung"
+		limit=20
 	fi
 	step "$name" "$limit" "$@"
 	local rc=$?
 	(( rc == 124 || rc == 137 )) && [[ -z $nethung ]] && nethung=$name
 	return $rc
+}
+
+record_test() { # binary logfile rc
+	local p f s verdict=PASS
+	(( $3 == 98 )) && return # not selected: nothing ran, nothing to report
+	p=$(grep -sc '^--- PASS' "$2")
+	f=$(grep -sc '^--- FAIL' "$2")
+	s=$(grep -sc '^--- SKIP' "$2")
+	(( $3 != 0 )) && verdict=FAIL
+	(( $3 == 124 || $3 == 137 )) && verdict=TIMEOUT
+	(( $3 == 99 )) && verdict=SKIPPED
+	# Every test skipped (no library, say) is not a pass.
+	(( $3 == 0 && ${p:-0} + ${f:-0} == 0 )) && verdict=SKIPPED
+	printf '{"kind":"test","binary":"%s","verdict":"%s","pass":%d,"fail":%d,"skip":%d,"rc":%d}\n' "$1" "$verdict" "${p:-0}" "${f:-0}" "${s:-0}" "$3" >>$R/tests.jsonl
+}
+
+# diagnose runs, once, the test binaries that exercise the network code
+# piece by piece (pkg/nn/gpu's, pkg/feed's): where the steps' order puts
+# them, or as soon as a step that builds the network has hung, since they
+# say where.
+diagnosed=""
+diagnose() {
+	[[ -n $diagnosed ]] && return 0
+	diagnosed=1
+	[[ -n $nethung ]] && say "diagnosing: $nethung hung, so the network's own tests run now"
+	# TestGPUCrossCheck's work is done (and recorded) by `gpucheck crosscheck`.
+	step gpu-test 120 $B/gpu.test -test.timeout 110s -test.v -test.run 'GPU|NVRTC' -test.skip CrossCheck
+	record_test gpu.test $R/gpu-test.log $?
+	# The feed's bytes on the device: slots poisoned when released, steps held
+	# back by a spin kernel, for 1, 2 and 4 buffers (a second or two).
+	step feed-test 45 $B/feed.test -test.timeout 40s -test.v -test.run '^TestGPUFeedBytes$'
+	record_test feed.test $R/feed-test.log $?
 }
 
 # --- binaries -------------------------------------------------------------
@@ -142,12 +181,22 @@ tar -xJf $G/bin.tar.xz -C $B 2>/dev/null ||
 	{ echo "cannot unpack $G/bin.tar.xz (no xz, no python3)"; exit 1; }
 export ALEXNET_REQUIRE_GPU=1
 export ALEXNET_PTX_CACHE=$W/ptx-cache
+export PYTHONFAULTHANDLER=1
 
 # --- the machine ------------------------------------------------------------
 say "nvidia-smi"
 timeout 30 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit,pcie.link.gen.max --format=csv,noheader \
 	| head -1 | tee "$R/nvidia-smi.txt"
 timeout 30 nvidia-smi >"$R/nvidia-smi-full.txt" 2>&1
+# Clocks, power and utilisation every 2 s for the whole run, in the
+# background: the table's figures can then be read against the clocks
+# they ran at, and a reader of NVML keeps the driver initialised between
+# the steps' processes (it changes no setting).
+if command -v nvidia-smi >/dev/null 2>&1; then
+	nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu,utilization.gpu,memory.used \
+		--format=csv -l 2 >"$R/smi.csv" 2>&1 &
+	SMI_PID=$!
+fi
 [[ -f $G/BUILD ]] && say "build: $(cat $G/BUILD)"
 # GPUCHECK_PYTHON, when set (even empty: none), skips the search, which
 # imports torch with each candidate.
@@ -158,7 +207,7 @@ if [[ -z ${GPUCHECK_PYTHON+set} ]]; then
 	cpu_py=""
 	for c in python3 python /opt/torch/.venv/bin/python3 /opt/conda/bin/python /usr/local/bin/python3 /usr/bin/python3; do
 		command -v "$c" >/dev/null 2>&1 || continue
-		timeout 90 "$c" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 3)" >/dev/null 2>&1
+		timeout 60 "$c" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 3)" >/dev/null 2>&1
 		case $? in
 		0) PY=$(command -v "$c"); break ;;
 		3) [[ -z $cpu_py ]] && cpu_py=$(command -v "$c") ;;
@@ -228,25 +277,12 @@ done
 # --- PyTorch, the same terms ------------------------------------------------
 if [[ -n $PY ]]; then
 	for m in alexnet alexnet-owt; do $B/gpucheck spec --model $m >"$R/spec-$m.json"; done
-	step torch-bench-tf32 180 "$PY" $G/torch_bench.py --specs $R --models torchvision,alexnet,alexnet-owt --precisions tf32 --profile-steps 10 --json $R/torch.jsonl
+	step torch-bench-tf32 120 "$PY" $G/torch_bench.py --specs $R --models torchvision,alexnet,alexnet-owt --precisions tf32 --profile-steps 10 --json $R/torch.jsonl
 fi
 
 # --- the test binaries ------------------------------------------------------
 # pkg/cuda's first (no network code): before the steps that build the
 # network, so a hang there cannot spend the time they need to say why.
-record_test() { # binary logfile rc
-	local p f s verdict=PASS
-	(( $3 == 98 )) && return # not selected: nothing ran, nothing to report
-	p=$(grep -sc '^--- PASS' "$2")
-	f=$(grep -sc '^--- FAIL' "$2")
-	s=$(grep -sc '^--- SKIP' "$2")
-	(( $3 != 0 )) && verdict=FAIL
-	(( $3 == 124 || $3 == 137 )) && verdict=TIMEOUT
-	(( $3 == 99 )) && verdict=SKIPPED
-	# Every test skipped (no library, say) is not a pass.
-	(( $3 == 0 && ${p:-0} + ${f:-0} == 0 )) && verdict=SKIPPED
-	printf '{"kind":"test","binary":"%s","verdict":"%s","pass":%d,"fail":%d,"skip":%d,"rc":%d}\n' "$1" "$verdict" "${p:-0}" "${f:-0}" "${s:-0}" "$3" >>$R/tests.jsonl
-}
 # With a C++ compiler here, TestBindingsAgainstHeaders also checks every
 # binding and constant against the wheels' own CUDA 13 and cuDNN headers.
 if [[ -n $PY ]]; then
@@ -270,9 +306,17 @@ record_test cuda.test $R/cuda-test.log $?
 step cuda-bench 60 $B/cuda.test -test.timeout 50s -test.run '^$' -test.bench GPU -test.benchtime 2000x
 
 # --- cross-checks: CPU backend, and PyTorch as an outside oracle -------------
+# A bench that hung: the tests that say where come before more steps that
+# build the network.
+[[ -n $nethung ]] && diagnose
 netstep crosscheck 180 $B/gpucheck crosscheck --models small,alexnet-owt,alexnet --batch 8 --json $R/crosscheck.jsonl
 if [[ -n $PY ]]; then
 	for m in alexnet alexnet-owt; do
+		if [[ -n $nethung ]]; then
+			# An export runs the step that hung.
+			say "SKIP export-$m, oracle-$m: $nethung hung"
+			continue
+		fi
 		exp=netstep
 		selected "oracle-$m" && exp="forced netstep"
 		$exp "export-$m" 90 $B/gpucheck export --model $m --batch 16 --precision fp32 --out $W/oracle-$m &&
@@ -280,13 +324,7 @@ if [[ -n $PY ]]; then
 	done
 fi
 
-# TestGPUCrossCheck's work is done (and recorded) by `gpucheck crosscheck`.
-step gpu-test 120 $B/gpu.test -test.timeout 110s -test.v -test.run 'GPU|NVRTC' -test.skip CrossCheck
-record_test gpu.test $R/gpu-test.log $?
-# The feed's bytes on the device: slots poisoned when released, steps held
-# back by a spin kernel, for 1, 2 and 4 buffers (a second or two).
-step feed-test 45 $B/feed.test -test.timeout 40s -test.v -test.run '^TestGPUFeedBytes$'
-record_test feed.test $R/feed-test.log $?
+diagnose
 
 # --- ours, fed by the real pipeline from shards -----------------------------
 # A tree of 1000 classes (so fc8 is ImageNet's): the carried JPEGs, copied
@@ -302,28 +340,44 @@ elif [[ -n $shardsteps ]] || selected ingest; then
 	T=$W/imagenet/train
 	# A step like the others (thousands of links and folders: a timeout
 	# and a log). Hard links: ingest only reads them.
-	forced step tree 60 bash -c '
-		set -e
-		G=$1 T=$2 copies=$3
-		mkdir -p "$T"
-		n=0
-		for f in "$G"/images/*.JPEG; do
-			wnid=$(basename "$f" | cut -d_ -f1)
-			mkdir -p "$T/$wnid"
-			# n_k, not nk: image 1s copy 11 and image 11s copy 1 must differ.
-			for k in $(seq 1 "$copies"); do ln -f "$f" "$T/$wnid/${wnid}_${n}_$k.JPEG" 2>/dev/null || cp -f "$f" "$T/$wnid/${wnid}_${n}_$k.JPEG"; done
-			n=$((n + 1))
-		done
-		have=$(ls "$T" | wc -l)
-		for i in $(seq 1 $((1000 - have))); do mkdir -p "$T/n9$(printf "%07d" "$i")"; done
-		echo "$(find "$T" -name "*.JPEG" | wc -l) images in $(ls "$T" | wc -l) classes"
-	' _ "$G" "$T" "${GPUCHECK_COPIES:-60}"
-	if [[ -n $shardsteps ]]; then
+	# One process (thousands of links and folders: a bash loop forked
+	# ~5,000 times, 30-50 s on the development machine); a step like the
+	# others, with a timeout and a log. Hard links: ingest only reads them.
+	forced step tree 60 "${PY:-python3}" -c '
+import os, shutil, sys, glob
+g, t, copies = sys.argv[1], sys.argv[2], int(sys.argv[3])
+os.makedirs(t, exist_ok=True)
+n = 0
+for f in sorted(glob.glob(os.path.join(g, "images", "*.JPEG"))):
+    wnid = os.path.basename(f).split("_")[0]
+    d = os.path.join(t, wnid)
+    os.makedirs(d, exist_ok=True)
+    for k in range(1, copies + 1):
+        # n_k, not nk: image 1s copy 11 and image 11s copy 1 must differ.
+        dst = os.path.join(d, "%s_%d_%d.JPEG" % (wnid, n, k))
+        try:
+            os.link(f, dst)
+        except OSError:
+            shutil.copyfile(f, dst)
+    n += 1
+have = len(os.listdir(t))
+for i in range(1, 1000 - have + 1):
+    os.makedirs(os.path.join(t, "n9%07d" % i), exist_ok=True)
+imgs = sum(len(fs) for _, _, fs in os.walk(t))
+print("%d images in %d classes" % (imgs, len(os.listdir(t))))
+' "$G" "$T" "${GPUCHECK_COPIES:-60}"
+	treed=$?
+	if (( treed != 0 )); then
+		# A tree cut short would be ingested as a smaller dataset.
+		say "SKIP ingest: the tree step failed"
+		ingested=1
+	elif [[ -n $shardsteps ]]; then
 		forced step ingest 120 $B/ingest --out $W/shards --splits train --quiet $W/imagenet
+		ingested=$?
 	else
 		step ingest 120 $B/ingest --out $W/shards --splits train --quiet $W/imagenet
+		ingested=$?
 	fi
-	ingested=$?
 	if (( ingested == 0 )); then
 		# The feed's steps share pkg/feed's copier and events: after one
 		# hangs, the others would too, each costing its whole timeout.
@@ -384,8 +438,8 @@ fi
 machine_facts
 say "done; logs in $R"
 # The device tool brings back what is under $OUT: the logs and results
-# (small), not the work folder (shards, exports), which goes, so a dry run
-# on the development machine leaves gpu/ small enough to carry.
+# (small), not the work folder (shards, exports), which goes (the exit
+# trap removes it however the run ends).
+[[ -n ${SMI_PID:-} ]] && kill "$SMI_PID" 2>/dev/null
 save_out
-rm -rf "$W"
 cat "$R/table.md"

@@ -203,7 +203,7 @@ func runTable(args []string, stdout io.Writer) error {
 // section for docs/gpu-machine.md.
 func writeMachine(w io.Writer, r *results) {
 	mach := r.find("machine", nil)
-	fmt.Fprintf(w, "\n## GPU machine (measured by `just gpu-check`, %s)\n\n", orNone(str(mach, "date")))
+	fmt.Fprintf(w, "\n## GPU machine (measured by gpu/run.sh, which `just gpu-check` builds, %s)\n\n", orNone(str(mach, "date")))
 	fmt.Fprintf(w, "- GPU (nvidia-smi): %s\n", orNone(r.text("nvidia-smi.txt")))
 	fmt.Fprintf(w, "- CPU: %s, %s cores; memory %s\n", orNone(str(mach, "cpu")), orNone(fmt.Sprint(mach["cores"])), orNone(str(mach, "mem")))
 	fmt.Fprintf(w, "- nvcc: %s\n", orNone(str(mach, "nvcc")))
