@@ -411,7 +411,7 @@ for m in alexnet-owt alexnet; do
 	netstep "bench-$m-fp32" 90 $B/gpucheck bench --model $m --precision fp32 --json $R/bench.jsonl
 done
 if [[ -n $PY ]]; then
-	step torch-bench-fp32 180 "$PY" $G/torch_bench.py --specs $R --models torchvision,alexnet-owt,alexnet --precisions fp32 --json $R/torch.jsonl
+	step torch-bench-fp32 120 "$PY" $G/torch_bench.py --specs $R --models torchvision,alexnet-owt,alexnet --precisions fp32 --json $R/torch.jsonl
 fi
 
 # --- what train --deterministic costs: the tf32 bench again, deterministic
