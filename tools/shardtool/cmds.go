@@ -268,7 +268,7 @@ func inspect(args []string, stdout, stderr io.Writer) (code int) {
 	stdout = o.Stdout()
 	fs := newFlags("inspect", "inspect DIR [--json] [--classes 10]\n\nSummarises DIR/meta.json: the format, image size and codec, each split's\nrecords, shards, bytes and skips, the train pixel mean, std and PCA, and\nthe first classes.\n\nExample:\n  shardtool inspect ./shards --classes 0\n\nExit codes: 0 done, 1 no readable meta.json, 2 usage.", stdout, stderr)
 	asJSON := fs.Bool("json", false, "print meta.json's summary as JSON")
-	classes := fs.Int("classes", 10, "classes to list (0: all)")
+	classes := fs.Int("classes", 10, "classes to list (0: all); --json always lists all")
 	pos, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
 		return o.ParseFailed(fs, args, err)
