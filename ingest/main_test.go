@@ -492,3 +492,66 @@ func TestDecodeMemoryFlag(t *testing.T) {
 		t.Errorf("an overflowing --decode-memory: exit %d, %s", code, se.String())
 	}
 }
+
+// A named pipe where ingest reads a file (a class folder's meta.json,
+// which the listing looks into; --out's meta.json or state; --val-labels)
+// is refused at once, naming it: a plain open would wait for a writer, and
+// the run would hang with no message.
+func TestNamedPipesDoNotHang(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no named pipes in the file system")
+	}
+	mk := func(t *testing.T, p string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Mkfifo(p, 0o644); err != nil {
+			t.Skipf("mkfifo: %v", err)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, root, out string) []string
+		code  int
+		say   string
+	}{
+		{"meta.json in a class folder", func(t *testing.T, root, out string) []string {
+			mk(t, filepath.Join(root, "train", fixtures.WNIDs[0], "meta.json"))
+			return nil
+		}, cli.ExitOK, ""},
+		{"--out's meta.json", func(t *testing.T, root, out string) []string {
+			mk(t, filepath.Join(out, "meta.json"))
+			return nil
+		}, cli.ExitFailure, "a named pipe, not a regular file"},
+		{"--out's dataset mark", func(t *testing.T, root, out string) []string {
+			mk(t, filepath.Join(out, ".ingest-state", "dataset.json"))
+			return nil
+		}, cli.ExitFailure, "a named pipe, not a regular file"},
+		{"--val-labels", func(t *testing.T, root, out string) []string {
+			p := filepath.Join(t.TempDir(), "labels.txt")
+			mk(t, p)
+			return []string{"--val-labels", p}
+		}, cli.ExitFailure, "a named pipe, not a regular file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			fixtures.Tree(t, root, 2, 3)
+			out := filepath.Join(t.TempDir(), "shards")
+			extra := tc.setup(t, root, out)
+			var so, se bytes.Buffer
+			done := make(chan int, 1)
+			go func() {
+				done <- run(context.Background(), append(append([]string{"--quiet", "--size", "16", "--out", out}, extra...), root), &so, &se)
+			}()
+			select {
+			case code := <-done:
+				if code != tc.code || !strings.Contains(se.String(), tc.say) {
+					t.Errorf("exit %d (want %d), stderr:\n%s", code, tc.code, se.String())
+				}
+			case <-time.After(60 * time.Second):
+				t.Fatal("ingest hung on a named pipe")
+			}
+		})
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/alexnet-repro/alexnet/internal/regfile"
 )
 
 // MetaFile is the name of the dataset description beside the shards.
@@ -143,7 +145,7 @@ func ReadMeta(dir string) (*Meta, error) {
 		return nil, fmt.Errorf("%s is a file, not a shard directory (the folder ingest wrote, holding meta.json)", dir)
 	}
 	p := filepath.Join(dir, MetaFile)
-	f, err := os.Open(p)
+	f, _, err := regfile.Open(p)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%s not found: is %s a shard directory written by ingest?", p, dir)

@@ -15,6 +15,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/alexnet-repro/alexnet/internal/cli"
+	"github.com/alexnet-repro/alexnet/internal/regfile"
 )
 
 // File is the lock file's name inside the locked folder.
@@ -40,6 +43,9 @@ func Acquire(dir, what string) (*Lock, error) {
 		// Another user's .lock (a reader made it, mode 0644): flock needs
 		// no write access, only the owner's name goes unwritten.
 		f, err = os.OpenFile(path, os.O_RDONLY|noFollow, 0)
+	}
+	if err == nil {
+		err = regular(f)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("locking %s: %w", dir, err)
@@ -86,6 +92,9 @@ func AcquireShared(dir, what string) (*Lock, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Lock{}, nil
 	}
+	if err == nil {
+		err = regular(f)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("locking %s to read it: %w", dir, err)
 	}
@@ -122,6 +131,19 @@ func Probe(dir string) error {
 	return fmt.Errorf("%s is %w%s: wait for it to end, or use another folder", dir, ErrBusy, describeOwner(path))
 }
 
+// regular refuses (and closes) a lock file that is not a regular file: a
+// named pipe or a device put where the lock belongs.
+func regular(f *os.File) error {
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is %s, not a lock file", f.Name(), cli.FileKind(fi.Mode()))
+	}
+	if err != nil {
+		f.Close()
+	}
+	return err
+}
+
 // Release lets go of the lock. The file stays: removing it would let a
 // third run lock a new file while a second still waits on the old one.
 func (l *Lock) Release() error {
@@ -137,7 +159,7 @@ func (l *Lock) Release() error {
 }
 
 func describeOwner(path string) string {
-	b, err := os.ReadFile(path)
+	b, err := regfile.ReadFile(path, 4096)
 	if err != nil {
 		return ""
 	}

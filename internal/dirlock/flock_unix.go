@@ -8,8 +8,10 @@ import (
 	"syscall"
 )
 
-// noFollow makes opening a lock file that is a symlink fail (ELOOP).
-const noFollow = syscall.O_NOFOLLOW
+// noFollow makes opening a lock file that is a symlink fail (ELOOP), and
+// opening one that is a named pipe return at once (a plain read-only open
+// of a pipe waits for a writer); regular then refuses the pipe.
+const noFollow = syscall.O_NOFOLLOW | syscall.O_NONBLOCK
 
 func tryLock(f *os.File) (bool, error) { return flock(f, syscall.LOCK_EX) }
 

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
+	"github.com/alexnet-repro/alexnet/internal/regfile"
 )
 
 // Layout names how a dataset is stored on disk.
@@ -440,15 +441,17 @@ func (d *Dataset) ReadItem(it *Item, buf []byte) ([]byte, error) {
 const maxItemBytes = 1 << 30
 
 // readFile appends a whole file to buf, which has length 0.
+// The listing skipped what was not a regular file; one swapped in since (a
+// pipe would block the open, a device read without end) is refused too.
 func readFile(path string, buf []byte) ([]byte, error) {
-	f, err := os.Open(path)
+	f, fi, err := regfile.Open(path)
 	if err != nil {
 		return buf, err
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Size() > maxItemBytes {
+	if fi.Size() > maxItemBytes {
 		return buf, fmt.Errorf("%d bytes: too large for an image", fi.Size())
-	} else if err == nil && fi.Size() > 0 {
+	} else if fi.Size() > 0 {
 		// One byte beyond the size lets the read that sees EOF need no growth.
 		buf = slices.Grow(buf, int(fi.Size())+1)
 	}

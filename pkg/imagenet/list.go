@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
+	"github.com/alexnet-repro/alexnet/internal/regfile"
 )
 
 // split collects one split's items while listing. Until the class list is
@@ -181,7 +182,7 @@ func (d *Dataset) outputFolder(dir string) string {
 	if fi, err := os.Lstat(filepath.Join(dir, ".ingest-state")); err == nil && fi.IsDir() {
 		return "it holds an earlier ingest's output (.ingest-state/)"
 	}
-	if f, err := os.Open(filepath.Join(dir, "meta.json")); err == nil {
+	if f, _, err := regfile.Open(filepath.Join(dir, "meta.json")); err == nil {
 		var head [64]byte
 		n, _ := io.ReadFull(f, head[:])
 		f.Close()
@@ -234,13 +235,8 @@ func (s *split) add(rel string, nameLen, label int) {
 // item reference (1-based), its full path and size.
 func (d *Dataset) openArchive(name string) (int32, string, int64, error) {
 	full := filepath.Join(d.Root, name)
-	f, err := os.Open(full)
+	f, fi, err := regfile.Open(full)
 	if err != nil {
-		return 0, full, 0, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
 		return 0, full, 0, err
 	}
 	d.archives = append(d.archives, f)

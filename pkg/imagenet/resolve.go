@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
+	"github.com/alexnet-repro/alexnet/internal/regfile"
 )
 
 const (
@@ -96,7 +96,7 @@ func (m *metaFiles) devkit() (*devkit, error) {
 }
 
 func readFileLimit(p string) ([]byte, error) {
-	f, err := os.Open(p)
+	f, _, err := regfile.Open(p)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +112,7 @@ var errEmptyTruth = errors.New("empty: no ILSVRC2012_IDs in it")
 // loadDevkitTarGz reads meta.mat and the ground truth out of the devkit's
 // gzipped tar, wherever in it they are, as long as they sit in data/.
 func loadDevkitTarGz(p string) (*devkit, error) {
-	f, err := os.Open(p)
+	f, _, err := regfile.Open(p)
 	if err != nil {
 		return nil, err
 	}

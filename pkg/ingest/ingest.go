@@ -36,6 +36,7 @@ import (
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/dirlock"
+	"github.com/alexnet-repro/alexnet/internal/regfile"
 	"github.com/alexnet-repro/alexnet/pkg/imageio"
 	"github.com/alexnet-repro/alexnet/pkg/imagenet"
 	"github.com/alexnet-repro/alexnet/pkg/stats"
@@ -561,7 +562,7 @@ func sameDataset(out string, classes []imagenet.Class) error {
 		return fmt.Errorf("%s %w (%s), not of this one (%s): ingest would replace them; choose another --out, or pass --overwrite to replace them",
 			out, ErrOtherDataset, what, classSpan(now))
 	}
-	if b, err := os.ReadFile(filepath.Join(out, stateDir, datasetFile)); err == nil {
+	if b, err := regfile.ReadFile(filepath.Join(out, stateDir, datasetFile), 0); err == nil {
 		var m datasetMark
 		if json.Unmarshal(b, &m) == nil && m.ClassList != "" {
 			if m.ClassList == classListID(now) || len(shardFiles(out)) == 0 {
@@ -798,7 +799,7 @@ func readSidecar(out string, p *shardPlan) (*sidecar, error) {
 }
 
 func readSidecarFile(path string) (*sidecar, error) {
-	b, err := os.ReadFile(path)
+	b, err := regfile.ReadFile(path, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"unsafe"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
+	"github.com/alexnet-repro/alexnet/internal/regfile"
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
 	"github.com/alexnet-repro/alexnet/shards"
 )
@@ -467,7 +468,7 @@ func openCheckpoint(path string) (f *os.File, size int64, pre [12]byte, hdrLen i
 	if err := regularFile(path); err != nil {
 		return nil, 0, pre, 0, err
 	}
-	if f, err = os.Open(path); err != nil {
+	if f, _, err = regfile.Open(path); err != nil { // replaced since the look above
 		return nil, 0, pre, 0, err
 	}
 	fail := func(err error) (*os.File, int64, [12]byte, int64, error) {

@@ -16,6 +16,7 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 
+	"github.com/alexnet-repro/alexnet/internal/regfile"
 	"github.com/alexnet-repro/alexnet/shards"
 )
 
@@ -114,7 +115,7 @@ func OpenMetrics(dir string, keepUpTo int64) (*MetricsLog, error) {
 // readMetrics returns the lines of dir's metrics.jsonl up to step upTo;
 // lines that do not parse (a torn last line) are left out.
 func readMetrics(dir string, upTo int64) []Metric {
-	b, err := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
+	b, err := regfile.ReadFile(filepath.Join(dir, "metrics.jsonl"), 0)
 	if err != nil {
 		return nil
 	}

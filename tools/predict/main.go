@@ -20,6 +20,7 @@ import (
 
 	"github.com/alexnet-repro/alexnet/augment"
 	"github.com/alexnet-repro/alexnet/internal/cli"
+	"github.com/alexnet-repro/alexnet/internal/regfile"
 	"github.com/alexnet-repro/alexnet/pkg/imageio"
 	"github.com/alexnet-repro/alexnet/pkg/pipeline"
 	"github.com/alexnet-repro/alexnet/pkg/trainer"
@@ -200,7 +201,7 @@ func readImage(path string) ([]byte, error) {
 	case fi.Size() > maxImageBytes:
 		return nil, fmt.Errorf("%d bytes: larger than any image (limit %d)", fi.Size(), maxImageBytes)
 	}
-	b, err := os.ReadFile(path)
+	b, err := regfile.ReadFile(path, maxImageBytes)
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		return nil, fmt.Errorf("%s: %w", pe.Op, pe.Err)

@@ -14,7 +14,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/cli/clitest"
@@ -497,3 +499,31 @@ func TestEdgesReportedPlainly(t *testing.T) {
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// A named pipe for meta.json or the lock file is refused at once by
+// verify and inspect, which would otherwise wait for a writer for ever.
+func TestNamedPipeInShardDir(t *testing.T) {
+	for _, name := range []string{"meta.json", ".lock"} {
+		dir := makeShards(t)
+		p := filepath.Join(dir, name)
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if err := syscall.Mkfifo(p, 0o644); err != nil {
+			t.Skipf("mkfifo: %v", err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			code, out, errs := runTool("verify", dir)
+			if code == cli.ExitOK || !strings.Contains(errs+out, "a named pipe") {
+				t.Errorf("verify with a pipe for %s: exit %d\n%s%s", name, code, out, errs)
+			}
+		}()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("verify hung on a pipe for %s", name)
+		}
+	}
+}
