@@ -964,7 +964,7 @@ func TestIngestOutputInsideTreeIsNotAClass(t *testing.T) {
 			for _, sp := range []string{"train", "val"} {
 				out := filepath.Join(root, sp, "aaa-shards") // sorts before every WNID
 				writeFile(t, filepath.Join(out, tc.file), tc.data)
-				writeFile(t, filepath.Join(out, "shard.JPEG"), []byte("not an image"))
+				writeFile(t, filepath.Join(out, "train-00000.shard"), []byte("ALXSHARD"))
 				defer os.RemoveAll(out)
 				if tc.exclude {
 					// Another spelling of the same folder.
@@ -984,6 +984,12 @@ func TestIngestOutputInsideTreeIsNotAClass(t *testing.T) {
 				}
 			}
 		})
+	}
+	// --out given as a class folder, which holds images: leaving the class
+	// out would shift every label after it, so the listing stops, naming it.
+	cls := filepath.Join(root, "train", f.train[0].wnid)
+	if _, err := Open(root, Options{Exclude: []string{cls}}); err == nil || !strings.Contains(err.Error(), "it is a class folder of the dataset") || !strings.Contains(err.Error(), cls) {
+		t.Errorf("--out as a class folder: %v", err)
 	}
 	// A class folder holding some other meta.json (custom datasets keep
 	// notes there) stays a class.

@@ -127,7 +127,13 @@ func (d *Dataset) listTree(s *split, dir string, flat bool, progress func(string
 		if why := d.outputFolder(cfull); why != "" {
 			// An --out put inside the dataset: its shards are not
 			// images, and its folder must not become a class that
-			// shifts every label after it.
+			// shifts every label after it. One that holds images is a
+			// class all the same (--out given as a class folder):
+			// leaving it out would drop that class and shift every
+			// label after it, so the run stops instead.
+			if n := imageEntries(cfull); n > 0 {
+				return &PathError{Path: cfull, Err: fmt.Errorf("%s, but it holds %s: it is a class folder of the dataset, and leaving it out would shift the labels of every class after it; give --out a folder outside the dataset", why, countImages(n))}
+			}
 			d.warn("%s: skipped %s: %s, not a class; keep --out outside the dataset", s.name, cdir, why)
 			continue
 		}
@@ -162,6 +168,28 @@ func (d *Dataset) listTree(s *split, dir string, flat bool, progress func(string
 		}
 	}
 	return nil
+}
+
+// imageEntries counts the entries of dir named as images.
+func imageEntries(dir string) int {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range ents {
+		if isImageExt(path.Ext(e.Name())) {
+			n++
+		}
+	}
+	return n
+}
+
+func countImages(n int) string {
+	if n == 1 {
+		return "1 image"
+	}
+	return fmt.Sprintf("%d images", n)
 }
 
 // outputFolder says why dir is an ingest output folder rather than a
