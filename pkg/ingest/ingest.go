@@ -307,7 +307,7 @@ func (o *Options) Validate() error {
 }
 
 // Run ingests ds into opt.Out.
-func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error) {
+func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (_ *Report, err error) {
 	if err := opt.Validate(); err != nil {
 		return nil, err
 	}
@@ -357,6 +357,23 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (*Report, error
 			start.UTC().Format(time.RFC3339), os.Getpid())
 		return writeReport(opt.Out, &unfinished)
 	}
+	// A run that changed out and then failed (a full disk, a permission,
+	// an interruption) says why in its report, where the placeholder
+	// above would tell a reader to resume what may need a fix first. Best
+	// effort: the failure may be the very write this needs.
+	defer func() {
+		if err == nil || !marked || errors.Is(err, ErrAllSkipped) {
+			return
+		}
+		failed := *rep
+		failed.ExitCode = 1
+		failed.Error = err.Error()
+		if errors.Is(err, context.Canceled) {
+			failed.Error = "interrupted; the complete shards are kept: the same command resumes it"
+		}
+		failed.Seconds = time.Since(start).Seconds()
+		_ = writeReport(opt.Out, &failed)
+	}()
 
 	meta := &shards.Meta{FormatVersion: shards.Version, Width: opt.Size, Height: opt.Size, Channels: 3,
 		Splits: map[string]shards.Split{},

@@ -241,9 +241,9 @@ func TestResumeAfterInterruption(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted run returned %v", err)
 	}
-	// The report on disk says the run did not finish; the next run's
+	// The report on disk says the run was interrupted; the next run's
 	// end replaces it with its own.
-	if r := readReport(t, out); r.ExitCode != 1 || !strings.HasPrefix(r.Error, "unfinished: the run started") {
+	if r := readReport(t, out); r.ExitCode != 1 || !strings.HasPrefix(r.Error, "interrupted; the complete shards are kept") {
 		t.Errorf("the interrupted run's report: exit_code %d, error %q", r.ExitCode, r.Error)
 	}
 	os.WriteFile(filepath.Join(out, "train-00007.shard.tmp"), []byte("partial"), 0o644)
@@ -264,6 +264,25 @@ func TestResumeAfterInterruption(t *testing.T) {
 		t.Fatalf("rerun processed %d images (%v)", rep.ProcessedRun, err)
 	}
 	sameOutput(t, outputFiles(t, want), outputFiles(t, out))
+}
+
+// A run that fails after its first change to out (here a folder where a
+// shard is to go) leaves a report that gives the failure, not the
+// placeholder that says it is still running.
+func TestFailedRunReportsWhy(t *testing.T) {
+	root, _ := makeTree(t, 6)
+	out := t.TempDir()
+	blocker := filepath.Join(out, "train-00001.shard")
+	if err := os.MkdirAll(filepath.Join(blocker, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ingestDir(t, root, out, 2, context.Background(), nil); err == nil {
+		t.Fatal("a folder where a shard goes did not fail the run")
+	}
+	r := readReport(t, out)
+	if r.ExitCode != 1 || !strings.Contains(r.Error, "train-00001.shard") || strings.HasPrefix(r.Error, "unfinished") {
+		t.Errorf("the failed run's report: exit_code %d, error %q", r.ExitCode, r.Error)
+	}
 }
 
 // A rerun clears the temporary files a killed run of ingest left, by
