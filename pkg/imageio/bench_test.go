@@ -111,3 +111,17 @@ func BenchmarkResizeSample(b *testing.B) {
 	c.report(b)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "img/s")
 }
+
+// BenchmarkRenewHandle is the cost of the fresh TurboJPEG handle each
+// file gets (decodeTurbo), against a decode's milliseconds.
+func BenchmarkRenewHandle(b *testing.B) {
+	d := NewDecoder()
+	defer d.Close()
+	if d.handle == 0 {
+		b.Skip("no libturbojpeg")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		d.renewHandle()
+	}
+}

@@ -888,3 +888,57 @@ func TestGIFFrameOnItsScreen(t *testing.T) {
 		}
 	}
 }
+
+// withoutDQT returns a JPEG with its quantization table segments removed:
+// image/jpeg decodes such a file as flat grey, libjpeg refuses it.
+func withoutDQT(t *testing.T, data []byte) []byte {
+	t.Helper()
+	out := append([]byte(nil), data[:2]...)
+	pos := 2
+	for pos+4 <= len(data) {
+		if data[pos] != 0xFF {
+			t.Fatalf("no marker at %d", pos)
+		}
+		m := data[pos+1]
+		if m == 0xDA {
+			return append(out, data[pos:]...)
+		}
+		n := int(data[pos+2])<<8 | int(data[pos+3])
+		if m != 0xDB {
+			out = append(out, data[pos:pos+2+n]...)
+		}
+		pos += 2 + n
+	}
+	t.Fatal("no scan")
+	return nil
+}
+
+// A JPEG whose first scan uses a quantization table no DQT defined is
+// refused on both paths, as libjpeg and PIL refuse it, where image/jpeg
+// alone would decode flat grey and ingest would keep it.
+func TestUndefinedQuantTableRefused(t *testing.T) {
+	good := encodeJPEG(t, gradient(40, 30), 90)
+	bad := withoutDQT(t, good)
+	if len(bad) >= len(good) {
+		t.Fatal("the fixture had no DQT to remove")
+	}
+	decs := map[string]*Decoder{"stdlib": NewDecoderStdlib()}
+	if d := NewDecoder(); d.Backend() != NewDecoderStdlib().Backend() {
+		decs["turbo"] = d
+	}
+	for name, d := range decs {
+		out := make([]byte, 16*16*3)
+		if err := d.Preprocess(good, 16, out); err != nil {
+			t.Fatalf("%s: the fixture itself: %v", name, err)
+		}
+		err := d.Preprocess(bad, 16, out)
+		var fe *FormatError
+		if !errors.As(err, &fe) {
+			t.Errorf("%s: a JPEG without its quantization tables gave %v, want a FormatError", name, err)
+		}
+		t.Logf("%s: %v", name, err)
+	}
+	if err := NewDecoderStdlib().Preprocess(bad, 16, make([]byte, 16*16*3)); err == nil || !strings.Contains(err.Error(), "quantization table 0x00 was not defined") {
+		t.Errorf("stdlib: %v", err)
+	}
+}

@@ -229,14 +229,17 @@ func (d *Decoder) decodeTurbo(ctx context.Context, data []byte, minShort int) (i
 	// and the read of its message must happen on one OS thread.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	// A handle that failed part-way keeps state that breaks the next file
-	// (seen: a valid JPEG then fails with "missing SOS marker" after a
-	// file truncated in its header). A fresh handle costs microseconds.
-	defer func() {
-		if err != nil {
-			d.renewHandle()
-		}
-	}()
+	// Every file gets a handle of its own. A handle keeps the previous
+	// file's quantization and Huffman tables (libjpeg's "abbreviated
+	// datastream" rule), so a file lacking its own decoded with whatever
+	// file its worker had decoded before: pixels that depended on the
+	// order of the work, where a fresh handle refuses a missing
+	// quantization table and takes the standard Huffman tables, as PIL
+	// does. A handle that failed part-way also kept state that broke the
+	// next file (seen: a valid JPEG then failed with "missing SOS marker"
+	// after a file truncated in its header). A fresh handle costs
+	// microseconds against the milliseconds of a decode.
+	defer d.renewHandle()
 	lib := d.lib
 	src := unsafe.Pointer(unsafe.SliceData(data))
 	d.hdr = [4]int32{}

@@ -50,6 +50,16 @@ func (d *Decoder) decodeStdlib(ctx context.Context, f Format, data []byte) (img 
 	if f == FormatGIF {
 		data = gifOpaque(data)
 	}
+	if f == FormatJPEG {
+		// What image/jpeg takes and libjpeg refuses in the markers (a
+		// missing quantization table, which image/jpeg decodes as flat
+		// grey) is refused here too, so both paths skip the same files.
+		if h, err := scanJPEGHeader(data); err != nil {
+			return Image{}, err
+		} else if h.undefinedQuant >= 0 {
+			return Image{}, &FormatError{Format: name, Reason: fmt.Sprintf("corrupt JPEG: quantization table 0x%02x was not defined", h.undefinedQuant)}
+		}
+	}
 	cfg, err := codec.config(bytes.NewReader(data))
 	if err != nil {
 		return Image{}, stdError(f, data, err)
