@@ -184,7 +184,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	}
 	defer ds.Close()
 	for _, w := range ds.Warnings {
-		fmt.Fprintln(stderr, "ingest: warning:", w)
+		fmt.Fprintln(stderr, "ingest: warning:", cli.Printable(w))
 	}
 	// Entries named as images that are not files (a folder, a dangling
 	// link) are counted with the skipped in the report: say so here, or
@@ -228,7 +228,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		return o.Fail(cli.ExitFailure, err)
 	}
 	for _, w := range rep.Warnings[len(ds.Warnings):] { // the listing's were printed above
-		fmt.Fprintln(stderr, "ingest: warning:", w)
+		fmt.Fprintln(stderr, "ingest: warning:", cli.Printable(w))
 	}
 	if n := len(rep.Removed); n > 0 {
 		fmt.Fprintf(stderr, "ingest: removed %s of an earlier run that meta.json no longer lists: %s\n", cli.Count(n, "stale shard", "stale shards"), cli.FirstFew(rep.Removed, 5))

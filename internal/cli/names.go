@@ -16,6 +16,39 @@ import (
 // unless it holds bytes that are not UTF-8 or characters that would break
 // the line (a newline, a tab, other controls); then Go-quoted, so that the
 // name printed is the name on disk, escapes and all.
+// Printable is a whole line of text (a warning naming several files) made
+// safe for a terminal: each rune Name would quote (a control character,
+// an escape sequence's ESC, a newline inside a name, a byte that is not
+// UTF-8) is written as its Go escape, \x1b or \n, in place, and the rest
+// is left as it is.
+func Printable(s string) string {
+	ok := true
+	for _, r := range s {
+		if r == utf8.RuneError || (!unicode.IsPrint(r) && r != ' ') {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case !unicode.IsPrint(r) && r != ' ':
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
 func Name(p string) string {
 	if !utf8.ValidString(p) {
 		return strconv.Quote(p)

@@ -1058,7 +1058,10 @@ func write(ctx context.Context, ds *imagenet.Dataset, opt Options, split string,
 			if err := open(p); err != nil {
 				return err
 			}
-			if pi == 0 && guard > 0 && len(p.items) > 0 && len(sc.Skipped) == len(p.items) && !wasEmpty(opt.Out, p) {
+			// One file alone in its shard (a split's last shard of one
+			// image, --shard-size 1) says nothing of the source as a
+			// whole: it is skipped, as any one bad file is.
+			if pi == 0 && guard > 0 && len(p.items) > 1 && len(sc.Skipped) == len(p.items) && !wasEmpty(opt.Out, p) {
 				s := sc.Skipped[0]
 				return &allSkippedError{skipped: slices.Clone(sc.Skipped), msg: fmt.Sprintf("%v: all %d images of %s (%s: %s%s); stopped before replacing any of the %d %s records already in %s: look at the source, or pass --overwrite to replace them anyway",
 					ErrAllSkipped, len(p.items), p.file(), cli.Name(s.Path), s.Reason, map[bool]string{true: ", …", false: ""}[len(p.items) > 1], guard, split, opt.Out)}

@@ -1300,3 +1300,46 @@ func TestMarkRefusesOnlyWithShards(t *testing.T) {
 		t.Fatalf("root over other's shards: %v, want ErrOtherDataset", err)
 	}
 }
+
+// One bad file alone in its shard (the split's last shard holds one
+// image) is skipped as any bad file is: the guard against a source gone
+// bad needs a shard of two images or more, every one skipped.
+func TestOneBadFileAloneInItsShard(t *testing.T) {
+	root, _ := makeTree(t, 6)
+	out := t.TempDir()
+	opt := Options{Out: out, Size: 24, Seed: 7, Workers: 2, Codec: shards.CodecGradZstd}
+	first, err := ingestWith(t, context.Background(), root, Options{Out: t.TempDir(), Size: 24, Seed: 7, ShardSize: 1 << 20, Workers: 2, Codec: shards.CodecGradZstd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := first.Images["train"]
+	opt.ShardSize = n - 1 // the last shard holds one image
+	if _, err := ingestWith(t, context.Background(), root, opt); err != nil {
+		t.Fatal(err)
+	}
+	// Which file is alone in the last shard: its record id is the largest
+	// the plan put last; find it through the shard itself.
+	r, err := shards.Open(filepath.Join(out, "train-00001.shard"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec shards.Record
+	if _, err := r.ReadRecord(0, &rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	matches, _ := filepath.Glob(filepath.Join(root, "train", "*", rec.Name))
+	if len(matches) != 1 {
+		t.Fatalf("%s: %v", rec.Name, matches)
+	}
+	if err := os.WriteFile(matches[0], nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := ingestWith(t, context.Background(), root, opt)
+	if err != nil {
+		t.Fatalf("one bad file alone in its shard stopped the run: %v", err)
+	}
+	if rep.SkippedCount["train"] != first.SkippedCount["train"]+1 {
+		t.Errorf("skipped %v, want one more than %v", rep.SkippedCount, first.SkippedCount)
+	}
+}
