@@ -43,7 +43,7 @@ func TestFileKind(t *testing.T) {
 // rune as its escape: no terminal escape or line break gets through.
 func TestPrintable(t *testing.T) {
 	for in, want := range map[string]string{
-		"train: skipped n01 (3 entries)":           "train: skipped n01 (3 entries)",
+		"train: skipped n01 (3 entries)":            "train: skipped n01 (3 entries)",
 		"skipped n0\x1b[31mevil\nfake: not a class": `skipped n0\x1b[31mevil\nfake: not a class`,
 		"bad \xff byte, ok é":                       `bad \xff byte, ok é`,
 		"tab\there":                                 `tab\there`,
