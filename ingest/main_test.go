@@ -528,6 +528,14 @@ func TestNamedPipesDoNotHang(t *testing.T) {
 			mk(t, filepath.Join(out, ".ingest-state", "dataset.json"))
 			return nil
 		}, cli.ExitFailure, "a named pipe, not a regular file"},
+		{"LOC_val_solution.csv", func(t *testing.T, root, out string) []string {
+			p := filepath.Join(root, "LOC_val_solution.csv")
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			mk(t, p)
+			return nil
+		}, cli.ExitFailure, "a named pipe, not a regular file"},
 		{"--val-labels", func(t *testing.T, root, out string) []string {
 			p := filepath.Join(t.TempDir(), "labels.txt")
 			mk(t, p)

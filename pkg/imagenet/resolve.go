@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -43,10 +44,15 @@ type devkit struct {
 	truth     []int // nil when the devkit has no ground truth
 }
 
-// find returns the first existing file among dirs/rel, or "".
+// find returns the first existing file among dirs/rel, or "". An entry of
+// that name that is not a directory counts, whatever it is: a named pipe
+// or a device there is refused when it is read, naming it, where passing
+// it over would leave every val image unlabelled under a warning that the
+// file is missing.
 func (m *metaFiles) find(rel string) string {
 	for _, d := range m.dirs {
-		if p := filepath.Join(d, rel); isFile(p) {
+		p := filepath.Join(d, rel)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
 			return p
 		}
 	}
