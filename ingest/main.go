@@ -7,14 +7,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -264,14 +262,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	// is the copy on disk, which a later reader otherwise takes for a
 	// success.
 	rep.Error, rep.ExitCode = o.Reason(code), code
-	full := rep
 	if code != cli.ExitOK {
-		if err := recordFailure(*out, opt.Locked, full); err != nil {
+		if err := recordFailure(*out, opt.Locked, rep); err != nil {
 			fmt.Fprintln(stderr, "ingest: recording the failure in ingest-report.json:", err)
 		}
 	}
 	if *asJSON {
-		if err := writeJSON(stdout, full); err != nil {
+		if err := writeJSON(stdout, rep); err != nil {
 			return o.Fail(cli.ExitFailure, "--json:", err)
 		}
 	}
@@ -282,7 +279,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 // the failure. An --out that did not exist before the run was locked by
 // Run alone, and is locked again for this write: another ingest may have
 // begun there since.
-func recordFailure(out string, locked bool, report any) error {
+func recordFailure(out string, locked bool, report *ingest.Report) error {
 	if !locked {
 		lock, err := dirlock.Acquire(out, "ingest")
 		if err != nil {
@@ -290,6 +287,5 @@ func recordFailure(out string, locked bool, report any) error {
 		}
 		defer lock.Release()
 	}
-	b, _ := json.MarshalIndent(report, "", "  ")
-	return shards.WriteFileAtomic(filepath.Join(out, ingest.ReportFile), append(b, '\n'))
+	return ingest.WriteReport(out, report)
 }

@@ -12,9 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"syscall"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
+	"github.com/alexnet-repro/alexnet/internal/regfile"
 )
 
 // Reader gives random access to a shard's records through its index.
@@ -45,31 +45,15 @@ func Open(path string) (*Reader, error) {
 }
 
 // openFile opens a shard file for reading. Anything but a regular file in
-// a shard's place is refused before it is opened, naming what it is: a
-// named pipe would block the open until a writer came, and a folder would
-// fail later as an unexplained read error.
+// a shard's place is refused (regfile), naming what it is: a named pipe
+// would block the open until a writer came, and a folder would fail later
+// as an unexplained read error.
 func openFile(path string) (*os.File, os.FileInfo, error) {
-	notShard := func(st os.FileInfo) error {
-		return &RecordError{Shard: filepath.Base(path), Index: -1, Offset: -1, Err: fmt.Errorf("%s, not a shard file", cli.FileKind(st.Mode()))}
+	f, st, err := regfile.Open(path)
+	if nr, ok := errors.AsType[*regfile.NotRegularError](err); ok {
+		return nil, nil, &RecordError{Shard: filepath.Base(path), Index: -1, Offset: -1, Err: fmt.Errorf("%s, not a shard file", cli.FileKind(nr.Mode))}
 	}
-	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
-		return nil, nil, notShard(st)
-	}
-	// Non-blocking, so a pipe put there after the look above cannot hold
-	// the open up either; a regular file reads as ever.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	st, err := f.Stat()
-	if err == nil && !st.Mode().IsRegular() { // replaced between the two looks
-		err = notShard(st)
-	}
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	return f, st, nil
+	return f, st, err
 }
 
 // IsShardFile says whether path is a regular file that begins as a shard

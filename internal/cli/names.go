@@ -12,10 +12,6 @@ import (
 	"unicode/utf8"
 )
 
-// Name returns a file name or path as a message line can carry it: as is,
-// unless it holds bytes that are not UTF-8 or characters that would break
-// the line (a newline, a tab, other controls); then Go-quoted, so that the
-// name printed is the name on disk, escapes and all.
 // Printable is a whole line of text (a warning naming several files) made
 // safe for a terminal: each rune Name would quote (a control character,
 // an escape sequence's ESC, a newline inside a name, a byte that is not
@@ -49,6 +45,10 @@ func Printable(s string) string {
 	return b.String()
 }
 
+// Name returns a file name or path as a message line can carry it: as is,
+// unless it holds bytes that are not UTF-8 or characters that would break
+// the line (a newline, a tab, other controls); then Go-quoted, so that the
+// name printed is the name on disk, escapes and all.
 func Name(p string) string {
 	if !utf8.ValidString(p) {
 		return strconv.Quote(p)

@@ -31,7 +31,7 @@ func Open(path string) (*os.File, fs.FileInfo, error) {
 	}
 	fi, err := f.Stat()
 	if err == nil && !fi.Mode().IsRegular() {
-		err = &fs.PathError{Op: "open", Path: path, Err: kindError{fi.Mode()}}
+		err = &fs.PathError{Op: "open", Path: path, Err: &NotRegularError{Mode: fi.Mode()}}
 	}
 	if err != nil {
 		f.Close()
@@ -40,11 +40,12 @@ func Open(path string) (*os.File, fs.FileInfo, error) {
 	return f, fi, nil
 }
 
-// kindError names what a path is instead of a regular file.
-type kindError struct{ mode fs.FileMode }
+// NotRegularError names what a path is instead of a regular file; callers
+// that word it their own way ("not a shard file") take its Mode.
+type NotRegularError struct{ Mode fs.FileMode }
 
-func (e kindError) Error() string        { return cli.FileKind(e.mode) + ", not a regular file" }
-func (e kindError) Is(target error) bool { return target == ErrNotRegular }
+func (e *NotRegularError) Error() string        { return cli.FileKind(e.Mode) + ", not a regular file" }
+func (e *NotRegularError) Is(target error) bool { return target == ErrNotRegular }
 
 // ReadFile is os.ReadFile through Open, refusing a file larger than limit
 // bytes (limit ≤ 0: no limit).

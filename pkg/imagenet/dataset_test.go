@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -709,6 +710,22 @@ func TestCorruptInputs(t *testing.T) {
 			t.Log(err)
 		})
 	}
+	// A ground truth that is a named pipe is refused, naming it, where it
+	// was taken for missing (every val image unlabelled, exit 0).
+	t.Run("ground truth a named pipe", func(t *testing.T) {
+		root := t.TempDir()
+		for name, b := range map[string][]byte{trainTarName: train, valTarName: f.valTar(t, tar.FormatUSTAR), filepath.Join(devkitDirName, "data", "meta.mat"): f.metaMat()} {
+			writeFile(t, filepath.Join(root, name), b)
+		}
+		p := filepath.Join(root, devkitDirName, "data", groundTruthName)
+		if err := syscall.Mkfifo(p, 0o644); err != nil {
+			t.Skipf("mkfifo: %v", err)
+		}
+		_, err := Open(root, Options{})
+		if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "a named pipe") {
+			t.Fatalf("err = %v, want one naming %s as a named pipe", err, p)
+		}
+	})
 }
 
 func TestReadItemErrors(t *testing.T) {

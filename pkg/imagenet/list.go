@@ -132,7 +132,7 @@ func (d *Dataset) listTree(s *split, dir string, flat bool, progress func(string
 			// leaving it out would drop that class and shift every
 			// label after it, so the run stops instead.
 			if n := imageEntries(cfull); n > 0 {
-				return &PathError{Path: cfull, Err: fmt.Errorf("%s, but it holds %s: it is a class folder of the dataset, and leaving it out would shift the labels of every class after it; give --out a folder outside the dataset", why, countImages(n))}
+				return &PathError{Path: cfull, Err: fmt.Errorf("%s, but it holds %s: it is a class folder of the dataset, and leaving it out would shift the labels of every class after it; give --out a folder outside the dataset", why, cli.Count(n, "image", "images"))}
 			}
 			d.warn("%s: skipped %s: %s, not a class; keep --out outside the dataset", s.name, cdir, why)
 			continue
@@ -183,13 +183,6 @@ func imageEntries(dir string) int {
 		}
 	}
 	return n
-}
-
-func countImages(n int) string {
-	if n == 1 {
-		return "1 image"
-	}
-	return fmt.Sprintf("%d images", n)
 }
 
 // outputFolder says why dir is an ingest output folder rather than a

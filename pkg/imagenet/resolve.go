@@ -51,12 +51,19 @@ type devkit struct {
 // file is missing.
 func (m *metaFiles) find(rel string) string {
 	for _, d := range m.dirs {
-		p := filepath.Join(d, rel)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+		if p := filepath.Join(d, rel); present(p) {
 			return p
 		}
 	}
 	return ""
+}
+
+// present says whether a file a listing reads is there: any entry that is
+// not a directory, so that one that is not a regular file is refused by
+// the read, naming it, rather than taken for missing.
+func present(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && !fi.IsDir()
 }
 
 // where lists the searched folders, for messages.
@@ -181,7 +188,7 @@ func loadDevkitDir(data string) (*devkit, error) {
 	if err != nil {
 		return nil, pathErr(dk.metaPath, err)
 	}
-	if p := filepath.Join(data, groundTruthName); isFile(p) {
+	if p := filepath.Join(data, groundTruthName); present(p) {
 		b, err := readFileLimit(p)
 		if err == nil {
 			dk.truth, err = parseGroundTruth(b)

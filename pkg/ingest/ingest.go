@@ -187,8 +187,9 @@ type Report struct {
 	Error    string `json:"error,omitempty"`
 }
 
-// writeReport writes rep as out's ReportFile, atomically.
-func writeReport(out string, rep *Report) error {
+// WriteReport writes rep as out's ReportFile, atomically: what Run
+// writes, and what the ingest command rewrites with its failure.
+func WriteReport(out string, rep *Report) error {
 	b, _ := json.MarshalIndent(rep, "", "  ")
 	return shards.WriteFileAtomic(filepath.Join(out, ReportFile), append(b, '\n'))
 }
@@ -355,7 +356,7 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (_ *Report, err
 		unfinished.ExitCode = 1
 		unfinished.Error = fmt.Sprintf("unfinished: the run started %s (pid %d) was stopped before it ended, or is still running; the same command resumes it",
 			start.UTC().Format(time.RFC3339), os.Getpid())
-		return writeReport(opt.Out, &unfinished)
+		return WriteReport(opt.Out, &unfinished)
 	}
 	// A run that changed out and then failed (a full disk, a permission,
 	// an interruption) says why in its report, where the placeholder
@@ -372,7 +373,7 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (_ *Report, err
 			failed.Error = "interrupted; the complete shards are kept: the same command resumes it"
 		}
 		failed.Seconds = time.Since(start).Seconds()
-		_ = writeReport(opt.Out, &failed)
+		_ = WriteReport(opt.Out, &failed)
 	}()
 
 	meta := &shards.Meta{FormatVersion: shards.Version, Width: opt.Size, Height: opt.Size, Channels: 3,
@@ -475,7 +476,7 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (_ *Report, err
 		rep.Seconds = time.Since(start).Seconds()
 		rep.ExitCode = 1
 		rep.Error = stop.Error()
-		if err := writeReport(opt.Out, rep); err != nil {
+		if err := WriteReport(opt.Out, rep); err != nil {
 			return nil, err
 		}
 		return rep, stop
@@ -525,10 +526,8 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (_ *Report, err
 		// without) the ingest command's rewrite with its error.
 		rep.ExitCode = 1
 		rep.Error = stop.Error()
-	} else {
-		rep.ExitCode, rep.Error = 0, ""
 	}
-	if err := writeReport(opt.Out, rep); err != nil {
+	if err := WriteReport(opt.Out, rep); err != nil {
 		return nil, err
 	}
 	if stop != nil {
@@ -1064,7 +1063,7 @@ func write(ctx context.Context, ds *imagenet.Dataset, opt Options, split string,
 			if pi == 0 && guard > 0 && len(p.items) > 1 && len(sc.Skipped) == len(p.items) && !wasEmpty(opt.Out, p) {
 				s := sc.Skipped[0]
 				return &allSkippedError{skipped: slices.Clone(sc.Skipped), msg: fmt.Sprintf("%v: all %d images of %s (%s: %s%s); stopped before replacing any of the %d %s records already in %s: look at the source, or pass --overwrite to replace them anyway",
-					ErrAllSkipped, len(p.items), p.file(), cli.Name(s.Path), s.Reason, map[bool]string{true: ", …", false: ""}[len(p.items) > 1], guard, split, opt.Out)}
+					ErrAllSkipped, len(p.items), p.file(), cli.Name(s.Path), s.Reason, ", …", guard, split, opt.Out)}
 			}
 			info, err := w.Close()
 			w = nil

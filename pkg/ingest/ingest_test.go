@@ -62,8 +62,6 @@ func ingestDir(t testing.TB, root, out string, workers int, ctx context.Context,
 	return ingestWith(t, ctx, root, Options{Out: out, Size: 24, Seed: 7, ShardSize: 5, Workers: workers, Codec: shards.CodecGradZstd, Progress: progress})
 }
 
-// outputFiles maps every file ingest leaves (but the report, which holds
-// timings) to its bytes.
 // readReport reads dir's ReportFile.
 func readReport(t testing.TB, dir string) Report {
 	t.Helper()
@@ -78,6 +76,8 @@ func readReport(t testing.TB, dir string) Report {
 	return r
 }
 
+// outputFiles maps every file ingest leaves (but the report, which holds
+// timings) to its bytes.
 func outputFiles(t testing.TB, dir string) map[string][]byte {
 	t.Helper()
 	m := map[string][]byte{}

@@ -39,13 +39,9 @@ func newLRNLayer(n, c, h, w, size int, alpha, beta, k float64) *lrnLayer {
 	return l
 }
 
-// powNegBeta returns s^−β. β = 0.75, every LRN here, needs only two
-// square roots, several times faster than math.Pow.
+// powNegBeta returns s^−β for the β other than 0.75 (every LRN here is
+// 0.75, which lrnFwdRow takes with two square roots).
 func (l *lrnLayer) powNegBeta(s float32) float32 {
-	if l.beta == 0.75 {
-		r := math.Sqrt(float64(s))
-		return float32(1 / (r * math.Sqrt(r)))
-	}
 	return float32(math.Pow(float64(s), -float64(l.beta)))
 }
 
