@@ -13,7 +13,6 @@ import (
 	"math"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
@@ -192,22 +191,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		notFiles = fmt.Sprintf(" (and %s named as images that %s not files, to be reported as skipped)", cli.Count(n, "entry", "entries"), map[bool]string{true: "is", false: "are"}[n == 1])
 	}
 	fmt.Fprintf(stderr, "ingest: %s layout at %s: %s, %d train and %d val images%s; decoder %s\n", ds.Layout, ds.Root, cli.Count(len(ds.Classes), "class", "classes"), len(ds.Train), len(ds.Val), notFiles, imageio.Backend())
-	// A split asked for with no image in the dataset is left alone (its
-	// shards of another copy are kept); every split asked for empty is a
-	// run with nothing to do, which a mistyped root or --splits most
-	// likely caused.
-	found := map[string]int{"train": len(ds.Train), "val": len(ds.Val)}
-	for _, e := range ds.Skipped {
-		found[e.Split]++
-	}
-	nothing := true
-	for _, sp := range opt.Splits {
-		nothing = nothing && found[sp] == 0
-	}
-	if nothing {
-		return o.Failf(cli.ExitFailure, "%s has no images for --splits %s: nothing to write", ds.Root, strings.Join(opt.Splits, ","))
-	}
-
 	rep, err := ingest.Run(ctx, ds, opt)
 	if bar != nil {
 		bar.Finish()

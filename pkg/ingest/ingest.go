@@ -82,6 +82,10 @@ type allSkippedError struct {
 func (e *allSkippedError) Error() string        { return e.msg }
 func (e *allSkippedError) Is(target error) bool { return target == ErrAllSkipped }
 
+// ErrNothingToWrite marks a run whose every split asked for has no image
+// in the dataset.
+var ErrNothingToWrite = errors.New("nothing to write")
+
 // ErrOtherDataset marks an Out that holds the shards of a dataset with
 // another class list: a mistyped --out must not cost them.
 var ErrOtherDataset = errors.New("holds the shards of another dataset")
@@ -317,6 +321,17 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (_ *Report, err
 	}
 	if len(opt.Splits) == 0 {
 		opt.Splits = slices.Clone(splitNames)
+	}
+	// A split asked for with no image in the dataset is left alone (its
+	// shards of another copy are kept); every split asked for empty is a
+	// run with nothing to do, which a mistyped root or --splits most
+	// likely caused: refused before out is made or touched.
+	found := map[string]int{"train": len(ds.Train), "val": len(ds.Val)}
+	for _, e := range ds.Skipped {
+		found[e.Split]++
+	}
+	if !slices.ContainsFunc(opt.Splits, func(sp string) bool { return found[sp] > 0 }) {
+		return nil, fmt.Errorf("%s has no images for --splits %s: %w", ds.Root, strings.Join(opt.Splits, ","), ErrNothingToWrite)
 	}
 	if err := os.MkdirAll(filepath.Join(opt.Out, stateDir), 0o755); err != nil {
 		return nil, err

@@ -1343,3 +1343,18 @@ func TestOneBadFileAloneInItsShard(t *testing.T) {
 		t.Errorf("skipped %v, want one more than %v", rep.SkippedCount, first.SkippedCount)
 	}
 }
+
+// Run itself refuses splits that have no image in the dataset, before it
+// makes or touches out: a direct caller gets no empty meta.json either.
+func TestRunNothingToWrite(t *testing.T) {
+	root := t.TempDir()
+	fixtures.Tree(t, root, 2, 0)
+	out := filepath.Join(t.TempDir(), "shards")
+	_, err := ingestWith(t, context.Background(), root, Options{Out: out, Size: 16, ShardSize: 5, Workers: 1, Codec: shards.CodecGradHuff, Splits: []string{"val"}})
+	if !errors.Is(err, ErrNothingToWrite) || !strings.Contains(err.Error(), "has no images for --splits val") {
+		t.Fatalf("Run with no val images: %v", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("out was made: %v", err)
+	}
+}
