@@ -279,13 +279,8 @@ func TestExitCodes(t *testing.T) {
 // and on disk), says that meta.json no longer lists the split, and the
 // same command again keeps the records the stop kept.
 func TestLaterSplitAllSkipped(t *testing.T) {
-	root := t.TempDir()
-	fixtures.Tree(t, root, 6, 7)
-	out := t.TempDir()
+	root, out := ingestedTree(t)
 	var so, se bytes.Buffer
-	if code := run(context.Background(), []string{"--quiet", "--size", "16", "--shard-size", "5", "--out", out, root}, &so, &se); code != cli.ExitOK {
-		t.Fatalf("setup: exit %d: %s", code, se.String())
-	}
 	vals, _ := filepath.Glob(filepath.Join(root, "val", "*.JPEG"))
 	for _, v := range vals {
 		if err := os.WriteFile(v, nil, 0o644); err != nil {
@@ -337,13 +332,8 @@ func TestLaterSplitAllSkipped(t *testing.T) {
 // skipped file is listed, and ingest-report.json, which said the last run
 // succeeded, now says this one failed.
 func TestFirstSplitAllSkipped(t *testing.T) {
-	root := t.TempDir()
-	fixtures.Tree(t, root, 6, 7)
-	out := t.TempDir()
+	root, out := ingestedTree(t)
 	var so, se bytes.Buffer
-	if code := run(context.Background(), []string{"--quiet", "--size", "16", "--shard-size", "5", "--out", out, root}, &so, &se); code != cli.ExitOK {
-		t.Fatalf("setup: exit %d: %s", code, se.String())
-	}
 	trains, _ := filepath.Glob(filepath.Join(root, "train", "*", "*.JPEG"))
 	for _, f := range trains {
 		if err := os.WriteFile(f, nil, 0o644); err != nil {
@@ -562,4 +552,17 @@ func TestNamedPipesDoNotHang(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ingestedTree is a fixture tree (6 images a class, 7 val) ingested at
+// 16 px in shards of 5: the first run the all-skipped tests start from.
+func ingestedTree(t *testing.T) (root, out string) {
+	t.Helper()
+	root, out = t.TempDir(), t.TempDir()
+	fixtures.Tree(t, root, 6, 7)
+	var so, se bytes.Buffer
+	if code := run(context.Background(), []string{"--quiet", "--size", "16", "--shard-size", "5", "--out", out, root}, &so, &se); code != cli.ExitOK {
+		t.Fatalf("setup: exit %d: %s", code, se.String())
+	}
+	return root, out
 }

@@ -134,14 +134,8 @@ func TestFlagValueNamedJSON(t *testing.T) {
 // Under --overwrite the shards are read before the old run's checkpoint
 // is replaced: the repair hint must not offer to --resume that run.
 func TestDamagedShardUnderOverwrite(t *testing.T) {
-	shardDir := fixtureShards(t, 12, 4, 16)
-	out := filepath.Join(t.TempDir(), "run")
-	args := []string{"--shards", shardDir, "--out", out, "--device", "cpu", "--model", "small", "--crop", "16",
-		"--batch", "8", "--epochs", "1", "--workers", "1", "--log-every", "0"}
+	shardDir, _, args := smallRun(t, "--crop", "16", "--epochs", "1")
 	var so, se bytes.Buffer
-	if code := run(context.Background(), args, &so, &se); code != cli.ExitOK {
-		t.Fatalf("first run: exit %d:\n%s", code, se.String())
-	}
 	// --resume with --overwrite is refused before a note on what the
 	// resume would take from the run.
 	se.Reset()
@@ -200,14 +194,8 @@ func TestSettingsMistakeIsOneLine(t *testing.T) {
 // A checkpoint from before the image side was kept still gives --resume
 // its crop: the model's input side, which every checkpoint holds.
 func TestResumeTakesCropFromOldCheckpoint(t *testing.T) {
-	shardDir := fixtureShards(t, 12, 4, 16)
-	out := filepath.Join(t.TempDir(), "run")
-	args := []string{"--shards", shardDir, "--out", out, "--device", "cpu", "--model", "small", "--crop", "15",
-		"--batch", "8", "--max-steps", "1", "--workers", "1", "--log-every", "0"}
+	shardDir, out, _ := smallRun(t, "--crop", "15", "--max-steps", "1")
 	var so, se bytes.Buffer
-	if code := run(context.Background(), args, &so, &se); code != cli.ExitOK {
-		t.Fatalf("first run: exit %d:\n%s", code, se.String())
-	}
 	path := filepath.Join(out, trainer.CheckpointFile)
 	ck, err := trainer.Load(path)
 	if err != nil {
@@ -300,4 +288,20 @@ func TestEvalOnlyJSONNamesTheFile(t *testing.T) {
 	if err := json.Unmarshal(so.Bytes(), &res); err != nil || res.Checkpoint != filepath.Join(out, "checkpoint.ckpt") || res.Step != 2 {
 		t.Fatalf("%+v (%v): %s", res, err, so.String())
 	}
+}
+
+// smallRun trains small on 16-px fixture shards (batch 8, one worker) into
+// a fresh --out with extra flags, and returns the shards, the --out and
+// the arguments it ran with.
+func smallRun(t *testing.T, extra ...string) (shardDir, out string, args []string) {
+	t.Helper()
+	shardDir = fixtureShards(t, 12, 4, 16)
+	out = filepath.Join(t.TempDir(), "run")
+	args = append([]string{"--shards", shardDir, "--out", out, "--device", "cpu", "--model", "small",
+		"--batch", "8", "--workers", "1", "--log-every", "0"}, extra...)
+	var so, se bytes.Buffer
+	if code := run(context.Background(), args, &so, &se); code != cli.ExitOK {
+		t.Fatalf("first run: exit %d:\n%s", code, se.String())
+	}
+	return shardDir, out, args
 }
