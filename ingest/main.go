@@ -184,11 +184,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		fmt.Fprintln(stderr, "ingest: warning:", cli.Printable(w))
 	}
 	// Entries named as images that are not files (a folder, a dangling
-	// link) are counted with the skipped in the report: say so here, or
-	// the counts would not add up.
+	// link), and a tar's stretches past a damaged header, are counted with
+	// the skipped in the report: say so here, or the counts would not add up.
 	notFiles := ""
 	if n := len(ds.Skipped); n > 0 {
-		notFiles = fmt.Sprintf(" (and %s named as images that %s not files, to be reported as skipped)", cli.Count(n, "entry", "entries"), map[bool]string{true: "is", false: "are"}[n == 1])
+		notFiles = fmt.Sprintf(" (and %s that cannot be read as %s, to be reported as skipped)", cli.Count(n, "entry", "entries"), map[bool]string{true: "an image", false: "images"}[n == 1])
 	}
 	fmt.Fprintf(stderr, "ingest: %s layout at %s: %s, %d train and %d val images%s; decoder %s\n", ds.Layout, ds.Root, cli.Count(len(ds.Classes), "class", "classes"), len(ds.Train), len(ds.Val), notFiles, imageio.Backend())
 	rep, err := ingest.Run(ctx, ds, opt)

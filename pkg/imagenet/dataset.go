@@ -110,8 +110,9 @@ type Dataset struct {
 	// "val: 12 images without labels (label -1)".
 	Warnings []string
 	// Skipped are the entries named as images that are not readable files
-	// (a dangling symbolic link, a directory), in listing order; they are
-	// in neither Train nor Val.
+	// (a dangling symbolic link, a directory), and the stretches of a tar
+	// skipped past a damaged header (named archive:@offset, Name empty), in
+	// listing order; they are in neither Train nor Val.
 	Skipped []Skipped
 	// ValLabelSource is the file the validation labels came from, "folders"
 	// when they came from val/<wnid>/ folders, or "" when there are none.
@@ -135,11 +136,11 @@ func (d *Dataset) stopped() error {
 }
 
 // Skipped is a directory entry named as an image that Open could not list
-// as one.
+// as one, or a stretch of a tar lost to a damaged header.
 type Skipped struct {
 	Split  string // "train" or "val"
-	Path   string // relative to Dataset.Root, as Item.Path
-	Name   string // base name
+	Path   string // relative to Dataset.Root, as Item.Path; archive:@offset for a lost stretch
+	Name   string // base name; empty for a lost stretch
 	Reason string // e.g. "dangling symbolic link to /gone/x.JPEG"
 }
 

@@ -657,11 +657,9 @@ func TestDetect(t *testing.T) {
 func TestCorruptInputs(t *testing.T) {
 	f := newFixture()
 	train := f.trainTar(t, tar.FormatUSTAR)
-	// Garble the header of the first image inside the first class tar
-	// (the last class, n02000002): outer header (512) + inner header
-	// checksum field.
-	badInner := bytes.Clone(train)
-	copy(badInner[512+148:], "garbage!")
+	// A class tar that is not a tar. (One with a damaged header goes on
+	// past it: TestTarEntries.)
+	badInner := tarBytes(t, tar.FormatUSTAR, []tarFile{{name: "n02000002.tar", data: bytes.Repeat([]byte("x"), 1024)}})
 	// Garble meta.mat inside the devkit.
 	badMeta := func() []byte {
 		var b bytes.Buffer

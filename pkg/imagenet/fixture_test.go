@@ -255,6 +255,21 @@ func patchHeader(t testing.TB, b []byte, name string, patch func(h []byte)) []by
 	return nil
 }
 
+// damageHeader flips a bit in the name of the member named name, as a
+// disk or a download might, leaving its checksum wrong.
+func damageHeader(t testing.TB, b []byte, name string) []byte {
+	t.Helper()
+	b = bytes.Clone(b)
+	for off := 0; off+512 <= len(b); off += 512 {
+		if string(bytes.TrimRight(b[off:off+100], "\x00")) == name {
+			b[off] ^= 0x20
+			return b
+		}
+	}
+	t.Fatalf("no header for %s", name)
+	return nil
+}
+
 // gnuSparse makes the member named name of a GNU-format tar an old GNU
 // sparse member ('S', as GNU tar -S writes) of one extent holding it all.
 func gnuSparse(t testing.TB, b []byte, name string) []byte {

@@ -285,6 +285,11 @@ func (d *Dataset) listTrainTar(s *split, name string, progress func(string, int6
 		if err := d.stopped(); err != nil {
 			return err
 		}
+		if m.lost {
+			// Going on would read the class tars' own headers, found in
+			// the damaged stretch, as members of this one.
+			return &PathError{Path: full, Err: fmt.Errorf("%s: a class archive may begin in the damaged bytes, and leaving the class out would renumber the labels after it", m.why)}
+		}
 		base := path.Base(m.name)
 		if isHidden(base) {
 			return nil
@@ -348,6 +353,11 @@ func (d *Dataset) listTrainTar(s *split, name string, progress func(string, int6
 // that is not a file is skipped with its reason, as in the tree; a
 // directory otherwise is only structure.
 func (s *split) addTarMember(where, prefix string, m tarMember, label func(string) int, arc int32) error {
+	if m.lost {
+		// The images in it have no names to give; where it lies does.
+		s.skip(fmt.Sprintf("%s@%d", prefix, m.at), "", fmt.Sprintf("%s: skipped %d bytes, up to %s, as GNU tar skips to the next header; any images in them are lost", m.why, m.resume-m.at, resumeWords(m)))
+		return nil
+	}
 	b := path.Base(m.name)
 	if m.dir && !isImageExt(path.Ext(b)) {
 		return nil
@@ -365,6 +375,14 @@ func (s *split) addTarMember(where, prefix string, m tarMember, label func(strin
 	}
 	s.items = append(s.items, tarItem(prefix+m.name, len(b), label(m.name), arc, m))
 	return nil
+}
+
+// resumeWords says where a walk went on after the lost stretch m.
+func resumeWords(m tarMember) string {
+	if m.resumeEnd {
+		return fmt.Sprintf("the end-of-archive blocks (offset %d)", m.resume)
+	}
+	return fmt.Sprintf("the next header that parses (offset %d)", m.resume)
 }
 
 // atOffset says where a tar entry begins, when that is known.

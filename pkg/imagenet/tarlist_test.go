@@ -100,6 +100,9 @@ func TestTarEntries(t *testing.T) {
 	img := firstImages[1]
 	// Where an entry appended to the first class archive starts.
 	appended := len(tarBytes(t, tar.FormatGNU, firstImages)) - 1024
+	// Where the second and third images' headers start.
+	second := 512 + (len(firstImages[0].data)+511)&^511
+	third := second + 512 + (len(firstImages[1].data)+511)&^511
 	inner := trainTarName + ":" + first + ".tar:"
 	val := valTarName + ":"
 	n09 := tarBytes(t, tar.FormatGNU, []tarFile{{name: "n09000009_1.JPEG", data: []byte("n09")}})
@@ -141,6 +144,10 @@ func TestTarEntries(t *testing.T) {
 			openErr: fmt.Sprintf("%s: two members named %s, at offset %d and at offset %d; names must be unique", inner[:len(inner)-1], img.name, 512+(len(firstImages[0].data)+511)&^511, appended)},
 		{name: "class archive cut at a member", tars: tarsWith{postInner: cutBefore},
 			openErr: inner[:len(inner)-1] + ": ends without tar's end-of-archive blocks, after member " + firstImages[len(firstImages)-2].name + ": it looks truncated"},
+		{name: "damaged header", tars: tarsWith{postInner: func(t testing.TB, b []byte) []byte { return damageHeader(t, b, firstImages[1].name) }},
+			skipped: []Skipped{{"train", fmt.Sprintf("%s@%d", inner, second), "", fmt.Sprintf("the entry at offset %d, after member %s: archive/tar: invalid tar header: skipped %d bytes, up to the next header that parses (offset %d)", second, firstImages[0].name, 512+(len(firstImages[1].data)+511)&^511, third)}}, lost: 1},
+		{name: "damaged last header", tars: tarsWith{postInner: func(t testing.TB, b []byte) []byte { return damageHeader(t, b, firstImages[len(firstImages)-1].name) }},
+			skipped: []Skipped{{"train", fmt.Sprintf("%s@%d", inner, appended-512-(len(firstImages[len(firstImages)-1].data)+511)&^511), "", "up to the end-of-archive blocks (offset " + fmt.Sprint(appended) + ")"}}, lost: 1},
 		{name: "class archive gzipped", tars: tarsWith{postInner: gzipped},
 			openErr: inner[:len(inner)-1] + ": gzip-compressed, not a plain tar: decompress it first"},
 
@@ -167,6 +174,8 @@ func TestTarEntries(t *testing.T) {
 				trainTarName + ":c (a named pipe, not a file), " + trainTarName + ":d (a named pipe, not a file), " + trainTarName + ":e (a named pipe, not a file) and 2 more"},
 		{name: "training tar cut at a member", tars: tarsWith{postTrain: cutBefore},
 			openErr: trainTarName + ": ends without tar's end-of-archive blocks, after member " + f.leaves()[len(f.leaves())-2].wnid + ".tar: it looks truncated"},
+		{name: "training tar: damaged header", tars: tarsWith{postTrain: func(t testing.TB, b []byte) []byte { return damageHeader(t, b, f.leaves()[1].wnid+".tar") }},
+			openErr: trainTarName + ": the entry at offset ", errAlso: ", after member " + first + ".tar: archive/tar: invalid tar header: a class archive may begin in the damaged bytes"},
 		{name: "training tar gzipped", tars: tarsWith{postTrain: gzipped},
 			openErr: trainTarName + ": gzip-compressed, not a plain tar: decompress it first"},
 		{name: "training tar cut in a header", tars: tarsWith{postTrain: func(t testing.TB, b []byte) []byte { return b[:len(cutBefore(t, b))+100] }},
@@ -185,6 +194,8 @@ func TestTarEntries(t *testing.T) {
 			openErr: valTarName + ": two members named " + f.val[0].name + ", at offset 0 and at offset"},
 		{name: "val: cut at a member", tars: tarsWith{postVal: cutBefore},
 			openErr: valTarName + ": ends without tar's end-of-archive blocks, after member " + f.val[len(f.val)-2].name + ": it looks truncated"},
+		{name: "val: damaged header", tars: tarsWith{postVal: func(t testing.TB, b []byte) []byte { return damageHeader(t, b, f.val[1].name) }},
+			skipped: []Skipped{{"val", fmt.Sprintf("%s@%d", val, 512+(len(f.val[0].data)+511)&^511), "", "archive/tar: invalid tar header"}}, lost: 1},
 		{name: "val: gzipped", tars: tarsWith{postVal: gzipped},
 			openErr: valTarName + ": gzip-compressed, not a plain tar: decompress it first"},
 	}

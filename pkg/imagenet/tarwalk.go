@@ -27,6 +27,15 @@ type tarMember struct {
 	// unknown); dup says there is one.
 	dupAt int64
 	dup   bool
+	// lost marks the damaged stretch [at, resume) of an archive: a header
+	// at at did not parse (why says where and how, in headerError's words),
+	// and the walk picked up again at
+	// the next header that does, or at the end-of-archive blocks. Whatever
+	// members lay in it are unknown; name is empty. resumeEnd says the
+	// stretch ran to the end-of-archive blocks.
+	lost      bool
+	resume    int64
+	resumeEnd bool
 }
 
 // walkTar calls fn for each entry of the tar archive stored in
@@ -47,6 +56,14 @@ type tarMember struct {
 // A tar that ends without its end-of-archive blocks is an error: cut at a
 // member boundary it still parses, and the members after the cut would be
 // lost without a word.
+//
+// A header that does not parse (a flipped bit fails its checksum) no
+// longer ends the walk, as it does not in GNU tar ("Skipping to next
+// header"): the blocks after it are searched for the next header that
+// parses, and the stretch between is passed to fn as a lost entry, for
+// the caller to report or refuse. Only a tar that never parsed at all (not
+// a tar, or compressed), one cut inside a header, and damage after a sparse
+// member (where the next header begins is unknown) stop it.
 //
 // Errors of its own name where, the archive's path, and the member they
 // concern; fn's errors are returned unchanged.
@@ -72,7 +89,27 @@ func walkTar(r io.ReaderAt, base, n int64, where string, fn func(tarMember) erro
 			return nil
 		}
 		if err != nil {
-			return &PathError{Path: where, Err: headerError(r, base, n, at, last, err)}
+			herr := headerError(r, base, n, at, last, err)
+			if at < 0 || errors.Is(err, io.ErrUnexpectedEOF) || (last == "" && compressedAs(r, base, n) != "") {
+				return &PathError{Path: where, Err: herr}
+			}
+			resume, end := resync(r, base, n, at+blockSize)
+			if resume < 0 || (end && last == "") {
+				// Nothing after it parses: not a tar, or cut short
+				// after the damage; either way the first error says most.
+				return &PathError{Path: where, Err: herr}
+			}
+			if err := fn(tarMember{at: at, dupAt: -1, lost: true, resume: resume, resumeEnd: end, why: herr.Error()}); err != nil {
+				return err
+			}
+			if end {
+				return nil
+			}
+			if _, err := sr.Seek(resume, io.SeekStart); err != nil {
+				return &PathError{Path: where, Err: err}
+			}
+			tr, next = tar.NewReader(sr), resume
+			continue
 		}
 		pos, err := sr.Seek(0, io.SeekCurrent)
 		if err != nil {
@@ -223,17 +260,118 @@ var compressions = []struct {
 	{[]byte{0x28, 0xb5, 0x2f, 0xfd}, "zstd"},
 }
 
+// compressedAs names the compression r[base:base+n] starts with, or "".
+func compressedAs(r io.ReaderAt, base, n int64) string {
+	var b [6]byte
+	k, _ := r.ReadAt(b[:min(int64(len(b)), n)], base)
+	for _, c := range compressions {
+		if bytes.HasPrefix(b[:k], c.magic) {
+			return c.name
+		}
+	}
+	return ""
+}
+
+// resync finds where a walk can go on after a header that did not parse:
+// the first block at or after from, on the 512-byte grid, that holds a
+// header archive/tar reads (its checksum right, and its PAX or GNU
+// extensions too), or the end-of-archive blocks with nothing but zeros
+// after them (end set). It returns -1 when the archive ends before either.
+//
+// A block of image bytes passes for a header only if its checksum field
+// holds the octal sum of its bytes, which is why GNU tar trusts the same
+// test. Inside the training tar's outer archive the blocks after a
+// damaged header are a class tar's own headers, so there the caller stops
+// instead of going on.
+func resync(r io.ReaderAt, base, n, from int64) (int64, bool) {
+	buf := make([]byte, 64<<10)
+	for off := from; off+blockSize <= n; {
+		k := min(int64(len(buf)), n-off) &^ (blockSize - 1)
+		b := buf[:k]
+		if _, err := r.ReadAt(b, base+off); err != nil {
+			return -1, false
+		}
+		for i := int64(0); i < k; i += blockSize {
+			blk := b[i : i+blockSize]
+			at := off + i
+			if isZero(blk) {
+				// The end marker, with only the zeros tar pads its last
+				// record with after it: zero blocks inside a member's
+				// bytes are not the end, and taking them for it would
+				// lose every member after them.
+				if zeroTo(r, base, at, n) {
+					return at, true
+				}
+				continue
+			}
+			if !checksumOK(blk) {
+				continue
+			}
+			if _, err := tar.NewReader(io.NewSectionReader(r, base+at, n-at)).Next(); err == nil {
+				return at, false
+			}
+		}
+		off += k
+	}
+	return -1, false
+}
+
+// zeroTo reports whether r[base+from:base+n] holds only zeros. It stops
+// at the first byte that is not, so a stray zero block costs little.
+func zeroTo(r io.ReaderAt, base, from, n int64) bool {
+	var buf [16 << 10]byte
+	for off := from; off < n; {
+		b := buf[:min(int64(len(buf)), n-off)]
+		if _, err := r.ReadAt(b, base+off); err != nil || !isZero(b) {
+			return false
+		}
+		off += int64(len(b))
+	}
+	return true
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// checksumOK reports whether a 512-byte block's checksum field (octal, at
+// bytes 148–155) matches the sum of its bytes with that field counted as
+// spaces, unsigned or, as some old tars wrote it, signed.
+func checksumOK(b []byte) bool {
+	f := bytes.Trim(b[148:156], " \x00")
+	if len(f) == 0 {
+		return false
+	}
+	var want int64
+	for _, c := range f {
+		if c < '0' || c > '7' {
+			return false
+		}
+		want = want*8 + int64(c-'0')
+	}
+	var u, s int64
+	for i, c := range b {
+		if i >= 148 && i < 156 {
+			c = ' '
+		}
+		u += int64(c)
+		s += int64(int8(c))
+	}
+	return want == u || want == s
+}
+
 // headerError says where Next failed: the entry's offset, the member
 // before it, and in plain words when the archive is cut short or
 // compressed.
 func headerError(r io.ReaderAt, base, n, at int64, last string, err error) error {
 	if last == "" {
-		var b [6]byte
-		k, _ := r.ReadAt(b[:min(int64(len(b)), n)], base)
-		for _, c := range compressions {
-			if bytes.HasPrefix(b[:k], c.magic) {
-				return fmt.Errorf("%s-compressed, not a plain tar: decompress it first (%w)", c.name, err)
-			}
+		if c := compressedAs(r, base, n); c != "" {
+			return fmt.Errorf("%s-compressed, not a plain tar: decompress it first (%w)", c, err)
 		}
 	}
 	where := "the first entry"

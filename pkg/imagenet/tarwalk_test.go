@@ -267,7 +267,9 @@ func TestWalkTarErrors(t *testing.T) {
 		{"truncated last member", b[:512+1024+512+100], "t.tar:b.JPEG: 3000 bytes at offset 2048 run past the end"},
 		{"truncated header", b[:512+1024+200], "t.tar: the archive (1736 bytes) ends inside the entry at offset 1536, after member a.JPEG: truncated"},
 		{"truncated first header", b[:200], "t.tar: the archive (200 bytes) ends inside the first entry: truncated"},
-		{"bad checksum", corrupt, "t.tar: the entry at offset 1536, after member a.JPEG: archive/tar: invalid tar header"},
+		// A damaged header with nothing after it that parses.
+		{"bad first checksum, one member", damageHeader(t, tarBytes(t, tar.FormatUSTAR, []tarFile{{name: "a.JPEG", data: []byte("a")}}), "a.JPEG"), "t.tar: the first entry: archive/tar: invalid tar header"},
+		{"bad checksum, then cut", corrupt[:len(corrupt)-1024], "t.tar: the entry at offset 1536, after member a.JPEG: archive/tar: invalid tar header"},
 		{"gzip", gz(b), "t.tar: gzip-compressed, not a plain tar: decompress it first"},
 		{"gzip, short", gz(nil)[:10], "t.tar: gzip-compressed"},
 		{"xz", []byte("\xfd7zXZ\x00\x00\x04\xe6\xd6\xb4\x46"), "t.tar: xz-compressed"},
@@ -285,6 +287,147 @@ func TestWalkTarErrors(t *testing.T) {
 	stop := fmt.Errorf("stop")
 	if err := walkTar(bytes.NewReader(b), 0, int64(len(b)), "t.tar", func(tarMember) error { return stop }); err != stop {
 		t.Errorf("callback error %v not passed through", err)
+	}
+}
+
+// TestWalkTarResync damages headers as a flipped bit would, and checks
+// that the walk goes on at the next header that parses, passing on the
+// stretch it skipped, as GNU tar does.
+func TestWalkTarResync(t *testing.T) {
+	files := []tarFile{
+		{name: "a.JPEG", data: bytes.Repeat([]byte{1}, 600)},
+		{name: "b.JPEG", data: bytes.Repeat([]byte{2}, 3000)},
+		{name: "c.JPEG", data: bytes.Repeat([]byte{3}, 10)},
+		{name: "d.JPEG", data: bytes.Repeat([]byte{4}, 512)},
+	}
+	clean := tarBytes(t, tar.FormatGNU, files)
+	// Headers at 0, 1536, 5120, 6144; end blocks at 7168.
+	type entry struct {
+		name      string
+		at        int64
+		lost      bool
+		resume    int64
+		resumeEnd bool
+	}
+	ok := func(name string, at int64) entry { return entry{name: name, at: at} }
+	for _, tc := range []struct {
+		name    string
+		damage  []string
+		want    []entry
+		wantErr string
+	}{
+		{"none", nil, []entry{ok("a.JPEG", 0), ok("b.JPEG", 1536), ok("c.JPEG", 5120), ok("d.JPEG", 6144)}, ""},
+		{"middle", []string{"b.JPEG"}, []entry{ok("a.JPEG", 0), {at: 1536, lost: true, resume: 5120}, ok("c.JPEG", 5120), ok("d.JPEG", 6144)}, ""},
+		{"two in a row", []string{"b.JPEG", "c.JPEG"}, []entry{ok("a.JPEG", 0), {at: 1536, lost: true, resume: 6144}, ok("d.JPEG", 6144)}, ""},
+		{"two apart", []string{"a.JPEG", "c.JPEG"}, []entry{{at: 0, lost: true, resume: 1536}, ok("b.JPEG", 1536), {at: 5120, lost: true, resume: 6144}, ok("d.JPEG", 6144)}, ""},
+		{"last", []string{"d.JPEG"}, []entry{ok("a.JPEG", 0), ok("b.JPEG", 1536), ok("c.JPEG", 5120), {at: 6144, lost: true, resume: 7168, resumeEnd: true}}, ""},
+		{"all", []string{"a.JPEG", "b.JPEG", "c.JPEG", "d.JPEG"}, nil, "t.tar: the first entry: archive/tar: invalid tar header"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := clean
+			for _, name := range tc.damage {
+				b = damageHeader(t, b, name)
+			}
+			var got []entry
+			err := walkTar(bytes.NewReader(b), 0, int64(len(b)), "t.tar", func(m tarMember) error {
+				got = append(got, entry{m.name, m.at, m.lost, m.resume, m.resumeEnd})
+				if m.lost && !strings.Contains(m.why, "invalid tar header") {
+					t.Errorf("lost stretch's reason %q", m.why)
+				}
+				return nil
+			})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("entries\n %+v\nwant\n %+v", got, tc.want)
+			}
+		})
+	}
+	// A member's data holding a tar header (a tar stored in a tar) is
+	// where the walk picks up: the checksum cannot tell. The training
+	// tar's listing refuses a lost stretch for this reason.
+	nested := tarBytes(t, tar.FormatGNU, []tarFile{{name: "x.JPEG", data: []byte("x")}})
+	b := damageHeader(t, tarBytes(t, tar.FormatGNU, []tarFile{{name: "a.JPEG", data: []byte("a")}, {name: "in.tar", data: nested}}), "in.tar")
+	var names []string
+	if err := walkTar(bytes.NewReader(b), 0, int64(len(b)), "t.tar", func(m tarMember) error {
+		names = append(names, m.name)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a.JPEG", "", "x.JPEG"}; !slices.Equal(names, want) {
+		t.Errorf("entries %q, want %q", names, want)
+	}
+	// Zero blocks in a member's bytes, after its damaged header, are not
+	// the end of the archive: the walk goes on to the member after them.
+	zeros := damageHeader(t, tarBytes(t, tar.FormatGNU, []tarFile{{name: "a.JPEG", data: []byte("a")}, {name: "z.JPEG", data: make([]byte, 2048)}, {name: "c.JPEG", data: []byte("c")}}), "z.JPEG")
+	names = nil
+	if err := walkTar(bytes.NewReader(zeros), 0, int64(len(zeros)), "t.tar", func(m tarMember) error {
+		names = append(names, m.name)
+		if m.lost && (m.resumeEnd || m.resume != 3584) {
+			t.Errorf("lost stretch %d..%d (end %v), want up to c.JPEG's header at 3584", m.at, m.resume, m.resumeEnd)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a.JPEG", "", "c.JPEG"}; !slices.Equal(names, want) {
+		t.Errorf("entries %q, want %q", names, want)
+	}
+	// The callback's error for a lost stretch ends the walk.
+	stop := fmt.Errorf("stop")
+	b = damageHeader(t, clean, "b.JPEG")
+	if err := walkTar(bytes.NewReader(b), 0, int64(len(b)), "t.tar", func(m tarMember) error {
+		if m.lost {
+			return stop
+		}
+		return nil
+	}); err != stop {
+		t.Errorf("callback error %v not passed through", err)
+	}
+}
+
+func TestChecksumOK(t *testing.T) {
+	b := tarBytes(t, tar.FormatGNU, []tarFile{{name: "a.JPEG", data: []byte("a")}})
+	h := b[:512]
+	if !checksumOK(h) {
+		t.Fatal("a header written by archive/tar fails")
+	}
+	for _, tc := range []struct {
+		name  string
+		patch func(h []byte)
+	}{
+		{"flipped bit", func(h []byte) { h[10] ^= 1 }},
+		{"empty field", func(h []byte) { copy(h[148:156], "        ") }},
+		{"not octal", func(h []byte) { copy(h[148:156], "00009\x00  ") }},
+		{"zero block", func(h []byte) { clear(h) }},
+	} {
+		c := bytes.Clone(h)
+		tc.patch(c)
+		if checksumOK(c) {
+			t.Errorf("%s: passes", tc.name)
+		}
+	}
+	// The signed sum some old tars wrote: a byte ≥ 0x80 counts negative.
+	c := bytes.Clone(h)
+	c[0] = 0xE9
+	var s int64
+	for i, x := range c {
+		if i >= 148 && i < 156 {
+			x = ' '
+		}
+		s += int64(int8(x))
+	}
+	copy(c[148:156], fmt.Sprintf("%06o\x00 ", s))
+	if !checksumOK(c) {
+		t.Error("a signed checksum fails")
 	}
 }
 
@@ -315,12 +458,16 @@ func FuzzTarWalk(f *testing.F) {
 	f.Add(newFixture().trainTar(f, tar.FormatUSTAR)[:3000])
 	f.Add(gnuSparse(f, tarBytes(f, tar.FormatGNU, []tarFile{{name: "s.JPEG", data: []byte("sparse")}, {name: "h.JPEG", typ: tar.TypeLink, link: "s.JPEG"}}), "s.JPEG"))
 	f.Add(tarBytes(f, tar.FormatPAX, []tarFile{{name: "a.JPEG", data: []byte("a")}, {name: "./h.JPEG", typ: tar.TypeLink, link: "a.JPEG"}, {name: "a.JPEG", data: []byte("again")}}))
+	f.Add(damageHeader(f, tarBytes(f, tar.FormatGNU, []tarFile{{name: "a.JPEG", data: []byte("a")}, {name: "b.JPEG", data: []byte("b")}, {name: "c.JPEG", data: []byte("c")}}), "b.JPEG"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// Nested as the training tar is: every member is walked again.
 		n := int64(len(b))
 		_ = walkTar(bytes.NewReader(b), 0, n, "f.tar", func(m tarMember) error {
 			if m.at < -1 || m.at+blockSize > n {
 				t.Fatalf("member %q at offset %d, which holds no header of the %d-byte archive", m.name, m.at, n)
+			}
+			if m.lost && (m.at < 0 || m.resume <= m.at || m.resume+blockSize > n || m.resume%blockSize != 0) {
+				t.Fatalf("lost stretch %d..%d in the %d-byte archive", m.at, m.resume, n)
 			}
 			if !m.file {
 				return nil
