@@ -17,10 +17,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 
+	"github.com/alexnet-repro/alexnet/internal/dl"
 	"github.com/ebitengine/purego"
 	gblas "gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
@@ -75,11 +75,7 @@ func load() {
 }
 
 func open(path string) (*library, error) {
-	// On one thread: purego reads dlerror (kept per thread) in a call of
-	// its own after dlopen's.
-	runtime.LockOSThread()
-	h, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_GLOBAL)
-	runtime.UnlockOSThread()
+	h, err := dl.Open(path, true)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
@@ -87,7 +83,7 @@ func open(path string) (*library, error) {
 	// RegisterLibFunc panics on a missing symbol; a reference BLAS without
 	// the CBLAS layer must be an error, not a crash.
 	bind := func(fptr any, name string, required bool) error {
-		sym, err := purego.Dlsym(h, name)
+		sym, err := dl.Sym(h, name)
 		if err != nil || sym == 0 {
 			if required {
 				return fmt.Errorf("%s: no symbol %s", path, name)
@@ -98,11 +94,11 @@ func open(path string) (*library, error) {
 		return nil
 	}
 	if err := bind(&l.sgemm, "cblas_sgemm", true); err != nil {
-		purego.Dlclose(h)
+		dl.Close(h)
 		return nil, err
 	}
 	if err := bind(&l.dgemm, "cblas_dgemm", true); err != nil {
-		purego.Dlclose(h)
+		dl.Close(h)
 		return nil, err
 	}
 	_ = bind(&l.setThreads, "openblas_set_num_threads", false)

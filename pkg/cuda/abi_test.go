@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	native "github.com/alexnet-repro/alexnet/internal/dl"
 	"github.com/ebitengine/purego"
 )
 
@@ -157,11 +158,11 @@ func fakeLib(t *testing.T) uintptr {
 	if out, err := exec.Command(cc, "-shared", "-fPIC", "-O1", "-o", lib, src).CombinedOutput(); err != nil {
 		t.Skipf("cannot build the fake library: %v\n%s", err, out)
 	}
-	h, err := purego.Dlopen(lib, purego.RTLD_NOW|purego.RTLD_LOCAL)
+	h, err := native.Open(lib, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { purego.Dlclose(h) })
+	t.Cleanup(func() { native.Close(h) })
 	return h
 }
 

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/ebitengine/purego"
+	native "github.com/alexnet-repro/alexnet/internal/dl"
 )
 
 // NotFoundError says a shared library could not be opened anywhere, and
@@ -327,16 +327,12 @@ type loader interface {
 type dl struct{}
 
 func (dl) open(path string) (uintptr, error) {
-	// purego reads dlerror in a call of its own, and glibc keeps its text
-	// per thread: on another thread the reason would be empty.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	// RTLD_GLOBAL so that libraries opened here satisfy the soname lookups
-	// of those opened later (cuBLASLt for cuBLAS, sub-libraries for cuDNN).
-	return purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+	// Global, so that libraries opened here satisfy the soname lookups of
+	// those opened later (cuBLASLt for cuBLAS, sub-libraries for cuDNN).
+	return native.Open(path, true)
 }
 
-func (dl) close(h uintptr) error { return purego.Dlclose(h) }
+func (dl) close(h uintptr) error { return native.Close(h) }
 
 // resident reads /proc/self/maps. A file opened by a bare soname is
 // looked up by its stem, as mappedPath does; one opened by path is

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/alexnet-repro/alexnet/internal/dl"
 	"github.com/ebitengine/purego"
 )
 
@@ -76,7 +77,7 @@ func openTurbo() (lib *turboLib, err error) {
 	var handle uintptr
 	var errs []string
 	for _, name := range turboLibNames {
-		h, err := dlopen(name)
+		h, err := dl.Open(name, false)
 		if err == nil {
 			handle = h
 			lib = &turboLib{path: name}
@@ -92,7 +93,7 @@ func openTurbo() (lib *turboLib, err error) {
 		return nil, errors.New(strings.Join(errs, "; "))
 	}
 	bind := func(fptr any, name string) error {
-		sym, err := dlsym(handle, name)
+		sym, err := dl.Sym(handle, name)
 		if err != nil {
 			return fmt.Errorf("%s: symbol %s: %w", lib.path, name, err)
 		}

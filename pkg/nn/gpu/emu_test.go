@@ -14,6 +14,7 @@ import (
 	"testing"
 	"unsafe"
 
+	native "github.com/alexnet-repro/alexnet/internal/dl"
 	"github.com/ebitengine/purego"
 
 	"github.com/alexnet-repro/alexnet/pkg/cuda"
@@ -205,7 +206,7 @@ func buildEmulator(cxx string) (*emulator, error) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("building the kernel emulator: %v\n%s", err, out)
 	}
-	h, err := purego.Dlopen(lib, purego.RTLD_NOW|purego.RTLD_LOCAL)
+	h, err := native.Open(lib, false)
 	if err != nil {
 		return nil, err
 	}
