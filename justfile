@@ -25,6 +25,10 @@ lint:
 test: lint
     go test -count=1 ./...
 
+# Every test under the race detector (needs cgo and a C compiler; about 8 minutes on 2 cores, so not part of `just test`).
+race:
+    CGO_ENABLED=1 go test -race -count=1 ./...
+
 # Fuzz every parser of outside bytes (every Fuzz* test in the repo) for FUZZTIME each.
 fuzz FUZZTIME="30s":
     bash scripts/fuzz.sh {{FUZZTIME}}
