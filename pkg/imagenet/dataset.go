@@ -309,6 +309,9 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 			}
 			d.warn("%s: skipped %d entries outside class folders or archives: %s%s", s.name, s.stray, strings.Join(s.strays, ", "), more)
 		}
+		for _, e := range s.extLost {
+			d.warn("%s: a damaged extended tar header at %s", s.name, e)
+		}
 		d.Skipped = append(d.Skipped, s.skipped...)
 	}
 	// An empty class folder still takes a class index, so that the other

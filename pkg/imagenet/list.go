@@ -28,6 +28,7 @@ type split struct {
 	stray     int       // entries outside class folders or archives
 	strays    []string  // the first few of them, for the warning
 	skipped   []Skipped // entries named as images that cannot be read as files
+	extLost   []string  // damaged extension headers, whose member was still read
 	empty     []string  // class folders or member tars without images
 	outside   int       // images in folders of classes the train split lacks (warned of apart)
 }
@@ -288,7 +289,7 @@ func (d *Dataset) listTrainTar(s *split, name string, progress func(string, int6
 		if m.lost {
 			// Going on would read the class tars' own headers, found in
 			// the damaged stretch, as members of this one.
-			return &PathError{Path: full, Err: fmt.Errorf("%s: a class archive may begin in the damaged bytes, and leaving the class out would renumber the labels after it", m.why)}
+			return &PathError{Path: full, Err: fmt.Errorf("%s; a class archive may begin in the damaged bytes, and leaving the class out would renumber the labels after it: download the archive again, or extract what GNU tar can of it and ingest the tree", m.why)}
 		}
 		base := path.Base(m.name)
 		if isHidden(base) {
@@ -355,7 +356,11 @@ func (d *Dataset) listTrainTar(s *split, name string, progress func(string, int6
 func (s *split) addTarMember(where, prefix string, m tarMember, label func(string) int, arc int32) error {
 	if m.lost {
 		// The images in it have no names to give; where it lies does.
-		s.skip(fmt.Sprintf("%s@%d", prefix, m.at), "", fmt.Sprintf("%s: skipped %d bytes, up to %s, as GNU tar skips to the next header; any images in them are lost", m.why, m.resume-m.at, resumeWords(m)))
+		if m.ext != "" {
+			s.extLost = append(s.extLost, fmt.Sprintf("%s@%d (%s; %s held only %s, so the member after it is read under the name its own header gives)", prefix, m.at, m.why, cli.Count(int(m.resume-m.at), "byte", "bytes"), m.ext))
+			return nil
+		}
+		s.skip(fmt.Sprintf("%s@%d", prefix, m.at), "", fmt.Sprintf("%s; skipped %s up to %s, as GNU tar skips to the next header: any images in them are lost", m.why, cli.Count(int(m.resume-m.at), "byte", "bytes"), resumeWords(m)))
 		return nil
 	}
 	b := path.Base(m.name)

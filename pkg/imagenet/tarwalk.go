@@ -28,14 +28,19 @@ type tarMember struct {
 	dupAt int64
 	dup   bool
 	// lost marks the damaged stretch [at, resume) of an archive: a header
-	// at at did not parse (why says where and how, in headerError's words),
-	// and the walk picked up again at
-	// the next header that does, or at the end-of-archive blocks. Whatever
-	// members lay in it are unknown; name is empty. resumeEnd says the
-	// stretch ran to the end-of-archive blocks.
+	// at at did not parse, or zero blocks stood where one belongs (why
+	// says which), and the walk picked up again at the next header that
+	// parses, or at the end-of-archive blocks (resumeEnd). Whatever
+	// members lay in it are unknown; name is empty. abs is at in the
+	// underlying file, for a tar inside another.
 	lost      bool
 	resume    int64
 	resumeEnd bool
+	abs       int64
+	// ext names what the stretch held when it was one extension header
+	// and its data ("PAX records", "a GNU long name"): no member was lost,
+	// only what that header said of the member after it.
+	ext string
 }
 
 // walkTar calls fn for each entry of the tar archive stored in
@@ -57,13 +62,16 @@ type tarMember struct {
 // member boundary it still parses, and the members after the cut would be
 // lost without a word.
 //
-// A header that does not parse (a flipped bit fails its checksum) no
-// longer ends the walk, as it does not in GNU tar ("Skipping to next
-// header"): the blocks after it are searched for the next header that
-// parses, and the stretch between is passed to fn as a lost entry, for
-// the caller to report or refuse. Only a tar that never parsed at all (not
-// a tar, or compressed), one cut inside a header, and damage after a sparse
-// member (where the next header begins is unknown) stop it.
+// A header that does not parse (a flipped bit fails its checksum) does not
+// end the walk, as it does not in GNU tar ("Skipping to next header"): the
+// blocks after it are searched for the next header that parses, and the
+// stretch between is passed to fn as a lost entry, for the caller to
+// report or refuse. Zero blocks where a header belongs read as the end,
+// unless a header parses in what follows them: then they are a lost
+// stretch too. Only a tar that never parsed at all (not a tar, or
+// compressed), one cut inside a header, damage with no header in the
+// resyncLimit bytes after it, and damage after a sparse member (where the
+// next header begins is unknown) stop it.
 //
 // Errors of its own name where, the archive's path, and the member they
 // concern; fn's errors are returned unchanged.
@@ -79,6 +87,25 @@ func walkTar(r io.ReaderAt, base, n int64, where string, fn func(tarMember) erro
 		// validation tar.
 		seen = make(map[string]tarMember)
 	)
+	// lostAt is where the last lost stretch began (-1: none yet), for a
+	// hard link whose target may have been in it.
+	lostAt := int64(-1)
+	// skip passes the lost stretch at..resume to fn and moves the walk on
+	// to resume; done says the stretch ran to the end.
+	skip := func(m tarMember) (done bool, err error) {
+		lostAt = m.at
+		if err := fn(m); err != nil {
+			return false, err
+		}
+		if m.resumeEnd {
+			return true, nil
+		}
+		if _, err := sr.Seek(m.resume, io.SeekStart); err != nil {
+			return false, &PathError{Path: where, Err: err}
+		}
+		tr, next = tar.NewReader(sr), m.resume
+		return false, nil
+	}
 	for {
 		at := next
 		h, err := tr.Next()
@@ -86,7 +113,23 @@ func walkTar(r io.ReaderAt, base, n int64, where string, fn func(tarMember) erro
 			if !endBlocks(r, base, n, next, sr) {
 				return &PathError{Path: where, Err: truncatedEnd(n, last)}
 			}
-			return nil
+			// Zeros written over headers (the hole a crash or a bad
+			// sector leaves) read as the end too, and every member after
+			// them would be lost without a word: where data follows the
+			// zeros and a header parses in it, the walk goes on there.
+			if next < 0 {
+				return nil
+			}
+			resume, end := resync(r, base, n, next)
+			if resume < 0 || end {
+				return nil // only zeros, or bytes that are no tar, follow
+			}
+			m := tarMember{at: next, abs: base + next, dupAt: -1, lost: true, resume: resume,
+				why: lostWhy("zero blocks where a tar header belongs", base, next, last, "they read as the end-of-archive mark, yet members follow: a zeroed stretch, or a second archive appended")}
+			if done, err := skip(m); done || err != nil {
+				return err
+			}
+			continue
 		}
 		if err != nil {
 			herr := headerError(r, base, n, at, last, err)
@@ -99,16 +142,12 @@ func walkTar(r io.ReaderAt, base, n int64, where string, fn func(tarMember) erro
 				// after the damage; either way the first error says most.
 				return &PathError{Path: where, Err: herr}
 			}
-			if err := fn(tarMember{at: at, dupAt: -1, lost: true, resume: resume, resumeEnd: end, why: herr.Error()}); err != nil {
+			m := tarMember{at: at, abs: base + at, dupAt: -1, lost: true, resume: resume, resumeEnd: end,
+				why: lostWhy("a damaged tar header", base, at, last, damageWords(err))}
+			m.ext = extensionOnly(r, base, at, resume)
+			if done, err := skip(m); done || err != nil {
 				return err
 			}
-			if end {
-				return nil
-			}
-			if _, err := sr.Seek(resume, io.SeekStart); err != nil {
-				return &PathError{Path: where, Err: err}
-			}
-			tr, next = tar.NewReader(sr), resume
 			continue
 		}
 		pos, err := sr.Seek(0, io.SeekCurrent)
@@ -135,7 +174,7 @@ func walkTar(r io.ReaderAt, base, n int64, where string, fn func(tarMember) erro
 		if h.Typeflag == tar.TypeXGlobalHeader {
 			continue // metadata for the entries after it (git archive writes one)
 		}
-		classify(&m, h, base+pos, seen)
+		classify(&m, h, base+pos, seen, lostAt)
 		key := path.Clean(h.Name)
 		if prev, ok := seen[key]; ok {
 			m.dup, m.dupAt = true, prev.at
@@ -151,7 +190,7 @@ const blockSize = 512
 
 // classify fills in what m is, from its header; off is where its data
 // starts in the underlying file.
-func classify(m *tarMember, h *tar.Header, off int64, seen map[string]tarMember) {
+func classify(m *tarMember, h *tar.Header, off int64, seen map[string]tarMember, lostAt int64) {
 	switch {
 	case isSparse(h):
 		m.why = "sparse member, not supported"
@@ -174,6 +213,8 @@ func classify(m *tarMember, h *tar.Header, off int64, seen map[string]tarMember)
 		switch {
 		case outside:
 			m.why = kind + " to " + h.Linkname + ", outside the archive"
+		case !ok && lostAt >= 0:
+			m.why = fmt.Sprintf("%s to %s, %s (it may have been in the stretch lost to damage at offset %d)", kind, h.Linkname, missing, lostAt)
 		case !ok:
 			m.why = kind + " to " + h.Linkname + ", " + missing
 		case !t.file:
@@ -272,11 +313,18 @@ func compressedAs(r io.ReaderAt, base, n int64) string {
 	return ""
 }
 
+// resyncLimit is how far past damage resync looks for a header. Past a
+// damaged header the next one is a member's length away (an ImageNet
+// JPEG: tens of kilobytes to a few megabytes); a file that is no tar at
+// all would otherwise be read to its end before its error.
+const resyncLimit = 64 << 20
+
 // resync finds where a walk can go on after a header that did not parse:
 // the first block at or after from, on the 512-byte grid, that holds a
 // header archive/tar reads (its checksum right, and its PAX or GNU
 // extensions too), or the end-of-archive blocks with nothing but zeros
-// after them (end set). It returns -1 when the archive ends before either.
+// after them (end set). It returns -1 when the archive ends before either,
+// or when resyncLimit bytes hold neither.
 //
 // A block of image bytes passes for a header only if its checksum field
 // holds the octal sum of its bytes, which is why GNU tar trusts the same
@@ -285,12 +333,14 @@ func compressedAs(r io.ReaderAt, base, n int64) string {
 // instead of going on.
 func resync(r io.ReaderAt, base, n, from int64) (int64, bool) {
 	buf := make([]byte, 64<<10)
-	for off := from; off+blockSize <= n; {
+	off := from
+	for off+blockSize <= n && off-from < resyncLimit {
 		k := min(int64(len(buf)), n-off) &^ (blockSize - 1)
 		b := buf[:k]
 		if _, err := r.ReadAt(b, base+off); err != nil {
 			return -1, false
 		}
+		adv := k
 		for i := int64(0); i < k; i += blockSize {
 			blk := b[i : i+blockSize]
 			at := off + i
@@ -298,11 +348,15 @@ func resync(r io.ReaderAt, base, n, from int64) (int64, bool) {
 				// The end marker, with only the zeros tar pads its last
 				// record with after it: zero blocks inside a member's
 				// bytes are not the end, and taking them for it would
-				// lose every member after them.
-				if zeroTo(r, base, at, n) {
+				// lose every member after them. The scan goes on from
+				// the first byte that is not zero, so a long run of
+				// zeros is read once.
+				nz := firstNonZero(r, base, at, n)
+				if nz == n {
 					return at, true
 				}
-				continue
+				adv = nz&^(blockSize-1) - off
+				break
 			}
 			if !checksumOK(blk) {
 				continue
@@ -311,23 +365,87 @@ func resync(r io.ReaderAt, base, n, from int64) (int64, bool) {
 				return at, false
 			}
 		}
-		off += k
+		off += adv
 	}
 	return -1, false
 }
 
-// zeroTo reports whether r[base+from:base+n] holds only zeros. It stops
-// at the first byte that is not, so a stray zero block costs little.
-func zeroTo(r io.ReaderAt, base, from, n int64) bool {
+// firstNonZero returns the offset of the first byte of r[base+from:base+n]
+// that is not zero, or n.
+func firstNonZero(r io.ReaderAt, base, from, n int64) int64 {
 	var buf [16 << 10]byte
 	for off := from; off < n; {
 		b := buf[:min(int64(len(buf)), n-off)]
-		if _, err := r.ReadAt(b, base+off); err != nil || !isZero(b) {
-			return false
+		if _, err := r.ReadAt(b, base+off); err != nil {
+			return off
+		}
+		for i, c := range b {
+			if c != 0 {
+				return off + int64(i)
+			}
 		}
 		off += int64(len(b))
 	}
-	return true
+	return n
+}
+
+// lostWhy words a lost stretch's reason: what was found at offset at of
+// the tar (and where that is in the file, for a tar inside another), the
+// member before it, and detail.
+func lostWhy(what string, base, at int64, last, detail string) string {
+	s := fmt.Sprintf("%s at offset %d", what, at)
+	if base > 0 {
+		s += fmt.Sprintf(" (byte %d of the file)", base+at)
+	}
+	if last != "" {
+		s += ", after member " + last
+	}
+	return s + ": " + detail
+}
+
+// damageWords says in plain words why archive/tar refused a header.
+func damageWords(err error) string {
+	if errors.Is(err, tar.ErrHeader) {
+		return "its checksum or a field does not parse"
+	}
+	return strings.TrimPrefix(err.Error(), "archive/tar: ")
+}
+
+// extensionOnly reports what the lost stretch [at, resume) held when it is
+// exactly one extension header and its data, as far as the damaged header
+// can still say: its type and size must account for the stretch to the
+// byte. A damaged PAX header of GNU tar's pax format (one before every
+// member) then costs the member's extended records, not the member.
+func extensionOnly(r io.ReaderAt, base, at, resume int64) string {
+	var h [blockSize]byte
+	if _, err := r.ReadAt(h[:], base+at); err != nil {
+		return ""
+	}
+	var kind string
+	switch h[156] {
+	case tar.TypeXHeader:
+		kind = "PAX records"
+	case tar.TypeXGlobalHeader:
+		kind = "global PAX records"
+	case tar.TypeGNULongName:
+		kind = "a GNU long name"
+	case tar.TypeGNULongLink:
+		kind = "a GNU long link name"
+	default:
+		return ""
+	}
+	f := bytes.Trim(h[124:136], " \x00")
+	var size int64
+	for _, c := range f {
+		if c < '0' || c > '7' || size > 1<<40 {
+			return ""
+		}
+		size = size*8 + int64(c-'0')
+	}
+	if len(f) == 0 || at+blockSize+(size+blockSize-1)&^(blockSize-1) != resume {
+		return ""
+	}
+	return kind
 }
 
 func isZero(b []byte) bool {

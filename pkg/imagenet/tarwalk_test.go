@@ -331,7 +331,7 @@ func TestWalkTarResync(t *testing.T) {
 			var got []entry
 			err := walkTar(bytes.NewReader(b), 0, int64(len(b)), "t.tar", func(m tarMember) error {
 				got = append(got, entry{m.name, m.at, m.lost, m.resume, m.resumeEnd})
-				if m.lost && !strings.Contains(m.why, "invalid tar header") {
+				if m.lost && !strings.Contains(m.why, "a damaged tar header at offset "+fmt.Sprint(m.at)) {
 					t.Errorf("lost stretch's reason %q", m.why)
 				}
 				return nil
@@ -392,6 +392,154 @@ func TestWalkTarResync(t *testing.T) {
 	}); err != stop {
 		t.Errorf("callback error %v not passed through", err)
 	}
+}
+
+// TestWalkTarZeroedAndExtensions covers damage that is not a bad
+// checksum: zeros over a header, which read as the end-of-archive mark; a
+// second archive appended; a damaged extension header, which loses no
+// member; a hard link into a lost stretch; and the cost of the search.
+func TestWalkTarZeroedAndExtensions(t *testing.T) {
+	files := []tarFile{
+		{name: "a.JPEG", data: bytes.Repeat([]byte{1}, 600)},
+		{name: "b.JPEG", data: bytes.Repeat([]byte{2}, 3000)},
+		{name: "c.JPEG", data: bytes.Repeat([]byte{3}, 10)},
+		{name: "d.JPEG", data: bytes.Repeat([]byte{4}, 512)},
+	}
+	clean := tarBytes(t, tar.FormatGNU, files) // headers at 0, 1536, 5120, 6144
+	type entry struct {
+		name string
+		at   int64
+		lost string // a substring of why, for a lost stretch
+		ext  string
+	}
+	walk := func(t *testing.T, b []byte) ([]entry, []tarMember, error) {
+		var got []entry
+		var ms []tarMember
+		err := walkTar(bytes.NewReader(b), 0, int64(len(b)), "t.tar", func(m tarMember) error {
+			e := entry{name: m.name, at: m.at, ext: m.ext}
+			if m.lost {
+				e.lost = m.why
+			}
+			got = append(got, e)
+			ms = append(ms, m)
+			return nil
+		})
+		return got, ms, err
+	}
+	check := func(t *testing.T, got, want []entry) {
+		t.Helper()
+		ok := len(got) == len(want)
+		for i := range want {
+			if ok && (got[i].name != want[i].name || got[i].at != want[i].at || got[i].ext != want[i].ext || !strings.Contains(got[i].lost, want[i].lost) || (want[i].lost == "") != (got[i].lost == "")) {
+				ok = false
+			}
+		}
+		if !ok {
+			t.Errorf("entries\n %+v\nwant\n %+v", got, want)
+		}
+	}
+
+	t.Run("zeroed header", func(t *testing.T) {
+		b := bytes.Clone(clean)
+		clear(b[1536 : 1536+1024]) // b.JPEG's header and its first data block
+		got, ms, err := walk(t, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, got, []entry{{name: "a.JPEG"}, {at: 1536, lost: "zero blocks where a tar header belongs at offset 1536, after member a.JPEG"}, {name: "c.JPEG", at: 5120}, {name: "d.JPEG", at: 6144}})
+		if ms[1].resume != 5120 {
+			t.Errorf("resumed at %d, want 5120", ms[1].resume)
+		}
+	})
+	t.Run("second archive appended", func(t *testing.T) {
+		second := tarBytes(t, tar.FormatGNU, []tarFile{{name: "e.JPEG", data: []byte("e")}})
+		b := append(bytes.Clone(clean), second...)
+		got, _, err := walk(t, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, got, []entry{{name: "a.JPEG"}, {name: "b.JPEG", at: 1536}, {name: "c.JPEG", at: 5120}, {name: "d.JPEG", at: 6144},
+			{at: 7168, lost: "a second archive appended"}, {name: "e.JPEG", at: int64(len(clean))}})
+	})
+	t.Run("padding after the end", func(t *testing.T) {
+		b := append(bytes.Clone(clean), make([]byte, 9216)...) // GNU tar's 10 KiB record
+		got, _, err := walk(t, b)
+		if err != nil || len(got) != 4 {
+			t.Errorf("entries %+v, err %v; want the 4 members", got, err)
+		}
+	})
+	t.Run("junk after the end", func(t *testing.T) {
+		b := append(bytes.Clone(clean), bytes.Repeat([]byte("junk"), 1000)...)
+		got, _, err := walk(t, b)
+		if err != nil || len(got) != 4 {
+			t.Errorf("entries %+v, err %v; want the 4 members", got, err)
+		}
+	})
+	t.Run("damaged PAX header", func(t *testing.T) {
+		long := strings.Repeat("p", 120) + ".JPEG"
+		b := tarBytes(t, tar.FormatPAX, []tarFile{{name: "a.JPEG", data: []byte("a")}, {name: long, data: []byte("long")}, {name: "c.JPEG", data: []byte("c")}})
+		// The 'x' header of the long name is the block after a.JPEG's.
+		if b[1024+156] != tar.TypeXHeader {
+			t.Fatalf("no PAX header at 1024 (type %q)", b[1024+156])
+		}
+		b[1024] ^= 0x20
+		got, _, err := walk(t, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, got, []entry{{name: "a.JPEG"}, {at: 1024, lost: "a damaged tar header at offset 1024", ext: "PAX records"}, {name: long[:100], at: 2048}, {name: "c.JPEG", at: 3072}})
+	})
+	t.Run("hard link into a lost stretch", func(t *testing.T) {
+		b := damageHeader(t, tarBytes(t, tar.FormatGNU, []tarFile{{name: "a.JPEG", data: []byte("a")}, {name: "b.JPEG", data: []byte("b")}, {name: "h.JPEG", typ: tar.TypeLink, link: "b.JPEG"}}), "b.JPEG")
+		_, ms, err := walk(t, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := ms[len(ms)-1]; h.file || !strings.Contains(h.why, "may have been in the stretch lost to damage at offset 1024") {
+			t.Errorf("hard link %+v, want it named as perhaps in the lost stretch", h)
+		}
+	})
+	t.Run("long run of zeros", func(t *testing.T) {
+		// A damaged header, then 4 MiB of zeros in its member's bytes:
+		// the zeros are read about once, not once for each block.
+		b := damageHeader(t, tarBytes(t, tar.FormatGNU, []tarFile{{name: "a.JPEG", data: []byte("a")}, {name: "z.JPEG", data: make([]byte, 4<<20)}, {name: "c.JPEG", data: []byte("c")}}), "z.JPEG")
+		cr := &countingReaderAt{r: bytes.NewReader(b)}
+		var names []string
+		if err := walkTar(cr, 0, int64(len(b)), "t.tar", func(m tarMember) error {
+			names = append(names, m.name)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"a.JPEG", "", "c.JPEG"}; !slices.Equal(names, want) {
+			t.Errorf("entries %q, want %q", names, want)
+		}
+		if cr.n > 3*int64(len(b)) {
+			t.Errorf("read %d bytes of a %d-byte archive", cr.n, len(b))
+		}
+	})
+	t.Run("not a tar, large", func(t *testing.T) {
+		// A 1 GiB file of text named .tar fails after the search's limit,
+		// not after reading all of it.
+		cr := &countingReaderAt{r: textReaderAt{}}
+		err := walkTar(cr, 0, 1<<30, "t.tar", func(tarMember) error { return nil })
+		if err == nil || !strings.Contains(err.Error(), "the first entry") {
+			t.Errorf("err = %v, want the first entry's", err)
+		}
+		if cr.n > resyncLimit+1<<20 {
+			t.Errorf("read %d bytes, more than the search's limit of %d", cr.n, resyncLimit)
+		}
+	})
+}
+
+// textReaderAt reads as an endless file of "x".
+type textReaderAt struct{}
+
+func (textReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	for i := range p {
+		p[i] = 'x'
+	}
+	return len(p), nil
 }
 
 func TestChecksumOK(t *testing.T) {
@@ -459,6 +607,9 @@ func FuzzTarWalk(f *testing.F) {
 	f.Add(gnuSparse(f, tarBytes(f, tar.FormatGNU, []tarFile{{name: "s.JPEG", data: []byte("sparse")}, {name: "h.JPEG", typ: tar.TypeLink, link: "s.JPEG"}}), "s.JPEG"))
 	f.Add(tarBytes(f, tar.FormatPAX, []tarFile{{name: "a.JPEG", data: []byte("a")}, {name: "./h.JPEG", typ: tar.TypeLink, link: "a.JPEG"}, {name: "a.JPEG", data: []byte("again")}}))
 	f.Add(damageHeader(f, tarBytes(f, tar.FormatGNU, []tarFile{{name: "a.JPEG", data: []byte("a")}, {name: "b.JPEG", data: []byte("b")}, {name: "c.JPEG", data: []byte("c")}}), "b.JPEG"))
+	zeroed := tarBytes(f, tar.FormatGNU, []tarFile{{name: "a.JPEG", data: []byte("a")}, {name: "b.JPEG", data: bytes.Repeat([]byte("b"), 1500)}, {name: "c.JPEG", data: []byte("c")}})
+	clear(zeroed[1024:2048])
+	f.Add(zeroed)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// Nested as the training tar is: every member is walked again.
 		n := int64(len(b))
