@@ -244,27 +244,41 @@ func SyncDir(dir string) error {
 	return d.Sync()
 }
 
+// AtomicTarget returns the file WriteFileAtomic(path) would replace, or
+// why it would refuse: a caller about to remove other files first (train's
+// --overwrite) asks before it removes anything.
+//
+// The rename replaces whatever the name is. A symbolic link is written
+// through, so the link stays and its target gets the bytes; anything else
+// that is not a regular file (/dev/full, a pipe, a folder) is refused
+// rather than silently replaced by a file.
+func AtomicTarget(path string) (string, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return path, nil
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		real, err := filepath.EvalSymlinks(path)
+		if err != nil {
+			return "", fmt.Errorf("%s: a symbolic link that does not resolve: %w", path, err)
+		}
+		path = real
+		if fi, err = os.Stat(path); err != nil {
+			return "", err
+		}
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is %s, not a regular file: not replacing it", path, cli.FileKind(fi.Mode()))
+	}
+	return path, nil
+}
+
 // WriteFileAtomic writes data to path through a synced temporary file and a
 // rename, for meta.json and reports.
 func WriteFileAtomic(path string, data []byte) error {
-	// The rename replaces whatever the name is. A symbolic link is written
-	// through, so the link stays and its target gets the bytes; anything
-	// else that is not a regular file (/dev/full, a pipe, a folder) is
-	// refused rather than silently replaced by a file.
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSymlink != 0 {
-			real, err := filepath.EvalSymlinks(path)
-			if err != nil {
-				return fmt.Errorf("%s: a symbolic link that does not resolve: %w", path, err)
-			}
-			path = real
-			if fi, err = os.Stat(path); err != nil {
-				return err
-			}
-		}
-		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("%s is %s, not a regular file: not replacing it", path, cli.FileKind(fi.Mode()))
-		}
+	path, err := AtomicTarget(path)
+	if err != nil {
+		return err
 	}
 	f, tmp, err := createTemp(path)
 	if err != nil {

@@ -14,11 +14,9 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
@@ -30,7 +28,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := cli.InterruptContext()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -104,6 +102,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	}
 	if c.Shards == "" {
 		return o.Fail(cli.ExitUsage, "--shards DIR is required (see --help)")
+	}
+	if c.Out == "" && !*evalOnly {
+		return o.Fail(cli.ExitUsage, "--out DIR must name a folder (the default is runs/alexnet)")
 	}
 	// Before resumeDefaults, whose notes would read as if the resume
 	// were going ahead.

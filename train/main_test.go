@@ -67,6 +67,7 @@ func TestUsageAndDeviceErrors(t *testing.T) {
 		{"ten crop while training", []string{"--shards", "x", "--ten-crop"}, cli.ExitUsage, "--ten-crop"},
 		{"checkpoint while training", []string{"--shards", "x", "--checkpoint", "run/checkpoint.ckpt"}, cli.ExitUsage, "--checkpoint is for --eval-only"},
 		{"resume and overwrite", []string{"--shards", "x", "--resume", "--overwrite"}, cli.ExitUsage, "contradict"},
+		{"empty out", []string{"--shards", "x", "--out", ""}, cli.ExitUsage, "--out DIR must name a folder"},
 		{"out is a file", []string{"--shards", "x", "--out", "main.go"}, cli.ExitUsage, "--out main.go: main.go is a file, not a folder"},
 		{"out under a file", []string{"--shards", "x", "--out", "main.go/run"}, cli.ExitUsage, "--out main.go/run: main.go is a file, not a folder"},
 		{"unknown flag", []string{"--shards", "x", "--learning-rate", "0.1"}, cli.ExitUsage, "flag provided but not defined: -learning-rate"},

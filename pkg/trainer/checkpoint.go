@@ -546,6 +546,12 @@ func load(path, advice string) (*Checkpoint, error) {
 			return nil, fmt.Errorf("%s holds no %s: not a run folder (train's --out)", dir, CheckpointFile)
 		}
 	}
+	return loadFile(path, advice)
+}
+
+// loadFile is load for a path that must be the checkpoint file itself, as
+// a run's own checkpoint is: a folder there is refused, not searched.
+func loadFile(path, advice string) (*Checkpoint, error) {
 	b, err := readCheckpointFile(path)
 	if err == nil {
 		var c *Checkpoint

@@ -199,6 +199,82 @@ func TestOverwriteOnAlteredShardsKeepsOldRun(t *testing.T) {
 	}
 }
 
+// What a run folder holds besides a whole run: an --overwrite that cannot
+// write the new metrics removes nothing; a resume takes only the file
+// checkpoint.ckpt, never a folder of that name; and a folder whose
+// checkpoints are gone but whose metrics and plots remain is still a run,
+// which a plain new run does not silently rewrite.
+func TestRunFolderOddities(t *testing.T) {
+	shardDir := syntheticShards(t, 64, 16)
+	fresh := func(t *testing.T) (Config, string) {
+		out := t.TempDir()
+		cfg := smallConfig(shardDir, out)
+		cfg.MaxSteps, cfg.LogEvery = 2, 1
+		mustTrain(t, cfg)
+		return cfg, out
+	}
+	t.Run("overwrite that cannot write its metrics", func(t *testing.T) {
+		for _, kind := range []string{"dangling link", "directory"} {
+			cfg, out := fresh(t)
+			m := filepath.Join(out, MetricsFile)
+			os.Remove(m)
+			if kind == "directory" {
+				os.Mkdir(m, 0o755)
+			} else {
+				os.Symlink(filepath.Join(out, "gone", MetricsFile), m)
+			}
+			cfg.Overwrite = true
+			_, err := Train(context.Background(), cfg, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), "the old run is left as it was") {
+				t.Fatalf("%s: %v, want a refusal that keeps the old run", kind, err)
+			}
+			if _, err := os.Stat(filepath.Join(out, CheckpointFile)); err != nil {
+				t.Fatalf("%s: the old checkpoint went: %v", kind, err)
+			}
+		}
+	})
+	t.Run("checkpoint.ckpt a folder", func(t *testing.T) {
+		cfg, out := fresh(t)
+		ck := filepath.Join(out, CheckpointFile)
+		b, err := os.ReadFile(ck)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(ck)
+		os.Mkdir(ck, 0o755)
+		os.WriteFile(filepath.Join(ck, CheckpointFile), b, 0o644) // a whole checkpoint inside
+		cfg.Resume, cfg.MaxSteps = true, 3
+		_, err = Train(context.Background(), cfg, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "is a directory") {
+			t.Fatalf("--resume with checkpoint.ckpt a folder: %v, want it refused as a directory", err)
+		}
+	})
+	t.Run("metrics and plots without checkpoints", func(t *testing.T) {
+		cfg, out := fresh(t)
+		before, _ := os.ReadFile(filepath.Join(out, MetricsFile))
+		os.Remove(filepath.Join(out, CheckpointFile))
+		os.Remove(filepath.Join(out, PrevCheckpointFile))
+		_, err := Train(context.Background(), cfg, io.Discard)
+		if !errors.Is(err, ErrRunExists) || !strings.Contains(err.Error(), MetricsFile) || !strings.Contains(err.Error(), "--overwrite") {
+			t.Fatalf("new run over a run's metrics: %v, want ErrRunExists naming %s", err, MetricsFile)
+		}
+		if after, _ := os.ReadFile(filepath.Join(out, MetricsFile)); string(after) != string(before) || len(before) == 0 {
+			t.Fatal("the earlier run's metrics were rewritten")
+		}
+		// Plots alone are a run's outputs too; an empty metrics file is not.
+		os.WriteFile(filepath.Join(out, MetricsFile), nil, 0o644)
+		if _, err := Train(context.Background(), cfg, io.Discard); !errors.Is(err, ErrRunExists) || !strings.Contains(err.Error(), "loss.png") {
+			t.Fatalf("new run over a run's plots: %v", err)
+		}
+		for _, f := range []string{"loss.png", "error.png", "conv1-filters.png"} {
+			os.Remove(filepath.Join(out, f))
+		}
+		mustTrain(t, cfg)
+		cfg.Overwrite = true
+		mustTrain(t, cfg)
+	})
+}
+
 // Each checkpoint keeps the one before it. When the latest is damaged, a
 // resume refuses it, naming the previous one, intact, and what to do; moved
 // into place, that one resumes. A new run where only the previous one is

@@ -95,7 +95,7 @@ type MetricsLog struct {
 // OpenMetrics opens dir/metrics.jsonl. A resumed run keeps only the lines
 // up to the checkpoint's step, so the log reads as one uninterrupted run.
 func OpenMetrics(dir string, keepUpTo int64) (*MetricsLog, error) {
-	path := filepath.Join(dir, "metrics.jsonl")
+	path := filepath.Join(dir, MetricsFile)
 	kept := readMetrics(dir, keepUpTo)
 	var buf bytes.Buffer
 	for _, m := range kept {
@@ -115,7 +115,7 @@ func OpenMetrics(dir string, keepUpTo int64) (*MetricsLog, error) {
 // readMetrics returns the lines of dir's metrics.jsonl up to step upTo;
 // lines that do not parse (a torn last line) are left out.
 func readMetrics(dir string, upTo int64) []Metric {
-	b, err := regfile.ReadFile(filepath.Join(dir, "metrics.jsonl"), 0)
+	b, err := regfile.ReadFile(filepath.Join(dir, MetricsFile), 0)
 	if err != nil {
 		return nil
 	}

@@ -112,6 +112,27 @@ func (r Result) MarshalJSON() ([]byte, error) {
 	return json.Marshal(out)
 }
 
+// MetricsFile is the run's log, one JSON object a line.
+const MetricsFile = "metrics.jsonl"
+
+// replacedFiles are a run's files that an --overwrite removes, the previous
+// checkpoint first: a run killed in between leaves the latest, a whole
+// run, not a previous one alone. metrics.jsonl is rewritten, not removed.
+var replacedFiles = []string{PrevCheckpointFile, CheckpointFile, "loss.png", "error.png", "conv1-filters.png"}
+
+// earlierOutputs lists the outputs of an earlier run in dir besides its
+// checkpoints: a metrics.jsonl with lines, and plots.
+func earlierOutputs(dir string) []string {
+	var found []string
+	for _, f := range append([]string{MetricsFile}, replacedFiles[2:]...) {
+		fi, err := os.Lstat(filepath.Join(dir, f))
+		if err == nil && (f != MetricsFile || fi.Size() > 0 || !fi.Mode().IsRegular()) {
+			found = append(found, f)
+		}
+	}
+	return found
+}
+
 // ErrNonFinite marks a loss that became NaN or infinite.
 var ErrNonFinite = errors.New("not finite")
 
@@ -304,11 +325,18 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			return nil, fmt.Errorf("%w: %s exists (a run's previous checkpoint, without its latest): move it to %s and --resume to continue that run, or --overwrite to start a new one in its place",
 				ErrRunExists, prevPath, ckPath)
 		}
+		// A run whose checkpoints are gone (deleted for space, or a run
+		// stopped before its first) still has its metrics and plots: a new
+		// run would rewrite the metrics and leave plots it did not draw.
+		if found := earlierOutputs(cfg.Out); len(found) > 0 {
+			return nil, fmt.Errorf("%w: %s holds an earlier run's %s, without its checkpoints: --overwrite starts a new run in its place, or choose another --out",
+				ErrRunExists, cfg.Out, strings.Join(found, ", "))
+		}
 	}
 	if cfg.Resume {
 		// Its own advice for the previous checkpoint: moved into place
 		// and resumed, not given instead.
-		if ck, err = load(ckPath, ""); err != nil {
+		if ck, err = loadFile(ckPath, ""); err != nil {
 			return nil, fmt.Errorf("--resume: %w", withPrevious(err, cfg.Out))
 		}
 		// Only a resume reads the schedule (evaluation and predict do
@@ -565,13 +593,22 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	// Only now that the run can start may an --overwrite remove the old
 	// one, and the metrics log be rewritten.
 	if cfg.Overwrite && ck == nil {
+		// What would stop the new run writing is found before anything of
+		// the old one goes: an --overwrite that cannot start leaves the
+		// old run as it was.
+		if _, err := shards.AtomicTarget(filepath.Join(cfg.Out, MetricsFile)); err != nil {
+			return nil, fmt.Errorf("--overwrite: %w (the old run is left as it was)", err)
+		}
+		for _, f := range replacedFiles {
+			if fi, err := os.Lstat(filepath.Join(cfg.Out, f)); err == nil && fi.IsDir() {
+				return nil, fmt.Errorf("--overwrite: %s is a directory, not a file of a run: not removing it (the old run is left as it was)", filepath.Join(cfg.Out, f))
+			}
+		}
 		// The old run's checkpoint and plots go now, not at the new run's
 		// first checkpoint: a new run stopped before that must not leave
 		// the old checkpoint beside the new run's metrics, for a later
 		// --resume to continue the wrong run.
-		// The previous checkpoint first: a run killed in between leaves the
-		// latest, a whole run, not a previous one alone.
-		for _, f := range []string{PrevCheckpointFile, CheckpointFile, "loss.png", "error.png", "conv1-filters.png"} {
+		for _, f := range replacedFiles {
 			if err := os.Remove(filepath.Join(cfg.Out, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return nil, fmt.Errorf("--overwrite: %w", err)
 			}
@@ -1120,7 +1157,7 @@ func previousNote(dir, advice string) string {
 var saveCheckpoint = (*Checkpoint).Save
 
 // runFiles are the files train writes atomically in its run directory.
-var runFiles = []string{CheckpointFile, PrevCheckpointFile, "metrics.jsonl", "loss.png", "error.png", "conv1-filters.png"}
+var runFiles = []string{CheckpointFile, PrevCheckpointFile, MetricsFile, "loss.png", "error.png", "conv1-filters.png"}
 
 // clearTemps removes the temporary files of runFiles in dir (and those of
 // builds that used one fixed name, name.tmp), matched by exact name: dir

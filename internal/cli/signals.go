@@ -1,0 +1,50 @@
+package cli
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// stopSignals are what a long run stops on, between steps, keeping its
+// work: Ctrl-C, a scheduler's SIGTERM, and the SIGHUP of a closed terminal
+// or a dropped ssh session.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+
+// InterruptContext is the context of a long-running command (ingest,
+// train). It is cancelled by the first of stopSignals, so the command
+// stops at its next safe point and saves; a second one ends the process
+// at once, as if nothing caught it, for a save that hangs.
+//
+// A signal the command was started with ignored stays ignored: nohup
+// ignores SIGHUP so that the run outlives the terminal, and a background
+// job of a script ignores SIGINT. Catching them would undo that.
+//
+// SIGPIPE is ignored: a log piped into `tee` or `head` that has gone
+// would otherwise kill the run between two checkpoints without a word;
+// the writes to it fail instead, and the run goes on to its end.
+func InterruptContext() (context.Context, context.CancelFunc) {
+	signal.Ignore(syscall.SIGPIPE)
+	var caught []os.Signal
+	for _, s := range stopSignals {
+		if !signal.Ignored(s) {
+			caught = append(caught, s)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, caught...)
+	go func() {
+		select {
+		case <-ch:
+			signal.Reset(caught...)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		cancel()
+	}
+}
