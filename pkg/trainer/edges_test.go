@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
@@ -249,6 +250,24 @@ func TestRunFolderOddities(t *testing.T) {
 			t.Fatalf("--resume with checkpoint.ckpt a folder: %v, want it refused as a directory", err)
 		}
 	})
+	t.Run("checkpoint a symbolic link", func(t *testing.T) {
+		_, other := fresh(t)
+		target := filepath.Join(other, CheckpointFile)
+		before, _ := os.ReadFile(target)
+		for _, to := range []string{target, filepath.Join(other, "gone.ckpt")} {
+			out := t.TempDir()
+			os.Symlink(to, filepath.Join(out, CheckpointFile))
+			cfg := smallConfig(shardDir, out)
+			cfg.Resume, cfg.MaxSteps = true, 4
+			_, err := Train(context.Background(), cfg, io.Discard)
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "is a symbolic link (to "+to+")") {
+				t.Fatalf("--resume through a link to %s: %v", to, err)
+			}
+		}
+		if after, _ := os.ReadFile(target); string(after) != string(before) {
+			t.Fatal("the other run's checkpoint was written through the link")
+		}
+	})
 	t.Run("metrics and plots without checkpoints", func(t *testing.T) {
 		cfg, out := fresh(t)
 		before, _ := os.ReadFile(filepath.Join(out, MetricsFile))
@@ -366,11 +385,14 @@ func TestFailedSaveKeepsBothCheckpoints(t *testing.T) {
 	if _, err := Train(context.Background(), cfg, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	saveCheckpoint = func(*Checkpoint, string) error { return errors.New("no space left on device") }
+	saveCheckpoint = func(_ *Checkpoint, path string) error {
+		return &os.PathError{Op: "write", Path: path + ".tmp", Err: syscall.ENOSPC}
+	}
 	t.Cleanup(func() { saveCheckpoint = (*Checkpoint).Save })
 	res := cfg
 	res.Resume, res.MaxSteps = true, 8
-	if _, err := Train(context.Background(), res, io.Discard); err == nil || !strings.Contains(err.Error(), "no space left") {
+	if _, err := Train(context.Background(), res, io.Discard); err == nil || !strings.Contains(err.Error(), "no space left") ||
+		!strings.Contains(err.Error(), "the last good checkpoint, "+filepath.Join(out, CheckpointFile)+" (step 6), is left as it was: free space for another checkpoint, then --resume continues from it") {
 		t.Fatalf("resume with saves failing: %v", err)
 	}
 	for f, step := range map[string]int64{CheckpointFile: 6, PrevCheckpointFile: 4} {

@@ -15,9 +15,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/alexnet-repro/alexnet/augment"
+	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/dirlock"
 	"github.com/alexnet-repro/alexnet/internal/errs"
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
@@ -223,6 +225,17 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	start := time.Now()
 	ckPath := filepath.Join(cfg.Out, CheckpointFile)
 	prevPath := filepath.Join(cfg.Out, PrevCheckpointFile)
+	// A checkpoint that is a symbolic link would be written through:
+	// into another run's folder, behind that run's lock, leaving its
+	// metrics and previous checkpoint behind. Dangling, it would read as
+	// no run at all.
+	for _, p := range []string{ckPath, prevPath} {
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			target, _ := os.Readlink(p)
+			return nil, fmt.Errorf("%w: %s is a symbolic link (to %s): train writes its checkpoints in --out itself, and would write through the link; put the file itself there (a copy), or use another --out",
+				ErrConfig, p, cli.Name(target))
+		}
+	}
 	if cfg.Resume {
 		// Before the folder and its lock exist: a mistyped --out must not
 		// be left behind as an empty run directory. And before the flags
@@ -489,7 +502,11 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	// fresh run that has saved nothing yet has no good checkpoint to name.
 	kept := func() string {
 		if haveCheckpoint() {
-			return fmt.Sprintf("the last good checkpoint, %s, is left as it was", ckPath)
+			at := savedStep
+			if at < 0 {
+				at = ck.Step
+			}
+			return fmt.Sprintf("the last good checkpoint, %s (step %d), is left as it was", ckPath, at)
 		}
 		return "this run has written no checkpoint yet"
 	}
@@ -549,7 +566,14 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			}
 			// Save writes a temporary file and renames it: a failure (a
 			// full disk) leaves the last checkpoint whole.
-			return fmt.Errorf("step %d (%v): saving %s: %w; %s", step, at, ckPath, err, kept())
+			hint := ""
+			if errors.Is(err, syscall.ENOSPC) {
+				// The save needs room for the new checkpoint beside the
+				// latest and the previous one (a hard link costs none
+				// until the latest is replaced).
+				hint = ": free space for another checkpoint, then --resume continues from it"
+			}
+			return fmt.Errorf("step %d (%v): saving %s: %w; %s%s", step, at, ckPath, err, kept(), hint)
 		}
 		if prevTmp != "" {
 			if err := os.Rename(prevTmp, prevPath); err != nil {
