@@ -439,6 +439,13 @@ func TestRunDirectoryGuards(t *testing.T) {
 	if _, err := Train(context.Background(), res, io.Discard); !errors.Is(err, ErrResumeMismatch) || !strings.Contains(err.Error(), "--batch 16") {
 		t.Fatalf("resume with another batch: %v", err)
 	}
+	// Another model is named as such, even where that model would not fit
+	// the shards: the run's flags are judged before the shards are.
+	res = cfg
+	res.Resume, res.MaxSteps, res.Model = true, 4, "alexnet"
+	if _, err := Train(context.Background(), res, io.Discard); !errors.Is(err, ErrResumeMismatch) || !strings.Contains(err.Error(), "is a run with --model "+cfg.Model+", not alexnet") {
+		t.Fatalf("resume with another model: %v", err)
+	}
 	// The same shards under another class list (sorted, as ingest writes
 	// it; one WNID differs) mean other outputs: refused too. A list out of
 	// order is refused by shards.ParseMeta itself.

@@ -279,6 +279,16 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 	}
 	crop := cropFor(meta, cfg.Crop)
+	if cfg.Resume {
+		// A resume's flags are judged against its run before the shards:
+		// --model alexnet given to a small run would otherwise be told
+		// its crop is too small, not that the run is another model's.
+		if h, err := ReadHeader(ckPath); err == nil {
+			if err := resumeDiffers(h, cfg, ckPath, crop, len(meta.Classes)); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if crop > meta.Width || crop > meta.Height {
 		return nil, fmt.Errorf("%w: --crop %d is larger than the shards' %d×%d images", ErrConfig, crop, meta.Width, meta.Height)
 	}
@@ -357,30 +367,11 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		if err := ck.Schedule.check(); err != nil {
 			return nil, fmt.Errorf("--resume: %s: %w: schedule: %v", ckPath, ErrCheckpoint, err)
 		}
-		var differ []string
-		if ck.Model != cfg.Model {
-			differ = append(differ, fmt.Sprintf("--model %s, not %s", ck.Model, cfg.Model))
+		if err := resumeDiffers(ck, cfg, ckPath, crop, len(meta.Classes)); err != nil {
+			return nil, err
 		}
-		if ck.InputHW != crop {
-			differ = append(differ, fmt.Sprintf("--crop %d, not %d", ck.InputHW, crop))
-		}
-		if ck.Seed != cfg.Seed {
-			differ = append(differ, fmt.Sprintf("--seed %d, not %d", ck.Seed, cfg.Seed))
-		}
-		if ck.Classes != len(meta.Classes) {
-			differ = append(differ, fmt.Sprintf("%d classes, not the %d of %s", ck.Classes, len(meta.Classes), cfg.Shards))
-		}
-		if len(differ) > 0 {
-			return nil, mismatch("--resume: %s is a run with %s (leave those flags out and --resume takes the run's)",
-				ckPath, strings.Join(differ, "; "))
-		}
-		// The checkpoint's position counts batches of its own size, and
-		// its outputs mean its own classes; checkpoints from before these
+		// Its outputs mean its own classes; checkpoints from before these
 		// fields were kept leave them empty and cannot be checked.
-		if ck.Batch != 0 && ck.Batch != cfg.Batch {
-			return nil, mismatch("--resume: %s was trained with --batch %d, not %d, and its epoch position counts batches of %d (leave --batch out and --resume takes the run's)",
-				ckPath, ck.Batch, cfg.Batch, ck.Batch)
-		}
 		if ck.ImageHW != 0 && ck.ImageHW != meta.Width {
 			return nil, mismatch("--resume: %s was trained on %d-px images, %s holds %d-px ones", ckPath, ck.ImageHW, cfg.Shards, meta.Width)
 		}
@@ -1179,6 +1170,36 @@ func previousNote(dir, advice string) string {
 // saveCheckpoint is Checkpoint.Save; a test makes it fail as a full disk
 // would.
 var saveCheckpoint = (*Checkpoint).Save
+
+// resumeDiffers refuses a resume whose model, crop, seed or batch differ
+// from its checkpoint's, or whose shards hold another number of classes.
+func resumeDiffers(ck *Checkpoint, cfg Config, ckPath string, crop, classes int) error {
+	var differ []string
+	if ck.Model != cfg.Model {
+		differ = append(differ, fmt.Sprintf("--model %s, not %s", ck.Model, cfg.Model))
+	}
+	if ck.InputHW != crop {
+		differ = append(differ, fmt.Sprintf("--crop %d, not %d", ck.InputHW, crop))
+	}
+	if ck.Seed != cfg.Seed {
+		differ = append(differ, fmt.Sprintf("--seed %d, not %d", ck.Seed, cfg.Seed))
+	}
+	if len(differ) > 0 {
+		return mismatch("--resume: %s is a run with %s (leave those flags out and --resume takes the run's)",
+			ckPath, strings.Join(differ, "; "))
+	}
+	if ck.Classes != classes {
+		return mismatch("--resume: %s is a run with %d classes, not the %d of %s: resume it with the shards it was trained on",
+			ckPath, ck.Classes, classes, cfg.Shards)
+	}
+	// The checkpoint's position counts batches of its own size;
+	// checkpoints from before the field was kept leave it 0.
+	if ck.Batch != 0 && ck.Batch != cfg.Batch {
+		return mismatch("--resume: %s was trained with --batch %d, not %d, and its epoch position counts batches of %d (leave --batch out and --resume takes the run's)",
+			ckPath, ck.Batch, cfg.Batch, ck.Batch)
+	}
+	return nil
+}
 
 // runFiles are the files train writes atomically in its run directory.
 var runFiles = []string{CheckpointFile, PrevCheckpointFile, MetricsFile, "loss.png", "error.png", "conv1-filters.png"}
