@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
@@ -270,8 +271,11 @@ var ErrCheckpoint = errors.New("not an intact checkpoint")
 
 // Decode reads a checkpoint, checking its CRC before trusting anything.
 func Decode(b []byte) (*Checkpoint, error) {
-	if len(b) < 16 || [8]byte(b[:8]) != ckptMagic {
-		return nil, fmt.Errorf("%w: it does not begin as one (a file train did not write?)", ErrCheckpoint)
+	if len(b) < 16 {
+		return nil, fmt.Errorf("%w: %s", ErrCheckpoint, tooShort(int64(len(b))))
+	}
+	if [8]byte(b[:8]) != ckptMagic {
+		return nil, fmt.Errorf("%w: %s", ErrCheckpoint, notMagic([8]byte(b[:8])))
 	}
 	body := b[:len(b)-4]
 	if crcOf(body) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
@@ -297,6 +301,27 @@ func Decode(b []byte) (*Checkpoint, error) {
 	return c, nil
 }
 
+// tooShort words a file too short to be a checkpoint.
+func tooShort(size int64) string {
+	if size == 0 {
+		return "empty (0 bytes)"
+	}
+	return fmt.Sprintf("%d bytes, shorter than any checkpoint", size)
+}
+
+// notMagic words a file that does not begin with a checkpoint's magic: a
+// few bits off is damage to a checkpoint, more is another file.
+func notMagic(got [8]byte) string {
+	flipped := 0
+	for i := range got {
+		flipped += bits.OnesCount8(got[i] ^ ckptMagic[i])
+	}
+	if flipped <= 2 {
+		return fmt.Sprintf("its first 8 bytes are a checkpoint's but for %s: damaged", cli.Count(flipped, "flipped bit", "flipped bits"))
+	}
+	return "it does not begin as one (a file train did not write?)"
+}
+
 // locateDamage says where in a checkpoint whose checksum failed the damage
 // lies, from the tensors' own CRCs: ", in tensor conv3.w (bytes …)", or
 // ", in the header or the checksum" when every tensor is intact; or that
@@ -310,7 +335,7 @@ func locateDamage(body []byte) string {
 	payload := int64(len(body) - 12 - n)
 	var shapes Checkpoint
 	if err := json.Unmarshal(body[12:12+n], &shapes); err != nil {
-		return fmt.Sprintf(", in the header (%v)", err)
+		return fmt.Sprintf(", in the header, whose JSON no longer reads (%v)", err)
 	}
 	need := int64(0)
 	for i := range shapes.Tensors {
@@ -480,10 +505,13 @@ func openCheckpoint(path string) (f *os.File, size int64, pre [12]byte, hdrLen i
 		return fail(err)
 	}
 	if size = fi.Size(); size < 16 {
-		return fail(fmt.Errorf("%s: %w: %d bytes", path, ErrCheckpoint, size))
+		return fail(fmt.Errorf("%s: %w: %s", path, ErrCheckpoint, tooShort(size)))
 	}
-	if _, err := io.ReadFull(f, pre[:]); err != nil || [8]byte(pre[:8]) != ckptMagic {
-		return fail(fmt.Errorf("%s: %w: it does not begin as one (a file train did not write?)", path, ErrCheckpoint))
+	if _, err := io.ReadFull(f, pre[:]); err != nil {
+		return fail(fmt.Errorf("%s: %w: %v", path, ErrCheckpoint, err))
+	}
+	if [8]byte(pre[:8]) != ckptMagic {
+		return fail(fmt.Errorf("%s: %w: %s", path, ErrCheckpoint, notMagic([8]byte(pre[:8]))))
 	}
 	if hdrLen = int64(binary.LittleEndian.Uint32(pre[8:])); hdrLen > size-16 {
 		return fail(fmt.Errorf("%s: %w: header length %d", path, ErrCheckpoint, hdrLen))

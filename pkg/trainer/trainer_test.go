@@ -262,6 +262,42 @@ func TestEpochLeft(t *testing.T) {
 // What is not a checkpoint is refused from its first bytes, or before it
 // is opened: a huge file is not read into memory, a device not read
 // without end, a named pipe not waited on.
+// A checkpoint's first bytes say whether a file is a damaged checkpoint
+// or another file, and an empty file is called empty.
+func TestCheckpointStartWords(t *testing.T) {
+	good := ckptMagic
+	oneBit := good
+	oneBit[3] ^= 0x10
+	twoBits := oneBit
+	twoBits[6] ^= 0x01
+	threeBits := twoBits
+	threeBits[0] ^= 0x80
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"empty", nil, "not an intact checkpoint: empty (0 bytes)"},
+		{"short", []byte("0123456789"), "not an intact checkpoint: 10 bytes, shorter than any checkpoint"},
+		{"one bit", append(oneBit[:], make([]byte, 64)...), "its first 8 bytes are a checkpoint's but for 1 flipped bit: damaged"},
+		{"two bits", append(twoBits[:], make([]byte, 64)...), "but for 2 flipped bits: damaged"},
+		{"three bits", append(threeBits[:], make([]byte, 64)...), "it does not begin as one (a file train did not write?)"},
+	} {
+		p := filepath.Join(dir, tc.name+".ckpt")
+		if err := os.WriteFile(p, tc.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, lerr := Load(p)
+		_, derr := Decode(tc.data)
+		for _, err := range []error{lerr, derr} {
+			if !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), strings.TrimPrefix(tc.want, "not an intact checkpoint: ")) {
+				t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+			}
+		}
+	}
+}
+
 func TestLoadRefusesNonCheckpointsEarly(t *testing.T) {
 	dir := t.TempDir()
 	big := filepath.Join(dir, "big.tar")
@@ -355,7 +391,7 @@ func TestCheckpointDamageLocated(t *testing.T) {
 		{"last byte of the last tensor", raw, []int{len(raw) - 5}, fmt.Sprintf("in tensor fc.weight (bytes %d–%d, or its CRC in the header); the other 2", data+40, data+71)},
 		{"two tensors", raw, []int{data + 32, data + 45}, "in tensor conv1.bias (bytes " + fmt.Sprint(data+32) + "–" + fmt.Sprint(data+39) + ", or its CRC in the header) and tensor fc.weight (bytes " + fmt.Sprint(data+40) + "–" + fmt.Sprint(data+71) + ", or its CRC in the header); the other tensor is intact"},
 		{"the header, still JSON", raw, []int{key}, "checksum mismatch, in the header or the checksum (every tensor is intact)"},
-		{"the header, no longer JSON", raw, []int{12}, "checksum mismatch, in the header (invalid character"},
+		{"the header, no longer JSON", raw, []int{12}, "checksum mismatch, in the header, whose JSON no longer reads (invalid character"},
 		{"the checksum", raw, []int{len(raw) - 2}, "in the header or the checksum (every tensor is intact)"},
 		{"an older checkpoint", old, []int{len(old) - 20}, "checksum mismatch"},
 		{"cut short", raw[:len(raw)-9], nil, "checksum mismatch, in the file's length: its header's tensors take 72 bytes and the file holds 63 for them (a torn or appended copy, or a damaged header)"},
