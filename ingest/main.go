@@ -169,7 +169,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	}
 	ds, err := imagenet.OpenContext(ctx, pos[0], imagenet.Options{ValLabels: *valLabels, Layout: force, Exclude: []string{*out}})
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		return o.Failf(cli.ExitFailure, "interrupted while listing the dataset; nothing was written")
+		return o.Failf(cli.ExitInterrupted, "interrupted while listing the dataset; nothing was written")
 	}
 	if errors.Is(err, imagenet.ErrOtherLayout) {
 		return o.Fail(cli.ExitUsage, err)
@@ -194,7 +194,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		bar.Finish()
 	}
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		return o.Failf(cli.ExitFailure, "interrupted; the complete shards in %s are kept: run the same command again to resume", *out)
+		return o.Failf(cli.ExitInterrupted, "interrupted; the complete shards in %s are kept: run the same command again to resume", *out)
 	}
 	if errors.Is(err, ingest.ErrOtherDataset) {
 		return o.Fail(cli.ExitUsage, err)

@@ -69,8 +69,8 @@ func TestSIGTERMStopsAndResumes(t *testing.T) {
 		t.Skip("the run finished before the signal landed")
 	}
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != cli.ExitFailure {
-		t.Fatalf("after SIGTERM: %v, want exit %d\n%s", err, cli.ExitFailure, stderr.String())
+	if !errors.As(err, &ee) || ee.ExitCode() != cli.ExitInterrupted {
+		t.Fatalf("after SIGTERM: %v, want exit %d\n%s", err, cli.ExitInterrupted, stderr.String())
 	}
 	if !strings.Contains(stderr.String(), "interrupted; the complete shards in ") {
 		t.Errorf("no interrupted line:\n%s", stderr.String())
@@ -191,7 +191,7 @@ func TestExitCodes(t *testing.T) {
 		{name: "strict", args: []string{"--quiet", "--strict", "--size", "16", "--out", t.TempDir(), root}, code: cli.ExitSkipped, say: "--strict"},
 		// Cancelled from the start, it stops in the listing (a signal
 		// mid-run is TestSIGTERMStopsAndResumes's).
-		{name: "interrupted", args: []string{"--quiet", "--size", "16", "--out", t.TempDir(), root}, cancelled: true, code: cli.ExitFailure,
+		{name: "interrupted", args: []string{"--quiet", "--size", "16", "--out", t.TempDir(), root}, cancelled: true, code: cli.ExitInterrupted,
 			say: "interrupted while listing the dataset; nothing was written", lacks: "context canceled"},
 		{name: "flags after the dataset", args: []string{root, "--quiet", "--size", "16", "--out", t.TempDir()}, code: cli.ExitOK, say: "done:"},
 		{name: "out is a file", args: []string{"--out", filepath.Join(root, "LOC_val_solution.csv"), root}, code: cli.ExitUsage, say: "is a file, not a folder"},

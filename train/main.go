@@ -238,6 +238,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			errors.Is(err, trainer.ErrNoRun) {
 			code = cli.ExitUsage
 		}
+		if errors.Is(err, trainer.ErrInterrupted) {
+			code = cli.ExitInterrupted
+		}
 		then := "" // a run that stopped before its first checkpoint starts again
 		if after, serr := os.Stat(ckptPath); serr == nil {
 			// Under --overwrite, a checkpoint unchanged since the start is

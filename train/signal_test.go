@@ -60,8 +60,8 @@ func TestCtrlCSavesAndResumes(t *testing.T) {
 		t.Fatalf("no step 3 line to interrupt at (%v):\n%s", err, log.String())
 	}
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != cli.ExitFailure {
-		t.Fatalf("after SIGINT: %v, want exit %d\n%s", err, cli.ExitFailure, log.String())
+	if !errors.As(err, &ee) || ee.ExitCode() != cli.ExitInterrupted {
+		t.Fatalf("after SIGINT: %v, want exit %d\n%s", err, cli.ExitInterrupted, log.String())
 	}
 	if !strings.Contains(log.String(), "--resume continues it") {
 		t.Fatalf("no line saying the run was saved:\n%s", log.String())

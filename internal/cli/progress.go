@@ -21,6 +21,10 @@ const (
 	ExitUsage   = 2 // bad flags or arguments
 	ExitSkipped = 3 // done, but --strict and some inputs were skipped
 	ExitDamaged = 4 // verification found damage
+	// ExitInterrupted: stopped by a signal (Ctrl-C, SIGTERM, SIGHUP) with
+	// the work so far kept, so the same command (train: --resume) goes
+	// on; 128 + SIGINT, as a shell reports a Ctrl-C.
+	ExitInterrupted = 130
 )
 
 // IsTerminal reports whether f is a terminal.

@@ -527,7 +527,7 @@ func TestInterruptDuringFirstValidation(t *testing.T) {
 	defer cancel()
 	_, err := Train(ctx, cfg, &cancelAt{prefix: "step      4 ", cancel: cancel})
 	msg := fmt.Sprint(err)
-	if !errors.Is(err, context.Canceled) || !strings.Contains(msg, "validation after epoch 0") ||
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrInterrupted) || !strings.Contains(msg, "validation after epoch 0") ||
 		strings.Count(msg, "checkpoint") != 1 || !strings.Contains(msg, "interrupted before this run wrote a checkpoint: nothing to resume") {
 		t.Fatalf("interrupted in validation: %v", err)
 	}

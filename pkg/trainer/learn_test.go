@@ -606,7 +606,7 @@ func TestInterruptSavesAndResumes(t *testing.T) {
 			defer cancel()
 			log := &cancelAt{prefix: "step      4 ", cancel: cancel}
 			_, err := Train(ctx, cfg, log)
-			if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "--resume continues it") {
+			if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrInterrupted) || !strings.Contains(err.Error(), "--resume continues it") {
 				t.Fatalf("interrupted run: %v\n%s", err, log.buf.String())
 			}
 			ck, lerr := Load(filepath.Join(out, CheckpointFile))
@@ -642,7 +642,7 @@ func TestInterruptDuringValidation(t *testing.T) {
 	// just before the validation pass.
 	log := &cancelAt{prefix: "step     10 ", cancel: cancel}
 	_, err := Train(ctx, cfg, log)
-	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "validation after epoch 0") || !strings.Contains(err.Error(), "--resume continues from") ||
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrInterrupted) || !strings.Contains(err.Error(), "validation after epoch 0") || !strings.Contains(err.Error(), "--resume continues from") ||
 		strings.Count(err.Error(), CheckpointFile) != 1 {
 		t.Fatalf("interrupted in validation: want the checkpoint named once, to resume from: %v", err)
 	}

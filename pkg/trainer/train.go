@@ -135,6 +135,17 @@ func earlierOutputs(dir string) []string {
 	return found
 }
 
+// ErrInterrupted marks a run stopped by a signal (a cancelled context)
+// that left its folder as a resume expects: the state after its last step
+// saved, or the last checkpoint as it was. A save that failed on the way
+// out is not one.
+var ErrInterrupted = errors.New("interrupted")
+
+type interruptedError struct{ error }
+
+func (e interruptedError) Is(target error) bool { return target == ErrInterrupted }
+func (e interruptedError) Unwrap() error        { return e.error }
+
 // ErrNonFinite marks a loss that became NaN or infinite.
 var ErrNonFinite = errors.New("not finite")
 
@@ -792,15 +803,15 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 		switch {
 		case !last.ok && !haveCheckpoint():
-			return fmt.Errorf("interrupted (%w) before the run's first step: nothing to save", cause)
+			return interruptedError{fmt.Errorf("interrupted (%w) before the run's first step: nothing to save", cause)}
 		case !last.ok:
-			return fmt.Errorf("interrupted (%w) before step %d; %s is as it was, and --resume continues from it", cause, n, ckPath)
+			return interruptedError{fmt.Errorf("interrupted (%w) before step %d; %s is as it was, and --resume continues from it", cause, n, ckPath)}
 		case savedStep != step:
 			if err := save(last.at, last.resume); err != nil {
 				return fmt.Errorf("interrupted (%w) after step %d, and saving it failed: %w", cause, step, err)
 			}
 		}
-		return fmt.Errorf("interrupted (%w) after step %d, saved in %s; --resume continues it", cause, step, ckPath)
+		return interruptedError{fmt.Errorf("interrupted (%w) after step %d, saved in %s; --resume continues it", cause, step, ckPath)}
 	}
 	// stoppedInside words an interrupt that landed inside a step's
 	// bookkeeping (an evaluation): nothing is saved there, and the user
@@ -810,9 +821,9 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			return err
 		}
 		if !haveCheckpoint() {
-			return fmt.Errorf("%w; interrupted before this run wrote a checkpoint: nothing to resume", err)
+			return interruptedError{fmt.Errorf("%w; interrupted before this run wrote a checkpoint: nothing to resume", err)}
 		}
-		return fmt.Errorf("%w; interrupted there, nothing more was saved: --resume continues from %s, as it was before", err, ckPath)
+		return interruptedError{fmt.Errorf("%w; interrupted there, nothing more was saved: --resume continues from %s, as it was before", err, ckPath)}
 	}
 	queued := step
 	for {
