@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -292,6 +294,51 @@ func TestRunFolderOddities(t *testing.T) {
 		cfg.Overwrite = true
 		mustTrain(t, cfg)
 	})
+}
+
+// A resume rewrites metrics.jsonl with the lines up to its step: lines
+// that do not read as train's metrics are named in a note and the file as
+// it was kept beside it; an empty log is noted too.
+func TestResumeNotesDamagedMetrics(t *testing.T) {
+	shardDir := syntheticShards(t, 64, 16)
+	out := t.TempDir()
+	cfg := smallConfig(shardDir, out)
+	cfg.MaxSteps, cfg.CkptEvery, cfg.LogEvery = 4, 2, 1
+	mustTrain(t, cfg)
+	m := filepath.Join(out, MetricsFile)
+	b, err := os.ReadFile(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	damaged := strings.Join(append(append(slices.Clone(lines[:2]), "garbage\n", "{}\n"), lines[2:]...), "")
+	os.WriteFile(m, []byte(damaged), 0o644)
+	res := cfg
+	res.Resume, res.MaxSteps = true, 6
+	var log bytes.Buffer
+	if _, err := Train(context.Background(), res, &log); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "2 lines that did not read as train's metrics left out (lines 3, 4); the file as it was is kept as metrics.jsonl.bak") {
+		t.Errorf("no note on the dropped lines:\n%s", log.String())
+	}
+	if bak, _ := os.ReadFile(m + ".bak"); string(bak) != damaged {
+		t.Error("metrics.jsonl.bak is not the file as it was")
+	}
+	after, _ := os.ReadFile(m)
+	if strings.Contains(string(after), "garbage") || strings.Contains(string(after), `"kind":""`) || !strings.HasPrefix(string(after), lines[0]+lines[1]) {
+		t.Errorf("metrics.jsonl after the resume:\n%s", after)
+	}
+	// Emptied: the resume says its lines and seconds start again.
+	os.WriteFile(m, nil, 0o644)
+	res.MaxSteps = 8
+	log.Reset()
+	if _, err := Train(context.Background(), res, &log); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "holds no line of this run before step 6") {
+		t.Errorf("no note on the empty log:\n%s", log.String())
+	}
 }
 
 // Each checkpoint keeps the one before it. When the latest is damaged, a

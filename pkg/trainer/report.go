@@ -90,13 +90,24 @@ type MetricsLog struct {
 	path string
 	f    *os.File
 	all  []Metric
+	// Dropped are the line numbers (1-based) of the old file's lines that
+	// did not read as a metric and were left out; the file as it was is
+	// then kept as metrics.jsonl.bak.
+	Dropped []int
 }
 
 // OpenMetrics opens dir/metrics.jsonl. A resumed run keeps only the lines
 // up to the checkpoint's step, so the log reads as one uninterrupted run.
 func OpenMetrics(dir string, keepUpTo int64) (*MetricsLog, error) {
 	path := filepath.Join(dir, MetricsFile)
-	kept := readMetrics(dir, keepUpTo)
+	kept, dropped, old := readMetricsLines(dir, keepUpTo)
+	if len(dropped) > 0 {
+		// Rewriting would lose those lines for good: a hand-edited log,
+		// or damage, is kept as it was beside the new one.
+		if err := shards.WriteFileAtomic(path+".bak", old); err != nil {
+			return nil, err
+		}
+	}
 	var buf bytes.Buffer
 	for _, m := range kept {
 		line, _ := json.Marshal(m)
@@ -109,24 +120,40 @@ func OpenMetrics(dir string, keepUpTo int64) (*MetricsLog, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &MetricsLog{path: path, f: f, all: kept}, nil
+	return &MetricsLog{path: path, f: f, all: kept, Dropped: dropped}, nil
 }
 
 // readMetrics returns the lines of dir's metrics.jsonl up to step upTo;
-// lines that do not parse (a torn last line) are left out.
+// lines that do not read as a metric (a torn last line) are left out.
 func readMetrics(dir string, upTo int64) []Metric {
+	ms, _, _ := readMetricsLines(dir, upTo)
+	return ms
+}
+
+// readMetricsLines is readMetrics that also gives the numbers of the
+// lines left out as unreadable (not those past upTo, which a resume drops
+// by design), and the file's bytes.
+func readMetricsLines(dir string, upTo int64) (ms []Metric, dropped []int, b []byte) {
 	b, err := regfile.ReadFile(filepath.Join(dir, MetricsFile), 0)
 	if err != nil {
-		return nil
+		return nil, nil, nil
 	}
-	var ms []Metric
+	n := 0
 	for line := range bytes.Lines(b) {
+		n++
 		var m Metric
-		if json.Unmarshal(line, &m) == nil && m.Step <= upTo {
+		// A line without a kind is not one train wrote ("{}", "null").
+		if json.Unmarshal(line, &m) != nil || m.Kind == "" {
+			if len(bytes.TrimSpace(line)) > 0 {
+				dropped = append(dropped, n)
+			}
+			continue
+		}
+		if m.Step <= upTo {
 			ms = append(ms, m)
 		}
 	}
-	return ms
+	return ms, dropped, b
 }
 
 // Add appends one line.

@@ -644,8 +644,19 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n := len(mlog.Dropped); n > 0 {
+		word := "line"
+		if n > 1 {
+			word = "lines"
+		}
+		fmt.Fprintf(log, "train: note: %s: %d %s that did not read as train's metrics left out (%s %s); the file as it was is kept as %s.bak\n",
+			filepath.Join(cfg.Out, MetricsFile), n, word, word, firstLines(mlog.Dropped, 5), MetricsFile)
+	}
 	if ck != nil {
 		before = lastSeconds(mlog.All())
+		if len(mlog.All()) == 0 && ck.Step > 0 {
+			fmt.Fprintf(log, "train: note: %s holds no line of this run before step %d: its lines start again here, and its seconds count from this resume\n", filepath.Join(cfg.Out, MetricsFile), ck.Step)
+		}
 	}
 	defer mlog.Close()
 
@@ -1213,7 +1224,19 @@ func resumeDiffers(ck *Checkpoint, cfg Config, ckPath string, crop, classes int)
 }
 
 // runFiles are the files train writes atomically in its run directory.
-var runFiles = []string{CheckpointFile, PrevCheckpointFile, MetricsFile, "loss.png", "error.png", "conv1-filters.png"}
+var runFiles = []string{CheckpointFile, PrevCheckpointFile, MetricsFile, MetricsFile + ".bak", "loss.png", "error.png", "conv1-filters.png"}
+
+// firstLines lists up to n line numbers, and how many more.
+func firstLines(lines []int, n int) string {
+	var s []string
+	for _, l := range lines[:min(n, len(lines))] {
+		s = append(s, fmt.Sprint(l))
+	}
+	if len(lines) > n {
+		s = append(s, fmt.Sprintf("and %d more", len(lines)-n))
+	}
+	return strings.Join(s, ", ")
+}
 
 // clearTemps removes the temporary files of runFiles in dir (and those of
 // builds that used one fixed name, name.tmp), matched by exact name: dir
