@@ -241,7 +241,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		if errors.Is(err, trainer.ErrInterrupted) {
 			code = cli.ExitInterrupted
 		}
-		then := "" // a run that stopped before its first checkpoint starts again
+		// A run that stopped before its first checkpoint starts again; with
+		// --overwrite where it left a log or plots, which a plain run
+		// refuses.
+		then := "; then run the same train command again"
+		if trainer.RestartAdvice(c.Out) != "run the same command again" && !c.Overwrite {
+			then += ", with --overwrite"
+		}
 		if after, serr := os.Stat(ckptPath); serr == nil {
 			// Under --overwrite, a checkpoint unchanged since the start is
 			// the run being replaced; a new one is this run's own.

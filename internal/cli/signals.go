@@ -17,9 +17,11 @@ var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
 // stops at its next safe point and saves; a second one ends the process
 // at once, as if nothing caught it, for a save that hangs.
 //
-// A signal the command was started with ignored stays ignored: nohup
-// ignores SIGHUP so that the run outlives the terminal, and a background
-// job of a script ignores SIGINT. Catching them would undo that.
+// A SIGHUP or SIGINT the command was started with ignored stays ignored:
+// nohup ignores SIGHUP so that the run outlives the terminal, and a
+// background job of a script ignores SIGINT; catching them would undo
+// that. (Go's runtime keeps no inherited ignore for other signals, so
+// SIGTERM is always caught.)
 //
 // SIGPIPE is ignored: a log piped into `tee` or `head` that has gone
 // would otherwise kill the run between two checkpoints without a word;
@@ -40,6 +42,15 @@ func InterruptContext() (context.Context, context.CancelFunc) {
 		case <-ch:
 			signal.Reset(caught...)
 			cancel()
+			// A second signal that came before the Reset is in ch, not
+			// acted on: send it again, now to the default action.
+			select {
+			case s := <-ch:
+				if p, err := os.FindProcess(os.Getpid()); err == nil {
+					p.Signal(s)
+				}
+			default:
+			}
 		case <-ctx.Done():
 		}
 	}()

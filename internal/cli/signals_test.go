@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"syscall"
 	"testing"
 	"time"
@@ -38,9 +37,13 @@ func init() {
 }
 
 func TestInterruptContext(t *testing.T) {
-	start := func(t *testing.T, mode string) (*exec.Cmd, <-chan string, io.ReadCloser) {
+	start := func(t *testing.T, mode string, under ...string) (*exec.Cmd, <-chan string, io.ReadCloser) {
 		t.Helper()
 		cmd := exec.Command(os.Args[0], "-test.run", "^$")
+		if len(under) > 0 {
+			// A shell sets the disposition the child inherits, as nohup does.
+			cmd = exec.Command("/bin/sh", "-c", under[0]+`; exec "$0" "$@"`, os.Args[0], "-test.run", "^$")
+		}
 		cmd.Env = append(os.Environ(), "CLI_SIGNAL_CHILD="+mode)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
@@ -77,9 +80,7 @@ func TestInterruptContext(t *testing.T) {
 	}
 	t.Run("ignored SIGHUP stays ignored", func(t *testing.T) {
 		// As under nohup: the child inherits SIGHUP ignored.
-		signal.Ignore(syscall.SIGHUP)
-		cmd, r, _ := start(t, "wait")
-		signal.Reset(syscall.SIGHUP)
+		cmd, r, _ := start(t, "wait", `trap "" HUP`)
 		cmd.Process.Signal(syscall.SIGHUP)
 		select {
 		case line := <-r:
@@ -91,7 +92,6 @@ func TestInterruptContext(t *testing.T) {
 	})
 	t.Run("closed log pipe", func(t *testing.T) {
 		cmd, r, out := start(t, "pipe")
-		cmd.Stderr = nil
 		cmd.Process.Signal(syscall.SIGTERM)
 		expectLine(t, r, "stopping")
 		out.Close() // the reader of its stdout goes

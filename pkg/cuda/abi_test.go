@@ -226,7 +226,7 @@ func TestABIThroughFakeLibrary(t *testing.T) {
 
 	drv := &driverAPI{}
 	bindFake(t, h, driverSyms(drv))
-	drv.ctxSetCurrentAddr, _ = purego.Dlsym(h, "cuCtxSetCurrent")
+	drv.ctxSetCurrentAddr, _ = native.Sym(h, "cuCtxSetCurrent")
 	dev := &Device{api: drv, ctx: 0xc0ffee}
 
 	t.Run("cuLaunchKernel", func(t *testing.T) {

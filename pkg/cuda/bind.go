@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"unsafe"
 
+	native "github.com/alexnet-repro/alexnet/internal/dl"
 	"github.com/ebitengine/purego"
 )
 
@@ -29,7 +30,7 @@ func bindSyms(lib string, handle uintptr, table []sym) (map[string]string, error
 	for _, s := range table {
 		found := false
 		for _, n := range s.names {
-			addr, err := purego.Dlsym(handle, n)
+			addr, err := native.Sym(handle, n)
 			if err != nil || addr == 0 {
 				continue
 			}

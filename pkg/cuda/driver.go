@@ -10,6 +10,7 @@ import (
 	"sync"
 	"unsafe"
 
+	native "github.com/alexnet-repro/alexnet/internal/dl"
 	"github.com/ebitengine/purego"
 )
 
@@ -107,7 +108,7 @@ func loadDriver() (*driverAPI, error) {
 			// machine's: go on looking for the real one.
 			return c.err(r, "cuInit(0)")
 		}
-		c.ctxSetCurrentAddr, _ = purego.Dlsym(h, "cuCtxSetCurrent")
+		c.ctxSetCurrentAddr, _ = native.Sym(h, "cuCtxSetCurrent")
 		a, initResult = c, r
 		return nil
 	})

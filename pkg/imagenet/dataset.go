@@ -309,8 +309,8 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 			}
 			d.warn("%s: skipped %d entries outside class folders or archives: %s%s", s.name, s.stray, strings.Join(s.strays, ", "), more)
 		}
-		for _, e := range s.extLost {
-			d.warn("%s: a damaged extended tar header at %s", s.name, e)
+		for _, e := range s.tarNotes {
+			d.warn("%s: %s", s.name, e)
 		}
 		d.Skipped = append(d.Skipped, s.skipped...)
 	}

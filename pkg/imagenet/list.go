@@ -27,8 +27,8 @@ type split struct {
 	notImages []string  // the first few of them, for the warning
 	stray     int       // entries outside class folders or archives
 	strays    []string  // the first few of them, for the warning
-	skipped   []Skipped // entries named as images that cannot be read as files
-	extLost   []string  // damaged extension headers, whose member was still read
+	skipped   []Skipped // entries named as images that cannot be read as files, and tar stretches lost to damage
+	tarNotes  []string  // damaged extension headers (their member was still read), appended archives
 	empty     []string  // class folders or member tars without images
 	outside   int       // images in folders of classes the train split lacks (warned of apart)
 }
@@ -286,6 +286,10 @@ func (d *Dataset) listTrainTar(s *split, name string, progress func(string, int6
 		if err := d.stopped(); err != nil {
 			return err
 		}
+		if m.lost && m.appended {
+			s.tarNotes = append(s.tarNotes, fmt.Sprintf("%s@%d: %s", name, m.at, m.why))
+			return nil
+		}
 		if m.lost {
 			// Going on would read the class tars' own headers, found in
 			// the damaged stretch, as members of this one.
@@ -356,11 +360,14 @@ func (d *Dataset) listTrainTar(s *split, name string, progress func(string, int6
 func (s *split) addTarMember(where, prefix string, m tarMember, label func(string) int, arc int32) error {
 	if m.lost {
 		// The images in it have no names to give; where it lies does.
-		if m.ext != "" {
-			s.extLost = append(s.extLost, fmt.Sprintf("%s@%d (%s; %s held only %s, so the member after it is read under the name its own header gives)", prefix, m.at, m.why, cli.Count(int(m.resume-m.at), "byte", "bytes"), m.ext))
-			return nil
+		switch {
+		case m.appended:
+			s.tarNotes = append(s.tarNotes, fmt.Sprintf("%s@%d: %s", prefix, m.at, m.why))
+		case m.ext != "":
+			s.tarNotes = append(s.tarNotes, fmt.Sprintf("%s@%d: %s; the %s it spans held only %s, so the member after it is read under the name its own header gives", prefix, m.at, m.why, cli.Count(int(m.resume-m.at), "byte", "bytes"), m.ext))
+		default:
+			s.skip(fmt.Sprintf("%s@%d", prefix, m.at), "", fmt.Sprintf("%s; skipped %s up to %s: any images in them are lost", m.why, cli.Count(int(m.resume-m.at), "byte", "bytes"), resumeWords(m)))
 		}
-		s.skip(fmt.Sprintf("%s@%d", prefix, m.at), "", fmt.Sprintf("%s; skipped %s up to %s, as GNU tar skips to the next header: any images in them are lost", m.why, cli.Count(int(m.resume-m.at), "byte", "bytes"), resumeWords(m)))
 		return nil
 	}
 	b := path.Base(m.name)

@@ -150,7 +150,7 @@ func TestTarEntries(t *testing.T) {
 			skipped: []Skipped{{"train", fmt.Sprintf("%s@%d", inner, appended-512-(len(firstImages[len(firstImages)-1].data)+511)&^511), "", "up to the end-of-archive blocks (offset " + fmt.Sprint(appended) + ")"}}, lost: 1},
 		{name: "damaged long-name header", tars: tarsWith{inner: []tarFile{{name: strings.Repeat("d", 100) + "/" + first + "_7.JPEG", data: img.data}},
 			postInner: func(t testing.TB, b []byte) []byte { return damageHeader(t, b, "././@LongLink") }},
-			warning: fmt.Sprintf("train: a damaged extended tar header at %s@%d (a damaged tar header at offset %d (byte %d of the file), after member %s: its checksum or a field does not parse; 1024 bytes held only a GNU long name, so the member after it is read under the name its own header gives)",
+			warning: fmt.Sprintf("train: %s@%d: a damaged tar header at offset %d (byte %d of the file), after member %s: its checksum or a field does not parse; the 1024 bytes it spans held only a GNU long name, so the member after it is read under the name its own header gives",
 				inner, appended, appended, 512+appended, firstImages[len(firstImages)-1].name)},
 		{name: "class archive gzipped", tars: tarsWith{postInner: gzipped},
 			openErr: inner[:len(inner)-1] + ": gzip-compressed, not a plain tar: decompress it first"},
@@ -200,6 +200,9 @@ func TestTarEntries(t *testing.T) {
 			openErr: valTarName + ": ends without tar's end-of-archive blocks, after member " + f.val[len(f.val)-2].name + ": it looks truncated"},
 		{name: "val: damaged header", tars: tarsWith{postVal: func(t testing.TB, b []byte) []byte { return damageHeader(t, b, f.val[1].name) }},
 			skipped: []Skipped{{"val", fmt.Sprintf("%s@%d", val, 512+(len(f.val[0].data)+511)&^511), "", "a damaged tar header at offset " + fmt.Sprint(512+(len(f.val[0].data)+511)&^511) + ", after member " + f.val[0].name + ": its checksum"}}, lost: 1},
+		{name: "val: second archive appended", tars: tarsWith{postVal: func(t testing.TB, b []byte) []byte {
+			return append(b, tarBytes(t, tar.FormatGNU, []tarFile{{name: f.val[0].name, data: []byte("again")}})...)
+		}}, warning: "val: " + valTarName + ":@"},
 		{name: "val: gzipped", tars: tarsWith{postVal: gzipped},
 			openErr: valTarName + ": gzip-compressed, not a plain tar: decompress it first"},
 	}

@@ -36,11 +36,14 @@ type tarMember struct {
 	lost      bool
 	resume    int64
 	resumeEnd bool
-	abs       int64
 	// ext names what the stretch held when it was one extension header
 	// and its data ("PAX records", "a GNU long name"): no member was lost,
 	// only what that header said of the member after it.
 	ext string
+	// appended marks zeros only, from the end-of-archive mark to a header
+	// that parses: a second archive appended (cat a.tar b.tar). The walk
+	// ends there, as GNU tar's does without -i; nothing was lost.
+	appended bool
 }
 
 // walkTar calls fn for each entry of the tar archive stored in
@@ -93,7 +96,9 @@ func walkTar(r io.ReaderAt, base, n int64, where string, fn func(tarMember) erro
 	// skip passes the lost stretch at..resume to fn and moves the walk on
 	// to resume; done says the stretch ran to the end.
 	skip := func(m tarMember) (done bool, err error) {
-		lostAt = m.at
+		if m.ext == "" {
+			lostAt = m.at
+		}
 		if err := fn(m); err != nil {
 			return false, err
 		}
@@ -124,8 +129,12 @@ func walkTar(r io.ReaderAt, base, n int64, where string, fn func(tarMember) erro
 			if resume < 0 || end {
 				return nil // only zeros, or bytes that are no tar, follow
 			}
-			m := tarMember{at: next, abs: base + next, dupAt: -1, lost: true, resume: resume,
-				why: lostWhy("zero blocks where a tar header belongs", base, next, last, "they read as the end-of-archive mark, yet members follow: a zeroed stretch, or a second archive appended")}
+			if firstNonZero(r, base, next, resume) == resume {
+				return fn(tarMember{at: next, dupAt: -1, lost: true, appended: true, resume: resume,
+					why: lostWhy("the end-of-archive mark", base, next, last, fmt.Sprintf("another archive follows it at offset %d (appended, as cat a.tar b.tar does), whose members are not read, as GNU tar does not without -i", resume))})
+			}
+			m := tarMember{at: next, dupAt: -1, lost: true, resume: resume,
+				why: lostWhy("zero blocks where a tar header belongs", base, next, last, "they read as the end-of-archive mark, yet the bytes after them hold members: a zeroed stretch")}
 			if done, err := skip(m); done || err != nil {
 				return err
 			}
@@ -142,7 +151,7 @@ func walkTar(r io.ReaderAt, base, n int64, where string, fn func(tarMember) erro
 				// after the damage; either way the first error says most.
 				return &PathError{Path: where, Err: herr}
 			}
-			m := tarMember{at: at, abs: base + at, dupAt: -1, lost: true, resume: resume, resumeEnd: end,
+			m := tarMember{at: at, dupAt: -1, lost: true, resume: resume, resumeEnd: end,
 				why: lostWhy("a damaged tar header", base, at, last, damageWords(err))}
 			m.ext = extensionOnly(r, base, at, resume)
 			if done, err := skip(m); done || err != nil {
@@ -351,8 +360,10 @@ func resync(r io.ReaderAt, base, n, from int64) (int64, bool) {
 				// lose every member after them. The scan goes on from
 				// the first byte that is not zero, so a long run of
 				// zeros is read once.
-				nz := firstNonZero(r, base, at, n)
-				if nz == n {
+				// Zeros to the end, or for resyncLimit bytes, are the end.
+				stop := min(n, at+resyncLimit)
+				nz := firstNonZero(r, base, at, stop)
+				if nz == stop {
 					return at, true
 				}
 				adv = nz&^(blockSize-1) - off

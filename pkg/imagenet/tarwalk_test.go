@@ -458,8 +458,13 @@ func TestWalkTarZeroedAndExtensions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// As GNU tar without -i, only the first archive is read; the
+		// second is named, for the caller to warn of.
 		check(t, got, []entry{{name: "a.JPEG"}, {name: "b.JPEG", at: 1536}, {name: "c.JPEG", at: 5120}, {name: "d.JPEG", at: 6144},
-			{at: 7168, lost: "a second archive appended"}, {name: "e.JPEG", at: int64(len(clean))}})
+			{at: 7168, lost: fmt.Sprintf("another archive follows it at offset %d (appended", len(clean))}})
+		if _, ms, _ := walk(t, b); !ms[4].appended {
+			t.Error("the appended archive is not marked so")
+		}
 	})
 	t.Run("padding after the end", func(t *testing.T) {
 		b := append(bytes.Clone(clean), make([]byte, 9216)...) // GNU tar's 10 KiB record
@@ -518,6 +523,20 @@ func TestWalkTarZeroedAndExtensions(t *testing.T) {
 			t.Errorf("read %d bytes of a %d-byte archive", cr.n, len(b))
 		}
 	})
+	t.Run("a gigabyte of zeros after the end", func(t *testing.T) {
+		// Zeros for the search's limit are the end: the rest is not read.
+		cr := &countingReaderAt{r: zeroTail{clean}}
+		var names []string
+		if err := walkTar(cr, 0, 1<<30, "t.tar", func(m tarMember) error {
+			names = append(names, m.name)
+			return nil
+		}); err != nil || len(names) != 4 {
+			t.Fatalf("entries %q, err %v", names, err)
+		}
+		if cr.n > resyncLimit+1<<20 {
+			t.Errorf("read %d bytes, more than the search's limit of %d", cr.n, resyncLimit)
+		}
+	})
 	t.Run("not a tar, large", func(t *testing.T) {
 		// A 1 GiB file of text named .tar fails after the search's limit,
 		// not after reading all of it.
@@ -530,6 +549,17 @@ func TestWalkTarZeroedAndExtensions(t *testing.T) {
 			t.Errorf("read %d bytes, more than the search's limit of %d", cr.n, resyncLimit)
 		}
 	})
+}
+
+// zeroTail reads as its bytes followed by zeros.
+type zeroTail struct{ b []byte }
+
+func (z zeroTail) ReadAt(p []byte, off int64) (int, error) {
+	clear(p)
+	if off < int64(len(z.b)) {
+		copy(p, z.b[off:])
+	}
+	return len(p), nil
 }
 
 // textReaderAt reads as an endless file of "x".

@@ -385,6 +385,7 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (_ *Report, err
 		failed.ExitCode = 1
 		failed.Error = err.Error()
 		if errors.Is(err, context.Canceled) {
+			failed.ExitCode = cli.ExitInterrupted // as the command exits
 			failed.Error = "interrupted; the complete shards are kept: the same command resumes it"
 		}
 		failed.Seconds = time.Since(start).Seconds()

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/dirlock"
 	"github.com/alexnet-repro/alexnet/internal/fixtures"
 	"github.com/alexnet-repro/alexnet/internal/testdata"
@@ -243,7 +244,7 @@ func TestResumeAfterInterruption(t *testing.T) {
 	}
 	// The report on disk says the run was interrupted; the next run's
 	// end replaces it with its own.
-	if r := readReport(t, out); r.ExitCode != 1 || !strings.HasPrefix(r.Error, "interrupted; the complete shards are kept") {
+	if r := readReport(t, out); r.ExitCode != cli.ExitInterrupted || !strings.HasPrefix(r.Error, "interrupted; the complete shards are kept") {
 		t.Errorf("the interrupted run's report: exit_code %d, error %q", r.ExitCode, r.Error)
 	}
 	os.WriteFile(filepath.Join(out, "train-00007.shard.tmp"), []byte("partial"), 0o644)

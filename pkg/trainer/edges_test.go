@@ -217,14 +217,18 @@ func TestRunFolderOddities(t *testing.T) {
 		return cfg, out
 	}
 	t.Run("overwrite that cannot write its metrics", func(t *testing.T) {
-		for _, kind := range []string{"dangling link", "directory"} {
+		for _, kind := range []string{"dangling link", "directory", "backup a directory"} {
 			cfg, out := fresh(t)
 			m := filepath.Join(out, MetricsFile)
-			os.Remove(m)
-			if kind == "directory" {
+			switch kind {
+			case "directory":
+				os.Remove(m)
 				os.Mkdir(m, 0o755)
-			} else {
+			case "dangling link":
+				os.Remove(m)
 				os.Symlink(filepath.Join(out, "gone", MetricsFile), m)
+			default:
+				os.MkdirAll(filepath.Join(m+".bak", "x"), 0o755)
 			}
 			cfg.Overwrite = true
 			_, err := Train(context.Background(), cfg, io.Discard)
@@ -298,7 +302,7 @@ func TestRunFolderOddities(t *testing.T) {
 
 // A resume rewrites metrics.jsonl with the lines up to its step: lines
 // that do not read as train's metrics are named in a note and the file as
-// it was kept beside it; an empty log is noted too.
+// it was kept beside it.
 func TestResumeNotesDamagedMetrics(t *testing.T) {
 	shardDir := syntheticShards(t, 64, 16)
 	out := t.TempDir()
@@ -319,7 +323,7 @@ func TestResumeNotesDamagedMetrics(t *testing.T) {
 	if _, err := Train(context.Background(), res, &log); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(log.String(), "2 lines that did not read as train's metrics left out (lines 3, 4); the file as it was is kept as metrics.jsonl.bak") {
+	if !strings.Contains(log.String(), "2 lines that did not read as train's metrics left out (lines 3, 4); the file as it was is kept as "+m+".bak") {
 		t.Errorf("no note on the dropped lines:\n%s", log.String())
 	}
 	if bak, _ := os.ReadFile(m + ".bak"); string(bak) != damaged {
@@ -329,15 +333,20 @@ func TestResumeNotesDamagedMetrics(t *testing.T) {
 	if strings.Contains(string(after), "garbage") || strings.Contains(string(after), `"kind":""`) || !strings.HasPrefix(string(after), lines[0]+lines[1]) {
 		t.Errorf("metrics.jsonl after the resume:\n%s", after)
 	}
-	// Emptied: the resume says its lines and seconds start again.
-	os.WriteFile(m, nil, 0o644)
-	res.MaxSteps = 8
+	// A new run in its place does not read the old log: no note, no
+	// backup of it, and an old backup goes with the old run.
+	os.WriteFile(m, []byte(damaged), 0o644)
+	fresh := cfg
+	fresh.Overwrite = true
 	log.Reset()
-	if _, err := Train(context.Background(), res, &log); err != nil {
+	if _, err := Train(context.Background(), fresh, &log); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(log.String(), "holds no line of this run before step 6") {
-		t.Errorf("no note on the empty log:\n%s", log.String())
+	if strings.Contains(log.String(), "did not read") {
+		t.Errorf("a new run noted the old log's lines:\n%s", log.String())
+	}
+	if _, err := os.Stat(m + ".bak"); err == nil {
+		t.Error("an --overwrite left the old run's metrics.jsonl.bak")
 	}
 }
 
@@ -414,10 +423,16 @@ func TestCheckpointWriteFailureSaysWhatIsLeft(t *testing.T) {
 	out := t.TempDir()
 	cfg := smallConfig(shardDir, out)
 	cfg.MaxSteps = 2
-	saveCheckpoint = func(*Checkpoint, string) error { return errors.New("no space left on device") }
+	cfg.LogEvery = 1
+	saveCheckpoint = func(_ *Checkpoint, path string) error {
+		return &os.PathError{Op: "write", Path: path + ".tmp", Err: syscall.ENOSPC}
+	}
 	t.Cleanup(func() { saveCheckpoint = (*Checkpoint).Save })
 	_, err := Train(context.Background(), cfg, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "step 2 (") || !strings.Contains(err.Error(), "this run has written no checkpoint yet") {
+	// No checkpoint to --resume: the advice is to start again, which the
+	// log's lines make an --overwrite.
+	if err == nil || !strings.Contains(err.Error(), "step 2 (") || !strings.Contains(err.Error(), "this run has written no checkpoint yet: run it again with --overwrite") ||
+		strings.Contains(err.Error(), "--resume") {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -565,7 +580,9 @@ func TestNonFiniteLogitsAreNotScored(t *testing.T) {
 }
 
 // An interrupt during the first validation, before any checkpoint, says
-// once that there is nothing to resume.
+// once that there is nothing to resume, and how to start again: it is not
+// ErrInterrupted (exit 130), which promises a run to --resume. The advice
+// it gives works.
 func TestInterruptDuringFirstValidation(t *testing.T) {
 	shardDir := syntheticShards(t, 64, 16) // 4 steps an epoch at batch 16
 	cfg := smallConfig(shardDir, t.TempDir())
@@ -574,10 +591,12 @@ func TestInterruptDuringFirstValidation(t *testing.T) {
 	defer cancel()
 	_, err := Train(ctx, cfg, &cancelAt{prefix: "step      4 ", cancel: cancel})
 	msg := fmt.Sprint(err)
-	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrInterrupted) || !strings.Contains(msg, "validation after epoch 0") ||
-		strings.Count(msg, "checkpoint") != 1 || !strings.Contains(msg, "interrupted before this run wrote a checkpoint: nothing to resume") {
+	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrInterrupted) || !strings.Contains(msg, "validation after epoch 0") ||
+		strings.Count(msg, "checkpoint") != 1 || !strings.Contains(msg, "interrupted before this run wrote a checkpoint: nothing to resume; run it again with --overwrite") {
 		t.Fatalf("interrupted in validation: %v", err)
 	}
+	cfg.Overwrite, cfg.MaxSteps = true, 2
+	mustTrain(t, cfg)
 }
 
 // SetMomenta takes a checkpoint's tensors in spec order, and refuses a

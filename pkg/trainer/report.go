@@ -97,10 +97,18 @@ type MetricsLog struct {
 }
 
 // OpenMetrics opens dir/metrics.jsonl. A resumed run keeps only the lines
-// up to the checkpoint's step, so the log reads as one uninterrupted run.
+// up to the checkpoint's step (keepUpTo), so the log reads as one
+// uninterrupted run; lines that do not read as train's are left out, and
+// the file as it was kept as metrics.jsonl.bak. A new run (keepUpTo < 0)
+// starts an empty log without reading the old one.
 func OpenMetrics(dir string, keepUpTo int64) (*MetricsLog, error) {
 	path := filepath.Join(dir, MetricsFile)
-	kept, dropped, old := readMetricsLines(dir, keepUpTo)
+	var kept []Metric
+	var dropped []int
+	var old []byte
+	if keepUpTo >= 0 {
+		kept, dropped, old = readMetricsLines(dir, keepUpTo)
+	}
 	if len(dropped) > 0 {
 		// Rewriting would lose those lines for good: a hand-edited log,
 		// or damage, is kept as it was beside the new one.

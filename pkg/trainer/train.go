@@ -120,13 +120,26 @@ const MetricsFile = "metrics.jsonl"
 // replacedFiles are a run's files that an --overwrite removes, the previous
 // checkpoint first: a run killed in between leaves the latest, a whole
 // run, not a previous one alone. metrics.jsonl is rewritten, not removed.
-var replacedFiles = []string{PrevCheckpointFile, CheckpointFile, "loss.png", "error.png", "conv1-filters.png"}
+var replacedFiles = append([]string{PrevCheckpointFile, CheckpointFile, MetricsFile + ".bak"}, plotFiles...)
+
+// plotFiles are the plots a run draws.
+var plotFiles = []string{"loss.png", "error.png", "conv1-filters.png"}
+
+// RestartAdvice says how to start again a run in dir that stopped before
+// its first checkpoint: the same command, unless it left a log with lines
+// or plots, which a new run there refuses without --overwrite.
+func RestartAdvice(dir string) string {
+	if len(earlierOutputs(dir)) > 0 {
+		return "run it again with --overwrite"
+	}
+	return "run the same command again"
+}
 
 // earlierOutputs lists the outputs of an earlier run in dir besides its
 // checkpoints: a metrics.jsonl with lines, and plots.
 func earlierOutputs(dir string) []string {
 	var found []string
-	for _, f := range append([]string{MetricsFile}, replacedFiles[2:]...) {
+	for _, f := range append([]string{MetricsFile}, plotFiles...) {
 		fi, err := os.Lstat(filepath.Join(dir, f))
 		if err == nil && (f != MetricsFile || fi.Size() > 0 || !fi.Mode().IsRegular()) {
 			found = append(found, f)
@@ -510,7 +523,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			}
 			return fmt.Sprintf("the last good checkpoint, %s (step %d), is left as it was", ckPath, at)
 		}
-		return "this run has written no checkpoint yet"
+		return "this run has written no checkpoint yet: " + RestartAdvice(cfg.Out)
 	}
 	var last struct {
 		at, resume pipeline.Position
@@ -569,7 +582,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			// Save writes a temporary file and renames it: a failure (a
 			// full disk) leaves the last checkpoint whole.
 			hint := ""
-			if errors.Is(err, syscall.ENOSPC) {
+			if errors.Is(err, syscall.ENOSPC) && haveCheckpoint() {
 				// The save needs room for the new checkpoint beside the
 				// latest and the previous one (a hard link costs none
 				// until the latest is replaced).
@@ -640,7 +653,11 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			}
 		}
 	}
-	mlog, err = OpenMetrics(cfg.Out, step)
+	keep := step
+	if ck == nil {
+		keep = -1 // a new run: the old log is not read, only replaced
+	}
+	mlog, err = OpenMetrics(cfg.Out, keep)
 	if err != nil {
 		return nil, err
 	}
@@ -650,13 +667,10 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			word = "lines"
 		}
 		fmt.Fprintf(log, "train: note: %s: %d %s that did not read as train's metrics left out (%s %s); the file as it was is kept as %s.bak\n",
-			filepath.Join(cfg.Out, MetricsFile), n, word, word, firstLines(mlog.Dropped, 5), MetricsFile)
+			mlog.path, n, word, word, firstLines(mlog.Dropped, 5), mlog.path)
 	}
 	if ck != nil {
 		before = lastSeconds(mlog.All())
-		if len(mlog.All()) == 0 && ck.Step > 0 {
-			fmt.Fprintf(log, "train: note: %s holds no line of this run before step %d: its lines start again here, and its seconds count from this resume\n", filepath.Join(cfg.Out, MetricsFile), ck.Step)
-		}
 	}
 	defer mlog.Close()
 
@@ -799,7 +813,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		return q.Resume.Epoch != q.Pos.Epoch || (cfg.CkptEvery > 0 && n%int64(cfg.CkptEvery) == 0) ||
 			(cfg.MaxSteps > 0 && n >= cfg.MaxSteps)
 	}
-	// interrupted ends a run stopped by Ctrl-C or SIGTERM between steps:
+	// interrupted ends a run stopped by Ctrl-C, SIGTERM or SIGHUP between steps:
 	// the step already queued is finished and the state after it saved,
 	// as --max-steps would have, so --resume continues it exactly and
 	// loses no step. A stop inside a step's bookkeeping (an evaluation)
@@ -814,7 +828,8 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 		switch {
 		case !last.ok && !haveCheckpoint():
-			return interruptedError{fmt.Errorf("interrupted (%w) before the run's first step: nothing to save", cause)}
+			// Not ErrInterrupted: there is no run to --resume.
+			return fmt.Errorf("interrupted (%w) before the run's first step: nothing to save; %s", cause, RestartAdvice(cfg.Out))
 		case !last.ok:
 			return interruptedError{fmt.Errorf("interrupted (%w) before step %d; %s is as it was, and --resume continues from it", cause, n, ckPath)}
 		case savedStep != step:
@@ -832,7 +847,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			return err
 		}
 		if !haveCheckpoint() {
-			return interruptedError{fmt.Errorf("%w; interrupted before this run wrote a checkpoint: nothing to resume", err)}
+			return fmt.Errorf("%w; interrupted before this run wrote a checkpoint: nothing to resume; %s", err, RestartAdvice(cfg.Out))
 		}
 		return interruptedError{fmt.Errorf("%w; interrupted there, nothing more was saved: --resume continues from %s, as it was before", err, ckPath)}
 	}

@@ -259,9 +259,6 @@ func TestEpochLeft(t *testing.T) {
 	}
 }
 
-// What is not a checkpoint is refused from its first bytes, or before it
-// is opened: a huge file is not read into memory, a device not read
-// without end, a named pipe not waited on.
 // A checkpoint's first bytes say whether a file is a damaged checkpoint
 // or another file, and an empty file is called empty.
 func TestCheckpointStartWords(t *testing.T) {
@@ -298,6 +295,9 @@ func TestCheckpointStartWords(t *testing.T) {
 	}
 }
 
+// What is not a checkpoint is refused from its first bytes, or before it
+// is opened: a huge file is not read into memory, a device not read
+// without end, a named pipe not waited on.
 func TestLoadRefusesNonCheckpointsEarly(t *testing.T) {
 	dir := t.TempDir()
 	big := filepath.Join(dir, "big.tar")
