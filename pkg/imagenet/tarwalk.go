@@ -31,8 +31,7 @@ type tarMember struct {
 	// at at did not parse, or zero blocks stood where one belongs (why
 	// says which), and the walk picked up again at the next header that
 	// parses, or at the end-of-archive blocks (resumeEnd). Whatever
-	// members lay in it are unknown; name is empty. abs is at in the
-	// underlying file, for a tar inside another.
+	// members lay in it are unknown; name is empty.
 	lost      bool
 	resume    int64
 	resumeEnd bool
@@ -355,12 +354,11 @@ func resync(r io.ReaderAt, base, n, from int64) (int64, bool) {
 			at := off + i
 			if isZero(blk) {
 				// The end marker, with only the zeros tar pads its last
-				// record with after it: zero blocks inside a member's
-				// bytes are not the end, and taking them for it would
-				// lose every member after them. The scan goes on from
-				// the first byte that is not zero, so a long run of
-				// zeros is read once.
-				// Zeros to the end, or for resyncLimit bytes, are the end.
+				// record with after it (or resyncLimit bytes of them):
+				// zero blocks inside a member's bytes are not the end,
+				// and taking them for it would lose every member after
+				// them. The scan goes on from the first byte that is not
+				// zero, so a long run of zeros is read once.
 				stop := min(n, at+resyncLimit)
 				nz := firstNonZero(r, base, at, stop)
 				if nz == stop {
@@ -445,18 +443,26 @@ func extensionOnly(r io.ReaderAt, base, at, resume int64) string {
 	default:
 		return ""
 	}
-	f := bytes.Trim(h[124:136], " \x00")
-	var size int64
-	for _, c := range f {
-		if c < '0' || c > '7' || size > 1<<40 {
-			return ""
-		}
-		size = size*8 + int64(c-'0')
-	}
-	if len(f) == 0 || at+blockSize+(size+blockSize-1)&^(blockSize-1) != resume {
+	size, ok := octalField(h[124:136])
+	if !ok || at+blockSize+(size+blockSize-1)&^(blockSize-1) != resume {
 		return ""
 	}
 	return kind
+}
+
+// octalField reads a header's numeric field as tar writes it: octal
+// digits between spaces or NULs. A field that holds anything else (or
+// nothing, or a value past 2^40) does not read.
+func octalField(f []byte) (int64, bool) {
+	f = bytes.Trim(f, " \x00")
+	var v int64
+	for _, c := range f {
+		if c < '0' || c > '7' || v > 1<<40 {
+			return 0, false
+		}
+		v = v*8 + int64(c-'0')
+	}
+	return v, len(f) > 0
 }
 
 func isZero(b []byte) bool {
@@ -472,16 +478,9 @@ func isZero(b []byte) bool {
 // bytes 148–155) matches the sum of its bytes with that field counted as
 // spaces, unsigned or, as some old tars wrote it, signed.
 func checksumOK(b []byte) bool {
-	f := bytes.Trim(b[148:156], " \x00")
-	if len(f) == 0 {
+	want, ok := octalField(b[148:156])
+	if !ok {
 		return false
-	}
-	var want int64
-	for _, c := range f {
-		if c < '0' || c > '7' {
-			return false
-		}
-		want = want*8 + int64(c-'0')
 	}
 	var u, s int64
 	for i, c := range b {
