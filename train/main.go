@@ -245,7 +245,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		// --overwrite where it left a log or plots, which a plain run
 		// refuses.
 		then := "; then run the same train command again"
-		if trainer.RestartAdvice(c.Out) != "run the same command again" && !c.Overwrite {
+		if trainer.LeftOutputs(c.Out) && !c.Overwrite {
 			then += ", with --overwrite"
 		}
 		if after, serr := os.Stat(ckptPath); serr == nil {

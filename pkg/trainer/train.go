@@ -129,11 +129,15 @@ var plotFiles = []string{"loss.png", "error.png", "conv1-filters.png"}
 // its first checkpoint: the same command, unless it left a log with lines
 // or plots, which a new run there refuses without --overwrite.
 func RestartAdvice(dir string) string {
-	if len(earlierOutputs(dir)) > 0 {
+	if LeftOutputs(dir) {
 		return "run it again with --overwrite"
 	}
 	return "run the same command again"
 }
+
+// LeftOutputs reports whether dir holds a run's log with lines or plots,
+// which a new run there refuses without --overwrite.
+func LeftOutputs(dir string) bool { return len(earlierOutputs(dir)) > 0 }
 
 // earlierOutputs lists the outputs of an earlier run in dir besides its
 // checkpoints: a metrics.jsonl with lines, and plots.
@@ -662,12 +666,16 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		return nil, err
 	}
 	if n := len(mlog.Dropped); n > 0 {
-		word := "line"
-		if n > 1 {
-			word = "lines"
+		nums := make([]string, n)
+		for i, l := range mlog.Dropped {
+			nums[i] = strconv.Itoa(l)
+		}
+		word := "lines"
+		if n == 1 {
+			word = "line"
 		}
 		fmt.Fprintf(log, "train: note: %s: %d %s that did not read as train's metrics left out (%s %s); the file as it was is kept as %s.bak\n",
-			mlog.path, n, word, word, firstLines(mlog.Dropped, 5), mlog.path)
+			mlog.path, n, word, word, cli.FirstFew(nums, 5), mlog.path)
 	}
 	if ck != nil {
 		before = lastSeconds(mlog.All())
@@ -1240,18 +1248,6 @@ func resumeDiffers(ck *Checkpoint, cfg Config, ckPath string, crop, classes int)
 
 // runFiles are the files train writes atomically in its run directory.
 var runFiles = []string{CheckpointFile, PrevCheckpointFile, MetricsFile, MetricsFile + ".bak", "loss.png", "error.png", "conv1-filters.png"}
-
-// firstLines lists up to n line numbers, and how many more.
-func firstLines(lines []int, n int) string {
-	var s []string
-	for _, l := range lines[:min(n, len(lines))] {
-		s = append(s, fmt.Sprint(l))
-	}
-	if len(lines) > n {
-		s = append(s, fmt.Sprintf("and %d more", len(lines)-n))
-	}
-	return strings.Join(s, ", ")
-}
 
 // clearTemps removes the temporary files of runFiles in dir (and those of
 // builds that used one fixed name, name.tmp), matched by exact name: dir
