@@ -44,7 +44,8 @@ Example:
 Output (in --out): train-NNNNN.shard, val-NNNNN.shard, meta.json,
 ingest-report.json. A killed run, started again with the same arguments,
 resumes from the shards already complete; the result is byte-identical to
-an uninterrupted run. So does one stopped by Ctrl-C or SIGTERM (exit 1). A
+an uninterrupted run. So does one stopped by Ctrl-C, SIGTERM or SIGHUP
+(exit 130). A
 run with other settings rewrites the shards and removes those of the
 earlier run that meta.json no longer lists; shards of another dataset
 (another class list) are only replaced with --overwrite. So are a split's
@@ -52,11 +53,11 @@ records when the first shard to write had every image skipped (a source
 gone bad): the run stops before it replaces any of them (exit 1); the
 splits it wrote before are listed in meta.json.
 
-Exit codes: 0 done, 1 failed, interrupted, or every image of a split
-skipped, 2 usage or an --out holding another dataset's shards (or Go
-source), 3 done but
+Exit codes: 0 done, 1 failed or every image of a split skipped, 2 usage
+or an --out holding another dataset's shards (or Go source), 3 done but
 files were skipped (or kept though decoded past damage) and --strict was
-given.
+given, 130 interrupted with the complete shards kept (the same command
+resumes).
 
 Flags:
 `, imagenet.Layouts())

@@ -48,9 +48,11 @@ Examples:
 Output in --out: checkpoint.ckpt (every --checkpoint-every steps and every
 epoch), metrics.jsonl, loss.png, error.png, conv1-filters.png.
 
-Exit codes: 0 done, 1 failed, 2 usage: a bad flag, --out already holding a
-run without --resume or --overwrite, or --resume with flags or shards that
-do not continue the checkpoint's run.
+Exit codes: 0 done, 1 failed (or stopped before the run's first
+checkpoint), 2 usage: a bad flag, --out already holding a run without
+--resume or --overwrite, or --resume with flags or shards that do not
+continue the checkpoint's run; 130 interrupted (Ctrl-C, SIGTERM, SIGHUP)
+with the run saved: --resume continues it.
 
 Flags:
 `
