@@ -322,7 +322,9 @@ func modelInits() string {
 // one, "" otherwise. Rerunning ingest keeps a shard whose sources are
 // unchanged, so the repair takes deleting the damaged ones first.
 func repairHint(err error, dir, then string) string {
-	if !errors.Is(err, shards.ErrChecksum) && !errors.Is(err, shards.ErrFormat) {
+	// A shard's own fault: damaged, malformed, cut short or missing.
+	var re *shards.RecordError
+	if !errors.Is(err, shards.ErrChecksum) && !errors.Is(err, shards.ErrFormat) && !errors.As(err, &re) {
 		return ""
 	}
 	return fmt.Sprintf("\n(`shardtool verify %s` names every damaged shard: delete those and run the same ingest command again, which remakes only them%s)", dir, then)

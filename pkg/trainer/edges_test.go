@@ -300,6 +300,46 @@ func TestRunFolderOddities(t *testing.T) {
 	})
 }
 
+// A damaged record stops a run before any step trains on it, and the
+// state after the last whole step is saved, not lost back to the last
+// checkpoint: repaired, the run resumes from there and ends with the
+// checkpoint an undamaged run ends with.
+func TestDamagedRecordSavesTheStepsBefore(t *testing.T) {
+	shardDir := syntheticShards(t, 160, 40) // 10 steps an epoch at batch 16
+	ref := smallConfig(shardDir, t.TempDir())
+	ref.Epochs, ref.CkptEvery = 1, 1000
+	mustTrain(t, ref)
+	want, err := os.ReadFile(filepath.Join(ref.Out, CheckpointFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(shardDir, "train-00000.shard")
+	good, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Clone(good)
+	bad[len(bad)/2] ^= 0x40 // a record's bytes
+	os.WriteFile(p, bad, 0o644)
+	cfg := ref
+	cfg.Out = t.TempDir()
+	_, err = Train(context.Background(), cfg, io.Discard)
+	var re *shards.RecordError
+	if !errors.As(err, &re) || !errors.Is(err, shards.ErrChecksum) || !strings.Contains(err.Error(), "which trained on intact records only, is saved in "+filepath.Join(cfg.Out, CheckpointFile)) {
+		t.Fatalf("a damaged record mid-epoch: %v", err)
+	}
+	h, herr := ReadHeader(filepath.Join(cfg.Out, CheckpointFile))
+	if herr != nil || h.Step < 1 || !strings.Contains(err.Error(), fmt.Sprintf("the state after step %d,", h.Step)) {
+		t.Fatalf("saved checkpoint %+v (%v) for %v", h, herr, err)
+	}
+	os.WriteFile(p, good, 0o644) // the repair: ingest remakes the shard as it was
+	cfg.Resume = true
+	mustTrain(t, cfg)
+	if got, _ := os.ReadFile(filepath.Join(cfg.Out, CheckpointFile)); !bytes.Equal(got, want) {
+		t.Fatal("the run resumed after the repair ends with another checkpoint than the undamaged run")
+	}
+}
+
 // A resume rewrites metrics.jsonl with the lines up to its step: lines
 // that do not read as train's metrics are named in a note and the file as
 // it was kept beside it.

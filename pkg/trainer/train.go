@@ -847,6 +847,28 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 		return interruptedError{fmt.Errorf("interrupted (%w) after step %d, saved in %s; --resume continues it", cause, step, ckPath)}
 	}
+	// unreadable ends a run whose batch for step n could not be read from
+	// the shards (a damaged or missing shard): no step trained on it, so
+	// the state after the last whole step is saved as an interrupt saves
+	// it, and a --resume after the repair loses nothing. Before, the steps
+	// since the last checkpoint (up to --checkpoint-every) were lost.
+	unreadable := func(n int64, cause error) error {
+		if pending != nil {
+			if _, err := finish(*pending, n-1); err != nil {
+				return fmt.Errorf("step %d: %w; finishing step %d: %w", n, cause, n-1, err)
+			}
+			pending = nil
+		}
+		if !last.ok {
+			return fmt.Errorf("step %d: %w; %s", n, cause, kept())
+		}
+		if savedStep != step {
+			if err := save(last.at, last.resume); err != nil {
+				return fmt.Errorf("step %d: %w; saving the state after step %d failed too: %w", n, cause, step, err)
+			}
+		}
+		return fmt.Errorf("step %d: %w; the state after step %d, which trained on intact records only, is saved in %s", n, cause, step, ckPath)
+	}
 	// stoppedInside words an interrupt that landed inside a step's
 	// bookkeeping (an evaluation): nothing is saved there, and the user
 	// must know where --resume goes on from.
@@ -867,6 +889,9 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 		if err != nil && ctx.Err() != nil {
 			return nil, interrupted(queued+1, err)
+		}
+		if re := (*shards.RecordError)(nil); err != nil && errors.As(err, &re) {
+			return nil, unreadable(queued+1, err)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("step %d: %w", queued+1, err)
