@@ -150,9 +150,23 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 	}
 	// Every shard can be intact and the split still wrong: a shard copied
 	// over another (and its meta.json entry edited to match) repeats
-	// images and loses others. IDs are unique within a split.
+	// images and loses others. IDs are unique within a split. Shards that
+	// match meta.json claim their IDs first, so a shard found wrong above
+	// (another's copied over it, not listed as it is) takes the blame for
+	// a clash rather than the intact ones after it: on ImageNet a val
+	// shard copied over a train shard shares IDs with nearly every train
+	// shard, and all of them would have been named for deleting.
+	order := make([]int, 0, len(tasks))
+	for _, wrong := range []bool{false, true} {
+		for i := range tasks {
+			if (len(results[i].Damage) > 0) == wrong {
+				order = append(order, i)
+			}
+		}
+	}
 	owner := map[string]map[uint64]string{}
-	for i, t := range tasks {
+	for _, i := range order {
+		t := tasks[i]
 		if owner[t.split] == nil {
 			owner[t.split] = map[uint64]string{}
 		}
@@ -168,7 +182,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 			owner[t.split][r.id] = t.info.File
 		}
 		if dup > 0 {
-			results[i].Damage = append(results[i].Damage, fmt.Sprintf("shard %s: %d records repeat IDs of earlier shards of split %s (first: %s): a shard copied over another?", t.info.File, dup, t.split, first))
+			results[i].Damage = append(results[i].Damage, fmt.Sprintf("shard %s: %d records repeat IDs of other shards of split %s (first: %s): a shard copied over another?", t.info.File, dup, t.split, first))
 		}
 	}
 	extra := unlistedShards(dir, m)

@@ -371,8 +371,31 @@ func TestVerifySplitWide(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, errs := runTool("verify", dir)
-	if code != cli.ExitDamaged || !strings.Contains(out, "repeat IDs of earlier shards of split train") || !strings.Contains(out, "also in "+a.File) {
+	if code != cli.ExitDamaged || !strings.Contains(out, "repeat IDs of other shards of split train") || !strings.Contains(out, "also in "+a.File) {
 		t.Errorf("a shard copied over another: exit %d\n%s%s", code, out, errs)
+	}
+	// Copied over without meta.json edited to match, the copy is wrong in
+	// itself: it alone is named, not the intact shard it repeats (nor,
+	// for a val shard copied over a train shard, every train shard).
+	unedited := copyShards(t, src)
+	os.WriteFile(filepath.Join(unedited, tr.Shards[0].File), func() []byte {
+		v, _ := os.ReadFile(filepath.Join(unedited, m.Splits["val"].Shards[0].File))
+		return v
+	}(), 0o644)
+	code, out, errs = runTool("verify", "--json", unedited)
+	var vrep struct {
+		Shards []struct {
+			Shard  string   `json:"shard"`
+			Damage []string `json:"damage"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(out), &vrep); err != nil || code != cli.ExitDamaged || len(vrep.Shards) == 0 {
+		t.Fatalf("val copied over train: exit %d, %v\n%s%s", code, err, out, errs)
+	}
+	for _, sh := range vrep.Shards {
+		if (len(sh.Damage) > 0) != (sh.Shard == tr.Shards[0].File) {
+			t.Errorf("val copied over %s: %s damage %q", tr.Shards[0].File, sh.Shard, sh.Damage)
+		}
 	}
 
 	clean := copyShards(t, src)
