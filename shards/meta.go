@@ -111,7 +111,7 @@ func checkChecksum(b []byte, m *Meta) error {
 	z := bytes.Clone(b)
 	copy(z[i+len(checksumKey):], zeroChecksum)
 	if got := fmt.Sprintf("%08x", crc32.Checksum(z, castagnoli)); got != m.Checksum {
-		return fmt.Errorf(`checksum %s, the file's bytes give %s: changed since ingest wrote it (a flipped bit, or an edit; remove "checksum" if the edit was deliberate)`, m.Checksum, got)
+		return fmt.Errorf(`checksum %s, the file's bytes give %s: changed since ingest wrote it (a flipped bit: run the same ingest command again, which rewrites it from the shards; or an edit: remove "checksum" if the edit was deliberate)`, m.Checksum, got)
 	}
 	return nil
 }

@@ -722,3 +722,15 @@ func TestIsTempOf(t *testing.T) {
 		t.Errorf("createTemp's %s is not matched", tmp)
 	}
 }
+
+// A folder where a shard belongs is refused when the writer is created,
+// by name, not by the rename at the end ("file exists").
+func TestCreateRefusesDirectory(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "train-00000.shard")
+	if err := os.MkdirAll(filepath.Join(p, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(p); err == nil || !strings.Contains(err.Error(), "is a directory, not a shard") {
+		t.Fatalf("Create over a folder: %v", err)
+	}
+}

@@ -32,6 +32,11 @@ type Writer struct {
 
 // Create starts a shard that will appear at path when Close succeeds.
 func Create(path string) (*Writer, error) {
+	// The rename at Close cannot replace a folder: say so now, before the
+	// shard's images are decoded, rather than "file exists" after.
+	if fi, err := os.Lstat(path); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("shard %s is a directory, not a shard: remove it and run again", path)
+	}
 	f, tmp, err := createTemp(path)
 	if err != nil {
 		return nil, err

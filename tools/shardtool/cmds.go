@@ -229,10 +229,12 @@ func unlistedShards(dir string, m *shards.Meta) []string {
 func verifyReport(results []shardCheck, nShards int, unlisted []string, asJSON bool, stdout, stderr io.Writer) int {
 	bad, records := 0, 0
 	var out bytes.Buffer
+	var badNames []string
 	for _, c := range results {
 		records += c.Records
 		if len(c.Damage) > 0 {
 			bad++
+			badNames = append(badNames, c.Shard)
 			if !asJSON {
 				for _, d := range c.Damage {
 					fmt.Fprintln(&out, "DAMAGED", d)
@@ -251,15 +253,18 @@ func verifyReport(results []shardCheck, nShards int, unlisted []string, asJSON b
 	default:
 		fmt.Fprintf(&out, "verified %s, %s ok, %s\n", cli.Count(len(results), "shard", "shards"), cli.Count(records, "record", "records"), cli.Count(bad, "damaged shard", "damaged shards"))
 	}
-	if bad > 0 && nShards == len(results) {
-		// A rerun of ingest keeps a shard whose sources are unchanged.
-		fmt.Fprintln(stderr, "shardtool verify: to repair, delete the damaged shards and run the same ingest command again: it remakes only them, byte for byte")
-	}
 	// A report that cannot be written (a full disk) must not pass for a
 	// clean one: a script reads the exit code.
 	if _, err := stdout.Write(out.Bytes()); err != nil {
 		fmt.Fprintln(stderr, "shardtool verify: writing the report:", err)
 		return cli.ExitFailure
+	}
+	if bad > 0 && nShards == len(results) {
+		// After the report, which it refers to (2>&1 in a log keeps the
+		// order). A rerun of ingest keeps a shard whose sources are
+		// unchanged.
+		fmt.Fprintf(stderr, "shardtool verify: to repair, delete the damaged %s (%s) and run the same ingest command again: it remakes only those, byte for byte\n",
+			map[bool]string{true: "shard", false: "shards"}[bad == 1], cli.FirstFew(badNames, 10))
 	}
 	if bad > 0 {
 		return cli.ExitDamaged

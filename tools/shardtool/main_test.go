@@ -72,7 +72,7 @@ func TestVerifyNamesDamage(t *testing.T) {
 	if code != cli.ExitDamaged {
 		t.Fatalf("damaged verify: exit %d\n%s", code, out)
 	}
-	if !strings.Contains(errs, "delete the damaged shards and run the same ingest command again") {
+	if !strings.Contains(errs, "delete the damaged shard (train-00001.shard) and run the same ingest command again") {
 		t.Errorf("no word on how to repair:\n%s", errs)
 	}
 	if !regexp.MustCompile(`shard train-00001.shard record 2 .*checksum mismatch`).MatchString(out) {
