@@ -920,3 +920,27 @@ func TestDefaultSlotsFitTheRun(t *testing.T) {
 		p.Close()
 	}
 }
+
+// CheckShards refuses a shard file larger than its meta.json entry from
+// its size alone: opened, a trailer claiming an index as large as the file
+// (a crafted or foreign file) would have it allocated. Here a sparse
+// gigabyte: the check must not read it.
+func TestCheckShardsLargerThanListed(t *testing.T) {
+	dir := copyShards(t, smallShards(t))
+	meta, err := shards.ReadMeta(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := meta.Splits["train"].Shards[0]
+	if err := CheckShards(dir, meta, "train"); err != nil {
+		t.Fatalf("intact shards: %v", err)
+	}
+	if err := os.Truncate(filepath.Join(dir, sh.File), 1<<30); err != nil {
+		t.Skipf("sparse file: %v", err)
+	}
+	err = CheckShards(dir, meta, "train")
+	var re *shards.RecordError
+	if !errors.As(err, &re) || re.Shard != sh.File || !strings.Contains(err.Error(), fmt.Sprintf("%d bytes, meta.json says %d", 1<<30, sh.Bytes)) {
+		t.Fatalf("a shard grown to 1 GiB: %v", err)
+	}
+}

@@ -550,3 +550,22 @@ func TestNamedPipeInShardDir(t *testing.T) {
 		}
 	}
 }
+
+// A shard file larger than its meta.json entry is named from its size
+// alone: a trailer claiming an index as large as the file would otherwise
+// be allocated. A sparse gigabyte here, which must not be read.
+func TestVerifyLargerThanListed(t *testing.T) {
+	dir := copyShards(t, makeShards(t))
+	m, err := shards.ReadMeta(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := m.Splits["train"].Shards[0]
+	if err := os.Truncate(filepath.Join(dir, sh.File), 1<<30); err != nil {
+		t.Skipf("sparse file: %v", err)
+	}
+	code, out, errs := runTool("verify", dir)
+	if code != cli.ExitDamaged || !strings.Contains(out, fmt.Sprintf("shard %s: %d bytes, meta.json says %d (not verified further)", sh.File, 1<<30, sh.Bytes)) {
+		t.Fatalf("a shard grown to 1 GiB: exit %d\n%s%s", code, out, errs)
+	}
+}
