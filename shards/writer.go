@@ -102,6 +102,18 @@ type ShardInfo struct {
 	CRC32C  string `json:"crc32c"` // whole-file checksum, as stored in the trailer
 }
 
+// LargerOnDisk gives the size of dir's file for s when it is a regular file
+// larger than s lists: not that shard, and not one to open, since its
+// trailer could claim an index as large as the file (a crafted or foreign
+// file), which reading it would allocate.
+func (s ShardInfo) LargerOnDisk(dir string) (int64, bool) {
+	fi, err := os.Stat(filepath.Join(dir, s.File))
+	if err != nil || !fi.Mode().IsRegular() || s.Bytes <= 0 || fi.Size() <= s.Bytes {
+		return 0, false
+	}
+	return fi.Size(), true
+}
+
 // Close writes the index and trailer, fsyncs, and renames the shard into
 // place (then fsyncs the directory so the rename survives a crash).
 func (w *Writer) Close() (ShardInfo, error) {

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -164,12 +163,9 @@ func openShard(path, name string) (*shards.Reader, error) {
 // checks each shard the same way when it opens it.
 func CheckShards(dir string, meta *shards.Meta, split string) error {
 	for _, sh := range meta.Splits[split].Shards {
-		// A file larger than its entry is not that shard, and its trailer
-		// may claim an index as large as the file, which opening it would
-		// allocate: said from its size alone.
-		if fi, err := os.Stat(filepath.Join(dir, sh.File)); err == nil && fi.Mode().IsRegular() && sh.Bytes > 0 && fi.Size() > sh.Bytes {
+		if size, ok := sh.LargerOnDisk(dir); ok {
 			return &shards.RecordError{Shard: sh.File, Index: -1, Offset: -1,
-				Err: fmt.Errorf("not the shard meta.json lists (%d bytes, meta.json says %d): replaced or rewritten since; run ingest again, or shardtool verify", fi.Size(), sh.Bytes)}
+				Err: fmt.Errorf("not the shard meta.json lists (%d bytes, meta.json says %d): replaced or rewritten since; run ingest again, or shardtool verify", size, sh.Bytes)}
 		}
 		r, err := openShard(filepath.Join(dir, sh.File), sh.File)
 		if err != nil {

@@ -827,12 +827,27 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	// loses no step. A stop inside a step's bookkeeping (an evaluation)
 	// saves nothing: that state is not one a resume can continue from.
 	var pending *QueuedStep
+	// finishPending finishes the step queued before step n, if any; and
+	// saveLast saves the state after the last whole step, unless it is
+	// saved already. Together they are what a run stopped between steps
+	// keeps, so that --resume loses no step.
+	finishPending := func(n int64) error {
+		if pending == nil {
+			return nil
+		}
+		_, err := finish(*pending, n-1)
+		pending = nil
+		return err
+	}
+	saveLast := func() error {
+		if savedStep == step {
+			return nil
+		}
+		return save(last.at, last.resume)
+	}
 	interrupted := func(n int64, cause error) error {
-		if pending != nil {
-			if _, err := finish(*pending, n-1); err != nil {
-				return fmt.Errorf("interrupted (%v), and finishing step %d: %w", cause, n-1, err)
-			}
-			pending = nil
+		if err := finishPending(n); err != nil {
+			return fmt.Errorf("interrupted (%v), and finishing step %d: %w", cause, n-1, err)
 		}
 		switch {
 		case !last.ok && !haveCheckpoint():
@@ -840,10 +855,9 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			return fmt.Errorf("interrupted (%w) before the run's first step: nothing to save; %s", cause, RestartAdvice(cfg.Out))
 		case !last.ok:
 			return interruptedError{fmt.Errorf("interrupted (%w) before step %d; %s is as it was, and --resume continues from it", cause, n, ckPath)}
-		case savedStep != step:
-			if err := save(last.at, last.resume); err != nil {
-				return fmt.Errorf("interrupted (%w) after step %d, and saving it failed: %w", cause, step, err)
-			}
+		}
+		if err := saveLast(); err != nil {
+			return fmt.Errorf("interrupted (%w) after step %d, and saving it failed: %w", cause, step, err)
 		}
 		return interruptedError{fmt.Errorf("interrupted (%w) after step %d, saved in %s; --resume continues it", cause, step, ckPath)}
 	}
@@ -853,19 +867,14 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	// it, and a --resume after the repair loses nothing. Before, the steps
 	// since the last checkpoint (up to --checkpoint-every) were lost.
 	unreadable := func(n int64, cause error) error {
-		if pending != nil {
-			if _, err := finish(*pending, n-1); err != nil {
-				return fmt.Errorf("step %d: %w; finishing step %d: %w", n, cause, n-1, err)
-			}
-			pending = nil
+		if err := finishPending(n); err != nil {
+			return fmt.Errorf("step %d: %w; finishing step %d: %w", n, cause, n-1, err)
 		}
 		if !last.ok {
 			return fmt.Errorf("step %d: %w; %s", n, cause, kept())
 		}
-		if savedStep != step {
-			if err := save(last.at, last.resume); err != nil {
-				return fmt.Errorf("step %d: %w; saving the state after step %d failed too: %w", n, cause, step, err)
-			}
+		if err := saveLast(); err != nil {
+			return fmt.Errorf("step %d: %w; saving the state after step %d failed too: %w", n, cause, step, err)
 		}
 		return fmt.Errorf("step %d: %w; the state after step %d, which trained on intact records only, is saved in %s", n, cause, step, ckPath)
 	}

@@ -104,12 +104,9 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 			for i := range next {
 				t := tasks[i]
 				path := filepath.Join(dir, t.info.File)
-				// Larger than its entry, it is not that shard, and its
-				// trailer may claim an index as large as the file, which
-				// reading it would allocate: said from its size alone.
-				if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && t.info.Bytes > 0 && st.Size() > t.info.Bytes {
+				if size, ok := t.info.LargerOnDisk(dir); ok {
 					results[i] = shardCheck{Split: t.split, Shard: t.info.File,
-						Damage: []string{fmt.Sprintf("shard %s: %d bytes, meta.json says %d (not verified further)", t.info.File, st.Size(), t.info.Bytes)}}
+						Damage: []string{fmt.Sprintf("shard %s: %d bytes, meta.json says %d (not verified further)", t.info.File, size, t.info.Bytes)}}
 					continue
 				}
 				res := shards.VerifyWith(path, *decode, func(rec *shards.Record) error {
