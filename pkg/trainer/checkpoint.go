@@ -93,8 +93,13 @@ type Checkpoint struct {
 	Running *Running `json:"running,omitempty"`
 	// Hyper is the run's SGD and lighting settings, which --resume keeps;
 	// nil in checkpoints written before they were kept.
-	Hyper   *Hyper   `json:"hyper,omitempty"`
-	Tensors []Tensor `json:"tensors"`
+	Hyper *Hyper `json:"hyper,omitempty"`
+	// ValPending says the epoch before Position has trained but its
+	// validation pass, and the schedule's step that follows from it, have
+	// not run: a run stopped during that pass saves this, and --resume
+	// runs them before any step.
+	ValPending bool     `json:"val_pending,omitempty"`
+	Tensors    []Tensor `json:"tensors"`
 }
 
 // Hyper is what a run's updates and augmentation use besides the

@@ -619,26 +619,6 @@ func TestNonFiniteLogitsAreNotScored(t *testing.T) {
 	}
 }
 
-// An interrupt during the first validation, before any checkpoint, says
-// once that there is nothing to resume, and how to start again: it is not
-// ErrInterrupted (exit 130), which promises a run to --resume. The advice
-// it gives works.
-func TestInterruptDuringFirstValidation(t *testing.T) {
-	shardDir := syntheticShards(t, 64, 16) // 4 steps an epoch at batch 16
-	cfg := smallConfig(shardDir, t.TempDir())
-	cfg.LogEvery = 4 // the epoch's last step logs, then validation starts
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	_, err := Train(ctx, cfg, &cancelAt{prefix: "step      4 ", cancel: cancel})
-	msg := fmt.Sprint(err)
-	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrInterrupted) || !strings.Contains(msg, "validation after epoch 0") ||
-		strings.Count(msg, "checkpoint") != 1 || !strings.Contains(msg, "interrupted before this run wrote a checkpoint: nothing to resume; run it again with --overwrite") {
-		t.Fatalf("interrupted in validation: %v", err)
-	}
-	cfg.Overwrite, cfg.MaxSteps = true, 2
-	mustTrain(t, cfg)
-}
-
 // SetMomenta takes a checkpoint's tensors in spec order, and refuses a
 // list that does not match the model rather than copying what fits.
 func TestCPUSetMomenta(t *testing.T) {

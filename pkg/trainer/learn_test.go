@@ -622,37 +622,125 @@ func TestInterruptSavesAndResumes(t *testing.T) {
 	}
 }
 
-// Ctrl-C during the epoch's validation pass saves nothing (that state is
-// not one to continue from) and says where --resume goes on from; the
-// resumed run still ends byte-identical.
-func TestInterruptDuringValidation(t *testing.T) {
-	shardDir := syntheticShards(t, 160, 40)
-	full := t.TempDir()
-	ref := smallConfig(shardDir, full)
-	ref.CkptEvery = 4
-	mustTrain(t, ref)
-	want, _ := os.ReadFile(filepath.Join(full, CheckpointFile))
-
-	out := t.TempDir()
-	cfg := smallConfig(shardDir, out)
-	cfg.CkptEvery, cfg.LogEvery = 4, 1
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	// Step 10 ends epoch 0 (160 images, batches of 16): its line comes
-	// just before the validation pass.
-	log := &cancelAt{prefix: "step     10 ", cancel: cancel}
-	_, err := Train(ctx, cfg, log)
-	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrInterrupted) || !strings.Contains(err.Error(), "validation after epoch 0") || !strings.Contains(err.Error(), "--resume continues from") ||
-		strings.Count(err.Error(), CheckpointFile) != 1 {
-		t.Fatalf("interrupted in validation: want the checkpoint named once, to resume from: %v", err)
+// A run stopped in an epoch's validation pass, by Ctrl-C or by a damaged
+// validation shard, saves the epoch's training as a checkpoint whose
+// validation is pending, and --resume runs that validation before any
+// step: the run ends with the uninterrupted run's checkpoint, byte for
+// byte, and its log has each epoch's line once, with the same figures.
+// Before, nothing was saved there, and the epoch's steps since the last
+// checkpoint were lost (all of them with --checkpoint-every 0).
+func TestStopDuringValidation(t *testing.T) {
+	shardDir := syntheticShards(t, 160, 40) // 10 steps an epoch at batch 16
+	type want struct{ epochs, maxSteps int }
+	refs := map[want][]byte{}
+	epochLines := map[want][]Metric{}
+	reference := func(w want) ([]byte, []Metric) {
+		if refs[w] == nil {
+			cfg := smallConfig(shardDir, t.TempDir())
+			cfg.Epochs, cfg.MaxSteps, cfg.CkptEvery = w.epochs, int64(w.maxSteps), 0
+			mustTrain(t, cfg)
+			refs[w], _ = os.ReadFile(filepath.Join(cfg.Out, CheckpointFile))
+			for _, m := range readMetrics(cfg.Out, math.MaxInt64) {
+				if m.Kind == "epoch" {
+					m.Seconds = 0
+					epochLines[w] = append(epochLines[w], m)
+				}
+			}
+		}
+		return refs[w], epochLines[w]
 	}
-	if ck, err := Load(filepath.Join(out, CheckpointFile)); err != nil || ck.Step != 8 {
-		t.Fatalf("the checkpoint left is not step 8's: %v", err)
-	}
-	cfg.Resume = true
-	mustTrain(t, cfg)
-	if got, _ := os.ReadFile(filepath.Join(out, CheckpointFile)); !bytes.Equal(got, want) {
-		t.Fatal("the run resumed after an interrupt in validation ends with another checkpoint")
+	for _, tc := range []struct {
+		name     string
+		epochs   int
+		maxSteps int
+		step     int  // the epoch's last step, whose validation is stopped
+		damage   bool // a damaged val shard, not Ctrl-C
+		again    bool // Ctrl-C in the resumed validation too
+		streamed bool
+	}{
+		{name: "first epoch", epochs: 2, step: 10},
+		{name: "first epoch, streamed", epochs: 2, step: 10, streamed: true},
+		{name: "last epoch", epochs: 2, step: 20},
+		{name: "at --max-steps", epochs: 2, maxSteps: 10, step: 10},
+		{name: "twice", epochs: 2, step: 10, again: true},
+		{name: "damaged val shard", epochs: 1, step: 10, damage: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wantCk, wantEpochs := reference(want{tc.epochs, tc.maxSteps})
+			out := t.TempDir()
+			cfg := smallConfig(shardDir, out)
+			cfg.Epochs, cfg.MaxSteps, cfg.CkptEvery, cfg.LogEvery = tc.epochs, int64(tc.maxSteps), 0, 1
+			if tc.streamed {
+				cfg.NewBackend = lagFactory(t, nil)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var log io.Writer = &cancelAt{prefix: fmt.Sprintf("step %6d ", tc.step), cancel: cancel}
+			val := filepath.Join(shardDir, shards.ShardName("val", 0))
+			good, err := os.ReadFile(val)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.damage {
+				log = io.Discard
+				bad := bytes.Clone(good)
+				bad[len(bad)/2] ^= 0x40 // a record's bytes: found by the read, not the start's check
+				os.WriteFile(val, bad, 0o644)
+				defer os.WriteFile(val, good, 0o644)
+			}
+			_, err = Train(ctx, cfg, log)
+			ckPath := filepath.Join(out, CheckpointFile)
+			msg := fmt.Sprint(err)
+			if !strings.Contains(msg, fmt.Sprintf("validation after epoch %d", tc.step/10-1)) || strings.Count(msg, CheckpointFile) != 1 {
+				t.Fatalf("stopped in validation: %v", err)
+			}
+			var re *shards.RecordError
+			if tc.damage {
+				if !errors.As(err, &re) || errors.Is(err, ErrInterrupted) || !strings.Contains(msg, "saved in "+ckPath+": after the repair, --resume validates it") {
+					t.Fatalf("a damaged val shard: %v", err)
+				}
+				os.WriteFile(val, good, 0o644) // the repair
+			} else if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrInterrupted) || !strings.Contains(msg, "saved in "+ckPath+", and --resume validates it") {
+				t.Fatalf("interrupted in validation: %v", err)
+			}
+			h, err := ReadHeader(ckPath)
+			if err != nil || h.Step != int64(tc.step) || !h.ValPending || h.Position != (Position{Epoch: tc.step / 10}) {
+				t.Fatalf("the checkpoint saved: %+v, %v", h, err)
+			}
+			cfg.Resume = true
+			if tc.again {
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				_, err := Train(ctx, cfg, &cancelAt{prefix: "running it first", cancel: cancel})
+				if !errors.Is(err, ErrInterrupted) || !strings.Contains(fmt.Sprint(err), "--resume validates it") {
+					t.Fatalf("interrupted in the resumed validation: %v", err)
+				}
+				if h2, err := ReadHeader(ckPath); err != nil || h2.Step != h.Step || !h2.ValPending {
+					t.Fatalf("the checkpoint after a second interrupt: %+v, %v", h2, err)
+				}
+			}
+			var resumed bytes.Buffer
+			res, err := Train(context.Background(), cfg, &resumed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(resumed.String(), fmt.Sprintf("stopped in epoch %d's validation: running it first", tc.step/10-1)) || !res.Evaluated {
+				t.Errorf("the resume: %+v\n%s", res, resumed.String())
+			}
+			if got, _ := os.ReadFile(ckPath); !bytes.Equal(got, wantCk) {
+				t.Fatal("the resumed run ends with another checkpoint than the uninterrupted run")
+			}
+			var got []Metric
+			for _, m := range readMetrics(out, math.MaxInt64) {
+				if m.Kind == "epoch" {
+					m.Seconds = 0
+					got = append(got, m)
+				}
+			}
+			if !reflect.DeepEqual(got, wantEpochs) {
+				t.Errorf("epoch lines:\n got %+v\nwant %+v", got, wantEpochs)
+			}
+		})
 	}
 }
 

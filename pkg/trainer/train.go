@@ -488,13 +488,14 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		fmt.Fprintf(log, "train: resuming %s at step %d, %v, lr %g\n", ckPath, step, pos, sched.LR)
 		// --max-steps counts steps in all: a checkpoint already there
 		// must not take another step (each resume would add one).
-		if cfg.MaxSteps > 0 && step >= cfg.MaxSteps {
+		// A checkpoint whose validation is pending has that left to do.
+		if cfg.MaxSteps > 0 && step >= cfg.MaxSteps && !ck.ValPending {
 			fmt.Fprintf(log, "train: the checkpoint is already at step %d, --max-steps %d: nothing to train\n", step, cfg.MaxSteps)
 			sec := time.Since(start).Seconds()
 			return &Result{Steps: step, Epoch: pos.Epoch, Checkpoint: ckPath, Stopped: "max-steps", Seconds: sec, RunSeconds: priorSeconds(cfg.Out, step) + sec}, nil
 		}
 		// Likewise --epochs counts epochs in all.
-		if pos.Epoch >= cfg.Epochs {
+		if pos.Epoch >= cfg.Epochs && !ck.ValPending {
 			fmt.Fprintf(log, "train: the checkpoint has done %d epochs, --epochs %d: nothing to train\n", pos.Epoch, cfg.Epochs)
 			sec := time.Since(start).Seconds()
 			return &Result{Steps: step, Epoch: pos.Epoch, Checkpoint: ckPath, Stopped: "epochs", Seconds: sec, RunSeconds: priorSeconds(cfg.Out, step) + sec}, nil
@@ -535,8 +536,9 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	}
 	prevNoted := false // the log has said that no previous checkpoint is kept
 	// save checkpoints the state after the step that ran batch at; next is
-	// where the run goes on from, which the checkpoint keeps.
-	save := func(at, next pipeline.Position) error {
+	// where the run goes on from, which the checkpoint keeps, and
+	// valPending says the epoch that ended at at has yet to be validated.
+	save := func(at, next pipeline.Position, valPending bool) error {
 		// A finite loss can still leave non-finite weights behind (the
 		// update that follows it overflows); such a state must not replace
 		// the last good checkpoint.
@@ -561,7 +563,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 		c := &Checkpoint{Model: cfg.Model, Classes: len(meta.Classes), ClassList: classList, InputHW: crop, ImageHW: meta.Width,
 			TrainSet: trainSet, Batch: cfg.Batch, Init: cfg.Init, Seed: cfg.Seed, Step: step, Epoch: next.Epoch, Epochs: cfg.Epochs,
-			Position: Position{Epoch: next.Epoch, Batch: next.Batch}, Schedule: sched, Mean: mean, Std: std, Tensors: ts}
+			Position: Position{Epoch: next.Epoch, Batch: next.Batch}, Schedule: sched, Mean: mean, Std: std, Tensors: ts, ValPending: valPending}
 		hyper := cfg.hyper()
 		c.Hyper = &hyper
 		if run != (Running{}) {
@@ -699,6 +701,92 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	if meta.Splits["val"].Records == 0 && sched.Kind == "plateau" {
 		fmt.Fprintf(log, "train: %s has no validation split: the plateau schedule follows each epoch's training error instead (--schedule step:N fixes when lr falls)\n", cfg.Shards)
 	}
+	// endEpoch does an epoch's end once its validation pass ev is in: the
+	// schedule's step, the epoch's line in the log and metrics, the plots.
+	// at is the epoch's last batch.
+	endEpoch := func(at pipeline.Position, ev EvalResult, took string) error {
+		trainErr := errorRate(run.Hits, run.Seen)
+		trainLoss := run.EpochLoss / float64(max(run.EpochSteps, 1))
+		verr := ev.Top1Err
+		val := fmt.Sprintf("val top-1 err %.2f%%, top-5 err %.2f%%, val loss %.4f (%d images)", 100*ev.Top1Err, 100*ev.Top5Err, ev.Loss, ev.Images)
+		if ev.Images == 0 {
+			// No labelled validation image: there is no validation
+			// error to report, and the schedule follows the training
+			// error instead.
+			verr = trainErr
+			val = "no labelled validation images"
+			if sched.Kind == "plateau" {
+				val += " (lr follows the training error)"
+			}
+		}
+		// The epoch's line carries the rate it trained at; a drop
+		// shows in the next one (and in the log's "lr ->").
+		epochLR := sched.LR
+		dropped := sched.EndEpoch(at.Epoch+1, verr)
+		fmt.Fprintf(log, "epoch %3d %s: train loss %.4f, train top-1 err %.2f%%, %s%s\n",
+			at.Epoch, took, trainLoss, 100*trainErr, val,
+			map[bool]string{true: fmt.Sprintf("; lr -> %g", sched.LR), false: ""}[dropped])
+		res.Top1Err, res.Top5Err, res.Epoch, res.Evaluated = ev.Top1Err, ev.Top5Err, at.Epoch+1, ev.Images > 0
+		if err := mlog.Add(Metric{Kind: "epoch", Step: step, Epoch: at.Epoch, LR: epochLR, Top1Err: ev.Top1Err, Top5Err: ev.Top5Err,
+			ValLoss: ev.Loss, NoVal: ev.Images == 0, TrainErr: trainErr, TrainLoss: trainLoss, Seconds: elapsed()}); err != nil {
+			return err
+		}
+		if err := WritePlots(cfg.Out, mlog.All()); err != nil {
+			return fmt.Errorf("step %d (%v): plots: %w", step, at, err)
+		}
+		if err := writeConv1(cfg.Out, be); err != nil {
+			return err
+		}
+		run.Hits, run.Seen, run.EpochLoss, run.EpochSteps = 0, 0, 0, 0
+		return nil
+	}
+	// valFailed words a validation pass that did not finish. An interrupt
+	// or a shard that cannot be read there costs no training: the
+	// epoch's state is saved as one whose validation is pending, which
+	// --resume runs first (before, it saved nothing, and with
+	// --checkpoint-every 0 a Ctrl-C there lost the epoch). saved says the
+	// checkpoint already holds that state (a resume validating it).
+	valFailed := func(at, next pipeline.Position, err error, saved bool) error {
+		err = fmt.Errorf("step %d (%v): validation after epoch %d: %w", step, at, at.Epoch, err)
+		var re *shards.RecordError
+		stopped := ctx.Err() != nil
+		if !stopped && !errors.As(err, &re) {
+			return fmt.Errorf("%w; %s", err, kept())
+		}
+		if !saved {
+			if serr := save(at, next, true); serr != nil {
+				return fmt.Errorf("%w; saving epoch %d's training failed too: %w", err, at.Epoch, serr)
+			}
+		}
+		if stopped {
+			return interruptedError{fmt.Errorf("%w; epoch %d's training is saved in %s, and --resume validates it before going on", err, at.Epoch, ckPath)}
+		}
+		return fmt.Errorf("%w; epoch %d's training is saved in %s: after the repair, --resume validates it before going on", err, at.Epoch, ckPath)
+	}
+	if ck != nil && ck.ValPending {
+		// The run stopped in this epoch's validation: it runs now, on the
+		// weights it was to judge, and the state after it is saved before
+		// any step, so the run goes on as an uninterrupted one would.
+		at := pipeline.Position{Epoch: pos.Epoch - 1, Batch: pl.BatchesPerEpoch() - 1}
+		fmt.Fprintf(log, "train: the run stopped in epoch %d's validation: running it first\n", at.Epoch)
+		ev, err := evaluate(ctx, be, cfg.Shards, meta, crop, cfg.EvalBatch, pipeline.Center, cfg.MaxValImages, cfg.Workers)
+		if err != nil {
+			return nil, valFailed(at, pos, err, true)
+		}
+		if err := endEpoch(at, ev, "validated"); err != nil {
+			return nil, err
+		}
+		if err := save(at, pos, false); err != nil {
+			return nil, err
+		}
+		last.at, last.resume, last.ok = at, pos, true
+		if cfg.MaxSteps > 0 && step >= cfg.MaxSteps {
+			res.Stopped, res.Steps = "max-steps", step
+			res.Seconds = time.Since(start).Seconds()
+			res.RunSeconds = before + res.Seconds
+			return res, nil
+		}
+	}
 	timed := 0 // steps since logStart in this process, for img/s
 	epochStart, logStart := time.Now(), time.Now()
 	// finish does a step's bookkeeping once its result is in: the loss
@@ -740,49 +828,15 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		if endOfEpoch {
 			ev, err := evaluate(ctx, be, cfg.Shards, meta, crop, cfg.EvalBatch, pipeline.Center, cfg.MaxValImages, cfg.Workers)
 			if err != nil {
-				err = fmt.Errorf("step %d (%v): validation after epoch %d: %w", step, at, at.Epoch, err)
-				if ctx.Err() != nil {
-					return false, err // an interrupt: stoppedInside says what is kept
-				}
-				return false, fmt.Errorf("%w; %s", err, kept())
+				return false, valFailed(at, resume, err, false)
 			}
-			trainErr := errorRate(run.Hits, run.Seen)
-			trainLoss := run.EpochLoss / float64(max(run.EpochSteps, 1))
-			verr := ev.Top1Err
-			val := fmt.Sprintf("val top-1 err %.2f%%, top-5 err %.2f%%, val loss %.4f (%d images)", 100*ev.Top1Err, 100*ev.Top5Err, ev.Loss, ev.Images)
-			if ev.Images == 0 {
-				// No labelled validation image: there is no validation
-				// error to report, and the schedule follows the training
-				// error instead.
-				verr = trainErr
-				val = "no labelled validation images"
-				if sched.Kind == "plateau" {
-					val += " (lr follows the training error)"
-				}
-			}
-			// The epoch's line carries the rate it trained at; a drop
-			// shows in the next one (and in the log's "lr ->").
-			epochLR := sched.LR
-			dropped := sched.EndEpoch(at.Epoch+1, verr)
-			fmt.Fprintf(log, "epoch %3d done in %s: train loss %.4f, train top-1 err %.2f%%, %s%s\n",
-				at.Epoch, time.Since(epochStart).Round(time.Second), trainLoss, 100*trainErr, val,
-				map[bool]string{true: fmt.Sprintf("; lr -> %g", sched.LR), false: ""}[dropped])
-			res.Top1Err, res.Top5Err, res.Epoch, res.Evaluated = ev.Top1Err, ev.Top5Err, at.Epoch+1, ev.Images > 0
-			if err := mlog.Add(Metric{Kind: "epoch", Step: step, Epoch: at.Epoch, LR: epochLR, Top1Err: ev.Top1Err, Top5Err: ev.Top5Err,
-				ValLoss: ev.Loss, NoVal: ev.Images == 0, TrainErr: trainErr, TrainLoss: trainLoss, Seconds: elapsed()}); err != nil {
+			if err := endEpoch(at, ev, "done in "+time.Since(epochStart).Round(time.Second).String()); err != nil {
 				return false, err
 			}
-			if err := WritePlots(cfg.Out, mlog.All()); err != nil {
-				return false, fmt.Errorf("step %d (%v): plots: %w", step, at, err)
-			}
-			if err := writeConv1(cfg.Out, be); err != nil {
-				return false, err
-			}
-			run.Hits, run.Seen, run.EpochLoss, run.EpochSteps = 0, 0, 0, 0
 			epochStart = time.Now()
 		}
 		if saving {
-			if err := save(at, resume); err != nil {
+			if err := save(at, resume, false); err != nil {
 				return false, err
 			}
 		}
@@ -790,7 +844,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			// Saved just above, the same state would be written again and
 			// push out the previous checkpoint.
 			if savedStep != step {
-				if err := save(at, resume); err != nil {
+				if err := save(at, resume, false); err != nil {
 					return false, err
 				}
 			}
@@ -824,8 +878,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	// interrupted ends a run stopped by Ctrl-C, SIGTERM or SIGHUP between steps:
 	// the step already queued is finished and the state after it saved,
 	// as --max-steps would have, so --resume continues it exactly and
-	// loses no step. A stop inside a step's bookkeeping (an evaluation)
-	// saves nothing: that state is not one a resume can continue from.
+	// loses no step. A stop inside an epoch's validation is valFailed's.
 	var pending *QueuedStep
 	// finishPending finishes the step queued before step n, if any; and
 	// saveLast saves the state after the last whole step, unless it is
@@ -843,7 +896,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		if savedStep == step {
 			return nil
 		}
-		return save(last.at, last.resume)
+		return save(last.at, last.resume, false)
 	}
 	interrupted := func(n int64, cause error) error {
 		if err := finishPending(n); err != nil {
@@ -879,10 +932,11 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		return fmt.Errorf("step %d: %w; the state after step %d, which trained on intact records only, is saved in %s", n, cause, step, ckPath)
 	}
 	// stoppedInside words an interrupt that landed inside a step's
-	// bookkeeping (an evaluation): nothing is saved there, and the user
-	// must know where --resume goes on from.
+	// bookkeeping where nothing more could be saved (an interrupted
+	// validation saves its own, and says so): the user must know where
+	// --resume goes on from.
 	stoppedInside := func(err error) error {
-		if ctx.Err() == nil {
+		if ctx.Err() == nil || errors.Is(err, ErrInterrupted) {
 			return err
 		}
 		if !haveCheckpoint() {
