@@ -117,7 +117,7 @@ func NewReader(name string, ra io.ReaderAt, size int64) (*Reader, error) {
 		return fail(fmt.Errorf("index: %w", ErrChecksum))
 	}
 	if m := binary.LittleEndian.Uint32(buf); m != endOfRecords {
-		return fail(fmt.Errorf("%w: the end-of-records marker before the index reads %#08x, not %#08x", ErrFormat, m, uint32(endOfRecords)))
+		return fail(&markerError{offset: int64(t.indexOffset) - 4, got: m})
 	}
 	offs := make([]uint64, t.count)
 	end := t.indexOffset - 4 // the end-of-records marker precedes the index
@@ -366,6 +366,18 @@ func (s *Scanner) Next() (*Record, error) {
 	}
 	return &s.rec, nil
 }
+
+// markerError is an end-of-records marker that reads otherwise, at offset.
+type markerError struct {
+	offset int64
+	got    uint32
+}
+
+func (e *markerError) Error() string {
+	return fmt.Sprintf("%v: the end-of-records marker before the index reads %#08x, not %#08x", ErrFormat, e.got, uint32(endOfRecords))
+}
+
+func (e *markerError) Unwrap() error { return ErrFormat }
 
 // errFileChecksum is the whole-file CRC's mismatch: a record whose bytes
 // changed fails it as well as its own CRC.

@@ -339,7 +339,8 @@ func TestScannerDoesNotTrustTheLength(t *testing.T) {
 
 // A bit flipped in the end-of-records marker reads, to a sequential
 // reader, as a record of absurd length: the error says what it more
-// likely is.
+// likely is. Verify, which also reads the index, names the marker once,
+// in the index check's words; before, it named the one fault twice.
 func TestScannerNamesADamagedEndMarker(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "t.shard")
@@ -352,13 +353,58 @@ func TestScannerNamesADamagedEndMarker(t *testing.T) {
 	r.Close()
 	b, _ := os.ReadFile(path)
 	b[marker+1] ^= 0x08
+	sc := NewScanner("bad.shard", bytes.NewReader(b))
+	for err == nil {
+		_, err = sc.Next()
+	}
+	if !strings.Contains(err.Error(), "or the end-of-records marker 0xffffffff damaged") {
+		t.Fatalf("the scanner on a damaged end marker: %v", err)
+	}
 	bad := filepath.Join(dir, "bad.shard")
 	if err := os.WriteFile(bad, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	v := Verify(bad, false)
-	if len(v.Damage) == 0 || !strings.Contains(v.Damage[0].Error(), "or the end-of-records marker 0xffffffff damaged") {
-		t.Fatalf("a damaged end marker: %v", v.Damage)
+	if len(v.Damage) != 1 || v.Records != 3 || !strings.Contains(v.Damage[0].Error(), "the end-of-records marker before the index reads 0xfffff7ff") {
+		t.Fatalf("verify on a damaged end marker: %d records ok, %v", v.Records, v.Damage)
+	}
+}
+
+// A record's length field grown past the records reads to the sequential
+// pass as a file cut short; with the file's end intact, Verify says the
+// length field is damaged, and checks the records after it by the index.
+// A file really cut short still reads as truncated.
+func TestVerifyNamesADamagedLength(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "t.shard")
+	writeTestShard(t, path, 3, CodecGradHuff)
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := r.offsets[1]
+	r.Close()
+	good, _ := os.ReadFile(path)
+	for _, bit := range []byte{0x01, 0x10, 0x40} {
+		b := bytes.Clone(good)
+		b[second+2] ^= bit // the length's third byte: at least 64 KiB more
+		bad := filepath.Join(dir, "bad.shard")
+		if err := os.WriteFile(bad, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		v := Verify(bad, false)
+		var re *RecordError
+		if len(v.Damage) != 1 || v.Records != 2 || !errors.As(v.Damage[0], &re) || re.Index != 1 ||
+			!strings.Contains(v.Damage[0].Error(), "runs past the end of the records") || strings.Contains(v.Damage[0].Error(), "truncated") {
+			t.Fatalf("bit %#x in record 1's length: %d records ok, %v", bit, v.Records, v.Damage)
+		}
+	}
+	cut := filepath.Join(dir, "cut.shard")
+	if err := os.WriteFile(cut, good[:second+100], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if v := Verify(cut, false); len(v.Damage) != 1 || !strings.Contains(v.Damage[0].Error(), "truncated") {
+		t.Fatalf("a shard cut short: %v", v.Damage)
 	}
 }
 
@@ -503,6 +549,28 @@ func FuzzReader(f *testing.F) {
 		for i := 0; i < 1000; i++ {
 			if _, err := sc.Next(); err != nil && !errors.Is(err, ErrChecksum) {
 				break
+			}
+		}
+		// Verify, which mixes the two readers and rewords their faults,
+		// names the shard in each fault, and a file it passes whole is one
+		// the random-access reader reads whole.
+		if len(b) > 1<<20 {
+			return
+		}
+		p := filepath.Join(t.TempDir(), "f.shard")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		v := Verify(p, true)
+		for _, err := range v.Damage {
+			if err == nil || !strings.Contains(err.Error(), "f.shard") {
+				t.Fatalf("a fault that does not name the shard: %v", err)
+			}
+		}
+		if len(v.Damage) == 0 {
+			r, err := NewReader("fuzz", bytes.NewReader(b), int64(len(b)))
+			if err != nil || r.Len() != v.Records {
+				t.Fatalf("verify passed %d records, the reader says %v", v.Records, err)
 			}
 		}
 	})

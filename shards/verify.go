@@ -1,7 +1,9 @@
 package shards
 
 import (
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -113,10 +115,31 @@ func VerifyWith(path string, decode bool, want func(*Record) error) VerifyResult
 		// trailer is the same cut.
 		var re *RecordError
 		fileLevel := errors.As(final, &re) && re.Index < 0
+		// A damaged end marker is where the pass looked for a record's
+		// length: the index's check names that one fault better, so it
+		// is said once, in its words.
+		var me *markerError
+		if errors.As(err, &me) && re != nil && re.Index >= 0 && re.Offset == me.offset {
+			res.Damage[len(res.Damage)-1] = err
+			return res
+		}
 		if !fileLevel && !errors.Is(final, io.ErrUnexpectedEOF) {
 			res.Damage = append(res.Damage, err)
 		}
 		return res
+	}
+	// The file's end is intact, so a record that ran past it was framed by
+	// a damaged length field, not cut short: "truncated" would send the
+	// user looking for a short copy.
+	var re *RecordError
+	if errors.Is(final, io.ErrUnexpectedEOF) && errors.As(final, &re) && re.Index >= 0 && re.Offset >= 0 {
+		var lb [4]byte
+		if _, err := f.ReadAt(lb[:], re.Offset); err == nil {
+			marker := int64(r.t.indexOffset) - 4
+			res.Damage[len(res.Damage)-1] = &RecordError{Shard: name, Index: re.Index, Offset: re.Offset,
+				Err: fmt.Errorf("%w: record length %d runs past the end of the records (their end marker is at offset %d, and the file's end is intact): the length field is damaged",
+					ErrFormat, binary.LittleEndian.Uint32(lb[:]), marker)}
+		}
 	}
 	indexPass(&res, r, seen+1, check)
 	return res
