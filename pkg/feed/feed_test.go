@@ -600,6 +600,41 @@ func (s *failingSource) Next() (*pipeline.Slot, error) {
 func TestFeedErrorsAndClose(t *testing.T) {
 	dir := t.TempDir()
 	writeShards(t, dir, 100, testSide)
+	// A resume whose pending validation was the run's last epoch starts
+	// a feed over a pipeline already at its end: no batch, no copy, and
+	// io.EOF at once, then a clean Close.
+	t.Run("a source with no batch", func(t *testing.T) {
+		var slots []*pipeline.Slot
+		for range 4 {
+			s, err := testLayout.Slot(make([]byte, testLayout.Bytes()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			slots = append(slots, s)
+		}
+		pl, err := pipeline.New(context.Background(), dir, pipeline.Options{Mode: pipeline.Train, Batch: testBatch, Crop: testCrop,
+			Seed: 9, Epochs: 2, Start: pipeline.Position{Epoch: 2}, Decoders: 2, Slots: slots})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pl.Close()
+		d := newFakeDevice(t, 2, 0)
+		f, err := newFeed(pl, d, Options{}, d.checkRelease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := consume(t, f, d, -1, 0); n != 0 || err != io.EOF {
+			t.Fatalf("%d steps then %v; want none, then io.EOF", n, err)
+		}
+		if err := f.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		for _, p := range d.problems {
+			t.Error(p)
+		}
+	})
 	t.Run("source error after 5 batches", func(t *testing.T) {
 		pl := newPipeline(t, dir, 0)
 		defer pl.Close()

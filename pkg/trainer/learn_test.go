@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/alexnet-repro/alexnet/internal/dirlock"
@@ -632,20 +633,17 @@ func TestInterruptSavesAndResumes(t *testing.T) {
 func TestStopDuringValidation(t *testing.T) {
 	shardDir := syntheticShards(t, 160, 40) // 10 steps an epoch at batch 16
 	type want struct{ epochs, maxSteps int }
-	refs := map[want][]byte{}
+	refs := map[want][2][]byte{}
 	epochLines := map[want][]Metric{}
-	reference := func(w want) ([]byte, []Metric) {
-		if refs[w] == nil {
+	// reference gives the uninterrupted run's checkpoint and previous
+	// checkpoint (nil where it has none), and its epoch lines.
+	reference := func(w want) ([2][]byte, []Metric) {
+		if refs[w][0] == nil {
 			cfg := smallConfig(shardDir, t.TempDir())
 			cfg.Epochs, cfg.MaxSteps, cfg.CkptEvery = w.epochs, int64(w.maxSteps), 0
 			mustTrain(t, cfg)
-			refs[w], _ = os.ReadFile(filepath.Join(cfg.Out, CheckpointFile))
-			for _, m := range readMetrics(cfg.Out, math.MaxInt64) {
-				if m.Kind == "epoch" {
-					m.Seconds = 0
-					epochLines[w] = append(epochLines[w], m)
-				}
-			}
+			refs[w] = readCheckpoints(cfg.Out)
+			epochLines[w] = epochLinesOf(cfg.Out)
 		}
 		return refs[w], epochLines[w]
 	}
@@ -656,6 +654,7 @@ func TestStopDuringValidation(t *testing.T) {
 		step     int  // the epoch's last step, whose validation is stopped
 		damage   bool // a damaged val shard, not Ctrl-C
 		again    bool // Ctrl-C in the resumed validation too
+		resaveNo bool // the save after the resumed validation fails (a full disk)
 		streamed bool
 	}{
 		{name: "first epoch", epochs: 2, step: 10},
@@ -663,6 +662,7 @@ func TestStopDuringValidation(t *testing.T) {
 		{name: "last epoch", epochs: 2, step: 20},
 		{name: "at --max-steps", epochs: 2, maxSteps: 10, step: 10},
 		{name: "twice", epochs: 2, step: 10, again: true},
+		{name: "resumed save fails", epochs: 2, step: 20, resaveNo: true},
 		{name: "damaged val shard", epochs: 1, step: 10, damage: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -719,6 +719,18 @@ func TestStopDuringValidation(t *testing.T) {
 					t.Fatalf("the checkpoint after a second interrupt: %+v, %v", h2, err)
 				}
 			}
+			if tc.resaveNo {
+				// The epoch's line is written, then the save fails: the
+				// next resume validates again and must not log it twice.
+				saveCheckpoint = func(c *Checkpoint, path string) error {
+					return &os.PathError{Op: "write", Path: path + ".tmp", Err: syscall.ENOSPC}
+				}
+				_, err := Train(context.Background(), cfg, io.Discard)
+				saveCheckpoint = (*Checkpoint).Save
+				if !errors.Is(err, syscall.ENOSPC) || !h.ValPending {
+					t.Fatalf("the save after the resumed validation: %v", err)
+				}
+			}
 			var resumed bytes.Buffer
 			res, err := Train(context.Background(), cfg, &resumed)
 			if err != nil {
@@ -727,20 +739,90 @@ func TestStopDuringValidation(t *testing.T) {
 			if !strings.Contains(resumed.String(), fmt.Sprintf("stopped in epoch %d's validation: running it first", tc.step/10-1)) || !res.Evaluated {
 				t.Errorf("the resume: %+v\n%s", res, resumed.String())
 			}
-			if got, _ := os.ReadFile(ckPath); !bytes.Equal(got, wantCk) {
-				t.Fatal("the resumed run ends with another checkpoint than the uninterrupted run")
+			// The previous checkpoint too is the uninterrupted run's, not
+			// the pending one the resume replaced.
+			if got := readCheckpoints(out); !bytes.Equal(got[0], wantCk[0]) || !bytes.Equal(got[1], wantCk[1]) {
+				t.Fatalf("the resumed run ends with other checkpoints than the uninterrupted run (latest equal: %v, previous equal: %v)",
+					bytes.Equal(got[0], wantCk[0]), bytes.Equal(got[1], wantCk[1]))
 			}
-			var got []Metric
-			for _, m := range readMetrics(out, math.MaxInt64) {
-				if m.Kind == "epoch" {
-					m.Seconds = 0
-					got = append(got, m)
-				}
-			}
-			if !reflect.DeepEqual(got, wantEpochs) {
+			if got := epochLinesOf(out); !reflect.DeepEqual(got, wantEpochs) {
 				t.Errorf("epoch lines:\n got %+v\nwant %+v", got, wantEpochs)
 			}
 		})
+	}
+}
+
+// readCheckpoints gives dir's checkpoint and previous checkpoint, nil
+// where there is none.
+func readCheckpoints(dir string) [2][]byte {
+	ck, _ := os.ReadFile(filepath.Join(dir, CheckpointFile))
+	prev, _ := os.ReadFile(filepath.Join(dir, PrevCheckpointFile))
+	return [2][]byte{ck, prev}
+}
+
+// epochLinesOf is dir's epoch lines, their clock left out.
+func epochLinesOf(dir string) []Metric {
+	var got []Metric
+	for _, m := range readMetrics(dir, math.MaxInt64) {
+		if m.Kind == "epoch" {
+			m.Seconds = 0
+			got = append(got, m)
+		}
+	}
+	return got
+}
+
+// A save that fails while an interrupted validation records its epoch
+// says once what is kept: exit 130 where a checkpoint is left to resume,
+// otherwise the advice to start again. A pending validation anywhere but
+// at an epoch's end is a checkpoint no run writes, and is refused.
+func TestStopDuringValidationEdges(t *testing.T) {
+	shardDir := syntheticShards(t, 160, 40)
+	for _, tc := range []struct {
+		step      int
+		resumable bool
+	}{{10, false}, {20, true}} {
+		out := t.TempDir()
+		cfg := smallConfig(shardDir, out)
+		cfg.CkptEvery, cfg.LogEvery = 10, 1
+		if tc.step == 10 {
+			cfg.CkptEvery = 0
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		saveCheckpoint = func(c *Checkpoint, path string) error {
+			if c.ValPending {
+				return &os.PathError{Op: "write", Path: path + ".tmp", Err: syscall.ENOSPC}
+			}
+			return c.Save(path)
+		}
+		_, err := Train(ctx, cfg, &cancelAt{prefix: fmt.Sprintf("step %6d ", tc.step), cancel: cancel})
+		cancel()
+		saveCheckpoint = (*Checkpoint).Save
+		msg := fmt.Sprint(err)
+		resumes, again := strings.Count(msg, "--resume"), strings.Count(msg, "run it again")
+		if errors.Is(err, ErrInterrupted) != tc.resumable || !errors.Is(err, syscall.ENOSPC) ||
+			tc.resumable && (resumes != 1 || again != 0) || !tc.resumable && (resumes != 0 || again != 1) {
+			t.Errorf("step %d: interrupted in validation, and the save failed: resumable %v: %v", tc.step, errors.Is(err, ErrInterrupted), err)
+		}
+		t.Logf("step %d: %v", tc.step, err)
+	}
+
+	out := t.TempDir()
+	cfg := smallConfig(shardDir, out)
+	cfg.MaxSteps = 3
+	mustTrain(t, cfg)
+	ckPath := filepath.Join(out, CheckpointFile)
+	ck, err := Load(ckPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck.ValPending = true // at {0, 3}: mid-epoch
+	if err := ck.Save(ckPath); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Resume, cfg.MaxSteps = true, 4
+	if _, err := Train(context.Background(), cfg, io.Discard); !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), "not an epoch's end") {
+		t.Errorf("a pending validation mid-epoch: %v", err)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"gonum.org/v1/plot"
@@ -102,12 +103,23 @@ type MetricsLog struct {
 // the file as it was kept as metrics.jsonl.bak. A new run (keepUpTo < 0)
 // starts an empty log without reading the old one.
 func OpenMetrics(dir string, keepUpTo int64) (*MetricsLog, error) {
+	return openMetrics(dir, keepUpTo, false)
+}
+
+// openMetrics is OpenMetrics for a resume whose checkpoint's epoch may
+// still be pending validation: then an epoch line at its step is one a
+// resume that validated it wrote and stopped before saving, and the
+// validation about to run writes it again.
+func openMetrics(dir string, keepUpTo int64, valPending bool) (*MetricsLog, error) {
 	path := filepath.Join(dir, MetricsFile)
 	var kept []Metric
 	var dropped []int
 	var old []byte
 	if keepUpTo >= 0 {
 		kept, dropped, old = readMetricsLines(dir, keepUpTo)
+	}
+	if valPending {
+		kept = slices.DeleteFunc(kept, func(m Metric) bool { return m.Kind == "epoch" && m.Step == keepUpTo })
 	}
 	if len(dropped) > 0 {
 		// Rewriting would lose those lines for good: a hand-edited log,

@@ -160,6 +160,12 @@ var ErrInterrupted = errors.New("interrupted")
 
 type interruptedError struct{ error }
 
+// saidError is a failure whose message already says what the run keeps
+// and how to go on.
+type saidError struct{ error }
+
+func (e saidError) Unwrap() error { return e.error }
+
 func (e interruptedError) Is(target error) bool { return target == ErrInterrupted }
 func (e interruptedError) Unwrap() error        { return e.error }
 
@@ -395,6 +401,11 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		if err := ck.Schedule.check(); err != nil {
 			return nil, fmt.Errorf("--resume: %s: %w: schedule: %v", ckPath, ErrCheckpoint, err)
 		}
+		// Validation is pending only at an epoch's end, which the
+		// position after it is the start of.
+		if ck.ValPending && (ck.Position.Batch != 0 || ck.Position.Epoch < 1) {
+			return nil, fmt.Errorf("--resume: %s: %w: its validation is pending at %+v, which is not an epoch's end", ckPath, ErrCheckpoint, ck.Position)
+		}
 		if err := resumeDiffers(ck, cfg, ckPath, crop, len(meta.Classes)); err != nil {
 			return nil, err
 		}
@@ -574,7 +585,12 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		// the previous one only once the new one is saved: a failed save
 		// leaves both as they were.
 		var prevTmp string
-		if haveCheckpoint() {
+		// The state after a resumed validation replaces the pending
+		// checkpoint of its step, not the one before it: the previous
+		// checkpoint stays the uninterrupted run's, and one that is
+		// pending would, moved into place, validate the epoch again.
+		replacesPending := ck != nil && ck.ValPending && savedStep < 0 && step == ck.Step
+		if haveCheckpoint() && !replacesPending {
 			var err error
 			if prevTmp, err = linkTemp(ckPath, prevPath); err != nil && !prevNoted {
 				prevNoted = true
@@ -663,7 +679,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	if ck == nil {
 		keep = -1 // a new run: the old log is not read, only replaced
 	}
-	mlog, err = OpenMetrics(cfg.Out, keep)
+	mlog, err = openMetrics(cfg.Out, keep, ck != nil && ck.ValPending)
 	if err != nil {
 		return nil, err
 	}
@@ -755,7 +771,13 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 		if !saved {
 			if serr := save(at, next, true); serr != nil {
-				return fmt.Errorf("%w; saving epoch %d's training failed too: %w", err, at.Epoch, serr)
+				// serr says what is kept: stoppedInside must not say it
+				// again.
+				err = fmt.Errorf("%w; saving epoch %d's training failed too: %w", err, at.Epoch, serr)
+				if stopped && haveCheckpoint() {
+					return interruptedError{err}
+				}
+				return saidError{err}
 			}
 		}
 		if stopped {
@@ -936,7 +958,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	// validation saves its own, and says so): the user must know where
 	// --resume goes on from.
 	stoppedInside := func(err error) error {
-		if ctx.Err() == nil || errors.Is(err, ErrInterrupted) {
+		if ctx.Err() == nil || errors.Is(err, ErrInterrupted) || errors.As(err, new(saidError)) {
 			return err
 		}
 		if !haveCheckpoint() {
