@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -890,6 +891,21 @@ func TestResumeWithoutRun(t *testing.T) {
 	def.Model, def.Crop = "alexnet", 0
 	if _, err := Train(context.Background(), def, io.Discard); !errors.Is(err, ErrNoRun) {
 		t.Fatalf("resume at the defaults with no run: %v, want ErrNoRun", err)
+	}
+	// A run killed before its first checkpoint left its log: leaving out
+	// --resume would be refused for it, so the advice is --overwrite, and
+	// it works.
+	if err := os.WriteFile(filepath.Join(out, MetricsFile), []byte(`{"kind":"step","step":5}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Train(context.Background(), cfg, io.Discard); !errors.Is(err, ErrNoRun) || !strings.Contains(err.Error(), "start it again with --overwrite in place of --resume") {
+		t.Fatalf("resume where a run left only its log: %v", err)
+	}
+	again := cfg
+	again.Resume, again.Overwrite, again.MaxSteps = false, true, 1
+	mustTrain(t, again)
+	for _, f := range append(slices.Clone(replacedFiles), MetricsFile) {
+		os.Remove(filepath.Join(out, f))
 	}
 	// A run there that has not saved its first checkpoint yet holds the
 	// folder: the resume names it rather than advise leaving out --resume.

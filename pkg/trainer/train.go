@@ -286,6 +286,13 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			if h := previousIntact(cfg.Out); h != "" {
 				return nil, fmt.Errorf("--resume: %s: %w, but %s", ckPath, ErrNoRun, h)
 			}
+			// A run killed before its first checkpoint left its log: a
+			// plain run would refuse that folder, so the advice is the
+			// one that starts again there.
+			if found := earlierOutputs(cfg.Out); len(found) > 0 {
+				return nil, fmt.Errorf("--resume: %s: %w, only %s of a run stopped before its first checkpoint: nothing to resume; start it again with --overwrite in place of --resume",
+					ckPath, ErrNoRun, strings.Join(found, ", "))
+			}
 			return nil, fmt.Errorf("--resume: %s: %w (leave out --resume to start a run there)", ckPath, ErrNoRun)
 		}
 	}
