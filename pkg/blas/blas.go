@@ -17,6 +17,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -124,6 +126,21 @@ func Backend() string {
 		name = strings.TrimSpace(l.getConfig())
 	}
 	return fmt.Sprintf("%s (%s)", name, l.path)
+}
+
+// Arith names what decides SGEMM's bits: the library's version, build and
+// kernels (OpenBLAS's config names the core type it chose), or gonum's Go
+// code for this architecture. Two runs under the same Arith sum alike;
+// the thread count does not change the sums.
+func Arith() string {
+	l := loaded()
+	if l == nil {
+		return "gonum " + runtime.GOARCH
+	}
+	if l.getConfig != nil {
+		return strings.TrimSpace(l.getConfig())
+	}
+	return "CBLAS " + filepath.Base(l.path)
 }
 
 // Native reports whether OpenBLAS (or another CBLAS library) is loaded.

@@ -2,8 +2,10 @@ package trainer
 
 import (
 	"fmt"
+	"runtime"
 
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
+	"github.com/alexnet-repro/alexnet/pkg/blas"
 	"github.com/alexnet-repro/alexnet/pkg/nn/cpu"
 	"github.com/alexnet-repro/alexnet/pkg/pipeline"
 )
@@ -30,6 +32,12 @@ type Backend interface {
 	// SetStep sets the step counter, from which dropout masks derive.
 	SetStep(step uint64)
 	Describe() string
+	// Arith names what decides the bits of the backend's sums (its
+	// libraries, their kernels, the precision), without what does not
+	// (thread counts, paths): the same state stepped under the same Arith
+	// gives the same bits. A checkpoint keeps it, so that a resume under
+	// another can say that the run no longer repeats bit for bit.
+	Arith() string
 	Close() error
 }
 
@@ -110,4 +118,5 @@ func (b *cpuBackend) SetMomenta(ts []Tensor) error {
 
 func (b *cpuBackend) SetStep(step uint64) { b.net.SetStep(step) }
 func (b *cpuBackend) Describe() string    { return "cpu: " + b.net.Backend() }
+func (b *cpuBackend) Arith() string       { return "cpu " + runtime.GOARCH + ", BLAS " + blas.Arith() }
 func (b *cpuBackend) Close() error        { return b.net.Close() }

@@ -98,8 +98,12 @@ type Checkpoint struct {
 	// validation pass, and the schedule's step that follows from it, have
 	// not run: a run stopped during that pass saves this, and --resume
 	// runs them before any step.
-	ValPending bool     `json:"val_pending,omitempty"`
-	Tensors    []Tensor `json:"tensors"`
+	ValPending bool `json:"val_pending,omitempty"`
+	// Arith is the saving backend's Arith: the libraries and kernels that
+	// decided the bits of the run's sums. Empty in checkpoints from before
+	// it was kept.
+	Arith   string   `json:"arith,omitempty"`
+	Tensors []Tensor `json:"tensors"`
 }
 
 // Hyper is what a run's updates and augmentation use besides the

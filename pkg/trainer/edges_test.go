@@ -677,3 +677,48 @@ func TestCPUSetMomenta(t *testing.T) {
 		}
 	}
 }
+
+// otherArith is the CPU backend under another name for its arithmetic, as
+// a resume on a machine whose OpenBLAS picks other kernels would be.
+type otherArith struct{ Backend }
+
+func (otherArith) Arith() string { return "other kernels" }
+
+// A checkpoint names the arithmetic that made it, and a resume under
+// another says that the run no longer repeats bit for bit; under the same
+// it says nothing.
+func TestResumeNotesOtherArith(t *testing.T) {
+	shardDir := syntheticShards(t, 64, 16)
+	out := t.TempDir()
+	cfg := smallConfig(shardDir, out)
+	cfg.MaxSteps = 2
+	mustTrain(t, cfg)
+	h, err := ReadHeader(filepath.Join(out, CheckpointFile))
+	if err != nil || !strings.HasPrefix(h.Arith, "cpu ") || !strings.Contains(h.Arith, "BLAS ") {
+		t.Fatalf("the checkpoint's arith: %q, %v", h.Arith, err)
+	}
+	cfg.Resume, cfg.MaxSteps = true, 3
+	var log bytes.Buffer
+	if _, err := Train(context.Background(), cfg, &log); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(log.String(), "bit for bit") {
+		t.Errorf("a resume under the same arithmetic noted a change:\n%s", log.String())
+	}
+	cfg.MaxSteps = 4
+	cfg.NewBackend = func(spec alexnet.Spec, batch int, params map[string][]float32, seed uint64, mean, std [3]float32) (Backend, error) {
+		be, err := NewCPU(spec, batch, params, seed, mean, std)
+		return otherArith{be}, err
+	}
+	log.Reset()
+	if _, err := Train(context.Background(), cfg, &log); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("the run was trained with %s, and this resume computes with other kernels: it goes on, but its results will not repeat an uninterrupted run's bit for bit", h.Arith)
+	if !strings.Contains(log.String(), want) {
+		t.Errorf("no note of the other arithmetic:\n%s", log.String())
+	}
+	if h, _ := ReadHeader(filepath.Join(out, CheckpointFile)); h == nil || h.Arith != "other kernels" {
+		t.Errorf("the resumed run's checkpoint names %v, want the arithmetic that made it", h)
+	}
+}

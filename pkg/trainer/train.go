@@ -501,6 +501,11 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 	}
 	be.SetStep(uint64(step))
+	if ck != nil && ck.Arith != "" && ck.Arith != be.Arith() {
+		// Not refused: the run goes on as well, but a user comparing it
+		// with an uninterrupted run (or a rerun) must know why it differs.
+		fmt.Fprintf(log, "train: note: the run was trained with %s, and this resume computes with %s: it goes on, but its results will not repeat an uninterrupted run's bit for bit\n", ck.Arith, be.Arith())
+	}
 	fmt.Fprintf(log, "train: %s, %d parameters, input %dx%dx3, %d classes; %s\n", spec.Name, spec.NumParams(), crop, crop, len(meta.Classes), be.Describe())
 	if ck != nil {
 		fmt.Fprintf(log, "train: resuming %s at step %d, %v, lr %g\n", ckPath, step, pos, sched.LR)
@@ -581,7 +586,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 		c := &Checkpoint{Model: cfg.Model, Classes: len(meta.Classes), ClassList: classList, InputHW: crop, ImageHW: meta.Width,
 			TrainSet: trainSet, Batch: cfg.Batch, Init: cfg.Init, Seed: cfg.Seed, Step: step, Epoch: next.Epoch, Epochs: cfg.Epochs,
-			Position: Position{Epoch: next.Epoch, Batch: next.Batch}, Schedule: sched, Mean: mean, Std: std, Tensors: ts, ValPending: valPending}
+			Position: Position{Epoch: next.Epoch, Batch: next.Batch}, Schedule: sched, Mean: mean, Std: std, Tensors: ts, ValPending: valPending, Arith: be.Arith()}
 		hyper := cfg.hyper()
 		c.Hyper = &hyper
 		if run != (Running{}) {

@@ -104,14 +104,37 @@ func (b *Backend) SetStep(step uint64) { b.net.SetStep(step) }
 // Describe names the device, the precision and the libraries.
 func (b *Backend) Describe() string { return b.net.Describe() }
 
+// Arith is trainer.Backend's: the device, the precision, whether the
+// algorithms are the deterministic ones, and the cuDNN and cuBLAS
+// versions.
+func (b *Backend) Arith() string { return b.net.Arith() }
+
 // Close frees the device memory and handles.
 func (b *Backend) Close() error { return b.net.Close() }
 
 // Describe is one line: device, precision, libraries, memory.
 func (n *Net) Describe() string {
+	parts := n.describeParts(true)
+	if n.eng != nil {
+		parts = append(parts, strings.SplitN(n.eng.describe(), "\n", 2)[0])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Arith is Describe without the SM count and the memory: what decides
+// the bits of a step.
+func (n *Net) Arith() string { return strings.Join(n.describeParts(false), ", ") }
+
+// describeParts is the device (with its SM count when sms), the precision
+// and the library versions.
+func (n *Net) describeParts(sms bool) []string {
 	var parts []string
 	if d := n.Device(); d != nil {
-		parts = append(parts, fmt.Sprintf("cuda: %s (cc %v, %d SMs)", d.Name, d.ComputeCapability, d.SMs))
+		if sms {
+			parts = append(parts, fmt.Sprintf("cuda: %s (cc %v, %d SMs)", d.Name, d.ComputeCapability, d.SMs))
+		} else {
+			parts = append(parts, fmt.Sprintf("cuda: %s (cc %v)", d.Name, d.ComputeCapability))
+		}
 	}
 	parts = append(parts, n.opt.Precision.String())
 	if n.opt.Deterministic {
@@ -123,10 +146,7 @@ func (n *Net) Describe() string {
 	if v, err := cuda.CUBLASVersion(); err == nil {
 		parts = append(parts, fmt.Sprintf("cuBLAS %d.%d.%d", v[0], v[1], v[2]))
 	}
-	if n.eng != nil {
-		parts = append(parts, strings.SplitN(n.eng.describe(), "\n", 2)[0])
-	}
-	return strings.Join(parts, ", ")
+	return parts
 }
 
 // Report is Describe plus the convolution algorithms cuDNN chose.
