@@ -34,9 +34,11 @@ type Backend interface {
 	Describe() string
 	// Arith names what decides the bits of the backend's sums (its
 	// libraries, their kernels, the precision), without what does not
-	// (thread counts, paths): the same state stepped under the same Arith
-	// gives the same bits. A checkpoint keeps it, so that a resume under
-	// another can say that the run no longer repeats bit for bit.
+	// (thread counts, paths). Where the backend repeats itself (the CPU
+	// always, a GPU with deterministic algorithms), the same state stepped
+	// under the same Arith gives the same bits; under another it cannot be
+	// relied on to. A checkpoint keeps it, so that a resume under another
+	// can say that the run no longer repeats bit for bit.
 	Arith() string
 	Close() error
 }

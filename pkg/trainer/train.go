@@ -160,14 +160,14 @@ var ErrInterrupted = errors.New("interrupted")
 
 type interruptedError struct{ error }
 
+func (e interruptedError) Is(target error) bool { return target == ErrInterrupted }
+func (e interruptedError) Unwrap() error        { return e.error }
+
 // saidError is a failure whose message already says what the run keeps
 // and how to go on.
 type saidError struct{ error }
 
 func (e saidError) Unwrap() error { return e.error }
-
-func (e interruptedError) Is(target error) bool { return target == ErrInterrupted }
-func (e interruptedError) Unwrap() error        { return e.error }
 
 // ErrNonFinite marks a loss that became NaN or infinite.
 var ErrNonFinite = errors.New("not finite")
@@ -290,7 +290,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			// plain run would refuse that folder, so the advice is the
 			// one that starts again there.
 			if found := earlierOutputs(cfg.Out); len(found) > 0 {
-				return nil, fmt.Errorf("--resume: %s: %w, only %s of a run stopped before its first checkpoint: nothing to resume; start it again with --overwrite in place of --resume",
+				return nil, fmt.Errorf("--resume: %s: %w: the folder holds %s but no checkpoint (a run stopped before its first, or one whose checkpoints were removed); --overwrite in place of --resume starts a new run there, replacing them",
 					ckPath, ErrNoRun, strings.Join(found, ", "))
 			}
 			return nil, fmt.Errorf("--resume: %s: %w (leave out --resume to start a run there)", ckPath, ErrNoRun)
@@ -784,12 +784,9 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		if !saved {
 			if serr := save(at, next, true); serr != nil {
 				// serr says what is kept: stoppedInside must not say it
-				// again.
-				err = fmt.Errorf("%w; saving epoch %d's training failed too: %w", err, at.Epoch, serr)
-				if stopped && haveCheckpoint() {
-					return interruptedError{err}
-				}
-				return saidError{err}
+				// again. Not ErrInterrupted even when stopped: a save
+				// that failed on the way out is exit 1, as interrupted's.
+				return saidError{fmt.Errorf("%w; saving epoch %d's training failed too: %w", err, at.Epoch, serr)}
 			}
 		}
 		if stopped {

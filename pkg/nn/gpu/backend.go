@@ -114,27 +114,21 @@ func (b *Backend) Close() error { return b.net.Close() }
 
 // Describe is one line: device, precision, libraries, memory.
 func (n *Net) Describe() string {
-	parts := n.describeParts(true)
+	d := n.Arith()
 	if n.eng != nil {
-		parts = append(parts, strings.SplitN(n.eng.describe(), "\n", 2)[0])
+		d += ", " + strings.SplitN(n.eng.describe(), "\n", 2)[0]
 	}
-	return strings.Join(parts, ", ")
+	return d
 }
 
-// Arith is Describe without the SM count and the memory: what decides
-// the bits of a step.
-func (n *Net) Arith() string { return strings.Join(n.describeParts(false), ", ") }
-
-// describeParts is the device (with its SM count when sms), the precision
-// and the library versions.
-func (n *Net) describeParts(sms bool) []string {
+// Arith is Describe without the memory: what decides the bits of a step.
+// The SM count stays, as cuBLAS and cuDNN choose kernels by it (a MIG
+// slice or a cut-down card of the same name), and so does NVRTC's
+// version, which compiled our own kernels.
+func (n *Net) Arith() string {
 	var parts []string
 	if d := n.Device(); d != nil {
-		if sms {
-			parts = append(parts, fmt.Sprintf("cuda: %s (cc %v, %d SMs)", d.Name, d.ComputeCapability, d.SMs))
-		} else {
-			parts = append(parts, fmt.Sprintf("cuda: %s (cc %v)", d.Name, d.ComputeCapability))
-		}
+		parts = append(parts, fmt.Sprintf("cuda: %s (cc %v, %d SMs)", d.Name, d.ComputeCapability, d.SMs))
 	}
 	parts = append(parts, n.opt.Precision.String())
 	if n.opt.Deterministic {
@@ -146,7 +140,10 @@ func (n *Net) describeParts(sms bool) []string {
 	if v, err := cuda.CUBLASVersion(); err == nil {
 		parts = append(parts, fmt.Sprintf("cuBLAS %d.%d.%d", v[0], v[1], v[2]))
 	}
-	return parts
+	if major, minor, err := cuda.NVRTCVersion(); err == nil {
+		parts = append(parts, fmt.Sprintf("NVRTC %d.%d", major, minor))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Report is Describe plus the convolution algorithms cuDNN chose.
