@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/regfile"
 )
 
@@ -208,8 +209,11 @@ func ParseMeta(r io.Reader) (*Meta, error) {
 	if err := checkChecksum(b, &m); err != nil {
 		return nil, err
 	}
-	if m.Width <= 0 || m.Height <= 0 || m.Channels != 3 || m.Width > MaxSide || m.Height > MaxSide {
-		return nil, fmt.Errorf("bad image shape %d×%d×%d", m.Width, m.Height, m.Channels)
+	if m.Width <= 0 || m.Height <= 0 || m.Channels != 3 || m.Width > MaxWrittenSide || m.Height > MaxWrittenSide {
+		return nil, fmt.Errorf("bad image shape %d×%d×%d (ingest writes 3 channels, sides 1 to %d)", m.Width, m.Height, m.Channels, MaxWrittenSide)
+	}
+	if len(m.Classes) == 0 && m.Splits["train"].Records > 0 {
+		return nil, errors.New("no classes, but train records: ingest lists the classes its train records are labelled with")
 	}
 	// An index is the WNID's position in sorted order: WNIDs out of order
 	// or repeated would put scores under other classes' names.
@@ -226,6 +230,15 @@ func ParseMeta(r io.Reader) (*Meta, error) {
 	if err := m.Stats.check(); err != nil {
 		return nil, err
 	}
+	listed := map[string]string{} // shard file → its split, for files listed twice
+	for _, name := range []string{"train", "val"} {
+		for _, sh := range m.Splits[name].Shards {
+			if other, ok := listed[sh.File]; ok {
+				return nil, fmt.Errorf("shard %s is listed twice (in %s and %s): each file holds one shard of one split", cli.Name(sh.File), other, name)
+			}
+			listed[sh.File] = name
+		}
+	}
 	for name, s := range m.Splits {
 		if name != "train" && name != "val" {
 			return nil, fmt.Errorf("split %q: ingest writes only train and val", name)
@@ -235,8 +248,8 @@ func ParseMeta(r io.Reader) (*Meta, error) {
 		}
 		n := 0
 		for _, sh := range s.Shards {
-			if sh.Records < 0 || filepath.Base(sh.File) != sh.File || sh.File == "" {
-				return nil, fmt.Errorf("split %s: bad shard entry %+v", name, sh)
+			if sh.Records < 0 || sh.Bytes < 0 || filepath.Base(sh.File) != sh.File || sh.File == "" || sh.File == "." || sh.File == ".." {
+				return nil, fmt.Errorf("split %s: bad shard entry: file %s, %d records, %d bytes", name, cli.Name(sh.File), sh.Records, sh.Bytes)
 			}
 			n += sh.Records
 		}
@@ -247,13 +260,10 @@ func ParseMeta(r io.Reader) (*Meta, error) {
 	return &m, nil
 }
 
-// MaxSide bounds meta.json's image side: JPEG's own limit, far above any
-// shard ingest writes, so that a damaged number cannot size a buffer.
-const MaxSide = 65535
-
 // MaxWrittenSide is the largest image side ingest writes (its --size
 // limit): one 4096² image is 48 MiB of pixels per worker, and nothing
-// trains at more. A checkpoint's sides are bounded by it.
+// trains at more. meta.json's and a checkpoint's sides are bounded by it,
+// so that an edited or damaged number cannot size a buffer.
 const MaxWrittenSide = 4096
 
 // check rejects statistics no pixels could have: not finite, a mean

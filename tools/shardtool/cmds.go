@@ -491,6 +491,13 @@ func contactSheet(ctx context.Context, dir string, m *shards.Meta, split string,
 				r.Close()
 				return nil, 0, err
 			}
+			// Its size is checked before it sizes the decode: a record
+			// claiming 65535×65535 (a foreign or hand-made shard, its
+			// checksums whole) would have grid allocate 12.9 GB.
+			if err := m.CheckRecord(split, &rec); err != nil {
+				r.Close()
+				return nil, 0, fmt.Errorf("shard %s record %d: %w (shardtool verify names every such record)", r.Name(), i, err)
+			}
 			pix = append(pix[:0], make([]byte, rec.W*rec.H*3)...)
 			if err := dec.Decode(pix, rec.Codec, rec.Payload, rec.W, rec.H); err != nil {
 				r.Close()

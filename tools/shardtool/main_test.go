@@ -299,6 +299,14 @@ func TestVerifyChecksRecordHeaders(t *testing.T) {
 			if code != cli.ExitDamaged || !strings.Contains(out, "DAMAGED "+c.want) || strings.Count(out, "DAMAGED") != 1 {
 				t.Fatalf("exit %d, want %d naming %q\n%s%s", code, cli.ExitDamaged, c.want, out, errs)
 			}
+			// grid checks each record too, before the record sizes its
+			// decode: the 65535² one would have it allocate 12.9 GB.
+			if strings.HasPrefix(c.shard, "train") {
+				code, out, errs := runTool("grid", dir, "--out", filepath.Join(t.TempDir(), "g.png"))
+				if code != cli.ExitFailure || !strings.Contains(errs, c.want) {
+					t.Fatalf("grid: exit %d, want %d naming %q\n%s%s", code, cli.ExitFailure, c.want, out, errs)
+				}
+			}
 		})
 	}
 }
