@@ -248,6 +248,12 @@ func (p *shardPlan) planKey(ds *imagenet.Dataset, o *Options) string {
 // itemStamp is the seam through which tests see when stamps are taken.
 var itemStamp = (*imagenet.Dataset).ItemStamp
 
+// readReason begins the reason of a file skipped because reading it failed
+// (permissions, an I/O error, a file moved away), not for what its bytes
+// hold: the next run reads it again (resumable), since such a failure may
+// have passed, although its size and time stay as they were.
+const readReason = "read: "
+
 // sidecar is what a finished shard leaves in .ingest-state, so a resumed
 // run knows its skips and statistics without decoding it again.
 type sidecar struct {
@@ -863,7 +869,7 @@ func resumable(ds *imagenet.Dataset, opt Options, plans []*shardPlan) (done, tod
 		if err == nil {
 			p.key = p.planKey(ds, &opt)
 		}
-		ok := err == nil && sc.Plan == p.key
+		ok := err == nil && sc.Plan == p.key && !slices.ContainsFunc(sc.Skipped, func(s Skip) bool { return strings.HasPrefix(s.Reason, readReason) })
 		if ok {
 			r, err := shards.Open(filepath.Join(opt.Out, p.file()))
 			ok = err == nil && r.Len() == sc.Info.Records && fmt.Sprintf("%08x", r.FileCRC()) == sc.Info.CRC32C
@@ -976,9 +982,14 @@ func work(ctx context.Context, ds *imagenet.Dataset, opt Options, jobs <-chan jo
 		it := j.plan.items[j.pos]
 		r := &result{seq: j.seq}
 		var err error
-		buf, err = ds.ReadItem(it, buf)
-		if err != nil {
-			r.skip = &Skip{Split: j.plan.split, Path: it.Path, Name: it.Name, Reason: "read: " + err.Error()}
+		if len(it.Name) > shards.MaxNameLen {
+			// A PAX member's name has no limit; a record's has. Skipped
+			// like any file that cannot be a record: before, the writer
+			// refused it and stopped the run, at the same place each time.
+			r.skip = &Skip{Split: j.plan.split, Path: it.Path, Name: it.Name,
+				Reason: fmt.Sprintf("a name of %d bytes: a shard record's name holds at most %d", len(it.Name), shards.MaxNameLen)}
+		} else if buf, err = ds.ReadItem(it, buf); err != nil {
+			r.skip = &Skip{Split: j.plan.split, Path: it.Path, Name: it.Name, Reason: readReason + err.Error()}
 		} else if err = dec.PreprocessContext(ctx, buf, opt.Size, pix); err != nil {
 			var fe *imageio.FormatError
 			var ue *imageio.UnsupportedError

@@ -859,6 +859,92 @@ func TestStampTakenOnceBeforeRead(t *testing.T) {
 	sameAsFresh(t, root, out)
 }
 
+// A file that could not be read (moved away for a moment, an I/O error,
+// permissions) keeps its size and time: its shard must not be kept for
+// them, with the old error repeated for good. The next run reads it again
+// and ends as a clean run does. Also: a name longer than a record holds is
+// skipped, not the end of the run.
+func TestReadFailureIsRetried(t *testing.T) {
+	root, _ := makeTree(t, 6)
+	out := t.TempDir()
+	var gone, away string
+	itemStamp = func(ds *imagenet.Dataset, it *imagenet.Item) string {
+		stamp := ds.ItemStamp(it)
+		if gone == "" && strings.HasPrefix(it.Path, "train/") {
+			// Stamped as it was, then gone when a worker reads it.
+			gone, away = it.Path, filepath.Join(t.TempDir(), "away")
+			if err := os.Rename(filepath.Join(root, it.Path), away); err != nil {
+				t.Error(err)
+			}
+		}
+		return stamp
+	}
+	t.Cleanup(func() { itemStamp = (*imagenet.Dataset).ItemStamp })
+	rep, err := ingestDir(t, root, out, 2, context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	itemStamp = (*imagenet.Dataset).ItemStamp
+	found := false
+	for _, s := range rep.Skipped {
+		found = found || s.Path == gone && strings.HasPrefix(s.Reason, readReason)
+	}
+	if !found {
+		t.Fatalf("%s, moved away before its read, is not skipped as unread: %+v", gone, rep.Skipped)
+	}
+	if err := os.Rename(away, filepath.Join(root, gone)); err != nil { // back, as it was
+		t.Fatal(err)
+	}
+	rep, err = ingestDir(t, root, out, 2, context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range rep.Skipped {
+		if s.Path == gone {
+			t.Errorf("%s still skipped once it reads: %s", gone, s.Reason)
+		}
+	}
+	sameAsFresh(t, root, out)
+}
+
+// A tar member's name (PAX) can be longer than a record's may: that image
+// is skipped and named, and the run goes on. Before, the shard writer
+// refused the name and stopped the run, at the same place every time.
+func TestOverlongNameSkipped(t *testing.T) {
+	tarBytes := func(members map[string][]byte, order []string) []byte {
+		var b bytes.Buffer
+		tw := tar.NewWriter(&b)
+		for _, name := range order {
+			data := members[name]
+			if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
+				t.Fatal(err)
+			}
+			tw.Write(data)
+		}
+		if err := tw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	const wnid = "n01440764"
+	long := wnid + "_" + strings.Repeat("a", 5000) + ".JPEG"
+	img := fixtures.JPEG(t, 40, 30, 3, false)
+	class := tarBytes(map[string][]byte{wnid + "_1.JPEG": img, long: img}, []string{wnid + "_1.JPEG", long})
+	root := t.TempDir()
+	outer := tarBytes(map[string][]byte{wnid + ".tar": class}, []string{wnid + ".tar"})
+	if err := os.WriteFile(filepath.Join(root, "ILSVRC2012_img_train.tar"), outer, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := ingestDir(t, root, t.TempDir(), 2, context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Written["train"] != 1 || len(rep.Skipped) != 1 || rep.Skipped[0].Name != long ||
+		!strings.Contains(rep.Skipped[0].Reason, "a name of 5015 bytes: a shard record's name holds at most 4096") {
+		t.Fatalf("train records %d, skipped %+v", rep.Written["train"], rep.Skipped)
+	}
+}
+
 // A plan without items (none is made today) is sealed as an empty shard,
 // its key taken by the writer alone: the dispatcher leaves it, so that
 // nothing races on it (run with -race to see the ordering checked).
