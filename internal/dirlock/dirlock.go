@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/regfile"
@@ -89,7 +90,10 @@ func AcquireShared(dir, what string) (*Lock, error) {
 	if errors.Is(err, fs.ErrPermission) || readOnlyFS(err) {
 		f, err = os.OpenFile(path, os.O_RDONLY|noFollow, 0)
 	}
-	if errors.Is(err, fs.ErrNotExist) {
+	// A file given for the folder is, like a missing folder, the read's
+	// to report: "not a directory" about a lock file reads as a fault of
+	// the lock.
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return &Lock{}, nil
 	}
 	if err == nil {

@@ -147,6 +147,25 @@ func TestAcquireMissingDir(t *testing.T) {
 	}
 }
 
+// A reader given a missing folder, or a file for the folder, holds no lock
+// and leaves the error to its read, which names what the path is; the
+// lock's own "not a directory" named the wrong fault.
+func TestAcquireSharedNotAFolder(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "meta.json")
+	if err := os.WriteFile(file, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{t.TempDir() + "/absent", file} {
+		l, err := AcquireShared(dir, "verify")
+		if err != nil {
+			t.Fatalf("%s: %v, want no lock and no error", dir, err)
+		}
+		if err := l.Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func itoa(n int) string { return strconv.Itoa(n) }
 
 // TestSymlinkLockFileRefused: a .lock that is a symlink must not have the
