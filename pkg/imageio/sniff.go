@@ -49,6 +49,17 @@ func Sniff(data []byte) Format {
 	return FormatUnknown
 }
 
+// CheckSignature is the error Decode would give for a file beginning with
+// head (its first 16 bytes or more) when they are no image's signature,
+// and nil when they are: a caller can refuse a large file that is no image
+// before it reads the rest.
+func CheckSignature(head []byte) error {
+	if Sniff(head) == FormatUnknown {
+		return unknownFormatError(head)
+	}
+	return nil
+}
+
 // unknownFormatError names the first bytes so a report line shows what the
 // file really was (HTML error pages start 3c21 or 3c68).
 func unknownFormatError(data []byte) error {

@@ -201,6 +201,18 @@ func readImage(path string) ([]byte, error) {
 	case fi.Size() > maxImageBytes:
 		return nil, fmt.Errorf("%d bytes: larger than any image (limit %d)", fi.Size(), maxImageBytes)
 	}
+	// The signature first: a large file that is no image (a disk image, a
+	// video) is refused before it is read whole.
+	if f, _, err := regfile.Open(path); err == nil {
+		head := make([]byte, 16)
+		n, _ := io.ReadFull(f, head)
+		f.Close()
+		if n > 0 {
+			if err := imageio.CheckSignature(head[:n]); err != nil {
+				return nil, err
+			}
+		}
+	}
 	b, err := regfile.ReadFile(path, maxImageBytes)
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
