@@ -159,7 +159,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		fmt.Fprintf(&b, "%s\n", cli.Name(f))
 		for i := range p.Indices {
 			// A class without a name is its WNID alone, not printed twice.
-			fmt.Fprintf(&b, "  %5.1f%%  %4d %s\n", 100*p.Probs[i], p.Indices[i], strings.TrimSpace(p.WNIDs[i]+" "+p.Names[i]))
+			fmt.Fprintf(&b, "  %5.1f%%  %4d %s\n", 100*p.Probs[i], p.Indices[i], cli.Printable(strings.TrimSpace(p.WNIDs[i]+" "+p.Names[i])))
 		}
 		if _, err := io.WriteString(stdout, b.String()); err != nil {
 			return o.Failf(cli.ExitFailure, "writing the result: %v", err)

@@ -372,7 +372,7 @@ func inspectTo(stdout *bytes.Buffer, dir string, asJSON bool, classes int, o *cl
 	}
 	fmt.Fprintf(stdout, "  classes (%d of %d):\n", n, len(m.Classes))
 	for _, c := range m.Classes[:n] {
-		fmt.Fprintf(stdout, "    %4d %s %s\n", c.Index, c.WNID, c.Name)
+		fmt.Fprintf(stdout, "    %4d %s %s\n", c.Index, cli.Printable(c.WNID), cli.Printable(c.Name))
 	}
 	return cli.ExitOK
 }
