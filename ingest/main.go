@@ -143,6 +143,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if file != "" {
 		return o.Failf(cli.ExitUsage, "--out %s: %s is a file, not a folder", *out, file)
 	}
+	// A link that leads nowhere would fail only after the listing, as
+	// "mkdir: file exists".
+	if fi, err := os.Lstat(*out); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		if _, err := os.Stat(*out); err != nil {
+			target, _ := os.Readlink(*out)
+			why := "does not exist"
+			if !errors.Is(err, os.ErrNotExist) {
+				why = "cannot be reached: " + cause(err).Error()
+			}
+			return o.Failf(cli.ExitUsage, "--out %s: a symbolic link to %s, which %s", *out, cli.Name(target), why)
+		}
+	}
 	// Shards written among Go sources are a mess to clean: the default
 	// ./shards, run from this repository's root, is its shards package.
 	if src := goSources(*out); src != "" {
@@ -165,8 +177,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		defer lock.Release()
 		opt.Locked = true
 	}
-	if _, err := os.Stat(pos[0]); err != nil {
+	if fi, err := os.Stat(pos[0]); err != nil {
 		return o.Failf(cli.ExitFailure, "the dataset %s: %v", pos[0], errors.Unwrap(err))
+	} else if fi.IsDir() {
+		// A folder that cannot be read would list as no dataset at all.
+		f, err := os.Open(pos[0])
+		if err == nil {
+			_, err = f.Readdirnames(1)
+			f.Close()
+		}
+		if err != nil && err != io.EOF {
+			return o.Failf(cli.ExitFailure, "the dataset %s: cannot read the folder: %v", pos[0], cause(err))
+		}
 	}
 	ds, err := imagenet.OpenContext(ctx, pos[0], imagenet.Options{ValLabels: *valLabels, Layout: force, Exclude: []string{*out}})
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
@@ -270,4 +292,13 @@ func recordFailure(out string, locked bool, report *ingest.Report) error {
 		defer lock.Release()
 	}
 	return ingest.WriteReport(out, report)
+}
+
+// cause is err without the path a *fs.PathError repeats, for a message
+// that names the path itself.
+func cause(err error) error {
+	if u := errors.Unwrap(err); u != nil {
+		return u
+	}
+	return err
 }

@@ -161,6 +161,14 @@ func TestExitCodes(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(goPkg, "shards.go"), []byte("package shards\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	links := t.TempDir()
+	dangling, loop := filepath.Join(links, "dangling"), filepath.Join(links, "loop")
+	if err := os.Symlink("/nonexistent/zz", dangling); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(loop, loop); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name      string
 		args      []string
@@ -197,6 +205,10 @@ func TestExitCodes(t *testing.T) {
 		{name: "out is a file", args: []string{"--out", filepath.Join(root, "LOC_val_solution.csv"), root}, code: cli.ExitUsage, say: "is a file, not a folder"},
 		{name: "out under a file", args: []string{"--out", filepath.Join(root, "LOC_val_solution.csv", "shards"), root}, code: cli.ExitUsage, say: "is a file, not a folder"},
 		{name: "out holds Go source", args: []string{"--out", goPkg, root}, code: cli.ExitUsage, say: "holds Go source (shards.go), not shards"},
+		// Refused before the listing (minutes on ImageNet), not after it
+		// as "mkdir: file exists".
+		{name: "out a dangling link", args: []string{"--out", dangling, root}, code: cli.ExitUsage, say: "a symbolic link to /nonexistent/zz, which does not exist"},
+		{name: "out a link loop", args: []string{"--out", loop, root}, code: cli.ExitUsage, say: "which cannot be reached: too many levels of symbolic links"},
 		{name: "another dataset", args: []string{"--quiet", "--size", "16", "--out", full, allBad}, code: cli.ExitUsage,
 			say: "holds the shards of another dataset"},
 		{name: "all skipped", args: []string{"--quiet", "--size", "16", "--out", t.TempDir(), allBad}, code: cli.ExitFailure,
