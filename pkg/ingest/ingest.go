@@ -195,7 +195,30 @@ type Report struct {
 // writes, and what the ingest command rewrites with its failure.
 func WriteReport(out string, rep *Report) error {
 	b, _ := json.MarshalIndent(rep, "", "  ")
-	return shards.WriteFileAtomic(filepath.Join(out, ReportFile), append(b, '\n'))
+	return writeOwn(filepath.Join(out, ReportFile), append(b, '\n'))
+}
+
+// writeOwn is shards.WriteFileAtomic for a file ingest keeps in --out for
+// itself (meta.json, the report, its state).
+func writeOwn(path string, b []byte) error {
+	if err := notALink(path); err != nil {
+		return err
+	}
+	return shards.WriteFileAtomic(path, b)
+}
+
+// notALink refuses a symbolic link where ingest keeps a file or its state
+// folder: WriteFileAtomic writes through a link, so a link planted in an
+// --out others can write in would have ingest (run as root, say) replace
+// whatever file it points to.
+func notALink(path string) error {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		return nil
+	}
+	target, _ := os.Readlink(path)
+	return fmt.Errorf("%s is a symbolic link (to %s): ingest keeps its own files in --out and would write through the link; remove it (ingest writes the file itself there), or use another --out",
+		cli.Name(path), cli.Name(target))
 }
 
 // absPath makes the report's paths absolute, so the file names the same
@@ -338,6 +361,12 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (_ *Report, err
 	}
 	if !slices.ContainsFunc(opt.Splits, func(sp string) bool { return found[sp] > 0 }) {
 		return nil, fmt.Errorf("%s has no images for --splits %s: %w", ds.Root, strings.Join(opt.Splits, ","), ErrNothingToWrite)
+	}
+	// Found now, not after hours of decoding.
+	for _, f := range []string{stateDir, shards.MetaFile, ReportFile} {
+		if err := notALink(filepath.Join(opt.Out, f)); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.MkdirAll(filepath.Join(opt.Out, stateDir), 0o755); err != nil {
 		return nil, err
@@ -516,6 +545,9 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (_ *Report, err
 	if err := mark(); err != nil {
 		return nil, err
 	}
+	if err := notALink(filepath.Join(opt.Out, shards.MetaFile)); err != nil {
+		return nil, err
+	}
 	if err := shards.WriteMeta(opt.Out, meta); err != nil {
 		return nil, err
 	}
@@ -650,7 +682,7 @@ func markDataset(out string, classes []imagenet.Class) error {
 		wnids = append(wnids, c.WNID)
 	}
 	b, _ := json.Marshal(datasetMark{ClassList: classListID(wnids), Classes: len(wnids), Span: classSpan(wnids)})
-	return shards.WriteFileAtomic(filepath.Join(out, stateDir, datasetFile), b)
+	return writeOwn(filepath.Join(out, stateDir, datasetFile), b)
 }
 
 // shardFiles lists the files in out named as ingest names shards that
@@ -1099,7 +1131,7 @@ func write(ctx context.Context, ds *imagenet.Dataset, opt Options, split string,
 			}
 			sc.Info = info
 			b, _ := json.Marshal(sc)
-			if err := shards.WriteFileAtomic(sidecarPath(opt.Out, p), b); err != nil {
+			if err := writeOwn(sidecarPath(opt.Out, p), b); err != nil {
 				return err
 			}
 			pi, pos = pi+1, 0

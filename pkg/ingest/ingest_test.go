@@ -1445,3 +1445,40 @@ func TestRunNothingToWrite(t *testing.T) {
 		t.Errorf("out was made: %v", err)
 	}
 }
+
+// A symbolic link where ingest keeps its own files is refused before any
+// image is decoded, and its target is left as it was: written through, a
+// link planted in an --out others can write in would have a root ingest
+// replace any file.
+func TestOwnFilesNotWrittenThroughLinks(t *testing.T) {
+	root, _ := makeTree(t, 2)
+	for _, name := range []string{ReportFile, shards.MetaFile, stateDir, filepath.Join(stateDir, "train-00000.shard.json")} {
+		t.Run(name, func(t *testing.T) {
+			out := t.TempDir()
+			victim := filepath.Join(t.TempDir(), "precious")
+			if err := os.WriteFile(victim, []byte("precious"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			target := victim
+			if name == stateDir {
+				target = t.TempDir()
+			}
+			os.MkdirAll(filepath.Dir(filepath.Join(out, name)), 0o755)
+			if err := os.Symlink(target, filepath.Join(out, name)); err != nil {
+				t.Fatal(err)
+			}
+			_, err := ingestDir(t, root, out, 2, context.Background(), nil)
+			if err == nil || !strings.Contains(err.Error(), "is a symbolic link") {
+				t.Fatalf("a link at %s: %v", name, err)
+			}
+			if b, _ := os.ReadFile(victim); string(b) != "precious" {
+				t.Fatalf("the link's target was written: %q", b)
+			}
+			if name == stateDir {
+				if ents, _ := os.ReadDir(target); len(ents) != 0 {
+					t.Fatalf("the linked state folder got %v", ents)
+				}
+			}
+		})
+	}
+}
