@@ -232,7 +232,8 @@ func TestRunFolderOddities(t *testing.T) {
 			}
 			cfg.Overwrite = true
 			_, err := Train(context.Background(), cfg, io.Discard)
-			if err == nil || !strings.Contains(err.Error(), "the old run is left as it was") {
+			// A link is refused first of all, before anything is read.
+			if err == nil || !strings.Contains(err.Error(), "the old run is left as it was") && !(kind == "dangling link" && errors.Is(err, ErrConfig)) {
 				t.Fatalf("%s: %v, want a refusal that keeps the old run", kind, err)
 			}
 			if _, err := os.Stat(filepath.Join(out, CheckpointFile)); err != nil {
@@ -272,6 +273,23 @@ func TestRunFolderOddities(t *testing.T) {
 		}
 		if after, _ := os.ReadFile(target); string(after) != string(before) {
 			t.Fatal("the other run's checkpoint was written through the link")
+		}
+		// The log and the plots likewise: a new run is refused before it
+		// writes anything through them.
+		for _, name := range []string{MetricsFile, MetricsFile + ".bak", "loss.png"} {
+			out := t.TempDir()
+			victim := filepath.Join(t.TempDir(), "precious")
+			os.WriteFile(victim, []byte("precious"), 0o644)
+			os.Symlink(victim, filepath.Join(out, name))
+			cfg := smallConfig(shardDir, out)
+			cfg.MaxSteps, cfg.Overwrite = 2, true
+			_, err := Train(context.Background(), cfg, io.Discard)
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "is a symbolic link (to "+victim+")") {
+				t.Fatalf("a run with %s a link: %v", name, err)
+			}
+			if b, _ := os.ReadFile(victim); string(b) != "precious" {
+				t.Fatalf("%s's target was written through the link", name)
+			}
 		}
 	})
 	t.Run("metrics and plots without checkpoints", func(t *testing.T) {

@@ -263,10 +263,16 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	// into another run's folder, behind that run's lock, leaving its
 	// metrics and previous checkpoint behind. Dangling, it would read as
 	// no run at all.
-	for _, p := range []string{ckPath, prevPath} {
+	// The same holds for the log and the plots: a link planted in an
+	// --out others can write in would have train replace what it points to.
+	own := []string{ckPath, prevPath, filepath.Join(cfg.Out, MetricsFile), filepath.Join(cfg.Out, MetricsFile+".bak")}
+	for _, f := range plotFiles {
+		own = append(own, filepath.Join(cfg.Out, f))
+	}
+	for _, p := range own {
 		if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 			target, _ := os.Readlink(p)
-			return nil, fmt.Errorf("%w: %s is a symbolic link (to %s): train writes its checkpoints in --out itself, and would write through the link; put the file itself there (a copy), or use another --out",
+			return nil, fmt.Errorf("%w: %s is a symbolic link (to %s): train writes its files in --out itself, and would write through the link; put the file itself there (a copy), or use another --out",
 				ErrConfig, p, cli.Name(target))
 		}
 	}
