@@ -146,7 +146,7 @@ func ReadMeta(dir string) (*Meta, error) {
 		return nil, fmt.Errorf("%s is a file, not a shard directory (the folder ingest wrote, holding meta.json)", dir)
 	}
 	p := filepath.Join(dir, MetaFile)
-	f, _, err := regfile.Open(p)
+	f, fi, err := regfile.Open(p)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%s not found: is %s a shard directory written by ingest?", p, dir)
@@ -154,6 +154,11 @@ func ReadMeta(dir string) (*Meta, error) {
 		return nil, err
 	}
 	defer f.Close()
+	// Refused by its size before it is read (a 256 MiB file took 7 s and
+	// 600 MB to refuse).
+	if fi.Size() > maxMetaBytes {
+		return nil, &MetaError{Path: p, Err: fmt.Errorf("%d bytes, larger than %d MiB", fi.Size(), maxMetaBytes>>20)}
+	}
 	b, err := io.ReadAll(io.LimitReader(f, maxMetaBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)

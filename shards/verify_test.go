@@ -168,6 +168,13 @@ func TestReadMetaNamesDamage(t *testing.T) {
 			}
 		})
 	}
+	// An oversized file is refused by its size, unread (sparse here).
+	if err := os.Truncate(filepath.Join(dir, MetaFile), maxMetaBytes+1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadMeta(dir); !errors.As(err, new(*MetaError)) || !strings.Contains(err.Error(), "larger than 256 MiB") {
+		t.Fatalf("an oversized meta.json: %v", err)
+	}
 	// Not there at all is a wrong directory, not a damaged dataset; a
 	// whole file of another format version is another build's.
 	if _, err := ReadMeta(t.TempDir()); err == nil || errors.As(err, new(*MetaError)) {
