@@ -404,9 +404,6 @@ func grid(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case *tile < 16 || *tile > maxTile:
 		fmt.Fprintf(stderr, "shardtool grid: --tile %d: want 16 to %d pixels\n", *tile, maxTile)
 		return cli.ExitUsage
-	case int64(*n)*int64(*tile)*int64(*tile) > maxPixels:
-		fmt.Fprintf(stderr, "shardtool grid: --n %d at --tile %d is a sheet of more than %d megapixels: draw fewer or smaller tiles\n", *n, *tile, maxPixels>>20)
-		return cli.ExitUsage
 	}
 	// Before the drawing, which can take a while: a sheet with nowhere
 	// to go is known now.
@@ -422,6 +419,13 @@ func grid(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if _, ok := m.Splits[*split]; !ok && *split != "train" && *split != "val" {
 		fmt.Fprintf(stderr, "shardtool grid: --split %q: want train or val\n", *split)
+		return cli.ExitUsage
+	}
+	// The sheet's size counts the records there are, not --n (which may
+	// ask for more), and each tile's caption strip.
+	want := min(*n, m.Splits[*split].Records)
+	if int64(want)*int64(*tile)*int64(*tile+captionHeight) > maxPixels {
+		fmt.Fprintf(stderr, "shardtool grid: %d records at --tile %d is a sheet of more than %d megapixels: draw fewer (--n) or smaller tiles\n", want, *tile, maxPixels>>20)
 		return cli.ExitUsage
 	}
 	img, drawn, err := contactSheet(ctx, dir, m, *split, *n, *tile)
@@ -443,8 +447,16 @@ func grid(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cli.ExitFailure
 	}
 	fmt.Fprintf(stdout, "wrote %s: %d %s records\n", *out, drawn, *split)
+	if drawn < want {
+		// The shards hold fewer records than meta.json lists: a shard
+		// cut short, or another copied over it.
+		fmt.Fprintf(stderr, "shardtool grid: note: drew %d of the %d records asked for, which meta.json lists: the shards hold fewer (shardtool verify %s names the fault)\n", drawn, want, dir)
+	}
 	return cli.ExitOK
 }
+
+// captionHeight is the strip under each tile that holds its label.
+const captionHeight = 14
 
 // contactSheet draws the first n records of a split, each scaled to a
 // tile with its label and class name underneath.
@@ -462,7 +474,7 @@ func contactSheet(ctx context.Context, dir string, m *shards.Meta, split string,
 		cols++
 	}
 	rows := (n + cols - 1) / cols
-	const label = 14
+	const label = captionHeight
 	sheet := image.NewRGBA(image.Rect(0, 0, cols*tile, rows*(tile+label)))
 	draw.Draw(sheet, sheet.Bounds(), image.NewUniform(color.RGBA{32, 32, 32, 255}), image.Point{}, draw.Src)
 	dec, err := shards.NewDecoder()
