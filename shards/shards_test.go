@@ -337,23 +337,32 @@ func TestScannerDoesNotTrustTheLength(t *testing.T) {
 	}
 }
 
-// A bit flipped in the end-of-records marker reads, to a sequential
-// reader, as a record of absurd length: the error says what it more
-// likely is. Verify, which also reads the index, names the marker once,
-// in the index check's words; before, it named the one fault twice.
-func TestScannerNamesADamagedEndMarker(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "t.shard")
+// openTestShard writes a 3-record grad-huff shard in a folder of its own
+// and opens it; the caller closes it.
+func openTestShard(t *testing.T) (dir, path string, r *Reader) {
+	t.Helper()
+	dir = t.TempDir()
+	path = filepath.Join(dir, "t.shard")
 	writeTestShard(t, path, 3, CodecGradHuff)
 	r, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dir, path, r
+}
+
+// A bit flipped in the end-of-records marker reads, to a sequential
+// reader, as a record of absurd length: the error says what it more
+// likely is. Verify, which also reads the index, names the marker once,
+// in the index check's words; before, it named the one fault twice.
+func TestScannerNamesADamagedEndMarker(t *testing.T) {
+	dir, path, r := openTestShard(t)
 	marker := int(r.t.indexOffset) - 4
 	r.Close()
 	b, _ := os.ReadFile(path)
 	b[marker+1] ^= 0x08
 	sc := NewScanner("bad.shard", bytes.NewReader(b))
+	var err error
 	for err == nil {
 		_, err = sc.Next()
 	}
@@ -375,13 +384,7 @@ func TestScannerNamesADamagedEndMarker(t *testing.T) {
 // length field is damaged, and checks the records after it by the index.
 // A file really cut short still reads as truncated.
 func TestVerifyNamesADamagedLength(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "t.shard")
-	writeTestShard(t, path, 3, CodecGradHuff)
-	r, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, path, r := openTestShard(t)
 	second := r.offsets[1]
 	r.Close()
 	good, _ := os.ReadFile(path)

@@ -84,6 +84,12 @@ var testLayout = Layout{Crops: testBatch, Crop: testCrop}
 // feed, in ordinary memory standing in for pinned memory.
 func newPipeline(t testing.TB, dir string, epochs int) *pipeline.Pipeline {
 	t.Helper()
+	return newPipelineAt(t, dir, epochs, pipeline.Position{})
+}
+
+// newPipelineAt is newPipeline starting at start, as a resume does.
+func newPipelineAt(t testing.TB, dir string, epochs int, start pipeline.Position) *pipeline.Pipeline {
+	t.Helper()
 	var slots []*pipeline.Slot
 	for range 4 {
 		s, err := testLayout.Slot(make([]byte, testLayout.Bytes()))
@@ -93,7 +99,7 @@ func newPipeline(t testing.TB, dir string, epochs int) *pipeline.Pipeline {
 		slots = append(slots, s)
 	}
 	pl, err := pipeline.New(context.Background(), dir, pipeline.Options{Mode: pipeline.Train, Batch: testBatch, Crop: testCrop,
-		Seed: 9, Epochs: epochs, Decoders: 2, Slots: slots})
+		Seed: 9, Epochs: epochs, Start: start, Decoders: 2, Slots: slots})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -604,19 +610,7 @@ func TestFeedErrorsAndClose(t *testing.T) {
 	// a feed over a pipeline already at its end: no batch, no copy, and
 	// io.EOF at once, then a clean Close.
 	t.Run("a source with no batch", func(t *testing.T) {
-		var slots []*pipeline.Slot
-		for range 4 {
-			s, err := testLayout.Slot(make([]byte, testLayout.Bytes()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			slots = append(slots, s)
-		}
-		pl, err := pipeline.New(context.Background(), dir, pipeline.Options{Mode: pipeline.Train, Batch: testBatch, Crop: testCrop,
-			Seed: 9, Epochs: 2, Start: pipeline.Position{Epoch: 2}, Decoders: 2, Slots: slots})
-		if err != nil {
-			t.Fatal(err)
-		}
+		pl := newPipelineAt(t, dir, 2, pipeline.Position{Epoch: 2})
 		defer pl.Close()
 		d := newFakeDevice(t, 2, 0)
 		f, err := newFeed(pl, d, Options{}, d.checkRelease)
