@@ -735,6 +735,13 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	if meta.Splits["val"].Records == 0 && sched.Kind == "plateau" {
 		fmt.Fprintf(log, "train: %s has no validation split: the plateau schedule follows each epoch's training error instead (--schedule step:N fixes when lr falls)\n", cfg.Shards)
 	}
+	// result is res once the run ends, with its step and clocks.
+	result := func() *Result {
+		res.Steps = step
+		res.Seconds = time.Since(start).Seconds()
+		res.RunSeconds = before + res.Seconds
+		return res
+	}
 	// endEpoch does an epoch's end once its validation pass ev is in: the
 	// schedule's step, the epoch's line in the log and metrics, the plots.
 	// at is the epoch's last batch.
@@ -818,10 +825,8 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 		last.at, last.resume, last.ok = at, pos, true
 		if cfg.MaxSteps > 0 && step >= cfg.MaxSteps {
-			res.Stopped, res.Steps = "max-steps", step
-			res.Seconds = time.Since(start).Seconds()
-			res.RunSeconds = before + res.Seconds
-			return res, nil
+			res.Stopped = "max-steps"
+			return result(), nil
 		}
 	}
 	timed := 0 // steps since logStart in this process, for img/s
@@ -1024,10 +1029,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			return nil, err
 		}
 	}
-	res.Steps = step
-	res.Seconds = time.Since(start).Seconds()
-	res.RunSeconds = before + res.Seconds
-	return res, nil
+	return result(), nil
 }
 
 // priorSeconds is the run's wall time before this process: the clock of
