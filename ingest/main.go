@@ -12,6 +12,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/dirlock"
@@ -145,9 +146,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	}
 	// A link that leads nowhere would fail only after the listing, as
 	// "mkdir: file exists".
-	if fi, err := os.Lstat(*out); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-		if _, err := os.Stat(*out); err != nil {
-			target, _ := os.Readlink(*out)
+	// Cleaned: "link/" would have Lstat follow the link.
+	link := filepath.Clean(*out)
+	if fi, err := os.Lstat(link); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		if _, err := os.Stat(link); err != nil {
+			target, _ := os.Readlink(link)
 			why := "does not exist"
 			if !errors.Is(err, os.ErrNotExist) {
 				why = "cannot be reached: " + cause(err).Error()
@@ -177,18 +180,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		defer lock.Release()
 		opt.Locked = true
 	}
-	if fi, err := os.Stat(pos[0]); err != nil {
+	if _, err := os.Stat(pos[0]); err != nil {
 		return o.Failf(cli.ExitFailure, "the dataset %s: %v", pos[0], errors.Unwrap(err))
-	} else if fi.IsDir() {
-		// A folder that cannot be read would list as no dataset at all.
-		f, err := os.Open(pos[0])
-		if err == nil {
-			_, err = f.Readdirnames(1)
-			f.Close()
-		}
-		if err != nil && err != io.EOF {
-			return o.Failf(cli.ExitFailure, "the dataset %s: cannot read the folder: %v", pos[0], cause(err))
-		}
 	}
 	ds, err := imagenet.OpenContext(ctx, pos[0], imagenet.Options{ValLabels: *valLabels, Layout: force, Exclude: []string{*out}})
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
@@ -198,6 +191,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		return o.Fail(cli.ExitUsage, err)
 	}
 	if err != nil {
+		// Found no layout in a folder it cannot list: that is the likelier
+		// story (the layouts are looked up by name, so a folder that can
+		// be entered but not listed still ingests).
+		if unreadable := unlistable(pos[0]); unreadable != nil {
+			return o.Failf(cli.ExitFailure, "%v\n(the dataset folder %s cannot be listed: %v)", err, pos[0], unreadable)
+		}
 		return o.Fail(cli.ExitFailure, err)
 	}
 	defer ds.Close()
@@ -301,4 +300,21 @@ func cause(err error) error {
 		return u
 	}
 	return err
+}
+
+// unlistable is why dir, a folder, cannot be listed; nil when it can, or
+// when it is not a folder.
+func unlistable(dir string) error {
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil
+	}
+	f, err := os.Open(dir)
+	if err == nil {
+		_, err = f.Readdirnames(1)
+		f.Close()
+	}
+	if err == nil || err == io.EOF {
+		return nil
+	}
+	return cause(err)
 }

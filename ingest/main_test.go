@@ -209,6 +209,7 @@ func TestExitCodes(t *testing.T) {
 		// as "mkdir: file exists".
 		{name: "out a dangling link", args: []string{"--out", dangling, root}, code: cli.ExitUsage, say: "a symbolic link to /nonexistent/zz, which does not exist"},
 		{name: "out a link loop", args: []string{"--out", loop, root}, code: cli.ExitUsage, say: "which cannot be reached: too many levels of symbolic links"},
+		{name: "out a dangling link/", args: []string{"--out", dangling + "/", root}, code: cli.ExitUsage, say: "a symbolic link to /nonexistent/zz, which does not exist"},
 		{name: "another dataset", args: []string{"--quiet", "--size", "16", "--out", full, allBad}, code: cli.ExitUsage,
 			say: "holds the shards of another dataset"},
 		{name: "all skipped", args: []string{"--quiet", "--size", "16", "--out", t.TempDir(), allBad}, code: cli.ExitFailure,

@@ -172,7 +172,7 @@ func TestReadMetaNamesDamage(t *testing.T) {
 	if err := os.Truncate(filepath.Join(dir, MetaFile), maxMetaBytes+1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadMeta(dir); !errors.As(err, new(*MetaError)) || !strings.Contains(err.Error(), "larger than 256 MiB") {
+	if _, err := ReadMeta(dir); !errors.As(err, new(*MetaError)) || !strings.Contains(err.Error(), fmt.Sprintf("%d bytes, larger than 256 MiB", maxMetaBytes+1)) {
 		t.Fatalf("an oversized meta.json: %v", err)
 	}
 	// Not there at all is a wrong directory, not a damaged dataset; a

@@ -426,7 +426,7 @@ func (d *Dataset) ReadItem(it *Item, buf []byte) ([]byte, error) {
 		return buf, &PathError{Path: d.describe(it), Err: errors.New("archive not open (dataset closed, or item from another dataset)")}
 	}
 	if it.size > maxItemBytes {
-		return buf, &PathError{Path: d.describe(it), Err: fmt.Errorf("%d bytes: too large for an image", it.size)}
+		return buf, &PathError{Path: d.describe(it), Err: fmt.Errorf("%d bytes: %w", it.size, ErrTooLarge)}
 	}
 	buf = slices.Grow(buf, int(it.size))[:it.size]
 	n, err := d.archives[it.arc-1].ReadAt(buf, it.off)
@@ -438,6 +438,10 @@ func (d *Dataset) ReadItem(it *Item, buf []byte) ([]byte, error) {
 	}
 	return buf[:n], &PathError{Path: d.describe(it), Err: err}
 }
+
+// ErrTooLarge marks an item over maxItemBytes, refused unread: a property
+// of the file, which reading it again cannot change.
+var ErrTooLarge = errors.New("too large for an image")
 
 // maxItemBytes bounds the bytes read for one image, in a tar or a folder:
 // a 100-megapixel PNG (the decoders' limit) stores well under it, and a
@@ -454,7 +458,7 @@ func readFile(path string, buf []byte) ([]byte, error) {
 	}
 	defer f.Close()
 	if fi.Size() > maxItemBytes {
-		return buf, fmt.Errorf("%d bytes: too large for an image", fi.Size())
+		return buf, fmt.Errorf("%d bytes: %w", fi.Size(), ErrTooLarge)
 	} else if fi.Size() > 0 {
 		// One byte beyond the size lets the read that sees EOF need no growth.
 		buf = slices.Grow(buf, int(fi.Size())+1)

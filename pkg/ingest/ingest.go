@@ -363,7 +363,7 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (_ *Report, err
 		return nil, fmt.Errorf("%s has no images for --splits %s: %w", ds.Root, strings.Join(opt.Splits, ","), ErrNothingToWrite)
 	}
 	// Found now, not after hours of decoding.
-	for _, f := range []string{stateDir, shards.MetaFile, ReportFile} {
+	for _, f := range []string{stateDir, shards.MetaFile, ReportFile, filepath.Join(stateDir, datasetFile)} {
 		if err := notALink(filepath.Join(opt.Out, f)); err != nil {
 			return nil, err
 		}
@@ -897,6 +897,10 @@ func resumable(ds *imagenet.Dataset, opt Options, plans []*shardPlan) (done, tod
 		return base == datasetFile || ok && named
 	})
 	for _, p := range plans {
+		// Found before any decoding, as Run's own files are.
+		if err := notALink(sidecarPath(opt.Out, p)); err != nil {
+			return nil, nil, err
+		}
 		sc, err := readSidecar(opt.Out, p)
 		if err == nil {
 			p.key = p.planKey(ds, &opt)
@@ -1020,7 +1024,10 @@ func work(ctx context.Context, ds *imagenet.Dataset, opt Options, jobs <-chan jo
 			// refused it and stopped the run, at the same place each time.
 			r.skip = &Skip{Split: j.plan.split, Path: it.Path, Name: it.Name,
 				Reason: fmt.Sprintf("a name of %d bytes: a shard record's name holds at most %d", len(it.Name), shards.MaxNameLen)}
-		} else if buf, err = ds.ReadItem(it, buf); err != nil {
+		} else if buf, err = ds.ReadItem(it, buf); errors.Is(err, imagenet.ErrTooLarge) {
+			// Its size, not a failure that may pass: not read again.
+			r.skip = &Skip{Split: j.plan.split, Path: it.Path, Name: it.Name, Reason: err.Error()}
+		} else if err != nil {
 			r.skip = &Skip{Split: j.plan.split, Path: it.Path, Name: it.Name, Reason: readReason + err.Error()}
 		} else if err = dec.PreprocessContext(ctx, buf, opt.Size, pix); err != nil {
 			var fe *imageio.FormatError

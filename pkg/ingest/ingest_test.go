@@ -907,6 +907,37 @@ func TestReadFailureIsRetried(t *testing.T) {
 	sameAsFresh(t, root, out)
 }
 
+// A file refused for its size is no failure that may pass: its shard is
+// kept by the next run, not made again.
+func TestTooLargeIsNotRetried(t *testing.T) {
+	root, _ := makeTree(t, 2)
+	big := filepath.Join(root, "train", wnids[0], "huge.JPEG")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(1<<30 + 1); err != nil { // sparse
+		t.Fatal(err)
+	}
+	f.Close()
+	out := t.TempDir()
+	rep, err := ingestDir(t, root, out, 2, context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(rep.Skipped, func(s Skip) bool { return strings.HasSuffix(s.Path, "huge.JPEG") })
+	if i < 0 || strings.HasPrefix(rep.Skipped[i].Reason, readReason) || !strings.Contains(rep.Skipped[i].Reason, "too large for an image") {
+		t.Fatalf("the oversized file's skip: %+v", rep.Skipped)
+	}
+	again, err := ingestDir(t, root, out, 2, context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.ProcessedRun != 0 {
+		t.Fatalf("the rerun processed %d images again, want none", again.ProcessedRun)
+	}
+}
+
 // A tar member's name (PAX) can be longer than a record's may: that image
 // is skipped and named, and the run goes on. Before, the shard writer
 // refused the name and stopped the run, at the same place every time.
@@ -1452,7 +1483,7 @@ func TestRunNothingToWrite(t *testing.T) {
 // replace any file.
 func TestOwnFilesNotWrittenThroughLinks(t *testing.T) {
 	root, _ := makeTree(t, 2)
-	for _, name := range []string{ReportFile, shards.MetaFile, stateDir, filepath.Join(stateDir, "train-00000.shard.json")} {
+	for _, name := range []string{ReportFile, shards.MetaFile, stateDir, filepath.Join(stateDir, "train-00000.shard.json"), filepath.Join(stateDir, "train-00001.shard.json"), filepath.Join(stateDir, datasetFile)} {
 		t.Run(name, func(t *testing.T) {
 			out := t.TempDir()
 			victim := filepath.Join(t.TempDir(), "precious")
@@ -1470,6 +1501,9 @@ func TestOwnFilesNotWrittenThroughLinks(t *testing.T) {
 			_, err := ingestDir(t, root, out, 2, context.Background(), nil)
 			if err == nil || !strings.Contains(err.Error(), "is a symbolic link") {
 				t.Fatalf("a link at %s: %v", name, err)
+			}
+			if entries, _ := filepath.Glob(filepath.Join(out, "*.shard")); len(entries) > 0 {
+				t.Fatalf("a link at %s was refused only after %v were written", name, entries)
 			}
 			if b, _ := os.ReadFile(victim); string(b) != "precious" {
 				t.Fatalf("the link's target was written: %q", b)

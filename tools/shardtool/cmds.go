@@ -424,7 +424,7 @@ func grid(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// The sheet's size counts the records there are, not --n (which may
 	// ask for more), and each tile's caption strip.
 	want := min(*n, m.Splits[*split].Records)
-	if int64(want)*int64(*tile)*int64(*tile+captionHeight) > maxPixels {
+	if w, h := sheetSize(want, *tile); int64(w)*int64(h) > maxPixels {
 		fmt.Fprintf(stderr, "shardtool grid: %d records at --tile %d is a sheet of more than %d megapixels: draw fewer (--n) or smaller tiles\n", want, *tile, maxPixels>>20)
 		return cli.ExitUsage
 	}
@@ -458,6 +458,23 @@ func grid(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // captionHeight is the strip under each tile that holds its label.
 const captionHeight = 14
 
+// gridCols is the columns of a near-square grid of n tiles.
+func gridCols(n int) int {
+	cols := 1
+	for cols*cols < n {
+		cols++
+	}
+	return cols
+}
+
+// sheetSize is the pixel size of a sheet of n tiles, its empty cells and
+// caption strips included.
+func sheetSize(n, tile int) (w, h int) {
+	cols := gridCols(n)
+	rows := (n + cols - 1) / cols
+	return cols * tile, rows * (tile + captionHeight)
+}
+
 // contactSheet draws the first n records of a split, each scaled to a
 // tile with its label and class name underneath.
 func contactSheet(ctx context.Context, dir string, m *shards.Meta, split string, n, tile int) (*image.RGBA, int, error) {
@@ -469,13 +486,10 @@ func contactSheet(ctx context.Context, dir string, m *shards.Meta, split string,
 	if n == 0 {
 		return nil, 0, fmt.Errorf("split %q has no records", split)
 	}
-	cols := 1
-	for cols*cols < n {
-		cols++
-	}
-	rows := (n + cols - 1) / cols
+	cols := gridCols(n)
 	const label = captionHeight
-	sheet := image.NewRGBA(image.Rect(0, 0, cols*tile, rows*(tile+label)))
+	w, h := sheetSize(n, tile)
+	sheet := image.NewRGBA(image.Rect(0, 0, w, h))
 	draw.Draw(sheet, sheet.Bounds(), image.NewUniform(color.RGBA{32, 32, 32, 255}), image.Point{}, draw.Src)
 	dec, err := shards.NewDecoder()
 	if err != nil {

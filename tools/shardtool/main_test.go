@@ -193,6 +193,43 @@ func TestInspectAndGrid(t *testing.T) {
 	}
 }
 
+// A sheet with fewer records than meta.json lists says so and points at
+// verify: a val shard copied over a train shard drew 8 of 32 silently.
+func TestGridNotesMissingRecords(t *testing.T) {
+	dir := copyShards(t, makeShards(t))
+	// train-00000.shard remade with its first record alone: a whole
+	// shard, fewer records than meta.json lists.
+	p := filepath.Join(dir, "train-00000.shard")
+	r, err := shards.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec shards.Record
+	if _, err := r.ReadRecord(0, &rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	w, err := shards.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Append(&rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runTool("grid", dir, "--out", filepath.Join(t.TempDir(), "g.png"))
+	if code != cli.ExitOK || !strings.Contains(errs, "note: drew ") || !strings.Contains(errs, "shardtool verify") {
+		t.Fatalf("grid over a short split: exit %d, %q", code, errs)
+	}
+	// sheetSize counts the empty cells and the captions: 5 tiles are a
+	// 3×2 grid.
+	if w, h := sheetSize(5, 100); w != 300 || h != 2*(100+captionHeight) {
+		t.Fatalf("sheetSize(5, 100) = %d×%d", w, h)
+	}
+}
+
 // copyShards gives a test case its own copy of a shard directory, so one
 // ingest serves a whole table.
 func copyShards(t *testing.T, src string) string {
