@@ -292,7 +292,7 @@ func Decode(b []byte) (*Checkpoint, error) {
 	}
 	n := int(binary.LittleEndian.Uint32(b[8:]))
 	if n > len(body)-12 {
-		return nil, fmt.Errorf("%w: header length %d", ErrCheckpoint, n)
+		return nil, fmt.Errorf("%w: its header says %d bytes, and the file holds %d after the first 12: the length is damaged", ErrCheckpoint, n, len(body)-12)
 	}
 	c, err := parseHeader(body[12:12+n], int64(len(body)-12-n))
 	if err != nil {
@@ -523,7 +523,7 @@ func openCheckpoint(path string) (f *os.File, size int64, pre [12]byte, hdrLen i
 		return fail(fmt.Errorf("%s: %w: %s", path, ErrCheckpoint, notMagic([8]byte(pre[:8]))))
 	}
 	if hdrLen = int64(binary.LittleEndian.Uint32(pre[8:])); hdrLen > size-16 {
-		return fail(fmt.Errorf("%s: %w: header length %d", path, ErrCheckpoint, hdrLen))
+		return fail(fmt.Errorf("%s: %w: its header says %d bytes, and the file holds %d after the first 16: cut short (a copy or a save that did not finish?), or the length is damaged", path, ErrCheckpoint, hdrLen, size-16))
 	}
 	return f, size, pre, hdrLen, nil
 }

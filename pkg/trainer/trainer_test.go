@@ -68,6 +68,12 @@ func TestCheckpointRoundTripAndDamage(t *testing.T) {
 	if _, err := ReadHeader(badPath); err == nil {
 		t.Fatal("ReadHeader accepted a truncated checkpoint")
 	}
+	// Cut inside its header: said as such, not as a bare "header length".
+	hdr := int(binary.LittleEndian.Uint32(raw[8:]))
+	os.WriteFile(badPath, raw[:16+hdr/2], 0o644)
+	if _, err := ReadHeader(badPath); !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), fmt.Sprintf("its header says %d bytes, and the file holds %d after the first 16: cut short", hdr, hdr/2)) {
+		t.Fatalf("a checkpoint cut inside its header: %v", err)
+	}
 	// Settings no run can have, under a valid CRC, are damage too.
 	for _, h := range []Hyper{{Momentum: 1}, {Momentum: -0.1}, {WeightDecay: -1}, {WeightDecay: math.Inf(1)}, {Lighting: -1},
 		{Lighting: float32(math.Inf(1))}, {Momentum: math.NaN()}} {

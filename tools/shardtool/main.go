@@ -75,5 +75,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Flags before the command (`shardtool --json verify DIR`) or a
 	// misspelt command: under --json, the usage error is JSON too.
 	o := cli.NewOutcome("shardtool", args, stdout, stderr)
-	return o.Finish(o.Failf(cli.ExitUsage, "unknown command %q (want verify, inspect or grid, before any flag; see --help)", args[0]))
+	// The word the user meant as the command: the first that is no flag
+	// ("shardtool --json bogus" names bogus, not --json).
+	cmd := args[0]
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			cmd = a
+			break
+		}
+	}
+	return o.Finish(o.Failf(cli.ExitUsage, "unknown command %q (want verify, inspect or grid; see --help)", cmd))
 }

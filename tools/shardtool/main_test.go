@@ -191,6 +191,10 @@ func TestInspectAndGrid(t *testing.T) {
 	if code, _, _ := runTool("frobnicate"); code != cli.ExitUsage {
 		t.Fatal("unknown command accepted")
 	}
+	// The command named is the word the user meant, not a flag before it.
+	if code, out, _ := runTool("--json", "bogus"); code != cli.ExitUsage || !strings.Contains(out, `unknown command \"bogus\"`) {
+		t.Fatalf("shardtool --json bogus: exit %d, %s", code, out)
+	}
 }
 
 // A sheet with fewer records than meta.json lists says so and points at
