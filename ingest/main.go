@@ -148,9 +148,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	// "mkdir: file exists".
 	// Cleaned: "link/" would have Lstat follow the link.
 	link := filepath.Clean(*out)
-	if fi, err := os.Lstat(link); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+	if target, isLink := cli.LinkTarget(link); isLink {
 		if _, err := os.Stat(link); err != nil {
-			target, _ := os.Readlink(link)
 			why := "does not exist"
 			if !errors.Is(err, os.ErrNotExist) {
 				why = "cannot be reached: " + cause(err).Error()

@@ -117,6 +117,17 @@ func FirstFew(names []string, n int) string {
 	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
 }
 
+// LinkTarget says whether path itself (not what it leads to) is a
+// symbolic link, and where it points.
+func LinkTarget(path string) (target string, isLink bool) {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		return "", false
+	}
+	target, _ = os.Readlink(path)
+	return target, true
+}
+
 // DanglingLink says "dangling symbolic link to TARGET" when path is a
 // symbolic link whose target is gone (a stat of it fails as not found),
 // "" otherwise.

@@ -212,11 +212,10 @@ func writeOwn(path string, b []byte) error {
 // --out others can write in would have ingest (run as root, say) replace
 // whatever file it points to.
 func notALink(path string) error {
-	fi, err := os.Lstat(path)
-	if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+	target, isLink := cli.LinkTarget(path)
+	if !isLink {
 		return nil
 	}
-	target, _ := os.Readlink(path)
 	return fmt.Errorf("%s is a symbolic link (to %s): ingest keeps its own files in --out and would write through the link; remove it (ingest writes the file itself there), or use another --out",
 		cli.Name(path), cli.Name(target))
 }

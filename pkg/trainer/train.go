@@ -270,8 +270,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		own = append(own, filepath.Join(cfg.Out, f))
 	}
 	for _, p := range own {
-		if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-			target, _ := os.Readlink(p)
+		if target, isLink := cli.LinkTarget(p); isLink {
 			return nil, fmt.Errorf("%w: %s is a symbolic link (to %s): train writes its files in --out itself, and would write through the link; put the file itself there (a copy), or use another --out",
 				ErrConfig, p, cli.Name(target))
 		}
