@@ -84,11 +84,21 @@ func Acquire(dir, what string) (*Lock, error) {
 // read unguarded, and an ingest its owner starts meanwhile would not be
 // refused. A folder that does not exist is left for the read to report.
 // A lock file that is a symbolic link is refused, as Acquire refuses it.
-func AcquireShared(dir, what string) (*Lock, error) {
+//
+// The lock file is created only in a folder that holds marker (a shard
+// folder's meta.json): pointed at any other folder by mistake, a reader
+// leaves nothing behind there, and the read names what is missing. A
+// writer that has not yet written marker holds a lock file already, so
+// its readers still wait for it.
+func AcquireShared(dir, what, marker string) (*Lock, error) {
 	path := filepath.Join(dir, File)
-	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|noFollow, 0o644)
-	if errors.Is(err, fs.ErrPermission) || readOnlyFS(err) {
-		f, err = os.OpenFile(path, os.O_RDONLY|noFollow, 0)
+	f, err := os.OpenFile(path, os.O_RDONLY|noFollow, 0)
+	if errors.Is(err, fs.ErrNotExist) && exists(filepath.Join(dir, marker)) {
+		f, err = os.OpenFile(path, os.O_RDONLY|os.O_CREATE|noFollow, 0o644)
+		if errors.Is(err, fs.ErrPermission) || readOnlyFS(err) {
+			// Read unguarded: see above.
+			err = fs.ErrNotExist
+		}
 	}
 	// A file given for the folder is, like a missing folder, the read's
 	// to report: "not a directory" about a lock file reads as a fault of
@@ -172,4 +182,10 @@ func describeOwner(path string) string {
 		return ""
 	}
 	return fmt.Sprintf(" (%s, pid %s)", what, pid)
+}
+
+// exists reports whether path names anything, a link included.
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }

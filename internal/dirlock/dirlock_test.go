@@ -5,6 +5,7 @@ package dirlock
 import (
 	"bufio"
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,11 +47,12 @@ func TestAcquireExcludes(t *testing.T) {
 // refusal naming what holds the folder.
 func TestSharedReaders(t *testing.T) {
 	dir := t.TempDir()
-	r1, err := AcquireShared(dir, "train")
+	writeMarker(t, dir)
+	r1, err := AcquireShared(dir, "train", marker)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2, err := AcquireShared(dir, "shardtool verify")
+	r2, err := AcquireShared(dir, "shardtool verify", marker)
 	if err != nil {
 		t.Fatalf("a second reader: %v", err)
 	}
@@ -67,14 +69,14 @@ func TestSharedReaders(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a writer once the readers are gone: %v", err)
 	}
-	_, err = AcquireShared(dir, "train")
+	_, err = AcquireShared(dir, "train", marker)
 	if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "(ingest, pid "+itoa(os.Getpid())+"), which is writing it") {
 		t.Fatalf("a reader while ingest writes: %v", err)
 	}
 	w.Release()
 	// A folder the lock file cannot be made in is read unguarded.
 	ro := filepath.Join(t.TempDir(), "absent", "shards")
-	l, err := AcquireShared(ro, "train")
+	l, err := AcquireShared(ro, "train", marker)
 	if err != nil || l.Release() != nil {
 		t.Fatalf("a folder without a lock file to make: %v", err)
 	}
@@ -95,7 +97,7 @@ func TestReadOnlyLockFileStillLocks(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a read-only lock file: %v", err)
 	}
-	if _, err := AcquireShared(dir, "train"); !errors.Is(err, ErrBusy) {
+	if _, err := AcquireShared(dir, "train", marker); !errors.Is(err, ErrBusy) {
 		t.Fatalf("a reader while the writer holds the read-only file: %v, want ErrBusy", err)
 	}
 	w.Release()
@@ -156,7 +158,7 @@ func TestAcquireSharedNotAFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, dir := range []string{t.TempDir() + "/absent", file} {
-		l, err := AcquireShared(dir, "verify")
+		l, err := AcquireShared(dir, "verify", marker)
 		if err != nil {
 			t.Fatalf("%s: %v, want no lock and no error", dir, err)
 		}
@@ -167,6 +169,49 @@ func TestAcquireSharedNotAFolder(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// marker stands for a shard folder's meta.json.
+const marker = "meta.json"
+
+func writeMarker(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, marker), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A reader pointed at a folder that is not what it reads (no marker)
+// leaves no lock file there; one where a writer has begun, its marker not
+// yet written, still waits for that writer.
+func TestAcquireSharedLeavesOtherFoldersAlone(t *testing.T) {
+	dir := t.TempDir()
+	l, err := AcquireShared(dir, "verify", marker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
+	if _, err := os.Lstat(filepath.Join(dir, File)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a reader left %s in a folder without %s (%v)", File, marker, err)
+	}
+	w, err := Acquire(dir, "ingest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := AcquireShared(dir, "train", marker); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a reader while a writer holds a folder without %s yet: %v, want ErrBusy", marker, err)
+	}
+	w.Release()
+	other := t.TempDir()
+	writeMarker(t, other)
+	l, err = AcquireShared(other, "verify", marker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if _, err := os.Lstat(filepath.Join(other, File)); err != nil {
+		t.Fatalf("a reader of a folder with %s made no lock file: %v", marker, err)
+	}
+}
 
 // TestSymlinkLockFileRefused: a .lock that is a symlink must not have the
 // file it points at truncated and overwritten with the holder's pid.
@@ -189,7 +234,7 @@ func TestSymlinkLockFileRefused(t *testing.T) {
 	}
 	// A reader is refused too, not let in unguarded: a writer could not
 	// lock the folder either.
-	if l, err := AcquireShared(dir, "train"); err == nil || !strings.Contains(err.Error(), "locking "+dir+" to read it") {
+	if l, err := AcquireShared(dir, "train", marker); err == nil || !strings.Contains(err.Error(), "locking "+dir+" to read it") {
 		l.Release()
 		t.Errorf("AcquireShared through a symlinked %s: %v, want it refused", File, err)
 	}

@@ -306,7 +306,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	// A run kept in its shards folder (--out = --shards) is guarded by
 	// its own lock on that folder, which a shared one would contend with.
 	if !sameDir(cfg.Shards, cfg.Out) {
-		shardLock, err := dirlock.AcquireShared(cfg.Shards, "train")
+		shardLock, err := dirlock.AcquireShared(cfg.Shards, "train", shards.MetaFile)
 		if err != nil {
 			return nil, err
 		}
@@ -1197,7 +1197,7 @@ func EvaluateCheckpoint(ctx context.Context, path, dir string, tenCrop bool, bat
 	if err != nil {
 		return EvalResult{}, nil, err
 	}
-	shardLock, err := dirlock.AcquireShared(dir, "train --eval-only")
+	shardLock, err := dirlock.AcquireShared(dir, "train --eval-only", shards.MetaFile)
 	if err != nil {
 		return EvalResult{}, nil, err
 	}

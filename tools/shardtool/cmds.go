@@ -64,7 +64,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 	}
 	dir := pos[0]
 	// An ingest rewriting the folder would show as damage.
-	lock, err := dirlock.AcquireShared(dir, "shardtool verify")
+	lock, err := dirlock.AcquireShared(dir, "shardtool verify", shards.MetaFile)
 	if err != nil {
 		return o.Fail(cli.ExitFailure, err)
 	}
