@@ -173,6 +173,9 @@ func TestDecodeErrors(t *testing.T) {
 		{"jpeg cut in header", photo[:200], want{truncated: true, contains: "truncated JPEG (file ends inside the header)"}},
 		{"jpeg SOI only", []byte{0xFF, 0xD8, 0xFF}, want{truncated: true, contains: "truncated JPEG"}},
 		{"jpeg no scan", []byte{0xFF, 0xD8, 0xFF, 0xD9}, want{contains: "jpeg: "}},
+		// A marker byte JPEG does not define is damage on both paths,
+		// not a feature one of them lacks.
+		{"jpeg undefined marker", append([]byte{0xFF, 0xD8, 0xFF, 0x02, 0x00, 0x04, 0, 0}, small[2:]...), want{contains: "jpeg: "}},
 		{"jpeg short frame header", []byte("\xff\xd8\xff\xc0\x00\x04\x08\x00\xff\xd9" + strings.Repeat("\x00", 64)), want{contains: "jpeg: "}},
 		// A JPEG side cannot pass MaxSide (65535, its field's limit):
 		// too many pixels is what a JPEG header can claim.

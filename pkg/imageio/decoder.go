@@ -364,6 +364,12 @@ func (d *Decoder) turboFatal(data []byte, msg, stage string) error {
 	// TurboJPEG 2.1 refuses, in its header call, a sampling it has no
 	// name for (2x1 luma with 1x2 chroma, say): a valid file it cannot
 	// take, as image/jpeg says of the same file.
+	// "Unsupported marker type" is libjpeg's word for a marker byte JPEG
+	// does not define: damage, as image/jpeg's "unknown marker" says of
+	// the same file, not a feature this decoder lacks.
+	if strings.HasPrefix(msg, "Unsupported marker type") {
+		return &FormatError{Format: "jpeg", Reason: "corrupt JPEG (" + msg + ", libjpeg-turbo, " + stage + ")"}
+	}
 	if strings.Contains(msg, "Unsupported") || strings.Contains(msg, "not supported") || strings.Contains(msg, "Could not determine subsampling type") {
 		return &UnsupportedError{Format: "jpeg", Reason: msg + " (libjpeg-turbo, " + stage + ")"}
 	}
