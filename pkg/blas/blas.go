@@ -42,6 +42,7 @@ type library struct {
 	setThreads func(n int32)
 	getThreads func() int32
 	getConfig  func() string
+	coreName   func() string
 }
 
 var (
@@ -106,6 +107,7 @@ func open(path string) (*library, error) {
 	_ = bind(&l.setThreads, "openblas_set_num_threads", false)
 	_ = bind(&l.getThreads, "openblas_get_num_threads", false)
 	_ = bind(&l.getConfig, "openblas_get_config", false)
+	_ = bind(&l.coreName, "openblas_get_corename", false)
 	return l, nil
 }
 
@@ -141,6 +143,34 @@ func Arith() string {
 		return strings.TrimSpace(l.getConfig())
 	}
 	return "CBLAS " + filepath.Base(l.path)
+}
+
+// avx512Cores are OpenBLAS's core types with AVX-512 SGEMM kernels
+// (0.3.21 to 0.3.30; Zen 4 and 5 get Cooperlake's or SkylakeX's).
+var avx512Cores = map[string]bool{"skylakex": true, "cooperlake": true, "sapphirerapids": true}
+
+// KernelNote returns a sentence when the environment's OPENBLAS_CORETYPE
+// holds OpenBLAS to a core type without AVX-512 kernels on a CPU that has
+// AVX-512 (this project's development VMs set Haswell), and "" otherwise.
+// The setting is the user's to keep, so it is named, not overridden: on
+// those VMs OpenBLAS's own choice trains 1.2-1.5x faster (README).
+func KernelNote() string {
+	set := os.Getenv("OPENBLAS_CORETYPE")
+	l := loaded()
+	if set == "" || l == nil || l.coreName == nil || !hasAVX512() {
+		return ""
+	}
+	core := strings.TrimSpace(l.coreName())
+	return kernelNote(set, core)
+}
+
+func kernelNote(set, core string) string {
+	if core == "" || avx512Cores[strings.ToLower(core)] {
+		return ""
+	}
+	return fmt.Sprintf("OPENBLAS_CORETYPE=%s has OpenBLAS run its %s kernels on this CPU, which has AVX-512; "+
+		"unset it to let OpenBLAS choose its AVX-512 kernels (CPU training 1.2-1.5x faster in the README's table; "+
+		"a --resume across the change notes other arithmetic)", set, core)
 }
 
 // Native reports whether OpenBLAS (or another CBLAS library) is loaded.

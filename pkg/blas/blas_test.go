@@ -210,3 +210,30 @@ func BenchmarkSgemm(b *testing.B) {
 		})
 	}
 }
+
+// The note names the setting and the kernels only where OpenBLAS was held
+// to a core type without AVX-512 kernels.
+func TestKernelNote(t *testing.T) {
+	for _, tc := range []struct {
+		set, core string
+		want      bool
+	}{
+		{"Haswell", "Haswell", true},
+		{"ZEN", "Zen", true},
+		{"SkylakeX", "SkylakeX", false},
+		{"cooperlake", "Cooperlake", false},
+		{"SapphireRapids", "SapphireRapids", false},
+		{"Haswell", "", false},
+	} {
+		got := kernelNote(tc.set, tc.core)
+		if (got != "") != tc.want {
+			t.Errorf("kernelNote(%q, %q) = %q, want a note: %v", tc.set, tc.core, got, tc.want)
+		}
+		if got != "" && (!strings.Contains(got, "OPENBLAS_CORETYPE="+tc.set) || !strings.Contains(got, tc.core+" kernels")) {
+			t.Errorf("kernelNote(%q, %q) = %q: names neither the setting nor the kernels", tc.set, tc.core, got)
+		}
+	}
+	if os.Getenv("OPENBLAS_CORETYPE") == "" && KernelNote() != "" {
+		t.Errorf("a note without OPENBLAS_CORETYPE set: %q", KernelNote())
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/alexnet-repro/alexnet/internal/dirlock"
 	"github.com/alexnet-repro/alexnet/internal/errs"
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
+	"github.com/alexnet-repro/alexnet/pkg/blas"
 	"github.com/alexnet-repro/alexnet/pkg/pipeline"
 	"github.com/alexnet-repro/alexnet/shards"
 )
@@ -512,6 +513,11 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		fmt.Fprintf(log, "train: note: the run was trained with %s, and this resume computes with %s: it goes on, but its results will not repeat an uninterrupted run's bit for bit\n", ck.Arith, be.Arith())
 	}
 	fmt.Fprintf(log, "train: %s, %d parameters, input %dx%dx3, %d classes; %s\n", spec.Name, spec.NumParams(), crop, crop, len(meta.Classes), be.Describe())
+	if _, cpu := be.(*cpuBackend); cpu {
+		if note := blas.KernelNote(); note != "" {
+			fmt.Fprintf(log, "train: note: %s\n", note)
+		}
+	}
 	if ck != nil {
 		fmt.Fprintf(log, "train: resuming %s at step %d, %v, lr %g\n", ckPath, step, pos, sched.LR)
 		// --max-steps counts steps in all: a checkpoint already there

@@ -1,0 +1,5 @@
+//go:build !amd64
+
+package blas
+
+func hasAVX512() bool { return false }
