@@ -1204,7 +1204,7 @@ func TestConcurrentIngestRefused(t *testing.T) {
 	sameOutput(t, before, outputFiles(t, out))
 	held.Release()
 	// A training run reading the shards holds them too.
-	reader, err := dirlock.AcquireShared(out, "train")
+	reader, err := dirlock.AcquireShared(out, "train", shards.MetaFile)
 	if err != nil {
 		t.Fatal(err)
 	}
