@@ -245,8 +245,18 @@ type algoRules struct {
 // the workspace budget and satisfy the math and determinism rules, the
 // fastest (ties to less workspace, then lower id, so the choice is
 // stable), or, for heuristic results, the first in cuDNN's ranking.
+//
+// Under strict fp32 the plan's descriptor is FMA, and results measured
+// under FMA are taken first. Results reporting DEFAULT math are taken only
+// when no FMA result is usable: PyTorch asserts that cuDNN 8 reports FMA
+// under an FMA descriptor, but whether cuDNN 9's legacy API, built on its
+// engine layer, does the same has not been seen on a GPU, and refusing
+// every fp32 plan over a reporting detail would cost a whole GPU session.
+// The descriptor stays FMA either way (the workspace query under it checks
+// the algorithm runs so), and fp32's 1e-5 cross-check tolerance, far below
+// TF32's error, would show TF32 arithmetic getting through.
 func chooseAlgo(d convDirection, perfs []AlgoPerf, r algoRules) (AlgoPerf, error) {
-	var ok []AlgoPerf
+	var ok, fallback []AlgoPerf
 	var why []string
 	for _, p := range perfs {
 		switch {
@@ -254,24 +264,23 @@ func chooseAlgo(d convDirection, perfs []AlgoPerf, r algoRules) (AlgoPerf, error
 			why = append(why, fmt.Sprintf("%s: %s", p.Name, StatusName(APICUDNN, p.Status)))
 		case p.Memory > r.budget:
 			why = append(why, fmt.Sprintf("%s: needs %d bytes, budget %d", p.Name, p.Memory, r.budget))
-		case r.strictFP32 && p.MathType != dnnFMAMath:
-			// The plan's descriptor is FMA under fp32, and runs every
-			// pass with it. A result measured under another math type
-			// (DEFAULT may run TF32 on sm_80 and later) is not what
-			// that descriptor would run, and may be unsupported by it:
-			// PyTorch asserts the same invariant (FMA results only when
-			// TF32 is off), so a breach is named here, at plan time,
-			// rather than met as NOT_SUPPORTED at the first step.
-			why = append(why, fmt.Sprintf("%s: math type %d under fp32, which plans FMA (%d) only", p.Name, p.MathType, dnnFMAMath))
 		case p.MathType == dnnTensorOpConvert:
 			// ALLOW_CONVERSION lets cuDNN round float32 data to fp16,
 			// far below TF32's precision: never, in either mode.
 			why = append(why, fmt.Sprintf("%s: converts to fp16", p.Name))
 		case r.deterministic && !p.Deterministic:
 			why = append(why, fmt.Sprintf("%s: non-deterministic", p.Name))
+		case r.strictFP32 && p.MathType == dnnDefaultMath:
+			fallback = append(fallback, p)
+		case r.strictFP32 && p.MathType != dnnFMAMath:
+			// TENSOR_OP math is TF32 on float32 data: what fp32 refuses.
+			why = append(why, fmt.Sprintf("%s: math type %d under fp32, which plans FMA (%d) only", p.Name, p.MathType, dnnFMAMath))
 		default:
 			ok = append(ok, p)
 		}
+	}
+	if len(ok) == 0 {
+		ok = fallback
 	}
 	if len(ok) == 0 {
 		hint := ""

@@ -164,11 +164,22 @@ func TestChooseAlgo(t *testing.T) {
 			t.Errorf("%s: chose %s, want %s", tc.name, got.Name, tc.want)
 		}
 	}
-	// With no FMA result, strict fp32 refuses the DEFAULT-math ones,
-	// which its FMA descriptor would not run as measured, naming why.
-	if got, err := chooseAlgo(dirForward, perfs[4:], algoRules{budget: 1 << 20, strictFP32: true, byTime: true}); err == nil ||
-		!strings.Contains(err.Error(), "GEMM: math type 0 under fp32") {
-		t.Errorf("strict fp32 with only DEFAULT-math results: chose %s, %v; want an error naming the math type", got.Name, err)
+	// With no FMA result, strict fp32 falls back to the DEFAULT-math
+	// ones (run under its FMA descriptor), never to TENSOR_OP math.
+	if got, err := chooseAlgo(dirForward, perfs[4:], algoRules{budget: 1 << 20, strictFP32: true, byTime: true}); err != nil || got.Name != "GEMM" {
+		t.Errorf("strict fp32 with only DEFAULT-math results: chose %s, %v; want GEMM", got.Name, err)
+	}
+	if got, err := chooseAlgo(dirForward, perfs[4:], algoRules{budget: 1 << 20, strictFP32: true, deterministic: true, byTime: true}); err != nil || got.Name != "GEMM" {
+		t.Errorf("strict fp32, deterministic, only DEFAULT-math results: chose %s, %v; want GEMM", got.Name, err)
+	}
+	if got, err := chooseAlgo(dirForward, perfs[1:2], algoRules{budget: 1 << 20, strictFP32: true, byTime: true}); err == nil ||
+		!strings.Contains(err.Error(), "IMPLICIT_PRECOMP_GEMM: math type 1 under fp32") || !strings.Contains(err.Error(), "--precision tf32") {
+		t.Errorf("strict fp32 with only a TENSOR_OP result: chose %s, %v; want an error naming the math type", got.Name, err)
+	}
+	// A faster DEFAULT-math result does not displace a usable FMA one.
+	faster := append([]AlgoPerf{{Algo: 5, Name: "FFT_TILING", TimeMs: 0.01, Memory: 0, Deterministic: true, MathType: dnnDefaultMath}}, perfs...)
+	if got, err := chooseAlgo(dirForward, faster, algoRules{budget: 1 << 20, strictFP32: true, byTime: true}); err != nil || got.Name != "IMPLICIT_GEMM" {
+		t.Errorf("strict fp32 with a faster DEFAULT-math result: chose %s, %v; want IMPLICIT_GEMM", got.Name, err)
 	}
 	// An algorithm that would round float32 to fp16 is never taken, even
 	// under TF32 and even when fastest.
