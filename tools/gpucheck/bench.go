@@ -152,16 +152,6 @@ func runBench(args []string, stdout io.Writer) error {
 		}
 	}
 	r.ImgSSync = float64(*steps**batch) / time.Since(t1).Seconds()
-	if *profileSteps > 0 {
-		// A failed profile loses only itself: the throughput stands.
-		r.ProfileSteps = *profileSteps
-		if r.Layers, err = net.Profile(db, *profileSteps, 0.01, 0.9, 0.0005); err != nil {
-			r.ProfileError = err.Error()
-			fmt.Fprintf(stdout, "bench %s %s: profile: %v\n", *model, p, err)
-		} else {
-			printLayers(stdout, r.Layers)
-		}
-	}
 	free, total, err := dev.MemGetInfo()
 	if err != nil {
 		return err
@@ -171,12 +161,27 @@ func runBench(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "bench %s %s batch %d: %.0f img/s queued (%.2f ms/step, %.1f TFLOP/s), %.0f img/s synced per step; loss %.4f -> %.4f; %.0f MiB in use\n",
 		*model, p, *batch, r.ImgS, r.StepMs, r.TFLOPs, r.ImgSSync, float64(r.LossFirst), float64(r.LossLast), r.UsedMiB)
 	// The timing stands whatever the loss did; the record keeps both, and
-	// a loss that is not finite still fails the step.
+	// a loss that is not finite still fails the step. It is written before
+	// the profile, which has never run on a device: a profile that hangs
+	// or crashes the process must not take the throughput with it. The
+	// profiled record, written after, is the one the table reads (the
+	// last of a kind, model and precision).
 	if err := appendJSON(*jsonOut, r); err != nil {
 		return err
 	}
 	if l := float64(r.LossLast); math.IsNaN(l) || math.IsInf(l, 0) {
 		return fmt.Errorf("loss became %v", l)
+	}
+	if *profileSteps > 0 {
+		// A failed profile loses only itself: the throughput stands.
+		r.ProfileSteps = *profileSteps
+		if r.Layers, err = net.Profile(db, *profileSteps, 0.01, 0.9, 0.0005); err != nil {
+			r.ProfileError = err.Error()
+			fmt.Fprintf(stdout, "bench %s %s: profile: %v\n", *model, p, err)
+		} else {
+			printLayers(stdout, r.Layers)
+		}
+		return appendJSON(*jsonOut, r)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -29,6 +30,7 @@ type PipelineResult struct {
 	Steps     int     `json:"steps"` // measured, after the warm-up
 	Records   int     `json:"records"`
 	Decoders  int     `json:"decoders"`
+	CPUs      int     `json:"cpus"`
 	ImgS      float64 `json:"img_s"`     // wall clock over the measured steps
 	DataWait  float64 `json:"data_wait"` // fraction of the compute stream's time spent waiting for data
 	MaxWait   float64 `json:"max_wait"`  // worst single step after the warm-up
@@ -38,6 +40,7 @@ type PipelineResult struct {
 	InputWait  float64 `json:"input_wait"`
 	CopyWait   float64 `json:"copy_wait"`
 	LoopWait   float64 `json:"loop_wait"`
+	TimedSteps int     `json:"timed_steps"`  // measured steps whose GPU timing was read (all, once the feed closed)
 	Overlap    float64 `json:"overlap"`      // fraction of steps whose copy started before the previous step ended
 	CopyMs     float64 `json:"copy_ms"`      // mean H2D copy time per batch
 	HostWaitMs float64 `json:"host_wait_ms"` // mean host time to queue a step (Feed.Next included)
@@ -112,7 +115,7 @@ func runPipeline(args []string, stdout io.Writer) error {
 	}
 	defer fd.Close()
 	r := PipelineResult{Kind: "pipeline", Model: *model, Precision: p.String(), Batch: *batch, Classes: len(meta.Classes),
-		Steps: *steps, Records: meta.Splits["train"].Records, Decoders: pl.Options().Decoders}
+		Steps: *steps, Records: meta.Splits["train"].Records, Decoders: pl.Options().Decoders, CPUs: runtime.NumCPU()}
 	var waited, total, copyTime, inWait, cpWait, loopWait time.Duration
 	var overlapped, timed int
 	var prevEnd time.Duration
@@ -181,23 +184,54 @@ func runPipeline(args []string, stdout io.Writer) error {
 		return err
 	}
 	el := time.Since(t0)
-	if err := f.Close(); err != nil {
+	r.ImgS = float64(*steps**batch) / el.Seconds()
+	r.HostWaitMs = float64(hostWait) / float64(*steps) / 1e6
+	summarise := func(final bool) error {
+		if total > 0 {
+			r.DataWait = float64(waited) / float64(total)
+			r.InputWait, r.CopyWait, r.LoopWait = float64(inWait)/float64(total), float64(cpWait)/float64(total), float64(loopWait)/float64(total)
+		}
+		if timed > 0 {
+			r.Overlap = float64(overlapped) / float64(timed)
+			r.CopyMs = float64(copyTime) / float64(timed) / 1e6
+		}
+		r.TimedSteps = timed
+		when := "before the feed closed, its last steps' timings not yet read"
+		if final {
+			when = "all steps"
+		}
+		fmt.Fprintf(stdout, "pipeline %s %s (%s): data wait split: input %.2f%%, copy %.2f%%, loop %.2f%%\n", *model, p, when, 100*r.InputWait, 100*r.CopyWait, 100*r.LoopWait)
+		fmt.Fprintf(stdout, "pipeline %s %s (%s): %.0f img/s, data wait %.2f%% over %d timed steps (worst step %.1f%%), copy %.2f ms/batch overlapping %.0f%% of steps, host wait %.3f ms/step, loss %.4f -> %.4f\n",
+			*model, p, when, r.ImgS, 100*r.DataWait, timed, 100*r.MaxWait, r.CopyMs, 100*r.Overlap, r.HostWaitMs, r.LossFirst, r.LossLast)
+		return appendJSON(*jsonOut, r)
+	}
+	// The figures are kept before Close, whose end of the copier has never
+	// run on a device: if it hangs, the run's measurement is not lost with
+	// it. The record written after Close, with every step's timing, is the
+	// one the table reads (the last of its kind and model).
+	if err := summarise(false); err != nil {
 		return err
 	}
-	r.ImgS = float64(*steps**batch) / el.Seconds()
-	if total > 0 {
-		r.DataWait = float64(waited) / float64(total)
-		r.InputWait, r.CopyWait, r.LoopWait = float64(inWait)/float64(total), float64(cpWait)/float64(total), float64(loopWait)/float64(total)
+	closed := make(chan error, 1)
+	go func() { closed <- f.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			return err
+		}
+	case <-time.After(closeWait):
+		// The deferred releases would wait on the same stuck device;
+		// the figures are written, so end here.
+		fmt.Fprintf(stdout, "pipeline %s %s: the feed's Close did not return in %v: the figures above are from before it\n", *model, p, closeWait)
+		os.Exit(cli.ExitFailure)
 	}
-	if timed > 0 {
-		r.Overlap = float64(overlapped) / float64(timed)
-		r.CopyMs = float64(copyTime) / float64(timed) / 1e6
+	if err := summarise(true); err != nil {
+		return err
 	}
-	r.HostWaitMs = float64(hostWait) / float64(*steps) / 1e6
-	fmt.Fprintf(stdout, "pipeline %s %s: data wait split: input %.2f%%, copy %.2f%%, loop %.2f%%\n", *model, p, 100*r.InputWait, 100*r.CopyWait, 100*r.LoopWait)
-	fmt.Fprintf(stdout, "pipeline %s %s: %.0f img/s, data wait %.2f%% (worst step %.1f%%), copy %.2f ms/batch overlapping %.0f%% of steps, host wait %.3f ms/step, loss %.4f -> %.4f\n",
-		*model, p, r.ImgS, 100*r.DataWait, 100*r.MaxWait, r.CopyMs, 100*r.Overlap, r.HostWaitMs, r.LossFirst, r.LossLast)
 	m := pl.Metrics()
 	fmt.Fprintf(stdout, "pipeline metrics: %+v\n", m)
-	return appendJSON(*jsonOut, r)
+	return nil
 }
+
+// closeWait bounds the feed's Close: it drains at most two steps' copies.
+const closeWait = 60 * time.Second

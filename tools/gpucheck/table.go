@@ -46,6 +46,9 @@ func (r *results) readSteps() {
 			r.steps[m[2]] = "failed: " + m[2] + " " + detail
 		case "TIMEOUT":
 			r.steps[m[2]] = "timed out: " + m[2]
+			if detail != "" {
+				r.steps[m[2]] += " (" + detail + ")"
+			}
 		case "SKIP":
 			r.steps[m[2]] = "skipped: " + m[2] + " (" + detail + ")"
 		}
@@ -256,7 +259,7 @@ func writeTable(w io.Writer, r *results) {
 			if theirs(m) == nil {
 				return r.why("torch-bench-" + prec)
 			}
-			return fmtNum(theirs(m), "img_s", "%.0f")
+			return fmtNum(theirs(m), "img_s", "%.0f") + tf32Mismatch(theirs(m), prec)
 		}, "")
 		row(fmt.Sprintf("ratio ours/PyTorch, %s", prec), func(m string) string { return ratio(ours(m), theirs(m)) }, "≥ 1.0×")
 	}
@@ -278,7 +281,10 @@ func writeTable(w io.Writer, r *results) {
 	pipe := func(m string) map[string]any {
 		return r.find("pipeline", map[string]string{"model": m, "precision": "tf32"})
 	}
-	row("real pipeline → pkg/feed, tf32: img/s (vs queued bench)", func(m string) string {
+	// The shards are ingest's of the carried JPEGs, read from the page
+	// cache: the row measures decoding, the copy and the feed, not a
+	// disk's reads.
+	row("real pipeline → pkg/feed, tf32: img/s (vs queued bench); records, decoders/CPUs (shards in page cache)", func(m string) string {
 		p := pipe(m)
 		if p == nil {
 			return r.why("ingest", "pipeline-"+m)
@@ -288,6 +294,22 @@ func writeTable(w io.Writer, r *results) {
 		if pv, ok := num(p, "img_s"); ok {
 			if bv, ok := num(b, "img_s"); ok && bv > 0 {
 				s += fmt.Sprintf(" (%.0f%%)", 100*pv/bv)
+			}
+		}
+		if n, ok := num(p, "records"); ok {
+			s += fmt.Sprintf("; %.0f records", n)
+		}
+		if d, ok := num(p, "decoders"); ok {
+			s += fmt.Sprintf(", %.0f", d)
+			if c, ok := num(p, "cpus"); ok {
+				s += fmt.Sprintf("/%.0f", c)
+			}
+		}
+		// The record kept before the feed's Close is the last there is
+		// when Close hung: its last steps' timings were never read.
+		if t, ok := num(p, "timed_steps"); ok {
+			if n, ok := num(p, "steps"); ok && t < n {
+				s += fmt.Sprintf(" (timings of %.0f of %.0f steps: the feed's Close did not end)", t, n)
 			}
 		}
 		return s
@@ -641,4 +663,32 @@ func writeLayers(w io.Writer, r *results) {
 		fmt.Fprintf(w, "| total: the whole profiled step | %s | %s | | | %s |\n", tot(ours), tot(theirs), rowRatio(a, b, ours != nil, theirs != nil))
 		failed()
 	}
+}
+
+// tf32Mismatch says when PyTorch's own reading of its TF32 switches
+// (torch_model.tf32_settings, in the record as "tf32") is not what the
+// row's precision asked for: a tf32 ratio against IEEE fp32 convolutions,
+// or the reverse, would compare unlike arithmetic. "" when they agree or
+// the record does not say.
+func tf32Mismatch(m map[string]any, prec string) string {
+	set, ok := m["tf32"].(map[string]any)
+	if !ok {
+		return ""
+	}
+	var wrong []string
+	for _, k := range []string{"matmul_fp32_precision", "cudnn_conv_fp32_precision", "matmul_allow_tf32", "cudnn_allow_tf32"} {
+		v, ok := set[k]
+		if !ok {
+			continue
+		}
+		on := v == "tf32" || v == true
+		off := v == "ieee" || v == false
+		if (prec == "tf32" && !on) || (prec == "fp32" && !off) {
+			wrong = append(wrong, fmt.Sprintf("%s=%v", k, v))
+		}
+	}
+	if len(wrong) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (NOT %s: %s)", prec, strings.Join(wrong, ", "))
 }
