@@ -211,6 +211,22 @@ func TestAcquireSharedLeavesOtherFoldersAlone(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(other, File)); err != nil {
 		t.Fatalf("a reader of a folder with %s made no lock file: %v", marker, err)
 	}
+	// A shard folder this user cannot write in (another user's, a
+	// read-only copy) is read unguarded, as before.
+	if os.Geteuid() == 0 {
+		return // no permission stops root
+	}
+	ro := t.TempDir()
+	writeMarker(t, ro)
+	if err := os.Chmod(ro, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(ro, 0o755) })
+	l2, err := AcquireShared(ro, "verify", marker)
+	if err != nil {
+		t.Fatalf("a read-only shard folder: %v, want it read unguarded", err)
+	}
+	l2.Release()
 }
 
 // TestSymlinkLockFileRefused: a .lock that is a symlink must not have the

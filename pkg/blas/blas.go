@@ -157,7 +157,12 @@ var avx512Cores = map[string]bool{"skylakex": true, "cooperlake": true, "sapphir
 func KernelNote() string {
 	set := os.Getenv("OPENBLAS_CORETYPE")
 	l := loaded()
-	if set == "" || l == nil || l.coreName == nil || !hasAVX512() {
+	if set == "" || l == nil || l.coreName == nil || l.getConfig == nil || !hasAVX512() {
+		return ""
+	}
+	// Only a DYNAMIC_ARCH build reads OPENBLAS_CORETYPE; any other runs the
+	// one core type it was built for, set or not.
+	if !strings.Contains(l.getConfig(), "DYNAMIC_ARCH") {
 		return ""
 	}
 	core := strings.TrimSpace(l.coreName())
@@ -169,8 +174,8 @@ func kernelNote(set, core string) string {
 		return ""
 	}
 	return fmt.Sprintf("OPENBLAS_CORETYPE=%s has OpenBLAS run its %s kernels on this CPU, which has AVX-512; "+
-		"unset it to let OpenBLAS choose its AVX-512 kernels (CPU training 1.2-1.5x faster in the README's table; "+
-		"a --resume across the change notes other arithmetic)", set, core)
+		"unset it to let OpenBLAS choose for this CPU (in the README's table its own choice, AVX-512 kernels, "+
+		"trained 1.2-1.5x faster; a --resume across the change notes other arithmetic)", set, core)
 }
 
 // Native reports whether OpenBLAS (or another CBLAS library) is loaded.

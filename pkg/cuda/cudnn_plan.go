@@ -253,8 +253,9 @@ type algoRules struct {
 // engine layer, does the same has not been seen on a GPU, and refusing
 // every fp32 plan over a reporting detail would cost a whole GPU session.
 // The descriptor stays FMA either way (the workspace query under it checks
-// the algorithm runs so), and fp32's 1e-5 cross-check tolerance, far below
-// TF32's error, would show TF32 arithmetic getting through.
+// the algorithm runs so), and TestGPUConvolution's fp32 tolerance of 1e-5
+// against a Go reference, far below TF32's error, would show TF32
+// arithmetic getting through.
 func chooseAlgo(d convDirection, perfs []AlgoPerf, r algoRules) (AlgoPerf, error) {
 	var ok, fallback []AlgoPerf
 	var why []string

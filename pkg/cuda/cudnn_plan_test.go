@@ -169,7 +169,12 @@ func TestChooseAlgo(t *testing.T) {
 	if got, err := chooseAlgo(dirForward, perfs[4:], algoRules{budget: 1 << 20, strictFP32: true, byTime: true}); err != nil || got.Name != "GEMM" {
 		t.Errorf("strict fp32 with only DEFAULT-math results: chose %s, %v; want GEMM", got.Name, err)
 	}
-	if got, err := chooseAlgo(dirForward, perfs[4:], algoRules{budget: 1 << 20, strictFP32: true, deterministic: true, byTime: true}); err != nil || got.Name != "GEMM" {
+	// The fallback still obeys determinism: the faster DIRECT is not.
+	defaults := []AlgoPerf{
+		{Algo: 3, Name: "DIRECT", TimeMs: 0.5, Memory: 0, Deterministic: false, MathType: dnnDefaultMath},
+		{Algo: 2, Name: "GEMM", TimeMs: 1.0, Memory: 0, Deterministic: true, MathType: dnnDefaultMath},
+	}
+	if got, err := chooseAlgo(dirForward, defaults, algoRules{budget: 1 << 20, strictFP32: true, deterministic: true, byTime: true}); err != nil || got.Name != "GEMM" {
 		t.Errorf("strict fp32, deterministic, only DEFAULT-math results: chose %s, %v; want GEMM", got.Name, err)
 	}
 	if got, err := chooseAlgo(dirForward, perfs[1:2], algoRules{budget: 1 << 20, strictFP32: true, byTime: true}); err == nil ||

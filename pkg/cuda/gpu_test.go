@@ -64,8 +64,8 @@ func needModule(t testing.TB, d *Device, src, name string) *Module {
 	// The backend's path (machine code first, then PTX): a PTX-only load
 	// fails under an NVRTC whose minor release is newer than the driver,
 	// which the search accepts on purpose, and would fail these tests for
-	// a reason the backend does not meet. TestGPUCUBIN and
-	// TestGPUNVRTCErrorsAndCache cover each form on its own.
+	// a reason the backend does not meet. TestGPUCUBIN loads machine code,
+	// and TestGPUNVRTCErrorsAndCache real PTX, each on its own.
 	m, err := d.CompileModule(src, name, nil)
 	if err != nil {
 		t.Fatalf("compile and load %s: %v", name, err)
@@ -429,6 +429,27 @@ func TestGPUNVRTCErrorsAndCache(t *testing.T) {
 		t.Errorf("LoadCUBIN(garbage) = %v", err)
 	}
 	t.Logf("garbage CUBIN: %v", err)
+
+	// Real PTX through the driver's JIT: the backend's fallback when
+	// machine code is refused. An NVRTC newer than the driver (which the
+	// search accepts, for its machine code) makes PTX the driver cannot
+	// take; that is logged, not failed.
+	ptx, _, err := Compile(testKernels, "test_kernels.cu", []string{"--gpu-architecture=" + Arch(d)})
+	if err != nil {
+		t.Fatalf("compile to PTX: %v", err)
+	}
+	m, err := d.LoadPTX(ptx)
+	if errors.As(err, &e) && e.Code == cuErrorUnsupportedPTXVersion {
+		t.Logf("PTX not loadable here (the backend loads machine code instead): %v", err)
+		return
+	}
+	if err != nil {
+		t.Fatalf("LoadPTX(test kernels): %v", err)
+	}
+	defer m.Unload()
+	if _, err := m.Function("saxpy"); err != nil {
+		t.Errorf("saxpy in the JIT-loaded module: %v", err)
+	}
 }
 
 // TestGPUCUBIN: the kernels compiled to the device's machine code load

@@ -173,9 +173,13 @@ func TestDecodeErrors(t *testing.T) {
 		{"jpeg cut in header", photo[:200], want{truncated: true, contains: "truncated JPEG (file ends inside the header)"}},
 		{"jpeg SOI only", []byte{0xFF, 0xD8, 0xFF}, want{truncated: true, contains: "truncated JPEG"}},
 		{"jpeg no scan", []byte{0xFF, 0xD8, 0xFF, 0xD9}, want{contains: "jpeg: "}},
-		// A marker byte JPEG does not define is damage on both paths,
-		// not a feature one of them lacks.
-		{"jpeg undefined marker", append([]byte{0xFF, 0xD8, 0xFF, 0x02, 0x00, 0x04, 0, 0}, small[2:]...), want{contains: "jpeg: "}},
+		// A marker code below 0xC0, which JPEG does not define, is damage
+		// on both paths; a defined one neither handles (hierarchical
+		// DHP, a reserved JPGn) is unsupported on both.
+		{"jpeg undefined marker", withMarker(small, 0x02), want{contains: "jpeg: "}},
+		{"jpeg undefined marker 0xbf", withMarker(small, 0xBF), want{contains: "jpeg: "}},
+		{"jpeg hierarchical DHP marker", withMarker(small, 0xDE), want{unsupported: true, contains: "unsupported"}},
+		{"jpeg reserved JPG0 marker", withMarker(small, 0xF0), want{unsupported: true, contains: "unsupported"}},
 		{"jpeg short frame header", []byte("\xff\xd8\xff\xc0\x00\x04\x08\x00\xff\xd9" + strings.Repeat("\x00", 64)), want{contains: "jpeg: "}},
 		// A JPEG side cannot pass MaxSide (65535, its field's limit):
 		// too many pixels is what a JPEG header can claim.
@@ -944,4 +948,10 @@ func TestUndefinedQuantTableRefused(t *testing.T) {
 	if err := NewDecoderStdlib().Preprocess(bad, 16, make([]byte, 16*16*3)); err == nil || !strings.Contains(err.Error(), "quantization table 0x00 was not defined") {
 		t.Errorf("stdlib: %v", err)
 	}
+}
+
+// withMarker puts a 4-byte segment with marker code m right after a JPEG's
+// SOI.
+func withMarker(jpg []byte, m byte) []byte {
+	return append([]byte{0xFF, 0xD8, 0xFF, m, 0x00, 0x04, 0, 0}, jpg[2:]...)
 }

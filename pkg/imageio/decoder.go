@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"unsafe"
 )
@@ -364,16 +365,29 @@ func (d *Decoder) turboFatal(data []byte, msg, stage string) error {
 	// TurboJPEG 2.1 refuses, in its header call, a sampling it has no
 	// name for (2x1 luma with 1x2 chroma, say): a valid file it cannot
 	// take, as image/jpeg says of the same file.
-	// "Unsupported marker type" is libjpeg's word for a marker byte JPEG
-	// does not define: damage, as image/jpeg's "unknown marker" says of
-	// the same file, not a feature this decoder lacks.
-	if strings.HasPrefix(msg, "Unsupported marker type") {
+	// libjpeg says "Unsupported marker type 0xNN" of any marker it does not
+	// handle. Below 0xC0 no marker is defined at all: damage, as
+	// image/jpeg calls the same file. From 0xC0 up the code is a real
+	// marker (hierarchical DHP and EXP, the reserved JPGn): unsupported,
+	// as image/jpeg says too.
+	if code, ok := unsupportedMarker(msg); ok && code < 0xC0 {
 		return &FormatError{Format: "jpeg", Reason: "corrupt JPEG (" + msg + ", libjpeg-turbo, " + stage + ")"}
 	}
 	if strings.Contains(msg, "Unsupported") || strings.Contains(msg, "not supported") || strings.Contains(msg, "Could not determine subsampling type") {
 		return &UnsupportedError{Format: "jpeg", Reason: msg + " (libjpeg-turbo, " + stage + ")"}
 	}
 	return &FormatError{Format: "jpeg", Reason: msg + " (libjpeg-turbo, " + stage + ")"}
+}
+
+// unsupportedMarker reads the code from libjpeg's "Unsupported marker
+// type 0x%02x".
+func unsupportedMarker(msg string) (int, bool) {
+	hex, ok := strings.CutPrefix(msg, "Unsupported marker type 0x")
+	if !ok || len(hex) < 2 {
+		return 0, false
+	}
+	code, err := strconv.ParseUint(hex[:2], 16, 8)
+	return int(code), err == nil
 }
 
 // adobeCMYKToRGB converts n pixels of libjpeg's CMYK output, which for the

@@ -169,11 +169,9 @@ func runBench(args []string, stdout io.Writer) error {
 	if err := appendJSON(*jsonOut, r); err != nil {
 		return err
 	}
-	if l := float64(r.LossLast); math.IsNaN(l) || math.IsInf(l, 0) {
-		return fmt.Errorf("loss became %v", l)
-	}
 	if *profileSteps > 0 {
-		// A failed profile loses only itself: the throughput stands.
+		// A failed profile loses only itself: the throughput stands. It
+		// times the same kernels whatever the loss is.
 		r.ProfileSteps = *profileSteps
 		if r.Layers, err = net.Profile(db, *profileSteps, 0.01, 0.9, 0.0005); err != nil {
 			r.ProfileError = err.Error()
@@ -181,7 +179,12 @@ func runBench(args []string, stdout io.Writer) error {
 		} else {
 			printLayers(stdout, r.Layers)
 		}
-		return appendJSON(*jsonOut, r)
+		if err := appendJSON(*jsonOut, r); err != nil {
+			return err
+		}
+	}
+	if l := float64(r.LossLast); math.IsNaN(l) || math.IsInf(l, 0) {
+		return fmt.Errorf("loss became %v", l)
 	}
 	return nil
 }

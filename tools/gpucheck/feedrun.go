@@ -41,6 +41,7 @@ type PipelineResult struct {
 	CopyWait   float64 `json:"copy_wait"`
 	LoopWait   float64 `json:"loop_wait"`
 	TimedSteps int     `json:"timed_steps"`  // measured steps whose GPU timing was read (all, once the feed closed)
+	Close      string  `json:"close"`        // the feed's Close: "pending" (the record kept before it), "ok", or "error: …"
 	Overlap    float64 `json:"overlap"`      // fraction of steps whose copy started before the previous step ended
 	CopyMs     float64 `json:"copy_ms"`      // mean H2D copy time per batch
 	HostWaitMs float64 `json:"host_wait_ms"` // mean host time to queue a step (Feed.Next included)
@@ -186,7 +187,8 @@ func runPipeline(args []string, stdout io.Writer) error {
 	el := time.Since(t0)
 	r.ImgS = float64(*steps**batch) / el.Seconds()
 	r.HostWaitMs = float64(hostWait) / float64(*steps) / 1e6
-	summarise := func(final bool) error {
+	summarise := func(final bool, closeWas string) error {
+		r.Close = closeWas
 		if total > 0 {
 			r.DataWait = float64(waited) / float64(total)
 			r.InputWait, r.CopyWait, r.LoopWait = float64(inWait)/float64(total), float64(cpWait)/float64(total), float64(loopWait)/float64(total)
@@ -209,7 +211,7 @@ func runPipeline(args []string, stdout io.Writer) error {
 	// run on a device: if it hangs, the run's measurement is not lost with
 	// it. The record written after Close, with every step's timing, is the
 	// one the table reads (the last of its kind and model).
-	if err := summarise(false); err != nil {
+	if err := summarise(false, "pending"); err != nil {
 		return err
 	}
 	closed := make(chan error, 1)
@@ -217,15 +219,22 @@ func runPipeline(args []string, stdout io.Writer) error {
 	select {
 	case err := <-closed:
 		if err != nil {
+			// The record says Close ended, with this error; the timings it
+			// read before failing are in it.
+			if jerr := summarise(true, "error: "+err.Error()); jerr != nil {
+				return jerr
+			}
 			return err
 		}
 	case <-time.After(closeWait):
 		// The deferred releases would wait on the same stuck device;
-		// the figures are written, so end here.
+		// the figures are written, so end here, with timeout(1)'s status
+		// so that run.sh takes it for the hang it is (and skips the
+		// other steps that run the same feed).
 		fmt.Fprintf(stdout, "pipeline %s %s: the feed's Close did not return in %v: the figures above are from before it\n", *model, p, closeWait)
-		os.Exit(cli.ExitFailure)
+		os.Exit(exitHung)
 	}
-	if err := summarise(true); err != nil {
+	if err := summarise(true, "ok"); err != nil {
 		return err
 	}
 	m := pl.Metrics()
@@ -235,3 +244,7 @@ func runPipeline(args []string, stdout io.Writer) error {
 
 // closeWait bounds the feed's Close: it drains at most two steps' copies.
 const closeWait = 60 * time.Second
+
+// exitHung is timeout(1)'s status for a command it stopped, which run.sh
+// counts as a hang.
+const exitHung = 124

@@ -12,8 +12,11 @@
 //	gpucheck spec                   a model's layer list as JSON, for torch_bench.py
 //	gpucheck table                  the machine facts and the one results table
 //
-// Each measuring subcommand appends one JSON object per result to the
-// file named by --json, which table reads back.
+// Each measuring subcommand appends JSON objects to the file named by
+// --json, which table reads back, taking the last of each kind, model
+// and precision: bench and pipeline write one before a part that has
+// never run on a GPU (the profile, the feed's Close) and one after it,
+// so a hang there keeps the first.
 package main
 
 import (

@@ -118,7 +118,7 @@ step() {
 	tail -n 4 "$R/$name.log" | sed 's/^/   | /'
 	if (( rc == 124 || rc == 137 )); then
 		if [[ -n $cut ]]; then
-			say "TIMEOUT $name: its limit was cut to ${limit}s to fit the ${BUDGET}s budget"
+			say "TIMEOUT $name: its limit was cut to ${limit}s to end within the ${BUDGET}s budget and ${GRACE}s grace"
 		else
 			say "TIMEOUT $name"
 		fi

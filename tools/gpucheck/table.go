@@ -307,10 +307,17 @@ func writeTable(w io.Writer, r *results) {
 		}
 		// The record kept before the feed's Close is the last there is
 		// when Close hung: its last steps' timings were never read.
-		if t, ok := num(p, "timed_steps"); ok {
-			if n, ok := num(p, "steps"); ok && t < n {
-				s += fmt.Sprintf(" (timings of %.0f of %.0f steps: the feed's Close did not end)", t, n)
+		t, okT := num(p, "timed_steps")
+		n, okN := num(p, "steps")
+		switch c := str(p, "close"); {
+		case c == "pending":
+			s += " (the feed's Close did not end"
+			if okT && okN {
+				s += fmt.Sprintf(": timings of %.0f of %.0f steps", t, n)
 			}
+			s += ")"
+		case strings.HasPrefix(c, "error"):
+			s += " (the feed's Close failed, " + c + ")"
 		}
 		return s
 	}, "")
@@ -575,6 +582,14 @@ func writeLayers(w io.Writer, r *results) {
 					fmt.Fprintf(w, "\n%s, %s: %s profile failed: %s\n", model, "tf32", who, e)
 				}
 			}
+			// The bench's throughput is recorded before its profile: a
+			// record without one, from a step run.log says did not end
+			// well, is a profile that hung or crashed.
+			if ours == nil && o != nil && str(o, "profile_error") == "" {
+				if v := r.why("bench-" + model + "-tf32"); v != none {
+					fmt.Fprintf(w, "\n%s, tf32: our profile did not end (%s)\n", model, v)
+				}
+			}
 		}
 		if ours == nil && theirs == nil {
 			failed()
@@ -675,10 +690,14 @@ func tf32Mismatch(m map[string]any, prec string) string {
 	if !ok {
 		return ""
 	}
-	var wrong []string
+	var wrong, unknown []string
 	for _, k := range []string{"matmul_fp32_precision", "cudnn_conv_fp32_precision", "matmul_allow_tf32", "cudnn_allow_tf32"} {
 		v, ok := set[k]
 		if !ok {
+			continue
+		}
+		if str, ok := v.(string); ok && strings.HasPrefix(str, "unreadable") {
+			unknown = append(unknown, k)
 			continue
 		}
 		on := v == "tf32" || v == true
@@ -687,8 +706,11 @@ func tf32Mismatch(m map[string]any, prec string) string {
 			wrong = append(wrong, fmt.Sprintf("%s=%v", k, v))
 		}
 	}
-	if len(wrong) == 0 {
-		return ""
+	switch {
+	case len(wrong) > 0:
+		return fmt.Sprintf(" (NOT %s: %s)", prec, strings.Join(wrong, ", "))
+	case len(unknown) > 0:
+		return fmt.Sprintf(" (%s not confirmed: %s unreadable)", prec, strings.Join(unknown, ", "))
 	}
-	return fmt.Sprintf(" (NOT %s: %s)", prec, strings.Join(wrong, ", "))
+	return ""
 }
