@@ -340,7 +340,7 @@ func repairHint(err error, dir, then string) string {
 // report.
 func resumeDefaults(fs *flag.FlagSet, c *trainer.Config, stderr io.Writer) error {
 	h, err := trainer.ReadRunHeader(c.Out)
-	if errors.Is(err, trainer.ErrCheckpoint) {
+	if errors.Is(err, trainer.ErrCheckpoint) || errors.Is(err, trainer.ErrNewerCheckpoint) {
 		return err
 	}
 	if err != nil {

@@ -306,3 +306,36 @@ func smallRun(t *testing.T, extra ...string) (shardDir, out string, args []strin
 	}
 	return shardDir, out, args
 }
+
+// A checkpoint that needs what this build does not know is refused by
+// name, whether resumed or evaluated, and nothing in the run changes.
+func TestNewerCheckpointRefused(t *testing.T) {
+	shardDir, out, _ := smallRun(t, "--max-steps", "1")
+	path := filepath.Join(out, trainer.CheckpointFile)
+	ck, err := trainer.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck.Needs = []string{"some_future_feature"}
+	if err := ck.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"--shards", shardDir, "--out", out, "--device", "cpu", "--resume", "--max-steps", "2", "--workers", "1"},
+		{"--shards", shardDir, "--device", "cpu", "--eval-only", "--checkpoint", out, "--workers", "1"},
+	} {
+		var so, se bytes.Buffer
+		code := run(context.Background(), args, &so, &se)
+		t.Logf("%s", se.String())
+		if code != cli.ExitFailure || !strings.Contains(se.String(), `needs "some_future_feature"`) || !strings.Contains(se.String(), "newer build") {
+			t.Errorf("%v: exit %d:\n%s", args, code, se.String())
+		}
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Error("the refused checkpoint was changed")
+	}
+}

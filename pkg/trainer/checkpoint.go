@@ -102,8 +102,29 @@ type Checkpoint struct {
 	// Arith is the saving backend's Arith: the libraries and kernels that
 	// decided the bits of the run's sums. Empty in checkpoints from before
 	// it was kept.
-	Arith   string   `json:"arith,omitempty"`
+	Arith string `json:"arith,omitempty"`
+	// Needs names what a reader must understand to use the checkpoint
+	// rightly, where one that skipped the field would go wrong without a
+	// word: JSON readers pass over fields they do not know, so a build
+	// from before val_pending resumes such a checkpoint without that
+	// epoch's validation. Encode adds what the fields call for; a reader
+	// refuses a need it does not know (ErrNewerCheckpoint). Builds from
+	// before Needs ignore it, as they ignore val_pending.
+	Needs   []string `json:"needs,omitempty"`
 	Tensors []Tensor `json:"tensors"`
+}
+
+// knownNeeds are the Needs this build understands.
+var knownNeeds = map[string]bool{"val_pending": true}
+
+// needs is c.Needs with what c's fields call for, sorted, each once.
+func (c *Checkpoint) needs() []string {
+	n := slices.Clone(c.Needs)
+	if c.ValPending {
+		n = append(n, "val_pending")
+	}
+	slices.Sort(n)
+	return slices.Compact(n)
 }
 
 // Hyper is what a run's updates and augmentation use besides the
@@ -139,6 +160,7 @@ func (c *Checkpoint) Encode(w io.Writer) error {
 	// The header carries each tensor's CRC, so the values are hashed once
 	// before it is written; c itself is left as it was.
 	withCRCs := *c
+	withCRCs.Needs = c.needs()
 	withCRCs.Tensors = slices.Clone(c.Tensors)
 	for i := range withCRCs.Tensors {
 		t := &withCRCs.Tensors[i]
@@ -278,6 +300,10 @@ func (c *Checkpoint) Save(path string) error {
 // ErrCheckpoint marks a file that is not an intact checkpoint.
 var ErrCheckpoint = errors.New("not an intact checkpoint")
 
+// ErrNewerCheckpoint marks an intact checkpoint that needs what this build
+// does not understand (Checkpoint.Needs): a newer build wrote it.
+var ErrNewerCheckpoint = errors.New("checkpoint written by a newer build")
+
 // Decode reads a checkpoint, checking its CRC before trusting anything.
 func Decode(b []byte) (*Checkpoint, error) {
 	if len(b) < 16 {
@@ -412,6 +438,11 @@ func parseHeader(hdr []byte, payload int64) (*Checkpoint, error) {
 	var c Checkpoint
 	if err := json.Unmarshal(hdr, &c); err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrCheckpoint, err)
+	}
+	for _, n := range c.Needs {
+		if !knownNeeds[n] {
+			return nil, fmt.Errorf("%w: it needs %q, which this build does not understand; use the build that wrote it, or a newer one", ErrNewerCheckpoint, cli.Printable(n))
+		}
 	}
 	// A header with a valid CRC can still be hand-made: numbers that size
 	// buffers or divide pixels must make sense before anything uses them.

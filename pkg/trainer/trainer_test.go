@@ -267,6 +267,46 @@ func TestEpochLeft(t *testing.T) {
 
 // A checkpoint's first bytes say whether a file is a damaged checkpoint
 // or another file, and an empty file is called empty.
+// A checkpoint names what its reader must understand: a pending
+// validation is a need this build knows; one it does not know is refused
+// as a newer build's, not resumed as if it were not there.
+func TestCheckpointNeeds(t *testing.T) {
+	c := &Checkpoint{Model: "small", Classes: 10, InputHW: 28, Step: 4, Epoch: 1, Position: Position{1, 0},
+		Schedule: Schedule{Kind: "plateau", LR: 0.01}, Mean: [3]float32{1, 2, 3}, Std: [3]float32{4, 5, 6},
+		Tensors: []Tensor{{Name: "a", Shape: []int{1}, W: []float32{1}, V: []float32{0}}}}
+	encode := func(c *Checkpoint) []byte {
+		var b bytes.Buffer
+		if err := c.Encode(&b); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	if bytes.Contains(encode(c), []byte(`"needs"`)) {
+		t.Error("a plain checkpoint names needs")
+	}
+	c.ValPending = true
+	got, err := Decode(encode(c))
+	if err != nil || !slices.Equal(got.Needs, []string{"val_pending"}) || !got.ValPending {
+		t.Fatalf("a pending validation: needs %v, %v", got.Needs, err)
+	}
+	// Re-encoding what was read repeats the bytes.
+	if !bytes.Equal(encode(got), encode(c)) {
+		t.Error("a decoded checkpoint with needs encodes to other bytes")
+	}
+	c.Needs = []string{"fp16_tensors"}
+	_, err = Decode(encode(c))
+	if !errors.Is(err, ErrNewerCheckpoint) || errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), `"fp16_tensors"`) {
+		t.Errorf("an unknown need: %v, want ErrNewerCheckpoint naming it", err)
+	}
+	path := filepath.Join(t.TempDir(), "c.ckpt")
+	if err := c.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadHeader(path); !errors.Is(err, ErrNewerCheckpoint) {
+		t.Errorf("ReadHeader of an unknown need: %v", err)
+	}
+}
+
 func TestCheckpointStartWords(t *testing.T) {
 	good := ckptMagic
 	oneBit := good
