@@ -36,7 +36,9 @@ func main() {
 
 const usageHead = `Usage: train --shards DIR [flags]
 
-Trains AlexNet on shards written by ingest. Defaults are the paper's.
+Trains AlexNet on shards written by ingest. Defaults follow the paper; the
+README lists where they depart (the plateau rule's patience, inverted
+dropout, a per-channel mean, 33 crop offsets, lighting scaled by sqrt(λ)).
 
 Examples:
   train --shards ./shards --out runs/alexnet

@@ -27,12 +27,13 @@
 //     printed, "alexnet-convnet" the code.
 //   - The paper's 224×224 input gives conv1 a 55×55 output only with
 //     padding: we use 224 with conv1 padding 2, which yields exactly the
-//     shapes of Caffe's unpadded 227 input.
+//     shapes of Caffe's unpadded 227 input (as torchvision does).
 //   - Inputs are (pixel + lighting − mean)/std per channel, except for a
 //     MeanOnly spec, whose std is 1: the paper trained on "(centered) raw
 //     RGB values", and its other constants (LRN's k and α, the N(0, 0.01)
 //     initialisation, the learning rate) are set for that scale. Divided
-//     by a std of about 58, LRN's sum would be 58² times smaller against k,
+//     by the std ingest computes (pooled over every pixel: about 70 on
+//     ImageNet), LRN's sum would be some 70² times smaller against k,
 //     leaving norm1 and norm2 a fixed scale of 2^−0.75.
 package alexnet
 
@@ -105,9 +106,10 @@ type Spec struct {
 	MeanOnly bool
 }
 
-// ImageNetMean and ImageNetStd are ILSVRC2012's usual per-channel train
-// statistics in 0–255 units, for checks and benchmarks that have no
-// meta.json to read them from.
+// ImageNetMean and ImageNetStd are torchvision's ILSVRC2012 constants in
+// 0–255 units, for checks and benchmarks that have no meta.json to read
+// them from. The std is a mean of per-image stds; ingest's, pooled over
+// every pixel, is larger (about 70).
 var (
 	ImageNetMean = [3]float32{123.68, 116.78, 103.94}
 	ImageNetStd  = [3]float32{58.4, 57.1, 57.4}

@@ -669,8 +669,9 @@ func (n *DNN) SoftmaxBackward(algo SoftmaxAlgo, alpha float32, yDesc *TensorDesc
 
 // Dropout is a cuDNN dropout descriptor with its RNG state on the device.
 // cuDNN's dropout is "inverted": kept units are scaled by 1/(1−P) during
-// training, so inference uses the layer unchanged, which is equivalent to
-// the paper's halving of outputs at test time when P = 0.5.
+// training, so inference uses the layer unchanged: at inference the same
+// function as the paper's halving of outputs at test time when P = 0.5
+// (training's path differs; README).
 type Dropout struct {
 	dnn    *DNN
 	h      uintptr
