@@ -37,8 +37,7 @@ func main() {
 const usageHead = `Usage: train --shards DIR [flags]
 
 Trains AlexNet on shards written by ingest. Defaults follow the paper; the
-README lists where they depart (the plateau rule's patience, inverted
-dropout, a per-channel mean, 33 crop offsets, lighting scaled by sqrt(λ)).
+README lists each place where this code departs from it.
 
 Examples:
   train --shards ./shards --out runs/alexnet
@@ -347,6 +346,9 @@ func resumeDefaults(fs *flag.FlagSet, c *trainer.Config, stderr io.Writer) error
 	}
 	if err != nil {
 		return nil
+	}
+	if err := h.CheckNeeds(true); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(c.Out, trainer.CheckpointFile), err)
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })

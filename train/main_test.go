@@ -308,7 +308,9 @@ func smallRun(t *testing.T, extra ...string) (shardDir, out string, args []strin
 }
 
 // A checkpoint that needs what this build does not know is refused by
-// name, whether resumed or evaluated, and nothing in the run changes.
+// name, whether resumed or evaluated, and nothing in the run changes; one
+// whose unknown need is its run state's alone is refused for a resume but
+// evaluated.
 func TestNewerCheckpointRefused(t *testing.T) {
 	shardDir, out, _ := smallRun(t, "--max-steps", "1")
 	path := filepath.Join(out, trainer.CheckpointFile)
@@ -316,26 +318,39 @@ func TestNewerCheckpointRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ck.Needs = []string{"some_future_feature"}
-	if err := ck.Save(path); err != nil {
-		t.Fatal(err)
-	}
-	before, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, args := range [][]string{
-		{"--shards", shardDir, "--out", out, "--device", "cpu", "--resume", "--max-steps", "2", "--workers", "1"},
-		{"--shards", shardDir, "--device", "cpu", "--eval-only", "--checkpoint", out, "--workers", "1"},
+	resume := []string{"--shards", shardDir, "--out", out, "--device", "cpu", "--resume", "--max-steps", "2", "--workers", "1"}
+	eval := []string{"--shards", shardDir, "--device", "cpu", "--eval-only", "--checkpoint", out, "--workers", "1"}
+	for _, tc := range []struct {
+		needs, resumeNeeds []string
+		evalOK             bool
+		say                string
+	}{
+		{needs: []string{"some_future_feature"}, say: `it needs "some_future_feature"`},
+		{resumeNeeds: []string{"some_future_state"}, evalOK: true, say: `resuming it needs "some_future_state"`},
 	} {
-		var so, se bytes.Buffer
-		code := run(context.Background(), args, &so, &se)
-		t.Logf("%s", se.String())
-		if code != cli.ExitFailure || !strings.Contains(se.String(), `needs "some_future_feature"`) || !strings.Contains(se.String(), "newer build") {
-			t.Errorf("%v: exit %d:\n%s", args, code, se.String())
+		ck.Needs, ck.ResumeNeeds = tc.needs, tc.resumeNeeds
+		if err := ck.Save(path); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
-		t.Error("the refused checkpoint was changed")
+		before, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{resume, eval} {
+			var so, se bytes.Buffer
+			code := run(context.Background(), args, &so, &se)
+			if slices.Contains(args, "--eval-only") && tc.evalOK {
+				if code != cli.ExitOK {
+					t.Errorf("%s: --eval-only: exit %d:\n%s", tc.say, code, se.String())
+				}
+				continue
+			}
+			if code != cli.ExitFailure || !strings.Contains(se.String(), tc.say) || !strings.Contains(se.String(), "newer build") {
+				t.Errorf("%v: exit %d:\n%s", args, code, se.String())
+			}
+		}
+		if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+			t.Errorf("%s: the refused checkpoint was changed", tc.say)
+		}
 	}
 }

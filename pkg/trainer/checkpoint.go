@@ -103,28 +103,59 @@ type Checkpoint struct {
 	// decided the bits of the run's sums. Empty in checkpoints from before
 	// it was kept.
 	Arith string `json:"arith,omitempty"`
-	// Needs names what a reader must understand to use the checkpoint
-	// rightly, where one that skipped the field would go wrong without a
-	// word: JSON readers pass over fields they do not know, so a build
-	// from before val_pending resumes such a checkpoint without that
-	// epoch's validation. Encode adds what the fields call for; a reader
-	// refuses a need it does not know (ErrNewerCheckpoint). Builds from
-	// before Needs ignore it, as they ignore val_pending.
-	Needs   []string `json:"needs,omitempty"`
-	Tensors []Tensor `json:"tensors"`
+	// Needs and ResumeNeeds name what a reader must understand to use the
+	// checkpoint rightly, where one that skipped the field would go wrong
+	// without a word: JSON readers pass over fields they do not know, so a
+	// build from before val_pending resumes such a checkpoint without that
+	// epoch's validation. Needs binds every reader (evaluation and predict
+	// too), ResumeNeeds only a resume, so that a feature of the run's
+	// state does not stop a build from reading weights it can use. Encode
+	// adds what the fields call for; CheckNeeds refuses what this build
+	// does not know (ErrNewerCheckpoint). Builds from before these fields
+	// ignore them, as they ignore val_pending.
+	Needs       []string `json:"needs,omitempty"`
+	ResumeNeeds []string `json:"resume_needs,omitempty"`
+	Tensors     []Tensor `json:"tensors"`
 }
 
-// knownNeeds are the Needs this build understands.
-var knownNeeds = map[string]bool{"val_pending": true}
+// knownNeeds and knownResumeNeeds are the needs this build understands.
+var (
+	knownNeeds       = map[string]bool{}
+	knownResumeNeeds = map[string]bool{"val_pending": true}
+)
 
-// needs is c.Needs with what c's fields call for, sorted, each once.
-func (c *Checkpoint) needs() []string {
-	n := slices.Clone(c.Needs)
+// needs is c's Needs and ResumeNeeds with what c's fields call for,
+// sorted, each once.
+func (c *Checkpoint) needs() (all, resume []string) {
+	resume = slices.Clone(c.ResumeNeeds)
 	if c.ValPending {
-		n = append(n, "val_pending")
+		resume = append(resume, "val_pending")
 	}
-	slices.Sort(n)
-	return slices.Compact(n)
+	slices.Sort(resume)
+	all = slices.Clone(c.Needs)
+	slices.Sort(all)
+	return slices.Compact(all), slices.Compact(resume)
+}
+
+// CheckNeeds refuses a checkpoint that needs what this build does not
+// understand: any reader checks Needs (Decode, Load and ReadHeader do),
+// and a resume ResumeNeeds as well.
+func (c *Checkpoint) CheckNeeds(resume bool) error {
+	check := func(needs []string, known map[string]bool, what string) error {
+		for _, n := range needs {
+			if !known[n] {
+				return fmt.Errorf("%w: %s needs %q, which this build does not understand; use the build that wrote it, or a newer one", ErrNewerCheckpoint, what, n)
+			}
+		}
+		return nil
+	}
+	if err := check(c.Needs, knownNeeds, "it"); err != nil {
+		return err
+	}
+	if resume {
+		return check(c.ResumeNeeds, knownResumeNeeds, "resuming it")
+	}
+	return nil
 }
 
 // Hyper is what a run's updates and augmentation use besides the
@@ -160,7 +191,7 @@ func (c *Checkpoint) Encode(w io.Writer) error {
 	// The header carries each tensor's CRC, so the values are hashed once
 	// before it is written; c itself is left as it was.
 	withCRCs := *c
-	withCRCs.Needs = c.needs()
+	withCRCs.Needs, withCRCs.ResumeNeeds = c.needs()
 	withCRCs.Tensors = slices.Clone(c.Tensors)
 	for i := range withCRCs.Tensors {
 		t := &withCRCs.Tensors[i]
@@ -324,6 +355,11 @@ func Decode(b []byte) (*Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Checked once the file is known intact, so that damage is located
+	// as damage, not read as a newer build's header.
+	if err := c.CheckNeeds(false); err != nil {
+		return nil, err
+	}
 	data := body[12+n:]
 	for i := range c.Tensors {
 		t := &c.Tensors[i]
@@ -439,11 +475,6 @@ func parseHeader(hdr []byte, payload int64) (*Checkpoint, error) {
 	if err := json.Unmarshal(hdr, &c); err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrCheckpoint, err)
 	}
-	for _, n := range c.Needs {
-		if !knownNeeds[n] {
-			return nil, fmt.Errorf("%w: it needs %q, which this build does not understand; use the build that wrote it, or a newer one", ErrNewerCheckpoint, cli.Printable(n))
-		}
-	}
 	// A header with a valid CRC can still be hand-made: numbers that size
 	// buffers or divide pixels must make sense before anything uses them.
 	switch {
@@ -518,6 +549,9 @@ func ReadHeader(path string) (*Checkpoint, error) {
 		return nil, fmt.Errorf("%s: %w: checksum mismatch%s", path, ErrCheckpoint, where)
 	}
 	c, err := parseHeader(hdr, size-16-n)
+	if err == nil {
+		err = c.CheckNeeds(false)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -826,6 +826,16 @@ func TestStopDuringValidationEdges(t *testing.T) {
 	if _, err := Train(context.Background(), cfg, io.Discard); !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), "not an epoch's end") {
 		t.Errorf("a pending validation mid-epoch: %v", err)
 	}
+	// A resume need this build does not know: Train refuses it first, by
+	// name, before comparing flags with a run it cannot continue.
+	ck.ValPending, ck.ResumeNeeds = false, []string{"later_state"}
+	if err := ck.Save(ckPath); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Batch = 1 << 20 // a flag mistake, judged only after the needs
+	if _, err := Train(context.Background(), cfg, io.Discard); !errors.Is(err, ErrNewerCheckpoint) || !strings.Contains(err.Error(), `"later_state"`) {
+		t.Errorf("an unknown resume need: %v", err)
+	}
 }
 
 // Training and an ingest rewriting its shards refuse each other: train

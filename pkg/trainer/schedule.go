@@ -73,8 +73,9 @@ func (s *Schedule) EndEpoch(epoch int, valErr float64) bool {
 		}
 	case "plateau":
 		// Best is the run's, not reset at a drop (the paper compares
-		// with the current rate's): the first epochs after a ÷10 set a
-		// new best in practice, so the two rules drop alike.
+		// with the current rate's best). This rule never drops later
+		// than the paper's, and the first epochs after a ÷10 set a new
+		// best in practice, so the two drop alike.
 		if valErr < s.Best {
 			s.Best, s.BadEpochs = valErr, 0
 			return false

@@ -330,7 +330,19 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		// A resume's flags are judged against its run before the shards:
 		// --model alexnet given to a small run would otherwise be told
 		// its crop is too small, not that the run is another model's.
-		if h, err := ReadHeader(ckPath); err == nil {
+		// A newer build's checkpoint is refused as such, before its flags
+		// are compared with a run this build cannot continue.
+		h, err := ReadHeader(ckPath)
+		if err == nil {
+			err = h.CheckNeeds(true)
+			if err != nil {
+				err = fmt.Errorf("%s: %w", ckPath, err)
+			}
+		}
+		if errors.Is(err, ErrNewerCheckpoint) {
+			return nil, fmt.Errorf("--resume: %w", err)
+		}
+		if err == nil {
 			if err := resumeDiffers(h, cfg, ckPath, crop, len(meta.Classes)); err != nil {
 				return nil, err
 			}
@@ -408,6 +420,9 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		// and resumed, not given instead.
 		if ck, err = loadFile(ckPath, ""); err != nil {
 			return nil, fmt.Errorf("--resume: %w", withPrevious(err, cfg.Out))
+		}
+		if err := ck.CheckNeeds(true); err != nil {
+			return nil, fmt.Errorf("--resume: %s: %w", ckPath, err)
 		}
 		// Only a resume reads the schedule (evaluation and predict do
 		// not): a hand-made one is refused here, not an epoch later.
@@ -1338,8 +1353,8 @@ func previousIntact(dir string) string {
 func previousNote(dir, advice string) string {
 	prev := filepath.Join(dir, PrevCheckpointFile)
 	h, err := ReadHeader(prev)
-	if err != nil {
-		return ""
+	if err != nil || h.CheckNeeds(true) != nil {
+		return "" // damaged, or a newer build's: nothing to offer
 	}
 	return fmt.Sprintf("the checkpoint before it, %s (step %d; epochs done: %d), is intact: %s", prev, h.Step, h.Position.Epoch, advice)
 }

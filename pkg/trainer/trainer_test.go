@@ -265,11 +265,10 @@ func TestEpochLeft(t *testing.T) {
 	}
 }
 
-// A checkpoint's first bytes say whether a file is a damaged checkpoint
-// or another file, and an empty file is called empty.
 // A checkpoint names what its reader must understand: a pending
-// validation is a need this build knows; one it does not know is refused
-// as a newer build's, not resumed as if it were not there.
+// validation is a resume need this build knows; a need it does not know
+// is refused as a newer build's, not read as if it were not there, by
+// every reader (Needs) or by a resume only (ResumeNeeds).
 func TestCheckpointNeeds(t *testing.T) {
 	c := &Checkpoint{Model: "small", Classes: 10, InputHW: 28, Step: 4, Epoch: 1, Position: Position{1, 0},
 		Schedule: Schedule{Kind: "plateau", LR: 0.01}, Mean: [3]float32{1, 2, 3}, Std: [3]float32{4, 5, 6},
@@ -281,21 +280,32 @@ func TestCheckpointNeeds(t *testing.T) {
 		}
 		return b.Bytes()
 	}
-	if bytes.Contains(encode(c), []byte(`"needs"`)) {
+	if bytes.Contains(encode(c), []byte(`needs"`)) {
 		t.Error("a plain checkpoint names needs")
 	}
 	c.ValPending = true
 	got, err := Decode(encode(c))
-	if err != nil || !slices.Equal(got.Needs, []string{"val_pending"}) || !got.ValPending {
-		t.Fatalf("a pending validation: needs %v, %v", got.Needs, err)
+	if err != nil || !slices.Equal(got.ResumeNeeds, []string{"val_pending"}) || got.Needs != nil || !got.ValPending || got.CheckNeeds(true) != nil {
+		t.Fatalf("a pending validation: needs %v, resume needs %v, %v", got.Needs, got.ResumeNeeds, err)
 	}
 	// Re-encoding what was read repeats the bytes.
 	if !bytes.Equal(encode(got), encode(c)) {
 		t.Error("a decoded checkpoint with needs encodes to other bytes")
 	}
+	// A resume need this build does not know stops a resume only.
+	c.ResumeNeeds = []string{"future_state"}
+	got, err = Decode(encode(c))
+	if err != nil {
+		t.Fatalf("an unknown resume need stopped a reader of the weights: %v", err)
+	}
+	if err := got.CheckNeeds(true); !errors.Is(err, ErrNewerCheckpoint) || !strings.Contains(err.Error(), `resuming it needs "future_state"`) {
+		t.Errorf("resuming with an unknown resume need: %v", err)
+	}
+	// A need this build does not know stops every reader.
 	c.Needs = []string{"fp16_tensors"}
-	_, err = Decode(encode(c))
-	if !errors.Is(err, ErrNewerCheckpoint) || errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), `"fp16_tensors"`) {
+	raw := encode(c)
+	_, err = Decode(raw)
+	if !errors.Is(err, ErrNewerCheckpoint) || errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), `needs "fp16_tensors"`) {
 		t.Errorf("an unknown need: %v, want ErrNewerCheckpoint naming it", err)
 	}
 	path := filepath.Join(t.TempDir(), "c.ckpt")
@@ -305,8 +315,17 @@ func TestCheckpointNeeds(t *testing.T) {
 	if _, err := ReadHeader(path); !errors.Is(err, ErrNewerCheckpoint) {
 		t.Errorf("ReadHeader of an unknown need: %v", err)
 	}
+	// Damage in such a file is damage, located where it is, not a newer
+	// build's header.
+	bad := bytes.Clone(raw)
+	bad[len(bad)-6] ^= 1 // in the last tensor's momenta
+	if _, err := Decode(bad); !errors.Is(err, ErrCheckpoint) || errors.Is(err, ErrNewerCheckpoint) || !strings.Contains(err.Error(), "in tensor a") {
+		t.Errorf("a flipped bit in a newer build's tensor: %v", err)
+	}
 }
 
+// A checkpoint's first bytes say whether a file is a damaged checkpoint
+// or another file, and an empty file is called empty.
 func TestCheckpointStartWords(t *testing.T) {
 	good := ckptMagic
 	oneBit := good

@@ -199,8 +199,11 @@ func runPipeline(args []string, stdout io.Writer) error {
 		}
 		r.TimedSteps = timed
 		when := "before the feed closed, its last steps' timings not yet read"
-		if final {
+		switch {
+		case closeWas == "ok":
 			when = "all steps"
+		case final:
+			when = "the feed's Close failed"
 		}
 		fmt.Fprintf(stdout, "pipeline %s %s (%s): data wait split: input %.2f%%, copy %.2f%%, loop %.2f%%\n", *model, p, when, 100*r.InputWait, 100*r.CopyWait, 100*r.LoopWait)
 		fmt.Fprintf(stdout, "pipeline %s %s (%s): %.0f img/s, data wait %.2f%% over %d timed steps (worst step %.1f%%), copy %.2f ms/batch overlapping %.0f%% of steps, host wait %.3f ms/step, loss %.4f -> %.4f\n",

@@ -416,7 +416,7 @@ print("%d images in %d classes" % (imgs, len(os.listdir(t))))
 			return $rc
 		}
 		for m in alexnet-owt alexnet; do
-			feedstep "pipeline-$m" 90 $B/gpucheck pipeline --shards $W/shards --model $m --precision tf32 --steps 500 --json $R/pipeline.jsonl
+			feedstep "pipeline-$m" 120 $B/gpucheck pipeline --shards $W/shards --model $m --precision tf32 --steps 500 --json $R/pipeline.jsonl
 		done
 		# The train command itself: trainer.Train streaming through
 		# pkg/feed (its log says "one step ahead" and each line's data wait).
