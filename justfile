@@ -14,7 +14,7 @@ setup:
 # Build every command into bin/.
 build:
     @mkdir -p bin
-    go build -o bin/ ./ingest ./train ./tools/shardtool ./tools/mkdemo ./tools/predict ./tools/gpucheck ./tools/bench/benchingest ./tools/bench/benchpipeline ./tools/bench/benchtraincpu ./tools/bench/benchdecodemem
+    go build -o bin/ ./ingest ./train ./tools/shardtool ./tools/mkdemo ./tools/predict ./tools/gpucheck ./tools/bench/benchingest ./tools/bench/benchpipeline ./tools/bench/benchtraincpu ./tools/bench/benchdecodemem ./tools/bench/benchscale
 
 # gofmt and go vet.
 lint:
@@ -64,6 +64,10 @@ bench-ingest *ARGS: setup build
 # Ingest's decode budget: peak RSS and time over huge PNGs under several --decode-memory values, beside the unbounded run.
 bench-decode-memory *ARGS: build
     bin/benchdecodemem {{ARGS}}
+
+# ImageNet's size without ImageNet: 1,281,000 small JPEGs as the official train tar (a tar of 1000 class tars) and as a tree; ingest of both (byte-identical shards), a resume, verify and a short train, each timed with its peak RSS (about 5 minutes and 6 GB of disk on 2 cores).
+bench-scale *ARGS: build
+    bin/benchscale {{ARGS}}
 
 # Pipeline speed: augmented 224 crops/s on 1 core and all cores beside PyTorch's DataLoader, per-stage breakdown, RSS, entropy-only and memcpy ceilings, batch digest.
 bench-pipeline *ARGS: setup build

@@ -1,0 +1,361 @@
+// Command benchscale is `just bench-scale`: ImageNet's size without
+// ImageNet. It writes an ILSVRC2012_img_train.tar of 1000 class tars
+// holding 1,281 images each (1,281,000 small JPEGs, as many as the real
+// train split's 1,281,167), and the same images as an extracted tree of
+// hard links, then times and measures, as separate processes: ingest of
+// the tars, its resume, ingest of the tree, shardtool verify and a short
+// train. The two layouts' shards must be byte-identical. What it shows is
+// how the listing, the resume, the bookkeeping and the pipeline's epoch
+// plan scale with the record count; the images are 80×60, so decoding,
+// which dominates a real ingest, is cheap here by design.
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alexnet-repro/alexnet/internal/cli"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// step is one command's run.
+type step struct {
+	Name       string  `json:"name"`
+	Seconds    float64 `json:"seconds"`
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	Result     string  `json:"result"` // the command's summary line
+}
+
+// report is the whole run, as --json prints it.
+type report struct {
+	Classes      int     `json:"classes"`
+	PerClass     int     `json:"per_class"`
+	Images       int     `json:"images"`
+	TarBytes     int64   `json:"tar_bytes"`
+	GenerateS    float64 `json:"generate_s"`
+	Steps        []step  `json:"steps"`
+	DigestTars   string  `json:"digest_tars"`
+	DigestTree   string  `json:"digest_tree,omitempty"`
+	LayoutsAgree bool    `json:"layouts_agree"`
+	CPUs         int     `json:"cpus"`
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := cli.NewFlags("benchscale", stdout, stderr, "Usage: benchscale [flags]\n\nExample:\n  just bench-scale\n  just bench-scale --per-class 100\n\nFlags:\n")
+	classes := fs.Int("classes", 1000, "classes (class tars in the train tar)")
+	per := fs.Int("per-class", 1281, "images per class (1281 gives 1,281,000 in all: ImageNet's train split)")
+	size := fs.Int("size", 32, "ingest --size (small: the images are 80×60 and decoding is not what this measures)")
+	steps := fs.Int("train-steps", 100, "train --max-steps over the shards (0: no train step)")
+	tree := fs.Bool("tree", true, "also ingest the same images as an extracted tree, and compare the shards")
+	work := fs.String("work", "", "folder for the data and shards (default: a temporary one, removed after; it needs about 2.6 GB per million images, and the shards 1.4 GB)")
+	binDir := fs.String("bin", "", "folder holding ingest, shardtool and train (default: the one this binary is in, as `just build` puts them)")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if code, ok := cli.ParseFlags(fs, args); !ok {
+		return code
+	}
+	if *classes < 1 || *classes > 99_999 || *per < 1 || *size < 8 || *steps < 0 {
+		fmt.Fprintln(stderr, "benchscale: --classes 1 to 99999, --per-class 1 or more, --size 8 or more, --train-steps 0 or more")
+		return cli.ExitUsage
+	}
+	bin := *binDir
+	if bin == "" {
+		self, _ := os.Executable()
+		bin = filepath.Dir(self)
+	}
+	for _, name := range []string{"ingest", "shardtool", "train"} {
+		if _, err := os.Stat(filepath.Join(bin, name)); err != nil {
+			fmt.Fprintf(stderr, "benchscale: %s not found in %s: run `just build` first, or pass --bin\n", name, bin)
+			return 1
+		}
+	}
+	dir := *work
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "benchscale")
+		if err != nil {
+			fmt.Fprintln(stderr, "benchscale:", err)
+			return 1
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, "benchscale:", err)
+		return 1
+	}
+	rep := report{Classes: *classes, PerClass: *per, Images: *classes * *per, CPUs: runtime.NumCPU()}
+	t0 := time.Now()
+	fmt.Fprintf(stderr, "benchscale: writing %d images (%d classes × %d) as tars", rep.Images, *classes, *per)
+	if *tree {
+		fmt.Fprint(stderr, " and as a tree")
+	}
+	fmt.Fprintf(stderr, " in %s\n", dir)
+	tarBytes, err := writeDataset(dir, *classes, *per, *tree)
+	if err != nil {
+		return fail(err)
+	}
+	rep.TarBytes, rep.GenerateS = tarBytes, time.Since(t0).Seconds()
+	sh := filepath.Join(dir, "shards-tars")
+	runStep := func(name string, args ...string) error {
+		s, err := measure(filepath.Join(bin, args[0]), args[1:])
+		s.Name = name
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		rep.Steps = append(rep.Steps, s)
+		fmt.Fprintf(stderr, "  %-38s %6.1f s  peak RSS %5.0f MiB  %s\n", name, s.Seconds, s.PeakRSSMiB, s.Result)
+		return nil
+	}
+	ingestArgs := func(out, data string) []string {
+		return []string{"ingest", "--quiet", "--splits", "train", "--size", fmt.Sprint(*size), "--out", out, data}
+	}
+	if err := runStep("ingest (tars)", ingestArgs(sh, filepath.Join(dir, "tars"))...); err != nil {
+		return fail(err)
+	}
+	if err := runStep("ingest again (resume: nothing to do)", ingestArgs(sh, filepath.Join(dir, "tars"))...); err != nil {
+		return fail(err)
+	}
+	if rep.DigestTars, err = digest(sh); err != nil {
+		return fail(err)
+	}
+	rep.LayoutsAgree = true
+	if *tree {
+		tsh := filepath.Join(dir, "shards-tree")
+		if err := runStep("ingest (tree)", ingestArgs(tsh, filepath.Join(dir, "tree"))...); err != nil {
+			return fail(err)
+		}
+		if rep.DigestTree, err = digest(tsh); err != nil {
+			return fail(err)
+		}
+		rep.LayoutsAgree = rep.DigestTree == rep.DigestTars
+		os.RemoveAll(tsh)
+	}
+	if err := runStep("shardtool verify", "shardtool", "verify", sh); err != nil {
+		return fail(err)
+	}
+	if *steps > 0 {
+		crop := *size * 7 / 8
+		err := runStep(fmt.Sprintf("train (small, %d steps)", *steps), "train", "--shards", sh, "--device", "cpu", "--model", "small",
+			"--crop", fmt.Sprint(crop), "--batch", "128", "--max-steps", fmt.Sprint(*steps), "--log-every", "0", "--overwrite", "--out", filepath.Join(dir, "run"))
+		if err != nil {
+			return fail(err)
+		}
+	}
+	if *asJSON {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		fmt.Fprintln(stdout, string(b))
+	} else {
+		fmt.Fprint(stdout, table(rep))
+	}
+	if !rep.LayoutsAgree {
+		fmt.Fprintf(stderr, "benchscale: the tree's shards differ from the tars' (%s against %s)\n", rep.DigestTree, rep.DigestTars)
+		return 1
+	}
+	return 0
+}
+
+// table prints the report for a person.
+func table(r report) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n%d images (%d classes × %d, 80×60 JPEGs), a %.2f GB train tar, written in %.0f s; %d CPUs\n\n",
+		r.Images, r.Classes, r.PerClass, float64(r.TarBytes)/1e9, r.GenerateS, r.CPUs)
+	fmt.Fprintf(&b, "| step | time | peak RSS | result |\n|---|---|---|---|\n")
+	for _, s := range r.Steps {
+		fmt.Fprintf(&b, "| %s | %.1f s | %.0f MiB | %s |\n", s.Name, s.Seconds, s.PeakRSSMiB, s.Result)
+	}
+	switch {
+	case r.DigestTree == "":
+		fmt.Fprintf(&b, "\nshards' digest: %s\n", r.DigestTars)
+	case r.LayoutsAgree:
+		fmt.Fprintf(&b, "\nthe tars' and the tree's shards are byte-identical (digest %s)\n", r.DigestTars)
+	default:
+		fmt.Fprintf(&b, "\nthe tars' and the tree's shards DIFFER (%s against %s)\n", r.DigestTars, r.DigestTree)
+	}
+	return b.String()
+}
+
+// measure runs one command and returns its wall time, its peak RSS and
+// the last line it wrote on stderr (the commands' summary).
+func measure(path string, args []string) (step, error) {
+	cmd := exec.Command(path, args...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	cmd.Stdout = &errb
+	start := time.Now()
+	err := cmd.Run()
+	s := step{Seconds: time.Since(start).Seconds(), Result: lastLine(errb.String())}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		s.PeakRSSMiB = float64(ru.Maxrss) / 1024 // KiB on Linux
+		if runtime.GOOS == "darwin" {
+			s.PeakRSSMiB /= 1024 // bytes there
+		}
+	}
+	if err != nil {
+		return s, fmt.Errorf("%v\n%s", err, errb.String())
+	}
+	return s, nil
+}
+
+// lastLine is a command's summary without the paths that follow it
+// (" -> DIR", "; checkpoint FILE…"), which name the temporary folder.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	l := strings.TrimSpace(lines[len(lines)-1])
+	for _, cut := range []string{" -> ", "; checkpoint "} {
+		if i := strings.Index(l, cut); i >= 0 {
+			l = l[:i]
+		}
+	}
+	return l
+}
+
+// digest hashes a shard folder's meta.json and its shards, in name order:
+// equal digests are byte-identical output.
+func digest(dir string) (string, error) {
+	names, err := filepath.Glob(filepath.Join(dir, "*.shard"))
+	if err != nil {
+		return "", err
+	}
+	slices.Sort(names)
+	h := sha256.New()
+	for _, name := range append([]string{filepath.Join(dir, "meta.json")}, names...) {
+		f, err := os.Open(name)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s\x00", filepath.Base(name))
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// wnid is class c's made-up WordNet ID.
+func wnid(c int) string { return fmt.Sprintf("n%08d", 1_000_000+c) }
+
+// classJPEG is class c's one image: a colour of its own with a sprinkle
+// of other pixels, so that no two classes' records are alike.
+func classJPEG(c int) ([]byte, error) {
+	r := rand.New(rand.NewPCG(uint64(c), 7))
+	m := image.NewRGBA(image.Rect(0, 0, 80, 60))
+	base := color.RGBA{uint8(r.IntN(256)), uint8(r.IntN(256)), uint8(r.IntN(256)), 255}
+	for y := range 60 {
+		for x := range 80 {
+			m.SetRGBA(x, y, base)
+		}
+	}
+	for range 40 {
+		m.SetRGBA(r.IntN(80), r.IntN(60), color.RGBA{uint8(r.IntN(256)), uint8(r.IntN(256)), uint8(r.IntN(256)), 255})
+	}
+	var b bytes.Buffer
+	err := jpeg.Encode(&b, m, &jpeg.Options{Quality: 85})
+	return b.Bytes(), err
+}
+
+// writeDataset writes dir/tars/ILSVRC2012_img_train.tar (a tar of class
+// tars, as ImageNet ships it) and, with tree, dir/tree/train/<wnid>/ with
+// the same files, each class's images hard links to one file. It returns
+// the train tar's size.
+func writeDataset(dir string, classes, per int, tree bool) (int64, error) {
+	tars := filepath.Join(dir, "tars")
+	if err := os.MkdirAll(tars, 0o755); err != nil {
+		return 0, err
+	}
+	f, err := os.Create(filepath.Join(tars, "ILSVRC2012_img_train.tar"))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	outer := tar.NewWriter(f)
+	mtime := time.Unix(1_300_000_000, 0)
+	var inner bytes.Buffer
+	for c := range classes {
+		img, err := classJPEG(c)
+		if err != nil {
+			return 0, err
+		}
+		id := wnid(c)
+		inner.Reset()
+		tw := tar.NewWriter(&inner)
+		for k := range per {
+			if err := tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("%s_%d.JPEG", id, k), Mode: 0o644, Size: int64(len(img)), ModTime: mtime, Format: tar.FormatGNU}); err != nil {
+				return 0, err
+			}
+			if _, err := tw.Write(img); err != nil {
+				return 0, err
+			}
+		}
+		if err := tw.Close(); err != nil {
+			return 0, err
+		}
+		if err := outer.WriteHeader(&tar.Header{Name: id + ".tar", Mode: 0o644, Size: int64(inner.Len()), ModTime: mtime, Format: tar.FormatGNU}); err != nil {
+			return 0, err
+		}
+		if _, err := outer.Write(inner.Bytes()); err != nil {
+			return 0, err
+		}
+		if tree {
+			if err := writeClassTree(filepath.Join(dir, "tree", "train", id), id, img, per, mtime); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if err := outer.Close(); err != nil {
+		return 0, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+// writeClassTree writes one class folder of the tree: one file, and its
+// other names as hard links (copies where links are refused), all with
+// the tar members' modification time.
+func writeClassTree(classDir, id string, img []byte, per int, mtime time.Time) error {
+	if err := os.MkdirAll(classDir, 0o755); err != nil {
+		return err
+	}
+	first := filepath.Join(classDir, id+"_0.JPEG")
+	if err := os.WriteFile(first, img, 0o644); err != nil {
+		return err
+	}
+	if err := os.Chtimes(first, mtime, mtime); err != nil {
+		return err
+	}
+	for k := 1; k < per; k++ {
+		p := filepath.Join(classDir, fmt.Sprintf("%s_%d.JPEG", id, k))
+		if err := os.Link(first, p); err != nil {
+			if err := os.WriteFile(p, img, 0o644); err != nil {
+				return err
+			}
+			if err := os.Chtimes(p, mtime, mtime); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
