@@ -65,7 +65,7 @@ bench-ingest *ARGS: setup build
 bench-decode-memory *ARGS: build
     bin/benchdecodemem {{ARGS}}
 
-# ImageNet's size without ImageNet: 1,281,000 small JPEGs as the official train tar (a tar of 1000 class tars) and as a tree; ingest of both (byte-identical shards), a resume, verify and a short train, each timed with its peak RSS (about 5 minutes and 6 GB of disk on 2 cores).
+# ImageNet's size without ImageNet: 1,281,000 train and 50,000 val small JPEGs as the official tars and as a tree; ingest of both (byte-identical shards), a resume, verify, a short train and an evaluation, each timed with its peak RSS (about 4 minutes and 6 GB of disk on 2 cores).
 bench-scale *ARGS: build
     bin/benchscale {{ARGS}}
 

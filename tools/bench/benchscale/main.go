@@ -1,10 +1,11 @@
 // Command benchscale is `just bench-scale`: ImageNet's size without
 // ImageNet. It writes an ILSVRC2012_img_train.tar of 1000 class tars
 // holding 1,281 images each (1,281,000 small JPEGs, as many as the real
-// train split's 1,281,167), and the same images as an extracted tree of
-// hard links, then times and measures, as separate processes: ingest of
-// the tars, its resume, ingest of the tree, shardtool verify and a short
-// train. The two layouts' shards must be byte-identical. What it shows is
+// train split's 1,281,167) and an ILSVRC2012_img_val.tar of 50,000 with
+// LOC_val_solution.csv, and the same images as an extracted tree of hard
+// links, then times and measures, as separate processes: ingest of the
+// tars, its resume, ingest of the tree, shardtool verify, a short train
+// and an evaluation over the validation split. The two layouts' shards must be byte-identical. What it shows is
 // how the listing, the resume, the bookkeeping and the pipeline's epoch
 // plan scale with the record count; the images are 80×60, so decoding,
 // which dominates a real ingest, is cheap here by design.
@@ -51,6 +52,7 @@ type report struct {
 	Classes      int     `json:"classes"`
 	PerClass     int     `json:"per_class"`
 	Images       int     `json:"images"`
+	ValImages    int     `json:"val_images"`
 	TarBytes     int64   `json:"tar_bytes"`
 	GenerateS    float64 `json:"generate_s"`
 	Steps        []step  `json:"steps"`
@@ -63,7 +65,8 @@ type report struct {
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := cli.NewFlags("benchscale", stdout, stderr, "Usage: benchscale [flags]\n\nExample:\n  just bench-scale\n  just bench-scale --per-class 100\n\nFlags:\n")
 	classes := fs.Int("classes", 1000, "classes (class tars in the train tar)")
-	per := fs.Int("per-class", 1281, "images per class (1281 gives 1,281,000 in all: ImageNet's train split)")
+	per := fs.Int("per-class", 1281, "train images per class (1281 gives 1,281,000 in all: ImageNet's train split)")
+	valPer := fs.Int("val-per-class", 50, "validation images per class (50 gives ImageNet's 50,000; 0: no validation split)")
 	size := fs.Int("size", 32, "ingest --size (small: the images are 80×60 and decoding is not what this measures)")
 	steps := fs.Int("train-steps", 100, "train --max-steps over the shards (0: no train step)")
 	tree := fs.Bool("tree", true, "also ingest the same images as an extracted tree, and compare the shards")
@@ -73,8 +76,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
 	}
-	if *classes < 1 || *classes > 99_999 || *per < 1 || *size < 8 || *steps < 0 {
-		fmt.Fprintln(stderr, "benchscale: --classes 1 to 99999, --per-class 1 or more, --size 8 or more, --train-steps 0 or more")
+	if *classes < 1 || *classes > 99_999 || *per < 1 || *valPer < 0 || *size < 8 || *steps < 0 {
+		fmt.Fprintln(stderr, "benchscale: --classes 1 to 99999, --per-class 1 or more, --val-per-class 0 or more, --size 8 or more, --train-steps 0 or more")
 		return cli.ExitUsage
 	}
 	bin := *binDir
@@ -102,14 +105,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "benchscale:", err)
 		return 1
 	}
-	rep := report{Classes: *classes, PerClass: *per, Images: *classes * *per, CPUs: runtime.NumCPU()}
+	rep := report{Classes: *classes, PerClass: *per, Images: *classes * *per, ValImages: *classes * *valPer, CPUs: runtime.NumCPU()}
 	t0 := time.Now()
-	fmt.Fprintf(stderr, "benchscale: writing %d images (%d classes × %d) as tars", rep.Images, *classes, *per)
+	fmt.Fprintf(stderr, "benchscale: writing %d train and %d val images (%d classes) as tars", rep.Images, rep.ValImages, *classes)
 	if *tree {
 		fmt.Fprint(stderr, " and as a tree")
 	}
 	fmt.Fprintf(stderr, " in %s\n", dir)
-	tarBytes, err := writeDataset(dir, *classes, *per, *tree)
+	tarBytes, err := writeDataset(dir, *classes, *per, *valPer, *tree)
 	if err != nil {
 		return fail(err)
 	}
@@ -126,7 +129,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return nil
 	}
 	ingestArgs := func(out, data string) []string {
-		return []string{"ingest", "--quiet", "--splits", "train", "--size", fmt.Sprint(*size), "--out", out, data}
+		return []string{"ingest", "--quiet", "--size", fmt.Sprint(*size), "--out", out, data}
 	}
 	if err := runStep("ingest (tars)", ingestArgs(sh, filepath.Join(dir, "tars"))...); err != nil {
 		return fail(err)
@@ -159,6 +162,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(err)
 		}
+		if rep.ValImages > 0 {
+			err := runStep(fmt.Sprintf("train --eval-only (%d val images)", rep.ValImages), "train", "--shards", sh, "--device", "cpu",
+				"--eval-only", "--checkpoint", filepath.Join(dir, "run"))
+			if err != nil {
+				return fail(err)
+			}
+		}
 	}
 	if *asJSON {
 		b, _ := json.MarshalIndent(rep, "", "  ")
@@ -176,8 +186,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 // table prints the report for a person.
 func table(r report) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%d images (%d classes × %d, 80×60 JPEGs), a %.2f GB train tar, written in %.0f s; %d CPUs\n\n",
-		r.Images, r.Classes, r.PerClass, float64(r.TarBytes)/1e9, r.GenerateS, r.CPUs)
+	fmt.Fprintf(&b, "\n%d train images (%d classes × %d, 80×60 JPEGs) and %d val, %.2f GB of tars, written in %.0f s; %d CPUs\n\n",
+		r.Images, r.Classes, r.PerClass, r.ValImages, float64(r.TarBytes)/1e9, r.GenerateS, r.CPUs)
 	fmt.Fprintf(&b, "| step | time | peak RSS | result |\n|---|---|---|---|\n")
 	for _, s := range r.Steps {
 		fmt.Fprintf(&b, "| %s | %.1f s | %.0f MiB | %s |\n", s.Name, s.Seconds, s.PeakRSSMiB, s.Result)
@@ -275,10 +285,11 @@ func classJPEG(c int) ([]byte, error) {
 }
 
 // writeDataset writes dir/tars/ILSVRC2012_img_train.tar (a tar of class
-// tars, as ImageNet ships it) and, with tree, dir/tree/train/<wnid>/ with
-// the same files, each class's images hard links to one file. It returns
-// the train tar's size.
-func writeDataset(dir string, classes, per int, tree bool) (int64, error) {
+// tars, as ImageNet ships it), with valPer, ILSVRC2012_img_val.tar (flat,
+// labelled by LOC_val_solution.csv) and, with tree, dir/tree/ with the same
+// files in train/<wnid>/ and val/, each class's images hard links to one
+// file. It returns the tars' size.
+func writeDataset(dir string, classes, per, valPer int, tree bool) (int64, error) {
 	tars := filepath.Join(dir, "tars")
 	if err := os.MkdirAll(tars, 0o755); err != nil {
 		return 0, err
@@ -324,6 +335,76 @@ func writeDataset(dir string, classes, per int, tree bool) (int64, error) {
 	}
 	if err := outer.Close(); err != nil {
 		return 0, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	size := fi.Size()
+	if valPer > 0 {
+		n, err := writeVal(dir, classes, valPer, tree, mtime)
+		if err != nil {
+			return 0, err
+		}
+		size += n
+	}
+	return size, nil
+}
+
+// writeVal writes the validation split: ILSVRC2012_img_val.tar, flat, as
+// ImageNet ships it, image i of class i mod classes, and its labels as
+// Kaggle's LOC_val_solution.csv beside the tars and at the tree's root.
+func writeVal(dir string, classes, valPer int, tree bool, mtime time.Time) (int64, error) {
+	f, err := os.Create(filepath.Join(dir, "tars", "ILSVRC2012_img_val.tar"))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	imgs := make([][]byte, classes)
+	for c := range imgs {
+		if imgs[c], err = classJPEG(c); err != nil {
+			return 0, err
+		}
+	}
+	var sol strings.Builder
+	sol.WriteString("ImageId,PredictionString\n")
+	valDir := filepath.Join(dir, "tree", "val")
+	if tree {
+		if err := os.MkdirAll(valDir, 0o755); err != nil {
+			return 0, err
+		}
+	}
+	for i := range classes * valPer {
+		c := i % classes
+		id := fmt.Sprintf("ILSVRC2012_val_%08d", i+1)
+		fmt.Fprintf(&sol, "%s,%s 0 0 79 59\n", id, wnid(c))
+		if err := tw.WriteHeader(&tar.Header{Name: id + ".JPEG", Mode: 0o644, Size: int64(len(imgs[c])), ModTime: mtime, Format: tar.FormatGNU}); err != nil {
+			return 0, err
+		}
+		if _, err := tw.Write(imgs[c]); err != nil {
+			return 0, err
+		}
+		if tree {
+			p := filepath.Join(valDir, id+".JPEG")
+			if err := os.WriteFile(p, imgs[c], 0o644); err != nil {
+				return 0, err
+			}
+			if err := os.Chtimes(p, mtime, mtime); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return 0, err
+	}
+	for _, d := range []string{filepath.Join(dir, "tars"), filepath.Join(dir, "tree")} {
+		if d == filepath.Join(dir, "tree") && !tree {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(d, "LOC_val_solution.csv"), []byte(sol.String()), 0o644); err != nil {
+			return 0, err
+		}
 	}
 	fi, err := f.Stat()
 	if err != nil {

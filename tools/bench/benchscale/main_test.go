@@ -30,14 +30,14 @@ func TestRunSmall(t *testing.T) {
 	}
 	work := t.TempDir()
 	var so, se bytes.Buffer
-	if code := run([]string{"--bin", bin, "--work", work, "--classes", "3", "--per-class", "50", "--train-steps", "1", "--json"}, &so, &se); code != 0 {
+	if code := run([]string{"--bin", bin, "--work", work, "--classes", "3", "--per-class", "50", "--val-per-class", "4", "--train-steps", "1", "--json"}, &so, &se); code != 0 {
 		t.Fatalf("exit %d: %s", code, se.String())
 	}
 	var r report
 	if err := json.Unmarshal(so.Bytes(), &r); err != nil {
 		t.Fatalf("%v:\n%s", err, so.String())
 	}
-	if r.Images != 150 || !r.LayoutsAgree || r.DigestTars == "" || r.DigestTars != r.DigestTree || len(r.Steps) != 5 {
+	if r.Images != 150 || r.ValImages != 12 || !r.LayoutsAgree || r.DigestTars == "" || r.DigestTars != r.DigestTree || len(r.Steps) != 6 {
 		t.Fatalf("report %+v", r)
 	}
 	for _, s := range r.Steps {
@@ -45,8 +45,11 @@ func TestRunSmall(t *testing.T) {
 			t.Errorf("step %+v measured nothing", s)
 		}
 	}
-	if !strings.Contains(r.Steps[0].Result, "150 train") || !strings.Contains(r.Steps[1].Result, "resumed") {
+	if !strings.Contains(r.Steps[0].Result, "150 train + 12 val") || !strings.Contains(r.Steps[1].Result, "resumed") {
 		t.Errorf("ingest said %q, then %q", r.Steps[0].Result, r.Steps[1].Result)
+	}
+	if !strings.Contains(r.Steps[5].Result, "| 12 |") {
+		t.Errorf("the evaluation did not read the 12 val images: %q", r.Steps[5].Result)
 	}
 	// The train tar holds one tar per class, each with its images.
 	f, err := os.Open(filepath.Join(work, "tars", "ILSVRC2012_img_train.tar"))
@@ -85,7 +88,7 @@ func TestRunSmall(t *testing.T) {
 	if !strings.Contains(table(r), "byte-identical") {
 		t.Errorf("table:\n%s", table(r))
 	}
-	for _, bad := range [][]string{{"--classes", "0"}, {"--per-class", "0"}, {"--size", "4"}, {"--train-steps", "-1"}} {
+	for _, bad := range [][]string{{"--classes", "0"}, {"--per-class", "0"}, {"--val-per-class", "-1"}, {"--size", "4"}, {"--train-steps", "-1"}} {
 		if code := run(bad, &so, &se); code != cli.ExitUsage {
 			t.Errorf("%v: exit %d, want %d", bad, code, cli.ExitUsage)
 		}
