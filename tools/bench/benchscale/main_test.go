@@ -85,6 +85,12 @@ func TestRunSmall(t *testing.T) {
 	if strings.Join(classes, " ") != "n01000000.tar n01000001.tar n01000002.tar" {
 		t.Errorf("class tars %v", classes)
 	}
+	if r.ListingS <= 0 || r.ListingS > r.Steps[1].Seconds {
+		t.Errorf("listing %.3f s of a %.3f s resume", r.ListingS, r.Steps[1].Seconds)
+	}
+	if r.ReferenceNote == "" && (r.ReferenceS <= 0 || !strings.Contains(table(r), "Python's tarfile")) {
+		t.Errorf("reference %.3f s, table:\n%s", r.ReferenceS, table(r))
+	}
 	if !strings.Contains(table(r), "byte-identical") {
 		t.Errorf("table:\n%s", table(r))
 	}
