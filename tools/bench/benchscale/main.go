@@ -15,6 +15,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"cmp"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -61,14 +62,18 @@ type report struct {
 	DigestTree   string  `json:"digest_tree,omitempty"`
 	LayoutsAgree bool    `json:"layouts_agree"`
 	// ListingS is ours: the resume's time less the "images in" time its
-	// summary gives, which leaves the listing (and the resume's checks).
+	// summary gives (the resume's checks of its shards), which leaves the
+	// listing of both tars.
 	// ReferenceS is Python's tarfile listing the same train tar's
 	// members, nested tars included, and keeping none of them.
 	ListingS      float64 `json:"listing_s,omitempty"`
 	ReferenceS    float64 `json:"reference_s,omitempty"`
 	ReferenceRSS  float64 `json:"reference_peak_rss_mib,omitempty"`
 	ReferenceNote string  `json:"reference_note,omitempty"`
-	CPUs          int     `json:"cpus"`
+	// SelfRSS is this bench's own peak: a floor under every child's, as
+	// Linux carries the parent's peak into a child at its exec.
+	SelfRSS float64 `json:"self_peak_rss_mib"`
+	CPUs    int     `json:"cpus"`
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -79,7 +84,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	size := fs.Int("size", 32, "ingest --size (small: the images are 80×60 and decoding is not what this measures)")
 	steps := fs.Int("train-steps", 100, "train --max-steps over the shards (0: no train step)")
 	tree := fs.Bool("tree", true, "also ingest the same images as an extracted tree, and compare the shards")
-	work := fs.String("work", "", "folder for the data and shards (default: a temporary one, removed after; it needs about 2.6 GB per million images, and the shards 1.4 GB)")
+	work := fs.String("work", "", "an empty folder for the data and shards (default: a temporary one, removed after); ImageNet's size needs about 6 GB")
 	binDir := fs.String("bin", "", "folder holding ingest, shardtool and train (default: the one this binary is in, as `just build` puts them)")
 	python := fs.String("python", "/usr/bin/python3", "Python for the reference (Python's tarfile listing the train tar; \"\" skips it)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
@@ -101,8 +106,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	// Ctrl-C or SIGTERM stops the child (exec.CommandContext kills it) and
+	// the run, and the deferred removal of the temporary folder (gigabytes)
+	// still runs.
+	ctx, stop := cli.InterruptContext()
+	defer stop()
 	dir := *work
-	if dir == "" {
+	if dir != "" {
+		// What an earlier run left would make a false "shards differ", or
+		// an ingest refuse the folder, after minutes of writing.
+		if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
+			fmt.Fprintf(stderr, "benchscale: --work %s is not empty: give an empty or new folder\n", dir)
+			return cli.ExitUsage
+		}
+	} else {
 		tmp, err := os.MkdirTemp("", "benchscale")
 		if err != nil {
 			fmt.Fprintln(stderr, "benchscale:", err)
@@ -112,6 +129,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		dir = tmp
 	}
 	fail := func(err error) int {
+		if ctx.Err() != nil {
+			fmt.Fprintln(stderr, "benchscale: interrupted; the temporary data is removed")
+			return cli.ExitInterrupted
+		}
 		fmt.Fprintln(stderr, "benchscale:", err)
 		return 1
 	}
@@ -122,14 +143,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, " and as a tree")
 	}
 	fmt.Fprintf(stderr, " in %s\n", dir)
-	tarBytes, err := writeDataset(dir, *classes, *per, *valPer, *tree)
+	tarBytes, err := writeDataset(ctx, dir, *classes, *per, *valPer, *tree)
 	if err != nil {
 		return fail(err)
 	}
 	rep.TarBytes, rep.GenerateS = tarBytes, time.Since(t0).Seconds()
 	sh := filepath.Join(dir, "shards-tars")
 	runStep := func(name string, args ...string) error {
-		s, err := measure(filepath.Join(bin, args[0]), args[1:])
+		s, err := measure(ctx, filepath.Join(bin, args[0]), args[1:])
 		s.Name = name
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
@@ -148,17 +169,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	resumed := rep.Steps[len(rep.Steps)-1]
-	var decoding float64
-	if i := strings.Index(resumed.Result, " images in "); i >= 0 {
-		fmt.Sscanf(resumed.Result[i+len(" images in "):], "%fs", &decoding)
+	if decoding, ok := decodingSeconds(resumed.Result); ok {
+		rep.ListingS = resumed.Seconds - decoding
+	} else {
+		fmt.Fprintf(stderr, "benchscale: no \"images in …s\" in ingest's summary (%q): the listing is not given\n", resumed.Result)
 	}
-	rep.ListingS = resumed.Seconds - decoding
 	if *python != "" {
-		ref, err := measure(*python, []string{"-c", referenceScript, filepath.Join(dir, "tars", "ILSVRC2012_img_train.tar")})
-		if err != nil {
+		ref, err := measure(ctx, *python, []string{"-c", referenceScript, filepath.Join(dir, "tars", "ILSVRC2012_img_train.tar")})
+		var members int
+		switch {
+		case ctx.Err() != nil:
+			return fail(ctx.Err())
+		case err != nil:
 			rep.ReferenceNote = "skipped: " + strings.SplitN(err.Error(), "\n", 2)[0]
-		} else {
-			rep.ReferenceS, rep.ReferenceRSS = ref.Seconds, ref.PeakRSSMiB
+		default:
+			// A walk that saw other members measured something else.
+			if _, serr := fmt.Sscanf(ref.Result, "tarfile: %d members", &members); serr != nil || members != rep.Images {
+				rep.ReferenceNote = fmt.Sprintf("not used: Python's walk said %q, not %d members", ref.Result, rep.Images)
+			} else {
+				rep.ReferenceS, rep.ReferenceRSS = ref.Seconds, ref.PeakRSSMiB
+			}
 		}
 		fmt.Fprintf(stderr, "  %-38s %6.1f s  peak RSS %5.0f MiB  %s\n", "reference: Python's tarfile listing", ref.Seconds, ref.PeakRSSMiB, cmp.Or(rep.ReferenceNote, ref.Result))
 	}
@@ -183,7 +213,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *steps > 0 {
 		crop := *size * 7 / 8
 		err := runStep(fmt.Sprintf("train (small, %d steps)", *steps), "train", "--shards", sh, "--device", "cpu", "--model", "small",
-			"--crop", fmt.Sprint(crop), "--batch", "128", "--max-steps", fmt.Sprint(*steps), "--log-every", "0", "--overwrite", "--out", filepath.Join(dir, "run"))
+			"--crop", fmt.Sprint(crop), "--batch", fmt.Sprint(min(128, rep.Images)), "--max-steps", fmt.Sprint(*steps), "--log-every", "0", "--overwrite", "--out", filepath.Join(dir, "run"))
 		if err != nil {
 			return fail(err)
 		}
@@ -194,6 +224,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 				return fail(err)
 			}
 		}
+	}
+	var self syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &self) == nil {
+		rep.SelfRSS = maxrssMiB(self.Maxrss)
 	}
 	if *asJSON {
 		b, _ := json.MarshalIndent(rep, "", "  ")
@@ -219,11 +253,12 @@ func table(r report) string {
 	}
 	switch {
 	case r.ReferenceS > 0:
-		fmt.Fprintf(&b, "\nlisting the train tar: ours %.1f s (the resume less its \"images in\" time), Python's tarfile %.1f s (%.0f MiB, names only, kept nowhere): **%.2f×** Python's speed\n",
+		fmt.Fprintf(&b, "\nlisting: ours %.1f s for both tars, every record kept (the resume less its \"images in\" time); Python's tarfile %.1f s walking the train tar alone, names counted (peak RSS at most %.0f MiB): ours at **%.2f×** its speed, one run each\n",
 			r.ListingS, r.ReferenceS, r.ReferenceRSS, r.ReferenceS/r.ListingS)
 	case r.ReferenceNote != "":
 		fmt.Fprintf(&b, "\nreference %s\n", r.ReferenceNote)
 	}
+	fmt.Fprintf(&b, "\npeak RSS: Linux counts in each child the parent's peak at the child's exec, so no figure above is below this bench's own %.0f MiB\n", r.SelfRSS)
 	switch {
 	case r.DigestTree == "":
 		fmt.Fprintf(&b, "\nshards' digest: %s\n", r.DigestTars)
@@ -250,18 +285,18 @@ print("tarfile: %d members" % n)
 
 // measure runs one command and returns its wall time, its peak RSS and
 // the last line it wrote on stderr (the commands' summary).
-func measure(path string, args []string) (step, error) {
-	cmd := exec.Command(path, args...)
+func measure(ctx context.Context, path string, args []string) (step, error) {
+	cmd := exec.CommandContext(ctx, path, args...)
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	cmd.Stdout = &errb
 	start := time.Now()
 	err := cmd.Run()
 	s := step{Seconds: time.Since(start).Seconds(), Result: lastLine(errb.String())}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		s.PeakRSSMiB = float64(ru.Maxrss) / 1024 // KiB on Linux
-		if runtime.GOOS == "darwin" {
-			s.PeakRSSMiB /= 1024 // bytes there
+	// A command that never started (not found) has no state.
+	if cmd.ProcessState != nil {
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			s.PeakRSSMiB = maxrssMiB(ru.Maxrss)
 		}
 	}
 	if err != nil {
@@ -272,6 +307,28 @@ func measure(path string, args []string) (step, error) {
 
 // lastLine is a command's summary without the paths that follow it
 // (" -> DIR", "; checkpoint FILE…"), which name the temporary folder.
+// maxrssMiB converts rusage's Maxrss: KiB on Linux, bytes on macOS.
+func maxrssMiB(v int64) float64 {
+	if runtime.GOOS == "darwin" {
+		return float64(v) / (1 << 20)
+	}
+	return float64(v) / 1024
+}
+
+// decodingSeconds reads the "images in 1.8s" of ingest's summary: the
+// time it spent past the listing.
+func decodingSeconds(summary string) (float64, bool) {
+	_, after, ok := strings.Cut(summary, " images in ")
+	if !ok {
+		return 0, false
+	}
+	var v float64
+	if _, err := fmt.Sscanf(after, "%fs", &v); err != nil {
+		return 0, false
+	}
+	return v, true
+}
+
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	l := strings.TrimSpace(lines[len(lines)-1])
@@ -334,7 +391,7 @@ func classJPEG(c int) ([]byte, error) {
 // labelled by LOC_val_solution.csv) and, with tree, dir/tree/ with the same
 // files in train/<wnid>/ and val/, each class's images hard links to one
 // file. It returns the tars' size.
-func writeDataset(dir string, classes, per, valPer int, tree bool) (int64, error) {
+func writeDataset(ctx context.Context, dir string, classes, per, valPer int, tree bool) (int64, error) {
 	tars := filepath.Join(dir, "tars")
 	if err := os.MkdirAll(tars, 0o755); err != nil {
 		return 0, err
@@ -348,6 +405,9 @@ func writeDataset(dir string, classes, per, valPer int, tree bool) (int64, error
 	mtime := time.Unix(1_300_000_000, 0)
 	var inner bytes.Buffer
 	for c := range classes {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
 		img, err := classJPEG(c)
 		if err != nil {
 			return 0, err

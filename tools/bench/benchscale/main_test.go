@@ -3,11 +3,13 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -40,12 +42,17 @@ func TestRunSmall(t *testing.T) {
 	if r.Images != 150 || r.ValImages != 12 || !r.LayoutsAgree || r.DigestTars == "" || r.DigestTars != r.DigestTree || len(r.Steps) != 6 {
 		t.Fatalf("report %+v", r)
 	}
+	peaks := map[float64]bool{}
 	for _, s := range r.Steps {
 		if s.Seconds <= 0 || s.PeakRSSMiB <= 0 || s.Result == "" {
 			t.Errorf("step %+v measured nothing", s)
 		}
+		peaks[s.PeakRSSMiB] = true
 	}
-	if !strings.Contains(r.Steps[0].Result, "150 train + 12 val") || !strings.Contains(r.Steps[1].Result, "resumed") {
+	if len(peaks) < 2 || r.SelfRSS <= 0 {
+		t.Errorf("peaks %v, own %v: not each command's own", peaks, r.SelfRSS)
+	}
+	if !strings.Contains(r.Steps[0].Result, "150 train + 12 val") || !regexp.MustCompile(`[1-9][0-9]* resumed shards`).MatchString(r.Steps[1].Result) {
 		t.Errorf("ingest said %q, then %q", r.Steps[0].Result, r.Steps[1].Result)
 	}
 	if !strings.Contains(r.Steps[5].Result, "| 12 |") {
@@ -94,9 +101,35 @@ func TestRunSmall(t *testing.T) {
 	if !strings.Contains(table(r), "byte-identical") {
 		t.Errorf("table:\n%s", table(r))
 	}
+	if code := run([]string{"--bin", bin, "--work", work}, &so, &se); code != cli.ExitUsage {
+		t.Errorf("a --work that is not empty: exit %d, want %d", code, cli.ExitUsage)
+	}
 	for _, bad := range [][]string{{"--classes", "0"}, {"--per-class", "0"}, {"--val-per-class", "-1"}, {"--size", "4"}, {"--train-steps", "-1"}} {
 		if code := run(bad, &so, &se); code != cli.ExitUsage {
 			t.Errorf("%v: exit %d, want %d", bad, code, cli.ExitUsage)
 		}
+	}
+}
+
+// The summary's decoding time is read, or its absence said; a command
+// that cannot start is an error, not a crash.
+func TestParts(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want float64
+		ok   bool
+	}{
+		{"ingest: done: 1281000 train + 50000 val records, 0 skipped, 1300 resumed shards, 0 images in 1.8s (0.0 img/s, 2 workers), 1100 B/image (0.358 of raw)", 1.8, true},
+		{"ingest: done: 12 train records, 3 images in 0s (0 img/s)", 0, true},
+		{"ingest: done: 12 train records", 0, false},
+		{"ingest: done: 3 images in soon", 0, false},
+	} {
+		got, ok := decodingSeconds(tc.in)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("decodingSeconds(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+	if _, err := measure(context.Background(), filepath.Join(t.TempDir(), "no-such-python"), nil); err == nil {
+		t.Error("a command that does not exist ran")
 	}
 }
