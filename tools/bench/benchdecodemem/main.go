@@ -15,13 +15,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
+	"github.com/alexnet-repro/alexnet/tools/bench/internal/benchstat"
 )
 
 func main() {
@@ -95,13 +94,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintf(stderr, "benchdecodemem: ingest --decode-memory %d: %v\n%s", mib, err, errb.String())
 				return 1
 			}
-			m := measure{BudgetMiB: mib, Round: r + 1, Seconds: time.Since(start).Seconds()}
-			if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-				m.PeakRSSMiB = float64(ru.Maxrss) / 1024 // KiB on Linux
-				if runtime.GOOS == "darwin" {
-					m.PeakRSSMiB /= 1024 // bytes there
-				}
-			}
+			m := measure{BudgetMiB: mib, Round: r + 1, Seconds: time.Since(start).Seconds(), PeakRSSMiB: benchstat.PeakRSSMiB(cmd.ProcessState)}
 			os.RemoveAll(out)
 			runs = append(runs, m)
 			fmt.Fprintf(stderr, "  round %d, --decode-memory %d: peak RSS %.0f MiB, %.1f s\n", m.Round, mib, m.PeakRSSMiB, m.Seconds)

@@ -31,10 +31,10 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
+	"github.com/alexnet-repro/alexnet/tools/bench/internal/benchstat"
 )
 
 func main() {
@@ -64,8 +64,8 @@ type report struct {
 	// ListingS is ours: the resume's time less the "images in" time its
 	// summary gives (the resume's checks of its shards), which leaves the
 	// listing of both tars.
-	// ReferenceS is Python's tarfile listing the same train tar's
-	// members, nested tars included, and keeping none of them.
+	// ReferenceS is Python's tarfile walking the same train tar's
+	// members, nested tars included, counting them.
 	ListingS      float64 `json:"listing_s,omitempty"`
 	ReferenceS    float64 `json:"reference_s,omitempty"`
 	ReferenceRSS  float64 `json:"reference_peak_rss_mib,omitempty"`
@@ -225,10 +225,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	var self syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &self) == nil {
-		rep.SelfRSS = maxrssMiB(self.Maxrss)
-	}
+	rep.SelfRSS = benchstat.SelfPeakRSSMiB()
 	if *asJSON {
 		b, _ := json.MarshalIndent(rep, "", "  ")
 		fmt.Fprintln(stdout, string(b))
@@ -293,12 +290,7 @@ func measure(ctx context.Context, path string, args []string) (step, error) {
 	start := time.Now()
 	err := cmd.Run()
 	s := step{Seconds: time.Since(start).Seconds(), Result: lastLine(errb.String())}
-	// A command that never started (not found) has no state.
-	if cmd.ProcessState != nil {
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			s.PeakRSSMiB = maxrssMiB(ru.Maxrss)
-		}
-	}
+	s.PeakRSSMiB = benchstat.PeakRSSMiB(cmd.ProcessState) // nil when it never started
 	if err != nil {
 		return s, fmt.Errorf("%v\n%s", err, errb.String())
 	}
@@ -307,14 +299,6 @@ func measure(ctx context.Context, path string, args []string) (step, error) {
 
 // lastLine is a command's summary without the paths that follow it
 // (" -> DIR", "; checkpoint FILE…"), which name the temporary folder.
-// maxrssMiB converts rusage's Maxrss: KiB on Linux, bytes on macOS.
-func maxrssMiB(v int64) float64 {
-	if runtime.GOOS == "darwin" {
-		return float64(v) / (1 << 20)
-	}
-	return float64(v) / 1024
-}
-
 // decodingSeconds reads the "images in 1.8s" of ingest's summary: the
 // time it spent past the listing.
 func decodingSeconds(summary string) (float64, bool) {

@@ -100,3 +100,18 @@ func TestPythonHelpers(t *testing.T) {
 		t.Error("an unknown allocator was accepted")
 	}
 }
+
+// A child's peak is read from its rusage; one that never ran has none,
+// and this process has a peak of its own.
+func TestPeakRSS(t *testing.T) {
+	if got := PeakRSSMiB(nil); got != 0 {
+		t.Errorf("PeakRSSMiB(nil) = %v", got)
+	}
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Skipf("no true(1): %v", err)
+	}
+	if got, self := PeakRSSMiB(cmd.ProcessState), SelfPeakRSSMiB(); got <= 0 || self <= 0 {
+		t.Errorf("true's peak %v MiB, ours %v MiB", got, self)
+	}
+}
