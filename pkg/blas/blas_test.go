@@ -246,7 +246,7 @@ func TestKernelNote(t *testing.T) {
 	if l == nil || l.coreName == nil || l.getConfig == nil || !strings.Contains(l.getConfig(), "DYNAMIC_ARCH") || !hasAVX512() {
 		t.Skipf("OPENBLAS_CORETYPE=%s, but no DYNAMIC_ARCH OpenBLAS on an AVX-512 CPU here (%s)", set, Backend())
 	}
-	core := l.coreName()
+	core := strings.TrimSpace(l.coreName())
 	if got := KernelNote(); (got != "") == avx512Cores[strings.ToLower(core)] {
 		t.Errorf("OPENBLAS_CORETYPE=%s, OpenBLAS runs %s on an AVX-512 CPU: note %q", set, core, got)
 	}
