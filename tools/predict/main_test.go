@@ -262,6 +262,27 @@ func TestPredict(t *testing.T) {
 		}
 	}
 
+	// A checkpoint that needs what this build does not know is refused by
+	// name; one whose unknown need is a resume's alone still predicts.
+	for _, tc := range []struct {
+		needs, resumeNeeds []string
+		code               int
+	}{
+		{needs: []string{"future_tensors"}, code: 1},
+		{resumeNeeds: []string{"future_state"}, code: 0},
+	} {
+		bad := *ck
+		bad.Needs, bad.ResumeNeeds = tc.needs, tc.resumeNeeds
+		if err := bad.Save(ckPath); err != nil {
+			t.Fatal(err)
+		}
+		se.Reset()
+		code := run([]string{"--checkpoint", ckPath, "--shards", dir, img}, &so, &se)
+		if code != tc.code || (tc.code == 1 && !strings.Contains(se.String(), `needs "future_tensors"`)) {
+			t.Errorf("needs %v, resume needs %v: exit %d, %s", tc.needs, tc.resumeNeeds, code, se.String())
+		}
+	}
+
 	// A checkpoint whose crop is larger than these shards' images.
 	ck.InputHW = 28
 	if err := ck.Save(ckPath); err != nil {
