@@ -187,7 +187,7 @@ func runPipeline(args []string, stdout io.Writer) error {
 	el := time.Since(t0)
 	r.ImgS = float64(*steps**batch) / el.Seconds()
 	r.HostWaitMs = float64(hostWait) / float64(*steps) / 1e6
-	summarise := func(final bool, closeWas string) error {
+	summarise := func(closeWas string) error {
 		r.Close = closeWas
 		if total > 0 {
 			r.DataWait = float64(waited) / float64(total)
@@ -198,12 +198,12 @@ func runPipeline(args []string, stdout io.Writer) error {
 			r.CopyMs = float64(copyTime) / float64(timed) / 1e6
 		}
 		r.TimedSteps = timed
-		when := "before the feed closed, its last steps' timings not yet read"
-		switch {
-		case closeWas == "ok":
+		when := "the feed's Close failed"
+		switch closeWas {
+		case "pending":
+			when = "before the feed closed, its last steps' timings not yet read"
+		case "ok":
 			when = "all steps"
-		case final:
-			when = "the feed's Close failed"
 		}
 		fmt.Fprintf(stdout, "pipeline %s %s (%s): data wait split: input %.2f%%, copy %.2f%%, loop %.2f%%\n", *model, p, when, 100*r.InputWait, 100*r.CopyWait, 100*r.LoopWait)
 		fmt.Fprintf(stdout, "pipeline %s %s (%s): %.0f img/s, data wait %.2f%% over %d timed steps (worst step %.1f%%), copy %.2f ms/batch overlapping %.0f%% of steps, host wait %.3f ms/step, loss %.4f -> %.4f\n",
@@ -214,7 +214,7 @@ func runPipeline(args []string, stdout io.Writer) error {
 	// run on a device: if it hangs, the run's measurement is not lost with
 	// it. The record written after Close, with every step's timing, is the
 	// one the table reads (the last of its kind and model).
-	if err := summarise(false, "pending"); err != nil {
+	if err := summarise("pending"); err != nil {
 		return err
 	}
 	closed := make(chan error, 1)
@@ -224,7 +224,7 @@ func runPipeline(args []string, stdout io.Writer) error {
 		if err != nil {
 			// The record says Close ended, with this error; the timings it
 			// read before failing are in it.
-			if jerr := summarise(true, "error: "+err.Error()); jerr != nil {
+			if jerr := summarise("error: " + err.Error()); jerr != nil {
 				return jerr
 			}
 			return err
@@ -237,7 +237,7 @@ func runPipeline(args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "pipeline %s %s: the feed's Close did not return in %v: the figures above are from before it\n", *model, p, closeWait)
 		os.Exit(exitHung)
 	}
-	if err := summarise(true, "ok"); err != nil {
+	if err := summarise("ok"); err != nil {
 		return err
 	}
 	m := pl.Metrics()

@@ -148,7 +148,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	rep.TarBytes, rep.GenerateS = tarBytes, time.Since(t0).Seconds()
-	sh := filepath.Join(dir, "shards-tars")
+	sh, tars := filepath.Join(dir, "shards-tars"), filepath.Join(dir, "tars")
+	progress := func(name string, s step, result string) {
+		fmt.Fprintf(stderr, "  %-38s %6.1f s  peak RSS %5.0f MiB  %s\n", name, s.Seconds, s.PeakRSSMiB, result)
+	}
 	runStep := func(name string, args ...string) error {
 		s, err := measure(ctx, filepath.Join(bin, args[0]), args[1:])
 		s.Name = name
@@ -156,16 +159,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		rep.Steps = append(rep.Steps, s)
-		fmt.Fprintf(stderr, "  %-38s %6.1f s  peak RSS %5.0f MiB  %s\n", name, s.Seconds, s.PeakRSSMiB, s.Result)
+		progress(name, s, s.Result)
 		return nil
 	}
 	ingestArgs := func(out, data string) []string {
 		return []string{"ingest", "--quiet", "--size", fmt.Sprint(*size), "--out", out, data}
 	}
-	if err := runStep("ingest (tars)", ingestArgs(sh, filepath.Join(dir, "tars"))...); err != nil {
+	if err := runStep("ingest (tars)", ingestArgs(sh, tars)...); err != nil {
 		return fail(err)
 	}
-	if err := runStep("ingest again (resume: nothing to do)", ingestArgs(sh, filepath.Join(dir, "tars"))...); err != nil {
+	if err := runStep("ingest again (resume: nothing to do)", ingestArgs(sh, tars)...); err != nil {
 		return fail(err)
 	}
 	resumed := rep.Steps[len(rep.Steps)-1]
@@ -175,8 +178,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "benchscale: no \"images in …s\" in ingest's summary (%q): the listing is not given\n", resumed.Result)
 	}
 	if *python != "" {
-		ref, err := measure(ctx, *python, []string{"-c", referenceScript, filepath.Join(dir, "tars", "ILSVRC2012_img_train.tar")})
-		var members int
+		ref, err := measure(ctx, *python, []string{"-c", referenceScript, filepath.Join(tars, "ILSVRC2012_img_train.tar")})
 		switch {
 		case ctx.Err() != nil:
 			return fail(ctx.Err())
@@ -184,13 +186,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 			rep.ReferenceNote = "skipped: " + strings.SplitN(err.Error(), "\n", 2)[0]
 		default:
 			// A walk that saw other members measured something else.
+			var members int
 			if _, serr := fmt.Sscanf(ref.Result, "tarfile: %d members", &members); serr != nil || members != rep.Images {
 				rep.ReferenceNote = fmt.Sprintf("not used: Python's walk said %q, not %d members", ref.Result, rep.Images)
 			} else {
 				rep.ReferenceS, rep.ReferenceRSS = ref.Seconds, ref.PeakRSSMiB
 			}
 		}
-		fmt.Fprintf(stderr, "  %-38s %6.1f s  peak RSS %5.0f MiB  %s\n", "reference: Python's tarfile listing", ref.Seconds, ref.PeakRSSMiB, cmp.Or(rep.ReferenceNote, ref.Result))
+		progress("reference: Python's tarfile listing", ref, cmp.Or(rep.ReferenceNote, ref.Result))
 	}
 	if rep.DigestTars, err = digest(sh); err != nil {
 		return fail(err)
@@ -387,13 +390,15 @@ func writeDataset(ctx context.Context, dir string, classes, per, valPer int, tre
 	defer f.Close()
 	outer := tar.NewWriter(f)
 	mtime := time.Unix(1_300_000_000, 0)
-	var inner bytes.Buffer
-	for c := range classes {
-		if err := ctx.Err(); err != nil {
+	imgs := make([][]byte, classes)
+	for c := range imgs {
+		if imgs[c], err = classJPEG(c); err != nil {
 			return 0, err
 		}
-		img, err := classJPEG(c)
-		if err != nil {
+	}
+	var inner bytes.Buffer
+	for c, img := range imgs {
+		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
 		id := wnid(c)
@@ -431,7 +436,7 @@ func writeDataset(ctx context.Context, dir string, classes, per, valPer int, tre
 	}
 	size := fi.Size()
 	if valPer > 0 {
-		n, err := writeVal(dir, classes, valPer, tree, mtime)
+		n, err := writeVal(dir, imgs, valPer, tree, mtime)
 		if err != nil {
 			return 0, err
 		}
@@ -443,19 +448,14 @@ func writeDataset(ctx context.Context, dir string, classes, per, valPer int, tre
 // writeVal writes the validation split: ILSVRC2012_img_val.tar, flat, as
 // ImageNet ships it, image i of class i mod classes, and its labels as
 // Kaggle's LOC_val_solution.csv beside the tars and at the tree's root.
-func writeVal(dir string, classes, valPer int, tree bool, mtime time.Time) (int64, error) {
+func writeVal(dir string, imgs [][]byte, valPer int, tree bool, mtime time.Time) (int64, error) {
 	f, err := os.Create(filepath.Join(dir, "tars", "ILSVRC2012_img_val.tar"))
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
 	tw := tar.NewWriter(f)
-	imgs := make([][]byte, classes)
-	for c := range imgs {
-		if imgs[c], err = classJPEG(c); err != nil {
-			return 0, err
-		}
-	}
+	classes := len(imgs)
 	var sol strings.Builder
 	sol.WriteString("ImageId,PredictionString\n")
 	valDir := filepath.Join(dir, "tree", "val")
@@ -487,10 +487,11 @@ func writeVal(dir string, classes, valPer int, tree bool, mtime time.Time) (int6
 	if err := tw.Close(); err != nil {
 		return 0, err
 	}
-	for _, d := range []string{filepath.Join(dir, "tars"), filepath.Join(dir, "tree")} {
-		if d == filepath.Join(dir, "tree") && !tree {
-			continue
-		}
+	dirs := []string{filepath.Join(dir, "tars")}
+	if tree {
+		dirs = append(dirs, filepath.Join(dir, "tree"))
+	}
+	for _, d := range dirs {
 		if err := os.WriteFile(filepath.Join(d, "LOC_val_solution.csv"), []byte(sol.String()), 0o644); err != nil {
 			return 0, err
 		}
