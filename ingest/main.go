@@ -46,13 +46,16 @@ Output (in --out): train-NNNNN.shard, val-NNNNN.shard, meta.json,
 ingest-report.json. A killed run, started again with the same arguments,
 resumes from the shards already complete; the result is byte-identical to
 an uninterrupted run. So does one stopped by Ctrl-C, SIGTERM or SIGHUP
-(exit 130). A
-run with other settings rewrites the shards and removes those of the
-earlier run that meta.json no longer lists; shards of another dataset
-(another class list) are only replaced with --overwrite. So are a split's
-records when the first shard to write had every image skipped (a source
-gone bad): the run stops before it replaces any of them (exit 1); the
-splits it wrote before are listed in meta.json.
+(exit 130). A run with other settings rewrites the shards and removes
+those of the earlier run that meta.json no longer lists. Until a run
+ends, meta.json does not list a split whose shards it has begun to
+replace (its "unfinished" field says so), so a stopped run leaves no
+listing of changed shards: train and shardtool verify call the split
+unfinished, not damaged. Shards of another dataset (another class list)
+are only replaced with --overwrite. So are a split's records when the
+first shard to write had every image skipped (a source gone bad): the
+run stops before it replaces any of them (exit 1); the splits it wrote
+before are listed in meta.json.
 
 Exit codes: 0 done, 1 failed or every image of a split skipped, 2 usage
 or an --out holding another dataset's shards (or Go source), 3 done but

@@ -76,6 +76,21 @@ type Meta struct {
 	Classes  []Class          `json:"classes"`
 	Splits   map[string]Split `json:"splits"`
 	Stats    *Stats           `json:"stats,omitempty"`
+	// Unfinished names, by split, the splits an ingest run unlisted when
+	// it began replacing their shards and has not listed again: a run
+	// stopped midway leaves them part old, part new. Each note says how
+	// to finish; readers give it where they find the split missing. A
+	// finished run writes no such field.
+	Unfinished map[string]string `json:"unfinished,omitempty"`
+}
+
+// Missing explains why split has no records in m: the unfinished run's
+// note when there is one, else that the split was not ingested.
+func (m *Meta) Missing(split string) string {
+	if note := m.Unfinished[split]; note != "" {
+		return fmt.Sprintf("meta.json lists no %s split: %s", split, note)
+	}
+	return fmt.Sprintf("meta.json lists no %s records: was the %s split ingested?", split, split)
 }
 
 // WriteMeta writes meta.json atomically, with its checksum.
@@ -242,6 +257,11 @@ func ParseMeta(r io.Reader) (*Meta, error) {
 				return nil, fmt.Errorf("shard %s is listed twice (in %s and %s): each file holds one shard of one split", cli.Name(sh.File), other, name)
 			}
 			listed[sh.File] = name
+		}
+	}
+	for name := range m.Unfinished {
+		if _, listed := m.Splits[name]; listed || name != "train" && name != "val" {
+			return nil, fmt.Errorf("unfinished split %q: ingest unlists only train or val, and lists no split it calls unfinished", name)
 		}
 	}
 	for name, s := range m.Splits {

@@ -153,6 +153,8 @@ func TestReadMetaNamesDamage(t *testing.T) {
 			"not in sorted order"},
 		{"no WNID", `{"format_version":2,"width":4,"height":4,"channels":3,"classes":[{"index":0,"wnid":""}]}`, "class 0 has no WNID"},
 		{"a split ingest does not write", `{"format_version":2,"width":4,"height":4,"channels":3,"splits":{"foo":{"records":0,"shards":[]}}}`, `split "foo"`},
+		{"a listed split called unfinished", `{"format_version":2,"width":4,"height":4,"channels":3,"splits":{"val":{"records":0,"shards":[]}},"unfinished":{"val":"x"}}`, `unfinished split "val"`},
+		{"an unfinished split ingest does not write", `{"format_version":2,"width":4,"height":4,"channels":3,"unfinished":{"test":"x"}}`, `unfinished split "test"`},
 		{"negative skipped", `{"format_version":2,"width":4,"height":4,"channels":3,"splits":{"val":{"records":0,"skipped":-4,"shards":[]}}}`, "-4 skipped"},
 		{"mean outside 0-255", `{"format_version":2,"width":4,"height":4,"channels":3,"stats":{"mean":[300,1,1],"std":[1,1,1]}}`, "channel 0 has mean 300"},
 		{"negative std", `{"format_version":2,"width":4,"height":4,"channels":3,"stats":{"mean":[1,1,1],"std":[1,-1,1]}}`, "channel 1 has mean 1 and std -1"},

@@ -62,7 +62,8 @@ type Options struct {
 	// every image was skipped (ErrAllSkipped).
 	Overwrite bool
 
-	mark func() error // records the dataset in out before the first change
+	mark   func() error             // records the dataset in out before the first change
+	unlist func(split string) error // drops split from meta.json before its first shard is replaced
 }
 
 // ErrAllSkipped marks a run stopped before it replaced a split's earlier
@@ -437,6 +438,42 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (_ *Report, err
 		meta.Classes = append(meta.Classes, shards.Class{Index: c.Index, WNID: c.WNID, Name: c.Name})
 	}
 
+	// unlist drops a split from meta.json just before this run replaces
+	// the first of its shards. A run stopped after that point (killed, a
+	// full disk) would otherwise leave a meta.json describing shards that
+	// now hold another size or other records, which readers call damage
+	// and whose repair advice (delete them, run ingest again) is wrong:
+	// unlisted, readers say the split is missing, the report says the run
+	// did not finish, and the same command resumes it. The end of the run
+	// lists it again.
+	unlisted := map[string]bool{}
+	unlist := func(split string) error {
+		if unlisted[split] {
+			return nil
+		}
+		unlisted[split] = true
+		old, err := shards.ReadMeta(opt.Out)
+		if err != nil {
+			return nil // none, or unreadable: it lists nothing readers would trust
+		}
+		if _, ok := old.Splits[split]; !ok {
+			return nil
+		}
+		delete(old.Splits, split)
+		if split == "train" {
+			old.Stats = nil // of the records being replaced
+		}
+		if old.Unfinished == nil {
+			old.Unfinished = map[string]string{}
+		}
+		old.Unfinished[split] = fmt.Sprintf("an ingest run (pid %d, started %s) began rewriting its shards and has not finished, so they are part old, part new; the same ingest command resumes it (ingest-report.json says how it ended)",
+			os.Getpid(), start.UTC().Format(time.RFC3339))
+		if err := notALink(filepath.Join(opt.Out, shards.MetaFile)); err != nil {
+			return err
+		}
+		return shards.WriteMeta(opt.Out, old)
+	}
+
 	var trainAcc stats.Accumulator
 	// written lists the splits this run wrote shards for. A requested split
 	// with no images in this dataset is not one of them: its shards from an
@@ -487,7 +524,7 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (_ *Report, err
 			// keep them.
 			guard = max(guard, recordsOnDisk(opt.Out, split))
 		}
-		opt.mark = mark
+		opt.mark, opt.unlist = mark, unlist
 		if err := runPlans(ctx, ds, opt, split, todo, done, guard, rep); err != nil {
 			if as, ok := errors.AsType[*allSkippedError](err); ok {
 				// The stopping shard's skips are this run's too: the
@@ -753,6 +790,16 @@ func carryOver(out string, written []string, meta *shards.Meta) string {
 	for name, sp := range old.Splits {
 		if !slices.Contains(written, name) && sp.Records > 0 {
 			others = append(others, name)
+		}
+	}
+	// A split an unfinished run unlisted, and this one did not write, is
+	// still part old, part new: its note stays.
+	for name, note := range old.Unfinished {
+		if !slices.Contains(written, name) {
+			if meta.Unfinished == nil {
+				meta.Unfinished = map[string]string{}
+			}
+			meta.Unfinished[name] = note
 		}
 	}
 	if len(others) == 0 {
@@ -1129,6 +1176,11 @@ func write(ctx context.Context, ds *imagenet.Dataset, opt Options, split string,
 				s := sc.Skipped[0]
 				return &allSkippedError{skipped: slices.Clone(sc.Skipped), msg: fmt.Sprintf("%v: all %d images of %s (%s: %s%s); stopped before replacing any of the %d %s records already in %s: look at the source, or pass --overwrite to replace them anyway",
 					ErrAllSkipped, len(p.items), p.file(), cli.Name(s.Path), s.Reason, ", …", guard, split, opt.Out)}
+			}
+			if opt.unlist != nil {
+				if err := opt.unlist(split); err != nil {
+					return err
+				}
 			}
 			info, err := w.Close()
 			w = nil

@@ -1516,3 +1516,52 @@ func TestOwnFilesNotWrittenThroughLinks(t *testing.T) {
 		})
 	}
 }
+
+// A run with other settings, stopped after it replaced some of a split's
+// shards, leaves a meta.json that no longer lists that split (it would
+// list shards of the old size, which readers would call damaged) and
+// names the unfinished run; a --splits run of the other split keeps the
+// note; the same command then finishes as an uninterrupted run would.
+func TestStoppedRewriteUnlistsSplit(t *testing.T) {
+	root, _ := makeTree(t, 10)
+	out := t.TempDir()
+	opt := func(size int, splits ...string) Options {
+		return Options{Out: out, Size: size, Seed: 7, ShardSize: 5, Workers: 2, Codec: shards.CodecGradZstd, Splits: splits}
+	}
+	mustIngest(t, root, opt(16))
+	ctx, cancel := context.WithCancel(context.Background())
+	o := opt(24)
+	o.Progress = func(p Progress) {
+		if p.Split == "train" && p.Done == 12 { // two shards sealed
+			cancel()
+		}
+	}
+	if _, err := ingestWith(t, ctx, root, o); !errors.Is(err, context.Canceled) {
+		t.Fatalf("stopped run: %v", err)
+	}
+	m, err := shards.ReadMeta(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Splits["train"]; ok || m.Stats != nil || m.Splits["val"].Records == 0 {
+		t.Errorf("meta.json after the stop lists train %v (stats %v), val %d records; want val only", ok, m.Stats != nil, m.Splits["val"].Records)
+	}
+	if note := m.Unfinished["train"]; !strings.Contains(note, "the same ingest command resumes it") || len(m.Unfinished) != 1 {
+		t.Errorf("unfinished: %q", m.Unfinished)
+	}
+	// A reader names the unfinished run rather than damage.
+	_, err = pipeline.New(context.Background(), out, pipeline.Options{Mode: pipeline.Train, Batch: 4, Crop: 8, Epochs: 1})
+	if err == nil || !strings.Contains(err.Error(), "meta.json lists no train split: an ingest run") {
+		t.Errorf("pipeline on the stopped rewrite: %v", err)
+	}
+	// val at the old size, alone: train is still unfinished.
+	mustIngest(t, root, opt(16, "val"))
+	if m, err := shards.ReadMeta(out); err != nil || m.Unfinished["train"] == "" || m.Splits["train"].Records != 0 {
+		t.Errorf("after a val-only run: unfinished %q, train %d records (%v)", m.Unfinished, m.Splits["train"].Records, err)
+	}
+	mustIngest(t, root, opt(24))
+	if m, err := shards.ReadMeta(out); err != nil || m.Unfinished != nil {
+		t.Errorf("after the finished run: unfinished %q (%v)", m.Unfinished, err)
+	}
+	sameAsFresh(t, root, out)
+}

@@ -215,7 +215,10 @@ func (p *Pipeline) resolve(opt *Options) error {
 		}
 	}
 	sp, ok := m.Splits[opt.Split]
-	if !ok || sp.Records == 0 {
+	if !ok {
+		return errors.New(m.Missing(opt.Split))
+	}
+	if sp.Records == 0 {
 		return fmt.Errorf("no %s records in meta.json", opt.Split)
 	}
 	switch opt.Mode {

@@ -1124,3 +1124,27 @@ func TestMetricsClockAndEpochLR(t *testing.T) {
 		t.Fatalf("%d epoch lines, want 2", epochs)
 	}
 }
+
+// A shards folder an ingest run left midway (a split unlisted, with its
+// note) is refused by name: training on would go without that split,
+// silently so for val.
+func TestUnfinishedIngestRefused(t *testing.T) {
+	for _, split := range []string{"train", "val"} {
+		dir := syntheticShards(t, 64, 16)
+		meta, err := shards.ReadMeta(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		delete(meta.Splits, split)
+		meta.Unfinished = map[string]string{split: "an ingest run (pid 1) began rewriting its shards"}
+		if err := shards.WriteMeta(dir, meta); err != nil {
+			t.Fatal(err)
+		}
+		cfg := smallConfig(dir, t.TempDir())
+		cfg.MaxSteps = 1
+		_, err = Train(context.Background(), cfg, io.Discard)
+		if want := "meta.json lists no " + split + " split: an ingest run (pid 1)"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s unfinished: %v, want %q", split, err, want)
+		}
+	}
+}

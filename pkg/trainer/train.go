@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -316,6 +318,11 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	meta, err := shards.ReadMeta(cfg.Shards)
 	if err != nil {
 		return nil, err
+	}
+	// A run on a folder an ingest is midway through rewriting would train
+	// without the split it unlisted: without validation, say, silently.
+	if split := slices.Sorted(maps.Keys(meta.Unfinished)); len(split) > 0 {
+		return nil, fmt.Errorf("%s/%s", cfg.Shards, meta.Missing(split[0]))
 	}
 	if meta.Stats == nil {
 		return nil, fmt.Errorf("%s/meta.json has no train statistics: was the train split ingested?", cfg.Shards)

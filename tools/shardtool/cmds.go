@@ -44,7 +44,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 	o := cli.NewOutcome("shardtool verify", args, stdout, stderr)
 	defer func() { code = o.Finish(code) }()
 	stdout = o.Stdout()
-	fs := newFlags("verify", "verify DIR [--decode] [--json] [--workers 0]\n\nRe-reads every shard listed in DIR/meta.json, checking record CRCs, the index,\nthe whole-file CRC, the sizes and checksums meta.json recorded, and each\nrecord's label, size and codec against meta.json. Exit 4 on any damage.", stdout, stderr)
+	fs := newFlags("verify", "verify DIR [--decode] [--json] [--workers 0]\n\nRe-reads every shard listed in DIR/meta.json, checking record CRCs, the index,\nthe whole-file CRC, the sizes and checksums meta.json recorded, and each\nrecord's label, size and codec against meta.json. Exit 4 on any damage;\nexit 1 when an unfinished ingest unlisted a split (it names the split).", stdout, stderr)
 	decode := fs.Bool("decode", false, "also decompress every record's pixels")
 	asJSON := fs.Bool("json", false, "print results as JSON")
 	workers := fs.Int("workers", 0, "shards checked in parallel (0: all cores)")
@@ -78,7 +78,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 		// A meta.json that is there but unusable is damage like a shard's,
 		// and a --json consumer needs its report to say so.
 		metaCheck := []shardCheck{{Shard: shards.MetaFile, Damage: []string{err.Error()}}}
-		return verifyReport(metaCheck, 0, nil, *asJSON, stdout, stderr)
+		return verifyReport(metaCheck, 0, nil, nil, *asJSON, stdout, stderr)
 	}
 	type task struct {
 		split string
@@ -192,9 +192,27 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 	}
 	extra := unlistedShards(dir, m)
 	if len(extra) > 0 {
-		fmt.Fprintf(stderr, "shardtool verify: note: %s in %s not listed in meta.json, so not verified: %s\n", cli.Count(len(extra), "shard file is", "shard files are"), dir, strings.Join(extra, ", "))
+		fmt.Fprintf(stderr, "shardtool verify: note: %s in %s not listed in meta.json, so not verified: %s\n", cli.Count(len(extra), "shard file is", "shard files are"), dir, cli.FirstFew(extra, 10))
 	}
-	return verifyReport(results, len(results), extra, *asJSON, stdout, stderr)
+	code = verifyReport(results, len(results), extra, m.Unfinished, *asJSON, stdout, stderr)
+	// The listed shards can all be sound while a split is missing: a
+	// script's verify-then-train must not read that folder as ready.
+	for _, split := range sortedKeys(m.Unfinished) {
+		fmt.Fprintf(stderr, "shardtool verify: %s/%s\n", dir, m.Missing(split))
+		if code == cli.ExitOK {
+			code = cli.ExitFailure
+		}
+	}
+	return code
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	var s []string
+	for k := range m {
+		s = append(s, k)
+	}
+	sort.Strings(s)
+	return s
 }
 
 type recordID struct {
@@ -203,8 +221,8 @@ type recordID struct {
 }
 
 // unlistedShards names the *.shard files in dir that meta.json does not
-// list (at most 10, then a count): ingest removes the ones it no longer
-// lists, so these come from elsewhere, or from an edited meta.json.
+// list: ingest removes the ones it no longer lists, so these come from
+// elsewhere, from an edited meta.json, or from an unfinished ingest.
 func unlistedShards(dir string, m *shards.Meta) []string {
 	listed := map[string]bool{}
 	for _, sp := range m.Splits {
@@ -213,17 +231,11 @@ func unlistedShards(dir string, m *shards.Meta) []string {
 		}
 	}
 	ents, _ := os.ReadDir(dir)
-	var out []string
-	n := 0
+	out := []string{}
 	for _, e := range ents {
 		if strings.HasSuffix(e.Name(), ".shard") && !listed[e.Name()] {
-			if n++; n <= 10 {
-				out = append(out, cli.Name(e.Name()))
-			}
+			out = append(out, cli.Name(e.Name()))
 		}
-	}
-	if n > 10 {
-		out = append(out, fmt.Sprintf("and %d more", n-10))
 	}
 	return out
 }
@@ -231,7 +243,7 @@ func unlistedShards(dir string, m *shards.Meta) []string {
 // verifyReport prints the checks of nShards shards (and of meta.json, when
 // it is damaged, which leaves no shard list to check) and gives the exit
 // code.
-func verifyReport(results []shardCheck, nShards int, unlisted []string, asJSON bool, stdout, stderr io.Writer) int {
+func verifyReport(results []shardCheck, nShards int, unlisted []string, unfinished map[string]string, asJSON bool, stdout, stderr io.Writer) int {
 	bad, records := 0, 0
 	var out bytes.Buffer
 	var badNames []string
@@ -252,7 +264,8 @@ func verifyReport(results []shardCheck, nShards int, unlisted []string, asJSON b
 		enc := json.NewEncoder(&out)
 		enc.SetIndent("", "  ") // as the other commands' --json
 		enc.Encode(map[string]any{"shards": nShards, "damaged": bad, "records_ok": records, "results": results,
-			"unlisted": append([]string{}, unlisted...)}) // shard files meta.json does not list, not verified
+			"unlisted":   append([]string{}, unlisted...), // shard files meta.json does not list, not verified
+			"unfinished": unfinished})                     // splits an unfinished ingest unlisted
 	case nShards < len(results):
 		fmt.Fprintf(&out, "%s is damaged, so there is no list of shards to verify\n", shards.MetaFile)
 	default:
@@ -277,14 +290,7 @@ func verifyReport(results []shardCheck, nShards int, unlisted []string, asJSON b
 	return cli.ExitOK
 }
 
-func sortedSplits(m *shards.Meta) []string {
-	var s []string
-	for k := range m.Splits {
-		s = append(s, k)
-	}
-	sort.Strings(s)
-	return s
-}
+func sortedSplits(m *shards.Meta) []string { return sortedKeys(m.Splits) }
 
 func inspect(args []string, stdout, stderr io.Writer) (code int) {
 	o := cli.NewOutcome("shardtool inspect", args, stdout, stderr)
@@ -342,7 +348,8 @@ func inspectTo(stdout *bytes.Buffer, dir string, asJSON bool, classes int, o *cl
 	}
 	if asJSON {
 		out := map[string]any{"dir": dir, "format_version": m.FormatVersion, "width": m.Width, "height": m.Height,
-			"classes": len(m.Classes), "class_list": m.Classes, "splits": sum, "stats": m.Stats, "ingest": m.Ingest}
+			"classes": len(m.Classes), "class_list": m.Classes, "splits": sum, "stats": m.Stats, "ingest": m.Ingest,
+			"unfinished": m.Unfinished}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(out)
@@ -353,6 +360,9 @@ func inspectTo(stdout *bytes.Buffer, dir string, asJSON bool, classes int, o *cl
 		s := sum[name]
 		fmt.Fprintf(stdout, "  %-5s %8d records in %4d shards, %6.1f MB, %8.0f B/image (%.3f of raw), %d skipped\n",
 			name, s.Records, s.Shards, float64(s.Bytes)/1e6, s.BytesPerImage, s.RatioToRaw, s.Skipped)
+	}
+	for _, name := range sortedKeys(m.Unfinished) {
+		fmt.Fprintf(stdout, "  %-5s unfinished: %s\n", name, cli.Printable(m.Unfinished[name]))
 	}
 	if st := m.Stats; st != nil {
 		fmt.Fprintf(stdout, "  train pixel stats over %d pixels (0-255 units):\n", st.Pixels)

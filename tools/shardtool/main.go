@@ -34,8 +34,8 @@ Commands:
   grid DIR [--n 64] [--out grid.png] [--split train] [--tile 128]
                                    a contact sheet of records with class names
 
-Exit codes: 0 done (verify: no damage), 1 failed or interrupted, 2 usage,
-4 verify found damage.
+Exit codes: 0 done (verify: no damage), 1 failed or interrupted (verify:
+also a split an unfinished ingest unlisted), 2 usage, 4 verify found damage.
 
 Example:
   shardtool verify ./shards

@@ -462,6 +462,37 @@ func TestVerifySplitWide(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != cli.ExitOK || fmt.Sprint(rep.Unlisted) != "[train-09999.shard]" {
 		t.Errorf("an unlisted shard file, --json: exit %d, %v\n%s", code, err, out)
 	}
+
+	// A split an unfinished ingest unlisted: its shards are unlisted ones
+	// (counted, not only the first named), and the sound rest does not
+	// pass for a folder ready to train on.
+	midway := copyShards(t, src)
+	um, err := shards.ReadMeta(midway)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(um.Splits, "train")
+	um.Unfinished = map[string]string{"train": "an ingest run (pid 1) has not finished"}
+	if err := shards.WriteMeta(midway, um); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 11 { // past the 10 names the note gives
+		os.WriteFile(filepath.Join(midway, shards.ShardName("train", 1000+i)), body, 0o644)
+	}
+	unlisted := len(tr.Shards) + 11
+	code, out, errs = runTool("verify", midway)
+	wantCount := fmt.Sprintf("%d shard files are in %s not listed", unlisted, midway)
+	if code != cli.ExitFailure || !strings.Contains(errs, wantCount) || !strings.Contains(errs, midway+"/meta.json lists no train split: an ingest run (pid 1) has not finished") {
+		t.Errorf("an unfinished train split: exit %d, want %d and %q\n%s%s", code, cli.ExitFailure, wantCount, out, errs)
+	}
+	code, out, _ = runTool("verify", midway, "--json")
+	var urep struct {
+		Unlisted   []string
+		Unfinished map[string]string
+	}
+	if err := json.Unmarshal([]byte(out), &urep); err != nil || code != cli.ExitFailure || len(urep.Unlisted) != unlisted || urep.Unfinished["train"] == "" {
+		t.Errorf("an unfinished train split, --json: exit %d, %v\n%s", code, err, out)
+	}
 }
 
 // Help asked for goes to stdout (exit 0), for the tool and each command;
