@@ -200,7 +200,9 @@ func Layouts() string {
   kaggle  Kaggle's copy: ILSVRC/Data/CLS-LOC/{train/<wnid>/, val/} with
           LOC_val_solution.csv and LOC_synset_mapping.txt beside ILSVRC/.
           The root may also be the CLS-LOC folder itself.
-  Images are .JPEG, .jpg, .jpeg or .png in any case; hidden files are ignored.
+  Images are .JPEG, .jpg, .jpeg or .png in any case; hidden files are ignored,
+  and so are system folders without images (__MACOSX, $RECYCLE.BIN,
+  lost+found, ...), which would otherwise become class 0.
 
 Classes: the WNIDs of the training folders or member tars, sorted; the class
 index is the position (as torchvision, Caffe and FFCV). Without a training
@@ -314,15 +316,6 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 		}
 		d.Skipped = append(d.Skipped, s.skipped...)
 	}
-	// An empty class folder still takes a class index, so that the other
-	// classes keep theirs; it is most likely a copy that went wrong, though.
-	if n := len(train.empty); n > 0 {
-		noun := "class folder"
-		if p.layout == LayoutTars {
-			noun = "class archive"
-		}
-		d.warn("train: %d %s%s with no images, kept as %s without records so that no class index shifts: %s", n, noun, plural(n, "", "s"), plural(n, "a class", "classes"), cli.FirstFew(train.empty, 5))
-	}
 
 	// meta.json is JSON, whose strings are UTF-8: a class named otherwise
 	// would be written with U+FFFD for its bytes, and two such folders
@@ -337,6 +330,20 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 	m := &metaFiles{dirs: p.metaDirs}
 	if err := d.resolveClasses(train, val, m); err != nil {
 		return nil, err
+	}
+	// An empty class folder still takes a class index, so that the other
+	// classes keep theirs; it is most likely a copy that went wrong, though.
+	// (resolveClasses drops those a class list says are no class.)
+	if n := len(train.empty); n > 0 {
+		noun := "class folder"
+		if p.layout == LayoutTars {
+			noun = "class archive"
+		}
+		var where []string
+		for _, e := range train.empty {
+			where = append(where, e.where)
+		}
+		d.warn("train: %d %s%s with no images, kept as %s without records so that no class index shifts: %s", n, noun, plural(n, "", "s"), plural(n, "a class", "classes"), cli.FirstFew(where, 5))
 	}
 	if err := d.labelVal(val, m, opt.ValLabels); err != nil {
 		return nil, err

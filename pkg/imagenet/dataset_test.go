@@ -415,6 +415,7 @@ func TestUnusableEntries(t *testing.T) {
 		openErr string
 		warning string
 		classes int
+		train   int // images added to the fixture's
 	}{
 		{name: "dangling link in a class folder", setup: link("/nonexistent/foo.JPEG", "train/n01000001/gone.JPEG"),
 			skip: &Skipped{"train", "train/n01000001/gone.JPEG", "gone.JPEG", "dangling symbolic link to /nonexistent/foo.JPEG"}},
@@ -436,6 +437,22 @@ func TestUnusableEntries(t *testing.T) {
 			}
 		}, classes: 7, warning: "train: 7 class folders with no images, kept as classes without records so that no class index shifts: " +
 			"train/n09000001, train/n09000002, train/n09000003, train/n09000004, train/n09000005 and 2 more"},
+		// A zip made on a Mac: __MACOSX would sort first and shift every
+		// label by one.
+		{name: "macOS metadata folder", setup: func(t *testing.T, root string) {
+			writeFile(t, filepath.Join(root, "train", "__MACOSX", "n01000001", "._x.JPEG"), []byte("x"))
+			writeFile(t, filepath.Join(root, "train", "__MACOSX", "._y.JPEG"), []byte("x"))
+		}, warning: "train: skipped train/__MACOSX: macOS's archive metadata folder, not a class"},
+		{name: "lost+found", setup: mkdir("train/lost+found"), warning: "train: skipped train/lost+found: a file system's lost+found, not a class"},
+		// One holding images is a class: leaving it out would shift labels.
+		{name: "system folder holding an image", setup: func(t *testing.T, root string) {
+			writeFile(t, filepath.Join(root, "train", "$RECYCLE.BIN", "a.JPEG"), []byte("x"))
+		}, classes: 1, train: 1},
+		// A class list that does not know an empty folder says it is none.
+		{name: "empty folder the class list lacks", setup: func(t *testing.T, root string) {
+			writeFile(t, filepath.Join(root, synsetMappingName), newFixture().synsetMapping())
+			mkdir("train/n09000009")(t, root)
+		}, warning: "with no images and not in "},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -454,8 +471,8 @@ func TestUnusableEntries(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer d.Close()
-			if len(d.Train) != len(f.train) || len(d.Val) != len(f.val) || len(d.Classes) != len(f.classes())+tc.classes {
-				t.Errorf("%d train, %d val, %d classes; want %d, %d, %d", len(d.Train), len(d.Val), len(d.Classes), len(f.train), len(f.val), len(f.classes())+tc.classes)
+			if len(d.Train) != len(f.train)+tc.train || len(d.Val) != len(f.val) || len(d.Classes) != len(f.classes())+tc.classes {
+				t.Errorf("%d train, %d val, %d classes; want %d, %d, %d", len(d.Train), len(d.Val), len(d.Classes), len(f.train)+tc.train, len(f.val), len(f.classes())+tc.classes)
 			}
 			var want []Skipped
 			if tc.skip != nil {
@@ -472,6 +489,9 @@ func TestUnusableEntries(t *testing.T) {
 			}
 			if tc.warning != "" && !hasWarning(d, tc.warning) {
 				t.Errorf("warnings %q lack %q", d.Warnings, tc.warning)
+			}
+			if tc.classes == 0 && hasWarning(d, "kept as a class") {
+				t.Errorf("warnings %q keep a class", d.Warnings)
 			}
 		})
 	}

@@ -23,15 +23,19 @@ type split struct {
 	items     []Item
 	wnids     []string
 	wnidIdx   map[string]int
-	notImage  int       // entries skipped for their name
-	notImages []string  // the first few of them, for the warning
-	stray     int       // entries outside class folders or archives
-	strays    []string  // the first few of them, for the warning
-	skipped   []Skipped // entries named as images that cannot be read as files, and tar stretches lost to damage
-	tarNotes  []string  // damaged extension headers (their member was still read), appended archives
-	empty     []string  // class folders or member tars without images
-	outside   int       // images in folders of classes the train split lacks (warned of apart)
+	notImage  int          // entries skipped for their name
+	notImages []string     // the first few of them, for the warning
+	stray     int          // entries outside class folders or archives
+	strays    []string     // the first few of them, for the warning
+	skipped   []Skipped    // entries named as images that cannot be read as files, and tar stretches lost to damage
+	tarNotes  []string     // damaged extension headers (their member was still read), appended archives
+	empty     []emptyClass // class folders or member tars without images
+	outside   int          // images in folders of classes the train split lacks (warned of apart)
 }
+
+// emptyClass is a class folder or member tar without images: its WNID,
+// and where it is (train/n01, or train.tar:n01.tar) for the warning.
+type emptyClass struct{ wnid, where string }
 
 func newSplit(name string) *split {
 	return &split{name: name, wnidIdx: make(map[string]int)}
@@ -61,6 +65,27 @@ func (s *split) addStray(rel string) {
 // for a class folder, it would become class 0 and shift every label.
 func isHidden(name string) bool {
 	return strings.HasPrefix(name, ".") || strings.HasPrefix(name, "@")
+}
+
+// systemFolder says what an operating system or file system keeps in a
+// folder of that name, or "": copied with the dataset (a zip made on a
+// Mac, a USB disk's root, an ext4 mount point as train/), it sorts before
+// the WNIDs and, taken for a class, would become class 0 and shift every
+// label after it.
+func systemFolder(name string) string {
+	switch strings.ToLower(name) {
+	case "__macosx":
+		return "macOS's archive metadata folder"
+	case "$recycle.bin", "recycler", "recycled":
+		return "Windows's recycle bin"
+	case "system volume information":
+		return "Windows's system folder"
+	case "lost+found":
+		return "a file system's lost+found"
+	case "#recycle", "#snapshot":
+		return "a Synology share's folder"
+	}
+	return ""
 }
 
 // wantImage filters a base name: hidden names are ignored silently, other
@@ -138,6 +163,12 @@ func (d *Dataset) listTree(s *split, dir string, flat bool, progress func(string
 			d.warn("%s: skipped %s: %s, not a class; keep --out outside the dataset", s.name, cdir, why)
 			continue
 		}
+		if why := systemFolder(c); why != "" && imageEntries(cfull) == 0 {
+			// One holding images is a class all the same: leaving it
+			// out would shift the labels after it.
+			d.warn("%s: skipped %s: %s, not a class", s.name, cdir, why)
+			continue
+		}
 		label := s.class(c)
 		ents, err := os.ReadDir(cfull)
 		if err != nil {
@@ -162,7 +193,7 @@ func (d *Dataset) listTree(s *split, dir string, flat bool, progress func(string
 			}
 		}
 		if len(s.items) == n {
-			s.empty = append(s.empty, cdir)
+			s.empty = append(s.empty, emptyClass{c, cdir})
 		}
 		if progress != nil {
 			progress(s.name, int64(i+1), int64(len(classes)))
@@ -179,7 +210,7 @@ func imageEntries(dir string) int {
 	}
 	n := 0
 	for _, e := range ents {
-		if isImageExt(path.Ext(e.Name())) {
+		if !isHidden(e.Name()) && isImageExt(path.Ext(e.Name())) { // as wantImage
 			n++
 		}
 	}
@@ -329,7 +360,7 @@ func (d *Dataset) listTrainTar(s *split, name string, progress func(string, int6
 			return err
 		}
 		if len(s.items) == n {
-			s.empty = append(s.empty, name+":"+m.name)
+			s.empty = append(s.empty, emptyClass{wnid, name + ":" + m.name})
 		}
 		if progress != nil && m.link == "" { // a hard link's bytes lie before it
 			progress(name, m.off+m.size, size)

@@ -253,7 +253,21 @@ func (d *Dataset) resolveClasses(train, val *split, m *metaFiles) error {
 			for _, e := range mapping {
 				known[e.wnid] = true
 			}
-			var unknown []string
+			// One the list does not know and that holds no image is no
+			// class at all (a stray folder), and taking it for one would
+			// shift the labels after it: the list decides.
+			var unknown, dropped []string
+			train.empty = slices.DeleteFunc(train.empty, func(e emptyClass) bool {
+				if known[e.wnid] {
+					return false
+				}
+				dropped = append(dropped, e.where)
+				wnids = slices.DeleteFunc(wnids, func(w string) bool { return w == e.wnid })
+				return true
+			})
+			if n := len(dropped); n > 0 {
+				d.warn("train: skipped %d %s with no images and not in %s, not %s: %s", n, plural(n, "folder or archive", "folders or archives"), p, plural(n, "a class", "classes"), cli.FirstFew(dropped, 5))
+			}
 			for _, w := range wnids {
 				if !known[w] {
 					unknown = append(unknown, w)
