@@ -115,7 +115,8 @@ type Dataset struct {
 	// listing order; they are in neither Train nor Val.
 	Skipped []Skipped
 	// ValLabelSource is the file the validation labels came from, "folders"
-	// when they came from val/<wnid>/ folders, or "" when there are none.
+	// when they came from val/<wnid>/ folders ("folders, checked against
+	// FILE" with a label file beside them), or "" when there are none.
 	ValLabelSource string
 	// ClassNameSource is the file the class names came from, or "".
 	ClassNameSource string
@@ -196,7 +197,8 @@ func Layouts() string {
           also be the path of one of the tars, which stands for its
           folder: the other tar beside it is read too (--splits picks).
   tree    train/<wnid>/*.JPEG, and val/ either flat (ILSVRC2012_val_*.JPEG)
-          or as val/<wnid>/*.JPEG (labels from the folders).
+          or as val/<wnid>/*.JPEG (labels from the folders, checked
+          against a label file when there is one).
   kaggle  Kaggle's copy: ILSVRC/Data/CLS-LOC/{train/<wnid>/, val/} with
           LOC_val_solution.csv and LOC_synset_mapping.txt beside ILSVRC/.
           The root may also be the CLS-LOC folder itself.

@@ -1138,3 +1138,43 @@ func TestReadItemRefusesHugeFile(t *testing.T) {
 		t.Fatalf("ReadItem of a %d-byte file: %v, a %d-byte buffer", maxItemBytes+1, err, cap(b))
 	}
 }
+
+// With val sorted into class folders, LOC_val_solution.csv beside it is a
+// check: labels stay the folders', and where the file disagrees a warning
+// names the first image; a file that cannot be read only says so.
+func TestValFoldersCheckedAgainstFile(t *testing.T) {
+	f := newFixture()
+	wrongFirst := func() []byte {
+		b := bytes.Replace(f.valSolutionCSV(), []byte(imageKey(f.val[0].name)+","+f.val[0].wnid), []byte(imageKey(f.val[0].name)+",n09999999"), 1)
+		return b
+	}
+	for _, tc := range []struct {
+		name, warn, source string
+		csv                []byte
+	}{
+		{name: "agrees", csv: f.valSolutionCSV(), source: "folders, checked against "},
+		{name: "disagrees", csv: wrongFirst(), source: "folders, checked against ",
+			warn: fmt.Sprintf("disagrees with the folders for 1 image (first: %s is in %s's folder, the file says no class of this dataset); the folders' labels are kept", f.val[0].name, f.val[0].wnid)},
+		{name: "unreadable", csv: []byte("not,a,solution\n"), source: "folders", warn: "val: the folders' labels were not checked against the label file: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			f.writeTree(t, root, true)
+			writeFile(t, filepath.Join(root, valSolutionName), tc.csv)
+			d, err := Open(root, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			if got, want := listing(d.Val), f.want(f.val); !reflect.DeepEqual(got, want) {
+				t.Errorf("val\n got %v\nwant %v", got, want)
+			}
+			if !strings.HasPrefix(d.ValLabelSource, tc.source) {
+				t.Errorf("ValLabelSource %q, want %q…", d.ValLabelSource, tc.source)
+			}
+			if tc.warn != "" && !hasWarning(d, tc.warn) || tc.warn == "" && hasWarning(d, "disagrees") {
+				t.Errorf("warnings %q, want one containing %q", d.Warnings, tc.warn)
+			}
+		})
+	}
+}

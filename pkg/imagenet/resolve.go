@@ -398,34 +398,33 @@ func (d *Dataset) labelVal(val *split, m *metaFiles, override string) error {
 			return pathErr(override, err)
 		}
 		srcPath = override
-	case unlabelled > 0:
-		if p := m.find(valSolutionName); p != "" {
-			b, err := readFileLimit(p)
-			if err == nil {
-				src, err = parseValSolution(b)
-			}
-			if err != nil {
-				return pathErr(p, err)
-			}
-			srcPath = p
-		} else {
-			dk, err := m.devkit()
-			if err != nil {
-				return err
-			}
-			if dk != nil && dk.truth != nil {
-				src, srcPath = groundTruthLabels(dk.truth), dk.truthPath
-			}
-		}
-	}
-
-	if src != nil {
-		if err := d.applyValLabels(val, src, srcPath, override != "", m); err != nil {
+	case unlabelled > 0 || folders:
+		var err error
+		src, srcPath, err = m.defaultValLabels()
+		if err != nil && unlabelled > 0 {
 			return err
 		}
-		if folders && override == "" {
+		if err != nil {
+			d.warn("val: the folders' labels were not checked against the label file: %v", err)
+			src = nil
+		}
+	}
+	// With every val image in a class folder, the label file is only a
+	// check: a script that sorted val into folders wrongly would
+	// otherwise go unnoticed, the file that catches it lying beside.
+	check := override == "" && unlabelled == 0
+	if src != nil {
+		err := d.applyValLabels(val, src, srcPath, override != "", check, m)
+		switch {
+		case err != nil && check:
+			d.warn("val: the folders' labels were not checked against %s: %v", srcPath, err)
+		case err != nil:
+			return err
+		case check:
+			d.ValLabelSource = "folders, checked against " + srcPath
+		case folders && override == "":
 			d.ValLabelSource = "folders, then " + srcPath
-		} else {
+		default:
 			d.ValLabelSource = srcPath
 		}
 	}
@@ -452,9 +451,34 @@ func (d *Dataset) labelVal(val *split, m *metaFiles, override string) error {
 	return nil
 }
 
+// defaultValLabels reads the label file found beside the dataset:
+// LOC_val_solution.csv, else the devkit's ground truth; nil if neither.
+func (m *metaFiles) defaultValLabels() (*valLabels, string, error) {
+	if p := m.find(valSolutionName); p != "" {
+		b, err := readFileLimit(p)
+		var src *valLabels
+		if err == nil {
+			src, err = parseValSolution(b)
+		}
+		if err != nil {
+			return nil, "", pathErr(p, err)
+		}
+		return src, p, nil
+	}
+	dk, err := m.devkit()
+	if err != nil {
+		return nil, "", err
+	}
+	if dk != nil && dk.truth != nil {
+		return groundTruthLabels(dk.truth), dk.truthPath, nil
+	}
+	return nil, "", nil
+}
+
 // applyValLabels sets the labels src gives, to every image it names when
-// overriding, else only to unlabelled ones.
-func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, override bool, m *metaFiles) error {
+// overriding, else only to unlabelled ones. With check, it sets none, and
+// warns where src disagrees with the folders.
+func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, override, check bool, m *metaFiles) error {
 	index := make(map[string]int, len(d.Classes))
 	for _, c := range d.Classes {
 		index[c.WNID] = c.Index
@@ -490,9 +514,10 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 	}
 
 	outside, changed, matched := 0, 0, 0
+	var firstChanged string
 	for i := range val.items {
 		it := &val.items[i]
-		if it.Label >= 0 && !override {
+		if it.Label >= 0 && !override && !check {
 			continue
 		}
 		ref, ok := src.refs[imageKey(it.Name)]
@@ -529,9 +554,17 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 			}
 		}
 		if it.Label >= 0 && it.Label != label {
-			changed++
+			if changed++; changed == 1 {
+				says := "no class of this dataset"
+				if label >= 0 {
+					says = d.Classes[label].WNID
+				}
+				firstChanged = fmt.Sprintf("%s is in %s's folder, the file says %s", it.Name, d.Classes[it.Label].WNID, says)
+			}
 		}
-		it.Label = label
+		if !check {
+			it.Label = label
+		}
 	}
 	// Rows naming no image here: a partial extraction (49,000 of 50,000
 	// val images) would otherwise pass without a word.
@@ -552,11 +585,15 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 	if override && matched == 0 && len(val.items) > 0 {
 		d.warn("val: --val-labels %s names none of the %d val images (first: %s): is it this dataset's?", srcPath, len(val.items), val.items[0].Name)
 	}
-	if outside > 0 {
+	switch {
+	case check && changed > 0:
+		d.warn("val: %s disagrees with the folders for %d %s (first: %s); the folders' labels are kept (--val-labels %s uses the file's)", srcPath, changed, plural(changed, "image", "images"), firstChanged, srcPath)
+	case check:
+	case outside > 0:
 		d.warn("val: %d images labelled with classes that have no training images in %s (label -1)", outside, srcPath)
 	}
-	if changed > 0 {
-		d.warn("val: %s disagrees with the folders for %d images; using the file", srcPath, changed)
+	if changed > 0 && !check {
+		d.warn("val: %s disagrees with the folders for %d images (first: %s); using the file", srcPath, changed, firstChanged)
 	}
 	return nil
 }

@@ -159,16 +159,19 @@ func (s *Skip) UnmarshalJSON(b []byte) error {
 
 // Report is ingest-report.json.
 type Report struct {
-	Root         string         `json:"root"`
-	Layout       string         `json:"layout"`
-	Out          string         `json:"out"`
-	Decoder      string         `json:"decoder"`
-	Workers      int            `json:"workers"`
-	Warnings     []string       `json:"warnings"`
-	Images       map[string]int `json:"images"`  // per split, found in the source
-	Written      map[string]int `json:"written"` // per split, records in the shards
-	SkippedCount map[string]int `json:"skipped_count"`
-	Skipped      []Skip         `json:"skipped"`
+	Root    string `json:"root"`
+	Layout  string `json:"layout"`
+	Out     string `json:"out"`
+	Decoder string `json:"decoder"`
+	Workers int    `json:"workers"`
+	// ValLabelSource says where the val labels came from: a label file,
+	// "folders", "folders, checked against FILE", or "" (no val split).
+	ValLabelSource string         `json:"val_label_source"`
+	Warnings       []string       `json:"warnings"`
+	Images         map[string]int `json:"images"`  // per split, found in the source
+	Written        map[string]int `json:"written"` // per split, records in the shards
+	SkippedCount   map[string]int `json:"skipped_count"`
+	Skipped        []Skip         `json:"skipped"`
 	// Damaged lists the images kept although the decoder recovered from
 	// damage in them (libjpeg's "Corrupt JPEG data…": rows past the
 	// damage may be flat grey); Reason holds its message.
@@ -386,7 +389,7 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (_ *Report, err
 		}
 	}
 	start := time.Now()
-	rep := &Report{Root: absPath(ds.Root), Layout: string(ds.Layout), Out: absPath(opt.Out), Workers: opt.Workers,
+	rep := &Report{Root: absPath(ds.Root), Layout: string(ds.Layout), Out: absPath(opt.Out), Workers: opt.Workers, ValLabelSource: ds.ValLabelSource,
 		Warnings: append([]string{}, ds.Warnings...), Images: map[string]int{}, Written: map[string]int{},
 		SkippedCount: map[string]int{}, Skipped: []Skip{}, Damaged: []Skip{}, Removed: []string{}, RawPerImage: opt.Size * opt.Size * 3}
 	rep.Decoder = imageio.Backend()

@@ -142,6 +142,9 @@ func TestIngestTree(t *testing.T) {
 	if rep.Images["train"] != 3*12+3 || rep.Written["train"] != 3*12+3-bad || rep.Written["val"] != 7 {
 		t.Fatalf("counts: %+v %+v", rep.Images, rep.Written)
 	}
+	if want := filepath.Join(root, "LOC_val_solution.csv"); rep.ValLabelSource != want {
+		t.Errorf("val_label_source %q, want %q", rep.ValLabelSource, want)
+	}
 	reasons := map[string]string{}
 	for _, s := range rep.Skipped {
 		reasons[s.Name] = s.Reason
