@@ -183,9 +183,9 @@ func TestDecodeErrors(t *testing.T) {
 		{"jpeg short frame header", []byte("\xff\xd8\xff\xc0\x00\x04\x08\x00\xff\xd9" + strings.Repeat("\x00", 64)), want{contains: "jpeg: "}},
 		// A JPEG side cannot pass MaxSide (65535, its field's limit):
 		// too many pixels is what a JPEG header can claim.
-		{"jpeg too many pixels", withJPEGDims(t, small, 16000, 16000), want{unsupported: true, contains: "exceed the limit"}},
+		{"jpeg too many pixels", withJPEGDims(t, small, 16000, 16000), want{unsupported: true, contains: "256000000 pixels, over the limit of 100000000"}},
 		{"png cut", pngData[:len(pngData)/2], want{truncated: true, contains: "truncated PNG"}},
-		{"png too wide", withPNGDims(pngData, 1<<16, 10), want{unsupported: true, contains: "dimensions 65536x10 exceed"}},
+		{"png too wide", withPNGDims(pngData, 1<<16, 10), want{unsupported: true, contains: "dimensions 65536x10: a side over the limit of 65535"}},
 		{"gif header only", []byte("GIF89a\x01\x00"), want{truncated: true, contains: "truncated GIF"}},
 	} {
 		for _, d := range backends(t) {
@@ -812,7 +812,7 @@ func TestWebPFrameBeyondItsCanvas(t *testing.T) {
 		says string
 	}{
 		{"frame larger than the canvas", webpVP8X(1, 1, 10000, 10000), &FormatError{}, "frame is 10000x10000, its canvas 1x1"},
-		{"frame beyond the limits", webpVP8X(1, 1, 16384, 16384), &UnsupportedError{}, "exceed the limit"},
+		{"frame beyond the limits", webpVP8X(1, 1, 16384, 16384), &UnsupportedError{}, "over the limit of"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if w, h, ok := webpFrameDims(tc.data); !ok || w < 10000 || h < 10000 {
@@ -862,6 +862,36 @@ func TestJPEGFeaturesABackendLacks(t *testing.T) {
 				t.Errorf("%s/%s: %T %v, want an UnsupportedError", tc.file, backendName(d), err, err)
 			} else if d.lib == nil && !strings.Contains(err.Error(), tc.says) {
 				t.Errorf("%s/%s: %v, want it to say %q", tc.file, backendName(d), err, tc.says)
+			}
+		}
+	}
+}
+
+// A chroma sampling TurboJPEG 2.1's header call has no name for, and
+// image/jpeg decodes (4:1:0), is decoded on both backends, to the same
+// quadrant colours Pillow gives: a machine with the library keeps what
+// one without it keeps.
+func TestUnnamedSamplingFallsBack(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "sampling_4x2_32x24.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range backends(t) {
+		img, err := d.DecodeFull(data)
+		if err != nil || img.W != 32 || img.H != 24 {
+			t.Fatalf("%s: %dx%d, %v", backendName(d), img.W, img.H, err)
+		}
+		// Pillow: (254,1,0), (0,254,8), (0,0,254), (191,191,193).
+		for _, c := range []struct {
+			x, y int
+			want [3]uint8
+		}{{4, 3, [3]uint8{254, 1, 0}}, {28, 3, [3]uint8{0, 254, 8}}, {4, 20, [3]uint8{0, 0, 254}}, {28, 20, [3]uint8{191, 191, 193}}} {
+			i := (c.y*img.W + c.x) * 3
+			for k := range 3 {
+				if diff := int(img.Pix[i+k]) - int(c.want[k]); diff < -4 || diff > 4 {
+					t.Errorf("%s: pixel (%d,%d) = %v, Pillow gives %v", backendName(d), c.x, c.y, img.Pix[i:i+3], c.want)
+					break
+				}
 			}
 		}
 	}

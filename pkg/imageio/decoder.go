@@ -2,6 +2,7 @@ package imageio
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"strconv"
@@ -179,7 +180,19 @@ func (d *Decoder) decode(ctx context.Context, data []byte, minShort int) (img Im
 	f := Sniff(data)
 	switch {
 	case f == FormatJPEG && d.handle != 0:
-		return d.decodeTurbo(ctx, data, minShort)
+		img, err := d.decodeTurbo(ctx, data, minShort)
+		if u, ok := errors.AsType[*UnsupportedError](err); ok && errors.Is(err, errUnnamedSampling) {
+			// TurboJPEG 2.x refuses, in its header call, a chroma
+			// sampling it has no TJSAMP constant for; image/jpeg decodes
+			// some of them (4:1:0): a machine with the library must keep
+			// what one without it keeps.
+			img, err := d.decodeStdlib(ctx, f, data)
+			if err != nil {
+				return Image{}, &UnsupportedError{Format: "jpeg", Reason: u.Reason + "; image/jpeg: " + err.Error(), Err: err}
+			}
+			return img, nil
+		}
+		return img, err
 	case f == FormatUnknown:
 		return Image{}, unknownFormatError(data)
 	}
@@ -352,6 +365,10 @@ func (d *Decoder) turboWarning() (string, bool) {
 	return msg, false
 }
 
+// errUnnamedSampling marks TurboJPEG's refusal of a chroma sampling it has
+// no name for: decode then tries image/jpeg.
+var errUnnamedSampling = errors.New("a chroma sampling TurboJPEG has no name for")
+
 // turboFatal classifies a failure. libjpeg reports a file cut inside its
 // header as "no image" or a marker error after a premature-end warning, so
 // the header scan decides "truncated" first.
@@ -373,7 +390,10 @@ func (d *Decoder) turboFatal(data []byte, msg, stage string) error {
 	if code, ok := unsupportedMarker(msg); ok && code < 0xC0 {
 		return &FormatError{Format: "jpeg", Reason: "corrupt JPEG (" + msg + ", libjpeg-turbo, " + stage + ")"}
 	}
-	if strings.Contains(msg, "Unsupported") || strings.Contains(msg, "not supported") || strings.Contains(msg, "Could not determine subsampling type") {
+	if strings.Contains(msg, "Could not determine subsampling type") {
+		return &UnsupportedError{Format: "jpeg", Reason: msg + " (libjpeg-turbo, " + stage + ")", Err: errUnnamedSampling}
+	}
+	if strings.Contains(msg, "Unsupported") || strings.Contains(msg, "not supported") {
 		return &UnsupportedError{Format: "jpeg", Reason: msg + " (libjpeg-turbo, " + stage + ")"}
 	}
 	return &FormatError{Format: "jpeg", Reason: msg + " (libjpeg-turbo, " + stage + ")"}

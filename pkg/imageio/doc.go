@@ -98,8 +98,9 @@
 // Adobe marker, and scans libjpeg recovers from with a warning (a segment
 // cut short inside the file, "Corrupt JPEG data: premature end of data
 // segment", its lost part grey; a lost restart marker), all of which
-// image/jpeg refuses. A valid sampling TurboJPEG 2.1 has no name for
-// (2x1 luma, 1x2 chroma) is unsupported on both.
+// image/jpeg refuses. A valid sampling TurboJPEG 2.1 has no name for goes
+// to image/jpeg, which decodes 4:1:0 and refuses the rest (2x1 luma with
+// 1x2 chroma, 3x1, ...): unsupported on both, and Pillow decodes them.
 //
 // # Speed
 //

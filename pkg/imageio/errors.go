@@ -65,9 +65,13 @@ func checkDims(format string, w, h int) error {
 	if w <= 0 || h <= 0 {
 		return &FormatError{Format: format, Reason: fmt.Sprintf("invalid dimensions %dx%d", w, h)}
 	}
-	if w > MaxSide || h > MaxSide || w*h > MaxPixels {
+	if w > MaxSide || h > MaxSide {
 		return &UnsupportedError{Format: format,
-			Reason: fmt.Sprintf("dimensions %dx%d exceed the limit (%d per side, %d pixels)", w, h, MaxSide, MaxPixels)}
+			Reason: fmt.Sprintf("dimensions %dx%d: a side over the limit of %d", w, h, MaxSide)}
+	}
+	if w*h > MaxPixels {
+		return &UnsupportedError{Format: format,
+			Reason: fmt.Sprintf("dimensions %dx%d: %d pixels, over the limit of %d", w, h, w*h, MaxPixels)}
 	}
 	return nil
 }
