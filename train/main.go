@@ -53,7 +53,7 @@ Exit codes: 0 done, 1 failed (or stopped before the run's first
 checkpoint), 2 usage: a bad flag, --out already holding a run without
 --resume or --overwrite, or --resume with flags or shards that do not
 continue the checkpoint's run; 130 interrupted (Ctrl-C, SIGTERM, SIGHUP)
-with the run saved: --resume continues it.
+with the run saved: --resume continues it (--eval-only: nothing to save).
 
 Flags:
 `
@@ -115,7 +115,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		return o.Fail(cli.ExitUsage, "--resume and --overwrite contradict each other")
 	}
 	if c.Resume && !*evalOnly {
-		if err := resumeDefaults(fs, &c, stderr); err != nil {
+		if err := resumeDefaults(fs, &c, sigma, stderr); err != nil {
 			return o.Fail(cli.ExitFailure, "--resume:", err)
 		}
 	}
@@ -194,6 +194,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	}
 	if *evalOnly {
 		r, ck, err := trainer.EvaluateCheckpoint(ctx, *ckpt, c.Shards, *tenCrop, c.EvalBatch, c.MaxValImages, c.Workers, c.NewBackend)
+		if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			// A scheduler's requeue reads the code: an interrupt, not a failure.
+			return o.Failf(cli.ExitInterrupted, "interrupted: the evaluation stopped before it ended, with nothing to save; run it again")
+		}
 		if err != nil {
 			return o.Failf(cli.ExitFailure, "%v%s", err, repairHint(err, c.Shards, ""))
 		}
@@ -339,7 +343,7 @@ func repairHint(err error, dir, then string) string {
 // checkpoint is the error returned, before any flag is judged at its
 // default; one that is missing or cannot be opened is left to Train to
 // report.
-func resumeDefaults(fs *flag.FlagSet, c *trainer.Config, stderr io.Writer) error {
+func resumeDefaults(fs *flag.FlagSet, c *trainer.Config, sigma *float64, stderr io.Writer) error {
 	h, err := trainer.ReadRunHeader(c.Out)
 	if errors.Is(err, trainer.ErrCheckpoint) || errors.Is(err, trainer.ErrNewerCheckpoint) {
 		return err
@@ -383,6 +387,21 @@ func resumeDefaults(fs *flag.FlagSet, c *trainer.Config, stderr io.Writer) error
 	}
 	if len(took) > 0 {
 		fmt.Fprintf(stderr, "train: --resume: the run's %s, from its checkpoint\n", strings.Join(took, ", "))
+	}
+	// Momentum, weight decay and lighting continue as the run had them
+	// whatever the flags say, and the trainer names one given with another
+	// value. Left out, they are the run's, silently: a note that the run
+	// keeps --lighting 0, "not 0.1", read as a flag never given.
+	if hy := h.Hyper; hy != nil {
+		if !set["momentum"] {
+			c.Momentum = hy.Momentum
+		}
+		if !set["weight-decay"] {
+			c.WeightDecay = hy.WeightDecay
+		}
+		if !set["lighting"] {
+			*sigma = float64(hy.Lighting)
+		}
 	}
 	return nil
 }

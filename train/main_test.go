@@ -291,6 +291,45 @@ func TestEvalOnlyJSONNamesTheFile(t *testing.T) {
 	}
 }
 
+// An --eval-only stopped by a signal exits 130 saying so, as a stopped
+// run does, not 1 with a bare "context canceled": a scheduler's requeue
+// reads the code.
+func TestEvalOnlyInterrupted(t *testing.T) {
+	shardDir, out, _ := smallRun(t, "--max-steps", "1")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var so, se bytes.Buffer
+	code := run(ctx, []string{"--shards", shardDir, "--device", "cpu", "--eval-only", "--checkpoint", out, "--workers", "1", "--json"}, &so, &se)
+	var res struct {
+		Error    string `json:"error"`
+		ExitCode int    `json:"exit_code"`
+	}
+	if err := json.Unmarshal(so.Bytes(), &res); err != nil || code != cli.ExitInterrupted || res.ExitCode != cli.ExitInterrupted || !strings.HasPrefix(res.Error, "interrupted") {
+		t.Fatalf("exit %d, %+v (%v)\n%s%s", code, res, err, so.String(), se.String())
+	}
+}
+
+// A plain --resume of a run with its own momentum, weight decay and
+// lighting says nothing of them (it noted "--lighting 0, not 0.1" of a
+// flag never given); one given with another value is named.
+func TestResumeNotesOnlyGivenHyper(t *testing.T) {
+	shardDir, out, _ := smallRun(t, "--max-steps", "1", "--lighting", "0", "--momentum", "0.8", "--weight-decay", "0.001")
+	resume := []string{"--shards", shardDir, "--out", out, "--device", "cpu", "--resume", "--workers", "1", "--log-every", "0"}
+	var so, se bytes.Buffer
+	if code := run(context.Background(), append(resume, "--max-steps", "2"), &so, &se); code != cli.ExitOK || strings.Contains(se.String(), "continues with the checkpoint's") {
+		t.Errorf("plain resume: exit %d\n%s", code, se.String())
+	}
+	se.Reset()
+	if code := run(context.Background(), append(resume, "--max-steps", "3", "--momentum", "0.5"), &so, &se); code != cli.ExitOK ||
+		!strings.Contains(se.String(), "continues with the checkpoint's --momentum 0.8, not 0.5") || strings.Contains(se.String(), "--lighting") {
+		t.Errorf("resume with --momentum 0.5: exit %d\n%s", code, se.String())
+	}
+	ck, err := trainer.Load(filepath.Join(out, trainer.CheckpointFile))
+	if err != nil || ck.Hyper == nil || ck.Hyper.Momentum != 0.8 || ck.Hyper.Lighting != 0 || ck.Hyper.WeightDecay != 0.001 {
+		t.Fatalf("the resumed run's settings: %+v (%v)", ck.Hyper, err)
+	}
+}
+
 // smallRun trains small on 16-px fixture shards (batch 8, one worker) into
 // a fresh --out with extra flags, and returns the shards, the --out and
 // the arguments it ran with.

@@ -740,3 +740,38 @@ func TestResumeNotesOtherArith(t *testing.T) {
 		t.Errorf("the resumed run's checkpoint names %v, want the arithmetic that made it", h)
 	}
 }
+
+// A validation batch larger than the images to score is cut to them: the
+// batch sizes the slots and the backend, so --eval-batch 100000 over 500
+// images was 200 times the memory of one that fits (and more killed the
+// process), for the same result.
+func TestEvalBatchFitsTheImages(t *testing.T) {
+	shardDir := syntheticShards(t, 64, 16) // 16 val images
+	out := t.TempDir()
+	cfg := smallConfig(shardDir, out)
+	cfg.MaxSteps = 1
+	mustTrain(t, cfg)
+	ck := filepath.Join(out, CheckpointFile)
+	errStop := errors.New("recorded")
+	for _, tc := range []struct{ batch, maxImages, want int }{
+		{1 << 20, 0, 16}, {8, 0, 8}, {1 << 20, 5, 5}, {3, 5, 3},
+	} {
+		var got int
+		record := func(_ alexnet.Spec, batch int, _ map[string][]float32, _ uint64, _, _ [3]float32) (Backend, error) {
+			got = batch
+			return nil, errStop
+		}
+		if _, _, err := EvaluateCheckpoint(context.Background(), ck, shardDir, false, tc.batch, tc.maxImages, 0, record); !errors.Is(err, errStop) || got != tc.want {
+			t.Errorf("--eval-batch %d, --max-val-images %d: backend batch %d (%v), want %d", tc.batch, tc.maxImages, got, err, tc.want)
+		}
+	}
+	// Scored whole, the result is the same as at a batch that fits.
+	small, _, err := EvaluateCheckpoint(context.Background(), ck, shardDir, false, 4, 0, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	huge, _, err := EvaluateCheckpoint(context.Background(), ck, shardDir, false, 1<<20, 0, 0, nil)
+	if err != nil || huge.Images != small.Images || huge.Top1Err != small.Top1Err || math.Abs(huge.Loss-small.Loss) > 1e-6 {
+		t.Errorf("batch 1<<20: %+v (%v); batch 4: %+v", huge, err, small)
+	}
+}

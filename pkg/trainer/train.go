@@ -1129,6 +1129,7 @@ func evaluate(ctx context.Context, be Backend, dir string, meta *shards.Meta, cr
 	if meta.Splits["val"].Records == 0 {
 		return EvalResult{}, nil
 	}
+	batch = evalBatch(meta, batch, maxImages)
 	pl, err := pipeline.New(ctx, dir, pipeline.Options{Mode: mode, Split: "val", Batch: batch, Crop: crop, Epochs: 1, Decoders: workers})
 	if err != nil {
 		return EvalResult{}, err
@@ -1216,6 +1217,22 @@ func softmaxAdd(dst []float64, logits []float32, weight float64) {
 	}
 }
 
+// evalBatch is the validation batch for a requested one: no more than the
+// images there are to score. Batches are sized (slots, the backend's
+// buffers) by the request, so --eval-batch 100000 over 500 images cost
+// 200 times the memory and time of one that fits, and more killed the
+// process; the result is the same whatever the batch.
+func evalBatch(meta *shards.Meta, batch, maxImages int) int {
+	n := meta.Splits["val"].Records
+	if maxImages > 0 {
+		n = min(n, maxImages)
+	}
+	if n > 0 {
+		batch = min(batch, n)
+	}
+	return batch
+}
+
 // EvaluateCheckpoint loads a checkpoint and reports its validation error on
 // the shards in dir, centre crop or the paper's ten crops, over at most
 // maxImages labelled images (0: all), decoded by workers goroutines (0:
@@ -1240,6 +1257,10 @@ func EvaluateCheckpoint(ctx context.Context, path, dir string, tenCrop bool, bat
 	if err := ck.CropFits(meta, dir); err != nil {
 		return EvalResult{}, nil, err
 	}
+	if note := meta.Unfinished["val"]; note != "" {
+		return EvalResult{}, nil, fmt.Errorf("%s/%s", dir, meta.Missing("val"))
+	}
+	batch = evalBatch(meta, batch, maxImages)
 	be, err := BackendFromCheckpoint(ck, batch, newBackend)
 	if err != nil {
 		return EvalResult{}, nil, err
