@@ -1131,6 +1131,10 @@ func TestMetricsClockAndEpochLR(t *testing.T) {
 func TestUnfinishedIngestRefused(t *testing.T) {
 	for _, split := range []string{"train", "val"} {
 		dir := syntheticShards(t, 64, 16)
+		trained := t.TempDir()
+		cfg := smallConfig(dir, trained)
+		cfg.MaxSteps = 1
+		mustTrain(t, cfg)
 		meta, err := shards.ReadMeta(dir)
 		if err != nil {
 			t.Fatal(err)
@@ -1140,11 +1144,17 @@ func TestUnfinishedIngestRefused(t *testing.T) {
 		if err := shards.WriteMeta(dir, meta); err != nil {
 			t.Fatal(err)
 		}
-		cfg := smallConfig(dir, t.TempDir())
+		cfg = smallConfig(dir, t.TempDir())
 		cfg.MaxSteps = 1
 		_, err = Train(context.Background(), cfg, io.Discard)
-		if want := "meta.json lists no " + split + " split: an ingest run (pid 1)"; err == nil || !strings.Contains(err.Error(), want) {
+		want := "meta.json lists no " + split + " split: an ingest run (pid 1)"
+		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s unfinished: %v, want %q", split, err, want)
+		}
+		// --eval-only needs val alone.
+		_, _, err = EvaluateCheckpoint(context.Background(), filepath.Join(trained, CheckpointFile), dir, false, 16, 0, 1, nil)
+		if split == "val" && (err == nil || !strings.Contains(err.Error(), want)) || split == "train" && err != nil {
+			t.Errorf("--eval-only, %s unfinished: %v", split, err)
 		}
 	}
 }
