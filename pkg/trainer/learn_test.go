@@ -654,6 +654,7 @@ func TestStopDuringValidation(t *testing.T) {
 		maxSteps int
 		step     int  // the epoch's last step, whose validation is stopped
 		damage   bool // a damaged val shard, not Ctrl-C
+		editMeta bool // meta.json edited after the run began, not Ctrl-C
 		again    bool // Ctrl-C in the resumed validation too
 		resaveNo bool // the save after the resumed validation fails (a full disk)
 		streamed bool
@@ -665,6 +666,7 @@ func TestStopDuringValidation(t *testing.T) {
 		{name: "twice", epochs: 2, step: 10, again: true},
 		{name: "resumed save fails", epochs: 2, step: 20, resaveNo: true},
 		{name: "damaged val shard", epochs: 1, step: 10, damage: true},
+		{name: "meta.json edited", epochs: 1, step: 10, editMeta: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wantCk, wantEpochs := reference(want{tc.epochs, tc.maxSteps})
@@ -681,6 +683,18 @@ func TestStopDuringValidation(t *testing.T) {
 			good, err := os.ReadFile(val)
 			if err != nil {
 				t.Fatal(err)
+			}
+			metaPath := filepath.Join(shardDir, shards.MetaFile)
+			goodMeta, err := os.ReadFile(metaPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.editMeta {
+				// Once the run has read it: validation reads it again.
+				log = &cancelAt{prefix: fmt.Sprintf("step %6d ", tc.step), cancel: func() {
+					os.WriteFile(metaPath, bytes.Replace(goodMeta, []byte(`"name": "class"`), []byte(`"name": "CLASS"`), 1), 0o644)
+				}}
+				defer os.WriteFile(metaPath, goodMeta, 0o644)
 			}
 			if tc.damage {
 				log = io.Discard
@@ -701,6 +715,11 @@ func TestStopDuringValidation(t *testing.T) {
 					t.Fatalf("a damaged val shard: %v", err)
 				}
 				os.WriteFile(val, good, 0o644) // the repair
+			} else if tc.editMeta {
+				if errors.Is(err, ErrInterrupted) || !strings.Contains(msg, "meta.json") || !strings.Contains(msg, "saved in "+ckPath+": after the repair, --resume validates it") {
+					t.Fatalf("meta.json edited: %v", err)
+				}
+				os.WriteFile(metaPath, goodMeta, 0o644) // the repair
 			} else if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrInterrupted) || !strings.Contains(msg, "saved in "+ckPath+", and --resume validates it") {
 				t.Fatalf("interrupted in validation: %v", err)
 			}

@@ -809,16 +809,16 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		return nil
 	}
 	// valFailed words a validation pass that did not finish. An interrupt
-	// or a shard that cannot be read there costs no training: the
-	// epoch's state is saved as one whose validation is pending, which
-	// --resume runs first (before, it saved nothing, and with
-	// --checkpoint-every 0 a Ctrl-C there lost the epoch). saved says the
-	// checkpoint already holds that state (a resume validating it).
+	// or data that cannot be read there (a damaged shard, a meta.json
+	// edited since the run began) costs no training: the epoch's state is
+	// saved as one whose validation is pending, which --resume runs first
+	// (before, it saved nothing, and with --checkpoint-every 0 a Ctrl-C
+	// there lost the epoch). saved says the checkpoint already holds that
+	// state (a resume validating it).
 	valFailed := func(at, next pipeline.Position, err error, saved bool) error {
 		err = fmt.Errorf("step %d (%v): validation after epoch %d: %w", step, at, at.Epoch, err)
-		var re *shards.RecordError
 		stopped := ctx.Err() != nil
-		if !stopped && !errors.As(err, &re) {
+		if !stopped && !errors.As(err, new(valDataError)) {
 			return fmt.Errorf("%w; %s", err, kept())
 		}
 		if !saved {
@@ -1132,7 +1132,7 @@ func evaluate(ctx context.Context, be Backend, dir string, meta *shards.Meta, cr
 	batch = evalBatch(meta, batch, maxImages)
 	pl, err := pipeline.New(ctx, dir, pipeline.Options{Mode: mode, Split: "val", Batch: batch, Crop: crop, Epochs: 1, Decoders: workers})
 	if err != nil {
-		return EvalResult{}, err
+		return EvalResult{}, valDataError{err}
 	}
 	defer pl.Close()
 	var r EvalResult
@@ -1146,7 +1146,7 @@ func evaluate(ctx context.Context, be Backend, dir string, meta *shards.Meta, cr
 			break
 		}
 		if err != nil {
-			return r, err
+			return r, valDataError{err}
 		}
 		logits, err := be.Logits(s)
 		if err != nil {
@@ -1216,6 +1216,15 @@ func softmaxAdd(dst []float64, logits []float32, weight float64) {
 		dst[i] += weight * math.Exp(float64(v)-m) / sum
 	}
 }
+
+// valDataError is a validation pass's failure to read its data (a shard
+// damaged or gone, meta.json changed since the run began), as against the
+// model's (outputs not finite) or the device's: the training before it is
+// sound and worth saving.
+type valDataError struct{ err error }
+
+func (e valDataError) Error() string { return e.err.Error() }
+func (e valDataError) Unwrap() error { return e.err }
 
 // evalBatch is the validation batch for a requested one: no more than the
 // images there are to score. Batches are sized (slots, the backend's
