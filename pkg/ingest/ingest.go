@@ -393,6 +393,12 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (_ *Report, err
 		Warnings: append([]string{}, ds.Warnings...), Images: map[string]int{}, Written: map[string]int{},
 		SkippedCount: map[string]int{}, Skipped: []Skip{}, Damaged: []Skip{}, Removed: []string{}, RawPerImage: opt.Size * opt.Size * 3}
 	rep.Decoder = imageio.Backend()
+	// Every split asked for has its figures from the start, so that the
+	// report of a run that fails midway says what it found and what is on
+	// disk, not 0 for a split it did not reach.
+	for _, sp := range opt.Splits {
+		rep.Images[sp], rep.Written[sp] = found[sp], 0
+	}
 	marked := false
 	mark := func() error {
 		if marked {
@@ -516,6 +522,11 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (_ *Report, err
 			return nil, err
 		}
 		rep.ResumedShards += len(done)
+		for _, p := range done {
+			if sc, err := readSidecar(opt.Out, p); err == nil {
+				rep.Written[split] += sc.Info.Records
+			}
+		}
 		guard := 0 // records of this split already in out, to keep from an all-skipped shard
 		if !opt.Overwrite {
 			if old, err := shards.ReadMeta(opt.Out); err == nil {
@@ -1190,6 +1201,7 @@ func write(ctx context.Context, ds *imagenet.Dataset, opt Options, split string,
 			if err != nil {
 				return err
 			}
+			rep.Written[split] += info.Records // what a failed run's report gives
 			sc.Info = info
 			b, _ := json.Marshal(sc)
 			if err := writeOwn(sidecarPath(opt.Out, p), b); err != nil {

@@ -287,6 +287,15 @@ func TestFailedRunReportsWhy(t *testing.T) {
 	if r.ExitCode != 1 || !strings.Contains(r.Error, "train-00001.shard") || strings.HasPrefix(r.Error, "unfinished") {
 		t.Errorf("the failed run's report: exit_code %d, error %q", r.ExitCode, r.Error)
 	}
+	// Its figures are what it found, and what it left on disk: the first
+	// shard, sealed before the failure.
+	sc, err := readSidecarFile(filepath.Join(out, stateDir, "train-00000.shard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Written["train"] != sc.Info.Records || sc.Info.Records == 0 || r.Images["val"] != 7 || r.Written["val"] != 0 {
+		t.Errorf("the failed run's report: images %v, written %v; want train's written %d (its first shard)", r.Images, r.Written, sc.Info.Records)
+	}
 }
 
 // A rerun clears the temporary files a killed run of ingest left, by
