@@ -137,8 +137,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	}
 	// The paths given are checked before the listing, naming their flag.
 	if *valLabels != "" {
-		if _, err := os.Stat(*valLabels); err != nil {
+		fi, err := os.Stat(*valLabels)
+		switch {
+		case err != nil:
 			return o.Failf(cli.ExitUsage, "--val-labels %s: %v", *valLabels, errors.Unwrap(err))
+		case !fi.Mode().IsRegular():
+			// A folder, /dev/null, a pipe: a label file is read whole, and
+			// the listing would only refuse it later, as a failure (exit 1).
+			return o.Failf(cli.ExitUsage, "--val-labels %s: %s, not a regular file", *valLabels, cli.FileKind(fi.Mode()))
 		}
 	}
 	// An --out that cannot be a folder is refused now, not after the

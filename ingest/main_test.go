@@ -195,6 +195,8 @@ func TestExitCodes(t *testing.T) {
 		{name: "bad layout", args: []string{"--layout", "zip", nope}, code: cli.ExitUsage, say: `unknown --layout "zip"`},
 		{name: "missing dir", args: []string{nope}, code: cli.ExitFailure, say: "the dataset " + nope + ": no such file or directory"},
 		{name: "missing val labels", args: []string{"--val-labels", nope, root}, code: cli.ExitUsage, say: "--val-labels " + nope + ": no such file"},
+		{name: "val labels a folder", args: []string{"--val-labels", root, root}, code: cli.ExitUsage, say: "--val-labels " + root + ": a directory, not a regular file"},
+		{name: "val labels /dev/null", args: []string{"--val-labels", os.DevNull, root}, code: cli.ExitUsage, say: "a character device, not a regular file"},
 		{name: "skips are fine", args: []string{"--quiet", "--size", "16", "--out", t.TempDir(), root}, code: cli.ExitOK, say: "skipped"},
 		{name: "strict", args: []string{"--quiet", "--strict", "--size", "16", "--out", t.TempDir(), root}, code: cli.ExitSkipped, say: "--strict"},
 		// Cancelled from the start, it stops in the listing (a signal
@@ -543,7 +545,7 @@ func TestNamedPipesDoNotHang(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "labels.txt")
 			mk(t, p)
 			return []string{"--val-labels", p}
-		}, cli.ExitFailure, "a named pipe, not a regular file"},
+		}, cli.ExitUsage, "a named pipe, not a regular file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
