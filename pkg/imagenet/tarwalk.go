@@ -219,6 +219,8 @@ func classify(m *tarMember, h *tar.Header, off int64, seen map[string]tarMember,
 		}
 		t, ok := seen[target]
 		switch {
+		case target == path.Clean(h.Name):
+			m.why = kind + " to itself"
 		case outside:
 			m.why = kind + " to " + h.Linkname + ", outside the archive"
 		case !ok && lostAt >= 0:

@@ -38,6 +38,8 @@ func TestWalkTar(t *testing.T) {
 		{name: "hard2.JPEG", typ: tar.TypeLink, link: "hard.JPEG"}, // a link to a link
 		{name: "later.JPEG", typ: tar.TypeLink, link: "long.JPEG"},
 		{name: "hard3.JPEG", typ: tar.TypeLink, link: "dir"},
+		{name: "self.JPEG", typ: tar.TypeLink, link: "./self.JPEG"},
+		{name: "dir/symself.JPEG", typ: tar.TypeSymlink, link: "symself.JPEG"},
 		{name: "sym.JPEG", typ: tar.TypeSymlink, link: "dir/a.JPEG"},
 		{name: "dir/sym2.JPEG", typ: tar.TypeSymlink, link: "../hard2.JPEG"}, // relative to its folder, to a link
 		{name: "dir/up.JPEG", typ: tar.TypeSymlink, link: "../../a.JPEG"},
@@ -52,19 +54,21 @@ func TestWalkTar(t *testing.T) {
 		data []byte
 		why  string
 	}{
-		"dir/":          {why: "a directory, not a file"},
-		"dir/link.JPEG": {why: "symbolic link to elsewhere.JPEG, which is not an earlier member of this archive"},
-		"sym.JPEG":      {data: []byte("alpha")},
-		"dir/sym2.JPEG": {data: []byte("alpha")},
-		"dir/up.JPEG":   {why: "symbolic link to ../../a.JPEG, outside the archive"},
-		"abs.JPEG":      {why: "symbolic link to /etc/passwd, outside the archive"},
-		"symdir.JPEG":   {why: "symbolic link to dir, which is not a file: a directory, not a file"},
-		"symlater.JPEG": {why: "symbolic link to zz.JPEG, which is not an earlier member of this archive"},
-		"hard.JPEG":     {data: []byte("alpha")},
-		"hard2.JPEG":    {data: []byte("alpha")},
-		"pipe.JPEG":     {why: "a named pipe, not a file"},
-		"later.JPEG":    {why: "hard link to long.JPEG, which is not in this archive"},
-		"hard3.JPEG":    {why: "hard link to dir, which is not a file: a directory, not a file"},
+		"dir/":             {why: "a directory, not a file"},
+		"dir/link.JPEG":    {why: "symbolic link to elsewhere.JPEG, which is not an earlier member of this archive"},
+		"sym.JPEG":         {data: []byte("alpha")},
+		"dir/sym2.JPEG":    {data: []byte("alpha")},
+		"dir/up.JPEG":      {why: "symbolic link to ../../a.JPEG, outside the archive"},
+		"abs.JPEG":         {why: "symbolic link to /etc/passwd, outside the archive"},
+		"symdir.JPEG":      {why: "symbolic link to dir, which is not a file: a directory, not a file"},
+		"symlater.JPEG":    {why: "symbolic link to zz.JPEG, which is not an earlier member of this archive"},
+		"hard.JPEG":        {data: []byte("alpha")},
+		"hard2.JPEG":       {data: []byte("alpha")},
+		"pipe.JPEG":        {why: "a named pipe, not a file"},
+		"later.JPEG":       {why: "hard link to long.JPEG, which is not in this archive"},
+		"hard3.JPEG":       {why: "hard link to dir, which is not a file: a directory, not a file"},
+		"self.JPEG":        {why: "hard link to itself"},
+		"dir/symself.JPEG": {why: "symbolic link to itself"},
 	}
 	for _, f := range files {
 		if f.typ == 0 && !f.dir && !f.symlink {
