@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/klauspost/compress/huff0"
@@ -194,12 +195,23 @@ func (d *Decoder) InflateTime() time.Duration { return time.Duration(d.entropyNs
 
 // decodeAll is zstd's DecodeAll of a payload that must be one frame, as
 // FORMAT.md says (DecodeAll alone would go on through any frames after
-// it), timed.
-func (d *Decoder) decodeAll(payload, dst []byte) ([]byte, error) {
-	if end, err := zstdFrameLen(payload); err != nil {
+// it), of want bytes, timed. The output stops at dst's capacity (the
+// decoder's WithDecodeAllCapLimit), which callers size to want: a 50 KB
+// frame can inflate to hundreds of megabytes, and checksums a forger
+// recomputed would not stop it before the size check after decoding. A
+// declared content size other than want is refused unread.
+func (d *Decoder) decodeAll(payload, dst []byte, want int) ([]byte, error) {
+	var h zstd.Header
+	if end, err := zstdFrameLen(payload, &h); err != nil {
 		return nil, err
 	} else if end != len(payload) {
 		return nil, fmt.Errorf("%d bytes after the zstd frame (of %d), which must be the whole payload", len(payload)-end, end)
+	}
+	if h.HasFCS && h.FrameContentSize != uint64(want) {
+		return nil, fmt.Errorf("the frame declares %d bytes of content, want %d", h.FrameContentSize, want)
+	}
+	if cap(dst)-len(dst) < want {
+		dst = slices.Grow(dst, want)
 	}
 	t0 := time.Now()
 	out, err := d.zdec.DecodeAll(payload, dst)
@@ -212,6 +224,7 @@ func NewDecoder() (*Decoder, error) {
 	z, err := zstd.NewReader(nil,
 		zstd.WithDecoderConcurrency(1),
 		zstd.WithDecoderMaxMemory(1<<28),
+		zstd.WithDecodeAllCapLimit(true), // decodeAll's bound
 		zstd.WithDecoderLowmem(false))
 	if err != nil {
 		return nil, err
@@ -239,8 +252,7 @@ func (d *Decoder) buffer(n int) []byte {
 // 8878 §3.1.1): its header, its blocks as their headers size them, and
 // the content checksum when the header says there is one. A skippable
 // frame is not a pixel frame and is refused.
-func zstdFrameLen(p []byte) (int, error) {
-	var h zstd.Header
+func zstdFrameLen(p []byte, h *zstd.Header) (int, error) {
 	if err := h.Decode(p); err != nil {
 		return 0, err
 	}
@@ -281,7 +293,7 @@ func zstdFrameLen(p []byte) (int, error) {
 // inflate decompresses a zstd payload into the decoder's scratch, with room
 // for rowPad more bytes, and checks that it holds exactly n bytes.
 func (d *Decoder) inflate(payload []byte, n int) ([]byte, error) {
-	out, err := d.decodeAll(payload, d.buffer(n))
+	out, err := d.decodeAll(payload, d.buffer(n), n)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
@@ -436,7 +448,7 @@ func (d *Decoder) Decode(dst []byte, codec Codec, payload []byte, w, h int) erro
 	}
 	switch codec {
 	case CodecZstd:
-		out, err := d.decodeAll(payload, dst[:0])
+		out, err := d.decodeAll(payload, dst[:0], n)
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}

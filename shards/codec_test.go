@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -621,6 +622,51 @@ func TestDecodeImpossibleSizes(t *testing.T) {
 	}
 }
 
+// A small zstd frame that inflates far past the record's size (its
+// checksums recomputed, so nothing flags it before decoding) is refused
+// without the memory it claims: one that declares its size is refused
+// unread, one that does not stops at the record's size. Before, each
+// decoder inflated the whole frame (a 50 KB payload took 250 MB) and only
+// then compared sizes.
+func TestZstdBombRefusedCheaply(t *testing.T) {
+	const w, h = 64, 64
+	zeros := make([]byte, 32<<20)
+	enc, _ := zstd.NewWriter(nil)
+	declared := enc.EncodeAll(zeros, nil)
+	var b bytes.Buffer
+	zw, _ := zstd.NewWriter(&b) // streamed: no content size in its header
+	zw.Write(zeros)
+	zw.Close()
+	undeclared := b.Bytes()
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+		fcs     bool
+	}{{"declared", declared, true}, {"undeclared", undeclared, false}} {
+		var hd zstd.Header
+		if err := hd.Decode(tc.payload); err != nil || hd.HasFCS != tc.fcs {
+			t.Fatalf("%s: the fixture's header: content size given %v (%v), want %v", tc.name, hd.HasFCS, err, tc.fcs)
+		}
+		dec, _ := NewDecoder()
+		for _, codec := range []Codec{CodecZstd, CodecGradZstd} {
+			dst := make([]byte, w*h*3)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			err := dec.Decode(dst, codec, tc.payload, w, h)
+			_, ierr := dec.Inflate(codec, tc.payload, w, h)
+			rerr := dec.DecodeRows(codec, tc.payload, w, h, h, false, func(int, []byte, bool) {})
+			runtime.ReadMemStats(&after)
+			if !errors.Is(err, ErrCorrupt) || !errors.Is(ierr, ErrCorrupt) || rerr == nil {
+				t.Errorf("%s, %v: Decode %v, Inflate %v, DecodeRows %v", tc.name, codec, err, ierr, rerr)
+			}
+			if got := after.TotalAlloc - before.TotalAlloc; got > 4<<20 {
+				t.Errorf("%s, %v: refusing it allocated %d bytes", tc.name, codec, got)
+			}
+		}
+		dec.Close()
+	}
+}
+
 // A zstd codec's payload is exactly one frame. The writer's, and one
 // another encoder writes with a content checksum, decode; a second frame
 // (which zstd's DecodeAll would go on into), a skippable frame, bytes
@@ -636,12 +682,12 @@ func TestZstdPayloadIsOneFrame(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n, err := zstdFrameLen(good)
+		n, err := zstdFrameLen(good, new(zstd.Header))
 		if err != nil || n != len(good) {
 			t.Fatalf("%v: the writer's payload measures %d of %d bytes (%v)", codec, n, len(good), err)
 		}
 		// The same content in a frame with a checksum, from another encoder.
-		raw, err := dec.decodeAll(good, nil)
+		raw, err := dec.decodeAll(good, nil, w*h*3)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -693,7 +739,7 @@ func FuzzZstdFrameLen(f *testing.F) {
 	f.Add(p[:7])
 	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd, 0, 0, 1, 0, 0})
 	f.Fuzz(func(t *testing.T, p []byte) {
-		n, err := zstdFrameLen(p)
+		n, err := zstdFrameLen(p, new(zstd.Header))
 		if err == nil && (n <= 0 || n > len(p)) {
 			t.Fatalf("length %d of %d bytes", n, len(p))
 		}
