@@ -316,6 +316,41 @@ func (st *Stats) check() error {
 			return fmt.Errorf("stats: channel %d has mean %g and std %g, outside 0–255", c, st.Mean[c], st.Std[c])
 		}
 	}
+	// What pixels of 0–255 can give: a variance of at most 127.5², PCA
+	// eigenvalues that sum to the variances (each at most their most),
+	// unit eigenvectors (or none: all zero, no lighting). Finite as
+	// float64 is not enough: 1e300 is +Inf as the float32 the lighting
+	// uses, and every training image would get +Inf added. (The std is
+	// not held to the covariance: tests and tools write stats with a mean
+	// and std alone, and the trainer refuses a std of 0 by name.)
+	const maxVar = 127.5 * 127.5
+	tol := func(x float64) float64 { return 1e-6 * (1 + math.Abs(x)) }
+	trace := 0.0
+	for i := range 3 {
+		for j := range 3 {
+			if c := st.Cov[i][j]; math.Abs(c) > maxVar || c != st.Cov[j][i] || i == j && c < 0 {
+				return fmt.Errorf("stats: covariance [%d][%d] is %g, which no pixels of 0–255 give", i, j, c)
+			}
+		}
+		trace += st.Cov[i][i]
+	}
+	sum := 0.0
+	for j, v := range st.PCAEigval {
+		if v < -tol(trace) || v > 3*maxVar || j > 0 && v > st.PCAEigval[j-1]+tol(v) {
+			return fmt.Errorf("stats: PCA eigenvalue %d is %g (of %v): they are the covariance's, at least 0, in descending order", j, v, st.PCAEigval)
+		}
+		sum += v
+		norm := st.PCAEigvec[0][j]*st.PCAEigvec[0][j] + st.PCAEigvec[1][j]*st.PCAEigvec[1][j] + st.PCAEigvec[2][j]*st.PCAEigvec[2][j]
+		// Published eigenvectors come rounded to 3 decimals (norm 0.99999).
+		if math.Abs(norm-1) > 1e-2 && norm != 0 {
+			return fmt.Errorf("stats: PCA eigenvector %d has length %g, not 1", j, math.Sqrt(norm))
+		}
+	}
+	// Checked where the covariance is given: stats written with published
+	// constants (cuda-convnet's) may hold the eigenvalues alone.
+	if trace > 0 && math.Abs(sum-trace) > tol(trace) {
+		return fmt.Errorf("stats: the PCA eigenvalues sum to %g, the covariance's variances to %g", sum, trace)
+	}
 	return nil
 }
 
@@ -354,6 +389,11 @@ func (m *Meta) CheckRecord(split string, rec *Record) error {
 	}
 	if rec.Codec > CodecGradHuff {
 		bad = append(bad, fmt.Sprintf("codec %d, which this build cannot decode", rec.Codec))
+	}
+	// IDs are positions in the split's listing, skipped files included:
+	// the pipeline refuses any other, so verify must too.
+	if sp := m.Splits[split]; rec.ID >= uint64(sp.Records+sp.Skipped) {
+		bad = append(bad, fmt.Sprintf("ID %d, but the split has %d records", rec.ID, sp.Records+sp.Skipped))
 	}
 	if len(bad) == 0 {
 		return nil

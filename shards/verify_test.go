@@ -11,8 +11,9 @@ import (
 )
 
 func TestCheckRecord(t *testing.T) {
-	m := &Meta{Width: 8, Height: 8, Channels: 3, Classes: []Class{{0, "a", ""}, {1, "b", ""}, {2, "c", ""}}}
-	ok := Record{W: 8, H: 8, Channels: 3, Label: 2, Codec: CodecGradHuff}
+	m := &Meta{Width: 8, Height: 8, Channels: 3, Classes: []Class{{0, "a", ""}, {1, "b", ""}, {2, "c", ""}},
+		Splits: map[string]Split{"train": {Records: 5, Skipped: 1}, "val": {Records: 3}}}
+	ok := Record{ID: 2, W: 8, H: 8, Channels: 3, Label: 2, Codec: CodecGradHuff}
 	for _, c := range []struct {
 		name, split string
 		edit        func(*Record)
@@ -28,6 +29,11 @@ func TestCheckRecord(t *testing.T) {
 		{"smaller image", "val", func(r *Record) { r.H = 4 }, "8×4×3 image"},
 		{"unknown codec", "train", func(r *Record) { r.Codec = 9 }, "codec 9"},
 		{"two faults", "train", func(r *Record) { r.W, r.Label = 7, 5 }, "7×8×3 image, meta.json says the shards hold 8×8×3; label 5 outside"},
+		// IDs count the split's listing, its skipped files included.
+		{"last ID, a skipped file's place counted", "train", func(r *Record) { r.ID = 5 }, ""},
+		{"ID past the split", "train", func(r *Record) { r.ID = 6 }, "ID 6, but the split has 6 records"},
+		{"ID past a smaller split", "val", func(r *Record) { r.ID = 3 }, "ID 3, but the split has 3 records"},
+		{"huge ID", "val", func(r *Record) { r.ID = 4000000000 }, "ID 4000000000"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := ok
@@ -45,7 +51,7 @@ func TestCheckRecord(t *testing.T) {
 func TestVerifyWithChecksHeaders(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "train-00000.shard")
 	recs, _ := writeTestShardSized(t, path, 6, CodecGradHuff, 8, 1)
-	m := &Meta{Width: 8, Height: 8, Channels: 3, Classes: make([]Class, 7)}
+	m := &Meta{Width: 8, Height: 8, Channels: 3, Classes: make([]Class, 7), Splits: map[string]Split{"val": {Records: 2000}}}
 	for _, decode := range []bool{false, true} {
 		if v := VerifyWith(path, decode, func(r *Record) error { return m.CheckRecord("val", r) }); len(v.Damage) != 0 || v.Records != 6 {
 			t.Fatalf("clean shard, decode %v: %+v", decode, v)
@@ -157,6 +163,14 @@ func TestReadMetaNamesDamage(t *testing.T) {
 		{"an unfinished split ingest does not write", `{"format_version":2,"width":4,"height":4,"channels":3,"unfinished":{"test":"x"}}`, `unfinished split "test"`},
 		{"negative skipped", `{"format_version":2,"width":4,"height":4,"channels":3,"splits":{"val":{"records":0,"skipped":-4,"shards":[]}}}`, "-4 skipped"},
 		{"mean outside 0-255", `{"format_version":2,"width":4,"height":4,"channels":3,"stats":{"mean":[300,1,1],"std":[1,1,1]}}`, "channel 0 has mean 300"},
+		// Statistics no pixels of 0–255 give: 1e300 is +Inf as a float32, and
+		// lighting would add it to every training image.
+		{"eigenvalue past any pixels'", `{"format_version":2,"width":4,"height":4,"channels":3,"stats":{"mean":[1,1,1],"std":[1,1,1],"pca_eigval":[1e300,0,0]}}`, "PCA eigenvalue 0 is 1e+300"},
+		{"eigenvalues ascending", `{"format_version":2,"width":4,"height":4,"channels":3,"stats":{"mean":[1,1,1],"std":[1,1,1],"pca_eigval":[1,2,0]}}`, "PCA eigenvalue 1 is 2"},
+		{"variance past 127.5²", `{"format_version":2,"width":4,"height":4,"channels":3,"stats":{"mean":[1,1,1],"std":[1,1,1],"cov":[[20000,0,0],[0,1,0],[0,0,1]]}}`, "covariance [0][0] is 20000"},
+		{"covariance not symmetric", `{"format_version":2,"width":4,"height":4,"channels":3,"stats":{"mean":[1,1,1],"std":[1,1,1],"cov":[[1,5,0],[0,1,0],[0,0,1]]}}`, "covariance [0][1] is 5"},
+		{"eigenvector not unit", `{"format_version":2,"width":4,"height":4,"channels":3,"stats":{"mean":[1,1,1],"std":[1,1,1],"pca_eigvec":[[10,0,0],[0,0,0],[0,0,0]]}}`, "PCA eigenvector 0 has length 10"},
+		{"eigenvalues not the covariance's", `{"format_version":2,"width":4,"height":4,"channels":3,"stats":{"mean":[1,1,1],"std":[10,10,10],"cov":[[100,0,0],[0,100,0],[0,0,100]],"pca_eigval":[1000,0,0]}}`, "the PCA eigenvalues sum to 1000, the covariance's variances to 300"},
 		{"negative std", `{"format_version":2,"width":4,"height":4,"channels":3,"stats":{"mean":[1,1,1],"std":[1,-1,1]}}`, "channel 1 has mean 1 and std -1"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
