@@ -283,6 +283,11 @@ func (p *Pipeline) resolve(opt *Options) error {
 		// batches from 1, as logs do).
 		return fmt.Errorf("start {Epoch: %d, Batch: %d}: an epoch has %d batches, numbered from 0", opt.Start.Epoch, opt.Start.Batch, p.perEpoch)
 	}
+	if opt.Epochs > 0 && (opt.Start.Epoch > opt.Epochs || opt.Start.Epoch == opt.Epochs && opt.Start.Batch > 0) {
+		// At the end ({Epochs, 0}) there is nothing left, which is no
+		// mistake; past it, a position read wrongly would pass for one.
+		return fmt.Errorf("start {Epoch: %d, Batch: %d} is past the end of %d epochs", opt.Start.Epoch, opt.Start.Batch, opt.Epochs)
+	}
 
 	if st := m.Stats; st != nil {
 		p.hasStats = true

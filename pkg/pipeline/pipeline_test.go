@@ -887,6 +887,8 @@ func TestOptionLimits(t *testing.T) {
 		{Options{Batch: 10, Crop: 24, Sigma: float32(math.Inf(1))}, "sigma +Inf: want a finite number"},
 		{Options{Batch: 10, Crop: 24, Sigma: float32(math.Inf(-1))}, "sigma -Inf: want a finite number"},
 		{Options{Batch: 10, Crop: 24, Start: Position{0, 51}}, "start {Epoch: 0, Batch: 51}: an epoch has 50 batches, numbered from 0"},
+		{Options{Batch: 10, Crop: 24, Epochs: 2, Start: Position{5, 0}}, "start {Epoch: 5, Batch: 0} is past the end of 2 epochs"},
+		{Options{Batch: 10, Crop: 24, Epochs: 2, Start: Position{2, 1}}, "start {Epoch: 2, Batch: 1} is past the end of 2 epochs"},
 	} {
 		if _, err := New(context.Background(), dir, tc.opt); err == nil || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("%+v: got %v, want %q", tc.opt, err, tc.says)
