@@ -216,6 +216,9 @@ func (d *Decoder) decodeAll(payload, dst []byte, want int) ([]byte, error) {
 	t0 := time.Now()
 	out, err := d.zdec.DecodeAll(payload, dst)
 	d.entropyNs += int64(time.Since(t0))
+	if errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		err = fmt.Errorf("the frame decodes to more than the record's %d bytes", want)
+	}
 	return out, err
 }
 

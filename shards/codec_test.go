@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -658,6 +659,13 @@ func TestZstdBombRefusedCheaply(t *testing.T) {
 			runtime.ReadMemStats(&after)
 			if !errors.Is(err, ErrCorrupt) || !errors.Is(ierr, ErrCorrupt) || rerr == nil {
 				t.Errorf("%s, %v: Decode %v, Inflate %v, DecodeRows %v", tc.name, codec, err, ierr, rerr)
+			}
+			says := "decodes to more than the record's 12288 bytes"
+			if tc.fcs {
+				says = "the frame declares 33554432 bytes of content, want 12288"
+			}
+			if !strings.Contains(fmt.Sprint(err), says) {
+				t.Errorf("%s, %v: %v, want it to say %q", tc.name, codec, err, says)
 			}
 			if got := after.TotalAlloc - before.TotalAlloc; got > 4<<20 {
 				t.Errorf("%s, %v: refusing it allocated %d bytes", tc.name, codec, got)
