@@ -772,6 +772,29 @@ func TestStopDuringValidation(t *testing.T) {
 	}
 }
 
+// A run stopped in a validation and resumed with fewer --epochs than it
+// has done runs that validation, saves, and trains nothing: the train
+// pipeline starts at its end (it was refused as past it).
+func TestPendingValidationResumedWithFewerEpochs(t *testing.T) {
+	shardDir := syntheticShards(t, 160, 40) // 10 steps an epoch at batch 16
+	out := t.TempDir()
+	cfg := smallConfig(shardDir, out)
+	cfg.Epochs, cfg.CkptEvery, cfg.LogEvery = 3, 0, 1
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := Train(ctx, cfg, &cancelAt{prefix: fmt.Sprintf("step %6d ", 20), cancel: cancel}); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("stopped in epoch 1's validation: %v", err)
+	}
+	cfg.Resume, cfg.Epochs = true, 1
+	res, err := Train(context.Background(), cfg, io.Discard)
+	if err != nil || !res.Evaluated || res.Stopped != "epochs" || res.Steps != 20 {
+		t.Fatalf("resumed with --epochs 1: %+v, %v", res, err)
+	}
+	if h, err := ReadHeader(filepath.Join(out, CheckpointFile)); err != nil || h.ValPending || h.Step != 20 {
+		t.Fatalf("the checkpoint after: %+v, %v", h, err)
+	}
+}
+
 // readCheckpoints gives dir's checkpoint and previous checkpoint, nil
 // where there is none.
 func readCheckpoints(dir string) [2][]byte {

@@ -669,8 +669,10 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		savedStep = step
 		return nil
 	}
+	// A pending validation resumed with a smaller --epochs runs and then
+	// trains nothing: the pipeline starts at its end, never past it.
 	popt := pipeline.Options{Mode: pipeline.Train, Batch: cfg.Batch, Crop: crop, Seed: cfg.Seed,
-		Start: pos, Epochs: cfg.Epochs, Decoders: cfg.Workers, Sigma: cfg.Sigma, ShuffleBuffer: cfg.ShuffleBuf}
+		Start: pos, Epochs: max(cfg.Epochs, pos.Epoch), Decoders: cfg.Workers, Sigma: cfg.Sigma, ShuffleBuffer: cfg.ShuffleBuf}
 	streamer, streaming := be.(Streamer)
 	if streaming {
 		// Slots: the pipeline's default count, in the backend's memory.
