@@ -8,6 +8,8 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -193,6 +195,35 @@ func TestDecodeBudgetWaitIsCancellable(t *testing.T) {
 	// The budget is whole again: the same decode now runs.
 	if err := NewDecoderStdlib().PreprocessContext(context.Background(), big, 64, make([]byte, 64*64*3)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A JPEG TurboJPEG cannot name the sampling of goes to image/jpeg, whose
+// wait for the budget a stopped run ends: that is the stop's error, never
+// an unsupported file (ingest would record it as skipped, and seal its
+// shard without it).
+func TestFallbackWaitIsCancellable(t *testing.T) {
+	small, err := os.ReadFile(filepath.Join("testdata", "sampling_4x2_32x24.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := withJPEGDims(t, small, 4000, 3000) // its estimate needs the budget
+	d := NewDecoder()
+	if d.lib == nil {
+		t.Skip("libjpeg-turbo is not loaded: no fallback to test")
+	}
+	b := withBudget(t, 64<<20)
+	held, err := b.reserve(context.Background(), 64<<20, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.release()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err = d.PreprocessContext(ctx, big, 64, make([]byte, 64*64*3))
+	var u *UnsupportedError
+	if !errors.Is(err, context.Canceled) || errors.As(err, &u) {
+		t.Fatalf("a stopped wait: %T %v, want the stop's error and no UnsupportedError", err, err)
 	}
 }
 

@@ -187,10 +187,17 @@ func (d *Decoder) decode(ctx context.Context, data []byte, minShort int) (img Im
 			// some of them (4:1:0): a machine with the library must keep
 			// what one without it keeps.
 			img, err := d.decodeStdlib(ctx, f, data)
-			if err != nil {
-				return Image{}, &UnsupportedError{Format: "jpeg", Reason: u.Reason + "; image/jpeg: " + err.Error(), Err: err}
+			var fe *FormatError
+			var ue *UnsupportedError
+			switch {
+			case errors.As(err, &ue):
+				return Image{}, &UnsupportedError{Format: "jpeg", Reason: u.Reason + "; image/jpeg: " + ue.Reason, Err: err}
+			case errors.As(err, &fe):
+				return Image{}, err // damage image/jpeg found past the header
 			}
-			return img, nil
+			// nil, or a wait for the decode budget that ctx ended: a
+			// stopped run, which ingest must not record as a skipped file.
+			return img, err
 		}
 		return img, err
 	case f == FormatUnknown:

@@ -175,9 +175,11 @@ func BackendKind() string {
 // PixelsVersion numbers Preprocess's output rules: it changes whenever the
 // same file and size can give other pixels (2: DCT-scaled JPEGs take their
 // resize and crop from the file's own size, and lossy WebP is read as video
-// range; 3: a GIF's transparent pixels keep their palette colour), so
-// ingest redoes shards made under other rules rather than mix them.
-const PixelsVersion = 3
+// range; 3: a GIF's transparent pixels keep their palette colour; 4: a
+// JPEG sampling TurboJPEG cannot name goes to image/jpeg, kept where it
+// decodes there, not skipped), so ingest redoes shards made under other
+// rules rather than mix them.
+const PixelsVersion = 4
 
 func Backend() string {
 	lib, err := loadTurbo()
