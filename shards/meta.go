@@ -80,7 +80,8 @@ type Meta struct {
 	// it began replacing their shards and has not listed again: a run
 	// stopped midway leaves them part old, part new. Each note says how
 	// to finish; readers give it where they find the split missing. A
-	// finished run writes no such field.
+	// run that writes such a split drops its note; one that writes only
+	// the other split keeps it.
 	Unfinished map[string]string `json:"unfinished,omitempty"`
 }
 
@@ -393,7 +394,7 @@ func (m *Meta) CheckRecord(split string, rec *Record) error {
 	// IDs are positions in the split's listing, skipped files included:
 	// the pipeline refuses any other, so verify must too.
 	if sp := m.Splits[split]; rec.ID >= uint64(sp.Records+sp.Skipped) {
-		bad = append(bad, fmt.Sprintf("ID %d, but the split has %d records", rec.ID, sp.Records+sp.Skipped))
+		bad = append(bad, fmt.Sprintf("ID %d, past the split's %d IDs (%d records, %d skipped)", rec.ID, sp.Records+sp.Skipped, sp.Records, sp.Skipped))
 	}
 	if len(bad) == 0 {
 		return nil

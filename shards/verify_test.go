@@ -31,8 +31,8 @@ func TestCheckRecord(t *testing.T) {
 		{"two faults", "train", func(r *Record) { r.W, r.Label = 7, 5 }, "7×8×3 image, meta.json says the shards hold 8×8×3; label 5 outside"},
 		// IDs count the split's listing, its skipped files included.
 		{"last ID, a skipped file's place counted", "train", func(r *Record) { r.ID = 5 }, ""},
-		{"ID past the split", "train", func(r *Record) { r.ID = 6 }, "ID 6, but the split has 6 records"},
-		{"ID past a smaller split", "val", func(r *Record) { r.ID = 3 }, "ID 3, but the split has 3 records"},
+		{"ID past the split", "train", func(r *Record) { r.ID = 6 }, "ID 6, past the split's 6 IDs (5 records, 1 skipped)"},
+		{"ID past a smaller split", "val", func(r *Record) { r.ID = 3 }, "ID 3, past the split's 3 IDs (3 records, 0 skipped)"},
 		{"huge ID", "val", func(r *Record) { r.ID = 4000000000 }, "ID 4000000000"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -1154,7 +1154,7 @@ func TestValFoldersCheckedAgainstFile(t *testing.T) {
 	}{
 		{name: "agrees", csv: f.valSolutionCSV(), source: "folders, checked against "},
 		{name: "disagrees", csv: wrongFirst(), source: "folders, checked against ",
-			warn: fmt.Sprintf("disagrees with the folders for 1 image (first: %s is in %s's folder, the file says no class of this dataset); the folders' labels are kept", f.val[0].name, f.val[0].wnid)},
+			warn: fmt.Sprintf("disagrees with the folders for 1 image (first: %s is in %s's folder, the file says no class of this dataset); the folders' labels are kept (--val-labels ", f.val[0].name, f.val[0].wnid)},
 		{name: "unreadable", csv: []byte("not,a,solution\n"), source: "folders", warn: "val: the folders' labels were not checked against the label file: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1176,5 +1176,21 @@ func TestValFoldersCheckedAgainstFile(t *testing.T) {
 				t.Errorf("warnings %q, want one containing %q", d.Warnings, tc.warn)
 			}
 		})
+	}
+	// Folders of some classes beside the whole file: the file's rows for
+	// the others are no sign of a partial extraction there.
+	root := t.TempDir()
+	f.writeTree(t, root, true)
+	writeFile(t, filepath.Join(root, valSolutionName), f.valSolutionCSV())
+	if err := os.Remove(filepath.Join(root, "val", f.val[0].wnid, f.val[0].name)); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if hasWarning(d, "not in the val split") || len(d.Val) != len(f.val)-1 {
+		t.Errorf("a subset of val's folders: %d images, warnings %q", len(d.Val), d.Warnings)
 	}
 }

@@ -69,9 +69,9 @@ func isHidden(name string) bool {
 
 // systemFolder says what an operating system or file system keeps in a
 // folder of that name, or "": copied with the dataset (a zip made on a
-// Mac, a USB disk's root, an ext4 mount point as train/), it sorts before
-// the WNIDs and, taken for a class, would become class 0 and shift every
-// label after it.
+// Mac, a USB disk's root, an ext4 mount point as train/), and taken for
+// a class, it would shift the labels after it: most sort before the
+// WNIDs, so every label.
 func systemFolder(name string) string {
 	switch strings.ToLower(name) {
 	case "__macosx":

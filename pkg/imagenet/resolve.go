@@ -578,7 +578,9 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 			absent = append(absent, k)
 		}
 	}
-	if len(absent) > 0 && len(val.items) > 0 {
+	// A check of folders may be of a subset (some classes' folders) beside
+	// the whole file: rows for other images say nothing there.
+	if len(absent) > 0 && len(val.items) > 0 && !check {
 		slices.Sort(absent)
 		d.warn("val: %s labels %d images that are not in the val split (first: %s): is the extraction complete?", srcPath, len(absent), absent[0])
 	}
@@ -587,7 +589,11 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 	}
 	switch {
 	case check && changed > 0:
-		d.warn("val: %s disagrees with the folders for %d %s (first: %s); the folders' labels are kept (--val-labels %s uses the file's)", srcPath, changed, plural(changed, "image", "images"), firstChanged, srcPath)
+		use := ""
+		if fi, err := os.Stat(srcPath); err == nil && fi.Mode().IsRegular() { // not a member of the devkit's tar
+			use = fmt.Sprintf(" (--val-labels %s uses the file's)", srcPath)
+		}
+		d.warn("val: %s disagrees with the folders for %d %s (first: %s); the folders' labels are kept%s", srcPath, changed, plural(changed, "image", "images"), firstChanged, use)
 	case check:
 	case outside > 0:
 		d.warn("val: %d images labelled with classes that have no training images in %s (label -1)", outside, srcPath)

@@ -630,7 +630,7 @@ func (w *decodeWorker) image(t task, rec *shards.Record) error {
 	case rec.Label < 0 && p.opt.Mode == Train:
 		return errors.New("training record has no label")
 	case rec.ID >= p.records:
-		return fmt.Errorf("ID %d, but the split has %d records", rec.ID, p.records)
+		return fmt.Errorf("ID %d, past the split's %d IDs (one per record or skipped file)", rec.ID, p.records)
 	}
 	crop := p.opt.Crop
 	if m := p.meta; rec.W != m.Width || rec.H != m.Height || rec.Channels != m.Channels {

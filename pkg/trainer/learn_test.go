@@ -655,6 +655,7 @@ func TestStopDuringValidation(t *testing.T) {
 		step     int  // the epoch's last step, whose validation is stopped
 		damage   bool // a damaged val shard, not Ctrl-C
 		editMeta bool // meta.json edited after the run began, not Ctrl-C
+		reingest bool // meta.json rewritten as an ingest midway through val leaves it
 		again    bool // Ctrl-C in the resumed validation too
 		resaveNo bool // the save after the resumed validation fails (a full disk)
 		streamed bool
@@ -667,6 +668,7 @@ func TestStopDuringValidation(t *testing.T) {
 		{name: "resumed save fails", epochs: 2, step: 20, resaveNo: true},
 		{name: "damaged val shard", epochs: 1, step: 10, damage: true},
 		{name: "meta.json edited", epochs: 1, step: 10, editMeta: true},
+		{name: "val being re-ingested", epochs: 1, step: 10, editMeta: true, reingest: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wantCk, wantEpochs := reference(want{tc.epochs, tc.maxSteps})
@@ -691,9 +693,22 @@ func TestStopDuringValidation(t *testing.T) {
 			}
 			if tc.editMeta {
 				// Once the run has read it: validation reads it again.
-				log = &cancelAt{prefix: fmt.Sprintf("step %6d ", tc.step), cancel: func() {
+				edit := func() {
 					os.WriteFile(metaPath, bytes.Replace(goodMeta, []byte(`"name": "class"`), []byte(`"name": "CLASS"`), 1), 0o644)
-				}}
+				}
+				if tc.reingest {
+					// A valid meta.json, as an ingest rewriting val leaves it.
+					edit = func() {
+						m, err := shards.ParseMeta(bytes.NewReader(goodMeta))
+						if err != nil {
+							panic(err)
+						}
+						delete(m.Splits, "val")
+						m.Unfinished = map[string]string{"val": "an ingest run (pid 1) began rewriting its shards"}
+						shards.WriteMeta(shardDir, m)
+					}
+				}
+				log = &cancelAt{prefix: fmt.Sprintf("step %6d ", tc.step), cancel: edit}
 				defer os.WriteFile(metaPath, goodMeta, 0o644)
 			}
 			if tc.damage {
@@ -716,7 +731,8 @@ func TestStopDuringValidation(t *testing.T) {
 				}
 				os.WriteFile(val, good, 0o644) // the repair
 			} else if tc.editMeta {
-				if errors.Is(err, ErrInterrupted) || !strings.Contains(msg, "meta.json") || !strings.Contains(msg, "saved in "+ckPath+": after the repair, --resume validates it") {
+				if errors.Is(err, ErrInterrupted) || !strings.Contains(msg, "meta.json") || !strings.Contains(msg, "saved in "+ckPath+": after the repair, --resume validates it") ||
+					tc.reingest && !strings.Contains(msg, "lists no val split: an ingest run (pid 1)") {
 					t.Fatalf("meta.json edited: %v", err)
 				}
 				os.WriteFile(metaPath, goodMeta, 0o644) // the repair

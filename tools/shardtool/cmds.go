@@ -206,6 +206,15 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 	return code
 }
 
+// nonNil is m, or an empty map for JSON's {} where there is none (a
+// consumer reads null as another type).
+func nonNil(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
 func sortedKeys[V any](m map[string]V) []string {
 	var s []string
 	for k := range m {
@@ -265,7 +274,7 @@ func verifyReport(results []shardCheck, nShards int, unlisted []string, unfinish
 		enc.SetIndent("", "  ") // as the other commands' --json
 		enc.Encode(map[string]any{"shards": nShards, "damaged": bad, "records_ok": records, "results": results,
 			"unlisted":   append([]string{}, unlisted...), // shard files meta.json does not list, not verified
-			"unfinished": unfinished})                     // splits an unfinished ingest unlisted
+			"unfinished": nonNil(unfinished)})             // splits an unfinished ingest unlisted
 	case nShards < len(results):
 		fmt.Fprintf(&out, "%s is damaged, so there is no list of shards to verify\n", shards.MetaFile)
 	default:
@@ -349,7 +358,7 @@ func inspectTo(stdout *bytes.Buffer, dir string, asJSON bool, classes int, o *cl
 	if asJSON {
 		out := map[string]any{"dir": dir, "format_version": m.FormatVersion, "width": m.Width, "height": m.Height,
 			"classes": len(m.Classes), "class_list": m.Classes, "splits": sum, "stats": m.Stats, "ingest": m.Ingest,
-			"unfinished": m.Unfinished}
+			"unfinished": nonNil(m.Unfinished)}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(out)
@@ -489,6 +498,9 @@ func sheetSize(n, tile int) (w, h int) {
 // tile with its label and class name underneath.
 func contactSheet(ctx context.Context, dir string, m *shards.Meta, split string, n, tile int) (*image.RGBA, int, error) {
 	paths := m.ShardPaths(dir, split)
+	if len(paths) == 0 && m.Unfinished[split] != "" {
+		return nil, 0, fmt.Errorf("%s/%s", dir, m.Missing(split))
+	}
 	if len(paths) == 0 {
 		return nil, 0, fmt.Errorf("split %q has no shards in %s", split, dir)
 	}

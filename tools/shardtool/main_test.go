@@ -493,6 +493,10 @@ func TestVerifySplitWide(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &urep); err != nil || code != cli.ExitFailure || len(urep.Unlisted) != unlisted || urep.Unfinished["train"] == "" {
 		t.Errorf("an unfinished train split, --json: exit %d, %v\n%s", code, err, out)
 	}
+	code, out, errs = runTool("grid", midway, "--out", filepath.Join(t.TempDir(), "g.png"))
+	if code != cli.ExitFailure || !strings.Contains(errs, "meta.json lists no train split: an ingest run (pid 1)") {
+		t.Errorf("grid of an unfinished train split: exit %d\n%s%s", code, out, errs)
+	}
 }
 
 // Help asked for goes to stdout (exit 0), for the tool and each command;
