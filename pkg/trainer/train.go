@@ -1131,7 +1131,6 @@ func evaluate(ctx context.Context, be Backend, dir string, meta *shards.Meta, cr
 	if meta.Splits["val"].Records == 0 {
 		return EvalResult{}, nil
 	}
-	batch = evalBatch(meta, batch, maxImages)
 	pl, err := pipeline.New(ctx, dir, pipeline.Options{Mode: mode, Split: "val", Batch: batch, Crop: crop, Epochs: 1, Decoders: workers})
 	if err != nil {
 		return EvalResult{}, valDataError{err}

@@ -12,11 +12,12 @@ import (
 	"image/draw"
 	"image/png"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 
@@ -85,7 +86,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 		info  shards.ShardInfo
 	}
 	var tasks []task
-	for _, split := range sortedSplits(m) {
+	for _, split := range slices.Sorted(maps.Keys(m.Splits)) {
 		for _, sh := range m.Splits[split].Shards {
 			tasks = append(tasks, task{split, sh})
 		}
@@ -197,7 +198,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 	code = verifyReport(results, len(results), extra, m.Unfinished, *asJSON, stdout, stderr)
 	// The listed shards can all be sound while a split is missing: a
 	// script's verify-then-train must not read that folder as ready.
-	for _, split := range sortedKeys(m.Unfinished) {
+	for _, split := range slices.Sorted(maps.Keys(m.Unfinished)) {
 		fmt.Fprintf(stderr, "shardtool verify: %s/%s\n", dir, m.Missing(split))
 		if code == cli.ExitOK {
 			code = cli.ExitFailure
@@ -213,15 +214,6 @@ func nonNil(m map[string]string) map[string]string {
 		return map[string]string{}
 	}
 	return m
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	var s []string
-	for k := range m {
-		s = append(s, k)
-	}
-	sort.Strings(s)
-	return s
 }
 
 type recordID struct {
@@ -299,8 +291,6 @@ func verifyReport(results []shardCheck, nShards int, unlisted []string, unfinish
 	return cli.ExitOK
 }
 
-func sortedSplits(m *shards.Meta) []string { return sortedKeys(m.Splits) }
-
 func inspect(args []string, stdout, stderr io.Writer) (code int) {
 	o := cli.NewOutcome("shardtool inspect", args, stdout, stderr)
 	defer func() { code = o.Finish(code) }()
@@ -365,12 +355,12 @@ func inspectTo(stdout *bytes.Buffer, dir string, asJSON bool, classes int, o *cl
 		return cli.ExitOK
 	}
 	fmt.Fprintf(stdout, "%s: format v%d, %d×%d RGB, codec %s, %d classes\n", dir, m.FormatVersion, m.Width, m.Height, m.Ingest.Codec, len(m.Classes))
-	for _, name := range sortedSplits(m) {
+	for _, name := range slices.Sorted(maps.Keys(m.Splits)) {
 		s := sum[name]
 		fmt.Fprintf(stdout, "  %-5s %8d records in %4d shards, %6.1f MB, %8.0f B/image (%.3f of raw), %d skipped\n",
 			name, s.Records, s.Shards, float64(s.Bytes)/1e6, s.BytesPerImage, s.RatioToRaw, s.Skipped)
 	}
-	for _, name := range sortedKeys(m.Unfinished) {
+	for _, name := range slices.Sorted(maps.Keys(m.Unfinished)) {
 		fmt.Fprintf(stdout, "  %-5s unfinished: %s\n", name, cli.Printable(m.Unfinished[name]))
 	}
 	if st := m.Stats; st != nil {
