@@ -483,7 +483,9 @@ func parseHeader(hdr []byte, payload int64) (*Checkpoint, error) {
 	case c.ImageHW != 0 && (c.ImageHW < c.InputHW || c.ImageHW > shards.MaxWrittenSide):
 		return nil, fmt.Errorf("%w: image side %d for %d-px crops", ErrCheckpoint, c.ImageHW, c.InputHW)
 	}
-	if h := c.Hyper; h != nil && !(h.Momentum >= 0 && h.Momentum < 1 && h.WeightDecay >= 0 && !math.IsInf(h.WeightDecay, 0) &&
+	// As the float32s the update uses, which the CLI checks: momentum
+	// 0.999999999 is 1 there, weight decay 1e300 is +Inf.
+	if h := c.Hyper; h != nil && !(h.Momentum >= 0 && float32(h.Momentum) < 1 && h.WeightDecay >= 0 && !math.IsInf(float64(float32(h.WeightDecay)), 0) &&
 		h.Lighting >= 0 && !math.IsInf(float64(h.Lighting), 0)) {
 		return nil, fmt.Errorf("%w: momentum %g, weight decay %g, lighting %g", ErrCheckpoint, h.Momentum, h.WeightDecay, h.Lighting)
 	}

@@ -75,7 +75,7 @@ func TestCheckpointRoundTripAndDamage(t *testing.T) {
 		t.Fatalf("a checkpoint cut inside its header: %v", err)
 	}
 	// Settings no run can have, under a valid CRC, are damage too.
-	for _, h := range []Hyper{{Momentum: 1}, {Momentum: -0.1}, {WeightDecay: -1}, {WeightDecay: math.Inf(1)}, {Lighting: -1},
+	for _, h := range []Hyper{{Momentum: 1}, {Momentum: 0.999999999}, {Momentum: -0.1}, {WeightDecay: -1}, {WeightDecay: math.Inf(1)}, {WeightDecay: 1e300}, {Lighting: -1},
 		{Lighting: float32(math.Inf(1))}, {Momentum: math.NaN()}} {
 		bad := *c
 		bad.Hyper = &h
