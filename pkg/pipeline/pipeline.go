@@ -83,7 +83,8 @@ type Options struct {
 
 	// Slots are the batch buffers, each big enough for a batch (see
 	// Slot); the caller owns them and must not use them elsewhere while
-	// the pipeline runs. Nil allocates 4 with NewSlot.
+	// the pipeline runs: New refuses slots another pipeline holds until
+	// that one is closed. Nil allocates 4 with NewSlot.
 	Slots []*Slot
 }
 
@@ -169,6 +170,14 @@ func New(ctx context.Context, dir string, opt Options) (*Pipeline, error) {
 	p.classes = len(meta.Classes)
 	p.cache = newReaderCache(meta.ShardPaths(dir, opt.Split), sp.Shards, opt.MaxOpenShards)
 
+	for i, s := range opt.Slots {
+		if !s.owner.CompareAndSwap(nil, p) {
+			for _, c := range opt.Slots[:i] {
+				c.owner.Store(nil)
+			}
+			return nil, fmt.Errorf("pipeline: %s: slot %d belongs to a pipeline not yet closed: close it before handing its slots on", dir, i)
+		}
+	}
 	p.free = make(chan *Slot, len(opt.Slots))
 	p.ready = make(chan *Slot, len(opt.Slots))
 	for _, s := range opt.Slots {
@@ -430,6 +439,10 @@ func (p *Pipeline) Close() error {
 		p.cancel()
 		err := p.g.Wait()
 		p.closeErr = errors.Join(err, p.cache.close())
+		// Stopped: its slots may go to another pipeline.
+		for _, s := range p.slots {
+			s.owner.CompareAndSwap(p, nil)
+		}
 	})
 	return p.closeErr
 }

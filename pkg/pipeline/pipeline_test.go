@@ -651,6 +651,30 @@ func TestSlots(t *testing.T) {
 			}
 		})
 	}
+	// Slots a live pipeline holds are refused to a second one (both would
+	// fill them), and taken once it is closed; a refused New takes none.
+	shared := NewSlots(2, 10, 1, 24)
+	first, err := New(context.Background(), dir, Options{Batch: 10, Crop: 24, Slots: shared})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mixed := []*Slot{NewSlot(10, 1, 24), shared[1]}
+	if _, err := New(context.Background(), dir, Options{Batch: 10, Crop: 24, Slots: mixed}); err == nil || !strings.Contains(err.Error(), "slot 1 belongs to a pipeline not yet closed") {
+		t.Fatalf("slots of a live pipeline: %v", err)
+	}
+	first.Close()
+	for _, slots := range [][]*Slot{shared, mixed} { // mixed[0] was given back by the refusal
+		second, err := New(context.Background(), dir, Options{Batch: 10, Crop: 24, Slots: slots})
+		if err != nil {
+			t.Fatalf("slots of a closed pipeline: %v", err)
+		}
+		if s, err := second.Next(); err != nil {
+			t.Fatal(err)
+		} else {
+			s.Release()
+		}
+		second.Close()
+	}
 	mustPanic := func(name string, f func()) {
 		t.Helper()
 		defer func() {

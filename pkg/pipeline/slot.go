@@ -31,6 +31,9 @@ type Slot struct {
 	pending atomic.Int32 // images not yet written; the writer of the last signals done
 	done    chan struct{}
 	state   atomic.Int32 // slotFree, slotFilling or slotHeld
+	// owner is the pipeline the slot was handed to, until it closes: one
+	// handed to a second live pipeline would be filled by both.
+	owner atomic.Pointer[Pipeline]
 }
 
 const (
