@@ -257,14 +257,15 @@ func (d *Dataset) resolveClasses(train, val *split, m *metaFiles) error {
 			// class at all (a stray folder), and taking it for one would
 			// shift the labels after it: the list decides.
 			var unknown, dropped []string
+			drop := map[string]bool{}
 			train.empty = slices.DeleteFunc(train.empty, func(e emptyClass) bool {
-				if known[e.wnid] {
-					return false
+				if !known[e.wnid] {
+					drop[e.wnid] = true
+					dropped = append(dropped, e.where)
 				}
-				dropped = append(dropped, e.where)
-				wnids = slices.DeleteFunc(wnids, func(w string) bool { return w == e.wnid })
-				return true
+				return drop[e.wnid]
 			})
+			wnids = slices.DeleteFunc(wnids, func(w string) bool { return drop[w] })
 			if n := len(dropped); n > 0 {
 				d.warn("train: skipped %d %s with no images and not in %s, not %s: %s", n, plural(n, "folder or archive", "folders or archives"), p, plural(n, "a class", "classes"), cli.FirstFew(dropped, 5))
 			}

@@ -1267,7 +1267,7 @@ func EvaluateCheckpoint(ctx context.Context, path, dir string, tenCrop bool, bat
 	if err := ck.CropFits(meta, dir); err != nil {
 		return EvalResult{}, nil, err
 	}
-	if note := meta.Unfinished["val"]; note != "" {
+	if meta.Unfinished["val"] != "" {
 		return EvalResult{}, nil, fmt.Errorf("%s/%s", dir, meta.Missing("val"))
 	}
 	batch = evalBatch(meta, batch, maxImages)
