@@ -3,6 +3,7 @@ package cuda
 import (
 	"fmt"
 	"sync"
+	"unsafe"
 )
 
 // cudnnAPI holds cuDNN 9's legacy ("v7-style") functions: cudnn_graph.h,
@@ -74,6 +75,15 @@ type cudnnAPI struct {
 	setDropout        func(d, h uintptr, p float32, states, stateSize uintptr, seed uint64) int32
 	dropoutFwd        func(h, dd, xd, x, yd, y, reserve, reserveSize uintptr) int32
 	dropoutBwd        func(h, dd, dyd, dy, dxd, dx, reserve, reserveSize uintptr) int32
+
+	// The graph API (cudnn_graph.go); optional: without it every
+	// convolution keeps its legacy algorithm.
+	backendCreate       func(t int32, d *uintptr) int32
+	backendDestroy      func(d uintptr) int32
+	backendFinalize     func(d uintptr) int32
+	backendSetAttribute func(d uintptr, name, typ int32, count int64, p unsafe.Pointer) int32
+	backendGetAttribute func(d uintptr, name, typ int32, want int64, got *int64, p unsafe.Pointer) int32
+	backendExecute      func(h, plan, pack uintptr) int32
 
 	path    string
 	version int // cudnnGetVersion: major·10000 + minor·100 + patch for cuDNN 9
@@ -184,6 +194,12 @@ func cudnnSyms(a *cudnnAPI) []sym {
 		{fptr: &a.setDropout, names: []string{"cudnnSetDropoutDescriptor"}},
 		{fptr: &a.dropoutFwd, names: []string{"cudnnDropoutForward"}},
 		{fptr: &a.dropoutBwd, names: []string{"cudnnDropoutBackward"}},
+		{fptr: &a.backendCreate, names: []string{"cudnnBackendCreateDescriptor"}, optional: true},
+		{fptr: &a.backendDestroy, names: []string{"cudnnBackendDestroyDescriptor"}, optional: true},
+		{fptr: &a.backendFinalize, names: []string{"cudnnBackendFinalize"}, optional: true},
+		{fptr: &a.backendSetAttribute, names: []string{"cudnnBackendSetAttribute"}, optional: true},
+		{fptr: &a.backendGetAttribute, names: []string{"cudnnBackendGetAttribute"}, optional: true},
+		{fptr: &a.backendExecute, names: []string{"cudnnBackendExecute"}, optional: true},
 	}
 }
 
@@ -225,9 +241,10 @@ func cudnnVersionString(v int) string {
 // DNN is a cuDNN handle bound to a device. Not safe for concurrent use:
 // the stream is per handle; use one handle per goroutine.
 type DNN struct {
-	dev *Device
-	api *cudnnAPI
-	h   uintptr
+	dev    *Device
+	api    *cudnnAPI
+	h      uintptr
+	stream *Stream // SetStream's, where the planner times the graph API's engines
 }
 
 // NewDNN creates a cuDNN handle in the device's primary context.
@@ -275,7 +292,11 @@ func (n *DNN) SetStream(s *Stream) error {
 	if err := s.live(); err != nil {
 		return err
 	}
-	return n.do(func() int32 { return n.api.setStream(n.h, s.handle()) }, "cudnnSetStream")
+	if err := n.do(func() int32 { return n.api.setStream(n.h, s.handle()) }, "cudnnSetStream"); err != nil {
+		return err
+	}
+	n.stream = s
+	return nil
 }
 
 // cuDNN enumerations used here (cudnn_graph.h, cudnn_ops.h, cudnn_cnn.h).

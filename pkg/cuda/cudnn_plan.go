@@ -211,10 +211,14 @@ type AlgoPerf struct {
 	Memory        int64   // workspace bytes it needs
 	Deterministic bool
 	MathType      int32
+	// Graph marks an engine of cuDNN's graph API (cudnn_graph.go): Algo
+	// is then its global engine index, and MathType says whether it uses
+	// tensor cores (TENSOR_OP) or not (FMA).
+	Graph bool
 }
 
 func (p AlgoPerf) String() string {
-	if p.Algo < 0 {
+	if p.Algo < 0 && !p.Graph {
 		return "not planned"
 	}
 	return fmt.Sprintf("%s %.3fms ws=%d math=%d det=%v", p.Name, p.TimeMs, p.Memory, p.MathType, p.Deterministic)
@@ -235,10 +239,16 @@ func toAlgoPerfs(d convDirection, raw []convPerf) []AlgoPerf {
 
 // algoRules are what an acceptable algorithm must satisfy.
 type algoRules struct {
-	budget        int64 // workspace bytes available
-	strictFP32    bool  // refuse tensor-core math types
-	deterministic bool  // refuse non-deterministic algorithms
-	byTime        bool  // pick the fastest (benchmark); else keep cuDNN's order (heuristic)
+	budget     int64 // workspace bytes available
+	strictFP32 bool  // refuse tensor-core math types
+	// inexactFP32 lets strict fp32 use FFT and Winograd algorithms, whose
+	// transforms lose precision: on an H200, cuDNN's 5×5 Winograd put a
+	// 1e-2 relative error into alexnet's conv2 filter gradient, where a
+	// GEMM-based algorithm agrees with the CPU to 1e-6. Off by default:
+	// fp32 means float32 accuracy.
+	inexactFP32   bool
+	deterministic bool // refuse non-deterministic algorithms
+	byTime        bool // pick the fastest (benchmark); else keep cuDNN's order (heuristic)
 }
 
 // chooseAlgo picks from cuDNN's results: among those that succeeded, fit
@@ -271,6 +281,8 @@ func chooseAlgo(d convDirection, perfs []AlgoPerf, r algoRules) (AlgoPerf, error
 			why = append(why, fmt.Sprintf("%s: converts to fp16", p.Name))
 		case r.deterministic && !p.Deterministic:
 			why = append(why, fmt.Sprintf("%s: non-deterministic", p.Name))
+		case r.strictFP32 && !r.inexactFP32 && inexactAlgo(p.Name):
+			why = append(why, fmt.Sprintf("%s: FFT or Winograd under fp32", p.Name))
 		case r.strictFP32 && p.MathType == dnnDefaultMath:
 			fallback = append(fallback, p)
 		case r.strictFP32 && p.MathType != dnnFMAMath:
@@ -298,6 +310,12 @@ func chooseAlgo(d convDirection, perfs []AlgoPerf, r algoRules) (AlgoPerf, error
 	}), nil
 }
 
+// inexactAlgo reports whether a legacy algorithm computes through FFT or
+// Winograd transforms.
+func inexactAlgo(name string) bool {
+	return strings.HasPrefix(name, "FFT") || strings.HasPrefix(name, "WINOGRAD")
+}
+
 // ConvPlannerOptions configure algorithm selection.
 type ConvPlannerOptions struct {
 	// WorkspaceBudget is the most workspace, in bytes, one convolution
@@ -307,6 +325,12 @@ type ConvPlannerOptions struct {
 	// Deterministic refuses algorithms whose results vary run to run
 	// (some backward-filter ones accumulate with atomics).
 	Deterministic bool
+	// InexactFP32 lets ConvFP32 plans use FFT and Winograd algorithms
+	// (see algoRules.inexactFP32).
+	InexactFP32 bool
+	// NoGraph keeps to the legacy API's algorithms even when searching by
+	// benchmark (see cudnn_graph.go).
+	NoGraph bool
 }
 
 // ConvPlanner chooses and caches convolution algorithms per shape. It is
@@ -350,9 +374,14 @@ type ConvPlan struct {
 	// BackwardData is not chosen and RunBackwardData refuses to run.
 	NoBackwardData bool
 
+	// GraphNotes says, per pass, what the graph API offered, what each
+	// candidate measured and why any was refused or the API was not used.
+	GraphNotes []string
+
 	dnn       *DNN
 	convs     [3]*convDesc // one per pass: each pass's math type is set from its own search
 	wsPerPass [3]int64
+	graph     [3]*graphPass // a pass whose graph-API engine beat the legacy algorithm
 }
 
 // Plan returns the plan for shape under math, searching on first use.
@@ -452,7 +481,8 @@ func (p *ConvPlanner) build(s ConvShape, math ConvMath, noDx bool) (pl *ConvPlan
 	if got, want := [4]int{int(gn), int(gc), int(gh), int(gw)}, [4]int{n, k, pp, q}; got != want {
 		return nil, fmt.Errorf("cuDNN computes output %v, this package %v", got, want)
 	}
-	rules := algoRules{budget: p.opts.WorkspaceBudget, strictFP32: math == ConvFP32, deterministic: p.opts.Deterministic, byTime: p.opts.Search == SearchBenchmark}
+	rules := algoRules{budget: p.opts.WorkspaceBudget, strictFP32: math == ConvFP32, inexactFP32: p.opts.InexactFP32,
+		deterministic: p.opts.Deterministic, byTime: p.opts.Search == SearchBenchmark}
 	for _, d := range []convDirection{dirForward, dirBackwardData, dirBackwardFilter} {
 		if d == dirBackwardData && noDx {
 			pl.BackwardData = AlgoPerf{Algo: -1, Name: "not planned", TimeMs: -1}
@@ -486,6 +516,12 @@ func (p *ConvPlanner) build(s ConvShape, math ConvMath, noDx bool) (pl *ConvPlan
 			pl.BackwardData = best
 		case dirBackwardFilter:
 			pl.BackwardFilter = best
+		}
+		// The graph API is tried only where the legacy choice was timed:
+		// a deterministic plan keeps cuDNN's heuristic ranking, the same
+		// every run.
+		if rules.byTime && !rules.deterministic && !p.opts.NoGraph {
+			pl.planGraph(d, rules)
 		}
 		pl.Workspace = max(pl.Workspace, pl.wsPerPass[d])
 	}
@@ -560,9 +596,30 @@ func (pl *ConvPlan) checkWorkspace(d convDirection, ws Buffer) error {
 	return nil
 }
 
+// graphRun runs pass d through its graph-API plan, which was built for
+// alpha 1 and beta 0 only.
+func (pl *ConvPlan) graphRun(d convDirection, alpha, beta float32, x, w, y DevicePtr, ws Buffer) error {
+	if alpha != 1 || beta != 0 {
+		return fmt.Errorf("cuda: conv %v %v: the graph-API plan (%s) runs with alpha 1 and beta 0 only, not %g and %g",
+			pl.Shape, d, pl.graph[d].name(), alpha, beta)
+	}
+	if err := pl.graph[d].run(x, w, y, ws); err != nil {
+		return fmt.Errorf("cuda: conv %v %v: %w", pl.Shape, d, err)
+	}
+	return nil
+}
+
 // RunForward computes y = alpha·conv(x, w) + beta·y, with ws at least
 // Workspace bytes (an empty Buffer when Workspace is 0).
 func (pl *ConvPlan) RunForward(alpha float32, x, w DevicePtr, beta float32, y DevicePtr, ws Buffer) error {
+	if pl.graph[dirForward] != nil {
+		return pl.graphRun(dirForward, alpha, beta, x, w, y, ws)
+	}
+	return pl.runLegacyForward(x, w, y, ws, alpha, beta)
+}
+
+func (pl *ConvPlan) runLegacyForward(x, w, y DevicePtr, ws Buffer, ab ...float32) error {
+	alpha, beta := alphaBeta(ab)
 	if err := pl.checkWorkspace(dirForward, ws); err != nil {
 		return err
 	}
@@ -578,6 +635,14 @@ func (pl *ConvPlan) RunBackwardData(alpha float32, w, dy DevicePtr, beta float32
 	if pl.NoBackwardData {
 		return fmt.Errorf("cuda: conv %v: backward-data was not planned (PlanWithoutBackwardData)", pl.Shape)
 	}
+	if pl.graph[dirBackwardData] != nil {
+		return pl.graphRun(dirBackwardData, alpha, beta, dx, w, dy, ws)
+	}
+	return pl.runLegacyBackwardData(w, dy, dx, ws, alpha, beta)
+}
+
+func (pl *ConvPlan) runLegacyBackwardData(w, dy, dx DevicePtr, ws Buffer, ab ...float32) error {
+	alpha, beta := alphaBeta(ab)
 	if err := pl.checkWorkspace(dirBackwardData, ws); err != nil {
 		return err
 	}
@@ -591,6 +656,14 @@ func (pl *ConvPlan) RunBackwardData(alpha float32, w, dy DevicePtr, beta float32
 // RunBackwardFilter computes dw = alpha·∂/∂w + beta·dw from x and dy;
 // beta = 1 accumulates.
 func (pl *ConvPlan) RunBackwardFilter(alpha float32, x, dy DevicePtr, beta float32, dw DevicePtr, ws Buffer) error {
+	if pl.graph[dirBackwardFilter] != nil {
+		return pl.graphRun(dirBackwardFilter, alpha, beta, x, dw, dy, ws)
+	}
+	return pl.runLegacyBackwardFilter(x, dy, dw, ws, alpha, beta)
+}
+
+func (pl *ConvPlan) runLegacyBackwardFilter(x, dy, dw DevicePtr, ws Buffer, ab ...float32) error {
+	alpha, beta := alphaBeta(ab)
 	if err := pl.checkWorkspace(dirBackwardFilter, ws); err != nil {
 		return err
 	}
@@ -599,6 +672,16 @@ func (pl *ConvPlan) RunBackwardFilter(alpha float32, x, dy DevicePtr, beta float
 		return dnn.api.convBwdFilter(dnn.h, &alpha, pl.X.h, uintptr(x), pl.Y.h, uintptr(dy), pl.convs[dirBackwardFilter].h,
 			int32(pl.BackwardFilter.Algo), uintptr(ws.Ptr), uintptr(ws.Bytes), &beta, pl.W.h, uintptr(dw))
 	}, "cudnnConvolutionBackwardFilter(%v, %s)", pl.Shape, pl.BackwardFilter.Name)
+}
+
+// alphaBeta reads the optional alpha and beta of the legacy runners:
+// 1 and 0 when absent (the graph API's timing runs).
+func alphaBeta(ab []float32) (alpha, beta float32) {
+	alpha, beta = 1, 0
+	if len(ab) == 2 {
+		alpha, beta = ab[0], ab[1]
+	}
+	return alpha, beta
 }
 
 // AddBias adds the per-channel bias b (K floats) to y in place.
@@ -621,6 +704,12 @@ func (pl *ConvPlan) close() error {
 	keep := func(err error) {
 		if err != nil && first == nil {
 			first = err
+		}
+	}
+	for i, g := range pl.graph {
+		if g != nil {
+			g.close()
+			pl.graph[i] = nil
 		}
 	}
 	for _, c := range pl.convs {

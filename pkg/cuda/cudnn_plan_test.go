@@ -149,6 +149,8 @@ func TestChooseAlgo(t *testing.T) {
 		{"fastest that fits", algoRules{budget: 1 << 20, byTime: true}, "GEMM", ""}, // 1.0ms ties: less memory, then lower id (GEMM 2 < DIRECT 3)
 		{"bigger budget", algoRules{budget: 1 << 30, byTime: true}, "FFT", ""},      // failed WINOGRAD never chosen
 		{"strict fp32 takes FMA results only", algoRules{budget: 1 << 20, strictFP32: true, byTime: true}, "IMPLICIT_GEMM", ""},
+		{"strict fp32 refuses FFT", algoRules{budget: 1 << 30, strictFP32: true, byTime: true}, "IMPLICIT_GEMM", ""},
+		{"strict fp32 takes FFT when allowed", algoRules{budget: 1 << 30, strictFP32: true, inexactFP32: true, byTime: true}, "FFT", ""},
 		{"deterministic", algoRules{budget: 1 << 10, deterministic: true, byTime: true}, "GEMM", ""},
 		{"no workspace", algoRules{budget: 0, byTime: true}, "IMPLICIT_GEMM", ""},
 		{"heuristic keeps cuDNN's order", algoRules{budget: 1 << 20}, "IMPLICIT_GEMM", ""},
@@ -299,5 +301,36 @@ func TestPlanWithoutBackwardDataRefusesThatPass(t *testing.T) {
 	}
 	if err := pl.checkWorkspace(dirForward, Buffer{Bytes: 4 << 20}); err == nil {
 		t.Error("forward accepted a workspace smaller than its pass needs")
+	}
+}
+
+func TestGraphAllowed(t *testing.T) {
+	base := algoRules{budget: 1 << 20}
+	fp32 := algoRules{budget: 1 << 20, strictFP32: true}
+	for _, tc := range []struct {
+		name  string
+		notes []int32
+		ws    int64
+		rules algoRules
+		want  bool
+	}{
+		{"plain engine, tf32", nil, 0, base, true},
+		{"tensor cores, tf32", []int32{noteTensorCore}, 0, base, true},
+		{"tensor cores, fp32", []int32{noteTensorCore}, 0, fp32, false},
+		{"plain engine, fp32", nil, 0, fp32, true},
+		{"fp16 conversion, tf32", []int32{noteTensorCore, noteDownConvertInputs}, 0, base, false},
+		{"reduced-precision reduction", []int32{noteReducedPrecision}, 0, base, false},
+		{"winograd, fp32", []int32{noteWinograd4x4}, 0, fp32, false},
+		{"winograd, fp32 allowed", []int32{noteWinograd}, 0, algoRules{budget: 1 << 20, strictFP32: true, inexactFP32: true}, true},
+		{"fft, tf32", []int32{noteFFT}, 0, base, true},
+		{"fft, fp32", []int32{noteFFT}, 0, fp32, false},
+		{"nondeterministic, deterministic run", []int32{noteNondeterministic}, 0, algoRules{budget: 1 << 20, deterministic: true}, false},
+		{"nondeterministic, default run", []int32{noteNondeterministic}, 0, base, true},
+		{"over budget", nil, 2 << 20, base, false},
+	} {
+		g := &graphPass{notes: tc.notes, workspace: tc.ws}
+		if got, why := graphAllowed(g, tc.rules); got != tc.want {
+			t.Errorf("%s: allowed %v (%s), want %v", tc.name, got, why, tc.want)
+		}
 	}
 }

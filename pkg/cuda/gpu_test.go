@@ -1168,3 +1168,83 @@ func BenchmarkGPUEnter(b *testing.B) {
 		d.leave()
 	}
 }
+
+// TestGPUGraphConvolution runs every engine the graph API offers for each
+// pass of two shapes (a small grouped one, and alexnet's conv2 at batch
+// 4, grouped 5×5) against the float64 reference, not only the one the
+// planner would keep: a wrong role in the variant pack or the graph would
+// otherwise hide behind a faster legacy algorithm.
+func TestGPUGraphConvolution(t *testing.T) {
+	d := gpu(t)
+	dnn := needDNN(t, d)
+	if dnn.api.backendCreate == nil {
+		t.Skip("this cuDNN lacks the graph API")
+	}
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, s := range []ConvShape{
+		{N: 2, C: 4, H: 11, W: 9, K: 6, R: 3, S: 3, PadH: 1, PadW: 1, StrideH: 2, StrideW: 2, Groups: 2},
+		{N: 4, C: 96, H: 27, W: 27, K: 256, R: 5, S: 5, PadH: 2, PadW: 2, StrideH: 1, StrideW: 1, Groups: 2},
+	} {
+		n, k, p, q, err := s.Output()
+		must(t, err)
+		fk, fc, fr, fs := s.Filter()
+		x := randn(r, s.N*s.C*s.H*s.W, 1)
+		w := randn(r, fk*fc*fr*fs, 1)
+		dy := randn(r, n*k*p*q, 1)
+		wantY, wantDx, wantDw, _ := convRef(s, x, w, dy)
+		dX, dW, dDy := upload(t, d, x), upload(t, d, w), upload(t, d, dy)
+		for _, tc := range []struct {
+			math ConvMath
+			tol  float64
+		}{{ConvFP32, 1e-5}, {ConvTF32, 1e-2}} {
+			pl := &ConvPlan{Shape: s, dnn: dnn}
+			rules := algoRules{budget: 1 << 30, strictFP32: tc.math == ConvFP32}
+			used := 0
+			for _, dir := range []convDirection{dirForward, dirBackwardData, dirBackwardFilter} {
+				cands, why, err := pl.graphPlans(dir, rules)
+				if err != nil {
+					t.Fatalf("%v %v %v: %v", s, tc.math, dir, err)
+				}
+				t.Logf("%v %v %v: %d engines; refused: %s", s, tc.math, dir, len(cands), strings.Join(why, "; "))
+				for _, c := range cands {
+					var ws Buffer
+					if c.workspace > 0 {
+						ws, err = d.MemAlloc(int(c.workspace))
+						must(t, err)
+					}
+					var out Buffer
+					var want []float32
+					switch dir {
+					case dirForward:
+						out, want = zeros(t, d, len(wantY)), wantY
+						err = c.run(dX.Ptr, dW.Ptr, out.Ptr, ws)
+					case dirBackwardData:
+						out, want = zeros(t, d, len(x)), wantDx
+						err = c.run(out.Ptr, dW.Ptr, dDy.Ptr, ws)
+					default:
+						out, want = zeros(t, d, len(w)), wantDw
+						err = c.run(dX.Ptr, out.Ptr, dDy.Ptr, ws)
+					}
+					if err != nil {
+						t.Errorf("%v %v %v %s: %v", s, tc.math, dir, c.name(), err)
+					} else {
+						e := maxRelErr(download(t, d, out), want)
+						t.Logf("  %s: max relative error %.2e", c.name(), e)
+						if e > tc.tol {
+							t.Errorf("%v %v %v %s: max relative error %.2e > %.0e", s, tc.math, dir, c.name(), e, tc.tol)
+						}
+						used++
+					}
+					c.close()
+					_ = d.MemFree(out)
+					if ws.Ptr != 0 {
+						_ = d.MemFree(ws)
+					}
+				}
+			}
+			if used == 0 {
+				t.Errorf("%v %v: the graph API offered no engine for any pass", s, tc.math)
+			}
+		}
+	}
+}

@@ -189,6 +189,7 @@ type cudaConv struct {
 	shape  cuda.ConvShape
 	needDx bool
 	plan   *cuda.ConvPlan
+	part   cuda.DevicePtr // bias_grad_part's partial sums
 }
 
 func (e *cudaEngine) conv(s cuda.ConvShape, needDx bool) (convRun, error) {
@@ -196,6 +197,11 @@ func (e *cudaEngine) conv(s cuda.ConvShape, needDx bool) (convRun, error) {
 		return nil, err
 	}
 	c := &cudaConv{e: e, shape: s, needDx: needDx}
+	splits, _ := biasSplits(s.N, s.K)
+	var err error
+	if c.part, err = e.alloc(4 * s.K * splits); err != nil {
+		return nil, err
+	}
 	e.convs = append(e.convs, c)
 	return c, nil
 }
@@ -213,7 +219,11 @@ func (c *cudaConv) backwardFilter(x, dy, dw cuda.DevicePtr) error {
 }
 
 func (c *cudaConv) backwardBias(dy, db cuda.DevicePtr) error {
-	return c.plan.RunBackwardBias(1, dy, 0, db)
+	_, k, p, q, err := c.shape.Output()
+	if err != nil {
+		return err
+	}
+	return launchBiasGradNCHW(c.e, dy, c.part, db, c.shape.N, k, p*q)
 }
 
 type cudaLRN struct {
@@ -362,6 +372,9 @@ func (e *cudaEngine) describe() string {
 	for _, c := range e.convs {
 		if c.plan != nil {
 			fmt.Fprintf(&b, "\n  conv %v: fwd %s, bwd-data %s, bwd-filter %s", c.shape, c.plan.Forward, c.plan.BackwardData, c.plan.BackwardFilter)
+			for _, n := range c.plan.GraphNotes {
+				fmt.Fprintf(&b, "\n    graph API %s", n)
+			}
 		}
 	}
 	return b.String()

@@ -100,6 +100,11 @@ func TestGPUKernels(t *testing.T) {
 		checkXent(t, h, 4, 10, true)
 	})
 	t.Run("sgd", func(t *testing.T) { checkSGD(t, h, 1<<20+3) })
+	t.Run("conv-bias-grad", func(t *testing.T) {
+		checkConvBiasGrad(t, h, 128, 64, 55*55)
+		checkConvBiasGrad(t, h, 128, 384, 13*13)
+		checkConvBiasGrad(t, h, 3, 5, 7)
+	})
 }
 
 // TestGPUCrossCheck compares the GPU backend with the CPU backend on the

@@ -266,6 +266,56 @@ extern "C" __global__ void bias_grad_rows(const float* __restrict__ dy, float* _
 }
 
 // ---------------------------------------------------------------------
+// Bias gradient of a convolution: db[c] = sum over images and pixels of
+// dy[n, c, p] (NCHW). cuDNN's cudnnConvolutionBackwardBias took longer
+// than conv1's whole backward-filter pass on an H200 (docs/gpu-machine.md),
+// so it is ours, in two deterministic passes (no atomics, a fixed order):
+// block (c, s) of bias_grad_part sums channel c over images
+// [s*per, min((s+1)*per, n)), each thread striding through those images'
+// pixels as one run, then a tree in shared memory; bias_grad_sum adds each
+// channel's partial sums in order. BIAS_THREADS must be a power of two.
+#define BIAS_THREADS 256
+extern "C" __global__ void bias_grad_part(const float* __restrict__ dy, float* __restrict__ part,
+                                          int n, int c, int hw, int per)
+{
+    __shared__ float red[BIAS_THREADS];
+    int ch = blockIdx.x;
+    int n0 = blockIdx.y * per;
+    int n1 = n0 + per < n ? n0 + per : n;
+    float acc = 0.0f;
+    int img = n0;
+    int p = threadIdx.x;
+    while (img < n1 && p >= hw) {
+        p -= hw;
+        img++;
+    }
+    while (img < n1) {
+        acc = __fadd_rn(acc, dy[((long long)img * c + ch) * hw + p]);
+        p += blockDim.x;
+        while (img < n1 && p >= hw) {
+            p -= hw;
+            img++;
+        }
+    }
+    red[threadIdx.x] = acc;
+    __syncthreads();
+    for (unsigned w = BIAS_THREADS / 2; w > 0; w >>= 1) {
+        if (threadIdx.x < w) red[threadIdx.x] = __fadd_rn(red[threadIdx.x], red[threadIdx.x + w]);
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) part[ch * gridDim.y + blockIdx.y] = red[0];
+}
+
+extern "C" __global__ void bias_grad_sum(const float* __restrict__ part, float* __restrict__ db, int c, int splits)
+{
+    for (int ch = blockIdx.x * blockDim.x + threadIdx.x; ch < c; ch += gridDim.x * blockDim.x) {
+        float s = 0.0f;
+        for (int k = 0; k < splits; k++) s = __fadd_rn(s, part[ch * splits + k]);
+        db[ch] = s;
+    }
+}
+
+// ---------------------------------------------------------------------
 // The paper's SGD step over every parameter at once (they are packed in
 // one buffer), in the CPU's exact order of float32 operations:
 //   v = ((mom*v) - (wdlr*w)) - (lr*g);  w = w + v

@@ -17,7 +17,7 @@ var kernelSource string
 // have each one when it loads.
 var kernelNames = []string{
 	"normalize_u8", "bias_act", "relu_fwd", "relu_bwd", "dropout_fwd", "dropout_bwd",
-	"xent_rows", "xent_total", "bias_grad_rows", "sgd_paper",
+	"xent_rows", "xent_total", "bias_grad_rows", "bias_grad_part", "bias_grad_sum", "sgd_paper",
 }
 
 // nvrtcOptions: no contraction into FMAs anywhere, so kernels that mirror
@@ -25,10 +25,15 @@ var kernelNames = []string{
 var nvrtcOptions = []string{"--fmad=false"}
 
 const (
-	blockSize    = 256  // threads per block of the elementwise kernels
-	maxBlocks    = 8192 // grid-stride loops cover the rest
-	xentThreads  = 256  // XENT_THREADS in kernels.cu
-	dropoutChunk = 16   // consecutive elements per dropout thread (one PCG jump each)
+	blockSize   = 256  // threads per block of the elementwise kernels
+	maxBlocks   = 8192 // grid-stride loops cover the rest
+	xentThreads = 256  // XENT_THREADS in kernels.cu
+	biasThreads = 256  // BIAS_THREADS in kernels.cu
+	// biasBlocks is about how many blocks bias_grad_part should have:
+	// a few per SM of a large GPU, so that conv1's 64 or 96 channels
+	// alone do not leave most of the SMs idle.
+	biasBlocks   = 512
+	dropoutChunk = 16 // consecutive elements per dropout thread (one PCG jump each)
 )
 
 // launcher runs one of kernelNames with a grid, a block and arguments,
@@ -112,6 +117,25 @@ func launchXent(l launcher, z, labels, dz, rowLoss, rowHit, out cuda.DevicePtr, 
 
 func launchBiasGradRows(l launcher, dy, db cuda.DevicePtr, n, out int) error {
 	return l.launch("bias_grad_rows", gridFor(int64(out)), block1, dy, db, int32(n), int32(out))
+}
+
+// biasSplits is how many groups of images bias_grad_part divides n into
+// for c channels, and per how many images each holds.
+func biasSplits(n, c int) (splits, per int) {
+	splits = min(n, max(1, (biasBlocks+c-1)/c))
+	per = (n + splits - 1) / splits
+	return (n + per - 1) / per, per
+}
+
+// launchBiasGradNCHW sums dy [n, c, hw] over images and pixels into db
+// [c]. part is scratch of c·biasSplits(n, c) floats.
+func launchBiasGradNCHW(l launcher, dy, part, db cuda.DevicePtr, n, c, hw int) error {
+	splits, per := biasSplits(n, c)
+	if err := l.launch("bias_grad_part", [3]uint32{uint32(c), uint32(splits), 1}, [3]uint32{biasThreads, 1, 1},
+		dy, part, int32(n), int32(c), int32(hw), int32(per)); err != nil {
+		return err
+	}
+	return l.launch("bias_grad_sum", gridFor(int64(c)), block1, part, db, int32(c), int32(splits))
 }
 
 // launchSGD applies the paper's update to total packed parameters. wd·lr

@@ -305,6 +305,49 @@ func TestSGDKernel(t *testing.T) {
 	checkSGD(t, newEmuHost(t), 3000)
 }
 
+// checkConvBiasGrad: the conv bias gradient against a float64 sum. The
+// values are multiples of 1/4 small enough that every partial sum is
+// exact in float32, so any order of addition gives exactly the answer.
+func checkConvBiasGrad(t *testing.T, h kernelHost, n, c, hw int) {
+	t.Helper()
+	dy := make([]float32, n*c*hw)
+	for i := range dy {
+		dy[i] = float32((i*7)%13)*0.25 - 1.5
+	}
+	splits, per := biasSplits(n, c)
+	if splits < 1 || per < 1 || (splits-1)*per >= n || splits*per < n {
+		t.Fatalf("biasSplits(%d, %d) = %d, %d: some group is empty or images are left out", n, c, splits, per)
+	}
+	part := h.alloc(t, 4*c*splits)
+	db := h.alloc(t, 4*c)
+	ok(t, launchBiasGradNCHW(h, upload(t, h, dy), part, db, n, c, hw))
+	for ch, got := range fetch[float32](t, h, db, c) {
+		var want float64
+		for img := range n {
+			for _, v := range dy[(img*c+ch)*hw : (img*c+ch+1)*hw] {
+				want += float64(v)
+			}
+		}
+		if float64(got) != want {
+			t.Errorf("conv bias gradient %d×%d×%d, channel %d: %g, want %g", n, c, hw, ch, got, want)
+		}
+	}
+}
+
+func TestConvBiasGradKernel(t *testing.T) {
+	h := newEmuHost(t)
+	for _, tc := range []struct{ n, c, hw int }{
+		{1, 1, 1},
+		{3, 2, 7},     // planes far smaller than a block: one thread walks several images
+		{5, 3, 300},   // planes a little larger than a block
+		{9, 600, 4},   // more channels than biasBlocks: one group of images
+		{13, 4, 169},  // 13 images in groups of 1 (the last groups' sizes differ from per only at the end)
+		{7, 96, 1000}, // n smaller than the splits wanted
+	} {
+		checkConvBiasGrad(t, h, tc.n, tc.c, tc.hw)
+	}
+}
+
 func TestElementwiseKernels(t *testing.T) {
 	h := newEmuHost(t)
 	const n, c, hw = 2, 3, 5
