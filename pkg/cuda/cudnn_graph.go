@@ -130,7 +130,7 @@ var noteNames = map[int32]string{
 // graphCandidates caps how many of the heuristics' engine configurations
 // one pass finalizes and times: the first few in cuDNN's ranking hold the
 // fast ones, and each finalize can compile a kernel at run time.
-const graphCandidates = 10
+const graphCandidates = 8
 
 // backend wraps the descriptor calls with the context current; errors name
 // what was being done.
@@ -499,6 +499,13 @@ func (pl *ConvPlan) graphPlans(d convDirection, r algoRules) (plans []*graphPass
 			g := &graphPass{b: b, d: d}
 			if err := b.describe(cfg, g); err != nil {
 				why = append(why, fmt.Sprintf("reading an engine: %v", err))
+				continue
+			}
+			if g.runtime {
+				// Finalizing compiles its kernel with NVRTC, seconds
+				// per engine, and every Net build plans again; cuDNN's
+				// plain convolutions are precompiled.
+				why = append(why, g.name()+": compiled at run time")
 				continue
 			}
 			plan, err := b.create(bdExecutionPlan)

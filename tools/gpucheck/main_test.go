@@ -27,7 +27,7 @@ func TestTable(t *testing.T) {
 {"kind":"crosscheck_deterministic","model":"alexnet-owt","precision":"fp32","worst":3e-6,"worst_what":"grad fc6.weight","ok":true}
 {"kind":"crosscheck_deterministic","model":"alexnet-owt","precision":"tf32","worst":4e-3,"worst_what":"logits","ok":true}
 `,
-		"oracle.jsonl": `{"kind":"oracle","model":"alexnet","logits_maxdiff":1e-6,"loss_diff":2e-7,"worst_grad":"conv1.weight","worst_grad_rel":3e-6,"worst_after_rel":1e-7,"ok":true}
+		"oracle.jsonl": `{"kind":"oracle","model":"alexnet","precision":"fp32","logits_maxdiff":1e-6,"loss_diff":2e-7,"worst_grad":"conv1.weight","worst_grad_rel":3e-6,"worst_after_rel":1e-7,"ok":true}
 `,
 		"tests.jsonl":    `{"kind":"test","binary":"cuda.test","verdict":"PASS","pass":14,"fail":0,"skip":0}` + "\n",
 		"machine.jsonl":  `{"kind":"machine","date":"2026-11-30T10:00Z","seconds":312,"python":"/usr/bin/python3","nvcc":"not found","cores":16,"torch_info":{"torch":"2.9.0","torch_cuda":"13.0","torch_cudnn":91000}}` + "\n",

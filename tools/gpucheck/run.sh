@@ -344,6 +344,12 @@ if [[ -n $PY ]]; then
 		selected "oracle-$m" && exp="forced netstep"
 		$exp "export-$m" 90 $B/gpucheck export --model $m --batch 16 --precision fp32 --out $W/oracle-$m &&
 			step "oracle-$m" 90 "$PY" $G/torch_oracle.py --device "$odev" --json $R/oracle.jsonl $W/oracle-$m
+		# TF32 against PyTorch's TF32, and both against PyTorch's float32
+		# step: how far TF32 itself moves the gradients on this batch.
+		exp=netstep
+		selected "oracle-$m-tf32" && exp="forced netstep"
+		$exp "export-$m-tf32" 90 $B/gpucheck export --model $m --batch 16 --precision tf32 --out $W/oracle-$m-tf32 &&
+			step "oracle-$m-tf32" 90 "$PY" $G/torch_oracle.py --device "$odev" --tol 1e-2 --json $R/oracle.jsonl $W/oracle-$m-tf32
 	done
 fi
 

@@ -370,7 +370,7 @@ func writeTable(w io.Writer, r *results) {
 		crossCell(r.find("crosscheck", map[string]string{"model": "small", "precision": "fp32"}), r.why("crosscheck")),
 		crossCell(r.find("crosscheck", map[string]string{"model": "small", "precision": "tf32"}), r.why("crosscheck")))
 	row("PyTorch oracle, fp32: max abs diff logits · loss · worst grad rel · after step rel", func(m string) string {
-		o := r.find("oracle", map[string]string{"model": m})
+		o := r.find("oracle", map[string]string{"model": m, "precision": "fp32"})
 		if o == nil {
 			return r.why("export-"+m, "oracle-"+m)
 		}
@@ -381,6 +381,19 @@ func writeTable(w io.Writer, r *results) {
 		}
 		return s
 	}, "≤ 1e-3 rel")
+	row("PyTorch oracle, tf32: worst grad rel vs PyTorch's fp32 step: ours · PyTorch's own TF32 (the floor); ours vs PyTorch tf32", func(m string) string {
+		o := r.find("oracle", map[string]string{"model": m, "precision": "tf32"})
+		if o == nil {
+			return r.why("export-"+m+"-tf32", "oracle-"+m+"-tf32")
+		}
+		s := fmtNum(o, "ours_vs_fp32", "%.1e") + " (" + str(o, "ours_vs_fp32_where") + ") · " +
+			fmtNum(o, "torch_vs_fp32", "%.1e") + " (" + str(o, "torch_vs_fp32_where") + "); " +
+			fmtNum(o, "worst_grad_rel", "%.1e") + " (" + str(o, "worst_grad") + ")"
+		if ok, _ := o["ok"].(bool); !ok {
+			s += " NOT OK"
+		}
+		return s
+	}, "ours ≤ 1e-2 vs PyTorch tf32")
 	writePipelineCPU(w, r)
 	writeTrainCUDA(w, r)
 	var tests []string

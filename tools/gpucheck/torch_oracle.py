@@ -12,6 +12,13 @@ step in float32, and prints the difference of every tensor:
 
 rel is maxdiff / max|PyTorch's tensor|; a tensor is OK when rel <= --tol.
 
+For a tf32 export it also runs the step in strict float32 and prints, per
+gradient, how far ours (TF32) and PyTorch's own TF32 step each are from
+that float32 step: TF32 rounds every product's inputs to 10 bits, and a
+ReLU or max-pool decision flipped by that rounding moves a gradient by a
+whole term, so the float32 distance of PyTorch's TF32 is the floor any
+TF32 implementation can be held to on this batch.
+
   python3 torch_oracle.py gpu/work/oracle-alexnet --json out.jsonl
 """
 
@@ -57,6 +64,19 @@ def check(folder, tol, out, device):
     loss = F.cross_entropy(logits, labels)
     loss.backward()
 
+    ref = None  # the same step in strict float32, for a tf32 export
+    if man["precision"] == "tf32":
+        torch_model.set_tf32(False)
+        m32 = torch_model.build(man["spec"], fixed_dropout=True)
+        m32.load_state_dict({n: read("param/" + n) for n in man["params"]}, strict=True)
+        m32 = m32.to(dev).train()
+        for layer in man["spec"]["layers"]:
+            if layer["Kind"] == "dropout" and layer["P"] > 0:
+                getattr(m32, layer["Name"]).mask = read("mask/" + layer["Name"]).to(dev)
+        F.cross_entropy(m32(x), labels).backward()
+        ref = {n: p.grad for n, p in m32.named_parameters()}
+        torch_model.set_tf32(True)
+
     rows, ok = [], True
 
     def report(name, ours, theirs):
@@ -76,10 +96,19 @@ def check(folder, tol, out, device):
     print("LOSS   %-4s ours %.7f  torch %.7f  diff %.2e" % ("OK" if loss_ok else "BAD", man["loss"], loss.item(), loss_diff), flush=True)
     params = dict(model.named_parameters())
     worst_grad, worst_grad_rel = "", 0.0
+    floor = {"ours": ("", 0.0), "torch": ("", 0.0)}
     for n in man["params"]:
         _, rel = report("grad " + n, read("grad/" + n), params[n].grad)
         if rel >= worst_grad_rel:
             worst_grad, worst_grad_rel = n, rel
+        if ref is not None:
+            _, ours32 = diff(read("grad/" + n), ref[n])
+            _, torch32 = diff(params[n].grad, ref[n])
+            print("FLOOR       %-22s vs float32: ours (tf32) %.2e  PyTorch (tf32) %.2e" % ("grad " + n, ours32, torch32), flush=True)
+            if ours32 >= floor["ours"][1]:
+                floor["ours"] = (n, ours32)
+            if torch32 >= floor["torch"][1]:
+                floor["torch"] = (n, torch32)
     # The paper's update from zero momentum, in our kernel's float32 order:
     # v = (m*v - (wd*lr)*w) - lr*g; w = w + v.
     lr = torch.tensor(man["lr"], dtype=torch.float32, device=dev)
@@ -95,12 +124,19 @@ def check(folder, tol, out, device):
             worst_after = max(worst_after, r1, r2)
     verdict = "OK" if ok else "FAILED"
     print("oracle %s %s batch %d: %s (tolerance %.0e)" % (man["model"], man["precision"], man["batch"], verdict, tol), flush=True)
+    if ref is not None:
+        print("oracle %s tf32 floor: worst gradient vs float32: ours %.2e (%s), PyTorch's own TF32 %.2e (%s)" % (
+            man["model"], floor["ours"][1], floor["ours"][0], floor["torch"][1], floor["torch"][0]), flush=True)
     if out:
+        rec = {"kind": "oracle", "model": man["model"], "precision": man["precision"], "batch": man["batch"],
+               "logits_maxdiff": logits_d, "logits_rel": logits_rel, "loss_diff": loss_diff,
+               "worst_grad": worst_grad, "worst_grad_rel": worst_grad_rel, "worst_after_rel": worst_after,
+               "ok": ok, "torch": torch.__version__, "tf32": torch_model.tf32_settings()}
+        if ref is not None:
+            rec.update({"ours_vs_fp32": floor["ours"][1], "ours_vs_fp32_where": floor["ours"][0],
+                        "torch_vs_fp32": floor["torch"][1], "torch_vs_fp32_where": floor["torch"][0]})
         with open(out, "a") as f:
-            f.write(json.dumps(torch_model.json_safe({"kind": "oracle", "model": man["model"], "precision": man["precision"], "batch": man["batch"],
-                                "logits_maxdiff": logits_d, "logits_rel": logits_rel, "loss_diff": loss_diff,
-                                "worst_grad": worst_grad, "worst_grad_rel": worst_grad_rel, "worst_after_rel": worst_after,
-                                "ok": ok, "torch": torch.__version__, "tf32": torch_model.tf32_settings()})) + "\n")
+            f.write(json.dumps(torch_model.json_safe(rec)) + "\n")
     return ok
 
 

@@ -50,17 +50,21 @@ func TestOracleAgainstPyTorch(t *testing.T) {
 		name  string
 		spec  alexnet.Spec
 		masks int
-	}{{"two masks", miniAlexNet(5), 2}, {"drop6 p=0", p0, 1}, {"paper layout", miniPaper(5), 2}} {
-		t.Run(tc.name, func(t *testing.T) { oracleAgainstPyTorch(t, em, tc.spec, tc.masks) })
+		prec  Precision
+	}{{"two masks", miniAlexNet(5), 2, FP32}, {"drop6 p=0", p0, 1, FP32}, {"paper layout", miniPaper(5), 2, FP32},
+		// A tf32 export also runs PyTorch's float32 step, for the floor
+		// (on the CPU both are float32, so everything agrees).
+		{"tf32 floor", miniPaper(5), 2, TF32}} {
+		t.Run(tc.name, func(t *testing.T) { oracleAgainstPyTorch(t, em, tc.spec, tc.masks, tc.prec) })
 	}
 }
 
-func oracleAgainstPyTorch(t *testing.T, em *emulator, spec alexnet.Spec, masks int) {
+func oracleAgainstPyTorch(t *testing.T, em *emulator, spec alexnet.Spec, masks int, prec Precision) {
 	params, err := alexnet.InitParams(spec, "he", 6)
 	if err != nil {
 		t.Fatal(err)
 	}
-	net, err := newNet(newHostEngine(em), spec, 3, params, Options{Seed: 6, Mean: testMean, Std: testStd})
+	net, err := newNet(newHostEngine(em), spec, 3, params, Options{Precision: prec, Seed: 6, Mean: testMean, Std: testStd})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,6 +96,16 @@ func oracleAgainstPyTorch(t *testing.T, em *emulator, spec alexnet.Spec, masks i
 	}
 	if !strings.Contains(string(out), "TENSOR OK   logits") || strings.Contains(string(out), "BAD") {
 		t.Error("the oracle did not agree on every tensor")
+	}
+	if floor := strings.Contains(string(out), "tf32 floor: worst gradient vs float32"); floor != (prec == TF32) {
+		t.Errorf("%v export: the oracle's tf32 floor line present %v", prec, floor)
+	}
+	js, err := os.ReadFile(filepath.Join(dir, "oracle.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if has := strings.Contains(string(js), `"torch_vs_fp32"`); has != (prec == TF32) {
+		t.Errorf("%v export: oracle.jsonl has torch_vs_fp32 %v: %s", prec, has, js)
 	}
 }
 
