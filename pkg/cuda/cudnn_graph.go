@@ -294,8 +294,8 @@ func graphAllowed(g *graphPass, r algoRules) (bool, string) {
 		return false, "non-deterministic"
 	case r.strictFP32 && g.has(noteTensorCore):
 		return false, "tensor cores (TF32) under fp32"
-	case r.strictFP32 && !r.inexactFP32 && (g.has(noteFFT) || g.has(noteWinograd) || g.has(noteWinograd4x4) || g.has(noteWinograd6x6) || g.has(noteWinograd13x13)):
-		return false, "FFT or Winograd under fp32"
+	case (r.noTransforms || r.strictFP32 && !r.inexactFP32) && (g.has(noteFFT) || g.has(noteWinograd) || g.has(noteWinograd4x4) || g.has(noteWinograd6x6) || g.has(noteWinograd13x13)):
+		return false, "FFT or Winograd refused"
 	case g.workspace > r.budget:
 		return false, fmt.Sprintf("needs %d bytes of workspace, budget %d", g.workspace, r.budget)
 	}

@@ -3,6 +3,7 @@ package cuda
 import (
 	"cmp"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -246,7 +247,11 @@ type algoRules struct {
 	// 1e-2 relative error into alexnet's conv2 filter gradient, where a
 	// GEMM-based algorithm agrees with the CPU to 1e-6. Off by default:
 	// fp32 means float32 accuracy.
-	inexactFP32   bool
+	inexactFP32 bool
+	// noTransforms refuses FFT and Winograd in every precision
+	// (ALEXNET_CUDNN_TRANSFORMS=0): for measuring what they cost TF32
+	// in accuracy and buy in speed.
+	noTransforms  bool
 	deterministic bool // refuse non-deterministic algorithms
 	byTime        bool // pick the fastest (benchmark); else keep cuDNN's order (heuristic)
 }
@@ -281,8 +286,8 @@ func chooseAlgo(d convDirection, perfs []AlgoPerf, r algoRules) (AlgoPerf, error
 			why = append(why, fmt.Sprintf("%s: converts to fp16", p.Name))
 		case r.deterministic && !p.Deterministic:
 			why = append(why, fmt.Sprintf("%s: non-deterministic", p.Name))
-		case r.strictFP32 && !r.inexactFP32 && inexactAlgo(p.Name):
-			why = append(why, fmt.Sprintf("%s: FFT or Winograd under fp32", p.Name))
+		case (r.noTransforms || r.strictFP32 && !r.inexactFP32) && inexactAlgo(p.Name):
+			why = append(why, fmt.Sprintf("%s: FFT or Winograd refused", p.Name))
 		case r.strictFP32 && p.MathType == dnnDefaultMath:
 			fallback = append(fallback, p)
 		case r.strictFP32 && p.MathType != dnnFMAMath:
@@ -329,7 +334,8 @@ type ConvPlannerOptions struct {
 	// (see algoRules.inexactFP32).
 	InexactFP32 bool
 	// NoGraph keeps to the legacy API's algorithms even when searching by
-	// benchmark (see cudnn_graph.go).
+	// benchmark (see cudnn_graph.go); so does ALEXNET_CUDNN_GRAPH=0 in the
+	// environment.
 	NoGraph bool
 }
 
@@ -482,6 +488,7 @@ func (p *ConvPlanner) build(s ConvShape, math ConvMath, noDx bool) (pl *ConvPlan
 		return nil, fmt.Errorf("cuDNN computes output %v, this package %v", got, want)
 	}
 	rules := algoRules{budget: p.opts.WorkspaceBudget, strictFP32: math == ConvFP32, inexactFP32: p.opts.InexactFP32,
+		noTransforms:  os.Getenv("ALEXNET_CUDNN_TRANSFORMS") == "0",
 		deterministic: p.opts.Deterministic, byTime: p.opts.Search == SearchBenchmark}
 	for _, d := range []convDirection{dirForward, dirBackwardData, dirBackwardFilter} {
 		if d == dirBackwardData && noDx {
@@ -520,7 +527,7 @@ func (p *ConvPlanner) build(s ConvShape, math ConvMath, noDx bool) (pl *ConvPlan
 		// The graph API is tried only where the legacy choice was timed:
 		// a deterministic plan keeps cuDNN's heuristic ranking, the same
 		// every run.
-		if rules.byTime && !rules.deterministic && !p.opts.NoGraph {
+		if rules.byTime && !rules.deterministic && !p.opts.NoGraph && os.Getenv("ALEXNET_CUDNN_GRAPH") != "0" {
 			pl.planGraph(d, rules)
 		}
 		pl.Workspace = max(pl.Workspace, pl.wsPerPass[d])

@@ -151,6 +151,7 @@ func TestChooseAlgo(t *testing.T) {
 		{"strict fp32 takes FMA results only", algoRules{budget: 1 << 20, strictFP32: true, byTime: true}, "IMPLICIT_GEMM", ""},
 		{"strict fp32 refuses FFT", algoRules{budget: 1 << 30, strictFP32: true, byTime: true}, "IMPLICIT_GEMM", ""},
 		{"strict fp32 takes FFT when allowed", algoRules{budget: 1 << 30, strictFP32: true, inexactFP32: true, byTime: true}, "FFT", ""},
+		{"no transforms in tf32 either", algoRules{budget: 1 << 30, noTransforms: true, byTime: true}, "GEMM", ""}, // FFT refused; the 1.0ms ties as above
 		{"deterministic", algoRules{budget: 1 << 10, deterministic: true, byTime: true}, "GEMM", ""},
 		{"no workspace", algoRules{budget: 0, byTime: true}, "IMPLICIT_GEMM", ""},
 		{"heuristic keeps cuDNN's order", algoRules{budget: 1 << 20}, "IMPLICIT_GEMM", ""},
@@ -324,6 +325,7 @@ func TestGraphAllowed(t *testing.T) {
 		{"winograd, fp32 allowed", []int32{noteWinograd}, 0, algoRules{budget: 1 << 20, strictFP32: true, inexactFP32: true}, true},
 		{"fft, tf32", []int32{noteFFT}, 0, base, true},
 		{"fft, fp32", []int32{noteFFT}, 0, fp32, false},
+		{"fft, tf32 without transforms", []int32{noteFFT}, 0, algoRules{budget: 1 << 20, noTransforms: true}, false},
 		{"nondeterministic, deterministic run", []int32{noteNondeterministic}, 0, algoRules{budget: 1 << 20, deterministic: true}, false},
 		{"nondeterministic, default run", []int32{noteNondeterministic}, 0, base, true},
 		{"over budget", nil, 2 << 20, base, false},

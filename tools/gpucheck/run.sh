@@ -288,6 +288,20 @@ print(json.dumps({'torch': torch.__version__, 'torch_cuda': torch.version.cuda o
 machine_facts
 save_out
 
+# --- cuDNN's graph API, before anything relies on it -------------------------
+# The planner times the graph API's engines beside the legacy algorithms
+# (pkg/cuda/cudnn_graph.go). Every engine it offers for two shapes runs
+# here against a float64 reference first; if that fails or crashes, the
+# rest of the run keeps to the legacy algorithms (ALEXNET_CUDNN_GRAPH=0),
+# so one mistake there cannot cost the measurements.
+step cudnn-graph 90 $B/cuda.test -test.timeout 80s -test.v -test.run '^TestGPUGraphConvolution$'
+rc=$?
+record_test cuda.test-graph $R/cudnn-graph.log $rc
+if (( rc != 0 && rc != 98 )); then
+	export ALEXNET_CUDNN_GRAPH=0
+	say "cuDNN graph API: its test did not pass (exit $rc); the rest of the run uses the legacy algorithms only"
+fi
+
 # --- ours, synthetic data on the device ------------------------------------
 for m in alexnet-owt alexnet; do
 	netstep "bench-$m-tf32" 90 $B/gpucheck bench --model $m --precision tf32 --profile-steps 10 --json $R/bench.jsonl
@@ -329,6 +343,13 @@ step cuda-bench 60 $B/cuda.test -test.timeout 50s -test.run '^$' -test.bench GPU
 # build the network.
 [[ -n $nethung ]] && diagnose
 netstep crosscheck 180 $B/gpucheck crosscheck --models small,alexnet-owt,alexnet --batch 8 --json $R/crosscheck.jsonl
+# The same TF32 check with FFT and Winograd refused: how much of TF32's
+# error their transforms add (its own records file: the table reads the
+# default's).
+ALEXNET_CUDNN_TRANSFORMS=0 netstep crosscheck-notransforms 90 $B/gpucheck crosscheck --models alexnet-owt,alexnet --precisions tf32 --batch 8 --json $R/crosscheck-notransforms.jsonl
+for m in alexnet-owt alexnet; do
+	ALEXNET_CUDNN_TRANSFORMS=0 netstep "bench-$m-tf32-notransforms" 90 $B/gpucheck bench --model $m --precision tf32 --json $R/bench-notransforms.jsonl
+done
 if [[ -n $PY ]]; then
 	# A torch without CUDA still checks our exported step on the CPU.
 	odev=cpu
