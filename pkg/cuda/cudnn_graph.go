@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -294,7 +295,7 @@ func graphAllowed(g *graphPass, r algoRules) (bool, string) {
 		return false, "non-deterministic"
 	case r.strictFP32 && g.has(noteTensorCore):
 		return false, "tensor cores (TF32) under fp32"
-	case (r.noTransforms || r.strictFP32 && !r.inexactFP32) && (g.has(noteFFT) || g.has(noteWinograd) || g.has(noteWinograd4x4) || g.has(noteWinograd6x6) || g.has(noteWinograd13x13)):
+	case r.noTransforms && (g.has(noteFFT) || g.has(noteWinograd) || g.has(noteWinograd4x4) || g.has(noteWinograd6x6) || g.has(noteWinograd13x13)):
 		return false, "FFT or Winograd refused"
 	case g.workspace > r.budget:
 		return false, fmt.Sprintf("needs %d bytes of workspace, budget %d", g.workspace, r.budget)
@@ -550,58 +551,36 @@ func (pl *ConvPlan) graphPlans(d convDirection, r algoRules) (plans []*graphPass
 }
 
 // timeGraph measures each candidate, and the legacy algorithm already
-// chosen for pass d, on scratch buffers of the plan's sizes: one
-// untimed run, then the mean of graphTimedRuns. It returns the fastest
-// candidate if it beats the legacy algorithm, else nil; times lists every
-// measurement for the plan's report.
+// chosen for pass d, on the gate's random inputs: one untimed run, then
+// the mean of graphTimedRuns. It returns each candidate's time (NaN where
+// it failed, the error noted) and the legacy algorithm's.
 const graphTimedRuns = 3
 
-func (pl *ConvPlan) timeGraph(d convDirection, cands []*graphPass) (best *graphPass, bestMs float32, times []string, err error) {
-	dev := pl.dnn.dev
-	s := pl.Shape
-	n, k, p, q, _ := s.Output()
-	fk, fc, fr, fs := s.Filter()
-	sizes := [3]int{s.N * s.C * s.H * s.W, fk * fc * fr * fs, n * k * p * q}
-	var bufs [3]Buffer
-	defer func() {
-		for _, b := range bufs {
-			if b.Ptr != 0 {
-				_ = dev.MemFree(b)
-			}
-		}
-	}()
-	stream := pl.dnn.stream
-	for i, sz := range sizes {
-		if bufs[i], err = dev.MemAlloc(4 * sz); err != nil {
-			return nil, 0, nil, err
-		}
-		// 0.01f: finite values, so no kernel meets NaNs or denormals.
-		if err = dev.MemsetD32Async(bufs[i].Ptr, math.Float32bits(0.01), sz, stream); err != nil {
-			return nil, 0, nil, err
-		}
+func (pl *ConvPlan) timeGraph(d convDirection, cands []*graphPass, sc *gateScratch) (times []float32, legacy float32, err error) {
+	if err := sc.ensure(); err != nil {
+		return nil, 0, err
 	}
+	dev := pl.dnn.dev
 	need := pl.wsPerPass[d]
 	for _, c := range cands {
 		need = max(need, c.workspace)
 	}
-	var ws Buffer
-	if need > 0 {
-		if ws, err = dev.MemAlloc(int(need)); err != nil {
-			return nil, 0, nil, err
-		}
-		defer dev.MemFree(ws)
+	ws, err := sc.workspace(need)
+	if err != nil {
+		return nil, 0, err
 	}
+	stream := pl.dnn.stream
 	start, err := dev.NewEvent(true)
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, 0, err
 	}
 	defer start.Destroy()
 	end, err := dev.NewEvent(true)
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, 0, err
 	}
 	defer end.Destroy()
-	x, w, y := bufs[0].Ptr, bufs[1].Ptr, bufs[2].Ptr
+	x, w, y, _ := sc.roles(d)
 	measure := func(run func() error) (float32, error) {
 		if err := run(); err != nil {
 			return 0, err
@@ -623,49 +602,43 @@ func (pl *ConvPlan) timeGraph(d convDirection, cands []*graphPass) (best *graphP
 		ms, err := ElapsedMs(start, end)
 		return ms / graphTimedRuns, err
 	}
-	legacy, err := measure(func() error {
-		switch d {
-		case dirForward:
-			return pl.runLegacyForward(x, w, y, ws)
-		case dirBackwardData:
-			return pl.runLegacyBackwardData(w, y, x, ws)
-		}
-		return pl.runLegacyBackwardFilter(x, y, w, ws)
+	legacy, err = measure(func() error {
+		return pl.runLegacyAlgo(d, pl.convs[d], int32(pl.perf(d).Algo), x, w, y, ws)
 	})
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("timing the legacy algorithm: %w", err)
+		return nil, 0, fmt.Errorf("timing the legacy algorithm: %w", err)
 	}
-	times = append(times, fmt.Sprintf("legacy %.3fms", legacy))
-	bestMs = legacy
-	for _, c := range cands {
+	times = make([]float32, len(cands))
+	for i, c := range cands {
 		ms, err := measure(func() error { return c.run(x, w, y, ws) })
 		if err != nil {
-			times = append(times, fmt.Sprintf("%s: %v", c.name(), err))
-			continue
+			pl.note(d, "graph API %s: %v", c.name(), err)
+			ms = float32(math.NaN())
 		}
-		times = append(times, fmt.Sprintf("%s %.3fms", c.name(), ms))
-		if ms < bestMs {
-			best, bestMs = c, ms
-		}
+		times[i] = ms
 	}
-	// The scratch pointers must not stay in a kept plan's variant pack.
-	if best != nil {
-		best.b.destroy(best.pack)
-		best.pack, best.packArgs = 0, [4]uintptr{}
-	}
-	return best, bestMs, times, nil
+	return times, legacy, nil
 }
 
-// planGraph tries the graph API for pass d and, if one of its engines is
-// faster than the legacy algorithm chosen, makes the plan use it. Any
-// failure is recorded in GraphNotes and leaves the legacy algorithm.
-func (pl *ConvPlan) planGraph(d convDirection, r algoRules) {
-	note := func(format string, args ...any) {
-		pl.GraphNotes = append(pl.GraphNotes, fmt.Sprintf("%v: ", d)+fmt.Sprintf(format, args...))
+// perf is the algorithm chosen for pass d.
+func (pl *ConvPlan) perf(d convDirection) AlgoPerf {
+	switch d {
+	case dirForward:
+		return pl.Forward
+	case dirBackwardData:
+		return pl.BackwardData
 	}
+	return pl.BackwardFilter
+}
+
+// planGraph tries the graph API for pass d: the candidates faster than
+// the legacy algorithm chosen, fastest first, go through the accuracy
+// gate, and the first that passes replaces the legacy algorithm. Any
+// failure is noted and leaves the legacy algorithm.
+func (pl *ConvPlan) planGraph(d convDirection, r algoRules, sc *gateScratch) {
 	cands, why, err := pl.graphPlans(d, r)
 	if err != nil {
-		note("graph API unusable: %v", err)
+		pl.note(d, "graph API unusable: %v", err)
 		return
 	}
 	defer func() {
@@ -676,31 +649,55 @@ func (pl *ConvPlan) planGraph(d convDirection, r algoRules) {
 		}
 	}()
 	if len(cands) == 0 {
-		note("no usable engine (%s)", strings.Join(why, "; "))
+		pl.note(d, "graph API: no usable engine (%s)", strings.Join(why, "; "))
 		return
 	}
-	best, ms, times, err := pl.timeGraph(d, cands)
+	times, legacy, err := pl.timeGraph(d, cands, sc)
 	if err != nil {
-		note("timing: %v", err)
+		pl.note(d, "graph API timing: %v", err)
 		return
 	}
-	note("%s", strings.Join(times, ", "))
-	if best == nil {
+	var report []string
+	report = append(report, fmt.Sprintf("legacy %s %.3fms", pl.perf(d).Name, legacy))
+	order := make([]int, 0, len(cands))
+	for i, c := range cands {
+		report = append(report, fmt.Sprintf("%s %.3fms", c.name(), times[i]))
+		if times[i] < legacy { // false for NaN
+			order = append(order, i)
+		}
+	}
+	pl.note(d, "graph API: %s", strings.Join(report, ", "))
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(times[a], times[b]) })
+	tol := gateTolerance(pl.Math)
+	for _, i := range order {
+		c := cands[i]
+		e, err := sc.check(d, c.workspace, c.run)
+		if err != nil {
+			pl.note(d, "gate: %s: %v", c.name(), err)
+			continue
+		}
+		if e > tol {
+			pl.note(d, "gate: %s refused, error %.1e > %.0e", c.name(), e, tol)
+			continue
+		}
+		// The scratch pointers must not stay in a kept plan's variant pack.
+		c.b.destroy(c.pack)
+		c.pack, c.packArgs = 0, [4]uintptr{}
+		pl.graph[d] = c
+		perf := AlgoPerf{Algo: int(c.engine), Name: c.name(), TimeMs: times[i], Memory: c.workspace,
+			Deterministic: !c.has(noteNondeterministic), Graph: true, MathType: dnnFMAMath, GateErr: e}
+		if c.has(noteTensorCore) {
+			perf.MathType = dnnTensorOpMath
+		}
+		pl.wsPerPass[d] = c.workspace
+		switch d {
+		case dirForward:
+			pl.Forward = perf
+		case dirBackwardData:
+			pl.BackwardData = perf
+		case dirBackwardFilter:
+			pl.BackwardFilter = perf
+		}
 		return
-	}
-	pl.graph[d] = best
-	perf := AlgoPerf{Algo: int(best.engine), Name: best.name(), TimeMs: ms, Memory: best.workspace,
-		Deterministic: !best.has(noteNondeterministic), Graph: true, MathType: dnnFMAMath}
-	if best.has(noteTensorCore) {
-		perf.MathType = dnnTensorOpMath
-	}
-	pl.wsPerPass[d] = best.workspace
-	switch d {
-	case dirForward:
-		pl.Forward = perf
-	case dirBackwardData:
-		pl.BackwardData = perf
-	case dirBackwardFilter:
-		pl.BackwardFilter = perf
 	}
 }

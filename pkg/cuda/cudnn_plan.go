@@ -216,13 +216,20 @@ type AlgoPerf struct {
 	// is then its global engine index, and MathType says whether it uses
 	// tensor cores (TENSOR_OP) or not (FMA).
 	Graph bool
+	// GateErr is the relative error the accuracy gate measured against
+	// the FMA GEMM reference (cudnn_gate.go); NaN where it did not run.
+	GateErr float64
 }
 
 func (p AlgoPerf) String() string {
 	if p.Algo < 0 && !p.Graph {
 		return "not planned"
 	}
-	return fmt.Sprintf("%s %.3fms ws=%d math=%d det=%v", p.Name, p.TimeMs, p.Memory, p.MathType, p.Deterministic)
+	gate := ""
+	if p.GateErr == p.GateErr { // not NaN
+		gate = fmt.Sprintf(" err=%.1e", p.GateErr)
+	}
+	return fmt.Sprintf("%s %.3fms ws=%d math=%d det=%v%s", p.Name, p.TimeMs, p.Memory, p.MathType, p.Deterministic, gate)
 }
 
 func toAlgoPerfs(d convDirection, raw []convPerf) []AlgoPerf {
@@ -242,15 +249,10 @@ func toAlgoPerfs(d convDirection, raw []convPerf) []AlgoPerf {
 type algoRules struct {
 	budget     int64 // workspace bytes available
 	strictFP32 bool  // refuse tensor-core math types
-	// inexactFP32 lets strict fp32 use FFT and Winograd algorithms, whose
-	// transforms lose precision: on an H200, cuDNN's 5×5 Winograd put a
-	// 1e-2 relative error into alexnet's conv2 filter gradient, where a
-	// GEMM-based algorithm agrees with the CPU to 1e-6. Off by default:
-	// fp32 means float32 accuracy.
-	inexactFP32 bool
-	// noTransforms refuses FFT and Winograd in every precision
-	// (ALEXNET_CUDNN_TRANSFORMS=0): for measuring what they cost TF32
-	// in accuracy and buy in speed.
+	// noTransforms refuses FFT and Winograd (ALEXNET_CUDNN_TRANSFORMS=0),
+	// to measure what they buy; accuracy itself is the gate's to judge
+	// (cudnn_gate.go), since cuDNN's FFT was as exact as GEMM on the
+	// H200 while an engine with no such note was not.
 	noTransforms  bool
 	deterministic bool // refuse non-deterministic algorithms
 	byTime        bool // pick the fastest (benchmark); else keep cuDNN's order (heuristic)
@@ -272,6 +274,16 @@ type algoRules struct {
 // against a Go reference, far below TF32's error, would show TF32
 // arithmetic getting through.
 func chooseAlgo(d convDirection, perfs []AlgoPerf, r algoRules) (AlgoPerf, error) {
+	ranked, err := rankAlgos(d, perfs, r)
+	if err != nil {
+		return AlgoPerf{}, err
+	}
+	return ranked[0], nil
+}
+
+// rankAlgos is chooseAlgo's whole order: every acceptable algorithm, best
+// first, for the accuracy gate to walk.
+func rankAlgos(d convDirection, perfs []AlgoPerf, r algoRules) ([]AlgoPerf, error) {
 	var ok, fallback []AlgoPerf
 	var why []string
 	for _, p := range perfs {
@@ -286,7 +298,7 @@ func chooseAlgo(d convDirection, perfs []AlgoPerf, r algoRules) (AlgoPerf, error
 			why = append(why, fmt.Sprintf("%s: converts to fp16", p.Name))
 		case r.deterministic && !p.Deterministic:
 			why = append(why, fmt.Sprintf("%s: non-deterministic", p.Name))
-		case (r.noTransforms || r.strictFP32 && !r.inexactFP32) && inexactAlgo(p.Name):
+		case r.noTransforms && inexactAlgo(p.Name):
 			why = append(why, fmt.Sprintf("%s: FFT or Winograd refused", p.Name))
 		case r.strictFP32 && p.MathType == dnnDefaultMath:
 			fallback = append(fallback, p)
@@ -305,14 +317,15 @@ func chooseAlgo(d convDirection, perfs []AlgoPerf, r algoRules) (AlgoPerf, error
 		if r.strictFP32 {
 			hint = "; --precision tf32 allows tensor-op math"
 		}
-		return AlgoPerf{}, fmt.Errorf("no usable %s algorithm (%s)%s", d, strings.Join(why, "; "), hint)
+		return nil, fmt.Errorf("no usable %s algorithm (%s)%s", d, strings.Join(why, "; "), hint)
 	}
 	if !r.byTime {
-		return ok[0], nil
+		return ok, nil
 	}
-	return slices.MinFunc(ok, func(a, b AlgoPerf) int {
+	slices.SortStableFunc(ok, func(a, b AlgoPerf) int {
 		return cmp.Or(cmp.Compare(a.TimeMs, b.TimeMs), cmp.Compare(a.Memory, b.Memory), cmp.Compare(a.Algo, b.Algo))
-	}), nil
+	})
+	return ok, nil
 }
 
 // inexactAlgo reports whether a legacy algorithm computes through FFT or
@@ -330,9 +343,6 @@ type ConvPlannerOptions struct {
 	// Deterministic refuses algorithms whose results vary run to run
 	// (some backward-filter ones accumulate with atomics).
 	Deterministic bool
-	// InexactFP32 lets ConvFP32 plans use FFT and Winograd algorithms
-	// (see algoRules.inexactFP32).
-	InexactFP32 bool
 	// NoGraph keeps to the legacy API's algorithms even when searching by
 	// benchmark (see cudnn_graph.go); so does ALEXNET_CUDNN_GRAPH=0 in the
 	// environment.
@@ -380,9 +390,10 @@ type ConvPlan struct {
 	// BackwardData is not chosen and RunBackwardData refuses to run.
 	NoBackwardData bool
 
-	// GraphNotes says, per pass, what the graph API offered, what each
-	// candidate measured and why any was refused or the API was not used.
-	GraphNotes []string
+	// Notes say, per pass, what the accuracy gate refused (cudnn_gate.go),
+	// what the graph API offered, what each candidate measured and why any
+	// was refused or the API was not used.
+	Notes []string
 
 	dnn       *DNN
 	convs     [3]*convDesc // one per pass: each pass's math type is set from its own search
@@ -487,22 +498,25 @@ func (p *ConvPlanner) build(s ConvShape, math ConvMath, noDx bool) (pl *ConvPlan
 	if got, want := [4]int{int(gn), int(gc), int(gh), int(gw)}, [4]int{n, k, pp, q}; got != want {
 		return nil, fmt.Errorf("cuDNN computes output %v, this package %v", got, want)
 	}
-	rules := algoRules{budget: p.opts.WorkspaceBudget, strictFP32: math == ConvFP32, inexactFP32: p.opts.InexactFP32,
+	sc := &gateScratch{pl: pl}
+	defer sc.close()
+	rules := algoRules{budget: p.opts.WorkspaceBudget, strictFP32: math == ConvFP32,
 		noTransforms:  os.Getenv("ALEXNET_CUDNN_TRANSFORMS") == "0",
 		deterministic: p.opts.Deterministic, byTime: p.opts.Search == SearchBenchmark}
 	for _, d := range []convDirection{dirForward, dirBackwardData, dirBackwardFilter} {
 		if d == dirBackwardData && noDx {
-			pl.BackwardData = AlgoPerf{Algo: -1, Name: "not planned", TimeMs: -1}
+			pl.BackwardData = AlgoPerf{Algo: -1, Name: "not planned", TimeMs: -1, GateErr: notGated}
 			continue
 		}
 		perfs, err := pl.search(d, p.opts.Search)
 		if err != nil {
 			return nil, err
 		}
-		best, err := chooseAlgo(d, perfs, rules)
+		ranked, err := rankAlgos(d, perfs, rules)
 		if err != nil {
 			return nil, err
 		}
+		best := pl.gateLegacy(d, ranked, sc)
 		// The math type is a property of the descriptor, and cuDNN
 		// reports which one each algorithm ran with; set it so the run
 		// matches what was measured. Under fp32 the descriptor stays FMA.
@@ -528,7 +542,7 @@ func (p *ConvPlanner) build(s ConvShape, math ConvMath, noDx bool) (pl *ConvPlan
 		// a deterministic plan keeps cuDNN's heuristic ranking, the same
 		// every run.
 		if rules.byTime && !rules.deterministic && !p.opts.NoGraph && os.Getenv("ALEXNET_CUDNN_GRAPH") != "0" {
-			pl.planGraph(d, rules)
+			pl.planGraph(d, rules, sc)
 		}
 		pl.Workspace = max(pl.Workspace, pl.wsPerPass[d])
 	}
@@ -574,23 +588,29 @@ func (pl *ConvPlan) search(d convDirection, how AlgoSearch) ([]AlgoPerf, error) 
 }
 
 func (pl *ConvPlan) workspaceFor(d convDirection, algo int) (int64, error) {
+	return pl.legacyWorkspace(d, pl.convs[d], int32(algo))
+}
+
+// legacyWorkspace is the workspace legacy algorithm algo needs for pass d
+// under descriptor conv.
+func (pl *ConvPlan) legacyWorkspace(d convDirection, conv *convDesc, algo int32) (int64, error) {
 	dnn, a := pl.dnn, pl.dnn.api
-	c := pl.convs[d].h
+	c := conv.h
 	var size uintptr
 	var f func() int32
 	var name string
 	switch d {
 	case dirForward:
 		name = "cudnnGetConvolutionForwardWorkspaceSize"
-		f = func() int32 { return a.fwdWorkspace(dnn.h, pl.X.h, pl.W.h, c, pl.Y.h, int32(algo), &size) }
+		f = func() int32 { return a.fwdWorkspace(dnn.h, pl.X.h, pl.W.h, c, pl.Y.h, algo, &size) }
 	case dirBackwardData:
 		name = "cudnnGetConvolutionBackwardDataWorkspaceSize"
-		f = func() int32 { return a.bwdDataWorkspc(dnn.h, pl.W.h, pl.Y.h, c, pl.X.h, int32(algo), &size) }
+		f = func() int32 { return a.bwdDataWorkspc(dnn.h, pl.W.h, pl.Y.h, c, pl.X.h, algo, &size) }
 	default:
 		name = "cudnnGetConvolutionBackwardFilterWorkspaceSize"
-		f = func() int32 { return a.bwdFilterWorksp(dnn.h, pl.X.h, pl.Y.h, c, pl.W.h, int32(algo), &size) }
+		f = func() int32 { return a.bwdFilterWorksp(dnn.h, pl.X.h, pl.Y.h, c, pl.W.h, algo, &size) }
 	}
-	if err := dnn.do(f, "%s(%s)", name, algoName(d, algo)); err != nil {
+	if err := dnn.do(f, "%s(%s)", name, algoName(d, int(algo))); err != nil {
 		return 0, err
 	}
 	return int64(size), nil
@@ -626,15 +646,37 @@ func (pl *ConvPlan) RunForward(alpha float32, x, w DevicePtr, beta float32, y De
 }
 
 func (pl *ConvPlan) runLegacyForward(x, w, y DevicePtr, ws Buffer, ab ...float32) error {
-	alpha, beta := alphaBeta(ab)
 	if err := pl.checkWorkspace(dirForward, ws); err != nil {
 		return err
 	}
+	return pl.runLegacyAlgo(dirForward, pl.convs[dirForward], int32(pl.Forward.Algo), x, w, y, ws, ab...)
+}
+
+// runLegacyAlgo runs legacy algorithm algo for pass d under descriptor
+// conv, x, w and y in the pass's roles (dx for backward-data's x, dw for
+// backward-filter's w, dy for both backward passes' y); alpha and beta
+// are 1 and 0 unless given.
+func (pl *ConvPlan) runLegacyAlgo(d convDirection, conv *convDesc, algo int32, x, w, y DevicePtr, ws Buffer, ab ...float32) error {
+	alpha, beta := alphaBeta(ab)
 	dnn := pl.dnn
+	a, c := dnn.api, conv.h
+	name := algoName(d, int(algo))
+	switch d {
+	case dirForward:
+		return dnn.do(func() int32 {
+			return a.convFwd(dnn.h, &alpha, pl.X.h, uintptr(x), pl.W.h, uintptr(w), c,
+				algo, uintptr(ws.Ptr), uintptr(ws.Bytes), &beta, pl.Y.h, uintptr(y))
+		}, "cudnnConvolutionForward(%v, %s)", pl.Shape, name)
+	case dirBackwardData:
+		return dnn.do(func() int32 {
+			return a.convBwdData(dnn.h, &alpha, pl.W.h, uintptr(w), pl.Y.h, uintptr(y), c,
+				algo, uintptr(ws.Ptr), uintptr(ws.Bytes), &beta, pl.X.h, uintptr(x))
+		}, "cudnnConvolutionBackwardData(%v, %s)", pl.Shape, name)
+	}
 	return dnn.do(func() int32 {
-		return dnn.api.convFwd(dnn.h, &alpha, pl.X.h, uintptr(x), pl.W.h, uintptr(w), pl.convs[dirForward].h,
-			int32(pl.Forward.Algo), uintptr(ws.Ptr), uintptr(ws.Bytes), &beta, pl.Y.h, uintptr(y))
-	}, "cudnnConvolutionForward(%v, %s)", pl.Shape, pl.Forward.Name)
+		return a.convBwdFilter(dnn.h, &alpha, pl.X.h, uintptr(x), pl.Y.h, uintptr(y), c,
+			algo, uintptr(ws.Ptr), uintptr(ws.Bytes), &beta, pl.W.h, uintptr(w))
+	}, "cudnnConvolutionBackwardFilter(%v, %s)", pl.Shape, name)
 }
 
 // RunBackwardData computes dx = alpha·∂/∂x + beta·dx from dy and w.
@@ -649,15 +691,10 @@ func (pl *ConvPlan) RunBackwardData(alpha float32, w, dy DevicePtr, beta float32
 }
 
 func (pl *ConvPlan) runLegacyBackwardData(w, dy, dx DevicePtr, ws Buffer, ab ...float32) error {
-	alpha, beta := alphaBeta(ab)
 	if err := pl.checkWorkspace(dirBackwardData, ws); err != nil {
 		return err
 	}
-	dnn := pl.dnn
-	return dnn.do(func() int32 {
-		return dnn.api.convBwdData(dnn.h, &alpha, pl.W.h, uintptr(w), pl.Y.h, uintptr(dy), pl.convs[dirBackwardData].h,
-			int32(pl.BackwardData.Algo), uintptr(ws.Ptr), uintptr(ws.Bytes), &beta, pl.X.h, uintptr(dx))
-	}, "cudnnConvolutionBackwardData(%v, %s)", pl.Shape, pl.BackwardData.Name)
+	return pl.runLegacyAlgo(dirBackwardData, pl.convs[dirBackwardData], int32(pl.BackwardData.Algo), dx, w, dy, ws, ab...)
 }
 
 // RunBackwardFilter computes dw = alpha·∂/∂w + beta·dw from x and dy;
@@ -670,15 +707,10 @@ func (pl *ConvPlan) RunBackwardFilter(alpha float32, x, dy DevicePtr, beta float
 }
 
 func (pl *ConvPlan) runLegacyBackwardFilter(x, dy, dw DevicePtr, ws Buffer, ab ...float32) error {
-	alpha, beta := alphaBeta(ab)
 	if err := pl.checkWorkspace(dirBackwardFilter, ws); err != nil {
 		return err
 	}
-	dnn := pl.dnn
-	return dnn.do(func() int32 {
-		return dnn.api.convBwdFilter(dnn.h, &alpha, pl.X.h, uintptr(x), pl.Y.h, uintptr(dy), pl.convs[dirBackwardFilter].h,
-			int32(pl.BackwardFilter.Algo), uintptr(ws.Ptr), uintptr(ws.Bytes), &beta, pl.W.h, uintptr(dw))
-	}, "cudnnConvolutionBackwardFilter(%v, %s)", pl.Shape, pl.BackwardFilter.Name)
+	return pl.runLegacyAlgo(dirBackwardFilter, pl.convs[dirBackwardFilter], int32(pl.BackwardFilter.Algo), x, dw, dy, ws, ab...)
 }
 
 // alphaBeta reads the optional alpha and beta of the legacy runners:

@@ -149,8 +149,7 @@ func TestChooseAlgo(t *testing.T) {
 		{"fastest that fits", algoRules{budget: 1 << 20, byTime: true}, "GEMM", ""}, // 1.0ms ties: less memory, then lower id (GEMM 2 < DIRECT 3)
 		{"bigger budget", algoRules{budget: 1 << 30, byTime: true}, "FFT", ""},      // failed WINOGRAD never chosen
 		{"strict fp32 takes FMA results only", algoRules{budget: 1 << 20, strictFP32: true, byTime: true}, "IMPLICIT_GEMM", ""},
-		{"strict fp32 refuses FFT", algoRules{budget: 1 << 30, strictFP32: true, byTime: true}, "IMPLICIT_GEMM", ""},
-		{"strict fp32 takes FFT when allowed", algoRules{budget: 1 << 30, strictFP32: true, inexactFP32: true, byTime: true}, "FFT", ""},
+		{"strict fp32 takes FFT (the gate judges accuracy)", algoRules{budget: 1 << 30, strictFP32: true, byTime: true}, "FFT", ""},
 		{"no transforms in tf32 either", algoRules{budget: 1 << 30, noTransforms: true, byTime: true}, "GEMM", ""}, // FFT refused; the 1.0ms ties as above
 		{"deterministic", algoRules{budget: 1 << 10, deterministic: true, byTime: true}, "GEMM", ""},
 		{"no workspace", algoRules{budget: 0, byTime: true}, "IMPLICIT_GEMM", ""},
@@ -321,10 +320,10 @@ func TestGraphAllowed(t *testing.T) {
 		{"plain engine, fp32", nil, 0, fp32, true},
 		{"fp16 conversion, tf32", []int32{noteTensorCore, noteDownConvertInputs}, 0, base, false},
 		{"reduced-precision reduction", []int32{noteReducedPrecision}, 0, base, false},
-		{"winograd, fp32", []int32{noteWinograd4x4}, 0, fp32, false},
-		{"winograd, fp32 allowed", []int32{noteWinograd}, 0, algoRules{budget: 1 << 20, strictFP32: true, inexactFP32: true}, true},
+		{"winograd, fp32", []int32{noteWinograd4x4}, 0, fp32, true},
 		{"fft, tf32", []int32{noteFFT}, 0, base, true},
-		{"fft, fp32", []int32{noteFFT}, 0, fp32, false},
+		{"fft, fp32", []int32{noteFFT}, 0, fp32, true},
+		{"winograd, no transforms", []int32{noteWinograd}, 0, algoRules{budget: 1 << 20, strictFP32: true, noTransforms: true}, false},
 		{"fft, tf32 without transforms", []int32{noteFFT}, 0, algoRules{budget: 1 << 20, noTransforms: true}, false},
 		{"nondeterministic, deterministic run", []int32{noteNondeterministic}, 0, algoRules{budget: 1 << 20, deterministic: true}, false},
 		{"nondeterministic, default run", []int32{noteNondeterministic}, 0, base, true},
@@ -333,6 +332,47 @@ func TestGraphAllowed(t *testing.T) {
 		g := &graphPass{notes: tc.notes, workspace: tc.ws}
 		if got, why := graphAllowed(g, tc.rules); got != tc.want {
 			t.Errorf("%s: allowed %v (%s), want %v", tc.name, got, why, tc.want)
+		}
+	}
+}
+
+func TestRankAlgosOrder(t *testing.T) {
+	perfs := []AlgoPerf{
+		{Algo: 0, Name: "IMPLICIT_GEMM", TimeMs: 3.0, Deterministic: true, MathType: dnnFMAMath},
+		{Algo: 1, Name: "IMPLICIT_PRECOMP_GEMM", TimeMs: 1.0, Memory: 8, Deterministic: true, MathType: dnnFMAMath},
+		{Algo: 7, Name: "WINOGRAD_NONFUSED", TimeMs: 0.5, Memory: 8, Deterministic: true, MathType: dnnFMAMath},
+		{Algo: 6, Name: "WINOGRAD", TimeMs: 0.1, Status: 3000},
+	}
+	got, err := rankAlgos(dirForward, perfs, algoRules{budget: 1 << 10, strictFP32: true, byTime: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range got {
+		names = append(names, p.Name)
+	}
+	// Fastest first, the failed one left out: the gate walks this order.
+	if want := "WINOGRAD_NONFUSED IMPLICIT_PRECOMP_GEMM IMPLICIT_GEMM"; strings.Join(names, " ") != want {
+		t.Errorf("ranked %v, want %s", names, want)
+	}
+	heur, _ := rankAlgos(dirForward, perfs, algoRules{budget: 1 << 10, strictFP32: true})
+	if heur[0].Name != "IMPLICIT_GEMM" {
+		t.Errorf("heuristic ranking starts with %s, want cuDNN's first (IMPLICIT_GEMM)", heur[0].Name)
+	}
+}
+
+func TestRelErr(t *testing.T) {
+	for _, tc := range []struct {
+		got, want []float32
+		err       float64
+	}{
+		{[]float32{1, 2}, []float32{1, 2}, 0},
+		{[]float32{1, 2.5}, []float32{1, -2}, 4.5 / 2},
+		{[]float32{0.5, 0}, []float32{0, 0}, 0.5},
+		{[]float32{float32(math.NaN()), 0}, []float32{1, 1}, math.Inf(1)},
+	} {
+		if got := relErr(tc.got, tc.want); got != tc.err {
+			t.Errorf("relErr(%v, %v) = %g, want %g", tc.got, tc.want, got, tc.err)
 		}
 	}
 }

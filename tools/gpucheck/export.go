@@ -134,8 +134,12 @@ func runExport(args []string, stdout io.Writer) error {
 	prec := fs.String("precision", "fp32", "tf32 or fp32")
 	out := fs.String("out", "", "folder to write (created)")
 	seed := fs.Uint64("seed", 5, "weights, batch and dropout seed")
+	input := fs.String("input", "continuous", "continuous (uniform floats, no ties: see gpu.CrossCheckResult) or pixels (uint8, normalised on the GPU)")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
+	}
+	if *input != "continuous" && *input != "pixels" {
+		return fmt.Errorf("--input %q: want continuous or pixels", *input)
 	}
 	if *out == "" {
 		return errors.New("--out is required")
@@ -162,10 +166,14 @@ func runExport(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer net.Close()
-	m, err := gpu.WriteOracle(*out, net, params, gpu.CrossCheckBatch(spec, *batch, *seed), 0.01, 0.9, 0.0005)
+	var x []float32
+	if *input == "continuous" {
+		x = gpu.CrossCheckInput(spec, *batch, *seed)
+	}
+	m, err := gpu.WriteOracle(*out, net, params, gpu.CrossCheckBatch(spec, *batch, *seed), x, 0.01, 0.9, 0.0005)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "export %s %s batch %d: loss %.6f, %d tensors -> %s\n", *model, p, *batch, m.Loss, len(m.Tensors), *out)
+	fmt.Fprintf(stdout, "export %s %s batch %d, %s input: loss %.6f, %d tensors -> %s\n", *model, p, *batch, *input, m.Loss, len(m.Tensors), *out)
 	return nil
 }

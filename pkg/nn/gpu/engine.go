@@ -372,8 +372,8 @@ func (e *cudaEngine) describe() string {
 	for _, c := range e.convs {
 		if c.plan != nil {
 			fmt.Fprintf(&b, "\n  conv %v: fwd %s, bwd-data %s, bwd-filter %s", c.shape, c.plan.Forward, c.plan.BackwardData, c.plan.BackwardFilter)
-			for _, n := range c.plan.GraphNotes {
-				fmt.Fprintf(&b, "\n    graph API %s", n)
+			for _, n := range c.plan.Notes {
+				fmt.Fprintf(&b, "\n    %s", n)
 			}
 		}
 	}

@@ -437,6 +437,55 @@ func (n *Net) TrainStep(s *pipeline.Slot) (loss float64, correct1 int, err error
 	return n.readResult()
 }
 
+// loadFloat puts an already normalised batch (n.batch images, NCHW) and
+// its labels where Load would put a normalised uint8 batch: the
+// cross-check's and the oracle's continuous input (see CrossCheckInput).
+func (n *Net) loadFloat(x []float32, labels []int32) error {
+	in := n.spec.Input
+	if len(x) != n.batch*in[0]*in[1]*in[2] {
+		return fmt.Errorf("gpu: %d input values for a batch of %d × %v", len(x), n.batch, in)
+	}
+	if labels != nil {
+		if len(labels) != n.batch {
+			return fmt.Errorf("gpu: %d labels for a batch of %d", len(labels), n.batch)
+		}
+		if err := n.checkLabels(labels); err != nil {
+			return err
+		}
+		if err := n.eng.upload(n.labels, cuda.Bytes(labels)); err != nil {
+			return err
+		}
+	}
+	if err := n.eng.upload(n.input, cuda.Bytes(x)); err != nil {
+		return err
+	}
+	n.loaded = n.batch
+	return nil
+}
+
+// trainFloat is TrainStep on an already normalised batch.
+func (n *Net) trainFloat(x []float32, labels []int32) (float64, int, error) {
+	if err := n.loadFloat(x, labels); err != nil {
+		return 0, 0, err
+	}
+	if err := n.queueTrain(); err != nil {
+		return 0, 0, err
+	}
+	return n.readResult()
+}
+
+// evalFloat is Eval on an already normalised batch of n.batch images.
+func (n *Net) evalFloat(x []float32) ([]float32, error) {
+	if err := n.loadFloat(x, nil); err != nil {
+		return nil, err
+	}
+	n.loaded = 0
+	if err := n.forward(false); err != nil {
+		return nil, fmt.Errorf("gpu: eval: %w", err)
+	}
+	return n.Logits()
+}
+
 // queueTrain queues forward, loss and backward for the loaded batch.
 func (n *Net) queueTrain() error {
 	if n.loaded != n.batch {

@@ -71,8 +71,10 @@ type OracleFile struct {
 // check it (tools/gpucheck/torch_oracle.py): the initial weights (params,
 // which the net must have been built with), the normalised input, the
 // labels, the dropout masks, and what the net computed: logits, loss,
-// every gradient, and every weight and momentum after the update.
-func WriteOracle(dir string, net *Net, params map[string][]float32, s *pipeline.Slot, lr, momentum, weightDecay float32) (*OracleManifest, error) {
+// every gradient, and every weight and momentum after the update. With x
+// (CrossCheckInput's continuous batch) the step trains on x with s's
+// labels instead of on s's pixels, for the reason CrossCheckResult gives.
+func WriteOracle(dir string, net *Net, params map[string][]float32, s *pipeline.Slot, x []float32, lr, momentum, weightDecay float32) (*OracleManifest, error) {
 	spec := net.Spec()
 	m := &OracleManifest{Model: spec.Name, Batch: net.Batch(), Precision: net.opt.Precision.String(), Seed: net.opt.Seed,
 		LR: lr, Momentum: momentum, WeightDecay: weightDecay, Tensors: map[string]OracleFile{}}
@@ -80,7 +82,15 @@ func WriteOracle(dir string, net *Net, params map[string][]float32, s *pipeline.
 	if m.Spec, err = NewSpecJSON(spec); err != nil {
 		return nil, err
 	}
-	loss, _, err := net.TrainStep(s)
+	var loss float64
+	if x != nil {
+		if s.N != net.Batch() {
+			return nil, fmt.Errorf("gpu: oracle: %d labels for a batch of %d", s.N, net.Batch())
+		}
+		loss, _, err = net.trainFloat(x, s.Labels[:s.N])
+	} else {
+		loss, _, err = net.TrainStep(s)
+	}
 	if err != nil {
 		return nil, err
 	}
