@@ -134,7 +134,7 @@ func runExport(args []string, stdout io.Writer) error {
 	prec := fs.String("precision", "fp32", "tf32 or fp32")
 	out := fs.String("out", "", "folder to write (created)")
 	seed := fs.Uint64("seed", 5, "weights, batch and dropout seed")
-	input := fs.String("input", "continuous", "continuous (uniform floats, no ties: see gpu.CrossCheckResult) or pixels (uint8, normalised on the GPU)")
+	input := fs.String("input", "pixels", "pixels (uint8, normalised on the GPU) or continuous (gpu.CrossCheckInput's uniform floats)")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}

@@ -174,7 +174,8 @@ diagnose() {
 	diagnosed=1
 	[[ -n $nethung ]] && say "diagnosing: $nethung hung, so the network's own tests run now"
 	# TestGPUCrossCheck's work is done (and recorded) by `gpucheck crosscheck`.
-	step gpu-test 120 $B/gpu.test -test.timeout 110s -test.v -test.run 'GPU|NVRTC' -test.skip CrossCheck
+	# TestGPULayerCheck appends its verdicts to layercheck.jsonl.
+	ALEXNET_LAYERCHECK_JSON=$R/layercheck.jsonl step gpu-test 120 $B/gpu.test -test.timeout 110s -test.v -test.run 'GPU|NVRTC' -test.skip CrossCheck
 	record_test gpu.test $R/gpu-test.log $?
 	# The feed's bytes on the device: slots poisoned when released, steps held
 	# back by a spin kernel, for 1, 2 and 4 buffers (a second or two).
@@ -318,7 +319,7 @@ done
 # algorithms only (its own records file; the table reads the default's).
 if [[ ${ALEXNET_CUDNN_GRAPH:-} != 0 ]]; then
 	for m in alexnet-owt alexnet; do
-		ALEXNET_CUDNN_GRAPH=0 netstep "bench-$m-tf32-legacy" 90 $B/gpucheck bench --model $m --precision tf32 --json $R/bench-legacy.jsonl
+		ALEXNET_CUDNN_GRAPH=0 netstep "bench-$m-tf32-legacy" 90 $B/gpucheck bench --model $m --precision tf32 --json $R/bench-legacy.records
 	done
 fi
 
@@ -361,9 +362,9 @@ netstep crosscheck 180 $B/gpucheck crosscheck --models small,alexnet-owt,alexnet
 # The same TF32 check with FFT and Winograd refused: how much of TF32's
 # error their transforms add (its own records file: the table reads the
 # default's).
-ALEXNET_CUDNN_TRANSFORMS=0 netstep crosscheck-notransforms 90 $B/gpucheck crosscheck --models alexnet-owt,alexnet --precisions tf32 --batch 8 --json $R/crosscheck-notransforms.jsonl
+ALEXNET_CUDNN_TRANSFORMS=0 netstep crosscheck-notransforms 90 $B/gpucheck crosscheck --models alexnet-owt,alexnet --precisions tf32 --batch 8 --json $R/crosscheck-notransforms.records
 for m in alexnet-owt alexnet; do
-	ALEXNET_CUDNN_TRANSFORMS=0 netstep "bench-$m-tf32-notransforms" 90 $B/gpucheck bench --model $m --precision tf32 --json $R/bench-notransforms.jsonl
+	ALEXNET_CUDNN_TRANSFORMS=0 netstep "bench-$m-tf32-notransforms" 90 $B/gpucheck bench --model $m --precision tf32 --json $R/bench-notransforms.records
 done
 if [[ -n $PY ]]; then
 	# A torch without CUDA still checks our exported step on the CPU.

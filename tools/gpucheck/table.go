@@ -366,6 +366,20 @@ func writeTable(w io.Writer, r *results) {
 		}
 		return det("fp32") + " · " + det("tf32")
 	}, "as above")
+	row("layer check (each layer fed its GPU inputs, against float64; gpu.test): fp32 · tf32, worst rel err (where)", func(m string) string {
+		cell := func(prec string) string {
+			c := r.find("layercheck", map[string]string{"model": m, "precision": prec})
+			if c == nil {
+				return r.why("gpu-test")
+			}
+			s := fmtNum(c, "worst", "%.1e") + " (" + str(c, "where") + ")"
+			if ok, _ := c["ok"].(bool); !ok {
+				s += " NOT OK"
+			}
+			return s
+		}
+		return cell("fp32") + " · " + cell("tf32")
+	}, "≤ 1e-3 · ≤ 1e-2")
 	fmt.Fprintf(w, "| cross-check vs CPU, small: fp32 · tf32 | %s · %s |  | |\n",
 		crossCell(r.find("crosscheck", map[string]string{"model": "small", "precision": "fp32"}), r.why("crosscheck")),
 		crossCell(r.find("crosscheck", map[string]string{"model": "small", "precision": "tf32"}), r.why("crosscheck")))

@@ -10,7 +10,8 @@ held to by an end-to-end comparison on that batch:
   --input pixels      normalised uint8 pixels (256 values per channel), as
                       the pipeline delivers: activations meet exact ties,
                       where the gradient is undefined and rounding picks
-  --input continuous  uniform floats in [-2, 2): no exact ties
+  --input continuous  uniform floats in [-2, 2): no exact ties, though
+                      near ties still flip under rounding on some batches
 
   go run ./tools/gpucheck spec --model alexnet-owt > /tmp/owt.json
   python3 tools/gpucheck/torch_floor.py --spec /tmp/owt.json --input pixels
