@@ -621,14 +621,18 @@ func (pl *ConvPlan) timeGraph(d convDirection, cands []*graphPass, sc *gateScrat
 }
 
 // perf is the algorithm chosen for pass d.
-func (pl *ConvPlan) perf(d convDirection) AlgoPerf {
+func (pl *ConvPlan) perf(d convDirection) AlgoPerf { return *pl.perfOf(d) }
+
+func (pl *ConvPlan) setPerf(d convDirection, p AlgoPerf) { *pl.perfOf(d) = p }
+
+func (pl *ConvPlan) perfOf(d convDirection) *AlgoPerf {
 	switch d {
 	case dirForward:
-		return pl.Forward
+		return &pl.Forward
 	case dirBackwardData:
-		return pl.BackwardData
+		return &pl.BackwardData
 	}
-	return pl.BackwardFilter
+	return &pl.BackwardFilter
 }
 
 // planGraph tries the graph API for pass d: the candidates faster than
@@ -690,14 +694,7 @@ func (pl *ConvPlan) planGraph(d convDirection, r algoRules, sc *gateScratch) {
 			perf.MathType = dnnTensorOpMath
 		}
 		pl.wsPerPass[d] = c.workspace
-		switch d {
-		case dirForward:
-			pl.Forward = perf
-		case dirBackwardData:
-			pl.BackwardData = perf
-		case dirBackwardFilter:
-			pl.BackwardFilter = perf
-		}
+		pl.setPerf(d, perf)
 		return
 	}
 }

@@ -530,14 +530,7 @@ func (p *ConvPlanner) build(s ConvShape, math ConvMath, noDx bool) (pl *ConvPlan
 			return nil, err
 		}
 		pl.wsPerPass[d] = max(ws, best.Memory)
-		switch d {
-		case dirForward:
-			pl.Forward = best
-		case dirBackwardData:
-			pl.BackwardData = best
-		case dirBackwardFilter:
-			pl.BackwardFilter = best
-		}
+		pl.setPerf(d, best)
 		// The graph API is tried only where the legacy choice was timed:
 		// a deterministic plan keeps cuDNN's heuristic ranking, the same
 		// every run.
