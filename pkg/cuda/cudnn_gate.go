@@ -39,13 +39,23 @@ type gateScratch struct {
 	out     Buffer    // every pass writes here
 	ws      Buffer
 	ref     [3][]float32
-	refConv *convDesc
+	refConv *convDesc // set last: the scratch is ready
+	failed  error     // ensure's error, not retried
 }
 
-func (sc *gateScratch) ensure() error {
-	if sc.out.Ptr != 0 {
+// nanBits is a float32 quiet NaN.
+const nanBits = 0x7fc00000
+
+func (sc *gateScratch) ensure() (err error) {
+	if sc.refConv != nil {
 		return nil
 	}
+	if sc.failed != nil {
+		return sc.failed
+	}
+	// Built in locals and kept only whole, so a failure (out of memory
+	// for conv1 at a large batch) leaks nothing and is not retried.
+	defer func() { sc.failed = err }()
 	pl := sc.pl
 	dev := pl.dnn.dev
 	s := pl.Shape
@@ -54,28 +64,48 @@ func (sc *gateScratch) ensure() error {
 		return err
 	}
 	fk, fc, fr, fs := s.Filter()
-	sc.sizes = [3]int{s.N * s.C * s.H * s.W, fk * fc * fr * fs, n * k * p * q}
+	sizes := [3]int{s.N * s.C * s.H * s.W, fk * fc * fr * fs, n * k * p * q}
+	var bufs []Buffer
+	defer func() {
+		if err != nil {
+			for _, b := range bufs {
+				_ = dev.MemFree(b)
+			}
+		}
+	}()
 	r := rand.New(rand.NewPCG(uint64(s.N*s.C*s.H), uint64(s.K*s.R*s.S)))
 	big := 0
-	for i, sz := range sc.sizes {
+	var in [3]Buffer
+	for i, sz := range sizes {
 		host := make([]float32, sz)
 		for j := range host {
 			host[j] = 2*r.Float32() - 1
 		}
-		if sc.in[i], err = dev.MemAlloc(4 * sz); err != nil {
+		if in[i], err = dev.MemAlloc(4 * sz); err != nil {
 			return err
 		}
-		if err := dev.MemcpyHtoD(sc.in[i].Ptr, Bytes(host)); err != nil {
+		bufs = append(bufs, in[i])
+		if err = dev.MemcpyHtoD(in[i].Ptr, Bytes(host)); err != nil {
 			return err
 		}
 		big = max(big, sz)
 	}
-	sc.out, err = dev.MemAlloc(4 * big)
+	out, err := dev.MemAlloc(4 * big)
 	if err != nil {
 		return err
 	}
-	sc.refConv, err = pl.dnn.newConvDesc(s, dnnFMAMath)
-	return err
+	bufs = append(bufs, out)
+	// A copy from pageable memory may return before its bytes land, and
+	// the handle's non-blocking stream does not wait for the legacy one.
+	if err = dev.Synchronize(); err != nil {
+		return err
+	}
+	refConv, err := pl.dnn.newConvDesc(s, dnnFMAMath)
+	if err != nil {
+		return err
+	}
+	sc.sizes, sc.in, sc.out, sc.refConv = sizes, in, out, refConv
+	return nil
 }
 
 // roles returns the x, w and y pointers of pass d: the pass's output is
@@ -125,6 +155,12 @@ func (sc *gateScratch) output(d convDirection, need int64, run func(x, w, y Devi
 		return nil, err
 	}
 	x, w, y, n := sc.roles(d)
+	// NaN first, so that an algorithm that reports success but leaves part
+	// of its output unwritten reads as infinitely wrong, not as whatever
+	// the last run left there.
+	if err := sc.pl.dnn.dev.MemsetD32Async(sc.out.Ptr, nanBits, n, sc.pl.dnn.stream); err != nil {
+		return nil, err
+	}
 	if err := run(x, w, y, ws); err != nil {
 		return nil, err
 	}

@@ -129,8 +129,9 @@ var noteNames = map[int32]string{
 }
 
 // graphCandidates caps how many of the heuristics' engine configurations
-// one pass finalizes and times: the first few in cuDNN's ranking hold the
-// fast ones, and each finalize can compile a kernel at run time.
+// one pass keeps and times (those its notes allow, finalized in cuDNN's
+// ranking until this many fit the budget): the first few hold the fast
+// ones.
 const graphCandidates = 8
 
 // backend wraps the descriptor calls with the context current; errors name
@@ -286,8 +287,21 @@ func (g *graphPass) run(x, w, y DevicePtr, ws Buffer) error {
 	return n.do(func() int32 { return n.api.backendExecute(n.h, g.plan, g.pack) }, "cudnnBackendExecute(%s)", g.name())
 }
 
-// graphAllowed decides from an engine's notes whether a plan may use it.
+// graphAllowed decides from an engine's notes and workspace whether a
+// plan may use it.
 func graphAllowed(g *graphPass, r algoRules) (bool, string) {
+	if ok, why := notesAllowed(g, r); !ok {
+		return ok, why
+	}
+	if g.workspace > r.budget {
+		return false, fmt.Sprintf("needs %d bytes of workspace, budget %d", g.workspace, r.budget)
+	}
+	return true, ""
+}
+
+// notesAllowed is graphAllowed's judgement from the notes alone, known
+// before an execution plan is finalized (which can cost milliseconds).
+func notesAllowed(g *graphPass, r algoRules) (bool, string) {
 	switch {
 	case g.has(noteDownConvertInputs) || g.has(noteReducedPrecision):
 		return false, "converts to lower precision"
@@ -297,8 +311,6 @@ func graphAllowed(g *graphPass, r algoRules) (bool, string) {
 		return false, "tensor cores (TF32) under fp32"
 	case r.noTransforms && (g.has(noteFFT) || g.has(noteWinograd) || g.has(noteWinograd4x4) || g.has(noteWinograd6x6) || g.has(noteWinograd13x13)):
 		return false, "FFT or Winograd refused"
-	case g.workspace > r.budget:
-		return false, fmt.Sprintf("needs %d bytes of workspace, budget %d", g.workspace, r.budget)
 	}
 	return true, ""
 }
@@ -509,6 +521,10 @@ func (pl *ConvPlan) graphPlans(d convDirection, r algoRules) (plans []*graphPass
 				why = append(why, g.name()+": compiled at run time")
 				continue
 			}
+			if ok, reason := notesAllowed(g, r); !ok {
+				why = append(why, fmt.Sprintf("%s: %s", g.name(), reason))
+				continue
+			}
 			plan, err := b.create(bdExecutionPlan)
 			if err != nil {
 				why = append(why, err.Error())
@@ -550,12 +566,14 @@ func (pl *ConvPlan) graphPlans(d convDirection, r algoRules) (plans []*graphPass
 	return plans, why, nil
 }
 
-// timeGraph measures each candidate, and the legacy algorithm already
-// chosen for pass d, on the gate's random inputs: one untimed run, then
-// the mean of graphTimedRuns. It returns each candidate's time (NaN where
-// it failed, the error noted) and the legacy algorithm's.
+// graphTimedRuns is how many runs, after an untimed one, each
+// candidate's time is the mean of.
 const graphTimedRuns = 3
 
+// timeGraph measures each candidate, and the legacy algorithm already
+// chosen for pass d, on the gate's random inputs. It returns each
+// candidate's time (NaN where it failed, the error noted) and the legacy
+// algorithm's.
 func (pl *ConvPlan) timeGraph(d convDirection, cands []*graphPass, sc *gateScratch) (times []float32, legacy float32, err error) {
 	if err := sc.ensure(); err != nil {
 		return nil, 0, err

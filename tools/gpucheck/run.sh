@@ -24,9 +24,11 @@
 #
 # A rerun after a fix need not repeat everything: GPUCHECK_ONLY is an
 # extended regular expression matched against the start of step names
-# (bench-alexnet-tf32, torch-bench-tf32, cuda-test, gpu-test, feed-test, ingest,
-# pipeline-alexnet, train-cuda, crosscheck, crosscheck-det, export-alexnet,
-# oracle-alexnet, pipeline-cpu, …), and only the steps it matches run. A step that another
+# (cudnn-graph, bench-alexnet-tf32, bench-alexnet-tf32-legacy, torch-bench-tf32,
+# cuda-test, gpu-test, layer-check, feed-test, ingest, pipeline-alexnet,
+# train-cuda, crosscheck, crosscheck-notransforms, crosscheck-det,
+# export-alexnet, oracle-alexnet, oracle-alexnet-tf32, pipeline-cpu, …; a
+# name ends with `$` to match it alone), and only the steps it matches run. A step that another
 # needs runs too: ingest for the shard readers, export for the oracle.
 # Example: GPUCHECK_ONLY='crosscheck|oracle'.
 set -uo pipefail
@@ -174,9 +176,13 @@ diagnose() {
 	diagnosed=1
 	[[ -n $nethung ]] && say "diagnosing: $nethung hung, so the network's own tests run now"
 	# TestGPUCrossCheck's work is done (and recorded) by `gpucheck crosscheck`.
-	# TestGPULayerCheck appends its verdicts to layercheck.jsonl.
-	ALEXNET_LAYERCHECK_JSON=$R/layercheck.jsonl step gpu-test 120 $B/gpu.test -test.timeout 110s -test.v -test.run 'GPU|NVRTC' -test.skip CrossCheck
+	step gpu-test 120 $B/gpu.test -test.timeout 110s -test.v -test.run 'GPU|NVRTC' -test.skip 'CrossCheck|LayerCheck'
 	record_test gpu.test $R/gpu-test.log $?
+	# Every layer of a full-size step against float64 on its own GPU
+	# inputs: four networks and their references on the CPU's cores, in a
+	# step of its own so that its time cannot cost the other tests theirs.
+	ALEXNET_LAYERCHECK_JSON=$R/layercheck.jsonl step layer-check 120 $B/gpu.test -test.timeout 110s -test.v -test.run '^TestGPULayerCheck$'
+	record_test gpu.test-layers $R/layer-check.log $?
 	# The feed's bytes on the device: slots poisoned when released, steps held
 	# back by a spin kernel, for 1, 2 and 4 buffers (a second or two).
 	step feed-test 45 $B/feed.test -test.timeout 40s -test.v -test.run '^TestGPUFeedBytes$'
@@ -348,7 +354,8 @@ fi
 # with the sub-libraries cuDNN's shim may load when asked its version.
 step unload-test 30 $B/cuda.test -test.timeout 25s -test.v -test.run '^TestRefusedRealLibraryUnloads$'
 record_test cuda.test-unload $R/unload-test.log $?
-step cuda-test 120 $B/cuda.test -test.timeout 110s -test.v -test.run 'GPU|Probe|NVRTC|Headers'
+# (TestGPUGraphConvolution ran as its own step, cudnn-graph.)
+step cuda-test 120 $B/cuda.test -test.timeout 110s -test.v -test.run 'GPU|Probe|NVRTC|Headers' -test.skip GraphConvolution
 record_test cuda.test $R/cuda-test.log $?
 # Apart: Go runs a binary's benchmarks only when every one of its tests
 # passed, and these are the host-overhead figures (launch, context entry).

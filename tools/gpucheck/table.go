@@ -370,7 +370,7 @@ func writeTable(w io.Writer, r *results) {
 		cell := func(prec string) string {
 			c := r.find("layercheck", map[string]string{"model": m, "precision": prec})
 			if c == nil {
-				return r.why("gpu-test")
+				return r.why("layer-check")
 			}
 			s := fmtNum(c, "worst", "%.1e") + " (" + str(c, "where") + ")"
 			if ok, _ := c["ok"].(bool); !ok {

@@ -151,7 +151,8 @@ func TestGPUCrossCheck(t *testing.T) {
 // steps from the same seed end with bit-identical weights and momenta, in both
 // precisions, on the paper's model (grouped convolutions, overlapping
 // pooling, dropout); one step's gradients against the default mode's are
-// logged. The default mode's repeatability is only
+// logged, and the fc layers' must agree within the cross-check's
+// tolerance. The default mode's repeatability is only
 // logged: cuDNN does not promise it.
 func TestGPUDeterministic(t *testing.T) {
 	needGPU(t)
@@ -223,7 +224,16 @@ func TestGPUDeterministic(t *testing.T) {
 			}
 			gd, gf := grads(true), grads(false)
 			for _, ps := range spec.Params() {
-				t.Logf("fp32: gradient of %s, deterministic vs default mode: %.2e relative", ps.Name, RelErr(gf[ps.Name], gd[ps.Name]))
+				e := RelErr(gf[ps.Name], gd[ps.Name])
+				t.Logf("fp32: gradient of %s, deterministic vs default mode: %.2e relative", ps.Name, e)
+				// The fc layers' gradients come before any pooling's in
+				// the backward pass, so no pooling route reaches them
+				// (a ReLU of fc6 or fc7 within rounding of zero could; in
+				// the H200's cross-checks the fc gradients always agreed
+				// to 1e-6).
+				if strings.HasPrefix(ps.Name, "fc") && !(e <= TolFP32) {
+					t.Errorf("fp32: gradient of %s differs from the default mode's by %.2e", ps.Name, e)
+				}
 			}
 		}
 	}

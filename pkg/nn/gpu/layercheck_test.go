@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 
@@ -19,7 +20,7 @@ import (
 // be held to 1e-3: where two inputs of a max-pooling window (or a ReLU's
 // input and zero) are closer than the two implementations' rounding, the
 // gradient takes a different path, and PyTorch's own float32 and float64
-// steps differ by up to 1.4e-2 for that reason (tools/gpucheck/
+// steps differ by up to 1.3e-2 for that reason (tools/gpucheck/
 // torch_floor.py). Here every layer's reference is computed in float64
 // from the inputs the GPU's layer itself received (its input activation,
 // and the gradient that arrived from above), so every decision is taken
@@ -32,7 +33,18 @@ type layerErr struct {
 	haveW, haveDX, haveForward bool
 }
 
-func (e layerErr) worst() float64 { return max(e.fwd, e.dw, e.db, e.dx) }
+// worst is the largest error, +Inf if any is NaN (max would return NaN,
+// which compares false with everything).
+func (e layerErr) worst() float64 {
+	w := 0.0
+	for _, v := range []float64{e.fwd, e.dw, e.db, e.dx} {
+		if math.IsNaN(v) {
+			return math.Inf(1)
+		}
+		w = max(w, v)
+	}
+	return w
+}
 
 func (e layerErr) String() string {
 	s := fmt.Sprintf("%-6s forward %.1e", e.name, e.fwd)
@@ -112,8 +124,8 @@ func (g convGeom) forward(x, w, b []float32) []float32 {
 	return y
 }
 
-func (g convGeom) backward(x, w, dy []float32) (dw, db, dx []float32) {
-	dw, db, dx = make([]float32, len(w)), make([]float32, g.k), make([]float32, len(x))
+func (g convGeom) backward(x, w, dy []float32, needDX bool) (dw, db, dx []float32) {
+	dw, db = make([]float32, len(w)), make([]float32, g.k)
 	cg := g.c / g.groups
 	per := cg * g.r * g.s
 	parallelFor(g.k, func(k int) {
@@ -133,7 +145,11 @@ func (g convGeom) backward(x, w, dy []float32) (dw, db, dx []float32) {
 		}
 		db[k] = float32(bias)
 	})
+	if !needDX {
+		return dw, db, nil
+	}
 	// dx by image: images do not share inputs.
+	dx = make([]float32, len(x))
 	parallelFor(g.n, func(n int) {
 		acc := make([]float64, g.c*g.h*g.w)
 		base := n * g.c * g.h * g.w
@@ -210,6 +226,45 @@ func reluInPlace(y []float32) {
 	}
 }
 
+// tiedPoolInputs lists the inputs of every pooling window whose maximum
+// is reached more than once.
+func tiedPoolInputs(p *hostPool, X []float32) []int {
+	in, out := p.in, p.out
+	var tied []int
+	for nc := range in.N * in.C {
+		for oy := range out.H {
+			for ox := range out.W {
+				var idx []int
+				best, count := float32(math.Inf(-1)), 0
+				for r := range p.k {
+					iy := oy*p.stride - p.pad + r
+					if iy < 0 || iy >= in.H {
+						continue
+					}
+					for t := range p.k {
+						ix := ox*p.stride - p.pad + t
+						if ix < 0 || ix >= in.W {
+							continue
+						}
+						xi := (nc*in.H+iy)*in.W + ix
+						idx = append(idx, xi)
+						switch v := X[xi]; {
+						case v > best:
+							best, count = v, 1
+						case v == best:
+							count++
+						}
+					}
+				}
+				if count > 1 {
+					tied = append(tied, idx...)
+				}
+			}
+		}
+	}
+	return tied
+}
+
 // hostRun runs a host-engine layer (hostLRN, hostPool) on host slices.
 type hostRun struct{ h *hostEngine }
 
@@ -279,7 +334,7 @@ func layerCheck(net *Net, x []float32, labels []int32) ([]layerErr, error) {
 				g := geomOf(nd)
 				refY = g.forward(X, W, B)
 				if DY != nil {
-					dw, db, refDX = g.backward(X, W, DY)
+					dw, db, refDX = g.backward(X, W, DY, DX != nil)
 				}
 			} else {
 				n := nd.in.N
@@ -328,6 +383,16 @@ func layerCheck(net *Net, x []float32, labels []int32) ([]layerErr, error) {
 					return nil, err
 				}
 				refDX = host.get(dxp, in)
+				// A window whose maximum is tied (in alexnet, after LRN
+				// of a ReLU's zeros) may route its gradient to either
+				// input: cuDNN does not say which. Its inputs are left
+				// out on both sides.
+				for _, j := range tiedPoolInputs(pl, X) {
+					refDX[j] = 0
+					if DX != nil {
+						DX[j] = 0
+					}
+				}
 			}
 		case alexnet.Dropout:
 			refY = make([]float32, outN)
@@ -440,7 +505,7 @@ func TestGPULayerCheck(t *testing.T) {
 				if e.worst() >= worst {
 					worst, where = e.worst(), e.name
 				}
-				if e.worst() > Tolerance(p) {
+				if !(e.worst() <= Tolerance(p)) {
 					t.Errorf("%s %v: layer %s: %.2e > %.0e", model, p, e.name, e.worst(), Tolerance(p))
 				}
 			}
@@ -461,9 +526,12 @@ func TestGPULayerCheck(t *testing.T) {
 	}
 }
 
-// scaledPoolEngine is the host engine with one fault: max pooling's
-// backward pass scales its gradient by 1.01.
-type scaledPoolEngine struct{ *hostEngine }
+// scaledPoolEngine is the host engine with one fault: the second max
+// pooling layer's backward pass scales its gradient by 1.01.
+type scaledPoolEngine struct {
+	*hostEngine
+	pools *int
+}
 
 type scaledPool struct{ *hostPool }
 
@@ -471,6 +539,9 @@ func (e scaledPoolEngine) pool(in, out shape4, k, stride, pad int) (poolRun, err
 	p, err := e.hostEngine.pool(in, out, k, stride, pad)
 	if err != nil {
 		return nil, err
+	}
+	if *e.pools++; *e.pools != 2 {
+		return p, nil
 	}
 	return scaledPool{p.(*hostPool)}, nil
 }
@@ -502,7 +573,7 @@ func TestLayerCheckOnHost(t *testing.T) {
 	for _, faulty := range []bool{false, true} {
 		var e engine = newHostEngine(em)
 		if faulty {
-			e = scaledPoolEngine{newHostEngine(em)}
+			e = scaledPoolEngine{newHostEngine(em), new(int)}
 		}
 		net, err := newNet(e, spec, batch, params, Options{Seed: 6, Mean: testMean, Std: testStd})
 		if err != nil {
@@ -516,15 +587,28 @@ func TestLayerCheckOnHost(t *testing.T) {
 		var bad []string
 		for _, le := range errs {
 			t.Logf("faulty %v: %v", faulty, le)
-			if le.worst() > 1e-5 {
+			if !(le.worst() <= 1e-5) {
 				bad = append(bad, le.name)
 			}
 		}
-		switch {
-		case !faulty && len(bad) > 0:
-			t.Errorf("host engine: layers %v disagree with their references", bad)
-		case faulty && (len(bad) == 0 || bad[0][:4] != "pool"):
-			t.Errorf("the pooling fault was found in %v, want the first pooling layer first", bad)
+		want := []string(nil)
+		if faulty {
+			want = []string{"pool2"} // the fault, found where it is and nowhere else
 		}
+		if !slices.Equal(bad, want) {
+			t.Errorf("faulty %v: layers %v disagree with their references, want %v", faulty, bad, want)
+		}
+	}
+}
+
+func TestRelErrCountsNaNAsInfinite(t *testing.T) {
+	nan := float32(math.NaN())
+	for _, got := range [][]float32{{nan, 1}, {1, float32(math.Inf(1))}} {
+		if e := RelErr(got, []float32{1, 1}); !math.IsInf(e, 1) {
+			t.Errorf("RelErr(%v) = %g, want +Inf", got, e)
+		}
+	}
+	if e := RelErr([]float32{1, 2}, []float32{1, 1}); e != 1 {
+		t.Errorf("RelErr = %g, want 1", e)
 	}
 }

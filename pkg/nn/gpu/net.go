@@ -438,8 +438,8 @@ func (n *Net) TrainStep(s *pipeline.Slot) (loss float64, correct1 int, err error
 }
 
 // loadFloat puts an already normalised batch (n.batch images, NCHW) and
-// its labels where Load would put a normalised uint8 batch: the
-// cross-check's and the oracle's continuous input (see CrossCheckInput).
+// its labels where Load would put a normalised uint8 batch: the layer
+// check's input, and the oracle's with --input continuous.
 func (n *Net) loadFloat(x []float32, labels []int32) error {
 	in := n.spec.Input
 	if len(x) != n.batch*in[0]*in[1]*in[2] {
@@ -472,18 +472,6 @@ func (n *Net) trainFloat(x []float32, labels []int32) (float64, int, error) {
 		return 0, 0, err
 	}
 	return n.readResult()
-}
-
-// evalFloat is Eval on an already normalised batch of n.batch images.
-func (n *Net) evalFloat(x []float32) ([]float32, error) {
-	if err := n.loadFloat(x, nil); err != nil {
-		return nil, err
-	}
-	n.loaded = 0
-	if err := n.forward(false); err != nil {
-		return nil, fmt.Errorf("gpu: eval: %w", err)
-	}
-	return n.Logits()
 }
 
 // queueTrain queues forward, loss and backward for the loaded batch.
