@@ -216,6 +216,8 @@ type graphPass struct {
 	plan      uintptr
 	workspace int64
 	engine    int64
+	cfg       uintptr     // the engine configuration the plan was made from
+	owner     *graphOwner // the graph behind it
 	notes     []int32
 	runtime   bool // the engine compiles its kernel at run time
 
@@ -247,8 +249,29 @@ func (g *graphPass) name() string {
 func (g *graphPass) has(note int32) bool { return slices.Contains(g.notes, note) }
 
 func (g *graphPass) close() {
-	g.b.destroy(g.pack, g.plan)
-	g.pack, g.plan = 0, 0
+	g.b.destroy(g.pack, g.plan, g.cfg)
+	g.pack, g.plan, g.cfg = 0, 0, 0
+	if g.owner != nil {
+		g.owner.release()
+		g.owner = nil
+	}
+}
+
+// graphOwner holds a pass's operation graph and the descriptors it was
+// built from while any plan made from them lives. cuDNN's documentation
+// does not say that a finalized plan stands alone once they are
+// destroyed (cudnn-frontend keeps them too), so they are kept.
+type graphOwner struct {
+	b     backend
+	descs []uintptr
+	refs  int
+}
+
+func (o *graphOwner) release() {
+	if o.refs--; o.refs == 0 {
+		o.b.destroy(o.descs...)
+		o.descs = nil
+	}
 }
 
 // run executes the plan on the handle's stream. x, w and y are the
@@ -315,34 +338,40 @@ func notesAllowed(g *graphPass, r algoRules) (bool, string) {
 	return true, ""
 }
 
-// graphOp builds the finalized one-operation graph of pass d for shape s.
-func (b backend) graphOp(s ConvShape, d convDirection) (graph uintptr, err error) {
+// graphOp builds the finalized one-operation graph of pass d for shape s
+// and returns it with the descriptors it was built from (the caller
+// destroys them all, after every plan made from the graph).
+func (b backend) graphOp(s ConvShape, d convDirection) (graph uintptr, owned []uintptr, err error) {
 	n, k, p, q, err := s.Output()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	var owned []uintptr
-	defer func() { b.destroy(owned...) }() // the graph keeps its own copies
+	defer func() {
+		if err != nil {
+			b.destroy(owned...)
+			owned = nil
+		}
+	}()
 	fk, fc, fr, fs := s.Filter()
 	x, err := b.tensor(uidX, [4]int{s.N, s.C, s.H, s.W})
 	if err != nil {
-		return 0, err
+		return 0, owned, err
 	}
 	owned = append(owned, x)
 	w, err := b.tensor(uidW, [4]int{fk, fc, fr, fs})
 	if err != nil {
-		return 0, err
+		return 0, owned, err
 	}
 	owned = append(owned, w)
 	y, err := b.tensor(uidY, [4]int{n, k, p, q})
 	if err != nil {
-		return 0, err
+		return 0, owned, err
 	}
 	owned = append(owned, y)
 
 	conv, err := b.create(bdConvolution)
 	if err != nil {
-		return 0, err
+		return 0, owned, err
 	}
 	owned = append(owned, conv)
 	comp, mode := int32(dnnDataFloat), int32(dnnCrossCorrelation)
@@ -359,7 +388,7 @@ func (b backend) graphOp(s ConvShape, d convDirection) (graph uintptr, err error
 		err = b.finalize(conv, "convolution")
 	}
 	if err != nil {
-		return 0, err
+		return 0, owned, err
 	}
 
 	var opType int32
@@ -374,7 +403,7 @@ func (b backend) graphOp(s ConvShape, d convDirection) (graph uintptr, err error
 	}
 	op, err := b.create(opType)
 	if err != nil {
-		return 0, err
+		return 0, owned, err
 	}
 	owned = append(owned, op)
 	alpha, beta := float32(1), float32(0)
@@ -390,12 +419,12 @@ func (b backend) graphOp(s ConvShape, d convDirection) (graph uintptr, err error
 		err = b.finalize(op, d.String()+" operation")
 	}
 	if err != nil {
-		return 0, err
+		return 0, owned, err
 	}
 
 	g, err := b.create(bdOperationGraph)
 	if err != nil {
-		return 0, err
+		return 0, owned, err
 	}
 	h := b.n.h
 	err = errors.Join(
@@ -407,9 +436,9 @@ func (b backend) graphOp(s ConvShape, d convDirection) (graph uintptr, err error
 	}
 	if err != nil {
 		b.destroy(g)
-		return 0, err
+		return 0, owned, err
 	}
-	return g, nil
+	return g, owned, nil
 }
 
 // engineConfigs returns the heuristics' ranked configurations for graph
@@ -493,11 +522,12 @@ func (pl *ConvPlan) graphPlans(d convDirection, r algoRules) (plans []*graphPass
 		return nil, nil, fmt.Errorf("this cuDNN lacks the graph API")
 	}
 	b := backend{pl.dnn}
-	graph, err := b.graphOp(pl.Shape, d)
+	graph, owned, err := b.graphOp(pl.Shape, d)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer b.destroy(graph)
+	owner := &graphOwner{b: b, descs: append(owned, graph), refs: 1}
+	defer owner.release()
 	seen := map[string]bool{}
 	for _, mode := range []int32{heurModeA, heurModeFallback} {
 		cfgs, err := b.engineConfigs(graph, mode)
@@ -559,9 +589,15 @@ func (pl *ConvPlan) graphPlans(d convDirection, r algoRules) (plans []*graphPass
 				continue
 			}
 			seen[key] = true
+			g.cfg, g.owner = cfg, owner
+			owner.refs++
 			plans = append(plans, g)
 		}
-		b.destroy(cfgs...)
+		for _, cfg := range cfgs {
+			if !slices.ContainsFunc(plans, func(g *graphPass) bool { return g.cfg == cfg }) {
+				b.destroy(cfg)
+			}
+		}
 	}
 	return plans, why, nil
 }
