@@ -212,7 +212,7 @@ func (sc *gateScratch) check(d convDirection, need int64, run func(x, w, y Devic
 	if err != nil {
 		return 0, err
 	}
-	return relErr(got, ref), nil
+	return RelErr(got, ref), nil
 }
 
 func (sc *gateScratch) close() {
@@ -227,9 +227,16 @@ func (sc *gateScratch) close() {
 	*sc = gateScratch{pl: sc.pl}
 }
 
-// relErr is max|got−want| / max|want| (max|got−want| when want is all
-// zero); NaN anywhere in got makes it +Inf.
-func relErr(got, want []float32) float64 {
+// RelErr is max|got − want| / max|want|: the largest error relative to
+// the reference's largest magnitude (max|got − want| where want is all
+// zero). Unlike an element-wise relative error it does not blow up where
+// the reference is near zero. A NaN or infinity in got, or a length
+// mismatch, makes it +Inf: max(x, NaN) is NaN, and NaN > tolerance is
+// false, so a NaN must not slip through every check.
+func RelErr(got, want []float32) float64 {
+	if len(got) != len(want) {
+		return math.Inf(1)
+	}
 	var d, m float64
 	for i := range want {
 		g := float64(got[i])

@@ -370,9 +370,10 @@ func TestRelErr(t *testing.T) {
 		{[]float32{1, 2.5}, []float32{1, -2}, 4.5 / 2},
 		{[]float32{0.5, 0}, []float32{0, 0}, 0.5},
 		{[]float32{float32(math.NaN()), 0}, []float32{1, 1}, math.Inf(1)},
+		{[]float32{1}, []float32{1, 1}, math.Inf(1)},
 	} {
-		if got := relErr(tc.got, tc.want); got != tc.err {
-			t.Errorf("relErr(%v, %v) = %g, want %g", tc.got, tc.want, got, tc.err)
+		if got := RelErr(tc.got, tc.want); got != tc.err {
+			t.Errorf("RelErr(%v, %v) = %g, want %g", tc.got, tc.want, got, tc.err)
 		}
 	}
 }

@@ -28,31 +28,10 @@ func Tolerance(p Precision) float64 {
 	return TolTF32
 }
 
-// RelErr is max|got − want| / max|want|: the largest error relative to
-// the reference's largest magnitude. Unlike an element-wise relative
-// error it does not blow up where the reference is near zero (a ReLU's
-// gradient, a TF32 product that cancels).
-func RelErr(got, want []float32) float64 {
-	var d, m float64
-	n := min(len(got), len(want))
-	for i := range n {
-		// max(x, NaN) is NaN, and NaN > tolerance is false: a NaN must
-		// count as infinitely wrong, not slip through every check.
-		g := float64(got[i])
-		if math.IsNaN(g) || math.IsInf(g, 0) {
-			return math.Inf(1)
-		}
-		d = max(d, math.Abs(g-float64(want[i])))
-		m = max(m, math.Abs(float64(want[i])))
-	}
-	if len(got) != len(want) {
-		return math.Inf(1)
-	}
-	if m == 0 {
-		return d
-	}
-	return d / m
-}
+// RelErr is cuda.RelErr, max|got − want| / max|want| (+Inf for a NaN,
+// an infinity or a length mismatch): the cross-check's, the layer
+// check's and the accuracy gate's one measure of error.
+func RelErr(got, want []float32) float64 { return cuda.RelErr(got, want) }
 
 // TensorErr is one tensor's error in a cross-check.
 type TensorErr struct {

@@ -270,13 +270,15 @@ func (h *hostEngine) pool(in, out shape4, k, stride, pad int) (poolRun, error) {
 	return &hostPool{h: h, in: in, out: out, k: k, stride: stride, pad: pad}, nil
 }
 
-// argmax visits every output with the flat index of its input maximum.
-func (p *hostPool) argmax(X []float32, fn func(yi, xi int)) {
+// windows visits every output with the flat indices of its window's
+// inputs, in row-major order.
+func (p *hostPool) windows(fn func(yi int, xs []int)) {
 	in, out := p.in, p.out
+	xs := make([]int, 0, p.k*p.k)
 	for nc := range in.N * in.C {
 		for oy := range out.H {
 			for ox := range out.W {
-				best, bi := float32(math.Inf(-1)), -1
+				xs = xs[:0]
 				for r := range p.k {
 					iy := oy*p.stride - p.pad + r
 					if iy < 0 || iy >= in.H {
@@ -287,16 +289,26 @@ func (p *hostPool) argmax(X []float32, fn func(yi, xi int)) {
 						if ix < 0 || ix >= in.W {
 							continue
 						}
-						xi := (nc*in.H+iy)*in.W + ix
-						if bi < 0 || X[xi] > best {
-							best, bi = X[xi], xi
-						}
+						xs = append(xs, (nc*in.H+iy)*in.W+ix)
 					}
 				}
-				fn((nc*out.H+oy)*out.W+ox, bi)
+				fn((nc*out.H+oy)*out.W+ox, xs)
 			}
 		}
 	}
+}
+
+// argmax visits every output with the flat index of its input maximum.
+func (p *hostPool) argmax(X []float32, fn func(yi, xi int)) {
+	p.windows(func(yi int, xs []int) {
+		best, bi := float32(math.Inf(-1)), -1
+		for _, xi := range xs {
+			if bi < 0 || X[xi] > best {
+				best, bi = X[xi], xi
+			}
+		}
+		fn(yi, bi)
+	})
 }
 
 func (p *hostPool) forward(x, y cuda.DevicePtr) error {

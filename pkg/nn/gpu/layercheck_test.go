@@ -229,39 +229,21 @@ func reluInPlace(y []float32) {
 // tiedPoolInputs lists the inputs of every pooling window whose maximum
 // is reached more than once.
 func tiedPoolInputs(p *hostPool, X []float32) []int {
-	in, out := p.in, p.out
 	var tied []int
-	for nc := range in.N * in.C {
-		for oy := range out.H {
-			for ox := range out.W {
-				var idx []int
-				best, count := float32(math.Inf(-1)), 0
-				for r := range p.k {
-					iy := oy*p.stride - p.pad + r
-					if iy < 0 || iy >= in.H {
-						continue
-					}
-					for t := range p.k {
-						ix := ox*p.stride - p.pad + t
-						if ix < 0 || ix >= in.W {
-							continue
-						}
-						xi := (nc*in.H+iy)*in.W + ix
-						idx = append(idx, xi)
-						switch v := X[xi]; {
-						case v > best:
-							best, count = v, 1
-						case v == best:
-							count++
-						}
-					}
-				}
-				if count > 1 {
-					tied = append(tied, idx...)
-				}
+	p.windows(func(_ int, xs []int) {
+		best, count := float32(math.Inf(-1)), 0
+		for _, xi := range xs {
+			switch v := X[xi]; {
+			case v > best:
+				best, count = v, 1
+			case v == best:
+				count++
 			}
 		}
-	}
+		if count > 1 {
+			tied = append(tied, xs...)
+		}
+	})
 	return tied
 }
 
