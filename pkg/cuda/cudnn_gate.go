@@ -197,6 +197,14 @@ func (sc *gateScratch) reference(d convDirection) ([]float32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reference %s: %w", algoName(d, int(algo)), err)
 	}
+	// The output was NaN-filled first: an element the reference left
+	// unwritten would make every comparison NaN, which passes no check
+	// and fails none.
+	for i, v := range ref {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil, fmt.Errorf("reference %s: element %d of %d is %v", algoName(d, int(algo)), i, len(ref), v)
+		}
+	}
 	sc.ref[d] = ref
 	return ref, nil
 }
@@ -230,8 +238,8 @@ func (sc *gateScratch) close() {
 // RelErr is max|got − want| / max|want|: the largest error relative to
 // the reference's largest magnitude (max|got − want| where want is all
 // zero). Unlike an element-wise relative error it does not blow up where
-// the reference is near zero. A NaN or infinity in got, or a length
-// mismatch, makes it +Inf: max(x, NaN) is NaN, and NaN > tolerance is
+// the reference is near zero. A NaN or infinity on either side, or a
+// length mismatch, makes it +Inf: max(x, NaN) is NaN, and NaN > tolerance is
 // false, so a NaN must not slip through every check.
 func RelErr(got, want []float32) float64 {
 	if len(got) != len(want) {
@@ -239,12 +247,12 @@ func RelErr(got, want []float32) float64 {
 	}
 	var d, m float64
 	for i := range want {
-		g := float64(got[i])
-		if math.IsNaN(g) || math.IsInf(g, 0) {
+		g, w := float64(got[i]), float64(want[i])
+		if math.IsNaN(g) || math.IsInf(g, 0) || math.IsNaN(w) || math.IsInf(w, 0) {
 			return math.Inf(1)
 		}
-		d = max(d, math.Abs(g-float64(want[i])))
-		m = max(m, math.Abs(float64(want[i])))
+		d = max(d, math.Abs(g-w))
+		m = max(m, math.Abs(w))
 	}
 	if m == 0 {
 		return d
@@ -279,7 +287,7 @@ func (pl *ConvPlan) gateLegacy(d convDirection, ranked []AlgoPerf, sc *gateScrat
 			})
 			if err == nil {
 				cand.GateErr = e
-				if e <= tol {
+				if e <= tol { // false for NaN
 					if i > 0 {
 						pl.note(d, "gate: took %s (error %.1e)", cand.Name, e)
 					}

@@ -734,7 +734,7 @@ func (pl *ConvPlan) planGraph(d convDirection, r algoRules, sc *gateScratch) {
 			pl.note(d, "gate: %s: %v", c.name(), err)
 			continue
 		}
-		if e > tol {
+		if !(e <= tol) {
 			pl.note(d, "gate: %s refused, error %.1e > %.0e", c.name(), e, tol)
 			continue
 		}

@@ -371,6 +371,7 @@ func TestRelErr(t *testing.T) {
 		{[]float32{0.5, 0}, []float32{0, 0}, 0.5},
 		{[]float32{float32(math.NaN()), 0}, []float32{1, 1}, math.Inf(1)},
 		{[]float32{1}, []float32{1, 1}, math.Inf(1)},
+		{[]float32{1, 1}, []float32{float32(math.NaN()), 1}, math.Inf(1)},
 	} {
 		if got := RelErr(tc.got, tc.want); got != tc.err {
 			t.Errorf("RelErr(%v, %v) = %g, want %g", tc.got, tc.want, got, tc.err)

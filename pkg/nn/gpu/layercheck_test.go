@@ -26,12 +26,33 @@ import (
 // and the gradient that arrived from above), so every decision is taken
 // on the same values and a difference can only be that layer's error.
 
-// layerErr is one layer's worst relative error (RelErr) in each output.
+// layerErr is one layer's worst relative error (RelErr) in each output,
+// and the bound for its kind.
 type layerErr struct {
 	name                       string
 	fwd, dw, db, dx            float64
 	haveW, haveDX, haveForward bool
+	tol                        float64
 }
+
+// layerTolerance bounds a layer's error. Only convolutions and fc layers
+// compute in TF32, so only they get the cross-check's tolerance; pooling
+// and dropout move float32 values (a pooling gradient sums at most four),
+// the loss is computed in double, and cuDNN's LRN uses single-precision
+// powers: a 1% fault there must not pass under TF32's 1e-2.
+func layerTolerance(kind alexnet.Kind, p Precision) float64 {
+	switch kind {
+	case alexnet.Conv, alexnet.FC:
+		return Tolerance(p)
+	case alexnet.LRN:
+		return 1e-4
+	}
+	return 1e-5
+}
+
+// ok reports whether every error is within the layer's bound (false for
+// NaN, which worst makes +Inf).
+func (e layerErr) ok() bool { return e.worst() <= e.tol }
 
 // worst is the largest error, +Inf if any is NaN (max would return NaN,
 // which compares false with everything).
@@ -291,7 +312,7 @@ func layerCheck(net *Net, x []float32, labels []int32) ([]layerErr, error) {
 				return nil, err
 			}
 		}
-		e := layerErr{name: nd.l.Name, haveForward: true}
+		e := layerErr{name: nd.l.Name, haveForward: true, tol: layerTolerance(nd.l.Kind, net.opt.Precision)}
 		var refY, refDX []float32
 		switch nd.l.Kind {
 		case alexnet.Conv, alexnet.FC:
@@ -455,7 +476,7 @@ func layerCheck(net *Net, x []float32, labels []int32) ([]layerErr, error) {
 			ref[r*net.classes+j] = float32(p / float64(net.batch))
 		}
 	}
-	out = append(out, layerErr{name: "loss", fwd: RelErr(dlog, ref), haveForward: true})
+	out = append(out, layerErr{name: "loss", fwd: RelErr(dlog, ref), haveForward: true, tol: 1e-5})
 	return out, nil
 }
 
@@ -478,23 +499,28 @@ func TestGPULayerCheck(t *testing.T) {
 			}
 			errs, err := layerCheck(net, x, labels)
 			net.Close()
+			// The layer whose error is nearest its bound (or furthest past
+			// it) speaks for the network.
+			ok, worst, tol, where := true, 0.0, Tolerance(p), ""
 			if err != nil {
-				t.Fatalf("%s %v: %v", model, p, err)
+				t.Errorf("%s %v: %v", model, p, err) // the other networks still run
+				ok, worst, where = false, math.Inf(1), err.Error()
 			}
-			worst, where := 0.0, ""
+			ratio := -1.0
 			for _, e := range errs {
-				t.Logf("%s %v %v", model, p, e)
-				if e.worst() >= worst {
-					worst, where = e.worst(), e.name
+				t.Logf("%s %v %v (bound %.0e)", model, p, e, e.tol)
+				if r := e.worst() / e.tol; !(r <= ratio) {
+					ratio, worst, tol, where = r, e.worst(), e.tol, e.name
 				}
-				if !(e.worst() <= Tolerance(p)) {
-					t.Errorf("%s %v: layer %s: %.2e > %.0e", model, p, e.name, e.worst(), Tolerance(p))
+				if !e.ok() {
+					ok = false
+					t.Errorf("%s %v: layer %s: %.2e > %.0e", model, p, e.name, e.worst(), e.tol)
 				}
 			}
-			t.Logf("layer check %s %v batch %d: worst %.2e (%s; tolerance %.0e)", model, p, batch, worst, where, Tolerance(p))
+			t.Logf("layer check %s %v batch %d: ok %v; nearest its bound: %s, %.2e of %.0e", model, p, batch, ok, where, worst, tol)
 			if path := os.Getenv("ALEXNET_LAYERCHECK_JSON"); path != "" {
 				rec, _ := json.Marshal(map[string]any{"kind": "layercheck", "model": model, "precision": p.String(), "batch": batch,
-					"worst": JSONFloat(worst), "where": where, "tolerance": Tolerance(p), "ok": worst <= Tolerance(p)})
+					"worst": JSONFloat(worst), "where": where, "tolerance": tol, "ok": ok})
 				f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 				if err == nil {
 					_, err = f.Write(append(rec, '\n'))
