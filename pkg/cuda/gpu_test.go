@@ -634,6 +634,13 @@ func convRef(s ConvShape, x, w, dy []float32) (y, dx, dw, db []float32) {
 	return f(y64), f(dx64), f(dw64), f(db64)
 }
 
+// convInputs draws a convolution's input, filter and output gradient.
+func convInputs(r *rand.Rand, s ConvShape) (x, w, dy []float32) {
+	n, k, p, q, _ := s.Output()
+	fk, fc, fr, fs := s.Filter()
+	return randn(r, s.N*s.C*s.H*s.W, 1), randn(r, fk*fc*fr*fs, 1), randn(r, n*k*p*q, 1)
+}
+
 func TestGPUConvolution(t *testing.T) {
 	d := gpu(t)
 	dnn := needDNN(t, d)
@@ -641,12 +648,9 @@ func TestGPUConvolution(t *testing.T) {
 	t.Logf("cuDNN %s", cudnnVersionString(ver))
 	r := rand.New(rand.NewPCG(9, 10))
 	s := ConvShape{N: 2, C: 4, H: 11, W: 9, K: 6, R: 3, S: 3, PadH: 1, PadW: 1, StrideH: 2, StrideW: 2, Groups: 2}
-	n, k, p, q, err := s.Output()
+	_, k, p, q, err := s.Output()
 	must(t, err)
-	fk, fc, fr, fs := s.Filter()
-	x := randn(r, s.N*s.C*s.H*s.W, 1)
-	w := randn(r, fk*fc*fr*fs, 1)
-	dy := randn(r, n*k*p*q, 1)
+	x, w, dy := convInputs(r, s)
 	wantY, wantDx, wantDw, wantDb := convRef(s, x, w, dy)
 
 	for _, tc := range []struct {
@@ -1187,12 +1191,7 @@ func TestGPUGraphConvolution(t *testing.T) {
 		{N: 2, C: 4, H: 11, W: 9, K: 6, R: 3, S: 3, PadH: 1, PadW: 1, StrideH: 2, StrideW: 2, Groups: 2},
 		{N: 4, C: 96, H: 27, W: 27, K: 256, R: 5, S: 5, PadH: 2, PadW: 2, StrideH: 1, StrideW: 1, Groups: 2},
 	} {
-		n, k, p, q, err := s.Output()
-		must(t, err)
-		fk, fc, fr, fs := s.Filter()
-		x := randn(r, s.N*s.C*s.H*s.W, 1)
-		w := randn(r, fk*fc*fr*fs, 1)
-		dy := randn(r, n*k*p*q, 1)
+		x, w, dy := convInputs(r, s)
 		wantY, wantDx, wantDw, _ := convRef(s, x, w, dy)
 		dX, dW, dDy := upload(t, d, x), upload(t, d, w), upload(t, d, dy)
 		for _, math := range []ConvMath{ConvFP32, ConvTF32} {

@@ -288,6 +288,19 @@ func layerCheck(net *Net, x []float32, labels []int32) ([]layerErr, error) {
 		return nil, err
 	}
 	dl := func(p cuda.DevicePtr, n int) ([]float32, error) { return net.download(p, n) }
+	// Every weight and gradient, read once.
+	ps, err := net.Params()
+	if err != nil {
+		return nil, err
+	}
+	weights := map[string][]float32{}
+	for _, p := range ps {
+		weights[p.Name] = p.W
+	}
+	grads, err := net.Grads()
+	if err != nil {
+		return nil, err
+	}
 	var out []layerErr
 	host := hostRun{newHostEngine(nil)}
 	defer host.h.mem.free()
@@ -316,22 +329,8 @@ func layerCheck(net *Net, x []float32, labels []int32) ([]layerErr, error) {
 		var refY, refDX []float32
 		switch nd.l.Kind {
 		case alexnet.Conv, alexnet.FC:
-			W, err := dl(net.wAt(nd.w), nd.w.size)
-			if err != nil {
-				return nil, err
-			}
-			B, err := dl(net.wAt(nd.b), nd.b.size)
-			if err != nil {
-				return nil, err
-			}
-			GW, err := dl(net.gAt(nd.w), nd.w.size)
-			if err != nil {
-				return nil, err
-			}
-			GB, err := dl(net.gAt(nd.b), nd.b.size)
-			if err != nil {
-				return nil, err
-			}
+			W, B := weights[nd.w.name], weights[nd.b.name]
+			GW, GB := grads[nd.w.name], grads[nd.b.name]
 			var dw, db []float32
 			if nd.l.Kind == alexnet.Conv {
 				g := geomOf(nd)
