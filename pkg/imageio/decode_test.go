@@ -567,7 +567,8 @@ func TestBackendsAgree(t *testing.T) {
 
 // TestWarningAccepted: junk between two header segments is a recoverable
 // defect ("Corrupt JPEG data: 3 extraneous bytes before marker 0xda" from
-// libjpeg, silently skipped by image/jpeg) that must not reject the file.
+// libjpeg; image/jpeg skips it in silence, and jpegScanWarning names it)
+// that must not reject the file.
 func TestWarningAccepted(t *testing.T) {
 	data := encodeJPEG(t, gradient(64, 48), 90)
 	hdr, err := scanJPEGHeader(data)
@@ -581,8 +582,8 @@ func TestWarningAccepted(t *testing.T) {
 			t.Fatalf("%s: %v", backendName(d), err)
 		}
 		got := bytes.Clone(img.Pix)
-		if d.lib != nil && !strings.Contains(d.Warning(), "3 extraneous bytes before marker 0xda") {
-			t.Errorf("Warning() = %q, want libjpeg's extraneous-bytes warning", d.Warning())
+		if !strings.Contains(d.Warning(), "3 extraneous bytes before marker 0xda") {
+			t.Errorf("%s: Warning() = %q, want libjpeg's extraneous-bytes warning", backendName(d), d.Warning())
 		}
 		good, err := d.DecodeFull(data)
 		if err != nil {
@@ -695,6 +696,7 @@ func TestConcurrentDecoders(t *testing.T) {
 // TestMissingLibrary: a machine without libturbojpeg gets an ordinary
 // error naming what was tried, which Backend reports, not a crash.
 func TestMissingLibrary(t *testing.T) {
+	t.Setenv("TURBOJPEG_LIB", "")
 	saved := turboLibNames
 	defer func() { turboLibNames = saved }()
 	turboLibNames = []string{"libturbojpeg-does-not-exist.so.9"}
@@ -704,6 +706,31 @@ func TestMissingLibrary(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "libturbojpeg-does-not-exist.so.9") {
 		t.Errorf("error %q does not name the library", err)
+	}
+}
+
+// TURBOJPEG_LIB names a library to try first, or "none" for the Go
+// decoders on a machine that has libturbojpeg.
+func TestTurboJPEGLibEnv(t *testing.T) {
+	t.Setenv("TURBOJPEG_LIB", "none")
+	if lib, err := openTurbo(); lib != nil || err == nil || err.Error() != "TURBOJPEG_LIB=none" {
+		t.Errorf("TURBOJPEG_LIB=none: openTurbo() = %v, %v", lib, err)
+	}
+	saved := turboLibNames
+	defer func() { turboLibNames = saved }()
+	turboLibNames = []string{"libturbojpeg-does-not-exist.so.9"}
+	t.Setenv("TURBOJPEG_LIB", "/nonexistent/libturbojpeg-custom.so")
+	_, err := openTurbo()
+	if err == nil || !strings.Contains(err.Error(), "libturbojpeg-custom.so") || !strings.Contains(err.Error(), "libturbojpeg-does-not-exist.so.9") {
+		t.Errorf("error %v: want both the named library and the usual names tried", err)
+	}
+}
+
+// Only the image/jpeg path has rules of its own for damage, which ingest's
+// resume keys its shards by.
+func TestDamageRules(t *testing.T) {
+	if got, stdlib := DamageRules(), BackendKind() == "stdlib"; (got != "") != stdlib {
+		t.Errorf("DamageRules() = %q with backend %s", got, BackendKind())
 	}
 }
 

@@ -12,6 +12,11 @@
 // why. The format comes from the leading bytes, never the file name:
 // ILSVRC2012 has a PNG named .JPEG.
 //
+// libjpeg reports damage it decodes past as warnings (Decoder.Warning);
+// image/jpeg decodes past the same damage in silence, so on that path a
+// kept sequential JPEG's coded data is walked again (jpegScanWarning) to
+// name it in libjpeg's words.
+//
 // A Decoder owns a TurboJPEG handle and scratch memory and is not safe for
 // concurrent use: create one per worker goroutine. ResizeShortCrop,
 // ResizedSize, Sniff and Backend are safe for concurrent use.

@@ -91,6 +91,9 @@ func (d *Decoder) decodeStdlib(ctx context.Context, f Format, data []byte) (img 
 	if f == FormatGIF {
 		m = gifOnScreen(m, data, cfg.Width, cfg.Height)
 	}
+	if f == FormatJPEG {
+		d.warning = jpegScanWarning(data)
+	}
 	b := m.Bounds()
 	if err := checkDims(name, b.Dx(), b.Dy()); err != nil {
 		return Image{}, err

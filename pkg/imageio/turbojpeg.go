@@ -31,8 +31,8 @@ const (
 	tjflagLimitScans = 32768
 )
 
-// turboLibNames are tried in order; the unversioned name exists only where
-// the -dev package is installed.
+// turboLibNames are tried in order, after $TURBOJPEG_LIB when it is set;
+// the unversioned name exists only where the -dev package is installed.
 var turboLibNames = []string{"libturbojpeg.so.0", "libturbojpeg.so", "libturbojpeg.dylib"}
 
 type scalingFactor struct{ num, denom int32 }
@@ -76,7 +76,17 @@ func openTurbo() (lib *turboLib, err error) {
 	}()
 	var handle uintptr
 	var errs []string
-	for _, name := range turboLibNames {
+	names := turboLibNames
+	switch p := os.Getenv("TURBOJPEG_LIB"); p {
+	case "none":
+		// As OPENBLAS_LIB=none: the Go decoders on a machine that has
+		// the library, to compare the two or to step round a broken one.
+		return nil, errors.New("TURBOJPEG_LIB=none")
+	case "":
+	default:
+		names = append([]string{p}, names...)
+	}
+	for _, name := range names {
 		h, err := dl.Open(name, false)
 		if err == nil {
 			handle = h
@@ -180,6 +190,19 @@ func BackendKind() string {
 // decodes there, not skipped), so ingest redoes shards made under other
 // rules rather than mix them.
 const PixelsVersion = 4
+
+// DamageRules names the rules by which the decoder NewDecoder gives calls
+// a kept file damaged (Decoder.Warning), where they differ from the first
+// ones: "" for libjpeg-turbo, whose own warnings decide; for image/jpeg,
+// which says nothing itself, the version of jpegScanWarning's walk. A
+// resumed ingest redoes shards made under other rules, as their reports'
+// damaged lists would differ although their pixels do not.
+func DamageRules() string {
+	if _, err := loadTurbo(); err != nil {
+		return "scan-walk-1"
+	}
+	return ""
+}
 
 func Backend() string {
 	lib, err := loadTurbo()

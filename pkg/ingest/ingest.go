@@ -261,10 +261,16 @@ func (p *shardPlan) file() string { return shards.ShardName(p.split, p.index) }
 // changes it, and the shard is made again rather than keeping the old
 // pixels or the old skip. So does a resume on the other JPEG decoder, or
 // under other resize rules: their pixels differ, and a mix would match
-// neither run.
+// neither run; or under other rules for what is damaged, whose report
+// would differ.
 func (p *shardPlan) planKey(ds *imagenet.Dataset, o *Options) string {
 	h := fnv.New128a()
 	fmt.Fprintf(h, "v%d size=%d codec=%d pixels=%d decoder=%s\n", shards.Version, o.Size, o.Codec, imageio.PixelsVersion, imageio.BackendKind())
+	if r := imageio.DamageRules(); r != "" {
+		// Written only where set, so shards made before it existed keep
+		// their key wherever the rules did not change.
+		fmt.Fprintf(h, "damage=%s\n", r)
+	}
 	for i, it := range p.items {
 		fmt.Fprintf(h, "%d %s %d %s\n", p.ids[i], it.Name, it.Label, itemStamp(ds, it))
 	}

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -1264,24 +1265,50 @@ func TestSkipJSONQuotesNonUTF8(t *testing.T) {
 // A JPEG damaged mid-scan that libjpeg decodes past (with a "Corrupt JPEG
 // data" warning, the rows after the damage flat grey) is kept, but listed
 // in the report's damaged list with the warning; image/jpeg rejects the
-// same file, so without libjpeg-turbo it is skipped instead.
+// same file, so without libjpeg-turbo it is skipped instead. A scan with
+// junk after its codes, which both decoders keep, is listed as damaged
+// by both.
 func TestDamagedJPEGReported(t *testing.T) {
 	root, bad := makeTree(t, 3)
 	path := filepath.Join("train", wnids[1], "damaged.JPEG")
-	if err := os.WriteFile(filepath.Join(root, path), fixtures.DamagedJPEG(t), 0o644); err != nil {
-		t.Fatal(err)
+	desynced := filepath.Join("train", wnids[2], "desynced.JPEG")
+	for p, data := range map[string][]byte{path: fixtures.DamagedJPEG(t), desynced: fixtures.DesyncedJPEG(t)} {
+		if err := os.WriteFile(filepath.Join(root, p), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	rep := mustIngest(t, root, Options{Out: t.TempDir(), Size: 24, Seed: 7, ShardSize: 5, Workers: 2})
 	t.Logf("decoder %s; damaged %+v; skipped %d", rep.Decoder, rep.Damaged, len(rep.Skipped))
+	damaged := map[string]string{}
+	for _, d := range rep.Damaged {
+		damaged[d.Path] = d.Reason
+	}
+	if !strings.Contains(damaged[desynced], "extraneous bytes before marker 0xd9") {
+		t.Errorf("%s: the desynced JPEG's damage is not listed: %+v", rep.Decoder, rep.Damaged)
+	}
 	if imageio.BackendKind() == "stdlib" {
-		if len(rep.Skipped) != bad+1 || len(rep.Damaged) != 0 {
-			t.Fatalf("image/jpeg: %d skipped (want %d), %d damaged", len(rep.Skipped), bad+1, len(rep.Damaged))
+		if len(rep.Skipped) != bad+1 || len(rep.Damaged) != 1 {
+			t.Fatalf("image/jpeg: %d skipped (want %d), %d damaged (want 1)", len(rep.Skipped), bad+1, len(rep.Damaged))
 		}
 		return
 	}
-	if len(rep.Skipped) != bad || len(rep.Damaged) != 1 || rep.Damaged[0].Path != path ||
-		!strings.Contains(rep.Damaged[0].Reason, "Corrupt JPEG data") {
+	if len(rep.Skipped) != bad || len(rep.Damaged) != 2 || !strings.Contains(damaged[path], "Corrupt JPEG data") {
 		t.Fatalf("libjpeg-turbo: %d skipped (want %d), damaged %+v", len(rep.Skipped), bad, rep.Damaged)
+	}
+}
+
+// TestDamagedJPEGReported's image/jpeg branch, on a machine that has
+// libjpeg-turbo: the test binary again with TURBOJPEG_LIB=none, since the
+// library is looked up once per process.
+func TestDamagedJPEGReportedWithoutTurbo(t *testing.T) {
+	if imageio.BackendKind() == "stdlib" {
+		t.Skip("this process decodes with image/jpeg already: TestDamagedJPEGReported took that branch")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestDamagedJPEGReported$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), "TURBOJPEG_LIB=none")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "decoder stdlib image/jpeg") || !strings.Contains(string(out), "--- PASS") {
+		t.Fatalf("with TURBOJPEG_LIB=none: %v\n%s", err, out)
 	}
 }
 

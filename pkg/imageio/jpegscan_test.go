@@ -1,0 +1,234 @@
+package imageio
+
+import (
+	"bytes"
+	"image"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/alexnet-repro/alexnet/internal/testdata"
+)
+
+// entropyStart is where a JPEG's first scan's coded data begins.
+func entropyStart(t testing.TB, data []byte) int {
+	t.Helper()
+	h, err := scanJPEGHeader(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.sosOffset + 2 + int(data[h.sosOffset+2])<<8 + int(data[h.sosOffset+3])
+}
+
+func fixture(t testing.TB, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// insertAt returns data with ins inserted before offset at.
+func insertAt(data []byte, at int, ins ...byte) []byte {
+	return slices.Concat(data[:at], ins, data[at:])
+}
+
+func TestJPEGScanWarning(t *testing.T) {
+	color := encodeJPEG(t, gradient(64, 48), 90)
+	gray := func() []byte {
+		g := image.NewGray(image.Rect(0, 0, 40, 33))
+		for i := range g.Pix {
+			g.Pix[i] = uint8(i * 7)
+		}
+		return encodeJPEG(t, g, 75)
+	}()
+	restart := fixture(t, "restart_48x40.jpg")
+	multiscan := fixture(t, "multiscan_48x40.jpg")
+	eoi := func(data []byte) int { return len(data) - 2 }
+	firstRST := bytes.Index(restart, []byte{0xFF, 0xD0})
+	secondSOS := bytes.Index(multiscan[entropyStart(t, multiscan):], []byte{0xFF, 0xDA}) + entropyStart(t, multiscan)
+	withRST := func(code byte) []byte {
+		b := bytes.Clone(restart)
+		b[firstRST+1] = code
+		return b
+	}
+	half := func(data []byte) []byte {
+		s := entropyStart(t, data)
+		return slices.Concat(data[:s+(len(data)-s)/2], []byte{0xFF, 0xD9})
+	}
+	cases := []struct {
+		name string
+		data []byte
+		want string // "" for none; otherwise the whole warning
+	}{
+		// Clean files of every shape the walk handles.
+		{"4:2:0 colour", color, ""},
+		{"grayscale", gray, ""},
+		{"restart every MCU (cjpeg -restart 1B)", restart, ""},
+		{"a scan per component (cjpeg -scans)", multiscan, ""},
+		{"CMYK, 4 components", fixture(t, "cmyk_adobe_32x24.jpg"), ""},
+		{"YCCK 4:2:0", fixture(t, "ycck_adobe_32x24.jpg"), ""},
+		{"4:1:0 sampling", fixture(t, "sampling_4x2_32x24.jpg"), ""},
+		{"arithmetic coding: not walked", fixture(t, "arithmetic_32x24.jpg"), ""},
+		{"bytes after EOI are not the image's", append(bytes.Clone(color), 1, 2, 3), ""},
+		{"fill 0xFFs before a marker are not junk", insertAt(color, eoi(color), 0xFF, 0xFF), ""},
+
+		// Damage image/jpeg decodes past in silence.
+		{"junk before EOI", insertAt(color, eoi(color), 1, 2, 3, 4, 5),
+			"Corrupt JPEG data: 5 extraneous bytes before marker 0xd9"},
+		{"a stuffed 0xFF in the junk counts two", insertAt(color, eoi(color), 1, 0xFF, 0x00),
+			"Corrupt JPEG data: 3 extraneous bytes before marker 0xd9"},
+		{"junk between header segments", insertAt(color, 2, 0x12, 0x34, 0x56),
+			"Corrupt JPEG data: 3 extraneous bytes before marker 0xdb"},
+		{"junk before a restart marker", insertAt(restart, firstRST, 7, 7),
+			"Corrupt JPEG data: 2 extraneous bytes before marker 0xd0"},
+		{"a restart marker out of sequence", withRST(0xD3),
+			"Corrupt JPEG data: found marker 0xd3 instead of RST0"},
+		{"junk between scans", insertAt(multiscan, secondSOS, 9, 9, 9, 9),
+			"Corrupt JPEG data: 4 extraneous bytes before marker 0xda"},
+		{"coded data cut short", half(color), "Corrupt JPEG data: premature end of data segment"},
+		{"sixteen one-bits are no code", insertAt(color, entropyStart(t, color), 0xFF, 0x00, 0xFF, 0x00),
+			"Corrupt JPEG data: bad Huffman code"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := jpegScanWarning(c.data); got != c.want {
+				t.Errorf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+// Without libjpeg-turbo, a JPEG image/jpeg decodes past damage in is now
+// reported: the stdlib path sets Warning() as the libjpeg path does, and
+// the next decode clears it.
+func TestStdlibReportsDamage(t *testing.T) {
+	good := encodeJPEG(t, gradient(64, 48), 90)
+	bad := insertAt(good, len(good)-2, slices.Repeat([]byte{0x42}, 40)...)
+	for _, d := range backends(t) {
+		img, err := d.DecodeFull(bad)
+		if err != nil {
+			t.Fatalf("%s: %v", backendName(d), err)
+		}
+		if !strings.Contains(d.Warning(), "extraneous bytes before marker 0xd9") {
+			t.Errorf("%s: Warning() = %q, want the extraneous bytes named", backendName(d), d.Warning())
+		}
+		got := bytes.Clone(img.Pix)
+		img, err = d.DecodeFull(good)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Warning() != "" {
+			t.Errorf("%s: warning %q survived into the next decode", backendName(d), d.Warning())
+		}
+		if !bytes.Equal(got, img.Pix) {
+			t.Errorf("%s: the junk changed the pixels", backendName(d))
+		}
+	}
+}
+
+// No real photo is called damaged.
+func TestJPEGScanCleanSample(t *testing.T) {
+	files := testdata.ImageNetSample(t)
+	walked := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := jpegScanWarning(data); w != "" {
+			t.Errorf("%s: %s", filepath.Base(f), w)
+		}
+		if h, err := scanJPEGHeader(data); err == nil && !h.progressive && !h.arithmetic {
+			walked++
+		}
+	}
+	t.Logf("%d files, %d of them sequential (walked)", len(files), walked)
+}
+
+// Against libjpeg itself: bits flipped at random in the sample's coded
+// data. Every file libjpeg-turbo keeps with a warning and image/jpeg keeps
+// must be flagged on the image/jpeg path too. The walk may flag more:
+// libjpeg does not count the up to 7 bytes its bit buffer had fetched
+// when a scan ends, so it misses a desync that leaves fewer behind.
+func TestStdlibFlagsWhatLibjpegFlags(t *testing.T) {
+	files := testdata.ImageNetSample(t)
+	tj, st := NewDecoder(), NewDecoderStdlib()
+	if tj.lib == nil {
+		t.Skip("libjpeg-turbo is not installed: nothing to compare with")
+	}
+	rng := rand.New(rand.NewSource(1))
+	var both, onlyLibjpeg, onlyOurs, trials int
+	for trials < 400 {
+		data, err := os.ReadFile(files[rng.Intn(len(files))])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h, err := scanJPEGHeader(data); err != nil || h.progressive {
+			continue
+		}
+		trials++
+		start := entropyStart(t, data)
+		for range 1 + rng.Intn(3) {
+			data[start+rng.Intn(len(data)-2-start)] ^= 1 << rng.Intn(8)
+		}
+		_, terr := tj.DecodeFull(data)
+		_, serr := st.DecodeFull(data)
+		if terr != nil || serr != nil {
+			continue // refused by one or both: not this test's concern
+		}
+		switch lw, sw := tj.Warning(), st.Warning(); {
+		case lw != "" && sw != "":
+			both++
+		case lw != "":
+			onlyLibjpeg++
+			t.Errorf("libjpeg-turbo warned %q; the image/jpeg path said nothing", lw)
+		case sw != "":
+			onlyOurs++
+		}
+	}
+	t.Logf("%d corrupted files: flagged by both %d, only libjpeg %d, only the walk %d", trials, both, onlyLibjpeg, onlyOurs)
+	if both == 0 {
+		t.Error("no trial was flagged by both: the test exercised nothing")
+	}
+}
+
+// FuzzJPEGScanWarning: the walk reads outside bytes; it must not panic,
+// and what it says is one of libjpeg's corrupt-data warnings.
+func FuzzJPEGScanWarning(f *testing.F) {
+	for _, name := range []string{"restart_48x40.jpg", "multiscan_48x40.jpg", "cmyk_adobe_32x24.jpg", "sampling_4x2_32x24.jpg"} {
+		f.Add(fixture(f, name))
+	}
+	good := encodeJPEG(f, gradient(24, 17), 80)
+	f.Add(good)
+	f.Add(insertAt(good, len(good)-2, 1, 2, 3))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if w := jpegScanWarning(data); w != "" && !strings.HasPrefix(w, "Corrupt JPEG data: ") {
+			t.Fatalf("warning %q", w)
+		}
+	})
+}
+
+// The walk's cost on the image/jpeg path, per sample photo.
+func BenchmarkJPEGScanWarning(b *testing.B) {
+	files := testdata.ImageNetSample(b)
+	var all [][]byte
+	total := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		all = append(all, data)
+		total += len(data)
+	}
+	b.SetBytes(int64(total / len(all)))
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		jpegScanWarning(all[i%len(all)])
+	}
+}
