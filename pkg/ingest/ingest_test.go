@@ -146,6 +146,16 @@ func TestIngestTree(t *testing.T) {
 	if want := filepath.Join(root, "LOC_val_solution.csv"); rep.ValLabelSource != want {
 		t.Errorf("val_label_source %q, want %q", rep.ValLabelSource, want)
 	}
+	// A root given relative to the working folder still reports where
+	// the labels came from as an absolute path, as it does root and out.
+	t.Chdir(filepath.Dir(root))
+	rel, err := ingestDir(t, filepath.Base(root), t.TempDir(), 2, context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(root, "LOC_val_solution.csv"); rel.ValLabelSource != want || rel.Root != root {
+		t.Errorf("relative root: val_label_source %q, root %q; want %q and %q", rel.ValLabelSource, rel.Root, want, root)
+	}
 	reasons := map[string]string{}
 	for _, s := range rep.Skipped {
 		reasons[s.Name] = s.Reason
