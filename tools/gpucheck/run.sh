@@ -47,6 +47,12 @@ BUDGET=${GPUCHECK_BUDGET:-450}
 # cut to fit), so the whole run ends inside the device call's limit
 # (timeout_s 540 for the default budget, 260 for a budget of 200).
 GRACE=${GPUCHECK_GRACE:-20}
+# KILL_AFTER: seconds between a step's signal at its timeout and SIGKILL.
+# STUCK: seconds after that SIGKILL before a step that still has not ended
+# (a process in uninterruptible sleep in the driver outlives SIGKILL, and
+# timeout waits for it) is left behind so that the run can go on.
+KILL_AFTER=${GPUCHECK_KILL_AFTER:-10}
+STUCK=${GPUCHECK_STUCK:-15}
 ONLY=${GPUCHECK_ONLY:-}
 START=$(date +%s)
 rm -rf "$R" "$G/work" # gpu/work: where builds before this one kept it
@@ -115,8 +121,24 @@ step() {
 	local sig=TERM
 	[[ $1 == "$B"/* ]] && sig=QUIT
 	[[ -n ${PY:-} && $1 == "$PY" ]] && sig=ABRT
-	timeout -s $sig --kill-after=10 "$limit" "$@" >"$R/$name.log" 2>&1
-	local rc=$?
+	timeout -s $sig --kill-after=$KILL_AFTER "$limit" "$@" >"$R/$name.log" 2>&1 &
+	local pid=$! rc t0
+	t0=$(date +%s)
+	# Polled rather than waited on: a wait on a step stuck in the driver
+	# would never return, and the run would end at the device call's
+	# limit with the stuck step's log (the goroutine dump that says where)
+	# never saved.
+	while kill -0 "$pid" 2>/dev/null && (( $(date +%s) - t0 <= limit + KILL_AFTER + STUCK )); do
+		sleep 0.2
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		rc=137
+		echo "== run.sh: still running ${STUCK}s after SIGKILL (a process in uninterruptible sleep in the driver?); left behind" >>"$R/$name.log"
+		say "STUCK $name: it outlived SIGKILL by ${STUCK}s; left behind, and the run goes on"
+	else
+		wait "$pid"
+		rc=$?
+	fi
 	tail -n 4 "$R/$name.log" | sed 's/^/   | /'
 	if (( rc == 124 || rc == 137 )); then
 		if [[ -n $cut ]]; then

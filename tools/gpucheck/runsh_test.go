@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -22,56 +23,7 @@ import (
 // $OUT/a/b/file, plain names, with the whole results folder in one
 // archive.
 func TestRunScriptOut(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs run.sh for about 20 s")
-	}
-	for _, tool := range []string{"bash", "tar", "xz", "timeout"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("no %s: %v", tool, err)
-		}
-	}
-	root := t.TempDir()
-	g := filepath.Join(root, "gpu")
-	stage := filepath.Join(root, "stage")
-	for _, d := range []string{g, stage} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	src, err := os.ReadFile("run.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(g, "run.sh"), src, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	stubs := map[string]string{
-		// bench never returns on its own; table prints a table.
-		"gpucheck":  `case $1 in bench) sleep 300;; table) echo "| table |";; probe) echo "| cuDNN | 9 |";; *) exit 1;; esac`,
-		"cuda.test": "exit 1", "gpu.test": "exit 1", "feed.test": "exit 1", "ingest": "exit 1", "train": "exit 1", "benchpipeline": "exit 1",
-	}
-	for name, body := range stubs {
-		if err := os.WriteFile(filepath.Join(stage, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pack := exec.Command("bash", "-c", `tar -C "$1" -cf - . | xz -0 >"$2"`, "_", stage, filepath.Join(g, "bin.tar.xz"))
-	if b, err := pack.CombinedOutput(); err != nil {
-		t.Fatalf("packing the stubs: %v\n%s", err, b)
-	}
-	out := filepath.Join(root, "out")
-	if err := os.Mkdir(out, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("bash", filepath.Join(g, "run.sh"))
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "OUT="+out, "GPUCHECK_BUDGET=15", "GPUCHECK_GRACE=3", "GPUCHECK_PYTHON=")
-	t0 := time.Now()
-	b, err := cmd.CombinedOutput()
-	took := time.Since(t0)
-	if err != nil {
-		t.Fatalf("run.sh: %v\n%s", err, b)
-	}
+	b, out, took := runScriptWithStubs(t, nil)
 	if took > 60*time.Second {
 		t.Errorf("run.sh took %v under a 15 s budget: a step's timeout was not cut to it\n%s", took, b)
 	}
@@ -105,7 +57,7 @@ func TestRunScriptOut(t *testing.T) {
 	// The device tool's limits on what comes back from $OUT.
 	name := regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 	files := 0
-	err = filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
 		if err != nil || p == out {
 			return err
 		}
@@ -159,6 +111,134 @@ func TestRunScriptOut(t *testing.T) {
 	for _, want := range []string{"results/run.log", "results/table.md", "results/probe.md", "results/bench-alexnet-owt-tf32.log", "results/machine.jsonl"} {
 		if !in[want] {
 			t.Errorf("gpu-results.tar.gz lacks %s (has %v)", want, in)
+		}
+	}
+}
+
+// runScriptWithStubs runs run.sh on this machine (no GPU) with stub
+// binaries (gpucheck bench sleeps 300 s), a 15 s budget and a device
+// tool's $OUT; env is added to its environment. It returns run.sh's
+// output, $OUT and how long the run took.
+func runScriptWithStubs(t *testing.T, env []string) (b []byte, out string, took time.Duration) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs run.sh for about 20 s")
+	}
+	for _, tool := range []string{"bash", "tar", "xz", "timeout"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("no %s: %v", tool, err)
+		}
+	}
+	root := t.TempDir()
+	g := filepath.Join(root, "gpu")
+	stage := filepath.Join(root, "stage")
+	for _, d := range []string{g, stage} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, err := os.ReadFile("run.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(g, "run.sh"), src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stubs := map[string]string{
+		// bench never returns on its own; table prints a table.
+		"gpucheck":  `case $1 in bench) sleep 300;; table) echo "| table |";; probe) echo "| cuDNN | 9 |";; *) exit 1;; esac`,
+		"cuda.test": "exit 1", "gpu.test": "exit 1", "feed.test": "exit 1", "ingest": "exit 1", "train": "exit 1", "benchpipeline": "exit 1",
+	}
+	for name, body := range stubs {
+		if err := os.WriteFile(filepath.Join(stage, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pack := exec.Command("bash", "-c", `tar -C "$1" -cf - . | xz -0 >"$2"`, "_", stage, filepath.Join(g, "bin.tar.xz"))
+	if b, err := pack.CombinedOutput(); err != nil {
+		t.Fatalf("packing the stubs: %v\n%s", err, b)
+	}
+	out = filepath.Join(root, "out")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", filepath.Join(g, "run.sh"))
+	cmd.Dir = root
+	cmd.Env = append(append(os.Environ(), "OUT="+out, "GPUCHECK_BUDGET=15", "GPUCHECK_GRACE=3", "GPUCHECK_PYTHON="), env...)
+	// Steps left behind as stuck are still running: end them with the test.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	t.Cleanup(func() {
+		if cmd.Process != nil {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+	})
+	t0 := time.Now()
+	b, err = cmd.CombinedOutput()
+	took = time.Since(t0)
+	if err != nil {
+		t.Fatalf("run.sh: %v\n%s", err, b)
+	}
+	return b, out, took
+}
+
+// A step stuck in the driver outlives SIGKILL, and timeout waits for it
+// forever. run.sh leaves such a step behind after GPUCHECK_STUCK seconds,
+// saves its log with a line saying so, and goes on to the other steps and
+// the table. The stuck process is played by a timeout that ignores
+// signals for the bench.
+func TestRunScriptLeavesStuckStepBehind(t *testing.T) {
+	fake := t.TempDir()
+	real, err := exec.LookPath("timeout")
+	if err != nil {
+		t.Skip("no timeout")
+	}
+	script := "#!/bin/bash\ncase \"$*\" in *gpucheck\\ bench*) trap '' TERM QUIT INT; echo started bench; sleep 120;; *) exec " + real + " \"$@\";; esac\n"
+	if err := os.WriteFile(filepath.Join(fake, "timeout"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, out, took := runScriptWithStubs(t, []string{"PATH=" + fake + ":" + os.Getenv("PATH"), "GPUCHECK_KILL_AFTER=1", "GPUCHECK_STUCK=1", "GPUCHECK_BUDGET=12", "GPUCHECK_GRACE=1"})
+	if took > 60*time.Second {
+		t.Errorf("run.sh took %v: it waited on the stuck step\n%s", took, b)
+	}
+	if !strings.Contains(string(b), "STUCK bench-alexnet-owt-tf32") {
+		t.Fatalf("the stuck bench was not left behind:\n%s", b)
+	}
+	if !strings.Contains(string(b), "diagnosing: bench-alexnet-owt-tf32 hung") {
+		t.Errorf("a stuck bench did not count as hung:\n%s", b)
+	}
+	log := archived(t, out, "results/bench-alexnet-owt-tf32.log")
+	if !strings.Contains(log, "started bench") || !strings.Contains(log, "left behind") {
+		t.Errorf("the stuck step's log in gpu-results.tar.gz: %q", log)
+	}
+}
+
+// archived returns one file's text from $OUT/gpu-results.tar.gz.
+func archived(t *testing.T, out, name string) string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(out, "gpu-results.tar.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			t.Fatalf("gpu-results.tar.gz has no %s", name)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimPrefix(h.Name, "./") == name {
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(b)
 		}
 	}
 }
