@@ -473,13 +473,9 @@ func (s *scanWalker) scan(seg []byte, pos int) (int, string) {
 		if s.ri > 0 && m > 0 && m%s.ri == 0 {
 			// libjpeg's process_restart: what is left of the interval
 			// is discarded, then the marker must be the next RST.
-			n, at := r.leftover()
-			code, next, ok := markerAt(s.data, at)
-			if !ok {
-				return -1, ""
-			}
-			if n > 0 {
-				return -1, fmt.Sprintf("Corrupt JPEG data: %d extraneous bytes before marker 0x%02x", n, code)
+			at, code, next, warn := r.end()
+			if warn != "" || at < 0 {
+				return -1, warn
 			}
 			if code != byte(0xD0+rst) {
 				return -1, fmt.Sprintf("Corrupt JPEG data: found marker 0x%02x instead of RST%d", code, rst)
@@ -499,13 +495,22 @@ func (s *scanWalker) scan(seg []byte, pos int) (int, string) {
 			return -1, "Corrupt JPEG data: premature end of data segment"
 		}
 	}
+	at, _, _, warn := r.end()
+	return at, warn
+}
+
+// end finds the marker after a stretch of coded data (a scan or a restart
+// interval): where it starts, its code and the position after it, or a
+// warning naming the bytes the codes left unused before it; at is −1
+// when the data ends first.
+func (r *bitReader) end() (at int, code byte, next int, warn string) {
 	n, at := r.leftover()
-	code, _, ok := markerAt(s.data, at)
+	code, next, ok := markerAt(r.data, at)
 	if !ok {
-		return -1, ""
+		return -1, 0, 0, ""
 	}
 	if n > 0 {
-		return -1, fmt.Sprintf("Corrupt JPEG data: %d extraneous bytes before marker 0x%02x", n, code)
+		return -1, code, next, fmt.Sprintf("Corrupt JPEG data: %d extraneous bytes before marker 0x%02x", n, code)
 	}
-	return at, ""
+	return at, code, next, ""
 }

@@ -87,29 +87,9 @@ func TestRunScriptOut(t *testing.T) {
 			t.Errorf("$OUT/%s: %v", f, err)
 		}
 	}
-	in := map[string]bool{}
-	f, err := os.Open(filepath.Join(out, "gpu-results.tar.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		in[strings.TrimPrefix(h.Name, "./")] = true
-	}
+	in := archive(t, out)
 	for _, want := range []string{"results/run.log", "results/table.md", "results/probe.md", "results/bench-alexnet-owt-tf32.log", "results/machine.jsonl"} {
-		if !in[want] {
+		if _, ok := in[want]; !ok {
 			t.Errorf("gpu-results.tar.gz lacks %s (has %v)", want, in)
 		}
 	}
@@ -206,14 +186,14 @@ func TestRunScriptLeavesStuckStepBehind(t *testing.T) {
 	if !strings.Contains(string(b), "diagnosing: bench-alexnet-owt-tf32 hung") {
 		t.Errorf("a stuck bench did not count as hung:\n%s", b)
 	}
-	log := archived(t, out, "results/bench-alexnet-owt-tf32.log")
+	log := archive(t, out)["results/bench-alexnet-owt-tf32.log"]
 	if !strings.Contains(log, "started bench") || !strings.Contains(log, "left behind") {
 		t.Errorf("the stuck step's log in gpu-results.tar.gz: %q", log)
 	}
 }
 
-// archived returns one file's text from $OUT/gpu-results.tar.gz.
-func archived(t *testing.T, out, name string) string {
+// archive returns the files of $OUT/gpu-results.tar.gz by name.
+func archive(t *testing.T, out string) map[string]string {
 	t.Helper()
 	f, err := os.Open(filepath.Join(out, "gpu-results.tar.gz"))
 	if err != nil {
@@ -224,21 +204,20 @@ func archived(t *testing.T, out, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	files := map[string]string{}
 	tr := tar.NewReader(zr)
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
-			t.Fatalf("gpu-results.tar.gz has no %s", name)
+			return files
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.TrimPrefix(h.Name, "./") == name {
-			b, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return string(b)
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
 		}
+		files[strings.TrimPrefix(h.Name, "./")] = string(b)
 	}
 }
