@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
+	"github.com/alexnet-repro/alexnet/internal/errs"
 	"github.com/alexnet-repro/alexnet/internal/regfile"
 )
 
@@ -238,6 +239,30 @@ type plan struct {
 	alsoFound        []Layout // other layouts present, for a warning
 }
 
+// checkTreeAgainstTars refuses an extracted train/ that holds fewer
+// classes than the training tar beside it, when the layout was detected
+// rather than chosen: the tree is taken first, and a half-done extraction
+// (a loop over the class tars, stopped) would otherwise make a dataset of
+// the classes it reached, with a warning that is easy to miss. --layout
+// tree takes the folders as they are, --layout tars the archive.
+func (p *plan) checkTreeAgainstTars(train *split, force Layout) error {
+	if force != "" || p.layout == LayoutTars || !slices.Contains(p.alsoFound, LayoutTars) || len(train.wnids) == 0 {
+		return nil
+	}
+	tp := detectTars(p.root)
+	if tp == nil || tp.trainTar == "" {
+		return nil
+	}
+	n, err := countTrainTarClasses(p.root, tp.trainTar)
+	if err != nil || n <= len(train.wnids) {
+		return nil // unreadable, it is not the one to be read: no verdict
+	}
+	return errs.Mark(&PathError{Path: p.root, Err: fmt.Errorf(
+		"the %s layout's training split holds %d classes, and %s beside it %d: is the extraction finished? "+
+			"Finish it, or choose: --layout %s reads the %d there, --layout tars the archive's %d",
+		p.layout, len(train.wnids), tp.trainTar, n, p.layout, len(train.wnids), n)}, ErrOtherLayout)
+}
+
 // Open finds the dataset under root, lists both splits, and resolves
 // classes and labels. Its error lists the layouts it looked for when none
 // matched.
@@ -287,6 +312,9 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 		}
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := p.checkTreeAgainstTars(train, opt.Layout); err != nil {
 		return nil, err
 	}
 	if len(train.items) == 0 && len(val.items) == 0 {

@@ -659,6 +659,41 @@ func TestDetect(t *testing.T) {
 		t.Errorf("unknown layout: err = %v", err)
 	}
 
+	// A tree with fewer classes than the training tar beside it, as a
+	// stopped extraction leaves, is refused unless a layout is chosen.
+	entries, err := os.ReadDir(filepath.Join(both, "train"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var classes []string
+	for _, e := range entries {
+		if e.IsDir() {
+			classes = append(classes, e.Name())
+		}
+	}
+	n := len(classes)
+	if n < 2 {
+		t.Fatalf("train/ holds %d class folders", n)
+	}
+	if err := os.RemoveAll(filepath.Join(both, "train", classes[n-1])); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(both, Options{})
+	if want := fmt.Sprintf("training split holds %d classes, and %s beside it %d: is the extraction finished?", n-1, trainTarName, n); err == nil ||
+		!errors.Is(err, ErrOtherLayout) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "--layout tree reads the") {
+		t.Errorf("a half-extracted tree beside the tars: err = %v, want ErrOtherLayout saying %q", err, want)
+	}
+	for _, l := range []Layout{LayoutTree, LayoutTars} {
+		d, err := Open(both, Options{Layout: l})
+		if err != nil {
+			t.Fatalf("--layout %s over a half-extracted tree: %v", l, err)
+		}
+		if want := map[Layout]int{LayoutTree: n - 1, LayoutTars: n}[l]; len(d.Classes) != want {
+			t.Errorf("--layout %s: %d classes, want %d", l, len(d.Classes), want)
+		}
+		d.Close()
+	}
+
 	noImages := t.TempDir()
 	writeFile(t, filepath.Join(noImages, "train", "n01000001", "notes.txt"), []byte("x"))
 	if _, err := Open(noImages, Options{}); err == nil || !strings.Contains(err.Error(), "no images") {
@@ -1114,6 +1149,13 @@ func TestValClassIndicesOverASubset(t *testing.T) {
 			}
 			if got != tc.want {
 				t.Fatalf("index %d labelled %q, want %q (classes %v, warnings %q)", tc.index, got, tc.want, d.Classes, d.Warnings)
+			}
+			// The classes the mapping names and train/ lacks are named:
+			// a half-done extraction must not pass for the dataset.
+			warned := hasWarning(d, "2 of the 4 classes in "+filepath.Join(root, "LOC_synset_mapping.txt")+
+				" have no class folder here (n01440764, n01484850), so the classes are the 2 there are")
+			if warned != tc.mapping {
+				t.Errorf("subset warning %v, want %v: %q", warned, tc.mapping, d.Warnings)
 			}
 		})
 	}

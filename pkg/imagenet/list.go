@@ -297,6 +297,34 @@ func (d *Dataset) openArchive(name string) (int32, string, int64, error) {
 	return int32(len(d.archives)), full, fi.Size(), nil
 }
 
+// countTrainTarClasses counts the class archives in the training tar from
+// its own headers (a thousand of them), reading none of the images'. It
+// stops quietly at damage: it is a comparison, and listing the tar, if
+// chosen, reports the damage.
+func countTrainTarClasses(root, name string) (int, error) {
+	full := filepath.Join(root, name)
+	f, fi, err := regfile.Open(full)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n := 0
+	errDamage := errors.New("damaged")
+	err = walkTar(f, 0, fi.Size(), full, func(m tarMember) error {
+		if m.lost {
+			return errDamage
+		}
+		if base := path.Base(m.name); m.file && !isHidden(base) && strings.HasSuffix(strings.ToLower(base), ".tar") {
+			n++
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errDamage) {
+		return n, err
+	}
+	return n, nil
+}
+
 // listTrainTar lists ILSVRC2012_img_train.tar: a tar of <wnid>.tar, each a
 // tar of that class's images. Only headers are read.
 //

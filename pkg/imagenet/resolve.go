@@ -278,6 +278,28 @@ func (d *Dataset) resolveClasses(train, val *split, m *metaFiles) error {
 				slices.Sort(unknown)
 				d.warn("train: %d class %s not in %s, kept as %s: %s", n, plural(n, "folder", "folders"), p, plural(n, "a class", "classes"), cli.FirstFew(unknown, 5))
 			}
+			// The reverse: classes the list names that the split lacks.
+			// The folders still decide (a chosen subset is a real use),
+			// but a half-done extraction must not pass for the dataset.
+			have := make(map[string]bool, len(wnids))
+			for _, w := range wnids {
+				have[w] = true
+			}
+			var absent []string
+			for _, e := range mapping {
+				if !have[e.wnid] {
+					absent = append(absent, e.wnid)
+				}
+			}
+			if n := len(absent); n > 0 {
+				what := "folder"
+				if d.Layout == LayoutTars {
+					what = "archive"
+				}
+				slices.Sort(absent)
+				d.warn("train: %d of the %d classes in %s have no class %s here (%s), so the classes are the %d there are: is the extraction complete?",
+					n, len(mapping), p, what, cli.FirstFew(absent, 5), len(wnids))
+			}
 		}
 	} else {
 		full, err := m.fullWNIDs()
