@@ -1,10 +1,12 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -427,6 +429,53 @@ func TestLayoutFlag(t *testing.T) {
 				t.Fatalf("exit %d want %d, output lacks %q:\n%s", code, c.code, c.say, se.String())
 			}
 		})
+	}
+}
+
+// A train/ with fewer classes than the training tar beside it (a stopped
+// extraction) is exit 2, naming both counts, until --layout picks one.
+func TestHalfExtractedTreeBesideTars(t *testing.T) {
+	root := t.TempDir()
+	fixtures.Tree(t, root, 3, 2)
+	entries, err := os.ReadDir(filepath.Join(root, "train"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	classes := 0
+	for _, e := range append(entries, nil) { // the tree's classes and one more
+		name := "n99999999.tar"
+		if e != nil {
+			if !e.IsDir() {
+				continue
+			}
+			name = e.Name() + ".tar"
+		}
+		classes++
+		empty := make([]byte, 1024) // an empty tar: its end-of-archive blocks
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(empty)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(empty); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "ILSVRC2012_img_train.tar"), buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var so, se bytes.Buffer
+	want := fmt.Sprintf("holds %d classes, and ILSVRC2012_img_train.tar beside it %d", classes-1, classes)
+	if code := run(context.Background(), []string{"--quiet", "--size", "16", "--out", t.TempDir(), root}, &so, &se); code != cli.ExitUsage ||
+		!strings.Contains(se.String(), want) {
+		t.Fatalf("exit %d, want %d saying %q:\n%s", code, cli.ExitUsage, want, se.String())
+	}
+	se.Reset()
+	if code := run(context.Background(), []string{"--quiet", "--size", "16", "--layout", "tree", "--out", t.TempDir(), root}, &so, &se); code != cli.ExitOK {
+		t.Fatalf("--layout tree: exit %d:\n%s", code, se.String())
 	}
 }
 
