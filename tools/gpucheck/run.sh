@@ -47,12 +47,6 @@ BUDGET=${GPUCHECK_BUDGET:-450}
 # cut to fit), so the whole run ends inside the device call's limit
 # (timeout_s 540 for the default budget, 260 for a budget of 200).
 GRACE=${GPUCHECK_GRACE:-20}
-# KILL_AFTER: seconds between a step's signal at its timeout and SIGKILL.
-# STUCK: seconds after that SIGKILL before a step that still has not ended
-# (a process in uninterruptible sleep in the driver outlives SIGKILL, and
-# timeout waits for it) is left behind so that the run can go on.
-KILL_AFTER=${GPUCHECK_KILL_AFTER:-10}
-STUCK=${GPUCHECK_STUCK:-15}
 ONLY=${GPUCHECK_ONLY:-}
 START=$(date +%s)
 rm -rf "$R" "$G/work" # gpu/work: where builds before this one kept it
@@ -121,24 +115,8 @@ step() {
 	local sig=TERM
 	[[ $1 == "$B"/* ]] && sig=QUIT
 	[[ -n ${PY:-} && $1 == "$PY" ]] && sig=ABRT
-	timeout -s $sig --kill-after=$KILL_AFTER "$limit" "$@" >"$R/$name.log" 2>&1 &
-	local pid=$! rc t0
-	t0=$(date +%s)
-	# Polled rather than waited on: a wait on a step stuck in the driver
-	# would never return, and the run would end at the device call's
-	# limit with the stuck step's log (the goroutine dump that says where)
-	# never saved.
-	while kill -0 "$pid" 2>/dev/null && (( $(date +%s) - t0 <= limit + KILL_AFTER + STUCK )); do
-		sleep 0.2
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		rc=137
-		echo "== run.sh: still running ${STUCK}s after SIGKILL (a process in uninterruptible sleep in the driver?); left behind" >>"$R/$name.log"
-		say "STUCK $name: it outlived SIGKILL by ${STUCK}s; left behind, and the run goes on"
-	else
-		wait "$pid"
-		rc=$?
-	fi
+	timeout -s $sig --kill-after=10 "$limit" "$@" >"$R/$name.log" 2>&1
+	local rc=$?
 	tail -n 4 "$R/$name.log" | sed 's/^/   | /'
 	if (( rc == 124 || rc == 137 )); then
 		if [[ -n $cut ]]; then
@@ -234,9 +212,9 @@ export PYTHONFAULTHANDLER=1
 
 # --- the machine ------------------------------------------------------------
 say "nvidia-smi"
-timeout 30 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit,pcie.link.gen.max --format=csv,noheader \
+timeout -k 5 30 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit,pcie.link.gen.max --format=csv,noheader \
 	| head -1 | tee "$R/nvidia-smi.txt"
-timeout 30 nvidia-smi >"$R/nvidia-smi-full.txt" 2>&1
+timeout -k 5 30 nvidia-smi >"$R/nvidia-smi-full.txt" 2>&1
 # Clocks, power and utilisation every 2 s for the whole run, in the
 # background: the table's figures can then be read against the clocks
 # they ran at, and a reader of NVML keeps the driver initialised between
@@ -258,7 +236,7 @@ if [[ -z ${GPUCHECK_PYTHON+set} ]]; then
 	PY_CUDA=""
 	for c in python3 python /opt/torch/.venv/bin/python3 /opt/conda/bin/python /usr/local/bin/python3 /usr/bin/python3; do
 		command -v "$c" >/dev/null 2>&1 || continue
-		timeout 60 "$c" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 3)" >/dev/null 2>&1
+		timeout -k 5 60 "$c" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 3)" >/dev/null 2>&1
 		case $? in
 		0) PY=$(command -v "$c"); PY_CUDA=1; break ;;
 		3) [[ -z $cpu_py ]] && cpu_py=$(command -v "$c") ;;
@@ -279,13 +257,13 @@ SEARCH="found by pkg/cuda's own search"
 if [[ -n $NVLIBS ]]; then
 	export ALEXNET_CUDA_LIB=$NVLIBS
 	SEARCH="PyTorch's wheels first (ALEXNET_CUDA_LIB=$NVLIBS)"
-	timeout 60 $B/gpucheck probe >"$R/probe.md" 2>&1
+	timeout -k 5 60 $B/gpucheck probe >"$R/probe.md" 2>&1
 	if broken "$R/probe.md"; then
 		unset ALEXNET_CUDA_LIB
 		SEARCH="found by pkg/cuda's own search (PyTorch's wheels did not all load)"
 	fi
 fi
-[[ -z ${ALEXNET_CUDA_LIB:-} ]] && timeout 60 $B/gpucheck probe >"$R/probe.md" 2>&1
+[[ -z ${ALEXNET_CUDA_LIB:-} ]] && timeout -k 5 60 $B/gpucheck probe >"$R/probe.md" 2>&1
 # The search goes past a copy it refuses (a CUDA major the driver cannot
 # run) to the next: then not every library is PyTorch's, and the
 # comparison must say so.
@@ -302,7 +280,7 @@ machine_facts() {
 	local nvcc cpu mem build=""
 	nvcc=$(command -v nvcc || ls /usr/local/cuda*/bin/nvcc 2>/dev/null | head -1)
 	if [[ -z $torchinfo && -n $PY ]]; then # once: importing torch takes seconds
-		torchinfo=$(timeout 90 "$PY" -c "
+		torchinfo=$(timeout -k 5 90 "$PY" -c "
 import json, torch
 try:
     import torchvision; tv = torchvision.__version__
