@@ -468,7 +468,7 @@ func TestHalfExtractedTreeBesideTars(t *testing.T) {
 		t.Fatal(err)
 	}
 	var so, se bytes.Buffer
-	want := fmt.Sprintf("holds %d classes, and ILSVRC2012_img_train.tar beside it %d", classes-1, classes)
+	want := fmt.Sprintf("has %d class folders in train, and ILSVRC2012_img_train.tar beside it %d class archives", classes-1, classes)
 	if code := run(context.Background(), []string{"--quiet", "--size", "16", "--out", t.TempDir(), root}, &so, &se); code != cli.ExitUsage ||
 		!strings.Contains(se.String(), want) {
 		t.Fatalf("exit %d, want %d saying %q:\n%s", code, cli.ExitUsage, want, se.String())

@@ -239,28 +239,48 @@ type plan struct {
 	alsoFound        []Layout // other layouts present, for a warning
 }
 
-// checkTreeAgainstTars refuses an extracted train/ that holds fewer
-// classes than the training tar beside it, when the layout was detected
-// rather than chosen: the tree is taken first, and a half-done extraction
-// (a loop over the class tars, stopped) would otherwise make a dataset of
-// the classes it reached, with a warning that is easy to miss. --layout
-// tree takes the folders as they are, --layout tars the archive.
-func (p *plan) checkTreeAgainstTars(train *split, force Layout) error {
-	if force != "" || p.layout == LayoutTars || !slices.Contains(p.alsoFound, LayoutTars) || len(train.wnids) == 0 {
+// checkTreeAgainstTars refuses an extracted training split that holds
+// fewer classes than the training tar beside it, none included, when the
+// layout was detected rather than chosen: the tree is taken first, and a
+// half-done extraction (val extracted, train not yet; or a loop over the
+// class tars, stopped) would otherwise make a dataset of the classes it
+// reached, with a warning that is easy to miss. It runs before the
+// listing, which takes minutes on ImageNet, and counts folders and the
+// tar's own headers only. --layout tree takes the folders as they are,
+// --layout tars the archive.
+func (p *plan) checkTreeAgainstTars(force Layout) error {
+	if force != "" || p.layout == LayoutTars || !slices.Contains(p.alsoFound, LayoutTars) {
 		return nil
 	}
 	tp := detectTars(p.root)
 	if tp == nil || tp.trainTar == "" {
 		return nil
 	}
+	have := 0
+	if p.trainDir != "" {
+		dir := filepath.Join(p.root, p.trainDir)
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return nil // the listing says what is wrong with it
+		}
+		for _, e := range entries {
+			if n := e.Name(); !isHidden(n) && systemFolder(n) == "" && isDir(filepath.Join(dir, n)) {
+				have++
+			}
+		}
+	}
 	n, err := countTrainTarClasses(p.root, tp.trainTar)
-	if err != nil || n <= len(train.wnids) {
+	if err != nil || n <= have {
 		return nil // unreadable, it is not the one to be read: no verdict
 	}
+	split := "no train/ folder"
+	if p.trainDir != "" {
+		split = fmt.Sprintf("%d class folders in %s", have, p.trainDir)
+	}
 	return errs.Mark(&PathError{Path: p.root, Err: fmt.Errorf(
-		"the %s layout's training split holds %d classes, and %s beside it %d: is the extraction finished? "+
+		"the %s layout has %s, and %s beside it %d class archives: is the extraction finished? "+
 			"Finish it, or choose: --layout %s reads the %d there, --layout tars the archive's %d",
-		p.layout, len(train.wnids), tp.trainTar, n, p.layout, len(train.wnids), n)}, ErrOtherLayout)
+		p.layout, split, tp.trainTar, n, p.layout, have, n)}, ErrOtherLayout)
 }
 
 // Open finds the dataset under root, lists both splits, and resolves
@@ -275,6 +295,9 @@ func Open(root string, opt Options) (*Dataset, error) {
 func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error) {
 	p, err := detect(root, opt.Layout)
 	if err != nil {
+		return nil, err
+	}
+	if err := p.checkTreeAgainstTars(opt.Layout); err != nil {
 		return nil, err
 	}
 	d := &Dataset{Root: p.root, Layout: p.layout, ctx: ctx}
@@ -312,9 +335,6 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 		}
 	}
 	if err != nil {
-		return nil, err
-	}
-	if err := p.checkTreeAgainstTars(train, opt.Layout); err != nil {
 		return nil, err
 	}
 	if len(train.items) == 0 && len(val.items) == 0 {

@@ -679,7 +679,7 @@ func TestDetect(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Open(both, Options{})
-	if want := fmt.Sprintf("training split holds %d classes, and %s beside it %d: is the extraction finished?", n-1, trainTarName, n); err == nil ||
+	if want := fmt.Sprintf("has %d class folders in train, and %s beside it %d class archives: is the extraction finished?", n-1, trainTarName, n); err == nil ||
 		!errors.Is(err, ErrOtherLayout) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "--layout tree reads the") {
 		t.Errorf("a half-extracted tree beside the tars: err = %v, want ErrOtherLayout saying %q", err, want)
 	}
@@ -692,6 +692,22 @@ func TestDetect(t *testing.T) {
 			t.Errorf("--layout %s: %d classes, want %d", l, len(d.Classes), want)
 		}
 		d.Close()
+	}
+	// Val extracted, train not yet: an empty train/, or none at all.
+	for _, empty := range []bool{true, false} {
+		if err := os.RemoveAll(filepath.Join(both, "train")); err != nil {
+			t.Fatal(err)
+		}
+		say := "has no train/ folder"
+		if empty {
+			if err := os.Mkdir(filepath.Join(both, "train"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			say = "has 0 class folders in train"
+		}
+		if _, err := Open(both, Options{}); err == nil || !errors.Is(err, ErrOtherLayout) || !strings.Contains(err.Error(), say) {
+			t.Errorf("val beside the tars, train/ empty %v: err = %v, want ErrOtherLayout saying %q", empty, err, say)
+		}
 	}
 
 	noImages := t.TempDir()

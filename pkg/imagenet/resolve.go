@@ -437,12 +437,13 @@ func (d *Dataset) labelVal(val *split, m *metaFiles, override string) error {
 	// otherwise go unnoticed, the file that catches it lying beside.
 	check := override == "" && unlabelled == 0
 	if src != nil {
-		err := d.applyValLabels(val, src, srcPath, override != "", check, m)
-		// The report's root and out are absolute; so is this, or a run
-		// from another folder could not tell which file it was.
+		// The report's root and out are absolute; so is this, in the
+		// report and the warnings, or a run from another folder could not
+		// tell which file it was.
 		if a, aerr := filepath.Abs(srcPath); aerr == nil {
 			srcPath = a
 		}
+		err := d.applyValLabels(val, src, srcPath, override != "", check, m)
 		switch {
 		case err != nil && check:
 			d.warn("val: the folders' labels were not checked against %s: %v", srcPath, err)
