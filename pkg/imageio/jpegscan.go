@@ -1,90 +1,86 @@
 package imageio
 
-import (
-	"encoding/binary"
-	"fmt"
-	"math/bits"
-)
+import "fmt"
 
-// jpegScanWarning walks a sequential Huffman JPEG's entropy-coded data the
-// way libjpeg's decoder reads it, without dequantizing or transforming,
-// and returns the warning libjpeg gives of damage it decodes past, in
-// libjpeg's words, or "" when there is none.
+// jpegScanWarning reads a sequential Huffman JPEG's entropy-coded data
+// as libjpeg-turbo's decoder reads it, without dequantizing or
+// transforming, and returns the first warning libjpeg-turbo gives of
+// damage it decodes past, in its words, or "" when it gives none.
 //
 // It exists because image/jpeg decodes past the same damage without a
 // word. A byte flipped mid-scan desynchronises the Huffman codes; the
 // decoder then finishes the image early and libjpeg counts the bytes left
 // over ("Corrupt JPEG data: 23 extraneous bytes before marker 0xd9"), or
-// it runs into the next marker and fills with zeros ("premature end of
-// data segment"). With libjpeg-turbo such a file is kept and reported as
-// damaged; without it the same file must be reported too, or ingest's
-// report and --strict would depend on which library the machine has.
-// Its counts are of every whole byte the codes left unused; libjpeg's
-// leave out what its bit buffer had already fetched when a scan ends (up
-// to 7 bytes), so libjpeg says less, or nothing, of a desync that leaves
-// only a few.
+// runs into the next marker and fills with zeros ("premature end of data
+// segment"). With libjpeg-turbo such a file is kept and reported as
+// damaged; without it the same file must be reported the same way, or
+// ingest's report and --strict would depend on the machine.
+//
+// "The same way" includes libjpeg-turbo's blind spots, so the emulation
+// follows its reader (jdhuff.c) step for step rather than judging the
+// data afresh:
+//   - bytes its bit buffer had fetched when a scan ends are not counted
+//     (up to 8), so junk shorter than that after the last code goes
+//     unremarked, and none at all once the buffer has reached the marker;
+//   - far from the end of the data it decodes on a fast path, which takes
+//     a bit string that is no code for a zero without a warning; near the
+//     end (under 512 bytes a block of the MCU) and with restart markers
+//     it decodes on the careful path, which warns;
+//   - bytes left in the buffer at a restart are counted, but reported only
+//     with the next marker libjpeg has to search for.
 //
 // Only baseline and extended sequential Huffman frames (SOF0, SOF1) are
-// walked: progressive files keep their coefficients across scans, and
-// image/jpeg refuses the other kinds. It reads only what image/jpeg has
-// already decoded without error, so anything malformed that would stop
-// it is answered with "" rather than a second diagnosis.
+// read: progressive files keep their coefficients across scans, and
+// image/jpeg refuses the other kinds. It is called only on what
+// image/jpeg has decoded without error, so anything malformed that would
+// stop either decoder is answered with "" rather than a second diagnosis.
 func jpegScanWarning(data []byte) string {
 	w := scanWalker{data: data}
 	return w.run()
 }
 
-// lookBits is the lookahead of huffDecoder's table: codes up to this
-// long, nearly all of them in practice, are read in one step.
-const lookBits = 10
+const (
+	// minGetBits is how far libjpeg-turbo's careful path fills its 64-bit
+	// bit buffer (MIN_GET_BITS).
+	minGetBits = 57
+	// fastBytes is how many bytes a block of the MCU must be left in the
+	// data for libjpeg-turbo to decode the MCU on its fast path (BUFSIZE).
+	fastBytes = 512
+)
 
-// huffDecoder is one Huffman table in the canonical form of JPEG's
-// Annex C. The walk needs no coefficient values, only how far each code
-// moves the reader and the block, so its table holds those directly.
+const (
+	warnBadCode   = "Corrupt JPEG data: bad Huffman code"
+	warnHitMarker = "Corrupt JPEG data: premature end of data segment"
+	warnEOF       = "Premature end of JPEG file"
+)
+
+func warnExtraneous(n int, code byte) string {
+	return fmt.Sprintf("Corrupt JPEG data: %d extraneous bytes before marker 0x%02x", n, code)
+}
+
+// huffDecoder is one Huffman table in the canonical form of JPEG's Annex
+// C, with libjpeg's 8-bit lookahead.
 type huffDecoder struct {
 	defined bool
-	// fast, for a code of at most lookBits bits, by the bits that start
-	// with it: how many bits the code and the value bits after it take
-	// (drop, low 6 bits) and how far it moves the coefficient index
-	// (advance, the bits above: run+1, 16 for ZRL, 64 for an end of
-	// block). 0 where the code is longer or none.
-	fast    [1 << lookBits]uint16
-	maxcode [17]int32 // the largest code of each length, −1 for none
+	bad     bool        // a table libjpeg-turbo refuses when a scan uses it
+	look    [256]uint16 // (length<<8 | value) for codes of ≤ 8 bits; 0 otherwise
+	maxcode [18]int32   // the largest code of each length, −1 for none; [17] a sentinel
 	mincode [17]int32
 	valptr  [17]int32
 	vals    [256]uint8
 }
 
-// badDC is the entry of a DC code whose value, a size, is past 16: no
-// encoder writes one, and libjpeg-turbo refuses such a table.
-const badDC = 0xFFFF
-
-// fastEntry is the fast table's entry for a code of length l with value
-// v in a DC (value = size) or an AC (value = run<<4 | size) table.
-func fastEntry(l int, v uint8, isDC bool) uint16 {
-	size := int(v & 15)
-	if isDC {
-		if v > 16 {
-			return badDC
-		}
-		return uint16(l + int(v))
-	}
-	run := int(v >> 4)
-	advance := run + 1
-	if size == 0 {
-		advance = 64 // end of block
-		if run == 15 {
-			advance = 16 // sixteen zeros
-		}
-	}
-	return uint16(advance)<<6 | uint16(l+size)
-}
-
-// build fills h from a DHT's 16 counts and its values; false when the
-// counts describe more codes than their lengths can hold.
-func (h *huffDecoder) build(counts []byte, vals []byte, isDC bool) bool {
+// build fills h from a DHT's 16 counts and its values, marking it bad
+// where libjpeg-turbo's jpeg_make_d_derived_tbl refuses it: codes that
+// overflow their length (or use the all-ones code), or a DC size past 15.
+func (h *huffDecoder) build(counts []byte, vals []byte, isDC bool) {
 	*h = huffDecoder{defined: true}
 	copy(h.vals[:], vals)
+	if isDC {
+		for _, v := range vals {
+			h.bad = h.bad || v > 15
+		}
+	}
 	code, k := int32(0), int32(0)
 	for l := 1; l <= 16; l++ {
 		n := int32(counts[l-1])
@@ -93,199 +89,255 @@ func (h *huffDecoder) build(counts []byte, vals []byte, isDC bool) bool {
 		if n > 0 {
 			h.maxcode[l] = code + n - 1
 		}
-		if code+n > 1<<l {
-			return false
-		}
-		for i := int32(0); i < n && l <= lookBits; i++ {
-			shift := lookBits - l
-			e := fastEntry(l, vals[k+i], isDC)
-			for s := int32(0); s < 1<<shift; s++ {
-				h.fast[(code+i)<<shift|s] = e
-			}
-		}
-		code += n
-		k += n
-		code <<= 1
-	}
-	return true
-}
-
-// slow reads a code longer than lookBits from the top of the n bits in
-// acc, returning its fast-table entry, or false for a bit string that is
-// no code (libjpeg's "bad Huffman code") or a DC size past 16.
-func (h *huffDecoder) slow(acc uint64, n uint, isDC bool) (uint16, bool) {
-	for l := uint(lookBits + 1); l <= 16; l++ {
-		code := int32((acc >> (n - l)) & (1<<l - 1))
-		if code <= h.maxcode[l] {
-			e := fastEntry(int(l), h.vals[(h.valptr[l]+code-h.mincode[l])&0xFF], isDC)
-			return e, e != badDC
-		}
-	}
-	return 0, false
-}
-
-// bitReader reads entropy-coded bits as libjpeg's jpeg_fill_bit_buffer
-// does: 0xFF 0x00 is a data 0xFF, any run of 0xFF fill bytes before either
-// is swallowed, and any other marker stops the data. Past a marker it
-// supplies zero bits, counting them, so that a code that really needed
-// them is known (libjpeg's "premature end of data segment").
-type bitReader struct {
-	data  []byte
-	pos   int    // the next byte to read
-	acc   uint64 // the n bits read and not consumed, in its low bits
-	n     uint
-	zeros uint // trailing bits of acc that are zeros supplied past a marker
-	// stuffed has bit 8i set where byte i of acc (from the low end) was
-	// a stuffed 0xFF 0x00, two bytes of the file, for leftover's count.
-	stuffed uint64
-	marker  int  // where the marker (its first 0xFF) that stopped the reader starts, or −1
-	short   bool // a consumed bit was one of the zeros
-}
-
-func (r *bitReader) reset(pos int) {
-	*r = bitReader{data: r.data, pos: pos, marker: -1}
-}
-
-// fill tops acc up to more than 56 bits.
-func (r *bitReader) fill() {
-	// Eight bytes at a time while none is 0xFF: the common case.
-	if r.marker < 0 && r.pos+8 <= len(r.data) {
-		v := binary.BigEndian.Uint64(r.data[r.pos:])
-		if x := ^v; (x-0x0101010101010101)&^x&0x8080808080808080 == 0 {
-			k := (64 - r.n) / 8
-			r.acc = r.acc<<(8*k) | v>>(64-8*k)
-			r.stuffed <<= 8 * k
-			r.n += 8 * k
-			r.pos += int(k)
+		if code+n >= 1<<l {
+			h.bad = true
 			return
 		}
+		for i := int32(0); i < n && l <= 8; i++ {
+			shift := 8 - l
+			for s := int32(0); s < 1<<shift; s++ {
+				h.look[(code+i)<<shift|s] = uint16(l)<<8 | uint16(vals[k+i])
+			}
+		}
+		code = (code + n) << 1
+		k += n
 	}
-	for r.n <= 56 {
-		r.stuffed <<= 8
-		if r.marker >= 0 {
-			r.acc <<= 8
-			r.n += 8
-			r.zeros += 8
-			continue
-		}
-		if r.pos >= len(r.data) {
-			r.marker = len(r.data)
-			continue
-		}
-		b := r.data[r.pos]
-		if b == 0xFF {
-			q := r.pos + 1
-			for q < len(r.data) && r.data[q] == 0xFF {
-				q++
-			}
-			if q >= len(r.data) || r.data[q] != 0 {
-				r.marker = r.pos
-				continue
-			}
-			r.pos = q + 1
-			r.stuffed |= 1
-		} else {
-			r.pos++
-		}
-		r.acc = r.acc<<8 | uint64(b)
-		r.n += 8
+	h.maxcode[17] = 1 << 20
+}
+
+// value returns the symbol of the code of length l.
+func (h *huffDecoder) value(l uint, code int32) int {
+	return int(h.vals[(h.valptr[l]+code-h.mincode[l])&0xFF])
+}
+
+// bitReader is libjpeg-turbo's bit reader over the data: its bit buffer,
+// where it is in the data, and the marker it has run into, if any
+// (unread_marker).
+type bitReader struct {
+	data []byte
+	pos  int    // next_input_byte
+	acc  uint64 // the bit buffer: n bits in its low end
+	n    uint   // bits_left
+	hit  bool   // a marker stopped the reader
+	code byte   // that marker's code
+	next int    // the position after it
+	warn string // the first warning
+}
+
+func (r *bitReader) warnOnce(w string) {
+	if r.warn == "" {
+		r.warn = w
 	}
 }
 
-// block reads one 8×8 block's codes: a DC difference, then AC run/size
-// pairs to the end of block; false for a bit string that is no code.
-// Indexes past 63 are not an error, as in libjpeg, whose natural-order
-// table is padded for them. The state is kept in locals: this loop is the
-// walk's whole cost.
-func (r *bitReader) block(dc, ac *huffDecoder) bool {
-	acc, n := r.acc, r.n
-	if n < 32 {
-		r.fill()
-		acc, n = r.acc, r.n
-	}
-	e := dc.fast[(acc>>(n-lookBits))&(1<<lookBits-1)]
-	if e == 0 {
-		var ok bool
-		if e, ok = dc.slow(acc, n, true); !ok {
-			return false
+// fill is jpeg_fill_bit_buffer: bytes to at least minGetBits bits unless
+// a marker comes first (0xFF 0x00 is a data 0xFF; 0xFF fill bytes before
+// either are swallowed); past a marker, when fewer than nbits remain, a
+// warning and zero bits. The end of the data is a marker too: libjpeg's
+// memory source then supplies an EOI, with a warning of its own.
+func (r *bitReader) fill(nbits uint) {
+	for !r.hit && r.n < minGetBits {
+		if r.pos >= len(r.data) {
+			r.eof()
+			break
 		}
-	}
-	if e == badDC {
-		return false
-	}
-	n -= uint(e & 63)
-	for k := uint(1); k < 64; k += uint(e >> 6) {
-		if n < 32 {
-			r.acc, r.n = acc, n
-			r.fill()
-			acc, n = r.acc, r.n
-		}
-		e = ac.fast[(acc>>(n-lookBits))&(1<<lookBits-1)]
-		if e == 0 {
-			var ok bool
-			if e, ok = ac.slow(acc, n, false); !ok {
-				r.acc, r.n = acc, n
-				return false
+		c := r.data[r.pos]
+		r.pos++
+		if c == 0xFF {
+			for r.pos < len(r.data) && r.data[r.pos] == 0xFF {
+				r.pos++
+			}
+			if r.pos >= len(r.data) {
+				r.eof()
+				break
+			}
+			c2 := r.data[r.pos]
+			r.pos++
+			if c2 != 0 {
+				r.hit, r.code, r.next = true, c2, r.pos
+				break
 			}
 		}
-		n -= uint(e & 63)
+		r.acc = r.acc<<8 | uint64(c)
+		r.n += 8
 	}
-	r.acc, r.n = acc, n
-	if n < r.zeros {
-		r.short = true
+	if r.hit && nbits > r.n {
+		r.warnOnce(warnHitMarker)
+		r.acc <<= minGetBits - r.n
+		r.n = minGetBits
 	}
+}
+
+func (r *bitReader) eof() {
+	r.warnOnce(warnEOF)
+	r.hit, r.code, r.next = true, 0xD9, len(r.data)
+}
+
+// decodeSlow is HUFF_DECODE with jpeg_huff_decode: bits one at a time
+// past the lookahead, a fill whenever they run out, and a warning for a
+// bit string that is no code.
+func (r *bitReader) decodeSlow(h *huffDecoder) int {
+	l := uint(9)
+	if r.n < 8 {
+		r.fill(0)
+		if r.n < 8 {
+			l = 1
+		}
+	}
+	if l == 9 {
+		if e := h.look[(r.acc>>(r.n-8))&0xFF]; e != 0 {
+			r.n -= uint(e >> 8)
+			return int(e & 0xFF)
+		}
+	}
+	if r.n < l {
+		r.fill(l)
+	}
+	r.n -= l
+	code := int32((r.acc >> r.n) & (1<<l - 1))
+	for code > h.maxcode[l] {
+		if r.n < 1 {
+			r.fill(1)
+		}
+		r.n--
+		code = code<<1 | int32((r.acc>>r.n)&1)
+		l++
+	}
+	if l > 16 {
+		r.warnOnce(warnBadCode)
+		return 0
+	}
+	return h.value(l, code)
+}
+
+// blockFast reads one 8×8 block's codes on the fast path; false when a
+// marker interrupts. Indexes past 63 are not an error, as in libjpeg,
+// whose natural-order table is padded for them. It is decodeFast and
+// fillFast with the reader's state in locals, which is most of the walk's
+// speed.
+func (r *bitReader) blockFast(dc, ac *huffDecoder) bool {
+	data, pos, acc, n := r.data, r.pos, r.acc, r.n
+	// fill is FILL_BIT_BUFFER_FAST.
+	fill := func() bool {
+		if n > 16 {
+			return true
+		}
+		if pos+13 > len(data) {
+			return false // not reached: the fast path keeps 512 bytes a block
+		}
+		for range 6 {
+			c0 := data[pos]
+			pos++
+			acc = acc<<8 | uint64(c0)
+			n += 8
+			if c0 == 0xFF {
+				if data[pos] != 0 {
+					return false
+				}
+				pos++
+			}
+		}
+		return true
+	}
+	h := dc
+	for k := 0; k < 64; k++ {
+		if !fill() {
+			return false
+		}
+		// HUFF_DECODE_FAST: a bit string that is no code takes 17 bits
+		// and reads as 0.
+		v := 0
+		if e := h.look[(acc>>(n-8))&0xFF]; e != 0 {
+			n -= uint(e >> 8)
+			v = int(e & 0xFF)
+		} else {
+			l := uint(9)
+			n -= l
+			code := int32((acc >> n) & (1<<l - 1))
+			for code > h.maxcode[l] {
+				n--
+				code = code<<1 | int32((acc>>n)&1)
+				l++
+			}
+			if l <= 16 {
+				v = h.value(l, code)
+			}
+		}
+		if k == 0 { // the DC difference's size, then its bits
+			if v != 0 {
+				if !fill() {
+					return false
+				}
+				n -= uint(v)
+			}
+			h = ac
+			continue
+		}
+		run, size := v>>4, uint(v&15)
+		if size == 0 {
+			if run != 15 {
+				break
+			}
+			k += 15
+			continue
+		}
+		k += run
+		if !fill() {
+			return false
+		}
+		n -= size
+	}
+	r.pos, r.acc, r.n = pos, acc, n
 	return true
 }
 
-// leftover counts the file's bytes from the first whole byte the codes
-// did not use to the marker after them, as libjpeg's next_marker counts
-// what it skips (a stuffed 0xFF 0x00 is two, fill 0xFFs before a marker
-// none), whatever the reader had fetched; it returns the count and the
-// marker's position (len(data) when the data ends first).
-func (r *bitReader) leftover() (n, marker int) {
-	if r.n > r.zeros {
-		k := (r.n - r.zeros) / 8
-		mask := ^uint64(0)
-		if k < 8 {
-			mask = 1<<(8*k) - 1
+// blockSlow reads one 8×8 block's codes on the careful path.
+func (r *bitReader) blockSlow(dc, ac *huffDecoder) {
+	if s := uint(r.decodeSlow(dc)); s != 0 {
+		if r.n < s {
+			r.fill(s)
 		}
-		n = int(k) + bits.OnesCount64((r.stuffed>>r.zeros)&mask)
+		r.n -= s
 	}
-	if r.marker >= 0 {
-		return n, r.marker
-	}
-	p := r.pos
-	for p < len(r.data) {
-		if r.data[p] != 0xFF {
-			n++
-			p++
+	for k := 1; k < 64; k++ {
+		rs := r.decodeSlow(ac)
+		run, size := rs>>4, uint(rs&15)
+		if size == 0 {
+			if run != 15 {
+				break
+			}
+			k += 15
 			continue
 		}
-		q := p + 1
-		for q < len(r.data) && r.data[q] == 0xFF {
-			q++
+		k += run
+		if r.n < size {
+			r.fill(size)
 		}
-		if q < len(r.data) && r.data[q] == 0 {
-			n += 2
-			p = q + 1
-			continue
-		}
-		return n, p
+		r.n -= size
 	}
-	return n, len(r.data)
 }
 
-// markerAt reads the marker whose first 0xFF is at p, after any fill
-// 0xFFs: its code (0 for a stuffed 0xFF 0x00, which is data) and the
+// nextMarker is libjpeg's next_marker from p: the bytes it skips (0xFF
+// 0x00 counts two, 0xFF fill bytes none), the marker's code and the
 // position after it; ok is false when the data ends first.
-func markerAt(data []byte, p int) (code byte, next int, ok bool) {
-	for p < len(data) && data[p] == 0xFF {
+func nextMarker(data []byte, p int) (skipped int, code byte, next int, ok bool) {
+	for {
+		for p < len(data) && data[p] != 0xFF {
+			skipped++
+			p++
+		}
+		for p < len(data) && data[p] == 0xFF {
+			p++
+		}
+		if p >= len(data) {
+			return skipped, 0, p, false
+		}
+		if data[p] != 0 {
+			return skipped, data[p], p + 1, true
+		}
+		skipped += 2
 		p++
 	}
-	if p >= len(data) {
-		return 0, p, false
-	}
-	return data[p], p + 1, true
 }
 
 type frameComp struct {
@@ -293,15 +345,33 @@ type frameComp struct {
 }
 
 type scanWalker struct {
-	data    []byte
-	dc, ac  [4]huffDecoder
-	comps   []frameComp
-	hmax    int
-	vmax    int
-	w, h    int
-	ri      int
-	sawSOF  bool
-	discard int // bytes skipped looking for a marker, as libjpeg's next_marker counts them
+	data   []byte
+	dc, ac [4]huffDecoder
+	comps  []frameComp
+	hmax   int
+	vmax   int
+	w, h   int
+	ri     int
+	sawSOF bool
+	// discard is libjpeg's discarded_bytes: what next_marker skipped and,
+	// at a restart, the whole bytes left in the bit buffer; reported, and
+	// reset, by the next marker search.
+	discard int
+}
+
+// marker is next_marker from pos: the marker's code and the position
+// after it, or a warning for the bytes skipped before it; ok is false
+// when the data ends first.
+func (s *scanWalker) marker(pos int) (code byte, next int, warn string, ok bool) {
+	skipped, code, next, ok := nextMarker(s.data, pos)
+	if !ok {
+		return 0, 0, "", false
+	}
+	s.discard += skipped
+	if s.discard != 0 {
+		return code, next, warnExtraneous(s.discard, code), true
+	}
+	return code, next, "", true
 }
 
 func (s *scanWalker) run() string {
@@ -310,25 +380,18 @@ func (s *scanWalker) run() string {
 		return ""
 	}
 	pos := 2
+	var pending byte // a marker a scan's reader already read (unread_marker)
 	for {
-		// Find the next marker as next_marker does, counting junk.
-		for pos < len(data) && data[pos] != 0xFF {
-			s.discard++
-			pos++
+		code := pending
+		if pending != 0 {
+			pending = 0
+		} else {
+			c, next, warn, ok := s.marker(pos)
+			if !ok || warn != "" {
+				return warn
+			}
+			code, pos = c, next
 		}
-		code, next, ok := markerAt(data, pos)
-		if !ok {
-			return ""
-		}
-		if code == 0 { // 0xFF 0x00 between segments: junk too
-			s.discard += 2
-			pos = next
-			continue
-		}
-		if s.discard > 0 {
-			return fmt.Sprintf("Corrupt JPEG data: %d extraneous bytes before marker 0x%02x", s.discard, code)
-		}
-		pos = next
 		switch {
 		case code == 0xD9: // EOI
 			return ""
@@ -350,7 +413,7 @@ func (s *scanWalker) run() string {
 				return ""
 			}
 		case 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF:
-			return "" // progressive, lossless, hierarchical or arithmetic: not walked
+			return "" // progressive, lossless, hierarchical or arithmetic: not read
 		case 0xC4:
 			if !s.tables(seg) {
 				return ""
@@ -364,11 +427,11 @@ func (s *scanWalker) run() string {
 			if !s.sawSOF {
 				return ""
 			}
-			end, warn := s.scan(seg, pos)
-			if warn != "" || end < 0 {
+			next, c, warn := s.scan(seg, pos)
+			if warn != "" || next < 0 {
 				return warn
 			}
-			pos = end
+			pos, pending = next, c
 		}
 	}
 }
@@ -415,9 +478,7 @@ func (s *scanWalker) tables(seg []byte) bool {
 		if tc == 1 {
 			t = &s.ac[th]
 		}
-		if !t.build(seg[1:17], seg[17:17+n], tc == 0) {
-			return false
-		}
+		t.build(seg[1:17], seg[17:17+n], tc == 0)
 		seg = seg[17+n:]
 	}
 	return true
@@ -430,18 +491,21 @@ type scanComp struct {
 	dc, ac *huffDecoder
 }
 
-// scan walks one scan whose entropy-coded data starts at pos. It returns
-// where the marker after the scan starts, or a warning, or −1 to stop
-// without one.
-func (s *scanWalker) scan(seg []byte, pos int) (int, string) {
+// scan reads one scan whose coded data starts at pos, as decode_mcu does
+// MCU by MCU. It returns the position after the marker that ends it and,
+// when the reader had already read that marker, its code (else 0, and the
+// position is where the marker search starts); or a warning; or −1 to
+// stop without one.
+func (s *scanWalker) scan(seg []byte, pos int) (int, byte, string) {
 	if len(seg) < 1 {
-		return -1, ""
+		return -1, 0, ""
 	}
 	ns := int(seg[0])
 	if ns < 1 || ns > 4 || len(seg) < 1+2*ns+3 {
-		return -1, ""
+		return -1, 0, ""
 	}
 	comps := make([]scanComp, 0, ns)
+	blocks := 0
 	for i := range ns {
 		id, tabs := int(seg[1+2*i]), seg[2+2*i]
 		var fc *frameComp
@@ -451,66 +515,85 @@ func (s *scanWalker) scan(seg []byte, pos int) (int, string) {
 			}
 		}
 		td, ta := tabs>>4, tabs&15
-		if fc == nil || td > 3 || ta > 3 || !s.dc[td].defined || !s.ac[ta].defined {
-			return -1, ""
+		if fc == nil || td > 3 || ta > 3 || !s.dc[td].defined || !s.ac[ta].defined || s.dc[td].bad || s.ac[ta].bad {
+			return -1, 0, ""
 		}
 		cw := (s.w*fc.h + s.hmax - 1) / s.hmax
 		ch := (s.h*fc.v + s.vmax - 1) / s.vmax
 		comps = append(comps, scanComp{h: fc.h, v: fc.v, bw: (cw + 7) / 8, bh: (ch + 7) / 8, dc: &s.dc[td], ac: &s.ac[ta]})
+		blocks += fc.h * fc.v
 	}
 	mcus := 0
 	if ns == 1 {
 		// A scan of one component codes its blocks one at a time.
 		comps[0].h, comps[0].v = 1, 1
+		blocks = 1
 		mcus = comps[0].bw * comps[0].bh
 	} else {
 		mcus = ((s.w + 8*s.hmax - 1) / (8 * s.hmax)) * ((s.h + 8*s.vmax - 1) / (8 * s.vmax))
 	}
-	r := bitReader{data: s.data}
-	r.reset(pos)
+	r := bitReader{data: s.data, pos: pos}
 	rst := 0
 	for m := 0; m < mcus; m++ {
 		if s.ri > 0 && m > 0 && m%s.ri == 0 {
-			// libjpeg's process_restart: what is left of the interval
-			// is discarded, then the marker must be the next RST.
-			at, code, next, warn := r.end()
-			if warn != "" || at < 0 {
-				return -1, warn
-			}
-			if code != byte(0xD0+rst) {
-				return -1, fmt.Sprintf("Corrupt JPEG data: found marker 0x%02x instead of RST%d", code, rst)
-			}
-			rst = (rst + 1) & 7
-			r.reset(next)
-		}
-		for ci := range comps {
-			c := &comps[ci]
-			for range c.h * c.v {
-				if !r.block(c.dc, c.ac) {
-					return -1, "Corrupt JPEG data: bad Huffman code"
+			// process_restart: the whole bytes left in the buffer join
+			// the count of the next marker search, which happens only
+			// if the reader has not already read the marker.
+			s.discard += int(r.n / 8)
+			code, next := r.code, r.next
+			if !r.hit {
+				var warn string
+				var ok bool
+				if code, next, warn, ok = s.marker(r.pos); !ok || warn != "" {
+					return -1, 0, warn
 				}
 			}
+			if code != byte(0xD0+rst) {
+				return -1, 0, fmt.Sprintf("Corrupt JPEG data: found marker 0x%02x instead of RST%d", code, rst)
+			}
+			rst = (rst + 1) & 7
+			r = bitReader{data: s.data, pos: next}
 		}
-		if r.short {
-			return -1, "Corrupt JPEG data: premature end of data segment"
+		fast := s.ri == 0 && !r.hit && len(s.data)-r.pos >= fastBytes*blocks
+		if fast {
+			saved := r
+			if !r.mcuFast(comps) {
+				r = saved
+				fast = false
+			}
+		}
+		if !fast {
+			r.mcuSlow(comps)
+		}
+		if r.warn != "" {
+			return -1, 0, r.warn
 		}
 	}
-	at, _, _, warn := r.end()
-	return at, warn
+	if r.hit {
+		// The buffer read the marker: no search, so no count (what the
+		// buffer holds is never counted at the end of a scan).
+		return r.next, r.code, ""
+	}
+	return r.pos, 0, ""
 }
 
-// end finds the marker after a stretch of coded data (a scan or a restart
-// interval): where it starts, its code and the position after it, or a
-// warning naming the bytes the codes left unused before it; at is −1
-// when the data ends first.
-func (r *bitReader) end() (at int, code byte, next int, warn string) {
-	n, at := r.leftover()
-	code, next, ok := markerAt(r.data, at)
-	if !ok {
-		return -1, 0, 0, ""
+func (r *bitReader) mcuFast(comps []scanComp) bool {
+	for ci := range comps {
+		c := &comps[ci]
+		for range c.h * c.v {
+			if !r.blockFast(c.dc, c.ac) {
+				return false
+			}
+		}
 	}
-	if n > 0 {
-		return -1, code, next, fmt.Sprintf("Corrupt JPEG data: %d extraneous bytes before marker 0x%02x", n, code)
+	return true
+}
+
+func (r *bitReader) mcuSlow(comps []scanComp) {
+	for ci := range comps {
+		c := &comps[ci]
+		for range c.h * c.v {
+			r.blockSlow(c.dc, c.ac)
+		}
 	}
-	return at, code, next, ""
 }
