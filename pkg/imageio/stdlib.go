@@ -91,12 +91,14 @@ func (d *Decoder) decodeStdlib(ctx context.Context, f Format, data []byte) (img 
 	if f == FormatGIF {
 		m = gifOnScreen(m, data, cfg.Width, cfg.Height)
 	}
-	if f == FormatJPEG {
-		d.warning = jpegScanWarning(data)
-	}
 	b := m.Bounds()
 	if err := checkDims(name, b.Dx(), b.Dy()); err != nil {
 		return Image{}, err
+	}
+	if f == FormatJPEG {
+		// image/jpeg decodes past damage in silence; name it as
+		// libjpeg-turbo would (jpegScanWarning).
+		d.warning = jpegScanWarning(data)
 	}
 	d.buf = fitBytes(d.buf, b.Dx()*b.Dy()*3)
 	if f == FormatWebP {
