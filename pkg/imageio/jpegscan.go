@@ -29,9 +29,13 @@ import "fmt"
 //   - bytes left in the buffer at a restart are counted, but reported only
 //     with the next marker libjpeg has to search for.
 //
-// Only baseline and extended sequential Huffman frames (SOF0, SOF1) are
-// read: progressive files keep their coefficients across scans, and
-// image/jpeg refuses the other kinds. It is called only on what
+// Only baseline and extended sequential Huffman frames (SOF0, SOF1) have
+// their scans read; a progressive file's header is read up to its first
+// scan (junk between segments, the JFIF version, the Adobe transform),
+// and image/jpeg refuses the other kinds. The header's other warnings
+// are libjpeg's too: an unknown JFIF major version, an unknown Adobe
+// transform code, and a sequential scan whose spectral or
+// approximation fields are not 0, 63, 0. It is called only on what
 // image/jpeg has decoded without error, so anything malformed that would
 // stop either decoder is answered with "" rather than a second diagnosis.
 func jpegScanWarning(data []byte) string {
@@ -353,6 +357,12 @@ type scanWalker struct {
 	w, h   int
 	ri     int
 	sawSOF bool
+	sawSOS bool
+	// progressive: SOF2, whose scans are not read; the header still is.
+	progressive bool
+	jfif        bool // a JFIF APP0 segment
+	adobe       bool // an Adobe APP14 segment, with its transform code
+	xform       byte
 	// discard is libjpeg's discarded_bytes: what next_marker skipped and,
 	// at a restart, the whole bytes left in the bit buffer; reported, and
 	// reset, by the next marker search.
@@ -408,12 +418,25 @@ func (s *scanWalker) run() string {
 		seg := data[pos+2 : pos+segLen]
 		pos += segLen
 		switch code {
-		case 0xC0, 0xC1:
+		case 0xC0, 0xC1, 0xC2:
 			if !s.frame(seg) {
 				return ""
 			}
-		case 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF:
-			return "" // progressive, lossless, hierarchical or arithmetic: not read
+			s.progressive = code == 0xC2
+		case 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF:
+			return "" // lossless, hierarchical or arithmetic: image/jpeg refuses them
+		case 0xE0:
+			// examine_app0: a JFIF segment whose major version is not 1.
+			if len(seg) >= 14 && string(seg[:5]) == "JFIF\x00" {
+				s.jfif = true
+				if seg[5] != 1 {
+					return fmt.Sprintf("Warning: unknown JFIF revision number %d.%02d", seg[5], seg[6])
+				}
+			}
+		case 0xEE:
+			if len(seg) >= 12 && string(seg[:5]) == "Adobe" {
+				s.adobe, s.xform = true, seg[11]
+			}
 		case 0xC4:
 			if !s.tables(seg) {
 				return ""
@@ -427,6 +450,13 @@ func (s *scanWalker) run() string {
 			if !s.sawSOF {
 				return ""
 			}
+			if !s.sawSOS {
+				// jpeg_read_header ends here, guessing the colour space.
+				s.sawSOS = true
+				if w := s.colorWarning(); w != "" || s.progressive {
+					return w
+				}
+			}
 			next, c, warn := s.scan(seg, pos)
 			if warn != "" || next < 0 {
 				return warn
@@ -434,6 +464,23 @@ func (s *scanWalker) run() string {
 			pos, pending = next, c
 		}
 	}
+}
+
+// colorWarning is default_decompress_parms's warning of an Adobe
+// transform code it does not know (for three components only without a
+// JFIF segment, which decides then).
+func (s *scanWalker) colorWarning() string {
+	known := true
+	switch len(s.comps) {
+	case 3:
+		known = s.jfif || !s.adobe || s.xform <= 1
+	case 4:
+		known = !s.adobe || s.xform == 0 || s.xform == 2
+	}
+	if !known {
+		return fmt.Sprintf("Unknown Adobe color transform code %d", s.xform)
+	}
+	return ""
 }
 
 func (s *scanWalker) frame(seg []byte) bool {
@@ -522,6 +569,12 @@ func (s *scanWalker) scan(seg []byte, pos int) (int, byte, string) {
 		ch := (s.h*fc.v + s.vmax - 1) / s.vmax
 		comps = append(comps, scanComp{h: fc.h, v: fc.v, bw: (cw + 7) / 8, bh: (ch + 7) / 8, dc: &s.dc[td], ac: &s.ac[ta]})
 		blocks += fc.h * fc.v
+	}
+	// start_pass_huff_decoder: a sequential scan must cover the whole
+	// block at full precision, but files with zeros there exist, so
+	// libjpeg only warns.
+	if p := seg[1+2*ns:]; p[0] != 0 || p[1] != 63 || p[2] != 0 {
+		return -1, 0, "Invalid SOS parameters for sequential JPEG"
 	}
 	mcus := 0
 	if ns == 1 {

@@ -32,6 +32,29 @@ func fixture(t testing.TB, name string) []byte {
 	return data
 }
 
+// adobeXform returns data with its Adobe APP14 segment's transform code
+// set to x.
+func adobeXform(t testing.TB, data []byte, x byte) []byte {
+	t.Helper()
+	i := bytes.Index(data, []byte("\xFF\xEE"))
+	if i < 0 || string(data[i+4:i+9]) != "Adobe" {
+		t.Fatal("no Adobe APP14 segment")
+	}
+	b := bytes.Clone(data)
+	b[i+4+11] = x
+	return b
+}
+
+// sosField returns data with byte i (0: Ss, 1: Se, 2: Ah/Al) of its first
+// scan header's spectral and approximation fields set to v.
+func sosField(t testing.TB, data []byte, i int, v byte) []byte {
+	t.Helper()
+	end := entropyStart(t, data) // the fields are the header's last 3 bytes
+	b := bytes.Clone(data)
+	b[end-3+i] = v
+	return b
+}
+
 // insertAt returns data with ins inserted before offset at.
 func insertAt(data []byte, at int, ins ...byte) []byte {
 	return slices.Concat(data[:at], ins, data[at:])
@@ -96,6 +119,20 @@ func TestJPEGScanWarning(t *testing.T) {
 		{"coded data cut short", half(color), "Corrupt JPEG data: premature end of data segment"},
 		{"sixteen one-bits are no code", insertAt(color, entropyStart(t, color), 0xFF, 0x00, 0xFF, 0x00),
 			"Corrupt JPEG data: bad Huffman code"},
+
+		// A progressive file's scans are not read, its header is.
+		{"progressive", fixture(t, "progressive_48x40.jpg"), ""},
+		{"progressive, junk between header segments", insertAt(fixture(t, "progressive_48x40.jpg"), 2, 1, 2),
+			"Corrupt JPEG data: 2 extraneous bytes before marker 0xe0"},
+
+		// The header's warnings, which image/jpeg does not give either.
+		{"JFIF 2.01", insertAt(color, 2, 0xFF, 0xE0, 0, 16, 'J', 'F', 'I', 'F', 0, 2, 1, 0, 0, 1, 0, 1, 0, 0),
+			"Warning: unknown JFIF revision number 2.01"},
+		{"JFIF 1.02 is known", insertAt(color, 2, 0xFF, 0xE0, 0, 16, 'J', 'F', 'I', 'F', 0, 1, 2, 0, 0, 1, 0, 1, 0, 0), ""},
+		{"an Adobe transform code past 2", adobeXform(t, fixture(t, "cmyk_adobe_32x24.jpg"), 5),
+			"Unknown Adobe color transform code 5"},
+		{"a sequential scan stopping at coefficient 0", sosField(t, color, 1, 0),
+			"Invalid SOS parameters for sequential JPEG"},
 	}
 	tj := NewDecoder()
 	defer tj.Close()
@@ -160,8 +197,9 @@ func TestJPEGScanCleanSample(t *testing.T) {
 }
 
 // Against libjpeg-turbo itself, on the sample's photos and the restart
-// fixture damaged at random: bits flipped in the coded data, junk put
-// before the end marker or into the coded data, bytes cut out of it.
+// fixture damaged at random: bits flipped in the coded data or the
+// header, junk put before the end marker or into the coded data, bytes
+// cut out of it.
 // Wherever both decoders keep the file, the image/jpeg path's warning
 // must be libjpeg-turbo's, word for word and count for count: the same
 // files are called damaged, and --strict gives the same verdict, on a
@@ -175,9 +213,9 @@ func TestJPEGScanMatchesLibjpeg(t *testing.T) {
 	defer tj.Close()
 	restart := fixture(t, "restart_48x40.jpg")
 	rng := rand.New(rand.NewSource(1))
-	kinds := []string{"flip", "junk before EOI", "junk in the data", "cut"}
+	kinds := []string{"flip", "junk before EOI", "junk in the data", "cut", "header"}
 	flagged, clean, refused := map[string]int{}, map[string]int{}, 0
-	for trial := 0; trial < 800; trial++ {
+	for trial := 0; trial < 1000; trial++ {
 		var data []byte
 		if trial%8 == 7 {
 			data = bytes.Clone(restart)
@@ -204,6 +242,8 @@ func TestJPEGScanMatchesLibjpeg(t *testing.T) {
 		case "cut":
 			at := start + rng.Intn(end-start-4)
 			data = slices.Delete(data, at, at+1+rng.Intn(4))
+		case "header": // a byte between SOI and the coded data
+			data[2+rng.Intn(start-2)] ^= 1 << rng.Intn(8)
 		}
 		_, terr := tj.DecodeFull(data)
 		_, serr := st.DecodeFull(data)
@@ -239,7 +279,7 @@ func randomJunk(rng *rand.Rand, n int) []byte {
 }
 
 // FuzzJPEGScanWarning: the walk reads outside bytes; it must not panic
-// or hang, and what it says is one of libjpeg's warnings about data.
+// or hang, and what it says is one of libjpeg's warnings.
 func FuzzJPEGScanWarning(f *testing.F) {
 	for _, name := range []string{"restart_48x40.jpg", "multiscan_48x40.jpg", "cmyk_adobe_32x24.jpg", "sampling_4x2_32x24.jpg"} {
 		f.Add(fixture(f, name))
@@ -248,9 +288,18 @@ func FuzzJPEGScanWarning(f *testing.F) {
 	f.Add(good)
 	f.Add(insertAt(good, len(good)-2, 1, 2, 3))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if w := jpegScanWarning(data); w != "" && w != warnEOF && !strings.HasPrefix(w, "Corrupt JPEG data: ") {
-			t.Fatalf("warning %q", w)
+		w := jpegScanWarning(data)
+		if w == "" {
+			return
 		}
+		// One libjpeg gives as a warning, which the libjpeg-turbo path
+		// also takes for one (turboWarning).
+		for _, p := range libjpegWarnings {
+			if strings.HasPrefix(w, p) {
+				return
+			}
+		}
+		t.Fatalf("warning %q is none of libjpeg's", w)
 	})
 }
 
