@@ -43,6 +43,16 @@ func jpegScanWarning(data []byte) string {
 	return w.run()
 }
 
+// jpegRestartMisread reports whether data has restart markers in a scan
+// of one component of several, which image/jpeg counts wrongly (it
+// fails with "missing 0xff00 sequence" on such valid files), with the
+// warning libjpeg-turbo would give of the file.
+func jpegRestartMisread(data []byte) (warn string, misread bool) {
+	w := scanWalker{data: data}
+	warn = w.run()
+	return warn, w.restartSingle
+}
+
 const (
 	// minGetBits is how far libjpeg-turbo's careful path fills its 64-bit
 	// bit buffer (MIN_GET_BITS).
@@ -360,9 +370,11 @@ type scanWalker struct {
 	sawSOS bool
 	// progressive: SOF2, whose scans are not read; the header still is.
 	progressive bool
-	jfif        bool // a JFIF APP0 segment
-	adobe       bool // an Adobe APP14 segment, with its transform code
-	xform       byte
+	// restartSingle: a scan of one component of several, with restarts.
+	restartSingle bool
+	jfif          bool // a JFIF APP0 segment
+	adobe         bool // an Adobe APP14 segment, with its transform code
+	xform         byte
 	// discard is libjpeg's discarded_bytes: what next_marker skipped and,
 	// at a restart, the whole bytes left in the bit buffer; reported, and
 	// reset, by the next marker search.
@@ -578,6 +590,7 @@ func (s *scanWalker) scan(seg []byte, pos int) (int, byte, string) {
 	}
 	mcus := 0
 	if ns == 1 {
+		s.restartSingle = s.restartSingle || (s.ri > 0 && len(s.comps) > 1)
 		// A scan of one component codes its blocks one at a time.
 		comps[0].h, comps[0].v = 1, 1
 		blocks = 1

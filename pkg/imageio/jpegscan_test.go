@@ -2,6 +2,7 @@ package imageio
 
 import (
 	"bytes"
+	"errors"
 	"image"
 	"math/rand"
 	"os"
@@ -93,6 +94,7 @@ func TestJPEGScanWarning(t *testing.T) {
 		{"grayscale", gray, ""},
 		{"restart every MCU (cjpeg -restart 1B)", restart, ""},
 		{"a scan per component (cjpeg -scans)", multiscan, ""},
+		{"a scan per component, with restarts", fixture(t, "restart_multiscan_48x40.jpg"), ""},
 		{"CMYK, 4 components", fixture(t, "cmyk_adobe_32x24.jpg"), ""},
 		{"YCCK 4:2:0", fixture(t, "ycck_adobe_32x24.jpg"), ""},
 		{"4:1:0 sampling", fixture(t, "sampling_4x2_32x24.jpg"), ""},
@@ -173,6 +175,34 @@ func TestStdlibReportsDamage(t *testing.T) {
 		}
 		if !bytes.Equal(got, img.Pix) {
 			t.Errorf("%s: the junk changed the pixels", backendName(d))
+		}
+	}
+}
+
+// image/jpeg misreads valid files with restart markers in a scan of one
+// component of several ("missing 0xff00 sequence"): they are skipped as
+// unsupported, naming the library that reads them, not as corrupt; the
+// same file damaged is still corrupt.
+func TestRestartMisreadIsUnsupported(t *testing.T) {
+	good := fixture(t, "restart_multiscan_48x40.jpg")
+	if _, misread := jpegRestartMisread(good); !misread {
+		t.Fatal("the fixture is not one image/jpeg misreads")
+	}
+	st := NewDecoderStdlib()
+	_, err := st.DecodeFull(good)
+	var ue *UnsupportedError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "restart markers") || !strings.Contains(err.Error(), "libturbojpeg0") {
+		t.Errorf("image/jpeg on a valid file with restarts in single-component scans: %v", err)
+	}
+	bad := insertAt(good, len(good)-2, slices.Repeat([]byte{0x11}, 20)...)
+	var fe *FormatError
+	if _, err := st.DecodeFull(bad); !errors.As(err, &fe) {
+		t.Errorf("the same file with junk in it: %v, want a FormatError", err)
+	}
+	if tj := NewDecoder(); tj.lib != nil {
+		defer tj.Close()
+		if _, err := tj.DecodeFull(good); err != nil || tj.Warning() != "" {
+			t.Errorf("libjpeg-turbo: %v, warning %q; want a clean decode", err, tj.Warning())
 		}
 	}
 }

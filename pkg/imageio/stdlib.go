@@ -136,6 +136,10 @@ func stdError(f Format, data []byte, err error) error {
 			// image/jpeg says only "unknown marker".
 			return &UnsupportedError{Format: name, Reason: "arithmetic-coded JPEG, which Go's image/jpeg does not decode (libjpeg-turbo does: install libturbojpeg0)", Err: err}
 		}
+		if w, misread := jpegRestartMisread(data); misread && w == "" {
+			// A valid file image/jpeg cannot read: say so, not "corrupt".
+			return &UnsupportedError{Format: name, Reason: "a sequential JPEG with restart markers in a scan of one of its components, which Go's image/jpeg misreads (libjpeg-turbo decodes it: install libturbojpeg0)", Err: err}
+		}
 		truncated = truncated || !hasEOIAfterScan(data)
 	case FormatPNG:
 		// A cut IDAT reads as "not enough pixel data"; a PNG always ends
