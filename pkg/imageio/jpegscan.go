@@ -254,7 +254,7 @@ func (r *bitReader) blockFast(dc, ac *huffDecoder) bool {
 		return true
 	}
 	h := dc
-	for k := 0; k < 64; k++ {
+	for k := 0; k < 64; {
 		if !fill() {
 			return false
 		}
@@ -277,32 +277,40 @@ func (r *bitReader) blockFast(dc, ac *huffDecoder) bool {
 				v = h.value(l, code)
 			}
 		}
-		if k == 0 { // the DC difference's size, then its bits
-			if v != 0 {
-				if !fill() {
-					return false
-				}
-				n -= uint(v)
-			}
-			h = ac
-			continue
-		}
-		run, size := v>>4, uint(v&15)
-		if size == 0 {
-			if run != 15 {
+		size := uint(v) // the DC difference's size
+		if k == 0 {
+			k, h = 1, ac
+		} else {
+			var advance int
+			var end bool
+			if advance, size, end = acSymbol(v); end {
 				break
 			}
-			k += 15
-			continue
+			k += advance
 		}
-		k += run
-		if !fill() {
-			return false
+		if size != 0 {
+			if !fill() {
+				return false
+			}
+			n -= size
 		}
-		n -= size
 	}
 	r.pos, r.acc, r.n = pos, acc, n
 	return true
+}
+
+// acSymbol splits an AC symbol (run<<4 | size): how far it moves the
+// coefficient index (run+1, or 16 for sixteen zeros), how many value
+// bits follow it, and whether it ends the block.
+func acSymbol(rs int) (advance int, size uint, end bool) {
+	run, size := rs>>4, uint(rs&15)
+	switch {
+	case size != 0:
+		return run + 1, size, false
+	case run == 15:
+		return 16, 0, false
+	}
+	return 0, 0, true
 }
 
 // blockSlow reads one 8×8 block's codes on the careful path.
@@ -313,17 +321,12 @@ func (r *bitReader) blockSlow(dc, ac *huffDecoder) {
 		}
 		r.n -= s
 	}
-	for k := 1; k < 64; k++ {
-		rs := r.decodeSlow(ac)
-		run, size := rs>>4, uint(rs&15)
-		if size == 0 {
-			if run != 15 {
-				break
-			}
-			k += 15
-			continue
+	for k := 1; k < 64; {
+		advance, size, end := acSymbol(r.decodeSlow(ac))
+		if end {
+			break
 		}
-		k += run
+		k += advance
 		if r.n < size {
 			r.fill(size)
 		}
