@@ -44,7 +44,9 @@ type Decoder struct {
 	buf     []uint8
 	rs      resizer
 	warning string
-	res     reservation // the decode budget this call holds
+	// afterWarning: the last TurboJPEG failure followed a warning.
+	afterWarning bool
+	res          reservation // the decode budget this call holds
 }
 
 // dctScaleMargin: Preprocess lets DCT scaling go only as far as leaves the
@@ -358,14 +360,19 @@ var libjpegWarnings = []string{
 }
 
 // turboWarning returns the handle's message and whether it is only a
-// warning, after which the image is complete.
+// warning, after which the image is complete. d.afterWarning records
+// whether a warning came before a fatal message (TJERR_WARNING with a
+// fatal text), for turboFatal.
 func (d *Decoder) turboWarning() (string, bool) {
 	msg := d.lib.getErrorStr2(d.handle)
+	d.afterWarning = false
 	if d.lib.getErrorCode(d.handle) != tjerrWarning {
 		return msg, false
 	}
+	d.afterWarning = true
 	for _, p := range libjpegWarnings {
 		if strings.HasPrefix(msg, p) {
+			d.afterWarning = false
 			return msg, true
 		}
 	}
@@ -399,6 +406,13 @@ func (d *Decoder) turboFatal(data []byte, msg, stage string) error {
 	}
 	if strings.Contains(msg, "Could not determine subsampling type") {
 		return &UnsupportedError{Format: "jpeg", Reason: msg + " (libjpeg-turbo, " + stage + ")", Err: errUnnamedSampling}
+	}
+	if d.afterWarning && stage == "decoding" {
+		// A marker libjpeg does not handle, met after it warned of
+		// damage in the coded data (two bytes flipped into 0xFF 0xC5,
+		// say): the damage, not the marker, is the story, as image/jpeg
+		// says of the same file.
+		return &FormatError{Format: "jpeg", Reason: "corrupt JPEG (" + msg + ", after a warning of damage; libjpeg-turbo, " + stage + ")"}
 	}
 	if strings.Contains(msg, "Unsupported") || strings.Contains(msg, "not supported") {
 		return &UnsupportedError{Format: "jpeg", Reason: msg + " (libjpeg-turbo, " + stage + ")"}

@@ -1,6 +1,9 @@
 package imageio
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // jpegScanWarning reads a sequential Huffman JPEG's entropy-coded data
 // as libjpeg-turbo's decoder reads it, without dequantizing or
@@ -47,10 +50,26 @@ func jpegScanWarning(data []byte) string {
 // of one component of several, which image/jpeg counts wrongly (it
 // fails with "missing 0xff00 sequence" on such valid files), with the
 // warning libjpeg-turbo would give of the file.
+//
+// misread holds only where libjpeg-turbo would read the file to its end
+// marker, at most with a warning about the header (which it keeps the
+// file after), so that a damaged or cut file is never called valid.
 func jpegRestartMisread(data []byte) (warn string, misread bool) {
 	w := scanWalker{data: data}
 	warn = w.run()
-	return warn, w.restartSingle
+	headerOnly := warn == "" || strings.HasPrefix(warn, "Warning: unknown JFIF") ||
+		strings.HasPrefix(warn, "Unknown Adobe color transform") || warn == warnSOSParams
+	if !headerOnly {
+		return warn, false
+	}
+	if warn != "" {
+		// The walk stopped at the header's warning: read on past it.
+		w = scanWalker{data: data, quietHeader: true}
+		if w.run() != "" {
+			return warn, false
+		}
+	}
+	return warn, w.restartSingle && w.sawEOI
 }
 
 const (
@@ -66,6 +85,7 @@ const (
 	warnBadCode   = "Corrupt JPEG data: bad Huffman code"
 	warnHitMarker = "Corrupt JPEG data: premature end of data segment"
 	warnEOF       = "Premature end of JPEG file"
+	warnSOSParams = "Invalid SOS parameters for sequential JPEG"
 )
 
 func warnExtraneous(n int, code byte) string {
@@ -373,11 +393,15 @@ type scanWalker struct {
 	sawSOS bool
 	// progressive: SOF2, whose scans are not read; the header still is.
 	progressive bool
-	// restartSingle: a scan of one component of several, with restarts.
+	// restartSingle: a scan of one component of several, sampled more
+	// than once per MCU, with restarts.
 	restartSingle bool
-	jfif          bool // a JFIF APP0 segment
-	adobe         bool // an Adobe APP14 segment, with its transform code
-	xform         byte
+	sawEOI        bool // the walk read the whole file to its end marker
+	// quietHeader: go on past the header's warnings (jpegRestartMisread).
+	quietHeader bool
+	jfif        bool // a JFIF APP0 segment
+	adobe       bool // an Adobe APP14 segment, with its transform code
+	xform       byte
 	// discard is libjpeg's discarded_bytes: what next_marker skipped and,
 	// at a restart, the whole bytes left in the bit buffer; reported, and
 	// reset, by the next marker search.
@@ -412,13 +436,17 @@ func (s *scanWalker) run() string {
 			pending = 0
 		} else {
 			c, next, warn, ok := s.marker(pos)
-			if !ok || warn != "" {
+			if !ok {
+				return warnEOF // the memory source supplies an EOI, and says so
+			}
+			if warn != "" {
 				return warn
 			}
 			code, pos = c, next
 		}
 		switch {
 		case code == 0xD9: // EOI
+			s.sawEOI = true
 			return ""
 		case code >= 0xD0 && code <= 0xD7, code == 0x01: // no length
 			continue
@@ -444,7 +472,7 @@ func (s *scanWalker) run() string {
 			// examine_app0: a JFIF segment whose major version is not 1.
 			if len(seg) >= 14 && string(seg[:5]) == "JFIF\x00" {
 				s.jfif = true
-				if seg[5] != 1 {
+				if seg[5] != 1 && !s.quietHeader {
 					return fmt.Sprintf("Warning: unknown JFIF revision number %d.%02d", seg[5], seg[6])
 				}
 			}
@@ -468,7 +496,7 @@ func (s *scanWalker) run() string {
 			if !s.sawSOS {
 				// jpeg_read_header ends here, guessing the colour space.
 				s.sawSOS = true
-				if w := s.colorWarning(); w != "" || s.progressive {
+				if w := s.colorWarning(); (w != "" && !s.quietHeader) || s.progressive {
 					return w
 				}
 			}
@@ -589,11 +617,15 @@ func (s *scanWalker) scan(seg []byte, pos int) (int, byte, string) {
 	// block at full precision, but files with zeros there exist, so
 	// libjpeg only warns.
 	if p := seg[1+2*ns:]; p[0] != 0 || p[1] != 63 || p[2] != 0 {
-		return -1, 0, "Invalid SOS parameters for sequential JPEG"
+		if !s.quietHeader {
+			return -1, 0, warnSOSParams
+		}
 	}
 	mcus := 0
 	if ns == 1 {
-		s.restartSingle = s.restartSingle || (s.ri > 0 && len(s.comps) > 1)
+		// image/jpeg counts such a scan's restart intervals in units of
+		// the component's h×v blocks: wrong only where that is not 1.
+		s.restartSingle = s.restartSingle || (s.ri > 0 && len(s.comps) > 1 && comps[0].h*comps[0].v > 1)
 		// A scan of one component codes its blocks one at a time.
 		comps[0].h, comps[0].v = 1, 1
 		blocks = 1
@@ -663,6 +695,132 @@ func (r *bitReader) mcuSlow(comps []scanComp) {
 		c := &comps[ci]
 		for range c.h * c.v {
 			r.blockSlow(c.dc, c.ac)
+		}
+	}
+}
+
+// jpegRefusal returns, in its words, the error libjpeg-turbo stops with on
+// a sequential JPEG that image/jpeg decodes, or "": a Huffman table it
+// refuses (overfull, or a DC size past 15) used by a scan; a quantization
+// table not yet defined at a component's first scan; a second scan after
+// a first that held every component. image/jpeg checks none of these, so
+// without this the pure-Go path would keep files the library skips. It
+// reads every segment, skipping the coded data, whatever the warnings
+// before (libjpeg stops at these even after one).
+func jpegRefusal(data []byte) string {
+	if len(data) < 2 || data[0] != 0xFF || data[1] != 0xD8 {
+		return ""
+	}
+	type comp struct {
+		id, tq  int
+		latched bool
+	}
+	var (
+		comps             []comp
+		huffSeen, huffBad [2][4]bool
+		quant             [4]bool
+		scans             int
+		whole             bool // the first scan held every component
+		h                 huffDecoder
+	)
+	pos := 2
+	for {
+		_, code, next, ok := nextMarker(data, pos)
+		if !ok {
+			return ""
+		}
+		pos = next
+		if code == 0xD9 {
+			return ""
+		}
+		if code >= 0xD0 && code <= 0xD7 || code == 0x01 {
+			continue
+		}
+		if pos+2 > len(data) {
+			return ""
+		}
+		segLen := int(data[pos])<<8 | int(data[pos+1])
+		if segLen < 2 || pos+segLen > len(data) {
+			return ""
+		}
+		seg := data[pos+2 : pos+segLen]
+		pos += segLen
+		switch code {
+		case 0xC0, 0xC1:
+			if len(seg) < 6 || len(seg) < 6+3*int(seg[5]) {
+				return ""
+			}
+			comps = comps[:0]
+			for i := range int(seg[5]) {
+				comps = append(comps, comp{id: int(seg[6+3*i]), tq: int(seg[8+3*i])})
+			}
+		case 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF:
+			return "" // not sequential Huffman: other rules
+		case 0xC4:
+			for len(seg) >= 17 {
+				tc, th := seg[0]>>4, seg[0]&15
+				n := 0
+				for _, c := range seg[1:17] {
+					n += int(c)
+				}
+				if tc > 1 || th > 3 || n > 256 || len(seg) < 17+n {
+					return ""
+				}
+				h.build(seg[1:17], seg[17:17+n], tc == 0)
+				huffSeen[tc][th], huffBad[tc][th] = true, h.bad
+				seg = seg[17+n:]
+			}
+		case 0xDB:
+			for len(seg) >= 1 {
+				pq, tq := seg[0]>>4, seg[0]&15
+				size := 1 + 64*(1+int(pq))
+				if pq > 1 || tq > 3 || len(seg) < size {
+					return ""
+				}
+				quant[tq] = true
+				seg = seg[size:]
+			}
+		case 0xDA:
+			if len(seg) < 1 || len(seg) < 1+2*int(seg[0]) {
+				return ""
+			}
+			ns := int(seg[0])
+			if scans++; scans > 1 && whole {
+				return "Didn't expect more than one scan"
+			}
+			for i := range ns {
+				id, td, ta := int(seg[1+2*i]), seg[2+2*i]>>4, seg[2+2*i]&15
+				for j := range comps {
+					c := &comps[j]
+					if c.id != id {
+						continue
+					}
+					if !c.latched {
+						if c.tq > 3 || !quant[c.tq] {
+							return fmt.Sprintf("Quantization table 0x%02x was not defined", c.tq)
+						}
+						c.latched = true
+					}
+				}
+				if td < 4 && ta < 4 && (huffSeen[0][td] && huffBad[0][td] || huffSeen[1][ta] && huffBad[1][ta]) {
+					return "Bogus Huffman table definition"
+				}
+			}
+			whole = whole || (scans == 1 && ns == len(comps))
+			// Past the coded data to the next marker that is not a
+			// restart marker.
+			for {
+				_, c, nx, ok := nextMarker(data, pos)
+				if !ok {
+					return ""
+				}
+				if c >= 0xD0 && c <= 0xD7 {
+					pos = nx
+					continue
+				}
+				pos = nx - 2 // its 0xFF, read again above
+				break
+			}
 		}
 	}
 }

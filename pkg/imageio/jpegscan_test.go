@@ -199,10 +199,91 @@ func TestRestartMisreadIsUnsupported(t *testing.T) {
 	if _, err := st.DecodeFull(bad); !errors.As(err, &fe) {
 		t.Errorf("the same file with junk in it: %v, want a FormatError", err)
 	}
+	// Cut short, it is truncated, not unsupported.
+	var ue2 *UnsupportedError
+	if _, err := st.DecodeFull(good[:len(good)*2/3]); err == nil || errors.As(err, &ue2) {
+		t.Errorf("the file cut short: %v, want truncated", err)
+	}
+	// A warning about its header alone (which libjpeg keeps the file
+	// after) leaves it valid: unsupported, with the warning named.
+	jfif2 := insertAt(good, 2, 0xFF, 0xE0, 0, 16, 'J', 'F', 'I', 'F', 0, 2, 1, 0, 0, 1, 0, 1, 0, 0)
+	if _, err := st.DecodeFull(jfif2); !errors.As(err, &ue2) || !strings.Contains(err.Error(), "unknown JFIF revision number 2.01") {
+		t.Errorf("with a JFIF 2.01 header: %v, want unsupported naming the warning", err)
+	}
 	if tj := NewDecoder(); tj.lib != nil {
 		defer tj.Close()
 		if _, err := tj.DecodeFull(good); err != nil || tj.Warning() != "" {
 			t.Errorf("libjpeg-turbo: %v, warning %q; want a clean decode", err, tj.Warning())
+		}
+	}
+}
+
+// What libjpeg refuses and image/jpeg does not check is refused on the
+// pure-Go path too, in libjpeg's words: both paths skip the same files.
+func TestJPEGRefusal(t *testing.T) {
+	color := encodeJPEG(t, gradient(64, 48), 90)
+	multiscan := fixture(t, "multiscan_48x40.jpg")
+	// The scan again, before the end marker.
+	h, err := scanJPEGHeader(color)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twice := slices.Concat(color[:len(color)-2], color[h.sosOffset:len(color)-2], []byte{0xFF, 0xD9})
+	// The third component's quantization table made one never defined.
+	undefinedQuant := bytes.Clone(multiscan)
+	sof := bytes.Index(undefinedQuant, []byte{0xFF, 0xC0})
+	undefinedQuant[sof+4+6+3*2+2] = 2
+	// A DC table's last value made 16, a size libjpeg refuses in a table.
+	badDC := bytes.Clone(color)
+	dht := bytes.Index(badDC, []byte{0xFF, 0xC4})
+	n := 0
+	for _, c := range badDC[dht+5 : dht+21] {
+		n += int(c)
+	}
+	if badDC[dht+4]>>4 != 0 {
+		t.Fatal("the first DHT table is not a DC table")
+	}
+	badDC[dht+21+n-1] = 16
+	for _, c := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"a scan after one that held every component", twice, "Didn't expect more than one scan"},
+		{"a quantization table never defined, met at a later scan", undefinedQuant, "Quantization table 0x02 was not defined"},
+		{"a DC table with a size past 15", badDC, "Bogus Huffman table definition"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := jpegRefusal(c.data); got != c.want {
+				t.Errorf("jpegRefusal = %q, want %q", got, c.want)
+			}
+			for _, d := range backends(t) {
+				var fe *FormatError
+				if _, err := d.DecodeFull(c.data); !errors.As(err, &fe) || !strings.Contains(err.Error(), c.want) {
+					t.Errorf("%s: %v, want a FormatError saying %q", backendName(d), err, c.want)
+				}
+			}
+		})
+	}
+	for _, data := range [][]byte{color, multiscan, fixture(t, "restart_48x40.jpg")} {
+		if got := jpegRefusal(data); got != "" {
+			t.Errorf("a valid file refused: %q", got)
+		}
+	}
+}
+
+// A marker libjpeg-turbo does not handle, met inside damaged coded data,
+// is damage on both paths, not an unsupported feature.
+func TestMarkerInCodedDataIsDamage(t *testing.T) {
+	color := encodeJPEG(t, gradient(64, 48), 90)
+	start := entropyStart(t, color)
+	for _, code := range []byte{0xC5, 0xF0} {
+		bad := insertAt(color, start+(len(color)-start)/2, 0xFF, code)
+		for _, d := range backends(t) {
+			var fe *FormatError
+			if _, err := d.DecodeFull(bad); !errors.As(err, &fe) {
+				t.Errorf("%s, 0xFF 0x%02X in the coded data: %v, want a FormatError", backendName(d), code, err)
+			}
 		}
 	}
 }

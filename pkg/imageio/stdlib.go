@@ -96,6 +96,11 @@ func (d *Decoder) decodeStdlib(ctx context.Context, f Format, data []byte) (img 
 		return Image{}, err
 	}
 	if f == FormatJPEG {
+		// What libjpeg refuses and image/jpeg does not check is refused
+		// here too, so both paths skip the same files.
+		if r := jpegRefusal(data); r != "" {
+			return Image{}, &FormatError{Format: name, Reason: "corrupt JPEG: " + r + " (libjpeg refuses the file; image/jpeg alone would decode it)"}
+		}
 		// image/jpeg decodes past damage in silence; name it as
 		// libjpeg-turbo would (jpegScanWarning).
 		d.warning = jpegScanWarning(data)
@@ -136,9 +141,16 @@ func stdError(f Format, data []byte, err error) error {
 			// image/jpeg says only "unknown marker".
 			return &UnsupportedError{Format: name, Reason: "arithmetic-coded JPEG, which Go's image/jpeg does not decode (libjpeg-turbo does: install libturbojpeg0)", Err: err}
 		}
-		if w, misread := jpegRestartMisread(data); misread && w == "" {
+		// Only image/jpeg's symptoms of the miscount, and only where
+		// libjpeg-turbo reads the whole file, at most warning of its header.
+		symptom := msg == "invalid JPEG format: missing 0xff00 sequence" || msg == "invalid JPEG format: bad RST marker"
+		if w, misread := jpegRestartMisread(data); symptom && misread {
 			// A valid file image/jpeg cannot read: say so, not "corrupt".
-			return &UnsupportedError{Format: name, Reason: "a sequential JPEG with restart markers in a scan of one of its components, which Go's image/jpeg misreads (libjpeg-turbo decodes it: install libturbojpeg0)", Err: err}
+			reason := "a sequential JPEG with restart markers in a scan of one of its components, which Go's image/jpeg misreads (libjpeg-turbo decodes it: install libturbojpeg0)"
+			if w != "" {
+				reason += "; libjpeg also warns: " + w
+			}
+			return &UnsupportedError{Format: name, Reason: reason, Err: err}
 		}
 		truncated = truncated || !hasEOIAfterScan(data)
 	case FormatPNG:
