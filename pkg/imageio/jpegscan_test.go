@@ -399,6 +399,8 @@ func FuzzJPEGScanWarning(f *testing.F) {
 	f.Add(good)
 	f.Add(insertAt(good, len(good)-2, 1, 2, 3))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		jpegRefusal(data) // must not panic or hang either
+		jpegRestartMisread(data)
 		w := jpegScanWarning(data)
 		if w == "" {
 			return
