@@ -38,9 +38,10 @@ import (
 // and image/jpeg refuses the other kinds. The header's other warnings
 // are libjpeg's too: an unknown JFIF major version, an unknown Adobe
 // transform code, and a sequential scan whose spectral or
-// approximation fields are not 0, 63, 0. It is called only on what
-// image/jpeg has decoded without error, so anything malformed that would
-// stop either decoder is answered with "" rather than a second diagnosis.
+// approximation fields are not 0, 63, 0. The pure-Go path calls it on
+// what image/jpeg decoded without error (jpegRefusal having refused what
+// libjpeg stops at), so what is malformed beyond that is answered with
+// "" rather than a second diagnosis.
 func jpegScanWarning(data []byte) string {
 	w := scanWalker{data: data}
 	return w.run()
