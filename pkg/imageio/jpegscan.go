@@ -378,6 +378,41 @@ func nextMarker(data []byte, p int) (skipped int, code byte, next int, ok bool) 
 	}
 }
 
+// segmentAt reads the marker segment whose length field is at pos: its
+// contents and the position after it; false when it runs past the data.
+func segmentAt(data []byte, pos int) (seg []byte, next int, ok bool) {
+	if pos+2 > len(data) {
+		return nil, 0, false
+	}
+	n := int(data[pos])<<8 | int(data[pos+1])
+	if n < 2 || pos+n > len(data) {
+		return nil, 0, false
+	}
+	return data[pos+2 : pos+n], pos + n, true
+}
+
+// huffTables calls fn with each table a DHT segment defines: its class
+// (0 DC, 1 AC), its slot, its 16 counts and its values; false when the
+// segment is malformed.
+func huffTables(seg []byte, fn func(tc, th byte, counts, vals []byte)) bool {
+	for len(seg) > 0 {
+		if len(seg) < 17 {
+			return false
+		}
+		tc, th := seg[0]>>4, seg[0]&15
+		n := 0
+		for _, c := range seg[1:17] {
+			n += int(c)
+		}
+		if tc > 1 || th > 3 || n > 256 || len(seg) < 17+n {
+			return false
+		}
+		fn(tc, th, seg[1:17], seg[17:17+n])
+		seg = seg[17+n:]
+	}
+	return true
+}
+
 type frameComp struct {
 	id, h, v int
 }
@@ -452,15 +487,11 @@ func (s *scanWalker) run() string {
 		case code >= 0xD0 && code <= 0xD7, code == 0x01: // no length
 			continue
 		}
-		if pos+2 > len(data) {
+		seg, next, ok := segmentAt(data, pos)
+		if !ok {
 			return ""
 		}
-		segLen := int(data[pos])<<8 | int(data[pos+1])
-		if segLen < 2 || pos+segLen > len(data) {
-			return ""
-		}
-		seg := data[pos+2 : pos+segLen]
-		pos += segLen
+		pos = next
 		switch code {
 		case 0xC0, 0xC1, 0xC2:
 			if !s.frame(seg) {
@@ -553,26 +584,13 @@ func (s *scanWalker) frame(seg []byte) bool {
 }
 
 func (s *scanWalker) tables(seg []byte) bool {
-	for len(seg) > 0 {
-		if len(seg) < 17 {
-			return false
-		}
-		tc, th := seg[0]>>4, seg[0]&15
-		n := 0
-		for _, c := range seg[1:17] {
-			n += int(c)
-		}
-		if tc > 1 || th > 3 || n > 256 || len(seg) < 17+n {
-			return false
-		}
+	return huffTables(seg, func(tc, th byte, counts, vals []byte) {
 		t := &s.dc[th]
 		if tc == 1 {
 			t = &s.ac[th]
 		}
-		t.build(seg[1:17], seg[17:17+n], tc == 0)
-		seg = seg[17+n:]
-	}
-	return true
+		t.build(counts, vals, tc == 0)
+	})
 }
 
 // scanComp is a component of one scan: its sampling and its tables.
@@ -701,13 +719,14 @@ func (r *bitReader) mcuSlow(comps []scanComp) {
 }
 
 // jpegRefusal returns, in its words, the error libjpeg-turbo stops with on
-// a sequential JPEG that image/jpeg decodes, or "": a Huffman table it
-// refuses (overfull, or a DC size past 15) used by a scan; a quantization
-// table not yet defined at a component's first scan; a second scan after
-// a first that held every component. image/jpeg checks none of these, so
-// without this the pure-Go path would keep files the library skips. It
-// reads every segment, skipping the coded data, whatever the warnings
-// before (libjpeg stops at these even after one).
+// a JPEG that image/jpeg decodes, or "": a quantization table not yet
+// defined at a component's first scan; and in a sequential file, a
+// Huffman table it refuses (overfull, or a DC size past 15) used by a
+// scan, or a second scan after a first that held every component.
+// image/jpeg checks none of these, so without this the pure-Go path
+// would keep files the library skips. It reads every segment, skipping
+// the coded data, whatever the warnings before (libjpeg stops at these
+// even after one), and decodes nothing.
 func jpegRefusal(data []byte) string {
 	if len(data) < 2 || data[0] != 0xFF || data[1] != 0xD8 {
 		return ""
@@ -720,6 +739,7 @@ func jpegRefusal(data []byte) string {
 		comps             []comp
 		huffSeen, huffBad [2][4]bool
 		quant             [4]bool
+		progressive       bool
 		scans             int
 		whole             bool // the first scan held every component
 		h                 huffDecoder
@@ -737,39 +757,29 @@ func jpegRefusal(data []byte) string {
 		if code >= 0xD0 && code <= 0xD7 || code == 0x01 {
 			continue
 		}
-		if pos+2 > len(data) {
+		seg, next, ok := segmentAt(data, pos)
+		if !ok {
 			return ""
 		}
-		segLen := int(data[pos])<<8 | int(data[pos+1])
-		if segLen < 2 || pos+segLen > len(data) {
-			return ""
-		}
-		seg := data[pos+2 : pos+segLen]
-		pos += segLen
+		pos = next
 		switch code {
-		case 0xC0, 0xC1:
+		case 0xC0, 0xC1, 0xC2:
 			if len(seg) < 6 || len(seg) < 6+3*int(seg[5]) {
 				return ""
 			}
+			progressive = code == 0xC2
 			comps = comps[:0]
 			for i := range int(seg[5]) {
 				comps = append(comps, comp{id: int(seg[6+3*i]), tq: int(seg[8+3*i])})
 			}
-		case 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF:
-			return "" // not sequential Huffman: other rules
+		case 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF:
+			return "" // image/jpeg refuses these itself
 		case 0xC4:
-			for len(seg) >= 17 {
-				tc, th := seg[0]>>4, seg[0]&15
-				n := 0
-				for _, c := range seg[1:17] {
-					n += int(c)
-				}
-				if tc > 1 || th > 3 || n > 256 || len(seg) < 17+n {
-					return ""
-				}
-				h.build(seg[1:17], seg[17:17+n], tc == 0)
+			if !huffTables(seg, func(tc, th byte, counts, vals []byte) {
+				h.build(counts, vals, tc == 0)
 				huffSeen[tc][th], huffBad[tc][th] = true, h.bad
-				seg = seg[17+n:]
+			}) {
+				return ""
 			}
 		case 0xDB:
 			for len(seg) >= 1 {
@@ -792,22 +802,19 @@ func jpegRefusal(data []byte) string {
 			for i := range ns {
 				id, td, ta := int(seg[1+2*i]), seg[2+2*i]>>4, seg[2+2*i]&15
 				for j := range comps {
-					c := &comps[j]
-					if c.id != id {
-						continue
-					}
-					if !c.latched {
+					// latch_quant_tables, at the component's first scan.
+					if c := &comps[j]; c.id == id && !c.latched {
 						if c.tq > 3 || !quant[c.tq] {
 							return fmt.Sprintf("Quantization table 0x%02x was not defined", c.tq)
 						}
 						c.latched = true
 					}
 				}
-				if td < 4 && ta < 4 && (huffSeen[0][td] && huffBad[0][td] || huffSeen[1][ta] && huffBad[1][ta]) {
+				if !progressive && td < 4 && ta < 4 && (huffSeen[0][td] && huffBad[0][td] || huffSeen[1][ta] && huffBad[1][ta]) {
 					return "Bogus Huffman table definition"
 				}
 			}
-			whole = whole || (scans == 1 && ns == len(comps))
+			whole = whole || (!progressive && scans == 1 && ns == len(comps))
 			// Past the coded data to the next marker that is not a
 			// restart marker.
 			for {
@@ -815,12 +822,11 @@ func jpegRefusal(data []byte) string {
 				if !ok {
 					return ""
 				}
-				if c >= 0xD0 && c <= 0xD7 {
-					pos = nx
-					continue
+				if c < 0xD0 || c > 0xD7 {
+					pos = nx - 2 // its 0xFF, read again above
+					break
 				}
-				pos = nx - 2 // its 0xFF, read again above
-				break
+				pos = nx
 			}
 		}
 	}

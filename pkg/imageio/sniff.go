@@ -80,9 +80,6 @@ type jpegHeader struct {
 	adobe         bool // APP14 "Adobe" segment present
 	adobeXform    uint8
 	sosOffset     int // offset of the first SOS marker
-	// undefinedQuant is the first quantization table a component of the
-	// first scan uses that no DQT before it defined, or −1.
-	undefinedQuant int
 }
 
 // scanJPEGHeader walks the marker segments from SOI to the first SOS. It
@@ -91,7 +88,7 @@ type jpegHeader struct {
 // decoder's own message says) and to read the Adobe transform, which
 // TurboJPEG does not expose.
 func scanJPEGHeader(data []byte) (jpegHeader, error) {
-	h := jpegHeader{undefinedQuant: -1}
+	var h jpegHeader
 	if len(data) < 2 || data[0] != 0xFF || data[1] != 0xD8 {
 		return h, &FormatError{Format: "jpeg", Reason: "missing SOI marker"}
 	}
@@ -100,8 +97,6 @@ func scanJPEGHeader(data []byte) (jpegHeader, error) {
 	}
 	pos := 2
 	sawSOF := false
-	var quant [4]bool   // the quantization tables DQT has defined so far
-	var compQuant []int // by SOF component: its id, then its table
 	for {
 		if pos >= len(data) {
 			return h, truncated("header")
@@ -142,39 +137,8 @@ func scanJPEGHeader(data []byte) (jpegHeader, error) {
 			if !sawSOF {
 				return h, &FormatError{Format: "jpeg", Reason: "corrupt JPEG: scan before frame header"}
 			}
-			// The tables of the first scan's components must be defined
-			// by now, where libjpeg latches them ("Quantization table
-			// 0x01 was not defined"); image/jpeg would decode the image
-			// as flat grey. Later scans may take tables defined after
-			// this one, which libjpeg allows too.
-			if len(seg) >= 1 {
-				for i := 0; i < int(seg[0]) && 1+2*i < len(seg); i++ {
-					id := seg[1+2*i]
-					for c := 0; c+1 < len(compQuant); c += 2 {
-						if compQuant[c] == int(id) && (compQuant[c+1] > 3 || !quant[compQuant[c+1]]) && h.undefinedQuant < 0 {
-							h.undefinedQuant = compQuant[c+1]
-						}
-					}
-				}
-			}
 			h.sosOffset = pos - 2
 			return h, nil
-		case m == 0xDB:
-			// Each table: Pq (precision) and Tq (id) in a byte, then 64
-			// values of 1 or 2 bytes.
-			for q := seg; len(q) > 0; {
-				size := 1 + 64
-				if q[0]>>4 != 0 {
-					size = 1 + 128
-				}
-				if len(q) < size {
-					break
-				}
-				if id := q[0] & 15; id < 4 {
-					quant[id] = true
-				}
-				q = q[size:]
-			}
 		case m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC:
 			if len(seg) < 6 {
 				return h, &FormatError{Format: "jpeg", Reason: "corrupt JPEG: short frame header"}
@@ -185,10 +149,6 @@ func scanJPEGHeader(data []byte) (jpegHeader, error) {
 			h.progressive = m == 0xC2 || m == 0xC6 || m == 0xCA || m == 0xCE
 			h.arithmetic = m >= 0xC9
 			sawSOF = true
-			compQuant = compQuant[:0]
-			for c := 0; c < h.components && 6+3*c+2 < len(seg); c++ {
-				compQuant = append(compQuant, int(seg[6+3*c]), int(seg[6+3*c+2]))
-			}
 		case m == 0xEE && len(seg) >= 12 && bytes.HasPrefix(seg, []byte("Adobe")):
 			h.adobe = true
 			h.adobeXform = seg[11]

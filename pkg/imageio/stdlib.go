@@ -51,13 +51,15 @@ func (d *Decoder) decodeStdlib(ctx context.Context, f Format, data []byte) (img 
 		data = gifOpaque(data)
 	}
 	if f == FormatJPEG {
-		// What image/jpeg takes and libjpeg refuses in the markers (a
-		// missing quantization table, which image/jpeg decodes as flat
-		// grey) is refused here too, so both paths skip the same files.
-		if h, err := scanJPEGHeader(data); err != nil {
+		// What image/jpeg takes and libjpeg refuses (a missing
+		// quantization table, which image/jpeg decodes as flat grey; an
+		// overfull Huffman table; a scan too many) is refused here too,
+		// before decoding, so both paths skip the same files.
+		if _, err := scanJPEGHeader(data); err != nil {
 			return Image{}, err
-		} else if h.undefinedQuant >= 0 {
-			return Image{}, &FormatError{Format: name, Reason: fmt.Sprintf("corrupt JPEG: quantization table 0x%02x was not defined", h.undefinedQuant)}
+		}
+		if r := jpegRefusal(data); r != "" {
+			return Image{}, &FormatError{Format: name, Reason: "corrupt JPEG: " + strings.ToLower(r[:1]) + r[1:] + " (libjpeg refuses the file; image/jpeg alone would decode it)"}
 		}
 	}
 	cfg, err := codec.config(bytes.NewReader(data))
@@ -96,11 +98,6 @@ func (d *Decoder) decodeStdlib(ctx context.Context, f Format, data []byte) (img 
 		return Image{}, err
 	}
 	if f == FormatJPEG {
-		// What libjpeg refuses and image/jpeg does not check is refused
-		// here too, so both paths skip the same files.
-		if r := jpegRefusal(data); r != "" {
-			return Image{}, &FormatError{Format: name, Reason: "corrupt JPEG: " + r + " (libjpeg refuses the file; image/jpeg alone would decode it)"}
-		}
 		// image/jpeg decodes past damage in silence; name it as
 		// libjpeg-turbo would (jpegScanWarning).
 		d.warning = jpegScanWarning(data)
