@@ -378,9 +378,14 @@ func nextMarker(data []byte, p int) (skipped int, code byte, next int, ok bool) 
 	}
 }
 
-// segmentAt reads the marker segment whose length field is at pos: its
-// contents and the position after it; false when it runs past the data.
-func segmentAt(data []byte, pos int) (seg []byte, next int, ok bool) {
+// segmentAt reads what follows marker code, whose code byte ends before
+// pos: nothing for a marker without a length (RSTn, TEM), else its
+// segment's contents; and the position after it. false when a segment
+// runs past the data.
+func segmentAt(data []byte, code byte, pos int) (seg []byte, next int, ok bool) {
+	if code >= 0xD0 && code <= 0xD7 || code == 0x01 {
+		return nil, pos, true
+	}
 	if pos+2 > len(data) {
 		return nil, 0, false
 	}
@@ -415,6 +420,7 @@ func huffTables(seg []byte, fn func(tc, th byte, counts, vals []byte)) bool {
 
 type frameComp struct {
 	id, h, v int
+	tq       int // its quantization table
 }
 
 type scanWalker struct {
@@ -480,14 +486,11 @@ func (s *scanWalker) run() string {
 			}
 			code, pos = c, next
 		}
-		switch {
-		case code == 0xD9: // EOI
+		if code == 0xD9 { // EOI
 			s.sawEOI = true
 			return ""
-		case code >= 0xD0 && code <= 0xD7, code == 0x01: // no length
-			continue
 		}
-		seg, next, ok := segmentAt(data, pos)
+		seg, next, ok := segmentAt(data, code, pos)
 		if !ok {
 			return ""
 		}
@@ -576,7 +579,7 @@ func (s *scanWalker) frame(seg []byte) bool {
 		if h < 1 || h > 4 || v < 1 || v > 4 {
 			return false
 		}
-		s.comps = append(s.comps, frameComp{id: int(c[0]), h: h, v: v})
+		s.comps = append(s.comps, frameComp{id: int(c[0]), h: h, v: v, tq: int(c[2])})
 		s.hmax, s.vmax = max(s.hmax, h), max(s.vmax, v)
 	}
 	s.sawSOF = true
@@ -731,12 +734,9 @@ func jpegRefusal(data []byte) string {
 	if len(data) < 2 || data[0] != 0xFF || data[1] != 0xD8 {
 		return ""
 	}
-	type comp struct {
-		id, tq  int
-		latched bool
-	}
 	var (
-		comps             []comp
+		frame             scanWalker // its frame() reads the SOF
+		latched           [4]bool    // by frame component: its table is latched
 		huffSeen, huffBad [2][4]bool
 		quant             [4]bool
 		progressive       bool
@@ -754,24 +754,17 @@ func jpegRefusal(data []byte) string {
 		if code == 0xD9 {
 			return ""
 		}
-		if code >= 0xD0 && code <= 0xD7 || code == 0x01 {
-			continue
-		}
-		seg, next, ok := segmentAt(data, pos)
+		seg, next, ok := segmentAt(data, code, pos)
 		if !ok {
 			return ""
 		}
 		pos = next
 		switch code {
 		case 0xC0, 0xC1, 0xC2:
-			if len(seg) < 6 || len(seg) < 6+3*int(seg[5]) {
+			if !frame.frame(seg) {
 				return ""
 			}
-			progressive = code == 0xC2
-			comps = comps[:0]
-			for i := range int(seg[5]) {
-				comps = append(comps, comp{id: int(seg[6+3*i]), tq: int(seg[8+3*i])})
-			}
+			progressive, latched = code == 0xC2, [4]bool{}
 		case 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF:
 			return "" // image/jpeg refuses these itself
 		case 0xC4:
@@ -801,20 +794,20 @@ func jpegRefusal(data []byte) string {
 			}
 			for i := range ns {
 				id, td, ta := int(seg[1+2*i]), seg[2+2*i]>>4, seg[2+2*i]&15
-				for j := range comps {
+				for j, c := range frame.comps {
 					// latch_quant_tables, at the component's first scan.
-					if c := &comps[j]; c.id == id && !c.latched {
+					if c.id == id && !latched[j] {
 						if c.tq > 3 || !quant[c.tq] {
 							return fmt.Sprintf("Quantization table 0x%02x was not defined", c.tq)
 						}
-						c.latched = true
+						latched[j] = true
 					}
 				}
 				if !progressive && td < 4 && ta < 4 && (huffSeen[0][td] && huffBad[0][td] || huffSeen[1][ta] && huffBad[1][ta]) {
 					return "Bogus Huffman table definition"
 				}
 			}
-			whole = whole || (!progressive && scans == 1 && ns == len(comps))
+			whole = whole || (!progressive && scans == 1 && ns == len(frame.comps))
 			// Past the coded data to the next marker that is not a
 			// restart marker.
 			for {
