@@ -14,8 +14,8 @@
 //
 // libjpeg reports damage it decodes past as warnings (Decoder.Warning);
 // image/jpeg decodes past the same damage in silence, so on that path a
-// kept sequential JPEG's coded data is walked again (jpegScanWarning) to
-// name it in libjpeg's words.
+// kept JPEG's coded data (sequential or progressive) is walked again
+// (jpegScanWarning) to name it in libjpeg's words.
 //
 // A Decoder owns a TurboJPEG handle and scratch memory and is not safe for
 // concurrent use: create one per worker goroutine. ResizeShortCrop,

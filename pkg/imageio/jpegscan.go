@@ -2,6 +2,7 @@ package imageio
 
 import (
 	"fmt"
+	"math/bits"
 	"strings"
 )
 
@@ -32,12 +33,18 @@ import (
 //   - bytes left in the buffer at a restart are counted, but reported only
 //     with the next marker libjpeg has to search for.
 //
-// Only baseline and extended sequential Huffman frames (SOF0, SOF1) have
-// their scans read; a progressive file's header is read up to its first
-// scan (junk between segments, the JFIF version, the Adobe transform),
-// and image/jpeg refuses the other kinds. The header's other warnings
-// are libjpeg's too: an unknown JFIF major version, an unknown Adobe
-// transform code, and a sequential scan whose spectral or
+// Progressive Huffman files (SOF2) have their scans read as jdphuff.c
+// reads them: DC first and refinement scans, AC bands with their end-of-
+// band runs, and AC refinements, whose correction bits depend on which
+// coefficients earlier scans made nonzero, so that much is tracked (a
+// bit a coefficient). They have no fast path. Each scan first has its
+// progression checked as start_pass_phuff_decoder does, with its warning
+// for a scan out of sequence ("Inconsistent progression sequence").
+//
+// Baseline, extended sequential and progressive Huffman frames (SOF0-2)
+// are read; image/jpeg refuses the other kinds. The header's other
+// warnings are libjpeg's too: an unknown JFIF major version, an unknown
+// Adobe transform code, and a sequential scan whose spectral or
 // approximation fields are not 0, 63, 0. The pure-Go path calls it on
 // what image/jpeg decoded without error (jpegRefusal having refused what
 // libjpeg stops at), so what is malformed beyond that is answered with
@@ -81,6 +88,11 @@ const (
 	// data for libjpeg-turbo to decode the MCU on its fast path (BUFSIZE).
 	fastBytes = 512
 )
+
+// maxScans is how many scans TurboJPEG decodes before it refuses a file
+// (TJFLAG_LIMITSCANS): image/jpeg has no limit, and a file of thousands
+// of scans of a large image takes it minutes.
+const maxScans = 500
 
 const (
 	warnBadCode   = "Corrupt JPEG data: bad Huffman code"
@@ -433,8 +445,18 @@ type scanWalker struct {
 	ri     int
 	sawSOF bool
 	sawSOS bool
-	// progressive: SOF2, whose scans are not read; the header still is.
+	scans  int
+	// progressive: SOF2, whose scans jdphuff.c's routines read.
 	progressive bool
+	// coefBits is libjpeg's coef_bits, by frame component: the
+	// approximation each coefficient has been coded to so far, −1 before
+	// its first scan; what the progression warnings compare with.
+	coefBits [4][64]int8
+	// nonzero holds, by frame component and block, which AC coefficients
+	// (bit k for zigzag index k) are nonzero so far: an AC refinement scan
+	// reads a correction bit for each of those, so the walk must know
+	// them. The values themselves do not steer the reading.
+	nonzero [4][]uint64
 	// restartSingle: a scan of one component of several, sampled more
 	// than once per MCU, with restarts.
 	restartSingle bool
@@ -528,10 +550,13 @@ func (s *scanWalker) run() string {
 			if !s.sawSOF {
 				return ""
 			}
+			if s.scans++; s.scans > maxScans {
+				return "" // libjpeg-turbo refuses the file (jpegRefusal)
+			}
 			if !s.sawSOS {
 				// jpeg_read_header ends here, guessing the colour space.
 				s.sawSOS = true
-				if w := s.colorWarning(); (w != "" && !s.quietHeader) || s.progressive {
+				if w := s.colorWarning(); w != "" && !s.quietHeader {
 					return w
 				}
 			}
@@ -568,11 +593,20 @@ func (s *scanWalker) frame(seg []byte) bool {
 	s.h = int(seg[1])<<8 | int(seg[2])
 	s.w = int(seg[3])<<8 | int(seg[4])
 	nf := int(seg[5])
-	if seg[0] != 8 || s.w == 0 || s.h == 0 || nf < 1 || nf > 4 || len(seg) < 6+3*nf {
+	// Past MaxPixels the decoders refuse the file before this is asked;
+	// the bound also caps what the walk allocates (8 bytes a block of a
+	// progressive file) and how long it loops, whatever it is given.
+	if seg[0] != 8 || s.w == 0 || s.h == 0 || s.w*s.h > MaxPixels || nf < 1 || nf > 4 || len(seg) < 6+3*nf {
 		return false
 	}
 	s.comps = s.comps[:0]
 	s.hmax, s.vmax = 1, 1
+	for i := range s.coefBits {
+		for k := range s.coefBits[i] {
+			s.coefBits[i][k] = -1
+		}
+		s.nonzero[i] = nil
+	}
 	for i := range nf {
 		c := seg[6+3*i:]
 		h, v := int(c[1]>>4), int(c[1]&15)
@@ -598,10 +632,22 @@ func (s *scanWalker) tables(seg []byte) bool {
 
 // scanComp is a component of one scan: its sampling and its tables.
 type scanComp struct {
+	index  int // in the frame
 	h, v   int
 	bw, bh int // its blocks across and down, for a scan of it alone
 	dc, ac *huffDecoder
 }
+
+// scanMode is which of libjpeg's MCU decoders reads a scan.
+type scanMode int
+
+const (
+	sequential scanMode = iota // jdhuff.c's decode_mcu
+	dcFirst                    // jdphuff.c's decode_mcu_DC_first
+	acFirst                    // decode_mcu_AC_first
+	dcRefine                   // decode_mcu_DC_refine
+	acRefine                   // decode_mcu_AC_refine
+)
 
 // scan reads one scan whose coded data starts at pos, as decode_mcu does
 // MCU by MCU. It returns the position after the marker that ends it and,
@@ -616,32 +662,70 @@ func (s *scanWalker) scan(seg []byte, pos int) (int, byte, string) {
 	if ns < 1 || ns > 4 || len(seg) < 1+2*ns+3 {
 		return -1, 0, ""
 	}
+	p := seg[1+2*ns:]
+	ss, se, ah, al := int(p[0]), int(p[1]), int(p[2]>>4), uint(p[2]&15)
+	mode := sequential
+	if s.progressive {
+		// start_pass_phuff_decoder refuses these (jpegRefusal says so).
+		dc := ss == 0
+		if dc && se != 0 || !dc && (ss > se || se > 63 || ns != 1) || ah != 0 && int(al) != ah-1 || al > 13 {
+			return -1, 0, ""
+		}
+		switch {
+		case dc && ah == 0:
+			mode = dcFirst
+		case dc:
+			mode = dcRefine
+		case ah == 0:
+			mode = acFirst
+		default:
+			mode = acRefine
+		}
+	}
 	comps := make([]scanComp, 0, ns)
 	blocks := 0
 	for i := range ns {
 		id, tabs := int(seg[1+2*i]), seg[2+2*i]
-		var fc *frameComp
+		fi := -1
 		for j := range s.comps {
 			if s.comps[j].id == id {
-				fc = &s.comps[j]
+				fi = j
 			}
 		}
+		if fi < 0 {
+			return -1, 0, ""
+		}
+		fc := &s.comps[fi]
 		td, ta := tabs>>4, tabs&15
-		if fc == nil || td > 3 || ta > 3 || !s.dc[td].defined || !s.ac[ta].defined || s.dc[td].bad || s.ac[ta].bad {
+		// The tables the scan's decoder builds; libjpeg stops at one
+		// missing or bogus (jpegRefusal), so the walk says nothing.
+		needDC, needAC := mode == sequential || mode == dcFirst, mode == sequential || mode == acFirst || mode == acRefine
+		if needDC && (td > 3 || !s.dc[td].defined || s.dc[td].bad) || needAC && (ta > 3 || !s.ac[ta].defined || s.ac[ta].bad) {
 			return -1, 0, ""
 		}
 		cw := (s.w*fc.h + s.hmax - 1) / s.hmax
 		ch := (s.h*fc.v + s.vmax - 1) / s.vmax
-		comps = append(comps, scanComp{h: fc.h, v: fc.v, bw: (cw + 7) / 8, bh: (ch + 7) / 8, dc: &s.dc[td], ac: &s.ac[ta]})
+		c := scanComp{index: fi, h: fc.h, v: fc.v, bw: (cw + 7) / 8, bh: (ch + 7) / 8}
+		if needDC {
+			c.dc = &s.dc[td]
+		}
+		if needAC {
+			c.ac = &s.ac[ta]
+		}
+		comps = append(comps, c)
 		blocks += fc.h * fc.v
 	}
-	// start_pass_huff_decoder: a sequential scan must cover the whole
-	// block at full precision, but files with zeros there exist, so
-	// libjpeg only warns.
-	if p := seg[1+2*ns:]; p[0] != 0 || p[1] != 63 || p[2] != 0 {
-		if !s.quietHeader {
-			return -1, 0, warnSOSParams
+	if mode == sequential {
+		// start_pass_huff_decoder: a sequential scan must cover the
+		// whole block at full precision, but files with zeros there
+		// exist, so libjpeg only warns.
+		if ss != 0 || se != 63 || p[2] != 0 {
+			if !s.quietHeader {
+				return -1, 0, warnSOSParams
+			}
 		}
+	} else if w := s.progression(comps, ss, se, ah, int(al)); w != "" {
+		return -1, 0, w
 	}
 	mcus := 0
 	if ns == 1 {
@@ -655,8 +739,17 @@ func (s *scanWalker) scan(seg []byte, pos int) (int, byte, string) {
 	} else {
 		mcus = ((s.w + 8*s.hmax - 1) / (8 * s.hmax)) * ((s.h + 8*s.vmax - 1) / (8 * s.vmax))
 	}
+	var nonzero []uint64
+	if mode == acFirst || mode == acRefine {
+		ci := comps[0].index
+		if s.nonzero[ci] == nil {
+			s.nonzero[ci] = make([]uint64, mcus)
+		}
+		nonzero = s.nonzero[ci]
+	}
 	r := bitReader{data: s.data, pos: pos}
 	rst := 0
+	eobrun := 0
 	for m := 0; m < mcus; m++ {
 		if s.ri > 0 && m > 0 && m%s.ri == 0 {
 			// process_restart: the whole bytes left in the buffer join
@@ -676,17 +769,35 @@ func (s *scanWalker) scan(seg []byte, pos int) (int, byte, string) {
 			}
 			rst = (rst + 1) & 7
 			r = bitReader{data: s.data, pos: next}
+			eobrun = 0
 		}
-		fast := s.ri == 0 && !r.hit && len(s.data)-r.pos >= fastBytes*blocks
-		if fast {
-			saved := r
-			if !r.mcuFast(comps) {
-				r = saved
-				fast = false
+		switch mode {
+		case sequential:
+			fast := s.ri == 0 && !r.hit && len(s.data)-r.pos >= fastBytes*blocks
+			if fast {
+				saved := r
+				if !r.mcuFast(comps) {
+					r = saved
+					fast = false
+				}
 			}
-		}
-		if !fast {
-			r.mcuSlow(comps)
+			if !fast {
+				r.mcuSlow(comps)
+			}
+		case dcFirst:
+			for ci := range comps {
+				for range comps[ci].h * comps[ci].v {
+					r.skip(uint(r.decodeSlow(comps[ci].dc)))
+				}
+			}
+		case dcRefine:
+			// A bit a block, each read as it comes: when the buffer
+			// fills decides what a scan's end leaves uncounted.
+			r.bitByBit(blocks)
+		case acFirst:
+			eobrun = r.blockACFirst(comps[0].ac, &nonzero[m], ss, se, al, eobrun)
+		case acRefine:
+			eobrun = r.blockACRefine(comps[0].ac, &nonzero[m], ss, se, eobrun)
 		}
 		if r.warn != "" {
 			return -1, 0, r.warn
@@ -698,6 +809,28 @@ func (s *scanWalker) scan(seg []byte, pos int) (int, byte, string) {
 		return r.next, r.code, ""
 	}
 	return r.pos, 0, ""
+}
+
+// progression is start_pass_phuff_decoder's bookkeeping of which
+// coefficients have been coded to which approximation, with its warning
+// for a scan out of order (an AC scan before the component's DC scan, or
+// a refinement whose Ah is not the last Al of its coefficients); libjpeg
+// decodes the scan regardless.
+func (s *scanWalker) progression(comps []scanComp, ss, se, ah, al int) string {
+	warn := ""
+	for _, c := range comps {
+		done := &s.coefBits[c.index]
+		if ss > 0 && done[0] < 0 && warn == "" {
+			warn = fmt.Sprintf("Inconsistent progression sequence for component %d coefficient 0", c.index)
+		}
+		for k := ss; k <= se; k++ {
+			if ah != max(int(done[k]), 0) && warn == "" {
+				warn = fmt.Sprintf("Inconsistent progression sequence for component %d coefficient %d", c.index, k)
+			}
+			done[k] = int8(al)
+		}
+	}
+	return warn
 }
 
 func (r *bitReader) mcuFast(comps []scanComp) bool {
@@ -721,13 +854,158 @@ func (r *bitReader) mcuSlow(comps []scanComp) {
 	}
 }
 
+// skip is CHECK_BIT_BUFFER and DROP_BITS: n bits (up to 57) read and
+// discarded.
+func (r *bitReader) skip(n uint) {
+	for n > 0 {
+		step := min(n, minGetBits)
+		if r.n < step {
+			r.fill(step)
+		}
+		r.n -= step
+		n -= step
+	}
+}
+
+// bitByBit drops n bits read one at a time, as libjpeg reads correction
+// bits (CHECK_BIT_BUFFER(1) each): the buffer refills only when empty,
+// which decides what it holds, uncounted, when the scan ends.
+func (r *bitReader) bitByBit(n int) {
+	for n > 0 {
+		if r.n == 0 {
+			r.fill(1)
+		}
+		m := min(uint(n), r.n)
+		r.n -= m
+		n -= int(m)
+	}
+}
+
+// bits is CHECK_BIT_BUFFER and GET_BITS: the next n bits (n ≤ 16).
+func (r *bitReader) bits(n uint) int {
+	if r.n < n {
+		r.fill(n)
+	}
+	r.n -= n
+	return int((r.acc >> r.n) & (1<<n - 1))
+}
+
+// zigzagBit is the bit of a block's nonzero mask for zigzag index k.
+// libjpeg's natural-order table is padded with 16 entries of 63 for
+// damaged runs past the block's end, which land on coefficient 63.
+func zigzagBit(k int) uint64 {
+	return 1 << min(k, 63)
+}
+
+// blockACFirst is decode_mcu_AC_first on one block: the band's codes,
+// and which coefficients they make nonzero (a value is stored shifted
+// left by Al into 16 bits, so a large one can store as zero). It returns
+// the EOB run left after the block.
+func (r *bitReader) blockACFirst(ac *huffDecoder, nz *uint64, ss, se int, al uint, eobrun int) int {
+	if eobrun > 0 {
+		return eobrun - 1
+	}
+	for k := ss; k <= se; k++ {
+		rs := r.decodeSlow(ac)
+		run, size := rs>>4, uint(rs&15)
+		switch {
+		case size != 0:
+			k += run
+			v := r.bits(size)
+			if v < 1<<(size-1) { // HUFF_EXTEND
+				v += -1<<size + 1
+			}
+			if int16(v<<al) != 0 {
+				*nz |= zigzagBit(k)
+			} else {
+				*nz &^= zigzagBit(k)
+			}
+		case run == 15:
+			k += 15
+		default:
+			eobrun = 1 << run
+			if run != 0 {
+				eobrun += r.bits(uint(run))
+			}
+			return eobrun - 1
+		}
+		if r.warn != "" {
+			return 0
+		}
+	}
+	return 0
+}
+
+// blockACRefine is decode_mcu_AC_refine on one block: a correction bit
+// for each coefficient already nonzero in the band, passed over on the
+// way to each newly nonzero one (whose size must be 1: libjpeg warns of
+// any other), and after an end of band for the rest of it.
+func (r *bitReader) blockACRefine(ac *huffDecoder, nz *uint64, ss, se, eobrun int) int {
+	k := ss
+	if eobrun == 0 {
+		for ; k <= se; k++ {
+			rs := r.decodeSlow(ac)
+			run, size := rs>>4, rs&15
+			if size != 0 {
+				if size != 1 {
+					r.warnOnce(warnBadCode)
+					return 0
+				}
+				r.bits(1) // the new coefficient's sign
+			} else if run != 15 {
+				eobrun = 1 << run
+				if run != 0 {
+					eobrun += r.bits(uint(run))
+				}
+				break
+			}
+			// Over the nonzero coefficients, with their correction
+			// bits, and run zero ones, to the one the code is for (or
+			// past the band's end, in damaged data).
+			band := bandMask(k, se)
+			zeros := ^*nz & band
+			for ; run > 0 && zeros != 0; run-- {
+				zeros &= zeros - 1
+			}
+			to := se + 1
+			if zeros != 0 {
+				to = bits.TrailingZeros64(zeros)
+			}
+			r.bitByBit(bits.OnesCount64(*nz & band & (1<<to - 1)))
+			k = to
+			if size != 0 {
+				*nz |= zigzagBit(k)
+			}
+			if r.warn != "" {
+				return 0
+			}
+		}
+	}
+	if eobrun > 0 {
+		if k <= se {
+			r.bitByBit(bits.OnesCount64(*nz & bandMask(k, se)))
+		}
+		eobrun--
+	}
+	return eobrun
+}
+
+// bandMask has the bits of zigzag indexes lo to hi (≤ 63) set.
+func bandMask(lo, hi int) uint64 {
+	return (^uint64(0) >> (63 - hi)) &^ (1<<lo - 1)
+}
+
 // jpegRefusal returns, in its words, the error libjpeg-turbo stops with on
 // a JPEG that image/jpeg decodes, or "": a quantization table not yet
-// defined at a component's first scan; and in a sequential file, a
-// Huffman table it refuses (overfull, or a DC size past 15) used by a
-// scan, or a second scan after a first that held every component.
-// image/jpeg checks none of these, so without this the pure-Go path
-// would keep files the library skips. It reads every segment, skipping
+// defined at a component's first scan; a Huffman table it refuses
+// (overfull, or a DC size past 15) used by a scan; in a sequential file,
+// a second scan after a first that held every component; in a
+// progressive one, a successive approximation past 13, or any of the
+// scan parameters libjpeg refuses, in its words rather than image/jpeg's;
+// and more than 500 scans, TurboJPEG's limit (image/jpeg has none, and
+// decodes every scan over the whole image). image/jpeg checks none of
+// these, so without this the pure-Go path would keep files the library
+// skips. It reads every segment, skipping
 // the coded data, whatever the warnings before (libjpeg stops at these
 // even after one), and decodes nothing.
 func jpegRefusal(data []byte) string {
@@ -778,8 +1056,17 @@ func jpegRefusal(data []byte) string {
 			for len(seg) >= 1 {
 				pq, tq := seg[0]>>4, seg[0]&15
 				size := 1 + 64*(1+int(pq))
-				if pq > 1 || tq > 3 || len(seg) < size {
-					return ""
+				switch {
+				case pq > 1 || tq > 3:
+					return "" // image/jpeg refuses it
+				case len(seg) == 1:
+					// A table's first byte with nothing after it:
+					// image/jpeg takes the segment as complete (the
+					// table left undefined, so flat grey), libjpeg
+					// reads 64 values on past its end and stops.
+					return "Bogus marker length"
+				case len(seg) < size:
+					return "" // image/jpeg refuses it ("DQT has wrong length")
 				}
 				quant[tq] = true
 				seg = seg[size:]
@@ -793,7 +1080,7 @@ func jpegRefusal(data []byte) string {
 				return "Didn't expect more than one scan"
 			}
 			for i := range ns {
-				id, td, ta := int(seg[1+2*i]), seg[2+2*i]>>4, seg[2+2*i]&15
+				id := int(seg[1+2*i])
 				for j, c := range frame.comps {
 					// latch_quant_tables, at the component's first scan.
 					if c.id == id && !latched[j] {
@@ -803,9 +1090,34 @@ func jpegRefusal(data []byte) string {
 						latched[j] = true
 					}
 				}
-				if !progressive && td < 4 && ta < 4 && (huffSeen[0][td] && huffBad[0][td] || huffSeen[1][ta] && huffBad[1][ta]) {
+			}
+			// The entropy decoder's start_pass: a progressive scan's
+			// parameters, then the tables the scan decodes with (a
+			// progressive DC scan the DC table, a refinement of it none, an
+			// AC scan the AC table; a sequential scan both).
+			useDC, useAC := true, true
+			if progressive {
+				if len(seg) < 1+2*ns+3 {
+					return ""
+				}
+				p := seg[1+2*ns:]
+				ss, se, ah, al := int(p[0]), int(p[1]), int(p[2]>>4), int(p[2]&15)
+				dc := ss == 0
+				if dc && se != 0 || !dc && (ss > se || se > 63 || ns != 1) || ah != 0 && al != ah-1 || al > 13 {
+					return fmt.Sprintf("Invalid progressive parameters Ss=%d Se=%d Ah=%d Al=%d", ss, se, ah, al)
+				}
+				useDC, useAC = dc && ah == 0, !dc
+			}
+			for i := range ns {
+				td, ta := seg[2+2*i]>>4, seg[2+2*i]&15
+				if useDC && td < 4 && huffSeen[0][td] && huffBad[0][td] || useAC && ta < 4 && huffSeen[1][ta] && huffBad[1][ta] {
 					return "Bogus Huffman table definition"
 				}
+			}
+			// TurboJPEG's scan limit (tjflagLimitScans), checked once the
+			// scan has started.
+			if scans > maxScans {
+				return fmt.Sprintf("Progressive JPEG image has more than %d scans", maxScans)
 			}
 			whole = whole || (!progressive && scans == 1 && ns == len(frame.comps))
 			// Past the coded data to the next marker that is not a

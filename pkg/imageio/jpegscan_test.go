@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -56,6 +57,30 @@ func sosField(t testing.TB, data []byte, i int, v byte) []byte {
 	return b
 }
 
+// withByte returns a copy of data with the byte at i set to v.
+func withByte(data []byte, i int, v byte) []byte {
+	b := bytes.Clone(data)
+	b[i] = v
+	return b
+}
+
+// withScans returns a progressive file made n scans long by repeating
+// its DC refinement scan before the end marker: valid coded data for
+// image/jpeg, out of sequence for libjpeg, which warns.
+func withScans(t testing.TB, data []byte, n int) []byte {
+	t.Helper()
+	begin, end := scans(data)
+	for i := range begin {
+		f := scanFields(t, data, i)
+		if data[f] == 0 && data[f+2]>>4 != 0 && n >= len(begin) {
+			extra := bytes.Repeat(data[begin[i]:end[i]], n-len(begin))
+			return slices.Concat(data[:len(data)-2], extra, []byte{0xFF, 0xD9})
+		}
+	}
+	t.Fatal("no DC refinement scan to repeat")
+	return nil
+}
+
 // insertAt returns data with ins inserted before offset at.
 func insertAt(data []byte, at int, ins ...byte) []byte {
 	return slices.Concat(data[:at], ins, data[at:])
@@ -80,6 +105,9 @@ func TestJPEGScanWarning(t *testing.T) {
 		b[firstRST+1] = code
 		return b
 	}
+	prog := fixture(t, "progressive_48x40.jpg")
+	progRestart := fixture(t, "progressive_restart_444_64x48.jpg")
+	progScans, _ := scans(prog)
 	half := func(data []byte) []byte {
 		s := entropyStart(t, data)
 		return slices.Concat(data[:s+(len(data)-s)/2], []byte{0xFF, 0xD9})
@@ -122,10 +150,27 @@ func TestJPEGScanWarning(t *testing.T) {
 		{"sixteen one-bits are no code", insertAt(color, entropyStart(t, color), 0xFF, 0x00, 0xFF, 0x00),
 			"Corrupt JPEG data: bad Huffman code"},
 
-		// A progressive file's scans are not read, its header is.
-		{"progressive", fixture(t, "progressive_48x40.jpg"), ""},
-		{"progressive, junk between header segments", insertAt(fixture(t, "progressive_48x40.jpg"), 2, 1, 2),
+		// Progressive files (cjpeg -progressive: DC scans, AC bands, and
+		// refinements of both), read by jdphuff.c's routines.
+		{"progressive", prog, ""},
+		{"progressive with restarts, 4:4:4", progRestart, ""},
+		{"progressive, junk between header segments", insertAt(prog, 2, 1, 2),
 			"Corrupt JPEG data: 2 extraneous bytes before marker 0xe0"},
+		{"progressive, junk before EOI", insertAt(prog, eoi(prog), 1, 2, 3, 4, 5),
+			"Corrupt JPEG data: 5 extraneous bytes before marker 0xd9"},
+		{"progressive, junk between scans", insertAt(prog, progScans[3], 9, 9, 9),
+			"Corrupt JPEG data: 3 extraneous bytes before marker 0xda"},
+		{"progressive, junk before a restart marker", insertAt(progRestart, bytes.Index(progRestart, []byte{0xFF, 0xD0}), 7, 7),
+			"Corrupt JPEG data: 2 extraneous bytes before marker 0xd0"},
+		// The second scan (Y, coefficients 1–5, Al=2) made a refinement
+		// (Ah=3, Al=2) of bits never sent.
+		{"progressive, a refinement before the first pass", withByte(prog, scanFields(t, prog, 1)+2, 0x32),
+			"Inconsistent progression sequence for component 0 coefficient 1"},
+		// Kept at TurboJPEG's limit of 500 scans (the last ones a DC
+		// refinement repeated, out of sequence); one more is refused
+		// (TestJPEGRefusal).
+		{"progressive, 500 scans", withScans(t, prog, 500),
+			"Inconsistent progression sequence for component 0 coefficient 0"},
 
 		// The header's warnings, which image/jpeg does not give either.
 		{"JFIF 2.01", insertAt(color, 2, 0xFF, 0xE0, 0, 16, 'J', 'F', 'I', 'F', 0, 2, 1, 0, 0, 1, 0, 1, 0, 0),
@@ -183,8 +228,15 @@ func TestStdlibReportsDamage(t *testing.T) {
 // component of several ("missing 0xff00 sequence"): they are skipped as
 // unsupported, naming the library that reads them, not as corrupt; the
 // same file damaged is still corrupt.
+// Sequential (one scan per component) and progressive (whose AC scans
+// hold one component each).
 func TestRestartMisreadIsUnsupported(t *testing.T) {
-	good := fixture(t, "restart_multiscan_48x40.jpg")
+	for _, name := range []string{"restart_multiscan_48x40.jpg", "progressive_restart_48x40.jpg"} {
+		t.Run(name, func(t *testing.T) { testRestartMisread(t, fixture(t, name)) })
+	}
+}
+
+func testRestartMisread(t *testing.T, good []byte) {
 	if _, misread := jpegRestartMisread(good); !misread {
 		t.Fatal("the fixture is not one image/jpeg misreads")
 	}
@@ -249,12 +301,34 @@ func TestJPEGRefusal(t *testing.T) {
 		t.Fatal("the first DHT table is not a DC table")
 	}
 	badDC[dht+21+n-1] = 16
+	// The quantization segment's length made 3: its first table's
+	// selector byte, then (as far as the length says) nothing.
+	shortDQT := bytes.Clone(color)
+	dqt := bytes.Index(shortDQT, []byte{0xFF, 0xDB})
+	shortDQT[dqt+2], shortDQT[dqt+3] = 0, 3
+	prog := fixture(t, "progressive_48x40.jpg")
+	// The first table (DC, used by the first scan) made to hold a 16.
+	progBadDC := bytes.Clone(prog)
+	dht = bytes.Index(progBadDC, []byte{0xFF, 0xC4})
+	n = 0
+	for _, c := range progBadDC[dht+5 : dht+21] {
+		n += int(c)
+	}
+	if progBadDC[dht+4]>>4 != 0 {
+		t.Fatal("the progressive file's first DHT table is not a DC table")
+	}
+	progBadDC[dht+21+n-1] = 16
 	for _, c := range []struct {
 		name string
 		data []byte
 		want string
 	}{
 		{"a scan after one that held every component", twice, "Didn't expect more than one scan"},
+		{"a quantization segment that ends after a table's first byte", shortDQT, "Bogus marker length"},
+		{"progressive, a successive approximation past 13", withByte(prog, scanFields(t, prog, 1)+2, 0x0E),
+			"Invalid progressive parameters Ss=1 Se=5 Ah=0 Al=14"},
+		{"progressive, a DC table with a size past 15", progBadDC, "Bogus Huffman table definition"},
+		{"progressive, 501 scans", withScans(t, prog, 501), "Progressive JPEG image has more than 500 scans"},
 		{"a quantization table never defined, met at a later scan", undefinedQuant, "Quantization table 0x02 was not defined"},
 		{"a DC table with a size past 15", badDC, "Bogus Huffman table definition"},
 		{"progressive, a quantization table never defined", progQuant, "Quantization table 0x02 was not defined"},
@@ -271,7 +345,7 @@ func TestJPEGRefusal(t *testing.T) {
 			}
 		})
 	}
-	for _, data := range [][]byte{color, multiscan, fixture(t, "restart_48x40.jpg")} {
+	for _, data := range [][]byte{color, multiscan, fixture(t, "restart_48x40.jpg"), prog, withScans(t, prog, 500)} {
 		if got := jpegRefusal(data); got != "" {
 			t.Errorf("a valid file refused: %q", got)
 		}
@@ -306,11 +380,11 @@ func TestJPEGScanCleanSample(t *testing.T) {
 		if w := jpegScanWarning(data); w != "" {
 			t.Errorf("%s: %s", filepath.Base(f), w)
 		}
-		if h, err := scanJPEGHeader(data); err == nil && !h.progressive && !h.arithmetic {
+		if h, err := scanJPEGHeader(data); err == nil && !h.arithmetic {
 			walked++
 		}
 	}
-	t.Logf("%d files, %d of them sequential (walked)", len(files), walked)
+	t.Logf("%d files, %d of them Huffman-coded (walked)", len(files), walked)
 }
 
 // Against libjpeg-turbo itself, on the sample's photos and the restart
@@ -329,10 +403,10 @@ func TestJPEGScanMatchesLibjpeg(t *testing.T) {
 	}
 	defer tj.Close()
 	restart := fixture(t, "restart_48x40.jpg")
-	rng := rand.New(rand.NewSource(1))
+	rng, trials := diffTrials(1)
 	kinds := []string{"flip", "junk before EOI", "junk in the data", "cut", "header"}
-	flagged, clean, refused := map[string]int{}, map[string]int{}, 0
-	for trial := 0; trial < 1000; trial++ {
+	flagged, clean, refused := map[string]int{}, map[string]int{}, map[string]int{}
+	for trial := range trials {
 		var data []byte
 		if trial%8 == 7 {
 			data = bytes.Clone(restart)
@@ -345,31 +419,11 @@ func TestJPEGScanMatchesLibjpeg(t *testing.T) {
 		if h, err := scanJPEGHeader(data); err != nil || h.progressive {
 			continue
 		}
-		start, end := entropyStart(t, data), len(data)-2
 		kind := kinds[rng.Intn(len(kinds))]
-		switch kind {
-		case "flip":
-			for range 1 + rng.Intn(3) {
-				data[start+rng.Intn(end-start)] ^= 1 << rng.Intn(8)
-			}
-		case "junk before EOI":
-			data = insertAt(data, end, randomJunk(rng, 1+rng.Intn(12))...)
-		case "junk in the data":
-			data = insertAt(data, start+rng.Intn(end-start), randomJunk(rng, 1+rng.Intn(6))...)
-		case "cut":
-			at := start + rng.Intn(end-start-4)
-			data = slices.Delete(data, at, at+1+rng.Intn(4))
-		case "header": // a byte between SOI and the coded data
-			data[2+rng.Intn(start-2)] ^= 1 << rng.Intn(8)
-		}
-		_, terr := tj.DecodeFull(data)
-		_, serr := st.DecodeFull(data)
-		if terr != nil || serr != nil {
-			refused++
-			continue // refused by one or both: not this test's concern
-		}
-		lw, sw := tj.Warning(), st.Warning()
-		switch {
+		data = damageJPEG(t, rng, data, kind)
+		switch lw, sw, by := bothWarnings(tj, st, data); {
+		case by != "":
+			refused[by]++ // not this test's concern (TestJPEGRefusal's, where only libjpeg refuses)
 		case lw != sw:
 			t.Errorf("%s (trial %d): libjpeg-turbo says %q, the image/jpeg path %q", kind, trial, lw, sw)
 		case sw != "":
@@ -378,12 +432,70 @@ func TestJPEGScanMatchesLibjpeg(t *testing.T) {
 			clean[kind]++
 		}
 	}
-	t.Logf("kept by both and called damaged by both: %v; by neither: %v; refused by one or both: %d", flagged, clean, refused)
+	t.Logf("kept by both and called damaged by both: %v; by neither: %v; refused by %v", flagged, clean, refused)
 	for _, k := range kinds {
 		if flagged[k] == 0 {
 			t.Errorf("no %q trial was kept and flagged by both: the test exercised nothing there", k)
 		}
 	}
+}
+
+// diffTrials is the random source and the number of trials of a
+// differential test against libjpeg-turbo: 1,000 from the given seed, or
+// what $JPEGSCAN_TRIALS and $JPEGSCAN_SEED say, to run it longer.
+func diffTrials(seed int64) (*rand.Rand, int) {
+	trials := 1000
+	if v, err := strconv.ParseInt(os.Getenv("JPEGSCAN_SEED"), 10, 64); err == nil {
+		seed = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("JPEGSCAN_TRIALS")); err == nil {
+		trials = v
+	}
+	return rand.New(rand.NewSource(seed)), trials
+}
+
+// damageJPEG damages data (a clone, or data itself) at random in one of
+// these ways: "flip", bits flipped in the coded data (from the first
+// scan's on: a progressive file's later headers too); "junk before EOI";
+// "junk in the data"; "cut", bytes cut out of it; "header", a bit
+// flipped between SOI and the first scan's data.
+func damageJPEG(t testing.TB, rng *rand.Rand, data []byte, kind string) []byte {
+	t.Helper()
+	start, end := entropyStart(t, data), len(data)-2
+	switch kind {
+	case "flip":
+		for range 1 + rng.Intn(3) {
+			data[start+rng.Intn(end-start)] ^= 1 << rng.Intn(8)
+		}
+	case "junk before EOI":
+		data = insertAt(data, end, randomJunk(rng, 1+rng.Intn(12))...)
+	case "junk in the data":
+		data = insertAt(data, start+rng.Intn(end-start), randomJunk(rng, 1+rng.Intn(6))...)
+	case "cut":
+		at := start + rng.Intn(end-start-4)
+		data = slices.Delete(data, at, at+1+rng.Intn(4))
+	case "header":
+		data[2+rng.Intn(start-2)] ^= 1 << rng.Intn(8)
+	default:
+		t.Fatalf("no damage called %q", kind)
+	}
+	return data
+}
+
+// bothWarnings decodes data with libjpeg-turbo and with image/jpeg:
+// their warnings, where both keep it, and which of them refused it.
+func bothWarnings(tj, st *Decoder, data []byte) (turbo, stdlib string, refused string) {
+	_, terr := tj.DecodeFull(data)
+	_, serr := st.DecodeFull(data)
+	switch {
+	case terr != nil && serr != nil:
+		return "", "", "both"
+	case terr != nil:
+		return "", "", "libjpeg-turbo"
+	case serr != nil:
+		return "", "", "image/jpeg"
+	}
+	return tj.Warning(), st.Warning(), ""
 }
 
 // randomJunk is n bytes that are neither 0xFF nor part of a marker.
@@ -398,7 +510,8 @@ func randomJunk(rng *rand.Rand, n int) []byte {
 // FuzzJPEGScanWarning: the walk reads outside bytes; it must not panic
 // or hang, and what it says is one of libjpeg's warnings.
 func FuzzJPEGScanWarning(f *testing.F) {
-	for _, name := range []string{"restart_48x40.jpg", "multiscan_48x40.jpg", "cmyk_adobe_32x24.jpg", "sampling_4x2_32x24.jpg"} {
+	for _, name := range []string{"restart_48x40.jpg", "multiscan_48x40.jpg", "cmyk_adobe_32x24.jpg", "sampling_4x2_32x24.jpg",
+		"progressive_48x40.jpg", "progressive_restart_48x40.jpg", "progressive_restart_444_64x48.jpg"} {
 		f.Add(fixture(f, name))
 	}
 	good := encodeJPEG(f, gradient(24, 17), 80)

@@ -199,7 +199,7 @@ const PixelsVersion = 4
 // damaged lists would differ although their pixels do not.
 func DamageRules() string {
 	if _, err := loadTurbo(); err != nil {
-		return "scan-walk-1"
+		return "scan-walk-2"
 	}
 	return ""
 }
