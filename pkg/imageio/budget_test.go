@@ -198,11 +198,11 @@ func TestDecodeBudgetWaitIsCancellable(t *testing.T) {
 	}
 }
 
-// A JPEG TurboJPEG cannot name the sampling of goes to image/jpeg, whose
-// wait for the budget a stopped run ends: that is the stop's error, never
-// an unsupported file (ingest would record it as skipped, and seal its
-// shard without it).
-func TestFallbackWaitIsCancellable(t *testing.T) {
+// A JPEG TurboJPEG's header call refuses for its sampling is decoded
+// without it; a stopped run ends its wait for the budget, and that is
+// the stop's error, never an unsupported file (ingest would record it as
+// skipped, and seal its shard without it).
+func TestUnnamedSamplingWaitIsCancellable(t *testing.T) {
 	small, err := os.ReadFile(filepath.Join("testdata", "sampling_4x2_32x24.jpg"))
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +210,7 @@ func TestFallbackWaitIsCancellable(t *testing.T) {
 	big := withJPEGDims(t, small, 4000, 3000) // its estimate needs the budget
 	d := NewDecoder()
 	if d.lib == nil {
-		t.Skip("libjpeg-turbo is not loaded: no fallback to test")
+		t.Skip("libjpeg-turbo is not loaded: no header call to step round")
 	}
 	b := withBudget(t, 64<<20)
 	held, err := b.reserve(context.Background(), 64<<20, 0)
@@ -220,7 +220,8 @@ func TestFallbackWaitIsCancellable(t *testing.T) {
 	defer held.release()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err = d.PreprocessContext(ctx, big, 64, make([]byte, 64*64*3))
+	// At 1,500 px no DCT scaling applies: the decode needs 36 MB.
+	err = d.PreprocessContext(ctx, big, 1500, make([]byte, 1500*1500*3))
 	var u *UnsupportedError
 	if !errors.Is(err, context.Canceled) || errors.As(err, &u) {
 		t.Fatalf("a stopped wait: %T %v, want the stop's error and no UnsupportedError", err, err)

@@ -861,8 +861,10 @@ func TestWebPFrameBeyondItsCanvas(t *testing.T) {
 
 // Valid JPEGs one decoder cannot take are Unsupported on it, named for
 // what they are: arithmetic coding (libjpeg-turbo decodes it, image/jpeg
-// said "unknown marker"), and a sampling TurboJPEG 2.1 has no name for
-// (it read as a corrupt file there, unsupported on the other backend).
+// said "unknown marker"); samplings TurboJPEG 2.1 has no name for, which
+// libjpeg-turbo decodes all the same and image/jpeg does not (both named
+// for the library that reads them); and a fractional sampling, which
+// neither decodes.
 func TestJPEGFeaturesABackendLacks(t *testing.T) {
 	for _, tc := range []struct {
 		file        string
@@ -870,7 +872,9 @@ func TestJPEGFeaturesABackendLacks(t *testing.T) {
 		says        string // the Unsupported reason where a backend does not
 	}{
 		{"arithmetic_32x24.jpg", true, "arithmetic-coded JPEG"},
-		{"sampling_2x1_1x2_32x24.jpg", false, "subsampling ratio"},
+		{"sampling_2x1_1x2_32x24.jpg", true, "install libturbojpeg0"},
+		{"sampling_3x2_32x24.jpg", true, "install libturbojpeg0"},
+		{"sampling_fractional_32x24.jpg", false, "subsampling ratio"},
 	} {
 		data, err := os.ReadFile(filepath.Join("testdata", tc.file))
 		if err != nil {
@@ -894,30 +898,46 @@ func TestJPEGFeaturesABackendLacks(t *testing.T) {
 	}
 }
 
-// A chroma sampling TurboJPEG 2.1's header call has no name for, and
-// image/jpeg decodes (4:1:0), is decoded on both backends, to the same
-// quadrant colours Pillow gives: a machine with the library keeps what
-// one without it keeps.
-func TestUnnamedSamplingFallsBack(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("testdata", "sampling_4x2_32x24.jpg"))
-	if err != nil {
-		t.Fatal(err)
+// Samplings TurboJPEG 2.1's header call has no name for are decoded by
+// libjpeg-turbo all the same, to Pillow's pixels (Pillow decodes with the
+// same library); 4:1:0, which image/jpeg decodes too, is kept on both
+// backends, to within a few levels there.
+func TestUnnamedSampling(t *testing.T) {
+	type point struct {
+		x, y int
+		want [3]uint8 // Pillow 9.4's pixel
 	}
-	for _, d := range backends(t) {
-		img, err := d.DecodeFull(data)
-		if err != nil || img.W != 32 || img.H != 24 {
-			t.Fatalf("%s: %dx%d, %v", backendName(d), img.W, img.H, err)
+	for _, tc := range []struct {
+		file   string
+		stdlib bool // image/jpeg decodes it too
+		pil    []point
+	}{
+		{"sampling_4x2_32x24.jpg", true, []point{{4, 3, [3]uint8{254, 1, 0}}, {28, 3, [3]uint8{0, 254, 8}}, {4, 20, [3]uint8{0, 0, 254}}, {28, 20, [3]uint8{191, 191, 193}}}},
+		{"sampling_3x2_32x24.jpg", false, []point{{4, 3, [3]uint8{253, 5, 0}}, {28, 3, [3]uint8{0, 255, 0}}, {4, 20, [3]uint8{2, 0, 254}}, {28, 20, [3]uint8{191, 191, 191}}}},
+	} {
+		data, err := os.ReadFile(filepath.Join("testdata", tc.file))
+		if err != nil {
+			t.Fatal(err)
 		}
-		// Pillow: (254,1,0), (0,254,8), (0,0,254), (191,191,193).
-		for _, c := range []struct {
-			x, y int
-			want [3]uint8
-		}{{4, 3, [3]uint8{254, 1, 0}}, {28, 3, [3]uint8{0, 254, 8}}, {4, 20, [3]uint8{0, 0, 254}}, {28, 20, [3]uint8{191, 191, 193}}} {
-			i := (c.y*img.W + c.x) * 3
-			for k := range 3 {
-				if diff := int(img.Pix[i+k]) - int(c.want[k]); diff < -4 || diff > 4 {
-					t.Errorf("%s: pixel (%d,%d) = %v, Pillow gives %v", backendName(d), c.x, c.y, img.Pix[i:i+3], c.want)
-					break
+		for _, d := range backends(t) {
+			if d.lib == nil && !tc.stdlib {
+				continue // TestJPEGFeaturesABackendLacks
+			}
+			img, err := d.DecodeFull(data)
+			if err != nil || img.W != 32 || img.H != 24 {
+				t.Fatalf("%s/%s: %dx%d, %v", tc.file, backendName(d), img.W, img.H, err)
+			}
+			tol := 0 // libjpeg-turbo, as Pillow's
+			if d.lib == nil {
+				tol = 4
+			}
+			for _, c := range tc.pil {
+				i := (c.y*img.W + c.x) * 3
+				for k := range 3 {
+					if diff := int(img.Pix[i+k]) - int(c.want[k]); diff < -tol || diff > tol {
+						t.Errorf("%s/%s: pixel (%d,%d) = %v, Pillow gives %v", tc.file, backendName(d), c.x, c.y, img.Pix[i:i+3], c.want)
+						break
+					}
 				}
 			}
 		}

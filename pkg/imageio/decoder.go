@@ -182,26 +182,7 @@ func (d *Decoder) decode(ctx context.Context, data []byte, minShort int) (img Im
 	f := Sniff(data)
 	switch {
 	case f == FormatJPEG && d.handle != 0:
-		img, err := d.decodeTurbo(ctx, data, minShort)
-		if u, ok := errors.AsType[*UnsupportedError](err); ok && errors.Is(err, errUnnamedSampling) {
-			// TurboJPEG 2.x refuses, in its header call, a chroma
-			// sampling it has no TJSAMP constant for; image/jpeg decodes
-			// some of them (4:1:0): a machine with the library must keep
-			// what one without it keeps.
-			img, err := d.decodeStdlib(ctx, f, data)
-			var fe *FormatError
-			var ue *UnsupportedError
-			switch {
-			case errors.As(err, &ue):
-				return Image{}, &UnsupportedError{Format: "jpeg", Reason: u.Reason + "; image/jpeg: " + ue.Reason, Err: err}
-			case errors.As(err, &fe):
-				return Image{}, err // damage image/jpeg found past the header
-			}
-			// nil, or a wait for the decode budget that ctx ended: a
-			// stopped run, which ingest must not record as a skipped file.
-			return img, err
-		}
-		return img, err
+		return d.decodeTurbo(ctx, data, minShort)
 	case f == FormatUnknown:
 		return Image{}, unknownFormatError(data)
 	}
@@ -273,7 +254,23 @@ func (d *Decoder) decodeTurbo(ctx context.Context, data []byte, minShort int) (i
 	// as tables-only: success with zero dimensions.
 	if rc != 0 || w <= 0 || h <= 0 {
 		if msg, ok := d.turboWarning(); !ok || w <= 0 || h <= 0 {
-			return Image{}, d.turboFatal(data, msg, "reading header")
+			err := d.turboFatal(data, msg, "reading header")
+			if !errors.Is(err, errUnnamedSampling) {
+				return Image{}, err
+			}
+			// TurboJPEG 2.x's header call refuses a chroma sampling it
+			// has no TJSAMP constant for (3x2, or 2x1 luma with 1x2
+			// chroma); its decode call never asks, and libjpeg decodes
+			// every whole-number ratio, as Pillow does. The frame's
+			// size and component count come from the markers instead.
+			hd, herr := scanJPEGHeader(data)
+			if herr != nil {
+				return Image{}, herr
+			}
+			w, h, cs = hd.width, hd.height, tjcsYCbCr
+			if hd.components == 4 {
+				cs = tjcsCMYK // CMYK or YCCK: libjpeg gives the inks either way
+			}
 		}
 	}
 	if err := checkDims("jpeg", w, h); err != nil {
@@ -380,7 +377,7 @@ func (d *Decoder) turboWarning() (string, bool) {
 }
 
 // errUnnamedSampling marks TurboJPEG's refusal of a chroma sampling it has
-// no name for: decode then tries image/jpeg.
+// no name for: decodeTurbo then decodes without its header call.
 var errUnnamedSampling = errors.New("a chroma sampling TurboJPEG has no name for")
 
 // turboFatal classifies a failure. libjpeg reports a file cut inside its
@@ -394,8 +391,8 @@ func (d *Decoder) turboFatal(data []byte, msg, stage string) error {
 		return &FormatError{Format: "jpeg", Reason: "truncated JPEG (" + msg + ")", Err: ErrTruncated}
 	}
 	// TurboJPEG 2.1 refuses, in its header call, a sampling it has no
-	// name for (2x1 luma with 1x2 chroma, say): a valid file it cannot
-	// take, as image/jpeg says of the same file.
+	// name for (2x1 luma with 1x2 chroma, say), which its decode call
+	// reads all the same (decodeTurbo).
 	// libjpeg says "Unsupported marker type 0xNN" of any marker it does not
 	// handle. Below 0xC0 no marker is defined at all: damage, as
 	// image/jpeg calls the same file. From 0xC0 up the code is a real
@@ -413,6 +410,12 @@ func (d *Decoder) turboFatal(data []byte, msg, stage string) error {
 		// say): the damage, not the marker, is the story, as image/jpeg
 		// says of the same file.
 		return &FormatError{Format: "jpeg", Reason: "corrupt JPEG (" + msg + ", after a warning of damage; libjpeg-turbo, " + stage + ")"}
+	}
+	if strings.Contains(msg, "Fractional sampling not implemented") {
+		// A ratio that is no whole number (3x2 luma, 2x1 chroma):
+		// libjpeg's upsampler has no path for it, nor has image/jpeg,
+		// whose ratios are all whole ones libjpeg decodes.
+		return &UnsupportedError{Format: "jpeg", Reason: "a fractional chroma sampling, which neither libjpeg nor image/jpeg decodes (" + msg + ", libjpeg-turbo, " + stage + ")"}
 	}
 	if strings.Contains(msg, "Unsupported") || strings.Contains(msg, "not supported") {
 		return &UnsupportedError{Format: "jpeg", Reason: msg + " (libjpeg-turbo, " + stage + ")"}

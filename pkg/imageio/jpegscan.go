@@ -995,6 +995,36 @@ func bandMask(lo, hi int) uint64 {
 	return (^uint64(0) >> (63 - hi)) &^ (1<<lo - 1)
 }
 
+// jpegWholeSampling reports whether data's frame samples every component
+// a whole number of times fewer than the most sampled one, across and
+// down: the samplings libjpeg's upsampler decodes (the others it refuses
+// as fractional).
+func jpegWholeSampling(data []byte) bool {
+	var w scanWalker
+	for pos := 2; ; {
+		_, code, next, ok := nextMarker(data, pos)
+		if !ok || code == 0xD9 || code == 0xDA {
+			return false
+		}
+		seg, after, ok := segmentAt(data, code, next)
+		if !ok {
+			return false
+		}
+		if code >= 0xC0 && code <= 0xCF && code != 0xC4 && code != 0xC8 && code != 0xCC {
+			if !w.frame(seg) {
+				return false
+			}
+			for _, c := range w.comps {
+				if w.hmax%c.h != 0 || w.vmax%c.v != 0 {
+					return false
+				}
+			}
+			return true
+		}
+		pos = after
+	}
+}
+
 // jpegRefusal returns, in its words, the error libjpeg-turbo stops with on
 // a JPEG that image/jpeg decodes, or "": a quantization table not yet
 // defined at a component's first scan; a Huffman table it refuses

@@ -20,8 +20,9 @@ const (
 	tjpfRGB  = 0
 	tjpfCMYK = 11
 
-	tjcsCMYK = 3
-	tjcsYCCK = 4
+	tjcsYCbCr = 1
+	tjcsCMYK  = 3
+	tjcsYCCK  = 4
 
 	tjerrWarning = 0
 
@@ -187,9 +188,10 @@ func BackendKind() string {
 // resize and crop from the file's own size, and lossy WebP is read as video
 // range; 3: a GIF's transparent pixels keep their palette colour; 4: a
 // JPEG sampling TurboJPEG cannot name goes to image/jpeg, kept where it
-// decodes there, not skipped), so ingest redoes shards made under other
-// rules rather than mix them.
-const PixelsVersion = 4
+// decodes there, not skipped; 5: such a JPEG is decoded by libjpeg-turbo
+// where it is installed, as every other JPEG there), so ingest redoes
+// shards made under other rules rather than mix them.
+const PixelsVersion = 5
 
 // DamageRules names the rules by which the decoder NewDecoder gives calls
 // a kept file damaged (Decoder.Warning), where they differ from the first
