@@ -178,14 +178,6 @@ diagnose() {
 	# TestGPUCrossCheck's work is done (and recorded) by `gpucheck crosscheck`.
 	step gpu-test 120 $B/gpu.test -test.timeout 110s -test.v -test.run 'GPU|NVRTC' -test.skip 'CrossCheck|LayerCheck'
 	record_test gpu.test $R/gpu-test.log $?
-	# Every layer of a full-size step against float64 on its own GPU
-	# inputs: four networks and their references on the CPU's cores, in a
-	# step of its own so that its time cannot cost the other tests theirs.
-	# It builds networks: after a hang in that code, 45 s like netstep's.
-	local lc=120
-	[[ -n $nethung ]] && lc=45
-	ALEXNET_LAYERCHECK_JSON=$R/layercheck.jsonl step layer-check $lc $B/gpu.test -test.timeout $((lc - 10))s -test.v -test.run '^TestGPULayerCheck$'
-	record_test gpu.test-layers $R/layer-check.log $?
 	# The feed's bytes on the device: slots poisoned when released, steps held
 	# back by a spin kernel, for 1, 2 and 4 buffers (a second or two).
 	step feed-test 45 $B/feed.test -test.timeout 40s -test.v -test.run '^TestGPUFeedBytes$'
@@ -363,6 +355,21 @@ record_test cuda.test $R/cuda-test.log $?
 # Apart: Go runs a binary's benchmarks only when every one of its tests
 # passed, and these are the host-overhead figures (launch, context entry).
 step cuda-bench 60 $B/cuda.test -test.timeout 50s -test.run '^$' -test.bench GPU -test.benchtime 2000x
+
+# --- the layer check: every layer against float64 --------------------------
+# Every layer of a full-size step against float64 on its own GPU inputs
+# (TestGPULayerCheck): four networks and their references on the CPU's
+# cores (about a minute on 16), in a step of its own so that its time
+# cannot cost the other tests theirs, and before the end-to-end checks,
+# as it is the one that decides whether the backend is right. It builds
+# networks: after a hang in that code it could not finish, so it waits
+# for the diagnosis instead.
+if [[ -n $nethung ]]; then
+	say "SKIP layer-check: $nethung hung (the check builds four networks)"
+else
+	ALEXNET_LAYERCHECK_JSON=$R/layercheck.jsonl step layer-check 180 $B/gpu.test -test.timeout 170s -test.v -test.run '^TestGPULayerCheck$'
+	record_test gpu.test-layers $R/layer-check.log $?
+fi
 
 # --- cross-checks: CPU backend, and PyTorch as an outside oracle -------------
 # A bench that hung: the tests that say where come before more steps that

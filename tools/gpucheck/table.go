@@ -372,7 +372,9 @@ func writeTable(w io.Writer, r *results) {
 			if c == nil {
 				return r.why("layer-check")
 			}
-			s := fmtNum(c, "worst", "%.1e") + " (" + str(c, "where") + ")"
+			// where may be an error's text: one line, no cell breaks.
+			where := strings.NewReplacer("\n", " ", "|", "/").Replace(str(c, "where"))
+			s := fmtNum(c, "worst", "%.1e") + " (" + where + ")"
 			if ok, _ := c["ok"].(bool); !ok {
 				s += " NOT OK"
 			}
