@@ -164,19 +164,38 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if c.EvalBatch == 0 {
 		c.EvalBatch = c.Batch
 	}
+	// --precision is the GPU's math: on the CPU, a given one is noted as
+	// ignored rather than taken in silence (the CPU backend is float32).
+	precisionNote := ""
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "precision" {
+			precisionNote = "--precision " + *precision + " is for the GPU and is ignored: the CPU computes in float32"
+		}
+	})
+	cpuNote := func(note string) string {
+		if precisionNote == "" || note == "" {
+			return note + precisionNote
+		}
+		return note + "; " + precisionNote
+	}
 	switch *device {
 	case "cpu":
+		if *evalOnly && precisionNote != "" {
+			fmt.Fprintln(stderr, "train: note: "+precisionNote)
+		} else {
+			c.Note = cpuNote("")
+		}
 	case "auto", "cuda":
 		if _, err := cuda.Init(); err != nil {
 			if *device == "cuda" {
 				return o.Failf(cli.ExitFailure, "--device cuda: %v", err)
 			}
 			if *evalOnly {
-				fmt.Fprintln(stderr, "train: no usable GPU, evaluating on the CPU")
+				fmt.Fprintln(stderr, "train: "+cpuNote("no usable GPU, evaluating on the CPU"))
 			} else {
 				// Said once Train has checked the settings against the
 				// shards and --out, after which it is news.
-				c.Note = "no usable GPU, training on the CPU"
+				c.Note = cpuNote("no usable GPU, training on the CPU")
 			}
 			break
 		}
@@ -410,7 +429,7 @@ func resumeDefaults(fs *flag.FlagSet, c *trainer.Config, sigma *float64, stderr 
 // mistyped value must not train for hours at a default, or loop forever.
 func check(c trainer.Config, sigma float64, precision string, evalOnly, tenCrop bool) error {
 	if _, err := gpu.ParsePrecision(precision); err != nil {
-		return err
+		return fmt.Errorf("--precision: want fp32 or tf32, not %q", precision)
 	}
 	if tenCrop && !evalOnly {
 		return errors.New("--ten-crop is for --eval-only (validation during training uses the centre crop)")

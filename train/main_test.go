@@ -41,7 +41,7 @@ func TestUsageAndDeviceErrors(t *testing.T) {
 		{"bad step schedule", []string{"--shards", "x", "--schedule", "step:0"}, cli.ExitUsage, "step:N"},
 		{"bad model", []string{"--shards", "x", "--model", "vgg"}, cli.ExitUsage, "unknown --model"},
 		{"bad init", []string{"--shards", "x", "--init", "xavier"}, cli.ExitUsage, "--init"},
-		{"bad precision on the CPU too", []string{"--shards", "x", "--device", "cpu", "--precision", "fp16"}, cli.ExitUsage, "fp16"},
+		{"bad precision on the CPU too", []string{"--shards", "x", "--device", "cpu", "--precision", "fp16"}, cli.ExitUsage, `--precision: want fp32 or tf32, not "fp16"`},
 		{"zero epochs", []string{"--shards", "x", "--epochs", "0"}, cli.ExitUsage, "--epochs"},
 		{"zero batch", []string{"--shards", "x", "--batch", "0"}, cli.ExitUsage, "--batch"},
 		{"negative eval batch", []string{"--shards", "x", "--eval-batch", "-1"}, cli.ExitUsage, "--eval-batch"},
@@ -327,6 +327,24 @@ func TestResumeNotesOnlyGivenHyper(t *testing.T) {
 	ck, err := trainer.Load(filepath.Join(out, trainer.CheckpointFile))
 	if err != nil || ck.Hyper == nil || ck.Hyper.Momentum != 0.8 || ck.Hyper.Lighting != 0 || ck.Hyper.WeightDecay != 0.001 {
 		t.Fatalf("the resumed run's settings: %+v (%v)", ck.Hyper, err)
+	}
+}
+
+// --precision is the GPU's: given on the CPU it is noted as ignored, not
+// taken in silence; left out, nothing is said.
+func TestPrecisionOnTheCPUIsNoted(t *testing.T) {
+	shardDir := fixtureShards(t, 12, 4, 16)
+	for _, c := range []struct {
+		extra []string
+		note  bool
+	}{{nil, false}, {[]string{"--precision", "fp32"}, true}} {
+		args := append([]string{"--shards", shardDir, "--out", filepath.Join(t.TempDir(), "run"), "--device", "cpu", "--model", "small",
+			"--batch", "8", "--workers", "1", "--log-every", "0", "--max-steps", "1"}, c.extra...)
+		var so, se bytes.Buffer
+		code := run(context.Background(), args, &so, &se)
+		if said := strings.Contains(se.String(), "--precision fp32 is for the GPU and is ignored"); code != cli.ExitOK || said != c.note {
+			t.Errorf("%v: exit %d, note %v (want %v):\n%s", c.extra, code, said, c.note, se.String())
+		}
 	}
 }
 

@@ -101,7 +101,8 @@ func TestResumeAtMaxStepsTrainsNothing(t *testing.T) {
 	before, _ = os.ReadFile(ckPath)
 	res.Epochs = 1
 	var log strings.Builder
-	if r, err := Train(context.Background(), res, &log); err != nil || r.Steps != 8 || r.Epoch != 2 || !strings.Contains(log.String(), "has done 2 epochs, --epochs 1: nothing to train") {
+	if r, err := Train(context.Background(), res, &log); err != nil || r.Steps != 8 || r.Epoch != 2 || !strings.Contains(log.String(), "has done 2 epochs, --epochs 1: nothing to train") ||
+		!strings.Contains(log.String(), "--epochs 1 shortens the run, which was to train 2") {
 		t.Fatalf("resume --epochs 1 of a 2-epoch run: %+v %v\n%s", r, err, log.String())
 	}
 	if after, _ := os.ReadFile(ckPath); string(after) != string(before) {
@@ -112,18 +113,29 @@ func TestResumeAtMaxStepsTrainsNothing(t *testing.T) {
 // A model whose layers do not fit the crop is a setting that cannot make
 // a run (exit 2), found before the run directory is touched.
 func TestModelThatDoesNotFitTheCrop(t *testing.T) {
-	shardDir := syntheticShards(t, 32, 8)
-	out := filepath.Join(t.TempDir(), "run")
-	cfg := smallConfig(shardDir, out)
-	cfg.Model = "alexnet"
-	_, err := Train(context.Background(), cfg, io.Discard)
-	want := fmt.Sprintf("alexnet needs crops of at least %d px: ingest at --size %d or more; on these %d-px shards, --model small or small-fc",
-		alexnet.MinInput("alexnet"), (alexnet.MinInput("alexnet")*8+6)/7, 24)
-	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), want) {
-		t.Fatalf("alexnet at 20 px: %v, want ErrConfig saying %q", err, want)
-	}
-	if _, err := os.Stat(out); !os.IsNotExist(err) {
-		t.Fatalf("the run directory was made: %v", err)
+	for _, c := range []struct {
+		model      string
+		side, crop int // crop 0: the default, 7/8 of the side
+		want       string
+	}{
+		{"alexnet", 24, 20, fmt.Sprintf("alexnet needs crops of at least %d px: ingest at --size %d or more; on these %d-px shards, --model small or small-fc",
+			alexnet.MinInput("alexnet"), (alexnet.MinInput("alexnet")*8+6)/7, 24)},
+		// 7/8 of 1 px is 0, which alexnet.Build reads as "the model's
+		// default": the crop must be 1 px, and the message the same.
+		{"small", 1, 0, "--model small at a 1-px crop: small at 1x1: "},
+		{"small", 1, 0, fmt.Sprintf("small needs crops of at least %d px: ingest at --size %d or more", alexnet.MinInput("small"), (alexnet.MinInput("small")*8+6)/7)},
+	} {
+		shardDir := syntheticShardsOfSide(t, 32, 8, c.side)
+		out := filepath.Join(t.TempDir(), "run")
+		cfg := smallConfig(shardDir, out)
+		cfg.Model, cfg.Crop = c.model, c.crop
+		_, err := Train(context.Background(), cfg, io.Discard)
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s on %d-px shards: %v, want ErrConfig saying %q", c.model, c.side, err, c.want)
+		}
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Errorf("%s on %d-px shards: the run directory was made: %v", c.model, c.side, err)
+		}
 	}
 }
 

@@ -242,6 +242,10 @@ func TestNonFiniteBeforeFirstCheckpoint(t *testing.T) {
 	if strings.Contains(err.Error(), "last good checkpoint") || !strings.Contains(err.Error(), "no checkpoint yet") {
 		t.Fatalf("the error names a checkpoint that does not exist: %v", err)
 	}
+	// A run is deterministic: the same command would diverge again.
+	if !strings.Contains(err.Error(), "lower --lr") || strings.Contains(err.Error(), "the same command again") {
+		t.Fatalf("the error does not say to change the learning rate: %v", err)
+	}
 }
 
 func testNonFiniteLossStops(t *testing.T, backend BackendFactory) {

@@ -222,11 +222,14 @@ func TrainSetID(sp shards.Split) string {
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
+// cropFor is the crop a run takes: --crop, else 7/8 of the shards' side
+// (224 of 256, the paper's), at least 1 px, since 0 means "the model's
+// default" to alexnet.Build and would hide that tiny shards fit no model.
 func cropFor(meta *shards.Meta, crop int) int {
 	if crop > 0 {
 		return crop
 	}
-	return meta.Width * 7 / 8
+	return max(meta.Width*7/8, 1)
 }
 
 // tooSmallHint says, for a model that does not fit a crop, the smallest
@@ -542,6 +545,15 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	}
 	if ck != nil {
 		fmt.Fprintf(log, "train: resuming %s at step %d, %v, lr %g\n", ckPath, step, pos, sched.LR)
+		if ck.Epochs > 0 && cfg.Epochs != ck.Epochs {
+			// --epochs is the one setting a resume may change: said, as
+			// it moves the run's end (and a plateau schedule's horizon).
+			which := "extends"
+			if cfg.Epochs < ck.Epochs {
+				which = "shortens"
+			}
+			fmt.Fprintf(log, "train: --epochs %d %s the run, which was to train %d\n", cfg.Epochs, which, ck.Epochs)
+		}
 		// --max-steps counts steps in all: a checkpoint already there
 		// must not take another step (each resume would add one).
 		// A checkpoint whose validation is pending has that left to do.
@@ -576,7 +588,9 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	haveCheckpoint := func() bool { return savedStep >= 0 || ck != nil }
 	// kept says what a run that stops on a non-finite number leaves: a
 	// fresh run that has saved nothing yet has no good checkpoint to name.
-	kept := func() string {
+	// diverged says what to change for one that diverged: the same
+	// command would diverge the same way (a run is deterministic).
+	keptAfter := func(diverged bool) string {
 		if haveCheckpoint() {
 			at := savedStep
 			if at < 0 {
@@ -584,8 +598,17 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			}
 			return fmt.Sprintf("the last good checkpoint, %s (step %d), is left as it was", ckPath, at)
 		}
-		return "this run has written no checkpoint yet: " + RestartAdvice(cfg.Out)
+		if !diverged {
+			return "this run has written no checkpoint yet: " + RestartAdvice(cfg.Out)
+		}
+		again := "run it again"
+		if LeftOutputs(cfg.Out) {
+			again = "run it again with --overwrite"
+		}
+		return "this run has written no checkpoint yet: lower --lr (the same command diverges the same way) and " + again
 	}
+	kept := func() string { return keptAfter(false) }
+	diverged := func() string { return keptAfter(true) }
 	var last struct {
 		at, resume pipeline.Position
 		ok         bool
@@ -605,7 +628,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		for _, t := range ts {
 			for i, v := range t.W {
 				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-					return fmt.Errorf("step %d (%v): parameter %s[%d] is %v: %w; %s", step, at, t.Name, i, v, ErrNonFinite, kept())
+					return fmt.Errorf("step %d (%v): parameter %s[%d] is %v: %w; %s", step, at, t.Name, i, v, ErrNonFinite, diverged())
 				}
 			}
 		}
@@ -871,7 +894,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		at, resume := q.Pos, q.Resume
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
 			// The usual cause is a learning rate too high for the run.
-			return false, fmt.Errorf("step %d (%v): the loss is %w (%v): the run diverged (too high a learning rate, --lr, for it?); %s", n, at, ErrNonFinite, loss, kept())
+			return false, fmt.Errorf("step %d (%v): the loss is %w (%v): the run diverged (too high a learning rate, --lr, for it?); %s", n, at, ErrNonFinite, loss, diverged())
 		}
 		step = n
 		run.LogLoss += loss
