@@ -51,7 +51,8 @@ type Class struct {
 type Item struct {
 	// Name is the file's base name, e.g. "n01440764_10026.JPEG" or
 	// "ILSVRC2012_val_00000001.JPEG"; class/base ("cat/000.jpg") for the
-	// labelled items of a split whose base names repeat across classes.
+	// items of a split whose base names repeat across class folders (an
+	// unlabelled one's folder/base, its folder being no class).
 	Name string
 	// Path says where the image came from, for reports: a path relative to
 	// Dataset.Root ("train/n01440764/n01440764_10026.JPEG"), or inside
@@ -414,22 +415,38 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 		// often repeat names (cat/000.jpg, dog/000.jpg): then every
 		// labelled record of the split is named class/file, which is
 		// unique, and is the same whatever order the files were listed.
+		// An unlabelled image in a folder of its own (val/zebra/001.jpg,
+		// zebra no training class) is named folder/file the same way.
 		if i := repeatedName(items); i > 0 {
-			d.warn("%s: file names repeat across class folders (%s at %s and %s), so this split's labelled records are named class/file",
+			d.warn("%s: file names repeat across class folders (%s at %s and %s), so this split's records in folders are named class/file",
 				s.name, items[i].Name, d.describe(&items[i-1]), d.describe(&items[i]))
 			for j := range items {
 				if l := items[j].Label; l >= 0 {
 					items[j].Name = d.Classes[l].WNID + "/" + items[j].Name
+				} else if f := folderOf(items[j].Path); f != "" {
+					items[j].Name = f + "/" + items[j].Name
 				}
 			}
 			slices.SortFunc(items, func(a, b Item) int { return strings.Compare(a.Name, b.Name) })
 		}
 		if i := repeatedName(items); i > 0 {
-			return nil, &PathError{Path: d.describe(&items[i]), Err: fmt.Errorf("name %s also at %s; names must be unique within a class folder (and unlabelled images' within the split)", items[i].Name, d.describe(&items[i-1]))}
+			return nil, &PathError{Path: d.describe(&items[i]), Err: fmt.Errorf("name %s also at %s; names must be unique within a folder", items[i].Name, d.describe(&items[i-1]))}
 		}
 	}
 	ok = true
 	return d, nil
+}
+
+// folderOf is the name of the folder an item's file is in ("zebra" of
+// "val/zebra/001.jpg"), or "" for an archive member at the archive's top.
+func folderOf(path string) string {
+	if i := strings.LastIndexByte(path, ':'); i >= 0 {
+		path = path[i+1:] // inside an archive: the member's own path
+	}
+	if dir := filepath.Dir(path); dir != "." && dir != "/" {
+		return filepath.Base(dir)
+	}
+	return ""
 }
 
 // repeatedName is the index of the first item of sorted items whose name

@@ -245,13 +245,9 @@ func TestValLabelsOverride(t *testing.T) {
 		{name: "partial", file: []byte("ILSVRC2012_val_00000002 0\n"), want: onlySecondLabelled, warn: "val: 9 images without labels (label -1; first: ILSVRC2012_val_00000001.JPEG)"},
 		// A row for an image that is not there: a partial extraction.
 		{name: "rows for absent images", file: []byte("ILSVRC2012_val_00000002 0\nILSVRC2012_val_00000099 1\n"), want: onlySecondLabelled, warn: "labels 1 images that are not in the val split (first: ILSVRC2012_val_00000099)"},
-		{name: "another dataset's file", file: []byte("other_image_1.JPEG 0\nother_image_2.JPEG 1\n"), want: func() []named {
-			w := f.want(f.val)
-			for i := range w {
-				w[i].Label = -1
-			}
-			return w
-		}, warn: "names none of the 10 val images"},
+		// A file the user named that labels none of the images is an
+		// error, not a split left unlabelled with a warning.
+		{name: "another dataset's file", file: []byte("other_image_1.JPEG 0\nother_image_2.JPEG 1\n"), errSub: "names none of the 10 val images"},
 		{name: "overrides folders", folders: true, file: []byte("ILSVRC2012_val_00000001 n01000001\n"), want: func() []named {
 			w := f.want(f.val)
 			w[0].Label = 0
@@ -568,6 +564,29 @@ func TestDuplicateNames(t *testing.T) {
 		}
 		if !slices.IsSorted(names) || len(names) != 7 {
 			t.Errorf("names %q", names)
+		}
+	})
+	// Folders that are no training class give no label; their images,
+	// when names repeat, are named folder/file as well.
+	t.Run("val in folders that are no class", func(t *testing.T) {
+		root := t.TempDir()
+		for _, c := range []string{"cat", "dog"} {
+			writeFile(t, filepath.Join(root, "train", c, "000.jpg"), jpeg)
+			writeFile(t, filepath.Join(root, "val", c, "000.jpg"), jpeg)
+		}
+		writeFile(t, filepath.Join(root, "val", "zebra", "001.jpg"), jpeg)
+		writeFile(t, filepath.Join(root, "val", "horse", "001.jpg"), jpeg)
+		d, err := Open(root, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		var got []string
+		for _, it := range d.Val {
+			got = append(got, fmt.Sprintf("%s %d", it.Name, it.Label))
+		}
+		if want := []string{"cat/000.jpg 0", "dog/000.jpg 1", "horse/001.jpg -1", "zebra/001.jpg -1"}; !slices.Equal(got, want) {
+			t.Errorf("val records %q, want %q", got, want)
 		}
 	})
 	t.Run("within a class", func(t *testing.T) {

@@ -614,7 +614,9 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 		d.warn("val: %s labels %d images that are not in the val split (first: %s): is the extraction complete?", srcPath, len(absent), absent[0])
 	}
 	if override && matched == 0 && len(val.items) > 0 {
-		d.warn("val: --val-labels %s names none of the %d val images (first: %s): is it this dataset's?", srcPath, len(val.items), val.items[0].Name)
+		// A file the user named that labels nothing would leave the whole
+		// split unlabelled: a run whose validation measures nothing.
+		return fmt.Errorf("val: --val-labels %s names none of the %d val images (first: %s): is it this dataset's?", srcPath, len(val.items), val.items[0].Name)
 	}
 	switch {
 	case check && changed > 0:
