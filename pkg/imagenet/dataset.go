@@ -334,6 +334,18 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 		if err == nil && p.valDir != "" {
 			err = d.listTree(val, p.valDir, true, opt.Progress)
 		}
+		// train/ extracted and the val tar beside it not (a common
+		// half-way state): val is read from the tar, as --layout tars
+		// would, rather than left out. Only where the layout was
+		// detected: --layout tree means the folders alone.
+		if tp := detectTars(p.root); err == nil && opt.Layout == "" && len(val.items) == 0 && len(val.skipped) == 0 && tp != nil && tp.valTar != "" {
+			where := "no val/ folder"
+			if p.valDir != "" {
+				where = p.valDir + " holds no images"
+			}
+			d.warn("val: %s; reading %s beside it instead", where, tp.valTar)
+			err = d.listValTar(val, tp.valTar, opt.Progress)
+		}
 	}
 	if err != nil {
 		return nil, err

@@ -678,6 +678,33 @@ func TestDetect(t *testing.T) {
 		t.Errorf("unknown layout: err = %v", err)
 	}
 
+	// train/ extracted and the val tar beside it not: val comes from the
+	// tar, with the labels the devkit beside it gives, and a warning;
+	// --layout tree reads the folders alone.
+	halfway := t.TempDir()
+	f.writeTree(t, halfway, false)
+	f.writeTars(t, halfway, tar.FormatUSTAR)
+	if err := os.RemoveAll(filepath.Join(halfway, "val")); err != nil {
+		t.Fatal(err)
+	}
+	d, err = Open(halfway, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := listing(d.Val); d.Layout != LayoutTree || len(d.Train) != len(f.train) || !reflect.DeepEqual(got, f.want(f.val)) ||
+		!hasWarning(d, "val: no val/ folder; reading "+valTarName+" beside it instead") {
+		t.Errorf("train/ beside the val tar: layout %s, %d train, val %v (want %v), warnings %q", d.Layout, len(d.Train), got, f.want(f.val), d.Warnings)
+	}
+	d.Close()
+	d, err = Open(halfway, Options{Layout: LayoutTree})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Val) != 0 {
+		t.Errorf("--layout tree read %d val images from the tar", len(d.Val))
+	}
+	d.Close()
+
 	// A tree with fewer classes than the training tar beside it, as a
 	// stopped extraction leaves, is refused unless a layout is chosen.
 	entries, err := os.ReadDir(filepath.Join(both, "train"))
