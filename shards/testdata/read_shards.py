@@ -360,7 +360,7 @@ def read_shard(path, decode=True, stats=None):
         need(ch == 3, f"channels {ch}")
         need(w >= 1 and h >= 1, "zero size")
         need(nlen <= 4096 and 20 + nlen <= L, "name length")
-        name = body[20:20 + nlen].decode("utf-8")
+        name = body[20:20 + nlen].decode("utf-8", "surrogateescape")  # names are bytes (FORMAT.md)
         payload = body[20 + nlen:]
         rec = dict(offset=pos, codec=codec, w=w, h=h, label=label, id=rid, name=name,
                    payload_len=len(payload))
@@ -444,7 +444,7 @@ def main():
             print(f"FAIL {split}: ids repeat: {sorted(ids)}"); problems += 1
         # ids = position in bytewise-sorted names, of all the split's images:
         # a skipped image leaves a gap, so they rise with the names.
-        byname = sorted((r for r in allrecs if r["split"] == split), key=lambda r: r["name"].encode())
+        byname = sorted((r for r in allrecs if r["split"] == split), key=lambda r: r["name"].encode("utf-8", "surrogateescape"))
         seq = [r["id"] for r in byname]
         if any(a >= b for a, b in zip(seq, seq[1:])):
             print(f"FAIL {split}: ids do not follow sorted names"); problems += 1
