@@ -358,6 +358,11 @@ func TestDamagedRecordSavesTheStepsBefore(t *testing.T) {
 	if !errors.As(err, &re) || !errors.Is(err, shards.ErrChecksum) || !strings.Contains(err.Error(), "which trained on intact records only, is saved in "+filepath.Join(cfg.Out, CheckpointFile)) {
 		t.Fatalf("a damaged record mid-epoch: %v", err)
 	}
+	// The message names the batch, not the step queued when the
+	// pipeline, reading ahead, found it.
+	if !strings.HasPrefix(err.Error(), "pipeline: ") {
+		t.Errorf("the message does not begin with the damaged batch: %v", err)
+	}
 	h, herr := ReadHeader(filepath.Join(cfg.Out, CheckpointFile))
 	if herr != nil || h.Step < 1 || !strings.Contains(err.Error(), fmt.Sprintf("the state after step %d,", h.Step)) {
 		t.Fatalf("saved checkpoint %+v (%v) for %v", h, herr, err)

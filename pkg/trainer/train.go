@@ -1014,16 +1014,19 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	// it, and a --resume after the repair loses nothing. Before, the steps
 	// since the last checkpoint (up to --checkpoint-every) were lost.
 	unreadable := func(n int64, cause error) error {
+		// The cause names the batch (epoch and batch), which the
+		// pipeline reads ahead of the steps: prefixing the step that was
+		// queued (an earlier one) would point at the wrong batch.
 		if err := finishPending(n); err != nil {
-			return fmt.Errorf("step %d: %w; finishing step %d: %w", n, cause, n-1, err)
+			return fmt.Errorf("%w; finishing step %d: %w", cause, n-1, err)
 		}
 		if !last.ok {
-			return fmt.Errorf("step %d: %w; %s", n, cause, kept())
+			return fmt.Errorf("%w; %s", cause, kept())
 		}
 		if err := saveLast(); err != nil {
-			return fmt.Errorf("step %d: %w; saving the state after step %d failed too: %w", n, cause, step, err)
+			return fmt.Errorf("%w; saving the state after step %d failed too: %w", cause, step, err)
 		}
-		return fmt.Errorf("step %d: %w; the state after step %d, which trained on intact records only, is saved in %s", n, cause, step, ckPath)
+		return fmt.Errorf("%w; the state after step %d, which trained on intact records only, is saved in %s", cause, step, ckPath)
 	}
 	// stoppedInside words an interrupt that landed inside a step's
 	// bookkeeping where nothing more could be saved (an interrupted
