@@ -354,8 +354,9 @@ func repairHint(err error, dir, then string) string {
 	return fmt.Sprintf("\n(`shardtool verify %s` names every damaged shard: delete those and run the same ingest command again, which remakes only them%s)", dir, then)
 }
 
-// resumeDefaults takes the run's --model, --batch, --crop, --seed and
-// --epochs from --out's checkpoint where the command line leaves them
+// resumeDefaults takes the run's --model, --batch, --crop, --seed,
+// --epochs and --log-every from --out's checkpoint where the command
+// line leaves them
 // out, so that `train --shards S --out R --resume` continues any run to
 // its end. A flag given stays: Train refuses any but --epochs (which may
 // extend the run) if it differs from the run's. A damaged
@@ -403,6 +404,11 @@ func resumeDefaults(fs *flag.FlagSet, c *trainer.Config, sigma *float64, stderr 
 	take("seed", h.Seed, def("seed"), func() { c.Seed = h.Seed })
 	if h.Epochs > 0 { // kept since checkpoints hold it
 		take("epochs", h.Epochs, def("epochs"), func() { c.Epochs = h.Epochs })
+	}
+	// The log's spacing too: metrics.jsonl would change it mid-run
+	// otherwise, and the checkpoint's sums toward the next line with it.
+	if n := h.LogEvery; n != nil {
+		take("log-every", *n, def("log-every"), func() { c.LogEvery = *n })
 	}
 	if len(took) > 0 {
 		fmt.Fprintf(stderr, "train: --resume: the run's %s, from its checkpoint\n", strings.Join(took, ", "))

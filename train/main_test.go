@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -328,6 +329,58 @@ func TestResumeNotesOnlyGivenHyper(t *testing.T) {
 	if err != nil || ck.Hyper == nil || ck.Hyper.Momentum != 0.8 || ck.Hyper.Lighting != 0 || ck.Hyper.WeightDecay != 0.001 {
 		t.Fatalf("the resumed run's settings: %+v (%v)", ck.Hyper, err)
 	}
+}
+
+// A plain --resume keeps the run's --log-every: the log keeps its
+// spacing, and the run ends with the checkpoint an uninterrupted one ends
+// with, byte for byte (--checkpoint-every, which changes no bytes, is the
+// command line's: here the resume's default).
+func TestResumeKeepsTheLogCadence(t *testing.T) {
+	shardDir := fixtureShards(t, 12, 4, 16)
+	base := func(out string) []string {
+		return []string{"--shards", shardDir, "--out", out, "--device", "cpu", "--model", "small", "--batch", "4", "--workers", "1"}
+	}
+	var so, se bytes.Buffer
+	whole := filepath.Join(t.TempDir(), "whole")
+	if code := run(context.Background(), append(base(whole), "--log-every", "1", "--checkpoint-every", "2", "--max-steps", "5"), &so, &se); code != cli.ExitOK {
+		t.Fatalf("uninterrupted run: exit %d\n%s", code, se.String())
+	}
+	parts := filepath.Join(t.TempDir(), "parts")
+	if code := run(context.Background(), append(base(parts), "--log-every", "1", "--checkpoint-every", "2", "--max-steps", "2"), &so, &se); code != cli.ExitOK {
+		t.Fatalf("first part: exit %d\n%s", code, se.String())
+	}
+	se.Reset()
+	if code := run(context.Background(), append(base(parts), "--resume", "--max-steps", "5"), &so, &se); code != cli.ExitOK ||
+		!regexp.MustCompile(`the run's .*--log-every 1, from its checkpoint`).MatchString(se.String()) {
+		t.Fatalf("plain resume: exit %d\n%s", code, se.String())
+	}
+	a, _ := os.ReadFile(filepath.Join(whole, trainer.CheckpointFile))
+	b, _ := os.ReadFile(filepath.Join(parts, trainer.CheckpointFile))
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Error("the resumed run ends with another checkpoint than the uninterrupted one")
+	}
+	// The log's lines fall on the same steps (their times differ).
+	if a, b := loggedSteps(t, whole), loggedSteps(t, parts); !slices.Equal(a, b) {
+		t.Errorf("metrics lines at steps %v, the uninterrupted run's at %v", b, a)
+	}
+}
+
+// loggedSteps lists the step of each line of a run's metrics.jsonl.
+func loggedSteps(t *testing.T, dir string) []int64 {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, trainer.MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps []int64
+	for line := range bytes.Lines(data) {
+		var m struct{ Step int64 }
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Fatalf("%s: %v", dir, err)
+		}
+		steps = append(steps, m.Step)
+	}
+	return steps
 }
 
 // --precision is the GPU's: given on the CPU it is noted as ignored, not

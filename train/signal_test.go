@@ -83,7 +83,7 @@ func TestCtrlCSavesAndResumes(t *testing.T) {
 	if code := run(context.Background(), append(short, "--max-steps", strconv.FormatInt(ck.Step+2, 10)), &so, &se); code != cli.ExitOK {
 		t.Fatalf("resume: exit %d\n%s", code, se.String())
 	}
-	if !strings.Contains(se.String(), "the run's --model small, --batch 8, --crop 32, --epochs 1000, from its checkpoint") {
+	if !strings.Contains(se.String(), "the run's --model small, --batch 8, --crop 32, --epochs 1000, --log-every 1, from its checkpoint") {
 		t.Errorf("the resume did not say what it took from the checkpoint:\n%s", se.String())
 	}
 	after, err := trainer.Load(filepath.Join(out, trainer.CheckpointFile))

@@ -94,6 +94,12 @@ type Checkpoint struct {
 	// Hyper is the run's SGD and lighting settings, which --resume keeps;
 	// nil in checkpoints written before they were kept.
 	Hyper *Hyper `json:"hyper,omitempty"`
+	// LogEvery is the run's --log-every, which a --resume that leaves the
+	// flag out keeps: the log's lines, and the sums Running holds toward
+	// the next, follow it. nil in checkpoints written before it was kept.
+	// (--checkpoint-every is not kept: it changes no bytes of a run, and
+	// a checkpoint that held it would.)
+	LogEvery *int `json:"log_every,omitempty"`
 	// ValPending says the epoch before Position has trained but its
 	// validation pass, and the schedule's step that follows from it, have
 	// not run: a run stopped during that pass saves this, and --resume
@@ -488,6 +494,9 @@ func parseHeader(hdr []byte, payload int64) (*Checkpoint, error) {
 	if h := c.Hyper; h != nil && !(h.Momentum >= 0 && float32(h.Momentum) < 1 && h.WeightDecay >= 0 && !math.IsInf(float64(float32(h.WeightDecay)), 0) &&
 		h.Lighting >= 0 && !math.IsInf(float64(h.Lighting), 0)) {
 		return nil, fmt.Errorf("%w: momentum %g, weight decay %g, lighting %g", ErrCheckpoint, h.Momentum, h.WeightDecay, h.Lighting)
+	}
+	if c.LogEvery != nil && *c.LogEvery < 0 {
+		return nil, fmt.Errorf("%w: log every %d steps", ErrCheckpoint, *c.LogEvery)
 	}
 	if c.Step < 0 || c.Epoch < 0 || c.Epochs < 0 || c.Position.Epoch < 0 || c.Position.Batch < 0 || c.Batch < 0 {
 		return nil, fmt.Errorf("%w: step %d, epoch %d of %d, position %+v, batch %d", ErrCheckpoint, c.Step, c.Epoch, c.Epochs, c.Position, c.Batch)

@@ -594,7 +594,9 @@ func (c *cancelAt) Write(p []byte) (int, error) {
 func TestInterruptSavesAndResumes(t *testing.T) {
 	shardDir := syntheticShards(t, 160, 40)
 	full := t.TempDir()
-	mustTrain(t, smallConfig(shardDir, full))
+	ref := smallConfig(shardDir, full)
+	ref.LogEvery = 1 // as the interrupted run logs, which its checkpoint keeps
+	mustTrain(t, ref)
 	want, _ := os.ReadFile(filepath.Join(full, CheckpointFile))
 	for _, tc := range []struct {
 		name    string
@@ -645,7 +647,8 @@ func TestStopDuringValidation(t *testing.T) {
 	reference := func(w want) ([2][]byte, []Metric) {
 		if refs[w][0] == nil {
 			cfg := smallConfig(shardDir, t.TempDir())
-			cfg.Epochs, cfg.MaxSteps, cfg.CkptEvery = w.epochs, int64(w.maxSteps), 0
+			// --log-every as the stopped runs log: the checkpoint keeps it.
+			cfg.Epochs, cfg.MaxSteps, cfg.CkptEvery, cfg.LogEvery = w.epochs, int64(w.maxSteps), 0, 1
 			mustTrain(t, cfg)
 			refs[w] = readCheckpoints(cfg.Out)
 			epochLines[w] = epochLinesOf(cfg.Out)

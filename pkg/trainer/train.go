@@ -645,6 +645,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			Position: Position{Epoch: next.Epoch, Batch: next.Batch}, Schedule: sched, Mean: mean, Std: std, Tensors: ts, ValPending: valPending, Arith: be.Arith()}
 		hyper := cfg.hyper()
 		c.Hyper = &hyper
+		c.LogEvery = &cfg.LogEvery
 		if run != (Running{}) {
 			r := run
 			c.Running = &r
