@@ -259,26 +259,19 @@ func warningKind(w string) string {
 // The walk's cost on progressive photos (the sample's, transcoded by
 // libjpeg-turbo), beside image/jpeg's decode of the same files.
 func BenchmarkJPEGScanWarningProgressive(b *testing.B) {
-	files := testdata.ImageNetSample(b)
+	testdata.ImageNetSample(b) // skips without it, before the library is asked
 	tj := NewDecoder()
 	if tj.lib == nil {
 		b.Skip("libjpeg-turbo is not installed: it makes the progressive files")
 	}
 	defer tj.Close()
 	pt := newProgressiveTranscoder(b, tj.lib)
-	var all [][]byte
-	total := 0
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			b.Fatal(err)
-		}
+	all, total := sampleFiles(b, func(data []byte) []byte {
 		if h, err := scanJPEGHeader(data); err == nil && !h.progressive {
-			p := pt.progressive(b, data, false)
-			all = append(all, p)
-			total += len(p)
+			return pt.progressive(b, data, false)
 		}
-	}
+		return nil
+	})
 	b.Run("walk", func(b *testing.B) {
 		b.SetBytes(int64(total / len(all)))
 		b.ReportAllocs()
