@@ -356,13 +356,13 @@ func repairHint(err error, dir, then string) string {
 
 // resumeDefaults takes the run's --model, --batch, --crop, --seed,
 // --epochs and --log-every from --out's checkpoint where the command
-// line leaves them
-// out, so that `train --shards S --out R --resume` continues any run to
-// its end. A flag given stays: Train refuses any but --epochs (which may
-// extend the run) if it differs from the run's. A damaged
-// checkpoint is the error returned, before any flag is judged at its
-// default; one that is missing or cannot be opened is left to Train to
-// report.
+// line leaves them out, so that `train --shards S --out R --resume`
+// continues any run to its end. A flag given stays: Train refuses any
+// that differs from the run's but --epochs (which may extend or shorten
+// the run) and --log-every (the log's spacing), which it notes. A
+// damaged checkpoint is the error returned, before any flag is judged at
+// its default; one that is missing or cannot be opened is left to Train
+// to report.
 func resumeDefaults(fs *flag.FlagSet, c *trainer.Config, sigma *float64, stderr io.Writer) error {
 	h, err := trainer.ReadRunHeader(c.Out)
 	if errors.Is(err, trainer.ErrCheckpoint) || errors.Is(err, trainer.ErrNewerCheckpoint) {

@@ -354,6 +354,16 @@ func TestResumeKeepsTheLogCadence(t *testing.T) {
 		!regexp.MustCompile(`the run's .*--log-every 1, from its checkpoint`).MatchString(se.String()) {
 		t.Fatalf("plain resume: exit %d\n%s", code, se.String())
 	}
+	// Given with another value, it is taken, and said.
+	other := filepath.Join(t.TempDir(), "other")
+	if code := run(context.Background(), append(base(other), "--log-every", "1", "--max-steps", "2"), &so, &se); code != cli.ExitOK {
+		t.Fatalf("first part: exit %d\n%s", code, se.String())
+	}
+	se.Reset()
+	if code := run(context.Background(), append(base(other), "--resume", "--log-every", "2", "--max-steps", "5"), &so, &se); code != cli.ExitOK ||
+		!strings.Contains(se.String(), "--log-every 2 changes the run's log spacing from here (it logged every 1)") {
+		t.Fatalf("resume with --log-every 2: exit %d\n%s", code, se.String())
+	}
 	a, _ := os.ReadFile(filepath.Join(whole, trainer.CheckpointFile))
 	b, _ := os.ReadFile(filepath.Join(parts, trainer.CheckpointFile))
 	if len(a) == 0 || !bytes.Equal(a, b) {

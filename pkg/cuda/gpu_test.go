@@ -1187,6 +1187,7 @@ func TestGPUGraphConvolution(t *testing.T) {
 		t.Skip("this cuDNN lacks the graph API")
 	}
 	r := rand.New(rand.NewPCG(11, 12))
+	checked := 0 // engines run against the reference, over every shape and math
 	for _, s := range []ConvShape{
 		{N: 2, C: 4, H: 11, W: 9, K: 6, R: 3, S: 3, PadH: 1, PadW: 1, StrideH: 2, StrideW: 2, Groups: 2},
 		{N: 4, C: 96, H: 27, W: 27, K: 256, R: 5, S: 5, PadH: 2, PadW: 2, StrideH: 1, StrideW: 1, Groups: 2},
@@ -1266,8 +1267,14 @@ func TestGPUGraphConvolution(t *testing.T) {
 				// later step of the GPU check (run.sh).
 				t.Logf("%v %v: the graph API offered no usable engine for any pass (the legacy path plans it)", s, math)
 			}
+			checked += offered
 			sc.close()
 			must(t, planner.Close())
 		}
+	}
+	if checked == 0 {
+		// Not a pass: nothing was checked (the GPU check's table then
+		// reads SKIPPED, and the graph API stays on, offering nothing).
+		t.Skip("the graph API offered no usable engine for any shape: nothing to check")
 	}
 }

@@ -254,22 +254,13 @@ func (d *Decoder) decodeTurbo(ctx context.Context, data []byte, minShort int) (i
 	// as tables-only: success with zero dimensions.
 	if rc != 0 || w <= 0 || h <= 0 {
 		if msg, ok := d.turboWarning(); !ok || w <= 0 || h <= 0 {
-			err := d.turboFatal(data, msg, "reading header")
-			if !errors.Is(err, errUnnamedSampling) {
-				return Image{}, err
-			}
 			// TurboJPEG 2.x's header call refuses a chroma sampling it
 			// has no TJSAMP constant for (3x2, or 2x1 luma with 1x2
-			// chroma); its decode call never asks, and libjpeg decodes
-			// every whole-number ratio, as Pillow does. The frame's
-			// size and component count come from the markers instead.
-			hd, herr := scanJPEGHeader(data)
-			if herr != nil {
-				return Image{}, herr
-			}
-			w, h, cs = hd.width, hd.height, tjcsYCbCr
-			if hd.components == 4 {
-				cs = tjcsCMYK // CMYK or YCCK: libjpeg gives the inks either way
+			// chroma), having filled in the size and colour space
+			// first; its decode call never asks, and libjpeg decodes
+			// every whole-number ratio, as Pillow does.
+			if err := d.turboFatal(data, msg, "reading header"); !errors.Is(err, errUnnamedSampling) || w <= 0 || h <= 0 {
+				return Image{}, err
 			}
 		}
 	}

@@ -207,15 +207,18 @@ func TestJPEGScanMatchesLibjpegProgressive(t *testing.T) {
 		}
 	}
 	rng, trials := diffTrials(2)
-	kinds := []string{"flip", "junk before EOI", "junk in the data", "cut", "header", "scan header"}
+	kinds := []string{"flip", "junk before EOI", "junk in the data", "cut", "header", "scan header", "junk at a scan's end"}
 	flagged, clean, refused := map[string]int{}, map[string]int{}, map[string]int{}
 	warnings := map[string]int{}
 	for trial := range trials {
 		data := bytes.Clone(sources[rng.Intn(len(sources))])
 		kind := kinds[rng.Intn(len(kinds))]
-		if kind == "scan header" {
+		switch kind {
+		case "scan header":
 			data = scanHeaderFlip(t, rng, data)
-		} else {
+		case "junk at a scan's end":
+			data = junkAtScanEnd(rng, data)
+		default:
 			data = damageJPEG(t, rng, data, kind)
 		}
 		switch lw, sw, by := bothWarnings(tj, st, data); {
@@ -244,6 +247,26 @@ func TestJPEGScanMatchesLibjpegProgressive(t *testing.T) {
 			t.Errorf("no trial drew %q from both: the test exercised nothing there", w)
 		}
 	}
+}
+
+// junkAtScanEnd inserts junk before the marker that ends a random scan,
+// or before a random restart marker: libjpeg counts it from where its bit
+// reader stopped in that scan (what the buffer fetched is not counted), so
+// every kind of scan, not only the last, has its reading checked to the
+// bit, AC refinements' correction bits above all.
+func junkAtScanEnd(rng *rand.Rand, data []byte) []byte {
+	_, end := scans(data)
+	at := end[rng.Intn(len(end))]
+	var rst []int
+	for i := 0; i+1 < len(data); i++ {
+		if data[i] == 0xFF && data[i+1] >= 0xD0 && data[i+1] <= 0xD7 {
+			rst = append(rst, i)
+		}
+	}
+	if len(rst) > 0 && rng.Intn(3) == 0 {
+		at = rst[rng.Intn(len(rst))]
+	}
+	return insertAt(data, at, randomJunk(rng, 1+rng.Intn(12))...)
 }
 
 // warningKind names a libjpeg warning without its numbers.

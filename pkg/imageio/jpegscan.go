@@ -2,12 +2,13 @@ package imageio
 
 import (
 	"fmt"
+	"math"
 	"math/bits"
 	"strings"
 )
 
-// jpegScanWarning reads a sequential Huffman JPEG's entropy-coded data
-// as libjpeg-turbo's decoder reads it, without dequantizing or
+// jpegScanWarning reads a Huffman JPEG's entropy-coded data (sequential
+// or progressive) as libjpeg-turbo's decoder reads it, without dequantizing or
 // transforming, and returns the first warning libjpeg-turbo gives of
 // damage it decodes past, in its words, or "" when it gives none.
 //
@@ -50,8 +51,18 @@ import (
 // libjpeg stops at), so what is malformed beyond that is answered with
 // "" rather than a second diagnosis.
 func jpegScanWarning(data []byte) string {
+	warn, _ := jpegScan(data)
+	return warn
+}
+
+// jpegScan is jpegScanWarning with, where the walk met one before any
+// warning, the error libjpeg-turbo stops at in the coded data itself
+// (a progressive DC prediction past the range of an int), which
+// jpegRefusal, reading no coded data, cannot see.
+func jpegScan(data []byte) (warn, refusal string) {
 	w := scanWalker{data: data}
-	return w.run()
+	warn = w.run()
+	return warn, w.refusal
 }
 
 // jpegRestartMisread reports whether data has restart markers in a scan
@@ -60,13 +71,15 @@ func jpegScanWarning(data []byte) string {
 // warning libjpeg-turbo would give of the file.
 //
 // misread holds only where libjpeg-turbo would read the file to its end
-// marker, at most with a warning about the header (which it keeps the
-// file after), so that a damaged or cut file is never called valid.
+// marker, at most with a warning about a header, the frame's or a scan's
+// (which it keeps the file after), so that a damaged or cut file is
+// never called valid.
 func jpegRestartMisread(data []byte) (warn string, misread bool) {
 	w := scanWalker{data: data}
 	warn = w.run()
 	headerOnly := warn == "" || strings.HasPrefix(warn, "Warning: unknown JFIF") ||
-		strings.HasPrefix(warn, "Unknown Adobe color transform") || warn == warnSOSParams
+		strings.HasPrefix(warn, "Unknown Adobe color transform") || warn == warnSOSParams ||
+		strings.HasPrefix(warn, "Inconsistent progression sequence")
 	if !headerOnly {
 		return warn, false
 	}
@@ -461,11 +474,14 @@ type scanWalker struct {
 	// than once per MCU, with restarts.
 	restartSingle bool
 	sawEOI        bool // the walk read the whole file to its end marker
-	// quietHeader: go on past the header's warnings (jpegRestartMisread).
+	// quietHeader: go on past the warnings of the headers, the scans'
+	// (progression and parameters) included (jpegRestartMisread).
 	quietHeader bool
 	jfif        bool // a JFIF APP0 segment
 	adobe       bool // an Adobe APP14 segment, with its transform code
 	xform       byte
+	// refusal is the error libjpeg stopped the walk with, if any.
+	refusal string
 	// discard is libjpeg's discarded_bytes: what next_marker skipped and,
 	// at a restart, the whole bytes left in the bit buffer; reported, and
 	// reset, by the next marker search.
@@ -724,7 +740,7 @@ func (s *scanWalker) scan(seg []byte, pos int) (int, byte, string) {
 				return -1, 0, warnSOSParams
 			}
 		}
-	} else if w := s.progression(comps, ss, se, ah, int(al)); w != "" {
+	} else if w := s.progression(comps, ss, se, ah, int(al)); w != "" && !s.quietHeader {
 		return -1, 0, w
 	}
 	mcus := 0
@@ -750,6 +766,9 @@ func (s *scanWalker) scan(seg []byte, pos int) (int, byte, string) {
 	r := bitReader{data: s.data, pos: pos}
 	rst := 0
 	eobrun := 0
+	// lastDC is a DC first scan's prediction by scan component, which
+	// decode_mcu_DC_first refuses to carry past an int's range.
+	var lastDC [4]int64
 	for m := 0; m < mcus; m++ {
 		if s.ri > 0 && m > 0 && m%s.ri == 0 {
 			// process_restart: the whole bytes left in the buffer join
@@ -770,6 +789,7 @@ func (s *scanWalker) scan(seg []byte, pos int) (int, byte, string) {
 			rst = (rst + 1) & 7
 			r = bitReader{data: s.data, pos: next}
 			eobrun = 0
+			lastDC = [4]int64{}
 		}
 		switch mode {
 		case sequential:
@@ -787,7 +807,21 @@ func (s *scanWalker) scan(seg []byte, pos int) (int, byte, string) {
 		case dcFirst:
 			for ci := range comps {
 				for range comps[ci].h * comps[ci].v {
-					r.skip(uint(r.decodeSlow(comps[ci].dc)))
+					size := uint(r.decodeSlow(comps[ci].dc))
+					diff := 0
+					if size != 0 {
+						diff = r.bits(size)
+						if diff < 1<<(size-1) { // HUFF_EXTEND
+							diff += -1<<size + 1
+						}
+					}
+					lastDC[ci] += int64(diff)
+					if lastDC[ci] > math.MaxInt32 || lastDC[ci] < math.MinInt32 {
+						if r.warn == "" {
+							s.refusal = "DCT coefficient out of range" // JERR_BAD_DCT_COEF
+						}
+						return -1, 0, r.warn
+					}
 				}
 			}
 		case dcRefine:
@@ -851,19 +885,6 @@ func (r *bitReader) mcuSlow(comps []scanComp) {
 		for range c.h * c.v {
 			r.blockSlow(c.dc, c.ac)
 		}
-	}
-}
-
-// skip is CHECK_BIT_BUFFER and DROP_BITS: n bits (up to 57) read and
-// discarded.
-func (r *bitReader) skip(n uint) {
-	for n > 0 {
-		step := min(n, minGetBits)
-		if r.n < step {
-			r.fill(step)
-		}
-		r.n -= step
-		n -= step
 	}
 }
 
@@ -1033,11 +1054,12 @@ func jpegWholeSampling(data []byte) bool {
 // progressive one, a successive approximation past 13, or any of the
 // scan parameters libjpeg refuses, in its words rather than image/jpeg's;
 // and more than 500 scans, TurboJPEG's limit (image/jpeg has none, and
-// decodes every scan over the whole image). image/jpeg checks none of
-// these, so without this the pure-Go path would keep files the library
-// skips. It reads every segment, skipping
-// the coded data, whatever the warnings before (libjpeg stops at these
-// even after one), and decodes nothing.
+// decodes every scan over the whole image). image/jpeg checks most of
+// these not at all, and words the rest otherwise, so without this the
+// pure-Go path would keep files the library skips, or say why in other
+// words. It reads every segment, skipping the coded data, whatever the
+// warnings before (libjpeg stops at these even after one), and decodes
+// nothing; what stops libjpeg inside the coded data is jpegScan's.
 func jpegRefusal(data []byte) string {
 	if len(data) < 2 || data[0] != 0xFF || data[1] != 0xD8 {
 		return ""

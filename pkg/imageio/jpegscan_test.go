@@ -234,6 +234,20 @@ func TestRestartMisreadIsUnsupported(t *testing.T) {
 	for _, name := range []string{"restart_multiscan_48x40.jpg", "progressive_restart_48x40.jpg"} {
 		t.Run(name, func(t *testing.T) { testRestartMisread(t, fixture(t, name)) })
 	}
+	// Its scans out of sequence, which libjpeg warns of and decodes: a
+	// scan header's warning, which leaves the file readable, as the
+	// frame's do.
+	noDC := withoutDCScans(t, fixture(t, "progressive_restart_48x40.jpg"))
+	var ue *UnsupportedError
+	if _, err := NewDecoderStdlib().DecodeFull(noDC); !errors.As(err, &ue) || !strings.Contains(err.Error(), "libjpeg also warns: Inconsistent progression sequence") {
+		t.Errorf("a progressive file with restarts and no DC scans, on image/jpeg: %v, want unsupported naming the warning", err)
+	}
+	if tj := NewDecoder(); tj.lib != nil {
+		defer tj.Close()
+		if _, err := tj.DecodeFull(noDC); err != nil || !strings.HasPrefix(tj.Warning(), "Inconsistent progression sequence") {
+			t.Errorf("libjpeg-turbo on the same file: %v, warning %q", err, tj.Warning())
+		}
+	}
 }
 
 func testRestartMisread(t *testing.T, good []byte) {

@@ -100,7 +100,11 @@ func (d *Decoder) decodeStdlib(ctx context.Context, f Format, data []byte) (img 
 	if f == FormatJPEG {
 		// image/jpeg decodes past damage in silence; name it as
 		// libjpeg-turbo would (jpegScanWarning).
-		d.warning = jpegScanWarning(data)
+		warn, refusal := jpegScan(data)
+		if refusal != "" {
+			return Image{}, &FormatError{Format: name, Reason: "corrupt JPEG: " + refusal + " (libjpeg refuses the file; image/jpeg alone would decode it)"}
+		}
+		d.warning = warn
 	}
 	d.buf = fitBytes(d.buf, b.Dx()*b.Dy()*3)
 	if f == FormatWebP {

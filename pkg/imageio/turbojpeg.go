@@ -20,9 +20,8 @@ const (
 	tjpfRGB  = 0
 	tjpfCMYK = 11
 
-	tjcsYCbCr = 1
-	tjcsCMYK  = 3
-	tjcsYCCK  = 4
+	tjcsCMYK = 3
+	tjcsYCCK = 4
 
 	tjerrWarning = 0
 

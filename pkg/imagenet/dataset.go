@@ -338,7 +338,7 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 		// half-way state): val is read from the tar, as --layout tars
 		// would, rather than left out. Only where the layout was
 		// detected: --layout tree means the folders alone.
-		if tp := detectTars(p.root); err == nil && opt.Layout == "" && len(val.items) == 0 && len(val.skipped) == 0 && tp != nil && tp.valTar != "" {
+		if tp := detectTars(p.root); err == nil && p.layout == LayoutTree && opt.Layout == "" && len(val.items) == 0 && len(val.skipped) == 0 && tp != nil && tp.valTar != "" {
 			where := "no val/ folder"
 			if p.valDir != "" {
 				where = p.valDir + " holds no images"
@@ -414,8 +414,9 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 	d.Train, d.Val = train.items, val.items
 	for _, s := range []struct {
 		name  string
+		dir   string // the split's folder, relative to the root ("" for an archive)
 		items []Item
-	}{{"train", d.Train}, {"val", d.Val}} {
+	}{{"train", p.trainDir, d.Train}, {"val", p.valDir, d.Val}} {
 		items := s.items
 		// Stable, and by path among equal names: the warning below names
 		// the same pair whatever order the listing found them in.
@@ -435,7 +436,7 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 			for j := range items {
 				if l := items[j].Label; l >= 0 {
 					items[j].Name = d.Classes[l].WNID + "/" + items[j].Name
-				} else if f := folderOf(items[j].Path); f != "" {
+				} else if f := folderOf(items[j].Path, s.dir); f != "" {
 					items[j].Name = f + "/" + items[j].Name
 				}
 			}
@@ -449,13 +450,15 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 	return d, nil
 }
 
-// folderOf is the name of the folder an item's file is in ("zebra" of
-// "val/zebra/001.jpg"), or "" for an archive member at the archive's top.
-func folderOf(path string) string {
+// folderOf is the name of the folder below its split's own (splitDir,
+// relative to the root) that an item's file is in ("zebra" of
+// "val/zebra/001.jpg"), or "" for one directly in the split's folder or
+// at an archive's top.
+func folderOf(path, splitDir string) string {
 	if i := strings.LastIndexByte(path, ':'); i >= 0 {
-		path = path[i+1:] // inside an archive: the member's own path
+		path, splitDir = path[i+1:], "" // inside an archive: the member's own path
 	}
-	if dir := filepath.Dir(path); dir != "." && dir != "/" {
+	if dir := filepath.Dir(path); dir != "." && dir != "/" && dir != filepath.Clean(splitDir) {
 		return filepath.Base(dir)
 	}
 	return ""

@@ -576,6 +576,10 @@ func TestDuplicateNames(t *testing.T) {
 		}
 		writeFile(t, filepath.Join(root, "val", "zebra", "001.jpg"), jpeg)
 		writeFile(t, filepath.Join(root, "val", "horse", "001.jpg"), jpeg)
+		// One directly in val/ keeps its name; a folder named val below
+		// it is a folder like the others.
+		writeFile(t, filepath.Join(root, "val", "002.jpg"), jpeg)
+		writeFile(t, filepath.Join(root, "val", "val", "002.jpg"), jpeg)
 		d, err := Open(root, Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -585,7 +589,7 @@ func TestDuplicateNames(t *testing.T) {
 		for _, it := range d.Val {
 			got = append(got, fmt.Sprintf("%s %d", it.Name, it.Label))
 		}
-		if want := []string{"cat/000.jpg 0", "dog/000.jpg 1", "horse/001.jpg -1", "zebra/001.jpg -1"}; !slices.Equal(got, want) {
+		if want := []string{"002.jpg -1", "cat/000.jpg 0", "dog/000.jpg 1", "horse/001.jpg -1", "val/002.jpg -1", "zebra/001.jpg -1"}; !slices.Equal(got, want) {
 			t.Errorf("val records %q, want %q", got, want)
 		}
 	})

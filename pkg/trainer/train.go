@@ -554,6 +554,12 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			}
 			fmt.Fprintf(log, "train: --epochs %d %s the run, which was to train %d\n", cfg.Epochs, which, ck.Epochs)
 		}
+		if ck.LogEvery != nil && cfg.LogEvery != *ck.LogEvery {
+			// Allowed (the log's spacing changes no step), and said: the
+			// log and the checkpoint's sums then differ from an
+			// uninterrupted run's.
+			fmt.Fprintf(log, "train: --log-every %d changes the run's log spacing from here (it logged every %d)\n", cfg.LogEvery, *ck.LogEvery)
+		}
 		// --max-steps counts steps in all: a checkpoint already there
 		// must not take another step (each resume would add one).
 		// A checkpoint whose validation is pending has that left to do.

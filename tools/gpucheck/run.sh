@@ -362,8 +362,8 @@ step cuda-bench 60 $B/cuda.test -test.timeout 50s -test.run '^$' -test.bench GPU
 # cores (about a minute on 16), in a step of its own so that its time
 # cannot cost the other tests theirs, and before the end-to-end checks,
 # as it is the one that decides whether the backend is right. It builds
-# networks: after a hang in that code it could not finish, so it waits
-# for the diagnosis instead.
+# networks: after a hang in that code it could not finish, so it is
+# skipped (the diagnosis runs instead).
 if [[ -n $nethung ]]; then
 	say "SKIP layer-check: $nethung hung (the check builds four networks)"
 else
