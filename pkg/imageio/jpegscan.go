@@ -682,11 +682,10 @@ func (s *scanWalker) scan(seg []byte, pos int) (int, byte, string) {
 	ss, se, ah, al := int(p[0]), int(p[1]), int(p[2]>>4), uint(p[2]&15)
 	mode := sequential
 	if s.progressive {
-		// start_pass_phuff_decoder refuses these (jpegRefusal says so).
-		dc := ss == 0
-		if dc && se != 0 || !dc && (ss > se || se > 63 || ns != 1) || ah != 0 && int(al) != ah-1 || al > 13 {
-			return -1, 0, ""
+		if badProgression(ns, ss, se, ah, int(al)) {
+			return -1, 0, "" // jpegRefusal says why
 		}
+		dc := ss == 0
 		switch {
 		case dc && ah == 0:
 			mode = dcFirst
@@ -843,6 +842,17 @@ func (s *scanWalker) scan(seg []byte, pos int) (int, byte, string) {
 		return r.next, r.code, ""
 	}
 	return r.pos, 0, ""
+}
+
+// badProgression reports the progressive scan parameters
+// start_pass_phuff_decoder refuses: a DC scan beyond coefficient 0; an AC
+// band out of order, past 63, or of more than one component; a
+// refinement whose Al is not Ah-1; Al past 13.
+func badProgression(ns, ss, se, ah, al int) bool {
+	if ss == 0 {
+		return se != 0 || ah != 0 && al != ah-1 || al > 13
+	}
+	return ss > se || se > 63 || ns != 1 || ah != 0 && al != ah-1 || al > 13
 }
 
 // progression is start_pass_phuff_decoder's bookkeeping of which
@@ -1154,11 +1164,10 @@ func jpegRefusal(data []byte) string {
 				}
 				p := seg[1+2*ns:]
 				ss, se, ah, al := int(p[0]), int(p[1]), int(p[2]>>4), int(p[2]&15)
-				dc := ss == 0
-				if dc && se != 0 || !dc && (ss > se || se > 63 || ns != 1) || ah != 0 && al != ah-1 || al > 13 {
+				if badProgression(ns, ss, se, ah, al) {
 					return fmt.Sprintf("Invalid progressive parameters Ss=%d Se=%d Ah=%d Al=%d", ss, se, ah, al)
 				}
-				useDC, useAC = dc && ah == 0, !dc
+				useDC, useAC = ss == 0 && ah == 0, ss != 0
 			}
 			for i := range ns {
 				td, ta := seg[2+2*i]>>4, seg[2+2*i]&15
