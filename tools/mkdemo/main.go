@@ -262,7 +262,7 @@ func checkOut(out string, marker []byte) (action, error) {
 		// ingested into it, notes) would go with it.
 		if foreign := foreignEntries(out); len(foreign) > 0 {
 			return 0, fmt.Errorf("refusing to replace %s: besides mkdemo's tree it holds %s, which mkdemo did not write; move them out, or choose another --out",
-				out, strings.Join(foreign, ", "))
+				out, cli.FirstFew(foreign, 5))
 		}
 		return replace, nil
 	}
@@ -276,20 +276,63 @@ func checkOut(out string, marker []byte) (action, error) {
 // treeEntries are the names mkdemo writes at the top of a tree.
 var treeEntries = []string{"train", "val", mappingName, solutionName, markerName, ownerName}
 
-// foreignEntries lists what dir holds at its top besides treeEntries (all
-// of it when dir cannot be read).
+// foreignEntries lists what dir holds besides what mkdemo writes: at its
+// top, treeEntries; in train/, a folder per demo class of
+// <wnid>_<n>.JPEG files; in val/, ILSVRC2012_val_<8 digits>.JPEG files.
+// A class folder or a note dropped into the tree is someone's too, and
+// replacing the tree would delete it. What cannot be listed is listed
+// as such.
 func foreignEntries(dir string) []string {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return []string{fmt.Sprintf("entries that cannot be listed (%v)", err)}
-	}
 	var foreign []string
-	for _, e := range ents {
-		if !slices.Contains(treeEntries, e.Name()) {
-			foreign = append(foreign, cli.Name(e.Name()))
+	list := func(rel string, ok func(e os.DirEntry) bool) {
+		ents, err := os.ReadDir(filepath.Join(dir, rel))
+		if err != nil {
+			foreign = append(foreign, fmt.Sprintf("%s: entries that cannot be listed (%v)", cli.Name(rel), err))
+			return
+		}
+		for _, e := range ents {
+			if !ok(e) {
+				foreign = append(foreign, cli.Name(filepath.Join(rel, e.Name())))
+			}
 		}
 	}
+	var classes []string
+	list(".", func(e os.DirEntry) bool { return slices.Contains(treeEntries, e.Name()) })
+	if len(foreign) > 0 {
+		return foreign
+	}
+	isFile := func(e os.DirEntry) bool { return e.Type().IsRegular() }
+	if exists(filepath.Join(dir, "train")) {
+		list("train", func(e os.DirEntry) bool {
+			for l := range fashionmnist.NumClasses {
+				if e.Name() == fashionmnist.WNID(l) && e.IsDir() {
+					classes = append(classes, e.Name())
+					return true
+				}
+			}
+			return false
+		})
+	}
+	for _, w := range classes {
+		list(filepath.Join("train", w), func(e os.DirEntry) bool {
+			n, ok := strings.CutPrefix(e.Name(), w+"_")
+			n, ok2 := strings.CutSuffix(n, ".JPEG")
+			return ok && ok2 && isFile(e) && digits(n)
+		})
+	}
+	if exists(filepath.Join(dir, "val")) {
+		list("val", func(e os.DirEntry) bool {
+			n, ok := strings.CutPrefix(e.Name(), "ILSVRC2012_val_")
+			n, ok2 := strings.CutSuffix(n, ".JPEG")
+			return ok && ok2 && isFile(e) && len(n) == 8 && digits(n)
+		})
+	}
 	return foreign
+}
+
+// digits reports whether s is a run of decimal digits.
+func digits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
 func exists(path string) bool {
@@ -398,6 +441,11 @@ func publish(tmp, out string, replaceOld bool) error {
 	if err := os.Rename(tmp, out); err != nil {
 		if old != "" {
 			os.Rename(old, out)
+		}
+		if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
+			// mkdemo holds no lock on --out: another run (or anything
+			// else) made it between the check and here. Its tree stays.
+			return fmt.Errorf("%s appeared while this run was writing (another mkdemo?); it is left as it is, and this run's tree is discarded", out)
 		}
 		return fmt.Errorf("renaming %s to %s: %w", tmp, out, err)
 	}

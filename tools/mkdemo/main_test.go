@@ -472,6 +472,36 @@ func TestReplaceRefusesForeignEntries(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "shards")); err != nil {
 		t.Errorf("the user's folder: %v", err)
 	}
+	// Inside the tree too: a note in val/, a class folder of one's own
+	// in train/, a file in a class folder that mkdemo would not name so.
+	if err := os.RemoveAll(filepath.Join(out, "shards")); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"val/notes.txt", "train/mine/a.JPEG", "train/n99000001/keep.JPEG"} {
+		p := filepath.Join(out, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = run(context.Background(), []string{"--out", out, "--src", src, "--train", "10", "--val", "5"}, &so, &se)
+	if err == nil || !strings.Contains(err.Error(), "train/mine") || !strings.Contains(err.Error(), "train/n99000001/keep.JPEG") || !strings.Contains(err.Error(), "val/notes.txt") {
+		t.Fatalf("replacing a tree with the user's files inside it: %v", err)
+	}
+	for _, f := range []string{"val/notes.txt", "train/mine/a.JPEG", "train/n99000001/keep.JPEG"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("the user's file: %v", err)
+		}
+	}
+	// mkdemo's own tree alone is replaced.
+	for _, f := range []string{"val/notes.txt", "train/mine", "train/n99000001/keep.JPEG"} {
+		if err := os.RemoveAll(filepath.Join(out, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runOK(t, "--out", out, "--src", src, "--train", "10", "--val", "5")
 }
 
 // --out naming the current folder (or one holding it) cannot be renamed
@@ -485,5 +515,27 @@ func TestOutCannotHoldTheWorkingFolder(t *testing.T) {
 		if cli.ExitCode(err) != cli.ExitUsage || !strings.Contains(err.Error(), "is the current folder or holds it") {
 			t.Errorf("--out %s: %v", out, err)
 		}
+	}
+}
+
+// --out made by another run between the check and the rename: the other
+// tree stays, and the error says what happened rather than rename's words.
+func TestPublishOntoAnOutThatAppeared(t *testing.T) {
+	dir := t.TempDir()
+	tmp, out := filepath.Join(dir, "out.tmp-1"), filepath.Join(dir, "out")
+	for _, f := range []string{filepath.Join(tmp, "a"), filepath.Join(out, "b")} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := publish(tmp, out, false)
+	if err == nil || !strings.Contains(err.Error(), "appeared while this run was writing") {
+		t.Fatalf("publish onto an --out that appeared: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "b")); err != nil {
+		t.Errorf("the other run's tree: %v", err)
 	}
 }
