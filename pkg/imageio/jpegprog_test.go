@@ -113,32 +113,12 @@ func texture(w, h int, seed int64) *image.NRGBA {
 // scans returns where each scan of data begins (its SOS marker) and
 // ends (the next marker that is not a restart marker).
 func scans(data []byte) (begin, end []int) {
-	for pos := 2; ; {
-		_, code, next, ok := nextMarker(data, pos)
-		if !ok || code == 0xD9 {
-			return begin, end
-		}
-		_, after, ok := segmentAt(data, code, next)
-		if !ok {
-			return begin, end
-		}
-		pos = after
-		if code != 0xDA {
-			continue
-		}
-		begin = append(begin, next-2)
-		for {
-			_, c, nx, ok := nextMarker(data, pos)
-			if !ok {
-				return begin, append(end, len(data))
-			}
-			if c < 0xD0 || c > 0xD7 {
-				end = append(end, nx-2)
-				break
-			}
-			pos = nx
+	for sg := range jpegSegments(data) {
+		if sg.code == 0xDA {
+			begin, end = append(begin, sg.at), append(end, sg.end)
 		}
 	}
+	return begin, end
 }
 
 // scanFields is where scan i's spectral and approximation fields (Ss,

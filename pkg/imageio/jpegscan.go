@@ -2,6 +2,7 @@ package imageio
 
 import (
 	"fmt"
+	"iter"
 	"math"
 	"math/bits"
 	"strings"
@@ -1032,17 +1033,12 @@ func bandMask(lo, hi int) uint64 {
 // as fractional).
 func jpegWholeSampling(data []byte) bool {
 	var w scanWalker
-	for pos := 2; ; {
-		_, code, next, ok := nextMarker(data, pos)
-		if !ok || code == 0xD9 || code == 0xDA {
-			return false
-		}
-		seg, after, ok := segmentAt(data, code, next)
-		if !ok {
-			return false
-		}
-		if code >= 0xC0 && code <= 0xCF && code != 0xC4 && code != 0xC8 && code != 0xCC {
-			if !w.frame(seg) {
+	for sg := range jpegSegments(data) {
+		switch {
+		case sg.code == 0xDA:
+			return false // no frame before the first scan
+		case sg.code >= 0xC0 && sg.code <= 0xCF && sg.code != 0xC4 && sg.code != 0xC8 && sg.code != 0xCC:
+			if !w.frame(sg.seg) {
 				return false
 			}
 			for _, c := range w.comps {
@@ -1052,7 +1048,59 @@ func jpegWholeSampling(data []byte) bool {
 			}
 			return true
 		}
-		pos = after
+	}
+	return false
+}
+
+// jpegSegment is a marker segment met walking a JPEG's markers: its code,
+// its contents, where its marker starts, and where it ends: for a scan,
+// past its coded data, at the next marker that is not a restart marker
+// (or the data's end).
+type jpegSegment struct {
+	code    byte
+	seg     []byte
+	at, end int
+}
+
+// jpegSegments walks data's marker segments from SOI as libjpeg's marker
+// reader finds them, passing over each scan's coded data, for the checks
+// that read the markers only; it ends at EOI, at the data's end, or at a
+// segment that runs past it. (scanWalker.run reads the coded data, so it
+// walks the markers itself.)
+func jpegSegments(data []byte) iter.Seq[jpegSegment] {
+	return func(yield func(jpegSegment) bool) {
+		if len(data) < 2 || data[0] != 0xFF || data[1] != 0xD8 {
+			return
+		}
+		for pos := 2; ; {
+			_, code, next, ok := nextMarker(data, pos)
+			if !ok || code == 0xD9 {
+				return
+			}
+			seg, after, ok := segmentAt(data, code, next)
+			if !ok {
+				return
+			}
+			sg := jpegSegment{code: code, seg: seg, at: next - 2, end: after}
+			if code == 0xDA {
+				sg.end = len(data)
+				for p := after; ; {
+					_, c, nx, ok := nextMarker(data, p)
+					if !ok {
+						break
+					}
+					if c < 0xD0 || c > 0xD7 {
+						sg.end = nx - 2 // its 0xFF, where the next search starts
+						break
+					}
+					p = nx
+				}
+			}
+			if !yield(sg) {
+				return
+			}
+			pos = sg.end
+		}
 	}
 }
 
@@ -1071,9 +1119,6 @@ func jpegWholeSampling(data []byte) bool {
 // warnings before (libjpeg stops at these even after one), and decodes
 // nothing; what stops libjpeg inside the coded data is jpegScan's.
 func jpegRefusal(data []byte) string {
-	if len(data) < 2 || data[0] != 0xFF || data[1] != 0xD8 {
-		return ""
-	}
 	var (
 		frame             scanWalker // its frame() reads the SOF
 		latched           [4]bool    // by frame component: its table is latched
@@ -1084,27 +1129,14 @@ func jpegRefusal(data []byte) string {
 		whole             bool // the first scan held every component
 		h                 huffDecoder
 	)
-	pos := 2
-	for {
-		_, code, next, ok := nextMarker(data, pos)
-		if !ok {
-			return ""
-		}
-		pos = next
-		if code == 0xD9 {
-			return ""
-		}
-		seg, next, ok := segmentAt(data, code, pos)
-		if !ok {
-			return ""
-		}
-		pos = next
-		switch code {
+	for sg := range jpegSegments(data) {
+		seg := sg.seg
+		switch sg.code {
 		case 0xC0, 0xC1, 0xC2:
 			if !frame.frame(seg) {
 				return ""
 			}
-			progressive, latched = code == 0xC2, [4]bool{}
+			progressive, latched = sg.code == 0xC2, [4]bool{}
 		case 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF:
 			return "" // image/jpeg refuses these itself
 		case 0xC4:
@@ -1181,19 +1213,7 @@ func jpegRefusal(data []byte) string {
 				return fmt.Sprintf("Progressive JPEG image has more than %d scans", maxScans)
 			}
 			whole = whole || (!progressive && scans == 1 && ns == len(frame.comps))
-			// Past the coded data to the next marker that is not a
-			// restart marker.
-			for {
-				_, c, nx, ok := nextMarker(data, pos)
-				if !ok {
-					return ""
-				}
-				if c < 0xD0 || c > 0xD7 {
-					pos = nx - 2 // its 0xFF, read again above
-					break
-				}
-				pos = nx
-			}
 		}
 	}
+	return ""
 }
