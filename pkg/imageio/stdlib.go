@@ -145,16 +145,19 @@ func stdError(f Format, data []byte, err error) error {
 		if msg == "unsupported JPEG feature: luma/chroma subsampling ratio" && jpegWholeSampling(data) {
 			return &UnsupportedError{Format: name, Reason: "a chroma sampling Go's image/jpeg does not decode (libjpeg-turbo does: install libturbojpeg0)", Err: err}
 		}
-		// Only image/jpeg's symptoms of the miscount, and only where
-		// libjpeg-turbo reads the whole file, at most warning of its header.
+		// Only image/jpeg's symptoms of the miscount (asked first: the
+		// walk reads the whole coded data), and only where libjpeg-turbo
+		// reads the whole file, at most warning of a header.
 		symptom := msg == "invalid JPEG format: missing 0xff00 sequence" || msg == "invalid JPEG format: bad RST marker"
-		if w, misread := jpegRestartMisread(data); symptom && misread {
-			// A valid file image/jpeg cannot read: say so, not "corrupt".
-			reason := "a JPEG with restart markers in a scan of one of its components (as a progressive file's AC scans all are), which Go's image/jpeg misreads (libjpeg-turbo decodes it: install libturbojpeg0)"
-			if w != "" {
-				reason += "; libjpeg also warns: " + w
+		if symptom {
+			if w, misread := jpegRestartMisread(data); misread {
+				// A valid file image/jpeg cannot read: say so, not "corrupt".
+				reason := "a JPEG with restart markers in a scan of one of its components (as a progressive file's AC scans all are), which Go's image/jpeg misreads (libjpeg-turbo decodes it: install libturbojpeg0)"
+				if w != "" {
+					reason += "; libjpeg also warns: " + w
+				}
+				return &UnsupportedError{Format: name, Reason: reason, Err: err}
 			}
-			return &UnsupportedError{Format: name, Reason: reason, Err: err}
 		}
 		truncated = truncated || !hasEOIAfterScan(data)
 	case FormatPNG:
