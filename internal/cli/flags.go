@@ -57,7 +57,13 @@ func parse(fs *flag.FlagSet, args []string) error {
 	held := u.held
 	u.held = nil
 	if errors.Is(err, flag.ErrHelp) {
-		u.stdout.Write(held.Bytes())
+		// `cmd --help > /dev/full` must not exit 0 as if the help was
+		// read: like cat and ls, a failed write is a failure (exit 1).
+		if _, werr := u.stdout.Write(held.Bytes()); werr != nil {
+			err = fmt.Errorf("%w: %w", errHelpNotWritten, werr)
+			fmt.Fprintf(u.stderr, "%s: %v\n", fs.Name(), err)
+			return reportedError{err}
+		}
 		return err
 	}
 	if err != nil {
@@ -73,6 +79,21 @@ func parse(fs *flag.FlagSet, args []string) error {
 	}
 	return err
 }
+
+// PrintHelp writes text, the help asked for, to stdout and returns the
+// exit code: ExitFailure, with the reason on stderr, when the write failed
+// (`shardtool --help > /dev/full`), as parse does for a flag set's help.
+func PrintHelp(name, text string, stdout, stderr io.Writer) int {
+	if _, err := io.WriteString(stdout, text); err != nil {
+		fmt.Fprintf(stderr, "%s: %v: %v\n", name, errHelpNotWritten, err)
+		return ExitFailure
+	}
+	return ExitOK
+}
+
+// errHelpNotWritten is --help whose output could not be written: not the
+// user's mistake in the flags, so not a UsageError.
+var errHelpNotWritten = errors.New("writing the help")
 
 // reportedError is a parse error parse has printed already.
 type reportedError struct{ error }
@@ -149,7 +170,7 @@ func (e UsageError) Unwrap() error { return e.Err }
 // or a UsageError (fs has already printed the complaint and the usage).
 func Parse(fs *flag.FlagSet, args []string) error {
 	err := parse(fs, args)
-	if err == nil || errors.Is(err, flag.ErrHelp) {
+	if err == nil || errors.Is(err, flag.ErrHelp) || errors.Is(err, errHelpNotWritten) {
 		return err
 	}
 	return UsageError{err}

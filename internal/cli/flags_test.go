@@ -135,3 +135,35 @@ func TestParseInterspersed(t *testing.T) {
 		t.Errorf("an unknown flag after a positional argument: %v", err)
 	}
 }
+
+// failingWriter is stdout on a full disk or a closed pipe.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+func TestHelpNotWritten(t *testing.T) {
+	var stderr strings.Builder
+	fs := NewFlags("demo", failingWriter{}, &stderr, "Usage: demo\n")
+	code, ok := ParseFlags(fs, []string{"--help"})
+	if code != ExitFailure || ok {
+		t.Fatalf("--help to a failing stdout: ParseFlags = %d, %v; want %d, false", code, ok, ExitFailure)
+	}
+	if want := "demo: writing the help: no space left on device\n"; stderr.String() != want {
+		t.Errorf("stderr %q, want %q", stderr.String(), want)
+	}
+	err := Parse(NewFlags("demo", failingWriter{}, io.Discard, ""), []string{"-h"})
+	if !Reported(err) || ExitCode(err) != ExitFailure {
+		t.Errorf("Parse(-h) to a failing stdout = %v (reported %v, exit %d)", err, Reported(err), ExitCode(err))
+	}
+}
+
+func TestPrintHelp(t *testing.T) {
+	var stdout, stderr strings.Builder
+	if code := PrintHelp("tool", "Usage: tool\n", &stdout, &stderr); code != ExitOK || stdout.String() != "Usage: tool\n" || stderr.Len() != 0 {
+		t.Errorf("PrintHelp = %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
+	}
+	stderr.Reset()
+	if code := PrintHelp("tool", "Usage: tool\n", failingWriter{}, &stderr); code != ExitFailure || stderr.String() != "tool: writing the help: no space left on device\n" {
+		t.Errorf("PrintHelp to a failing stdout = %d, stderr %q", code, stderr.String())
+	}
+}

@@ -67,8 +67,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help" {
-		usage(stdout) // asked for: stdout, as every command's --help
-		return 0
+		var b strings.Builder
+		usage(&b)
+		return cli.PrintHelp("gpucheck", b.String(), stdout, stderr) // asked for: stdout, as every command's --help
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {

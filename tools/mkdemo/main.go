@@ -159,11 +159,13 @@ func parseFlags(args []string, stdout, stderr io.Writer) (config, error) {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c, err := parseFlags(args, stdout, stderr)
-	if errors.Is(err, flag.ErrHelp) {
+	// A help that could not be written is cli.Parse's failure, printed
+	// and not the user's mistake; every other error is a usage error.
+	if errors.Is(err, flag.ErrHelp) || cli.Reported(err) && cli.ExitCode(err) == cli.ExitFailure {
 		return err
 	}
 	if err != nil {
-		return cli.UsageError{Err: err} // every error parseFlags returns is a usage error
+		return cli.UsageError{Err: err}
 	}
 	// Before the up-to-date check: a run that finds the tree complete
 	// still clears what a killed run left beside it.

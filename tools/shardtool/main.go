@@ -48,8 +48,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cli.ExitUsage
 	}
 	if args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help" {
-		fmt.Fprint(stdout, topUsage) // asked for: stdout, as every command's --help
-		return 0
+		return cli.PrintHelp("shardtool", topUsage, stdout, stderr) // asked for: stdout, as every command's --help
 	}
 	// Flags before the command (`shardtool --json verify DIR`), as many
 	// tools take them: the command is the first argument that names one.
