@@ -107,22 +107,30 @@ func Reported(err error) bool {
 	return ok
 }
 
-// nearestFlag is the flag of fs a mistyped name most likely meant: the
-// one closest by edit distance, within 1 for names of up to 4 letters and
-// 2 for longer ones, when no other is as close.
+// nearestFlag is the flag of fs a mistyped name most likely meant.
 func nearestFlag(fs *flag.FlagSet, name string) string {
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	return Nearest(name, names)
+}
+
+// Nearest is the one of names a mistyped name most likely meant (a flag,
+// a subcommand): the closest by edit distance, within 1 for names of up
+// to 4 letters and 2 for longer ones, when no other is as close; "" when
+// none is.
+func Nearest(name string, names []string) string {
 	best, bestD, tie := "", 1<<30, false
-	fs.VisitAll(func(f *flag.Flag) {
-		d := editDistance(name, f.Name)
+	for _, n := range names {
+		d := editDistance(name, n)
 		switch {
 		case d < bestD:
-			best, bestD, tie = f.Name, d, false
+			best, bestD, tie = n, d, false
 		case d == bestD:
 			tie = true
 		}
-	})
+	}
 	limit := 2
-	if len(name) <= 4 {
+	if len([]rune(name)) <= 4 {
 		limit = 1
 	}
 	if tie || bestD > limit {

@@ -167,3 +167,17 @@ func TestPrintHelp(t *testing.T) {
 		t.Errorf("PrintHelp to a failing stdout = %d, stderr %q", code, stderr.String())
 	}
 }
+
+func TestNearest(t *testing.T) {
+	cmds := []string{"verify", "inspect", "grid"}
+	for _, tc := range []struct{ name, want string }{
+		{"veriffy", "verify"}, {"inpsect", "inspect"}, {"gird", "grid"}, {"grdi", "grid"}, {"list", ""}, {"", ""}, {"verify", "verify"},
+	} {
+		if got := Nearest(tc.name, cmds); got != tc.want {
+			t.Errorf("Nearest(%q) = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if got := Nearest("ab", []string{"ac", "ad"}); got != "" {
+		t.Errorf("a tie gave %q", got)
+	}
+}

@@ -81,7 +81,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return code
 		}
 	}
-	fmt.Fprintf(stderr, "gpucheck: unknown command %q\n\n", args[0])
+	var names []string
+	for _, c := range commands() {
+		names = append(names, c.name)
+	}
+	if near := cli.Nearest(args[0], names); near != "" {
+		fmt.Fprintf(stderr, "gpucheck: unknown command %q; did you mean %s?\n\n", args[0], near)
+	} else {
+		fmt.Fprintf(stderr, "gpucheck: unknown command %q\n\n", args[0])
+	}
 	usage(stderr)
 	return 2
 }

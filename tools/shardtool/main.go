@@ -83,5 +83,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			break
 		}
 	}
-	return o.Finish(o.Failf(cli.ExitUsage, "unknown command %q (want verify, inspect or grid; see --help)", cmd))
+	hint := "want verify, inspect or grid"
+	if near := cli.Nearest(cmd, []string{"verify", "inspect", "grid"}); near != "" {
+		hint = "did you mean " + near + "?"
+	}
+	return o.Finish(o.Failf(cli.ExitUsage, "unknown command %q (%s; see --help)", cmd, hint))
 }
