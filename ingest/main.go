@@ -13,6 +13,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/dirlock"
@@ -191,7 +193,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if _, err := os.Stat(pos[0]); err != nil {
 		return o.Failf(cli.ExitFailure, "the dataset %s: %v", pos[0], errors.Unwrap(err))
 	}
-	ds, err := imagenet.OpenContext(ctx, pos[0], imagenet.Options{ValLabels: *valLabels, Layout: force, Exclude: []string{*out}})
+	// The val split is not looked at when it is not written: a val
+	// archive still downloading must not stop the training split.
+	trainOnly := slices.Equal(opt.Splits, []string{"train"})
+	ds, err := imagenet.OpenContext(ctx, pos[0], imagenet.Options{ValLabels: *valLabels, Layout: force, Exclude: []string{*out}, TrainOnly: trainOnly})
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return o.Failf(cli.ExitInterrupted, "interrupted while listing the dataset; nothing was written")
 	}
@@ -218,7 +223,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if n := len(ds.Skipped); n > 0 {
 		notFiles = fmt.Sprintf(" (and %s that cannot be read as %s, to be reported as skipped)", cli.Count(n, "entry", "entries"), map[bool]string{true: "an image", false: "images"}[n == 1])
 	}
-	fmt.Fprintf(stderr, "ingest: %s layout at %s: %s, %d train and %d val images%s; decoder %s\n", ds.Layout, ds.Root, cli.Count(len(ds.Classes), "class", "classes"), len(ds.Train), len(ds.Val), notFiles, imageio.Backend())
+	vals := fmt.Sprintf("%d val images", len(ds.Val))
+	if trainOnly {
+		vals = "val not read (--splits train)"
+	}
+	fmt.Fprintf(stderr, "ingest: %s layout at %s: %s, %d train images and %s%s; decoder %s\n", ds.Layout, ds.Root, cli.Count(len(ds.Classes), "class", "classes"), len(ds.Train), vals, notFiles, imageio.Backend())
 	rep, err := ingest.Run(ctx, ds, opt)
 	if bar != nil {
 		bar.Finish()
@@ -249,8 +258,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	for _, s := range rep.Damaged {
 		fmt.Fprintf(stderr, "ingest: kept %s, %s\n", cli.Name(s.Path), s.Reason)
 	}
-	fmt.Fprintf(stderr, "ingest: %s: %d train + %d val records, %d skipped, %s, %s in %.1fs (%.1f img/s, %s), %.0f B/image (%.3f of raw) -> %s\n",
-		map[bool]string{true: "stopped", false: "done"}[stopped], rep.Written["train"], rep.Written["val"], skipped, cli.Count(rep.ResumedShards, "resumed shard", "resumed shards"),
+	// The splits asked for only: "0 val records" after --splits train
+	// would read as a val split lost.
+	var written []string
+	for _, sp := range []string{"train", "val"} {
+		if slices.Contains(opt.Splits, sp) {
+			written = append(written, fmt.Sprintf("%d %s", rep.Written[sp], sp))
+		}
+	}
+	fmt.Fprintf(stderr, "ingest: %s: %s records, %d skipped, %s, %s in %.1fs (%.1f img/s, %s), %.0f B/image (%.3f of raw) -> %s\n",
+		map[bool]string{true: "stopped", false: "done"}[stopped], strings.Join(written, " + "), skipped, cli.Count(rep.ResumedShards, "resumed shard", "resumed shards"),
 		cli.Count(rep.ProcessedRun, "image", "images"), rep.Seconds, rep.ImagesPerSec, cli.Count(rep.Workers, "worker", "workers"),
 		rep.BytesPerImage, rep.BytesPerImage/float64(rep.RawPerImage), *out)
 	code = cli.ExitOK

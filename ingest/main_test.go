@@ -403,6 +403,35 @@ func TestNothingToWrite(t *testing.T) {
 	}
 }
 
+// --splits train does not read the val split: a damaged label file (or a
+// val archive still downloading) is no reason to refuse the training
+// images, and the summary names only the split written.
+func TestTrainSplitIgnoresVal(t *testing.T) {
+	root := t.TempDir()
+	fixtures.Tree(t, root, 3, 4)
+	if err := os.WriteFile(filepath.Join(root, "LOC_val_solution.csv"), []byte("garbage\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "shards")
+	var so, se bytes.Buffer
+	if code := run(context.Background(), []string{"--size", "16", "--out", out, root}, &so, &se); code != cli.ExitFailure || !strings.Contains(se.String(), "LOC_val_solution.csv") {
+		t.Fatalf("train,val with a damaged label file: exit %d:\n%s", code, se.String())
+	}
+	se.Reset()
+	code := run(context.Background(), []string{"--size", "16", "--splits", "train", "--out", out, root}, &so, &se)
+	if code != cli.ExitOK {
+		t.Fatalf("--splits train: exit %d:\n%s", code, se.String())
+	}
+	for _, want := range []string{"val not read (--splits train)", "done: 10 train records, 2 skipped"} {
+		if !strings.Contains(se.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, se.String())
+		}
+	}
+	if strings.Contains(se.String(), "val records") {
+		t.Errorf("the summary names the val split not asked for:\n%s", se.String())
+	}
+}
+
 // A root holding two layouts uses the one detection prefers; when that one
 // is empty (a Kaggle folder made but not yet filled), the error names the
 // other, and --layout picks it.

@@ -158,6 +158,10 @@ type Options struct {
 	// ingest's own --out, which may lie inside train/ or val/ (compared
 	// by identity, so another spelling of the path is the same folder).
 	Exclude []string
+	// TrainOnly leaves the validation split out: not listed, not
+	// labelled (ingest --splits train). A val archive still downloading
+	// or a damaged label file then cannot stop the training split.
+	TrainOnly bool
 	// Progress, when set, is called as listing advances: what is being
 	// listed (an archive or split), and done out of total (bytes of an
 	// archive, or class folders).
@@ -324,21 +328,21 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 		if p.trainTar != "" {
 			err = d.listTrainTar(train, p.trainTar, opt.Progress)
 		}
-		if err == nil && p.valTar != "" {
+		if err == nil && p.valTar != "" && !opt.TrainOnly {
 			err = d.listValTar(val, p.valTar, opt.Progress)
 		}
 	default:
 		if p.trainDir != "" {
 			err = d.listTree(train, p.trainDir, false, opt.Progress)
 		}
-		if err == nil && p.valDir != "" {
+		if err == nil && p.valDir != "" && !opt.TrainOnly {
 			err = d.listTree(val, p.valDir, true, opt.Progress)
 		}
 		// train/ extracted and the val tar beside it not (a common
 		// half-way state): val is read from the tar, as --layout tars
 		// would, rather than left out. Only where the layout was
 		// detected: --layout tree means the folders alone.
-		if tp := detectTars(p.root); err == nil && p.layout == LayoutTree && opt.Layout == "" && len(val.items) == 0 && len(val.skipped) == 0 && tp != nil && tp.valTar != "" {
+		if tp := detectTars(p.root); err == nil && !opt.TrainOnly && p.layout == LayoutTree && opt.Layout == "" && len(val.items) == 0 && len(val.skipped) == 0 && tp != nil && tp.valTar != "" {
 			where := "no val/ folder"
 			if p.valDir != "" {
 				where = p.valDir + " holds no images"
@@ -408,8 +412,10 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 		}
 		d.warn("train: %d %s%s with no images, kept as %s without records so that no class index shifts: %s", n, noun, plural(n, "", "s"), plural(n, "a class", "classes"), cli.FirstFew(where, 5))
 	}
-	if err := d.labelVal(val, m, opt.ValLabels); err != nil {
-		return nil, err
+	if !opt.TrainOnly {
+		if err := d.labelVal(val, m, opt.ValLabels); err != nil {
+			return nil, err
+		}
 	}
 	d.Train, d.Val = train.items, val.items
 	for _, s := range []struct {

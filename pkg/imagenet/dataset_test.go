@@ -1302,3 +1302,49 @@ func TestValFoldersCheckedAgainstFile(t *testing.T) {
 		t.Errorf("a subset of val's folders: %d images, warnings %q", len(d.Val), d.Warnings)
 	}
 }
+
+// TestTrainOnly: with the val split left out (ingest --splits train), a
+// val archive still downloading and a damaged label file stop nothing, and
+// the training split is what a full open lists.
+func TestTrainOnly(t *testing.T) {
+	f := newFixture()
+	for _, tc := range []struct {
+		name  string
+		write func(t *testing.T, root string)
+	}{
+		{"val tar cut short", func(t *testing.T, root string) {
+			f.writeTars(t, root, tar.FormatUSTAR)
+			b := f.valTar(t, tar.FormatUSTAR)
+			writeFile(t, filepath.Join(root, valTarName), b[:len(b)/2+100])
+		}},
+		{"damaged label file beside a tree", func(t *testing.T, root string) {
+			f.writeTree(t, root, false)
+			writeFile(t, filepath.Join(root, synsetMappingName), f.synsetMapping())
+			writeFile(t, filepath.Join(root, valSolutionName), []byte("garbage\n"))
+		}},
+		{"kaggle with a damaged label file", func(t *testing.T, root string) {
+			f.writeKaggle(t, root)
+			writeFile(t, filepath.Join(root, valSolutionName), []byte("garbage\n"))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			tc.write(t, root)
+			if d, err := Open(root, Options{}); err == nil {
+				d.Close()
+				t.Fatal("the damaged val split opened: the test shows nothing")
+			}
+			d, err := Open(root, Options{TrainOnly: true})
+			if err != nil {
+				t.Fatalf("TrainOnly: %v", err)
+			}
+			defer d.Close()
+			if len(d.Val) != 0 || d.ValLabelSource != "" {
+				t.Errorf("TrainOnly listed %d val images (labels %q)", len(d.Val), d.ValLabelSource)
+			}
+			if got, want := listing(d.Train), f.want(f.train); !slices.Equal(got, want) {
+				t.Errorf("train:\n got %v\nwant %v", got, want)
+			}
+		})
+	}
+}
