@@ -173,9 +173,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "mkdemo: removed %s, left by a run that was killed\n", d)
 	}
 	marker, _ := json.Marshal(c)
-	act, err := checkOut(c.out, marker)
+	act, err := checkOut(c.out, marker, c.Train, c.Val)
 	if err != nil {
 		return err
+	}
+	if act == rebuild {
+		fmt.Fprintf(stderr, "mkdemo: %s lacks images its marker says it holds (%d train, %d val: files deleted or moved since); writing it again\n", c.out, c.Train, c.Val)
 	}
 	if act == upToDate {
 		fmt.Fprintf(stdout, "mkdemo: %s is up to date (%d train, %d val)\n", c.out, c.Train, c.Val)
@@ -218,7 +221,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := syncTree(tmp); err != nil {
 		return fmt.Errorf("syncing %s: %w", tmp, err)
 	}
-	if err := publish(tmp, c.out, act == replace); err != nil {
+	if err := publish(tmp, c.out, act != create); err != nil {
 		return err
 	}
 	if err := shards.SyncDir(filepath.Dir(c.out)); err != nil {
@@ -239,12 +242,13 @@ const (
 	create   action = iota // DIR does not exist
 	upToDate               // DIR holds a tree built with the same parameters
 	replace                // DIR is ours with other parameters, or empty
+	rebuild                // DIR is ours with these parameters, but files are missing
 )
 
 // checkOut decides what to do with an existing DIR. It refuses to replace a
 // non-empty directory without mkdemo's marker, because removing a tree
 // mkdemo did not write could destroy someone's data.
-func checkOut(out string, marker []byte) (action, error) {
+func checkOut(out string, marker []byte, train, val int) (action, error) {
 	fi, err := os.Stat(out)
 	if errors.Is(err, os.ErrNotExist) {
 		return create, nil
@@ -257,8 +261,15 @@ func checkOut(out string, marker []byte) (action, error) {
 	}
 	old, err := os.ReadFile(filepath.Join(out, markerName))
 	if err == nil {
+		act := replace
 		if bytes.Equal(bytes.TrimSpace(old), marker) {
-			return upToDate, nil
+			// The marker says what was written, not what is there now: a
+			// class folder deleted since would be a smaller dataset that
+			// ingests without a word. Counting names is milliseconds.
+			if t, v := countImages(out); t == train && v == val {
+				return upToDate, nil
+			}
+			act = rebuild
 		}
 		// The whole folder is replaced: anything put there since (shards
 		// ingested into it, notes) would go with it.
@@ -266,7 +277,7 @@ func checkOut(out string, marker []byte) (action, error) {
 			return 0, fmt.Errorf("refusing to replace %s: besides mkdemo's tree it holds %s, which mkdemo did not write; move them out, or choose another --out",
 				out, cli.FirstFew(foreign, 5))
 		}
-		return replace, nil
+		return act, nil
 	}
 	ents, _ := os.ReadDir(out)
 	if len(ents) == 0 {
@@ -330,6 +341,28 @@ func foreignEntries(dir string) []string {
 		})
 	}
 	return foreign
+}
+
+// countImages counts the regular files in dir's train/<class>/ folders and
+// in val/: what a complete tree holds, --train and --val of them.
+func countImages(dir string) (train, val int) {
+	files := func(rel string) int {
+		ents, _ := os.ReadDir(filepath.Join(dir, rel))
+		n := 0
+		for _, e := range ents {
+			if e.Type().IsRegular() {
+				n++
+			}
+		}
+		return n
+	}
+	classes, _ := os.ReadDir(filepath.Join(dir, "train"))
+	for _, e := range classes {
+		if e.IsDir() {
+			train += files(filepath.Join("train", e.Name()))
+		}
+	}
+	return train, files("val")
 }
 
 // digits reports whether s is a run of decimal digits.

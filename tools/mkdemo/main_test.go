@@ -204,6 +204,20 @@ func TestRunFakeSource(t *testing.T) {
 	if _, err := os.Stat(killed); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("an up-to-date run left the killed run's %s: %v", killed, err)
 	}
+	// Same flags, a file gone since: the marker alone does not make the
+	// tree up to date.
+	gone, _ := filepath.Glob(filepath.Join(out, "train", "*", "*.JPEG"))
+	if len(gone) == 0 {
+		t.Fatal("no train JPEG to delete")
+	}
+	if err := os.Remove(gone[0]); err != nil {
+		t.Fatal(err)
+	}
+	var so, se bytes.Buffer
+	if err := run(context.Background(), []string{"--out", out, "--src", src, "--train", "200", "--val", "50"}, &so, &se); err != nil || !strings.Contains(se.String(), "lacks images its marker says it holds") {
+		t.Errorf("a tree missing a file: %v, stdout %q, stderr %q", err, so.String(), se.String())
+	}
+	checkTree(t, out, train, val, 200, 50, 28)
 
 	// Other flags: the tree is replaced, not merged with the old one.
 	runOK(t, "--out", out, "--src", src, "--train", "30", "--val", "10", "--size", "40")
