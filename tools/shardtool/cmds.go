@@ -421,6 +421,14 @@ func grid(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cli.ExitFailure
 	}
 	dir := pos[0]
+	// An ingest rewriting the shards would show as damage, or draw
+	// records of two runs on one sheet.
+	lock, err := dirlock.AcquireShared(dir, "shardtool grid", shards.MetaFile)
+	if err != nil {
+		fmt.Fprintln(stderr, "shardtool grid:", err)
+		return cli.ExitFailure
+	}
+	defer lock.Release()
 	m, err := shards.ReadMeta(dir)
 	if err != nil {
 		fmt.Fprintln(stderr, "shardtool grid:", err)

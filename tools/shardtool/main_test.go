@@ -20,6 +20,7 @@ import (
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/cli/clitest"
+	"github.com/alexnet-repro/alexnet/internal/dirlock"
 	"github.com/alexnet-repro/alexnet/internal/fixtures"
 	"github.com/alexnet-repro/alexnet/pkg/imagenet"
 	"github.com/alexnet-repro/alexnet/pkg/ingest"
@@ -656,5 +657,25 @@ func TestVerifyLargerThanListed(t *testing.T) {
 	code, out, errs := runTool("verify", dir)
 	if code != cli.ExitDamaged || !strings.Contains(out, fmt.Sprintf("shard %s: %d bytes, meta.json says %d (not verified further)", sh.File, 1<<30, sh.Bytes)) {
 		t.Fatalf("a shard grown to 1 GiB: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+// verify and grid wait for no ingest: one rewriting the folder is named,
+// and neither reads half-written shards as damage.
+func TestReadersRefuseAFolderBeingWritten(t *testing.T) {
+	dir := makeShards(t)
+	lock, err := dirlock.Acquire(dir, "ingest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sheet := filepath.Join(t.TempDir(), "g.png")
+	for _, args := range [][]string{{"verify", dir}, {"grid", dir, "--out", sheet}} {
+		if code, _, errs := runTool(args...); code != cli.ExitFailure || !strings.Contains(errs, "in use by another run (ingest, pid") {
+			t.Errorf("%s while an ingest writes: exit %d, %q", args[0], code, errs)
+		}
+	}
+	lock.Release()
+	if code, _, errs := runTool("grid", dir, "--out", sheet); code != cli.ExitOK {
+		t.Errorf("grid after the ingest ended: exit %d, %q", code, errs)
 	}
 }
