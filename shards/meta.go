@@ -198,6 +198,11 @@ func ParseMeta(r io.Reader) (*Meta, error) {
 	if err != nil {
 		return nil, err
 	}
+	// What an editor's "save" adds: the decoder's "invalid character 'ï'"
+	// would not say so.
+	if bytes.HasPrefix(b, []byte("\xef\xbb\xbf")) {
+		return nil, errors.New("begins with a UTF-8 byte-order mark, which an editor adds on saving: ingest writes meta.json, never an editor (run ingest again to rewrite it)")
+	}
 	var m Meta
 	dec := json.NewDecoder(bytes.NewReader(b))
 	// No field has ever been dropped from meta.json, so an unknown one is

@@ -141,6 +141,7 @@ func TestReadMetaNamesDamage(t *testing.T) {
 		{"truncated", string(whole[:len(whole)/2]), "truncated: the JSON ends mid-document"},
 		{"invalid", `{"format_version": ?}`, "invalid JSON at byte 20: invalid character '?'"},
 		{"data after the document", string(whole) + "}garbage", "data after the JSON document"},
+		{"an editor's byte-order mark", "\xef\xbb\xbf" + string(whole), "meta.json: begins with a UTF-8 byte-order mark"},
 		{"wrong shape", `{"format_version":1,"width":4,"height":4,"channels":1}`, "bad image shape"},
 		{"absurd side", `{"format_version":2,"width":4611686018427387904,"height":4,"channels":3}`, "bad image shape"},
 		// Above ingest's --size limit: 60000 px would size a 10.8 GB buffer in predict.
