@@ -223,11 +223,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if n := len(ds.Skipped); n > 0 {
 		notFiles = fmt.Sprintf(" (and %s that cannot be read as %s, to be reported as skipped)", cli.Count(n, "entry", "entries"), map[bool]string{true: "an image", false: "images"}[n == 1])
 	}
-	vals := fmt.Sprintf("%d val images", len(ds.Val))
+	vals := cli.Count(len(ds.Val), "val image", "val images")
 	if trainOnly {
 		vals = "val not read (--splits train)"
 	}
-	fmt.Fprintf(stderr, "ingest: %s layout at %s: %s, %d train images and %s%s; decoder %s\n", ds.Layout, ds.Root, cli.Count(len(ds.Classes), "class", "classes"), len(ds.Train), vals, notFiles, imageio.Backend())
+	fmt.Fprintf(stderr, "ingest: %s layout at %s: %s, %s and %s%s; decoder %s\n", ds.Layout, ds.Root, cli.Count(len(ds.Classes), "class", "classes"), cli.Count(len(ds.Train), "train image", "train images"), vals, notFiles, imageio.Backend())
 	rep, err := ingest.Run(ctx, ds, opt)
 	if bar != nil {
 		bar.Finish()

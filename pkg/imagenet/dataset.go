@@ -369,14 +369,14 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 			if n := s.notImage - len(s.notImages); n > 0 {
 				more = fmt.Sprintf(" and %d more", n)
 			}
-			d.warn("%s: skipped %d entries that are not images (want .JPEG, .jpg, .jpeg or .png): %s%s", s.name, s.notImage, strings.Join(s.notImages, ", "), more)
+			d.warn("%s: skipped %s that %s (want .JPEG, .jpg, .jpeg or .png): %s%s", s.name, cli.Count(s.notImage, "entry", "entries"), plural(s.notImage, "is not an image", "are not images"), strings.Join(s.notImages, ", "), more)
 		}
 		if s.stray > 0 {
 			more := ""
 			if n := s.stray - len(s.strays); n > 0 {
 				more = fmt.Sprintf(" and %d more", n)
 			}
-			d.warn("%s: skipped %d entries outside class folders or archives: %s%s", s.name, s.stray, strings.Join(s.strays, ", "), more)
+			d.warn("%s: skipped %s outside class folders or archives: %s%s", s.name, cli.Count(s.stray, "entry", "entries"), strings.Join(s.strays, ", "), more)
 		}
 		for _, e := range s.tarNotes {
 			d.warn("%s: %s", s.name, e)

@@ -376,7 +376,7 @@ func TestSkippedFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !hasWarning(d, "train: skipped 1 entries that are not images (want .JPEG, .jpg, .jpeg or .png): "+filepath.Join("train", "n01000001", "README.txt")) || !hasWarning(d, "train: skipped 1 entries outside class folders or archives: "+filepath.Join("train", "stray.JPEG")) {
+	if !hasWarning(d, "train: skipped 1 entry that is not an image (want .JPEG, .jpg, .jpeg or .png): "+filepath.Join("train", "n01000001", "README.txt")) || !hasWarning(d, "train: skipped 1 entry outside class folders or archives: "+filepath.Join("train", "stray.JPEG")) {
 		t.Errorf("warnings %q", d.Warnings)
 	}
 	// The symlinked folder is a class like the others.
@@ -422,7 +422,7 @@ func TestUnusableEntries(t *testing.T) {
 		{name: "dangling link in flat val", setup: link("/nonexistent/v.JPEG", "val/ILSVRC2012_val_09999999.JPEG"),
 			skip: &Skipped{"val", "val/ILSVRC2012_val_09999999.JPEG", "ILSVRC2012_val_09999999.JPEG", "dangling symbolic link"}},
 		{name: "dangling link without an image name", setup: link("/nonexistent/notes", "train/n01000001/notes"),
-			warning: "train: skipped 1 entries that are not images (want .JPEG, .jpg, .jpeg or .png): train/n01000001/notes"},
+			warning: "train: skipped 1 entry that is not an image (want .JPEG, .jpg, .jpeg or .png): train/n01000001/notes"},
 		{name: "dangling link that may be a class folder", setup: link("/nonexistent/n09000009", "train/n09000009"),
 			openErr: "train/n09000009: dangling symbolic link to /nonexistent/n09000009, so whether it is a class folder cannot be told"},
 		{name: "empty class folder", setup: mkdir("train/n09000009"), classes: 1,

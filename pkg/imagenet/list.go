@@ -128,7 +128,7 @@ func (d *Dataset) listTree(s *split, dir string, flat bool, progress func(string
 		image := isImageExt(path.Ext(name))
 		switch {
 		case err != nil && !image:
-			return &PathError{Path: filepath.Join(d.Root, rel), Err: fmt.Errorf("%s, so whether it is a class folder cannot be told", unusable(full, name, err))}
+			return &PathError{Path: filepath.Join(d.Root, rel), Err: fmt.Errorf("%s, so whether it is a class folder cannot be told (and a class left out would shift the others' labels): restore what it points to, or remove it", unusable(full, name, err))}
 		case err != nil && flat:
 			s.skip(rel, name, unusable(full, name, err))
 		case err != nil:
