@@ -1348,3 +1348,76 @@ func TestTrainOnly(t *testing.T) {
 		})
 	}
 }
+
+// TestNestedClassFolders: images in folders inside a class folder are of
+// the class, named by their file, as torchvision's ImageFolder and a tar
+// of the tree read them (Tiny ImageNet's train/<wnid>/images/). A link to
+// a folder there is not followed, and reported; a system's folder and
+// ingest's output are left out with a warning.
+func TestNestedClassFolders(t *testing.T) {
+	f := newFixture()
+	root := t.TempDir()
+	f.writeTree(t, root, false)
+	writeFile(t, filepath.Join(root, synsetMappingName), f.synsetMapping())
+	w0, w1 := f.train[0].wnid, ""
+	moved := 0
+	for _, im := range f.train {
+		switch {
+		case im.wnid == w0:
+			// Every image of the first class one folder down.
+			mustRename(t, filepath.Join(root, "train", im.wnid, im.name), filepath.Join(root, "train", im.wnid, "images", im.name))
+			moved++
+		case w1 == "" || im.wnid == w1 && moved < 100:
+			// One of the second class two folders down.
+			w1 = im.wnid
+			mustRename(t, filepath.Join(root, "train", im.wnid, im.name), filepath.Join(root, "train", im.wnid, "a", "b", im.name))
+			moved = 100
+		}
+	}
+	writeFile(t, filepath.Join(root, "train", w0, "n_boxes.txt"), []byte("x"))
+	writeFile(t, filepath.Join(root, "train", w0, "__MACOSX", "junk.JPEG"), []byte("x"))
+	writeFile(t, filepath.Join(root, "train", w0, ".hidden", "h.JPEG"), []byte("x"))
+	writeFile(t, filepath.Join(root, "train", w1, "shards", "meta.json"), []byte(`{"format_version": 2}`))
+	writeFile(t, filepath.Join(root, "train", w1, "shards", "x.JPEG"), []byte("x"))
+	if err := os.Symlink(filepath.Join(root, "train"), filepath.Join(root, "train", w1, "up")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if got, want := listing(d.Train), f.want(f.train); !reflect.DeepEqual(got, want) {
+		t.Errorf("train\n got %v\nwant %v", got, want)
+	}
+	for _, w := range []string{
+		"train: skipped 1 entry that is not an image (want .JPEG, .jpg, .jpeg or .png): " + filepath.Join("train", w0, "n_boxes.txt"),
+		"train: skipped " + filepath.Join("train", w0, "__MACOSX") + ": macOS's archive metadata folder",
+		"train: skipped " + filepath.Join("train", w1, "shards") + ": it holds an earlier ingest's output (meta.json), not images of the class",
+	} {
+		if !hasWarning(d, w) {
+			t.Errorf("no warning %q in %q", w, d.Warnings)
+		}
+	}
+	want := []Skipped{{Split: "train", Path: filepath.Join("train", w1, "up"), Name: "up", Reason: "a link to a folder inside a class folder, not followed"}}
+	if !reflect.DeepEqual(d.Skipped, want) {
+		t.Errorf("skipped %+v, want %+v", d.Skipped, want)
+	}
+
+	// Two files of one name in one class, in two of its folders, are two
+	// records of one name: refused, as two such members of a class tar are.
+	writeFile(t, filepath.Join(root, "train", w0, "more", f.train[0].name), []byte("x"))
+	if _, err := Open(root, Options{}); err == nil || !strings.Contains(err.Error(), "names must be unique") {
+		t.Errorf("a name twice in one class: %v", err)
+	}
+}
+
+func mustRename(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(from, to); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -170,27 +170,9 @@ func (d *Dataset) listTree(s *split, dir string, flat bool, progress func(string
 			continue
 		}
 		label := s.class(c)
-		ents, err := os.ReadDir(cfull)
-		if err != nil {
-			return err
-		}
 		n := len(s.items)
-		for _, e := range ents {
-			name := e.Name()
-			// The name decides first, so only image-named links cost a stat.
-			rel := filepath.Join(cdir, name)
-			if !s.wantImage(name, rel) {
-				continue
-			}
-			typ, err := entryType(cfull, e)
-			switch {
-			case err != nil:
-				s.skip(rel, name, unusable(cfull, name, err))
-			case !typ.IsRegular():
-				s.skip(rel, name, notRegular(typ))
-			default:
-				s.add(rel, len(name), label)
-			}
+		if err := d.listClassFolder(s, cdir, label, 0); err != nil {
+			return err
 		}
 		if len(s.items) == n {
 			s.empty = append(s.empty, emptyClass{c, cdir})
@@ -200,6 +182,73 @@ func (d *Dataset) listTree(s *split, dir string, flat bool, progress func(string
 		}
 	}
 	return nil
+}
+
+// maxFolderDepth bounds the folders read inside a class folder.
+const maxFolderDepth = 16
+
+// listClassFolder lists the images of a class folder (dir, relative to
+// the root), and of the folders inside it, as torchvision's ImageFolder
+// and a tar of the tree do (Tiny ImageNet keeps train/<wnid>/images/):
+// every one is of the class, named by its file. A link to a folder
+// inside a class folder is not followed: one to a folder above it would
+// go round, one to another class's would give its images this label.
+func (d *Dataset) listClassFolder(s *split, dir string, label, depth int) error {
+	full := filepath.Join(d.Root, dir)
+	ents, err := os.ReadDir(full)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		name := e.Name()
+		rel := filepath.Join(dir, name)
+		if isHidden(name) || name == "" {
+			continue
+		}
+		if !isImageExt(path.Ext(name)) {
+			switch typ, err := entryType(full, e); {
+			case err != nil || !typ.IsDir():
+				s.wantImage(name, rel) // counted as no image
+			case e.Type()&fs.ModeSymlink != 0:
+				s.skip(rel, name, "a link to a folder inside a class folder, not followed")
+			case d.wantFolder(s, rel, depth+1):
+				if err := d.listClassFolder(s, rel, label, depth+1); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		typ, err := entryType(full, e)
+		switch {
+		case err != nil:
+			s.skip(rel, name, unusable(full, name, err))
+		case !typ.IsRegular():
+			s.skip(rel, name, notRegular(typ))
+		default:
+			s.add(rel, len(name), label)
+		}
+	}
+	return nil
+}
+
+// wantFolder says whether a folder inside a class folder, depth folders
+// down, is read: not ingest's output, nor a system's folder, nor deeper
+// than maxFolderDepth. dir is relative to the root.
+func (d *Dataset) wantFolder(s *split, dir string, depth int) bool {
+	full := filepath.Join(d.Root, dir)
+	if why := d.outputFolder(full); why != "" {
+		d.warn("%s: skipped %s: %s, not images of the class; keep --out outside the dataset", s.name, dir, why)
+		return false
+	}
+	if why := systemFolder(filepath.Base(dir)); why != "" {
+		d.warn("%s: skipped %s: %s", s.name, dir, why)
+		return false
+	}
+	if depth > maxFolderDepth {
+		s.skip(dir, filepath.Base(dir), fmt.Sprintf("a folder more than %d deep in its class folder, not read", maxFolderDepth))
+		return false
+	}
+	return true
 }
 
 // imageEntries counts the entries of dir named as images.
