@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +44,7 @@ func TestIndependentReader(t *testing.T) {
 	_, here, _, _ := runtime.Caller(0)
 	script := filepath.Join(filepath.Dir(here), "..", "..", "shards", "testdata", "read_shards.py")
 	root, _ := makeTree(t, 3)
+	last := ""
 	// Python's CRC-32C is a byte loop: sizes are kept small, but for
 	// grad-huff at 260 px, where each plane is two bands (252 + 8 rows).
 	for _, c := range []struct {
@@ -54,6 +56,7 @@ func TestIndependentReader(t *testing.T) {
 		if _, err := ingestWith(t, context.Background(), root, Options{Out: out, Size: c.size, Seed: 3, ShardSize: 6, Workers: 2, Codec: codec}); err != nil {
 			t.Fatal(err)
 		}
+		last = out
 		cmd := exec.Command(py, script, out, "--digests")
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -85,6 +88,46 @@ func TestIndependentReader(t *testing.T) {
 			}
 		}
 	}
+
+	// A meta.json a stopped rewrite left (FORMAT.md's unfinished note) is
+	// read, and the split named as a failure, not a crash on the field.
+	m, err := shards.ReadMeta(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(m.Splits, "train")
+	m.Stats = nil
+	m.Unfinished = map[string]string{"train": "a test's note"}
+	if err := shards.WriteMeta(last, m); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(py, script, last).CombinedOutput()
+	if code := exitCode(err); code != 1 || !strings.Contains(string(out), "FAIL train: unfinished: a test's note") || strings.Contains(string(out), "Traceback") {
+		t.Errorf("an unfinished split: exit %d (%v):\n%s", code, err, out)
+	}
+	// Its usage mistakes and a missing meta.json are lines, not tracebacks.
+	for _, c := range []struct {
+		args []string
+		code int
+		say  string
+	}{{nil, 2, "usage: read_shards.py DIR"}, {[]string{"--help"}, 0, "usage: read_shards.py DIR"}, {[]string{t.TempDir()}, 1, "FAIL "}} {
+		out, err := exec.Command(py, append([]string{script}, c.args...)...).CombinedOutput()
+		if code := exitCode(err); code != c.code || !strings.Contains(string(out), c.say) || strings.Contains(string(out), "Traceback") {
+			t.Errorf("read_shards.py %q: exit %d:\n%s", c.args, code, out)
+		}
+	}
+}
+
+// exitCode is a finished command's exit status (-1 when it did not run).
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.ExitCode()
+	}
+	return -1
 }
 
 // goDigests maps "split id" to "label sha256(pixels)" for every record

@@ -11,7 +11,7 @@ trailer (index CRC, whole-file CRC), meta.json (checksum, listing), and
 decodes every record's pixels (zstd, grad-zstd, grad-huff).
 With --dump, writes OUTDIR/<split>/<name>.npy (H,W,3 uint8) plus records.json.
 With --digests, prints "DIGEST <split> <id> <label> <sha256 of the pixels>" per record.
-Exits 1 when it finds a problem.
+Exits 1 when it finds a problem (a missing or unreadable meta.json too), 2 on a usage mistake.
 """
 import hashlib, json, os, re, struct, sys
 import numpy as np
@@ -385,7 +385,7 @@ def read_shard(path, decode=True, stats=None):
 
 # ---------------------------------------------------------------- meta.json
 META_KEYS = {"format_version", "checksum", "ingest", "width", "height", "channels",
-             "classes", "splits", "stats"}
+             "classes", "splits", "stats", "unfinished"}
 
 def check_meta(d):
     raw = open(os.path.join(d, "meta.json"), "rb").read()
@@ -400,21 +400,40 @@ def check_meta(d):
     need(not unknown, f"meta.json unknown fields {unknown}")
     return meta, bool(m)
 
+USAGE = "usage: read_shards.py DIR [--dump OUTDIR] [--digests]   (DIR holds *.shard and meta.json)"
+
 def main():
     args = sys.argv[1:]
+    if any(a in ("-h", "--help") for a in args):
+        print(USAGE)
+        return 0
     dump = None
     digests = "--digests" in args
     if digests:
         args.remove("--digests")
     if "--dump" in args:
-        i = args.index("--dump"); dump = args[i + 1]; del args[i:i + 2]
+        i = args.index("--dump")
+        if i + 1 >= len(args):
+            print(USAGE, file=sys.stderr)
+            return 2
+        dump = args[i + 1]; del args[i:i + 2]
+    if len(args) != 1:
+        print(USAGE, file=sys.stderr)
+        return 2
     d = args[0]
-    meta, has_ck = check_meta(d)
+    try:
+        meta, has_ck = check_meta(d)
+    except (OSError, ValueError, FormatError) as e:
+        print(f"FAIL {os.path.join(d, 'meta.json')}: {e}")
+        return 1
     stats = {}
     allrecs = []
     problems = 0
     listed = set()
-    for split, sp in meta["splits"].items():
+    # A split a stopped run was replacing is not listed; the note says so.
+    for split, note in meta.get("unfinished", {}).items():
+        print(f"FAIL {split}: unfinished: {note}"); problems += 1
+    for split, sp in meta.get("splits", {}).items():
         n = 0
         ids = []
         for s in sp["shards"]:
@@ -422,7 +441,12 @@ def main():
             path = os.path.join(d, s["file"])
             try:
                 sh = read_shard(path, stats=stats)
-            except FormatError as e:
+                for r in sh["records"]:
+                    need(r["w"] == meta["width"] and r["h"] == meta["height"],
+                         f"record {r['id']}: {r['w']}x{r['h']}, meta.json says {meta['width']}x{meta['height']}")
+                    need(-1 <= r["label"] < len(meta["classes"]),
+                         f"record {r['id']}: label {r['label']} out of range for {len(meta['classes'])} classes")
+            except (OSError, FormatError) as e:
                 print(f"FAIL {s['file']}: {e}"); problems += 1; continue
             ok = (sh["count"] == s["records"] and sh["size"] == s["bytes"]
                   and f"{sh['file_crc']:08x}" == s["crc32c"])
@@ -432,8 +456,6 @@ def main():
             if sh["version"] != meta["format_version"]:
                 print(f"note {s['file']}: header version {sh['version']} vs meta {meta['format_version']}")
             for r in sh["records"]:
-                need(r["w"] == meta["width"] and r["h"] == meta["height"], "size != meta")
-                need(-1 <= r["label"] < len(meta["classes"]), "label out of range")
                 r["split"] = split; r["file"] = s["file"]
                 ids.append(r["id"])
                 allrecs.append(r)
