@@ -523,9 +523,17 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (_ *Report, err
 			continue
 		}
 		plans := plan(split, items, opt.Seed, opt.ShardSize)
-		done, todo, err := resumable(ds, opt, plans)
+		done, todo, remade, err := resumable(ds, opt, plans)
 		if err != nil {
 			return nil, err
+		}
+		if n := len(remade); n > 0 {
+			list := strings.Join(remade[:min(n, 5)], "; ")
+			if n > 5 {
+				list += fmt.Sprintf("; and %d more", n-5)
+			}
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: %s an earlier run finished %s damaged or gone, written again (a file changed on disk: check the storage): %s",
+				split, cli.Count(n, "shard", "shards"), plural(n, "is", "are"), list))
 		}
 		rep.ResumedShards += len(done)
 		for _, p := range done {
@@ -949,7 +957,7 @@ func readSidecarFile(path string) (*sidecar, error) {
 // resumable separates shards a previous run finished (shard present, intact
 // trailer, sidecar from the same plan) from those still to write. Leftover
 // temporary files are removed.
-func resumable(ds *imagenet.Dataset, opt Options, plans []*shardPlan) (done, todo []*shardPlan, err error) {
+func resumable(ds *imagenet.Dataset, opt Options, plans []*shardPlan) (done, todo []*shardPlan, remade []string, err error) {
 	// Under the lock, temporary files of ingest's names are a killed
 	// run's: shards, meta.json and the report in out; sidecars and the
 	// dataset mark in its state folder. Other .tmp files are the user's.
@@ -965,7 +973,7 @@ func resumable(ds *imagenet.Dataset, opt Options, plans []*shardPlan) (done, tod
 	for _, p := range plans {
 		// Found before any decoding, as Run's own files are.
 		if err := notALink(sidecarPath(opt.Out, p)); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		sc, err := readSidecar(opt.Out, p)
 		if err == nil {
@@ -973,10 +981,27 @@ func resumable(ds *imagenet.Dataset, opt Options, plans []*shardPlan) (done, tod
 		}
 		ok := err == nil && sc.Plan == p.key && !slices.ContainsFunc(sc.Skipped, func(s Skip) bool { return strings.HasPrefix(s.Reason, readReason) })
 		if ok {
+			// Finished by an earlier run, as its sidecar says: a shard that
+			// is not as written is damage on disk (or another file copied
+			// over it), which the user hears of, not only a rewrite.
+			why := ""
 			r, err := shards.Open(filepath.Join(opt.Out, p.file()))
-			ok = err == nil && r.Len() == sc.Info.Records && fmt.Sprintf("%08x", r.FileCRC()) == sc.Info.CRC32C
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				why = "missing"
+			case err != nil:
+				why = strings.TrimPrefix(err.Error(), "shard "+p.file()+": ")
+			case r.Len() != sc.Info.Records:
+				why = fmt.Sprintf("%d records, not the %d written", r.Len(), sc.Info.Records)
+			case fmt.Sprintf("%08x", r.FileCRC()) != sc.Info.CRC32C:
+				why = fmt.Sprintf("its trailer's CRC is %08x, not the %s written (another shard copied over it?)", r.FileCRC(), sc.Info.CRC32C)
+			}
 			if r != nil {
 				r.Close()
+			}
+			if why != "" {
+				ok = false
+				remade = append(remade, p.file()+": "+why)
 			}
 		}
 		if ok {
@@ -985,7 +1010,14 @@ func resumable(ds *imagenet.Dataset, opt Options, plans []*shardPlan) (done, tod
 			todo = append(todo, p)
 		}
 	}
-	return done, todo, nil
+	return done, todo, remade, nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 type job struct {

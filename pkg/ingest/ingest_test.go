@@ -357,23 +357,73 @@ func TestResumeClearsOnlyIngestTemps(t *testing.T) {
 // A shard damaged after a run is not trusted on resume: it is rewritten.
 func TestResumeRewritesDamagedShard(t *testing.T) {
 	root, _ := makeTree(t, 6)
-	out := t.TempDir()
-	if _, err := ingestDir(t, root, out, 2, context.Background(), nil); err != nil {
-		t.Fatal(err)
+	for _, c := range []struct {
+		name   string
+		damage func(t *testing.T, out string)
+		redone int    // images decoded again
+		says   string // the warning's account of the shard
+	}{
+		{"a flipped bit in the trailer", func(t *testing.T, out string) {
+			p := filepath.Join(out, "train-00001.shard")
+			b, _ := os.ReadFile(p)
+			b[len(b)-3] ^= 1
+			os.WriteFile(p, b, 0o644)
+		}, 5, "train-00001.shard: malformed shard"},
+		{"cut short", func(t *testing.T, out string) {
+			p := filepath.Join(out, "train-00001.shard")
+			b, _ := os.ReadFile(p)
+			os.WriteFile(p, b[:len(b)/2], 0o644)
+		}, 5, "train-00001.shard: "},
+		{"deleted", func(t *testing.T, out string) {
+			os.Remove(filepath.Join(out, "train-00002.shard"))
+		}, 5, "train-00002.shard: missing"},
+		{"another shard of as many records copied over it", func(t *testing.T, out string) {
+			m, err := shards.ReadMeta(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sh := m.Splits["train"].Shards
+			for i := 2; i < len(sh); i++ {
+				if sh[i].Records == sh[1].Records {
+					b, _ := os.ReadFile(filepath.Join(out, sh[i].File))
+					os.WriteFile(filepath.Join(out, "train-00001.shard"), b, 0o644)
+					return
+				}
+			}
+			t.Fatalf("no shard holds as many records as train-00001.shard: %+v", sh)
+		}, 5, "train-00001.shard: its trailer's CRC is "},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out := t.TempDir()
+			if _, err := ingestDir(t, root, out, 2, context.Background(), nil); err != nil {
+				t.Fatal(err)
+			}
+			want := outputFiles(t, out)
+			c.damage(t, out)
+			rep, err := ingestDir(t, root, out, 2, context.Background(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.ProcessedRun != c.redone {
+				t.Fatalf("rewrote %d images, want one shard's %d", rep.ProcessedRun, c.redone)
+			}
+			sameOutput(t, want, outputFiles(t, out))
+			// Storage that changes a finished shard is going bad: the
+			// user hears of it, not only of a resume.
+			said := false
+			for _, w := range rep.Warnings {
+				said = said || strings.HasPrefix(w, "train: 1 shard an earlier run finished is damaged or gone, written again") && strings.Contains(w, c.says)
+			}
+			if !said {
+				t.Errorf("no warning naming the damaged shard (%q) in %q", c.says, rep.Warnings)
+			}
+			// Resumed over an intact output, nothing is said.
+			rep, err = ingestDir(t, root, out, 2, context.Background(), nil)
+			if err != nil || rep.ProcessedRun != 0 || slices.ContainsFunc(rep.Warnings, func(w string) bool { return strings.Contains(w, "damaged or gone") }) {
+				t.Errorf("a run over intact shards: %d decoded, warnings %q, %v", rep.ProcessedRun, rep.Warnings, err)
+			}
+		})
 	}
-	want := outputFiles(t, out)
-	p := filepath.Join(out, "train-00001.shard")
-	b, _ := os.ReadFile(p)
-	b[len(b)-40] ^= 1
-	os.WriteFile(p, b, 0o644)
-	rep, err := ingestDir(t, root, out, 2, context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.ProcessedRun != 5 {
-		t.Fatalf("rewrote %d images, want one shard's 5", rep.ProcessedRun)
-	}
-	sameOutput(t, want, outputFiles(t, out))
 }
 
 func TestIngestRealSample(t *testing.T) {
