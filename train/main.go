@@ -164,6 +164,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if c.EvalBatch == 0 {
 		c.EvalBatch = c.Batch
 	}
+	// While training, the network is built for --batch: a smaller
+	// validation batch would be padded to it, each one costing a whole
+	// batch's pass (--eval-batch 1 made validation 5× slower) and saving
+	// no memory. --eval-only builds its own at --eval-batch.
+	if !*evalOnly && c.EvalBatch > 0 && c.EvalBatch < c.Batch {
+		fmt.Fprintf(stderr, "train: note: --eval-batch %d is below --batch %d: validation during training runs at %d, the batch the network is built for (a smaller one saves no memory there); --eval-only uses --eval-batch\n", c.EvalBatch, c.Batch, c.Batch)
+		c.EvalBatch = c.Batch
+	}
 	// --precision is the GPU's math: on the CPU, a given one is noted as
 	// ignored rather than taken in silence (the CPU backend is float32).
 	precisionNote := ""

@@ -474,3 +474,25 @@ func TestNewerCheckpointRefused(t *testing.T) {
 		}
 	}
 }
+
+// While training, --eval-batch below --batch runs at --batch, with a note:
+// the network is built for --batch, and a smaller validation batch was
+// padded to it, each costing a whole batch's pass. A bad value is still a
+// usage error.
+func TestEvalBatchBelowBatchWhileTraining(t *testing.T) {
+	shardDir := fixtureShards(t, 12, 4, 16)
+	for _, c := range []struct {
+		evalBatch string
+		code      int
+		note      bool
+	}{{"2", cli.ExitOK, true}, {"8", cli.ExitOK, false}, {"16", cli.ExitOK, false}, {"-1", cli.ExitUsage, false}} {
+		args := []string{"--shards", shardDir, "--out", filepath.Join(t.TempDir(), "run"), "--device", "cpu", "--model", "small",
+			"--batch", "8", "--workers", "1", "--log-every", "0", "--epochs", "1", "--eval-batch", c.evalBatch}
+		var so, se bytes.Buffer
+		code := run(context.Background(), args, &so, &se)
+		said := strings.Contains(se.String(), "--eval-batch "+c.evalBatch+" is below --batch 8: validation during training runs at 8")
+		if code != c.code || said != c.note {
+			t.Errorf("--eval-batch %s: exit %d, note %v (want %d, %v):\n%s", c.evalBatch, code, said, c.code, c.note, se.String())
+		}
+	}
+}
