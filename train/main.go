@@ -458,7 +458,7 @@ func check(c trainer.Config, sigma float64, precision string, evalOnly, tenCrop 
 	}{
 		{"batch", c.Batch < 1, "at least 1"},
 		{"eval-batch", c.EvalBatch < 0, "0 (--batch) or more"},
-		{"workers", c.Workers < 0, "0 (all cores) or more"},
+		{"workers", c.Workers < 0 || c.Workers > cli.MaxWorkers, fmt.Sprintf("0 (all cores) to %d", cli.MaxWorkers)},
 		{"max-val-images", c.MaxValImages < 0, "0 (all) or more"},
 	} {
 		if f.bad {

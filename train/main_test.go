@@ -63,6 +63,7 @@ func TestUsageAndDeviceErrors(t *testing.T) {
 		{"negative log every", []string{"--shards", "x", "--log-every", "-1"}, cli.ExitUsage, "--log-every"},
 		{"negative checkpoint every", []string{"--shards", "x", "--checkpoint-every", "-5"}, cli.ExitUsage, "--checkpoint-every"},
 		{"negative workers", []string{"--shards", "x", "--workers", "-1"}, cli.ExitUsage, "--workers"},
+		{"a zero too many workers", []string{"--shards", "x", "--workers", "1000000"}, cli.ExitUsage, "--workers: want 0 (all cores) to 1024"},
 		{"negative lighting", []string{"--shards", "x", "--lighting", "-0.1"}, cli.ExitUsage, "--lighting"},
 		{"negative max val images", []string{"--shards", "x", "--max-val-images", "-3"}, cli.ExitUsage, "--max-val-images"},
 		{"ten crop while training", []string{"--shards", "x", "--ten-crop"}, cli.ExitUsage, "--ten-crop"},

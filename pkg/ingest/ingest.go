@@ -334,8 +334,8 @@ func (o *Options) Validate() error {
 	if o.ShardSize <= 0 {
 		return fmt.Errorf("shard size %d must be positive", o.ShardSize)
 	}
-	if o.Workers < 0 {
-		return fmt.Errorf("workers %d must be 0 (one per CPU) or more", o.Workers)
+	if o.Workers < 0 || o.Workers > cli.MaxWorkers {
+		return fmt.Errorf("workers %d must be 0 (one per CPU) to %d", o.Workers, cli.MaxWorkers)
 	}
 	for i, s := range o.Splits {
 		if !slices.Contains(splitNames, s) {

@@ -135,8 +135,8 @@ func parseFlags(args []string, stdout, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("--size %d: want 1..4096", c.Size)
 	case c.Quality < 1 || c.Quality > 100:
 		return c, fmt.Errorf("--quality %d: want 1..100", c.Quality)
-	case c.workers < 0:
-		return c, fmt.Errorf("--workers %d: want 0 (one per CPU) or more", c.workers)
+	case c.workers < 0 || c.workers > cli.MaxWorkers:
+		return c, fmt.Errorf("--workers %d: want 0 (one per CPU) to %d", c.workers, cli.MaxWorkers)
 	}
 	if c.workers == 0 {
 		c.workers = runtime.GOMAXPROCS(0)

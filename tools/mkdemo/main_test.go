@@ -281,7 +281,7 @@ func TestRunErrors(t *testing.T) {
 		{"nothing to write", []string{"--out", "x", "--train", "0", "--val", "0"}, "write no image"},
 		{"bad size", []string{"--out", "x", "--size", "0"}, "--size"},
 		{"bad quality", []string{"--out", "x", "--quality", "101"}, "--quality"},
-		{"negative workers", []string{"--out", "x", "--workers", "-1"}, "--workers -1: want 0 (one per CPU) or more"},
+		{"negative workers", []string{"--out", "x", "--workers", "-1"}, "--workers -1: want 0 (one per CPU) to 1024"},
 		{"stray argument", []string{"--out", "x", "extra"}, "unexpected argument"},
 		{"foreign directory", []string{"--out", notOurs, "--src", src, "--train", "20", "--val", "5"}, "refusing to replace"},
 	} {
