@@ -269,7 +269,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if err != nil {
 		code := cli.ExitFailure
 		if errors.Is(err, trainer.ErrRunExists) || errors.Is(err, trainer.ErrResumeMismatch) || errors.Is(err, trainer.ErrConfig) ||
-			errors.Is(err, trainer.ErrNoRun) {
+			errors.Is(err, trainer.ErrNoRun) || errors.Is(err, trainer.ErrBadOut) {
 			code = cli.ExitUsage
 		}
 		if errors.Is(err, trainer.ErrInterrupted) {

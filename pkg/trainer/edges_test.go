@@ -245,7 +245,7 @@ func TestRunFolderOddities(t *testing.T) {
 			cfg.Overwrite = true
 			_, err := Train(context.Background(), cfg, io.Discard)
 			// A link is refused first of all, before anything is read.
-			if err == nil || !strings.Contains(err.Error(), "the old run is left as it was") && !(kind == "dangling link" && errors.Is(err, ErrConfig)) {
+			if err == nil || !strings.Contains(err.Error(), "the old run is left as it was") && !(kind == "dangling link" && errors.Is(err, ErrBadOut)) {
 				t.Fatalf("%s: %v, want a refusal that keeps the old run", kind, err)
 			}
 			if _, err := os.Stat(filepath.Join(out, CheckpointFile)); err != nil {
@@ -279,7 +279,7 @@ func TestRunFolderOddities(t *testing.T) {
 			cfg := smallConfig(shardDir, out)
 			cfg.Resume, cfg.MaxSteps = true, 4
 			_, err := Train(context.Background(), cfg, io.Discard)
-			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "is a symbolic link (to "+to+")") {
+			if !errors.Is(err, ErrBadOut) || !strings.Contains(err.Error(), "--out cannot be used: "+filepath.Join(out, CheckpointFile)+" is a symbolic link (to "+to+")") {
 				t.Fatalf("--resume through a link to %s: %v", to, err)
 			}
 		}
@@ -296,7 +296,7 @@ func TestRunFolderOddities(t *testing.T) {
 			cfg := smallConfig(shardDir, out)
 			cfg.MaxSteps, cfg.Overwrite = 2, true
 			_, err := Train(context.Background(), cfg, io.Discard)
-			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "is a symbolic link (to "+victim+")") {
+			if !errors.Is(err, ErrBadOut) || !strings.Contains(err.Error(), "is a symbolic link (to "+victim+")") {
 				t.Fatalf("a run with %s a link: %v", name, err)
 			}
 			if b, _ := os.ReadFile(victim); string(b) != "precious" {

@@ -185,6 +185,11 @@ var ErrRunExists = errors.New("the run directory already holds a run")
 // anything in the run directory is touched.
 var ErrConfig = errors.New("settings do not fit the shards")
 
+// ErrBadOut marks an --out train must not write in as it is (a file of
+// its own there is a symbolic link): the user's to fix, like ErrConfig,
+// but no fault of the shards.
+var ErrBadOut = errors.New("--out cannot be used")
+
 // ErrResumeMismatch marks a --resume whose flags or shards differ from the
 // checkpoint's in a way that would not continue the same run.
 var ErrResumeMismatch = errors.New("does not match the checkpoint")
@@ -278,7 +283,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	for _, p := range own {
 		if target, isLink := cli.LinkTarget(p); isLink {
 			return nil, fmt.Errorf("%w: %s is a symbolic link (to %s): train writes its files in --out itself, and would write through the link; put the file itself there (a copy), or use another --out",
-				ErrConfig, p, cli.Name(target))
+				ErrBadOut, p, cli.Name(target))
 		}
 	}
 	if cfg.Resume {
