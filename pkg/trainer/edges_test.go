@@ -124,13 +124,17 @@ func TestModelThatDoesNotFitTheCrop(t *testing.T) {
 		// default": the crop must be 1 px, and the message the same.
 		{"small", 1, 0, "--model small at a 1-px crop: small at 1x1: "},
 		{"small", 1, 0, fmt.Sprintf("small needs crops of at least %d px: ingest at --size %d or more", alexnet.MinInput("small"), (alexnet.MinInput("small")*8+6)/7)},
+		// Shards big enough, the crop given too small: the models named
+		// are those that fit at that crop, not at the shards' default.
+		{"alexnet", 72, 62, "alexnet needs crops of at least 63 px (--crop 63 or more); at --crop 62, --model small or small-fc"},
+		{"small-fc", 40, 6, "small-fc needs crops of at least 7 px (--crop 7 or more)"}, // and no model fits at 6
 	} {
 		shardDir := syntheticShardsOfSide(t, 32, 8, c.side)
 		out := filepath.Join(t.TempDir(), "run")
 		cfg := smallConfig(shardDir, out)
 		cfg.Model, cfg.Crop = c.model, c.crop
 		_, err := Train(context.Background(), cfg, io.Discard)
-		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.want) {
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.want) || c.crop == 6 && !strings.HasSuffix(err.Error(), c.want) {
 			t.Errorf("%s on %d-px shards: %v, want ErrConfig saying %q", c.model, c.side, err, c.want)
 		}
 		if _, err := os.Stat(out); !os.IsNotExist(err) {

@@ -252,14 +252,21 @@ func tooSmallHint(model string, crop, side int) string {
 		// The default crop is 7/8 of the side.
 		hint += fmt.Sprintf(": ingest at --size %d or more", (need*8+6)/7)
 	}
+	// The other models named are those that fit where this one does not:
+	// at the crop given, when the shards hold the crop this one needs; at
+	// the shards' default crop otherwise.
+	limit, where := side*7/8, fmt.Sprintf("on these %d-px shards", side)
+	if need <= side {
+		limit, where = crop, fmt.Sprintf("at --crop %d", crop)
+	}
 	var fit []string
 	for _, v := range alexnet.Variants() {
-		if m := alexnet.MinInput(v); v != model && m > 0 && m <= side*7/8 {
+		if m := alexnet.MinInput(v); v != model && m > 0 && m <= limit {
 			fit = append(fit, v)
 		}
 	}
 	if len(fit) > 0 {
-		hint += fmt.Sprintf("; on these %d-px shards, --model %s", side, strings.Join(fit, " or "))
+		hint += fmt.Sprintf("; %s, --model %s", where, strings.Join(fit, " or "))
 	}
 	return hint
 }
