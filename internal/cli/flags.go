@@ -107,11 +107,34 @@ func Reported(err error) bool {
 	return ok
 }
 
-// nearestFlag is the flag of fs a mistyped name most likely meant.
+// nearestFlag is the flag of fs a mistyped name most likely meant: the
+// same name in other case or with underscores (--EPOCHS, --weight_decay),
+// the name other tools give it (--batch-size, PyTorch's), or the nearest
+// by spelling.
 func nearestFlag(fs *flag.FlagSet, name string) string {
+	norm := strings.ReplaceAll(strings.ToLower(name), "_", "-")
+	if fs.Lookup(norm) != nil {
+		return norm
+	}
+	if a, ok := flagAliases[norm]; ok && fs.Lookup(a) != nil {
+		return a
+	}
 	var names []string
 	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
-	return Nearest(name, names)
+	return Nearest(norm, names)
+}
+
+// flagAliases maps the names other tools (PyTorch's examples, timm, FFCV)
+// give a setting to ours, for the did-you-mean of a flag not defined.
+var flagAliases = map[string]string{
+	"batch-size": "batch", "batchsize": "batch", "bs": "batch",
+	"learning-rate": "lr", "learningrate": "lr",
+	"output": "out", "output-dir": "out", "out-dir": "out", "outdir": "out", "output-path": "out", "o": "out",
+	"ckpt": "checkpoint", "weights": "checkpoint",
+	"num-workers": "workers", "j": "workers", "jobs": "workers",
+	"wd": "weight-decay", "num-epochs": "epochs", "n-epochs": "epochs",
+	"data": "shards", "data-dir": "shards", "dataset": "shards",
+	"arch": "model", "a": "model",
 }
 
 // Nearest is the one of names a mistyped name most likely meant (a flag,

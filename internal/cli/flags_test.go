@@ -27,6 +27,8 @@ func TestParseFlags(t *testing.T) {
 		{"help after a flag", []string{"--n", "2", "-help"}, ExitOK, false, []string{"Usage: demo"}, nil, 2, 0},
 		{"unknown flag", []string{"--bogus"}, ExitUsage, false, nil, []string{"demo: flag provided but not defined: -bogus (see --help)\n"}, 1, 0},
 		{"a typo of a flag", []string{"--cuont", "3"}, ExitUsage, false, nil, []string{"demo: flag provided but not defined: -cuont; did you mean --count? (see --help)\n"}, 1, 0},
+		{"a flag in capitals", []string{"--COUNT", "3"}, ExitUsage, false, nil, []string{"did you mean --count?"}, 1, 0},
+		{"another tool's name for a flag", []string{"--batch-size", "3"}, ExitUsage, false, nil, []string{"-batch-size; did you mean --batch?"}, 1, 0},
 		{"bad value", []string{"--n", "x"}, ExitUsage, false, nil, []string{"demo: invalid value \"x\" for flag -n: parse error (see --help)\n"}, 1, 0},
 	}
 	for _, tc := range cases {
@@ -36,6 +38,7 @@ func TestParseFlags(t *testing.T) {
 			n := fs.Int("n", 1, "how many")
 			fs.Int("count", 0, "a count")
 			fs.Int("counts", 0, "counts")
+			fs.Int("batch", 0, "a batch")
 			code, ok := ParseFlags(fs, tc.args)
 			if code != tc.code || ok != tc.ok {
 				t.Fatalf("ParseFlags = %d, %v; want %d, %v", code, ok, tc.code, tc.ok)
