@@ -299,6 +299,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		}
 	}
 	val := "no validation pass in this run"
+	if res.Unscored {
+		val = "no labelled validation images to score"
+	}
 	if res.Evaluated {
 		val = fmt.Sprintf("val top-1 error %.2f%% (accuracy %.2f%%), top-5 error %.2f%%", 100*res.Top1Err, 100*(1-res.Top1Err), 100*res.Top5Err)
 	}
@@ -312,7 +315,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if len(plots) > 0 {
 		plotsAt = fmt.Sprintf("%s in %s", strings.Join(plots, ", "), c.Out)
 	}
-	secs := func(s float64) time.Duration { return time.Duration(s) * time.Second }
+	secs := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)).Round(time.Second) } // as the epoch lines round them
 	took := fmt.Sprintf("in %s", secs(res.Seconds))
 	if res.RunSeconds >= res.Seconds+1 {
 		took += fmt.Sprintf(" (the run %s in all, across resumes)", secs(res.RunSeconds))

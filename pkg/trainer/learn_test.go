@@ -533,8 +533,19 @@ func TestNoValidationSplit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Evaluated {
-		t.Error("Evaluated without validation images")
+	if r.Evaluated || r.Unscored {
+		t.Errorf("Evaluated %v, Unscored %v without a validation split", r.Evaluated, r.Unscored)
+	}
+	// A val split without labels is a pass with nothing to score: not
+	// Evaluated, but not "no pass" either.
+	unl := t.TempDir()
+	vi, _ := synthetic(8, 24, 2)
+	vl := []int32{-1, -1, -1, -1, -1, -1, -1, -1}
+	writeShards(t, unl, 24, tr, vi, tl, vl, 4)
+	ucfg := smallConfig(unl, t.TempDir())
+	ucfg.LogEvery = 0
+	if ur, err := Train(context.Background(), ucfg, io.Discard); err != nil || ur.Evaluated || !ur.Unscored {
+		t.Errorf("unlabelled val: %+v, %v; want Unscored, not Evaluated", ur, err)
 	}
 	for _, want := range []string{"has no validation split: the plateau schedule follows each epoch's training error", "no labelled validation images"} {
 		if !strings.Contains(log.String(), want) {

@@ -90,7 +90,10 @@ type Result struct {
 	// Evaluated says whether Top1Err and Top5Err hold a validation pass
 	// of this run: false when it stopped before its first epoch ended or
 	// the shards have no validation split.
-	Evaluated  bool
+	Evaluated bool
+	// Unscored says a validation pass ran but had no labelled image to
+	// score (a val split without labels), which is not "no pass".
+	Unscored   bool
 	Checkpoint string
 	Stopped    string // why the run ended: "epochs", "max-steps"
 }
@@ -556,7 +559,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 	}
 	if ck != nil {
-		fmt.Fprintf(log, "train: resuming %s at step %d, %v, lr %g\n", ckPath, step, pos, sched.LR)
+		fmt.Fprintf(log, "train: resuming %s after step %d; next: %v, lr %g\n", ckPath, step, pos, sched.LR)
 		if ck.Epochs > 0 && cfg.Epochs != ck.Epochs {
 			// --epochs is the one setting a resume may change: said, as
 			// it moves the run's end (and a plateau schedule's horizon).
@@ -839,6 +842,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			at.Epoch, took, trainLoss, 100*trainErr, val,
 			map[bool]string{true: fmt.Sprintf("; lr -> %g", sched.LR), false: ""}[dropped])
 		res.Top1Err, res.Top5Err, res.Epoch, res.Evaluated = ev.Top1Err, ev.Top5Err, at.Epoch+1, ev.Images > 0
+		res.Unscored = ev.Images == 0 && meta.Splits["val"].Records > 0
 		if err := mlog.Add(Metric{Kind: "epoch", Step: step, Epoch: at.Epoch, LR: epochLR, Top1Err: ev.Top1Err, Top5Err: ev.Top5Err,
 			ValLoss: ev.Loss, NoVal: ev.Images == 0, TrainErr: trainErr, TrainLoss: trainLoss, Seconds: elapsed()}); err != nil {
 			return err
