@@ -796,3 +796,18 @@ func TestEvalBatchFitsTheImages(t *testing.T) {
 		t.Errorf("batch 1<<20: %+v (%v); batch 4: %+v", huge, err, small)
 	}
 }
+
+// --out the shards folder itself is refused before anything is written
+// there: a run's files do not belong among ingest's.
+func TestOutIsTheShardsFolder(t *testing.T) {
+	shardDir := syntheticShardsOfSide(t, 32, 8, 24)
+	before, _ := os.ReadDir(shardDir)
+	cfg := smallConfig(shardDir, shardDir+string(filepath.Separator))
+	_, err := Train(context.Background(), cfg, io.Discard)
+	if !errors.Is(err, ErrBadOut) || !strings.Contains(err.Error(), "is the shards folder") {
+		t.Fatalf("--out the shards folder: %v", err)
+	}
+	if after, _ := os.ReadDir(shardDir); len(after) != len(before) {
+		t.Errorf("the shards folder held %d entries, now %d", len(before), len(after))
+	}
+}

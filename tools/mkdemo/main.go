@@ -391,11 +391,13 @@ func loadSource(c config) (train, val *fashionmnist.Set, err error) {
 	if err := g.Wait(); err != nil {
 		return nil, nil, err
 	}
+	// A count past the source's is a bad flag value (exit 2), known only
+	// once the source is read.
 	if c.Train > train.N {
-		return nil, nil, fmt.Errorf("--train %d: the source has only %d training images", c.Train, train.N)
+		return nil, nil, cli.UsageError{Err: fmt.Errorf("--train %d: the source has only %d training images", c.Train, train.N)}
 	}
 	if c.Val > val.N {
-		return nil, nil, fmt.Errorf("--val %d: the source has only %d test images", c.Val, val.N)
+		return nil, nil, cli.UsageError{Err: fmt.Errorf("--val %d: the source has only %d test images", c.Val, val.N)}
 	}
 	return train, val, nil
 }

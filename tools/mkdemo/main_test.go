@@ -272,24 +272,25 @@ func TestRunErrors(t *testing.T) {
 		name string
 		args []string
 		want string
+		code int
 	}{
-		{"no out", []string{"--src", src}, "--out is required"},
-		{"missing source", []string{"--out", filepath.Join(t.TempDir(), "d"), "--src", t.TempDir()}, "just setup"},
-		{"too many train", []string{"--out", filepath.Join(t.TempDir(), "d"), "--src", src, "--train", "21"}, "only 20 training"},
-		{"too many val", []string{"--out", filepath.Join(t.TempDir(), "d"), "--src", src, "--train", "20", "--val", "6"}, "only 5 test"},
-		{"negative", []string{"--out", "x", "--train", "-1"}, "negative"},
-		{"nothing to write", []string{"--out", "x", "--train", "0", "--val", "0"}, "write no image"},
-		{"bad size", []string{"--out", "x", "--size", "0"}, "--size"},
-		{"bad quality", []string{"--out", "x", "--quality", "101"}, "--quality"},
-		{"negative workers", []string{"--out", "x", "--workers", "-1"}, "--workers -1: want 0 (one per CPU) to 1024"},
-		{"stray argument", []string{"--out", "x", "extra"}, "unexpected argument"},
-		{"foreign directory", []string{"--out", notOurs, "--src", src, "--train", "20", "--val", "5"}, "refusing to replace"},
+		{"no out", []string{"--src", src}, "--out is required", cli.ExitUsage},
+		{"missing source", []string{"--out", filepath.Join(t.TempDir(), "d"), "--src", t.TempDir()}, "just setup", cli.ExitFailure},
+		{"too many train", []string{"--out", filepath.Join(t.TempDir(), "d"), "--src", src, "--train", "21"}, "only 20 training", cli.ExitUsage},
+		{"too many val", []string{"--out", filepath.Join(t.TempDir(), "d"), "--src", src, "--train", "20", "--val", "6"}, "only 5 test", cli.ExitUsage},
+		{"negative", []string{"--out", "x", "--train", "-1"}, "negative", cli.ExitUsage},
+		{"nothing to write", []string{"--out", "x", "--train", "0", "--val", "0"}, "write no image", cli.ExitUsage},
+		{"bad size", []string{"--out", "x", "--size", "0"}, "--size", cli.ExitUsage},
+		{"bad quality", []string{"--out", "x", "--quality", "101"}, "--quality", cli.ExitUsage},
+		{"negative workers", []string{"--out", "x", "--workers", "-1"}, "--workers -1: want 0 (one per CPU) to 1024", cli.ExitUsage},
+		{"stray argument", []string{"--out", "x", "extra"}, "unexpected argument", cli.ExitUsage},
+		{"foreign directory", []string{"--out", notOurs, "--src", src, "--train", "20", "--val", "5"}, "refusing to replace", cli.ExitFailure},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			err := run(context.Background(), tc.args, &stdout, &stderr)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || cli.ExitCode(err) != tc.code {
+				t.Fatalf("err = %v (exit %d), want it to mention %q (exit %d)", err, cli.ExitCode(err), tc.want, tc.code)
 			}
 		})
 	}

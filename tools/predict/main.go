@@ -98,6 +98,9 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	} else if err := ck.CropFits(meta, *shardDir); err != nil {
 		return o.Fail(cli.ExitFailure, err)
 	}
+	if n := len(meta.Classes); *k > n {
+		fmt.Fprintf(stderr, "predict: note: --k %d is more than the model's %d classes: each image gets all %d\n", *k, n, n)
+	}
 	be, err := trainer.BackendFromCheckpoint(ck, 1, nil)
 	if err != nil {
 		return o.Failf(cli.ExitFailure, "%s: %v", cli.Name(*ckpt), err)

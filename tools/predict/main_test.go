@@ -78,6 +78,19 @@ func TestPredict(t *testing.T) {
 	if n := strings.Count(so.String(), "class n0"); n != 3 {
 		t.Fatalf("want 3 classes listed:\n%s", so.String())
 	}
+	// More than the model has: all of them, with a note.
+	for _, c := range []struct {
+		k    string
+		note bool
+	}{{"4", false}, {"9", true}} {
+		so.Reset()
+		se.Reset()
+		code := run([]string{"--checkpoint", ckPath, "--shards", dir, "--k", c.k, img}, &so, &se)
+		said := strings.Contains(se.String(), "predict: note: --k 9 is more than the model's 4 classes: each image gets all 4")
+		if code != 0 || strings.Count(so.String(), "class n0") != 4 || said != c.note {
+			t.Errorf("--k %s of 4 classes: exit %d, note %v:\n%s%s", c.k, code, said, so.String(), se.String())
+		}
+	}
 	// What is not an image file is refused per file without opening it (a
 	// pipe would wait for a writer), the path printed once.
 	dangling := filepath.Join(dir, "link.JPEG")

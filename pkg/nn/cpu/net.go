@@ -232,7 +232,11 @@ func (n *Net) SetStep(t uint64) { n.step = t }
 // Backend describes what computes: the graph engine, the BLAS and the
 // number of goroutines ops use.
 func (n *Net) Backend() string {
-	return fmt.Sprintf("gorgonia graph, native ops on %d goroutines, BLAS %s", runtime.GOMAXPROCS(0), blas.Backend())
+	procs, noun := runtime.GOMAXPROCS(0), "goroutines"
+	if procs == 1 {
+		noun = "goroutine"
+	}
+	return fmt.Sprintf("gorgonia graph, native ops on %d %s, BLAS %s", procs, noun, blas.Backend())
 }
 
 func (n *Net) sampleSize() int { return n.spec.Input[0] * n.spec.Input[1] * n.spec.Input[2] }
