@@ -286,12 +286,12 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	// no run at all.
 	// The same holds for the log and the plots: a link planted in an
 	// --out others can write in would have train replace what it points to.
-	// The shards folder is ingest's: a run's files among the shards are
-	// most likely a slip of the flags, and an --overwrite would clear
-	// plots and logs from the dataset's folder.
+	// A run kept in the shards folder works (it holds that folder's lock
+	// as its run's), but is most likely a slip of the flags, and the run
+	// goes with the shards when they are removed to ingest again.
 	if fo, err := os.Stat(cfg.Out); err == nil {
 		if fsh, err := os.Stat(cfg.Shards); err == nil && os.SameFile(fo, fsh) {
-			return nil, fmt.Errorf("%w: %s is the shards folder (--shards): the run's checkpoint, log and plots would land among the shards; give the run a folder of its own, e.g. --out runs/alexnet", ErrBadOut, cfg.Out)
+			fmt.Fprintf(log, "train: note: --out %s is the shards folder: the run's checkpoint, log and plots are kept among the shards, and removing them to ingest again removes the run too\n", cfg.Out)
 		}
 	}
 	own := []string{ckPath, prevPath, filepath.Join(cfg.Out, MetricsFile), filepath.Join(cfg.Out, MetricsFile+".bak")}
