@@ -811,6 +811,10 @@ func carryOver(out string, written []string, meta *shards.Meta) string {
 		return "" // a first run: nothing to keep
 	}
 	old, err := shards.ReadMeta(out)
+	if err != nil && !slices.ContainsFunc(splitNames, func(s string) bool { return !slices.Contains(written, s) }) {
+		// Every split was written again: nothing of the old file is lost.
+		return "the earlier meta.json could not be read (damaged or edited); this run wrote every split and a new one"
+	}
 	if err != nil {
 		return fmt.Sprintf("the earlier meta.json could not be read (%v): splits this run did not write are no longer listed; their shards are left in place", err)
 	}

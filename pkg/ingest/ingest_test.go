@@ -1666,3 +1666,34 @@ func TestStoppedRewriteUnlistsSplit(t *testing.T) {
 	}
 	sameAsFresh(t, root, out)
 }
+
+// A damaged meta.json is rewritten by the next run. When that run writes
+// every split, nothing of the old one is lost and the warning says just
+// that; when it writes one, the other's listing is gone and it says so.
+func TestDamagedMetaRewritten(t *testing.T) {
+	root, _ := makeTree(t, 6)
+	for _, c := range []struct {
+		splits []string
+		say    string
+	}{
+		{nil, "the earlier meta.json could not be read (damaged or edited); this run wrote every split and a new one"},
+		{[]string{"train"}, "splits this run did not write are no longer listed"},
+	} {
+		out := t.TempDir()
+		if _, err := ingestDir(t, root, out, 2, context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+		want, _ := os.ReadFile(filepath.Join(out, shards.MetaFile))
+		os.WriteFile(filepath.Join(out, shards.MetaFile), bytes.Replace(want, []byte(`"width"`), []byte(` "width"`), 1), 0o644)
+		rep, err := ingestWith(t, context.Background(), root, Options{Out: out, Size: 24, Seed: 7, ShardSize: 5, Workers: 2, Codec: shards.CodecGradZstd, Splits: c.splits})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(rep.Warnings, func(w string) bool { return strings.Contains(w, c.say) }) {
+			t.Errorf("--splits %v over a damaged meta.json: warnings %q lack %q", c.splits, rep.Warnings, c.say)
+		}
+		if got, _ := os.ReadFile(filepath.Join(out, shards.MetaFile)); c.splits == nil && !bytes.Equal(got, want) {
+			t.Errorf("the rewritten meta.json differs from the first run's")
+		}
+	}
+}
