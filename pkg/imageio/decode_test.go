@@ -725,6 +725,25 @@ func TestTurboJPEGLibEnv(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "libturbojpeg-custom.so") || !strings.Contains(err.Error(), "libturbojpeg-does-not-exist.so.9") {
 		t.Errorf("error %v: want both the named library and the usual names tried", err)
 	}
+
+	// One named that cannot be used, missing or not libturbojpeg (a
+	// library without its symbols), gives way to the system's alike, and
+	// the decoder's name says so.
+	turboLibNames = saved
+	t.Setenv("TURBOJPEG_LIB", "")
+	if _, err := openTurbo(); err != nil {
+		t.Skipf("no libturbojpeg here to fall back to: %v", err)
+	}
+	for _, c := range []struct{ env, why string }{
+		{"/nonexistent/libturbojpeg-custom.so", "/nonexistent/libturbojpeg-custom.so"},
+		{"libc.so.6", "symbol tjInitDecompress"},
+	} {
+		t.Setenv("TURBOJPEG_LIB", c.env)
+		lib, err := openTurbo()
+		if err != nil || !strings.Contains(lib.path, "libturbojpeg") || !strings.Contains(lib.path, "; TURBOJPEG_LIB="+c.env+" could not be used: ") || !strings.Contains(lib.path, c.why) {
+			t.Errorf("TURBOJPEG_LIB=%s: %v, %v; want the system's library, naming why %s was not used", c.env, lib, err, c.env)
+		}
+	}
 }
 
 // Only the image/jpeg path has rules of its own for damage, which ingest's

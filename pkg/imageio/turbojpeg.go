@@ -66,48 +66,64 @@ func loadTurbo() (*turboLib, error) {
 	return turbo, turboErr
 }
 
-func openTurbo() (lib *turboLib, err error) {
-	// purego panics on malformed registrations; a broken library must not
-	// take the process down with it.
-	defer func() {
-		if r := recover(); r != nil {
-			lib, err = nil, fmt.Errorf("binding libturbojpeg: %v", r)
-		}
-	}()
-	var handle uintptr
-	var errs []string
+func openTurbo() (*turboLib, error) {
 	names := turboLibNames
-	switch p := os.Getenv("TURBOJPEG_LIB"); p {
+	env := os.Getenv("TURBOJPEG_LIB")
+	switch env {
 	case "none":
 		// As OPENBLAS_LIB=none: the Go decoders on a machine that has
 		// the library, to compare the two or to step round a broken one.
 		return nil, errors.New("TURBOJPEG_LIB=none")
 	case "":
 	default:
-		names = append([]string{p}, names...)
+		names = append([]string{env}, names...)
 	}
-	for _, name := range names {
-		h, err := dl.Open(name, false)
+	// Each candidate is opened and bound in turn: one that loads but is
+	// not libturbojpeg 2 (TURBOJPEG_LIB naming another library, an old
+	// 1.x) gives way to the next, as one that does not load does.
+	var errs []string
+	for i, name := range names {
+		lib, err := tryTurbo(name)
 		if err == nil {
-			handle = h
-			lib = &turboLib{path: name}
-			break
+			if i > 0 && env != "" {
+				// The one named was passed over: said where the decoder
+				// is named (ingest's "decoder" line, the report).
+				lib.path += "; TURBOJPEG_LIB=" + env + " could not be used: " + errs[0]
+			}
+			return lib, nil
 		}
+		errs = append(errs, err.Error())
+	}
+	return nil, errors.New(strings.Join(errs, "; "))
+}
+
+// tryTurbo opens name and binds libturbojpeg's entry points from it.
+func tryTurbo(name string) (lib *turboLib, err error) {
+	h, err := dl.Open(name, false)
+	if err != nil {
 		msg := err.Error()
 		if !strings.Contains(msg, name) { // the loader's text names it, when there is one
 			msg = strings.TrimSuffix(name+": "+msg, ": ")
 		}
-		errs = append(errs, msg)
+		return nil, errors.New(msg)
 	}
-	if handle == 0 {
-		return nil, errors.New(strings.Join(errs, "; "))
-	}
-	bind := func(fptr any, name string) error {
-		sym, err := dl.Sym(handle, name)
-		if err != nil {
-			return fmt.Errorf("%s: symbol %s: %w", lib.path, name, err)
+	lib = &turboLib{path: name}
+	defer func() {
+		// purego panics on malformed registrations; a broken library
+		// must not take the process down with it.
+		if r := recover(); r != nil {
+			lib, err = nil, fmt.Errorf("binding libturbojpeg from %s: %v", name, r)
 		}
-		purego.RegisterFunc(fptr, sym)
+		if err != nil {
+			dl.Close(h)
+		}
+	}()
+	bind := func(fptr any, sym string) error {
+		addr, err := dl.Sym(h, sym)
+		if err != nil {
+			return fmt.Errorf("%s: symbol %s: %w", name, sym, err)
+		}
+		purego.RegisterFunc(fptr, addr)
 		return nil
 	}
 	for _, b := range []struct {
