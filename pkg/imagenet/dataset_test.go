@@ -242,9 +242,9 @@ func TestValLabelsOverride(t *testing.T) {
 		{name: "ground truth without devkit", file: f.groundTruth(), errSub: "need the devkit"},
 		{name: "index out of range", file: []byte("ILSVRC2012_val_00000001.JPEG 5\n"), errSub: "class index 5, but there are 5 classes"},
 		{name: "not a label file", file: []byte("hello world again\n"), errSub: "want \"<image> <wnid or class index>\""},
-		{name: "partial", file: []byte("ILSVRC2012_val_00000002 0\n"), want: onlySecondLabelled, warn: "val: 9 images without labels (label -1; first: ILSVRC2012_val_00000001.JPEG)"},
+		{name: "partial", file: []byte("ILSVRC2012_val_00000002 0\n"), want: onlySecondLabelled, warn: "val: 9 images without labels (label -1; first: " + filepath.Join("val", "ILSVRC2012_val_00000001.JPEG") + ")"},
 		// A row for an image that is not there: a partial extraction.
-		{name: "rows for absent images", file: []byte("ILSVRC2012_val_00000002 0\nILSVRC2012_val_00000099 1\n"), want: onlySecondLabelled, warn: "labels 1 images that are not in the val split (first: ILSVRC2012_val_00000099)"},
+		{name: "rows for absent images", file: []byte("ILSVRC2012_val_00000002 0\nILSVRC2012_val_00000099 1\n"), want: onlySecondLabelled, warn: "labels 1 image that is not in the val split (first: ILSVRC2012_val_00000099)"},
 		// A file the user named that labels none of the images is an
 		// error, not a split left unlabelled with a warning.
 		{name: "another dataset's file", file: []byte("other_image_1.JPEG 0\nother_image_2.JPEG 1\n"), errSub: "names none of the 10 val images"},
@@ -252,7 +252,7 @@ func TestValLabelsOverride(t *testing.T) {
 			w := f.want(f.val)
 			w[0].Label = 0
 			return w
-		}, warn: "disagrees with the folders for 1 images"},
+		}, warn: "disagrees with the folders for 1 image (first: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
@@ -307,7 +307,7 @@ func TestUnlabelledVal(t *testing.T) {
 			t.Fatalf("%s has label %d without a label source", it.Name, it.Label)
 		}
 	}
-	if !hasWarning(d, "val: 10 images without labels (label -1; first: ILSVRC2012_val_00000001.JPEG)") || !hasWarning(d, "--val-labels") {
+	if !hasWarning(d, "val: 10 images without labels (label -1; first: "+filepath.Join("val", "ILSVRC2012_val_00000001.JPEG")+")") || !hasWarning(d, "--val-labels") {
 		t.Errorf("warnings %q", d.Warnings)
 	}
 	if d.ValLabelSource != "" {
@@ -337,7 +337,7 @@ func TestSubsetLabels(t *testing.T) {
 			n++
 		}
 	}
-	if n != 2 || !hasWarning(d, "val: 2 images labelled with classes that have no training images") {
+	if n != 2 || !hasWarning(d, "LOC_val_solution.csv labels 2 images with classes this dataset's 4 do not include (first: ILSVRC2012_val_00000004.JPEG as n05000005); they get label -1") {
 		t.Errorf("%d unlabelled, warnings %q", n, d.Warnings)
 	}
 }
@@ -1419,5 +1419,25 @@ func mustRename(t *testing.T, from, to string) {
 	}
 	if err := os.Rename(from, to); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// With both label files beside the tree, the one used is said.
+func TestTwoLabelSourcesNamed(t *testing.T) {
+	f := newFixture()
+	root := t.TempDir()
+	f.writeTree(t, root, false)
+	writeFile(t, filepath.Join(root, valSolutionName), f.valSolutionCSV())
+	f.writeDevkitDir(t, root)
+	d, err := Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if !hasWarning(d, valSolutionName+"; the devkit's ground truth beside it is not read (--val-labels chooses)") {
+		t.Errorf("no warning naming the label file used: %q", d.Warnings)
+	}
+	if got, want := listing(d.Val), f.want(f.val); !reflect.DeepEqual(got, want) {
+		t.Errorf("val\n got %v\nwant %v", got, want)
 	}
 }

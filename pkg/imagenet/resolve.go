@@ -427,6 +427,12 @@ func (d *Dataset) labelVal(val *split, m *metaFiles, override string) error {
 		if err != nil && unlabelled > 0 {
 			return err
 		}
+		// Two label sources: the one taken is said, not only in the
+		// report's val_label_source.
+		if err == nil && src != nil && filepath.Base(srcPath) == valSolutionName &&
+			(m.find(devkitTarGzName) != "" || m.find(filepath.Join(devkitDirName, "data", groundTruthName)) != "") {
+			d.warn("val: labels from %s; the devkit's ground truth beside it is not read (--val-labels chooses)", srcPath)
+		}
 		if err != nil {
 			d.warn("val: the folders' labels were not checked against the label file: %v", err)
 			src = nil
@@ -463,7 +469,7 @@ func (d *Dataset) labelVal(val *split, m *metaFiles, override string) error {
 	for i := range val.items {
 		if val.items[i].Label < 0 {
 			if unlabelled == 0 {
-				first = val.items[i].Name
+				first = val.items[i].Path // the name may repeat across folders (cat/000.jpg)
 			}
 			unlabelled++
 		}
@@ -543,7 +549,14 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 	}
 
 	outside, changed, matched := 0, 0, 0
-	var firstChanged string
+	var firstChanged, firstOutside string
+	// notClass counts an image labelled with a class this dataset does
+	// not have, keeping the first for the warning.
+	notClass := func(it *Item, class string) {
+		if outside++; outside == 1 {
+			firstOutside = it.Name + " as " + class
+		}
+	}
 	for i := range val.items {
 		it := &val.items[i]
 		if it.Label >= 0 && !override && !check {
@@ -560,7 +573,7 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 			if c, ok := index[ref.wnid]; ok {
 				label = c
 			} else {
-				outside++
+				notClass(it, ref.wnid)
 			}
 		case src.numbers == classIndex:
 			if ref.n >= len(byIndex) {
@@ -569,7 +582,7 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 			if c, ok := index[byIndex[ref.n]]; ok {
 				label = c
 			} else {
-				outside++
+				notClass(it, byIndex[ref.n])
 			}
 		default:
 			w, ok := idWNID[ref.n]
@@ -579,7 +592,7 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 			if c, ok := index[w]; ok {
 				label = c
 			} else {
-				outside++
+				notClass(it, w)
 			}
 		}
 		if it.Label >= 0 && it.Label != label {
@@ -611,7 +624,7 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 	// the whole file: rows for other images say nothing there.
 	if len(absent) > 0 && len(val.items) > 0 && !check {
 		slices.Sort(absent)
-		d.warn("val: %s labels %d images that are not in the val split (first: %s): is the extraction complete?", srcPath, len(absent), absent[0])
+		d.warn("val: %s labels %d %s that %s not in the val split (first: %s): is the extraction complete?", srcPath, len(absent), plural(len(absent), "image", "images"), plural(len(absent), "is", "are"), absent[0])
 	}
 	if override && matched == 0 && len(val.items) > 0 {
 		// A file the user named that labels nothing would leave the whole
@@ -627,10 +640,10 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 		d.warn("val: %s disagrees with the folders for %d %s (first: %s); the folders' labels are kept%s", srcPath, changed, plural(changed, "image", "images"), firstChanged, use)
 	case check:
 	case outside > 0:
-		d.warn("val: %d images labelled with classes that have no training images in %s (label -1)", outside, srcPath)
+		d.warn("val: %s labels %d %s with classes this dataset's %d do not include (first: %s); they get label -1", srcPath, outside, plural(outside, "image", "images"), len(d.Classes), firstOutside)
 	}
 	if changed > 0 && !check {
-		d.warn("val: %s disagrees with the folders for %d images (first: %s); using the file", srcPath, changed, firstChanged)
+		d.warn("val: %s disagrees with the folders for %d %s (first: %s); using the file", srcPath, changed, plural(changed, "image", "images"), firstChanged)
 	}
 	return nil
 }
