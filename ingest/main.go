@@ -233,6 +233,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		bar.Finish()
 	}
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		if m, _ := filepath.Glob(filepath.Join(*out, "*.shard")); len(m) == 0 {
+			return o.Failf(cli.ExitInterrupted, "interrupted before any shard was complete: nothing in %s to keep; run the same command again to start", *out)
+		}
 		return o.Failf(cli.ExitInterrupted, "interrupted; the complete shards in %s are kept: run the same command again to resume", *out)
 	}
 	if errors.Is(err, ingest.ErrOtherDataset) {

@@ -437,6 +437,9 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (_ *Report, err
 		if errors.Is(err, context.Canceled) {
 			failed.ExitCode = cli.ExitInterrupted // as the command exits
 			failed.Error = "interrupted; the complete shards are kept: the same command resumes it"
+			if len(shardFiles(opt.Out)) == 0 {
+				failed.Error = "interrupted before any shard was complete; the same command starts again"
+			}
 		}
 		failed.Seconds = time.Since(start).Seconds()
 		_ = WriteReport(opt.Out, &failed)

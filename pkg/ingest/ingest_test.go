@@ -1697,3 +1697,26 @@ func TestDamagedMetaRewritten(t *testing.T) {
 		}
 	}
 }
+
+// An interruption's report says that complete shards are kept only when
+// there are some: one stopped before the first shard says it starts again.
+func TestInterruptedBeforeAnyShard(t *testing.T) {
+	root, _ := makeTree(t, 6)
+	out := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err := ingestWith(t, ctx, root, Options{Out: out, Size: 24, Seed: 7, ShardSize: 1000, Workers: 1, Codec: shards.CodecGradZstd,
+		Progress: func(p Progress) {
+			if p.Done >= 1 { // out is changed by now: the report is written
+				cancel()
+			}
+		}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run returned %v", err)
+	}
+	r := readReport(t, out)
+	none := len(shardFiles(out)) == 0
+	t.Logf("%d shards on disk: %s", len(shardFiles(out)), r.Error)
+	if r.ExitCode != cli.ExitInterrupted || none != strings.HasPrefix(r.Error, "interrupted before any shard was complete") {
+		t.Errorf("report after an interruption with %d shards on disk: exit_code %d, error %q", len(shardFiles(out)), r.ExitCode, r.Error)
+	}
+}
