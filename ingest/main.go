@@ -200,7 +200,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return o.Failf(cli.ExitInterrupted, "interrupted while listing the dataset; nothing was written")
 	}
-	if errors.Is(err, imagenet.ErrOtherLayout) {
+	if errors.Is(err, imagenet.ErrOtherLayout) || errors.Is(err, imagenet.ErrOutInDataset) {
 		return o.Fail(cli.ExitUsage, err)
 	}
 	if err != nil {

@@ -433,6 +433,23 @@ func TestTrainSplitIgnoresVal(t *testing.T) {
 	}
 }
 
+// --out one of the dataset's split folders is refused before anything is
+// written among the images (exit 2).
+func TestOutIsASplitFolder(t *testing.T) {
+	root := t.TempDir()
+	fixtures.Tree(t, root, 2, 2)
+	for _, split := range []string{"train", "val"} {
+		var so, se bytes.Buffer
+		code := run(context.Background(), []string{"--quiet", "--size", "16", "--out", filepath.Join(root, split), root}, &so, &se)
+		if code != cli.ExitUsage || !strings.Contains(se.String(), "--out is the dataset's "+split+" folder") {
+			t.Errorf("--out %s/: exit %d:\n%s", split, code, se.String())
+		}
+		if _, err := os.Stat(filepath.Join(root, split, "meta.json")); err == nil {
+			t.Errorf("meta.json written into %s/", split)
+		}
+	}
+}
+
 // A root holding two layouts uses the one detection prefers; when that one
 // is empty (a Kaggle folder made but not yet filled), the error names the
 // other, and --layout picks it.

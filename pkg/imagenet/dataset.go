@@ -309,6 +309,14 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 	for _, x := range opt.Exclude {
 		if fi, err := os.Stat(x); err == nil {
 			d.exclude = append(d.exclude, fi)
+			// Ingest's own files among a split's images would be listed
+			// as entries that are not images by every later run, and a
+			// later --overwrite would clear them from the dataset.
+			for _, s := range []struct{ dir, name string }{{p.trainDir, "train"}, {p.valDir, "val"}} {
+				if sf, err := os.Stat(filepath.Join(p.root, s.dir)); s.dir != "" && err == nil && os.SameFile(fi, sf) {
+					return nil, errs.Mark(&PathError{Path: x, Err: fmt.Errorf("--out is the dataset's %s folder (%s): the shards and meta.json would lie among its images; give --out a folder of its own, outside %s", s.name, s.dir, s.dir)}, ErrOutInDataset)
+				}
+			}
 		}
 	}
 	ok := false

@@ -155,3 +155,7 @@ func isFile(path string) bool {
 // ErrOtherLayout marks a dataset folder that holds another layout than
 // --layout names: the flag is the mistake, not the data.
 var ErrOtherLayout = errors.New("the dataset holds another layout than the one asked for")
+
+// ErrOutInDataset marks an Options.Exclude (ingest's --out) that is one of
+// the dataset's split folders.
+var ErrOutInDataset = errors.New("--out is inside the dataset")
