@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 				}
 				barSplit = p.Split
 				if p.ResumedDone > 0 {
-					fmt.Fprintf(stderr, "ingest: %s: resuming, %d images already in complete shards\n", p.Split, p.ResumedDone)
+					fmt.Fprintf(stderr, "ingest: %s: resuming, %s already in complete shards\n", p.Split, cli.Count(p.ResumedDone, "image", "images"))
 				}
 				bar = cli.NewProgress(os.Stderr, "ingest "+p.Split, p.Total, *quiet)
 			}
@@ -136,6 +136,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		force = l
 	default:
 		return o.Failf(cli.ExitUsage, "unknown --layout %q (want auto, tars, tree or kaggle)", *layout)
+	}
+	// The val split is not looked at when it is not written: a val
+	// archive still downloading must not stop the training split.
+	trainOnly := slices.Equal(opt.Splits, []string{"train"})
+	if trainOnly && *valLabels != "" {
+		fmt.Fprintf(stderr, "ingest: note: --val-labels %s is not read: --splits train writes no val split\n", *valLabels)
+		*valLabels = ""
 	}
 	// The paths given are checked before the listing, naming their flag.
 	if *valLabels != "" {
@@ -193,9 +200,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if _, err := os.Stat(pos[0]); err != nil {
 		return o.Failf(cli.ExitFailure, "the dataset %s: %v", pos[0], errors.Unwrap(err))
 	}
-	// The val split is not looked at when it is not written: a val
-	// archive still downloading must not stop the training split.
-	trainOnly := slices.Equal(opt.Splits, []string{"train"})
 	ds, err := imagenet.OpenContext(ctx, pos[0], imagenet.Options{ValLabels: *valLabels, Layout: force, Exclude: []string{*out}, TrainOnly: trainOnly})
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return o.Failf(cli.ExitInterrupted, "interrupted while listing the dataset; nothing was written")
@@ -269,8 +273,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			written = append(written, fmt.Sprintf("%d %s", rep.Written[sp], sp))
 		}
 	}
-	fmt.Fprintf(stderr, "ingest: %s: %s records, %d skipped, %s, %s in %.1fs (%.1f img/s, %s), %.0f B/image (%.3f of raw) -> %s\n",
-		map[bool]string{true: "stopped", false: "done"}[stopped], strings.Join(written, " + "), skipped, cli.Count(rep.ResumedShards, "resumed shard", "resumed shards"),
+	records := strings.Join(written, " + ") + " records"
+	if len(written) == 1 && strings.HasPrefix(written[0], "1 ") {
+		records = written[0] + " record"
+	}
+	fmt.Fprintf(stderr, "ingest: %s: %s, %d skipped, %s, %s in %.1fs (%.1f img/s, %s), %.0f B/image (%.3f of raw) -> %s\n",
+		map[bool]string{true: "stopped", false: "done"}[stopped], records, skipped, cli.Count(rep.ResumedShards, "resumed shard", "resumed shards"),
 		cli.Count(rep.ProcessedRun, "image", "images"), rep.Seconds, rep.ImagesPerSec, cli.Count(rep.Workers, "worker", "workers"),
 		rep.BytesPerImage, rep.BytesPerImage/float64(rep.RawPerImage), *out)
 	code = cli.ExitOK

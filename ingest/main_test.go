@@ -431,6 +431,12 @@ func TestTrainSplitIgnoresVal(t *testing.T) {
 	if strings.Contains(se.String(), "val records") {
 		t.Errorf("the summary names the val split not asked for:\n%s", se.String())
 	}
+	// A --val-labels file, even a missing one, is not read either.
+	se.Reset()
+	code = run(context.Background(), []string{"--size", "16", "--splits", "train", "--val-labels", filepath.Join(root, "absent.csv"), "--out", out, root}, &so, &se)
+	if code != cli.ExitOK || !strings.Contains(se.String(), "absent.csv is not read: --splits train writes no val split") {
+		t.Errorf("--splits train --val-labels absent.csv: exit %d:\n%s", code, se.String())
+	}
 }
 
 // --out one of the dataset's split folders is refused before anything is
