@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -386,6 +387,13 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 			}
 			d.warn("%s: skipped %s outside class folders or archives: %s%s", s.name, cli.Count(s.stray, "entry", "entries"), strings.Join(s.strays, ", "), more)
 		}
+		if s.dirLink > 0 {
+			more := ""
+			if n := s.dirLink - len(s.dirLinks); n > 0 {
+				more = fmt.Sprintf(" and %d more", n)
+			}
+			d.warn("%s: %s to folders inside class folders not followed (one could lead round, or to another class's images): %s%s", s.name, cli.Count(s.dirLink, "link", "links"), strings.Join(s.dirLinks, ", "), more)
+		}
 		for _, e := range s.tarNotes {
 			d.warn("%s: %s", s.name, e)
 		}
@@ -456,12 +464,41 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 			}
 			slices.SortFunc(items, func(a, b Item) int { return strings.Compare(a.Name, b.Name) })
 		}
+		// A name twice in one class, in two of its folders (an archive
+		// extracted into itself, a backup/ copy): those records are
+		// named by their path in the class folder, class/a/x.JPEG.
+		if i := repeatedName(items); i > 0 && items[i].Label >= 0 {
+			d.warn("%s: file names repeat within a class's folders (%s at %s and %s), so the records in folders inside class folders are named class/folder/file",
+				s.name, items[i].Name, d.describe(&items[i-1]), d.describe(&items[i]))
+			for j := range items {
+				if l := items[j].Label; l >= 0 {
+					items[j].Name = d.Classes[l].WNID + "/" + pathInClass(items[j].Path, s.dir)
+				}
+			}
+			slices.SortFunc(items, func(a, b Item) int { return strings.Compare(a.Name, b.Name) })
+		}
 		if i := repeatedName(items); i > 0 {
 			return nil, &PathError{Path: d.describe(&items[i]), Err: fmt.Errorf("name %s also at %s; names must be unique within a folder", items[i].Name, d.describe(&items[i-1]))}
 		}
 	}
 	ok = true
 	return d, nil
+}
+
+// pathInClass is an item's path inside its class folder or class archive
+// ("a/x.JPEG" of "train/n01/a/x.JPEG"), with forward slashes.
+func pathInClass(p, splitDir string) string {
+	if i := strings.LastIndexByte(p, ':'); i >= 0 {
+		return strings.TrimLeft(path.Clean("/"+p[i+1:]), "/") // the member's own path
+	}
+	rel, err := filepath.Rel(filepath.Clean(splitDir), p)
+	if err != nil {
+		return filepath.ToSlash(p)
+	}
+	if _, sub, ok := strings.Cut(filepath.ToSlash(rel), "/"); ok {
+		return sub
+	}
+	return filepath.ToSlash(rel)
 }
 
 // folderOf is the name of the folder below its split's own (splitDir,

@@ -27,6 +27,8 @@ type split struct {
 	notImages []string     // the first few of them, for the warning
 	stray     int          // entries outside class folders or archives
 	strays    []string     // the first few of them, for the warning
+	dirLink   int          // links to folders inside class folders, not followed
+	dirLinks  []string     // the first few of them, for the warning
 	skipped   []Skipped    // entries named as images that cannot be read as files, and tar stretches lost to damage
 	tarNotes  []string     // damaged extension headers (their member was still read), appended archives
 	empty     []emptyClass // class folders or member tars without images
@@ -210,7 +212,9 @@ func (d *Dataset) listClassFolder(s *split, dir string, label, depth int) error 
 			case err != nil || !typ.IsDir():
 				s.wantImage(name, rel) // counted as no image
 			case e.Type()&fs.ModeSymlink != 0:
-				s.skip(rel, name, "a link to a folder inside a class folder, not followed")
+				if s.dirLink++; len(s.dirLinks) < 5 {
+					s.dirLinks = append(s.dirLinks, rel)
+				}
 			case d.wantFolder(s, rel, depth+1):
 				if err := d.listClassFolder(s, rel, label, depth+1); err != nil {
 					return err
@@ -245,7 +249,7 @@ func (d *Dataset) wantFolder(s *split, dir string, depth int) bool {
 		return false
 	}
 	if depth > maxFolderDepth {
-		s.skip(dir, filepath.Base(dir), fmt.Sprintf("a folder more than %d deep in its class folder, not read", maxFolderDepth))
+		d.warn("%s: skipped %s: more than %d folders deep in its class folder", s.name, dir, maxFolderDepth)
 		return false
 	}
 	return true
