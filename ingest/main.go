@@ -60,7 +60,8 @@ run stops before it replaces any of them (exit 1); the splits it wrote
 before are listed in meta.json.
 
 Exit codes: 0 done, 1 failed or every image of a split skipped, 2 usage
-or an --out holding another dataset's shards (or Go source), 3 done but
+or an --out holding another dataset's shards (or Go source, or that is
+the dataset's train/ or val/ folder), 3 done but
 files were skipped (or kept though decoded past damage) and --strict was
 given, 130 interrupted with the complete shards kept (the same command
 resumes).
@@ -136,6 +137,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		force = l
 	default:
 		return o.Failf(cli.ExitUsage, "unknown --layout %q (want auto, tars, tree or kaggle)", *layout)
+	}
+	// Before the checks of --out below and its lock, which would make a
+	// .lock among the images, or fail for a read-only dataset mount.
+	if err := imagenet.CheckOut(pos[0], force, *out); err != nil {
+		return o.Fail(cli.ExitUsage, err)
 	}
 	// The val split is not looked at when it is not written: a val
 	// archive still downloading must not stop the training split.

@@ -450,8 +450,10 @@ func TestOutIsASplitFolder(t *testing.T) {
 		if code != cli.ExitUsage || !strings.Contains(se.String(), "--out is the dataset's "+split+" folder") {
 			t.Errorf("--out %s/: exit %d:\n%s", split, code, se.String())
 		}
-		if _, err := os.Stat(filepath.Join(root, split, "meta.json")); err == nil {
-			t.Errorf("meta.json written into %s/", split)
+		for _, f := range []string{"meta.json", ".lock", ".ingest-state"} {
+			if _, err := os.Stat(filepath.Join(root, split, f)); err == nil {
+				t.Errorf("%s written into %s/", f, split)
+			}
 		}
 	}
 }

@@ -289,6 +289,35 @@ func (p *plan) checkTreeAgainstTars(force Layout) error {
 		p.layout, split, tp.trainTar, n, p.layout, have, n)}, ErrOtherLayout)
 }
 
+// outInSplit refuses an output folder (out, whose FileInfo is fi) that is
+// one of the dataset's split folders: ingest's own files among a split's
+// images would be listed as entries that are not images by every later
+// run, and a later --overwrite would clear them from the dataset.
+func (p *plan) outInSplit(out string, fi os.FileInfo) error {
+	for _, s := range []struct{ dir, name string }{{p.trainDir, "train"}, {p.valDir, "val"}} {
+		if sf, err := os.Stat(filepath.Join(p.root, s.dir)); s.dir != "" && err == nil && os.SameFile(fi, sf) {
+			return errs.Mark(&PathError{Path: out, Err: fmt.Errorf("--out is the dataset's %s folder (%s): the shards and meta.json would lie among its images; give --out a folder of its own, outside %s", s.name, s.dir, s.dir)}, ErrOutInDataset)
+		}
+	}
+	return nil
+}
+
+// CheckOut is OpenContext's refusal of an output folder that is one of
+// the dataset's split folders, for before anything is made there (ingest
+// locks its --out before the listing). It finds the layout as Open does,
+// but lists nothing; where no layout is found, Open will say why.
+func CheckOut(root string, force Layout, out string) error {
+	fi, err := os.Stat(out)
+	if err != nil {
+		return nil // made later, so no split folder
+	}
+	p, err := detect(root, force)
+	if err != nil {
+		return nil
+	}
+	return p.outInSplit(out, fi)
+}
+
 // Open finds the dataset under root, lists both splits, and resolves
 // classes and labels. Its error lists the layouts it looked for when none
 // matched.
@@ -310,13 +339,8 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 	for _, x := range opt.Exclude {
 		if fi, err := os.Stat(x); err == nil {
 			d.exclude = append(d.exclude, fi)
-			// Ingest's own files among a split's images would be listed
-			// as entries that are not images by every later run, and a
-			// later --overwrite would clear them from the dataset.
-			for _, s := range []struct{ dir, name string }{{p.trainDir, "train"}, {p.valDir, "val"}} {
-				if sf, err := os.Stat(filepath.Join(p.root, s.dir)); s.dir != "" && err == nil && os.SameFile(fi, sf) {
-					return nil, errs.Mark(&PathError{Path: x, Err: fmt.Errorf("--out is the dataset's %s folder (%s): the shards and meta.json would lie among its images; give --out a folder of its own, outside %s", s.name, s.dir, s.dir)}, ErrOutInDataset)
-				}
+			if err := p.outInSplit(x, fi); err != nil {
+				return nil, err
 			}
 		}
 	}
