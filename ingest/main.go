@@ -233,17 +233,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if n := len(ds.Skipped); n > 0 {
 		notFiles = fmt.Sprintf(" (and %s that cannot be read as %s, to be reported as skipped)", cli.Count(n, "entry", "entries"), map[bool]string{true: "an image", false: "images"}[n == 1])
 	}
-	vals := cli.Count(len(ds.Val), "val image", "val images")
+	vals := " and " + cli.Count(len(ds.Val), "val image", "val images")
 	if trainOnly {
-		vals = "val not read (--splits train)"
+		vals = " (val not read: --splits train)"
 	}
-	fmt.Fprintf(stderr, "ingest: %s layout at %s: %s, %s and %s%s; decoder %s\n", ds.Layout, ds.Root, cli.Count(len(ds.Classes), "class", "classes"), cli.Count(len(ds.Train), "train image", "train images"), vals, notFiles, imageio.Backend())
+	fmt.Fprintf(stderr, "ingest: %s layout at %s: %s, %s%s%s; decoder %s\n", ds.Layout, ds.Root, cli.Count(len(ds.Classes), "class", "classes"), cli.Count(len(ds.Train), "train image", "train images"), vals, notFiles, imageio.Backend())
 	rep, err := ingest.Run(ctx, ds, opt)
 	if bar != nil {
 		bar.Finish()
 	}
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		if m, _ := filepath.Glob(filepath.Join(*out, "*.shard")); len(m) == 0 {
+		if !ingest.HasShards(*out) {
 			return o.Failf(cli.ExitInterrupted, "interrupted before any shard was complete: nothing in %s to keep; run the same command again to start", *out)
 		}
 		return o.Failf(cli.ExitInterrupted, "interrupted; the complete shards in %s are kept: run the same command again to resume", *out)

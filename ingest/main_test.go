@@ -423,7 +423,7 @@ func TestTrainSplitIgnoresVal(t *testing.T) {
 	if code != cli.ExitOK {
 		t.Fatalf("--splits train: exit %d:\n%s", code, se.String())
 	}
-	for _, want := range []string{"val not read (--splits train)", "done: 10 train records, 2 skipped"} {
+	for _, want := range []string{"(val not read: --splits train)", "done: 10 train records, 2 skipped"} {
 		if !strings.Contains(se.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, se.String())
 		}

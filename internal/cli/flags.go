@@ -138,9 +138,9 @@ var flagAliases = map[string]string{
 }
 
 // Nearest is the one of names a mistyped name most likely meant (a flag,
-// a subcommand): the closest by edit distance, within 1 for names of up
-// to 4 letters and 2 for longer ones, when no other is as close; "" when
-// none is.
+// a subcommand): the closest by edit distance, within 1 for names of 3
+// or 4 letters and 2 for longer ones, when no other is as close; "" when
+// none is, and for names of 1 or 2 letters, which are near anything.
 func Nearest(name string, names []string) string {
 	best, bestD, tie := "", 1<<30, false
 	for _, n := range names {
@@ -153,7 +153,12 @@ func Nearest(name string, names []string) string {
 		}
 	}
 	limit := 2
-	if len([]rune(name)) <= 4 {
+	switch n := len([]rune(name)); {
+	case n <= 2:
+		// One letter off a one-letter flag is any other (predict --o
+		// would be "did you mean --k?"): no guess.
+		return ""
+	case n <= 4:
 		limit = 1
 	}
 	if tie || bestD > limit {
@@ -253,3 +258,8 @@ func ExitCode(err error) int {
 	}
 	return ExitFailure
 }
+
+// MaxWorkers bounds --workers (train, ingest, mkdemo): a zero too many
+// (1,000,000) made train spend 76 s and 13.9 GB starting goroutines for
+// a 12-step run, and no machine these commands run on has a use for more.
+const MaxWorkers = 1024

@@ -141,8 +141,3 @@ func DanglingLink(path string) string {
 	}
 	return "dangling symbolic link to " + Name(target)
 }
-
-// MaxWorkers bounds every --workers: a zero too many (1,000,000) made
-// train spend 76 s and 13.9 GB starting goroutines for a 12-step run,
-// and no machine these commands run on has a use for more.
-const MaxWorkers = 1024

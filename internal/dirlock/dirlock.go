@@ -62,7 +62,7 @@ func Acquire(dir, what string) (*Lock, error) {
 			// Readers hold it (AcquireShared), who write no name: the
 			// file's is the last writer's, not theirs.
 			unlock(f)
-			owner = " (being read: a train run or shardtool verify)"
+			owner = " (being read: a train run, train --eval-only, or shardtool verify or grid)"
 		}
 		f.Close()
 		return nil, fmt.Errorf("%s is %w%s: wait for it to end, or use another folder", dir, ErrBusy, owner)

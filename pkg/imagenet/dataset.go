@@ -394,6 +394,9 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 		for _, l := range p.alsoFound {
 			also += fmt.Sprintf("; it also holds a %s layout (--layout %s)", l, l)
 		}
+		if opt.TrainOnly {
+			return nil, fmt.Errorf("%s: %s layout found, but no training images in it (--splits train: val is not read)%s", p.root, p.layout, also)
+		}
 		return nil, fmt.Errorf("%s: %s layout found, but no images in it%s", p.root, p.layout, also)
 	}
 	for _, s := range []*split{train, val} {

@@ -337,7 +337,7 @@ func TestSubsetLabels(t *testing.T) {
 			n++
 		}
 	}
-	if n != 2 || !hasWarning(d, "LOC_val_solution.csv labels 2 images with classes this dataset's 4 do not include (first: ILSVRC2012_val_00000004.JPEG as n05000005); they get label -1") {
+	if n != 2 || !hasWarning(d, "LOC_val_solution.csv labels 2 images with classes outside this dataset's 4 (first: ILSVRC2012_val_00000004.JPEG as n05000005); they get label -1") {
 		t.Errorf("%d unlabelled, warnings %q", n, d.Warnings)
 	}
 }
@@ -1450,10 +1450,27 @@ func TestTwoLabelSourcesNamed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	if !hasWarning(d, valSolutionName+"; the devkit's ground truth beside it is not read (--val-labels chooses)") {
+	if !hasWarning(d, valSolutionName+"; the devkit's ground truth beside it is not used (--val-labels FILE uses the one named)") {
 		t.Errorf("no warning naming the label file used: %q", d.Warnings)
 	}
 	if got, want := listing(d.Val), f.want(f.val); !reflect.DeepEqual(got, want) {
 		t.Errorf("val\n got %v\nwant %v", got, want)
+	}
+}
+
+// TrainOnly over a dataset with val images and no training ones says
+// which split it looked for.
+func TestTrainOnlyWithoutTrain(t *testing.T) {
+	f := newFixture()
+	root := t.TempDir()
+	for _, im := range f.val {
+		writeFile(t, filepath.Join(root, "val", im.name), im.data)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "train"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(root, Options{TrainOnly: true})
+	if err == nil || !strings.Contains(err.Error(), "no training images in it (--splits train: val is not read)") {
+		t.Errorf("TrainOnly without training images: %v", err)
 	}
 }

@@ -429,9 +429,9 @@ func (d *Dataset) labelVal(val *split, m *metaFiles, override string) error {
 		}
 		// Two label sources: the one taken is said, not only in the
 		// report's val_label_source.
-		if err == nil && src != nil && filepath.Base(srcPath) == valSolutionName &&
+		if err == nil && src != nil && unlabelled > 0 && filepath.Base(srcPath) == valSolutionName &&
 			(m.find(devkitTarGzName) != "" || m.find(filepath.Join(devkitDirName, "data", groundTruthName)) != "") {
-			d.warn("val: labels from %s; the devkit's ground truth beside it is not read (--val-labels chooses)", srcPath)
+			d.warn("val: labels read from %s; the devkit's ground truth beside it is not used (--val-labels FILE uses the one named)", srcPath)
 		}
 		if err != nil {
 			d.warn("val: the folders' labels were not checked against the label file: %v", err)
@@ -640,7 +640,7 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 		d.warn("val: %s disagrees with the folders for %d %s (first: %s); the folders' labels are kept%s", srcPath, changed, plural(changed, "image", "images"), firstChanged, use)
 	case check:
 	case outside > 0:
-		d.warn("val: %s labels %d %s with classes this dataset's %d do not include (first: %s); they get label -1", srcPath, outside, plural(outside, "image", "images"), len(d.Classes), firstOutside)
+		d.warn("val: %s labels %d %s with classes outside this dataset's %d (first: %s); they get label -1", srcPath, outside, plural(outside, "image", "images"), len(d.Classes), firstOutside)
 	}
 	if changed > 0 && !check {
 		d.warn("val: %s disagrees with the folders for %d %s (first: %s); using the file", srcPath, changed, plural(changed, "image", "images"), firstChanged)

@@ -535,7 +535,7 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (_ *Report, err
 			if n > 5 {
 				list += fmt.Sprintf("; and %d more", n-5)
 			}
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: %s an earlier run finished %s damaged or gone, written again (a file changed on disk: check the storage): %s",
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: %s an earlier run finished %s damaged or gone, written again (a shard changed on disk is a sign of failing storage; one deleted is not): %s",
 				split, cli.Count(n, "shard", "shards"), plural(n, "is", "are"), list))
 		}
 		rep.ResumedShards += len(done)
@@ -754,6 +754,10 @@ func markDataset(out string, classes []imagenet.Class) error {
 
 // shardFiles lists the files in out named as ingest names shards that
 // begin as shards do: what a run into out could cost.
+// HasShards says whether out holds a shard file of ingest's (its name and
+// its first bytes): what an interrupted run can say it kept.
+func HasShards(out string) bool { return len(shardFiles(out)) > 0 }
+
 func shardFiles(out string) []string {
 	var found []string
 	ents, _ := os.ReadDir(out)
@@ -816,7 +820,7 @@ func carryOver(out string, written []string, meta *shards.Meta) string {
 	old, err := shards.ReadMeta(out)
 	if err != nil && !slices.ContainsFunc(splitNames, func(s string) bool { return !slices.Contains(written, s) }) {
 		// Every split was written again: nothing of the old file is lost.
-		return "the earlier meta.json could not be read (damaged or edited); this run wrote every split and a new one"
+		return fmt.Sprintf("the earlier meta.json could not be read (%v); this run wrote every split, so the new meta.json lists them all", err)
 	}
 	if err != nil {
 		return fmt.Sprintf("the earlier meta.json could not be read (%v): splits this run did not write are no longer listed; their shards are left in place", err)
@@ -902,6 +906,14 @@ func removeStale(out string, splits []string, meta *shards.Meta) ([]string, erro
 				}
 			}
 			p := filepath.Join(dir, e.Name())
+			if dir == out {
+				// Its sidecar first: a crash between the two must not
+				// leave a sidecar whose shard is gone, which a later run
+				// of the old settings would report as damage on disk.
+				if err := os.Remove(filepath.Join(out, stateDir, shard+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return removed, fmt.Errorf("removing a stale shard's state: %w", err)
+				}
+			}
 			if err := os.Remove(p); err != nil {
 				return removed, fmt.Errorf("removing a stale shard: %w", err)
 			}
@@ -995,7 +1007,7 @@ func resumable(ds *imagenet.Dataset, opt Options, plans []*shardPlan) (done, tod
 			r, err := shards.Open(filepath.Join(opt.Out, p.file()))
 			switch {
 			case errors.Is(err, fs.ErrNotExist):
-				why = "missing"
+				why = "missing (deleted since?)"
 			case err != nil:
 				why = strings.TrimPrefix(err.Error(), "shard "+p.file()+": ")
 			case r.Len() != sc.Info.Records:

@@ -126,7 +126,7 @@ func TestModelThatDoesNotFitTheCrop(t *testing.T) {
 		{"small", 1, 0, fmt.Sprintf("small needs crops of at least %d px: ingest at --size %d or more", alexnet.MinInput("small"), (alexnet.MinInput("small")*8+6)/7)},
 		// Shards big enough, the crop given too small: the models named
 		// are those that fit at that crop, not at the shards' default.
-		{"alexnet", 72, 62, "alexnet needs crops of at least 63 px (--crop 63 or more); at --crop 62, --model small or small-fc"},
+		{"alexnet", 72, 62, "alexnet needs crops of at least 63 px (--crop 63 or more); at a 62-px crop, --model small or small-fc"},
 		{"small-fc", 40, 6, "small-fc needs crops of at least 7 px (--crop 7 or more)"}, // and no model fits at 6
 	} {
 		shardDir := syntheticShardsOfSide(t, 32, 8, c.side)

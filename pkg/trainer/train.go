@@ -260,7 +260,7 @@ func tooSmallHint(model string, crop, side int) string {
 	// the shards' default crop otherwise.
 	limit, where := side*7/8, fmt.Sprintf("on these %d-px shards", side)
 	if need <= side {
-		limit, where = crop, fmt.Sprintf("at --crop %d", crop)
+		limit, where = crop, fmt.Sprintf("at a %d-px crop", crop)
 	}
 	var fit []string
 	for _, v := range alexnet.Variants() {

@@ -396,8 +396,11 @@ def check_meta(d):
         need(crc32c(zeroed) == int(m.group(1), 16), "meta.json checksum mismatch")
         need(list(meta.keys())[1] == "checksum", "checksum not the second field")
     need(raw.endswith(b"}\n"), "meta.json has no final newline")
+    need(isinstance(meta, dict), "meta.json is not a JSON object")
     unknown = set(meta) - META_KEYS
     need(not unknown, f"meta.json unknown fields {unknown}")
+    missing = [k for k in ("format_version", "width", "height", "channels") if k not in meta]
+    need(not missing, f"meta.json lacks {missing}")
     return meta, bool(m)
 
 USAGE = "usage: read_shards.py DIR [--dump OUTDIR] [--digests]   (DIR holds *.shard and meta.json)"
@@ -434,42 +437,57 @@ def main():
     for split, note in meta.get("unfinished", {}).items():
         print(f"FAIL {split}: unfinished: {note}"); problems += 1
     for split, sp in meta.get("splits", {}).items():
-        n = 0
-        ids = []
-        for s in sp["shards"]:
-            listed.add(s["file"])
-            path = os.path.join(d, s["file"])
-            try:
-                sh = read_shard(path, stats=stats)
-                for r in sh["records"]:
-                    need(r["w"] == meta["width"] and r["h"] == meta["height"],
-                         f"record {r['id']}: {r['w']}x{r['h']}, meta.json says {meta['width']}x{meta['height']}")
-                    need(-1 <= r["label"] < len(meta["classes"]),
-                         f"record {r['id']}: label {r['label']} out of range for {len(meta['classes'])} classes")
-            except (OSError, FormatError) as e:
-                print(f"FAIL {s['file']}: {e}"); problems += 1; continue
-            ok = (sh["count"] == s["records"] and sh["size"] == s["bytes"]
-                  and f"{sh['file_crc']:08x}" == s["crc32c"])
-            if not ok:
-                print(f"FAIL meta listing {s} vs count={sh['count']} size={sh['size']} crc={sh['file_crc']:08x}")
-                problems += 1
-            if sh["version"] != meta["format_version"]:
-                print(f"note {s['file']}: header version {sh['version']} vs meta {meta['format_version']}")
+        try:
+            problems += check_split(d, meta, split, sp, stats, allrecs, listed)
+        except (KeyError, TypeError, ValueError) as e:
+            print(f"FAIL meta.json split {split}: malformed listing ({type(e).__name__}: {e})"); problems += 1
+    return finish(d, meta, has_ck, stats, allrecs, listed, problems, dump, digests)
+
+def check_split(d, meta, split, sp, stats, allrecs, listed):
+    """Reads one split's shards into allrecs; returns the problems found."""
+    problems = 0
+    broken = False  # a shard that could not be read: the split's total says nothing more
+    classes = meta.get("classes", [])
+    n = 0
+    ids = []
+    for s in sp["shards"]:
+        listed.add(s["file"])
+        path = os.path.join(d, s["file"])
+        try:
+            sh = read_shard(path, stats=stats)
             for r in sh["records"]:
-                r["split"] = split; r["file"] = s["file"]
-                ids.append(r["id"])
-                allrecs.append(r)
-            n += sh["count"]
-        if n != sp["records"]:
-            print(f"FAIL {split}: {n} records, meta says {sp['records']}"); problems += 1
-        if len(set(ids)) != len(ids):
-            print(f"FAIL {split}: ids repeat: {sorted(ids)}"); problems += 1
-        # ids = position in bytewise-sorted names, of all the split's images:
-        # a skipped image leaves a gap, so they rise with the names.
-        byname = sorted((r for r in allrecs if r["split"] == split), key=lambda r: r["name"].encode("utf-8", "surrogateescape"))
-        seq = [r["id"] for r in byname]
-        if any(a >= b for a, b in zip(seq, seq[1:])):
-            print(f"FAIL {split}: ids do not follow sorted names"); problems += 1
+                need(r["w"] == meta["width"] and r["h"] == meta["height"],
+                     f"record {r['id']}: {r['w']}x{r['h']}, meta.json says {meta['width']}x{meta['height']}")
+                need(-1 <= r["label"] < len(classes),
+                     f"record {r['id']}: label {r['label']} out of range for {len(classes)} classes")
+        except (OSError, FormatError) as e:
+            print(f"FAIL {s['file']}: {e}"); problems += 1; broken = True; continue
+        ok = (sh["count"] == s["records"] and sh["size"] == s["bytes"]
+              and f"{sh['file_crc']:08x}" == s["crc32c"])
+        if not ok:
+            print(f"FAIL meta listing {s} vs count={sh['count']} size={sh['size']} crc={sh['file_crc']:08x}")
+            problems += 1
+        if sh["version"] != meta["format_version"]:
+            print(f"note {s['file']}: header version {sh['version']} vs meta {meta['format_version']}")
+        for r in sh["records"]:
+            r["split"] = split; r["file"] = s["file"]
+            ids.append(r["id"])
+            allrecs.append(r)
+        n += sh["count"]
+    if not broken and n != sp["records"]:
+        print(f"FAIL {split}: {n} records, meta says {sp['records']}"); problems += 1
+    if len(set(ids)) != len(ids):
+        print(f"FAIL {split}: ids repeat: {sorted(ids)}"); problems += 1
+    # ids = position in bytewise-sorted names, of all the split's images:
+    # a skipped image leaves a gap, so they rise with the names.
+    byname = sorted((r for r in allrecs if r["split"] == split), key=lambda r: r["name"].encode("utf-8", "surrogateescape"))
+    seq = [r["id"] for r in byname]
+    if any(a >= b for a, b in zip(seq, seq[1:])):
+        print(f"FAIL {split}: ids do not follow sorted names"); problems += 1
+    return problems
+
+def finish(d, meta, has_ck, stats, allrecs, listed, problems, dump, digests):
+    """The summary line, --digests and --dump; the exit status."""
     extra = [f for f in os.listdir(d) if f.endswith(".shard") and f not in listed]
     if extra:
         print(f"note: shards not in meta.json: {extra}")

@@ -85,7 +85,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, c := range commands() {
 		names = append(names, c.name)
 	}
-	if near := cli.Nearest(args[0], names); near != "" {
+	if near := cli.Nearest(strings.ToLower(args[0]), names); near != "" {
 		fmt.Fprintf(stderr, "gpucheck: unknown command %q; did you mean %s?\n\n", args[0], near)
 	} else {
 		fmt.Fprintf(stderr, "gpucheck: unknown command %q\n\n", args[0])

@@ -178,7 +178,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if act == rebuild {
-		fmt.Fprintf(stderr, "mkdemo: %s lacks images its marker says it holds (%d train, %d val: files deleted or moved since); writing it again\n", c.out, c.Train, c.Val)
+		t, v := countImages(c.out)
+		fmt.Fprintf(stderr, "mkdemo: %s holds %d train and %d val images, not the %d and %d its marker records (files deleted, moved or added since); writing it again\n", c.out, t, v, c.Train, c.Val)
 	}
 	if act == upToDate {
 		fmt.Fprintf(stdout, "mkdemo: %s is up to date (%d train, %d val)\n", c.out, c.Train, c.Val)

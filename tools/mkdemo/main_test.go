@@ -214,7 +214,7 @@ func TestRunFakeSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	var so, se bytes.Buffer
-	if err := run(context.Background(), []string{"--out", out, "--src", src, "--train", "200", "--val", "50"}, &so, &se); err != nil || !strings.Contains(se.String(), "lacks images its marker says it holds") {
+	if err := run(context.Background(), []string{"--out", out, "--src", src, "--train", "200", "--val", "50"}, &so, &se); err != nil || !strings.Contains(se.String(), "holds 199 train and 50 val images, not the 200 and 50 its marker records") {
 		t.Errorf("a tree missing a file: %v, stdout %q, stderr %q", err, so.String(), se.String())
 	}
 	checkTree(t, out, train, val, 200, 50, 28)

@@ -83,9 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			break
 		}
 	}
-	hint := "want verify, inspect or grid"
-	if near := cli.Nearest(cmd, []string{"verify", "inspect", "grid"}); near != "" {
-		hint = "did you mean " + near + "?"
+	if near := cli.Nearest(strings.ToLower(cmd), []string{"verify", "inspect", "grid"}); near != "" {
+		return o.Finish(o.Failf(cli.ExitUsage, "unknown command %q; did you mean %s? (see --help)", cmd, near))
 	}
-	return o.Finish(o.Failf(cli.ExitUsage, "unknown command %q (%s; see --help)", cmd, hint))
+	return o.Finish(o.Failf(cli.ExitUsage, "unknown command %q (want verify, inspect or grid; see --help)", cmd))
 }

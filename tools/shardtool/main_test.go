@@ -565,7 +565,7 @@ func TestEdgesReportedPlainly(t *testing.T) {
 		{[]string{"inspect", "--json", dir, "--classes", "-3"}, cli.ExitUsage, "--classes -3"},
 		{[]string{"inspect", "--json", filepath.Join(dir, "absent")}, cli.ExitFailure, "absent"},
 		{[]string{"--json", "--bogus"}, cli.ExitUsage, `unknown command "--json"`},
-		{[]string{"veriffy", dir, "--json"}, cli.ExitUsage, `unknown command "veriffy" (did you mean verify?`},
+		{[]string{"veriffy", dir, "--json"}, cli.ExitUsage, `unknown command "veriffy"; did you mean verify? (see --help)`},
 		{[]string{"--json", "list", dir}, cli.ExitUsage, `unknown command "list" (want verify, inspect or grid`},
 	} {
 		code, out, errs := runTool(c.args...)
