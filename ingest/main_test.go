@@ -57,7 +57,7 @@ func signalMidRun(t *testing.T, args []string, out string, shards int, sig os.Si
 	return cmd.Wait()
 }
 
-// A real SIGTERM (not a cancelled context) stops a real ingest with exit 1
+// A real SIGTERM (not a cancelled context) stops a real ingest with exit 130
 // and the line saying the complete shards are kept; the same command then
 // finishes the job.
 func TestSIGTERMStopsAndResumes(t *testing.T) {

@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 }
 
 // A real Ctrl-C (SIGINT to a real train process, not a cancelled context)
-// finishes the step in flight, saves it and exits 1 saying --resume
+// finishes the step in flight, saves it and exits 130 saying --resume
 // continues it; the resumed run then goes on from that step.
 func TestCtrlCSavesAndResumes(t *testing.T) {
 	shardDir := fixtureShards(t, 40, 6, 32)

@@ -45,7 +45,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 	o := cli.NewOutcome("shardtool verify", args, stdout, stderr)
 	defer func() { code = o.Finish(code) }()
 	stdout = o.Stdout()
-	fs := newFlags("verify", "verify DIR [--decode] [--json] [--workers 0]\n\nRe-reads every shard listed in DIR/meta.json, checking record CRCs, the index,\nthe whole-file CRC, the sizes and checksums meta.json recorded, and each\nrecord's label, size and codec against meta.json. Exit 4 on any damage;\nexit 1 when an unfinished ingest unlisted a split (it names the split).\n\nExample:\n  shardtool verify ./shards --decode --json | jq .damaged", stdout, stderr)
+	fs := newFlags("verify", "verify DIR [--decode] [--json] [--workers 0]\n\nRe-reads every shard listed in DIR/meta.json, checking record CRCs, the index,\nthe whole-file CRC, the sizes and checksums meta.json recorded, and each\nrecord's label, size and codec against meta.json.\n\nExample:\n  shardtool verify ./shards --decode --json | jq .damaged\n\nExit codes: 0 no damage, 1 failed (or an unfinished ingest unlisted a\nsplit, which it names), 2 usage, 4 damage found (each shard and record named).", stdout, stderr)
 	decode := fs.Bool("decode", false, "also decompress every record's pixels")
 	asJSON := fs.Bool("json", false, "print results as JSON")
 	workers := fs.Int("workers", 0, "shards checked in parallel (0: all cores)")
