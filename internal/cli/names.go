@@ -84,10 +84,16 @@ func FileKind(m fs.FileMode) string {
 
 // Count is n and its noun, singular for 1: "1 shard", "3 shards".
 func Count(n int, one, many string) string {
+	return fmt.Sprintf("%d %s", n, Plural(n, one, many))
+}
+
+// Plural is one for n == 1, else many: for the words around a count
+// ("1 entry that is not an image", "2 entries that are not images").
+func Plural(n int, one, many string) string {
 	if n == 1 {
-		return "1 " + one
+		return one
 	}
-	return fmt.Sprintf("%d %s", n, many)
+	return many
 }
 
 // NearestFolder walks up from dir to the first path that exists: the

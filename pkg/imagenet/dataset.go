@@ -400,26 +400,14 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 		return nil, fmt.Errorf("%s: %s layout found, but no images in it%s", p.root, p.layout, also)
 	}
 	for _, s := range []*split{train, val} {
-		if s.notImage > 0 {
-			more := ""
-			if n := s.notImage - len(s.notImages); n > 0 {
-				more = fmt.Sprintf(" and %d more", n)
-			}
-			d.warn("%s: skipped %s that %s (want .JPEG, .jpg, .jpeg or .png): %s%s", s.name, cli.Count(s.notImage, "entry", "entries"), plural(s.notImage, "is not an image", "are not images"), strings.Join(s.notImages, ", "), more)
+		if n := s.notImage.n; n > 0 {
+			d.warn("%s: skipped %s that %s (want .JPEG, .jpg, .jpeg or .png): %s", s.name, cli.Count(n, "entry", "entries"), cli.Plural(n, "is not an image", "are not images"), &s.notImage)
 		}
-		if s.stray > 0 {
-			more := ""
-			if n := s.stray - len(s.strays); n > 0 {
-				more = fmt.Sprintf(" and %d more", n)
-			}
-			d.warn("%s: skipped %s outside class folders or archives: %s%s", s.name, cli.Count(s.stray, "entry", "entries"), strings.Join(s.strays, ", "), more)
+		if n := s.stray.n; n > 0 {
+			d.warn("%s: skipped %s outside class folders or archives: %s", s.name, cli.Count(n, "entry", "entries"), &s.stray)
 		}
-		if s.dirLink > 0 {
-			more := ""
-			if n := s.dirLink - len(s.dirLinks); n > 0 {
-				more = fmt.Sprintf(" and %d more", n)
-			}
-			d.warn("%s: %s to folders inside class folders not followed (one could lead round, or to another class's images): %s%s", s.name, cli.Count(s.dirLink, "link", "links"), strings.Join(s.dirLinks, ", "), more)
+		if n := s.dirLink.n; n > 0 {
+			d.warn("%s: %s to folders inside class folders not followed (one could lead round, or to another class's images): %s", s.name, cli.Count(n, "link", "links"), &s.dirLink)
 		}
 		for _, e := range s.tarNotes {
 			d.warn("%s: %s", s.name, e)
@@ -453,7 +441,7 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 		for _, e := range train.empty {
 			where = append(where, e.where)
 		}
-		d.warn("train: %d %s%s with no images, kept as %s without records so that no class index shifts: %s", n, noun, plural(n, "", "s"), plural(n, "a class", "classes"), cli.FirstFew(where, 5))
+		d.warn("train: %d %s%s with no images, kept as %s without records so that no class index shifts: %s", n, noun, cli.Plural(n, "", "s"), cli.Plural(n, "a class", "classes"), cli.FirstFew(where, 5))
 	}
 	if !opt.TrainOnly {
 		if err := d.labelVal(val, m, opt.ValLabels); err != nil {
@@ -561,13 +549,6 @@ func (d *Dataset) Close() error {
 	}
 	d.archives = nil
 	return errors.Join(errs...)
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }
 
 func (d *Dataset) warn(format string, args ...any) {

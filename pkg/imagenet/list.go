@@ -19,20 +19,39 @@ import (
 // known, an item's Label indexes wnids (the folders or member tars in the
 // order met), or is -1.
 type split struct {
-	name      string
-	items     []Item
-	wnids     []string
-	wnidIdx   map[string]int
-	notImage  int          // entries skipped for their name
-	notImages []string     // the first few of them, for the warning
-	stray     int          // entries outside class folders or archives
-	strays    []string     // the first few of them, for the warning
-	dirLink   int          // links to folders inside class folders, not followed
-	dirLinks  []string     // the first few of them, for the warning
-	skipped   []Skipped    // entries named as images that cannot be read as files, and tar stretches lost to damage
-	tarNotes  []string     // damaged extension headers (their member was still read), appended archives
-	empty     []emptyClass // class folders or member tars without images
-	outside   int          // images in folders of classes the train split lacks (warned of apart)
+	name     string
+	items    []Item
+	wnids    []string
+	wnidIdx  map[string]int
+	notImage tally        // entries skipped for their name
+	stray    tally        // entries outside class folders or archives
+	dirLink  tally        // links to folders inside class folders, not followed
+	skipped  []Skipped    // entries named as images that cannot be read as files, and tar stretches lost to damage
+	tarNotes []string     // damaged extension headers (their member was still read), appended archives
+	empty    []emptyClass // class folders or member tars without images
+	outside  int          // images in folders of classes the train split lacks (warned of apart)
+}
+
+// tally counts entries of one kind, keeping the first few names for the
+// warning that lists them.
+type tally struct {
+	n     int
+	first []string
+}
+
+func (t *tally) add(name string) {
+	if t.n++; len(t.first) < 5 {
+		t.first = append(t.first, name)
+	}
+}
+
+// String lists the names kept: "a, b, c, d, e and 7 more".
+func (t *tally) String() string {
+	s := strings.Join(t.first, ", ")
+	if more := t.n - len(t.first); more > 0 {
+		s += fmt.Sprintf(" and %d more", more)
+	}
+	return s
 }
 
 // emptyClass is a class folder or member tar without images: its WNID,
@@ -56,9 +75,7 @@ func (s *split) class(wnid string) int {
 // addStray counts an entry outside class folders or archives, keeping the
 // first few names so that the warning can say which.
 func (s *split) addStray(rel string) {
-	if s.stray++; len(s.strays) < 5 {
-		s.strays = append(s.strays, rel)
-	}
+	s.stray.add(rel)
 }
 
 // isHidden reports whether a base name is hidden (".DS_Store", "._x.JPEG")
@@ -97,9 +114,7 @@ func (s *split) wantImage(name, rel string) bool {
 		return false
 	}
 	if !isImageExt(path.Ext(name)) {
-		if s.notImage++; len(s.notImages) < 5 {
-			s.notImages = append(s.notImages, rel)
-		}
+		s.notImage.add(rel)
 		return false
 	}
 	return true
@@ -212,9 +227,7 @@ func (d *Dataset) listClassFolder(s *split, dir string, label, depth int) error 
 			case err != nil || !typ.IsDir():
 				s.wantImage(name, rel) // counted as no image
 			case e.Type()&fs.ModeSymlink != 0:
-				if s.dirLink++; len(s.dirLinks) < 5 {
-					s.dirLinks = append(s.dirLinks, rel)
-				}
+				s.dirLink.add(rel)
 			case d.wantFolder(s, rel, depth+1):
 				if err := d.listClassFolder(s, rel, label, depth+1); err != nil {
 					return err
@@ -392,8 +405,7 @@ func (d *Dataset) listTrainTar(s *split, name string, progress func(string, int6
 	}
 	f := d.archives[arc-1]
 	classAt := make(map[string]tarMember)
-	var notFiles []string // the first few, for the warning
-	nNotFiles := 0
+	var notFiles tally
 	err = walkTar(f, 0, size, full, func(m tarMember) error {
 		if err := d.stopped(); err != nil {
 			return err
@@ -416,9 +428,7 @@ func (d *Dataset) listTrainTar(s *split, name string, progress func(string, int6
 			case m.file:
 				s.addStray(name + ":" + m.name)
 			case !m.dir: // a directory is only structure
-				if nNotFiles++; len(notFiles) < 5 {
-					notFiles = append(notFiles, fmt.Sprintf("%s:%s (%s)", name, m.name, m.why))
-				}
+				notFiles.add(fmt.Sprintf("%s:%s (%s)", name, m.name, m.why))
 			}
 			return nil
 		}
@@ -451,12 +461,8 @@ func (d *Dataset) listTrainTar(s *split, name string, progress func(string, int6
 	if err != nil {
 		return err
 	}
-	if n := nNotFiles; n > 0 {
-		more := ""
-		if n > len(notFiles) {
-			more = fmt.Sprintf(" and %d more", n-len(notFiles))
-		}
-		d.warn("%s: skipped %d %s of %s that %s: %s%s", s.name, n, plural(n, "entry", "entries"), name, plural(n, "is not a file", "are not files"), strings.Join(notFiles, ", "), more)
+	if n := notFiles.n; n > 0 {
+		d.warn("%s: skipped %s of %s that %s: %s", s.name, cli.Count(n, "entry", "entries"), name, cli.Plural(n, "is not a file", "are not files"), &notFiles)
 	}
 	if progress != nil {
 		progress(name, size, size) // the end-of-archive blocks follow the last member

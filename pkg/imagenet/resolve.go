@@ -267,7 +267,7 @@ func (d *Dataset) resolveClasses(train, val *split, m *metaFiles) error {
 			})
 			wnids = slices.DeleteFunc(wnids, func(w string) bool { return drop[w] })
 			if n := len(dropped); n > 0 {
-				d.warn("train: skipped %d %s with no images and not in %s, not %s: %s", n, plural(n, "folder or archive", "folders or archives"), p, plural(n, "a class", "classes"), cli.FirstFew(dropped, 5))
+				d.warn("train: skipped %d %s with no images and not in %s, not %s: %s", n, cli.Plural(n, "folder or archive", "folders or archives"), p, cli.Plural(n, "a class", "classes"), cli.FirstFew(dropped, 5))
 			}
 			for _, w := range wnids {
 				if !known[w] {
@@ -276,7 +276,7 @@ func (d *Dataset) resolveClasses(train, val *split, m *metaFiles) error {
 			}
 			if n := len(unknown); n > 0 {
 				slices.Sort(unknown)
-				d.warn("train: %d class %s not in %s, kept as %s: %s", n, plural(n, "folder", "folders"), p, plural(n, "a class", "classes"), cli.FirstFew(unknown, 5))
+				d.warn("train: %d class %s not in %s, kept as %s: %s", n, cli.Plural(n, "folder", "folders"), p, cli.Plural(n, "a class", "classes"), cli.FirstFew(unknown, 5))
 			}
 			// The reverse: classes the list names that the split lacks.
 			// The folders still decide (a chosen subset is a real use),
@@ -345,8 +345,8 @@ func (d *Dataset) resolveClasses(train, val *split, m *metaFiles) error {
 		s.outside = outside
 		if outside > 0 {
 			slices.Sort(folders)
-			d.warn("%s: %d %s in %s with no training images (label -1): %s", s.name, outside, plural(outside, "image", "images"),
-				plural(len(folders), "the folder of a class", "folders of classes"), cli.FirstFew(folders, 5))
+			d.warn("%s: %d %s in %s with no training images (label -1): %s", s.name, outside, cli.Plural(outside, "image", "images"),
+				cli.Plural(len(folders), "the folder of a class", "folders of classes"), cli.FirstFew(folders, 5))
 		}
 	}
 	return d.nameClasses(m)
@@ -475,7 +475,7 @@ func (d *Dataset) labelVal(val *split, m *metaFiles, override string) error {
 		}
 	}
 	if unlabelled > 0 {
-		msg := fmt.Sprintf("val: %d %s without labels (label -1; first: %s)", unlabelled, plural(unlabelled, "image", "images"), first)
+		msg := fmt.Sprintf("val: %d %s without labels (label -1; first: %s)", unlabelled, cli.Plural(unlabelled, "image", "images"), first)
 		// Images of a folder whose class train lacks have their warning;
 		// the missing label file explains only the others.
 		if src == nil && unlabelled > val.outside {
@@ -624,7 +624,7 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 	// the whole file: rows for other images say nothing there.
 	if len(absent) > 0 && len(val.items) > 0 && !check {
 		slices.Sort(absent)
-		d.warn("val: %s labels %d %s that %s not in the val split (first: %s): is the extraction complete?", srcPath, len(absent), plural(len(absent), "image", "images"), plural(len(absent), "is", "are"), absent[0])
+		d.warn("val: %s labels %d %s that %s not in the val split (first: %s): is the extraction complete?", srcPath, len(absent), cli.Plural(len(absent), "image", "images"), cli.Plural(len(absent), "is", "are"), absent[0])
 	}
 	if override && matched == 0 && len(val.items) > 0 {
 		// A file the user named that labels nothing would leave the whole
@@ -637,13 +637,13 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 		if fi, err := os.Stat(srcPath); err == nil && fi.Mode().IsRegular() { // not a member of the devkit's tar
 			use = fmt.Sprintf(" (--val-labels %s uses the file's)", srcPath)
 		}
-		d.warn("val: %s disagrees with the folders for %d %s (first: %s); the folders' labels are kept%s", srcPath, changed, plural(changed, "image", "images"), firstChanged, use)
+		d.warn("val: %s disagrees with the folders for %d %s (first: %s); the folders' labels are kept%s", srcPath, changed, cli.Plural(changed, "image", "images"), firstChanged, use)
 	case check:
 	case outside > 0:
-		d.warn("val: %s labels %d %s with classes outside this dataset's %d (first: %s); they get label -1", srcPath, outside, plural(outside, "image", "images"), len(d.Classes), firstOutside)
+		d.warn("val: %s labels %d %s with classes outside this dataset's %d (first: %s); they get label -1", srcPath, outside, cli.Plural(outside, "image", "images"), len(d.Classes), firstOutside)
 	}
 	if changed > 0 && !check {
-		d.warn("val: %s disagrees with the folders for %d %s (first: %s); using the file", srcPath, changed, plural(changed, "image", "images"), firstChanged)
+		d.warn("val: %s disagrees with the folders for %d %s (first: %s); using the file", srcPath, changed, cli.Plural(changed, "image", "images"), firstChanged)
 	}
 	return nil
 }

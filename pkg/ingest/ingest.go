@@ -536,7 +536,7 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (_ *Report, err
 				list += fmt.Sprintf("; and %d more", n-5)
 			}
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: %s an earlier run finished %s damaged or gone, written again (a shard changed on disk is a sign of failing storage; one deleted is not): %s",
-				split, cli.Count(n, "shard", "shards"), plural(n, "is", "are"), list))
+				split, cli.Count(n, "shard", "shards"), cli.Plural(n, "is", "are"), list))
 		}
 		rep.ResumedShards += len(done)
 		for _, p := range done {
@@ -1030,13 +1030,6 @@ func resumable(ds *imagenet.Dataset, opt Options, plans []*shardPlan) (done, tod
 		}
 	}
 	return done, todo, remade, nil
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }
 
 type job struct {
