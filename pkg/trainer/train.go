@@ -280,20 +280,18 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	start := time.Now()
 	ckPath := filepath.Join(cfg.Out, CheckpointFile)
 	prevPath := filepath.Join(cfg.Out, PrevCheckpointFile)
+	// A run kept in the shards folder works (it holds that folder's lock
+	// as its run's), but is most likely a slip of the flags, and the run
+	// goes with the shards when they are removed to ingest again.
+	if sameDir(cfg.Shards, cfg.Out) {
+		fmt.Fprintf(log, "train: note: --out %s is the shards folder: the run's checkpoint, log and plots are kept among the shards, and removing them to ingest again removes the run too\n", cfg.Out)
+	}
 	// A checkpoint that is a symbolic link would be written through:
 	// into another run's folder, behind that run's lock, leaving its
 	// metrics and previous checkpoint behind. Dangling, it would read as
 	// no run at all.
 	// The same holds for the log and the plots: a link planted in an
 	// --out others can write in would have train replace what it points to.
-	// A run kept in the shards folder works (it holds that folder's lock
-	// as its run's), but is most likely a slip of the flags, and the run
-	// goes with the shards when they are removed to ingest again.
-	if fo, err := os.Stat(cfg.Out); err == nil {
-		if fsh, err := os.Stat(cfg.Shards); err == nil && os.SameFile(fo, fsh) {
-			fmt.Fprintf(log, "train: note: --out %s is the shards folder: the run's checkpoint, log and plots are kept among the shards, and removing them to ingest again removes the run too\n", cfg.Out)
-		}
-	}
 	own := []string{ckPath, prevPath, filepath.Join(cfg.Out, MetricsFile), filepath.Join(cfg.Out, MetricsFile+".bak")}
 	for _, f := range plotFiles {
 		own = append(own, filepath.Join(cfg.Out, f))
