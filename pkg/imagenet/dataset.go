@@ -468,8 +468,12 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 		// An unlabelled image in a folder of its own (val/zebra/001.jpg,
 		// zebra no training class) is named folder/file the same way.
 		if i := repeatedName(items); i > 0 {
-			d.warn("%s: file names repeat across class folders (%s at %s and %s), so this split's records in folders are named class/file",
-				s.name, items[i].Name, d.describe(&items[i-1]), d.describe(&items[i]))
+			// Said where names repeat across classes; a repeat within one
+			// class alone gets its own warning below.
+			if i := repeatedAcross(items, s.dir); i > 0 {
+				d.warn("%s: file names repeat across class folders (%s at %s and %s), so this split's records in folders are named class/file",
+					s.name, items[i].Name, d.describe(&items[i-1]), d.describe(&items[i]))
+			}
 			for j := range items {
 				if l := items[j].Label; l >= 0 {
 					items[j].Name = d.Classes[l].WNID + "/" + items[j].Name
@@ -483,8 +487,8 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 		// extracted into itself, a backup/ copy): those records are
 		// named by their path in the class folder, class/a/x.JPEG.
 		if i := repeatedName(items); i > 0 && items[i].Label >= 0 {
-			d.warn("%s: file names repeat within a class's folders (%s at %s and %s), so the records in folders inside class folders are named class/folder/file",
-				s.name, items[i].Name, d.describe(&items[i-1]), d.describe(&items[i]))
+			d.warn("%s: file names repeat within a class's folders (%s at %s and %s), so this split's records in folders are named class/file, and class/folder/file in folders inside class folders",
+				s.name, items[i].Name[strings.IndexByte(items[i].Name, '/')+1:], d.describe(&items[i-1]), d.describe(&items[i]))
 			for j := range items {
 				if l := items[j].Label; l >= 0 {
 					items[j].Name = d.Classes[l].WNID + "/" + pathInClass(items[j].Path, s.dir)
@@ -532,6 +536,18 @@ func folderOf(path, splitDir string) string {
 
 // repeatedName is the index of the first item of sorted items whose name
 // the one before it has too, or 0 when every name is unique.
+// repeatedAcross is repeatedName for names met in two classes (or two
+// folders of unlabelled images), not twice in one: items sorted by name.
+func repeatedAcross(items []Item, splitDir string) int {
+	for i := 1; i < len(items); i++ {
+		a, b := &items[i-1], &items[i]
+		if a.Name == b.Name && (a.Label != b.Label || a.Label < 0 && folderOf(a.Path, splitDir) != folderOf(b.Path, splitDir)) {
+			return i
+		}
+	}
+	return 0
+}
+
 func repeatedName(items []Item) int {
 	for i := 1; i < len(items); i++ {
 		if items[i].Name == items[i-1].Name {

@@ -1423,8 +1423,8 @@ func TestNestedClassFolders(t *testing.T) {
 			t.Errorf("no record named %s among %v", want, names)
 		}
 	}
-	if !hasWarning(d2, "file names repeat within a class's folders") {
-		t.Errorf("no warning of the repeat: %q", d2.Warnings)
+	if !hasWarning(d2, "file names repeat within a class's folders ("+f.train[0].name+" at ") || hasWarning(d2, "repeat across class folders") {
+		t.Errorf("want the repeat within a class, and none across classes, warned of: %q", d2.Warnings)
 	}
 }
 
