@@ -502,15 +502,33 @@ func tarDir(t *testing.T, path, dir string, files []string) {
 // extracted tree or from the official archives, read in place.
 func TestTreeAndTarsGiveIdenticalShards(t *testing.T) {
 	root, _ := makeTree(t, 6)
+	// Images in folders inside a class folder, one of them a second copy
+	// of a name (a backup/), are read alike from the tree and the tar.
+	cls := filepath.Join(root, "train", wnids[0])
+	first := wnids[0] + "_0.JPEG"
+	img, err := os.ReadFile(filepath.Join(cls, first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(cls, "images", wnids[0]+"_1.JPEG"), filepath.Join(cls, "backup", first)} {
+		os.MkdirAll(filepath.Dir(p), 0o755)
+	}
+	if err := os.Rename(filepath.Join(cls, wnids[0]+"_1.JPEG"), filepath.Join(cls, "images", wnids[0]+"_1.JPEG")); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(cls, "backup", first), img, 0o644)
 	tars := t.TempDir()
 	staging := t.TempDir()
 	var classTars []string
 	for _, w := range wnids {
-		ents, _ := os.ReadDir(filepath.Join(root, "train", w))
 		var names []string
-		for _, e := range ents {
-			names = append(names, e.Name())
-		}
+		filepath.WalkDir(filepath.Join(root, "train", w), func(p string, e fs.DirEntry, err error) error {
+			if err == nil && e.Type().IsRegular() {
+				rel, _ := filepath.Rel(filepath.Join(root, "train", w), p)
+				names = append(names, filepath.ToSlash(rel))
+			}
+			return nil
+		})
 		tarDir(t, filepath.Join(staging, w+".tar"), filepath.Join(root, "train", w), names)
 		classTars = append(classTars, w+".tar")
 	}
@@ -534,6 +552,9 @@ func TestTreeAndTarsGiveIdenticalShards(t *testing.T) {
 	}
 	if rep.Layout != "tars" {
 		t.Fatalf("layout %s", rep.Layout)
+	}
+	if !slices.ContainsFunc(rep.Warnings, func(w string) bool { return strings.Contains(w, "file names repeat within a class's folders") }) {
+		t.Errorf("the backup copy's name was not met twice: %q", rep.Warnings)
 	}
 	for _, s := range rep.Skipped {
 		if !strings.Contains(s.Path, "ILSVRC2012_img_train.tar:") {
