@@ -53,26 +53,31 @@ learn: setup build
     bin/train --shards demo/shards --eval-only --checkpoint runs/learn/checkpoint.ckpt
 
 # CPU training speed beside PyTorch training the same network on the same cores: img/s for small and small-fc (batch 128, 32 px) and alexnet (batch 32, 224), and GFLOP/s against SGEMM, in the same rounds.
+[positional-arguments]
 bench-train-cpu *ARGS: setup build
     @bash scripts/setup.sh torch || echo "python3-torch could not be installed: the PyTorch reference will say it was skipped"
-    bin/benchtraincpu {{ARGS}}
+    bin/benchtraincpu "$@"
 
 # Ingest speed per core against PIL + zstd (same core, interleaved), decode-only ceiling, all cores.
+[positional-arguments]
 bench-ingest *ARGS: setup build
-    bin/benchingest {{ARGS}}
+    bin/benchingest "$@"
 
 # Ingest's decode budget: peak RSS and time over huge PNGs under several --decode-memory values, beside the unbounded run.
+[positional-arguments]
 bench-decode-memory *ARGS: build
-    bin/benchdecodemem {{ARGS}}
+    bin/benchdecodemem "$@"
 
 # ImageNet's size without ImageNet: 1,281,000 train and 50,000 val small JPEGs as the official tars and as a tree; ingest of both (byte-identical shards), a resume, verify, a short train and an evaluation, each timed with its peak RSS (about 4 minutes and 6 GB of disk on 2 cores).
+[positional-arguments]
 bench-scale *ARGS: build
-    bin/benchscale {{ARGS}}
+    bin/benchscale "$@"
 
 # Pipeline speed: augmented 224 crops/s on 1 core and all cores beside PyTorch's DataLoader, per-stage breakdown, RSS, entropy-only and memcpy ceilings, batch digest.
+[positional-arguments]
 bench-pipeline *ARGS: setup build
     @bash scripts/setup.sh torch || echo "python3-torch could not be installed: the PyTorch reference will say it was skipped"
-    bin/benchpipeline {{ARGS}}
+    bin/benchpipeline "$@"
 
 # Without a GPU: NVRTC compiles kernels.cu for sm_80/sm_90, ptxas assembles it, the real libcuda binds (NVIDIA's GPU-less parts from Debian non-free, into .cache/).
 cuda-cpu-check:
