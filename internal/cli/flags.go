@@ -237,11 +237,18 @@ func ParseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// ParseFlags is Parse for commands that return exit codes: when ok is
-// false the command returns code at once (ExitOK after --help).
+// ParseFlags is Parse for commands that take flags only and return exit
+// codes: when ok is false the command returns code at once (ExitOK after
+// --help). A word among the flags is a usage error: the flag package stops
+// at it, and every flag after it would be dropped in silence
+// (`benchingest extra --rounds 1` ran the default rounds).
 func ParseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
 	if err := Parse(fs, args); err != nil {
 		return ExitCode(err), false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q: it takes flags only (see --help)\n", fs.Name(), fs.Arg(0))
+		return ExitUsage, false
 	}
 	return ExitOK, true
 }

@@ -21,7 +21,8 @@ func TestParseFlags(t *testing.T) {
 		n        int
 		nonFlags int
 	}{
-		{"flags and arguments", []string{"--n", "3", "a", "b"}, ExitOK, true, nil, nil, 3, 2},
+		{"flags only", []string{"--n", "3"}, ExitOK, true, nil, nil, 3, 0},
+		{"a word among the flags", []string{"--n", "3", "a", "--count", "2"}, ExitUsage, false, nil, []string{"demo: unexpected argument \"a\": it takes flags only (see --help)\n"}, 3, 0},
 		{"help", []string{"--help"}, ExitOK, false, []string{"Usage: demo [flags] ARG", "Flags:", "-n int", "how many (default 1)"}, nil, 1, 0},
 		{"-h", []string{"-h"}, ExitOK, false, []string{"Usage: demo"}, nil, 1, 0},
 		{"help after a flag", []string{"--n", "2", "-help"}, ExitOK, false, []string{"Usage: demo"}, nil, 2, 0},

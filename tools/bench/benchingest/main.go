@@ -56,11 +56,32 @@ func run(args []string, stdout, stderr io.Writer) int {
 	py := fs.String("python", "/usr/bin/python3", "Python with PIL and zstandard (Debian's python3-pil, python3-zstandard)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	mode := fs.String("mode", "", "internal: 'decode' runs the decode-only loop on the files given as arguments")
-	if code, ok := cli.ParseFlags(fs, args); !ok {
-		return code
+	if err := cli.Parse(fs, args); err != nil {
+		return cli.ExitCode(err)
 	}
+	// The decode-only child takes its files as arguments; the bench itself
+	// takes flags only, as cli.ParseFlags has the others.
 	if *mode == "decode" {
 		return decodeOnly(fs.Args(), stdout)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "benchingest: unexpected argument %q: it takes flags only (see --help)\n", fs.Arg(0))
+		return cli.ExitUsage
+	}
+	if *mode != "" {
+		fmt.Fprintf(stderr, "benchingest: --mode %q: the only mode is decode, for the bench's own child\n", *mode)
+		return cli.ExitUsage
+	}
+	switch {
+	case *rounds < 1:
+		fmt.Fprintf(stderr, "benchingest: --rounds %d: want at least 1\n", *rounds)
+		return cli.ExitUsage
+	case *reps < 1:
+		fmt.Fprintf(stderr, "benchingest: --reps %d: want at least 1\n", *reps)
+		return cli.ExitUsage
+	case *size < 1 || *size > 4096:
+		fmt.Fprintf(stderr, "benchingest: --size %d: want 1 to 4096\n", *size)
+		return cli.ExitUsage
 	}
 	src, err := realJPEGs(*images)
 	if err != nil || len(src) == 0 {

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/alexnet-repro/alexnet/internal/cli"
 )
 
 // The links of the tree ingest reads live in a temporary directory, so
@@ -62,6 +66,27 @@ func TestLastLines(t *testing.T) {
 	} {
 		if got := lastLines(tc.in, tc.n); got != tc.want {
 			t.Errorf("lastLines(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}
+
+// Values that cannot make a run are usage errors found before any work:
+// --rounds 0 printed NaN and +Inf ratios with exit 0, and a word among the
+// flags dropped the flags after it.
+func TestFlagMistakes(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		say  string
+	}{
+		{[]string{"--rounds", "0"}, "--rounds 0: want at least 1"},
+		{[]string{"--reps", "-1"}, "--reps -1: want at least 1"},
+		{[]string{"--size", "0"}, "--size 0: want 1 to 4096"},
+		{[]string{"extra", "--rounds", "1"}, `unexpected argument "extra": it takes flags only`},
+		{[]string{"--mode", "other"}, `--mode "other": the only mode is decode`},
+	} {
+		var so, se bytes.Buffer
+		if code := run(c.args, &so, &se); code != cli.ExitUsage || !strings.Contains(se.String(), c.say) {
+			t.Errorf("%q: exit %d, stderr %q; want %d saying %q", c.args, code, se.String(), cli.ExitUsage, c.say)
 		}
 	}
 }
