@@ -434,6 +434,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log("the runs delivered different batches: the pipeline is not deterministic")
 		return 1
 	}
+	if rep.Reference != nil && rep.Reference.Skipped != "" {
+		return benchstat.NoReference(stderr, "benchpipeline", rep.Reference.Skipped, "--reference=false")
+	}
 	return 0
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/alexnet-repro/alexnet/tools/bench/internal/benchstat"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -107,7 +108,7 @@ func TestReferenceInReport(t *testing.T) {
 }
 
 // TestReferenceFailure: a reference that fails is reported with its
-// error, and the bench still measures and reports ours.
+// error, and the bench still measures and reports ours, with exit 3.
 func TestReferenceFailure(t *testing.T) {
 	py := refPython(t)
 	dir := writeShards(t, 20, 10, 32, 32)
@@ -115,7 +116,7 @@ func TestReferenceFailure(t *testing.T) {
 	var out, errs bytes.Buffer
 	code := run([]string{"--shards", dir, "--batches", "3", "--batch", "4", "--workers", "2", "--ceiling-time", "10ms", "--rounds", "1",
 		"--quality=false", "--python", py, "--reference-images", empty, "--json"}, &out, &errs)
-	if code != 0 {
+	if code != benchstat.ExitNoReference {
 		t.Fatalf("exit %d: %s", code, errs.String())
 	}
 	var rep report

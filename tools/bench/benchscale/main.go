@@ -239,6 +239,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "benchscale: the tree's shards differ from the tars' (%s against %s)\n", rep.DigestTree, rep.DigestTars)
 		return 1
 	}
+	if *python != "" && rep.ReferenceNote != "" {
+		return benchstat.NoReference(stderr, "benchscale", rep.ReferenceNote, `--python ""`)
+	}
 	return 0
 }
 

@@ -234,9 +234,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			log("%v", err)
 			return 1
 		}
-		return 0
+	} else {
+		printReport(stdout, &rep)
 	}
-	printReport(stdout, &rep)
+	if rep.Skipped != "" && *python != "" {
+		return benchstat.NoReference(stderr, "benchtraincpu", rep.Skipped, `--python ""`)
+	}
 	return 0
 }
 

@@ -13,9 +13,15 @@ import (
 
 func runJSON(t *testing.T, args ...string) report {
 	t.Helper()
+	return runJSONExit(t, 0, args...)
+}
+
+// runJSONExit is runJSON for a run that must end with exit code want.
+func runJSONExit(t *testing.T, want int, args ...string) report {
+	t.Helper()
 	var out, errs bytes.Buffer
-	if code := run(append(args, "--json"), &out, &errs); code != 0 {
-		t.Fatalf("exit %d: %s", code, errs.String())
+	if code := run(append(args, "--json"), &out, &errs); code != want {
+		t.Fatalf("exit %d, want %d: %s", code, want, errs.String())
 	}
 	var rep report
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
@@ -24,10 +30,10 @@ func runJSON(t *testing.T, args ...string) report {
 	return rep
 }
 
-// TestWithoutPyTorch: ours is measured and reported, and the reference
-// says why it is missing.
+// TestWithoutPyTorch: ours is measured and reported, the reference says
+// why it is missing, and the exit code says the comparison is (3).
 func TestWithoutPyTorch(t *testing.T) {
-	rep := runJSON(t, "--models", "small", "--rounds", "2", "--steps", "1", "--batch", "4", "--python", filepath.Join(t.TempDir(), "none"))
+	rep := runJSONExit(t, benchstat.ExitNoReference, "--models", "small", "--rounds", "2", "--steps", "1", "--batch", "4", "--python", filepath.Join(t.TempDir(), "none"))
 	if !strings.Contains(rep.Skipped, "python3-torch") {
 		t.Errorf("skipped %q", rep.Skipped)
 	}

@@ -7,6 +7,7 @@ package benchstat
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -166,4 +167,16 @@ func maxrssMiB(v int64) float64 {
 		return float64(v) / (1 << 20)
 	}
 	return float64(v) / 1024
+}
+
+// ExitNoReference is a bench's exit code when it ran but the reference it
+// was asked for did not: our figures are printed without the comparison
+// the bench exists for, which a script must not take for a full result.
+const ExitNoReference = 3
+
+// NoReference says so on w, naming why and the flag that runs ours alone
+// (with exit 0), and returns ExitNoReference.
+func NoReference(w io.Writer, tool, why, alone string) int {
+	fmt.Fprintf(w, "%s: no ratio: the reference did not run (%s); %s runs ours alone (exit 0); exit %d\n", tool, why, alone, ExitNoReference)
+	return ExitNoReference
 }
