@@ -322,6 +322,12 @@ func decodingSeconds(summary string) (float64, bool) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	l := strings.TrimSpace(lines[len(lines)-1])
+	// train --eval-only ends with a row of its Markdown table (model,
+	// step, views, images, top-1, top-5): inside this bench's own table it
+	// would add six columns, so it is said in words.
+	if c := strings.Split(strings.Trim(l, "| "), " | "); strings.HasPrefix(l, "|") && len(c) == 6 {
+		return fmt.Sprintf("%s at step %s, %s, %s images: top-1 error %s, top-5 error %s", c[0], c[1], c[2], c[3], c[4], c[5])
+	}
 	for _, cut := range []string{" -> ", "; checkpoint "} {
 		if i := strings.Index(l, cut); i >= 0 {
 			l = l[:i]

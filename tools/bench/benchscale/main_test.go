@@ -133,3 +133,17 @@ func TestParts(t *testing.T) {
 		t.Error("a command that does not exist ran")
 	}
 }
+
+// A step's summary goes into one cell of the bench's Markdown table: the
+// evaluation's table row is said in words, not six more columns.
+func TestLastLine(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"train: note\n| small | 20 | centre crop | 500 | 48.00% | 12.00% |\n", "small at step 20, centre crop, 500 images: top-1 error 48.00%, top-5 error 12.00%"},
+		{"ingest: done: 12 train records, 3 images in 0s -> /tmp/x\n", "ingest: done: 12 train records, 3 images in 0s"},
+		{"train: done: 3 steps; checkpoint runs/x\n", "train: done: 3 steps"},
+	} {
+		if got := lastLine(c.in); got != c.want {
+			t.Errorf("lastLine(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
