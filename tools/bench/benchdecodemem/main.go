@@ -42,7 +42,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	workers := fs.Int("workers", 2, "ingest workers")
 	budgets := fs.String("budgets", "0,2048,800", "comma-separated --decode-memory values in MiB; 0 (no bound) is the reference")
 	rounds := fs.Int("rounds", 2, "rounds over the budgets, interleaved")
-	ingestBin := fs.String("ingest", "", "the ingest binary (default: ingest beside this one, as `just build` puts it)")
+	ingestBin := fs.String("ingest", "", "the ingest binary (default: ingest beside this one, as just build puts it)")
 	asJSON := fs.Bool("json", false, "print the runs as JSON")
 	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code

@@ -96,8 +96,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	refScript := filepath.Join(testdata.RepoRoot(), "tools", "bench", "pil_ingest.py")
-	if benchstat.PythonCannotImport(*py, "PIL", "zstandard") != "" {
-		fmt.Fprintf(stderr, "benchingest: %s lacks PIL or zstandard: run `just setup` (python3-pil, python3-zstandard)\n", *py)
+	if msg := benchstat.PythonCannotImport(*py, "PIL", "zstandard"); msg != "" {
+		fmt.Fprintf(stderr, "benchingest: %s cannot import PIL and zstandard (%s): run `just setup` (python3-pil, python3-zstandard), or pass --python\n", *py, msg)
 		return 1
 	}
 	tmp, err := os.MkdirTemp("", "benchingest")

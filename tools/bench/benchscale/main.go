@@ -85,7 +85,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	steps := fs.Int("train-steps", 100, "train --max-steps over the shards (0: no train step)")
 	tree := fs.Bool("tree", true, "also ingest the same images as an extracted tree, and compare the shards")
 	work := fs.String("work", "", "an empty folder for the data and shards (default: a temporary one, removed after); ImageNet's size needs about 6 GB")
-	binDir := fs.String("bin", "", "folder holding ingest, shardtool and train (default: the one this binary is in, as `just build` puts them)")
+	binDir := fs.String("bin", "", "folder holding ingest, shardtool and train (default: the one this binary is in, as just build puts them)")
 	python := fs.String("python", "/usr/bin/python3", "Python for the reference (Python's tarfile listing the train tar; \"\" skips it)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if code, ok := cli.ParseFlags(fs, args); !ok {
