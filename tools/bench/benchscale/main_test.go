@@ -55,7 +55,7 @@ func TestRunSmall(t *testing.T) {
 	if !strings.Contains(r.Steps[0].Result, "150 train + 12 val") || !regexp.MustCompile(`[1-9][0-9]* resumed shards`).MatchString(r.Steps[1].Result) {
 		t.Errorf("ingest said %q, then %q", r.Steps[0].Result, r.Steps[1].Result)
 	}
-	if !strings.Contains(r.Steps[5].Result, "| 12 |") {
+	if !strings.Contains(r.Steps[5].Result, ", 12 images: top-1 error ") {
 		t.Errorf("the evaluation did not read the 12 val images: %q", r.Steps[5].Result)
 	}
 	// The train tar holds one tar per class, each with its images.
