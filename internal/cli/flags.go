@@ -246,6 +246,12 @@ func ParseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
 	if err := Parse(fs, args); err != nil {
 		return ExitCode(err), false
 	}
+	return FlagsOnly(fs)
+}
+
+// FlagsOnly is ParseFlags' refusal of arguments left after parsing, for a
+// command that parses with Parse because one of its modes takes some.
+func FlagsOnly(fs *flag.FlagSet) (code int, ok bool) {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q: it takes flags only (see --help)\n", fs.Name(), fs.Arg(0))
 		return ExitUsage, false

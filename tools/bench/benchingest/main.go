@@ -60,13 +60,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cli.ExitCode(err)
 	}
 	// The decode-only child takes its files as arguments; the bench itself
-	// takes flags only, as cli.ParseFlags has the others.
+	// takes flags only, as cli.ParseFlags has the other benches.
 	if *mode == "decode" {
 		return decodeOnly(fs.Args(), stdout)
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "benchingest: unexpected argument %q: it takes flags only (see --help)\n", fs.Arg(0))
-		return cli.ExitUsage
+	if code, ok := cli.FlagsOnly(fs); !ok {
+		return code
 	}
 	if *mode != "" {
 		fmt.Fprintf(stderr, "benchingest: --mode %q: the only mode is decode, for the bench's own child\n", *mode)
