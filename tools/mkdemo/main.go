@@ -173,13 +173,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "mkdemo: removed %s, left by a run that was killed\n", d)
 	}
 	marker, _ := json.Marshal(c)
-	act, err := checkOut(c.out, marker, c.Train, c.Val)
+	act, why, err := checkOut(c.out, marker, c.Train, c.Val)
 	if err != nil {
 		return err
 	}
 	if act == rebuild {
-		t, v := countImages(c.out)
-		fmt.Fprintf(stderr, "mkdemo: %s holds %d train and %d val images, not the %d and %d its marker records (files deleted, moved or added since); writing it again\n", c.out, t, v, c.Train, c.Val)
+		fmt.Fprintf(stderr, "mkdemo: %s %s (files deleted, moved or added since); writing it again\n", c.out, why)
 	}
 	if act == upToDate {
 		fmt.Fprintf(stdout, "mkdemo: %s is up to date (%d train, %d val)\n", c.out, c.Train, c.Val)
@@ -248,43 +247,45 @@ const (
 
 // checkOut decides what to do with an existing DIR. It refuses to replace a
 // non-empty directory without mkdemo's marker, because removing a tree
-// mkdemo did not write could destroy someone's data.
-func checkOut(out string, marker []byte, train, val int) (action, error) {
+// mkdemo did not write could destroy someone's data. why says what a
+// rebuild found: the images counted against the marker's.
+func checkOut(out string, marker []byte, train, val int) (act action, why string, err error) {
 	fi, err := os.Stat(out)
 	if errors.Is(err, os.ErrNotExist) {
-		return create, nil
+		return create, "", nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("--out %s: %w", out, err)
+		return 0, "", fmt.Errorf("--out %s: %w", out, err)
 	}
 	if !fi.IsDir() {
-		return 0, fmt.Errorf("--out %s exists and is not a directory", out)
+		return 0, "", fmt.Errorf("--out %s exists and is not a directory", out)
 	}
 	old, err := os.ReadFile(filepath.Join(out, markerName))
 	if err == nil {
-		act := replace
+		act = replace
 		if bytes.Equal(bytes.TrimSpace(old), marker) {
 			// The marker says what was written, not what is there now: a
 			// class folder deleted since would be a smaller dataset that
 			// ingests without a word. Counting names is milliseconds.
-			if t, v := countImages(out); t == train && v == val {
-				return upToDate, nil
+			t, v := countImages(out)
+			if t == train && v == val {
+				return upToDate, "", nil
 			}
-			act = rebuild
+			act, why = rebuild, fmt.Sprintf("holds %d train and %d val images, not the %d and %d its marker records", t, v, train, val)
 		}
 		// The whole folder is replaced: anything put there since (shards
 		// ingested into it, notes) would go with it.
 		if foreign := foreignEntries(out); len(foreign) > 0 {
-			return 0, fmt.Errorf("refusing to replace %s: besides mkdemo's tree it holds %s, which mkdemo did not write; move them out, or choose another --out",
+			return 0, "", fmt.Errorf("refusing to replace %s: besides mkdemo's tree it holds %s, which mkdemo did not write; move them out, or choose another --out",
 				out, cli.FirstFew(foreign, 5))
 		}
-		return act, nil
+		return act, why, nil
 	}
 	ents, _ := os.ReadDir(out)
 	if len(ents) == 0 {
-		return replace, nil
+		return replace, "", nil
 	}
-	return 0, fmt.Errorf("refusing to replace %s: it exists, is not empty and has no %s from mkdemo; remove it or choose another --out", out, markerName)
+	return 0, "", fmt.Errorf("refusing to replace %s: it exists, is not empty and has no %s from mkdemo; remove it or choose another --out", out, markerName)
 }
 
 // treeEntries are the names mkdemo writes at the top of a tree.
