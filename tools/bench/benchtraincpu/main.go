@@ -128,6 +128,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	var ms []model
 	for _, name := range strings.Split(*models, ",") {
+		// "small, alexnet" is how people write lists; an empty name
+		// (a trailing comma) would otherwise reach alexnet.Build as "".
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		if slices.ContainsFunc(ms, func(m model) bool { return m.Name == name }) {
+			log("--models names %s twice", name)
+			return 2
+		}
 		m := model{Name: name, Classes: 1000, Batch: 32, Steps: 3}
 		if i := slices.IndexFunc(defaultModels, func(d model) bool { return d.Name == name }); i >= 0 {
 			m = defaultModels[i]
@@ -142,6 +152,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			m.Batch = *batch
 		}
 		ms = append(ms, m)
+	}
+	if len(ms) == 0 {
+		log("--models names no model: give one or more of small, small-fc, alexnet-owt, alexnet")
+		return 2
 	}
 
 	tmp, err := os.MkdirTemp("", "benchtraincpu")
@@ -179,6 +193,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
+	// A reference that fails for one model (PyTorch out of memory at
+	// alexnet's batch, say) says nothing of the others: only that
+	// model's rounds lose their PyTorch figures.
+	torchFailed := map[string]string{}
 	for r := range *rounds {
 		for _, m := range ms {
 			log("round %d of %d: %s, batch %d, %d steps: ours, PyTorch, SGEMM", r+1, *rounds, m.Name, m.Batch, m.Steps)
@@ -188,12 +206,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 				return 1
 			}
 			rep.OurBLAS = blas.Backend()
-			if rep.Skipped == "" {
+			if _, failed := torchFailed[m.Name]; rep.Skipped == "" && !failed {
 				t, err := timeTorch(*python, alloc, *script, filepath.Join(tmp, m.Name+".json"), m)
 				if err != nil {
 					// Ours is still worth reporting: the reference says why it is missing.
 					log("PyTorch reference failed: %v", err)
-					rep.Skipped = "failed: " + err.Error()
+					torchFailed[m.Name] = err.Error()
 				} else {
 					res.Torch = t.measure
 					rep.Torch, rep.TorchBLAS, rep.TorchDNNL = t.Torch, t.BLAS, t.MKLDNN
@@ -208,9 +226,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 			rep.Rounds = append(rep.Rounds, res)
 		}
 	}
-	if strings.HasPrefix(rep.Skipped, "failed") {
+	if len(torchFailed) > 0 {
+		var why []string
+		for _, m := range ms {
+			if e, ok := torchFailed[m.Name]; ok {
+				why = append(why, e) // timeTorch's errors begin with the model
+			}
+		}
+		rep.Skipped = "failed for " + strings.Join(why, "; ")
 		for i := range rep.Rounds {
-			rep.Rounds[i].Torch, rep.Rounds[i].Ratio = measure{}, 0
+			if _, ok := torchFailed[rep.Rounds[i].Model]; ok {
+				rep.Rounds[i].Torch, rep.Rounds[i].Ratio = measure{}, 0
+			}
 		}
 	}
 	for _, m := range ms {
@@ -308,13 +335,16 @@ func printReport(w io.Writer, r *report) {
 		// reference's GEMMs, not for its oneDNN convolutions.
 		fmt.Fprintf(w, "  note: OPENBLAS_CORETYPE=%s is set: OpenBLAS runs that core's kernels, not those it would choose for this CPU\n", r.CoreType)
 	}
-	if r.Skipped != "" {
-		fmt.Fprintf(w, "  PyTorch: skipped: %s\n", r.Skipped)
-	} else {
+	if r.Torch != "" {
 		fmt.Fprintf(w, "  PyTorch %s (%s), oneDNN %v, BLAS %s, allocator %s; our spec as a PyTorch module\n", r.Torch, r.Python, r.TorchDNNL, r.TorchBLAS, r.TorchAlloc)
 		if r.AllocNote != "" {
 			fmt.Fprintf(w, "  note: %s\n", r.AllocNote)
 		}
+	}
+	if strings.HasPrefix(r.Skipped, "failed") {
+		fmt.Fprintf(w, "  PyTorch %s\n", r.Skipped)
+	} else if r.Skipped != "" {
+		fmt.Fprintf(w, "  PyTorch: skipped: %s\n", r.Skipped)
 	}
 	fmt.Fprintf(w, "\n%-10s %6s %11s %10s %9s %14s %9s\n", "model", "batch", "ours img/s", "GFLOP/s", "of SGEMM", "PyTorch img/s", "ours ×")
 	for _, x := range r.Rows {

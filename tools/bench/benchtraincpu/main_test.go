@@ -83,8 +83,48 @@ func TestAgainstPyTorch(t *testing.T) {
 	}
 }
 
+// TestReferenceFailsForOneModel: a reference that fails for one model
+// (out of memory at alexnet's batch, say) costs that model its PyTorch
+// figures, not the others theirs, and the run still exits 3.
+func TestReferenceFailsForOneModel(t *testing.T) {
+	// A stand-in "python" that imports anything and reports a step for
+	// small-fc, and fails for small.
+	fake := filepath.Join(t.TempDir(), "python")
+	script := `#!/bin/sh
+[ "$1" = -c ] && exit 0
+case "$3" in
+*/small.json) echo "CUDA out of memory" >&2; exit 1;;
+esac
+echo '{"images": 4, "seconds": 0.5, "cpu_seconds": 1, "torch": "fake", "blas": "none", "mkldnn": false}'
+`
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rep := runJSONExit(t, benchstat.ExitNoReference, "--models", " small-fc, small ,", "--rounds", "2", "--steps", "1", "--batch", "4",
+		"--python", fake, "--reference-alloc", "system")
+	if len(rep.Rows) != 2 || rep.Rows[0].Name != "small-fc" || rep.Rows[1].Name != "small" {
+		t.Fatalf("rows %+v", rep.Rows)
+	}
+	if r := rep.Rows[0]; r.Torch != 8 || r.Ratio <= 0 {
+		t.Errorf("small-fc lost its reference: %+v", r)
+	}
+	if r := rep.Rows[1]; r.Torch != 0 || r.Ratio != 0 {
+		t.Errorf("small kept a reference that failed: %+v", r)
+	}
+	if !strings.Contains(rep.Skipped, "small: ") || !strings.Contains(rep.Skipped, "out of memory") || strings.Contains(rep.Skipped, "small-fc") {
+		t.Errorf("skipped %q: want only small's failure, with its reason", rep.Skipped)
+	}
+	var out bytes.Buffer
+	printReport(&out, &rep)
+	for _, want := range []string{"PyTorch fake", "PyTorch failed for small: ", "—"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
 func TestFlags(t *testing.T) {
-	for _, args := range [][]string{{"--models", "vgg"}, {"--rounds", "0"}, {"--steps", "-1"}, {"--bogus"}} {
+	for _, args := range [][]string{{"--models", "vgg"}, {"--models", " , "}, {"--models", "small,small"}, {"--rounds", "0"}, {"--steps", "-1"}, {"--bogus"}} {
 		var out, errs bytes.Buffer
 		if code := run(args, &out, &errs); code != 2 {
 			t.Errorf("%v: exit %d, want 2", args, code)
