@@ -82,6 +82,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "benchingest: --size %d: want 1 to 4096\n", *size)
 		return cli.ExitUsage
 	}
+	if err := checkCore(*core); err != nil {
+		fmt.Fprintf(stderr, "benchingest: %v\n", err)
+		return cli.ExitUsage
+	}
 	src, err := realJPEGs(*images)
 	if err != nil || len(src) == 0 {
 		fmt.Fprintf(stderr, "benchingest: no real JPEGs in %s (the ImageNet sample is not in this clone); pass --images DIR with <wnid>_*.JPEG files\n", *images)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -83,7 +85,12 @@ func TestFlagMistakes(t *testing.T) {
 		{[]string{"--size", "0"}, "--size 0: want 1 to 4096"},
 		{[]string{"extra", "--rounds", "1"}, `unexpected argument "extra": it takes flags only`},
 		{[]string{"--mode", "other"}, `--mode "other": the only mode is decode`},
+		{[]string{"--core", "-1"}, "--core -1: this process may run on CPUs "},
+		{[]string{"--core", "100000"}, "--core 100000: this process may run on CPUs "},
 	} {
+		if runtime.GOOS != "linux" && slices.Contains(c.args, "--core") {
+			continue
+		}
 		var so, se bytes.Buffer
 		if code := run(c.args, &so, &se); code != cli.ExitUsage || !strings.Contains(se.String(), c.say) {
 			t.Errorf("%q: exit %d, stderr %q; want %d saying %q", c.args, code, se.String(), cli.ExitUsage, c.say)
