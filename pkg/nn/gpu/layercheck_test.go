@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -322,6 +323,19 @@ func layerCheck(net *Net, x []float32, labels []int32) ([]layerErr, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Each layer is checked on the GPU's own input, so a broken
+		// upload (zeros, a stale batch) would pass every layer: the
+		// first layer's input must be the batch given, bit for bit.
+		if i == 0 {
+			if len(X) != len(x) {
+				return nil, fmt.Errorf("%s: input has %d values, the batch %d", nd.l.Name, len(X), len(x))
+			}
+			for j := range x {
+				if math.Float32bits(X[j]) != math.Float32bits(x[j]) {
+					return nil, fmt.Errorf("%s: input value %d reads back as %g, the batch gave %g: the upload is wrong", nd.l.Name, j, X[j], x[j])
+				}
+			}
+		}
 		Y, err := dl(nd.y, outN)
 		if err != nil {
 			return nil, err
@@ -632,6 +646,45 @@ func TestLayerCheckOnHost(t *testing.T) {
 		if !slices.Equal(bad, want) {
 			t.Errorf("faulty %v: layers %v disagree with their references, want %v", faulty, bad, want)
 		}
+	}
+}
+
+// zeroUploadEngine is the host engine whose uploads, once armed, write
+// zeros: every layer stays consistent with its own (wrong) input.
+type zeroUploadEngine struct {
+	*hostEngine
+	armed *bool
+}
+
+func (e zeroUploadEngine) upload(dst cuda.DevicePtr, src []byte) error {
+	if *e.armed {
+		src = make([]byte, len(src))
+	}
+	return e.hostEngine.upload(dst, src)
+}
+
+// TestLayerCheckFindsABrokenUpload: a batch that never reaches the GPU
+// fails the check, though each layer agrees with its reference.
+func TestLayerCheckFindsABrokenUpload(t *testing.T) {
+	em := needEmulator(t)
+	spec := miniPaper(5)
+	params, err := alexnet.InitParams(spec, "he", 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const batch = 2
+	x := CrossCheckInput(spec, batch, 2)
+	labels := testSlot(spec, batch, 2).Labels[:batch]
+	armed := false
+	net, err := newNet(zeroUploadEngine{newHostEngine(em), &armed}, spec, batch, params, Options{Seed: 6, Mean: testMean, Std: testStd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Close()
+	armed = true
+	_, err = layerCheck(net, x, labels)
+	if err == nil || !strings.Contains(err.Error(), "the upload is wrong") {
+		t.Fatalf("layerCheck = %v, want the input named as wrong", err)
 	}
 }
 
