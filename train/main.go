@@ -421,6 +421,11 @@ func resumeDefaults(fs *flag.FlagSet, c *trainer.Config, sigma *float64, stderr 
 	if n := h.LogEvery; n != nil {
 		take("log-every", *n, def("log-every"), func() { c.LogEvery = *n })
 	}
+	// And the validation set: the error figures, and a plateau
+	// schedule's drops, follow it.
+	if n := h.MaxValImages; n != nil {
+		take("max-val-images", *n, def("max-val-images"), func() { c.MaxValImages = *n })
+	}
 	if len(took) > 0 {
 		fmt.Fprintf(stderr, "train: --resume: the run's %s, from its checkpoint\n", strings.Join(took, ", "))
 	}

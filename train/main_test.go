@@ -376,6 +376,76 @@ func TestResumeKeepsTheLogCadence(t *testing.T) {
 	}
 }
 
+// A plain --resume keeps the run's --max-val-images: it validated every
+// image and lowered a plateau schedule's rate on figures from another
+// set, silently. Given with another value, or on shards with another
+// val split, the resume goes on and says so.
+func TestResumeKeepsTheValidationSet(t *testing.T) {
+	shardDir := fixtureShards(t, 12, 4, 16)
+	base := func(out string) []string {
+		return []string{"--shards", shardDir, "--out", out, "--device", "cpu", "--model", "small", "--batch", "4", "--workers", "1", "--log-every", "0"}
+	}
+	var so, se bytes.Buffer
+	whole := filepath.Join(t.TempDir(), "whole")
+	if code := run(context.Background(), append(base(whole), "--max-val-images", "3", "--epochs", "2"), &so, &se); code != cli.ExitOK {
+		t.Fatalf("uninterrupted run: exit %d\n%s", code, se.String())
+	}
+	parts := filepath.Join(t.TempDir(), "parts")
+	if code := run(context.Background(), append(base(parts), "--max-val-images", "3", "--epochs", "1"), &so, &se); code != cli.ExitOK {
+		t.Fatalf("first part: exit %d\n%s", code, se.String())
+	}
+	se.Reset()
+	if code := run(context.Background(), []string{"--shards", shardDir, "--out", parts, "--device", "cpu", "--workers", "1", "--resume", "--epochs", "2"}, &so, &se); code != cli.ExitOK ||
+		!regexp.MustCompile(`the run's .*--max-val-images 3.*, from its checkpoint`).MatchString(se.String()) || strings.Contains(se.String(), "validation set") {
+		t.Fatalf("plain resume: exit %d\n%s", code, se.String())
+	}
+	a, _ := os.ReadFile(filepath.Join(whole, trainer.CheckpointFile))
+	b, _ := os.ReadFile(filepath.Join(parts, trainer.CheckpointFile))
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Error("the resumed run ends with another checkpoint than the uninterrupted one")
+	}
+	if a, b := valErrors(t, whole), valErrors(t, parts); len(a) != 2 || !slices.Equal(a, b) {
+		t.Errorf("validation errors %v, the uninterrupted run's %v", b, a)
+	}
+
+	// Given with another value: taken, and said.
+	se.Reset()
+	if code := run(context.Background(), append(base(parts), "--resume", "--epochs", "3", "--max-val-images", "0"), &so, &se); code != cli.ExitOK ||
+		!strings.Contains(se.String(), "--max-val-images 0 changes the run's validation set from here, to every val image (it validated on at most 3 val images)") {
+		t.Fatalf("resume with --max-val-images 0: exit %d\n%s", code, se.String())
+	}
+	// The same train split with another val split: the resume goes on
+	// (nothing in the checkpoint indexes val), and says so.
+	otherVal := fixtureShards(t, 12, 2, 16)
+	se.Reset()
+	if code := run(context.Background(), []string{"--shards", otherVal, "--out", parts, "--device", "cpu", "--workers", "1", "--resume", "--epochs", "4"}, &so, &se); code != cli.ExitOK ||
+		!strings.Contains(se.String(), "val split is not the one the run validated on") {
+		t.Fatalf("resume on another val split: exit %d\n%s", code, se.String())
+	}
+}
+
+// valErrors lists the top-1 validation errors of a run's metrics.jsonl.
+func valErrors(t *testing.T, dir string) []float64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, trainer.MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errs []float64
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var m struct {
+			Top1 *float64 `json:"top1_err"`
+		}
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		if m.Top1 != nil {
+			errs = append(errs, *m.Top1)
+		}
+	}
+	return errs
+}
+
 // loggedSteps lists the step of each line of a run's metrics.jsonl.
 func loggedSteps(t *testing.T, dir string) []int64 {
 	t.Helper()

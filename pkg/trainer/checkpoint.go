@@ -100,6 +100,16 @@ type Checkpoint struct {
 	// (--checkpoint-every is not kept: it changes no bytes of a run, and
 	// a checkpoint that held it would.)
 	LogEvery *int `json:"log_every,omitempty"`
+	// MaxValImages is the run's --max-val-images, which a --resume that
+	// leaves the flag out keeps: the validation set decides the error
+	// figures and a plateau schedule's drops. nil in checkpoints written
+	// before it was kept.
+	MaxValImages *int `json:"max_val_images,omitempty"`
+	// ValSet is TrainSetID of the val split the run validated on; a
+	// resume on another one goes on (no position indexes it) but says so.
+	// Empty for shards without a val split, and in checkpoints written
+	// before it was kept.
+	ValSet string `json:"val_set,omitempty"`
 	// ValPending says the epoch before Position has trained but its
 	// validation pass, and the schedule's step that follows from it, have
 	// not run: a run stopped during that pass saves this, and --resume
@@ -497,6 +507,9 @@ func parseHeader(hdr []byte, payload int64) (*Checkpoint, error) {
 	}
 	if c.LogEvery != nil && *c.LogEvery < 0 {
 		return nil, fmt.Errorf("%w: log every %d steps", ErrCheckpoint, *c.LogEvery)
+	}
+	if c.MaxValImages != nil && *c.MaxValImages < 0 {
+		return nil, fmt.Errorf("%w: validate on at most %d images", ErrCheckpoint, *c.MaxValImages)
 	}
 	if c.Step < 0 || c.Epoch < 0 || c.Epochs < 0 || c.Position.Epoch < 0 || c.Position.Batch < 0 || c.Batch < 0 {
 		return nil, fmt.Errorf("%w: step %d, epoch %d of %d, position %+v, batch %d", ErrCheckpoint, c.Step, c.Epoch, c.Epochs, c.Position, c.Batch)

@@ -217,6 +217,14 @@ func ClassListID(classes []shards.Class) string {
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
+// valImages says what a --max-val-images value validates on.
+func valImages(n int) string {
+	if n == 0 {
+		return "every val image"
+	}
+	return fmt.Sprintf("at most %d val images", n)
+}
+
 // TrainSetID names the train split's shards by their files, record
 // counts and checksums: what a checkpoint's epoch position and shuffle
 // order index. The same images re-ingested byte-identically (ingest is
@@ -425,6 +433,10 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	std = spec.InputStd(std)
 	classList := ClassListID(meta.Classes)
 	trainSet := TrainSetID(meta.Splits["train"])
+	valSet := ""
+	if len(meta.Splits["val"].Shards) > 0 {
+		valSet = TrainSetID(meta.Splits["val"])
+	}
 	var ck *Checkpoint
 	var params map[string][]float32
 	if !cfg.Resume && !cfg.Overwrite {
@@ -581,6 +593,16 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			// uninterrupted run's.
 			fmt.Fprintf(log, "train: --log-every %d changes the run's log spacing from here (it logged every %d)\n", cfg.LogEvery, *ck.LogEvery)
 		}
+		// Allowed too, but the validation set decides the error figures,
+		// and a plateau schedule's drops follow them: an uninterrupted
+		// run would not have seen that change.
+		if n := ck.MaxValImages; n != nil && cfg.MaxValImages != *n {
+			fmt.Fprintf(log, "train: note: --max-val-images %d changes the run's validation set from here, to %s (it validated on %s): its error figures, and the learning-rate drops of a plateau schedule, follow the new set\n",
+				cfg.MaxValImages, valImages(cfg.MaxValImages), valImages(*n))
+		}
+		if ck.ValSet != "" && ck.ValSet != valSet {
+			fmt.Fprintf(log, "train: note: %s's val split is not the one the run validated on (its files, record counts or checksums differ): its error figures from here are on other images, and the learning-rate drops of a plateau schedule follow them\n", cfg.Shards)
+		}
 		// --max-steps counts steps in all: a checkpoint already there
 		// must not take another step (each resume would add one).
 		// A checkpoint whose validation is pending has that left to do.
@@ -673,6 +695,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		hyper := cfg.hyper()
 		c.Hyper = &hyper
 		c.LogEvery = &cfg.LogEvery
+		c.MaxValImages, c.ValSet = &cfg.MaxValImages, valSet
 		if run != (Running{}) {
 			r := run
 			c.Running = &r
