@@ -304,6 +304,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	}
 	if res.Evaluated {
 		val = fmt.Sprintf("val top-1 error %.2f%% (accuracy %.2f%%), top-5 error %.2f%%", 100*res.Top1Err, 100*(1-res.Top1Err), 100*res.Top5Err)
+		if res.ValStep != res.Steps {
+			// --max-steps within an epoch: the figures are the last
+			// epoch's, not the checkpoint's, which a script reading
+			// top1_err beside it would take them for.
+			val += fmt.Sprintf(" at step %d, the last epoch's end (--eval-only scores the step-%d checkpoint)", res.ValStep, res.Steps)
+		}
 	}
 	var plots []string
 	for _, f := range []string{"loss.png", "error.png", "conv1-filters.png"} {

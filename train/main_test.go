@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -421,6 +422,34 @@ func TestResumeKeepsTheValidationSet(t *testing.T) {
 	if code := run(context.Background(), []string{"--shards", otherVal, "--out", parts, "--device", "cpu", "--workers", "1", "--resume", "--epochs", "4"}, &so, &se); code != cli.ExitOK ||
 		!strings.Contains(se.String(), "val split is not the one the run validated on") {
 		t.Fatalf("resume on another val split: exit %d\n%s", code, se.String())
+	}
+}
+
+// A run --max-steps stops within an epoch reports the last epoch's
+// validation at the step it was measured, not as the checkpoint's.
+func TestMaxStepsNamesTheValidationStep(t *testing.T) {
+	shardDir := fixtureShards(t, 12, 4, 16)
+	out := filepath.Join(t.TempDir(), "run")
+	var so, se bytes.Buffer
+	// 12 images a class at batch 4: the first epoch ends well before step 40.
+	args := []string{"--shards", shardDir, "--out", out, "--device", "cpu", "--model", "small", "--batch", "4", "--workers", "1", "--log-every", "0", "--json"}
+	if code := run(context.Background(), append(args, "--max-steps", "40"), &so, &se); code != cli.ExitOK {
+		t.Fatalf("exit %d\n%s", code, se.String())
+	}
+	var res struct {
+		Steps     int64 `json:"steps"`
+		Epochs    int   `json:"epochs"`
+		Evaluated bool  `json:"evaluated"`
+		ValStep   int64 `json:"val_step"`
+	}
+	if err := json.Unmarshal(so.Bytes(), &res); err != nil {
+		t.Fatalf("%v: %s", err, so.String())
+	}
+	if !res.Evaluated || res.Steps != 40 || res.ValStep <= 0 || res.ValStep >= 40 || res.ValStep%int64(res.Epochs) != 0 {
+		t.Fatalf("%+v: want the validation at an epoch's end before step 40", res)
+	}
+	if want := fmt.Sprintf("at step %d, the last epoch's end (--eval-only scores the step-40 checkpoint)", res.ValStep); !strings.Contains(se.String(), want) {
+		t.Errorf("summary lacks %q:\n%s", want, se.String())
 	}
 }
 

@@ -91,6 +91,10 @@ type Result struct {
 	// of this run: false when it stopped before its first epoch ended or
 	// the shards have no validation split.
 	Evaluated bool
+	// ValStep is the step Top1Err and Top5Err were measured at: the last
+	// epoch's end, which is before Steps when --max-steps stopped the run
+	// within an epoch.
+	ValStep int64
 	// Unscored says a validation pass ran but had no labelled image to
 	// score (a val split without labels), which is not "no pass".
 	Unscored   bool
@@ -112,10 +116,11 @@ func (r Result) MarshalJSON() ([]byte, error) {
 		Evaluated  bool     `json:"evaluated"`
 		Top1Err    *float64 `json:"top1_err,omitempty"`
 		Top5Err    *float64 `json:"top5_err,omitempty"`
+		ValStep    *int64   `json:"val_step,omitempty"`
 		Checkpoint string   `json:"checkpoint"`
 	}{Stopped: r.Stopped, Steps: r.Steps, Epochs: r.Epoch, Seconds: r.Seconds, RunSeconds: r.RunSeconds, Evaluated: r.Evaluated, Checkpoint: r.Checkpoint}
 	if r.Evaluated {
-		out.Top1Err, out.Top5Err = &r.Top1Err, &r.Top5Err
+		out.Top1Err, out.Top5Err, out.ValStep = &r.Top1Err, &r.Top5Err, &r.ValStep
 	}
 	return json.Marshal(out)
 }
@@ -870,7 +875,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		fmt.Fprintf(log, "epoch %3d %s: train loss %.4f, train top-1 err %.2f%%, %s%s\n",
 			at.Epoch, took, trainLoss, 100*trainErr, val,
 			map[bool]string{true: fmt.Sprintf("; lr -> %g", sched.LR), false: ""}[dropped])
-		res.Top1Err, res.Top5Err, res.Epoch, res.Evaluated = ev.Top1Err, ev.Top5Err, at.Epoch+1, ev.Images > 0
+		res.Top1Err, res.Top5Err, res.Epoch, res.Evaluated, res.ValStep = ev.Top1Err, ev.Top5Err, at.Epoch+1, ev.Images > 0, step
 		res.Unscored = ev.Images == 0 && meta.Splits["val"].Records > 0
 		if err := mlog.Add(Metric{Kind: "epoch", Step: step, Epoch: at.Epoch, LR: epochLR, Top1Err: ev.Top1Err, Top5Err: ev.Top5Err,
 			ValLoss: ev.Loss, NoVal: ev.Images == 0, TrainErr: trainErr, TrainLoss: trainLoss, Seconds: elapsed()}); err != nil {

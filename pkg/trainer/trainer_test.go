@@ -236,8 +236,8 @@ func TestResultJSON(t *testing.T) {
 	}{
 		{Result{Steps: 7, Epoch: 0, Seconds: 1.5, RunSeconds: 1.5, Checkpoint: "c", Stopped: "max-steps"},
 			`{"stopped":"max-steps","steps":7,"epochs":0,"seconds":1.5,"run_seconds":1.5,"evaluated":false,"checkpoint":"c"}`},
-		{Result{Steps: 90, Epoch: 3, Top1Err: 0.25, Top5Err: 0, Seconds: 2, RunSeconds: 9, Evaluated: true, Checkpoint: "c", Stopped: "epochs"},
-			`{"stopped":"epochs","steps":90,"epochs":3,"seconds":2,"run_seconds":9,"evaluated":true,"top1_err":0.25,"top5_err":0,"checkpoint":"c"}`},
+		{Result{Steps: 90, Epoch: 3, Top1Err: 0.25, Top5Err: 0, Seconds: 2, RunSeconds: 9, Evaluated: true, ValStep: 90, Checkpoint: "c", Stopped: "epochs"},
+			`{"stopped":"epochs","steps":90,"epochs":3,"seconds":2,"run_seconds":9,"evaluated":true,"top1_err":0.25,"top5_err":0,"val_step":90,"checkpoint":"c"}`},
 	} {
 		b, err := json.Marshal(tc.r)
 		if err != nil || string(b) != tc.want {
