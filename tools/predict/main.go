@@ -6,8 +6,10 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -27,7 +29,12 @@ import (
 	"github.com/alexnet-repro/alexnet/shards"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	ctx, stop := cli.InterruptContext()
+	code := runContext(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
 
 type prediction struct {
 	File string `json:"file"`
@@ -48,11 +55,18 @@ type prediction struct {
 	Probs   []float64 `json:"probs,omitempty"`
 }
 
-func run(args []string, stdout, stderr io.Writer) (code int) {
+func run(args []string, stdout, stderr io.Writer) int {
+	return runContext(context.Background(), args, stdout, stderr)
+}
+
+// runContext is predict; a cancelled ctx (Ctrl-C, SIGTERM, SIGHUP) stops
+// it between files, with those done printed and, under --json, a closing
+// error line, as train and ingest end when stopped.
+func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
 	o := cli.NewOutcome("predict", args, stdout, stderr)
 	defer func() { code = o.Finish(code) }()
 	stdout = o.Stdout()
-	fs := cli.NewFlags("predict", stdout, stderr, "Usage: predict --checkpoint FILE|RUN_DIR --shards DIR [--k 5] [--json] IMAGE...\n\nExample:\n  predict --checkpoint runs/demo/checkpoint.ckpt --shards demo/shards demo/fashion-mnist/val/ILSVRC2012_val_00000001.JPEG\n\nExit codes: 0 all classified, 1 some file failed, 2 usage.\n\nFlags:\n")
+	fs := cli.NewFlags("predict", stdout, stderr, "Usage: predict --checkpoint FILE|RUN_DIR --shards DIR [--k 5] [--json] IMAGE...\n\nExample:\n  predict --checkpoint runs/demo/checkpoint.ckpt --shards demo/shards demo/fashion-mnist/val/ILSVRC2012_val_00000001.JPEG\n\nExit codes: 0 all classified, 1 some file failed, 2 usage, 130 interrupted (Ctrl-C, SIGTERM, SIGHUP; the files before it are printed).\n\nFlags:\n")
 	ckpt := fs.String("checkpoint", "", "checkpoint written by train, or its run folder (train's --out) (required)")
 	shardDir := fs.String("shards", "", "shard directory whose meta.json names the classes (and gives the image size for checkpoints that do not record it) (required)")
 	k := fs.Int("k", 5, "classes to print per image")
@@ -98,7 +112,11 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	} else if err := ck.CropFits(meta, *shardDir); err != nil {
 		return o.Fail(cli.ExitFailure, err)
 	}
-	if n := len(meta.Classes); *k > n {
+	// Only a --k given: its default, 5, is more than a small model's
+	// classes without anyone having asked for it.
+	kGiven := false
+	fs.Visit(func(f *flag.Flag) { kGiven = kGiven || f.Name == "k" })
+	if n := len(meta.Classes); *k > n && kGiven {
 		fmt.Fprintf(stderr, "predict: note: --k %d is more than the model's %d classes: each image gets all %d\n", *k, n, n)
 	}
 	be, err := trainer.BackendFromCheckpoint(ck, 1, nil)
@@ -113,7 +131,21 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	slot.N, slot.Crop, slot.Views = 1, ck.InputHW, 1
 	failed := 0
 	enc := json.NewEncoder(stdout)
-	for _, f := range images {
+	for i, f := range images {
+		if ctx.Err() != nil {
+			code := o.Failf(cli.ExitInterrupted, "interrupted after %d of %d files; %s and those after it are not classified", i, len(images), cli.Name(f))
+			if *asJSON {
+				// The closing line, after the files' lines too (Finish
+				// writes one only where nothing came before): a script
+				// reading the stream learns it was cut short, not done.
+				_ = enc.Encode(struct {
+					Command  string `json:"command"`
+					Error    string `json:"error"`
+					ExitCode int    `json:"exit_code"`
+				}{"predict", o.Reason(code), code})
+			}
+			return code
+		}
 		p := prediction{File: f}
 		data, err := readImage(f)
 		if err == nil {

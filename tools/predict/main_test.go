@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"math"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/cli/clitest"
 	"github.com/alexnet-repro/alexnet/internal/fixtures"
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
@@ -64,6 +66,55 @@ func TestPredictWarnsOfDamage(t *testing.T) {
 	}
 }
 
+// A signal stops predict between files: those done are printed, and
+// --json ends with an error line carrying exit code 130, as train's and
+// ingest's do, not with whatever line the signal cut.
+func TestPredictInterrupted(t *testing.T) {
+	dir, _, _, ckPath := fixture(t)
+	img := filepath.Join(dir, "a.JPEG")
+	os.WriteFile(img, fixtures.JPEG(t, 50, 40, 1, false), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var so, se bytes.Buffer
+	code := runContext(ctx, []string{"--checkpoint", ckPath, "--shards", dir, "--json", img, img}, &so, &se)
+	var res struct {
+		Error    string `json:"error"`
+		ExitCode int    `json:"exit_code"`
+	}
+	if err := json.Unmarshal(so.Bytes(), &res); err != nil || code != cli.ExitInterrupted || res.ExitCode != cli.ExitInterrupted ||
+		!strings.Contains(res.Error, "interrupted after 0 of 2 files") {
+		t.Fatalf("exit %d, %+v (%v)\nstdout %s\nstderr %s", code, res, err, so.String(), se.String())
+	}
+	// Stopped after a file: its line, then the closing one.
+	ctx, cancel = context.WithCancel(context.Background())
+	so.Reset()
+	code = runContext(ctx, []string{"--checkpoint", ckPath, "--shards", dir, "--json", img, img}, cancelAfterLine{&so, cancel}, &se)
+	lines := strings.Split(strings.TrimSpace(so.String()), "\n")
+	if len(lines) != 2 || code != cli.ExitInterrupted {
+		t.Fatalf("exit %d, stdout %s", code, so.String())
+	}
+	var p prediction
+	if err := json.Unmarshal([]byte(lines[0]), &p); err != nil || len(p.Probs) == 0 {
+		t.Errorf("first line %s (%v)", lines[0], err)
+	}
+	res.Error = ""
+	if err := json.Unmarshal([]byte(lines[1]), &res); err != nil || res.ExitCode != cli.ExitInterrupted || !strings.Contains(res.Error, "interrupted after 1 of 2 files") {
+		t.Errorf("closing line %s (%v)", lines[1], err)
+	}
+}
+
+// cancelAfterLine cancels a context once a line is written: a signal
+// that lands while the first file's result is printed.
+type cancelAfterLine struct {
+	w      *bytes.Buffer
+	cancel context.CancelFunc
+}
+
+func (c cancelAfterLine) Write(p []byte) (int, error) {
+	defer c.cancel()
+	return c.w.Write(p)
+}
+
 func TestPredict(t *testing.T) {
 	dir, meta, ck, ckPath := fixture(t)
 	img := filepath.Join(dir, "a.JPEG")
@@ -90,6 +141,12 @@ func TestPredict(t *testing.T) {
 		if code != 0 || strings.Count(so.String(), "class n0") != 4 || said != c.note {
 			t.Errorf("--k %s of 4 classes: exit %d, note %v:\n%s%s", c.k, code, said, so.String(), se.String())
 		}
+	}
+	// Left at its default, 5 of the model's 4, --k is not noted: nobody
+	// asked for more classes than there are.
+	se.Reset()
+	if code := run([]string{"--checkpoint", ckPath, "--shards", dir, img}, &so, &se); code != 0 || strings.Contains(se.String(), "--k") {
+		t.Errorf("--k left out: exit %d, stderr %q", code, se.String())
 	}
 	// What is not an image file is refused per file without opening it (a
 	// pipe would wait for a writer), the path printed once.
