@@ -79,7 +79,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 		// A meta.json that is there but unusable is damage like a shard's,
 		// and a --json consumer needs its report to say so.
 		metaCheck := []shardCheck{{Shard: shards.MetaFile, Damage: []string{err.Error()}}}
-		return verifyReport(metaCheck, 0, nil, nil, *asJSON, stdout, stderr)
+		return verifyReport(dir, metaCheck, 0, nil, nil, *asJSON, stdout, stderr)
 	}
 	type task struct {
 		split string
@@ -195,7 +195,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 	if len(extra) > 0 {
 		fmt.Fprintf(stderr, "shardtool verify: note: %s in %s not listed in meta.json, so not verified: %s\n", cli.Count(len(extra), "shard file is", "shard files are"), dir, cli.FirstFew(extra, 10))
 	}
-	code = verifyReport(results, len(results), extra, m.Unfinished, *asJSON, stdout, stderr)
+	code = verifyReport(dir, results, len(results), extra, m.Unfinished, *asJSON, stdout, stderr)
 	// The listed shards can all be sound while a split is missing: a
 	// script's verify-then-train must not read that folder as ready.
 	for _, split := range slices.Sorted(maps.Keys(m.Unfinished)) {
@@ -244,7 +244,7 @@ func unlistedShards(dir string, m *shards.Meta) []string {
 // verifyReport prints the checks of nShards shards (and of meta.json, when
 // it is damaged, which leaves no shard list to check) and gives the exit
 // code.
-func verifyReport(results []shardCheck, nShards int, unlisted []string, unfinished map[string]string, asJSON bool, stdout, stderr io.Writer) int {
+func verifyReport(dir string, results []shardCheck, nShards int, unlisted []string, unfinished map[string]string, asJSON bool, stdout, stderr io.Writer) int {
 	bad, records := 0, 0
 	var out bytes.Buffer
 	var badNames []string
@@ -282,8 +282,28 @@ func verifyReport(results []shardCheck, nShards int, unlisted []string, unfinish
 		// After the report, which it refers to (2>&1 in a log keeps the
 		// order). A rerun of ingest keeps a shard whose sources are
 		// unchanged.
-		fmt.Fprintf(stderr, "shardtool verify: to repair, delete the damaged %s (%s) and run the same ingest command again: it remakes only those, byte for byte\n",
-			map[bool]string{true: "shard", false: "shards"}[bad == 1], cli.FirstFew(badNames, 10))
+		// A shard that is gone needs no deleting: told to delete it, a
+		// user looks for a file that is not there.
+		var present, gone []string
+		for _, n := range badNames {
+			if _, err := os.Lstat(filepath.Join(dir, n)); errors.Is(err, os.ErrNotExist) {
+				gone = append(gone, n)
+			} else {
+				present = append(present, n)
+			}
+		}
+		shard := func(n int) string { return map[bool]string{true: "shard", false: "shards"}[n == 1] }
+		switch {
+		case len(gone) == 0:
+			fmt.Fprintf(stderr, "shardtool verify: to repair, delete the damaged %s (%s) and run the same ingest command again: it remakes only those, byte for byte\n",
+				shard(len(present)), cli.FirstFew(present, 10))
+		case len(present) == 0:
+			fmt.Fprintf(stderr, "shardtool verify: to repair, run the same ingest command again: it writes the missing %s (%s) anew, byte for byte, and keeps the others\n",
+				shard(len(gone)), cli.FirstFew(gone, 10))
+		default:
+			fmt.Fprintf(stderr, "shardtool verify: to repair, delete the damaged %s (%s) and run the same ingest command again: it remakes those and the missing %s (%s), byte for byte\n",
+				shard(len(present)), cli.FirstFew(present, 10), shard(len(gone)), cli.FirstFew(gone, 10))
+		}
 	}
 	if bad > 0 {
 		return cli.ExitDamaged

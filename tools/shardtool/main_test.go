@@ -83,6 +83,33 @@ func TestVerifyNamesDamage(t *testing.T) {
 	if n := strings.Count(out, "DAMAGED"); n != 1 {
 		t.Fatalf("one flipped bit reported %d times:\n%s", n, out)
 	}
+	// A shard that is gone is not to be deleted: ingest writes it anew.
+	names, _ := filepath.Glob(filepath.Join(dir, "*.shard"))
+	var other string
+	for _, n := range names {
+		if filepath.Base(n) != "train-00001.shard" {
+			other = n
+			break
+		}
+	}
+	if other == "" {
+		t.Fatalf("one shard only in %s", dir)
+	}
+	keep, _ := os.ReadFile(other)
+	os.Remove(other)
+	_, _, errs = runTool("verify", dir)
+	if want := fmt.Sprintf("delete the damaged shard (train-00001.shard) and run the same ingest command again: it remakes those and the missing shard (%s)", filepath.Base(other)); !strings.Contains(errs, want) {
+		t.Errorf("repair advice with a shard gone lacks %q:\n%s", want, errs)
+	}
+	damaged := filepath.Join(dir, "train-00001.shard")
+	keepDamaged, _ := os.ReadFile(damaged)
+	os.Remove(damaged)
+	_, _, errs = runTool("verify", dir)
+	if !strings.Contains(errs, "to repair, run the same ingest command again: it writes the missing shards (") || strings.Contains(errs, "delete") {
+		t.Errorf("repair advice with both shards gone:\n%s", errs)
+	}
+	os.WriteFile(damaged, keepDamaged, 0o644)
+	os.WriteFile(other, keep, 0o644)
 	code, out, _ = runTool("verify", "--json", dir)
 	var res struct{ Damaged int }
 	if json.Unmarshal([]byte(out), &res); code != cli.ExitDamaged || res.Damaged != 1 {
