@@ -669,6 +669,11 @@ func load(path, advice string) (*Checkpoint, error) {
 			if _, err := os.Stat(filepath.Join(dir, shards.MetaFile)); err == nil {
 				return nil, fmt.Errorf("%s is a shard directory (it holds %s), not a run folder or a checkpoint", dir, shards.MetaFile)
 			}
+			// A run whose latest was removed (by hand, or a failed
+			// move) may still hold its previous one.
+			if prev := filepath.Join(dir, PrevCheckpointFile); isRegular(prev) {
+				return nil, fmt.Errorf("%s holds no %s, only the run's previous checkpoint: give %s to use that one", dir, CheckpointFile, prev)
+			}
 			return nil, fmt.Errorf("%s holds no %s: not a run folder (train's --out)", dir, CheckpointFile)
 		}
 	}
@@ -757,4 +762,10 @@ func (c *Checkpoint) ScaleNote(meta *shards.Meta, dir string) string {
 	}
 	return fmt.Sprintf("the checkpoint trained on %d-px crops of %d-px images, %s holds %d-px images: objects appear %.2f× their training size",
 		c.InputHW, c.ImageHW, dir, meta.Width, float64(meta.Width)/float64(c.ImageHW))
+}
+
+// isRegular says whether path names a regular file (through links).
+func isRegular(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
 }

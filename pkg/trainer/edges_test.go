@@ -108,6 +108,18 @@ func TestResumeAtMaxStepsTrainsNothing(t *testing.T) {
 	if after, _ := os.ReadFile(ckPath); string(after) != string(before) {
 		t.Fatal("--resume --epochs 1 changed the checkpoint")
 	}
+	// Stopped within epoch 1 (step 5 of 4 an epoch): the step past the
+	// shortened run's end is in the checkpoint, and said to be.
+	mid := cfg
+	mid.Out = t.TempDir()
+	if _, err := Train(context.Background(), mid, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	mid.Resume, mid.MaxSteps, mid.Epochs = true, 0, 1
+	log.Reset()
+	if r, err := Train(context.Background(), mid, &log); err != nil || r.Steps != 5 || !strings.Contains(log.String(), "has done 1 epoch and 1 step of the next, --epochs 1: nothing to train") {
+		t.Fatalf("resume --epochs 1 within epoch 1: %+v %v\n%s", r, err, log.String())
+	}
 }
 
 // A model whose layers do not fit the crop is a setting that cannot make

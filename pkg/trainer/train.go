@@ -618,7 +618,13 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 		// Likewise --epochs counts epochs in all.
 		if pos.Epoch >= cfg.Epochs && !ck.ValPending {
-			fmt.Fprintf(log, "train: the checkpoint has done %d epochs, --epochs %d: nothing to train\n", pos.Epoch, cfg.Epochs)
+			// Within an epoch past --epochs, its steps are in the
+			// checkpoint: said, as they are not undone.
+			within := ""
+			if pos.Batch > 0 {
+				within = fmt.Sprintf(" and %s of the next", cli.Count(pos.Batch, "step", "steps"))
+			}
+			fmt.Fprintf(log, "train: the checkpoint has done %s%s, --epochs %d: nothing to train\n", cli.Count(pos.Epoch, "epoch", "epochs"), within, cfg.Epochs)
 			sec := time.Since(start).Seconds()
 			return &Result{Steps: step, Epoch: pos.Epoch, Checkpoint: ckPath, Stopped: "epochs", Seconds: sec, RunSeconds: priorSeconds(cfg.Out, step) + sec}, nil
 		}

@@ -380,7 +380,12 @@ func TestLoadRefusesNonCheckpointsEarly(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(shardDir, "meta.json"), []byte("{}"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	prevOnly := t.TempDir()
+	if err := os.WriteFile(filepath.Join(prevOnly, PrevCheckpointFile), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct{ path, want, wantHeader string }{
+		{prevOnly, "holds no checkpoint.ckpt, only the run's previous checkpoint: give " + filepath.Join(prevOnly, PrevCheckpointFile), "is a directory, not a checkpoint file"},
 		{big, "it does not begin as one", ""},
 		{"/dev/zero", "not a checkpoint file", ""},
 		{fifo, "not a checkpoint file", ""},
