@@ -424,6 +424,17 @@ func TestResumeNotesDamagedMetrics(t *testing.T) {
 	if strings.Contains(string(after), "garbage") || strings.Contains(string(after), `"kind":""`) || !strings.HasPrefix(string(after), lines[0]+lines[1]) {
 		t.Errorf("metrics.jsonl after the resume:\n%s", after)
 	}
+	// A log deleted by hand: the resume says it starts again, as its
+	// plots and clock do.
+	os.Remove(m)
+	res.MaxSteps = 7
+	log.Reset()
+	if _, err := Train(context.Background(), res, &log); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), m+" was gone: it starts again after step 6") {
+		t.Errorf("no note on the log that was gone:\n%s", log.String())
+	}
 	// A new run in its place does not read the old log: no note, no
 	// backup of it, and an old backup goes with the old run.
 	os.WriteFile(m, []byte(damaged), 0o644)

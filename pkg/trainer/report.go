@@ -3,6 +3,7 @@ package trainer
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -95,6 +96,8 @@ type MetricsLog struct {
 	// did not read as a metric and were left out; the file as it was is
 	// then kept as metrics.jsonl.bak.
 	Dropped []int
+	// Gone says a resume found no metrics.jsonl to keep lines from.
+	Gone bool
 }
 
 // OpenMetrics opens dir/metrics.jsonl. A resumed run keeps only the lines
@@ -115,7 +118,10 @@ func openMetrics(dir string, keepUpTo int64, valPending bool) (*MetricsLog, erro
 	var kept []Metric
 	var dropped []int
 	var old []byte
+	gone := false
 	if keepUpTo >= 0 {
+		_, err := os.Lstat(path)
+		gone = errors.Is(err, os.ErrNotExist)
 		kept, dropped, old = readMetricsLines(dir, keepUpTo)
 	}
 	if valPending {
@@ -140,7 +146,7 @@ func openMetrics(dir string, keepUpTo int64, valPending bool) (*MetricsLog, erro
 	if err != nil {
 		return nil, err
 	}
-	return &MetricsLog{path: path, f: f, all: kept, Dropped: dropped}, nil
+	return &MetricsLog{path: path, f: f, all: kept, Dropped: dropped, Gone: gone}, nil
 }
 
 // readMetrics returns the lines of dir's metrics.jsonl up to step upTo;

@@ -827,6 +827,11 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		fmt.Fprintf(log, "train: note: %s: %d %s that did not read as train's metrics left out (%s %s); the file as it was is kept as %s.bak\n",
 			mlog.path, n, word, word, cli.FirstFew(nums, 5), mlog.path)
 	}
+	if ck != nil && mlog.Gone && step > 0 {
+		// Its lines are not in the checkpoint, so they are not rebuilt:
+		// the plots and the run's clock start again here.
+		fmt.Fprintf(log, "train: note: %s was gone: it starts again after step %d, so its plots and the run's time leave out the steps before\n", mlog.path, step)
+	}
 	if ck != nil {
 		before = lastSeconds(mlog.All())
 	}
