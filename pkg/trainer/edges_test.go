@@ -492,6 +492,17 @@ func TestDamagedCheckpointOffersPrevious(t *testing.T) {
 			t.Fatalf("Load(%s) of a damaged checkpoint: %v", p, err)
 		}
 	}
+	// Both damaged (the previous one in a tensor, which its header does
+	// not show): neither is offered as intact, and the second is named.
+	pb, _ := os.ReadFile(prevPath)
+	spoilt := slices.Clone(pb)
+	spoilt[len(spoilt)-len(spoilt)/4] ^= 1
+	os.WriteFile(prevPath, spoilt, 0o644)
+	_, err = Train(context.Background(), res, io.Discard)
+	if !errors.Is(err, ErrCheckpoint) || strings.Contains(err.Error(), "is intact") || !strings.Contains(err.Error(), "the checkpoint before it is not usable either: "+prevPath) {
+		t.Fatalf("resume with both checkpoints damaged: %v", err)
+	}
+	os.WriteFile(prevPath, pb, 0o644)
 	if err := os.Rename(prevPath, ckPath); err != nil {
 		t.Fatal(err)
 	}

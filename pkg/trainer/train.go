@@ -328,7 +328,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			if err := dirlock.Probe(cfg.Out); err != nil {
 				return nil, fmt.Errorf("--resume: %s holds no checkpoint yet, and %w", cfg.Out, err)
 			}
-			if h := previousIntact(cfg.Out); h != "" {
+			if h, ok := previousIntact(cfg.Out); ok {
 				return nil, fmt.Errorf("--resume: %s: %w, but %s", ckPath, ErrNoRun, h)
 			}
 			// A run killed before its first checkpoint left its log: a
@@ -1466,29 +1466,37 @@ func ReadRunHeader(dir string) (*Checkpoint, error) {
 // withPrevious adds previousIntact's advice to a damaged checkpoint's error.
 func withPrevious(err error, dir string) error {
 	if errors.Is(err, ErrCheckpoint) {
-		if h := previousIntact(dir); h != "" {
+		if h, _ := previousIntact(dir); h != "" {
 			return fmt.Errorf("%w; %s", err, h)
 		}
 	}
 	return err
 }
 
-// previousIntact describes the run's previous checkpoint when it is whole,
-// as what to do instead of starting over; "" when there is none or it is
-// damaged too.
-func previousIntact(dir string) string {
+// previousIntact is previousNote with --resume's advice.
+func previousIntact(dir string) (note string, intact bool) {
 	return previousNote(dir, fmt.Sprintf("move it to %s and --resume again to go on from there", filepath.Join(dir, CheckpointFile)))
 }
 
-// previousNote says that the run's previous checkpoint is intact, and
-// then what to do with it; "" when there is none or it is damaged too.
-func previousNote(dir, advice string) string {
+// previousNote describes the run's previous checkpoint: when it is
+// intact (read whole, every checksum), with advice on what to do with it
+// and intact true; when it is damaged too, saying so, so that a user does
+// not move it into place to find that out; "" when there is none.
+func previousNote(dir, advice string) (note string, intact bool) {
 	prev := filepath.Join(dir, PrevCheckpointFile)
-	h, err := ReadHeader(prev)
-	if err != nil || h.CheckNeeds(true) != nil {
-		return "" // damaged, or a newer build's: nothing to offer
+	if _, err := os.Lstat(prev); err != nil {
+		return "", false
 	}
-	return fmt.Sprintf("the checkpoint before it, %s (step %d; epochs done: %d), is intact: %s", prev, h.Step, h.Position.Epoch, advice)
+	// Read whole: a header that reads is not a checkpoint that loads,
+	// and this is a failure's path, where a second's read is no cost.
+	c, err := loadFile(prev, "")
+	if err != nil {
+		return fmt.Sprintf("the checkpoint before it is not usable either: %v", err), false
+	}
+	if c.CheckNeeds(true) != nil {
+		return "", false // a newer build's: nothing to offer
+	}
+	return fmt.Sprintf("the checkpoint before it, %s (step %d; epochs done: %d), is intact: %s", prev, c.Step, c.Position.Epoch, advice), true
 }
 
 // saveCheckpoint is Checkpoint.Save; a test makes it fail as a full disk
