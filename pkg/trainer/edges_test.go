@@ -845,3 +845,54 @@ func TestOutIsTheShardsFolder(t *testing.T) {
 		t.Errorf("no note that --out is the shards folder:\n%s", log.String())
 	}
 }
+
+// A resume counts the run's time up to its checkpoint, kept in
+// clock.json, not up to its last metrics line: under --log-every 0 a
+// stop within the first epoch has no line at all, and its time was lost.
+func TestResumeCountsTimeToTheCheckpoint(t *testing.T) {
+	shardDir := syntheticShards(t, 64, 16) // 4 steps an epoch at batch 16
+	out := t.TempDir()
+	cfg := smallConfig(shardDir, out)
+	cfg.LogEvery, cfg.MaxSteps = 0, 3
+	first, err := Train(context.Background(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(readMetrics(out, 3)); got != 0 {
+		t.Fatalf("%d metrics lines before step 3 under --log-every 0: the test needs none", got)
+	}
+	kept := clockAt(out, 3)
+	if !(kept > 0 && kept <= first.RunSeconds) {
+		t.Fatalf("clock at step 3: %gs; the leg took %gs", kept, first.RunSeconds)
+	}
+	res := cfg
+	res.Resume, res.MaxSteps = true, 4
+	second, err := Train(context.Background(), res, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.RunSeconds < second.Seconds+kept {
+		t.Errorf("resumed: %gs in all, %gs this leg, %gs before it", second.RunSeconds, second.Seconds, kept)
+	}
+	// Its epoch line's clock is the run's, not this leg's alone.
+	if ms := readMetrics(out, 4); len(ms) != 1 || ms[0].Seconds < kept {
+		t.Errorf("epoch line %+v: want the run's clock, at least %gs", ms, kept)
+	}
+	// A clock of another step (the process killed between checkpoint
+	// and clock) is not taken.
+	if err := writeClock(out, 99, 1e6); err != nil {
+		t.Fatal(err)
+	}
+	if c := clockAt(out, 4); c != 0 {
+		t.Errorf("clock of step 99 read for step 4: %g", c)
+	}
+	// A new run in the folder starts its own clock.
+	fresh := cfg
+	fresh.Overwrite, fresh.MaxSteps = true, 1
+	if _, err := Train(context.Background(), fresh, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if c := clockAt(out, 1); !(c > 0 && c < 1e6) {
+		t.Errorf("clock after --overwrite: %g", c)
+	}
+}

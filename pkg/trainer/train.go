@@ -24,6 +24,7 @@ import (
 	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/dirlock"
 	"github.com/alexnet-repro/alexnet/internal/errs"
+	"github.com/alexnet-repro/alexnet/internal/regfile"
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
 	"github.com/alexnet-repro/alexnet/pkg/blas"
 	"github.com/alexnet-repro/alexnet/pkg/pipeline"
@@ -131,7 +132,7 @@ const MetricsFile = "metrics.jsonl"
 // replacedFiles are a run's files that an --overwrite removes, the previous
 // checkpoint first: a run killed in between leaves the latest, a whole
 // run, not a previous one alone. metrics.jsonl is rewritten, not removed.
-var replacedFiles = append([]string{PrevCheckpointFile, CheckpointFile, MetricsFile + ".bak"}, plotFiles...)
+var replacedFiles = append([]string{PrevCheckpointFile, CheckpointFile, ClockFile, MetricsFile + ".bak"}, plotFiles...)
 
 // plotFiles are the plots a run draws.
 var plotFiles = []string{"loss.png", "error.png", "conv1-filters.png"}
@@ -752,6 +753,10 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			}
 		}
 		savedStep = step
+		// The clock is a report, not the run's state: one that cannot be
+		// written costs a resume its time since the last metrics line,
+		// as before it was kept, and nothing else.
+		_ = writeClock(cfg.Out, step, elapsed())
 		return nil
 	}
 	// A pending validation resumed with a smaller --epochs runs and then
@@ -833,7 +838,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		fmt.Fprintf(log, "train: note: %s was gone: it starts again after step %d, so its plots and the run's time leave out the steps before\n", mlog.path, step)
 	}
 	if ck != nil {
-		before = lastSeconds(mlog.All())
+		before = max(lastSeconds(mlog.All()), clockAt(cfg.Out, step))
 	}
 	defer mlog.Close()
 
@@ -1155,10 +1160,46 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	return result(), nil
 }
 
-// priorSeconds is the run's wall time before this process: the clock of
-// the last line of dir's metrics.jsonl up to step, as a resume keeps it.
+// priorSeconds is the run's wall time before this process: the clock
+// at its checkpoint of step, or where that was not kept, of the last line
+// of dir's metrics.jsonl up to step, as a resume keeps it.
 func priorSeconds(dir string, step int64) float64 {
-	return lastSeconds(readMetrics(dir, step))
+	return max(lastSeconds(readMetrics(dir, step)), clockAt(dir, step))
+}
+
+// ClockFile holds the run's wall time at its latest checkpoint. Not in
+// the checkpoint, which would then differ from an uninterrupted run's;
+// without it a resume counted the run's time from its last metrics line,
+// losing up to an epoch's hours under --log-every 0.
+const ClockFile = "clock.json"
+
+type runClock struct {
+	Step    int64   `json:"step"`
+	Seconds float64 `json:"seconds"`
+}
+
+// writeClock keeps the run's time at the checkpoint of step.
+func writeClock(dir string, step int64, seconds float64) error {
+	b, err := json.Marshal(runClock{step, seconds})
+	if err != nil {
+		return err
+	}
+	return shards.WriteFileAtomic(filepath.Join(dir, ClockFile), append(b, '\n'))
+}
+
+// clockAt is the run's time kept at its checkpoint of step; 0 when none
+// was, or the file is of another step (a checkpoint saved, then the
+// process killed before the clock was) or does not read as one.
+func clockAt(dir string, step int64) float64 {
+	b, err := regfile.ReadFile(filepath.Join(dir, ClockFile), 1<<10)
+	if err != nil {
+		return 0
+	}
+	var c runClock
+	if json.Unmarshal(b, &c) != nil || c.Step != step || !(c.Seconds >= 0) || math.IsInf(c.Seconds, 0) {
+		return 0
+	}
+	return c.Seconds
 }
 
 // lastSeconds is the latest clock among ms.
@@ -1534,7 +1575,7 @@ func resumeDiffers(ck *Checkpoint, cfg Config, ckPath string, crop, classes int)
 }
 
 // runFiles are the files train writes atomically in its run directory.
-var runFiles = []string{CheckpointFile, PrevCheckpointFile, MetricsFile, MetricsFile + ".bak", "loss.png", "error.png", "conv1-filters.png"}
+var runFiles = []string{CheckpointFile, PrevCheckpointFile, ClockFile, MetricsFile, MetricsFile + ".bak", "loss.png", "error.png", "conv1-filters.png"}
 
 // clearTemps removes the temporary files of runFiles in dir (and those of
 // builds that used one fixed name, name.tmp), matched by exact name: dir
