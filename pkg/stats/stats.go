@@ -152,8 +152,10 @@ func (a *Accumulator) Count() uint64 { return a.n }
 // [[rr, rg, rb], [gr, gg, gb], [br, bg, bb]], and "pca_eigvec" is
 // [row][col] with the eigenvectors as its columns, so pca_eigvec[i][j] is
 // component i (R, G, B) of the eigenvector for pca_eigval[j]. This is the
-// layout of cuda-convnet's and fb.resnet.torch's lighting matrices
-// transposed; read it by columns.
+// layout of fb.resnet.torch's lighting matrix (its first column, all one
+// sign, is the brightness direction), so its values can be compared
+// as they are: do not transpose either, which would turn a change of
+// brightness into a swing between red and green.
 type Stats struct {
 	Pixels uint64     `json:"pixels"`
 	Mean   [3]float64 `json:"mean"`
