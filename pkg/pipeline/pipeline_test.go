@@ -726,6 +726,27 @@ func TestNormalize(t *testing.T) {
 	if again := p.Normalize(out, s); &again[0] != &out[0] {
 		t.Error("Normalize did not reuse a big enough buffer")
 	}
+	// A range is that stretch of the whole, lighting offsets included.
+	mean, std := [3]float32{}, [3]float32{}
+	for c := range 3 {
+		mean[c], std[c] = float32(st.Mean[c]), float32(st.Std[c])
+	}
+	whole := s.Normalize(nil, mean, std)
+	per := 3 * 8 * 8
+	for _, r := range [][2]int{{0, 3}, {1, 2}, {2, 1}, {0, 0}} {
+		got := s.NormalizeRange(nil, r[0], r[1], mean, std)
+		if !slices.Equal(got, whole[r[0]*per:(r[0]+r[1])*per]) {
+			t.Errorf("NormalizeRange(%d, %d) differs from Normalize's stretch", r[0], r[1])
+		}
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("NormalizeRange past the slot's crops did not panic")
+			}
+		}()
+		s.NormalizeRange(nil, 2, 2, mean, std)
+	}()
 }
 
 func TestMetrics(t *testing.T) {

@@ -108,11 +108,22 @@ func (s *Slot) Release() {
 // and returns dst, grown if it was too short. It is the CPU backend's
 // conversion; the GPU does the same on the device.
 func (s *Slot) Normalize(dst []float32, mean, std [3]float32) []float32 {
-	need := s.N * 3 * s.Crop * s.Crop
+	return s.NormalizeRange(dst, 0, s.N, mean, std)
+}
+
+// NormalizeRange is Normalize of crops lo to lo+n-1 alone: an evaluation
+// of a ten-crop slot (10 crops an image) converts it a batch at a time,
+// not 10 batches' floats at once (770 MB at 128 images of 224 px).
+func (s *Slot) NormalizeRange(dst []float32, lo, n int, mean, std [3]float32) []float32 {
+	if lo < 0 || n < 0 || lo+n > s.N {
+		panic(fmt.Sprintf("pipeline: NormalizeRange of crops %d..%d in a slot of %d", lo, lo+n-1, s.N))
+	}
+	per := 3 * s.Crop * s.Crop
+	need := n * per
 	if cap(dst) < need {
 		dst = make([]float32, need)
 	}
 	dst = dst[:need]
-	augment.NormalizeBatch(dst, s.Pixels, s.N, s.Crop, s.Crop, mean, std, s.Offsets[:s.N])
+	augment.NormalizeBatch(dst, s.Pixels[lo*per:], n, s.Crop, s.Crop, mean, std, s.Offsets[lo:lo+n])
 	return dst
 }

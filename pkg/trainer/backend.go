@@ -78,13 +78,13 @@ func (b *cpuBackend) Step(s *pipeline.Slot, lr, momentum, wd float32) (float64, 
 }
 
 func (b *cpuBackend) Logits(s *pipeline.Slot) ([]float32, error) {
-	x := b.normalize(s)
-	per := s.Crop * s.Crop * 3
 	bs := b.net.Batch()
 	var out []float32
+	// A batch's crops at a time: a ten-crop slot holds 10 batches.
 	for lo := 0; lo < s.N; lo += bs {
 		n := min(bs, s.N-lo)
-		l, err := b.net.Eval(x[lo*per:(lo+n)*per], n)
+		b.x = s.NormalizeRange(b.x, lo, n, b.mean, b.std)
+		l, err := b.net.Eval(b.x, n)
 		if err != nil {
 			return nil, err
 		}

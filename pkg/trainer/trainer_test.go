@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
+	"github.com/alexnet-repro/alexnet/pkg/pipeline"
 	"gonum.org/v1/plot/plotter"
 )
 
@@ -656,5 +657,52 @@ func TestErrorPlotOfOneEpoch(t *testing.T) {
 	}
 	if p.X.Min != 0 || p.X.Max != 1 || strings.Join(labels, " ") != "0 1" {
 		t.Fatalf("epoch axis %g..%g, ticks %v", p.X.Min, p.X.Max, labels)
+	}
+}
+
+// The CPU backend's logits of a ten-crop slot, converted a batch at a
+// time, are those of the whole slot converted at once and evaluated in
+// batches, bit for bit.
+func TestCPULogitsOfTenCrops(t *testing.T) {
+	spec, err := alexnet.Build("small", 4, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params, err := alexnet.InitParams(spec, "he", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mean, std := [3]float32{120, 110, 100}, [3]float32{60, 55, 50}
+	be, err := NewCPU(spec, 3, params, 1, mean, std)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	s := pipeline.NewSlot(2, 10, 16) // 20 crops: 6 whole batches of 3 and 2 over
+	s.N, s.Crop, s.Views = 20, 16, 10
+	for i := range s.Pixels {
+		s.Pixels[i] = uint8(i * 7)
+	}
+	for i := range s.Offsets[:s.N] {
+		s.Offsets[i] = [3]float32{float32(i), -float32(i), 0.5}
+	}
+	got, err := be.Logits(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net := be.(*cpuBackend).net
+	x := s.Normalize(nil, mean, std)
+	per := 3 * 16 * 16
+	var want []float32
+	for lo := 0; lo < s.N; lo += 3 {
+		n := min(3, s.N-lo)
+		l, err := net.Eval(x[lo*per:(lo+n)*per], n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, l...)
+	}
+	if len(got) != 20*4 || !slices.Equal(got, want) {
+		t.Errorf("logits %v\nwant %v", got, want)
 	}
 }
