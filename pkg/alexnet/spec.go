@@ -25,9 +25,10 @@
 //     paper as printed, and so did the authors' cuda-convnet, which divides
 //     a cross-map norm's scale by its size. "alexnet" follows the paper as
 //     printed, "alexnet-convnet" the code.
-//   - The paper's 224×224 input gives conv1 a 55×55 output only with
-//     padding: we use 224 with conv1 padding 2, which yields exactly the
-//     shapes of Caffe's unpadded 227 input (as torchvision does).
+//   - The paper's 224×224 input gives conv1 a 55×55 output either with
+//     padding 2 (floor division, as here and in torchvision) or unpadded
+//     with cuda-convnet's rounding up of output sizes; the two sample
+//     grids differ by a 2-px shift. Caffe reaches 55 from an unpadded 227.
 //   - Inputs are (pixel + lighting − mean)/std per channel, except for a
 //     MeanOnly spec, whose std is 1: the paper trained on "(centered) raw
 //     RGB values", and its other constants (LRN's k and α, the N(0, 0.01)
@@ -148,10 +149,10 @@ func Variants() []string {
 //     applied it: cuda-convnet's layer parser divides a cross-map norm's
 //     scale by its size, so the paper's α = 1e-4 multiplied the mean of the
 //     squares, not their sum (Alpha = 1e-4 here, 5× weaker than the print;
-//     Caffe's bvlc_alexnet does the same). Everything else is "alexnet"'s,
-//     parameters and checkpoint layout included; only the two LRN layers'
-//     strength differs, and the checkpoint's model name keeps which one a
-//     run trained.
+//     Caffe's bvlc_alexnet divides too, but with k = 1, not 2). Everything
+//     else is "alexnet"'s, parameters and checkpoint layout included; only
+//     the two LRN layers' strength differs, and the checkpoint's model name
+//     keeps which one a run trained.
 //   - "alexnet-owt": torchvision's one-tower variant ("one weird trick"):
 //     64-192-384-256-256 channels, no LRN, no groups, 61,100,840 parameters.
 //     torchvision's AdaptiveAvgPool2d((6,6)) before the classifier is the
