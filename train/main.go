@@ -47,7 +47,8 @@ Examples:
   train --shards ./shards --eval-only --checkpoint runs/alexnet/checkpoint.ckpt --ten-crop
 
 Output in --out: checkpoint.ckpt (every --checkpoint-every steps and every
-epoch), metrics.jsonl, loss.png, error.png, conv1-filters.png.
+epoch; the one before it kept as checkpoint.prev.ckpt), clock.json (the
+run's time at it), metrics.jsonl, loss.png, error.png, conv1-filters.png.
 
 Exit codes: 0 done, 1 failed (or stopped before the run's first
 checkpoint), 2 usage: a bad flag, --out already holding a run without
@@ -372,11 +373,12 @@ func repairHint(err error, dir, then string) string {
 }
 
 // resumeDefaults takes the run's --model, --batch, --crop, --seed,
-// --epochs and --log-every from --out's checkpoint where the command
-// line leaves them out, so that `train --shards S --out R --resume`
-// continues any run to its end. A flag given stays: Train refuses any
-// that differs from the run's but --epochs (which may extend or shorten
-// the run) and --log-every (the log's spacing), which it notes. A
+// --epochs, --log-every and --max-val-images from --out's checkpoint
+// where the command line leaves them out, so that `train --shards S --out
+// R --resume` continues any run to its end. A flag given stays: Train
+// refuses any that differs from the run's but --epochs (which may extend
+// or shorten the run), --log-every (the log's spacing) and
+// --max-val-images (the validation set), which it notes. A
 // damaged checkpoint is the error returned, before any flag is judged at
 // its default; one that is missing or cannot be opened is left to Train
 // to report.

@@ -214,6 +214,21 @@ func TestResumeTakesCropFromOldCheckpoint(t *testing.T) {
 	if code := run(context.Background(), resume, &so, &se); code != cli.ExitOK || !strings.Contains(se.String(), "--crop 15") {
 		t.Fatalf("--resume of a checkpoint without image_hw: exit %d:\n%s", code, se.String())
 	}
+	// Nor did older builds keep --max-val-images: the resume cannot know
+	// the run's, and says what it validates on instead.
+	if ck, err = trainer.Load(path); err != nil {
+		t.Fatal(err)
+	}
+	ck.MaxValImages = nil
+	if err := ck.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	se.Reset()
+	resume[len(resume)-5] = "3" // --max-steps
+	if code := run(context.Background(), resume, &so, &se); code != cli.ExitOK ||
+		!strings.Contains(se.String(), "does not say what the run validated on; this resume validates on every val image (--max-val-images 0)") {
+		t.Fatalf("--resume of a checkpoint without max_val_images: exit %d:\n%s", code, se.String())
+	}
 }
 
 func TestSigmaOption(t *testing.T) {
@@ -423,6 +438,22 @@ func TestResumeKeepsTheValidationSet(t *testing.T) {
 		!strings.Contains(se.String(), "val split is not the one the run validated on") {
 		t.Fatalf("resume on another val split: exit %d\n%s", code, se.String())
 	}
+	// On the same train split without a val split, and the other way.
+	noVal := fixtureShards(t, 12, 0, 16)
+	se.Reset()
+	if code := run(context.Background(), []string{"--shards", noVal, "--out", parts, "--device", "cpu", "--workers", "1", "--resume", "--epochs", "5"}, &so, &se); code != cli.ExitOK ||
+		!strings.Contains(se.String(), "has no val split, and the run validated on one: from here its epochs are not validated") || strings.Contains(se.String(), "other images") {
+		t.Fatalf("resume without a val split: exit %d\n%s", code, se.String())
+	}
+	fromNoVal := filepath.Join(t.TempDir(), "novalrun")
+	if code := run(context.Background(), []string{"--shards", noVal, "--out", fromNoVal, "--device", "cpu", "--model", "small", "--batch", "4", "--workers", "1", "--epochs", "1"}, &so, &se); code != cli.ExitOK {
+		t.Fatalf("run without a val split: exit %d\n%s", code, se.String())
+	}
+	se.Reset()
+	if code := run(context.Background(), []string{"--shards", shardDir, "--out", fromNoVal, "--device", "cpu", "--workers", "1", "--resume", "--epochs", "2"}, &so, &se); code != cli.ExitOK ||
+		!strings.Contains(se.String(), "has a val split, and the run had none: from here its epochs are validated") {
+		t.Fatalf("resume of a run without a val split on one with: exit %d\n%s", code, se.String())
+	}
 }
 
 // A run --max-steps stops within an epoch reports the last epoch's
@@ -445,8 +476,23 @@ func TestMaxStepsNamesTheValidationStep(t *testing.T) {
 	if err := json.Unmarshal(so.Bytes(), &res); err != nil {
 		t.Fatalf("%v: %s", err, so.String())
 	}
-	if !res.Evaluated || res.Steps != 40 || res.ValStep <= 0 || res.ValStep >= 40 || res.ValStep%int64(res.Epochs) != 0 {
-		t.Fatalf("%+v: want the validation at an epoch's end before step 40", res)
+	// The last epoch line is the validation's: its step is val_step.
+	var lastEpoch int64
+	b, err := os.ReadFile(filepath.Join(out, trainer.MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var m struct {
+			Kind string `json:"kind"`
+			Step int64  `json:"step"`
+		}
+		if json.Unmarshal([]byte(line), &m) == nil && m.Kind == "epoch" {
+			lastEpoch = m.Step
+		}
+	}
+	if !res.Evaluated || res.Steps != 40 || res.ValStep <= 0 || res.ValStep >= 40 || res.ValStep != lastEpoch {
+		t.Fatalf("%+v: want the validation at the last epoch's end (step %d), before step 40", res, lastEpoch)
 	}
 	if want := fmt.Sprintf("at step %d, the last epoch's end (--eval-only scores the step-40 checkpoint)", res.ValStep); !strings.Contains(se.String(), want) {
 		t.Errorf("summary lacks %q:\n%s", want, se.String())

@@ -105,10 +105,10 @@ type Checkpoint struct {
 	// figures and a plateau schedule's drops. nil in checkpoints written
 	// before it was kept.
 	MaxValImages *int `json:"max_val_images,omitempty"`
-	// ValSet is TrainSetID of the val split the run validated on; a
-	// resume on another one goes on (no position indexes it) but says so.
-	// Empty for shards without a val split, and in checkpoints written
-	// before it was kept.
+	// ValSet is TrainSetID of the val split the run validated on, "none"
+	// for shards without one; a resume on another goes on (no position
+	// indexes it) but says so. Empty in checkpoints written before it was
+	// kept.
 	ValSet string `json:"val_set,omitempty"`
 	// ValPending says the epoch before Position has trained but its
 	// validation pass, and the schedule's step that follows from it, have
@@ -672,7 +672,10 @@ func load(path, advice string) (*Checkpoint, error) {
 			// A run whose latest was removed (by hand, or a failed
 			// move) may still hold its previous one.
 			if prev := filepath.Join(dir, PrevCheckpointFile); isRegular(prev) {
-				return nil, fmt.Errorf("%s holds no %s, only the run's previous checkpoint: give %s to use that one", dir, CheckpointFile, prev)
+				if _, err := loadFile(prev, ""); err != nil {
+					return nil, fmt.Errorf("%s holds no %s, and the run's previous checkpoint cannot be used either: %w", dir, CheckpointFile, err)
+				}
+				return nil, fmt.Errorf("%s holds no %s, only the run's previous checkpoint, which is intact: give %s to use that one", dir, CheckpointFile, prev)
 			}
 			return nil, fmt.Errorf("%s holds no %s: not a run folder (train's --out)", dir, CheckpointFile)
 		}

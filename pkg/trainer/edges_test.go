@@ -425,14 +425,14 @@ func TestResumeNotesDamagedMetrics(t *testing.T) {
 		t.Errorf("metrics.jsonl after the resume:\n%s", after)
 	}
 	// A log deleted by hand: the resume says it starts again, as its
-	// plots and clock do.
+	// plots do.
 	os.Remove(m)
 	res.MaxSteps = 7
 	log.Reset()
 	if _, err := Train(context.Background(), res, &log); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(log.String(), m+" was gone: it starts again after step 6") {
+	if !strings.Contains(log.String(), "train: note: "+m+" was gone: it starts again after step 6, so its plots leave out the steps before\n") {
 		t.Errorf("no note on the log that was gone:\n%s", log.String())
 	}
 	// A new run in its place does not read the old log: no note, no
@@ -519,6 +519,22 @@ func TestDamagedCheckpointOffersPrevious(t *testing.T) {
 	if _, err := Train(context.Background(), res, io.Discard); !errors.Is(err, ErrNoRun) || !strings.Contains(err.Error(), "is intact: move it to") {
 		t.Fatalf("resume with only the previous checkpoint: %v", err)
 	}
+	if _, err := Load(out); err == nil || !strings.Contains(err.Error(), "only the run's previous checkpoint, which is intact: give "+prevPath) {
+		t.Fatalf("Load of a folder with only an intact previous checkpoint: %v", err)
+	}
+	// That one damaged too: neither a resume nor a new run sends the
+	// user to move it into place; both say --overwrite.
+	pb, _ = os.ReadFile(prevPath)
+	os.WriteFile(prevPath, spoilt, 0o644)
+	_, err = Train(context.Background(), res, io.Discard)
+	if !errors.Is(err, ErrNoRun) || !strings.Contains(err.Error(), "the folder's only checkpoint cannot be used ("+prevPath) || !strings.Contains(err.Error(), "--overwrite") {
+		t.Fatalf("resume with only a damaged previous checkpoint: %v", err)
+	}
+	_, err = Train(context.Background(), cfg, io.Discard)
+	if !errors.Is(err, ErrRunExists) || strings.Contains(err.Error(), "move it") || !strings.Contains(err.Error(), "it cannot be used ("+prevPath) {
+		t.Fatalf("new run beside a damaged previous checkpoint: %v", err)
+	}
+	os.WriteFile(prevPath, pb, 0o644)
 	fresh := cfg
 	fresh.Overwrite, fresh.MaxSteps = true, 1
 	if _, err := Train(context.Background(), fresh, io.Discard); err != nil {
@@ -886,13 +902,37 @@ func TestResumeCountsTimeToTheCheckpoint(t *testing.T) {
 	if c := clockAt(out, 4); c != 0 {
 		t.Errorf("clock of step 99 read for step 4: %g", c)
 	}
-	// A new run in the folder starts its own clock.
+	// A new run in the folder removes the old run's clock with its
+	// checkpoints, before its first step (here, never taken).
 	fresh := cfg
 	fresh.Overwrite, fresh.MaxSteps = true, 1
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Train(stopped, fresh, io.Discard); err == nil {
+		t.Fatal("a run given a cancelled context trained")
+	}
+	if _, err := os.Lstat(filepath.Join(out, ClockFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("--overwrite left the old run's %s: %v", ClockFile, err)
+	}
 	if _, err := Train(context.Background(), fresh, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if c := clockAt(out, 1); !(c > 0 && c < 1e6) {
 		t.Errorf("clock after --overwrite: %g", c)
+	}
+	// A link in its place is refused, as the checkpoint's and the log's
+	// are: the clock would be written through it.
+	victim := filepath.Join(t.TempDir(), "victim")
+	os.WriteFile(victim, []byte("keep"), 0o644)
+	os.Remove(filepath.Join(out, ClockFile))
+	if err := os.Symlink(victim, filepath.Join(out, ClockFile)); err != nil {
+		t.Fatal(err)
+	}
+	res.MaxSteps = 2
+	if _, err := Train(context.Background(), res, io.Discard); !errors.Is(err, ErrBadOut) {
+		t.Errorf("a run with %s a link: %v", ClockFile, err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep" {
+		t.Errorf("the link's target was written: %q", b)
 	}
 }

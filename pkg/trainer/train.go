@@ -306,7 +306,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	// no run at all.
 	// The same holds for the log and the plots: a link planted in an
 	// --out others can write in would have train replace what it points to.
-	own := []string{ckPath, prevPath, filepath.Join(cfg.Out, MetricsFile), filepath.Join(cfg.Out, MetricsFile+".bak")}
+	own := []string{ckPath, prevPath, filepath.Join(cfg.Out, ClockFile), filepath.Join(cfg.Out, MetricsFile), filepath.Join(cfg.Out, MetricsFile+".bak")}
 	for _, f := range plotFiles {
 		own = append(own, filepath.Join(cfg.Out, f))
 	}
@@ -331,6 +331,12 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			}
 			if h, ok := previousIntact(cfg.Out); ok {
 				return nil, fmt.Errorf("--resume: %s: %w, but %s", ckPath, ErrNoRun, h)
+			} else if _, err := loadPrevious(cfg.Out); err != nil {
+				// The run's one checkpoint left is damaged: nothing to
+				// continue, and "leave out --resume" would be refused
+				// beside it.
+				return nil, fmt.Errorf("--resume: %s: %w: the folder's only checkpoint cannot be used (%v); --overwrite in place of --resume starts a new run there, replacing it",
+					ckPath, ErrNoRun, err)
 			}
 			// A run killed before its first checkpoint left its log: a
 			// plain run would refuse that folder, so the advice is the
@@ -439,7 +445,9 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	std = spec.InputStd(std)
 	classList := ClassListID(meta.Classes)
 	trainSet := TrainSetID(meta.Splits["train"])
-	valSet := ""
+	// "none" for shards without a val split: a checkpoint's empty field is
+	// an older build's, which kept no record of either.
+	valSet := "none"
 	if len(meta.Splits["val"].Shards) > 0 {
 		valSet = TrainSetID(meta.Splits["val"])
 	}
@@ -453,6 +461,10 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			return nil, fmt.Errorf("%w: %s exists; --resume continues that run, --overwrite starts a new one in its place", ErrRunExists, ckPath)
 		}
 		if _, err := os.Stat(prevPath); err == nil {
+			if _, err := loadPrevious(cfg.Out); err != nil {
+				return nil, fmt.Errorf("%w: %s holds a run's previous checkpoint without its latest, and it cannot be used (%v): --overwrite starts a new run in its place, or choose another --out",
+					ErrRunExists, cfg.Out, err)
+			}
 			return nil, fmt.Errorf("%w: %s exists (a run's previous checkpoint, without its latest): move it to %s and --resume to continue that run, or --overwrite to start a new one in its place",
 				ErrRunExists, prevPath, ckPath)
 		}
@@ -602,11 +614,23 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		// Allowed too, but the validation set decides the error figures,
 		// and a plateau schedule's drops follow them: an uninterrupted
 		// run would not have seen that change.
+		if ck.MaxValImages == nil && valSet != "none" {
+			// An older build's checkpoint: the run's setting is not known,
+			// so whatever this resume validates on may not be it.
+			fmt.Fprintf(log, "train: note: the checkpoint, from an older build, does not say what the run validated on; this resume validates on %s (--max-val-images %d)\n",
+				valImages(cfg.MaxValImages), cfg.MaxValImages)
+		}
 		if n := ck.MaxValImages; n != nil && cfg.MaxValImages != *n {
 			fmt.Fprintf(log, "train: note: --max-val-images %d changes the run's validation set from here, to %s (it validated on %s): its error figures, and the learning-rate drops of a plateau schedule, follow the new set\n",
 				cfg.MaxValImages, valImages(cfg.MaxValImages), valImages(*n))
 		}
-		if ck.ValSet != "" && ck.ValSet != valSet {
+		switch {
+		case ck.ValSet == "" || ck.ValSet == valSet:
+		case valSet == "none":
+			fmt.Fprintf(log, "train: note: %s has no val split, and the run validated on one: from here its epochs are not validated, and a plateau schedule follows the training error\n", cfg.Shards)
+		case ck.ValSet == "none":
+			fmt.Fprintf(log, "train: note: %s has a val split, and the run had none: from here its epochs are validated, and a plateau schedule follows the validation error, not the training error\n", cfg.Shards)
+		default:
 			fmt.Fprintf(log, "train: note: %s's val split is not the one the run validated on (its files, record counts or checksums differ): its error figures from here are on other images, and the learning-rate drops of a plateau schedule follow them\n", cfg.Shards)
 		}
 		// --max-steps counts steps in all: a checkpoint already there
@@ -631,11 +655,10 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 	}
 
-	// elapsed is the run's wall time: this process's, on top of the clock
-	// of the last metrics line a resume keeps. (Not in the checkpoint: a
-	// time there would make a resumed run's checkpoint differ from an
-	// uninterrupted one's. The time between that line and the checkpoint
-	// is not counted.)
+	// elapsed is the run's wall time: this process's, on top of the time a
+	// resume finds at its checkpoint (clock.json, or where that is not of
+	// its step, the last metrics line it keeps). The time between that
+	// checkpoint and the stop is not counted.
 	var before float64
 	elapsed := func() float64 { return before + time.Since(start).Seconds() }
 	// mlog is opened once the run can start (below); save syncs it.
@@ -834,8 +857,8 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	}
 	if ck != nil && mlog.Gone && step > 0 {
 		// Its lines are not in the checkpoint, so they are not rebuilt:
-		// the plots and the run's clock start again here.
-		fmt.Fprintf(log, "train: note: %s was gone: it starts again after step %d, so its plots and the run's time leave out the steps before\n", mlog.path, step)
+		// the plots start again here (the run's time is clock.json's).
+		fmt.Fprintf(log, "train: note: %s was gone: it starts again after step %d, so its plots leave out the steps before\n", mlog.path, step)
 	}
 	if ck != nil {
 		before = max(lastSeconds(mlog.All()), clockAt(cfg.Out, step))
@@ -1519,22 +1542,30 @@ func previousIntact(dir string) (note string, intact bool) {
 	return previousNote(dir, fmt.Sprintf("move it to %s and --resume again to go on from there", filepath.Join(dir, CheckpointFile)))
 }
 
+// loadPrevious reads the run's previous checkpoint whole (a header that
+// reads is not a checkpoint that loads; this is a failure's path, where a
+// second's read is no cost): nil and no error when there is none.
+func loadPrevious(dir string) (*Checkpoint, error) {
+	prev := filepath.Join(dir, PrevCheckpointFile)
+	if _, err := os.Lstat(prev); err != nil {
+		return nil, nil
+	}
+	return loadFile(prev, "")
+}
+
 // previousNote describes the run's previous checkpoint: when it is
 // intact (read whole, every checksum), with advice on what to do with it
 // and intact true; when it is damaged too, saying so, so that a user does
 // not move it into place to find that out; "" when there is none.
 func previousNote(dir, advice string) (note string, intact bool) {
 	prev := filepath.Join(dir, PrevCheckpointFile)
-	if _, err := os.Lstat(prev); err != nil {
-		return "", false
-	}
-	// Read whole: a header that reads is not a checkpoint that loads,
-	// and this is a failure's path, where a second's read is no cost.
-	c, err := loadFile(prev, "")
-	if err != nil {
+	c, err := loadPrevious(dir)
+	switch {
+	case err != nil:
 		return fmt.Sprintf("the checkpoint before it is not usable either: %v", err), false
-	}
-	if c.CheckNeeds(true) != nil {
+	case c == nil:
+		return "", false
+	case c.CheckNeeds(true) != nil:
 		return "", false // a newer build's: nothing to offer
 	}
 	return fmt.Sprintf("the checkpoint before it, %s (step %d; epochs done: %d), is intact: %s", prev, c.Step, c.Position.Epoch, advice), true

@@ -386,7 +386,7 @@ func TestLoadRefusesNonCheckpointsEarly(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ path, want, wantHeader string }{
-		{prevOnly, "holds no checkpoint.ckpt, only the run's previous checkpoint: give " + filepath.Join(prevOnly, PrevCheckpointFile), "is a directory, not a checkpoint file"},
+		{prevOnly, "holds no checkpoint.ckpt, and the run's previous checkpoint cannot be used either: " + filepath.Join(prevOnly, PrevCheckpointFile), "is a directory, not a checkpoint file"},
 		{big, "it does not begin as one", ""},
 		{"/dev/zero", "not a checkpoint file", ""},
 		{fifo, "not a checkpoint file", ""},

@@ -301,8 +301,8 @@ func verifyReport(dir string, results []shardCheck, nShards int, unlisted []stri
 			fmt.Fprintf(stderr, "shardtool verify: to repair, run the same ingest command again: it writes the missing %s (%s) anew, byte for byte, and keeps the others\n",
 				shard(len(gone)), cli.FirstFew(gone, 10))
 		default:
-			fmt.Fprintf(stderr, "shardtool verify: to repair, delete the damaged %s (%s) and run the same ingest command again: it remakes those and the missing %s (%s), byte for byte\n",
-				shard(len(present)), cli.FirstFew(present, 10), shard(len(gone)), cli.FirstFew(gone, 10))
+			fmt.Fprintf(stderr, "shardtool verify: to repair, delete the damaged %s (%s) and run the same ingest command again: it remakes %s, and writes the missing %s (%s) anew, byte for byte\n",
+				shard(len(present)), cli.FirstFew(present, 10), map[bool]string{true: "it", false: "them"}[len(present) == 1], shard(len(gone)), cli.FirstFew(gone, 10))
 		}
 	}
 	if bad > 0 {

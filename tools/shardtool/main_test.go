@@ -98,7 +98,7 @@ func TestVerifyNamesDamage(t *testing.T) {
 	keep, _ := os.ReadFile(other)
 	os.Remove(other)
 	_, _, errs = runTool("verify", dir)
-	if want := fmt.Sprintf("delete the damaged shard (train-00001.shard) and run the same ingest command again: it remakes those and the missing shard (%s)", filepath.Base(other)); !strings.Contains(errs, want) {
+	if want := fmt.Sprintf("delete the damaged shard (train-00001.shard) and run the same ingest command again: it remakes it, and writes the missing shard (%s) anew", filepath.Base(other)); !strings.Contains(errs, want) {
 		t.Errorf("repair advice with a shard gone lacks %q:\n%s", want, errs)
 	}
 	damaged := filepath.Join(dir, "train-00001.shard")

@@ -18,11 +18,23 @@ func checkCore(core int) error {
 	if core >= 0 && core < len(set)*64 && set.IsSet(core) {
 		return nil
 	}
+	// As ranges, as taskset and /proc write them: a big machine has
+	// hundreds.
 	var allowed []string
 	for c := 0; c < len(set)*64; c++ {
-		if set.IsSet(c) {
+		if !set.IsSet(c) {
+			continue
+		}
+		end := c
+		for end+1 < len(set)*64 && set.IsSet(end+1) {
+			end++
+		}
+		if end > c {
+			allowed = append(allowed, fmt.Sprintf("%d-%d", c, end))
+		} else {
 			allowed = append(allowed, fmt.Sprint(c))
 		}
+		c = end
 	}
-	return fmt.Errorf("--core %d: this process may run on CPUs %s only", core, strings.Join(allowed, ", "))
+	return fmt.Errorf("--core %d: this process may run on CPUs %s only", core, strings.Join(allowed, ","))
 }

@@ -210,7 +210,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 				t, err := timeTorch(*python, alloc, *script, filepath.Join(tmp, m.Name+".json"), m)
 				if err != nil {
 					// Ours is still worth reporting: the reference says why it is missing.
-					log("PyTorch reference failed: %v", err)
+					log("PyTorch reference failed for %s: %v", m.Name, err)
 					torchFailed[m.Name] = err.Error()
 				} else {
 					res.Torch = t.measure
@@ -230,7 +230,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		var why []string
 		for _, m := range ms {
 			if e, ok := torchFailed[m.Name]; ok {
-				why = append(why, e) // timeTorch's errors begin with the model
+				why = append(why, m.Name+": "+e)
 			}
 		}
 		rep.Skipped = "failed for " + strings.Join(why, "; ")
@@ -317,11 +317,12 @@ func timeTorch(python string, alloc benchstat.Allocator, script, spec string, m 
 	args := []string{script, "--spec", spec, "--batch", strconv.Itoa(m.Batch), "--steps", strconv.Itoa(m.Steps),
 		"--threads", strconv.Itoa(runtime.NumCPU())}
 	var t torchResult
+	// The errors leave the model out: the caller names it.
 	if err := benchstat.RunJSON(python, alloc, args, &t); err != nil {
-		return torchResult{}, fmt.Errorf("%s: %w", m.Name, err)
+		return torchResult{}, err
 	}
 	if t.Images != m.Batch*m.Steps || t.Seconds <= 0 {
-		return torchResult{}, fmt.Errorf("%s %s: %d images in %gs, want %d", filepath.Base(script), m.Name, t.Images, t.Seconds, m.Batch*m.Steps)
+		return torchResult{}, fmt.Errorf("%s: %d images in %gs, want %d", filepath.Base(script), t.Images, t.Seconds, m.Batch*m.Steps)
 	}
 	return t, nil
 }
