@@ -75,7 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	fs.Float64Var(&c.Momentum, "momentum", 0.9, "momentum")
 	fs.Float64Var(&c.WeightDecay, "weight-decay", 5e-4, "weight decay")
 	fs.StringVar(&c.Schedule, "schedule", "plateau", "lr schedule: plateau (÷10 when val error stalls, at most 3 times) or step:N (÷10 every N epochs)")
-	fs.IntVar(&c.Patience, "patience", 3, "plateau: epochs without a new best validation error before lr falls (1 lets one noisy epoch drop it)")
+	fs.IntVar(&c.Patience, "patience", 3, "plateau: epochs without a new best validation error at the current lr before it falls (1 lets one noisy epoch drop it)")
 	device := fs.String("device", "auto", "auto (cuda when a GPU and its libraries load, else cpu), cpu or cuda")
 	precision := fs.String("precision", "tf32", "GPU math: tf32 or fp32")
 	deterministic := fs.Bool("deterministic", false, "GPU: only deterministic cuDNN algorithms and pooling, so a rerun repeats bit for bit (may be slower); CPU runs always do")

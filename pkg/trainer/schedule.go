@@ -24,9 +24,13 @@ type Schedule struct {
 	Drops      int     `json:"drops"`
 }
 
+// noBest is Best before a rate's first epoch: above any error rate, so
+// that epoch sets it.
+const noBest = 2
+
 // ParseSchedule reads --schedule.
 func ParseSchedule(s string, lr float64, patience int) (Schedule, error) {
-	sc := Schedule{LR: lr, Patience: patience, MaxDrops: 3, Best: 2}
+	sc := Schedule{LR: lr, Patience: patience, MaxDrops: 3, Best: noBest}
 	switch {
 	case s == "plateau":
 		sc.Kind = "plateau"
@@ -72,10 +76,10 @@ func (s *Schedule) EndEpoch(epoch int, valErr float64) bool {
 			return true
 		}
 	case "plateau":
-		// Best is the run's, not reset at a drop (the paper compares
-		// with the current rate's best). This rule never drops later
-		// than the paper's, and the first epochs after a ÷10 set a new
-		// best in practice, so the two drop alike.
+		// Best is the current rate's, reset at each drop: the paper
+		// divides "when the validation error rate stopped improving with
+		// the current learning rate". (Checkpoints from builds that kept
+		// the run's best go on with it until their next drop.)
 		if valErr < s.Best {
 			s.Best, s.BadEpochs = valErr, 0
 			return false
@@ -84,7 +88,7 @@ func (s *Schedule) EndEpoch(epoch int, valErr float64) bool {
 		if s.BadEpochs >= s.Patience && s.Drops < s.MaxDrops {
 			s.LR /= 10
 			s.Drops++
-			s.BadEpochs = 0
+			s.BadEpochs, s.Best = 0, noBest
 			return true
 		}
 	}
