@@ -697,7 +697,7 @@ func loadFile(path, advice string) (*Checkpoint, error) {
 	// A run's damaged checkpoint: its previous one may be whole, and can
 	// be given instead.
 	if errors.Is(err, ErrCheckpoint) && filepath.Base(path) == CheckpointFile && advice != "" {
-		if note, _ := previousNote(filepath.Dir(path), advice); note != "" {
+		if note, _, _ := previousNote(filepath.Dir(path), advice); note != "" {
 			err = fmt.Errorf("%w; %s", err, note)
 		}
 	}

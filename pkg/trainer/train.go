@@ -329,9 +329,9 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			if err := dirlock.Probe(cfg.Out); err != nil {
 				return nil, fmt.Errorf("--resume: %s holds no checkpoint yet, and %w", cfg.Out, err)
 			}
-			if h, ok := previousIntact(cfg.Out); ok {
+			if h, ok, err := previousIntact(cfg.Out); ok {
 				return nil, fmt.Errorf("--resume: %s: %w, but %s", ckPath, ErrNoRun, h)
-			} else if _, err := loadPrevious(cfg.Out); err != nil {
+			} else if err != nil {
 				// The run's one checkpoint left is damaged: nothing to
 				// continue, and "leave out --resume" would be refused
 				// beside it.
@@ -1530,7 +1530,7 @@ func ReadRunHeader(dir string) (*Checkpoint, error) {
 // withPrevious adds previousIntact's advice to a damaged checkpoint's error.
 func withPrevious(err error, dir string) error {
 	if errors.Is(err, ErrCheckpoint) {
-		if h, _ := previousIntact(dir); h != "" {
+		if h, _, _ := previousIntact(dir); h != "" {
 			return fmt.Errorf("%w; %s", err, h)
 		}
 	}
@@ -1538,7 +1538,7 @@ func withPrevious(err error, dir string) error {
 }
 
 // previousIntact is previousNote with --resume's advice.
-func previousIntact(dir string) (note string, intact bool) {
+func previousIntact(dir string) (note string, intact bool, damage error) {
 	return previousNote(dir, fmt.Sprintf("move it to %s and --resume again to go on from there", filepath.Join(dir, CheckpointFile)))
 }
 
@@ -1556,19 +1556,20 @@ func loadPrevious(dir string) (*Checkpoint, error) {
 // previousNote describes the run's previous checkpoint: when it is
 // intact (read whole, every checksum), with advice on what to do with it
 // and intact true; when it is damaged too, saying so, so that a user does
-// not move it into place to find that out; "" when there is none.
-func previousNote(dir, advice string) (note string, intact bool) {
+// not move it into place to find that out, and giving the damage; ""
+// when there is none.
+func previousNote(dir, advice string) (note string, intact bool, damage error) {
 	prev := filepath.Join(dir, PrevCheckpointFile)
 	c, err := loadPrevious(dir)
 	switch {
 	case err != nil:
-		return fmt.Sprintf("the checkpoint before it is not usable either: %v", err), false
+		return fmt.Sprintf("the checkpoint before it is not usable either: %v", err), false, err
 	case c == nil:
-		return "", false
+		return "", false, nil
 	case c.CheckNeeds(true) != nil:
-		return "", false // a newer build's: nothing to offer
+		return "", false, nil // a newer build's: nothing to offer
 	}
-	return fmt.Sprintf("the checkpoint before it, %s (step %d; epochs done: %d), is intact: %s", prev, c.Step, c.Position.Epoch, advice), true
+	return fmt.Sprintf("the checkpoint before it, %s (step %d; epochs done: %d), is intact: %s", prev, c.Step, c.Position.Epoch, advice), true, nil
 }
 
 // saveCheckpoint is Checkpoint.Save; a test makes it fail as a full disk
