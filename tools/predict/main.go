@@ -66,7 +66,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) (c
 	o := cli.NewOutcome("predict", args, stdout, stderr)
 	defer func() { code = o.Finish(code) }()
 	stdout = o.Stdout()
-	fs := cli.NewFlags("predict", stdout, stderr, "Usage: predict --checkpoint FILE|RUN_DIR --shards DIR [--k 5] [--json] IMAGE...\n\nExample:\n  predict --checkpoint runs/demo/checkpoint.ckpt --shards demo/shards demo/fashion-mnist/val/ILSVRC2012_val_00000001.JPEG\n\nExit codes: 0 all classified, 1 some file failed, 2 usage, 130 interrupted (Ctrl-C, SIGTERM, SIGHUP; the files before it are printed).\n\nFlags:\n")
+	fs := cli.NewFlags("predict", stdout, stderr, "Usage: predict --checkpoint FILE|RUN_DIR --shards DIR [--k 5] [--json] IMAGE|FOLDER|- ...\n\nA folder stands for the image files under it (by name: .jpeg, .jpg, .png, .gif,\n.bmp, .tif, .tiff, .webp), in name order; - reads one image from standard input.\n\nExamples:\n  predict --checkpoint runs/demo/checkpoint.ckpt --shards demo/shards demo/fashion-mnist/val/ILSVRC2012_val_00000001.JPEG\n  curl -s https://example.com/cat.jpg | predict --checkpoint runs/alexnet --shards shards -\n\nExit codes: 0 all classified, 1 some file failed, 2 usage, 130 interrupted (Ctrl-C, SIGTERM, SIGHUP; the files before it are printed).\n\nFlags:\n")
 	ckpt := fs.String("checkpoint", "", "checkpoint written by train, or its run folder (train's --out) (required)")
 	shardDir := fs.String("shards", "", "shard directory whose meta.json names the classes (and gives the image size for checkpoints that do not record it) (required)")
 	k := fs.Int("k", 5, "classes to print per image")
@@ -82,7 +82,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) (c
 	for _, m := range []struct {
 		lack bool
 		what string
-	}{{*ckpt == "", "--checkpoint"}, {*shardDir == "", "--shards"}, {len(images) == 0, "an IMAGE"}} {
+	}{{*ckpt == "", "--checkpoint"}, {*shardDir == "", "--shards"}, {len(images) == 0, "an IMAGE, FOLDER or -"}} {
 		if m.lack {
 			missing = append(missing, m.what)
 		}
@@ -131,9 +131,11 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) (c
 	slot.N, slot.Crop, slot.Views = 1, ck.InputHW, 1
 	failed := 0
 	enc := json.NewEncoder(stdout)
-	for i, f := range images {
+	inputs := expand(images, stderr)
+	for i, in := range inputs {
+		f := in.path
 		if ctx.Err() != nil {
-			code := o.Failf(cli.ExitInterrupted, "interrupted after %d of %d files; %s and those after it are not classified", i, len(images), cli.Name(f))
+			code := o.Failf(cli.ExitInterrupted, "interrupted after %d of %d files; %s and those after it are not classified", i, len(inputs), cli.Name(f))
 			if *asJSON {
 				// The closing line, after the files' lines too (Finish
 				// writes one only where nothing came before): a script
@@ -147,7 +149,15 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) (c
 			return code
 		}
 		p := prediction{File: f}
-		data, err := readImage(f)
+		var data []byte
+		err := in.err
+		switch {
+		case err != nil:
+		case f == "-":
+			data, err = readStdin()
+		default:
+			data, err = readImage(f)
+		}
 		if err == nil {
 			err = dec.Preprocess(data, size, full)
 			if w := dec.Warning(); err == nil && w != "" {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -177,7 +178,7 @@ func TestPredict(t *testing.T) {
 	}
 	// Usage mistakes say what is missing.
 	se.Reset()
-	if code := run([]string{"--shards", dir}, &so, &se); code != 2 || se.String() != "predict: missing --checkpoint, an IMAGE (see --help)\n" {
+	if code := run([]string{"--shards", dir}, &so, &se); code != 2 || se.String() != "predict: missing --checkpoint, an IMAGE, FOLDER or - (see --help)\n" {
 		t.Errorf("no checkpoint or image: exit %d, stderr %q", code, se.String())
 	}
 	so.Reset()
@@ -368,3 +369,52 @@ func TestPredict(t *testing.T) {
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, syscall.ENOSPC }
+
+// A folder stands for the images under it, in name order, hidden files
+// and non-images left out (those counted in a note); one without images
+// is a failure of its own; - reads standard input.
+func TestPredictFoldersAndStdin(t *testing.T) {
+	dir, _, _, ckPath := fixture(t)
+	photos := filepath.Join(t.TempDir(), "photos")
+	jpeg := fixtures.JPEG(t, 50, 40, 1, false)
+	for _, f := range []string{"b.jpg", "a.JPEG", "sub/c.png", "notes.txt", ".DS_Store", ".hidden/d.jpg"} {
+		p := filepath.Join(photos, f)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, jpeg, 0o644) // c.png is a JPEG by its bytes: the decoder goes by those
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	os.Mkdir(empty, 0o755)
+
+	old := stdin
+	defer func() { stdin = old }()
+	stdin = bytes.NewReader(jpeg)
+	var so, se bytes.Buffer
+	code := run([]string{"--checkpoint", ckPath, "--shards", dir, "--json", photos, "-", empty}, &so, &se)
+	var files, failed []string
+	for _, line := range strings.Split(strings.TrimSpace(so.String()), "\n") {
+		var p prediction
+		if err := json.Unmarshal([]byte(line), &p); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		files = append(files, p.File)
+		if p.Error != "" {
+			failed = append(failed, p.File+": "+p.Error)
+		}
+	}
+	want := []string{filepath.Join(photos, "a.JPEG"), filepath.Join(photos, "b.jpg"), filepath.Join(photos, "sub/c.png"), "-", empty}
+	if code != cli.ExitFailure || !slices.Equal(files, want) {
+		t.Fatalf("exit %d, files %q, want %q\n%s", code, files, want, se.String())
+	}
+	if len(failed) != 1 || !strings.Contains(failed[0], "a folder without image files") {
+		t.Errorf("failures %q: want the empty folder's alone", failed)
+	}
+	if !strings.Contains(se.String(), "photos: left out 1 file not named as images ("+filepath.Join(photos, "notes.txt")+")") {
+		t.Errorf("no note of the text file:\n%s", se.String())
+	}
+	// Standard input empty, the second time it is read.
+	so.Reset()
+	se.Reset()
+	if code := run([]string{"--checkpoint", ckPath, "--shards", dir, "-"}, &so, &se); code != cli.ExitFailure || !strings.Contains(se.String(), "-: standard input is empty") {
+		t.Errorf("empty stdin: exit %d\n%s", code, se.String())
+	}
+}
