@@ -161,7 +161,6 @@ func TestPredict(t *testing.T) {
 	}
 	for _, tc := range []struct{ file, want string }{
 		{fifo, ": a named pipe, not an image file\n"},
-		{dir, ": a directory, not an image file\n"},
 		{filepath.Join(dir, "missing.JPEG"), "missing.JPEG: no such file or directory\n"},
 		{dangling, ": dangling symbolic link to /nonexistent/target.JPEG\n"},
 	} {
