@@ -88,7 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	fs.IntVar(&c.CkptEvery, "checkpoint-every", 1000, "steps between checkpoints, which are also written every epoch (0: every epoch only)")
 	fs.IntVar(&c.Workers, "workers", 0, "pipeline decode workers (0: all cores)")
 	sigma := fs.Float64("lighting", 0.1, "PCA lighting σ (0 turns it off)")
-	fs.IntVar(&c.EvalBatch, "eval-batch", 0, "validation batch (0: --batch)")
+	fs.IntVar(&c.EvalBatch, "eval-batch", 0, "validation batch (0: --batch; with --eval-only and no --batch, the batch the checkpoint's run trained at)")
 	fs.IntVar(&c.MaxValImages, "max-val-images", 0, "validate on at most this many images each epoch, or with --eval-only (0: all)")
 	evalOnly := fs.Bool("eval-only", false, "evaluate --checkpoint on the val split and exit")
 	ckpt := fs.String("checkpoint", "", "checkpoint file, or a run folder (train's --out), for --eval-only")
@@ -162,6 +162,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		})
 	}
 	c.Sigma = sigmaOption(*sigma)
+	if c.EvalBatch == 0 && *evalOnly && !flagGiven(fs, "batch") {
+		// The batch the run validated at, so that --eval-only repeats
+		// its logged val_loss to the last digit (a sum's order is the
+		// batch's); a checkpoint that cannot be read is Evaluate's to
+		// report.
+		path := *ckpt
+		if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+			path = filepath.Join(path, trainer.CheckpointFile)
+		}
+		if h, err := trainer.ReadHeader(path); err == nil && h.Batch > 0 {
+			c.EvalBatch = h.Batch
+		}
+	}
 	if c.EvalBatch == 0 {
 		c.EvalBatch = c.Batch
 	}
@@ -249,7 +262,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 				file = filepath.Join(file, trainer.CheckpointFile)
 			}
 			if err := json.NewEncoder(stdout).Encode(map[string]any{"checkpoint": file, "model": ck.Model, "step": ck.Step, "views": views,
-				"images": r.Images, "unlabelled": r.Unlabelled, "top1_err": r.Top1Err, "top5_err": r.Top5Err, "loss": r.Loss, "note": r.Note}); err != nil {
+				"images": r.Images, "unlabelled": r.Unlabelled, "top1_err": r.Top1Err, "top5_err": r.Top5Err, "loss": r.Loss, "note": r.Note, "batch": r.Batch}); err != nil {
 				return o.Fail(cli.ExitFailure, "--json:", err)
 			}
 			return cli.ExitOK
@@ -370,6 +383,13 @@ func repairHint(err error, dir, then string) string {
 		return ""
 	}
 	return fmt.Sprintf("\n(`shardtool verify %s` names every damaged shard: delete those and run the same ingest command again, which remakes only them%s)", dir, then)
+}
+
+// flagGiven says whether the command line set the flag name.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
 
 // resumeDefaults takes the run's --model, --batch, --crop, --seed,

@@ -293,19 +293,29 @@ func TestEvalOnlyJSONNamesTheFile(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "run")
 	var so, se bytes.Buffer
 	if code := run(context.Background(), []string{"--shards", shardDir, "--out", out, "--device", "cpu", "--model", "small", "--crop", "32",
-		"--batch", "8", "--max-steps", "2", "--workers", "1"}, &so, &se); code != cli.ExitOK {
+		"--batch", "2", "--max-steps", "2", "--workers", "1"}, &so, &se); code != cli.ExitOK {
 		t.Fatalf("training: exit %d\n%s", code, se.String())
 	}
-	so.Reset()
-	if code := run(context.Background(), []string{"--shards", shardDir, "--device", "cpu", "--eval-only", "--checkpoint", out, "--json"}, &so, &se); code != cli.ExitOK {
-		t.Fatalf("--eval-only: exit %d\n%s", code, se.String())
-	}
-	var res struct {
-		Checkpoint string `json:"checkpoint"`
-		Step       int    `json:"step"`
-	}
-	if err := json.Unmarshal(so.Bytes(), &res); err != nil || res.Checkpoint != filepath.Join(out, "checkpoint.ckpt") || res.Step != 2 {
-		t.Fatalf("%+v (%v): %s", res, err, so.String())
+	// Its batch is the run's (so its loss repeats the logged val_loss),
+	// unless --batch or --eval-batch says otherwise.
+	for _, tc := range []struct {
+		flags []string
+		batch int
+	}{{nil, 2}, {[]string{"--batch", "3"}, 3}, {[]string{"--eval-batch", "1"}, 1}} {
+		so.Reset()
+		args := append([]string{"--shards", shardDir, "--device", "cpu", "--eval-only", "--checkpoint", out, "--json"}, tc.flags...)
+		if code := run(context.Background(), args, &so, &se); code != cli.ExitOK {
+			t.Fatalf("--eval-only %v: exit %d\n%s", tc.flags, code, se.String())
+		}
+		var res struct {
+			Checkpoint string `json:"checkpoint"`
+			Step       int    `json:"step"`
+			Batch      int    `json:"batch"`
+			Images     int    `json:"images"`
+		}
+		if err := json.Unmarshal(so.Bytes(), &res); err != nil || res.Checkpoint != filepath.Join(out, "checkpoint.ckpt") || res.Step != 2 || res.Batch != tc.batch || res.Images <= 3 {
+			t.Fatalf("--eval-only %v: %+v (%v), want batch %d of more than 3 images: %s", tc.flags, res, err, tc.batch, so.String())
+		}
 	}
 }
 

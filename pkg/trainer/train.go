@@ -1280,6 +1280,9 @@ type EvalResult struct {
 	// Unlabelled counts the images passed over for want of a label (a
 	// --val-labels file that covers only part of the split).
 	Unlabelled int
+	// Batch is the batch EvaluateCheckpoint ran at: --eval-batch, or
+	// the run's, at most the images there are.
+	Batch int
 }
 
 // evaluate runs the val split through be in mode (Center or TenCrop; ten
@@ -1439,7 +1442,7 @@ func EvaluateCheckpoint(ctx context.Context, path, dir string, tenCrop bool, bat
 		mode = pipeline.TenCrop
 	}
 	r, err := evaluate(ctx, be, dir, meta, ck.InputHW, batch, mode, maxImages, workers)
-	r.Note = ck.ScaleNote(meta, dir)
+	r.Note, r.Batch = ck.ScaleNote(meta, dir), batch
 	return r, ck, err
 }
 
