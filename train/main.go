@@ -162,7 +162,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		})
 	}
 	c.Sigma = sigmaOption(*sigma)
-	if c.EvalBatch == 0 && *evalOnly && !flagGiven(fs, "batch") {
+	if c.EvalBatch == 0 && *evalOnly && !cli.Given(fs, "batch") {
 		// The batch the run validated at, so that --eval-only repeats
 		// its logged val_loss to the last digit (a sum's order is the
 		// batch's); a checkpoint that cannot be read is Evaluate's to
@@ -383,13 +383,6 @@ func repairHint(err error, dir, then string) string {
 		return ""
 	}
 	return fmt.Sprintf("\n(`shardtool verify %s` names every damaged shard: delete those and run the same ingest command again, which remakes only them%s)", dir, then)
-}
-
-// flagGiven says whether the command line set the flag name.
-func flagGiven(fs *flag.FlagSet, name string) bool {
-	given := false
-	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
-	return given
 }
 
 // resumeDefaults takes the run's --model, --batch, --crop, --seed,

@@ -276,3 +276,11 @@ func ExitCode(err error) int {
 // (1,000,000) made train spend 76 s and 13.9 GB starting goroutines for
 // a 12-step run, and no machine these commands run on has a use for more.
 const MaxWorkers = 1024
+
+// Given says whether the command line set the flag name (a default is
+// not given, though it may equal what was).
+func Given(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
+}

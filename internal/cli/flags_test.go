@@ -185,3 +185,15 @@ func TestNearest(t *testing.T) {
 		t.Errorf("a tie gave %q", got)
 	}
 }
+
+func TestGiven(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	fs.Int("k", 5, "")
+	fs.Int("n", 1, "")
+	if err := fs.Parse([]string{"--k", "5"}); err != nil {
+		t.Fatal(err)
+	}
+	if !Given(fs, "k") || Given(fs, "n") || Given(fs, "absent") {
+		t.Errorf("Given: k %v, n %v, absent %v; want true, false, false", Given(fs, "k"), Given(fs, "n"), Given(fs, "absent"))
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -114,9 +113,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) (c
 	}
 	// Only a --k given: its default, 5, is more than a small model's
 	// classes without anyone having asked for it.
-	kGiven := false
-	fs.Visit(func(f *flag.Flag) { kGiven = kGiven || f.Name == "k" })
-	if n := len(meta.Classes); *k > n && kGiven {
+	if n := len(meta.Classes); *k > n && cli.Given(fs, "k") {
 		fmt.Fprintf(stderr, "predict: note: --k %d is more than the model's %d classes: each image gets all %d\n", *k, n, n)
 	}
 	be, err := trainer.BackendFromCheckpoint(ck, 1, nil)
