@@ -167,11 +167,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		// its logged val_loss to the last digit (a sum's order is the
 		// batch's); a checkpoint that cannot be read is Evaluate's to
 		// report.
-		path := *ckpt
-		if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-			path = filepath.Join(path, trainer.CheckpointFile)
-		}
-		if h, err := trainer.ReadHeader(path); err == nil && h.Batch > 0 {
+		if h, err := trainer.ReadHeader(checkpointFile(*ckpt)); err == nil && h.Batch > 0 {
 			c.EvalBatch = h.Batch
 		}
 	}
@@ -257,11 +253,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			views = "10 crops"
 		}
 		if *asJSON {
-			file := *ckpt // the file read, where a run folder was given
-			if fi, err := os.Stat(file); err == nil && fi.IsDir() {
-				file = filepath.Join(file, trainer.CheckpointFile)
-			}
-			if err := json.NewEncoder(stdout).Encode(map[string]any{"checkpoint": file, "model": ck.Model, "step": ck.Step, "views": views,
+			if err := json.NewEncoder(stdout).Encode(map[string]any{"checkpoint": checkpointFile(*ckpt), "model": ck.Model, "step": ck.Step, "views": views,
 				"images": r.Images, "unlabelled": r.Unlabelled, "top1_err": r.Top1Err, "top5_err": r.Top5Err, "loss": r.Loss, "note": r.Note, "batch": r.Batch}); err != nil {
 				return o.Fail(cli.ExitFailure, "--json:", err)
 			}
@@ -383,6 +375,15 @@ func repairHint(err error, dir, then string) string {
 		return ""
 	}
 	return fmt.Sprintf("\n(`shardtool verify %s` names every damaged shard: delete those and run the same ingest command again, which remakes only them%s)", dir, then)
+}
+
+// checkpointFile is the checkpoint file --checkpoint names: the run
+// folder's checkpoint.ckpt where it names a folder, as trainer.Load reads.
+func checkpointFile(p string) string {
+	if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+		return filepath.Join(p, trainer.CheckpointFile)
+	}
+	return p
 }
 
 // resumeDefaults takes the run's --model, --batch, --crop, --seed,

@@ -82,13 +82,20 @@ func (o *Outcome) Finish(code int) int {
 	if !o.JSON || code == ExitOK || o.stdout.n > 0 {
 		return code
 	}
+	o.WriteError(code)
+	return code
+}
+
+// WriteError writes the JSON error object of a failure with code on
+// stdout: Finish's, for a command whose stdout is JSON lines and that
+// ends a stream it has begun with it (predict stopped by a signal).
+func (o *Outcome) WriteError(code int) {
 	b, _ := json.Marshal(struct {
 		Command  string `json:"command"`
 		Error    string `json:"error"`
 		ExitCode int    `json:"exit_code"`
 	}{o.name, o.Reason(code), code})
 	o.stdout.Write(append(b, '\n'))
-	return code
 }
 
 // JSONAsked says whether args turn --json on (the last of -json, --json,

@@ -671,11 +671,11 @@ func load(path, advice string) (*Checkpoint, error) {
 			}
 			// A run whose latest was removed (by hand, or a failed
 			// move) may still hold its previous one.
-			if prev := filepath.Join(dir, PrevCheckpointFile); isRegular(prev) {
-				if _, err := loadFile(prev, ""); err != nil {
-					return nil, fmt.Errorf("%s holds no %s, and the run's previous checkpoint cannot be used either: %w", dir, CheckpointFile, err)
-				}
-				return nil, fmt.Errorf("%s holds no %s, only the run's previous checkpoint, which is intact: give %s to use that one", dir, CheckpointFile, prev)
+			switch prev, err := loadPrevious(dir); {
+			case err != nil:
+				return nil, fmt.Errorf("%s holds no %s, and the run's previous checkpoint cannot be used either: %w", dir, CheckpointFile, err)
+			case prev != nil:
+				return nil, fmt.Errorf("%s holds no %s, only the run's previous checkpoint, which is intact: give %s to use that one", dir, CheckpointFile, filepath.Join(dir, PrevCheckpointFile))
 			}
 			return nil, fmt.Errorf("%s holds no %s: not a run folder (train's --out)", dir, CheckpointFile)
 		}
@@ -765,10 +765,4 @@ func (c *Checkpoint) ScaleNote(meta *shards.Meta, dir string) string {
 	}
 	return fmt.Sprintf("the checkpoint trained on %d-px crops of %d-px images, %s holds %d-px images: objects appear %.2f× their training size",
 		c.InputHW, c.ImageHW, dir, meta.Width, float64(meta.Width)/float64(c.ImageHW))
-}
-
-// isRegular says whether path names a regular file (through links).
-func isRegular(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.Mode().IsRegular()
 }

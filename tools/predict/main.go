@@ -137,11 +137,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) (c
 				// The closing line, after the files' lines too (Finish
 				// writes one only where nothing came before): a script
 				// reading the stream learns it was cut short, not done.
-				_ = enc.Encode(struct {
-					Command  string `json:"command"`
-					Error    string `json:"error"`
-					ExitCode int    `json:"exit_code"`
-				}{"predict", o.Reason(code), code})
+				o.WriteError(code)
 			}
 			return code
 		}

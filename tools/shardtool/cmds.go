@@ -292,7 +292,7 @@ func verifyReport(dir string, results []shardCheck, nShards int, unlisted []stri
 				present = append(present, n)
 			}
 		}
-		shard := func(n int) string { return map[bool]string{true: "shard", false: "shards"}[n == 1] }
+		shard := func(n int) string { return cli.Plural(n, "shard", "shards") }
 		switch {
 		case len(gone) == 0:
 			fmt.Fprintf(stderr, "shardtool verify: to repair, delete the damaged %s (%s) and run the same ingest command again: it remakes only those, byte for byte\n",
@@ -302,7 +302,7 @@ func verifyReport(dir string, results []shardCheck, nShards int, unlisted []stri
 				shard(len(gone)), cli.FirstFew(gone, 10))
 		default:
 			fmt.Fprintf(stderr, "shardtool verify: to repair, delete the damaged %s (%s) and run the same ingest command again: it remakes %s, and writes the missing %s (%s) anew, byte for byte\n",
-				shard(len(present)), cli.FirstFew(present, 10), map[bool]string{true: "it", false: "them"}[len(present) == 1], shard(len(gone)), cli.FirstFew(gone, 10))
+				shard(len(present)), cli.FirstFew(present, 10), cli.Plural(len(present), "it", "them"), shard(len(gone)), cli.FirstFew(gone, 10))
 		}
 	}
 	if bad > 0 {
