@@ -26,6 +26,7 @@ import (
 
 func main() {
 	ctx, stop := cli.InterruptContext()
+	cli.OutliveReaders()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

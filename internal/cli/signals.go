@@ -23,11 +23,11 @@ var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
 // that. (Go's runtime keeps no inherited ignore for other signals, so
 // SIGTERM is always caught.)
 //
-// SIGPIPE is ignored: a log piped into `tee` or `head` that has gone
-// would otherwise kill the run between two checkpoints without a word;
-// the writes to it fail instead, and the run goes on to its end.
+// A closed pipe on stdout or stderr still ends the process by SIGPIPE, as
+// it ends `cat` or `grep` under `| head`: right for a command whose
+// output is its product (predict). A run with work to keep calls
+// OutliveReaders too.
 func InterruptContext() (context.Context, context.CancelFunc) {
-	signal.Ignore(syscall.SIGPIPE)
 	var caught []os.Signal
 	for _, s := range stopSignals {
 		if !signal.Ignored(s) {
@@ -59,3 +59,10 @@ func InterruptContext() (context.Context, context.CancelFunc) {
 		cancel()
 	}
 }
+
+// OutliveReaders ignores SIGPIPE for a run whose product is on disk
+// (ingest's shards, train's checkpoints): a log piped into `tee` or
+// `head` that has gone would otherwise kill it between two checkpoints
+// without a word. The writes to the pipe fail instead, and the run goes
+// on to its end.
+func OutliveReaders() { signal.Ignore(syscall.SIGPIPE) }

@@ -21,11 +21,15 @@ func init() {
 	}
 	ctx, stop := InterruptContext()
 	defer stop()
+	if os.Getenv("CLI_SIGNAL_CHILD") == "pipe" {
+		OutliveReaders()
+	}
 	fmt.Println("ready")
 	<-ctx.Done()
 	fmt.Println("stopping") // saving, in a real run
-	if os.Getenv("CLI_SIGNAL_CHILD") == "pipe" {
-		// Its log's reader goes now: writes fail, and the run goes on.
+	if m := os.Getenv("CLI_SIGNAL_CHILD"); m == "pipe" || m == "results" {
+		// Its log's reader goes now: writes fail, and the run goes on
+		// (pipe), or the process ends by SIGPIPE (results).
 		for range 100 {
 			fmt.Println("log line")
 			time.Sleep(10 * time.Millisecond)
@@ -99,6 +103,19 @@ func TestInterruptContext(t *testing.T) {
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 7 {
 			t.Errorf("writing to a closed pipe: %v, want the run to go on to its exit 7", err)
+		}
+	})
+	t.Run("closed results pipe", func(t *testing.T) {
+		// Without OutliveReaders, as `predict | head`: the first write
+		// after the reader goes ends the process quietly, by SIGPIPE.
+		cmd, r, out := start(t, "results")
+		cmd.Process.Signal(syscall.SIGTERM)
+		expectLine(t, r, "stopping")
+		out.Close()
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGPIPE {
+			t.Errorf("writing to a closed pipe: %v, want death by SIGPIPE", err)
 		}
 	})
 }

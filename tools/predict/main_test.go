@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -415,5 +418,48 @@ func TestPredictFoldersAndStdin(t *testing.T) {
 	se.Reset()
 	if code := run([]string{"--checkpoint", ckPath, "--shards", dir, "-"}, &so, &se); code != cli.ExitFailure || !strings.Contains(se.String(), "-: standard input is empty") {
 		t.Errorf("empty stdin: exit %d\n%s", code, se.String())
+	}
+}
+
+// The child half of TestPredictClosedPipe: predict's own main.
+func init() {
+	if os.Getenv("PREDICT_MAIN_CHILD") == "" {
+		return
+	}
+	os.Args = append(os.Args[:1], strings.Split(os.Getenv("PREDICT_MAIN_CHILD"), "\n")...)
+	main()
+}
+
+// `predict … | head -1`: the reader going ends predict quietly by
+// SIGPIPE, as it ends cat, rather than with a "broken pipe" error and
+// exit 1 (what ignoring SIGPIPE, as train and ingest do, would give).
+func TestPredictClosedPipe(t *testing.T) {
+	dir, _, _, ckPath := fixture(t)
+	img := filepath.Join(dir, "a.JPEG")
+	os.WriteFile(img, fixtures.JPEG(t, 50, 40, 1, false), 0o644)
+	args := []string{"--checkpoint", ckPath, "--shards", dir}
+	for range 200 {
+		args = append(args, img)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^$")
+	cmd.Env = append(os.Environ(), "PREDICT_MAIN_CHILD="+strings.Join(args, "\n"))
+	var se bytes.Buffer
+	cmd.Stderr = &se
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != img {
+		t.Fatalf("first line %q (%v), want %q; stderr %s", line, err, img, se.String())
+	}
+	out.Close()
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGPIPE || se.Len() != 0 {
+		t.Errorf("after its reader went: %v, stderr %q; want death by SIGPIPE, nothing said", err, se.String())
 	}
 }

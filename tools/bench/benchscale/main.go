@@ -110,6 +110,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// the run, and the deferred removal of the temporary folder (gigabytes)
 	// still runs.
 	ctx, stop := cli.InterruptContext()
+	cli.OutliveReaders()
 	defer stop()
 	dir := *work
 	if dir != "" {
