@@ -75,6 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	fs.Float64Var(&c.LR, "lr", 0.01, "initial learning rate")
 	fs.Float64Var(&c.Momentum, "momentum", 0.9, "momentum")
 	fs.Float64Var(&c.WeightDecay, "weight-decay", 5e-4, "weight decay")
+	biasDecay := fs.Bool("bias-decay", true, "apply --weight-decay to the biases too, as PyTorch's SGD does (false: to the weights alone, as the authors' cuda-convnet did)")
 	fs.StringVar(&c.Schedule, "schedule", "plateau", "lr schedule: plateau (÷10 when val error stalls, at most 3 times) or step:N (÷10 every N epochs)")
 	fs.IntVar(&c.Patience, "patience", 3, "plateau: epochs without a new best validation error at the current lr before it falls (1 lets one noisy epoch drop it)")
 	device := fs.String("device", "auto", "auto (cuda when a GPU and its libraries load, else cpu), cpu or cuda")
@@ -102,6 +103,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		return o.ParseFailed(fs, args, err)
 	}
 	o.JSON = *asJSON
+	c.NoBiasDecay = !*biasDecay
 	if len(pos) != 0 {
 		return o.Failf(cli.ExitUsage, "unexpected argument %q: train takes flags only, the shards as --shards DIR (see --help)", pos[0])
 	}
@@ -146,7 +148,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			switch f.Name {
 			case "model", "crop", "init", "seed":
 				fmt.Fprintf(stderr, "train: --%s is ignored with --eval-only: the checkpoint's is used\n", f.Name)
-			case "epochs", "lr", "momentum", "weight-decay", "schedule", "patience", "resume", "overwrite", "out",
+			case "epochs", "lr", "momentum", "weight-decay", "bias-decay", "schedule", "patience", "resume", "overwrite", "out",
 				"max-steps", "log-every", "checkpoint-every", "lighting":
 				fmt.Fprintf(stderr, "train: --%s is ignored with --eval-only: nothing is trained\n", f.Name)
 			}
@@ -452,16 +454,20 @@ func resumeDefaults(fs *flag.FlagSet, c *trainer.Config, sigma *float64, stderr 
 	if len(took) > 0 {
 		fmt.Fprintf(stderr, "train: --resume: the run's %s, from its checkpoint\n", strings.Join(took, ", "))
 	}
-	// Momentum, weight decay and lighting continue as the run had them
-	// whatever the flags say, and the trainer names one given with another
-	// value. Left out, they are the run's, silently: a note that the run
-	// keeps --lighting 0, "not 0.1", read as a flag never given.
+	// Momentum, weight decay (the biases' too) and lighting continue as
+	// the run had them whatever the flags say, and the trainer names one
+	// given with another value. Left out, they are the run's, silently: a
+	// note that the run keeps --lighting 0, "not 0.1", read as a flag
+	// never given.
 	if hy := h.Hyper; hy != nil {
 		if !set["momentum"] {
 			c.Momentum = hy.Momentum
 		}
 		if !set["weight-decay"] {
 			c.WeightDecay = hy.WeightDecay
+		}
+		if !set["bias-decay"] {
+			c.NoBiasDecay = hy.NoBiasDecay
 		}
 		if !set["lighting"] {
 			*sigma = float64(hy.Lighting)

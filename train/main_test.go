@@ -337,11 +337,11 @@ func TestEvalOnlyInterrupted(t *testing.T) {
 	}
 }
 
-// A plain --resume of a run with its own momentum, weight decay and
-// lighting says nothing of them (it noted "--lighting 0, not 0.1" of a
+// A plain --resume of a run with its own momentum, weight decay (biases
+// spared) and lighting says nothing of them (it noted "--lighting 0, not 0.1" of a
 // flag never given); one given with another value is named.
 func TestResumeNotesOnlyGivenHyper(t *testing.T) {
-	shardDir, out, _ := smallRun(t, "--max-steps", "1", "--lighting", "0", "--momentum", "0.8", "--weight-decay", "0.001")
+	shardDir, out, _ := smallRun(t, "--max-steps", "1", "--lighting", "0", "--momentum", "0.8", "--weight-decay", "0.001", "--bias-decay=false")
 	resume := []string{"--shards", shardDir, "--out", out, "--device", "cpu", "--resume", "--workers", "1", "--log-every", "0"}
 	var so, se bytes.Buffer
 	if code := run(context.Background(), append(resume, "--max-steps", "2"), &so, &se); code != cli.ExitOK || strings.Contains(se.String(), "continues with the checkpoint's") {
@@ -353,7 +353,7 @@ func TestResumeNotesOnlyGivenHyper(t *testing.T) {
 		t.Errorf("resume with --momentum 0.5: exit %d\n%s", code, se.String())
 	}
 	ck, err := trainer.Load(filepath.Join(out, trainer.CheckpointFile))
-	if err != nil || ck.Hyper == nil || ck.Hyper.Momentum != 0.8 || ck.Hyper.Lighting != 0 || ck.Hyper.WeightDecay != 0.001 {
+	if err != nil || ck.Hyper == nil || ck.Hyper.Momentum != 0.8 || ck.Hyper.Lighting != 0 || ck.Hyper.WeightDecay != 0.001 || !ck.Hyper.NoBiasDecay {
 		t.Fatalf("the resumed run's settings: %+v (%v)", ck.Hyper, err)
 	}
 }

@@ -30,6 +30,7 @@ type ParamSpec struct {
 	Shape []int  // OIHW (I = in/groups) for conv weights, [out, in] for fc weights, [out] for biases
 	FanIn int    // inputs feeding one output unit: (in/groups)·K·K or in
 	Init  Init   // under the paper scheme; see Schemes for the others
+	Bias  bool   // a layer's bias, which --bias-decay=false spares weight decay
 }
 
 // Size is the number of elements.
@@ -67,7 +68,7 @@ func (s Spec) Params() []ParamSpec {
 		}
 		ps = append(ps,
 			ParamSpec{Name: l.Name + ".weight", Layer: l.Name, Shape: w, FanIn: fanIn, Init: Init{Kind: Normal, Std: 0.01}},
-			ParamSpec{Name: l.Name + ".bias", Layer: l.Name, Shape: []int{l.Out}, FanIn: fanIn, Init: Init{Kind: Constant, Value: l.BiasInit}},
+			ParamSpec{Name: l.Name + ".bias", Layer: l.Name, Shape: []int{l.Out}, FanIn: fanIn, Init: Init{Kind: Constant, Value: l.BiasInit}, Bias: true},
 		)
 	}
 	return ps

@@ -31,6 +31,9 @@ type Backend interface {
 	SetMomenta(ts []Tensor) error
 	// SetStep sets the step counter, from which dropout masks derive.
 	SetStep(step uint64)
+	// SetBiasDecay says whether Step's weight decay reaches the biases
+	// (on, the default) or the weights alone (Config.NoBiasDecay).
+	SetBiasDecay(on bool)
 	Describe() string
 	// Arith names what decides the bits of the backend's sums (its
 	// libraries, their kernels, the precision), without what does not
@@ -118,7 +121,8 @@ func (b *cpuBackend) SetMomenta(ts []Tensor) error {
 	return nil
 }
 
-func (b *cpuBackend) SetStep(step uint64) { b.net.SetStep(step) }
-func (b *cpuBackend) Describe() string    { return "cpu: " + b.net.Backend() }
-func (b *cpuBackend) Arith() string       { return "cpu " + runtime.GOARCH + ", BLAS " + blas.Arith() }
-func (b *cpuBackend) Close() error        { return b.net.Close() }
+func (b *cpuBackend) SetStep(step uint64)  { b.net.SetStep(step) }
+func (b *cpuBackend) SetBiasDecay(on bool) { b.net.SetBiasDecay(on) }
+func (b *cpuBackend) Describe() string     { return "cpu: " + b.net.Backend() }
+func (b *cpuBackend) Arith() string        { return "cpu " + runtime.GOARCH + ", BLAS " + blas.Arith() }
+func (b *cpuBackend) Close() error         { return b.net.Close() }

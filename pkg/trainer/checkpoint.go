@@ -137,7 +137,7 @@ type Checkpoint struct {
 // knownNeeds and knownResumeNeeds are the needs this build understands.
 var (
 	knownNeeds       = map[string]bool{}
-	knownResumeNeeds = map[string]bool{"val_pending": true}
+	knownResumeNeeds = map[string]bool{"val_pending": true, "no_bias_decay": true}
 )
 
 // needs is c's Needs and ResumeNeeds with what c's fields call for,
@@ -146,6 +146,10 @@ func (c *Checkpoint) needs() (all, resume []string) {
 	resume = slices.Clone(c.ResumeNeeds)
 	if c.ValPending {
 		resume = append(resume, "val_pending")
+	}
+	if c.Hyper != nil && c.Hyper.NoBiasDecay {
+		// A build that does not know it would resume decaying the biases.
+		resume = append(resume, "no_bias_decay")
 	}
 	slices.Sort(resume)
 	all = slices.Clone(c.Needs)
@@ -182,6 +186,9 @@ type Hyper struct {
 	// Lighting is the PCA lighting σ the pipeline used: 0 when it was off,
 	// the default resolved to its value.
 	Lighting float32 `json:"lighting"`
+	// NoBiasDecay: the biases were spared weight decay. Absent (false) in
+	// checkpoints from before it was kept, whose runs decayed them.
+	NoBiasDecay bool `json:"no_bias_decay,omitempty"`
 }
 
 // Running is a run's sums since its last log line and since its epoch

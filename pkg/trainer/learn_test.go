@@ -128,6 +128,64 @@ func smallConfig(shardDir, out string) Config {
 		Schedule: "plateau", Patience: 1, Out: out, Seed: 5, LogEvery: 5, EvalBatch: 16, Workers: 2}
 }
 
+// --bias-decay=false (NoBiasDecay) spares the biases, and only them,
+// weight decay; the checkpoint keeps it, a resume continues with it
+// whatever the flag says (naming the flag), and the stopped and resumed
+// run ends byte-identical to the uninterrupted one. Its resume_needs name
+// it, so that a build that would decay the biases refuses the resume.
+func TestNoBiasDecay(t *testing.T) {
+	shardDir := syntheticShards(t, 160, 40)
+	decayed := t.TempDir()
+	cfg := smallConfig(shardDir, decayed)
+	cfg.WeightDecay, cfg.Epochs = 0.05, 1 // strong, so that the two runs part at once
+	mustTrain(t, cfg)
+	full := t.TempDir()
+	cfg.Out, cfg.NoBiasDecay = full, true
+	mustTrain(t, cfg)
+	ckD, err := Load(filepath.Join(decayed, CheckpointFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ckF, err := Load(filepath.Join(full, CheckpointFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ckD.Hyper.NoBiasDecay || !ckF.Hyper.NoBiasDecay || !slices.Contains(ckF.ResumeNeeds, "no_bias_decay") || slices.Contains(ckD.ResumeNeeds, "no_bias_decay") {
+		t.Fatalf("hyper %+v / %+v, resume needs %q / %q", ckD.Hyper, ckF.Hyper, ckD.ResumeNeeds, ckF.ResumeNeeds)
+	}
+	// (Which tensors decay reaches is the nets' own tests' matter.)
+	if slices.EqualFunc(ckD.Tensors, ckF.Tensors, func(a, b Tensor) bool { return slices.Equal(a.W, b.W) }) {
+		t.Fatal("sparing the biases weight decay changed nothing")
+	}
+	part := t.TempDir()
+	cfg.Out, cfg.MaxSteps = part, 7
+	if _, err := Train(context.Background(), cfg, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxSteps, cfg.Resume, cfg.NoBiasDecay = 0, true, false
+	var log bytes.Buffer
+	if _, err := Train(context.Background(), cfg, &log); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "--resume continues with the checkpoint's --bias-decay=false, not true") {
+		t.Errorf("log lacks the note:\n%s", log.String())
+	}
+	a, _ := os.ReadFile(filepath.Join(full, CheckpointFile))
+	b, _ := os.ReadFile(filepath.Join(part, CheckpointFile))
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Fatal("resumed run's final checkpoint differs from the uninterrupted run's")
+	}
+	// A build that does not know the need refuses to resume the run.
+	delete(knownResumeNeeds, "no_bias_decay")
+	defer func() { knownResumeNeeds["no_bias_decay"] = true }()
+	if err := ckF.CheckNeeds(true); !errors.Is(err, ErrNewerCheckpoint) {
+		t.Errorf("a build without no_bias_decay resuming: %v", err)
+	}
+	if err := ckF.CheckNeeds(false); err != nil {
+		t.Errorf("a build without no_bias_decay reading the weights: %v", err)
+	}
+}
+
 // A run stopped part-way (--max-steps) and continued with --resume ends
 // with a checkpoint byte-identical to an uninterrupted run's, even when the
 // resume's momentum, weight decay and lighting flags differ: the run keeps

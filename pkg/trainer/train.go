@@ -33,15 +33,18 @@ import (
 
 // Config is a training run's settings; the train command's flags.
 type Config struct {
-	Shards       string
-	Model        string
-	Init         string // "paper" (default) or "he"
-	Epochs       int
-	Batch        int
-	Crop         int // 0: 7/8 of the shards' side, as 224 of 256
-	LR           float64
-	Momentum     float64
-	WeightDecay  float64
+	Shards      string
+	Model       string
+	Init        string // "paper" (default) or "he"
+	Epochs      int
+	Batch       int
+	Crop        int // 0: 7/8 of the shards' side, as 224 of 256
+	LR          float64
+	Momentum    float64
+	WeightDecay float64
+	// NoBiasDecay spares the biases weight decay, as the authors'
+	// cuda-convnet did; the zero value decays them, as PyTorch's SGD does.
+	NoBiasDecay  bool
 	Schedule     string // "plateau" or "step:N"
 	Patience     int
 	Out          string
@@ -541,7 +544,10 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 						strconv.FormatFloat(d.was, 'g', -1, 32), strconv.FormatFloat(d.want, 'g', -1, 32))
 				}
 			}
-			cfg.Momentum, cfg.WeightDecay, cfg.Sigma = h.Momentum, h.WeightDecay, h.Lighting
+			if h.NoBiasDecay != now.NoBiasDecay {
+				fmt.Fprintf(log, "train: note: --resume continues with the checkpoint's --bias-decay=%t, not %t\n", !h.NoBiasDecay, !now.NoBiasDecay)
+			}
+			cfg.Momentum, cfg.WeightDecay, cfg.Sigma, cfg.NoBiasDecay = h.Momentum, h.WeightDecay, h.Lighting, h.NoBiasDecay
 			if h.Lighting == 0 {
 				cfg.Sigma = -1
 			}
@@ -583,6 +589,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 	}
 	be.SetStep(uint64(step))
+	be.SetBiasDecay(!cfg.NoBiasDecay)
 	if ck != nil && ck.Arith != "" && ck.Arith != be.Arith() {
 		// Not refused: the run goes on as well, but a user comparing it
 		// with an uninterrupted run (or a rerun) must know why it differs.
@@ -1494,7 +1501,7 @@ func errorRate(hits, n int) float64 {
 // hyper is what a checkpoint keeps of cfg's momentum, weight decay and
 // lighting, the lighting resolved as the pipeline resolves it.
 func (cfg *Config) hyper() Hyper {
-	return Hyper{Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay, Lighting: augment.SigmaFor(cfg.Sigma)}
+	return Hyper{Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay, Lighting: augment.SigmaFor(cfg.Sigma), NoBiasDecay: cfg.NoBiasDecay}
 }
 
 // linkTemp hard-links the latest checkpoint (through a symbolic link, to

@@ -51,6 +51,7 @@ type Param struct {
 type param struct {
 	Param
 	grad []float32 // the backward op's buffer
+	bias bool
 }
 
 // Net is a network of one Spec at one batch size, ready to train.
@@ -71,6 +72,8 @@ type Net struct {
 
 	step     uint64
 	training bool
+	// spareBiases leaves the biases out of the update's weight decay.
+	spareBiases bool
 }
 
 var useBLAS sync.Once
@@ -108,7 +111,7 @@ func New(spec alexnet.Spec, batch int, params map[string][]float32, seed uint64)
 		n.params = append(n.params, &param{Param: Param{
 			Name: ps.Name, Shape: slices.Clone(ps.Shape),
 			W: slices.Clone(v), V: make([]float32, len(v)),
-		}})
+		}, bias: ps.Bias})
 	}
 	if err := n.build(seed); err != nil {
 		return nil, fmt.Errorf("cpu: building %s: %w", spec.Name, err)
@@ -229,6 +232,12 @@ func (n *Net) Step() uint64 { return n.step }
 // run it continues.
 func (n *Net) SetStep(t uint64) { n.step = t }
 
+// SetBiasDecay says whether Update's weight decay reaches the biases (on,
+// the default, as in PyTorch's SGD) or the weights alone, as in the
+// authors' cuda-convnet, whose layers have a weight cost and none for
+// biases.
+func (n *Net) SetBiasDecay(on bool) { n.spareBiases = !on }
+
 // Backend describes what computes: the graph engine, the BLAS and the
 // number of goroutines ops use.
 func (n *Net) Backend() string {
@@ -300,12 +309,17 @@ func topK(logits []float32, labels []int32, k int) (c1, c5 int) {
 //	w ← w + v
 //
 // (written out because gorgonia's Momentum with L2 never decays weights).
+// Biases take weightDecay 0 after SetBiasDecay(false).
 func (n *Net) Update(lr, momentum, weightDecay float32) {
 	for _, p := range n.params {
 		w, v, g := p.W, p.V, p.grad
+		wd := weightDecay
+		if p.bias && n.spareBiases {
+			wd = 0
+		}
 		elementwise(len(w), func(lo, hi int) {
 			for i := lo; i < hi; i++ {
-				v[i] = momentum*v[i] - weightDecay*lr*w[i] - lr*g[i]
+				v[i] = momentum*v[i] - wd*lr*w[i] - lr*g[i]
 				w[i] += v[i]
 			}
 		})

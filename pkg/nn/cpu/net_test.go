@@ -148,29 +148,50 @@ func TestEvalMatchesReference(t *testing.T) {
 	closeTo(t, "partial-batch logits", part, to64(got[:2*s.Classes]), 1e-6)
 }
 
+// The update against the paper's rule in float64, with the biases decayed
+// (PyTorch's SGD) and spared (cuda-convnet's), at a decay strong enough
+// that the two differ far beyond the tolerance.
 func TestUpdateMatchesScalarReference(t *testing.T) {
-	s := tinySpec()
-	n := mustNet(t, s, 2, nil, 1)
-	r := rand.New(rand.NewPCG(8, 9))
-	type state struct{ w, v, g []float64 }
-	before := map[string]state{}
-	for _, p := range n.params {
-		for i := range p.W {
-			p.V[i] = float32(r.NormFloat64())
-			p.grad[i] = float32(r.NormFloat64())
+	for _, biasDecay := range []bool{true, false} {
+		s := tinySpec()
+		n := mustNet(t, s, 2, nil, 1)
+		n.SetBiasDecay(biasDecay)
+		r := rand.New(rand.NewPCG(8, 9))
+		type state struct {
+			w, v, g []float64
+			bias    bool
 		}
-		before[p.Name] = state{to64(p.W), to64(p.V), to64(p.grad)}
-	}
-	const lr, mom, wd = 0.01, 0.9, 0.0005
-	n.Update(lr, mom, wd)
-	for _, p := range n.Params() {
-		b := before[p.Name]
-		for i := range p.W {
-			v := mom*b.v[i] - wd*lr*b.w[i] - lr*b.g[i]
-			w := b.w[i] + v
-			if math.Abs(float64(p.V[i])-v) > 1e-6*(1+math.Abs(v)) || math.Abs(float64(p.W[i])-w) > 1e-6*(1+math.Abs(w)) {
-				t.Fatalf("%s[%d]: w, v = %g, %g; want %g, %g", p.Name, i, p.W[i], p.V[i], w, v)
+		before := map[string]state{}
+		for _, p := range n.params {
+			for i := range p.W {
+				p.W[i] = float32(r.NormFloat64())
+				p.V[i] = float32(r.NormFloat64())
+				p.grad[i] = float32(r.NormFloat64())
 			}
+			before[p.Name] = state{to64(p.W), to64(p.V), to64(p.grad), p.bias}
+		}
+		const lr, mom, wd = 0.01, 0.9, 0.5
+		n.Update(lr, mom, wd)
+		biases := 0
+		for _, p := range n.Params() {
+			b := before[p.Name]
+			d := wd
+			if b.bias {
+				biases++
+				if !biasDecay {
+					d = 0
+				}
+			}
+			for i := range p.W {
+				v := mom*b.v[i] - d*lr*b.w[i] - lr*b.g[i]
+				w := b.w[i] + v
+				if math.Abs(float64(p.V[i])-v) > 1e-6*(1+math.Abs(v)) || math.Abs(float64(p.W[i])-w) > 1e-6*(1+math.Abs(w)) {
+					t.Fatalf("bias decay %v: %s[%d]: w, v = %g, %g; want %g, %g", biasDecay, p.Name, i, p.W[i], p.V[i], w, v)
+				}
+			}
+		}
+		if biases == 0 || biases == len(n.params) {
+			t.Fatalf("%d of %d parameters are biases: the test tells nothing", biases, len(n.params))
 		}
 	}
 }

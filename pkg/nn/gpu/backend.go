@@ -101,6 +101,9 @@ func (b *Backend) SetMomenta(ts []trainer.Tensor) error {
 // SetStep sets the step counter, from which dropout masks derive.
 func (b *Backend) SetStep(step uint64) { b.net.SetStep(step) }
 
+// SetBiasDecay is trainer.Backend's: Net.SetBiasDecay.
+func (b *Backend) SetBiasDecay(on bool) { b.net.SetBiasDecay(on) }
+
 // Describe names the device, the precision and the libraries.
 func (b *Backend) Describe() string { return b.net.Describe() }
 

@@ -319,12 +319,16 @@ extern "C" __global__ void bias_grad_sum(const float* __restrict__ part, float* 
 // The paper's SGD step over every parameter at once (they are packed in
 // one buffer), in the CPU's exact order of float32 operations:
 //   v = ((mom*v) - (wdlr*w)) - (lr*g);  w = w + v
-// with wdlr = wd*lr computed once by the host in float32.
+// with wdlr = wd*lr computed once by the host in float32, and 0 from
+// element decayed on (the biases, packed after the weights, when they
+// are spared weight decay; the CPU's wd is 0 for them then, and 0*lr*w
+// is the same ±0 as 0*w).
 extern "C" __global__ void sgd_paper(float* __restrict__ w, float* __restrict__ v, const float* __restrict__ g,
-                                     long long total, float lr, float mom, float wdlr)
+                                     long long total, long long decayed, float lr, float mom, float wdlr)
 {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
-        float nv = __fsub_rn(__fsub_rn(__fmul_rn(mom, v[i]), __fmul_rn(wdlr, w[i])), __fmul_rn(lr, g[i]));
+        float d = i < decayed ? wdlr : 0.0f;
+        float nv = __fsub_rn(__fsub_rn(__fmul_rn(mom, v[i]), __fmul_rn(d, w[i])), __fmul_rn(lr, g[i]));
         v[i] = nv;
         w[i] = __fadd_rn(w[i], nv);
     }

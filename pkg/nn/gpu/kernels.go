@@ -138,9 +138,10 @@ func launchBiasGradNCHW(l launcher, dy, part, db cuda.DevicePtr, n, c, hw int) e
 	return l.launch("bias_grad_sum", gridFor(int64(c)), block1, part, db, int32(c), int32(splits))
 }
 
-// launchSGD applies the paper's update to total packed parameters. wd·lr
-// is formed here in float32, as the CPU's weightDecay*lr.
-func launchSGD(l launcher, w, v, g cuda.DevicePtr, total int64, lr, momentum, weightDecay float32) error {
+// launchSGD applies the paper's update to total packed parameters, the
+// first decayed of them with weight decay and the rest without. wd·lr is
+// formed here in float32, as the CPU's weightDecay*lr.
+func launchSGD(l launcher, w, v, g cuda.DevicePtr, total, decayed int64, lr, momentum, weightDecay float32) error {
 	wdlr := weightDecay * lr
-	return l.launch("sgd_paper", gridFor(total), block1, w, v, g, total, lr, momentum, wdlr)
+	return l.launch("sgd_paper", gridFor(total), block1, w, v, g, total, decayed, lr, momentum, wdlr)
 }

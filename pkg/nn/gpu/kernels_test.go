@@ -280,7 +280,8 @@ func TestXentKernel(t *testing.T) {
 	}
 }
 
-// checkSGD: the packed update against the CPU's expression, bit for bit.
+// checkSGD: the packed update against the CPU's expression, bit for bit,
+// the last third of the elements spared weight decay as biases are.
 func checkSGD(t *testing.T, h kernelHost, total int) {
 	rng := rand.New(rand.NewPCG(5, uint64(total)))
 	w, v, g := make([]float32, total), make([]float32, total), make([]float32, total)
@@ -289,10 +290,15 @@ func checkSGD(t *testing.T, h kernelHost, total int) {
 	}
 	wp, vp, gp := upload(t, h, w), upload(t, h, v), upload(t, h, g)
 	lr, momentum, wd := float32(0.01), float32(0.9), float32(0.0005)
-	ok(t, launchSGD(h, wp, vp, gp, int64(total), lr, momentum, wd))
+	decayed := total * 2 / 3
+	ok(t, launchSGD(h, wp, vp, gp, int64(total), int64(decayed), lr, momentum, wd))
 	gw, gv := fetch[float32](t, h, wp, total), fetch[float32](t, h, vp, total)
 	for i := range w {
 		// pkg/nn/cpu's Net.Update, verbatim.
+		wd := wd
+		if i >= decayed {
+			wd = 0
+		}
 		v[i] = momentum*v[i] - wd*lr*w[i] - lr*g[i]
 		w[i] += v[i]
 		if math.Float32bits(gw[i]) != math.Float32bits(w[i]) || math.Float32bits(gv[i]) != math.Float32bits(v[i]) {

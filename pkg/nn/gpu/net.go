@@ -122,8 +122,13 @@ type Net struct {
 	nodes  []*node
 	params []*param
 	packed int // floats in each packed buffer
-	w, v   cuda.DevicePtr
-	g      cuda.DevicePtr
+	// biasesAt is where the biases begin in the packed buffers: the
+	// weights come first, so that the one SGD kernel can spare the biases
+	// weight decay by offset (SetBiasDecay).
+	biasesAt    int
+	spareBiases bool
+	w, v        cuda.DevicePtr
+	g           cuda.DevicePtr
 
 	input    cuda.DevicePtr // normalised batch, N×3×H×W
 	labels   cuda.DevicePtr // N int32
@@ -221,7 +226,8 @@ func (n *Net) alloc(bytes int64) (cuda.DevicePtr, error) {
 func (n *Net) build(params map[string][]float32) error {
 	e := n.eng
 	byName := map[string]*param{}
-	for _, ps := range n.spec.Params() {
+	specs := n.spec.Params()
+	for _, ps := range specs {
 		v, ok := params[ps.Name]
 		if !ok {
 			return fmt.Errorf("no values for parameter %s", ps.Name)
@@ -229,10 +235,22 @@ func (n *Net) build(params map[string][]float32) error {
 		if len(v) != ps.Size() {
 			return fmt.Errorf("parameter %s has %d values, want %d (%v)", ps.Name, len(v), ps.Size(), ps.Shape)
 		}
-		p := &param{name: ps.Name, shape: slices.Clone(ps.Shape), size: ps.Size(), off: n.packed}
-		n.packed += (p.size + paramAlign - 1) / paramAlign * paramAlign
+		p := &param{name: ps.Name, shape: slices.Clone(ps.Shape), size: ps.Size()}
 		n.params = append(n.params, p)
 		byName[p.name] = p
+	}
+	// Packed weights first, then biases; n.params stays in spec order.
+	for _, biases := range []bool{false, true} {
+		if biases {
+			n.biasesAt = n.packed
+		}
+		for i, ps := range specs {
+			if ps.Bias == biases {
+				p := n.params[i]
+				p.off = n.packed
+				n.packed += (p.size + paramAlign - 1) / paramAlign * paramAlign
+			}
+		}
 	}
 	var err error
 	for _, p := range []*cuda.DevicePtr{&n.w, &n.v, &n.g} {
@@ -357,6 +375,10 @@ func (n *Net) Step() uint64 { return n.step }
 // as pkg/nn/cpu's does: a run resumed at step t draws the masks the
 // uninterrupted run would have.
 func (n *Net) SetStep(t uint64) { n.step = t }
+
+// SetBiasDecay says whether Update's weight decay reaches the biases (on,
+// the default) or the weights alone, as pkg/nn/cpu's SetBiasDecay.
+func (n *Net) SetBiasDecay(on bool) { n.spareBiases = !on }
 
 // Load queues the normalisation of a device batch into the input and a
 // copy of its labels, so that the batch's buffer may be reused as soon as
@@ -514,8 +536,14 @@ func decodeResult(b []byte) (float64, int, error) {
 // TrainStep's gradients, in one kernel over the packed buffers:
 //
 //	v ← momentum·v − weightDecay·lr·w − lr·∂L/∂w;  w ← w + v
+//
+// with weightDecay 0 for the biases after SetBiasDecay(false).
 func (n *Net) Update(lr, momentum, weightDecay float32) error {
-	if err := launchSGD(n.eng, n.w, n.v, n.g, int64(n.packed), lr, momentum, weightDecay); err != nil {
+	decayed := n.packed
+	if n.spareBiases {
+		decayed = n.biasesAt
+	}
+	if err := launchSGD(n.eng, n.w, n.v, n.g, int64(n.packed), int64(decayed), lr, momentum, weightDecay); err != nil {
 		return fmt.Errorf("gpu: update: %w", err)
 	}
 	return nil

@@ -645,3 +645,74 @@ func TestResumeMatches(t *testing.T) {
 		return &Backend{net: n}
 	})
 }
+
+// The update over the packed buffers, weights first and biases after
+// them, against pkg/nn/cpu's expression bit for bit, per parameter: with
+// the biases decayed and spared. The biases are set away from 0 and the
+// decay made strong, so that decaying them is seen.
+func TestUpdateSparesBiases(t *testing.T) {
+	em := needEmulator(t)
+	spec := miniAlexNet(5)
+	const B, seed = 3, 13
+	params, err := alexnet.InitParams(spec, "he", seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bias := map[string]bool{}
+	for _, ps := range spec.Params() {
+		bias[ps.Name] = ps.Bias
+		if ps.Bias {
+			for i := range params[ps.Name] {
+				params[ps.Name][i] = 0.25 + float32(i%3)
+			}
+		}
+	}
+	for _, biasDecay := range []bool{true, false} {
+		net, err := newNet(newHostEngine(em), spec, B, params, Options{Seed: seed, Mean: testMean, Std: testStd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		net.SetBiasDecay(biasDecay)
+		if _, _, err := net.TrainStep(testSlot(spec, B, 0)); err != nil {
+			t.Fatal(err)
+		}
+		before, err := net.Params()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range before { // Params' slices are the mirrors, which the next read refills
+			before[i].W, before[i].V = slices.Clone(before[i].W), slices.Clone(before[i].V)
+		}
+		grads, err := net.Grads()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lr, momentum, wd := float32(0.05), float32(0.9), float32(0.5)
+		if err := net.Update(lr, momentum, wd); err != nil {
+			t.Fatal(err)
+		}
+		after, err := net.Params()
+		if err != nil {
+			t.Fatal(err)
+		}
+		spared := 0
+		for i, p := range before {
+			d := wd
+			if bias[p.Name] && !biasDecay {
+				d, spared = 0, spared+1
+			}
+			g := grads[p.Name]
+			for j := range p.W {
+				v := momentum*p.V[j] - d*lr*p.W[j] - lr*g[j]
+				w := p.W[j] + v
+				if math.Float32bits(after[i].V[j]) != math.Float32bits(v) || math.Float32bits(after[i].W[j]) != math.Float32bits(w) {
+					t.Fatalf("bias decay %v: %s[%d]: w, v = %g, %g; want %g, %g", biasDecay, p.Name, j, after[i].W[j], after[i].V[j], w, v)
+				}
+			}
+		}
+		if !biasDecay && spared == 0 {
+			t.Fatal("no bias in the model: the test tells nothing")
+		}
+		net.Close()
+	}
+}

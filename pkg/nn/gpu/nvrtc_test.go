@@ -46,7 +46,7 @@ func launchedTypes(t *testing.T) *typeRecorder {
 		launchXent(r, 1, 2, 3, 4, 5, 6, 4, 10),
 		launchBiasGradRows(r, 1, 2, 4, 10),
 		launchBiasGradNCHW(r, 1, 2, 3, 4, 10, 5),
-		launchSGD(r, 1, 2, 3, 40, 0.01, 0.9, 5e-4),
+		launchSGD(r, 1, 2, 3, 40, 30, 0.01, 0.9, 5e-4),
 	} {
 		if err != nil {
 			t.Fatal(err)
