@@ -1,5 +1,5 @@
 // Command ingest turns an ILSVRC2012 dataset (the official tars, the
-// extracted tree or the Kaggle layout) into zstd-compressed shards of
+// extracted tree or the Kaggle layout) into compressed shards of
 // size×size RGB images, with meta.json (classes, shard list, the train
 // pixels' mean/std and RGB PCA) and ingest-report.json (every skipped file
 // and why).
@@ -121,7 +121,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 				}
 				barSplit = p.Split
 				if p.ResumedDone > 0 {
-					fmt.Fprintf(stderr, "ingest: %s: resuming, %s already in complete shards\n", p.Split, cli.Count(p.ResumedDone, "image", "images"))
+					fmt.Fprintf(stderr, "ingest: %s: resuming, %s already done (in complete shards, or skipped)\n", p.Split, cli.Count(p.ResumedDone, "image", "images"))
 				}
 				bar = cli.NewProgress(os.Stderr, "ingest "+p.Split, p.Total, *quiet)
 			}

@@ -281,7 +281,7 @@ func (p *plan) checkTreeAgainstTars(force Layout) error {
 	}
 	split := "no train/ folder"
 	if p.trainDir != "" {
-		split = fmt.Sprintf("%d class folders in %s", have, p.trainDir)
+		split = fmt.Sprintf("%s in %s", cli.Count(have, "class folder", "class folders"), p.trainDir)
 	}
 	return errs.Mark(&PathError{Path: p.root, Err: fmt.Errorf(
 		"the %s layout has %s, and %s beside it %d class archives: is the extraction finished? "+

@@ -73,8 +73,10 @@
 //     caller's (4 × 19.3 MB by default at 128 × 224²);
 //   - record buffers: (Readers + ReadAhead + Decoders) × the largest
 //     record (about 92 KB at 256 px with grad-huff, 110 KB with grad-zstd);
-//   - per decode worker: the decoded image and the codec's scratch, 2 ×
-//     W×H×3 (2 × 196 KB at 256 px), plus the zstd and Huffman decoders' state;
+//   - per decode worker: one residual plane buffer (W×H×3), two decoded
+//     rows, and the Huffman or zstd decoder's state; a whole decoded image
+//     (W×H×3 more) only in the ten-crop mode and for zstd-codec records,
+//     which decode whole;
 //   - the epoch plan: 8 bytes a record (10 MB for ImageNet's train split),
 //     and while it is computed the shuffle buffer, 8 bytes an entry;
 //   - open shards: up to MaxOpenShards file descriptors and indexes (8

@@ -73,7 +73,7 @@ func expand(args []string, stderr io.Writer) []input {
 				cli.Count(len(others), "file", "files"), cli.FirstFew(others, 5))
 		}
 		if len(found) == 0 {
-			found = append(found, input{path: a, err: errors.New("a folder without image files (.jpeg, .jpg, .png, .gif, .bmp, .tif, .webp)")})
+			found = append(found, input{path: a, err: errors.New("a folder without image files (.jpeg, .jpg, .png, .gif, .bmp, .tif, .tiff, .webp)")})
 		}
 		out = append(out, found...)
 	}

@@ -295,8 +295,8 @@ func verifyReport(dir string, results []shardCheck, nShards int, unlisted []stri
 		shard := func(n int) string { return cli.Plural(n, "shard", "shards") }
 		switch {
 		case len(gone) == 0:
-			fmt.Fprintf(stderr, "shardtool verify: to repair, delete the damaged %s (%s) and run the same ingest command again: it remakes only those, byte for byte\n",
-				shard(len(present)), cli.FirstFew(present, 10))
+			fmt.Fprintf(stderr, "shardtool verify: to repair, delete the damaged %s (%s) and run the same ingest command again: it remakes only %s, byte for byte\n",
+				shard(len(present)), cli.FirstFew(present, 10), cli.Plural(len(present), "that one", "those"))
 		case len(present) == 0:
 			fmt.Fprintf(stderr, "shardtool verify: to repair, run the same ingest command again: it writes the missing %s (%s) anew, byte for byte, and keeps the others\n",
 				shard(len(gone)), cli.FirstFew(gone, 10))
