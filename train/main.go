@@ -75,6 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	fs.Float64Var(&c.LR, "lr", 0.01, "initial learning rate")
 	fs.Float64Var(&c.Momentum, "momentum", 0.9, "momentum")
 	fs.Float64Var(&c.WeightDecay, "weight-decay", 5e-4, "weight decay")
+	dropout := fs.String("dropout", "inverted", "dropout's form: inverted (kept units ×2 in training, as Caffe and PyTorch) or paper (the paper's: kept units ×1, and evaluation ×0.5)")
 	biasDecay := fs.Bool("bias-decay", true, "apply --weight-decay to the biases too, as PyTorch's SGD does (false: to the weights alone, as the authors' cuda-convnet did)")
 	fs.StringVar(&c.Schedule, "schedule", "plateau", "lr schedule: plateau (÷10 when val error stalls, at most 3 times) or step:N (÷10 every N epochs)")
 	fs.IntVar(&c.Patience, "patience", 3, "plateau: epochs without a new best validation error at the current lr before it falls (1 lets one noisy epoch drop it)")
@@ -104,6 +105,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	}
 	o.JSON = *asJSON
 	c.NoBiasDecay = !*biasDecay
+	c.PaperDropout = *dropout == "paper"
 	if len(pos) != 0 {
 		return o.Failf(cli.ExitUsage, "unexpected argument %q: train takes flags only, the shards as --shards DIR (see --help)", pos[0])
 	}
@@ -133,7 +135,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		// weights"; training would silently start from scratch.
 		return o.Fail(cli.ExitUsage, "--checkpoint is for --eval-only; to continue a run use --resume with its --out (starting a new run from a checkpoint's weights is not supported)")
 	}
-	if err := check(c, *sigma, *precision, *evalOnly, *tenCrop); err != nil {
+	if err := check(c, *sigma, *precision, *dropout, *evalOnly, *tenCrop); err != nil {
 		return o.Fail(cli.ExitUsage, err)
 	}
 	// An --out that cannot be a folder is a mistake in the flags, as
@@ -146,7 +148,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		// is not would mislead.
 		fs.Visit(func(f *flag.Flag) {
 			switch f.Name {
-			case "model", "crop", "init", "seed":
+			case "model", "crop", "init", "seed", "dropout":
 				fmt.Fprintf(stderr, "train: --%s is ignored with --eval-only: the checkpoint's is used\n", f.Name)
 			case "epochs", "lr", "momentum", "weight-decay", "bias-decay", "schedule", "patience", "resume", "overwrite", "out",
 				"max-steps", "log-every", "checkpoint-every", "lighting":
@@ -389,7 +391,7 @@ func checkpointFile(p string) string {
 	return p
 }
 
-// resumeDefaults takes the run's --model, --batch, --crop, --seed,
+// resumeDefaults takes the run's --model, --batch, --crop, --seed, --dropout,
 // --epochs, --log-every and --max-val-images from --out's checkpoint
 // where the command line leaves them out, so that `train --shards S --out
 // R --resume` continues any run to its end. A flag given stays: Train
@@ -438,6 +440,7 @@ func resumeDefaults(fs *flag.FlagSet, c *trainer.Config, sigma *float64, stderr 
 	}
 	take("crop", h.InputHW, usualCrop, func() { c.Crop = h.InputHW })
 	take("seed", h.Seed, def("seed"), func() { c.Seed = h.Seed })
+	take("dropout", trainer.DropoutForm(h.PaperDropout), def("dropout"), func() { c.PaperDropout = h.PaperDropout })
 	if h.Epochs > 0 { // kept since checkpoints hold it
 		take("epochs", h.Epochs, def("epochs"), func() { c.Epochs = h.Epochs })
 	}
@@ -478,7 +481,7 @@ func resumeDefaults(fs *flag.FlagSet, c *trainer.Config, sigma *float64, stderr 
 
 // check rejects flag values that cannot mean a run, before any work: a
 // mistyped value must not train for hours at a default, or loop forever.
-func check(c trainer.Config, sigma float64, precision string, evalOnly, tenCrop bool) error {
+func check(c trainer.Config, sigma float64, precision, dropout string, evalOnly, tenCrop bool) error {
 	if _, err := gpu.ParsePrecision(precision); err != nil {
 		return fmt.Errorf("--precision: want fp32 or tf32, not %q", precision)
 	}
@@ -510,6 +513,9 @@ func check(c trainer.Config, sigma float64, precision string, evalOnly, tenCrop 
 	}
 	if _, err := trainer.ParseSchedule(c.Schedule, c.LR, c.Patience); err != nil {
 		return err
+	}
+	if dropout != "inverted" && dropout != "paper" {
+		return fmt.Errorf("--dropout: want inverted or paper, not %q", dropout)
 	}
 	for _, f := range []struct {
 		name string

@@ -59,6 +59,7 @@ func TestUsageAndDeviceErrors(t *testing.T) {
 		{"momentum that rounds to 1", []string{"--shards", "x", "--momentum", "0.99999999999"}, cli.ExitUsage, "--momentum"},
 		{"momentum 2", []string{"--shards", "x", "--momentum", "2"}, cli.ExitUsage, "--momentum"},
 		{"negative weight decay", []string{"--shards", "x", "--weight-decay", "-1e-4"}, cli.ExitUsage, "--weight-decay"},
+		{"unknown dropout form", []string{"--shards", "x", "--dropout", "half"}, cli.ExitUsage, `--dropout: want inverted or paper, not "half"`},
 		{"zero patience", []string{"--shards", "x", "--patience", "0"}, cli.ExitUsage, "--patience"},
 		{"negative max steps", []string{"--shards", "x", "--max-steps", "-1"}, cli.ExitUsage, "--max-steps"},
 		{"negative log every", []string{"--shards", "x", "--log-every", "-1"}, cli.ExitUsage, "--log-every"},
@@ -341,10 +342,11 @@ func TestEvalOnlyInterrupted(t *testing.T) {
 // spared) and lighting says nothing of them (it noted "--lighting 0, not 0.1" of a
 // flag never given); one given with another value is named.
 func TestResumeNotesOnlyGivenHyper(t *testing.T) {
-	shardDir, out, _ := smallRun(t, "--max-steps", "1", "--lighting", "0", "--momentum", "0.8", "--weight-decay", "0.001", "--bias-decay=false")
+	shardDir, out, _ := smallRun(t, "--max-steps", "1", "--lighting", "0", "--momentum", "0.8", "--weight-decay", "0.001", "--bias-decay=false", "--dropout", "paper")
 	resume := []string{"--shards", shardDir, "--out", out, "--device", "cpu", "--resume", "--workers", "1", "--log-every", "0"}
 	var so, se bytes.Buffer
-	if code := run(context.Background(), append(resume, "--max-steps", "2"), &so, &se); code != cli.ExitOK || strings.Contains(se.String(), "continues with the checkpoint's") {
+	if code := run(context.Background(), append(resume, "--max-steps", "2"), &so, &se); code != cli.ExitOK || strings.Contains(se.String(), "continues with the checkpoint's") ||
+		!strings.Contains(se.String(), ", --dropout paper, from its checkpoint") {
 		t.Errorf("plain resume: exit %d\n%s", code, se.String())
 	}
 	se.Reset()
@@ -353,7 +355,7 @@ func TestResumeNotesOnlyGivenHyper(t *testing.T) {
 		t.Errorf("resume with --momentum 0.5: exit %d\n%s", code, se.String())
 	}
 	ck, err := trainer.Load(filepath.Join(out, trainer.CheckpointFile))
-	if err != nil || ck.Hyper == nil || ck.Hyper.Momentum != 0.8 || ck.Hyper.Lighting != 0 || ck.Hyper.WeightDecay != 0.001 || !ck.Hyper.NoBiasDecay {
+	if err != nil || ck.Hyper == nil || ck.Hyper.Momentum != 0.8 || ck.Hyper.Lighting != 0 || ck.Hyper.WeightDecay != 0.001 || !ck.Hyper.NoBiasDecay || !ck.PaperDropout {
 		t.Fatalf("the resumed run's settings: %+v (%v)", ck.Hyper, err)
 	}
 }

@@ -105,6 +105,16 @@ type Spec struct {
 	// MeanOnly: inputs are centred, not divided by the std (see the
 	// package comment).
 	MeanOnly bool
+	// PaperDropout is the paper's dropout: kept units pass unscaled in
+	// training, and evaluation multiplies every unit by 1−p ("At test
+	// time, we use all the neurons but multiply their outputs by 0.5").
+	// false is the inverted form of Caffe and PyTorch: kept units are
+	// scaled by 1/(1−p) in training, and evaluation leaves them alone.
+	// Both compute the same function at test; the training differs (the
+	// weights after a dropout layer live at another scale). Not a
+	// variant's: a run chooses it (train --dropout), and its checkpoint
+	// keeps it.
+	PaperDropout bool
 }
 
 // ImageNetMean and ImageNetStd are torchvision's ILSVRC2012 constants in

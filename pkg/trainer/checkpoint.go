@@ -131,12 +131,16 @@ type Checkpoint struct {
 	// ignore them, as they ignore val_pending.
 	Needs       []string `json:"needs,omitempty"`
 	ResumeNeeds []string `json:"resume_needs,omitempty"`
-	Tensors     []Tensor `json:"tensors"`
+	// PaperDropout: the run trained with the paper's dropout, so that
+	// evaluation multiplies by 1−p (alexnet.Spec.PaperDropout). Absent in
+	// checkpoints from before it was kept, whose runs were inverted.
+	PaperDropout bool     `json:"paper_dropout,omitempty"`
+	Tensors      []Tensor `json:"tensors"`
 }
 
 // knownNeeds and knownResumeNeeds are the needs this build understands.
 var (
-	knownNeeds       = map[string]bool{}
+	knownNeeds       = map[string]bool{"paper_dropout": true}
 	knownResumeNeeds = map[string]bool{"val_pending": true, "no_bias_decay": true}
 )
 
@@ -153,6 +157,10 @@ func (c *Checkpoint) needs() (all, resume []string) {
 	}
 	slices.Sort(resume)
 	all = slices.Clone(c.Needs)
+	if c.PaperDropout {
+		// A build that does not know it would evaluate without the ×(1−p).
+		all = append(all, "paper_dropout")
+	}
 	slices.Sort(all)
 	return slices.Compact(all), slices.Compact(resume)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/alexnet-repro/alexnet/internal/testdata"
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
 	"github.com/alexnet-repro/alexnet/pkg/fashionmnist"
+	"github.com/alexnet-repro/alexnet/pkg/pipeline"
 	"github.com/alexnet-repro/alexnet/pkg/stats"
 	"github.com/alexnet-repro/alexnet/shards"
 )
@@ -183,6 +184,102 @@ func TestNoBiasDecay(t *testing.T) {
 	}
 	if err := ckF.CheckNeeds(false); err != nil {
 		t.Errorf("a build without no_bias_decay reading the weights: %v", err)
+	}
+}
+
+// --dropout paper (PaperDropout): the checkpoint keeps it and names it in
+// its needs, evaluation multiplies by 1−p as training's validation did (the
+// same error and loss), a resume with the other form is refused, and a
+// stopped and resumed run ends byte-identical to an uninterrupted one.
+func TestPaperDropout(t *testing.T) {
+	shardDir := syntheticShards(t, 160, 40)
+	full := t.TempDir()
+	cfg := smallConfig(shardDir, full)
+	cfg.Model, cfg.Epochs, cfg.PaperDropout = "small-fc", 1, true
+	res, err := Train(context.Background(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ckPath := filepath.Join(full, CheckpointFile)
+	ck, err := Load(ckPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ck.PaperDropout || !slices.Contains(ck.Needs, "paper_dropout") {
+		t.Fatalf("paper dropout %v, needs %q", ck.PaperDropout, ck.Needs)
+	}
+	ev, _, err := EvaluateCheckpoint(context.Background(), ckPath, shardDir, false, 16, 0, 0, nil)
+	if err != nil || ev.Top1Err != res.Top1Err || ev.Top5Err != res.Top5Err {
+		t.Fatalf("evaluation: %+v (%v); the run's validation: %+v", ev, err, res)
+	}
+	// The same weights evaluated as inverted dropout (no ×0.5) score
+	// another loss: the form is the checkpoint's to keep.
+	var val float64
+	mb, err := os.ReadFile(filepath.Join(full, MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(mb)), "\n") {
+		var l struct {
+			Kind    string  `json:"kind"`
+			ValLoss float64 `json:"val_loss"`
+		}
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatal(err)
+		}
+		if l.Kind == "epoch" {
+			val = l.ValLoss
+		}
+	}
+	inverted := *ck
+	inverted.PaperDropout = false
+	be, err := BackendFromCheckpoint(&inverted, 16, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paper, err := BackendFromCheckpoint(ck, 16, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if val == 0 || ev.Loss != val {
+		t.Errorf("evaluation loss %v, the run's last val_loss %v", ev.Loss, val)
+	}
+	slot := pipeline.NewSlot(16, 1, ck.InputHW)
+	slot.N, slot.Crop, slot.Views = 16, ck.InputHW, 1
+	for i := range slot.Pixels {
+		slot.Pixels[i] = uint8(i * 7 % 251)
+	}
+	a, errA := be.Logits(slot)
+	b, errB := paper.Logits(slot)
+	if errA != nil || errB != nil || slices.Equal(a, b) {
+		t.Errorf("logits with and without the ×(1−p) agree (%v, %v)", errA, errB)
+	}
+	be.Close()
+	paper.Close()
+
+	part := t.TempDir()
+	cfg.Out, cfg.MaxSteps = part, 4
+	if _, err := Train(context.Background(), cfg, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxSteps, cfg.Resume, cfg.PaperDropout = 0, true, false
+	if _, err := Train(context.Background(), cfg, io.Discard); !errors.Is(err, ErrResumeMismatch) || !strings.Contains(err.Error(), "--dropout paper, not inverted") {
+		t.Fatalf("resume with the other form: %v", err)
+	}
+	cfg.PaperDropout = true
+	if _, err := Train(context.Background(), cfg, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	x, _ := os.ReadFile(ckPath)
+	y, _ := os.ReadFile(filepath.Join(part, CheckpointFile))
+	if len(x) == 0 || !bytes.Equal(x, y) {
+		t.Fatal("resumed run's final checkpoint differs from the uninterrupted run's")
+	}
+	// A build that does not know the need refuses the checkpoint.
+	delete(knownNeeds, "paper_dropout")
+	defer func() { knownNeeds["paper_dropout"] = true }()
+	if err := ck.CheckNeeds(false); !errors.Is(err, ErrNewerCheckpoint) {
+		t.Errorf("a build without paper_dropout reading it: %v", err)
 	}
 }
 

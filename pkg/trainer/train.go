@@ -45,6 +45,9 @@ type Config struct {
 	// NoBiasDecay spares the biases weight decay, as the authors'
 	// cuda-convnet did; the zero value decays them, as PyTorch's SGD does.
 	NoBiasDecay  bool
+	// PaperDropout trains with the paper's dropout rather than the
+	// inverted form (alexnet.Spec.PaperDropout).
+	PaperDropout bool
 	Schedule     string // "plateau" or "step:N"
 	Patience     int
 	Out          string
@@ -416,6 +419,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		// at 8x8: ...").
 		return nil, fmt.Errorf("%w: --model %s at a %d-px crop: %s%s", ErrConfig, cfg.Model, crop, strings.TrimPrefix(err.Error(), "alexnet: "), tooSmallHint(cfg.Model, crop, meta.Width))
 	}
+	spec.PaperDropout = cfg.PaperDropout
 	// A shard missing, cut short or from another ingest would stop the run
 	// at the first batch or validation that reads it: after an --overwrite
 	// has removed the old run. Each is found here, before --out is touched.
@@ -733,7 +737,8 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 		c := &Checkpoint{Model: cfg.Model, Classes: len(meta.Classes), ClassList: classList, InputHW: crop, ImageHW: meta.Width,
 			TrainSet: trainSet, Batch: cfg.Batch, Init: cfg.Init, Seed: cfg.Seed, Step: step, Epoch: next.Epoch, Epochs: cfg.Epochs,
-			Position: Position{Epoch: next.Epoch, Batch: next.Batch}, Schedule: sched, Mean: mean, Std: std, Tensors: ts, ValPending: valPending, Arith: be.Arith()}
+			Position: Position{Epoch: next.Epoch, Batch: next.Batch}, Schedule: sched, Mean: mean, Std: std, Tensors: ts, ValPending: valPending, Arith: be.Arith(),
+			PaperDropout: spec.PaperDropout}
 		hyper := cfg.hyper()
 		c.Hyper = &hyper
 		c.LogEvery = &cfg.LogEvery
@@ -1460,6 +1465,7 @@ func BackendFromCheckpoint(ck *Checkpoint, batch int, newBackend BackendFactory)
 	if err != nil {
 		return nil, err
 	}
+	spec.PaperDropout = ck.PaperDropout
 	params, err := ck.Params(spec)
 	if err != nil {
 		return nil, err
@@ -1586,7 +1592,15 @@ func previousNote(dir, advice string) (note string, intact bool, damage error) {
 // would.
 var saveCheckpoint = (*Checkpoint).Save
 
-// resumeDiffers refuses a resume whose model, crop, seed or batch differ
+// DropoutForm is --dropout's name of a form: "paper" or "inverted".
+func DropoutForm(paper bool) string {
+	if paper {
+		return "paper"
+	}
+	return "inverted"
+}
+
+// resumeDiffers refuses a resume whose model, crop, seed, dropout or batch differ
 // from its checkpoint's, or whose shards hold another number of classes.
 func resumeDiffers(ck *Checkpoint, cfg Config, ckPath string, crop, classes int) error {
 	var differ []string
@@ -1598,6 +1612,9 @@ func resumeDiffers(ck *Checkpoint, cfg Config, ckPath string, crop, classes int)
 	}
 	if ck.Seed != cfg.Seed {
 		differ = append(differ, fmt.Sprintf("--seed %d, not %d", ck.Seed, cfg.Seed))
+	}
+	if ck.PaperDropout != cfg.PaperDropout {
+		differ = append(differ, fmt.Sprintf("--dropout %s, not %s", DropoutForm(ck.PaperDropout), DropoutForm(cfg.PaperDropout)))
 	}
 	if len(differ) > 0 {
 		return mismatch("--resume: %s is a run with %s (leave those flags out and --resume takes the run's)",

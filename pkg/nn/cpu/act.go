@@ -106,13 +106,21 @@ type dropoutOp struct {
 	step     *uint64 // the Net's step counter
 	training *bool   // the Net's mode; evaluation passes x through
 	dims     int
+	// keep is a kept unit's multiplier in training: 1/(1−p), or 1 in the
+	// paper's form, whose evaluation multiplies by evalScale, 1−p (1 in
+	// the inverted form).
+	keep, evalScale float32
 
-	mask  []float32 // 0 or 1/(1−p)
+	mask  []float32 // 0 or keep
 	y, dx buf
 }
 
-func newDropout(name string, p float64, seed uint64, step *uint64, training *bool, shape []int) *dropoutOp {
-	o := &dropoutOp{opBase: newBase(name), p: p, seed: seed, step: step, training: training, dims: len(shape)}
+func newDropout(name string, p float64, paper bool, seed uint64, step *uint64, training *bool, shape []int) *dropoutOp {
+	o := &dropoutOp{opBase: newBase(name), p: p, seed: seed, step: step, training: training, dims: len(shape),
+		keep: float32(1 / (1 - p)), evalScale: 1}
+	if paper {
+		o.keep, o.evalScale = 1, float32(1-p)
+	}
 	o.y, o.dx = newBuf(shape...), newBuf(shape...)
 	o.mask = make([]float32, len(o.y.data))
 	return o
@@ -120,7 +128,7 @@ func newDropout(name string, p float64, seed uint64, step *uint64, training *boo
 
 func (o *dropoutOp) sample() {
 	r := rand.New(rand.NewPCG(o.seed, *o.step))
-	keep := float32(1 / (1 - o.p))
+	keep := o.keep
 	for i := range o.mask {
 		if r.Float64() < o.p {
 			o.mask[i] = 0
@@ -142,6 +150,15 @@ func (o *dropoutOp) Do(in ...G.Value) (_ G.Value, err error) {
 		return nil, fmt.Errorf("%s: %w", o.name, err)
 	}
 	if !*o.training || o.p == 0 {
+		if s := o.evalScale; s != 1 && !*o.training {
+			elementwise(len(x), func(lo, hi int) {
+				ys := o.y.data[lo:hi]
+				for i, v := range x[lo:hi] {
+					ys[i] = v * s
+				}
+			})
+			return o.y.t, nil
+		}
 		copy(o.y.data, x)
 		return o.y.t, nil
 	}

@@ -185,7 +185,7 @@ func (n *Net) build(seed uint64) error {
 			// Each dropout layer gets its own stream: seed mixed with the
 			// layer index by a 64-bit odd constant.
 			ds := seed ^ (uint64(i+1) * 0x9E3779B97F4A7C15)
-			d := newDropout(l.Name, l.P, ds, &n.step, &n.training, shape)
+			d := newDropout(l.Name, l.P, n.spec.PaperDropout, ds, &n.step, &n.training, shape)
 			n.dropouts = append(n.dropouts, d)
 			cur, err = G.ApplyOp(d, cur)
 		case alexnet.Flatten:

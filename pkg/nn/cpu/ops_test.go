@@ -299,13 +299,20 @@ func TestPoolNaN(t *testing.T) {
 	}
 }
 
+// Both forms: inverted (kept units ×1/(1−p) in training, evaluation the
+// identity) and the paper's (kept units ×1, evaluation ×(1−p)). Either
+// way the expected output in training is what evaluation gives.
 func TestDropoutScaling(t *testing.T) {
-	for _, p := range []float64{0.2, 0.5, 0.8} {
-		t.Run(fmt.Sprint(p), func(t *testing.T) {
+	for _, tc := range []struct {
+		p     float64
+		paper bool
+	}{{0.2, false}, {0.5, false}, {0.8, false}, {0.5, true}, {0.8, true}} {
+		p := tc.p
+		t.Run(fmt.Sprint(p, tc.paper), func(t *testing.T) {
 			const n = 200_000
 			var step uint64 = 3
 			training := true
-			o := newDropout("d", p, 42, &step, &training, []int{n})
+			o := newDropout("d", p, tc.paper, 42, &step, &training, []int{n})
 			x := make([]float32, n)
 			for i := range x {
 				x[i] = 1
@@ -317,7 +324,10 @@ func TestDropoutScaling(t *testing.T) {
 			}
 			var sum float64
 			zeros := 0
-			keep := float32(1 / (1 - p))
+			keep, mean := float32(1/(1-p)), 1.0
+			if tc.paper {
+				keep, mean = 1, 1-p
+			}
 			for _, v := range o.y.data {
 				sum += float64(v)
 				switch v {
@@ -325,12 +335,13 @@ func TestDropoutScaling(t *testing.T) {
 					zeros++
 				case keep:
 				default:
-					t.Fatalf("output %g is neither 0 nor 1/(1−p) = %g", v, keep)
+					t.Fatalf("output %g is neither 0 nor the kept units' %g", v, keep)
 				}
 			}
-			// Mean is 1 with standard deviation sqrt(p/(1−p)/n).
-			if sd := math.Sqrt(p / (1 - p) / n); math.Abs(sum/n-1) > 5*sd {
-				t.Errorf("mean %g, want 1 ± %g", sum/n, 5*sd)
+			// Mean is 1 (1−p in the paper's form) with standard deviation
+			// keep·sqrt(p(1−p)/n).
+			if sd := float64(keep) * math.Sqrt(p*(1-p)/n); math.Abs(sum/n-mean) > 5*sd {
+				t.Errorf("mean %g, want %g ± %g", sum/n, mean, 5*sd)
 			}
 			if frac := float64(zeros) / n; math.Abs(frac-p) > 5*math.Sqrt(p*(1-p)/n) {
 				t.Errorf("zeroed %g of units, want %g", frac, p)
@@ -362,8 +373,15 @@ func TestDropoutScaling(t *testing.T) {
 			}
 			training = false
 			o.Do(xt.t)
-			if !equal32(x, o.y.data) {
-				t.Error("evaluation is not the identity")
+			want := x
+			if tc.paper {
+				want = make([]float32, n)
+				for i := range want {
+					want[i] = x[i] * float32(1-p)
+				}
+			}
+			if !equal32(want, o.y.data) {
+				t.Errorf("evaluation gives %g…, want %g…", o.y.data[:3], want[:3])
 			}
 		})
 	}

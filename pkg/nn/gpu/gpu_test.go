@@ -90,9 +90,10 @@ func TestGPUKernels(t *testing.T) {
 	t.Run("normalize known values", func(t *testing.T) { checkNormalizeKnownValues(t, h) })
 	t.Run("normalize batch", func(t *testing.T) { checkNormalizeBatch(t, h, 4, 224, 224) })
 	t.Run("dropout", func(t *testing.T) {
-		checkDropout(t, h, 128*9216+5, dropoutSeed(1, 16), 0, 0.5)
-		checkDropout(t, h, 4099, dropoutSeed(1, 19), 987654, 0.5)
-		checkDropout(t, h, 4099, 3, 1, 0.1)
+		checkDropout(t, h, 128*9216+5, dropoutSeed(1, 16), 0, 0.5, false)
+		checkDropout(t, h, 4099, dropoutSeed(1, 19), 987654, 0.5, false)
+		checkDropout(t, h, 4099, 3, 1, 0.1, false)
+		checkDropout(t, h, 4099, 3, 1, 0.5, true)
 	})
 	t.Run("xent", func(t *testing.T) {
 		checkXent(t, h, 128, 1000, false)

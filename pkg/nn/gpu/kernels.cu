@@ -154,6 +154,15 @@ extern "C" __global__ void dropout_fwd(const float* __restrict__ x, float* __res
     }
 }
 
+// y = x * s: the paper's dropout at evaluation, every unit times 1-p, as
+// the CPU's v * s.
+extern "C" __global__ void scale_fwd(const float* __restrict__ x, float* __restrict__ y, long long total, float s)
+{
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
+        y[i] = __fmul_rn(x[i], s);
+    }
+}
+
 extern "C" __global__ void dropout_bwd(const float* __restrict__ dy, float* __restrict__ dx, const unsigned char* __restrict__ mask,
                                        long long total, float scale)
 {

@@ -16,7 +16,7 @@ var kernelSource string
 // kernelNames lists kernelSource's entry points; the module is checked to
 // have each one when it loads.
 var kernelNames = []string{
-	"normalize_u8", "bias_act", "relu_fwd", "relu_bwd", "dropout_fwd", "dropout_bwd",
+	"normalize_u8", "bias_act", "relu_fwd", "relu_bwd", "dropout_fwd", "dropout_bwd", "scale_fwd",
 	"xent_rows", "xent_total", "bias_grad_rows", "bias_grad_part", "bias_grad_sum", "sgd_paper",
 }
 
@@ -86,21 +86,32 @@ func launchReLUBack(l launcher, y, dy, dx cuda.DevicePtr, total int64) error {
 // a draw u is dropped when u's low 53 bits are below ceil(p·2⁵³).
 func dropoutThreshold(p float64) uint64 { return uint64(math.Ceil(p * (1 << 53))) }
 
-// dropoutScale is the CPU's kept-unit multiplier, float32(1/(1−p)).
-func dropoutScale(p float64) float32 { return float32(1 / (1 - p)) }
+// dropoutScale is the CPU's kept-unit multiplier in training,
+// float32(1/(1−p)), or 1 in the paper's form (alexnet.Spec.PaperDropout).
+func dropoutScale(p float64, paper bool) float32 {
+	if paper {
+		return 1
+	}
+	return float32(1 / (1 - p))
+}
 
 // dropoutSeed is the seed pkg/nn/cpu gives the dropout layer at index i
 // of the spec's layer list.
 func dropoutSeed(seed uint64, i int) uint64 { return seed ^ (uint64(i+1) * 0x9E3779B97F4A7C15) }
 
-func launchDropout(l launcher, x, y, mask cuda.DevicePtr, total int64, seed, step uint64, p float64) error {
+func launchDropout(l launcher, x, y, mask cuda.DevicePtr, total int64, seed, step uint64, p float64, paper bool) error {
 	threads := (total + dropoutChunk - 1) / dropoutChunk
 	g := [3]uint32{uint32(max((threads+blockSize-1)/blockSize, 1)), 1, 1}
-	return l.launch("dropout_fwd", g, block1, x, y, mask, total, seed, step, dropoutThreshold(p), dropoutScale(p), int32(dropoutChunk))
+	return l.launch("dropout_fwd", g, block1, x, y, mask, total, seed, step, dropoutThreshold(p), dropoutScale(p, paper), int32(dropoutChunk))
 }
 
-func launchDropoutBack(l launcher, dy, dx, mask cuda.DevicePtr, total int64, p float64) error {
-	return l.launch("dropout_bwd", gridFor(total), block1, dy, dx, mask, total, dropoutScale(p))
+func launchDropoutBack(l launcher, dy, dx, mask cuda.DevicePtr, total int64, p float64, paper bool) error {
+	return l.launch("dropout_bwd", gridFor(total), block1, dy, dx, mask, total, dropoutScale(p, paper))
+}
+
+// launchScale: y = x·s, the paper's dropout at evaluation (s = 1−p).
+func launchScale(l launcher, x, y cuda.DevicePtr, total int64, s float32) error {
+	return l.launch("scale_fwd", gridFor(total), block1, x, y, total, s)
 }
 
 // launchXent computes, for logits z [n, k] and labels, the loss gradient

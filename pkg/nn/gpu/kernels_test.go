@@ -123,17 +123,23 @@ func cpuDropoutMask(seed, step uint64, p float64, n int) []bool {
 	return keep
 }
 
-func checkDropout(t *testing.T, h kernelHost, total int, seed, step uint64, p float64) {
+// checkDropout: the mask, the forward and backward multipliers (1/(1−p),
+// or 1 in the paper's form) and, in the paper's form, evaluation's ×(1−p),
+// each bit for bit as the CPU's.
+func checkDropout(t *testing.T, h kernelHost, total int, seed, step uint64, p float64, paper bool) {
 	rng := rand.New(rand.NewPCG(seed, 99))
 	x := make([]float32, total)
 	for i := range x {
 		x[i] = float32(rng.NormFloat64())
 	}
 	xp, yp, mp := upload(t, h, x), h.alloc(t, 4*total), h.alloc(t, total)
-	ok(t, launchDropout(h, xp, yp, mp, int64(total), seed, step, p))
+	ok(t, launchDropout(h, xp, yp, mp, int64(total), seed, step, p, paper))
 	y, mask := fetch[float32](t, h, yp, total), fetch[uint8](t, h, mp, total)
 	want := cpuDropoutMask(seed, step, p, total)
 	scale := float32(1 / (1 - p)) // the CPU's keep value
+	if paper {
+		scale = 1
+	}
 	kept := 0
 	for i := range total {
 		if (mask[i] == 1) != want[i] {
@@ -154,7 +160,7 @@ func checkDropout(t *testing.T, h kernelHost, total int, seed, step uint64, p fl
 		dy[i] = float32(i%7) - 3
 	}
 	dxp := h.alloc(t, 4*total)
-	ok(t, launchDropoutBack(h, upload(t, h, dy), dxp, mp, int64(total), p))
+	ok(t, launchDropoutBack(h, upload(t, h, dy), dxp, mp, int64(total), p, paper))
 	for i, v := range fetch[float32](t, h, dxp, total) {
 		m := float32(0)
 		if want[i] {
@@ -162,6 +168,14 @@ func checkDropout(t *testing.T, h kernelHost, total int, seed, step uint64, p fl
 		}
 		if math.Float32bits(v) != math.Float32bits(dy[i]*m) {
 			t.Fatalf("backward element %d: %g, want %g", i, v, dy[i]*m)
+		}
+	}
+	if paper {
+		ok(t, launchScale(h, xp, yp, int64(total), float32(1-p)))
+		for i, v := range fetch[float32](t, h, yp, total) {
+			if want := x[i] * float32(1-p); math.Float32bits(v) != math.Float32bits(want) {
+				t.Fatalf("evaluation element %d: %g, want %g", i, v, want)
+			}
 		}
 	}
 	if total > 1000 {
@@ -178,17 +192,20 @@ func TestDropoutKernelMatchesCPU(t *testing.T) {
 		seed  uint64
 		step  uint64
 		p     float64
+		paper bool
 	}{
-		{1, 0, 0, 0.5},
-		{dropoutChunk, 1, 0, 0.5},
-		{dropoutChunk + 1, 1, 1, 0.5},
-		{5003, dropoutSeed(7, 16), 0, 0.5}, // jumps of up to 5000 draws
-		{5003, dropoutSeed(7, 19), 123456789, 0.5},
-		{3001, math.MaxUint64, math.MaxUint64, 0.1},
-		{3001, 42, 3, 0.9},
-		{777, 42, 3, 1.0 / 3},
+		{1, 0, 0, 0.5, false},
+		{dropoutChunk, 1, 0, 0.5, false},
+		{dropoutChunk + 1, 1, 1, 0.5, false},
+		{5003, dropoutSeed(7, 16), 0, 0.5, false}, // jumps of up to 5000 draws
+		{5003, dropoutSeed(7, 19), 123456789, 0.5, false},
+		{3001, math.MaxUint64, math.MaxUint64, 0.1, false},
+		{3001, 42, 3, 0.9, false},
+		{777, 42, 3, 1.0 / 3, false},
+		{3001, 42, 3, 0.5, true},
+		{777, 42, 3, 1.0 / 3, true},
 	} {
-		checkDropout(t, h, tc.total, tc.seed, tc.step, tc.p)
+		checkDropout(t, h, tc.total, tc.seed, tc.step, tc.p, tc.paper)
 	}
 	if got := dropoutThreshold(0.5); got != 1<<52 {
 		t.Errorf("threshold(0.5) = %d, want 2^52", got)

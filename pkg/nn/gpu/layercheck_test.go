@@ -431,7 +431,7 @@ func layerCheck(net *Net, x []float32, labels []int32) ([]layerErr, error) {
 					return nil, err
 				}
 			}
-			scale := dropoutScale(nd.l.P)
+			scale := dropoutScale(nd.l.P, net.spec.PaperDropout)
 			keep := func(j int) float32 {
 				if mask == nil {
 					return 1

@@ -574,9 +574,12 @@ func (n *Net) forward(training bool) error {
 		case alexnet.MaxPool:
 			err = nd.pool.forward(nd.x, nd.y)
 		case alexnet.Dropout:
-			if training && nd.l.P > 0 {
-				err = launchDropout(e, nd.x, nd.y, nd.mask, nd.out.elems(), nd.dropSeed, n.step, nd.l.P)
-			} else {
+			switch {
+			case training && nd.l.P > 0:
+				err = launchDropout(e, nd.x, nd.y, nd.mask, nd.out.elems(), nd.dropSeed, n.step, nd.l.P, n.spec.PaperDropout)
+			case !training && nd.l.P > 0 && n.spec.PaperDropout:
+				err = launchScale(e, nd.x, nd.y, nd.out.elems(), float32(1-nd.l.P))
+			default:
 				err = e.copyDtoD(nd.y, nd.x, int(nd.out.elems()*4))
 			}
 		}
@@ -642,7 +645,7 @@ func (n *Net) backward() error {
 		case alexnet.Dropout:
 			if nd.dx != 0 {
 				if nd.l.P > 0 {
-					err = launchDropoutBack(e, nd.dy, nd.dx, nd.mask, nd.out.elems(), nd.l.P)
+					err = launchDropoutBack(e, nd.dy, nd.dx, nd.mask, nd.out.elems(), nd.l.P, n.spec.PaperDropout)
 				} else {
 					err = e.copyDtoD(nd.dx, nd.dy, int(nd.out.elems()*4))
 				}

@@ -109,12 +109,15 @@ func TestNetMatchesCPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	paperDrop := miniAlexNet(5)
+	paperDrop.Name, paperDrop.PaperDropout = "mini-alexnet-paper-dropout", true
 	for _, tc := range []struct {
 		spec  alexnet.Spec
 		batch int
 	}{
 		{miniAlexNet(5), 3},
 		{small, 2},
+		{paperDrop, 3},
 	} {
 		t.Run(tc.spec.Name, func(t *testing.T) {
 			const seed = 77
