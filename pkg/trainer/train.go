@@ -44,7 +44,7 @@ type Config struct {
 	WeightDecay float64
 	// NoBiasDecay spares the biases weight decay, as the authors'
 	// cuda-convnet did; the zero value decays them, as PyTorch's SGD does.
-	NoBiasDecay  bool
+	NoBiasDecay bool
 	// PaperDropout trains with the paper's dropout rather than the
 	// inverted form (alexnet.Spec.PaperDropout).
 	PaperDropout bool
