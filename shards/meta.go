@@ -154,6 +154,10 @@ func (e *MetaError) Error() string { return e.Path + ": " + e.Err.Error() }
 
 func (e *MetaError) Unwrap() error { return e.Err }
 
+// IngestStateDir is the folder ingest keeps its resume state in, inside
+// the shard directory, until the run has finished.
+const IngestStateDir = ".ingest-state"
+
 // ReadMeta reads dir/meta.json and checks that it is one this build reads.
 // A file that is there but unusable gives a *MetaError.
 func ReadMeta(dir string) (*Meta, error) {
@@ -165,6 +169,11 @@ func ReadMeta(dir string) (*Meta, error) {
 	f, fi, err := regfile.Open(p)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
+			// ingest writes meta.json last: its state folder without it is
+			// a first run stopped part-way, not a wrong folder.
+			if fi, err := os.Lstat(filepath.Join(dir, IngestStateDir)); err == nil && fi.IsDir() {
+				return nil, fmt.Errorf("%s not found: an ingest into %s stopped before it finished (its state is in %s/); the same ingest command resumes it", p, dir, IngestStateDir)
+			}
 			return nil, fmt.Errorf("%s not found: is %s a shard directory written by ingest?", p, dir)
 		}
 		return nil, err

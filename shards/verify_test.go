@@ -313,3 +313,18 @@ func TestMetaChecksum(t *testing.T) {
 		t.Errorf("an edit without the checksum: %v", err)
 	}
 }
+
+// No meta.json: a folder ingest has begun (its state folder there) is a
+// run to resume, not a wrong folder.
+func TestReadMetaMissing(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := ReadMeta(dir); err == nil || !strings.Contains(err.Error(), "is "+dir+" a shard directory written by ingest?") {
+		t.Errorf("an empty folder: %v", err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, IngestStateDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadMeta(dir); err == nil || !strings.Contains(err.Error(), "an ingest into "+dir+" stopped before it finished (its state is in .ingest-state/); the same ingest command resumes it") {
+		t.Errorf("a first ingest stopped part-way: %v", err)
+	}
+}

@@ -233,7 +233,7 @@ func absPath(p string) string {
 	return p
 }
 
-const stateDir = ".ingest-state"
+const stateDir = shards.IngestStateDir
 
 // splitNames are the splits ingest writes, in the order it writes them.
 var splitNames = []string{"train", "val"}
