@@ -128,6 +128,9 @@ type Dataset struct {
 	archTime []int64         // each archive's modification time (ns) when opened, for ItemStamp
 	ctx      context.Context // Open's, checked as listing goes
 	exclude  []os.FileInfo   // Options.Exclude's folders that exist
+	// splitDirs are the split folders' real paths, by split name, for
+	// linkBack.
+	splitDirs map[string]string
 }
 
 // stopped is ctx's error once it is cancelled: listing ImageNet takes
@@ -209,7 +212,8 @@ func Layouts() string {
   kaggle  Kaggle's copy: ILSVRC/Data/CLS-LOC/{train/<wnid>/, val/} with
           LOC_val_solution.csv and LOC_synset_mapping.txt beside ILSVRC/.
           The root may also be the CLS-LOC folder itself.
-  Images are .JPEG, .jpg, .jpeg or .png in any case; hidden files are ignored,
+  Images are named .JPEG, .jpg, .jpeg, .jfif, .png, .gif, .bmp, .webp, .tif
+  or .tiff, in any case; hidden files are ignored,
   and so are system folders without images (__MACOSX, $RECYCLE.BIN,
   lost+found, ...), which would otherwise become class 0.
 
@@ -365,6 +369,12 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 			err = d.listValTar(val, p.valTar, opt.Progress)
 		}
 	default:
+		d.splitDirs = map[string]string{}
+		for name, dir := range map[string]string{"train": p.trainDir, "val": p.valDir} {
+			if real, err := filepath.EvalSymlinks(filepath.Join(d.Root, dir)); dir != "" && err == nil {
+				d.splitDirs[name] = real
+			}
+		}
 		if p.trainDir != "" {
 			err = d.listTree(train, p.trainDir, false, opt.Progress)
 		}
@@ -401,7 +411,7 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 	}
 	for _, s := range []*split{train, val} {
 		if n := s.notImage.n; n > 0 {
-			d.warn("%s: skipped %s that %s (want .JPEG, .jpg, .jpeg or .png): %s", s.name, cli.Count(n, "entry", "entries"), cli.Plural(n, "is not an image", "are not images"), &s.notImage)
+			d.warn("%s: left out %s not named as %s (%s): %s", s.name, cli.Count(n, "entry", "entries"), cli.Plural(n, "an image", "images"), ImageExts, &s.notImage)
 		}
 		if n := s.stray.n; n > 0 {
 			d.warn("%s: skipped %s outside class folders or archives: %s", s.name, cli.Count(n, "entry", "entries"), &s.stray)

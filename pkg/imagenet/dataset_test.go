@@ -367,6 +367,12 @@ func TestSkippedFiles(t *testing.T) {
 	writeFile(t, filepath.Join(root, "train", "n01000001", "README.txt"), []byte("x"))
 	writeFile(t, filepath.Join(root, "train", "stray.JPEG"), []byte("x"))
 	writeFile(t, filepath.Join(root, "train", "n01000001", ".hidden.JPEG"), []byte("x"))
+	// Named as the other formats the decoder reads (ImageFolder's names):
+	// listed, whatever the case.
+	others := []string{"a.webp", "b.BMP", "c.jfif", "d.gif", "e.TIFF", "f.tif"}
+	for _, n := range others {
+		writeFile(t, filepath.Join(root, "train", "n01000001", n), []byte("x"))
+	}
 	elsewhere := t.TempDir()
 	writeFile(t, filepath.Join(elsewhere, "n06000006_1.jpeg"), []byte("linked"))
 	if err := os.Symlink(elsewhere, filepath.Join(root, "train", "n06000006")); err != nil {
@@ -376,13 +382,65 @@ func TestSkippedFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !hasWarning(d, "train: skipped 1 entry that is not an image (want .JPEG, .jpg, .jpeg or .png): "+filepath.Join("train", "n01000001", "README.txt")) || !hasWarning(d, "train: skipped 1 entry outside class folders or archives: "+filepath.Join("train", "stray.JPEG")) {
+	if !hasWarning(d, "train: left out 1 entry not named as an image (.JPEG, .jpg, .jpeg, .jfif, .png, .gif, .bmp, .webp, .tif, .tiff): "+filepath.Join("train", "n01000001", "README.txt")) || !hasWarning(d, "train: skipped 1 entry outside class folders or archives: "+filepath.Join("train", "stray.JPEG")) {
 		t.Errorf("warnings %q", d.Warnings)
+	}
+	for _, n := range others {
+		if !slices.ContainsFunc(d.Train, func(it Item) bool { return it.Name == n && it.Label == 0 }) {
+			t.Errorf("%s is not listed in class 0", n)
+		}
 	}
 	// The symlinked folder is a class like the others.
 	last := d.Train[len(d.Train)-1]
 	if len(d.Classes) != 6 || d.Classes[5].WNID != "n06000006" || last.Name != "n06000006_1.jpeg" || last.Label != 5 {
 		t.Errorf("symlinked class: classes %+v, last item %+v", d.Classes, last)
+	}
+}
+
+// A class folder that is a link back up the tree (to a split folder or
+// above it) or into the other split is not a class: listed, it would give
+// every image again under one label, and val's images to train. The
+// listing is the one without it, and a warning names it.
+func TestClassLinkBack(t *testing.T) {
+	f := newFixture()
+	plain := t.TempDir()
+	f.writeTree(t, plain, false)
+	want, err := Open(plain, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer want.Close()
+	for _, tc := range []struct {
+		name, link, target, warning string
+	}{
+		{"parent", "train/n09999999", "..", "a link to " + "ROOT" + ", which holds the train folder"},
+		{"itself", "train/n09999999", ".", "a link to ROOT/train, which holds the train folder"},
+		{"root of the file system", "train/n09999999", "/", "a link to /, which holds the train folder"},
+		{"the val folder", "train/n09999999", "../val", "a link into the val folder (ROOT/val)"},
+		{"a train class from val", "val/n01000001", "../train/n01000001", "a link into the train folder (ROOT/train/n01000001)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			f.writeTree(t, root, false)
+			if err := os.Symlink(tc.target, filepath.Join(root, tc.link)); err != nil {
+				t.Fatal(err)
+			}
+			d, err := Open(root, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			real, _ := filepath.EvalSymlinks(root)
+			w := strings.ReplaceAll(tc.warning, "ROOT", real)
+			split := strings.Split(tc.link, "/")[0]
+			if !hasWarning(d, split+": skipped "+tc.link+": "+w) {
+				t.Errorf("no warning %q in %q", w, d.Warnings)
+			}
+			if len(d.Classes) != len(want.Classes) || len(d.Train) != len(want.Train) || len(d.Val) != len(want.Val) {
+				t.Errorf("%d classes, %d train and %d val images; without the link %d, %d, %d",
+					len(d.Classes), len(d.Train), len(d.Val), len(want.Classes), len(want.Train), len(want.Val))
+			}
+		})
 	}
 }
 
@@ -422,7 +480,7 @@ func TestUnusableEntries(t *testing.T) {
 		{name: "dangling link in flat val", setup: link("/nonexistent/v.JPEG", "val/ILSVRC2012_val_09999999.JPEG"),
 			skip: &Skipped{"val", "val/ILSVRC2012_val_09999999.JPEG", "ILSVRC2012_val_09999999.JPEG", "dangling symbolic link"}},
 		{name: "dangling link without an image name", setup: link("/nonexistent/notes", "train/n01000001/notes"),
-			warning: "train: skipped 1 entry that is not an image (want .JPEG, .jpg, .jpeg or .png): train/n01000001/notes"},
+			warning: "train: left out 1 entry not named as an image (.JPEG, .jpg, .jpeg, .jfif, .png, .gif, .bmp, .webp, .tif, .tiff): train/n01000001/notes"},
 		{name: "dangling link that may be a class folder", setup: link("/nonexistent/n09000009", "train/n09000009"),
 			openErr: "train/n09000009: dangling symbolic link to /nonexistent/n09000009, so whether it is a class folder cannot be told"},
 		{name: "empty class folder", setup: mkdir("train/n09000009"), classes: 1,
@@ -1285,6 +1343,46 @@ func TestValFoldersCheckedAgainstFile(t *testing.T) {
 			}
 		})
 	}
+	// Sorted part-way (valprep.sh stopped): the flat images take the
+	// file's labels, the folders keep theirs and are checked all the same,
+	// and a warning says val is half sorted.
+	t.Run("half sorted", func(t *testing.T) {
+		root := t.TempDir()
+		f.writeTree(t, root, true)
+		writeFile(t, filepath.Join(root, valSolutionName), wrongFirst())
+		last := f.val[len(f.val)-1]
+		if err := os.Rename(filepath.Join(root, "val", last.wnid, last.name), filepath.Join(root, "val", last.name)); err != nil {
+			t.Fatal(err)
+		}
+		d, err := Open(root, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		got := map[string]int{}
+		for _, it := range d.Val {
+			got[it.Name] = it.Label
+		}
+		want := map[string]int{}
+		for _, it := range f.want(f.val) {
+			want[it.Name] = it.Label
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("val labels\n got %v\nwant %v", got, want)
+		}
+		n := len(f.val)
+		for _, w := range []string{
+			fmt.Sprintf("disagrees with the folders for 1 image (first: %s is in %s's folder, the file says no class of this dataset); the folders' labels are kept", f.val[0].name, f.val[0].wnid),
+			fmt.Sprintf("val: %d images are in class folders and 1 is not: was a sorting into folders stopped part-way?", n-1),
+		} {
+			if !hasWarning(d, w) {
+				t.Errorf("warnings %q lack %q", d.Warnings, w)
+			}
+		}
+		if hasWarning(d, "outside this dataset") || !strings.HasPrefix(d.ValLabelSource, "folders, then ") {
+			t.Errorf("source %q, warnings %q", d.ValLabelSource, d.Warnings)
+		}
+	})
 	// Folders of some classes beside the whole file: the file's rows for
 	// the others are no sign of a partial extraction there.
 	root := t.TempDir()
@@ -1391,7 +1489,7 @@ func TestNestedClassFolders(t *testing.T) {
 		t.Errorf("train\n got %v\nwant %v", got, want)
 	}
 	for _, w := range []string{
-		"train: skipped 1 entry that is not an image (want .JPEG, .jpg, .jpeg or .png): " + filepath.Join("train", w0, "n_boxes.txt"),
+		"train: left out 1 entry not named as an image (.JPEG, .jpg, .jpeg, .jfif, .png, .gif, .bmp, .webp, .tif, .tiff): " + filepath.Join("train", w0, "n_boxes.txt"),
 		"train: skipped " + filepath.Join("train", w0, "__MACOSX") + ": macOS's archive metadata folder",
 		"train: skipped " + filepath.Join("train", w1, "shards") + ": it holds an earlier ingest's output (meta.json), not images of the class",
 	} {

@@ -68,11 +68,17 @@ func imageKey(name string) string {
 	return name
 }
 
-// isImageExt reports whether ext (with its dot) is an image extension this
-// package lists, in any case.
+// ImageExts are the names (in any case) under which files are listed as
+// images: ImageNet's JPEG and PNG, and the formats the decoder reads that
+// torchvision's ImageFolder also lists, so that a dataset of one's own
+// loses none of its images by their names.
+const ImageExts = ".JPEG, .jpg, .jpeg, .jfif, .png, .gif, .bmp, .webp, .tif, .tiff"
+
+// isImageExt reports whether ext (with its dot) is one of ImageExts, in
+// any case.
 func isImageExt(ext string) bool {
 	switch strings.ToLower(ext) {
-	case ".jpeg", ".jpg", ".png":
+	case ".jpeg", ".jpg", ".jfif", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff":
 		return true
 	}
 	return false

@@ -180,6 +180,13 @@ func (d *Dataset) listTree(s *split, dir string, flat bool, progress func(string
 			d.warn("%s: skipped %s: %s, not a class; keep --out outside the dataset", s.name, cdir, why)
 			continue
 		}
+		if why := d.linkBack(cfull, s.name); why != "" {
+			// Not a class, whatever it holds: its images are the
+			// dataset's own, listed already under their classes or in
+			// the other split.
+			d.warn("%s: skipped %s: %s", s.name, cdir, why)
+			continue
+		}
 		if why := systemFolder(c); why != "" && imageEntries(cfull) == 0 {
 			// One holding images is a class all the same: leaving it
 			// out would shift the labels after it.
@@ -199,6 +206,36 @@ func (d *Dataset) listTree(s *split, dir string, flat bool, progress func(string
 		}
 	}
 	return nil
+}
+
+// linkBack says why a class folder of split that is a symbolic link is not a class,
+// or "": it leads to a split folder or above one (train/n0 -> .. lists the
+// dataset again, as one class, the val images among it), or into the
+// other split's folder (its images would become training images, or the
+// reverse). A link elsewhere, as trees built from other trees hold, is a
+// class like any other.
+func (d *Dataset) linkBack(dir, split string) string {
+	if fi, err := os.Lstat(dir); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		return ""
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return ""
+	}
+	within := func(p, folder string) bool {
+		return p == folder || strings.HasPrefix(p, strings.TrimSuffix(folder, string(filepath.Separator))+string(filepath.Separator))
+	}
+	for _, name := range []string{"train", "val"} {
+		sd, ok := d.splitDirs[name]
+		switch {
+		case !ok:
+		case name != split && within(real, sd):
+			return fmt.Sprintf("a link into the %s folder (%s): its images would be listed in both splits", name, real)
+		case within(sd, real):
+			return fmt.Sprintf("a link to %s, which holds the %s folder: it would list the dataset again as one class", real, name)
+		}
+	}
+	return ""
 }
 
 // maxFolderDepth bounds the folders read inside a class folder.
@@ -298,7 +335,7 @@ func (d *Dataset) outputFolder(dir string) string {
 			}
 		}
 	}
-	if fi, err := os.Lstat(filepath.Join(dir, ".ingest-state")); err == nil && fi.IsDir() {
+	if fi, err := os.Lstat(filepath.Join(dir, ".ingest-state")); err == nil && fi.IsDir() { // shards.IngestStateDir
 		return "it holds an earlier ingest's output (.ingest-state/)"
 	}
 	if f, _, err := regfile.Open(filepath.Join(dir, "meta.json")); err == nil {

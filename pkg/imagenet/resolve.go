@@ -408,6 +408,12 @@ func (d *Dataset) labelVal(val *split, m *metaFiles, override string) error {
 	if folders {
 		d.ValLabelSource = "folders"
 	}
+	if flat := unlabelled - val.outside; folders && flat > 0 {
+		// What a sorting script (valprep.sh) stopped part-way leaves.
+		inFolders := len(val.items) - unlabelled
+		d.warn("val: %s in class folders and %s not: was a sorting into folders stopped part-way? The folders label theirs (checked against a label file, when there is one), the label file the rest",
+			cli.Count(inFolders, "image is", "images are"), cli.Count(flat, "is", "are"))
+	}
 
 	var src *valLabels
 	var srcPath string
@@ -550,18 +556,25 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 
 	outside, changed, matched := 0, 0, 0
 	var firstChanged, firstOutside string
-	// notClass counts an image labelled with a class this dataset does
-	// not have, keeping the first for the warning.
+	// notClass counts an image given a class this dataset does not have,
+	// keeping the first for the warning; not one whose folder's label stays.
+	applies := false
 	notClass := func(it *Item, class string) {
+		if !applies {
+			return
+		}
 		if outside++; outside == 1 {
 			firstOutside = it.Name + " as " + class
 		}
 	}
 	for i := range val.items {
 		it := &val.items[i]
-		if it.Label >= 0 && !override && !check {
-			continue
-		}
+		// A folder's label stays unless --val-labels overrides it; the
+		// file is compared with it all the same, whether every image is
+		// in a folder (check) or only some are (a sorting stopped
+		// part-way, where a wrong folder is as likely).
+		folderLabel := it.Label >= 0 && !override
+		applies = !check && !folderLabel
 		ref, ok := src.refs[imageKey(it.Name)]
 		if !ok {
 			continue
@@ -604,7 +617,7 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 				firstChanged = fmt.Sprintf("%s is in %s's folder, the file says %s", it.Name, d.Classes[it.Label].WNID, says)
 			}
 		}
-		if !check {
+		if applies {
 			it.Label = label
 		}
 	}
@@ -631,18 +644,17 @@ func (d *Dataset) applyValLabels(val *split, src *valLabels, srcPath string, ove
 		// split unlabelled: a run whose validation measures nothing.
 		return fmt.Errorf("val: --val-labels %s names none of the %d val images (first: %s): is it this dataset's?", srcPath, len(val.items), val.items[0].Name)
 	}
-	switch {
-	case check && changed > 0:
+	if changed > 0 && !override {
 		use := ""
 		if fi, err := os.Stat(srcPath); err == nil && fi.Mode().IsRegular() { // not a member of the devkit's tar
 			use = fmt.Sprintf(" (--val-labels %s uses the file's)", srcPath)
 		}
 		d.warn("val: %s disagrees with the folders for %d %s (first: %s); the folders' labels are kept%s", srcPath, changed, cli.Plural(changed, "image", "images"), firstChanged, use)
-	case check:
-	case outside > 0:
+	}
+	if outside > 0 {
 		d.warn("val: %s labels %d %s with classes outside this dataset's %d (first: %s); they get label -1", srcPath, outside, cli.Plural(outside, "image", "images"), len(d.Classes), firstOutside)
 	}
-	if changed > 0 && !check {
+	if changed > 0 && override {
 		d.warn("val: %s disagrees with the folders for %d %s (first: %s); using the file", srcPath, changed, cli.Plural(changed, "image", "images"), firstChanged)
 	}
 	return nil

@@ -139,7 +139,7 @@ func TestTarEntries(t *testing.T) {
 		{name: "hard link to nothing", tars: tarsWith{inner: []tarFile{{name: "h.JPEG", typ: tar.TypeLink, link: "gone.JPEG"}}},
 			skipped: []Skipped{{"train", inner + "h.JPEG", "h.JPEG", "hard link to gone.JPEG, which is not in this archive"}}},
 		{name: "link without an image name", tars: tarsWith{inner: []tarFile{{name: "notes", typ: tar.TypeSymlink, link: "x"}}},
-			warning: "train: skipped 1 entry that is not an image (want .JPEG, .jpg, .jpeg or .png): " + inner + "notes"},
+			warning: "train: left out 1 entry not named as an image (.JPEG, .jpg, .jpeg, .jfif, .png, .gif, .bmp, .webp, .tif, .tiff): " + inner + "notes"},
 		{name: "two members of one name", tars: tarsWith{inner: []tarFile{{name: img.name, data: []byte("again")}}},
 			openErr: fmt.Sprintf("%s: two members named %s, at offset %d and at offset %d; names must be unique", inner[:len(inner)-1], img.name, 512+(len(firstImages[0].data)+511)&^511, appended)},
 		{name: "class archive cut at a member", tars: tarsWith{postInner: cutBefore},

@@ -18,7 +18,7 @@ var stdin io.Reader = os.Stdin
 // imageExts are the names a folder's files are taken by: what the
 // decoder reads. A file given by name is tried whatever it is called.
 var imageExts = map[string]bool{
-	".jpeg": true, ".jpg": true, ".png": true, ".gif": true, ".bmp": true,
+	".jpeg": true, ".jpg": true, ".jfif": true, ".png": true, ".gif": true, ".bmp": true,
 	".tif": true, ".tiff": true, ".webp": true,
 }
 
@@ -73,7 +73,7 @@ func expand(args []string, stderr io.Writer) []input {
 				cli.Count(len(others), "file", "files"), cli.FirstFew(others, 5))
 		}
 		if len(found) == 0 {
-			found = append(found, input{path: a, err: errors.New("a folder without image files (.jpeg, .jpg, .png, .gif, .bmp, .tif, .tiff, .webp)")})
+			found = append(found, input{path: a, err: errors.New("a folder without image files (.jpeg, .jpg, .jfif, .png, .gif, .bmp, .tif, .tiff, .webp)")})
 		}
 		out = append(out, found...)
 	}
