@@ -61,8 +61,9 @@ run stops before it replaces any of them (exit 1); the splits it wrote
 before are listed in meta.json.
 
 Exit codes: 0 done, 1 failed or every image of a split skipped, 2 usage
-or an --out holding another dataset's shards (or Go source, or that is
-the dataset's train/ or val/ folder), 3 done but
+(a dataset folder or --val-labels file that does not exist, or an --out
+holding another dataset's shards, Go source, or that is the dataset's
+train/ or val/ folder), 3 done but
 files were skipped (or kept though decoded past damage) and --strict was
 given, 130 interrupted with the complete shards kept (the same command
 resumes).
@@ -205,7 +206,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		opt.Locked = true
 	}
 	if _, err := os.Stat(pos[0]); err != nil {
-		return o.Failf(cli.ExitFailure, "the dataset %s: %v", pos[0], errors.Unwrap(err))
+		// A path that is not there is a mistake in the command, as a
+		// --val-labels file that is not there is (exit 2 for both).
+		code := cli.ExitFailure
+		if errors.Is(err, os.ErrNotExist) {
+			code = cli.ExitUsage
+		}
+		return o.Failf(code, "the dataset %s: %v", pos[0], errors.Unwrap(err))
 	}
 	ds, err := imagenet.OpenContext(ctx, pos[0], imagenet.Options{ValLabels: *valLabels, Layout: force, Exclude: []string{*out}, TrainOnly: trainOnly})
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {

@@ -196,7 +196,7 @@ func TestExitCodes(t *testing.T) {
 			say: cli.Count(runtime.GOMAXPROCS(0), "worker", "workers")},
 		{name: "decode memory -1", args: []string{"--decode-memory", "-1", nope}, code: cli.ExitUsage, say: "--decode-memory -1 must be 0"},
 		{name: "bad layout", args: []string{"--layout", "zip", nope}, code: cli.ExitUsage, say: `unknown --layout "zip"`},
-		{name: "missing dir", args: []string{nope}, code: cli.ExitFailure, say: "the dataset " + nope + ": no such file or directory"},
+		{name: "missing dir", args: []string{nope}, code: cli.ExitUsage, say: "the dataset " + nope + ": no such file or directory"},
 		{name: "missing val labels", args: []string{"--val-labels", nope, root}, code: cli.ExitUsage, say: "--val-labels " + nope + ": no such file"},
 		{name: "val labels a folder", args: []string{"--val-labels", root, root}, code: cli.ExitUsage, say: "--val-labels " + root + ": a directory, not a regular file"},
 		{name: "val labels /dev/null", args: []string{"--val-labels", os.DevNull, root}, code: cli.ExitUsage, say: "a character device, not a regular file"},
@@ -552,7 +552,7 @@ func TestBusyOutBeforeListing(t *testing.T) {
 	held.Release()
 	// Free again, the same command gets as far as the listing.
 	se.Reset()
-	if code := run(context.Background(), []string{"--quiet", "--out", out, filepath.Join(out, "nope")}, &so, &se); code != cli.ExitFailure ||
+	if code := run(context.Background(), []string{"--quiet", "--out", out, filepath.Join(out, "nope")}, &so, &se); code != cli.ExitUsage ||
 		strings.Contains(se.String(), "in use") {
 		t.Fatalf("after release: exit %d: %s", code, se.String())
 	}
