@@ -154,8 +154,9 @@ func (e *MetaError) Error() string { return e.Path + ": " + e.Err.Error() }
 
 func (e *MetaError) Unwrap() error { return e.Err }
 
-// IngestStateDir is the folder ingest keeps its resume state in, inside
-// the shard directory, until the run has finished.
+// IngestStateDir is the folder, inside the shard directory, where ingest
+// keeps what it needs to resume (it writes it before any shard, and
+// meta.json after the last).
 const IngestStateDir = ".ingest-state"
 
 // ReadMeta reads dir/meta.json and checks that it is one this build reads.
@@ -172,7 +173,7 @@ func ReadMeta(dir string) (*Meta, error) {
 			// ingest writes meta.json last: its state folder without it is
 			// a first run stopped part-way, not a wrong folder.
 			if fi, err := os.Lstat(filepath.Join(dir, IngestStateDir)); err == nil && fi.IsDir() {
-				return nil, fmt.Errorf("%s not found: an ingest into %s stopped before it finished (its state is in %s/); the same ingest command resumes it", p, dir, IngestStateDir)
+				return nil, fmt.Errorf("%s not found: an ingest into %s did not finish (its state is in %s/, and %s says how it ended); the same ingest command resumes it", p, dir, IngestStateDir, filepath.Join(dir, "ingest-report.json"))
 			}
 			return nil, fmt.Errorf("%s not found: is %s a shard directory written by ingest?", p, dir)
 		}

@@ -324,7 +324,7 @@ func TestReadMetaMissing(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, IngestStateDir), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadMeta(dir); err == nil || !strings.Contains(err.Error(), "an ingest into "+dir+" stopped before it finished (its state is in .ingest-state/); the same ingest command resumes it") {
+	if _, err := ReadMeta(dir); err == nil || !strings.Contains(err.Error(), "an ingest into "+dir+" did not finish (its state is in .ingest-state/, and "+filepath.Join(dir, "ingest-report.json")+" says how it ended); the same ingest command resumes it") {
 		t.Errorf("a first ingest stopped part-way: %v", err)
 	}
 }

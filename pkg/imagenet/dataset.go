@@ -371,7 +371,7 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 	default:
 		d.splitDirs = map[string]string{}
 		for name, dir := range map[string]string{"train": p.trainDir, "val": p.valDir} {
-			if real, err := filepath.EvalSymlinks(filepath.Join(d.Root, dir)); dir != "" && err == nil {
+			if real, err := realPath(filepath.Join(d.Root, dir)); dir != "" && err == nil {
 				d.splitDirs[name] = real
 			}
 		}

@@ -414,33 +414,45 @@ func TestClassLinkBack(t *testing.T) {
 		name, link, target, warning string
 	}{
 		{"parent", "train/n09999999", "..", "a link to " + "ROOT" + ", which holds the train folder"},
+		{"grandparent", "train/n09999999", "../..", "a link to ROOT/.., which holds the train folder"},
+		{"the root by its absolute path", "train/n09999999", "ROOT", "a link to ROOT, which holds the train folder"},
 		{"itself", "train/n09999999", ".", "a link to ROOT/train, which holds the train folder"},
 		{"root of the file system", "train/n09999999", "/", "a link to /, which holds the train folder"},
 		{"the val folder", "train/n09999999", "../val", "a link into the val folder (ROOT/val)"},
 		{"a train class from val", "val/n01000001", "../train/n01000001", "a link into the train folder (ROOT/train/n01000001)"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			root := t.TempDir()
-			f.writeTree(t, root, false)
-			if err := os.Symlink(tc.target, filepath.Join(root, tc.link)); err != nil {
-				t.Fatal(err)
-			}
-			d, err := Open(root, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer d.Close()
-			real, _ := filepath.EvalSymlinks(root)
-			w := strings.ReplaceAll(tc.warning, "ROOT", real)
-			split := strings.Split(tc.link, "/")[0]
-			if !hasWarning(d, split+": skipped "+tc.link+": "+w) {
-				t.Errorf("no warning %q in %q", w, d.Warnings)
-			}
-			if len(d.Classes) != len(want.Classes) || len(d.Train) != len(want.Train) || len(d.Val) != len(want.Val) {
-				t.Errorf("%d classes, %d train and %d val images; without the link %d, %d, %d",
-					len(d.Classes), len(d.Train), len(d.Val), len(want.Classes), len(want.Train), len(want.Val))
-			}
-		})
+		// Opened by its absolute path, and by a relative one from the
+		// folder above it (ingest .. or ingest ./data).
+		for _, relative := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s relative=%v", tc.name, relative), func(t *testing.T) {
+				root := t.TempDir()
+				real, _ := filepath.EvalSymlinks(root)
+				f.writeTree(t, root, false)
+				if err := os.Symlink(strings.ReplaceAll(tc.target, "ROOT", root), filepath.Join(root, tc.link)); err != nil {
+					t.Fatal(err)
+				}
+				open := root
+				if relative {
+					t.Chdir(filepath.Dir(root))
+					open = filepath.Base(root)
+				}
+				d, err := Open(open, Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer d.Close()
+				w := strings.ReplaceAll(tc.warning, "ROOT/..", filepath.Dir(real))
+				w = strings.ReplaceAll(w, "ROOT", real)
+				split := strings.Split(tc.link, "/")[0]
+				if !hasWarning(d, split+": skipped "+tc.link+": "+w) {
+					t.Errorf("no warning %q in %q", w, d.Warnings)
+				}
+				if len(d.Classes) != len(want.Classes) || len(d.Train) != len(want.Train) || len(d.Val) != len(want.Val) {
+					t.Errorf("%d classes, %d train and %d val images; without the link %d, %d, %d",
+						len(d.Classes), len(d.Train), len(d.Val), len(want.Classes), len(want.Train), len(want.Val))
+				}
+			})
+		}
 	}
 }
 

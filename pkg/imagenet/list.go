@@ -218,7 +218,7 @@ func (d *Dataset) linkBack(dir, split string) string {
 	if fi, err := os.Lstat(dir); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
 		return ""
 	}
-	real, err := filepath.EvalSymlinks(dir)
+	real, err := realPath(dir)
 	if err != nil {
 		return ""
 	}
@@ -236,6 +236,17 @@ func (d *Dataset) linkBack(dir, split string) string {
 		}
 	}
 	return ""
+}
+
+// realPath is p absolute with every link resolved, so that two of them
+// compare whatever the folder ingest runs from (EvalSymlinks alone keeps a
+// relative path relative, and a link's absolute target absolute).
+func realPath(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	return filepath.EvalSymlinks(abs)
 }
 
 // maxFolderDepth bounds the folders read inside a class folder.

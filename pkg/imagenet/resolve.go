@@ -409,10 +409,15 @@ func (d *Dataset) labelVal(val *split, m *metaFiles, override string) error {
 		d.ValLabelSource = "folders"
 	}
 	if flat := unlabelled - val.outside; folders && flat > 0 {
-		// What a sorting script (valprep.sh) stopped part-way leaves.
-		inFolders := len(val.items) - unlabelled
-		d.warn("val: %s in class folders and %s not: was a sorting into folders stopped part-way? The folders label theirs (checked against a label file, when there is one), the label file the rest",
-			cli.Count(inFolders, "image is", "images are"), cli.Count(flat, "is", "are"))
+		// What a sorting script (valprep.sh) stopped part-way leaves. The
+		// images in folders of classes train lacks are in folders too.
+		inFolders := len(val.items) - flat
+		how := "the folders label theirs (checked against a label file, when there is one), the label file the rest"
+		if override != "" {
+			how = "--val-labels labels them all"
+		}
+		d.warn("val: %s in class folders and %s not: was a sorting into folders stopped part-way? %s",
+			cli.Count(inFolders, "image is", "images are"), cli.Count(flat, "is", "are"), how)
 	}
 
 	var src *valLabels

@@ -104,7 +104,7 @@ type dropoutOp struct {
 	p        float64
 	seed     uint64
 	step     *uint64 // the Net's step counter
-	training *bool   // the Net's mode; evaluation passes x through
+	training *bool   // the Net's mode; evaluation multiplies x by evalScale
 	dims     int
 	// keep is a kept unit's multiplier in training: 1/(1−p), or 1 in the
 	// paper's form, whose evaluation multiplies by evalScale, 1−p (1 in
