@@ -38,6 +38,7 @@ type CrossCheckRecord struct {
 	Kind       string        `json:"kind"` // "crosscheck", or "crosscheck_deterministic" with --deterministic
 	Model      string        `json:"model"`
 	Precision  string        `json:"precision"`
+	Dropout    string        `json:"dropout,omitempty"` // "paper" for train --dropout paper
 	Batch      int           `json:"batch"`
 	Worst      gpu.JSONFloat `json:"worst"` // "NaN" when a compared value was not finite
 	WorstWhat  string        `json:"worst_what"`
@@ -56,6 +57,7 @@ func runCrossCheck(args []string, stdout io.Writer) error {
 	precs := fs.String("precisions", "fp32,tf32", "comma-separated precisions")
 	seed := fs.Uint64("seed", 3, "weights, batch and dropout seed")
 	det := fs.Bool("deterministic", false, "run the GPU as train --deterministic does (records kind crosscheck_deterministic)")
+	dropout := fs.String("dropout", "inverted", "dropout's form, as train --dropout: inverted or paper")
 	jsonOut := fs.String("json", "", "append the results to this JSON-lines file")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
@@ -63,6 +65,9 @@ func runCrossCheck(args []string, stdout io.Writer) error {
 	kind := "crosscheck"
 	if *det {
 		kind = "crosscheck_deterministic"
+	}
+	if *dropout != "inverted" && *dropout != "paper" {
+		return fmt.Errorf("--dropout: want inverted or paper, not %q", *dropout)
 	}
 	var ps []gpu.Precision
 	for _, s := range splitList(*precs) {
@@ -79,13 +84,14 @@ func runCrossCheck(args []string, stdout io.Writer) error {
 	var failed []string
 	for _, m := range strings.Split(*models, ",") {
 		classes, b := 1000, *batch
-		if m == "small" {
+		if m == "small" || m == "small-fc" {
 			classes, b = 10, 2**batch
 		}
 		spec, err := alexnet.Build(m, classes, 0)
 		if err != nil {
 			return err
 		}
+		spec.PaperDropout = *dropout == "paper"
 		rs, err := gpu.CrossCheck(spec, b, *seed, ps, *det, dev)
 		if err != nil {
 			// The other models still get their records: one failing
@@ -96,7 +102,7 @@ func runCrossCheck(args []string, stdout io.Writer) error {
 		}
 		for _, r := range rs {
 			fmt.Fprint(stdout, r.String())
-			rec := CrossCheckRecord{Kind: kind, Model: m, Precision: r.Precision.String(), Batch: b, Worst: gpu.JSONFloat(r.Worst()),
+			rec := CrossCheckRecord{Kind: kind, Model: m, Precision: r.Precision.String(), Dropout: strings.TrimPrefix(*dropout, "inverted"), Batch: b, Worst: gpu.JSONFloat(r.Worst()),
 				Tolerance: r.Tolerance, OK: r.OK(), InputExact: r.InputExact, MasksEqual: r.MasksEqual, Logits: gpu.JSONFloat(r.Logits), LossErr: gpu.JSONFloat(r.LossErr)}
 			rec.WorstWhat = "logits"
 			w := r.Logits

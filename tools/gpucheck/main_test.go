@@ -26,6 +26,7 @@ func TestTable(t *testing.T) {
 {"kind":"crosscheck","model":"alexnet-owt","precision":"fp32","worst":"NaN","worst_what":"logits","ok":false,"input_exact":true,"masks_equal":true,"logits":"NaN","loss_err":"+Inf"}
 {"kind":"crosscheck_deterministic","model":"alexnet-owt","precision":"fp32","worst":3e-6,"worst_what":"grad fc6.weight","ok":true}
 {"kind":"crosscheck_deterministic","model":"alexnet-owt","precision":"tf32","worst":4e-3,"worst_what":"logits","ok":true}
+{"kind":"crosscheck","model":"small-fc","precision":"fp32","dropout":"paper","worst":7e-7,"worst_what":"grad fc1.weight","ok":true}
 `,
 		"oracle.jsonl": `{"kind":"oracle","model":"alexnet","precision":"fp32","logits_maxdiff":1e-6,"loss_diff":2e-7,"worst_grad":"conv1.weight","worst_grad_rel":3e-6,"worst_after_rel":1e-7,"ok":true}
 `,
@@ -60,6 +61,8 @@ func TestTable(t *testing.T) {
 		// The deterministic cross-check has its own row; the default rows do not pick it up.
 		"| cross-check vs CPU with --deterministic: fp32 · tf32 | 3.0e-06 (grad fc6.weight) · 4.0e-03 (logits) | — · — | as above |",
 		"2.5e-06 (grad conv1.weight) | ≤ 1e-3",
+		// --dropout paper's row: the fp32 record; tf32's step has no record.
+		"| cross-check vs CPU, small-fc with --dropout paper: fp32 · tf32 | 7.0e-07 (grad fc1.weight) · ",
 		"cuda.test: PASS (14 passed, 0 failed, 0 skipped)",
 		"PyTorch 2.9.0 (CUDA 13.0, cuDNN 91000)",
 		"PyTorch AlexNet (torchvision), batch 128, tf32, synthetic data on the device: 10000 img/s",
@@ -122,6 +125,7 @@ func TestCommands(t *testing.T) {
 		{[]string{"bench", "--precision", "fp16"}, 1, "fp16"},
 		{[]string{"pipeline"}, 1, "--shards is required"},
 		{[]string{"export"}, 1, "--out is required"},
+		{[]string{"crosscheck", "--dropout", "half"}, 1, `--dropout: want inverted or paper, not "half"`},
 	} {
 		var out bytes.Buffer
 		code := run(tc.args, &out, &out)

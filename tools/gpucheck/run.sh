@@ -26,7 +26,7 @@
 # extended regular expression matched against the start of step names
 # (cudnn-graph, bench-alexnet-tf32, bench-alexnet-tf32-legacy, torch-bench-tf32,
 # cuda-test, gpu-test, layer-check, feed-test, ingest, pipeline-alexnet,
-# train-cuda, crosscheck, crosscheck-notransforms, crosscheck-det,
+# train-cuda, crosscheck, crosscheck-paper-dropout, crosscheck-notransforms, crosscheck-det,
 # export-alexnet, oracle-alexnet, oracle-alexnet-tf32, pipeline-cpu, …; a
 # name ends with `$` to match it alone), and only the steps it matches run. A step that another
 # needs runs too: ingest for the shard readers, export for the oracle.
@@ -376,6 +376,9 @@ fi
 # build the network.
 [[ -n $nethung ]] && diagnose
 netstep crosscheck 180 $B/gpucheck crosscheck --models small,alexnet-owt,alexnet --batch 8 --json $R/crosscheck.jsonl
+# train --dropout paper (kept units ×1, evaluation ×0.5: the scale_fwd
+# kernel) on small-fc, whose fc layer has dropout.
+netstep crosscheck-paper-dropout 60 $B/gpucheck crosscheck --models small-fc --dropout paper --batch 8 --json $R/crosscheck.jsonl
 # The same TF32 check with FFT and Winograd refused: how much of TF32's
 # error their transforms add (its own records file: the table reads the
 # default's).

@@ -385,6 +385,9 @@ func writeTable(w io.Writer, r *results) {
 	fmt.Fprintf(w, "| cross-check vs CPU, small: fp32 · tf32 | %s · %s |  | |\n",
 		crossCell(r.find("crosscheck", map[string]string{"model": "small", "precision": "fp32"}), r.why("crosscheck")),
 		crossCell(r.find("crosscheck", map[string]string{"model": "small", "precision": "tf32"}), r.why("crosscheck")))
+	fmt.Fprintf(w, "| cross-check vs CPU, small-fc with --dropout paper: fp32 · tf32 | %s · %s |  | |\n",
+		crossCell(r.find("crosscheck", map[string]string{"model": "small-fc", "precision": "fp32", "dropout": "paper"}), r.why("crosscheck-paper-dropout")),
+		crossCell(r.find("crosscheck", map[string]string{"model": "small-fc", "precision": "tf32", "dropout": "paper"}), r.why("crosscheck-paper-dropout")))
 	row("PyTorch oracle, fp32: max abs diff logits · loss · worst grad rel · after step rel", func(m string) string {
 		o := r.find("oracle", map[string]string{"model": m, "precision": "fp32"})
 		if o == nil {

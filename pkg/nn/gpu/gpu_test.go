@@ -123,16 +123,18 @@ func TestGPUCrossCheck(t *testing.T) {
 		name    string
 		classes int
 		batch   int
-	}{{"small", 10, 16}, {"alexnet-owt", 1000, 8}, {"alexnet", 1000, 8}}
+		paper   bool // the paper's dropout (train --dropout paper)
+	}{{"small", 10, 16, false}, {"small-fc", 10, 16, true}, {"alexnet-owt", 1000, 8, false}, {"alexnet", 1000, 8, false}}
 	if testing.Short() {
 		models = models[:1]
 	}
 	for _, m := range models {
-		t.Run(m.name, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s paper dropout %v", m.name, m.paper), func(t *testing.T) {
 			spec, err := alexnet.Build(m.name, m.classes, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
+			spec.PaperDropout = m.paper
 			rs, err := CrossCheck(spec, m.batch, 3, []Precision{FP32, TF32}, false, dev)
 			if err != nil {
 				t.Fatal(err)
@@ -262,6 +264,21 @@ func TestGPUResumeMatches(t *testing.T) {
 			skipOrFail(t, "GPU backend: %v", err)
 		}
 		return b
+	})
+}
+
+// TestGPUUpdateSparesBiases: the update with biases decayed and spared
+// (train --bias-decay=false), bit for bit as the CPU's expression, on the
+// device.
+func TestGPUUpdateSparesBiases(t *testing.T) {
+	dev := needGPU(t)
+	checkUpdateSparesBiases(t, func(spec alexnet.Spec, batch int, params map[string][]float32, opt Options) (*Net, error) {
+		opt.Device = dev
+		n, err := New(spec, batch, params, opt)
+		if err != nil {
+			skipOrFail(t, "GPU net: %v", err)
+		}
+		return n, err
 	})
 }
 

@@ -655,6 +655,14 @@ func TestResumeMatches(t *testing.T) {
 // decay made strong, so that decaying them is seen.
 func TestUpdateSparesBiases(t *testing.T) {
 	em := needEmulator(t)
+	checkUpdateSparesBiases(t, func(spec alexnet.Spec, batch int, params map[string][]float32, opt Options) (*Net, error) {
+		return newNet(newHostEngine(em), spec, batch, params, opt)
+	})
+}
+
+// checkUpdateSparesBiases is TestUpdateSparesBiases on nets that build
+// makes (on the emulator, or on a GPU).
+func checkUpdateSparesBiases(t *testing.T, build func(spec alexnet.Spec, batch int, params map[string][]float32, opt Options) (*Net, error)) {
 	spec := miniAlexNet(5)
 	const B, seed = 3, 13
 	params, err := alexnet.InitParams(spec, "he", seed)
@@ -671,7 +679,7 @@ func TestUpdateSparesBiases(t *testing.T) {
 		}
 	}
 	for _, biasDecay := range []bool{true, false} {
-		net, err := newNet(newHostEngine(em), spec, B, params, Options{Seed: seed, Mean: testMean, Std: testStd})
+		net, err := build(spec, B, params, Options{Precision: FP32, Seed: seed, Mean: testMean, Std: testStd})
 		if err != nil {
 			t.Fatal(err)
 		}
