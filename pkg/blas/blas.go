@@ -57,7 +57,20 @@ func candidates() []string {
 	if p := os.Getenv("OPENBLAS_LIB"); p != "" {
 		c = append(c, p)
 	}
-	return append(c, "libopenblas.so.0", "libopenblas.so", "libblas.so.3")
+	return append(c, libNames(runtime.GOOS)...)
+}
+
+// libNames are the OpenBLAS libraries tried on goos. Homebrew keeps
+// OpenBLAS out of its lib folders (keg-only), and dlopen does not search
+// /opt/homebrew or MacPorts' /opt/local, so on macOS they are named
+// outright. (Untested here: no Mac.)
+func libNames(goos string) []string {
+	if goos == "darwin" {
+		return []string{"libopenblas.dylib", "libopenblas.0.dylib",
+			"/opt/homebrew/opt/openblas/lib/libopenblas.dylib", "/usr/local/opt/openblas/lib/libopenblas.dylib",
+			"/opt/local/lib/libopenblas.dylib"}
+	}
+	return []string{"libopenblas.so.0", "libopenblas.so", "libblas.so.3"}
 }
 
 func load() {

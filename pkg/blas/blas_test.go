@@ -251,3 +251,20 @@ func TestKernelNote(t *testing.T) {
 		t.Errorf("OPENBLAS_CORETYPE=%s, OpenBLAS runs %s on an AVX-512 CPU: note %q", set, core, got)
 	}
 }
+
+// The libraries tried: the Linux sonames, and on macOS the .dylib names
+// and the Homebrew and MacPorts folders dlopen does not search.
+func TestLibNames(t *testing.T) {
+	for _, tc := range []struct {
+		goos      string
+		want, not string
+	}{
+		{"linux", "libopenblas.so.0", ".dylib"},
+		{"darwin", "/opt/homebrew/opt/openblas/lib/libopenblas.dylib", ".so"},
+	} {
+		got := strings.Join(libNames(tc.goos), " ")
+		if !strings.Contains(got, tc.want) || strings.Contains(got, tc.not) {
+			t.Errorf("%s: %s", tc.goos, got)
+		}
+	}
+}

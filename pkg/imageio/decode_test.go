@@ -1052,3 +1052,20 @@ func TestUndefinedQuantTableRefused(t *testing.T) {
 func withMarker(jpg []byte, m byte) []byte {
 	return append([]byte{0xFF, 0xD8, 0xFF, m, 0x00, 0x04, 0, 0}, jpg[2:]...)
 }
+
+// The libraries tried: the Linux sonames, and on macOS the .dylib names
+// and the Homebrew and MacPorts folders dlopen does not search.
+func TestTurboLibNames(t *testing.T) {
+	for _, tc := range []struct {
+		goos      string
+		want, not string
+	}{
+		{"linux", "libturbojpeg.so.0", ".dylib"},
+		{"darwin", "/opt/homebrew/lib/libturbojpeg.dylib", ".so"},
+	} {
+		got := strings.Join(libNames(tc.goos), " ")
+		if !strings.Contains(got, tc.want) || strings.Contains(got, tc.not) {
+			t.Errorf("%s: %s", tc.goos, got)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -33,7 +34,20 @@ const (
 
 // turboLibNames are tried in order, after $TURBOJPEG_LIB when it is set;
 // the unversioned name exists only where the -dev package is installed.
-var turboLibNames = []string{"libturbojpeg.so.0", "libturbojpeg.so", "libturbojpeg.dylib"}
+var turboLibNames = libNames(runtime.GOOS)
+
+// libNames is turboLibNames on goos. On macOS, dlopen finds a bare name in
+// /usr/local/lib (Homebrew on Intel) but not in /opt/homebrew (Apple
+// silicon) or MacPorts' /opt/local, which are named outright. (Untested
+// here: no Mac.)
+func libNames(goos string) []string {
+	if goos == "darwin" {
+		return []string{"libturbojpeg.dylib", "libturbojpeg.0.dylib",
+			"/opt/homebrew/opt/jpeg-turbo/lib/libturbojpeg.dylib", "/opt/homebrew/lib/libturbojpeg.dylib",
+			"/usr/local/opt/jpeg-turbo/lib/libturbojpeg.dylib", "/opt/local/lib/libturbojpeg.dylib"}
+	}
+	return []string{"libturbojpeg.so.0", "libturbojpeg.so"}
+}
 
 type scalingFactor struct{ num, denom int32 }
 
