@@ -1504,8 +1504,9 @@ func errorRate(hits, n int) float64 {
 	return float64(n-hits) / float64(n)
 }
 
-// hyper is what a checkpoint keeps of cfg's momentum, weight decay and
-// lighting, the lighting resolved as the pipeline resolves it.
+// hyper is what a checkpoint keeps of cfg's momentum, weight decay (and
+// whether the biases take it) and lighting, the lighting resolved as the
+// pipeline resolves it.
 func (cfg *Config) hyper() Hyper {
 	return Hyper{Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay, Lighting: augment.SigmaFor(cfg.Sigma), NoBiasDecay: cfg.NoBiasDecay}
 }
