@@ -342,7 +342,7 @@ func TestEvalOnlyInterrupted(t *testing.T) {
 // spared) and lighting says nothing of them (it noted "--lighting 0, not 0.1" of a
 // flag never given); one given with another value is named.
 func TestResumeNotesOnlyGivenHyper(t *testing.T) {
-	shardDir, out, _ := smallRun(t, "--max-steps", "1", "--lighting", "0", "--momentum", "0.8", "--weight-decay", "0.001", "--bias-decay=false", "--dropout", "paper")
+	shardDir, out, _ := smallRun(t, "--max-steps", "1", "--lighting", "0", "--momentum", "0.8", "--weight-decay", "0.001", "--bias-decay=false", "--dropout", "paper", "--model", "small-fc")
 	resume := []string{"--shards", shardDir, "--out", out, "--device", "cpu", "--resume", "--workers", "1", "--log-every", "0"}
 	var so, se bytes.Buffer
 	if code := run(context.Background(), append(resume, "--max-steps", "2"), &so, &se); code != cli.ExitOK || strings.Contains(se.String(), "continues with the checkpoint's") ||

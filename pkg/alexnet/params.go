@@ -74,6 +74,17 @@ func (s Spec) Params() []ParamSpec {
 	return ps
 }
 
+// HasDropout reports whether a layer drops units (Dropout with P > 0),
+// the only layers PaperDropout changes.
+func (s Spec) HasDropout() bool {
+	for _, l := range s.Layers {
+		if l.Kind == Dropout && l.P > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // NumParams is the total number of learnable scalars.
 func (s Spec) NumParams() int {
 	n := 0

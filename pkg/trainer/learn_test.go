@@ -275,6 +275,22 @@ func TestPaperDropout(t *testing.T) {
 	if len(x) == 0 || !bytes.Equal(x, y) {
 		t.Fatal("resumed run's final checkpoint differs from the uninterrupted run's")
 	}
+	// On a model without dropout the form changes nothing: said, and the
+	// checkpoint is the inverted run's, which any build reads.
+	noDrop := t.TempDir()
+	cfg = smallConfig(shardDir, noDrop)
+	cfg.Epochs, cfg.MaxSteps, cfg.PaperDropout = 1, 2, true
+	var log bytes.Buffer
+	if _, err := Train(context.Background(), cfg, &log); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(filepath.Join(noDrop, CheckpointFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PaperDropout || len(c.Needs) > 0 || !strings.Contains(log.String(), "--dropout paper changes nothing: small has no dropout layer") {
+		t.Errorf("small with --dropout paper: needs %q, log:\n%s", c.Needs, log.String())
+	}
 	// A build that does not know the need refuses the checkpoint.
 	delete(knownNeeds, "paper_dropout")
 	defer func() { knownNeeds["paper_dropout"] = true }()

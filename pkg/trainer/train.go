@@ -306,6 +306,12 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	if sameDir(cfg.Shards, cfg.Out) {
 		fmt.Fprintf(log, "train: note: --out %s is the shards folder: the run's checkpoint, log and plots are kept among the shards, and removing them to ingest again removes the run too\n", cfg.Out)
 	}
+	// The paper's dropout on a model without dropout changes nothing; the
+	// run is the inverted one's, whose checkpoint any build reads.
+	if s, err := alexnet.Build(cfg.Model, 10, 0); err == nil && cfg.PaperDropout && !s.HasDropout() {
+		fmt.Fprintf(log, "train: note: --dropout paper changes nothing: %s has no dropout layer\n", cfg.Model)
+		cfg.PaperDropout = false
+	}
 	// A checkpoint that is a symbolic link would be written through:
 	// into another run's folder, behind that run's lock, leaving its
 	// metrics and previous checkpoint behind. Dangling, it would read as
