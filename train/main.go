@@ -107,6 +107,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	c.NoBiasDecay = !*biasDecay
 	c.PaperDropout = *dropout == "paper"
 	if len(pos) != 0 {
+		if pos[0] == "true" || pos[0] == "false" {
+			// `--bias-decay false`: Go's true/false flags take no separate value.
+			return o.Failf(cli.ExitUsage, "unexpected argument %q: a true/false flag takes its value after =, as --bias-decay=false", pos[0])
+		}
 		return o.Failf(cli.ExitUsage, "unexpected argument %q: train takes flags only, the shards as --shards DIR (see --help)", pos[0])
 	}
 	if c.Shards == "" {
@@ -247,6 +251,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			note := fmt.Sprintf("%d of the validation images read have no label and were not scored", r.Unlabelled)
 			r.Note = strings.TrimPrefix(r.Note+"; "+note, "; ")
 		}
+		// The run's validation figures were over its --max-val-images:
+		// these are over what this evaluation read, and would not repeat
+		// them without a word.
+		if n := ck.MaxValImages; n != nil && *n > 0 && *n < r.Images && !cli.Given(fs, "max-val-images") {
+			note := fmt.Sprintf("the run validated on its first %d images (--max-val-images %d); these figures are over %d: give --max-val-images %d to repeat the run's", *n, *n, r.Images, *n)
+			r.Note = strings.TrimPrefix(r.Note+"; "+note, "; ")
+		}
+		if ck.PaperDropout {
+			note := "the run trained with the paper's dropout, so evaluation multiplies the dropout layers' units by 1−p"
+			r.Note = strings.TrimPrefix(r.Note+"; "+note, "; ")
+		}
 		if r.Note != "" {
 			fmt.Fprintln(stderr, "train: note:", r.Note)
 		}
@@ -259,7 +274,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		}
 		if *asJSON {
 			if err := json.NewEncoder(stdout).Encode(map[string]any{"checkpoint": checkpointFile(*ckpt), "model": ck.Model, "step": ck.Step, "views": views,
-				"images": r.Images, "unlabelled": r.Unlabelled, "top1_err": r.Top1Err, "top5_err": r.Top5Err, "loss": r.Loss, "note": r.Note, "batch": r.Batch}); err != nil {
+				"images": r.Images, "unlabelled": r.Unlabelled, "top1_err": r.Top1Err, "top5_err": r.Top5Err, "loss": r.Loss, "note": r.Note, "batch": r.Batch,
+				"dropout": trainer.DropoutForm(ck.PaperDropout)}); err != nil {
 				return o.Fail(cli.ExitFailure, "--json:", err)
 			}
 			return cli.ExitOK

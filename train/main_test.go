@@ -60,6 +60,7 @@ func TestUsageAndDeviceErrors(t *testing.T) {
 		{"momentum 2", []string{"--shards", "x", "--momentum", "2"}, cli.ExitUsage, "--momentum"},
 		{"negative weight decay", []string{"--shards", "x", "--weight-decay", "-1e-4"}, cli.ExitUsage, "--weight-decay"},
 		{"unknown dropout form", []string{"--shards", "x", "--dropout", "half"}, cli.ExitUsage, `--dropout: want inverted or paper, not "half"`},
+		{"a true/false flag's value apart", []string{"--shards", "x", "--bias-decay", "false"}, cli.ExitUsage, "a true/false flag takes its value after =, as --bias-decay=false"},
 		{"zero patience", []string{"--shards", "x", "--patience", "0"}, cli.ExitUsage, "--patience"},
 		{"negative max steps", []string{"--shards", "x", "--max-steps", "-1"}, cli.ExitUsage, "--max-steps"},
 		{"negative log every", []string{"--shards", "x", "--log-every", "-1"}, cli.ExitUsage, "--log-every"},
@@ -652,5 +653,39 @@ func TestEvalBatchBelowBatchWhileTraining(t *testing.T) {
 		if code != c.code || said != c.note {
 			t.Errorf("--eval-batch %s: exit %d, note %v (want %d, %v):\n%s", c.evalBatch, code, said, c.code, c.note, se.String())
 		}
+	}
+}
+
+// --eval-only says what the run's validation did differently: its
+// --max-val-images (not taken unless given) and the paper's dropout; and
+// the training log names the authors' forms when chosen.
+func TestEvalOnlySaysTheRunsForms(t *testing.T) {
+	shardDir, out, _ := smallRun(t, "--model", "small-fc", "--dropout", "paper", "--bias-decay=false", "--max-val-images", "2", "--epochs", "1")
+	eval := []string{"--shards", shardDir, "--device", "cpu", "--eval-only", "--checkpoint", out, "--workers", "1", "--json"}
+	var so, se bytes.Buffer
+	if code := run(context.Background(), eval, &so, &se); code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, se.String())
+	}
+	var res struct {
+		Images  int    `json:"images"`
+		Note    string `json:"note"`
+		Dropout string `json:"dropout"`
+	}
+	if err := json.Unmarshal(so.Bytes(), &res); err != nil || res.Images != 4 || res.Dropout != "paper" ||
+		!strings.Contains(res.Note, "the run validated on its first 2 images (--max-val-images 2); these figures are over 4") ||
+		!strings.Contains(res.Note, "the paper's dropout") {
+		t.Errorf("%+v (%v)", res, err)
+	}
+	so.Reset()
+	if code := run(context.Background(), append(eval, "--max-val-images", "2"), &so, &se); code != cli.ExitOK || strings.Contains(so.String(), "validated on its first") {
+		t.Errorf("given --max-val-images: exit %d: %s", code, so.String())
+	}
+	// The training log.
+	se.Reset()
+	args := []string{"--shards", shardDir, "--out", filepath.Join(t.TempDir(), "r"), "--device", "cpu", "--model", "small-fc", "--batch", "8",
+		"--workers", "1", "--log-every", "0", "--max-steps", "1", "--dropout", "paper", "--bias-decay=false"}
+	if code := run(context.Background(), args, &so, &se); code != cli.ExitOK ||
+		!strings.Contains(se.String(), "train: the authors' forms: the paper's dropout (--dropout paper: kept units ×1, evaluation ×(1−p)); weight decay on the weights alone (--bias-decay=false)") {
+		t.Errorf("exit %d: %s", code, se.String())
 	}
 }

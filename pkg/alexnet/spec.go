@@ -176,7 +176,7 @@ func Variants() []string {
 //     the loss stayed at ln 10 for 80 steps (batch 32, lr 0.01), while He
 //     at lr 0.001 reached 0.1.
 //   - "small-fc": small with conv3's map left unpooled (64×7×7 at 32 px)
-//     and a 256-unit hidden FC layer under dropout 0.5, the shape of the
+//     and a 256-unit hidden FC layer, dropout 0.5 on its input, the shape of the
 //     simple CNNs that reach 91–93% on Fashion-MNIST; `just learn` trains
 //     it. At the same cost per image as small (a 2-core epoch of 60k 32 px
 //     images takes about 1.7 minutes) it learns faster: after 2 epochs at

@@ -291,6 +291,18 @@ func TestPaperDropout(t *testing.T) {
 	if c.PaperDropout || len(c.Needs) > 0 || !strings.Contains(log.String(), "--dropout paper changes nothing: small has no dropout layer") {
 		t.Errorf("small with --dropout paper: needs %q, log:\n%s", c.Needs, log.String())
 	}
+	// One that says the paper's form all the same (as builds of a day
+	// wrote them) resumes under either form: the model has no use for it.
+	c.PaperDropout = true
+	if err := c.Save(filepath.Join(noDrop, CheckpointFile)); err != nil {
+		t.Fatal(err)
+	}
+	for i, paper := range []bool{false, true} {
+		cfg.Resume, cfg.MaxSteps, cfg.PaperDropout = true, int64(3+i), paper
+		if _, err := Train(context.Background(), cfg, io.Discard); err != nil {
+			t.Errorf("resuming small with --dropout %s: %v", DropoutForm(paper), err)
+		}
+	}
 	// A build that does not know the need refuses the checkpoint.
 	delete(knownNeeds, "paper_dropout")
 	defer func() { knownNeeds["paper_dropout"] = true }()

@@ -306,12 +306,6 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	if sameDir(cfg.Shards, cfg.Out) {
 		fmt.Fprintf(log, "train: note: --out %s is the shards folder: the run's checkpoint, log and plots are kept among the shards, and removing them to ingest again removes the run too\n", cfg.Out)
 	}
-	// The paper's dropout on a model without dropout changes nothing; the
-	// run is the inverted one's, whose checkpoint any build reads.
-	if s, err := alexnet.Build(cfg.Model, 10, 0); err == nil && cfg.PaperDropout && !s.HasDropout() {
-		fmt.Fprintf(log, "train: note: --dropout paper changes nothing: %s has no dropout layer\n", cfg.Model)
-		cfg.PaperDropout = false
-	}
 	// A checkpoint that is a symbolic link would be written through:
 	// into another run's folder, behind that run's lock, leaving its
 	// metrics and previous checkpoint behind. Dangling, it would read as
@@ -424,6 +418,14 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		// The package's prefix reads as the model's name ("alexnet: small
 		// at 8x8: ...").
 		return nil, fmt.Errorf("%w: --model %s at a %d-px crop: %s%s", ErrConfig, cfg.Model, crop, strings.TrimPrefix(err.Error(), "alexnet: "), tooSmallHint(cfg.Model, crop, meta.Width))
+	}
+	// The paper's dropout on a model without dropout changes nothing; the
+	// run is the inverted one's, whose checkpoint any build reads. (Said
+	// after a resume's flags have passed: a --model given against the
+	// run's is the news there.)
+	if cfg.PaperDropout && !spec.HasDropout() {
+		fmt.Fprintf(log, "train: note: --dropout paper changes nothing: %s has no dropout layer\n", cfg.Model)
+		cfg.PaperDropout = false
 	}
 	spec.PaperDropout = cfg.PaperDropout
 	// A shard missing, cut short or from another ingest would stop the run
@@ -606,6 +608,18 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		fmt.Fprintf(log, "train: note: the run was trained with %s, and this resume computes with %s: it goes on, but its results will not repeat an uninterrupted run's bit for bit\n", ck.Arith, be.Arith())
 	}
 	fmt.Fprintf(log, "train: %s, %d parameters, input %dx%dx3, %d classes; %s\n", spec.Name, spec.NumParams(), crop, crop, len(meta.Classes), be.Describe())
+	// The authors' forms, where chosen: seen nowhere else but in the
+	// checkpoint.
+	var forms []string
+	if spec.PaperDropout {
+		forms = append(forms, "the paper's dropout (--dropout paper: kept units ×1, evaluation ×(1−p))")
+	}
+	if cfg.NoBiasDecay && cfg.WeightDecay > 0 {
+		forms = append(forms, "weight decay on the weights alone (--bias-decay=false)")
+	}
+	if len(forms) > 0 {
+		fmt.Fprintf(log, "train: the authors' forms: %s\n", strings.Join(forms, "; "))
+	}
 	if _, cpu := be.(*cpuBackend); cpu {
 		if note := blas.KernelNote(); note != "" {
 			fmt.Fprintf(log, "train: note: %s\n", note)
@@ -1620,7 +1634,9 @@ func resumeDiffers(ck *Checkpoint, cfg Config, ckPath string, crop, classes int)
 	if ck.Seed != cfg.Seed {
 		differ = append(differ, fmt.Sprintf("--seed %d, not %d", ck.Seed, cfg.Seed))
 	}
-	if ck.PaperDropout != cfg.PaperDropout {
+	// The form matters only to a model with dropout: a run of one
+	// without it continues whichever form either names.
+	if s, err := alexnet.Build(ck.Model, 10, 0); ck.PaperDropout != cfg.PaperDropout && (err != nil || s.HasDropout()) {
 		differ = append(differ, fmt.Sprintf("--dropout %s, not %s", DropoutForm(ck.PaperDropout), DropoutForm(cfg.PaperDropout)))
 	}
 	if len(differ) > 0 {
