@@ -151,8 +151,9 @@ func (c *Checkpoint) needs() (all, resume []string) {
 	if c.ValPending {
 		resume = append(resume, "val_pending")
 	}
-	if c.Hyper != nil && c.Hyper.NoBiasDecay {
-		// A build that does not know it would resume decaying the biases.
+	if c.Hyper != nil && c.Hyper.NoBiasDecay && c.Hyper.WeightDecay != 0 {
+		// A build that does not know it would resume decaying the biases
+		// (at weight decay 0 there is nothing to spare them).
 		resume = append(resume, "no_bias_decay")
 	}
 	slices.Sort(resume)

@@ -176,6 +176,11 @@ func TestNoBiasDecay(t *testing.T) {
 	if len(a) == 0 || !bytes.Equal(a, b) {
 		t.Fatal("resumed run's final checkpoint differs from the uninterrupted run's")
 	}
+	// At weight decay 0 there is nothing to spare: no need named.
+	zero := Checkpoint{Hyper: &Hyper{NoBiasDecay: true}}
+	if _, resume := zero.needs(); slices.Contains(resume, "no_bias_decay") {
+		t.Error("no_bias_decay needed at weight decay 0")
+	}
 	// A build that does not know the need refuses to resume the run.
 	delete(knownResumeNeeds, "no_bias_decay")
 	defer func() { knownResumeNeeds["no_bias_decay"] = true }()
