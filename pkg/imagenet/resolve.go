@@ -412,7 +412,7 @@ func (d *Dataset) labelVal(val *split, m *metaFiles, override string) error {
 		// What a sorting script (valprep.sh) stopped part-way leaves. The
 		// images in folders of classes train lacks are in folders too.
 		inFolders := len(val.items) - flat
-		how := "the folders label theirs (checked against a label file, when there is one), the label file the rest"
+		how := "The folders label theirs (checked against a label file, when there is one), the label file the rest"
 		if override != "" {
 			how = "--val-labels labels them all"
 		}
