@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -107,9 +108,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	c.NoBiasDecay = !*biasDecay
 	c.PaperDropout = *dropout == "paper"
 	if len(pos) != 0 {
-		if pos[0] == "true" || pos[0] == "false" {
+		if name, ok := boolFlagBefore(fs, args, pos[0]); ok {
 			// `--bias-decay false`: Go's true/false flags take no separate value.
-			return o.Failf(cli.ExitUsage, "unexpected argument %q: a true/false flag takes its value after =, as --bias-decay=false", pos[0])
+			return o.Failf(cli.ExitUsage, "unexpected argument %q: --%s takes its value after =, as --%s=%s", pos[0], name, name, pos[0])
 		}
 		return o.Failf(cli.ExitUsage, "unexpected argument %q: train takes flags only, the shards as --shards DIR (see --help)", pos[0])
 	}
@@ -255,10 +256,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		// these are over what this evaluation read, and would not repeat
 		// them without a word.
 		if n := ck.MaxValImages; n != nil && *n > 0 && *n < r.Images && !cli.Given(fs, "max-val-images") {
-			note := fmt.Sprintf("the run validated on its first %d images (--max-val-images %d); these figures are over %d: give --max-val-images %d to repeat the run's", *n, *n, r.Images, *n)
+			note := fmt.Sprintf("the run validated on its first %d images (--max-val-images %d); these figures are over %d: give --max-val-images %d to score the images it validated on", *n, *n, r.Images, *n)
 			r.Note = strings.TrimPrefix(r.Note+"; "+note, "; ")
 		}
-		if ck.PaperDropout {
+		if ck.Dropout() == "paper" {
 			note := "the run trained with the paper's dropout, so evaluation multiplies the dropout layers' units by 1−p"
 			r.Note = strings.TrimPrefix(r.Note+"; "+note, "; ")
 		}
@@ -275,7 +276,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		if *asJSON {
 			if err := json.NewEncoder(stdout).Encode(map[string]any{"checkpoint": checkpointFile(*ckpt), "model": ck.Model, "step": ck.Step, "views": views,
 				"images": r.Images, "unlabelled": r.Unlabelled, "top1_err": r.Top1Err, "top5_err": r.Top5Err, "loss": r.Loss, "note": r.Note, "batch": r.Batch,
-				"dropout": trainer.DropoutForm(ck.PaperDropout)}); err != nil {
+				"dropout": ck.Dropout()}); err != nil {
 				return o.Fail(cli.ExitFailure, "--json:", err)
 			}
 			return cli.ExitOK
@@ -407,6 +408,27 @@ func checkpointFile(p string) string {
 	return p
 }
 
+// boolFlagBefore finds the true/false flag an argument that reads as a
+// bool followed (`--bias-decay false`), which took it for an argument of
+// its own.
+func boolFlagBefore(fs *flag.FlagSet, args []string, arg string) (string, bool) {
+	if _, err := strconv.ParseBool(arg); err != nil {
+		return "", false
+	}
+	for i := 1; i < len(args); i++ {
+		if args[i] != arg {
+			continue
+		}
+		name := strings.TrimLeft(args[i-1], "-")
+		if f := fs.Lookup(name); f != nil && strings.HasPrefix(args[i-1], "-") {
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+				return name, true
+			}
+		}
+	}
+	return "", false
+}
+
 // resumeDefaults takes the run's --model, --batch, --crop, --seed, --dropout,
 // --epochs, --log-every and --max-val-images from --out's checkpoint
 // where the command line leaves them out, so that `train --shards S --out
@@ -456,7 +478,7 @@ func resumeDefaults(fs *flag.FlagSet, c *trainer.Config, sigma *float64, stderr 
 	}
 	take("crop", h.InputHW, usualCrop, func() { c.Crop = h.InputHW })
 	take("seed", h.Seed, def("seed"), func() { c.Seed = h.Seed })
-	take("dropout", trainer.DropoutForm(h.PaperDropout), def("dropout"), func() { c.PaperDropout = h.PaperDropout })
+	take("dropout", h.Dropout(), def("dropout"), func() { c.PaperDropout = h.Dropout() == "paper" })
 	if h.Epochs > 0 { // kept since checkpoints hold it
 		take("epochs", h.Epochs, def("epochs"), func() { c.Epochs = h.Epochs })
 	}

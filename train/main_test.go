@@ -60,7 +60,8 @@ func TestUsageAndDeviceErrors(t *testing.T) {
 		{"momentum 2", []string{"--shards", "x", "--momentum", "2"}, cli.ExitUsage, "--momentum"},
 		{"negative weight decay", []string{"--shards", "x", "--weight-decay", "-1e-4"}, cli.ExitUsage, "--weight-decay"},
 		{"unknown dropout form", []string{"--shards", "x", "--dropout", "half"}, cli.ExitUsage, `--dropout: want inverted or paper, not "half"`},
-		{"a true/false flag's value apart", []string{"--shards", "x", "--bias-decay", "false"}, cli.ExitUsage, "a true/false flag takes its value after =, as --bias-decay=false"},
+		{"a true/false flag's value apart", []string{"--shards", "x", "--bias-decay", "false"}, cli.ExitUsage, `unexpected argument "false": --bias-decay takes its value after =, as --bias-decay=false`},
+		{"another's, spelt 1", []string{"--shards", "x", "--deterministic", "1"}, cli.ExitUsage, `unexpected argument "1": --deterministic takes its value after =, as --deterministic=1`},
 		{"zero patience", []string{"--shards", "x", "--patience", "0"}, cli.ExitUsage, "--patience"},
 		{"negative max steps", []string{"--shards", "x", "--max-steps", "-1"}, cli.ExitUsage, "--max-steps"},
 		{"negative log every", []string{"--shards", "x", "--log-every", "-1"}, cli.ExitUsage, "--log-every"},
@@ -672,7 +673,7 @@ func TestEvalOnlySaysTheRunsForms(t *testing.T) {
 		Dropout string `json:"dropout"`
 	}
 	if err := json.Unmarshal(so.Bytes(), &res); err != nil || res.Images != 4 || res.Dropout != "paper" ||
-		!strings.Contains(res.Note, "the run validated on its first 2 images (--max-val-images 2); these figures are over 4") ||
+		!strings.Contains(res.Note, "the run validated on its first 2 images (--max-val-images 2); these figures are over 4: give --max-val-images 2 to score the images it validated on") ||
 		!strings.Contains(res.Note, "the paper's dropout") {
 		t.Errorf("%+v (%v)", res, err)
 	}

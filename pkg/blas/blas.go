@@ -4,7 +4,8 @@
 // library can be opened.
 //
 // The library is looked up once, on first use: $OPENBLAS_LIB if set, then
-// libopenblas.so.0, libopenblas.so and libblas.so.3. OPENBLAS_LIB=none
+// libopenblas.so.0, libopenblas.so and libblas.so.3 (on macOS the .dylib
+// names and Homebrew's and MacPorts' folders: libNames). OPENBLAS_LIB=none
 // skips the search and forces gonum. Every function here is
 // safe for concurrent use; OpenBLAS itself serialises or threads its calls.
 //

@@ -299,6 +299,9 @@ func TestPaperDropout(t *testing.T) {
 	// One that says the paper's form all the same (as builds of a day
 	// wrote them) resumes under either form: the model has no use for it.
 	c.PaperDropout = true
+	if c.Dropout() != "inverted" || ck.Dropout() != "paper" {
+		t.Errorf("forms: small saying paper %s, small-fc's %s", c.Dropout(), ck.Dropout())
+	}
 	if err := c.Save(filepath.Join(noDrop, CheckpointFile)); err != nil {
 		t.Fatal(err)
 	}

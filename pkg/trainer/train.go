@@ -421,10 +421,10 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	}
 	// The paper's dropout on a model without dropout changes nothing; the
 	// run is the inverted one's, whose checkpoint any build reads. (Said
-	// after a resume's flags have passed: a --model given against the
-	// run's is the news there.)
-	if cfg.PaperDropout && !spec.HasDropout() {
-		fmt.Fprintf(log, "train: note: --dropout paper changes nothing: %s has no dropout layer\n", cfg.Model)
+	// with cfg.Note, once the settings have passed their checks: in front
+	// of a refusal it would be noise.)
+	noDropout := cfg.PaperDropout && !spec.HasDropout()
+	if noDropout {
 		cfg.PaperDropout = false
 	}
 	spec.PaperDropout = cfg.PaperDropout
@@ -578,6 +578,9 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	}
 	if cfg.Note != "" {
 		fmt.Fprintf(log, "train: %s\n", cfg.Note)
+	}
+	if noDropout {
+		fmt.Fprintf(log, "train: note: --dropout paper changes nothing: %s has no dropout layer\n", cfg.Model)
 	}
 	be, err := newBackend(spec, cfg.Batch, params, cfg.Seed, mean, std)
 	if err != nil {
@@ -1613,6 +1616,14 @@ func previousNote(dir, advice string) (note string, intact bool, damage error) {
 // would.
 var saveCheckpoint = (*Checkpoint).Save
 
+// Dropout is the checkpoint's dropout form as --dropout names it: "paper"
+// only where the run trained with it and its model has dropout (a
+// checkpoint of a model without saying "paper" trained as any other).
+func (c *Checkpoint) Dropout() string {
+	s, err := alexnet.Build(c.Model, 10, 0)
+	return DropoutForm(c.PaperDropout && (err != nil || s.HasDropout()))
+}
+
 // DropoutForm is --dropout's name of a form: "paper" or "inverted".
 func DropoutForm(paper bool) string {
 	if paper {
@@ -1637,7 +1648,7 @@ func resumeDiffers(ck *Checkpoint, cfg Config, ckPath string, crop, classes int)
 	// The form matters only to a model with dropout: a run of one
 	// without it continues whichever form either names.
 	if s, err := alexnet.Build(ck.Model, 10, 0); ck.PaperDropout != cfg.PaperDropout && (err != nil || s.HasDropout()) {
-		differ = append(differ, fmt.Sprintf("--dropout %s, not %s", DropoutForm(ck.PaperDropout), DropoutForm(cfg.PaperDropout)))
+		differ = append(differ, fmt.Sprintf("--dropout %s, not %s", ck.Dropout(), DropoutForm(cfg.PaperDropout)))
 	}
 	if len(differ) > 0 {
 		return mismatch("--resume: %s is a run with %s (leave those flags out and --resume takes the run's)",

@@ -27,6 +27,7 @@ func TestTable(t *testing.T) {
 {"kind":"crosscheck_deterministic","model":"alexnet-owt","precision":"fp32","worst":3e-6,"worst_what":"grad fc6.weight","ok":true}
 {"kind":"crosscheck_deterministic","model":"alexnet-owt","precision":"tf32","worst":4e-3,"worst_what":"logits","ok":true}
 {"kind":"crosscheck","model":"small-fc","precision":"fp32","dropout":"paper","worst":7e-7,"worst_what":"grad fc1.weight","ok":true}
+{"kind":"crosscheck","model":"alexnet","precision":"fp32","dropout":"paper","worst":9e-9,"worst_what":"logits","ok":true}
 `,
 		"oracle.jsonl": `{"kind":"oracle","model":"alexnet","precision":"fp32","logits_maxdiff":1e-6,"loss_diff":2e-7,"worst_grad":"conv1.weight","worst_grad_rel":3e-6,"worst_after_rel":1e-7,"ok":true}
 `,
@@ -60,6 +61,7 @@ func TestTable(t *testing.T) {
 		"3.0e-02 (grad fc8.bias) NOT OK",
 		// The deterministic cross-check has its own row; the default rows do not pick it up.
 		"| cross-check vs CPU with --deterministic: fp32 · tf32 | 3.0e-06 (grad fc6.weight) · 4.0e-03 (logits) | — · — | as above |",
+		// The plain row's record, not the later --dropout paper one.
 		"2.5e-06 (grad conv1.weight) | ≤ 1e-3",
 		// --dropout paper's row: the fp32 record; tf32's step has no record.
 		"| cross-check vs CPU, small-fc with --dropout paper: fp32 · tf32 | 7.0e-07 (grad fc1.weight) · ",
