@@ -117,6 +117,10 @@ type Dataset struct {
 	// skipped past a damaged header (named archive:@offset, Name empty), in
 	// listing order; they are in neither Train nor Val.
 	Skipped []Skipped
+	// LeftOut are the entries in class folders (or archives) whose names
+	// are not ImageExts': not listed, and not skipped (a README, an
+	// annotation .xml). The warning names the first few.
+	LeftOut []string
 	// ValLabelSource is the file the validation labels came from, "folders"
 	// when they came from val/<wnid>/ folders ("folders, checked against
 	// FILE" with a label file beside them), or "" when there are none.
@@ -423,6 +427,7 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 			d.warn("%s: %s", s.name, e)
 		}
 		d.Skipped = append(d.Skipped, s.skipped...)
+		d.LeftOut = append(d.LeftOut, s.leftOut...)
 	}
 
 	// meta.json is JSON, whose strings are UTF-8: a class named otherwise

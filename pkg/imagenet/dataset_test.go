@@ -385,6 +385,9 @@ func TestSkippedFiles(t *testing.T) {
 	if !hasWarning(d, "train: left out 1 entry not named as an image (.JPEG, .jpg, .jpeg, .jfif, .png, .gif, .bmp, .webp, .tif, .tiff): "+filepath.Join("train", "n01000001", "README.txt")) || !hasWarning(d, "train: skipped 1 entry outside class folders or archives: "+filepath.Join("train", "stray.JPEG")) {
 		t.Errorf("warnings %q", d.Warnings)
 	}
+	if !slices.Equal(d.LeftOut, []string{filepath.Join("train", "n01000001", "README.txt")}) {
+		t.Errorf("left out %q", d.LeftOut)
+	}
 	for _, n := range others {
 		if !slices.ContainsFunc(d.Train, func(it Item) bool { return it.Name == n && it.Label == 0 }) {
 			t.Errorf("%s is not listed in class 0", n)

@@ -172,6 +172,9 @@ type Report struct {
 	Written        map[string]int `json:"written"` // per split, records in the shards
 	SkippedCount   map[string]int `json:"skipped_count"`
 	Skipped        []Skip         `json:"skipped"`
+	// LeftOut are the dataset's entries not named as images (imagenet's
+	// Dataset.LeftOut): not decoded, not counted as skipped.
+	LeftOut []string `json:"left_out"`
 	// Damaged lists the images kept although the decoder recovered from
 	// damage in them (libjpeg's "Corrupt JPEG data…": rows past the
 	// damage may be flat grey); Reason holds its message.
@@ -397,7 +400,7 @@ func Run(ctx context.Context, ds *imagenet.Dataset, opt Options) (_ *Report, err
 	start := time.Now()
 	rep := &Report{Root: absPath(ds.Root), Layout: string(ds.Layout), Out: absPath(opt.Out), Workers: opt.Workers, ValLabelSource: ds.ValLabelSource,
 		Warnings: append([]string{}, ds.Warnings...), Images: map[string]int{}, Written: map[string]int{},
-		SkippedCount: map[string]int{}, Skipped: []Skip{}, Damaged: []Skip{}, Removed: []string{}, RawPerImage: opt.Size * opt.Size * 3}
+		SkippedCount: map[string]int{}, Skipped: []Skip{}, LeftOut: append([]string{}, ds.LeftOut...), Damaged: []Skip{}, Removed: []string{}, RawPerImage: opt.Size * opt.Size * 3}
 	rep.Decoder = imageio.Backend()
 	// Every split asked for has its figures from the start, so that the
 	// report of a run that fails midway says what it found and what is on

@@ -582,10 +582,19 @@ func TestUnusableEntriesSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad++
+	// Not named as an image: left out, each named in the report.
+	for _, n := range []string{"a.txt", "b.xml", "c.mat", "d.csv", "e.npy", "f.json"} {
+		if err := os.WriteFile(filepath.Join(cls, n), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	want := t.TempDir()
 	rep, err := ingestDir(t, root, want, 2, context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(rep.LeftOut) != 6 || rep.LeftOut[5] != filepath.Join("train", wnids[0], "f.json") {
+		t.Errorf("left out %q", rep.LeftOut)
 	}
 	reasons := map[string]string{}
 	for _, s := range rep.Skipped {
