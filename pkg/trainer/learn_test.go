@@ -176,7 +176,13 @@ func TestNoBiasDecay(t *testing.T) {
 	if len(a) == 0 || !bytes.Equal(a, b) {
 		t.Fatal("resumed run's final checkpoint differs from the uninterrupted run's")
 	}
-	// At weight decay 0 there is nothing to spare: no need named.
+	// At weight decay 0 there is nothing to spare: said, and no need named.
+	cfg = smallConfig(shardDir, t.TempDir())
+	cfg.WeightDecay, cfg.NoBiasDecay, cfg.MaxSteps = 0, true, 1
+	log.Reset()
+	if _, err := Train(context.Background(), cfg, &log); err != nil || !strings.Contains(log.String(), "--bias-decay=false changes nothing at --weight-decay 0") {
+		t.Errorf("%v:\n%s", err, log.String())
+	}
 	zero := Checkpoint{Hyper: &Hyper{NoBiasDecay: true}}
 	if _, resume := zero.needs(); slices.Contains(resume, "no_bias_decay") {
 		t.Error("no_bias_decay needed at weight decay 0")

@@ -582,6 +582,9 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	if noDropout {
 		fmt.Fprintf(log, "train: note: --dropout paper changes nothing: %s has no dropout layer\n", cfg.Model)
 	}
+	if cfg.NoBiasDecay && cfg.WeightDecay == 0 && !cfg.Resume {
+		fmt.Fprintln(log, "train: note: --bias-decay=false changes nothing at --weight-decay 0")
+	}
 	be, err := newBackend(spec, cfg.Batch, params, cfg.Seed, mean, std)
 	if err != nil {
 		return nil, err
