@@ -11,11 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
-	"syscall"
-	"time"
 )
 
 // Median is the middle value of v (the mean of the middle two when even),
@@ -31,16 +28,6 @@ func Median(v []float64) float64 {
 		return s[n/2]
 	}
 	return (s[n/2-1] + s[n/2]) / 2
-}
-
-// CPUTime is the process's user + system CPU time so far, every thread
-// included; 0 where getrusage fails.
-func CPUTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // PythonCannotImport says why python cannot import every one of modules
@@ -135,38 +122,6 @@ func RunJSON(python string, alloc Allocator, args []string, v any) error {
 		return fmt.Errorf("%s: unreadable result %q (%v)", name, strings.TrimSpace(string(out)), err)
 	}
 	return nil
-}
-
-// PeakRSSMiB is a finished child's peak resident set in MiB, from its
-// rusage; 0 for a process that never started or a system without rusage.
-// On Linux a child's figure is never below its parent's peak at the
-// child's exec (the kernel carries it over), so SelfPeakRSSMiB is the
-// floor to report beside it.
-func PeakRSSMiB(ps *os.ProcessState) float64 {
-	if ps == nil {
-		return 0
-	}
-	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-		return maxrssMiB(ru.Maxrss)
-	}
-	return 0
-}
-
-// SelfPeakRSSMiB is this process's own peak resident set in MiB.
-func SelfPeakRSSMiB() float64 {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return maxrssMiB(ru.Maxrss)
-}
-
-// maxrssMiB converts rusage's Maxrss: KiB on Linux, bytes on macOS.
-func maxrssMiB(v int64) float64 {
-	if runtime.GOOS == "darwin" {
-		return float64(v) / (1 << 20)
-	}
-	return float64(v) / 1024
 }
 
 // ExitNoReference is a bench's exit code when it ran but the reference it
