@@ -414,8 +414,9 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 		return nil, fmt.Errorf("%s: %s layout found, but no images in it%s", p.root, p.layout, also)
 	}
 	for _, s := range []*split{train, val} {
-		if n := s.notImage.n; n > 0 {
-			d.warn("%s: left out %s not named as %s (%s): %s", s.name, cli.Count(n, "entry", "entries"), cli.Plural(n, "an image", "images"), ImageExts, &s.notImage)
+		if n := len(s.leftOut); n > 0 {
+			named := &tally{n: n, first: s.leftOut[:min(n, 5)]}
+			d.warn("%s: left out %s not named as %s (%s): %s", s.name, cli.Count(n, "entry", "entries"), cli.Plural(n, "an image", "images"), ImageExts, named)
 		}
 		if n := s.stray.n; n > 0 {
 			d.warn("%s: skipped %s outside class folders or archives: %s", s.name, cli.Count(n, "entry", "entries"), &s.stray)

@@ -23,8 +23,7 @@ type split struct {
 	items    []Item
 	wnids    []string
 	wnidIdx  map[string]int
-	notImage tally        // entries skipped for their name
-	leftOut  []string     // all of them, for the report
+	leftOut  []string     // entries left out for their name
 	stray    tally        // entries outside class folders or archives
 	dirLink  tally        // links to folders inside class folders, not followed
 	skipped  []Skipped    // entries named as images that cannot be read as files, and tar stretches lost to damage
@@ -115,7 +114,6 @@ func (s *split) wantImage(name, rel string) bool {
 		return false
 	}
 	if !isImageExt(path.Ext(name)) {
-		s.notImage.add(rel)
 		s.leftOut = append(s.leftOut, rel)
 		return false
 	}

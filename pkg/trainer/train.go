@@ -1623,8 +1623,14 @@ var saveCheckpoint = (*Checkpoint).Save
 // only where the run trained with it and its model has dropout (a
 // checkpoint of a model without saying "paper" trained as any other).
 func (c *Checkpoint) Dropout() string {
-	s, err := alexnet.Build(c.Model, 10, 0)
-	return DropoutForm(c.PaperDropout && (err != nil || s.HasDropout()))
+	return DropoutForm(c.PaperDropout && modelHasDropout(c.Model))
+}
+
+// modelHasDropout says whether the variant drops units; an unknown one
+// counts as dropping, so that its form is not passed over.
+func modelHasDropout(model string) bool {
+	s, err := alexnet.Build(model, 10, 0)
+	return err != nil || s.HasDropout()
 }
 
 // DropoutForm is --dropout's name of a form: "paper" or "inverted".
@@ -1650,7 +1656,7 @@ func resumeDiffers(ck *Checkpoint, cfg Config, ckPath string, crop, classes int)
 	}
 	// The form matters only to a model with dropout: a run of one
 	// without it continues whichever form either names.
-	if s, err := alexnet.Build(ck.Model, 10, 0); ck.PaperDropout != cfg.PaperDropout && (err != nil || s.HasDropout()) {
+	if ck.PaperDropout != cfg.PaperDropout && modelHasDropout(ck.Model) {
 		differ = append(differ, fmt.Sprintf("--dropout %s, not %s", ck.Dropout(), DropoutForm(cfg.PaperDropout)))
 	}
 	if len(differ) > 0 {
