@@ -248,20 +248,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		if err != nil {
 			return o.Failf(cli.ExitFailure, "%v%s", err, repairHint(err, c.Shards, ""))
 		}
+		addNote := func(note string) { r.Note = strings.TrimPrefix(r.Note+"; "+note, "; ") }
 		if r.Unlabelled > 0 {
-			note := fmt.Sprintf("%d of the validation images read have no label and were not scored", r.Unlabelled)
-			r.Note = strings.TrimPrefix(r.Note+"; "+note, "; ")
+			addNote(fmt.Sprintf("%d of the validation images read have no label and were not scored", r.Unlabelled))
 		}
 		// The run's validation figures were over its --max-val-images:
 		// these are over what this evaluation read, and would not repeat
 		// them without a word.
 		if n := ck.MaxValImages; n != nil && *n > 0 && *n < r.Images && !cli.Given(fs, "max-val-images") {
-			note := fmt.Sprintf("the run validated on its first %d images (--max-val-images %d); these figures are over %d: give --max-val-images %d to score the images it validated on", *n, *n, r.Images, *n)
-			r.Note = strings.TrimPrefix(r.Note+"; "+note, "; ")
+			addNote(fmt.Sprintf("the run validated on its first %d images (--max-val-images %d); these figures are over %d: give --max-val-images %d to score the images it validated on", *n, *n, r.Images, *n))
 		}
 		if ck.Dropout() == "paper" {
-			note := "the run trained with the paper's dropout, so evaluation multiplies the dropout layers' units by 1−p"
-			r.Note = strings.TrimPrefix(r.Note+"; "+note, "; ")
+			addNote("the run trained with the paper's dropout, so evaluation multiplies the dropout layers' units by 1−p")
 		}
 		if r.Note != "" {
 			fmt.Fprintln(stderr, "train: note:", r.Note)
