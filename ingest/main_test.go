@@ -615,7 +615,7 @@ func TestNamedPipesDoNotHang(t *testing.T) {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := syscall.Mkfifo(p, 0o644); err != nil {
+		if err := fixtures.Mkfifo(p); err != nil {
 			t.Skipf("mkfifo: %v", err)
 		}
 	}

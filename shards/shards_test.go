@@ -12,9 +12,10 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/alexnet-repro/alexnet/internal/fixtures"
 )
 
 // photoLike makes a smooth image with noise, so the predictor has something
@@ -441,7 +442,7 @@ func TestOpenRefusesNonRegular(t *testing.T) {
 	}
 	cases := []struct{ path, want string }{{folder, "a directory, not a shard file"}}
 	pipe := filepath.Join(dir, "pipe.shard")
-	if err := syscall.Mkfifo(pipe, 0o644); err == nil {
+	if err := fixtures.Mkfifo(pipe); err == nil {
 		cases = append(cases, struct{ path, want string }{pipe, "a named pipe, not a shard file"})
 	} else {
 		t.Logf("no named pipe here (%v): only the folder is tried", err)

@@ -15,8 +15,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
+
+	"github.com/alexnet-repro/alexnet/internal/fixtures"
 )
 
 // TestLayoutsAgree writes one fixture in every layout and label source and
@@ -910,7 +911,7 @@ func TestCorruptInputs(t *testing.T) {
 			writeFile(t, filepath.Join(root, name), b)
 		}
 		p := filepath.Join(root, devkitDirName, "data", groundTruthName)
-		if err := syscall.Mkfifo(p, 0o644); err != nil {
+		if err := fixtures.Mkfifo(p); err != nil {
 			t.Skipf("mkfifo: %v", err)
 		}
 		_, err := Open(root, Options{})

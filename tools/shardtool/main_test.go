@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -649,7 +648,7 @@ func TestNamedPipeInShardDir(t *testing.T) {
 		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
 			t.Fatal(err)
 		}
-		if err := syscall.Mkfifo(p, 0o644); err != nil {
+		if err := fixtures.Mkfifo(p); err != nil {
 			t.Skipf("mkfifo: %v", err)
 		}
 		done := make(chan struct{})
