@@ -64,8 +64,8 @@ Exit codes: 0 done, 1 failed or every image of a split skipped, 2 usage
 (a dataset folder or --val-labels file that does not exist, or an --out
 holding another dataset's shards, Go source, or that is the dataset's
 train/ or val/ folder), 3 done but
-files were skipped (or kept though decoded past damage) and --strict was
-given, 130 interrupted with the complete shards kept (the same command
+files were skipped (or kept though decoded past damage, or val images
+have no label) and --strict was given, 130 interrupted with the complete shards kept (the same command
 resumes).
 
 Flags:
@@ -85,7 +85,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	codec := fs.String("codec", "grad-huff", "pixel codec: grad-huff (0.47× raw on photos), grad-zstd (0.56×) or zstd (0.89×)")
 	valLabels := fs.String("val-labels", "", "validation labels `FILE` (LOC_val_solution.csv, or lines of 'name label'), overriding what is found")
 	splits := fs.String("splits", "train,val", "splits to write")
-	strict := fs.Bool("strict", false, "exit with code 3 if any file was skipped, or kept although decoded past damage")
+	strict := fs.Bool("strict", false, "exit with code 3 if any file was skipped, or kept although decoded past damage, or a val image has no label")
 	quiet := fs.Bool("quiet", false, "no progress display")
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
 	overwrite := fs.Bool("overwrite", false, "replace the shards of another dataset (another class list) found in --out, or a split's records even when every image of the first shard to write was skipped")
@@ -307,9 +307,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 				n, split, *out, split)
 		}
 	}
-	if *strict && skipped+len(rep.Damaged) > 0 && code == cli.ExitOK {
-		code = o.Failf(cli.ExitSkipped, "--strict: %s skipped and %s kept decoded past damage (listed in %s/ingest-report.json)",
+	// A val image without a label is lost to validation as a skipped one
+	// is to training: --strict counts both.
+	unlabelled := 0
+	for _, it := range ds.Val {
+		if it.Label < 0 {
+			unlabelled++
+		}
+	}
+	if *strict && skipped+len(rep.Damaged)+unlabelled > 0 && code == cli.ExitOK {
+		msg := fmt.Sprintf("--strict: %s skipped and %s kept decoded past damage (listed in %s/ingest-report.json)",
 			cli.Count(skipped, "file was", "files were"), cli.Count(len(rep.Damaged), "file", "files"), *out)
+		if unlabelled > 0 {
+			msg += fmt.Sprintf("; %s no label (see the warning)", cli.Count(unlabelled, "val image has", "val images have"))
+		}
+		code = o.Fail(cli.ExitSkipped, msg)
 	}
 	// The report is the one JSON document, a failure found in it too; so
 	// is the copy on disk, which a later reader otherwise takes for a

@@ -158,6 +158,15 @@ func TestExitCodes(t *testing.T) {
 	if code := run(context.Background(), []string{"--quiet", "--size", "16", "--out", full, root}, &so, &se); code != cli.ExitOK {
 		t.Fatalf("setup: exit %d: %s", code, se.String())
 	}
+	// Every image good, but val unlabelled: no label file beside it.
+	unlabelled := t.TempDir()
+	for i, p := range []string{"train/n00000001/a.JPEG", "train/n00000002/b.JPEG", "val/ILSVRC2012_val_00000001.JPEG"} {
+		p = filepath.Join(unlabelled, p)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, fixtures.JPEG(t, 40, 30, i, false), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// A folder of Go source, as ./shards is in the repository's root.
 	goPkg := t.TempDir()
 	if err := os.WriteFile(filepath.Join(goPkg, "shards.go"), []byte("package shards\n"), 0o644); err != nil {
@@ -202,6 +211,9 @@ func TestExitCodes(t *testing.T) {
 		{name: "val labels /dev/null", args: []string{"--val-labels", os.DevNull, root}, code: cli.ExitUsage, say: "a character device, not a regular file"},
 		{name: "skips are fine", args: []string{"--quiet", "--size", "16", "--out", t.TempDir(), root}, code: cli.ExitOK, say: "skipped"},
 		{name: "strict", args: []string{"--quiet", "--strict", "--size", "16", "--out", t.TempDir(), root}, code: cli.ExitSkipped, say: "--strict"},
+		{name: "unlabelled val", args: []string{"--quiet", "--size", "16", "--out", t.TempDir(), unlabelled}, code: cli.ExitOK, say: "1 image without labels"},
+		{name: "unlabelled val, strict", args: []string{"--quiet", "--strict", "--size", "16", "--out", t.TempDir(), unlabelled}, code: cli.ExitSkipped,
+			say: "--strict: 0 files were skipped and 0 files kept decoded past damage (listed in"},
 		// Cancelled from the start, it stops in the listing (a signal
 		// mid-run is TestSIGTERMStopsAndResumes's).
 		{name: "interrupted", args: []string{"--quiet", "--size", "16", "--out", t.TempDir(), root}, cancelled: true, code: cli.ExitInterrupted,
@@ -258,7 +270,7 @@ func TestExitCodes(t *testing.T) {
 			}
 			// Failures found after the run keep the report around them,
 			// and so does the copy on disk.
-			if _, report := obj["written"]; report != (c.name == "strict" || c.name == "all skipped") {
+			if _, report := obj["written"]; report != (strings.Contains(c.name, "strict") || c.name == "all skipped") {
 				t.Fatalf("--json: the report is there: %v, want it only after a run:\n%s", report, so.String())
 			} else if report {
 				var disk struct {
