@@ -57,13 +57,14 @@ learn: setup build
 
 # CPU training speed beside PyTorch training the same network on the same cores: img/s for small and small-fc (batch 128, 32 px) and alexnet (batch 32, 224), and GFLOP/s against SGEMM, in the same rounds.
 [positional-arguments]
-bench-train-cpu *ARGS: setup build
-    @bash scripts/setup.sh torch || echo "python3-torch could not be installed: the PyTorch reference will say it was skipped"
+bench-train-cpu *ARGS: build
+    @bash scripts/bench-setup.sh torch "$@"
     bin/benchtraincpu "$@"
 
 # Ingest speed per core against PIL + zstd (same core, interleaved), decode-only ceiling, all cores.
 [positional-arguments]
-bench-ingest *ARGS: setup build
+bench-ingest *ARGS: build
+    @bash scripts/bench-setup.sh "" "$@"
     bin/benchingest "$@"
 
 # Ingest's decode budget: peak RSS and time over huge PNGs under several --decode-memory values, beside the unbounded run.
@@ -78,8 +79,8 @@ bench-scale *ARGS: build
 
 # Pipeline speed: augmented 224 crops/s on 1 core and all cores beside PyTorch's DataLoader, per-stage breakdown, RSS, entropy-only and memcpy ceilings, batch digest.
 [positional-arguments]
-bench-pipeline *ARGS: setup build
-    @bash scripts/setup.sh torch || echo "python3-torch could not be installed: the PyTorch reference will say it was skipped"
+bench-pipeline *ARGS: build
+    @bash scripts/bench-setup.sh torch "$@"
     bin/benchpipeline "$@"
 
 # Without a GPU: NVRTC compiles kernels.cu for sm_80/sm_90, ptxas assembles it, the real libcuda binds (NVIDIA's GPU-less parts from Debian non-free, into .cache/).
