@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -108,7 +107,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	c.NoBiasDecay = !*biasDecay
 	c.PaperDropout = *dropout == "paper"
 	if len(pos) != 0 {
-		if name, ok := boolFlagBefore(fs, args, pos[0]); ok {
+		if name, ok := cli.BoolFlagBefore(fs, args, pos[0]); ok {
 			// `--bias-decay false`: Go's true/false flags take no separate value.
 			return o.Failf(cli.ExitUsage, "unexpected argument %q: --%s takes its value after =, as --%s=%s", pos[0], name, name, pos[0])
 		}
@@ -406,27 +405,6 @@ func checkpointFile(p string) string {
 	return p
 }
 
-// boolFlagBefore finds the true/false flag an argument that reads as a
-// bool followed (`--bias-decay false`), which took it for an argument of
-// its own.
-func boolFlagBefore(fs *flag.FlagSet, args []string, arg string) (string, bool) {
-	if _, err := strconv.ParseBool(arg); err != nil {
-		return "", false
-	}
-	for i := 1; i < len(args); i++ {
-		if args[i] != arg {
-			continue
-		}
-		name := strings.TrimLeft(args[i-1], "-")
-		if f := fs.Lookup(name); f != nil && strings.HasPrefix(args[i-1], "-") {
-			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
-				return name, true
-			}
-		}
-	}
-	return "", false
-}
-
 // resumeDefaults takes the run's --model, --batch, --crop, --seed, --dropout,
 // --epochs, --log-every and --max-val-images from --out's checkpoint
 // where the command line leaves them out, so that `train --shards S --out
@@ -476,7 +454,8 @@ func resumeDefaults(fs *flag.FlagSet, c *trainer.Config, sigma *float64, stderr 
 	}
 	take("crop", h.InputHW, usualCrop, func() { c.Crop = h.InputHW })
 	take("seed", h.Seed, def("seed"), func() { c.Seed = h.Seed })
-	take("dropout", h.Dropout(), def("dropout"), func() { c.PaperDropout = h.Dropout() == "paper" })
+	form := h.Dropout()
+	take("dropout", form, def("dropout"), func() { c.PaperDropout = form == "paper" })
 	if h.Epochs > 0 { // kept since checkpoints hold it
 		take("epochs", h.Epochs, def("epochs"), func() { c.Epochs = h.Epochs })
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 )
 
@@ -283,4 +284,26 @@ func Given(fs *flag.FlagSet, name string) bool {
 	given := false
 	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
 	return given
+}
+
+// BoolFlagBefore finds the true/false flag that an argument reading as a
+// bool followed on the command line (`--bias-decay false`): Go's bool
+// flags take no separate value, so the value became an argument of its
+// own, which a command can then name rather than call stray.
+func BoolFlagBefore(fs *flag.FlagSet, args []string, arg string) (string, bool) {
+	if _, err := strconv.ParseBool(arg); err != nil {
+		return "", false
+	}
+	for i := 1; i < len(args); i++ {
+		if args[i] != arg {
+			continue
+		}
+		name := strings.TrimLeft(args[i-1], "-")
+		if f := fs.Lookup(name); f != nil && strings.HasPrefix(args[i-1], "-") {
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+				return name, true
+			}
+		}
+	}
+	return "", false
 }

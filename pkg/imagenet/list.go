@@ -13,6 +13,7 @@ import (
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/regfile"
+	"github.com/alexnet-repro/alexnet/shards"
 )
 
 // split collects one split's items while listing. Until the class list is
@@ -346,7 +347,7 @@ func (d *Dataset) outputFolder(dir string) string {
 			}
 		}
 	}
-	if fi, err := os.Lstat(filepath.Join(dir, ".ingest-state")); err == nil && fi.IsDir() { // shards.IngestStateDir
+	if fi, err := os.Lstat(filepath.Join(dir, shards.IngestStateDir)); err == nil && fi.IsDir() {
 		return "it holds an earlier ingest's output (.ingest-state/)"
 	}
 	if f, _, err := regfile.Open(filepath.Join(dir, "meta.json")); err == nil {

@@ -93,32 +93,21 @@ func loadResults(dir string) (*results, error) {
 	return r, nil
 }
 
-// find returns the last record of kind whose fields equal want.
+// find returns the last record of kind whose fields equal want; a field
+// the record lacks reads as "" (so "dropout": "" finds the plain
+// cross-checks, whose records have none, and not a --dropout paper one).
 func (r *results) find(kind string, want map[string]string) map[string]any {
 	recs := r.records[kind]
 	for i := len(recs) - 1; i >= 0; i-- {
 		ok := true
 		for k, v := range want {
-			if fmt.Sprint(recs[i][k]) != v {
+			got, has := recs[i][k]
+			if s := fmt.Sprint(got); !has && v != "" || has && s != v {
 				ok = false
 				break
 			}
 		}
 		if ok {
-			return recs[i]
-		}
-	}
-	return nil
-}
-
-// cross finds a cross-check's record for a model and precision under one
-// dropout form ("" for the inverted default, whose records have no
-// dropout field): a --dropout paper record is not the model's plain one.
-func (r *results) cross(kind, model, prec, dropout string) map[string]any {
-	recs := r.records[kind]
-	for i := len(recs) - 1; i >= 0; i-- {
-		d, _ := recs[i]["dropout"].(string)
-		if fmt.Sprint(recs[i]["model"]) == model && fmt.Sprint(recs[i]["precision"]) == prec && d == dropout {
 			return recs[i]
 		}
 	}
@@ -371,12 +360,12 @@ func writeTable(w io.Writer, r *results) {
 			goal = "≤ 1e-2"
 		}
 		row(fmt.Sprintf("cross-check vs CPU, %s: worst rel err (where)", prec), func(m string) string {
-			return crossCell(r.cross("crosscheck", m, prec, ""), r.why("crosscheck"))
+			return crossCell(r.find("crosscheck", map[string]string{"model": m, "precision": prec, "dropout": ""}), r.why("crosscheck"))
 		}, goal+"; input, masks exact (conv gradients: pooling flips break it on some batches, docs/gpu-machine.md)")
 	}
 	row("cross-check vs CPU with --deterministic: fp32 · tf32", func(m string) string {
 		det := func(prec string) string {
-			return crossCell(r.cross("crosscheck_deterministic", m, prec, ""), r.why("crosscheck-det"))
+			return crossCell(r.find("crosscheck_deterministic", map[string]string{"model": m, "precision": prec, "dropout": ""}), r.why("crosscheck-det"))
 		}
 		return det("fp32") + " · " + det("tf32")
 	}, "as above")
@@ -397,11 +386,11 @@ func writeTable(w io.Writer, r *results) {
 		return cell("fp32") + " · " + cell("tf32")
 	}, "conv, fc ≤ 1e-3 · 1e-2; LRN ≤ 1e-4; others ≤ 1e-5")
 	fmt.Fprintf(w, "| cross-check vs CPU, small: fp32 · tf32 | %s · %s |  | |\n",
-		crossCell(r.cross("crosscheck", "small", "fp32", ""), r.why("crosscheck")),
-		crossCell(r.cross("crosscheck", "small", "tf32", ""), r.why("crosscheck")))
+		crossCell(r.find("crosscheck", map[string]string{"model": "small", "precision": "fp32", "dropout": ""}), r.why("crosscheck")),
+		crossCell(r.find("crosscheck", map[string]string{"model": "small", "precision": "tf32", "dropout": ""}), r.why("crosscheck")))
 	fmt.Fprintf(w, "| cross-check vs CPU, small-fc with --dropout paper: fp32 · tf32 | %s · %s |  | |\n",
-		crossCell(r.cross("crosscheck", "small-fc", "fp32", "paper"), r.why("crosscheck-paper-dropout")),
-		crossCell(r.cross("crosscheck", "small-fc", "tf32", "paper"), r.why("crosscheck-paper-dropout")))
+		crossCell(r.find("crosscheck", map[string]string{"model": "small-fc", "precision": "fp32", "dropout": "paper"}), r.why("crosscheck-paper-dropout")),
+		crossCell(r.find("crosscheck", map[string]string{"model": "small-fc", "precision": "tf32", "dropout": "paper"}), r.why("crosscheck-paper-dropout")))
 	row("PyTorch oracle, fp32: max abs diff logits · loss · worst grad rel · after step rel", func(m string) string {
 		o := r.find("oracle", map[string]string{"model": m, "precision": "fp32"})
 		if o == nil {
