@@ -154,6 +154,9 @@ func (e *MetaError) Error() string { return e.Path + ": " + e.Err.Error() }
 
 func (e *MetaError) Unwrap() error { return e.Err }
 
+// ErrNoDir is ReadMeta's error for a shard directory that does not exist.
+var ErrNoDir = errors.New("does not exist")
+
 // IngestStateDir is the folder, inside the shard directory, where ingest
 // keeps what it needs to resume (it writes it before any shard, and
 // meta.json after the last).
@@ -162,9 +165,15 @@ const IngestStateDir = ".ingest-state"
 // ReadMeta reads dir/meta.json and checks that it is one this build reads.
 // A file that is there but unusable gives a *MetaError.
 func ReadMeta(dir string) (*Meta, error) {
-	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+	fi, err := os.Stat(dir)
+	if err == nil && !fi.IsDir() {
 		// A checkpoint or a shard file given for the folder, say.
 		return nil, fmt.Errorf("%s is a file, not a shard directory (the folder ingest wrote, holding meta.json)", dir)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		// A typo in the path, not a folder of the wrong kind: said as such,
+		// and a usage error to the tools, as ingest's missing dataset is.
+		return nil, fmt.Errorf("shard directory %s %w", dir, ErrNoDir)
 	}
 	p := filepath.Join(dir, MetaFile)
 	f, fi, err := regfile.Open(p)

@@ -52,7 +52,8 @@ epoch; the one before it kept as checkpoint.prev.ckpt), clock.json (the
 run's time at it), metrics.jsonl, loss.png, error.png, conv1-filters.png.
 
 Exit codes: 0 done, 1 failed (or stopped before the run's first
-checkpoint), 2 usage: a bad flag, --out already holding a run without
+checkpoint), 2 usage: a bad flag, a --shards or --checkpoint that does
+not exist, --out already holding a run without
 --resume or --overwrite, or --resume with flags or shards that do not
 continue the checkpoint's run; 130 interrupted (Ctrl-C, SIGTERM, SIGHUP)
 with the run saved: --resume continues it (--eval-only: nothing to save).
@@ -169,6 +170,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 				fmt.Fprintf(stderr, "train: --%s is ignored with --resume: the run continues with the checkpoint's\n", f.Name)
 			}
 		})
+	}
+	// A path that names nothing is a typo: a usage error, said before
+	// the device probe (as ingest's missing dataset is).
+	for _, in := range []error{cli.Missing("--shards", c.Shards), cli.Missing("--checkpoint", *ckpt)} {
+		if in != nil {
+			return o.Fail(cli.ExitUsage, in)
+		}
 	}
 	c.Sigma = sigmaOption(*sigma)
 	if c.EvalBatch == 0 && *evalOnly && !cli.Given(fs, "batch") {

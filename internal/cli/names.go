@@ -147,3 +147,20 @@ func DanglingLink(path string) string {
 	}
 	return "dangling symbolic link to " + Name(target)
 }
+
+// Missing says "FLAG PATH does not exist" (or that it is a dangling
+// link) when an input a flag names is not there: a typo in a path is a
+// usage error, said before any work, rather than a failure found later
+// under another file's name.
+func Missing(flag, path string) error {
+	if path == "" {
+		return nil
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if d := DanglingLink(path); d != "" {
+		return fmt.Errorf("%s %s is a %s", flag, path, d)
+	}
+	return fmt.Errorf("%s %s does not exist", flag, path)
+}

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -50,6 +52,33 @@ func TestPrintable(t *testing.T) {
 	} {
 		if got := Printable(in); got != want {
 			t.Errorf("Printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestMissing(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a.ckpt")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(filepath.Join(dir, "gone"), link); err != nil {
+		t.Skip("no symbolic links here:", err)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{"", ""},
+		{dir, ""},
+		{file, ""},
+		{filepath.Join(dir, "absent"), "--x " + filepath.Join(dir, "absent") + " does not exist"},
+		{link, "--x " + link + " is a dangling symbolic link to " + filepath.Join(dir, "gone")},
+	} {
+		got := ""
+		if err := Missing("--x", tc.path); err != nil {
+			got = err.Error()
+		}
+		if got != tc.want {
+			t.Errorf("Missing(%q) = %q, want %q", tc.path, got, tc.want)
 		}
 	}
 }

@@ -183,6 +183,19 @@ func TestPredict(t *testing.T) {
 	if code := run([]string{"--shards", dir}, &so, &se); code != 2 || se.String() != "predict: missing --checkpoint, an IMAGE, FOLDER or - (see --help)\n" {
 		t.Errorf("no checkpoint or image: exit %d, stderr %q", code, se.String())
 	}
+	// A path that names nothing is a usage error too, named by its flag.
+	for _, c := range []struct {
+		args []string
+		say  string
+	}{
+		{[]string{"--checkpoint", ckPath + ".absent", "--shards", dir, img}, "predict: --checkpoint " + ckPath + ".absent does not exist\n"},
+		{[]string{"--checkpoint", ckPath, "--shards", dir + "-absent", img}, "predict: --shards " + dir + "-absent does not exist\n"},
+	} {
+		se.Reset()
+		if code := run(c.args, &so, &se); code != 2 || se.String() != c.say {
+			t.Errorf("%q: exit %d, stderr %q", c.args, code, se.String())
+		}
+	}
 	so.Reset()
 	so.Reset()
 	if code := run([]string{"--checkpoint", ckPath, "--shards", dir, "--json", img, bad}, &so, &se); code != 1 {

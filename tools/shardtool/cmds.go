@@ -45,7 +45,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 	o := cli.NewOutcome("shardtool verify", args, stdout, stderr)
 	defer func() { code = o.Finish(code) }()
 	stdout = o.Stdout()
-	fs := newFlags("verify", "verify DIR [--decode] [--json] [--workers 0]\n\nRe-reads every shard listed in DIR/meta.json, checking record CRCs, the index,\nthe whole-file CRC, the sizes and checksums meta.json recorded, and each\nrecord's label, size and codec against meta.json.\n\nExample:\n  shardtool verify ./shards --decode --json | jq .damaged\n\nExit codes: 0 no damage, 1 failed (or an unfinished ingest unlisted a\nsplit, which it names), 2 usage, 4 damage found (each shard and record named).", stdout, stderr)
+	fs := newFlags("verify", "verify DIR [--decode] [--json] [--workers 0]\n\nRe-reads every shard listed in DIR/meta.json, checking record CRCs, the index,\nthe whole-file CRC, the sizes and checksums meta.json recorded, and each\nrecord's label, size and codec against meta.json.\n\nExample:\n  shardtool verify ./shards --decode --json | jq .damaged\n\nExit codes: 0 no damage, 1 failed (or an unfinished ingest unlisted a\nsplit, which it names), 2 usage (or a DIR that does not exist), 4 damage found (each shard and record named).", stdout, stderr)
 	decode := fs.Bool("decode", false, "also decompress every record's pixels")
 	asJSON := fs.Bool("json", false, "print results as JSON")
 	workers := fs.Int("workers", 0, "shards checked in parallel (0: all cores)")
@@ -73,6 +73,9 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 	m, err := shards.ReadMeta(dir)
 	if err != nil {
 		var me *shards.MetaError
+		if errors.Is(err, shards.ErrNoDir) {
+			return o.Fail(cli.ExitUsage, err)
+		}
 		if !errors.As(err, &me) {
 			return o.Fail(cli.ExitFailure, err)
 		}
@@ -315,7 +318,7 @@ func inspect(args []string, stdout, stderr io.Writer) (code int) {
 	o := cli.NewOutcome("shardtool inspect", args, stdout, stderr)
 	defer func() { code = o.Finish(code) }()
 	stdout = o.Stdout()
-	fs := newFlags("inspect", "inspect DIR [--json] [--classes 10]\n\nSummarises DIR/meta.json: the format, image size and codec, each split's\nrecords, shards, bytes and skips, the train pixel mean, std and PCA, and\nthe first classes.\n\nExample:\n  shardtool inspect ./shards --classes 0\n\nExit codes: 0 done, 1 no readable meta.json, 2 usage.", stdout, stderr)
+	fs := newFlags("inspect", "inspect DIR [--json] [--classes 10]\n\nSummarises DIR/meta.json: the format, image size and codec, each split's\nrecords, shards, bytes and skips, the train pixel mean, std and PCA, and\nthe first classes.\n\nExample:\n  shardtool inspect ./shards --classes 0\n\nExit codes: 0 done, 1 no readable meta.json, 2 usage (or a DIR that does not exist).", stdout, stderr)
 	asJSON := fs.Bool("json", false, "print meta.json's summary as JSON")
 	classes := fs.Int("classes", 10, "classes to list (0: all); --json always lists all")
 	pos, err := cli.ParseInterspersed(fs, args)
@@ -341,6 +344,9 @@ func inspect(args []string, stdout, stderr io.Writer) (code int) {
 // caller writes out at once and so can tell a failed write.
 func inspectTo(stdout *bytes.Buffer, dir string, asJSON bool, classes int, o *cli.Outcome) int {
 	m, err := shards.ReadMeta(dir)
+	if errors.Is(err, shards.ErrNoDir) {
+		return o.Fail(cli.ExitUsage, err)
+	}
 	if err != nil {
 		return o.Fail(cli.ExitFailure, err)
 	}
@@ -407,7 +413,7 @@ func inspectTo(stdout *bytes.Buffer, dir string, asJSON bool, classes int, o *cl
 }
 
 func grid(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("grid", "grid DIR [--n 64] [--out grid.png] [--split train] [--tile 128]\n\nDraws a contact sheet: the first N records of a split, each tile captioned\nwith its label and class name, so a person can see that pixels and labels agree.\n\nExample:\n  shardtool grid ./shards --n 64 --out grid.png\n\nExit codes: 0 written, 1 failed or interrupted, 2 usage.", stdout, stderr)
+	fs := newFlags("grid", "grid DIR [--n 64] [--out grid.png] [--split train] [--tile 128]\n\nDraws a contact sheet: the first N records of a split, each tile captioned\nwith its label and class name, so a person can see that pixels and labels agree.\n\nExample:\n  shardtool grid ./shards --n 64 --out grid.png\n\nExit codes: 0 written, 1 failed or interrupted, 2 usage (or a DIR that does not exist).", stdout, stderr)
 	n := fs.Int("n", 64, "records to draw")
 	out := fs.String("out", "grid.png", "PNG to write")
 	split := fs.String("split", "train", "split to draw from")
@@ -452,6 +458,9 @@ func grid(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	m, err := shards.ReadMeta(dir)
 	if err != nil {
 		fmt.Fprintln(stderr, "shardtool grid:", err)
+		if errors.Is(err, shards.ErrNoDir) {
+			return cli.ExitUsage
+		}
 		return cli.ExitFailure
 	}
 	if _, ok := m.Splits[*split]; !ok && *split != "train" && *split != "val" {

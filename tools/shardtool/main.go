@@ -35,7 +35,8 @@ Commands:
                                    a contact sheet of records with class names
 
 Exit codes: 0 done (verify: no damage), 1 failed or interrupted (verify:
-also a split an unfinished ingest unlisted), 2 usage, 4 verify found damage.
+also a split an unfinished ingest unlisted), 2 usage (or a DIR that does
+not exist), 4 verify found damage.
 
 Example:
   shardtool verify ./shards

@@ -192,6 +192,9 @@ func TestInspectAndGrid(t *testing.T) {
 	if code, _, _ := runTool("grid", t.TempDir()); code != cli.ExitFailure {
 		t.Fatalf("grid on an empty dir: exit %d", code)
 	}
+	if code, _, errs := runTool("grid", filepath.Join(dir, "absent")); code != cli.ExitUsage || !strings.Contains(errs, "absent does not exist") {
+		t.Fatalf("grid on a folder that does not exist: exit %d, %s", code, errs)
+	}
 	for _, bad := range []struct {
 		args []string
 		say  string
@@ -587,9 +590,10 @@ func TestEdgesReportedPlainly(t *testing.T) {
 	}{
 		{[]string{"verify", "--json"}, cli.ExitUsage, "want one DIR, got 0"},
 		{[]string{"verify", "--json", "--workers", "x", dir}, cli.ExitUsage, `invalid value "x"`},
-		{[]string{"verify", "--json", filepath.Join(dir, "absent")}, cli.ExitFailure, "absent"},
+		{[]string{"verify", "--json", filepath.Join(dir, "absent")}, cli.ExitUsage, "absent does not exist"},
+		{[]string{"verify", "--json", t.TempDir()}, cli.ExitFailure, "meta.json not found"},
 		{[]string{"inspect", "--json", dir, "--classes", "-3"}, cli.ExitUsage, "--classes -3"},
-		{[]string{"inspect", "--json", filepath.Join(dir, "absent")}, cli.ExitFailure, "absent"},
+		{[]string{"inspect", "--json", filepath.Join(dir, "absent")}, cli.ExitUsage, "absent does not exist"},
 		{[]string{"--json", "--bogus"}, cli.ExitUsage, `unknown command "--json"`},
 		{[]string{"veriffy", dir, "--json"}, cli.ExitUsage, `unknown command "veriffy"; did you mean verify? (see --help)`},
 		{[]string{"--json", "list", dir}, cli.ExitUsage, `unknown command "list" (want verify, inspect or grid`},
