@@ -397,8 +397,10 @@ func modelInits() string {
 // unchanged, so the repair takes deleting the damaged ones first.
 func repairHint(err error, dir, then string) string {
 	// A shard's own fault: damaged, malformed, cut short or missing.
+	// A shard this user may not read is not damage: deleting it would
+	// lose a good shard.
 	var re *shards.RecordError
-	if !errors.Is(err, shards.ErrChecksum) && !errors.Is(err, shards.ErrFormat) && !errors.As(err, &re) {
+	if !errors.Is(err, shards.ErrChecksum) && !errors.Is(err, shards.ErrFormat) && !errors.As(err, &re) || errors.Is(err, os.ErrPermission) {
 		return ""
 	}
 	return fmt.Sprintf("\n(`shardtool verify %s` names every damaged shard: delete those and run the same ingest command again, which remakes only them%s)", dir, then)

@@ -273,6 +273,25 @@ func TestDamagedShardSaysHowToRepair(t *testing.T) {
 	}
 }
 
+// A shard this user may not read stops the run with the reason, and no
+// advice to delete it: it is not damaged. Root runs this as another user.
+func TestUnreadableShardIsNotCalledDamaged(t *testing.T) {
+	if !fixtures.Unprivileged(t) {
+		return
+	}
+	shardDir := fixtureShards(t, 12, 4, 16)
+	p := filepath.Join(shardDir, "train-00000.shard")
+	if err := os.Chmod(p, 0); err != nil {
+		t.Fatal(err)
+	}
+	var so, se bytes.Buffer
+	code := run(context.Background(), []string{"--shards", shardDir, "--out", filepath.Join(t.TempDir(), "run"), "--device", "cpu",
+		"--model", "small", "--crop", "32", "--batch", "8", "--epochs", "1", "--workers", "1"}, &so, &se)
+	if code != cli.ExitFailure || !strings.Contains(se.String(), p+": permission denied") || strings.Contains(se.String(), "delete") {
+		t.Fatalf("exit %d\n%s", code, se.String())
+	}
+}
+
 // fixtureShards ingests a fixtures.Tree of perClass train and nVal val
 // images at 36 px into a new folder, shardSize records a shard.
 func fixtureShards(t *testing.T, perClass, nVal, shardSize int) string {

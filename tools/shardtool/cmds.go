@@ -39,6 +39,10 @@ type shardCheck struct {
 	Shard   string   `json:"shard"`
 	Records int      `json:"records_ok"`
 	Damage  []string `json:"damage,omitempty"`
+	// Unreadable is why a shard could not be opened for a reason that
+	// says nothing of its bytes (permission denied): not damage, which
+	// would send the user to delete a good shard.
+	Unreadable string `json:"unreadable,omitempty"`
 }
 
 func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
@@ -112,6 +116,12 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 					results[i] = shardCheck{Split: t.split, Shard: t.info.File,
 						Damage: []string{fmt.Sprintf("shard %s: %d bytes, meta.json says %d (not verified further)", t.info.File, size, t.info.Bytes)}}
 					continue
+				}
+				if f, err := os.Open(path); errors.Is(err, os.ErrPermission) {
+					results[i] = shardCheck{Split: t.split, Shard: t.info.File, Unreadable: err.Error()}
+					continue
+				} else if err == nil {
+					f.Close()
 				}
 				res := shards.VerifyWith(path, *decode, func(rec *shards.Record) error {
 					if err := m.CheckRecord(t.split, rec); err != nil {
@@ -250,9 +260,15 @@ func unlistedShards(dir string, m *shards.Meta) []string {
 func verifyReport(dir string, results []shardCheck, nShards int, unlisted []string, unfinished map[string]string, asJSON bool, stdout, stderr io.Writer) int {
 	bad, records := 0, 0
 	var out bytes.Buffer
-	var badNames []string
+	var badNames, unreadable []string
 	for _, c := range results {
 		records += c.Records
+		if c.Unreadable != "" {
+			unreadable = append(unreadable, c.Shard)
+			if !asJSON {
+				fmt.Fprintf(&out, "UNREADABLE shard %s: %s\n", c.Shard, c.Unreadable)
+			}
+		}
 		if len(c.Damage) > 0 {
 			bad++
 			badNames = append(badNames, c.Shard)
@@ -267,13 +283,17 @@ func verifyReport(dir string, results []shardCheck, nShards int, unlisted []stri
 	case asJSON:
 		enc := json.NewEncoder(&out)
 		enc.SetIndent("", "  ") // as the other commands' --json
-		enc.Encode(map[string]any{"shards": nShards, "damaged": bad, "records_ok": records, "results": results,
+		enc.Encode(map[string]any{"shards": nShards, "damaged": bad, "unreadable": len(unreadable), "records_ok": records, "results": results,
 			"unlisted":   append([]string{}, unlisted...), // shard files meta.json does not list, not verified
 			"unfinished": nonNil(unfinished)})             // splits an unfinished ingest unlisted
 	case nShards < len(results):
 		fmt.Fprintf(&out, "%s is damaged, so there is no list of shards to verify\n", shards.MetaFile)
 	default:
-		fmt.Fprintf(&out, "verified %s, %s ok, %s\n", cli.Count(len(results), "shard", "shards"), cli.Count(records, "record", "records"), cli.Count(bad, "damaged shard", "damaged shards"))
+		fmt.Fprintf(&out, "verified %s, %s ok, %s", cli.Count(len(results), "shard", "shards"), cli.Count(records, "record", "records"), cli.Count(bad, "damaged shard", "damaged shards"))
+		if len(unreadable) > 0 {
+			fmt.Fprintf(&out, ", %s", cli.Count(len(unreadable), "shard that could not be read", "shards that could not be read"))
+		}
+		fmt.Fprintln(&out)
 	}
 	// A report that cannot be written (a full disk) must not pass for a
 	// clean one: a script reads the exit code.
@@ -308,8 +328,17 @@ func verifyReport(dir string, results []shardCheck, nShards int, unlisted []stri
 				shard(len(present)), cli.FirstFew(present, 10), cli.Plural(len(present), "it", "them"), shard(len(gone)), cli.FirstFew(gone, 10))
 		}
 	}
+	if len(unreadable) > 0 {
+		// Not verified, so not called intact either: a failure, whose
+		// cure is the folder's permissions, not a new ingest.
+		fmt.Fprintf(stderr, "shardtool verify: %s could not be read, so not verified (not damage: check the files' owner and permissions): %s\n",
+			cli.Count(len(unreadable), "shard", "shards"), cli.FirstFew(unreadable, 10))
+	}
 	if bad > 0 {
 		return cli.ExitDamaged
+	}
+	if len(unreadable) > 0 {
+		return cli.ExitFailure
 	}
 	return cli.ExitOK
 }

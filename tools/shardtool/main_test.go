@@ -709,3 +709,46 @@ func TestReadersRefuseAFolderBeingWritten(t *testing.T) {
 		t.Errorf("grid after the ingest ended: exit %d, %q", code, errs)
 	}
 }
+
+// A shard the user may not read is not damage: verify says it could not
+// be read and exits 1, and gives no advice to delete it. Permissions do
+// not bind root, so root runs this as another user.
+func TestVerifyUnreadableShardIsNotDamage(t *testing.T) {
+	if !fixtures.Unprivileged(t) {
+		return
+	}
+	dir := makeShards(t)
+	p := filepath.Join(dir, "train-00001.shard")
+	if err := os.Chmod(p, 0); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runTool("verify", dir)
+	if code != cli.ExitFailure || !strings.Contains(out, "UNREADABLE shard train-00001.shard: open "+p+": permission denied") ||
+		!strings.Contains(out, "0 damaged shards, 1 shard that could not be read") || strings.Contains(out, "DAMAGED") ||
+		!strings.Contains(errs, "could not be read, so not verified (not damage") || strings.Contains(errs, "delete") {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	code, out, _ = runTool("verify", "--json", dir)
+	var rep struct {
+		Damaged    int `json:"damaged"`
+		Unreadable int `json:"unreadable"`
+		Results    []shardCheck
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != cli.ExitFailure || rep.Damaged != 0 || rep.Unreadable != 1 {
+		t.Fatalf("--json: exit %d, %v\n%s", code, err, out)
+	}
+	// Damage elsewhere is still damage, and its exit code wins.
+	b, err := os.ReadFile(filepath.Join(dir, "train-00000.shard"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x40
+	if err := os.WriteFile(filepath.Join(dir, "train-00000.shard"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = runTool("verify", dir)
+	if code != cli.ExitDamaged || !strings.Contains(out, "1 damaged shard, 1 shard that could not be read") ||
+		!strings.Contains(errs, "delete the damaged shard (train-00000.shard)") {
+		t.Fatalf("with damage: exit %d\n%s%s", code, out, errs)
+	}
+}
