@@ -6,7 +6,9 @@ group=$1
 shift
 for a in "$@"; do
   case "$a" in
-    -h|-help|--help) exit 0 ;;
+    # Every spelling Go's flag package reads as help (-h, --h, -help,
+    # --help, and each with =true).
+    -h|--h|-help|--help|-h=*|--h=*|-help=*|--help=*) exit 0 ;;
   esac
 done
 bash scripts/setup.sh || exit

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
+	"github.com/alexnet-repro/alexnet/internal/dirlock"
 	"github.com/alexnet-repro/alexnet/internal/regfile"
 )
 
@@ -182,7 +183,12 @@ func ReadMeta(dir string) (*Meta, error) {
 			// ingest writes meta.json last: its state folder without it is
 			// a first run stopped part-way, not a wrong folder.
 			if fi, err := os.Lstat(filepath.Join(dir, IngestStateDir)); err == nil && fi.IsDir() {
-				return nil, fmt.Errorf("%s not found: an ingest into %s did not finish (its state is in %s/, and %s says how it ended); the same ingest command resumes it", p, dir, IngestStateDir, filepath.Join(dir, "ingest-report.json"))
+				// One still running is not to be run again, which its
+				// lock would refuse.
+				if busy := dirlock.Probe(dir); busy != nil {
+					return nil, fmt.Errorf("%s not found yet: an ingest is writing %s (%v)", p, dir, busy)
+				}
+				return nil, fmt.Errorf("%s not found: an ingest into %s did not finish, or its meta.json was removed since (its state is in %s/, and %s says how it ended); the same ingest command resumes it", p, dir, IngestStateDir, filepath.Join(dir, "ingest-report.json"))
 			}
 			return nil, fmt.Errorf("%s not found: is %s a shard directory written by ingest?", p, dir)
 		}

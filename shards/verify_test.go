@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/alexnet-repro/alexnet/internal/dirlock"
 )
 
 func TestCheckRecord(t *testing.T) {
@@ -324,7 +326,17 @@ func TestReadMetaMissing(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, IngestStateDir), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadMeta(dir); err == nil || !strings.Contains(err.Error(), "an ingest into "+dir+" did not finish (its state is in .ingest-state/, and "+filepath.Join(dir, "ingest-report.json")+" says how it ended); the same ingest command resumes it") {
+	if _, err := ReadMeta(dir); err == nil || !strings.Contains(err.Error(), "an ingest into "+dir+" did not finish, or its meta.json was removed since (its state is in .ingest-state/, and "+filepath.Join(dir, "ingest-report.json")+" says how it ended); the same ingest command resumes it") {
 		t.Errorf("a first ingest stopped part-way: %v", err)
+	}
+	// One still running is said to be, and nothing to run again.
+	l, err := dirlock.Acquire(dir, "ingest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if _, err := ReadMeta(dir); err == nil || !strings.Contains(err.Error(), "not found yet: an ingest is writing "+dir) ||
+		!strings.Contains(err.Error(), "ingest, pid") || strings.Contains(err.Error(), "resumes") {
+		t.Errorf("a first ingest still running: %v", err)
 	}
 }

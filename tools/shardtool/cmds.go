@@ -58,8 +58,8 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 		return o.ParseFailed(fs, args, err)
 	}
 	o.JSON = *asJSON
-	if len(pos) != 1 {
-		return o.Failf(cli.ExitUsage, "want one DIR, got %d (see --help)", len(pos))
+	if err := oneDir(pos); err != nil {
+		return o.Fail(cli.ExitUsage, err)
 	}
 	if *workers < 0 {
 		return o.Failf(cli.ExitUsage, "--workers %d: want 0 (all cores) or more", *workers)
@@ -355,8 +355,8 @@ func inspect(args []string, stdout, stderr io.Writer) (code int) {
 		return o.ParseFailed(fs, args, err)
 	}
 	o.JSON = *asJSON
-	if len(pos) != 1 {
-		return o.Failf(cli.ExitUsage, "want one DIR, got %d (see --help)", len(pos))
+	if err := oneDir(pos); err != nil {
+		return o.Fail(cli.ExitUsage, err)
 	}
 	if *classes < 0 {
 		return o.Failf(cli.ExitUsage, "--classes %d: want 0 (all) or more", *classes)
@@ -451,8 +451,8 @@ func grid(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return cli.ExitCode(err)
 	}
-	if len(pos) != 1 {
-		fmt.Fprintf(stderr, "shardtool grid: want one DIR, got %d (see --help)\n", len(pos))
+	if err := oneDir(pos); err != nil {
+		fmt.Fprintln(stderr, "shardtool grid:", err)
 		return cli.ExitUsage
 	}
 	// The sheet is one image in memory: bound it (4096 tiles of 128 px
@@ -636,4 +636,16 @@ func contactSheet(ctx context.Context, dir string, m *shards.Meta, split string,
 		r.Close()
 	}
 	return sheet, drawn, nil
+}
+
+// oneDir checks that the command line gave one DIR, and not an empty
+// name (an unset shell variable), which a message could only name as "".
+func oneDir(pos []string) error {
+	if len(pos) != 1 {
+		return fmt.Errorf("want one DIR, got %d (see --help)", len(pos))
+	}
+	if pos[0] == "" {
+		return errors.New("DIR is an empty name (an unset variable?): give the shard directory (see --help)")
+	}
+	return nil
 }

@@ -594,6 +594,8 @@ func TestEdgesReportedPlainly(t *testing.T) {
 		{[]string{"verify", "--json", t.TempDir()}, cli.ExitFailure, "meta.json not found"},
 		{[]string{"inspect", "--json", dir, "--classes", "-3"}, cli.ExitUsage, "--classes -3"},
 		{[]string{"inspect", "--json", filepath.Join(dir, "absent")}, cli.ExitUsage, "absent does not exist"},
+		{[]string{"verify", "--json", ""}, cli.ExitUsage, "DIR is an empty name"},
+		{[]string{"inspect", "--json", ""}, cli.ExitUsage, "DIR is an empty name"},
 		{[]string{"--json", "--bogus"}, cli.ExitUsage, `unknown command "--json"`},
 		{[]string{"veriffy", dir, "--json"}, cli.ExitUsage, `unknown command "veriffy"; did you mean verify? (see --help)`},
 		{[]string{"--json", "list", dir}, cli.ExitUsage, `unknown command "list" (want verify, inspect or grid`},

@@ -24,7 +24,7 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	benchstat.Main("benchdecodemem", run)
 }
 
 // measure is one ingest run.

@@ -25,7 +25,7 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	benchstat.Main("benchingest", run)
 }
 
 type result struct {

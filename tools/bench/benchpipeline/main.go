@@ -37,8 +37,12 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	benchstat.Main("benchpipeline", run)
 }
+
+// minCeilingTime is the shortest --ceiling-time: long enough for a
+// ceiling loop to decode a 256-px record many times.
+const minCeilingTime = 10 * time.Millisecond
 
 // Goals the report checks against.
 const (
@@ -178,6 +182,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := func(format string, a ...any) { fmt.Fprintf(stderr, "benchpipeline: "+format+"\n", a...) }
+	// A ceiling loop too short to run once rates it 0, and every ratio
+	// against it infinite (a goal "met"; --json cannot encode it).
+	if *minTime < minCeilingTime {
+		log("--ceiling-time %v: want at least %v (each ceiling loop runs that long per round)", *minTime, minCeilingTime)
+		return 2
+	}
+	if *crop < 0 {
+		log("--crop %d: want 0 (7/8 of the shards' side) or a side up to the shards'", *crop)
+		return 2
+	}
+	if err := cli.Missing("--shards", *dir); err != nil {
+		log("%v", err)
+		return 2
+	}
 	codec, err := shards.ParseCodec(*codecName)
 	if err != nil {
 		log("%v", err)
@@ -243,6 +261,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if cropSide == 0 {
 		cropSide = rep.Width * 7 / 8
 	}
+	if side := min(rep.Width, rep.Height); cropSide > side {
+		log("--crop %d: want at most %d, the shards' side", cropSide, side)
+		return 2
+	}
 	var refCfg *refConfig
 	if *refOn {
 		alloc, note, err := benchstat.ReferenceAllocator(*allocChoice)
@@ -264,7 +286,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case rep.Width != rep.Height:
 			rep.Reference.Skipped = fmt.Sprintf("the shards are %d×%d, not square", rep.Width, rep.Height)
 		default:
-			rep.Reference.Skipped = refAvailable(*python)
+			rep.Reference.Skipped = refMismatch(*dir, meta, images)
+			if rep.Reference.Skipped == "" {
+				rep.Reference.Skipped = refAvailable(*python)
+			}
 		}
 		if rep.Reference.Skipped != "" {
 			log("PyTorch DataLoader reference skipped: %s", rep.Reference.Skipped)
@@ -637,7 +662,7 @@ func printReport(w io.Writer, r *report) {
 	}
 	fmt.Fprintf(w, "input: %s\n  codec %s, %d records in %d shards at %d×%d, %.0f KB a record; batches of %d crops of %d, %d batches a run (first untimed)\n",
 		r.Input, r.Codec, r.Records, r.Shards, r.Width, r.Height, r.BytesPerRecord/1e3, r.Batch, r.Crop, r.Batches)
-	fmt.Fprintf(w, "  %d rounds, each a one-core run and the one-core ceilings per CPU, then an all-cores run; figures are medians\n", len(r.AllCores))
+	fmt.Fprintf(w, "  %s, each a one-core run and the one-core ceilings per CPU, then an all-cores run; figures are medians\n", cli.Count(len(r.AllCores), "round", "rounds"))
 	fmt.Fprintf(w, "  load average before: %s on %d cores (other work on the machine makes the figures noisy)\n\n", r.LoadAvg, r.Cores)
 	fmt.Fprintf(w, "%-22s %10s %12s %12s %11s %10s\n", "run", "img/s", "img/CPU-s", "img/s/core", "cores used", "peak RSS")
 	for _, x := range []runResult{r.One, r.All} {

@@ -47,7 +47,7 @@ func writeShards(t *testing.T, n, per, w, h int) string {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rec := shards.Record{ID: uint64(id), Label: int32(id % 4), Name: fmt.Sprint(id), Codec: shards.CodecGradHuff, W: w, H: h, Channels: 3, Payload: payload}
+			rec := shards.Record{ID: uint64(id), Label: int32(id % 4), Name: fmt.Sprintf("n0000000%d_img%d.JPEG", id%2, id), Codec: shards.CodecGradHuff, W: w, H: h, Channels: 3, Payload: payload}
 			if err := wr.Append(&rec); err != nil {
 				t.Fatal(err)
 			}
@@ -161,10 +161,24 @@ func TestSimulatedQuality(t *testing.T) {
 }
 
 func TestFlags(t *testing.T) {
-	for _, args := range [][]string{{"--batches", "1"}, {"--batch", "0"}, {"--nonsense"}} {
+	shardDir := writeShards(t, 8, 4, 16, 16)
+	for _, tc := range []struct {
+		args []string
+		say  string
+	}{
+		{[]string{"--batches", "1"}, "--batches must be at least 2"},
+		{[]string{"--batch", "0"}, "--batch"},
+		{[]string{"--nonsense"}, "flag provided but not defined"},
+		{[]string{"--ceiling-time", "0"}, "--ceiling-time 0s: want at least 10ms"},
+		{[]string{"--ceiling-time", "-5s"}, "--ceiling-time -5s"},
+		{[]string{"--crop", "-4"}, "--crop -4"},
+		{[]string{"--shards", filepath.Join(shardDir, "absent")}, "absent does not exist"},
+		// Known only once the shards are read, and still before any run.
+		{[]string{"--shards", shardDir, "--crop", "17"}, "--crop 17: want at most 16, the shards' side"},
+	} {
 		var out, errs bytes.Buffer
-		if code := run(args, &out, &errs); code != 2 {
-			t.Errorf("%v: exit %d, want 2", args, code)
+		if code := run(tc.args, &out, &errs); code != 2 || !strings.Contains(errs.String(), tc.say) || strings.Contains(errs.String(), "round 1") {
+			t.Errorf("%v: exit %d, want 2 saying %q:\n%s", tc.args, code, tc.say, errs.String())
 		}
 	}
 	var out, errs bytes.Buffer

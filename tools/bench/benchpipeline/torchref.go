@@ -3,10 +3,14 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
+	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/testdata"
+	"github.com/alexnet-repro/alexnet/shards"
 	"github.com/alexnet-repro/alexnet/tools/bench/internal/benchstat"
 )
 
@@ -208,4 +212,45 @@ func printRef(w io.Writer, r *report) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// refMismatch says why the JPEGs in images are not the ones the shards'
+// train split was made from, or "" when they may be: as many .JPEG files
+// (the reference script's listing) as train records, and the first
+// record of each shard named by one of them. A ratio against other
+// images (full-size photos against 28-px digits, say) would be printed
+// as a like-for-like comparison and mean nothing.
+func refMismatch(dir string, meta *shards.Meta, images string) string {
+	ents, err := os.ReadDir(images)
+	if err != nil {
+		return fmt.Sprintf("--reference-images: %v", err)
+	}
+	have := map[string]bool{}
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".JPEG") {
+			have[e.Name()] = true
+		}
+	}
+	train := meta.Splits["train"]
+	if len(have) != train.Records {
+		return fmt.Sprintf("%s holds %s and the shards' train split %s: not the JPEGs the shards were made from (give those with --reference-images, or --reference=false)",
+			images, cli.Count(len(have), ".JPEG file", ".JPEG files"), cli.Count(train.Records, "record", "records"))
+	}
+	var rec shards.Record
+	for _, p := range meta.ShardPaths(dir, "train") {
+		r, err := shards.Open(p)
+		if err != nil {
+			return err.Error()
+		}
+		_, err = r.ReadRecord(0, &rec, nil)
+		r.Close()
+		if err != nil {
+			return err.Error()
+		}
+		if name := filepath.Base(rec.Name); !have[name] {
+			return fmt.Sprintf("%s has no JPEG named %s, as the first record of %s is: not the JPEGs the shards were made from (give those with --reference-images, or --reference=false)",
+				images, cli.Name(name), filepath.Base(p))
+		}
+	}
+	return ""
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/alexnet-repro/alexnet/tools/bench/internal/benchstat"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -12,6 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/alexnet-repro/alexnet/shards"
+	"github.com/alexnet-repro/alexnet/tools/bench/internal/benchstat"
 )
 
 // refPython is a Python that can run the reference, or the test skips.
@@ -27,7 +29,8 @@ func refPython(t *testing.T) string {
 	return py
 }
 
-// writeJPEGs makes n w×h JPEGs named as in the ImageNet sample, in two classes.
+// writeJPEGs makes n w×h JPEGs named as in the ImageNet sample, in two
+// classes, and as writeShards names its records.
 func writeJPEGs(t *testing.T, n, w, h int) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -57,7 +60,7 @@ func writeJPEGs(t *testing.T, n, w, h int) string {
 func TestReferenceInReport(t *testing.T) {
 	py := refPython(t)
 	dir := writeShards(t, 20, 10, 32, 32)
-	imgs := writeJPEGs(t, 6, 48, 40)
+	imgs := writeJPEGs(t, 20, 48, 40) // the shards' sources, by name
 	args := []string{"--shards", dir, "--batches", "3", "--batch", "4", "--workers", "2", "--ceiling-time", "10ms", "--rounds", "1",
 		"--quality=false", "--python", py, "--reference-images", imgs, "--reference-batches", "4", "--json"}
 	var out, errs bytes.Buffer
@@ -112,10 +115,17 @@ func TestReferenceInReport(t *testing.T) {
 func TestReferenceFailure(t *testing.T) {
 	py := refPython(t)
 	dir := writeShards(t, 20, 10, 32, 32)
-	empty := t.TempDir() // no JPEGs: torch_loader.py exits with a message
+	// The shards' sources by name, but not JPEGs: PIL cannot open them.
+	bad := writeJPEGs(t, 20, 8, 8)
+	files, _ := filepath.Glob(filepath.Join(bad, "*.JPEG"))
+	for _, f := range files {
+		if err := os.WriteFile(f, []byte("not a JPEG"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var out, errs bytes.Buffer
 	code := run([]string{"--shards", dir, "--batches", "3", "--batch", "4", "--workers", "2", "--ceiling-time", "10ms", "--rounds", "1",
-		"--quality=false", "--python", py, "--reference-images", empty, "--json"}, &out, &errs)
+		"--quality=false", "--python", py, "--reference-images", bad, "--json"}, &out, &errs)
 	if code != benchstat.ExitNoReference {
 		t.Fatalf("exit %d: %s", code, errs.String())
 	}
@@ -123,7 +133,7 @@ func TestReferenceFailure(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatal(err)
 	}
-	if ref := rep.Reference; ref == nil || !strings.Contains(ref.Skipped, "no .JPEG files") || len(ref.Runs) != 0 {
+	if ref := rep.Reference; ref == nil || !strings.HasPrefix(ref.Skipped, "failed: ") || len(ref.Runs) != 0 {
 		t.Errorf("reference %+v", rep.Reference)
 	}
 	if rep.One.ImgPerSec <= 0 || !rep.DigestsMatch {
@@ -135,5 +145,42 @@ func TestRefAvailableMissingPython(t *testing.T) {
 	why := refAvailable(filepath.Join(t.TempDir(), "no-python"))
 	if !strings.Contains(why, "python3-torch") {
 		t.Errorf("refAvailable of a missing interpreter: %q", why)
+	}
+}
+
+// JPEGs that are not the shards' sources give no ratio: the reference is
+// skipped, saying why, before any Python runs.
+func TestRefMismatch(t *testing.T) {
+	dir := writeShards(t, 20, 10, 32, 32)
+	meta, err := shards.ReadMeta(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed := writeJPEGs(t, 20, 8, 8)
+	if err := os.Rename(filepath.Join(renamed, "n00000000_img10.JPEG"), filepath.Join(renamed, "n00000000_other.JPEG")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		images, want string
+	}{
+		{writeJPEGs(t, 20, 8, 8), ""},
+		{writeJPEGs(t, 6, 8, 8), "holds 6 .JPEG files and the shards' train split 20 records: not the JPEGs the shards were made from"},
+		{t.TempDir(), "holds 0 .JPEG files"},
+		{renamed, "has no JPEG named n00000000_img10.JPEG, as the first record of train-00001.shard is"},
+		{filepath.Join(t.TempDir(), "absent"), "--reference-images: open"},
+	} {
+		got := refMismatch(dir, meta, tc.images)
+		if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.images, got, tc.want)
+		}
+	}
+	// The whole bench: ours alone, exit 3, the reason in the report.
+	var out, errs bytes.Buffer
+	code := run([]string{"--shards", dir, "--batches", "3", "--batch", "4", "--workers", "2", "--ceiling-time", "10ms", "--rounds", "1",
+		"--quality=false", "--reference-images", writeJPEGs(t, 6, 8, 8), "--json"}, &out, &errs)
+	var rep report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || code != benchstat.ExitNoReference || rep.Reference == nil ||
+		!strings.Contains(rep.Reference.Skipped, "not the JPEGs the shards were made from") || rep.One.ImgPerSec <= 0 {
+		t.Fatalf("exit %d, %v: %s\n%s", code, err, out.String(), errs.String())
 	}
 }

@@ -38,7 +38,7 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	benchstat.Main("benchscale", run)
 }
 
 // step is one command's run.

@@ -31,7 +31,7 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	benchstat.Main("benchtraincpu", run)
 }
 
 // model is one benchmarked network: the shapes the README's table has

@@ -135,3 +135,35 @@ func NoReference(w io.Writer, tool, why, alone string) int {
 	fmt.Fprintf(w, "%s: no ratio: the reference did not run (%s); %s runs ours alone (exit 0); exit %d\n", tool, why, alone, ExitNoReference)
 	return ExitNoReference
 }
+
+// Main is a bench's main: it runs run on the command line and exits with
+// its code, except that a report stdout could not take (a full disk) is
+// exit 1. The report is a bench's whole output, and a script reading
+// exit 0 (or 3, ours alone) would take the lost figures for written.
+func Main(tool string, run func(args []string, stdout, stderr io.Writer) int) {
+	os.Exit(mainCode(tool, os.Args[1:], os.Stdout, os.Stderr, run))
+}
+
+func mainCode(tool string, args []string, stdout, stderr io.Writer, run func(args []string, stdout, stderr io.Writer) int) int {
+	w := &checkedWriter{w: stdout}
+	code := run(args, w, stderr)
+	if w.err != nil && (code == 0 || code == ExitNoReference) {
+		fmt.Fprintf(stderr, "%s: writing the report: %v\n", tool, w.err)
+		return 1
+	}
+	return code
+}
+
+// checkedWriter keeps the first error of its writes.
+type checkedWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (c *checkedWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+	return n, err
+}

@@ -1,6 +1,10 @@
 package benchstat
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -113,5 +117,38 @@ func TestPeakRSS(t *testing.T) {
 	}
 	if got, self := PeakRSSMiB(cmd.ProcessState), SelfPeakRSSMiB(); got <= 0 || self <= 0 {
 		t.Errorf("true's peak %v MiB, ours %v MiB", got, self)
+	}
+}
+
+type fullDisk struct{}
+
+func (fullDisk) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// A report stdout could not take is exit 1, whatever the run returned but
+// a failure of its own.
+func TestMainCode(t *testing.T) {
+	report := func(code int) func([]string, io.Writer, io.Writer) int {
+		return func(_ []string, stdout, _ io.Writer) int {
+			fmt.Fprintln(stdout, "the figures")
+			return code
+		}
+	}
+	for _, tc := range []struct {
+		stdout io.Writer
+		run    int
+		want   int
+		say    string
+	}{
+		{&bytes.Buffer{}, 0, 0, ""},
+		{&bytes.Buffer{}, ExitNoReference, ExitNoReference, ""},
+		{fullDisk{}, 0, 1, "bench: writing the report: no space left on device"},
+		{fullDisk{}, ExitNoReference, 1, "writing the report"},
+		{fullDisk{}, 2, 2, ""},
+	} {
+		var stderr bytes.Buffer
+		got := mainCode("bench", nil, tc.stdout, &stderr, report(tc.run))
+		if got != tc.want || !strings.Contains(stderr.String(), tc.say) || tc.say == "" && stderr.Len() > 0 {
+			t.Errorf("run's %d, stdout %T: exit %d, stderr %q", tc.run, tc.stdout, got, stderr.String())
+		}
 	}
 }
