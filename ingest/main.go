@@ -191,7 +191,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	// Nor would one ingest cannot write in (another user's, a read-only
 	// mount) be found only after the listing.
 	if folder != "" {
-		if err := writableDir(folder); err != nil {
+		if err := cli.WritableDir(folder); err != nil {
 			return o.Failf(cli.ExitFailure, "--out %s: cannot write in %s: %v", *out, folder, err)
 		}
 	}

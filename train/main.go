@@ -145,8 +145,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	}
 	// An --out that cannot be a folder is a mistake in the flags, as
 	// ingest's is, and is named as one before any work.
-	if _, p := cli.NearestFolder(c.Out); p != "" && !*evalOnly {
+	folder, p := cli.NearestFolder(c.Out)
+	if p != "" && !*evalOnly {
 		return o.Failf(cli.ExitUsage, "--out %s: %s is a file, not a folder", c.Out, p)
+	}
+	// Nor would one train cannot write in (another user's, a read-only
+	// mount) be found only after the model is built, or as the lock's
+	// "no such file".
+	if folder != "" && !*evalOnly {
+		if err := cli.WritableDir(folder); err != nil {
+			return o.Failf(cli.ExitFailure, "--out %s: cannot write in %s: %v", c.Out, folder, err)
+		}
 	}
 	if *evalOnly {
 		// The checkpoint fixes the network; a flag that looks obeyed but

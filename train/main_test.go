@@ -292,6 +292,27 @@ func TestUnreadableShardIsNotCalledDamaged(t *testing.T) {
 	}
 }
 
+// An --out train cannot write in is refused before the model is built,
+// with the reason. Root runs this as another user.
+func TestUnwritableOut(t *testing.T) {
+	if !fixtures.Unprivileged(t) {
+		return
+	}
+	shardDir := fixtureShards(t, 4, 0, 16)
+	locked := t.TempDir()
+	if err := os.Chmod(locked, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(locked, 0o755) })
+	for _, out := range []string{filepath.Join(locked, "run"), locked} {
+		var so, se bytes.Buffer
+		code := run(context.Background(), []string{"--shards", shardDir, "--out", out, "--device", "cpu", "--model", "small", "--crop", "32", "--batch", "4"}, &so, &se)
+		if code != cli.ExitFailure || !strings.Contains(se.String(), "--out "+out+": cannot write in "+locked+": permission denied") {
+			t.Errorf("--out %s: exit %d\n%s", out, code, se.String())
+		}
+	}
+}
+
 // fixtureShards ingests a fixtures.Tree of perClass train and nVal val
 // images at 36 px into a new folder, shardSize records a shard.
 func fixtureShards(t *testing.T, perClass, nVal, shardSize int) string {

@@ -42,8 +42,13 @@ func Acquire(dir, what string) (*Lock, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|noFollow, 0o644)
 	if errors.Is(err, fs.ErrPermission) {
 		// Another user's .lock (a reader made it, mode 0644): flock needs
-		// no write access, only the owner's name goes unwritten.
-		f, err = os.OpenFile(path, os.O_RDONLY|noFollow, 0)
+		// no write access, only the owner's name goes unwritten. Where
+		// there is none, the folder refused the new file: that is the
+		// reason to give, not the read's "no such file".
+		var rerr error
+		if f, rerr = os.OpenFile(path, os.O_RDONLY|noFollow, 0); rerr == nil || !errors.Is(rerr, fs.ErrNotExist) {
+			err = rerr
+		}
 	}
 	if err == nil {
 		err = regular(f)

@@ -105,6 +105,23 @@ func TestReadOnlyLockFileStillLocks(t *testing.T) {
 	w.Release()
 }
 
+// A folder the user cannot write in, with no lock file yet: the error is
+// the folder's refusal, not the read-only retry's "no such file". Root
+// runs this as another user.
+func TestUnwritableFolderSaysPermission(t *testing.T) {
+	if !fixtures.Unprivileged(t) {
+		return
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o755) })
+	if _, err := Acquire(dir, "train"); !errors.Is(err, fs.ErrPermission) {
+		t.Fatalf("Acquire in a read-only folder: %v, want permission denied", err)
+	}
+}
+
 // TestKilledHolderFreesLock: a run killed with -9 must not leave the folder
 // locked, or every kill would need a person to delete a file.
 func TestKilledHolderFreesLock(t *testing.T) {
