@@ -98,6 +98,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		return o.ParseFailed(fs, args, err)
 	}
 	o.JSON = *asJSON
+	if err := cli.StrayBoolValue(fs, args, pos); err != nil {
+		return o.Fail(cli.ExitUsage, err)
+	}
 	if len(pos) != 1 {
 		return o.Failf(cli.ExitUsage, "want exactly one dataset directory, got %d (see --help)", len(pos))
 	}

@@ -211,6 +211,8 @@ func TestExitCodes(t *testing.T) {
 		{name: "val labels /dev/null", args: []string{"--val-labels", os.DevNull, root}, code: cli.ExitUsage, say: "a character device, not a regular file"},
 		{name: "skips are fine", args: []string{"--quiet", "--size", "16", "--out", t.TempDir(), root}, code: cli.ExitOK, say: "skipped"},
 		{name: "strict", args: []string{"--quiet", "--strict", "--size", "16", "--out", t.TempDir(), root}, code: cli.ExitSkipped, say: "--strict"},
+		{name: "a true/false flag's value apart", args: []string{"--strict", "true", root}, code: cli.ExitUsage, say: `unexpected argument "true": --strict takes its value after =, as --strict=true`},
+		{name: "quiet's value apart, no dataset", args: []string{"--quiet", "1"}, code: cli.ExitUsage, say: `unexpected argument "1": --quiet takes its value after =, as --quiet=1`},
 		{name: "unlabelled val", args: []string{"--quiet", "--size", "16", "--out", t.TempDir(), unlabelled}, code: cli.ExitOK, say: "1 image without labels"},
 		{name: "unlabelled val, strict", args: []string{"--quiet", "--strict", "--size", "16", "--out", t.TempDir(), unlabelled}, code: cli.ExitSkipped,
 			say: "--strict: 0 files were skipped and 0 files kept decoded past damage (listed in"},

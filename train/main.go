@@ -108,9 +108,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	c.NoBiasDecay = !*biasDecay
 	c.PaperDropout = *dropout == "paper"
 	if len(pos) != 0 {
-		if name, ok := cli.BoolFlagBefore(fs, args, pos[0]); ok {
-			// `--bias-decay false`: Go's true/false flags take no separate value.
-			return o.Failf(cli.ExitUsage, "unexpected argument %q: --%s takes its value after =, as --%s=%s", pos[0], name, name, pos[0])
+		// `--bias-decay false`: Go's true/false flags take no separate value.
+		if err := cli.StrayBoolValue(fs, args, pos[:1]); err != nil {
+			return o.Fail(cli.ExitUsage, err)
 		}
 		return o.Failf(cli.ExitUsage, "unexpected argument %q: train takes flags only, the shards as --shards DIR (see --help)", pos[0])
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -306,4 +307,22 @@ func BoolFlagBefore(fs *flag.FlagSet, args []string, arg string) (string, bool) 
 		}
 	}
 	return "", false
+}
+
+// StrayBoolValue names the mistake when one of a command's arguments pos
+// is the value of a true/false flag given apart (`--strict true DIR`),
+// and no file of that name is there: otherwise "true" would be taken for
+// a dataset or an image, and the message would be about that.
+func StrayBoolValue(fs *flag.FlagSet, args, pos []string) error {
+	for _, p := range pos {
+		name, ok := BoolFlagBefore(fs, args, p)
+		if !ok {
+			continue
+		}
+		if _, err := os.Lstat(p); err == nil {
+			continue
+		}
+		return fmt.Errorf("unexpected argument %q: --%s takes its value after =, as --%s=%s", p, name, name, p)
+	}
+	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -195,5 +197,35 @@ func TestGiven(t *testing.T) {
 	}
 	if !Given(fs, "k") || Given(fs, "n") || Given(fs, "absent") {
 		t.Errorf("Given: k %v, n %v, absent %v; want true, false, false", Given(fs, "k"), Given(fs, "n"), Given(fs, "absent"))
+	}
+}
+
+func TestStrayBoolValue(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	fs.Bool("strict", false, "")
+	fs.Int("k", 5, "")
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	for _, tc := range []struct {
+		args, pos []string
+		want      string
+	}{
+		{[]string{"--strict", "true", "d"}, []string{"true", "d"}, `unexpected argument "true": --strict takes its value after =, as --strict=true`},
+		{[]string{"d", "--strict", "false"}, []string{"d", "false"}, `"false": --strict takes its value after =, as --strict=false`},
+		{[]string{"--strict=true", "d"}, []string{"d"}, ""},
+		{[]string{"--k", "1", "d"}, []string{"d"}, ""},     // an int flag's value is its own
+		{[]string{"d", "true"}, []string{"d", "true"}, ""}, // no bool flag before it
+		{[]string{"--strict", "1"}, []string{"1"}, ""},     // a folder of that name is an argument
+	} {
+		got := ""
+		if err := StrayBoolValue(fs, tc.args, tc.pos); err != nil {
+			got = err.Error()
+		}
+		if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
+			t.Errorf("%q: %q, want %q", tc.args, got, tc.want)
+		}
 	}
 }

@@ -77,6 +77,9 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) (c
 		return o.ParseFailed(fs, args, err)
 	}
 	o.JSON = *asJSON
+	if err := cli.StrayBoolValue(fs, args, images); err != nil {
+		return o.Fail(cli.ExitUsage, err)
+	}
 	var missing []string
 	for _, m := range []struct {
 		lack bool
