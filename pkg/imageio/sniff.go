@@ -50,7 +50,7 @@ func Sniff(data []byte) Format {
 }
 
 // CheckSignature is the error Decode would give for a file beginning with
-// head (its first 16 bytes or more) when they are no image's signature,
+// head (its first 32 bytes or more, for the texts it names) when they are no image's signature,
 // and nil when they are: a caller can refuse a large file that is no image
 // before it reads the rest.
 func CheckSignature(head []byte) error {
@@ -67,7 +67,20 @@ func unknownFormatError(data []byte) error {
 		return &FormatError{Reason: "empty file", Err: ErrEmpty}
 	}
 	n := min(len(data), 8)
-	return &FormatError{Reason: "not an image: unknown signature " + hex.EncodeToString(data[:n])}
+	reason := "not an image: unknown signature " + hex.EncodeToString(data[:n])
+	// Text where an image should be is most often one of these, which
+	// say what to do better than their bytes.
+	switch {
+	case bytes.HasPrefix(data, []byte("version https://git-lfs")):
+		reason += " (a Git LFS pointer, not the file: `git lfs pull` fetches it)"
+	case hasFoldPrefix(data, "<!doctype html"), hasFoldPrefix(data, "<html"):
+		reason += " (an HTML page: a download that got an error page?)"
+	}
+	return &FormatError{Reason: reason}
+}
+
+func hasFoldPrefix(data []byte, prefix string) bool {
+	return len(data) >= len(prefix) && bytes.EqualFold(data[:len(prefix)], []byte(prefix))
 }
 
 // jpegHeader is what scanJPEGHeader learns from the markers before the

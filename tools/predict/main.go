@@ -250,7 +250,7 @@ func readImage(path string) ([]byte, error) {
 	// The signature first: a large file that is no image (a disk image, a
 	// video) is refused before it is read whole.
 	if f, _, err := regfile.Open(path); err == nil {
-		head := make([]byte, 16)
+		head := make([]byte, 32) // enough for the text signatures CheckSignature names
 		n, _ := io.ReadFull(f, head)
 		f.Close()
 		if n > 0 {
