@@ -61,8 +61,8 @@ run stops before it replaces any of them (exit 1); the splits it wrote
 before are listed in meta.json.
 
 Exit codes: 0 done, 1 failed or every image of a split skipped, 2 usage
-(a dataset folder or --val-labels file that does not exist, or an --out
-holding another dataset's shards, Go source, or that is the dataset's
+(a dataset folder or --val-labels file that does not exist, a file given
+for the dataset folder, or an --out holding another dataset's shards, Go source, or that is the dataset's
 train/ or val/ folder), 3 done but files were skipped (or kept though
 decoded past damage, or val images have no label) and --strict was
 given, 130 interrupted with the complete shards kept (the same command
@@ -221,7 +221,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return o.Failf(cli.ExitInterrupted, "interrupted while listing the dataset; nothing was written")
 	}
-	if errors.Is(err, imagenet.ErrOtherLayout) || errors.Is(err, imagenet.ErrOutInDataset) {
+	if errors.Is(err, imagenet.ErrOtherLayout) || errors.Is(err, imagenet.ErrOutInDataset) || errors.Is(err, imagenet.ErrNotFolder) {
 		return o.Fail(cli.ExitUsage, err)
 	}
 	if err != nil {

@@ -206,6 +206,7 @@ func TestExitCodes(t *testing.T) {
 		{name: "decode memory -1", args: []string{"--decode-memory", "-1", nope}, code: cli.ExitUsage, say: "--decode-memory -1 must be 0"},
 		{name: "bad layout", args: []string{"--layout", "zip", nope}, code: cli.ExitUsage, say: `unknown --layout "zip"`},
 		{name: "missing dir", args: []string{nope}, code: cli.ExitUsage, say: "the dataset " + nope + ": no such file or directory"},
+		{name: "a file for the dataset", args: []string{"main.go"}, code: cli.ExitUsage, say: "main.go: not a directory, nor ILSVRC2012_img_train.tar or ILSVRC2012_img_val.tar"},
 		{name: "missing val labels", args: []string{"--val-labels", nope, root}, code: cli.ExitUsage, say: "--val-labels " + nope + ": no such file"},
 		{name: "val labels a folder", args: []string{"--val-labels", root, root}, code: cli.ExitUsage, say: "--val-labels " + root + ": a directory, not a regular file"},
 		{name: "val labels /dev/null", args: []string{"--val-labels", os.DevNull, root}, code: cli.ExitUsage, say: "a character device, not a regular file"},

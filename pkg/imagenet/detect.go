@@ -22,14 +22,14 @@ func detect(root string, force Layout) (*plan, error) {
 	if fi.Mode().IsRegular() {
 		// The path of one of the official tars stands for its folder.
 		if b := filepath.Base(root); b != trainTarName && b != valTarName {
-			return nil, &PathError{Path: root, Err: fmt.Errorf("not a directory, nor %s or %s", trainTarName, valTarName)}
+			return nil, &PathError{Path: root, Err: fmt.Errorf("%w, nor %s or %s", ErrNotFolder, trainTarName, valTarName)}
 		}
 		root = filepath.Dir(root)
 		if force == "" {
 			force = LayoutTars
 		}
 	} else if !fi.IsDir() {
-		return nil, &PathError{Path: root, Err: fmt.Errorf("not a directory")}
+		return nil, &PathError{Path: root, Err: ErrNotFolder}
 	}
 
 	var found, other []*plan
@@ -155,6 +155,11 @@ func isFile(path string) bool {
 // ErrOtherLayout marks a dataset folder that holds another layout than
 // --layout names: the flag is the mistake, not the data.
 var ErrOtherLayout = errors.New("the dataset holds another layout than the one asked for")
+
+// ErrNotFolder marks a dataset path that names a file (other than one
+// of the official tars) or a device: a mistake in the command, as a
+// dataset that does not exist is.
+var ErrNotFolder = errors.New("not a directory")
 
 // ErrOutInDataset marks an Options.Exclude (ingest's --out) that is one of
 // the dataset's split folders.
