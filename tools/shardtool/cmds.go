@@ -27,6 +27,7 @@ import (
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/dirlock"
+	"github.com/alexnet-repro/alexnet/pkg/pipeline"
 	"github.com/alexnet-repro/alexnet/shards"
 )
 
@@ -563,6 +564,13 @@ func contactSheet(ctx context.Context, dir string, m *shards.Meta, split string,
 	n = min(n, m.Splits[split].Records)
 	if n == 0 {
 		return nil, 0, fmt.Errorf("split %q has no records", split)
+	}
+	// A shard copied over another passes every record CRC: the sheet
+	// would show its records as the split's. Sizes and file CRCs against
+	// meta.json tell it apart, as the pipeline does, for an index read
+	// a shard.
+	if err := pipeline.CheckShards(dir, m, split); err != nil {
+		return nil, 0, err
 	}
 	cols := gridCols(n)
 	const label = captionHeight

@@ -229,7 +229,7 @@ func TestInspectAndGrid(t *testing.T) {
 
 // A sheet with fewer records than meta.json lists says so and points at
 // verify: a val shard copied over a train shard drew 8 of 32 silently.
-func TestGridNotesMissingRecords(t *testing.T) {
+func TestGridRefusesShardsNotListed(t *testing.T) {
 	dir := copyShards(t, makeShards(t))
 	// train-00000.shard remade with its first record alone: a whole
 	// shard, fewer records than meta.json lists.
@@ -253,9 +253,25 @@ func TestGridNotesMissingRecords(t *testing.T) {
 	if _, err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	code, _, errs := runTool("grid", dir, "--out", filepath.Join(t.TempDir(), "g.png"))
-	if code != cli.ExitOK || !strings.Contains(errs, "note: drew ") || !strings.Contains(errs, "shardtool verify") {
-		t.Fatalf("grid over a short split: exit %d, %q", code, errs)
+	// Not the shard meta.json lists: refused, as the pipeline refuses it,
+	// rather than drawn as the split's.
+	out := filepath.Join(t.TempDir(), "g.png")
+	code, _, errs := runTool("grid", dir, "--out", out)
+	if _, err := os.Stat(out); code != cli.ExitFailure || !strings.Contains(errs, "train-00000.shard: holds 1 records, meta.json says") || err == nil {
+		t.Fatalf("grid over a rewritten shard: exit %d, %q", code, errs)
+	}
+	// Nor one copied over another, whose record count is the same.
+	dir = copyShards(t, makeShards(t))
+	b, err := os.ReadFile(filepath.Join(dir, "train-00001.shard"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "train-00002.shard"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = runTool("grid", dir, "--out", out)
+	if code != cli.ExitFailure || !strings.Contains(errs, "train-00002.shard") || !strings.Contains(errs, "not the shard meta.json lists") {
+		t.Fatalf("grid over a copied shard: exit %d, %q", code, errs)
 	}
 	// sheetSize counts the empty cells and the captions: 5 tiles are a
 	// 3×2 grid.
