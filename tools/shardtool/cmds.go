@@ -87,7 +87,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 		// A meta.json that is there but unusable is damage like a shard's,
 		// and a --json consumer needs its report to say so.
 		metaCheck := []shardCheck{{Shard: shards.MetaFile, Damage: []string{err.Error()}}}
-		return verifyReport(dir, metaCheck, 0, nil, nil, *asJSON, stdout, stderr)
+		return verifyReport(dir, metaCheck, 0, nil, nil, false, *asJSON, stdout, stderr)
 	}
 	type task struct {
 		split string
@@ -209,7 +209,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 	if len(extra) > 0 {
 		fmt.Fprintf(stderr, "shardtool verify: note: %s in %s not listed in meta.json, so not verified: %s\n", cli.Count(len(extra), "shard file is", "shard files are"), dir, cli.FirstFew(extra, 10))
 	}
-	code = verifyReport(dir, results, len(results), extra, m.Unfinished, *asJSON, stdout, stderr)
+	code = verifyReport(dir, results, len(results), extra, m.Unfinished, m.Checksum == "", *asJSON, stdout, stderr)
 	// The listed shards can all be sound while a split is missing: a
 	// script's verify-then-train must not read that folder as ready.
 	for _, split := range slices.Sorted(maps.Keys(m.Unfinished)) {
@@ -257,8 +257,9 @@ func unlistedShards(dir string, m *shards.Meta) []string {
 
 // verifyReport prints the checks of nShards shards (and of meta.json, when
 // it is damaged, which leaves no shard list to check) and gives the exit
-// code.
-func verifyReport(dir string, results []shardCheck, nShards int, unlisted []string, unfinished map[string]string, asJSON bool, stdout, stderr io.Writer) int {
+// code. metaEdited says meta.json has no checksum: edited by hand, so
+// its edit may be the fault the shards are named for.
+func verifyReport(dir string, results []shardCheck, nShards int, unlisted []string, unfinished map[string]string, metaEdited, asJSON bool, stdout, stderr io.Writer) int {
 	bad, records := 0, 0
 	var out bytes.Buffer
 	var badNames, unreadable []string
@@ -318,6 +319,12 @@ func verifyReport(dir string, results []shardCheck, nShards int, unlisted []stri
 		}
 		shard := func(n int) string { return cli.Plural(n, "shard", "shards") }
 		switch {
+		case metaEdited:
+			// A class cut from the list or a count changed by hand makes
+			// intact shards disagree with it: deleting them first would
+			// remake good shards, or, where the sources are gone, lose them.
+			fmt.Fprintf(stderr, "shardtool verify: meta.json has no checksum (edited by hand since ingest wrote it), so the fault may be that edit rather than the %s named: run the same ingest command again first, deleting nothing: it rewrites meta.json from the shards; then delete only the shards verify still names and run it once more\n",
+				shard(len(badNames)))
 		case len(gone) == 0:
 			fmt.Fprintf(stderr, "shardtool verify: to repair, delete the damaged %s (%s) and run the same ingest command again: it remakes only %s, byte for byte\n",
 				shard(len(present)), cli.FirstFew(present, 10), cli.Plural(len(present), "that one", "those"))

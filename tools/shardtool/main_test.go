@@ -770,3 +770,49 @@ func TestVerifyUnreadableShardIsNotDamage(t *testing.T) {
 		t.Fatalf("with damage: exit %d\n%s%s", code, out, errs)
 	}
 }
+
+// A meta.json edited by hand (its checksum removed, as the error for an
+// edit says to) with a slip in the edit makes intact shards disagree with
+// it: verify says the edit may be the fault, and to rerun ingest before
+// deleting anything; that rerun rewrites meta.json and verify passes.
+func TestVerifyAfterAHandEditOfMeta(t *testing.T) {
+	root := t.TempDir()
+	fixtures.Tree(t, root, 8, 5)
+	opts := ingest.Options{Out: t.TempDir(), Size: 32, Seed: 1, ShardSize: 6, Workers: 2, Codec: shards.CodecGradZstd}
+	ingestOnce := func() {
+		ds, err := imagenet.Open(root, imagenet.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ds.Close()
+		if _, err := ingest.Run(context.Background(), ds, opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ingestOnce()
+	dir := opts.Out
+	p := filepath.Join(dir, shards.MetaFile)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "checksum")
+	m["classes"] = m["classes"].([]any)[:1] // the slip: classes cut from the list
+	b, _ = json.MarshalIndent(m, "", "  ")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runTool("verify", dir)
+	if code != cli.ExitDamaged || !strings.Contains(errs, "meta.json has no checksum (edited by hand since ingest wrote it), so the fault may be that edit") ||
+		!strings.Contains(errs, "run the same ingest command again first, deleting nothing") || strings.Contains(errs, "delete the damaged") {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	ingestOnce()
+	if code, out, errs := runTool("verify", dir); code != cli.ExitOK {
+		t.Fatalf("after the advised rerun: exit %d\n%s%s", code, out, errs)
+	}
+}
