@@ -12,17 +12,20 @@ import (
 // stage of W workers they add up to about W × Elapsed; a stage whose
 // workers mostly wait on input is starved by the stage before it, one that
 // mostly waits on output is held back by the stage after it.
+// The JSON names are the benches' snake_case, the durations nanoseconds.
 type StageMetrics struct {
-	Name    string
-	Workers int
-	Items   int64         // tasks, records or batches handled
-	Busy    time.Duration // doing the stage's own work
-	WaitIn  time.Duration // blocked waiting for input
-	WaitOut time.Duration // blocked handing output on (or waiting for a free buffer or slot)
+	Name    string        `json:"name"`
+	Workers int           `json:"workers"`
+	Items   int64         `json:"items"`      // tasks, records or batches handled
+	Busy    time.Duration `json:"busy_ns"`    // doing the stage's own work
+	WaitIn  time.Duration `json:"wait_in_ns"` // blocked waiting for input
+	// blocked handing output on (or waiting for a free buffer or slot)
+	WaitOut time.Duration `json:"wait_out_ns"`
 	// Queue is the depth of the stage's input queue at the snapshot, of
 	// QueueCap; MeanQueue is its mean depth as seen by each receive.
-	Queue, QueueCap int
-	MeanQueue       float64
+	Queue     int     `json:"queue"`
+	QueueCap  int     `json:"queue_cap"`
+	MeanQueue float64 `json:"mean_queue"`
 }
 
 // Metrics is a snapshot of every stage, in pipeline order: plan, read,

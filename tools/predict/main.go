@@ -80,6 +80,16 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) (c
 	if err := cli.StrayBoolValue(fs, args, images); err != nil {
 		return o.Fail(cli.ExitUsage, err)
 	}
+	// Standard input holds one image: a second - would find it read.
+	stdins := 0
+	for _, im := range images {
+		if im == "-" {
+			stdins++
+		}
+	}
+	if n := stdins; n > 1 {
+		return o.Failf(cli.ExitUsage, "- (standard input) given %d times: it holds one image", n)
+	}
 	var missing []string
 	for _, m := range []struct {
 		lack bool

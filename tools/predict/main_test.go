@@ -191,6 +191,7 @@ func TestPredict(t *testing.T) {
 		{[]string{"--checkpoint", ckPath + ".absent", "--shards", dir, img}, "predict: --checkpoint " + ckPath + ".absent does not exist\n"},
 		{[]string{"--checkpoint", ckPath, "--shards", dir + "-absent", img}, "predict: --shards " + dir + "-absent does not exist\n"},
 		{[]string{"--checkpoint", ckPath, "--shards", dir, "--json", "true", img}, "predict: unexpected argument \"true\": --json takes its value after =, as --json=true\n"},
+		{[]string{"--checkpoint", ckPath, "--shards", dir, "-", img, "-"}, "predict: - (standard input) given 2 times: it holds one image\n"},
 	} {
 		se.Reset()
 		if code := run(c.args, &so, &se); code != 2 || se.String() != c.say {

@@ -420,8 +420,8 @@ func inspectTo(stdout *bytes.Buffer, dir string, asJSON bool, classes int, o *cl
 	fmt.Fprintf(stdout, "%s: format v%d, %d×%d RGB, codec %s, %d classes\n", dir, m.FormatVersion, m.Width, m.Height, m.Ingest.Codec, len(m.Classes))
 	for _, name := range slices.Sorted(maps.Keys(m.Splits)) {
 		s := sum[name]
-		fmt.Fprintf(stdout, "  %-5s %8d records in %4d shards, %6.1f MB, %8.0f B/image (%.3f of raw), %d skipped\n",
-			name, s.Records, s.Shards, float64(s.Bytes)/1e6, s.BytesPerImage, s.RatioToRaw, s.Skipped)
+		fmt.Fprintf(stdout, "  %-5s %8d %-7s in %4d %-6s %6.1f MB, %8.0f B/image (%.3f of raw), %d skipped\n",
+			name, s.Records, cli.Plural(s.Records, "record", "records"), s.Shards, cli.Plural(s.Shards, "shard,", "shards,"), float64(s.Bytes)/1e6, s.BytesPerImage, s.RatioToRaw, s.Skipped)
 	}
 	for _, name := range slices.Sorted(maps.Keys(m.Unfinished)) {
 		fmt.Fprintf(stdout, "  %-5s unfinished: %s\n", name, cli.Printable(m.Unfinished[name]))

@@ -36,7 +36,7 @@ type measure struct {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	fs := cli.NewFlags("benchdecodemem", stdout, stderr, "Usage: benchdecodemem [flags]\n\nExample:\n  just bench-decode-memory --rounds 2\n\nFlags:\n")
+	fs := cli.NewFlags("benchdecodemem", stdout, stderr, "Usage: benchdecodemem [flags]\n\nExample:\n  just bench-decode-memory --rounds 2\n\nExit codes: 0 done, 1 failed (or the report could not be written), 2 usage.\n\nFlags:\n")
 	side := fs.Int("side", 10000, "the PNGs' side in pixels")
 	images := fs.Int("images", 6, "PNGs in the folder (copies of one)")
 	workers := fs.Int("workers", 2, "ingest workers")

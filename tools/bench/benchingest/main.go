@@ -47,7 +47,7 @@ type result struct {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	fs := cli.NewFlags("benchingest", stdout, stderr, "Usage: benchingest [flags]\n\nExample:\n  just bench-ingest --rounds 5\n\nFlags:\n")
+	fs := cli.NewFlags("benchingest", stdout, stderr, "Usage: benchingest [flags]\n\nExample:\n  just bench-ingest --rounds 5\n\nExit codes: 0 done, 1 failed (or the report could not be written), 2 usage.\n\nFlags:\n")
 	images := fs.String("images", testdata.ImageNetSampleDir(), "folder of real JPEGs named <wnid>_*.JPEG")
 	reps := fs.Int("reps", 5, "times each image is listed (as distinct files), so runs are long enough to time")
 	rounds := fs.Int("rounds", 3, "interleaved rounds; the median is reported")

@@ -154,7 +154,7 @@ type report struct {
 var profileStop = func() {}
 
 func run(args []string, stdout, stderr io.Writer) int {
-	fs := cli.NewFlags("benchpipeline", stdout, stderr, "Usage: benchpipeline [flags]\n\nExamples:\n  just bench-pipeline\n  just bench-pipeline --shards demo/shards --batches 200 --json\n\nFlags:\n")
+	fs := cli.NewFlags("benchpipeline", stdout, stderr, "Usage: benchpipeline [flags]\n\nExamples:\n  just bench-pipeline\n  just bench-pipeline --shards demo/shards --batches 200 --json\n\nExit codes: 0 done, 1 failed (or the report could not be written), 2 usage, 3 ours alone: the reference did not run (the report says why).\n\nFlags:\n")
 	dir := fs.String("shards", "", "shard directory (with meta.json) to read; default: ingest the ImageNet sample, else demo/shards")
 	batches := fs.Int("batches", 30, "batches per run (the sample's 200 images make 2 an epoch, so runs span many epochs)")
 	rounds := fs.Int("rounds", 5, "rounds of (one-core run, ceilings, all-cores run); the report gives medians")

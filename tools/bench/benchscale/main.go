@@ -77,7 +77,7 @@ type report struct {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	fs := cli.NewFlags("benchscale", stdout, stderr, "Usage: benchscale [flags]\n\nExample:\n  just bench-scale\n  just bench-scale --per-class 100\n\nFlags:\n")
+	fs := cli.NewFlags("benchscale", stdout, stderr, "Usage: benchscale [flags]\n\nExample:\n  just bench-scale\n  just bench-scale --per-class 100\n\nExit codes: 0 done, 1 failed (or the report could not be written), 2 usage, 3 ours alone: the reference did not run (the report says why).\n\nFlags:\n")
 	classes := fs.Int("classes", 1000, "classes (class tars in the train tar)")
 	per := fs.Int("per-class", 1281, "train images per class (1281 gives 1,281,000 in all: ImageNet's train split)")
 	valPer := fs.Int("val-per-class", 50, "validation images per class (50 gives ImageNet's 50,000; 0: no validation split)")

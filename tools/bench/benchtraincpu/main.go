@@ -101,7 +101,7 @@ type report struct {
 var sgemmShape = [3]int{384, 1352, 2304}
 
 func run(args []string, stdout, stderr io.Writer) int {
-	fs := cli.NewFlags("benchtraincpu", stdout, stderr, "Usage: benchtraincpu [flags]\n\nExamples:\n  just bench-train-cpu\n  just bench-train-cpu --models small --rounds 5 --json\n\nFlags:\n")
+	fs := cli.NewFlags("benchtraincpu", stdout, stderr, "Usage: benchtraincpu [flags]\n\nExamples:\n  just bench-train-cpu\n  just bench-train-cpu --models small --rounds 5 --json\n\nExit codes: 0 done, 1 failed (or the report could not be written), 2 usage, 3 ours alone: the reference did not run (the report says why).\n\nFlags:\n")
 	models := fs.String("models", "small,small-fc,alexnet-owt,alexnet", "comma-separated models (small, small-fc, alexnet-owt, alexnet)")
 	rounds := fs.Int("rounds", 3, "rounds; the report gives medians")
 	steps := fs.Int("steps", 0, "timed steps per run; 0: 10 for the small models, 3 for the AlexNets")
