@@ -379,6 +379,13 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 				d.splitDirs[name] = real
 			}
 		}
+		// An --out made inside a split by this run is not there for the
+		// listing to pass: said now, not only by the next run.
+		for _, x := range opt.Exclude {
+			if split, in := d.insideSplit(x); in {
+				d.warn("%s: --out %s lies inside the dataset's %s folder, where ingest's files would sit among its images; keep --out outside the dataset", split, x, split)
+			}
+		}
 		if p.trainDir != "" {
 			err = d.listTree(train, p.trainDir, false, opt.Progress)
 		}
@@ -659,4 +666,25 @@ func readFile(path string, buf []byte) ([]byte, error) {
 			return buf, err
 		}
 	}
+}
+
+// insideSplit says which split folder an output folder that does not
+// exist yet would be made in (its nearest existing folder at or under
+// the split's).
+func (d *Dataset) insideSplit(out string) (string, bool) {
+	if _, err := os.Lstat(out); err == nil {
+		return "", false // there: the listing passes it, and says so
+	}
+	folder, _ := cli.NearestFolder(out)
+	real, err := realPath(folder)
+	if folder == "" || err != nil {
+		return "", false
+	}
+	for _, name := range []string{"train", "val"} {
+		dir, ok := d.splitDirs[name]
+		if rel, err := filepath.Rel(dir, real); ok && err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return name, true
+		}
+	}
+	return "", false
 }

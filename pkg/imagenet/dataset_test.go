@@ -1195,6 +1195,27 @@ func TestIngestOutputInsideTreeIsNotAClass(t *testing.T) {
 			}
 		})
 	}
+	// An --out this run has not made yet, inside a split (directly, in a
+	// class folder, or deeper), is warned of on the first run too; one
+	// beside the dataset is not.
+	for _, tc := range []struct {
+		out, split string
+	}{
+		{filepath.Join(root, "train", "shards"), "train"},
+		{filepath.Join(root, "train", f.train[0].wnid, "out", "shards"), "train"},
+		{filepath.Join(root, "val", "shards"), "val"},
+		{filepath.Join(root, "shards"), ""},
+		{filepath.Join(t.TempDir(), "shards"), ""},
+	} {
+		d, err := Open(root, Options{Exclude: []string{tc.out}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		warned := hasWarning(d, tc.split+": --out "+tc.out+" lies inside the dataset's "+tc.split+" folder")
+		if warned != (tc.split != "") || !slices.Equal(d.Classes, want.Classes) {
+			t.Errorf("--out %s: warned %v: %q", tc.out, warned, d.Warnings)
+		}
+	}
 	// --out given as a class folder, which holds images: leaving the class
 	// out would shift every label after it, so the listing stops, naming it.
 	cls := filepath.Join(root, "train", f.train[0].wnid)
