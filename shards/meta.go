@@ -14,6 +14,7 @@ import (
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/dirlock"
+	"github.com/alexnet-repro/alexnet/internal/errs"
 	"github.com/alexnet-repro/alexnet/internal/regfile"
 )
 
@@ -155,8 +156,9 @@ func (e *MetaError) Error() string { return e.Path + ": " + e.Err.Error() }
 
 func (e *MetaError) Unwrap() error { return e.Err }
 
-// ErrNoDir is ReadMeta's error for a shard directory that does not exist.
-var ErrNoDir = errors.New("does not exist")
+// ErrNoDir marks ReadMeta's error for a path that names no folder: one
+// that does not exist, or a file.
+var ErrNoDir = errors.New("not a folder")
 
 // IngestStateDir is the folder, inside the shard directory, where ingest
 // keeps what it needs to resume (it writes it before any shard, and
@@ -167,14 +169,14 @@ const IngestStateDir = ".ingest-state"
 // A file that is there but unusable gives a *MetaError.
 func ReadMeta(dir string) (*Meta, error) {
 	fi, err := os.Stat(dir)
+	// Neither is a folder of the wrong kind but a mistake in the command:
+	// a usage error to the tools, as ingest's missing dataset is.
 	if err == nil && !fi.IsDir() {
 		// A checkpoint or a shard file given for the folder, say.
-		return nil, fmt.Errorf("%s is a file, not a shard directory (the folder ingest wrote, holding meta.json)", dir)
+		return nil, errs.Mark(fmt.Errorf("%s is a file, not a shard directory (the folder ingest wrote, holding meta.json)", dir), ErrNoDir)
 	}
 	if errors.Is(err, os.ErrNotExist) {
-		// A typo in the path, not a folder of the wrong kind: said as such,
-		// and a usage error to the tools, as ingest's missing dataset is.
-		return nil, fmt.Errorf("shard directory %s %w", dir, ErrNoDir)
+		return nil, errs.Mark(fmt.Errorf("shard directory %s does not exist", dir), ErrNoDir)
 	}
 	p := filepath.Join(dir, MetaFile)
 	f, fi, err := regfile.Open(p)

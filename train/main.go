@@ -53,7 +53,7 @@ run's time at it), metrics.jsonl, loss.png, error.png, conv1-filters.png.
 
 Exit codes: 0 done, 1 failed (or stopped before the run's first
 checkpoint), 2 usage: a bad flag, a --shards or --checkpoint that does
-not exist, --out already holding a run without
+not exist (or a file for --shards), --out already holding a run without
 --resume or --overwrite, or --resume with flags or shards that do not
 continue the checkpoint's run; 130 interrupted (Ctrl-C, SIGTERM, SIGHUP)
 with the run saved: --resume continues it (--eval-only: nothing to save).
@@ -261,6 +261,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			// A scheduler's requeue reads the code: an interrupt, not a failure.
 			return o.Failf(cli.ExitInterrupted, "interrupted: the evaluation stopped before it ended, with nothing to save; run it again")
 		}
+		if errors.Is(err, shards.ErrNoDir) {
+			return o.Fail(cli.ExitUsage, err)
+		}
 		if err != nil {
 			return o.Failf(cli.ExitFailure, "%v%s", err, repairHint(err, c.Shards, ""))
 		}
@@ -311,7 +314,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if err != nil {
 		code := cli.ExitFailure
 		if errors.Is(err, trainer.ErrRunExists) || errors.Is(err, trainer.ErrResumeMismatch) || errors.Is(err, trainer.ErrConfig) ||
-			errors.Is(err, trainer.ErrNoRun) || errors.Is(err, trainer.ErrBadOut) {
+			errors.Is(err, trainer.ErrNoRun) || errors.Is(err, trainer.ErrBadOut) || errors.Is(err, shards.ErrNoDir) {
 			code = cli.ExitUsage
 		}
 		if errors.Is(err, trainer.ErrInterrupted) {

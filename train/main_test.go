@@ -35,6 +35,7 @@ func TestUsageAndDeviceErrors(t *testing.T) {
 		{"cuda without a GPU", []string{"--shards", t.TempDir(), "--device", "cuda"}, cli.ExitFailure, "libcuda.so.1"},
 		{"missing shards", []string{"--shards", t.TempDir(), "--device", "cpu"}, cli.ExitFailure, "meta.json not found"},
 		{"shards that do not exist", []string{"--shards", "absent", "--device", "cpu"}, cli.ExitUsage, "--shards absent does not exist"},
+		{"shards a file", []string{"--shards", "main.go", "--device", "cpu", "--out", filepath.Join(t.TempDir(), "run")}, cli.ExitUsage, "main.go is a file, not a shard directory"},
 		{"checkpoint that does not exist", []string{"--shards", t.TempDir(), "--eval-only", "--checkpoint", "absent.ckpt"}, cli.ExitUsage, "--checkpoint absent.ckpt does not exist"},
 		{"eval without checkpoint", []string{"--shards", "x", "--eval-only"}, cli.ExitUsage, "--checkpoint"},
 		{"eval ignores the model", []string{"--shards", "x", "--device", "cpu", "--eval-only", "--checkpoint", "absent.ckpt", "--model", "small"}, cli.ExitUsage, "--model is ignored with --eval-only"},

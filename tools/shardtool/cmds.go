@@ -50,7 +50,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 	o := cli.NewOutcome("shardtool verify", args, stdout, stderr)
 	defer func() { code = o.Finish(code) }()
 	stdout = o.Stdout()
-	fs := newFlags("verify", "verify DIR [--decode] [--json] [--workers 0]\n\nRe-reads every shard listed in DIR/meta.json, checking record CRCs, the index,\nthe whole-file CRC, the sizes and checksums meta.json recorded, and each\nrecord's label, size and codec against meta.json.\n\nExample:\n  shardtool verify ./shards --decode --json | jq .damaged\n\nExit codes: 0 no damage, 1 failed (or an unfinished ingest unlisted a\nsplit, which it names), 2 usage (or a DIR that does not exist), 4 damage found (each shard and record named).", stdout, stderr)
+	fs := newFlags("verify", "verify DIR [--decode] [--json] [--workers 0]\n\nRe-reads every shard listed in DIR/meta.json, checking record CRCs, the index,\nthe whole-file CRC, the sizes and checksums meta.json recorded, and each\nrecord's label, size and codec against meta.json.\n\nExample:\n  shardtool verify ./shards --decode --json | jq .damaged\n\nExit codes: 0 no damage, 1 failed (or an unfinished ingest unlisted a\nsplit, which it names), 2 usage (or a DIR that does not exist or is a file), 4 damage found (each shard and record named).", stdout, stderr)
 	decode := fs.Bool("decode", false, "also decompress every record's pixels")
 	asJSON := fs.Bool("json", false, "print results as JSON")
 	workers := fs.Int("workers", 0, "shards checked in parallel (0: all cores)")
@@ -355,7 +355,7 @@ func inspect(args []string, stdout, stderr io.Writer) (code int) {
 	o := cli.NewOutcome("shardtool inspect", args, stdout, stderr)
 	defer func() { code = o.Finish(code) }()
 	stdout = o.Stdout()
-	fs := newFlags("inspect", "inspect DIR [--json] [--classes 10]\n\nSummarises DIR/meta.json: the format, image size and codec, each split's\nrecords, shards, bytes and skips, the train pixel mean, std and PCA, and\nthe first classes.\n\nExample:\n  shardtool inspect ./shards --classes 0\n\nExit codes: 0 done, 1 no readable meta.json, 2 usage (or a DIR that does not exist).", stdout, stderr)
+	fs := newFlags("inspect", "inspect DIR [--json] [--classes 10]\n\nSummarises DIR/meta.json: the format, image size and codec, each split's\nrecords, shards, bytes and skips, the train pixel mean, std and PCA, and\nthe first classes.\n\nExample:\n  shardtool inspect ./shards --classes 0\n\nExit codes: 0 done, 1 no readable meta.json, 2 usage (or a DIR that does not exist or is a file).", stdout, stderr)
 	asJSON := fs.Bool("json", false, "print meta.json's summary as JSON")
 	classes := fs.Int("classes", 10, "classes to list (0: all); --json always lists all")
 	pos, err := cli.ParseInterspersed(fs, args)
@@ -450,7 +450,7 @@ func inspectTo(stdout *bytes.Buffer, dir string, asJSON bool, classes int, o *cl
 }
 
 func grid(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("grid", "grid DIR [--n 64] [--out grid.png] [--split train] [--tile 128]\n\nDraws a contact sheet: the first N records of a split, each tile captioned\nwith its label and class name, so a person can see that pixels and labels agree.\n\nExample:\n  shardtool grid ./shards --n 64 --out grid.png\n\nExit codes: 0 written, 1 failed or interrupted, 2 usage (or a DIR that does not exist).", stdout, stderr)
+	fs := newFlags("grid", "grid DIR [--n 64] [--out grid.png] [--split train] [--tile 128]\n\nDraws a contact sheet: the first N records of a split, each tile captioned\nwith its label and class name, so a person can see that pixels and labels agree.\n\nExample:\n  shardtool grid ./shards --n 64 --out grid.png\n\nExit codes: 0 written, 1 failed or interrupted, 2 usage (or a DIR that does not exist or is a file).", stdout, stderr)
 	n := fs.Int("n", 64, "records to draw")
 	out := fs.String("out", "grid.png", "PNG to write")
 	split := fs.String("split", "train", "split to draw from")

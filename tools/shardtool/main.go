@@ -36,7 +36,7 @@ Commands:
 
 Exit codes: 0 done (verify: no damage), 1 failed or interrupted (verify:
 also a split an unfinished ingest unlisted), 2 usage (or a DIR that does
-not exist), 4 verify found damage.
+not exist or is a file), 4 verify found damage.
 
 Example:
   shardtool verify ./shards

@@ -611,6 +611,7 @@ func TestEdgesReportedPlainly(t *testing.T) {
 		{[]string{"inspect", "--json", dir, "--classes", "-3"}, cli.ExitUsage, "--classes -3"},
 		{[]string{"inspect", "--json", filepath.Join(dir, "absent")}, cli.ExitUsage, "absent does not exist"},
 		{[]string{"verify", "--json", ""}, cli.ExitUsage, "DIR is an empty name"},
+		{[]string{"verify", "--json", filepath.Join(dir, shards.MetaFile)}, cli.ExitUsage, "is a file, not a shard directory"},
 		{[]string{"inspect", "--json", ""}, cli.ExitUsage, "DIR is an empty name"},
 		{[]string{"--json", "--bogus"}, cli.ExitUsage, `unknown command "--json"`},
 		{[]string{"veriffy", dir, "--json"}, cli.ExitUsage, `unknown command "veriffy"; did you mean verify? (see --help)`},

@@ -16,6 +16,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -230,6 +231,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	rep.Dir = *dir
 	meta, err := shards.ReadMeta(*dir)
+	if errors.Is(err, shards.ErrNoDir) {
+		log("%v", err)
+		return 2
+	}
 	if err != nil {
 		log("%v", err)
 		return 1
