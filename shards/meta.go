@@ -176,7 +176,14 @@ func ReadMeta(dir string) (*Meta, error) {
 		return nil, errs.Mark(fmt.Errorf("%s is a file, not a shard directory (the folder ingest wrote, holding meta.json)", dir), ErrNoDir)
 	}
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, errs.Mark(fmt.Errorf("shard directory %s does not exist", dir), ErrNoDir)
+		msg := fmt.Sprintf("shard directory %s does not exist", dir)
+		if d := cli.DanglingLink(dir); d != "" {
+			msg = fmt.Sprintf("shard directory %s is a %s", dir, d)
+		} else if dir == "" {
+			msg = "no shard directory given (an empty name)"
+		}
+		// Still a not-exist to errors.Is, as the stat's error was.
+		return nil, errs.Mark(errs.Mark(errors.New(msg), ErrNoDir), os.ErrNotExist)
 	}
 	p := filepath.Join(dir, MetaFile)
 	f, fi, err := regfile.Open(p)

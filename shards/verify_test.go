@@ -320,6 +320,23 @@ func TestMetaChecksum(t *testing.T) {
 // run to resume, not a wrong folder.
 func TestReadMetaMissing(t *testing.T) {
 	dir := t.TempDir()
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(filepath.Join(dir, "gone"), link); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ dir, want string }{
+		{filepath.Join(dir, "absent"), "shard directory " + filepath.Join(dir, "absent") + " does not exist"},
+		{link, "shard directory " + link + " is a dangling symbolic link to " + filepath.Join(dir, "gone")},
+		{"", "no shard directory given (an empty name)"},
+	} {
+		_, err := ReadMeta(tc.dir)
+		if err == nil || err.Error() != tc.want || !errors.Is(err, ErrNoDir) || !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("ReadMeta(%q): %v", tc.dir, err)
+		}
+	}
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := ReadMeta(dir); err == nil || !strings.Contains(err.Error(), "is "+dir+" a shard directory written by ingest?") {
 		t.Errorf("an empty folder: %v", err)
 	}

@@ -170,6 +170,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"random bytes", random, want{contains: "not an image: unknown signature " + fmt.Sprintf("%x", random[:8])}},
 		{"html", []byte("<!DOCTYPE html><html>404</html>"), want{contains: "unknown signature 3c21444f43545950 (an HTML page: a download that got an error page?)"}},
 		{"html, lower case", []byte("<html><body>403 Forbidden</body></html>"), want{contains: "(an HTML page"}},
+		{"html after a BOM and a line", []byte("\xef\xbb\xbf\n<!doctype html>"), want{contains: "(an HTML page"}},
 		{"git lfs pointer", []byte("version https://git-lfs.github.com/spec/v1\noid sha256:4d7a\nsize 110592\n"),
 			want{contains: "unknown signature 76657273696f6e20 (a Git LFS pointer, not the file: `git lfs pull` fetches it)"}},
 		{"jpeg cut at half", photo[:len(photo)/2], want{truncated: true, contains: "truncated JPEG"}},

@@ -70,10 +70,11 @@ func unknownFormatError(data []byte) error {
 	reason := "not an image: unknown signature " + hex.EncodeToString(data[:n])
 	// Text where an image should be is most often one of these, which
 	// say what to do better than their bytes.
+	text := bytes.TrimLeft(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")), " \t\r\n")
 	switch {
 	case bytes.HasPrefix(data, []byte("version https://git-lfs")):
 		reason += " (a Git LFS pointer, not the file: `git lfs pull` fetches it)"
-	case hasFoldPrefix(data, "<!doctype html"), hasFoldPrefix(data, "<html"):
+	case hasFoldPrefix(text, "<!doctype html"), hasFoldPrefix(text, "<html"):
 		reason += " (an HTML page: a download that got an error page?)"
 	}
 	return &FormatError{Reason: reason}

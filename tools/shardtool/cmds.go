@@ -27,6 +27,7 @@ import (
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/dirlock"
+	"github.com/alexnet-repro/alexnet/internal/regfile"
 	"github.com/alexnet-repro/alexnet/pkg/pipeline"
 	"github.com/alexnet-repro/alexnet/shards"
 )
@@ -78,11 +79,8 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 	m, err := shards.ReadMeta(dir)
 	if err != nil {
 		var me *shards.MetaError
-		if errors.Is(err, shards.ErrNoDir) {
-			return o.Fail(cli.ExitUsage, err)
-		}
 		if !errors.As(err, &me) {
-			return o.Fail(cli.ExitFailure, err)
+			return o.Fail(metaExit(err), err)
 		}
 		// A meta.json that is there but unusable is damage like a shard's,
 		// and a --json consumer needs its report to say so.
@@ -118,7 +116,9 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 						Damage: []string{fmt.Sprintf("shard %s: %d bytes, meta.json says %d (not verified further)", t.info.File, size, t.info.Bytes)}}
 					continue
 				}
-				if f, err := os.Open(path); errors.Is(err, os.ErrPermission) {
+				// Opened as VerifyWith opens it (a named pipe there must
+				// not block), to tell a refusal from damage.
+				if f, _, err := regfile.Open(path); errors.Is(err, os.ErrPermission) {
 					results[i] = shardCheck{Split: t.split, Shard: t.info.File, Unreadable: err.Error()}
 					continue
 				} else if err == nil {
@@ -323,7 +323,9 @@ func verifyReport(dir string, results []shardCheck, nShards int, unlisted []stri
 			// A class cut from the list or a count changed by hand makes
 			// intact shards disagree with it: deleting them first would
 			// remake good shards, or, where the sources are gone, lose them.
-			fmt.Fprintf(stderr, "shardtool verify: meta.json has no checksum (edited by hand since ingest wrote it), so the fault may be that edit rather than the %s named: run the same ingest command again first, deleting nothing: it rewrites meta.json from the shards; then delete only the shards verify still names and run it once more\n",
+			// A flipped bit is found again after that rerun, which
+			// trusts finished shards: the second step repairs it.
+			fmt.Fprintf(stderr, "shardtool verify: meta.json has no checksum (edited by hand since ingest wrote it), so the fault may be that edit rather than the %s named: run the same ingest command again first, deleting nothing (it rewrites meta.json from the shards, undoing the edit); if verify then still names shards, delete those and run it once more\n",
 				shard(len(badNames)))
 		case len(gone) == 0:
 			fmt.Fprintf(stderr, "shardtool verify: to repair, delete the damaged %s (%s) and run the same ingest command again: it remakes only %s, byte for byte\n",
@@ -381,11 +383,8 @@ func inspect(args []string, stdout, stderr io.Writer) (code int) {
 // caller writes out at once and so can tell a failed write.
 func inspectTo(stdout *bytes.Buffer, dir string, asJSON bool, classes int, o *cli.Outcome) int {
 	m, err := shards.ReadMeta(dir)
-	if errors.Is(err, shards.ErrNoDir) {
-		return o.Fail(cli.ExitUsage, err)
-	}
 	if err != nil {
-		return o.Fail(cli.ExitFailure, err)
+		return o.Fail(metaExit(err), err)
 	}
 	type splitSum struct {
 		Records       int     `json:"records"`
@@ -495,10 +494,7 @@ func grid(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	m, err := shards.ReadMeta(dir)
 	if err != nil {
 		fmt.Fprintln(stderr, "shardtool grid:", err)
-		if errors.Is(err, shards.ErrNoDir) {
-			return cli.ExitUsage
-		}
-		return cli.ExitFailure
+		return metaExit(err)
 	}
 	if _, ok := m.Splits[*split]; !ok && *split != "train" && *split != "val" {
 		fmt.Fprintf(stderr, "shardtool grid: --split %q: want train or val\n", *split)
@@ -531,8 +527,8 @@ func grid(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "wrote %s: %d %s records\n", *out, drawn, *split)
 	if drawn < want {
-		// The shards hold fewer records than meta.json lists: a shard
-		// cut short, or another copied over it.
+		// Each shard holds what its entry says (checked before drawing),
+		// so only a split total edited by hand gets here.
 		fmt.Fprintf(stderr, "shardtool grid: note: drew %d of the %d records asked for, which meta.json lists: the shards hold fewer (shardtool verify %s names the fault)\n", drawn, want, dir)
 	}
 	return cli.ExitOK
@@ -663,4 +659,13 @@ func oneDir(pos []string) error {
 		return errors.New("DIR is an empty name (an unset variable?): give the shard directory (see --help)")
 	}
 	return nil
+}
+
+// metaExit is the exit code of ReadMeta's err: a DIR that names no folder
+// is a mistake in the command (2), anything else a failure (1).
+func metaExit(err error) int {
+	if errors.Is(err, shards.ErrNoDir) {
+		return cli.ExitUsage
+	}
+	return cli.ExitFailure
 }

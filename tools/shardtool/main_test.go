@@ -227,8 +227,9 @@ func TestInspectAndGrid(t *testing.T) {
 	}
 }
 
-// A sheet with fewer records than meta.json lists says so and points at
-// verify: a val shard copied over a train shard drew 8 of 32 silently.
+// A shard that is not the one meta.json lists (rewritten shorter, or
+// another copied over it) is refused before anything is drawn: a val
+// shard copied over a train shard once drew 8 of 32 silently.
 func TestGridRefusesShardsNotListed(t *testing.T) {
 	dir := copyShards(t, makeShards(t))
 	// train-00000.shard remade with its first record alone: a whole
@@ -665,7 +666,7 @@ func (failWriter) Write([]byte) (int, error) { return 0, errors.New("no space le
 // A named pipe for meta.json or the lock file is refused at once by
 // verify and inspect, which would otherwise wait for a writer for ever.
 func TestNamedPipeInShardDir(t *testing.T) {
-	for _, name := range []string{"meta.json", ".lock"} {
+	for _, name := range []string{"meta.json", ".lock", "train-00001.shard"} {
 		dir := makeShards(t)
 		p := filepath.Join(dir, name)
 		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
@@ -809,7 +810,7 @@ func TestVerifyAfterAHandEditOfMeta(t *testing.T) {
 	}
 	code, out, errs := runTool("verify", dir)
 	if code != cli.ExitDamaged || !strings.Contains(errs, "meta.json has no checksum (edited by hand since ingest wrote it), so the fault may be that edit") ||
-		!strings.Contains(errs, "run the same ingest command again first, deleting nothing") || strings.Contains(errs, "delete the damaged") {
+		!strings.Contains(errs, "run the same ingest command again first, deleting nothing (it rewrites meta.json from the shards, undoing the edit)") || strings.Contains(errs, "delete the damaged") {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
 	ingestOnce()

@@ -183,8 +183,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := func(format string, a ...any) { fmt.Fprintf(stderr, "benchpipeline: "+format+"\n", a...) }
-	// A ceiling loop too short to run once rates it 0, and every ratio
-	// against it infinite (a goal "met"; --json cannot encode it).
+	// One of 0 or less runs no ceiling loop, rating it 0 and every ratio
+	// against it infinite (a goal "met"; --json cannot encode it); one of
+	// a few microseconds times a handful of decodes, no figure either.
 	if *minTime < minCeilingTime {
 		log("--ceiling-time %v: want at least %v (each ceiling loop runs that long per round)", *minTime, minCeilingTime)
 		return 2

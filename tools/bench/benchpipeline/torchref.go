@@ -216,8 +216,9 @@ func printRef(w io.Writer, r *report) {
 
 // refMismatch says why the JPEGs in images are not the ones the shards'
 // train split was made from, or "" when they may be: as many .JPEG files
-// (the reference script's listing) as train records, and the first
-// record of each shard named by one of them. A ratio against other
+// (the reference script's listing) as train records, or up to as many
+// more as ingest skipped, and the first record of each shard named by
+// one of them. A ratio against other
 // images (full-size photos against 28-px digits, say) would be printed
 // as a like-for-like comparison and mean nothing.
 func refMismatch(dir string, meta *shards.Meta, images string) string {
@@ -232,9 +233,13 @@ func refMismatch(dir string, meta *shards.Meta, images string) string {
 		}
 	}
 	train := meta.Splits["train"]
-	if len(have) != train.Records {
-		return fmt.Sprintf("%s holds %s and the shards' train split %s: not the JPEGs the shards were made from (give those with --reference-images, or --reference=false)",
-			images, cli.Count(len(have), ".JPEG file", ".JPEG files"), cli.Count(train.Records, "record", "records"))
+	if n := len(have); n < train.Records || n > train.Records+train.Skipped {
+		skipped := ""
+		if train.Skipped > 0 {
+			skipped = fmt.Sprintf(" (and %d skipped)", train.Skipped)
+		}
+		return fmt.Sprintf("%s holds %s and the shards' train split %s%s: not the JPEGs the shards were made from (give those with --reference-images, or --reference=false)",
+			images, cli.Count(n, ".JPEG file", ".JPEG files"), cli.Count(train.Records, "record", "records"), skipped)
 	}
 	var rec shards.Record
 	for _, p := range meta.ShardPaths(dir, "train") {

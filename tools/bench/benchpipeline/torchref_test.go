@@ -167,12 +167,21 @@ func TestRefMismatch(t *testing.T) {
 		{writeJPEGs(t, 6, 8, 8), "holds 6 .JPEG files and the shards' train split 20 records: not the JPEGs the shards were made from"},
 		{t.TempDir(), "holds 0 .JPEG files"},
 		{renamed, "has no JPEG named n00000000_img10.JPEG, as the first record of train-00001.shard is"},
+		{writeJPEGs(t, 22, 8, 8), "holds 22 .JPEG files and the shards' train split 20 records: not"},
 		{filepath.Join(t.TempDir(), "absent"), "--reference-images: open"},
 	} {
 		got := refMismatch(dir, meta, tc.images)
 		if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
 			t.Errorf("%s: %q, want %q", tc.images, got, tc.want)
 		}
+	}
+	// Sources ingest skipped are still in the folder: up to that many more.
+	meta.Splits["train"] = shards.Split{Records: 20, Skipped: 2, Shards: meta.Splits["train"].Shards}
+	if got := refMismatch(dir, meta, writeJPEGs(t, 22, 8, 8)); got != "" {
+		t.Errorf("22 JPEGs for 20 records and 2 skipped: %q", got)
+	}
+	if got := refMismatch(dir, meta, writeJPEGs(t, 23, 8, 8)); !strings.Contains(got, "20 records (and 2 skipped)") {
+		t.Errorf("23 JPEGs for 20 records and 2 skipped: %q", got)
 	}
 	// The whole bench: ours alone, exit 3, the reason in the report.
 	var out, errs bytes.Buffer
