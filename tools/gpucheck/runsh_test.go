@@ -220,3 +220,58 @@ func archive(t *testing.T, out string) map[string]string {
 		files[strings.TrimPrefix(h.Name, "./")] = string(b)
 	}
 }
+
+// run.sh's STEPS, against which it checks GPUCHECK_ONLY before any work,
+// names every step the script runs and no other: a name left out would
+// be refused, one too many would pass a filter that runs nothing.
+func TestRunScriptStepNames(t *testing.T) {
+	src, err := os.ReadFile("run.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The steps as called, NAME then TIMEOUT: step NAME, netstep "NAME",
+	// feedstep …, and $exp "NAME" (netstep, or forced netstep), with $m
+	// each model.
+	call := regexp.MustCompile(`(?m)^[^#\n]*?(?:\bstep|\bnetstep|\bfeedstep|\$exp) +"?([a-z][a-z0-9$-]*)"? +[0-9]`)
+	used := map[string]bool{}
+	for _, m := range call.FindAllSubmatch(src, -1) {
+		name := string(m[1])
+		for _, model := range []string{"alexnet-owt", "alexnet"} {
+			used[strings.ReplaceAll(name, "$m", model)] = true
+		}
+	}
+	cmd := exec.Command("bash", "run.sh")
+	cmd.Env = append(os.Environ(), "GPUCHECK_ONLY=no-such-step")
+	out, err := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 2 {
+		t.Fatalf("GPUCHECK_ONLY=no-such-step: exit %d (%v), want 2 before any work:\n%s", code, err, out)
+	}
+	_, list, ok := strings.Cut(string(out), "(the steps: ")
+	if !ok {
+		t.Fatalf("no list of steps in:\n%s", out)
+	}
+	list, _, _ = strings.Cut(list, ")")
+	listed := map[string]bool{}
+	for _, s := range strings.Fields(list) {
+		listed[s] = true
+	}
+	for s := range used {
+		if !listed[s] {
+			t.Errorf("step %s runs but is not in STEPS", s)
+		}
+	}
+	for s := range listed {
+		if !used[s] {
+			t.Errorf("STEPS names %s, which no step call runs", s)
+		}
+	}
+	// A part of the filter that names no step, and one grep cannot read.
+	for _, only := range []string{"layer-check|bench-owt", "crosscheck("} {
+		cmd := exec.Command("bash", "run.sh")
+		cmd.Env = append(os.Environ(), "GPUCHECK_ONLY="+only)
+		out, _ := cmd.CombinedOutput()
+		if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "GPUCHECK_ONLY='"+only+"'") {
+			t.Errorf("GPUCHECK_ONLY=%s: exit %d:\n%s", only, cmd.ProcessState.ExitCode(), out)
+		}
+	}
+}

@@ -268,6 +268,9 @@ func writeTable(w io.Writer, r *results) {
 	}
 	row("ours with --deterministic, tf32: img/s (share of the default's)", func(m string) string {
 		d := r.find("bench_deterministic", map[string]string{"model": m, "precision": "tf32"})
+		if d == nil {
+			return r.why("bench-" + m + "-tf32-det")
+		}
 		s := fmtNum(d, "img_s", "%.0f")
 		if dv, ok := num(d, "img_s"); ok {
 			if bv, ok := num(r.find("bench", map[string]string{"model": m, "precision": "tf32"}), "img_s"); ok && bv > 0 {
