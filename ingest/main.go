@@ -62,8 +62,8 @@ before are listed in meta.json.
 
 Exit codes: 0 done, 1 failed or every image of a split skipped, 2 usage
 (a dataset folder or --val-labels file that does not exist, a file given
-for the dataset folder, or an --out holding another dataset's shards, Go source, or that is the dataset's
-train/ or val/ folder), 3 done but files were skipped (or kept though
+for the dataset folder, or an --out holding another dataset's shards, Go
+source, or that is the dataset's train/ or val/ folder), 3 done but files were skipped (or kept though
 decoded past damage, or val images have no label) and --strict was
 given, 130 interrupted with the complete shards kept (the same command
 resumes).

@@ -150,8 +150,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		return o.Failf(cli.ExitUsage, "--out %s: %s is a file, not a folder", c.Out, p)
 	}
 	// Nor would one train cannot write in (another user's, a read-only
-	// mount) be found only after the model is built, or as the lock's
-	// "no such file".
+	// mount) be found only after the model is built.
 	if folder != "" && !*evalOnly {
 		if err := cli.WritableDir(folder); err != nil {
 			return o.Failf(cli.ExitFailure, "--out %s: cannot write in %s: %v", c.Out, folder, err)

@@ -50,9 +50,9 @@ func Sniff(data []byte) Format {
 }
 
 // CheckSignature is the error Decode would give for a file beginning with
-// head (its first 32 bytes or more, for the texts it names) when they are no image's signature,
-// and nil when they are: a caller can refuse a large file that is no image
-// before it reads the rest.
+// head (its first 32 bytes or more, for the texts it names) when they are
+// no image's signature, and nil when they are: a caller can refuse a large
+// file that is no image before it reads the rest.
 func CheckSignature(head []byte) error {
 	if Sniff(head) == FormatUnknown {
 		return unknownFormatError(head)

@@ -676,8 +676,11 @@ func (d *Dataset) insideSplit(out string) (string, bool) {
 		return "", false // there: the listing passes it, and says so
 	}
 	folder, _ := cli.NearestFolder(out)
+	if folder == "" {
+		return "", false
+	}
 	real, err := realPath(folder)
-	if folder == "" || err != nil {
+	if err != nil {
 		return "", false
 	}
 	for _, name := range []string{"train", "val"} {

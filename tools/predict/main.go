@@ -87,8 +87,8 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) (c
 			stdins++
 		}
 	}
-	if n := stdins; n > 1 {
-		return o.Failf(cli.ExitUsage, "- (standard input) given %d times: it holds one image", n)
+	if stdins > 1 {
+		return o.Failf(cli.ExitUsage, "- (standard input) given %d times: it holds one image", stdins)
 	}
 	var missing []string
 	for _, m := range []struct {

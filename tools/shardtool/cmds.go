@@ -27,7 +27,6 @@ import (
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/dirlock"
-	"github.com/alexnet-repro/alexnet/internal/regfile"
 	"github.com/alexnet-repro/alexnet/pkg/pipeline"
 	"github.com/alexnet-repro/alexnet/shards"
 )
@@ -116,14 +115,6 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 						Damage: []string{fmt.Sprintf("shard %s: %d bytes, meta.json says %d (not verified further)", t.info.File, size, t.info.Bytes)}}
 					continue
 				}
-				// Opened as VerifyWith opens it (a named pipe there must
-				// not block), to tell a refusal from damage.
-				if f, _, err := regfile.Open(path); errors.Is(err, os.ErrPermission) {
-					results[i] = shardCheck{Split: t.split, Shard: t.info.File, Unreadable: err.Error()}
-					continue
-				} else if err == nil {
-					f.Close()
-				}
 				res := shards.VerifyWith(path, *decode, func(rec *shards.Record) error {
 					if err := m.CheckRecord(t.split, rec); err != nil {
 						return err
@@ -131,6 +122,16 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) (code 
 					ids[i] = append(ids[i], recordID{rec.ID, rec.Name})
 					return nil
 				})
+				// Refused at the open, which says nothing of its bytes.
+				if len(res.Damage) == 1 && errors.Is(res.Damage[0], os.ErrPermission) {
+					var re *shards.RecordError
+					why := res.Damage[0]
+					if errors.As(why, &re) {
+						why = re.Err
+					}
+					results[i] = shardCheck{Split: t.split, Shard: t.info.File, Unreadable: why.Error()}
+					continue
+				}
 				c := shardCheck{Split: t.split, Shard: t.info.File, Records: res.Records}
 				for _, d := range res.Damage {
 					c.Damage = append(c.Damage, d.Error())
