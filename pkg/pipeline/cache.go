@@ -93,7 +93,7 @@ func checkShard(r *shards.Reader, info shards.ShardInfo) error {
 	if len(bad) == 0 {
 		return nil
 	}
-	return fmt.Errorf("not the shard meta.json lists (%s): replaced or rewritten since; run ingest again, or shardtool verify", strings.Join(bad, "; "))
+	return fmt.Errorf("not the shard meta.json lists (%s): replaced, rewritten or damaged since; shardtool verify says which, and how to repair it", strings.Join(bad, "; "))
 }
 
 func (c *readerCache) release(i int) {
@@ -165,7 +165,7 @@ func CheckShards(dir string, meta *shards.Meta, split string) error {
 	for _, sh := range meta.Splits[split].Shards {
 		if size, ok := sh.LargerOnDisk(dir); ok {
 			return &shards.RecordError{Shard: sh.File, Index: -1, Offset: -1,
-				Err: fmt.Errorf("not the shard meta.json lists (%d bytes, meta.json says %d): replaced or rewritten since; run ingest again, or shardtool verify", size, sh.Bytes)}
+				Err: fmt.Errorf("not the shard meta.json lists (%d bytes, meta.json says %d): replaced, rewritten or damaged since; shardtool verify says which, and how to repair it", size, sh.Bytes)}
 		}
 		r, err := openShard(filepath.Join(dir, sh.File), sh.File)
 		if err != nil {
