@@ -70,7 +70,7 @@ func expand(args []string, stderr io.Writer) []input {
 		}
 		if len(others) > 0 {
 			fmt.Fprintf(stderr, "predict: note: %s: left out %s not named as images (%s)\n", cli.Name(a),
-				cli.Count(len(others), "file", "files"), cli.FirstFew(others, 5))
+				cli.Count(len(others), "entry", "entries"), cli.FirstFew(others, 5))
 		}
 		if len(found) == 0 {
 			found = append(found, input{path: a, err: errors.New("a folder without image files (.jpeg, .jpg, .jfif, .png, .gif, .bmp, .tif, .tiff, .webp)")})

@@ -425,7 +425,7 @@ func TestPredictFoldersAndStdin(t *testing.T) {
 	if len(failed) != 1 || !strings.Contains(failed[0], "a folder without image files") {
 		t.Errorf("failures %q: want the empty folder's alone", failed)
 	}
-	if !strings.Contains(se.String(), "photos: left out 1 file not named as images ("+filepath.Join(photos, "notes.txt")+")") {
+	if !strings.Contains(se.String(), "photos: left out 1 entry not named as images ("+filepath.Join(photos, "notes.txt")+")") {
 		t.Errorf("no note of the text file:\n%s", se.String())
 	}
 	// Standard input empty, the second time it is read.
