@@ -193,10 +193,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	}
 	// Nor would one ingest cannot write in (another user's, a read-only
 	// mount) be found only after the listing.
-	if folder != "" {
-		if err := cli.WritableDir(folder); err != nil {
-			return o.Failf(cli.ExitFailure, "--out %s: cannot write in %s: %v", *out, folder, err)
-		}
+	if err := cli.CannotWrite(*out, folder); err != nil {
+		return o.Fail(cli.ExitFailure, err)
 	}
 	// A folder another ingest is writing is refused now, not after the
 	// listing; one that does not exist yet is locked by Run.

@@ -145,15 +145,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	}
 	// An --out that cannot be a folder is a mistake in the flags, as
 	// ingest's is, and is named as one before any work.
-	folder, p := cli.NearestFolder(c.Out)
-	if p != "" && !*evalOnly {
-		return o.Failf(cli.ExitUsage, "--out %s: %s is a file, not a folder", c.Out, p)
-	}
-	// Nor would one train cannot write in (another user's, a read-only
-	// mount) be found only after the model is built.
-	if folder != "" && !*evalOnly {
-		if err := cli.WritableDir(folder); err != nil {
-			return o.Failf(cli.ExitFailure, "--out %s: cannot write in %s: %v", c.Out, folder, err)
+	if !*evalOnly {
+		folder, p := cli.NearestFolder(c.Out)
+		if p != "" {
+			return o.Failf(cli.ExitUsage, "--out %s: %s is a file, not a folder", c.Out, p)
+		}
+		// Nor would one train cannot write in (another user's, a
+		// read-only mount) be found only after the model is built.
+		if err := cli.CannotWrite(c.Out, folder); err != nil {
+			return o.Fail(cli.ExitFailure, err)
 		}
 	}
 	if *evalOnly {
@@ -181,10 +181,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	}
 	// A path that names nothing is a typo: a usage error, said before
 	// the device probe (as ingest's missing dataset is).
-	for _, in := range []error{cli.Missing("--shards", c.Shards), cli.Missing("--checkpoint", *ckpt)} {
-		if in != nil {
-			return o.Fail(cli.ExitUsage, in)
-		}
+	if err := cli.Missing("--shards", c.Shards, "--checkpoint", *ckpt); err != nil {
+		return o.Fail(cli.ExitUsage, err)
 	}
 	c.Sigma = sigmaOption(*sigma)
 	if c.EvalBatch == 0 && *evalOnly && !cli.Given(fs, "batch") {

@@ -148,19 +148,38 @@ func DanglingLink(path string) string {
 	return "dangling symbolic link to " + Name(target)
 }
 
-// Missing says "FLAG PATH does not exist" (or that it is a dangling
-// link) when an input a flag names is not there: a typo in a path is a
-// usage error, said before any work, rather than a failure found later
-// under another file's name.
-func Missing(flag, path string) error {
-	if path == "" {
+// Missing takes flags and the paths they name, in pairs, and says "FLAG
+// PATH does not exist" (or that it is a dangling link) for the first
+// input that is not there: a typo in a path is a usage error, said before
+// any work, rather than a failure found later under another file's name.
+// An empty path (a flag not given) is passed over.
+func Missing(flagsAndPaths ...string) error {
+	for i := 0; i+1 < len(flagsAndPaths); i += 2 {
+		flag, path := flagsAndPaths[i], flagsAndPaths[i+1]
+		if path == "" {
+			continue
+		}
+		if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if d := DanglingLink(path); d != "" {
+			return fmt.Errorf("%s %s is a %s", flag, path, d)
+		}
+		return fmt.Errorf("%s %s does not exist", flag, path)
+	}
+	return nil
+}
+
+// CannotWrite says "--out OUT: cannot write in FOLDER: why" when files
+// cannot be made in folder, the nearest existing folder of out (as
+// NearestFolder gives it; "" is passed over): another user's folder, a
+// read-only mount, found before any work rather than at the first write.
+func CannotWrite(out, folder string) error {
+	if folder == "" {
 		return nil
 	}
-	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
-		return nil
+	if err := writableDir(folder); err != nil {
+		return fmt.Errorf("--out %s: cannot write in %s: %v", out, folder, err)
 	}
-	if d := DanglingLink(path); d != "" {
-		return fmt.Errorf("%s %s is a %s", flag, path, d)
-	}
-	return fmt.Errorf("%s %s does not exist", flag, path)
+	return nil
 }

@@ -81,4 +81,12 @@ func TestMissing(t *testing.T) {
 			t.Errorf("Missing(%q) = %q, want %q", tc.path, got, tc.want)
 		}
 	}
+	// Several: the first that is not there, the flags given in order.
+	absent := filepath.Join(dir, "absent")
+	if err := Missing("--a", file, "--b", "", "--c", absent, "--d", link); err == nil || err.Error() != "--c "+absent+" does not exist" {
+		t.Errorf("Missing of several: %v", err)
+	}
+	if err := Missing("--a", file, "--b", dir); err != nil {
+		t.Errorf("Missing of paths that are there: %v", err)
+	}
 }

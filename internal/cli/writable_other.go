@@ -2,5 +2,5 @@
 
 package cli
 
-// WritableDir is left to the first write where access(2) is not there.
-func WritableDir(string) error { return nil }
+// writableDir is left to the first write where access(2) is not there.
+func writableDir(string) error { return nil }

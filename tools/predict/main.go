@@ -105,10 +105,8 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) (c
 	if *k < 1 {
 		return o.Failf(cli.ExitUsage, "--k %d: want at least 1 class per image", *k)
 	}
-	for _, in := range []error{cli.Missing("--checkpoint", *ckpt), cli.Missing("--shards", *shardDir)} {
-		if in != nil {
-			return o.Fail(cli.ExitUsage, in)
-		}
+	if err := cli.Missing("--checkpoint", *ckpt, "--shards", *shardDir); err != nil {
+		return o.Fail(cli.ExitUsage, err)
 	}
 	meta, err := shards.ReadMeta(*shardDir)
 	if errors.Is(err, shards.ErrNoDir) {
