@@ -277,6 +277,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		if ck.Dropout() == "paper" {
 			addNote("the run trained with the paper's dropout, so evaluation multiplies the dropout layers' units by 1−p")
 		}
+		if ck.Classes <= 5 {
+			addNote(fmt.Sprintf("with %d classes every label is among the top 5: top-5 error is 0 by construction", ck.Classes))
+		}
 		if r.Note != "" {
 			fmt.Fprintln(stderr, "train: note:", r.Note)
 		}

@@ -920,6 +920,10 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	if meta.Splits["val"].Records == 0 && sched.Kind == "plateau" {
 		fmt.Fprintf(log, "train: %s has no validation split: the plateau schedule follows each epoch's training error instead (--schedule step:N fixes when lr falls)\n", cfg.Shards)
 	}
+	// A 0 that measures nothing would read as a result.
+	if n := len(meta.Classes); n <= 5 && meta.Splits["val"].Records > 0 {
+		fmt.Fprintf(log, "train: note: with %d classes every label is among the top 5: top-5 error is 0 by construction\n", n)
+	}
 	// result is res once the run ends, with its step and clocks.
 	result := func() *Result {
 		res.Steps = step
