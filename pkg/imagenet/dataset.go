@@ -118,8 +118,9 @@ type Dataset struct {
 	// listing order; they are in neither Train nor Val.
 	Skipped []Skipped
 	// LeftOut are the entries in class folders (or archives) whose names
-	// are not ImageExts': not listed, and not skipped (a README, an
-	// annotation .xml). The warning names the first few.
+	// are not ImageExts', and those outside any class folder or archive
+	// of a split that has them: not listed, and not skipped (a README, an
+	// annotation .xml). The warnings name the first few.
 	LeftOut []string
 	// ValLabelSource is the file the validation labels came from, "folders"
 	// when they came from val/<wnid>/ folders ("folders, checked against
@@ -425,8 +426,9 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 			named := &tally{n: n, first: s.leftOut[:min(n, 5)]}
 			d.warn("%s: left out %s not named as %s (%s): %s", s.name, cli.Count(n, "entry", "entries"), cli.Plural(n, "an image", "images"), ImageExts, named)
 		}
-		if n := s.stray.n; n > 0 {
-			d.warn("%s: skipped %s outside class folders or archives: %s", s.name, cli.Count(n, "entry", "entries"), &s.stray)
+		if n := len(s.stray); n > 0 {
+			named := &tally{n: n, first: s.stray[:min(n, 5)]}
+			d.warn("%s: left out %s outside class folders or archives: %s", s.name, cli.Count(n, "entry", "entries"), named)
 		}
 		if n := s.dirLink.n; n > 0 {
 			d.warn("%s: %s to folders inside class folders not followed (one could lead round, or to another class's images): %s", s.name, cli.Count(n, "link", "links"), &s.dirLink)
@@ -435,7 +437,7 @@ func OpenContext(ctx context.Context, root string, opt Options) (*Dataset, error
 			d.warn("%s: %s", s.name, e)
 		}
 		d.Skipped = append(d.Skipped, s.skipped...)
-		d.LeftOut = append(d.LeftOut, s.leftOut...)
+		d.LeftOut = append(append(d.LeftOut, s.leftOut...), s.stray...)
 	}
 
 	// meta.json is JSON, whose strings are UTF-8: a class named otherwise

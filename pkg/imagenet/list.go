@@ -25,7 +25,7 @@ type split struct {
 	wnids    []string
 	wnidIdx  map[string]int
 	leftOut  []string     // entries left out for their name
-	stray    tally        // entries outside class folders or archives
+	stray    []string     // entries outside class folders or archives (left out too)
 	dirLink  tally        // links to folders inside class folders, not followed
 	skipped  []Skipped    // entries named as images that cannot be read as files, and tar stretches lost to damage
 	tarNotes []string     // damaged extension headers (their member was still read), appended archives
@@ -73,10 +73,10 @@ func (s *split) class(wnid string) int {
 	return len(s.wnids) - 1
 }
 
-// addStray counts an entry outside class folders or archives, keeping the
-// first few names so that the warning can say which.
+// addStray notes an entry outside class folders or archives: left out,
+// as a file not named as an image is, and listed whole in the report.
 func (s *split) addStray(rel string) {
-	s.stray.add(rel)
+	s.stray = append(s.stray, rel)
 }
 
 // isHidden reports whether a base name is hidden (".DS_Store", "._x.JPEG")
