@@ -936,3 +936,29 @@ func TestResumeCountsTimeToTheCheckpoint(t *testing.T) {
 		t.Errorf("the link's target was written: %q", b)
 	}
 }
+
+// Ten crops of a crop as large as the images are two views, which the
+// note says; a crop smaller than them gives ten and no such note.
+func TestTenCropOfTheWholeImageIsNoted(t *testing.T) {
+	shardDir := syntheticShardsOfSide(t, 32, 8, 20)
+	out := t.TempDir()
+	cfg := smallConfig(shardDir, out) // --crop 20: the images' whole side
+	cfg.Epochs = 1
+	mustTrain(t, cfg)
+	ck := filepath.Join(out, CheckpointFile)
+	const two = "the 20-px crop is the images' whole side, so the four corner crops are the centre one"
+	for _, tc := range []struct {
+		tenCrop bool
+		noted   bool
+	}{{true, true}, {false, false}} {
+		r, _, err := EvaluateCheckpoint(context.Background(), ck, shardDir, tc.tenCrop, 8, 0, 0, nil)
+		if err != nil || strings.Contains(r.Note, two) != tc.noted {
+			t.Errorf("ten-crop %v: note %q (%v)", tc.tenCrop, r.Note, err)
+		}
+	}
+	// The same checkpoint on 24-px images: its 20-px crops differ.
+	r, _, err := EvaluateCheckpoint(context.Background(), ck, syntheticShards(t, 32, 8), true, 8, 0, 0, nil)
+	if err != nil || strings.Contains(r.Note, "whole side") {
+		t.Errorf("a 20-px crop of 24-px images: note %q (%v)", r.Note, err)
+	}
+}

@@ -1485,6 +1485,11 @@ func EvaluateCheckpoint(ctx context.Context, path, dir string, tenCrop bool, bat
 	}
 	r, err := evaluate(ctx, be, dir, meta, ck.InputHW, batch, mode, maxImages, workers)
 	r.Note, r.Batch = ck.ScaleNote(meta, dir), batch
+	if tenCrop && ck.InputHW == min(meta.Width, meta.Height) {
+		// Not the paper's ten patches, which a reader of "10 crops" takes
+		// them for.
+		r.Note = strings.TrimPrefix(r.Note+"; "+fmt.Sprintf("the %d-px crop is the images' whole side, so the four corner crops are the centre one: the ten views are two (the centre and its mirror image)", ck.InputHW), "; ")
+	}
 	return r, ck, err
 }
 
