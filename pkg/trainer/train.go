@@ -525,8 +525,8 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 			// The same classes and image size, but other shards: the
 			// checkpoint's position would skip or repeat images.
 			tr := meta.Splits["train"]
-			return nil, mismatch("--resume: %s was trained on other train shards than %s holds (%d shards, %d images; their files, record counts or checksums differ), and its epoch position and shuffle order index those: resume with the shards it was trained on, or start a new run (--overwrite, or another --out)",
-				ckPath, cfg.Shards, len(tr.Shards), tr.Records)
+			return nil, mismatch("--resume: %s was trained on other train shards than %s holds (%s, %s; their files, record counts or checksums differ), and its epoch position and shuffle order index those: resume with the shards it was trained on, or start a new run (--overwrite, or another --out)",
+				ckPath, cfg.Shards, cli.Count(len(tr.Shards), "shard", "shards"), cli.Count(tr.Records, "image", "images"))
 		}
 		sched = ck.Schedule
 		cfg.Init = ck.Init // the run's own, whatever --init says now
