@@ -66,6 +66,10 @@ func TestCtrlCSavesAndResumes(t *testing.T) {
 	if !strings.Contains(log.String(), "--resume continues it") {
 		t.Fatalf("no line saying the run was saved:\n%s", log.String())
 	}
+	// Named by the signal, not by the context's "context canceled".
+	if !strings.Contains(log.String(), "interrupted (SIGINT, Ctrl-C) after step") {
+		t.Errorf("the interrupt is not named by its signal:\n%s", log.String())
+	}
 	ck, err := trainer.Load(filepath.Join(out, trainer.CheckpointFile))
 	if err != nil || ck.Step < 3 {
 		t.Fatalf("checkpoint after the interrupt: %v, %v", ck, err)

@@ -34,14 +34,16 @@ func InterruptContext() (context.Context, context.CancelFunc) {
 			caught = append(caught, s)
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, caught...)
 	go func() {
 		select {
-		case <-ch:
+		case s := <-ch:
 			signal.Reset(caught...)
-			cancel()
+			// The cause names the signal, for a message that says what
+			// stopped the run rather than "context canceled".
+			cancel(Stopped{s})
 			// A second signal that came before the Reset is in ch, not
 			// acted on: send it again, now to the default action.
 			select {
@@ -56,9 +58,28 @@ func InterruptContext() (context.Context, context.CancelFunc) {
 	}()
 	return ctx, func() {
 		signal.Stop(ch)
-		cancel()
+		cancel(nil)
 	}
 }
+
+// Stopped is the cause of an InterruptContext's cancellation
+// (context.Cause): the signal that came. It is context.Canceled to
+// errors.Is, as the context's own error is.
+type Stopped struct{ Signal os.Signal }
+
+func (s Stopped) Error() string {
+	switch s.Signal {
+	case os.Interrupt:
+		return "SIGINT, Ctrl-C"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGHUP:
+		return "SIGHUP, the terminal closed"
+	}
+	return s.Signal.String()
+}
+
+func (s Stopped) Is(target error) bool { return target == context.Canceled }
 
 // OutliveReaders ignores SIGPIPE for a run whose product is on disk
 // (ingest's shards, train's checkpoints): a log piped into `tee` or

@@ -4,6 +4,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -129,5 +130,18 @@ func expectLine(t *testing.T, lines <-chan string, want string) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatalf("child did not say %q", want)
+	}
+}
+
+// What stopped a run reads as its signal, and is still a cancellation.
+func TestStopped(t *testing.T) {
+	for _, tc := range []struct {
+		sig  os.Signal
+		want string
+	}{{os.Interrupt, "SIGINT, Ctrl-C"}, {syscall.SIGTERM, "SIGTERM"}, {syscall.SIGHUP, "SIGHUP, the terminal closed"}} {
+		err := error(Stopped{tc.sig})
+		if err.Error() != tc.want || !errors.Is(err, context.Canceled) {
+			t.Errorf("Stopped{%v}: %q, is Canceled %v", tc.sig, err, errors.Is(err, context.Canceled))
+		}
 	}
 }

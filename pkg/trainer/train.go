@@ -1131,6 +1131,11 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		return save(last.at, last.resume, false)
 	}
 	interrupted := func(n int64, cause error) error {
+		// The signal, where the context says which (cli.Stopped), reads
+		// better than "context canceled"; errors.Is still finds cause.
+		if why := context.Cause(ctx); why != nil && why != ctx.Err() {
+			cause = namedCause{why, cause}
+		}
 		if err := finishPending(n); err != nil {
 			return fmt.Errorf("interrupted (%v), and finishing step %d: %w", cause, n-1, err)
 		}
@@ -1705,3 +1710,9 @@ func clearTemps(dir string) {
 		}
 	}
 }
+
+// namedCause is an error that reads as why and unwraps to err.
+type namedCause struct{ why, err error }
+
+func (c namedCause) Error() string { return c.why.Error() }
+func (c namedCause) Unwrap() error { return c.err }
