@@ -87,14 +87,26 @@ func TestResumeAtMaxStepsTrainsNothing(t *testing.T) {
 			t.Fatalf("--resume --max-steps %d changed the checkpoint", max)
 		}
 	}
-	// A finished run resumed reports its epochs, not 0.
+	// A finished run resumed reports its epochs, not 0, and its last
+	// validation and time (clock.json's) as the run that finished had them (a requeue of
+	// a finished job must not lose its result, nor add to its time).
 	res := cfg
 	res.Resume, res.MaxSteps = true, 0
-	if r, err := Train(context.Background(), res, io.Discard); err != nil || r.Steps != 8 || r.Epoch != 2 {
-		t.Fatalf("finishing: %+v %v", r, err)
+	done, err := Train(context.Background(), res, io.Discard)
+	if err != nil || done.Steps != 8 || done.Epoch != 2 || !done.Evaluated || done.ValStep != 8 {
+		t.Fatalf("finishing: %+v %v", done, err)
 	}
-	if r, err := Train(context.Background(), res, io.Discard); err != nil || r.Steps != 8 || r.Epoch != 2 {
-		t.Fatalf("resuming a finished run: %+v %v, want 8 steps, 2 epochs", r, err)
+	if r, err := Train(context.Background(), res, io.Discard); err != nil || r.Steps != 8 || r.Epoch != 2 || !r.Evaluated ||
+		r.Top1Err != done.Top1Err || r.Top5Err != done.Top5Err || r.ValStep != 8 || r.RunSeconds != clockAt(out, 8) || r.RunSeconds <= 0 {
+		t.Fatalf("resuming a finished run: %+v %v, want 8 steps, 2 epochs, and the finished run's validation and time (%+v)", r, err, done)
+	}
+	// Within an epoch: the run's last epoch end, from before this process.
+	within := res
+	within.Resume, within.MaxSteps, within.Epochs, within.Out = false, 6, 3, t.TempDir()
+	mustTrain(t, within) // steps 1-6: epoch 1 ends at step 4
+	within.Resume, within.MaxSteps = true, 7
+	if r, err := Train(context.Background(), within, io.Discard); err != nil || r.Steps != 7 || !r.Evaluated || r.ValStep != 4 {
+		t.Fatalf("a resume that ends within an epoch: %+v %v, want the validation at step 4", r, err)
 	}
 	// --epochs counts epochs in all: fewer than done trains nothing, and
 	// says so.

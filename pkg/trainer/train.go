@@ -675,8 +675,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		// A checkpoint whose validation is pending has that left to do.
 		if cfg.MaxSteps > 0 && step >= cfg.MaxSteps && !ck.ValPending {
 			fmt.Fprintf(log, "train: the checkpoint is already at step %d, --max-steps %d: nothing to train\n", step, cfg.MaxSteps)
-			sec := time.Since(start).Seconds()
-			return &Result{Steps: step, Epoch: pos.Epoch, Checkpoint: ckPath, Stopped: "max-steps", Seconds: sec, RunSeconds: priorSeconds(cfg.Out, step) + sec}, nil
+			return nothingToTrain(&Result{Steps: step, Epoch: pos.Epoch, Checkpoint: ckPath, Stopped: "max-steps", Seconds: time.Since(start).Seconds()}, cfg.Out), nil
 		}
 		// Likewise --epochs counts epochs in all.
 		if pos.Epoch >= cfg.Epochs && !ck.ValPending {
@@ -687,8 +686,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 				within = fmt.Sprintf(" and %s of the next", cli.Count(pos.Batch, "step", "steps"))
 			}
 			fmt.Fprintf(log, "train: the checkpoint has done %s%s, --epochs %d: nothing to train\n", cli.Count(pos.Epoch, "epoch", "epochs"), within, cfg.Epochs)
-			sec := time.Since(start).Seconds()
-			return &Result{Steps: step, Epoch: pos.Epoch, Checkpoint: ckPath, Stopped: "epochs", Seconds: sec, RunSeconds: priorSeconds(cfg.Out, step) + sec}, nil
+			return nothingToTrain(&Result{Steps: step, Epoch: pos.Epoch, Checkpoint: ckPath, Stopped: "epochs", Seconds: time.Since(start).Seconds()}, cfg.Out), nil
 		}
 	}
 
@@ -917,6 +915,9 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	}()
 	// Epoch counts the epochs done, those of the run resumed included.
 	res := &Result{Checkpoint: ckPath, Stopped: "epochs", Epoch: pos.Epoch}
+	// Until this process ends an epoch, the run's last validation is the
+	// one its log kept: a resume that ends within an epoch still reports it.
+	res.lastValidation(mlog.All())
 	if meta.Splits["val"].Records == 0 && sched.Kind == "plateau" {
 		fmt.Fprintf(log, "train: %s has no validation split: the plateau schedule follows each epoch's training error instead (--schedule step:N fixes when lr falls)\n", cfg.Shards)
 	}
@@ -1716,3 +1717,26 @@ type namedCause struct{ why, err error }
 
 func (c namedCause) Error() string { return c.why.Error() }
 func (c namedCause) Unwrap() error { return c.err }
+
+// lastValidation sets r's validation figures from the last epoch line of
+// ms that scored one: the run's latest, where this process has not yet
+// measured its own.
+func (r *Result) lastValidation(ms []Metric) {
+	for i := len(ms) - 1; i >= 0; i-- {
+		if m := ms[i]; m.Kind == "epoch" && !m.NoVal {
+			r.Top1Err, r.Top5Err, r.ValStep, r.Evaluated = m.Top1Err, m.Top5Err, m.Step, true
+			return
+		}
+	}
+}
+
+// nothingToTrain completes the Result of a resume that finds its run
+// already at --max-steps or --epochs: the run's last validation, from its
+// log, and the run's time as it was (this process did none of its work,
+// and a requeue that finds it done must not add to it).
+func nothingToTrain(r *Result, out string) *Result {
+	ms := readMetrics(out, r.Steps)
+	r.lastValidation(ms)
+	r.RunSeconds = max(lastSeconds(ms), clockAt(out, r.Steps)) // priorSeconds, the log read once
+	return r
+}
