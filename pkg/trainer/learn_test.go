@@ -624,6 +624,13 @@ func TestRunDirectoryGuards(t *testing.T) {
 	if r, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(out, CheckpointFile), partial, false, 16, 0, 0, nil); err != nil || r.Images != 12 || r.Unlabelled != 4 {
 		t.Fatalf("a val split with 4 of 16 unlabelled: scored %d, unlabelled %d, %v", r.Images, r.Unlabelled, err)
 	}
+	// Training's epoch line says so too.
+	onPartial := smallConfig(partial, t.TempDir())
+	onPartial.Epochs = 1
+	var plog strings.Builder
+	if _, err := Train(context.Background(), onPartial, &plog); err != nil || !strings.Contains(plog.String(), "(12 images; 4 without a label, not scored)") {
+		t.Fatalf("training on a val split with 4 of 16 unlabelled: %v\n%s", err, plog.String())
+	}
 	// Images smaller than the model's crop: said plainly, before any batch.
 	smaller := t.TempDir()
 	tr16, tl16 := synthetic(64, 16, 1)

@@ -939,7 +939,13 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		trainErr := errorRate(run.Hits, run.Seen)
 		trainLoss := run.EpochLoss / float64(max(run.EpochSteps, 1))
 		verr := ev.Top1Err
-		val := fmt.Sprintf("val top-1 err %.2f%%, top-5 err %.2f%%, val loss %.4f (%d images)", 100*ev.Top1Err, 100*ev.Top5Err, ev.Loss, ev.Images)
+		unscored := ""
+		if ev.Unlabelled > 0 {
+			// As --eval-only notes them: figures over fewer images than
+			// the split holds.
+			unscored = fmt.Sprintf("; %d without a label, not scored", ev.Unlabelled)
+		}
+		val := fmt.Sprintf("val top-1 err %.2f%%, top-5 err %.2f%%, val loss %.4f (%d images%s)", 100*ev.Top1Err, 100*ev.Top5Err, ev.Loss, ev.Images, unscored)
 		if ev.Images == 0 {
 			// No labelled validation image: there is no validation
 			// error to report, and the schedule follows the training
