@@ -268,7 +268,7 @@ func errorPlot(top1, top5, train1 plotter.XYs) (*plot.Plot, error) {
 	p.X.Label.Text = "epoch"
 	p.Y.Label.Text = "error (%)"
 	p.X.Tick.Marker = readableTicks{whole: true}
-	p.Y.Tick.Marker = readableTicks{}
+	p.Y.Tick.Marker = readableTicks{upTo: 100} // the legend's room above is no error rate
 	if err := addLines(p, "validation top-1", top1, "validation top-5", top5, "train top-1 (running)", train1); err != nil {
 		return nil, err
 	}
@@ -281,8 +281,12 @@ func errorPlot(top1, top5, train1 plotter.XYs) (*plot.Plot, error) {
 // readableTicks labels five to ten round values along an axis (steps of
 // 1, 2, 2.5 or 5 times a power of ten), where plot's default gives two or
 // three: a reader of loss.png should not have to guess which step a bend
-// is at. whole keeps the labels whole numbers (epochs).
-type readableTicks struct{ whole bool }
+// is at. whole keeps the labels whole numbers (epochs); upTo, when not 0,
+// labels no value above it.
+type readableTicks struct {
+	whole bool
+	upTo  float64
+}
 
 func (r readableTicks) Ticks(lo, hi float64) []plot.Tick {
 	if !(hi > lo) || math.IsInf(hi-lo, 0) {
@@ -305,6 +309,9 @@ func (r readableTicks) Ticks(lo, hi float64) []plot.Tick {
 	dec := max(0, -int(math.Floor(math.Log10(step)+1e-9)))
 	if math.Abs(step/math.Pow(10, -float64(dec))-math.Round(step/math.Pow(10, -float64(dec)))) > 1e-9 {
 		dec++
+	}
+	if r.upTo != 0 {
+		hi = min(hi, r.upTo)
 	}
 	var ts []plot.Tick
 	for i := math.Ceil(lo/step - 1e-9); i*step <= hi+step*1e-9; i++ {
@@ -340,7 +347,14 @@ func addLines(p *plot.Plot, args ...any) error {
 			p.Add(s)
 		}
 	}
+	// The legend, top right, gets room of its own above the lines: no
+	// corner is empty on every run (an early ImageNet run's errors stay
+	// near 100%, and top-5 error lies low from the start), and there it
+	// covered the first.
 	p.Legend.Top = true
+	if lo, hi := p.Y.Min, p.Y.Max; hi > lo {
+		p.Y.Max = hi + 0.3*(hi-lo)
+	}
 	p.Add(plotter.NewGrid())
 	return nil
 }

@@ -664,6 +664,19 @@ func TestErrorPlotOfOneEpoch(t *testing.T) {
 	if p.X.Min != 0 || p.X.Max != 1 || strings.Join(labels, " ") != "0 1" {
 		t.Fatalf("epoch axis %g..%g, ticks %v", p.X.Min, p.X.Max, labels)
 	}
+	// Errors near 100%: room above the lines for the legend, and no
+	// error rate over 100% labelled in it.
+	hi := plotter.XYs{{X: 0, Y: 100}, {X: 1, Y: 98}}
+	if p, err = errorPlot(hi, plotter.XYs{{X: 0, Y: 97}, {X: 1, Y: 96}}, hi); err != nil {
+		t.Fatal(err)
+	}
+	labels = nil
+	for _, tk := range p.Y.Tick.Marker.Ticks(p.Y.Min, p.Y.Max) {
+		labels = append(labels, tk.Label)
+	}
+	if p.Y.Max < 100+0.3*(100-96)-1e-9 || labels[len(labels)-1] != "100" {
+		t.Fatalf("error axis %g..%g, ticks %v: want room above 100 and no label past it", p.Y.Min, p.Y.Max, labels)
+	}
 }
 
 // The CPU backend's logits of a ten-crop slot, converted a batch at a
