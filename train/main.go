@@ -55,7 +55,8 @@ Exit codes: 0 done, 1 failed (or stopped before the run's first
 checkpoint), 2 usage: a bad flag, a --shards or --checkpoint that does
 not exist (or a file for --shards), --out already holding a run without
 --resume or --overwrite, or --resume with flags or shards that do not
-continue the checkpoint's run; 130 interrupted (Ctrl-C, SIGTERM, SIGHUP)
+continue the checkpoint's run (--eval-only: a checkpoint whose crop or
+classes do not fit the shards); 130 interrupted (Ctrl-C, SIGTERM, SIGHUP)
 with the run saved: --resume continues it (--eval-only: nothing to save).
 
 Flags:
@@ -258,7 +259,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			// A scheduler's requeue reads the code: an interrupt, not a failure.
 			return o.Failf(cli.ExitInterrupted, "interrupted: the evaluation stopped before it ended, with nothing to save; run it again")
 		}
-		if errors.Is(err, shards.ErrNoDir) {
+		if errors.Is(err, shards.ErrNoDir) || errors.Is(err, trainer.ErrConfig) {
 			return o.Fail(cli.ExitUsage, err)
 		}
 		if err != nil {

@@ -18,6 +18,7 @@ import (
 	"unsafe"
 
 	"github.com/alexnet-repro/alexnet/internal/cli"
+	"github.com/alexnet-repro/alexnet/internal/errs"
 	"github.com/alexnet-repro/alexnet/internal/regfile"
 	"github.com/alexnet-repro/alexnet/pkg/alexnet"
 	"github.com/alexnet-repro/alexnet/shards"
@@ -745,19 +746,22 @@ func (c *Checkpoint) Params(spec alexnet.Spec) (map[string][]float32, error) {
 // MatchesClasses says whether the checkpoint's outputs mean the classes of
 // the shards in dir (meta): the same number, and, where the checkpoint
 // keeps its class list, the same WNIDs in the same order. Otherwise its
-// scores would be reported under the wrong names.
+// scores would be reported under the wrong names. Its error is marked
+// ErrConfig: a checkpoint and shards that do not go together are a
+// mistake in the command, as shards that do not fit a run's settings are.
 func (c *Checkpoint) MatchesClasses(meta *shards.Meta, dir string) error {
 	if c.Classes != len(meta.Classes) {
-		return fmt.Errorf("the checkpoint has %d classes, %s/meta.json %d", c.Classes, dir, len(meta.Classes))
+		return errs.Mark(fmt.Errorf("the checkpoint has %d classes, %s/meta.json %d", c.Classes, dir, len(meta.Classes)), ErrConfig)
 	}
 	if c.ClassList != "" && c.ClassList != ClassListID(meta.Classes) {
-		return fmt.Errorf("the checkpoint was trained on another class list than %s/meta.json's (other WNIDs, or another order)", dir)
+		return errs.Mark(fmt.Errorf("the checkpoint was trained on another class list than %s/meta.json's (other WNIDs, or another order)", dir), ErrConfig)
 	}
 	return nil
 }
 
 // CropFits says whether the model's crop fits the images of the shards in
-// dir (meta), and if not, the --size to ingest them at.
+// dir (meta), and if not, the --size to ingest them at (marked ErrConfig,
+// as MatchesClasses's error is).
 func (c *Checkpoint) CropFits(meta *shards.Meta, dir string) error {
 	if c.InputHW <= meta.Width && c.InputHW <= meta.Height {
 		return nil
@@ -766,8 +770,8 @@ func (c *Checkpoint) CropFits(meta *shards.Meta, dir string) error {
 	if size == 0 {
 		size = c.InputHW
 	}
-	return fmt.Errorf("the checkpoint's %d-px crop does not fit %s's %d×%d images (it is larger than them): ingest them at --size %d",
-		c.InputHW, dir, meta.Width, meta.Height, size)
+	return errs.Mark(fmt.Errorf("the checkpoint's %d-px crop does not fit %s's %d×%d images (it is larger than them): ingest them at --size %d",
+		c.InputHW, dir, meta.Width, meta.Height, size), ErrConfig)
 }
 
 // ScaleNote says, when the shards in dir hold images of another side than

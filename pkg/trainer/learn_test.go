@@ -636,7 +636,9 @@ func TestRunDirectoryGuards(t *testing.T) {
 	tr16, tl16 := synthetic(64, 16, 1)
 	va16, vl16 := synthetic(16, 16, 2)
 	writeShards(t, smaller, 16, tr16, va16, tl16, vl16, 4)
-	if _, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(out, CheckpointFile), smaller, false, 16, 0, 0, nil); err == nil ||
+	// A mistake in the command, as the same mismatch is when training
+	// (ErrConfig: train exits 2 for both).
+	if _, _, err := EvaluateCheckpoint(context.Background(), filepath.Join(out, CheckpointFile), smaller, false, 16, 0, 0, nil); !errors.Is(err, ErrConfig) ||
 		!strings.Contains(err.Error(), "larger than") || !strings.Contains(err.Error(), "--size 24") {
 		t.Fatalf("evaluating on 16-px shards: %v", err)
 	}

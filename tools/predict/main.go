@@ -65,7 +65,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) (c
 	o := cli.NewOutcome("predict", args, stdout, stderr)
 	defer func() { code = o.Finish(code) }()
 	stdout = o.Stdout()
-	fs := cli.NewFlags("predict", stdout, stderr, "Usage: predict --checkpoint FILE|RUN_DIR --shards DIR [--k 5] [--json] IMAGE|FOLDER|- ...\n\nA folder stands for the image files under it (by name: .jpeg, .jpg, .jfif, .png,\n.gif, .bmp, .tif, .tiff, .webp), in name order; - reads one image from standard input.\n\nExamples:\n  predict --checkpoint runs/demo/checkpoint.ckpt --shards demo/shards demo/fashion-mnist/val/ILSVRC2012_val_00000001.JPEG\n  curl -s https://example.com/cat.jpg | predict --checkpoint runs/alexnet --shards shards -\n\nExit codes: 0 all classified, 1 some file failed, 2 usage (or a --checkpoint or --shards that does not exist, or a file for --shards), 130 interrupted (Ctrl-C, SIGTERM, SIGHUP; the files before it are printed).\nA closed output pipe (predict ... | head) ends it quietly by SIGPIPE, as it ends cat.\n\nFlags:\n")
+	fs := cli.NewFlags("predict", stdout, stderr, "Usage: predict --checkpoint FILE|RUN_DIR --shards DIR [--k 5] [--json] IMAGE|FOLDER|- ...\n\nA folder stands for the image files under it (by name: .jpeg, .jpg, .jfif, .png,\n.gif, .bmp, .tif, .tiff, .webp), in name order; - reads one image from standard input.\n\nExamples:\n  predict --checkpoint runs/demo/checkpoint.ckpt --shards demo/shards demo/fashion-mnist/val/ILSVRC2012_val_00000001.JPEG\n  curl -s https://example.com/cat.jpg | predict --checkpoint runs/alexnet --shards shards -\n\nExit codes: 0 all classified, 1 some file failed, 2 usage (or a --checkpoint or --shards that does not exist, a file for --shards, or a checkpoint whose classes or crop do not fit the shards), 130 interrupted (Ctrl-C, SIGTERM, SIGHUP; the files before it are printed).\nA closed output pipe (predict ... | head) ends it quietly by SIGPIPE, as it ends cat.\n\nFlags:\n")
 	ckpt := fs.String("checkpoint", "", "checkpoint written by train, or its run folder (train's --out) (required)")
 	shardDir := fs.String("shards", "", "shard directory whose meta.json names the classes (and gives the image size for checkpoints that do not record it) (required)")
 	k := fs.Int("k", 5, "classes to print per image")
@@ -120,7 +120,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) (c
 		return o.Fail(cli.ExitFailure, err)
 	}
 	if err := ck.MatchesClasses(meta, *shardDir); err != nil {
-		return o.Fail(cli.ExitFailure, err)
+		return o.Fail(cli.ExitUsage, err)
 	}
 	// Images are resized to the side the model's crops were taken from;
 	// checkpoints that do not record it take the shards'.
@@ -128,7 +128,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) (c
 	if ck.ImageHW != 0 {
 		size = ck.ImageHW
 	} else if err := ck.CropFits(meta, *shardDir); err != nil {
-		return o.Fail(cli.ExitFailure, err)
+		return o.Fail(cli.ExitUsage, err)
 	}
 	// Only a --k given: its default, 5, is more than a small model's
 	// classes without anyone having asked for it.

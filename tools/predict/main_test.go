@@ -281,14 +281,15 @@ func TestPredict(t *testing.T) {
 		t.Fatal(err)
 	}
 	se.Reset()
-	if code := run([]string{"--checkpoint", ckPath, "--shards", dir, img}, &so, &se); code != 1 || !strings.Contains(se.String(), "another class list") {
+	// A checkpoint and shards that do not go together: a usage error.
+	if code := run([]string{"--checkpoint", ckPath, "--shards", dir, img}, &so, &se); code != 2 || !strings.Contains(se.String(), "another class list") {
 		t.Errorf("another class list: exit %d, %s", code, se.String())
 	}
 	// Under --json, a failure before any image is one JSON object.
 	so.Reset()
 	se.Reset()
 	code := run([]string{"--checkpoint", ckPath, "--shards", dir, "--json", img}, &so, &se)
-	if obj := clitest.JSONFailure(t, so.Bytes(), 1); code != 1 || !strings.Contains(obj["error"].(string), "another class list") {
+	if obj := clitest.JSONFailure(t, so.Bytes(), 2); code != 2 || !strings.Contains(obj["error"].(string), "another class list") {
 		t.Errorf("another class list, --json: exit %d, %s", code, so.String())
 	}
 	ck.ClassList = trainer.ClassListID(meta.Classes)
@@ -377,7 +378,7 @@ func TestPredict(t *testing.T) {
 		t.Fatal(err)
 	}
 	se.Reset()
-	if code := run([]string{"--checkpoint", ckPath, "--shards", dir, img}, &so, &se); code != 1 || !strings.Contains(se.String(), "does not fit") {
+	if code := run([]string{"--checkpoint", ckPath, "--shards", dir, img}, &so, &se); code != 2 || !strings.Contains(se.String(), "does not fit") {
 		t.Errorf("a crop larger than the images: exit %d, %s", code, se.String())
 	}
 }
