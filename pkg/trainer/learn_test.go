@@ -342,7 +342,7 @@ func TestResumeIsByteIdentical(t *testing.T) {
 	if err != nil || res.Stopped != "max-steps" || res.Steps != 7 || res.Evaluated {
 		t.Fatalf("first leg: %+v %v", res, err)
 	}
-	firstLeg := priorSeconds(part, res.Steps) // the clock of its last metrics line
+	firstLeg := priorSeconds(readMetrics(part, res.Steps), part, res.Steps) // the clock of its last metrics line
 	cfg.MaxSteps, cfg.Resume = 0, true
 	cfg.Momentum, cfg.WeightDecay, cfg.Sigma = 0.5, 0, -1
 	var log bytes.Buffer
@@ -352,10 +352,10 @@ func TestResumeIsByteIdentical(t *testing.T) {
 	}
 	// The run's time counts the first leg's on top of the second's; a
 	// resume with nothing left to do still reports the whole run's.
-	if firstLeg <= 0 || res2.RunSeconds < res2.Seconds+firstLeg || res2.RunSeconds < priorSeconds(part, res2.Steps) {
+	if firstLeg <= 0 || res2.RunSeconds < res2.Seconds+firstLeg || res2.RunSeconds < priorSeconds(readMetrics(part, res2.Steps), part, res2.Steps) {
 		t.Errorf("resumed run: %gs this leg, %gs in all; the first leg's metrics reached %gs", res2.Seconds, res2.RunSeconds, firstLeg)
 	}
-	if res3, err := Train(context.Background(), cfg, io.Discard); err != nil || res3.Steps != res2.Steps || res3.RunSeconds < priorSeconds(part, res2.Steps) {
+	if res3, err := Train(context.Background(), cfg, io.Discard); err != nil || res3.Steps != res2.Steps || res3.RunSeconds < priorSeconds(readMetrics(part, res2.Steps), part, res2.Steps) {
 		t.Errorf("a resume with nothing to do: %+v, %v", res3, err)
 	}
 	for _, want := range []string{"resuming", "--resume continues with the checkpoint's --momentum 0.9, not 0.5",

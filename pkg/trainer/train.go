@@ -897,7 +897,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		fmt.Fprintf(log, "train: note: %s was gone: it starts again after step %d, so its plots leave out the steps before\n", mlog.path, step)
 	}
 	if ck != nil {
-		before = max(lastSeconds(mlog.All()), clockAt(cfg.Out, step))
+		before = priorSeconds(mlog.All(), cfg.Out, step)
 	}
 	defer mlog.Close()
 
@@ -1238,10 +1238,10 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 }
 
 // priorSeconds is the run's wall time before this process: the clock
-// at its checkpoint of step, or where that was not kept, of the last line
-// of dir's metrics.jsonl up to step, as a resume keeps it.
-func priorSeconds(dir string, step int64) float64 {
-	return max(lastSeconds(readMetrics(dir, step)), clockAt(dir, step))
+// at its checkpoint of step, or where that was not kept, of the last of
+// ms, the lines of dir's metrics.jsonl a resume keeps (up to step).
+func priorSeconds(ms []Metric, dir string, step int64) float64 {
+	return max(lastSeconds(ms), clockAt(dir, step))
 }
 
 // ClockFile holds the run's wall time at its latest checkpoint. Not in
@@ -1743,6 +1743,6 @@ func (r *Result) lastValidation(ms []Metric) {
 func nothingToTrain(r *Result, out string) *Result {
 	ms := readMetrics(out, r.Steps)
 	r.lastValidation(ms)
-	r.RunSeconds = max(lastSeconds(ms), clockAt(out, r.Steps)) // priorSeconds, the log read once
+	r.RunSeconds = priorSeconds(ms, out, r.Steps)
 	return r
 }
