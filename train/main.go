@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	var c trainer.Config
 	fs.StringVar(&c.Shards, "shards", "", "shard directory written by ingest (required)")
 	fs.StringVar(&c.Model, "model", "alexnet", "model: "+strings.Join(alexnet.Variants(), ", "))
-	fs.StringVar(&c.Init, "init", "", "initialisation: paper (N(0,0.01), biases 1 in conv2/4/5, fc6/7) or he; default: the model's ("+modelInits()+")")
+	fs.StringVar(&c.Init, "init", "", "initialisation: paper (N(0,0.01), biases 1 in conv2/4/5, fc6/7) or he (N(0, 2/fan_in), biases 0; inputs divided by the std for every model); default: the model's ("+modelInits()+")")
 	fs.IntVar(&c.Epochs, "epochs", 90, "epochs")
 	fs.IntVar(&c.Batch, "batch", 128, "batch size")
 	fs.IntVar(&c.Crop, "crop", 0, "crop side (0: 7/8 of the shards' side, 224 from 256)")

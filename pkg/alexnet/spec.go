@@ -30,7 +30,8 @@
 //     with cuda-convnet's rounding up of output sizes; the two sample
 //     grids differ by a 2-px shift. Caffe reaches 55 from an unpadded 227.
 //   - Inputs are (pixel + lighting − mean)/std per channel, except for a
-//     MeanOnly spec, whose std is 1: the paper trained on "(centered) raw
+//     MeanOnly spec under the paper's initialisation, whose std is 1 (see
+//     InputStdFor): the paper trained on "(centered) raw
 //     RGB values", and its other constants (LRN's k and α, the N(0, 0.01)
 //     initialisation, the learning rate) are set for that scale. Divided
 //     by the std ingest computes (pooled over every pixel: about 70 on
@@ -126,10 +127,21 @@ var (
 	ImageNetStd  = [3]float32{58.4, 57.1, 57.4}
 )
 
-// InputStd is the divisor this spec's inputs take, given the train
-// images' per-channel std: std itself, or 1 for a MeanOnly spec.
-func (s Spec) InputStd(std [3]float32) [3]float32 {
-	if s.MeanOnly {
+// InputStd is the divisor this spec's inputs take under its own
+// initialisation, given the train images' per-channel std: std itself, or
+// 1 for a MeanOnly spec.
+func (s Spec) InputStd(std [3]float32) [3]float32 { return s.InputStdFor("", std) }
+
+// InputStdFor is InputStd under an initialisation scheme ("" for the
+// spec's own). MeanOnly holds for the paper's N(0, 0.01) alone: He's
+// N(0, 2/fan_in) assumes inputs of unit variance, and on raw pixels (std
+// about 70) it starts the paper's net with logits some 70 times too large
+// (a first loss of 150 at 200 classes, infinite by the third step).
+func (s Spec) InputStdFor(scheme string, std [3]float32) [3]float32 {
+	if scheme == "" {
+		scheme = s.InitScheme
+	}
+	if s.MeanOnly && scheme == "paper" {
 		return [3]float32{1, 1, 1}
 	}
 	return std

@@ -100,6 +100,17 @@ func TestPaperLayerOrder(t *testing.T) {
 			t.Errorf("%s: InputStd %v, want %v", tc.variant, got, tc.want)
 		}
 	}
+	// Raw pixels suit the paper's N(0, 0.01) only: He's draw assumes
+	// inputs of unit variance, whatever the model.
+	for _, tc := range []struct {
+		variant, scheme string
+		want            [3]float32
+	}{{"alexnet", "", [3]float32{1, 1, 1}}, {"alexnet", "paper", [3]float32{1, 1, 1}}, {"alexnet", "he", std},
+		{"alexnet-convnet", "he", std}, {"alexnet-owt", "paper", std}, {"small", "paper", std}, {"small", "", std}} {
+		if got := mustBuild(t, tc.variant, 10, 0).InputStdFor(tc.scheme, std); got != tc.want {
+			t.Errorf("%s under %q: InputStdFor %v, want %v", tc.variant, tc.scheme, got, tc.want)
+		}
+	}
 }
 
 func TestNumParams(t *testing.T) {

@@ -1233,17 +1233,17 @@ func TestInputNormalisationPerModel(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct {
-		model string
-		want  [3]float32
-	}{{"alexnet", [3]float32{1, 1, 1}}, {"alexnet-owt", metaStd}, {"small", metaStd}} {
+		model, init string
+		want        [3]float32
+	}{{"alexnet", "", [3]float32{1, 1, 1}}, {"alexnet", "he", metaStd}, {"alexnet-owt", "", metaStd}, {"small", "", metaStd}, {"small", "paper", metaStd}} {
 		var got [3]float32
-		cfg := Config{Shards: dir, Model: tc.model, Epochs: 1, Batch: 4, Crop: 67, LR: 0.01, Schedule: "plateau", Patience: 1, Out: t.TempDir(), Seed: 1, EvalBatch: 4, Workers: 1,
+		cfg := Config{Shards: dir, Model: tc.model, Init: tc.init, Epochs: 1, Batch: 4, Crop: 67, LR: 0.01, Schedule: "plateau", Patience: 1, Out: t.TempDir(), Seed: 1, EvalBatch: 4, Workers: 1,
 			NewBackend: record(&got)}
 		if _, err := Train(context.Background(), cfg, io.Discard); !errors.Is(err, errStop) {
 			t.Fatalf("%s: %v", tc.model, err)
 		}
 		if got != tc.want {
-			t.Errorf("%s: std %v passed to the backend, want %v", tc.model, got, tc.want)
+			t.Errorf("%s --init %q: std %v passed to the backend, want %v", tc.model, tc.init, got, tc.want)
 		}
 	}
 
@@ -1268,6 +1268,23 @@ func TestInputNormalisationPerModel(t *testing.T) {
 	}
 	if got != ck.Std || !strings.Contains(log.String(), "continues with the checkpoint's input normalisation") {
 		t.Errorf("resume passed std %v, want the checkpoint's %v; log:\n%s", got, ck.Std, log.String())
+	}
+
+	// A He-initialised paper net resumes on its own scale without a note,
+	// whatever --init says now (the run's own is in the checkpoint).
+	out = t.TempDir()
+	cfg = Config{Shards: dir, Model: "alexnet", Init: "he", Epochs: 1, Batch: 4, Crop: 67, LR: 0.01, Schedule: "plateau", Patience: 1, Out: out, Seed: 1, EvalBatch: 4, Workers: 1, MaxSteps: 1}
+	mustTrain(t, cfg)
+	if ck, err := Load(filepath.Join(out, CheckpointFile)); err != nil || ck.Std != metaStd {
+		t.Fatalf("alexnet --init he: checkpoint std %v, want %v (%v)", ck.Std, metaStd, err)
+	}
+	cfg.Resume, cfg.Init, cfg.MaxSteps, cfg.NewBackend = true, "", 0, record(&got)
+	log.Reset()
+	if _, err := Train(context.Background(), cfg, &log); !errors.Is(err, errStop) {
+		t.Fatal(err)
+	}
+	if got != metaStd || strings.Contains(log.String(), "input normalisation") {
+		t.Errorf("resume of alexnet --init he passed std %v, want %v; log:\n%s", got, metaStd, log.String())
 	}
 }
 

@@ -453,11 +453,11 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var mean, std [3]float32
+	var mean, pixelStd [3]float32
 	for c := 0; c < 3; c++ {
-		mean[c], std[c] = float32(meta.Stats.Mean[c]), float32(meta.Stats.Std[c])
+		mean[c], pixelStd[c] = float32(meta.Stats.Mean[c]), float32(meta.Stats.Std[c])
 	}
-	std = spec.InputStd(std)
+	std := spec.InputStdFor(cfg.Init, pixelStd)
 	classList := ClassListID(meta.Classes)
 	trainSet := TrainSetID(meta.Splits["train"])
 	// "none" for shards without a val split: a checkpoint's empty field is
@@ -530,6 +530,7 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		}
 		sched = ck.Schedule
 		cfg.Init = ck.Init // the run's own, whatever --init says now
+		std = spec.InputStdFor(cfg.Init, pixelStd)
 		if ck.Mean != mean || ck.Std != std {
 			// The weights were learnt on the checkpoint's input scale
 			// (a run from before the paper's net was MeanOnly divides
