@@ -21,10 +21,6 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/image/font"
-	"golang.org/x/image/font/basicfont"
-	"golang.org/x/image/math/fixed"
-
 	"github.com/alexnet-repro/alexnet/internal/cli"
 	"github.com/alexnet-repro/alexnet/internal/dirlock"
 	"github.com/alexnet-repro/alexnet/pkg/pipeline"
@@ -535,9 +531,6 @@ func grid(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return cli.ExitOK
 }
 
-// captionHeight is the strip under each tile that holds its label.
-const captionHeight = 14
-
 // gridCols is the columns of a near-square grid of n tiles.
 func gridCols(n int) int {
 	cols := 1
@@ -586,7 +579,10 @@ func contactSheet(ctx context.Context, dir string, m *shards.Meta, split string,
 		return nil, 0, err
 	}
 	defer dec.Close()
-	face := basicfont.Face7x13
+	face, err := captionFace()
+	if err != nil {
+		return nil, 0, err
+	}
 	drawn := 0
 	var rec shards.Record
 	var buf, pix []byte
@@ -636,13 +632,7 @@ func contactSheet(ctx context.Context, dir string, m *shards.Meta, split string,
 					name = m.Classes[rec.Label].WNID
 				}
 			}
-			text := fmt.Sprintf("%d %s", rec.Label, name)
-			if max := (tile - 4) / 7; len(text) > max {
-				text = text[:max]
-			}
-			d := font.Drawer{Dst: sheet, Src: image.NewUniform(color.White), Face: face,
-				Dot: fixed.P(x0+2, y0+tile+label-3)}
-			d.DrawString(strings.ToValidUTF8(text, "?"))
+			drawCaption(sheet, face, x0, y0+tile, tile, fmt.Sprintf("%d %s", rec.Label, name))
 			drawn++
 		}
 		r.Close()
