@@ -6,10 +6,12 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,7 +27,7 @@ import (
 // $OUT/a/b/file, plain names, with the whole results folder in one
 // archive.
 func TestRunScriptOut(t *testing.T) {
-	b, out, took := runScriptWithStubs(t)
+	b, out, took := runScriptWithStubs(t, nil, 15)
 	if took > 60*time.Second {
 		t.Errorf("run.sh took %v under a 15 s budget: a step's timeout was not cut to it\n%s", took, b)
 	}
@@ -98,9 +100,10 @@ func TestRunScriptOut(t *testing.T) {
 }
 
 // runScriptWithStubs runs run.sh on this machine (no GPU) with stub
-// binaries (gpucheck bench sleeps 300 s), a 15 s budget and a device
-// tool's $OUT. It returns run.sh's output, $OUT and how long the run took.
-func runScriptWithStubs(t *testing.T) (b []byte, out string, took time.Duration) {
+// binaries (gpucheck bench sleeps 300 s; override replaces any by name),
+// a budget of that many seconds and a device tool's $OUT, with env added.
+// It returns run.sh's output, $OUT and how long the run took.
+func runScriptWithStubs(t *testing.T, override map[string]string, budget int, env ...string) (b []byte, out string, took time.Duration) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("runs run.sh for about 20 s")
@@ -130,6 +133,7 @@ func runScriptWithStubs(t *testing.T) (b []byte, out string, took time.Duration)
 		"gpucheck":  `case $1 in bench) sleep 300;; table) echo "| table |";; probe) echo "| cuDNN | 9 |";; *) exit 1;; esac`,
 		"cuda.test": "exit 1", "gpu.test": "exit 1", "feed.test": "exit 1", "ingest": "exit 1", "train": "exit 1", "benchpipeline": "exit 1",
 	}
+	maps.Copy(stubs, override)
 	for name, body := range stubs {
 		if err := os.WriteFile(filepath.Join(stage, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
 			t.Fatal(err)
@@ -145,7 +149,7 @@ func runScriptWithStubs(t *testing.T) (b []byte, out string, took time.Duration)
 	}
 	cmd := exec.Command("bash", filepath.Join(g, "run.sh"))
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "OUT="+out, "GPUCHECK_BUDGET=15", "GPUCHECK_GRACE=3", "GPUCHECK_PYTHON=")
+	cmd.Env = append(append(os.Environ(), "OUT="+out, "GPUCHECK_BUDGET="+strconv.Itoa(budget), "GPUCHECK_GRACE=3", "GPUCHECK_PYTHON="), env...)
 	// Whatever a step left running ends with the test.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	t.Cleanup(func() {
@@ -160,6 +164,23 @@ func runScriptWithStubs(t *testing.T) (b []byte, out string, took time.Duration)
 		t.Fatalf("run.sh: %v\n%s", err, b)
 	}
 	return b, out, took
+}
+
+// A Go test binary whose own -test.timeout fires (it panics and exits 2,
+// inside the step's longer limit) has hung as surely as one the step's
+// timeout stops: the layer check's hang must cut the limits of the steps
+// after it that build the network too, and bring the diagnosis forward.
+func TestRunScriptGoTestTimeoutIsAHang(t *testing.T) {
+	hang := `case "$*" in *TestGPULayerCheck*) echo "panic: test timed out after 170s"; echo "running tests:"; exit 2;; *) exit 1;; esac`
+	b, _, _ := runScriptWithStubs(t, map[string]string{"gpu.test": hang}, 60, "GPUCHECK_ONLY=layer-check$|crosscheck$")
+	for _, want := range []string{"TIMEOUT layer-check", "diagnosing: layer-check hung", "crosscheck: timeout cut to 45 s, as layer-check hung"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("run.sh does not say %q:\n%s", want, b)
+		}
+	}
+	if strings.Contains(string(b), "FAILED layer-check") {
+		t.Errorf("the test's own timeout was told as a failure:\n%s", b)
+	}
 }
 
 // Every timeout in run.sh carries a kill-after. GNU timeout without one
