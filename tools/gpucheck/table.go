@@ -405,7 +405,7 @@ func writeTable(w io.Writer, r *results) {
 			s += " NOT OK"
 		}
 		return s
-	}, "≤ 1e-3 rel")
+	}, "≤ 1e-3 rel (conv gradients: pooling flips break it on some batches, docs/gpu-machine.md)")
 	row("PyTorch oracle, tf32: worst grad rel vs PyTorch's fp32 step: ours · PyTorch's own TF32 (the floor); ours vs PyTorch tf32", func(m string) string {
 		o := r.find("oracle", map[string]string{"model": m, "precision": "tf32"})
 		if o == nil {
