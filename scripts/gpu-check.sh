@@ -8,6 +8,9 @@
 #                    binaries of pkg/cuda and pkg/nn/gpu, stripped and
 #                    compressed
 #   gpu/images/      a handful of ImageNet sample JPEGs (for ingest there)
+#   gpu/fmnist/      a Fashion-MNIST subset's shards, with gpu/learn-args and
+#                    gpu/learn-cpu.json: the CPU's training on them, which
+#                    the GPU repeats
 #   gpu/run.sh       the driver (tools/gpucheck/run.sh)
 #   gpu/torch_*.py   the PyTorch baseline and oracle (tools/gpucheck), and
 #                    the DataLoader reference of bench-pipeline
@@ -31,6 +34,29 @@ go test -c "${flags[@]}" -o "$G/stage/cuda.test" ./pkg/cuda
 go test -c "${flags[@]}" -o "$G/stage/gpu.test" ./pkg/nn/gpu
 go test -c "${flags[@]}" -o "$G/stage/feed.test" ./pkg/feed
 ls -l "$G/stage" | tail -n +2 | awk '{printf "  %-10s %6.1f MiB\n", $9, $5/1048576}'
+# Learning: a Fashion-MNIST subset as shards (12 MB), and this build's own
+# CPU training on it, which the GPU machine repeats with --device cuda
+# (the learn-cuda step): the table sets the two test errors side by side.
+# One list of flags, in gpu/learn-args, serves both runs.
+FM=${GPUCHECK_FMNIST:-/usr/share/datasets/fashion-mnist}
+LEARN="--model small-fc --crop 32 --epochs 3 --batch 128 --lr 0.01 --weight-decay 5e-5 --lighting 0 --log-every 0 --seed 1"
+if compgen -G "$FM/train-images-idx3-ubyte*" >/dev/null; then
+	tmp=$(mktemp -d)
+	go build "${flags[@]}" -o "$tmp/" ./tools/mkdemo
+	"$tmp/mkdemo" --src "$FM" --out "$tmp/fm" --train 12000 --val 5000 >/dev/null
+	"$G/stage/ingest" --size 32 --quiet --out "$G/fmnist" "$tmp/fm" >/dev/null
+	echo "$LEARN" >"$G/learn-args"
+	echo "gpu-check: the CPU's run for learn-cuda (12,000 Fashion-MNIST images, 3 epochs: about a minute)"
+	# shellcheck disable=SC2086 # LEARN is a list of flags
+	if ! "$G/stage/train" --device cpu --shards "$G/fmnist" $LEARN --out "$tmp/run" --json >"$G/learn-cpu.json" 2>"$tmp/train.log"; then
+		tail -n 5 "$tmp/train.log" >&2
+		echo "gpu-check: the CPU's training run failed" >&2
+		exit 1
+	fi
+	rm -rf "$tmp"
+else
+	echo "gpu-check: warning: no Fashion-MNIST in $FM (bash scripts/setup.sh); the learn-cuda step will be skipped on the GPU machine"
+fi
 tar -C "$G/stage" -cf - . | xz -6 -T0 >"$G/bin.tar.xz"
 rm -rf "$G/stage"
 # What was built, for run.log and the machine facts: a run must never

@@ -39,6 +39,9 @@ func TestTable(t *testing.T) {
 			"== [300s] SKIP export-alexnet-owt: budget of 450s spent\n== [301s] SKIP oracle-alexnet-owt: budget of 450s spent\n",
 		"probe.md":       "| component | version | path |",
 		"train-cuda.log": "train: alexnet-owt, ...\nstep 60 ...\ntrain: done (max-steps): 60 steps, 2 epochs in 14s; no validation pass in this run; checkpoint x\n",
+		// As train --json writes them.
+		"learn-cpu.json":  `{"stopped":"epochs","steps":279,"epochs":3,"seconds":0.09,"run_seconds":40.35,"evaluated":true,"top1_err":0.1666,"top5_err":0.0026,"val_step":279,"checkpoint":"x"}`,
+		"learn-cuda.json": `{"stopped":"epochs","steps":279,"epochs":3,"seconds":0.01,"run_seconds":6.2,"evaluated":true,"top1_err":0.1702,"top5_err":0.003,"val_step":279,"checkpoint":"y"}`,
 		// As benchpipeline --json writes it (abridged).
 		"pipeline-cpu.json": `{"cores": 16, "one_core": {"label": "1 worker, 1 core", "img_per_cpu_s": 4210.4},
   "all_cores": {"decoders": 16, "img_per_s": 61234.4}, "scaling_of_linear": 0.93, "digests_match": true,
@@ -77,6 +80,7 @@ func TestTable(t *testing.T) {
 		"| `train --device cuda` (alexnet-owt, real pipeline, 60 steps) | train: done (max-steps): 60 steps, 2 epochs in 14s; no validation pass in this run; checkpoint x |",
 		// Its throughput recorded, alexnet-owt's bench then timed out: in its profile.
 		"alexnet-owt, tf32: our profile did not end (timed out: bench-alexnet-owt-tf32)",
+		"| 17.02% (279 steps, 6 s), +0.36 points (met) | CPU 16.66% (279 steps, 40 s) | within 1.5 points |",
 		"| 4210 img/CPU-s · 61234 img/s on 16 (93% of linear) | DataLoader + PIL, 256-px JPEGs: 1 core 1400 (ours **3.0×**) · all 15000 (ours **4.1×**) | near-linear |",
 	)
 	if i, j := strings.Index(got, "## GPU machine"), strings.Index(got, "## gpu-check results"); i < 0 || j < i {
@@ -84,6 +88,40 @@ func TestTable(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Log(got)
+	}
+}
+
+// The learning row: a GPU run that learnt less than the CPU's is not met,
+// one that ended without a test error says so, and a run without
+// Fashion-MNIST at build says why there is nothing to compare.
+func TestTableLearn(t *testing.T) {
+	cpu := `{"steps":279,"run_seconds":40,"top1_err":0.1666}`
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		want  string
+	}{
+		{"worse", map[string]string{"learn-cpu.json": cpu, "learn-cuda.json": `{"steps":279,"run_seconds":6,"top1_err":0.2}`},
+			"| 20.00% (279 steps, 6 s), +3.34 points (NOT met) | CPU 16.66% (279 steps, 40 s) |"},
+		{"better by more", map[string]string{"learn-cpu.json": cpu, "learn-cuda.json": `{"steps":279,"run_seconds":6,"top1_err":0.14}`},
+			"-2.66 points (NOT met)"},
+		{"no test error", map[string]string{"learn-cpu.json": cpu, "learn-cuda.json": `{"stopped":"max-steps","steps":3}`},
+			"| no test error in learn-cuda.json: {\"stopped\":\"max-steps\",\"steps\":3} | CPU 16.66%"},
+		{"failed", map[string]string{"learn-cpu.json": cpu, "run.log": "== [300s] FAILED learn-cuda (exit 1)\n"},
+			"| failed: learn-cuda (exit 1) | CPU 16.66% (279 steps, 40 s) |"},
+		{"failed with train's report", map[string]string{"learn-cpu.json": cpu, "run.log": "== [300s] FAILED learn-cuda (exit 1)\n",
+			"learn-cuda.json": `{"command":"train","error":"--device cuda: cuda: libcuda.so.1 not found; tried:\n  a | b","exit_code":1}`},
+			"| failed: learn-cuda (exit 1): --device cuda: cuda: libcuda.so.1 not found; tried: | CPU 16.66%"},
+		{"no dataset at build", map[string]string{"run.log": "== [300s] SKIP learn-cuda: no Fashion-MNIST shards in gpu (just gpu-check found no dataset)\n"},
+			"| none (just gpu-check found no Fashion-MNIST) |"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := renderTable(t, tc.files)
+			wantInTable(t, got, tc.want)
+			if t.Failed() {
+				t.Log(got)
+			}
+		})
 	}
 }
 

@@ -26,7 +26,7 @@
 # extended regular expression matched against the start of step names
 # (cudnn-graph, bench-alexnet-tf32, bench-alexnet-tf32-legacy, torch-bench-tf32,
 # cuda-test, gpu-test, layer-check, feed-test, ingest, pipeline-alexnet,
-# train-cuda, crosscheck, crosscheck-paper-dropout, crosscheck-notransforms, crosscheck-det,
+# train-cuda, learn-cuda, crosscheck, crosscheck-paper-dropout, crosscheck-notransforms, crosscheck-det,
 # export-alexnet, oracle-alexnet, oracle-alexnet-tf32, pipeline-cpu, …; a
 # name ends with `$` to match it alone), and only the steps it matches run. A step that another
 # needs runs too: ingest for the shard readers, export for the oracle.
@@ -54,7 +54,7 @@ ONLY=${GPUCHECK_ONLY:-}
 # any work. (TestRunScriptStepNames keeps this list in step with the
 # steps below.)
 STEPS="cudnn-graph torch-bench-tf32 unload-test cuda-test cuda-bench gpu-test feed-test layer-check crosscheck"
-STEPS+=" crosscheck-paper-dropout crosscheck-notransforms tree ingest train-cuda crosscheck-det torch-bench-fp32 pipeline-cpu"
+STEPS+=" crosscheck-paper-dropout crosscheck-notransforms tree ingest train-cuda learn-cuda crosscheck-det torch-bench-fp32 pipeline-cpu"
 for m in alexnet-owt alexnet; do
 	STEPS+=" bench-$m-tf32 bench-$m-tf32-retry bench-$m-tf32-legacy bench-$m-tf32-notransforms export-$m oracle-$m"
 	STEPS+=" export-$m-tf32 oracle-$m-tf32 pipeline-$m bench-$m-fp32 bench-$m-tf32-det"
@@ -528,6 +528,23 @@ print("%d images in %d classes" % (imgs, len(os.listdir(t))))
 		feedstep train-cuda 90 $B/train --device cuda --shards $W/shards --model alexnet-owt --batch 128 --epochs 3 --max-steps 60 \
 			--lr 0.005 --log-every 20 --out $W/run
 	fi
+fi
+
+# --- learning: the CPU's short training (run at build) again on the GPU -----
+# The same shards, flags and seed; the table sets the two test errors side
+# by side. TF32 and cuDNN's sums take another path than the CPU's, so the
+# errors agree within the spread of seeds, not bit for bit.
+if [[ -d $G/fmnist && -s $G/learn-args && -s $G/learn-cpu.json ]]; then
+	cp -f "$G/learn-cpu.json" "$R/learn-cpu.json"
+	read -ra largs <"$G/learn-args"
+	if [[ -n ${hung:-} ]]; then
+		say "SKIP learn-cuda: $hung timed out, and it runs the same feed"
+	else
+		netstep learn-cuda 90 bash -c 'out=$1; shift; "$@" >"$out"' _ "$R/learn-cuda.json" \
+			$B/train --device cuda --shards $G/fmnist "${largs[@]}" --out $W/learn --json
+	fi
+elif selected learn-cuda; then
+	say "SKIP learn-cuda: no Fashion-MNIST shards in $G (just gpu-check found no dataset)"
 fi
 
 # train --deterministic's algorithms and pooling against the same CPU figures:

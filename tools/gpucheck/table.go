@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -421,6 +422,7 @@ func writeTable(w io.Writer, r *results) {
 	}, "ours ≤ 1e-2 vs PyTorch tf32")
 	writePipelineCPU(w, r)
 	writeTrainCUDA(w, r)
+	writeLearn(w, r)
 	var tests []string
 	for _, t := range r.records["test"] {
 		tests = append(tests, fmt.Sprintf("%s: %s (%v passed, %v failed, %v skipped)", str(t, "binary"), str(t, "verdict"), t["pass"], t["fail"], t["skip"]))
@@ -518,6 +520,66 @@ func writeTrainCUDA(w io.Writer, r *results) {
 		cell = strings.ReplaceAll(cell, "|", "/")
 	}
 	fmt.Fprintf(w, "| `train --device cuda` (alexnet-owt, real pipeline, 60 steps) | %s | | runs to the end |\n", cell)
+}
+
+// learnGoal is how far the GPU's test error may lie from the CPU's after
+// the same short training: TF32 and cuDNN's sums take another path, so
+// the runs part after the first steps, and three CPU seeds of it spread
+// 0.5 points (16.40–16.92%, 2026-11-30). A backend that learns wrongly
+// (a gradient off, an update skipped) lands well outside.
+const learnGoal = 1.5
+
+// trainJSON is the part of `train --json` the learning row reads.
+type trainJSON struct {
+	Stopped    string   `json:"stopped"`
+	Steps      int64    `json:"steps"`
+	RunSeconds float64  `json:"run_seconds"`
+	Top1Err    *float64 `json:"top1_err"`
+	Error      string   `json:"error"` // a run that failed: train's message
+}
+
+// writeLearn adds the row for the CPU's short Fashion-MNIST training
+// (at build) and the same on the GPU: each one's test error, and the
+// distance between them against learnGoal.
+func writeLearn(w io.Writer, r *results) {
+	var failed trainJSON
+	read := func(name string) *trainJSON {
+		var t trainJSON
+		if b := r.text(name); b == "" || json.Unmarshal([]byte(b), &t) != nil || t.Top1Err == nil {
+			if name == "learn-cuda.json" {
+				failed = t
+			}
+			return nil
+		}
+		return &t
+	}
+	cpu, gpuRun := read("learn-cpu.json"), read("learn-cuda.json")
+	cell := func(t *trainJSON) string {
+		return fmt.Sprintf("%.2f%% (%d steps, %.0f s)", 100**t.Top1Err, t.Steps, t.RunSeconds)
+	}
+	ours, ref := r.why("learn-cuda"), "none (just gpu-check found no Fashion-MNIST)"
+	if cpu != nil {
+		ref = "CPU " + cell(cpu)
+	}
+	if gpuRun != nil {
+		ours = cell(gpuRun)
+		if cpu != nil {
+			d := 100 * (*gpuRun.Top1Err - *cpu.Top1Err)
+			verdict := "met"
+			if math.Abs(d) > learnGoal || math.IsNaN(d) {
+				verdict = "NOT met"
+			}
+			ours += fmt.Sprintf(", %+.2f points (%s)", d, verdict)
+		}
+	} else if failed.Error != "" {
+		// The first line names the fault; the rest (where a library was
+		// looked for, say) is in learn-cuda.json.
+		msg, _, _ := strings.Cut(failed.Error, "\n")
+		ours += ": " + strings.ReplaceAll(msg, "|", "/")
+	} else if r.text("learn-cuda.json") != "" {
+		ours = "no test error in learn-cuda.json: " + strings.ReplaceAll(r.text("learn-cuda.json"), "|", "/")
+	}
+	fmt.Fprintf(w, "| learning: Fashion-MNIST (12,000 train, 5,000 test), small-fc, 3 epochs, seed 1: test error, GPU · CPU | %s | %s | within %.1f points |\n", ours, ref, learnGoal)
 }
 
 // layersOf reads a bench record's profile (ours or PyTorch's: both write
