@@ -103,10 +103,17 @@ func TestTableLearn(t *testing.T) {
 	}{
 		{"worse", map[string]string{"learn-cpu.json": cpu, "learn-cuda.json": `{"steps":279,"run_seconds":6,"top1_err":0.2}`},
 			"| 20.00% (279 steps, 6 s), +3.34 points (NOT met) | CPU 16.66% (279 steps, 40 s) |"},
+		// 75 of 5,000 images: 1.5 points exactly, whatever the floats' rounding.
+		{"on the bound", map[string]string{"learn-cpu.json": `{"top1_err":0.1666}`, "learn-cuda.json": `{"top1_err":0.1816}`},
+			"+1.50 points (met)"},
+		{"on the bound below", map[string]string{"learn-cpu.json": `{"top1_err":0.1816}`, "learn-cuda.json": `{"top1_err":0.1666}`},
+			"-1.50 points (met)"},
 		{"better by more", map[string]string{"learn-cpu.json": cpu, "learn-cuda.json": `{"steps":279,"run_seconds":6,"top1_err":0.14}`},
 			"-2.66 points (NOT met)"},
 		{"no test error", map[string]string{"learn-cpu.json": cpu, "learn-cuda.json": `{"stopped":"max-steps","steps":3}`},
 			"| no test error in learn-cuda.json: {\"stopped\":\"max-steps\",\"steps\":3} | CPU 16.66%"},
+		{"timed out, output cut", map[string]string{"learn-cpu.json": cpu, "run.log": "== [300s] TIMEOUT learn-cuda\n", "learn-cuda.json": `{"stopped":"ep`},
+			"| timed out: learn-cuda; no test error in learn-cuda.json: {\"stopped\":\"ep | CPU 16.66%"},
 		{"failed", map[string]string{"learn-cpu.json": cpu, "run.log": "== [300s] FAILED learn-cuda (exit 1)\n"},
 			"| failed: learn-cuda (exit 1) | CPU 16.66% (279 steps, 40 s) |"},
 		{"failed with train's report", map[string]string{"learn-cpu.json": cpu, "run.log": "== [300s] FAILED learn-cuda (exit 1)\n",

@@ -140,8 +140,10 @@ step() {
 	# Python gets SIGABRT, on which its faulthandler (PYTHONFAULTHANDLER,
 	# exported below) prints every thread's traceback. Others (bash, which
 	# ignores QUIT) get SIGTERM.
-	local sig=TERM
-	[[ $1 == "$B"/* ]] && sig=QUIT
+	# A Go binary behind a wrapper that sends its stdout to a file (bash -c
+	# '… exec "$@" >"$out"' _ OUT $B/…) is one too.
+	local sig=TERM a
+	for a in "$@"; do [[ $a == "$B"/* ]] && sig=QUIT && break; done
 	[[ -n ${PY:-} && $1 == "$PY" ]] && sig=ABRT
 	timeout -s $sig --kill-after=10 "$limit" "$@" >"$R/$name.log" 2>&1
 	local rc=$?
@@ -540,7 +542,7 @@ if [[ -d $G/fmnist && -s $G/learn-args && -s $G/learn-cpu.json ]]; then
 	if [[ -n ${hung:-} ]]; then
 		say "SKIP learn-cuda: $hung timed out, and it runs the same feed"
 	else
-		netstep learn-cuda 90 bash -c 'out=$1; shift; "$@" >"$out"' _ "$R/learn-cuda.json" \
+		netstep learn-cuda 90 bash -c 'out=$1; shift; exec "$@" >"$out"' _ "$R/learn-cuda.json" \
 			$B/train --device cuda --shards $G/fmnist "${largs[@]}" --out $W/learn --json
 	fi
 elif selected learn-cuda; then
@@ -574,7 +576,7 @@ done
 if [[ -d $W/shards ]] && (( $(elapsed) + 120 <= BUDGET )); then
 	refargs=(--reference=false)
 	[[ -n $PY ]] && refargs=(--python "$PY" --reference-images $W/ref-jpegs --reference-script $G/torch_loader.py --reference-batches 40)
-	step pipeline-cpu 120 bash -c 'out=$1; shift; "$@" >"$out"' _ "$R/pipeline-cpu.json" \
+	step pipeline-cpu 120 bash -c 'out=$1; shift; exec "$@" >"$out"' _ "$R/pipeline-cpu.json" \
 		$B/benchpipeline --shards $W/shards --rounds 1 --batches 100 --quality=false --json "${refargs[@]}"
 elif [[ -d $W/shards ]]; then
 	say "SKIP pipeline-cpu: under 120 s of the ${BUDGET}s budget left"

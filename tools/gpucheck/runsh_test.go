@@ -6,7 +6,6 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"io"
-	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,7 +99,8 @@ func TestRunScriptOut(t *testing.T) {
 }
 
 // runScriptWithStubs runs run.sh on this machine (no GPU) with stub
-// binaries (gpucheck bench sleeps 300 s; override replaces any by name),
+// binaries (gpucheck bench sleeps 300 s; override replaces any by name,
+// and a name with a slash is a file written under the root instead),
 // a budget of that many seconds and a device tool's $OUT, with env added.
 // It returns run.sh's output, $OUT and how long the run took.
 func runScriptWithStubs(t *testing.T, override map[string]string, budget int, env ...string) (b []byte, out string, took time.Duration) {
@@ -133,7 +133,18 @@ func runScriptWithStubs(t *testing.T, override map[string]string, budget int, en
 		"gpucheck":  `case $1 in bench) sleep 300;; table) echo "| table |";; probe) echo "| cuDNN | 9 |";; *) exit 1;; esac`,
 		"cuda.test": "exit 1", "gpu.test": "exit 1", "feed.test": "exit 1", "ingest": "exit 1", "train": "exit 1", "benchpipeline": "exit 1",
 	}
-	maps.Copy(stubs, override)
+	for name, body := range override {
+		if strings.Contains(name, "/") { // a file of the carried tree, not a binary
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(root, name), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		stubs[name] = body
+	}
 	for name, body := range stubs {
 		if err := os.WriteFile(filepath.Join(stage, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
 			t.Fatal(err)
@@ -180,6 +191,22 @@ func TestRunScriptGoTestTimeoutIsAHang(t *testing.T) {
 	}
 	if strings.Contains(string(b), "FAILED layer-check") {
 		t.Errorf("the test's own timeout was told as a failure:\n%s", b)
+	}
+}
+
+// A Go binary run behind the wrapper that sends its stdout to a file
+// (learn-cuda's train --json) gets SIGQUIT at its timeout, as one run
+// directly does, so its log says where it hung: with SIGTERM, train
+// would take it for Ctrl-C and leave no stacks.
+func TestRunScriptWrappedGoBinaryGetsQuit(t *testing.T) {
+	train := `trap 'echo "got QUIT" >&2; exit 3' QUIT; trap 'echo "got TERM" >&2; exit 4' TERM; sleep 300 & wait; wait`
+	b, out, _ := runScriptWithStubs(t, map[string]string{"train": train,
+		"gpu/fmnist/meta.json": "{}", "gpu/learn-args": "--model small-fc\n", "gpu/learn-cpu.json": `{"top1_err":0.17}`}, 15, "GPUCHECK_ONLY=learn-cuda$")
+	if !strings.Contains(string(b), "TIMEOUT learn-cuda") {
+		t.Fatalf("the stub did not time out:\n%s", b)
+	}
+	if log := archive(t, out)["results/learn-cuda.log"]; !strings.Contains(log, "got QUIT") {
+		t.Errorf("learn-cuda's train got no SIGQUIT; its log:\n%s", log)
 	}
 }
 

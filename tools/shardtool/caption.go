@@ -11,6 +11,7 @@ import (
 	"golang.org/x/image/font/gofont/goregular"
 	"golang.org/x/image/font/opentype"
 	"golang.org/x/image/math/fixed"
+	"golang.org/x/text/unicode/norm"
 )
 
 // captionHeight is the strip under each tile that holds its label.
@@ -31,9 +32,11 @@ var captionFace = sync.OnceValues(func() (font.Face, error) {
 
 // fitCaption is text cut, at a rune, to what face draws in width pixels,
 // ending in "…" where it was cut. Invalid UTF-8 (a class name from a
-// foreign meta.json) is drawn as "?".
+// foreign meta.json) is drawn as "?". Accents come composed (NFC): a
+// folder named on macOS spells "è" as e and a combining grave, which the
+// font has no glyph for, and a cut could part the two.
 func fitCaption(face font.Face, text string, width int) string {
-	text = strings.ToValidUTF8(text, "?")
+	text = norm.NFC.String(strings.ToValidUTF8(text, "?"))
 	limit := fixed.I(width)
 	if font.MeasureString(face, text) <= limit {
 		return text

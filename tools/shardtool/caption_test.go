@@ -30,6 +30,11 @@ func TestCaptionDrawsNonASCII(t *testing.T) {
 	if inkOf(t, face, "é") == inkOf(t, face, "e") {
 		t.Error("é drawn as e")
 	}
+	// A name spelt decomposed (NFD, as macOS names folders) draws as the
+	// composed one, not with a box for each combining accent.
+	if inkOf(t, face, "cre\u0300me bru\u0302le\u0301e") != inkOf(t, face, "crème brûlée") {
+		t.Error("the decomposed name is drawn otherwise than the composed one")
+	}
 }
 
 // inkOf renders s alone and returns its pixels as a string to compare.
