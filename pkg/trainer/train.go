@@ -132,6 +132,31 @@ func (r Result) MarshalJSON() ([]byte, error) {
 	return json.Marshal(out)
 }
 
+// climbsEarly reports whether the spec under the scheme ("" for its own)
+// starts with an FC layer fed by a layer whose biases are 1 (as the
+// paper's fc6, fc7 and fc8 are):
+// inputs of about 1 on every unit, so that one SGD step at a small batch
+// raises the logits of the batch's classes by several units, and the next
+// batch, of other classes, pays for it in loss.
+func climbsEarly(spec alexnet.Spec, scheme string) bool {
+	if scheme == "" {
+		scheme = spec.InitScheme
+	}
+	if scheme != "paper" {
+		return false
+	}
+	biased := false
+	for _, l := range spec.Layers {
+		switch {
+		case l.Kind == alexnet.FC && biased:
+			return true
+		case l.HasParams():
+			biased = l.BiasInit != 0
+		}
+	}
+	return false
+}
+
 // MetricsFile is the run's log, one JSON object a line.
 const MetricsFile = "metrics.jsonl"
 
@@ -585,6 +610,10 @@ func Train(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	}
 	if cfg.NoBiasDecay && cfg.WeightDecay == 0 && !cfg.Resume {
 		fmt.Fprintln(log, "train: note: --bias-decay=false changes nothing at --weight-decay 0")
+	}
+	if !cfg.Resume && cfg.Batch < 64 && climbsEarly(spec, cfg.Init) {
+		// Seen as a fault otherwise: 6.3 → 11.5 in four steps at batch 16.
+		fmt.Fprintf(log, "train: note: at batch %d, below the paper's 128, its initialisation (biases of 1 before fc layers) makes the loss climb for the first steps before it falls, as it does in PyTorch (README, train)\n", cfg.Batch)
 	}
 	be, err := newBackend(spec, cfg.Batch, params, cfg.Seed, mean, std)
 	if err != nil {
