@@ -133,11 +133,11 @@ func (r Result) MarshalJSON() ([]byte, error) {
 }
 
 // climbsEarly reports whether the spec under the scheme ("" for its own)
-// starts with an FC layer fed by a layer whose biases are 1 (as the
-// paper's fc6, fc7 and fc8 are):
-// inputs of about 1 on every unit, so that one SGD step at a small batch
-// raises the logits of the batch's classes by several units, and the next
-// batch, of other classes, pays for it in loss.
+// starts with an FC layer fed by a layer whose biases are 1, as the
+// paper's fc6, fc7 and fc8 are: inputs of about 1 on every unit, so that
+// one SGD step at a small batch raises the logits of the batch's classes
+// by several units, and the next batch, of other classes, pays for it in
+// loss.
 func climbsEarly(spec alexnet.Spec, scheme string) bool {
 	if scheme == "" {
 		scheme = spec.InitScheme

@@ -531,7 +531,6 @@ const learnGoal = 1.5
 
 // trainJSON is the part of `train --json` the learning row reads.
 type trainJSON struct {
-	Stopped    string   `json:"stopped"`
 	Steps      int64    `json:"steps"`
 	RunSeconds float64  `json:"run_seconds"`
 	Top1Err    *float64 `json:"top1_err"`
@@ -542,28 +541,32 @@ type trainJSON struct {
 // (at build) and the same on the GPU: each one's test error, and the
 // distance between them against learnGoal.
 func writeLearn(w io.Writer, r *results) {
-	var failed trainJSON
-	read := func(name string) *trainJSON {
-		var t trainJSON
-		if b := r.text(name); b == "" || json.Unmarshal([]byte(b), &t) != nil || t.Top1Err == nil {
-			if name == "learn-cuda.json" {
-				failed = t
-			}
-			return nil
-		}
-		return &t
+	parse := func(name string) (t trainJSON, ok bool) {
+		b := r.text(name)
+		ok = b != "" && json.Unmarshal([]byte(b), &t) == nil && t.Top1Err != nil
+		return t, ok
 	}
-	cpu, gpuRun := read("learn-cpu.json"), read("learn-cuda.json")
-	cell := func(t *trainJSON) string {
+	cell := func(t trainJSON) string {
 		return fmt.Sprintf("%.2f%% (%d steps, %.0f s)", 100**t.Top1Err, t.Steps, t.RunSeconds)
 	}
-	ours, ref := r.why("learn-cuda"), "none (just gpu-check found no Fashion-MNIST)"
-	if cpu != nil {
+	ours := r.why("learn-cuda")
+	// after puts what the results say after the step's verdict, if any.
+	after := func(sep, s string) {
+		if ours == none {
+			ours = s
+		} else {
+			ours += sep + s
+		}
+	}
+	cpu, cpuOK := parse("learn-cpu.json")
+	ref := "none (just gpu-check found no Fashion-MNIST)"
+	if cpuOK {
 		ref = "CPU " + cell(cpu)
 	}
-	if gpuRun != nil {
+	switch gpuRun, ok := parse("learn-cuda.json"); {
+	case ok:
 		ours = cell(gpuRun)
-		if cpu != nil {
+		if cpuOK {
 			// To the hundredth of a point it prints at: errors are counts
 			// of 5,000 images, and a gap of exactly 75 would otherwise be
 			// judged by its float rounding either way.
@@ -574,18 +577,13 @@ func writeLearn(w io.Writer, r *results) {
 			}
 			ours += fmt.Sprintf(", %+.2f points (%s)", d, verdict)
 		}
-	} else if failed.Error != "" {
+	case gpuRun.Error != "":
 		// The first line names the fault; the rest (where a library was
 		// looked for, say) is in learn-cuda.json.
-		msg, _, _ := strings.Cut(failed.Error, "\n")
-		ours += ": " + strings.ReplaceAll(msg, "|", "/")
-	} else if r.text("learn-cuda.json") != "" {
-		if ours == none {
-			ours = ""
-		} else {
-			ours += "; "
-		}
-		ours += "no test error in learn-cuda.json: " + strings.ReplaceAll(r.text("learn-cuda.json"), "|", "/")
+		msg, _, _ := strings.Cut(gpuRun.Error, "\n")
+		after(": ", strings.ReplaceAll(msg, "|", "/"))
+	case r.text("learn-cuda.json") != "":
+		after("; ", "no test error in learn-cuda.json: "+strings.ReplaceAll(r.text("learn-cuda.json"), "|", "/"))
 	}
 	fmt.Fprintf(w, "| learning: Fashion-MNIST (12,000 train, 5,000 test), small-fc, 3 epochs, seed 1: test error, GPU · CPU | %s | %s | within %.1f points |\n", ours, ref, learnGoal)
 }

@@ -43,14 +43,14 @@ func inkOf(t *testing.T, face font.Face, s string) string {
 	img := image.NewRGBA(image.Rect(0, 0, 40, captionHeight))
 	drawCaption(img, face, 0, 0, 40, s)
 	var b strings.Builder
-	any := false
+	inked := false
 	for i := 0; i < len(img.Pix); i += 4 {
 		if img.Pix[i] != 0 {
-			any = true
+			inked = true
 		}
 		b.WriteByte(img.Pix[i])
 	}
-	if !any {
+	if !inked {
 		return ""
 	}
 	return b.String()
