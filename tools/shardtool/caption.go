@@ -5,7 +5,6 @@ import (
 	"image/color"
 	"strings"
 	"sync"
-	"unicode/utf8"
 
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/gofont/goregular"
@@ -35,20 +34,38 @@ var captionFace = sync.OnceValues(func() (font.Face, error) {
 // foreign meta.json) is drawn as "?". Accents come composed (NFC): a
 // folder named on macOS spells "è" as e and a combining grave, which the
 // font has no glyph for, and a cut could part the two.
+//
+// One pass, as font.MeasureString sums (advances and kerning), that stops
+// where the text passes the width: a name of a megabyte costs what its
+// visible part does. (Measuring each shorter prefix afresh was quadratic:
+// a fuzzed name of some 100,000 runes held it for minutes.)
 func fitCaption(face font.Face, text string, width int) string {
 	text = norm.NFC.String(strings.ToValidUTF8(text, "?"))
 	limit := fixed.I(width)
-	if font.MeasureString(face, text) <= limit {
-		return text
-	}
-	for text != "" {
-		_, size := utf8.DecodeLastRuneInString(text)
-		text = text[:len(text)-size]
-		if font.MeasureString(face, text+"…") <= limit {
-			return text + "…"
+	ellipsis, _ := face.GlyphAdvance('…')
+	var w fixed.Int26_6 // the width of text[:i]
+	prev, cut := rune(-1), -1
+	for i, r := range text {
+		// text[:i] and the ellipsis after it
+		e := w + ellipsis
+		if prev >= 0 {
+			e += face.Kern(prev, '…')
+			w += face.Kern(prev, r)
+		}
+		if e <= limit {
+			cut = i
+		}
+		a, _ := face.GlyphAdvance(r)
+		w += a
+		prev = r
+		if w > limit {
+			if cut < 0 {
+				return ""
+			}
+			return text[:cut] + "…"
 		}
 	}
-	return ""
+	return text
 }
 
 // drawCaption writes text in white in the caption strip whose top-left

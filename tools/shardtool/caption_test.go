@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/image/font"
 	"golang.org/x/image/math/fixed"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Class names from a user's own folders are drawn letter for letter: the
@@ -90,5 +91,61 @@ func TestFitCaption(t *testing.T) {
 		if tc.cut && got != "" && !strings.HasPrefix(strings.ToValidUTF8(tc.text, "?"), strings.TrimSuffix(got, "…")) {
 			t.Errorf("%q at %d px: %q is not its start", tc.text, tc.width, got)
 		}
+	}
+}
+
+// Class names come from meta.json, outside bytes: whatever they hold, the
+// caption is valid UTF-8, fits its width, and is the name's own start
+// (composed, invalid bytes as "?") or an ellipsis after one.
+func FuzzFitCaption(f *testing.F) {
+	for _, s := range []string{"3 tench", "12 crème brûlée", "cre\u0300me", "\xff\xfe", "Ёжик в тумане", "", "…", "a\u0301\u0301\u0301"} {
+		f.Add(s, 60)
+	}
+	face, err := captionFace()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, text string, width int) {
+		width = 1 + (width&0x7fffffff)%300
+		got := fitCaption(face, text, width)
+		if !utf8.ValidString(got) {
+			t.Fatalf("%q at %d px: %q is not UTF-8", text, width, got)
+		}
+		if w := font.MeasureString(face, got); w > fixed.I(width) {
+			t.Fatalf("%q at %d px: %q is %d px wide", text, width, got, w.Ceil())
+		}
+		if !strings.HasPrefix(norm.NFC.String(strings.ToValidUTF8(text, "?")), strings.TrimSuffix(got, "…")) {
+			t.Fatalf("%q at %d px: %q is not its start", text, width, got)
+		}
+	})
+}
+
+// countingFace counts the glyph lookups a caption costs.
+type countingFace struct {
+	font.Face
+	n int
+}
+
+func (c *countingFace) GlyphAdvance(r rune) (fixed.Int26_6, bool) {
+	c.n++
+	return c.Face.GlyphAdvance(r)
+}
+
+// A long name costs what its visible part does: fitting one once measured
+// every shorter prefix afresh, some 3 million glyph lookups for this one
+// (quadratic: a fuzzed name of about 100,000 runes held it for minutes).
+func TestFitCaptionLongName(t *testing.T) {
+	face, err := captionFace()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &countingFace{Face: face}
+	long := strings.Repeat("crème brûlée ", 200) // 2,600 runes
+	got := fitCaption(c, long, 124)
+	if !strings.HasSuffix(got, "…") || !strings.HasPrefix(long, strings.TrimSuffix(got, "…")) {
+		t.Errorf("got %q", got)
+	}
+	if c.n > 100 {
+		t.Errorf("%d glyph lookups for a caption 124 px wide", c.n)
 	}
 }
