@@ -11,7 +11,7 @@
 set -uo pipefail
 FUZZTIME=${1:-30s}
 pass=0 fail=0 flake=0
-failed=()
+failed=() stalled=()
 for pkg in $(go list ./...); do
 	dir=$(go list -f '{{.Dir}}' "$pkg")
 	for f in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
@@ -29,6 +29,14 @@ for pkg in $(go list ./...); do
 			fi
 			written=$(comm -13 <(printf '%s\n' "$before") <(printf '%s\n' "$after") | grep -v '^$' || true)
 			if [[ -z $written ]] && grep -q 'context deadline exceeded' <<<"$out"; then
+				# The same ending follows a worker stuck on one slow input
+				# (a quadratic loop, say) past -fuzztime: its status lines
+				# then show 0 execs a second before the end. Said, so that
+				# a slow input is not taken for the race.
+				if grep -q '(0/sec)' <<<"$out"; then
+					echo "   (a worker made no progress for a while before the end: (0/sec) above; a slow input, the race or a loaded machine)"
+					stalled+=("$pkg $f")
+				fi
 				if ((try == 1)); then
 					echo "   (Go's fuzz coordinator race, golang/go#75804: nothing written; retrying once)"
 					continue
@@ -48,5 +56,8 @@ done
 echo "fuzz: $pass passed, $flake flaked (Go's coordinator race, nothing found), $fail failed"
 for t in "${failed[@]}"; do
 	echo "  FAILED: $t"
+done
+for t in "${stalled[@]}"; do
+	echo "  stalled before a flake (look for a slow input): $t"
 done
 ((fail == 0))
