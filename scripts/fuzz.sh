@@ -33,7 +33,7 @@ for pkg in $(go list ./...); do
 				# (a quadratic loop, say) past -fuzztime: its status lines
 				# then show 0 execs a second before the end. Said, so that
 				# a slow input is not taken for the race. (The last status
-				# line, printed as the run stops, always says 0/sec.)
+				# line, printed as the run stops, often says 0/sec.)
 				if grep '^fuzz: elapsed' <<<"$out" | sed '$d' | grep -q '(0/sec)'; then
 					echo "   (a worker made no progress for a while before the end: (0/sec) above; a slow input, the race or a loaded machine)"
 					stalled+=("$pkg $f")
@@ -58,7 +58,8 @@ echo "fuzz: $pass passed, $flake flaked (Go's coordinator race, nothing found), 
 for t in "${failed[@]}"; do
 	echo "  FAILED: $t"
 done
-for t in "${stalled[@]}"; do
-	echo "  stalled before a flake (look for a slow input): $t"
-done
+# A target stalled in both tries is named once.
+while read -r t; do
+	[[ -n $t ]] && echo "  stalled before a flake (look for a slow input): $t"
+done < <(printf '%s\n' "${stalled[@]}" | sort -u)
 ((fail == 0))

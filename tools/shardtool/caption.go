@@ -36,9 +36,9 @@ var captionFace = sync.OnceValues(func() (font.Face, error) {
 // font has no glyph for, and a cut could part the two.
 //
 // One pass, as font.MeasureString sums (advances and kerning), that stops
-// where the text passes the width: a name of a megabyte costs what its
-// visible part does. (Measuring each shorter prefix afresh was quadratic:
-// a fuzzed name of some 100,000 runes held it for minutes.)
+// where the text passes the width: however long the name, the glyphs
+// looked up are about those the tile shows. (Measuring each shorter prefix
+// afresh was quadratic, and a fuzzed name stalled FuzzFitCaption's worker.)
 func fitCaption(face font.Face, text string, width int) string {
 	text = norm.NFC.String(strings.ToValidUTF8(text, "?"))
 	limit := fixed.I(width)
