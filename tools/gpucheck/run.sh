@@ -189,6 +189,22 @@ netstep() {
 	return $rc
 }
 
+# feedstep NAME TIMEOUT CMD...: netstep for the steps that train through
+# pkg/feed (pipeline-*, train-cuda, learn-cuda): they share its copier
+# and events, so after one hangs the others would too, each costing its
+# whole timeout, and they are skipped.
+hung=""
+feedstep() {
+	if [[ -n $hung ]]; then
+		say "SKIP $1: $hung timed out, and it runs the same feed"
+		return 99
+	fi
+	netstep "$@"
+	local rc=$?
+	(( rc == 124 || rc == 137 )) && hung=$1
+	return $rc
+}
+
 record_test() { # binary logfile rc
 	local p f s verdict=PASS
 	(( $3 == 98 )) && return # not selected: nothing ran, nothing to report
@@ -506,19 +522,6 @@ print("%d images in %d classes" % (imgs, len(os.listdir(t))))
 		ingested=$?
 	fi
 	if (( ingested == 0 )); then
-		# The feed's steps share pkg/feed's copier and events: after one
-		# hangs, the others would too, each costing its whole timeout.
-		hung=""
-		feedstep() {
-			if [[ -n $hung ]]; then
-				say "SKIP $1: $hung timed out, and it runs the same feed"
-				return 99
-			fi
-			netstep "$@"
-			local rc=$?
-			(( rc == 124 || rc == 137 )) && hung=$1
-			return $rc
-		}
 		for m in alexnet-owt alexnet; do
 			feedstep "pipeline-$m" 120 $B/gpucheck pipeline --shards $W/shards --model $m --precision tf32 --steps 500 --json $R/pipeline.jsonl
 		done
@@ -539,12 +542,8 @@ fi
 if [[ -d $G/fmnist && -s $G/learn-args && -s $G/learn-cpu.json ]]; then
 	cp -f "$G/learn-cpu.json" "$R/learn-cpu.json"
 	read -ra largs <"$G/learn-args"
-	if [[ -n ${hung:-} ]]; then
-		say "SKIP learn-cuda: $hung timed out, and it runs the same feed"
-	else
-		netstep learn-cuda 90 bash -c 'out=$1; shift; exec "$@" >"$out"' _ "$R/learn-cuda.json" \
-			$B/train --device cuda --shards $G/fmnist "${largs[@]}" --out $W/learn --json
-	fi
+	feedstep learn-cuda 90 bash -c 'out=$1; shift; exec "$@" >"$out"' _ "$R/learn-cuda.json" \
+		$B/train --device cuda --shards $G/fmnist "${largs[@]}" --out $W/learn --json
 elif selected learn-cuda; then
 	say "SKIP learn-cuda: no Fashion-MNIST shards in $G (just gpu-check found no dataset)"
 fi
